@@ -1,0 +1,105 @@
+"""Storage of the imaging index: studies (keyed by StudyInstanceUID), their irradiation events, and orders.
+
+A study points at the source record of the identifier it arrived with (issuer + patient ID); its regional patient is
+that record's, so studies follow their patient through merge, unmerge, link and unlink without being rewritten.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from priorscan.db import Base, JSONType, UTCDateTime, utcnow
+from priorscan.tables import BigId
+
+
+class Study(Base):
+    """One imaging study and its dose summary; one row however often it is re-sent."""
+
+    __tablename__ = "study"
+    __table_args__ = (
+        Index("ix_study_source_record_date", "source_record_id", "study_date"),
+        Index("ix_study_trust_accession", "performing_trust", "accession_number"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    source_record_id: Mapped[int | None] = mapped_column(ForeignKey("source_record.id"))
+    patient_issuer: Mapped[str | None] = mapped_column(String(300))  # namespace as resolved from the source
+    patient_local_id: Mapped[str | None] = mapped_column(String(200))
+    performing_trust: Mapped[str | None] = mapped_column(String(10))
+    accession_number: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="completed")  # scheduled | completed | cancelled
+    modality: Mapped[str | None] = mapped_column(String(16))
+    modalities_in_study: Mapped[str | None] = mapped_column(String(64))
+    procedure_system: Mapped[str | None] = mapped_column(String(200))
+    procedure_code: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(300))
+    body_region: Mapped[str | None] = mapped_column(String(40))  # normalised region group
+    laterality: Mapped[str | None] = mapped_column(String(10))  # left | right | both | none
+    contrast: Mapped[bool | None] = mapped_column()
+    normalisation: Mapped[str | None] = mapped_column(String(20))  # code | description | unknown
+    study_date: Mapped[date | None] = mapped_column(Date)
+    study_datetime: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    patient_age_years: Mapped[int | None] = mapped_column(Integer)
+
+    ctdivol_mgy: Mapped[float | None] = mapped_column(Float)
+    dlp_total_mgycm: Mapped[float | None] = mapped_column(Float)
+    dap_total_gym2: Mapped[float | None] = mapped_column(Float)
+    dose_rp_total_gy: Mapped[float | None] = mapped_column(Float)
+    fluoro_time_s: Mapped[float | None] = mapped_column(Float)
+    agd_left_mgy: Mapped[float | None] = mapped_column(Float)
+    agd_right_mgy: Mapped[float | None] = mapped_column(Float)
+    administered_activity_mbq: Mapped[float | None] = mapped_column(Float)
+    effective_dose_msv: Mapped[float | None] = mapped_column(Float)  # an estimate (population index)
+    effective_dose_method: Mapped[str | None] = mapped_column(String(120))
+    irradiation_events: Mapped[int | None] = mapped_column(Integer)
+    dose_source: Mapped[str | None] = mapped_column(String(20))  # rdsr | header | hl7 | none
+
+    sources: Mapped[list | None] = mapped_column(JSONType)  # which feeds told us about it (dicom, qido, oru, fhir)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class IrradiationEvent(Base):
+    """One irradiation event from an RDSR; keyed by its UID so a re-sent report is never counted twice."""
+
+    __tablename__ = "irradiation_event"
+    __table_args__ = (UniqueConstraint("study_id", "event_uid"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    event_uid: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))  # ct | projection | fluoro | mammo | nm
+    target_region: Mapped[str | None] = mapped_column(String(64))
+    phantom: Mapped[str | None] = mapped_column(String(40))
+    laterality: Mapped[str | None] = mapped_column(String(10))
+    ctdivol_mgy: Mapped[float | None] = mapped_column(Float)
+    dlp_mgycm: Mapped[float | None] = mapped_column(Float)
+    dap_gym2: Mapped[float | None] = mapped_column(Float)
+    agd_mgy: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[dict | None] = mapped_column(JSONType)
+
+
+class ImagingOrder(Base):
+    """An imaging request (HL7 ORM/OMI, FHIR ServiceRequest, or a duplicate check with an order number)."""
+
+    __tablename__ = "imaging_order"
+    __table_args__ = (UniqueConstraint("requesting_trust", "placer_order_number"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    requesting_trust: Mapped[str] = mapped_column(String(10))
+    placer_order_number: Mapped[str] = mapped_column(String(64))
+    filler_order_number: Mapped[str | None] = mapped_column(String(64))
+    source_record_id: Mapped[int | None] = mapped_column(ForeignKey("source_record.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | completed | cancelled
+    priority: Mapped[str | None] = mapped_column(String(20))
+    procedure_system: Mapped[str | None] = mapped_column(String(200))
+    procedure_code: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(String(300))
+    modality: Mapped[str | None] = mapped_column(String(16))
+    body_region: Mapped[str | None] = mapped_column(String(40))
+    laterality: Mapped[str | None] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(Text)
+    ordered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,94 @@
+"""The audit trail: every access to or change of patient data, exported as FHIR AuditEvent (IHE BALP).
+
+Audit rows never hold names or NHS numbers: the patient is named by regional id, the entity by resource reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from priorscan.tables import AuditEvent
+
+if TYPE_CHECKING:
+    from priorscan.cli import CliContext
+
+AUDIT_SOURCE = "priorscan"
+_OUTCOME = {"0": "success", "4": "minor failure", "8": "serious failure", "12": "major failure"}
+
+
+@dataclass(frozen=True)
+class Agent:
+    """Who acts: an API client, a signed-in user, a feed or the system itself."""
+
+    kind: str  # client | user | feed | system
+    name: str
+    address: str | None = None
+
+
+SYSTEM = Agent("system", "priorscan")
+
+
+def record(session: Session, agent: Agent, *, action: str, event_type: str, subtype: str,
+           regional_patient_id: str | None = None, entity: str | None = None, outcome: str = "0",
+           detail: dict[str, Any] | None = None) -> AuditEvent:
+    """Add one audit event to ``session`` (committed with the work it describes)."""
+    event = AuditEvent(action=action, event_type=event_type, subtype=subtype, outcome=outcome, agent_kind=agent.kind,
+                       agent_name=agent.name, source_address=agent.address, regional_patient_id=regional_patient_id,
+                       entity=entity, detail=detail)
+    session.add(event)
+    return event
+
+
+def to_fhir(event: AuditEvent) -> dict[str, Any]:
+    """One audit row as a FHIR R4 AuditEvent resource (a plain dict)."""
+    resource: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": str(event.id),
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": event.event_type},
+        "subtype": [{"system": "urn:priorscan:audit-subtype", "code": event.subtype}],
+        "action": event.action,
+        "recorded": event.recorded_at.isoformat(),
+        "outcome": event.outcome,
+        "agent": [{
+            "type": {"text": event.agent_kind},
+            "who": {"display": event.agent_name},
+            "requestor": event.agent_kind in ("user", "client"),
+            **({"network": {"address": event.source_address, "type": "2"}} if event.source_address else {}),
+        }],
+        "source": {"observer": {"display": AUDIT_SOURCE}},
+    }
+    if event.outcome != "0":
+        resource["outcomeDesc"] = _OUTCOME.get(event.outcome, "failure")
+    entities: list[dict[str, Any]] = []
+    if event.regional_patient_id:
+        entities.append({"what": {"reference": f"Patient/{event.regional_patient_id}"},
+                         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
+                         "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"}})
+    if event.entity:
+        entities.append({"what": {"reference": event.entity} if "/" in event.entity else {"display": event.entity}})
+    if event.detail:
+        entities.append({"detail": [{"type": "priorscan", "valueString": json.dumps(event.detail, sort_keys=True)}]})
+    if entities:
+        resource["entity"] = entities
+    return resource
+
+
+def run_audit_export(args: argparse.Namespace, ctx: CliContext) -> int:
+    from priorscan.db import session_factory, session_scope
+
+    with session_scope(session_factory(ctx.engine)) as session:
+        query = select(AuditEvent).order_by(AuditEvent.id)
+        if args.patient:
+            query = query.where(AuditEvent.regional_patient_id == args.patient)
+        for event in session.scalars(query).yield_per(1000):
+            sys.stdout.write(json.dumps(to_fhir(event), separators=(",", ":")) + "\n")
+        record(session, Agent("user", "cli"), action="E", event_type="export", subtype="audit-export",
+               regional_patient_id=args.patient)
+    return 0

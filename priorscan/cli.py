@@ -1,0 +1,168 @@
+"""The ``priorscan`` command line.
+
+Each subcommand's work lives in the package that owns it; this module only parses arguments and dispatches, importing
+the owner lazily so that ``priorscan --help`` stays fast and the core depends on no domain package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from priorscan.errors import PriorscanError
+from priorscan.settings import Settings
+
+
+@dataclass
+class CliContext:
+    """What every subcommand receives: the settings (``--db`` applied) and a lazily opened, migrated store."""
+
+    settings: Settings
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @cached_property
+    def engine(self) -> Engine:
+        from priorscan.db import open_store
+
+        return open_store(self.settings.db)
+
+    @cached_property
+    def trusts(self):  # type: ignore[no-untyped-def]
+        from priorscan.trusts import load_trusts
+
+        return load_trusts(self.settings.trusts_file)
+
+
+Handler = Callable[[argparse.Namespace, CliContext], int]
+
+
+def _lazy(target: str) -> Handler:
+    module_name, func_name = target.split(":")
+
+    def handler(args: argparse.Namespace, ctx: CliContext) -> int:
+        return int(getattr(importlib.import_module(module_name), func_name)(args, ctx) or 0)
+
+    return handler
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="database URL (default: PRIORSCAN_DB or sqlite:///./priorscan.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="priorscan", description="Regional imaging index and duplicate-scan detector")
+    _add_db(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def cmd(parent: argparse._SubParsersAction, name: str, target: str, help_text: str) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_text, description=help_text)
+        _add_db(p)
+        p.set_defaults(handler=_lazy(target))
+        return p
+
+    p = cmd(sub, "demo", "api.demo:run_demo", "build a synthetic five-trust region into SQLite and serve it")
+    p.add_argument("--people", type=int, default=3000)
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--mllp-port", type=int, default=2575)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-serve", action="store_true", help="build the region and exit")
+
+    p = cmd(sub, "serve", "api.server:run_serve", "serve HTTP (API, FHIR, CDS Hooks, web page) and MLLP")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--mllp-port", type=int, default=2575, help="0 disables the MLLP listener")
+    p.add_argument("--workers", type=int, default=1)
+
+    p = cmd(sub, "ingest", "api.ingest:run_ingest",
+            "load HL7 v2, FHIR JSON/NDJSON, DICOM and DICOM JSON files or folders, detecting the format")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = cmd(sub, "link", "mpi.cli:run_link", "relink every source record with a freshly trained model")
+    p.add_argument("--no-train", action="store_true", help="reuse the active model")
+
+    p = cmd(sub, "evaluate", "mpi.cli:run_evaluate", "measure linkage against ground truth")
+    p.add_argument("--truth", required=False, help="persons.csv (person_id,system,value)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    p = cmd(sub, "migrate", "priorscan.cli:run_migrate", "bring the store's schema up to date")
+
+    export = sub.add_parser("export", help="export CSV to stdout").add_subparsers(dest="what", required=True)
+    cmd(export, "xref", "mpi.cli:run_export_xref", "regional_id,system,value,link_state per source identifier")
+    cmd(export, "studies", "imaging.cli:run_export_studies", "one row per study with its dose summary")
+
+    p = cmd(sub, "synth", "regionsynth.cli:run_synth", "write a synthetic five-trust region with its ground truth")
+    p.add_argument("--people", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--years", type=int, default=5, help="years of imaging history")
+
+    token = sub.add_parser("token", help="API bearer tokens").add_subparsers(dest="what", required=True)
+    p = cmd(token, "create", "api.admin_cli:run_token_create", "print a new bearer token")
+    p.add_argument("--client", required=True)
+    grp = p.add_mutually_exclusive_group(required=True)
+    grp.add_argument("--scopes", help='space-separated scopes, e.g. "priorscan/duplicate-check system/Patient.rs"')
+    grp.add_argument("--admin", action="store_true", help="grant every scope")
+
+    user = sub.add_parser("user", help="people who sign in to the web page").add_subparsers(dest="what", required=True)
+    p = cmd(user, "create", "api.admin_cli:run_user_create", "add a person who signs in to the web page")
+    p.add_argument("--username", required=True)
+    p.add_argument("--password-stdin", action="store_true", required=True)
+    p.add_argument("--role", required=True, choices=["radiographer", "radiologist", "clinician", "admin", "analyst"])
+    p.add_argument("--trust", help="ODS code of the person's trust")
+
+    cds = sub.add_parser("cds", help="CDS Hooks clients").add_subparsers(dest="what", required=True)
+    p = cmd(cds, "trust", "api.admin_cli:run_cds_trust", "trust a CDS client whose JWTs are signed by keys in a JWKS")
+    p.add_argument("--iss", required=True)
+    p.add_argument("--jwks-file", required=True)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="what", required=True)
+    p = cmd(audit, "export", "priorscan.audit:run_audit_export", "write the audit trail as FHIR AuditEvent NDJSON")
+    p.add_argument("--patient", metavar="REGIONAL_ID")
+
+    dl = sub.add_parser("deadletters", help="rejected inputs").add_subparsers(dest="what", required=True)
+    p = cmd(dl, "list", "api.deadletters:run_list", "list rejected inputs with their reasons")
+    p.add_argument("--status", default="new")
+    p.add_argument("--limit", type=int, default=100)
+    p = cmd(dl, "replay", "api.deadletters:run_replay", "try rejected inputs again")
+    p.add_argument("ids", nargs="*", type=int, help="dead-letter ids (default: every new one)")
+
+    dw = sub.add_parser("dicomweb", help="index a PACS over DICOMweb").add_subparsers(dest="what", required=True)
+    p = cmd(dw, "poll", "imaging.dicomweb:run_poll", "index new studies from a DICOMweb (QIDO-RS) server")
+    p.add_argument("--url", required=True)
+    p.add_argument("--once", action="store_true")
+    p.add_argument("--interval", type=float, default=60.0)
+    return parser
+
+
+def run_migrate(args: argparse.Namespace, ctx: CliContext) -> int:
+    _ = ctx.engine
+    print("schema up to date")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    overrides = {"db": args.db} if getattr(args, "db", None) else {}
+    try:
+        settings = Settings(**overrides)
+        return args.handler(args, CliContext(settings))
+    except PriorscanError as exc:
+        print(f"priorscan: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The one typed settings class; nothing else in priorscan reads the environment.
+
+Every value may be set as an environment variable ``PRIORSCAN_<NAME>`` (``PRIORSCAN_DB``, ``PRIORSCAN_ENV`` ...).
+Outside development the service refuses to start with the default secret.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from priorscan.errors import ConfigurationError
+
+DEFAULT_SECRET = "development-only-secret-change-me"
+PACKAGE_DATA = Path(__file__).parent / "data"
+
+
+class Settings(BaseSettings):
+    """Runtime settings of priorscan."""
+
+    model_config = SettingsConfigDict(env_prefix="PRIORSCAN_", extra="ignore")
+
+    db: str = Field(default="sqlite:///./priorscan.db", description="SQLAlchemy URL of the store")
+    env: str = Field(default="development", pattern="^(development|test|production)$")
+    secret_key: str = Field(default=DEFAULT_SECRET, description="signs web sessions")
+    trusts_file: Path = Field(default=PACKAGE_DATA / "trusts.toml")
+    rules_file: Path | None = Field(default=None, description="duplicate rule table; the packaged default if unset")
+    mllp_max_message_bytes: int = 1_048_576
+    mllp_idle_timeout_s: float = 300.0
+    session_max_age_s: int = 8 * 3600
+    log_level: str = "INFO"
+    cds_audience: str | None = Field(default=None, description="expected JWT aud for CDS Hooks; the request URL if unset")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.env == "production" and self.secret_key == DEFAULT_SECRET:
+            raise ConfigurationError("PRIORSCAN_SECRET_KEY must be set outside development")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,115 @@
+"""Tables of the core and the edges: clients and users, the audit trail, HL7 idempotency, dead letters, cursors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from priorscan.db import Base, JSONType, UTCDateTime, utcnow
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class ApiClient(Base):
+    """A system that calls the API with a bearer token (only the token's hash is kept)."""
+
+    __tablename__ = "api_client"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserAccount(Base):
+    """A person who signs in to the radiographer page."""
+
+    __tablename__ = "user_account"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(40))
+    trust_ods: Mapped[str | None] = mapped_column(String(10))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CdsTrustedIssuer(Base):
+    """A CDS client (EHR) whose JWTs are signed by keys in ``jwks``."""
+
+    __tablename__ = "cds_trusted_issuer"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(500), unique=True)
+    jwks: Mapped[dict] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CdsSeenJti(Base):
+    """JWT ids already accepted, so a replayed CDS JWT is refused."""
+
+    __tablename__ = "cds_seen_jti"
+    issuer: Mapped[str] = mapped_column(String(500), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """One access to or change of patient data (IHE Basic Audit Log Patterns); never holds names."""
+
+    __tablename__ = "audit_event"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(1))  # C R U D E (FHIR AuditEvent.action)
+    event_type: Mapped[str] = mapped_column(String(60))  # e.g. rest, hl7, duplicate-check, login
+    subtype: Mapped[str] = mapped_column(String(120))  # e.g. read, search, ADT^A08, $match
+    outcome: Mapped[str] = mapped_column(String(2), default="0")  # 0 success, 4 minor, 8 serious, 12 major
+    agent_kind: Mapped[str] = mapped_column(String(20))  # client, user, system, feed
+    agent_name: Mapped[str] = mapped_column(String(200))
+    source_address: Mapped[str | None] = mapped_column(String(100))
+    regional_patient_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    entity: Mapped[str | None] = mapped_column(String(300))  # what was touched, e.g. "Patient/…", "alert/…"
+    detail: Mapped[dict | None] = mapped_column(JSONType)
+
+
+class HL7MessageLog(Base):
+    """Every HL7 message accepted or refused, keyed for idempotency by sender and control id."""
+
+    __tablename__ = "hl7_message_log"
+    __table_args__ = (UniqueConstraint("sending_application", "sending_facility", "control_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sending_application: Mapped[str] = mapped_column(String(200))
+    sending_facility: Mapped[str] = mapped_column(String(200))
+    control_id: Mapped[str] = mapped_column(String(200))
+    message_type: Mapped[str] = mapped_column(String(40))
+    ack_code: Mapped[str] = mapped_column(String(2))
+    ack_text: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeadLetter(Base):
+    """A rejected input kept with its reason and raw text, for listing and replay."""
+
+    __tablename__ = "dead_letter"
+    __table_args__ = (Index("ix_dead_letter_status_received", "status", "received_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    channel: Mapped[str] = mapped_column(String(40))  # mllp, http-hl7, ingest, fhir, dicom
+    content_type: Mapped[str] = mapped_column(String(40))  # hl7v2, fhir-json, dicom, dicom-json
+    source: Mapped[str | None] = mapped_column(String(500))  # file name or peer, never patient data
+    error_code: Mapped[str] = mapped_column(String(60))
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="new")  # new, replayed, discarded
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PollCursor(Base):
+    """Where a poller (e.g. DICOMweb QIDO-RS) stopped, so it resumes after a restart."""
+
+    __tablename__ = "poll_cursor"
+    source: Mapped[str] = mapped_column(String(500), primary_key=True)
+    position: Mapped[dict] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# System services and packages the test suite needs, installed and started by the project itself:
+# PostgreSQL (running), Debian's Chromium (for the radiographer page), Orthanc with DICOMweb (for the poller).
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v Orthanc >/dev/null 2>&1 || need+=(orthanc)
+[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+command -v pg_isready >/dev/null 2>&1 || need+=(postgresql postgresql-client)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup-system: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}" >/dev/null
+fi
+# Debian starts Orthanc as a service on install; the tests run their own instance on a free port instead.
+if pgrep -x Orthanc >/dev/null 2>&1 && [ -x /etc/init.d/orthanc ]; then /etc/init.d/orthanc stop >/dev/null 2>&1 || true; fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "setup-system: starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "setup-system: PostgreSQL is not reachable on 127.0.0.1:5432; the suite needs it" >&2
+  exit 1
+fi
+echo "setup-system: PostgreSQL up, chromium $(command -v chromium), Orthanc $(command -v Orthanc)"
