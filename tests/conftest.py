@@ -99,3 +99,77 @@ def engine(store_url: str) -> Iterator[Engine]:
 def session(engine: Engine) -> Iterator[Session]:
     with session_factory(engine)() as s:
         yield s
+
+
+# --- a real HTTP server ---------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """``priorscan``'s app served by uvicorn in a thread on a free loopback port (a real HTTP server)."""
+
+    def __init__(self, db_url: str) -> None:
+        import threading
+
+        import uvicorn
+
+        from api.app import create_app
+        from api.context import AppContext
+        from priorscan.settings import Settings
+
+        self.context = AppContext.open(Settings(db=db_url, env="test"))
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(self.context), host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.context.engine.dispose()
+
+    def token(self, scopes: list[str] | None = None, client: str = "test-client") -> str:
+        """A bearer token with ``scopes`` (every scope when None)."""
+        import secrets
+
+        from api.deps import token_hash
+        from priorscan.tables import ApiClient
+
+        token = "ps_" + secrets.token_urlsafe(24)
+        with self.context.sessions() as s:
+            s.add(ApiClient(name=client, token_hash=token_hash(token), scopes=scopes or ["*"]))
+            s.commit()
+        return token
+
+
+@pytest.fixture
+def live_server(store_url: str) -> Iterator[LiveServer]:
+    """A real server on each backend."""
+    with LiveServer(store_url) as server:
+        yield server
+
+
+@pytest.fixture
+def live_server_sqlite(sqlite_url: str) -> Iterator[LiveServer]:
+    """A real server on SQLite only, for tests whose subject is not storage."""
+    with LiveServer(sqlite_url) as server:
+        yield server

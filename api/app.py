@@ -1,0 +1,39 @@
+"""The FastAPI application: one router per resource, errors as JSON (FHIR routes as OperationOutcome)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from fastapi import FastAPI
+
+from api.context import AppContext
+
+log = logging.getLogger(__name__)
+
+#: Router modules, each exposing ``router`` (an APIRouter); included in this order.
+ROUTER_MODULES = (
+    "api.routers.health",
+    "api.routers.duplicate_check",
+    "api.routers.alerts",
+    "api.routers.cds",
+    "api.routers.fhir",
+    "api.routers.imaging",
+    "api.routers.hl7",
+    "api.routers.mpi",
+    "api.routers.ui",
+)
+
+
+def create_app(context: AppContext) -> FastAPI:
+    """Build the app around an opened :class:`AppContext`."""
+    app = FastAPI(title="priorscan", version="0.1.0",
+                  description="Regional imaging index and duplicate-scan detector for five NHS trusts")
+    app.state.context = context
+    for name in ROUTER_MODULES:
+        module = importlib.import_module(name)
+        app.include_router(module.router)
+        install = getattr(module, "install", None)
+        if install is not None:  # exception handlers, middleware, static files owned by that router
+            install(app)
+    return app

@@ -1,0 +1,1 @@
+"""HTTP routers, one per resource; thin: parse, call a domain service, shape the response."""

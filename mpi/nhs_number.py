@@ -1,0 +1,35 @@
+"""NHS numbers: the Modulus 11 check (REFERENCE.md) and normalisation."""
+
+from __future__ import annotations
+
+import re
+
+_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def normalise_nhs_number(value: str | None) -> str | None:
+    """Digits only (spaces and dashes removed); None when it is not ten digits."""
+    if not value:
+        return None
+    digits = re.sub(r"[\s-]", "", str(value))
+    return digits if re.fullmatch(r"\d{10}", digits) else None
+
+
+def check_digit(first_nine: str) -> int | None:
+    """The Modulus 11 check digit for nine digits; None when the number cannot be valid (check 10)."""
+    total = sum(int(d) * w for d, w in zip(first_nine, _WEIGHTS, strict=True))
+    check = 11 - (total % 11)
+    if check == 11:
+        return 0
+    if check == 10:
+        return None
+    return check
+
+
+def is_valid_nhs_number(value: str | None) -> bool:
+    """Whether ``value`` is ten digits whose last is the Modulus 11 check of the first nine."""
+    digits = normalise_nhs_number(value)
+    if digits is None:
+        return False
+    expected = check_digit(digits[:9])
+    return expected is not None and expected == int(digits[9])

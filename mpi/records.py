@@ -1,0 +1,53 @@
+"""Demographics as a source sends them, before normalisation: the input of every identity operation.
+
+``None`` means *not sent* (keep what is known); the empty string ``""`` means *sent empty on purpose* (HL7 ``""``),
+which deletes the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+DELETE = ""
+
+
+@dataclass
+class Demographics:
+    """One patient as one source describes them in one message or resource."""
+
+    namespace: str  # canonical identifier namespace (a trust's FHIR system, or another system)
+    local_id: str
+    trust_ods: str | None = None
+    nhs_number: str | None = None
+    nhs_verification: str | None = None  # UK Core verification status code 01..08
+    family: str | None = None
+    given: str | None = None  # all given names, space separated
+    prefix: str | None = None
+    birth_date: date | str | None = None  # a date, or "" to delete
+    sex: str | None = None  # male | female | other | unknown
+    postcode: str | None = None
+    address: str | None = None
+    phone: str | None = None
+    death_date: date | str | None = None
+    other_identifiers: list[tuple[str, str]] = field(default_factory=list)  # (system, value)
+    event_at: datetime | None = None  # when the source made this version (for out-of-order updates)
+
+    def as_json(self) -> dict[str, object]:
+        """The demographics as a JSON-able dict (for version history)."""
+        out: dict[str, object] = {}
+        for key, value in self.__dict__.items():
+            if value is None:
+                continue
+            if isinstance(value, date | datetime):
+                value = value.isoformat()
+            out[key] = value
+        return out
+
+
+@dataclass(frozen=True)
+class RecordKey:
+    """A source record's key: ``(namespace, local_id)``."""
+
+    namespace: str
+    local_id: str
