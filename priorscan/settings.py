@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     mllp_idle_timeout_s: float = 300.0
     session_max_age_s: int = 8 * 3600
     log_level: str = "INFO"
-    cds_audience: str | None = Field(default=None, description="expected JWT aud for CDS Hooks; the request URL if unset")
+    cds_audience: str | None = Field(default=None, description="expected JWT aud (CDS Hooks)")
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
