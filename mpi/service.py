@@ -1,0 +1,642 @@
+"""The patient index service: link-on-write, identity operations and look-ups over one database session.
+
+:class:`PatientIndex` is what the edges (HL7, FHIR, DICOM, the duplicate check) call. It never commits: the caller
+commits the unit of work, so an ACK or a 2xx goes out only after the data is stored.
+
+Linking rules (the domain reasons are in DESIGN.md section 2):
+
+- every source record belongs to exactly one regional patient, so its studies always have a home;
+- an incoming record joins an existing regional patient only on a *match* with one of its records, when no record
+  of that patient conflicts with it (a different valid, verified NHS number, a manual no-match, or a pair scoring
+  below the possible threshold): one weak middle record can never chain two people together;
+- a *possible match* gets a regional patient of its own and a review item with the explanation;
+- manual decisions (A24 link, A37 unlink, A40 merge, review decisions) stick: automatic relinks respect them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, Model, PairScore, blocking_keys, decide, to_match_record
+from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
+from mpi.records import DELETE, Demographics, RecordKey
+from mpi.tables import (
+    BlockingKey,
+    LinkEvent,
+    ManualDecision,
+    MatchModel,
+    RegionalPatient,
+    ReviewItem,
+    SourceIdentifier,
+    SourceRecord,
+    SourceRecordVersion,
+)
+from priorscan.db import utcnow
+from priorscan.errors import IdentityError, NotFoundError
+from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
+
+#: Blocking keys shared by more records than this are too common to be useful for one incoming record.
+MAX_BLOCK_SIZE = 500
+#: Most candidate records scored for one incoming record.
+MAX_CANDIDATES = 200
+
+DEMOGRAPHIC_FIELDS = ("nhs_number", "nhs_verification", "family", "given", "prefix", "birth_date", "sex", "postcode",
+                      "address", "phone", "death_date")
+_REGIONAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+@dataclass
+class LinkOutcome:
+    """Where a source record stands after an operation."""
+
+    source_record_id: int
+    regional_id: str
+    link_state: str
+    score: float | None = None
+    applied: bool = True  # false when an out-of-order update was kept in history only
+    review_item_id: int | None = None
+
+
+@dataclass
+class Resolution:
+    """Who a request is about: the regional patient and how sure we are (confirmed | probable | unknown)."""
+
+    regional_id: str | None
+    identity: str
+    score: float | None = None
+    candidates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MatchCandidate:
+    """A regional patient scored against a query (for FHIR $match and PDQm)."""
+
+    regional_id: str
+    probability: float
+    grade: str  # certain | probable | possible | certainly-not
+    field_weights: dict[str, float]
+
+
+def new_regional_id() -> str:
+    return "RP" + "".join(secrets.choice(_REGIONAL_ALPHABET) for _ in range(10))
+
+
+def pair_key(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+_MODEL_CACHE: dict[str, Model] = {}
+
+
+def active_model(session: Session) -> Model:
+    """The active trained model (cached per version), or the default model before any training."""
+    row = session.scalars(select(MatchModel).where(MatchModel.active.is_(True))
+                          .order_by(MatchModel.created_at.desc())).first()
+    if row is None:
+        return Model.default()
+    model = _MODEL_CACHE.get(row.version)
+    if model is None:
+        model = Model.from_dict(row.parameters)
+        _MODEL_CACHE.clear()
+        _MODEL_CACHE[row.version] = model
+    return model
+
+
+class PatientIndex:
+    """Identity operations over one session. ``actor`` names who or what acts (a feed, a user, the batch)."""
+
+    def __init__(self, session: Session, trusts: TrustRegistry, model: Model | None = None) -> None:
+        self.session = session
+        self.trusts = trusts
+        self.model = model or active_model(session)
+
+    # --- look-ups -----------------------------------------------------------------------------------------------
+
+    def namespace_for(self, system: str) -> str:
+        """The canonical namespace of an identifier system or trust alias."""
+        return self.trusts.namespace(system)
+
+    def get_record(self, key: RecordKey) -> SourceRecord | None:
+        return self.session.scalars(select(SourceRecord).where(SourceRecord.namespace == key.namespace,
+                                                               SourceRecord.local_id == key.local_id)).first()
+
+    def require_record(self, key: RecordKey) -> SourceRecord:
+        record = self.get_record(key)
+        if record is None:
+            raise NotFoundError("no source record with that identifier")
+        return record
+
+    def find_records(self, system: str, value: str) -> list[SourceRecord]:
+        """Source records known by the identifier ``system|value`` (NHS number, hospital number, other)."""
+        value = value.strip()
+        if system == NHS_NUMBER_SYSTEM:
+            digits = normalise_nhs_number(value)
+            if not digits:
+                return []
+            return list(self.session.scalars(select(SourceRecord).where(SourceRecord.nhs_number == digits)))
+        namespace = self.namespace_for(system)
+        direct = list(self.session.scalars(select(SourceRecord).where(SourceRecord.namespace == namespace,
+                                                                      SourceRecord.local_id == value)))
+        others = list(self.session.scalars(
+            select(SourceRecord).join(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
+            .where(SourceIdentifier.system == namespace, SourceIdentifier.value == value)))
+        seen = {r.id for r in direct}
+        return direct + [r for r in others if r.id not in seen]
+
+    def regional_patient(self, regional_id: str) -> RegionalPatient | None:
+        """The regional patient, following merges to the surviving one."""
+        patient = self.session.get(RegionalPatient, regional_id)
+        hops = 0
+        while patient is not None and patient.status == "retired" and patient.merged_into_id and hops < 20:
+            patient = self.session.get(RegionalPatient, patient.merged_into_id)
+            hops += 1
+        return patient
+
+    def records_of(self, regional_id: str, *, include_inactive: bool = True) -> list[SourceRecord]:
+        query = select(SourceRecord).where(SourceRecord.regional_patient_id == regional_id)
+        if not include_inactive:
+            query = query.where(SourceRecord.active.is_(True))
+        return list(self.session.scalars(query.order_by(SourceRecord.id)))
+
+    def source_record_ids_of(self, regional_id: str) -> list[int]:
+        return list(self.session.scalars(select(SourceRecord.id).where(
+            SourceRecord.regional_patient_id == regional_id)))
+
+    # --- writes ---------------------------------------------------------------------------------------------------
+
+    def upsert(self, demographics: Demographics, *, event: str, actor: str, source_kind: str = "hl7",
+               provisional: bool = False) -> LinkOutcome:
+        """Create or update a source record from ``demographics`` and link it (link-on-write).
+
+        An update older than the newest one applied (``event_at``) is kept in history but not applied.
+        A provisional record (from DICOM headers) never overwrites one that a PAS or FHIR source made.
+        """
+        key = RecordKey(demographics.namespace, demographics.local_id.strip())
+        if not key.local_id:
+            raise IdentityError("a source record needs a local identifier")
+        record = self.get_record(key)
+        created = record is None
+        if record is None:
+            record = SourceRecord(namespace=key.namespace, local_id=key.local_id, trust_ods=demographics.trust_ods,
+                                  source_kind=source_kind, provisional=provisional, version=0)
+            self.session.add(record)
+        elif provisional and not record.provisional:
+            return self._outcome(record)
+
+        stale = (not created and demographics.event_at is not None and record.last_event_at is not None
+                 and demographics.event_at < record.last_event_at)
+        record.version = (record.version or 0) + 1
+        if not stale:
+            self._apply(record, demographics)
+            if record.provisional and not provisional:
+                record.provisional = False
+                record.source_kind = source_kind
+            if demographics.event_at is not None:
+                record.last_event_at = demographics.event_at
+        self.session.flush()
+        self.session.add(SourceRecordVersion(source_record_id=record.id, version=record.version, event=event,
+                                             event_at=demographics.event_at, applied=not stale,
+                                             demographics=demographics.as_json()))
+        if stale:
+            return LinkOutcome(record.id, record.regional_patient_id or "", record.link_state or NO_MATCH,
+                               record.link_score, applied=False)
+        self._set_identifiers(record, demographics.other_identifiers)
+        self._refresh_blocking_keys(record)
+        outcome = self.link_on_write(record, actor=actor, reason=f"link-on-write ({event})")
+        return outcome
+
+    def _apply(self, record: SourceRecord, demographics: Demographics) -> None:
+        for name in DEMOGRAPHIC_FIELDS:
+            value = getattr(demographics, name)
+            if value is None:
+                continue
+            if value == DELETE:
+                value = None
+            if name == "nhs_number" and value is not None:
+                digits = normalise_nhs_number(value)
+                record.nhs_number = digits or str(value)[:10]
+                record.nhs_number_valid = bool(digits and is_valid_nhs_number(digits))
+                continue
+            if name == "nhs_number":
+                record.nhs_number_valid = False
+            setattr(record, name, value)
+        if demographics.trust_ods:
+            record.trust_ods = demographics.trust_ods
+
+    def _set_identifiers(self, record: SourceRecord, identifiers: Sequence[tuple[str, str]]) -> None:
+        if not identifiers:
+            return
+        existing = {(i.system, i.value) for i in self.session.scalars(
+            select(SourceIdentifier).where(SourceIdentifier.source_record_id == record.id))}
+        for system, value in identifiers:
+            namespace = self.namespace_for(system)
+            if (namespace, value) == (record.namespace, record.local_id) or (namespace, value) in existing:
+                continue
+            existing.add((namespace, value))
+            self.session.add(SourceIdentifier(source_record_id=record.id, system=namespace, value=value))
+
+    def _refresh_blocking_keys(self, record: SourceRecord) -> None:
+        keys = blocking_keys(self.match_record(record))
+        self.session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == record.id))
+        for key in sorted(keys):
+            self.session.add(BlockingKey(source_record_id=record.id, key=key[:80]))
+        self.session.flush()
+
+    # --- linking ------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def match_record(record: SourceRecord) -> MatchRecord:
+        return to_match_record(record.id, {name: getattr(record, name) for name in DEMOGRAPHIC_FIELDS})
+
+    def candidates(self, probe: MatchRecord, *, exclude: int | None = None) -> list[SourceRecord]:
+        """Active records sharing a blocking key with ``probe`` (over-common keys skipped)."""
+        keys = sorted(blocking_keys(probe))
+        if not keys:
+            return []
+        ids: set[int] = set()
+        for key in keys:
+            block = list(self.session.scalars(select(BlockingKey.source_record_id).where(BlockingKey.key == key)
+                                              .limit(MAX_BLOCK_SIZE + 1)))
+            if len(block) > MAX_BLOCK_SIZE:
+                continue
+            ids.update(block)
+            if len(ids) > MAX_CANDIDATES:
+                break
+        ids.discard(exclude)  # type: ignore[arg-type]
+        if not ids:
+            return []
+        return list(self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(sorted(ids)[:MAX_CANDIDATES]),
+                                                                    SourceRecord.active.is_(True))))
+
+    def manual_decisions(self, record_id: int) -> dict[int, str]:
+        rows = self.session.scalars(select(ManualDecision).where(
+            or_(ManualDecision.record_a_id == record_id, ManualDecision.record_b_id == record_id)))
+        return {(r.record_b_id if r.record_a_id == record_id else r.record_a_id): r.decision for r in rows}
+
+    def link_on_write(self, record: SourceRecord, *, actor: str, reason: str) -> LinkOutcome:
+        """Place ``record`` with the regional patient it matches, or a new one; respects manual decisions."""
+        if record.link_manual and record.regional_patient_id:
+            self._refresh_golden(record.regional_patient_id)
+            return self._outcome(record)
+        probe = self.match_record(record)
+        manual = self.manual_decisions(record.id)
+        scored: dict[str, list[tuple[SourceRecord, PairScore]]] = defaultdict(list)
+        for other in self.candidates(probe, exclude=record.id):
+            if other.regional_patient_id is None:
+                continue
+            scored[other.regional_patient_id].append((other, self.model.score(probe, self.match_record(other))))
+        best_id, best_score, possible = self._choose(record, scored, manual)
+        previous = record.regional_patient_id
+        review_id = None
+        if best_id is not None:
+            state = MATCH
+            target = best_id
+        else:
+            state = POSSIBLE if possible else (NO_MATCH if manual and NO_MATCH in manual.values() else MATCH)
+            # a record that matches nobody keeps (or gets) a regional patient of its own
+            target = previous if previous and self._is_alone(record, previous) else self._new_patient().id
+        self._move(record, target, state=state, score=best_score.probability if best_score else None,
+                   weights=best_score.field_weights if best_score else None, actor=actor, reason=reason)
+        if possible and best_id is None:
+            review_id = self._open_review(record, possible)
+        if previous and previous != target:
+            self._refresh_golden(previous)
+        self._refresh_golden(target)
+        return LinkOutcome(record.id, target, state, best_score.probability if best_score else None,
+                           review_item_id=review_id)
+
+    def _choose(self, record: SourceRecord, scored: dict[str, list[tuple[SourceRecord, PairScore]]],
+                manual: dict[int, str]) -> tuple[str | None, PairScore | None, tuple[SourceRecord, PairScore] | None]:
+        """The regional patient to join (with the best pair score), or the best possible match to review."""
+        best: tuple[str, PairScore] | None = None
+        possible: tuple[SourceRecord, PairScore] | None = None
+        for regional_id, pairs in scored.items():
+            members = self.records_of(regional_id, include_inactive=False)
+            member_ids = {m.id for m in members}
+            if any(manual.get(m) == NO_MATCH for m in member_ids):
+                continue
+            if any(manual.get(m) == MATCH for m in member_ids):
+                top = max(pairs, key=lambda p: p[1].weight)
+                return regional_id, top[1], None
+            decisions = [(other, s, decide(s, self.model)) for other, s in pairs]
+            top_other, top_score, top_decision = max(decisions, key=lambda d: d[1].weight)
+            if top_decision == MATCH and self._fits_cluster(record, members, {o.id: s for o, s, _ in decisions}):
+                if best is None or top_score.weight > best[1].weight:
+                    best = (regional_id, top_score)
+            elif top_decision in (MATCH, POSSIBLE):
+                if possible is None or top_score.weight > possible[1].weight:
+                    possible = (top_other, top_score)
+        if best is not None:
+            return best[0], best[1], None
+        return None, possible[1] if possible else None, possible
+
+    def _fits_cluster(self, record: SourceRecord, members: list[SourceRecord], scored: dict[int, PairScore]) -> bool:
+        """No member conflicts with ``record``: the cluster integrity check against weak chaining."""
+        probe = self.match_record(record)
+        for member in members:
+            if member.id == record.id:
+                continue
+            score = scored.get(member.id) or self.model.score(probe, self.match_record(member))
+            if score.hard_conflict or decide(score, self.model) == NO_MATCH:
+                return False
+        return True
+
+    def _is_alone(self, record: SourceRecord, regional_id: str) -> bool:
+        others = [r for r in self.records_of(regional_id, include_inactive=False) if r.id != record.id]
+        if not others:
+            return True
+        # it may stay with the others only if it still fits them
+        return False
+
+    def _new_patient(self) -> RegionalPatient:
+        patient = RegionalPatient(id=new_regional_id(), status="active")
+        self.session.add(patient)
+        self.session.flush()
+        return patient
+
+    def _move(self, record: SourceRecord, regional_id: str, *, state: str, score: float | None,
+              weights: dict[str, float] | None, actor: str, reason: str, manual: bool = False) -> None:
+        previous = record.regional_patient_id
+        changed = previous != regional_id or record.link_state != state or record.link_manual != manual
+        record.regional_patient_id = regional_id
+        record.link_state = state
+        record.link_manual = manual
+        record.link_score = score
+        record.link_weights = weights
+        record.link_model_version = None if manual else self.model.version
+        record.linked_by = actor
+        record.linked_at = utcnow()
+        if changed:
+            self.session.add(LinkEvent(source_record_id=record.id, from_regional_id=previous,
+                                       to_regional_id=regional_id, link_state=state, manual=manual, score=score,
+                                       weights=weights, model_version=record.link_model_version, actor=actor,
+                                       reason=reason))
+        self.session.flush()
+
+    def _open_review(self, record: SourceRecord, possible: tuple[SourceRecord, PairScore]) -> int:
+        other, score = possible
+        self.session.execute(delete(ReviewItem).where(ReviewItem.source_record_id == record.id,
+                                                      ReviewItem.status == "open"))
+        item = ReviewItem(source_record_id=record.id, candidate_record_id=other.id,
+                          candidate_regional_id=other.regional_patient_id, score=score.probability,
+                          weights=score.field_weights, model_version=self.model.version)
+        self.session.add(item)
+        self.session.flush()
+        return item.id
+
+    def _outcome(self, record: SourceRecord) -> LinkOutcome:
+        return LinkOutcome(record.id, record.regional_patient_id or "", record.link_state or NO_MATCH,
+                           record.link_score)
+
+    # --- manual and HL7 identity operations -------------------------------------------------------------------
+
+    def _record_decision(self, a: SourceRecord, b: SourceRecord, decision: str, actor: str, reason: str) -> None:
+        lo, hi = pair_key(a.id, b.id)
+        row = self.session.scalars(select(ManualDecision).where(ManualDecision.record_a_id == lo,
+                                                                ManualDecision.record_b_id == hi)).first()
+        if row is None:
+            self.session.add(ManualDecision(record_a_id=lo, record_b_id=hi, decision=decision, actor=actor,
+                                            reason=reason))
+        else:
+            row.decision, row.actor, row.reason, row.at = decision, actor, reason, utcnow()
+        self.session.flush()
+
+    def _ensure(self, key: RecordKey, *, actor: str, event: str) -> SourceRecord:
+        record = self.get_record(key)
+        if record is None:
+            self.upsert(Demographics(namespace=key.namespace, local_id=key.local_id), event=event, actor=actor)
+            record = self.require_record(key)
+        return record
+
+    def _absorb(self, source_regional: str | None, target_regional: str, *, actor: str, reason: str,
+                manual: bool) -> None:
+        """Move every record of ``source_regional`` into ``target_regional`` and retire the emptied patient."""
+        if not source_regional or source_regional == target_regional:
+            return
+        for member in self.records_of(source_regional):
+            self._move(member, target_regional, state=MATCH, score=member.link_score, weights=member.link_weights,
+                       actor=actor, reason=reason, manual=manual or member.link_manual)
+        retired = self.session.get(RegionalPatient, source_regional)
+        if retired is not None:
+            retired.status = "retired"
+            retired.merged_into_id = target_regional
+
+    def merge(self, survivor: RecordKey, retired: RecordKey, *, actor: str, event: str = "ADT^A40",
+              survivor_demographics: Demographics | None = None) -> LinkOutcome:
+        """ADT A40: the ``retired`` record is merged into ``survivor``; both patients become one.
+
+        A merge naming an unknown record still takes effect: the unknown side is created (inactive when retired),
+        so later messages about it resolve to the survivor.
+        """
+        if survivor_demographics is not None:
+            self.upsert(survivor_demographics, event=event, actor=actor)
+        keep = self._ensure(survivor, actor=actor, event=event)
+        gone = self._ensure(retired, actor=actor, event=event)
+        if keep.id == gone.id:
+            return self._outcome(keep)
+        if keep.regional_patient_id is None:
+            keep.regional_patient_id = self._new_patient().id
+        self._record_decision(keep, gone, MATCH, actor, event)
+        old_regional = gone.regional_patient_id
+        gone.active = False
+        gone.merged_into_id = keep.id
+        self._move(gone, keep.regional_patient_id, state=MATCH, score=None, weights=None, actor=actor,
+                   reason=f"{event} merge", manual=True)
+        self._absorb(old_regional, keep.regional_patient_id, actor=actor, reason=f"{event} merge", manual=False)
+        self.session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == gone.id))
+        self._refresh_golden(keep.regional_patient_id)
+        return self._outcome(keep)
+
+    def unmerge(self, survivor: RecordKey, retired: RecordKey, *, actor: str) -> LinkOutcome:
+        """Undo a merge: the retired record is active again, with a regional patient of its own."""
+        keep = self.require_record(survivor)
+        gone = self.require_record(retired)
+        gone.active = True
+        gone.merged_into_id = None
+        self._record_decision(keep, gone, NO_MATCH, actor, "unmerge")
+        target = self._new_patient().id
+        self._move(gone, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason="unmerge",
+                   manual=True)
+        self._refresh_blocking_keys(gone)
+        if keep.regional_patient_id:
+            self._refresh_golden(keep.regional_patient_id)
+        self._refresh_golden(target)
+        return self._outcome(gone)
+
+    def link(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A24") -> LinkOutcome:
+        """ADT A24 / manual link: ``a`` and ``b`` are the same person; their regional patients become one."""
+        first = self._ensure(a, actor=actor, event=event)
+        second = self._ensure(b, actor=actor, event=event)
+        self._record_decision(first, second, MATCH, actor, event)
+        if first.regional_patient_id is None:
+            first.regional_patient_id = self._new_patient().id
+        target = first.regional_patient_id
+        old = second.regional_patient_id
+        self._move(second, target, state=MATCH, score=None, weights=None, actor=actor, reason=event, manual=True)
+        first.link_manual = True
+        self._absorb(old, target, actor=actor, reason=event, manual=False)
+        self._refresh_golden(target)
+        return self._outcome(second)
+
+    def unlink(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A37") -> LinkOutcome:
+        """ADT A37 / manual unlink: ``b`` is not the same person as ``a``; ``b`` gets a patient of its own."""
+        first = self.require_record(a)
+        second = self.require_record(b)
+        self._record_decision(first, second, NO_MATCH, actor, event)
+        if first.regional_patient_id != second.regional_patient_id:
+            return self._outcome(second)
+        previous = second.regional_patient_id
+        target = self._new_patient().id
+        self._move(second, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason=event, manual=True)
+        if previous:
+            self._refresh_golden(previous)
+        self._refresh_golden(target)
+        return self._outcome(second)
+
+    def change_identifier(self, old: RecordKey, new: RecordKey, *, actor: str,
+                          event: str = "ADT^A47") -> LinkOutcome:
+        """ADT A47: the record known as ``old`` is now known as ``new`` (a merge when ``new`` exists already)."""
+        record = self.get_record(old)
+        if record is None:
+            return self._outcome(self._ensure(new, actor=actor, event=event))
+        if self.get_record(new) is not None:
+            return self.merge(new, old, actor=actor, event=event)
+        record.local_id = new.local_id
+        record.namespace = new.namespace
+        record.version = (record.version or 0) + 1
+        self.session.add(SourceIdentifier(source_record_id=record.id, system=old.namespace, value=old.local_id))
+        self.session.flush()
+        self.session.add(LinkEvent(source_record_id=record.id, from_regional_id=record.regional_patient_id,
+                                   to_regional_id=record.regional_patient_id, link_state=record.link_state or MATCH,
+                                   manual=record.link_manual, actor=actor, reason=f"{event} identifier change"))
+        return self._outcome(record)
+
+    def relink(self, key: RecordKey, regional_id: str, *, actor: str, reason: str = "manual relink") -> LinkOutcome:
+        """A person moves a record to ``regional_id``; the decision sticks."""
+        record = self.require_record(key)
+        target = self.regional_patient(regional_id)
+        if target is None:
+            raise NotFoundError("no such regional patient")
+        previous = record.regional_patient_id
+        for member in self.records_of(target.id, include_inactive=False):
+            self._record_decision(record, member, MATCH, actor, reason)
+        self._move(record, target.id, state=MATCH, score=None, weights=None, actor=actor, reason=reason, manual=True)
+        if previous and previous != target.id:
+            self._refresh_golden(previous)
+        self._refresh_golden(target.id)
+        return self._outcome(record)
+
+    def resolve_review(self, item_id: int, decision: str, *, actor: str) -> LinkOutcome:
+        """Settle a review item: ``match`` joins the candidate's patient, ``no-match`` keeps them apart for good."""
+        item = self.session.get(ReviewItem, item_id)
+        if item is None or item.status != "open":
+            raise NotFoundError("no open review item with that id")
+        record = self.session.get(SourceRecord, item.source_record_id)
+        candidate = self.session.get(SourceRecord, item.candidate_record_id)
+        assert record is not None and candidate is not None
+        item.status, item.resolution, item.resolved_by, item.resolved_at = "resolved", decision, actor, utcnow()
+        if decision == MATCH:
+            return self.link(RecordKey(candidate.namespace, candidate.local_id),
+                             RecordKey(record.namespace, record.local_id), actor=actor, event="review")
+        if decision == NO_MATCH:
+            self._record_decision(record, candidate, NO_MATCH, actor, "review")
+            record.link_state = NO_MATCH
+            record.link_manual = True
+            return self._outcome(record)
+        raise IdentityError("a review decision is match or no-match")
+
+    # --- golden record ----------------------------------------------------------------------------------------
+
+    def _refresh_golden(self, regional_id: str) -> None:
+        """Best-known demographics: verified NHS number first, then recency, PAS/FHIR before DICOM headers."""
+        patient = self.session.get(RegionalPatient, regional_id)
+        if patient is None:
+            return
+        members = self.records_of(regional_id, include_inactive=False)
+        if not members:
+            patient.status = "retired" if patient.merged_into_id else patient.status
+            return
+
+        def quality(r: SourceRecord) -> tuple[int, int, datetime]:
+            stamp = r.last_event_at or r.updated_at or r.created_at or utcnow()
+            return (0 if r.provisional else 1, 1 if r.nhs_verification == "01" else 0, stamp)
+
+        ranked = sorted(members, key=quality, reverse=True)
+        for name in ("family", "given", "birth_date", "sex", "postcode", "address"):
+            setattr(patient, name, next((getattr(r, name) for r in ranked if getattr(r, name)), None))
+        valid = [r for r in ranked if r.nhs_number and r.nhs_number_valid]
+        patient.nhs_number = valid[0].nhs_number if valid else None
+        patient.status = "active"
+        patient.updated_at = utcnow()
+
+    # --- resolution for requests -------------------------------------------------------------------------------
+
+    def resolve(self, identifiers: Iterable[tuple[str, str]], demographics: Demographics | None) -> Resolution:
+        """Who a request is about, from identifiers first, then demographics."""
+        hits: dict[str, list[SourceRecord]] = defaultdict(list)
+        for system, value in identifiers:
+            for record in self.find_records(system, value):
+                if record.regional_patient_id:
+                    patient = self.regional_patient(record.regional_patient_id)
+                    if patient is not None:
+                        hits[patient.id].append(record)
+        if len(hits) == 1:
+            regional_id, records = next(iter(hits.items()))
+            doubtful = any(r.link_state == POSSIBLE for r in records)
+            return Resolution(regional_id, "probable" if doubtful else "confirmed", 1.0, [regional_id])
+        if len(hits) > 1:
+            ranked = sorted(hits, key=lambda rid: -len(hits[rid]))
+            return Resolution(ranked[0], "probable", None, ranked)
+        if demographics is None:
+            return Resolution(None, "unknown")
+        matches = self.match(demographics, count=3)
+        if not matches:
+            return Resolution(None, "unknown")
+        top = matches[0]
+        if top.grade == "certain" and (len(matches) == 1 or matches[1].grade not in ("certain", "probable")):
+            return Resolution(top.regional_id, "confirmed", top.probability, [m.regional_id for m in matches])
+        if top.grade in ("certain", "probable", "possible"):
+            return Resolution(top.regional_id, "probable", top.probability, [m.regional_id for m in matches])
+        return Resolution(None, "unknown", top.probability)
+
+    def match(self, demographics: Demographics, *, count: int = 10) -> list[MatchCandidate]:
+        """Regional patients scored against ``demographics`` (best first), for $match and resolution."""
+        fields = {name: getattr(demographics, name) for name in DEMOGRAPHIC_FIELDS}
+        if isinstance(fields.get("birth_date"), str):
+            fields["birth_date"] = _parse_date(fields["birth_date"])  # type: ignore[arg-type]
+        probe = to_match_record(None, fields)
+        best: dict[str, tuple[PairScore, str]] = {}
+        for other in self.candidates(probe):
+            if not other.regional_patient_id:
+                continue
+            score = self.model.score(probe, self.match_record(other))
+            current = best.get(other.regional_patient_id)
+            if current is None or score.weight > current[0].weight:
+                best[other.regional_patient_id] = (score, decide(score, self.model))
+        results = []
+        for regional_id, (score, decision) in best.items():
+            if score.hard_conflict:
+                grade = "certainly-not"
+            elif decision == MATCH:
+                grade = "certain"
+            elif decision == POSSIBLE:
+                grade = "probable" if score.probability >= 0.8 else "possible"
+            else:
+                grade = "certainly-not"
+            results.append(MatchCandidate(regional_id, score.probability, grade, score.field_weights))
+        results.sort(key=lambda m: -m.probability)
+        return results[:count]
+
+
+def _parse_date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
