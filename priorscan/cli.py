@@ -52,13 +52,15 @@ def _lazy(target: str) -> Handler:
     return handler
 
 
-def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="database URL (default: PRIORSCAN_DB or sqlite:///./priorscan.db)")
+def _add_db(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    # SUPPRESS on subcommands, so that `priorscan --db URL COMMAND` is not overwritten by the subcommand's default
+    p.add_argument("--db", default=None if top else argparse.SUPPRESS,
+                   help="database URL (default: PRIORSCAN_DB or sqlite:///./priorscan.db)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="priorscan", description="Regional imaging index and duplicate-scan detector")
-    _add_db(parser)
+    _add_db(parser, top=True)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -155,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     overrides = {"db": args.db} if getattr(args, "db", None) else {}
     try:
         settings = Settings(**overrides)
