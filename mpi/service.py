@@ -19,13 +19,26 @@ import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, Model, PairScore, blocking_keys, decide, to_match_record
+from mpi.engine import (
+    MATCH,
+    MAX_BLOCK_SIZE,
+    NO_MATCH,
+    POSSIBLE,
+    MatchRecord,
+    Model,
+    PairScore,
+    blocking_keys,
+    decide,
+    score_candidates,
+    to_match_record,
+)
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
+from mpi.normalise import as_date
 from mpi.records import DELETE, Demographics, RecordKey
 from mpi.tables import (
     BlockingKey,
@@ -42,10 +55,9 @@ from priorscan.db import utcnow
 from priorscan.errors import IdentityError, NotFoundError
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
-#: Blocking keys shared by more records than this are too common to be useful for one incoming record.
-MAX_BLOCK_SIZE = 500
-#: Most candidate records scored for one incoming record.
-MAX_CANDIDATES = 200
+#: Most candidate records (from blocking) scored for one incoming record; their patients' other records are scored
+#: too, for the cluster integrity check.
+MAX_CANDIDATES = 400
 
 DEMOGRAPHIC_FIELDS = ("nhs_number", "nhs_verification", "family", "given", "prefix", "birth_date", "sex", "postcode",
                       "address", "phone", "death_date")
@@ -226,9 +238,18 @@ class PatientIndex:
                 continue
             if name == "nhs_number":
                 record.nhs_number_valid = False
+            if name == "birth_date":
+                full = as_date(value) if value is not None else None
+                record.birth_date = full
+                record.birth_date_text = None if full or value is None else str(value)[:10]
+                continue
+            if name == "death_date":
+                record.death_date = as_date(value) if value is not None else None
+                continue
             setattr(record, name, value)
         if demographics.trust_ods:
             record.trust_ods = demographics.trust_ods
+        record.match_fields = to_match_record(record.id, self._raw_fields(record)).as_stored()
 
     def _set_identifiers(self, record: SourceRecord, identifiers: Sequence[tuple[str, str]]) -> None:
         if not identifiers:
@@ -252,28 +273,81 @@ class PatientIndex:
     # --- linking ------------------------------------------------------------------------------------------------
 
     @staticmethod
-    def match_record(record: SourceRecord) -> MatchRecord:
-        return to_match_record(record.id, {name: getattr(record, name) for name in DEMOGRAPHIC_FIELDS})
+    def _raw_fields(record: SourceRecord) -> dict[str, object]:
+        fields: dict[str, object] = {name: getattr(record, name) for name in DEMOGRAPHIC_FIELDS}
+        fields["birth_date_text"] = record.birth_date_text
+        return fields
 
-    def candidates(self, probe: MatchRecord, *, exclude: int | None = None) -> list[SourceRecord]:
-        """Active records sharing a blocking key with ``probe`` (over-common keys skipped)."""
+    @staticmethod
+    def match_record(record: SourceRecord) -> MatchRecord:
+        """The record normalised for comparison (as stored on write; normalised now for older rows)."""
+        if record.match_fields is not None:
+            return MatchRecord.from_stored(record.id, record.match_fields)
+        return to_match_record(record.id, PatientIndex._raw_fields(record))
+
+    def candidate_ids(self, probe: MatchRecord, *, exclude: int | None = None) -> list[int]:
+        """Records sharing a blocking key with ``probe``, keys shared by more than MAX_BLOCK_SIZE skipped.
+
+        One query: a UNION ALL of one indexed, limited look-up per key.
+        """
         keys = sorted(blocking_keys(probe))
         if not keys:
             return []
+        parts = [select(literal(i).label("k"), BlockingKey.source_record_id.label("rid"))
+                 .where(BlockingKey.key == key).limit(MAX_BLOCK_SIZE + 1) for i, key in enumerate(keys)]
+        if len(parts) == 1:
+            rows = self.session.execute(parts[0]).all()
+        else:
+            union = union_all(*[select(p.subquery()) for p in parts]).subquery()
+            rows = self.session.execute(select(union.c.k, union.c.rid)).all()
+        by_key: dict[int, list[int]] = defaultdict(list)
+        for k, rid in rows:
+            by_key[k].append(rid)
         ids: set[int] = set()
-        for key in keys:
-            block = list(self.session.scalars(select(BlockingKey.source_record_id).where(BlockingKey.key == key)
-                                              .limit(MAX_BLOCK_SIZE + 1)))
-            if len(block) > MAX_BLOCK_SIZE:
-                continue
-            ids.update(block)
-            if len(ids) > MAX_CANDIDATES:
-                break
+        for block in by_key.values():
+            if len(block) <= MAX_BLOCK_SIZE:
+                ids.update(block)
         ids.discard(exclude)  # type: ignore[arg-type]
+        return sorted(ids)[:MAX_CANDIDATES]
+
+    def candidates(self, probe: MatchRecord, *, exclude: int | None = None) -> list[SourceRecord]:
+        """Active records sharing a blocking key with ``probe`` (over-common keys skipped)."""
+        ids = self.candidate_ids(probe, exclude=exclude)
         if not ids:
             return []
-        return list(self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(sorted(ids)[:MAX_CANDIDATES]),
+        return list(self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(ids),
                                                                     SourceRecord.active.is_(True))))
+
+    def _clusters_of(self, candidate_ids: list[int], *, exclude: int | None) -> dict[str, list[MatchRecord]]:
+        """Every active record of the regional patients the candidates belong to, normalised, by regional id."""
+        if not candidate_ids:
+            return {}
+        regional = select(SourceRecord.regional_patient_id).where(SourceRecord.id.in_(candidate_ids))
+        rows = self.session.execute(
+            select(SourceRecord.id, SourceRecord.regional_patient_id, SourceRecord.match_fields)
+            .where(SourceRecord.regional_patient_id.in_(regional), SourceRecord.active.is_(True))).all()
+        clusters: dict[str, list[MatchRecord]] = defaultdict(list)
+        stale: list[int] = []
+        for rid, regional_id, stored in rows:
+            if rid == exclude or regional_id is None:
+                continue
+            if stored is None:
+                stale.append(rid)
+                continue
+            clusters[regional_id].append(MatchRecord.from_stored(rid, stored))
+        for record in self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(stale))) if stale else []:
+            clusters[record.regional_patient_id or ""].append(self.match_record(record))
+        return clusters
+
+    def _score_clusters(self, probe: MatchRecord, clusters: dict[str, list[MatchRecord]]
+                        ) -> dict[str, list[tuple[int, PairScore]]]:
+        """``probe`` scored against every member of every cluster, in one vectorised call."""
+        flat = [(regional_id, member) for regional_id, members in clusters.items() for member in members]
+        scores = score_candidates(self.model, probe, [member for _, member in flat])
+        scored: dict[str, list[tuple[int, PairScore]]] = defaultdict(list)
+        for (regional_id, member), score in zip(flat, scores, strict=True):
+            scored[regional_id].append((member.record_id or 0, score))
+        return scored
 
     def manual_decisions(self, record_id: int) -> dict[int, str]:
         rows = self.session.scalars(select(ManualDecision).where(
@@ -281,18 +355,21 @@ class PatientIndex:
         return {(r.record_b_id if r.record_a_id == record_id else r.record_a_id): r.decision for r in rows}
 
     def link_on_write(self, record: SourceRecord, *, actor: str, reason: str) -> LinkOutcome:
-        """Place ``record`` with the regional patient it matches, or a new one; respects manual decisions."""
+        """Place ``record`` with the regional patient it matches, or a new one; respects manual decisions.
+
+        A few indexed queries (blocking keys, the candidates' patients with all their records, manual decisions) and
+        one vectorised scoring call: the record joins the best-matching patient only if no record of that patient
+        conflicts with it (the cluster integrity check).
+        """
         if record.link_manual and record.regional_patient_id:
             self._refresh_golden(record.regional_patient_id)
             return self._outcome(record)
         probe = self.match_record(record)
         manual = self.manual_decisions(record.id)
-        scored: dict[str, list[tuple[SourceRecord, PairScore]]] = defaultdict(list)
-        for other in self.candidates(probe, exclude=record.id):
-            if other.regional_patient_id is None:
-                continue
-            scored[other.regional_patient_id].append((other, self.model.score(probe, self.match_record(other))))
-        best_id, best_score, possible = self._choose(record, scored, manual)
+        ids = self.candidate_ids(probe, exclude=record.id)
+        ids.extend(other for other, decision in manual.items() if decision == MATCH and other not in ids)
+        scored = self._score_clusters(probe, self._clusters_of(ids, exclude=record.id))
+        best_id, best_score, possible = self._choose(scored, manual)
         previous = record.regional_patient_id
         review_id = None
         if best_id is not None:
@@ -306,54 +383,49 @@ class PatientIndex:
                    weights=best_score.field_weights if best_score else None, actor=actor, reason=reason)
         if possible and best_id is None:
             review_id = self._open_review(record, possible)
+        else:
+            self._close_reviews(record)
         if previous and previous != target:
             self._refresh_golden(previous)
         self._refresh_golden(target)
         return LinkOutcome(record.id, target, state, best_score.probability if best_score else None,
                            review_item_id=review_id)
 
-    def _choose(self, record: SourceRecord, scored: dict[str, list[tuple[SourceRecord, PairScore]]],
-                manual: dict[int, str]) -> tuple[str | None, PairScore | None, tuple[SourceRecord, PairScore] | None]:
+    def _choose(self, scored: dict[str, list[tuple[int, PairScore]]], manual: dict[int, str]
+                ) -> tuple[str | None, PairScore | None, tuple[int, PairScore] | None]:
         """The regional patient to join (with the best pair score), or the best possible match to review."""
         best: tuple[str, PairScore] | None = None
-        possible: tuple[SourceRecord, PairScore] | None = None
+        possible: tuple[int, PairScore] | None = None
         for regional_id, pairs in scored.items():
-            members = self.records_of(regional_id, include_inactive=False)
-            member_ids = {m.id for m in members}
-            if any(manual.get(m) == NO_MATCH for m in member_ids):
+            if any(manual.get(member) == NO_MATCH for member, _ in pairs):
                 continue
-            if any(manual.get(m) == MATCH for m in member_ids):
-                top = max(pairs, key=lambda p: p[1].weight)
-                return regional_id, top[1], None
-            decisions = [(other, s, decide(s, self.model)) for other, s in pairs]
-            top_other, top_score, top_decision = max(decisions, key=lambda d: d[1].weight)
-            if top_decision == MATCH and self._fits_cluster(record, members, {o.id: s for o, s, _ in decisions}):
+            top_member, top_score = max(pairs, key=lambda p: p[1].weight)
+            if any(manual.get(member) == MATCH for member, _ in pairs):
+                return regional_id, top_score, None
+            top_decision = decide(top_score, self.model)
+            intact = not any(self.conflicts(score) for _, score in pairs)
+            if top_decision == MATCH and intact:
                 if best is None or top_score.weight > best[1].weight:
                     best = (regional_id, top_score)
-            elif top_decision in (MATCH, POSSIBLE):
+            elif top_decision in (MATCH, POSSIBLE):  # a match that breaks the cluster's integrity is reviewed
                 if possible is None or top_score.weight > possible[1].weight:
-                    possible = (top_other, top_score)
+                    possible = (top_member, top_score)
         if best is not None:
             return best[0], best[1], None
         return None, possible[1] if possible else None, possible
 
-    def _fits_cluster(self, record: SourceRecord, members: list[SourceRecord], scored: dict[int, PairScore]) -> bool:
-        """No member conflicts with ``record``: the cluster integrity check against weak chaining."""
-        probe = self.match_record(record)
-        for member in members:
-            if member.id == record.id:
-                continue
-            score = scored.get(member.id) or self.model.score(probe, self.match_record(member))
-            if score.hard_conflict or decide(score, self.model) == NO_MATCH:
-                return False
-        return True
+    def conflicts(self, score: PairScore) -> bool:
+        """Whether the evidence says two records are different people: a hard NHS-number conflict, the sibling
+        rule, or field weights adding up against a match (a record with little data is no conflict)."""
+        if score.hard_conflict:
+            return True
+        if score.guard == "sibling" and score.levels.get("nhs_number") != "exact":
+            return True
+        return score.weight - self.model.prior_weight < 0
 
     def _is_alone(self, record: SourceRecord, regional_id: str) -> bool:
         others = [r for r in self.records_of(regional_id, include_inactive=False) if r.id != record.id]
-        if not others:
-            return True
-        # it may stay with the others only if it still fits them
-        return False
+        return not others
 
     def _new_patient(self) -> RegionalPatient:
         patient = RegionalPatient(id=new_regional_id(), status="active")
@@ -380,16 +452,24 @@ class PatientIndex:
                                        reason=reason))
         self.session.flush()
 
-    def _open_review(self, record: SourceRecord, possible: tuple[SourceRecord, PairScore]) -> int:
-        other, score = possible
-        self.session.execute(delete(ReviewItem).where(ReviewItem.source_record_id == record.id,
-                                                      ReviewItem.status == "open"))
-        item = ReviewItem(source_record_id=record.id, candidate_record_id=other.id,
-                          candidate_regional_id=other.regional_patient_id, score=score.probability,
-                          weights=score.field_weights, model_version=self.model.version)
+    def _open_review(self, record: SourceRecord, possible: tuple[int, PairScore]) -> int:
+        other_id, score = possible
+        other = self.session.get(SourceRecord, other_id)
+        self._close_reviews(record)
+        item = ReviewItem(source_record_id=record.id, candidate_record_id=other_id,
+                          candidate_regional_id=other.regional_patient_id if other else None, score=score.probability,
+                          weights={"field_weights": score.field_weights, "levels": score.levels,
+                                   "weight": round(score.weight, 3), "guard": score.guard},
+                          model_version=self.model.version)
         self.session.add(item)
         self.session.flush()
         return item.id
+
+    def _close_reviews(self, record: SourceRecord) -> None:
+        """Open review items about ``record`` are superseded by a newer decision."""
+        for item in self.session.scalars(select(ReviewItem).where(ReviewItem.source_record_id == record.id,
+                                                                   ReviewItem.status == "open")):
+            item.status = "superseded"
 
     def _outcome(self, record: SourceRecord) -> LinkOutcome:
         return LinkOutcome(record.id, record.regional_patient_id or "", record.link_state or NO_MATCH,
@@ -608,20 +688,13 @@ class PatientIndex:
 
     def match(self, demographics: Demographics, *, count: int = 10) -> list[MatchCandidate]:
         """Regional patients scored against ``demographics`` (best first), for $match and resolution."""
-        fields = {name: getattr(demographics, name) for name in DEMOGRAPHIC_FIELDS}
-        if isinstance(fields.get("birth_date"), str):
-            fields["birth_date"] = _parse_date(fields["birth_date"])  # type: ignore[arg-type]
+        fields: dict[str, object] = {name: getattr(demographics, name) for name in DEMOGRAPHIC_FIELDS}
         probe = to_match_record(None, fields)
-        best: dict[str, tuple[PairScore, str]] = {}
-        for other in self.candidates(probe):
-            if not other.regional_patient_id:
-                continue
-            score = self.model.score(probe, self.match_record(other))
-            current = best.get(other.regional_patient_id)
-            if current is None or score.weight > current[0].weight:
-                best[other.regional_patient_id] = (score, decide(score, self.model))
+        scored = self._score_clusters(probe, self._clusters_of(self.candidate_ids(probe), exclude=None))
         results = []
-        for regional_id, (score, decision) in best.items():
+        for regional_id, pairs in scored.items():
+            _, score = max(pairs, key=lambda p: p[1].weight)
+            decision = decide(score, self.model)
             if score.hard_conflict:
                 grade = "certainly-not"
             elif decision == MATCH:
@@ -630,13 +703,8 @@ class PatientIndex:
                 grade = "probable" if score.probability >= 0.8 else "possible"
             else:
                 grade = "certainly-not"
-            results.append(MatchCandidate(regional_id, score.probability, grade, score.field_weights))
+            patient = self.regional_patient(regional_id)
+            results.append(MatchCandidate(patient.id if patient else regional_id, score.probability, grade,
+                                          score.field_weights))
         results.sort(key=lambda m: -m.probability)
         return results[:count]
-
-
-def _parse_date(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None

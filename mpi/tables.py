@@ -68,11 +68,14 @@ class SourceRecord(Base):
     given: Mapped[str | None] = mapped_column(String(200))  # all given names, space separated
     prefix: Mapped[str | None] = mapped_column(String(40))
     birth_date: Mapped[date | None] = mapped_column(Date)
+    birth_date_text: Mapped[str | None] = mapped_column(String(10))  # a partial or invalid date, as sent
     sex: Mapped[str | None] = mapped_column(String(10))  # male | female | other | unknown
     postcode: Mapped[str | None] = mapped_column(String(12))
     address: Mapped[str | None] = mapped_column(String(500))
     phone: Mapped[str | None] = mapped_column(String(40))
     death_date: Mapped[date | None] = mapped_column(Date)
+    # normalised once on write (mpi.normalise.MatchRecord.as_stored), so scoring never normalises a candidate again
+    match_fields: Mapped[dict | None] = mapped_column(JSONType)
 
     regional_patient_id: Mapped[str | None] = mapped_column(ForeignKey("regional_patient.id"), index=True)
     link_state: Mapped[str | None] = mapped_column(String(20))  # match | possible-match | no-match

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 07:33:47.873726
+Create Date: 2026-11-28 07:47:20.353243
 """
 from alembic import op
 import sqlalchemy as sa
@@ -189,11 +189,13 @@ def upgrade() -> None:
     sa.Column('given', sa.String(length=200), nullable=True),
     sa.Column('prefix', sa.String(length=40), nullable=True),
     sa.Column('birth_date', sa.Date(), nullable=True),
+    sa.Column('birth_date_text', sa.String(length=10), nullable=True),
     sa.Column('sex', sa.String(length=10), nullable=True),
     sa.Column('postcode', sa.String(length=12), nullable=True),
     sa.Column('address', sa.String(length=500), nullable=True),
     sa.Column('phone', sa.String(length=40), nullable=True),
     sa.Column('death_date', sa.Date(), nullable=True),
+    sa.Column('match_fields', priorscan.db.JSONType(), nullable=True),
     sa.Column('regional_patient_id', sa.String(length=24), nullable=True),
     sa.Column('link_state', sa.String(length=20), nullable=True),
     sa.Column('link_manual', sa.Boolean(), nullable=False),

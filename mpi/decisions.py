@@ -1,0 +1,62 @@
+"""Decisions: match, possible match or no match for a scored pair, and the NHS-number and sibling rules.
+
+The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *match* at or above
+``match_threshold``, *possible match* at or above ``possible_threshold``, else *no match*. On top of the weights:
+
+1. Two different valid NHS numbers that are both verified (status 01) are never linked automatically, nor
+   proposed for review: *no match* (a hard conflict).
+2. Two different valid NHS numbers not both verified weigh strongly against a link and can at most be a
+   *possible match* (a person decides).
+3. The same valid NHS number is the strongest evidence but never enough alone: without agreement on family name,
+   given name or birth date the pair is at most a *possible match* (a number keyed into another patient's
+   record). A number that fails the Modulus 11 check carries no weight at all.
+4. Same family name and birth date with entirely different given names is how twins look: *no match*, or at most
+   a *possible match* when their NHS numbers agree.
+5. Full birth dates differing in two or more parts (not a typo, not a day/month transposition) with no agreeing
+   NHS number is at most a *possible match*: that is how a parent and a child of the same name at one address
+   look, and the weights, which treat fields as independent, overrate the shared name and address.
+
+Manual decisions, which override all of this, are applied by the service and the batch relink, not here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mpi.model import Model
+from mpi.scoring import PairScore, ScoredPairs
+
+MATCH = "match"
+POSSIBLE = "possible-match"
+NO_MATCH = "no-match"
+
+#: Codes of :func:`decide_many`.
+NO_MATCH_CODE, POSSIBLE_CODE, MATCH_CODE = 0, 1, 2
+STATES = (NO_MATCH, POSSIBLE, MATCH)
+
+
+def decide_many(scored: ScoredPairs, model: Model) -> NDArray[np.int8]:
+    """The decision code of every pair (0 no match, 1 possible match, 2 match)."""
+    p = scored.probability
+    codes = np.where(p >= model.match_threshold, MATCH_CODE,
+                     np.where(p >= model.possible_threshold, POSSIBLE_CODE, NO_MATCH_CODE)).astype(np.int8)
+    capped = (scored.nhs_different | scored.nhs_unsupported | (scored.sibling & scored.nhs_exact)
+              | scored.birth_differs)
+    codes[capped] = np.minimum(codes[capped], POSSIBLE_CODE)
+    codes[scored.hard_conflict | (scored.sibling & ~scored.nhs_exact)] = NO_MATCH_CODE
+    return codes
+
+
+def decide(score: PairScore, model: Model) -> str:
+    """match / possible-match / no-match for one scored pair (the same rules as :func:`decide_many`)."""
+    if score.hard_conflict:
+        return NO_MATCH
+    nhs_exact = score.levels.get("nhs_number") == "exact"
+    if score.guard == "sibling" and not nhs_exact:
+        return NO_MATCH
+    if score.probability >= model.match_threshold and score.guard is None:
+        return MATCH
+    if score.probability >= model.possible_threshold:
+        return POSSIBLE
+    return NO_MATCH

@@ -1,0 +1,178 @@
+"""The Fellegi–Sunter model: comparisons, m and u probabilities per level, the prior, term frequencies, thresholds.
+
+For a pair of records and each comparison at level *l*, ``m = P(l | same person)`` and ``u = P(l | different
+people)``; the pair's match weight is ``log2(prior / (1 - prior)) + Σ log2(m / u)`` and its match probability
+``1 / (1 + 2^-weight)``. A comparison with missing data on either side adds nothing.
+
+Term-frequency adjustment (for family name, given name and postcode): on an exact agreement, ``u`` is replaced by
+the share of records holding that value (Splink's method), so agreeing on a rare name weighs more than agreeing
+on ``SMITH``.
+
+Thresholds are posterior probabilities, so they are derived from the model rather than chosen on a score scale:
+
+- ``match_threshold`` (default 0.999): a pair is linked automatically when the model puts the chance that it is
+  the same person at 99.9% or more, i.e. at most one false link expected per thousand automatic links, the
+  project's precision floor.
+- ``possible_threshold`` (default 0.5): below ``match_threshold`` and at or above this, the pair is more likely the
+  same person than not, and a person reviews it; below it, the records stay apart.
+
+The whole model serialises to JSON (:meth:`Model.to_dict`) with a version that is a hash of its content, so every
+link records exactly which model made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mpi.comparisons import Comparison, default_comparisons
+
+if TYPE_CHECKING:
+    from mpi.normalise import MatchRecord
+    from mpi.scoring import PairScore
+
+FORMAT = 1
+#: No level is ever impossible among true matches (errors happen) nor among non-matches.
+M_FLOOR = 1e-4
+U_FLOOR = 1e-9
+
+#: Starting values (judgement, before any training): used to score before the first ``priorscan link`` and as the
+#: starting point of EM. Per comparison, one probability per level, in the order of the comparison's labels.
+PRIOR_KNOWLEDGE: dict[str, tuple[list[float], list[float]]] = {
+    #                m (same person)                                   u (different people)
+    "nhs_number": ([0.995, 0.005], [1e-7, 1 - 1e-7]),
+    "family": ([0.86, 0.004, 0.02, 0.04, 0.01, 0.016, 0.05],
+               [0.002, 1e-5, 5e-4, 0.002, 0.003, 0.02, 0.97249]),
+    "given": ([0.86, 0.004, 0.03, 0.03, 0.01, 0.02, 0.016, 0.03],
+              [0.01, 1e-5, 0.003, 0.005, 0.005, 0.01, 0.03, 0.93699]),
+    "birth_date": ([0.93, 0.01, 0.04, 0.005, 0.015], [3e-5, 3e-6, 4e-3, 1e-4, 0.995867]),
+    "sex": ([0.98, 0.02], [0.5, 0.5]),
+    "postcode": ([0.65, 0.03, 0.05, 0.27], [1e-4, 1e-3, 5e-3, 0.9939]),
+    "address": ([0.55, 0.1, 0.05, 0.3], [1e-4, 2e-4, 1e-3, 0.9987]),
+    "residence": ([0.55, 0.1, 0.03, 0.07, 0.25], [5e-5, 1e-4, 2e-5, 5e-3, 0.99483]),
+    "phone": ([0.7, 0.05, 0.25], [1e-5, 1e-4, 0.99989]),
+}
+DEFAULT_PRIOR = 1e-6
+DEFAULT_MATCH_THRESHOLD = 0.999
+DEFAULT_POSSIBLE_THRESHOLD = 0.5
+
+
+@dataclass
+class Model:
+    """A trained (or default) Fellegi–Sunter model."""
+
+    comparisons: list[Comparison] = field(default_factory=default_comparisons)
+    m: list[list[float]] = field(default_factory=list)
+    u: list[list[float]] = field(default_factory=list)
+    prior: float = DEFAULT_PRIOR
+    match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    possible_threshold: float = DEFAULT_POSSIBLE_THRESHOLD
+    tf: dict[str, dict[str, int]] = field(default_factory=dict)  # column → value → count (values seen twice+)
+    tf_total: int = 0
+    training: dict[str, Any] = field(default_factory=dict)  # how it was trained (counts, iterations, recall)
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.m or not self.u:
+            self.m = [list(PRIOR_KNOWLEDGE[c.name][0]) for c in self.comparisons]
+            self.u = [list(PRIOR_KNOWLEDGE[c.name][1]) for c in self.comparisons]
+        for c, m, u in zip(self.comparisons, self.m, self.u, strict=True):
+            if len(m) != c.levels_count or len(u) != c.levels_count:
+                raise ValueError(f"comparison {c.name}: expected {c.levels_count} m and u values")
+        self._tables: list[NDArray[np.float64]] | None = None
+        if not self.version:
+            self.version = self.content_version()
+
+    # --- derived quantities -----------------------------------------------------------------------------------
+
+    @property
+    def prior_weight(self) -> float:
+        """``log2(prior / (1 - prior))``: the weight of a pair about which nothing is known."""
+        return math.log2(self.prior / (1 - self.prior))
+
+    def weight_tables(self) -> list[NDArray[np.float64]]:
+        """``log2(m / u)`` per comparison and level."""
+        if self._tables is None:
+            self._tables = [np.log2(np.maximum(np.asarray(m), M_FLOOR) / np.maximum(np.asarray(u), U_FLOOR))
+                            for m, u in zip(self.m, self.u, strict=True)]
+        return self._tables
+
+    def index_of(self, name: str) -> int | None:
+        for i, c in enumerate(self.comparisons):
+            if c.name == name:
+                return i
+        return None
+
+    def term_frequency(self, column: str, values: NDArray[Any]) -> NDArray[np.float64]:
+        """The share of records holding each value (at least one record's share)."""
+        table = self.tf.get(column, {})
+        total = max(self.tf_total, 1)
+        counts = np.fromiter((table.get(v, 1) for v in values), dtype=np.float64, count=len(values))
+        return counts / total
+
+    def score(self, a: MatchRecord, b: MatchRecord) -> PairScore:
+        """Score one pair (the same vectorised scorer, on a pair of one)."""
+        from mpi.scoring import score_candidates
+
+        return score_candidates(self, a, [b])[0]
+
+    # --- serialisation ------------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": self.version,
+            "created_at": self.created_at,
+            "prior": self.prior,
+            "match_threshold": self.match_threshold,
+            "possible_threshold": self.possible_threshold,
+            "comparisons": [{**c.to_dict(), "labels": list(c.labels), "m": m, "u": u}
+                            for c, m, u in zip(self.comparisons, self.m, self.u, strict=True)],
+            "tf_total": self.tf_total,
+            "tf": self.tf,
+            "training": self.training,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Model:
+        if data.get("format") != FORMAT:
+            return cls.default()
+        comparisons, ms, us = [], [], []
+        for entry in data["comparisons"]:
+            settings = {k: v for k, v in entry.items() if k not in ("labels", "m", "u")}
+            comparisons.append(Comparison.from_dict(settings))
+            ms.append(list(entry["m"]))
+            us.append(list(entry["u"]))
+        return cls(comparisons=comparisons, m=ms, u=us, prior=data["prior"], match_threshold=data["match_threshold"],
+                   possible_threshold=data["possible_threshold"], tf=dict(data.get("tf") or {}),
+                   tf_total=int(data.get("tf_total") or 0), training=dict(data.get("training") or {}),
+                   created_at=data.get("created_at", ""), version=data.get("version", ""))
+
+    def content_version(self) -> str:
+        """``fs-`` and a hash of everything that affects a score."""
+        content = {k: v for k, v in self.to_dict().items() if k not in ("version", "created_at", "training")}
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+        return f"fs-{digest[:12]}"
+
+    @classmethod
+    def default(cls) -> Model:
+        """The model before any training: prior-knowledge m and u, no term frequencies."""
+        return cls(training={"kind": "prior-knowledge"})
+
+    def explain(self) -> list[dict[str, Any]]:
+        """Per comparison and level: m, u and the weight (for documentation and the review page)."""
+        out = []
+        for c, m, u, table in zip(self.comparisons, self.m, self.u, self.weight_tables(), strict=True):
+            out.append({"comparison": c.name, "levels": [
+                {"label": label, "m": round(mi, 6), "u": float(f"{ui:.3g}"), "weight": round(float(w), 2)}
+                for label, mi, ui, w in zip(c.labels, m, u, table, strict=True)]})
+        return out

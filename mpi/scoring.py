@@ -1,0 +1,161 @@
+"""The one scorer: comparison levels, weights, probabilities and guards for many pairs at once.
+
+Real time scores one incoming record against its candidates as a frame of a few dozen pairs; batch scores millions
+of blocked pairs in chunks. Both call :func:`score_frames`, so a pair gets the same score on either path.
+
+Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot express, computed here per pair:
+
+- *hard conflict*: two different valid NHS numbers, both verified (status 01);
+- *different NHS numbers*: two different valid numbers, not both verified;
+- *NHS number unsupported*: the same valid NHS number but no agreement on family name, given name or birth date
+  (a number keyed into the wrong patient's record);
+- *sibling*: same family name and birth date, entirely different given names (twins and other multiple births);
+- *birth date differs*: two or more parts of two full birth dates differ, and no NHS number agrees (a parent and
+  a child of the same name at one address).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mpi.comparisons import NULL
+from mpi.frames import Frame, frame_from_records
+from mpi.model import M_FLOOR, Model
+from mpi.normalise import MatchRecord
+
+#: Levels (by label) that count as agreement for the guards.
+_AGREES = {
+    "family": ("exact", "swapped", "words-shared", "jaro-winkler>=0.92", "phonetic"),
+    "given": ("exact", "swapped", "nickname", "jaro-winkler>=0.92", "phonetic", "initial-or-middle"),
+    "birth_date": ("exact", "day-month-transposed", "one-part-different", "partial-agrees"),
+}
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """How alike two records are: the total match weight (log2 Bayes factor), its probability, and why."""
+
+    weight: float
+    probability: float
+    field_weights: dict[str, float] = field(default_factory=dict)
+    levels: dict[str, str] = field(default_factory=dict)
+    hard_conflict: str | None = None  # "nhs-number": never link automatically
+    guard: str | None = None  # sibling | different-nhs-numbers | nhs-number-unsupported | birth-date-differs
+
+
+@dataclass
+class ScoredPairs:
+    """Scores of many pairs, as arrays (row ``i`` is pair ``i``)."""
+
+    levels: NDArray[np.int8]  # (pairs, comparisons), -1 where data is missing
+    field_weights: NDArray[np.float32]  # (pairs, comparisons)
+    weight: NDArray[np.float64]
+    probability: NDArray[np.float64]
+    hard_conflict: NDArray[np.bool_]
+    nhs_exact: NDArray[np.bool_]
+    nhs_different: NDArray[np.bool_]
+    nhs_unsupported: NDArray[np.bool_]
+    sibling: NDArray[np.bool_]
+    birth_differs: NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+    def guard_of(self, i: int) -> str | None:
+        if self.sibling[i]:
+            return "sibling"
+        if self.nhs_different[i]:
+            return "different-nhs-numbers"
+        if self.nhs_unsupported[i]:
+            return "nhs-number-unsupported"
+        if self.birth_differs[i]:
+            return "birth-date-differs"
+        return None
+
+
+def comparison_levels(model: Model, left: Frame, right: Frame) -> NDArray[np.int8]:
+    """The level of every pair on every comparison, ``(pairs, comparisons)``."""
+    if left.size == 0:
+        return np.zeros((0, len(model.comparisons)), dtype=np.int8)
+    return np.stack([c.levels(left, right) for c in model.comparisons], axis=1)
+
+
+def _agrees(model: Model, levels: NDArray[np.int8], name: str) -> NDArray[np.bool_]:
+    index = model.index_of(name)
+    if index is None:
+        return np.zeros(len(levels), dtype=bool)
+    labels = model.comparisons[index].labels
+    wanted = [labels.index(label) for label in _AGREES[name] if label in labels]
+    return np.isin(levels[:, index], wanted)
+
+
+def _level_is(model: Model, levels: NDArray[np.int8], name: str, label: str) -> NDArray[np.bool_]:
+    index = model.index_of(name)
+    if index is None:
+        return np.zeros(len(levels), dtype=bool)
+    return levels[:, index] == model.comparisons[index].labels.index(label)  # type: ignore[no-any-return]
+
+
+def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Frame) -> ScoredPairs:
+    """Weights, probabilities and guards of pairs whose levels are known."""
+    field_weights = np.zeros(levels.shape, dtype=np.float32)
+    for index, (comparison, table) in enumerate(zip(model.comparisons, model.weight_tables(), strict=True)):
+        column = levels[:, index]
+        present = column != NULL
+        field_weights[present, index] = table[column[present]]
+        if comparison.tf_column and model.tf_total:
+            level = comparison.tf_level
+            exact = np.flatnonzero(column == level)
+            if len(exact):
+                share = model.term_frequency(comparison.tf_column, left[comparison.tf_column][exact])
+                m_exact = max(model.m[index][level], M_FLOOR)
+                field_weights[exact, index] = np.log2(m_exact / share)
+    weight = model.prior_weight + field_weights.sum(axis=1, dtype=np.float64)
+    probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -200, 200)))
+
+    nhs_exact = _level_is(model, levels, "nhs_number", "exact")
+    nhs_else = _level_is(model, levels, "nhs_number", "else")
+    both_verified = left["nhs_verified"] & right["nhs_verified"]
+    hard_conflict = nhs_else & both_verified
+    family, given, birth = (_agrees(model, levels, name) for name in ("family", "given", "birth_date"))
+    sibling = (_level_is(model, levels, "given", "else") & _level_is(model, levels, "birth_date", "exact")
+               & _level_is(model, levels, "family", "exact"))
+    return ScoredPairs(levels=levels, field_weights=field_weights, weight=weight, probability=probability,
+                       hard_conflict=hard_conflict, nhs_exact=nhs_exact, nhs_different=nhs_else & ~hard_conflict,
+                       nhs_unsupported=nhs_exact & ~(family | given | birth), sibling=sibling,
+                       birth_differs=_level_is(model, levels, "birth_date", "else") & ~nhs_exact)
+
+
+def score_frames(model: Model, left: Frame, right: Frame) -> ScoredPairs:
+    """Score pairs ``(left[i], right[i])``."""
+    return score_levels(model, comparison_levels(model, left, right), left, right)
+
+
+def pair_score(model: Model, scored: ScoredPairs, i: int) -> PairScore:
+    """One pair of ``scored`` as a :class:`PairScore` (its explanation keyed by comparison name)."""
+    weights: dict[str, float] = {}
+    labels: dict[str, str] = {}
+    for index, comparison in enumerate(model.comparisons):
+        level = int(scored.levels[i, index])
+        if level == NULL:
+            continue
+        weights[comparison.name] = round(float(scored.field_weights[i, index]), 3)
+        labels[comparison.name] = comparison.labels[level]
+    return PairScore(weight=float(scored.weight[i]), probability=float(scored.probability[i]), field_weights=weights,
+                     levels=labels, hard_conflict="nhs-number" if scored.hard_conflict[i] else None,
+                     guard=scored.guard_of(i))
+
+
+def score_candidates(model: Model, probe: MatchRecord, candidates: Sequence[MatchRecord]) -> list[PairScore]:
+    """Score ``probe`` against each candidate (real time), in the candidates' order."""
+    if not candidates:
+        return []
+    frame = frame_from_records([probe, *candidates])
+    left = frame.take(np.zeros(len(candidates), dtype=np.int64))
+    right = frame.take(np.arange(1, len(candidates) + 1, dtype=np.int64))
+    scored = score_frames(model, left, right)
+    return [pair_score(model, scored, i) for i in range(len(candidates))]
