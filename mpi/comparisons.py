@@ -150,13 +150,25 @@ class FamilyNameComparison(Comparison):
         a, b = left["family"], right["family"]
         null = _missing(a) | _missing(b)
         exact = a == b
-        swapped = (a == right["given"]) & (b == left["given"]) & ~exact
+        swapped = swapped_names(left, right) & ~exact
         rest = ~(null | exact | swapped)
         # only a name of several words (or a pair differing by spaces) can share words without being equal
         shared = pairwise(_words_shared, a, b, rest & (left["family_multi"] | right["family_multi"]))
         jw = jaro_winkler(a, b)
         phonetic = (left["family_ph"] == right["family_ph"]) & ~_missing(left["family_ph"])
         return _assign([exact, swapped, shared, jw >= self.close, phonetic, jw >= self.distant], null)
+
+
+def swapped_names(left: Columns, right: Columns, close: float = 0.92) -> NDArray[np.bool_]:
+    """Given and family names written the other way round (allowing a slip in each: Jaro–Winkler ≥ ``close``)."""
+    cross = ~(_missing(left["given"]) | _missing(right["family"]) | _missing(left["family"]) | _missing(right["given"]))
+    out = np.zeros(len(cross), dtype=bool)
+    idx = np.flatnonzero(cross & (left["given"] != right["given"]))
+    if len(idx):
+        one = jaro_winkler(left["given"][idx], right["family"][idx]) >= close
+        two = jaro_winkler(left["family"][idx], right["given"][idx]) >= close
+        out[idx] = one & two
+    return out
 
 
 def _words_shared(a: str, b: str) -> bool:
@@ -184,7 +196,7 @@ class GivenNameComparison(Comparison):
         a, b = left["given"], right["given"]
         null = _missing(a) | _missing(b)
         exact = a == b
-        swapped = (a == right["family"]) & (b == left["family"]) & ~exact
+        swapped = swapped_names(left, right) & ~exact
         nickname = nickname_related(left["nick_ids"], right["nick_ids"])
         jw = jaro_winkler(a, b)
         phonetic = (left["given_ph"] == right["given_ph"]) & ~_missing(left["given_ph"])

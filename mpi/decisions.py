@@ -10,8 +10,9 @@ The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *
 3. The same valid NHS number is the strongest evidence but never enough alone: without agreement on family name,
    given name or birth date the pair is at most a *possible match* (a number keyed into another patient's
    record). A number that fails the Modulus 11 check carries no weight at all.
-4. Same family name and birth date with entirely different given names is how twins look: *no match*, or at most
-   a *possible match* when their NHS numbers agree.
+4. Same family name and birth date with entirely different given names is how twins look: *no match* when NHS
+   numbers differ, at most a *possible match* otherwise (agreeing numbers, or none to compare: a person tells
+   twins from a given name keyed wrongly).
 5. Full birth dates differing in two or more parts (not a typo, not a day/month transposition) with no agreeing
    NHS number is at most a *possible match*: that is how a parent and a child of the same name at one address
    look, and the weights, which treat fields as independent, overrate the shared name and address.
@@ -36,15 +37,33 @@ NO_MATCH_CODE, POSSIBLE_CODE, MATCH_CODE = 0, 1, 2
 STATES = (NO_MATCH, POSSIBLE, MATCH)
 
 
+def derive_match_threshold(probabilities: NDArray[np.float64], *, target_precision: float = 0.999,
+                           floor: float = 0.9, ceiling: float = 0.999) -> float:
+    """The lowest match threshold at which the model expects the precision of automatic links to reach the target.
+
+    Among pairs linked at threshold *t*, the expected share of true matches is the mean posterior probability of
+    those pairs. Over the scored blocked pairs, the threshold is lowered from ``ceiling`` while that expected
+    precision stays at or above ``target_precision``, never below ``floor`` (a pair the model gives less than 90%
+    goes to review whatever the rest look like).
+    """
+    p = np.sort(probabilities[probabilities >= floor])[::-1]
+    if len(p) == 0:
+        return ceiling
+    expected_precision = np.cumsum(p) / np.arange(1, len(p) + 1)
+    ok = np.flatnonzero(expected_precision >= target_precision)
+    if len(ok) == 0:
+        return ceiling
+    return float(min(ceiling, max(floor, p[ok[-1]])))
+
+
 def decide_many(scored: ScoredPairs, model: Model) -> NDArray[np.int8]:
     """The decision code of every pair (0 no match, 1 possible match, 2 match)."""
     p = scored.probability
     codes = np.where(p >= model.match_threshold, MATCH_CODE,
                      np.where(p >= model.possible_threshold, POSSIBLE_CODE, NO_MATCH_CODE)).astype(np.int8)
-    capped = (scored.nhs_different | scored.nhs_unsupported | (scored.sibling & scored.nhs_exact)
-              | scored.birth_differs)
+    capped = scored.nhs_different | scored.nhs_unsupported | scored.sibling | scored.birth_differs
     codes[capped] = np.minimum(codes[capped], POSSIBLE_CODE)
-    codes[scored.hard_conflict | (scored.sibling & ~scored.nhs_exact)] = NO_MATCH_CODE
+    codes[scored.hard_conflict | (scored.sibling & scored.nhs_different)] = NO_MATCH_CODE
     return codes
 
 
@@ -52,8 +71,7 @@ def decide(score: PairScore, model: Model) -> str:
     """match / possible-match / no-match for one scored pair (the same rules as :func:`decide_many`)."""
     if score.hard_conflict:
         return NO_MATCH
-    nhs_exact = score.levels.get("nhs_number") == "exact"
-    if score.guard == "sibling" and not nhs_exact:
+    if score.guard == "sibling" and score.levels.get("nhs_number") == "else":
         return NO_MATCH
     if score.probability >= model.match_threshold and score.guard is None:
         return MATCH

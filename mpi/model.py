@@ -10,9 +10,10 @@ on ``SMITH``.
 
 Thresholds are posterior probabilities, so they are derived from the model rather than chosen on a score scale:
 
-- ``match_threshold`` (default 0.999): a pair is linked automatically when the model puts the chance that it is
-  the same person at 99.9% or more, i.e. at most one false link expected per thousand automatic links, the
-  project's precision floor.
+- ``match_threshold`` (0.999 before training): a pair is linked automatically when the model puts the chance that
+  it is the same person at or above it. Training derives it from the model's own posteriors over the blocked
+  pairs (:func:`mpi.decisions.derive_match_threshold`): the lowest threshold, not below 0.9, at which the expected
+  precision of the automatic links (their mean posterior) is still 99.9%, the project's precision floor.
 - ``possible_threshold`` (default 0.5): below ``match_threshold`` and at or above this, the pair is more likely the
   same person than not, and a person reviews it; below it, the records stay apart.
 

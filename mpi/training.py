@@ -5,12 +5,13 @@ Everything is learnt from the store's own records, with no labelled pairs:
 1. *Term frequencies* of family names, given names and postcodes: how many records hold each value.
 2. *u* (the chance of each level between different people) from random pairs of records: almost every random
    pair is two different people, so level frequencies among them estimate u directly.
-3. *m* (the chance of each level for the same person) and the share of matches among blocked pairs by EM, with u
-   held fixed (as Splink does): the E-step gives each pair its probability of being a match from the current m,
+3. *m* (the chance of each level for the same person) by EM with u held fixed (as Splink does), over pairs that
+   agree on one field (one run per training rule; the rule's own comparison is left out of that run, since its
+   agreement is by construction): the E-step gives each pair its probability of being a match from the current m,
    the M-step re-estimates m as the level frequencies weighted by those probabilities. EM runs over the distinct
    level patterns with their counts, so millions of pairs cost no more than a few thousand patterns.
-4. The *prior* (the chance that two random records are the same person) = expected matching pairs among blocked
-   pairs / all pairs of records.
+4. The *prior* (the chance that two random records are the same person) = expected matching pairs / all pairs
+   of records, where each run's expected matches are scaled up by the share of true matches its rule catches.
 
 Estimates are smoothed towards the prior-knowledge values (a few dozen pseudo-observations), so a small store
 still gets a sensible model.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from mpi.frames import Frame
@@ -121,39 +123,115 @@ def expectation_maximisation(model: Model, levels: NDArray[np.int8], u: list[lis
     return EMResult(m=m, match_share=share, iterations=iteration, converged=converged)
 
 
-def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]], *, base: Model | None = None,
-          u_pairs: int = 1_000_000, em_pairs: int = 2_000_000, seed: int = 0) -> Model:
-    """A model trained on ``frame``'s records, with EM over the blocked ``pairs`` (a sample when many).
+@dataclass(frozen=True)
+class TrainingRule:
+    """Pairs that agree on one field, for one EM run that learns m for every *other* comparison (as Splink)."""
+
+    column: str  # frame column the pairs agree on
+    comparison: str  # the comparison whose m this rule cannot learn (its level is fixed by construction)
+
+
+TRAINING_RULES = (
+    TrainingRule("dob", "birth_date"),
+    TrainingRule("family_first_ph", "family"),
+    TrainingRule("given_ph", "given"),
+    TrainingRule("postcode", "residence"),
+)
+#: Blocks larger than this are left out of training (a placeholder value says nothing).
+TRAINING_BLOCK_CAP = 5_000
+
+
+def pairs_agreeing(values: NDArray[Any], *, max_pairs: int, rng: np.random.Generator,
+                   cap: int = TRAINING_BLOCK_CAP) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
+    """Pairs of rows with the same non-empty value: all of them, or a uniform sample of ``max_pairs``.
+
+    Returns the left rows, the right rows and how many such pairs there are in all.
+    """
+    present = np.flatnonzero(values != "")
+    codes, _ = pd.factorize(values[present])
+    order = present[np.argsort(codes, kind="stable")]
+    sorted_codes = np.sort(codes, kind="stable")
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(order) else np.zeros(0, int)
+    sizes = np.diff(np.r_[starts, len(order)])
+    usable = (sizes >= 2) & (sizes <= cap)
+    starts, sizes = starts[usable], sizes[usable]
+    per_group = sizes.astype(np.float64) * (sizes - 1) / 2
+    total = int(per_group.sum())
+    if total == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, 0
+    count = min(max_pairs, total)
+    group = rng.choice(len(sizes), size=count, p=per_group / per_group.sum())
+    first = rng.integers(0, sizes[group])
+    second = rng.integers(0, sizes[group] - 1)
+    second = second + (second >= first)
+    return order[starts[group] + first], order[starts[group] + second], total
+
+
+def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None, *,
+          base: Model | None = None, u_pairs: int = 1_000_000, em_pairs: int = 2_000_000, seed: int = 0) -> Model:
+    """A model trained on ``frame``'s records.
+
+    m is learnt by one EM run per :data:`TRAINING_RULES` entry over (a sample of) the pairs agreeing on that
+    rule's field, with that field's comparison left out (its level is agreement by construction); each
+    comparison's m is the mean over the runs that could learn it. The prior is the expected number of matching
+    pairs, from each run's match share scaled up by the share of true matches its rule catches (its field's
+    m for exact agreement), over all pairs of records.
 
     Parameters
     ----------
     frame
         Every record to link (normalised).
     pairs
-        The blocked pairs ``(left rows, right rows)`` the linker will score.
+        The blocked pairs the linker will score (only counted, for the training report).
     base
         Comparisons, thresholds and starting values (the default model when ``None``).
     """
     base = base or Model.default()
+    rng = np.random.default_rng(seed)
     tf, total = term_frequencies(frame)
     u = estimate_u(base, frame, pairs=u_pairs, seed=seed)
-    left, right = pairs
-    n_pairs = len(left)
-    if n_pairs > em_pairs:
-        pick = np.random.default_rng(seed + 1).choice(n_pairs, em_pairs, replace=False)
-        left, right = left[pick], right[pick]
-    levels = comparison_levels(base, frame.take(left), frame.take(right))
     start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior)
-    result = expectation_maximisation(start, levels, u)
+    family_first = np.asarray([v.split(" ", 1)[0] for v in frame["family_ph"]], dtype=object)
+    columns = {**frame, "family_first_ph": family_first}
+    learnt: list[list[list[float]]] = [[] for _ in base.comparisons]
+    runs: list[dict[str, Any]] = []
+    matches_estimates: list[float] = []
+    results: list[tuple[TrainingRule, EMResult, int]] = []
+    for rule in TRAINING_RULES:
+        fixed = base.index_of(rule.comparison)
+        if fixed is None or rule.column not in columns:
+            continue
+        left, right, in_all = pairs_agreeing(columns[rule.column], max_pairs=em_pairs // len(TRAINING_RULES), rng=rng)
+        if len(left) < 50:
+            continue
+        levels = comparison_levels(base, frame.take(left), frame.take(right))
+        levels[:, fixed] = -1
+        result = expectation_maximisation(start, levels, u)
+        results.append((rule, result, in_all))
+        for i in range(len(base.comparisons)):
+            if i != fixed and (levels[:, i] >= 0).any():
+                learnt[i].append(result.m[i])
+        runs.append({"rule": rule.column, "pairs": int(len(left)), "pairs_in_all": in_all,
+                     "iterations": result.iterations, "converged": result.converged,
+                     "match_share": result.match_share})
+    m = [list(np.mean(np.asarray(options), axis=0)) if options else list(base.m[i])
+         for i, options in enumerate(learnt)]
+    for rule, result, in_all in results:
+        fixed = base.index_of(rule.comparison)
+        assert fixed is not None
+        catch = m[fixed][0] if rule.comparison != "residence" else m[fixed][0] + m[fixed][1]
+        matches_estimates.append(result.match_share * in_all / max(catch, 0.05))
     all_pairs = frame.size * (frame.size - 1) / 2
-    expected_matches = result.match_share * n_pairs
+    expected_matches = float(np.median(matches_estimates)) if matches_estimates else base.prior * all_pairs
     prior = float(np.clip(expected_matches / max(all_pairs, 1.0), 1e-12, 0.5))
     training: dict[str, Any] = {
-        "kind": "em", "records": int(frame.size), "blocked_pairs": int(n_pairs), "em_pairs": int(len(left)),
-        "u_pairs": int(min(u_pairs, all_pairs)), "em_iterations": result.iterations, "em_converged": result.converged,
-        "match_share_blocked": result.match_share, "expected_matching_pairs": expected_matches,
+        "kind": "em", "records": int(frame.size), "u_pairs": int(min(u_pairs, all_pairs)), "runs": runs,
+        "expected_matching_pairs": expected_matches,
+        "blocked_pairs": int(len(pairs[0])) if pairs is not None else None,
     }
-    log.info("trained on %d records: %d blocked pairs, EM %d iterations, prior %.3g", frame.size, n_pairs,
-             result.iterations, prior)
-    return Model(comparisons=base.comparisons, m=result.m, u=u, prior=prior, match_threshold=base.match_threshold,
-                 possible_threshold=base.possible_threshold, tf=tf, tf_total=total, training=training)
+    log.info("trained on %d records: %d EM runs, prior %.3g (%.0f expected matching pairs)", frame.size, len(runs),
+             prior, expected_matches)
+    return Model(comparisons=base.comparisons, m=[[float(x) for x in row] for row in m], u=u, prior=prior,
+                 match_threshold=base.match_threshold, possible_threshold=base.possible_threshold, tf=tf,
+                 tf_total=total, training=training)

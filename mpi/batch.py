@@ -1,0 +1,361 @@
+"""Batch operations over the store: bulk loading, ``priorscan link`` (train, score, cluster, write back).
+
+The relink reads every active source record's stored ``match_fields`` into one frame, finds blocked pairs from the
+same keys real time uses, trains a fresh model (unless told not to), links with :func:`mpi.linkage.link_frame`
+(manual decisions respected: manual links forced, manual no-matches kept apart), and writes back only what
+changed, each change with a :class:`~mpi.tables.LinkEvent` saying that the batch relink made it and with which
+model.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from mpi.blocking import key_table, keys_of, pairs_from_keys
+from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, derive_match_threshold
+from mpi.frames import BOOL_COLUMNS, INT_COLUMNS, STRING_COLUMNS, Frame, frame_from_table
+from mpi.linkage import link_frame
+from mpi.model import Model
+from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
+from mpi.normalise import MatchRecord, as_date, to_match_record
+from mpi.records import Demographics
+from mpi.scoring import score_frames
+from mpi.tables import (
+    BlockingKey,
+    LinkEvent,
+    ManualDecision,
+    MatchModel,
+    RegionalPatient,
+    ReviewItem,
+    SourceRecord,
+)
+from priorscan.db import utcnow
+
+log = logging.getLogger(__name__)
+
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+GOLDEN_FIELDS = ("family", "given", "birth_date", "sex", "postcode", "address")
+
+
+def new_regional_id() -> str:
+    return "RP" + "".join(secrets.choice(_ALPHABET) for _ in range(10))
+
+
+@dataclass
+class RelinkResult:
+    """What a batch relink did."""
+
+    records: int
+    pairs_scored: int
+    match_links: int
+    patients: int
+    records_changed: int
+    review_items: int
+    components_rebuilt: int
+    model_version: str
+    trained: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# --- loading -----------------------------------------------------------------------------------------------------
+
+def load_table(session: Session) -> pd.DataFrame:
+    """Every active source record: ids, link, raw golden-record fields and normalised match fields."""
+    rows = session.execute(select(
+        SourceRecord.id, SourceRecord.regional_patient_id, SourceRecord.link_state, SourceRecord.link_manual,
+        SourceRecord.match_fields, SourceRecord.provisional, SourceRecord.nhs_number, SourceRecord.nhs_number_valid,
+        SourceRecord.nhs_verification, SourceRecord.family, SourceRecord.given, SourceRecord.birth_date,
+        SourceRecord.birth_date_text, SourceRecord.sex, SourceRecord.postcode, SourceRecord.address,
+        SourceRecord.phone, SourceRecord.last_event_at, SourceRecord.updated_at)
+        .where(SourceRecord.active.is_(True)).order_by(SourceRecord.id)).all()
+    columns = ["record_id", "regional_patient_id", "link_state", "link_manual", "match_fields", "provisional",
+               "nhs_raw", "nhs_number_valid", "nhs_verification", "family_raw", "given_raw", "birth_date",
+               "birth_date_text", "sex_raw", "postcode_raw", "address_raw", "phone_raw", "last_event_at",
+               "updated_at"]
+    raw = pd.DataFrame(rows, columns=columns)
+    stored = []
+    for row in raw.itertuples(index=False):
+        if row.match_fields is not None:
+            stored.append(row.match_fields)
+        else:
+            stored.append(to_match_record(row.record_id, {
+                "nhs_number": row.nhs_raw, "nhs_verification": row.nhs_verification, "family": row.family_raw,
+                "given": row.given_raw, "birth_date": row.birth_date, "birth_date_text": row.birth_date_text,
+                "sex": row.sex_raw, "postcode": row.postcode_raw, "address": row.address_raw,
+                "phone": row.phone_raw}).as_stored())
+    fields = pd.DataFrame.from_records(stored, index=raw.index)
+    for name in STRING_COLUMNS:
+        fields[name] = fields[name].fillna("").astype(object) if name in fields else ""
+    for name in INT_COLUMNS:
+        fields[name] = fields[name].fillna(0).astype(np.int32) if name in fields else 0
+    for name in BOOL_COLUMNS:
+        fields[name] = fields[name].fillna(False).astype(bool) if name in fields else False
+    return pd.concat([raw.drop(columns=["match_fields"]), fields], axis=1)
+
+
+def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind: str = "bulk",
+              batch: int = 20_000) -> int:
+    """Insert new source records with their match fields and blocking keys, unlinked (a relink links them).
+
+    For loading a store quickly (benchmarks, a first migration from a legacy index); records arrive afterwards
+    through :meth:`mpi.service.PatientIndex.upsert`.
+    """
+    count = 0
+    next_id = (session.scalar(select(SourceRecord.id).order_by(SourceRecord.id.desc()).limit(1)) or 0) + 1
+    buffer: list[dict[str, Any]] = []
+    keys: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if buffer:
+            session.execute(insert(SourceRecord), buffer)
+            session.execute(insert(BlockingKey), keys)
+            buffer.clear()
+            keys.clear()
+
+    for demographics in records:
+        nhs = normalise_nhs_number(demographics.nhs_number)
+        birth = as_date(demographics.birth_date) if demographics.birth_date else None
+        partial = None if birth or not demographics.birth_date else str(demographics.birth_date)[:10]
+        fields = {"nhs_number": nhs, "nhs_verification": demographics.nhs_verification,
+                  "family": demographics.family, "given": demographics.given, "prefix": demographics.prefix,
+                  "birth_date": birth, "sex": demographics.sex, "postcode": demographics.postcode,
+                  "address": demographics.address, "phone": demographics.phone,
+                  "birth_date_text": partial}
+        match = to_match_record(next_id, fields)
+        buffer.append({"id": next_id, "namespace": demographics.namespace, "local_id": demographics.local_id,
+                       "trust_ods": demographics.trust_ods, "source_kind": source_kind, "provisional": False,
+                       "active": True, "nhs_number_valid": bool(nhs and is_valid_nhs_number(nhs)), "version": 1,
+                       "link_manual": False, "match_fields": match.as_stored(), **fields})
+        keys.extend({"source_record_id": next_id, "key": key} for key in _keys(match))
+        next_id += 1
+        count += 1
+        if len(buffer) >= batch:
+            flush()
+    flush()
+    return count
+
+
+def _keys(match: MatchRecord) -> set[str]:
+    return keys_of(match.nhs_number, match.nhs_valid, match.birth_year, match.birth_month, match.birth_day,
+                   match.family_ph, match.given_ph, match.postcode)
+
+
+def save_model(session: Session, model: Model, *, records: int) -> None:
+    """Store ``model`` as the active one (previous models kept, inactive)."""
+    session.execute(update(MatchModel).values(active=False))
+    existing = session.get(MatchModel, model.version)
+    if existing is None:
+        session.add(MatchModel(version=model.version, active=True, record_count=records,
+                               parameters=model.to_dict()))
+    else:
+        existing.active = True
+    session.flush()
+
+
+# --- relink --------------------------------------------------------------------------------------------------------
+
+def relink(session: Session, *, train: bool = True, actor: str = "batch-relink", model: Model | None = None,
+           seed: int = 0) -> RelinkResult:
+    """Relink every active source record (``priorscan link``); the caller commits."""
+    from mpi.service import active_model
+    from mpi.training import train as train_model
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    table = load_table(session)
+    timings["load_s"] = time.perf_counter() - started
+    if table.empty:
+        current = model or active_model(session)
+        return RelinkResult(0, 0, 0, 0, 0, 0, 0, current.version, False, timings)
+    frame = frame_from_table(table)
+    mark = time.perf_counter()
+    left, right = pairs_from_keys(key_table(table))
+    timings["block_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    trained = False
+    if model is None:
+        if train:
+            model = train_model(frame, (left, right), base=active_model(session), seed=seed)
+            model = with_derived_threshold(model, frame, left, right, seed=seed)
+            save_model(session, model, records=len(table))
+            trained = True
+        else:
+            model = active_model(session)
+    timings["train_s"] = time.perf_counter() - mark
+    manual_match, manual_no_match = _manual_pairs(session, table)
+    linkage = link_frame(frame, model, left, right, manual_match=manual_match, manual_no_match=manual_no_match)
+    timings.update({f"link_{k}": v for k, v in linkage.timings.items()})
+    mark = time.perf_counter()
+    changed, patients, reviews = _write(session, table, frame, linkage, model, actor)
+    timings["write_s"] = time.perf_counter() - mark
+    timings["total_s"] = time.perf_counter() - started
+    log.info("relinked %d records: %d pairs, %d patients, %d changed, %d to review", len(table), len(left), patients,
+             changed, reviews)
+    return RelinkResult(records=len(table), pairs_scored=linkage.pairs_scored, match_links=linkage.match_links,
+                        patients=patients, records_changed=changed, review_items=reviews,
+                        components_rebuilt=linkage.components_rebuilt, model_version=model.version, trained=trained,
+                        timings=timings)
+
+
+def with_derived_threshold(model: Model, frame: Frame, left: np.ndarray, right: np.ndarray, *, seed: int = 0,
+                           sample: int = 500_000) -> Model:
+    """``model`` with its match threshold derived from its own posteriors over (a sample of) the blocked pairs."""
+    if len(left) > sample:
+        pick = np.random.default_rng(seed + 2).choice(len(left), sample, replace=False)
+        left, right = left[pick], right[pick]
+    scored = score_frames(model, frame.take(left), frame.take(right))
+    threshold = derive_match_threshold(scored.probability)
+    return Model(comparisons=model.comparisons, m=model.m, u=model.u, prior=model.prior, match_threshold=threshold,
+                 possible_threshold=model.possible_threshold, tf=model.tf, tf_total=model.tf_total,
+                 training={**model.training, "match_threshold_derived_from_pairs": int(len(left))})
+
+
+def _manual_pairs(session: Session, table: pd.DataFrame) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+    row_of = pd.Series(np.arange(len(table)), index=table["record_id"].to_numpy())
+    decisions = session.execute(select(ManualDecision.record_a_id, ManualDecision.record_b_id,
+                                       ManualDecision.decision)).all()
+    out: dict[str, tuple[list[int], list[int]]] = {MATCH: ([], []), NO_MATCH: ([], [])}
+    for a, b, decision in decisions:
+        if a in row_of.index and b in row_of.index and decision in out:
+            out[decision][0].append(int(row_of[a]))
+            out[decision][1].append(int(row_of[b]))
+    return tuple((np.asarray(out[d][0], dtype=np.int64), np.asarray(out[d][1], dtype=np.int64))  # type: ignore
+                 for d in (MATCH, NO_MATCH))
+
+
+def _assign_ids(table: pd.DataFrame, labels: np.ndarray) -> dict[int, str]:
+    """A regional id per cluster label: the id most of its records already hold, else a new one."""
+    current = pd.DataFrame({"label": labels, "rid": table["regional_patient_id"].to_numpy()}).dropna()
+    counts = current.groupby(["label", "rid"]).size().reset_index(name="n").sort_values(
+        ["n", "rid"], ascending=[False, True], kind="stable")
+    assigned: dict[int, str] = {}
+    taken: set[str] = set()
+    for label, rid in zip(counts["label"].tolist(), counts["rid"].tolist(), strict=True):
+        if label not in assigned and rid not in taken:
+            assigned[label] = rid
+            taken.add(rid)
+    for label in np.unique(labels).tolist():
+        if label not in assigned:
+            assigned[label] = new_regional_id()
+    return assigned
+
+
+def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, model: Model,
+           actor: str) -> tuple[int, int, int]:
+    labels = linkage.labels
+    ids = _assign_ids(table, labels)
+    new_rid = np.asarray([ids[label] for label in labels.tolist()], dtype=object)
+    sizes = np.bincount(labels, minlength=len(labels))[labels]
+    reviewed = np.zeros(len(labels), dtype=bool)
+    reviewed[linkage.review_left] = True
+    state = np.where(reviewed & (sizes == 1), POSSIBLE, MATCH)
+    old_rid = table["regional_patient_id"].to_numpy(dtype=object)
+    old_state = table["link_state"].to_numpy(dtype=object)
+    manual = table["link_manual"].to_numpy(dtype=bool)
+    state = np.where(manual, old_state, state)
+    changed = (new_rid != old_rid) | (state != old_state)
+    now = utcnow()
+    record_ids = table["record_id"].to_numpy()
+
+    # regional patients: new ones created, emptied ones retired into where most of their records went
+    existing = set(session.scalars(select(RegionalPatient.id).where(RegionalPatient.id.in_(
+        list({r for r in new_rid.tolist()})))).all()) if len(new_rid) < 30_000 else set(
+        session.scalars(select(RegionalPatient.id)).all())
+    golden = _golden(table, new_rid)
+    fresh = [rid for rid in golden.index if rid not in existing]
+    if fresh:
+        session.execute(insert(RegionalPatient), [{"id": rid, "status": "active", "created_at": now, "updated_at": now,
+                                                   **golden.loc[rid].to_dict()} for rid in fresh])
+    touched = sorted(set(new_rid[changed].tolist()) - set(fresh))
+    if touched:
+        session.execute(update(RegionalPatient), [{"id": rid, "status": "active", "merged_into_id": None,
+                                                   "updated_at": now, **golden.loc[rid].to_dict()}
+                                                  for rid in touched])
+    gone = {rid for rid in old_rid[changed].tolist() if rid} - set(new_rid.tolist())
+    if gone:
+        destination: dict[str, Counter[str]] = {}
+        for old, new in zip(old_rid[changed].tolist(), new_rid[changed].tolist(), strict=True):
+            if old in gone:
+                destination.setdefault(old, Counter())[new] += 1
+        session.execute(update(RegionalPatient), [
+            {"id": rid, "status": "retired", "merged_into_id": destination[rid].most_common(1)[0][0],
+             "updated_at": now} for rid in sorted(gone)])
+
+    rows = np.flatnonzero(changed)
+    probability = linkage.probability
+    updates = [{"id": int(record_ids[i]), "regional_patient_id": new_rid[i], "link_state": str(state[i]),
+                "link_score": None if np.isnan(probability[i]) else float(probability[i]),
+                "link_weights": None, "link_model_version": None if manual[i] else model.version,
+                "linked_by": actor, "linked_at": now} for i in rows.tolist()]
+    if updates:
+        session.execute(update(SourceRecord), updates)
+        session.execute(insert(LinkEvent), [
+            {"source_record_id": u["id"], "from_regional_id": old_rid[i], "to_regional_id": u["regional_patient_id"],
+             "link_state": u["link_state"], "manual": bool(manual[i]), "score": u["link_score"],
+             "model_version": model.version, "actor": actor, "reason": "batch-relink", "at": now}
+            for u, i in zip(updates, rows.tolist(), strict=True)])
+    _follow_survivors(session, dict(zip(record_ids.tolist(), new_rid.tolist(), strict=True)))
+
+    # review queue: open automatic items replaced by this run's possible matches
+    session.execute(update(ReviewItem).where(ReviewItem.status == "open").values(status="superseded"))
+    reviews = [{"source_record_id": int(record_ids[a]), "candidate_record_id": int(record_ids[b]),
+                "candidate_regional_id": new_rid[b], "score": float(p), "weights": {"weight": round(float(w), 3)},
+                "model_version": model.version, "status": "open", "created_at": now}
+               for a, b, p, w in zip(linkage.review_left.tolist(), linkage.review_right.tolist(),
+                                     linkage.review_probability.tolist(), linkage.review_weight.tolist(), strict=True)]
+    if reviews:
+        session.execute(insert(ReviewItem), reviews)
+    session.flush()
+    return int(changed.sum()), len(golden), len(reviews)
+
+
+def _follow_survivors(session: Session, regional_of: dict[int, str]) -> None:
+    """Records merged away (inactive) follow the record they were merged into."""
+    merged = session.execute(select(SourceRecord.id, SourceRecord.merged_into_id, SourceRecord.regional_patient_id)
+                             .where(SourceRecord.active.is_(False), SourceRecord.merged_into_id.is_not(None))).all()
+    if not merged:
+        return
+    into = {rid: target for rid, target, _ in merged}
+    updates = []
+    for rid, _target, current in merged:
+        hop, seen = rid, set()
+        while hop in into and hop not in seen:
+            seen.add(hop)
+            hop = into[hop]
+        target_regional = regional_of.get(hop)
+        if target_regional and target_regional != current:
+            updates.append({"id": rid, "regional_patient_id": target_regional})
+    if updates:
+        session.execute(update(SourceRecord), updates)
+
+
+def _golden(table: pd.DataFrame, new_rid: np.ndarray) -> pd.DataFrame:
+    """Best-known demographics per regional patient: PAS/FHIR before provisional, verified NHS number first, then
+    the most recent; each field from the best record that has it (as the service's golden record)."""
+    stamp = table["last_event_at"].where(table["last_event_at"].notna(), table["updated_at"])
+    frame = pd.DataFrame({
+        "rid": new_rid,
+        "q_provisional": ~table["provisional"].fillna(False).astype(bool),
+        "q_verified": table["nhs_verification"].eq("01"),
+        "q_stamp": pd.to_datetime(stamp, utc=True),
+        "family": table["family_raw"], "given": table["given_raw"], "birth_date": table["birth_date"],
+        "sex": table["sex_raw"], "postcode": table["postcode_raw"], "address": table["address_raw"],
+        "nhs_number": table["nhs_raw"].where(table["nhs_number_valid"].fillna(False).astype(bool)),
+    })
+    frame = frame.sort_values(["q_provisional", "q_verified", "q_stamp"], ascending=False, kind="stable")
+    golden = frame.groupby("rid", sort=False)[[*GOLDEN_FIELDS, "nhs_number"]].first()
+    return golden.astype(object).where(golden.notna(), None)
