@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def available() -> list[str]:
-    return sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent))
+    return sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent)])
                   if m.name.startswith("bench_"))
 
 
