@@ -22,12 +22,14 @@ class Study(Base):
     __table_args__ = (
         Index("ix_study_source_record_date", "source_record_id", "study_date"),
         Index("ix_study_trust_accession", "performing_trust", "accession_number"),
+        Index("ix_study_unresolved", "patient_unresolved"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
     source_record_id: Mapped[int | None] = mapped_column(ForeignKey("source_record.id"))
     patient_issuer: Mapped[str | None] = mapped_column(String(300))  # namespace as resolved from the source
     patient_local_id: Mapped[str | None] = mapped_column(String(200))
+    patient_unresolved: Mapped[str | None] = mapped_column(String(200))  # why no source record (no issuer ...)
     performing_trust: Mapped[str | None] = mapped_column(String(10))
     accession_number: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="completed")  # scheduled | completed | cancelled
@@ -53,9 +55,10 @@ class Study(Base):
     agd_right_mgy: Mapped[float | None] = mapped_column(Float)
     administered_activity_mbq: Mapped[float | None] = mapped_column(Float)
     effective_dose_msv: Mapped[float | None] = mapped_column(Float)  # an estimate (population index)
-    effective_dose_method: Mapped[str | None] = mapped_column(String(120))
+    effective_dose_method: Mapped[str | None] = mapped_column(String(300))
     irradiation_events: Mapped[int | None] = mapped_column(Integer)
     dose_source: Mapped[str | None] = mapped_column(String(20))  # rdsr | header | hl7 | none
+    accumulated_dose: Mapped[dict | None] = mapped_column(JSONType)  # report key -> totals (imaging.dose)
 
     sources: Mapped[list | None] = mapped_column(JSONType)  # which feeds told us about it (dicom, qido, oru, fhir)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -69,8 +72,9 @@ class IrradiationEvent(Base):
     __table_args__ = (UniqueConstraint("study_id", "event_uid"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
-    event_uid: Mapped[str] = mapped_column(String(64))
+    event_uid: Mapped[str] = mapped_column(String(100))  # Irradiation Event UID (header: the exposure's key)
     kind: Mapped[str] = mapped_column(String(20))  # ct | projection | fluoro | mammo | nm
+    source: Mapped[str] = mapped_column(String(10), default="rdsr")  # rdsr | header
     target_region: Mapped[str | None] = mapped_column(String(64))
     phantom: Mapped[str | None] = mapped_column(String(40))
     laterality: Mapped[str | None] = mapped_column(String(10))
@@ -78,6 +82,10 @@ class IrradiationEvent(Base):
     dlp_mgycm: Mapped[float | None] = mapped_column(Float)
     dap_gym2: Mapped[float | None] = mapped_column(Float)
     agd_mgy: Mapped[float | None] = mapped_column(Float)
+    dose_rp_gy: Mapped[float | None] = mapped_column(Float)
+    activity_mbq: Mapped[float | None] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    effective_dose_msv: Mapped[float | None] = mapped_column(Float)  # estimate, as for the study
     detail: Mapped[dict | None] = mapped_column(JSONType)
 
 

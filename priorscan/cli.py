@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--years", type=int, default=5, help="years of imaging history")
+    p.add_argument("--as-of", help="YYYY-MM-DD the region is described on (default: today)")
 
     token = sub.add_parser("token", help="API bearer tokens").add_subparsers(dest="what", required=True)
     p = cmd(token, "create", "api.admin_cli:run_token_create", "print a new bearer token")

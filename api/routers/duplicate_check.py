@@ -1,5 +1,211 @@
-"""Router placeholder: filled by the work on this resource."""
+"""The duplicate check over HTTP: ``POST /api/v1/duplicate-check`` (DESIGN.md section 6) and FHIR
+``POST /fhir/ServiceRequest``, which runs the same check on the resource it stores.
 
-from fastapi import APIRouter
+Both need the ``priorscan/duplicate-check`` scope. The FHIR create answers 201 with the ServiceRequest as stored;
+the check's outcome travels with it three ways, so any client can read it:
 
-router = APIRouter()
+- a ``contained`` OperationOutcome (``id`` ``duplicate-check``) whose issues name the verdict and each prior shown,
+- an extension ``https://priorscan.nhs.uk/fhir/StructureDefinition/duplicate-check`` on the resource with
+  ``verdict``, ``identity``, ``alertId`` and ``rulesVersion``,
+- response headers ``X-Priorscan-Verdict`` and ``X-Priorscan-Alert-Id``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.context import AppContext
+from api.deps import ContextDep, Principal, SessionDep, require
+from api.scopes import DUPLICATE_CHECK
+from dedupe import (
+    CheckRequest,
+    PatientQuery,
+    ProcedureCode,
+    ProcedureQuery,
+    RequestReason,
+    active_rules,
+    apply_service_request_resource,
+    run_check,
+)
+from priorscan.errors import AuthError, ConfigurationError, ForbiddenError, InputError, NotFoundError, PriorscanError
+
+router = APIRouter(tags=["duplicate check"])
+
+
+# --- errors -----------------------------------------------------------------------------------------------------
+
+def http_error(exc: PriorscanError) -> HTTPException:
+    """A priorscan error as an HTTP answer (its message never names a patient)."""
+    if isinstance(exc, NotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, detail=exc.message)
+    if isinstance(exc, ForbiddenError):
+        return HTTPException(status.HTTP_403_FORBIDDEN, detail=exc.message)
+    if isinstance(exc, AuthError):
+        return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=exc.message, headers={"WWW-Authenticate": "Bearer"})
+    if exc.code == "alert.state":
+        return HTTPException(status.HTTP_409_CONFLICT, detail=exc.message)
+    if isinstance(exc, InputError):
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.message)
+    if isinstance(exc, ConfigurationError):
+        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the duplicate check is misconfigured")
+    return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail="internal error")
+
+
+def requesting_trust(ctx: AppContext, value: str | None) -> str | None:
+    """The ODS code of the requesting trust (any alias accepted); 422 for a trust outside the consortium."""
+    if not value:
+        return None
+    trust = ctx.trusts.resolve(value)
+    if trust is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail=f"unknown requesting trust; expected one of {', '.join(ctx.trusts.ods_codes)}")
+    return trust.ods
+
+
+# --- the contract's shapes ----------------------------------------------------------------------------------------
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Coding(_Model):
+    system: str | None = None
+    code: str | None = None
+    display: str | None = None
+
+
+class Identifier(_Model):
+    system: str = Field(min_length=1, max_length=300)
+    value: str = Field(min_length=1, max_length=200)
+
+
+class HumanName(_Model):
+    family: str | None = None
+    given: list[str] = []
+
+
+class PatientIn(_Model):
+    identifiers: list[Identifier] = []
+    name: HumanName | None = None
+    birthDate: date | None = None
+    sex: str | None = None
+    postcode: str | None = None
+
+
+class RequestIn(_Model):
+    code: Coding | None = None
+    modality: str | None = Field(default=None, max_length=16)
+    bodySite: str | None = Field(default=None, max_length=200)
+    laterality: str | None = Field(default=None, max_length=40)
+    priority: str | None = Field(default=None, max_length=40)
+    reason: str | None = Field(default=None, max_length=2000)
+    reasonCode: list[Coding] = Field(default=[], description="coded reasons (e.g. SNOMED CT), added to the contract")
+    pregnant: bool | None = Field(default=None, description="an explicit pregnancy answer, added to the contract")
+    requestingTrust: str | None = None
+    placerOrderNumber: str | None = Field(default=None, max_length=64)
+    requestedAt: datetime | None = Field(default=None, description="when the request was made (default: now)")
+
+
+class DuplicateCheckIn(_Model):
+    patient: PatientIn = PatientIn()
+    request: RequestIn
+
+
+class PriorOut(_Model):
+    studyInstanceUid: str | None
+    accessionNumber: str | None
+    trust: str | None
+    studyDate: str | None
+    daysAgo: int
+    modality: str | None
+    bodySite: str | None
+    laterality: str | None
+    description: str | None
+    effectiveDoseMsv: float | None
+    severity: Literal["warning", "info"]
+    rule: str
+    viewerUrl: str | None
+    status: str | None = None
+    kind: str | None = None
+    placerOrderNumber: str | None = None
+    trustName: str | None = None
+    match: str | None = None
+    ruleText: str | None = None
+    circumstances: list[str] = []
+
+
+class DuplicateCheckOut(_Model):
+    regionalPatientId: str | None
+    identity: Literal["confirmed", "probable", "unknown"]
+    verdict: Literal["warning", "info", "clear"]
+    priors: list[PriorOut]
+    alertId: str | None
+    alertStatus: str | None = None
+    identityCandidates: list[str] = []
+    rulesVersion: str
+    requestDate: str
+    request: dict[str, Any]
+
+
+def check_request(ctx: AppContext, body: DuplicateCheckIn) -> CheckRequest:
+    """The API body as a :class:`dedupe.CheckRequest` (422 when it names no procedure)."""
+    wanted = body.request
+    if not ((wanted.code and wanted.code.code) or (wanted.modality and wanted.bodySite)):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            detail="request needs a code, or a modality and a bodySite")
+    name = body.patient.name or HumanName()
+    patient = PatientQuery(identifiers=tuple((i.system, i.value) for i in body.patient.identifiers),
+                           family=name.family, given=tuple(name.given), birth_date=body.patient.birthDate,
+                           sex=body.patient.sex, postcode=body.patient.postcode)
+    code = wanted.code
+    codes = tuple(f"{c.system}|{c.code}" if c.system else c.code for c in wanted.reasonCode if c.code)
+    procedure = ProcedureQuery(
+        code=ProcedureCode(code.system, code.code, code.display) if code and code.code else None,
+        modality=wanted.modality, body_site=wanted.bodySite, laterality=wanted.laterality,
+        description=code.display if code else None, priority=wanted.priority,
+        reason=RequestReason(wanted.reason, codes, wanted.pregnant),
+        requesting_trust=requesting_trust(ctx, wanted.requestingTrust), placer_order_number=wanted.placerOrderNumber,
+        requested_at=wanted.requestedAt)
+    return CheckRequest(patient, procedure, channel="api")
+
+
+@router.post("/api/v1/duplicate-check", response_model=DuplicateCheckOut)
+def duplicate_check(body: DuplicateCheckIn, ctx: ContextDep, session: SessionDep,
+                    principal: Principal = Depends(require(DUPLICATE_CHECK))) -> dict[str, Any]:
+    """Comparable recent priors for one imaging request, from every trust, with the alert they raise."""
+    try:
+        outcome = run_check(session, ctx.trusts, active_rules(ctx.settings.rules_file), check_request(ctx, body),
+                            agent=principal.agent)
+    except PriorscanError as exc:
+        raise http_error(exc) from exc
+    session.commit()
+    return outcome.as_json()
+
+
+# --- FHIR ServiceRequest ------------------------------------------------------------------------------------------
+
+@router.post("/fhir/ServiceRequest", status_code=status.HTTP_201_CREATED, response_model=None)
+async def create_service_request(request: Request, ctx: ContextDep, session: SessionDep,
+                                 principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
+    """Store a ServiceRequest as an outstanding order and run the duplicate check on it."""
+    import json
+
+    try:
+        resource = json.loads(await request.body())
+    except ValueError as exc:
+        raise http_error(InputError("the body is not JSON", code="fhir")) from exc
+    try:
+        stored, outcome = apply_service_request_resource(session, ctx.trusts, active_rules(ctx.settings.rules_file),
+                                                         resource, agent=principal.agent)
+    except PriorscanError as exc:
+        raise http_error(exc) from exc
+    session.commit()
+    headers = {"X-Priorscan-Verdict": outcome.verdict, "Location": f"/fhir/ServiceRequest/{stored['id']}"}
+    if outcome.alert_id:
+        headers["X-Priorscan-Alert-Id"] = outcome.alert_id
+    return Response(json.dumps(stored), status_code=status.HTTP_201_CREATED, headers=headers,
+                    media_type="application/fhir+json")

@@ -1,5 +1,59 @@
-"""Router placeholder: filled by the work on this resource."""
+"""``POST /hl7``: one HL7 v2 message over HTTP, for clients without MLLP; the answer is its ACK.
 
-from fastapi import APIRouter
+The body is the message as text (``text/plain`` or ``application/hl7-v2``; CR or LF segment ends). The status is 200
+whatever the ACK says: MSA-1 carries the verdict (AA, AE or AR), exactly as over MLLP. The scope is
+``priorscan/hl7`` (or admin).
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ContextDep, Principal, require
+from api.hl7_service import process_message, reject_message
+from priorscan.audit import Agent
+from priorscan.errors import HL7Error
+from priorscan.hl7v2 import read_header
+
+router = APIRouter(tags=["hl7"])
+
+CHANNEL = "http-hl7"
+HL7_SCOPE = "priorscan/hl7"
+ACK_MEDIA_TYPE = "text/plain"
+
+
+@router.post("/hl7", response_class=PlainTextResponse,
+             responses={200: {"content": {ACK_MEDIA_TYPE: {}}, "description": "the ACK (MSA-1 AA, AE or AR)"}},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "text/plain": {"schema": {"type": "string"}},
+                 "application/hl7-v2": {"schema": {"type": "string"}}}}})
+async def post_hl7(request: Request, ctx: ContextDep,
+                   principal: Annotated[Principal, Depends(require(HL7_SCOPE))]) -> PlainTextResponse:
+    """Apply one HL7 v2 message and answer with its ACK as text."""
+    body = await request.body()
+    agent = Agent(principal.kind, principal.name, principal.address)
+    limit = ctx.settings.mllp_max_message_bytes
+    text = _decode(body[: limit + 1])
+    if len(body) > limit:
+        try:
+            header = read_header(text)
+        except HL7Error:
+            header = None
+        outcome = await run_in_threadpool(
+            reject_message, ctx, text[:limit], header, f"message of {len(body)} bytes exceeds the maximum of {limit}",
+            code="hl7.too-large", channel=CHANNEL, agent=agent, source=agent.address)
+    else:
+        outcome = await run_in_threadpool(process_message, ctx, text, channel=CHANNEL, agent=agent,
+                                          source=agent.address)
+    return PlainTextResponse(str(outcome.detail["ack"]), media_type=ACK_MEDIA_TYPE)
+
+
+def _decode(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("latin-1")

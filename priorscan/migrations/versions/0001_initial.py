@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 07:47:20.353243
+Create Date: 2026-11-28 07:51:15.302587
 """
 from alembic import op
 import sqlalchemy as sa
@@ -26,7 +26,9 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=30), nullable=False),
     sa.Column('verdict', sa.String(length=10), nullable=False),
     sa.Column('request', priorscan.db.JSONType(), nullable=False),
+    sa.Column('request_date', sa.Date(), nullable=True),
     sa.Column('priors', priorscan.db.JSONType(), nullable=False),
+    sa.Column('shown_prior_uid', sa.String(length=64), nullable=True),
     sa.Column('rules_version', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('reason_system', sa.String(length=200), nullable=True),
@@ -36,9 +38,12 @@ def upgrade() -> None:
     sa.Column('acted_by', sa.String(length=200), nullable=True),
     sa.Column('acted_at', priorscan.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('dose_avoided_msv', sa.Float(), nullable=True),
+    sa.Column('dose_avoided_basis', sa.String(length=200), nullable=True),
     sa.Column('created_by', sa.String(length=200), nullable=False),
     sa.Column('created_at', priorscan.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_alert'))
+    sa.Column('updated_at', priorscan.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alert')),
+    sa.UniqueConstraint('requesting_trust', 'placer_order_number', name=op.f('uq_alert_requesting_trust_placer_order_number'))
     )
     with op.batch_alter_table('alert', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_alert_placer_order_number'), ['placer_order_number'], unique=False)
@@ -162,6 +167,7 @@ def upgrade() -> None:
     op.create_table('alert_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('alert_id', sa.String(length=40), nullable=False),
+    sa.Column('action', sa.String(length=30), nullable=False),
     sa.Column('from_status', sa.String(length=20), nullable=True),
     sa.Column('to_status', sa.String(length=20), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=False),
@@ -339,6 +345,7 @@ def upgrade() -> None:
     sa.Column('source_record_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('patient_issuer', sa.String(length=300), nullable=True),
     sa.Column('patient_local_id', sa.String(length=200), nullable=True),
+    sa.Column('patient_unresolved', sa.String(length=200), nullable=True),
     sa.Column('performing_trust', sa.String(length=10), nullable=True),
     sa.Column('accession_number', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
@@ -366,6 +373,7 @@ def upgrade() -> None:
     sa.Column('effective_dose_method', sa.String(length=120), nullable=True),
     sa.Column('irradiation_events', sa.Integer(), nullable=True),
     sa.Column('dose_source', sa.String(length=20), nullable=True),
+    sa.Column('accumulated_dose', priorscan.db.JSONType(), nullable=True),
     sa.Column('sources', priorscan.db.JSONType(), nullable=True),
     sa.Column('created_at', priorscan.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', priorscan.db.UTCDateTime(timezone=True), nullable=False),
@@ -376,12 +384,14 @@ def upgrade() -> None:
     with op.batch_alter_table('study', schema=None) as batch_op:
         batch_op.create_index('ix_study_source_record_date', ['source_record_id', 'study_date'], unique=False)
         batch_op.create_index('ix_study_trust_accession', ['performing_trust', 'accession_number'], unique=False)
+        batch_op.create_index('ix_study_unresolved', ['patient_unresolved'], unique=False)
 
     op.create_table('irradiation_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('study_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('event_uid', sa.String(length=64), nullable=False),
+    sa.Column('event_uid', sa.String(length=100), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('source', sa.String(length=10), nullable=False),
     sa.Column('target_region', sa.String(length=64), nullable=True),
     sa.Column('phantom', sa.String(length=40), nullable=True),
     sa.Column('laterality', sa.String(length=10), nullable=True),
@@ -389,6 +399,10 @@ def upgrade() -> None:
     sa.Column('dlp_mgycm', sa.Float(), nullable=True),
     sa.Column('dap_gym2', sa.Float(), nullable=True),
     sa.Column('agd_mgy', sa.Float(), nullable=True),
+    sa.Column('dose_rp_gy', sa.Float(), nullable=True),
+    sa.Column('activity_mbq', sa.Float(), nullable=True),
+    sa.Column('duration_s', sa.Float(), nullable=True),
+    sa.Column('effective_dose_msv', sa.Float(), nullable=True),
     sa.Column('detail', priorscan.db.JSONType(), nullable=True),
     sa.ForeignKeyConstraint(['study_id'], ['study.id'], name=op.f('fk_irradiation_event_study_id_study'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_irradiation_event')),
@@ -407,6 +421,7 @@ def downgrade() -> None:
 
     op.drop_table('irradiation_event')
     with op.batch_alter_table('study', schema=None) as batch_op:
+        batch_op.drop_index('ix_study_unresolved')
         batch_op.drop_index('ix_study_trust_accession')
         batch_op.drop_index('ix_study_source_record_date')
 

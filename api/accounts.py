@@ -1,0 +1,190 @@
+"""Who may use priorscan: API clients with bearer tokens, people who sign in to the web page, and their roles.
+
+Only a SHA-256 hash of each token is stored; passwords are hashed with scrypt and a random salt, the parameters kept
+with the hash (``scrypt$N$r$p$salt$hash``) so that they can be raised later without breaking existing accounts.
+Nothing here prints, logs or audits a token or a password.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import scopes as scope_rules
+from api.deps import token_hash
+from priorscan.audit import Agent, record
+from priorscan.errors import InputError
+from priorscan.tables import ApiClient, UserAccount
+from priorscan.trusts import TrustRegistry
+
+CLINICAL_SCOPES = ("priorscan/alerts", "priorscan/duplicate-check", "system/Patient.rs", "system/ImagingStudy.rs")
+
+#: What each role of the web page may do, as scopes (the same rules as for API clients).
+ROLE_SCOPES: dict[str, tuple[str, ...]] = {
+    "radiographer": CLINICAL_SCOPES,
+    "radiologist": CLINICAL_SCOPES,
+    "clinician": CLINICAL_SCOPES,
+    "analyst": ("priorscan/analytics",),
+    "admin": (scope_rules.ADMIN,),
+}
+#: Roles whose work is at one trust: the web page shows that trust's alerts, so the trust is required.
+ROLES_NEEDING_TRUST = frozenset({"radiographer", "radiologist", "clinician"})
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,99}$")
+TOKEN_PREFIX = "ps_"
+
+# scrypt cost: N=2**15, r=8, p=1 needs 32 MiB and about 0.1 s per hash on this kind of machine.
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+_SCRYPT_MAXMEM = 256 * 1024 * 1024
+
+
+# --- bearer tokens ------------------------------------------------------------------------------------------------
+
+def parse_scopes(text: str) -> list[str]:
+    """Space-separated scopes as a list, each checked by :func:`api.scopes.validate`.
+
+    Raises
+    ------
+    InputError
+        With code ``input.scope`` when the list is empty or a scope is unknown.
+    """
+    scopes = list(dict.fromkeys(text.split()))
+    if not scopes:
+        raise InputError("give at least one scope", code="input.scope")
+    try:
+        return scope_rules.validate(scopes)
+    except ValueError as exc:
+        raise InputError(str(exc), code="input.scope") from exc
+
+
+def issue_token(session: Session, client: str, scopes: list[str], *, agent: Agent) -> str:
+    """Add an API client with a new random bearer token and return the token (only its hash is stored).
+
+    The caller commits ``session``; the audit event names the client and its scopes, never the token.
+    """
+    client = client.strip()
+    if not client or len(client) > 200:
+        raise InputError("the client name must be 1 to 200 characters", code="input.client")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiClient(name=client, token_hash=token_hash(token), scopes=list(scopes))
+    session.add(row)
+    session.flush()
+    record(session, agent, action="C", event_type="security", subtype="token-create", entity=f"api-client/{row.id}",
+           detail={"client": client, "scopes": list(scopes)})
+    return token
+
+
+# --- passwords ----------------------------------------------------------------------------------------------------
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, *, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """The scrypt hash of ``password`` with a fresh random salt, as ``scrypt$N$r$p$salt$hash``."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=_SCRYPT_MAXMEM, dklen=32)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` matches ``stored`` (from :func:`hash_password`); constant-time comparison."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = _unb64(digest)
+        actual = hashlib.scrypt(password.encode()[:MAX_PASSWORD_LENGTH * 4], salt=_unb64(salt), n=int(n), r=int(r),
+                                p=int(p), maxmem=_SCRYPT_MAXMEM, dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+#: Verified against when the username is unknown, so that a wrong name costs as long as a wrong password.
+DUMMY_PASSWORD_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+def check_password_rules(password: str) -> None:
+    """Refuse an empty, short or overlong password (``input.password``)."""
+    if not password.strip():
+        raise InputError("the password is empty", code="input.password")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InputError(f"the password is too short: use at least {MIN_PASSWORD_LENGTH} characters",
+                         code="input.password")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InputError(f"the password is too long: use at most {MAX_PASSWORD_LENGTH} characters",
+                         code="input.password")
+
+
+# --- people who sign in -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NewUser:
+    """A person added by :func:`create_user`."""
+
+    id: int
+    username: str
+    role: str
+    trust_ods: str | None
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def create_user(session: Session, trusts: TrustRegistry, *, username: str, password: str, role: str,
+                trust: str | None, agent: Agent) -> NewUser:
+    """Add a person who signs in to the web page; the caller commits ``session``.
+
+    Raises
+    ------
+    InputError
+        ``input.username`` (malformed or taken), ``input.password`` (empty, short), ``input.role``, ``input.trust``
+        (unknown, or missing for a role that works at one trust).
+    """
+    name = normalise_username(username)
+    if not USERNAME_PATTERN.match(name):
+        raise InputError("the username must be 2 to 100 characters: letters, digits and . _ @ -",
+                         code="input.username")
+    if role not in ROLE_SCOPES:
+        raise InputError(f"unknown role {role!r}; expected one of {', '.join(ROLE_SCOPES)}", code="input.role")
+    trust_ods: str | None = None
+    if trust:
+        found = trusts.resolve(trust)
+        if found is None or found.ods != trust.strip().upper():
+            raise InputError(f"unknown trust {trust!r}; expected one of {', '.join(trusts.ods_codes)}",
+                             code="input.trust")
+        trust_ods = found.ods
+    elif role in ROLES_NEEDING_TRUST:
+        raise InputError(f"a {role} works at one trust: give --trust (one of {', '.join(trusts.ods_codes)})",
+                         code="input.trust")
+    check_password_rules(password)
+    if session.scalars(select(UserAccount.id).where(UserAccount.username == name)).first() is not None:
+        raise InputError(f"a user named {name!r} already exists", code="input.username")
+    user = UserAccount(username=name, password_hash=hash_password(password), role=role, trust_ods=trust_ods)
+    session.add(user)
+    session.flush()
+    record(session, agent, action="C", event_type="security", subtype="user-create", entity=f"user/{user.id}",
+           detail={"username": name, "role": role, "trust": trust_ods})
+    return NewUser(user.id, name, role, trust_ods)
+
+
+def scopes_for_role(role: str) -> tuple[str, ...]:
+    """The scopes a signed-in person with ``role`` holds (none for an unknown role)."""
+    return ROLE_SCOPES.get(role, ())

@@ -1,0 +1,94 @@
+"""Administration from the command line: ``token create``, ``user create`` and ``cds trust``.
+
+Each command checks its input, writes in one transaction with an audit event (never a secret), and returns the exit
+status: 0 on success, 2 when the input is refused (with a message on stderr that says what to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from api.accounts import create_user, issue_token, parse_scopes
+from api.jwks import check_jwks, read_jwks_file
+from priorscan.audit import Agent, record
+from priorscan.db import session_factory, session_scope
+from priorscan.errors import InputError
+from priorscan.tables import CdsTrustedIssuer
+
+if TYPE_CHECKING:
+    from priorscan.cli import CliContext
+
+CLI_AGENT = Agent("user", "cli")
+EXIT_REFUSED = 2
+
+
+def _refuse(message: str) -> int:
+    print(f"priorscan: {message}", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def run_token_create(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan token create --client NAME (--scopes "..." | --admin)``: print a new bearer token, last."""
+    try:
+        scopes = ["*"] if args.admin else parse_scopes(args.scopes or "")
+        with session_scope(session_factory(ctx.engine)) as session:
+            token = issue_token(session, args.client, scopes, agent=CLI_AGENT)
+    except InputError as exc:
+        return _refuse(exc.message)
+    print(f"token for {args.client.strip()} (scopes {' '.join(scopes)}):\n{token}")
+    return 0
+
+
+def read_password(stream: object = None) -> str:
+    """The first line of ``stream`` (stdin by default), without its line end."""
+    source = stream if stream is not None else sys.stdin
+    line = source.readline()  # type: ignore[attr-defined]
+    return str(line).rstrip("\r\n")
+
+
+def run_user_create(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan user create --username U --password-stdin --role ROLE [--trust ODS]``."""
+    password = read_password()
+    try:
+        with session_scope(session_factory(ctx.engine)) as session:
+            user = create_user(session, ctx.trusts, username=args.username, password=password, role=args.role,
+                               trust=args.trust, agent=CLI_AGENT)
+    except InputError as exc:
+        return _refuse(exc.message)
+    except IntegrityError:  # someone else added the same name in between
+        return _refuse(f"a user named {args.username.strip().lower()!r} already exists")
+    at = f" at {user.trust_ods}" if user.trust_ods else ""
+    print(f"user {user.username} created ({user.role}{at})")
+    return 0
+
+
+def run_cds_trust(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan cds trust --iss ISSUER --jwks-file FILE``: trust (or re-key) a CDS client."""
+    issuer = (args.iss or "").strip()
+    if not issuer or len(issuer) > 500:
+        return _refuse("the issuer (--iss) must be 1 to 500 characters")
+    try:
+        checked = check_jwks(read_jwks_file(args.jwks_file))
+    except InputError as exc:
+        return _refuse(exc.message)
+    with session_scope(session_factory(ctx.engine)) as session:
+        row = session.scalars(select(CdsTrustedIssuer).where(CdsTrustedIssuer.issuer == issuer)).first()
+        action = "U" if row is not None else "C"
+        if row is None:
+            row = CdsTrustedIssuer(issuer=issuer, jwks=checked.jwks)
+            session.add(row)
+        else:
+            row.jwks = checked.jwks
+        session.flush()
+        record(session, CLI_AGENT, action=action, event_type="security", subtype="cds-trust",
+               entity=f"cds-issuer/{row.id}", detail={"issuer": issuer, "kids": checked.key_ids})
+    for reason in checked.skipped:
+        print(f"priorscan: left out {reason}", file=sys.stderr)
+    verb = "updated" if action == "U" else "trusted"
+    print(f"{verb} CDS client {issuer} with {len(checked.keys)} key(s)")
+    return 0

@@ -1,0 +1,160 @@
+"""``priorscan serve``: HTTP (uvicorn) and the MLLP listener in one asyncio loop, with a clean shutdown.
+
+SIGTERM or SIGINT stops both listeners from accepting, lets requests in flight finish, and returns 0; a second SIGINT
+forces the exit. The access log names method, path (never the query string, which may hold identifiers such as an
+NHS number in a FHIR search) and status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.app import create_app
+from api.context import AppContext
+
+if TYPE_CHECKING:
+    from priorscan.cli import CliContext
+
+log = logging.getLogger("priorscan.server")
+access_log = logging.getLogger("priorscan.access")
+
+MLLP_CLOSE_TIMEOUT_S = 10.0
+
+
+class AccessLog:
+    """Log one line per HTTP request: method, path without query, status, duration (no patient data)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_code = 500
+
+        async def send_recording_status(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording_status)
+        finally:
+            access_log.info("%s %s %d %.0fms", scope.get("method", "-"), scope.get("path", "-"), status_code,
+                            (time.perf_counter() - started) * 1000)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: :func:`serve` owns the signals of the process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _mllp_starter() -> Any:
+    module = importlib.import_module("api.mllp")  # written alongside; imported only when MLLP is wanted
+    return module.start_mllp_server
+
+
+async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, log_level: str = "info",
+                ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
+    """Serve HTTP on ``host:port`` and MLLP on ``host:mllp_port`` (unless 0) until SIGTERM/SIGINT or ``stop``.
+
+    Parameters
+    ----------
+    context
+        The opened store, settings and trusts.
+    ready
+        Set once both listeners accept connections.
+    stop
+        Set it to shut down (signals set it too).
+
+    Returns
+    -------
+    int
+        The exit status: 0 after a clean shutdown.
+    """
+    app = create_app(context)
+    config = uvicorn.Config(AccessLog(app), host=host, port=port, log_level=log_level, access_log=False,
+                            log_config=None, lifespan="on", server_header=False)
+    http = _EmbeddedServer(config)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals_seen: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        signals_seen.append(signum)
+        if stop.is_set() and signum == signal.SIGINT:
+            http.force_exit = True
+        stop.set()
+
+    installed: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread / platform
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+
+    mllp_server: asyncio.AbstractServer | None = None
+    try:
+        if mllp_port:
+            mllp_server = await _mllp_starter()(context, host, mllp_port)
+            log.info("MLLP listening on %s:%d", host, mllp_port)
+        http_task = asyncio.create_task(http.serve(), name="http")
+        while not http.started:
+            if http_task.done():
+                http_task.result()  # raises what stopped uvicorn (e.g. the port is taken)
+                log.error("the HTTP server stopped during start-up")
+                return 1
+            await asyncio.sleep(0.02)
+        log.info("HTTP listening on http://%s:%d", host, port)
+        if ready is not None:
+            ready.set()
+        stop_task = asyncio.create_task(stop.wait(), name="stop")
+        await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        if signals_seen:
+            log.info("shutting down (%s)", signal.Signals(signals_seen[0]).name)
+        if mllp_server is not None:
+            mllp_server.close()
+        http.should_exit = True
+        await http_task
+        stop_task.cancel()
+        if mllp_server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(mllp_server.wait_closed(), MLLP_CLOSE_TIMEOUT_S)
+        log.info("stopped")
+        return 0
+    finally:
+        if mllp_server is not None:
+            mllp_server.close()
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan serve [--host] [--port] [--mllp-port]``."""
+    if getattr(args, "workers", 1) != 1:
+        print("priorscan: one worker per process; to use several cores run several `priorscan serve` processes "
+              "(each on its own port) behind a load balancer, sharing one PostgreSQL", file=sys.stderr)
+        return 2
+    context = AppContext.open(ctx.settings)
+    try:
+        return asyncio.run(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
+                                 log_level=ctx.settings.log_level.lower()))
+    finally:
+        context.engine.dispose()

@@ -1,0 +1,149 @@
+"""Authenticating a CDS client (EHR) by the signed JWT CDS Hooks 2.0 asks it to send as the bearer token.
+
+The JWT must be signed with RS384 or ES384 (never ``none``, never HMAC) by a key in the JWKS of a trusted issuer
+(:class:`priorscan.tables.CdsTrustedIssuer`, added by ``priorscan cds trust``); its ``aud`` must name the service
+being called, and it must carry ``iss``, ``aud``, ``exp``, ``iat`` and ``jti``. ``exp`` may lie at most five minutes
+ahead (the specification's limit). A ``jti`` is accepted once per issuer: it is stored
+(:class:`priorscan.tables.CdsSeenJti`) in its own transaction before the request is served, so a replay is refused by
+every worker even if the first request failed. Keys are taken from the stored JWKS only; a ``jku`` header is not
+followed. Errors never echo the token or its claims.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import jwt
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dedupe.storage import insert_unless_exists
+from priorscan.errors import AuthError
+from priorscan.tables import CdsSeenJti, CdsTrustedIssuer
+
+ALGORITHMS = ("RS384", "ES384")
+_KEY_TYPE = {"RS384": "RSA", "ES384": "EC"}
+MAX_LIFETIME = timedelta(minutes=5)
+LEEWAY_S = 60
+#: Share of verifications that also delete expired jti rows (keeps the table small without a scheduler).
+PURGE_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class CdsClient:
+    """An EHR that proved who it is with a valid JWT."""
+
+    issuer: str
+    subject: str | None
+    jti: str
+
+
+def looks_like_jwt(token: str) -> bool:
+    """A compact JWS has three base64url parts; priorscan's own tokens have none of its dots."""
+    return token.count(".") == 2
+
+
+@lru_cache(maxsize=64)
+def _keys(jwks_json: str) -> tuple[tuple[str | None, str, Any], ...]:
+    """(kid, key type, key) for every usable public key of a JWKS (cached by its content)."""
+    keys = []
+    for jwk in json.loads(jwks_json).get("keys", []):
+        kty = jwk.get("kty")
+        if kty not in ("RSA", "EC"):
+            continue
+        try:
+            algorithm = "RS384" if kty == "RSA" else "ES384"
+            keys.append((jwk.get("kid"), kty, jwt.PyJWK(jwk, algorithm=algorithm).key))
+        except jwt.PyJWTError:
+            continue
+    return tuple(keys)
+
+
+def _unauthorised(why: str, exc: BaseException | None = None) -> AuthError:
+    error = AuthError(f"CDS client JWT refused: {why}", code="auth.cds")
+    if exc is not None:
+        error.__cause__ = exc
+    return error
+
+
+def verify_cds_jwt(token: str, sessions: sessionmaker[Session], *, audiences: Iterable[str],
+                   now: datetime | None = None) -> CdsClient:
+    """Verify a CDS client's JWT and consume its ``jti``.
+
+    Parameters
+    ----------
+    token
+        The compact JWT from ``Authorization: Bearer``.
+    sessions
+        Opens the short transaction that reads the issuer and records the ``jti``.
+    audiences
+        The URLs the ``aud`` claim may name (the service called, as seen from the client).
+
+    Raises
+    ------
+    AuthError
+        ``auth.cds``, saying what is wrong but not what the token held.
+    """
+    now = now or datetime.now(UTC)
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise _unauthorised("not a well-formed JWT", exc) from exc
+    algorithm = header.get("alg")
+    if algorithm not in ALGORITHMS:
+        raise _unauthorised("the algorithm must be RS384 or ES384")
+    issuer = unverified.get("iss")
+    if not isinstance(issuer, str) or not issuer:
+        raise _unauthorised("no iss claim")
+    with sessions() as session:
+        trusted = session.scalars(select(CdsTrustedIssuer).where(CdsTrustedIssuer.issuer == issuer)).first()
+        if trusted is None:
+            raise _unauthorised("the issuer is not trusted")
+        candidates = [key for kid, kty, key in _keys(json.dumps(trusted.jwks, sort_keys=True))
+                      if kty == _KEY_TYPE[algorithm] and (header.get("kid") is None or kid == header.get("kid"))]
+        if not candidates:
+            raise _unauthorised("no key of the issuer's JWKS fits the token (kid, key type)")
+        claims = _decode(token, candidates, algorithm, issuer, list(audiences))
+        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        if expires - now > MAX_LIFETIME + timedelta(seconds=LEEWAY_S):
+            raise _unauthorised("exp lies more than five minutes ahead")
+        jti = str(claims["jti"])
+        if not jti or len(jti) > 200:
+            raise _unauthorised("jti must be 1 to 200 characters")
+        fresh = insert_unless_exists(session, CdsSeenJti, {"issuer": issuer, "jti": jti, "expires_at": expires},
+                                     ("issuer", "jti"))
+        if random.random() < PURGE_SHARE:
+            session.execute(delete(CdsSeenJti).where(CdsSeenJti.expires_at < now - timedelta(seconds=LEEWAY_S)))
+        session.commit()
+    if not fresh:
+        raise _unauthorised("the jti was used before (replay)")
+    return CdsClient(issuer, claims.get("sub"), jti)
+
+
+def _decode(token: str, keys: list[Any], algorithm: str, issuer: str, audiences: list[str]) -> dict[str, Any]:
+    last: Exception | None = None
+    for key in keys:
+        try:
+            return jwt.decode(token, key, algorithms=[algorithm], audience=audiences, issuer=issuer, leeway=LEEWAY_S,
+                              options={"require": ["iss", "aud", "exp", "iat", "jti"]})
+        except jwt.InvalidSignatureError as exc:
+            last = exc
+            continue
+        except jwt.ExpiredSignatureError as exc:
+            raise _unauthorised("the token has expired", exc) from exc
+        except jwt.InvalidAudienceError as exc:
+            raise _unauthorised("aud does not name this service", exc) from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise _unauthorised("iat or nbf lies in the future", exc) from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise _unauthorised(f"the {exc.claim} claim is missing", exc) from exc
+        except jwt.PyJWTError as exc:
+            raise _unauthorised(f"invalid token ({type(exc).__name__})", exc) from exc
+    raise _unauthorised("the signature does not verify", last)

@@ -1,0 +1,267 @@
+"""The duplicate check as a service: who the request is about, what it asks for, which comparable recent priors exist
+across the five trusts, and the alert that results. Every entry point (the API, CDS Hooks, HL7 ORM/OMI, FHIR
+ServiceRequest) builds a :class:`CheckRequest` and calls :func:`run_check`.
+
+1. The patient is resolved through the MPI from identifiers and/or demographics. A possible-match identity is
+   reported as ``probable`` with its candidates, never silently used as certain.
+2. The request's code, modality, body site and laterality go through the imaging index's own normaliser, so requests
+   and studies are compared in one vocabulary.
+3. The patient's studies and outstanding orders from every trust are judged by the rule table
+   (:func:`dedupe.comparable.judge`); each prior carries the rule that fired, its age in days, its effective dose and
+   a viewer URL from the performing trust's launch template.
+4. A request with a placer order number is kept as an outstanding order; a verdict the rule file lists under
+   ``alerts.raise_for`` becomes an alert (one per order). The check is audited with the regional id.
+
+Nothing here commits: the caller commits before answering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from dedupe.alerts import raise_alert
+from dedupe.circumstances import RequestReason, normalise_priority, read_circumstances
+from dedupe.comparable import ComparablePrior, Procedure, RequestFacts, judge, local_date
+from dedupe.orders import OrderFacts, record_order, source_record_for
+from dedupe.priors import patient_exams
+from dedupe.rules import RuleSet
+from dedupe.vocabulary import (
+    NormalisedProcedure,
+    ProcedureCode,
+    normalise_laterality,
+    normalise_modality,
+    normalise_procedure,
+)
+from mpi import Demographics, PatientIndex
+from priorscan.audit import Agent, record
+from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
+
+REQUEST_NAMESPACE = "urn:priorscan:duplicate-check"
+
+
+@dataclass(frozen=True)
+class PatientQuery:
+    """Who the request is about, as the requester knows them (any part may be missing)."""
+
+    identifiers: tuple[tuple[str, str], ...] = ()
+    family: str | None = None
+    given: tuple[str, ...] = ()
+    birth_date: date | None = None
+    sex: str | None = None
+    postcode: str | None = None
+
+    @property
+    def has_demographics(self) -> bool:
+        return bool(self.family or self.given or self.birth_date or self.postcode)
+
+    def demographics(self) -> Demographics | None:
+        if not self.has_demographics and not self.nhs_number:
+            return None
+        return Demographics(namespace=REQUEST_NAMESPACE, local_id="request", nhs_number=self.nhs_number,
+                            family=self.family, given=" ".join(self.given) or None, birth_date=self.birth_date,
+                            sex=self.sex, postcode=self.postcode)
+
+    @property
+    def nhs_number(self) -> str | None:
+        return next((value for system, value in self.identifiers if system == NHS_NUMBER_SYSTEM), None)
+
+
+@dataclass(frozen=True)
+class ProcedureQuery:
+    """What is requested, as the requester sent it; either a code or a modality and body site suffices."""
+
+    code: ProcedureCode | None = None
+    modality: str | None = None
+    body_site: str | None = None
+    laterality: str | None = None
+    description: str | None = None
+    priority: str | None = None
+    reason: RequestReason = RequestReason()
+    requesting_trust: str | None = None  # an ODS code of the consortium
+    placer_order_number: str | None = None
+    filler_order_number: str | None = None
+    requested_at: datetime | None = None
+    request_date: date | None = None  # the local calendar date of the request, when the source states it
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    patient: PatientQuery
+    procedure: ProcedureQuery
+    channel: str  # api | cds-hooks | hl7 | fhir
+    record_order: bool = True  # keep a request with a placer order number as an outstanding order
+    order_status: str | None = None  # set the order's status (e.g. "active" for a new HL7 order)
+
+
+@dataclass
+class CheckOutcome:
+    """The answer of one check, in the words of the contract (DESIGN.md section 6)."""
+
+    regional_id: str | None
+    identity: str
+    candidates: list[str]
+    verdict: str
+    priors: list[dict[str, Any]]
+    alert_id: str | None
+    alert_status: str | None
+    rules_version: str
+    request: dict[str, Any]
+    request_date: date
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "regionalPatientId": self.regional_id,
+            "identity": self.identity,
+            "verdict": self.verdict,
+            "priors": self.priors,
+            "alertId": self.alert_id,
+            "alertStatus": self.alert_status,
+            "identityCandidates": self.candidates,
+            "rulesVersion": self.rules_version,
+            "requestDate": self.request_date.isoformat(),
+            "request": self.request,
+        }
+
+
+def normalise_request(query: ProcedureQuery) -> NormalisedProcedure:
+    """The requested procedure in the imaging vocabulary (the same normaliser as for studies)."""
+    codes = (query.code,) if query.code is not None else ()
+    text = " ".join(filter(None, (query.body_site, query.description))) or None
+    found = normalise_procedure(codes, text, modality_hint=query.modality)
+    if found.modality is None and query.modality:
+        found = replace(found, modality=normalise_modality(query.modality))
+    laterality = normalise_laterality(query.laterality) if query.laterality else None
+    if laterality is not None:
+        found = replace(found, laterality=laterality)
+    return found
+
+
+def _age(birth: date | None, on: date) -> int | None:
+    if birth is None:
+        return None
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def prior_json(prior: ComparablePrior, trusts: TrustRegistry) -> dict[str, Any]:
+    """One comparable prior in the contract's shape, with a viewer URL from the performing trust's template."""
+    exam = prior.exam
+    trust = trusts.resolve(exam.trust) if exam.trust else None
+    viewer = trust.viewer_url(exam.study_instance_uid, exam.accession_number) \
+        if trust is not None and exam.study_instance_uid else None
+    status = "scheduled" if exam.outstanding else exam.status
+    return {
+        "studyInstanceUid": exam.study_instance_uid,
+        "accessionNumber": exam.accession_number,
+        "trust": exam.trust,
+        "studyDate": exam.on_date.isoformat() if exam.on_date else None,
+        "daysAgo": prior.days_ago,
+        "modality": exam.procedure.modality,
+        "bodySite": exam.procedure.body_region,
+        "laterality": exam.procedure.laterality,
+        "description": exam.description,
+        "effectiveDoseMsv": exam.effective_dose_msv,
+        "severity": prior.severity,
+        "rule": prior.rule,
+        "viewerUrl": viewer,
+        "status": status,
+        "kind": exam.kind,
+        "placerOrderNumber": exam.placer_order_number,
+        "trustName": trust.name if trust is not None else None,
+        "match": prior.match,
+        "ruleText": prior.rule_text,
+        "circumstances": list(prior.circumstances),
+    }
+
+
+def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: CheckRequest, *, agent: Agent,
+              now: datetime | None = None) -> CheckOutcome:
+    """Check one imaging request for comparable recent priors, keep its order, raise its alert, audit it.
+
+    Parameters
+    ----------
+    session
+        The unit of work (not committed here).
+    trusts
+        The consortium (viewer URL templates).
+    rules
+        The rule set in force (its version goes on the alert).
+    request
+        The patient and the procedure, as the entry point read them.
+    agent
+        Who asks (the audit names them).
+    now
+        The current time, for requests that state no time of their own.
+    """
+    query = request.procedure
+    index = PatientIndex(session, trusts)
+    resolution = index.resolve(list(request.patient.identifiers), request.patient.demographics())
+    regional_id = resolution.regional_id
+    normalised = normalise_request(query)
+    code = normalised.code or query.code
+    procedure = Procedure(normalised.modality, normalised.body_region, normalised.laterality,
+                          code.system if code else None, code.code if code else None)
+    requested_at = query.requested_at or now or datetime.now(UTC)
+    request_date = query.request_date or local_date(requested_at, rules.timezone)
+    circumstances = read_circumstances(rules, priority=query.priority, reason=query.reason)
+
+    birth = request.patient.birth_date
+    if birth is None and regional_id is not None and procedure.modality in rules.ionising_modalities:
+        patient = index.regional_patient(regional_id)
+        birth = patient.birth_date if patient is not None else None
+    facts = RequestFacts(procedure, request_date, query.requesting_trust, circumstances, _age(birth, request_date),
+                         requested_at=query.requested_at)
+    exams = []
+    if regional_id is not None:
+        own = ({query.placer_order_number, query.filler_order_number} - {None}) if query.placer_order_number else set()
+        exams = patient_exams(session, regional_id, since=request_date - timedelta(days=rules.longest_window_days),
+                              timezone=rules.timezone,
+                              own_order=(query.requesting_trust, own) if query.requesting_trust and own else None)
+    judgement = judge(rules, facts, exams)
+    priors = [prior_json(p, trusts) for p in judgement.priors]
+    request_json = {
+        "code": {"system": code.system, "code": code.code, "display": code.display} if code else None,
+        "modality": procedure.modality,
+        "bodySite": procedure.body_region,
+        "laterality": procedure.laterality,
+        "contrast": normalised.contrast,
+        "normalisation": normalised.normalisation,
+        "description": query.description or query.body_site,
+        "priority": normalise_priority(query.priority),
+        "reason": query.reason.text,
+        "circumstances": sorted(circumstances),
+        "requestingTrust": query.requesting_trust,
+        "placerOrderNumber": query.placer_order_number,
+        "requestDate": request_date.isoformat(),
+    }
+
+    if request.record_order and query.requesting_trust and query.placer_order_number:
+        source_record_id = source_record_for(session, regional_id, query.requesting_trust) if regional_id else None
+        record_order(session, OrderFacts(
+            requesting_trust=query.requesting_trust, placer_order_number=query.placer_order_number,
+            filler_order_number=query.filler_order_number, priority=normalise_priority(query.priority),
+            procedure_system=procedure.code_system, procedure_code=procedure.code,
+            description=query.description or (code.display if code else None) or query.body_site,
+            modality=procedure.modality, body_region=procedure.body_region, laterality=procedure.laterality,
+            reason=query.reason.text, ordered_at=query.requested_at), source_record_id=source_record_id,
+            status=request.order_status)
+
+    alert_id = alert_status = None
+    if judgement.verdict in rules.alerts.raise_for:
+        raised = raise_alert(session, regional_id=regional_id, identity=resolution.identity,
+                             requesting_trust=query.requesting_trust, placer_order_number=query.placer_order_number,
+                             channel=request.channel, verdict=judgement.verdict, request=request_json,
+                             request_date=request_date, priors=priors, rules_version=rules.version, agent=agent)
+        alert_id, alert_status = raised.id, raised.status
+    record(session, agent, action="E", event_type="duplicate-check", subtype=request.channel,
+           regional_patient_id=regional_id, entity=f"alert/{alert_id}" if alert_id else None,
+           detail={"verdict": judgement.verdict, "identity": resolution.identity, "priors": len(priors),
+                   "rulesVersion": rules.version, "requestingTrust": query.requesting_trust,
+                   "normalisation": normalised.normalisation})
+    candidates = list(resolution.candidates) if resolution.identity == "probable" else []
+    return CheckOutcome(regional_id, resolution.identity, candidates, judgement.verdict, priors, alert_id,
+                        alert_status, rules.version, request_json, request_date)

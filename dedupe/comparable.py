@@ -1,0 +1,241 @@
+"""The judgement: which of a patient's exams are comparable recent priors of a request, and at which tier.
+
+Pure: it works on plain dataclasses that the storage adapter (:mod:`dedupe.priors`) fills, and on the region and
+laterality vocabulary of the imaging index (:mod:`dedupe.vocabulary`), so every rule and exception can be tested
+without a database, and requests and studies are compared in one vocabulary.
+
+Comparable
+    Same procedure (the same code in the same code system), or the same modality **and** the same body-region group
+    (as the imaging vocabulary's ``comparable_regions`` reads the table: limbs the same part, spine the same level)
+    **and** compatible laterality (left and right differ; both matches either; unknown matches anything).
+    Cancelled exams never count; only completed and scheduled ones (and outstanding orders) do.
+
+Days ago
+    Calendar days between the prior's date (performed, or scheduled / ordered for outstanding ones) and the request's
+    date, both in the consortium's time zone: a prior on the same day is 0 days ago, one on the day before is 1.
+    Window edges are inclusive: with CT's 30/90 days a prior 30 days ago is a warning, 31 days ago info, 90 days ago
+    info and 91 days ago not shown. An exam performed after the request (a historic order replayed late) is no prior.
+
+Tier, in this order
+    1. the table: the rule of the request's modality and region group gives warning / info / nothing;
+       an outstanding order or scheduled exam for a comparable procedure is flagged at any age (``outstanding-order``);
+    2. paediatric (under 16 at the request date) and ionising: the info tier is escalated to warning;
+    3. trauma / emergency / STAT, oncology staging / restaging / surveillance, planned follow-up: warning is downgraded
+       to info (never suppressed: the prior is still shown with its image link) — except in pregnancy (ionising,
+       abdomen / pelvis), which is never downgraded;
+    4. inter-trust transfer (stated in the reason, or a prior at another trust within the transfer window): warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from dedupe.circumstances import ONCOLOGY, PAEDIATRIC, PLANNED_FOLLOW_UP, PREGNANCY, TRANSFER, TRAUMA
+from dedupe.rules import Rule, RuleSet, Severity
+from dedupe.vocabulary import canonical_system, comparable_regions, laterality_compatible, region_group
+
+OUTSTANDING_ORDER = "outstanding-order"
+BY_CODE = "procedure-code"
+BY_REGION = "modality-region"
+_DOWNGRADES = (TRAUMA, ONCOLOGY, PLANNED_FOLLOW_UP)
+_RANK = {"warning": 2, "info": 1}
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """A procedure as the normaliser understands it (the vocabulary requests and studies share)."""
+
+    modality: str | None
+    body_region: str | None
+    laterality: str | None = None  # left | right | both | none | None (unknown)
+    code_system: str | None = None
+    code: str | None = None
+
+    @property
+    def code_key(self) -> tuple[str, str] | None:
+        """The code as compared: one name per code system, codes in upper case."""
+        return (canonical_system(self.code_system), self.code.strip().upper()) if self.code else None
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """The request as judged: its procedure, date, trust, circumstances and the patient's age."""
+
+    procedure: Procedure
+    request_date: date
+    requesting_trust: str | None = None
+    circumstances: frozenset[str] = frozenset()
+    patient_age_years: int | None = None
+    requested_at: datetime | None = None  # when known, exams performed after it are no priors
+
+
+@dataclass(frozen=True)
+class Exam:
+    """One of the patient's exams: a study (completed or scheduled) or an outstanding order."""
+
+    kind: str  # study | order
+    status: str  # completed | scheduled | active | cancelled ...
+    procedure: Procedure
+    on_date: date | None  # performed, scheduled or ordered
+    trust: str | None = None
+    at: datetime | None = None
+    study_instance_uid: str | None = None
+    accession_number: str | None = None
+    placer_order_number: str | None = None
+    description: str | None = None
+    effective_dose_msv: float | None = None
+
+    @property
+    def outstanding(self) -> bool:
+        if self.kind == "order":
+            return self.status == "active"
+        return self.status == "scheduled"
+
+
+@dataclass(frozen=True)
+class ComparablePrior:
+    """An exam shown with a request: why it is comparable, how old, at which tier and by which rule."""
+
+    exam: Exam
+    days_ago: int
+    severity: Severity
+    rule: str
+    rule_text: str
+    match: str  # procedure-code | modality-region
+    circumstances: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str  # warning | info | clear
+    priors: list[ComparablePrior] = field(default_factory=list)
+
+
+def rule_for(rules: RuleSet, procedure: Procedure) -> Rule | None:
+    """The first rule of the table naming the procedure's modality and its region or region group."""
+    if not procedure.modality:
+        return None
+    group = region_group(procedure.body_region)
+    for rule in rules.rules:
+        if procedure.modality not in rule.modalities:
+            continue
+        if rule.any_region or (procedure.body_region is not None
+                               and (procedure.body_region in rule.regions or group in rule.regions)):
+            return rule
+    return None
+
+
+def match_kind(request: Procedure, exam: Procedure) -> str | None:
+    """How ``exam`` is comparable with ``request`` (by code, or by modality and region), or None."""
+    if not laterality_compatible(request.laterality, exam.laterality):
+        return None
+    if request.code_key is not None and request.code_key == exam.code_key:
+        return BY_CODE
+    if (request.modality and request.modality == exam.modality
+            and comparable_regions(request.body_region, exam.body_region, request.modality)):
+        return BY_REGION
+    return None
+
+
+def days_between(earlier: date, later: date) -> int:
+    """Calendar days from ``earlier`` to ``later`` (0 on the same day)."""
+    return (later - earlier).days
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local_date(moment: datetime, timezone: str) -> date:
+    """The calendar date of ``moment`` in ``timezone`` (a naive moment is taken as already local)."""
+    if moment.tzinfo is None:
+        return moment.date()
+    return moment.astimezone(_zone(timezone)).date()
+
+
+def _after_request(request: RequestFacts, exam: Exam) -> bool:
+    if exam.outstanding or exam.on_date is None:
+        return False
+    if request.requested_at is not None and exam.at is not None:
+        return exam.at > request.requested_at
+    return exam.on_date > request.request_date
+
+
+def _tier(rules: RuleSet, request: RequestFacts, exam: Exam, base: Severity,
+          ionising: bool) -> tuple[Severity, tuple[str, ...]]:
+    applied: list[str] = []
+    tier = base
+    if ionising and request.patient_age_years is not None \
+            and request.patient_age_years < rules.exceptions.paediatric.age_under_years:
+        if tier == "info":
+            tier = "warning"
+            applied.append(PAEDIATRIC)
+    downgrades = [c for c in _DOWNGRADES if c in request.circumstances]
+    pregnancy_regions = rules.exceptions.pregnancy.regions
+    pregnancy = (PREGNANCY in request.circumstances and ionising
+                 and (request.procedure.body_region in pregnancy_regions
+                      or region_group(request.procedure.body_region) in pregnancy_regions))
+    if pregnancy:
+        applied.append(PREGNANCY)
+    elif downgrades:
+        applied.extend(downgrades)
+        tier = "info"
+    transfer_window = rules.exceptions.transfer.other_trust_within_days
+    transfer = TRANSFER in request.circumstances or (
+        transfer_window is not None and exam.trust and request.requesting_trust
+        and exam.trust != request.requesting_trust and exam.on_date is not None
+        and 0 <= days_between(exam.on_date, request.request_date) <= transfer_window)
+    if transfer:
+        applied.append(TRANSFER)
+        tier = "warning"
+    return tier, tuple(applied)
+
+
+def judge(rules: RuleSet, request: RequestFacts, exams: Iterable[Exam]) -> Judgement:
+    """The comparable priors of ``request`` among ``exams`` (the patient's, from every trust), and the verdict.
+
+    Parameters
+    ----------
+    rules
+        The rule table.
+    request
+        The request, normalised.
+    exams
+        The patient's studies and outstanding orders (the request's own order already left out).
+
+    Returns
+    -------
+    Judgement
+        ``warning`` when any prior is a warning, ``info`` when only info priors are shown, ``clear`` otherwise;
+        priors sorted by tier, then most recent first.
+    """
+    rule = rule_for(rules, request.procedure)
+    ionising = bool(request.procedure.modality and request.procedure.modality in rules.ionising_modalities)
+    found: list[ComparablePrior] = []
+    for exam in exams:
+        if exam.status == "cancelled" or _after_request(request, exam):
+            continue
+        how = match_kind(request.procedure, exam.procedure)
+        if how is None:
+            continue
+        days = days_between(exam.on_date, request.request_date) if exam.on_date else 0
+        exam_rule = rule or (rule_for(rules, exam.procedure) if how == BY_CODE else None)
+        base: Severity | None = exam_rule.tier(days) if exam_rule else None
+        rule_id = exam_rule.id if exam_rule else OUTSTANDING_ORDER
+        rule_text = exam_rule.describe() if exam_rule else ""
+        if exam.outstanding and (base is None or _RANK[rules.outstanding_orders.severity] > _RANK[base]):
+            base = rules.outstanding_orders.severity
+            rule_id, rule_text = OUTSTANDING_ORDER, "outstanding order or scheduled exam for a comparable procedure"
+        if base is None:
+            continue
+        tier, applied = _tier(rules, request, exam, base, ionising)
+        found.append(ComparablePrior(exam, days, tier, rule_id, rule_text, how, applied))
+    found.sort(key=lambda p: (-_RANK[p.severity], p.days_ago, p.exam.study_instance_uid or ""))
+    verdict = found[0].severity if found else "clear"
+    return Judgement(verdict, found)
+

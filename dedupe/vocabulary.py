@@ -1,0 +1,42 @@
+"""The one place the duplicate check meets the imaging index's vocabulary: modalities, regions, region groups,
+laterality and the procedure normaliser, so that requests and studies are always compared in the same words.
+
+Nothing here normalises by itself: it re-exports the imaging package's functions and describes its vocabulary for
+validating the rule file.
+"""
+
+from __future__ import annotations
+
+from dedupe.rules import Vocabulary
+from imaging.codetables import canonical_system
+from imaging.procedures import MODALITIES, NormalisedProcedure, ProcedureCode, normalise_modality, normalise_procedure
+from imaging.regions import (
+    BODY_REGIONS,
+    REGION_GROUPS,
+    comparable_regions,
+    laterality_compatible,
+    normalise_laterality,
+    region_group,
+)
+
+
+def rule_vocabulary() -> Vocabulary:
+    """The modalities and regions (values and groups) a rule file may name."""
+    return Vocabulary(modalities=frozenset(MODALITIES), regions=frozenset(BODY_REGIONS) | frozenset(REGION_GROUPS))
+
+
+__all__ = [
+    "BODY_REGIONS",
+    "MODALITIES",
+    "REGION_GROUPS",
+    "NormalisedProcedure",
+    "ProcedureCode",
+    "canonical_system",
+    "comparable_regions",
+    "laterality_compatible",
+    "normalise_laterality",
+    "normalise_modality",
+    "normalise_procedure",
+    "region_group",
+    "rule_vocabulary",
+]

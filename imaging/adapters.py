@@ -1,0 +1,177 @@
+"""The entry points that ``priorscan ingest`` and the DICOMweb poller call: one DICOM file, or one DICOM JSON dataset.
+
+Each call opens a session, applies the object to the index (:class:`imaging.index.StudyIndex`), records the audit
+event, commits and returns an :class:`priorscan.outcome.ItemOutcome`. Nothing is raised for bad input: a corrupt
+file or a dataset without a Study Instance UID is a rejected outcome with a reason that names no patient. A study
+whose patient cannot be identified is *accepted* (the study is kept) and reported in the outcome's detail
+(``patient: "unresolved"`` with the reason).
+
+Files are read with ``stop_before_pixels``: the index never needs pixel data. pydicom's value validation warnings
+are collected rather than raised (trust feeds are lenient on ingest; what enters the index is validated here).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from imaging.dicom_study import facts_from_dataset
+from imaging.facts import StudyFacts
+from imaging.index import StudyIndex
+from priorscan.audit import Agent, record
+from priorscan.errors import PriorscanError
+from priorscan.outcome import ItemOutcome
+from priorscan.trusts import TrustRegistry
+
+log = logging.getLogger(__name__)
+ATTEMPTS = 3
+
+
+def begin_write(session: Session) -> None:
+    """Take SQLite's write lock at once (``BEGIN IMMEDIATE``) so concurrent writers queue; no-op on PostgreSQL."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def actor_of(agent: Agent) -> str:
+    return f"{agent.kind}:{agent.name}"
+
+
+def read_dicom_file(path: Path) -> Dataset:
+    """Read a DICOM file's header (no pixel data), with or without a preamble; raises on anything else."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return dcmread(path, stop_before_pixels=True)
+        except InvalidDicomError:
+            return dcmread(path, stop_before_pixels=True, force=True)
+
+
+def dataset_from_json(dataset: dict[str, Any]) -> Dataset:
+    """A pydicom Dataset from a DICOM JSON object (bulk data references are not fetched)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Dataset.from_json(dataset, bulk_data_uri_handler=lambda *_: b"")
+
+
+def _facts(ds: Dataset, trusts: TrustRegistry, *, source: str, source_name: str | None) -> StudyFacts | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return facts_from_dataset(ds, trusts, source=source, source_trust=trusts.resolve(source_name))
+
+
+def apply_facts(sessions: sessionmaker[Session], trusts: TrustRegistry, facts: StudyFacts, *, agent: Agent,
+                event_type: str) -> ItemOutcome:
+    """Apply one statement about a study in its own unit of work (retried on a race), audited, committed."""
+    failure = "the store was busy"
+    for attempt in range(ATTEMPTS):
+        try:
+            with sessions() as session:
+                begin_write(session)
+                indexed = StudyIndex(session, trusts).apply(facts, actor=actor_of(agent))
+                study = indexed.study
+                record(session, agent, action="C" if indexed.created else "U", event_type=event_type,
+                       subtype=facts.kind, regional_patient_id=indexed.regional_id,
+                       entity=f"ImagingStudy/{study.study_instance_uid}",
+                       detail={"patient": indexed.patient, "source": facts.source})
+                session.commit()
+                detail: dict[str, object] = {
+                    "studyInstanceUid": study.study_instance_uid, "regionalPatientId": indexed.regional_id,
+                    "patient": indexed.patient, "created": indexed.created,
+                    "normalisation": study.normalisation, "doseSource": study.dose_source}
+                if indexed.unresolved_reason:
+                    detail["unresolvedReason"] = indexed.unresolved_reason
+                if facts.notes:
+                    detail["notes"] = sorted(set(facts.notes))[:10]
+                return ItemOutcome.ok(facts.kind, **detail)
+        except (IntegrityError, OperationalError) as exc:  # a concurrent first insert of the same study, or a lock
+            failure = f"the store was busy ({type(exc).__name__})"
+            log.info("imaging: retrying a study write after %s (attempt %d)", type(exc).__name__, attempt + 1)
+            time.sleep(0.05 * (attempt + 1))
+        except PriorscanError as exc:
+            return ItemOutcome.rejected(facts.kind, exc.message, exc.code)
+    return ItemOutcome.rejected(facts.kind, failure, "busy")
+
+
+def ingest_dicom_file(sessions: sessionmaker[Session], trusts: TrustRegistry, path: Path, *, agent: Agent,
+                      source_trust: str | None = None) -> ItemOutcome:
+    """Index one DICOM file (image, RDSR or other object, with or without ``.dcm``).
+
+    Parameters
+    ----------
+    sessions : sessionmaker
+        Opens the unit of work (committed here).
+    trusts : TrustRegistry
+        The consortium.
+    path : pathlib.Path
+        The file.
+    agent : priorscan.audit.Agent
+        Who is loading it (audited).
+    source_trust : str, optional
+        The trust that sent the file (ODS code or alias), qualifying a patient ID sent without issuer.
+
+    Returns
+    -------
+    ItemOutcome
+        Accepted with ``studyInstanceUid``, ``regionalPatientId``, ``patient`` (linked | provisional | unresolved),
+        ``normalisation`` and ``doseSource`` in its detail; rejected with a reason for an unreadable file.
+    """
+    try:
+        ds = read_dicom_file(Path(path))
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            OverflowError, MemoryError) as exc:
+        return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({type(exc).__name__})", "dicom")
+    return _ingest_dataset(sessions, trusts, ds, agent=agent, source="dicom", source_name=source_trust,
+                           kind="DICOM")
+
+
+def ingest_dicom_json(sessions: sessionmaker[Session], trusts: TrustRegistry, dataset: dict[str, Any], *,
+                      agent: Agent, source: str | None = None) -> ItemOutcome:
+    """Index one DICOM JSON dataset (a QIDO-RS result, or WADO-RS metadata of an instance such as an RDSR).
+
+    Parameters
+    ----------
+    sessions : sessionmaker
+        Opens the unit of work (committed here).
+    trusts : TrustRegistry
+        The consortium.
+    dataset : dict
+        One DICOM JSON object (tags as keys, ``{"vr": ..., "Value": [...]}`` as values).
+    agent : priorscan.audit.Agent
+        Who is loading it (audited).
+    source : str, optional
+        Where it came from: a trust's ODS code or alias qualifies patient IDs sent without issuer; anything else
+        (a file name, a URL) is only named in the audit trail.
+
+    Returns
+    -------
+    ItemOutcome
+        As :func:`ingest_dicom_file`, of kind ``DICOM JSON`` (``RDSR`` for a dose report).
+    """
+    if not isinstance(dataset, dict):
+        return ItemOutcome.rejected("DICOM JSON", "a DICOM JSON dataset must be an object", "dicom")
+    try:
+        ds = dataset_from_json(dataset)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        return ItemOutcome.rejected("DICOM JSON", f"not a valid DICOM JSON dataset ({type(exc).__name__})", "dicom")
+    return _ingest_dataset(sessions, trusts, ds, agent=agent, source="qido", source_name=source, kind="DICOM JSON")
+
+
+def _ingest_dataset(sessions: sessionmaker[Session], trusts: TrustRegistry, ds: Dataset, *, agent: Agent,
+                    source: str, source_name: str | None, kind: str) -> ItemOutcome:
+    try:
+        facts = _facts(ds, trusts, source=source, source_name=source_name)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        return ItemOutcome.rejected(kind, f"DICOM header could not be read ({type(exc).__name__})", "dicom")
+    if facts is None:
+        return ItemOutcome.rejected(kind, "no Study Instance UID (0020,000D)", "dicom")
+    return apply_facts(sessions, trusts, facts, agent=agent, event_type="dicom")

@@ -1,0 +1,249 @@
+"""The imaging index service: merge what a feed says about a study into the one stored study, keyed by its UID.
+
+:class:`StudyIndex` is what every imaging adapter calls (DICOM files, DICOM JSON, HL7 ORU, FHIR ImagingStudy). It
+never commits: the caller commits the unit of work.
+
+- **Idempotent**: the study is found by StudyInstanceUID (row-locked on PostgreSQL) and updated; irradiation events
+  are found by their UID and replaced; a report's totals are kept per report key (:mod:`imaging.dose`), so a
+  re-sent or growing RDSR never counts twice.
+- **Patient**: the study points at the source record of the issuer-qualified identifier it arrived with. An
+  identifier the MPI does not know yet gets a *provisional* source record from the DICOM demographics (it becomes
+  the PAS's record when the PAS sends the same identifier, and never overwrites one). Studies follow their patient
+  through merge, unmerge, link and unlink because the record, not the study, carries the regional patient.
+  Without a qualified identifier the study is kept with ``patient_unresolved`` set and reported.
+- **Normalised** procedure (modality, region, laterality, contrast) from codes, description or body part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from imaging import dose as dz
+from imaging.codetables import CodeTable, canonical_system
+from imaging.facts import STATUS_RANK, StudyFacts
+from imaging.procedures import (
+    UNKNOWN,
+    NormalisedProcedure,
+    ProcedureCode,
+    normalise_description,
+    normalise_procedure,
+    study_modality,
+)
+from imaging.reference import effective_dose_coefficients
+from imaging.regions import is_paired, normalise_laterality
+from imaging.tables import IrradiationEvent, Study
+from mpi import PatientIndex, RecordKey
+from mpi.tables import SourceRecord
+from priorscan.trusts import TrustRegistry
+
+LINKED = "linked"
+PROVISIONAL = "provisional"
+UNRESOLVED = "unresolved"
+_EVENT_FIELDS = ("target_region", "laterality", "ctdivol_mgy", "dlp_mgycm", "dap_gym2", "agd_mgy", "dose_rp_gy",
+                 "activity_mbq", "duration_s")
+
+
+@dataclass
+class IndexedStudy:
+    """What became of one statement about a study."""
+
+    study: Study
+    created: bool
+    regional_id: str | None
+    patient: str  # linked | provisional | unresolved
+    unresolved_reason: str | None = None
+
+
+def to_event(row: IrradiationEvent) -> dz.DoseEvent:
+    """A stored irradiation event as the pure :class:`imaging.dose.DoseEvent`."""
+    phantom = int(row.phantom) if row.phantom and row.phantom.isdigit() else None
+    return dz.DoseEvent(row.event_uid, row.kind, row.source or "rdsr", row.target_region, phantom, row.laterality,
+                        row.ctdivol_mgy, row.dlp_mgycm, row.dap_gym2, row.dose_rp_gy, row.agd_mgy, row.activity_mbq,
+                        row.duration_s)
+
+
+class StudyIndex:
+    """Study writes over one session (see the module docstring)."""
+
+    def __init__(self, session: Session, trusts: TrustRegistry, *, code_table: CodeTable | None = None,
+                 coefficients: Mapping[str, dz.Coefficient] | None = None) -> None:
+        self.session = session
+        self.trusts = trusts
+        self.code_table = code_table
+        self.coefficients = coefficients if coefficients is not None else effective_dose_coefficients()
+        self._patients: PatientIndex | None = None
+
+    @property
+    def patients(self) -> PatientIndex:
+        if self._patients is None:
+            self._patients = PatientIndex(self.session, self.trusts)
+        return self._patients
+
+    def find(self, study_instance_uid: str, *, lock: bool = False) -> Study | None:
+        query = select(Study).where(Study.study_instance_uid == study_instance_uid)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalars(query).first()
+
+    # --- the one write ------------------------------------------------------------------------------------------
+
+    def apply(self, facts: StudyFacts, *, actor: str) -> IndexedStudy:
+        """Merge ``facts`` into the stored study (created when new) and return where it stands."""
+        study = self.find(facts.study_instance_uid, lock=True)
+        created = study is None
+        if study is None:
+            study = Study(study_instance_uid=facts.study_instance_uid[:64], sources=[], status=facts.status
+                          or "completed")
+            self.session.add(study)
+        patient_state, regional_id, reason = self._attach_patient(study, facts, actor)
+        region_before = study.body_region
+        self._merge_fields(study, facts)
+        self._normalise(study, facts)
+        if facts.dose_report is not None or facts.dose_events:
+            self.session.flush()
+            self._store_dose(study, facts)
+        elif study.body_region != region_before and study.dose_source:
+            self._summarise(study, self._events(study))
+        return IndexedStudy(study, created, regional_id, patient_state, reason)
+
+    # --- patient --------------------------------------------------------------------------------------------------
+
+    def _attach_patient(self, study: Study, facts: StudyFacts, actor: str) -> tuple[str, str | None, str | None]:
+        identity = facts.patient
+        current = self.session.get(SourceRecord, study.source_record_id) if study.source_record_id else None
+        if identity.resolved:
+            record = self.patients.get_record(RecordKey(identity.namespace or "", identity.local_id or ""))
+            if record is None:
+                outcome = self.patients.upsert(identity.demographics(), event=f"{facts.source}-study",
+                                               actor=actor, source_kind="dicom", provisional=True)
+                record = self.session.get(SourceRecord, outcome.source_record_id)
+            keep_current = (current is not None and record is not None and current.id != record.id
+                            and not current.provisional and record.provisional)
+            if record is not None and not keep_current:
+                study.source_record_id = record.id
+                study.patient_issuer = record.namespace
+                study.patient_local_id = record.local_id
+                study.patient_unresolved = None
+                current = record
+        elif current is None:
+            study.patient_unresolved = (identity.unresolved or "patient not identified")[:200]
+            study.patient_local_id = None
+            return UNRESOLVED, None, study.patient_unresolved
+        if current is None:
+            return UNRESOLVED, None, study.patient_unresolved
+        state = PROVISIONAL if current.provisional else LINKED
+        return state, current.regional_patient_id, None
+
+    # --- study fields -------------------------------------------------------------------------------------------
+
+    def _merge_fields(self, study: Study, facts: StudyFacts) -> None:
+        sources = list(study.sources or [])
+        if facts.source not in sources:
+            study.sources = [*sources, facts.source]
+        if facts.accession_number and not study.accession_number:
+            study.accession_number = facts.accession_number[:64]
+        if facts.performing_trust and not study.performing_trust:
+            study.performing_trust = facts.performing_trust
+        known = [m for m in (study.modalities_in_study or "").split("\\") if m]
+        merged = list(dict.fromkeys(known + [m.strip().upper() for m in facts.modalities if m and m.strip()]))
+        if merged != known:
+            study.modalities_in_study = "\\".join(merged)[:64]
+        modality = study_modality(merged)
+        if modality:
+            study.modality = modality
+        if facts.description and not study.description:
+            study.description = facts.description[:300]
+        if facts.procedure_codes and not study.procedure_code:
+            first = facts.procedure_codes[0]
+            study.procedure_system = canonical_system(first.system)[:200] or None
+            study.procedure_code = first.code[:64]
+        if facts.study_date and not study.study_date:
+            study.study_date = facts.study_date
+        if facts.study_datetime and not study.study_datetime:
+            study.study_datetime = facts.study_datetime
+        if facts.patient_age_years is not None and study.patient_age_years is None:
+            study.patient_age_years = facts.patient_age_years
+        if facts.status:
+            current = STATUS_RANK.get(study.status or "", -1)
+            if facts.status_corrects or STATUS_RANK.get(facts.status, -1) >= current:
+                study.status = facts.status
+
+    def _normalise(self, study: Study, facts: StudyFacts) -> None:
+        codes = list(facts.procedure_codes)
+        if study.procedure_code and not any(c.code == study.procedure_code for c in codes):
+            codes.insert(0, ProcedureCode(study.procedure_system, study.procedure_code))
+        result = normalise_procedure(codes, study.description, modality_hint=study.modality, table=self.code_table)
+        if result.normalisation == UNKNOWN and facts.body_part:
+            from_body_part = normalise_description(
+                f"{study.modality or ''} {facts.body_part} {facts.laterality or ''}", study.modality)
+            if from_body_part.normalisation != UNKNOWN:
+                result = from_body_part
+        rank = {"code": 2, "description": 1, UNKNOWN: 0}
+        if rank.get(result.normalisation, 0) < rank.get(study.normalisation or UNKNOWN, 0):
+            return  # an earlier, better statement stands (e.g. a coded ORU before an uncoded image)
+        self._set_procedure(study, result, facts.laterality)
+
+    @staticmethod
+    def _set_procedure(study: Study, result: NormalisedProcedure, header_laterality: str | None) -> None:
+        laterality = result.laterality
+        if laterality is None and is_paired(result.body_region):
+            laterality = normalise_laterality(header_laterality)
+        study.modality = study.modality or result.modality
+        study.body_region = result.body_region
+        study.laterality = laterality if laterality is not None else study.laterality
+        study.contrast = result.contrast
+        study.normalisation = result.normalisation
+
+    # --- dose -----------------------------------------------------------------------------------------------------
+
+    def _events(self, study: Study) -> list[IrradiationEvent]:
+        return list(self.session.scalars(select(IrradiationEvent).where(IrradiationEvent.study_id == study.id)))
+
+    def _store_dose(self, study: Study, facts: StudyFacts) -> None:
+        rows = {row.event_uid: row for row in self._events(study)}
+        incoming = list(facts.dose_events)
+        if facts.dose_report is not None:
+            incoming += facts.dose_report.events
+            reports = dict(study.accumulated_dose or {})
+            totals = facts.dose_report.totals()
+            key = totals.report_key[:300]
+            previous = dz.ReportTotals.from_json(key, reports[key]) if key in reports else None
+            reports[key] = dz.merge_report(previous, totals).as_json()
+            study.accumulated_dose = reports
+        for event in incoming:
+            uid = event.event_uid[:100]
+            row = rows.get(uid)
+            if row is None:
+                row = IrradiationEvent(study_id=study.id, event_uid=uid, kind=event.kind, source=event.source)
+                self.session.add(row)
+                rows[uid] = row
+            row.kind = event.kind
+            row.source = event.source
+            row.phantom = str(event.phantom_cm) if event.phantom_cm else row.phantom
+            for name in _EVENT_FIELDS:
+                value = getattr(event, name)
+                if value is None:
+                    continue
+                if name == "ctdivol_mgy" and event.source == "header" and row.ctdivol_mgy is not None:
+                    value = max(value, row.ctdivol_mgy)  # images of one series: the highest
+                setattr(row, name, value)
+        self._summarise(study, list(rows.values()))
+
+    def _summarise(self, study: Study, rows: list[IrradiationEvent]) -> None:
+        reports = [dz.ReportTotals.from_json(k, v) for k, v in (study.accumulated_dose or {}).items()]
+        summary = dz.summarise([to_event(r) for r in rows], reports, study_region=study.body_region,
+                               coefficients=self.coefficients)
+        for name in ("dose_source", "irradiation_events", "ctdivol_mgy", "dlp_total_mgycm", "dap_total_gym2",
+                     "agd_left_mgy", "agd_right_mgy", "effective_dose_msv", "effective_dose_method"):
+            setattr(study, name, getattr(summary, name))
+        study.dose_rp_total_gy = summary.dose_rp_total_gy
+        study.fluoro_time_s = summary.fluoro_time_s
+        study.administered_activity_mbq = summary.administered_activity_mbq
+        if study.effective_dose_method:
+            study.effective_dose_method = study.effective_dose_method[:300]
+        for row in rows:
+            row.effective_dose_msv = summary.event_effective_dose.get(row.event_uid)

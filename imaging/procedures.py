@@ -1,0 +1,365 @@
+"""Procedure normalisation: modality, body region, laterality and contrast from codes and free text.
+
+The five trusts name the same examination in many ways ("CT HEAD W/O", "XR L WRIST 2V", "CT Chest Abdo Pelvis with
+contrast", "MRI L KNEE", "US ABDOMEN", "CTPA", "Mammogram bilateral"). :func:`normalise_description` reads such
+text into the vocabulary of :mod:`imaging.regions`; :func:`normalise_procedure` prefers a procedure code found in a
+code table (:mod:`imaging.codetables`) and falls back to the text.
+
+Nothing is guessed silently: when the body region cannot be read the result says ``normalisation="unknown"``, and
+callers count it. Pure functions: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from imaging import regions as rg
+
+if TYPE_CHECKING:
+    from imaging.codetables import CodeTable
+
+CODE = "code"
+DESCRIPTION = "description"
+UNKNOWN = "unknown"
+
+#: Normalised modalities (the rule table's words; DICOM CR and DX are both XR, PET is PT).
+MODALITIES = ("CT", "MR", "US", "XR", "MG", "NM", "PT", "RF", "XA", "BMD")
+_DICOM_MODALITY = {"CT": "CT", "MR": "MR", "US": "US", "CR": "XR", "DX": "XR", "DR": "XR", "XR": "XR", "RG": "XR",
+                   "IO": "XR", "PX": "XR", "MG": "MG", "NM": "NM", "PT": "PT", "PET": "PT", "RF": "RF", "XA": "XA",
+                   "BMD": "BMD", "BDUS": "BMD", "DXA": "BMD", "MRI": "MR"}
+_NO_CONTRAST_BY_DEFAULT = {"XR", "US", "MG", "BMD"}
+
+
+@dataclass(frozen=True)
+class ProcedureCode:
+    """A procedure code as a feed sends it (``system`` may be a DICOM coding scheme designator or a URI)."""
+
+    system: str | None
+    code: str
+    display: str | None = None
+
+
+@dataclass(frozen=True)
+class NormalisedProcedure:
+    """What an examination is, in the shared vocabulary; ``normalisation`` says how it was found."""
+
+    modality: str | None = None
+    body_region: str | None = None
+    laterality: str | None = None  # left | right | both | none; None when unknown
+    contrast: bool | None = None
+    normalisation: str = UNKNOWN  # code | description | unknown
+    regions: tuple[str, ...] = ()  # every region named, the chosen one first
+    code: ProcedureCode | None = None
+
+
+def normalise_modality(value: str | None) -> str | None:
+    """A DICOM modality (``CR``, ``DX``, ``PT`` ...) as one of :data:`MODALITIES`; ``None`` for SR, KO, PR, OT."""
+    if not value:
+        return None
+    return _DICOM_MODALITY.get(value.strip().upper())
+
+
+def study_modality(modalities: Sequence[str | None]) -> str | None:
+    """The imaging modality of a study from its modalities in study (``CT\\SR`` is CT; ``PT\\CT`` is PT)."""
+    normalised = [m for m in (normalise_modality(v) for v in modalities) if m]
+    if not normalised:
+        return None
+    for preferred in ("PT", "NM", "MG"):  # PET-CT and SPECT-CT are filed under the nuclear modality
+        if preferred in normalised:
+            return preferred
+    return normalised[0]
+
+
+# --- text ------------------------------------------------------------------------------------------------------------
+
+def _clean(text: str) -> str:
+    upper = text.upper()
+    upper = re.sub(r"\bB/L\b", " BILATERAL ", upper)
+    upper = re.sub(r"\bW\s*/\s*WO\b|\bW\s*/\s*W/?O\b|\bW\s*(?:&|AND)\s*W/?O\b|\bWITH\s+AND\s+WITHOUT\b", " WWO ", upper)
+    upper = re.sub(r"\bW\s*/\s*O\b|\bW/O\b|\bWO\b|\bW\.O\.", " WO ", upper)
+    upper = re.sub(r"\bW\s*/\s*(?=[A-Z+])|\bW/$", " WITH ", upper)
+    upper = upper.replace("&", " AND ").replace("+", " PLUS ")
+    upper = re.sub(r"[^A-Z0-9]+", " ", upper)
+    return f" {' '.join(upper.split())} "
+
+
+_SPINE = (
+    (r" (?:C SPINE|CSPINE|CERVICAL SPINE) ", "cervical-spine"),
+    (r" (?:T SPINE|TSPINE|THORACIC SPINE|DORSAL SPINE) ", "thoracic-spine"),
+    (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX) ",
+     "lumbar-spine"),
+    (r" (?:WHOLE SPINE|FULL SPINE|ENTIRE SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR|SCOLIOSIS|SPINE|SPINAL) ",
+     "whole-spine"),
+)
+
+_ANGIO = re.compile(r" (?:CTPA|CT PA|PULMONARY ANGIO\w*|PULMONARY EMBOL\w*|PE PROTOCOL|CTA|CT ANGIO\w*|ANGIO\w*|MRA|"
+                    r"CTCA|MR ANGIO\w*|RUN ?OFF|AORTOGRAM|ARTERIOGRAM|VENOGRAM) ")
+_ANGIO_SUB = (
+    (r" (?:CTPA|CT PA|PULMONARY|PE PROTOCOL) ", "pulmonary-angiography"),
+    (r" (?:CORONARY|CORONARIES|CARDIAC|CTCA|HEART) ", "coronary-angiography"),
+    (r" (?:HEAD|BRAIN|CAROTID\w*|CIRCLE OF WILLIS|COW|INTRACRANIAL|NECK|VERTEBRAL|CEREBRAL|CRANIAL) ",
+     "head-neck-angiography"),
+    (r" (?:AORTA|AORTIC|AORTOGRAM|EVAR|TAVI|TEVAR) ", "aortic-angiography"),
+    (r" (?:LOWER LIMB\w*|LEGS?|PERIPHERAL|RUN ?OFF|FEMORAL|UPPER LIMB\w*|ARMS?|ILIAC) ", "peripheral-angiography"),
+)
+
+# (pattern, region, plural: implies both sides); checked after spine and angiography phrases are taken out
+_PARTS = (
+    (r" (?:NECK OF FEMUR|NOF|FEMORAL NECK) ", "hip", False),
+    (r" (?:CHEST ABDOMEN AND PELVIS|CHEST ABDO PELVIS|CAP|C A P) ", "chest-abdomen-pelvis", False),
+    (r" (?:WHOLE BODY|TOTAL BODY|HALF BODY|SKELETAL SURVEY|BONE SCAN|SKULL BASE TO THIGHS?|EYES TO THIGHS?|"
+     r"MYELOMA SCREEN|PET CT|PETCT) ", "whole-body", False),
+    (r" (?:HEAD|BRAIN|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
+     r"POSTERIOR FOSSA|TEMPORAL BONES?|PETROUS) ", "head", False),
+    (r" (?:FACE|FACIAL BONES|FACIAL|SINUS|SINUSES|PARANASAL|ORBITS?|MANDIBLE|MAXILLA|MAXILLOFACIAL|MAX FAX|OPG|OPT|"
+     r"DENTAL|TMJS?|NASAL BONES?|ZYGOMA\w*) ", "face", False),
+    (r" (?:NECK|THYROID|LARYNX|PAROTIDS?|SALIVARY|SUBMANDIBULAR|PHARYNX) ", "neck", False),
+    (r" (?:CHEST|THORAX|THORACIC|LUNGS?|CXR|HRCT|RIBS?|STERNUM|HEART|CARDIAC|MEDIASTIN\w*|PLEURA\w*) ", "chest",
+     False),
+    (r" (?:ABDOMEN|ABDO|ABD|ABDOMINAL|AXR|LIVER|HEPATIC|PANCREAS|PANCREATIC|RENAL|KIDNEYS?|SPLEEN|GALLBLADDER|"
+     r"BILIARY|MRCP|ADRENALS?|APPENDIX|SMALL BOWEL|UPPER GI|AAA|RUQ|LUQ) ", "abdomen", False),
+    (r" (?:KUB|UROGRAM|IVU|CT COLONOGRAPHY|COLONOGRAPHY) ", "abdomen-pelvis", False),
+    (r" (?:PELVIS|PELVIC|PROSTATE|BLADDER|UTERUS|OVARY|OVARIES|TRANSVAGINAL|RECTUM|RECTAL|SACROILIAC|SI JOINTS?|"
+     r"SCROTUM|SCROTAL|TESTES|TESTIS|OBSTETRIC|PREGNANCY|FETAL|DATING SCAN|NUCHAL) ", "pelvis", False),
+    (r" (?:BREASTS) ", "breast", True),
+    (r" (?:BREAST|MAMMO|MAMMOGRAM|MAMMOGRAPHY|TOMOSYNTHESIS|AXILLA) ", "breast", False),
+    (r" (?:MAMMOGRAMS) ", "breast", True),
+    (r" (?:SHOULDERS) ", "shoulder", True),
+    (r" (?:SHOULDER|CLAVICLE|SCAPULA|ACJ|AC JOINT|ACROMIOCLAVICULAR) ", "shoulder", False),
+    (r" (?:HUMERUS|UPPER ARM) ", "humerus", False),
+    (r" (?:ELBOWS) ", "elbow", True),
+    (r" (?:ELBOW) ", "elbow", False),
+    (r" (?:FOREARM|RADIUS AND ULNA|RADIUS|ULNA) ", "forearm", False),
+    (r" (?:WRISTS) ", "wrist", True),
+    (r" (?:WRIST|SCAPHOID) ", "wrist", False),
+    (r" (?:HANDS) ", "hand", True),
+    (r" (?:HAND|FINGERS?|THUMB|METACARPALS?) ", "hand", False),
+    (r" (?:HIPS) ", "hip", True),
+    (r" (?:HIP) ", "hip", False),
+    (r" (?:FEMUR|THIGH) ", "femur", False),
+    (r" (?:KNEES) ", "knee", True),
+    (r" (?:KNEE|PATELLA) ", "knee", False),
+    (r" (?:TIBIA AND FIBULA|TIB AND FIB|TIB FIB|TIBIA|FIBULA|LOWER LEG) ", "lower-leg", False),
+    (r" (?:ANKLES) ", "ankle", True),
+    (r" (?:ANKLE) ", "ankle", False),
+    (r" (?:FEET) ", "foot", True),
+    (r" (?:FOOT|TOES?|CALCANEUM|CALCANEUS|HEEL|OS CALCIS) ", "foot", False),
+    (r" (?:UPPER LIMBS?|ARMS?) ", "upper-limb", False),
+    (r" (?:LOWER LIMBS?|LEGS?) ", "lower-limb", False),
+)
+_PARTS_COMPILED = tuple((re.compile(p), region, plural) for p, region, plural in _PARTS)
+_SPINE_COMPILED = tuple((re.compile(p), region) for p, region in _SPINE)
+_ANGIO_SUB_COMPILED = tuple((re.compile(p), region) for p, region in _ANGIO_SUB)
+
+_MODALITY_WORDS = (
+    (r" (?:PET|PETCT|FDG|PSMA) ", "PT"),
+    (r" (?:NM|NUCLEAR|SCINTIGRAPHY|SCINTIGRAM|BONE SCAN|MAG3|DMSA|MIBG|DATSCAN|SPECT|VQ|V Q|MUGA|ISOTOPE|RENOGRAM|"
+     r"MYOCARDIAL PERFUSION) ", "NM"),
+    (r" (?:MG|MAMMO|MAMMOGRAM|MAMMOGRAMS|MAMMOGRAPHY|TOMOSYNTHESIS|BREAST SCREENING) ", "MG"),
+    (r" (?:CT|CAT|CTPA|CTA|CTCA|HRCT|CTKUB|CTC) ", "CT"),
+    (r" (?:MR|MRI|MRA|MRCP|NMR|MAGNETIC RESONANCE) ", "MR"),
+    (r" (?:US|USS|ULTRASOUND|SONOGRAPHY|DOPPLER|DUPLEX|ECHO|TRANSVAGINAL) ", "US"),
+    (r" (?:FLUORO|FLUOROSCOPY|BARIUM|VIDEOFLUOROSCOPY|CONTRAST SWALLOW|HSG|MCUG|SWALLOW) ", "RF"),
+    (r" (?:ANGIOGRAM|ANGIOPLASTY|EMBOLISATION|EMBOLIZATION|INTERVENTIONAL|NEPHROSTOMY|STENT) ", "XA"),
+    (r" (?:DEXA|DXA|BONE DENSITY|BONE DENSITOMETRY) ", "BMD"),
+    (r" (?:XR|X RAY|XRAY|CXR|AXR|PLAIN FILM|DX|CR|RADIOGRAPH\w*|OPG|OPT|SKELETAL SURVEY) ", "XR"),
+)
+_MODALITY_COMPILED = tuple((re.compile(p), m) for p, m in _MODALITY_WORDS)
+
+_CONTRAST_BOTH = re.compile(r" (?:WWO|PRE AND POST(?: CONTRAST)?|PLAIN AND CONTRAST|NON CONTRAST AND CONTRAST) ")
+_CONTRAST_NO = re.compile(r" (?:WO|WITHOUT(?: IV)?(?: CONTRAST)?|NON CONTRAST|NONCONTRAST|NC|UNENHANCED|NON ENHANCED|"
+                          r"NO CONTRAST|PLAIN|NATIVE) ")
+_CONTRAST_YES = re.compile(r" (?:WITH (?:IV )?(?:CONTRAST|CON|IV)|W CONTRAST|W IV|CONTRAST|CONTRAST ENHANCED|ENHANCED|"
+                           r"IV CON|C PLUS|PLUS C|POST CONTRAST|ARTERIAL PHASE|PORTAL VENOUS|PORTAL PHASE|"
+                           r"TRIPLE PHASE|ARTHROGRAM|GADOLINIUM|GAD|BARIUM|CEUS|CTPA|CTA|CTCA|DYNAMIC) ")
+
+_SIDE_BOTH = re.compile(r" (?:BILATERAL|BILAT|BIL|BOTH|LEFT AND RIGHT|RIGHT AND LEFT|L AND R|R AND L|LT AND RT|"
+                        r"RT AND LT|L PLUS R|R PLUS L) ")
+_SIDE_LEFT = re.compile(r" (?:L|LT|LEFT|LHS) ")
+_SIDE_RIGHT = re.compile(r" (?:R|RT|RIGHT|RHS) ")
+
+
+def _remove(text: str, match: re.Match[str]) -> str:
+    return text[:match.start()] + " " + " " * (match.end() - match.start() - 2) + " " + text[match.end():]
+
+
+def _modality_from_text(text: str) -> str | None:
+    found = [(m.start(), modality) for pattern, modality in _MODALITY_COMPILED if (m := pattern.search(text))]
+    return min(found)[1] if found else None
+
+
+def _contrast_from_text(text: str) -> bool | None:
+    if _CONTRAST_BOTH.search(text):
+        return True
+    if _CONTRAST_NO.search(text):
+        return False
+    if _CONTRAST_YES.search(text):
+        return True
+    return None
+
+
+def _regions_from_text(text: str) -> tuple[list[tuple[int, str]], bool]:
+    """Regions named in ``text`` with their positions, and whether a plural implied both sides."""
+    found: list[tuple[int, str]] = []
+    plural = False
+    angio = _ANGIO.search(text)
+    if angio:
+        sub = next((region for pattern, region in _ANGIO_SUB_COMPILED if pattern.search(text)), "angiography")
+        return [(angio.start(), sub)], False
+    for pattern, region in _SPINE_COMPILED:
+        while (match := pattern.search(text)) is not None:
+            found.append((match.start(), region))
+            text = _remove(text, match)
+    for pattern, region, is_plural in _PARTS_COMPILED:
+        while (match := pattern.search(text)) is not None:
+            found.append((match.start(), region))
+            plural = plural or is_plural
+            text = _remove(text, match)
+    return sorted(found), plural
+
+
+def _combine(found: list[tuple[int, str]]) -> tuple[str | None, tuple[str, ...]]:
+    """One body region for everything a description names (trunk parts combine; limb parts give the limb)."""
+    names = list(dict.fromkeys(region for _, region in found))
+    if not names:
+        return None, ()
+    if "whole-body" in names:
+        return "whole-body", tuple(names)
+    trunk_parts: set[str] = set()
+    for name in names:
+        if rg.region_group(name) == rg.CHEST_ABDOMEN_PELVIS:
+            trunk_parts |= rg.REGIONS[name].parts
+    if len(trunk_parts) > 1:
+        combined = {frozenset({"chest", "abdomen"}): "chest-abdomen",
+                    frozenset({"abdomen", "pelvis"}): "abdomen-pelvis"}.get(frozenset(trunk_parts),
+                                                                            "chest-abdomen-pelvis")
+        others = [n for n in names if rg.region_group(n) != rg.CHEST_ABDOMEN_PELVIS]
+        return combined, (combined, *others)
+    spine = [n for n in names if rg.region_group(n) == rg.SPINE]
+    if len(spine) > 1:
+        levels = {n for n in spine if n != "whole-spine"}
+        chosen = "whole-spine" if len(levels) != 1 else levels.pop()
+        return chosen, (chosen, *[n for n in names if n not in spine])
+    limbs = [n for n in names if rg.region_group(n) == rg.LIMBS]
+    if len(limbs) > 1 and len(names) == len(limbs):
+        upper = {n for n in limbs if rg.REGIONS[n].parts <= rg.REGIONS["upper-limb"].parts}
+        if len(upper) == len(limbs):
+            return "upper-limb", tuple(names)
+        if not upper:
+            return "lower-limb", tuple(names)
+    return names[0], tuple(names)
+
+
+def _laterality_from_text(text: str, body_region: str | None, plural: bool) -> str | None:
+    scrubbed = text
+    for pattern, _ in _SPINE_COMPILED:  # the L of "L SPINE" is lumbar, not left
+        while (match := pattern.search(scrubbed)) is not None:
+            scrubbed = _remove(scrubbed, match)
+    if _SIDE_BOTH.search(scrubbed):
+        return rg.BOTH
+    left, right = bool(_SIDE_LEFT.search(scrubbed)), bool(_SIDE_RIGHT.search(scrubbed))
+    if left and right:
+        return rg.BOTH
+    if left:
+        return rg.LEFT
+    if right:
+        return rg.RIGHT
+    if plural and rg.is_paired(body_region):
+        return rg.BOTH
+    if body_region is None or rg.is_paired(body_region):
+        return None
+    return rg.NONE
+
+
+@lru_cache(maxsize=8192)
+def normalise_description(description: str | None, modality_hint: str | None = None) -> NormalisedProcedure:
+    """Read a free-text study or procedure description.
+
+    Parameters
+    ----------
+    description : str or None
+        E.g. ``"CT HEAD W/O"``, ``"XR L WRIST 2V"``, ``"Mammogram bilateral"``.
+    modality_hint : str, optional
+        The modality from elsewhere (DICOM Modality, ORU diagnostic service); it wins over the text, which may be
+        abbreviated or wrong.
+
+    Returns
+    -------
+    NormalisedProcedure
+        ``normalisation`` is ``"description"`` when a body region was read, ``"unknown"`` otherwise.
+
+    Examples
+    --------
+    >>> p = normalise_description("XR L WRIST 2V")
+    >>> (p.modality, p.body_region, p.laterality, p.contrast)
+    ('XR', 'wrist', 'left', False)
+    """
+    hint = normalise_modality(modality_hint) if modality_hint else None
+    if not description or not description.strip():
+        return NormalisedProcedure(modality=hint)
+    text = _clean(description)
+    modality = hint or _modality_from_text(text)
+    found, plural = _regions_from_text(text)
+    body_region, named = _combine(found)
+    if body_region == "whole-body" and modality not in (None, "NM", "PT", "XR", "MR", "CT"):
+        body_region = None
+    contrast = _contrast_from_text(text)
+    if contrast is None and modality in _NO_CONTRAST_BY_DEFAULT:
+        contrast = False
+    if contrast is None and body_region and rg.region_group(body_region) == rg.ANGIOGRAPHY and modality == "CT":
+        contrast = True
+    laterality = _laterality_from_text(text, body_region, plural)
+    if body_region is None and modality == "MG":
+        body_region = "breast"
+        named = ("breast",)
+        laterality = _laterality_from_text(text, body_region, plural)
+    return NormalisedProcedure(modality=modality, body_region=body_region, laterality=laterality, contrast=contrast,
+                               normalisation=DESCRIPTION if body_region else UNKNOWN, regions=named)
+
+
+def normalise_procedure(codes: Sequence[ProcedureCode] = (), description: str | None = None, *,
+                        modality_hint: str | None = None, table: CodeTable | None = None) -> NormalisedProcedure:
+    """Normalise an examination from its procedure codes (first found in ``table`` wins), else its description.
+
+    Attributes a code table leaves empty are filled from the description; the modality hint (from DICOM) wins over
+    both. The code's own display text is read when nothing else is known.
+
+    Parameters
+    ----------
+    codes : sequence of ProcedureCode
+        Procedure codes in order of preference (DICOM Procedure Code Sequence, OBR-4, FHIR procedureCode).
+    description : str, optional
+        The free-text description.
+    modality_hint : str, optional
+        The DICOM or HL7 modality.
+    table : CodeTable, optional
+        The code table; :func:`imaging.codetables.default_code_table` when omitted.
+    """
+    if table is None:
+        from imaging.codetables import default_code_table
+
+        table = default_code_table()
+    from_text = normalise_description(description, modality_hint)
+    for code in codes:
+        entry = table.lookup(code.system, code.code)
+        if entry is None or entry.body_region is None:
+            continue
+        laterality = entry.laterality if entry.laterality is not None else from_text.laterality
+        if laterality is None and not rg.is_paired(entry.body_region):
+            laterality = rg.NONE
+        return NormalisedProcedure(
+            modality=normalise_modality(modality_hint) or entry.modality or from_text.modality,
+            body_region=entry.body_region, laterality=laterality,
+            contrast=entry.contrast if entry.contrast is not None else from_text.contrast,
+            normalisation=CODE, regions=(entry.body_region,), code=code)
+    if from_text.normalisation == UNKNOWN:
+        for code in codes:
+            if code.display:
+                from_display = normalise_description(code.display, modality_hint)
+                if from_display.normalisation != UNKNOWN:
+                    return replace(from_display, code=code)
+    return replace(from_text, code=codes[0] if codes else None)

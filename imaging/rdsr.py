@@ -1,0 +1,483 @@
+"""Reading radiation dose structured reports: walking the SR content tree into events and accumulated totals.
+
+Templates read (DICOM PS3.16):
+
+- TID 10011 *CT Radiation Dose*: ``CT Accumulated Dose Data`` (113811: DLP total 113813) and one ``CT Acquisition``
+  (113819) per irradiation event: Irradiation Event UID 113769, Target Region 123014, Mean CTDIvol 113830, DLP
+  113838, CTDIw Phantom Type 113835;
+- TID 10001 *Projection X-Ray Radiation Dose* (fluoroscopy, radiography, mammography): ``Accumulated X-Ray Dose
+  Data`` (113702; per Acquisition Plane 113764: DAP total 113722, Dose (RP) total 113725, Total Fluoro Time 113730,
+  Accumulated Average Glandular Dose 111637 per laterality) and ``Irradiation Event X-Ray Data`` (113706: DAP
+  122130, Dose (RP) 113738, Average Glandular Dose 111631, Irradiation Event Type 113721);
+- TID 10021 *Radiopharmaceutical Radiation Dose*: ``Radiopharmaceutical Administration`` (113502) with its event
+  UID 113503 and Administered Activity 113507.
+
+Vendors differ, so the walk is tolerant: concepts are matched by code value whatever the coding scheme (with the
+SRT and SNOMED CT codes of anatomy both known), values are searched anywhere below their container (some vendors
+nest the CT Dose container, others do not), units are converted by their UCUM meaning (:mod:`imaging.units`), numbers
+are read as written (``8.664e-005``), and several accumulation containers per report are combined by plane
+(:func:`imaging.dose.report_totals`). Nothing here touches storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+
+from imaging import dose as dz
+from imaging.procedures import normalise_description
+from imaging.units import convert, parse_number
+
+XRAY_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
+RADIOPHARMACEUTICAL_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.68"
+SR_CLASSES = {XRAY_DOSE_SR, RADIOPHARMACEUTICAL_DOSE_SR, "1.2.840.10008.5.1.4.1.1.88.11",
+              "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34",
+              "1.2.840.10008.5.1.4.1.1.88.35"}
+
+XRAY_REPORT = "113701"
+RADIOPHARMACEUTICAL_REPORT = "113500"
+PROCEDURE_REPORTED = "121058"
+SCOPE_OF_ACCUMULATION = "113705"
+CT_ACCUMULATED = "113811"
+CT_ACQUISITION = "113819"
+XRAY_ACCUMULATED = "113702"
+XRAY_EVENT = "113706"
+NM_ADMINISTRATION = "113502"
+EVENT_UID = "113769"
+NM_EVENT_UID = "113503"
+TARGET_REGION = "123014"
+LATERALITY = {"272741003", "G-C171"}
+ACQUISITION_PLANE = "113764"
+
+_CT_PROCEDURE = {"P5-08000", "77477000"}
+_MAMMO_PROCEDURE = {"P5-40010", "71651007"}
+_FLUORO_EVENT = {"P5-06000", "44491008"}
+
+_TAG_CONTENT = Tag(0x0040, 0xA730)
+_TAG_CONCEPT_NAME = Tag(0x0040, 0xA043)
+_TAG_CONCEPT_CODE = Tag(0x0040, 0xA168)
+_TAG_MEASURED = Tag(0x0040, 0xA300)
+_TAG_UNITS = Tag(0x0040, 0x08EA)
+_TAG_NUMERIC = Tag(0x0040, 0xA30A)
+_TAG_FLOAT = Tag(0x0040, 0xA161)
+_TAG_VALUE_TYPE = Tag(0x0040, 0xA040)
+_TAG_TEXT = Tag(0x0040, 0xA160)
+_TAG_UID = Tag(0x0040, 0xA124)
+_TAG_DATETIME = Tag(0x0040, 0xA120)
+_TAG_CODE_VALUE = Tag(0x0008, 0x0100)
+_TAG_SCHEME = Tag(0x0008, 0x0102)
+_TAG_MEANING = Tag(0x0008, 0x0104)
+_TAG_LONG_CODE = Tag(0x0008, 0x0119)
+_TAG_URN_CODE = Tag(0x0008, 0x0120)
+
+
+def raw_text(ds: Dataset, tag: Any) -> str | None:
+    """An element's value as text, read without pydicom's value validation (feeds are lenient on ingest)."""
+    try:
+        elem = ds.get_item(tag)
+    except (KeyError, ValueError, TypeError):
+        return None
+    if elem is None:
+        return None
+    value = elem.value
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        text = value.decode("latin-1", "replace")
+    elif isinstance(value, list | tuple):
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value)
+    text = text.strip("\x00 ").strip()
+    return text or None
+
+
+def _sequence(ds: Dataset, tag: Any) -> list[Dataset]:
+    try:
+        elem = ds[tag] if tag in ds else None
+    except (KeyError, ValueError, TypeError):
+        return []
+    if elem is None or elem.VR != "SQ" or not elem.value:
+        return []
+    return list(elem.value)
+
+
+@dataclass(frozen=True)
+class Code:
+    """A coded concept: value, scheme and meaning (meaning lower-cased for matching)."""
+
+    value: str
+    scheme: str
+    meaning: str
+
+    def is_(self, *values: str) -> bool:
+        return self.value in values
+
+
+def _code(item: Dataset | None) -> Code | None:
+    if item is None:
+        return None
+    value = raw_text(item, _TAG_CODE_VALUE) or raw_text(item, _TAG_LONG_CODE) or raw_text(item, _TAG_URN_CODE) or ""
+    meaning = raw_text(item, _TAG_MEANING) or ""
+    if not value and not meaning:
+        return None
+    return Code(value.strip(), (raw_text(item, _TAG_SCHEME) or "").strip(), meaning.strip().lower())
+
+
+@dataclass
+class Node:
+    """One SR content item with its children."""
+
+    name: Code | None
+    value_type: str
+    item: Dataset
+    children: list[Node] = field(default_factory=list)
+
+    def is_(self, *codes: str) -> bool:
+        return self.name is not None and self.name.value in codes
+
+    def named(self, *meanings: str) -> bool:
+        return self.name is not None and any(m in self.name.meaning for m in meanings)
+
+    def walk(self) -> Iterator[Node]:
+        for child in self.children:
+            yield child
+            yield from child.walk()
+
+    def find(self, *codes: str, skip: tuple[str, ...] = ()) -> Node | None:
+        """The first descendant named by one of ``codes``, not looking inside containers named by ``skip``."""
+        for child in self.children:
+            if child.is_(*codes):
+                return child
+            if skip and child.is_(*skip):
+                continue
+            found = child.find(*codes, skip=skip)
+            if found is not None:
+                return found
+        return None
+
+    def find_all(self, *codes: str) -> list[Node]:
+        return [node for node in self.walk() if node.is_(*codes)]
+
+    @property
+    def code(self) -> Code | None:
+        sequence = _sequence(self.item, _TAG_CONCEPT_CODE)
+        return _code(sequence[0]) if sequence else None
+
+    @property
+    def text(self) -> str | None:
+        return raw_text(self.item, _TAG_TEXT)
+
+    @property
+    def uid(self) -> str | None:
+        return raw_text(self.item, _TAG_UID)
+
+    @property
+    def datetime_text(self) -> str | None:
+        return raw_text(self.item, _TAG_DATETIME)
+
+    @property
+    def number(self) -> tuple[float | None, str | None]:
+        """The numeric value and its unit code (meaning when the code value is empty)."""
+        measured = _sequence(self.item, _TAG_MEASURED)
+        if not measured:
+            return None, None
+        first = measured[0]
+        value = parse_number(raw_text(first, _TAG_NUMERIC))
+        if value is None and _TAG_FLOAT in first:
+            try:
+                value = parse_number(first[_TAG_FLOAT].value)
+            except (ValueError, TypeError):
+                value = None
+        units = _sequence(first, _TAG_UNITS)
+        unit = None
+        if units:
+            unit = raw_text(units[0], _TAG_CODE_VALUE) or raw_text(units[0], _TAG_MEANING)
+        return value, unit
+
+
+def content_tree(ds: Dataset) -> Node:
+    """The SR document as a tree of :class:`Node` (the root is the document itself)."""
+    names = _sequence(ds, _TAG_CONCEPT_NAME)
+    root = Node(_code(names[0]) if names else None, raw_text(ds, _TAG_VALUE_TYPE) or "CONTAINER", ds)
+
+    def build(parent: Node, depth: int) -> None:
+        if depth > 50:  # a malformed, cyclic-looking document
+            return
+        for item in _sequence(parent.item, _TAG_CONTENT):
+            child_names = _sequence(item, _TAG_CONCEPT_NAME)
+            node = Node(_code(child_names[0]) if child_names else None, raw_text(item, _TAG_VALUE_TYPE) or "", item)
+            parent.children.append(node)
+            build(node, depth + 1)
+
+    build(root, 0)
+    return root
+
+
+def is_dose_report(ds: Dataset) -> bool:
+    """Whether ``ds`` is a radiation dose SR (X-ray TID 10001/10011, or radiopharmaceutical TID 10021)."""
+    sop_class = raw_text(ds, Tag(0x0008, 0x0016)) or ""
+    if sop_class in (XRAY_DOSE_SR, RADIOPHARMACEUTICAL_DOSE_SR):
+        return True
+    if sop_class not in SR_CLASSES:
+        return False
+    names = _sequence(ds, _TAG_CONCEPT_NAME)
+    name = _code(names[0]) if names else None
+    return name is not None and (name.is_(XRAY_REPORT, RADIOPHARMACEUTICAL_REPORT) or "radiation dose" in name.meaning)
+
+
+# --- anatomy and phantoms -------------------------------------------------------------------------------------------
+
+_TARGET_REGIONS = {
+    "T-D1100": "head", "69536005": "head", "T-A0100": "head", "12738006": "head", "T-11100": "head",
+    "89546000": "head", "T-D1000": "head", "774007": "head",
+    "T-D1600": "neck", "45048000": "neck",
+    "T-D3000": "chest", "51185008": "chest", "43799004": "chest", "T-28000": "chest", "39607008": "chest",
+    "T-32000": "chest", "80891009": "chest",
+    "T-D4000": "abdomen", "113345001": "abdomen", "818981001": "abdomen",
+    "T-D6000": "pelvis", "12921003": "pelvis", "816092008": "pelvis",
+    "R-FAB56": "chest-abdomen-pelvis", "416775004": "chest-abdomen-pelvis",
+    "R-FAB57": "abdomen-pelvis", "416949008": "abdomen-pelvis", "416550000": "chest-abdomen",
+    "T-11501": "cervical-spine", "122494005": "cervical-spine", "T-11502": "thoracic-spine",
+    "122495006": "thoracic-spine", "T-11503": "lumbar-spine", "122496007": "lumbar-spine",
+    "T-11500": "whole-spine", "421060004": "whole-spine", "T-D0010": "whole-body", "38266002": "whole-body",
+    "T-D0300": "upper-limb", "66019005": "upper-limb", "T-D8200": "upper-limb", "53120007": "upper-limb",
+    "T-D9000": "lower-limb", "61685007": "lower-limb", "T-04000": "breast", "76752008": "breast",
+}
+
+
+def target_region(code: Code | None) -> str | None:
+    """A target region code (SRT or SNOMED CT) as a body region of :mod:`imaging.regions`."""
+    if code is None:
+        return None
+    region = _TARGET_REGIONS.get(code.value)
+    if region is None and code.meaning:
+        region = normalise_description(code.meaning).body_region
+    return region
+
+
+def phantom_cm(code: Code | None) -> int | None:
+    """16 for the head CTDI phantom (113690), 32 for the body phantom (113691); None otherwise."""
+    if code is None:
+        return None
+    if code.value == "113690" or "head" in code.meaning or "16" in code.meaning:
+        return dz.HEAD_PHANTOM
+    if code.value == "113691" or "body" in code.meaning or "32" in code.meaning:
+        return dz.BODY_PHANTOM
+    return None
+
+
+def laterality_of(code: Code | None) -> str | None:
+    """Left, right or both from a laterality value (``Left breast``, ``G-A101``, ``7771000`` ...)."""
+    if code is None:
+        return None
+    meaning = code.meaning
+    if code.value in ("G-A101", "7771000", "T-04030", "80248007") or meaning.startswith("left"):
+        return "left"
+    if code.value in ("G-A100", "24028007", "T-04020", "73056007") or meaning.startswith("right"):
+        return "right"
+    if code.value in ("G-A102", "51440002", "63762007", "T-04080") or "both" in meaning or "bilateral" in meaning:
+        return "both"
+    return None
+
+
+# --- the report -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class DoseReport:
+    """What one dose SR says: its events, its accumulation containers and how its totals are keyed."""
+
+    template: str  # ct | projection | mammography | radiopharmaceutical
+    sop_instance_uid: str | None
+    study_instance_uid: str | None
+    report_key: str
+    modality: str | None  # the modality the report describes (CT, MG, RF, XR, NM)
+    events: list[dz.DoseEvent] = field(default_factory=list)
+    planes: list[dz.PlaneTotals] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be read (units, missing UIDs)
+
+    def totals(self) -> dz.ReportTotals:
+        """The report's accumulated totals, planes combined."""
+        return dz.report_totals(self.report_key, (e.event_uid for e in self.events), self.planes)
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def value(self, parent: Node, code: str, quantity: str, *, skip: tuple[str, ...] = ()) -> float | None:
+        node = parent.find(code, skip=skip)
+        if node is None:
+            return None
+        return self.convert(node, quantity)
+
+    def convert(self, node: Node, quantity: str) -> float | None:
+        number, unit = node.number
+        if number is None:
+            return None
+        converted = convert(number, unit, quantity)
+        if converted is None:
+            self.notes.append(f"unit {unit!r} of {node.name.value if node.name else '?'} not understood")
+        return converted
+
+
+def _event_uid(node: Node, uid_code: str, sop_uid: str | None, reader: _Reader) -> str:
+    uid_node = node.find(uid_code)
+    uid = uid_node.uid if uid_node is not None else None
+    if uid:
+        return uid
+    # no UID: the event's own content identifies it, so a re-sent report maps it to the same key
+    reader.notes.append("irradiation event without a UID")
+    digest = hashlib.sha1(repr(_fingerprint(node)).encode()).hexdigest()[:24]
+    return f"content:{digest}"
+
+
+def _fingerprint(node: Node) -> list[tuple[str, str]]:
+    out = []
+    for child in node.walk():
+        name = child.name.value if child.name else ""
+        if child.value_type == "NUM":
+            out.append((name, repr(child.number)))
+        elif child.value_type in ("DATETIME", "TEXT", "UIDREF"):
+            out.append((name, child.datetime_text or child.text or child.uid or ""))
+    return out
+
+
+def _plane(container: Node) -> str:
+    modifier = container.find(ACQUISITION_PLANE)
+    code = modifier.code if modifier is not None else None
+    if code is None:
+        return "unspecified"
+    if code.value == "113620" or "plane a" in code.meaning:
+        return "a"
+    if code.value == "113621" or "plane b" in code.meaning:
+        return "b"
+    return "single"
+
+
+def _ct(root: Node, reader: _Reader, sop_uid: str | None) -> tuple[list[dz.DoseEvent], list[dz.PlaneTotals]]:
+    events = []
+    for node in root.find_all(CT_ACQUISITION):
+        region_node = node.find(TARGET_REGION)
+        phantom_node = node.find("113835")
+        events.append(dz.DoseEvent(
+            event_uid=_event_uid(node, EVENT_UID, sop_uid, reader), kind=dz.CT, source="rdsr",
+            target_region=target_region(region_node.code if region_node else None),
+            phantom_cm=phantom_cm(phantom_node.code if phantom_node else None),
+            ctdivol_mgy=reader.value(node, "113830", "dose_mgy"),
+            dlp_mgycm=reader.value(node, "113838", "dlp")))
+    planes = []
+    for container in root.find_all(CT_ACCUMULATED):
+        count = container.find("113812")
+        planes.append(dz.PlaneTotals(plane="single", dlp_total_mgycm=reader.value(container, "113813", "dlp"),
+                                     event_count=int(count.number[0]) if count and count.number[0] else None))
+    return events, planes
+
+
+def _projection(root: Node, reader: _Reader, sop_uid: str | None,
+                mammography: bool) -> tuple[list[dz.DoseEvent], list[dz.PlaneTotals]]:
+    events = []
+    for node in root.find_all(XRAY_EVENT):
+        type_node = node.find("113721")
+        event_type = type_node.code if type_node else None
+        agd = reader.value(node, "111631", "dose_mgy")
+        side_node = next((n for n in node.walk() if n.is_(*LATERALITY) or n.named("laterality")), None)
+        region_node = node.find(TARGET_REGION)
+        kind = dz.MAMMO if (mammography or agd is not None) else (
+            dz.FLUORO if event_type is not None and (event_type.value in _FLUORO_EVENT
+                                                     or "fluoro" in event_type.meaning) else dz.PROJECTION)
+        events.append(dz.DoseEvent(
+            event_uid=_event_uid(node, EVENT_UID, sop_uid, reader), kind=kind, source="rdsr",
+            target_region=target_region(region_node.code if region_node else None),
+            laterality=laterality_of(side_node.code if side_node else None),
+            dap_gym2=reader.value(node, "122130", "dap"), dose_rp_gy=reader.value(node, "113738", "dose_gy"),
+            agd_mgy=agd,
+            duration_s=reader.value(node, "113742", "time") if kind == dz.FLUORO else None))
+    planes = []
+    for container in root.children:
+        if not (container.is_(XRAY_ACCUMULATED) or (container.value_type == "CONTAINER"
+                                                     and container.named("accumulated"))):
+            continue
+        agd = {"left": None, "right": None}
+        for node in container.find_all("111637"):
+            side_node = next((n for n in node.walk() if n.is_(*LATERALITY) or n.named("laterality")), None)
+            side = laterality_of(side_node.code if side_node else None)
+            if side in agd:
+                agd[side] = reader.convert(node, "dose_mgy")
+        planes.append(dz.PlaneTotals(
+            plane=_plane(container),
+            dap_total_gym2=_largest(reader, container, "113722", "dap"),
+            dose_rp_total_gy=_largest(reader, container, "113725", "dose_gy"),
+            fluoro_time_s=_largest(reader, container, "113730", "time"),
+            agd_left_mgy=agd["left"], agd_right_mgy=agd["right"]))
+    return events, planes
+
+
+def _largest(reader: _Reader, container: Node, code: str, quantity: str) -> float | None:
+    """The largest value of ``code`` in an accumulation container (nested duplicates are not added)."""
+    values = [v for node in container.find_all(code) if (v := reader.convert(node, quantity)) is not None]
+    return max(values) if values else None
+
+
+def _radiopharmaceutical(root: Node, reader: _Reader, sop_uid: str | None) -> list[dz.DoseEvent]:
+    events = []
+    containers = root.find_all(NM_ADMINISTRATION) or [root]
+    for node in containers:
+        activity_node = node.find("113507")
+        if activity_node is None:
+            continue
+        events.append(dz.DoseEvent(event_uid=_event_uid(node, NM_EVENT_UID, sop_uid, reader), kind=dz.NM,
+                                   source="rdsr", activity_mbq=reader.convert(activity_node, "activity")))
+    return events
+
+
+def _report_key(root: Node, sop_uid: str | None, study_uid: str | None) -> str:
+    scope = root.find(SCOPE_OF_ACCUMULATION, skip=(CT_ACQUISITION, XRAY_EVENT, CT_ACCUMULATED, XRAY_ACCUMULATED))
+    if scope is not None:
+        scope_uid = next((n.uid for n in scope.walk() if n.value_type == "UIDREF" and n.uid), None)
+        scope_code = scope.code
+        kind = scope_code.meaning or scope_code.value if scope_code else "scope"
+        if scope_uid:
+            return f"{kind}:{scope_uid}"
+    return f"report:{sop_uid or study_uid or 'unknown'}"
+
+
+def parse_dose_report(ds: Dataset) -> DoseReport:
+    """Read a radiation dose SR into its events and accumulated totals.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        The SR object (from a file, or from DICOM JSON).
+
+    Returns
+    -------
+    DoseReport
+        Values in the units of the index (mGy, mGy·cm, Gy·m², Gy, MBq, s); notes list what could not be read.
+    """
+    root = content_tree(ds)
+    reader = _Reader()
+    sop_uid = raw_text(ds, Tag(0x0008, 0x0018))
+    study_uid = raw_text(ds, Tag(0x0020, 0x000D))
+    key = _report_key(root, sop_uid, study_uid)
+    if root.is_(RADIOPHARMACEUTICAL_REPORT) or (raw_text(ds, Tag(0x0008, 0x0016)) == RADIOPHARMACEUTICAL_DOSE_SR):
+        events = _radiopharmaceutical(root, reader, sop_uid)
+        return DoseReport("radiopharmaceutical", sop_uid, study_uid, key, "NM", events, [], reader.notes)
+    procedure_node = root.find(PROCEDURE_REPORTED)
+    procedure = procedure_node.code if procedure_node else None
+    is_ct = (procedure is not None and (procedure.value in _CT_PROCEDURE or "computed tomography" in procedure.meaning)) \
+        or root.find(CT_ACQUISITION) is not None
+    if is_ct:
+        events, planes = _ct(root, reader, sop_uid)
+        return DoseReport("ct", sop_uid, study_uid, key, "CT", events, planes, reader.notes)
+    mammography = procedure is not None and (procedure.value in _MAMMO_PROCEDURE or "mammograph" in procedure.meaning)
+    events, planes = _projection(root, reader, sop_uid, mammography)
+    if mammography or any(e.kind == dz.MAMMO for e in events):
+        return DoseReport("mammography", sop_uid, study_uid, key, "MG", events, planes, reader.notes)
+    modality = "RF" if any(e.kind == dz.FLUORO for e in events) else "XR"
+    return DoseReport("projection", sop_uid, study_uid, key, modality, events, planes, reader.notes)

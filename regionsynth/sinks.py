@@ -1,0 +1,208 @@
+"""Feed files written in event-time order without holding a whole feed in memory (an external merge sort).
+
+People are generated one household at a time, but a trust's feed must be in the order its events happened. Each
+:class:`SortedFeed` buffers ``(time, payload)`` items; when the buffer grows past a byte budget it is sorted and
+spilled to a run file, and at the end the runs are merged (``heapq.merge``) into the feed file. Keys are the event
+time plus a sequence number, so the order, and hence the bytes written, depend only on the data.
+
+Payloads are single lines: HL7 v2 messages with CR between segments, FHIR resources as compact JSON.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Protocol
+
+
+class FeedWriter(Protocol):
+    """Writes a feed file from its items in order."""
+
+    def write(self, items: Iterator[tuple[str, str, str]]) -> int:
+        """Write ``(key, group, payload)`` items; return how many were written."""
+
+
+class SortedFeed:
+    """One feed file, fed in any order, written in time order.
+
+    Parameters
+    ----------
+    writer
+        Encodes the ordered items into the feed file.
+    scratch
+        Folder for the sorted runs (removed by :class:`FeedSet`).
+    spill_bytes
+        Buffered payload bytes before a run is spilled.
+    """
+
+    def __init__(self, writer: FeedWriter, scratch: Path, name: str, spill_bytes: int) -> None:
+        self.writer = writer
+        self.scratch = scratch
+        self.name = name
+        self.spill_bytes = spill_bytes
+        self._buffer: list[str] = []
+        self._bytes = 0
+        self._runs: list[Path] = []
+        self._seq = 0
+        self.count = 0
+
+    def add(self, when: datetime, payload: str, group: str = "") -> None:
+        """Queue ``payload`` for the moment ``when``; ``group`` lets a writer keep related items apart."""
+        self._seq += 1
+        self._buffer.append(f"{when:%Y%m%d%H%M%S}{self._seq:012d}\t{group}\t{payload}\n")
+        self._bytes += len(payload)
+        if self._bytes >= self.spill_bytes:
+            self._spill()
+
+    def _spill(self) -> None:
+        self._buffer.sort()
+        path = self.scratch / f"{self.name}.{len(self._runs):05d}.run"
+        with open(path, "w", encoding="utf-8", newline="") as run:
+            run.writelines(self._buffer)
+        self._runs.append(path)
+        self._buffer, self._bytes = [], 0
+
+    def close(self) -> int:
+        """Merge everything queued into the feed file; return the number of items written."""
+        self._buffer.sort()
+        handles: list[IO[str]] = [open(p, encoding="utf-8", newline="") for p in self._runs]
+        try:
+            merged = heapq.merge(self._buffer, *handles)
+            self.count = self.writer.write(_split(merged))
+        finally:
+            for handle in handles:
+                handle.close()
+            for path in self._runs:
+                path.unlink()
+            self._buffer, self._runs = [], []
+        return self.count
+
+
+def _split(lines: Iterator[str]) -> Iterator[tuple[str, str, str]]:
+    for line in lines:
+        key, group, payload = line.rstrip("\n").split("\t", 2)
+        yield key, group, payload
+
+
+class Hl7FileWriter:
+    """HL7 v2 messages in one file: CR or LF segment ends, optionally each message MLLP-framed."""
+
+    def __init__(self, path: Path, segment_end: str = "CR", mllp: bool = False) -> None:
+        self.path = path
+        self.end = "\r" if segment_end == "CR" else "\n"
+        self.mllp = mllp
+
+    def write(self, items: Iterator[tuple[str, str, str]]) -> int:
+        count = 0
+        handle: IO[str] | None = None
+        try:
+            for _, _, message in items:
+                if handle is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    handle = open(self.path, "w", encoding="utf-8", newline="")
+                text = message.replace("\r", self.end) + self.end
+                handle.write(f"\x0b{text}\x1c\r" if self.mllp else text)
+                count += 1
+        finally:
+            if handle is not None:
+                handle.close()
+        return count
+
+
+class NdjsonWriter:
+    """FHIR resources, one per line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, items: Iterator[tuple[str, str, str]]) -> int:
+        count = 0
+        handle: IO[str] | None = None
+        try:
+            for _, _, resource in items:
+                if handle is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    handle = open(self.path, "w", encoding="utf-8", newline="")
+                handle.write(resource + "\n")
+                count += 1
+        finally:
+            if handle is not None:
+                handle.close()
+        return count
+
+
+class BundleWriter:
+    """FHIR Bundles of a fixed size: transactions, every n-th one a batch.
+
+    A transaction may not touch one resource twice, so a Bundle is closed early when an item's ``group`` (the
+    patient's identifier) is already in it.
+    """
+
+    def __init__(self, folder: Path, stem: str, entries: int, batch_every: int, bundle_id_prefix: str,
+                 timestamp: Callable[[datetime], str]) -> None:
+        self.folder = folder
+        self.timestamp = timestamp
+        self.stem = stem
+        self.entries = entries
+        self.batch_every = batch_every
+        self.prefix = bundle_id_prefix
+        self.files: list[Path] = []
+
+    def _flush(self, entries: list[str], last_key: str) -> None:
+        number = len(self.files) + 1
+        kind = "batch" if number % self.batch_every == 0 else "transaction"
+        stamp = self.timestamp(datetime.strptime(last_key[:14], "%Y%m%d%H%M%S"))
+        path = self.folder / f"{self.stem}-{number:04d}.json"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(f'{{"resourceType":"Bundle","id":"{self.prefix}-{self.stem}-{number:04d}","type":"{kind}",'
+                         f'"timestamp":"{stamp}","entry":[\n')
+            handle.write(",\n".join(entries))
+            handle.write("\n]}\n")
+        self.files.append(path)
+
+    def write(self, items: Iterator[tuple[str, str, str]]) -> int:
+        count = 0
+        entries: list[str] = []
+        groups: set[str] = set()
+        last_key = ""
+        for key, group, entry in items:
+            if entries and (len(entries) >= self.entries or (group and group in groups)):
+                self._flush(entries, last_key)
+                entries, groups = [], set()
+            entries.append(entry)
+            if group:
+                groups.add(group)
+            last_key = key
+            count += 1
+        if entries:
+            self._flush(entries, last_key)
+        return count
+
+
+class FeedSet:
+    """The region's sorted feeds by name, sharing one scratch folder."""
+
+    def __init__(self, scratch: Path, spill_bytes: int) -> None:
+        self.scratch = scratch
+        self.spill_bytes = spill_bytes
+        self.feeds: dict[str, SortedFeed] = {}
+        scratch.mkdir(parents=True, exist_ok=True)
+
+    def feed(self, name: str, make_writer) -> SortedFeed:  # type: ignore[no-untyped-def]
+        """The feed called ``name``, created with ``make_writer()`` on first use."""
+        feed = self.feeds.get(name)
+        if feed is None:
+            feed = SortedFeed(make_writer(), self.scratch, name.replace(os.sep, "_"), self.spill_bytes)
+            self.feeds[name] = feed
+        return feed
+
+    def close(self) -> dict[str, int]:
+        """Write every feed; return items written per feed name."""
+        counts = {name: feed.close() for name, feed in sorted(self.feeds.items())}
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        return counts

@@ -1,0 +1,79 @@
+"""``priorscan serve``: HTTP and MLLP in one process, clean shutdown on SIGTERM/SIGINT, no query strings in logs."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from api_factories import free_port
+
+
+@contextmanager
+def serving(db_url: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "priorscan.cli", "--db", db_url, "serve", "--port", str(port),
+                                *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the server did not start: {process.communicate(timeout=5)}")
+            time.sleep(0.1)
+        yield process, base
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_shuts_down_cleanly(sqlite_url: str, signum: int) -> None:
+    with serving(sqlite_url, "--mllp-port", "0") as (process, base):
+        assert httpx.get(base + "/healthz").json() == {"status": "ok"}
+        assert httpx.get(base + "/ui/").status_code == 200
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "shutting down" in err and "stopped" in err
+
+
+def test_access_log_has_no_query_strings(sqlite_url: str) -> None:
+    with serving(sqlite_url, "--mllp-port", "0") as (process, base):
+        httpx.get(base + "/healthz", params={"identifier": "https://fhir.nhs.uk/Id/nhs-number|9990001234"})
+        httpx.get(base + "/ui/session", params={"family": "TESTER"})
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    assert "GET /healthz 200" in err and "GET /ui/session 401" in err
+    assert "9990001234" not in err and "TESTER" not in err and "nhs-number" not in err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("api.mllp") is None, reason="api.mllp is not written yet")
+def test_serve_also_listens_for_mllp(sqlite_url: str) -> None:
+    mllp_port = free_port()
+    with serving(sqlite_url, "--mllp-port", str(mllp_port)) as (process, _):
+        with socket.create_connection(("127.0.0.1", mllp_port), timeout=5):
+            pass
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert f"MLLP listening on 127.0.0.1:{mllp_port}" in err
+
+
+def test_several_workers_are_refused_with_advice(sqlite_url: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "priorscan.cli", "--db", sqlite_url, "serve", "--workers", "2"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "load balancer" in result.stderr
