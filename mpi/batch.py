@@ -103,7 +103,7 @@ def load_table(session: Session) -> pd.DataFrame:
     for name in INT_COLUMNS:
         fields[name] = fields[name].fillna(0).astype(np.int32) if name in fields else 0
     for name in BOOL_COLUMNS:
-        fields[name] = fields[name].fillna(False).astype(bool) if name in fields else False
+        fields[name] = fields[name].astype("boolean").fillna(False).astype(bool) if name in fields else False
     return pd.concat([raw.drop(columns=["match_fields"]), fields], axis=1)
 
 
@@ -219,9 +219,8 @@ def with_derived_threshold(model: Model, frame: Frame, left: np.ndarray, right: 
         left, right = left[pick], right[pick]
     scored = score_frames(model, frame.take(left), frame.take(right))
     threshold = derive_match_threshold(scored.probability)
-    return Model(comparisons=model.comparisons, m=model.m, u=model.u, prior=model.prior, match_threshold=threshold,
-                 possible_threshold=model.possible_threshold, tf=model.tf, tf_total=model.tf_total,
-                 training={**model.training, "match_threshold_derived_from_pairs": int(len(left))})
+    return model.evolve(match_threshold=threshold,
+                        training={**model.training, "match_threshold_derived_from_pairs": int(len(left))})
 
 
 def _manual_pairs(session: Session, table: pd.DataFrame) -> tuple[tuple[Any, Any], tuple[Any, Any]]:

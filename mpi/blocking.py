@@ -7,8 +7,9 @@ each common kind of error leaves at least one key intact:
 key       made of                                               still meets the true record when ...
 ========  ====================================================  =========================================
 ``n:``    valid NHS number                                      names, birth date and address all differ
-``d:``    birth year + {day, month} as a set                    names change (marriage) or are misspelt;
-                                                                day and month are transposed
+``d:``    birth year + {day, month} as a set + the first        one of the names changes (marriage, a
+          sound of the given name (one key) or of the family    nickname) or is misspelt; day and month
+          name (another key)                                    are transposed
 ``nm:``   {phonetic family word, phonetic given name} as a set  birth date is wrong; given/family swapped
 ``pf:``   postcode + phonetic family word                       birth date wrong and given name changed
 ``pg:``   postcode + phonetic given name                        birth date wrong and family name changed
@@ -40,10 +41,14 @@ def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_mont
     keys: set[str] = set()
     if nhs_number and nhs_valid:
         keys.add(f"n:{nhs_number}")
+    family_words = family_ph.split(" ")[:MAX_FAMILY_WORDS] if family_ph else []
     if birth_year and birth_month and birth_day:
         low, high = sorted((birth_month, birth_day))
-        keys.add(f"d:{birth_year}{low:02d}{high:02d}")
-    family_words = family_ph.split(" ")[:MAX_FAMILY_WORDS] if family_ph else []
+        born = f"{birth_year}{low:02d}{high:02d}"
+        # with swapped names, the given name's sound is the family name's: both keys hold either
+        initials = {given_ph[:1] if given_ph else "", family_words[0][:1] if family_words else ""} - {""}
+        for initial in initials:
+            keys.add(f"d:{born}:{initial}")
     if given_ph:
         for word in family_words:
             first, second = sorted((word, given_ph))

@@ -81,6 +81,7 @@ class Comparison:
     labels: ClassVar[tuple[str, ...]]
     tf_column: ClassVar[str | None] = None  # column whose value frequency adjusts level ``tf_level``
     tf_level: ClassVar[int] = 0
+    shared_by_household: ClassVar[bool] = False  # where one lives and how to call them: evidence, not identity
     registry: ClassVar[dict[str, type[Comparison]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -234,9 +235,29 @@ class BirthDateComparison(Comparison):
         same_y, same_m, same_d = ya == yb, ma == mb, da == db
         exact = full & same_y & same_m & same_d
         transposed = full & same_y & (da == mb) & (ma == db) & (da != ma)
-        one_part = full & ((same_y & same_m) | (same_y & same_d) | (same_m & same_d))
+        # a slip in one part: one digit of the year or day keyed wrong, or the month; a different birthday in
+        # another year is not a slip (1954-05-04 and 1983-05-04 are two people born on the same day of the year)
+        year_slip = _one_digit_apart(ya, yb, 4)
+        day_slip = _one_digit_apart(da, db, 2)
+        one_part = full & ((same_y & same_m & day_slip) | (same_y & same_d) | (same_m & same_d & year_slip))
         partial = ~full & same_y & ((ma == 0) | (mb == 0) | same_m) & ((da == 0) | (db == 0) | same_d)
         return _assign([exact, transposed, one_part, partial], null)
+
+
+def _one_digit_apart(a: NDArray[np.int32], b: NDArray[np.int32], width: int) -> NDArray[np.bool_]:
+    """Numbers whose ``width`` decimal digits differ in exactly one place, or by two adjacent digits swapped."""
+    differing = np.zeros(len(a), dtype=np.int32)
+    digits_a, digits_b = [], []
+    for place in range(width):
+        da_, db_ = (a // 10 ** place) % 10, (b // 10 ** place) % 10
+        digits_a.append(da_)
+        digits_b.append(db_)
+        differing += da_ != db_
+    swapped = np.zeros(len(a), dtype=bool)
+    for place in range(width - 1):
+        swapped |= ((differing == 2) & (digits_a[place] == digits_b[place + 1])
+                    & (digits_a[place + 1] == digits_b[place]))
+    return (differing == 1) | swapped  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -261,6 +282,7 @@ class PostcodeComparison(Comparison):
     kind: ClassVar[str] = "postcode"
     labels: ClassVar[tuple[str, ...]] = ("exact", "sector-or-one-edit", "district-or-prefix", "else")
     tf_column: ClassVar[str | None] = "postcode"
+    shared_by_household: ClassVar[bool] = True
     name: str = "postcode"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
@@ -287,6 +309,7 @@ class AddressComparison(Comparison):
 
     kind: ClassVar[str] = "address"
     labels: ClassVar[tuple[str, ...]] = ("exact", "similar", "partial", "else")
+    shared_by_household: ClassVar[bool] = True
     name: str = "address"
     similar: float = 90.0
     partial: float = 70.0
@@ -322,6 +345,7 @@ class PhoneComparison(Comparison):
 
     kind: ClassVar[str] = "phone"
     labels: ClassVar[tuple[str, ...]] = ("exact", "one-edit", "else")
+    shared_by_household: ClassVar[bool] = True
     name: str = "phone"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
@@ -341,6 +365,7 @@ class ResidenceComparison(Comparison):
     labels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "postcode", "address", "nearby", "else")
     tf_column: ClassVar[str | None] = "postcode"
     tf_level: ClassVar[int] = 1
+    shared_by_household: ClassVar[bool] = True
     name: str = "residence"
 
     def levels(self, left: Columns, right: Columns) -> Levels:

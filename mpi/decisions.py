@@ -10,12 +10,18 @@ The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *
 3. The same valid NHS number is the strongest evidence but never enough alone: without agreement on family name,
    given name or birth date the pair is at most a *possible match* (a number keyed into another patient's
    record). A number that fails the Modulus 11 check carries no weight at all.
-4. Same family name and birth date with entirely different given names is how twins look: *no match* when NHS
-   numbers differ, at most a *possible match* otherwise (agreeing numbers, or none to compare: a person tells
-   twins from a given name keyed wrongly).
+4. Agreeing family names and the same birth date with entirely different given names is how twins look: *no
+   match* when NHS numbers differ, at most a *possible match* otherwise (agreeing numbers, or none to compare: a
+   person tells twins from a given name keyed wrongly).
 5. Full birth dates differing in two or more parts (not a typo, not a day/month transposition) with no agreeing
    NHS number is at most a *possible match*: that is how a parent and a child of the same name at one address
    look, and the weights, which treat fields as independent, overrate the shared name and address.
+
+6. Both given and family names entirely different is at most a *possible match* (names are who a person is; a
+   twin who married looks like this).
+7. What a household shares (postcode, address, phone) can support a link but never make one against the person's
+   own identifiers: when the weights of NHS number, names, birth date and sex add up against a match, the pair
+   is *no match* however much the residence agrees (a parent and a child, a husband and a wife).
 
 Manual decisions, which override all of this, are applied by the service and the batch relink, not here.
 """
@@ -61,9 +67,10 @@ def decide_many(scored: ScoredPairs, model: Model) -> NDArray[np.int8]:
     p = scored.probability
     codes = np.where(p >= model.match_threshold, MATCH_CODE,
                      np.where(p >= model.possible_threshold, POSSIBLE_CODE, NO_MATCH_CODE)).astype(np.int8)
-    capped = scored.nhs_different | scored.nhs_unsupported | scored.sibling | scored.birth_differs
+    capped = (scored.nhs_different | scored.nhs_unsupported | scored.sibling | scored.birth_differs
+              | scored.names_differ)
     codes[capped] = np.minimum(codes[capped], POSSIBLE_CODE)
-    codes[scored.hard_conflict | (scored.sibling & scored.nhs_different)] = NO_MATCH_CODE
+    codes[scored.hard_conflict | (scored.sibling & scored.nhs_different) | (scored.personal_weight < 0)] = NO_MATCH_CODE
     return codes
 
 
@@ -72,6 +79,8 @@ def decide(score: PairScore, model: Model) -> str:
     if score.hard_conflict:
         return NO_MATCH
     if score.guard == "sibling" and score.levels.get("nhs_number") == "else":
+        return NO_MATCH
+    if score.personal_weight < 0:
         return NO_MATCH
     if score.probability >= model.match_threshold and score.guard is None:
         return MATCH

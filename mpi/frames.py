@@ -33,8 +33,32 @@ class Frame(dict[str, NDArray[Any]]):
         return len(self["family"]) if "family" in self else 0
 
     def take(self, index: NDArray[np.int64]) -> Frame:
-        """The rows at ``index`` (one side of a set of pairs)."""
-        return Frame({name: column[index] for name, column in self.items()})
+        """The rows at ``index`` (one side of a set of pairs); columns are gathered when first read."""
+        return TakenFrame(self, index)
+
+
+class TakenFrame(Frame):
+    """Rows of another frame, gathered column by column on first use (a comparison reads only a few)."""
+
+    def __init__(self, source: Frame, index: NDArray[np.int64]) -> None:
+        super().__init__()
+        self._source = source
+        self._index = index
+
+    def __missing__(self, name: str) -> NDArray[Any]:
+        column = self._source[name][self._index]
+        self[name] = column
+        return column
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in self._source
+
+    @property
+    def size(self) -> int:
+        return len(self._index)
+
+    def take(self, index: NDArray[np.int64]) -> Frame:
+        return TakenFrame(self._source, self._index[index])
 
 
 def _strings(values: Sequence[Any]) -> NDArray[Any]:

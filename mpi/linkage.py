@@ -49,7 +49,7 @@ def _pair_codes(a: IntArray, b: IntArray, size: int) -> IntArray:
 def is_conflict(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
     """Pairs the evidence says are different people (the cluster integrity rule; see :mod:`mpi.clustering`)."""
     return (scored.hard_conflict | (scored.sibling & ~scored.nhs_exact)  # type: ignore[no-any-return]
-            | (scored.weight - model.prior_weight < 0))
+            | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
 
 
 def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
@@ -103,11 +103,11 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
     labels, rebuilt = cluster(size, edge_left, edge_right, strength, conflicts)
     clustered_at = time.perf_counter()
 
-    probability = np.full(size, np.nan)
+    probability = np.full(size, -1.0)
     inside = labels[m_left] == labels[m_right]
     for rows in (m_left[inside], m_right[inside]):
-        current = np.where(np.isnan(probability[rows]), -1.0, probability[rows])
-        np.maximum.at(probability, rows, np.maximum(current, m_prob[inside]))
+        np.maximum.at(probability, rows, m_prob[inside])
+    probability[probability < 0] = np.nan
     # possible matches, and match links the integrity check refused, between different patients go to review
     r_left = np.concatenate([p_left, m_left[~inside]])
     r_right = np.concatenate([p_right, m_right[~inside]])

@@ -8,6 +8,10 @@ Term-frequency adjustment (for family name, given name and postcode): on an exac
 the share of records holding that value (Splink's method), so agreeing on a rare name weighs more than agreeing
 on ``SMITH``.
 
+Households: what a household shares (residence, phone) is far commoner between relatives than between strangers,
+so the fields are not independent of the family name. Where family names agree, those comparisons use
+``u_same_family``, learnt among pairs of different people of the same family name, instead of ``u``.
+
 Thresholds are posterior probabilities, so they are derived from the model rather than chosen on a score scale:
 
 - ``match_threshold`` (0.999 before training): a pair is linked automatically when the model puts the chance that
@@ -76,6 +80,8 @@ class Model:
     prior: float = DEFAULT_PRIOR
     match_threshold: float = DEFAULT_MATCH_THRESHOLD
     possible_threshold: float = DEFAULT_POSSIBLE_THRESHOLD
+    # u of what a household shares (residence, phone) among different people with the same family name: relatives
+    u_same_family: dict[str, list[float]] = field(default_factory=dict)
     tf: dict[str, dict[str, int]] = field(default_factory=dict)  # column → value → count (values seen twice+)
     tf_total: int = 0
     training: dict[str, Any] = field(default_factory=dict)  # how it was trained (counts, iterations, recall)
@@ -90,6 +96,7 @@ class Model:
             if len(m) != c.levels_count or len(u) != c.levels_count:
                 raise ValueError(f"comparison {c.name}: expected {c.levels_count} m and u values")
         self._tables: list[NDArray[np.float64]] | None = None
+        self._family_tables: dict[int, NDArray[np.float64]] | None = None
         if not self.version:
             self.version = self.content_version()
 
@@ -106,6 +113,16 @@ class Model:
             self._tables = [np.log2(np.maximum(np.asarray(m), M_FLOOR) / np.maximum(np.asarray(u), U_FLOOR))
                             for m, u in zip(self.m, self.u, strict=True)]
         return self._tables
+
+    def same_family_tables(self) -> dict[int, NDArray[np.float64]]:
+        """``log2(m / u)`` with u among people of the same family name, per household-shared comparison index."""
+        if self._family_tables is None:
+            self._family_tables = {}
+            for i, c in enumerate(self.comparisons):
+                if c.name in self.u_same_family:
+                    u = np.maximum(np.asarray(self.u_same_family[c.name]), U_FLOOR)
+                    self._family_tables[i] = np.log2(np.maximum(np.asarray(self.m[i]), M_FLOOR) / u)
+        return self._family_tables
 
     def index_of(self, name: str) -> int | None:
         for i, c in enumerate(self.comparisons):
@@ -138,6 +155,7 @@ class Model:
             "possible_threshold": self.possible_threshold,
             "comparisons": [{**c.to_dict(), "labels": list(c.labels), "m": m, "u": u}
                             for c, m, u in zip(self.comparisons, self.m, self.u, strict=True)],
+            "u_same_family": self.u_same_family,
             "tf_total": self.tf_total,
             "tf": self.tf,
             "training": self.training,
@@ -155,8 +173,18 @@ class Model:
             us.append(list(entry["u"]))
         return cls(comparisons=comparisons, m=ms, u=us, prior=data["prior"], match_threshold=data["match_threshold"],
                    possible_threshold=data["possible_threshold"], tf=dict(data.get("tf") or {}),
+                   u_same_family=dict(data.get("u_same_family") or {}),
                    tf_total=int(data.get("tf_total") or 0), training=dict(data.get("training") or {}),
                    created_at=data.get("created_at", ""), version=data.get("version", ""))
+
+    def evolve(self, **changes: Any) -> Model:
+        """A copy with ``changes`` applied (and a new version)."""
+        fields = {"comparisons": self.comparisons, "m": self.m, "u": self.u, "prior": self.prior,
+                  "match_threshold": self.match_threshold, "possible_threshold": self.possible_threshold,
+                  "u_same_family": self.u_same_family, "tf": self.tf, "tf_total": self.tf_total,
+                  "training": self.training}
+        fields.update(changes)
+        return Model(**fields)
 
     def content_version(self) -> str:
         """``fs-`` and a hash of everything that affects a score."""

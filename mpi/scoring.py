@@ -9,7 +9,10 @@ Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot expre
 - *different NHS numbers*: two different valid numbers, not both verified;
 - *NHS number unsupported*: the same valid NHS number but no agreement on family name, given name or birth date
   (a number keyed into the wrong patient's record);
-- *sibling*: same family name and birth date, entirely different given names (twins and other multiple births);
+- *sibling*: family names agreeing, same birth date, entirely different given names (twins, multiple births);
+- *names differ*: both given and family names entirely different (a twin who married, a mother and daughter);
+- *personal evidence*: the sum of the weights of the person's own identifiers (NHS number, names, birth date,
+  sex), leaving out what a household shares (residence, phone);
 - *birth date differs*: two or more parts of two full birth dates differ, and no NHS number agrees (a parent and
   a child of the same name at one address).
 """
@@ -44,7 +47,8 @@ class PairScore:
     field_weights: dict[str, float] = field(default_factory=dict)
     levels: dict[str, str] = field(default_factory=dict)
     hard_conflict: str | None = None  # "nhs-number": never link automatically
-    guard: str | None = None  # sibling | different-nhs-numbers | nhs-number-unsupported | birth-date-differs
+    personal_weight: float = 0.0  # the weights of the person's own identifiers (not residence or phone)
+    guard: str | None = None  # sibling | different-nhs-numbers | nhs-number-unsupported | birth-date-differs ...
 
 
 @dataclass
@@ -61,6 +65,8 @@ class ScoredPairs:
     nhs_unsupported: NDArray[np.bool_]
     sibling: NDArray[np.bool_]
     birth_differs: NDArray[np.bool_]
+    names_differ: NDArray[np.bool_]
+    personal_weight: NDArray[np.float64]  # weights of the person's own identifiers (not residence or phone)
 
     def __len__(self) -> int:
         return len(self.weight)
@@ -74,6 +80,8 @@ class ScoredPairs:
             return "nhs-number-unsupported"
         if self.birth_differs[i]:
             return "birth-date-differs"
+        if self.names_differ[i]:
+            return "names-differ"
         return None
 
 
@@ -103,11 +111,16 @@ def _level_is(model: Model, levels: NDArray[np.int8], name: str, label: str) -> 
 def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Frame) -> ScoredPairs:
     """Weights, probabilities and guards of pairs whose levels are known."""
     field_weights = np.zeros(levels.shape, dtype=np.float32)
+    family_tables = model.same_family_tables()
+    same_family = _agrees(model, levels, "family") if family_tables else None
     for index, (comparison, table) in enumerate(zip(model.comparisons, model.weight_tables(), strict=True)):
         column = levels[:, index]
         present = column != NULL
         field_weights[present, index] = table[column[present]]
-        if comparison.tf_column and model.tf_total:
+        if same_family is not None and index in family_tables:
+            relatives = present & same_family
+            field_weights[relatives, index] = family_tables[index][column[relatives]]
+        if comparison.tf_column and model.tf_total and not (same_family is not None and index in family_tables):
             level = comparison.tf_level
             exact = np.flatnonzero(column == level)
             if len(exact):
@@ -115,6 +128,8 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
                 m_exact = max(model.m[index][level], M_FLOOR)
                 field_weights[exact, index] = np.log2(m_exact / share)
     weight = model.prior_weight + field_weights.sum(axis=1, dtype=np.float64)
+    personal = [i for i, c in enumerate(model.comparisons) if not c.shared_by_household]
+    personal_weight = field_weights[:, personal].sum(axis=1, dtype=np.float64)
     probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -200, 200)))
 
     nhs_exact = _level_is(model, levels, "nhs_number", "exact")
@@ -122,12 +137,15 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
     both_verified = left["nhs_verified"] & right["nhs_verified"]
     hard_conflict = nhs_else & both_verified
     family, given, birth = (_agrees(model, levels, name) for name in ("family", "given", "birth_date"))
-    sibling = (_level_is(model, levels, "given", "else") & _level_is(model, levels, "birth_date", "exact")
-               & _level_is(model, levels, "family", "exact"))
+    given_differs = _level_is(model, levels, "given", "else")
+    sibling = given_differs & _level_is(model, levels, "birth_date", "exact") & family
+    names_differ = given_differs & _level_is(model, levels, "family", "else")
     return ScoredPairs(levels=levels, field_weights=field_weights, weight=weight, probability=probability,
                        hard_conflict=hard_conflict, nhs_exact=nhs_exact, nhs_different=nhs_else & ~hard_conflict,
                        nhs_unsupported=nhs_exact & ~(family | given | birth), sibling=sibling,
-                       birth_differs=_level_is(model, levels, "birth_date", "else") & ~nhs_exact)
+                       birth_differs=_level_is(model, levels, "birth_date", "else") & ~nhs_exact,
+                       names_differ=names_differ,
+                       personal_weight=personal_weight)
 
 
 def score_frames(model: Model, left: Frame, right: Frame) -> ScoredPairs:
@@ -147,7 +165,7 @@ def pair_score(model: Model, scored: ScoredPairs, i: int) -> PairScore:
         labels[comparison.name] = comparison.labels[level]
     return PairScore(weight=float(scored.weight[i]), probability=float(scored.probability[i]), field_weights=weights,
                      levels=labels, hard_conflict="nhs-number" if scored.hard_conflict[i] else None,
-                     guard=scored.guard_of(i))
+                     guard=scored.guard_of(i), personal_weight=float(scored.personal_weight[i]))
 
 
 def score_candidates(model: Model, probe: MatchRecord, candidates: Sequence[MatchRecord]) -> list[PairScore]:

@@ -416,12 +416,13 @@ class PatientIndex:
 
     def conflicts(self, score: PairScore) -> bool:
         """Whether the evidence says two records are different people: a hard NHS-number conflict, the sibling
-        rule, or field weights adding up against a match (a record with little data is no conflict)."""
+        rule, or field weights (all, or the person's own identifiers) adding up against a match; a record with
+        little data is no conflict. The same rule as :func:`mpi.linkage.is_conflict`."""
         if score.hard_conflict:
             return True
         if score.guard == "sibling" and score.levels.get("nhs_number") != "exact":
             return True
-        return score.weight - self.model.prior_weight < 0
+        return score.weight - self.model.prior_weight < 0 or score.personal_weight < 0
 
     def _is_alone(self, record: SourceRecord, regional_id: str) -> bool:
         others = [r for r in self.records_of(regional_id, include_inactive=False) if r.id != record.id]

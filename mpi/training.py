@@ -61,9 +61,11 @@ def random_pairs(size: int, count: int, rng: np.random.Generator) -> tuple[NDArr
 
 
 def _smoothed(counts: NDArray[np.float64], prior: list[float], floor: float) -> list[float]:
+    """Level frequencies pulled towards prior knowledge; never below one observation's share (a level never
+    seen in n pairs has a chance we can only bound by 1/n, not set near zero)."""
     total = counts.sum()
     estimate = (counts + SMOOTHING * np.asarray(prior)) / (total + SMOOTHING)
-    estimate = np.maximum(estimate, floor)
+    estimate = np.maximum(estimate, max(floor, 1.0 / max(total, 1.0)))
     return [float(x) for x in estimate / estimate.sum()]
 
 
@@ -125,17 +127,23 @@ def expectation_maximisation(model: Model, levels: NDArray[np.int8], u: list[lis
 
 @dataclass(frozen=True)
 class TrainingRule:
-    """Pairs that agree on one field, for one EM run that learns m for every *other* comparison (as Splink)."""
+    """Pairs that agree on some fields, for one EM run that learns m for every *other* comparison (as Splink).
 
-    column: str  # frame column the pairs agree on
-    comparison: str  # the comparison whose m this rule cannot learn (its level is fixed by construction)
+    Rules are chosen so that agreeing pairs are mostly *one person or strangers*, never mostly a household: pairs
+    agreeing on a postcode or a family name alone are dominated by relatives, and EM would learn "same household"
+    instead of "same person".
+    """
+
+    name: str
+    columns: tuple[str, ...]  # frame columns the pairs agree on
+    comparisons: tuple[str, ...]  # comparisons this rule cannot learn (agreement by construction)
+    catch: str | None = None  # comparison whose exact-level m is the share of true matches the rule catches
 
 
 TRAINING_RULES = (
-    TrainingRule("dob", "birth_date"),
-    TrainingRule("family_first_ph", "family"),
-    TrainingRule("given_ph", "given"),
-    TrainingRule("postcode", "residence"),
+    TrainingRule("birth-date", ("dob_full",), ("birth_date",), catch="birth_date"),
+    TrainingRule("names", ("given_ph", "family_first_ph"), ("given", "family")),
+    TrainingRule("nhs-number", ("nhs_valid_number",), ("nhs_number",)),
 )
 #: Blocks larger than this are left out of training (a placeholder value says nothing).
 TRAINING_BLOCK_CAP = 5_000
@@ -168,8 +176,30 @@ def pairs_agreeing(values: NDArray[Any], *, max_pairs: int, rng: np.random.Gener
     return order[starts[group] + first], order[starts[group] + second], total
 
 
+def training_columns(frame: Frame) -> dict[str, NDArray[Any]]:
+    """The frame's columns plus those training rules agree on."""
+    full = (frame["birth_month"] > 0) & (frame["birth_day"] > 0)
+    return {**frame,
+            "family_first_ph": np.asarray([v.split(" ", 1)[0] for v in frame["family_ph"]], dtype=object),
+            "dob_full": np.where(full, frame["dob"], ""),
+            "nhs_valid_number": np.where(frame["nhs_valid"], frame["nhs_number"], "")}
+
+
+def _combined(columns: dict[str, NDArray[Any]], names: tuple[str, ...]) -> NDArray[Any]:
+    if len(names) == 1:
+        return columns[names[0]]
+    parts = [columns[n].astype(str) for n in names]
+    missing = np.zeros(len(parts[0]), dtype=bool)
+    for part in parts:
+        missing |= part == ""
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = np.char.add(np.char.add(joined, "|"), part)
+    return np.where(missing, "", joined).astype(object)
+
+
 def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None, *,
-          base: Model | None = None, u_pairs: int = 1_000_000, em_pairs: int = 2_000_000, seed: int = 0) -> Model:
+          base: Model | None = None, u_pairs: int = 400_000, em_pairs: int = 800_000, seed: int = 0) -> Model:
     """A model trained on ``frame``'s records.
 
     m is learnt by one EM run per :data:`TRAINING_RULES` entry over (a sample of) the pairs agreeing on that
@@ -192,17 +222,15 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     tf, total = term_frequencies(frame)
     u = estimate_u(base, frame, pairs=u_pairs, seed=seed)
     start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior)
-    family_first = np.asarray([v.split(" ", 1)[0] for v in frame["family_ph"]], dtype=object)
-    columns = {**frame, "family_first_ph": family_first}
+    columns = training_columns(frame)
     learnt: list[list[list[float]]] = [[] for _ in base.comparisons]
     runs: list[dict[str, Any]] = []
     matches_estimates: list[float] = []
     results: list[tuple[TrainingRule, EMResult, int]] = []
     for rule in TRAINING_RULES:
-        fixed = base.index_of(rule.comparison)
-        if fixed is None or rule.column not in columns:
-            continue
-        left, right, in_all = pairs_agreeing(columns[rule.column], max_pairs=em_pairs // len(TRAINING_RULES), rng=rng)
+        fixed = [i for i in (base.index_of(name) for name in rule.comparisons) if i is not None]
+        key = _combined(columns, rule.columns)
+        left, right, in_all = pairs_agreeing(key, max_pairs=em_pairs // len(TRAINING_RULES), rng=rng)
         if len(left) < 50:
             continue
         levels = comparison_levels(base, frame.take(left), frame.take(right))
@@ -210,18 +238,19 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         result = expectation_maximisation(start, levels, u)
         results.append((rule, result, in_all))
         for i in range(len(base.comparisons)):
-            if i != fixed and (levels[:, i] >= 0).any():
+            if i not in fixed and (levels[:, i] >= 0).sum() >= 50:
                 learnt[i].append(result.m[i])
-        runs.append({"rule": rule.column, "pairs": int(len(left)), "pairs_in_all": in_all,
+        runs.append({"rule": rule.name, "pairs": int(len(left)), "pairs_in_all": in_all,
                      "iterations": result.iterations, "converged": result.converged,
                      "match_share": result.match_share})
     m = [list(np.mean(np.asarray(options), axis=0)) if options else list(base.m[i])
          for i, options in enumerate(learnt)]
     for rule, result, in_all in results:
-        fixed = base.index_of(rule.comparison)
-        assert fixed is not None
-        catch = m[fixed][0] if rule.comparison != "residence" else m[fixed][0] + m[fixed][1]
-        matches_estimates.append(result.match_share * in_all / max(catch, 0.05))
+        caught_by = base.index_of(rule.catch) if rule.catch else None
+        if caught_by is not None:
+            matches_estimates.append(result.match_share * in_all / max(m[caught_by][0], 0.05))
+    u_same_family = estimate_u_same_family(Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior),
+                                           frame, columns, rng=rng)
     all_pairs = frame.size * (frame.size - 1) / 2
     expected_matches = float(np.median(matches_estimates)) if matches_estimates else base.prior * all_pairs
     prior = float(np.clip(expected_matches / max(all_pairs, 1.0), 1e-12, 0.5))
@@ -234,4 +263,31 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
              prior, expected_matches)
     return Model(comparisons=base.comparisons, m=[[float(x) for x in row] for row in m], u=u, prior=prior,
                  match_threshold=base.match_threshold, possible_threshold=base.possible_threshold, tf=tf,
-                 tf_total=total, training=training)
+                 tf_total=total, training=training, u_same_family=u_same_family)
+
+
+def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *,
+                           rng: np.random.Generator, pairs: int = 200_000) -> dict[str, list[float]]:
+    """u of household-shared comparisons among *different* people with the same family name.
+
+    Pairs agreeing on the family name's first sound whose own identifiers (names, birth date, NHS number, sex)
+    weigh against a match are different people; how often they share a residence or a phone is the household
+    rate that replaces u when family names agree.
+    """
+    left, right, _ = pairs_agreeing(columns["family_first_ph"], max_pairs=pairs, rng=rng)
+    if len(left) < 100:
+        return {}
+    levels = comparison_levels(model, frame.take(left), frame.take(right))
+    personal = np.zeros(len(left))
+    for i, (c, table) in enumerate(zip(model.comparisons, model.weight_tables(), strict=True)):
+        if not c.shared_by_household:
+            present = levels[:, i] >= 0
+            personal[present] += table[levels[present, i]]
+    strangers = personal < -5  # clearly different people: at least 32 to 1 against on their own identifiers
+    out = {}
+    for i, c in enumerate(model.comparisons):
+        if c.shared_by_household:
+            column = levels[strangers, i]
+            if (column >= 0).sum() >= 100:
+                out[c.name] = _smoothed(level_counts(column, c.levels_count), model.u[i], U_FLOOR)
+    return out
