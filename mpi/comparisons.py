@@ -305,7 +305,8 @@ def _same_prefix(a: str, b: str) -> bool:
 
 @dataclass
 class AddressComparison(Comparison):
-    """Free-text addresses: exact; the same words in any order (house numbers equal); most words shared; else."""
+    """Free-text addresses: exact; the same words in any order, or one address's words all within the other's
+    (``Flat 1, 12 Mill Lane``), house numbers agreeing; most words shared; else."""
 
     kind: ClassVar[str] = "address"
     labels: ClassVar[tuple[str, ...]] = ("exact", "similar", "partial", "else")
@@ -327,7 +328,7 @@ class AddressComparison(Comparison):
         if len(idx):
             set_ratio[idx] = process.cpdist(a[idx], b[idx], scorer=fuzz.token_set_ratio, dtype=np.float32)
         numbers = pairwise(_same_numbers, a, b, rest & (set_ratio >= self.partial))
-        similar = numbers & (ratio >= self.similar)
+        similar = numbers & ((ratio >= self.similar) | (set_ratio >= 99.9))  # or one holds all the other's words
         partial = numbers & (set_ratio >= self.partial)
         return _assign([exact, similar, partial], null)
 

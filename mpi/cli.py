@@ -1,0 +1,70 @@
+"""``priorscan link``, ``priorscan evaluate`` and ``priorscan export xref``: the MPI's command-line edges."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from priorscan.audit import Agent, record
+from priorscan.errors import InputError
+
+if TYPE_CHECKING:
+    from priorscan.cli import CliContext
+
+CLI_AGENT = Agent("user", "cli")
+
+
+def run_link(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Relink every source record with a freshly trained model (``--no-train``: the active model)."""
+    from mpi.batch import relink
+    from priorscan.db import session_factory, session_scope
+
+    with session_scope(session_factory(ctx.engine)) as session:
+        result = relink(session, train=not getattr(args, "no_train", False), actor="priorscan link")
+        record(session, CLI_AGENT, action="U", event_type="rest", subtype="mpi-relink",
+               detail={"records": result.records, "changed": result.records_changed,
+                       "model_version": result.model_version})
+    print(f"linked {result.records} source records into {result.patients} regional patients "
+          f"({result.records_changed} changed, {result.review_items} to review) with model {result.model_version} "
+          f"in {result.timings.get('total_s', 0.0):.1f} s")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Measure the store's links against ``--truth persons.csv``."""
+    from mpi.evaluate import evaluate_store, read_truth
+    from priorscan.db import session_factory, session_scope
+
+    if not getattr(args, "truth", None):
+        raise InputError("--truth FILE is required (persons.csv: person_id,system,value)")
+    truth = read_truth(Path(args.truth), ctx.trusts)
+    with session_scope(session_factory(ctx.engine)) as session:
+        evaluation = evaluate_store(session, truth)
+        record(session, CLI_AGENT, action="R", event_type="rest", subtype="mpi-evaluate")
+    figures = evaluation.as_dict()
+    if getattr(args, "json", False):
+        print(json.dumps(figures, indent=2))
+        return 0
+    labels = {"precision": "pairwise precision", "recall": "pairwise recall", "f1": "pairwise F1",
+              "false_merge_rate": "people wrongly merged (share)", "missed_link_rate": "people with missed links "
+              "(share)", "review_queue": "review queue (open items)", "review_queue_rate": "review queue per record",
+              "blocking_recall": "blocking recall"}
+    for key, value in figures.items():
+        text = f"{value:.6f}" if isinstance(value, float) else str(value)
+        print(f"{labels.get(key, key.replace('_', ' '))}: {text}")
+    return 0
+
+
+def run_export_xref(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Write ``regional_id,system,value,link_state`` CSV to stdout."""
+    from mpi.xref import write_xref
+    from priorscan.db import session_factory, session_scope
+
+    with session_scope(session_factory(ctx.engine)) as session:
+        rows = write_xref(session, sys.stdout)
+        record(session, CLI_AGENT, action="E", event_type="export", subtype="xref-export", detail={"rows": rows})
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,99 @@
+"""Comparisons: the level each kind of pair reaches, and serialisation."""
+
+from __future__ import annotations
+
+import pytest
+from mpi_factories import match_record
+
+from mpi.comparisons import Comparison, default_comparisons
+from mpi.frames import frame_from_records
+from mpi.normalise import MatchRecord
+
+
+def level(name: str, a: MatchRecord, b: MatchRecord) -> str | None:
+    comparison = next(c for c in default_comparisons() if c.name == name)
+    frame = frame_from_records([a, b])
+    import numpy as np
+
+    found = int(comparison.levels(frame.take(np.array([0])), frame.take(np.array([1])))[0])
+    return None if found < 0 else comparison.labels[found]
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    ({}, {}, "exact"),
+    ({"family": "Smith-Jones"}, {"family": "Smith Jones"}, "exact"),  # hyphen or space: the same words
+    ({"family": "Smith-Jones"}, {"family": "Jones"}, "words-shared"),  # one half of a double-barrelled name
+    ({"family": "Smith-Jones"}, {"family": "SmithJones"}, "words-shared"),  # run together
+    ({"family": "Whitfield"}, {"family": "Whitfeild"}, "jaro-winkler>=0.92"),  # typo
+    ({"family": "Whitfield"}, {"family": "Eleanor", "given": "Whitfield"}, "swapped"),
+    ({"family": "Whitfield"}, {"family": "Okonkwo"}, "else"),
+    ({"family": "Whitfield"}, {"family": None}, None),  # missing: no evidence
+])
+def test_family_name_levels(left: dict, right: dict, expected: str | None) -> None:
+    assert level("family", match_record(**left), match_record(**right)) == expected
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    ({"given": "William"}, {"given": "Bill"}, "nickname"),
+    ({"given": "Eleanor Grace"}, {"given": "Grace"}, "initial-or-middle"),  # middle name used as first
+    ({"given": "Eleanor"}, {"given": "E"}, "initial-or-middle"),  # an initial
+    ({"given": "Eleanor"}, {"given": "Elanor"}, "jaro-winkler>=0.92"),
+    ({"given": "Eleanor"}, {"given": "Margaret"}, "else"),
+    ({"given": "Eleanor"}, {"given": "Whitfield", "family": "Eleanor"}, "swapped"),
+])
+def test_given_name_levels(left: dict, right: dict, expected: str) -> None:
+    assert level("given", match_record(**left), match_record(**right)) == expected
+
+
+@pytest.mark.parametrize(("right", "expected"), [
+    ("1978-03-14", "exact"),
+    ("1978-14-03", "exact"),  # a month over 12 is read as YYYY-DD-MM when normalising
+    ("1978-03-13", "one-part-different"),  # one digit of the day
+    ("1987-03-14", "one-part-different"),  # two year digits swapped
+    ("1957-03-14", "else"),  # another person's birthday in another year
+    ("1978", "partial-agrees"),
+    ("1961-07-30", "else"),
+])
+def test_birth_date_levels(right: str, expected: str) -> None:
+    assert level("birth_date", match_record(), match_record(birth_date=right)) == expected
+
+
+def test_transposed_day_and_month_in_slash_form() -> None:
+    assert level("birth_date", match_record(birth_date="1978-03-04"), match_record(birth_date="1978-04-03")) == \
+        "day-month-transposed"
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    ({}, {}, "exact"),
+    ({}, {"nhs_number": "9434765870"}, "else"),  # two different valid numbers
+    ({}, {"nhs_number": "9434765918"}, None),  # a number failing the check is no evidence
+    ({}, {"nhs_number": None}, None),
+])
+def test_nhs_number_levels(left: dict, right: dict, expected: str | None) -> None:
+    assert level("nhs_number", match_record(**left), match_record(**right)) == expected
+
+
+@pytest.mark.parametrize(("right", "expected"), [
+    ({}, "postcode-and-address"),
+    ({"address": "Flat 1, 12 Mill Lane, Guildford"}, "postcode-and-address"),
+    ({"address": "14 Mill Lane, Guildford"}, "postcode"),  # a neighbour is not the same address
+    ({"postcode": "GU1 4AD"}, "address"),  # postcode keyed wrongly
+    ({"postcode": "GU1 4XY", "address": "3 Oak Road"}, "nearby"),  # same sector
+    ({"postcode": "TN2 1AA", "address": "3 Oak Road"}, "else"),  # moved house
+    ({"postcode": "2615", "address": "9 Elvire Farm, Iron, NSW"}, "else"),
+    ({"postcode": None, "address": None}, None),
+])
+def test_residence_levels(right: dict, expected: str | None) -> None:
+    assert level("residence", match_record(), match_record(**right)) == expected
+
+
+def test_non_uk_postcodes_compare_as_strings() -> None:
+    a = match_record(postcode="2615", address="9 Elvire Farm")
+    assert level("residence", a, match_record(postcode="2615", address="9 Elvire Farm")) == "postcode-and-address"
+    assert level("residence", a, match_record(postcode="2614", address="1 Other St")) == "nearby"
+
+
+@pytest.mark.parametrize("comparison", default_comparisons(), ids=lambda c: c.name)
+def test_comparisons_serialise(comparison: Comparison) -> None:
+    again = Comparison.from_dict(comparison.to_dict())
+    assert again == comparison and again.labels == comparison.labels

@@ -1,0 +1,61 @@
+"""The model: scores, serialisation with a content version, and the decisions with their rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mpi_factories import NHS_OTHER, match_record
+
+from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, decide, derive_match_threshold
+from mpi.model import Model
+
+
+def test_model_round_trips_through_json_with_the_same_version() -> None:
+    model = Model.default()
+    again = Model.from_dict(json.loads(json.dumps(model.to_dict())))
+    assert again.version == model.version and again.m == model.m
+    assert again.score(match_record(), match_record(given="Elenor")).weight == pytest.approx(
+        model.score(match_record(), match_record(given="Elenor")).weight)
+
+
+def test_version_changes_with_content() -> None:
+    model = Model.default()
+    assert model.evolve(match_threshold=0.95).version != model.version
+
+
+def test_score_explains_itself_field_by_field() -> None:
+    score = Model.default().score(match_record(), match_record(given="Elenor", postcode=None, address=None))
+    assert set(score.field_weights) == {"nhs_number", "family", "given", "birth_date", "sex", "phone"}
+    assert score.levels["given"] == "jaro-winkler>=0.92"
+    assert score.weight == pytest.approx(Model.default().prior_weight + sum(score.field_weights.values()), abs=0.01)
+
+
+@pytest.mark.parametrize(("right", "expected", "why"), [
+    ({}, MATCH, "identical"),
+    ({"nhs_number": NHS_OTHER}, NO_MATCH, "two different verified NHS numbers are never linked"),
+    ({"nhs_number": NHS_OTHER, "nhs_verification": "02"}, POSSIBLE, "different numbers, not both verified: review"),
+    ({"family": "Okonkwo", "given": "Chidi", "birth_date": "1990-01-01", "sex": "male", "postcode": "TN1 1AA",
+      "address": "1 Other Road", "phone": None}, NO_MATCH, "the same number keyed into another person's record"),
+    ({"family": None, "given": None, "birth_date": None}, POSSIBLE,
+     "NHS number and address without names or birth date: never enough alone"),
+    ({"nhs_number": "9434765918", "family": "Okonkwo", "given": "Chidi", "birth_date": "1990-01-01"}, NO_MATCH,
+     "a mistyped number (check fails) carries no weight"),
+    ({"given": "Margaret", "nhs_number": None}, POSSIBLE, "twin-like: same family, birth date, address"),
+    ({"given": "Margaret", "nhs_number": NHS_OTHER}, NO_MATCH, "twins with their own NHS numbers"),
+])
+def test_decisions(right: dict, expected: str, why: str) -> None:
+    model = Model.default()
+    assert decide(model.score(match_record(), match_record(**right)), model) == expected, why
+
+
+def test_derived_threshold_keeps_expected_precision() -> None:
+    import numpy as np
+
+    certain = np.full(10_000, 0.99999)
+    doubtful = np.linspace(0.9, 0.99, 50)
+    threshold = derive_match_threshold(np.concatenate([certain, doubtful]))
+    assert 0.9 <= threshold <= 0.999
+    linked = np.concatenate([certain, doubtful])
+    linked = linked[linked >= threshold]
+    assert linked.mean() >= 0.999
