@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from mpi.blocking import key_table, keys_of, pairs_from_keys
@@ -119,10 +119,13 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
     buffer: list[dict[str, Any]] = []
     keys: list[dict[str, Any]] = []
 
+    connection = session.connection()
+    now = utcnow()
+
     def flush() -> None:
-        if buffer:
-            session.execute(insert(SourceRecord), buffer)
-            session.execute(insert(BlockingKey), keys)
+        if buffer:  # Core executemany: the ORM's per-row bookkeeping costs more than the insert itself
+            connection.execute(SourceRecord.__table__.insert(), buffer)
+            connection.execute(BlockingKey.__table__.insert(), keys)
             buffer.clear()
             keys.clear()
 
@@ -139,7 +142,8 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
         buffer.append({"id": next_id, "namespace": demographics.namespace, "local_id": demographics.local_id,
                        "trust_ods": demographics.trust_ods, "source_kind": source_kind, "provisional": False,
                        "active": True, "nhs_number_valid": bool(nhs and is_valid_nhs_number(nhs)), "version": 1,
-                       "link_manual": False, "match_fields": match.as_stored(), **fields})
+                       "link_manual": False, "match_fields": match.as_stored(), "created_at": now,
+                       "updated_at": now, **fields})
         keys.extend({"source_record_id": next_id, "key": key} for key in _keys(match))
         next_id += 1
         count += 1
@@ -164,6 +168,9 @@ def save_model(session: Session, model: Model, *, records: int) -> None:
     else:
         existing.active = True
     session.flush()
+    from mpi.service import forget_active_model
+
+    forget_active_model()
 
 
 # --- relink --------------------------------------------------------------------------------------------------------
@@ -301,8 +308,15 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
                 "link_weights": None, "link_model_version": None if manual[i] else model.version,
                 "linked_by": actor, "linked_at": now} for i in rows.tolist()]
     if updates:
-        session.execute(update(SourceRecord), updates)
-        session.execute(insert(LinkEvent), [
+        table = SourceRecord.__table__
+        session.connection().execute(
+            table.update().where(table.c.id == bindparam("b_id")).values(
+                regional_patient_id=bindparam("b_rp"), link_state=bindparam("b_state"),
+                link_score=bindparam("b_score"), link_weights=None, link_model_version=bindparam("b_model"),
+                linked_by=bindparam("b_by"), linked_at=bindparam("b_at")),
+            [{"b_id": u["id"], "b_rp": u["regional_patient_id"], "b_state": u["link_state"], "b_score": u["link_score"],
+              "b_model": u["link_model_version"], "b_by": u["linked_by"], "b_at": u["linked_at"]} for u in updates])
+        session.connection().execute(LinkEvent.__table__.insert(), [
             {"source_record_id": u["id"], "from_regional_id": old_rid[i], "to_regional_id": u["regional_patient_id"],
              "link_state": u["link_state"], "manual": bool(manual[i]), "score": u["link_score"],
              "model_version": model.version, "actor": actor, "reason": "batch-relink", "at": now}

@@ -28,10 +28,13 @@ Levels = NDArray[np.int8]
 NULL = -1
 
 
-def _missing(values: Column) -> NDArray[np.bool_]:
-    if values.dtype == object:
-        return values == ""  # type: ignore[no-any-return]
-    return values == 0  # type: ignore[no-any-return]
+def absent(columns: Columns, name: str) -> NDArray[np.bool_]:
+    """Where ``columns[name]`` is missing (precomputed by :mod:`mpi.frames` when it can be)."""
+    flag = f"{name}__missing"
+    if flag in columns:
+        return columns[flag]
+    values = columns[name]
+    return (values == "") if values.dtype == object else (values == 0)  # type: ignore[no-any-return]
 
 
 #: Pairs at or above this count are compared on every core; fewer on one (threads cost more than they save).
@@ -130,7 +133,7 @@ class NhsNumberComparison(Comparison):
 
     def levels(self, left: Columns, right: Columns) -> Levels:
         a, b = left["nhs_number"], right["nhs_number"]
-        null = ~(left["nhs_valid"] & right["nhs_valid"]) | _missing(a) | _missing(b)
+        null = ~(left["nhs_valid"] & right["nhs_valid"]) | absent(left, "nhs_number") | absent(right, "nhs_number")
         return _assign([a == b], null)
 
 
@@ -149,20 +152,20 @@ class FamilyNameComparison(Comparison):
 
     def levels(self, left: Columns, right: Columns) -> Levels:
         a, b = left["family"], right["family"]
-        null = _missing(a) | _missing(b)
+        null = absent(left, "family") | absent(right, "family")
         exact = a == b
         swapped = swapped_names(left, right) & ~exact
         rest = ~(null | exact | swapped)
         # only a name of several words (or a pair differing by spaces) can share words without being equal
         shared = pairwise(_words_shared, a, b, rest & (left["family_multi"] | right["family_multi"]))
         jw = jaro_winkler(a, b)
-        phonetic = (left["family_ph"] == right["family_ph"]) & ~_missing(left["family_ph"])
+        phonetic = (left["family_ph"] == right["family_ph"]) & ~absent(left, "family_ph")
         return _assign([exact, swapped, shared, jw >= self.close, phonetic, jw >= self.distant], null)
 
 
 def swapped_names(left: Columns, right: Columns, close: float = 0.92) -> NDArray[np.bool_]:
     """Given and family names written the other way round (allowing a slip in each: Jaro–Winkler ≥ ``close``)."""
-    cross = ~(_missing(left["given"]) | _missing(right["family"]) | _missing(left["family"]) | _missing(right["given"]))
+    cross = ~(absent(left, "given") | absent(right, "family") | absent(left, "family") | absent(right, "given"))
     out = np.zeros(len(cross), dtype=bool)
     idx = np.flatnonzero(cross & (left["given"] != right["given"]))
     if len(idx):
@@ -195,12 +198,12 @@ class GivenNameComparison(Comparison):
 
     def levels(self, left: Columns, right: Columns) -> Levels:
         a, b = left["given"], right["given"]
-        null = _missing(a) | _missing(b)
+        null = absent(left, "given") | absent(right, "given")
         exact = a == b
         swapped = swapped_names(left, right) & ~exact
         nickname = nickname_related(left["nick_ids"], right["nick_ids"])
         jw = jaro_winkler(a, b)
-        phonetic = (left["given_ph"] == right["given_ph"]) & ~_missing(left["given_ph"])
+        phonetic = (left["given_ph"] == right["given_ph"]) & ~absent(left, "given_ph")
         initial = (((left["given_len"] == 1) | (right["given_len"] == 1))
                    & (left["given_initial"] == right["given_initial"]))
         middle = ((a == right["middle1"]) | (b == left["middle1"])) & ~null
@@ -271,7 +274,7 @@ class ExactComparison(Comparison):
 
     def levels(self, left: Columns, right: Columns) -> Levels:
         a, b = left[self.column], right[self.column]
-        return _assign([a == b], _missing(a) | _missing(b))
+        return _assign([a == b], absent(left, self.column) | absent(right, self.column))
 
 
 @dataclass
@@ -287,7 +290,7 @@ class PostcodeComparison(Comparison):
 
     def levels(self, left: Columns, right: Columns) -> Levels:
         a, b = left["postcode"], right["postcode"]
-        null = _missing(a) | _missing(b)
+        null = absent(left, "postcode") | absent(right, "postcode")
         both_uk = left["postcode_uk"] & right["postcode_uk"]
         exact = a == b
         sector = both_uk & (left["sector"] == right["sector"])
@@ -318,7 +321,7 @@ class AddressComparison(Comparison):
     def levels(self, left: Columns, right: Columns) -> Levels:
         # addresses are stored with their words sorted, so a plain ratio is a token-sort ratio
         a, b = left["address"], right["address"]
-        null = _missing(a) | _missing(b)
+        null = absent(left, "address") | absent(right, "address")
         exact = a == b
         rest = ~(null | exact)
         ratio = similarity(a, b, fuzz.ratio)
@@ -351,7 +354,7 @@ class PhoneComparison(Comparison):
 
     def levels(self, left: Columns, right: Columns) -> Levels:
         a, b = left["phone"], right["phone"]
-        null = _missing(a) | _missing(b)
+        null = absent(left, "phone") | absent(right, "phone")
         exact = a == b
         return _assign([exact, ~exact & ~null & (edit_distance(a, b) <= 1)], null)
 

@@ -144,6 +144,8 @@ def read_patient(resource: Mapping[str, Any], trusts: TrustRegistry, *, client: 
         value = ident.value.strip()
         if ident.system == NHS_NUMBER_SYSTEM:
             digits = value.replace(" ", "").replace("-", "")
+            if not re.fullmatch(r"\d{10}", digits):  # UK Core: an NHS number is ten digits
+                raise FHIRError("an NHS number identifier must be ten digits", code="fhir.business-rule")
             nhs_number = nhs_number or digits
             verification = verification or _verification_of(ident)
             identifiers.append((NHS_NUMBER_SYSTEM, digits))

@@ -99,10 +99,13 @@ def frame_from_table(table: pd.DataFrame) -> Frame:
 
 
 def _derive(frame: Frame) -> Frame:
+    for name in STRING_COLUMNS:  # absence as booleans: cheaper to gather and test than strings
+        frame[f"{name}__missing"] = frame[name] == ""
     given = frame["given"]
     frame["family_multi"] = np.fromiter((" " in v for v in frame["family"]), dtype=bool, count=len(given))
     frame["given_len"] = np.fromiter((len(v) for v in given), dtype=np.int32, count=len(given))
     frame["given_initial"] = _strings([v[:1] for v in given])
+    frame["family_initial"] = _strings([v[:1] for v in frame["family"]])
     frame["middle1"] = _strings([v.split(" ", 1)[0] for v in frame["middle"]])
     ids: dict[str, int] = {}
     nick_ids = np.full((len(given), NICK_SLOTS), -1, dtype=np.int32)

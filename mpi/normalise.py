@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -65,9 +65,7 @@ class MatchRecord:
 
     def as_stored(self) -> dict[str, Any]:
         """The JSON stored in ``source_record.match_fields`` (record id left out)."""
-        out = asdict(self)
-        del out["record_id"]
-        return {k: v for k, v in out.items() if v not in (None, False, 0, "")}
+        return {name: value for name in _STORED if (value := getattr(self, name)) not in (None, False, 0, "")}
 
     @classmethod
     def from_stored(cls, record_id: int | None, stored: Mapping[str, Any]) -> MatchRecord:
@@ -75,7 +73,8 @@ class MatchRecord:
         return cls(record_id, **{k: v for k, v in stored.items() if k in _FIELD_NAMES})
 
 
-_FIELD_NAMES = frozenset(f.name for f in fields(MatchRecord)) - {"record_id"}
+_STORED = tuple(f.name for f in fields(MatchRecord) if f.name != "record_id")
+_FIELD_NAMES = frozenset(_STORED)
 
 
 def parse_birth_date(value: date | str | None) -> tuple[int, int, int]:

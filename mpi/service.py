@@ -15,15 +15,22 @@ Linking rules (the domain reasons are in DESIGN.md section 2):
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import delete, literal, or_, select, union_all
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Boolean, Date, TextClause, bindparam, delete, or_, select, text
 from sqlalchemy.orm import Session
 
+from mpi.decisions import MATCH_CODE, POSSIBLE_CODE, decide_many
 from mpi.engine import (
     MATCH,
     MAX_BLOCK_SIZE,
@@ -33,13 +40,14 @@ from mpi.engine import (
     Model,
     PairScore,
     blocking_keys,
-    decide,
-    score_candidates,
     to_match_record,
 )
+from mpi.frames import frame_from_records
+from mpi.linkage import is_conflict
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.normalise import as_date
 from mpi.records import DELETE, Demographics, RecordKey
+from mpi.scoring import ScoredPairs, pair_score, score_frames
 from mpi.tables import (
     BlockingKey,
     LinkEvent,
@@ -51,7 +59,7 @@ from mpi.tables import (
     SourceRecord,
     SourceRecordVersion,
 )
-from priorscan.db import utcnow
+from priorscan.db import UTCDateTime, utcnow
 from priorscan.errors import IdentityError, NotFoundError
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
@@ -62,6 +70,27 @@ MAX_CANDIDATES = 400
 DEMOGRAPHIC_FIELDS = ("nhs_number", "nhs_verification", "family", "given", "prefix", "birth_date", "sex", "postcode",
                       "address", "phone", "death_date")
 _REGIONAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+@dataclass
+class ClusterScores:
+    """A probe scored against the members of candidate patients: ``flat[i] = (regional_id, record_id)``."""
+
+    model: Model
+    flat: list[tuple[str, int]]
+    scored: ScoredPairs | None
+    codes: NDArray[np.int8]
+    conflict: NDArray[np.bool_]
+
+    def groups(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = defaultdict(list)
+        for i, (regional_id, _) in enumerate(self.flat):
+            out[regional_id].append(i)
+        return out
+
+    def pair(self, i: int) -> PairScore:
+        assert self.scored is not None
+        return pair_score(self.model, self.scored, i)
 
 
 @dataclass
@@ -96,6 +125,26 @@ class MatchCandidate:
     field_weights: dict[str, float]
 
 
+_CLUSTERS_SQL = text(
+    "SELECT id, regional_patient_id, match_fields FROM source_record WHERE active AND regional_patient_id IN "
+    "(SELECT regional_patient_id FROM source_record WHERE id IN :ids)").bindparams(bindparam("ids", expanding=True))
+_GOLDEN_SQL = text(
+    "SELECT family, given, birth_date, sex, postcode, address, nhs_number, nhs_number_valid, nhs_verification, "
+    "provisional, last_event_at, updated_at, created_at FROM source_record "
+    "WHERE regional_patient_id = :rid AND active").columns(
+    birth_date=Date(), last_event_at=UTCDateTime(), updated_at=UTCDateTime(), created_at=UTCDateTime(),
+    nhs_number_valid=Boolean(), provisional=Boolean())
+
+
+@lru_cache(maxsize=64)
+def _candidates_sql(count: int) -> TextClause:
+    """One statement for ``count`` keys: a UNION ALL of indexed look-ups, each limited to one more than the cap
+    (a key over the cap is then skipped whole). Plain SQL, cached per key count: no per-call statement building."""
+    parts = [f"SELECT {i} AS k, rid FROM (SELECT source_record_id AS rid FROM blocking_key WHERE key = :k{i} "
+             f"LIMIT {MAX_BLOCK_SIZE + 1}) AS b{i}" for i in range(count)]
+    return text(" UNION ALL ".join(parts))
+
+
 def new_regional_id() -> str:
     return "RP" + "".join(secrets.choice(_REGIONAL_ALPHABET) for _ in range(10))
 
@@ -105,19 +154,35 @@ def pair_key(a: int, b: int) -> tuple[int, int]:
 
 
 _MODEL_CACHE: dict[str, Model] = {}
+_ACTIVE_VERSION: list[tuple[str | None, float, int]] = []
+MODEL_CHECK_S = 1.0
+
+
+def forget_active_model() -> None:
+    """Read the active model's version again on next use (after training in this process)."""
+    _ACTIVE_VERSION.clear()
+_DEFAULT_MODEL = Model.default()
 
 
 def active_model(session: Session) -> Model:
     """The active trained model (cached per version), or the default model before any training."""
-    row = session.scalars(select(MatchModel).where(MatchModel.active.is_(True))
-                          .order_by(MatchModel.created_at.desc())).first()
-    if row is None:
-        return Model.default()
-    model = _MODEL_CACHE.get(row.version)
+    # the version only, at most once a second: the parameters (with term-frequency tables) are read once per
+    # process and version; a newly trained model takes effect everywhere within a second
+    now = time.monotonic()
+    if _ACTIVE_VERSION and now - _ACTIVE_VERSION[0][1] < MODEL_CHECK_S and _ACTIVE_VERSION[0][2] == id(session.bind):
+        version = _ACTIVE_VERSION[0][0]
+    else:
+        version = session.scalars(select(MatchModel.version).where(MatchModel.active.is_(True))
+                                  .order_by(MatchModel.created_at.desc())).first()
+        _ACTIVE_VERSION[:] = [(version, now, id(session.bind))]
+    if version is None:
+        return _DEFAULT_MODEL
+    model = _MODEL_CACHE.get(version)
     if model is None:
-        model = Model.from_dict(row.parameters)
+        parameters = session.scalars(select(MatchModel.parameters).where(MatchModel.version == version)).one()
+        model = Model.from_dict(parameters)
         _MODEL_CACHE.clear()
-        _MODEL_CACHE[row.version] = model
+        _MODEL_CACHE[version] = model
     return model
 
 
@@ -220,8 +285,8 @@ class PatientIndex:
             return LinkOutcome(record.id, record.regional_patient_id or "", record.link_state or NO_MATCH,
                                record.link_score, applied=False)
         self._set_identifiers(record, demographics.other_identifiers)
-        self._refresh_blocking_keys(record)
-        outcome = self.link_on_write(record, actor=actor, reason=f"link-on-write ({event})")
+        self._refresh_blocking_keys(record, created=created)
+        outcome = self.link_on_write(record, actor=actor, reason=f"link-on-write ({event})", created=created)
         return outcome
 
     def _apply(self, record: SourceRecord, demographics: Demographics) -> None:
@@ -263,12 +328,20 @@ class PatientIndex:
             existing.add((namespace, value))
             self.session.add(SourceIdentifier(source_record_id=record.id, system=namespace, value=value))
 
-    def _refresh_blocking_keys(self, record: SourceRecord) -> None:
+    def _refresh_blocking_keys(self, record: SourceRecord, *, created: bool = False) -> None:
+        """Index the record's blocking keys (only the changes, for an update)."""
         keys = blocking_keys(self.match_record(record))
-        self.session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == record.id))
-        for key in sorted(keys):
-            self.session.add(BlockingKey(source_record_id=record.id, key=key[:80]))
-        self.session.flush()
+        if not created:
+            current = set(self.session.scalars(select(BlockingKey.key)
+                                               .where(BlockingKey.source_record_id == record.id)))
+            stale = current - keys
+            if stale:
+                self.session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == record.id,
+                                                               BlockingKey.key.in_(sorted(stale))))
+            keys = keys - current
+        if keys:
+            self.session.execute(BlockingKey.__table__.insert(),
+                                 [{"source_record_id": record.id, "key": key} for key in sorted(keys)])
 
     # --- linking ------------------------------------------------------------------------------------------------
 
@@ -293,13 +366,7 @@ class PatientIndex:
         keys = sorted(blocking_keys(probe))
         if not keys:
             return []
-        parts = [select(literal(i).label("k"), BlockingKey.source_record_id.label("rid"))
-                 .where(BlockingKey.key == key).limit(MAX_BLOCK_SIZE + 1) for i, key in enumerate(keys)]
-        if len(parts) == 1:
-            rows = self.session.execute(parts[0]).all()
-        else:
-            union = union_all(*[select(p.subquery()) for p in parts]).subquery()
-            rows = self.session.execute(select(union.c.k, union.c.rid)).all()
+        rows = self.session.execute(_candidates_sql(len(keys)), {f"k{i}": key for i, key in enumerate(keys)}).all()
         by_key: dict[int, list[int]] = defaultdict(list)
         for k, rid in rows:
             by_key[k].append(rid)
@@ -322,10 +389,7 @@ class PatientIndex:
         """Every active record of the regional patients the candidates belong to, normalised, by regional id."""
         if not candidate_ids:
             return {}
-        regional = select(SourceRecord.regional_patient_id).where(SourceRecord.id.in_(candidate_ids))
-        rows = self.session.execute(
-            select(SourceRecord.id, SourceRecord.regional_patient_id, SourceRecord.match_fields)
-            .where(SourceRecord.regional_patient_id.in_(regional), SourceRecord.active.is_(True))).all()
+        rows = self.session.execute(_CLUSTERS_SQL, {"ids": candidate_ids}).all()
         clusters: dict[str, list[MatchRecord]] = defaultdict(list)
         stale: list[int] = []
         for rid, regional_id, stored in rows:
@@ -334,27 +398,31 @@ class PatientIndex:
             if stored is None:
                 stale.append(rid)
                 continue
-            clusters[regional_id].append(MatchRecord.from_stored(rid, stored))
+            clusters[regional_id].append(MatchRecord.from_stored(rid, json.loads(stored) if isinstance(stored, str)
+                                                                 else stored))
         for record in self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(stale))) if stale else []:
             clusters[record.regional_patient_id or ""].append(self.match_record(record))
         return clusters
 
-    def _score_clusters(self, probe: MatchRecord, clusters: dict[str, list[MatchRecord]]
-                        ) -> dict[str, list[tuple[int, PairScore]]]:
+    def _score_clusters(self, probe: MatchRecord, clusters: dict[str, list[MatchRecord]]) -> ClusterScores:
         """``probe`` scored against every member of every cluster, in one vectorised call."""
-        flat = [(regional_id, member) for regional_id, members in clusters.items() for member in members]
-        scores = score_candidates(self.model, probe, [member for _, member in flat])
-        scored: dict[str, list[tuple[int, PairScore]]] = defaultdict(list)
-        for (regional_id, member), score in zip(flat, scores, strict=True):
-            scored[regional_id].append((member.record_id or 0, score))
-        return scored
+        flat = [(regional_id, member.record_id or 0) for regional_id, members in clusters.items()
+                for member in members]
+        members = [member for group in clusters.values() for member in group]
+        if not members:
+            return ClusterScores(self.model, [], None, np.zeros(0, np.int8), np.zeros(0, bool))
+        frame = frame_from_records([probe, *members])
+        scored = score_frames(self.model, frame.take(np.zeros(len(members), dtype=np.int64)),
+                              frame.take(np.arange(1, len(members) + 1, dtype=np.int64)))
+        return ClusterScores(self.model, flat, scored, decide_many(scored, self.model),
+                             is_conflict(self.model, scored))
 
     def manual_decisions(self, record_id: int) -> dict[int, str]:
         rows = self.session.scalars(select(ManualDecision).where(
             or_(ManualDecision.record_a_id == record_id, ManualDecision.record_b_id == record_id)))
         return {(r.record_b_id if r.record_a_id == record_id else r.record_a_id): r.decision for r in rows}
 
-    def link_on_write(self, record: SourceRecord, *, actor: str, reason: str) -> LinkOutcome:
+    def link_on_write(self, record: SourceRecord, *, actor: str, reason: str, created: bool = False) -> LinkOutcome:
         """Place ``record`` with the regional patient it matches, or a new one; respects manual decisions.
 
         A few indexed queries (blocking keys, the candidates' patients with all their records, manual decisions) and
@@ -365,11 +433,11 @@ class PatientIndex:
             self._refresh_golden(record.regional_patient_id)
             return self._outcome(record)
         probe = self.match_record(record)
-        manual = self.manual_decisions(record.id)
+        manual = {} if created else self.manual_decisions(record.id)  # a new record has no decisions yet
         ids = self.candidate_ids(probe, exclude=record.id)
         ids.extend(other for other, decision in manual.items() if decision == MATCH and other not in ids)
-        scored = self._score_clusters(probe, self._clusters_of(ids, exclude=record.id))
-        best_id, best_score, possible = self._choose(scored, manual)
+        scores = self._score_clusters(probe, self._clusters_of(ids, exclude=record.id))
+        best_id, best_score, possible = self._choose(scores, manual)
         previous = record.regional_patient_id
         review_id = None
         if best_id is not None:
@@ -383,7 +451,7 @@ class PatientIndex:
                    weights=best_score.field_weights if best_score else None, actor=actor, reason=reason)
         if possible and best_id is None:
             review_id = self._open_review(record, possible)
-        else:
+        elif not created:
             self._close_reviews(record)
         if previous and previous != target:
             self._refresh_golden(previous)
@@ -391,33 +459,35 @@ class PatientIndex:
         return LinkOutcome(record.id, target, state, best_score.probability if best_score else None,
                            review_item_id=review_id)
 
-    def _choose(self, scored: dict[str, list[tuple[int, PairScore]]], manual: dict[int, str]
+    def _choose(self, scores: ClusterScores, manual: dict[int, str]
                 ) -> tuple[str | None, PairScore | None, tuple[int, PairScore] | None]:
         """The regional patient to join (with the best pair score), or the best possible match to review."""
-        best: tuple[str, PairScore] | None = None
-        possible: tuple[int, PairScore] | None = None
-        for regional_id, pairs in scored.items():
-            if any(manual.get(member) == NO_MATCH for member, _ in pairs):
+        best: tuple[str, int] | None = None
+        possible: int | None = None
+        weight = scores.scored.weight if scores.scored is not None else np.zeros(0)
+        for regional_id, rows in scores.groups().items():
+            if any(manual.get(scores.flat[i][1]) == NO_MATCH for i in rows):
                 continue
-            top_member, top_score = max(pairs, key=lambda p: p[1].weight)
-            if any(manual.get(member) == MATCH for member, _ in pairs):
-                return regional_id, top_score, None
-            top_decision = decide(top_score, self.model)
-            intact = not any(self.conflicts(score) for _, score in pairs)
-            if top_decision == MATCH and intact:
-                if best is None or top_score.weight > best[1].weight:
-                    best = (regional_id, top_score)
-            elif top_decision in (MATCH, POSSIBLE):  # a match that breaks the cluster's integrity is reviewed
-                if possible is None or top_score.weight > possible[1].weight:
-                    possible = (top_member, top_score)
+            top = max(rows, key=lambda i: weight[i])
+            if any(manual.get(scores.flat[i][1]) == MATCH for i in rows):
+                return regional_id, scores.pair(top), None
+            code = int(scores.codes[top])
+            intact = not scores.conflict[rows].any()
+            if code == MATCH_CODE and intact:
+                if best is None or weight[top] > weight[best[1]]:
+                    best = (regional_id, top)
+            elif code >= POSSIBLE_CODE:  # a match that breaks the cluster's integrity is reviewed
+                if possible is None or weight[top] > weight[possible]:
+                    possible = top
         if best is not None:
-            return best[0], best[1], None
-        return None, possible[1] if possible else None, possible
+            return best[0], scores.pair(best[1]), None
+        if possible is None:
+            return None, None, None
+        score = scores.pair(possible)
+        return None, score, (scores.flat[possible][1], score)
 
     def conflicts(self, score: PairScore) -> bool:
-        """Whether the evidence says two records are different people: a hard NHS-number conflict, the sibling
-        rule, or field weights (all, or the person's own identifiers) adding up against a match; a record with
-        little data is no conflict. The same rule as :func:`mpi.linkage.is_conflict`."""
+        """Whether the evidence says two records are different people (:func:`mpi.linkage.is_conflict`)."""
         if score.hard_conflict:
             return True
         if score.guard == "sibling" and score.levels.get("nhs_number") != "exact":
@@ -640,12 +710,12 @@ class PatientIndex:
         patient = self.session.get(RegionalPatient, regional_id)
         if patient is None:
             return
-        members = self.records_of(regional_id, include_inactive=False)
+        members = self.session.execute(_GOLDEN_SQL, {"rid": regional_id}).all()
         if not members:
             patient.status = "retired" if patient.merged_into_id else patient.status
             return
 
-        def quality(r: SourceRecord) -> tuple[int, int, datetime]:
+        def quality(r: Any) -> tuple[int, int, datetime]:
             stamp = r.last_event_at or r.updated_at or r.created_at or utcnow()
             return (0 if r.provisional else 1, 1 if r.nhs_verification == "01" else 0, stamp)
 
@@ -691,16 +761,18 @@ class PatientIndex:
         """Regional patients scored against ``demographics`` (best first), for $match and resolution."""
         fields: dict[str, object] = {name: getattr(demographics, name) for name in DEMOGRAPHIC_FIELDS}
         probe = to_match_record(None, fields)
-        scored = self._score_clusters(probe, self._clusters_of(self.candidate_ids(probe), exclude=None))
+        scores = self._score_clusters(probe, self._clusters_of(self.candidate_ids(probe), exclude=None))
         results = []
-        for regional_id, pairs in scored.items():
-            _, score = max(pairs, key=lambda p: p[1].weight)
-            decision = decide(score, self.model)
+        weight = scores.scored.weight if scores.scored is not None else np.zeros(0)
+        for regional_id, rows in scores.groups().items():
+            top = max(rows, key=lambda i: weight[i])
+            score = scores.pair(top)
+            code = int(scores.codes[top])
             if score.hard_conflict:
                 grade = "certainly-not"
-            elif decision == MATCH:
+            elif code == MATCH_CODE:
                 grade = "certain"
-            elif decision == POSSIBLE:
+            elif code == POSSIBLE_CODE:
                 grade = "probable" if score.probability >= 0.8 else "possible"
             else:
                 grade = "certainly-not"

@@ -219,6 +219,9 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     """
     base = base or Model.default()
     rng = np.random.default_rng(seed)
+    # samples in proportion to the store, within bounds: enough pairs per level, not more than needed
+    u_pairs = min(u_pairs, max(50_000, 40 * frame.size))
+    em_pairs = min(em_pairs, max(90_000, 80 * frame.size))
     tf, total = term_frequencies(frame)
     u = estimate_u(base, frame, pairs=u_pairs, seed=seed)
     start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior)

@@ -1,0 +1,121 @@
+"""Real-time link-on-write latency: ``python -m bench mpi_realtime [--records 1000000] [--backend sqlite|postgresql]``.
+
+Builds (once, cached) a store of ``--records`` source records from the synthetic population, linked by the batch
+relink, then sends ``--queries`` new records one at a time through :meth:`mpi.PatientIndex.upsert` in process,
+each in its own transaction (upsert + link-on-write + commit), and reports the latency distribution. Half the
+queries are new records of people already known (with the generator's usual errors), half are new people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+
+from bench.mpi_data import CACHE
+from bench.mpi_population import ErrorRates, _record_of, make_people, make_population
+from mpi import PatientIndex
+from mpi.batch import bulk_load, relink
+from mpi.tables import SourceRecord
+from priorscan.db import make_engine, migrate, session_factory
+from priorscan.trusts import default_trusts
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+RECORDS_PER_PERSON = 1.855  # what make_population gives on average
+
+
+def store_url(backend: str, records: int, seed: int) -> str:
+    if backend == "sqlite":
+        CACHE.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{CACHE / f'bench-mpi-{records}-{seed}.db'}"
+    name = f"priorscan_bench_mpi_{records}_{seed}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("select 1 from pg_database where datname = :n"), {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def build(url: str, records: int, seed: int) -> dict[str, float]:
+    """Load and link the store unless it already holds the records."""
+    engine = make_engine(url)
+    migrate(engine)
+    timings: dict[str, float] = {}
+    with session_factory(engine)() as session:
+        have = session.scalar(select(func.count()).select_from(SourceRecord)) or 0
+        if have < records:
+            started = time.perf_counter()
+            population = make_population(int(records / RECORDS_PER_PERSON) + 1, seed=seed)
+            timings["generate_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            bulk_load(session, population.records[:records])
+            session.commit()
+            timings["load_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            result = relink(session)
+            session.commit()
+            timings["relink_s"] = time.perf_counter() - started
+            timings.update({f"relink_{k}": v for k, v in result.timings.items()})
+    engine.dispose()
+    return timings
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def measure(url: str, records: int, seed: int, queries: int) -> dict[str, object]:
+    rng = random.Random(seed + 99)
+    rates = ErrorRates()
+    known = make_people(max(1, queries // 2), random.Random(seed), rates)  # the first people of the population
+    strangers = make_people(queries, random.Random(seed + 7), rates)[queries // 2:]
+    engine = make_engine(url)
+    factory = session_factory(engine)
+    trusts = default_trusts()
+    latencies: list[float] = []
+    states: dict[str, int] = {}
+    with factory() as session:  # warm the model cache and the connection pool
+        PatientIndex(session, trusts)
+    for n in range(queries):
+        person = known[n // 2] if n % 2 == 0 and n // 2 < len(known) else strangers[n // 2 % len(strangers)]
+        record = _record_of(person, rng, rates, "https://fhir.ryr.nhs.uk/Id/bench", f"Q{seed}-{n}-{rng.random()}",
+                            "RYR", later=True)
+        started = time.perf_counter()
+        with factory() as session:
+            outcome = PatientIndex(session, trusts).upsert(record, event="ADT^A04", actor="bench")
+            session.commit()
+        latencies.append((time.perf_counter() - started) * 1000)
+        states[outcome.link_state] = states.get(outcome.link_state, 0) + 1
+    engine.dispose()
+    return {"queries": queries, "median_ms": round(statistics.median(latencies), 2),
+            "p95_ms": round(percentile(latencies, 95), 2), "p99_ms": round(percentile(latencies, 99), 2),
+            "max_ms": round(max(latencies), 2), "mean_ms": round(statistics.fmean(latencies), 2), "states": states}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench mpi_realtime")
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--db", help="use this store instead of the cached one")
+    args = parser.parse_args(argv)
+    url = args.db or store_url(args.backend, args.records, args.seed)
+    timings = build(url, args.records, args.seed)
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        count = session.scalar(select(func.count()).select_from(SourceRecord))
+    engine.dispose()
+    result = {"backend": args.backend, "source_records": count, "build": timings,
+              **measure(url, args.records, args.seed, args.queries)}
+    print(json.dumps(result, indent=2))
+    Path("bench/results").mkdir(parents=True, exist_ok=True)
+    Path(f"bench/results/mpi_realtime_{args.backend}_{args.records}.json").write_text(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,146 @@
+"""Batch relink, evaluation, the xref export and the MPI commands, on a small synthetic population."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bench.mpi_population import make_population
+from mpi.batch import bulk_load, relink
+from mpi.clustering import cluster, connected_components
+from mpi.evaluate import evaluate_store, pairwise_metrics
+from mpi.tables import MatchModel, ReviewItem, SourceRecord
+from mpi.xref import write_xref
+from priorscan.trusts import NHS_NUMBER_SYSTEM
+
+
+@pytest.fixture
+def population_store(session: Session):  # type: ignore[no-untyped-def]
+    population = make_population(800, seed=11)
+    bulk_load(session, population.records)
+    session.commit()
+    return population
+
+
+def test_relink_trains_a_model_and_links_accurately(session: Session, population_store) -> None:  # type: ignore
+    result = relink(session)
+    session.commit()
+    assert result.trained and result.records == len(population_store.records)
+    model_row = session.scalars(select(MatchModel).where(MatchModel.active.is_(True))).one()
+    assert model_row.version == result.model_version and model_row.parameters["training"]["kind"] == "em"
+    truth = {(ns, local): person for person, ns, local in population_store.truth}
+    evaluation = evaluate_store(session, truth)
+    assert evaluation.precision >= 0.995 and evaluation.recall >= 0.98, evaluation
+    assert evaluation.blocking_recall is not None and evaluation.blocking_recall >= 0.99
+    assert evaluation.review_queue_rate <= 0.02
+    unlinked = session.scalar(select(func.count()).select_from(SourceRecord)
+                              .where(SourceRecord.regional_patient_id.is_(None)))
+    assert unlinked == 0
+
+
+def test_relink_twice_changes_nothing(session: Session, population_store) -> None:  # type: ignore
+    relink(session)
+    session.commit()
+    again = relink(session, train=False)
+    assert again.records_changed == 0
+
+
+def test_link_on_write_after_batch_uses_the_trained_model(session: Session, population_store) -> None:  # type: ignore
+    from mpi import PatientIndex
+    from priorscan.trusts import default_trusts
+
+    result = relink(session)
+    session.commit()
+    index = PatientIndex(session, default_trusts())
+    assert index.model.version == result.model_version
+    person = population_store.people[0]
+    outcome = index.upsert(
+        __import__("mpi").Demographics("https://fhir.ryr.nhs.uk/Id/mrn", "NEW1", nhs_number=person.nhs_number,
+                                       family=person.family, given=person.given, birth_date=person.birth_date,
+                                       sex={"M": "male", "F": "female"}[person.sex], postcode=person.postcode),
+        event="ADT^A04", actor="feed")
+    truth_records = [(ns, local) for p, ns, local in population_store.truth if p == person.person_id]
+    known = session.scalars(select(SourceRecord.regional_patient_id).where(
+        SourceRecord.local_id.in_([local for _, local in truth_records]))).all()
+    assert outcome.regional_id in set(known)
+
+
+def test_xref_has_one_row_per_identifier_and_nhs_number(session: Session, population_store) -> None:  # type: ignore
+    relink(session)
+    session.commit()
+    out = io.StringIO()
+    rows = write_xref(session, out)
+    table = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert list(table[0]) == ["regional_id", "system", "value", "link_state"] and len(table) == rows
+    records = session.scalar(select(func.count()).select_from(SourceRecord))
+    nhs_rows = [r for r in table if r["system"] == NHS_NUMBER_SYSTEM]
+    assert len(table) - len(nhs_rows) == records
+    assert nhs_rows and all(len(r["value"]) == 10 for r in nhs_rows)
+
+
+def test_pairwise_metrics_on_a_toy() -> None:
+    figures = pairwise_metrics(["p1", "p1", "p2", "p2", "p3"], ["r1", "r1", "r1", "r2", "r3"])
+    # true pairs: (0,1), (2,3); predicted: (0,1), (0,2), (1,2)
+    assert figures["true_pairs"] == 2 and figures["predicted_pairs"] == 3 and figures["true_positive_pairs"] == 1
+    assert figures["precision"] == pytest.approx(1 / 3) and figures["recall"] == pytest.approx(0.5)
+    assert figures["people_wrongly_merged"] == 2 and figures["people_with_missed_links"] == 1
+
+
+def test_clustering_refuses_to_chain_through_a_weak_middle_record() -> None:
+    # 0 — 1 — 2 linked by matches, but 0 and 2 conflict: 1 joins the stronger side only
+    left, right = np.array([0, 1]), np.array([1, 2])
+    strength = np.array([30.0, 20.0])
+
+    def conflicts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.array([{int(x), int(y)} == {0, 2} for x, y in zip(a, b, strict=True)])
+
+    labels, rebuilt = cluster(3, left, right, strength, conflicts)
+    assert rebuilt == 1 and labels[0] == labels[1] != labels[2]
+    assert list(connected_components(3, left, right)) == [0, 0, 0]
+
+
+def test_review_queue_items_point_at_two_patients(session: Session, population_store) -> None:  # type: ignore
+    relink(session)
+    for item in session.scalars(select(ReviewItem).where(ReviewItem.status == "open")).all()[:20]:
+        record = session.get(SourceRecord, item.source_record_id)
+        assert record is not None and record.regional_patient_id != item.candidate_regional_id
+
+
+def test_cli_link_evaluate_and_export(tmp_path: Path, sqlite_url: str) -> None:
+    import contextlib
+
+    from priorscan.cli import main
+
+    population = make_population(300, seed=5)
+    from priorscan.db import make_engine, session_factory
+
+    engine = make_engine(sqlite_url)
+    with session_factory(engine)() as s:
+        bulk_load(s, population.records)
+        s.commit()
+    engine.dispose()
+    truth = tmp_path / "persons.csv"
+    with open(truth, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["person_id", "system", "value"])
+        for person, ns, local in population.truth:
+            writer.writerow([person, ns, local])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--db", sqlite_url, "link"]) == 0
+        assert main(["--db", sqlite_url, "evaluate", "--truth", str(truth), "--json"]) == 0
+    assert "linked" in out.getvalue() and '"precision"' in out.getvalue()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--db", sqlite_url, "export", "xref"]) == 0
+    assert out.getvalue().startswith("regional_id,system,value,link_state\n")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["--db", sqlite_url, "evaluate"]) == 2
+    assert "--truth" in err.getvalue()

@@ -1,0 +1,111 @@
+"""The hard cases of REFERENCE.md, each through link-on-write with its expected decision.
+
+Every case starts from one patient (Eleanor Grace Whitfield, see :func:`mpi_factories.demographics`) known at one
+trust, then sends a second record from another trust (or the same one) and checks where it lands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
+
+from mpi import MATCH, NO_MATCH, POSSIBLE, PatientIndex
+
+# A record that matches nobody gets a regional patient of its own; its link_state says how sure that is.
+
+
+def second(index: PatientIndex, local_id: str = "B1", namespace: str = TRUST_B, **fields: Any):  # type: ignore
+    index.upsert(demographics(), event="ADT^A04", actor="test")
+    return index.upsert(demographics(namespace, local_id, **fields), event="ADT^A04", actor="test")
+
+
+def regional_of(index: PatientIndex, namespace: str, local_id: str) -> str:
+    from mpi import RecordKey
+
+    record = index.get_record(RecordKey(namespace, local_id))
+    assert record is not None and record.regional_patient_id
+    return record.regional_patient_id
+
+
+@pytest.mark.parametrize(("fields", "why"), [
+    ({"given": "Ellie"}, "nickname (Eleanor/Ellie) with everything else the same"),
+    ({"family": "Whitfield-Jones"}, "double-barrelled name gained"),
+    ({"family": "Whitfield Jones", "nhs_number": None}, "double-barrelled, written with a space, no NHS number"),
+    ({"given": "Whitfield", "family": "Eleanor"}, "given and family swapped"),
+    ({"birth_date": "1978-14-03"}, "day and month transposed"),
+    ({"birth_date": "1978-03-04", "nhs_number": None}, "one digit of the day keyed wrongly"),
+    ({"nhs_number": "9434765918"}, "mistyped NHS number (fails the check: no evidence)"),
+    ({"nhs_number": None, "nhs_verification": None}, "missing NHS number (overseas visitor)"),
+    ({"postcode": "TN2 5QR", "address": "4 Pembury Road, Tunbridge Wells", "phone": None}, "moved house"),
+    ({"family": "Okafor", "postcode": "BN1 1AA", "address": "9 Marine Parade, Brighton", "phone": None},
+     "surname changed on marriage and moved; NHS number, given name and birth date agree"),
+    ({"family": "Okafor", "nhs_number": None}, "surname changed on marriage, same address, no NHS number"),
+])
+def test_hard_cases_that_are_the_same_person(index: PatientIndex, fields: dict[str, Any], why: str) -> None:
+    outcome = second(index, **fields)
+    assert outcome.link_state == MATCH, why
+    assert outcome.regional_id == regional_of(index, TRUST_A, "A1"), why
+
+
+def test_within_trust_duplicate_registration_is_linked(index: PatientIndex) -> None:
+    outcome = second(index, "A2", TRUST_A, given="Eleanor", nhs_number=None)
+    assert outcome.link_state == MATCH
+    assert outcome.regional_id == regional_of(index, TRUST_A, "A1")
+
+
+@pytest.mark.parametrize(("fields", "expected", "why"), [
+    ({"given": "Margaret", "nhs_number": NHS_OTHER, "sex": "female"}, NO_MATCH,
+     "twins: same family name, birth date and address, their own verified NHS numbers"),
+    ({"given": "Thomas", "nhs_number": None, "sex": "male"}, POSSIBLE,
+     "twin-like record without an NHS number: a person decides, never linked automatically"),
+    ({"nhs_number": NHS_OTHER}, NO_MATCH, "identical demographics, two different verified NHS numbers"),
+    ({"nhs_number": NHS_OTHER, "nhs_verification": "02"}, POSSIBLE,
+     "different valid NHS numbers, one not verified: strong evidence against, review"),
+    ({"given": "Patricia", "birth_date": "1951-09-30", "nhs_number": None}, NO_MATCH,
+     "mother of the same family name at the same address: different birth date and given name"),
+])
+def test_hard_cases_that_must_not_be_linked(index: PatientIndex, fields: dict[str, Any], expected: str,
+                                            why: str) -> None:
+    outcome = second(index, **fields)
+    assert outcome.regional_id != regional_of(index, TRUST_A, "A1"), why
+    if expected == POSSIBLE:
+        assert outcome.link_state == POSSIBLE and outcome.review_item_id is not None, why
+    else:  # a patient of its own, nothing to review
+        assert outcome.link_state != POSSIBLE and outcome.review_item_id is None, why
+
+
+def test_common_names_with_different_birth_dates_stay_apart(index: PatientIndex) -> None:
+    john = {"family": "Smith", "given": "John", "sex": "male", "nhs_number": None, "address": None, "phone": None}
+    a = index.upsert(demographics(TRUST_A, "S1", birth_date="1960-01-01", postcode="GU1 1AA", **john), event="t",
+                     actor="test")
+    b = index.upsert(demographics(TRUST_B, "S2", birth_date="1971-06-12", postcode="GU2 7XH", **john), event="t",
+                     actor="test")
+    c = index.upsert(demographics(TRUST_B, "S3", birth_date="1960-01-01", postcode="GU1 1AA", **john), event="t",
+                     actor="test")
+    assert a.regional_id != b.regional_id
+    assert c.regional_id == a.regional_id and c.link_state == MATCH
+
+
+def test_a_weak_middle_record_does_not_chain_two_people(index: PatientIndex) -> None:
+    # A: verified NHS number. B: no NHS number, no address: matches A and would match C. C: another verified number.
+    a = index.upsert(demographics(TRUST_A, "A1"), event="t", actor="test")
+    b = index.upsert(demographics(TRUST_B, "B1", nhs_number=None, postcode=None, address=None, phone=None),
+                     event="t", actor="test")
+    assert b.regional_id == a.regional_id
+    c = index.upsert(demographics(TRUST_B, "C1", nhs_number=NHS_OTHER, postcode=None, address=None, phone=None),
+                     event="t", actor="test")
+    assert c.regional_id != a.regional_id, "C matches B but conflicts with A: the patient's integrity holds"
+
+
+def test_review_item_explains_itself(index: PatientIndex) -> None:
+    from mpi.tables import ReviewItem
+
+    outcome = second(index, nhs_number=NHS_OTHER, nhs_verification="02")
+    assert outcome.review_item_id is not None
+    item = index.session.get(ReviewItem, outcome.review_item_id)
+    assert item is not None and item.status == "open"
+    assert item.weights["levels"]["nhs_number"] == "else"
+    assert item.weights["field_weights"]["birth_date"] > 0
+    assert item.weights["guard"] == "different-nhs-numbers"

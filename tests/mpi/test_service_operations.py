@@ -1,0 +1,108 @@
+"""Identity operations: merge, unmerge, link, unlink, change of identifier, manual decisions that stick, history."""
+
+from __future__ import annotations
+
+from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
+from sqlalchemy import select
+
+from mpi import MATCH, NO_MATCH, PatientIndex, RecordKey
+from mpi.batch import relink
+from mpi.tables import LinkEvent, RegionalPatient
+
+
+def two_people(index: PatientIndex) -> tuple[str, str]:
+    a = index.upsert(demographics(TRUST_A, "A1"), event="ADT^A04", actor="feed")
+    b = index.upsert(demographics(TRUST_B, "B1", given="Rupert", family="Okafor", birth_date="1990-10-02",
+                                  nhs_number=NHS_OTHER, sex="male", postcode="BN1 1AA", address="2 Sea Road",
+                                  phone=None), event="ADT^A04", actor="feed")
+    assert a.regional_id != b.regional_id
+    return a.regional_id, b.regional_id
+
+
+def test_link_joins_two_patients_and_sticks_through_relink(index: PatientIndex) -> None:
+    _, _ = two_people(index)
+    outcome = index.link(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="clerk")
+    a = index.require_record(RecordKey(TRUST_A, "A1"))
+    assert outcome.regional_id == a.regional_patient_id
+    relink(index.session)
+    a = index.require_record(RecordKey(TRUST_A, "A1"))
+    b = index.require_record(RecordKey(TRUST_B, "B1"))
+    assert a.regional_patient_id == b.regional_patient_id, "a manual link survives a batch relink"
+
+
+def test_unlink_separates_and_sticks_through_updates_and_relink(index: PatientIndex) -> None:
+    index.upsert(demographics(TRUST_A, "A1"), event="ADT^A04", actor="feed")
+    joined = index.upsert(demographics(TRUST_B, "B1"), event="ADT^A04", actor="feed")
+    assert joined.link_state == MATCH
+    index.unlink(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="clerk")
+    again = index.upsert(demographics(TRUST_B, "B1", phone="01483 555 999"), event="ADT^A08", actor="feed")
+    a = index.require_record(RecordKey(TRUST_A, "A1"))
+    assert again.regional_id != a.regional_patient_id, "an update does not undo a manual unlink"
+    relink(index.session)
+    a = index.require_record(RecordKey(TRUST_A, "A1"))
+    b = index.require_record(RecordKey(TRUST_B, "B1"))
+    assert a.regional_patient_id != b.regional_patient_id, "nor does a batch relink"
+
+
+def test_merge_and_unmerge(index: PatientIndex) -> None:
+    first, second = two_people(index)
+    index.merge(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="pas")
+    gone = index.require_record(RecordKey(TRUST_B, "B1"))
+    assert gone.active is False and gone.regional_patient_id == first
+    retired = index.session.get(RegionalPatient, second)
+    assert retired is not None and retired.status == "retired" and retired.merged_into_id == first
+    assert index.regional_patient(second).id == first  # type: ignore[union-attr]
+    outcome = index.unmerge(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="clerk")
+    assert outcome.regional_id != first and outcome.link_state == NO_MATCH
+
+
+def test_change_of_identifier_keeps_the_patient(index: PatientIndex) -> None:
+    a = index.upsert(demographics(TRUST_A, "A1"), event="ADT^A04", actor="feed")
+    index.change_identifier(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_A, "A1-NEW"), actor="pas")
+    moved = index.require_record(RecordKey(TRUST_A, "A1-NEW"))
+    assert moved.regional_patient_id == a.regional_id
+    assert [r.id for r in index.find_records(TRUST_A, "A1")] == [moved.id]  # the old number still finds it
+
+
+def test_history_records_who_and_why(index: PatientIndex) -> None:
+    two_people(index)
+    index.link(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="clerk")
+    b = index.require_record(RecordKey(TRUST_B, "B1"))
+    events = list(index.session.scalars(select(LinkEvent).where(LinkEvent.source_record_id == b.id)
+                                        .order_by(LinkEvent.id)))
+    assert [e.actor for e in events] == ["feed", "clerk"]
+    assert events[0].reason.startswith("link-on-write") and events[0].model_version
+    assert events[-1].manual is True and events[-1].reason == "ADT^A24"
+
+
+def test_review_decision_match_joins_and_no_match_sticks(index: PatientIndex) -> None:
+    index.upsert(demographics(TRUST_A, "A1"), event="t", actor="feed")
+    doubtful = index.upsert(demographics(TRUST_B, "B1", nhs_number=NHS_OTHER, nhs_verification="02"), event="t",
+                            actor="feed")
+    assert doubtful.review_item_id is not None
+    outcome = index.resolve_review(doubtful.review_item_id, "match", actor="reviewer")
+    a = index.require_record(RecordKey(TRUST_A, "A1"))
+    assert outcome.regional_id == a.regional_patient_id
+
+    index.upsert(demographics(TRUST_C_NS, "C1", nhs_number=NHS_OTHER, nhs_verification="02"), event="t", actor="f")
+    item = index.upsert(demographics(TRUST_C_NS, "C1", nhs_number=NHS_OTHER, nhs_verification="02"), event="t",
+                        actor="f").review_item_id
+    if item is not None:
+        index.resolve_review(item, "no-match", actor="reviewer")
+        again = index.upsert(demographics(TRUST_C_NS, "C1", nhs_number=NHS_OTHER, nhs_verification="02",
+                                          phone="01483 000 000"), event="t", actor="f")
+        assert again.regional_id != a.regional_patient_id
+
+
+def test_resolve_for_requests(index: PatientIndex) -> None:
+    a = index.upsert(demographics(TRUST_A, "A1"), event="t", actor="feed")
+    found = index.resolve([("https://fhir.nhs.uk/Id/nhs-number", "943 476 5919")], None)
+    assert (found.regional_id, found.identity) == (a.regional_id, "confirmed")
+    by_demographics = index.resolve([], demographics("query", "q", nhs_number=None))
+    assert by_demographics.regional_id == a.regional_id and by_demographics.identity == "confirmed"
+    nobody = index.resolve([], demographics("query", "q", nhs_number=None, given="Zed", family="Quux",
+                                            birth_date="2001-01-01"))
+    assert nobody.identity == "unknown"
+
+
+TRUST_C_NS = "https://fhir.rpc.nhs.uk/Id/mrn"
