@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -44,11 +44,9 @@ def run_token_create(args: argparse.Namespace, ctx: CliContext) -> int:
     return 0
 
 
-def read_password(stream: object = None) -> str:
+def read_password(stream: TextIO | None = None) -> str:
     """The first line of ``stream`` (stdin by default), without its line end."""
-    source = stream if stream is not None else sys.stdin
-    line = source.readline()  # type: ignore[attr-defined]
-    return str(line).rstrip("\r\n")
+    return (stream or sys.stdin).readline().rstrip("\r\n")
 
 
 def run_user_create(args: argparse.Namespace, ctx: CliContext) -> int:

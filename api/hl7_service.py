@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -61,14 +65,30 @@ CREATE_EVENTS = frozenset({"A01", "A04", "A05", "A28"})
 ATTEMPTS = 3
 
 
-def begin_write(session: Session) -> None:
-    """Take the database's write lock now when it is SQLite (``BEGIN IMMEDIATE``); a no-op on PostgreSQL.
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
 
-    SQLite allows one writer; taking the lock first makes concurrent writers queue (busy timeout) instead of reading
-    a snapshot that a later write cannot upgrade. Call it first thing on a fresh session.
+
+@contextmanager
+def write_session(context: AppContext) -> Iterator[Session]:
+    """A session for a unit of work that writes, holding the write lock from its first statement on SQLite.
+
+    SQLite allows one writer: ``BEGIN IMMEDIATE`` takes its lock at once, so a unit that reads and then writes
+    never finds its snapshot stale. Writers of this process also queue on a lock of their own first, so a waiting
+    writer starts the moment the previous one commits instead of polling SQLite's busy handler (other processes
+    still wait on SQLite's busy timeout). On PostgreSQL this is a plain session: concurrency is settled by its
+    constraints and row locks.
     """
-    if session.get_bind().dialect.name == "sqlite":
+    engine = context.engine
+    if engine.dialect.name != "sqlite":
+        with context.sessions() as session:
+            yield session
+        return
+    with _LOCKS_GUARD:
+        lock = _WRITE_LOCKS.setdefault(engine, threading.Lock())
+    with lock, context.sessions() as session:
         session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
 
 
 @dataclass
@@ -129,8 +149,9 @@ def process_message(context: AppContext, raw: str, *, channel: str, agent: Agent
     try:
         apply = _adapter(context, header, text, agent)
     except HL7Error as exc:
+        location = getattr(exc, "location", "") or ("MSH^1^9" if exc.code.startswith("hl7.unsupported") else "")
         return reject_message(context, raw, header, exc.message, code=exc.code, channel=channel, agent=agent,
-                              source=source, location=getattr(exc, "location", ""))
+                              source=source, location=location)
     failure: tuple[str, str, str] = ("internal error", "internal", "")
     for _ in range(ATTEMPTS):
         try:
@@ -205,32 +226,31 @@ def _adapter(context: AppContext, header: MessageHeader, text: str, agent: Agent
 
 
 def _process_once(context: AppContext, header: MessageHeader, kind: str, apply: Any, agent: Agent) -> ItemOutcome:
-    with context.sessions() as session:
-        begin_write(session)
+    with write_session(context) as session:
         entry = _log_entry(session, header, lock=True)
         if entry is not None and entry.ack_code == "AA":
             return _duplicate(kind, header, entry)
-        if entry is None:
-            entry = HL7MessageLog(sending_application=header.sending_application[:200],
-                                  sending_facility=header.sending_facility[:200], control_id=header.control_id[:200],
-                                  message_type=kind[:40], ack_code="", ack_text="")
-            session.add(entry)
-            try:
-                session.flush()  # a concurrent copy of this message waits here, then fails on the unique constraint
-            except IntegrityError:
-                session.rollback()
-                stored = _log_entry(session, header, lock=False)
-                if stored is not None and stored.ack_code == "AA":
-                    return _duplicate(kind, header, stored)
-                raise
         applied: Applied = apply(session)
         ack = build_ack(header, "AA", text=applied.note)
-        entry.message_type, entry.ack_code, entry.ack_text = kind[:40], "AA", ack
+        if entry is None:
+            session.add(HL7MessageLog(sending_application=header.sending_application[:200],
+                                      sending_facility=header.sending_facility[:200],
+                                      control_id=header.control_id[:200], message_type=kind[:40], ack_code="AA",
+                                      ack_text=ack))
+        else:  # refused before: this copy is applied, and its ACK replaces the refusal
+            entry.message_type, entry.ack_code, entry.ack_text = kind[:40], "AA", ack
         for regional_id in applied.regional_ids or [None]:
             record(session, agent, action=applied.action, event_type="hl7", subtype=kind,
                    regional_patient_id=regional_id, entity=_entity(header),
                    detail={k: v for k, v in applied.detail.items() if k in ("operation", "applied")} or None)
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:  # a copy of this message committed first (PostgreSQL): its ACK stands, ours is void
+            session.rollback()
+            stored = _log_entry(session, header, lock=False)
+            if stored is not None and stored.ack_code == "AA":
+                return _duplicate(kind, header, stored)
+            raise
     log.info("HL7 %s %s from %s@%s accepted", kind, header.control_id, header.sending_application,
              header.sending_facility)
     primary = applied.regional_ids[0] if applied.regional_ids else None
@@ -239,13 +259,16 @@ def _process_once(context: AppContext, header: MessageHeader, kind: str, apply: 
                           **{k: v for k, v in applied.detail.items() if k in ("operation", "applied")})
 
 
+_LOG_ENTRY = select(HL7MessageLog).where(HL7MessageLog.sending_application == bindparam("application"),
+                                         HL7MessageLog.sending_facility == bindparam("facility"),
+                                         HL7MessageLog.control_id == bindparam("control_id"))
+_LOG_ENTRY_LOCKED = _LOG_ENTRY.with_for_update()  # statements built once: building costs more than running them
+
+
 def _log_entry(session: Session, header: MessageHeader, *, lock: bool) -> HL7MessageLog | None:
-    query = select(HL7MessageLog).where(HL7MessageLog.sending_application == header.sending_application[:200],
-                                        HL7MessageLog.sending_facility == header.sending_facility[:200],
-                                        HL7MessageLog.control_id == header.control_id[:200])
-    if lock:
-        query = query.with_for_update()
-    return session.scalars(query).first()
+    return session.scalars(_LOG_ENTRY_LOCKED if lock else _LOG_ENTRY, {
+        "application": header.sending_application[:200], "facility": header.sending_facility[:200],
+        "control_id": header.control_id[:200]}).first()
 
 
 def _duplicate(kind: str, header: MessageHeader, entry: HL7MessageLog) -> ItemOutcome:
@@ -279,8 +302,7 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
     ack = build_ack(header, ack_code, text=reason, error_code=hl7_error, error_location=location)
     kind = _kind(header) if header else "HL7"
     try:
-        with context.sessions() as session:
-            begin_write(session)
+        with write_session(context) as session:
             if header is not None and header.control_id.strip():
                 entry = _log_entry(session, header, lock=True)
                 if entry is not None and entry.ack_code == "AA":  # a concurrent copy was accepted meanwhile
@@ -305,4 +327,4 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
     return ItemOutcome.rejected(kind, reason, code, ack=ack, controlId=header.control_id if header else None)
 
 
-__all__ = ["ACK_CODES", "ADAPTERS", "begin_write", "process_message", "reject_message"]
+__all__ = ["ACK_CODES", "ADAPTERS", "process_message", "reject_message", "write_session"]

@@ -79,7 +79,7 @@ class ServiceHandlers:
     def fhir_resource(self, context: AppContext, resource: dict[str, Any], *, source: str) -> list[ItemOutcome]:
         from api.fhir_service import process_resource
 
-        return list(process_resource(context, resource, agent=self.agent, source=source))
+        return list(process_resource(context, resource, agent=self.agent, source=source, channel=self.channel))
 
     def dicom_file(self, context: AppContext, path: Path) -> ItemOutcome:
         from imaging.adapters import ingest_dicom_file
@@ -115,7 +115,7 @@ class IngestReport:
         key = (outcome.error_code or "input", outcome.reason or "rejected without a reason")
         self.rejected[outcome.kind][key] += 1
         examples = self.examples[(outcome.kind, *key)]
-        if len(examples) < EXAMPLES_PER_REASON:
+        if len(examples) < EXAMPLES_PER_REASON and source not in examples:
             examples.append(source)
 
     def reject(self, kind: str, reason: str, source: str, code: str = "input") -> None:
@@ -276,6 +276,8 @@ def _apply_dicom(context: AppContext, handlers: IngestHandlers, found: Detected,
         outcome = handlers.dicom_file(context, found.path)
     except PriorscanError as exc:
         outcome = ItemOutcome.rejected("DICOM", exc.message, exc.code)
+    except ImportError as exc:  # the handler itself is missing: our fault, not the file's
+        outcome = _unexpected("DICOM", source, exc)
     except Exception as exc:  # pydicom raises many kinds on a corrupt file
         log.warning("DICOM file %s could not be read (%s)", source, type(exc).__name__)
         outcome = ItemOutcome.rejected("DICOM", f"DICOM file could not be read ({type(exc).__name__})",

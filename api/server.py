@@ -104,11 +104,11 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
             http.force_exit = True
         stop.set()
 
-    installed: list[int] = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    installed: list[signal.Signals] = []
+    for handled in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread / platform
-            loop.add_signal_handler(signum, on_signal, signum)
-            installed.append(signum)
+            loop.add_signal_handler(handled, on_signal, int(handled))
+            installed.append(handled)
 
     mllp_server: asyncio.AbstractServer | None = None
     try:
@@ -142,8 +142,8 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
     finally:
         if mllp_server is not None:
             mllp_server.close()
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+        for handled in installed:
+            loop.remove_signal_handler(handled)
 
 
 def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from dedupe.dose import dose_avoided
+from dedupe.orders import CANCELLED as ORDER_CANCELLED
+from dedupe.orders import set_order_status
 from dedupe.rules import RuleSet
 from dedupe.storage import insert_unless_exists
 from dedupe.tables import Alert, AlertEvent
@@ -63,6 +65,11 @@ class RaisedAlert:
     created: bool
 
 
+_ALERT_OF_ORDER = select(Alert.id, Alert.status).where(Alert.requesting_trust == bindparam("trust"),
+                                                      Alert.placer_order_number == bindparam("placer"))
+_EVENTS = AlertEvent.__table__.insert()
+
+
 def raise_alert(session: Session, *, regional_id: str | None, identity: str, requesting_trust: str | None,
                 placer_order_number: str | None, channel: str, verdict: str, request: Mapping[str, Any],
                 request_date: date | None, priors: list[dict[str, Any]], rules_version: str,
@@ -70,51 +77,43 @@ def raise_alert(session: Session, *, regional_id: str | None, identity: str, req
     """Raise the alert of a request, or refresh the one its order already has (one alert per order).
 
     An open alert takes the newest priors and verdict; one already acted on is left as it is (its justification
-    record stands) and returned.
+    record stands) and returned. Written with Core statements: this is on the request path of every check.
     """
+    checked = dict(regional_patient_id=regional_id, identity=identity, verdict=verdict, request=dict(request),
+                   request_date=request_date, priors=priors, shown_prior_uid=_first_uid(priors),
+                   rules_version=rules_version)
+    order = {"trust": requesting_trust, "placer": placer_order_number}
     if requesting_trust and placer_order_number:
-        existing = _alert_of_order(session, requesting_trust, placer_order_number)
+        existing = session.execute(_ALERT_OF_ORDER, order).first()
         if existing is not None:
-            return _recheck(session, existing, regional_id=regional_id, identity=identity, verdict=verdict,
-                            request=request, request_date=request_date, priors=priors, rules_version=rules_version,
-                            agent=agent)
-    values = dict(id=str(uuid.uuid4()), regional_patient_id=regional_id, identity=identity,
-                  requesting_trust=requesting_trust, placer_order_number=placer_order_number, channel=channel,
-                  verdict=verdict, request=dict(request), request_date=request_date, priors=priors,
-                  shown_prior_uid=_first_uid(priors), rules_version=rules_version, status=OPEN, created_by=agent.name)
-    created = insert_unless_exists(session, Alert, values, ("requesting_trust", "placer_order_number"))
+            return _recheck(session, existing.id, existing.status, checked, agent)
+    alert_id = str(uuid.uuid4())
+    created = insert_unless_exists(session, Alert, {
+        "id": alert_id, "requesting_trust": requesting_trust, "placer_order_number": placer_order_number,
+        "channel": channel, "status": OPEN, "created_by": agent.name, **checked,
+    }, ("requesting_trust", "placer_order_number"))
     if not created:  # another worker raised it a moment ago
-        existing = _alert_of_order(session, requesting_trust or "", placer_order_number or "")
-        assert existing is not None
-        return _recheck(session, existing, regional_id=regional_id, identity=identity, verdict=verdict,
-                        request=request, request_date=request_date, priors=priors, rules_version=rules_version,
-                        agent=agent)
-    session.add(AlertEvent(alert_id=values["id"], action="created", from_status=None, to_status=OPEN,
-                           actor=agent.name, detail={"verdict": verdict, "rulesVersion": rules_version,
-                                                     "channel": channel, "priors": len(priors)}))
-    return RaisedAlert(values["id"], OPEN, True)
+        existing = session.execute(_ALERT_OF_ORDER, order).one()
+        return _recheck(session, existing.id, existing.status, checked, agent)
+    session.execute(_EVENTS, {"alert_id": alert_id, "action": "created", "from_status": None, "to_status": OPEN,
+                              "actor": agent.name, "detail": {"verdict": verdict, "rulesVersion": rules_version,
+                                                              "channel": channel, "priors": len(priors)}})
+    return RaisedAlert(alert_id, OPEN, True)
 
 
 def _first_uid(priors: list[dict[str, Any]]) -> str | None:
     return next((p.get("studyInstanceUid") for p in priors if p.get("studyInstanceUid")), None)
 
 
-def _alert_of_order(session: Session, trust: str, placer: str) -> Alert | None:
-    return session.scalars(select(Alert).where(Alert.requesting_trust == trust,
-                                               Alert.placer_order_number == placer)).first()
-
-
-def _recheck(session: Session, alert: Alert, *, regional_id: str | None, identity: str, verdict: str,
-             request: Mapping[str, Any], request_date: date | None, priors: list[dict[str, Any]], rules_version: str,
-             agent: Agent) -> RaisedAlert:
-    if alert.status == OPEN:
-        alert.regional_patient_id, alert.identity, alert.verdict = regional_id, identity, verdict
-        alert.request, alert.request_date, alert.priors = dict(request), request_date, priors
-        alert.shown_prior_uid, alert.rules_version = _first_uid(priors), rules_version
-        session.add(AlertEvent(alert_id=alert.id, action="rechecked", from_status=OPEN, to_status=OPEN,
-                               actor=agent.name, detail={"verdict": verdict, "rulesVersion": rules_version,
-                                                         "priors": len(priors)}))
-    return RaisedAlert(alert.id, alert.status, False)
+def _recheck(session: Session, alert_id: str, status: str, checked: dict[str, Any], agent: Agent) -> RaisedAlert:
+    if status == OPEN:
+        session.execute(update(Alert).where(Alert.id == alert_id, Alert.status == OPEN)
+                        .values(**checked, updated_at=utcnow()))
+        session.execute(_EVENTS, {"alert_id": alert_id, "action": "rechecked", "from_status": OPEN, "to_status": OPEN,
+                                  "actor": agent.name, "detail": {"verdict": checked["verdict"],
+                                                                  "rulesVersion": checked["rules_version"],
+                                                                  "priors": len(checked["priors"])}})
+    return RaisedAlert(alert_id, status, False)
 
 
 def get_alert(session: Session, alert_id: str, *, trust: str | None = None) -> Alert:
@@ -127,7 +126,8 @@ def get_alert(session: Session, alert_id: str, *, trust: str | None = None) -> A
 
 def alert_of_order(session: Session, trust: str, placer_order_number: str) -> Alert | None:
     """The alert raised for the order ``placer_order_number`` of ``trust``, if any."""
-    return _alert_of_order(session, trust, placer_order_number)
+    return session.scalars(select(Alert).where(Alert.requesting_trust == trust,
+                                               Alert.placer_order_number == placer_order_number)).first()
 
 
 def _step(session: Session, alert: Alert, to_status: str, *, action: str, user: str | None, agent: Agent,
@@ -186,7 +186,8 @@ def override(session: Session, alert: Alert, rules: RuleSet, *, reason: Coding, 
 
 def cancel(session: Session, alert: Alert, rules: RuleSet, *, user: str | None, comment: str | None,
            agent: Agent, why: str = "request cancelled") -> Alert:
-    """The request was cancelled: record it and, unless the alert had been overridden, the dose avoided."""
+    """The request was cancelled: record it (its order too) and, unless the alert had been overridden, the dose
+    avoided."""
     if alert.status == CANCELLED:
         return alert
     counted = alert.status != OVERRIDDEN
@@ -195,6 +196,8 @@ def cancel(session: Session, alert: Alert, rules: RuleSet, *, user: str | None, 
         alert.dose_avoided_msv, alert.dose_avoided_basis = avoided.effective_dose_msv, avoided.basis
     if comment:
         alert.comment = comment
+    if alert.requesting_trust and alert.placer_order_number:
+        set_order_status(session, alert.requesting_trust, alert.placer_order_number, ORDER_CANCELLED)
     return _step(session, alert, CANCELLED, action="cancelled", user=user, agent=agent,
                  detail={"why": why, "comment": comment, "doseAvoidedMsv": alert.dose_avoided_msv if counted else None,
                          "doseAvoidedBasis": alert.dose_avoided_basis if counted else "not counted: overridden before"})

@@ -36,7 +36,7 @@ from dedupe.vocabulary import (
     normalise_modality,
     normalise_procedure,
 )
-from mpi import Demographics, PatientIndex
+from mpi import Demographics, PatientIndex, Resolution
 from priorscan.audit import Agent, record
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
@@ -48,6 +48,7 @@ class PatientQuery:
     """Who the request is about, as the requester knows them (any part may be missing)."""
 
     identifiers: tuple[tuple[str, str], ...] = ()
+    regional_id: str | None = None  # when the source already names the regional patient (FHIR Patient/<id>)
     family: str | None = None
     given: tuple[str, ...] = ()
     birth_date: date | None = None
@@ -74,7 +75,7 @@ class PatientQuery:
 class ProcedureQuery:
     """What is requested, as the requester sent it; either a code or a modality and body site suffices."""
 
-    code: ProcedureCode | None = None
+    codes: tuple[ProcedureCode, ...] = ()  # in order of preference; the first the code table knows wins
     modality: str | None = None
     body_site: str | None = None
     laterality: str | None = None
@@ -130,15 +131,25 @@ class CheckOutcome:
 
 def normalise_request(query: ProcedureQuery) -> NormalisedProcedure:
     """The requested procedure in the imaging vocabulary (the same normaliser as for studies)."""
-    codes = (query.code,) if query.code is not None else ()
     text = " ".join(filter(None, (query.body_site, query.description))) or None
-    found = normalise_procedure(codes, text, modality_hint=query.modality)
+    found = normalise_procedure(query.codes, text, modality_hint=query.modality)
     if found.modality is None and query.modality:
         found = replace(found, modality=normalise_modality(query.modality))
     laterality = normalise_laterality(query.laterality) if query.laterality else None
     if laterality is not None:
         found = replace(found, laterality=laterality)
     return found
+
+
+def _resolve(index: PatientIndex, patient: PatientQuery) -> Resolution:
+    """Who the request is about: a named regional patient (following merges), else identifiers and demographics."""
+    if patient.regional_id:
+        found = index.regional_patient(patient.regional_id)
+        if found is not None:
+            return Resolution(found.id, "confirmed", 1.0, [found.id])
+        if not patient.identifiers and not patient.has_demographics:
+            return Resolution(None, "unknown")
+    return index.resolve(list(patient.identifiers), patient.demographics())
 
 
 def _age(birth: date | None, on: date) -> int | None:
@@ -199,10 +210,10 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
     """
     query = request.procedure
     index = PatientIndex(session, trusts)
-    resolution = index.resolve(list(request.patient.identifiers), request.patient.demographics())
+    resolution = _resolve(index, request.patient)
     regional_id = resolution.regional_id
     normalised = normalise_request(query)
-    code = normalised.code or query.code
+    code = normalised.code or (query.codes[0] if query.codes else None)
     procedure = Procedure(normalised.modality, normalised.body_region, normalised.laterality,
                           code.system if code else None, code.code if code else None)
     requested_at = query.requested_at or now or datetime.now(UTC)

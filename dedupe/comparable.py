@@ -17,8 +17,9 @@ Days ago
     info and 91 days ago not shown. An exam performed after the request (a historic order replayed late) is no prior.
 
 Tier, in this order
-    1. the table: the rule of the request's modality and region group gives warning / info / nothing;
-       an outstanding order or scheduled exam for a comparable procedure is flagged at any age (``outstanding-order``);
+    1. the table: the rule of the request's modality and region group gives warning / info / nothing (a prior with
+       the same procedure code whose region no rule names takes the rule file's ``same_procedure`` windows); an
+       outstanding order or scheduled exam for a comparable procedure is flagged at any age (``outstanding-order``);
     2. paediatric (under 16 at the request date) and ionising: the info tier is escalated to warning;
     3. trauma / emergency / STAT, oncology staging / restaging / surveillance, planned follow-up: warning is downgraded
        to info (never suppressed: the prior is still shown with its image link) — except in pregnancy (ionising,
@@ -129,6 +130,13 @@ def rule_for(rules: RuleSet, procedure: Procedure) -> Rule | None:
     return None
 
 
+def _same_procedure(rules: RuleSet, procedure: Procedure) -> Rule | None:
+    fallback = rules.same_procedure
+    if fallback is None or (procedure.modality and procedure.modality not in fallback.modalities):
+        return None
+    return fallback
+
+
 def match_kind(request: Procedure, exam: Procedure) -> str | None:
     """How ``exam`` is comparable with ``request`` (by code, or by modality and region), or None."""
     if not laterality_compatible(request.laterality, exam.laterality):
@@ -224,12 +232,15 @@ def judge(rules: RuleSet, request: RequestFacts, exams: Iterable[Exam]) -> Judge
         if how is None:
             continue
         days = days_between(exam.on_date, request.request_date) if exam.on_date else 0
-        exam_rule = rule or (rule_for(rules, exam.procedure) if how == BY_CODE else None)
+        exam_rule = rule
+        if exam_rule is None and how == BY_CODE:
+            exam_rule = rule_for(rules, exam.procedure) or _same_procedure(rules, exam.procedure)
         base: Severity | None = exam_rule.tier(days) if exam_rule else None
-        rule_id = exam_rule.id if exam_rule else OUTSTANDING_ORDER
+        rule_id = exam_rule.id if exam_rule else ""
         rule_text = exam_rule.describe() if exam_rule else ""
-        if exam.outstanding and (base is None or _RANK[rules.outstanding_orders.severity] > _RANK[base]):
-            base = rules.outstanding_orders.severity
+        if exam.outstanding:
+            flagged = rules.outstanding_orders.severity
+            base = flagged if base is None or _RANK[flagged] > _RANK[base] else base
             rule_id, rule_text = OUTSTANDING_ORDER, "outstanding order or scheduled exam for a comparable procedure"
         if base is None:
             continue

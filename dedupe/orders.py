@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from dedupe.storage import insert_unless_exists
+from dedupe.storage import upsert
 from imaging.tables import ImagingOrder
 from mpi.tables import SourceRecord
+from priorscan.db import utcnow
 
 ACTIVE = "active"
 COMPLETED = "completed"
@@ -41,33 +42,32 @@ class OrderFacts:
     ordered_at: datetime | None
 
 
+_RECORDS_OF = (select(SourceRecord.id, SourceRecord.trust_ods)
+               .where(SourceRecord.regional_patient_id == bindparam("regional_id"), SourceRecord.active.is_(True))
+               .order_by(SourceRecord.id))
+
+
 def source_record_for(session: Session, regional_id: str, trust: str | None) -> int | None:
     """The patient's source record to hang an order on: the requesting trust's active record, else any active one."""
-    rows = session.execute(select(SourceRecord.id, SourceRecord.trust_ods)
-                           .where(SourceRecord.regional_patient_id == regional_id, SourceRecord.active.is_(True))
-                           .order_by(SourceRecord.id)).all()
+    rows = session.execute(_RECORDS_OF, {"regional_id": regional_id}).all()
     if not rows:
         return None
     return next((r.id for r in rows if trust and r.trust_ods == trust), rows[0].id)
 
 
 def record_order(session: Session, facts: OrderFacts, *, source_record_id: int | None,
-                 status: str | None = None) -> ImagingOrder:
-    """Create the order, or update the one with the same trust and placer number (``status`` only when given)."""
-    values = {name: getattr(facts, name) for name in OrderFacts.__dataclass_fields__}
-    insert_unless_exists(session, ImagingOrder, {**values, "source_record_id": source_record_id,
-                                                 "status": status or ACTIVE},
-                         ("requesting_trust", "placer_order_number"))
-    order = find_order(session, facts.requesting_trust, facts.placer_order_number)
-    assert order is not None
-    for name, value in values.items():
-        if value is not None:
-            setattr(order, name, value)
-    if source_record_id is not None:
-        order.source_record_id = source_record_id
+                 status: str | None = None) -> None:
+    """Create the order, or update the one with the same trust and placer number.
+
+    Values not known now (None) keep what is stored; ``status`` is set only when given (a new order is active).
+    """
+    values: dict[str, object] = {name: getattr(facts, name) for name in OrderFacts.__dataclass_fields__}
+    values.update(source_record_id=source_record_id, updated_at=utcnow())
+    overwrite = ["updated_at"]
     if status is not None:
-        order.status = status
-    return order
+        values["status"] = status
+        overwrite.append("status")
+    upsert(session, ImagingOrder, values, ("requesting_trust", "placer_order_number"), overwrite=overwrite)
 
 
 def find_order(session: Session, trust: str, placer_order_number: str) -> ImagingOrder | None:

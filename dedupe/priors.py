@@ -12,12 +12,29 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from dedupe.comparable import Exam, Procedure, local_date
 from imaging.tables import ImagingOrder, Study
 from mpi.tables import SourceRecord
+
+_STUDIES = (
+    select(Study.study_instance_uid, Study.accession_number, Study.performing_trust, Study.status, Study.modality,
+           Study.body_region, Study.laterality, Study.procedure_system, Study.procedure_code, Study.description,
+           Study.study_date, Study.study_datetime, Study.effective_dose_msv)
+    .join(SourceRecord, SourceRecord.id == Study.source_record_id)
+    .where(SourceRecord.regional_patient_id == bindparam("regional_id"), Study.status != "cancelled",
+           or_(Study.study_date >= bindparam("since"), Study.status == "scheduled"))
+)
+_ORDERS = (
+    select(ImagingOrder.requesting_trust, ImagingOrder.placer_order_number, ImagingOrder.filler_order_number,
+           ImagingOrder.status, ImagingOrder.modality, ImagingOrder.body_region, ImagingOrder.laterality,
+           ImagingOrder.procedure_system, ImagingOrder.procedure_code, ImagingOrder.description,
+           ImagingOrder.ordered_at, ImagingOrder.created_at)
+    .join(SourceRecord, SourceRecord.id == ImagingOrder.source_record_id)
+    .where(SourceRecord.regional_patient_id == bindparam("regional_id"), ImagingOrder.status == "active")
+)
 
 
 def patient_exams(session: Session, regional_id: str, *, since: date, timezone: str,
@@ -38,22 +55,9 @@ def patient_exams(session: Session, regional_id: str, *, since: date, timezone: 
         ``(trust, {placer and filler numbers})`` of the request being checked: its own order, and a study of that
         trust with one of those numbers as accession number, are not priors of itself.
     """
-    studies = session.execute(
-        select(Study.study_instance_uid, Study.accession_number, Study.performing_trust, Study.status, Study.modality,
-               Study.body_region, Study.laterality, Study.procedure_system, Study.procedure_code, Study.description,
-               Study.study_date, Study.study_datetime, Study.effective_dose_msv)
-        .join(SourceRecord, SourceRecord.id == Study.source_record_id)
-        .where(SourceRecord.regional_patient_id == regional_id, Study.status != "cancelled",
-               or_(Study.study_date >= since, Study.status == "scheduled"))
-    ).all()
-    orders = session.execute(
-        select(ImagingOrder.requesting_trust, ImagingOrder.placer_order_number, ImagingOrder.filler_order_number,
-               ImagingOrder.status, ImagingOrder.modality, ImagingOrder.body_region, ImagingOrder.laterality,
-               ImagingOrder.procedure_system, ImagingOrder.procedure_code, ImagingOrder.description,
-               ImagingOrder.ordered_at, ImagingOrder.created_at)
-        .join(SourceRecord, SourceRecord.id == ImagingOrder.source_record_id)
-        .where(SourceRecord.regional_patient_id == regional_id, ImagingOrder.status == "active")
-    ).all()
+    connection = session.connection()  # Core: no ORM entities are needed to judge
+    studies = connection.execute(_STUDIES, {"regional_id": regional_id, "since": since}).all()
+    orders = connection.execute(_ORDERS, {"regional_id": regional_id}).all()
     own_trust, own_numbers = own_order if own_order else (None, set())
     exams: list[Exam] = []
     for s in studies:

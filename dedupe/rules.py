@@ -160,6 +160,8 @@ class RuleSet(_Strict):
     timezone: str = "Europe/London"
     ionising_modalities: tuple[str, ...]
     rules: tuple[Rule, ...] = Field(min_length=1)
+    same_procedure: Rule | None = Field(default=None, description="windows for the same procedure code when no rule "
+                                        "names its region (e.g. the region could not be read)")
     outstanding_orders: OutstandingOrders = OutstandingOrders()
     exceptions: Exceptions
     override_reasons: tuple[OverrideReason, ...] = Field(min_length=1)
@@ -184,7 +186,8 @@ class RuleSet(_Strict):
 
     @property
     def longest_window_days(self) -> int:
-        return max((r.look_back_days or 0) for r in self.rules)
+        rules = (*self.rules, self.same_procedure) if self.same_procedure else self.rules
+        return max((r.look_back_days or 0) for r in rules)
 
     def override_reason(self, system: str | None, code: str | None) -> OverrideReason | None:
         """The configured override reason with ``code`` (in ``system`` when given)."""
@@ -219,6 +222,8 @@ def check_vocabulary(rule_set: RuleSet, vocabulary: Vocabulary) -> list[str]:
     check("ionising_modalities", rule_set.ionising_modalities, ())
     for i, rule in enumerate(rule_set.rules):
         check(f"rules[{i}] ({rule.id})", rule.modalities, rule.regions)
+    if rule_set.same_procedure is not None:
+        check("same_procedure", rule_set.same_procedure.modalities, rule_set.same_procedure.regions)
     for i, dose in enumerate(rule_set.typical_doses):
         check(f"typical_doses[{i}]", dose.modalities, dose.regions)
     check("exceptions.pregnancy", (), rule_set.exceptions.pregnancy.regions)

@@ -53,7 +53,11 @@ def read_dicom_file(path: Path) -> Dataset:
         try:
             return dcmread(path, stop_before_pixels=True)
         except InvalidDicomError:
-            return dcmread(path, stop_before_pixels=True, force=True)
+            ds = dcmread(path, stop_before_pixels=True, force=True)
+    # without a preamble any bytes "parse": insist on the identifying attributes of a real object
+    if (0x0008, 0x0016) not in ds and (0x0020, 0x000D) not in ds:
+        raise InvalidDicomError("no DICOM preamble and no SOP Class or Study Instance UID")
+    return ds
 
 
 def dataset_from_json(dataset: dict[str, Any]) -> Dataset:

@@ -84,10 +84,13 @@ class StudyIndex:
         return self._patients
 
     def find(self, study_instance_uid: str, *, lock: bool = False) -> Study | None:
-        query = select(Study).where(Study.study_instance_uid == study_instance_uid)
+        """The study with that UID (row-locked when ``lock``), its source record loaded alongside."""
+        query = (select(Study, SourceRecord).outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
+                 .where(Study.study_instance_uid == study_instance_uid))
         if lock:
-            query = query.with_for_update()
-        return self.session.scalars(query).first()
+            query = query.with_for_update(of=Study)
+        row = self.session.execute(query).first()
+        return row[0] if row is not None else None
 
     # --- the one write ------------------------------------------------------------------------------------------
 
@@ -115,11 +118,15 @@ class StudyIndex:
     def _attach_patient(self, study: Study, facts: StudyFacts, actor: str) -> tuple[str, str | None, str | None]:
         identity = facts.patient
         current = self.session.get(SourceRecord, study.source_record_id) if study.source_record_id else None
-        if identity.resolved:
+        if identity.resolved and current is not None and (current.namespace, current.local_id) == (
+                identity.namespace, (identity.local_id or "").strip()):
+            pass  # the identifier the study already follows (every image of a study says it again)
+        elif identity.resolved:
             record = self.patients.get_record(RecordKey(identity.namespace or "", identity.local_id or ""))
             if record is None:
-                outcome = self.patients.upsert(identity.demographics(), event=f"{facts.source}-study",
-                                               actor=actor, source_kind="dicom", provisional=True)
+                kind = {"oru": "hl7", "fhir": "fhir"}.get(facts.source, "dicom")
+                outcome = self.patients.upsert(identity.demographics(), event=f"{facts.source}-study"[:40],
+                                               actor=actor, source_kind=kind, provisional=True)
                 record = self.session.get(SourceRecord, outcome.source_record_id)
             keep_current = (current is not None and record is not None and current.id != record.id
                             and not current.provisional and record.provisional)

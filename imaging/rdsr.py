@@ -74,6 +74,7 @@ _TAG_SCHEME = Tag(0x0008, 0x0102)
 _TAG_MEANING = Tag(0x0008, 0x0104)
 _TAG_LONG_CODE = Tag(0x0008, 0x0119)
 _TAG_URN_CODE = Tag(0x0008, 0x0120)
+_BINARY_VRS = {"FD", "FL", "US", "UL", "SS", "SL", "SV", "UV", "OF", "OD"}
 
 
 def raw_text(ds: Dataset, tag: Any) -> str | None:
@@ -85,6 +86,11 @@ def raw_text(ds: Dataset, tag: Any) -> str | None:
     if elem is None:
         return None
     value = elem.value
+    if isinstance(value, bytes) and getattr(elem, "VR", None) in _BINARY_VRS:
+        try:
+            value = ds[tag].value  # binary numbers need pydicom's decoding (byte order)
+        except (ValueError, TypeError, KeyError):
+            return None
     if value is None:
         return None
     if isinstance(value, bytes):
@@ -470,8 +476,8 @@ def parse_dose_report(ds: Dataset) -> DoseReport:
         return DoseReport("radiopharmaceutical", sop_uid, study_uid, key, "NM", events, [], reader.notes)
     procedure_node = root.find(PROCEDURE_REPORTED)
     procedure = procedure_node.code if procedure_node else None
-    is_ct = (procedure is not None and (procedure.value in _CT_PROCEDURE or "computed tomography" in procedure.meaning)) \
-        or root.find(CT_ACQUISITION) is not None
+    is_ct = root.find(CT_ACQUISITION) is not None or (
+        procedure is not None and (procedure.value in _CT_PROCEDURE or "computed tomography" in procedure.meaning))
     if is_ct:
         events, planes = _ct(root, reader, sop_uid)
         return DoseReport("ct", sop_uid, study_uid, key, "CT", events, planes, reader.notes)

@@ -61,6 +61,7 @@ class Study(Base):
     accumulated_dose: Mapped[dict | None] = mapped_column(JSONType)  # report key -> totals (imaging.dose)
 
     sources: Mapped[list | None] = mapped_column(JSONType)  # which feeds told us about it (dicom, qido, oru, fhir)
+    remote_instances: Mapped[int | None] = mapped_column(Integer)  # instances a DICOMweb source last reported
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -41,7 +41,7 @@ class NhsNumberAllocator:
     capacity = 909_000  # of the 10^6 nine-digit stems, about 1 in 11 has no valid check digit
 
     def __init__(self, salt: int = 0) -> None:
-        self._step = _coprime_step(_NHS_SPACE, 387_403)
+        self._step = _coprime_step(_NHS_SPACE, 618_034)
         self._offset = salt % _NHS_SPACE
         self._next_issued = 0
         self._next_unissued = _NHS_SPACE - 1
@@ -96,7 +96,8 @@ class PatternNumbers:
         self.pattern = pattern or r"^\d{8}$"
         self._slots = self._parse(self.pattern)
         self.space = math.prod(len(alphabet) for alphabet in self._slots)
-        self._step = _coprime_step(self.space, 7_919 + salt % 1_000)
+        # a step near the golden section of the space scatters consecutive numbers across it
+        self._step = _coprime_step(self.space, int(self.space * 0.6180339887) + salt % 1_000)
         self._offset = (salt * 104_729) % self.space
         self._next = 0
 

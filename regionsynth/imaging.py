@@ -215,7 +215,8 @@ class StudyFactory:
         dicom = study.feed == "dicom"
 
         def series(number: int, description: str, laterality: str = p.laterality, view: str = "") -> Series:
-            s = Series(self.uids.next("series"), number, p.modality, description, laterality, view)
+            uid = self.uids.next("series") if study.feed != "oru" else ""  # ORU results name no series
+            s = Series(uid, number, p.modality, description, laterality, view)
             study.series.append(s)
             return s
 

@@ -164,6 +164,9 @@ class OrderFactory:
         if scenario == "oncology" and age < 18:
             scenario = "new"
         order_record = rng.choice(active)
+        if scenario == "trauma":  # major trauma goes to an acute trust, not the specialist centre
+            acute = [r for r in active if r.trust != "RPC"]
+            order_record = rng.choice(acute) if acute else order_record
         priority, reason = ("urgent" if rng.random() < 0.2 else "routine"), ""
         if scenario == "new":
             procedure = self.studies.picker.pick(rng, person.sex, age)
@@ -209,8 +212,9 @@ class OrderFactory:
         if scenario == "paediatric":
             code = rng.choice(("XWRIL", "XWRIR", "XANKL", "XANKR", "XELBL", "XELBR"))
             return codes[code], rng.randrange(15, 29), rng.choice(active)
-        procedure = codes[rng.choice(("CHEAD", "CCHAPC", "CABPEC", "CPULA", "MHEAD", "MSPIL", "XCHES", "XKNEL",
-                                      "XWRIR", "CCHEC", "MKNER"))]
+        planned = [codes[c] for c in ("CHEAD", "CCHAPC", "CABPEC", "CPULA", "MHEAD", "MSPIL", "XCHES", "XKNEL",
+                                      "XWRIR", "CCHEC", "MKNER")]
+        procedure = rng.choice([p for p in planned if p.suits(person.sex, age)] or [codes["XCHES"]])
         warning, _ = windows(procedure)
         gap = rng.randrange(1, (warning or 14) + 1)
         return procedure, gap, elsewhere if scenario == "cross-trust-repeat" else order_record

@@ -186,7 +186,8 @@ class PopulationGenerator:
             self._partner(rng, parent, mother_age, add, opposite=True)
         ages = [eldest]
         for _ in range(self._children(rng) - 1):
-            ages.append(max(ages[-1] - rng.randrange(1, 5), 0))
+            if ages[-1] - 1 >= 0:
+                ages.append(max(ages[-1] - rng.randrange(1, 5), 0))
         for age in ages:
             birth = self._birth_date(rng, age)
             sex = rng.choice("FM")

@@ -21,6 +21,7 @@ Output layout::
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import uuid
@@ -37,7 +38,7 @@ from priorscan.errors import InputError
 from priorscan.trusts import Trust, TrustRegistry
 from regionsynth import fhir_feeds
 from regionsynth.corruption import ErrorModel
-from regionsynth.dicom_files import DicomWriter
+from regionsynth.dicom_files import DicomWriterPool, plan
 from regionsynth.geography import Geography
 from regionsynth.hl7_feeds import Hl7Dialect
 from regionsynth.identifiers import NhsNumberAllocator, UidFactory
@@ -90,7 +91,8 @@ class RegionWriter:
         Error rates, volumes and feed dialects.
     """
 
-    def __init__(self, request: RegionRequest, trusts: TrustRegistry, settings: SynthSettings) -> None:
+    def __init__(self, request: RegionRequest, trusts: TrustRegistry, settings: SynthSettings,
+                 workers: int = 0) -> None:
         if request.people < 1:
             raise InputError("--people must be at least 1", code="input.synth-people")
         if request.people > NhsNumberAllocator.capacity:
@@ -120,7 +122,7 @@ class RegionWriter:
                                    self.as_of, settings.volumes.order_window_days)
         self.dialects = {ods: Hl7Dialect(ods, p) for ods, p in self.profiles.items() if p.hl7_version}
         self.feeds = FeedSet(self.out / SCRATCH, settings.spill_bytes)
-        self.dicom = DicomWriter(self.out / "dicom", self.trusts, self.profiles)
+        self.dicom = DicomWriterPool(self.out / "dicom", workers)
         self.truth = TruthWriter(self.out / "truth", {ods: t.fhir_system for ods, t in self.trusts.items()})
         self.tally: Tally[str] = Tally()
 
@@ -142,20 +144,30 @@ class RegionWriter:
     # -- feeds -------------------------------------------------------------------------------------------------------
     def _hl7(self, ods: str, name: str):  # type: ignore[no-untyped-def]
         p = self.profiles[ods]
-        return self.feeds.feed(f"hl7/{ods}/{name}", lambda: Hl7FileWriter(self.out / "hl7" / ods / f"{name}.hl7",
+        return self.feeds.feed(f"hl7/{ods}/{name}.hl7", lambda: Hl7FileWriter(self.out / "hl7" / ods / f"{name}.hl7",
                                                                           p.segment_end, p.mllp))
 
     def _ndjson(self, ods: str, name: str):  # type: ignore[no-untyped-def]
-        return self.feeds.feed(f"fhir/{ods}/{name}", lambda: NdjsonWriter(self.out / "fhir" / ods / f"{name}.ndjson"))
+        return self.feeds.feed(f"fhir/{ods}/{name}.ndjson",
+                               lambda: NdjsonWriter(self.out / "fhir" / ods / f"{name}.ndjson"))
 
     def _bundles(self, ods: str, name: str):  # type: ignore[no-untyped-def]
         s = self.settings
-        return self.feeds.feed(f"fhir/{ods}/{name}", lambda: BundleWriter(
+        return self.feeds.feed(f"fhir/{ods}/{name}-NNNN.json", lambda: BundleWriter(
             self.out / "fhir" / ods, name, s.bundle_entries, s.batch_bundle_every, ods.lower(), fhir_feeds.instant))
 
     # -- generation --------------------------------------------------------------------------------------------------
     def run(self, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Generate the whole region; return the manifest."""
+        try:
+            return self._run(progress)
+        except BaseException:
+            self.dicom.terminate()
+            self.truth.close()
+            self.feeds.abandon()
+            raise
+
+    def _run(self, progress: Callable[[int], None] | None) -> dict[str, Any]:
         made, household = 0, 0
         while made < self.request.people:
             household += 1
@@ -269,8 +281,10 @@ class RegionWriter:
         self.tally["studies"] += 1
         self.tally["studies re-sent"] += study.resent
         if study.feed == "dicom":
-            files = self.dicom.write(study, state, self.uids.next,
-                                     rng.random() < self.settings.volumes.other_patient_ids_share)
+            job = plan(study, state, trust, self.profiles[ods], self.uids.next,
+                       rng.random() < self.settings.volumes.other_patient_ids_share)
+            files = job.files()
+            self.dicom.submit(job)
             self.truth.dicom_files(study, files)
             self.tally["dicom files"] += len(files)
         else:
@@ -319,6 +333,7 @@ class RegionWriter:
 
     # -- finishing ---------------------------------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any]:
+        self.dicom.close()
         feed_counts = self.feeds.close()
         self.truth.close()
         files = []
@@ -359,7 +374,7 @@ class RegionWriter:
 
 
 def generate_region(request: RegionRequest, trusts: TrustRegistry, settings: SynthSettings | None = None,
-                    progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                    progress: Callable[[int], None] | None = None, workers: int | None = None) -> dict[str, Any]:
     """Write a synthetic region to ``request.out`` and return its manifest.
 
     Parameters
@@ -372,6 +387,9 @@ def generate_region(request: RegionRequest, trusts: TrustRegistry, settings: Syn
         Error rates, volumes and feed dialects; the documented defaults when None.
     progress
         Called now and then with the number of people written so far.
+    workers
+        Processes that encode and write DICOM files alongside the generator (0: none, the generator writes them;
+        default: one when there is more than one CPU). The output does not depend on it.
 
     Returns
     -------
@@ -384,4 +402,6 @@ def generate_region(request: RegionRequest, trusts: TrustRegistry, settings: Syn
         When the output folder holds something other than an earlier region, or the size is out of range.
     """
     _prepare(request.out)
-    return RegionWriter(request, trusts, settings or SynthSettings()).run(progress)
+    if workers is None:
+        workers = 1 if (os.cpu_count() or 1) > 1 else 0
+    return RegionWriter(request, trusts, settings or SynthSettings(), workers).run(progress)

@@ -40,12 +40,14 @@ class Volumes(BaseModel):
 
     tests_per_person_year: float = Field(0.8, gt=0, description="imaging tests per person per year (NHS England)")
     modality_mix: dict[str, float] = Field(
-        default_factory=lambda: {"XR": 47.0, "US": 23.0, "CT": 15.0, "MR": 8.5, "MG": 1.0, "NM": 0.6, "RF": 0.4},
-        description="relative share of studies by modality")
+        default_factory=lambda: {"XR": 47.0, "US": 23.0, "CT": 15.0, "MR": 8.5, "MG": 3.0, "NM": 0.8, "RF": 0.5},
+        description="relative share of studies by modality among procedures the patient can have (mammography is "
+                    "weighted up because only women over 30 qualify; the observed mix is XR 47, US 23, CT 15, MR 9, "
+                    "other 2 per cent)")
     follow_up_share: float = Field(0.12, ge=0, le=1, description="studies followed by a comparable one within months")
     trust_count_weights: tuple[float, float, float] = Field((0.45, 0.40, 0.15),
                                                             description="chance of being registered at 1, 2, 3 trusts")
-    specialist_referral_share: float = Field(0.3, ge=0, le=1,
+    specialist_referral_share: float = Field(0.15, ge=0, le=1,
                                              description="chance that a second or third trust is the specialist centre")
     no_nhs_number_person: float = Field(0.01, ge=0, le=1, description="people with no NHS number (overseas visitors)")
     twin_share: float = Field(0.03, ge=0, le=1, description="children born as one of twins")

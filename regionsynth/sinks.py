@@ -11,7 +11,6 @@ Payloads are single lines: HL7 v2 messages with CR between segments, FHIR resour
 from __future__ import annotations
 
 import heapq
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -61,7 +60,8 @@ class SortedFeed:
     def _spill(self) -> None:
         self._buffer.sort()
         path = self.scratch / f"{self.name}.{len(self._runs):05d}.run"
-        with open(path, "w", encoding="utf-8", newline="") as run:
+        # newline="\n": payloads hold CR (HL7 segment ends), so only LF may end a line of a run
+        with open(path, "w", encoding="utf-8", newline="\n") as run:
             run.writelines(self._buffer)
         self._runs.append(path)
         self._buffer, self._bytes = [], 0
@@ -69,7 +69,7 @@ class SortedFeed:
     def close(self) -> int:
         """Merge everything queued into the feed file; return the number of items written."""
         self._buffer.sort()
-        handles: list[IO[str]] = [open(p, encoding="utf-8", newline="") for p in self._runs]
+        handles: list[IO[str]] = [open(p, encoding="utf-8", newline="\n") for p in self._runs]
         try:
             merged = heapq.merge(self._buffer, *handles)
             self.count = self.writer.write(_split(merged))
@@ -197,9 +197,14 @@ class FeedSet:
         """The feed called ``name``, created with ``make_writer()`` on first use."""
         feed = self.feeds.get(name)
         if feed is None:
-            feed = SortedFeed(make_writer(), self.scratch, name.replace(os.sep, "_"), self.spill_bytes)
+            feed = SortedFeed(make_writer(), self.scratch, f"{len(self.feeds):03d}", self.spill_bytes)
             self.feeds[name] = feed
         return feed
+
+    def abandon(self) -> None:
+        """Drop everything queued (after an error)."""
+        self.feeds = {}
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def close(self) -> dict[str, int]:
         """Write every feed; return items written per feed name."""

@@ -153,6 +153,7 @@ class TruthWriter:
     def close(self) -> None:
         for handle in self._handles.values():
             handle.close()
+        self._handles = {}
 
     def manifest(self, content: dict[str, Any]) -> Path:
         path = self.folder / "manifest.json"

@@ -12,10 +12,11 @@ the check's outcome travels with it three ways, so any client can read it:
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.context import AppContext
@@ -164,7 +165,7 @@ def check_request(ctx: AppContext, body: DuplicateCheckIn) -> CheckRequest:
     code = wanted.code
     codes = tuple(f"{c.system}|{c.code}" if c.system else c.code for c in wanted.reasonCode if c.code)
     procedure = ProcedureQuery(
-        code=ProcedureCode(code.system, code.code, code.display) if code and code.code else None,
+        codes=(ProcedureCode(code.system, code.code, code.display),) if code and code.code else (),
         modality=wanted.modality, body_site=wanted.bodySite, laterality=wanted.laterality,
         description=code.display if code else None, priority=wanted.priority,
         reason=RequestReason(wanted.reason, codes, wanted.pregnant),
@@ -189,23 +190,17 @@ def duplicate_check(body: DuplicateCheckIn, ctx: ContextDep, session: SessionDep
 # --- FHIR ServiceRequest ------------------------------------------------------------------------------------------
 
 @router.post("/fhir/ServiceRequest", status_code=status.HTTP_201_CREATED, response_model=None)
-async def create_service_request(request: Request, ctx: ContextDep, session: SessionDep,
-                                 principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
+def create_service_request(ctx: ContextDep, session: SessionDep, resource: dict[str, Any] = Body(...),
+                           principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
     """Store a ServiceRequest as an outstanding order and run the duplicate check on it."""
-    import json
-
-    try:
-        resource = json.loads(await request.body())
-    except ValueError as exc:
-        raise http_error(InputError("the body is not JSON", code="fhir")) from exc
     try:
         stored, outcome = apply_service_request_resource(session, ctx.trusts, active_rules(ctx.settings.rules_file),
                                                          resource, agent=principal.agent)
     except PriorscanError as exc:
         raise http_error(exc) from exc
     session.commit()
-    headers = {"X-Priorscan-Verdict": outcome.verdict, "Location": f"/fhir/ServiceRequest/{stored['id']}"}
-    if outcome.alert_id:
+    headers = {"X-Priorscan-Verdict": outcome.verdict if outcome else "not-checked"}
+    if outcome is not None and outcome.alert_id:
         headers["X-Priorscan-Alert-Id"] = outcome.alert_id
     return Response(json.dumps(stored), status_code=status.HTTP_201_CREATED, headers=headers,
                     media_type="application/fhir+json")

@@ -1,5 +1,177 @@
-"""Router placeholder: filled by the work on this resource."""
+"""The master patient index over HTTP for integration teams (scope ``priorscan/mpi-review``).
 
-from fastapi import APIRouter
+- ``GET /api/v1/mpi/review?limit=&offset=`` → open possible matches, each with both records and the explanation
+  (per-field weights and levels, the rule that stopped an automatic link).
+- ``POST /api/v1/mpi/review/{id}`` ``{"decision": "match" | "no-match"}``: a person's decision; it sticks.
+- ``POST /api/v1/mpi/link`` and ``/unlink`` ``{"a": {"system", "value"}, "b": {...}}``: the same person / not.
+- ``POST /api/v1/mpi/unmerge`` ``{"survivor": {...}, "retired": {...}}``: undo a merge.
+- ``GET /api/v1/mpi/patients/{regional_id}/history``: every link change with who or what made it and why.
 
-router = APIRouter()
+Every call is audited. Identifiers are ``system|value`` as sent by feeds (a trust's ODS code or alias works too).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import ContextDep, Principal, SessionDep, require
+from mpi import LinkOutcome, PatientIndex, RecordKey
+from mpi.review import link_history, review_queue
+from priorscan.audit import record
+from priorscan.errors import IdentityError, NotFoundError, PriorscanError
+
+MPI_REVIEW = "priorscan/mpi-review"
+
+router = APIRouter(prefix="/api/v1/mpi", tags=["mpi"])
+
+
+class IdentifierIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    system: str = Field(min_length=1, max_length=300)
+    value: str = Field(min_length=1, max_length=200)
+
+
+class PairIn(BaseModel):
+    a: IdentifierIn
+    b: IdentifierIn
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class UnmergeIn(BaseModel):
+    survivor: IdentifierIn
+    retired: IdentifierIn
+
+
+class DecisionIn(BaseModel):
+    decision: Literal["match", "no-match"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class OutcomeOut(BaseModel):
+    sourceRecordId: int
+    regionalId: str
+    linkState: str
+    score: float | None
+
+
+class ReviewListOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    total: int
+    items: list[dict[str, Any]]
+
+
+class HistoryOut(BaseModel):
+    regionalId: str
+    events: list[dict[str, Any]]
+
+
+def _error(exc: PriorscanError) -> HTTPException:
+    if isinstance(exc, NotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, detail=exc.message)
+    if isinstance(exc, IdentityError):
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.message)
+    return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail="internal error")
+
+
+def _key(index: PatientIndex, identifier: IdentifierIn) -> RecordKey:
+    return RecordKey(index.namespace_for(identifier.system), identifier.value.strip())
+
+
+def _out(outcome: LinkOutcome) -> dict[str, Any]:
+    return {"sourceRecordId": outcome.source_record_id, "regionalId": outcome.regional_id,
+            "linkState": outcome.link_state, "score": outcome.score}
+
+
+def _actor(principal: Principal) -> str:
+    return f"{principal.kind}:{principal.name}"
+
+
+@router.get("/review", response_model=ReviewListOut)
+def get_review_queue(session: SessionDep, principal: Principal = Depends(require(MPI_REVIEW)),
+                     limit: int = Query(default=50, ge=1, le=500),
+                     offset: int = Query(default=0, ge=0)) -> dict[str, Any]:
+    """Open possible matches, oldest first, with their explanation."""
+    total, items = review_queue(session, limit=limit, offset=offset)
+    record(session, principal.agent, action="R", event_type="rest", subtype="mpi-review-queue",
+           detail={"items": len(items), "total": total})
+    session.commit()
+    return {"total": total, "items": items}
+
+
+@router.post("/review/{item_id}", response_model=OutcomeOut)
+def decide_review(item_id: int, body: DecisionIn, ctx: ContextDep, session: SessionDep,
+                  principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
+    """Settle a possible match; the decision sticks through later updates and relinks."""
+    index = PatientIndex(session, ctx.trusts)
+    try:
+        outcome = index.resolve_review(item_id, body.decision, actor=_actor(principal))
+    except PriorscanError as exc:
+        raise _error(exc) from exc
+    record(session, principal.agent, action="U", event_type="rest", subtype="mpi-review-decision",
+           regional_patient_id=outcome.regional_id, entity=f"review/{item_id}",
+           detail={"decision": body.decision})
+    session.commit()
+    return _out(outcome)
+
+
+def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: SessionDep,
+                    principal: Principal) -> dict[str, Any]:
+    index = PatientIndex(session, ctx.trusts)
+    try:
+        a, b = _key(index, body.a), _key(index, body.b)
+        if operation == "link":
+            outcome = index.link(a, b, actor=_actor(principal), event="manual link")
+        else:
+            outcome = index.unlink(a, b, actor=_actor(principal), event="manual unlink")
+    except PriorscanError as exc:
+        raise _error(exc) from exc
+    record(session, principal.agent, action="U", event_type="rest", subtype=f"mpi-{operation}",
+           regional_patient_id=outcome.regional_id)
+    session.commit()
+    return _out(outcome)
+
+
+@router.post("/link", response_model=OutcomeOut)
+def link(body: PairIn, ctx: ContextDep, session: SessionDep,
+         principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
+    """The two records are the same person: their regional patients become one."""
+    return _pair_operation("link", body, ctx, session, principal)
+
+
+@router.post("/unlink", response_model=OutcomeOut)
+def unlink(body: PairIn, ctx: ContextDep, session: SessionDep,
+           principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
+    """The two records are different people: ``b`` gets a regional patient of its own."""
+    return _pair_operation("unlink", body, ctx, session, principal)
+
+
+@router.post("/unmerge", response_model=OutcomeOut)
+def unmerge(body: UnmergeIn, ctx: ContextDep, session: SessionDep,
+            principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
+    """Undo a merge: the retired record is active again, with a regional patient of its own."""
+    index = PatientIndex(session, ctx.trusts)
+    try:
+        outcome = index.unmerge(_key(index, body.survivor), _key(index, body.retired), actor=_actor(principal))
+    except PriorscanError as exc:
+        raise _error(exc) from exc
+    record(session, principal.agent, action="U", event_type="rest", subtype="mpi-unmerge",
+           regional_patient_id=outcome.regional_id)
+    session.commit()
+    return _out(outcome)
+
+
+@router.get("/patients/{regional_id}/history", response_model=HistoryOut)
+def history(regional_id: str, ctx: ContextDep, session: SessionDep,
+            principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
+    """Every link change of the patient's records, oldest first."""
+    patient = PatientIndex(session, ctx.trusts).regional_patient(regional_id)
+    if patient is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such regional patient")
+    events = link_history(session, regional_id)
+    record(session, principal.agent, action="R", event_type="rest", subtype="mpi-history",
+           regional_patient_id=regional_id, entity=f"Patient/{regional_id}")
+    session.commit()
+    return {"regionalId": regional_id, "events": events}

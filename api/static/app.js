@@ -337,7 +337,7 @@
     const verdict = alert.verdict === "info" ? "info" : "warning";
     const headingId = `alert-${alert.id}-title`;
     const error = el("div", { class: "banner banner-error", role: "alert", hidden: true });
-    const card = el("li", { class: `alert verdict-${verdict}`, "aria-labelledby": headingId, "data-alert-id": alert.id });
+    const card = el("li", { class: `alert alert--${verdict}`, "aria-labelledby": headingId, "data-alert-id": alert.id });
     const meta = [
       r.priority ? `Priority ${r.priority}` : null,
       alert.placerOrderNumber || r.placerOrderNumber ? `Order ${alert.placerOrderNumber || r.placerOrderNumber}` : null,
@@ -351,7 +351,7 @@
           el("p", { class: "alert-meta", text: meta }),
           r.reason ? el("p", { class: "alert-meta", text: `Indication: ${r.reason}` }) : null)),
       identityLine(alert),
-      renderPriors(alert.priors, "h3"),
+      ...renderPriors(alert.priors, "h3"),
       error,
       el("div", { class: "alert-actions" },
         el("button", {

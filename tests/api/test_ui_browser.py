@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +73,18 @@ def test_sign_in_is_refused_with_a_wrong_password(page: Any, live_server_sqlite)
 def test_radiographer_sees_and_overrides_an_alert(page: Any, live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 
+    from api.routers.ui import override_reasons
     from dedupe.tables import Alert
 
     context = live_server_sqlite.context
+    offered = override_reasons(context.settings.rules_file)  # the rule table's list, which the page offers
+    reason = next(r for r in offered if "protocol" in r.display.lower())
     make_user(context)
     alert_id = make_alert(context, priors=[
         make_prior(viewerUrl=VIEWER, description="CT CHEST ABDOMEN PELVIS WITH CONTRAST", daysAgo=12,
                    effectiveDoseMsv=9.6, trust="RA2"),
         make_prior(description="CT CHEST LOW DOSE", daysAgo=61, severity="info", trust="RYR", effectiveDoseMsv=None,
+                   studyDate=(date.today() - timedelta(days=61)).isoformat(),
                    studyInstanceUid="2.25.99", viewerUrl="https://pacs.region.example.nhs.uk/viewer?x=2.25.99")])
     other_trust = make_alert(context, requesting_trust="RXC", request={"modality": "XR", "bodySite": "chest"})
 
@@ -102,7 +107,8 @@ def test_radiographer_sees_and_overrides_an_alert(page: Any, live_server_sqlite)
     card.get_by_role("button", name=re.compile("Override alert")).click()
     card.get_by_role("button", name="Confirm override").click()
     expect(card.get_by_role("alert")).to_contain_text("Choose a reason")  # a reason is required
-    card.get_by_label("Reason").select_option(label="Different protocol or contrast phase")
+    assert card.get_by_label("Reason").locator("option").all_inner_texts()[1:] == [r.display for r in offered]
+    card.get_by_label("Reason").select_option(label=reason.display)
     card.get_by_role("button", name="Confirm override").click()
     expect(card.get_by_role("alert")).to_contain_text("Add a comment")  # and a comment
     card.get_by_label("Comment").fill("Arterial phase needed; prior was portal venous only.")
@@ -115,11 +121,30 @@ def test_radiographer_sees_and_overrides_an_alert(page: Any, live_server_sqlite)
     with context.sessions() as session:
         alert = session.scalars(select(Alert).where(Alert.id == alert_id)).one()
     assert alert.status == "overridden"
-    assert alert.reason_display == "Different protocol or contrast phase"
+    assert (alert.reason_system, alert.reason_code) == (reason.system, reason.code)
     assert alert.comment == "Arterial phase needed; prior was portal venous only."
 
     page.reload()  # the list comes from the server: still gone
     expect(page.get_by_text("No open alerts for your trust.")).to_be_visible()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert page.problems == []  # type: ignore[attr-defined]
+
+
+def test_check_a_request_shows_the_verdict(page: Any, live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
+
+    make_user(live_server_sqlite.context)
+    _sign_in(page, live_server_sqlite.base_url)
+    form = page.get_by_role("complementary", name="Check a request")
+    form.get_by_label("NHS number").fill("999 000 123")
+    form.get_by_label("Body site").fill("chest")
+    form.get_by_role("button", name="Check for recent imaging").click()
+    expect(form.get_by_role("alert")).to_contain_text("10 digits")  # checked before anything is sent
+    form.get_by_label("NHS number").fill("999 000 1235")
+    form.get_by_label("Modality").select_option("XR")
+    form.get_by_role("button", name="Check for recent imaging").click()
+    verdict = form.locator(".verdict")
+    expect(verdict).to_contain_text("Clear")  # nobody in the region has imaging yet
+    expect(verdict).to_contain_text("not found in the regional index")
     assert page.problems == []  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 07:51:15.302587
+Create Date: 2026-11-28 07:55:39.505661
 """
 from alembic import op
 import sqlalchemy as sa
@@ -370,11 +370,12 @@ def upgrade() -> None:
     sa.Column('agd_right_mgy', sa.Float(), nullable=True),
     sa.Column('administered_activity_mbq', sa.Float(), nullable=True),
     sa.Column('effective_dose_msv', sa.Float(), nullable=True),
-    sa.Column('effective_dose_method', sa.String(length=120), nullable=True),
+    sa.Column('effective_dose_method', sa.String(length=300), nullable=True),
     sa.Column('irradiation_events', sa.Integer(), nullable=True),
     sa.Column('dose_source', sa.String(length=20), nullable=True),
     sa.Column('accumulated_dose', priorscan.db.JSONType(), nullable=True),
     sa.Column('sources', priorscan.db.JSONType(), nullable=True),
+    sa.Column('remote_instances', sa.Integer(), nullable=True),
     sa.Column('created_at', priorscan.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', priorscan.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['source_record_id'], ['source_record.id'], name=op.f('fk_study_source_record_id_source_record')),

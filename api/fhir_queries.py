@@ -1,0 +1,465 @@
+"""Reading the index as FHIR: Patient read, PDQm search, ``Patient/$match`` and PIXm ``Patient/$ihe-pix``.
+
+Searches and matches answer with *regional* Patients (one per person, every linked identifier); a read answers with
+the Patient asked for (regional or source record). Every access is audited, one row per regional patient touched.
+Errors are :class:`~priorscan.errors.FHIRError` / :class:`~priorscan.errors.NotFoundError` codes that
+:func:`api.fhir_service.http_status` turns into statuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, or_, select, union
+from sqlalchemy.orm import Session
+
+from mpi.fhir_patient import (
+    FHIR_ID_SYSTEM,
+    GENDERS,
+    INTERNAL_SYSTEMS,
+    REGIONAL_ID_SYSTEM,
+    RegionalView,
+    client_namespace,
+    is_regional_id,
+    match_entry,
+    parse_source_resource_id,
+    read_patient,
+    regional_patient,
+    source_patient,
+)
+from mpi.nhs_number import normalise_nhs_number
+from mpi.service import PatientIndex
+from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord
+from priorscan.audit import Agent, record
+from priorscan.errors import FHIRError, NotFoundError
+from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
+
+MAX_COUNT = 100
+
+
+# --- look-ups -----------------------------------------------------------------------------------------------------
+
+def find_source_record(session: Session, resource_id: str, client: str) -> SourceRecord | None:
+    """The source record shown as ``Patient/<resource_id>``: ``src-<n>``, an id a client chose, or a file's id."""
+    pk = parse_source_resource_id(resource_id)
+    if pk is not None:
+        return session.get(SourceRecord, pk)
+    by_fhir_id = session.scalars(select(SourceRecord).join(SourceIdentifier,
+                                                           SourceIdentifier.source_record_id == SourceRecord.id)
+                                 .where(SourceIdentifier.system == FHIR_ID_SYSTEM,
+                                        SourceIdentifier.value == resource_id)).first()
+    if by_fhir_id is not None:
+        return by_fhir_id
+    return session.scalars(select(SourceRecord).where(SourceRecord.namespace == client_namespace(client),
+                                                      SourceRecord.local_id == resource_id)).first()
+
+
+def identifiers_of(session: Session, record_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
+    """Further identifiers of each source record (internal systems included; renderers leave them out)."""
+    out: dict[int, list[tuple[str, str]]] = {}
+    if not record_ids:
+        return out
+    rows = session.execute(select(SourceIdentifier.source_record_id, SourceIdentifier.system, SourceIdentifier.value)
+                           .where(SourceIdentifier.source_record_id.in_(list(record_ids)))
+                           .order_by(SourceIdentifier.id))
+    for record_id, system, value in rows:
+        out.setdefault(record_id, []).append((system, value))
+    return out
+
+
+def regional_views(session: Session, regional_ids: Sequence[str]) -> dict[str, RegionalView]:
+    """Regional patients with their source records and identifiers, in three queries."""
+    if not regional_ids:
+        return {}
+    patients = {p.id: p for p in session.scalars(select(RegionalPatient)
+                                                 .where(RegionalPatient.id.in_(list(regional_ids))))}
+    views = {rid: RegionalView(p) for rid, p in patients.items()}
+    records = list(session.scalars(select(SourceRecord).where(SourceRecord.regional_patient_id.in_(list(views)))
+                                   .order_by(SourceRecord.id)))
+    for rec in records:
+        views[rec.regional_patient_id].records.append(rec)  # type: ignore[index]
+    idents = identifiers_of(session, [r.id for r in records])
+    for view in views.values():
+        view.identifiers = {r.id: idents.get(r.id, []) for r in view.records}
+    return views
+
+
+def read_patient_resource(session: Session, trusts: TrustRegistry, resource_id: str, *, agent: Agent) -> dict[str, Any]:
+    """``GET Patient/<id>``: a regional Patient (``RP…``) or a source record; NotFoundError otherwise."""
+    if is_regional_id(resource_id):
+        survivor = PatientIndex(session, trusts).regional_patient(resource_id)
+        views = regional_views(session, [resource_id])
+        if survivor is None or resource_id not in views:
+            raise NotFoundError("no Patient with that id")
+        resource = regional_patient(views[resource_id], trusts, survivor_id=survivor.id)
+        regional_id = survivor.id
+    else:
+        found = find_source_record(session, resource_id, agent.name)
+        if found is None:
+            raise NotFoundError("no Patient with that id")
+        resource = source_patient(found, identifiers_of(session, [found.id]).get(found.id, []), trusts,
+                                  resource_id=resource_id)
+        regional_id = found.regional_patient_id
+    record(session, agent, action="R", event_type="rest", subtype="Patient read", regional_patient_id=regional_id,
+           entity=f"Patient/{resource_id}")
+    return resource
+
+
+# --- PDQm search ---------------------------------------------------------------------------------------------------
+
+SEARCH_PARAMETERS = ("_id", "identifier", "family", "given", "name", "birthdate", "gender", "address-postalcode",
+                     "_count", "_offset")
+_DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+
+
+def _date_range(value: str) -> tuple[str, date, date]:
+    prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
+    text = value[2:] if value[:2] in _DATE_PREFIXES else value
+    try:
+        if len(text) == 4:
+            start, end = date(int(text), 1, 1), date(int(text), 12, 31)
+        elif len(text) == 7:
+            start = date(int(text[:4]), int(text[5:7]), 1)
+            end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        else:
+            start = end = date.fromisoformat(text[:10])
+    except ValueError as exc:
+        raise FHIRError("birthdate is not a FHIR date", code="fhir.invalid") from exc
+    return prefix, start, end
+
+
+def _token_clause(trusts: TrustRegistry, token: str) -> Any:
+    system, sep, value = token.partition("|")
+    if not sep:
+        system, value = "", token
+    value = value.strip()
+    if not value:
+        raise FHIRError("identifier needs a value (system|value)", code="fhir.invalid")
+    if system == NHS_NUMBER_SYSTEM:
+        return SourceRecord.nhs_number == value.replace(" ", "")
+    if system == REGIONAL_ID_SYSTEM:
+        return SourceRecord.regional_patient_id == value
+    if system:
+        namespace = trusts.namespace(system)
+        return or_(and_(SourceRecord.namespace == namespace, SourceRecord.local_id == value),
+                   SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(
+                       SourceIdentifier.system == namespace, SourceIdentifier.value == value)))
+    return or_(SourceRecord.nhs_number == value.replace(" ", ""), SourceRecord.local_id == value,
+               SourceRecord.regional_patient_id == value,
+               SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(SourceIdentifier.value == value)))
+
+
+def _string_clause(column: Any, value: str, exact: bool, *, words: bool = False) -> Any:
+    if exact:
+        return column == value
+    lowered = func.lower(column)
+    clause = lowered.startswith(value.lower(), autoescape=True)
+    if words:  # given names are stored space separated: match the start of any of them
+        clause = or_(clause, lowered.contains(" " + value.lower(), autoescape=True))
+    return clause
+
+
+def _search_clauses(trusts: TrustRegistry, params: Sequence[tuple[str, str]]) -> tuple[list[Any], list]:
+    clauses: list[Any] = []
+    used: list[tuple[str, str]] = []
+    for raw_name, raw_value in params:
+        name, _, modifier = raw_name.partition(":")
+        values = [v.strip() for v in raw_value.split(",") if v.strip()]
+        if name not in SEARCH_PARAMETERS or name in ("_count", "_offset") or not values:
+            continue
+        exact = modifier == "exact"
+        used.append((raw_name, raw_value))
+        options: list[Any] = []
+        for value in values:
+            if name == "_id":
+                pk = parse_source_resource_id(value)
+                options.append(SourceRecord.regional_patient_id == value if pk is None else SourceRecord.id == pk)
+            elif name == "identifier":
+                options.append(_token_clause(trusts, value))
+            elif name == "family":
+                options.append(_string_clause(SourceRecord.family, value, exact))
+            elif name == "given":
+                options.append(_string_clause(SourceRecord.given, value, exact, words=True))
+            elif name == "name":
+                options.append(or_(_string_clause(SourceRecord.family, value, exact),
+                                   _string_clause(SourceRecord.given, value, exact, words=True)))
+            elif name == "gender":
+                if value not in GENDERS:
+                    raise FHIRError("gender is not one of male, female, other, unknown", code="fhir.invalid")
+                options.append(SourceRecord.sex == value)
+            elif name == "address-postalcode":
+                compact = "".join(value.upper().split())
+                options.append(func.replace(func.upper(SourceRecord.postcode), " ", "").startswith(
+                    compact, autoescape=True))
+            elif name == "birthdate":
+                prefix, start, end = _date_range(value)
+                column = SourceRecord.birth_date
+                options.append({"eq": and_(column >= start, column <= end), "ne": or_(column < start, column > end),
+                                "gt": column > end, "sa": column > end, "lt": column < start, "eb": column < start,
+                                "ge": column >= start, "le": column <= end,
+                                "ap": and_(column >= start - timedelta(days=365 // 10),
+                                           column <= end + timedelta(days=365 // 10))}[prefix])
+        clauses.append(or_(*options))
+    return clauses, used
+
+
+def _int_param(params: Sequence[tuple[str, str]], name: str, default: int, low: int, high: int) -> int:
+    for key, value in params:
+        if key == name:
+            try:
+                return max(low, min(high, int(value)))
+            except ValueError as exc:
+                raise FHIRError(f"{name} is not an integer", code="fhir.invalid") from exc
+    return default
+
+
+def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tuple[str, str]], *, agent: Agent,
+                    base: str) -> dict[str, Any]:
+    """PDQm ``GET Patient?…``: the regional Patients any of whose source records meet every parameter.
+
+    Parameters: ``_id``, ``identifier`` (``system|value`` or ``value``), ``family``, ``given``, ``name`` (string
+    search: case-insensitive prefix, ``:exact``), ``birthdate`` (with prefixes ``eq ne gt lt ge le sa eb ap``),
+    ``gender``, ``address-postalcode``; ``_count`` (at most 100) and ``_offset`` page. Values separated by commas
+    are alternatives; other parameters are ignored (the ``self`` link shows those used).
+    """
+    clauses, used = _search_clauses(trusts, params)
+    count = _int_param(params, "_count", 20, 0, MAX_COUNT)
+    offset = _int_param(params, "_offset", 0, 0, 10**9)
+    matching = select(SourceRecord.regional_patient_id).where(SourceRecord.regional_patient_id.is_not(None),
+                                                              *clauses).distinct().subquery()
+    total = session.scalar(select(func.count()).select_from(matching)) or 0
+    page = list(session.scalars(select(matching.c.regional_patient_id).order_by(matching.c.regional_patient_id)
+                                .offset(offset).limit(count))) if count else []
+    views = regional_views(session, page)
+    entries = [{"fullUrl": f"{base}/Patient/{rid}", "resource": regional_patient(views[rid], trusts),
+                "search": {"mode": "match"}} for rid in page if rid in views]
+    query = "&".join(f"{k}={v}" for k, v in used)
+    links = [{"relation": "self", "url": f"{base}/Patient?{query}&_count={count}&_offset={offset}".replace("?&", "?")}]
+    if offset + count < total and count:
+        links.append({"relation": "next",
+                      "url": f"{base}/Patient?{query}&_count={count}&_offset={offset + count}".replace("?&", "?")})
+    for rid in page or [None]:
+        record(session, agent, action="E", event_type="rest", subtype="Patient search", regional_patient_id=rid,
+               entity="Patient", detail={"parameters": sorted({k for k, _ in used}), "total": total})
+    return {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}
+
+
+# --- $match -----------------------------------------------------------------------------------------------------
+
+def _match_parameters(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool, int]:
+    if body.get("resourceType") == "Patient":
+        return body, False, 10
+    if body.get("resourceType") != "Parameters":
+        raise FHIRError("$match expects a Parameters resource (or a Patient)", code="fhir.invalid")
+    resource, only_certain, count = None, False, 10
+    for parameter in body.get("parameter") or []:
+        if not isinstance(parameter, Mapping):
+            continue
+        name = parameter.get("name")
+        if name == "resource":
+            resource = parameter.get("resource")
+        elif name == "onlyCertainMatches":
+            only_certain = parameter.get("valueBoolean") is True
+        elif name == "count":
+            value = parameter.get("valueInteger")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise FHIRError("count must be a positive integer", code="fhir.invalid")
+            count = min(value, MAX_COUNT)
+    if not isinstance(resource, Mapping) or resource.get("resourceType") != "Patient":
+        raise FHIRError("$match needs the parameter resource holding a Patient", code="fhir.invalid")
+    return resource, only_certain, count
+
+
+def match_patients(session: Session, trusts: TrustRegistry, body: Mapping[str, Any], *, agent: Agent,
+                   base: str) -> dict[str, Any]:
+    """``Patient/$match``: regional Patients scored against a Patient, best first, graded.
+
+    Identifiers the index knows (a hospital number) make a certain match; demographics are scored by the matching
+    engine. ``onlyCertainMatches`` returns a certain match only when there is exactly one; ``count`` bounds the
+    results. Candidates graded ``certainly-not`` are left out.
+    """
+    resource, only_certain, count = _match_parameters(body)
+    query = read_patient(resource, trusts, client=agent.name, complete=False)
+    index = PatientIndex(session, trusts)
+    scored: dict[str, tuple[float, str]] = {}
+    for candidate in index.match(query.demographics, count=max(count, 10)):
+        if candidate.grade != "certainly-not":
+            scored[candidate.regional_id] = (candidate.probability, candidate.grade)
+    for system, value in query.identifiers:
+        if system == NHS_NUMBER_SYSTEM or system in INTERNAL_SYSTEMS:
+            continue
+        for found in index.find_records(system, value):
+            survivor = index.regional_patient(found.regional_patient_id) if found.regional_patient_id else None
+            if survivor is not None:
+                scored[survivor.id] = (1.0, "certain")
+    ranked = sorted(scored.items(), key=lambda item: (-item[1][0], item[0]))
+    note = None
+    if only_certain:
+        certain = [item for item in ranked if item[1][1] == "certain"]
+        if len(certain) > 1:
+            note = "more than one certain match: none returned (onlyCertainMatches)"
+        ranked = certain if len(certain) == 1 else []
+    ranked = ranked[:count]
+    views = regional_views(session, [rid for rid, _ in ranked])
+    entries = [match_entry(regional_patient(views[rid], trusts), probability, grade, base)
+               for rid, (probability, grade) in ranked if rid in views]
+    if note:
+        entries.append({"resource": {"resourceType": "OperationOutcome", "issue": [
+            {"severity": "information", "code": "multiple-matches", "diagnostics": note}]},
+            "search": {"mode": "outcome"}})
+    for rid, _ in ranked or [(None, None)]:
+        record(session, agent, action="E", event_type="rest", subtype="Patient $match", regional_patient_id=rid,
+               entity="Patient", detail={"results": len(ranked), "onlyCertainMatches": only_certain})
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(ranked), "entry": entries}
+
+
+# --- PIXm ---------------------------------------------------------------------------------------------------------
+
+def known_domain(session: Session, trusts: TrustRegistry, system: str) -> str | None:
+    """The canonical namespace of ``system`` when the index knows it as a patient identity domain, else None."""
+    if system in (NHS_NUMBER_SYSTEM, REGIONAL_ID_SYSTEM):
+        return system
+    trust = trusts.resolve(system)
+    if trust is not None:
+        return trust.fhir_system
+    if system in INTERNAL_SYSTEMS:
+        return None
+    found = session.scalar(select(SourceRecord.id).where(SourceRecord.namespace == system).limit(1))
+    if found is None:
+        found = session.scalar(select(SourceIdentifier.id).where(SourceIdentifier.system == system).limit(1))
+    return system if found is not None else None
+
+
+def pix_query(session: Session, trusts: TrustRegistry, source_identifier: str, target_systems: Iterable[str], *,
+              agent: Agent) -> dict[str, Any]:
+    """PIXm ``Patient/$ihe-pix``: the identifiers cross-referenced with ``system|value`` (ITI-83).
+
+    Failures follow ITI-83: an unknown source domain → 404 ``code-invalid``; an unknown identifier → 404
+    ``not-found``; an unknown target system → 403 ``code-invalid`` (raised as FHIRError codes ``fhir.pix-*``).
+    Records merged away are left out; each regional patient found is a ``targetId``.
+    """
+    system, sep, value = source_identifier.partition("|")
+    if not sep or not system.strip() or not value.strip():
+        raise FHIRError("sourceIdentifier must be system|value", code="fhir.invalid")
+    system, value = system.strip(), value.strip()
+    source_domain = known_domain(session, trusts, system)
+    if source_domain is None:
+        raise FHIRError("sourceIdentifier Assigning Authority not found", code="fhir.pix-source-domain")
+    targets: set[str] = set()
+    for target in target_systems:
+        domain = known_domain(session, trusts, target.strip())
+        if domain is None:
+            raise FHIRError("targetSystem not found", code="fhir.pix-target-domain")
+        targets.add(domain)
+    rows = _cross_references(session, source_domain, value)
+    regional = list(dict.fromkeys(row.regional_patient_id for row in rows))
+    if not regional:
+        raise FHIRError("sourceIdentifier Patient Identifier not found", code="fhir.pix-not-found")
+    parameters: list[dict[str, Any]] = []
+    seen = {(source_domain, value)}
+    for rid in regional:
+        found = [(REGIONAL_ID_SYSTEM, rid)]
+        for row in (r for r in rows if r.regional_patient_id == rid):
+            if row.nhs_number and row.nhs_number_valid:
+                found.append((NHS_NUMBER_SYSTEM, row.nhs_number))
+            found.append((row.namespace, row.local_id))
+            if row.system and row.system not in INTERNAL_SYSTEMS:
+                found.append((row.system, row.value))
+        for pair in found:
+            if pair in seen or (targets and pair[0] not in targets):
+                continue
+            seen.add(pair)
+            parameters.append({"name": "targetIdentifier", "valueIdentifier": {"system": pair[0], "value": pair[1]}})
+        parameters.append({"name": "targetId", "valueReference": {"reference": f"Patient/{rid}"}})
+        record(session, agent, action="E", event_type="rest", subtype="Patient $ihe-pix", regional_patient_id=rid,
+               entity="Patient", detail={"targetSystems": len(targets)})
+    return {"resourceType": "Parameters", "parameter": parameters}
+
+
+def _cross_reference_query(known: Any) -> Any:
+    hits = known.cte("hits")
+    return (select(SourceRecord.id, SourceRecord.regional_patient_id, SourceRecord.namespace, SourceRecord.local_id,
+                   SourceRecord.nhs_number, SourceRecord.nhs_number_valid, SourceIdentifier.system,
+                   SourceIdentifier.value)
+            .outerjoin(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
+            .where(SourceRecord.regional_patient_id.in_(select(hits.c.regional_patient_id)),
+                   SourceRecord.active.is_(True))
+            .order_by(SourceRecord.regional_patient_id, SourceRecord.id, SourceIdentifier.id))
+
+
+# Built once with bound parameters: building such a statement costs ten times more than running it (PIXm's
+# hot path; see BENCHMARKS.md, Feeds).
+_BY_IDENTIFIER = _cross_reference_query(union(
+    select(SourceRecord.regional_patient_id).where(SourceRecord.namespace == bindparam("system"),
+                                                   SourceRecord.local_id == bindparam("value")),
+    select(SourceRecord.regional_patient_id)
+    .join(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
+    .where(SourceIdentifier.system == bindparam("system"), SourceIdentifier.value == bindparam("value"))))
+_BY_NHS_NUMBER = _cross_reference_query(select(SourceRecord.regional_patient_id).where(
+    SourceRecord.nhs_number == bindparam("value")))
+_BY_REGIONAL_ID = _cross_reference_query(select(RegionalPatient.id.label("regional_patient_id")).where(
+    RegionalPatient.id.in_(bindparam("ids", expanding=True))))
+
+
+def _cross_references(session: Session, domain: str, value: str) -> list[Any]:
+    """Every active source record of the regional patients known by ``domain|value``, with each record's further
+    identifiers, in one query.
+
+    Records always point at a surviving regional patient (a merge moves them); only a query by a regional id may
+    name a retired one, which :func:`survivors` follows.
+    """
+    if domain == REGIONAL_ID_SYSTEM:
+        return list(session.execute(_BY_REGIONAL_ID, {"ids": survivors(session, [value])}))
+    if domain == NHS_NUMBER_SYSTEM:
+        return list(session.execute(_BY_NHS_NUMBER, {"value": normalise_nhs_number(value) or "-"}))
+    return list(session.execute(_BY_IDENTIFIER, {"system": domain, "value": value}))
+
+
+def survivors(session: Session, regional_ids: Sequence[str], hops: int = 20) -> list[str]:
+    """``regional_ids`` with each regional patient retired by a merge replaced by the one it was merged into."""
+    current = list(dict.fromkeys(regional_ids))
+    for _ in range(hops):
+        if not current:
+            return []
+        rows = {rid: (status, into) for rid, status, into in session.execute(
+            select(RegionalPatient.id, RegionalPatient.status, RegionalPatient.merged_into_id)
+            .where(RegionalPatient.id.in_(current)))}
+        following = [rows[rid][1] if rows[rid][0] == "retired" and rows[rid][1] else rid
+                     for rid in current if rid in rows]
+        following = list(dict.fromkeys(following))
+        if following == current:
+            return current
+        current = following
+    return current
+
+
+# --- references -------------------------------------------------------------------------------------------------
+
+def resolve_patient_reference(session: Session, trusts: TrustRegistry, reference: str, *,
+                              client: str = "") -> str | None:
+    """The regional patient a Patient reference names (``Patient/RP…``, ``Patient/src-<n>``, a client's id).
+
+    For the imaging and dedupe adapters: a Bundle's references to its own Patients are rewritten to ids this
+    resolves.
+    """
+    tail = reference.rstrip("/").split("/")
+    if len(tail) < 2 or tail[-2] != "Patient":
+        return None
+    resource_id = tail[-1]
+    index = PatientIndex(session, trusts)
+    if is_regional_id(resource_id):
+        survivor = index.regional_patient(resource_id)
+        return survivor.id if survivor else None
+    found = find_source_record(session, resource_id, client)
+    if found is None or not found.regional_patient_id:
+        return None
+    survivor = index.regional_patient(found.regional_patient_id)
+    return survivor.id if survivor else None
+
+
+__all__ = [
+    "MAX_COUNT", "find_source_record", "identifiers_of", "known_domain", "match_patients", "pix_query",
+    "read_patient_resource", "regional_views", "resolve_patient_reference", "search_patients", "survivors",
+]

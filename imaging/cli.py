@@ -1,0 +1,34 @@
+"""``priorscan export studies``: one CSV row per study with its dose summary, to standard output."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from typing import TYPE_CHECKING
+
+from imaging.queries import EXPORT_COLUMNS, export_rows
+from priorscan.audit import Agent, record
+from priorscan.db import session_factory, session_scope
+
+if TYPE_CHECKING:
+    from priorscan.cli import CliContext
+
+
+def run_export_studies(args: argparse.Namespace, ctx: CliContext) -> int:
+    """Write ``study_instance_uid,regional_id,trust,modality,...`` (DESIGN.md section 6) for every study.
+
+    Empty cells mean unknown; DLP in mGy·cm, DAP in Gy·m², CTDIvol and AGD in mGy, effective dose in mSv (an
+    estimate). The export is audited.
+    """
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    with session_scope(session_factory(ctx.engine)) as session:
+        for row in export_rows(session):
+            writer.writerow(row)
+            count += 1
+        record(session, Agent("user", "cli"), action="E", event_type="export", subtype="studies-export",
+               detail={"rows": count})
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,113 @@
+"""api.routers.imaging over a real HTTP server: FHIR ImagingStudy, the patient timeline, dose analytics, scopes,
+audit. (Kept with the imaging tests: the router is the imaging work's edge.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.imagingstudy import ImagingStudy
+from sqlalchemy import select
+
+from mpi import Demographics, PatientIndex
+from priorscan.tables import AuditEvent
+
+RTK = "https://fhir.ashfordstpeters.nhs.uk/Id/hospital-number"
+
+
+def patient(server: Any, local_id: str = "AB123456") -> str:
+    with server.context.sessions() as session:
+        outcome = PatientIndex(session, server.context.trusts).upsert(
+            Demographics(namespace=RTK, local_id=local_id, family="TESTER", given="JANE", sex="female"),
+            event="ADT^A04", actor="test")
+        session.commit()
+        return outcome.regional_id
+
+
+def imaging_study(uid: str, subject: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "ImagingStudy", "status": "available", "subject": subject,
+            "identifier": [{"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"},
+                           {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                                 "code": "ACSN"}]}, "value": "ACC42",
+                            "assigner": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code",
+                                                        "value": "RTK"}}}],
+            "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}],
+            "started": "2024-03-01T09:30:00Z", "description": "CT HEAD W/O", **extra}
+
+
+def test_create_read_search_and_timeline(live_server: Any) -> None:
+    regional = patient(live_server)
+    token = live_server.token(["system/ImagingStudy.cruds"])
+    headers = {"Authorization": f"Bearer {token}"}
+    base = live_server.base_url
+    body = imaging_study("1.2.3.30.1", {"reference": f"Patient/{regional}"})
+    created = httpx.post(f"{base}/fhir/ImagingStudy", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == "/fhir/ImagingStudy/1.2.3.30.1"
+    resource = ImagingStudy.model_validate(created.json())  # a valid R4 ImagingStudy
+    assert resource.subject.reference == f"Patient/{regional}"
+    assert httpx.post(f"{base}/fhir/ImagingStudy", json=body, headers=headers).status_code == 200  # same UID: update
+    read = httpx.get(f"{base}/fhir/ImagingStudy/1.2.3.30.1", headers=headers)
+    assert read.status_code == 200 and read.json()["id"] == "1.2.3.30.1"
+    for query in ({"patient": regional}, {"patient": f"Patient/{regional}"},
+                  {"identifier": "urn:dicom:uid|urn:oid:1.2.3.30.1"}, {"identifier": "ACC42"}):
+        bundle = httpx.get(f"{base}/fhir/ImagingStudy", params=query, headers=headers)
+        assert bundle.status_code == 200
+        assert Bundle.model_validate(bundle.json()).total == 1, query
+    timeline = httpx.get(f"{base}/api/v1/patients/{regional}/timeline", headers=headers).json()
+    entry = timeline["studies"][0]
+    assert (entry["modality"], entry["bodyRegion"], entry["trust"], entry["identity"]) == ("CT", "head", "RTK",
+                                                                                         "confirmed")
+    assert entry["viewerUrl"].endswith("1.2.3.30.1")
+    with live_server.context.sessions() as session:
+        subtypes = set(session.scalars(select(AuditEvent.subtype).where(AuditEvent.regional_patient_id == regional)))
+    assert {"create", "update", "read", "search-type", "patient-timeline"} <= subtypes
+
+
+def test_subject_by_identifier_and_errors(live_server_sqlite: Any) -> None:
+    server = live_server_sqlite
+    headers = {"Authorization": f"Bearer {server.token(['system/ImagingStudy.c'])}"}
+    by_identifier = imaging_study("1.2.3.30.2", {"identifier": {"system": RTK, "value": "ZZ999999"}})
+    response = httpx.post(f"{server.base_url}/fhir/ImagingStudy", json=by_identifier, headers=headers)
+    assert response.status_code == 201 and response.json()["subject"]["reference"].startswith("Patient/RP")
+    unknown = imaging_study("1.2.3.30.3", {"reference": "Patient/RPNOSUCHONE"})
+    assert httpx.post(f"{server.base_url}/fhir/ImagingStudy", json=unknown, headers=headers).status_code == 422
+    invalid = httpx.post(f"{server.base_url}/fhir/ImagingStudy", json={"resourceType": "ImagingStudy",
+                                                                       "status": "bogus"}, headers=headers)
+    assert invalid.status_code == 400 and invalid.json()["resourceType"] == "OperationOutcome"
+    no_uid = imaging_study("1.2.3.30.4", {"reference": "Patient/x"})
+    no_uid["identifier"] = no_uid["identifier"][1:]
+    assert httpx.post(f"{server.base_url}/fhir/ImagingStudy", json=no_uid, headers=headers).status_code == 400
+
+
+@pytest.mark.parametrize(("path", "scopes", "status"), [
+    ("/api/v1/patients/RPX/timeline", None, 401),  # no token
+    ("/api/v1/patients/RPX/timeline", ["priorscan/analytics"], 403),  # another scope
+    ("/api/v1/patients/RPNOSUCHONE/timeline", ["system/ImagingStudy.rs"], 404),
+    ("/api/v1/analytics/studies", ["system/ImagingStudy.rs"], 403),  # analytics has its own scope
+    ("/fhir/ImagingStudy?patient=RPX", ["system/ImagingStudy.r"], 403),  # read is not search
+])
+def test_scopes(live_server_sqlite: Any, path: str, scopes: list[str] | None, status: int) -> None:
+    headers = {"Authorization": f"Bearer {live_server_sqlite.token(scopes)}"} if scopes else {}
+    assert httpx.get(live_server_sqlite.base_url + path, headers=headers).status_code == status
+
+
+def test_analytics_rows_are_pseudonymised(live_server_sqlite: Any) -> None:
+    server = live_server_sqlite
+    regional = patient(server)
+    writer = {"Authorization": f"Bearer {server.token(['system/ImagingStudy.c'])}"}
+    for n in range(3):
+        httpx.post(f"{server.base_url}/fhir/ImagingStudy", headers=writer,
+                   json=imaging_study(f"1.2.3.31.{n}", {"reference": f"Patient/{regional}"}))
+    analyst = {"Authorization": f"Bearer {server.token(['priorscan/analytics'])}"}
+    first = httpx.get(f"{server.base_url}/api/v1/analytics/studies", params={"limit": 2}, headers=analyst).json()
+    rest = httpx.get(f"{server.base_url}/api/v1/analytics/studies", params={"after": first["nextAfter"]},
+                     headers=analyst).json()
+    rows = first["rows"] + rest["rows"]
+    assert len(rows) == 3 and rest["nextAfter"] is None
+    assert len({r["patient"] for r in rows}) == 1  # one patient, one stable pseudonym
+    text = str(rows)
+    assert regional not in text and "1.2.3.31" not in text and "ACC42" not in text  # no identifiers
+    assert first["normalisation"] == {"description": 3}

@@ -1,0 +1,94 @@
+"""imaging.procedures: the trusts' naming habits read into modality, region, laterality and contrast."""
+
+from __future__ import annotations
+
+import pytest
+
+from imaging.codetables import CodeTable, entry_from_text
+from imaging.procedures import (
+    ProcedureCode,
+    normalise_description,
+    normalise_modality,
+    normalise_procedure,
+    study_modality,
+)
+
+
+@pytest.mark.parametrize(("text", "modality", "region", "laterality", "contrast"), [
+    ("CT HEAD W/O", "CT", "head", "none", False),  # W/O is without contrast
+    ("XR L WRIST 2V", "XR", "wrist", "left", False),  # a lone L is left; 2V is the number of views
+    ("CT Chest Abdo Pelvis with contrast", "CT", "chest-abdomen-pelvis", "none", True),
+    ("MRI L KNEE", "MR", "knee", "left", None),  # MR without a contrast word: unknown
+    ("US ABDOMEN", "US", "abdomen", "none", False),
+    ("CTPA", "CT", "pulmonary-angiography", "none", True),  # a CT pulmonary angiogram is contrast enhanced
+    ("Mammogram bilateral", "MG", "breast", "both", False),
+    ("XR L SPINE", "XR", "lumbar-spine", "none", False),  # the L of "L SPINE" is lumbar, not left
+    ("XR C-Spine", "XR", "cervical-spine", "none", False),
+    ("XR HANDS", "XR", "hand", "both", False),  # a plural of a paired part is both sides
+    ("XR NOF RT", "XR", "hip", "right", False),  # neck of femur is the hip, not the neck
+    ("CT ABDO/PELVIS WO", "CT", "abdomen-pelvis", "none", False),
+    ("CT CAP W/ contrast", "CT", "chest-abdomen-pelvis", "none", True),
+    ("CT chest, abdomen & pelvis + C", "CT", "chest-abdomen-pelvis", "none", True),
+    ("CT Angio Circle of Willis", "CT", "head-neck-angiography", "none", True),
+    ("XR Rt Hand and Wrist", "XR", "upper-limb", "right", False),  # two parts of one limb: the limb
+    ("US Breast Left", "US", "breast", "left", False),
+    ("MRI LUMBAR SPINE W/WO", "MR", "lumbar-spine", "none", True),  # with and without: contrast given
+    ("NM bone scan", "NM", "whole-body", "none", None),
+    ("CT KUB", "CT", "abdomen-pelvis", "none", None),
+])
+def test_trust_descriptions(text: str, modality: str, region: str, laterality: str, contrast: bool | None) -> None:
+    result = normalise_description(text)
+    assert (result.modality, result.body_region, result.laterality, result.contrast) == (
+        modality, region, laterality, contrast)
+    assert result.normalisation == "description"
+
+
+@pytest.mark.parametrize("text", ["Widget scan", "Echo", "", None, "Huvud"])
+def test_unknowns_are_reported_not_guessed(text: str | None) -> None:
+    result = normalise_description(text)
+    assert result.normalisation == "unknown"
+    assert result.body_region is None
+
+
+def test_paired_part_without_side_has_unknown_laterality() -> None:
+    assert normalise_description("XR KNEE").laterality is None  # unknown, which is not "none"
+
+
+def test_modality_hint_wins_over_the_text() -> None:
+    assert normalise_description("CT HEAD", "MR").modality == "MR"
+    assert normalise_description("HEAD", "CT").modality == "CT"
+
+
+def test_several_regions_are_all_named_with_the_first_chosen() -> None:
+    result = normalise_description("CT HEAD AND C SPINE")
+    assert result.body_region == "head"
+    assert result.regions == ("head", "cervical-spine")
+
+
+@pytest.mark.parametrize(("dicom", "expected"), [
+    ("CR", "XR"), ("DX", "XR"), ("PT", "PT"), ("SR", None), ("KO", None), ("", None), (None, None)])
+def test_normalise_modality(dicom: str | None, expected: str | None) -> None:
+    assert normalise_modality(dicom) == expected
+
+
+def test_study_modality_prefers_the_nuclear_part_of_hybrids() -> None:
+    assert study_modality(["CT", "SR"]) == "CT"
+    assert study_modality(["CT", "PT"]) == "PT"
+    assert study_modality(["SR"]) is None
+
+
+def test_a_known_code_wins_over_the_description() -> None:
+    table = CodeTable().extend([entry_from_text("LN", "36643-5", "XR Chest 2 Views")])
+    result = normalise_procedure([ProcedureCode("LN", "36643-5")], "CT HEAD", table=table)
+    assert (result.normalisation, result.body_region, result.modality) == ("code", "chest", "XR")
+
+
+def test_code_table_gaps_are_filled_from_the_description() -> None:
+    table = CodeTable().extend([entry_from_text("99LOCAL", "XKNEE", "XR Knee")])  # no side in the code
+    result = normalise_procedure([ProcedureCode("99LOCAL", "XKNEE")], "XR KNEE LEFT", table=table)
+    assert (result.body_region, result.laterality) == ("knee", "left")
+
+
+def test_an_unknown_code_falls_back_to_its_display_text() -> None:
+    result = normalise_procedure([ProcedureCode("99LOCAL", "ZZ1", "CT Head")], None, table=CodeTable())
+    assert (result.normalisation, result.body_region) == ("description", "head")

@@ -1,0 +1,108 @@
+"""imaging.rdsr: real vendor RDSRs (pyskindose's fluoroscopy reports) and reports built by the standard's templates.
+
+Expected values for the vendor files were read independently, once, by walking each file's content tree by hand
+with pydicom (ConceptNameCodeSequence → MeasuredValueSequence[0].NumericValue and its unit code) and writing down
+what the file states; they are not outputs of the parser under test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+from imaging_factories import HEAD, HEAD_PHANTOM, CtEvent, ct_rdsr, mammography_rdsr, radiopharmaceutical_rdsr, write
+
+from imaging import dose as dz
+from imaging.rdsr import is_dose_report, parse_dose_report
+
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+# file stem: (events, DAP total Gy·m², Dose (RP) total Gy, total fluoro time s, scope, planes, first event DAP Gy·m²)
+VENDOR = {
+    # Siemens AXIOM-Artis: units written "Gym2"; one Single Plane accumulation; scope of accumulation = study
+    "siemens_axiom_artis": (21, 9.37e-06, 0.00136, 18.0, "study", ["single"], 7.4e-07),
+    # Siemens AXIOM example procedure: numbers written "8.664e-005" style
+    "siemens_axiom_example_procedure": (24, 0.00027902, 0.01406, 74.0, "study", ["single"], 5.42e-06),
+    # Philips Allura Clarity biplane: Plane A and Plane B accumulations (B all zero), units "Gy.m2", scope = PPS
+    "philips_allura_clarity_u104": (25, 7.8391324289e-06, 0.00070936639118, 37.0, "performed procedure step",
+                                    ["a", "b"], 1.424178184e-07),
+    "philips_allura_clarity_u601": (29, 1.0925838852e-05, 0.00552845528455, 55.0, "performed procedure step",
+                                    ["single"], 1.322909954e-07),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VENDOR))
+def test_vendor_fluoroscopy_reports(vendor_rdsr: dict[str, Path], name: str) -> None:
+    events, dap, rp, fluoro, scope, planes, first_dap = VENDOR[name]
+    ds = pydicom.dcmread(vendor_rdsr[name])
+    assert is_dose_report(ds)
+    report = parse_dose_report(ds)
+    assert (report.template, report.modality, len(report.events)) == ("projection", "RF", events)
+    assert report.report_key.startswith(scope + ":")
+    assert [p.plane for p in report.planes] == planes
+    totals = report.totals()
+    assert totals.dap_total_gym2 == pytest.approx(dap, rel=1e-9)
+    assert totals.dose_rp_total_gy == pytest.approx(rp, rel=1e-9)
+    assert totals.fluoro_time_s == pytest.approx(fluoro)
+    assert report.events[0].dap_gym2 == pytest.approx(first_dap, rel=1e-9)
+    assert report.events[0].kind == dz.FLUORO
+    assert len({e.event_uid for e in report.events}) == events  # every event has its own UID
+    assert not report.notes  # every unit was understood
+
+
+def test_a_plain_sr_is_not_a_dose_report() -> None:
+    assert not is_dose_report(pydicom.dcmread(PYDICOM_FILES / "test-SR.dcm"))
+
+
+@pytest.mark.parametrize(("nested", "dlp_unit", "reason"), [
+    (True, "mGy.cm", "the standard's layout: CT Dose container inside each CT Acquisition"),
+    (False, "mGycm", "values directly in CT Acquisition, and the dot-less unit some vendors write"),
+])
+def test_ct_report(tmp_path: Path, nested: bool, dlp_unit: str, reason: str) -> None:
+    ds = ct_rdsr([CtEvent("0.1", "1.6e-005", region=HEAD, phantom=None, acquisition=("113805", "DCM",
+                                                                                      "Constant Angle Acquisition")),
+                  CtEvent("45.0", "810.5", region=HEAD, phantom=HEAD_PHANTOM)],
+                 dlp_total="810.5", dlp_unit=dlp_unit, nested=nested)
+    report = parse_dose_report(pydicom.dcmread(write(ds, tmp_path / "ct.dcm")))
+    assert report.template == "ct" and report.modality == "CT", reason
+    localizer, helical = report.events
+    assert localizer.dlp_mgycm == pytest.approx(1.6e-5) and localizer.phantom_cm is None
+    assert (helical.ctdivol_mgy, helical.dlp_mgycm, helical.target_region, helical.phantom_cm) == (45.0, 810.5,
+                                                                                                  "head", 16)
+    assert report.totals().dlp_total_mgycm == pytest.approx(810.5)
+    assert report.report_key == f"study:{ds.StudyInstanceUID}"
+
+
+def test_ct_report_without_event_uids_keys_events_by_content(tmp_path: Path) -> None:
+    events = [CtEvent("10", "400", uid=None), CtEvent("12", "420", uid=None)]
+    first = parse_dose_report(pydicom.dcmread(write(ct_rdsr(events, dlp_total="820"), tmp_path / "a.dcm")))
+    again = parse_dose_report(pydicom.dcmread(write(ct_rdsr(events, dlp_total="820"), tmp_path / "b.dcm")))
+    assert [e.event_uid for e in first.events] == [e.event_uid for e in again.events]
+    assert len({e.event_uid for e in first.events}) == 2
+    assert "irradiation event without a UID" in first.notes
+
+
+def test_ct_report_with_an_unreadable_unit_says_so(tmp_path: Path) -> None:
+    ds = ct_rdsr([CtEvent("10", "400")], dlp_total="400", dlp_unit="furlongs")
+    report = parse_dose_report(pydicom.dcmread(write(ds, tmp_path / "ct.dcm")))
+    assert report.events[0].dlp_mgycm is None and report.totals().dlp_total_mgycm is None
+    assert any("furlongs" in note for note in report.notes)
+
+
+def test_mammography_report_agd_per_breast(tmp_path: Path) -> None:
+    ds = mammography_rdsr([("left", "1.21"), ("left", "1.30"), ("right", "1.05")],
+                          accumulated={"left": "2.51", "right": "1.05"})
+    report = parse_dose_report(pydicom.dcmread(write(ds, tmp_path / "mg.dcm")))
+    assert report.template == "mammography" and report.modality == "MG"
+    assert [(e.kind, e.laterality, e.agd_mgy) for e in report.events] == [
+        ("mammo", "left", 1.21), ("mammo", "left", 1.30), ("mammo", "right", 1.05)]
+    totals = report.totals()
+    assert (totals.agd_left_mgy, totals.agd_right_mgy) == (2.51, 1.05)
+
+
+def test_radiopharmaceutical_report(tmp_path: Path) -> None:
+    ds = radiopharmaceutical_rdsr([("350", "MBq"), ("10", "mCi")])
+    report = parse_dose_report(pydicom.dcmread(write(ds, tmp_path / "nm.dcm")))
+    assert report.template == "radiopharmaceutical"
+    assert [e.activity_mbq for e in report.events] == [350.0, pytest.approx(370.0)]

@@ -1,0 +1,63 @@
+"""imaging.regions: the vocabulary the duplicate check relies on (groups, overlaps, laterality)."""
+
+from __future__ import annotations
+
+import pytest
+
+from imaging import regions as rg
+
+
+def test_every_region_belongs_to_a_group_of_the_rule_table() -> None:
+    assert {r.group for r in rg.REGIONS.values()} == set(rg.REGION_GROUPS)
+    assert len(set(rg.BODY_REGIONS)) == len(rg.BODY_REGIONS)
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("chest", "chest-abdomen-pelvis", True),  # "chest / abdomen / pelvis and combinations" is one group
+    ("abdomen-pelvis", "chest", True),
+    ("head", "face", False),  # separate rows of the rule table
+    ("wrist", "knee", True),  # both limbs: same group, but see overlaps
+    ("pulmonary-angiography", "chest", False),  # CTPA has its own 7-day window
+    ("head", None, False),  # unknown never matches
+    (None, None, False),
+])
+def test_same_group(a: str | None, b: str | None, same: bool) -> None:
+    assert rg.same_group(a, b) is same
+
+
+@pytest.mark.parametrize(("a", "b", "modality", "comparable"), [
+    ("chest", "abdomen-pelvis", "CT", True),  # CT trunk combinations compare
+    ("chest", "abdomen", "XR", False),  # a chest radiograph is not an abdominal one
+    ("chest", "chest-abdomen", "XR", True),  # but overlapping views compare
+    ("wrist", "knee", "XR", False),  # limbs must be the same part
+    ("wrist", "upper-limb", "XR", True),  # an unspecified upper limb covers the wrist
+    ("cervical-spine", "lumbar-spine", "MR", False),  # spine must be the same level
+    ("whole-spine", "lumbar-spine", "MR", True),
+    ("head", "head", "MR", True),
+])
+def test_comparable_regions(a: str, b: str, modality: str, comparable: bool) -> None:
+    assert rg.comparable_regions(a, b, modality) is comparable
+
+
+@pytest.mark.parametrize(("a", "b", "compatible"), [
+    ("left", "right", False),  # left ≠ right
+    ("left", "both", True), ("both", "right", True),  # both matches either
+    ("left", "left", True), ("none", "none", True),
+    ("left", None, True),  # unknown cannot rule a match out
+])
+def test_laterality_compatible(a: str | None, b: str | None, compatible: bool) -> None:
+    assert rg.laterality_compatible(a, b) is compatible
+    assert rg.laterality_compatible(b, a) is compatible
+
+
+@pytest.mark.parametrize(("word", "expected"), [
+    ("L", "left"), ("Rt", "right"), ("BILATERAL", "both"), ("7771000", "left"), ("24028007", "right"),
+    ("51440002", "both"), ("9", None), ("sideways", None), (None, None),
+])
+def test_normalise_laterality(word: str | None, expected: str | None) -> None:
+    assert rg.normalise_laterality(word) == expected
+
+
+def test_paired_regions_are_limbs_and_breast() -> None:
+    paired = {r.name for r in rg.REGIONS.values() if r.paired}
+    assert "breast" in paired and "knee" in paired and "head" not in paired and "chest" not in paired

@@ -1,0 +1,34 @@
+"""``priorscan synth`` end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from synth_feeds import read_csv
+
+
+def _priorscan() -> list[str]:
+    script = Path(sys.executable).parent / "priorscan"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "priorscan.cli"]
+
+
+def test_synth_writes_a_region(tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    result = subprocess.run([*_priorscan(), "synth", "--people", "200", "--out", str(out), "--seed", "1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "wrote a synthetic region" in result.stdout
+    persons = read_csv(out / "truth" / "persons.csv")
+    assert persons and set(persons[0]) == {"person_id", "system", "value"}
+    assert list(out.glob("hl7/*/adt.hl7")) and list(out.glob("fhir/*/*")) and list(out.glob("dicom/*/*"))
+    assert {p.name for p in (out / "truth").iterdir()} >= {"persons.csv", "people.csv", "studies.csv", "repeats.csv",
+                                                          "merges.csv", "manifest.json"}
+
+
+def test_synth_refuses_a_bad_as_of_date(tmp_path: Path) -> None:
+    result = subprocess.run([*_priorscan(), "synth", "--people", "5", "--out", str(tmp_path / "y"),
+                             "--as-of", "30/06/2025"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--as-of" in result.stderr
