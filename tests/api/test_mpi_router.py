@@ -10,8 +10,8 @@ from sqlalchemy import select
 from mpi import Demographics, PatientIndex
 from priorscan.tables import AuditEvent
 
-A = "https://fhir.rtk.nhs.uk/Id/mrn"
-B = "https://fhir.rxc.nhs.uk/Id/mrn"
+A = "https://fhir.ashfordstpeters.nhs.uk/Id/hospital-number"  # RTK
+B = "https://fhir.esht.nhs.uk/Id/hospital-number"  # RXC
 
 
 def seed(server) -> None:  # type: ignore[no-untyped-def]
