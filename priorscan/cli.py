@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -25,7 +25,6 @@ class CliContext:
     """What every subcommand receives: the settings (``--db`` applied) and a lazily opened, migrated store."""
 
     settings: Settings
-    _engine: Engine | None = field(default=None, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
@@ -161,12 +160,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     overrides = {"db": args.db} if getattr(args, "db", None) else {}
+    ctx: CliContext | None = None
     try:
-        settings = Settings(**overrides)
-        return args.handler(args, CliContext(settings))
+        ctx = CliContext(Settings(**overrides))
+        return args.handler(args, ctx)
     except PriorscanError as exc:
         print(f"priorscan: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 2
+    finally:
+        if ctx is not None and "engine" in ctx.__dict__:
+            ctx.engine.dispose()
 
 
 if __name__ == "__main__":
