@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from mpi.blocking import key_table, keys_of, pairs_from_keys
 from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, derive_match_threshold
-from mpi.frames import BOOL_COLUMNS, INT_COLUMNS, STRING_COLUMNS, Frame, frame_from_table
+from mpi.frames import Frame, frame_from_table, table_from_stored
 from mpi.linkage import link_frame
 from mpi.model import Model
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
@@ -97,13 +97,8 @@ def load_table(session: Session) -> pd.DataFrame:
                 "given": row.given_raw, "birth_date": row.birth_date, "birth_date_text": row.birth_date_text,
                 "sex": row.sex_raw, "postcode": row.postcode_raw, "address": row.address_raw,
                 "phone": row.phone_raw}).as_stored())
-    fields = pd.DataFrame.from_records(stored, index=raw.index)
-    for name in STRING_COLUMNS:
-        fields[name] = fields[name].fillna("").astype(object) if name in fields else ""
-    for name in INT_COLUMNS:
-        fields[name] = fields[name].fillna(0).astype(np.int32) if name in fields else 0
-    for name in BOOL_COLUMNS:
-        fields[name] = fields[name].astype("boolean").fillna(False).astype(bool) if name in fields else False
+    fields = table_from_stored(raw["record_id"].tolist(), stored).drop(columns=["record_id"])
+    fields.index = raw.index
     return pd.concat([raw.drop(columns=["match_fields"]), fields], axis=1)
 
 

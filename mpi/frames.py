@@ -93,9 +93,23 @@ def frame_from_table(table: pd.DataFrame) -> Frame:
         frame[name] = table[name].fillna(0).to_numpy(dtype=np.int32) if name in table else np.zeros(len(table),
                                                                                                     np.int32)
     for name in BOOL_COLUMNS:
-        frame[name] = table[name].fillna(False).to_numpy(dtype=bool) if name in table else np.zeros(len(table), bool)
+        frame[name] = (table[name].astype("boolean").fillna(False).to_numpy(dtype=bool) if name in table
+                       else np.zeros(len(table), bool))
     frame["record_id"] = table["record_id"].to_numpy(dtype=np.int64)
     return _derive(frame)
+
+
+def table_from_stored(record_ids: Sequence[int], stored: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """A table with every column of :class:`MatchRecord` from stored ``match_fields`` (missing: "", 0, False)."""
+    table = pd.DataFrame.from_records(list(stored))
+    for name in STRING_COLUMNS:
+        table[name] = table[name].fillna("").astype(object) if name in table else ""
+    for name in INT_COLUMNS:
+        table[name] = table[name].fillna(0).astype(np.int32) if name in table else 0
+    for name in BOOL_COLUMNS:
+        table[name] = table[name].astype("boolean").fillna(False).astype(bool) if name in table else False
+    table["record_id"] = np.asarray(record_ids, dtype=np.int64)
+    return table
 
 
 def _derive(frame: Frame) -> Frame:

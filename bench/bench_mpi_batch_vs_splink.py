@@ -1,0 +1,166 @@
+"""Batch relink side by side with Splink (DuckDB): ``python -m bench mpi_batch_vs_splink [--people N]``.
+
+The same records (the synthetic population, written once to Parquet) go through:
+
+- **priorscan**: normalisation, blocking, training (u from random pairs, m by EM, term frequencies, derived
+  threshold), scoring of every blocked pair, clustering with the integrity check: :mod:`mpi.linkage` in memory,
+  exactly what ``priorscan link`` runs between reading and writing the store;
+- **Splink 5 (DuckDB)**: a model of the same fields (NHS number, names with term frequencies, birth date, sex,
+  postcode, address), the same kinds of blocking rules, u by random sampling, m by EM on two blocking rules,
+  prediction and clustering at Splink's documented defaults.
+
+Each engine runs in its own process, timed from the Parquet file to clusters, with its peak memory; both are
+scored by the same pairwise F1 against the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.mpi_data import CACHE
+from bench.mpi_population import make_population
+from mpi.evaluate import pairwise_metrics
+
+
+def dataset(people: int, seed: int) -> Path:
+    """The population as Parquet (cached): one row per source record with its true person."""
+    path = CACHE / f"mpi-batch-{people}-{seed}.parquet"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    population = make_population(people, seed=seed)
+    rows = []
+    for n, (record, (person, _, _)) in enumerate(zip(population.records, population.truth, strict=True)):
+        rows.append({"unique_id": n, "person_id": person, "nhs_number": record.nhs_number,
+                     "nhs_verification": record.nhs_verification, "given": record.given, "family": record.family,
+                     "birth_date": str(record.birth_date) if record.birth_date else None, "sex": record.sex,
+                     "postcode": record.postcode, "address": record.address, "phone": record.phone})
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+def run_priorscan(path: Path) -> dict[str, Any]:
+    from mpi.batch import with_derived_threshold
+    from mpi.blocking import key_table, pairs_from_keys
+    from mpi.frames import frame_from_table, table_from_stored
+    from mpi.linkage import link_frame
+    from mpi.normalise import to_match_record
+    from mpi.training import train
+
+    table = pd.read_parquet(path)
+    started = time.perf_counter()
+    raw = table.drop(columns=["unique_id", "person_id"]).astype(object)
+    raw = raw.where(raw.notna(), None)
+    records = [to_match_record(int(uid), row) for uid, row in zip(table["unique_id"], raw.to_dict("records"),
+                                                                  strict=True)]
+    fields = table_from_stored([r.record_id or 0 for r in records], [r.as_stored() for r in records])
+    frame = frame_from_table(fields)
+    normalised = time.perf_counter()
+    left, right = pairs_from_keys(key_table(fields))
+    blocked = time.perf_counter()
+    model = with_derived_threshold(train(frame, (left, right)), frame, left, right)
+    trained = time.perf_counter()
+    linkage = link_frame(frame, model, left, right)
+    done = time.perf_counter()
+    return {"labels": linkage.labels.tolist(), "pairs_scored": int(len(left)),
+            "timings": {"normalise_s": normalised - started, "block_s": blocked - normalised,
+                        "train_s": trained - blocked, "link_s": done - trained, "total_s": done - started}}
+
+
+def run_splink(path: Path) -> dict[str, Any]:
+    import splink.comparison_library as cl
+    from splink import Linker, SettingsCreator, block_on
+    from splink.backends.duckdb import DuckDBAPI
+
+    table = pd.read_parquet(path)
+    started = time.perf_counter()
+    frame = table.drop(columns=["person_id"]).copy()
+    names = frame["given"].fillna("").str.split(" ", n=1)
+    frame["first_name"] = names.str[0].str.upper().replace("", None)
+    frame["surname"] = frame["family"].str.upper()
+    frame["postcode"] = frame["postcode"].str.upper().str.replace(" ", "", regex=False)
+    frame["address"] = frame["address"].str.upper()
+    db_api = DuckDBAPI()
+    data = db_api.register(frame)
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[
+            cl.ExactMatch("nhs_number"),
+            cl.NameComparison("first_name").configure(term_frequency_adjustments=True),
+            cl.NameComparison("surname").configure(term_frequency_adjustments=True),
+            cl.DateOfBirthComparison("birth_date", input_is_string=True),
+            cl.ExactMatch("sex"),
+            cl.PostcodeComparison("postcode"),
+            cl.JaroWinklerAtThresholds("address", [0.9, 0.7]),
+            cl.ExactMatch("phone"),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("nhs_number"),
+            block_on("birth_date", "substr(first_name, 1, 1)"),
+            block_on("birth_date", "substr(surname, 1, 1)"),
+            block_on("first_name", "surname"),
+            block_on("postcode", "surname"),
+            block_on("postcode", "first_name"),
+        ],
+        retain_intermediate_calculation_columns=False,
+    )
+    linker = Linker(data, settings, log_level=40)
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("nhs_number"), block_on("first_name", "surname", "birth_date")], recall=0.9)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("first_name", "surname"))
+    trained = time.perf_counter()
+    predictions = linker.inference.predict(threshold_match_probability=0.2)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.95).as_pandas_dataframe()
+    done = time.perf_counter()
+    label_of = dict(zip(clusters["unique_id"], clusters["cluster_id"], strict=True))
+    labels = [label_of.get(uid, f"alone-{uid}") for uid in table["unique_id"]]
+    return {"labels": labels, "timings": {"train_s": trained - started, "link_s": done - trained,
+                                          "total_s": done - started}}
+
+
+def child(engine: str, path: Path) -> None:
+    result = run_priorscan(path) if engine == "priorscan" else run_splink(path)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    truth = pd.read_parquet(path, columns=["person_id"])["person_id"].to_numpy()
+    metrics = pairwise_metrics(truth, np.asarray(result.pop("labels"), dtype=object))
+    result.update({k: metrics[k] for k in ("records", "precision", "recall", "f1", "false_merge_rate",
+                                           "missed_link_rate")})
+    print(json.dumps(result))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench mpi_batch_vs_splink")
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--engine", choices=["priorscan", "splink"], help="run one engine here (used internally)")
+    parser.add_argument("--engines", default="priorscan,splink")
+    args = parser.parse_args(argv)
+    path = dataset(args.people, args.seed)
+    if args.engine:
+        child(args.engine, path)
+        return 0
+    results = {}
+    for engine in args.engines.split(","):
+        done = subprocess.run([sys.executable, "-m", "bench", "mpi_batch_vs_splink", "--people", str(args.people),
+                               "--seed", str(args.seed), "--engine", engine], capture_output=True, text=True)
+        if done.returncode != 0:
+            results[engine] = {"error": done.stderr[-2000:]}
+            continue
+        results[engine] = json.loads(done.stdout.strip().splitlines()[-1])
+    report = {"people": args.people, "seed": args.seed, **results}
+    print(json.dumps(report, indent=2))
+    Path("bench/results").mkdir(parents=True, exist_ok=True)
+    Path(f"bench/results/mpi_batch_vs_splink_{args.people}.json").write_text(json.dumps(report, indent=2))
+    return 0
