@@ -39,6 +39,7 @@ from mpi.tables import (
     RegionalPatient,
     ReviewItem,
     SourceRecord,
+    table_of,
 )
 from priorscan.db import utcnow
 
@@ -119,8 +120,8 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
 
     def flush() -> None:
         if buffer:  # Core executemany: the ORM's per-row bookkeeping costs more than the insert itself
-            connection.execute(SourceRecord.__table__.insert(), buffer)
-            connection.execute(BlockingKey.__table__.insert(), keys)
+            connection.execute(table_of(SourceRecord).insert(), buffer)
+            connection.execute(table_of(BlockingKey).insert(), keys)
             buffer.clear()
             keys.clear()
 
@@ -303,7 +304,7 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
                 "link_weights": None, "link_model_version": None if manual[i] else model.version,
                 "linked_by": actor, "linked_at": now} for i in rows.tolist()]
     if updates:
-        table = SourceRecord.__table__
+        table = table_of(SourceRecord)
         session.connection().execute(
             table.update().where(table.c.id == bindparam("b_id")).values(
                 regional_patient_id=bindparam("b_rp"), link_state=bindparam("b_state"),
@@ -311,7 +312,7 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
                 linked_by=bindparam("b_by"), linked_at=bindparam("b_at")),
             [{"b_id": u["id"], "b_rp": u["regional_patient_id"], "b_state": u["link_state"], "b_score": u["link_score"],
               "b_model": u["link_model_version"], "b_by": u["linked_by"], "b_at": u["linked_at"]} for u in updates])
-        session.connection().execute(LinkEvent.__table__.insert(), [
+        session.connection().execute(table_of(LinkEvent).insert(), [
             {"source_record_id": u["id"], "from_regional_id": old_rid[i], "to_regional_id": u["regional_patient_id"],
              "link_state": u["link_state"], "manual": bool(manual[i]), "score": u["link_score"],
              "model_version": model.version, "actor": actor, "reason": "batch-relink", "at": now}

@@ -10,9 +10,9 @@ The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *
 3. The same valid NHS number is the strongest evidence but never enough alone: without agreement on family name,
    given name or birth date the pair is at most a *possible match* (a number keyed into another patient's
    record). A number that fails the Modulus 11 check carries no weight at all.
-4. Agreeing family names and the same birth date with entirely different given names is how twins look: *no
-   match* when NHS numbers differ, at most a *possible match* otherwise (agreeing numbers, or none to compare: a
-   person tells twins from a given name keyed wrongly).
+4. Agreeing family names and the same birth date (or day and month transposed) with entirely different given
+   names is how twins look: *no match* when NHS numbers differ, at most a *possible match* otherwise (agreeing
+   numbers, or none to compare: a person tells twins from a given name keyed wrongly).
 5. Full birth dates differing in two or more parts (not a typo, not a day/month transposition) with no agreeing
    NHS number is at most a *possible match*: that is how a parent and a child of the same name at one address
    look, and the weights, which treat fields as independent, overrate the shared name and address.
@@ -44,13 +44,13 @@ STATES = (NO_MATCH, POSSIBLE, MATCH)
 
 
 def derive_match_threshold(probabilities: NDArray[np.float64], *, target_precision: float = 0.999,
-                           floor: float = 0.9, ceiling: float = 0.999) -> float:
+                           floor: float = 0.98, ceiling: float = 0.999) -> float:
     """The lowest match threshold at which the model expects the precision of automatic links to reach the target.
 
     Among pairs linked at threshold *t*, the expected share of true matches is the mean posterior probability of
     those pairs. Over the scored blocked pairs, the threshold is lowered from ``ceiling`` while that expected
-    precision stays at or above ``target_precision``, never below ``floor`` (a pair the model gives less than 90%
-    goes to review whatever the rest look like).
+    precision stays at or above ``target_precision``, never below ``floor`` (a pair the model gives less than 98%
+    is not linked automatically whatever the rest look like: the mean hides the doubtful tail).
     """
     p = np.sort(probabilities[probabilities >= floor])[::-1]
     if len(p) == 0:

@@ -47,8 +47,10 @@ def _pair_codes(a: IntArray, b: IntArray, size: int) -> IntArray:
 
 
 def is_conflict(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
-    """Pairs the evidence says are different people (the cluster integrity rule; see :mod:`mpi.clustering`)."""
-    return (scored.hard_conflict | (scored.sibling & ~scored.nhs_exact)  # type: ignore[no-any-return]
+    """Pairs that may not share a patient without a person's decision (the cluster integrity rule, see
+    :mod:`mpi.clustering`): different valid NHS numbers, the sibling rule, or weights adding up against a match."""
+    return (scored.hard_conflict | scored.nhs_different  # type: ignore[no-any-return]
+            | (scored.sibling & ~scored.nhs_exact)
             | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
 
 

@@ -16,7 +16,7 @@ Thresholds are posterior probabilities, so they are derived from the model rathe
 
 - ``match_threshold`` (0.999 before training): a pair is linked automatically when the model puts the chance that
   it is the same person at or above it. Training derives it from the model's own posteriors over the blocked
-  pairs (:func:`mpi.decisions.derive_match_threshold`): the lowest threshold, not below 0.9, at which the expected
+  pairs (:func:`mpi.decisions.derive_match_threshold`): the lowest threshold, not below 0.98, at which the expected
   precision of the automatic links (their mean posterior) is still 99.9%, the project's precision floor.
 - ``possible_threshold`` (default 0.5): below ``match_threshold`` and at or above this, the pair is more likely the
   same person than not, and a person reviews it; below it, the records stay apart.
@@ -179,7 +179,7 @@ class Model:
 
     def evolve(self, **changes: Any) -> Model:
         """A copy with ``changes`` applied (and a new version)."""
-        fields = {"comparisons": self.comparisons, "m": self.m, "u": self.u, "prior": self.prior,
+        fields: dict[str, Any] = {"comparisons": self.comparisons, "m": self.m, "u": self.u, "prior": self.prior,
                   "match_threshold": self.match_threshold, "possible_threshold": self.possible_threshold,
                   "u_same_family": self.u_same_family, "tf": self.tf, "tf_total": self.tf_total,
                   "training": self.training}

@@ -138,7 +138,9 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
     hard_conflict = nhs_else & both_verified
     family, given, birth = (_agrees(model, levels, name) for name in ("family", "given", "birth_date"))
     given_differs = _level_is(model, levels, "given", "else")
-    sibling = given_differs & _level_is(model, levels, "birth_date", "exact") & family
+    born_same_day = (_level_is(model, levels, "birth_date", "exact")
+                     | _level_is(model, levels, "birth_date", "day-month-transposed"))
+    sibling = given_differs & born_same_day & family
     names_differ = given_differs & _level_is(model, levels, "family", "else")
     return ScoredPairs(levels=levels, field_weights=field_weights, weight=weight, probability=probability,
                        hard_conflict=hard_conflict, nhs_exact=nhs_exact, nhs_different=nhs_else & ~hard_conflict,

@@ -58,6 +58,7 @@ from mpi.tables import (
     SourceIdentifier,
     SourceRecord,
     SourceRecordVersion,
+    table_of,
 )
 from priorscan.db import UTCDateTime, utcnow
 from priorscan.errors import IdentityError, NotFoundError
@@ -340,7 +341,7 @@ class PatientIndex:
                                                                BlockingKey.key.in_(sorted(stale))))
             keys = keys - current
         if keys:
-            self.session.execute(BlockingKey.__table__.insert(),
+            self.session.execute(table_of(BlockingKey).insert(),
                                  [{"source_record_id": record.id, "key": key} for key in sorted(keys)])
 
     # --- linking ------------------------------------------------------------------------------------------------
@@ -488,7 +489,7 @@ class PatientIndex:
 
     def conflicts(self, score: PairScore) -> bool:
         """Whether the evidence says two records are different people (:func:`mpi.linkage.is_conflict`)."""
-        if score.hard_conflict:
+        if score.hard_conflict or score.levels.get("nhs_number") == "else":
             return True
         if score.guard == "sibling" and score.levels.get("nhs_number") != "exact":
             return True

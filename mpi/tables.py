@@ -17,10 +17,11 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from priorscan.db import Base, JSONType, UTCDateTime, utcnow
 from priorscan.tables import BigId
@@ -187,3 +188,10 @@ class MatchModel(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     record_count: Mapped[int] = mapped_column(Integer, default=0)
     parameters: Mapped[dict] = mapped_column(JSONType)
+
+
+def table_of(model: type[DeclarativeBase] | type[Base]) -> Table:
+    """The Core table of a mapped class (for executemany statements on hot paths)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

@@ -22,13 +22,13 @@ HEADER = ("regional_id", "system", "value", "link_state")
 
 def xref_rows(session: Session) -> Iterator[tuple[str, str, str, str]]:
     """The rows of the export, ordered by regional id."""
-    retired = dict(session.execute(select(RegionalPatient.id, RegionalPatient.merged_into_id)
-                                   .where(RegionalPatient.status == "retired")).all())
+    retired: dict[str, str | None] = {rid: into for rid, into in session.execute(
+        select(RegionalPatient.id, RegionalPatient.merged_into_id).where(RegionalPatient.status == "retired"))}
 
     def survivor(regional_id: str) -> str:
         hops = 0
-        while regional_id in retired and retired[regional_id] and hops < 50:
-            regional_id = retired[regional_id]
+        while hops < 50 and (into := retired.get(regional_id)):
+            regional_id = into
             hops += 1
         return regional_id
 
