@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,11 +104,12 @@ def load_table(session: Session) -> pd.DataFrame:
 
 
 def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind: str = "bulk",
-              batch: int = 20_000) -> int:
+              batch: int = 20_000, regional_ids: Sequence[str] | None = None) -> int:
     """Insert new source records with their match fields and blocking keys, unlinked (a relink links them).
 
     For loading a store quickly (benchmarks, a first migration from a legacy index); records arrive afterwards
-    through :meth:`mpi.service.PatientIndex.upsert`.
+    through :meth:`mpi.service.PatientIndex.upsert`. ``regional_ids`` (one per record) places the records in
+    those regional patients as they are (an existing index migrated as it stands).
     """
     count = 0
     next_id = (session.scalar(select(SourceRecord.id).order_by(SourceRecord.id.desc()).limit(1)) or 0) + 1
@@ -118,7 +119,13 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
     connection = session.connection()
     now = utcnow()
 
+    patients: set[str] = set()
+    new_patients: list[dict[str, Any]] = []
+
     def flush() -> None:
+        if new_patients:
+            connection.execute(table_of(RegionalPatient).insert(), new_patients)
+            new_patients.clear()
         if buffer:  # Core executemany: the ORM's per-row bookkeeping costs more than the insert itself
             connection.execute(table_of(SourceRecord).insert(), buffer)
             connection.execute(table_of(BlockingKey).insert(), keys)
@@ -135,7 +142,14 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
                   "address": demographics.address, "phone": demographics.phone,
                   "birth_date_text": partial}
         match = to_match_record(next_id, fields)
+        regional = regional_ids[count] if regional_ids is not None else None
+        if regional is not None and regional not in patients:
+            patients.add(regional)
+            new_patients.append({"id": regional, "status": "active", "created_at": now, "updated_at": now,
+                                 "family": demographics.family, "given": demographics.given, "birth_date": birth,
+                                 "sex": demographics.sex, "postcode": demographics.postcode, "nhs_number": nhs})
         buffer.append({"id": next_id, "namespace": demographics.namespace, "local_id": demographics.local_id,
+                       "regional_patient_id": regional, "link_state": "match" if regional else None,
                        "trust_ods": demographics.trust_ods, "source_kind": source_kind, "provisional": False,
                        "active": True, "nhs_number_valid": bool(nhs and is_valid_nhs_number(nhs)), "version": 1,
                        "link_manual": False, "match_fields": match.as_stored(), "created_at": now,
