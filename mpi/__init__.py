@@ -3,10 +3,14 @@
 Public front: other packages and notebooks import from here only.
 """
 
-from mpi.engine import MATCH, NO_MATCH, POSSIBLE
+from mpi.batch import RelinkResult, bulk_load, relink
+from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, Model, PairScore, decide, to_match_record
+from mpi.evaluate import Evaluation, evaluate_store, read_truth
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.records import DELETE, Demographics, RecordKey
+from mpi.review import link_history, review_queue
 from mpi.service import LinkOutcome, MatchCandidate, PatientIndex, Resolution, active_model
+from mpi.xref import write_xref
 
 __all__ = [
     "DELETE",
@@ -14,12 +18,26 @@ __all__ = [
     "NO_MATCH",
     "POSSIBLE",
     "Demographics",
+    "Evaluation",
     "LinkOutcome",
     "MatchCandidate",
+    "MatchRecord",
+    "Model",
+    "PairScore",
     "PatientIndex",
     "RecordKey",
+    "RelinkResult",
     "Resolution",
     "active_model",
+    "bulk_load",
+    "decide",
+    "evaluate_store",
     "is_valid_nhs_number",
+    "link_history",
     "normalise_nhs_number",
+    "read_truth",
+    "relink",
+    "review_queue",
+    "to_match_record",
+    "write_xref",
 ]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from mpi_factories import NHS, match_record
 
 from mpi.nhs_number import is_valid_nhs_number
 from mpi.normalise import MatchRecord, as_date, normalise_address, normalise_phone, normalise_sex, parse_birth_date
-from mpi_factories import NHS, match_record
 
 
 @pytest.mark.parametrize(("raw", "parts"), [
