@@ -126,6 +126,7 @@ class MatchCandidate:
     field_weights: dict[str, float]
 
 
+_RECORD_ID_SQL = text("SELECT id FROM source_record WHERE namespace = :ns AND local_id = :local")
 _CLUSTERS_SQL = text(
     "SELECT id, regional_patient_id, match_fields FROM source_record WHERE active AND regional_patient_id IN "
     "(SELECT regional_patient_id FROM source_record WHERE id IN :ids)").bindparams(bindparam("ids", expanding=True))
@@ -202,8 +203,9 @@ class PatientIndex:
         return self.trusts.namespace(system)
 
     def get_record(self, key: RecordKey) -> SourceRecord | None:
-        return self.session.scalars(select(SourceRecord).where(SourceRecord.namespace == key.namespace,
-                                                               SourceRecord.local_id == key.local_id)).first()
+        # the id by plain SQL first: most writes are of new records, and a miss then costs one cheap query
+        record_id = self.session.execute(_RECORD_ID_SQL, {"ns": key.namespace, "local": key.local_id}).scalar()
+        return None if record_id is None else self.session.get(SourceRecord, record_id)
 
     def require_record(self, key: RecordKey) -> SourceRecord:
         record = self.get_record(key)
@@ -441,13 +443,15 @@ class PatientIndex:
         best_id, best_score, possible = self._choose(scores, manual)
         previous = record.regional_patient_id
         review_id = None
+        fresh: RegionalPatient | None = None
         if best_id is not None:
             state = MATCH
             target = best_id
         else:
             state = POSSIBLE if possible else (NO_MATCH if manual and NO_MATCH in manual.values() else MATCH)
             # a record that matches nobody keeps (or gets) a regional patient of its own
-            target = previous if previous and self._is_alone(record, previous) else self._new_patient().id
+            fresh = None if previous and self._is_alone(record, previous) else self._new_patient()
+            target = fresh.id if fresh is not None else previous  # type: ignore[assignment]
         self._move(record, target, state=state, score=best_score.probability if best_score else None,
                    weights=best_score.field_weights if best_score else None, actor=actor, reason=reason)
         if possible and best_id is None:
@@ -456,7 +460,10 @@ class PatientIndex:
             self._close_reviews(record)
         if previous and previous != target:
             self._refresh_golden(previous)
-        self._refresh_golden(target)
+        if best_id is None and fresh is not None:  # the record is the new patient's only member
+            self._golden_from(fresh, [record])
+        else:
+            self._refresh_golden(target)
         return LinkOutcome(record.id, target, state, best_score.probability if best_score else None,
                            review_item_id=review_id)
 
@@ -500,9 +507,9 @@ class PatientIndex:
         return not others
 
     def _new_patient(self) -> RegionalPatient:
+        # the id is made here, so nothing needs flushing yet: the insert goes with the next statement
         patient = RegionalPatient(id=new_regional_id(), status="active")
         self.session.add(patient)
-        self.session.flush()
         return patient
 
     def _move(self, record: SourceRecord, regional_id: str, *, state: str, score: float | None,
@@ -522,7 +529,6 @@ class PatientIndex:
                                        to_regional_id=regional_id, link_state=state, manual=manual, score=score,
                                        weights=weights, model_version=record.link_model_version, actor=actor,
                                        reason=reason))
-        self.session.flush()
 
     def _open_review(self, record: SourceRecord, possible: tuple[int, PairScore]) -> int:
         other_id, score = possible
@@ -715,6 +721,10 @@ class PatientIndex:
         if not members:
             patient.status = "retired" if patient.merged_into_id else patient.status
             return
+        self._golden_from(patient, members)
+
+    def _golden_from(self, patient: RegionalPatient, members: Sequence[Any]) -> None:
+        """Set the golden record from ``members`` (rows or source records)."""
 
         def quality(r: Any) -> tuple[int, int, datetime]:
             stamp = r.last_event_at or r.updated_at or r.created_at or utcnow()
