@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from mpi.blocking import key_table, keys_of, pairs_from_keys
+from mpi.blocking import blocking_keys, key_table, pairs_from_keys
 from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, derive_match_threshold
 from mpi.frames import Frame, frame_from_table, table_from_stored
 from mpi.linkage import link_frame
@@ -164,8 +164,7 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
 
 
 def _keys(match: MatchRecord) -> set[str]:
-    return keys_of(match.nhs_number, match.nhs_valid, match.birth_year, match.birth_month, match.birth_day,
-                   match.family_ph, match.given_ph, match.postcode)
+    return blocking_keys(match)
 
 
 def save_model(session: Session, model: Model, *, records: int) -> None:

@@ -13,6 +13,8 @@ key       made of                                               still meets the 
 ``nm:``   {phonetic family word, phonetic given name} as a set  birth date is wrong; given/family swapped
 ``pf:``   postcode + phonetic family word                       birth date wrong and given name changed
 ``pg:``   postcode + phonetic given name                        birth date wrong and family name changed
+``py:``   postcode + birth year                                 both names misspelt, day or month wrong
+``a:``    the address (words sorted)                            names misspelt and postcode mistyped
 ========  ====================================================  =========================================
 
 A key shared by more than :data:`MAX_BLOCK_SIZE` records (a placeholder birth date, a very common name at one
@@ -36,7 +38,7 @@ MAX_FAMILY_WORDS = 3
 
 
 def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_month: int, birth_day: int,
-            family_ph: str | None, given_ph: str | None, postcode: str | None) -> set[str]:
+            family_ph: str | None, given_ph: str | None, postcode: str | None, address: str | None = None) -> set[str]:
     """The blocking keys of one record's normalised fields."""
     keys: set[str] = set()
     if nhs_number and nhs_valid:
@@ -59,13 +61,17 @@ def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_mont
             keys.add(f"pf:{code}:{word}")
         if given_ph:
             keys.add(f"pg:{code}:{given_ph}")
+        if birth_year:
+            keys.add(f"py:{code}:{birth_year}")
+    if address:
+        keys.add(f"a:{address}")
     return {key[:80] for key in keys}
 
 
 def blocking_keys(record: MatchRecord) -> set[str]:
     """The blocking keys of ``record``."""
     return keys_of(record.nhs_number, record.nhs_valid, record.birth_year, record.birth_month, record.birth_day,
-                   record.family_ph, record.given_ph, record.postcode)
+                   record.family_ph, record.given_ph, record.postcode, record.address)
 
 
 def key_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -74,11 +80,11 @@ def key_table(table: pd.DataFrame) -> pd.DataFrame:
     keys: list[str] = []
     columns = [table[c].tolist() if c in table else [None] * len(table)
                for c in ("nhs_number", "nhs_valid", "birth_year", "birth_month", "birth_day", "family_ph", "given_ph",
-                         "postcode")]
+                         "postcode", "address")]
     for row, values in enumerate(zip(*columns, strict=True)):
-        nhs, valid, year, month, day, family_ph, given_ph, postcode = values
+        nhs, valid, year, month, day, family_ph, given_ph, postcode, address = values
         for key in keys_of(nhs or None, bool(valid), int(year or 0), int(month or 0), int(day or 0),
-                           family_ph or None, given_ph or None, postcode or None):
+                           family_ph or None, given_ph or None, postcode or None, address or None):
             rows.append(row)
             keys.append(key)
     return pd.DataFrame({"key": keys, "row": np.asarray(rows, dtype=np.int64)})

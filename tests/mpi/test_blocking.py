@@ -1,0 +1,38 @@
+"""Blocking: every hard case keeps at least one key in common; over-common keys are skipped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from mpi_factories import match_record
+
+from mpi.blocking import blocking_keys, pairs_from_keys
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ({"birth_date": "1978-14-03"}, "day and month transposed"),
+    ({"given": "Whitfield", "family": "Eleanor"}, "names swapped"),
+    ({"family": "Okafor", "nhs_number": None}, "married: new family name, no NHS number"),
+    ({"birth_date": "1979-03-14", "nhs_number": None}, "birth year wrong"),
+    ({"postcode": "TN2 5QR", "address": "4 Pembury Road", "nhs_number": None}, "moved house"),
+    ({"given": "Ellie", "family": "Whitfeld", "birth_date": "1978-03-15", "nhs_number": None},
+     "nickname, misspelt family name and a day out: the address still meets"),
+])
+def test_hard_cases_share_a_key(change: dict, why: str) -> None:
+    assert blocking_keys(match_record()) & blocking_keys(match_record(**change)), why
+
+
+def test_keys_need_data() -> None:
+    empty = match_record(nhs_number=None, family=None, given=None, birth_date=None, postcode=None, address=None)
+    assert blocking_keys(empty) == set()
+    assert "n:9434765919" in blocking_keys(match_record())
+    assert not any(k.startswith("n:") for k in blocking_keys(match_record(nhs_number="9434765918")))
+
+
+def test_pairs_from_keys_dedupes_and_skips_over_common_keys() -> None:
+    keys = pd.DataFrame({"key": ["a", "a", "b", "b", "c", "c", "c"], "row": np.array([0, 1, 0, 1, 2, 3, 4])})
+    left, right = pairs_from_keys(keys, max_block_size=2)
+    assert list(zip(left.tolist(), right.tolist(), strict=True)) == [(0, 1)]  # "c" (3 rows) is over the cap
+    left, right = pairs_from_keys(keys, max_block_size=10)
+    assert len(left) == 4
