@@ -206,14 +206,16 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
     if model is None:
         if train:
             model = train_model(frame, (left, right), base=active_model(session), seed=seed)
-            model = with_derived_threshold(model, frame, left, right, seed=seed)
-            save_model(session, model, records=len(table))
             trained = True
         else:
             model = active_model(session)
     timings["train_s"] = time.perf_counter() - mark
     manual_match, manual_no_match = _manual_pairs(session, table)
-    linkage = link_frame(frame, model, left, right, manual_match=manual_match, manual_no_match=manual_no_match)
+    linkage = link_frame(frame, model, left, right, manual_match=manual_match, manual_no_match=manual_no_match,
+                         derive_threshold=trained)
+    model = linkage.model
+    if trained:
+        save_model(session, model, records=len(table))
     timings.update({f"link_{k}": v for k, v in linkage.timings.items()})
     mark = time.perf_counter()
     changed, patients, reviews = _write(session, table, frame, linkage, model, actor)

@@ -59,6 +59,7 @@ _SEX = {"M": "male", "F": "female", "U": "unknown", "O": "other", "A": "other", 
         "MALE": "male", "FEMALE": "female", "UNKNOWN": "unknown", "OTHER": "other", "1": "male", "2": "female",
         "9": "unknown", "0": "unknown"}
 _POSTCODE = re.compile(r"^([A-Z]{1,2}\d[A-Z\d]?)\s*(\d[A-Z]{2})$")
+_ODS_SITE = re.compile(r"^[A-Z0-9]{3}[A-Z0-9]{2}$")
 _ESCAPE_FORMATTING = {".br": " ", ".sp": " ", ".in": " ", ".ti": " ", ".sk": " ", ".ce": " ", ".fi": "", ".nf": "",
                       "H": "", "N": ""}
 
@@ -182,6 +183,17 @@ class PatientIdentifier:
     qualified: bool  # the authority was named in the identifier itself, not taken from MSH-4
 
 
+def resolve_trust(trusts: TrustRegistry, name: str | None) -> Trust | None:
+    """The trust ``name`` denotes: an ODS code or alias, or a five-character ODS *site* code of the trust (``RTK01``:
+    site 01 of RTK), which PAS systems often put in MSH-4 or an assigning facility."""
+    trust = trusts.resolve(name)
+    if trust is None and name and _ODS_SITE.match(name.strip().upper()):
+        candidate = trusts.resolve(name.strip()[:3])
+        if candidate is not None and candidate.ods == name.strip()[:3].upper():
+            return candidate
+    return trust
+
+
 def read_identifier(raw: str, d: Delimiters, trusts: TrustRegistry, sender: Trust | None,
                     sending_facility: str) -> PatientIdentifier | None:
     """Classify one CX; None when it holds no usable identifier (empty, ``""``, or an account/visit number)."""
@@ -196,7 +208,7 @@ def read_identifier(raw: str, d: Delimiters, trusts: TrustRegistry, sender: Trus
         return PatientIdentifier(value.replace(" ", ""), type_code, None, None, True, True)
     if type_code in _NOT_PATIENT_TYPES:
         return None
-    trust = next((t for t in (trusts.resolve(a) for a in named) if t is not None), None)
+    trust = next((t for t in (resolve_trust(trusts, a) for a in named) if t is not None), None)
     if trust is not None:
         return PatientIdentifier(value, type_code, trust.fhir_system, trust, False, True)
     if authorities:  # an authority that is not a trust: its own namespace (an OID when the HD says ISO)
@@ -449,7 +461,7 @@ def read_adt(text: str, header: MessageHeader, trusts: TrustRegistry) -> AdtMess
     segments = split_segments(text, d)
     evn = next((s for s in segments if s.name == "EVN"), None)
     event_at = (parse_ts(d.unescape(_component(evn.raw(2), 1, d))) if evn else None) or header.timestamp
-    ctx = AdtContext(d, trusts, trusts.resolve(header.sending_facility), header.sending_facility, event_at)
+    ctx = AdtContext(d, trusts, resolve_trust(trusts, header.sending_facility), header.sending_facility, event_at)
     z_segments = [s for s in segments if s.name.startswith("Z")]
     pids = [s for s in segments if s.name == "PID"]
     if not pids:
@@ -568,5 +580,6 @@ def _apply_change(index: PatientIndex, message: AdtMessage, change: IdentityChan
 __all__ = [
     "CHANGE_ID", "LINK", "MERGE", "OPERATIONS", "UNLINK", "UPSERT", "AdtError", "AdtMessage", "AdtOutcome",
     "Delimiters", "IdentityChange", "PatientIdentifier", "PatientSegment", "apply_adt", "normalise_postcode",
-    "read_adt", "read_identifier", "read_pid", "record_key", "split_segments", "verification_status",
+    "read_adt", "read_identifier", "read_pid", "record_key", "resolve_trust", "split_segments",
+    "verification_status",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mpi.clustering import cluster
-from mpi.decisions import MATCH_CODE, POSSIBLE_CODE, decide_many
+from mpi.decisions import MATCH_CODE, POSSIBLE_CODE, decide_many, derive_match_threshold
 from mpi.frames import Frame
 from mpi.model import Model
 from mpi.scoring import ScoredPairs, score_frames
@@ -29,6 +29,7 @@ CHUNK = 1_000_000
 class Linkage:
     """The result of linking one frame of records."""
 
+    model: Model  # the model the decisions used (its threshold derived here when asked)
     labels: IntArray  # cluster label per row (rows with one label are one person)
     probability: FloatArray  # per row: probability of its strongest match link inside its cluster (nan: none)
     review_left: IntArray
@@ -56,19 +57,35 @@ def is_conflict(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
 
 def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
                manual_match: tuple[IntArray, IntArray] | None = None,
-               manual_no_match: tuple[IntArray, IntArray] | None = None, chunk: int = CHUNK) -> Linkage:
-    """Score the blocked pairs ``(left[i], right[i])`` of ``frame`` and cluster the records."""
+               manual_no_match: tuple[IntArray, IntArray] | None = None, chunk: int = CHUNK,
+               derive_threshold: bool = False) -> Linkage:
+    """Score the blocked pairs ``(left[i], right[i])`` of ``frame`` and cluster the records.
+
+    With ``derive_threshold``, the model's match threshold is first derived from the posteriors of these very
+    pairs (:func:`mpi.decisions.derive_match_threshold`): one scoring pass serves both; the model used is returned
+    in :attr:`Linkage.model`.
+    """
     started = time.perf_counter()
     size = frame.size
-    match_parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = []
-    possible_parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = []
+    chunks: list[tuple[IntArray, IntArray, ScoredPairs]] = []
     for start in range(0, len(left), chunk):
         a, b = left[start:start + chunk], right[start:start + chunk]
         scored = score_frames(model, frame.take(a), frame.take(b))
+        scored.levels = scored.levels[:0]  # only the decisions' inputs are kept
+        scored.field_weights = scored.field_weights[:0]
+        chunks.append((a, b, scored))
+    if derive_threshold and chunks:
+        threshold = derive_match_threshold(np.concatenate([c[2].probability for c in chunks]))
+        model = model.evolve(match_threshold=threshold,
+                             training={**model.training, "match_threshold_derived_from_pairs": int(len(left))})
+    match_parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = []
+    possible_parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = []
+    for a, b, scored in chunks:
         codes = decide_many(scored, model)
         for code, parts in ((MATCH_CODE, match_parts), (POSSIBLE_CODE, possible_parts)):
             keep = codes == code
             parts.append((a[keep], b[keep], scored.probability[keep], scored.weight[keep]))
+    chunks.clear()
     scored_at = time.perf_counter()
 
     def joined(parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]]
@@ -124,7 +141,8 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
     patient_pairs = _pair_codes(labels[r_left[order]], labels[r_right[order]], size)
     _, first = np.unique(patient_pairs, return_index=True)
     pick = order[first]
-    return Linkage(labels=labels, probability=probability, review_left=r_left[pick], review_right=r_right[pick],
+    return Linkage(model=model, labels=labels, probability=probability, review_left=r_left[pick],
+                   review_right=r_right[pick],
                    review_probability=r_prob[pick], review_weight=r_weight[pick], pairs_scored=int(len(left)),
                    match_links=int(len(m_left)), components_rebuilt=rebuilt,
                    timings={"score_s": scored_at - started, "cluster_s": clustered_at - scored_at,

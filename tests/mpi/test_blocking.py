@@ -36,3 +36,17 @@ def test_pairs_from_keys_dedupes_and_skips_over_common_keys() -> None:
     assert list(zip(left.tolist(), right.tolist(), strict=True)) == [(0, 1)]  # "c" (3 rows) is over the cap
     left, right = pairs_from_keys(keys, max_block_size=10)
     assert len(left) == 4
+
+
+def test_key_table_builds_the_same_keys_as_one_record_at_a_time() -> None:
+    from bench.mpi_population import make_population
+    from mpi.blocking import key_table
+    from mpi.frames import table_from_stored
+    from mpi.normalise import to_match_record
+
+    records = [to_match_record(i, d.__dict__) for i, d in enumerate(make_population(300, seed=2).records)]
+    records.append(match_record(len(records), family="Smith-Jones Brown Green", given="Ann"))  # four words
+    table = table_from_stored([r.record_id or 0 for r in records], [r.as_stored() for r in records])
+    built = key_table(table)
+    expected = {(key, row) for row, record in enumerate(records) for key in blocking_keys(record)}
+    assert set(zip(built["key"], built["row"].tolist(), strict=True)) == expected
