@@ -56,15 +56,21 @@ def find_source_record(session: Session, resource_id: str, client: str) -> Sourc
                                                       SourceRecord.local_id == resource_id)).first()
 
 
+# Statements built once with bound parameters: on this stack building a statement costs more than running it.
+_IDENTIFIERS_OF = (select(SourceIdentifier.source_record_id, SourceIdentifier.system, SourceIdentifier.value)
+                   .where(SourceIdentifier.source_record_id.in_(bindparam("ids", expanding=True)))
+                   .order_by(SourceIdentifier.id))
+_REGIONAL_PATIENTS = select(RegionalPatient).where(RegionalPatient.id.in_(bindparam("ids", expanding=True)))
+_RECORDS_OF = (select(SourceRecord).where(SourceRecord.regional_patient_id.in_(bindparam("ids", expanding=True)))
+               .order_by(SourceRecord.id))
+
+
 def identifiers_of(session: Session, record_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
     """Further identifiers of each source record (internal systems included; renderers leave them out)."""
     out: dict[int, list[tuple[str, str]]] = {}
     if not record_ids:
         return out
-    rows = session.execute(select(SourceIdentifier.source_record_id, SourceIdentifier.system, SourceIdentifier.value)
-                           .where(SourceIdentifier.source_record_id.in_(list(record_ids)))
-                           .order_by(SourceIdentifier.id))
-    for record_id, system, value in rows:
+    for record_id, system, value in session.execute(_IDENTIFIERS_OF, {"ids": list(record_ids)}):
         out.setdefault(record_id, []).append((system, value))
     return out
 
@@ -73,11 +79,9 @@ def regional_views(session: Session, regional_ids: Sequence[str]) -> dict[str, R
     """Regional patients with their source records and identifiers, in three queries."""
     if not regional_ids:
         return {}
-    patients = {p.id: p for p in session.scalars(select(RegionalPatient)
-                                                 .where(RegionalPatient.id.in_(list(regional_ids))))}
+    patients = {p.id: p for p in session.scalars(_REGIONAL_PATIENTS, {"ids": list(regional_ids)})}
     views = {rid: RegionalView(p) for rid, p in patients.items()}
-    records = list(session.scalars(select(SourceRecord).where(SourceRecord.regional_patient_id.in_(list(views)))
-                                   .order_by(SourceRecord.id)))
+    records = list(session.scalars(_RECORDS_OF, {"ids": list(views)})) if views else []
     for rec in records:
         views[rec.regional_patient_id].records.append(rec)  # type: ignore[index]
     idents = identifiers_of(session, [r.id for r in records])

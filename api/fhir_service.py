@@ -84,7 +84,7 @@ def _status_line(status: int) -> str:
     return f"{status} {HTTPStatus(status).phrase}"
 
 
-class EntryRejected(Exception):  # noqa: N818 - carries an adapter's refusal out of a unit of work
+class EntryRejected(Exception):
     """An adapter refused a resource; its :class:`ItemOutcome` says why."""
 
     def __init__(self, outcome: ItemOutcome) -> None:
@@ -250,7 +250,7 @@ def write_patient(session: Session, trusts: TrustRegistry, resource: Mapping[str
                               resource_id=shown)
     record(session, agent, action="C" if created else "U", event_type="rest", subtype=f"Patient {mode}",
            regional_patient_id=result.regional_id or None, entity=f"Patient/{shown}")
-    return ItemOutcome.ok("Patient", status=_status_line(201 if created else 200), id=shown,
+    return ItemOutcome.ok("Patient", status=_status_line(201 if created else 200), id=shown, sourceRecordId=stored.id,
                           location=f"Patient/{shown}/_history/{stored.version}", version=str(stored.version),
                           resource=rendered, regionalPatientId=result.regional_id, applied=result.applied)
 
@@ -332,8 +332,8 @@ def _apply_entry(session: Session, trusts: TrustRegistry, entry: _Entry, referen
     if entry.method == "PUT" and not entry.url_id:
         raise FHIRError("a PUT entry needs request.url Type/id", code="fhir.invalid")
     outcome = apply_resource(session, trusts, resource, agent=agent, method=entry.method, url_id=entry.url_id)
-    if outcome.kind == "Patient" and outcome.accepted:
-        target = f"Patient/{outcome.detail['id']}"
+    if outcome.kind == "Patient" and outcome.accepted:  # later entries name it by the id every adapter resolves
+        target = f"Patient/{source_resource_id(int(outcome.detail['sourceRecordId']))}"  # type: ignore[call-overload]
         if entry.full_url:
             references[entry.full_url] = target
         own_id = entry.resource.get("id")

@@ -101,7 +101,7 @@ class Applied:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-class Rejected(Exception):  # noqa: N818 - a control-flow signal carrying an adapter's refusal, not an error type
+class Rejected(Exception):
     """An adapter refused the message (its :class:`ItemOutcome` says why)."""
 
     def __init__(self, outcome: ItemOutcome) -> None:

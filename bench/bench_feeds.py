@@ -216,6 +216,9 @@ def bulk_load_population(url: str, population: Population, *, upto: int | None =
             session.connection().exec_driver_sql(
                 "UPDATE source_record SET regional_patient_id = ?, link_state = 'match', linked_by = 'bench' "
                 "WHERE id = ?", [(rid, record) for record, rid in pairs])
+        if engine.dialect.name == "postgresql":  # rows were inserted with explicit ids: move the sequence past them
+            session.execute(text("SELECT setval(pg_get_serial_sequence('source_record', 'id'), "
+                                 "(SELECT max(id) FROM source_record))"))
         session.commit()
     with engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
@@ -334,10 +337,11 @@ def adt_message(population: Population, person: int, trust: str, trigger: str, c
     return end.join(segments) + end
 
 
-def feed_messages(population: Population, preloaded: int, total: int, seed: int) -> dict[str, list[str]]:
-    """ADT messages per trust feed: half new people, a fifth people known at another trust, the rest updates."""
+def feed_messages(population: Population, preloaded: int, total: int, seed: int) -> list[tuple[str, str]]:
+    """(trust, ADT message) in sending order: half new people, a fifth people known at another trust, the rest
+    updates."""
     rng = random.Random(seed)
-    feeds: dict[str, list[str]] = {t: [] for t in TRUSTS}
+    out: list[tuple[str, str]] = []
     when = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
     new_person = preloaded
     for n in range(total):
@@ -347,18 +351,45 @@ def feed_messages(population: Population, preloaded: int, total: int, seed: int)
         if kind < 0.5:  # a new registration
             person, trust = new_person, rng.choice(TRUSTS)
             new_person += 1
-            feeds[trust].append(adt_message(population, person, trust, "A04", control, when))
+            out.append((trust, adt_message(population, person, trust, "A04", control, when)))
         elif kind < 0.7:  # someone known at one trust registers at another
             person = rng.randrange(preloaded)
             others = [t for t in TRUSTS if t not in population.trusts[person]] or list(TRUSTS)
             trust = rng.choice(others)
-            feeds[trust].append(adt_message(population, person, trust, "A04", control, when))
+            out.append((trust, adt_message(population, person, trust, "A04", control, when)))
         else:  # an update of a known record: moved house
             person = rng.randrange(preloaded)
             trust = rng.choice(population.trusts[person])
             trigger = "A08" if kind < 0.9 else "A31"
-            feeds[trust].append(adt_message(population, person, trust, trigger, control, when, moved=True))
-    return feeds
+            out.append((trust, adt_message(population, person, trust, trigger, control, when, moved=True)))
+    return out
+
+
+def in_process_rates(url: str, messages: list[str]) -> dict[str, float]:
+    """Single-thread, in-process rates on the same store: the whole feed service, and the identity work alone."""
+    from api.context import AppContext
+    from api.hl7_service import process_message
+    from mpi.hl7_adt import apply_adt, read_adt
+    from mpi.service import PatientIndex
+    from priorscan.audit import Agent
+    from priorscan.hl7v2 import read_header
+    from priorscan.settings import Settings
+
+    context = AppContext.open(Settings(db=url), upgrade=False)
+    half = len(messages) // 2
+    started = time.perf_counter()
+    for message in messages[:half]:
+        process_message(context, message, channel="bench", agent=Agent("feed", "bench"))
+    service = half / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for message in messages[half:]:
+        with context.sessions() as session:
+            apply_adt(PatientIndex(session, context.trusts), read_adt(message, read_header(message), context.trusts),
+                      actor="bench")
+            session.commit()
+    identity = (len(messages) - half) / (time.perf_counter() - started)
+    context.engine.dispose()
+    return {"process_message_per_second": round(service, 1), "identity_work_only_per_second": round(identity, 1)}
 
 
 def mllp_throughput(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -369,9 +400,12 @@ def mllp_throughput(backend: str, args: argparse.Namespace, workdir: Path) -> di
     preload_people = people_for(args.preload)
     with fresh_store(backend, workdir, args.pg_admin) as url:
         loaded, load_s = bulk_load_population(url, population, upto=preload_people)
-        feeds = feed_messages(population, preload_people, args.messages + 200, args.seed)
-        warm = {t: msgs[:40] for t, msgs in feeds.items()}
-        timed = {t: msgs[40:] for t, msgs in feeds.items()}
+        ordered = feed_messages(population, preload_people, args.messages + 200 + 300, args.seed)
+        baseline = [message for _, message in ordered[-300:]]
+        warm: dict[str, list[str]] = {t: [] for t in TRUSTS}
+        timed: dict[str, list[str]] = {t: [] for t in TRUSTS}
+        for n, (trust, message) in enumerate(ordered[:-300]):
+            (warm if n < 200 else timed)[trust].append(message)
         trusts = [t for t in TRUSTS if timed[t]][: args.connections]
         with serve(url, workdir, mllp=True) as (_, mllp_port):
             codes: Counter[str] = Counter()
@@ -403,10 +437,12 @@ def mllp_throughput(backend: str, args: argparse.Namespace, workdir: Path) -> di
                 thread.join()
             wall = time.perf_counter() - started
         sent = sum(len(timed[t]) for t in trusts)
+        load = [round(x, 1) for x in os.getloadavg()]
+        rates = in_process_rates(url, baseline)
     return {"backend": backend, "preloaded_records": loaded, "preload_seconds": round(load_s, 1),
             "messages": sent, "connections": len(trusts), "seconds": round(wall, 2),
             "messages_per_second": round(codes.get("AA", 0) / wall, 1), "ack_codes": dict(codes),
-            "per_message": percentiles(latencies)}
+            "per_message": percentiles(latencies), "load_average": load, "single_thread_in_process": rates}
 
 
 # --- query latency ----------------------------------------------------------------------------------------------
@@ -489,6 +525,7 @@ def query_latency(backend: str, args: argparse.Namespace, workdir: Path) -> dict
                 pix_ms = [pix() for _ in range(args.pix)]
                 match_ms = [match() for _ in range(args.match)]
     return {"backend": backend, "records": loaded, "people": len(population), "load_seconds": round(load_s, 1),
+            "load_average": [round(x, 1) for x in os.getloadavg()],
             "ihe_pix": percentiles(pix_ms), "match": percentiles(match_ms),
             "match_top1_is_the_person": round(hits / max(1, args.match), 3)}
 
@@ -513,6 +550,7 @@ def main(argv: list[str]) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="priorscan-bench-feeds-"))
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"command": "python -m bench feeds " + " ".join(argv), "cpus": os.cpu_count(),
+                               "load_average_before": [round(x, 1) for x in os.getloadavg()],
                                "started": datetime.now(UTC).isoformat(timespec="seconds"), "mllp": [], "queries": []}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         if args.only in (None, "mllp"):
@@ -523,6 +561,7 @@ def main(argv: list[str]) -> int:
             result = query_latency(backend, args, workdir)
             results["queries"].append(result)
             print(json.dumps(result), flush=True)
+    results["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     with io.StringIO() as out:

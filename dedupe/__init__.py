@@ -42,6 +42,7 @@ from dedupe.dose import dose_avoided
 from dedupe.fhir_orders import apply_service_request, apply_service_request_resource
 from dedupe.hl7_orders import apply_order
 from dedupe.rules import RuleSet, load_rules
+from dedupe.storage import one_writer
 from dedupe.vocabulary import ProcedureCode
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "looks_like_jwt",
     "normalise_request",
     "note",
+    "one_writer",
     "override",
     "patient_from_resource",
     "run_check",

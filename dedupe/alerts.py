@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from dedupe.dose import dose_avoided
@@ -67,7 +67,7 @@ class RaisedAlert:
 
 _ALERT_OF_ORDER = select(Alert.id, Alert.status).where(Alert.requesting_trust == bindparam("trust"),
                                                       Alert.placer_order_number == bindparam("placer"))
-_EVENTS = AlertEvent.__table__.insert()
+_EVENTS = insert(AlertEvent)
 
 
 def raise_alert(session: Session, *, regional_id: str | None, identity: str, requesting_trust: str | None,
@@ -82,18 +82,14 @@ def raise_alert(session: Session, *, regional_id: str | None, identity: str, req
     checked = dict(regional_patient_id=regional_id, identity=identity, verdict=verdict, request=dict(request),
                    request_date=request_date, priors=priors, shown_prior_uid=_first_uid(priors),
                    rules_version=rules_version)
-    order = {"trust": requesting_trust, "placer": placer_order_number}
-    if requesting_trust and placer_order_number:
-        existing = session.execute(_ALERT_OF_ORDER, order).first()
-        if existing is not None:
-            return _recheck(session, existing.id, existing.status, checked, agent)
     alert_id = str(uuid.uuid4())
     created = insert_unless_exists(session, Alert, {
         "id": alert_id, "requesting_trust": requesting_trust, "placer_order_number": placer_order_number,
         "channel": channel, "status": OPEN, "created_by": agent.name, **checked,
     }, ("requesting_trust", "placer_order_number"))
-    if not created:  # another worker raised it a moment ago
-        existing = session.execute(_ALERT_OF_ORDER, order).one()
+    if not created:  # the order has its alert already (checked before, or by another worker a moment ago)
+        existing = session.execute(_ALERT_OF_ORDER, {"trust": requesting_trust,
+                                                     "placer": placer_order_number}).one()
         return _recheck(session, existing.id, existing.status, checked, agent)
     session.execute(_EVENTS, {"alert_id": alert_id, "action": "created", "from_status": None, "to_status": OPEN,
                               "actor": agent.name, "detail": {"verdict": verdict, "rulesVersion": rules_version,

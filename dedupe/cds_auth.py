@@ -23,7 +23,7 @@ import jwt
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dedupe.storage import insert_unless_exists
+from dedupe.storage import insert_unless_exists, one_writer
 from priorscan.errors import AuthError
 from priorscan.tables import CdsSeenJti, CdsTrustedIssuer
 
@@ -117,11 +117,12 @@ def verify_cds_jwt(token: str, sessions: sessionmaker[Session], *, audiences: It
         jti = str(claims["jti"])
         if not jti or len(jti) > 200:
             raise _unauthorised("jti must be 1 to 200 characters")
-        fresh = insert_unless_exists(session, CdsSeenJti, {"issuer": issuer, "jti": jti, "expires_at": expires},
-                                     ("issuer", "jti"))
-        if random.random() < PURGE_SHARE:
-            session.execute(delete(CdsSeenJti).where(CdsSeenJti.expires_at < now - timedelta(seconds=LEEWAY_S)))
-        session.commit()
+        with one_writer(session):
+            fresh = insert_unless_exists(session, CdsSeenJti, {"issuer": issuer, "jti": jti, "expires_at": expires},
+                                         ("issuer", "jti"))
+            if random.random() < PURGE_SHARE:
+                session.execute(delete(CdsSeenJti).where(CdsSeenJti.expires_at < now - timedelta(seconds=LEEWAY_S)))
+            session.commit()
     if not fresh:
         raise _unauthorised("the jti was used before (replay)")
     return CdsClient(issuer, claims.get("sub"), jti)

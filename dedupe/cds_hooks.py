@@ -175,9 +175,9 @@ def apply_feedback(session: Session, rules: RuleSet, body: dict[str, Any], *, ag
         except NotFoundError:
             continue  # a card without an alert (e.g. raised for a clear verdict) needs no record
         outcome = item.get("outcome")
+        accepted = [s.get("id") for s in item.get("acceptedSuggestions") or [] if isinstance(s, dict)]
         detail = {"outcome": outcome, "outcomeTimestamp": item.get("outcomeTimestamp"),
-                  "acceptedSuggestions": [s.get("id") for s in item.get("acceptedSuggestions") or []
-                                          if isinstance(s, dict)]}
+                  "acceptedSuggestions": accepted}
         if outcome == "overridden":
             reason = (item.get("overrideReason") or {}).get("reason") or {}
             comment = (item.get("overrideReason") or {}).get("userComment")
@@ -191,7 +191,7 @@ def apply_feedback(session: Session, rules: RuleSet, body: dict[str, Any], *, ag
                 note(session, alert, action="cds-feedback", agent=agent,
                      detail={**detail, "note": f"override not applied: {exc.message}"})
         elif outcome == "accepted":
-            if _DELETE_SUGGESTION in detail["acceptedSuggestions"] and alert.status != CANCELLED:
+            if _DELETE_SUGGESTION in accepted and alert.status != CANCELLED:
                 cancel(session, alert, rules, user=None, comment=None, agent=agent, why="CDS suggestion accepted")
             elif alert.status == OPEN:
                 acknowledge(session, alert, user=None, comment=None, agent=agent)

@@ -17,7 +17,8 @@ Nothing here commits: the caller commits before answering.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -36,7 +37,7 @@ from dedupe.vocabulary import (
     normalise_modality,
     normalise_procedure,
 )
-from mpi import Demographics, PatientIndex, Resolution
+from mpi import Demographics, PatientIndex, Resolution, active_model
 from priorscan.audit import Agent, record
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
@@ -112,7 +113,6 @@ class CheckOutcome:
     rules_version: str
     request: dict[str, Any]
     request_date: date
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -139,6 +139,20 @@ def normalise_request(query: ProcedureQuery) -> NormalisedProcedure:
     if laterality is not None:
         found = replace(found, laterality=laterality)
     return found
+
+
+#: How long a process reuses the MPI's active matching model before reading it again (it changes on relink only).
+MODEL_TTL_S = 60.0
+_model: tuple[float, Any] | None = None
+
+
+def patient_index(session: Session, trusts: TrustRegistry) -> PatientIndex:
+    """The MPI over ``session``, with the active matching model read at most once a minute per process."""
+    global _model
+    now = time.monotonic()
+    if _model is None or now - _model[0] > MODEL_TTL_S:
+        _model = (now, active_model(session))
+    return PatientIndex(session, trusts, model=_model[1])
 
 
 def _resolve(index: PatientIndex, patient: PatientQuery) -> Resolution:
@@ -189,6 +203,42 @@ def prior_json(prior: ComparablePrior, trusts: TrustRegistry) -> dict[str, Any]:
     }
 
 
+def _request_json(query: ProcedureQuery, procedure: Procedure, normalised: NormalisedProcedure,
+                  code: ProcedureCode | None, circumstances: frozenset[str], request_date: date) -> dict[str, Any]:
+    """The request as the alert keeps it: normalised, with what was asked and why (no patient details)."""
+    return {
+        "code": {"system": code.system, "code": code.code, "display": code.display} if code else None,
+        "modality": procedure.modality,
+        "bodySite": procedure.body_region,
+        "laterality": procedure.laterality,
+        "contrast": normalised.contrast,
+        "normalisation": normalised.normalisation,
+        "description": query.description or query.body_site,
+        "priority": normalise_priority(query.priority),
+        "reason": query.reason.text,
+        "circumstances": sorted(circumstances),
+        "requestingTrust": query.requesting_trust,
+        "placerOrderNumber": query.placer_order_number,
+        "requestDate": request_date.isoformat(),
+    }
+
+
+def _keep_order(session: Session, request: CheckRequest, procedure: Procedure, code: ProcedureCode | None,
+                regional_id: str | None) -> None:
+    """Keep the request as an outstanding order, hung on a source record of its patient when known."""
+    query = request.procedure
+    assert query.requesting_trust and query.placer_order_number
+    source_record_id = source_record_for(session, regional_id, query.requesting_trust) if regional_id else None
+    record_order(session, OrderFacts(
+        requesting_trust=query.requesting_trust, placer_order_number=query.placer_order_number,
+        filler_order_number=query.filler_order_number, priority=normalise_priority(query.priority),
+        procedure_system=procedure.code_system, procedure_code=procedure.code,
+        description=query.description or (code.display if code else None) or query.body_site,
+        modality=procedure.modality, body_region=procedure.body_region, laterality=procedure.laterality,
+        reason=query.reason.text, ordered_at=query.requested_at), source_record_id=source_record_id,
+        status=request.order_status)
+
+
 def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: CheckRequest, *, agent: Agent,
               now: datetime | None = None) -> CheckOutcome:
     """Check one imaging request for comparable recent priors, keep its order, raise its alert, audit it.
@@ -209,7 +259,7 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
         The current time, for requests that state no time of their own.
     """
     query = request.procedure
-    index = PatientIndex(session, trusts)
+    index = patient_index(session, trusts)
     resolution = _resolve(index, request.patient)
     regional_id = resolution.regional_id
     normalised = normalise_request(query)
@@ -228,38 +278,15 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
                          requested_at=query.requested_at)
     exams = []
     if regional_id is not None:
-        own = ({query.placer_order_number, query.filler_order_number} - {None}) if query.placer_order_number else set()
+        own = {n for n in (query.placer_order_number, query.filler_order_number) if n}
         exams = patient_exams(session, regional_id, since=request_date - timedelta(days=rules.longest_window_days),
                               timezone=rules.timezone,
                               own_order=(query.requesting_trust, own) if query.requesting_trust and own else None)
     judgement = judge(rules, facts, exams)
     priors = [prior_json(p, trusts) for p in judgement.priors]
-    request_json = {
-        "code": {"system": code.system, "code": code.code, "display": code.display} if code else None,
-        "modality": procedure.modality,
-        "bodySite": procedure.body_region,
-        "laterality": procedure.laterality,
-        "contrast": normalised.contrast,
-        "normalisation": normalised.normalisation,
-        "description": query.description or query.body_site,
-        "priority": normalise_priority(query.priority),
-        "reason": query.reason.text,
-        "circumstances": sorted(circumstances),
-        "requestingTrust": query.requesting_trust,
-        "placerOrderNumber": query.placer_order_number,
-        "requestDate": request_date.isoformat(),
-    }
-
+    request_json = _request_json(query, procedure, normalised, code, circumstances, request_date)
     if request.record_order and query.requesting_trust and query.placer_order_number:
-        source_record_id = source_record_for(session, regional_id, query.requesting_trust) if regional_id else None
-        record_order(session, OrderFacts(
-            requesting_trust=query.requesting_trust, placer_order_number=query.placer_order_number,
-            filler_order_number=query.filler_order_number, priority=normalise_priority(query.priority),
-            procedure_system=procedure.code_system, procedure_code=procedure.code,
-            description=query.description or (code.display if code else None) or query.body_site,
-            modality=procedure.modality, body_region=procedure.body_region, laterality=procedure.laterality,
-            reason=query.reason.text, ordered_at=query.requested_at), source_record_id=source_record_id,
-            status=request.order_status)
+        _keep_order(session, request, procedure, code, regional_id)
 
     alert_id = alert_status = None
     if judgement.verdict in rules.alerts.raise_for:

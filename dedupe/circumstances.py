@@ -70,20 +70,33 @@ def _code_hit(codes: Iterable[str], wanted: Iterable[str]) -> bool:
     return False
 
 
+@lru_cache(maxsize=64)
+def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One pattern for all the keywords, matched against the reason's words joined by single spaces."""
+    phrases = sorted({" ".join(_phrase(k)) for k in keywords if _phrase(k)}, key=len, reverse=True)
+    if not phrases:
+        return None
+    return re.compile(r"(?<![a-z0-9'-])(?:" + "|".join(re.escape(p) for p in phrases) + r")(?![a-z0-9'-])")
+
+
 def mentions(trigger: KeywordTrigger, reason: RequestReason) -> bool:
     """Whether ``reason`` names the circumstance by code or by keyword (whole words, any case)."""
-    if _code_hit(reason.codes, trigger.codes):
+    if reason.codes and _code_hit(reason.codes, trigger.codes):
         return True
-    words = _words(reason.text)
-    return any(_find(words, _phrase(k)) for k in trigger.keywords)
+    if not reason.text:
+        return False
+    pattern = _keyword_pattern(trigger.keywords)
+    return bool(pattern and pattern.search(" ".join(_words(reason.text))))
 
 
 def mentions_pregnancy(trigger: PregnancyException, reason: RequestReason) -> bool:
     """An explicit answer wins; otherwise a keyword not negated (``not pregnant``, ``pregnancy test negative``)."""
     if reason.pregnant is not None:
         return reason.pregnant
-    if _code_hit(reason.codes, trigger.codes):
+    if reason.codes and _code_hit(reason.codes, trigger.codes):
         return True
+    if not reason.text:
+        return False
     words = _words(reason.text)
     negations = set(trigger.negations)
     for keyword in trigger.keywords:

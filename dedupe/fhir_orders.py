@@ -107,7 +107,7 @@ def patient_query(patient: dict[str, Any]) -> PatientQuery:
     """The patient a FHIR Patient resource describes: identifiers, first name, birth date, gender, postcode."""
     identifiers = tuple((i["system"], i["value"]) for i in patient.get("identifier") or []
                         if isinstance(i, dict) and i.get("system") and i.get("value"))
-    name = next(iter(patient.get("name") or []), {}) or {}
+    name: dict[str, Any] = next(iter(patient.get("name") or []), {}) or {}
     postcode = next((a.get("postalCode") for a in patient.get("address") or [] if a.get("postalCode")), None)
     try:
         birth = date.fromisoformat(patient["birthDate"]) if len(patient.get("birthDate") or "") == 10 else None

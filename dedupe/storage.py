@@ -2,28 +2,43 @@
 
 ``INSERT ... ON CONFLICT DO NOTHING`` exists on both backends (SQLite 3.24+, PostgreSQL 9.5+), so a unique
 constraint, not process memory, decides which of two concurrent writers creates a row. Statements are built once per
-table and dialect (the check is on the request path: building a statement costs more than running it).
+table and column set (the check is on the request path: compiling a statement costs more than running it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, bindparam, func, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
 
-def _insert(dialect: str, table: Table) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 @lru_cache(maxsize=64)
-def _insert_ignoring(dialect: str, table: Table, keys: tuple[str, ...]) -> Executable:
-    return _insert(dialect, table).on_conflict_do_nothing(index_elements=list(keys))  # type: ignore[no-any-return]
+def _insert_ignoring(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> Executable:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING RETURNING pk`` as typed text: SQLAlchemy's ``on_conflict_do_nothing``
+    construct has no cache key, so it would be compiled afresh on every call (same syntax on both backends)."""
+    names = ", ".join(columns)
+    values = ", ".join(f":{c}" for c in columns)
+    returning = ", ".join(c.name for c in table.primary_key.columns)
+    sql = (f"INSERT INTO {table.name} ({names}) VALUES ({values}) ON CONFLICT ({', '.join(keys)}) DO NOTHING "
+           f"RETURNING {returning}")
+    return text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
+
+
+def _with_defaults(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` and the Python-side defaults of the columns not given (text statements do not apply them)."""
+    row = dict(values)
+    for column in table.columns:
+        default = column.default
+        if column.name in row or default is None or not (default.is_scalar or default.is_callable):
+            continue
+        row[column.name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+    return row
 
 
 @lru_cache(maxsize=64)
@@ -31,13 +46,10 @@ def _update(table: Table, keys: tuple[str, ...], columns: tuple[str, ...], overw
     """``UPDATE``: a column sent as NULL keeps its value, except the ``overwrite`` ones (cacheable, unlike
     ``ON CONFLICT DO UPDATE``, which SQLAlchemy compiles afresh every time)."""
     where = [table.c[k] == bindparam(f"key_{k}") for k in keys]
-    values = {name: bindparam(f"new_{name}") if name in overwrite
-              else func.coalesce(bindparam(f"new_{name}"), table.c[name]) for name in columns if name not in keys}
+    values: dict[str, Any] = {name: bindparam(f"new_{name}") if name in overwrite
+                              else func.coalesce(bindparam(f"new_{name}"), table.c[name])
+                              for name in columns if name not in keys}
     return update(table).where(*where).values(values)
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
 
 
 def insert_unless_exists(session: Session, model: type, values: Mapping[str, Any], keys: Sequence[str]) -> bool:
@@ -45,8 +57,10 @@ def insert_unless_exists(session: Session, model: type, values: Mapping[str, Any
 
     The row goes straight to the database (not through the session's identity map); read it back to use it.
     """
-    statement = _insert_ignoring(_dialect(session), model.__table__, tuple(keys))  # type: ignore[attr-defined]
-    return bool(session.execute(statement, dict(values)).rowcount)  # type: ignore[attr-defined]
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    row = _with_defaults(table, values)
+    statement = _insert_ignoring(table, tuple(sorted(row)), tuple(keys))
+    return session.execute(statement, row).first() is not None
 
 
 def upsert(session: Session, model: type, values: Mapping[str, Any], keys: Sequence[str], *,
@@ -57,8 +71,29 @@ def upsert(session: Session, model: type, values: Mapping[str, Any], keys: Seque
     columns = tuple(sorted(values))
     statement = _update(table, tuple(keys), columns, tuple(overwrite))
     params = {f"key_{k}": values[k] for k in keys} | {f"new_{k}": v for k, v in values.items() if k not in keys}
-    for _ in range(2):  # update; else insert; else (another writer inserted it meanwhile) update again
-        if session.execute(statement, params).rowcount:  # type: ignore[attr-defined]
-            return
-        if insert_unless_exists(session, model, values, keys):
-            return
+    if insert_unless_exists(session, model, values, keys):  # new rows are the common case
+        return
+    session.execute(statement, params)
+
+
+_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def one_writer(session: Session) -> Iterator[None]:
+    """On SQLite, let one thread of this process at a time run a unit of work that writes (no-op on PostgreSQL).
+
+    SQLite allows one writer per database: threads that write at once would wait in SQLite's busy handler, which
+    polls with sleeps of up to 100 ms, so a few concurrent requests turn into long tail latencies. Queueing them on a
+    lock hands the database over as soon as it is free. Several processes still meet in the busy handler.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        yield
+        return
+    key = str(bind.engine.url)
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        yield

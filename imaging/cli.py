@@ -23,12 +23,16 @@ def run_export_studies(args: argparse.Namespace, ctx: CliContext) -> int:
     """
     writer = csv.DictWriter(sys.stdout, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
     writer.writeheader()
-    count = 0
+    count = unknown = unresolved = 0
     with session_scope(session_factory(ctx.engine)) as session:
         for row in export_rows(session):
             writer.writerow(row)
             count += 1
+            unknown += row["normalisation"] in ("", "unknown")
+            unresolved += bool(row["patient_unresolved"])
         record(session, Agent("user", "cli"), action="E", event_type="export", subtype="studies-export",
                detail={"rows": count})
     sys.stdout.flush()
+    print(f"exported {count} studies ({unknown} with a procedure that could not be normalised, {unresolved} "
+          "without an identified patient)", file=sys.stderr)
     return 0

@@ -18,12 +18,12 @@ import hashlib
 from datetime import UTC, date, datetime
 
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 
 from imaging import dose as dz
 from imaging.facts import COMPLETED, StudyFacts
 from imaging.identity import PatientIdentity, is_nhs_issuer, qualify, trust_for_institution, valid_nhs_number
-from imaging.procedures import ProcedureCode, normalise_modality
+from imaging.procedures import ProcedureCode
 from imaging.rdsr import _sequence, is_dose_report, parse_dose_report, raw_text
 from imaging.regions import normalise_laterality
 from imaging.units import convert, parse_number
@@ -128,7 +128,7 @@ def _person_name(ds: Dataset) -> tuple[str | None, str | None]:
     return family, given
 
 
-def _codes(ds: Dataset, tag: Tag) -> list[ProcedureCode]:
+def _codes(ds: Dataset, tag: BaseTag) -> list[ProcedureCode]:
     codes = []
     for item in _sequence(ds, tag):
         value = raw_text(item, CODE_VALUE)
@@ -279,8 +279,7 @@ def facts_from_dataset(ds: Dataset, trusts: TrustRegistry, *, source: str = "dic
     if is_dose_report(ds):
         facts.dose_report = parse_dose_report(ds)
         facts.notes += facts.dose_report.notes
-        if facts.dose_report.modality and not any(normalise_modality(m) for m in modalities):
-            facts.modalities.append(facts.dose_report.modality)
+        facts.modality_hint = facts.dose_report.modality
     else:
         facts.dose_events = header_dose_events(ds)
     return facts

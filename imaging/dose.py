@@ -308,6 +308,7 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
         Effective-dose coefficients by body region.
     """
     rdsr = [e for e in events if e.source == "rdsr"]
+    source: str | None
     if rdsr or reports:
         used, source = rdsr, "rdsr"
     else:

@@ -33,6 +33,7 @@ class StudyFacts:
     performing_trust: str | None = None  # ODS code
     accession_number: str | None = None
     modalities: list[str] = field(default_factory=list)  # as sent (DICOM Modality, ModalitiesInStudy, OBR-24)
+    modality_hint: str | None = None  # what a dose report says it describes, used until an image says better
     description: str | None = None
     procedure_codes: list[ProcedureCode] = field(default_factory=list)
     body_part: str | None = None  # DICOM Body Part Examined, FHIR series.bodySite

@@ -145,10 +145,10 @@ def facts_from_resource(session: Session, trusts: TrustRegistry, resource: dict[
         raise FHIRError("ImagingStudy needs an identifier with system urn:dicom:uid", code="fhir.invalid")
     accession, trust = _accession(resource, trusts)
     identity = subject_identity(session, trusts, resource, trust)
-    modalities = [c.get("code") for c in _codings(resource.get("modality")) if c.get("code")]
+    modalities = [str(c["code"]) for c in _codings(resource.get("modality")) if c.get("code")]
     series = resource.get("series") or []
     for item in series:
-        modalities += [c.get("code") for c in _codings(item.get("modality")) if c.get("code")]
+        modalities += [str(c["code"]) for c in _codings(item.get("modality")) if c.get("code")]
     codes = [ProcedureCode(c.get("system"), str(c.get("code")), c.get("display"))
              for concept in resource.get("procedureCode") or [] for c in _codings(concept) if c.get("code")]
     texts = [concept.get("text") for concept in resource.get("procedureCode") or [] if concept.get("text")]

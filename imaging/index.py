@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from imaging import dose as dz
@@ -30,6 +30,7 @@ from imaging.procedures import (
     NormalisedProcedure,
     ProcedureCode,
     normalise_description,
+    normalise_modality,
     normalise_procedure,
     study_modality,
 )
@@ -45,6 +46,13 @@ PROVISIONAL = "provisional"
 UNRESOLVED = "unresolved"
 _EVENT_FIELDS = ("target_region", "laterality", "ctdivol_mgy", "dlp_mgycm", "dap_gym2", "agd_mgy", "dose_rp_gy",
                  "activity_mbq", "duration_s")
+
+
+# statements built once: SQLAlchemy memoises their cache keys, which matters at hundreds of objects a second
+_FIND = (select(Study, SourceRecord).outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
+         .where(Study.study_instance_uid == bindparam("uid")))
+_FIND_LOCKED = _FIND.with_for_update(of=Study)
+_EVENTS = select(IrradiationEvent).where(IrradiationEvent.study_id == bindparam("study_id"))
 
 
 @dataclass
@@ -85,11 +93,7 @@ class StudyIndex:
 
     def find(self, study_instance_uid: str, *, lock: bool = False) -> Study | None:
         """The study with that UID (row-locked when ``lock``), its source record loaded alongside."""
-        query = (select(Study, SourceRecord).outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
-                 .where(Study.study_instance_uid == study_instance_uid))
-        if lock:
-            query = query.with_for_update(of=Study)
-        row = self.session.execute(query).first()
+        row = self.session.execute(_FIND_LOCKED if lock else _FIND, {"uid": study_instance_uid}).first()
         return row[0] if row is not None else None
 
     # --- the one write ------------------------------------------------------------------------------------------
@@ -159,7 +163,7 @@ class StudyIndex:
         merged = list(dict.fromkeys(known + [m.strip().upper() for m in facts.modalities if m and m.strip()]))
         if merged != known:
             study.modalities_in_study = "\\".join(merged)[:64]
-        modality = study_modality(merged)
+        modality = study_modality(merged) or study.modality or normalise_modality(facts.modality_hint)
         if modality:
             study.modality = modality
         if facts.description and not study.description:
@@ -208,7 +212,7 @@ class StudyIndex:
     # --- dose -----------------------------------------------------------------------------------------------------
 
     def _events(self, study: Study) -> list[IrradiationEvent]:
-        return list(self.session.scalars(select(IrradiationEvent).where(IrradiationEvent.study_id == study.id)))
+        return list(self.session.scalars(_EVENTS, {"study_id": study.id}))
 
     def _store_dose(self, study: Study, facts: StudyFacts) -> None:
         rows = {row.event_uid: row for row in self._events(study)}

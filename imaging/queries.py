@@ -122,23 +122,18 @@ def patient_timeline(session: Session, trusts: TrustRegistry, regional_id: str) 
     timeline = Timeline(current)
     cumulative = 0.0
     viewers = {t.ods: t for t in trusts.trusts}
-    for row in session.execute(patient_studies_query(current)):
-        if row.effective_dose_msv is not None and row.status != "cancelled":
-            cumulative += row.effective_dose_msv
-        trust = viewers.get(row.performing_trust or "")
-        timeline.entries.append(TimelineEntry(
-            study_instance_uid=row.study_instance_uid, accession_number=row.accession_number,
-            trust=row.performing_trust, status=row.status, modality=row.modality, body_region=row.body_region,
-            laterality=row.laterality, contrast=row.contrast, description=row.description,
-            study_date=row.study_date, study_datetime=row.study_datetime, ctdivol_mgy=row.ctdivol_mgy,
-            dlp_total_mgycm=row.dlp_total_mgycm, dap_total_gym2=row.dap_total_gym2, agd_left_mgy=row.agd_left_mgy,
-            agd_right_mgy=row.agd_right_mgy, administered_activity_mbq=row.administered_activity_mbq,
-            effective_dose_msv=row.effective_dose_msv, effective_dose_method=row.effective_dose_method,
-            irradiation_events=row.irradiation_events, dose_source=row.dose_source,
-            identity="provisional" if row.provisional else ("probable" if row.link_state == "possible-match"
-                                                            else "confirmed"),
-            cumulative_effective_dose_msv=round(cumulative, 6),
-            viewer_url=trust.viewer_url(row.study_instance_uid, row.accession_number) if trust else None))
+    entries = timeline.entries
+    for (uid, accession, trust_ods, status, modality, region, laterality, contrast, description, study_date,
+         study_datetime, ctdivol, dlp, dap, agd_left, agd_right, activity, effective, method, events, dose_source,
+         link_state, provisional) in session.connection().execute(patient_studies_query(current)).tuples():
+        if effective is not None and status != "cancelled":
+            cumulative += effective
+        trust = viewers.get(trust_ods or "")
+        entries.append(TimelineEntry(
+            uid, accession, trust_ods, status, modality, region, laterality, contrast, description, study_date,
+            study_datetime, ctdivol, dlp, dap, agd_left, agd_right, activity, effective, method, events, dose_source,
+            "provisional" if provisional else ("probable" if link_state == "possible-match" else "confirmed"),
+            round(cumulative, 6), trust.viewer_url(uid, accession) if trust else None))
     return timeline
 
 

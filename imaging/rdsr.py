@@ -409,18 +409,18 @@ def _projection(root: Node, reader: _Reader, sop_uid: str | None,
         if not (container.is_(XRAY_ACCUMULATED) or (container.value_type == "CONTAINER"
                                                      and container.named("accumulated"))):
             continue
-        agd = {"left": None, "right": None}
+        accumulated_agd: dict[str, float | None] = {"left": None, "right": None}
         for node in container.find_all("111637"):
             side_node = next((n for n in node.walk() if n.is_(*LATERALITY) or n.named("laterality")), None)
             side = laterality_of(side_node.code if side_node else None)
-            if side in agd:
-                agd[side] = reader.convert(node, "dose_mgy")
+            if side in accumulated_agd:
+                accumulated_agd[side] = reader.convert(node, "dose_mgy")
         planes.append(dz.PlaneTotals(
             plane=_plane(container),
             dap_total_gym2=_largest(reader, container, "113722", "dap"),
             dose_rp_total_gy=_largest(reader, container, "113725", "dose_gy"),
             fluoro_time_s=_largest(reader, container, "113730", "time"),
-            agd_left_mgy=agd["left"], agd_right_mgy=agd["right"]))
+            agd_left_mgy=accumulated_agd["left"], agd_right_mgy=accumulated_agd["right"]))
     return events, planes
 
 
@@ -485,5 +485,9 @@ def parse_dose_report(ds: Dataset) -> DoseReport:
     events, planes = _projection(root, reader, sop_uid, mammography)
     if mammography or any(e.kind == dz.MAMMO for e in events):
         return DoseReport("mammography", sop_uid, study_uid, key, "MG", events, planes, reader.notes)
-    modality = "RF" if any(e.kind == dz.FLUORO for e in events) else "XR"
+    intent_node = procedure_node.find("G-C0E8", "363703001") if procedure_node else None
+    intent = intent_node.code if intent_node is not None else None
+    interventional = intent is not None and ("therapeutic" in intent.meaning or intent.value in ("R-002E9", "R-41531"))
+    fluoroscopy = any(e.kind == dz.FLUORO for e in events)
+    modality = ("XA" if interventional else "RF") if fluoroscopy else "XR"
     return DoseReport("projection", sop_uid, study_uid, key, modality, events, planes, reader.notes)

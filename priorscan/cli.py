@@ -143,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", required=True)
     p.add_argument("--once", action="store_true")
     p.add_argument("--interval", type=float, default=60.0)
+    p.add_argument("--trust", metavar="ODS", help="qualify patient IDs that arrive without an issuer with this trust")
     return parser
 
 

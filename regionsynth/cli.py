@@ -47,8 +47,14 @@ def run_synth(args: argparse.Namespace, ctx) -> int:  # type: ignore[no-untyped-
                             years=args.years)
     started = time.monotonic()
 
+    reported = [0]
+
     def progress(done: int) -> None:
-        print(f"  {done} of {request.people} people", file=sys.stderr, flush=True)
+        """Report progress on standard error, every tenth of the way."""
+        tenth = done * 10 // request.people
+        if tenth > reported[0]:
+            reported[0] = tenth
+            print(f"  {done} of {request.people} people", file=sys.stderr, flush=True)
 
     manifest = generate_region(request, ctx.trusts, progress=progress if request.people >= 20_000 else None)
     counts = manifest["counts"]

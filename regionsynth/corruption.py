@@ -89,10 +89,12 @@ class Recorded:
 
     @property
     def stale_family(self) -> bool:
+        """Whether the record still holds the surname from before a marriage."""
         return "surname-change" in self.errors
 
     @property
     def stale_address(self) -> bool:
+        """Whether the record still holds the address from before a move."""
         return "moved-house" in self.errors
 
 

@@ -196,6 +196,7 @@ class DicomWriterPool:
             self._pool = multiprocessing.get_context(method).Pool(workers)
 
     def submit(self, job: DicomJob) -> None:
+        """Write ``job`` now (no workers) or queue it for a worker."""
         if self._pool is None:
             write_job(job, self.root)
             return

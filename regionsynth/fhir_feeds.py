@@ -9,7 +9,8 @@
 - ServiceRequest: placer order number, procedure code, priority, reason, body site; modality (DCM) and laterality
   (SNOMED CT) as ``orderDetail``.
 
-Bundle entries use conditional updates (``PUT Patient?identifier=system|value``) so that a Bundle can be replayed.
+Patient entries are updates by id (``PUT Patient/rpc-q123456``, update as create: the id is derived from the trust and
+the hospital number), so that a Bundle can be replayed.
 Resources are plain dicts serialised compactly; the tests validate them with ``fhir.resources`` (R4B).
 """
 
@@ -90,9 +91,9 @@ def entry(resource: dict, full_url: uuid.UUID, method: str, url: str) -> str:
     return dumps({"fullUrl": f"urn:uuid:{full_url}", "resource": resource, "request": {"method": method, "url": url}})
 
 
-def patient_entry(trust: Trust, resource: dict, number: str, full_url: uuid.UUID) -> str:
-    """A conditional update of the patient with hospital number ``number``."""
-    return entry(resource, full_url, "PUT", f"Patient?identifier={trust.fhir_system}|{number}")
+def patient_entry(resource: dict, full_url: uuid.UUID) -> str:
+    """An update (update-as-create) of the patient by its id, which the trust derives from the hospital number."""
+    return entry(resource, full_url, "PUT", f"Patient/{resource['id']}")
 
 
 def _coding(system: str, code: str, display: str) -> dict:

@@ -42,6 +42,7 @@ class District:
 
     @property
     def area(self) -> str:
+        """The postcode area (``GU`` for ``GU21``)."""
         return self.outward.rstrip("0123456789")
 
 
@@ -57,6 +58,7 @@ class Address:
 
     @property
     def outward(self) -> str:
+        """The outward code (``GU21`` for ``GU21 4AB``)."""
         return self.postcode.split(" ")[0]
 
 
@@ -116,6 +118,7 @@ class Geography:
         self._houses: list[str] = list(streets["houses"])
 
     def district(self, rng: random.Random) -> District:
+        """A district drawn by population weight."""
         return self._district(rng)
 
     def nearby_district(self, rng: random.Random, home: District) -> District:
@@ -139,6 +142,7 @@ class Geography:
         return Address(line1, line2, d.town, d.county, f"{d.outward} {inward}")
 
     def district_of(self, address: Address) -> District:
+        """The district of ``address`` (its outward code)."""
         for d in districts():
             if d.outward == address.outward:
                 return d

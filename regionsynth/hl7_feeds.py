@@ -76,11 +76,13 @@ class Hl7Dialect:
 
     # -- shared segments ---------------------------------------------------------------------------------------------
     def msh(self, moment: datetime, code: str, event: str, application: str | None = None) -> str:
+        """The MSH segment of a message sent at ``moment``."""
         kind = f"{code}^{event}" if self.version == "2.3" else f"{code}^{event}^{_STRUCTURE[event]}"
         return "|".join(["MSH", "^~\\&", application or self.profile.sending_application, self.ods, "PRIORSCAN",
                          "REGION", ts(moment), "", kind, self.control.next(), "P", self.version, "", "", "AL", "NE"])
 
     def mrn(self, number: str) -> str:
+        """A hospital number as a PID-3 repetition, qualified the trust's way (CX.4 or CX.6)."""
         if self.profile.pid3_authority == "CX4":
             return f"{number}^^^{self.ods}^MR"
         return f"{number}^^^^MR^{self.ods}"

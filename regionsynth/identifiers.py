@@ -145,6 +145,7 @@ class Counter:
         self._next = start
 
     def next(self) -> str:
+        """The next number."""
         value = f"{self.prefix}{self._next:0{self.width}d}"
         self._next += 1
         return value

@@ -74,14 +74,17 @@ class Study:
 
     @property
     def trust(self) -> str:
+        """ODS code of the performing trust."""
         return self.record.trust
 
     @property
     def person(self) -> Person:
+        """The person imaged."""
         return self.record.person
 
     @property
     def events(self) -> list[DoseEvent]:
+        """Every irradiation event of the study, in series order."""
         return [e for s in self.series for e in s.events]
 
 
@@ -131,6 +134,7 @@ class StudyFactory:
         self._base_rate = self.volumes.tests_per_person_year / mean_factor
 
     def age_factor(self, age: int) -> float:
+        """Imaging use at ``age`` relative to the population average."""
         return next((f for lower, f in reversed(self._age_bands) if age >= lower), 1.0)
 
     # -- histories ---------------------------------------------------------------------------------------------------
@@ -215,12 +219,14 @@ class StudyFactory:
         dicom = study.feed == "dicom"
 
         def series(number: int, description: str, laterality: str = p.laterality, view: str = "") -> Series:
+            """Add a series to the study."""
             uid = self.uids.next("series") if study.feed != "oru" else ""  # ORU results name no series
             s = Series(uid, number, p.modality, description, laterality, view)
             study.series.append(s)
             return s
 
         def event() -> DoseEvent:
+            """A new irradiation event (with a UID when it will be written to DICOM)."""
             return DoseEvent(self.uids.next("event") if dicom else "")
 
         if p.modality == "CT":

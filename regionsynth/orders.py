@@ -60,10 +60,12 @@ class Order:
 
     @property
     def trust(self) -> str:
+        """ODS code of the ordering trust."""
         return self.record.trust
 
     @property
     def person(self) -> Person:
+        """The person the order is for."""
         return self.record.person
 
 

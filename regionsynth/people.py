@@ -128,9 +128,11 @@ class PopulationGenerator:
         return latest - timedelta(days=rng.randrange(0, 365))
 
     def given_name(self, rng: random.Random, sex: str) -> str:
+        """A given name for sex ``sex``, common names more often."""
         return (self._female if sex == "F" else self._male)(rng)
 
     def surname(self, rng: random.Random) -> str:
+        """A surname by its frequency in Great Britain."""
         return self._surname(rng)
 
     def _middle(self, rng: random.Random, sex: str, given: str) -> str:
@@ -157,6 +159,7 @@ class PopulationGenerator:
         people: list[Person] = []
 
         def add(role: str, sex: str, birth: date, family: str, given: str | None = None) -> Person:
+            """Add a member to the household."""
             index = first_index + len(people)
             name = given or self.given_name(rng, sex)
             nhs = None if rng.random() < self.volumes.no_nhs_number_person else self.nhs_numbers.issue()

@@ -60,10 +60,12 @@ class Procedure:
         return getattr(self, style)
 
     def suits(self, sex: str, age: int) -> bool:
+        """Whether the procedure is done on patients of this sex and age."""
         return (not self.sex or self.sex == sex) and self.min_age <= age <= self.max_age
 
     @property
     def ionising(self) -> bool:
+        """Whether the procedure uses ionising radiation."""
         return self.modality in IONISING
 
 
@@ -96,6 +98,7 @@ def procedures() -> tuple[Procedure, ...]:
 
 @cache
 def by_code() -> dict[str, Procedure]:
+    """The curated map by code."""
     return {p.code: p for p in procedures()}
 
 

@@ -52,12 +52,14 @@ class SrBuilder:
         return {"RelationshipType": relationship, "ValueType": value_type, "ConceptNameCodeSequence": [code(*concept)]}
 
     def container(self, relationship: str, concept: Concept, children: list[Item]) -> Item:
+        """A CONTAINER content item holding ``children``."""
         item = self._item(relationship, "CONTAINER", concept)
         item["ContinuityOfContent"] = "SEPARATE"
         item["ContentSequence"] = children
         return item
 
     def num(self, concept: Concept, value: float, unit: str, modifiers: list[Item] | None = None) -> Item:
+        """A NUM content item with its unit (and optional modifiers such as laterality)."""
         item = self._item("CONTAINS", "NUM", concept)
         value_code, meaning = self.units[unit]
         item["MeasuredValueSequence"] = [{"NumericValue": decimal(value),
@@ -67,16 +69,19 @@ class SrBuilder:
         return item
 
     def code_item(self, relationship: str, concept: Concept, value: Concept) -> Item:
+        """A CODE content item."""
         item = self._item(relationship, "CODE", concept)
         item["ConceptCodeSequence"] = [code(*value)]
         return item
 
     def uid(self, relationship: str, concept: Concept, value: str) -> Item:
+        """A UIDREF content item."""
         item = self._item(relationship, "UIDREF", concept)
         item["UID"] = value
         return item
 
     def text(self, relationship: str, concept: Concept, value: str) -> Item:
+        """A TEXT content item."""
         item = self._item(relationship, "TEXT", concept)
         item["TextValue"] = value
         return item

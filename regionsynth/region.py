@@ -121,7 +121,7 @@ class RegionWriter:
         self.orders = OrderFactory(self.studies, dict(settings.volumes.order_scenarios), codes, self.uids,
                                    self.as_of, settings.volumes.order_window_days)
         self.dialects = {ods: Hl7Dialect(ods, p) for ods, p in self.profiles.items() if p.hl7_version}
-        self.feeds = FeedSet(self.out / SCRATCH, settings.spill_bytes)
+        self.feeds = FeedSet(self.out / SCRATCH, settings.sort_buffer_bytes)
         self.dicom = DicomWriterPool(self.out / "dicom", workers)
         self.truth = TruthWriter(self.out / "truth", {ods: t.fhir_system for ods, t in self.trusts.items()})
         self.tally: Tally[str] = Tally()
@@ -255,8 +255,7 @@ class RegionWriter:
                 self._ndjson(ods, "patients").add(event.when, fhir_feeds.dumps(resource))
             else:
                 full_url = uuid.UUID(int=rng.getrandbits(128), version=4)
-                self._bundles(ods, "patients").add(event.when, fhir_feeds.patient_entry(trust, resource, number,
-                                                                                        full_url),
+                self._bundles(ods, "patients").add(event.when, fhir_feeds.patient_entry(resource, full_url),
                                                    group=f"{trust.fhir_system}|{number}")
             self.tally["fhir patients"] += 1
 

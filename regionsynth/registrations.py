@@ -66,9 +66,11 @@ class SourceRecord:
         return current
 
     def last_event(self) -> datetime | None:
+        """When the record's history last changed it."""
         return self.states[-1][0] if self.states else None
 
     def active_on(self, when: date) -> bool:
+        """Whether the record was registered and not yet merged away on ``when``."""
         return self.registered_on <= when and (self.merged_on is None or when < self.merged_on)
 
 

@@ -1,9 +1,10 @@
 """Feed files written in event-time order without holding a whole feed in memory (an external merge sort).
 
 People are generated one household at a time, but a trust's feed must be in the order its events happened. Each
-:class:`SortedFeed` buffers ``(time, payload)`` items; when the buffer grows past a byte budget it is sorted and
-spilled to a run file, and at the end the runs are merged (``heapq.merge``) into the feed file. Keys are the event
-time plus a sequence number, so the order, and hence the bytes written, depend only on the data.
+:class:`SortedFeed` buffers ``(time, payload)`` items; when the buffers of all feeds together outgrow one byte budget,
+the largest is sorted and spilled to a run file, and at the end each feed's runs are merged (``heapq.merge``) into
+the feed file. Memory therefore stays within the budget however large the region and however many feeds it has.
+Keys are the event time plus a sequence number, so the order, and hence the bytes written, depend only on the data.
 
 Payloads are single lines: HL7 v2 messages with CR between segments, FHIR resources as compact JSON.
 """
@@ -34,17 +35,19 @@ class SortedFeed:
         Encodes the ordered items into the feed file.
     scratch
         Folder for the sorted runs (removed by :class:`FeedSet`).
-    spill_bytes
-        Buffered payload bytes before a run is spilled.
+    name
+        Names the feed's run files.
+    budget
+        The shared byte budget of the feeds' buffers.
     """
 
-    def __init__(self, writer: FeedWriter, scratch: Path, name: str, spill_bytes: int) -> None:
+    def __init__(self, writer: FeedWriter, scratch: Path, name: str, budget: FeedSet) -> None:
         self.writer = writer
         self.scratch = scratch
         self.name = name
-        self.spill_bytes = spill_bytes
+        self.budget = budget
         self._buffer: list[str] = []
-        self._bytes = 0
+        self.buffered = 0
         self._runs: list[Path] = []
         self._seq = 0
         self.count = 0
@@ -53,9 +56,8 @@ class SortedFeed:
         """Queue ``payload`` for the moment ``when``; ``group`` lets a writer keep related items apart."""
         self._seq += 1
         self._buffer.append(f"{when:%Y%m%d%H%M%S}{self._seq:012d}\t{group}\t{payload}\n")
-        self._bytes += len(payload)
-        if self._bytes >= self.spill_bytes:
-            self._spill()
+        self.buffered += len(payload)
+        self.budget.grew(len(payload))
 
     def _spill(self) -> None:
         self._buffer.sort()
@@ -64,7 +66,8 @@ class SortedFeed:
         with open(path, "w", encoding="utf-8", newline="\n") as run:
             run.writelines(self._buffer)
         self._runs.append(path)
-        self._buffer, self._bytes = [], 0
+        self.budget.grew(-self.buffered)
+        self._buffer, self.buffered = [], 0
 
     def close(self) -> int:
         """Merge everything queued into the feed file; return the number of items written."""
@@ -97,6 +100,7 @@ class Hl7FileWriter:
         self.mllp = mllp
 
     def write(self, items: Iterator[tuple[str, str, str]]) -> int:
+        """Write the ordered items; return how many were written."""
         count = 0
         handle: IO[str] | None = None
         try:
@@ -120,6 +124,7 @@ class NdjsonWriter:
         self.path = path
 
     def write(self, items: Iterator[tuple[str, str, str]]) -> int:
+        """Write the ordered items; return how many were written."""
         count = 0
         handle: IO[str] | None = None
         try:
@@ -166,6 +171,7 @@ class BundleWriter:
         self.files.append(path)
 
     def write(self, items: Iterator[tuple[str, str, str]]) -> int:
+        """Write the ordered items; return how many were written."""
         count = 0
         entries: list[str] = []
         groups: set[str] = set()
@@ -185,19 +191,34 @@ class BundleWriter:
 
 
 class FeedSet:
-    """The region's sorted feeds by name, sharing one scratch folder."""
+    """The region's sorted feeds by name, sharing one scratch folder and one memory budget.
 
-    def __init__(self, scratch: Path, spill_bytes: int) -> None:
+    Parameters
+    ----------
+    scratch
+        Folder for sorted runs; removed when the feeds are closed.
+    budget_bytes
+        Payload bytes the feeds may buffer together before the largest buffer spills.
+    """
+
+    def __init__(self, scratch: Path, budget_bytes: int) -> None:
         self.scratch = scratch
-        self.spill_bytes = spill_bytes
+        self.budget_bytes = budget_bytes
+        self.buffered = 0
         self.feeds: dict[str, SortedFeed] = {}
         scratch.mkdir(parents=True, exist_ok=True)
+
+    def grew(self, size: int) -> None:
+        """Account for ``size`` more buffered bytes; spill the largest buffer when over budget."""
+        self.buffered += size
+        if self.buffered > self.budget_bytes and size > 0:
+            max(self.feeds.values(), key=lambda feed: feed.buffered)._spill()
 
     def feed(self, name: str, make_writer) -> SortedFeed:  # type: ignore[no-untyped-def]
         """The feed called ``name``, created with ``make_writer()`` on first use."""
         feed = self.feeds.get(name)
         if feed is None:
-            feed = SortedFeed(make_writer(), self.scratch, f"{len(self.feeds):03d}", self.spill_bytes)
+            feed = SortedFeed(make_writer(), self.scratch, f"{len(self.feeds):03d}", self)
             self.feeds[name] = feed
         return feed
 

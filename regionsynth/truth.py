@@ -84,6 +84,7 @@ class TruthWriter:
             self.rows[name] = 0
 
     def row(self, table: str, values: list[Any]) -> None:
+        """Append one row to ``table``."""
         self.writers[table].writerow(values)
         self.rows[table] += 1
 
@@ -122,6 +123,7 @@ class TruthWriter:
                              ";".join(s.errors)])
 
     def study(self, study: Study) -> None:
+        """One row of ``studies.csv``."""
         p = study.procedure
         dose = dose_summary(study)
         self.row("studies", [study.uid, study.person.person_id, study.trust, study.accession, study.patient_id,
@@ -132,10 +134,12 @@ class TruthWriter:
                              dose["agd_left_mgy"], dose["agd_right_mgy"], dose["irradiation_events"]])
 
     def dicom_files(self, study: Study, files: list[tuple[str, str, str]]) -> None:
+        """Rows of ``dicom_files.csv`` for the files of ``study``."""
         for path, sop_class, kind in files:
             self.row("dicom_files", [f"dicom/{path}", study.trust, study.uid, sop_class, kind])
 
     def order(self, order: Order, feed: str) -> None:
+        """One row of ``repeats.csv``."""
         p, prior = order.procedure, order.prior
         self.row("repeats", [order.placer, order.trust, order.person.person_id, order.patient_id,
                              order.ordered.isoformat(), p.code, p.modality, p.region, p.laterality, order.priority,
@@ -147,15 +151,18 @@ class TruthWriter:
 
     def merge(self, event: str, trust: str, when: datetime, person_id: str, number: str, other_number: str,
               other_person_id: str) -> None:
+        """One row of ``merges.csv``."""
         self.row("merges", [event, trust, when.isoformat(), person_id, number, other_number, other_person_id,
                             "true" if person_id == other_person_id else "false"])
 
     def close(self) -> None:
+        """Close every table."""
         for handle in self._handles.values():
             handle.close()
         self._handles = {}
 
     def manifest(self, content: dict[str, Any]) -> Path:
+        """Write ``manifest.json``."""
         path = self.folder / "manifest.json"
         path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         return path

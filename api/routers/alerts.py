@@ -32,6 +32,7 @@ from dedupe import (
     get_alert,
     history,
     list_alerts,
+    one_writer,
     override,
 )
 from priorscan.audit import record
@@ -136,11 +137,12 @@ def acknowledge_alert(alert_id: str, body: ActionIn, session: SessionDep,
                       principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """The prior was seen."""
     try:
-        alert = acknowledge(session, get_alert(session, alert_id, trust=principal.trust_ods), user=body.user,
-                            comment=body.comment, agent=principal.agent)
+        with one_writer(session):
+            alert = acknowledge(session, get_alert(session, alert_id, trust=principal.trust_ods), user=body.user,
+                                comment=body.comment, agent=principal.agent)
+            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    session.commit()
     return alert_json(alert)
 
 
@@ -149,13 +151,14 @@ def override_alert(alert_id: str, body: OverrideIn, ctx: ContextDep, session: Se
                    principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """Go ahead despite the priors, with a coded reason (the IR(ME)R justification record)."""
     try:
-        alert = override(session, get_alert(session, alert_id, trust=principal.trust_ods),
-                         active_rules(ctx.settings.rules_file),
-                         reason=Coding(body.reason.system, body.reason.code, body.reason.display),
-                         comment=body.comment, user=body.user, agent=principal.agent)
+        with one_writer(session):
+            alert = override(session, get_alert(session, alert_id, trust=principal.trust_ods),
+                             active_rules(ctx.settings.rules_file),
+                             reason=Coding(body.reason.system, body.reason.code, body.reason.display),
+                             comment=body.comment, user=body.user, agent=principal.agent)
+            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    session.commit()
     return alert_json(alert)
 
 
@@ -164,10 +167,11 @@ def cancel_alert(alert_id: str, body: ActionIn, ctx: ContextDep, session: Sessio
                  principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """The request was cancelled after the alert: the dose avoided is counted."""
     try:
-        alert = cancel(session, get_alert(session, alert_id, trust=principal.trust_ods),
-                       active_rules(ctx.settings.rules_file), user=body.user, comment=body.comment,
-                       agent=principal.agent)
+        with one_writer(session):
+            alert = cancel(session, get_alert(session, alert_id, trust=principal.trust_ods),
+                           active_rules(ctx.settings.rules_file), user=body.user, comment=body.comment,
+                           agent=principal.agent)
+            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    session.commit()
     return alert_json(alert)

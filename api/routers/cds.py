@@ -33,6 +33,7 @@ from dedupe import (
     apply_feedback,
     cds_discovery,
     looks_like_jwt,
+    one_writer,
     patient_from_resource,
     run_hook,
     verify_cds_jwt,
@@ -56,7 +57,7 @@ class CardsOut(BaseModel):
 def _audiences(request: Request, ctx: AppContext, service_id: str) -> list[str]:
     base = (ctx.settings.cds_audience or f"{str(request.base_url).rstrip('/')}/cds-services").rstrip("/")
     seen = str(request.url).split("?", 1)[0]
-    return list(dict.fromkeys([base, f"{base}/{service_id}", f"{base}/{service_id}/feedback", seen]))
+    return list(dict.fromkeys([f"{base}/{service_id}", f"{base}/{service_id}/feedback", seen]))
 
 
 def cds_agent(request: Request, ctx: AppContext, service_id: str) -> Agent:
@@ -115,12 +116,14 @@ def call_service(service_id: str, request: Request, ctx: ContextDep, session: Se
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such CDS service")
     if body.get("hook") not in (None, service_id):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the hook does not match the service")
+    patient = _patient(body)
     try:
-        result = run_hook(session, ctx.trusts, active_rules(ctx.settings.rules_file), service_id, body,
-                          _patient(body), agent=agent, default_trust=_trust_of_server(ctx, body.get("fhirServer")))
+        with one_writer(session):
+            result = run_hook(session, ctx.trusts, active_rules(ctx.settings.rules_file), service_id, body, patient,
+                              agent=agent, default_trust=_trust_of_server(ctx, body.get("fhirServer")))
+            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    session.commit()
     return {"cards": result.cards}
 
 
@@ -132,8 +135,9 @@ def feedback(service_id: str, request: Request, ctx: ContextDep, session: Sessio
     if service_id not in CDS_HOOKS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such CDS service")
     try:
-        recorded = apply_feedback(session, active_rules(ctx.settings.rules_file), body, agent=agent)
+        with one_writer(session):
+            recorded = apply_feedback(session, active_rules(ctx.settings.rules_file), body, agent=agent)
+            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    session.commit()
     return {"recorded": recorded}

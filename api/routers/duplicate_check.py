@@ -30,6 +30,7 @@ from dedupe import (
     RequestReason,
     active_rules,
     apply_service_request_resource,
+    one_writer,
     run_check,
 )
 from priorscan.errors import AuthError, ConfigurationError, ForbiddenError, InputError, NotFoundError, PriorscanError
@@ -179,11 +180,12 @@ def duplicate_check(body: DuplicateCheckIn, ctx: ContextDep, session: SessionDep
                     principal: Principal = Depends(require(DUPLICATE_CHECK))) -> dict[str, Any]:
     """Comparable recent priors for one imaging request, from every trust, with the alert they raise."""
     try:
-        outcome = run_check(session, ctx.trusts, active_rules(ctx.settings.rules_file), check_request(ctx, body),
-                            agent=principal.agent)
+        with one_writer(session):
+            outcome = run_check(session, ctx.trusts, active_rules(ctx.settings.rules_file),
+                                check_request(ctx, body), agent=principal.agent)
+            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    session.commit()
     return outcome.as_json()
 
 
@@ -194,11 +196,13 @@ def create_service_request(ctx: ContextDep, session: SessionDep, resource: dict[
                            principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
     """Store a ServiceRequest as an outstanding order and run the duplicate check on it."""
     try:
-        stored, outcome = apply_service_request_resource(session, ctx.trusts, active_rules(ctx.settings.rules_file),
-                                                         resource, agent=principal.agent)
+        with one_writer(session):
+            stored, outcome = apply_service_request_resource(session, ctx.trusts,
+                                                             active_rules(ctx.settings.rules_file), resource,
+                                                             agent=principal.agent)
+            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    session.commit()
     headers = {"X-Priorscan-Verdict": outcome.verdict if outcome else "not-checked"}
     if outcome is not None and outcome.alert_id:
         headers["X-Priorscan-Alert-Id"] = outcome.alert_id

@@ -99,8 +99,8 @@ def search_imaging_studies(request: Request, ctx: ContextDep, session: SessionDe
     if not patient and not identifier:
         return _outcome(400, "too-costly", "search ImagingStudy by patient or identifier")
     found = search_studies(session, ctx.trusts, patient=patient, identifier=identifier, limit=count)
-    regional_ids = sorted({rid for _, rid in found if rid})
-    for regional_id in regional_ids or [None]:
+    regional_ids: list[str | None] = [*sorted({rid for _, rid in found if rid})] or [None]
+    for regional_id in regional_ids:
         record(session, principal.agent, action="E", event_type="rest", subtype="search-type",
                regional_patient_id=regional_id, entity="ImagingStudy",
                detail={"results": len(found), "by": [k for k, v in (("patient", patient),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import socket
 import subprocess
@@ -39,32 +40,28 @@ def serving(db_url: str, *extra: str) -> Iterator[tuple[subprocess.Popen[str], s
             process.communicate(timeout=10)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_serve_shuts_down_cleanly_and_logs_no_query_strings(sqlite_url: str, signum: int) -> None:
-    with serving(sqlite_url, "--mllp-port", "0") as (process, base):
+@pytest.mark.parametrize(("signum", "mllp"), [(signal.SIGTERM, True), (signal.SIGINT, False)],
+                         ids=["SIGTERM-with-MLLP", "SIGINT-without-MLLP"])
+def test_serve_shuts_down_cleanly_and_logs_no_query_strings(sqlite_url: str, signum: int, mllp: bool) -> None:
+    mllp_port = free_port() if mllp else 0
+    with serving(sqlite_url, "--mllp-port", str(mllp_port)) as (process, base):
         assert httpx.get(base + "/ui/").status_code == 200
         httpx.get(base + "/healthz", params={"identifier": "https://fhir.nhs.uk/Id/nhs-number|9990001235"})
         httpx.get(base + "/ui/session", params={"family": "TESTER"})
+        if mllp:
+            with socket.create_connection(("127.0.0.1", mllp_port), timeout=5):
+                pass
         process.send_signal(signum)
         _, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     assert "shutting down" in err and "stopped" in err
+    assert ("MLLP listening" in err) is mllp
     assert "GET /healthz 200" in err and "GET /ui/session 401" in err  # the access log names the path only
     assert "9990001235" not in err and "TESTER" not in err and "nhs-number" not in err
 
 
-def test_serve_also_listens_for_mllp(sqlite_url: str) -> None:
-    mllp_port = free_port()
-    with serving(sqlite_url, "--mllp-port", str(mllp_port)) as (process, _):
-        with socket.create_connection(("127.0.0.1", mllp_port), timeout=5):
-            pass
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=20)
-    assert process.returncode == 0, err
-    assert f"MLLP listening on 127.0.0.1:{mllp_port}" in err
+def test_several_workers_are_refused_with_advice(capsys: pytest.CaptureFixture[str]) -> None:
+    from api.server import run_serve
 
-
-def test_several_workers_are_refused_with_advice(sqlite_url: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "priorscan.cli", "--db", sqlite_url, "serve", "--workers", "2"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "load balancer" in result.stderr
+    status = run_serve(argparse.Namespace(workers=2, host="127.0.0.1", port=0, mllp_port=0), ctx=None)  # type: ignore[arg-type]
+    assert status == 2 and "load balancer" in capsys.readouterr().err

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 from feeds_factories import RTK, RXC, RYR, adt, pid
 
-from mpi.hl7_adt import CHANGE_ID, LINK, MERGE, UNLINK, UPSERT, AdtError, Delimiters, read_adt
+from mpi.hl7_adt import CHANGE_ID, LINK, MERGE, UNLINK, UPSERT, AdtError, Delimiters, read_adt, resolve_trust
 from mpi.records import DELETE, RecordKey
 from priorscan.hl7v2 import read_header
 from priorscan.trusts import default_trusts
@@ -28,10 +28,19 @@ def only_patient(message: str):  # type: ignore[no-untyped-def]
     ("K1234567", "RYR", RecordKey(RYR, "K1234567")),  # unqualified: the sending facility's (MSH-4)
     ("9990000018^^^NHS^NH~K1234567^^^^MR", "UHSX", RecordKey(RYR, "K1234567")),  # NHS number first; MSH-4 alias
     ("X9^^^RXC^MR~AB123456^^^RTK^MR", "RTK", RecordKey(RTK, "AB123456")),  # the sender's own number keys it
+    ("AB123456", "RTK01", RecordKey(RTK, "AB123456")),  # MSH-4 holds an ODS site code of the trust
+    ("A1234567^^^^MR^RXCAB", "RXC", RecordKey(RXC, "A1234567")),  # so does the assigning facility
 ])
 def test_the_hospital_number_keys_the_source_record(ids: str, facility: str, key: RecordKey) -> None:
     patient = only_patient(adt("A08", pid(ids), facility=facility))
     assert patient.key == key
+
+
+def test_site_codes_resolve_only_to_their_own_trust() -> None:
+    trusts = default_trusts()
+    assert resolve_trust(trusts, "RYR1X").ods == "RYR"  # type: ignore[union-attr]
+    assert resolve_trust(trusts, "UHSX1") is None  # an alias is not an ODS code: no site codes of it
+    assert resolve_trust(trusts, "ZZZ01") is None
 
 
 def test_repeated_pid3_gives_nhs_number_and_further_identifiers() -> None:

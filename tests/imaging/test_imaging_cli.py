@@ -51,3 +51,4 @@ def test_export_studies(sqlite_url: str, tmp_path: Path) -> None:
     assert ct["regional_id"].startswith("RP") and ct["dap_total_gym2"] == ""  # empty where unknown
     assert (xr["laterality"], float(xr["dap_total_gym2"]), xr["regional_id"]) == ("left", 12.0e-5, "")
     assert (mg["agd_left_mgy"], mg["agd_right_mgy"], mg["laterality"]) == ("1.2", "1.1", "both")
+    assert "exported 3 studies (0 with a procedure that could not be normalised, 1 without" in result.stderr

@@ -3,6 +3,8 @@ QIDO-RS and WADO-RS, the cursor kept in the store so a restarted poller resumes,
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +87,14 @@ def test_an_unreachable_server_is_an_input_error_and_keeps_the_cursor(sqlite_ses
         poll_once(sqlite_sessions, trusts, client, source="http://127.0.0.1:9/dicom-web")  # type: ignore[arg-type]
     with sqlite_sessions() as session:
         assert session.get(PollCursor, "http://127.0.0.1:9/dicom-web") is None
+
+
+def test_the_command_polls_once(orthanc, sqlite_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    orthanc.upload(write(ct_image(study_uid="1.2.826.0.1.3680043.10.3.9", description="CT HEAD"), tmp_path / "1"))
+    command = [str(Path(sys.executable).parent / "priorscan"), "--db", sqlite_url, "dicomweb", "poll", "--url",
+               orthanc.dicomweb, "--once"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "1 studies seen, 1 indexed" in result.stdout
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert "1 studies seen, 0 indexed" in again.stdout  # the cursor and the index remember it

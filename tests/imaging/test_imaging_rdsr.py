@@ -38,7 +38,8 @@ def test_vendor_fluoroscopy_reports(vendor_rdsr: dict[str, Path], name: str) -> 
     ds = pydicom.dcmread(vendor_rdsr[name])
     assert is_dose_report(ds)
     report = parse_dose_report(ds)
-    assert (report.template, report.modality, len(report.events)) == ("projection", "RF", events)
+    assert (report.template, report.modality, len(report.events)) == ("projection", "XA", events)  # intent: combined
+    # diagnostic and therapeutic (interventional)
     assert report.report_key.startswith(scope + ":")
     assert [p.plane for p in report.planes] == planes
     totals = report.totals()

@@ -20,9 +20,9 @@ def trusts() -> TrustRegistry:
 
 @pytest.fixture(scope="session")
 def small_region(tmp_path_factory: pytest.TempPathFactory, trusts: TrustRegistry) -> Path:
-    """400 people: every message, resource and file of it is validated."""
+    """150 people: every message, resource and file of it is validated (hl7apy takes about 10 ms a message)."""
     out = tmp_path_factory.mktemp("small") / "region"
-    generate_region(RegionRequest(out, people=400, seed=11, as_of=AS_OF), trusts, workers=1)
+    generate_region(RegionRequest(out, people=150, seed=11, as_of=AS_OF), trusts, workers=1)
     return out
 
 

@@ -27,7 +27,7 @@ def test_every_message_parses_with_hl7apy(messages: dict[Path, list[str]]) -> No
             parsed = parse(message)
             assert parsed.msh.msh_4.value == path.parent.name
             count += 1
-    assert count > 1000
+    assert count > 500
 
 
 def test_pid3_follows_the_nhs_conventions(messages: dict[Path, list[str]]) -> None:

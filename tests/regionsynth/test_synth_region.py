@@ -22,7 +22,7 @@ def test_same_seed_and_as_of_give_byte_identical_output(tmp_path: Path, trusts: 
     as_of = date(2024, 2, 29)
     # different worker counts and a tiny spill budget (many sorted runs) must not change a byte
     generate_region(RegionRequest(tmp_path / "a", 300, 7, as_of), trusts, workers=0)
-    generate_region(RegionRequest(tmp_path / "b", 300, 7, as_of), trusts, SynthSettings(spill_bytes=20_000),
+    generate_region(RegionRequest(tmp_path / "b", 300, 7, as_of), trusts, SynthSettings(sort_buffer_bytes=20_000),
                     workers=1)
     first, second = _digests(tmp_path / "a"), _digests(tmp_path / "b")
     assert len(first) > 100

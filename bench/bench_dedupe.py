@@ -1,0 +1,579 @@
+"""Duplicate check at regional scale: ``python -m bench dedupe COMMAND [--backend sqlite|postgresql] ...``.
+
+Commands
+--------
+``build``    fill a store by bulk SQL (no ORM, no Python loop over rows): ``--patients`` regional patients with two
+             source records each at different trusts (NHS number and hospital numbers), ``--studies`` studies over
+             ten years with the consortium's modality mix (REFERENCE.md), and ``--orders`` outstanding orders.
+``http``     serve the store with ``--servers`` ``priorscan serve`` processes and drive ``POST /api/v1/duplicate-check``
+             (or ``--endpoint cds``: ``POST /cds-services/order-sign`` with ES384-signed JWTs) from ``--clients``
+             concurrent keep-alive HTTP clients: first open loop at ``--rate`` requests per second for ``--seconds``
+             (latency measured from each request's scheduled time, so a slow server cannot hide queueing), then closed
+             loop as fast as the clients go (throughput).
+``plan``     the query plans of the check's queries on the built store (indexes, not scans).
+``quality``  ``priorscan synth`` + ``priorscan ingest`` + recall and precision against ``truth/repeats.csv``.
+
+Every request carries a new placer order number, as order entry does, so each check also records an outstanding
+order and, when priors are found, raises an alert: the write path is measured, not only the read path.
+Results are printed as JSON and written to ``bench/results/dedupe-*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select, text
+
+from api.deps import token_hash
+from mpi.nhs_number import check_digit
+from priorscan.db import make_engine, migrate, session_factory
+from priorscan.tables import ApiClient, CdsTrustedIssuer
+from priorscan.trusts import NHS_NUMBER_SYSTEM, default_trusts
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "bench-dedupe"
+RESULTS = ROOT / "bench" / "results"
+PG_ADMIN = os.environ.get("PRIORSCAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+TOKEN = "ps_bench_dedupe_not_a_secret"
+TRUSTS = ("RTK", "RXC", "RPC", "RA2", "RYR")
+CDS_ISSUER = "https://ehr.bench.example.nhs.uk"
+CHUNK = 1_000_000
+
+#: What order entry asks for (modality, body site, laterality), weighted roughly as the consortium's activity.
+REQUESTS = [("XR", "chest", None)] * 12 + [("CT", "head", None)] * 6 + [("CT", "abdomen and pelvis", None)] * 4 + \
+    [("US", "abdomen", None)] * 6 + [("XR", "knee", "left"), ("XR", "wrist", "right"), ("XR", "lumbar spine", None),
+                                     ("MR", "knee", "right"), ("MR", "head", None), ("MR", "lumbar spine", None),
+                                     ("CT", "CTPA", None), ("CT", "chest", None), ("MG", "breast", "both"),
+                                     ("US", "pelvis", None), ("XR", "ankle", "left"), ("NM", "whole body", None)]
+
+
+# --- the store --------------------------------------------------------------------------------------------------
+
+def store_url(backend: str, patients: int, studies: int) -> str:
+    if backend == "sqlite":
+        CACHE.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{CACHE / f'dedupe-{patients}-{studies}.db'}"
+    name = f"priorscan_bench_dedupe_{patients}_{studies}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("select 1 from pg_database where datname = :n"), {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+class Dialect:
+    """The few SQL expressions that differ between SQLite and PostgreSQL."""
+
+    def __init__(self, name: str) -> None:
+        self.pg = name == "postgresql"
+
+    def series(self, start: int, stop: int) -> str:
+        if self.pg:
+            return f"generate_series({start}::bigint, {stop}::bigint) AS s(i)"
+        return (f"(WITH RECURSIVE s(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM s WHERE i < {stop}) "
+                "SELECT i FROM s) AS s")
+
+    def pad(self, expr: str, width: int) -> str:
+        return f"lpad(({expr})::text, {width}, '0')" if self.pg else f"printf('%0{width}d', {expr})"
+
+    def digit(self, expr: str, k: int) -> str:
+        return f"substr({expr}, {k}, 1)::int" if self.pg else f"CAST(substr({expr}, {k}, 1) AS INTEGER)"
+
+    def text(self, expr: str) -> str:
+        return f"({expr})::text" if self.pg else f"CAST({expr} AS TEXT)"
+
+    def days_ago(self, expr: str) -> str:
+        return f"(CURRENT_DATE - ({expr})::int)" if self.pg else f"date('now', '-' || ({expr}) || ' days')"
+
+    def at_ten(self, day: str) -> str:
+        return f"(({day})::timestamp + interval '10 hours')" if self.pg else f"({day} || ' 10:00:00.000000')"
+
+    @property
+    def now(self) -> str:
+        return "now()" if self.pg else "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
+
+    def trust(self, expr: str) -> str:
+        whens = " ".join(f"WHEN {n} THEN '{ods}'" for n, ods in enumerate(TRUSTS))
+        return f"(CASE ({expr}) % 5 {whens} END)"
+
+
+def nhs_number_of(patient: int) -> str | None:
+    """The NHS number the bench store gives regional patient ``patient`` (None when its check digit would be 10)."""
+    nine = f"9{patient:08d}"
+    digit = check_digit(nine)
+    return None if digit is None else nine + str(digit)
+
+
+def hospital_number_of(patient: int) -> str:
+    return f"H{patient:08d}"
+
+
+def _region_case(m: str, r: str) -> str:
+    """Body region by modality bucket ``m`` and region bucket ``r`` (0-99)."""
+    xr = (f"CASE WHEN {r} < 40 THEN 'chest' WHEN {r} < 50 THEN 'lumbar-spine' WHEN {r} < 55 THEN 'cervical-spine' "
+          f"WHEN {r} < 60 THEN 'pelvis' WHEN {r} < 63 THEN 'head' WHEN {r} < 70 THEN 'knee' "
+          f"WHEN {r} < 76 THEN 'wrist' WHEN {r} < 81 THEN 'ankle' WHEN {r} < 86 THEN 'hip' "
+          f"WHEN {r} < 90 THEN 'shoulder' WHEN {r} < 94 THEN 'hand' WHEN {r} < 97 THEN 'foot' ELSE 'abdomen' END")
+    us = (f"CASE WHEN {r} < 45 THEN 'abdomen' WHEN {r} < 75 THEN 'pelvis' WHEN {r} < 85 THEN 'neck' "
+          f"WHEN {r} < 92 THEN 'breast' ELSE 'lower-limb' END")
+    ct = (f"CASE WHEN {r} < 35 THEN 'head' WHEN {r} < 55 THEN 'chest' WHEN {r} < 75 THEN 'abdomen-pelvis' "
+          f"WHEN {r} < 85 THEN 'chest-abdomen-pelvis' WHEN {r} < 91 THEN 'pulmonary-angiography' "
+          f"WHEN {r} < 96 THEN 'cervical-spine' ELSE 'face' END")
+    mr = (f"CASE WHEN {r} < 35 THEN 'head' WHEN {r} < 55 THEN 'lumbar-spine' WHEN {r} < 70 THEN 'knee' "
+          f"WHEN {r} < 78 THEN 'cervical-spine' WHEN {r} < 85 THEN 'shoulder' WHEN {r} < 92 THEN 'pelvis' "
+          "ELSE 'abdomen' END")
+    return (f"CASE {m} WHEN 'XR' THEN {xr} WHEN 'US' THEN {us} WHEN 'CT' THEN {ct} WHEN 'MR' THEN {mr} "
+            f"WHEN 'MG' THEN 'breast' WHEN 'NM' THEN CASE WHEN {r} < 60 THEN 'whole-body' ELSE 'chest' END "
+            "ELSE 'abdomen' END")
+
+
+_PAIRED = "('knee','wrist','ankle','hip','shoulder','hand','foot','breast','lower-limb')"
+_DOSE = ("CASE WHEN modality = 'CT' THEN (CASE body_region WHEN 'head' THEN 1.5 WHEN 'chest' THEN 4.2 "
+         "WHEN 'abdomen-pelvis' THEN 8.1 WHEN 'chest-abdomen-pelvis' THEN 10.0 WHEN 'pulmonary-angiography' THEN 4.5 "
+         "WHEN 'cervical-spine' THEN 2.0 ELSE 0.8 END) WHEN modality = 'XR' THEN (CASE body_region "
+         "WHEN 'chest' THEN 0.015 WHEN 'lumbar-spine' THEN 0.7 WHEN 'pelvis' THEN 0.4 WHEN 'abdomen' THEN 0.5 "
+         "ELSE 0.01 END) WHEN modality = 'MG' THEN 0.4 WHEN modality = 'NM' THEN 3.0 WHEN modality = 'RF' THEN 2.0 "
+         "ELSE NULL END")
+
+
+def build(url: str, patients: int, studies: int, orders: int) -> dict[str, Any]:
+    """Fill the store by bulk SQL unless it already holds ``studies`` studies; timings and counts."""
+    engine = make_engine(url)
+    migrate(engine)
+    d = Dialect(engine.dialect.name)
+    with engine.connect() as conn:
+        have = conn.execute(text("select count(*) from study")).scalar() or 0
+    if have >= studies:
+        engine.dispose()
+        return {"built": False, "studies": have}
+    trusts = default_trusts()
+    timings: dict[str, float] = {}
+    nine = "n9"
+    checksum = " + ".join(f"{d.digit(nine, k)} * {11 - k}" for k in range(1, 10))
+    nhs = (f"CASE WHEN 11 - (({checksum}) % 11) = 11 THEN {nine} || '0' WHEN 11 - (({checksum}) % 11) = 10 "
+           f"THEN NULL ELSE {nine} || {d.text(f'11 - (({checksum}) % 11)')} END")
+    namespace = " ".join(f"WHEN '{ods}' THEN '{trusts.by_ods(ods).fhir_system}'" for ods in TRUSTS)
+    statements: list[tuple[str, str, int]] = []
+    for start in range(1, patients + 1, CHUNK):
+        stop = min(patients, start + CHUNK - 1)
+        statements.append(("regional_patient", f"""
+            INSERT INTO regional_patient (id, status, nhs_number, family, given, birth_date, sex, postcode,
+                                          created_at, updated_at)
+            SELECT 'RB' || {d.pad('i', 10)}, 'active', nhs, 'FAMILY' || {d.text('i % 50000')},
+                   'GIVEN' || {d.text('i % 3000')}, {d.days_ago('3000 + (i * 7919) % 32000')},
+                   CASE WHEN i % 2 = 0 THEN 'female' ELSE 'male' END, 'GU1 ' || {d.text('i % 10')} || 'AA',
+                   {d.now}, {d.now}
+            FROM (SELECT i, {nhs} AS nhs FROM (SELECT i, '9' || {d.pad('i', 8)} AS {nine}
+                                                FROM {d.series(start, stop)}) AS q) AS p""", stop - start + 1))
+        for k in (0, 1):
+            trust = d.trust(f"i + {2 * k}")
+            statements.append(("source_record", f"""
+                INSERT INTO source_record (id, namespace, local_id, trust_ods, source_kind, provisional, active,
+                                           merged_into_id, nhs_number, nhs_number_valid, nhs_verification,
+                                           regional_patient_id, link_state, link_manual, version, created_at,
+                                           updated_at)
+                SELECT 2 * i - 1 + {k}, CASE t {namespace} END, 'H' || {d.pad('i', 8)}, t, 'hl7', false, true, NULL,
+                       rp.nhs_number, rp.nhs_number IS NOT NULL, '01', rp.id, 'match', false, 1, {d.now}, {d.now}
+                FROM (SELECT i, {trust} AS t FROM {d.series(start, stop)}) AS s
+                JOIN regional_patient rp ON rp.id = 'RB' || {d.pad('i', 10)}""", stop - start + 1))
+    m = ("CASE WHEN mb < 470 THEN 'XR' WHEN mb < 705 THEN 'US' WHEN mb < 855 THEN 'CT' WHEN mb < 940 THEN 'MR' "
+         "WHEN mb < 970 THEN 'MG' WHEN mb < 990 THEN 'NM' ELSE 'RF' END")
+    for start in range(1, studies + 1, CHUNK):
+        stop = min(studies, start + CHUNK - 1)
+        statements.append(("study", f"""
+            INSERT INTO study (id, study_instance_uid, source_record_id, performing_trust, accession_number, status,
+                               modality, body_region, laterality, description, normalisation, study_date,
+                               study_datetime, effective_dose_msv, created_at, updated_at)
+            SELECT i, '2.25.9' || {d.text('i')}, sr, t, t || {d.pad('i', 9)},
+                   CASE WHEN sb < 3 THEN 'cancelled' WHEN sb < 5 THEN 'scheduled' ELSE 'completed' END,
+                   modality, body_region,
+                   CASE WHEN body_region = 'breast' THEN 'both' WHEN body_region IN {_PAIRED}
+                        THEN (CASE i % 2 WHEN 0 THEN 'left' ELSE 'right' END) ELSE 'none' END,
+                   modality || ' ' || body_region, 'description', day, {d.at_ten('day')}, {_DOSE}, {d.now}, {d.now}
+            FROM (SELECT i, sr, sb, {d.trust('(sr + 1) / 2 + 2 * ((sr + 1) % 2)')} AS t, modality,
+                         {_region_case('modality', 'rb')} AS body_region,
+                         CASE WHEN sb BETWEEN 3 AND 4 THEN {d.days_ago('-(i % 30)')}
+                              ELSE {d.days_ago('(i * 22695477) % 3650')} END AS day
+                  FROM (SELECT i, sr, sb, rb, {m} AS modality
+                        FROM (SELECT i, 2 * (((i * 2654435761) % {patients}) + 1) - 1 + (i / 7) % 2 AS sr,
+                                     (i * 7919 + 13) % 1000 AS sb, (i * 40503) % 1000 AS mb,
+                                     ((i * 69069) / 1000) % 100 AS rb
+                              FROM {d.series(start, stop)}) AS a) AS b) AS c""", stop - start + 1))
+    statements.append(("imaging_order", f"""
+        INSERT INTO imaging_order (requesting_trust, placer_order_number, source_record_id, status, priority,
+                                   modality, body_region, laterality, description, ordered_at, created_at,
+                                   updated_at)
+        SELECT {d.trust('i')}, 'BO' || {d.pad('i', 9)}, 2 * (((i * 40503) % {patients}) + 1) - 1, 'active',
+               'routine', 'CT', 'chest', 'none', 'CT chest', {d.at_ten(d.days_ago('i % 60'))}, {d.now}, {d.now}
+        FROM {d.series(1, orders)}""", orders))
+    for table, sql, rows in statements:
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            conn.execute(text(sql))
+        timings[table] = timings.get(table, 0.0) + time.perf_counter() - started
+        print(f"  {table}: {rows} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        if d.pg:
+            for table in ("source_record", "study"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT max(id) FROM {table}))"))
+        conn.execute(text("ANALYZE"))
+    timings["analyze"] = time.perf_counter() - started
+    engine.dispose()
+    return {"built": True, "timings_s": {k: round(v, 1) for k, v in timings.items()},
+            "total_s": round(sum(timings.values()), 1)}
+
+
+def prepare(url: str) -> None:
+    """The bench's API client and the trusted CDS issuer (a fresh ES384 key each run, written for the clients)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    (CACHE / "cds-key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "bench", "alg": "ES384"}
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        if session.scalars(select(ApiClient).where(ApiClient.token_hash == token_hash(TOKEN))).first() is None:
+            session.add(ApiClient(name="bench-dedupe", token_hash=token_hash(TOKEN),
+                                  scopes=["priorscan/duplicate-check", "priorscan/alerts"]))
+        issuer = session.scalars(select(CdsTrustedIssuer).where(CdsTrustedIssuer.issuer == CDS_ISSUER)).first()
+        if issuer is None:
+            session.add(CdsTrustedIssuer(issuer=CDS_ISSUER, jwks={"keys": [jwk]}))
+        else:
+            issuer.jwks = {"keys": [jwk]}
+        session.commit()
+    engine.dispose()
+
+
+# --- the load ---------------------------------------------------------------------------------------------------
+
+def check_body(rng: random.Random, patients: int) -> dict[str, Any]:
+    patient = rng.randint(1, patients)
+    modality, site, side = rng.choice(REQUESTS)
+    number = nhs_number_of(patient)
+    if number is not None and rng.random() < 0.7:
+        identifier = {"system": NHS_NUMBER_SYSTEM, "value": number}
+    else:
+        ods = TRUSTS[patient % 5]
+        identifier = {"system": default_trusts().by_ods(ods).fhir_system, "value": hospital_number_of(patient)}
+    request = {"modality": modality, "bodySite": site, "requestingTrust": rng.choice(TRUSTS),
+               "placerOrderNumber": f"B{uuid.uuid4().hex[:20]}", "priority": "routine"}
+    if side:
+        request["laterality"] = side
+    return {"patient": {"identifiers": [identifier]}, "request": request}
+
+
+class CdsSigner:
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        key = serialization.load_pem_private_key((CACHE / "cds-key.pem").read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        self.key = key
+
+    def token(self, audience: str) -> str:
+        import jwt
+
+        now = int(time.time())
+        return jwt.encode({"iss": CDS_ISSUER, "aud": audience, "iat": now, "exp": now + 120,
+                           "jti": uuid.uuid4().hex}, self.key, algorithm="ES384", headers={"kid": "bench"})
+
+
+def cds_body(rng: random.Random, patients: int) -> dict[str, Any]:
+    check = check_body(rng, patients)
+    modality, site = check["request"]["modality"], check["request"]["bodySite"]
+    draft = {"resourceType": "ServiceRequest", "id": check["request"]["placerOrderNumber"], "status": "draft",
+             "intent": "order", "code": {"text": f"{modality} {site}"},
+             "orderDetail": [{"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM",
+                                          "code": modality}]}],
+             "subject": {"reference": "Patient/ehr-1"},
+             "requester": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code",
+                                          "value": check["request"]["requestingTrust"]}}}
+    return {"hookInstance": str(uuid.uuid4()), "hook": "order-sign",
+            "context": {"userId": "Practitioner/1", "patientId": "ehr-1", "draftOrders": {
+                "resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]}},
+            "prefetch": {"patient": {"resourceType": "Patient", "identifier": check["patient"]["identifiers"]}}}
+
+
+class Client(threading.Thread):
+    """One keep-alive HTTP client; open loop on its own schedule, or closed loop."""
+
+    def __init__(self, number: int, port: int, endpoint: str, patients: int, schedule: list[float] | None,
+                 until: float) -> None:
+        super().__init__(daemon=True)
+        self.rng = random.Random(number)
+        self.port, self.endpoint, self.patients = port, endpoint, patients
+        self.schedule, self.until = schedule, until
+        self.latencies: list[float] = []
+        self.lateness: list[float] = []
+        self.verdicts: dict[str, int] = {}
+        self.errors = 0
+        self.signer = CdsSigner() if endpoint == "cds" else None
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        path = "/cds-services/order-sign" if self.endpoint == "cds" else "/api/v1/duplicate-check"
+        planned = iter(self.schedule) if self.schedule is not None else None
+        due: float | None = None
+        while True:
+            if planned is not None:
+                due = next(planned, None)
+                if due is None:
+                    break
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            elif time.perf_counter() >= self.until:
+                break
+            body = (cds_body if self.endpoint == "cds" else check_body)(self.rng, self.patients)
+            auth = self.signer.token(f"http://127.0.0.1:{self.port}{path}") if self.signer else TOKEN
+            started = time.perf_counter()
+            try:
+                conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json",
+                                                              "Authorization": f"Bearer {auth}"})
+                response = conn.getresponse()
+                payload = response.read()
+            except (OSError, http.client.HTTPException):
+                self.errors += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                continue
+            ended = time.perf_counter()
+            if response.status != 200:
+                self.errors += 1
+                continue
+            self.latencies.append(ended - started)
+            if due is not None:
+                self.lateness.append(ended - due)  # from the scheduled time: queueing in the client counts too
+            answer = json.loads(payload)
+            verdict = answer.get("verdict") or ("card" if answer.get("cards") else "no-card")
+            self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
+        conn.close()
+
+
+def _summary(clients: list[Client], seconds: float) -> dict[str, Any]:
+    latencies = [x for c in clients for x in c.latencies]
+    corrected = [x for c in clients for x in c.lateness] or latencies
+    verdicts: dict[str, int] = {}
+    for c in clients:
+        for k, v in c.verdicts.items():
+            verdicts[k] = verdicts.get(k, 0) + v
+
+    def ms(values: list[float], q: float) -> float:
+        ordered = sorted(values)
+        return round(1000 * ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))], 1) if ordered else 0.0
+
+    return {"requests": len(latencies), "errors": sum(c.errors for c in clients),
+            "throughput_per_s": round(len(latencies) / seconds, 1),
+            "latency_ms": {"p50": ms(latencies, 50), "p95": ms(latencies, 95), "p99": ms(latencies, 99),
+                           "mean": round(1000 * statistics.fmean(latencies), 1) if latencies else 0.0},
+            "latency_from_schedule_ms": {"p50": ms(corrected, 50), "p95": ms(corrected, 95),
+                                         "p99": ms(corrected, 99)},
+            "verdicts": verdicts}
+
+
+def drive(ports: list[int], endpoint: str, patients: int, clients: int, rate: float | None,
+          seconds: float) -> dict[str, Any]:
+    start = time.perf_counter() + 0.5
+    threads = []
+    for n in range(clients):
+        schedule = None
+        if rate:
+            interval = clients / rate
+            schedule = [start + n * interval / clients + k * interval for k in range(int(seconds / interval))]
+        threads.append(Client(n, ports[n % len(ports)], endpoint, patients, schedule, start + seconds))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return _summary(threads, seconds)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_servers(url: str, count: int) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """``count`` ``priorscan serve`` processes on free ports (HTTP only), sharing the store."""
+    env = dict(os.environ, PRIORSCAN_DB=url, PRIORSCAN_ENV="test", PRIORSCAN_LOG_LEVEL="WARNING")
+    processes, ports = [], []
+    log = open(CACHE / "servers.log", "ab")  # noqa: SIM115 - closed with the processes
+    for _ in range(count):
+        port = _free_port()
+        processes.append(subprocess.Popen([str(ROOT / ".venv" / "bin" / "priorscan"), "serve", "--host",
+                                           "127.0.0.1", "--port", str(port), "--mllp-port", "0"],
+                                          env=env, stdout=log, stderr=log))
+        ports.append(port)
+    deadline = time.time() + 60
+    for port in ports:
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("the servers did not start; see " + str(CACHE / "servers.log"))
+            time.sleep(0.2)
+    return processes, ports
+
+
+def stop_servers(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes (Linux /proc), so a figure per request survives a busy machine."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def run_http(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    prepare(url)
+    processes, ports = start_servers(url, args.servers)
+    pids = [p.pid for p in processes]
+    try:
+        drive(ports, args.endpoint, args.patients, args.clients, None, 5)  # warm-up: caches, pools, plans
+        results = {}
+        for name, rate in (("paced", args.rate), ("closed_loop", None)):
+            load, cpu = _load(), cpu_seconds(pids)
+            result = drive(ports, args.endpoint, args.patients, args.clients, rate, args.seconds)
+            used = cpu_seconds(pids) - cpu
+            result["server_cpu_ms_per_request"] = round(1000 * used / max(1, result["requests"]), 2)
+            result["load_average_before"] = load
+            results[name] = result
+    finally:
+        stop_servers(processes)
+    return results
+
+
+# --- plans and quality --------------------------------------------------------------------------------------------
+
+def plans(url: str) -> dict[str, list[str]]:
+    """EXPLAIN of the check's own queries, with real parameter values."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from dedupe.alerts import _ALERT_OF_ORDER
+    from dedupe.priors import _ORDERS, _STUDIES
+
+    engine = make_engine(url)
+    dialect = postgresql.dialect() if engine.dialect.name == "postgresql" else sqlite.dialect()
+    params = {"regional_id": "RB0000012345", "since": date(2020, 1, 1), "trust": "RXC", "placer": "X"}
+    found: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for name, statement in (("studies", _STUDIES), ("orders", _ORDERS), ("alert_of_order", _ALERT_OF_ORDER)):
+            sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": False}))
+            keys = [k for k in params if f":{k}" in sql or f"%({k})s" in sql]
+            prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+            rows = conn.exec_driver_sql(prefix + sql, {k: params[k] for k in keys}
+                                        if engine.dialect.name == "postgresql" else tuple(params[k] for k in keys))
+            found[name] = [" | ".join(str(c) for c in row) for row in rows]
+        nhs = nhs_number_of(12345) or ""
+        prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+        mark = "%s" if engine.dialect.name == "postgresql" else "?"
+        found["source_record_by_nhs_number"] = [" | ".join(str(c) for c in row) for row in conn.exec_driver_sql(
+            f"{prefix}SELECT id FROM source_record WHERE nhs_number = {mark}", (nhs,))]
+    engine.dispose()
+    return found
+
+
+def quality(people: int, seed: int) -> dict[str, Any]:
+    from dedupe.evaluate import evaluate_repeats
+    from priorscan.cli import main as priorscan
+
+    region = CACHE / f"region-{people}-{seed}"
+    url = f"sqlite:///{CACHE / f'region-{people}-{seed}.db'}"
+    timings = {}
+    if not (region / "truth" / "repeats.csv").exists():
+        started = time.perf_counter()
+        priorscan(["synth", "--people", str(people), "--out", str(region), "--seed", str(seed)])
+        timings["synth_s"] = round(time.perf_counter() - started, 1)
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.connect() as conn:
+        loaded = conn.execute(text("select count(*) from imaging_order")).scalar()
+    if not loaded:
+        started = time.perf_counter()
+        priorscan(["--db", url, "ingest", "--no-progress", *[str(p) for p in sorted(region.iterdir())
+                                                              if p.name != "truth"]])
+        timings["ingest_s"] = round(time.perf_counter() - started, 1)
+    with session_factory(engine)() as session:
+        figures = evaluate_repeats(session, region / "truth" / "repeats.csv")
+    engine.dispose()
+    return {"people": people, "seed": seed, **timings, **figures.as_dict()}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench dedupe", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["build", "http", "plan", "quality"])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--patients", type=int, default=1_500_000)
+    parser.add_argument("--studies", type=int, default=10_000_000)
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--endpoint", choices=["check", "cds"], default="check")
+    parser.add_argument("--servers", type=int, default=2, help="priorscan serve processes")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=300.0, help="paced requests per second (all clients)")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--people", type=int, default=1500, help="quality: people of the synthetic region")
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args(argv)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.command == "quality":
+        result: dict[str, Any] = quality(args.people, args.seed)
+    else:
+        url = store_url(args.backend, args.patients, args.studies)
+        if args.command == "build":
+            result = build(url, args.patients, args.studies, args.orders)
+        elif args.command == "plan":
+            result = plans(url)
+        else:
+            result = run_http(url, args)
+        result = {"backend": args.backend, "patients": args.patients, "studies": args.studies, **result}
+    if args.command == "http":
+        result.update(endpoint=args.endpoint, servers=args.servers, clients=args.clients, rate=args.rate,
+                      seconds=args.seconds)
+    print(json.dumps(result, indent=2))
+    name = f"dedupe-{args.command}-{args.endpoint if args.command == 'http' else ''}-{args.backend}-{int(time.time())}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    return 0
