@@ -64,9 +64,9 @@ from priorscan.db import UTCDateTime, utcnow
 from priorscan.errors import IdentityError, NotFoundError
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
-#: Most candidate records (from blocking) scored for one incoming record; their patients' other records are scored
-#: too, for the cluster integrity check.
-MAX_CANDIDATES = 400
+#: Most candidate records (from blocking) scored for one incoming record, rarest keys first; their patients' other
+#: records are scored too, for the cluster integrity check.
+MAX_CANDIDATES = 300
 
 DEMOGRAPHIC_FIELDS = ("nhs_number", "nhs_verification", "family", "given", "prefix", "birth_date", "sex", "postcode",
                       "address", "phone", "death_date")
@@ -374,11 +374,13 @@ class PatientIndex:
         for k, rid in rows:
             by_key[k].append(rid)
         ids: set[int] = set()
-        for block in by_key.values():
-            if len(block) <= MAX_BLOCK_SIZE:
-                ids.update(block)
+        # the most specific keys first; a further key is taken only while the candidates stay within bounds
+        for block in sorted(by_key.values(), key=len):
+            if len(block) > MAX_BLOCK_SIZE or (ids and len(ids) + len(block) > MAX_CANDIDATES):
+                continue
+            ids.update(block)
         ids.discard(exclude)  # type: ignore[arg-type]
-        return sorted(ids)[:MAX_CANDIDATES]
+        return sorted(ids)
 
     def candidates(self, probe: MatchRecord, *, exclude: int | None = None) -> list[SourceRecord]:
         """Active records sharing a blocking key with ``probe`` (over-common keys skipped)."""
