@@ -393,7 +393,9 @@ def _summary(clients: list[Client], seconds: float) -> dict[str, Any]:
 
 
 def drive(ports: list[int], endpoint: str, patients: int, clients: int, rate: float | None,
-          seconds: float) -> dict[str, Any]:
+          seconds: float, seed: int = 0) -> dict[str, Any]:
+    """Run ``clients`` clients for ``seconds``; each phase takes its own ``seed``, so that one phase's orders do not
+    become the next phase's outstanding orders for the very same patients."""
     start = time.perf_counter() + 0.5
     threads = []
     for n in range(clients):
@@ -401,7 +403,8 @@ def drive(ports: list[int], endpoint: str, patients: int, clients: int, rate: fl
         if rate:
             interval = clients / rate
             schedule = [start + n * interval / clients + k * interval for k in range(int(seconds / interval))]
-        threads.append(Client(n, ports[n % len(ports)], endpoint, patients, schedule, start + seconds))
+        threads.append(Client(seed * 1000 + n, ports[n % len(ports)], endpoint, patients, schedule,
+                              start + seconds))
     for t in threads:
         t.start()
     for t in threads:
@@ -472,11 +475,12 @@ def run_http(url: str, args: argparse.Namespace) -> dict[str, Any]:
     processes, ports = start_servers(url, args.servers)
     pids = [p.pid for p in processes]
     try:
-        drive(ports, args.endpoint, args.patients, args.clients, None, 5)  # warm-up: caches, pools, plans
+        phase = int(time.time()) % 100000 * 10  # new patients each run and each phase
+        drive(ports, args.endpoint, args.patients, args.clients, None, 5, seed=phase)  # warm-up: caches, pools
         results = {}
-        for name, rate in (("paced", args.rate), ("closed_loop", None)):
+        for n, (name, rate) in enumerate((("paced", args.rate), ("closed_loop", None)), start=1):
             load, cpu = _load(), cpu_seconds(pids)
-            result = drive(ports, args.endpoint, args.patients, args.clients, rate, args.seconds)
+            result = drive(ports, args.endpoint, args.patients, args.clients, rate, args.seconds, seed=phase + n)
             used = cpu_seconds(pids) - cpu
             result["server_cpu_ms_per_request"] = round(1000 * used / max(1, result["requests"]), 2)
             result["load_average_before"] = load
@@ -493,22 +497,19 @@ def plans(url: str) -> dict[str, list[str]]:
     from sqlalchemy.dialects import postgresql, sqlite
 
     from dedupe.alerts import _ALERT_OF_ORDER
-    from dedupe.priors import _ORDERS, _STUDIES
+    from dedupe.priors import _EXAMS
 
     engine = make_engine(url)
     dialect = postgresql.dialect() if engine.dialect.name == "postgresql" else sqlite.dialect()
     params = {"regional_id": "RB0000012345", "since": date(2020, 1, 1), "trust": "RXC", "placer": "X"}
     found: dict[str, list[str]] = {}
     with engine.connect() as conn:
-        for name, statement in (("studies", _STUDIES), ("orders", _ORDERS), ("alert_of_order", _ALERT_OF_ORDER)):
-            sql = str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": False}))
-            keys = [k for k in params if f":{k}" in sql or f"%({k})s" in sql]
-            prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
-            rows = conn.exec_driver_sql(prefix + sql, {k: params[k] for k in keys}
-                                        if engine.dialect.name == "postgresql" else tuple(params[k] for k in keys))
-            found[name] = [" | ".join(str(c) for c in row) for row in rows]
-        nhs = nhs_number_of(12345) or ""
         prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+        for name, statement in (("patient_exams", _EXAMS), ("alert_of_order", _ALERT_OF_ORDER)):
+            bound = statement.params({k: v for k, v in params.items() if k in statement.compile().params})
+            sql = str(bound.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            found[name] = [" | ".join(str(c) for c in row) for row in conn.exec_driver_sql(prefix + sql)]
+        nhs = nhs_number_of(12345) or ""
         mark = "%s" if engine.dialect.name == "postgresql" else "?"
         found["source_record_by_nhs_number"] = [" | ".join(str(c) for c in row) for row in conn.exec_driver_sql(
             f"{prefix}SELECT id FROM source_record WHERE nhs_number = {mark}", (nhs,))]

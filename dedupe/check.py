@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from dedupe.alerts import raise_alert
 from dedupe.circumstances import RequestReason, normalise_priority, read_circumstances
 from dedupe.comparable import ComparablePrior, Procedure, RequestFacts, judge, local_date
-from dedupe.orders import OrderFacts, record_order, source_record_for
-from dedupe.priors import patient_exams
+from dedupe.orders import OrderFacts, record_order
+from dedupe.priors import PatientHistory, patient_exams
 from dedupe.rules import RuleSet
 from dedupe.vocabulary import (
     NormalisedProcedure,
@@ -224,11 +224,10 @@ def _request_json(query: ProcedureQuery, procedure: Procedure, normalised: Norma
 
 
 def _keep_order(session: Session, request: CheckRequest, procedure: Procedure, code: ProcedureCode | None,
-                regional_id: str | None) -> None:
+                source_record_id: int | None) -> None:
     """Keep the request as an outstanding order, hung on a source record of its patient when known."""
     query = request.procedure
     assert query.requesting_trust and query.placer_order_number
-    source_record_id = source_record_for(session, regional_id, query.requesting_trust) if regional_id else None
     record_order(session, OrderFacts(
         requesting_trust=query.requesting_trust, placer_order_number=query.placer_order_number,
         filler_order_number=query.filler_order_number, priority=normalise_priority(query.priority),
@@ -276,17 +275,17 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
         birth = patient.birth_date if patient is not None else None
     facts = RequestFacts(procedure, request_date, query.requesting_trust, circumstances, _age(birth, request_date),
                          requested_at=query.requested_at)
-    exams = []
+    history = PatientHistory([], [])
     if regional_id is not None:
         own = {n for n in (query.placer_order_number, query.filler_order_number) if n}
-        exams = patient_exams(session, regional_id, since=request_date - timedelta(days=rules.longest_window_days),
-                              timezone=rules.timezone,
-                              own_order=(query.requesting_trust, own) if query.requesting_trust and own else None)
-    judgement = judge(rules, facts, exams)
+        history = patient_exams(session, regional_id, since=request_date - timedelta(days=rules.longest_window_days),
+                                timezone=rules.timezone,
+                                own_order=(query.requesting_trust, own) if query.requesting_trust and own else None)
+    judgement = judge(rules, facts, history.exams)
     priors = [prior_json(p, trusts) for p in judgement.priors]
     request_json = _request_json(query, procedure, normalised, code, circumstances, request_date)
     if request.record_order and query.requesting_trust and query.placer_order_number:
-        _keep_order(session, request, procedure, code, regional_id)
+        _keep_order(session, request, procedure, code, history.record_at(query.requesting_trust))
 
     alert_id = alert_status = None
     if judgement.verdict in rules.alerts.raise_for:

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dedupe.storage import upsert
 from imaging.tables import ImagingOrder
-from mpi.tables import SourceRecord
 from priorscan.db import utcnow
 
 ACTIVE = "active"
@@ -40,19 +39,6 @@ class OrderFacts:
     laterality: str | None
     reason: str | None
     ordered_at: datetime | None
-
-
-_RECORDS_OF = (select(SourceRecord.id, SourceRecord.trust_ods)
-               .where(SourceRecord.regional_patient_id == bindparam("regional_id"), SourceRecord.active.is_(True))
-               .order_by(SourceRecord.id))
-
-
-def source_record_for(session: Session, regional_id: str, trust: str | None) -> int | None:
-    """The patient's source record to hang an order on: the requesting trust's active record, else any active one."""
-    rows = session.execute(_RECORDS_OF, {"regional_id": regional_id}).all()
-    if not rows:
-        return None
-    return next((r.id for r in rows if trust and r.trust_ods == trust), rows[0].id)
 
 
 def record_order(session: Session, facts: OrderFacts, *, source_record_id: int | None,

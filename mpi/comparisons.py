@@ -45,21 +45,34 @@ def _workers(n: int) -> int:
     return -1 if n >= PARALLEL_FROM else 1
 
 
-def similarity(left: Column, right: Column, scorer: Any) -> NDArray[np.float32]:
-    """``scorer`` applied to each pair (rapidfuzz ``cpdist``: vectorised, in C)."""
+def similarity(left: Column, right: Column, scorer: Any, where: NDArray[np.bool_] | None = None
+               ) -> NDArray[np.float32]:
+    """``scorer`` applied to each pair (rapidfuzz ``cpdist``: vectorised, in C), only where ``where`` holds."""
+    if where is not None:
+        out = np.zeros(len(left), dtype=np.float32)
+        idx = np.flatnonzero(where)
+        if len(idx):
+            out[idx] = similarity(left[idx], right[idx], scorer)
+        return out
     if len(left) == 0:
         return np.zeros(0, dtype=np.float32)
     return process.cpdist(left, right, scorer=scorer, dtype=np.float32,  # type: ignore[no-any-return]
                           workers=_workers(len(left)))
 
 
-def jaro_winkler(left: Column, right: Column) -> NDArray[np.float32]:
-    """Jaro–Winkler similarity of each pair."""
-    return similarity(left, right, JaroWinkler.normalized_similarity)
+def jaro_winkler(left: Column, right: Column, where: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
+    """Jaro–Winkler similarity of each pair (only where ``where`` holds, 0 elsewhere)."""
+    return similarity(left, right, JaroWinkler.normalized_similarity, where)
 
 
-def edit_distance(left: Column, right: Column) -> NDArray[np.int32]:
-    """Damerau–Levenshtein distance of each pair."""
+def edit_distance(left: Column, right: Column, where: NDArray[np.bool_] | None = None) -> NDArray[np.int32]:
+    """Damerau–Levenshtein distance of each pair (only where ``where`` holds; a large number elsewhere)."""
+    if where is not None:
+        out = np.full(len(left), 1_000, dtype=np.int32)
+        idx = np.flatnonzero(where)
+        if len(idx):
+            out[idx] = edit_distance(left[idx], right[idx])
+        return out
     if len(left) == 0:
         return np.zeros(0, dtype=np.int32)
     return process.cpdist(left, right, scorer=DamerauLevenshtein.distance, dtype=np.int32,  # type: ignore
@@ -158,7 +171,7 @@ class FamilyNameComparison(Comparison):
         rest = ~(null | exact | swapped)
         # only a name of several words (or a pair differing by spaces) can share words without being equal
         shared = pairwise(_words_shared, a, b, rest & (left["family_multi"] | right["family_multi"]))
-        jw = jaro_winkler(a, b)
+        jw = jaro_winkler(a, b, rest & ~shared)
         phonetic = (left["family_ph"] == right["family_ph"]) & ~absent(left, "family_ph")
         return _assign([exact, swapped, shared, jw >= self.close, phonetic, jw >= self.distant], null)
 
@@ -202,7 +215,7 @@ class GivenNameComparison(Comparison):
         exact = a == b
         swapped = swapped_names(left, right) & ~exact
         nickname = nickname_related(left["nick_ids"], right["nick_ids"])
-        jw = jaro_winkler(a, b)
+        jw = jaro_winkler(a, b, ~(null | exact | swapped | nickname))
         phonetic = (left["given_ph"] == right["given_ph"]) & ~absent(left, "given_ph")
         initial = (((left["given_len"] == 1) | (right["given_len"] == 1))
                    & (left["given_initial"] == right["given_initial"]))
@@ -296,7 +309,7 @@ class PostcodeComparison(Comparison):
         sector = both_uk & (left["sector"] == right["sector"])
         district = both_uk & (left["district"] == right["district"])
         other = ~both_uk & ~null
-        one_edit = other & (edit_distance(a, b) <= 1)
+        one_edit = other & (edit_distance(a, b, other & ~exact) <= 1)
         prefix = other & pairwise(_same_prefix, a, b, other & ~exact & ~one_edit)
         return _assign([exact, sector | one_edit, district | prefix], null)
 
@@ -324,7 +337,7 @@ class AddressComparison(Comparison):
         null = absent(left, "address") | absent(right, "address")
         exact = a == b
         rest = ~(null | exact)
-        ratio = similarity(a, b, fuzz.ratio)
+        ratio = similarity(a, b, fuzz.ratio, rest)
         maybe_subset = rest & (ratio >= 40) & (ratio < self.similar)
         set_ratio = ratio.copy()
         idx = np.flatnonzero(maybe_subset)
@@ -356,7 +369,7 @@ class PhoneComparison(Comparison):
         a, b = left["phone"], right["phone"]
         null = absent(left, "phone") | absent(right, "phone")
         exact = a == b
-        return _assign([exact, ~exact & ~null & (edit_distance(a, b) <= 1)], null)
+        return _assign([exact, ~exact & ~null & (edit_distance(a, b, ~exact & ~null) <= 1)], null)
 
 
 @dataclass
