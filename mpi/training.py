@@ -199,7 +199,7 @@ def _combined(columns: dict[str, NDArray[Any]], names: tuple[str, ...]) -> NDArr
 
 
 def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None, *,
-          base: Model | None = None, u_pairs: int = 200_000, em_pairs: int = 240_000, seed: int = 0) -> Model:
+          base: Model | None = None, u_pairs: int = 150_000, em_pairs: int = 180_000, seed: int = 0) -> Model:
     """A model trained on ``frame``'s records.
 
     m is learnt by one EM run per :data:`TRAINING_RULES` entry over (a sample of) the pairs agreeing on that
@@ -220,8 +220,8 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     base = base or Model.default()
     rng = np.random.default_rng(seed)
     # samples in proportion to the store, within bounds: enough pairs per level, not more than needed
-    u_pairs = min(u_pairs, max(50_000, 10 * frame.size))
-    em_pairs = min(em_pairs, max(90_000, 10 * frame.size))
+    u_pairs = min(u_pairs, max(50_000, 5 * frame.size))
+    em_pairs = min(em_pairs, max(90_000, 5 * frame.size))
     tf, total = term_frequencies(frame)
     u = estimate_u(base, frame, pairs=u_pairs, seed=seed)
     start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior)
@@ -270,7 +270,7 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
 
 
 def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *,
-                           rng: np.random.Generator, pairs: int = 60_000) -> dict[str, list[float]]:
+                           rng: np.random.Generator, pairs: int = 40_000) -> dict[str, list[float]]:
     """u of household-shared comparisons among *different* people with the same family name.
 
     Pairs agreeing on the family name's first sound whose own identifiers (names, birth date, NHS number, sex)
