@@ -64,6 +64,7 @@ def run_priorscan(path: Path) -> dict[str, Any]:
     records = [to_match_record(int(uid), row) for uid, row in zip(table["unique_id"], raw.to_dict("records"),
                                                                   strict=True)]
     fields = table_from_stored([r.record_id or 0 for r in records], [r.as_stored() for r in records])
+    del records, raw, table  # what the store would hold: only the normalised fields are read back
     frame = frame_from_table(fields)
     normalised = time.perf_counter()
     left, right = pairs_from_keys(key_table(fields))
@@ -72,7 +73,7 @@ def run_priorscan(path: Path) -> dict[str, Any]:
     trained = time.perf_counter()
     linkage = link_frame(frame, model, left, right, derive_threshold=True)
     done = time.perf_counter()
-    return {"labels": linkage.labels.tolist(), "pairs_scored": int(len(left)),
+    return {"labels": linkage.labels, "pairs_scored": int(len(left)),
             "timings": {"normalise_s": normalised - started, "block_s": blocked - normalised,
                         "train_s": trained - blocked, "link_s": done - trained,
                         "relink_s": done - normalised, "total_s": done - started}}
