@@ -9,7 +9,8 @@ Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot expre
 - *different NHS numbers*: two different valid numbers, not both verified;
 - *NHS number unsupported*: the same valid NHS number but no agreement on family name, given name or birth date
   (a number keyed into the wrong patient's record);
-- *sibling*: family names agreeing, same birth date, entirely different given names (twins, multiple births);
+- *sibling*: family names agreeing, same birth date, entirely different given names, or no given name to compare
+  and different sexes (twins, multiple births);
 - *names differ*: both given and family names entirely different (a twin who married, a mother and daughter);
 - *personal evidence*: the sum of the weights of the person's own identifiers (NHS number, names, birth date,
   sex), leaving out what a household shares (residence, phone);
@@ -137,7 +138,11 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
     both_verified = left["nhs_verified"] & right["nhs_verified"]
     hard_conflict = nhs_else & both_verified
     family, given, birth = (_agrees(model, levels, name) for name in ("family", "given", "birth_date"))
-    given_differs = _level_is(model, levels, "given", "else")
+    # a given name entirely different, or none to compare while the sexes differ
+    given_index = model.index_of("given")
+    given_missing = levels[:, given_index] == NULL if given_index is not None else np.zeros(len(levels), bool)
+    given_differs = (_level_is(model, levels, "given", "else")
+                     | (given_missing & _level_is(model, levels, "sex", "else")))
     born_same_day = (_level_is(model, levels, "birth_date", "exact")
                      | _level_is(model, levels, "birth_date", "day-month-transposed"))
     sibling = given_differs & born_same_day & family

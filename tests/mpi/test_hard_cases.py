@@ -109,3 +109,8 @@ def test_review_item_explains_itself(index: PatientIndex) -> None:
     assert item.weights["levels"]["nhs_number"] == "else"
     assert item.weights["field_weights"]["birth_date"] > 0
     assert item.weights["guard"] == "different-nhs-numbers"
+
+
+def test_opposite_sex_twin_without_a_given_name_is_not_linked(index: PatientIndex) -> None:
+    outcome = second(index, given=None, sex="male", nhs_number=None)
+    assert outcome.regional_id != regional_of(index, TRUST_A, "A1")
