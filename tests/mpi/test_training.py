@@ -1,0 +1,88 @@
+"""Training: u from random pairs, m by EM per rule, the prior, household u, term frequencies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.mpi_population import make_population
+from mpi.blocking import key_table, pairs_from_keys
+from mpi.frames import frame_from_table, table_from_stored
+from mpi.model import Model
+from mpi.normalise import to_match_record
+from mpi.training import expectation_maximisation, pairs_agreeing, train
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[Model, int]:
+    population = make_population(1500, seed=21)
+    records = [to_match_record(i, d.__dict__) for i, d in enumerate(population.records)]
+    table = table_from_stored(list(range(len(records))), [r.as_stored() for r in records])
+    frame = frame_from_table(table)
+    true_pairs = sum(n * (n - 1) // 2 for n in np.unique([t[0] for t in population.truth], return_counts=True)[1])
+    return train(frame, pairs_from_keys(key_table(table))), true_pairs
+
+
+def level(model: Model, comparison: str, label: str) -> tuple[float, float]:
+    i = model.index_of(comparison)
+    assert i is not None
+    j = model.comparisons[i].labels.index(label)
+    return model.m[i][j], model.u[i][j]
+
+
+def test_learnt_probabilities_make_sense(trained: tuple[Model, int]) -> None:
+    model, _ = trained
+    m, u = level(model, "given", "exact")
+    assert m > 0.8 and u < 0.05
+    m, u = level(model, "birth_date", "exact")
+    assert m > 0.85 and u < 0.001
+    m, u = level(model, "nhs_number", "exact")
+    assert m > 0.9 and u < 0.001
+    m, _ = level(model, "birth_date", "else")
+    assert m < 0.05, "EM learnt the person, not the household"
+    assert model.training["kind"] == "em" and len(model.training["runs"]) == 3
+
+
+def test_prior_is_close_to_the_truth(trained: tuple[Model, int]) -> None:
+    model, true_pairs = trained
+    n = model.training["records"]
+    truth = true_pairs / (n * (n - 1) / 2)
+    assert truth / 2 < model.prior < truth * 2
+
+
+def test_household_u_and_term_frequencies(trained: tuple[Model, int]) -> None:
+    model, _ = trained
+    residence = model.index_of("residence")
+    assert residence is not None and "residence" in model.u_same_family
+    # relatives share an address far more often than strangers
+    assert model.u_same_family["residence"][0] > 10 * model.u[residence][0]
+    assert model.tf_total > 0 and model.tf["family"]
+
+
+def test_em_recovers_a_planted_mixture() -> None:
+    rng = np.random.default_rng(0)
+    model = Model.default()
+    n_match, n_non = 2000, 18000
+    columns = len(model.comparisons)
+    levels = np.full((n_match + n_non, columns), -1, dtype=np.int8)
+    family = model.index_of("family")
+    birth = model.index_of("birth_date")
+    assert family is not None and birth is not None
+    levels[:n_match, family] = rng.choice([0, 6], n_match, p=[0.9, 0.1])
+    levels[n_match:, family] = rng.choice([0, 6], n_non, p=[0.01, 0.99])
+    levels[:n_match, birth] = rng.choice([0, 4], n_match, p=[0.95, 0.05])
+    levels[n_match:, birth] = rng.choice([0, 4], n_non, p=[0.001, 0.999])
+    u = [list(x) for x in model.u]
+    u[family] = [0.01, 1e-5, 1e-5, 1e-5, 1e-5, 1e-5, 0.98995]
+    u[birth] = [0.001, 1e-6, 1e-6, 1e-6, 0.998997]
+    result = expectation_maximisation(model, levels, u)
+    assert result.converged
+    assert result.match_share == pytest.approx(0.1, abs=0.01)
+    assert result.m[family][0] == pytest.approx(0.9, abs=0.03)
+
+
+def test_pairs_agreeing_samples_uniformly_within_blocks() -> None:
+    values = np.array(["a", "a", "a", "b", "b", "", "c"], dtype=object)
+    left, right, total = pairs_agreeing(values, max_pairs=100, rng=np.random.default_rng(1))
+    assert total == 4  # three pairs of "a", one of "b"; "" and lone "c" make none
+    assert all(values[x] == values[y] and x != y for x, y in zip(left, right, strict=True))
