@@ -4,8 +4,8 @@
 Studies and orders are reached through their source record, whose regional patient is the person's, so they follow
 merges, links and unmerges without being rewritten. One round trip per check, a ``UNION ALL`` of indexed queries:
 studies by ``source_record.regional_patient_id`` then ``study (source_record_id, study_date)``, active orders by
-``imaging_order.source_record_id``, and the patient's source records (where a new order is kept). Completed studies older than the longest window are not read;
-scheduled studies and active orders are read at any age.
+``imaging_order.source_record_id``, and the patient's source records (where a new order is kept). Completed studies
+older than the longest window are not read; scheduled studies and active orders are read at any age.
 """
 
 from __future__ import annotations

@@ -125,6 +125,7 @@ class RegionWriter:
         self.dicom = DicomWriterPool(self.out / "dicom", workers)
         self.truth = TruthWriter(self.out / "truth", {ods: t.fhir_system for ods, t in self.trusts.items()})
         self.tally: Tally[str] = Tally()
+        self.dicom_written: Tally[str] = Tally()
 
     # -- shared state across households ------------------------------------------------------------------------------
     def _someone_else(self, rng: random.Random, person_id: str) -> tuple[str, str] | None:
@@ -286,6 +287,8 @@ class RegionWriter:
             self.dicom.submit(job)
             self.truth.dicom_files(study, files)
             self.tally["dicom files"] += len(files)
+            self.dicom_written[f"dicom studies {ods}"] += 1
+            self.dicom_written[f"dicom files {ods}"] += len(files)
         else:
             end = datetime.combine(self.as_of, time(23, 59, 59))
             reported = min(study.performed + timedelta(minutes=rng.randrange(30, 60 * 72)), end)
@@ -336,16 +339,14 @@ class RegionWriter:
         feed_counts = self.feeds.close()
         self.truth.close()
         files = []
-        for path in sorted(self.out.rglob("*")):
-            relative = path.relative_to(self.out).as_posix()
-            if path.is_file() and not relative.startswith(("dicom/", "truth/manifest.json")):
-                files.append({"path": relative, "bytes": path.stat().st_size})
-        dicom = {}
-        for ods in self.trusts:
-            folder = self.out / "dicom" / ods
-            if folder.exists():
-                studies = [d for d in folder.iterdir() if d.is_dir()]
-                dicom[ods] = {"studies": len(studies), "files": sum(len(list(d.iterdir())) for d in studies)}
+        for folder in ("hl7", "fhir", "truth"):  # DICOM files are listed in truth/dicom_files.csv, not here
+            for path in sorted((self.out / folder).rglob("*")):
+                relative = path.relative_to(self.out).as_posix()
+                if path.is_file() and relative != "truth/manifest.json":
+                    files.append({"path": relative, "bytes": path.stat().st_size})
+        dicom = {ods: {"studies": self.dicom_written[f"dicom studies {ods}"],
+                       "files": self.dicom_written[f"dicom files {ods}"]}
+                 for ods in self.trusts if self.dicom_written[f"dicom studies {ods}"]}
         manifest = {
             "generator": "regionsynth",
             "format_version": FORMAT_VERSION,
