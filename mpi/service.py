@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Boolean, Date, TextClause, bindparam, delete, or_, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE, decide_many
 from mpi.engine import (
@@ -66,7 +67,7 @@ from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
 #: Most candidate records (from blocking) scored for one incoming record, rarest keys first; their patients' other
 #: records are scored too, for the cluster integrity check.
-MAX_CANDIDATES = 300
+MAX_CANDIDATES = 100
 
 DEMOGRAPHIC_FIELDS = ("nhs_number", "nhs_verification", "family", "given", "prefix", "birth_date", "sex", "postcode",
                       "address", "phone", "death_date")
@@ -145,6 +146,61 @@ def _candidates_sql(count: int) -> TextClause:
     parts = [f"SELECT {i} AS k, rid FROM (SELECT source_record_id AS rid FROM blocking_key WHERE key = :k{i} "
              f"LIMIT {MAX_BLOCK_SIZE + 1}) AS b{i}" for i in range(count)]
     return text(" UNION ALL ".join(parts))
+
+
+@dataclass
+class _Member:
+    """A record not yet read back from the store, as the golden record needs it."""
+
+    values: dict[str, Any]
+    provisional: bool
+    last_event_at: datetime
+    updated_at: datetime | None = None
+    created_at: datetime | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return self.values.get(name)
+
+
+def _golden_values(members: Sequence[Any]) -> dict[str, Any]:
+    """Best-known demographics: PAS/FHIR before provisional (DICOM headers), verified NHS number first, then the
+    most recent; each field from the best record that has it."""
+
+    def quality(r: Any) -> tuple[int, int, datetime]:
+        stamp = r.last_event_at or r.updated_at or r.created_at or utcnow()
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        return (0 if r.provisional else 1, 1 if r.nhs_verification == "01" else 0, stamp)
+
+    ranked = sorted(members, key=quality, reverse=True)
+    golden = {name: next((getattr(r, name) for r in ranked if getattr(r, name)), None)
+              for name in ("family", "given", "birth_date", "sex", "postcode", "address")}
+    valid = [r for r in ranked if r.nhs_number and r.nhs_number_valid]
+    golden["nhs_number"] = valid[0].nhs_number if valid else None
+    return golden
+
+
+def _column_values(demographics: Demographics) -> dict[str, Any]:
+    """The source record's demographic columns for a new record (as :meth:`PatientIndex._apply` sets them)."""
+    values: dict[str, Any] = {name: None for name in DEMOGRAPHIC_FIELDS}
+    values.update(nhs_number_valid=False, birth_date_text=None)
+    for name in DEMOGRAPHIC_FIELDS:
+        value = getattr(demographics, name)
+        if value is None or value == DELETE:
+            continue
+        if name == "nhs_number":
+            digits = normalise_nhs_number(value)
+            values["nhs_number"] = digits or str(value)[:10]
+            values["nhs_number_valid"] = bool(digits and is_valid_nhs_number(digits))
+        elif name == "birth_date":
+            full = as_date(value)
+            values["birth_date"] = full
+            values["birth_date_text"] = None if full else str(value)[:10]
+        elif name == "death_date":
+            values["death_date"] = as_date(value)
+        else:
+            values[name] = value
+    return values
 
 
 def new_regional_id() -> str:
@@ -261,7 +317,11 @@ class PatientIndex:
         key = RecordKey(demographics.namespace, demographics.local_id.strip())
         if not key.local_id:
             raise IdentityError("a source record needs a local identifier")
-        record = self.get_record(key)
+        record_id = self.session.execute(_RECORD_ID_SQL, {"ns": key.namespace, "local": key.local_id}).scalar()
+        if record_id is None and not demographics.other_identifiers:
+            return self._create(key, demographics, event=event, actor=actor, source_kind=source_kind,
+                                provisional=provisional)
+        record = None if record_id is None else self.session.get(SourceRecord, record_id)
         created = record is None
         if record is None:
             record = SourceRecord(namespace=key.namespace, local_id=key.local_id, trust_ods=demographics.trust_ods,
@@ -291,6 +351,70 @@ class PatientIndex:
         self._refresh_blocking_keys(record, created=created)
         outcome = self.link_on_write(record, actor=actor, reason=f"link-on-write ({event})", created=created)
         return outcome
+
+    def _create(self, key: RecordKey, demographics: Demographics, *, event: str, actor: str, source_kind: str,
+                provisional: bool) -> LinkOutcome:
+        """A new record, linked on write: the decision first, then a handful of plain inserts.
+
+        The same rules as :meth:`link_on_write` (a new record has no manual decisions yet), written without the
+        ORM's unit of work: this is the path every new registration takes, so it is kept to a few cached
+        statements.
+        """
+        values = _column_values(demographics)
+        probe = to_match_record(None, values)
+        scores = self._score_clusters(probe, self._clusters_of(self.candidate_ids(probe), exclude=None))
+        best_id, best_score, possible = self._choose(scores, {})
+        now = utcnow()
+        state = MATCH if best_id is not None or not possible else POSSIBLE
+        probability = best_score.probability if best_score else None
+        weights = best_score.field_weights if best_score else None
+        target = best_id or new_regional_id()
+        member = _Member(values, provisional, demographics.event_at or now)
+        if best_id is None:  # the patient first: the record refers to it
+            self.session.execute(table_of(RegionalPatient).insert(), {
+                "id": target, "status": "active", "created_at": now, "updated_at": now,
+                **_golden_values([member])})
+        else:
+            rows = list(self.session.execute(_GOLDEN_SQL, {"rid": target}).all())
+            self._set_golden(target, _golden_values([*rows, member]))
+        record_table = table_of(SourceRecord)
+        record_id = self.session.execute(record_table.insert().returning(record_table.c.id), {
+            **values, "namespace": key.namespace, "local_id": key.local_id, "trust_ods": demographics.trust_ods,
+            "source_kind": source_kind, "provisional": provisional, "active": True, "version": 1,
+            "match_fields": probe.as_stored(), "regional_patient_id": target, "link_state": state,
+            "link_manual": False, "link_score": probability, "link_weights": weights,
+            "link_model_version": self.model.version, "linked_by": actor, "linked_at": now,
+            "last_event_at": demographics.event_at, "created_at": now, "updated_at": now}).scalar_one()
+        self.session.execute(table_of(SourceRecordVersion).insert(), {
+            "source_record_id": record_id, "version": 1, "event": event, "event_at": demographics.event_at,
+            "received_at": now, "applied": True, "demographics": demographics.as_json()})
+        keys = blocking_keys(probe)
+        if keys:
+            self.session.execute(table_of(BlockingKey).insert(),
+                                 [{"source_record_id": record_id, "key": k} for k in sorted(keys)])
+        self.session.execute(table_of(LinkEvent).insert(), {
+            "source_record_id": record_id, "from_regional_id": None, "to_regional_id": target, "link_state": state,
+            "manual": False, "score": probability, "weights": weights, "model_version": self.model.version,
+            "actor": actor, "reason": f"link-on-write ({event})", "at": now})
+        review_id = None
+        if possible and best_id is None:
+            other_id, score = possible
+            other_regional = next((rid for rid, member_id in scores.flat if member_id == other_id), None)
+            review_id = self.session.execute(table_of(ReviewItem).insert().returning(table_of(ReviewItem).c.id), {
+                "source_record_id": record_id, "candidate_record_id": other_id,
+                "candidate_regional_id": other_regional, "score": score.probability,
+                "weights": {"field_weights": score.field_weights, "levels": score.levels,
+                            "weight": round(score.weight, 3), "guard": score.guard},
+                "model_version": self.model.version, "status": "open", "created_at": now}).scalar_one()
+        return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
+
+    def _set_golden(self, regional_id: str, golden: dict[str, Any]) -> None:
+        """Write the golden record with one statement (and refresh the patient if the session holds it)."""
+        self.session.execute(table_of(RegionalPatient).update().where(table_of(RegionalPatient).c.id == regional_id)
+                             .values(status="active", updated_at=utcnow(), **golden))
+        held = self.session.identity_map.get(identity_key(RegionalPatient, regional_id))
+        if held is not None:
+            self.session.expire(held)
 
     def _apply(self, record: SourceRecord, demographics: Demographics) -> None:
         for name in DEMOGRAPHIC_FIELDS:
@@ -728,15 +852,8 @@ class PatientIndex:
     def _golden_from(self, patient: RegionalPatient, members: Sequence[Any]) -> None:
         """Set the golden record from ``members`` (rows or source records)."""
 
-        def quality(r: Any) -> tuple[int, int, datetime]:
-            stamp = r.last_event_at or r.updated_at or r.created_at or utcnow()
-            return (0 if r.provisional else 1, 1 if r.nhs_verification == "01" else 0, stamp)
-
-        ranked = sorted(members, key=quality, reverse=True)
-        for name in ("family", "given", "birth_date", "sex", "postcode", "address"):
-            setattr(patient, name, next((getattr(r, name) for r in ranked if getattr(r, name)), None))
-        valid = [r for r in ranked if r.nhs_number and r.nhs_number_valid]
-        patient.nhs_number = valid[0].nhs_number if valid else None
+        for name, value in _golden_values(members).items():
+            setattr(patient, name, value)
         patient.status = "active"
         patient.updated_at = utcnow()
 
