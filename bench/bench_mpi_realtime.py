@@ -102,6 +102,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def measure(url: str, records: int, seed: int, queries: int) -> dict[str, object]:
     rng = random.Random(seed + 99)
+    run = f"{time.time():.0f}"  # new local ids on every run: each query registers a new record
     rates = ErrorRates()
     known = make_people(max(1, queries // 2), random.Random(seed), rates)  # the first people of the population
     strangers = make_people(queries, random.Random(seed + 7), rates)[queries // 2:]
@@ -115,8 +116,8 @@ def measure(url: str, records: int, seed: int, queries: int) -> dict[str, object
         PatientIndex(session, trusts)
     for n in range(queries):
         person = known[n // 2] if n % 2 == 0 and n // 2 < len(known) else strangers[n // 2 % len(strangers)]
-        record = _record_of(person, rng, rates, "https://fhir.ryr.nhs.uk/Id/bench", f"Q{seed}-{n}-{rng.random()}",
-                            "RYR", later=True)
+        record = _record_of(person, rng, rates, "https://fhir.ryr.nhs.uk/Id/bench", f"Q{run}-{n}", "RYR",
+                            later=True)
         started, cpu_started = time.perf_counter(), time.thread_time()
         with factory() as session:
             outcome = PatientIndex(session, trusts).upsert(record, event="ADT^A04", actor="bench")
