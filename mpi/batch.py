@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from mpi.blocking import blocking_keys, key_table, pairs_from_keys
@@ -160,6 +160,9 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
         if len(buffer) >= batch:
             flush()
     flush()
+    if connection.dialect.name == "postgresql" and count:  # ids were given here: move the sequence past them
+        connection.execute(text("SELECT setval(pg_get_serial_sequence('source_record', 'id'), "
+                                "(SELECT max(id) FROM source_record))"))
     return count
 
 

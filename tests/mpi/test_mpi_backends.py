@@ -36,3 +36,14 @@ def test_identity_round_trip_on_each_backend(engine: Engine) -> None:
         assert a.regional_patient_id != b.regional_patient_id
         out = io.StringIO()
         assert write_xref(session, out) == 3 + 3  # three records; an NHS number per patient holding it
+
+
+def test_records_written_after_a_bulk_load_get_fresh_ids(engine: Engine) -> None:
+    from mpi.batch import bulk_load
+
+    with session_factory(engine)() as session:
+        assert bulk_load(session, [demographics(TRUST_A, f"L{i}", nhs_number=None, given=f"G{i}") for i in range(3)])
+        session.commit()
+        outcome = PatientIndex(session, default_trusts()).upsert(demographics(TRUST_B, "NEW"), event="t", actor="f")
+        session.commit()
+        assert outcome.source_record_id > 3
