@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from mpi.normalise import MatchRecord
 
 #: A key shared by more records than this is skipped.
-MAX_BLOCK_SIZE = 400
+MAX_BLOCK_SIZE = 100
 #: Family-name words used for keys (double-barrelled names give one key per word).
 MAX_FAMILY_WORDS = 3
 
