@@ -93,21 +93,20 @@ def regional_views(session: Session, regional_ids: Sequence[str]) -> dict[str, R
 def read_patient_resource(session: Session, trusts: TrustRegistry, resource_id: str, *, agent: Agent) -> dict[str, Any]:
     """``GET Patient/<id>``: a regional Patient (``RP…``) or a source record; NotFoundError otherwise."""
     if is_regional_id(resource_id):
-        survivor = PatientIndex(session, trusts).regional_patient(resource_id)
         views = regional_views(session, [resource_id])
-        if survivor is None or resource_id not in views:
+        if resource_id not in views:
             raise NotFoundError("no Patient with that id")
-        resource = regional_patient(views[resource_id], trusts, survivor_id=survivor.id)
-        regional_id = survivor.id
+        regional_id = (survivors(session, [resource_id]) or [resource_id])[0]
+        resource = regional_patient(views[resource_id], trusts, survivor_id=regional_id)
     else:
         found = find_source_record(session, resource_id, agent.name)
         if found is None:
             raise NotFoundError("no Patient with that id")
         resource = source_patient(found, identifiers_of(session, [found.id]).get(found.id, []), trusts,
                                   resource_id=resource_id)
-        regional_id = found.regional_patient_id
-    record(session, agent, action="R", event_type="rest", subtype="Patient read", regional_patient_id=regional_id,
-           entity=f"Patient/{resource_id}")
+        regional_id = found.regional_patient_id or ""
+    record(session, agent, action="R", event_type="rest", subtype="Patient read",
+           regional_patient_id=regional_id or None, entity=f"Patient/{resource_id}")
     return resource
 
 
@@ -313,7 +312,8 @@ def match_patients(session: Session, trusts: TrustRegistry, body: Mapping[str, A
         entries.append({"resource": {"resourceType": "OperationOutcome", "issue": [
             {"severity": "information", "code": "multiple-matches", "diagnostics": note}]},
             "search": {"mode": "outcome"}})
-    for rid, _ in ranked or [(None, None)]:
+    touched: list[str | None] = [rid for rid, _ in ranked] or [None]
+    for rid in touched:
         record(session, agent, action="E", event_type="rest", subtype="Patient $match", regional_patient_id=rid,
                entity="Patient", detail={"results": len(ranked), "onlyCertainMatches": only_certain})
     return {"resourceType": "Bundle", "type": "searchset", "total": len(ranked), "entry": entries}
@@ -452,15 +452,14 @@ def resolve_patient_reference(session: Session, trusts: TrustRegistry, reference
     if len(tail) < 2 or tail[-2] != "Patient":
         return None
     resource_id = tail[-1]
-    index = PatientIndex(session, trusts)
     if is_regional_id(resource_id):
-        survivor = index.regional_patient(resource_id)
-        return survivor.id if survivor else None
-    found = find_source_record(session, resource_id, client)
-    if found is None or not found.regional_patient_id:
+        found = survivors(session, [resource_id])
+        return found[0] if found else None
+    record_found = find_source_record(session, resource_id, client)
+    if record_found is None or not record_found.regional_patient_id:
         return None
-    survivor = index.regional_patient(found.regional_patient_id)
-    return survivor.id if survivor else None
+    found = survivors(session, [record_found.regional_patient_id])
+    return found[0] if found else None
 
 
 __all__ = [

@@ -304,7 +304,8 @@ def bundle_scopes(bundle: Mapping[str, Any]) -> set[str]:
     for raw in bundle.get("entry") or []:
         if isinstance(raw, Mapping) and isinstance(raw.get("resource"), Mapping):
             kind = raw["resource"].get("resourceType")
-            request = raw.get("request") if isinstance(raw.get("request"), Mapping) else {}
+            request = raw.get("request")
+            request = request if isinstance(request, Mapping) else {}
             if isinstance(kind, str) and kind.isalpha():
                 needed.add(f"system/{kind}.{'u' if str(request.get('method', '')).upper() == 'PUT' else 'c'}")
     return needed

@@ -63,8 +63,6 @@ ADAPTERS: dict[tuple[str, str], tuple[str, str]] = {
 }
 CREATE_EVENTS = frozenset({"A01", "A04", "A05", "A28"})
 ATTEMPTS = 3
-
-
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
@@ -219,7 +217,8 @@ def _adapter(context: AppContext, header: MessageHeader, text: str, agent: Agent
         outcome: ItemOutcome = function(session, context.trusts, message, header, agent=agent)
         if not outcome.accepted:
             raise Rejected(outcome)
-        ids = outcome.detail.get("regionalPatientIds") or [outcome.detail.get("regionalPatientId")]
+        many = outcome.detail.get("regionalPatientIds")
+        ids = list(many) if isinstance(many, list | tuple) else [outcome.detail.get("regionalPatientId")]
         return Applied([str(i) for i in ids if i], "C", "", dict(outcome.detail))
 
     return apply_other
@@ -239,7 +238,8 @@ def _process_once(context: AppContext, header: MessageHeader, kind: str, apply: 
                                       ack_text=ack))
         else:  # refused before: this copy is applied, and its ACK replaces the refusal
             entry.message_type, entry.ack_code, entry.ack_text = kind[:40], "AA", ack
-        for regional_id in applied.regional_ids or [None]:
+        touched: list[str | None] = list(applied.regional_ids) or [None]
+        for regional_id in touched:
             record(session, agent, action=applied.action, event_type="hl7", subtype=kind,
                    regional_patient_id=regional_id, entity=_entity(header),
                    detail={k: v for k, v in applied.detail.items() if k in ("operation", "applied")} or None)

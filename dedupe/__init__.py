@@ -9,7 +9,8 @@ Public front: other packages and notebooks import from here only.
 - alerts: :func:`list_alerts`, :func:`get_alert`, :func:`acknowledge`, :func:`override`, :func:`cancel`,
   :func:`alert_json`
 - adapters: :func:`apply_order` (HL7 ORM^O01 / OMI^O23), :func:`apply_service_request` (FHIR ServiceRequest),
-  :func:`verify_cds_jwt` (CDS Hooks client JWTs), :mod:`dedupe.cds_hooks` (cards)
+  :func:`verify_cds_jwt` (CDS Hooks client JWTs), :func:`run_hook` and :func:`apply_feedback` (CDS Hooks cards)
+- :func:`evaluate_repeats`: recall and precision against a synthetic region's ``truth/repeats.csv``
 """
 
 from dedupe.alerts import (
@@ -39,6 +40,7 @@ from dedupe.circumstances import RequestReason
 from dedupe.comparable import ComparablePrior, Exam, Judgement, Procedure, RequestFacts, judge
 from dedupe.config import active_rules
 from dedupe.dose import dose_avoided
+from dedupe.evaluate import RepeatFigures, evaluate_repeats
 from dedupe.fhir_orders import apply_service_request, apply_service_request_resource
 from dedupe.hl7_orders import apply_order
 from dedupe.rules import RuleSet, load_rules
@@ -64,6 +66,7 @@ __all__ = [
     "Procedure",
     "ProcedureCode",
     "ProcedureQuery",
+    "RepeatFigures",
     "RequestFacts",
     "RequestReason",
     "RuleSet",
@@ -78,6 +81,7 @@ __all__ = [
     "cancel",
     "cds_discovery",
     "dose_avoided",
+    "evaluate_repeats",
     "get_alert",
     "history",
     "judge",

@@ -222,8 +222,8 @@ def read_identifier(raw: str, d: Delimiters, trusts: TrustRegistry, sender: Trus
         return PatientIdentifier(value, type_code, None, None, False, False)  # typed but unqualified: unusable
     if sender is not None:  # an unqualified hospital number belongs to the sending trust (MSH-4)
         return PatientIdentifier(value, type_code, sender.fhir_system, sender, False, False)
-    namespace = trusts.namespace(sending_facility) if sending_facility else None
-    return PatientIdentifier(value, type_code, namespace, None, False, False)
+    return PatientIdentifier(value, type_code, trusts.namespace(sending_facility) if sending_facility else None,
+                             None, False, False)
 
 
 def record_key(identifiers: Sequence[PatientIdentifier], sender: Trust | None) -> PatientIdentifier | None:
@@ -297,11 +297,17 @@ def _birth_date(raw: str, d: Delimiters, location: str) -> date | str | None:
     if digits is None:
         if re.fullmatch(r"\d{4}(\d{2})?", value):
             return None  # an imprecise date (year or month only) says too little to match on
-        raise AdtError(f"{location} is not an HL7 date", code="hl7.datatype", location=location)
+        raise AdtError(f"{_label(location)} is not an HL7 date", code="hl7.datatype", location=location)
     try:
         return date(int(digits[1]), int(digits[2]), int(digits[3]))
     except ValueError as exc:
-        raise AdtError(f"{location} is not a valid date", code="hl7.datatype", location=location) from exc
+        raise AdtError(f"{_label(location)} is not a valid date", code="hl7.datatype", location=location) from exc
+
+
+def _label(location: str) -> str:
+    """``PID-7`` for the ERL ``PID^1^7`` (delimiters would be escaped in MSA-3)."""
+    parts = location.split("^")
+    return f"{parts[0]}-{parts[2]}" if len(parts) > 2 else location
 
 
 def _sex(raw: str, d: Delimiters) -> str | None:

@@ -131,7 +131,8 @@ class StudyFactory:
         pyramid = {int(k): float(v) for k, v in population_table()["age_pyramid"].items()}
         self._age_bands = bands
         mean_factor = sum(w * self.age_factor(age + 2) for age, w in pyramid.items()) / sum(pyramid.values())
-        self._base_rate = self.volumes.tests_per_person_year / mean_factor
+        # follow-ups come on top of the drawn studies, so the draw leaves room for them
+        self._base_rate = self.volumes.tests_per_person_year / mean_factor / (1 + self.volumes.follow_up_share)
 
     def age_factor(self, age: int) -> float:
         """Imaging use at ``age`` relative to the population average."""

@@ -85,7 +85,7 @@ def _failure(result: ItemOutcome) -> FhirResponse:
 def _written(result: ItemOutcome, base: str) -> FhirResponse:
     if not result.accepted:
         return _failure(result)
-    resource = result.detail["resource"]
+    resource: dict[str, Any] = result.detail["resource"]  # type: ignore[assignment]
     headers = {"Location": f"{base}/{result.detail['location']}", "ETag": f'W/"{result.detail["version"]}"'}
     updated = resource.get("meta", {}).get("lastUpdated")
     if updated:

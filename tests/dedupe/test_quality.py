@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dedupe.evaluate import evaluate_repeats
+from dedupe import evaluate_repeats
 from priorscan.cli import main
 from priorscan.db import make_engine, session_factory
 

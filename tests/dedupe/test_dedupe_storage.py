@@ -1,0 +1,53 @@
+"""The write helpers the check relies on, on SQLite and PostgreSQL: the database settles races, an upsert keeps what
+it is not told, and SQLite writers queue in-process."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import select
+
+from dedupe.storage import insert_unless_exists, one_writer, upsert
+from imaging.tables import ImagingOrder
+
+
+def test_insert_unless_exists_reports_whether_the_row_went_in(db) -> None:  # type: ignore[no-untyped-def]
+    row = {"requesting_trust": "RTK", "placer_order_number": "P1", "modality": "CT"}
+    assert insert_unless_exists(db, ImagingOrder, row, ("requesting_trust", "placer_order_number")) is True
+    assert insert_unless_exists(db, ImagingOrder, {**row, "modality": "MR"},
+                                ("requesting_trust", "placer_order_number")) is False
+    stored = db.scalars(select(ImagingOrder)).one()
+    assert (stored.modality, stored.status) == ("CT", "active")  # the column default applied on the first insert
+    assert stored.created_at is not None
+
+
+def test_upsert_keeps_what_it_is_not_told_and_overwrites_what_it_must(db) -> None:  # type: ignore[no-untyped-def]
+    keys = ("requesting_trust", "placer_order_number")
+    upsert(db, ImagingOrder, {"requesting_trust": "RXC", "placer_order_number": "P2", "modality": "CT",
+                              "body_region": "head", "status": "active"}, keys)
+    upsert(db, ImagingOrder, {"requesting_trust": "RXC", "placer_order_number": "P2", "modality": None,
+                              "body_region": "chest", "status": "cancelled"}, keys, overwrite=("status",))
+    db.expire_all()
+    stored = db.scalars(select(ImagingOrder)).one()
+    assert (stored.modality, stored.body_region, stored.status) == ("CT", "chest", "cancelled")
+
+
+def test_sqlite_writers_of_one_process_take_turns(db) -> None:  # type: ignore[no-untyped-def]
+    inside: list[int] = []
+    overlap: list[bool] = []
+
+    def write(n: int) -> None:
+        with one_writer(db):
+            inside.append(n)
+            overlap.append(len(inside) > 1)
+            time.sleep(0.02)
+            inside.remove(n)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # SQLite: never two inside at once; PostgreSQL (many writers) does not queue them
+    assert any(overlap) is (db.get_bind().dialect.name != "sqlite")
