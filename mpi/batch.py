@@ -163,6 +163,8 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
     if connection.dialect.name == "postgresql" and count:  # ids were given here: move the sequence past them
         connection.execute(text("SELECT setval(pg_get_serial_sequence('source_record', 'id'), "
                                 "(SELECT max(id) FROM source_record))"))
+        for table in ("source_record", "blocking_key", "regional_patient"):  # plans for the new sizes now
+            connection.execute(text(f"ANALYZE {table}"))
     return count
 
 
