@@ -59,12 +59,16 @@ def run_priorscan(path: Path) -> dict[str, Any]:
 
     table = pd.read_parquet(path)
     started = time.perf_counter()
-    raw = table.drop(columns=["unique_id", "person_id"]).astype(object)
-    raw = raw.where(raw.notna(), None)
-    records = [to_match_record(int(uid), row) for uid, row in zip(table["unique_id"], raw.to_dict("records"),
-                                                                  strict=True)]
-    fields = table_from_stored([r.record_id or 0 for r in records], [r.as_stored() for r in records])
-    del records, raw, table  # what the store would hold: only the normalised fields are read back
+    stored: list[dict[str, Any]] = []
+    columns = [c for c in table.columns if c not in ("unique_id", "person_id")]
+    for start in range(0, len(table), 50_000):  # in slices: a million dicts at once would dominate the peak
+        raw = table.iloc[start:start + 50_000][columns].astype(object)
+        raw = raw.where(raw.notna(), None)
+        stored.extend(to_match_record(None, row).as_stored() for row in raw.to_dict("records"))
+    record_ids = table["unique_id"].to_numpy()
+    del table, raw
+    fields = table_from_stored(record_ids.tolist(), stored)
+    del stored  # what the store would hold: only the normalised fields are read back
     frame = frame_from_table(fields)
     normalised = time.perf_counter()
     left, right = pairs_from_keys(key_table(fields))
