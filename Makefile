@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP) system
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-test: lint pytest
+test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e '.[test,bench]'
