@@ -9,8 +9,8 @@ Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot expre
 - *different NHS numbers*: two different valid numbers, not both verified;
 - *NHS number unsupported*: the same valid NHS number but no agreement on family name, given name or birth date
   (a number keyed into the wrong patient's record);
-- *sibling*: family names agreeing, same birth date, entirely different given names, or no given name to compare
-  and different sexes (twins, multiple births);
+- *sibling*: family names agreeing, same birth date, and given names entirely different, or alike but both common
+  names of distant spelling (John/Josh), or none to compare while the sexes differ (twins, multiple births);
 - *names differ*: both given and family names entirely different (a twin who married, a mother and daughter);
 - *personal evidence*: the sum of the weights of the person's own identifiers (NHS number, names, birth date,
   sex), leaving out what a household shares (residence, phone);
@@ -109,6 +109,29 @@ def _level_is(model: Model, levels: NDArray[np.int8], name: str, label: str) -> 
     return levels[:, index] == model.comparisons[index].labels.index(label)  # type: ignore[no-any-return]
 
 
+#: A given name held by at least this many records of the store is a name in its own right, not a slip.
+COMMON_NAME_COUNT = 5
+
+
+def _distinct_common_names(model: Model, levels: NDArray[np.int8], left: Frame, right: Frame) -> NDArray[np.bool_]:
+    """Given names of distant spelling but both common names in the store (``JOHN``/``JOSH``, ``MARIA``/``MARION``):
+    two names, as twins are given, rather than one name keyed wrongly."""
+    index = model.index_of("given")
+    table = model.tf.get("given")
+    out = np.zeros(len(levels), dtype=bool)
+    if index is None or not table:
+        return out
+    labels = model.comparisons[index].labels
+    # only names no closer than a distant spelling: a close one (Jon/John) is more often one name keyed wrongly
+    alike = np.isin(levels[:, index], [labels.index(x) for x in ("jaro-winkler>=0.80",) if x in labels])
+    rows = np.flatnonzero(alike)
+    if len(rows):
+        a, b = left["given"][rows], right["given"][rows]
+        out[rows] = [table.get(x, 0) >= COMMON_NAME_COUNT and table.get(y, 0) >= COMMON_NAME_COUNT
+                     for x, y in zip(a, b, strict=True)]
+    return out
+
+
 def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Frame) -> ScoredPairs:
     """Weights, probabilities and guards of pairs whose levels are known."""
     field_weights = np.zeros(levels.shape, dtype=np.float32)
@@ -142,7 +165,8 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
     given_index = model.index_of("given")
     given_missing = levels[:, given_index] == NULL if given_index is not None else np.zeros(len(levels), bool)
     given_differs = (_level_is(model, levels, "given", "else")
-                     | (given_missing & _level_is(model, levels, "sex", "else")))
+                     | (given_missing & _level_is(model, levels, "sex", "else"))
+                     | _distinct_common_names(model, levels, left, right))
     born_same_day = (_level_is(model, levels, "birth_date", "exact")
                      | _level_is(model, levels, "birth_date", "day-month-transposed"))
     sibling = given_differs & born_same_day & family
