@@ -76,12 +76,13 @@
     return Number.isNaN(date.getTime()) ? text : TIME_FORMAT.format(date);
   }
 
+  // daysAgo counts from the request's own date (an order replayed from a feed may be days old), not from today.
   function daysAgoText(days) {
     if (days === null || days === undefined || days === "") return "";
     const n = Number(days);
-    if (n <= 0) return "today";
-    if (n === 1) return "yesterday";
-    return `${n} days ago`;
+    if (n <= 0) return "same day as the request";
+    if (n === 1) return "1 day before the request";
+    return `${n} days before the request`;
   }
 
   function trustLabel(ods) {

@@ -94,7 +94,7 @@ def test_radiographer_sees_and_overrides_an_alert(page: Any, live_server_sqlite)
     expect(card).to_be_visible()
     expect(page.locator(f'li.alert[data-alert-id="{other_trust}"]')).to_have_count(0)  # another trust's
     expect(card).to_contain_text("CT chest")
-    expect(card).to_contain_text("12 days ago")
+    expect(card).to_contain_text("12 days before the request")
     expect(card).to_contain_text("Royal Surrey NHS Foundation Trust (RA2)")
     expect(card).to_contain_text("≈ 9.6 mSv (estimate)")
     expect(card).to_contain_text("not recorded")  # the second prior's dose
