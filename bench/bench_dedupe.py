@@ -35,9 +35,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 from api.deps import token_hash
+from bench.stores import persistent_store_url
 from mpi.nhs_number import check_digit
 from priorscan.db import make_engine, migrate, session_factory
 from priorscan.tables import ApiClient, CdsTrustedIssuer
@@ -46,7 +47,6 @@ from priorscan.trusts import NHS_NUMBER_SYSTEM, default_trusts
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench-dedupe"
 RESULTS = ROOT / "bench" / "results"
-PG_ADMIN = os.environ.get("PRIORSCAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TOKEN = "ps_bench_dedupe_not_a_secret"
 TRUSTS = ("RTK", "RXC", "RPC", "RA2", "RYR")
 CDS_ISSUER = "https://ehr.bench.example.nhs.uk"
@@ -63,16 +63,8 @@ REQUESTS = [("XR", "chest", None)] * 12 + [("CT", "head", None)] * 6 + [("CT", "
 # --- the store --------------------------------------------------------------------------------------------------
 
 def store_url(backend: str, patients: int, studies: int) -> str:
-    if backend == "sqlite":
-        CACHE.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{CACHE / f'dedupe-{patients}-{studies}.db'}"
-    name = f"priorscan_bench_dedupe_{patients}_{studies}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("select 1 from pg_database where datname = :n"), {"n": name}).first():
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    return persistent_store_url(backend, CACHE / f"dedupe-{patients}-{studies}.db",
+                                f"priorscan_bench_dedupe_{patients}_{studies}")
 
 
 class Dialect:

@@ -16,32 +16,24 @@ import statistics
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bench.mpi_data import CACHE
 from bench.mpi_population import ErrorRates, _record_of, make_people, make_population
+from bench.stores import persistent_store_url
 from mpi import Demographics, PatientIndex
 from mpi.batch import bulk_load, relink
 from mpi.tables import SourceRecord
 from priorscan.db import make_engine, migrate, session_factory
 from priorscan.trusts import default_trusts
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 RECORDS_PER_PERSON = 1.855  # what make_population gives on average
 
 
 def store_url(backend: str, records: int, seed: int) -> str:
-    if backend == "sqlite":
-        CACHE.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{CACHE / f'bench-mpi-{records}-{seed}.db'}"
-    name = f"priorscan_bench_mpi_{records}_{seed}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("select 1 from pg_database where datname = :n"), {"n": name}).first():
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    return persistent_store_url(backend, CACHE / f"bench-mpi-{records}-{seed}.db",
+                                f"priorscan_bench_mpi_{records}_{seed}")
 
 
 def build(url: str, records: int, seed: int, *, relink_store: bool = False) -> dict[str, float]:
