@@ -1,9 +1,10 @@
 """The MLLP listener: HL7 v2 over TCP from the trusts' interface engines, one ACK per message, in order.
 
 Framing (HL7 MLLP release 2): ``0x0B`` message ``0x1C 0x0D``. Each connection is served by one coroutine that reads
-frames, hands each message to :func:`api.hl7_service.process_message` in a worker thread (the database work blocks)
-and writes its ACK before reading the next, so ACKs go back in order and only after commit; many connections (one
-per trust feed, or several) are served at once. A message larger than ``settings.mllp_max_message_bytes`` is
+frames, hands each message to :func:`api.hl7_service.process_message` on a worker thread (the database work blocks:
+one thread for SQLite, whose writers take turns anyway; several for PostgreSQL, whose commits overlap) and writes its
+ACK before reading the next, so ACKs go back in order and only after commit; many connections (one per trust feed,
+or several) are served at once. A message larger than ``settings.mllp_max_message_bytes`` is
 refused with an AR and the rest of its frame is skipped, so the connection stays usable. A connection silent for
 ``settings.mllp_idle_timeout_s`` is closed.
 
@@ -15,9 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
 
 from api.hl7_service import process_message, reject_message
 from priorscan.audit import Agent
@@ -34,6 +41,8 @@ END_BLOCK = b"\x1c"
 CARRIAGE_RETURN = b"\x0d"
 READ_CHUNK = 64 * 1024
 CHANNEL = "mllp"
+#: Worker threads for PostgreSQL: enough for every trust feed to have a message in flight (commits overlap).
+POSTGRES_WORKERS = 16
 _LATIN1_NAMES = ("8859/1", "ISO-8859-1", "ISO8859-1", "ISO IR100", "LATIN1")
 
 
@@ -194,17 +203,35 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
 async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str) -> tuple[str, str]:
     text, encoding = decode(item.payload)
     try:
+        loop, workers = asyncio.get_running_loop(), _workers(context)
         if item.oversized:
             reason = f"message of {item.size} bytes exceeds the maximum of {context.settings.mllp_max_message_bytes}"
-            outcome = await asyncio.to_thread(reject_message, context, text, _header_or_none(text), reason,
-                                              code="hl7.too-large", channel=CHANNEL, agent=agent, source=peer)
+            outcome = await loop.run_in_executor(workers, functools.partial(
+                reject_message, context, text, _header_or_none(text), reason, code="hl7.too-large", channel=CHANNEL,
+                agent=agent, source=peer))
         else:
-            outcome = await asyncio.to_thread(process_message, context, text, channel=CHANNEL, agent=agent,
-                                              source=peer)
+            outcome = await loop.run_in_executor(workers, functools.partial(
+                process_message, context, text, channel=CHANNEL, agent=agent, source=peer))
         return str(outcome.detail["ack"]), encoding
     except Exception as exc:  # never leave the sender without an answer; name the fault's type only
         log.error("MLLP message from %s could not be processed (%s)", peer, type(exc).__name__)
         return build_ack(_header_or_none(text), "AE", text=f"internal error ({type(exc).__name__})"), encoding
+
+
+_WORKERS: weakref.WeakKeyDictionary[Engine, ThreadPoolExecutor] = weakref.WeakKeyDictionary()
+_WORKERS_GUARD = threading.Lock()
+
+
+def _workers(context: AppContext) -> ThreadPoolExecutor:
+    """The threads that apply this store's messages: one for SQLite, whose writers take turns anyway (one thread
+    spares them queueing on a lock and the switching that goes with it), :data:`POSTGRES_WORKERS` for PostgreSQL."""
+    with _WORKERS_GUARD:
+        workers = _WORKERS.get(context.engine)
+        if workers is None:
+            size = 1 if context.engine.dialect.name == "sqlite" else POSTGRES_WORKERS
+            workers = _WORKERS[context.engine] = ThreadPoolExecutor(size, thread_name_prefix="mllp")
+            weakref.finalize(context.engine, workers.shutdown, wait=False)
+        return workers
 
 
 def _header_or_none(text: str):  # type: ignore[no-untyped-def]
