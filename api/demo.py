@@ -274,10 +274,10 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
     if args.no_serve:
         context.engine.dispose()
         return 0
-    from api.server import serve
+    from api.server import run_event_loop, serve
 
     try:
-        return asyncio.run(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
-                                 log_level=ctx.settings.log_level.lower()))
+        return run_event_loop(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
+                                    log_level=ctx.settings.log_level.lower()))
     finally:
         context.engine.dispose()

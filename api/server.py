@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -146,6 +146,19 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
             loop.remove_signal_handler(handled)
 
 
+def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop where it is installed (it is with ``uvicorn[standard]``), else on asyncio's own loop.
+
+    uvicorn chooses uvloop only when it creates the loop itself; here one loop carries both HTTP and MLLP.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; kept for platforms without wheels
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
     """``priorscan serve [--host] [--port] [--mllp-port]``."""
     if getattr(args, "workers", 1) != 1:
@@ -154,7 +167,7 @@ def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
         return 2
     context = AppContext.open(ctx.settings)
     try:
-        return asyncio.run(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
-                                 log_level=ctx.settings.log_level.lower()))
+        return run_event_loop(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
+                                    log_level=ctx.settings.log_level.lower()))
     finally:
         context.engine.dispose()
