@@ -3,6 +3,10 @@
 Only a SHA-256 hash of each token is stored; passwords are hashed with scrypt and a random salt, the parameters kept
 with the hash (``scrypt$N$r$p$salt$hash``) so that they can be raised later without breaking existing accounts.
 Nothing here prints, logs or audits a token or a password.
+
+Tokens are revoked with :func:`revoke_tokens` (``priorscan token revoke``); SMART backend clients, which obtain
+short-lived tokens at ``/oauth2/token`` (:mod:`api.oauth`), are registered with :func:`register_backend_client`
+(``priorscan smart register``).
 """
 
 from __future__ import annotations
@@ -13,15 +17,19 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api import scopes as scope_rules
-from api.deps import token_hash
+from api.deps import TOKEN_CACHE, token_hash
 from priorscan.audit import Agent, record
+from priorscan.db import utcnow
 from priorscan.errors import InputError
-from priorscan.tables import ApiClient, UserAccount
+from priorscan.tables import ApiClient, SmartBackendClient, UserAccount
 from priorscan.trusts import TrustRegistry
 
 CLINICAL_SCOPES = ("priorscan/alerts", "priorscan/duplicate-check", "system/Patient.rs", "system/ImagingStudy.rs")
@@ -76,13 +84,106 @@ def issue_token(session: Session, client: str, scopes: list[str], *, agent: Agen
     client = client.strip()
     if not client or len(client) > 200:
         raise InputError("the client name must be 1 to 200 characters", code="input.client")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiClient(name=client, token_hash=token_hash(token), scopes=list(scopes))
-    session.add(row)
-    session.flush()
+    token, row = add_token(session, client, scopes)
     record(session, agent, action="C", event_type="security", subtype="token-create", entity=f"api-client/{row.id}",
            detail={"client": client, "scopes": list(scopes)})
     return token
+
+
+def add_token(session: Session, client: str, scopes: list[str], *,
+              expires_at: datetime | None = None) -> tuple[str, ApiClient]:
+    """A new random bearer token for ``client`` and its (flushed) row; no audit: the caller records why it was made."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiClient(name=client, token_hash=token_hash(token), scopes=list(scopes), expires_at=expires_at)
+    session.add(row)
+    session.flush()
+    return token, row
+
+
+def revoke_tokens(session: Session, client: str, *, agent: Agent) -> int:
+    """Revoke every live token of ``client`` (tokens of ``token create`` and access tokens issued to it); the count.
+
+    The caller commits ``session``. This process stops accepting the tokens at once (the token cache is cleared, here
+    and again at commit); other processes within :data:`api.deps.TOKEN_CACHE_SECONDS`.
+    """
+    client = client.strip()
+    result = session.execute(update(ApiClient).where(ApiClient.name == client, ApiClient.revoked_at.is_(None))
+                             .values(revoked_at=utcnow()).execution_options(synchronize_session=False))
+    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    TOKEN_CACHE.clear()
+    record(session, agent, action="U", event_type="security", subtype="token-revoke", entity=client,
+           detail={"client": client, "revoked": count})
+    return count
+
+
+# --- SMART backend clients ----------------------------------------------------------------------------------------
+
+def backend_scopes(text: str) -> list[str]:
+    """The scopes a SMART backend client may be registered for: any known scope but ``*`` (admin)."""
+    scopes = parse_scopes(text)
+    if scope_rules.ADMIN in scopes:
+        raise InputError("a SMART backend client cannot hold the admin scope *; name its scopes", code="input.scope")
+    return scopes
+
+
+def check_jwks_url(url: str) -> str:
+    """``url`` unchanged if it can hold a JWKS: https, or http on the loopback interface (for local testing)."""
+    url = url.strip()
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if len(url) > 1000 or not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise InputError("the JWKS URL must be https:// (http:// only on localhost), at most 1000 characters",
+                         code="input.jwks")
+    return url
+
+
+@dataclass(frozen=True)
+class BackendRegistration:
+    """What :func:`register_backend_client` stored."""
+
+    id: int
+    client_id: str
+    scopes: list[str]
+    created: bool
+
+
+def register_backend_client(session: Session, client_id: str, scopes: list[str], *, agent: Agent,
+                            jwks: dict[str, Any] | None = None, jwks_url: str | None = None) -> BackendRegistration:
+    """Register (or re-key, re-scope and re-enable) a SMART backend client; the caller commits ``session``.
+
+    Exactly one of ``jwks`` (public keys already checked by :func:`api.jwks.check_jwks`) and ``jwks_url`` (checked
+    by :func:`check_jwks_url`, fetched when the client asks for a token) is given.
+    """
+    client_id = client_id.strip()
+    if not client_id or len(client_id) > 200:
+        raise InputError("the client id must be 1 to 200 characters", code="input.client")
+    if (jwks is None) == (jwks_url is None):
+        raise InputError("give the client's public keys as a JWKS file or a JWKS URL (one of them)", code="input.jwks")
+    row = session.scalars(select(SmartBackendClient).where(SmartBackendClient.client_id == client_id)).first()
+    created = row is None
+    if row is None:
+        row = SmartBackendClient(client_id=client_id, scopes=list(scopes))
+        session.add(row)
+    row.jwks, row.jwks_url, row.scopes, row.disabled_at = jwks, jwks_url, list(scopes), None
+    session.flush()
+    kids = [str(k.get("kid", "")) for k in (jwks or {}).get("keys", [])]
+    record(session, agent, action="C" if created else "U", event_type="security", subtype="smart-client-register",
+           entity=f"smart-client/{row.id}", detail={"client_id": client_id, "scopes": list(scopes), "kids": kids,
+                                                     "jwks_url": jwks_url})
+    return BackendRegistration(row.id, client_id, list(scopes), created)
+
+
+def disable_backend_client(session: Session, client_id: str, *, agent: Agent) -> int | None:
+    """Stop ``client_id`` getting tokens and revoke those it holds; the number revoked (None: no such client)."""
+    client_id = client_id.strip()
+    row = session.scalars(select(SmartBackendClient).where(SmartBackendClient.client_id == client_id)).first()
+    if row is None:
+        return None
+    row.disabled_at = row.disabled_at or utcnow()
+    session.flush()
+    record(session, agent, action="U", event_type="security", subtype="smart-client-disable",
+           entity=f"smart-client/{row.id}", detail={"client_id": client_id})
+    return revoke_tokens(session, client_id, agent=agent)
 
 
 # --- passwords ----------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Administration from the command line: ``token create``, ``user create`` and ``cds trust``.
+"""Administration from the command line: ``token create|revoke``, ``user create``, ``cds trust`` and
+``smart register|disable`` (SMART backend clients).
 
 Each command checks its input, writes in one transaction with an audit event (never a secret), and returns the exit
 status: 0 on success, 2 when the input is refused (with a message on stderr that says what to change).
@@ -13,7 +14,16 @@ from typing import TYPE_CHECKING, TextIO
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.accounts import create_user, issue_token, parse_scopes
+from api.accounts import (
+    backend_scopes,
+    check_jwks_url,
+    create_user,
+    disable_backend_client,
+    issue_token,
+    parse_scopes,
+    register_backend_client,
+    revoke_tokens,
+)
 from api.jwks import check_jwks, read_jwks_file
 from priorscan.audit import Agent, record
 from priorscan.db import session_factory, session_scope
@@ -41,6 +51,58 @@ def run_token_create(args: argparse.Namespace, ctx: CliContext) -> int:
     except InputError as exc:
         return _refuse(exc.message)
     print(f"token for {args.client.strip()} (scopes {' '.join(scopes)}):\n{token}")
+    return 0
+
+
+def run_token_revoke(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan token revoke --client NAME``: revoke every live token of the client.
+
+    A server running in another process stops accepting them within :data:`api.deps.TOKEN_CACHE_SECONDS`.
+    """
+    client = (args.client or "").strip()
+    if not client:
+        return _refuse("give the client name (--client)")
+    with session_scope(session_factory(ctx.engine)) as session:
+        count = revoke_tokens(session, client, agent=CLI_AGENT)
+    print(f"revoked {count} token(s) of {client}")
+    return 0
+
+
+def run_smart_register(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan smart register --client-id ID (--jwks-file FILE | --jwks-url URL) --scopes "..."``.
+
+    Registers (or re-keys, re-scopes and re-enables) a SMART Backend Services client. A JWKS file is checked and
+    stored; a JWKS URL is checked for form and stored as given, and fetched when the client asks for a token.
+    """
+    try:
+        scopes = backend_scopes(args.scopes or "")
+        if args.jwks_file:
+            checked = check_jwks(read_jwks_file(args.jwks_file))
+            jwks, url, skipped = checked.jwks, None, checked.skipped
+        else:
+            jwks, url, skipped = None, check_jwks_url(args.jwks_url or ""), []
+        with session_scope(session_factory(ctx.engine)) as session:
+            registered = register_backend_client(session, args.client_id, scopes, agent=CLI_AGENT, jwks=jwks,
+                                                 jwks_url=url)
+    except InputError as exc:
+        return _refuse(exc.message)
+    except IntegrityError:  # registered by someone else in between
+        return _refuse(f"client {args.client_id.strip()!r} was registered at the same time; run again to update it")
+    for reason in skipped:
+        print(f"priorscan: left out {reason}", file=sys.stderr)
+    verb = "registered" if registered.created else "updated"
+    keys = f"keys at {url}" if url else f"{len(jwks['keys']) if jwks else 0} key(s)"
+    print(f"{verb} SMART backend client {registered.client_id} ({keys}; scopes {' '.join(scopes)})")
+    return 0
+
+
+def run_smart_disable(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan smart disable --client-id ID``: no more tokens for the client, and those it holds revoked."""
+    with session_scope(session_factory(ctx.engine)) as session:
+        count = disable_backend_client(session, args.client_id, agent=CLI_AGENT)
+    if count is None:
+        return _refuse(f"no SMART backend client {args.client_id.strip()!r}")
+    print(f"disabled SMART backend client {args.client_id.strip()} and revoked {count} token(s)")
     return 0
 
 

@@ -18,6 +18,7 @@ ROUTER_MODULES = (
     "api.routers.alerts",
     "api.routers.cds",
     "api.routers.fhir",
+    "api.routers.oauth",
     "api.routers.imaging",
     "api.routers.hl7",
     "api.routers.mpi",

@@ -1,20 +1,36 @@
 """Shared FastAPI dependencies: the app context, a unit-of-work session, and who is calling with which scopes.
 
-Every endpoint but ``/healthz``, ``/fhir/metadata`` and ``/.well-known/smart-configuration`` needs a principal:
+Every endpoint but ``/healthz``, ``/fhir/metadata``, ``/.well-known/smart-configuration`` and ``/oauth2/token`` (which
+authenticates by the client assertion, :mod:`api.oauth`) needs a principal:
 an API client with ``Authorization: Bearer <token>`` or a person signed in to the web page (session cookie).
 Without one the answer is 401; without the scope, 403.
+
+Bearer tokens are looked up by their SHA-256 hash and the answer is kept in process for a few seconds
+(:class:`PrincipalCache`, :data:`TOKEN_CACHE_SECONDS`), so that a busy client costs one database lookup per few
+seconds instead of one per request. Revocation stays in force:
+
+- a token revoked in this process (:func:`api.accounts.revoke_tokens`, or any ORM update or delete of ``api_client``
+  rows through a :class:`~sqlalchemy.orm.Session`) is dropped from the cache at once, and again when that transaction
+  commits;
+- a token revoked by another process (``priorscan token revoke`` or ``smart disable`` against a running server,
+  another ``priorscan serve`` worker, plain SQL) is refused here at most :data:`TOKEN_CACHE_SECONDS` later;
+- an access token with an expiry (issued at ``/oauth2/token``) is never served from the cache past its expiry.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Annotated
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session, object_session
 
 from api import scopes as scope_rules
 from api.context import AppContext
@@ -71,20 +87,149 @@ def _unauthorised(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+# --- bearer tokens, cached briefly --------------------------------------------------------------------------------
+
+#: How long a token lookup is reused in this process: the delay before another process's revocation takes effect.
+TOKEN_CACHE_SECONDS = 5.0
+#: At most this many tokens are remembered (least recently used first out).
+TOKEN_CACHE_SIZE = 10_000
+
+
+class PrincipalCache:
+    """Token hash → principal of an API client, each entry valid for ``ttl`` seconds and never past the token's expiry.
+
+    Thread-safe (dependencies run in worker threads). ``clock`` gives seconds since the epoch; tests inject their own.
+    Only valid tokens are remembered: an unknown or revoked token is looked up every time.
+    """
+
+    def __init__(self, *, ttl: float = TOKEN_CACHE_SECONDS, max_entries: int = TOKEN_CACHE_SIZE,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+        #: Bumped by :meth:`clear`; an answer read before a clear is not remembered after it.
+        self.generation = 0
+
+    def get(self, key: str) -> Principal | None:
+        """The principal remembered for ``key``, or None when absent or stale (a stale entry is dropped)."""
+        now = self.clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if now >= entry[0]:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: str, principal: Principal, *, expires_at: datetime | None = None,
+            generation: int | None = None) -> None:
+        """Remember ``principal`` for ``ttl`` seconds, or until ``expires_at`` (the token's expiry) if sooner.
+
+        ``generation`` is :attr:`generation` as it was before the database was read: if the cache was cleared since
+        (a revocation in between), the answer may be stale and is not kept.
+        """
+        valid_until = self.clock() + self.ttl
+        if expires_at is not None:
+            valid_until = min(valid_until, expires_at.timestamp())
+        with self._lock:
+            if generation is not None and generation != self.generation:
+                return
+            self._entries[key] = (valid_until, principal)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every entry (after a revocation: revocations are rare, lookups are cheap)."""
+        with self._lock:
+            self._entries.clear()
+            self.generation += 1
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+#: The process's token cache, shared by every app of the process.
+TOKEN_CACHE = PrincipalCache()
+_TOUCHES_CLIENTS = "priorscan_touches_api_client"
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _on_bulk_write(state: Any) -> None:
+    # update(ApiClient)... / delete(ApiClient)... through a session: a revocation may be under way
+    if (state.is_update or state.is_delete) and \
+            getattr(getattr(state.statement, "table", None), "name", None) == ApiClient.__tablename__:
+        TOKEN_CACHE.clear()
+        state.session.info[_TOUCHES_CLIENTS] = True
+
+
+@event.listens_for(ApiClient, "after_update")
+@event.listens_for(ApiClient, "after_delete")
+def _on_flush(_mapper: Any, _connection: Any, client: ApiClient) -> None:
+    # a loaded ApiClient changed (revoked_at set) or deleted through the unit of work
+    TOKEN_CACHE.clear()
+    session = object_session(client)
+    if session is not None:
+        session.info[_TOUCHES_CLIENTS] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _on_commit(session: Session) -> None:
+    # once more after commit: a request that read the row between the change and the commit may have cached it
+    if session.info.pop(_TOUCHES_CLIENTS, False):
+        TOKEN_CACHE.clear()
+
+
+def lookup_token(engine: Engine, token: str, *, cache: PrincipalCache | None = None,
+                 address: str | None = None) -> Principal | None:
+    """The API client holding ``token`` (not revoked, not expired), from the cache or one column-only query.
+
+    Parameters
+    ----------
+    engine
+        The store holding ``api_client``.
+    token
+        The bearer token as sent; only its hash is looked up or kept.
+    cache
+        Where recent answers are kept (:data:`TOKEN_CACHE` by default); its clock also decides expiry.
+    address
+        The caller's network address, set on the principal returned.
+    """
+    cache = TOKEN_CACHE if cache is None else cache
+    key = token_hash(token)
+    found = cache.get(key)
+    if found is None:
+        generation = cache.generation
+        query = select(ApiClient.name, ApiClient.scopes, ApiClient.expires_at).where(
+            ApiClient.token_hash == key, ApiClient.revoked_at.is_(None))
+        with engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None or (row.expires_at is not None and row.expires_at.timestamp() <= cache.clock()):
+            return None
+        found = Principal("client", row.name, tuple(row.scopes))
+        cache.put(key, found, expires_at=row.expires_at, generation=generation)
+    return replace(found, address=address)
+
+
 def get_principal(request: Request, ctx: ContextDep) -> Principal:
-    """The caller, from a bearer token or the web page's session cookie; 401 when neither is valid."""
+    """The caller, from a bearer token or the web page's session cookie; 401 when neither is valid.
+
+    A bearer token's lookup is reused for up to :data:`TOKEN_CACHE_SECONDS` (see the module's notes on revocation).
+    """
     address = request.client.host if request.client else None
     header = request.headers.get("authorization", "")
     if header:
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token.strip():
             raise _unauthorised("expected a Bearer token")
-        with ctx.sessions() as session:
-            client = session.scalars(select(ApiClient).where(ApiClient.token_hash == token_hash(token.strip()),
-                                                             ApiClient.revoked_at.is_(None))).first()
-        if client is None:
-            raise _unauthorised("invalid or revoked token")
-        return Principal("client", client.name, tuple(client.scopes), address=address)
+        principal = lookup_token(ctx.engine, token.strip(), address=address)
+        if principal is None:
+            raise _unauthorised("invalid, expired or revoked token")
+        return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         from api.web_session import principal_from_cookie

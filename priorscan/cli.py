@@ -114,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     grp = p.add_mutually_exclusive_group(required=True)
     grp.add_argument("--scopes", help='space-separated scopes, e.g. "priorscan/duplicate-check system/Patient.rs"')
     grp.add_argument("--admin", action="store_true", help="grant every scope")
+    p = cmd(token, "revoke", "api.admin_cli:run_token_revoke",
+            "revoke every token of a client (other running processes: within 5 seconds)")
+    p.add_argument("--client", required=True)
+
+    smart = sub.add_parser("smart", help="SMART Backend Services clients (tokens at /oauth2/token)").add_subparsers(
+        dest="what", required=True)
+    p = cmd(smart, "register", "api.admin_cli:run_smart_register",
+            "register (or update) a backend client by its public keys and the scopes it may be granted")
+    p.add_argument("--client-id", required=True)
+    keys = p.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--jwks-file", help="the client's public JWKS (RS384 / ES384 keys)")
+    keys.add_argument("--jwks-url", help="where the client publishes its JWKS (https; fetched at token requests)")
+    p.add_argument("--scopes", required=True, help='space-separated, e.g. "system/Patient.rs system/ImagingStudy.rs"')
+    p = cmd(smart, "disable", "api.admin_cli:run_smart_disable",
+            "stop a backend client getting tokens and revoke those it holds")
+    p.add_argument("--client-id", required=True)
 
     user = sub.add_parser("user", help="people who sign in to the web page").add_subparsers(dest="what", required=True)
     p = cmd(user, "create", "api.admin_cli:run_user_create", "add a person who signs in to the web page")

@@ -2,11 +2,22 @@
 
 Each package declares its own tables (``mpi.tables``, ``imaging.tables`` ...) on :class:`Base`; the Alembic
 migrations under ``priorscan/migrations`` create them. SQLite runs in WAL mode with foreign keys on.
+
+PostgreSQL connections are pooled without a ping per checkout (a round trip each; two per request). Instead:
+
+- at checkout, a connection whose server has closed it (a restart, ``pg_terminate_backend``, or a dead peer found by
+  TCP keepalives) is seen without a round trip: an idle connection has nothing to read, so a readable or failed
+  socket means the server said goodbye; the pool then opens a fresh connection (:func:`peer_closed`);
+- a connection that dies silently anyway fails the one statement that uses it; SQLAlchemy recognises the disconnect,
+  invalidates that connection and every other one opened before it, so the next request reconnects (SQLAlchemy's
+  "optimistic" disconnect handling);
+- connections are recycled after :data:`POOL_RECYCLE_S`, under the idle timeouts of firewalls and poolers.
 """
 
 from __future__ import annotations
 
 import importlib
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -30,6 +41,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+#: Seconds after which a pooled PostgreSQL connection is closed and replaced at its next checkout.
+POOL_RECYCLE_S = 1800
+#: libpq TCP keepalives: a peer that vanished without closing the connection is noticed within about 90 s.
+PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10, "keepalives_count": 3}
 
 class JSONType(TypeDecorator[object]):
     """JSON on SQLite, JSONB on PostgreSQL."""
@@ -88,10 +103,35 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=POOL_RECYCLE_S,
+                                   connect_args=dict(PG_KEEPALIVES))
+            event.listen(engine, "checkout", _refuse_closed_connection)
     except (SQLAlchemyError, ImportError) as exc:
         raise StorageError(f"cannot open the store ({type(exc).__name__})") from exc
     return engine
+
+
+def peer_closed(dbapi_connection: object) -> bool:
+    """Whether the server has closed this idle DBAPI connection, found without a round trip.
+
+    A pooled connection is idle: the server sends nothing unasked (priorscan uses no LISTEN), so a socket with data to
+    read, at end of file or in error means the server terminated the session. A false alarm only costs a reconnect.
+    """
+    if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
+        return True
+    try:
+        fd = dbapi_connection.fileno()  # type: ignore[attr-defined]
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no socket to look at: leave it to the optimistic handling
+        return False
+
+
+def _refuse_closed_connection(dbapi_connection: object, _record: object, _proxy: object) -> None:
+    # DisconnectionError at checkout makes the pool discard this connection and hand out a fresh one
+    if peer_closed(dbapi_connection):
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -13,7 +13,11 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class ApiClient(Base):
-    """A system that calls the API with a bearer token (only the token's hash is kept)."""
+    """A system that calls the API with a bearer token (only the token's hash is kept).
+
+    Tokens from ``priorscan token create`` never expire (``expires_at`` empty); access tokens issued at
+    ``/oauth2/token`` to a SMART backend client expire a few minutes after issue.
+    """
 
     __tablename__ = "api_client"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -22,6 +26,32 @@ class ApiClient(Base):
     scopes: Mapped[list[str]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class SmartBackendClient(Base):
+    """A SMART Backend Services client: authenticates at ``/oauth2/token`` with a JWT signed by a key of its JWKS.
+
+    The JWKS is stored either as given (``jwks``) or as the URL the client publishes it at (``jwks_url``).
+    """
+
+    __tablename__ = "smart_backend_client"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(200), unique=True)
+    jwks: Mapped[dict | None] = mapped_column(JSONType)
+    jwks_url: Mapped[str | None] = mapped_column(String(1000))
+    scopes: Mapped[list[str]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SmartSeenJti(Base):
+    """Client assertion ids already accepted at ``/oauth2/token``, so a replayed assertion is refused."""
+
+    __tablename__ = "smart_seen_jti"
+    client_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class UserAccount(Base):

@@ -35,7 +35,7 @@ from priorscan.outcome import ItemOutcome
 
 FHIR_JSON = "application/fhir+json"
 FHIR_PREFIX = "/fhir"
-#: Where SMART Backend Services clients get tokens (served by the platform's auth module).
+#: Where SMART Backend Services clients get tokens (served by :mod:`api.routers.oauth`).
 TOKEN_PATH = "/oauth2/token"
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 _ISSUE_BY_STATUS = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",

@@ -1,4 +1,5 @@
-"""``priorscan token create``, ``user create`` and ``cds trust``: what they store, print, audit and refuse."""
+"""``priorscan token create|revoke``, ``user create``, ``cds trust`` and ``smart register|disable``: what they store,
+print, audit and refuse."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from api.accounts import verify_password
 from api.deps import token_hash
-from priorscan.tables import ApiClient, AuditEvent, CdsTrustedIssuer, UserAccount
+from priorscan.tables import ApiClient, AuditEvent, CdsTrustedIssuer, SmartBackendClient, UserAccount
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -215,3 +216,67 @@ def test_cds_trust_refuses_unreadable_files(sqlite_url: str, run_cli: Cli, tmp_p
     bad.write_text("{not json")
     assert run_cli("--db", sqlite_url, "cds", "trust", "--iss", "e", "--jwks-file", str(bad))[0] == 2
     assert run_cli("--db", sqlite_url, "cds", "trust", "--iss", "e", "--jwks-file", str(tmp_path / "none"))[0] == 2
+
+
+# --- token revocation -----------------------------------------------------------------------------------------------
+
+def test_token_revoke_revokes_every_token_of_the_client_and_audits_it(store_url: str, run_cli: Cli) -> None:
+    for client in ("order-comms", "order-comms", "pas"):
+        assert run_cli("--db", store_url, "token", "create", "--client", client, "--scopes", "priorscan/alerts")[0] == 0
+    status, out, _ = run_cli("--db", store_url, "token", "revoke", "--client", "order-comms")
+    assert status == 0 and "revoked 2 token(s) of order-comms" in out
+    revoked = {(c.name, c.revoked_at is not None) for c in _rows(store_url, ApiClient)}
+    assert revoked == {("order-comms", True), ("pas", False)}
+    assert "token-revoke" in _audit_text(store_url)
+    assert run_cli("--db", store_url, "token", "revoke", "--client", "order-comms")[1].startswith("revoked 0")
+
+
+# --- SMART backend clients ------------------------------------------------------------------------------------------
+
+def test_smart_register_stores_public_keys_and_scopes(store_url: str, run_cli: Cli, tmp_path: Path,
+                                                       ec_key: ec.EllipticCurvePrivateKey) -> None:
+    jwks = {"keys": [_jwk(ec_key.public_key(), kid="e1", alg="ES384", use="sig")]}
+    argv = ("--db", store_url, "smart", "register", "--client-id", "ris-1", "--jwks-file", _write(tmp_path, jwks))
+    status, out, err = run_cli(*argv, "--scopes", "system/Patient.rs system/ImagingStudy.rs")
+    assert status == 0, err
+    assert "registered SMART backend client ris-1" in out
+    (client,) = _rows(store_url, SmartBackendClient)
+    assert client.scopes == ["system/Patient.rs", "system/ImagingStudy.rs"]
+    assert [k["kid"] for k in client.jwks["keys"]] == ["e1"] and client.jwks_url is None
+    status, out, _ = run_cli(*argv, "--scopes", "system/Patient.rs")  # again: an update, not a second client
+    assert status == 0 and "updated" in out
+    (client,) = _rows(store_url, SmartBackendClient)
+    assert client.scopes == ["system/Patient.rs"]
+    assert _audit_text(store_url).count("smart-client-register") == 2
+
+
+def test_smart_register_keeps_a_jwks_url_as_given(sqlite_url: str, run_cli: Cli) -> None:
+    url = "https://ris.example.nhs.uk/.well-known/jwks.json"
+    status, out, err = run_cli("--db", sqlite_url, "smart", "register", "--client-id", "ris-2", "--jwks-url", url,
+                               "--scopes", "priorscan/duplicate-check")
+    assert status == 0, err
+    (client,) = _rows(sqlite_url, SmartBackendClient)
+    assert client.jwks_url == url and client.jwks is None
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--jwks-url", "http://ris.example.nhs.uk/jwks.json", "--scopes", "system/Patient.rs"), "https"),  # cleartext
+    (("--jwks-url", "https://ris.example/jwks", "--scopes", "*"), "admin scope"),  # never admin over SMART
+    (("--jwks-url", "https://ris.example/jwks", "--scopes", "made/up"), "unknown scope"),
+])
+def test_smart_register_refuses(sqlite_url: str, run_cli: Cli, extra: tuple[str, ...], message: str) -> None:
+    status, _, err = run_cli("--db", sqlite_url, "smart", "register", "--client-id", "ris-3", *extra)
+    assert status == 2 and message in err
+    assert _rows(sqlite_url, SmartBackendClient) == []
+
+
+def test_smart_register_refuses_private_keys(sqlite_url: str, run_cli: Cli, tmp_path: Path,
+                                             ec_key: ec.EllipticCurvePrivateKey) -> None:
+    status, _, err = run_cli("--db", sqlite_url, "smart", "register", "--client-id", "ris-4", "--jwks-file",
+                             _write(tmp_path, {"keys": [_jwk(ec_key)]}), "--scopes", "system/Patient.rs")
+    assert status == 2 and "private key" in err
+
+
+def test_smart_disable_of_an_unknown_client_is_refused(sqlite_url: str, run_cli: Cli) -> None:
+    status, _, err = run_cli("--db", sqlite_url, "smart", "disable", "--client-id", "nobody")
+    assert status == 2 and "no SMART backend client" in err
