@@ -51,7 +51,7 @@ def dataset(people: int, seed: int) -> Path:
 
 
 def run_priorscan(path: Path) -> dict[str, Any]:
-    from mpi.blocking import key_table, pairs_from_keys
+    from mpi.blocking import blocked_pairs
     from mpi.frames import frame_from_table, table_from_stored
     from mpi.linkage import link_frame
     from mpi.normalise import to_match_record
@@ -71,7 +71,7 @@ def run_priorscan(path: Path) -> dict[str, Any]:
     del stored  # what the store would hold: only the normalised fields are read back
     frame = frame_from_table(fields)
     normalised = time.perf_counter()
-    left, right = pairs_from_keys(key_table(fields))
+    left, right = blocked_pairs(frame)
     blocked = time.perf_counter()
     model = train(frame, (left, right))
     trained = time.perf_counter()

@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from mpi.blocking import blocking_keys, key_table, pairs_from_keys
+from mpi.blocking import blocked_pairs, blocking_keys
 from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, derive_match_threshold
 from mpi.frames import Frame, frame_from_table, table_from_stored
 from mpi.linkage import link_frame
@@ -204,7 +204,7 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
         return RelinkResult(0, 0, 0, 0, 0, 0, 0, current.version, False, timings)
     frame = frame_from_table(table)
     mark = time.perf_counter()
-    left, right = pairs_from_keys(key_table(table))
+    left, right = blocked_pairs(frame)
     timings["block_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     trained = False

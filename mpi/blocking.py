@@ -25,10 +25,13 @@ measured by ``priorscan evaluate``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from mpi.frames import Frame
 from mpi.normalise import MatchRecord
 
 #: A key shared by more records than this is skipped.
@@ -134,9 +137,14 @@ def pairs_from_keys(keys: pd.DataFrame, *, max_block_size: int = MAX_BLOCK_SIZE)
                                                                                          NDArray[np.int64]]:
     """Every pair of rows ``(i < j)`` that shares a key of at most ``max_block_size`` rows, once."""
     codes, _ = pd.factorize(keys["key"])
+    return _pairs_of_blocks(codes, keys["row"].to_numpy(), max_block_size)
+
+
+def _pairs_of_blocks(codes: NDArray[Any], rows: NDArray[Any], max_block_size: int
+                     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     order = np.argsort(codes, kind="stable")
     codes = codes[order]
-    rows = keys["row"].to_numpy()[order]
+    rows = rows[order]
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     sizes = np.diff(np.r_[starts, len(codes)])
     left_parts: list[NDArray[np.int64]] = []
@@ -159,3 +167,83 @@ def pairs_from_keys(keys: pd.DataFrame, *, max_block_size: int = MAX_BLOCK_SIZE)
     code = pd.unique(low[keep] * width + high[keep])  # hashing: far quicker than sorting millions of pairs
     return code // width, code % width
 
+
+
+#: Bits per part of an integer key: kind (3 bits) | first part (29) | second part (29).
+_PART_BITS = 29
+
+
+def _vocab_codes(frame: Frame, name: str, prepare: Any = None) -> tuple[NDArray[np.int64], list[str]]:
+    """Codes of column ``name`` over its distinct values (after ``prepare``; -1 where empty)."""
+    vocab = [prepare(v) if prepare else v for v in frame.vocab[name].tolist()]
+    index: dict[str, int] = {"": -1}
+    per_value = np.asarray([index.setdefault(v, len(index) - 1) for v in vocab], dtype=np.int64)
+    return per_value[frame[f"{name}__code"]], vocab
+
+
+def key_codes(frame: Frame) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(key, row)`` for every key of every row of a frame, as :func:`key_table` but with integer keys.
+
+    The same keys as :func:`keys_of` (a test holds them to each other), built from the frame's value codes: string
+    work is done once per distinct name, postcode or address, never once per row, and no key string is made. Two
+    rows share a key here exactly when they share it in :func:`key_table` (keys longer than the stored 80
+    characters aside: here they are compared whole, but for the address).
+    """
+    n = frame.size
+    rows = np.arange(n, dtype=np.int64)
+    # one vocabulary for every phonetic word (family words and given names): ``nm`` keys pair them as a set
+    phonetic: dict[str, int] = {}
+    given_vocab = frame.vocab["given_ph"].tolist()
+    given_word = np.asarray([phonetic.setdefault(v, len(phonetic)) if v else -1 for v in given_vocab],
+                            dtype=np.int64)[frame["given_ph__code"]]
+    family_vocab = frame.vocab["family_ph"].tolist()
+    word_codes = np.full((len(family_vocab), MAX_FAMILY_WORDS), -1, dtype=np.int64)
+    for index, value in enumerate(family_vocab):
+        for slot, word in enumerate(value.split(" ")[:MAX_FAMILY_WORDS] if value else []):
+            word_codes[index, slot] = phonetic.setdefault(word, len(phonetic))
+    family_words = word_codes[frame["family_ph__code"]]  # (rows, MAX_FAMILY_WORDS), -1 where none
+
+    def initial(vocab: list[str], name: str) -> NDArray[np.int64]:
+        return np.asarray([ord(v[0]) if v else -1 for v in vocab], dtype=np.int64)[frame[f"{name}__code"]]
+
+    given_initial, family_initial = initial(given_vocab, "given_ph"), initial(family_vocab, "family_ph")
+    code, _ = _vocab_codes(frame, "postcode", lambda v: v.replace(" ", ""))
+    address, _ = _vocab_codes(frame, "address", lambda v: v[:78])
+    nhs, _ = _vocab_codes(frame, "nhs_number")
+    has_nhs = frame["nhs_valid"] & (nhs >= 0)
+    year = frame["birth_year"].astype(np.int64)
+    month, day = frame["birth_month"].astype(np.int64), frame["birth_day"].astype(np.int64)
+    born = year * 10000 + np.minimum(month, day) * 100 + np.maximum(month, day)
+    full = (year > 0) & (month > 0) & (day > 0)
+
+    keys: list[NDArray[np.int64]] = []
+    key_rows: list[NDArray[np.int64]] = []
+
+    def add(kind: int, first: NDArray[np.int64], second: NDArray[np.int64], where: NDArray[np.bool_]) -> None:
+        keys.append((kind << (2 * _PART_BITS)) | (first[where] << _PART_BITS) | second[where])
+        key_rows.append(rows[where])
+
+    zero = np.zeros(n, dtype=np.int64)
+    add(0, nhs, zero, has_nhs)
+    add(1, born, given_initial, full & (given_initial >= 0))
+    add(1, born, family_initial, full & (family_initial >= 0) & (family_initial != given_initial))
+    for slot in range(MAX_FAMILY_WORDS):
+        word = family_words[:, slot]
+        has_word = word >= 0
+        add(2, np.minimum(word, given_word), np.maximum(word, given_word), has_word & (given_word >= 0))
+        add(3, code, word, has_word & (code >= 0))
+    add(4, code, given_word, (code >= 0) & (given_word >= 0))
+    add(5, code, year, (code >= 0) & (year > 0))
+    add(6, address, zero, address >= 0)
+    dense, _ = pd.factorize(np.concatenate(keys))
+    width = max(n, 1)
+    unique = pd.unique(dense.astype(np.int64) * width + np.concatenate(key_rows))  # a key twice for a row: once
+    return unique // width, unique % width
+
+
+def blocked_pairs(frame: Frame, *, max_block_size: int = MAX_BLOCK_SIZE
+                  ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Every pair of rows ``(i < j)`` of a frame sharing a blocking key of at most ``max_block_size`` rows, once:
+    ``pairs_from_keys(key_table(table))`` computed on integer keys (:func:`key_codes`)."""
+    key, row = key_codes(frame)
+    return _pairs_of_blocks(key, row, max_block_size)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
@@ -60,9 +61,76 @@ def similarity(left: Column, right: Column, scorer: Any, where: NDArray[np.bool_
                           workers=_workers(len(left)))
 
 
+def shares_vocabulary(left: Columns, right: Columns) -> bool:
+    """Whether both sides are rows of one :class:`mpi.frames.Frame`, so their value codes can be compared."""
+    origin = getattr(left, "origin", None)
+    return origin is not None and origin is getattr(right, "origin", None)
+
+
+def equal(left: Columns, right: Columns, name: str, right_name: str | None = None) -> NDArray[np.bool_]:
+    """``left[name] == right[right_name or name]``, on value codes when both sides share a vocabulary."""
+    other = right_name or name
+    if other == name and shares_vocabulary(left, right) and f"{name}__code" in left:
+        return left[f"{name}__code"] == right[f"{name}__code"]  # type: ignore[no-any-return]
+    return left[name] == right[other]  # type: ignore[no-any-return]
+
+
+#: Fewer pairs than this are computed directly (finding the distinct pairs costs more than it saves).
+DISTINCT_FROM = 512
+
+
+def per_distinct_pair(left: Columns, right: Columns, names: tuple[str, str], where: NDArray[np.bool_],
+                      compute: Callable[[Column, Column], NDArray[Any]], fill: Any, dtype: Any,
+                      on_codes: Callable[[Any, NDArray[Any], NDArray[Any]], NDArray[Any]] | None = None
+                      ) -> NDArray[Any]:
+    """``compute(values_a, values_b)`` for the pairs selected by ``where`` (``fill`` elsewhere), evaluated once per
+    distinct pair of values: among a million blocked pairs, the same two names or addresses recur many times.
+
+    ``on_codes(origin, codes_a, codes_b)``, when given, computes the same from the values' codes in the frame both
+    sides come from (for what is derived from a value once per frame).
+    """
+    out = np.full(len(where), fill, dtype=dtype)
+    idx = np.flatnonzero(where)
+    if not len(idx):
+        return out
+    a_name, b_name = names
+    coded = shares_vocabulary(left, right) and f"{a_name}__code" in left
+    if coded and on_codes is not None and len(idx) < DISTINCT_FROM:
+        out[idx] = on_codes(left.origin, left[f"{a_name}__code"][idx],  # type: ignore[attr-defined]
+                            right[f"{b_name}__code"][idx])
+        return out
+    if not coded or len(idx) < DISTINCT_FROM:
+        out[idx] = compute(left[a_name][idx], right[b_name][idx])
+        return out
+    ca = left[f"{a_name}__code"][idx].astype(np.int64)
+    cb = right[f"{b_name}__code"][idx].astype(np.int64)
+    if a_name == b_name:  # the scorers are symmetric: (x, y) and (y, x) are one pair
+        ca, cb = np.minimum(ca, cb), np.maximum(ca, cb)
+    vocab = left.origin.vocab  # type: ignore[attr-defined]
+    width = len(vocab[b_name]) + 1
+    inverse, distinct = pd.factorize(ca * width + cb)
+    if on_codes is not None:
+        values = on_codes(left.origin, distinct // width, distinct % width)  # type: ignore[attr-defined]
+    else:
+        values = compute(vocab[a_name][distinct // width], vocab[b_name][distinct % width])
+    out[idx] = np.asarray(values, dtype=dtype)[inverse]
+    return out
+
+
 def jaro_winkler(left: Column, right: Column, where: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
     """Jaro–Winkler similarity of each pair (only where ``where`` holds, 0 elsewhere)."""
     return similarity(left, right, JaroWinkler.normalized_similarity, where)
+
+
+def _jaro_winkler(a: Column, b: Column) -> NDArray[np.float32]:
+    return similarity(a, b, JaroWinkler.normalized_similarity)
+
+
+def _edit_distance(a: Column, b: Column) -> NDArray[np.int32]:
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.int32)
+    return process.cpdist(a, b, scorer=DamerauLevenshtein.distance, dtype=np.int32,  # type: ignore
+                          workers=_workers(len(a)))
 
 
 def edit_distance(left: Column, right: Column, where: NDArray[np.bool_] | None = None) -> NDArray[np.int32]:
@@ -71,12 +139,15 @@ def edit_distance(left: Column, right: Column, where: NDArray[np.bool_] | None =
         out = np.full(len(left), 1_000, dtype=np.int32)
         idx = np.flatnonzero(where)
         if len(idx):
-            out[idx] = edit_distance(left[idx], right[idx])
+            out[idx] = _edit_distance(left[idx], right[idx])
         return out
-    if len(left) == 0:
-        return np.zeros(0, dtype=np.int32)
-    return process.cpdist(left, right, scorer=DamerauLevenshtein.distance, dtype=np.int32,  # type: ignore
-                          workers=_workers(len(left)))
+    return _edit_distance(left, right)
+
+
+def _each(func: Callable[[str, str], bool]) -> Callable[[Column, Column], NDArray[np.bool_]]:
+    def apply(a: Column, b: Column) -> NDArray[np.bool_]:
+        return np.fromiter((func(x, y) for x, y in zip(a, b, strict=True)), dtype=bool, count=len(a))
+    return apply
 
 
 def pairwise(func: Callable[[str, str], bool], left: Column, right: Column,
@@ -85,7 +156,7 @@ def pairwise(func: Callable[[str, str], bool], left: Column, right: Column,
     out = np.zeros(len(left), dtype=bool)
     idx = np.flatnonzero(mask)
     if len(idx):
-        out[idx] = [func(a, b) for a, b in zip(left[idx], right[idx], strict=True)]
+        out[idx] = _each(func)(left[idx], right[idx])
     return out
 
 
@@ -145,9 +216,8 @@ class NhsNumberComparison(Comparison):
     name: str = "nhs_number"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
-        a, b = left["nhs_number"], right["nhs_number"]
         null = ~(left["nhs_valid"] & right["nhs_valid"]) | absent(left, "nhs_number") | absent(right, "nhs_number")
-        return _assign([a == b], null)
+        return _assign([equal(left, right, "nhs_number")], null)
 
 
 @dataclass
@@ -164,28 +234,25 @@ class FamilyNameComparison(Comparison):
     distant: float = 0.80
 
     def levels(self, left: Columns, right: Columns) -> Levels:
-        a, b = left["family"], right["family"]
         null = absent(left, "family") | absent(right, "family")
-        exact = a == b
+        exact = equal(left, right, "family")
         swapped = swapped_names(left, right) & ~exact
         rest = ~(null | exact | swapped)
         # only a name of several words (or a pair differing by spaces) can share words without being equal
-        shared = pairwise(_words_shared, a, b, rest & (left["family_multi"] | right["family_multi"]))
-        jw = jaro_winkler(a, b, rest & ~shared)
-        phonetic = (left["family_ph"] == right["family_ph"]) & ~absent(left, "family_ph")
+        shared = per_distinct_pair(left, right, ("family", "family"), rest & (left["family_multi"]
+                                   | right["family_multi"]), _each(_words_shared), False, bool)
+        jw = per_distinct_pair(left, right, ("family", "family"), rest & ~shared, _jaro_winkler, 0.0, np.float32)
+        phonetic = equal(left, right, "family_ph") & ~absent(left, "family_ph")
         return _assign([exact, swapped, shared, jw >= self.close, phonetic, jw >= self.distant], null)
 
 
 def swapped_names(left: Columns, right: Columns, close: float = 0.92) -> NDArray[np.bool_]:
     """Given and family names written the other way round (allowing a slip in each: Jaro–Winkler ≥ ``close``)."""
     cross = ~(absent(left, "given") | absent(right, "family") | absent(left, "family") | absent(right, "given"))
-    out = np.zeros(len(cross), dtype=bool)
-    idx = np.flatnonzero(cross & (left["given"] != right["given"]))
-    if len(idx):
-        one = jaro_winkler(left["given"][idx], right["family"][idx]) >= close
-        two = jaro_winkler(left["family"][idx], right["given"][idx]) >= close
-        out[idx] = one & two
-    return out
+    where = cross & ~equal(left, right, "given")
+    one = per_distinct_pair(left, right, ("given", "family"), where, _jaro_winkler, 0.0, np.float32) >= close
+    two = per_distinct_pair(left, right, ("family", "given"), where & one, _jaro_winkler, 0.0, np.float32) >= close
+    return one & two
 
 
 def _words_shared(a: str, b: str) -> bool:
@@ -210,18 +277,54 @@ class GivenNameComparison(Comparison):
     distant: float = 0.80
 
     def levels(self, left: Columns, right: Columns) -> Levels:
-        a, b = left["given"], right["given"]
         null = absent(left, "given") | absent(right, "given")
-        exact = a == b
+        exact = equal(left, right, "given")
         swapped = swapped_names(left, right) & ~exact
-        nickname = nickname_related(left["nick_ids"], right["nick_ids"])
-        jw = jaro_winkler(a, b, ~(null | exact | swapped | nickname))
-        phonetic = (left["given_ph"] == right["given_ph"]) & ~absent(left, "given_ph")
+        rest = ~(null | exact | swapped)
+        nickname = per_distinct_pair(left, right, ("nick", "nick"), rest, _nicknames, False, bool,
+                                     on_codes=_nicknames_by_code)
+        jw = per_distinct_pair(left, right, ("given", "given"), rest & ~nickname, _jaro_winkler, 0.0, np.float32)
+        phonetic = equal(left, right, "given_ph") & ~absent(left, "given_ph")
         initial = (((left["given_len"] == 1) | (right["given_len"] == 1))
                    & (left["given_initial"] == right["given_initial"]))
-        middle = ((a == right["middle1"]) | (b == left["middle1"])) & ~null
+        middle = (_is_middle_name(left, right) | _is_middle_name(right, left)) & ~null
         return _assign([exact, swapped, nickname, jw >= self.close, phonetic, initial | middle, jw >= self.distant],
                        null)
+
+
+#: Names of a nickname key list considered (the name itself and its direct relations).
+NICK_SLOTS = 16
+
+
+def _nickname_ids(values: Column, index: dict[str, int]) -> NDArray[np.int32]:
+    """Ids of each value's names (a name then its related names, space separated), padded with -1."""
+    out = np.full((len(values), NICK_SLOTS), -1, dtype=np.int32)
+    for row, keys in enumerate(values.tolist()):
+        if keys:
+            for slot, key in enumerate(keys.split(" ")[:NICK_SLOTS]):
+                out[row, slot] = index.setdefault(key, len(index))
+    return out
+
+
+def _nicknames(a: Column, b: Column) -> NDArray[np.bool_]:
+    """Nickname relation between values of ``nick``."""
+    index: dict[str, int] = {}
+    return nickname_related(_nickname_ids(a, index), _nickname_ids(b, index))
+
+
+def _nicknames_by_code(origin: Any, a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.bool_]:
+    ids = origin.cache.get("nick_ids")
+    if ids is None:  # once per frame: the ids of every distinct value of ``nick``
+        ids = origin.cache["nick_ids"] = _nickname_ids(origin.vocab["nick"], {})
+    return nickname_related(ids[a], ids[b])
+
+
+def _is_middle_name(side: Columns, other: Columns) -> NDArray[np.bool_]:
+    """Where ``side``'s first given name is ``other``'s first middle name."""
+    if shares_vocabulary(side, other):
+        return side["given__code"] == other["middle1__given_code"]  # type: ignore[no-any-return]
+    middle = np.asarray([v.split(" ", 1)[0] for v in other["middle"]], dtype=object)
+    return (side["given"] == middle) & (middle != "")  # type: ignore[no-any-return]
 
 
 def nickname_related(left: NDArray[np.int32], right: NDArray[np.int32]) -> NDArray[np.bool_]:
@@ -286,8 +389,7 @@ class ExactComparison(Comparison):
     column: str = "sex"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
-        a, b = left[self.column], right[self.column]
-        return _assign([a == b], absent(left, self.column) | absent(right, self.column))
+        return _assign([equal(left, right, self.column)], absent(left, self.column) | absent(right, self.column))
 
 
 @dataclass
@@ -302,15 +404,16 @@ class PostcodeComparison(Comparison):
     name: str = "postcode"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
-        a, b = left["postcode"], right["postcode"]
         null = absent(left, "postcode") | absent(right, "postcode")
         both_uk = left["postcode_uk"] & right["postcode_uk"]
-        exact = a == b
-        sector = both_uk & (left["sector"] == right["sector"])
-        district = both_uk & (left["district"] == right["district"])
+        exact = equal(left, right, "postcode")
+        sector = both_uk & equal(left, right, "sector")
+        district = both_uk & equal(left, right, "district")
         other = ~both_uk & ~null
-        one_edit = other & (edit_distance(a, b, other & ~exact) <= 1)
-        prefix = other & pairwise(_same_prefix, a, b, other & ~exact & ~one_edit)
+        pair = ("postcode", "postcode")
+        one_edit = other & (per_distinct_pair(left, right, pair, other & ~exact, _edit_distance, 1_000, np.int32) <= 1)
+        prefix = other & per_distinct_pair(left, right, pair, other & ~exact & ~one_edit, _each(_same_prefix), False,
+                                           bool)
         return _assign([exact, sector | one_edit, district | prefix], null)
 
 
@@ -333,20 +436,25 @@ class AddressComparison(Comparison):
 
     def levels(self, left: Columns, right: Columns) -> Levels:
         # addresses are stored with their words sorted, so a plain ratio is a token-sort ratio
-        a, b = left["address"], right["address"]
         null = absent(left, "address") | absent(right, "address")
-        exact = a == b
+        exact = equal(left, right, "address")
         rest = ~(null | exact)
-        ratio = similarity(a, b, fuzz.ratio, rest)
+        pair = ("address", "address")
+        ratio = per_distinct_pair(left, right, pair, rest, _scored(fuzz.ratio), 0.0, np.float32)
         maybe_subset = rest & (ratio >= 40) & (ratio < self.similar)
-        set_ratio = ratio.copy()
-        idx = np.flatnonzero(maybe_subset)
-        if len(idx):
-            set_ratio[idx] = process.cpdist(a[idx], b[idx], scorer=fuzz.token_set_ratio, dtype=np.float32)
-        numbers = pairwise(_same_numbers, a, b, rest & (set_ratio >= self.partial))
+        set_ratio = np.where(maybe_subset, per_distinct_pair(left, right, pair, maybe_subset,
+                                                             _scored(fuzz.token_set_ratio), 0.0, np.float32), ratio)
+        numbers = per_distinct_pair(left, right, pair, rest & (set_ratio >= self.partial), _each(_same_numbers),
+                                    False, bool)
         similar = numbers & ((ratio >= self.similar) | (set_ratio >= 99.9))  # or one holds all the other's words
         partial = numbers & (set_ratio >= self.partial)
         return _assign([exact, similar, partial], null)
+
+
+def _scored(scorer: Any) -> Callable[[Column, Column], NDArray[np.float32]]:
+    def apply(a: Column, b: Column) -> NDArray[np.float32]:
+        return similarity(a, b, scorer)
+    return apply
 
 
 def _same_numbers(a: str, b: str) -> bool:
@@ -366,10 +474,10 @@ class PhoneComparison(Comparison):
     name: str = "phone"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
-        a, b = left["phone"], right["phone"]
         null = absent(left, "phone") | absent(right, "phone")
-        exact = a == b
-        return _assign([exact, ~exact & ~null & (edit_distance(a, b, ~exact & ~null) <= 1)], null)
+        exact = equal(left, right, "phone")
+        distance = per_distinct_pair(left, right, ("phone", "phone"), ~exact & ~null, _edit_distance, 1_000, np.int32)
+        return _assign([exact, ~exact & ~null & (distance <= 1)], null)
 
 
 @dataclass

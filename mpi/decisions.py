@@ -22,6 +22,10 @@ The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *
 7. What a household shares (postcode, address, phone) can support a link but never make one against the person's
    own identifiers: when the weights of NHS number, names, birth date and sex add up against a match, the pair
    is *no match* however much the residence agrees (a parent and a child, a husband and a wife).
+8. No given name to compare and no NHS number agreeing leaves only what a same-sex twin shares (family name,
+   birth date, sex, residence, phone): nothing tells the person from a twin. When the record lacking the given
+   name is also probable with a record of someone else whom the evidence keeps apart from its partner (the
+   other twin; a parent of the same name), it could belong to either: at most a *possible match*.
 
 Manual decisions, which override all of this, are applied by the service and the batch relink, not here.
 """
@@ -68,7 +72,7 @@ def decide_many(scored: ScoredPairs, model: Model) -> NDArray[np.int8]:
     codes = np.where(p >= model.match_threshold, MATCH_CODE,
                      np.where(p >= model.possible_threshold, POSSIBLE_CODE, NO_MATCH_CODE)).astype(np.int8)
     capped = (scored.nhs_different | scored.nhs_unsupported | scored.sibling | scored.birth_differs
-              | scored.names_differ)
+              | scored.names_differ | scored.ambiguous)
     codes[capped] = np.minimum(codes[capped], POSSIBLE_CODE)
     codes[scored.hard_conflict | (scored.sibling & scored.nhs_different) | (scored.personal_weight < 0)] = NO_MATCH_CODE
     return codes

@@ -2,8 +2,9 @@
 
 A :class:`Frame` is built from :class:`~mpi.normalise.MatchRecord` objects (real time: a probe and its candidates)
 or from a pandas table (batch). Missing strings are ``""`` and missing numbers ``0``, so comparisons test for
-absence with one vectorised equality. A few derived columns (nickname ids, initials, first middle name) are
-computed here, once per frame, so no comparison loops in Python over pairs.
+absence with one vectorised equality. Every string column is also coded (int32 codes into the column's distinct
+values), and a few derived columns (initials, name lengths, first middle name) are computed once per distinct
+value and gathered, so no comparison loops in Python over pairs.
 """
 
 from __future__ import annotations
@@ -22,15 +23,35 @@ STRING_COLUMNS = ("nhs_number", "family", "given", "middle", "family_ph", "given
 INT_COLUMNS = ("birth_year", "birth_month", "birth_day")
 BOOL_COLUMNS = ("nhs_valid", "nhs_verified", "postcode_uk")
 STORED_COLUMNS = STRING_COLUMNS + INT_COLUMNS + BOOL_COLUMNS
-NICK_SLOTS = 16
 
 
 class Frame(dict[str, NDArray[Any]]):
-    """Named columns of equal length."""
+    """Named columns of equal length.
+
+    Every string column ``name`` also has ``name__code`` (int32): its index in ``vocab[name]``, the column's
+    distinct values. Comparisons test equality on codes and compute string similarities once per distinct pair of
+    values, never once per pair of rows; gathering int32 codes for a million pairs is far cheaper than gathering
+    Python strings. ``cache`` holds what is derived from the vocabularies (term frequencies per model).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.vocab: dict[str, NDArray[Any]] = {}
+        self.cache: dict[Any, Any] = {}
+
+    @property
+    def origin(self) -> Frame:
+        """The frame whose rows (and vocabularies) these are."""
+        return self
 
     @property
     def size(self) -> int:
         return len(self["family"]) if "family" in self else 0
+
+    @property
+    def rows(self) -> NDArray[np.int64]:
+        """The rows of :attr:`origin` these are."""
+        return np.arange(self.size, dtype=np.int64)
 
     def take(self, index: NDArray[np.int64]) -> Frame:
         """The rows at ``index`` (one side of a set of pairs); columns are gathered when first read."""
@@ -44,6 +65,8 @@ class TakenFrame(Frame):
         super().__init__()
         self._source = source
         self._index = index
+        self.vocab = source.vocab
+        self.cache = source.cache
 
     def __missing__(self, name: str) -> NDArray[Any]:
         column = self._source[name][self._index]
@@ -54,8 +77,16 @@ class TakenFrame(Frame):
         return dict.__contains__(self, name) or name in self._source
 
     @property
+    def origin(self) -> Frame:
+        return self._source
+
+    @property
     def size(self) -> int:
         return len(self._index)
+
+    @property
+    def rows(self) -> NDArray[np.int64]:
+        return self._index
 
     def take(self, index: NDArray[np.int64]) -> Frame:
         return TakenFrame(self._source, self._index[index])
@@ -112,20 +143,40 @@ def table_from_stored(record_ids: Sequence[int], stored: Sequence[dict[str, Any]
     return table
 
 
+#: Frames smaller than this are coded with a plain dict (real time: a probe and a few dozen candidates).
+_SMALL = 2_000
+
+
+def factorize(values: NDArray[Any]) -> tuple[NDArray[np.int32], NDArray[Any]]:
+    """Codes (int32) and distinct values of a string column, in order of first appearance."""
+    if len(values) < _SMALL:
+        index: dict[Any, int] = {}
+        codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int32, count=len(values))
+        vocab = np.empty(len(index), dtype=object)
+        vocab[:] = list(index)
+        return codes, vocab
+    codes64, uniques = pd.factorize(values)
+    return codes64.astype(np.int32), np.asarray(uniques, dtype=object)
+
+
+def _per_value(vocab: NDArray[Any], func: Any, dtype: Any) -> NDArray[Any]:
+    return np.fromiter((func(v) for v in vocab), dtype=dtype, count=len(vocab))
+
+
 def _derive(frame: Frame) -> Frame:
-    for name in STRING_COLUMNS:  # absence as booleans: cheaper to gather and test than strings
-        frame[f"{name}__missing"] = frame[name] == ""
-    given = frame["given"]
-    frame["family_multi"] = np.fromiter((" " in v for v in frame["family"]), dtype=bool, count=len(given))
-    frame["given_len"] = np.fromiter((len(v) for v in given), dtype=np.int32, count=len(given))
-    frame["given_initial"] = _strings([v[:1] for v in given])
-    frame["family_initial"] = _strings([v[:1] for v in frame["family"]])
-    frame["middle1"] = _strings([v.split(" ", 1)[0] for v in frame["middle"]])
-    ids: dict[str, int] = {}
-    nick_ids = np.full((len(given), NICK_SLOTS), -1, dtype=np.int32)
-    for row, keys in enumerate(frame["nick"]):
-        if keys:
-            for slot, key in enumerate(keys.split(" ")[:NICK_SLOTS]):
-                nick_ids[row, slot] = ids.setdefault(key, len(ids))
-    frame["nick_ids"] = nick_ids
+    for name in STRING_COLUMNS:
+        codes, vocab = factorize(frame[name])
+        frame[f"{name}__code"] = codes
+        frame.vocab[name] = vocab
+        # absence as booleans: cheaper to gather and test than strings
+        frame[f"{name}__missing"] = (vocab == "")[codes] if len(vocab) else np.zeros(0, dtype=bool)
+    # what comparisons derive from a value is computed once per distinct value, then gathered
+    family, given, middle = frame.vocab["family"], frame.vocab["given"], frame.vocab["middle"]
+    frame["family_multi"] = _per_value(family, lambda v: " " in v, bool)[frame["family__code"]]
+    frame["given_len"] = _per_value(given, len, np.int32)[frame["given__code"]]
+    frame["given_initial"] = _per_value(given, lambda v: ord(v[0]) if v else 0, np.int32)[frame["given__code"]]
+    # the first middle name as a code of the given-name vocabulary (-2: a name no record has as its first)
+    given_index = {v: i for i, v in enumerate(given.tolist())}
+    frame["middle1__given_code"] = _per_value(
+        middle, lambda v: given_index.get(v.split(" ", 1)[0], -2) if v else -2, np.int32)[frame["middle__code"]]
     return frame

@@ -18,11 +18,13 @@ from mpi.clustering import cluster
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE, decide_many, derive_match_threshold
 from mpi.frames import Frame
 from mpi.model import Model
-from mpi.scoring import ScoredPairs, score_frames
+from mpi.scoring import ScoredPairs, ambiguous_pairs, evidence_apart, score_frames
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 CHUNK = 1_000_000
+#: The lowest posterior :func:`mpi.decisions.derive_match_threshold` reads.
+DERIVATION_FLOOR = 0.98
 
 
 @dataclass
@@ -50,9 +52,7 @@ def _pair_codes(a: IntArray, b: IntArray, size: int) -> IntArray:
 def is_conflict(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
     """Pairs that may not share a patient without a person's decision (the cluster integrity rule, see
     :mod:`mpi.clustering`): different valid NHS numbers, the sibling rule, or weights adding up against a match."""
-    return (scored.hard_conflict | scored.nhs_different  # type: ignore[no-any-return]
-            | (scored.sibling & ~scored.nhs_exact)
-            | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
+    return evidence_apart(model, scored)
 
 
 def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
@@ -63,39 +63,46 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
 
     With ``derive_threshold``, the model's match threshold is first derived from the posteriors of these very
     pairs (:func:`mpi.decisions.derive_match_threshold`): one scoring pass serves both; the model used is returned
-    in :attr:`Linkage.model`.
+    in :attr:`Linkage.model`. Only pairs at or above the possible threshold are kept from each chunk (below it a
+    pair is no match whatever the rules say, and the threshold derivation reads only posteriors above its floor),
+    so memory follows the probable pairs, not the blocked ones.
     """
     started = time.perf_counter()
     size = frame.size
-    chunks: list[tuple[IntArray, IntArray, ScoredPairs]] = []
+    floor = min(model.possible_threshold, DERIVATION_FLOOR)
+    kept: list[tuple[IntArray, IntArray, ScoredPairs]] = []
     for start in range(0, len(left), chunk):
         a, b = left[start:start + chunk], right[start:start + chunk]
-        scored = score_frames(model, frame.take(a), frame.take(b))
+        scored = score_frames(model, frame.take(a), frame.take(b), resolve_ambiguity=False)
         scored.levels = scored.levels[:0]  # only the decisions' inputs are kept
         scored.field_weights = scored.field_weights[:0]
-        chunks.append((a, b, scored))
-    if derive_threshold and chunks:
-        threshold = derive_match_threshold(np.concatenate([c[2].probability for c in chunks]))
+        keep = scored.probability >= floor
+        kept.append((a[keep], b[keep], scored.subset(keep)))
+        del scored
+    if kept:
+        p_left = np.concatenate([k[0] for k in kept])
+        p_right = np.concatenate([k[1] for k in kept])
+        probable = ScoredPairs.concatenate([k[2] for k in kept])
+    else:
+        p_left = p_right = np.zeros(0, dtype=np.int64)
+        probable = score_frames(model, frame.take(p_left), frame.take(p_right))
+    kept.clear()
+    if derive_threshold:
+        threshold = derive_match_threshold(probable.probability)
         model = model.evolve(match_threshold=threshold,
                              training={**model.training, "match_threshold_derived_from_pairs": int(len(left))})
-    match_parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = []
-    possible_parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = []
-    for a, b, scored in chunks:
-        codes = decide_many(scored, model)
-        for code, parts in ((MATCH_CODE, match_parts), (POSSIBLE_CODE, possible_parts)):
-            keep = codes == code
-            parts.append((a[keep], b[keep], scored.probability[keep], scored.weight[keep]))
-    chunks.clear()
+    # a record without a given name is checked against all its probable partners at once, across chunks
+    probable.ambiguous = ambiguous_pairs(model, frame.take(p_left), frame.take(p_right), probable.undistinguished
+                                         & (probable.probability >= model.possible_threshold))
+    codes = decide_many(probable, model)
+    is_match, is_possible = codes == MATCH_CODE, codes == POSSIBLE_CODE
+    m_left, m_right = p_left[is_match], p_right[is_match]
+    m_prob, m_weight = probable.probability[is_match], probable.weight[is_match]
+    p_left, p_right = p_left[is_possible], p_right[is_possible]
+    p_prob, p_weight = probable.probability[is_possible], probable.weight[is_possible]
+    del probable, codes
     scored_at = time.perf_counter()
 
-    def joined(parts: list[tuple[IntArray, IntArray, FloatArray, FloatArray]]
-               ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-        if not parts:
-            return (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
-        return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))  # type: ignore[return-value]
-
-    m_left, m_right, m_prob, m_weight = joined(match_parts)
-    p_left, p_right, p_prob, p_weight = joined(possible_parts)
     forbidden = np.zeros(0, dtype=np.int64)
     decided = np.zeros(0, dtype=np.int64)
     if manual_no_match is not None and len(manual_no_match[0]):
@@ -114,7 +121,8 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
         out = np.zeros(len(a), dtype=bool)
         for start in range(0, len(a), chunk):
             sa, sb = a[start:start + chunk], b[start:start + chunk]
-            out[start:start + chunk] = is_conflict(model, score_frames(model, frame.take(sa), frame.take(sb)))
+            out[start:start + chunk] = is_conflict(model, score_frames(model, frame.take(sa), frame.take(sb),
+                                                                       resolve_ambiguity=False))
         if len(forbidden):
             out |= np.isin(_pair_codes(a, b, size), forbidden)
         return out

@@ -137,6 +137,15 @@ class Model:
         counts = np.fromiter((table.get(v, 1) for v in values), dtype=np.float64, count=len(values))
         return counts / total
 
+    def term_frequency_of_codes(self, column: str, frame: Any, codes: NDArray[np.int32]) -> NDArray[np.float64]:
+        """:meth:`term_frequency` of values given by their codes in ``frame`` (a :class:`mpi.frames.Frame`):
+        looked up once per distinct value of the frame, cached with it for this model."""
+        key = ("tf", self.version, column)
+        shares = frame.cache.get(key)
+        if shares is None:
+            shares = frame.cache[key] = self.term_frequency(column, frame.vocab[column])
+        return shares[codes]  # type: ignore[no-any-return]
+
     def score(self, a: MatchRecord, b: MatchRecord) -> PairScore:
         """Score one pair (the same vectorised scorer, on a pair of one)."""
         from mpi.scoring import score_candidates

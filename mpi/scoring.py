@@ -15,13 +15,20 @@ Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot expre
 - *personal evidence*: the sum of the weights of the person's own identifiers (NHS number, names, birth date,
   sex), leaving out what a household shares (residence, phone);
 - *birth date differs*: two or more parts of two full birth dates differ, and no NHS number agrees (a parent and
-  a child of the same name at one address).
+  a child of the same name at one address);
+- *undistinguished*: no given name to compare and no NHS number agreeing. What is left (family name, birth date,
+  sex, residence, phone) is exactly what a same-sex twin shares, so nothing in the pair tells the person from a
+  twin;
+- *ambiguous*: an undistinguished pair whose record without a given name is also probable (at least the possible
+  threshold) with a record of someone else, whom the evidence keeps apart from this pair's other record (two
+  twins, or a parent and a child of one name): it could be either, so neither is automatic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,6 +75,34 @@ class ScoredPairs:
     birth_differs: NDArray[np.bool_]
     names_differ: NDArray[np.bool_]
     personal_weight: NDArray[np.float64]  # weights of the person's own identifiers (not residence or phone)
+    # no given name to compare, no NHS number agreeing (none known: all False)
+    undistinguished: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # undistinguished, and probable with two people the evidence keeps apart (none known: all False)
+    ambiguous: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    def __post_init__(self) -> None:
+        for name in ("undistinguished", "ambiguous"):
+            if len(getattr(self, name)) != len(self.weight):
+                setattr(self, name, np.zeros(len(self.weight), dtype=bool))
+
+    def subset(self, keep: NDArray[np.bool_]) -> ScoredPairs:
+        """The pairs where ``keep`` holds (levels and field weights only if still held)."""
+        def part(values: NDArray[Any]) -> NDArray[Any]:
+            return values[keep] if len(values) == len(keep) else values
+
+        return ScoredPairs(**{f.name: part(getattr(self, f.name)) for f in fields(self)})
+
+    @staticmethod
+    def concatenate(parts: Sequence[ScoredPairs]) -> ScoredPairs:
+        """One set of pairs from several (levels and field weights kept only if every part holds them)."""
+        def joined(name: str) -> NDArray[Any]:
+            arrays = [getattr(p, name) for p in parts]
+            if name in ("levels", "field_weights") and any(len(a) != len(p) for a, p in zip(arrays, parts,
+                                                                                            strict=True)):
+                return np.zeros((0, arrays[0].shape[1]), dtype=arrays[0].dtype)
+            return np.concatenate(arrays)
+
+        return ScoredPairs(**{f.name: joined(f.name) for f in fields(ScoredPairs)})
 
     def __len__(self) -> int:
         return len(self.weight)
@@ -83,6 +118,8 @@ class ScoredPairs:
             return "birth-date-differs"
         if self.names_differ[i]:
             return "names-differ"
+        if self.ambiguous[i]:
+            return "no-given-name"
         return None
 
 
@@ -126,14 +163,90 @@ def _distinct_common_names(model: Model, levels: NDArray[np.int8], left: Frame, 
     alike = np.isin(levels[:, index], [labels.index(x) for x in ("jaro-winkler>=0.80",) if x in labels])
     rows = np.flatnonzero(alike)
     if len(rows):
-        a, b = left["given"][rows], right["given"][rows]
-        out[rows] = [table.get(x, 0) >= COMMON_NAME_COUNT and table.get(y, 0) >= COMMON_NAME_COUNT
-                     for x, y in zip(a, b, strict=True)]
+        def common(side: Frame) -> NDArray[np.bool_]:
+            if "given" in side.vocab and "given__code" in side:
+                key = ("common-given", model.version)
+                flags = side.cache.get(key)
+                if flags is None:
+                    flags = side.cache[key] = np.fromiter(
+                        (table.get(v, 0) >= COMMON_NAME_COUNT for v in side.vocab["given"]), dtype=bool)
+                return flags[side["given__code"][rows]]  # type: ignore[no-any-return]
+            return np.fromiter((table.get(v, 0) >= COMMON_NAME_COUNT for v in side["given"][rows]), dtype=bool,
+                               count=len(rows))
+
+        out[rows] = common(left) & common(right)
     return out
 
 
-def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Frame) -> ScoredPairs:
-    """Weights, probabilities and guards of pairs whose levels are known."""
+def _term_frequency(model: Model, column: str, side: Frame, rows: NDArray[np.int64]) -> NDArray[np.float64]:
+    if column in side.vocab and f"{column}__code" in side:
+        return model.term_frequency_of_codes(column, side.origin, side[f"{column}__code"][rows])
+    return model.term_frequency(column, side[column][rows])
+
+
+def evidence_apart(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
+    """Pairs the evidence says are different people, so they may not share a patient without a person's decision:
+    different valid NHS numbers, the sibling rule, or weights (all, or the person's own) adding up against."""
+    return (scored.hard_conflict | scored.nhs_different  # type: ignore[no-any-return]
+            | (scored.sibling & ~scored.nhs_exact)
+            | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
+
+
+#: Records without a given name with more probable partners than this are not checked further (a placeholder).
+AMBIGUITY_PARTNERS = 30
+
+
+def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Which ``candidate`` pairs (undistinguished and probable) are *ambiguous*: their record without a given name
+    has probable candidate pairs with two records that the evidence keeps apart (:func:`evidence_apart`).
+
+    Pairs are grouped by the record lacking the given name (either side); within a group, every two partners are
+    scored against each other. Needs both sides to be rows of one frame (real time: the probe against its
+    candidates; batch: every probable pair at once).
+    """
+    out = np.zeros(len(candidate), dtype=bool)
+    origin = left.origin
+    if candidate.sum() < 2 or origin is not right.origin:
+        return out
+    pairs = np.flatnonzero(candidate)
+    left_rows, right_rows = left.rows[pairs], right.rows[pairs]
+    left_weak, right_weak = left["given__missing"][pairs], right["given__missing"][pairs]
+    weak = np.concatenate([left_rows[left_weak], right_rows[right_weak]])
+    partner = np.concatenate([right_rows[left_weak], left_rows[right_weak]])
+    order = np.lexsort((partner, weak))
+    weak, partner = weak[order], partner[order]
+    fresh = np.r_[True, (weak[1:] != weak[:-1]) | (partner[1:] != partner[:-1])]
+    weak, partner = weak[fresh], partner[fresh]
+    starts = np.flatnonzero(np.r_[True, weak[1:] != weak[:-1]])
+    sizes = np.diff(np.r_[starts, len(weak)])
+    first: list[NDArray[np.int64]] = []
+    second: list[NDArray[np.int64]] = []
+    owner: list[NDArray[np.int64]] = []
+    for size in np.unique(sizes):
+        if size < 2 or size > AMBIGUITY_PARTNERS:
+            continue
+        group = starts[sizes == size]
+        a, b = np.triu_indices(int(size), k=1)
+        first.append(partner[(group[:, None] + a).ravel()])
+        second.append(partner[(group[:, None] + b).ravel()])
+        owner.append(np.repeat(weak[group], len(a)))
+    if not first:
+        return out
+    pa, pb, whose = np.concatenate(first), np.concatenate(second), np.concatenate(owner)
+    apart = evidence_apart(model, score_frames(model, origin.take(pa), origin.take(pb), resolve_ambiguity=False))
+    torn = np.unique(whose[apart])
+    if len(torn):
+        out[pairs] = ((left_weak & np.isin(left_rows, torn)) | (right_weak & np.isin(right_rows, torn)))
+    return out
+
+
+def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Frame, *,
+                 resolve_ambiguity: bool = True) -> ScoredPairs:
+    """Weights, probabilities and guards of pairs whose levels are known.
+
+    With ``resolve_ambiguity``, pairs of a record without a given name are checked against each other
+    (:func:`ambiguous_pairs`); the batch relink checks them once over all its probable pairs instead.
+    """
     field_weights = np.zeros(levels.shape, dtype=np.float32)
     family_tables = model.same_family_tables()
     same_family = _agrees(model, levels, "family") if family_tables else None
@@ -148,7 +261,7 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
             level = comparison.tf_level
             exact = np.flatnonzero(column == level)
             if len(exact):
-                share = model.term_frequency(comparison.tf_column, left[comparison.tf_column][exact])
+                share = _term_frequency(model, comparison.tf_column, left, exact)
                 m_exact = max(model.m[index][level], M_FLOOR)
                 field_weights[exact, index] = np.log2(m_exact / share)
     weight = model.prior_weight + field_weights.sum(axis=1, dtype=np.float64)
@@ -171,17 +284,22 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
                      | _level_is(model, levels, "birth_date", "day-month-transposed"))
     sibling = given_differs & born_same_day & family
     names_differ = given_differs & _level_is(model, levels, "family", "else")
-    return ScoredPairs(levels=levels, field_weights=field_weights, weight=weight, probability=probability,
-                       hard_conflict=hard_conflict, nhs_exact=nhs_exact, nhs_different=nhs_else & ~hard_conflict,
-                       nhs_unsupported=nhs_exact & ~(family | given | birth), sibling=sibling,
-                       birth_differs=_level_is(model, levels, "birth_date", "else") & ~nhs_exact,
-                       names_differ=names_differ,
-                       personal_weight=personal_weight)
+    undistinguished = given_missing & ~nhs_exact
+    scored = ScoredPairs(levels=levels, field_weights=field_weights, weight=weight, probability=probability,
+                         hard_conflict=hard_conflict, nhs_exact=nhs_exact, nhs_different=nhs_else & ~hard_conflict,
+                         nhs_unsupported=nhs_exact & ~(family | given | birth), sibling=sibling,
+                         birth_differs=_level_is(model, levels, "birth_date", "else") & ~nhs_exact,
+                         names_differ=names_differ, personal_weight=personal_weight, undistinguished=undistinguished)
+    if resolve_ambiguity:
+        scored.ambiguous = ambiguous_pairs(model, left, right, undistinguished & (probability
+                                                                                  >= model.possible_threshold))
+    return scored
 
 
-def score_frames(model: Model, left: Frame, right: Frame) -> ScoredPairs:
-    """Score pairs ``(left[i], right[i])``."""
-    return score_levels(model, comparison_levels(model, left, right), left, right)
+def score_frames(model: Model, left: Frame, right: Frame, *, resolve_ambiguity: bool = True) -> ScoredPairs:
+    """Score pairs ``(left[i], right[i])`` (see :func:`score_levels`)."""
+    return score_levels(model, comparison_levels(model, left, right), left, right,
+                        resolve_ambiguity=resolve_ambiguity)
 
 
 def pair_score(model: Model, scored: ScoredPairs, i: int) -> PairScore:

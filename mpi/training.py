@@ -43,9 +43,13 @@ def term_frequencies(frame: Frame, columns: tuple[str, ...] = TF_COLUMNS,
     """Counts of values held by at least ``min_count`` records, per column, and the number of records."""
     tables: dict[str, dict[str, int]] = {}
     for column in columns:
-        values, counts = np.unique(frame[column][frame[column] != ""].astype(str), return_counts=True)
-        keep = counts >= min_count
-        tables[column] = {str(v): int(c) for v, c in zip(values[keep], counts[keep], strict=True)}
+        if column in frame.vocab:  # counted over the frame's value codes
+            values = frame.vocab[column]
+            counts = np.bincount(frame[f"{column}__code"], minlength=len(values))
+        else:
+            values, counts = np.unique(frame[column].astype(str), return_counts=True)
+        keep = (counts >= min_count) & (values != "")
+        tables[column] = {str(v): int(c) for v, c in sorted(zip(values[keep], counts[keep], strict=True))}
     return tables, frame.size
 
 
@@ -86,6 +90,18 @@ def estimate_u(model: Model, frame: Frame, *, pairs: int = 1_000_000, seed: int 
             for i, c in enumerate(model.comparisons)]
 
 
+def _distinct_patterns(levels: NDArray[np.int8]) -> tuple[NDArray[np.int8], NDArray[np.float64]]:
+    """The distinct rows of ``levels`` and how often each occurs (rows coded as one integer: quicker to sort)."""
+    if len(levels) == 0:
+        return levels, np.zeros(0)
+    base = int(levels.max()) + 2  # levels run from -1
+    code = np.zeros(len(levels), dtype=np.int64)
+    for i in range(levels.shape[1]):
+        code = code * base + (levels[:, i].astype(np.int64) + 1)
+    distinct, first, counts = np.unique(code, return_index=True, return_counts=True)
+    return levels[first], counts.astype(np.float64)
+
+
 @dataclass
 class EMResult:
     m: list[list[float]]
@@ -97,8 +113,7 @@ class EMResult:
 def expectation_maximisation(model: Model, levels: NDArray[np.int8], u: list[list[float]], *,
                              max_iterations: int = 50, tolerance: float = 1e-5) -> EMResult:
     """m and the match share by EM over ``levels`` (pairs × comparisons), u fixed."""
-    patterns, counts = np.unique(levels, axis=0, return_counts=True)
-    counts = counts.astype(np.float64)
+    patterns, counts = _distinct_patterns(levels)
     m = [list(x) for x in model.m]
     share = 0.01
     log_u = [np.log(np.maximum(np.asarray(x), U_FLOOR)) for x in u]

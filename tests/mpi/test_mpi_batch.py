@@ -105,6 +105,24 @@ def test_clustering_refuses_to_chain_through_a_weak_middle_record() -> None:
     assert list(connected_components(3, left, right)) == [0, 0, 0]
 
 
+def test_batch_keeps_a_record_without_given_name_or_nhs_number_out_of_both_twins() -> None:
+    from mpi_factories import NHS_OTHER, match_record
+
+    from mpi.frames import frame_from_records
+    from mpi.linkage import link_frame
+    from mpi.model import Model
+
+    records = [match_record(1), match_record(2, local_id="A2"),  # one twin, twice
+               match_record(3, given="Margaret", nhs_number=NHS_OTHER),  # the other twin
+               match_record(4, given=None, nhs_number=None, nhs_verification=None)]  # which one?
+    left, right = np.array([0, 0, 0, 1, 1, 2]), np.array([1, 2, 3, 2, 3, 3])
+    linkage = link_frame(frame_from_records(records), Model.default(), left, right)
+    labels = linkage.labels
+    assert labels[0] == labels[1] and len({labels[0], labels[2], labels[3]}) == 3
+    reviewed = {int(x) for x in np.r_[linkage.review_left, linkage.review_right]}
+    assert 3 in reviewed, "the record goes to review, not to either twin"
+
+
 def test_review_queue_items_point_at_two_patients(session: Session, population_store) -> None:  # type: ignore
     relink(session)
     for item in session.scalars(select(ReviewItem).where(ReviewItem.status == "open")).all()[:20]:

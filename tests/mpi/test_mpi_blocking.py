@@ -50,3 +50,23 @@ def test_key_table_builds_the_same_keys_as_one_record_at_a_time() -> None:
     built = key_table(table)
     expected = {(key, row) for row, record in enumerate(records) for key in blocking_keys(record)}
     assert set(zip(built["key"], built["row"].tolist(), strict=True)) == expected
+
+
+def test_integer_keys_group_rows_exactly_as_the_key_strings() -> None:
+    from bench.mpi_population import make_population
+    from mpi.blocking import blocked_pairs, key_codes, key_table
+    from mpi.frames import frame_from_table, table_from_stored
+    from mpi.normalise import to_match_record
+
+    records = [to_match_record(i, d.__dict__) for i, d in enumerate(make_population(400, seed=4).records)]
+    records.append(match_record(len(records), family="Smith-Jones Brown Green", given="Ann"))  # four words
+    records.append(match_record(len(records), family="Ann", given="Smith-Jones"))  # swapped: the same nm key
+    table = table_from_stored([r.record_id or 0 for r in records], [r.as_stored() for r in records])
+    frame = frame_from_table(table)
+    by_string = key_table(table).groupby("key")["row"].apply(frozenset)
+    key, row = key_codes(frame)
+    by_code = pd.Series(row).groupby(key).apply(frozenset)
+    assert sorted(map(sorted, by_string)) == sorted(map(sorted, by_code))
+    expected = pairs_from_keys(key_table(table), max_block_size=3)
+    found = blocked_pairs(frame, max_block_size=3)
+    assert set(zip(*expected, strict=True)) == set(zip(*found, strict=True)) and len(found[0]) > 0

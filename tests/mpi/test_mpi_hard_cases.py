@@ -42,6 +42,8 @@ def regional_of(index: PatientIndex, namespace: str, local_id: str) -> str:
     ({"family": "Okafor", "postcode": "BN1 1AA", "address": "9 Marine Parade, Brighton", "phone": None},
      "surname changed on marriage and moved; NHS number, given name and birth date agree"),
     ({"family": "Okafor", "nhs_number": None}, "surname changed on marriage, same address, no NHS number"),
+    ({"given": None, "nhs_number": None, "nhs_verification": None},
+     "no given name and no NHS number, and nobody else known whom it could be"),
 ])
 def test_hard_cases_that_are_the_same_person(index: PatientIndex, fields: dict[str, Any], why: str) -> None:
     outcome = second(index, **fields)
@@ -114,3 +116,20 @@ def test_review_item_explains_itself(index: PatientIndex) -> None:
 def test_opposite_sex_twin_without_a_given_name_is_not_linked(index: PatientIndex) -> None:
     outcome = second(index, given=None, sex="male", nhs_number=None)
     assert outcome.regional_id != regional_of(index, TRUST_A, "A1")
+
+
+def test_a_record_without_given_name_or_nhs_number_joins_neither_twin(index: PatientIndex) -> None:
+    eleanor = index.upsert(demographics(TRUST_A, "A1"), event="t", actor="test")
+    margaret = index.upsert(demographics(TRUST_A, "A2", given="Margaret", nhs_number=NHS_OTHER), event="t",
+                            actor="test")
+    assert eleanor.regional_id != margaret.regional_id
+    outcome = index.upsert(demographics(TRUST_B, "B1", given=None, nhs_number=None, nhs_verification=None),
+                           event="t", actor="test")
+    assert outcome.regional_id not in (eleanor.regional_id, margaret.regional_id)
+    assert outcome.link_state == POSSIBLE and outcome.review_item_id is not None
+
+
+def test_no_given_name_with_the_same_nhs_number_is_still_linked(index: PatientIndex) -> None:
+    outcome = second(index, given=None)
+    assert outcome.link_state == MATCH, "the NHS number agrees: it tells the person from a twin"
+    assert outcome.regional_id == regional_of(index, TRUST_A, "A1")
