@@ -9,7 +9,13 @@ Commands
              (or ``--endpoint cds``: ``POST /cds-services/order-sign`` with ES384-signed JWTs) from ``--clients``
              concurrent keep-alive HTTP clients: first open loop at ``--rate`` requests per second for ``--seconds``
              (latency measured from each request's scheduled time, so a slow server cannot hide queueing), then closed
-             loop as fast as the clients go (throughput).
+             loop as fast as the clients go (throughput). The clients share the cores with the servers, so they are
+             kept cheap: every request (body, headers, CDS JWT) is serialised before a phase's clock starts, and a
+             minimal HTTP/1.1 client sends it on a kept-alive socket (``client_cpu_ms_per_request`` is reported).
+             ``--client wrk`` drives the closed loop with ``wrk`` instead (C; a Lua script makes each check with a
+             fresh placer order number; ``--endpoint check`` only; install it with ``apt-get install -y wrk``).
+``inprocess`` the CPU time of the check (or of a CDS ``order-sign`` call) in process, without HTTP: ``--checks``
+             requests like ``http``'s, optionally under cProfile (``--profile``, printed to stderr).
 ``plan``     the query plans of the check's queries on the built store (indexes, not scans).
 ``quality``  ``priorscan synth`` + ``priorscan ingest`` + recall and precision against ``truth/repeats.csv``.
 
@@ -25,6 +31,8 @@ import http.client
 import json
 import os
 import random
+import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +59,8 @@ TOKEN = "ps_bench_dedupe_not_a_secret"
 TRUSTS = ("RTK", "RXC", "RPC", "RA2", "RYR")
 CDS_ISSUER = "https://ehr.bench.example.nhs.uk"
 CHUNK = 1_000_000
+CHECK_PATH = "/api/v1/duplicate-check"
+CDS_PATH = "/cds-services/order-sign"
 
 #: What order entry asks for (modality, body site, laterality), weighted roughly as the consortium's activity.
 REQUESTS = [("XR", "chest", None)] * 12 + [("CT", "head", None)] * 6 + [("CT", "abdomen and pelvis", None)] * 4 + \
@@ -231,18 +241,26 @@ def build(url: str, patients: int, studies: int, orders: int) -> dict[str, Any]:
             "total_s": round(sum(timings.values()), 1)}
 
 
+def cds_key_file(url: str) -> Path:
+    """Where the CDS signing key of the store at ``url`` is written (one per store: other stores keep theirs)."""
+    name = url.rsplit("/", 1)[-1].removesuffix(".db")
+    return CACHE / f"cds-key-{name}.pem"
+
+
 def prepare(url: str) -> None:
-    """The bench's API client and the trusted CDS issuer (a fresh ES384 key each run, written for the clients)."""
+    """The schema brought up to date (once, before several servers start on it), the bench's API client and the
+    trusted CDS issuer (a fresh ES384 key each run, written for the clients)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from jwt.algorithms import ECAlgorithm
 
     key = ec.generate_private_key(ec.SECP384R1())
-    (CACHE / "cds-key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+    cds_key_file(url).write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                           serialization.PrivateFormat.PKCS8,
                                                           serialization.NoEncryption()))
     jwk = {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "bench", "alg": "ES384"}
     engine = make_engine(url)
+    migrate(engine)
     with session_factory(engine)() as session:
         if session.scalars(select(ApiClient).where(ApiClient.token_hash == token_hash(TOKEN))).first() is None:
             session.add(ApiClient(name="bench-dedupe", token_hash=token_hash(TOKEN),
@@ -275,11 +293,11 @@ def check_body(rng: random.Random, patients: int) -> dict[str, Any]:
 
 
 class CdsSigner:
-    def __init__(self) -> None:
+    def __init__(self, url: str) -> None:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        key = serialization.load_pem_private_key((CACHE / "cds-key.pem").read_bytes(), password=None)
+        key = serialization.load_pem_private_key(cds_key_file(url).read_bytes(), password=None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         self.key = key
 
@@ -287,7 +305,9 @@ class CdsSigner:
         import jwt
 
         now = int(time.time())
-        return jwt.encode({"iss": CDS_ISSUER, "aud": audience, "iat": now, "exp": now + 120,
+        # signed before a phase starts: valid for the phase (at most 180 s) and the preparation, within the 5 minutes
+        # CDS Hooks allows
+        return jwt.encode({"iss": CDS_ISSUER, "aud": audience, "iat": now, "exp": now + 280,
                            "jti": uuid.uuid4().hex}, self.key, algorithm="ES384", headers={"kid": "bench"})
 
 
@@ -307,25 +327,104 @@ def cds_body(rng: random.Random, patients: int) -> dict[str, Any]:
             "prefetch": {"patient": {"resourceType": "Patient", "identifier": check["patient"]["identifiers"]}}}
 
 
+_VERDICT = re.compile(rb'"verdict":\s*"(\w+)"')
+
+
+def request_bytes(endpoint: str, port: int, body: dict[str, Any], auth: str) -> bytes:
+    """One whole HTTP/1.1 request, serialised before the clock starts."""
+    path = CDS_PATH if endpoint == "cds" else CHECK_PATH
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {auth}\r\nContent-Length: {len(payload)}\r\n\r\n")
+    return head.encode("ascii") + payload
+
+
+def verdict_of(endpoint: str, payload: bytes) -> str:
+    """The verdict of a check, or whether a CDS answer carries cards, read without parsing the whole answer."""
+    if endpoint == "cds":
+        return "no-card" if b'"cards":[]' in payload else "card"
+    found = _VERDICT.search(payload)
+    return found.group(1).decode() if found else "unknown"
+
+
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client over one socket: sends prepared bytes, reads a response with
+    ``Content-Length`` (what uvicorn sends for JSON). Far less Python per request than ``http.client``, whose header
+    parsing would compete with the servers for the same cores."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock = self._open()
+
+    def _open(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def reopen(self) -> None:
+        self.close()
+        self.sock = self._open()
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def exchange(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request, return its status and body (OSError / ValueError when the answer is not HTTP)."""
+        self.sock.sendall(request)
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            buffer += chunk
+        head, _, body = buffer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        length = next((int(line.split(b":", 1)[1]) for line in lines[1:]
+                       if line[:15].lower() == b"content-length:"), None)
+        if length is None:
+            raise ValueError("a response without Content-Length")
+        while len(body) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            body += chunk
+        return status, body
+
+
 class Client(threading.Thread):
-    """One keep-alive HTTP client; open loop on its own schedule, or closed loop."""
+    """One keep-alive HTTP client; open loop on its own schedule, or closed loop, sending requests prepared before
+    the clock started (bodies, and for CDS the signed JWTs). Should it run out (closed loop faster than
+    ``--prebuild-rate``), it prepares more on the way and counts them."""
 
     def __init__(self, number: int, port: int, endpoint: str, patients: int, schedule: list[float] | None,
-                 until: float) -> None:
+                 until: float, signer: CdsSigner | None, prepared: int) -> None:
         super().__init__(daemon=True)
         self.rng = random.Random(number)
         self.port, self.endpoint, self.patients = port, endpoint, patients
         self.schedule, self.until = schedule, until
+        self.signer = signer
         self.latencies: list[float] = []
         self.lateness: list[float] = []
         self.verdicts: dict[str, int] = {}
         self.errors = 0
-        self.signer = CdsSigner() if endpoint == "cds" else None
+        self.prepared_late = 0
+        self.requests = [self.prepare() for _ in range(len(schedule) if schedule is not None else prepared)]
+
+    def prepare(self) -> bytes:
+        if self.signer is not None:
+            token = self.signer.token(f"http://127.0.0.1:{self.port}{CDS_PATH}")
+            return request_bytes("cds", self.port, cds_body(self.rng, self.patients), token)
+        return request_bytes("check", self.port, check_body(self.rng, self.patients), TOKEN)
+
 
     def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        path = "/cds-services/order-sign" if self.endpoint == "cds" else "/api/v1/duplicate-check"
+        conn = Connection(self.port)
         planned = iter(self.schedule) if self.schedule is not None else None
+        prepared = iter(self.requests)
         due: float | None = None
         while True:
             if planned is not None:
@@ -337,30 +436,32 @@ class Client(threading.Thread):
                     time.sleep(wait)
             elif time.perf_counter() >= self.until:
                 break
-            body = (cds_body if self.endpoint == "cds" else check_body)(self.rng, self.patients)
-            auth = self.signer.token(f"http://127.0.0.1:{self.port}{path}") if self.signer else TOKEN
+            request = next(prepared, None)
+            if request is None:
+                request = self.prepare()
+                self.prepared_late += 1
             started = time.perf_counter()
             try:
-                conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json",
-                                                              "Authorization": f"Bearer {auth}"})
-                response = conn.getresponse()
-                payload = response.read()
-            except (OSError, http.client.HTTPException):
+                status, payload = conn.exchange(request)
+            except (OSError, ValueError):
                 self.errors += 1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                conn.reopen()
                 continue
             ended = time.perf_counter()
-            if response.status != 200:
+            if status != 200:
                 self.errors += 1
                 continue
             self.latencies.append(ended - started)
             if due is not None:
                 self.lateness.append(ended - due)  # from the scheduled time: queueing in the client counts too
-            answer = json.loads(payload)
-            verdict = answer.get("verdict") or ("card" if answer.get("cards") else "no-card")
+            verdict = verdict_of(self.endpoint, payload)
             self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
         conn.close()
+
+
+def _ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(1000 * ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))], 1) if ordered else 0.0
 
 
 def _summary(clients: list[Client], seconds: float) -> dict[str, Any]:
@@ -370,38 +471,153 @@ def _summary(clients: list[Client], seconds: float) -> dict[str, Any]:
     for c in clients:
         for k, v in c.verdicts.items():
             verdicts[k] = verdicts.get(k, 0) + v
-
-    def ms(values: list[float], q: float) -> float:
-        ordered = sorted(values)
-        return round(1000 * ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))], 1) if ordered else 0.0
-
     return {"requests": len(latencies), "errors": sum(c.errors for c in clients),
             "throughput_per_s": round(len(latencies) / seconds, 1),
-            "latency_ms": {"p50": ms(latencies, 50), "p95": ms(latencies, 95), "p99": ms(latencies, 99),
+            "latency_ms": {"p50": _ms(latencies, 50), "p95": _ms(latencies, 95), "p99": _ms(latencies, 99),
                            "mean": round(1000 * statistics.fmean(latencies), 1) if latencies else 0.0},
-            "latency_from_schedule_ms": {"p50": ms(corrected, 50), "p95": ms(corrected, 95),
-                                         "p99": ms(corrected, 99)},
-            "verdicts": verdicts}
+            "latency_from_schedule_ms": {"p50": _ms(corrected, 50), "p95": _ms(corrected, 95),
+                                         "p99": _ms(corrected, 99)},
+            "verdicts": verdicts, "prepared_during_run": sum(c.prepared_late for c in clients)}
 
 
-def drive(ports: list[int], endpoint: str, patients: int, clients: int, rate: float | None,
-          seconds: float, seed: int = 0) -> dict[str, Any]:
-    """Run ``clients`` clients for ``seconds``; each phase takes its own ``seed``, so that one phase's orders do not
-    become the next phase's outstanding orders for the very same patients."""
-    start = time.perf_counter() + 0.5
+def drive(ports: list[int], args: argparse.Namespace, url: str, rate: float | None, seconds: float,
+          seed: int = 0) -> dict[str, Any]:
+    """Run ``args.clients`` clients for ``seconds``; each phase takes its own ``seed``, so that one phase's orders do
+    not become the next phase's outstanding orders for the very same patients. Every request is prepared before the
+    clock starts; the load generator's own CPU per request is reported (it shares the cores with the servers)."""
+    clients = args.clients
+    signer = CdsSigner(url) if args.endpoint == "cds" else None
+    if signer is not None and seconds > 180:
+        raise SystemExit("--endpoint cds: a phase may last at most 180 s (its JWTs are signed before it starts)")
+    prebuild_rate = args.prebuild_rate or (400.0 if args.endpoint == "cds" else 800.0)
+    per_client = int(prebuild_rate * seconds / clients) + 1
     threads = []
     for n in range(clients):
         schedule = None
         if rate:
             interval = clients / rate
-            schedule = [start + n * interval / clients + k * interval for k in range(int(seconds / interval))]
-        threads.append(Client(seed * 1000 + n, ports[n % len(ports)], endpoint, patients, schedule,
-                              start + seconds))
+            schedule = [n * interval / clients + k * interval for k in range(int(seconds / interval))]
+        threads.append(Client(seed * 1000 + n, ports[n % len(ports)], args.endpoint, args.patients, schedule,
+                              0.0, signer, per_client))
+    start = time.perf_counter() + 0.2
+    for t in threads:  # schedules are relative until now: preparing the requests took a while
+        t.schedule = [start + at for at in t.schedule] if t.schedule is not None else None
+        t.until = start + seconds
+    cpu = time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return _summary(threads, time.perf_counter() - start)  # the real duration: a slow server stretches it
+    duration = time.perf_counter() - start  # the real duration: a slow server stretches it
+    result = _summary(threads, duration)
+    result["client_cpu_ms_per_request"] = round(1000 * (time.process_time() - cpu) / max(1, result["requests"]), 3)
+    return result
+
+
+# --- wrk (optional load generator: C, closed loop only) -------------------------------------------------------
+
+WRK_INSTALL = "apt-get install -y wrk  (as root; Debian/Ubuntu package 'wrk')"
+
+
+def wrk_script(patients: int, nonce: str) -> str:
+    """A wrk Lua script sending duplicate checks like :func:`check_body`: a random patient by NHS number (70%) or
+    hospital number, a procedure from :data:`REQUESTS`, and a fresh placer order number per request."""
+    trusts = default_trusts()
+    systems = ", ".join(f'"{trusts.by_ods(ods).fhir_system}"' for ods in TRUSTS)
+    wanted = ", ".join("{" + ", ".join(json.dumps(x) if x else "nil" for x in (m, site, side)) + "}"
+                       for m, site, side in REQUESTS)
+    return f"""-- generated by bench/bench_dedupe.py: fresh placer order number per request
+local TRUSTS = {{{", ".join(f'"{t}"' for t in TRUSTS)}}}
+local SYSTEMS = {{{systems}}}
+local REQUESTS = {{{wanted}}}
+local PATIENTS = {patients}
+local NONCE = "{nonce}"
+local counter = 0
+local next_id = 0
+local headers = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {TOKEN}"}}
+
+function setup(thread)
+  next_id = next_id + 1
+  thread:set("id", next_id)
+end
+
+function init(args)
+  math.randomseed(os.time() + id * 7919)
+end
+
+local function nhs_number(p)
+  local nine = string.format("9%08d", p)
+  local total = 0
+  for k = 1, 9 do total = total + tonumber(nine:sub(k, k)) * (11 - k) end
+  local check = 11 - (total % 11)
+  if check == 11 then check = 0 end
+  if check == 10 then return nil end
+  return nine .. tostring(check)
+end
+
+request = function()
+  counter = counter + 1
+  local p = math.random(1, PATIENTS)
+  local number = nhs_number(p)
+  local identifier
+  if number ~= nil and math.random() < 0.7 then
+    identifier = string.format('{{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"%s"}}', number)
+  else
+    identifier = string.format('{{"system":"%s","value":"H%08d"}}', SYSTEMS[(p % 5) + 1], p)
+  end
+  local wanted = REQUESTS[math.random(1, #REQUESTS)]
+  local side = ""
+  if wanted[3] ~= nil then side = string.format(',"laterality":"%s"', wanted[3]) end
+  local body = string.format(
+    '{{"patient":{{"identifiers":[%s]}},"request":{{"modality":"%s","bodySite":"%s","requestingTrust":"%s",' ..
+    '"placerOrderNumber":"W%s-%d-%d","priority":"routine"%s}}}}',
+    identifier, wanted[1], wanted[2], TRUSTS[math.random(1, 5)], NONCE, id, counter, side)
+  return wrk.format("POST", "{CHECK_PATH}", headers, body)
+end
+
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.status +
+    summary.errors.timeout
+  io.write(string.format('WRK-RESULT {{"requests":%d,"duration_us":%d,"errors":%d,"non_2xx":%d,' ..
+    '"p50_us":%d,"p95_us":%d,"p99_us":%d,"mean_us":%.1f}}\\n', summary.requests, summary.duration, errors,
+    summary.errors.status, latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.mean))
+end
+"""
+
+
+def drive_wrk(ports: list[int], args: argparse.Namespace, seconds: float, seed: int) -> dict[str, Any]:
+    """Closed loop with ``wrk`` (``--clients`` connections over the servers' ports, two threads per port at most).
+    Debian's wrk cannot pace requests, so there is no paced phase with it."""
+    import shutil
+    import tempfile
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit(f"--client wrk needs wrk on PATH: {WRK_INSTALL}")
+    script = Path(tempfile.mkstemp(suffix=".lua", prefix="bench-dedupe-")[1])
+    script.write_text(wrk_script(args.patients, f"{seed}x{os.getpid()}"))
+    try:
+        runs = []
+        per_port = max(1, args.clients // len(ports))
+        for port in ports:  # one wrk per server port, all at once
+            runs.append(subprocess.Popen([wrk, "-t", str(min(2, per_port)), "-c", str(per_port), "-d",
+                                          f"{int(seconds)}s", "--latency", "-s", str(script),
+                                          f"http://127.0.0.1:{port}"], stdout=subprocess.PIPE, text=True))
+        results = []
+        for run in runs:
+            out, _ = run.communicate(timeout=seconds + 60)
+            line = next((x for x in out.splitlines() if x.startswith("WRK-RESULT ")), None)
+            if line is None:
+                raise RuntimeError("wrk printed no result:\n" + out[-2000:])
+            results.append(json.loads(line.split(" ", 1)[1]))
+    finally:
+        script.unlink(missing_ok=True)
+    requests = sum(r["requests"] for r in results)
+    duration = max(r["duration_us"] for r in results) / 1e6
+    return {"client": "wrk", "requests": requests, "errors": sum(r["errors"] for r in results),
+            "throughput_per_s": round(requests / duration, 1),
+            # percentiles per wrk process; with one per server, the worst of them is reported
+            "latency_ms": {q: round(max(r[f"{q}_us"] for r in results) / 1000, 1) for q in ("p50", "p95", "p99")}}
 
 
 def _free_port() -> int:
@@ -463,16 +679,22 @@ def _load() -> float:
 
 
 def run_http(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    if args.client == "wrk" and args.endpoint == "cds":
+        raise SystemExit("--client wrk drives --endpoint check only (CDS JWTs are signed by the Python client)")
     prepare(url)
     processes, ports = start_servers(url, args.servers)
     pids = [p.pid for p in processes]
     try:
         phase = int(time.time()) % 100000 * 10  # new patients each run and each phase
-        drive(ports, args.endpoint, args.patients, args.clients, None, 5, seed=phase)  # warm-up: caches, pools
+        drive(ports, args, url, None, 5, seed=phase)  # warm-up: caches, pools
         results = {}
-        for n, (name, rate) in enumerate((("paced", args.rate), ("closed_loop", None)), start=1):
+        phases = (("paced", args.rate), ("closed_loop", None)) if args.client == "python" else (("closed_loop", None),)
+        for n, (name, rate) in enumerate(phases, start=1):
             load, cpu = _load(), cpu_seconds(pids)
-            result = drive(ports, args.endpoint, args.patients, args.clients, rate, args.seconds, seed=phase + n)
+            if args.client == "wrk":
+                result = drive_wrk(ports, args, args.seconds, seed=phase + n)
+            else:
+                result = drive(ports, args, url, rate, args.seconds, seed=phase + n)
             used = cpu_seconds(pids) - cpu
             result["server_cpu_ms_per_request"] = round(1000 * used / max(1, result["requests"]), 2)
             result["load_average_before"] = load
@@ -480,6 +702,96 @@ def run_http(url: str, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         stop_servers(processes)
     return results
+
+
+# --- in process ---------------------------------------------------------------------------------------------------
+
+def _check_request(body: dict[str, Any]) -> Any:
+    """A :func:`check_body` as the :class:`dedupe.CheckRequest` the API would build from it."""
+    from dedupe import CheckRequest, PatientQuery, ProcedureQuery
+
+    wanted = body["request"]
+    return CheckRequest(PatientQuery(identifiers=tuple((i["system"], i["value"])
+                                                       for i in body["patient"]["identifiers"])),
+                        ProcedureQuery(modality=wanted["modality"], body_site=wanted["bodySite"],
+                                       laterality=wanted.get("laterality"), priority=wanted["priority"],
+                                       requesting_trust=wanted["requestingTrust"],
+                                       placer_order_number=wanted["placerOrderNumber"]), channel="api")
+
+
+def in_process(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """CPU time of the check itself, without HTTP: ``run_check`` + commit (``--endpoint check``), or CDS JWT
+    verification + ``run_hook`` + commit (``--endpoint cds``), ``--checks`` times after a warm-up of 50;
+    ``--profile`` adds cProfile's top functions by cumulative and by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    from dedupe import (
+        CDS_HOOKS,
+        active_rules,
+        one_writer,
+        patient_from_resource,
+        run_check,
+        run_hook,
+        verify_cds_jwt,
+    )
+    from priorscan.audit import Agent
+
+    prepare(url)
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    trusts, rules, agent = default_trusts(), active_rules(None), Agent("client", "bench-dedupe")
+    rng = random.Random(int(time.time()))
+    signer = CdsSigner(url) if args.endpoint == "cds" else None
+    audience = "http://127.0.0.1/cds-services/order-sign"
+    assert "order-sign" in CDS_HOOKS
+
+    def requests(count: int) -> list[tuple[Any, str | None]]:
+        """Bodies (and signed tokens) made before the clock starts: the client's work is not measured."""
+        if signer is None:
+            return [(_check_request(check_body(rng, args.patients)), None) for _ in range(count)]
+        return [(cds_body(rng, args.patients), signer.token(audience)) for _ in range(count)]
+
+    def one(request: Any, token: str | None) -> str:
+        if token is None:
+            with sessions() as session, one_writer(session):
+                outcome = run_check(session, trusts, rules, request, agent=agent)
+                session.commit()
+            return outcome.verdict
+        client = verify_cds_jwt(token, sessions, audiences=[audience])
+        patient = patient_from_resource(request["prefetch"]["patient"])
+        with sessions() as session, one_writer(session):
+            result = run_hook(session, trusts, rules, "order-sign", request, patient,
+                              agent=Agent("client", f"cds:{client.issuer}"))
+            session.commit()
+        return "card" if result.cards else "no-card"
+
+    for request, token in requests(50):
+        one(request, token)
+    measured = requests(args.checks)
+    verdicts: dict[str, int] = {}
+    profiler = cProfile.Profile() if args.profile else None
+    cpu, wall = time.process_time(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    for request, token in measured:
+        verdict = one(request, token)
+        verdicts[verdict] = verdicts.get(verdict, 0) + 1
+    if profiler is not None:
+        profiler.disable()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    engine.dispose()
+    result: dict[str, Any] = {"endpoint": args.endpoint, "checks": args.checks,
+                              "cpu_ms_per_check": round(1000 * cpu / args.checks, 3),
+                              "wall_ms_per_check": round(1000 * wall / args.checks, 3), "verdicts": verdicts,
+                              "load_average": _load(), "profiled": bool(profiler)}
+    if profiler is not None:
+        for order in ("cumulative", "tottime"):
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(40)
+            print(out.getvalue(), file=sys.stderr)
+    return result
 
 
 # --- plans and quality --------------------------------------------------------------------------------------------
@@ -537,7 +849,7 @@ def quality(people: int, seed: int) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench dedupe", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["build", "http", "plan", "quality"])
+    parser.add_argument("command", choices=["build", "http", "inprocess", "plan", "quality"])
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--patients", type=int, default=1_500_000)
     parser.add_argument("--studies", type=int, default=10_000_000)
@@ -545,8 +857,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--endpoint", choices=["check", "cds"], default="check")
     parser.add_argument("--servers", type=int, default=2, help="priorscan serve processes")
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--client", choices=["python", "wrk"], default="python",
+                        help=f"http: the load generator (wrk: closed loop, --endpoint check only; {WRK_INSTALL})")
+    parser.add_argument("--prebuild-rate", type=float, default=None,
+                        help="http: requests per second of a closed-loop phase prepared in advance "
+                             "(default 800 for checks, 400 for CDS, whose JWTs take longer to sign)")
     parser.add_argument("--rate", type=float, default=300.0, help="paced requests per second (all clients)")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--checks", type=int, default=1000, help="inprocess: checks measured")
+    parser.add_argument("--profile", action="store_true", help="inprocess: run under cProfile")
     parser.add_argument("--people", type=int, default=1500, help="quality: people of the synthetic region")
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args(argv)
@@ -560,13 +879,16 @@ def main(argv: list[str]) -> int:
             result = build(url, args.patients, args.studies, args.orders)
         elif args.command == "plan":
             result = plans(url)
+        elif args.command == "inprocess":
+            result = in_process(url, args)
         else:
             result = run_http(url, args)
         result = {"backend": args.backend, "patients": args.patients, "studies": args.studies, **result}
     if args.command == "http":
         result.update(endpoint=args.endpoint, servers=args.servers, clients=args.clients, rate=args.rate,
-                      seconds=args.seconds)
+                      seconds=args.seconds, client=args.client)
     print(json.dumps(result, indent=2))
-    name = f"dedupe-{args.command}-{args.endpoint if args.command == 'http' else ''}-{args.backend}-{int(time.time())}"
+    endpoint = args.endpoint if args.command in ("http", "inprocess") else ""
+    name = f"dedupe-{args.command}-{endpoint}-{args.backend}-{int(time.time())}"
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
     return 0

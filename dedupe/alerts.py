@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from dedupe.dose import dose_avoided
 from dedupe.orders import CANCELLED as ORDER_CANCELLED
 from dedupe.orders import set_order_status
 from dedupe.rules import RuleSet
-from dedupe.storage import insert_unless_exists
+from dedupe.storage import insert_row, insert_unless_exists
 from dedupe.tables import Alert, AlertEvent
 from priorscan.audit import Agent, record
 from priorscan.db import utcnow
@@ -67,7 +67,6 @@ class RaisedAlert:
 
 _ALERT_OF_ORDER = select(Alert.id, Alert.status).where(Alert.requesting_trust == bindparam("trust"),
                                                       Alert.placer_order_number == bindparam("placer"))
-_EVENTS = insert(AlertEvent)
 
 
 def raise_alert(session: Session, *, regional_id: str | None, identity: str, requesting_trust: str | None,
@@ -91,9 +90,10 @@ def raise_alert(session: Session, *, regional_id: str | None, identity: str, req
         existing = session.execute(_ALERT_OF_ORDER, {"trust": requesting_trust,
                                                      "placer": placer_order_number}).one()
         return _recheck(session, existing.id, existing.status, checked, agent)
-    session.execute(_EVENTS, {"alert_id": alert_id, "action": "created", "from_status": None, "to_status": OPEN,
-                              "actor": agent.name, "detail": {"verdict": verdict, "rulesVersion": rules_version,
-                                                              "channel": channel, "priors": len(priors)}})
+    insert_row(session, AlertEvent, {"alert_id": alert_id, "action": "created", "from_status": None,
+                                     "to_status": OPEN, "actor": agent.name,
+                                     "detail": {"verdict": verdict, "rulesVersion": rules_version, "channel": channel,
+                                                "priors": len(priors)}})
     return RaisedAlert(alert_id, OPEN, True)
 
 
@@ -105,10 +105,11 @@ def _recheck(session: Session, alert_id: str, status: str, checked: dict[str, An
     if status == OPEN:
         session.execute(update(Alert).where(Alert.id == alert_id, Alert.status == OPEN)
                         .values(**checked, updated_at=utcnow()))
-        session.execute(_EVENTS, {"alert_id": alert_id, "action": "rechecked", "from_status": OPEN, "to_status": OPEN,
-                                  "actor": agent.name, "detail": {"verdict": checked["verdict"],
-                                                                  "rulesVersion": checked["rules_version"],
-                                                                  "priors": len(checked["priors"])}})
+        insert_row(session, AlertEvent, {"alert_id": alert_id, "action": "rechecked", "from_status": OPEN,
+                                         "to_status": OPEN, "actor": agent.name,
+                                         "detail": {"verdict": checked["verdict"],
+                                                    "rulesVersion": checked["rules_version"],
+                                                    "priors": len(checked["priors"])}})
     return RaisedAlert(alert_id, status, False)
 
 

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import jwt
-from sqlalchemy import delete, select
+from sqlalchemy import Text, bindparam, cast, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dedupe.storage import insert_unless_exists, one_writer
@@ -49,9 +49,14 @@ def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
+#: The issuer's JWKS as stored text (JSON on SQLite, ``jsonb::text`` on PostgreSQL), the key of the parse cache.
+_JWKS_OF = select(cast(CdsTrustedIssuer.jwks, Text)).where(CdsTrustedIssuer.issuer == bindparam("issuer"))
+
+
 @lru_cache(maxsize=64)
 def _keys(jwks_json: str) -> tuple[tuple[str | None, str, Any], ...]:
-    """(kid, key type, key) for every usable public key of a JWKS (cached by its content)."""
+    """(kid, key type, key) for every usable public key of a JWKS (cached by its content, so a changed JWKS is
+    parsed afresh)."""
     keys = []
     for jwk in json.loads(jwks_json).get("keys", []):
         kty = jwk.get("kty")
@@ -91,22 +96,24 @@ def verify_cds_jwt(token: str, sessions: sessionmaker[Session], *, audiences: It
         ``auth.cds``, saying what is wrong but not what the token held.
     """
     now = now or datetime.now(UTC)
-    try:
-        header = jwt.get_unverified_header(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
+    try:  # one parse for the header and the (unverified) claims: which issuer, which key
+        unverified_token = jwt.decode_complete(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise _unauthorised("not a well-formed JWT", exc) from exc
+    header, unverified = unverified_token["header"], unverified_token["payload"]
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
         raise _unauthorised("the algorithm must be RS384 or ES384")
-    issuer = unverified.get("iss")
+    issuer = unverified.get("iss") if isinstance(unverified, dict) else None
     if not isinstance(issuer, str) or not issuer:
         raise _unauthorised("no iss claim")
     with sessions() as session:
-        trusted = session.scalars(select(CdsTrustedIssuer).where(CdsTrustedIssuer.issuer == issuer)).first()
-        if trusted is None:
+        # the issuer is read on every call (trust withdrawn or keys rotated take effect at once); only the parsing
+        # of its JWKS into key objects is cached, by the stored JWKS text
+        jwks_text = session.connection().execute(_JWKS_OF, {"issuer": issuer}).scalar()
+        if jwks_text is None:
             raise _unauthorised("the issuer is not trusted")
-        candidates = [key for kid, kty, key in _keys(json.dumps(trusted.jwks, sort_keys=True))
+        candidates = [key for kid, kty, key in _keys(jwks_text)
                       if kty == _KEY_TYPE[algorithm] and (header.get("kid") is None or kid == header.get("kid"))]
         if not candidates:
             raise _unauthorised("no key of the issuer's JWKS fits the token (kid, key type)")

@@ -9,8 +9,10 @@ ServiceRequest) builds a :class:`CheckRequest` and calls :func:`run_check`.
 3. The patient's studies and outstanding orders from every trust are judged by the rule table
    (:func:`dedupe.comparable.judge`); each prior carries the rule that fired, its age in days, its effective dose and
    a viewer URL from the performing trust's launch template.
-4. A request with a placer order number is kept as an outstanding order; a verdict the rule file lists under
-   ``alerts.raise_for`` becomes an alert (one per order). The check is audited with the regional id.
+4. A request with a placer order number is kept as an outstanding order (for a patient the MPI does not know yet,
+   with the identifiers it named; the patient's first check once they are known attaches it); a verdict the rule
+   file lists under ``alerts.raise_for`` becomes an alert (one per order). The check is audited with the regional
+   id.
 
 Nothing here commits: the caller commits before answering.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -27,9 +30,10 @@ from sqlalchemy.orm import Session
 from dedupe.alerts import raise_alert
 from dedupe.circumstances import RequestReason, normalise_priority, read_circumstances
 from dedupe.comparable import ComparablePrior, Procedure, RequestFacts, judge, local_date
-from dedupe.orders import OrderFacts, record_order
+from dedupe.orders import OrderFacts, attach_orders, keep_unattached_identifiers, patient_identifiers, record_order
 from dedupe.priors import PatientHistory, patient_exams
 from dedupe.rules import RuleSet
+from dedupe.storage import insert_row
 from dedupe.vocabulary import (
     NormalisedProcedure,
     ProcedureCode,
@@ -38,7 +42,8 @@ from dedupe.vocabulary import (
     normalise_procedure,
 )
 from mpi import Demographics, PatientIndex, Resolution, active_model
-from priorscan.audit import Agent, record
+from priorscan.audit import Agent
+from priorscan.tables import AuditEvent
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
 REQUEST_NAMESPACE = "urn:priorscan:duplicate-check"
@@ -132,12 +137,19 @@ class CheckOutcome:
 def normalise_request(query: ProcedureQuery) -> NormalisedProcedure:
     """The requested procedure in the imaging vocabulary (the same normaliser as for studies)."""
     text = " ".join(filter(None, (query.body_site, query.description))) or None
-    found = normalise_procedure(query.codes, text, modality_hint=query.modality)
-    if found.modality is None and query.modality:
-        found = replace(found, modality=normalise_modality(query.modality))
-    laterality = normalise_laterality(query.laterality) if query.laterality else None
-    if laterality is not None:
-        found = replace(found, laterality=laterality)
+    return _normalised(query.codes, text, query.modality, query.laterality)
+
+
+@lru_cache(maxsize=4096)
+def _normalised(codes: tuple[ProcedureCode, ...], text: str | None, modality: str | None,
+                laterality: str | None) -> NormalisedProcedure:
+    """Pure over the packaged code table, and order entry asks for the same few hundred procedures all day."""
+    found = normalise_procedure(codes, text, modality_hint=modality)
+    if found.modality is None and modality:
+        found = replace(found, modality=normalise_modality(modality))
+    side = normalise_laterality(laterality) if laterality else None
+    if side is not None:
+        found = replace(found, laterality=side)
     return found
 
 
@@ -223,9 +235,10 @@ def _request_json(query: ProcedureQuery, procedure: Procedure, normalised: Norma
     }
 
 
-def _keep_order(session: Session, request: CheckRequest, procedure: Procedure, code: ProcedureCode | None,
-                source_record_id: int | None) -> None:
-    """Keep the request as an outstanding order, hung on a source record of its patient when known."""
+def _keep_order(session: Session, trusts: TrustRegistry, request: CheckRequest, procedure: Procedure,
+                code: ProcedureCode | None, source_record_id: int | None) -> None:
+    """Keep the request as an outstanding order, hung on a source record of its patient when known, else with the
+    identifiers it named (so that it is attached once the MPI knows them)."""
     query = request.procedure
     assert query.requesting_trust and query.placer_order_number
     record_order(session, OrderFacts(
@@ -236,6 +249,9 @@ def _keep_order(session: Session, request: CheckRequest, procedure: Procedure, c
         modality=procedure.modality, body_region=procedure.body_region, laterality=procedure.laterality,
         reason=query.reason.text, ordered_at=query.requested_at), source_record_id=source_record_id,
         status=request.order_status)
+    if source_record_id is None:
+        keep_unattached_identifiers(session, query.requesting_trust, query.placer_order_number,
+                                    patient_identifiers(request.patient.identifiers, trusts))
 
 
 def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: CheckRequest, *, agent: Agent,
@@ -269,23 +285,21 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
     request_date = query.request_date or local_date(requested_at, rules.timezone)
     circumstances = read_circumstances(rules, priority=query.priority, reason=query.reason)
 
-    birth = request.patient.birth_date
-    if birth is None and regional_id is not None and procedure.modality in rules.ionising_modalities:
-        patient = index.regional_patient(regional_id)
-        birth = patient.birth_date if patient is not None else None
-    facts = RequestFacts(procedure, request_date, query.requesting_trust, circumstances, _age(birth, request_date),
-                         requested_at=query.requested_at)
     history = PatientHistory([], [])
     if regional_id is not None:
         own = {n for n in (query.placer_order_number, query.filler_order_number) if n}
         history = patient_exams(session, regional_id, since=request_date - timedelta(days=rules.longest_window_days),
                                 timezone=rules.timezone,
                                 own_order=(query.requesting_trust, own) if query.requesting_trust and own else None)
+    birth = request.patient.birth_date or history.birth_date  # the request's, else the regional patient's
+    facts = RequestFacts(procedure, request_date, query.requesting_trust, circumstances, _age(birth, request_date),
+                         requested_at=query.requested_at)
     judgement = judge(rules, facts, history.exams)
     priors = [prior_json(p, trusts) for p in judgement.priors]
     request_json = _request_json(query, procedure, normalised, code, circumstances, request_date)
+    attach_orders(session, history.unattached_orders)
     if request.record_order and query.requesting_trust and query.placer_order_number:
-        _keep_order(session, request, procedure, code, history.record_at(query.requesting_trust))
+        _keep_order(session, trusts, request, procedure, code, history.record_at(query.requesting_trust))
 
     alert_id = alert_status = None
     if judgement.verdict in rules.alerts.raise_for:
@@ -294,11 +308,14 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
                              channel=request.channel, verdict=judgement.verdict, request=request_json,
                              request_date=request_date, priors=priors, rules_version=rules.version, agent=agent)
         alert_id, alert_status = raised.id, raised.status
-    record(session, agent, action="E", event_type="duplicate-check", subtype=request.channel,
-           regional_patient_id=regional_id, entity=f"alert/{alert_id}" if alert_id else None,
-           detail={"verdict": judgement.verdict, "identity": resolution.identity, "priors": len(priors),
+    # the audit event as priorscan.audit.record writes it, inserted now rather than flushed by the ORM at commit
+    insert_row(session, AuditEvent, {
+        "action": "E", "event_type": "duplicate-check", "subtype": request.channel, "outcome": "0",
+        "agent_kind": agent.kind, "agent_name": agent.name, "source_address": agent.address,
+        "regional_patient_id": regional_id, "entity": f"alert/{alert_id}" if alert_id else None,
+        "detail": {"verdict": judgement.verdict, "identity": resolution.identity, "priors": len(priors),
                    "rulesVersion": rules.version, "requestingTrust": query.requesting_trust,
-                   "normalisation": normalised.normalisation})
+                   "normalisation": normalised.normalisation}})
     candidates = list(resolution.candidates) if resolution.identity == "probable" else []
     return CheckOutcome(regional_id, resolution.identity, candidates, judgement.verdict, priors, alert_id,
                         alert_status, rules.version, request_json, request_date)

@@ -2,66 +2,145 @@
 :class:`~dedupe.comparable.Exam` values for the pure judgement.
 
 Studies and orders are reached through their source record, whose regional patient is the person's, so they follow
-merges, links and unmerges without being rewritten. One round trip per check, a ``UNION ALL`` of indexed queries:
+merges, links and unmerges without being rewritten. One round trip per check, a ``UNION ALL`` of indexed queries
+(the regional patient's birth date by its key, for the paediatric exception, among them):
 studies by ``source_record.regional_patient_id`` then ``study (source_record_id, study_date)``, active orders by
-``imaging_order.source_record_id``, and the patient's source records (where a new order is kept). Completed studies
-older than the longest window are not read; scheduled studies and active orders are read at any age.
+``imaging_order.source_record_id``, the patient's source records (where a new order is kept), and active orders
+recorded before the MPI knew the patient that named one of the patient's identifiers (from the patient's records to
+``unattached_order_identifier (value, system)``, never from the kept identifiers; :mod:`dedupe.orders`). Completed
+studies older than the longest window are not read; scheduled studies and active orders are read at any age.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Date, Float, String, bindparam, cast, func, literal, null, or_, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Date,
+    Float,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from dedupe.comparable import Exam, Procedure, local_date
+from dedupe.tables import UnattachedOrderIdentifier
 from imaging.tables import ImagingOrder, Study
-from mpi.tables import SourceRecord
+from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord
 from priorscan.db import UTCDateTime
+from priorscan.trusts import NHS_NUMBER_SYSTEM
 
+
+def _const(value: str) -> ColumnElement[str]:
+    """A string constant written into the SQL, not bound: the statement's only parameters are the patient and the
+    date, so that each execution processes two parameters rather than a score of constants."""
+    assert "'" not in value
+    return literal_column(f"'{value}'", String)
+
+
+_NO_ID = cast(null(), BigInteger)
 _STUDIES = (
-    select(literal("study").label("kind"), Study.status, Study.modality, Study.body_region, Study.laterality,
+    select(_const("study").label("kind"), Study.status, Study.modality, Study.body_region, Study.laterality,
            Study.procedure_system, Study.procedure_code, Study.description, Study.study_date.label("day"),
            Study.study_datetime.label("at"), Study.performing_trust.label("trust"),
            Study.study_instance_uid.label("uid"), Study.accession_number.label("accession"),
-           cast(null(), String).label("placer"), Study.effective_dose_msv.label("dose"))
+           cast(null(), String).label("placer"), Study.effective_dose_msv.label("dose"),
+           _NO_ID.label("order_id"), _NO_ID.label("record_id"))
     .join(SourceRecord, SourceRecord.id == Study.source_record_id)
-    .where(SourceRecord.regional_patient_id == bindparam("regional_id"), Study.status != "cancelled",
-           or_(Study.study_date >= bindparam("since"), Study.status == "scheduled"))
+    .where(SourceRecord.regional_patient_id == bindparam("regional_id"), Study.status != _const("cancelled"),
+           or_(Study.study_date >= bindparam("since"), Study.status == _const("scheduled")))
 )
+
+
+def _order_columns(kind: str) -> tuple[Any, ...]:
+    return (_const(kind).label("kind"), ImagingOrder.status, ImagingOrder.modality, ImagingOrder.body_region,
+            ImagingOrder.laterality, ImagingOrder.procedure_system, ImagingOrder.procedure_code,
+            ImagingOrder.description, cast(null(), Date).label("day"),
+            func.coalesce(ImagingOrder.ordered_at, ImagingOrder.created_at).label("at"),
+            ImagingOrder.requesting_trust.label("trust"), cast(null(), String).label("uid"),
+            ImagingOrder.filler_order_number.label("accession"), ImagingOrder.placer_order_number.label("placer"),
+            cast(null(), Float).label("dose"))
+
+
 _ORDERS = (
-    select(literal("order").label("kind"), ImagingOrder.status, ImagingOrder.modality, ImagingOrder.body_region,
-           ImagingOrder.laterality, ImagingOrder.procedure_system, ImagingOrder.procedure_code,
-           ImagingOrder.description, cast(null(), Date).label("day"),
-           func.coalesce(ImagingOrder.ordered_at, ImagingOrder.created_at).label("at"),
-           ImagingOrder.requesting_trust.label("trust"), cast(null(), String).label("uid"),
-           ImagingOrder.filler_order_number.label("accession"), ImagingOrder.placer_order_number.label("placer"),
-           cast(null(), Float).label("dose"))
+    select(*_order_columns("order"), _NO_ID.label("order_id"), _NO_ID.label("record_id"))
     .join(SourceRecord, SourceRecord.id == ImagingOrder.source_record_id)
-    .where(SourceRecord.regional_patient_id == bindparam("regional_id"), ImagingOrder.status == "active")
+    .where(SourceRecord.regional_patient_id == bindparam("regional_id"), ImagingOrder.status == _const("active"))
 )
 _RECORDS = (
-    select(literal("record").label("kind"), *(cast(null(), String).label(n) for n in (
+    select(_const("record").label("kind"), *(cast(null(), String).label(n) for n in (
                "status", "modality", "body_region", "laterality", "procedure_system", "procedure_code",
                "description")),
            cast(null(), Date).label("day"), cast(null(), UTCDateTime).label("at"),
-           SourceRecord.trust_ods.label("trust"), cast(SourceRecord.id, String).label("uid"),
-           cast(null(), String).label("accession"), cast(null(), String).label("placer"),
-           cast(null(), Float).label("dose"))
+           SourceRecord.trust_ods.label("trust"), *(cast(null(), String).label(n) for n in ("uid", "accession",
+                                                                                            "placer")),
+           cast(null(), Float).label("dose"), _NO_ID.label("order_id"), SourceRecord.id.label("record_id"))
     .where(SourceRecord.regional_patient_id == bindparam("regional_id"), SourceRecord.active.is_(True))
 )
-#: Studies, active orders and the patient's source records in one round trip.
-_EXAMS = union_all(_STUDIES, _ORDERS, _RECORDS)
+
+
+_PATIENT = (
+    select(_const("patient").label("kind"), *(cast(null(), String).label(n) for n in (
+               "status", "modality", "body_region", "laterality", "procedure_system", "procedure_code",
+               "description")),
+           RegionalPatient.birth_date.label("day"), cast(null(), UTCDateTime).label("at"),
+           *(cast(null(), String).label(n) for n in ("trust", "uid", "accession", "placer")),
+           cast(null(), Float).label("dose"), _NO_ID.label("order_id"), _NO_ID.label("record_id"))
+    .where(RegionalPatient.id == bindparam("regional_id"))
+)
+
+
+def _unattached(named: Any, *, through_other_identifiers: bool = False) -> Select[Any]:
+    """Active orders without a source record that named an identifier of one of the patient's records."""
+    query = select(*_order_columns("unattached"), ImagingOrder.id.label("order_id"),
+                   SourceRecord.id.label("record_id")).select_from(SourceRecord)
+    if through_other_identifiers:
+        query = query.join(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
+    return (query.join(UnattachedOrderIdentifier, named)
+            .join(ImagingOrder, ImagingOrder.id == UnattachedOrderIdentifier.order_id)
+            .where(SourceRecord.regional_patient_id == bindparam("regional_id"),
+                   # "still unattached" written so that no index serves it: the plan must start from the
+                   # patient's records, not walk every unattached order (all of them sit under one NULL key)
+                   func.coalesce(ImagingOrder.source_record_id, literal_column("0")) == literal_column("0"),
+                   ImagingOrder.status == _const("active")))
+
+
+_UNATTACHED = (
+    _unattached(and_(UnattachedOrderIdentifier.system == SourceRecord.namespace,
+                     UnattachedOrderIdentifier.value == SourceRecord.local_id)),
+    _unattached(and_(UnattachedOrderIdentifier.system == _const(NHS_NUMBER_SYSTEM),
+                     UnattachedOrderIdentifier.value == SourceRecord.nhs_number)),
+    _unattached(and_(UnattachedOrderIdentifier.system == SourceIdentifier.system,
+                     UnattachedOrderIdentifier.value == SourceIdentifier.value), through_other_identifiers=True),
+)
+#: Studies, active orders (attached, and unattached ones that named the patient), the patient's source records and
+#: birth date in one round trip.
+_EXAMS = union_all(_STUDIES, _ORDERS, _RECORDS, _PATIENT, *_UNATTACHED)
 
 
 @dataclass(frozen=True)
 class PatientHistory:
-    """What the check reads about a patient: their exams, and their active source records ``(id, trust)``."""
+    """What the check reads about a patient: their exams, their active source records ``(id, trust)``, the
+    unattached orders that named them (order id → the source record whose identifier the order named), and their
+    birth date (the golden record's)."""
 
     exams: list[Exam]
     source_records: list[tuple[int, str | None]]
+    unattached_orders: dict[int, int] = field(default_factory=dict)
+    birth_date: date | None = None
 
     def record_at(self, trust: str | None) -> int | None:
         """The source record to hang an order on: the trust's own, else the patient's first."""
@@ -91,19 +170,29 @@ def patient_exams(session: Session, regional_id: str, *, since: date, timezone: 
     own_trust, own_numbers = own_order if own_order else (None, set())
     exams: list[Exam] = []
     records: list[tuple[int, str | None]] = []
-    for row in rows:
-        if row.kind == "record":
-            records.append((int(row.uid), row.trust))
+    unattached: dict[int, int] = {}
+    birth_date: date | None = None
+    for (kind, status, modality, body_region, laterality, procedure_system, procedure_code, description, day, at,
+         trust, uid, accession, placer, dose, order_id, record_id) in rows:  # the columns of _EXAMS, in order
+        if kind == "patient":
+            birth_date = day
             continue
-        if own_trust and row.trust == own_trust and (row.accession if row.kind == "study" else row.placer) \
-                in own_numbers:
+        if kind == "record":
+            records.append((int(record_id), trust))
             continue
-        at = row.at  # typed by the first SELECT of the union: an aware UTC timestamp on both backends
-        day = row.day if row.kind == "study" else (local_date(at, timezone) if at else None)
+        if kind == "unattached":
+            if order_id in unattached:  # named the patient by more than one identifier
+                continue
+            unattached[order_id] = int(record_id)
+        study = kind == "study"
+        if own_trust and trust == own_trust and (accession if study else placer) in own_numbers:
+            continue
+        # ``at`` is typed by the first SELECT of the union: an aware UTC timestamp on both backends
+        if not study:
+            day = local_date(at, timezone) if at else None
         exams.append(Exam(
-            kind=row.kind, status=row.status or "completed",
-            procedure=Procedure(row.modality, row.body_region, row.laterality, row.procedure_system,
-                                row.procedure_code),
-            on_date=day, trust=row.trust, at=at, study_instance_uid=row.uid, accession_number=row.accession,
-            placer_order_number=row.placer, description=row.description, effective_dose_msv=row.dose))
-    return PatientHistory(exams, records)
+            kind="study" if study else "order", status=status or "completed",
+            procedure=Procedure(modality, body_region, laterality, procedure_system, procedure_code),
+            on_date=day, trust=trust, at=at, study_instance_uid=uid, accession_number=accession,
+            placer_order_number=placer, description=description, effective_dose_msv=dose))
+    return PatientHistory(exams, records, unattached, birth_date)

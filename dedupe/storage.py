@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, text, update
+from sqlalchemy import Table, bindparam, func, insert, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
@@ -30,14 +30,23 @@ def _insert_ignoring(table: Table, columns: tuple[str, ...], keys: tuple[str, ..
     return text(sql).bindparams(*(bindparam(c, type_=table.c[c].type) for c in columns))
 
 
+@lru_cache(maxsize=64)
+def _python_defaults(table: Table) -> tuple[tuple[str, Any, bool], ...]:
+    """``(column, default, callable)`` for the columns of ``table`` with a Python-side scalar or callable default."""
+    found = []
+    for column in table.columns:
+        default = column.default
+        if default is not None and (default.is_scalar or default.is_callable):
+            found.append((column.name, default.arg, default.is_callable))  # type: ignore[attr-defined]
+    return tuple(found)
+
+
 def _with_defaults(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` and the Python-side defaults of the columns not given (text statements do not apply them)."""
     row = dict(values)
-    for column in table.columns:
-        default = column.default
-        if column.name in row or default is None or not (default.is_scalar or default.is_callable):
-            continue
-        row[column.name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+    for name, default, is_callable in _python_defaults(table):
+        if name not in row:
+            row[name] = default(None) if is_callable else default
     return row
 
 
@@ -60,7 +69,8 @@ def insert_unless_exists(session: Session, model: type, values: Mapping[str, Any
     table: Table = model.__table__  # type: ignore[attr-defined]
     row = _with_defaults(table, values)
     statement = _insert_ignoring(table, tuple(sorted(row)), tuple(keys))
-    return session.execute(statement, row).first() is not None
+    # on the session's connection: Core statements need none of the ORM's execution machinery
+    return session.connection().execute(statement, row).first() is not None
 
 
 def upsert(session: Session, model: type, values: Mapping[str, Any], keys: Sequence[str], *,
@@ -73,7 +83,21 @@ def upsert(session: Session, model: type, values: Mapping[str, Any], keys: Seque
     params = {f"key_{k}": values[k] for k in keys} | {f"new_{k}": v for k, v in values.items() if k not in keys}
     if insert_unless_exists(session, model, values, keys):  # new rows are the common case
         return
-    session.execute(statement, params)
+    session.connection().execute(statement, params)
+
+
+@lru_cache(maxsize=64)
+def _insert(table: Table, columns: tuple[str, ...]) -> Executable:
+    return insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+
+
+def insert_row(session: Session, model: type, values: Mapping[str, Any]) -> None:
+    """Insert one row of ``model`` now, with its Python-side defaults, as a Core statement on the session's
+    connection: nothing is left for the session to flush at commit (the ORM's unit of work costs more than the
+    insert on the request path). The row does not enter the session's identity map."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    row = _with_defaults(table, values)
+    session.connection().execute(_insert(table, tuple(sorted(row))), row)
 
 
 _WRITE_LOCKS: dict[str, threading.Lock] = {}

@@ -1,4 +1,5 @@
-"""Storage of duplicate-check alerts and their lifecycle (the IR(ME)R justification record).
+"""Storage of duplicate-check alerts and their lifecycle (the IR(ME)R justification record), and of the patient
+identifiers an order named while the MPI did not know its patient.
 
 One alert per request: a request that carries its trust's placer order number (HL7 ORC-2, a FHIR ServiceRequest
 identifier, a CDS Hooks draft order) has at most one alert, however often it is checked (``order-select`` then
@@ -62,3 +63,19 @@ class AlertEvent(Base):
     actor: Mapped[str] = mapped_column(String(200))
     detail: Mapped[dict | None] = mapped_column(JSONType)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UnattachedOrderIdentifier(Base):
+    """A patient identifier named by an order recorded before the MPI knew its patient (no source record).
+
+    Identifiers are kept as the MPI looks them up: an NHS number as ten digits under the NHS number system, any other
+    identifier under its canonical namespace (a trust's FHIR system). Once identity arrives, a check of the patient
+    finds the order through ``(system, value)`` and the patient's source records, hangs it on the record that carries
+    the identifier, and deletes these rows.
+    """
+
+    __tablename__ = "unattached_order_identifier"
+    __table_args__ = (Index("ix_unattached_order_identifier_value_system", "value", "system"),)
+    order_id: Mapped[int] = mapped_column(ForeignKey("imaging_order.id", ondelete="CASCADE"), primary_key=True)
+    system: Mapped[str] = mapped_column(String(300), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
