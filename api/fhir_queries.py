@@ -293,10 +293,8 @@ def match_patients(session: Session, trusts: TrustRegistry, body: Mapping[str, A
     for system, value in query.identifiers:
         if system == NHS_NUMBER_SYSTEM or system in INTERNAL_SYSTEMS:
             continue
-        for found in index.find_records(system, value):
-            survivor = index.regional_patient(found.regional_patient_id) if found.regional_patient_id else None
-            if survivor is not None:
-                scored[survivor.id] = (1.0, "certain")
+        for regional_id in index.patients_known_by(system, value):
+            scored[regional_id] = (1.0, "certain")
     ranked = sorted(scored.items(), key=lambda item: (-item[1][0], item[0]))
     note = None
     if only_certain:

@@ -18,22 +18,24 @@ import importlib
 import logging
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, Row, bindparam, select, tuple_
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from mpi.hl7_adt import AdtError, apply_adt, read_adt
 from mpi.service import PatientIndex
+from mpi.tables import table_of
 from priorscan.audit import Agent, record
+from priorscan.db import utcnow
 from priorscan.errors import HL7Error, PriorscanError
 from priorscan.hl7v2 import MessageHeader, build_ack, normalise_segments, parse, read_header
 from priorscan.outcome import ItemOutcome
-from priorscan.tables import DeadLetter, HL7MessageLog
+from priorscan.tables import AuditEvent, DeadLetter, HL7MessageLog
 
 if TYPE_CHECKING:
     from api.context import AppContext
@@ -130,6 +132,123 @@ def process_message(context: AppContext, raw: str, *, channel: str, agent: Agent
         ``kind`` is the event (``ADT^A04``); ``detail`` holds ``ack`` and, when accepted, ``regionalPatientId`` and
         ``regionalPatientIds``; ``duplicate`` is true when the original ACK was returned for a repeat.
     """
+    item = _prepare(context, raw, channel=channel, agent=agent, source=source)
+    if isinstance(item, ItemOutcome):
+        return item
+    return _process_alone(context, item)
+
+
+@dataclass
+class Incoming:
+    """One message waiting for :func:`process_messages`: its text, who sent it and from where."""
+
+    raw: str
+    agent: Agent
+    source: str | None = None
+
+
+@dataclass
+class _Prepared:
+    """A message read and checked, with the function that applies it within a session."""
+
+    raw: str
+    header: MessageHeader
+    kind: str
+    apply: Any
+    channel: str
+    agent: Agent
+    source: str | None
+
+
+def process_messages(context: AppContext, messages: Sequence[Incoming], *, channel: str) -> list[ItemOutcome]:
+    """Apply several messages with one commit (group commit) and return their outcomes, in order.
+
+    Each message is applied in its own SAVEPOINT, in the order given (a sender's messages keep their order): one
+    that fails is rolled back alone, and is refused (AE/AR, dead letter) after the others are committed. Every
+    outcome is final when this returns, and the commit comes first: an AA is never returned for work that is not
+    stored. A repeat of a message applied earlier in the same batch is found by the same idempotency look-up as
+    any repeat (the batch's own log rows are visible to it) and gets the original ACK.
+
+    A message that meets a race or a lock (a unique constraint, a serialisation failure) is set aside and applied
+    on its own afterwards, with the retries of :func:`process_message`; if the commit itself fails, nothing of the
+    batch was stored and every message not refused is applied on its own.
+
+    Parameters
+    ----------
+    messages
+        The messages with their agents and sources (as for :func:`process_message`).
+    channel
+        Where they came from (``mllp``), kept with dead letters.
+    """
+    outcomes: list[ItemOutcome | None] = [None] * len(messages)
+    ready: list[tuple[int, _Prepared]] = []
+    for n, message in enumerate(messages):
+        item = _prepare(context, message.raw, channel=channel, agent=message.agent, source=message.source)
+        if isinstance(item, ItemOutcome):
+            outcomes[n] = item
+        else:
+            ready.append((n, item))
+    if len(ready) == 1:
+        n, item = ready[0]
+        outcomes[n] = _process_alone(context, item)
+    elif ready:
+        _process_batch(context, ready, outcomes)
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+def _process_batch(context: AppContext, ready: list[tuple[int, _Prepared]],
+                   outcomes: list[ItemOutcome | None]) -> None:
+    accepted: dict[int, ItemOutcome] = {}
+    refused: dict[int, tuple[str, str, str]] = {}
+    alone: list[int] = []
+    try:
+        with write_session(context) as session:
+            entries = _log_entries(session, [item.header for _, item in ready])
+            writes = _Writes()
+            for n, item in ready:
+                key = _log_key(item.header)
+                entry = entries.get(key)
+                if entry is not None and entry.ack_code == "AA":  # a repeat (of one earlier in this batch, too)
+                    accepted[n] = _duplicate(item.kind, item.header, entry)
+                    continue
+                own = _Writes()
+                try:
+                    with session.begin_nested():
+                        accepted[n] = _apply_one(session, item, entry, own)
+                except (IntegrityError, OperationalError) as exc:  # a race or a lock: on its own, with retries
+                    log.warning("HL7 %s %s from %s@%s: applied on its own after %s", item.kind,
+                                item.header.control_id, item.header.sending_application,
+                                item.header.sending_facility, type(exc).__name__)
+                    alone.append(n)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - sorted into a refusal like the single path does
+                    refused[n] = _failure(item, exc)
+                    continue
+                writes.extend(own)
+                entries[key] = _LogEntry(None, "AA", str(accepted[n].detail["ack"]))
+            writes.execute(session)
+            session.commit()
+    except Exception as exc:  # nothing of the batch is stored: each message not refused is applied on its own
+        log.warning("HL7 batch of %d message(s) not committed (%s): applying them one by one", len(ready),
+                    type(exc).__name__)
+        alone = [n for n, _ in ready if n not in refused]
+        accepted.clear()
+    items = dict(ready)
+    for n, outcome in accepted.items():
+        _log_accepted(items[n], outcome)
+        outcomes[n] = outcome
+    for n, (reason, code, location) in refused.items():
+        item = items[n]
+        outcomes[n] = reject_message(context, item.raw, item.header, reason, code=code, channel=item.channel,
+                                     agent=item.agent, source=item.source, location=location)
+    for n in sorted(alone):
+        outcomes[n] = _process_alone(context, items[n])
+
+
+def _prepare(context: AppContext, raw: str, *, channel: str, agent: Agent,
+             source: str | None) -> _Prepared | ItemOutcome:
+    """Read the header and the message (no storage), or refuse it (its refusal then stored and returned)."""
     text = normalise_segments(raw)
     try:
         header = read_header(text)
@@ -150,32 +269,44 @@ def process_message(context: AppContext, raw: str, *, channel: str, agent: Agent
         location = getattr(exc, "location", "") or ("MSH^1^9" if exc.code.startswith("hl7.unsupported") else "")
         return reject_message(context, raw, header, exc.message, code=exc.code, channel=channel, agent=agent,
                               source=source, location=location)
+    return _Prepared(raw, header, kind, apply, channel, agent, source)
+
+
+def _failure(item: _Prepared, exc: Exception) -> tuple[str, str, str]:
+    """Why a message was refused: (reason, priorscan error code, ERR location)."""
+    if isinstance(exc, Rejected):
+        return (exc.outcome.reason or "rejected by the application", exc.outcome.error_code or "input", "")
+    if isinstance(exc, AdtError):
+        return (exc.message, exc.code, exc.location)
+    if isinstance(exc, PriorscanError):
+        return (exc.message, exc.code, "")
+    # a fault of ours: name its type only (its text may quote patient data)
+    log.error("HL7 %s %s: internal error (%s)", item.kind, item.header.control_id, type(exc).__name__)
+    log.debug("internal error applying an HL7 message", exc_info=exc)
+    return (f"internal error ({type(exc).__name__})", "internal", "")
+
+
+def _process_alone(context: AppContext, item: _Prepared) -> ItemOutcome:
+    """Apply one message in its own transaction, trying again after a race or a lock."""
+    header, kind = item.header, item.kind
     failure: tuple[str, str, str] = ("internal error", "internal", "")
     for _ in range(ATTEMPTS):
         try:
-            return _process_once(context, header, kind, apply, agent)
-        except Rejected as exc:
-            outcome = exc.outcome
-            failure = (outcome.reason or "rejected by the application", outcome.error_code or "input", "")
-            break
-        except AdtError as exc:
-            failure = (exc.message, exc.code, exc.location)
-            break
-        except PriorscanError as exc:
-            failure = (exc.message, exc.code, "")
-            break
+            outcome = _process_once(context, item)
         except (IntegrityError, OperationalError) as exc:  # a race or a lock: the whole unit of work is tried again
             log.warning("HL7 %s %s from %s@%s: retrying after %s", kind, header.control_id,
                         header.sending_application, header.sending_facility, type(exc).__name__)
             failure = (f"the store was busy ({type(exc).__name__})", "busy", "")
-        except Exception as exc:  # a fault of ours: name its type only (its text may quote patient data)
-            log.error("HL7 %s %s: internal error (%s)", kind, header.control_id, type(exc).__name__)
-            log.debug("internal error applying an HL7 message", exc_info=exc)
-            failure = (f"internal error ({type(exc).__name__})", "internal", "")
+        except Exception as exc:  # noqa: BLE001 - sorted into a refusal
+            failure = _failure(item, exc)
             break
+        else:
+            if not outcome.detail.get("duplicate"):
+                _log_accepted(item, outcome)
+            return outcome
     reason, code, location = failure
-    return reject_message(context, raw, header, reason, code=code, channel=channel, agent=agent, source=source,
-                          location=location)
+    return reject_message(context, item.raw, header, reason, code=code, channel=item.channel, agent=item.agent,
+                          source=item.source, location=location)
 
 
 def _kind(header: MessageHeader) -> str:
@@ -224,54 +355,127 @@ def _adapter(context: AppContext, header: MessageHeader, text: str, agent: Agent
     return apply_other
 
 
-def _process_once(context: AppContext, header: MessageHeader, kind: str, apply: Any, agent: Agent) -> ItemOutcome:
+def _process_once(context: AppContext, item: _Prepared) -> ItemOutcome:
     with write_session(context) as session:
-        entry = _log_entry(session, header, lock=True)
+        entry = _log_entry(session, item.header, lock=True)
         if entry is not None and entry.ack_code == "AA":
-            return _duplicate(kind, header, entry)
-        applied: Applied = apply(session)
-        ack = build_ack(header, "AA", text=applied.note)
-        if entry is None:
-            session.add(HL7MessageLog(sending_application=header.sending_application[:200],
-                                      sending_facility=header.sending_facility[:200],
-                                      control_id=header.control_id[:200], message_type=kind[:40], ack_code="AA",
-                                      ack_text=ack))
-        else:  # refused before: this copy is applied, and its ACK replaces the refusal
-            entry.message_type, entry.ack_code, entry.ack_text = kind[:40], "AA", ack
-        touched: list[str | None] = list(applied.regional_ids) or [None]
-        for regional_id in touched:
-            record(session, agent, action=applied.action, event_type="hl7", subtype=kind,
-                   regional_patient_id=regional_id, entity=_entity(header),
-                   detail={k: v for k, v in applied.detail.items() if k in ("operation", "applied")} or None)
+            return _duplicate(item.kind, item.header, entry)
+        writes = _Writes()
+        outcome = _apply_one(session, item, entry, writes)
+        writes.execute(session)
         try:
             session.commit()
         except IntegrityError:  # a copy of this message committed first (PostgreSQL): its ACK stands, ours is void
             session.rollback()
-            stored = _log_entry(session, header, lock=False)
+            stored = _log_entry(session, item.header, lock=False)
             if stored is not None and stored.ack_code == "AA":
-                return _duplicate(kind, header, stored)
+                return _duplicate(item.kind, item.header, stored)
             raise
-    log.info("HL7 %s %s from %s@%s accepted", kind, header.control_id, header.sending_application,
-             header.sending_facility)
+    return outcome
+
+
+@dataclass
+class _Writes:
+    """The idempotency and audit rows of accepted messages, written together just before the commit."""
+
+    new_log: list[dict[str, Any]] = field(default_factory=list)
+    changed_log: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: _Writes) -> None:
+        self.new_log += other.new_log
+        self.changed_log += other.changed_log
+        self.audit += other.audit
+
+    def execute(self, session: Session) -> None:
+        # plain cached statements, many rows each (rows as priorscan.audit.record writes them): no ORM unit of work
+        if self.new_log:
+            session.execute(_INSERT_LOG, self.new_log)
+        if self.changed_log:
+            session.execute(_UPDATE_LOG, self.changed_log)
+        if self.audit:
+            session.execute(_INSERT_AUDIT, self.audit)
+
+
+def _apply_one(session: Session, item: _Prepared, entry: _LogEntry | Row[Any] | None,
+               writes: _Writes) -> ItemOutcome:
+    """Apply a message within ``session`` (not committed), its log and audit rows added to ``writes``: the
+    outcome to return once they are written and committed."""
+    header, kind = item.header, item.kind
+    applied: Applied = item.apply(session)
+    ack = build_ack(header, "AA", text=applied.note)
+    now = utcnow()
+    if entry is None or entry.id is None:
+        writes.new_log.append({
+            "sending_application": header.sending_application[:200], "sending_facility": header.sending_facility[:200],
+            "control_id": header.control_id[:200], "message_type": kind[:40], "ack_code": "AA", "ack_text": ack,
+            "received_at": now})
+    else:  # refused before: this copy is applied, and its ACK replaces the refusal
+        writes.changed_log.append({"log_id": entry.id, "message_type": kind[:40], "ack_code": "AA", "ack_text": ack})
+    detail = {k: v for k, v in applied.detail.items() if k in ("operation", "applied")} or None
+    touched: list[str | None] = list(applied.regional_ids) or [None]
+    writes.audit.extend({
+        "recorded_at": now, "action": applied.action, "event_type": "hl7", "subtype": kind, "outcome": "0",
+        "agent_kind": item.agent.kind, "agent_name": item.agent.name, "source_address": item.agent.address,
+        "regional_patient_id": regional_id, "entity": _entity(header), "detail": detail} for regional_id in touched)
     primary = applied.regional_ids[0] if applied.regional_ids else None
     return ItemOutcome.ok(kind, ack=ack, controlId=header.control_id, regionalPatientId=primary,
                           regionalPatientIds=list(applied.regional_ids), duplicate=False,
                           **{k: v for k, v in applied.detail.items() if k in ("operation", "applied")})
 
 
-_LOG_ENTRY = select(HL7MessageLog).where(HL7MessageLog.sending_application == bindparam("application"),
-                                         HL7MessageLog.sending_facility == bindparam("facility"),
-                                         HL7MessageLog.control_id == bindparam("control_id"))
-_LOG_ENTRY_LOCKED = _LOG_ENTRY.with_for_update()  # statements built once: building costs more than running them
+def _log_accepted(item: _Prepared, outcome: ItemOutcome) -> None:
+    if not outcome.detail.get("duplicate"):
+        log.info("HL7 %s %s from %s@%s accepted", item.kind, item.header.control_id, item.header.sending_application,
+                 item.header.sending_facility)
 
 
-def _log_entry(session: Session, header: MessageHeader, *, lock: bool) -> HL7MessageLog | None:
-    return session.scalars(_LOG_ENTRY_LOCKED if lock else _LOG_ENTRY, {
+# statements built once: building costs more than running them
+_LOG = table_of(HL7MessageLog)
+_LOG_ENTRY = select(_LOG.c.id, _LOG.c.ack_code, _LOG.c.ack_text).where(
+    _LOG.c.sending_application == bindparam("application"), _LOG.c.sending_facility == bindparam("facility"),
+    _LOG.c.control_id == bindparam("control_id"))
+_LOG_ENTRY_LOCKED = _LOG_ENTRY.with_for_update()
+_INSERT_LOG = _LOG.insert()
+_UPDATE_LOG = _LOG.update().where(_LOG.c.id == bindparam("log_id"))
+_INSERT_AUDIT = table_of(AuditEvent).insert()
+
+
+_LOG_KEY = tuple_(_LOG.c.sending_application, _LOG.c.sending_facility, _LOG.c.control_id)
+_LOG_ENTRIES_LOCKED = select(_LOG.c.id, _LOG.c.ack_code, _LOG.c.ack_text, _LOG.c.sending_application,
+                             _LOG.c.sending_facility, _LOG.c.control_id).where(
+    _LOG_KEY.in_(bindparam("keys", expanding=True))).with_for_update()
+
+
+@dataclass(frozen=True)
+class _LogEntry:
+    """An idempotency row as the batch sees it (``id`` None for one written by this batch)."""
+
+    id: int | None
+    ack_code: str
+    ack_text: str
+
+
+def _log_key(header: MessageHeader) -> tuple[str, str, str]:
+    return (header.sending_application[:200], header.sending_facility[:200], header.control_id[:200])
+
+
+def _log_entries(session: Session, headers: Sequence[MessageHeader]) -> dict[tuple[str, str, str], _LogEntry]:
+    """The idempotency rows of several messages, with one statement (locked, as :func:`_log_entry`)."""
+    keys = sorted({_log_key(h) for h in headers})
+    return {(row.sending_application, row.sending_facility, row.control_id): _LogEntry(row.id, row.ack_code,
+                                                                                         row.ack_text)
+            for row in session.execute(_LOG_ENTRIES_LOCKED, {"keys": keys})}
+
+
+def _log_entry(session: Session, header: MessageHeader, *, lock: bool) -> Row[Any] | None:
+    """The idempotency row of the message's sender and MSH-10 (id, ack_code, ack_text), when there is one."""
+    return session.execute(_LOG_ENTRY_LOCKED if lock else _LOG_ENTRY, {
         "application": header.sending_application[:200], "facility": header.sending_facility[:200],
         "control_id": header.control_id[:200]}).first()
 
 
-def _duplicate(kind: str, header: MessageHeader, entry: HL7MessageLog) -> ItemOutcome:
+def _duplicate(kind: str, header: MessageHeader, entry: Row[Any] | _LogEntry) -> ItemOutcome:
     log.info("HL7 %s %s from %s@%s is a repeat: original ACK returned", kind, header.control_id,
              header.sending_application, header.sending_facility)
     return ItemOutcome.ok(kind, ack=entry.ack_text, controlId=header.control_id, duplicate=True)
@@ -313,7 +517,7 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
                                               control_id=header.control_id[:200], message_type=kind[:40],
                                               ack_code=ack_code, ack_text=ack))
                 else:
-                    entry.ack_code, entry.ack_text = ack_code, ack
+                    session.execute(_UPDATE_LOG, {"log_id": entry.id, "ack_code": ack_code, "ack_text": ack})
             session.add(DeadLetter(channel=channel[:40], content_type="hl7v2", source=(source or "")[:500] or None,
                                    error_code=code[:60], reason=reason, raw=raw.strip("\x0b\x1c")))
             record(session, agent, action="C", event_type="hl7", subtype=kind, outcome="4",
@@ -327,4 +531,5 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
     return ItemOutcome.rejected(kind, reason, code, ack=ack, controlId=header.control_id if header else None)
 
 
-__all__ = ["ACK_CODES", "ADAPTERS", "process_message", "reject_message", "write_session"]
+__all__ = ["ACK_CODES", "ADAPTERS", "Incoming", "process_message", "process_messages", "reject_message",
+           "write_session"]

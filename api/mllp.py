@@ -1,12 +1,12 @@
 """The MLLP listener: HL7 v2 over TCP from the trusts' interface engines, one ACK per message, in order.
 
 Framing (HL7 MLLP release 2): ``0x0B`` message ``0x1C 0x0D``. Each connection is served by one coroutine that reads
-frames, hands each message to :func:`api.hl7_service.process_message` on a worker thread (the database work blocks:
-one thread for SQLite, whose writers take turns anyway; several for PostgreSQL, whose commits overlap) and writes its
-ACK before reading the next, so ACKs go back in order and only after commit; many connections (one per trust feed,
-or several) are served at once. A message larger than ``settings.mllp_max_message_bytes`` is
-refused with an AR and the rest of its frame is skipped, so the connection stays usable. A connection silent for
-``settings.mllp_idle_timeout_s`` is closed.
+frames, queues each message for the store's :class:`GroupWriter` and writes its ACK before reading the next, so ACKs
+go back in order and only after commit; many connections (one per trust feed, or several) are served at once. The
+writer applies the messages waiting from every connection together (group commit): each in its own savepoint, so a
+bad one is refused alone, then one commit, then the ACKs (:func:`api.hl7_service.process_messages`). A message
+larger than ``settings.mllp_max_message_bytes`` is refused with an AR and the rest of its frame is skipped, so the
+connection stays usable. A connection silent for ``settings.mllp_idle_timeout_s`` is closed.
 
 Bytes are decoded as MSH-18 says (ISO 8859-1 or UTF-8); without MSH-18, UTF-8, falling back to ISO 8859-1. The ACK is
 encoded the same way.
@@ -16,20 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
+import queue
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from api.hl7_service import process_message, reject_message
+from api.hl7_service import Incoming, process_messages, reject_message
 from priorscan.audit import Agent
 from priorscan.errors import HL7Error
 from priorscan.hl7v2 import build_ack, read_header
+from priorscan.outcome import ItemOutcome
 
 if TYPE_CHECKING:
     from api.context import AppContext
@@ -41,8 +43,10 @@ END_BLOCK = b"\x1c"
 CARRIAGE_RETURN = b"\x0d"
 READ_CHUNK = 64 * 1024
 CHANNEL = "mllp"
-#: Worker threads for PostgreSQL: enough for every trust feed to have a message in flight (commits overlap).
-POSTGRES_WORKERS = 16
+#: Writer threads for PostgreSQL: their round trips and commits overlap; each applies a batch at a time.
+POSTGRES_WRITERS = 2
+#: Most messages one writer applies with one commit.
+MAX_BATCH = 32
 _LATIN1_NAMES = ("8859/1", "ISO-8859-1", "ISO8859-1", "ISO IR100", "LATIN1")
 
 
@@ -203,35 +207,118 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
 async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str) -> tuple[str, str]:
     text, encoding = decode(item.payload)
     try:
-        loop, workers = asyncio.get_running_loop(), _workers(context)
-        if item.oversized:
-            reason = f"message of {item.size} bytes exceeds the maximum of {context.settings.mllp_max_message_bytes}"
-            outcome = await loop.run_in_executor(workers, functools.partial(
-                reject_message, context, text, _header_or_none(text), reason, code="hl7.too-large", channel=CHANNEL,
-                agent=agent, source=peer))
-        else:
-            outcome = await loop.run_in_executor(workers, functools.partial(
-                process_message, context, text, channel=CHANNEL, agent=agent, source=peer))
+        outcome = await asyncio.wrap_future(_writer(context).submit(_Job(context, text, item, agent, peer)))
         return str(outcome.detail["ack"]), encoding
     except Exception as exc:  # never leave the sender without an answer; name the fault's type only
         log.error("MLLP message from %s could not be processed (%s)", peer, type(exc).__name__)
         return build_ack(_header_or_none(text), "AE", text=f"internal error ({type(exc).__name__})"), encoding
 
 
-_WORKERS: weakref.WeakKeyDictionary[Engine, ThreadPoolExecutor] = weakref.WeakKeyDictionary()
-_WORKERS_GUARD = threading.Lock()
+@dataclass(frozen=True)
+class _Job:
+    """A message waiting for the writer, with what its ACK needs."""
+
+    context: AppContext
+    text: str
+    frame: Frame
+    agent: Agent
+    peer: str
 
 
-def _workers(context: AppContext) -> ThreadPoolExecutor:
-    """The threads that apply this store's messages: one for SQLite, whose writers take turns anyway (one thread
-    spares them queueing on a lock and the switching that goes with it), :data:`POSTGRES_WORKERS` for PostgreSQL."""
-    with _WORKERS_GUARD:
-        workers = _WORKERS.get(context.engine)
-        if workers is None:
-            size = 1 if context.engine.dialect.name == "sqlite" else POSTGRES_WORKERS
-            workers = _WORKERS[context.engine] = ThreadPoolExecutor(size, thread_name_prefix="mllp")
-            weakref.finalize(context.engine, workers.shutdown, wait=False)
-        return workers
+class GroupWriter:
+    """The threads that apply a store's MLLP messages, several at a time with one commit (group commit).
+
+    Every connection queues its message here and waits for the ACK before reading its next one, so a sender's
+    messages are applied in the order sent. A writer thread takes every message waiting (from any connection, up
+    to ``max_batch``) and applies them with :func:`api.hl7_service.process_messages`: each in its own savepoint,
+    one commit, and only then the outcomes, whose ACKs the connections send. One thread for SQLite (one writer at
+    a time anyway); more for PostgreSQL, whose round trips and commits then overlap.
+    """
+
+    def __init__(self, threads: int, max_batch: int = MAX_BATCH) -> None:
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[_Job, Future[ItemOutcome]] | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._run, name=f"mllp-writer-{n}", daemon=True)
+                         for n in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, job: _Job) -> Future[ItemOutcome]:
+        future: Future[ItemOutcome] = Future()
+        self._queue.put((job, future))
+        return future
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stopping = False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            self._apply([(job, future) for job, future in batch if future.set_running_or_notify_cancel()])
+            if stopping:
+                return
+
+    @staticmethod
+    def _apply(batch: list[tuple[_Job, Future[ItemOutcome]]]) -> None:
+        messages = [(job, future) for job, future in batch if not job.frame.oversized]
+        for job, future in batch:
+            if job.frame.oversized:
+                _settle(future, lambda job=job: _refuse_oversized(job))  # type: ignore[misc]
+        if not messages:
+            return
+        context = messages[0][0].context
+        try:
+            outcomes = process_messages(context, [Incoming(job.text, job.agent, job.peer) for job, _ in messages],
+                                        channel=CHANNEL)
+        except Exception as exc:  # noqa: BLE001 - each connection answers AE for its message
+            for _, future in messages:
+                future.set_exception(exc)
+            return
+        for (_, future), outcome in zip(messages, outcomes, strict=True):
+            future.set_result(outcome)
+
+
+def _settle(future: Future[ItemOutcome], work: Callable[[], ItemOutcome]) -> None:
+    try:
+        future.set_result(work())
+    except Exception as exc:  # noqa: BLE001 - the connection answers AE
+        future.set_exception(exc)
+
+
+def _refuse_oversized(job: _Job) -> ItemOutcome:
+    reason = (f"message of {job.frame.size} bytes exceeds the maximum of "
+              f"{job.context.settings.mllp_max_message_bytes}")
+    return reject_message(job.context, job.text, _header_or_none(job.text), reason, code="hl7.too-large",
+                          channel=CHANNEL, agent=job.agent, source=job.peer)
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, GroupWriter] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+
+
+def _writer(context: AppContext) -> GroupWriter:
+    """This store's writer: one thread for SQLite, :data:`POSTGRES_WRITERS` for PostgreSQL."""
+    with _WRITERS_GUARD:
+        writer = _WRITERS.get(context.engine)
+        if writer is None:
+            threads = 1 if context.engine.dialect.name == "sqlite" else POSTGRES_WRITERS
+            writer = _WRITERS[context.engine] = GroupWriter(threads)
+            weakref.finalize(context.engine, writer.stop)
+        return writer
 
 
 def _header_or_none(text: str):  # type: ignore[no-untyped-def]

@@ -14,7 +14,11 @@ here does not share the server's interpreter:
   at a time per connection as interface engines do: new registrations (A04; a fifth of them people already known at
   another trust, so link-on-write has a match to find), updates (A08 with a new address) and A31 person updates, in
   HL7 2.3, 2.4 and 2.5 dialects. Every message is linked on write and committed before its ACK. Throughput is
-  messages acknowledged AA per second of wall time after a warm-up.
+  messages acknowledged AA per second of wall time after a warm-up; the server's CPU time per message (from
+  ``/proc``) is reported beside it, as it bounds the rate this machine can give and varies far less with the load
+  of other work. Then, in this process on the same store, 600 further messages: one per commit
+  (``process_message``), in groups of ``--connections`` per commit (``process_messages``, what the listener does
+  under load) and the identity work alone, each with its rate and CPU time per message.
 - **Queries**: the store is loaded with ``--records`` source records (bulk SQL), then ``$ihe-pix`` (a hospital number
   of a random person) and ``$match`` (a random person, exact, with a misspelt family name, or without NHS number and
   with another postcode) are timed one request at a time over HTTP with a keep-alive client.
@@ -268,8 +272,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(url: str, workdir: Path, *, mllp: bool) -> Iterator[tuple[int, int]]:
-    """``priorscan serve`` in its own process; yields (HTTP port, MLLP port)."""
+def serve(url: str, workdir: Path, *, mllp: bool) -> Iterator[tuple[int, int, int]]:
+    """``priorscan serve`` in its own process; yields (HTTP port, MLLP port, process id)."""
     http_port, mllp_port = free_port(), free_port() if mllp else 0
     log_path = workdir / f"serve_{http_port}.log"
     with open(log_path, "wb") as log:
@@ -287,7 +291,7 @@ def serve(url: str, workdir: Path, *, mllp: bool) -> Iterator[tuple[int, int]]:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"priorscan serve did not start; see {log_path}")
                     time.sleep(0.1)
-            yield http_port, mllp_port
+            yield http_port, mllp_port, process.pid
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -365,10 +369,21 @@ def feed_messages(population: Population, preloaded: int, total: int, seed: int)
     return out
 
 
-def in_process_rates(url: str, messages: list[str]) -> dict[str, float]:
-    """Single-thread, in-process rates on the same store: the whole feed service, and the identity work alone."""
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def in_process_rates(url: str, messages: list[str], *, batch: int) -> dict[str, float]:
+    """Single-thread, in-process rates on the same store (a third of ``messages`` each): the whole feed service one
+    message per commit, the same with ``batch`` messages per commit (the listener's group commit), and the identity
+    work alone; with the CPU time each took per message."""
     from api.context import AppContext
-    from api.hl7_service import process_message
+    from api.hl7_service import Incoming, process_message, process_messages
     from mpi.hl7_adt import apply_adt, read_adt
     from mpi.service import PatientIndex
     from priorscan.audit import Agent
@@ -376,20 +391,37 @@ def in_process_rates(url: str, messages: list[str]) -> dict[str, float]:
     from priorscan.settings import Settings
 
     context = AppContext.open(Settings(db=url), upgrade=False)
-    half = len(messages) // 2
-    started = time.perf_counter()
-    for message in messages[:half]:
-        process_message(context, message, channel="bench", agent=Agent("feed", "bench"))
-    service = half / (time.perf_counter() - started)
-    started = time.perf_counter()
-    for message in messages[half:]:
-        with context.sessions() as session:
-            apply_adt(PatientIndex(session, context.trusts), read_adt(message, read_header(message), context.trusts),
-                      actor="bench")
-            session.commit()
-    identity = (len(messages) - half) / (time.perf_counter() - started)
+    agent = Agent("feed", "bench")
+    third = len(messages) // 3
+    parts = [messages[:third], messages[third:2 * third], messages[2 * third:]]
+    out: dict[str, float] = {}
+
+    def timed(name: str, count: int, work: Any) -> None:
+        started, cpu = time.perf_counter(), time.process_time()
+        work()
+        out[f"{name}_per_second"] = round(count / (time.perf_counter() - started), 1)
+        out[f"{name}_cpu_ms_per_message"] = round(1000 * (time.process_time() - cpu) / count, 2)
+
+    def one_by_one() -> None:
+        for message in parts[0]:
+            process_message(context, message, channel="bench", agent=agent)
+
+    def grouped() -> None:
+        for n in range(0, len(parts[1]), batch):
+            process_messages(context, [Incoming(m, agent) for m in parts[1][n:n + batch]], channel="bench")
+
+    def identity() -> None:
+        for message in parts[2]:
+            with context.sessions() as session:
+                apply_adt(PatientIndex(session, context.trusts),
+                          read_adt(message, read_header(message), context.trusts), actor="bench")
+                session.commit()
+
+    timed("process_message", len(parts[0]), one_by_one)
+    timed(f"process_messages_{batch}_per_commit", len(parts[1]), grouped)
+    timed("identity_work_only", len(parts[2]), identity)
     context.engine.dispose()
-    return {"process_message_per_second": round(service, 1), "identity_work_only_per_second": round(identity, 1)}
+    return out
 
 
 def mllp_throughput(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -400,14 +432,14 @@ def mllp_throughput(backend: str, args: argparse.Namespace, workdir: Path) -> di
     preload_people = people_for(args.preload)
     with fresh_store(backend, workdir, args.pg_admin) as url:
         loaded, load_s = bulk_load_population(url, population, upto=preload_people)
-        ordered = feed_messages(population, preload_people, args.messages + 200 + 300, args.seed)
-        baseline = [message for _, message in ordered[-300:]]
+        ordered = feed_messages(population, preload_people, args.messages + 200 + 600, args.seed)
+        baseline = [message for _, message in ordered[-600:]]
         warm: dict[str, list[str]] = {t: [] for t in TRUSTS}
         timed: dict[str, list[str]] = {t: [] for t in TRUSTS}
-        for n, (trust, message) in enumerate(ordered[:-300]):
+        for n, (trust, message) in enumerate(ordered[:-600]):
             (warm if n < 200 else timed)[trust].append(message)
         trusts = [t for t in TRUSTS if timed[t]][: args.connections]
-        with serve(url, workdir, mllp=True) as (_, mllp_port):
+        with serve(url, workdir, mllp=True) as (_, mllp_port, server_pid):
             codes: Counter[str] = Counter()
             latencies: list[float] = []
             lock = threading.Lock()
@@ -430,18 +462,20 @@ def mllp_throughput(backend: str, args: argparse.Namespace, workdir: Path) -> di
             codes.clear()
             latencies.clear()
             threads = [threading.Thread(target=run, args=(t, timed[t])) for t in trusts]
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), process_cpu_seconds(server_pid)
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
             wall = time.perf_counter() - started
+            server_cpu = process_cpu_seconds(server_pid) - cpu_before
         sent = sum(len(timed[t]) for t in trusts)
         load = [round(x, 1) for x in os.getloadavg()]
-        rates = in_process_rates(url, baseline)
+        rates = in_process_rates(url, baseline, batch=len(trusts))
     return {"backend": backend, "preloaded_records": loaded, "preload_seconds": round(load_s, 1),
             "messages": sent, "connections": len(trusts), "seconds": round(wall, 2),
             "messages_per_second": round(codes.get("AA", 0) / wall, 1), "ack_codes": dict(codes),
+            "server_cpu_ms_per_message": round(1000 * server_cpu / max(1, sent), 2),
             "per_message": percentiles(latencies), "load_average": load, "single_thread_in_process": rates}
 
 
@@ -490,7 +524,7 @@ def query_latency(backend: str, args: argparse.Namespace, workdir: Path) -> dict
     with fresh_store(backend, workdir, args.pg_admin) as url:
         loaded, load_s = bulk_load_population(url, population)
         token = _token(url, ["system/Patient.rs"])
-        with serve(url, workdir, mllp=False) as (http_port, _):
+        with serve(url, workdir, mllp=False) as (http_port, _, _):
             base = f"http://127.0.0.1:{http_port}/fhir"
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
             with httpx.Client(headers=headers, timeout=30) as client:

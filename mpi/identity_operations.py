@@ -1,0 +1,184 @@
+"""Manual and HL7 identity operations: merge (A40), unmerge, link (A24), unlink (A37), change of identifier
+(A47), manual relink and review decisions. Each records a manual decision that sticks through every relink, and
+moves the record's studies with it (studies follow the source record's regional patient)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from mpi.engine import MATCH, NO_MATCH
+from mpi.link_on_write import LinkOnWrite, LinkOutcome, pair_key
+from mpi.records import Demographics, RecordKey
+from mpi.tables import (
+    BlockingKey,
+    LinkEvent,
+    ManualDecision,
+    RegionalPatient,
+    ReviewItem,
+    SourceIdentifier,
+    SourceRecord,
+)
+from priorscan.db import utcnow
+from priorscan.errors import IdentityError, NotFoundError
+
+
+class IdentityOperations(LinkOnWrite):
+    """Operations a person or a PAS asks for; decisions made here stick."""
+
+    def _record_decision(self, a: SourceRecord, b: SourceRecord, decision: str, actor: str, reason: str) -> None:
+        lo, hi = pair_key(a.id, b.id)
+        row = self.session.scalars(select(ManualDecision).where(ManualDecision.record_a_id == lo,
+                                                                ManualDecision.record_b_id == hi)).first()
+        if row is None:
+            self.session.add(ManualDecision(record_a_id=lo, record_b_id=hi, decision=decision, actor=actor,
+                                            reason=reason))
+        else:
+            row.decision, row.actor, row.reason, row.at = decision, actor, reason, utcnow()
+        self.session.flush()
+
+    def _ensure(self, key: RecordKey, *, actor: str, event: str) -> SourceRecord:
+        record = self.get_record(key)
+        if record is None:
+            self.upsert(Demographics(namespace=key.namespace, local_id=key.local_id), event=event, actor=actor)
+            record = self.require_record(key)
+        return record
+
+    def _absorb(self, source_regional: str | None, target_regional: str, *, actor: str, reason: str,
+                manual: bool) -> None:
+        """Move every record of ``source_regional`` into ``target_regional`` and retire the emptied patient."""
+        if not source_regional or source_regional == target_regional:
+            return
+        for member in self.records_of(source_regional):
+            self._move(member, target_regional, state=MATCH, score=member.link_score, weights=member.link_weights,
+                       actor=actor, reason=reason, manual=manual or member.link_manual)
+        retired = self.session.get(RegionalPatient, source_regional)
+        if retired is not None:
+            retired.status = "retired"
+            retired.merged_into_id = target_regional
+
+    def merge(self, survivor: RecordKey, retired: RecordKey, *, actor: str, event: str = "ADT^A40",
+              survivor_demographics: Demographics | None = None) -> LinkOutcome:
+        """ADT A40: the ``retired`` record is merged into ``survivor``; both patients become one.
+
+        A merge naming an unknown record still takes effect: the unknown side is created (inactive when retired),
+        so later messages about it resolve to the survivor.
+        """
+        if survivor_demographics is not None:
+            self.upsert(survivor_demographics, event=event, actor=actor)
+        keep = self._ensure(survivor, actor=actor, event=event)
+        gone = self._ensure(retired, actor=actor, event=event)
+        if keep.id == gone.id:
+            return self._outcome(keep)
+        if keep.regional_patient_id is None:
+            keep.regional_patient_id = self._new_patient().id
+        self._record_decision(keep, gone, MATCH, actor, event)
+        old_regional = gone.regional_patient_id
+        gone.active = False
+        gone.merged_into_id = keep.id
+        self._move(gone, keep.regional_patient_id, state=MATCH, score=None, weights=None, actor=actor,
+                   reason=f"{event} merge", manual=True)
+        self._absorb(old_regional, keep.regional_patient_id, actor=actor, reason=f"{event} merge", manual=False)
+        self.session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == gone.id))
+        self._refresh_golden(keep.regional_patient_id)
+        return self._outcome(keep)
+
+    def unmerge(self, survivor: RecordKey, retired: RecordKey, *, actor: str) -> LinkOutcome:
+        """Undo a merge: the retired record is active again, with a regional patient of its own."""
+        keep = self.require_record(survivor)
+        gone = self.require_record(retired)
+        gone.active = True
+        gone.merged_into_id = None
+        self._record_decision(keep, gone, NO_MATCH, actor, "unmerge")
+        target = self._new_patient().id
+        self._move(gone, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason="unmerge",
+                   manual=True)
+        self._refresh_blocking_keys(gone)
+        if keep.regional_patient_id:
+            self._refresh_golden(keep.regional_patient_id)
+        self._refresh_golden(target)
+        return self._outcome(gone)
+
+    def link(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A24") -> LinkOutcome:
+        """ADT A24 / manual link: ``a`` and ``b`` are the same person; their regional patients become one."""
+        first = self._ensure(a, actor=actor, event=event)
+        second = self._ensure(b, actor=actor, event=event)
+        self._record_decision(first, second, MATCH, actor, event)
+        if first.regional_patient_id is None:
+            first.regional_patient_id = self._new_patient().id
+        target = first.regional_patient_id
+        old = second.regional_patient_id
+        self._move(second, target, state=MATCH, score=None, weights=None, actor=actor, reason=event, manual=True)
+        first.link_manual = True
+        self._absorb(old, target, actor=actor, reason=event, manual=False)
+        self._refresh_golden(target)
+        return self._outcome(second)
+
+    def unlink(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A37") -> LinkOutcome:
+        """ADT A37 / manual unlink: ``b`` is not the same person as ``a``; ``b`` gets a patient of its own."""
+        first = self.require_record(a)
+        second = self.require_record(b)
+        self._record_decision(first, second, NO_MATCH, actor, event)
+        if first.regional_patient_id != second.regional_patient_id:
+            return self._outcome(second)
+        previous = second.regional_patient_id
+        target = self._new_patient().id
+        self._move(second, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason=event, manual=True)
+        if previous:
+            self._refresh_golden(previous)
+        self._refresh_golden(target)
+        return self._outcome(second)
+
+    def change_identifier(self, old: RecordKey, new: RecordKey, *, actor: str,
+                          event: str = "ADT^A47") -> LinkOutcome:
+        """ADT A47: the record known as ``old`` is now known as ``new`` (a merge when ``new`` exists already)."""
+        record = self.get_record(old)
+        if record is None:
+            return self._outcome(self._ensure(new, actor=actor, event=event))
+        if self.get_record(new) is not None:
+            return self.merge(new, old, actor=actor, event=event)
+        record.local_id = new.local_id
+        record.namespace = new.namespace
+        record.version = (record.version or 0) + 1
+        self.session.add(SourceIdentifier(source_record_id=record.id, system=old.namespace, value=old.local_id))
+        self.session.flush()
+        self.session.add(LinkEvent(source_record_id=record.id, from_regional_id=record.regional_patient_id,
+                                   to_regional_id=record.regional_patient_id, link_state=record.link_state or MATCH,
+                                   manual=record.link_manual, actor=actor, reason=f"{event} identifier change"))
+        return self._outcome(record)
+
+    def relink(self, key: RecordKey, regional_id: str, *, actor: str, reason: str = "manual relink") -> LinkOutcome:
+        """A person moves a record to ``regional_id``; the decision sticks."""
+        record = self.require_record(key)
+        target = self.regional_patient(regional_id)
+        if target is None:
+            raise NotFoundError("no such regional patient")
+        previous = record.regional_patient_id
+        for member in self.records_of(target.id, include_inactive=False):
+            self._record_decision(record, member, MATCH, actor, reason)
+        self._move(record, target.id, state=MATCH, score=None, weights=None, actor=actor, reason=reason, manual=True)
+        if previous and previous != target.id:
+            self._refresh_golden(previous)
+        self._refresh_golden(target.id)
+        return self._outcome(record)
+
+    def resolve_review(self, item_id: int, decision: str, *, actor: str) -> LinkOutcome:
+        """Settle a review item: ``match`` joins the candidate's patient, ``no-match`` keeps them apart for good."""
+        item = self.session.get(ReviewItem, item_id)
+        if item is None or item.status != "open":
+            raise NotFoundError("no open review item with that id")
+        record = self.session.get(SourceRecord, item.source_record_id)
+        candidate = self.session.get(SourceRecord, item.candidate_record_id)
+        assert record is not None and candidate is not None
+        item.status, item.resolution, item.resolved_by, item.resolved_at = "resolved", decision, actor, utcnow()
+        if decision == MATCH:
+            return self.link(RecordKey(candidate.namespace, candidate.local_id),
+                             RecordKey(record.namespace, record.local_id), actor=actor, event="review")
+        if decision == NO_MATCH:
+            self._record_decision(record, candidate, NO_MATCH, actor, "review")
+            record.link_state = NO_MATCH
+            record.link_manual = True
+            return self._outcome(record)
+        raise IdentityError("a review decision is match or no-match")
+
+
+__all__ = ["IdentityOperations"]

@@ -1,0 +1,245 @@
+"""What every part of the patient index stands on: the session, the look-ups by identifier and regional id, and
+the blocking and vectorised scoring of a probe against candidate patients (shared by link-on-write and $match)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import TextClause, bindparam, select, text
+from sqlalchemy.orm import Session
+
+from mpi.active_model import active_model
+from mpi.decisions import decide_many
+from mpi.engine import MAX_BLOCK_SIZE, MatchRecord, Model, PairScore, blocking_keys, to_match_record
+from mpi.frames import frame_from_records
+from mpi.linkage import is_conflict
+from mpi.nhs_number import normalise_nhs_number
+from mpi.records import RecordKey
+from mpi.scoring import ScoredPairs, pair_score, score_frames
+from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord, table_of
+from priorscan.errors import NotFoundError
+from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
+
+#: Most candidate records (from blocking) scored for one incoming record, rarest keys first; their patients' other
+#: records are scored too, for the cluster integrity check.
+MAX_CANDIDATES = 100
+
+DEMOGRAPHIC_FIELDS = ("nhs_number", "nhs_verification", "family", "given", "prefix", "birth_date", "sex", "postcode",
+                      "address", "phone", "death_date")
+
+
+@dataclass
+class ClusterScores:
+    """A probe scored against the members of candidate patients: ``flat[i] = (regional_id, record_id)``."""
+
+    model: Model
+    flat: list[tuple[str, int]]
+    scored: ScoredPairs | None
+    codes: NDArray[np.int8]
+    conflict: NDArray[np.bool_]
+
+    def groups(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = defaultdict(list)
+        for i, (regional_id, _) in enumerate(self.flat):
+            out[regional_id].append(i)
+        return out
+
+    def pair(self, i: int) -> PairScore:
+        assert self.scored is not None
+        return pair_score(self.model, self.scored, i)
+
+
+_RECORD_ID_SQL = text("SELECT id FROM source_record WHERE namespace = :ns AND local_id = :local")
+
+_CLUSTERS_SQL = text(
+    "SELECT id, regional_patient_id, match_fields FROM source_record WHERE active AND regional_patient_id IN "
+    "(SELECT regional_patient_id FROM source_record WHERE id IN :ids)").bindparams(bindparam("ids", expanding=True))
+
+_RECORDS = table_of(SourceRecord)
+
+_PATIENTS = table_of(RegionalPatient)
+
+_PATIENT_LINKS_SQL = select(_PATIENTS.c.id, _PATIENTS.c.status, _PATIENTS.c.merged_into_id).where(
+    _PATIENTS.c.id.in_(bindparam("ids", expanding=True)))
+
+
+@lru_cache(maxsize=64)
+def _candidates_sql(count: int) -> TextClause:
+    """One statement for ``count`` keys: a UNION ALL of indexed look-ups, each limited to one more than the cap
+    (a key over the cap is then skipped whole). Plain SQL, cached per key count: no per-call statement building."""
+    parts = [f"SELECT {i} AS k, rid FROM (SELECT source_record_id AS rid FROM blocking_key WHERE key = :k{i} "
+             f"LIMIT {MAX_BLOCK_SIZE + 1}) AS b{i}" for i in range(count)]
+    return text(" UNION ALL ".join(parts))
+
+
+class IndexStore:
+    """The session, trusts and model an index works with; look-ups and candidate scoring."""
+
+    def __init__(self, session: Session, trusts: TrustRegistry, model: Model | None = None) -> None:
+        self.session = session
+        self.trusts = trusts
+        self.model = model or active_model(session)
+
+    # --- look-ups -----------------------------------------------------------------------------------------------
+
+    def namespace_for(self, system: str) -> str:
+        """The canonical namespace of an identifier system or trust alias."""
+        return self.trusts.namespace(system)
+
+    def get_record(self, key: RecordKey) -> SourceRecord | None:
+        # the id by plain SQL first: most writes are of new records, and a miss then costs one cheap query
+        record_id = self.session.execute(_RECORD_ID_SQL, {"ns": key.namespace, "local": key.local_id}).scalar()
+        return None if record_id is None else self.session.get(SourceRecord, record_id)
+
+    def require_record(self, key: RecordKey) -> SourceRecord:
+        record = self.get_record(key)
+        if record is None:
+            raise NotFoundError("no source record with that identifier")
+        return record
+
+    def find_records(self, system: str, value: str) -> list[SourceRecord]:
+        """Source records known by the identifier ``system|value`` (NHS number, hospital number, other)."""
+        value = value.strip()
+        if system == NHS_NUMBER_SYSTEM:
+            digits = normalise_nhs_number(value)
+            if not digits:
+                return []
+            return list(self.session.scalars(select(SourceRecord).where(SourceRecord.nhs_number == digits)))
+        namespace = self.namespace_for(system)
+        direct = list(self.session.scalars(select(SourceRecord).where(SourceRecord.namespace == namespace,
+                                                                      SourceRecord.local_id == value)))
+        others = list(self.session.scalars(
+            select(SourceRecord).join(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
+            .where(SourceIdentifier.system == namespace, SourceIdentifier.value == value)))
+        seen = {r.id for r in direct}
+        return direct + [r for r in others if r.id not in seen]
+
+    def regional_patient(self, regional_id: str) -> RegionalPatient | None:
+        """The regional patient, following merges to the surviving one."""
+        patient = self.session.get(RegionalPatient, regional_id)
+        hops = 0
+        while patient is not None and patient.status == "retired" and patient.merged_into_id and hops < 20:
+            patient = self.session.get(RegionalPatient, patient.merged_into_id)
+            hops += 1
+        return patient
+
+    def survivors(self, regional_ids: Iterable[str]) -> dict[str, str | None]:
+        """The surviving regional id of each of ``regional_ids`` (merges followed as :meth:`regional_patient`
+        does), None for an unknown one; one statement per hop, every id at once."""
+        wanted = list(dict.fromkeys(regional_ids))
+        current: dict[str, str | None] = {rid: rid for rid in wanted}
+        hops = dict.fromkeys(wanted, 0)
+        pending = set(wanted)
+        for _ in range(21):  # the first read, then at most 20 hops
+            if not pending:
+                break
+            rows = {row.id: row for row in self.session.execute(_PATIENT_LINKS_SQL, {"ids": sorted(pending)})}
+            followed: set[str] = set()
+            for rid in wanted:
+                at = current[rid]
+                if at is None or at not in pending:
+                    continue
+                row = rows.get(at)
+                if row is None:
+                    current[rid] = None
+                elif row.status == "retired" and row.merged_into_id and hops[rid] < 20:
+                    hops[rid] += 1
+                    current[rid] = row.merged_into_id
+                    followed.add(row.merged_into_id)
+            pending = followed
+        return current
+
+    def records_of(self, regional_id: str, *, include_inactive: bool = True) -> list[SourceRecord]:
+        query = select(SourceRecord).where(SourceRecord.regional_patient_id == regional_id)
+        if not include_inactive:
+            query = query.where(SourceRecord.active.is_(True))
+        return list(self.session.scalars(query.order_by(SourceRecord.id)))
+
+    def source_record_ids_of(self, regional_id: str) -> list[int]:
+        return list(self.session.scalars(select(SourceRecord.id).where(
+            SourceRecord.regional_patient_id == regional_id)))
+
+    # --- candidates and scoring ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _raw_fields(record: SourceRecord) -> dict[str, object]:
+        fields: dict[str, object] = {name: getattr(record, name) for name in DEMOGRAPHIC_FIELDS}
+        fields["birth_date_text"] = record.birth_date_text
+        return fields
+
+    @staticmethod
+    def match_record(record: SourceRecord) -> MatchRecord:
+        """The record normalised for comparison (as stored on write; normalised now for older rows)."""
+        if record.match_fields is not None:
+            return MatchRecord.from_stored(record.id, record.match_fields)
+        return to_match_record(record.id, IndexStore._raw_fields(record))
+
+    def candidate_ids(self, probe: MatchRecord, *, exclude: int | None = None) -> list[int]:
+        """Records sharing a blocking key with ``probe``, keys shared by more than MAX_BLOCK_SIZE skipped.
+
+        One query: a UNION ALL of one indexed, limited look-up per key.
+        """
+        keys = sorted(blocking_keys(probe))
+        if not keys:
+            return []
+        rows = self.session.execute(_candidates_sql(len(keys)), {f"k{i}": key for i, key in enumerate(keys)}).all()
+        by_key: dict[int, list[int]] = defaultdict(list)
+        for k, rid in rows:
+            by_key[k].append(rid)
+        ids: set[int] = set()
+        # the most specific keys first; a further key is taken only while the candidates stay within bounds
+        for block in sorted(by_key.values(), key=len):
+            if len(block) > MAX_BLOCK_SIZE or (ids and len(ids) + len(block) > MAX_CANDIDATES):
+                continue
+            ids.update(block)
+        ids.discard(exclude)  # type: ignore[arg-type]
+        return sorted(ids)
+
+    def candidates(self, probe: MatchRecord, *, exclude: int | None = None) -> list[SourceRecord]:
+        """Active records sharing a blocking key with ``probe`` (over-common keys skipped)."""
+        ids = self.candidate_ids(probe, exclude=exclude)
+        if not ids:
+            return []
+        return list(self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(ids),
+                                                                    SourceRecord.active.is_(True))))
+
+    def _clusters_of(self, candidate_ids: list[int], *, exclude: int | None) -> dict[str, list[MatchRecord]]:
+        """Every active record of the regional patients the candidates belong to, normalised, by regional id."""
+        if not candidate_ids:
+            return {}
+        rows = self.session.execute(_CLUSTERS_SQL, {"ids": candidate_ids}).all()
+        clusters: dict[str, list[MatchRecord]] = defaultdict(list)
+        stale: list[int] = []
+        for rid, regional_id, stored in rows:
+            if rid == exclude or regional_id is None:
+                continue
+            if stored is None:
+                stale.append(rid)
+                continue
+            clusters[regional_id].append(MatchRecord.from_stored(rid, json.loads(stored) if isinstance(stored, str)
+                                                                 else stored))
+        for record in self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(stale))) if stale else []:
+            clusters[record.regional_patient_id or ""].append(self.match_record(record))
+        return clusters
+
+    def _score_clusters(self, probe: MatchRecord, clusters: dict[str, list[MatchRecord]]) -> ClusterScores:
+        """``probe`` scored against every member of every cluster, in one vectorised call."""
+        flat = [(regional_id, member.record_id or 0) for regional_id, members in clusters.items()
+                for member in members]
+        members = [member for group in clusters.values() for member in group]
+        if not members:
+            return ClusterScores(self.model, [], None, np.zeros(0, np.int8), np.zeros(0, bool))
+        frame = frame_from_records([probe, *members])
+        scored = score_frames(self.model, frame.take(np.zeros(len(members), dtype=np.int64)),
+                              frame.take(np.arange(1, len(members) + 1, dtype=np.int64)))
+        return ClusterScores(self.model, flat, scored, decide_many(scored, self.model),
+                             is_conflict(self.model, scored))
+
+
+__all__ = ["DEMOGRAPHIC_FIELDS", "MAX_CANDIDATES", "ClusterScores", "IndexStore"]

@@ -1,0 +1,580 @@
+"""The write path: a source record created or updated and linked on write (:meth:`LinkOnWrite.upsert`).
+
+Linking rules (the domain reasons are in DESIGN.md section 2):
+
+- every source record belongs to exactly one regional patient, so its studies always have a home;
+- an incoming record joins an existing regional patient only on a *match* with one of its records, when no record
+  of that patient conflicts with it (a different valid, verified NHS number, a manual no-match, or a pair scoring
+  below the possible threshold): one weak middle record can never chain two people together;
+- a *possible match* gets a regional patient of its own and a review item with the explanation.
+
+New records and updates of records the session does not hold are written with plain cached statements (no ORM
+entity loaded); the ORM path serves the rest (further identifiers, records the session already holds)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy.orm.util import identity_key
+
+from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
+from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, PairScore, blocking_keys, to_match_record
+from mpi.golden import _GOLDEN_SQL, GoldenRecords, _golden_values, _Member
+from mpi.index_store import _RECORDS, DEMOGRAPHIC_FIELDS, ClusterScores
+from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
+from mpi.normalise import as_date
+from mpi.records import DELETE, Demographics, RecordKey
+from mpi.tables import (
+    BlockingKey,
+    LinkEvent,
+    ManualDecision,
+    RegionalPatient,
+    ReviewItem,
+    SourceIdentifier,
+    SourceRecord,
+    SourceRecordVersion,
+    table_of,
+)
+from priorscan.db import utcnow
+from priorscan.errors import IdentityError
+
+_REGIONAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+@dataclass
+class LinkOutcome:
+    """Where a source record stands after an operation."""
+
+    source_record_id: int
+    regional_id: str
+    link_state: str
+    score: float | None = None
+    applied: bool = True  # false when an out-of-order update was kept in history only
+    review_item_id: int | None = None
+
+
+#: A known record's columns as the update path needs them (no ORM entity: nothing to load into the identity map).
+_RECORD_ROW_SQL = select(
+    _RECORDS.c.id, _RECORDS.c.provisional, _RECORDS.c.version, _RECORDS.c.last_event_at,
+    _RECORDS.c.regional_patient_id, _RECORDS.c.link_state, _RECORDS.c.link_manual, _RECORDS.c.link_score,
+    _RECORDS.c.nhs_number_valid, _RECORDS.c.birth_date_text, *(_RECORDS.c[name] for name in DEMOGRAPHIC_FIELDS),
+).where(_RECORDS.c.namespace == bindparam("ns"), _RECORDS.c.local_id == bindparam("local"))
+
+#: One statement for every column a write changes; the SET clause follows the parameters given.
+_INSERT_RECORD = _RECORDS.insert().returning(_RECORDS.c.id)
+
+_UPDATE_RECORD = _RECORDS.update().where(_RECORDS.c.id == bindparam("rid"))
+
+_OTHER_MEMBER_SQL = select(_RECORDS.c.id).where(
+    _RECORDS.c.regional_patient_id == bindparam("rid"), _RECORDS.c.active.is_(True),
+    _RECORDS.c.id != bindparam("sid")).limit(1)
+
+_INSERT_VERSION = table_of(SourceRecordVersion).insert()
+
+_INSERT_LINK_EVENT = table_of(LinkEvent).insert()
+
+_INSERT_PATIENT = table_of(RegionalPatient).insert()
+
+_INSERT_BLOCKING_KEY = table_of(BlockingKey).insert()
+
+_BLOCKING_KEYS_OF_SQL = select(table_of(BlockingKey).c.key).where(
+    table_of(BlockingKey).c.source_record_id == bindparam("sid"))
+
+_DELETE_BLOCKING_KEYS = table_of(BlockingKey).delete().where(
+    table_of(BlockingKey).c.source_record_id == bindparam("sid"),
+    table_of(BlockingKey).c.key.in_(bindparam("keys", expanding=True)))
+
+_REVIEWS = table_of(ReviewItem)
+
+_INSERT_REVIEW = _REVIEWS.insert().returning(_REVIEWS.c.id)
+
+_CLOSE_REVIEWS = _REVIEWS.update().where(_REVIEWS.c.source_record_id == bindparam("sid"),
+                                         _REVIEWS.c.status == "open").values(status="superseded")
+
+_MANUAL = table_of(ManualDecision)
+
+_MANUAL_SQL = select(_MANUAL.c.record_a_id, _MANUAL.c.record_b_id, _MANUAL.c.decision).where(
+    or_(_MANUAL.c.record_a_id == bindparam("sid"), _MANUAL.c.record_b_id == bindparam("sid")))
+
+
+def _column_values(demographics: Demographics) -> dict[str, Any]:
+    """The source record's demographic columns for a new record (as :meth:`LinkOnWrite._apply` sets them)."""
+    values: dict[str, Any] = {name: None for name in DEMOGRAPHIC_FIELDS}
+    values.update(nhs_number_valid=False, birth_date_text=None)
+    for name in DEMOGRAPHIC_FIELDS:
+        value = getattr(demographics, name)
+        if value is None or value == DELETE:
+            continue
+        if name == "nhs_number":
+            digits = normalise_nhs_number(value)
+            values["nhs_number"] = digits or str(value)[:10]
+            values["nhs_number_valid"] = bool(digits and is_valid_nhs_number(digits))
+        elif name == "birth_date":
+            full = as_date(value)
+            values["birth_date"] = full
+            values["birth_date_text"] = None if full else str(value)[:10]
+        elif name == "death_date":
+            values["death_date"] = as_date(value)
+        else:
+            values[name] = value
+    return values
+
+
+def _applied_values(row: Any, demographics: Demographics) -> dict[str, Any]:
+    """A known record's demographic columns after ``demographics`` is applied (as :meth:`LinkOnWrite._apply`)."""
+    values: dict[str, Any] = {name: getattr(row, name) for name in DEMOGRAPHIC_FIELDS}
+    values["nhs_number_valid"] = row.nhs_number_valid
+    values["birth_date_text"] = row.birth_date_text
+    for name in DEMOGRAPHIC_FIELDS:
+        value = getattr(demographics, name)
+        if value is None:
+            continue
+        if value == DELETE:
+            value = None
+        if name == "nhs_number":
+            digits = normalise_nhs_number(value) if value is not None else None
+            values["nhs_number"] = (digits or str(value)[:10]) if value is not None else None
+            values["nhs_number_valid"] = bool(digits and is_valid_nhs_number(digits))
+        elif name == "birth_date":
+            full = as_date(value) if value is not None else None
+            values["birth_date"] = full
+            values["birth_date_text"] = None if full or value is None else str(value)[:10]
+        elif name == "death_date":
+            values["death_date"] = as_date(value) if value is not None else None
+        else:
+            values[name] = value
+    return values
+
+
+def _raw(values: dict[str, Any]) -> dict[str, object]:
+    """The fields normalised into a match record (as :meth:`LinkOnWrite._raw_fields`)."""
+    fields: dict[str, object] = {name: values[name] for name in DEMOGRAPHIC_FIELDS}
+    fields["birth_date_text"] = values["birth_date_text"]
+    return fields
+
+
+def new_regional_id() -> str:
+    return "RP" + "".join(secrets.choice(_REGIONAL_ALPHABET) for _ in range(10))
+
+
+def pair_key(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+class LinkOnWrite(GoldenRecords):
+    """Create or update source records and place each with the regional patient it matches."""
+
+    def upsert(self, demographics: Demographics, *, event: str, actor: str, source_kind: str = "hl7",
+               provisional: bool = False) -> LinkOutcome:
+        """Create or update a source record from ``demographics`` and link it (link-on-write).
+
+        An update older than the newest one applied (``event_at``) is kept in history but not applied.
+        A provisional record (from DICOM headers) never overwrites one that a PAS or FHIR source made.
+        """
+        key = RecordKey(demographics.namespace, demographics.local_id.strip())
+        if not key.local_id:
+            raise IdentityError("a source record needs a local identifier")
+        self._settle_pending()
+        row = self.session.execute(_RECORD_ROW_SQL, {"ns": key.namespace, "local": key.local_id}).first()
+        if row is None and not demographics.other_identifiers:
+            return self._create(key, demographics, event=event, actor=actor, source_kind=source_kind,
+                                provisional=provisional)
+        if (row is not None and not demographics.other_identifiers
+                and self.session.identity_map.get(identity_key(SourceRecord, row.id)) is None):
+            return self._update(row, demographics, event=event, actor=actor, source_kind=source_kind,
+                                provisional=provisional)
+        record = None if row is None else self.session.get(SourceRecord, row.id)
+        created = record is None
+        if record is None:
+            record = SourceRecord(namespace=key.namespace, local_id=key.local_id, trust_ods=demographics.trust_ods,
+                                  source_kind=source_kind, provisional=provisional, version=0)
+            self.session.add(record)
+        elif provisional and not record.provisional:
+            return self._outcome(record)
+
+        stale = (not created and demographics.event_at is not None and record.last_event_at is not None
+                 and demographics.event_at < record.last_event_at)
+        record.version = (record.version or 0) + 1
+        if not stale:
+            self._apply(record, demographics)
+            if record.provisional and not provisional:
+                record.provisional = False
+                record.source_kind = source_kind
+            if demographics.event_at is not None:
+                record.last_event_at = demographics.event_at
+        self.session.flush()
+        self.session.add(SourceRecordVersion(source_record_id=record.id, version=record.version, event=event,
+                                             event_at=demographics.event_at, applied=not stale,
+                                             demographics=demographics.as_json()))
+        if stale:
+            return LinkOutcome(record.id, record.regional_patient_id or "", record.link_state or NO_MATCH,
+                               record.link_score, applied=False)
+        self._set_identifiers(record, demographics.other_identifiers)
+        self._refresh_blocking_keys(record, created=created)
+        outcome = self.link_on_write(record, actor=actor, reason=f"link-on-write ({event})", created=created)
+        return outcome
+
+    def _create(self, key: RecordKey, demographics: Demographics, *, event: str, actor: str, source_kind: str,
+                provisional: bool) -> LinkOutcome:
+        """A new record, linked on write: the decision first, then a handful of plain inserts.
+
+        The same rules as :meth:`link_on_write` (a new record has no manual decisions yet), written without the
+        ORM's unit of work: this is the path every new registration takes, so it is kept to a few cached
+        statements.
+        """
+        values = _column_values(demographics)
+        probe = to_match_record(None, values)
+        scores = self._score_clusters(probe, self._clusters_of(self.candidate_ids(probe), exclude=None))
+        best_id, best_score, possible = self._choose(scores, {})
+        now = utcnow()
+        state = MATCH if best_id is not None or not possible else POSSIBLE
+        probability = best_score.probability if best_score else None
+        weights = best_score.field_weights if best_score else None
+        target = best_id or new_regional_id()
+        member = _Member(values, provisional, demographics.event_at or now)
+        if best_id is None:  # the patient first: the record refers to it
+            self.session.execute(_INSERT_PATIENT, {
+                "id": target, "status": "active", "created_at": now, "updated_at": now,
+                **_golden_values([member])})
+        else:
+            rows = list(self.session.execute(_GOLDEN_SQL, {"rid": target}).all())
+            self._set_golden(target, _golden_values([*rows, member]))
+        record_id = self.session.execute(_INSERT_RECORD, {
+            **values, "namespace": key.namespace, "local_id": key.local_id, "trust_ods": demographics.trust_ods,
+            "source_kind": source_kind, "provisional": provisional, "active": True, "version": 1,
+            "match_fields": probe.as_stored(), "regional_patient_id": target, "link_state": state,
+            "link_manual": False, "link_score": probability, "link_weights": weights,
+            "link_model_version": self.model.version, "linked_by": actor, "linked_at": now,
+            "last_event_at": demographics.event_at, "created_at": now, "updated_at": now}).scalar_one()
+        self.session.execute(_INSERT_VERSION, {
+            "source_record_id": record_id, "version": 1, "event": event, "event_at": demographics.event_at,
+            "received_at": now, "applied": True, "demographics": demographics.as_json()})
+        keys = blocking_keys(probe)
+        if keys:
+            self.session.execute(_INSERT_BLOCKING_KEY,
+                                 [{"source_record_id": record_id, "key": k} for k in sorted(keys)])
+        self.session.execute(_INSERT_LINK_EVENT, {
+            "source_record_id": record_id, "from_regional_id": None, "to_regional_id": target, "link_state": state,
+            "manual": False, "score": probability, "weights": weights, "model_version": self.model.version,
+            "actor": actor, "reason": f"link-on-write ({event})", "at": now})
+        review_id = None
+        if possible and best_id is None:
+            other_id, score = possible
+            other_regional = next((rid for rid, member_id in scores.flat if member_id == other_id), None)
+            review_id = self.session.execute(_INSERT_REVIEW, {
+                "source_record_id": record_id, "candidate_record_id": other_id,
+                "candidate_regional_id": other_regional, "score": score.probability,
+                "weights": {"field_weights": score.field_weights, "levels": score.levels,
+                            "weight": round(score.weight, 3), "guard": score.guard},
+                "model_version": self.model.version, "status": "open", "created_at": now}).scalar_one()
+        return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
+
+    def _settle_pending(self) -> None:
+        """Flush ORM changes held by the session before statements that bypass it (and expire what they touch)."""
+        session = self.session
+        if session.new or session.dirty or session.deleted:
+            session.flush()
+
+    def _update(self, row: Any, demographics: Demographics, *, event: str, actor: str, source_kind: str,
+                provisional: bool) -> LinkOutcome:
+        """An update of a known record, linked on write, in plain cached statements (no ORM entity loaded).
+
+        The same steps and rules as the ORM path (:meth:`_apply`, :meth:`_refresh_blocking_keys`,
+        :meth:`link_on_write`): read the record's columns once, decide, write the record with one UPDATE.
+        """
+        record_id: int = row.id
+        if provisional and not row.provisional:
+            return LinkOutcome(record_id, row.regional_patient_id or "", row.link_state or NO_MATCH, row.link_score)
+        now = utcnow()
+        version = (row.version or 0) + 1
+        stale = (demographics.event_at is not None and row.last_event_at is not None
+                 and demographics.event_at < row.last_event_at)
+        history = {"source_record_id": record_id, "version": version, "event": event,
+                   "event_at": demographics.event_at, "received_at": now, "applied": not stale,
+                   "demographics": demographics.as_json()}
+        if stale:
+            self.session.execute(_UPDATE_RECORD, {"rid": record_id, "version": version, "updated_at": now})
+            self.session.execute(_INSERT_VERSION, history)
+            return LinkOutcome(record_id, row.regional_patient_id or "", row.link_state or NO_MATCH,
+                               row.link_score, applied=False)
+        values = _applied_values(row, demographics)
+        changes: dict[str, Any] = {"version": version, "updated_at": now, **values}
+        if demographics.trust_ods:
+            changes["trust_ods"] = demographics.trust_ods
+        if row.provisional and not provisional:
+            changes["provisional"] = False
+            changes["source_kind"] = source_kind
+        if demographics.event_at is not None:
+            changes["last_event_at"] = demographics.event_at
+        stored = to_match_record(record_id, _raw(values)).as_stored()
+        changes["match_fields"] = stored
+        probe = MatchRecord.from_stored(record_id, stored)
+        self.session.execute(_INSERT_VERSION, history)
+        self._replace_blocking_keys(record_id, blocking_keys(probe))
+        previous: str | None = row.regional_patient_id
+        if row.link_manual and previous:  # a manual decision sticks: the record stays where a person put it
+            self.session.execute(_UPDATE_RECORD, {"rid": record_id, **changes})
+            self._refresh_golden_rows(previous)
+            return LinkOutcome(record_id, previous, row.link_state or NO_MATCH, row.link_score)
+
+        manual = self.manual_decisions(record_id)
+        ids = self.candidate_ids(probe, exclude=record_id)
+        ids.extend(other for other, decision in manual.items() if decision == MATCH and other not in ids)
+        scores = self._score_clusters(probe, self._clusters_of(ids, exclude=record_id))
+        best_id, best_score, possible = self._choose(scores, manual)
+        fresh = False
+        if best_id is not None:
+            state, target = MATCH, best_id
+        else:
+            state = POSSIBLE if possible else (NO_MATCH if manual and NO_MATCH in manual.values() else MATCH)
+            # a record that matches nobody keeps (or gets) a regional patient of its own
+            alone = previous is not None and self.session.execute(
+                _OTHER_MEMBER_SQL, {"rid": previous, "sid": record_id}).first() is None
+            if alone:
+                target = previous  # type: ignore[assignment]
+            else:
+                fresh, target = True, new_regional_id()
+                member = _Member({**values}, bool(changes.get("provisional", row.provisional)),
+                                 changes.get("last_event_at") or row.last_event_at or now)
+                self.session.execute(_INSERT_PATIENT, {"id": target, "status": "active", "created_at": now,
+                                                       "updated_at": now, **_golden_values([member])})
+        probability = best_score.probability if best_score else None
+        weights = best_score.field_weights if best_score else None
+        changes.update(regional_patient_id=target, link_state=state, link_manual=False, link_score=probability,
+                       link_weights=weights, link_model_version=self.model.version, linked_by=actor, linked_at=now)
+        self.session.execute(_UPDATE_RECORD, {"rid": record_id, **changes})
+        if previous != target or row.link_state != state or row.link_manual:
+            self.session.execute(_INSERT_LINK_EVENT, {
+                "source_record_id": record_id, "from_regional_id": previous, "to_regional_id": target,
+                "link_state": state, "manual": False, "score": probability, "weights": weights,
+                "model_version": self.model.version, "actor": actor, "reason": f"link-on-write ({event})",
+                "at": now})
+        review_id = None
+        self._close_reviews_rows(record_id)
+        if possible and best_id is None:
+            other_id, score = possible
+            other_regional = next((rid for rid, member_id in scores.flat if member_id == other_id), None)
+            review_id = self.session.execute(_INSERT_REVIEW, {
+                "source_record_id": record_id, "candidate_record_id": other_id,
+                "candidate_regional_id": other_regional, "score": score.probability,
+                "weights": {"field_weights": score.field_weights, "levels": score.levels,
+                            "weight": round(score.weight, 3), "guard": score.guard},
+                "model_version": self.model.version, "status": "open", "created_at": now}).scalar_one()
+        if previous and previous != target:
+            self._refresh_golden_rows(previous)
+        if not fresh:  # a fresh patient was written with its only member's values
+            self._refresh_golden_rows(target)
+        return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
+
+    def _replace_blocking_keys(self, record_id: int, keys: set[str]) -> None:
+        """Index a known record's blocking keys: only the changes are written."""
+        current = set(self.session.scalars(_BLOCKING_KEYS_OF_SQL, {"sid": record_id}))
+        stale = current - keys
+        if stale:
+            self.session.execute(_DELETE_BLOCKING_KEYS, {"sid": record_id, "keys": sorted(stale)})
+        added = keys - current
+        if added:
+            self.session.execute(_INSERT_BLOCKING_KEY, [{"source_record_id": record_id, "key": k}
+                                                        for k in sorted(added)])
+
+    def _close_reviews_rows(self, record_id: int) -> None:
+        """Open review items about the record are superseded (one UPDATE; held items are read again)."""
+        self.session.execute(_CLOSE_REVIEWS, {"sid": record_id})
+        for held in [o for o in self.session.identity_map.values() if isinstance(o, ReviewItem)]:
+            if held.source_record_id == record_id:
+                self.session.expire(held)
+
+    def _apply(self, record: SourceRecord, demographics: Demographics) -> None:
+        for name in DEMOGRAPHIC_FIELDS:
+            value = getattr(demographics, name)
+            if value is None:
+                continue
+            if value == DELETE:
+                value = None
+            if name == "nhs_number" and value is not None:
+                digits = normalise_nhs_number(value)
+                record.nhs_number = digits or str(value)[:10]
+                record.nhs_number_valid = bool(digits and is_valid_nhs_number(digits))
+                continue
+            if name == "nhs_number":
+                record.nhs_number_valid = False
+            if name == "birth_date":
+                full = as_date(value) if value is not None else None
+                record.birth_date = full
+                record.birth_date_text = None if full or value is None else str(value)[:10]
+                continue
+            if name == "death_date":
+                record.death_date = as_date(value) if value is not None else None
+                continue
+            setattr(record, name, value)
+        if demographics.trust_ods:
+            record.trust_ods = demographics.trust_ods
+        record.match_fields = to_match_record(record.id, self._raw_fields(record)).as_stored()
+
+    def _set_identifiers(self, record: SourceRecord, identifiers: Sequence[tuple[str, str]]) -> None:
+        if not identifiers:
+            return
+        existing = {(i.system, i.value) for i in self.session.scalars(
+            select(SourceIdentifier).where(SourceIdentifier.source_record_id == record.id))}
+        for system, value in identifiers:
+            namespace = self.namespace_for(system)
+            if (namespace, value) == (record.namespace, record.local_id) or (namespace, value) in existing:
+                continue
+            existing.add((namespace, value))
+            self.session.add(SourceIdentifier(source_record_id=record.id, system=namespace, value=value))
+
+    def _refresh_blocking_keys(self, record: SourceRecord, *, created: bool = False) -> None:
+        """Index the record's blocking keys (only the changes, for an update)."""
+        keys = blocking_keys(self.match_record(record))
+        if not created:
+            current = set(self.session.scalars(select(BlockingKey.key)
+                                               .where(BlockingKey.source_record_id == record.id)))
+            stale = current - keys
+            if stale:
+                self.session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == record.id,
+                                                               BlockingKey.key.in_(sorted(stale))))
+            keys = keys - current
+        if keys:
+            self.session.execute(table_of(BlockingKey).insert(),
+                                 [{"source_record_id": record.id, "key": key} for key in sorted(keys)])
+
+    def manual_decisions(self, record_id: int) -> dict[int, str]:
+        """The other record of each manual decision about ``record_id``, with the decision (match | no-match)."""
+        rows = self.session.execute(_MANUAL_SQL, {"sid": record_id})
+        return {(b if a == record_id else a): decision for a, b, decision in rows}
+
+    def link_on_write(self, record: SourceRecord, *, actor: str, reason: str, created: bool = False) -> LinkOutcome:
+        """Place ``record`` with the regional patient it matches, or a new one; respects manual decisions.
+
+        A few indexed queries (blocking keys, the candidates' patients with all their records, manual decisions) and
+        one vectorised scoring call: the record joins the best-matching patient only if no record of that patient
+        conflicts with it (the cluster integrity check).
+        """
+        if record.link_manual and record.regional_patient_id:
+            self._refresh_golden(record.regional_patient_id)
+            return self._outcome(record)
+        probe = self.match_record(record)
+        manual = {} if created else self.manual_decisions(record.id)  # a new record has no decisions yet
+        ids = self.candidate_ids(probe, exclude=record.id)
+        ids.extend(other for other, decision in manual.items() if decision == MATCH and other not in ids)
+        scores = self._score_clusters(probe, self._clusters_of(ids, exclude=record.id))
+        best_id, best_score, possible = self._choose(scores, manual)
+        previous = record.regional_patient_id
+        review_id = None
+        fresh: RegionalPatient | None = None
+        if best_id is not None:
+            state = MATCH
+            target = best_id
+        else:
+            state = POSSIBLE if possible else (NO_MATCH if manual and NO_MATCH in manual.values() else MATCH)
+            # a record that matches nobody keeps (or gets) a regional patient of its own
+            fresh = None if previous and self._is_alone(record, previous) else self._new_patient()
+            target = fresh.id if fresh is not None else previous  # type: ignore[assignment]
+        self._move(record, target, state=state, score=best_score.probability if best_score else None,
+                   weights=best_score.field_weights if best_score else None, actor=actor, reason=reason)
+        if possible and best_id is None:
+            review_id = self._open_review(record, possible)
+        elif not created:
+            self._close_reviews(record)
+        if previous and previous != target:
+            self._refresh_golden(previous)
+        if best_id is None and fresh is not None:  # the record is the new patient's only member
+            self._golden_from(fresh, [record])
+        else:
+            self._refresh_golden(target)
+        return LinkOutcome(record.id, target, state, best_score.probability if best_score else None,
+                           review_item_id=review_id)
+
+    def _choose(self, scores: ClusterScores, manual: dict[int, str]
+                ) -> tuple[str | None, PairScore | None, tuple[int, PairScore] | None]:
+        """The regional patient to join (with the best pair score), or the best possible match to review."""
+        best: tuple[str, int] | None = None
+        possible: int | None = None
+        weight = scores.scored.weight if scores.scored is not None else np.zeros(0)
+        for regional_id, rows in scores.groups().items():
+            if any(manual.get(scores.flat[i][1]) == NO_MATCH for i in rows):
+                continue
+            top = max(rows, key=lambda i: weight[i])
+            if any(manual.get(scores.flat[i][1]) == MATCH for i in rows):
+                return regional_id, scores.pair(top), None
+            code = int(scores.codes[top])
+            intact = not scores.conflict[rows].any()
+            if code == MATCH_CODE and intact:
+                if best is None or weight[top] > weight[best[1]]:
+                    best = (regional_id, top)
+            elif code >= POSSIBLE_CODE:  # a match that breaks the cluster's integrity is reviewed
+                if possible is None or weight[top] > weight[possible]:
+                    possible = top
+        if best is not None:
+            return best[0], scores.pair(best[1]), None
+        if possible is None:
+            return None, None, None
+        score = scores.pair(possible)
+        return None, score, (scores.flat[possible][1], score)
+
+    def conflicts(self, score: PairScore) -> bool:
+        """Whether the evidence says two records are different people (:func:`mpi.linkage.is_conflict`)."""
+        if score.hard_conflict or score.levels.get("nhs_number") == "else":
+            return True
+        if score.guard == "sibling" and score.levels.get("nhs_number") != "exact":
+            return True
+        return score.weight - self.model.prior_weight < 0 or score.personal_weight < 0
+
+    def _is_alone(self, record: SourceRecord, regional_id: str) -> bool:
+        others = [r for r in self.records_of(regional_id, include_inactive=False) if r.id != record.id]
+        return not others
+
+    def _new_patient(self) -> RegionalPatient:
+        # the id is made here, so nothing needs flushing yet: the insert goes with the next statement
+        patient = RegionalPatient(id=new_regional_id(), status="active")
+        self.session.add(patient)
+        return patient
+
+    def _move(self, record: SourceRecord, regional_id: str, *, state: str, score: float | None,
+              weights: dict[str, float] | None, actor: str, reason: str, manual: bool = False) -> None:
+        previous = record.regional_patient_id
+        changed = previous != regional_id or record.link_state != state or record.link_manual != manual
+        record.regional_patient_id = regional_id
+        record.link_state = state
+        record.link_manual = manual
+        record.link_score = score
+        record.link_weights = weights
+        record.link_model_version = None if manual else self.model.version
+        record.linked_by = actor
+        record.linked_at = utcnow()
+        if changed:
+            self.session.add(LinkEvent(source_record_id=record.id, from_regional_id=previous,
+                                       to_regional_id=regional_id, link_state=state, manual=manual, score=score,
+                                       weights=weights, model_version=record.link_model_version, actor=actor,
+                                       reason=reason))
+
+    def _open_review(self, record: SourceRecord, possible: tuple[int, PairScore]) -> int:
+        other_id, score = possible
+        other = self.session.get(SourceRecord, other_id)
+        self._close_reviews(record)
+        item = ReviewItem(source_record_id=record.id, candidate_record_id=other_id,
+                          candidate_regional_id=other.regional_patient_id if other else None, score=score.probability,
+                          weights={"field_weights": score.field_weights, "levels": score.levels,
+                                   "weight": round(score.weight, 3), "guard": score.guard},
+                          model_version=self.model.version)
+        self.session.add(item)
+        self.session.flush()
+        return item.id
+
+    def _close_reviews(self, record: SourceRecord) -> None:
+        """Open review items about ``record`` are superseded by a newer decision."""
+        for item in self.session.scalars(select(ReviewItem).where(ReviewItem.source_record_id == record.id,
+                                                                   ReviewItem.status == "open")):
+            item.status = "superseded"
+
+    def _outcome(self, record: SourceRecord) -> LinkOutcome:
+        return LinkOutcome(record.id, record.regional_patient_id or "", record.link_state or NO_MATCH,
+                           record.link_score)
+
+
+__all__ = ["LinkOnWrite", "LinkOutcome", "new_regional_id", "pair_key"]

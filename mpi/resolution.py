@@ -1,0 +1,141 @@
+"""The read side: who a request is about (:meth:`Resolver.resolve`, for the duplicate check) and the regional
+patients scored against a query (:meth:`Resolver.match`, for FHIR ``$match``). Column-only, cached statements."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import bindparam, select
+
+from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
+from mpi.engine import POSSIBLE, to_match_record
+from mpi.index_store import _RECORDS, DEMOGRAPHIC_FIELDS, IndexStore
+from mpi.nhs_number import normalise_nhs_number
+from mpi.records import Demographics
+from mpi.tables import SourceIdentifier, table_of
+from priorscan.trusts import NHS_NUMBER_SYSTEM
+
+
+@dataclass
+class Resolution:
+    """Who a request is about: the regional patient and how sure we are (confirmed | probable | unknown)."""
+
+    regional_id: str | None
+    identity: str
+    score: float | None = None
+    candidates: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MatchCandidate:
+    """A regional patient scored against a query (for FHIR $match and PDQm)."""
+
+    regional_id: str
+    probability: float
+    grade: str  # certain | probable | possible | certainly-not
+    field_weights: dict[str, float]
+
+
+_IDENTIFIERS = table_of(SourceIdentifier)
+
+_RESOLVE_COLUMNS = (_RECORDS.c.id, _RECORDS.c.regional_patient_id, _RECORDS.c.link_state)
+
+_RESOLVE_BY_NHS_SQL = select(*_RESOLVE_COLUMNS).where(_RECORDS.c.nhs_number == bindparam("digits"))
+
+_RESOLVE_BY_KEY_SQL = select(*_RESOLVE_COLUMNS).where(_RECORDS.c.namespace == bindparam("ns"),
+                                                      _RECORDS.c.local_id == bindparam("local"))
+
+_RESOLVE_BY_IDENTIFIER_SQL = select(*_RESOLVE_COLUMNS).join(
+    _IDENTIFIERS, _IDENTIFIERS.c.source_record_id == _RECORDS.c.id).where(
+    _IDENTIFIERS.c.system == bindparam("ns"), _IDENTIFIERS.c.value == bindparam("local"))
+
+
+class Resolver(IndexStore):
+    """Resolution of requests and scored look-ups."""
+
+    def resolve(self, identifiers: Iterable[tuple[str, str]], demographics: Demographics | None) -> Resolution:
+        """Who a request is about, from identifiers first, then demographics.
+
+        Columns only (cached statements, no ORM entities): the records known by each identifier, then their
+        regional patients' surviving ids with one statement per merge hop.
+        """
+        found: list[tuple[int, str, str | None]] = []
+        for system, value in identifiers:
+            found.extend(self._identified(system, value))
+        survivor = self.survivors(rid for _, rid, _ in found)
+        hits: dict[str, list[str | None]] = defaultdict(list)
+        for _, regional_id, link_state in found:
+            patient_id = survivor[regional_id]
+            if patient_id is not None:
+                hits[patient_id].append(link_state)
+        if len(hits) == 1:
+            regional_id, states = next(iter(hits.items()))
+            doubtful = any(state == POSSIBLE for state in states)
+            return Resolution(regional_id, "probable" if doubtful else "confirmed", 1.0, [regional_id])
+        if len(hits) > 1:
+            ranked = sorted(hits, key=lambda rid: -len(hits[rid]))
+            return Resolution(ranked[0], "probable", None, ranked)
+        if demographics is None:
+            return Resolution(None, "unknown")
+        matches = self.match(demographics, count=3)
+        if not matches:
+            return Resolution(None, "unknown")
+        top = matches[0]
+        if top.grade == "certain" and (len(matches) == 1 or matches[1].grade not in ("certain", "probable")):
+            return Resolution(top.regional_id, "confirmed", top.probability, [m.regional_id for m in matches])
+        if top.grade in ("certain", "probable", "possible"):
+            return Resolution(top.regional_id, "probable", top.probability, [m.regional_id for m in matches])
+        return Resolution(None, "unknown", top.probability)
+
+    def patients_known_by(self, system: str, value: str) -> list[str]:
+        """The surviving regional ids of the records known by ``system|value`` (those :meth:`find_records`
+        returns that are linked), in the same order; columns only."""
+        found = self._identified(system, value)
+        survivor = self.survivors(rid for _, rid, _ in found)
+        return [patient for _, rid, _ in found if (patient := survivor[rid]) is not None]
+
+    def _identified(self, system: str, value: str) -> list[tuple[int, str, str | None]]:
+        """(record id, regional id, link state) of the linked records :meth:`find_records` would return."""
+        value = value.strip()
+        if system == NHS_NUMBER_SYSTEM:
+            digits = normalise_nhs_number(value)
+            rows = list(self.session.execute(_RESOLVE_BY_NHS_SQL, {"digits": digits})) if digits else []
+        else:
+            params = {"ns": self.namespace_for(system), "local": value}
+            rows = list(self.session.execute(_RESOLVE_BY_KEY_SQL, params))
+            seen = {row.id for row in rows}
+            rows += [row for row in self.session.execute(_RESOLVE_BY_IDENTIFIER_SQL, params) if row.id not in seen]
+        return [(row.id, row.regional_patient_id, row.link_state) for row in rows if row.regional_patient_id]
+
+    def match(self, demographics: Demographics, *, count: int = 10) -> list[MatchCandidate]:
+        """Regional patients scored against ``demographics`` (best first), for $match and resolution."""
+        fields: dict[str, object] = {name: getattr(demographics, name) for name in DEMOGRAPHIC_FIELDS}
+        probe = to_match_record(None, fields)
+        scores = self._score_clusters(probe, self._clusters_of(self.candidate_ids(probe), exclude=None))
+        results = []
+        weight = scores.scored.weight if scores.scored is not None else np.zeros(0)
+        for regional_id, rows in scores.groups().items():
+            top = max(rows, key=lambda i: weight[i])
+            score = scores.pair(top)
+            code = int(scores.codes[top])
+            if score.hard_conflict:
+                grade = "certainly-not"
+            elif code == MATCH_CODE:
+                grade = "certain"
+            elif code == POSSIBLE_CODE:
+                grade = "probable" if score.probability >= 0.8 else "possible"
+            else:
+                grade = "certainly-not"
+            results.append(MatchCandidate(regional_id, score.probability, grade, score.field_weights))
+        results.sort(key=lambda m: -m.probability)
+        best = results[:count]  # the order does not depend on the ids: only the kept ones are followed to survivors
+        survivor = self.survivors(m.regional_id for m in best)
+        for candidate in best:
+            candidate.regional_id = survivor[candidate.regional_id] or candidate.regional_id
+        return best
+
+
+__all__ = ["MatchCandidate", "Resolution", "Resolver"]
