@@ -35,10 +35,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import scopes as scope_rules
 from api.accounts import add_token
 from api.jwks import check_jwks
-from dedupe.storage import insert_unless_exists, one_writer
 from priorscan.audit import Agent, record
 from priorscan.errors import AuthError, InputError
 from priorscan.tables import ApiClient, SmartBackendClient, SmartSeenJti
+from priorscan.writes import insert_unless_exists, one_writer
 
 GRANT_TYPE = "client_credentials"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -44,8 +44,8 @@ from dedupe.evaluate import RepeatFigures, evaluate_repeats
 from dedupe.fhir_orders import apply_service_request, apply_service_request_resource
 from dedupe.hl7_orders import apply_order
 from dedupe.rules import RuleSet, load_rules
-from dedupe.storage import one_writer
 from dedupe.vocabulary import ProcedureCode
+from priorscan.writes import one_writer
 
 __all__ = [
     "ACKNOWLEDGED",

@@ -28,11 +28,11 @@ from dedupe.dose import dose_avoided
 from dedupe.orders import CANCELLED as ORDER_CANCELLED
 from dedupe.orders import set_order_status
 from dedupe.rules import RuleSet
-from dedupe.storage import insert_row, insert_unless_exists
 from dedupe.tables import Alert, AlertEvent
 from priorscan.audit import Agent, record
 from priorscan.db import utcnow
 from priorscan.errors import InputError, NotFoundError
+from priorscan.writes import insert_row, insert_unless_exists
 
 OPEN = "open"
 ACKNOWLEDGED = "acknowledged"

@@ -23,9 +23,9 @@ import jwt
 from sqlalchemy import Text, bindparam, cast, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dedupe.storage import insert_unless_exists, one_writer
 from priorscan.errors import AuthError
 from priorscan.tables import CdsSeenJti, CdsTrustedIssuer
+from priorscan.writes import insert_unless_exists, one_writer
 
 ALGORITHMS = ("RS384", "ES384")
 _KEY_TYPE = {"RS384": "RSA", "ES384": "EC"}

@@ -33,7 +33,6 @@ from dedupe.comparable import ComparablePrior, Procedure, RequestFacts, judge, l
 from dedupe.orders import OrderFacts, attach_orders, keep_unattached_identifiers, patient_identifiers, record_order
 from dedupe.priors import PatientHistory, patient_exams
 from dedupe.rules import RuleSet
-from dedupe.storage import insert_row
 from dedupe.vocabulary import (
     NormalisedProcedure,
     ProcedureCode,
@@ -42,8 +41,7 @@ from dedupe.vocabulary import (
     normalise_procedure,
 )
 from mpi import Demographics, PatientIndex, Resolution, active_model
-from priorscan.audit import Agent
-from priorscan.tables import AuditEvent
+from priorscan.audit import Agent, record_now
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
 REQUEST_NAMESPACE = "urn:priorscan:duplicate-check"
@@ -308,14 +306,11 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
                              channel=request.channel, verdict=judgement.verdict, request=request_json,
                              request_date=request_date, priors=priors, rules_version=rules.version, agent=agent)
         alert_id, alert_status = raised.id, raised.status
-    # the audit event as priorscan.audit.record writes it, inserted now rather than flushed by the ORM at commit
-    insert_row(session, AuditEvent, {
-        "action": "E", "event_type": "duplicate-check", "subtype": request.channel, "outcome": "0",
-        "agent_kind": agent.kind, "agent_name": agent.name, "source_address": agent.address,
-        "regional_patient_id": regional_id, "entity": f"alert/{alert_id}" if alert_id else None,
-        "detail": {"verdict": judgement.verdict, "identity": resolution.identity, "priors": len(priors),
-                   "rulesVersion": rules.version, "requestingTrust": query.requesting_trust,
-                   "normalisation": normalised.normalisation}})
+    record_now(session, agent, action="E", event_type="duplicate-check", subtype=request.channel,
+               regional_patient_id=regional_id, entity=f"alert/{alert_id}" if alert_id else None,
+               detail={"verdict": judgement.verdict, "identity": resolution.identity, "priors": len(priors),
+                       "rulesVersion": rules.version, "requestingTrust": query.requesting_trust,
+                       "normalisation": normalised.normalisation})
     candidates = list(resolution.candidates) if resolution.identity == "probable" else []
     return CheckOutcome(regional_id, resolution.identity, candidates, judgement.verdict, priors, alert_id,
                         alert_status, rules.version, request_json, request_date)

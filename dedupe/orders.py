@@ -20,12 +20,12 @@ from datetime import datetime
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from dedupe.storage import insert_unless_exists, upsert
 from dedupe.tables import UnattachedOrderIdentifier
 from imaging.tables import ImagingOrder
 from mpi import normalise_nhs_number
 from priorscan.db import utcnow
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
+from priorscan.writes import insert_unless_exists, upsert
 
 ACTIVE = "active"
 COMPLETED = "completed"

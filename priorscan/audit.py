@@ -46,6 +46,21 @@ def record(session: Session, agent: Agent, *, action: str, event_type: str, subt
     return event
 
 
+def record_now(session: Session, agent: Agent, *, action: str, event_type: str, subtype: str,
+               regional_patient_id: str | None = None, entity: str | None = None, outcome: str = "0",
+               detail: dict[str, Any] | None = None) -> None:
+    """Insert one audit event now on the session's connection, as :func:`record` would add it.
+
+    For request paths where the ORM's flush at commit costs more than the insert; committed with the same work.
+    """
+    from priorscan.writes import insert_row
+
+    insert_row(session, AuditEvent, {
+        "action": action, "event_type": event_type, "subtype": subtype, "outcome": outcome, "agent_kind": agent.kind,
+        "agent_name": agent.name, "source_address": agent.address, "regional_patient_id": regional_patient_id,
+        "entity": entity, "detail": detail})
+
+
 def to_fhir(event: AuditEvent) -> dict[str, Any]:
     """One audit row as a FHIR R4 AuditEvent resource (a plain dict)."""
     resource: dict[str, Any] = {

@@ -7,38 +7,39 @@ import threading
 import time
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from dedupe.storage import insert_unless_exists, one_writer, upsert
 from imaging.tables import ImagingOrder
+from priorscan.writes import insert_unless_exists, one_writer, upsert
 
 
-def test_insert_unless_exists_reports_whether_the_row_went_in(db) -> None:  # type: ignore[no-untyped-def]
+def test_insert_unless_exists_reports_whether_the_row_went_in(session: Session) -> None:
     row = {"requesting_trust": "RTK", "placer_order_number": "P1", "modality": "CT"}
-    assert insert_unless_exists(db, ImagingOrder, row, ("requesting_trust", "placer_order_number")) is True
-    assert insert_unless_exists(db, ImagingOrder, {**row, "modality": "MR"},
+    assert insert_unless_exists(session, ImagingOrder, row, ("requesting_trust", "placer_order_number")) is True
+    assert insert_unless_exists(session, ImagingOrder, {**row, "modality": "MR"},
                                 ("requesting_trust", "placer_order_number")) is False
-    stored = db.scalars(select(ImagingOrder)).one()
+    stored = session.scalars(select(ImagingOrder)).one()
     assert (stored.modality, stored.status) == ("CT", "active")  # the column default applied on the first insert
     assert stored.created_at is not None
 
 
-def test_upsert_keeps_what_it_is_not_told_and_overwrites_what_it_must(db) -> None:  # type: ignore[no-untyped-def]
+def test_upsert_keeps_what_it_is_not_told_and_overwrites_what_it_must(session: Session) -> None:
     keys = ("requesting_trust", "placer_order_number")
-    upsert(db, ImagingOrder, {"requesting_trust": "RXC", "placer_order_number": "P2", "modality": "CT",
+    upsert(session, ImagingOrder, {"requesting_trust": "RXC", "placer_order_number": "P2", "modality": "CT",
                               "body_region": "head", "status": "active"}, keys)
-    upsert(db, ImagingOrder, {"requesting_trust": "RXC", "placer_order_number": "P2", "modality": None,
+    upsert(session, ImagingOrder, {"requesting_trust": "RXC", "placer_order_number": "P2", "modality": None,
                               "body_region": "chest", "status": "cancelled"}, keys, overwrite=("status",))
-    db.expire_all()
-    stored = db.scalars(select(ImagingOrder)).one()
+    session.expire_all()
+    stored = session.scalars(select(ImagingOrder)).one()
     assert (stored.modality, stored.body_region, stored.status) == ("CT", "chest", "cancelled")
 
 
-def test_sqlite_writers_of_one_process_take_turns(db) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_writers_of_one_process_take_turns(session: Session) -> None:
     inside: list[int] = []
     overlap: list[bool] = []
 
     def write(n: int) -> None:
-        with one_writer(db):
+        with one_writer(session):
             inside.append(n)
             overlap.append(len(inside) > 1)
             time.sleep(0.02)
@@ -50,4 +51,4 @@ def test_sqlite_writers_of_one_process_take_turns(db) -> None:  # type: ignore[n
     for t in threads:
         t.join()
     # SQLite: never two inside at once; PostgreSQL (many writers) does not queue them
-    assert any(overlap) is (db.get_bind().dialect.name != "sqlite")
+    assert any(overlap) is (session.get_bind().dialect.name != "sqlite")

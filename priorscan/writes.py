@@ -1,4 +1,4 @@
-"""Storage helpers the duplicate check shares: writes that the database settles when two workers race.
+"""Writes shared by every package: single rows inserted now, and writes the database settles when two workers race.
 
 ``INSERT ... ON CONFLICT DO NOTHING`` exists on both backends (SQLite 3.24+, PostgreSQL 9.5+), so a unique
 constraint, not process memory, decides which of two concurrent writers creates a row. Statements are built once per
