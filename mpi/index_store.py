@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -76,6 +77,43 @@ def _candidates_sql(count: int) -> TextClause:
     parts = [f"SELECT {i} AS k, rid FROM (SELECT source_record_id AS rid FROM blocking_key WHERE key = :k{i} "
              f"LIMIT {MAX_BLOCK_SIZE + 1}) AS b{i}" for i in range(count)]
     return text(" UNION ALL ".join(parts))
+
+
+@lru_cache(maxsize=64)
+def _candidate_clusters_sql(count: int) -> TextClause:
+    """The candidates of ``count`` keys and their patients' active records, in one statement.
+
+    Rows of two kinds: a candidate (key number, record id, its regional id, NULL) for every record of a key within
+    the cap (a key over the cap is dropped whole, as :meth:`IndexStore.candidate_ids` does), and a member (NULL,
+    record id, regional id, match fields) for every active record of the patients those candidates belong to. The
+    final choice of candidates (rarest keys first, at most MAX_CANDIDATES) is made in Python from the first kind,
+    and only the members of the chosen candidates' patients are kept. Cached per key count, as
+    :func:`_candidates_sql`."""
+    keyed = " UNION ALL ".join(
+        f"SELECT {i} AS k, rid FROM (SELECT source_record_id AS rid FROM blocking_key WHERE key = :k{i} "
+        f"LIMIT {MAX_BLOCK_SIZE + 1}) AS b{i}" for i in range(count))
+    return text(
+        f"WITH b AS ({keyed}), "
+        "n AS (SELECT k, COUNT(*) AS size FROM b GROUP BY k), "
+        f"ok AS (SELECT b.k, b.rid FROM b JOIN n ON n.k = b.k WHERE n.size <= {MAX_BLOCK_SIZE}) "
+        "SELECT ok.k, ok.rid, s.regional_patient_id, NULL AS match_fields FROM ok "
+        "JOIN source_record s ON s.id = ok.rid "
+        "UNION ALL "
+        "SELECT NULL, m.id, m.regional_patient_id, m.match_fields FROM source_record m "
+        "WHERE m.active AND m.regional_patient_id IN "
+        "(SELECT s.regional_patient_id FROM ok JOIN source_record s ON s.id = ok.rid)")
+
+
+def _choose_candidates(blocks: Iterable[list[int]], exclude: int | None) -> set[int]:
+    """The candidate ids from the records of each key: the most specific keys first; a further key is taken only
+    while the candidates stay within bounds; keys over the cap skipped."""
+    ids: set[int] = set()
+    for block in blocks:
+        if len(block) > MAX_BLOCK_SIZE or (ids and len(ids) + len(block) > MAX_CANDIDATES):
+            continue
+        ids.update(block)
+    ids.discard(exclude)  # type: ignore[arg-type]
+    return ids
 
 
 class IndexStore:
@@ -192,14 +230,35 @@ class IndexStore:
         by_key: dict[int, list[int]] = defaultdict(list)
         for k, rid in rows:
             by_key[k].append(rid)
-        ids: set[int] = set()
-        # the most specific keys first; a further key is taken only while the candidates stay within bounds
-        for block in sorted(by_key.values(), key=len):
-            if len(block) > MAX_BLOCK_SIZE or (ids and len(ids) + len(block) > MAX_CANDIDATES):
-                continue
-            ids.update(block)
-        ids.discard(exclude)  # type: ignore[arg-type]
-        return sorted(ids)
+        return sorted(_choose_candidates((by_key[k] for k in sorted(by_key, key=lambda k: (len(by_key[k]), k))),
+                                         exclude))
+
+    def candidate_clusters(self, probe: MatchRecord, *, exclude: int | None = None,
+                           also: Iterable[int] = ()) -> dict[str, list[MatchRecord]]:
+        """:meth:`_clusters_of` the :meth:`candidate_ids` of ``probe`` (and of the records ``also``), with one
+        statement (:func:`_candidate_clusters_sql`) when ``also`` adds nobody."""
+        keys = sorted(blocking_keys(probe))
+        extra = list(also)
+        if not keys:
+            return self._clusters_of([i for i in dict.fromkeys(extra) if i != exclude], exclude=exclude)
+        rows = self.session.execute(_candidate_clusters_sql(len(keys)),
+                                    {f"k{i}": key for i, key in enumerate(keys)}).all()
+        by_key: dict[int, list[int]] = defaultdict(list)
+        regional_of: dict[int, str | None] = {}
+        members: list[tuple[int, str, Any]] = []
+        for k, rid, regional_id, stored in rows:
+            if k is None:
+                members.append((rid, regional_id, stored))
+            else:
+                by_key[k].append(rid)
+                regional_of[rid] = regional_id
+        ids = _choose_candidates((by_key[k] for k in sorted(by_key, key=lambda k: (len(by_key[k]), k))), exclude)
+        missing = [i for i in extra if i not in ids and i != exclude]
+        if missing:  # a manual match outside the blocks: its patient is read with the candidates' (rare)
+            return self._clusters_of(sorted(ids) + list(dict.fromkeys(missing)), exclude=exclude)
+        wanted = {regional_of[i] for i in ids}
+        return self._clusters_from_rows(sorted((m for m in members if m[1] in wanted), key=lambda m: (m[1], m[0])),
+                                        exclude=exclude)
 
     def candidates(self, probe: MatchRecord, *, exclude: int | None = None) -> list[SourceRecord]:
         """Active records sharing a blocking key with ``probe`` (over-common keys skipped)."""
@@ -214,6 +273,11 @@ class IndexStore:
         if not candidate_ids:
             return {}
         rows = self.session.execute(_CLUSTERS_SQL, {"ids": candidate_ids}).all()
+        return self._clusters_from_rows(rows, exclude=exclude)
+
+    def _clusters_from_rows(self, rows: Iterable[Any], *, exclude: int | None) -> dict[str, list[MatchRecord]]:
+        """Clusters from (record id, regional id, stored match fields) rows; rows stored before match fields
+        existed are normalised from their record."""
         clusters: dict[str, list[MatchRecord]] = defaultdict(list)
         stale: list[int] = []
         for rid, regional_id, stored in rows:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import TextClause, bindparam, delete, exists, or_, select, text
 from sqlalchemy.orm.util import identity_key
 
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
@@ -58,8 +59,18 @@ class LinkOutcome:
     review_item_id: int | None = None
 
 
-#: A known record's columns as the update path needs them (no ORM entity: nothing to load into the identity map).
+_MANUAL = table_of(ManualDecision)
+
+_REVIEWS = table_of(ReviewItem)
+
+#: A known record's columns as the update path needs them (no ORM entity: nothing to load into the identity map),
+#: whether any manual decision names it and whether a review about it is open (most records have neither: the
+#: look-up of decisions and the closing of reviews are then skipped).
 _RECORD_ROW_SQL = select(
+    exists().where(or_(_MANUAL.c.record_a_id == _RECORDS.c.id,
+                       _MANUAL.c.record_b_id == _RECORDS.c.id)).label("has_manual"),
+    exists().where(_REVIEWS.c.source_record_id == _RECORDS.c.id,
+                   _REVIEWS.c.status == "open").label("has_open_review"),
     _RECORDS.c.id, _RECORDS.c.provisional, _RECORDS.c.version, _RECORDS.c.last_event_at,
     _RECORDS.c.regional_patient_id, _RECORDS.c.link_state, _RECORDS.c.link_manual, _RECORDS.c.link_score,
     _RECORDS.c.nhs_number_valid, _RECORDS.c.birth_date_text, *(_RECORDS.c[name] for name in DEMOGRAPHIC_FIELDS),
@@ -80,7 +91,14 @@ _INSERT_LINK_EVENT = table_of(LinkEvent).insert()
 
 _INSERT_PATIENT = table_of(RegionalPatient).insert()
 
-_INSERT_BLOCKING_KEY = table_of(BlockingKey).insert()
+
+@lru_cache(maxsize=32)
+def _insert_blocking_keys_sql(count: int) -> TextClause:
+    """One multi-row INSERT of ``count`` keys of one record (one statement and, on PostgreSQL, one round trip,
+    where an executemany costs a statement per row); cached per count."""
+    rows = ", ".join(f"(:sid, :k{i})" for i in range(count))
+    return text(f"INSERT INTO blocking_key (source_record_id, key) VALUES {rows}")
+
 
 _BLOCKING_KEYS_OF_SQL = select(table_of(BlockingKey).c.key).where(
     table_of(BlockingKey).c.source_record_id == bindparam("sid"))
@@ -89,14 +107,10 @@ _DELETE_BLOCKING_KEYS = table_of(BlockingKey).delete().where(
     table_of(BlockingKey).c.source_record_id == bindparam("sid"),
     table_of(BlockingKey).c.key.in_(bindparam("keys", expanding=True)))
 
-_REVIEWS = table_of(ReviewItem)
-
 _INSERT_REVIEW = _REVIEWS.insert().returning(_REVIEWS.c.id)
 
 _CLOSE_REVIEWS = _REVIEWS.update().where(_REVIEWS.c.source_record_id == bindparam("sid"),
                                          _REVIEWS.c.status == "open").values(status="superseded")
-
-_MANUAL = table_of(ManualDecision)
 
 _MANUAL_SQL = select(_MANUAL.c.record_a_id, _MANUAL.c.record_b_id, _MANUAL.c.decision).where(
     or_(_MANUAL.c.record_a_id == bindparam("sid"), _MANUAL.c.record_b_id == bindparam("sid")))
@@ -229,7 +243,7 @@ class LinkOnWrite(GoldenRecords):
         """
         values = _column_values(demographics)
         probe = to_match_record(None, values)
-        scores = self._score_clusters(probe, self._clusters_of(self.candidate_ids(probe), exclude=None))
+        scores = self._score_clusters(probe, self.candidate_clusters(probe))
         best_id, best_score, possible = self._choose(scores, {})
         now = utcnow()
         state = MATCH if best_id is not None or not possible else POSSIBLE
@@ -254,10 +268,7 @@ class LinkOnWrite(GoldenRecords):
         self.session.execute(_INSERT_VERSION, {
             "source_record_id": record_id, "version": 1, "event": event, "event_at": demographics.event_at,
             "received_at": now, "applied": True, "demographics": demographics.as_json()})
-        keys = blocking_keys(probe)
-        if keys:
-            self.session.execute(_INSERT_BLOCKING_KEY,
-                                 [{"source_record_id": record_id, "key": k} for k in sorted(keys)])
+        self._insert_blocking_keys(record_id, blocking_keys(probe))
         self.session.execute(_INSERT_LINK_EVENT, {
             "source_record_id": record_id, "from_regional_id": None, "to_regional_id": target, "link_state": state,
             "manual": False, "score": probability, "weights": weights, "model_version": self.model.version,
@@ -322,10 +333,9 @@ class LinkOnWrite(GoldenRecords):
             self._refresh_golden_rows(previous)
             return LinkOutcome(record_id, previous, row.link_state or NO_MATCH, row.link_score)
 
-        manual = self.manual_decisions(record_id)
-        ids = self.candidate_ids(probe, exclude=record_id)
-        ids.extend(other for other, decision in manual.items() if decision == MATCH and other not in ids)
-        scores = self._score_clusters(probe, self._clusters_of(ids, exclude=record_id))
+        manual = self.manual_decisions(record_id) if row.has_manual else {}
+        also = [other for other, decision in manual.items() if decision == MATCH]
+        scores = self._score_clusters(probe, self.candidate_clusters(probe, exclude=record_id, also=also))
         best_id, best_score, possible = self._choose(scores, manual)
         fresh = False
         if best_id is not None:
@@ -355,7 +365,8 @@ class LinkOnWrite(GoldenRecords):
                 "model_version": self.model.version, "actor": actor, "reason": f"link-on-write ({event})",
                 "at": now})
         review_id = None
-        self._close_reviews_rows(record_id)
+        if row.has_open_review:
+            self._close_reviews_rows(record_id)
         if possible and best_id is None:
             other_id, score = possible
             other_regional = next((rid for rid, member_id in scores.flat if member_id == other_id), None)
@@ -377,10 +388,12 @@ class LinkOnWrite(GoldenRecords):
         stale = current - keys
         if stale:
             self.session.execute(_DELETE_BLOCKING_KEYS, {"sid": record_id, "keys": sorted(stale)})
-        added = keys - current
-        if added:
-            self.session.execute(_INSERT_BLOCKING_KEY, [{"source_record_id": record_id, "key": k}
-                                                        for k in sorted(added)])
+        self._insert_blocking_keys(record_id, keys - current)
+
+    def _insert_blocking_keys(self, record_id: int, keys: set[str]) -> None:
+        if keys:
+            self.session.execute(_insert_blocking_keys_sql(len(keys)),
+                                 {"sid": record_id, **{f"k{i}": key for i, key in enumerate(sorted(keys))}})
 
     def _close_reviews_rows(self, record_id: int) -> None:
         """Open review items about the record are superseded (one UPDATE; held items are read again)."""
@@ -460,9 +473,8 @@ class LinkOnWrite(GoldenRecords):
             return self._outcome(record)
         probe = self.match_record(record)
         manual = {} if created else self.manual_decisions(record.id)  # a new record has no decisions yet
-        ids = self.candidate_ids(probe, exclude=record.id)
-        ids.extend(other for other, decision in manual.items() if decision == MATCH and other not in ids)
-        scores = self._score_clusters(probe, self._clusters_of(ids, exclude=record.id))
+        also = [other for other, decision in manual.items() if decision == MATCH]
+        scores = self._score_clusters(probe, self.candidate_clusters(probe, exclude=record.id, also=also))
         best_id, best_score, possible = self._choose(scores, manual)
         previous = record.regional_patient_id
         review_id = None

@@ -114,7 +114,7 @@ class Resolver(IndexStore):
         """Regional patients scored against ``demographics`` (best first), for $match and resolution."""
         fields: dict[str, object] = {name: getattr(demographics, name) for name in DEMOGRAPHIC_FIELDS}
         probe = to_match_record(None, fields)
-        scores = self._score_clusters(probe, self._clusters_of(self.candidate_ids(probe), exclude=None))
+        scores = self._score_clusters(probe, self.candidate_clusters(probe))
         results = []
         weight = scores.scored.weight if scores.scored is not None else np.zeros(0)
         for regional_id, rows in scores.groups().items():

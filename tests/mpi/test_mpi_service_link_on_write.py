@@ -1,0 +1,119 @@
+"""The write path's look-ups in few statements (link-on-write), on SQLite and PostgreSQL: the candidates and their
+patients in one statement, manual decisions and open reviews read with the record itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mpi import MatchRecord, PatientIndex, RecordKey
+from mpi.batch import bulk_load
+from mpi.engine import MAX_BLOCK_SIZE, blocking_keys
+from mpi.index_store import _candidate_clusters_sql
+from mpi.tables import BlockingKey, ReviewItem, SourceRecord
+from priorscan.db import make_engine, session_factory
+from priorscan.trusts import default_trusts
+
+
+@pytest.fixture
+def sessions(store_url: str) -> Iterator[Session]:
+    engine = make_engine(store_url)
+    yield session_factory(engine)  # type: ignore[misc]
+    engine.dispose()
+
+
+def crowd(session: Session) -> None:
+    """More people of one name and birth date than a block may hold (their shared keys are skipped), two records
+    each, and a few people of their own."""
+    people = MAX_BLOCK_SIZE // 2 + 2
+    records, owners = [], []
+    for n in range(people):
+        for trust in (TRUST_A, TRUST_B):
+            records.append(demographics(trust, f"S{n}", nhs_number=None, nhs_verification=None, family="Smith",
+                                        given="John", birth_date=date(1980, 1, 1), postcode=f"GU{n % 9 + 1} {n}AB",
+                                        address=f"{n} High Street", phone=None))
+            owners.append(f"RPS{n:05d}")
+    for n, family in enumerate(("Okonkwo", "Whitfield", "Nakamura")):
+        records.append(demographics(TRUST_A, f"O{n}", family=family, given="Ada", postcode="RH1 1AA",
+                                    nhs_number=None, birth_date=date(1990, 5, n + 1)))
+        owners.append(f"RPO{n:05d}")
+    bulk_load(session, records, regional_ids=owners)
+    session.commit()
+
+
+def two_step(index: PatientIndex, probe: MatchRecord, exclude: int | None, also: list[int]) -> dict[str, list[int]]:
+    ids = index.candidate_ids(probe, exclude=exclude)
+    ids.extend(i for i in also if i not in ids)
+    return {rid: sorted(m.record_id or 0 for m in members)
+            for rid, members in index._clusters_of(ids, exclude=exclude).items()}
+
+
+def one_step(index: PatientIndex, probe: MatchRecord, exclude: int | None, also: list[int]) -> dict[str, list[int]]:
+    return {rid: sorted(m.record_id or 0 for m in members)
+            for rid, members in index.candidate_clusters(probe, exclude=exclude, also=also).items()}
+
+
+def test_candidates_and_their_patients_in_one_statement_as_in_two(sessions) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        crowd(session)
+        index = PatientIndex(session, default_trusts())
+        rows = session.execute(select(SourceRecord.id, SourceRecord.match_fields).order_by(SourceRecord.id)).all()
+        stranger = rows[-1].id
+        probes = [(MatchRecord.from_stored(rid, stored), exclude, also)
+                  for rid, stored in (rows[0], rows[7], rows[-2])
+                  for exclude, also in ((None, []), (rid, []), (rid, [stranger]), (None, [rows[1].id]))]
+        seen_over_cap = False
+        for probe, exclude, also in probes:
+            assert one_step(index, probe, exclude, also) == two_step(index, probe, exclude, also)
+            seen_over_cap = seen_over_cap or any(
+                len(session.scalars(select(BlockingKey.source_record_id).where(BlockingKey.key == key)).all())
+                > MAX_BLOCK_SIZE for key in blocking_keys(probe))
+        assert seen_over_cap  # the crowd's shared keys were skipped by both
+        assert one_step(index, probes[0][0], None, [])  # and the crowd still finds its own (postcode, address)
+
+
+def test_the_statement_is_built_once_per_key_count() -> None:
+    assert _candidate_clusters_sql(3) is _candidate_clusters_sql(3)
+    assert _candidate_clusters_sql(3) is not _candidate_clusters_sql(4)
+
+
+def test_an_update_supersedes_the_open_review_of_its_record(sessions) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        index = PatientIndex(session, default_trusts())
+        index.upsert(demographics(TRUST_A, "A1"), event="t", actor="feed")
+        doubtful = index.upsert(demographics(TRUST_B, "B1", nhs_number=NHS_OTHER, nhs_verification="02"),
+                                event="t", actor="feed")
+        assert doubtful.review_item_id is not None
+        session.commit()
+    with sessions() as session:  # a fresh session: the record is updated with plain statements
+        index = PatientIndex(session, default_trusts())
+        index.upsert(demographics(TRUST_B, "B1", nhs_number=NHS_OTHER, nhs_verification="02",
+                                  family="Quux", given="Zed", birth_date=date(2001, 1, 1), postcode="ZZ9 9ZZ",
+                                  address="1 Nowhere", phone=None), event="t", actor="feed")
+        session.commit()
+        first = session.get(ReviewItem, doubtful.review_item_id)
+        assert first is not None and first.status == "superseded"
+
+
+def test_an_update_respects_a_manual_no_match(sessions) -> None:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        index = PatientIndex(session, default_trusts())
+        a = index.upsert(demographics(TRUST_A, "A1"), event="t", actor="feed")
+        doubtful = index.upsert(demographics(TRUST_B, "B1", nhs_number=NHS_OTHER, nhs_verification="02"),
+                                event="t", actor="feed")
+        assert doubtful.review_item_id is not None
+        index.resolve_review(doubtful.review_item_id, "no-match", actor="reviewer")
+        session.commit()
+    with sessions() as session:  # the other record, not itself decided by hand, is updated with plain statements
+        index = PatientIndex(session, default_trusts())
+        again = index.upsert(demographics(TRUST_A, "A1", address="14 Mill Lane, Guildford"), event="t",
+                             actor="feed")
+        session.commit()
+        assert again.review_item_id is None  # the decision stands: the pair is not proposed again
+        b = index.require_record(RecordKey(TRUST_B, "B1"))
+        assert again.regional_id == a.regional_id != b.regional_patient_id
