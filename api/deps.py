@@ -5,6 +5,10 @@ authenticates by the client assertion, :mod:`api.oauth`) needs a principal:
 an API client with ``Authorization: Bearer <token>`` or a person signed in to the web page (session cookie).
 Without one the answer is 401; without the scope, 403.
 
+The dependencies that every route uses (:data:`ContextDep`, :data:`PrincipalDep`, :func:`require`) are ``async``: a
+sync dependency costs a hop to a worker thread and back on every request, and these do no I/O on their hot path (a
+token found in the cache). A token not in the cache, or a session cookie, is looked up in a worker thread.
+
 Bearer tokens are looked up by their SHA-256 hash and the answer is kept in process for a few seconds
 (:class:`PrincipalCache`, :data:`TOKEN_CACHE_SECONDS`), so that a busy client costs one database lookup per few
 seconds instead of one per request. Revocation stays in force:
@@ -23,7 +27,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any
@@ -31,6 +35,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, object_session
+from starlette.concurrency import run_in_threadpool
 
 from api import scopes as scope_rules
 from api.context import AppContext
@@ -67,7 +72,12 @@ def get_context(request: Request) -> AppContext:
     return request.app.state.context  # type: ignore[no-any-return]
 
 
-ContextDep = Annotated[AppContext, Depends(get_context)]
+async def context_dependency(request: Request) -> AppContext:
+    """:func:`get_context` as a dependency, run on the event loop (no worker thread for an attribute read)."""
+    return request.app.state.context  # type: ignore[no-any-return]
+
+
+ContextDep = Annotated[AppContext, Depends(context_dependency)]
 
 
 def get_session(ctx: ContextDep) -> Iterator[Session]:
@@ -215,21 +225,19 @@ def lookup_token(engine: Engine, token: str, *, cache: PrincipalCache | None = N
     return replace(found, address=address)
 
 
-def get_principal(request: Request, ctx: ContextDep) -> Principal:
-    """The caller, from a bearer token or the web page's session cookie; 401 when neither is valid.
-
-    A bearer token's lookup is reused for up to :data:`TOKEN_CACHE_SECONDS` (see the module's notes on revocation).
-    """
-    address = request.client.host if request.client else None
+def _bearer_token(request: Request) -> str | None:
+    """The bearer token of ``Authorization`` (None without the header); 401 for another scheme or an empty token."""
     header = request.headers.get("authorization", "")
-    if header:
-        kind, _, token = header.partition(" ")
-        if kind.lower() != "bearer" or not token.strip():
-            raise _unauthorised("expected a Bearer token")
-        principal = lookup_token(ctx.engine, token.strip(), address=address)
-        if principal is None:
-            raise _unauthorised("invalid, expired or revoked token")
-        return principal
+    if not header:
+        return None
+    kind, _, token = header.partition(" ")
+    token = token.strip()
+    if kind.lower() != "bearer" or not token:
+        raise _unauthorised("expected a Bearer token")
+    return token
+
+
+def _cookie_principal(ctx: AppContext, request: Request, address: str | None) -> Principal:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         from api.web_session import principal_from_cookie
@@ -240,13 +248,53 @@ def get_principal(request: Request, ctx: ContextDep) -> Principal:
     raise _unauthorised("authentication required")
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+def cached_principal(token: str, address: str | None, *, cache: PrincipalCache | None = None) -> Principal | None:
+    """The API client holding ``token`` if the cache remembers it (no I/O), else None (then :func:`lookup_token`)."""
+    found = (TOKEN_CACHE if cache is None else cache).get(token_hash(token))
+    return None if found is None else replace(found, address=address)
 
 
-def require(needed: str) -> Callable[[Principal], Principal]:
+def get_principal(request: Request, ctx: AppContext) -> Principal:
+    """The caller, from a bearer token or the web page's session cookie; 401 when neither is valid (blocking: for
+    code already in a worker thread; routes depend on :data:`PrincipalDep`).
+
+    A bearer token's lookup is reused for up to :data:`TOKEN_CACHE_SECONDS` (see the module's notes on revocation).
+    """
+    address = request.client.host if request.client else None
+    token = _bearer_token(request)
+    if token is None:
+        return _cookie_principal(ctx, request, address)
+    principal = lookup_token(ctx.engine, token, address=address)
+    if principal is None:
+        raise _unauthorised("invalid, expired or revoked token")
+    return principal
+
+
+async def current_principal(request: Request, ctx: ContextDep) -> Principal:
+    """:func:`get_principal` as a dependency: on the event loop when the token is cached, in a worker thread when the
+    store must be read."""
+    address = request.client.host if request.client else None
+    token = _bearer_token(request)
+    if token is None:
+        return await run_in_threadpool(_cookie_principal, ctx, request, address)
+    principal = cached_principal(token, address)
+    if principal is None:
+        principal = await run_in_threadpool(lambda: lookup_token(ctx.engine, token, address=address))
+        if principal is None:
+            raise _unauthorised("invalid, expired or revoked token")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require(needed: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency that lets the call through only with the ``needed`` scope (403 otherwise)."""
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(request: Request) -> Principal:
+        # the principal is read here rather than through PrincipalDep: each nested dependency costs FastAPI a
+        # resolution per request, and every route of the API depends on this one
+        principal = await current_principal(request, get_context(request))
         if not principal.allows(needed):
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"scope {needed} required")
         return principal

@@ -11,6 +11,9 @@
 The patient is ``prefetch.patient``; without it, ``Patient/{context.patientId}`` is fetched from ``fhirServer`` with
 ``fhirAuthorization.access_token`` (3 s timeout). The requesting trust of a draft order that names none is the trust
 whose FHIR system shares the ``fhirServer``'s host.
+
+The hook and feedback routes are ``async`` and do all their blocking work (verifying the JWT and recording its
+``jti``, fetching the patient, the checks, the commit) in one hop to a worker thread.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
-from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi import APIRouter, Body, HTTPException, Request, Response, status
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
-from api.deps import ContextDep, SessionDep, get_principal
-from api.routers.duplicate_check import http_error
+from api.deps import ContextDep, get_principal
+from api.routers.duplicate_check import http_error, json_response
 from api.scopes import DUPLICATE_CHECK
 from dedupe import (
     CDS_HOOKS,
@@ -107,10 +111,8 @@ def services() -> dict[str, Any]:
     return cds_discovery()
 
 
-@router.post("/cds-services/{service_id}", response_model=CardsOut)
-def call_service(service_id: str, request: Request, ctx: ContextDep, session: SessionDep,
-                 body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    """Run one hook: cards for the draft orders that have comparable recent priors."""
+def _hook_cards(request: Request, ctx: AppContext, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Authenticate, check every draft order, commit (blocking: a worker thread's)."""
     agent = cds_agent(request, ctx, service_id)
     if service_id not in CDS_HOOKS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such CDS service")
@@ -118,7 +120,7 @@ def call_service(service_id: str, request: Request, ctx: ContextDep, session: Se
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the hook does not match the service")
     patient = _patient(body)
     try:
-        with one_writer(session):
+        with ctx.sessions() as session, one_writer(session):
             result = run_hook(session, ctx.trusts, active_rules(ctx.settings.rules_file), service_id, body, patient,
                               agent=agent, default_trust=_trust_of_server(ctx, body.get("fhirServer")))
             session.commit()
@@ -127,17 +129,27 @@ def call_service(service_id: str, request: Request, ctx: ContextDep, session: Se
     return {"cards": result.cards}
 
 
-@router.post("/cds-services/{service_id}/feedback")
-def feedback(service_id: str, request: Request, ctx: ContextDep, session: SessionDep,
-             body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-    """Record what the user did with the cards (accepted or overridden, with the reason)."""
+@router.post("/cds-services/{service_id}", response_model=CardsOut)
+async def call_service(service_id: str, request: Request, ctx: ContextDep,
+                       body: dict[str, Any] = Body(...)) -> Response:
+    """Run one hook: cards for the draft orders that have comparable recent priors."""
+    return json_response(await run_in_threadpool(_hook_cards, request, ctx, service_id, body))
+
+
+def _record_feedback(request: Request, ctx: AppContext, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
     agent = cds_agent(request, ctx, service_id)
     if service_id not in CDS_HOOKS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such CDS service")
     try:
-        with one_writer(session):
+        with ctx.sessions() as session, one_writer(session):
             recorded = apply_feedback(session, active_rules(ctx.settings.rules_file), body, agent=agent)
             session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
     return {"recorded": recorded}
+
+
+@router.post("/cds-services/{service_id}/feedback")
+async def feedback(service_id: str, request: Request, ctx: ContextDep, body: dict[str, Any] = Body(...)) -> Response:
+    """Record what the user did with the cards (accepted or overridden, with the reason)."""
+    return json_response(await run_in_threadpool(_record_feedback, request, ctx, service_id, body))

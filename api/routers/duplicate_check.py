@@ -8,6 +8,11 @@ the check's outcome travels with it three ways, so any client can read it:
 - an extension ``https://priorscan.nhs.uk/fhir/StructureDefinition/duplicate-check`` on the resource with
   ``verdict``, ``identity``, ``alertId`` and ``rulesVersion``,
 - response headers ``X-Priorscan-Verdict`` and ``X-Priorscan-Alert-Id``.
+
+Order entry calls ``/api/v1/duplicate-check`` for every imaging request, so its route is ``async`` and makes one hop
+to a worker thread for all of its blocking work (session, check, commit), its dependencies run on the event loop
+(:mod:`api.deps`), and it answers with JSON it serialises itself (:func:`json_response`) rather than having FastAPI
+validate the outcome against ``response_model`` again: the model documents the answer.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
+from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
 from api.deps import ContextDep, Principal, SessionDep, require
@@ -33,6 +40,7 @@ from dedupe import (
     one_writer,
     run_check,
 )
+from priorscan.audit import Agent
 from priorscan.errors import AuthError, ConfigurationError, ForbiddenError, InputError, NotFoundError, PriorscanError
 
 router = APIRouter(tags=["duplicate check"])
@@ -55,6 +63,14 @@ def http_error(exc: PriorscanError) -> HTTPException:
     if isinstance(exc, ConfigurationError):
         return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the duplicate check is misconfigured")
     return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail="internal error")
+
+
+def json_response(content: Any, status_code: int = status.HTTP_200_OK, headers: dict[str, str] | None = None,
+                  media_type: str = "application/json") -> Response:
+    """``content`` (dicts, lists, strings, numbers) as a JSON answer, serialised in one pass by pydantic-core (a
+    non-finite number becomes ``null``: the answer stays valid JSON)."""
+    return Response(to_json(content, inf_nan_mode="null"), status_code=status_code, headers=headers,
+                    media_type=media_type)
 
 
 def requesting_trust(ctx: AppContext, value: str | None) -> str | None:
@@ -175,18 +191,23 @@ def check_request(ctx: AppContext, body: DuplicateCheckIn) -> CheckRequest:
     return CheckRequest(patient, procedure, channel="api")
 
 
-@router.post("/api/v1/duplicate-check", response_model=DuplicateCheckOut)
-def duplicate_check(body: DuplicateCheckIn, ctx: ContextDep, session: SessionDep,
-                    principal: Principal = Depends(require(DUPLICATE_CHECK))) -> dict[str, Any]:
-    """Comparable recent priors for one imaging request, from every trust, with the alert they raise."""
+def checked(ctx: AppContext, request: CheckRequest, agent: Agent) -> dict[str, Any]:
+    """Run one check in its own unit of work, committed before the answer is given (blocking: a worker thread's)."""
     try:
-        with one_writer(session):
-            outcome = run_check(session, ctx.trusts, active_rules(ctx.settings.rules_file),
-                                check_request(ctx, body), agent=principal.agent)
+        with ctx.sessions() as session, one_writer(session):
+            outcome = run_check(session, ctx.trusts, active_rules(ctx.settings.rules_file), request, agent=agent)
             session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
     return outcome.as_json()
+
+
+@router.post("/api/v1/duplicate-check", response_model=DuplicateCheckOut)
+async def duplicate_check(body: DuplicateCheckIn, ctx: ContextDep,
+                          principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
+    """Comparable recent priors for one imaging request, from every trust, with the alert they raise."""
+    request = check_request(ctx, body)
+    return json_response(await run_in_threadpool(checked, ctx, request, principal.agent))
 
 
 # --- FHIR ServiceRequest ------------------------------------------------------------------------------------------

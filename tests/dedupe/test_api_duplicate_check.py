@@ -47,6 +47,16 @@ def test_the_contract_on_both_backends(live_server) -> None:  # type: ignore[no-
     assert (clear["verdict"], clear["priors"], clear["alertId"]) == ("clear", [], None)
 
 
+def test_the_answer_is_json_serialised_by_the_route() -> None:
+    from api.routers.duplicate_check import json_response
+
+    answer = json_response({"verdict": "clear", "effectiveDoseMsv": float("nan"), "trustName": "Hôpital"})
+    assert answer.media_type == "application/json"
+    assert answer.headers["content-length"] == str(len(answer.body))
+    # a non-finite number would make invalid JSON: it becomes null; text stays UTF-8, not escaped
+    assert answer.body == '{"verdict":"clear","effectiveDoseMsv":null,"trustName":"Hôpital"}'.encode()
+
+
 def test_authentication_scope_and_validation(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
     server = live_server_sqlite
     url = f"{server.base_url}/api/v1/duplicate-check"

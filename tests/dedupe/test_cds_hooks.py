@@ -130,6 +130,9 @@ def _none(server) -> str:  # type: ignore[no-untyped-def]
     (lambda s: jwt.encode({"iss": ISSUER, "aud": f"{s.base_url}/cds-services/order-sign", "iat": int(time.time()),
                            "exp": int(time.time()) + 60, "jti": "z"}, ec.generate_private_key(ec.SECP384R1()),
                           algorithm="ES384", headers={"kid": "ec-1"}), "signed by a key not in the JWKS"),
+    (lambda s: "a!b.c$d.e", "three parts, but not base64url"),
+    (lambda s: "e30.W10.sig", "the claims are a JSON array, not an object"),
+    (lambda s: signed(s) + "x", "a signature altered after the unverified read chose the key"),
 ])
 def test_bad_jwts_are_refused(server, token, why: str) -> None:  # type: ignore[no-untyped-def]
     answer = call(server, token(server), hook_request(nhs_number(3)))
