@@ -172,14 +172,15 @@ def run_migrate(args: argparse.Namespace, ctx: CliContext) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
     overrides = {"db": args.db} if getattr(args, "db", None) else {}
     ctx: CliContext | None = None
     try:
-        ctx = CliContext(Settings(**overrides))
+        settings = Settings(**overrides)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else settings.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        if not args.verbose:
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+        ctx = CliContext(settings)
         return args.handler(args, ctx)
     except PriorscanError as exc:
         print(f"priorscan: error [{exc.code}]: {exc.message}", file=sys.stderr)

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     mllp_max_message_bytes: int = 1_048_576
     mllp_idle_timeout_s: float = 300.0
     session_max_age_s: int = 8 * 3600
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     cds_audience: str | None = Field(default=None, description="expected JWT aud (CDS Hooks)")
 
     @model_validator(mode="after")
