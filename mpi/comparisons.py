@@ -299,10 +299,13 @@ NICK_SLOTS = 16
 def _nickname_ids(values: Column, index: dict[str, int]) -> NDArray[np.int32]:
     """Ids of each value's names (a name then its related names, space separated), padded with -1."""
     out = np.full((len(values), NICK_SLOTS), -1, dtype=np.int32)
+    known: dict[str, list[int]] = {}  # a value recurs (real time: the probe's on every row)
     for row, keys in enumerate(values.tolist()):
         if keys:
-            for slot, key in enumerate(keys.split(" ")[:NICK_SLOTS]):
-                out[row, slot] = index.setdefault(key, len(index))
+            ids = known.get(keys)
+            if ids is None:
+                ids = known[keys] = [index.setdefault(key, len(index)) for key in keys.split(" ")[:NICK_SLOTS]]
+            out[row, :len(ids)] = ids
     return out
 
 
@@ -321,19 +324,20 @@ def _nicknames_by_code(origin: Any, a: NDArray[Any], b: NDArray[Any]) -> NDArray
 
 def _is_middle_name(side: Columns, other: Columns) -> NDArray[np.bool_]:
     """Where ``side``'s first given name is ``other``'s first middle name."""
-    if shares_vocabulary(side, other):
+    if shares_vocabulary(side, other) and "middle1__given_code" in other:
         return side["given__code"] == other["middle1__given_code"]  # type: ignore[no-any-return]
-    middle = np.asarray([v.split(" ", 1)[0] for v in other["middle"]], dtype=object)
+    if "middle1" in other:  # an uncoded frame (mpi.frames.frame_of_few) holds the first middle name itself
+        middle = other["middle1"]
+    else:
+        middle = np.asarray([v.split(" ", 1)[0] for v in other["middle"]], dtype=object)
     return (side["given"] == middle) & (middle != "")  # type: ignore[no-any-return]
 
 
 def nickname_related(left: NDArray[np.int32], right: NDArray[np.int32]) -> NDArray[np.bool_]:
     """Rows where either name (slot 0) is among the other's related names (ids padded with -1)."""
-    out = np.zeros(len(left), dtype=bool)
     left_self, right_self = left[:, 0], right[:, 0]
-    for slot in range(1, left.shape[1]):
-        out |= (left[:, slot] == right_self) | (right[:, slot] == left_self)
-    return out & (left_self >= 0)
+    related = (left[:, 1:] == right_self[:, None]).any(axis=1) | (right[:, 1:] == left_self[:, None]).any(axis=1)
+    return related & (left_self >= 0)  # type: ignore[no-any-return]
 
 
 @dataclass

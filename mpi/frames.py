@@ -1,15 +1,20 @@
 """Columns of normalised records, the shape every comparison reads: one numpy array per field.
 
-A :class:`Frame` is built from :class:`~mpi.normalise.MatchRecord` objects (real time: a probe and its candidates)
-or from a pandas table (batch). Missing strings are ``""`` and missing numbers ``0``, so comparisons test for
-absence with one vectorised equality. Every string column is also coded (int32 codes into the column's distinct
-values), and a few derived columns (initials, name lengths, first middle name) are computed once per distinct
-value and gathered, so no comparison loops in Python over pairs.
+A :class:`Frame` is built from :class:`~mpi.normalise.MatchRecord` objects or from a pandas table (batch). Missing
+strings are ``""`` and missing numbers ``0``, so comparisons test for absence with one vectorised equality. Every
+string column of a frame of many records is also coded (int32 codes into the column's distinct values), and a few
+derived columns (initials, name lengths, first middle name) are computed once per distinct value and gathered, so
+no comparison loops in Python over pairs.
+
+A probe and its candidates (real time, a few dozen records: :func:`probe_pairs`) are not coded: coding every
+column would cost more than it saves, and below ``comparisons.DISTINCT_FROM`` pairs the comparisons work on the
+strings anyway. The comparisons are the same; only the columns they find differ (values rather than codes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -28,10 +33,10 @@ STORED_COLUMNS = STRING_COLUMNS + INT_COLUMNS + BOOL_COLUMNS
 class Frame(dict[str, NDArray[Any]]):
     """Named columns of equal length.
 
-    Every string column ``name`` also has ``name__code`` (int32): its index in ``vocab[name]``, the column's
-    distinct values. Comparisons test equality on codes and compute string similarities once per distinct pair of
-    values, never once per pair of rows; gathering int32 codes for a million pairs is far cheaper than gathering
-    Python strings. ``cache`` holds what is derived from the vocabularies (term frequencies per model).
+    In a coded frame every string column ``name`` also has ``name__code`` (int32): its index in ``vocab[name]``,
+    the column's distinct values. Comparisons test equality on codes and compute string similarities once per
+    distinct pair of values, never once per pair of rows; gathering int32 codes for a million pairs is far cheaper
+    than gathering Python strings. ``cache`` holds what is derived from the vocabularies (term frequencies per model).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -110,6 +115,46 @@ def frame_from_records(records: Sequence[MatchRecord]) -> Frame:
     frame["record_id"] = np.fromiter((r.record_id if r.record_id is not None else -1 for r in records),
                                      dtype=np.int64, count=len(records))
     return _derive(frame)
+
+
+#: The string columns the comparisons read (``dob`` is for training and blocking only).
+_COMPARED_STRINGS = tuple(name for name in STRING_COLUMNS if name != "dob")
+_READ = attrgetter(*_COMPARED_STRINGS, *INT_COLUMNS, *BOOL_COLUMNS, "record_id")
+
+
+def frame_of_few(records: Sequence[MatchRecord]) -> Frame:
+    """An uncoded frame of a few ``records`` (in order): the compared columns, absence flags and the derived
+    columns, built per value in one pass (no vocabularies).
+
+    Comparisons on it give the levels they give on :func:`frame_from_records`; they read values instead of codes.
+    """
+    width = len(_COMPARED_STRINGS) + len(INT_COLUMNS) + len(BOOL_COLUMNS) + 1
+    columns = list(zip(*map(_READ, records), strict=True)) if records else [()] * width
+    frame = Frame()
+    for name, values in zip(_COMPARED_STRINGS, columns, strict=False):
+        column = np.array(["" if v is None else v for v in values], dtype=object)
+        frame[name] = column
+        frame[f"{name}__missing"] = column == ""
+    rest = columns[len(_COMPARED_STRINGS):]
+    for name, values in zip(INT_COLUMNS, rest, strict=False):
+        frame[name] = np.array([v or 0 for v in values], dtype=np.int32)
+    for name, values in zip(BOOL_COLUMNS, rest[len(INT_COLUMNS):], strict=False):
+        frame[name] = np.array([bool(v) for v in values], dtype=bool)
+    frame["record_id"] = np.array([-1 if v is None else v for v in columns[-1]], dtype=np.int64)
+    family, given = frame["family"].tolist(), frame["given"].tolist()
+    frame["family_multi"] = np.array([" " in v for v in family], dtype=bool)
+    frame["given_len"] = np.array([len(v) for v in given], dtype=np.int32)
+    frame["given_initial"] = np.array([ord(v[0]) if v else 0 for v in given], dtype=np.int32)
+    frame["middle1"] = np.array([v.split(" ", 1)[0] for v in frame["middle"].tolist()], dtype=object)
+    return frame
+
+
+def probe_pairs(probe: MatchRecord, candidates: Sequence[MatchRecord]) -> tuple[Frame, Frame]:
+    """The two sides of ``probe`` paired with each of ``candidates`` (real time), rows of one
+    :func:`frame_of_few`: the probe repeated, and the candidates in order."""
+    frame = frame_of_few([probe, *candidates])
+    return (frame.take(np.zeros(len(candidates), dtype=np.int64)),
+            frame.take(np.arange(1, len(candidates) + 1, dtype=np.int64)))
 
 
 def frame_from_table(table: pd.DataFrame) -> Frame:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from mpi.active_model import active_model
 from mpi.decisions import decide_many
 from mpi.engine import MAX_BLOCK_SIZE, MatchRecord, Model, PairScore, blocking_keys, to_match_record
-from mpi.frames import frame_from_records
+from mpi.frames import probe_pairs
 from mpi.linkage import is_conflict
 from mpi.nhs_number import normalise_nhs_number
 from mpi.records import RecordKey
@@ -114,6 +114,33 @@ def _choose_candidates(blocks: Iterable[list[int]], exclude: int | None) -> set[
         ids.update(block)
     ids.discard(exclude)  # type: ignore[arg-type]
     return ids
+
+
+#: Most decoded match records kept by :func:`_decoded` (a few MB).
+DECODED_KEPT = 8_192
+
+_DECODED: dict[int, tuple[Any, MatchRecord]] = {}
+
+
+def _decoded(record_id: int, stored: Any) -> MatchRecord:
+    """The match record of stored ``match_fields`` (JSON text, or already parsed), decoded once per process.
+
+    A record read again (a patient's records are every probe's candidates while the patient is being registered and
+    updated) is kept by id with the stored value it came from, and given back only while the store holds the same
+    value: a record changed since, by this process or another, or a record of another store with the same id, is
+    decoded afresh, so nothing stale is ever scored. The oldest entries go first past :data:`DECODED_KEPT`.
+    """
+    kept = _DECODED.get(record_id)
+    if kept is not None and kept[0] == stored:
+        return kept[1]
+    record = MatchRecord.from_stored(record_id, json.loads(stored) if isinstance(stored, str) else stored)
+    if len(_DECODED) >= DECODED_KEPT:
+        try:
+            del _DECODED[next(iter(_DECODED))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread evicted or added meanwhile
+            pass
+    _DECODED[record_id] = (stored, record)
+    return record
 
 
 class IndexStore:
@@ -286,8 +313,7 @@ class IndexStore:
             if stored is None:
                 stale.append(rid)
                 continue
-            clusters[regional_id].append(MatchRecord.from_stored(rid, json.loads(stored) if isinstance(stored, str)
-                                                                 else stored))
+            clusters[regional_id].append(_decoded(rid, stored))
         for record in self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(stale))) if stale else []:
             clusters[record.regional_patient_id or ""].append(self.match_record(record))
         return clusters
@@ -299,9 +325,7 @@ class IndexStore:
         members = [member for group in clusters.values() for member in group]
         if not members:
             return ClusterScores(self.model, [], None, np.zeros(0, np.int8), np.zeros(0, bool))
-        frame = frame_from_records([probe, *members])
-        scored = score_frames(self.model, frame.take(np.zeros(len(members), dtype=np.int64)),
-                              frame.take(np.arange(1, len(members) + 1, dtype=np.int64)))
+        scored = score_frames(self.model, *probe_pairs(probe, members))
         return ClusterScores(self.model, flat, scored, decide_many(scored, self.model),
                              is_conflict(self.model, scored))
 

@@ -69,7 +69,9 @@ class MatchRecord:
 
     @classmethod
     def from_stored(cls, record_id: int | None, stored: Mapping[str, Any]) -> MatchRecord:
-        """Rebuild from stored ``match_fields`` without normalising again."""
+        """Rebuild from stored ``match_fields`` without normalising again (keys of older versions left out)."""
+        if _FIELD_NAMES.issuperset(stored):
+            return cls(record_id, **stored)
         return cls(record_id, **{k: v for k, v in stored.items() if k in _FIELD_NAMES})
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mpi.comparisons import NULL
-from mpi.frames import Frame, frame_from_records
+from mpi.frames import Frame, probe_pairs
 from mpi.model import M_FLOOR, Model
 from mpi.normalise import MatchRecord
 
@@ -130,13 +130,20 @@ def comparison_levels(model: Model, left: Frame, right: Frame) -> NDArray[np.int
     return np.stack([c.levels(left, right) for c in model.comparisons], axis=1)
 
 
+def _level_in(model: Model, levels: NDArray[np.int8], index: int, wanted: Sequence[str]) -> NDArray[np.bool_]:
+    """Whether each pair's level on comparison ``index`` is one of the labels ``wanted`` (False where missing)."""
+    labels = model.comparisons[index].labels
+    # one flag per level, and a last one (False) that the missing level -1 indexes
+    flags = np.zeros(len(labels) + 1, dtype=bool)
+    flags[[labels.index(label) for label in wanted if label in labels]] = True
+    return flags[levels[:, index]]  # type: ignore[no-any-return]
+
+
 def _agrees(model: Model, levels: NDArray[np.int8], name: str) -> NDArray[np.bool_]:
     index = model.index_of(name)
     if index is None:
         return np.zeros(len(levels), dtype=bool)
-    labels = model.comparisons[index].labels
-    wanted = [labels.index(label) for label in _AGREES[name] if label in labels]
-    return np.isin(levels[:, index], wanted)
+    return _level_in(model, levels, index, _AGREES[name])
 
 
 def _level_is(model: Model, levels: NDArray[np.int8], name: str, label: str) -> NDArray[np.bool_]:
@@ -158,9 +165,8 @@ def _distinct_common_names(model: Model, levels: NDArray[np.int8], left: Frame, 
     out = np.zeros(len(levels), dtype=bool)
     if index is None or not table:
         return out
-    labels = model.comparisons[index].labels
     # only names no closer than a distant spelling: a close one (Jon/John) is more often one name keyed wrongly
-    alike = np.isin(levels[:, index], [labels.index(x) for x in ("jaro-winkler>=0.80",) if x in labels])
+    alike = _level_in(model, levels, index, ("jaro-winkler>=0.80",))
     rows = np.flatnonzero(alike)
     if len(rows):
         def common(side: Frame) -> NDArray[np.bool_]:
@@ -247,16 +253,17 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
     With ``resolve_ambiguity``, pairs of a record without a given name are checked against each other
     (:func:`ambiguous_pairs`); the batch relink checks them once over all its probable pairs instead.
     """
-    field_weights = np.zeros(levels.shape, dtype=np.float32)
     family_tables = model.same_family_tables()
     same_family = _agrees(model, levels, "family") if family_tables else None
+    field_weights = np.empty(levels.shape, dtype=np.float32)
     for index, (comparison, table) in enumerate(zip(model.comparisons, model.weight_tables(), strict=True)):
         column = levels[:, index]
-        present = column != NULL
-        field_weights[present, index] = table[column[present]]
+        # the missing level (-1) reads the table's last entry, then is set to no weight (one column at a time:
+        # a batch chunk holds a million pairs)
+        weights = table[column]
         if same_family is not None and index in family_tables:
-            relatives = present & same_family
-            field_weights[relatives, index] = family_tables[index][column[relatives]]
+            weights = np.where(same_family, family_tables[index][column], weights)
+        field_weights[:, index] = np.where(column != NULL, weights, 0.0)
         if comparison.tf_column and model.tf_total and not (same_family is not None and index in family_tables):
             level = comparison.tf_level
             exact = np.flatnonzero(column == level)
@@ -321,8 +328,5 @@ def score_candidates(model: Model, probe: MatchRecord, candidates: Sequence[Matc
     """Score ``probe`` against each candidate (real time), in the candidates' order."""
     if not candidates:
         return []
-    frame = frame_from_records([probe, *candidates])
-    left = frame.take(np.zeros(len(candidates), dtype=np.int64))
-    right = frame.take(np.arange(1, len(candidates) + 1, dtype=np.int64))
-    scored = score_frames(model, left, right)
+    scored = score_frames(model, *probe_pairs(probe, candidates))
     return [pair_score(model, scored, i) for i in range(len(candidates))]
