@@ -4,24 +4,30 @@ Builds (once, cached) a store of ``--records`` source records from the synthetic
 relink, then sends ``--queries`` new records one at a time through :meth:`mpi.PatientIndex.upsert` in process,
 each in its own transaction (upsert + link-on-write + commit), and reports the latency distribution. Half the
 queries are new records of people already known (with the generator's usual errors), half are new people.
+
+Every run measures a copy of the cached store (a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL),
+dropped afterwards: the queries of one run do not grow the known people's patients for the next.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
+import shutil
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from bench.mpi_data import CACHE
 from bench.mpi_population import ErrorRates, _record_of, make_people, make_population
-from bench.stores import persistent_store_url
+from bench.stores import PG_ADMIN, persistent_store_url
 from mpi import Demographics, PatientIndex
 from mpi.batch import bulk_load, relink
 from mpi.tables import SourceRecord
@@ -87,6 +93,36 @@ def train_sample(session: Session, records: list[Demographics], seed: int, size:
     save_model(session, model, records=len(records))
 
 
+@contextlib.contextmanager
+def working_copy(url: str) -> Iterator[str]:
+    """A copy of the store at ``url`` for one run, removed afterwards."""
+    if url.startswith("sqlite:///"):
+        source = Path(url.removeprefix("sqlite:///"))
+        engine = make_engine(url)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        copy = source.with_name(f"{source.stem}-run{os.getpid()}.db")
+        shutil.copyfile(source, copy)
+        try:
+            yield f"sqlite:///{copy}"
+        finally:
+            for leftover in (copy, Path(f"{copy}-wal"), Path(f"{copy}-shm")):
+                leftover.unlink(missing_ok=True)
+        return
+    database = url.rsplit("/", 1)[1]
+    copy_name = f"{database}_run{os.getpid()}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{copy_name}" TEMPLATE "{database}"'))
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + copy_name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{copy_name}"'))
+        admin.dispose()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
@@ -140,8 +176,9 @@ def main(argv: list[str]) -> int:
     with session_factory(engine)() as session:
         count = session.scalar(select(func.count()).select_from(SourceRecord))
     engine.dispose()
-    result = {"backend": args.backend, "source_records": count, "build": timings,
-              **measure(url, args.records, args.seed, args.queries)}
+    with working_copy(url) as copy:
+        measured = measure(copy, args.records, args.seed, args.queries)
+    result = {"backend": args.backend, "source_records": count, "build": timings, **measured}
     print(json.dumps(result, indent=2))
     Path("bench/results").mkdir(parents=True, exist_ok=True)
     Path(f"bench/results/mpi_realtime_{args.backend}_{args.records}.json").write_text(json.dumps(result, indent=2))
