@@ -151,7 +151,7 @@ def register_backend_client(session: Session, client_id: str, scopes: list[str],
                             jwks: dict[str, Any] | None = None, jwks_url: str | None = None) -> BackendRegistration:
     """Register (or re-key, re-scope and re-enable) a SMART backend client; the caller commits ``session``.
 
-    Exactly one of ``jwks`` (public keys already checked by :func:`api.jwks.check_jwks`) and ``jwks_url`` (checked
+    Exactly one of ``jwks`` (public keys already checked by :func:`priorscan.jwks.check_jwks`) and ``jwks_url`` (checked
     by :func:`check_jwks_url`, fetched when the client asks for a token) is given.
     """
     client_id = client_id.strip()

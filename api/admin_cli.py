@@ -24,10 +24,10 @@ from api.accounts import (
     register_backend_client,
     revoke_tokens,
 )
-from api.jwks import check_jwks, read_jwks_file
 from priorscan.audit import Agent, record
 from priorscan.db import session_factory, session_scope
 from priorscan.errors import InputError
+from priorscan.jwks import check_jwks, read_jwks_file
 from priorscan.tables import CdsTrustedIssuer
 
 if TYPE_CHECKING:

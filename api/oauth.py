@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -34,9 +33,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import scopes as scope_rules
 from api.accounts import add_token
-from api.jwks import check_jwks
 from priorscan.audit import Agent, record
 from priorscan.errors import AuthError, InputError
+from priorscan.jwks import check_jwks, public_keys
 from priorscan.tables import ApiClient, SmartBackendClient, SmartSeenJti
 from priorscan.writes import insert_unless_exists, one_writer
 
@@ -88,21 +87,6 @@ class IssuedToken:
 
 
 # --- keys ----------------------------------------------------------------------------------------------------------
-
-@lru_cache(maxsize=256)
-def _keys(jwks_json: str) -> tuple[tuple[str | None, str, Any], ...]:
-    """(kid, key type, public key) of every usable key of a JWKS (cached by its content)."""
-    keys = []
-    for jwk in json.loads(jwks_json).get("keys", []):
-        kty = jwk.get("kty")
-        if kty not in ("RSA", "EC"):
-            continue
-        try:
-            keys.append((jwk.get("kid"), kty, jwt.PyJWK(jwk, algorithm="RS384" if kty == "RSA" else "ES384").key))
-        except jwt.PyJWTError:
-            continue
-    return tuple(keys)
-
 
 def fetch_jwks(url: str) -> dict[str, Any]:
     """The public keys published at ``url`` (checked like a JWKS file); :class:`InputError` when unusable."""
@@ -188,7 +172,7 @@ def _candidate_keys(registration: _Registration, header: dict[str, Any], jwks_ur
         raise OAuthError("invalid_client", "jku does not name the client's registered JWKS URL")
 
     def matching(jwks: dict[str, Any]) -> list[Any]:
-        return [key for key_id, kty, key in _keys(json.dumps(jwks, sort_keys=True))
+        return [key for key_id, kty, key in public_keys(json.dumps(jwks, sort_keys=True))
                 if kty == _KEY_TYPE[algorithm] and (kid is None or key_id == kid)]
 
     if registration.jwks is not None:

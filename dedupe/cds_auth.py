@@ -18,7 +18,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -26,6 +25,7 @@ from sqlalchemy import Text, bindparam, cast, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from priorscan.errors import AuthError
+from priorscan.jwks import public_keys
 from priorscan.tables import CdsSeenJti, CdsTrustedIssuer
 from priorscan.writes import insert_unless_exists, one_writer
 
@@ -55,21 +55,6 @@ def looks_like_jwt(token: str) -> bool:
 _JWKS_OF = select(cast(CdsTrustedIssuer.jwks, Text)).where(CdsTrustedIssuer.issuer == bindparam("issuer"))
 
 
-@lru_cache(maxsize=64)
-def _keys(jwks_json: str) -> tuple[tuple[str | None, str, Any], ...]:
-    """(kid, key type, key) for every usable public key of a JWKS (cached by its content, so a changed JWKS is
-    parsed afresh)."""
-    keys = []
-    for jwk in json.loads(jwks_json).get("keys", []):
-        kty = jwk.get("kty")
-        if kty not in ("RSA", "EC"):
-            continue
-        try:
-            algorithm = "RS384" if kty == "RSA" else "ES384"
-            keys.append((jwk.get("kid"), kty, jwt.PyJWK(jwk, algorithm=algorithm).key))
-        except jwt.PyJWTError:
-            continue
-    return tuple(keys)
 
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+={0,2}")
@@ -136,7 +121,7 @@ def verify_cds_jwt(token: str, sessions: sessionmaker[Session], *, audiences: It
         jwks_text = session.connection().execute(_JWKS_OF, {"issuer": issuer}).scalar()
         if jwks_text is None:
             raise _unauthorised("the issuer is not trusted")
-        candidates = [key for kid, kty, key in _keys(jwks_text)
+        candidates = [key for kid, kty, key in public_keys(jwks_text)
                       if kty == _KEY_TYPE[algorithm] and (header.get("kid") is None or kid == header.get("kid"))]
         if not candidates:
             raise _unauthorised("no key of the issuer's JWKS fits the token (kid, key type)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -275,15 +276,20 @@ class LinkOnWrite(GoldenRecords):
             "actor": actor, "reason": f"link-on-write ({event})", "at": now})
         review_id = None
         if possible and best_id is None:
-            other_id, score = possible
-            other_regional = next((rid for rid, member_id in scores.flat if member_id == other_id), None)
-            review_id = self.session.execute(_INSERT_REVIEW, {
-                "source_record_id": record_id, "candidate_record_id": other_id,
-                "candidate_regional_id": other_regional, "score": score.probability,
-                "weights": {"field_weights": score.field_weights, "levels": score.levels,
-                            "weight": round(score.weight, 3), "guard": score.guard},
-                "model_version": self.model.version, "status": "open", "created_at": now}).scalar_one()
+            review_id = self._insert_review(record_id, possible, scores, now)
         return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
+
+    def _insert_review(self, record_id: int, possible: tuple[int, PairScore], scores: ClusterScores,
+                       now: datetime) -> int:
+        """Open a review item of ``record_id`` against the possible match, with its explanation; its id."""
+        other_id, score = possible
+        other_regional = next((rid for rid, member_id in scores.flat if member_id == other_id), None)
+        return int(self.session.execute(_INSERT_REVIEW, {
+            "source_record_id": record_id, "candidate_record_id": other_id, "candidate_regional_id": other_regional,
+            "score": score.probability,
+            "weights": {"field_weights": score.field_weights, "levels": score.levels,
+                        "weight": round(score.weight, 3), "guard": score.guard},
+            "model_version": self.model.version, "status": "open", "created_at": now}).scalar_one())
 
     def _settle_pending(self) -> None:
         """Flush ORM changes held by the session before statements that bypass it (and expire what they touch)."""
@@ -368,14 +374,7 @@ class LinkOnWrite(GoldenRecords):
         if row.has_open_review:
             self._close_reviews_rows(record_id)
         if possible and best_id is None:
-            other_id, score = possible
-            other_regional = next((rid for rid, member_id in scores.flat if member_id == other_id), None)
-            review_id = self.session.execute(_INSERT_REVIEW, {
-                "source_record_id": record_id, "candidate_record_id": other_id,
-                "candidate_regional_id": other_regional, "score": score.probability,
-                "weights": {"field_weights": score.field_weights, "levels": score.levels,
-                            "weight": round(score.weight, 3), "guard": score.guard},
-                "model_version": self.model.version, "status": "open", "created_at": now}).scalar_one()
+            review_id = self._insert_review(record_id, possible, scores, now)
         if previous and previous != target:
             self._refresh_golden_rows(previous)
         if not fresh:  # a fresh patient was written with its only member's values

@@ -1,4 +1,6 @@
-"""The keys a CDS client (EHR) signs its JWTs with: a JWKS checked before it is trusted.
+"""Public keys that clients sign their JWTs with (CDS Hooks EHRs, SMART backend clients).
+
+A JWKS is checked before it is trusted (:func:`check_jwks`) and parsed into keys once per content (:func:`public_keys`).
 
 CDS Hooks 2.0 asks for asymmetric signatures; priorscan accepts RS384 (RSA, at least 2048 bits) and ES384 (EC on
 P-384). HMAC (``oct``) keys, other curves and algorithms are refused, and so is a JWKS that carries private key
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +117,19 @@ def check_jwks(data: dict[str, Any]) -> CheckedJwks:
         raise InputError("the JWKS holds no RSA or EC public key usable for RS384/ES384: " + "; ".join(skipped),
                          code="input.jwks")
     return CheckedJwks(usable, skipped)
+
+
+@lru_cache(maxsize=256)
+def public_keys(jwks_json: str) -> tuple[tuple[str | None, str, Any], ...]:
+    """(kid, key type, public key) of every usable RSA or EC key of a stored JWKS, cached by its content (a changed
+    JWKS is parsed afresh); keys PyJWT cannot use are left out."""
+    keys = []
+    for jwk in json.loads(jwks_json).get("keys", []):
+        kty = jwk.get("kty")
+        if kty not in ("RSA", "EC"):
+            continue
+        try:
+            keys.append((jwk.get("kid"), kty, PyJWK(jwk, algorithm="RS384" if kty == "RSA" else "ES384").key))
+        except PyJWTError:
+            continue
+    return tuple(keys)
