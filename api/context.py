@@ -27,5 +27,7 @@ class AppContext:
         self.trusts = load_trusts(self.settings.trusts_file)
 
     @classmethod
-    def open(cls, settings: Settings, *, upgrade: bool = True) -> AppContext:
-        return cls(settings, open_store(settings.db, upgrade=upgrade))
+    def open(cls, settings: Settings, *, upgrade: bool = True, background_checkpoint: bool = False) -> AppContext:
+        """Open the store of ``settings``; ``background_checkpoint`` for long-running servers (see
+        :func:`priorscan.db.make_engine`)."""
+        return cls(settings, open_store(settings.db, upgrade=upgrade, background_checkpoint=background_checkpoint))

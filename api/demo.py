@@ -207,7 +207,7 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
     interactive = sys.stderr.isatty()
 
     _step(1, f"writing a synthetic region of {args.people} people to {region}")
-    context = AppContext.open(ctx.settings)
+    context = AppContext.open(ctx.settings, background_checkpoint=True)
     with session_scope(context.sessions) as session:
         record(session, DEMO_AGENT, action="C", event_type="demo", subtype="build",
                detail={"people": args.people, "seed": args.seed})

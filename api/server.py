@@ -165,7 +165,7 @@ def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
         print("priorscan: one worker per process; to use several cores run several `priorscan serve` processes "
               "(each on its own port) behind a load balancer, sharing one PostgreSQL", file=sys.stderr)
         return 2
-    context = AppContext.open(ctx.settings)
+    context = AppContext.open(ctx.settings, background_checkpoint=True)
     try:
         return run_event_loop(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
                                     log_level=ctx.settings.log_level.lower()))

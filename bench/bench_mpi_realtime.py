@@ -134,7 +134,7 @@ def measure(url: str, records: int, seed: int, queries: int) -> dict[str, object
     rates = ErrorRates()
     known = make_people(max(1, queries // 2), random.Random(seed), rates)  # the first people of the population
     strangers = make_people(queries, random.Random(seed + 7), rates)[queries // 2:]
-    engine = make_engine(url)
+    engine = make_engine(url, background_checkpoint=True)  # as `priorscan serve` runs
     factory = session_factory(engine)
     trusts = default_trusts()
     latencies: list[float] = []
