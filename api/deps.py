@@ -194,6 +194,11 @@ def _on_commit(session: Session) -> None:
         TOKEN_CACHE.clear()
 
 
+def _cache_key(engine: Engine, hashed_token: str) -> str:
+    # per store: a process serving two stores (tests, tools) must not accept one store's token for the other
+    return f"{engine.url}#{hashed_token}"
+
+
 def lookup_token(engine: Engine, token: str, *, cache: PrincipalCache | None = None,
                  address: str | None = None) -> Principal | None:
     """The API client holding ``token`` (not revoked, not expired), from the cache or one column-only query.
@@ -210,12 +215,13 @@ def lookup_token(engine: Engine, token: str, *, cache: PrincipalCache | None = N
         The caller's network address, set on the principal returned.
     """
     cache = TOKEN_CACHE if cache is None else cache
-    key = token_hash(token)
+    hashed = token_hash(token)
+    key = _cache_key(engine, hashed)
     found = cache.get(key)
     if found is None:
         generation = cache.generation
         query = select(ApiClient.name, ApiClient.scopes, ApiClient.expires_at).where(
-            ApiClient.token_hash == key, ApiClient.revoked_at.is_(None))
+            ApiClient.token_hash == hashed, ApiClient.revoked_at.is_(None))
         with engine.connect() as connection:
             row = connection.execute(query).first()
         if row is None or (row.expires_at is not None and row.expires_at.timestamp() <= cache.clock()):
@@ -248,9 +254,11 @@ def _cookie_principal(ctx: AppContext, request: Request, address: str | None) ->
     raise _unauthorised("authentication required")
 
 
-def cached_principal(token: str, address: str | None, *, cache: PrincipalCache | None = None) -> Principal | None:
-    """The API client holding ``token`` if the cache remembers it (no I/O), else None (then :func:`lookup_token`)."""
-    found = (TOKEN_CACHE if cache is None else cache).get(token_hash(token))
+def cached_principal(engine: Engine, token: str, address: str | None, *,
+                     cache: PrincipalCache | None = None) -> Principal | None:
+    """The API client holding ``token`` in the store of ``engine`` if the cache remembers it (no I/O), else None
+    (then :func:`lookup_token`)."""
+    found = (TOKEN_CACHE if cache is None else cache).get(_cache_key(engine, token_hash(token)))
     return None if found is None else replace(found, address=address)
 
 
@@ -277,7 +285,7 @@ async def current_principal(request: Request, ctx: ContextDep) -> Principal:
     token = _bearer_token(request)
     if token is None:
         return await run_in_threadpool(_cookie_principal, ctx, request, address)
-    principal = cached_principal(token, address)
+    principal = cached_principal(ctx.engine, token, address)
     if principal is None:
         principal = await run_in_threadpool(lambda: lookup_token(ctx.engine, token, address=address))
         if principal is None:

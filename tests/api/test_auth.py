@@ -311,3 +311,24 @@ def test_a_postgresql_restart_costs_at_most_one_failed_request(  # type: ignore[
     assert len(failures) <= 1 and statuses[1:] == [200] * 5, statuses
     if notice_closed_connections:
         assert failures == []  # a closed connection is found at checkout, without a round trip
+
+
+def test_a_cached_token_of_one_store_does_not_open_another(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from api.accounts import issue_token
+    from api.deps import PrincipalCache, cached_principal, lookup_token
+    from priorscan.audit import SYSTEM
+    from priorscan.db import open_store, session_factory
+
+    first, second = (open_store(f"sqlite:///{tmp_path / name}") for name in ("first.db", "second.db"))
+    try:
+        with session_factory(first)() as session:
+            token = issue_token(session, "order-entry", ["priorscan/duplicate-check"], agent=SYSTEM)
+            session.commit()
+        cache = PrincipalCache()
+        assert lookup_token(first, token, cache=cache) is not None  # now remembered, for the first store
+        assert cached_principal(first, token, None, cache=cache) is not None
+        assert cached_principal(second, token, None, cache=cache) is None
+        assert lookup_token(second, token, cache=cache) is None
+    finally:
+        first.dispose()
+        second.dispose()
