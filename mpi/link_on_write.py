@@ -141,7 +141,7 @@ def _column_values(demographics: Demographics) -> dict[str, Any]:
 
 
 def _applied_values(row: Any, demographics: Demographics) -> dict[str, Any]:
-    """A known record's demographic columns after ``demographics`` is applied (as :meth:`LinkOnWrite._apply`)."""
+    """A known record's demographic columns after ``demographics`` is applied (both update paths use it)."""
     values: dict[str, Any] = {name: getattr(row, name) for name in DEMOGRAPHIC_FIELDS}
     values["nhs_number_valid"] = row.nhs_number_valid
     values["birth_date_text"] = row.birth_date_text
@@ -402,27 +402,7 @@ class LinkOnWrite(GoldenRecords):
                 self.session.expire(held)
 
     def _apply(self, record: SourceRecord, demographics: Demographics) -> None:
-        for name in DEMOGRAPHIC_FIELDS:
-            value = getattr(demographics, name)
-            if value is None:
-                continue
-            if value == DELETE:
-                value = None
-            if name == "nhs_number" and value is not None:
-                digits = normalise_nhs_number(value)
-                record.nhs_number = digits or str(value)[:10]
-                record.nhs_number_valid = bool(digits and is_valid_nhs_number(digits))
-                continue
-            if name == "nhs_number":
-                record.nhs_number_valid = False
-            if name == "birth_date":
-                full = as_date(value) if value is not None else None
-                record.birth_date = full
-                record.birth_date_text = None if full or value is None else str(value)[:10]
-                continue
-            if name == "death_date":
-                record.death_date = as_date(value) if value is not None else None
-                continue
+        for name, value in _applied_values(record, demographics).items():
             setattr(record, name, value)
         if demographics.trust_ods:
             record.trust_ods = demographics.trust_ods
