@@ -25,6 +25,7 @@ measured by ``priorscan evaluate``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -140,22 +141,29 @@ def pairs_from_keys(keys: pd.DataFrame, *, max_block_size: int = MAX_BLOCK_SIZE)
     return _pairs_of_blocks(codes, keys["row"].to_numpy(), max_block_size)
 
 
+def pairs_within_runs(sorted_keys: NDArray[Any], max_size: int) -> Iterator[tuple[NDArray[np.int64],
+                                                                              NDArray[np.int64]]]:
+    """Positions ``(i < j)`` of every two elements of each run of equal ``sorted_keys`` that has 2 to ``max_size``
+    elements, one chunk per run size (first positions, second positions): pairs without a loop over runs."""
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    sizes = np.diff(np.r_[starts, len(sorted_keys)])
+    for size in np.unique(sizes):
+        if size < 2 or size > max_size:
+            continue
+        run_starts = starts[sizes == size]
+        a, b = np.triu_indices(int(size), k=1)
+        yield (run_starts[:, None] + a).ravel(), (run_starts[:, None] + b).ravel()
+
+
 def _pairs_of_blocks(codes: NDArray[Any], rows: NDArray[Any], max_block_size: int
                      ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     order = np.argsort(codes, kind="stable")
-    codes = codes[order]
     rows = rows[order]
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    sizes = np.diff(np.r_[starts, len(codes)])
     left_parts: list[NDArray[np.int64]] = []
     right_parts: list[NDArray[np.int64]] = []
-    for size in np.unique(sizes):
-        if size < 2 or size > max_block_size:
-            continue
-        group_starts = starts[sizes == size]
-        a, b = np.triu_indices(int(size), k=1)
-        left_parts.append(rows[(group_starts[:, None] + a[None, :]).ravel()])
-        right_parts.append(rows[(group_starts[:, None] + b[None, :]).ravel()])
+    for first, second in pairs_within_runs(codes[order], max_block_size):
+        left_parts.append(rows[first])
+        right_parts.append(rows[second])
     if not left_parts:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty

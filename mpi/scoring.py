@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from mpi.blocking import pairs_within_runs
 from mpi.comparisons import NULL
 from mpi.frames import Frame, probe_pairs
 from mpi.model import M_FLOOR, Model
@@ -223,19 +224,13 @@ def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[
     weak, partner = weak[order], partner[order]
     fresh = np.r_[True, (weak[1:] != weak[:-1]) | (partner[1:] != partner[:-1])]
     weak, partner = weak[fresh], partner[fresh]
-    starts = np.flatnonzero(np.r_[True, weak[1:] != weak[:-1]])
-    sizes = np.diff(np.r_[starts, len(weak)])
     first: list[NDArray[np.int64]] = []
     second: list[NDArray[np.int64]] = []
     owner: list[NDArray[np.int64]] = []
-    for size in np.unique(sizes):
-        if size < 2 or size > AMBIGUITY_PARTNERS:
-            continue
-        group = starts[sizes == size]
-        a, b = np.triu_indices(int(size), k=1)
-        first.append(partner[(group[:, None] + a).ravel()])
-        second.append(partner[(group[:, None] + b).ravel()])
-        owner.append(np.repeat(weak[group], len(a)))
+    for a, b in pairs_within_runs(weak, AMBIGUITY_PARTNERS):
+        first.append(partner[a])
+        second.append(partner[b])
+        owner.append(weak[a])
     if not first:
         return out
     pa, pb, whose = np.concatenate(first), np.concatenate(second), np.concatenate(owner)
