@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -194,17 +194,25 @@ class IndexStore:
             hops += 1
         return patient
 
-    def survivors(self, regional_ids: Iterable[str]) -> dict[str, str | None]:
+    def survivors(self, regional_ids: Iterable[str], *, read: Mapping[str, Any] | None = None
+                  ) -> dict[str, str | None]:
         """The surviving regional id of each of ``regional_ids`` (merges followed as :meth:`regional_patient`
-        does), None for an unknown one; one statement per hop, every id at once."""
+        does), None for an unknown one; one statement per hop, every id at once.
+
+        ``read``: the ``status`` and ``merged_into_id`` of some of the patients, read by the caller in the same
+        transaction; when it covers them all, the first statement is saved.
+        """
         wanted = list(dict.fromkeys(regional_ids))
         current: dict[str, str | None] = {rid: rid for rid in wanted}
         hops = dict.fromkeys(wanted, 0)
         pending = set(wanted)
-        for _ in range(21):  # the first read, then at most 20 hops
+        for step in range(21):  # the first read, then at most 20 hops
             if not pending:
                 break
-            rows = {row.id: row for row in self.session.execute(_PATIENT_LINKS_SQL, {"ids": sorted(pending)})}
+            if step == 0 and read is not None and pending <= read.keys():
+                rows = {rid: read[rid] for rid in pending}
+            else:
+                rows = {row.id: row for row in self.session.execute(_PATIENT_LINKS_SQL, {"ids": sorted(pending)})}
             followed: set[str] = set()
             for rid in wanted:
                 at = current[rid]

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, literal, select, union_all
 
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
 from mpi.engine import POSSIBLE, to_match_record
-from mpi.index_store import _RECORDS, DEMOGRAPHIC_FIELDS, IndexStore
+from mpi.index_store import _PATIENTS, _RECORDS, DEMOGRAPHIC_FIELDS, IndexStore
 from mpi.nhs_number import normalise_nhs_number
 from mpi.records import Demographics
 from mpi.tables import SourceIdentifier, table_of
@@ -41,16 +42,24 @@ class MatchCandidate:
 
 _IDENTIFIERS = table_of(SourceIdentifier)
 
-_RESOLVE_COLUMNS = (_RECORDS.c.id, _RECORDS.c.regional_patient_id, _RECORDS.c.link_state)
+#: A record known by an identifier, with its regional patient's status and merge target: the first step of following
+#: merges comes with the look-up, so a request about an active patient (nearly all) costs one statement.
+_RESOLVE_COLUMNS = (_RECORDS.c.id, _RECORDS.c.regional_patient_id, _RECORDS.c.link_state, _PATIENTS.c.status,
+                    _PATIENTS.c.merged_into_id)
 
-_RESOLVE_BY_NHS_SQL = select(*_RESOLVE_COLUMNS).where(_RECORDS.c.nhs_number == bindparam("digits"))
+_RECORDS_WITH_PATIENT = _RECORDS.outerjoin(_PATIENTS, _PATIENTS.c.id == _RECORDS.c.regional_patient_id)
 
-_RESOLVE_BY_KEY_SQL = select(*_RESOLVE_COLUMNS).where(_RECORDS.c.namespace == bindparam("ns"),
-                                                      _RECORDS.c.local_id == bindparam("local"))
+_RESOLVE_BY_NHS_SQL = select(*_RESOLVE_COLUMNS).select_from(_RECORDS_WITH_PATIENT).where(
+    _RECORDS.c.nhs_number == bindparam("digits"))
 
-_RESOLVE_BY_IDENTIFIER_SQL = select(*_RESOLVE_COLUMNS).join(
-    _IDENTIFIERS, _IDENTIFIERS.c.source_record_id == _RECORDS.c.id).where(
-    _IDENTIFIERS.c.system == bindparam("ns"), _IDENTIFIERS.c.value == bindparam("local"))
+#: The records with ``ns|local`` as their own key first, then those that carry it as a further identifier.
+_RESOLVE_BY_KEY_SQL = union_all(
+    select(*_RESOLVE_COLUMNS, literal(0).label("via")).select_from(_RECORDS_WITH_PATIENT).where(
+        _RECORDS.c.namespace == bindparam("ns"), _RECORDS.c.local_id == bindparam("local")),
+    select(*_RESOLVE_COLUMNS, literal(1).label("via")).select_from(_RECORDS_WITH_PATIENT.join(
+        _IDENTIFIERS, _IDENTIFIERS.c.source_record_id == _RECORDS.c.id)).where(
+        _IDENTIFIERS.c.system == bindparam("ns"), _IDENTIFIERS.c.value == bindparam("local")),
+).order_by("via")
 
 
 class Resolver(IndexStore):
@@ -63,9 +72,10 @@ class Resolver(IndexStore):
         regional patients' surviving ids with one statement per merge hop.
         """
         found: list[tuple[int, str, str | None]] = []
+        read: dict[str, Row[Any]] = {}
         for system, value in identifiers:
-            found.extend(self._identified(system, value))
-        survivor = self.survivors(rid for _, rid, _ in found)
+            found.extend(self._identified(system, value, read))
+        survivor = self.survivors((rid for _, rid, _ in found), read=read)
         hits: dict[str, list[str | None]] = defaultdict(list)
         for _, regional_id, link_state in found:
             patient_id = survivor[regional_id]
@@ -93,22 +103,28 @@ class Resolver(IndexStore):
     def patients_known_by(self, system: str, value: str) -> list[str]:
         """The surviving regional ids of the records known by ``system|value`` (those :meth:`find_records`
         returns that are linked), in the same order; columns only."""
-        found = self._identified(system, value)
-        survivor = self.survivors(rid for _, rid, _ in found)
+        read: dict[str, Row[Any]] = {}
+        found = self._identified(system, value, read)
+        survivor = self.survivors((rid for _, rid, _ in found), read=read)
         return [patient for _, rid, _ in found if (patient := survivor[rid]) is not None]
 
-    def _identified(self, system: str, value: str) -> list[tuple[int, str, str | None]]:
-        """(record id, regional id, link state) of the linked records :meth:`find_records` would return."""
+    def _identified(self, system: str, value: str, read: dict[str, Row[Any]]) -> list[tuple[int, str, str | None]]:
+        """(record id, regional id, link state) of the linked records :meth:`find_records` would return; the
+        status and merge target of each record's regional patient go into ``read`` (for :meth:`survivors`)."""
         value = value.strip()
         if system == NHS_NUMBER_SYSTEM:
             digits = normalise_nhs_number(value)
             rows = list(self.session.execute(_RESOLVE_BY_NHS_SQL, {"digits": digits})) if digits else []
         else:
-            params = {"ns": self.namespace_for(system), "local": value}
-            rows = list(self.session.execute(_RESOLVE_BY_KEY_SQL, params))
-            seen = {row.id for row in rows}
-            rows += [row for row in self.session.execute(_RESOLVE_BY_IDENTIFIER_SQL, params) if row.id not in seen]
-        return [(row.id, row.regional_patient_id, row.link_state) for row in rows if row.regional_patient_id]
+            rows = []
+            seen: set[int] = set()
+            for row in self.session.execute(_RESOLVE_BY_KEY_SQL, {"ns": self.namespace_for(system), "local": value}):
+                if row.id not in seen:  # a record with the identifier both as its key and as a further one
+                    seen.add(row.id)
+                    rows.append(row)
+        linked = [row for row in rows if row.regional_patient_id]
+        read.update((row.regional_patient_id, row) for row in linked if row.status is not None)
+        return [(row.id, row.regional_patient_id, row.link_state) for row in linked]
 
     def match(self, demographics: Demographics, *, count: int = 10) -> list[MatchCandidate]:
         """Regional patients scored against ``demographics`` (best first), for $match and resolution."""

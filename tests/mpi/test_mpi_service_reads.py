@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from mpi_factories import NHS_OTHER, NHS_THIRD, TRUST_A, TRUST_B, demographics
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.orm import Session
 
 from mpi import POSSIBLE, PatientIndex, RecordKey
@@ -62,6 +62,23 @@ def test_resolve_follows_a_stale_pointer_to_the_surviving_patient(store: Patient
     by_nhs_number = store.resolve([(NHS_NUMBER_SYSTEM, "943 476 5919")], None)
     assert by_nhs_number.regional_id == placed.regional_id
     assert store.patients_known_by(TRUST_A, " A1 ") == [placed.regional_id]  # as $match uses it
+
+
+def test_resolving_an_active_patient_costs_one_statement(store: PatientIndex) -> None:
+    placed = store.upsert(demographics(TRUST_A, "A1"), event="t", actor="feed")
+    store.session.add(SourceIdentifier(source_record_id=placed.source_record_id, system=TRUST_A, value="A1"))
+    store.session.flush()  # the record's own key again as a further identifier: found once, not twice
+    statements: list[str] = []
+    connection = store.session.connection()
+    event.listen(connection, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    for identifiers in ([(NHS_NUMBER_SYSTEM, "9434765919")], [(TRUST_A, "A1")]):
+        statements.clear()
+        found = store.resolve(identifiers, None)
+        assert (found.regional_id, found.identity) == (placed.regional_id, "confirmed")
+        assert len(statements) == 1  # the record and its patient's status together: no second look-up
+    statements.clear()
+    assert store.patients_known_by(TRUST_A, "A1") == [placed.regional_id]
+    assert len(statements) == 1
 
 
 def test_resolve_reports_a_possible_match_identity_as_probable(store: PatientIndex) -> None:
