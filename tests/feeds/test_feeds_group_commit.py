@@ -1,4 +1,5 @@
-"""Group commit: several HL7 messages applied with one commit, each in its own savepoint (SQLite and PostgreSQL)."""
+"""Group commit: several HL7 messages applied with one commit; a batch with a bad message is applied again with a
+savepoint per message, so that the bad one is refused alone (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -65,6 +66,24 @@ def test_a_batch_is_committed_once_and_every_message_gets_its_own_aa(context) ->
     assert [Ack(o.detail["ack"]).control_id for o in outcomes] == [m.split("|")[9] for m in messages]
     for n in range(4):  # committed when the outcomes are returned: a fresh session sees every record
         assert stored(context, f"GC10000{n}") is not None
+
+
+def test_a_clean_batch_takes_no_savepoints(context) -> None:
+    messages = [adt("A04", pid(f"GC60000{n}^^^RTK^MR", name=f"CLEAN{n}^GUS", dob=f"1990040{n + 1}"))
+                for n in range(3)]
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(context.engine, "before_cursor_execute", seen)
+    try:
+        outcomes, commits = commits_during(context, lambda: process_messages(context, incoming(*messages),
+                                                                             channel="test"))
+    finally:
+        event.remove(context.engine, "before_cursor_execute", seen)
+    assert commits == 1 and [Ack(o.detail["ack"]).code for o in outcomes] == ["AA"] * 3
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]
 
 
 def test_a_bad_message_in_a_batch_is_refused_alone(context, monkeypatch: pytest.MonkeyPatch) -> None:
