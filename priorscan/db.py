@@ -177,12 +177,19 @@ class WalCheckpointer(threading.Thread):
             del engine
 
 
+#: How much of a SQLite store is read through a memory map (SQLite caps it at its compile-time maximum, 2 GB in
+#: common builds): a page read is then a memory access, not a ``pread`` system call. It took about half of the system
+#: time off each HL7 message on a 100 k-record store (``BENCHMARKS.md``); writes still go through the WAL.
+SQLITE_MMAP_BYTES = 1 << 31
+
+
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
 
 

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 
-from priorscan.db import load_table_modules
+from priorscan.db import load_table_modules, make_engine
 from priorscan.tables import DeadLetter
 
 
@@ -28,3 +28,13 @@ def test_round_trip_of_json_and_timestamps(session) -> None:  # type: ignore[no-
     row = session.scalars(select(DeadLetter)).one()
     assert row.received_at.tzinfo is not None
     assert row.status == "new"
+
+
+def test_sqlite_stores_are_read_through_a_memory_map(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'mapped.db'}")
+    with engine.connect() as connection:
+        mapped = connection.exec_driver_sql("PRAGMA mmap_size").scalar()
+        mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+    engine.dispose()
+    assert mode == "wal"
+    assert mapped and mapped > 0  # clamped to SQLite's own maximum, never left at its default of 0
