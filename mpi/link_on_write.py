@@ -21,7 +21,21 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import TextClause, bindparam, delete, exists, or_, select, text
+from sqlalchemy import (
+    ARRAY,
+    Select,
+    String,
+    Table,
+    TextClause,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm.util import identity_key
 
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
@@ -91,6 +105,51 @@ _INSERT_VERSION = table_of(SourceRecordVersion).insert()
 _INSERT_LINK_EVENT = table_of(LinkEvent).insert()
 
 _INSERT_PATIENT = table_of(RegionalPatient).insert()
+
+
+#: The columns a new record is written with (by :meth:`LinkOnWrite._create`), and those of its first version and
+#: link event.
+_NEW_RECORD_COLUMNS = (*DEMOGRAPHIC_FIELDS, "nhs_number_valid", "birth_date_text", "namespace", "local_id",
+                       "trust_ods", "source_kind", "provisional", "active", "version", "match_fields",
+                       "regional_patient_id", "link_state", "link_manual", "link_score", "link_weights",
+                       "link_model_version", "linked_by", "linked_at", "last_event_at", "created_at", "updated_at")
+_VERSION_COLUMNS = ("version", "event", "event_at", "received_at", "applied", "demographics")
+_LINK_EVENT_COLUMNS = ("from_regional_id", "to_regional_id", "link_state", "manual", "score", "weights",
+                       "model_version", "actor", "reason", "at")
+
+
+def _typed_params(table: Table, names: Sequence[str], prefix: str) -> list[Any]:
+    """``CAST(:<prefix><name> AS <column type>)`` for each column: a parameter in a SELECT list has no column to
+    take its type from (a NULL would otherwise be text, which a jsonb or timestamptz column refuses). Strings are
+    cast to unbounded ``VARCHAR``, so that a value too long for its column is refused by the insert, as a plain
+    insert refuses it, rather than cut short by the cast."""
+    def target(name: str) -> Any:
+        kind = table.c[name].type
+        return String() if isinstance(kind, String) else kind
+
+    return [cast(bindparam(prefix + name, type_=table.c[name].type), target(name)) for name in names]
+
+
+def _new_record_in_one_statement() -> Select[Any]:
+    """PostgreSQL: a new record, its first version, its blocking keys and its link event in one statement
+    (data-modifying CTEs over the record's ``RETURNING id``), one round trip where separate inserts take four.
+    SQLite has no data-modifying CTEs; there they are four cached statements, which cost no round trips."""
+    versions, keys, events = table_of(SourceRecordVersion), table_of(BlockingKey), table_of(LinkEvent)
+    record = _RECORDS.insert().values({name: bindparam(name, type_=_RECORDS.c[name].type)
+                                       for name in _NEW_RECORD_COLUMNS}).returning(_RECORDS.c.id).cte("new_record")
+    version = versions.insert().from_select(
+        ["source_record_id", *_VERSION_COLUMNS],
+        select(record.c.id, *_typed_params(versions, _VERSION_COLUMNS, "version_"))).cte("new_version")
+    key_rows = keys.insert().from_select(
+        ["source_record_id", "key"],
+        select(record.c.id, func.unnest(cast(bindparam("keys"), ARRAY(String))))).cte("new_keys")
+    event = events.insert().from_select(
+        ["source_record_id", *_LINK_EVENT_COLUMNS],
+        select(record.c.id, *_typed_params(events, _LINK_EVENT_COLUMNS, "event_"))).cte("new_link_event")
+    return select(record.c.id).add_cte(version, key_rows, event)
+
+
+_NEW_RECORD_IN_ONE_STATEMENT = _new_record_in_one_statement()
 
 
 @lru_cache(maxsize=32)
@@ -259,21 +318,28 @@ class LinkOnWrite(GoldenRecords):
         else:
             rows = list(self.session.execute(_GOLDEN_SQL, {"rid": target}).all())
             self._set_golden(target, _golden_values([*rows, member]))
-        record_id = self.session.execute(_INSERT_RECORD, {
+        record = {
             **values, "namespace": key.namespace, "local_id": key.local_id, "trust_ods": demographics.trust_ods,
             "source_kind": source_kind, "provisional": provisional, "active": True, "version": 1,
             "match_fields": probe.as_stored(), "regional_patient_id": target, "link_state": state,
             "link_manual": False, "link_score": probability, "link_weights": weights,
             "link_model_version": self.model.version, "linked_by": actor, "linked_at": now,
-            "last_event_at": demographics.event_at, "created_at": now, "updated_at": now}).scalar_one()
-        self.session.execute(_INSERT_VERSION, {
-            "source_record_id": record_id, "version": 1, "event": event, "event_at": demographics.event_at,
-            "received_at": now, "applied": True, "demographics": demographics.as_json()})
-        self._insert_blocking_keys(record_id, blocking_keys(probe))
-        self.session.execute(_INSERT_LINK_EVENT, {
-            "source_record_id": record_id, "from_regional_id": None, "to_regional_id": target, "link_state": state,
-            "manual": False, "score": probability, "weights": weights, "model_version": self.model.version,
-            "actor": actor, "reason": f"link-on-write ({event})", "at": now})
+            "last_event_at": demographics.event_at, "created_at": now, "updated_at": now}
+        version = {"version": 1, "event": event, "event_at": demographics.event_at, "received_at": now,
+                   "applied": True, "demographics": demographics.as_json()}
+        link_event = {"from_regional_id": None, "to_regional_id": target, "link_state": state, "manual": False,
+                      "score": probability, "weights": weights, "model_version": self.model.version, "actor": actor,
+                      "reason": f"link-on-write ({event})", "at": now}
+        keys = blocking_keys(probe)
+        if self.session.get_bind().dialect.name == "postgresql":
+            record_id = self.session.execute(_NEW_RECORD_IN_ONE_STATEMENT, {
+                **record, **{f"version_{k}": v for k, v in version.items()}, "keys": sorted(keys),
+                **{f"event_{k}": v for k, v in link_event.items()}}).scalar_one()
+        else:
+            record_id = self.session.execute(_INSERT_RECORD, record).scalar_one()
+            self.session.execute(_INSERT_VERSION, {"source_record_id": record_id, **version})
+            self._insert_blocking_keys(record_id, keys)
+            self.session.execute(_INSERT_LINK_EVENT, {"source_record_id": record_id, **link_event})
         review_id = None
         if possible and best_id is None:
             review_id = self._insert_review(record_id, possible, scores, now)

@@ -8,14 +8,15 @@ from datetime import date
 
 import pytest
 from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from mpi import MatchRecord, PatientIndex, RecordKey
 from mpi.batch import bulk_load
 from mpi.engine import MAX_BLOCK_SIZE, blocking_keys
 from mpi.index_store import _candidate_clusters_sql
-from mpi.tables import BlockingKey, ReviewItem, SourceRecord
+from mpi.tables import BlockingKey, LinkEvent, ReviewItem, SourceRecord, SourceRecordVersion
 from priorscan.db import make_engine, session_factory
 from priorscan.trusts import default_trusts
 
@@ -117,3 +118,48 @@ def test_an_update_respects_a_manual_no_match(sessions) -> None:  # type: ignore
         assert again.review_item_id is None  # the decision stands: the pair is not proposed again
         b = index.require_record(RecordKey(TRUST_B, "B1"))
         assert again.regional_id == a.regional_id != b.regional_patient_id
+
+
+def test_a_new_record_is_written_with_its_version_keys_and_link_event(sessions) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL the four rows go in one statement (data-modifying CTEs); SQLite writes them one by one.
+    Either way the same rows are stored."""
+    with sessions() as session:
+        statements: list[str] = []
+        connection = session.connection()
+        event.listen(connection, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        placed = PatientIndex(session, default_trusts()).upsert(
+            demographics(TRUST_A, "NEW1", nhs_number=None, nhs_verification=None), event="ADT^A04", actor="feed")
+        record_writes = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO SOURCE_RECORD")
+                         or "new_record" in s or "INSERT INTO blocking_key" in s or "INSERT INTO link_event" in s]
+        assert len(record_writes) == (1 if session.get_bind().dialect.name == "postgresql" else 4)
+        session.commit()
+    with sessions() as session:
+        record = session.get(SourceRecord, placed.source_record_id)
+        assert record is not None and record.regional_patient_id == placed.regional_id and record.version == 1
+        stored_keys = set(session.scalars(select(BlockingKey.key).where(
+            BlockingKey.source_record_id == record.id)))
+        assert stored_keys and stored_keys == blocking_keys(MatchRecord.from_stored(record.id, record.match_fields))
+        versions = session.scalars(select(SourceRecordVersion).where(
+            SourceRecordVersion.source_record_id == record.id)).all()
+        assert [(v.version, v.event, v.applied, v.demographics["local_id"]) for v in versions] == [
+            (1, "ADT^A04", True, "NEW1")]
+        events = session.scalars(select(LinkEvent).where(LinkEvent.source_record_id == record.id)).all()
+        assert [(e.from_regional_id, e.to_regional_id, e.link_state, e.manual, e.actor) for e in events] == [
+            (None, placed.regional_id, placed.link_state, False, "feed")]
+        assert events[0].at.tzinfo is not None and events[0].weights is None  # typed values, NULL JSON kept NULL
+
+
+def test_a_value_too_long_for_its_column_is_refused_not_cut_short(store_url: str) -> None:
+    """PostgreSQL enforces VARCHAR lengths (SQLite does not): the one-statement insert must not truncate instead."""
+    pg_url = store_url if store_url.startswith("postgresql") else None
+    if pg_url is None:
+        return  # nothing to enforce on SQLite; the PostgreSQL run of this test is the check
+    engine = make_engine(pg_url)
+    try:
+        with session_factory(engine)() as session, pytest.raises(DBAPIError):
+            PatientIndex(session, default_trusts()).upsert(
+                demographics(TRUST_A, "LONG1", nhs_number=None, nhs_verification=None), event="ADT^A04",
+                actor="x" * 201)
+    finally:
+        engine.dispose()
+
