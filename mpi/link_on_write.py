@@ -114,6 +114,8 @@ _NEW_RECORD_COLUMNS = (*DEMOGRAPHIC_FIELDS, "nhs_number_valid", "birth_date_text
                        "regional_patient_id", "link_state", "link_manual", "link_score", "link_weights",
                        "link_model_version", "linked_by", "linked_at", "last_event_at", "created_at", "updated_at")
 _VERSION_COLUMNS = ("version", "event", "event_at", "received_at", "applied", "demographics")
+_NEW_PATIENT_COLUMNS = ("id", "status", "created_at", "updated_at", "family", "given", "birth_date", "sex",
+                        "postcode", "address", "nhs_number")
 _LINK_EVENT_COLUMNS = ("from_regional_id", "to_regional_id", "link_state", "manual", "score", "weights",
                        "model_version", "actor", "reason", "at")
 
@@ -130,10 +132,13 @@ def _typed_params(table: Table, names: Sequence[str], prefix: str) -> list[Any]:
     return [cast(bindparam(prefix + name, type_=table.c[name].type), target(name)) for name in names]
 
 
-def _new_record_in_one_statement() -> Select[Any]:
+@lru_cache(maxsize=2)
+def _new_record_in_one_statement(with_patient: bool) -> Select[Any]:
     """PostgreSQL: a new record, its first version, its blocking keys and its link event in one statement
-    (data-modifying CTEs over the record's ``RETURNING id``), one round trip where separate inserts take four.
-    SQLite has no data-modifying CTEs; there they are four cached statements, which cost no round trips."""
+    (data-modifying CTEs over the record's ``RETURNING id``), with the new regional patient it founds when
+    ``with_patient``: one round trip where separate inserts take four or five. The foreign keys hold: PostgreSQL
+    checks them once the whole statement has run. SQLite has no data-modifying CTEs; there they are separate
+    cached statements, which cost no round trips."""
     versions, keys, events = table_of(SourceRecordVersion), table_of(BlockingKey), table_of(LinkEvent)
     record = _RECORDS.insert().values({name: bindparam(name, type_=_RECORDS.c[name].type)
                                        for name in _NEW_RECORD_COLUMNS}).returning(_RECORDS.c.id).cte("new_record")
@@ -146,10 +151,13 @@ def _new_record_in_one_statement() -> Select[Any]:
     event = events.insert().from_select(
         ["source_record_id", *_LINK_EVENT_COLUMNS],
         select(record.c.id, *_typed_params(events, _LINK_EVENT_COLUMNS, "event_"))).cte("new_link_event")
-    return select(record.c.id).add_cte(version, key_rows, event)
-
-
-_NEW_RECORD_IN_ONE_STATEMENT = _new_record_in_one_statement()
+    parts = [version, key_rows, event]
+    if with_patient:
+        patients = table_of(RegionalPatient)
+        parts.append(patients.insert().values({
+            name: bindparam(f"patient_{name}", type_=patients.c[name].type) for name in _NEW_PATIENT_COLUMNS
+        }).cte("new_patient"))
+    return select(record.c.id).add_cte(*parts)
 
 
 @lru_cache(maxsize=32)
@@ -311,10 +319,13 @@ class LinkOnWrite(GoldenRecords):
         weights = best_score.field_weights if best_score else None
         target = best_id or new_regional_id()
         member = _Member(values, provisional, demographics.event_at or now)
+        in_one_statement = self.session.get_bind().dialect.name == "postgresql"
+        patient: dict[str, Any] | None = None
         if best_id is None:  # the patient first: the record refers to it
-            self.session.execute(_INSERT_PATIENT, {
-                "id": target, "status": "active", "created_at": now, "updated_at": now,
-                **_golden_values([member])})
+            patient = {"id": target, "status": "active", "created_at": now, "updated_at": now,
+                       **_golden_values([member])}
+            if not in_one_statement:
+                self.session.execute(_INSERT_PATIENT, patient)
         else:
             rows = list(self.session.execute(_GOLDEN_SQL, {"rid": target}).all())
             self._set_golden(target, _golden_values([*rows, member]))
@@ -331,10 +342,11 @@ class LinkOnWrite(GoldenRecords):
                       "score": probability, "weights": weights, "model_version": self.model.version, "actor": actor,
                       "reason": f"link-on-write ({event})", "at": now}
         keys = blocking_keys(probe)
-        if self.session.get_bind().dialect.name == "postgresql":
-            record_id = self.session.execute(_NEW_RECORD_IN_ONE_STATEMENT, {
+        if in_one_statement:
+            record_id = self.session.execute(_new_record_in_one_statement(patient is not None), {
                 **record, **{f"version_{k}": v for k, v in version.items()}, "keys": sorted(keys),
-                **{f"event_{k}": v for k, v in link_event.items()}}).scalar_one()
+                **{f"event_{k}": v for k, v in link_event.items()},
+                **{f"patient_{k}": v for k, v in (patient or {}).items()}}).scalar_one()
         else:
             record_id = self.session.execute(_INSERT_RECORD, record).scalar_one()
             self.session.execute(_INSERT_VERSION, {"source_record_id": record_id, **version})

@@ -16,7 +16,7 @@ from mpi import MatchRecord, PatientIndex, RecordKey
 from mpi.batch import bulk_load
 from mpi.engine import MAX_BLOCK_SIZE, blocking_keys
 from mpi.index_store import _candidate_clusters_sql
-from mpi.tables import BlockingKey, LinkEvent, ReviewItem, SourceRecord, SourceRecordVersion
+from mpi.tables import BlockingKey, LinkEvent, RegionalPatient, ReviewItem, SourceRecord, SourceRecordVersion
 from priorscan.db import make_engine, session_factory
 from priorscan.trusts import default_trusts
 
@@ -121,21 +121,23 @@ def test_an_update_respects_a_manual_no_match(sessions) -> None:  # type: ignore
 
 
 def test_a_new_record_is_written_with_its_version_keys_and_link_event(sessions) -> None:  # type: ignore[no-untyped-def]
-    """On PostgreSQL the four rows go in one statement (data-modifying CTEs); SQLite writes them one by one.
-    Either way the same rows are stored."""
+    """On PostgreSQL the rows (and the regional patient the record founds) go in one statement (data-modifying
+    CTEs); SQLite writes them one by one. Either way the same rows are stored."""
     with sessions() as session:
         statements: list[str] = []
         connection = session.connection()
         event.listen(connection, "before_cursor_execute", lambda *args: statements.append(args[2]))
         placed = PatientIndex(session, default_trusts()).upsert(
             demographics(TRUST_A, "NEW1", nhs_number=None, nhs_verification=None), event="ADT^A04", actor="feed")
-        record_writes = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO SOURCE_RECORD")
-                         or "new_record" in s or "INSERT INTO blocking_key" in s or "INSERT INTO link_event" in s]
-        assert len(record_writes) == (1 if session.get_bind().dialect.name == "postgresql" else 4)
+        writes = [s for s in statements if s.lstrip().upper().startswith("INSERT") or "new_record" in s]
+        # the new patient, the record, its version, its keys, its link event
+        assert len(writes) == (1 if session.get_bind().dialect.name == "postgresql" else 5)
         session.commit()
     with sessions() as session:
         record = session.get(SourceRecord, placed.source_record_id)
         assert record is not None and record.regional_patient_id == placed.regional_id and record.version == 1
+        patient = session.get(RegionalPatient, placed.regional_id)
+        assert patient is not None and patient.status == "active" and patient.family == record.family
         stored_keys = set(session.scalars(select(BlockingKey.key).where(
             BlockingKey.source_record_id == record.id)))
         assert stored_keys and stored_keys == blocking_keys(MatchRecord.from_stored(record.id, record.match_fields))
