@@ -80,6 +80,13 @@ async def context_dependency(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(context_dependency)]
 
 
+def public_base(request: Request) -> str:
+    """The service's base URL as clients reach it: the ``public_base_url`` setting, else the request's own (which
+    follows its ``Host`` header: set the setting wherever that header is not the service's to choose)."""
+    configured: str | None = get_context(request).settings.public_base_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
 def get_session(ctx: ContextDep) -> Iterator[Session]:
     """A session for the request; routes commit explicitly before answering (2xx only after commit)."""
     with ctx.sessions() as session:

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     session_max_age_s: int = 8 * 3600
     log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     cds_audience: str | None = Field(default=None, description="expected JWT aud (CDS Hooks)")
+    public_base_url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s?#]+$",
+        description="the service's address as clients reach it (behind a reverse proxy, say): the token endpoint's "
+                    "URL, the only aud a SMART client assertion may carry, is built from it, and so are the URLs in "
+                    "FHIR answers; unset, the address each request came in on")
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import Principal, PrincipalDep, get_context, require
+from api.deps import Principal, PrincipalDep, get_context, public_base, require
 from api.fhir_queries import match_patients, pix_query, read_patient_resource, search_patients
 from api.fhir_service import bundle_scopes, http_status, process_bundle, run_unit, write_patient
 from api.scopes import PRIORSCAN_SCOPES
@@ -55,7 +55,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def fhir_base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + FHIR_PREFIX
+    return public_base(request) + FHIR_PREFIX
 
 
 async def fhir_body(request: Request) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def metadata(request: Request) -> FhirResponse:
 @router.get("/fhir/.well-known/smart-configuration", response_class=JSONResponse)
 def smart_configuration(request: Request) -> JSONResponse:
     """SMART Backend Services metadata (no authentication)."""
-    root = str(request.base_url).rstrip("/")
+    root = public_base(request)
     scopes = [f"system/{t}.{p}" for t in ("Patient", "ImagingStudy", "ServiceRequest") for p in ("rs", "cruds")]
     return JSONResponse({
         "token_endpoint": root + TOKEN_PATH,

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from pydantic import BaseModel, Field
 
 from api.context import AppContext
-from api.deps import ContextDep, Principal, SessionDep, require
+from api.deps import ContextDep, Principal, SessionDep, public_base, require
 from api.scopes import ANALYTICS
 from imaging import apply_imaging_study, patient_timeline, search_studies, to_fhir
 from imaging.adapters import begin_write
@@ -106,7 +106,7 @@ def search_imaging_studies(request: Request, ctx: ContextDep, session: SessionDe
                detail={"results": len(found), "by": [k for k, v in (("patient", patient),
                                                                        ("identifier", identifier)) if v]})
     session.commit()
-    base = str(request.base_url).rstrip("/")
+    base = public_base(request)
     bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(found),
               "entry": [{"fullUrl": f"{base}/fhir/ImagingStudy/{study.study_instance_uid}",
                          "resource": to_fhir(study, regional_id, ctx.trusts), "search": {"mode": "match"}}

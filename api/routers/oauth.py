@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import get_context
+from api.deps import get_context, public_base
 from api.oauth import IssuedToken, OAuthError, audit_refusal, exchange
 from api.routers.fhir import TOKEN_PATH
 
@@ -62,7 +62,7 @@ async def token(request: Request) -> JSONResponse:
     """Exchange a signed client assertion for an access token (``grant_type=client_credentials``)."""
     context = get_context(request)
     address = request.client.host if request.client else None
-    token_url = str(request.base_url).rstrip("/") + TOKEN_PATH
+    token_url = public_base(request) + TOKEN_PATH
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     try:
         form = _form(await request.body(), media_type)

@@ -291,3 +291,21 @@ def test_keys_from_a_jwks_url_and_their_rotation(live_server_sqlite: Any, jwks_h
     clock[0] += 31
     rotated = assertion(second, "RS384", aud=token_url, kid="2025")
     assert httpx.post(token_url, data=token_form(rotated)).status_code == 200
+
+
+def test_behind_a_proxy_the_configured_address_is_the_only_audience(backend: Backend,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``public_base_url`` set, an assertion made for the address the request came in on (which follows the
+    Host header a caller chooses) is refused; one made for the configured address is accepted."""
+    public = "https://priorscan.example.nhs.uk"
+    context = backend.server.context
+    monkeypatch.setattr(context, "settings", context.settings.model_copy(update={"public_base_url": public + "/"}))
+    config = httpx.get(backend.server.base_url + "/.well-known/smart-configuration").json()
+    assert config["token_endpoint"] == public + "/oauth2/token"
+    assert _error(backend.request(token_form(backend.assertion()))) == (401, "invalid_client")
+    accepted = backend.request(token_form(backend.assertion(aud=public + "/oauth2/token")))
+    assert accepted.status_code == 200, accepted.text
+    # made for an address of the caller's choosing, sent with that address as Host: refused all the same
+    spoofed = httpx.post(backend.token_url, data=token_form(backend.assertion(aud="http://evil.example/oauth2/token")),
+                         headers={"Host": "evil.example"})
+    assert _error(spoofed) == (401, "invalid_client")
