@@ -85,6 +85,10 @@ class GoldenRecords(IndexStore):
     def _set_golden(self, regional_id: str, golden: dict[str, Any]) -> None:
         """Write the golden record with one statement (and refresh the patient if the session holds it)."""
         self.session.execute(_SET_GOLDEN, {"rid": regional_id, "status": "active", "updated_at": utcnow(), **golden})
+        self._expire_held_patient(regional_id)
+
+    def _expire_held_patient(self, regional_id: str) -> None:
+        """Have the session read the patient again if it holds it (after a statement that bypassed the ORM)."""
         held = self.session.identity_map.get(identity_key(RegionalPatient, regional_id))
         if held is not None:
             self.session.expire(held)
@@ -96,9 +100,7 @@ class GoldenRecords(IndexStore):
             self._set_golden(regional_id, _golden_values(members))
             return
         self.session.execute(_RETIRE_EMPTY, {"rid": regional_id})
-        held = self.session.identity_map.get(identity_key(RegionalPatient, regional_id))
-        if held is not None:
-            self.session.expire(held)
+        self._expire_held_patient(regional_id)
 
 
 __all__ = ["GoldenRecords"]

@@ -133,14 +133,17 @@ def _typed_params(table: Table, names: Sequence[str], prefix: str) -> list[Any]:
 
 
 @lru_cache(maxsize=2)
-def _new_record_in_one_statement(with_patient: bool) -> Select[Any]:
+def _new_record_in_one_statement(founds_patient: bool) -> Select[Any]:
     """PostgreSQL: a new record, its first version, its blocking keys and its link event in one statement
-    (data-modifying CTEs over the record's ``RETURNING id``), with the new regional patient it founds when
-    ``with_patient``: one round trip where separate inserts take four or five. The foreign keys hold: PostgreSQL
-    checks them once the whole statement has run. SQLite has no data-modifying CTEs; there they are separate
-    cached statements, which cost no round trips."""
+    (data-modifying CTEs over the record's ``RETURNING id``), with the regional patient's write: the insert of the
+    patient the record founds (``founds_patient``), else the golden record of the patient it joins. One round trip
+    where separate statements take five. The foreign keys hold: PostgreSQL checks them once the whole statement
+    has run. SQLite has no data-modifying CTEs; there they are separate cached statements, which cost no round
+    trips."""
     versions, keys, events = table_of(SourceRecordVersion), table_of(BlockingKey), table_of(LinkEvent)
-    record = _RECORDS.insert().values({name: bindparam(name, type_=_RECORDS.c[name].type)
+    # every parameter is prefixed: SQLAlchemy would add a column to an INSERT's or UPDATE's own column list for any
+    # parameter that bears the column's name (the record's created_at would reset the joined patient's)
+    record = _RECORDS.insert().values({name: bindparam(f"record_{name}", type_=_RECORDS.c[name].type)
                                        for name in _NEW_RECORD_COLUMNS}).returning(_RECORDS.c.id).cte("new_record")
     version = versions.insert().from_select(
         ["source_record_id", *_VERSION_COLUMNS],
@@ -150,14 +153,15 @@ def _new_record_in_one_statement(with_patient: bool) -> Select[Any]:
         select(record.c.id, func.unnest(cast(bindparam("keys"), ARRAY(String))))).cte("new_keys")
     event = events.insert().from_select(
         ["source_record_id", *_LINK_EVENT_COLUMNS],
-        select(record.c.id, *_typed_params(events, _LINK_EVENT_COLUMNS, "event_"))).cte("new_link_event")
-    parts = [version, key_rows, event]
-    if with_patient:
-        patients = table_of(RegionalPatient)
-        parts.append(patients.insert().values({
-            name: bindparam(f"patient_{name}", type_=patients.c[name].type) for name in _NEW_PATIENT_COLUMNS
-        }).cte("new_patient"))
-    return select(record.c.id).add_cte(*parts)
+        select(record.c.id, *_typed_params(events, _LINK_EVENT_COLUMNS, "link_event_"))).cte("new_link_event")
+    patients = table_of(RegionalPatient)
+    written = {name: bindparam(f"patient_{name}", type_=patients.c[name].type) for name in _NEW_PATIENT_COLUMNS}
+    if founds_patient:
+        patient = patients.insert().values(written).cte("new_patient")
+    else:
+        patient = patients.update().where(patients.c.id == written.pop("id")).values(
+            {k: v for k, v in written.items() if k != "created_at"}).cte("golden_patient")
+    return select(record.c.id).add_cte(version, key_rows, event, patient)
 
 
 @lru_cache(maxsize=32)
@@ -328,7 +332,12 @@ class LinkOnWrite(GoldenRecords):
                 self.session.execute(_INSERT_PATIENT, patient)
         else:
             rows = list(self.session.execute(_GOLDEN_SQL, {"rid": target}).all())
-            self._set_golden(target, _golden_values([*rows, member]))
+            golden = _golden_values([*rows, member])
+            if in_one_statement:
+                patient = {"id": target, "status": "active", "updated_at": now, **golden}
+                self._expire_held_patient(target)
+            else:
+                self._set_golden(target, golden)
         record = {
             **values, "namespace": key.namespace, "local_id": key.local_id, "trust_ods": demographics.trust_ods,
             "source_kind": source_kind, "provisional": provisional, "active": True, "version": 1,
@@ -343,9 +352,10 @@ class LinkOnWrite(GoldenRecords):
                       "reason": f"link-on-write ({event})", "at": now}
         keys = blocking_keys(probe)
         if in_one_statement:
-            record_id = self.session.execute(_new_record_in_one_statement(patient is not None), {
-                **record, **{f"version_{k}": v for k, v in version.items()}, "keys": sorted(keys),
-                **{f"event_{k}": v for k, v in link_event.items()},
+            record_id = self.session.execute(_new_record_in_one_statement(best_id is None), {
+                **{f"record_{k}": v for k, v in record.items()}, **{f"version_{k}": v for k, v in version.items()},
+                "keys": sorted(keys),
+                **{f"link_event_{k}": v for k, v in link_event.items()},
                 **{f"patient_{k}": v for k, v in (patient or {}).items()}}).scalar_one()
         else:
             record_id = self.session.execute(_INSERT_RECORD, record).scalar_one()

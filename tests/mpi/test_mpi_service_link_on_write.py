@@ -4,7 +4,7 @@ patients in one statement, manual decisions and open reviews read with the recor
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
@@ -165,3 +165,27 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short(store_url: str
     finally:
         engine.dispose()
 
+
+
+def test_a_record_joining_a_patient_updates_its_golden_record_in_the_same_statement(sessions) -> None:  # type: ignore[no-untyped-def]
+    """The second record of a person joins the first one's patient; the patient's golden record takes its newer
+    address. On PostgreSQL the golden record's update goes with the record's inserts, in one statement."""
+    trusts = default_trusts()
+    with sessions() as session:
+        first = PatientIndex(session, trusts).upsert(
+            demographics(TRUST_A, "J1", event_at=datetime(2024, 1, 1, tzinfo=UTC)), event="ADT^A04", actor="feed")
+        session.commit()
+    with sessions() as session:
+        statements: list[str] = []
+        event.listen(session.connection(), "before_cursor_execute", lambda *args: statements.append(args[2]))
+        second = PatientIndex(session, trusts).upsert(
+            demographics(TRUST_B, "J2", address="3 New Road, Guildford", event_at=datetime(2024, 6, 1, tzinfo=UTC)),
+            event="ADT^A04", actor="feed")
+        writes = [s for s in statements if s.lstrip().upper().startswith(("INSERT", "UPDATE")) or "new_record" in s]
+        assert len(writes) == (1 if session.get_bind().dialect.name == "postgresql" else 5)
+        session.commit()
+    assert second.regional_id == first.regional_id and second.link_state == "match"
+    with sessions() as session:
+        patient = session.get(RegionalPatient, first.regional_id)
+        assert patient is not None and patient.address == "3 New Road, Guildford" and patient.status == "active"
+        assert patient.created_at is not None and patient.updated_at > patient.created_at
