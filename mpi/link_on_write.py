@@ -8,8 +8,9 @@ Linking rules (the domain reasons are in DESIGN.md section 2):
   below the possible threshold): one weak middle record can never chain two people together;
 - a *possible match* gets a regional patient of its own and a review item with the explanation.
 
-New records and updates of records the session does not hold are written with plain cached statements (no ORM
-entity loaded); the ORM path serves the rest (further identifiers, records the session already holds)."""
+New records and updates of records the session does not hold are written with plain cached statements
+(:mod:`mpi.link_statements`; no ORM entity loaded); the ORM path serves the rest (further identifiers, records the
+session already holds)."""
 
 from __future__ import annotations
 
@@ -17,38 +18,38 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import (
-    ARRAY,
-    Select,
-    String,
-    Table,
-    TextClause,
-    bindparam,
-    cast,
-    delete,
-    exists,
-    func,
-    or_,
-    select,
-    text,
-)
+from sqlalchemy import delete, select
 from sqlalchemy.orm.util import identity_key
 
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
 from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, PairScore, blocking_keys, to_match_record
 from mpi.golden import _GOLDEN_SQL, GoldenRecords, _golden_values, _Member
-from mpi.index_store import _RECORDS, DEMOGRAPHIC_FIELDS, ClusterScores
+from mpi.index_store import DEMOGRAPHIC_FIELDS, ClusterScores
+from mpi.link_statements import (
+    _BLOCKING_KEYS_OF_SQL,
+    _CLOSE_REVIEWS,
+    _DELETE_BLOCKING_KEYS,
+    _INSERT_LINK_EVENT,
+    _INSERT_PATIENT,
+    _INSERT_RECORD,
+    _INSERT_REVIEW,
+    _INSERT_VERSION,
+    _MANUAL_SQL,
+    _OTHER_MEMBER_SQL,
+    _RECORD_ROW_SQL,
+    _UPDATE_RECORD,
+    _insert_blocking_keys_sql,
+    _new_record_in_one_statement,
+)
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.normalise import as_date
 from mpi.records import DELETE, Demographics, RecordKey
 from mpi.tables import (
     BlockingKey,
     LinkEvent,
-    ManualDecision,
     RegionalPatient,
     ReviewItem,
     SourceIdentifier,
@@ -72,120 +73,6 @@ class LinkOutcome:
     score: float | None = None
     applied: bool = True  # false when an out-of-order update was kept in history only
     review_item_id: int | None = None
-
-
-_MANUAL = table_of(ManualDecision)
-
-_REVIEWS = table_of(ReviewItem)
-
-#: A known record's columns as the update path needs them (no ORM entity: nothing to load into the identity map),
-#: whether any manual decision names it and whether a review about it is open (most records have neither: the
-#: look-up of decisions and the closing of reviews are then skipped).
-_RECORD_ROW_SQL = select(
-    exists().where(or_(_MANUAL.c.record_a_id == _RECORDS.c.id,
-                       _MANUAL.c.record_b_id == _RECORDS.c.id)).label("has_manual"),
-    exists().where(_REVIEWS.c.source_record_id == _RECORDS.c.id,
-                   _REVIEWS.c.status == "open").label("has_open_review"),
-    _RECORDS.c.id, _RECORDS.c.provisional, _RECORDS.c.version, _RECORDS.c.last_event_at,
-    _RECORDS.c.regional_patient_id, _RECORDS.c.link_state, _RECORDS.c.link_manual, _RECORDS.c.link_score,
-    _RECORDS.c.nhs_number_valid, _RECORDS.c.birth_date_text, *(_RECORDS.c[name] for name in DEMOGRAPHIC_FIELDS),
-).where(_RECORDS.c.namespace == bindparam("ns"), _RECORDS.c.local_id == bindparam("local"))
-
-#: One statement for every column a write changes; the SET clause follows the parameters given.
-_INSERT_RECORD = _RECORDS.insert().returning(_RECORDS.c.id)
-
-_UPDATE_RECORD = _RECORDS.update().where(_RECORDS.c.id == bindparam("rid"))
-
-_OTHER_MEMBER_SQL = select(_RECORDS.c.id).where(
-    _RECORDS.c.regional_patient_id == bindparam("rid"), _RECORDS.c.active.is_(True),
-    _RECORDS.c.id != bindparam("sid")).limit(1)
-
-_INSERT_VERSION = table_of(SourceRecordVersion).insert()
-
-_INSERT_LINK_EVENT = table_of(LinkEvent).insert()
-
-_INSERT_PATIENT = table_of(RegionalPatient).insert()
-
-
-#: The columns a new record is written with (by :meth:`LinkOnWrite._create`), and those of its first version and
-#: link event.
-_NEW_RECORD_COLUMNS = (*DEMOGRAPHIC_FIELDS, "nhs_number_valid", "birth_date_text", "namespace", "local_id",
-                       "trust_ods", "source_kind", "provisional", "active", "version", "match_fields",
-                       "regional_patient_id", "link_state", "link_manual", "link_score", "link_weights",
-                       "link_model_version", "linked_by", "linked_at", "last_event_at", "created_at", "updated_at")
-_VERSION_COLUMNS = ("version", "event", "event_at", "received_at", "applied", "demographics")
-_NEW_PATIENT_COLUMNS = ("id", "status", "created_at", "updated_at", "family", "given", "birth_date", "sex",
-                        "postcode", "address", "nhs_number")
-_LINK_EVENT_COLUMNS = ("from_regional_id", "to_regional_id", "link_state", "manual", "score", "weights",
-                       "model_version", "actor", "reason", "at")
-
-
-def _typed_params(table: Table, names: Sequence[str], prefix: str) -> list[Any]:
-    """``CAST(:<prefix><name> AS <column type>)`` for each column: a parameter in a SELECT list has no column to
-    take its type from (a NULL would otherwise be text, which a jsonb or timestamptz column refuses). Strings are
-    cast to unbounded ``VARCHAR``, so that a value too long for its column is refused by the insert, as a plain
-    insert refuses it, rather than cut short by the cast."""
-    def target(name: str) -> Any:
-        kind = table.c[name].type
-        return String() if isinstance(kind, String) else kind
-
-    return [cast(bindparam(prefix + name, type_=table.c[name].type), target(name)) for name in names]
-
-
-@lru_cache(maxsize=2)
-def _new_record_in_one_statement(founds_patient: bool) -> Select[Any]:
-    """PostgreSQL: a new record, its first version, its blocking keys and its link event in one statement
-    (data-modifying CTEs over the record's ``RETURNING id``), with the regional patient's write: the insert of the
-    patient the record founds (``founds_patient``), else the golden record of the patient it joins. One round trip
-    where separate statements take five. The foreign keys hold: PostgreSQL checks them once the whole statement
-    has run. SQLite has no data-modifying CTEs; there they are separate cached statements, which cost no round
-    trips."""
-    versions, keys, events = table_of(SourceRecordVersion), table_of(BlockingKey), table_of(LinkEvent)
-    # every parameter is prefixed: SQLAlchemy would add a column to an INSERT's or UPDATE's own column list for any
-    # parameter that bears the column's name (the record's created_at would reset the joined patient's)
-    record = _RECORDS.insert().values({name: bindparam(f"record_{name}", type_=_RECORDS.c[name].type)
-                                       for name in _NEW_RECORD_COLUMNS}).returning(_RECORDS.c.id).cte("new_record")
-    version = versions.insert().from_select(
-        ["source_record_id", *_VERSION_COLUMNS],
-        select(record.c.id, *_typed_params(versions, _VERSION_COLUMNS, "version_"))).cte("new_version")
-    key_rows = keys.insert().from_select(
-        ["source_record_id", "key"],
-        select(record.c.id, func.unnest(cast(bindparam("keys"), ARRAY(String))))).cte("new_keys")
-    event = events.insert().from_select(
-        ["source_record_id", *_LINK_EVENT_COLUMNS],
-        select(record.c.id, *_typed_params(events, _LINK_EVENT_COLUMNS, "link_event_"))).cte("new_link_event")
-    patients = table_of(RegionalPatient)
-    written = {name: bindparam(f"patient_{name}", type_=patients.c[name].type) for name in _NEW_PATIENT_COLUMNS}
-    if founds_patient:
-        patient = patients.insert().values(written).cte("new_patient")
-    else:
-        patient = patients.update().where(patients.c.id == written.pop("id")).values(
-            {k: v for k, v in written.items() if k != "created_at"}).cte("golden_patient")
-    return select(record.c.id).add_cte(version, key_rows, event, patient)
-
-
-@lru_cache(maxsize=32)
-def _insert_blocking_keys_sql(count: int) -> TextClause:
-    """One multi-row INSERT of ``count`` keys of one record (one statement and, on PostgreSQL, one round trip,
-    where an executemany costs a statement per row); cached per count."""
-    rows = ", ".join(f"(:sid, :k{i})" for i in range(count))
-    return text(f"INSERT INTO blocking_key (source_record_id, key) VALUES {rows}")
-
-
-_BLOCKING_KEYS_OF_SQL = select(table_of(BlockingKey).c.key).where(
-    table_of(BlockingKey).c.source_record_id == bindparam("sid"))
-
-_DELETE_BLOCKING_KEYS = table_of(BlockingKey).delete().where(
-    table_of(BlockingKey).c.source_record_id == bindparam("sid"),
-    table_of(BlockingKey).c.key.in_(bindparam("keys", expanding=True)))
-
-_INSERT_REVIEW = _REVIEWS.insert().returning(_REVIEWS.c.id)
-
-_CLOSE_REVIEWS = _REVIEWS.update().where(_REVIEWS.c.source_record_id == bindparam("sid"),
-                                         _REVIEWS.c.status == "open").values(status="superseded")
-
-_MANUAL_SQL = select(_MANUAL.c.record_a_id, _MANUAL.c.record_b_id, _MANUAL.c.decision).where(
-    or_(_MANUAL.c.record_a_id == bindparam("sid"), _MANUAL.c.record_b_id == bindparam("sid")))
 
 
 def _column_values(demographics: Demographics) -> dict[str, Any]:
@@ -333,9 +220,8 @@ class LinkOnWrite(GoldenRecords):
         else:
             rows = list(self.session.execute(_GOLDEN_SQL, {"rid": target}).all())
             golden = _golden_values([*rows, member])
-            if in_one_statement:
+            if in_one_statement:  # written with the record below
                 patient = {"id": target, "status": "active", "updated_at": now, **golden}
-                self._expire_held_patient(target)
             else:
                 self._set_golden(target, golden)
         record = {
@@ -357,6 +243,8 @@ class LinkOnWrite(GoldenRecords):
                 "keys": sorted(keys),
                 **{f"link_event_{k}": v for k, v in link_event.items()},
                 **{f"patient_{k}": v for k, v in (patient or {}).items()}}).scalar_one()
+            if best_id is not None:
+                self._expire_held_patient(target)
         else:
             record_id = self.session.execute(_INSERT_RECORD, record).scalar_one()
             self.session.execute(_INSERT_VERSION, {"source_record_id": record_id, **version})
