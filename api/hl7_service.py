@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from mpi.hl7_adt import AdtError, apply_adt, read_adt
 from mpi.service import PatientIndex
 from mpi.tables import table_of
-from priorscan.audit import Agent, record
+from priorscan.audit import Agent, audit_row, record
 from priorscan.db import utcnow
 from priorscan.errors import HL7Error, PriorscanError
 from priorscan.hl7v2 import MessageHeader, build_ack, normalise_segments, parse, read_header
@@ -439,10 +439,9 @@ def _apply_one(session: Session, item: _Prepared, entry: _LogEntry | Row[Any] | 
         writes.changed_log.append({"log_id": entry.id, "message_type": kind[:40], "ack_code": "AA", "ack_text": ack})
     detail = {k: v for k, v in applied.detail.items() if k in ("operation", "applied")} or None
     touched: list[str | None] = list(applied.regional_ids) or [None]
-    writes.audit.extend({
-        "recorded_at": now, "action": applied.action, "event_type": "hl7", "subtype": kind, "outcome": "0",
-        "agent_kind": item.agent.kind, "agent_name": item.agent.name, "source_address": item.agent.address,
-        "regional_patient_id": regional_id, "entity": _entity(header), "detail": detail} for regional_id in touched)
+    writes.audit.extend({**audit_row(item.agent, action=applied.action, event_type="hl7", subtype=kind,
+                                     regional_patient_id=regional_id, entity=_entity(header), detail=detail),
+                         "recorded_at": now} for regional_id in touched)
     primary = applied.regional_ids[0] if applied.regional_ids else None
     return ItemOutcome.ok(kind, ack=ack, controlId=header.control_id, regionalPatientId=primary,
                           regionalPatientIds=list(applied.regional_ids), duplicate=False,

@@ -46,6 +46,15 @@ def record(session: Session, agent: Agent, *, action: str, event_type: str, subt
     return event
 
 
+def audit_row(agent: Agent, *, action: str, event_type: str, subtype: str, regional_patient_id: str | None = None,
+              entity: str | None = None, outcome: str = "0", detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``audit_event`` columns of one event, as :func:`record` would set them (for plain inserts, one row or
+    many; ``recorded_at`` is left to the column's default)."""
+    return {"action": action, "event_type": event_type, "subtype": subtype, "outcome": outcome,
+            "agent_kind": agent.kind, "agent_name": agent.name, "source_address": agent.address,
+            "regional_patient_id": regional_patient_id, "entity": entity, "detail": detail}
+
+
 def record_now(session: Session, agent: Agent, *, action: str, event_type: str, subtype: str,
                regional_patient_id: str | None = None, entity: str | None = None, outcome: str = "0",
                detail: dict[str, Any] | None = None) -> None:
@@ -55,10 +64,9 @@ def record_now(session: Session, agent: Agent, *, action: str, event_type: str, 
     """
     from priorscan.writes import insert_row
 
-    insert_row(session, AuditEvent, {
-        "action": action, "event_type": event_type, "subtype": subtype, "outcome": outcome, "agent_kind": agent.kind,
-        "agent_name": agent.name, "source_address": agent.address, "regional_patient_id": regional_patient_id,
-        "entity": entity, "detail": detail})
+    insert_row(session, AuditEvent, audit_row(agent, action=action, event_type=event_type, subtype=subtype,
+                                              regional_patient_id=regional_patient_id, entity=entity,
+                                              outcome=outcome, detail=detail))
 
 
 def to_fhir(event: AuditEvent) -> dict[str, Any]:
