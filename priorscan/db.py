@@ -178,8 +178,9 @@ class WalCheckpointer(threading.Thread):
 
 
 #: How much of a SQLite store is read through a memory map (SQLite caps it at its compile-time maximum, 2 GB in
-#: common builds): a page read is then a memory access, not a ``pread`` system call. It took about half of the system
-#: time off each HL7 message on a 100 k-record store (``BENCHMARKS.md``); writes still go through the WAL.
+#: common builds): a page read is then a memory access, not a ``pread`` system call, which pays off in a long-running
+#: server whose pages stay mapped. Writes still go through the WAL. Measured in ``BENCHMARKS.md`` (the effect is
+#: small beside this machine's noise).
 SQLITE_MMAP_BYTES = 1 << 31
 
 
