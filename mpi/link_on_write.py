@@ -40,6 +40,7 @@ from mpi.link_statements import (
     _MANUAL_SQL,
     _OTHER_MEMBER_SQL,
     _RECORD_ROW_SQL,
+    _REPLACE_BLOCKING_KEYS_PG,
     _UPDATE_RECORD,
     _insert_blocking_keys_sql,
     _new_record_in_one_statement,
@@ -358,7 +359,10 @@ class LinkOnWrite(GoldenRecords):
         return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
 
     def _replace_blocking_keys(self, record_id: int, keys: set[str]) -> None:
-        """Index a known record's blocking keys: only the changes are written."""
+        """Index a known record's blocking keys: only the changes are written (one statement on PostgreSQL)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(_REPLACE_BLOCKING_KEYS_PG, {"sid": record_id, "keys": sorted(keys)})
+            return
         current = set(self.session.scalars(_BLOCKING_KEYS_OF_SQL, {"sid": record_id}))
         stale = current - keys
         if stale:

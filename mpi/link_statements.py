@@ -129,6 +129,14 @@ _DELETE_BLOCKING_KEYS = table_of(BlockingKey).delete().where(
     table_of(BlockingKey).c.source_record_id == bindparam("sid"),
     table_of(BlockingKey).c.key.in_(bindparam("keys", expanding=True)))
 
+#: PostgreSQL: a known record's blocking keys replaced in one statement (the stale ones deleted, the new ones
+#: inserted; both parts see the rows as they were, and a key kept is neither deleted nor inserted again), where
+#: reading the current keys first takes three round trips.
+_REPLACE_BLOCKING_KEYS_PG = text(
+    "WITH stale AS (DELETE FROM blocking_key WHERE source_record_id = :sid AND NOT (key = ANY(:keys))) "
+    "INSERT INTO blocking_key (source_record_id, key) SELECT :sid, k FROM unnest(CAST(:keys AS VARCHAR[])) AS k "
+    "ON CONFLICT DO NOTHING")
+
 _INSERT_REVIEW = _REVIEWS.insert().returning(_REVIEWS.c.id)
 
 _CLOSE_REVIEWS = _REVIEWS.update().where(_REVIEWS.c.source_record_id == bindparam("sid"),

@@ -189,3 +189,29 @@ def test_a_record_joining_a_patient_updates_its_golden_record_in_the_same_statem
         patient = session.get(RegionalPatient, first.regional_id)
         assert patient is not None and patient.address == "3 New Road, Guildford" and patient.status == "active"
         assert patient.created_at is not None and patient.updated_at > patient.created_at
+
+
+def test_an_update_replaces_the_blocking_keys_that_changed(sessions) -> None:  # type: ignore[no-untyped-def]
+    """A move (new postcode and address) and then the loss of the birth date: the stored keys are always exactly the
+    record's keys (PostgreSQL replaces them in one statement, SQLite reads them first)."""
+    trusts = default_trusts()
+
+    def stored_keys(session: Session, record_id: int) -> set[str]:
+        return set(session.scalars(select(BlockingKey.key).where(BlockingKey.source_record_id == record_id)))
+
+    with sessions() as session:
+        placed = PatientIndex(session, trusts).upsert(demographics(TRUST_A, "K1"), event="ADT^A04", actor="feed")
+        session.commit()
+        before = stored_keys(session, placed.source_record_id)
+    for change in ({"postcode": "BN1 1AA", "address": "2 Sea Road, Brighton"}, {"birth_date": None}):
+        with sessions() as session:
+            PatientIndex(session, trusts).upsert(demographics(TRUST_A, "K1", **change), event="ADT^A08",
+                                                 actor="feed")
+            session.commit()
+        with sessions() as session:
+            record = session.get(SourceRecord, placed.source_record_id)
+            assert record is not None
+            expected = blocking_keys(MatchRecord.from_stored(record.id, record.match_fields))
+            assert stored_keys(session, record.id) == expected
+            assert expected != before  # the change did touch the keys
+            before = expected
