@@ -195,11 +195,12 @@ class LinkOnWrite(GoldenRecords):
 
     def _create(self, key: RecordKey, demographics: Demographics, *, event: str, actor: str, source_kind: str,
                 provisional: bool) -> LinkOutcome:
-        """A new record, linked on write: the decision first, then a handful of plain inserts.
+        """A new record, linked on write: the decision first, then its writes.
 
         The same rules as :meth:`link_on_write` (a new record has no manual decisions yet), written without the
         ORM's unit of work: this is the path every new registration takes, so it is kept to a few cached
-        statements.
+        statements. On PostgreSQL the record, its version, keys, link event and its patient's write are one
+        statement (:func:`mpi.link_statements._new_record_in_one_statement`); on SQLite, five plain inserts.
         """
         values = _column_values(demographics)
         probe = to_match_record(None, values)
