@@ -200,7 +200,7 @@ class LinkOnWrite(GoldenRecords):
         The same rules as :meth:`link_on_write` (a new record has no manual decisions yet), written without the
         ORM's unit of work: this is the path every new registration takes, so it is kept to a few cached
         statements. On PostgreSQL the record, its version, keys, link event and its patient's write are one
-        statement (:func:`mpi.link_statements._new_record_in_one_statement`); on SQLite, five plain inserts.
+        statement (:func:`mpi.link_statements._new_record_in_one_statement`); on SQLite, one statement each.
         """
         values = _column_values(demographics)
         probe = to_match_record(None, values)
