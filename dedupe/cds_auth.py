@@ -55,8 +55,6 @@ def looks_like_jwt(token: str) -> bool:
 _JWKS_OF = select(cast(CdsTrustedIssuer.jwks, Text)).where(CdsTrustedIssuer.issuer == bindparam("issuer"))
 
 
-
-
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 

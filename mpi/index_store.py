@@ -104,11 +104,12 @@ def _candidate_clusters_sql(count: int) -> TextClause:
         "(SELECT s.regional_patient_id FROM ok JOIN source_record s ON s.id = ok.rid)")
 
 
-def _choose_candidates(blocks: Iterable[list[int]], exclude: int | None) -> set[int]:
-    """The candidate ids from the records of each key: the most specific keys first; a further key is taken only
-    while the candidates stay within bounds; keys over the cap skipped."""
+def _choose_candidates(by_key: Mapping[int, list[int]], exclude: int | None) -> set[int]:
+    """The candidate ids from the records of each key (by key number): the most specific keys first (ties by key
+    number); a further key is taken only while the candidates stay within bounds; keys over the cap skipped."""
     ids: set[int] = set()
-    for block in blocks:
+    for k in sorted(by_key, key=lambda k: (len(by_key[k]), k)):
+        block = by_key[k]
         if len(block) > MAX_BLOCK_SIZE or (ids and len(ids) + len(block) > MAX_CANDIDATES):
             continue
         ids.update(block)
@@ -265,8 +266,7 @@ class IndexStore:
         by_key: dict[int, list[int]] = defaultdict(list)
         for k, rid in rows:
             by_key[k].append(rid)
-        return sorted(_choose_candidates((by_key[k] for k in sorted(by_key, key=lambda k: (len(by_key[k]), k))),
-                                         exclude))
+        return sorted(_choose_candidates(by_key, exclude))
 
     def candidate_clusters(self, probe: MatchRecord, *, exclude: int | None = None,
                            also: Iterable[int] = ()) -> dict[str, list[MatchRecord]]:
@@ -287,7 +287,7 @@ class IndexStore:
             else:
                 by_key[k].append(rid)
                 regional_of[rid] = regional_id
-        ids = _choose_candidates((by_key[k] for k in sorted(by_key, key=lambda k: (len(by_key[k]), k))), exclude)
+        ids = _choose_candidates(by_key, exclude)
         missing = [i for i in extra if i not in ids and i != exclude]
         if missing:  # a manual match outside the blocks: its patient is read with the candidates' (rare)
             return self._clusters_of(sorted(ids) + list(dict.fromkeys(missing)), exclude=exclude)

@@ -212,7 +212,7 @@ class LinkOnWrite(GoldenRecords):
         weights = best_score.field_weights if best_score else None
         target = best_id or new_regional_id()
         member = _Member(values, provisional, demographics.event_at or now)
-        in_one_statement = self.session.get_bind().dialect.name == "postgresql"
+        in_one_statement = self._writes_in_one_statement()
         patient: dict[str, Any] | None = None
         if best_id is None:  # the patient first: the record refers to it
             patient = {"id": target, "status": "active", "created_at": now, "updated_at": now,
@@ -359,9 +359,14 @@ class LinkOnWrite(GoldenRecords):
             self._refresh_golden_rows(target)
         return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
 
+    def _writes_in_one_statement(self) -> bool:
+        """Whether the store takes data-modifying CTEs (PostgreSQL), so that writes which go together are sent
+        as one statement (:mod:`mpi.link_statements`)."""
+        return self.session.get_bind().dialect.name == "postgresql"
+
     def _replace_blocking_keys(self, record_id: int, keys: set[str]) -> None:
         """Index a known record's blocking keys: only the changes are written (one statement on PostgreSQL)."""
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._writes_in_one_statement():
             self.session.execute(_REPLACE_BLOCKING_KEYS_PG, {"sid": record_id, "keys": sorted(keys)})
             return
         current = set(self.session.scalars(_BLOCKING_KEYS_OF_SQL, {"sid": record_id}))
