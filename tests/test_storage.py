@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
 
 from priorscan.db import load_table_modules, make_engine
 from priorscan.tables import DeadLetter
@@ -38,3 +38,23 @@ def test_sqlite_stores_are_read_through_a_memory_map(tmp_path) -> None:  # type:
     engine.dispose()
     assert mode == "wal"
     assert mapped and mapped > 0  # clamped to SQLite's own maximum, never left at its default of 0
+
+
+def test_postgresql_long_statements_are_converted_once(pg_url: str) -> None:
+    # a new registration's one statement has more parameters than psycopg caches by default: without the raised
+    # limits (priorscan.db.PSYCOPG_CACHED_QUERY_LIMITS) every execution parsed its placeholders again
+    from psycopg import _queries
+
+    engine = make_engine(pg_url)
+    count = 120
+    statement = text("SELECT " + " + ".join(f"CAST(:p{n} AS INTEGER)" for n in range(count)))
+    params = {f"p{n}": n for n in range(count)}
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(statement, params).scalar_one() == sum(range(count))
+            before = _queries._query2pg.cache_info()
+            conn.execute(statement, params)
+            after = _queries._query2pg.cache_info()
+    finally:
+        engine.dispose()
+    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
