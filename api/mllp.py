@@ -3,8 +3,9 @@
 Framing (HL7 MLLP release 2): ``0x0B`` message ``0x1C 0x0D``. Each connection is served by one coroutine that reads
 frames, queues each message for the store's :class:`GroupWriter` and writes its ACK before reading the next, so ACKs
 go back in order and only after commit; many connections (one per trust feed, or several) are served at once. The
-writer applies the messages waiting from every connection together (group commit): each in its own savepoint, so a
-bad one is refused alone, then one commit, then the ACKs (:func:`api.hl7_service.process_messages`). A message
+writer applies the messages waiting from every connection together (group commit), so a bad one is refused alone,
+then one commit, then the ACKs (:func:`api.hl7_service.process_messages`). On PostgreSQL the batches are applied in
+worker processes (:mod:`api.writer_processes`), so that the feeds use more than one core. A message
 larger than ``settings.mllp_max_message_bytes`` is refused with an AR and the rest of its frame is skipped, so the
 connection stays usable. A connection silent for ``settings.mllp_idle_timeout_s`` is closed.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import threading
 import weakref
@@ -27,9 +29,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from api.hl7_service import Incoming, process_messages, reject_message
+from api.hl7_service import ACK_CODES, Incoming, process_messages, reject_message
+from api.writer_processes import WriterProcesses
 from priorscan.audit import Agent
-from priorscan.errors import HL7Error
+from priorscan.errors import HL7Error, StorageError
 from priorscan.hl7v2 import build_ack, read_header
 from priorscan.outcome import ItemOutcome
 
@@ -43,7 +46,8 @@ END_BLOCK = b"\x1c"
 CARRIAGE_RETURN = b"\x0d"
 READ_CHUNK = 64 * 1024
 CHANNEL = "mllp"
-#: Writer threads for PostgreSQL: their round trips and commits overlap; each applies a batch at a time.
+#: Writers for PostgreSQL (processes unless ``settings.mllp_writer_processes`` says otherwise), at most one per core:
+#: their transactions overlap; each applies a batch at a time.
 POSTGRES_WRITERS = 2
 #: Most messages one writer applies with one commit.
 MAX_BATCH = 32
@@ -157,12 +161,13 @@ async def start_mllp_server(context: AppContext, host: str, port: int) -> asynci
     Returns
     -------
     asyncio.Server
-        Close it (and await ``wait_closed()``) to stop.
+        Close it (and await ``wait_closed()``) to stop, then :func:`stop_writer`.
     """
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _serve_connection(context, reader, writer)
 
+    _writer(context)  # its writer processes start now, not when the first message waits for them
     server = await asyncio.start_server(on_connection, host, port, reuse_address=True)
     return server
 
@@ -209,6 +214,10 @@ async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str
     try:
         outcome = await asyncio.wrap_future(_writer(context).submit(_Job(context, text, item, agent, peer)))
         return str(outcome.detail["ack"]), encoding
+    except StorageError as exc:  # the store could not take it now (a writer process died, the listener is stopping)
+        log.warning("MLLP message from %s not applied: %s", peer, exc.message)
+        _, error_code = ACK_CODES.get(exc.code, ("AE", "207"))
+        return build_ack(_header_or_none(text), "AE", text=exc.message, error_code=error_code), encoding
     except Exception as exc:  # never leave the sender without an answer; name the fault's type only
         log.error("MLLP message from %s could not be processed (%s)", peer, type(exc).__name__)
         return build_ack(_header_or_none(text), "AE", text=f"internal error ({type(exc).__name__})"), encoding
@@ -226,17 +235,20 @@ class _Job:
 
 
 class GroupWriter:
-    """The threads that apply a store's MLLP messages, several at a time with one commit (group commit).
+    """The writers that apply a store's MLLP messages, several at a time with one commit (group commit).
 
     Every connection queues its message here and waits for the ACK before reading its next one, so a sender's
     messages are applied in the order sent. A writer thread takes every message waiting (from any connection, up
-    to ``max_batch``) and applies them with :func:`api.hl7_service.process_messages`: each in its own savepoint,
-    one commit, and only then the outcomes, whose ACKs the connections send. One thread for SQLite (one writer at
-    a time anyway); more for PostgreSQL, whose round trips and commits then overlap.
+    to ``max_batch``) and applies them with :func:`api.hl7_service.process_messages`: one commit, and only then the
+    outcomes, whose ACKs the connections send. One thread for SQLite (one writer at a time anyway); more for
+    PostgreSQL, whose round trips and commits then overlap, each handing its batch to a writer process when
+    ``processes`` is given.
     """
 
-    def __init__(self, threads: int, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, threads: int, max_batch: int = MAX_BATCH, processes: WriterProcesses | None = None) -> None:
         self.max_batch = max_batch
+        self.processes = processes
+        self._stopped = False
         self._queue: queue.SimpleQueue[tuple[_Job, Future[ItemOutcome]] | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._run, name=f"mllp-writer-{n}", daemon=True)
                          for n in range(threads)]
@@ -245,12 +257,24 @@ class GroupWriter:
 
     def submit(self, job: _Job) -> Future[ItemOutcome]:
         future: Future[ItemOutcome] = Future()
-        self._queue.put((job, future))
+        if self._stopped:  # the listener is shutting down: the connection answers AE, the sender sends it again
+            future.set_exception(StorageError("the MLLP listener is shutting down", code="busy"))
+        else:
+            self._queue.put((job, future))
         return future
 
     def stop(self) -> None:
+        """Let the batches in flight finish, then end the threads (and the writer processes); once."""
+        if self._stopped:
+            return
+        self._stopped = True
         for _ in self._threads:
             self._queue.put(None)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join()
+        if self.processes is not None:
+            self.processes.stop()
 
     def _run(self) -> None:
         while True:
@@ -272,8 +296,7 @@ class GroupWriter:
             if stopping:
                 return
 
-    @staticmethod
-    def _apply(batch: list[tuple[_Job, Future[ItemOutcome]]]) -> None:
+    def _apply(self, batch: list[tuple[_Job, Future[ItemOutcome]]]) -> None:
         messages = [(job, future) for job, future in batch if not job.frame.oversized]
         for job, future in batch:
             if job.frame.oversized:
@@ -281,9 +304,12 @@ class GroupWriter:
         if not messages:
             return
         context = messages[0][0].context
+        incoming = [Incoming(job.text, job.agent, job.peer) for job, _ in messages]
         try:
-            outcomes = process_messages(context, [Incoming(job.text, job.agent, job.peer) for job, _ in messages],
-                                        channel=CHANNEL)
+            if self.processes is not None:
+                outcomes = self.processes.apply(incoming, channel=CHANNEL)
+            else:
+                outcomes = process_messages(context, incoming, channel=CHANNEL)
         except Exception as exc:  # noqa: BLE001 - each connection answers AE for its message
             for _, future in messages:
                 future.set_exception(exc)
@@ -311,14 +337,40 @@ _WRITERS_GUARD = threading.Lock()
 
 
 def _writer(context: AppContext) -> GroupWriter:
-    """This store's writer: one thread for SQLite, :data:`POSTGRES_WRITERS` for PostgreSQL."""
+    """This store's writer: one thread for SQLite; for PostgreSQL, :data:`POSTGRES_WRITERS` threads, each with a
+    writer process of its own unless ``settings.mllp_writer_processes`` is 0."""
     with _WRITERS_GUARD:
         writer = _WRITERS.get(context.engine)
         if writer is None:
-            threads = 1 if context.engine.dialect.name == "sqlite" else POSTGRES_WRITERS
-            writer = _WRITERS[context.engine] = GroupWriter(threads)
+            processes = writer_processes(context)
+            threads = processes or (1 if context.engine.dialect.name == "sqlite" else POSTGRES_WRITERS)
+            writer = _WRITERS[context.engine] = GroupWriter(
+                threads, processes=WriterProcesses(context.settings, processes) if processes else None)
             weakref.finalize(context.engine, writer.stop)
         return writer
+
+
+def writer_processes(context: AppContext) -> int:
+    """How many writer processes apply this store's MLLP messages (0: threads of this process apply them).
+
+    ``settings.mllp_writer_processes`` when set; otherwise none for SQLite (it takes one writer at a time, and the
+    serving process's own thread keeps up) and one per core, at most :data:`POSTGRES_WRITERS`, for PostgreSQL.
+    """
+    configured = context.settings.mllp_writer_processes
+    if configured is not None:
+        return configured
+    if context.engine.dialect.name == "sqlite":
+        return 0
+    return min(POSTGRES_WRITERS, os.cpu_count() or 1)
+
+
+def stop_writer(context: AppContext) -> None:
+    """Stop the store's writer, if it has one: the batches in flight are finished first (a listener that is shutting
+    down calls this once its connections are closed)."""
+    with _WRITERS_GUARD:
+        writer = _WRITERS.get(context.engine)
+    if writer is not None:
+        writer.stop()
 
 
 def _header_or_none(text: str):  # type: ignore[no-untyped-def]
@@ -328,4 +380,4 @@ def _header_or_none(text: str):  # type: ignore[no-untyped-def]
         return None
 
 
-__all__ = ["Frame", "MllpFramer", "decode", "frame", "start_mllp_server"]
+__all__ = ["Frame", "MllpFramer", "decode", "frame", "start_mllp_server", "stop_writer", "writer_processes"]

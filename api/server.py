@@ -137,6 +137,7 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
         if mllp_server is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(mllp_server.wait_closed(), MLLP_CLOSE_TIMEOUT_S)
+            await asyncio.to_thread(importlib.import_module("api.mllp").stop_writer, context)
         log.info("stopped")
         return 0
     finally:

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(default=None, description="duplicate rule table; the packaged default if unset")
     mllp_max_message_bytes: int = 1_048_576
     mllp_idle_timeout_s: float = 300.0
+    mllp_writer_processes: int | None = Field(
+        default=None, ge=0, le=32,
+        description="processes that apply MLLP messages beside the serving one (0: threads of the serving process "
+                    "apply them); unset, none on SQLite and one per core, at most two, on PostgreSQL")
     session_max_age_s: int = 8 * 3600
     log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     cds_audience: str | None = Field(default=None, description="expected JWT aud (CDS Hooks)")

@@ -83,6 +83,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # typ
 
 
 @pytest.fixture
+def pg_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """An empty, migrated PostgreSQL store, for tests of what only PostgreSQL does."""
+    yield from _new_store("postgresql", request, tmp_path)
+
+
+@pytest.fixture
 def sqlite_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """An empty, migrated SQLite store, for tests whose subject is not storage."""
     yield from _new_store("sqlite", request, tmp_path)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from api.context import AppContext
-from api.mllp import start_mllp_server
+from api.mllp import start_mllp_server, stop_writer
 from priorscan.settings import Settings
 
 
@@ -50,6 +50,7 @@ class MllpServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+        stop_writer(self.context)
         self.context.engine.dispose()
 
 
@@ -58,6 +59,12 @@ def mllp(store_url: str) -> Iterator[MllpServer]:
     """A real MLLP listener on each backend."""
     with MllpServer(store_url) as server:
         yield server
+
+
+@pytest.fixture
+def mllp_server() -> type[MllpServer]:
+    """The listener class, for tests that start one with settings of their own."""
+    return MllpServer
 
 
 @pytest.fixture

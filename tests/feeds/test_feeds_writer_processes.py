@@ -1,0 +1,110 @@
+"""MLLP batches applied in writer processes (PostgreSQL's default): the same ACKs and the same stored result as the
+serving process's own threads, a dead worker replaced, and a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from feeds_factories import RTK, RXC, adt, control_id, exchange, pid
+from hl7.client import MLLPClient
+
+from api.context import AppContext
+from api.mllp import _writer, stop_writer, writer_processes
+from mpi.records import RecordKey
+from mpi.service import PatientIndex
+from priorscan.settings import Settings
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (ended, not yet reaped) counts as ended
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_until(condition, seconds: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize(("backend", "configured", "expected"), [
+    ("sqlite", None, 0),  # one writer at a time: the serving process's own thread
+    ("postgresql", None, min(2, os.cpu_count() or 1)),  # one per core, at most two
+    ("postgresql", 0, 0),  # configured off: threads of the serving process
+    ("sqlite", 1, 1),  # configured on: honoured on SQLite too
+])
+def test_how_many_writer_processes(backend: str, configured: int | None, expected: int, request) -> None:
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
+    context = AppContext.open(Settings(db=url, env="test", mllp_writer_processes=configured))
+    try:
+        assert writer_processes(context) == expected
+    finally:
+        context.engine.dispose()
+
+
+def test_messages_are_applied_in_writer_processes_and_committed_before_the_ack(pg_url: str, mllp_server) -> None:
+    with mllp_server(pg_url, mllp_writer_processes=2) as server:
+        workers = _writer(server.context).processes
+        assert workers is not None and workers.processes == 2
+        with MLLPClient("127.0.0.1", server.port) as client:
+            acks = [exchange(client, adt("A04", pid(f"WP{n:06d}^^^RTK^MR", name=f"WRITER^PROC{n}"),
+                                         control=control_id())) for n in range(6)]
+            update = exchange(client, adt("A08", pid("WP000000^^^RTK^MR", name="WRITER^CHANGED"),
+                                          control=control_id()))
+        assert [a.code for a in acks] + [update.code] == ["AA"] * 7
+        assert len(workers.pids()) == 2 and os.getpid() not in workers.pids()
+        first = record_of(server, RecordKey(RTK, "WP000000"))  # the serving process's connection sees the commits
+        assert first is not None and first.given == "CHANGED"
+        assert all(record_of(server, RecordKey(RTK, f"WP{n:06d}")) for n in range(6))
+
+
+def test_a_dead_writer_process_is_replaced(pg_url: str, mllp_server) -> None:
+    with mllp_server(pg_url, mllp_writer_processes=1) as server:
+        workers = _writer(server.context).processes
+        assert workers is not None
+        with MLLPClient("127.0.0.1", server.port) as client:
+            assert exchange(client, adt("A04", pid("WD000001^^^RXC^MR", name="BEFORE^DEATH"))).code == "AA"
+            (victim,) = workers.pids()
+            os.kill(victim, signal.SIGKILL)
+            assert _wait_until(lambda: not _alive(victim))
+            message = adt("A04", pid("WD000002^^^RXC^MR", name="AFTER^DEATH"), control=control_id())
+            refused = exchange(client, message)
+            assert refused.code == "AE" and refused.segment("ERR")[3].startswith("206^")  # busy: send it again
+            assert record_of(server, RecordKey(RXC, "WD000002")) is None
+            again = exchange(client, message)  # the sender's resend, to fresh workers
+        assert again.code == "AA"
+        assert record_of(server, RecordKey(RXC, "WD000002")) is not None
+        assert workers.pids() and victim not in workers.pids()
+
+
+def record_of(server, key: RecordKey):  # type: ignore[no-untyped-def]
+    with server.context.sessions() as session:
+        return PatientIndex(session, server.context.trusts).get_record(key)
+
+
+def test_stopping_ends_the_workers_and_refuses_later_messages(pg_url: str, mllp_server) -> None:
+    server = mllp_server(pg_url, mllp_writer_processes=2).__enter__()
+    try:
+        workers = _writer(server.context).processes
+        assert workers is not None
+        assert _wait_until(lambda: len(workers.pids()) == 2)
+        pids = workers.pids()
+        with MLLPClient("127.0.0.1", server.port) as client:
+            assert exchange(client, adt("A04", pid("WS000001^^^RTK^MR", name="STOP^FIRST"))).code == "AA"
+            stop_writer(server.context)
+            assert _wait_until(lambda: not any(_alive(p) for p in pids))
+            refused = exchange(client, adt("A04", pid("WS000002^^^RTK^MR", name="STOP^SECOND")))
+        assert refused.code == "AE" and "shutting down" in refused.text
+        assert refused.segment("ERR")[3].startswith("206^")  # busy: the sender may send it again
+    finally:
+        server.__exit__(None, None, None)
