@@ -46,7 +46,7 @@ from typing import Any
 from sqlalchemy import select, text
 
 from api.deps import token_hash
-from bench.stores import persistent_store_url
+from bench.stores import persistent_store_url, settle
 from mpi.nhs_number import check_digit
 from priorscan.db import make_engine, migrate, session_factory
 from priorscan.tables import ApiClient, CdsTrustedIssuer
@@ -234,7 +234,7 @@ def build(url: str, patients: int, studies: int, orders: int) -> dict[str, Any]:
             for table in ("source_record", "study"):
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                   f"(SELECT max(id) FROM {table}))"))
-        conn.execute(text("ANALYZE"))
+    settle(engine)
     timings["analyze"] = time.perf_counter() - started
     engine.dispose()
     return {"built": True, "timings_s": {k: round(v, 1) for k, v in timings.items()},

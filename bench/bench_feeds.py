@@ -26,8 +26,9 @@ here does not share the server's interpreter:
 Bulk loading: a synthetic population (Faker en_GB name and postcode pools, numpy draws; 1 to 3 trusts per person)
 is written with :func:`mpi.batch.bulk_load` (multi-row INSERTs of source records with their match fields and
 blocking keys), then one regional patient per person is inserted and the records assigned to it with one UPDATE
-(``UPDATE … FROM`` a temporary table on PostgreSQL, an executemany on SQLite), then ``ANALYZE``. No HL7 is parsed
-and no record is scored while loading.
+(``UPDATE … FROM`` a temporary table on PostgreSQL, an executemany on SQLite), then the store is settled as a running
+one would be (:func:`bench.stores.settle`: ``VACUUM (ANALYZE)`` on PostgreSQL). No HL7 is parsed and no record is
+scored while loading.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.stores import settle
 
 DEFAULT_PG_ADMIN = os.environ.get("PRIORSCAN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 TRUSTS = ("RTK", "RXC", "RA2", "RYR", "RPC")
@@ -224,9 +227,7 @@ def bulk_load_population(url: str, population: Population, *, upto: int | None =
             session.execute(text("SELECT setval(pg_get_serial_sequence('source_record', 'id'), "
                                  "(SELECT max(id) FROM source_record))"))
         session.commit()
-    with engine.connect() as connection:
-        connection.exec_driver_sql("ANALYZE")
-        connection.commit()
+    settle(engine)
     engine.dispose()
     return count, time.perf_counter() - started
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from bench.mpi_data import CACHE
 from bench.mpi_population import ErrorRates, _record_of, make_people, make_population
-from bench.stores import PG_ADMIN, persistent_store_url
+from bench.stores import PG_ADMIN, persistent_store_url, settle
 from mpi import Demographics, PatientIndex
 from mpi.batch import bulk_load, relink
 from mpi.tables import SourceRecord
@@ -72,6 +72,9 @@ def build(url: str, records: int, seed: int, *, relink_store: bool = False) -> d
                 train_sample(session, population.records[:records], seed)
             session.commit()
             timings["model_s"] = time.perf_counter() - started
+            started = time.perf_counter()
+            settle(engine)
+            timings["settle_s"] = time.perf_counter() - started
     engine.dispose()
     return timings
 
