@@ -249,6 +249,7 @@ class GroupWriter:
         self.max_batch = max_batch
         self.processes = processes
         self._stopped = False
+        self._guard = threading.Lock()  # a message is either queued before the stop markers or refused
         self._queue: queue.SimpleQueue[tuple[_Job, Future[ItemOutcome]] | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._run, name=f"mllp-writer-{n}", daemon=True)
                          for n in range(threads)]
@@ -257,19 +258,22 @@ class GroupWriter:
 
     def submit(self, job: _Job) -> Future[ItemOutcome]:
         future: Future[ItemOutcome] = Future()
-        if self._stopped:  # the listener is shutting down: the connection answers AE, the sender sends it again
-            future.set_exception(StorageError("the MLLP listener is shutting down", code="busy"))
-        else:
-            self._queue.put((job, future))
+        with self._guard:
+            if not self._stopped:
+                self._queue.put((job, future))
+                return future
+        # the listener is shutting down: the connection answers AE, and the sender sends the message again
+        future.set_exception(StorageError("the MLLP listener is shutting down", code="busy"))
         return future
 
     def stop(self) -> None:
         """Let the batches in flight finish, then end the threads (and the writer processes); once."""
-        if self._stopped:
-            return
-        self._stopped = True
-        for _ in self._threads:
-            self._queue.put(None)
+        with self._guard:
+            if self._stopped:
+                return
+            self._stopped = True
+            for _ in self._threads:
+                self._queue.put(None)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join()
