@@ -4,8 +4,9 @@ Framing (HL7 MLLP release 2): ``0x0B`` message ``0x1C 0x0D``. Each connection is
 frames, queues each message for the store's :class:`GroupWriter` and writes its ACK before reading the next, so ACKs
 go back in order and only after commit; many connections (one per trust feed, or several) are served at once. The
 writer applies the messages waiting from every connection together (group commit), so a bad one is refused alone,
-then one commit, then the ACKs (:func:`api.hl7_service.process_messages`). On PostgreSQL the batches are applied in
-worker processes (:mod:`api.writer_processes`), so that the feeds use more than one core. A message
+then one commit, then the ACKs (:func:`api.hl7_service.process_messages`). The batches are applied in writer
+processes (:mod:`api.writer_processes`; :func:`writer_processes` says how many), so that the feeds use more than
+one core. A message
 larger than ``settings.mllp_max_message_bytes`` is refused with an AR and the rest of its frame is skipped, so the
 connection stays usable. A connection silent for ``settings.mllp_idle_timeout_s`` is closed.
 
@@ -240,9 +241,9 @@ class GroupWriter:
     Every connection queues its message here and waits for the ACK before reading its next one, so a sender's
     messages are applied in the order sent. A writer thread takes every message waiting (from any connection, up
     to ``max_batch``) and applies them with :func:`api.hl7_service.process_messages`: one commit, and only then the
-    outcomes, whose ACKs the connections send. One thread for SQLite (one writer at a time anyway); more for
-    PostgreSQL, whose round trips and commits then overlap, each handing its batch to a writer process when
-    ``processes`` is given.
+    outcomes, whose ACKs the connections send. With ``processes``, each thread hands its batch to a writer process;
+    without, the threads apply them here: one for SQLite (one writer at a time anyway), more for PostgreSQL, whose
+    round trips and commits then overlap.
     """
 
     def __init__(self, threads: int, max_batch: int = MAX_BATCH, processes: WriterProcesses | None = None) -> None:
@@ -341,15 +342,18 @@ _WRITERS_GUARD = threading.Lock()
 
 
 def _writer(context: AppContext) -> GroupWriter:
-    """This store's writer: one thread for SQLite; for PostgreSQL, :data:`POSTGRES_WRITERS` threads, each with a
-    writer process of its own unless ``settings.mllp_writer_processes`` is 0."""
+    """This store's writer: with writer processes (:func:`writer_processes`), one thread more than there are
+    processes, so that a batch is always ready for the next process that comes free; without, one thread for SQLite
+    and :data:`POSTGRES_WRITERS` for PostgreSQL."""
     with _WRITERS_GUARD:
         writer = _WRITERS.get(context.engine)
         if writer is None:
             processes = writer_processes(context)
-            threads = processes or (1 if context.engine.dialect.name == "sqlite" else POSTGRES_WRITERS)
-            writer = _WRITERS[context.engine] = GroupWriter(
-                threads, processes=WriterProcesses(context.settings, processes) if processes else None)
+            if processes:
+                writer = GroupWriter(processes + 1, processes=WriterProcesses(context.settings, processes))
+            else:
+                writer = GroupWriter(1 if context.engine.dialect.name == "sqlite" else POSTGRES_WRITERS)
+            _WRITERS[context.engine] = writer
             weakref.finalize(context.engine, writer.stop)
         return writer
 
@@ -357,15 +361,19 @@ def _writer(context: AppContext) -> GroupWriter:
 def writer_processes(context: AppContext) -> int:
     """How many writer processes apply this store's MLLP messages (0: threads of this process apply them).
 
-    ``settings.mllp_writer_processes`` when set; otherwise none for SQLite (it takes one writer at a time, and the
-    serving process's own thread keeps up) and one per core, at most :data:`POSTGRES_WRITERS`, for PostgreSQL.
+    ``settings.mllp_writer_processes`` when set. Otherwise, on a machine of more than one core: one for SQLite (it
+    takes one writer at a time; the serving process keeps the sockets, the framing and the ACKs off that writer's
+    core), and one per core, at most :data:`POSTGRES_WRITERS`, for PostgreSQL, whose transactions run side by side.
     """
     configured = context.settings.mllp_writer_processes
     if configured is not None:
         return configured
-    if context.engine.dialect.name == "sqlite":
+    cores = os.cpu_count() or 1
+    if cores < 2:
         return 0
-    return min(POSTGRES_WRITERS, os.cpu_count() or 1)
+    if context.engine.dialect.name == "sqlite":
+        return 1
+    return min(POSTGRES_WRITERS, cores)
 
 
 def stop_writer(context: AppContext) -> None:

@@ -2,9 +2,12 @@
 
 One Python process runs Python on one core at a time (the GIL), and linking on write is mostly CPU work: parsing,
 scoring candidates, building statements. With the listener and its writer threads in one process, ADT throughput
-stops at what one core gives. On PostgreSQL, whose transactions run side by side, ``priorscan serve`` therefore hands
-each batch to one of a few worker processes (``settings.mllp_writer_processes``); the serving process keeps the
-sockets, the framing and the ACKs. Every rule of group commit holds as before, because a worker runs the same
+stops at what one core gives. ``priorscan serve`` therefore hands each batch to a worker process
+(:func:`api.mllp.writer_processes`: one for SQLite, which takes one writer at a time; up to one per core for
+PostgreSQL, whose transactions run side by side); the serving process keeps the sockets, the framing and the ACKs.
+On SQLite the serving process's own writes (HTTP) and the worker's take turns through SQLite's lock (its busy
+timeout), where writers within one process queue on a lock of their own. Every rule of group commit holds as
+before, because a worker runs the same
 :func:`api.hl7_service.process_messages` on its own connection: a sender's messages are still applied one at a time
 and in order (its connection waits for each ACK), and an ACK still leaves only after its commit.
 
@@ -98,7 +101,8 @@ def _open_worker(settings: Settings, parent: int) -> None:
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s[writer %(process)d]: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    _context = AppContext.open(settings, upgrade=False)  # the serving process has migrated it
+    # the serving process has migrated the store; a SQLite WAL is checkpointed by a thread, not by a batch's commit
+    _context = AppContext.open(settings, upgrade=False, background_checkpoint=True)
     threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()
 
 

@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     mllp_writer_processes: int | None = Field(
         default=None, ge=0, le=32,
         description="processes that apply MLLP messages beside the serving one (0: threads of the serving process "
-                    "apply them); unset, none on SQLite and one per core, at most two, on PostgreSQL")
+                    "apply them); unset, on a machine of two cores or more, one on SQLite and one per core, at most "
+                    "two, on PostgreSQL")
     session_max_age_s: int = 8 * 3600
     log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     cds_audience: str | None = Field(default=None, description="expected JWT aud (CDS Hooks)")
