@@ -7,9 +7,9 @@ stops at what one core gives. ``priorscan serve`` therefore hands each batch to 
 PostgreSQL, whose transactions run side by side); the serving process keeps the sockets, the framing and the ACKs.
 On SQLite the serving process's own writes (HTTP) and the worker's take turns through SQLite's lock (its busy
 timeout), where writers within one process queue on a lock of their own. Every rule of group commit holds as
-before, because a worker runs the same
-:func:`api.hl7_service.process_messages` on its own connection: a sender's messages are still applied one at a time
-and in order (its connection waits for each ACK), and an ACK still leaves only after its commit.
+before, because a worker runs the same :func:`api.hl7_service.process_messages` on its own connection: a sender's
+messages are still applied one at a time and in order (its connection waits for each ACK), and an ACK still leaves
+only after its commit.
 
 A worker ignores SIGINT and SIGTERM (the serving process decides when to stop: it lets batches in flight finish,
 then shuts the workers down) and exits by itself if the serving process dies. If a worker dies, the messages of its
@@ -109,7 +109,9 @@ def _open_worker(settings: Settings, parent: int) -> None:
 def _exit_when_orphaned(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(ORPHAN_CHECK_S)
-    os._exit(0)  # the serving process is gone: nobody is waiting for an ACK, and no transaction is open here
+    # the serving process is gone and nobody waits for an ACK: a batch not yet committed is rolled back by the store
+    # when the connection ends, and its senders send it again
+    os._exit(0)
 
 
 def _ready() -> bool:
