@@ -1,5 +1,6 @@
-"""MLLP batches applied in writer processes (PostgreSQL's default): the same ACKs and the same stored result as the
-serving process's own threads, a dead worker replaced, and a clean stop."""
+"""MLLP batches applied in writer processes (the default on a machine of two cores or more) or in threads of the
+serving process (configured, or on one core): the same ACKs and the same stored result, a dead worker replaced, and
+a clean stop."""
 
 from __future__ import annotations
 
@@ -70,6 +71,19 @@ def test_messages_are_applied_in_writer_processes_and_committed_before_the_ack(p
         first = record_of(server, RecordKey(RTK, "WP000000"))  # the serving process's connection sees the commits
         assert first is not None and first.given == "CHANGED"
         assert all(record_of(server, RecordKey(RTK, f"WP{n:06d}")) for n in range(6))
+
+
+def test_without_writer_processes_the_serving_process_applies_the_messages(store_url: str, mllp_server) -> None:
+    with mllp_server(store_url, mllp_writer_processes=0) as server:
+        assert _writer(server.context).processes is None
+        with MLLPClient("127.0.0.1", server.port) as client:
+            codes = [exchange(client, adt("A04", pid(f"WT{n:06d}^^^RTK^MR", name=f"WRITER^THREAD{n}"),
+                                          control=control_id())).code for n in range(3)]
+            update = exchange(client, adt("A08", pid("WT000000^^^RTK^MR", name="WRITER^CHANGED"),
+                                          control=control_id()))
+        assert codes + [update.code] == ["AA"] * 4
+        first = record_of(server, RecordKey(RTK, "WT000000"))
+        assert first is not None and first.given == "CHANGED"
 
 
 def test_a_dead_writer_process_is_replaced(pg_url: str, mllp_server) -> None:
