@@ -10,6 +10,9 @@ from typing import Any
 from hl7.client import MLLPClient
 
 from mpi.nhs_number import check_digit
+from mpi.records import RecordKey
+from mpi.service import PatientIndex
+from mpi.tables import SourceRecord
 from priorscan.trusts import NHS_NUMBER_SYSTEM
 
 RTK = "https://fhir.ashfordstpeters.nhs.uk/Id/hospital-number"
@@ -27,6 +30,12 @@ def nhs_number(seed: int) -> str:
         if digit is not None:
             return first + str(digit)
     raise AssertionError("unreachable")
+
+
+def record_of(server: Any, key: RecordKey) -> SourceRecord | None:
+    """The source record ``key`` as the listener's store holds it (a fresh session: what is committed)."""
+    with server.context.sessions() as session:
+        return PatientIndex(session, server.context.trusts).get_record(key)
 
 
 def control_id() -> str:

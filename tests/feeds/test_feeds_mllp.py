@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from feeds_factories import RTK, RXC, Ack, adt, control_id, exchange, pid, send_raw
+from feeds_factories import RTK, RXC, Ack, adt, control_id, exchange, pid, record_of, send_raw
 from hl7.client import MLLPClient
 from sqlalchemy import func, select
 
@@ -16,11 +16,6 @@ from mpi.records import RecordKey
 from mpi.service import PatientIndex
 from mpi.tables import SourceRecord, SourceRecordVersion
 from priorscan.tables import AuditEvent, DeadLetter, HL7MessageLog
-
-
-def record_of(server, key: RecordKey) -> SourceRecord | None:
-    with server.context.sessions() as session:
-        return PatientIndex(session, server.context.trusts).get_record(key)
 
 
 def versions_of(server, key: RecordKey) -> list[SourceRecordVersion]:

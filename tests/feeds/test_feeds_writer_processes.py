@@ -9,13 +9,12 @@ import signal
 import time
 
 import pytest
-from feeds_factories import RTK, RXC, adt, control_id, exchange, pid
+from feeds_factories import RTK, RXC, adt, control_id, exchange, pid, record_of
 from hl7.client import MLLPClient
 
 from api.context import AppContext
 from api.mllp import _writer, stop_writer, writer_processes
 from mpi.records import RecordKey
-from mpi.service import PatientIndex
 from priorscan.settings import Settings
 
 
@@ -103,11 +102,6 @@ def test_a_dead_writer_process_is_replaced(pg_url: str, mllp_server) -> None:
         assert again.code == "AA"
         assert record_of(server, RecordKey(RXC, "WD000002")) is not None
         assert workers.pids() and victim not in workers.pids()
-
-
-def record_of(server, key: RecordKey):  # type: ignore[no-untyped-def]
-    with server.context.sessions() as session:
-        return PatientIndex(session, server.context.trusts).get_record(key)
 
 
 def test_stopping_ends_the_workers_and_refuses_later_messages(pg_url: str, mllp_server) -> None:
