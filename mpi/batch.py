@@ -67,6 +67,8 @@ class RelinkResult:
     model_version: str
     trained: bool
     timings: dict[str, float] = field(default_factory=dict)
+    model_description: str = ""  # which model linked, for people (shipped prior or trained on how many records)
+    training_note: str | None = None  # why training did not replace the model in use, when it did not
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -193,7 +195,6 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
            seed: int = 0) -> RelinkResult:
     """Relink every active source record (``priorscan link``); the caller commits."""
     from mpi.service import active_model
-    from mpi.training import train as train_model
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -208,10 +209,11 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
     timings["block_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     trained = False
+    note: str | None = None
     if model is None:
         if train:
-            model = train_model(frame, (left, right), base=active_model(session), seed=seed)
-            trained = True
+            model, note = _train_if_supported(session, frame, left, right, seed=seed)
+            trained = note is None
         else:
             model = active_model(session)
     timings["train_s"] = time.perf_counter() - mark
@@ -231,7 +233,30 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
     return RelinkResult(records=len(table), pairs_scored=linkage.pairs_scored, match_links=linkage.match_links,
                         patients=patients, records_changed=changed, review_items=reviews,
                         components_rebuilt=linkage.components_rebuilt, model_version=model.version, trained=trained,
-                        timings=timings)
+                        timings=timings, model_description=model.describe(), training_note=note)
+
+
+def _train_if_supported(session: Session, frame: Frame, left: np.ndarray, right: np.ndarray, *,
+                        seed: int) -> tuple[Model, str | None]:
+    """A model freshly trained on ``frame`` when the store supports one, else the model in use and why not.
+
+    Training replaces the model in use (the shipped prior model, or an earlier trained one) only with enough
+    evidence: enough records to try (:func:`mpi.training.evidence_of_store`) and enough learnt from them
+    (:func:`mpi.training.evidence_of_model`).
+    """
+    from mpi.service import active_model
+    from mpi.training import evidence_of_model, evidence_of_store
+    from mpi.training import train as train_model
+
+    current = active_model(session)
+    evidence = evidence_of_store(frame.size)
+    if evidence.enough:
+        candidate = train_model(frame, (left, right), base=current, seed=seed)
+        evidence = evidence_of_model(candidate)
+        if evidence.enough:
+            return candidate, None
+    log.info("not trained: %s; linking with %s", evidence.reason, current.describe())
+    return current, evidence.reason
 
 
 def with_derived_threshold(model: Model, frame: Frame, left: np.ndarray, right: np.ndarray, *, seed: int = 0,

@@ -26,10 +26,15 @@ def run_link(args: argparse.Namespace, ctx: CliContext) -> int:
         result = relink(session, train=not getattr(args, "no_train", False), actor="priorscan link")
         record(session, CLI_AGENT, action="U", event_type="rest", subtype="mpi-relink",
                detail={"records": result.records, "changed": result.records_changed,
-                       "model_version": result.model_version})
+                       "model_version": result.model_version, "trained": result.trained})
     print(f"linked {result.records} source records into {result.patients} regional patients "
           f"({result.records_changed} changed, {result.review_items} to review) with model {result.model_version} "
           f"in {result.timings.get('total_s', 0.0):.1f} s")
+    if result.trained:
+        print(f"model: {result.model_description}, trained now and active from here on")
+    else:
+        why = result.training_note or "--no-train"
+        print(f"model: {result.model_description}, kept: {why}")
     return 0
 
 

@@ -27,6 +27,12 @@ The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *
    name is also probable with a record of someone else whom the evidence keeps apart from its partner (the
    other twin; a parent of the same name), it could belong to either: at most a *possible match*.
 
+0. The same valid NHS number, verified (status 01, traced on the Personal Demographics Service) on both records, is
+   one person: *match*, whatever the weights and the rules below, and from the first record on (it needs no
+   trained model). Only a person's decision parts such records. The one exception is rule 3's case, a verified
+   number on a record agreeing on neither name nor birth date: that is a *possible match* whatever the weights
+   (a person decides; the records are neither merged nor left apart silently).
+
 Manual decisions, which override all of this, are applied by the service and the batch relink, not here.
 """
 
@@ -75,11 +81,16 @@ def decide_many(scored: ScoredPairs, model: Model) -> NDArray[np.int8]:
               | scored.names_differ | scored.ambiguous)
     codes[capped] = np.minimum(codes[capped], POSSIBLE_CODE)
     codes[scored.hard_conflict | (scored.sibling & scored.nhs_different) | (scored.personal_weight < 0)] = NO_MATCH_CODE
+    verified = scored.nhs_verified_same
+    codes[verified & ~scored.nhs_unsupported] = MATCH_CODE
+    codes[verified & scored.nhs_unsupported] = POSSIBLE_CODE
     return codes
 
 
 def decide(score: PairScore, model: Model) -> str:
     """match / possible-match / no-match for one scored pair (the same rules as :func:`decide_many`)."""
+    if score.nhs_verified_same:
+        return POSSIBLE if score.guard == "nhs-number-unsupported" else MATCH
     if score.hard_conflict:
         return NO_MATCH
     if score.guard == "sibling" and score.levels.get("nhs_number") == "else":

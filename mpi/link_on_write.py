@@ -496,6 +496,8 @@ class LinkOnWrite(GoldenRecords):
 
     def conflicts(self, score: PairScore) -> bool:
         """Whether the evidence says two records are different people (:func:`mpi.linkage.is_conflict`)."""
+        if score.nhs_verified_same and score.guard != "nhs-number-unsupported":
+            return False
         if score.hard_conflict or score.levels.get("nhs_number") == "else":
             return True
         if score.guard == "sibling" and score.levels.get("nhs_number") != "exact":

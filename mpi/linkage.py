@@ -76,7 +76,7 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
         scored = score_frames(model, frame.take(a), frame.take(b), resolve_ambiguity=False)
         scored.levels = scored.levels[:0]  # only the decisions' inputs are kept
         scored.field_weights = scored.field_weights[:0]
-        keep = scored.probability >= floor
+        keep = (scored.probability >= floor) | scored.nhs_verified_same  # one person whatever the probability
         kept.append((a[keep], b[keep], scored.subset(keep)))
         del scored
     if kept:

@@ -33,6 +33,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,25 +50,27 @@ FORMAT = 1
 M_FLOOR = 1e-4
 U_FLOOR = 1e-9
 
-#: Starting values (judgement, before any training): used to score before the first ``priorscan link`` and as the
-#: starting point of EM. Per comparison, one probability per level, in the order of the comparison's labels.
+#: The shipped prior model (``mpi/data/prior_model.json``): m and u per level, the prior and the thresholds, each
+#: with its source. It scores before the store has enough records to train (see :data:`mpi.training.MIN_RECORDS`),
+#: and is EM's starting point and the smoothing target of every estimate.
+SHIPPED_PRIOR_FILE = Path(__file__).with_name("data") / "prior_model.json"
+
+
+def _read_shipped_prior() -> dict[str, Any]:
+    with SHIPPED_PRIOR_FILE.open(encoding="utf-8") as handle:
+        return dict(json.load(handle))
+
+
+SHIPPED_PRIOR: dict[str, Any] = _read_shipped_prior()
+#: Per comparison, one probability per level, in the order of the comparison's labels.
 PRIOR_KNOWLEDGE: dict[str, tuple[list[float], list[float]]] = {
-    #                m (same person)                                   u (different people)
-    "nhs_number": ([0.995, 0.005], [1e-7, 1 - 1e-7]),
-    "family": ([0.86, 0.004, 0.02, 0.04, 0.01, 0.016, 0.05],
-               [0.002, 1e-5, 5e-4, 0.002, 0.003, 0.02, 0.97249]),
-    "given": ([0.86, 0.004, 0.03, 0.03, 0.01, 0.02, 0.016, 0.03],
-              [0.01, 1e-5, 0.003, 0.005, 0.005, 0.01, 0.03, 0.93699]),
-    "birth_date": ([0.93, 0.01, 0.04, 0.005, 0.015], [3e-5, 3e-6, 4e-3, 1e-4, 0.995867]),
-    "sex": ([0.98, 0.02], [0.5, 0.5]),
-    "postcode": ([0.65, 0.03, 0.05, 0.27], [1e-4, 1e-3, 5e-3, 0.9939]),
-    "address": ([0.55, 0.1, 0.05, 0.3], [1e-4, 2e-4, 1e-3, 0.9987]),
-    "residence": ([0.55, 0.1, 0.03, 0.07, 0.25], [5e-5, 1e-4, 2e-5, 5e-3, 0.99483]),
-    "phone": ([0.7, 0.05, 0.25], [1e-5, 1e-4, 0.99989]),
-}
-DEFAULT_PRIOR = 1e-6
-DEFAULT_MATCH_THRESHOLD = 0.999
-DEFAULT_POSSIBLE_THRESHOLD = 0.5
+    name: (list(entry["m"]), list(entry["u"])) for name, entry in SHIPPED_PRIOR["comparisons"].items()}
+DEFAULT_PRIOR = float(SHIPPED_PRIOR["prior"])
+DEFAULT_MATCH_THRESHOLD = float(SHIPPED_PRIOR["match_threshold"])
+DEFAULT_POSSIBLE_THRESHOLD = float(SHIPPED_PRIOR["possible_threshold"])
+#: ``Model.training["kind"]`` of the shipped prior model and of a model trained by EM.
+SHIPPED_KIND = "shipped-prior"
+TRAINED_KIND = "em"
 
 
 @dataclass
@@ -203,8 +206,25 @@ class Model:
 
     @classmethod
     def default(cls) -> Model:
-        """The model before any training: prior-knowledge m and u, no term frequencies."""
-        return cls(training={"kind": "prior-knowledge"})
+        """The shipped prior model (``mpi/data/prior_model.json``): judgement m and u, no term frequencies.
+
+        Its version is the content hash of its parameters, like a trained model's, so a link made with it says so.
+        """
+        return cls(training={"kind": SHIPPED_KIND, "name": SHIPPED_PRIOR["name"],
+                             "release": SHIPPED_PRIOR["release"]})
+
+    @property
+    def kind(self) -> str:
+        """``shipped-prior`` or ``em`` (trained on a store's records)."""
+        kind = str(self.training.get("kind", SHIPPED_KIND))
+        return SHIPPED_KIND if kind == "prior-knowledge" else kind
+
+    def describe(self) -> str:
+        """One line naming the model for people: which kind, its version, what it was trained on."""
+        if self.kind == SHIPPED_KIND:
+            return f"the shipped prior model {self.version} ({SHIPPED_PRIOR['name']} {SHIPPED_PRIOR['release']})"
+        records = self.training.get("records")
+        return f"a model trained on {records} records ({self.version})" if records else f"model {self.version}"
 
     def explain(self) -> list[dict[str, Any]]:
         """Per comparison and level: m, u and the weight (for documentation and the review page)."""

@@ -6,6 +6,9 @@ of blocked pairs in chunks. Both call :func:`score_frames`, so a pair gets the s
 Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot express, computed here per pair:
 
 - *hard conflict*: two different valid NHS numbers, both verified (status 01);
+- *verified same*: the same valid NHS number, verified (status 01) on both records: one person, whatever the
+  weights and the other guards (a person's decision alone can part them), unless the number is unsupported
+  (below), when a person decides;
 - *different NHS numbers*: two different valid numbers, not both verified;
 - *NHS number unsupported*: the same valid NHS number but no agreement on family name, given name or birth date
   (a number keyed into the wrong patient's record);
@@ -58,6 +61,7 @@ class PairScore:
     hard_conflict: str | None = None  # "nhs-number": never link automatically
     personal_weight: float = 0.0  # the weights of the person's own identifiers (not residence or phone)
     guard: str | None = None  # sibling | different-nhs-numbers | nhs-number-unsupported | birth-date-differs ...
+    nhs_verified_same: bool = False  # the same valid NHS number, verified on both: one person whatever the weights
 
 
 @dataclass
@@ -80,9 +84,11 @@ class ScoredPairs:
     undistinguished: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
     # undistinguished, and probable with two people the evidence keeps apart (none known: all False)
     ambiguous: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # the same valid NHS number, verified (01) on both records: one person whatever the weights (none known: False)
+    nhs_verified_same: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def __post_init__(self) -> None:
-        for name in ("undistinguished", "ambiguous"):
+        for name in ("undistinguished", "ambiguous", "nhs_verified_same"):
             if len(getattr(self, name)) != len(self.weight):
                 setattr(self, name, np.zeros(len(self.weight), dtype=bool))
 
@@ -194,9 +200,10 @@ def _term_frequency(model: Model, column: str, side: Frame, rows: NDArray[np.int
 def evidence_apart(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
     """Pairs the evidence says are different people, so they may not share a patient without a person's decision:
     different valid NHS numbers, the sibling rule, or weights (all, or the person's own) adding up against."""
-    return (scored.hard_conflict | scored.nhs_different  # type: ignore[no-any-return]
-            | (scored.sibling & ~scored.nhs_exact)
-            | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
+    apart = (scored.hard_conflict | scored.nhs_different
+             | (scored.sibling & ~scored.nhs_exact)
+             | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
+    return apart & ~(scored.nhs_verified_same & ~scored.nhs_unsupported)  # type: ignore[no-any-return]
 
 
 #: Records without a given name with more probable partners than this are not checked further (a placeholder).
@@ -291,7 +298,8 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
                          hard_conflict=hard_conflict, nhs_exact=nhs_exact, nhs_different=nhs_else & ~hard_conflict,
                          nhs_unsupported=nhs_exact & ~(family | given | birth), sibling=sibling,
                          birth_differs=_level_is(model, levels, "birth_date", "else") & ~nhs_exact,
-                         names_differ=names_differ, personal_weight=personal_weight, undistinguished=undistinguished)
+                         names_differ=names_differ, personal_weight=personal_weight, undistinguished=undistinguished,
+                         nhs_verified_same=nhs_exact & both_verified)
     if resolve_ambiguity:
         scored.ambiguous = ambiguous_pairs(model, left, right, undistinguished & (probability
                                                                                   >= model.possible_threshold))
@@ -316,7 +324,8 @@ def pair_score(model: Model, scored: ScoredPairs, i: int) -> PairScore:
         labels[comparison.name] = comparison.labels[level]
     return PairScore(weight=float(scored.weight[i]), probability=float(scored.probability[i]), field_weights=weights,
                      levels=labels, hard_conflict="nhs-number" if scored.hard_conflict[i] else None,
-                     guard=scored.guard_of(i), personal_weight=float(scored.personal_weight[i]))
+                     guard=scored.guard_of(i), personal_weight=float(scored.personal_weight[i]),
+                     nhs_verified_same=bool(scored.nhs_verified_same[i]))
 
 
 def score_candidates(model: Model, probe: MatchRecord, candidates: Sequence[MatchRecord]) -> list[PairScore]:

@@ -28,10 +28,45 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from mpi.frames import Frame
-from mpi.model import M_FLOOR, U_FLOOR, Model
+from mpi.model import M_FLOOR, TRAINED_KIND, U_FLOOR, Model
 from mpi.scoring import comparison_levels
 
 log = logging.getLogger(__name__)
+
+#: Fewer active records than this and the store cannot support a model of its own: u from random pairs bottoms out
+#: at one observation's share (1 / pairs drawn), so agreement levels whose true u is rarer (a birth date, ~3e-5; a
+#: postcode, ~1e-4) are estimated far too common and lose most of their weight, while EM has too few agreeing pairs
+#: per rule to learn m. At 1,000 records the 50,000 random pairs drawn put the floor at 2e-5, below those u.
+MIN_RECORDS = 1_000
+#: A trained model replaces the current one only when this many EM runs learnt from enough pairs, one of them
+#: the birth-date run (the prior is estimated from it).
+MIN_EM_RUNS = 2
+MIN_EM_PAIRS = 200
+
+
+@dataclass(frozen=True)
+class TrainingEvidence:
+    """Whether a store's records (or a model trained on them) are enough to replace the model in use, and why."""
+
+    enough: bool
+    reason: str
+
+
+def evidence_of_store(records: int) -> TrainingEvidence:
+    """Whether ``records`` active records are enough to try training (see :data:`MIN_RECORDS`)."""
+    if records < MIN_RECORDS:
+        return TrainingEvidence(False, f"{records} records are too few to train (at least {MIN_RECORDS:,} needed)")
+    return TrainingEvidence(True, f"{records} records")
+
+
+def evidence_of_model(model: Model) -> TrainingEvidence:
+    """Whether a freshly trained ``model`` learnt enough to replace the model in use (see :data:`MIN_EM_RUNS`)."""
+    runs = [run for run in model.training.get("runs", []) if run.get("pairs", 0) >= MIN_EM_PAIRS]
+    if len(runs) < MIN_EM_RUNS or not any(run["rule"] == "birth-date" for run in runs):
+        learnt = ", ".join(f"{run['rule']} ({run['pairs']} pairs)" for run in model.training.get("runs", []))
+        return TrainingEvidence(False, f"training learnt too little (EM runs: {learnt or 'none'}; at least "
+                                       f"{MIN_EM_RUNS} with {MIN_EM_PAIRS} pairs, one of them on birth dates)")
+    return TrainingEvidence(True, f"{len(runs)} EM runs")
 
 TF_COLUMNS = ("family", "given", "postcode")
 #: Pseudo-observations pulling estimates towards prior knowledge.
@@ -273,7 +308,7 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     expected_matches = float(np.median(matches_estimates)) if matches_estimates else base.prior * all_pairs
     prior = float(np.clip(expected_matches / max(all_pairs, 1.0), 1e-12, 0.5))
     training: dict[str, Any] = {
-        "kind": "em", "records": int(frame.size), "u_pairs": int(min(u_pairs, all_pairs)), "runs": runs,
+        "kind": TRAINED_KIND, "records": int(frame.size), "u_pairs": int(min(u_pairs, all_pairs)), "runs": runs,
         "expected_matching_pairs": expected_matches,
         "blocked_pairs": int(len(pairs[0])) if pairs is not None else None,
     }

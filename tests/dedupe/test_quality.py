@@ -11,12 +11,14 @@ import pytest
 from dedupe import evaluate_repeats
 from priorscan.cli import main
 from priorscan.db import make_engine, session_factory
+from tests.fixed_dates import AS_OF
 
 
 @pytest.mark.slow
 def test_recall_and_precision_on_a_synthetic_region(tmp_path: Path, sqlite_url: str) -> None:
     region = tmp_path / "region"
-    assert main(["synth", "--people", "300", "--out", str(region), "--seed", "11"]) == 0
+    assert main(["synth", "--people", "300", "--out", str(region), "--seed", "11", "--as-of",
+                 AS_OF.isoformat()]) == 0
     inputs = [str(p) for p in sorted(region.iterdir()) if p.name != "truth"]
     assert main(["--db", sqlite_url, "ingest", "--no-progress", *inputs]) in (0, 1)
     engine = make_engine(sqlite_url)

@@ -19,6 +19,7 @@ from imaging.queries import export_rows
 from priorscan.audit import Agent
 from priorscan.db import make_engine, session_factory
 from priorscan.trusts import default_trusts
+from tests.fixed_dates import AS_OF
 
 DOSE_COLUMNS = ("ctdivol_mgy", "dlp_total_mgycm", "dap_total_gym2", "agd_left_mgy", "agd_right_mgy")
 
@@ -26,7 +27,8 @@ DOSE_COLUMNS = ("ctdivol_mgy", "dlp_total_mgycm", "dap_total_gym2", "agd_left_mg
 def test_synthetic_region_dicom_dose_matches_its_truth(sqlite_url: str, tmp_path: Path) -> None:
     out = tmp_path / "region"
     result = subprocess.run([str(Path(sys.executable).parent / "priorscan"), "synth", "--people", "40", "--out",
-                             str(out), "--seed", "3"], capture_output=True, text=True, timeout=300)
+                             str(out), "--seed", "3", "--as-of", AS_OF.isoformat()],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     engine = make_engine(sqlite_url)
     sessions, trusts, agent = session_factory(engine), default_trusts(), Agent("feed", "synth")

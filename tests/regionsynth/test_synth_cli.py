@@ -13,6 +13,7 @@ from priorscan.cli import CliContext, build_parser
 from priorscan.errors import InputError
 from priorscan.settings import Settings
 from regionsynth.cli import run_synth
+from tests.fixed_dates import AS_OF
 
 
 def _priorscan() -> list[str]:
@@ -22,7 +23,8 @@ def _priorscan() -> list[str]:
 
 def test_synth_writes_a_region(tmp_path: Path) -> None:
     out = tmp_path / "x"
-    result = subprocess.run([*_priorscan(), "synth", "--people", "200", "--out", str(out), "--seed", "1"],
+    result = subprocess.run([*_priorscan(), "synth", "--people", "200", "--out", str(out), "--seed", "1",
+                             "--as-of", AS_OF.isoformat()],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "wrote a synthetic region" in result.stdout
