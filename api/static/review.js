@@ -67,6 +67,7 @@
       return;
     }
     $("signin").hidden = true;
+    status("");
     $("who").hidden = false;
     $("who-name").textContent = me.username;
     $("who-role").textContent = me.role || me.kind;
