@@ -349,6 +349,8 @@ def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArra
     return out
 
 
+#: A pair counts as two relatives for one field's u when the other fields put it this likely apart.
+RELATIVE_CONFIDENCE = 0.95
 #: The person's own comparisons whose u differs among relatives (learnt among different people of one household).
 HOUSEHOLD_COMPARISONS = ("family", "given", "birth_date", "sex")
 
@@ -391,23 +393,32 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
         u[i] = np.asarray(prior, dtype=np.float64)
     share = 0.5
     iteration = 0
-    for iteration in range(1, 101):  # noqa: B007 (read after the loop)
-        log_bf = np.zeros(len(patterns))
-        for i in used:
+    apart = np.zeros(len(patterns))
+    for iteration in range(1, 51):  # noqa: B007 (read after the loop)
+        parts = np.zeros((len(patterns), len(used)))
+        for k, i in enumerate(used):
             column = patterns[:, i]
             present = column >= 0
-            log_bf[present] += log_m[i][column[present]] - np.log(np.maximum(u[i], U_FLOOR))[column[present]]
-        posterior = 1.0 / (1.0 + np.exp(-np.clip(np.log(share / (1 - share)) + log_bf, -500, 500)))
+            parts[present, k] = log_m[i][column[present]] - np.log(np.maximum(u[i], U_FLOOR))[column[present]]
+        logit = np.log(share / (1 - share)) + parts.sum(axis=1)
+        posterior = 1.0 / (1.0 + np.exp(-np.clip(logit, -500, 500)))
         apart = (1.0 - posterior) * counts
-        share = float(np.clip((posterior * counts).sum() / counts.sum(), 1e-6, 1 - 1e-6))
-        change = 0.0
-        for i, prior in zip(chosen, prior_u, strict=True):
-            seen = level_counts(patterns[:, i], model.comparisons[i].levels_count, apart)
-            # few relatives (a data set without households) leave the prior knowledge as it is
+        new_share = float(np.clip((posterior * counts).sum() / counts.sum(), 1e-6, 1 - 1e-6))
+        change = abs(new_share - share)
+        for k, i in enumerate(used):
+            if i not in chosen:
+                continue
+            # relatives as the *other* fields tell them: a field's own oddity (a duplicate whose birth date was
+            # keyed wrong) must not make the pair a relative and teach that relatives look like that
+            without = 1.0 / (1.0 + np.exp(np.clip(logit - parts[:, k], -500, 500)))
+            sure = counts * (without >= RELATIVE_CONFIDENCE)
+            prior = prior_u[chosen.index(i)]
+            seen = level_counts(patterns[:, i], model.comparisons[i].levels_count, sure)
             new = np.maximum((seen + SMOOTHING * np.asarray(prior)) / (seen.sum() + SMOOTHING), U_FLOOR)
             new = new / new.sum()
             change = max(change, float(np.abs(new - u[i]).max()))
             u[i] = new
+        share = new_share
         if change < 1e-6:
             break
     out = {model.comparisons[i].name: [float(x) for x in u[i]] for i in chosen}
