@@ -69,9 +69,10 @@ def run_priorscan(path: Path) -> dict[str, Any]:
         done = time.perf_counter()
         truth = {(d.namespace, d.local_id): row["person_id"] for d, row in zip(demographics, rows, strict=True)}
         evaluation = evaluate_store(session, truth, with_blocking=True)
-        regional = dict(session.execute(select(SourceRecord.local_id, SourceRecord.regional_patient_id)).all())
+        regional = {(ns, local): rid for ns, local, rid in session.execute(
+            select(SourceRecord.namespace, SourceRecord.local_id, SourceRecord.regional_patient_id)).all()}
     engine.dispose()
-    labels = [regional[d.local_id] for d in demographics] if len(regional) == len(demographics) else None
+    labels = [regional[(d.namespace, d.local_id)] for d in demographics]
     return {"labels": labels, "review_queue": evaluation.review_queue,
             "review_queue_rate": evaluation.review_queue_rate, "blocking_recall": evaluation.blocking_recall,
             "model": result.model_description, "evaluation": evaluation.as_dict(),

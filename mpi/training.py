@@ -349,6 +349,8 @@ def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArra
     return out
 
 
+#: Addresses held by more records than this are not one household's home (training only).
+HOME_CAP = 30
 #: A pair counts as two relatives for one field's u when the other fields put it this likely apart.
 RELATIVE_CONFIDENCE = 0.95
 #: The person's own comparisons whose u differs among relatives (learnt among different people of one household).
@@ -374,7 +376,9 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
     chosen = [i for i, c in enumerate(model.comparisons) if c.name in HOUSEHOLD_COMPARISONS]
     if not chosen:
         return {}, {"pairs": 0, "match_share": HOUSEHOLD_PRIOR_SHARE, "kin": 0.0}
-    left, right, in_all = pairs_agreeing(columns["address"], max_pairs=pairs, rng=rng)
+    # a home holds a household: an address shared by more records (a care home, a street without house numbers,
+    # a placeholder) says nothing of relatives
+    left, right, in_all = pairs_agreeing(columns["address"], max_pairs=pairs, rng=rng, cap=HOME_CAP)
     sampled = max(len(left), 1)
     prior_u = [list(HOUSEHOLD_PRIOR_KNOWLEDGE.get(model.comparisons[i].name, model.u[i])) for i in chosen]
     start = {model.comparisons[i].name: u for i, u in zip(chosen, prior_u, strict=True)}
