@@ -107,8 +107,11 @@ def pseudopeople(seed: int) -> pd.DataFrame:
 
 
 def _us_date(text: str) -> str | None:
-    """``MM/DD/YYYY`` (pseudopeople's form) as an ISO date; a date noise made unreadable is no date."""
+    """``MM/DD/YYYY`` or ``MMDDYYYY`` (pseudopeople's forms) as an ISO date; a date noise made unreadable is no
+    date."""
     try:
+        if len(text) == 8 and text.isdigit():
+            text = f"{text[:2]}/{text[2:4]}/{text[4:]}"
         month, day, year = (int(part) for part in text.split("/"))
         return date(year, month, day).isoformat()
     except ValueError:

@@ -235,7 +235,8 @@ class Model:
         fields: dict[str, Any] = {"comparisons": self.comparisons, "m": self.m, "u": self.u, "prior": self.prior,
                   "match_threshold": self.match_threshold, "possible_threshold": self.possible_threshold,
                   "u_same_family": self.u_same_family, "u_household": self.u_household,
-                  "household_prior": self.household_prior, "kin_per_record": self.kin_per_record, "tf": self.tf, "tf_total": self.tf_total,
+                  "household_prior": self.household_prior, "kin_per_record": self.kin_per_record, "tf": self.tf,
+                  "tf_total": self.tf_total,
                   "training": self.training}
         fields.update(changes)
         return Model(**fields)

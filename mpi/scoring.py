@@ -216,7 +216,7 @@ def _kin_evidence(model: Model, levels: NDArray[np.int8], field_weights: NDArray
         return
     holders = np.maximum(_term_frequency(model, "family", left, rows) * model.tf_total, 2.0)
     kin = np.minimum(1.0, model.kin_per_record / (holders - 1.0))
-    for index, table in model.household_tables().items():
+    for index in model.household_tables():
         comparison = model.comparisons[index]
         if comparison.name == "family":
             continue

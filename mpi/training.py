@@ -28,7 +28,15 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from mpi.frames import Frame
-from mpi.model import HOUSEHOLD_PRIOR_KIN, HOUSEHOLD_PRIOR_KNOWLEDGE, HOUSEHOLD_PRIOR_SHARE, M_FLOOR, TRAINED_KIND, U_FLOOR, Model
+from mpi.model import (
+    HOUSEHOLD_PRIOR_KIN,
+    HOUSEHOLD_PRIOR_KNOWLEDGE,
+    HOUSEHOLD_PRIOR_SHARE,
+    M_FLOOR,
+    TRAINED_KIND,
+    U_FLOOR,
+    Model,
+)
 from mpi.scoring import comparison_levels, one_home
 
 log = logging.getLogger(__name__)
