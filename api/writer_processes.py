@@ -23,7 +23,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -106,7 +105,7 @@ def _open_worker(settings: Settings, parent: int) -> None:
     global _context
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logs(settings.log_level, settings.log_format, sys.stderr)
+    configure_logs(settings.log_level, settings.log_format)
     structlog.contextvars.bind_contextvars(writer_process=os.getpid())
     # the serving process has migrated the store; a SQLite WAL is checkpointed by a thread, not by a batch's commit
     _context = AppContext.open(settings, upgrade=False, background_checkpoint=True)

@@ -265,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings(**overrides)
         from priorscan.logs import configure
 
-        configure("DEBUG" if args.verbose else settings.log_level, settings.log_format, sys.stderr)
+        configure("DEBUG" if args.verbose else settings.log_level, settings.log_format)
         ctx = CliContext(settings)
         return args.handler(args, ctx)
     except PriorscanError as exc:

@@ -33,8 +33,9 @@ CORRELATION_KEYS = ("request_id", "message_id")
 
 
 def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
-    """Send every log record (priorscan's and the libraries') to ``stream`` as JSON (``fmt="json"``) or as
-    readable text (``"text"``), with the bound ids and ISO timestamps in UTC."""
+    """Send every log record (priorscan's and the libraries') to ``stream`` (standard error as it is at each
+    record, when None) as JSON (``fmt="json"``) or as readable text (``"text"``), with the bound ids and ISO
+    timestamps in UTC. Calling it again replaces its own handler only."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -47,11 +48,13 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, renderer])
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StandardError()
     handler.setFormatter(formatter)
+    setattr(handler, _OURS, True)
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for old in list(root.handlers):  # ours from an earlier call; others' handlers (a test's capture) stay
+        if getattr(old, _OURS, False):
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     for name in QUIET_LOGGERS:
@@ -62,6 +65,21 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+_OURS = "_priorscan_handler"
+
+
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is written (it may be replaced after configuration)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def request_id(offered: str | None) -> str:

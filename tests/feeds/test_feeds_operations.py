@@ -91,10 +91,12 @@ def test_metrics_feeds_and_logs_after_real_traffic(sqlite_url: str) -> None:
         assert httpx.get(base + "/metrics").status_code == 401
         assert httpx.get(base + "/metrics", headers={"Authorization": f"Bearer {checker}"}).status_code == 403
         with MLLPClient("127.0.0.1", mllp_port) as client:
-            acks = [exchange(client, adt("A04", pid(f"OPS{n:05d}^^^RTK^MR~{nhs_number(700 + n)}^^^NHS^NH"),
+            people = ["ABBOTT^JANE", "BRENNAN^OMAR", "CHAUDHRY^LENA", "DUFFY^PETER", "EVANS^RUTH", "FOLEY^ALAN"]
+            acks = [exchange(client, adt("A04", pid(f"OPS{n:05d}^^^RTK^MR~{nhs_number(700 + n)}^^^NHS^NH",
+                                                    name=people[n], dob=f"19{50 + n}0{n + 1}1{n}"),
                                          control=f"OPS-RTK-{n}")) for n in range(5)]
-            acks.append(exchange(client, adt("A04", pid("OPS90000^^^RXC^MR"), control="OPS-RXC-1",
-                                             facility="RXC")))
+            acks.append(exchange(client, adt("A04", pid("OPS90000^^^RXC^MR", name=people[5], dob="19771212"),
+                                             control="OPS-RXC-1", facility="RXC")))
             acks.append(exchange(client, "MSH|^~\\&|PAS|RTK|PRIORSCAN|REGION|20240101||ADT^A04|OPS-BAD-1|P|2.4\r"
                                          "EVN|A04\r"))  # no PID: refused
         assert [a.code for a in acks[:6]] == ["AA"] * 6 and acks[6].code in ("AE", "AR")
@@ -114,6 +116,7 @@ def test_metrics_feeds_and_logs_after_real_traffic(sqlite_url: str) -> None:
         assert refused == 1
         assert _metric(text, "priorscan_hl7_ack_seconds_count", channel="mllp") == 7
         assert _metric(text, "priorscan_mllp_connections") == 0  # the connection was closed
+        assert _metric(text, "priorscan_link_outcomes_total", state="new") == 6  # six people, each new
         assert _metric(text, "priorscan_duplicate_check_verdicts_total", channel="api", verdict="clear") == 1
         assert _metric(text, "priorscan_http_request_seconds_count", method="POST",
                        route="/api/v1/duplicate-check") == 1
