@@ -57,21 +57,30 @@ def find_source_record(session: Session, resource_id: str, client: str) -> Sourc
 
 
 # Statements built once with bound parameters: on this stack building a statement costs more than running it.
-_IDENTIFIERS_OF = (select(SourceIdentifier.source_record_id, SourceIdentifier.system, SourceIdentifier.value)
+_IDENTIFIERS_OF = (select(SourceIdentifier.source_record_id, SourceIdentifier.system, SourceIdentifier.value,
+                           SourceIdentifier.use)
                    .where(SourceIdentifier.source_record_id.in_(bindparam("ids", expanding=True)))
                    .order_by(SourceIdentifier.id))
+
+#: A further identifier that is current (not replaced by ADT A47): only these are matched and resolved.
+CURRENT = SourceIdentifier.use.is_(None)
 _REGIONAL_PATIENTS = select(RegionalPatient).where(RegionalPatient.id.in_(bindparam("ids", expanding=True)))
 _RECORDS_OF = (select(SourceRecord).where(SourceRecord.regional_patient_id.in_(bindparam("ids", expanding=True)))
                .order_by(SourceRecord.id))
 
 
-def identifiers_of(session: Session, record_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
-    """Further identifiers of each source record (internal systems included; renderers leave them out)."""
+def identifiers_of(session: Session, record_ids: Sequence[int], *, old: dict[int, list[tuple[str, str]]] | None = None
+                   ) -> dict[int, list[tuple[str, str]]]:
+    """Current further identifiers of each source record (internal systems included; renderers leave them out);
+    those replaced (use ``old``, ADT A47) go into ``old`` when given."""
     out: dict[int, list[tuple[str, str]]] = {}
     if not record_ids:
         return out
-    for record_id, system, value in session.execute(_IDENTIFIERS_OF, {"ids": list(record_ids)}):
-        out.setdefault(record_id, []).append((system, value))
+    for record_id, system, value, use in session.execute(_IDENTIFIERS_OF, {"ids": list(record_ids)}):
+        if use is None:
+            out.setdefault(record_id, []).append((system, value))
+        elif old is not None:
+            old.setdefault(record_id, []).append((system, value))
     return out
 
 
@@ -84,9 +93,11 @@ def regional_views(session: Session, regional_ids: Sequence[str]) -> dict[str, R
     records = list(session.scalars(_RECORDS_OF, {"ids": list(views)})) if views else []
     for rec in records:
         views[rec.regional_patient_id].records.append(rec)  # type: ignore[index]
-    idents = identifiers_of(session, [r.id for r in records])
+    old: dict[int, list[tuple[str, str]]] = {}
+    idents = identifiers_of(session, [r.id for r in records], old=old)
     for view in views.values():
         view.identifiers = {r.id: idents.get(r.id, []) for r in view.records}
+        view.old_identifiers = {r.id: old[r.id] for r in view.records if r.id in old}
     return views
 
 
@@ -102,8 +113,9 @@ def read_patient_resource(session: Session, trusts: TrustRegistry, resource_id: 
         found = find_source_record(session, resource_id, agent.name)
         if found is None:
             raise NotFoundError("no Patient with that id")
-        resource = source_patient(found, identifiers_of(session, [found.id]).get(found.id, []), trusts,
-                                  resource_id=resource_id)
+        old: dict[int, list[tuple[str, str]]] = {}
+        current = identifiers_of(session, [found.id], old=old).get(found.id, [])
+        resource = source_patient(found, current, trusts, resource_id=resource_id, old=old.get(found.id, []))
         regional_id = found.regional_patient_id or ""
     record(session, agent, action="R", event_type="rest", subtype="Patient read",
            regional_patient_id=regional_id or None, entity=f"Patient/{resource_id}")
@@ -140,18 +152,19 @@ def _token_clause(trusts: TrustRegistry, token: str) -> Any:
     value = value.strip()
     if not value:
         raise FHIRError("identifier needs a value (system|value)", code="fhir.invalid")
+    nhs = and_(SourceRecord.nhs_number == value.replace(" ", ""), SourceRecord.nhs_number_valid.is_(True))
     if system == NHS_NUMBER_SYSTEM:
-        return SourceRecord.nhs_number == value.replace(" ", "")
+        return nhs
     if system == REGIONAL_ID_SYSTEM:
         return SourceRecord.regional_patient_id == value
     if system:
         namespace = trusts.namespace(system)
         return or_(and_(SourceRecord.namespace == namespace, SourceRecord.local_id == value),
                    SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(
-                       SourceIdentifier.system == namespace, SourceIdentifier.value == value)))
-    return or_(SourceRecord.nhs_number == value.replace(" ", ""), SourceRecord.local_id == value,
-               SourceRecord.regional_patient_id == value,
-               SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(SourceIdentifier.value == value)))
+                       SourceIdentifier.system == namespace, SourceIdentifier.value == value, CURRENT)))
+    return or_(nhs, SourceRecord.local_id == value, SourceRecord.regional_patient_id == value,
+               SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(SourceIdentifier.value == value,
+                                                                                   CURRENT)))
 
 
 def _string_clause(column: Any, value: str, exact: bool, *, words: bool = False) -> Any:
@@ -385,7 +398,7 @@ def _cross_reference_query(known: Any) -> Any:
     return (select(SourceRecord.id, SourceRecord.regional_patient_id, SourceRecord.namespace, SourceRecord.local_id,
                    SourceRecord.nhs_number, SourceRecord.nhs_number_valid, SourceIdentifier.system,
                    SourceIdentifier.value)
-            .outerjoin(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
+            .outerjoin(SourceIdentifier, and_(SourceIdentifier.source_record_id == SourceRecord.id, CURRENT))
             .where(SourceRecord.regional_patient_id.in_(select(hits.c.regional_patient_id)),
                    SourceRecord.active.is_(True))
             .order_by(SourceRecord.regional_patient_id, SourceRecord.id, SourceIdentifier.id))
@@ -398,9 +411,9 @@ _BY_IDENTIFIER = _cross_reference_query(union(
                                                    SourceRecord.local_id == bindparam("value")),
     select(SourceRecord.regional_patient_id)
     .join(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
-    .where(SourceIdentifier.system == bindparam("system"), SourceIdentifier.value == bindparam("value"))))
+    .where(SourceIdentifier.system == bindparam("system"), SourceIdentifier.value == bindparam("value"), CURRENT)))
 _BY_NHS_NUMBER = _cross_reference_query(select(SourceRecord.regional_patient_id).where(
-    SourceRecord.nhs_number == bindparam("value")))
+    SourceRecord.nhs_number == bindparam("value"), SourceRecord.nhs_number_valid.is_(True)))
 _BY_REGIONAL_ID = _cross_reference_query(select(RegionalPatient.id.label("regional_patient_id")).where(
     RegionalPatient.id.in_(bindparam("ids", expanding=True))))
 

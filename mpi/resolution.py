@@ -50,7 +50,7 @@ _RESOLVE_COLUMNS = (_RECORDS.c.id, _RECORDS.c.regional_patient_id, _RECORDS.c.li
 _RECORDS_WITH_PATIENT = _RECORDS.outerjoin(_PATIENTS, _PATIENTS.c.id == _RECORDS.c.regional_patient_id)
 
 _RESOLVE_BY_NHS_SQL = select(*_RESOLVE_COLUMNS).select_from(_RECORDS_WITH_PATIENT).where(
-    _RECORDS.c.nhs_number == bindparam("digits"))
+    _RECORDS.c.nhs_number == bindparam("digits"), _RECORDS.c.nhs_number_valid.is_(True))
 
 #: The records with ``ns|local`` as their own key first, then those that carry it as a further identifier.
 _RESOLVE_BY_KEY_SQL = union_all(
@@ -58,7 +58,8 @@ _RESOLVE_BY_KEY_SQL = union_all(
         _RECORDS.c.namespace == bindparam("ns"), _RECORDS.c.local_id == bindparam("local")),
     select(*_RESOLVE_COLUMNS, literal(1).label("via")).select_from(_RECORDS_WITH_PATIENT.join(
         _IDENTIFIERS, _IDENTIFIERS.c.source_record_id == _RECORDS.c.id)).where(
-        _IDENTIFIERS.c.system == bindparam("ns"), _IDENTIFIERS.c.value == bindparam("local")),
+        _IDENTIFIERS.c.system == bindparam("ns"), _IDENTIFIERS.c.value == bindparam("local"),
+        _IDENTIFIERS.c.use.is_(None)),  # an identifier replaced by A47 (use old) names nobody any more
 ).order_by("via")
 
 

@@ -144,7 +144,8 @@ async def _reading(request: Request, work: Callable[[Session], dict[str, Any]]) 
 @router.post("/fhir/Patient", status_code=201, openapi_extra=_BODY, responses={201: _RESOURCE, **_ERRORS})
 async def create_patient(request: Request, body: BodyDep,
                          principal: Annotated[Principal, Depends(require("system/Patient.c"))]) -> FhirResponse:
-    """Create (or, when its hospital number is known, update) the source record a Patient describes."""
+    """Create the source record a Patient describes; 409 (``duplicate``) when its identifier names a record that
+    exists already: a create never changes a record (that is an update, PUT, with ``system/Patient.u``)."""
     if body.get("resourceType") != "Patient":
         raise FHIRError("POST /fhir/Patient expects a Patient", code="fhir.invalid")
     ctx = get_context(request)
