@@ -21,7 +21,6 @@ from mpi.tables import (
 from priorscan.db import utcnow
 from priorscan.errors import IdentityError, LinkConflictError, NotFoundError
 
-
 _VALID_NHS_NUMBERS_SQL = select(SourceRecord.regional_patient_id, SourceRecord.nhs_number).where(
     SourceRecord.regional_patient_id.in_(bindparam("rids", expanding=True)), SourceRecord.active.is_(True),
     SourceRecord.nhs_number_valid.is_(True)).distinct()
