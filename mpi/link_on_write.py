@@ -225,7 +225,7 @@ class LinkOnWrite(GoldenRecords):
         statement (:func:`mpi.link_statements._new_record_in_one_statement`); on SQLite, one statement each.
         """
         values = _column_values(demographics, production=self.production)
-        probe = to_match_record(None, values)
+        probe = to_match_record(None, match_source(values))
         self._lock_person(probe)
         scores = self._score_clusters(probe, self.candidate_clusters(probe))
         best_id, best_score, possible = self._choose(scores, {})

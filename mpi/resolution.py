@@ -14,7 +14,7 @@ from sqlalchemy import Row, bindparam, literal, select, union_all
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
 from mpi.engine import MATCH, NO_MATCH, POSSIBLE, to_match_record
 from mpi.index_store import _PATIENTS, _RECORDS, DEMOGRAPHIC_FIELDS, IndexStore
-from mpi.nhs_number import normalise_nhs_number
+from mpi.nhs_number import counts_as_nhs_number, normalise_nhs_number
 from mpi.records import Demographics
 from mpi.tables import SourceIdentifier, table_of
 from priorscan.trusts import NHS_NUMBER_SYSTEM
@@ -162,6 +162,8 @@ class Resolver(IndexStore):
     def match(self, demographics: Demographics, *, count: int = 10) -> list[MatchCandidate]:
         """Regional patients scored against ``demographics`` (best first), for $match and resolution."""
         fields: dict[str, object] = {name: getattr(demographics, name) for name in DEMOGRAPHIC_FIELDS}
+        if not counts_as_nhs_number(normalise_nhs_number(demographics.nhs_number), production=self.production):
+            fields["nhs_number"] = None  # a number that fails Modulus 11, or a test number in production: no evidence
         probe = to_match_record(None, fields)
         scores = self._score_clusters(probe, self.candidate_clusters(probe))
         results = []
