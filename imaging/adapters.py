@@ -27,6 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from imaging.dicom_study import facts_from_dataset
 from imaging.facts import StudyFacts
 from imaging.index import StudyIndex
+from imaging.iocm import RejectionNote, read_rejection_note
+from imaging.rdsr import raw_text
+from imaging.withdrawal import apply_rejection
 from priorscan.audit import Agent, record
 from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
@@ -70,23 +73,39 @@ def dataset_from_json(dataset: dict[str, Any]) -> Dataset:
 def _facts(ds: Dataset, trusts: TrustRegistry, *, source: str, source_name: str | None) -> StudyFacts | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return facts_from_dataset(ds, trusts, source=source, source_trust=trusts.resolve(source_name))
+        facts = facts_from_dataset(ds, trusts, source=source, source_trust=trusts.resolve(source_name))
+        if facts is not None:
+            facts.series_instance_uid = raw_text(ds, (0x0020, 0x000E))
+            facts.sop_class_uid = raw_text(ds, (0x0008, 0x0016))
+        return facts
 
 
 def apply_facts(sessions: sessionmaker[Session], trusts: TrustRegistry, facts: StudyFacts, *, agent: Agent,
-                event_type: str) -> ItemOutcome:
-    """Apply one statement about a study in its own unit of work (retried on a race), audited, committed."""
+                event_type: str, rejection: RejectionNote | None = None) -> ItemOutcome:
+    """Apply one statement about a study in its own unit of work (retried on a race), audited, committed.
+
+    ``rejection``: the object is an IOCM rejection note; the instances it names are rejected in the same unit of
+    work (:func:`imaging.withdrawal.apply_rejection`).
+    """
     failure = "the store was busy"
     for attempt in range(ATTEMPTS):
         try:
             with sessions() as session:
                 begin_write(session)
-                indexed = StudyIndex(session, trusts).apply(facts, actor=actor_of(agent))
+                index = StudyIndex(session, trusts)
+                indexed = index.apply(facts, actor=actor_of(agent))
                 study = indexed.study
                 record(session, agent, action="C" if indexed.created else "U", event_type=event_type,
                        subtype=facts.kind, regional_patient_id=indexed.regional_id,
                        entity=f"ImagingStudy/{study.study_instance_uid}",
                        detail={"patient": indexed.patient, "source": facts.source})
+                touched = apply_rejection(index, rejection) if rejection is not None else []
+                for changed in touched:
+                    record(session, agent, action="U", event_type=event_type, subtype="IOCM rejection",
+                           regional_patient_id=index.regional_id_of(changed),
+                           entity=f"ImagingStudy/{changed.study_instance_uid}",
+                           detail={"reason": rejection.reason.code if rejection else None,
+                                   "withdrawn": changed.withdrawn})
                 session.commit()
                 detail: dict[str, object] = {
                     "studyInstanceUid": study.study_instance_uid, "regionalPatientId": indexed.regional_id,
@@ -96,7 +115,14 @@ def apply_facts(sessions: sessionmaker[Session], trusts: TrustRegistry, facts: S
                     detail["unresolvedReason"] = indexed.unresolved_reason
                 if facts.notes:
                     detail["notes"] = sorted(set(facts.notes))[:10]
-                return ItemOutcome.ok(facts.kind, **detail)
+                if rejection is not None:
+                    detail["rejection"] = {"reason": rejection.reason.label,
+                                           "instances": len(rejection.instances),
+                                           "studiesWithdrawn": [s.study_instance_uid for s in touched
+                                                                if s.withdrawn]}
+                if study.withdrawn:
+                    detail["withdrawn"] = study.withdrawn
+                return ItemOutcome.ok("IOCM rejection" if rejection is not None else facts.kind, **detail)
         except (IntegrityError, OperationalError) as exc:  # a concurrent first insert of the same study, or a lock
             failure = f"the store was busy ({type(exc).__name__})"
             log.info("imaging: retrying a study write after %s (attempt %d)", type(exc).__name__, attempt + 1)
@@ -134,6 +160,16 @@ def ingest_dicom_file(sessions: sessionmaker[Session], trusts: TrustRegistry, pa
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             OverflowError, MemoryError) as exc:
         return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({type(exc).__name__})", "dicom")
+    return _ingest_dataset(sessions, trusts, ds, agent=agent, source="dicom", source_name=source_trust,
+                           kind="DICOM")
+
+
+def ingest_dicom_dataset(sessions: sessionmaker[Session], trusts: TrustRegistry, ds: Dataset, *, agent: Agent,
+                         source_trust: str | None = None) -> ItemOutcome:
+    """Index one DICOM object already read (without pixel data): a pushed object (C-STORE, STOW-RS).
+
+    As :func:`ingest_dicom_file`, whose parameters it shares; ``ds`` replaces the file.
+    """
     return _ingest_dataset(sessions, trusts, ds, agent=agent, source="dicom", source_name=source_trust,
                            kind="DICOM")
 
@@ -178,4 +214,8 @@ def _ingest_dataset(sessions: sessionmaker[Session], trusts: TrustRegistry, ds: 
         return ItemOutcome.rejected(kind, f"DICOM header could not be read ({type(exc).__name__})", "dicom")
     if facts is None:
         return ItemOutcome.rejected(kind, "no Study Instance UID (0020,000D)", "dicom")
-    return apply_facts(sessions, trusts, facts, agent=agent, event_type="dicom")
+    try:
+        note = read_rejection_note(ds)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        return ItemOutcome.rejected(kind, f"rejection note could not be read ({type(exc).__name__})", "dicom")
+    return apply_facts(sessions, trusts, facts, agent=agent, event_type="dicom", rejection=note)

@@ -15,6 +15,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,21 +90,22 @@ class Orthanc:
         return str(response.json()["ID"])
 
 
-@pytest.fixture
-def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
-    """A fresh Orthanc with DICOMweb on a free loopback port (no DICOM listener), stopped at teardown."""
+@contextmanager
+def running_orthanc(tmp_path: Path, **extra: object) -> Iterator[Orthanc]:
+    """A fresh Orthanc with DICOMweb on a free loopback port, stopped on exit; ``extra`` adds configuration
+    (``DicomModalities``, ``LuaScripts`` ...)."""
     if not ORTHANC.exists() or not DICOMWEB_PLUGIN.exists():
         pytest.fail("Orthanc with its DICOMweb plugin is required (scripts/setup-system.sh installs it)",
                     pytrace=False)
     port = _free_port()
     storage = tmp_path / "orthanc-storage"
-    storage.mkdir()
+    storage.mkdir(parents=True)
     config = tmp_path / "orthanc.json"
     config.write_text(json.dumps({
         "Name": "priorscan-test", "HttpPort": port, "DicomPort": _free_port(), "DicomServerEnabled": False,
         "StorageDirectory": str(storage), "IndexDirectory": str(storage), "Plugins": [str(DICOMWEB_PLUGIN)],
         "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "AuthenticationEnabled": False,
-        "RemoteAccessAllowed": False, "HttpCompressionEnabled": False,
+        "RemoteAccessAllowed": False, "HttpCompressionEnabled": False, **extra,
     }))
     log = (tmp_path / "orthanc.log").open("wb")
     process = subprocess.Popen([str(ORTHANC), str(config)], stdout=log, stderr=subprocess.STDOUT)
@@ -128,3 +130,10 @@ def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
             process.kill()
             process.wait(timeout=5)
         log.close()
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[Orthanc]:
+    """A fresh Orthanc with DICOMweb on a free loopback port (no DICOM listener), stopped at teardown."""
+    with running_orthanc(tmp_path) as server:
+        yield server
