@@ -81,6 +81,34 @@ def reassess(index: StudyIndex, study: Study) -> None:
         study.withdrawn, study.withdrawn_at = None, None  # an object not rejected arrived: shown again
 
 
+def remember_instances(index: StudyIndex, study: Study,
+                       instances: list[tuple[str, str | None, str | None, str | None]]) -> None:
+    """Record the objects a PACS lists for ``study`` (SOP Instance, Series, SOP Class UIDs and modality) that the
+    index has not received, so that a rejection note can be weighed against the whole study."""
+    session = index.session
+    sops = [sop[:64] for sop, *_ in instances]
+    known = set(session.scalars(select(StudyInstance.sop_instance_uid).where(
+        StudyInstance.sop_instance_uid.in_(sops)))) if sops else set()
+    for sop, series, sop_class, modality in instances:
+        if sop[:64] in known:
+            continue
+        known.add(sop[:64])
+        session.add(StudyInstance(study_id=study.id, sop_instance_uid=sop[:64], series_instance_uid=(series or "")[:64]
+                                  or None, sop_class_uid=(sop_class or "")[:64] or None,
+                                  modality=(modality or "")[:16] or None))
+    session.flush()
+    reassess(index, study)
+
+
+def forget_instances(index: StudyIndex, study: Study, sops: list[str]) -> None:
+    """Objects deleted in the PACS: take out what they alone added to the dose, and forget them."""
+    instances = list(index.session.scalars(select(StudyInstance).where(StudyInstance.study_id == study.id)))
+    _remove_dose(index, study, instances, set(sops))
+    index.session.execute(delete(StudyInstance).where(StudyInstance.study_id == study.id,
+                                                      StudyInstance.sop_instance_uid.in_(sops)))
+    reassess(index, study)
+
+
 def _remove_dose(index: StudyIndex, study: Study, instances: list[StudyInstance], removing: set[str]) -> None:
     """Take out what the instances in ``removing`` alone contributed to the study's dose."""
     if not removing:

@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true")
     p.add_argument("--interval", type=float, default=60.0)
     p.add_argument("--trust", metavar="ODS", help="qualify patient IDs that arrive without an issuer with this trust")
+    p.add_argument("--recent-days", type=int, default=7, help="dates listed on every poll (default 7)")
+    p.add_argument("--sweep-queries", type=int, default=50,
+                   help="QIDO queries per poll spent re-listing older dates, so that late arrivals of any date are "
+                        "found (default 50; every poll prints the bound this gives)")
     return parser
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import running_orthanc
 from dicomweb_client.api import DICOMwebClient
 from imaging_factories import CT_IMAGE, XRAY_DOSE_SR, CtEvent, ct_image, ct_rdsr, write
+from orthanc_runner import running_orthanc
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 from pynetdicom import AE
