@@ -6,8 +6,9 @@
 - Presentation contexts: Verification (C-ECHO) and every storage SOP class pynetdicom knows (radiation dose SRs,
   Enhanced and Comprehensive SR, key object selection documents for IOCM, CT, MR, CR, DX, MG, US, XA, RF, NM, PET,
   secondary capture ...), in every transfer syntax, compressed ones included: only the header is read.
-- Each object is indexed by :func:`api.dicom_receiver.receive` (header only, committed) before its status is sent,
-  so a success status means the object is in the store; a failure is a dead letter and a failure status.
+- Each object is indexed (header only) and committed before its status is sent, so a success status means the
+  object is in the store; a failure is a dead letter and a failure status. Objects arriving together over
+  concurrent associations share one transaction (:class:`api.dicom_receiver.GroupWriter`).
 
 pynetdicom runs each association in a thread of its own; the store is reached through the context's session
 factory, one unit of work per object.
@@ -23,7 +24,7 @@ from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from api.dicom_receiver import receive
+from api.dicom_receiver import GroupWriter
 from priorscan.audit import Agent
 
 if TYPE_CHECKING:
@@ -54,10 +55,12 @@ class StoreScp:
                 ae.add_supported_context(context_.abstract_syntax, AllTransferSyntaxes)
         self._ae = ae
         self._server: ThreadedAssociationServer | None = None
+        self._writer: GroupWriter | None = None
         self.host, self.port = host, port
 
     def start(self) -> StoreScp:
         """Listen (raises OSError when the port is taken)."""
+        self._writer = GroupWriter(self.context)
         server = self._ae.start_server((self.host, self.port), block=False,
                                        evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
         assert server is not None  # non-blocking: the server is returned
@@ -77,6 +80,9 @@ class StoreScp:
             time.sleep(0.05)
         for association in server.active_associations:
             association.abort()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def _on_store(self, event: Any) -> int:
         requestor = event.assoc.requestor
@@ -89,9 +95,12 @@ class StoreScp:
             log.warning("C-STORE from %s: the object could not be taken from the request (%s)", source,
                         type(exc).__name__)
             return 0xC000
-        received = receive(self.context, data, channel=CHANNEL, source=source,
-                           agent=Agent("feed", f"dicom:{calling or 'unknown'}"[:200], requestor.address),
-                           source_trust=trust.ods if trust is not None else None)
+        writer = self._writer
+        if writer is None:  # stopping
+            return 0xA700
+        received = writer.submit(data, channel=CHANNEL, source=source,
+                                 agent=Agent("feed", f"dicom:{calling or 'unknown'}"[:200], requestor.address),
+                                 source_trust=trust.ods if trust is not None else None)
         if not received.stored:
             log.info("C-STORE from %s refused with status 0x%04X (%s)", source, received.status,
                      received.outcome.reason)

@@ -12,7 +12,8 @@ dead letter) and the answer is the Store Instances Response of PS3.18 as DICOM J
   multipart, 415 for another media type than ``application/dicom``.
 
 Parts are spooled to temporary files as they stream in (a part larger than :data:`SPOOL_BYTES` goes to disk), so a
-large request does not sit in memory; the objects are then indexed one by one in a worker thread.
+large request does not sit in memory; the objects are then indexed in a worker thread, up to
+:data:`api.dicom_receiver.MAX_GROUP` objects per transaction (each object alone again if a group fails).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
 from api.deps import ContextDep, Principal, require
-from api.dicom_receiver import CANNOT_UNDERSTAND, Received, read_header, receive
+from api.dicom_receiver import CANNOT_UNDERSTAND, MAX_GROUP, Received, read_header, receive_many
 from imaging.rdsr import raw_text
 from priorscan.audit import Agent
 from priorscan.outcome import ItemOutcome
@@ -118,27 +119,34 @@ def _reference(received: Received) -> dict[str, Any]:
 
 def _store_all(context: AppContext, parts: list[_Part], study_uid: str | None, agent: Agent,
                source: str) -> list[Received]:
-    results = []
-    for part in parts:
+    """Index the request's objects in one unit of work (each alone if that fails); statuses in request order."""
+    results: list[Received | None] = [None] * len(parts)
+    wanted: list[tuple[int, bytes]] = []
+    for position, part in enumerate(parts):
         kind, _ = _media_type(part.headers.get("content-type", "application/dicom"))
         part.body.seek(0)
         data = part.body.read()
         if kind != "application/dicom":
-            results.append(Received(CANNOT_UNDERSTAND, ItemOutcome.rejected(
-                "DICOM", f"part of media type {kind[:60]} (expected application/dicom)", "dicom")))
+            results[position] = Received(CANNOT_UNDERSTAND, ItemOutcome.rejected(
+                "DICOM", f"part of media type {kind[:60]} (expected application/dicom)", "dicom"))
             continue
         if study_uid is not None:
             try:
                 header = read_header(data)
-            except Exception:  # unreadable: receive() reports and dead-letters it
+            except Exception:  # unreadable: receive_many() reports and dead-letters it
                 header = None
             if header is not None and (raw_text(header, (0x0020, 0x000D)) or "").strip() != study_uid:
-                results.append(Received(WRONG_STUDY, ItemOutcome.rejected(
+                results[position] = Received(WRONG_STUDY, ItemOutcome.rejected(
                     "DICOM", "object of another study than the request's", "dicom"),
-                    raw_text(header, (0x0008, 0x0016)), raw_text(header, (0x0008, 0x0018))))
+                    raw_text(header, (0x0008, 0x0016)), raw_text(header, (0x0008, 0x0018)))
                 continue
-        results.append(receive(context, data, channel=CHANNEL, source=source, agent=agent))
-    return results
+        wanted.append((position, data))
+    for start in range(0, len(wanted), MAX_GROUP):
+        group = wanted[start:start + MAX_GROUP]
+        received = receive_many(context, [data for _, data in group], channel=CHANNEL, source=source, agent=agent)
+        for (position, _), result in zip(group, received, strict=True):
+            results[position] = result
+    return [r for r in results if r is not None]
 
 
 async def _stow(request: Request, ctx: AppContext, principal: Principal, study_uid: str | None) -> Response:

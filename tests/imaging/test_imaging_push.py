@@ -243,3 +243,47 @@ def test_stow_rs_is_authenticated_scoped_and_typed(live_server_sqlite) -> None: 
         client.store_instances([ct_image()])
     with server.context.sessions() as session:
         assert session.scalars(select(Study)).first() is None
+
+
+def test_objects_from_concurrent_associations_share_transactions_and_all_commit(context: AppContext,
+                                                                                  scp: StoreScp) -> None:
+    import threading
+
+    batches = [[ct_image(study_uid=f"1.2.826.0.1.3680043.10.7.20.{a}", description="CT CHEST") for _ in range(10)]
+               for a in range(4)]
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda b=batch: statuses.extend(send(scp.port, b, calling=f"MOD{len(b)}")))
+               for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [0] * 40
+    with context.sessions() as session:
+        assert len(list(session.scalars(select(StudyInstance)))) == 40
+        assert len(list(session.scalars(select(Study)))) == 4
+
+
+def test_a_group_with_a_refused_object_is_applied_one_by_one(context: AppContext,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.dicom_receiver import receive_many
+    from imaging.index import StudyIndex
+    from priorscan.audit import Agent
+    from priorscan.errors import DicomError
+
+    bad = "1.2.826.0.1.3680043.10.7.30.2"
+    original = StudyIndex.apply
+
+    def refusing(self, facts, *, actor):  # type: ignore[no-untyped-def]
+        if facts.study_instance_uid == bad:
+            raise DicomError("refused by the index", code="dicom")
+        return original(self, facts, actor=actor)
+
+    monkeypatch.setattr(StudyIndex, "apply", refusing)
+    objects = [encoded(ct_image(study_uid=f"1.2.826.0.1.3680043.10.7.30.{n}")) for n in (1, 2, 3)]
+    results = receive_many(context, objects, channel="stow-rs", source="test", agent=Agent("client", "test"))
+    assert [r.status for r in results] == [0x0000, 0xC000, 0x0000]
+    assert stored(context, "1.2.826.0.1.3680043.10.7.30.1") is not None
+    assert stored(context, "1.2.826.0.1.3680043.10.7.30.3") is not None
+    assert stored(context, bad) is None
+    assert [d.reason for d in dead_letters(context)] == ["refused by the index"]
