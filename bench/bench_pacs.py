@@ -113,17 +113,19 @@ def bench_c_store(url: str, objects: list[bytes], associations: int) -> tuple[fl
 
     chunks = [datasets[i::associations] for i in range(associations)]
     threads = [threading.Thread(target=sender, args=(c,)) for c in chunks]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     scp.stop()
     stored = _count(context, "study_instance")
     context.engine.dispose()
     print(f"C-STORE: {len(objects) - len(failures)} of {len(objects)} objects stored in {elapsed:.1f} s over "
-          f"{associations} associations: {len(objects) / elapsed:.0f} objects/s committed; {stored} in the store")
+          f"{associations} associations: {len(objects) / elapsed:.0f} objects/s committed; {stored} in the store; "
+          f"{len(objects) / cpu:.0f} objects per CPU-second (sender and SCP in this process; load average "
+          f"{os.getloadavg()[0]:.1f})")
     return len(objects) / elapsed, stored
 
 
@@ -164,18 +166,20 @@ def bench_stow(url: str, objects: list[bytes], connections: int, batch: int) -> 
                 stored_ok.append(len((answer.get("00081199") or {}).get("Value") or []))
 
     threads = [threading.Thread(target=sender, args=(c,)) for c in _split(objects, connections)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     server.should_exit = True
     thread.join(timeout=10)
     stored = _count(context, "study_instance")
     context.engine.dispose()
     print(f"STOW-RS: {sum(stored_ok)} of {len(objects)} objects stored in {elapsed:.1f} s ({connections} connections, "
-          f"{batch} objects a request): {len(objects) / elapsed:.0f} objects/s committed; {stored} in the store")
+          f"{batch} objects a request): {len(objects) / elapsed:.0f} objects/s committed; {stored} in the store; "
+          f"{len(objects) / cpu:.0f} objects per CPU-second (client and server in this process; load average "
+          f"{os.getloadavg()[0]:.1f})")
     return len(objects) / elapsed, stored
 
 
@@ -222,6 +226,12 @@ def orthanc(root: Path) -> Iterator[str]:
                 raise RuntimeError("Orthanc did not start")
             time.sleep(0.1)
         yield url
+    except BaseException:
+        log.flush()
+        tail = (root / "orthanc.log").read_text(errors="replace").splitlines()[-15:]
+        state = f"exited with status {process.poll()}" if process.poll() is not None else "was running"
+        print(f"Orthanc {state}; the end of its log:\n  " + "\n  ".join(tail))
+        raise
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -242,6 +252,13 @@ def _study(rng: random.Random, day: date, n: int) -> bytes:
     buffer = io.BytesIO()
     dcmwrite(buffer, ds, enforce_file_format=True)
     return buffer.getvalue()
+
+
+def _count_uids(engine, objects: list[bytes]) -> int:  # type: ignore[no-untyped-def]
+    uids = [dcmread(io.BytesIO(b), stop_before_pixels=True).StudyInstanceUID for b in objects]
+    with engine.connect() as conn:
+        return sum(int(conn.execute(text("select count(*) from study where study_instance_uid = :u"),
+                                    {"u": uid}).scalar() or 0) for uid in uids)
 
 
 def _load(url: str, studies: list[bytes]) -> float:
@@ -298,9 +315,10 @@ def bench_poll(args: argparse.Namespace) -> int:
             with engine.connect() as conn:
                 indexed = int(conn.execute(text("select count(*) from study")).scalar() or 0)
             print(f"poll {polls}: {seconds:.1f} s, {result.queries} queries, {result.new} new; {result.render()}")
-            if indexed >= total or polls > result.sweep_bound_polls + 1:
+            if indexed >= total or polls >= 10:
                 break
-        print(f"late arrivals: {indexed - args.studies} of {args.late} indexed after {polls} poll(s) "
+        late_found = _count_uids(engine, late)
+        print(f"late arrivals: {late_found} of {args.late} indexed after {polls} poll(s) "
               f"({spent:.1f} s of polling; the bound stated: {result.sweep_bound_polls} poll(s)); "
               f"{indexed} of {total} studies indexed ({100 * indexed / total:.1f}%)")
         engine.dispose()

@@ -220,7 +220,8 @@ def ingest_dicom_datasets(sessions: sessionmaker[Session], trusts: TrustRegistry
 
 
 def ingest_dicom_json(sessions: sessionmaker[Session], trusts: TrustRegistry, dataset: dict[str, Any], *,
-                      agent: Agent, source: str | None = None) -> ItemOutcome:
+                      agent: Agent, source: str | None = None,
+                      remote: tuple[str, str, int | None] | None = None) -> ItemOutcome:
     """Index one DICOM JSON dataset (a QIDO-RS result, or WADO-RS metadata of an instance such as an RDSR).
 
     Parameters
@@ -236,6 +237,8 @@ def ingest_dicom_json(sessions: sessionmaker[Session], trusts: TrustRegistry, da
     source : str, optional
         Where it came from: a trust's ODS code or alias qualifies patient IDs sent without issuer; anything else
         (a file name, a URL) is only named in the audit trail.
+    remote : tuple, optional
+        What the DICOMweb source lists of the study (:attr:`imaging.facts.StudyFacts.remote`), kept with it.
 
     Returns
     -------
@@ -248,7 +251,8 @@ def ingest_dicom_json(sessions: sessionmaker[Session], trusts: TrustRegistry, da
         ds = dataset_from_json(dataset)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
         return ItemOutcome.rejected("DICOM JSON", f"not a valid DICOM JSON dataset ({type(exc).__name__})", "dicom")
-    return _ingest_dataset(sessions, trusts, ds, agent=agent, source="qido", source_name=source, kind="DICOM JSON")
+    return _ingest_dataset(sessions, trusts, ds, agent=agent, source="qido", source_name=source, kind="DICOM JSON",
+                           remote=remote)
 
 
 def _prepare(ds: Dataset, trusts: TrustRegistry, *, source: str, source_name: str | None,
@@ -268,9 +272,11 @@ def _prepare(ds: Dataset, trusts: TrustRegistry, *, source: str, source_name: st
 
 
 def _ingest_dataset(sessions: sessionmaker[Session], trusts: TrustRegistry, ds: Dataset, *, agent: Agent,
-                    source: str, source_name: str | None, kind: str) -> ItemOutcome:
+                    source: str, source_name: str | None, kind: str,
+                    remote: tuple[str, str, int | None] | None = None) -> ItemOutcome:
     prepared = _prepare(ds, trusts, source=source, source_name=source_name, kind=kind)
     if isinstance(prepared, ItemOutcome):
         return prepared
     facts, note = prepared
+    facts.remote = remote
     return apply_facts(sessions, trusts, facts, agent=agent, event_type="dicom", rejection=note)

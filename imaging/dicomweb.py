@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from imaging import reconcile as rc
 from imaging.adapters import begin_write, ingest_dicom_json
 from imaging.index import StudyIndex
+from imaging.iocm import DELETED_FROM_PACS
 from imaging.tables import Study, StudyInstance
 from imaging.withdrawal import forget_instances, mark_deleted, remember_instances, restore
 from priorscan.audit import Agent, record
@@ -225,12 +226,17 @@ class _Poll:
                 if withdrawn is not None and self._restore(uid):
                     self.result.restored += 1
                 continue
-            self.index(uid, dataset, digest, created=uid not in known)
+            self.index(uid, dataset, digest, created=uid not in known, withdrawn=withdrawn)
         return listed
 
-    def index(self, uid: str, dataset: dict[str, dict], digest: str, *, created: bool) -> None:
+    def index(self, uid: str, dataset: dict[str, dict], digest: str, *, created: bool,
+              withdrawn: str | None) -> None:
+        modalities = {str(m).upper() for m in _values(dataset, MODALITIES)}
+        more = "SR" in modalities or "KO" in modalities or not created  # objects to read over WADO-RS as well
+        count = rc.instance_count(dataset)
         outcome = ingest_dicom_json(self.sessions, self.trusts, dataset, agent=self.agent,
-                                    source=self.source_trust or self.source)
+                                    source=self.source_trust or self.source,
+                                    remote=None if more else (self.source, digest, count))
         if not outcome.accepted:
             self.result.rejected += 1
             self.result.reasons[outcome.reason or "rejected"] += 1
@@ -241,16 +247,18 @@ class _Poll:
             self.result.reread += 1
         if outcome.detail.get("patient") == "unresolved":
             self.result.unresolved += 1
-        modalities = {str(m).upper() for m in _values(dataset, MODALITIES)}
+        if not more:  # the one unit of work kept the fingerprint (and gave back a study deleted before)
+            self.result.restored += withdrawn == DELETED_FROM_PACS
+            return
         complete = True
         if "SR" in modalities or not created:
             complete &= self.read_reports(uid)
         if "KO" in modalities:
             complete &= self.read_key_objects(uid)
-        if self._restore(uid):
+        if withdrawn is not None and self._restore(uid):
             self.result.restored += 1
         if complete:  # otherwise the fingerprint stays old: the study is read again next time
-            self._remember(uid, digest, rc.instance_count(dataset))
+            self._remember(uid, digest, count)
 
     def _instances(self, uid: str, modality: str | None = None) -> list[dict[str, dict]] | None:
         filters = {"Modality": modality} if modality else None

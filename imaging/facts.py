@@ -49,6 +49,9 @@ class StudyFacts:
     dose_events: list[DoseEvent] = field(default_factory=list)  # from image headers
     dose_report: DoseReport | None = None  # from an RDSR
     notes: list[str] = field(default_factory=list)  # what could not be read (no identifiers)
+    #: What a DICOMweb source lists of the study (its URL, the fingerprint of its answer, its instance count), kept
+    #: when this statement completes the study's reading: a study listed again is no longer deleted.
+    remote: tuple[str, str, int | None] | None = None
 
     @property
     def kind(self) -> str:

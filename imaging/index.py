@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from imaging import dose as dz
 from imaging.codetables import CodeTable, canonical_system
 from imaging.facts import STATUS_RANK, StudyFacts
-from imaging.iocm import REJECTION_REASONS
+from imaging.iocm import DELETED_FROM_PACS, REJECTION_REASONS
 from imaging.procedures import (
     UNKNOWN,
     NormalisedProcedure,
@@ -131,6 +131,11 @@ class StudyIndex:
         region_before = study.body_region
         self._merge_fields(study, facts)
         self._normalise(study, facts)
+        if facts.remote is not None:
+            study.remote_source, study.remote_fingerprint, study.remote_instances = (
+                facts.remote[0][:500], facts.remote[1][:64], facts.remote[2])
+            if study.withdrawn == DELETED_FROM_PACS:
+                study.withdrawn, study.withdrawn_at = None, None  # the PACS lists it again
         rejections = {} if created else dict(self.session.execute(
             _STUDY_REJECTIONS, {"uid": study.study_instance_uid}).tuples().all())
         rejected = REJECTION_REASONS.get(rejections.get(facts.sop_instance_uid or "", ""))
