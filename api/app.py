@@ -22,6 +22,7 @@ ROUTER_MODULES = (
     "api.routers.imaging",
     "api.routers.hl7",
     "api.routers.mpi",
+    "api.routers.workspace",
     "api.routers.ui",
 )
 
