@@ -1,7 +1,7 @@
 """imaging: objects received, IOCM rejections, reports, and what a PACS last said about each study
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-06 14:23:01.601065
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 import priorscan.db
 
 
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
