@@ -1,14 +1,14 @@
 """workspace: a trust's requests by day and what changed since a moment (orders and alerts)
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-06 09:00:00.000000
 """
 from alembic import op
 
 
-revision = '0006'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
