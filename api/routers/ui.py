@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import web_session
 from api.deps import ContextDep, Principal, PrincipalDep, get_principal
-from api.workspace import local_today, pages_for
+from api.workspace import local_today, pages_for, source_scopes
 from priorscan.errors import PriorscanError
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -71,6 +71,7 @@ class SessionInfo(BaseModel):
     scopes: list[str]
     trusts: list[TrustInfo] = Field(description="every trust of the region, for display names")
     pages: list[PageInfo] = Field(default_factory=list, description="the pages the person's role opens")
+    live: bool = Field(default=False, description="whether the person's role receives live updates")
     timezone: str = "Europe/London"
     today: str | None = Field(default=None, description="today's date in the consortium's time zone")
 
@@ -116,7 +117,8 @@ def _session_info(ctx: ContextDep, principal: Principal) -> SessionInfo:
     zone = _timezone(ctx)
     return SessionInfo(username=principal.name, kind=principal.kind, role=principal.role, trust=principal.trust_ods,
                        trustName=trust_name, scopes=list(principal.scopes), trusts=trusts, pages=pages,
-                       timezone=zone, today=local_today(zone).isoformat())
+                       live=any(principal.allows(s) for s in source_scopes()), timezone=zone,
+                       today=local_today(zone).isoformat())
 
 
 def _timezone(ctx: ContextDep) -> str:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ContextDep, Principal, SessionDep, require
+from api.deps import ContextDep, Principal, PrincipalDep, SessionDep, require
 from api.routers.duplicate_check import http_error
 from api.scopes import ALERTS
 from api.workspace import (
@@ -48,6 +48,7 @@ from api.workspace import (
     read_patient_view,
     read_request,
     read_worklist,
+    source_scopes,
     sse,
 )
 from dedupe import active_rules
@@ -200,21 +201,25 @@ def _change_json(change: Change) -> dict[str, Any]:
 
 @router.get("/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
-async def events(request: Request, ctx: ContextDep, principal: Principal = Depends(require(ALERTS))) -> Any:
+async def events(request: Request, ctx: ContextDep, principal: PrincipalDep) -> Any:
     """Server-sent events: ``hello`` with the open-alert count, then ``change`` whenever the trust's requests or
-    alerts change (any worker's). The stream closes after a few seconds; the browser reconnects by itself."""
+    alerts change (any worker's), or whatever else a page's source sends to the person's role
+    (:func:`api.workspace.register_source`). The stream closes after a few seconds; the browser reconnects."""
+    if not any(principal.allows(scope) for scope in source_scopes()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="your role has no live updates")
     trust = principal.trust_ods if principal.trust_ods is not None else None
+    counts = principal.allows(ALERTS)
     now = utcnow()
     resumed = parse_cursor(request.headers.get("last-event-id"), now=now)
-    feed = ChangeFeed(resumed or now)
+    feed = ChangeFeed(resumed or now, allows=principal.allows)
 
     def read(first: bool) -> tuple[list[Change], int]:
         with ctx.sessions() as session:
             if first and resumed is None:
                 feed.prime(session, trust)
-                return [], open_alert_count(session, trust)
+                return [], open_alert_count(session, trust) if counts else -1
             changes = feed.read(session, trust)
-            return changes, (open_alert_count(session, trust) if changes or first else -1)
+            return changes, (open_alert_count(session, trust) if counts and (changes or first) else -1)
 
     async def stream() -> Any:
         try:

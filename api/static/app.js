@@ -290,7 +290,7 @@
 
   function startLive() {
     stopLive();
-    if (!state.me || !(state.me.pages || []).some((p) => p.id === "worklist")) {
+    if (!state.me || !state.me.live) {
       setLive("Live updates off for your role", false);
       return;
     }

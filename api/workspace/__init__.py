@@ -22,6 +22,7 @@ from api.workspace.live import (
     changes_since,
     parse_cursor,
     register_source,
+    source_scopes,
     sse,
 )
 from api.workspace.pages import PAGES, Page, pages_for
@@ -62,5 +63,6 @@ __all__ = [
     "read_request",
     "read_worklist",
     "register_source",
+    "source_scopes",
     "sse",
 ]

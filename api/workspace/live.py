@@ -11,9 +11,10 @@ stream remembers which versions ``(kind, id, updated_at)`` it has sent (:class:`
 seen, and nothing is sent twice. A stream lasts at most :data:`STREAM_SECONDS` (so that a server can shut down
 without waiting for open pages) and the page's EventSource reconnects, resuming from the last event id.
 
-Sources: alerts and imaging orders (requests) of the trust. Another page can add its own source with
-:func:`register_source` (a function of ``(session, trust, since)`` returning :class:`Change` values): its changes go
-down the same stream under the event name it chooses.
+Sources: alerts and imaging orders (requests) of the trust, for people whose role grants ``priorscan/alerts``.
+Another page can add its own source with :func:`register_source` (a function of ``(session, trust, since)``
+returning :class:`Change` values, and the scope a person needs to receive them): its changes go down the same stream,
+under the event name it chooses, to the people whose role grants that scope.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.scopes import ALERTS
 from dedupe.tables import Alert
 from imaging.tables import ImagingOrder
 
@@ -51,13 +53,18 @@ class Change:
 
 
 Source = Callable[[Session, str | None, datetime], Iterable[Change]]
-_SOURCES: list[Source] = []
+_SOURCES: list[tuple[str, Source]] = []
 
 
-def register_source(source: Source) -> Source:
-    """Add a source of changes to every stream (usable as a decorator)."""
-    _SOURCES.append(source)
+def register_source(source: Source, *, scope: str = ALERTS) -> Source:
+    """Send the changes of ``source`` down the streams of people whose role grants ``scope``."""
+    _SOURCES.append((scope, source))
     return source
+
+
+def source_scopes() -> set[str]:
+    """The scopes that some source needs: a person granted none of them has no live channel."""
+    return {scope for scope, _ in _SOURCES}
 
 
 def _title(request: dict[str, Any] | None, description: str | None = None) -> str:
@@ -67,7 +74,6 @@ def _title(request: dict[str, Any] | None, description: str | None = None) -> st
             or " ".join(filter(None, (request.get("modality"), request.get("bodySite")))) or "Imaging request")
 
 
-@register_source
 def alert_changes(session: Session, trust: str | None, since: datetime) -> Iterable[Change]:
     statement = select(Alert.id, Alert.updated_at, Alert.status, Alert.verdict, Alert.request, Alert.request_date,
                        Alert.requesting_trust, Alert.placer_order_number).where(Alert.updated_at > since)
@@ -80,7 +86,6 @@ def alert_changes(session: Session, trust: str | None, since: datetime) -> Itera
             "requestingTrust": row.requesting_trust, "placerOrderNumber": row.placer_order_number})
 
 
-@register_source
 def order_changes(session: Session, trust: str | None, since: datetime) -> Iterable[Change]:
     statement = select(ImagingOrder.id, ImagingOrder.updated_at, ImagingOrder.status, ImagingOrder.description,
                        ImagingOrder.modality, ImagingOrder.body_region, ImagingOrder.requesting_trust,
@@ -94,9 +99,15 @@ def order_changes(session: Session, trust: str | None, since: datetime) -> Itera
             "requestingTrust": row.requesting_trust, "placerOrderNumber": row.placer_order_number})
 
 
-def changes_since(session: Session, trust: str | None, since: datetime) -> list[Change]:
-    """Every source's changes at ``trust`` (every trust when None) stamped after ``since``, oldest first."""
-    found = [change for source in _SOURCES for change in source(session, trust, since)]
+register_source(alert_changes)
+register_source(order_changes)
+
+
+def changes_since(session: Session, trust: str | None, since: datetime,
+                  allows: Callable[[str], bool] = lambda scope: True) -> list[Change]:
+    """The changes at ``trust`` (every trust when None) stamped after ``since``, oldest first, of every source whose
+    scope ``allows`` grants."""
+    found = [change for scope, source in _SOURCES if allows(scope) for change in source(session, trust, since)]
     return sorted(found, key=lambda c: (_aware(c.updated_at), c.event, c.key))
 
 
@@ -110,11 +121,12 @@ class ChangeFeed:
 
     cursor: datetime
     sent: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    allows: Callable[[str], bool] = lambda scope: True  # which sources' scopes the stream's person holds
 
     def read(self, session: Session, trust: str | None) -> list[Change]:
         """The changes not sent yet; moves the cursor to the newest stamp seen."""
         fresh = []
-        for change in changes_since(session, trust, self.cursor - LOOKBACK):
+        for change in changes_since(session, trust, self.cursor - LOOKBACK, self.allows):
             stamp = _aware(change.updated_at)
             if self.sent.get((change.event, change.key)) == stamp:
                 continue

@@ -3,8 +3,9 @@
 Priors are the ones the check showed (kept on the alert), completed from the imaging index where the check's copy
 lacks something the index now knows: a prior without a performing trust takes the trust of the record its study
 arrived with, and then that trust's viewer link; a report conclusion or a viewer link added to the study since are
-kept as sent. A prior that still has no trust says so (``trustKnown`` false) and gives its study UID and accession
-number, so that the images can be found in the shared PACS by hand.
+kept as sent; a prior still without a viewer link gets the regional viewer's launch (IHE IID, configured in
+``trusts.toml``). A prior that still has no trust says so (``trustKnown`` false); one that still has no link gives its
+study UID and accession number, so that the images can be found in the shared PACS by hand.
 """
 
 from __future__ import annotations
@@ -115,31 +116,35 @@ def read_request(session: Session, trusts: TrustRegistry, request_id: str, *, tr
 def complete_priors(session: Session, trusts: TrustRegistry, priors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The priors as shown by the check, with the trust, its name and a viewer link filled in from the index where
     the check had none (see the module's notes); each gains ``trustKnown``."""
-    uids = [p["studyInstanceUid"] for p in priors if p.get("studyInstanceUid") and not p.get("trust")]
-    found: dict[str, tuple[str | None, str | None, str | None, str | None]] = {}
-    if uids:
+    wanted = [p["studyInstanceUid"] for p in priors if p.get("studyInstanceUid")
+              and (not p.get("trust") or not p.get("viewerUrl"))]
+    found: dict[str, tuple[str | None, str | None, str | None, str | None, str | None]] = {}
+    if wanted:
         rows = session.execute(
             select(Study.study_instance_uid, Study.performing_trust, Study.accession_number, SourceRecord.trust_ods,
-                   Study.patient_issuer)
+                   Study.patient_issuer, Study.patient_local_id)
             .outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
-            .where(Study.study_instance_uid.in_(uids))).all()
-        found = {uid: (performing, accession, record_trust, issuer)
-                 for uid, performing, accession, record_trust, issuer in rows}
+            .where(Study.study_instance_uid.in_(wanted))).all()
+        found = {uid: (performing, accession, record_trust, issuer, local_id)
+                 for uid, performing, accession, record_trust, issuer, local_id in rows}
     completed = []
     for prior in priors:
         prior = dict(prior)
+        uid = prior.get("studyInstanceUid")
         trust = trusts.resolve(prior.get("trust")) if prior.get("trust") else None
-        if trust is None and prior.get("studyInstanceUid") in found:
-            performing, accession, record_trust, issuer = found[prior["studyInstanceUid"]]
+        performing, accession, record_trust, issuer, local_id = found.get(uid or "", (None,) * 5)
+        if trust is None:
             trust = trusts.resolve(performing) or trusts.resolve(record_trust) or trusts.resolve(issuer)
-            prior.setdefault("accessionNumber", accession)
-            if not prior.get("accessionNumber"):
-                prior["accessionNumber"] = accession
+        if not prior.get("accessionNumber") and accession:
+            prior["accessionNumber"] = accession
         if trust is not None:
             prior["trust"] = trust.ods
             prior["trustName"] = trust.name
-            if not prior.get("viewerUrl") and prior.get("studyInstanceUid"):
-                prior["viewerUrl"] = trust.viewer_url(prior["studyInstanceUid"], prior.get("accessionNumber"))
+        if not prior.get("viewerUrl") and uid:
+            # the performing trust's viewer, else the shared PACS's regional launch (IHE IID)
+            prior["viewerUrl"] = trusts.viewer_url(trust.ods if trust else None, uid,
+                                                   accession_number=prior.get("accessionNumber"),
+                                                   patient_namespace=issuer, patient_local_id=local_id)
         prior["trustKnown"] = trust is not None
         completed.append(prior)
     return completed

@@ -15,6 +15,7 @@ from api.workspace import (
     ChangeFeed,
     WorklistQuery,
     changes_since,
+    complete_priors,
     read_patient_view,
     read_request,
     read_worklist,
@@ -105,7 +106,7 @@ def test_the_request_view_names_the_patient_and_completes_a_prior_without_a_trus
     uid = add_study(session, ryr, on=AS_OF, days_ago=5, trust=None)  # loaded without a performing trust
     outcome = request(session, trusts, nhs=number, at=london(AS_OF), placer="ORD-1")
     session.commit()
-    assert outcome.priors[0]["trust"] is None and outcome.priors[0]["viewerUrl"] is None  # what the check kept
+    assert outcome.priors[0]["trust"] is None  # what the check kept
 
     item = read_worklist(session, WorklistQuery("RTK", AS_OF), timezone=TZ)[0]
     view = read_request(session, trusts, item.id, trust="RTK", timezone=TZ)
@@ -119,7 +120,16 @@ def test_the_request_view_names_the_patient_and_completes_a_prior_without_a_trus
     assert prior["studyInstanceUid"] == uid
     assert (prior["trust"], prior["trustKnown"]) == ("RYR", True)  # from the record the study arrived with
     assert prior["trustName"] == "University Hospitals Sussex NHS Foundation Trust"
-    assert uid in prior["viewerUrl"] and "trust=RYR" in prior["viewerUrl"]
+    assert uid in prior["viewerUrl"]
+    # an alert kept before priors had links (or whose trust had no viewer then) gets the trust's own viewer now
+    kept = {k: v for k, v in outcome.priors[0].items() if k not in ("viewerUrl", "trustName")}
+    (again,) = complete_priors(session, trusts, [kept])
+    assert (again["trust"], again["trustKnown"]) == ("RYR", True)
+    assert uid in again["viewerUrl"] and "trust=RYR" in again["viewerUrl"]
+    # a study the index knows under no trust at all still gets the regional viewer's launch, and says so
+    orphan = add_study(session, None, on=AS_OF, days_ago=5, trust=None)
+    (lost,) = complete_priors(session, trusts, [{"studyInstanceUid": orphan, "trust": None, "viewerUrl": None}])
+    assert lost["trustKnown"] is False and orphan in lost["viewerUrl"] and "IHEInvokeImageDisplay" in lost["viewerUrl"]
     assert shown["alert"]["actions"] == ["acknowledge", "override", "cancel"]
     assert regional_id == patient["regionalPatientId"] and rtk
 

@@ -90,7 +90,29 @@ def test_the_session_lists_the_pages_of_the_role(live_server_sqlite) -> None:  #
     make_user(context, "analyst.one", role="analyst", trust=None)
     pages = [p["id"] for p in httpx.get(base + "/ui/session", cookies=sign_in(base, "rad.one")).json()["pages"]]
     assert pages == ["worklist", "request", "patient", "check"]
-    assert httpx.get(base + "/ui/session", cookies=sign_in(base, "analyst.one")).json()["pages"] == []
+    analyst = sign_in(base, "analyst.one")
+    answer = httpx.get(base + "/ui/session", cookies=analyst).json()
+    assert (answer["pages"], answer["live"]) == ([], False)
+    assert httpx.get(base + "/api/v1/workspace/events", cookies=analyst).status_code == 403  # no live channel
+
+
+def test_a_pages_own_live_source_reaches_only_the_roles_it_names(session, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A page plugged into the shell sends its changes to the people whose role grants its scope, and to no one else."""
+    from datetime import UTC, datetime
+
+    from api.deps import Principal
+    from api.workspace import Change, ChangeFeed, register_source
+    from api.workspace import live as live_module
+
+    monkeypatch.setattr(live_module, "_SOURCES", list(live_module._SOURCES))
+    stamp = datetime.now(UTC)
+    register_source(lambda s, trust, since: [Change("review", "item-1", stamp, {"queue": 1})],
+                    scope="priorscan/mpi-review")
+    steward = Principal("user", "steward", ("priorscan/mpi-review",), role="mpi-steward")
+    radiographer = Principal("user", "rad", ("priorscan/alerts",), trust_ods="RTK", role="radiographer")
+    before = stamp.replace(year=stamp.year - 1)
+    assert [c.event for c in ChangeFeed(before, allows=steward.allows).read(session, None)] == ["review"]
+    assert [c.event for c in ChangeFeed(before, allows=radiographer.allows).read(session, "RTK")] == []
 
 
 def test_the_live_channel_sends_an_alert_raised_by_another_worker(live_server) -> None:  # type: ignore[no-untyped-def]

@@ -55,7 +55,8 @@
         return [
           el("h3", { class: "timeline__title" }, `${s.modality || "?"} · ${description}`, drl ? [" ", drl] : null,
             s.identity !== "confirmed" ? [" ", shell.tag(s.identity === "provisional" ? "provisional" : "probable")] : null,
-            s.status === "cancelled" ? [" ", shell.tag("cancelled")] : null),
+            s.status === "cancelled" ? [" ", shell.tag("cancelled")] : null,
+            s.withdrawn ? [" ", shell.tag("cancelled", `Withdrawn: ${s.withdrawn}`)] : null),
           el("p", { class: "timeline__meta", text: [shell.trustLabel(s.trust, s.trustName),
             s.bodySite ? `Region: ${s.bodySite}` : "Region not known",
             s.laterality && s.laterality !== "none" ? `Side: ${s.laterality}` : null,

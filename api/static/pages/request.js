@@ -129,7 +129,10 @@
       : el("p", { class: "no-link" }, el("strong", { text: "Images not linked. " }),
         `Find them in the regional PACS by study UID ${p.studyInstanceUid || "not recorded"}`
         + (p.accessionNumber ? ` or accession number ${p.accessionNumber}.` : "."));
-    const report = p.reportConclusion || p.report || null;
+    const report = p.reportConclusion
+      ? `${p.reportConclusion}${p.reportStatus && p.reportStatus !== "final" ? ` (${p.reportStatus} report)` : ""}`
+        + (p.reportIssued ? ` · issued ${shell.formatDateTime(p.reportIssued)}` : "")
+      : null;
     const reportUrl = p.reportUrl ? shell.safeUrl(p.reportUrl) : null;
     return el("li", { class: `prior prior--${p.severity === "warning" ? "warning" : "info"}`, "aria-labelledby": headingId },
       el("div", { class: "prior__main" },
