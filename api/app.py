@@ -23,7 +23,9 @@ ROUTER_MODULES = (
     "api.routers.dicomweb",
     "api.routers.hl7",
     "api.routers.mpi",
+    "api.routers.workspace",
     "api.routers.ui",
+    "api.routers.operations",
 )
 
 

@@ -101,7 +101,12 @@ class ImagingOrder(Base):
     """An imaging request (HL7 ORM/OMI, FHIR ServiceRequest, or a duplicate check with an order number)."""
 
     __tablename__ = "imaging_order"
-    __table_args__ = (UniqueConstraint("requesting_trust", "placer_order_number"),)
+    __table_args__ = (
+        UniqueConstraint("requesting_trust", "placer_order_number"),
+        # the workspace: a trust's requests of one day, and what changed since a moment (api.workspace)
+        Index("ix_imaging_order_trust_ordered", "requesting_trust", "ordered_at"),
+        Index("ix_imaging_order_trust_updated", "requesting_trust", "updated_at"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     requesting_trust: Mapped[str] = mapped_column(String(10))
     placer_order_number: Mapped[str] = mapped_column(String(64))
