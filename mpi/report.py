@@ -178,10 +178,11 @@ def _draw(out: Path, summary: dict[str, Any], curve: Any, sizes: dict[int, int] 
         if all(h is not None for h in household):
             axis.bar(x + 0.27, household, 0.27, label="u at one home (relatives)")
         axis.set_yscale("log")
-        axis.set_ylim(1e-7, 1.5)
+        axis.set_ylim(1e-9, 1.5)
         axis.set_xticks(x, labels, fontsize=7)
         axis.set_title(comparison["comparison"], fontsize=9, loc="left")
-    axes[0, 0].legend(fontsize=7, loc="lower right")
+    widest = max(axes[:, 0], key=lambda a: len(a.get_legend_handles_labels()[0]))
+    figure.legend(*widest.get_legend_handles_labels(), fontsize=7, loc="upper right")
     figure.suptitle(f"m and u per comparison level, model {summary['model_version']}", fontsize=10)
     figure.tight_layout()
     figure.savefig(out / "m_u.png", dpi=110)
@@ -229,7 +230,8 @@ def _draw(out: Path, summary: dict[str, Any], curve: Any, sizes: dict[int, int] 
 
     figure, axis = plt.subplots(figsize=(9, 4))
     if sizes:
-        axis.bar([str(s) for s in sizes], list(sizes.values()), color="#005eb8")
+        axis.bar(list(sizes), list(sizes.values()), color="#005eb8")
+        axis.set_xticks(list(sizes))
         axis.set_yscale("log")
     axis.set_xlabel("records per regional patient")
     axis.set_ylabel("regional patients")
