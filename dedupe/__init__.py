@@ -31,6 +31,14 @@ from dedupe.alerts import (
     note,
     override,
 )
+from dedupe.analytics import (
+    alert_outcomes,
+    alerts_frame,
+    before_and_after,
+    override_reasons,
+    repeat_rates,
+    repeats_frame,
+)
 from dedupe.cds_auth import CdsClient, looks_like_jwt, verify_cds_jwt
 from dedupe.cds_hooks import HOOKS as CDS_HOOKS
 from dedupe.cds_hooks import apply_feedback, patient_from_resource, run_hook
@@ -48,6 +56,12 @@ from dedupe.vocabulary import ProcedureCode
 from priorscan.writes import one_writer
 
 __all__ = [
+    "repeats_frame",
+    "repeat_rates",
+    "override_reasons",
+    "before_and_after",
+    "alerts_frame",
+    "alert_outcomes",
     "ACKNOWLEDGED",
     "CANCELLED",
     "CDS_HOOKS",

@@ -11,8 +11,21 @@ Public front: other packages and notebooks import from here only. Modules:
   :mod:`imaging.analytics` — reading it back.
 """
 
+from imaging import charts
 from imaging.adapters import ingest_dicom_file, ingest_dicom_json
-from imaging.analytics import drl_frame, studies_frame
+from imaging.analytics import (
+    CUMULATIVE_THRESHOLDS_MSV,
+    ROLLING_WINDOWS_DAYS,
+    cumulative_per_patient,
+    drl_audit,
+    drl_frame,
+    exceedances,
+    monthly,
+    rolling_peaks,
+    shared_identity_share,
+    studies_by,
+    studies_frame,
+)
 from imaging.codetables import CodeTable, default_code_table, load_code_table
 from imaging.dose import DoseEvent, DoseSummary, compare_with_drl, drl_category, summarise
 from imaging.fhir_imaging import apply_imaging_study, to_fhir
@@ -26,7 +39,7 @@ from imaging.procedures import (
     normalise_modality,
     normalise_procedure,
 )
-from imaging.queries import Timeline, TimelineEntry, patient_timeline, search_studies
+from imaging.queries import Timeline, TimelineEntry, patient_timeline, pseudonym, search_studies
 from imaging.rdsr import DoseReport, parse_dose_report
 from imaging.reference import effective_dose_coefficients, national_drls
 from imaging.regions import (
@@ -43,7 +56,18 @@ from imaging.regions import (
 from imaging.reports import PriorDetail, conclusion_of, link_report, prior_details
 
 __all__ = [
+    "studies_by",
+    "shared_identity_share",
+    "rolling_peaks",
+    "pseudonym",
+    "monthly",
+    "exceedances",
+    "drl_audit",
+    "cumulative_per_patient",
+    "charts",
     "BODY_REGIONS",
+    "CUMULATIVE_THRESHOLDS_MSV",
+    "ROLLING_WINDOWS_DAYS",
     "LATERALITIES",
     "MODALITIES",
     "REGION_GROUPS",

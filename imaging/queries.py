@@ -241,11 +241,12 @@ def analytics_rows(session: Session, key: bytes, *, after_id: int = 0, limit: in
         is the next page's ``after_id``).
     """
     drls = national_drls()
-    query = (select(Study, SourceRecord.regional_patient_id)
+    query = (select(Study, SourceRecord.regional_patient_id, RegionalPatient.sex)
              .outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
+             .outerjoin(RegionalPatient, RegionalPatient.id == SourceRecord.regional_patient_id)
              .where(Study.id > after_id).order_by(Study.id).limit(limit))
     rows = []
-    for study, regional_id in session.execute(query):
+    for study, regional_id, sex in session.execute(query):
         category = drl_category(study.modality, study.body_region, study.description, study.patient_age_years)
         comparison = compare_with_drl(category, study.ctdivol_mgy, study.dlp_total_mgycm, drls)
         rows.append({
@@ -254,7 +255,8 @@ def analytics_rows(session: Session, key: bytes, *, after_id: int = 0, limit: in
             "trust": study.performing_trust, "status": study.status, "modality": study.modality,
             "body_region": study.body_region, "laterality": study.laterality, "contrast": study.contrast,
             "normalisation": study.normalisation, "study_date": study.study_date.isoformat() if study.study_date
-            else None, "age_band": age_band(study.patient_age_years), "dose_source": study.dose_source,
+            else None, "age_band": age_band(study.patient_age_years), "sex": sex,
+            "withdrawn": study.withdrawn, "dose_source": study.dose_source,
             "irradiation_events": study.irradiation_events, "ctdivol_mgy": study.ctdivol_mgy,
             "dlp_total_mgycm": study.dlp_total_mgycm, "dap_total_gym2": study.dap_total_gym2,
             "dose_rp_total_gy": study.dose_rp_total_gy, "fluoro_time_s": study.fluoro_time_s,

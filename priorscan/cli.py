@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export CSV to stdout").add_subparsers(dest="what", required=True)
     cmd(export, "xref", "mpi.cli:run_export_xref", "regional_id,system,value,link_state per source identifier")
     cmd(export, "studies", "imaging.cli:run_export_studies", "one row per study with its dose summary")
+    p = cmd(export, "analytics", "dedupe.analytics:run_export_analytics",
+            "the analysts' pseudonymised extract (studies, repeats, alerts) as Parquet or CSV files")
+    p.add_argument("--out", required=True, help="directory to write studies, repeats and alerts into")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.add_argument("--pseudonym-key-file", help="a secret key naming patients (default: a new one per extract)")
 
     p = cmd(sub, "synth", "regionsynth.cli:run_synth", "write a synthetic five-trust region with its ground truth")
     p.add_argument("--people", type=int, required=True)
