@@ -40,7 +40,8 @@ def test_vendor_fluoroscopy_reports(vendor_rdsr: dict[str, Path], name: str) -> 
     report = parse_dose_report(ds)
     assert (report.template, report.modality, len(report.events)) == ("projection", "XA", events)  # intent: combined
     # diagnostic and therapeutic (interventional)
-    assert report.report_key.startswith(scope + ":")
+    assert report.scope is not None and report.scope.startswith(scope + ":")
+    assert report.report_key == f"report:{ds.SOPInstanceUID}"  # a report is known by its own UID, not its scope
     assert [p.plane for p in report.planes] == planes
     totals = report.totals()
     assert totals.dap_total_gym2 == pytest.approx(dap, rel=1e-9)
@@ -72,7 +73,8 @@ def test_ct_report(tmp_path: Path, nested: bool, dlp_unit: str, reason: str) -> 
     assert (helical.ctdivol_mgy, helical.dlp_mgycm, helical.target_region, helical.phantom_cm) == (45.0, 810.5,
                                                                                                   "head", 16)
     assert report.totals().dlp_total_mgycm == pytest.approx(810.5)
-    assert report.report_key == f"study:{ds.StudyInstanceUID}"
+    assert report.report_key == f"report:{ds.SOPInstanceUID}" and report.scope == f"study:{ds.StudyInstanceUID}"
+    assert report.anatomy == ["head"] and localizer.localizer and not helical.localizer
 
 
 def test_ct_report_without_event_uids_keys_events_by_content(tmp_path: Path) -> None:
