@@ -67,13 +67,14 @@ def survey(sources: list[str]) -> dict[str, Any]:
             studies = list(export_rows(session))
         engine.dispose()
     sources_of: dict[str, set[str]] = defaultdict(set)
-    files_of: Counter[str] = Counter()
+    names_of: dict[str, list[str]] = defaultdict(list)
     for row in per_file:
         if row["accepted"] and row.get("study"):
             sources_of[row["study"]].add(row["source"])
-            files_of[row["study"]] += 1
+            names_of[row["study"]].append(row["file"])
     per_study = [{**s, "sources": sorted(sources_of.get(s["study_instance_uid"], ())),
-                  "files": files_of.get(s["study_instance_uid"], 0)} for s in studies]
+                  "files": len(names_of.get(s["study_instance_uid"], ())),
+                  "first_file": min(names_of.get(s["study_instance_uid"], ["?"]))} for s in studies]
     return {"files": per_file, "studies": per_study, "seconds": elapsed}
 
 
@@ -109,10 +110,10 @@ def main(argv: list[str]) -> int:
             print(f"{row['source']}\t{row['file']}\t{row.get('modality', '')}\t{row.get('sop_class', '')}\t"
                   f"{'yes' if row['accepted'] else 'no: ' + str(row['reason'])}\t{'; '.join(row['notes'] or [])}")
         print()
-    print("study\tsources\tfiles\tmodality\tbody_region\tlaterality\tnormalisation\tdose_source\tdlp_total_mgycm\t"
-          "dap_total_gym2\teffective_dose_msv")
-    for study in sorted(result["studies"], key=lambda s: (s["modality"], s["body_region"], s["study_instance_uid"])):
-        print(f"…{study['study_instance_uid'][-16:]}\t{','.join(study['sources'])}\t{study['files']}\t"
+    print("study (first file)\tsources\tfiles\tmodality\tbody_region\tlaterality\tnormalisation\tdose_source\t"
+          "dlp_total_mgycm\tdap_total_gym2\teffective_dose_msv")
+    for study in sorted(result["studies"], key=lambda s: (s["modality"], s["body_region"], s["first_file"])):
+        print(f"{study['first_file']}\t{','.join(study['sources'])}\t{study['files']}\t"
               f"{study['modality'] or '-'}\t{study['body_region'] or '-'}\t{study['laterality'] or '-'}\t"
               f"{study['normalisation'] or '-'}\t{study['dose_source'] or '-'}\t{study['dlp_total_mgycm']}\t"
               f"{study['dap_total_gym2']}\t{study['effective_dose_msv']}")
