@@ -150,7 +150,7 @@ class IngestReport:
             lines.append("accepted:")
             lines.extend(f"  {kind:<24} {count:>8}" for kind, count in sorted(self.accepted.items()))
         if self.notes:
-            lines.append("accepted, but values not read (the item was kept without them):")
+            lines.append("accepted, with notes (a value not read, or read on an assumption; the item was kept):")
             for kind, notes in sorted(self.notes.items()):
                 lines.extend(f"  {kind:<24} {count:>6} × {note}" for note, count in notes.most_common(10))
         if self.rejected:

@@ -295,6 +295,8 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
     judgement = judge(rules, facts, history.exams)
     priors = [prior_json(p, trusts) for p in judgement.priors]
     request_json = _request_json(query, procedure, normalised, code, circumstances, request_date)
+    request_json["paediatric"] = facts.patient_age_years is not None \
+        and facts.patient_age_years < rules.exceptions.paediatric.age_under_years  # no typical adult dose for a child
     attach_orders(session, history.unattached_orders)
     if request.record_order and query.requesting_trust and query.placer_order_number:
         _keep_order(session, trusts, request, procedure, code, history.record_at(query.requesting_trust))

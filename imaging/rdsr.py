@@ -478,11 +478,14 @@ def _scope(root: Node) -> str | None:
     return f"{kind}:{scope_uid}" if scope_uid else kind
 
 
-def _report_key(sop_uid: str | None, scope: str | None, study_uid: str | None) -> str:
-    """The report's identity: its SOP Instance UID (a continued examination's two reports share their scope)."""
+def _report_key(sop_uid: str | None, events: list[dz.DoseEvent], planes: list[dz.PlaneTotals]) -> str:
+    """The report's identity: its SOP Instance UID (a continued examination's two reports share their scope, so the
+    scope is no identity). Without one, its content: the same report re-sent maps to the same key, a grown one shares
+    its events with the first and is grouped with it (:mod:`imaging.dose`)."""
     if sop_uid:
         return f"report:{sop_uid}"
-    return f"scope:{scope}" if scope and ":" in scope else f"report:{study_uid or 'unknown'}"
+    content = repr((sorted(e.event_uid for e in events), planes))
+    return "content:" + hashlib.sha1(content.encode()).hexdigest()[:32]
 
 
 def _describe(report: DoseReport) -> DoseReport:
@@ -512,10 +515,10 @@ def parse_dose_report(ds: Dataset) -> DoseReport:
     sop_uid = raw_text(ds, Tag(0x0008, 0x0018))
     study_uid = raw_text(ds, Tag(0x0020, 0x000D))
     scope = _scope(root)
-    key = _report_key(sop_uid, scope, study_uid)
     if root.is_(RADIOPHARMACEUTICAL_REPORT) or (raw_text(ds, Tag(0x0008, 0x0016)) == RADIOPHARMACEUTICAL_DOSE_SR):
         events = _radiopharmaceutical(root, reader, sop_uid)
-        return DoseReport("radiopharmaceutical", sop_uid, study_uid, key, "NM", events, [], reader.notes, scope)
+        return DoseReport("radiopharmaceutical", sop_uid, study_uid, _report_key(sop_uid, events, []), "NM", events, [],
+                          reader.notes, scope)
     procedure_node = root.find(PROCEDURE_REPORTED)
     procedure = procedure_node.code if procedure_node else None
     reported = procedure.meaning if procedure is not None and procedure.meaning else None
@@ -523,9 +526,11 @@ def parse_dose_report(ds: Dataset) -> DoseReport:
         procedure is not None and (procedure.value in _CT_PROCEDURE or "computed tomography" in procedure.meaning))
     if is_ct:
         events, planes = _ct(root, reader, sop_uid)
+        key = _report_key(sop_uid, events, planes)
         return _describe(DoseReport("ct", sop_uid, study_uid, key, "CT", events, planes, reader.notes, scope, reported))
     mammography = procedure is not None and (procedure.value in _MAMMO_PROCEDURE or "mammograph" in procedure.meaning)
     events, planes = _projection(root, reader, sop_uid, mammography)
+    key = _report_key(sop_uid, events, planes)
     if mammography or any(e.kind == dz.MAMMO for e in events):
         return _describe(DoseReport("mammography", sop_uid, study_uid, key, "MG", events, planes, reader.notes, scope,
                                     reported))

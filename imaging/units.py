@@ -266,8 +266,9 @@ def from_stored(value: float | None, unit_code: str | None, quantity: str) -> fl
 def parse_number(text: object) -> float | None:
     """A number as devices write it (``'1.6e-005'``, ``' 12,5 '``, ``b'3.2'``); ``None`` when it is not one.
 
-    A decimal comma is read (``12,5``), but a comma before exactly three digits (``1,234``) is refused: it is a
-    thousands separator in one locale and a decimal comma in another.
+    A decimal comma is read (``12,5``, ``0,125``), but a comma between a non-zero group of one to three digits and
+    exactly three more (``1,234``) is refused: it is a thousands separator in one locale and a decimal comma in
+    another.
     """
     if text is None:
         return None
@@ -280,7 +281,7 @@ def parse_number(text: object) -> float | None:
         if not raw:
             return None
         if "," in raw and "." not in raw:
-            if raw.count(",") > 1 or re.fullmatch(r"[+-]?\d{1,3},\d{3}", raw):
+            if raw.count(",") > 1 or re.fullmatch(r"[+-]?[1-9]\d{0,2},\d{3}", raw):
                 return None
             raw = raw.replace(",", ".")
         try:

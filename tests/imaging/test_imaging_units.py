@@ -92,7 +92,8 @@ def test_a_read_unit_has_no_problem_and_a_refused_one_no_unit() -> None:
     ("", None), ("n/a", None), ("nan", None), (None, None),
     ("1,234", None),  # a thousands separator or a decimal comma: refused, not guessed
     ("1,5,0", None),
-    ("0,125", None),  # three digits after the comma are ambiguous even with a leading zero
+    ("0,125", 0.125),  # a leading zero is no thousands group: a decimal comma
+    ("-1,500", None),
 ])
 def test_parse_number(text: object, expected: float | None) -> None:
     assert parse_number(text) == expected
