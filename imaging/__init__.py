@@ -42,6 +42,7 @@ from imaging.regions import (
     region_group,
     same_group,
 )
+from imaging.reports import PriorDetail, conclusion_of, link_report, prior_details
 
 __all__ = [
     "BODY_REGIONS",
@@ -53,6 +54,7 @@ __all__ = [
     "DoseReport",
     "DoseSummary",
     "NormalisedProcedure",
+    "PriorDetail",
     "ProcedureCode",
     "StudyIndex",
     "Timeline",
@@ -61,6 +63,7 @@ __all__ = [
     "apply_oru",
     "comparable_regions",
     "compare_with_drl",
+    "conclusion_of",
     "default_code_table",
     "drl_category",
     "drl_frame",
@@ -68,6 +71,7 @@ __all__ = [
     "ingest_dicom_file",
     "ingest_dicom_json",
     "laterality_compatible",
+    "link_report",
     "load_code_table",
     "national_drls",
     "normalise_description",
@@ -77,6 +81,7 @@ __all__ = [
     "overlaps",
     "parse_dose_report",
     "patient_timeline",
+    "prior_details",
     "region_group",
     "same_group",
     "search_studies",
