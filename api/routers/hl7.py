@@ -16,8 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ContextDep, Principal, require
 from api.hl7_service import process_message, reject_message
 from priorscan.audit import Agent
-from priorscan.errors import HL7Error
-from priorscan.hl7v2 import read_header
+from priorscan.hl7v2 import MessageError, read_header
 
 router = APIRouter(tags=["hl7"])
 
@@ -41,7 +40,7 @@ async def post_hl7(request: Request, ctx: ContextDep,
     if len(body) > limit:
         try:
             header = read_header(text)
-        except HL7Error:
+        except MessageError:
             header = None
         outcome = await run_in_threadpool(
             reject_message, ctx, text[:limit], header, f"message of {len(body)} bytes exceeds the maximum of {limit}",
@@ -49,7 +48,9 @@ async def post_hl7(request: Request, ctx: ContextDep,
     else:
         outcome = await run_in_threadpool(process_message, ctx, text, channel=CHANNEL, agent=agent,
                                           source=agent.address)
-    return PlainTextResponse(str(outcome.detail["ack"]), media_type=ACK_MEDIA_TYPE)
+    acks = outcome.detail.get("acks")
+    return PlainTextResponse("".join(acks) if isinstance(acks, list) else str(outcome.detail["ack"]),
+                             media_type=ACK_MEDIA_TYPE)
 
 
 def _decode(body: bytes) -> str:
