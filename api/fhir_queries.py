@@ -30,6 +30,7 @@ from mpi.fhir_patient import (
     source_patient,
 )
 from mpi.nhs_number import normalise_nhs_number
+from mpi.resolution import CERTAIN, at_most_one_certain
 from mpi.service import PatientIndex
 from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord
 from priorscan.audit import Agent, record
@@ -57,21 +58,30 @@ def find_source_record(session: Session, resource_id: str, client: str) -> Sourc
 
 
 # Statements built once with bound parameters: on this stack building a statement costs more than running it.
-_IDENTIFIERS_OF = (select(SourceIdentifier.source_record_id, SourceIdentifier.system, SourceIdentifier.value)
+_IDENTIFIERS_OF = (select(SourceIdentifier.source_record_id, SourceIdentifier.system, SourceIdentifier.value,
+                           SourceIdentifier.use)
                    .where(SourceIdentifier.source_record_id.in_(bindparam("ids", expanding=True)))
                    .order_by(SourceIdentifier.id))
+
+#: A further identifier that is current (not replaced by ADT A47): only these are matched and resolved.
+CURRENT = SourceIdentifier.use.is_(None)
 _REGIONAL_PATIENTS = select(RegionalPatient).where(RegionalPatient.id.in_(bindparam("ids", expanding=True)))
 _RECORDS_OF = (select(SourceRecord).where(SourceRecord.regional_patient_id.in_(bindparam("ids", expanding=True)))
                .order_by(SourceRecord.id))
 
 
-def identifiers_of(session: Session, record_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
-    """Further identifiers of each source record (internal systems included; renderers leave them out)."""
+def identifiers_of(session: Session, record_ids: Sequence[int], *, old: dict[int, list[tuple[str, str]]] | None = None
+                   ) -> dict[int, list[tuple[str, str]]]:
+    """Current further identifiers of each source record (internal systems included; renderers leave them out);
+    those replaced (use ``old``, ADT A47) go into ``old`` when given."""
     out: dict[int, list[tuple[str, str]]] = {}
     if not record_ids:
         return out
-    for record_id, system, value in session.execute(_IDENTIFIERS_OF, {"ids": list(record_ids)}):
-        out.setdefault(record_id, []).append((system, value))
+    for record_id, system, value, use in session.execute(_IDENTIFIERS_OF, {"ids": list(record_ids)}):
+        if use is None:
+            out.setdefault(record_id, []).append((system, value))
+        elif old is not None:
+            old.setdefault(record_id, []).append((system, value))
     return out
 
 
@@ -84,9 +94,11 @@ def regional_views(session: Session, regional_ids: Sequence[str]) -> dict[str, R
     records = list(session.scalars(_RECORDS_OF, {"ids": list(views)})) if views else []
     for rec in records:
         views[rec.regional_patient_id].records.append(rec)  # type: ignore[index]
-    idents = identifiers_of(session, [r.id for r in records])
+    old: dict[int, list[tuple[str, str]]] = {}
+    idents = identifiers_of(session, [r.id for r in records], old=old)
     for view in views.values():
         view.identifiers = {r.id: idents.get(r.id, []) for r in view.records}
+        view.old_identifiers = {r.id: old[r.id] for r in view.records if r.id in old}
     return views
 
 
@@ -102,8 +114,9 @@ def read_patient_resource(session: Session, trusts: TrustRegistry, resource_id: 
         found = find_source_record(session, resource_id, agent.name)
         if found is None:
             raise NotFoundError("no Patient with that id")
-        resource = source_patient(found, identifiers_of(session, [found.id]).get(found.id, []), trusts,
-                                  resource_id=resource_id)
+        old: dict[int, list[tuple[str, str]]] = {}
+        current = identifiers_of(session, [found.id], old=old).get(found.id, [])
+        resource = source_patient(found, current, trusts, resource_id=resource_id, old=old.get(found.id, []))
         regional_id = found.regional_patient_id or ""
     record(session, agent, action="R", event_type="rest", subtype="Patient read",
            regional_patient_id=regional_id or None, entity=f"Patient/{resource_id}")
@@ -112,8 +125,27 @@ def read_patient_resource(session: Session, trusts: TrustRegistry, resource_id: 
 
 # --- PDQm search ---------------------------------------------------------------------------------------------------
 
-SEARCH_PARAMETERS = ("_id", "identifier", "family", "given", "name", "birthdate", "gender", "address-postalcode",
-                     "_count", "_offset")
+#: PDQm (IHE ITI-78) Patient search parameters served; ``address-country`` and ``mothersMaidenName`` are not (the
+#: index keeps neither) and are refused like any other unknown parameter.
+SEARCH_PARAMETERS = ("_id", "active", "identifier", "family", "given", "name", "birthdate", "gender", "telecom",
+                     "address", "address-city", "address-state", "address-postalcode", "_count", "_offset")
+#: Result parameters that change nothing in a JSON answer (accepted, ignored).
+HARMLESS_PARAMETERS = ("_format", "_pretty")
+#: Modifiers served, per parameter kind (string parameters: ``:exact``; none for the others).
+_STRING_PARAMETERS = ("family", "given", "name", "address", "address-city", "address-state")
+
+
+def unsupported_parameters(params: Sequence[tuple[str, str]]) -> list[str]:
+    """The names (with modifier) of the search parameters :func:`search_patients` does not serve, in order."""
+    out: list[str] = []
+    for raw_name, _ in params:
+        name, _, modifier = raw_name.partition(":")
+        if raw_name in HARMLESS_PARAMETERS:
+            continue
+        known = name in SEARCH_PARAMETERS and (not modifier or (modifier == "exact" and name in _STRING_PARAMETERS))
+        if not known and raw_name not in out:
+            out.append(raw_name)
+    return out
 _DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 
 
@@ -140,18 +172,19 @@ def _token_clause(trusts: TrustRegistry, token: str) -> Any:
     value = value.strip()
     if not value:
         raise FHIRError("identifier needs a value (system|value)", code="fhir.invalid")
+    nhs = and_(SourceRecord.nhs_number == value.replace(" ", ""), SourceRecord.nhs_number_valid.is_(True))
     if system == NHS_NUMBER_SYSTEM:
-        return SourceRecord.nhs_number == value.replace(" ", "")
+        return nhs
     if system == REGIONAL_ID_SYSTEM:
         return SourceRecord.regional_patient_id == value
     if system:
         namespace = trusts.namespace(system)
         return or_(and_(SourceRecord.namespace == namespace, SourceRecord.local_id == value),
                    SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(
-                       SourceIdentifier.system == namespace, SourceIdentifier.value == value)))
-    return or_(SourceRecord.nhs_number == value.replace(" ", ""), SourceRecord.local_id == value,
-               SourceRecord.regional_patient_id == value,
-               SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(SourceIdentifier.value == value)))
+                       SourceIdentifier.system == namespace, SourceIdentifier.value == value, CURRENT)))
+    return or_(nhs, SourceRecord.local_id == value, SourceRecord.regional_patient_id == value,
+               SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(SourceIdentifier.value == value,
+                                                                                   CURRENT)))
 
 
 def _string_clause(column: Any, value: str, exact: bool, *, words: bool = False) -> Any:
@@ -196,6 +229,21 @@ def _search_clauses(trusts: TrustRegistry, params: Sequence[tuple[str, str]]) ->
                 compact = "".join(value.upper().split())
                 options.append(func.replace(func.upper(SourceRecord.postcode), " ", "").startswith(
                     compact, autoescape=True))
+            elif name in ("address", "address-city", "address-state"):
+                # the index keeps an address as its lines, town and district joined by ", ": a part starting with
+                # the value (city and state cannot be told from the other parts); ``address`` also the postcode
+                part = _address_part_clause(value, exact)
+                options.append(or_(part, _string_clause(SourceRecord.postcode, value, exact))
+                               if name == "address" else part)
+            elif name == "telecom":
+                options.append(_telecom_clause(value))
+            elif name == "active":
+                if value not in ("true", "false"):
+                    raise FHIRError("active is true or false", code="fhir.invalid")
+                # the Patients found are regional ones: active unless retired by a merge (never found: a retired
+                # patient has no records), so active=false finds nobody
+                options.append(SourceRecord.regional_patient_id.in_(select(RegionalPatient.id).where(
+                    RegionalPatient.status == ("active" if value == "true" else "retired"))))
             elif name == "birthdate":
                 prefix, start, end = _date_range(value)
                 column = SourceRecord.birth_date
@@ -206,6 +254,33 @@ def _search_clauses(trusts: TrustRegistry, params: Sequence[tuple[str, str]]) ->
                                            column <= end + timedelta(days=365 // 10))}[prefix])
         clauses.append(or_(*options))
     return clauses, used
+
+
+def _address_part_clause(value: str, exact: bool) -> Any:
+    """A part of the stored address (``line, line, town``) that starts with ``value`` (equals it: ``exact``)."""
+    lowered = func.lower(SourceRecord.address)
+    wanted = value.lower().strip()
+    if exact:
+        return or_(SourceRecord.address == value, SourceRecord.address.startswith(value + ",", autoescape=True),
+                   SourceRecord.address.endswith(", " + value, autoescape=True),
+                   SourceRecord.address.contains(", " + value + ",", autoescape=True))
+    return or_(lowered.startswith(wanted, autoescape=True), lowered.contains(", " + wanted, autoescape=True))
+
+
+def _telecom_clause(token: str) -> Any:
+    """``telecom=[system|]value``: the index keeps one phone number; compared by its digits (and a leading +)."""
+    system, sep, value = token.partition("|")
+    if not sep:
+        system, value = "", token
+    if system and system != "phone":
+        return SourceRecord.id.is_(None)  # no other kind of telecom is kept: nobody has it
+    digits = "".join(ch for ch in value if ch.isdigit() or ch == "+")
+    if not digits:
+        raise FHIRError("telecom needs a phone number ([phone|]value)", code="fhir.invalid")
+    stored: Any = SourceRecord.phone
+    for ch in (" ", "-", "(", ")", "."):
+        stored = func.replace(stored, ch, "")
+    return stored == digits
 
 
 def _int_param(params: Sequence[tuple[str, str]], name: str, default: int, low: int, high: int) -> int:
@@ -219,15 +294,24 @@ def _int_param(params: Sequence[tuple[str, str]], name: str, default: int, low: 
 
 
 def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tuple[str, str]], *, agent: Agent,
-                    base: str) -> dict[str, Any]:
-    """PDQm ``GET Patient?…``: the regional Patients any of whose source records meet every parameter.
+                    base: str, lenient: bool = False) -> dict[str, Any]:
+    """PDQm (ITI-78) ``GET Patient?…``: the regional Patients any of whose source records meet every parameter.
 
-    Parameters: ``_id``, ``identifier`` (``system|value`` or ``value``), ``family``, ``given``, ``name`` (string
-    search: case-insensitive prefix, ``:exact``), ``birthdate`` (with prefixes ``eq ne gt lt ge le sa eb ap``),
-    ``gender``, ``address-postalcode``; ``_count`` (at most 100) and ``_offset`` page. Values separated by commas
-    are alternatives; other parameters are ignored (the ``self`` link shows those used).
+    Parameters: ``_id``, ``active``, ``identifier`` (``system|value`` or ``value``), ``family``, ``given``,
+    ``name``, ``address``, ``address-city``, ``address-state`` (string search: case-insensitive prefix,
+    ``:exact``), ``birthdate`` (with prefixes ``eq ne gt lt ge le sa eb ap``), ``gender``, ``telecom``,
+    ``address-postalcode``; ``_count`` (at most 100) and ``_offset`` page. Values separated by commas are
+    alternatives.
+
+    A parameter (or modifier) not served is refused (``fhir.search-parameter``, 400) unless ``lenient`` (the client
+    sent ``Prefer: handling=lenient``): then it is left out, the ``self`` link shows the parameters used, and an
+    OperationOutcome entry names those ignored. Never is an unserved parameter silently dropped.
     """
-    clauses, used = _search_clauses(trusts, params)
+    ignored = unsupported_parameters(params)
+    if ignored and not lenient:
+        raise FHIRError(f"search parameter(s) not supported: {', '.join(ignored)[:200]} (send Prefer: "
+                        "handling=lenient to have them ignored)", code="fhir.search-parameter")
+    clauses, used = _search_clauses(trusts, [(k, v) for k, v in params if k not in ignored])
     count = _int_param(params, "_count", 20, 0, MAX_COUNT)
     offset = _int_param(params, "_offset", 0, 0, 10**9)
     matching = select(SourceRecord.regional_patient_id).where(SourceRecord.regional_patient_id.is_not(None),
@@ -243,6 +327,11 @@ def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tu
     if offset + count < total and count:
         links.append({"relation": "next",
                       "url": f"{base}/Patient?{query}&_count={count}&_offset={offset + count}".replace("?&", "?")})
+    if ignored:
+        entries.append({"resource": {"resourceType": "OperationOutcome", "issue": [
+            {"severity": "warning", "code": "not-supported",
+             "diagnostics": f"search parameter(s) ignored: {', '.join(ignored)[:200]}"}]},
+            "search": {"mode": "outcome"}})
     for rid in page or [None]:
         record(session, agent, action="E", event_type="rest", subtype="Patient search", regional_patient_id=rid,
                entity="Patient", detail={"parameters": sorted({k for k, _ in used}), "total": total})
@@ -279,9 +368,11 @@ def match_patients(session: Session, trusts: TrustRegistry, body: Mapping[str, A
                    base: str) -> dict[str, Any]:
     """``Patient/$match``: regional Patients scored against a Patient, best first, graded.
 
-    Identifiers the index knows (a hospital number) make a certain match; demographics are scored by the matching
-    engine. ``onlyCertainMatches`` returns a certain match only when there is exactly one; ``count`` bounds the
-    results. Candidates graded ``certainly-not`` are left out.
+    Grades (:func:`mpi.resolution.match_grade`): ``certain`` (safe to act on automatically) only for a match backed
+    by an identifier — a hospital number the index knows, or a match of the linking rules with the same valid NHS
+    number — and for at most one patient; demographics alone are at most ``probable``. ``onlyCertainMatches``
+    returns the certain match when there is one; ``count`` bounds the results. Candidates graded
+    ``certainly-not`` are left out.
     """
     resource, only_certain, count = _match_parameters(body)
     query = read_patient(resource, trusts, client=agent.name, complete=False)
@@ -294,14 +385,13 @@ def match_patients(session: Session, trusts: TrustRegistry, body: Mapping[str, A
         if system == NHS_NUMBER_SYSTEM or system in INTERNAL_SYSTEMS:
             continue
         for regional_id in index.patients_known_by(system, value):
-            scored[regional_id] = (1.0, "certain")
+            scored[regional_id] = (1.0, CERTAIN)
+    grades, ambiguous = at_most_one_certain({rid: grade for rid, (_, grade) in scored.items()})
+    scored = {rid: (probability, grades[rid]) for rid, (probability, _) in scored.items()}
     ranked = sorted(scored.items(), key=lambda item: (-item[1][0], item[0]))
-    note = None
+    note = "more than one patient would be a certain match: none is graded certain" if ambiguous else None
     if only_certain:
-        certain = [item for item in ranked if item[1][1] == "certain"]
-        if len(certain) > 1:
-            note = "more than one certain match: none returned (onlyCertainMatches)"
-        ranked = certain if len(certain) == 1 else []
+        ranked = [item for item in ranked if item[1][1] == CERTAIN]
     ranked = ranked[:count]
     views = regional_views(session, [rid for rid, _ in ranked])
     entries = [match_entry(regional_patient(views[rid], trusts), probability, grade, base)
@@ -385,7 +475,7 @@ def _cross_reference_query(known: Any) -> Any:
     return (select(SourceRecord.id, SourceRecord.regional_patient_id, SourceRecord.namespace, SourceRecord.local_id,
                    SourceRecord.nhs_number, SourceRecord.nhs_number_valid, SourceIdentifier.system,
                    SourceIdentifier.value)
-            .outerjoin(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
+            .outerjoin(SourceIdentifier, and_(SourceIdentifier.source_record_id == SourceRecord.id, CURRENT))
             .where(SourceRecord.regional_patient_id.in_(select(hits.c.regional_patient_id)),
                    SourceRecord.active.is_(True))
             .order_by(SourceRecord.regional_patient_id, SourceRecord.id, SourceIdentifier.id))
@@ -398,9 +488,9 @@ _BY_IDENTIFIER = _cross_reference_query(union(
                                                    SourceRecord.local_id == bindparam("value")),
     select(SourceRecord.regional_patient_id)
     .join(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
-    .where(SourceIdentifier.system == bindparam("system"), SourceIdentifier.value == bindparam("value"))))
+    .where(SourceIdentifier.system == bindparam("system"), SourceIdentifier.value == bindparam("value"), CURRENT)))
 _BY_NHS_NUMBER = _cross_reference_query(select(SourceRecord.regional_patient_id).where(
-    SourceRecord.nhs_number == bindparam("value")))
+    SourceRecord.nhs_number == bindparam("value"), SourceRecord.nhs_number_valid.is_(True)))
 _BY_REGIONAL_ID = _cross_reference_query(select(RegionalPatient.id.label("regional_patient_id")).where(
     RegionalPatient.id.in_(bindparam("ids", expanding=True))))
 
@@ -461,6 +551,7 @@ def resolve_patient_reference(session: Session, trusts: TrustRegistry, reference
 
 
 __all__ = [
-    "MAX_COUNT", "find_source_record", "identifiers_of", "known_domain", "match_patients", "pix_query",
-    "read_patient_resource", "regional_views", "resolve_patient_reference", "search_patients", "survivors",
+    "MAX_COUNT", "SEARCH_PARAMETERS", "find_source_record", "identifiers_of", "known_domain", "match_patients",
+    "pix_query", "read_patient_resource", "regional_views", "resolve_patient_reference", "search_patients",
+    "survivors", "unsupported_parameters",
 ]

@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 HTTP_STATUS: dict[str, tuple[int, str]] = {
     "fhir": (400, "invalid"), "fhir.invalid": (400, "invalid"), "fhir.json": (400, "structure"),
     "fhir.unsupported": (400, "not-supported"), "fhir.id-mismatch": (400, "invalid"),
-    "fhir.business-rule": (422, "business-rule"),
+    "fhir.business-rule": (422, "business-rule"), "fhir.nhs-number": (400, "invalid"),
+    "fhir.duplicate": (409, "duplicate"), "fhir.search-parameter": (400, "not-supported"),
     "fhir.read-only": (405, "not-supported"), "fhir.pix-source-domain": (404, "code-invalid"),
     "fhir.pix-not-found": (404, "not-found"), "fhir.pix-target-domain": (403, "code-invalid"),
     "input": (400, "invalid"), "not-found": (404, "not-found"), "identity": (422, "business-rule"),
@@ -208,7 +209,9 @@ def write_patient(session: Session, trusts: TrustRegistry, resource: Mapping[str
     """Create or update the source record a Patient describes (``mode`` create, update or ingest).
 
     An update names the record by id (``src-<n>``, or an id the client chose: update as create); a create keys it
-    by its identifiers (the server assigns an id when it has none); an ingested Patient also by its own id.
+    by its identifiers (the server assigns an id when it has none) and is refused (``fhir.duplicate``, 409) when
+    that key names a record that exists: a create never changes a record; an ingested Patient (a file of the
+    operator's) is keyed also by its own id and updates a record it names.
     """
     client = agent.name
     existing: SourceRecord | None = None
@@ -242,12 +245,17 @@ def write_patient(session: Session, trusts: TrustRegistry, resource: Mapping[str
     demographics = replace(demographics, other_identifiers=list(dict.fromkeys(others)))
     index = PatientIndex(session, trusts)
     created = index.get_record(RecordKey(demographics.namespace, demographics.local_id)) is None
+    if mode == "create" and not created:
+        # a create never changes a record: that takes an update (PUT, scope .u); the record's id is not disclosed
+        raise FHIRError("a Patient with this identifier exists already; a create never changes it (update the "
+                        "existing Patient with PUT)", code="fhir.duplicate")
     result = index.upsert(demographics, event=f"fhir-{mode}", actor=f"fhir:{client}", source_kind="fhir")
     stored = session.get(SourceRecord, result.source_record_id)
     assert stored is not None
     shown = resource_id if mode == "update" and resource_id else source_resource_id(stored.id)
-    rendered = source_patient(stored, identifiers_of(session, [stored.id]).get(stored.id, []), trusts,
-                              resource_id=shown)
+    old: dict[int, list[tuple[str, str]]] = {}
+    current = identifiers_of(session, [stored.id], old=old).get(stored.id, [])
+    rendered = source_patient(stored, current, trusts, resource_id=shown, old=old.get(stored.id, []))
     record(session, agent, action="C" if created else "U", event_type="rest", subtype=f"Patient {mode}",
            regional_patient_id=result.regional_id or None, entity=f"Patient/{shown}")
     return ItemOutcome.ok("Patient", status=_status_line(201 if created else 200), id=shown, sourceRecordId=stored.id,

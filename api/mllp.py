@@ -272,6 +272,18 @@ class GroupWriter:
         future.set_exception(StorageError("the MLLP listener is shutting down", code="busy"))
         return future
 
+    def health(self) -> dict[str, int | bool]:
+        """Whether the writer can apply messages: its threads and (if any) writer processes alive."""
+        threads = sum(1 for thread in self._threads if thread.is_alive())
+        out: dict[str, int | bool] = {"threads": threads, "threads_expected": len(self._threads)}
+        ok = threads == len(self._threads) and not self._stopped
+        if self.processes is not None:
+            alive = self.processes.alive()
+            out.update(processes=alive, processes_expected=self.processes.processes)
+            ok = ok and alive == self.processes.processes
+        out["ok"] = ok
+        return out
+
     def stop(self) -> None:
         """Let the batches in flight finish, then end the threads (and the writer processes); once."""
         with self._guard:
@@ -379,6 +391,13 @@ def writer_processes(context: AppContext) -> int:
     if context.engine.dialect.name == "sqlite":
         return 1
     return min(POSTGRES_WRITERS, cores)
+
+
+def writer_health(context: AppContext) -> dict[str, int | bool] | None:
+    """The store's MLLP writer's health (:meth:`GroupWriter.health`), or None when this process has none yet."""
+    with _WRITERS_GUARD:
+        writer = _WRITERS.get(context.engine)
+    return None if writer is None else writer.health()
 
 
 def stop_writer(context: AppContext) -> None:

@@ -88,6 +88,11 @@ class WriterProcesses:
         processes = getattr(self._pool, "_processes", None) or {}
         return sorted(processes)
 
+    def alive(self) -> int:
+        """How many workers are running (the readiness probe compares it with :attr:`processes`)."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return sum(1 for process in list(processes.values()) if process.is_alive())
+
     def stop(self) -> None:
         """Let batches in flight finish, then end the workers."""
         self._pool.shutdown(wait=True, cancel_futures=True)

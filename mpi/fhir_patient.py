@@ -28,6 +28,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from mpi.hl7_pid import normalise_postcode
+from mpi.nhs_number import is_valid_nhs_number
 from mpi.records import DELETE, Demographics
 from mpi.tables import RegionalPatient, SourceRecord
 from priorscan.errors import FHIRError
@@ -146,6 +147,8 @@ def read_patient(resource: Mapping[str, Any], trusts: TrustRegistry, *, client: 
             digits = value.replace(" ", "").replace("-", "")
             if not re.fullmatch(r"\d{10}", digits):  # UK Core: an NHS number is ten digits
                 raise FHIRError("an NHS number identifier must be ten digits", code="fhir.business-rule")
+            if not is_valid_nhs_number(digits):  # never stored or used as an NHS number: refused whole
+                raise FHIRError("the NHS number identifier fails the Modulus 11 check", code="fhir.nhs-number")
             nhs_number = nhs_number or digits
             verification = verification or _verification_of(ident)
             identifiers.append((NHS_NUMBER_SYSTEM, digits))
@@ -307,7 +310,7 @@ def _meta(version: int | None, updated: datetime | None, kind: str) -> dict[str,
 
 
 def source_patient(record: SourceRecord, identifiers: Iterable[tuple[str, str]], trusts: TrustRegistry, *,
-                   resource_id: str | None = None) -> dict[str, Any]:
+                   resource_id: str | None = None, old: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
     """One source record as a Patient that refers to its regional patient.
 
     Parameters
@@ -316,6 +319,8 @@ def source_patient(record: SourceRecord, identifiers: Iterable[tuple[str, str]],
         The stored source record.
     identifiers
         Its further identifiers ``(system, value)`` (PID-3 repeats, FHIR identifiers); internal systems are left out.
+    old
+        Identifiers it was known by until replaced (ADT A47), shown with ``use: old``.
     resource_id
         The id to show (the one a client chose); ``src-<n>`` by default.
     """
@@ -328,6 +333,9 @@ def source_patient(record: SourceRecord, identifiers: Iterable[tuple[str, str]],
     for system, value in dict.fromkeys(identifiers):
         if system not in INTERNAL_SYSTEMS and (system, value) != (record.namespace, record.local_id):
             idents.append(_local_identifier(system, value, trusts, "secondary"))
+    for system, value in dict.fromkeys(old):
+        if system not in INTERNAL_SYSTEMS:
+            idents.append(_local_identifier(system, value, trusts, "old"))
     resource["identifier"] = idents
     resource["active"] = bool(record.active)
     resource.update(_demographic_elements(record))
@@ -345,12 +353,13 @@ class RegionalView:
     patient: RegionalPatient
     records: list[SourceRecord] = field(default_factory=list)
     identifiers: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # by source record id
+    old_identifiers: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # replaced (A47), by record id
 
 
 def linked_identifiers(view: RegionalView, trusts: TrustRegistry) -> list[dict[str, Any]]:
     """Every identifier linked to the regional patient: its regional id, NHS numbers, each record's identifiers.
 
-    Identifiers of records merged away (inactive) are shown with ``use: old``.
+    Identifiers of records merged away (inactive) and identifiers replaced (ADT A47) are shown with ``use: old``.
     """
     patient = view.patient
     out = [{"system": REGIONAL_ID_SYSTEM, "value": patient.id, "use": "official"}]
@@ -370,6 +379,12 @@ def linked_identifiers(view: RegionalView, trusts: TrustRegistry) -> list[dict[s
                 continue
             seen.add((system, value))
             out.append(_local_identifier(system, value, trusts, use))
+    for record in view.records:
+        for system, value in view.old_identifiers.get(record.id, []):
+            if system in INTERNAL_SYSTEMS or (system, value) in seen:
+                continue
+            seen.add((system, value))
+            out.append(_local_identifier(system, value, trusts, "old"))
     return out
 
 

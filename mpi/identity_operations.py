@@ -4,7 +4,7 @@ moves the record's studies with it (studies follow the source record's regional 
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from mpi.engine import MATCH, NO_MATCH
 from mpi.link_on_write import LinkOnWrite, LinkOutcome, pair_key
@@ -19,11 +19,38 @@ from mpi.tables import (
     SourceRecord,
 )
 from priorscan.db import utcnow
-from priorscan.errors import IdentityError, NotFoundError
+from priorscan.errors import IdentityError, LinkConflictError, NotFoundError
+
+_VALID_NHS_NUMBERS_SQL = select(SourceRecord.regional_patient_id, SourceRecord.nhs_number).where(
+    SourceRecord.regional_patient_id.in_(bindparam("rids", expanding=True)), SourceRecord.active.is_(True),
+    SourceRecord.nhs_number_valid.is_(True)).distinct()
+
+
+def nhs_numbers_disagree(first: set[str], second: set[str]) -> bool:
+    """Whether two patients' valid NHS numbers say they are different people: each holds a number the other
+    lacks (a patient without a valid number, or whose numbers the other already holds, adds no conflict)."""
+    return bool(first - second) and bool(second - first)
 
 
 class IdentityOperations(LinkOnWrite):
-    """Operations a person or a PAS asks for; decisions made here stick."""
+    """Operations a person or a PAS asks for; decisions made here stick.
+
+    Two regional patients with different valid NHS numbers become one only by a person's decision
+    (``by_person``: the review queue, ``/api/v1/mpi/link``): a merge or link a feed asks for (A40, A24, A47) is
+    refused with :class:`~priorscan.errors.LinkConflictError`, and nothing of it is applied.
+    """
+
+    def _refuse_nhs_conflict(self, first: str | None, second: str | None, *, by_person: bool, event: str) -> None:
+        """Refuse to make one patient of ``first`` and ``second`` when their valid NHS numbers disagree, unless a
+        person decided it."""
+        if by_person or not first or not second or first == second:
+            return
+        numbers: dict[str, set[str]] = {first: set(), second: set()}
+        for regional_id, number in self.session.execute(_VALID_NHS_NUMBERS_SQL, {"rids": [first, second]}):
+            numbers[regional_id].add(number)
+        if nhs_numbers_disagree(numbers[first], numbers[second]):
+            raise LinkConflictError(f"{event}: the two patients have different valid NHS numbers; only a person's "
+                                    "decision (the MPI review) can make them one")
 
     def _record_decision(self, a: SourceRecord, b: SourceRecord, decision: str, actor: str, reason: str) -> None:
         lo, hi = pair_key(a.id, b.id)
@@ -57,11 +84,12 @@ class IdentityOperations(LinkOnWrite):
             retired.merged_into_id = target_regional
 
     def merge(self, survivor: RecordKey, retired: RecordKey, *, actor: str, event: str = "ADT^A40",
-              survivor_demographics: Demographics | None = None) -> LinkOutcome:
+              survivor_demographics: Demographics | None = None, by_person: bool = False) -> LinkOutcome:
         """ADT A40: the ``retired`` record is merged into ``survivor``; both patients become one.
 
         A merge naming an unknown record still takes effect: the unknown side is created (inactive when retired),
-        so later messages about it resolve to the survivor.
+        so later messages about it resolve to the survivor. Refused (:class:`LinkConflictError`) when the two
+        patients have different valid NHS numbers and ``by_person`` is false.
         """
         if survivor_demographics is not None:
             self.upsert(survivor_demographics, event=event, actor=actor)
@@ -69,6 +97,8 @@ class IdentityOperations(LinkOnWrite):
         gone = self._ensure(retired, actor=actor, event=event)
         if keep.id == gone.id:
             return self._outcome(keep)
+        self._refuse_nhs_conflict(keep.regional_patient_id, gone.regional_patient_id, by_person=by_person,
+                                  event=event)
         if keep.regional_patient_id is None:
             keep.regional_patient_id = self._new_patient().id
         self._record_decision(keep, gone, MATCH, actor, event)
@@ -98,10 +128,16 @@ class IdentityOperations(LinkOnWrite):
         self._refresh_golden(target)
         return self._outcome(gone)
 
-    def link(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A24") -> LinkOutcome:
-        """ADT A24 / manual link: ``a`` and ``b`` are the same person; their regional patients become one."""
+    def link(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A24",
+             by_person: bool = False) -> LinkOutcome:
+        """ADT A24 / manual link: ``a`` and ``b`` are the same person; their regional patients become one.
+
+        Refused (:class:`LinkConflictError`) when the two patients have different valid NHS numbers and
+        ``by_person`` is false."""
         first = self._ensure(a, actor=actor, event=event)
         second = self._ensure(b, actor=actor, event=event)
+        self._refuse_nhs_conflict(first.regional_patient_id, second.regional_patient_id, by_person=by_person,
+                                  event=event)
         self._record_decision(first, second, MATCH, actor, event)
         if first.regional_patient_id is None:
             first.regional_patient_id = self._new_patient().id
@@ -130,7 +166,10 @@ class IdentityOperations(LinkOnWrite):
 
     def change_identifier(self, old: RecordKey, new: RecordKey, *, actor: str,
                           event: str = "ADT^A47") -> LinkOutcome:
-        """ADT A47: the record known as ``old`` is now known as ``new`` (a merge when ``new`` exists already)."""
+        """ADT A47: the record known as ``old`` is now known as ``new`` (a merge when ``new`` exists already).
+
+        The replaced identifier is kept on the record with use ``old``: shown in its history and FHIR Patient,
+        never matched or resolved again (a later message naming it is about a record of its own)."""
         record = self.get_record(old)
         if record is None:
             return self._outcome(self._ensure(new, actor=actor, event=event))
@@ -139,19 +178,37 @@ class IdentityOperations(LinkOnWrite):
         record.local_id = new.local_id
         record.namespace = new.namespace
         record.version = (record.version or 0) + 1
-        self.session.add(SourceIdentifier(source_record_id=record.id, system=old.namespace, value=old.local_id))
+        kept = self.session.scalars(select(SourceIdentifier).where(
+            SourceIdentifier.source_record_id == record.id, SourceIdentifier.system == old.namespace,
+            SourceIdentifier.value == old.local_id)).first()
+        if kept is None:
+            self.session.add(SourceIdentifier(source_record_id=record.id, system=old.namespace, value=old.local_id,
+                                              use="old"))
+        else:
+            kept.use = "old"
+        for current in self.session.scalars(select(SourceIdentifier).where(  # the new one is current, not a further
+                SourceIdentifier.source_record_id == record.id, SourceIdentifier.system == new.namespace,
+                SourceIdentifier.value == new.local_id)):
+            self.session.delete(current)
         self.session.flush()
         self.session.add(LinkEvent(source_record_id=record.id, from_regional_id=record.regional_patient_id,
                                    to_regional_id=record.regional_patient_id, link_state=record.link_state or MATCH,
                                    manual=record.link_manual, actor=actor, reason=f"{event} identifier change"))
         return self._outcome(record)
 
-    def relink(self, key: RecordKey, regional_id: str, *, actor: str, reason: str = "manual relink") -> LinkOutcome:
-        """A person moves a record to ``regional_id``; the decision sticks."""
+    def relink(self, key: RecordKey, regional_id: str, *, actor: str, reason: str = "manual relink",
+               by_person: bool = False) -> LinkOutcome:
+        """Move a record to ``regional_id``; the decision sticks. Refused (:class:`LinkConflictError`) when the
+        record's valid NHS number and the patient's disagree, unless a person decided it (``by_person``)."""
         record = self.require_record(key)
         target = self.regional_patient(regional_id)
         if target is None:
             raise NotFoundError("no such regional patient")
+        if not by_person and record.nhs_number_valid and record.nhs_number:
+            others = {n for (_, n) in self.session.execute(_VALID_NHS_NUMBERS_SQL, {"rids": [target.id]})}
+            if nhs_numbers_disagree({record.nhs_number}, others):
+                raise LinkConflictError(f"{reason}: the record and the patient have different valid NHS numbers; "
+                                        "only a person's decision (the MPI review) can make them one")
         previous = record.regional_patient_id
         for member in self.records_of(target.id, include_inactive=False):
             self._record_decision(record, member, MATCH, actor, reason)
@@ -170,9 +227,10 @@ class IdentityOperations(LinkOnWrite):
         candidate = self.session.get(SourceRecord, item.candidate_record_id)
         assert record is not None and candidate is not None
         item.status, item.resolution, item.resolved_by, item.resolved_at = "resolved", decision, actor, utcnow()
-        if decision == MATCH:
+        if decision == MATCH:  # a person's decision: the one way two NHS numbers become one patient
             return self.link(RecordKey(candidate.namespace, candidate.local_id),
-                             RecordKey(record.namespace, record.local_id), actor=actor, event="review")
+                             RecordKey(record.namespace, record.local_id), actor=actor, event="review",
+                             by_person=True)
         if decision == NO_MATCH:
             self._record_decision(record, candidate, NO_MATCH, actor, "review")
             record.link_state = NO_MATCH
@@ -181,4 +239,4 @@ class IdentityOperations(LinkOnWrite):
         raise IdentityError("a review decision is match or no-match")
 
 
-__all__ = ["IdentityOperations"]
+__all__ = ["IdentityOperations", "nhs_numbers_disagree"]

@@ -20,11 +20,12 @@ from mpi.decisions import decide_many
 from mpi.engine import MAX_BLOCK_SIZE, MatchRecord, Model, PairScore, blocking_keys, to_match_record
 from mpi.frames import probe_pairs
 from mpi.linkage import is_conflict
-from mpi.nhs_number import normalise_nhs_number
+from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.records import RecordKey
 from mpi.scoring import ScoredPairs, pair_score, score_frames
 from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord, table_of
 from priorscan.errors import NotFoundError
+from priorscan.settings import get_settings
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
 #: Most candidate records (from blocking) scored for one incoming record, rarest keys first; their patients' other
@@ -144,13 +145,30 @@ def _decoded(record_id: int, stored: Any) -> MatchRecord:
     return record
 
 
+def match_source(values: Mapping[str, Any]) -> dict[str, object]:
+    """The fields of a record (its columns) that are normalised into its match record.
+
+    An NHS number that passes Modulus 11 but that the record holds as not valid was flagged (a test-range number
+    in production: :func:`mpi.nhs_number.counts_as_nhs_number`): it is left out, so it is never evidence.
+    """
+    fields: dict[str, object] = {name: values[name] for name in DEMOGRAPHIC_FIELDS}
+    fields["birth_date_text"] = values["birth_date_text"]
+    number = values["nhs_number"]
+    if number and not values.get("nhs_number_valid", True) and is_valid_nhs_number(number):
+        fields["nhs_number"] = None
+    return fields
+
+
 class IndexStore:
     """The session, trusts and model an index works with; look-ups and candidate scoring."""
 
-    def __init__(self, session: Session, trusts: TrustRegistry, model: Model | None = None) -> None:
+    def __init__(self, session: Session, trusts: TrustRegistry, model: Model | None = None, *,
+                 production: bool | None = None) -> None:
         self.session = session
         self.trusts = trusts
         self.model = model or active_model(session)
+        #: test-range NHS numbers are flagged and unused in production (``PRIORSCAN_ENV``)
+        self.production = get_settings().env == "production" if production is None else production
 
     # --- look-ups -----------------------------------------------------------------------------------------------
 
@@ -176,13 +194,15 @@ class IndexStore:
             digits = normalise_nhs_number(value)
             if not digits:
                 return []
-            return list(self.session.scalars(select(SourceRecord).where(SourceRecord.nhs_number == digits)))
+            return list(self.session.scalars(select(SourceRecord).where(SourceRecord.nhs_number == digits,
+                                                                        SourceRecord.nhs_number_valid.is_(True))))
         namespace = self.namespace_for(system)
         direct = list(self.session.scalars(select(SourceRecord).where(SourceRecord.namespace == namespace,
                                                                       SourceRecord.local_id == value)))
         others = list(self.session.scalars(
             select(SourceRecord).join(SourceIdentifier, SourceIdentifier.source_record_id == SourceRecord.id)
-            .where(SourceIdentifier.system == namespace, SourceIdentifier.value == value)))
+            .where(SourceIdentifier.system == namespace, SourceIdentifier.value == value,
+                   SourceIdentifier.use.is_(None))))
         seen = {r.id for r in direct}
         return direct + [r for r in others if r.id not in seen]
 
@@ -243,9 +263,8 @@ class IndexStore:
 
     @staticmethod
     def _raw_fields(record: SourceRecord) -> dict[str, object]:
-        fields: dict[str, object] = {name: getattr(record, name) for name in DEMOGRAPHIC_FIELDS}
-        fields["birth_date_text"] = record.birth_date_text
-        return fields
+        return match_source({name: getattr(record, name)
+                             for name in (*DEMOGRAPHIC_FIELDS, "birth_date_text", "nhs_number_valid")})
 
     @staticmethod
     def match_record(record: SourceRecord) -> MatchRecord:
@@ -338,4 +357,4 @@ class IndexStore:
                              is_conflict(self.model, scored))
 
 
-__all__ = ["DEMOGRAPHIC_FIELDS", "MAX_CANDIDATES", "ClusterScores", "IndexStore"]
+__all__ = ["DEMOGRAPHIC_FIELDS", "MAX_CANDIDATES", "ClusterScores", "IndexStore", "match_source"]

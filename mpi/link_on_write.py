@@ -14,6 +14,7 @@ session already holds)."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,13 +22,13 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm.util import identity_key
 
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
 from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, PairScore, blocking_keys, to_match_record
 from mpi.golden import _GOLDEN_SQL, GoldenRecords, _golden_values, _Member
-from mpi.index_store import DEMOGRAPHIC_FIELDS, ClusterScores
+from mpi.index_store import DEMOGRAPHIC_FIELDS, ClusterScores, match_source
 from mpi.link_statements import (
     _BLOCKING_KEYS_OF_SQL,
     _CLOSE_REVIEWS,
@@ -45,7 +46,7 @@ from mpi.link_statements import (
     _insert_blocking_keys_sql,
     _new_record_in_one_statement,
 )
-from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
+from mpi.nhs_number import counts_as_nhs_number, normalise_nhs_number
 from mpi.normalise import as_date
 from mpi.records import DELETE, Demographics, RecordKey
 from mpi.tables import (
@@ -76,8 +77,11 @@ class LinkOutcome:
     review_item_id: int | None = None
 
 
-def _column_values(demographics: Demographics) -> dict[str, Any]:
-    """The source record's demographic columns for a new record (as :meth:`LinkOnWrite._apply` sets them)."""
+def _column_values(demographics: Demographics, *, production: bool = False) -> dict[str, Any]:
+    """The source record's demographic columns for a new record (as :meth:`LinkOnWrite._apply` sets them).
+
+    ``production``: a test-range NHS number (999…) is kept but flagged as not valid, so it is never used
+    (:func:`mpi.nhs_number.counts_as_nhs_number`)."""
     values: dict[str, Any] = {name: None for name in DEMOGRAPHIC_FIELDS}
     values.update(nhs_number_valid=False, birth_date_text=None)
     for name in DEMOGRAPHIC_FIELDS:
@@ -87,7 +91,7 @@ def _column_values(demographics: Demographics) -> dict[str, Any]:
         if name == "nhs_number":
             digits = normalise_nhs_number(value)
             values["nhs_number"] = digits or str(value)[:10]
-            values["nhs_number_valid"] = bool(digits and is_valid_nhs_number(digits))
+            values["nhs_number_valid"] = counts_as_nhs_number(digits, production=production)
         elif name == "birth_date":
             full = as_date(value)
             values["birth_date"] = full
@@ -99,8 +103,9 @@ def _column_values(demographics: Demographics) -> dict[str, Any]:
     return values
 
 
-def _applied_values(row: Any, demographics: Demographics) -> dict[str, Any]:
-    """A known record's demographic columns after ``demographics`` is applied (both update paths use it)."""
+def _applied_values(row: Any, demographics: Demographics, *, production: bool = False) -> dict[str, Any]:
+    """A known record's demographic columns after ``demographics`` is applied (both update paths use it);
+    ``production`` as :func:`_column_values`."""
     values: dict[str, Any] = {name: getattr(row, name) for name in DEMOGRAPHIC_FIELDS}
     values["nhs_number_valid"] = row.nhs_number_valid
     values["birth_date_text"] = row.birth_date_text
@@ -113,7 +118,7 @@ def _applied_values(row: Any, demographics: Demographics) -> dict[str, Any]:
         if name == "nhs_number":
             digits = normalise_nhs_number(value) if value is not None else None
             values["nhs_number"] = (digits or str(value)[:10]) if value is not None else None
-            values["nhs_number_valid"] = bool(digits and is_valid_nhs_number(digits))
+            values["nhs_number_valid"] = counts_as_nhs_number(digits, production=production)
         elif name == "birth_date":
             full = as_date(value) if value is not None else None
             values["birth_date"] = full
@@ -126,10 +131,27 @@ def _applied_values(row: Any, demographics: Demographics) -> dict[str, Any]:
 
 
 def _raw(values: dict[str, Any]) -> dict[str, object]:
-    """The fields normalised into a match record (as :meth:`LinkOnWrite._raw_fields`)."""
-    fields: dict[str, object] = {name: values[name] for name in DEMOGRAPHIC_FIELDS}
-    fields["birth_date_text"] = values["birth_date_text"]
-    return fields
+    """The fields normalised into a match record (as :meth:`IndexStore._raw_fields`)."""
+    return match_source(values)
+
+
+#: PostgreSQL: transaction-scoped advisory locks on the given keys, taken in order (``LinkOnWrite._lock_person``).
+_LOCK_PERSON_SQL = text("SELECT COUNT(pg_advisory_xact_lock(k)) FROM "
+                        "(SELECT k FROM unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY k) AS ordered")
+
+
+def person_lock_keys(probe: MatchRecord) -> list[int]:
+    """The advisory lock keys of a record's person: its valid NHS number and its birth date (day and month as a
+    set, as blocking reads them), each as a signed 64-bit hash; sorted. Two records of one person share at least
+    one unless both lack an NHS number and their birth dates differ (then they are not linked on write either)."""
+    names = []
+    if probe.nhs_number and probe.nhs_valid:
+        names.append(f"n:{probe.nhs_number}")
+    if probe.birth_year and probe.birth_month and probe.birth_day:
+        low, high = sorted((probe.birth_month, probe.birth_day))
+        names.append(f"b:{probe.birth_year:04d}{low:02d}{high:02d}")
+    return sorted(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+                  for name in names)
 
 
 def new_regional_id() -> str:
@@ -202,8 +224,9 @@ class LinkOnWrite(GoldenRecords):
         statements. On PostgreSQL the record, its version, keys, link event and its patient's write are one
         statement (:func:`mpi.link_statements._new_record_in_one_statement`); on SQLite, one statement each.
         """
-        values = _column_values(demographics)
-        probe = to_match_record(None, values)
+        values = _column_values(demographics, production=self.production)
+        probe = to_match_record(None, match_source(values))
+        self._lock_person(probe)
         scores = self._score_clusters(probe, self.candidate_clusters(probe))
         best_id, best_score, possible = self._choose(scores, {})
         now = utcnow()
@@ -297,7 +320,7 @@ class LinkOnWrite(GoldenRecords):
             self.session.execute(_INSERT_VERSION, history)
             return LinkOutcome(record_id, row.regional_patient_id or "", row.link_state or NO_MATCH,
                                row.link_score, applied=False)
-        values = _applied_values(row, demographics)
+        values = _applied_values(row, demographics, production=self.production)
         changes: dict[str, Any] = {"version": version, "updated_at": now, **values}
         if demographics.trust_ods:
             changes["trust_ods"] = demographics.trust_ods
@@ -318,6 +341,7 @@ class LinkOnWrite(GoldenRecords):
             return LinkOutcome(record_id, previous, row.link_state or NO_MATCH, row.link_score)
 
         manual = self.manual_decisions(record_id) if row.has_manual else {}
+        self._lock_person(probe)
         also = [other for other, decision in manual.items() if decision == MATCH]
         scores = self._score_clusters(probe, self.candidate_clusters(probe, exclude=record_id, also=also))
         best_id, best_score, possible = self._choose(scores, manual)
@@ -359,6 +383,24 @@ class LinkOnWrite(GoldenRecords):
             self._refresh_golden_rows(target)
         return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
 
+    def _lock_person(self, probe: MatchRecord) -> None:
+        """PostgreSQL: wait for any other transaction placing a record of the same person, before looking for
+        candidates (DESIGN section 5: such races are settled in the database).
+
+        Two registrations of one new person at the same moment (five trusts' feeds, concurrent FHIR creates) would
+        each find no candidate, since neither sees the other's uncommitted record, and split the person in two.
+        A transaction-scoped advisory lock per person key (:func:`person_lock_keys`: the valid NHS number, the birth
+        date) makes the second wait until the first commits; its candidate look-up, a new statement under READ
+        COMMITTED, then sees the first record. The locks are taken in one statement in key order and held to the
+        end of the transaction; a deadlock between two batches is refused by PostgreSQL and retried by the unit of
+        work. SQLite needs none: it has one writer at a time.
+        """
+        if not self._writes_in_one_statement():
+            return
+        keys = person_lock_keys(probe)
+        if keys:
+            self.session.execute(_LOCK_PERSON_SQL, {"keys": keys})
+
     def _writes_in_one_statement(self) -> bool:
         """Whether the store takes data-modifying CTEs (PostgreSQL), so that writes which go together are sent
         as one statement (:mod:`mpi.link_statements`)."""
@@ -388,7 +430,7 @@ class LinkOnWrite(GoldenRecords):
                 self.session.expire(held)
 
     def _apply(self, record: SourceRecord, demographics: Demographics) -> None:
-        for name, value in _applied_values(record, demographics).items():
+        for name, value in _applied_values(record, demographics, production=self.production).items():
             setattr(record, name, value)
         if demographics.trust_ods:
             record.trust_ods = demographics.trust_ods
@@ -438,6 +480,7 @@ class LinkOnWrite(GoldenRecords):
             return self._outcome(record)
         probe = self.match_record(record)
         manual = {} if created else self.manual_decisions(record.id)  # a new record has no decisions yet
+        self._lock_person(probe)
         also = [other for other, decision in manual.items() if decision == MATCH]
         scores = self._score_clusters(probe, self.candidate_clusters(probe, exclude=record.id, also=also))
         best_id, best_score, possible = self._choose(scores, manual)
@@ -556,4 +599,4 @@ class LinkOnWrite(GoldenRecords):
                            record.link_score)
 
 
-__all__ = ["LinkOnWrite", "LinkOutcome", "new_regional_id", "pair_key"]
+__all__ = ["LinkOnWrite", "LinkOutcome", "new_regional_id", "pair_key", "person_lock_keys"]

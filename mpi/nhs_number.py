@@ -33,3 +33,19 @@ def is_valid_nhs_number(value: str | None) -> bool:
         return False
     expected = check_digit(digits[:9])
     return expected is not None and expected == int(digits[9])
+
+
+#: NHS numbers starting 999 are never issued to patients: NHS England reserves them for testing (REFERENCE.md).
+TEST_RANGE_PREFIX = "999"
+
+
+def is_test_range(value: str | None) -> bool:
+    """Whether ``value`` is an NHS number of the test range (999…), which no real patient holds."""
+    digits = normalise_nhs_number(value)
+    return bool(digits and digits.startswith(TEST_RANGE_PREFIX))
+
+
+def counts_as_nhs_number(value: str | None, *, production: bool) -> bool:
+    """Whether ``value`` may be used as a patient's NHS number: ten digits passing Modulus 11 and, in production,
+    not of the test range (such a number is kept, flagged as not valid, and never used for matching)."""
+    return is_valid_nhs_number(value) and not (production and is_test_range(value))

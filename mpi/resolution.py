@@ -12,9 +12,9 @@ import numpy as np
 from sqlalchemy import Row, bindparam, literal, select, union_all
 
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
-from mpi.engine import POSSIBLE, to_match_record
+from mpi.engine import MATCH, NO_MATCH, POSSIBLE, to_match_record
 from mpi.index_store import _PATIENTS, _RECORDS, DEMOGRAPHIC_FIELDS, IndexStore
-from mpi.nhs_number import normalise_nhs_number
+from mpi.nhs_number import counts_as_nhs_number, normalise_nhs_number
 from mpi.records import Demographics
 from mpi.tables import SourceIdentifier, table_of
 from priorscan.trusts import NHS_NUMBER_SYSTEM
@@ -32,12 +32,44 @@ class Resolution:
 
 @dataclass
 class MatchCandidate:
-    """A regional patient scored against a query (for FHIR $match and PDQm)."""
+    """A regional patient scored against a query (for FHIR $match and PDQm).
+
+    ``grade`` is what a client may act on (:func:`match_grade`); ``decision`` is the linking rules' own
+    (match | possible | no-match), which :meth:`Resolver.resolve` reads.
+    """
 
     regional_id: str
     probability: float
     grade: str  # certain | probable | possible | certainly-not
     field_weights: dict[str, float]
+    decision: str = NO_MATCH
+
+
+#: The $match grade (FHIR match-grade) a client may act on automatically.
+CERTAIN = "certain"
+
+
+def match_grade(decision: str, probability: float, *, identified: bool, hard_conflict: bool) -> str:
+    """The FHIR match grade of one candidate.
+
+    ``certain`` means safe to act on automatically: only a match the linking rules make *and* that an identifier
+    backs (the same valid NHS number on both sides; a known hospital number is graded by the caller). A match on
+    demographics alone (name, birth date, sex, even address: twins share them) is at most ``probable``.
+    """
+    if hard_conflict or decision == NO_MATCH:
+        return "certainly-not"
+    if decision == MATCH:
+        return CERTAIN if identified else "probable"
+    return "probable" if probability >= 0.8 else "possible"
+
+
+def at_most_one_certain(grades: dict[str, str]) -> tuple[dict[str, str], bool]:
+    """``grades`` (by regional id) with every ``certain`` made ``probable`` when there is more than one: two
+    patients cannot both be certainly the one asked for. Also says whether that happened."""
+    certain = [rid for rid, grade in grades.items() if grade == CERTAIN]
+    if len(certain) <= 1:
+        return grades, False
+    return {rid: ("probable" if grade == CERTAIN else grade) for rid, grade in grades.items()}, True
 
 
 _IDENTIFIERS = table_of(SourceIdentifier)
@@ -50,7 +82,7 @@ _RESOLVE_COLUMNS = (_RECORDS.c.id, _RECORDS.c.regional_patient_id, _RECORDS.c.li
 _RECORDS_WITH_PATIENT = _RECORDS.outerjoin(_PATIENTS, _PATIENTS.c.id == _RECORDS.c.regional_patient_id)
 
 _RESOLVE_BY_NHS_SQL = select(*_RESOLVE_COLUMNS).select_from(_RECORDS_WITH_PATIENT).where(
-    _RECORDS.c.nhs_number == bindparam("digits"))
+    _RECORDS.c.nhs_number == bindparam("digits"), _RECORDS.c.nhs_number_valid.is_(True))
 
 #: The records with ``ns|local`` as their own key first, then those that carry it as a further identifier.
 _RESOLVE_BY_KEY_SQL = union_all(
@@ -58,7 +90,8 @@ _RESOLVE_BY_KEY_SQL = union_all(
         _RECORDS.c.namespace == bindparam("ns"), _RECORDS.c.local_id == bindparam("local")),
     select(*_RESOLVE_COLUMNS, literal(1).label("via")).select_from(_RECORDS_WITH_PATIENT.join(
         _IDENTIFIERS, _IDENTIFIERS.c.source_record_id == _RECORDS.c.id)).where(
-        _IDENTIFIERS.c.system == bindparam("ns"), _IDENTIFIERS.c.value == bindparam("local")),
+        _IDENTIFIERS.c.system == bindparam("ns"), _IDENTIFIERS.c.value == bindparam("local"),
+        _IDENTIFIERS.c.use.is_(None)),  # an identifier replaced by A47 (use old) names nobody any more
 ).order_by("via")
 
 
@@ -94,7 +127,7 @@ class Resolver(IndexStore):
         if not matches:
             return Resolution(None, "unknown")
         top = matches[0]
-        if top.grade == "certain" and (len(matches) == 1 or matches[1].grade not in ("certain", "probable")):
+        if top.decision == MATCH and (len(matches) == 1 or matches[1].grade not in ("certain", "probable")):
             return Resolution(top.regional_id, "confirmed", top.probability, [m.regional_id for m in matches])
         if top.grade in ("certain", "probable", "possible"):
             return Resolution(top.regional_id, "probable", top.probability, [m.regional_id for m in matches])
@@ -129,6 +162,8 @@ class Resolver(IndexStore):
     def match(self, demographics: Demographics, *, count: int = 10) -> list[MatchCandidate]:
         """Regional patients scored against ``demographics`` (best first), for $match and resolution."""
         fields: dict[str, object] = {name: getattr(demographics, name) for name in DEMOGRAPHIC_FIELDS}
+        if not counts_as_nhs_number(normalise_nhs_number(demographics.nhs_number), production=self.production):
+            fields["nhs_number"] = None  # a number that fails Modulus 11, or a test number in production: no evidence
         probe = to_match_record(None, fields)
         scores = self._score_clusters(probe, self.candidate_clusters(probe))
         results = []
@@ -137,15 +172,13 @@ class Resolver(IndexStore):
             top = max(rows, key=lambda i: weight[i])
             score = scores.pair(top)
             code = int(scores.codes[top])
-            if score.hard_conflict:
-                grade = "certainly-not"
-            elif code == MATCH_CODE:
-                grade = "certain"
-            elif code == POSSIBLE_CODE:
-                grade = "probable" if score.probability >= 0.8 else "possible"
-            else:
-                grade = "certainly-not"
-            results.append(MatchCandidate(regional_id, score.probability, grade, score.field_weights))
+            decision = MATCH if code == MATCH_CODE else POSSIBLE if code == POSSIBLE_CODE else NO_MATCH
+            grade = match_grade(decision, score.probability, identified=score.levels.get("nhs_number") == "exact",
+                                hard_conflict=bool(score.hard_conflict))
+            results.append(MatchCandidate(regional_id, score.probability, grade, score.field_weights, decision))
+        graded, _ = at_most_one_certain({m.regional_id: m.grade for m in results})
+        for candidate in results:
+            candidate.grade = graded[candidate.regional_id]
         results.sort(key=lambda m: -m.probability)
         best = results[:count]  # the order does not depend on the ids: only the kept ones are followed to survivors
         survivor = self.survivors(m.regional_id for m in best)
@@ -154,4 +187,4 @@ class Resolver(IndexStore):
         return best
 
 
-__all__ = ["MatchCandidate", "Resolution", "Resolver"]
+__all__ = ["CERTAIN", "MatchCandidate", "Resolution", "Resolver", "at_most_one_certain", "match_grade"]

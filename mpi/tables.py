@@ -102,6 +102,9 @@ class SourceIdentifier(Base):
     source_record_id: Mapped[int] = mapped_column(ForeignKey("source_record.id", ondelete="CASCADE"), index=True)
     system: Mapped[str] = mapped_column(String(300))
     value: Mapped[str] = mapped_column(String(200))
+    #: FHIR identifier use: None while current; ``old`` once replaced (ADT A47): kept for history and shown, never
+    #: matched or resolved again.
+    use: Mapped[str | None] = mapped_column(String(10), default=None)
 
 
 class SourceRecordVersion(Base):

@@ -96,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     p = cmd(sub, "migrate", "priorscan.cli:run_migrate", "bring the store's schema up to date")
+    p.add_argument("--check", action="store_true",
+                   help="change nothing: exit 0 when the schema is current, 1 when migrations are pending")
+
+    p = cmd(sub, "backup", "priorscan.cli:run_backup",
+            "copy the live store to a file (SQLite online backup; PostgreSQL pg_dump custom format)")
+    p.add_argument("--out", required=True, help="the backup file to write (never overwritten)")
+    p = cmd(sub, "restore", "priorscan.cli:run_restore",
+            "load a backup into a new, empty store and migrate it to the current schema")
+    p.add_argument("--from", dest="source", required=True, help="a file written by `priorscan backup`")
 
     export = sub.add_parser("export", help="export CSV to stdout").add_subparsers(dest="what", required=True)
     cmd(export, "xref", "mpi.cli:run_export_xref", "regional_id,system,value,link_state per source identifier")
@@ -164,8 +173,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_migrate(args: argparse.Namespace, ctx: CliContext) -> int:
-    _ = ctx.engine
-    print("schema up to date")
+    """``priorscan migrate [--check]``: apply pending migrations, or (``--check``) only say whether any are pending
+    (exit 1), for deploy pipelines."""
+    from priorscan.db import make_engine, migrate
+    from priorscan.maintenance import schema_status
+
+    engine = make_engine(ctx.settings.db)
+    try:
+        before = schema_status(engine)
+        if getattr(args, "check", False):
+            print(before.describe())
+            return 0 if before.up_to_date else 1
+        if before.up_to_date:
+            print(before.describe())
+            return 0
+        pending = before.pending
+        migrate(engine)
+        print(f"applied {len(pending)} migrations ({', '.join(pending)}); {schema_status(engine).describe()}")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def run_backup(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan backup --out FILE``."""
+    from pathlib import Path
+
+    from priorscan.audit import Agent, record
+    from priorscan.db import session_factory, session_scope
+    from priorscan.maintenance import backup
+
+    written = backup(ctx.engine, Path(args.out))
+    with session_scope(session_factory(ctx.engine)) as session:  # the copy holds every patient: audited
+        record(session, Agent("user", "cli"), action="E", event_type="export", subtype="store-backup",
+               detail={"bytes": written.stat().st_size})
+    print(f"backed up the store to {written} ({written.stat().st_size:,} bytes)")
+    return 0
+
+
+def run_restore(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan restore --from FILE`` into the (empty) store of ``--db``."""
+    from pathlib import Path
+
+    from priorscan.db import make_engine
+    from priorscan.maintenance import describe_url, restore, schema_status
+
+    engine = make_engine(ctx.settings.db)
+    try:
+        restore(engine, Path(args.source))
+        print(f"restored {args.source} into {describe_url(ctx.settings.db)}; {schema_status(engine).describe()}")
+    finally:
+        engine.dispose()
     return 0
 
 

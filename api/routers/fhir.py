@@ -144,7 +144,8 @@ async def _reading(request: Request, work: Callable[[Session], dict[str, Any]]) 
 @router.post("/fhir/Patient", status_code=201, openapi_extra=_BODY, responses={201: _RESOURCE, **_ERRORS})
 async def create_patient(request: Request, body: BodyDep,
                          principal: Annotated[Principal, Depends(require("system/Patient.c"))]) -> FhirResponse:
-    """Create (or, when its hospital number is known, update) the source record a Patient describes."""
+    """Create the source record a Patient describes; 409 (``duplicate``) when its identifier names a record that
+    exists already: a create never changes a record (that is an update, PUT, with ``system/Patient.u``)."""
     if body.get("resourceType") != "Patient":
         raise FHIRError("POST /fhir/Patient expects a Patient", code="fhir.invalid")
     ctx = get_context(request)
@@ -178,7 +179,9 @@ async def match(request: Request, body: BodyDep,
 @router.get("/fhir/Patient", responses={200: _RESOURCE, **_ERRORS})
 async def search(request: Request,
                  principal: Annotated[Principal, Depends(require("system/Patient.s"))]) -> FhirResponse:
-    """PDQm search: identifier, family, given, name, birthdate, gender, address-postalcode, _id, _count."""
+    """PDQm (ITI-78) search: _id, active, identifier, family, given, name, birthdate, gender, telecom, address,
+    address-city, address-state, address-postalcode, _count, _offset; others refused (400) unless ``Prefer:
+    handling=lenient``."""
     return await _search(request, principal, list(request.query_params.multi_items()))
 
 
@@ -192,10 +195,22 @@ async def search_by_post(request: Request,
     return await _search(request, principal, params)
 
 
+def search_handling(request: Request) -> str:
+    """FHIR search handling asked for with ``Prefer: handling=strict|lenient``; strict when not asked (an unserved
+    parameter is refused rather than silently widening the search to everyone)."""
+    for header in request.headers.getlist("prefer"):
+        for part in header.split(";") + header.split(","):
+            key, _, value = part.strip().partition("=")
+            if key.strip().lower() == "handling" and value.strip().strip('"').lower() in ("strict", "lenient"):
+                return value.strip().strip('"').lower()
+    return "strict"
+
+
 async def _search(request: Request, principal: Principal, params: list[tuple[str, str]]) -> FhirResponse:
     trusts, base = get_context(request).trusts, fhir_base(request)
+    lenient = search_handling(request) == "lenient"
     return FhirResponse(await _reading(request, lambda s: search_patients(s, trusts, params, agent=principal.agent,
-                                                                          base=base)))
+                                                                          base=base, lenient=lenient)))
 
 
 @router.get("/fhir/Patient/{resource_id}", responses={200: _RESOURCE, **_ERRORS})
@@ -251,9 +266,10 @@ async def post_bundle(request: Request, body: BodyDep, principal: PrincipalDep) 
 
 def capability_statement(base: str) -> dict[str, Any]:
     """What this server does, for ``GET /fhir/metadata``."""
-    patient_params = [("_id", "token"), ("identifier", "token"), ("family", "string"), ("given", "string"),
-                      ("name", "string"), ("birthdate", "date"), ("gender", "token"),
-                      ("address-postalcode", "string")]
+    patient_params = [("_id", "token"), ("active", "token"), ("identifier", "token"), ("family", "string"),
+                      ("given", "string"), ("name", "string"), ("birthdate", "date"), ("gender", "token"),
+                      ("telecom", "token"), ("address", "string"), ("address-city", "string"),
+                      ("address-state", "string"), ("address-postalcode", "string")]
     return {
         "resourceType": "CapabilityStatement", "status": "active", "date": "2024-01-01", "kind": "instance",
         "publisher": "priorscan",
@@ -270,6 +286,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "description": "Bearer tokens with SMART system scopes; see /.well-known/smart-configuration"},
             "resource": [
                 {"type": "Patient", "versioning": "versioned-update", "updateCreate": True,
+                 "conditionalCreate": False,
                  "interaction": [{"code": c} for c in ("read", "vread", "update", "create", "search-type")],
                  "searchParam": [{"name": n, "type": t} for n, t in patient_params],
                  "operation": [

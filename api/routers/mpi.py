@@ -123,7 +123,9 @@ def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: Sess
     try:
         a, b = _key(index, body.a), _key(index, body.b)
         if operation == "link":
-            outcome = index.link(a, b, actor=_actor(principal), event="manual link")
+            # the mpi-review scope is held by the people who decide identity (or tools acting for them): their
+            # link is a person's decision, the one way two valid NHS numbers become one patient
+            outcome = index.link(a, b, actor=_actor(principal), event="manual link", by_person=True)
         else:
             outcome = index.unlink(a, b, actor=_actor(principal), event="manual unlink")
     except PriorscanError as exc:

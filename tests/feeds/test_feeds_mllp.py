@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from api.mllp import Frame, MllpFramer, decode
 from mpi.records import RecordKey
 from mpi.service import PatientIndex
-from mpi.tables import SourceRecord, SourceRecordVersion
+from mpi.tables import SourceIdentifier, SourceRecord, SourceRecordVersion
 from priorscan.tables import AuditEvent, DeadLetter, HL7MessageLog
 
 
@@ -228,8 +228,12 @@ def test_a47_changes_the_identifier_of_a_record(mllp) -> None:
                                     "MRG|AB400001^^^RTK^MR")).code == "AA"
     moved = record_of(mllp, RecordKey(RTK, "AB400009"))
     assert moved is not None and moved.regional_patient_id == before
-    with mllp.context.sessions() as session:  # the old number still finds the record
-        assert [r.id for r in PatientIndex(session, mllp.context.trusts).find_records(RTK, "AB400001")] == [moved.id]
+    with mllp.context.sessions() as session:  # the replaced number is retired (use old): it names nobody any more
+        index = PatientIndex(session, mllp.context.trusts)
+        assert index.find_records(RTK, "AB400001") == []
+        assert index.resolve([(RTK, "AB400001")], None).regional_id is None
+        assert [(i.value, i.use) for i in session.scalars(select(SourceIdentifier).where(
+            SourceIdentifier.source_record_id == moved.id))] == [("AB400001", "old")]
 
 
 # --- refused messages -------------------------------------------------------------------------------------------

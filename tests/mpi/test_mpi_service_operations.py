@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
 from sqlalchemy import select
 
 from mpi import MATCH, NO_MATCH, PatientIndex, RecordKey
 from mpi.batch import relink
-from mpi.tables import LinkEvent, RegionalPatient
+from mpi.identity_operations import nhs_numbers_disagree
+from mpi.tables import LinkEvent, RegionalPatient, SourceIdentifier
+from priorscan.errors import LinkConflictError
 
 
-def two_people(index: PatientIndex) -> tuple[str, str]:
+def two_people(index: PatientIndex, *, nhs_number: str | None = NHS_OTHER) -> tuple[str, str]:
     a = index.upsert(demographics(TRUST_A, "A1"), event="ADT^A04", actor="feed")
     b = index.upsert(demographics(TRUST_B, "B1", given="Rupert", family="Okafor", birth_date="1990-10-02",
-                                  nhs_number=NHS_OTHER, sex="male", postcode="BN1 1AA", address="2 Sea Road",
+                                  nhs_number=nhs_number, sex="male", postcode="BN1 1AA", address="2 Sea Road",
                                   phone=None), event="ADT^A04", actor="feed")
     assert a.regional_id != b.regional_id
     return a.regional_id, b.regional_id
@@ -21,7 +24,7 @@ def two_people(index: PatientIndex) -> tuple[str, str]:
 
 def test_link_joins_two_patients_and_sticks_through_relink(index: PatientIndex) -> None:
     _, _ = two_people(index)
-    outcome = index.link(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="clerk")
+    outcome = index.link(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="clerk", by_person=True)
     a = index.require_record(RecordKey(TRUST_A, "A1"))
     assert outcome.regional_id == a.regional_patient_id
     relink(index.session)
@@ -45,7 +48,7 @@ def test_unlink_separates_and_sticks_through_updates_and_relink(index: PatientIn
 
 
 def test_merge_and_unmerge(index: PatientIndex) -> None:
-    first, second = two_people(index)
+    first, second = two_people(index, nhs_number=None)
     index.merge(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="pas")
     gone = index.require_record(RecordKey(TRUST_B, "B1"))
     assert gone.active is False and gone.regional_patient_id == first
@@ -61,12 +64,13 @@ def test_change_of_identifier_keeps_the_patient(index: PatientIndex) -> None:
     index.change_identifier(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_A, "A1-NEW"), actor="pas")
     moved = index.require_record(RecordKey(TRUST_A, "A1-NEW"))
     assert moved.regional_patient_id == a.regional_id
-    assert [r.id for r in index.find_records(TRUST_A, "A1")] == [moved.id]  # the old number still finds it
+    assert index.find_records(TRUST_A, "A1") == []  # the replaced number is retired: it finds nobody
+    assert index.resolve([(TRUST_A, "A1")], None).regional_id is None
 
 
 def test_history_records_who_and_why(index: PatientIndex) -> None:
     two_people(index)
-    index.link(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="clerk")
+    index.link(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="clerk", by_person=True)
     b = index.require_record(RecordKey(TRUST_B, "B1"))
     events = list(index.session.scalars(select(LinkEvent).where(LinkEvent.source_record_id == b.id)
                                         .order_by(LinkEvent.id)))
@@ -106,3 +110,54 @@ def test_resolve_for_requests(index: PatientIndex) -> None:
 
 
 TRUST_C_NS = "https://fhir.rpc.nhs.uk/Id/mrn"
+
+
+# --- two valid NHS numbers become one patient only by a person's decision (hazard H-ID-03) -------------------------
+
+def _patients_of(index: PatientIndex, *keys: RecordKey) -> set[str | None]:
+    return {index.require_record(key).regional_patient_id for key in keys}
+
+
+def test_a_feed_never_merges_or_links_two_valid_nhs_numbers(index: PatientIndex) -> None:
+    first, second = two_people(index)
+    a, b = RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1")
+    for operation in (index.merge, index.link):
+        with pytest.raises(LinkConflictError):
+            operation(a, b, actor="hl7:PAS@RTK")
+    with pytest.raises(LinkConflictError):
+        index.change_identifier(b, a, actor="hl7:PAS@RXC")  # an A47 onto an existing record is a merge
+    with pytest.raises(LinkConflictError):
+        index.relink(b, first, actor="batch")
+    assert _patients_of(index, a) == {first} and _patients_of(index, b) == {second}
+    assert index.manual_decisions(index.require_record(a).id) == {}, "a refused operation records no decision"
+
+
+def test_a_person_may_join_two_valid_nhs_numbers(index: PatientIndex) -> None:
+    first, _ = two_people(index)
+    a, b = RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1")
+    index.merge(a, b, actor="user:reviewer", by_person=True)
+    assert _patients_of(index, a, b) == {first}
+
+
+def test_a_feed_may_merge_when_the_numbers_agree_or_one_side_has_none(index: PatientIndex) -> None:
+    first, _ = two_people(index, nhs_number=None)
+    index.link(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="hl7:PAS@RTK")
+    assert _patients_of(index, RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1")) == {first}
+
+
+def test_nhs_numbers_disagree_only_when_each_side_has_one_the_other_lacks() -> None:
+    assert nhs_numbers_disagree({"1"}, {"2"})
+    assert not nhs_numbers_disagree(set(), {"2"})
+    assert not nhs_numbers_disagree({"1"}, {"1", "2"})  # the second already holds both: nothing new is joined
+    assert nhs_numbers_disagree({"1", "3"}, {"1", "2"})
+
+
+def test_the_identifier_replaced_by_a47_is_kept_as_old(index: PatientIndex) -> None:
+    index.upsert(demographics(TRUST_A, "A1"), event="ADT^A04", actor="feed")
+    index.change_identifier(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_A, "A1-NEW"), actor="pas")
+    moved = index.require_record(RecordKey(TRUST_A, "A1-NEW"))
+    kept = index.session.scalars(select(SourceIdentifier).where(SourceIdentifier.source_record_id == moved.id)).all()
+    assert [(i.system, i.value, i.use) for i in kept] == [(TRUST_A, "A1", "old")]
+    again = index.upsert(demographics(TRUST_A, "A1", given="Other", family="Person", nhs_number=None,
+                                      birth_date="2001-01-01"), event="ADT^A04", actor="feed")
+    assert again.source_record_id != moved.id, "a message naming the replaced number is about a record of its own"
