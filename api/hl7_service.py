@@ -51,6 +51,7 @@ from priorscan.hl7v2 import (
     has_control_characters,
     parse_message,
 )
+from priorscan.logs import correlated, message_id
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import AuditEvent, DeadLetter, HL7MessageLog
 
@@ -446,6 +447,13 @@ def _apply_one(session: Session, item: _Prepared, entry: _LogEntry | Row[Any] | 
                writes: _Writes) -> ItemOutcome:
     """Apply a message within ``session`` (not committed), its log and audit rows added to ``writes``: the
     outcome to return once they are written and committed."""
+    header = item.header
+    with correlated(message_id=message_id(header.sending_facility, header.control_id)):
+        return _apply_correlated(session, item, entry, writes)
+
+
+def _apply_correlated(session: Session, item: _Prepared, entry: _LogEntry | Row[Any] | None,
+                      writes: _Writes) -> ItemOutcome:
     header, kind = item.header, item.kind
     applied: Applied = item.apply(session)
     acks = acknowledgements(header, "AA", text=applied.note)
@@ -471,8 +479,9 @@ def _apply_one(session: Session, item: _Prepared, entry: _LogEntry | Row[Any] | 
 
 def _log_accepted(item: _Prepared, outcome: ItemOutcome) -> None:
     if not outcome.detail.get("duplicate"):
-        log.info("HL7 %s %s from %s@%s accepted", item.kind, item.header.control_id, item.header.sending_application,
-                 item.header.sending_facility)
+        with correlated(message_id=message_id(item.header.sending_facility, item.header.control_id)):
+            log.info("HL7 %s %s from %s@%s accepted", item.kind, item.header.control_id,
+                     item.header.sending_application, item.header.sending_facility)
 
 
 # statements built once: building costs more than running them

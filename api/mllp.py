@@ -22,6 +22,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -32,9 +33,11 @@ from sqlalchemy import Engine
 
 from api.hl7_service import ACK_CODES, Incoming, process_messages, reject_message
 from api.writer_processes import WriterProcesses
+from priorscan import metrics
 from priorscan.audit import Agent
 from priorscan.errors import StorageError
 from priorscan.hl7v2 import COMMIT_ERROR, AckError, MessageError, acknowledgements, read_header
+from priorscan.logs import correlated, message_id
 from priorscan.outcome import ItemOutcome
 
 if TYPE_CHECKING:
@@ -182,6 +185,8 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
     framer = MllpFramer(settings.mllp_max_message_bytes)
     log.info("MLLP connection from %s", peer)
     messages = 0
+    connections = metrics.instruments().mllp_connections
+    connections.inc()
     try:
         while True:
             try:
@@ -194,11 +199,13 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
             for item in framer.feed(chunk):
                 if not item.payload.strip():
                     continue  # an empty frame (a keep-alive) is not a message
+                started = time.perf_counter()
                 acks, encoding = await _acknowledge(context, item, agent, peer)
                 for ack in acks:
                     writer.write(frame(ack, encoding))
                 await writer.drain()
                 messages += 1
+                _observe(context, item, acks[-1] if acks else "", time.perf_counter() - started)
     except (ConnectionError, OSError) as exc:
         log.info("MLLP connection from %s lost (%s)", peer, type(exc).__name__)
     finally:
@@ -206,9 +213,22 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
             log.warning("MLLP connection from %s: %d bytes outside MLLP framing were skipped", peer,
                         framer.discarded)
         log.info("MLLP connection from %s closed after %d message(s)", peer, messages)
+        connections.dec()
         writer.close()
         with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
             await writer.wait_closed()
+
+
+def _observe(context: AppContext, item: Frame, ack: str, seconds: float) -> None:
+    """Count the acknowledged message by its sender's trust, its type and its ACK code (the header is read again
+    here, cheaply, because the writer that applied the message may be another process)."""
+    header = _header_or_none(decode(item.payload)[0])
+    trust = context.trusts.resolve(header.sending_facility) if header is not None else None
+    kind = f"{header.message_type}^{header.trigger_event}" if header is not None else None
+    metrics.hl7_acknowledged("mllp", trust.ods if trust else None, kind, metrics.ack_code(ack), seconds)
+    if header is not None:
+        with correlated(message_id=message_id(header.sending_facility, header.control_id)):
+            log.debug("MLLP ACK %s sent", metrics.ack_code(ack))
 
 
 async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str) -> tuple[list[str], str]:

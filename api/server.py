@@ -1,8 +1,8 @@
 """``priorscan serve``: HTTP (uvicorn) and the MLLP listener in one asyncio loop, with a clean shutdown.
 
 SIGTERM or SIGINT stops both listeners from accepting, lets requests in flight finish, and returns 0; a second SIGINT
-forces the exit. The access log names method, path (never the query string, which may hold identifiers such as an
-NHS number in a FHIR search) and status.
+forces the exit. The access log (written by :class:`api.routers.operations.RequestObservation`) names method, path
+(never the query string, which may hold identifiers such as an NHS number in a FHIR search) and status.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import importlib
 import logging
 import signal
 import sys
-import time
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.app import create_app
 from api.context import AppContext
@@ -28,35 +26,8 @@ if TYPE_CHECKING:
     from priorscan.cli import CliContext
 
 log = logging.getLogger("priorscan.server")
-access_log = logging.getLogger("priorscan.access")
 
 MLLP_CLOSE_TIMEOUT_S = 10.0
-
-
-class AccessLog:
-    """Log one line per HTTP request: method, path without query, status, duration (no patient data)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status_code = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            access_log.info("%s %s %d %.0fms", scope.get("method", "-"), scope.get("path", "-"), status_code,
-                            (time.perf_counter() - started) * 1000)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -73,8 +44,9 @@ def _mllp_starter() -> Any:
 
 
 async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, log_level: str = "info",
-                ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
-    """Serve HTTP on ``host:port`` and MLLP on ``host:mllp_port`` (unless 0) until SIGTERM/SIGINT or ``stop``.
+                ready: asyncio.Event | None = None, stop: asyncio.Event | None = None, dicom_port: int = 0) -> int:
+    """Serve HTTP on ``host:port``, MLLP on ``host:mllp_port`` (unless 0) and a DICOM C-STORE SCP on
+    ``host:dicom_port`` (unless 0) until SIGTERM/SIGINT or ``stop``.
 
     Parameters
     ----------
@@ -91,7 +63,7 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
         The exit status: 0 after a clean shutdown.
     """
     app = create_app(context)
-    config = uvicorn.Config(AccessLog(app), host=host, port=port, log_level=log_level, access_log=False,
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             log_config=None, lifespan="on", server_header=False)
     http = _EmbeddedServer(config)
     stop = stop or asyncio.Event()
@@ -111,10 +83,15 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
             installed.append(handled)
 
     mllp_server: asyncio.AbstractServer | None = None
+    dicom_server: Any = None
     try:
         if mllp_port:
             mllp_server = await _mllp_starter()(context, host, mllp_port)
             log.info("MLLP listening on %s:%d", host, mllp_port)
+        if dicom_port:
+            scp = importlib.import_module("api.dicom_scp")  # pynetdicom only when DICOM is wanted
+            dicom_server = scp.start_store_scp(context, host, dicom_port)
+            log.info("DICOM C-STORE SCP %s listening on %s:%d", dicom_server.ae_title, host, dicom_server.port)
         http_task = asyncio.create_task(http.serve(), name="http")
         while not http.started:
             if http_task.done():
@@ -131,6 +108,9 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
             log.info("shutting down (%s)", signal.Signals(signals_seen[0]).name)
         if mllp_server is not None:
             mllp_server.close()
+        if dicom_server is not None:
+            await asyncio.to_thread(dicom_server.stop)  # ends associations; objects in flight finish first
+            dicom_server = None
         http.should_exit = True
         await http_task
         stop_task.cancel()
@@ -143,6 +123,8 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
     finally:
         if mllp_server is not None:
             mllp_server.close()
+        if dicom_server is not None:
+            dicom_server.stop()
         for handled in installed:
             loop.remove_signal_handler(handled)
 
@@ -161,14 +143,19 @@ def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
 
 
 def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
-    """``priorscan serve [--host] [--port] [--mllp-port]``."""
+    """``priorscan serve [--host] [--port] [--mllp-port] [--dicom-port]``."""
     if getattr(args, "workers", 1) != 1:
         print("priorscan: one worker per process; to use several cores run several `priorscan serve` processes "
               "(each on its own port) behind a load balancer, sharing one PostgreSQL", file=sys.stderr)
         return 2
+    from priorscan import metrics
+
+    metrics.use_directory(ctx.settings.metrics_dir)  # before any metric exists, and before writer processes start
     context = AppContext.open(ctx.settings, background_checkpoint=True)
     try:
         return run_event_loop(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
-                                    log_level=ctx.settings.log_level.lower()))
+                                    log_level=ctx.settings.log_level.lower(),
+                                    dicom_port=getattr(args, "dicom_port", 0) or 0))
     finally:
         context.engine.dispose()
+        metrics.release_directory()
