@@ -10,7 +10,8 @@ from mpi.hl7_adt import AdtMessage, AdtOutcome, apply_adt, read_adt, sender_doma
 from mpi.hl7_pid import AdtError, PatientContext, PatientIdentifier, patient_context, read_identifiers, read_pid
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.records import DELETE, Demographics, RecordKey
-from mpi.review import link_history, review_queue
+from mpi.report import build_report
+from mpi.review import link_history, review_item, review_queue, waterfall
 from mpi.service import LinkOutcome, MatchCandidate, PatientIndex, Resolution, active_model
 from mpi.xref import write_xref
 
@@ -37,6 +38,7 @@ __all__ = [
     "Resolution",
     "active_model",
     "apply_adt",
+    "build_report",
     "bulk_load",
     "decide",
     "evaluate_store",
@@ -49,8 +51,10 @@ __all__ = [
     "read_pid",
     "read_truth",
     "relink",
+    "review_item",
     "review_queue",
     "sender_domains",
     "to_match_record",
+    "waterfall",
     "write_xref",
 ]

@@ -5,13 +5,15 @@ Two kinds of figure:
 - **counted as they happen**, in the process that does the work: HTTP requests and their latency by route (the
   duplicate check and CDS Hooks among them), HL7 messages received and acknowledged per channel, trust, type and
   ACK code with their time to ACK, open MLLP connections, duplicate-check verdicts per channel, link-on-write
-  outcomes, DICOMweb polls. ``priorscan serve`` runs in prometheus-client's multi-process mode
+  outcomes. ``priorscan serve`` runs in prometheus-client's multi-process mode
   (:func:`use_directory`, before any metric exists): the serving process and its MLLP writer processes each write
   their values to files in one directory, and ``/metrics`` adds them up. Several ``serve`` workers are scraped one
   by one, as Prometheus does with any replicated service;
 - **read from the store** when scraped (:class:`StoreCollector`): feed health per feed (last message, last hour's
-  messages and refusals, quiet), dead letters waiting per channel, when each poller last polled, and the serving
-  process's connection pool. These hold across workers because the store does.
+  messages and refusals, quiet), dead letters waiting per channel, each DICOMweb poller's last poll (when, and
+  what it saw) and how far its reconciliation lags (every date listed again since when), and the serving
+  process's connection pool. These hold across workers, and cover pollers run as processes of their own
+  (``priorscan dicomweb poll``), because the store does.
 
 No label ever carries patient data: trusts are ODS codes, routes are templates (``/fhir/Patient/{id}``), message
 types are HL7 event codes.
@@ -24,6 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,8 +91,6 @@ class Instruments:
     mllp_connections: Gauge
     verdicts: Counter
     link_outcomes: Counter
-    dicomweb_polls: Counter
-    dicomweb_studies: Counter
 
 
 @cache
@@ -113,9 +114,6 @@ def _instruments() -> tuple[Instruments, Any]:
                          registry=registry),
         link_outcomes=Counter("priorscan_link_outcomes", "Link-on-write outcomes (match, possible-match, new)",
                               ["state"], registry=registry),
-        dicomweb_polls=Counter("priorscan_dicomweb_polls", "DICOMweb polls", ["outcome"], registry=registry),
-        dicomweb_studies=Counter("priorscan_dicomweb_studies", "Studies a DICOMweb poll saw", ["result"],
-                                 registry=registry),
     )
     return made, registry
 
@@ -187,6 +185,12 @@ class StoreCollector:
                                     labels=["channel"])
         polled = GaugeMetricFamily("priorscan_poller_last_poll_timestamp_seconds",
                                    "When each poller last moved its cursor (Unix time)", labels=["source"])
+        seen = GaugeMetricFamily("priorscan_poller_last_poll_studies",
+                                 "What each DICOMweb poller's last poll did with the studies it saw",
+                                 labels=["source", "result"])
+        reconciled = GaugeMetricFamily("priorscan_poller_reconciled_timestamp_seconds",
+                                       "Every study date of the PACS was listed again since this time (Unix time): "
+                                       "how far the poller's reconciliation lags", labels=["source"])
         with session_factory(self.engine)() as session:
             for status in feed_statuses(session, self.trusts):
                 labels = [status.trust or "unknown", status.sending_facility, status.sending_application,
@@ -199,9 +203,19 @@ class StoreCollector:
             for channel, count in session.execute(select(DeadLetter.channel, func.count())
                                                   .where(DeadLetter.status == "new").group_by(DeadLetter.channel)):
                 waiting.add_metric([channel], count)
-            for source, updated in session.execute(select(PollCursor.source, PollCursor.updated_at)):
-                if not source.startswith("feed-activity/"):
-                    polled.add_metric([_source_label(source)], updated.timestamp())
+            for source, updated, position in session.execute(select(PollCursor.source, PollCursor.updated_at,
+                                                                    PollCursor.position)):
+                if source.startswith("feed-activity/"):
+                    continue
+                label = _source_label(source)
+                polled.add_metric([label], updated.timestamp())
+                for result, count in ((position or {}).get("last_poll") or {}).items():
+                    if isinstance(count, int | float):
+                        seen.add_metric([label, str(result)], float(count))
+                listed = [r.get("listed_at") for r in (position or {}).get("ranges", []) if isinstance(r, dict)]
+                if listed and all(listed):
+                    oldest = min(datetime.fromisoformat(str(stamp)) for stamp in listed)
+                    reconciled.add_metric([label], oldest.timestamp())
         pool = GaugeMetricFamily("priorscan_db_pool_connections", "The serving process's database connections",
                                  labels=["state"])
         status_of = getattr(self.engine.pool, "checkedout", None)
@@ -210,7 +224,7 @@ class StoreCollector:
             size = getattr(self.engine.pool, "size", None)
             if callable(size):
                 pool.add_metric(["size"], float(size()))
-        yield from (last, hour, refused, quiet, waiting, polled, pool)
+        yield from (last, hour, refused, quiet, waiting, polled, seen, reconciled, pool)
 
 
 def _source_label(source: str) -> str:

@@ -247,3 +247,23 @@ def test_concurrent_roll_ups_count_each_message_once(engine) -> None:  # type: i
 ])
 def test_usual_gap(minutes: list[int], expected: float | None) -> None:
     assert usual_gap(NOW + timedelta(minutes=m) for m in minutes) == expected
+
+
+def test_pollers_are_measured_from_the_store(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """A poller runs as a process of its own (`priorscan dicomweb poll`): what it did is read from its cursor."""
+    from priorscan.tables import PollCursor
+
+    with live_server_sqlite.context.sessions() as session:
+        session.add(PollCursor(source="https://poller:secret@pacs.example.nhs.uk/dicom-web?token=x", position={
+            "version": 2, "last_poll": {"seen": 12, "new": 3, "reread": 1, "unchanged": 8},
+            "ranges": [{"from": "20160101", "to": "20251231", "listed_at": "2026-06-01T10:00:00+00:00"},
+                       {"from": "20260101", "to": None, "listed_at": "2026-06-14T09:30:00+00:00"}]}))
+        session.commit()
+    token = live_server_sqlite.token(["priorscan/operations"])
+    text = httpx.get(live_server_sqlite.base_url + "/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    source = "https://pacs.example.nhs.uk/dicom-web"
+    assert _metric(text, "priorscan_poller_last_poll_studies", source=source, result="new") == 3
+    assert _metric(text, "priorscan_poller_last_poll_studies", source=source, result="seen") == 12
+    assert _metric(text, "priorscan_poller_reconciled_timestamp_seconds", source=source) == datetime(
+        2026, 6, 1, 10, 0, tzinfo=UTC).timestamp()
+    assert "secret" not in text and "token=x" not in text  # no credentials in labels
