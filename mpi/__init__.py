@@ -8,7 +8,8 @@ from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, Model, PairScore,
 from mpi.evaluate import Evaluation, evaluate_store, read_truth
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.records import DELETE, Demographics, RecordKey
-from mpi.review import link_history, review_queue
+from mpi.report import build_report
+from mpi.review import link_history, review_item, review_queue, waterfall
 from mpi.service import LinkOutcome, MatchCandidate, PatientIndex, Resolution, active_model
 from mpi.xref import write_xref
 
@@ -29,6 +30,7 @@ __all__ = [
     "RelinkResult",
     "Resolution",
     "active_model",
+    "build_report",
     "bulk_load",
     "decide",
     "evaluate_store",
@@ -37,7 +39,9 @@ __all__ = [
     "normalise_nhs_number",
     "read_truth",
     "relink",
+    "review_item",
     "review_queue",
     "to_match_record",
+    "waterfall",
     "write_xref",
 ]

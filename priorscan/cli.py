@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(sub, "evaluate", "mpi.cli:run_evaluate", "measure linkage against ground truth")
     p.add_argument("--truth", required=False, help="persons.csv (person_id,system,value)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--report", metavar="DIR", help="write the accuracy charts (PNG) and summary.json into DIR")
+    p.add_argument("--sample", type=int, default=0, metavar="N",
+                   help="with --report: open N pairs near the match threshold as review items to label")
 
     p = cmd(sub, "status", "priorscan.cli:run_status",
             "each trust's feeds: last message, last hour's rate and errors, dead letters waiting, quiet feeds")
