@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from fixed_dates import AS_OF
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from api.workspace import ChangeFeed, WorklistQuery, read_worklist
-from fixed_dates import AS_OF
 
 
 def plans_of(pg_url: str, work) -> list[str]:  # type: ignore[no-untyped-def]
