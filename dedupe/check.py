@@ -43,6 +43,7 @@ from dedupe.vocabulary import (
 )
 from imaging import PriorDetail, prior_details
 from mpi import Demographics, PatientIndex, Resolution, active_model
+from priorscan import metrics
 from priorscan.audit import Agent, record_now
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
@@ -324,6 +325,7 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
                detail={"verdict": judgement.verdict, "identity": resolution.identity, "priors": len(priors),
                        "rulesVersion": rules.version, "requestingTrust": query.requesting_trust,
                        "normalisation": normalised.normalisation})
+    metrics.verdict(request.channel, judgement.verdict)
     candidates = list(resolution.candidates) if resolution.identity == "probable" else []
     return CheckOutcome(regional_id, resolution.identity, candidates, judgement.verdict, priors, alert_id,
                         alert_status, rules.version, request_json, request_date)

@@ -49,6 +49,7 @@ from mpi.link_statements import (
 from mpi.nhs_number import counts_as_nhs_number, normalise_nhs_number
 from mpi.normalise import as_date
 from mpi.records import DELETE, Demographics, RecordKey
+from mpi.scoring import explanation
 from mpi.tables import (
     BlockingKey,
     LinkEvent,
@@ -232,7 +233,7 @@ class LinkOnWrite(GoldenRecords):
         now = utcnow()
         state = MATCH if best_id is not None or not possible else POSSIBLE
         probability = best_score.probability if best_score else None
-        weights = best_score.field_weights if best_score else None
+        weights = explanation(self.model, best_score) if best_score else None
         target = best_id or new_regional_id()
         member = _Member(values, provisional, demographics.event_at or now)
         in_one_statement = self._writes_in_one_statement()
@@ -288,8 +289,7 @@ class LinkOnWrite(GoldenRecords):
         return int(self.session.execute(_INSERT_REVIEW, {
             "source_record_id": record_id, "candidate_record_id": other_id, "candidate_regional_id": other_regional,
             "score": score.probability,
-            "weights": {"field_weights": score.field_weights, "levels": score.levels,
-                        "weight": round(score.weight, 3), "guard": score.guard},
+            "weights": explanation(self.model, score),
             "model_version": self.model.version, "status": "open", "created_at": now}).scalar_one())
 
     def _settle_pending(self) -> None:
@@ -362,7 +362,7 @@ class LinkOnWrite(GoldenRecords):
                 self.session.execute(_INSERT_PATIENT, {"id": target, "status": "active", "created_at": now,
                                                        "updated_at": now, **_golden_values([member])})
         probability = best_score.probability if best_score else None
-        weights = best_score.field_weights if best_score else None
+        weights = explanation(self.model, best_score) if best_score else None
         changes.update(regional_patient_id=target, link_state=state, link_manual=False, link_score=probability,
                        link_weights=weights, link_model_version=self.model.version, linked_by=actor, linked_at=now)
         self.session.execute(_UPDATE_RECORD, {"rid": record_id, **changes})
@@ -496,7 +496,7 @@ class LinkOnWrite(GoldenRecords):
             fresh = None if previous and self._is_alone(record, previous) else self._new_patient()
             target = fresh.id if fresh is not None else previous  # type: ignore[assignment]
         self._move(record, target, state=state, score=best_score.probability if best_score else None,
-                   weights=best_score.field_weights if best_score else None, actor=actor, reason=reason)
+                   weights=explanation(self.model, best_score) if best_score else None, actor=actor, reason=reason)
         if possible and best_id is None:
             review_id = self._open_review(record, possible)
         elif not created:
@@ -558,7 +558,7 @@ class LinkOnWrite(GoldenRecords):
         return patient
 
     def _move(self, record: SourceRecord, regional_id: str, *, state: str, score: float | None,
-              weights: dict[str, float] | None, actor: str, reason: str, manual: bool = False) -> None:
+              weights: dict[str, Any] | None, actor: str, reason: str, manual: bool = False) -> None:
         previous = record.regional_patient_id
         changed = previous != regional_id or record.link_state != state or record.link_manual != manual
         record.regional_patient_id = regional_id
@@ -581,8 +581,7 @@ class LinkOnWrite(GoldenRecords):
         self._close_reviews(record)
         item = ReviewItem(source_record_id=record.id, candidate_record_id=other_id,
                           candidate_regional_id=other.regional_patient_id if other else None, score=score.probability,
-                          weights={"field_weights": score.field_weights, "levels": score.levels,
-                                   "weight": round(score.weight, 3), "guard": score.guard},
+                          weights=explanation(self.model, score),
                           model_version=self.model.version)
         self.session.add(item)
         self.session.flush()
