@@ -307,6 +307,8 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
                                       if p.exam.study_instance_uid]) if judgement.priors else {}
     priors = [prior_json(p, trusts, details.get(p.exam.study_instance_uid or "")) for p in judgement.priors]
     request_json = _request_json(query, procedure, normalised, code, circumstances, request_date)
+    request_json["paediatric"] = facts.patient_age_years is not None \
+        and facts.patient_age_years < rules.exceptions.paediatric.age_under_years  # no typical adult dose for a child
     attach_orders(session, history.unattached_orders)
     if request.record_order and query.requesting_trust and query.placer_order_number:
         _keep_order(session, trusts, request, procedure, code, history.record_at(query.requesting_trust))
