@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench system lock migration clean
+.PHONY: demo test lint typecheck pytest bench system lock migration clean notebooks
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,7 +20,7 @@ system:
 	bash scripts/setup-system.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check priorscan mpi imaging dedupe api regionsynth tests bench
+	$(VENV)/bin/ruff check priorscan mpi imaging dedupe api regionsynth tests bench scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -33,6 +33,11 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e '.[test,bench]'
 	$(PY) -m bench $(BENCH_ARGS)
+
+# every analysts' notebook executed against a freshly generated region, rendered with its figures to docs/notebooks/
+notebooks: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e '.[test,notebooks]'
+	$(PY) scripts/notebooks.py $(NOTEBOOK_ARGS)
 
 lock:
 	$(PIP) freeze --exclude-editable | grep -v '^-e' > constraints.txt

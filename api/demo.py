@@ -192,6 +192,53 @@ async def _first_warning(context: AppContext, token: str, candidates: list[dict[
     return None
 
 
+#: How the synthetic radiographers answer alerts (:func:`act_on_alerts`): shares of acknowledged, overridden,
+#: cancelled; the rest stay open. Made up for demonstrations and the notebooks, not measured anywhere.
+SYNTHETIC_ACTIONS = (("acknowledged", 0.45), ("overridden", 0.30), ("cancelled", 0.15))
+
+
+def act_on_alerts(context: AppContext, *, seed: int = 7, keep_open: set[str] | None = None) -> dict[str, int]:
+    """Answer the open alerts as synthetic radiographers would, so that a demonstration region has a history of
+    acknowledgements, overrides (with the rule file's coded reasons) and cancellations (with the dose avoided).
+
+    Deterministic for one ``seed`` and store; alerts in ``keep_open`` are left alone. Every step goes through the
+    duplicate check's own alert functions, audited as user ``synthetic-radiographer``.
+    """
+    import random
+
+    from dedupe import acknowledge, active_rules, cancel, list_alerts, override
+    from dedupe.alerts import Coding
+
+    rng = random.Random(seed)
+    rules = active_rules(context.settings.rules_file)
+    agent = Agent("user", "synthetic-radiographer")
+    done = {"acknowledged": 0, "overridden": 0, "cancelled": 0, "open": 0}
+    with context.sessions() as session:
+        for alert in sorted(list_alerts(session, status="open", limit=100_000), key=lambda a: a.id):
+            if keep_open and alert.id in keep_open:
+                done["open"] += 1
+                continue
+            draw, action = rng.random(), "open"
+            for name, share in SYNTHETIC_ACTIONS:
+                if draw < share:
+                    action = name
+                    break
+                draw -= share
+            if action == "acknowledged":
+                acknowledge(session, alert, user=agent.name, comment=None, agent=agent)
+            elif action == "overridden":
+                reason = rng.choice(rules.override_reasons)
+                override(session, alert, rules, reason=Coding(reason.system, reason.code, reason.display),
+                         comment="synthetic: clinical question differs from the prior's", user=agent.name,
+                         agent=agent)
+            elif action == "cancelled":
+                cancel(session, alert, rules, user=agent.name, comment="synthetic: prior images reused",
+                       agent=agent)
+            done[action] += 1
+        session.commit()
+    return done
+
+
 def curl_command(base_url: str, token: str, body: dict[str, Any]) -> str:
     payload = json.dumps(body, separators=(",", ":")).replace("'", "'\\''")
     return (f"curl -sS -X POST {base_url}/api/v1/duplicate-check \\\n"

@@ -31,7 +31,8 @@ from priorscan.db import make_engine, session_factory
 if TYPE_CHECKING:
     import pandas as pd
 
-ALERT_COLUMNS = ("alert", "patient", "requesting_trust", "channel", "identity", "verdict", "status", "created_at",
+ALERT_COLUMNS = ("alert", "patient", "requesting_trust", "channel", "identity", "verdict", "status", "request_date",
+                 "created_at",
                  "acted_at", "reason_code", "reason_display", "dose_avoided_msv", "prior_trust", "prior_days_ago",
                  "prior_rule", "prior_modality", "prior_body_region", "across_trusts")
 
@@ -46,7 +47,8 @@ def alerts_frame(engine: Engine | str, *, pseudonym_key: bytes | None = None) ->
     """Every alert with its outcome (pseudonymised: no names, identifiers, order numbers or free text).
 
     Columns: ``alert`` and ``patient`` (keyed pseudonyms), ``requesting_trust``, ``channel``, ``identity``,
-    ``verdict``, ``status`` (open, acknowledged, overridden, cancelled), ``created_at``, ``acted_at``,
+    ``verdict``, ``status`` (open, acknowledged, overridden, cancelled), ``request_date`` (the request's London
+    date, which periods count by), ``created_at``, ``acted_at``,
     ``reason_code`` and ``reason_display`` (the coded override reason), ``dose_avoided_msv`` (an estimate, set when
     a request was cancelled), and the first prior shown: its ``prior_trust``, ``prior_days_ago``, ``prior_rule``,
     ``prior_modality``, ``prior_body_region``, and ``across_trusts`` (the prior was at another trust).
@@ -66,7 +68,7 @@ def alerts_frame(engine: Engine | str, *, pseudonym_key: bytes | None = None) ->
                     "alert": _pseudonym(key, alert.id), "patient": _pseudonym(key, alert.regional_patient_id),
                     "requesting_trust": alert.requesting_trust, "channel": alert.channel,
                     "identity": alert.identity, "verdict": alert.verdict, "status": alert.status,
-                    "created_at": alert.created_at, "acted_at": alert.acted_at, "reason_code": alert.reason_code,
+                    "request_date": alert.request_date, "created_at": alert.created_at, "acted_at": alert.acted_at, "reason_code": alert.reason_code,
                     "reason_display": alert.reason_display, "dose_avoided_msv": alert.dose_avoided_msv,
                     "prior_trust": prior_trust, "prior_days_ago": first.get("daysAgo"),
                     "prior_rule": first.get("rule"), "prior_modality": first.get("modality"),
@@ -79,6 +81,7 @@ def alerts_frame(engine: Engine | str, *, pseudonym_key: bytes | None = None) ->
     frame = pd.DataFrame(rows, columns=list(ALERT_COLUMNS))
     for column in ("created_at", "acted_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame["request_date"] = pd.to_datetime(frame["request_date"])
     return frame
 
 
@@ -153,7 +156,7 @@ def repeat_rates(repeats: pd.DataFrame, by: tuple[str, ...] = ("modality",), fre
 
 
 def alert_outcomes(alerts: pd.DataFrame, freq: str = "M") -> pd.DataFrame:
-    """Alerts raised per period, and how they ended: acknowledged, overridden, cancelled (request withdrawn as a
+    """Alerts raised per period (of the request's date), and how they ended: acknowledged, overridden, cancelled (request withdrawn as a
     duplicate) or still open, with the estimated dose the cancellations avoided."""
     import pandas as pd
 
@@ -161,8 +164,8 @@ def alert_outcomes(alerts: pd.DataFrame, freq: str = "M") -> pd.DataFrame:
         return pd.DataFrame(columns=["period", "raised", "acknowledged", "overridden", "cancelled", "open",
                                      "dose_avoided_msv"])
     frame = alerts.copy()
-    frame["period"] = frame["created_at"].dt.tz_convert("Europe/London").dt.tz_localize(None).dt.to_period(
-        freq).dt.to_timestamp()
+    created = frame["created_at"].dt.tz_convert("Europe/London").dt.tz_localize(None).dt.normalize()
+    frame["period"] = frame["request_date"].fillna(created).dt.to_period(freq).dt.to_timestamp()
     counts = frame.pivot_table(index="period", columns="status", values="alert", aggfunc="count", fill_value=0)
     out = pd.DataFrame(index=counts.index)
     out["raised"] = counts.sum(axis=1)

@@ -34,7 +34,8 @@ def style() -> Iterator[None]:
     import matplotlib as mpl
     from cycler import cycler
 
-    with mpl.rc_context({**STYLE, "axes.prop_cycle": cycler(color=list(PALETTE))}):
+    settings: dict[str, Any] = {**STYLE, "axes.prop_cycle": cycler(color=list(PALETTE))}
+    with mpl.rc_context(settings):  # type: ignore[arg-type]
         yield
 
 
@@ -45,19 +46,31 @@ def _figure(width: float = 8.0, height: float = 4.0) -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
+def _nothing(ax: Axes, title: str) -> None:
+    """An empty chart that says so (a store may hold no study of a kind: the section still shows)."""
+    ax.set_title(title)
+    ax.text(0.5, 0.5, "no data to show", ha="center", va="center", transform=ax.transAxes, color="#555555")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def bars(table: pd.DataFrame, *, x: str, y: str, hue: str | None = None, title: str, ylabel: str,
          horizontal: bool = False) -> Figure:
     """Bars of ``y`` by ``x`` (grouped by ``hue`` when given)."""
     with style():
         fig, ax = _figure()
+        if table.empty or table[y].dropna().empty:
+            _nothing(ax, title)
+            return fig
         data = table.pivot_table(index=x, columns=hue, values=y, aggfunc="sum", fill_value=0) if hue else \
             table.set_index(x)[[y]]
         data.plot.barh(ax=ax, width=0.8) if horizontal else data.plot.bar(ax=ax, width=0.8, rot=0)
         ax.set_title(title)
         (ax.set_xlabel if horizontal else ax.set_ylabel)(ylabel)
         (ax.set_ylabel if horizontal else ax.set_xlabel)(x.replace("_", " "))
-        if not hue and ax.get_legend() is not None:
-            ax.get_legend().remove()
+        legend = ax.get_legend()
+        if not hue and legend is not None:
+            legend.remove()
         return fig
 
 
@@ -67,6 +80,9 @@ def boxes_with_reference(frame: pd.DataFrame, *, category: str, value: str, refe
     with style():
         fig, ax = _figure(max(6.0, 0.9 * frame[category].nunique() + 2), 4.5)
         categories = sorted(frame[category].dropna().unique())
+        if not categories or frame[value].dropna().empty:
+            _nothing(ax, title)
+            return fig
         ax.boxplot([frame.loc[frame[category] == c, value].dropna() for c in categories], showfliers=True)
         ax.set_xticks(range(1, len(categories) + 1), categories, rotation=30, ha="right")
         labelled = False
@@ -74,7 +90,7 @@ def boxes_with_reference(frame: pd.DataFrame, *, category: str, value: str, refe
             level = reference.get(c)
             if level is not None and level == level:  # NaN: no reference for this category
                 ax.hlines(level, i - 0.4, i + 0.4, colors=REFERENCE_COLOUR, linewidth=2,
-                          label=None if labelled else reference_label)
+                          label="_nolegend_" if labelled else reference_label)
                 labelled = True
         ax.set_title(title)
         ax.set_ylabel(ylabel)
@@ -87,6 +103,9 @@ def lines(table: pd.DataFrame, *, title: str, ylabel: str) -> Figure:
     """One line per column of ``table`` over its index (e.g. months)."""
     with style():
         fig, ax = _figure()
+        if table.empty or table.dropna(how="all").empty:
+            _nothing(ax, title)
+            return fig
         table.plot(ax=ax, marker="o", markersize=3)
         ax.set_title(title)
         ax.set_ylabel(ylabel)
@@ -99,6 +118,9 @@ def scatter(frame: pd.DataFrame, *, x: str, y: str, hue: str | None = None, titl
     """Points of ``y`` against ``x``, coloured by ``hue``."""
     with style():
         fig, ax = _figure()
+        if frame.empty:
+            _nothing(ax, title)
+            return fig
         groups = frame.groupby(hue) if hue else [("", frame)]
         for name, part in groups:
             ax.scatter(part[x], part[y], s=14, alpha=0.7, label=str(name) if hue else None)
@@ -115,6 +137,9 @@ def histogram(values: Sequence[float] | pd.Series, *, title: str, xlabel: str, b
     """A histogram of ``values`` with vertical lines at ``thresholds``."""
     with style():
         fig, ax = _figure()
+        if len(values) == 0:
+            _nothing(ax, title)
+            return fig
         ax.hist(list(values), bins=bins, color=PALETTE[0], log=log)
         for threshold in thresholds:
             ax.axvline(threshold, color=REFERENCE_COLOUR, linestyle="--", label=f"{threshold:g}")

@@ -75,6 +75,10 @@ PPS_DESCRIPTION = T(0x0040, 0x0254)
 PROCEDURE_CODES = T(0x0008, 0x1032)
 REQUESTED_CODES = T(0x0032, 0x1064)
 BODY_PART = T(0x0018, 0x0015)
+BODY_PART_THICKNESS = T(0x0018, 0x11A0)  # mm: a mammogram's compressed breast thickness
+MANUFACTURER = T(0x0008, 0x0070)
+MODEL_NAME = T(0x0008, 0x1090)
+STATION_NAME = T(0x0008, 0x1010)
 LATERALITY = T(0x0020, 0x0060)
 IMAGE_LATERALITY = T(0x0020, 0x0062)
 CTDIVOL = T(0x0018, 0x9345)
@@ -223,9 +227,11 @@ def header_dose_events(ds: Dataset) -> list[dz.DoseEvent]:
         else:
             event_uid = raw_text(ds, SOP_UID) or "image"
     kind = dz.MAMMO if modality == "MG" else dz.FLUORO if modality in ("XA", "RF") else dz.PROJECTION
+    thickness = parse_number(raw_text(ds, BODY_PART_THICKNESS)) if kind == dz.MAMMO else None
     return [dz.DoseEvent(f"header:{event_uid}", kind, source="header", laterality=side, dap_gym2=dap,
                          agd_mgy=organ if kind == dz.MAMMO else None,
-                         dose_rp_gy=entrance / 1000.0 if entrance is not None and kind != dz.MAMMO else None)]
+                         dose_rp_gy=entrance / 1000.0 if entrance is not None and kind != dz.MAMMO else None,
+                         compression_thickness_mm=thickness if thickness is not None and thickness >= 0 else None)]
 
 
 # DICOM Body Part Examined defined terms (PS3.16 Annex L) written as one word, spelled out for the normaliser
@@ -347,7 +353,8 @@ def facts_from_dataset(ds: Dataset, trusts: TrustRegistry, *, source: str = "dic
         laterality=raw_text(ds, IMAGE_LATERALITY) or raw_text(ds, LATERALITY),
         study_date=study_date, study_datetime=when.instant,
         status=COMPLETED, patient_age_years=age if age is not None and 0 <= age < 130 else None,
-        sop_instance_uid=raw_text(ds, SOP_UID))
+        sop_instance_uid=raw_text(ds, SOP_UID), manufacturer=raw_text(ds, MANUFACTURER),
+        model_name=raw_text(ds, MODEL_NAME), station_name=raw_text(ds, STATION_NAME))
     if when.note:
         facts.notes.append(when.note)
     if is_dose_report(ds):

@@ -67,6 +67,7 @@ class DoseEvent:
     duration_s: float | None = None
     protocol: str | None = None  # the Acquisition Protocol as the device names it
     localizer: bool = False  # a CT localizer (topogram, scout): counted for dose, not for the examined anatomy
+    compression_thickness_mm: float | None = None  # a mammographic view's compressed breast thickness
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ class StudyFacts:
     anatomy: list[str] = field(default_factory=list)  # body regions stated by coded anatomy, best first
     lateralities: list[str] = field(default_factory=list)  # sides stated per image or dose event
     notes: list[str] = field(default_factory=list)  # what could not be read (no identifiers)
+    manufacturer: str | None = None  # the device that made the object (Manufacturer, Model, Station Name)
+    model_name: str | None = None
+    station_name: str | None = None
     #: What a DICOMweb source lists of the study (its URL, the fingerprint of its answer, its instance count), kept
     #: when this statement completes the study's reading: a study listed again is no longer deleted.
     remote: tuple[str, str, int | None] | None = None

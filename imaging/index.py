@@ -239,6 +239,10 @@ class StudyIndex:
             study.modality = modality
         if facts.description and not study.description:
             study.description = facts.description[:300]
+        if facts.station_name or facts.model_name:  # the latest object's device (an RDSR names the modality's)
+            study.manufacturer = (facts.manufacturer or "")[:64] or study.manufacturer
+            study.model_name = (facts.model_name or "")[:64] or study.model_name
+            study.station_name = (facts.station_name or "")[:64] or study.station_name
         if facts.procedure_codes and not study.procedure_code:
             first = facts.procedure_codes[0]
             study.procedure_system = canonical_system(first.system)[:200] or None
@@ -304,8 +308,9 @@ class StudyIndex:
             row.kind = event.kind
             row.source = event.source
             row.phantom = str(event.phantom_cm) if event.phantom_cm else row.phantom
-            if event.protocol or event.localizer:
-                row.detail = {"protocol": (event.protocol or "")[:200] or None, "localizer": event.localizer}
+            if event.protocol or event.localizer or event.compression_thickness_mm is not None:
+                row.detail = {"protocol": (event.protocol or "")[:200] or None, "localizer": event.localizer,
+                              "compression_thickness_mm": event.compression_thickness_mm}
             for name in _EVENT_FIELDS:
                 value = getattr(event, name)
                 if value is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from imaging.dose import compare_with_drl, drl_category
 from imaging.reference import national_drls
-from imaging.tables import Study
+from imaging.tables import IrradiationEvent, Study
 from imaging.withdrawal import dose_is_patients
 from mpi.tables import RegionalPatient, SourceRecord
 from priorscan.trusts import TrustRegistry
@@ -245,8 +246,10 @@ def analytics_rows(session: Session, key: bytes, *, after_id: int = 0, limit: in
              .outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
              .outerjoin(RegionalPatient, RegionalPatient.id == SourceRecord.regional_patient_id)
              .where(Study.id > after_id).order_by(Study.id).limit(limit))
+    page = session.execute(query).all()
+    protocols, thickness = _event_details(session, [study.id for study, _, _ in page])
     rows = []
-    for study, regional_id, sex in session.execute(query):
+    for study, regional_id, sex in page:
         category = drl_category(study.modality, study.body_region, study.description, study.patient_age_years, drls)
         comparison = compare_with_drl(category, study.ctdivol_mgy, study.dlp_total_mgycm, drls)
         rows.append({
@@ -256,6 +259,8 @@ def analytics_rows(session: Session, key: bytes, *, after_id: int = 0, limit: in
             "body_region": study.body_region, "laterality": study.laterality, "contrast": study.contrast,
             "normalisation": study.normalisation, "study_date": study.study_date.isoformat() if study.study_date
             else None, "age_band": age_band(study.patient_age_years), "sex": sex,
+            "scanner": _scanner(study), "protocol": protocols.get(study.id),
+            "breast_thickness_mm": thickness.get(study.id),
             "withdrawn": study.withdrawn, "dose_source": study.dose_source,
             "irradiation_events": study.irradiation_events, "ctdivol_mgy": study.ctdivol_mgy,
             "dlp_total_mgycm": study.dlp_total_mgycm, "dap_total_gym2": study.dap_total_gym2,
@@ -273,6 +278,33 @@ def analytics_rows(session: Session, key: bytes, *, after_id: int = 0, limit: in
             "drl_note": comparison.note if comparison else None,
         })
     return rows
+
+
+def _scanner(study: Study) -> str | None:
+    """``Manufacturer Model (Station)``: the device as a dose audit names it (no patient data)."""
+    name = " ".join(part for part in (study.manufacturer, study.model_name) if part)
+    if study.station_name:
+        name = f"{name} ({study.station_name})" if name else study.station_name
+    return name or None
+
+
+def _event_details(session: Session, study_ids: list[int]) -> tuple[dict[int, str], dict[int, float]]:
+    """Per study: the acquisition protocol most of its irradiation events name (localizers left out), and the mean
+    compressed breast thickness of its mammographic views."""
+    if not study_ids:
+        return {}, {}
+    named: dict[int, Counter[str]] = defaultdict(Counter)
+    thick: dict[int, list[float]] = defaultdict(list)
+    for study_id, detail in session.execute(select(IrradiationEvent.study_id, IrradiationEvent.detail)
+                                            .where(IrradiationEvent.study_id.in_(study_ids))):
+        if not detail:
+            continue
+        if detail.get("protocol") and not detail.get("localizer"):
+            named[study_id][str(detail["protocol"])] += 1
+        if detail.get("compression_thickness_mm") is not None:
+            thick[study_id].append(float(detail["compression_thickness_mm"]))
+    protocols = {sid: counts.most_common(1)[0][0] for sid, counts in named.items()}
+    return protocols, {sid: round(sum(v) / len(v), 1) for sid, v in thick.items()}
 
 
 def normalisation_counts(session: Session) -> dict[str, int]:

@@ -409,6 +409,22 @@ def _ct(root: Node, reader: _Reader, sop_uid: str | None) -> tuple[list[dz.DoseE
     return events, planes
 
 
+#: DCM 111633 Compression Thickness (TID 10003, per mammographic irradiation event), in mm or cm.
+COMPRESSION_THICKNESS = "111633"
+_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+
+
+def _thickness_mm(node: Node | None) -> float | None:
+    """A length in millimetres (``mm``, ``cm`` or ``m``); None when missing, negative or in another unit."""
+    if node is None:
+        return None
+    number, unit = node.number
+    factor = _MM.get((unit or "").strip().lower())
+    if number is None or factor is None or number < 0:
+        return None
+    return round(number * factor, 3)
+
+
 def _projection(root: Node, reader: _Reader, sop_uid: str | None,
                 mammography: bool) -> tuple[list[dz.DoseEvent], list[dz.PlaneTotals]]:
     events = []
@@ -428,7 +444,8 @@ def _projection(root: Node, reader: _Reader, sop_uid: str | None,
             dap_gym2=reader.value(node, "122130", "dap"), dose_rp_gy=reader.value(node, "113738", "dose_gy"),
             agd_mgy=agd,
             duration_s=reader.value(node, "113742", "time") if kind == dz.FLUORO else None,
-            protocol=_protocol(node)))
+            protocol=_protocol(node),
+            compression_thickness_mm=_thickness_mm(node.find(COMPRESSION_THICKNESS)) if kind == dz.MAMMO else None))
     planes = []
     for container in root.children:
         if not (container.is_(XRAY_ACCUMULATED) or (container.value_type == "CONTAINER"

@@ -61,6 +61,9 @@ class Study(Base):
     dose_source: Mapped[str | None] = mapped_column(String(20))  # rdsr | header | hl7 | none
     accumulated_dose: Mapped[dict | None] = mapped_column(JSONType)  # report key -> totals (imaging.dose)
 
+    manufacturer: Mapped[str | None] = mapped_column(String(64))  # the device (for dose audits per scanner)
+    model_name: Mapped[str | None] = mapped_column(String(64))
+    station_name: Mapped[str | None] = mapped_column(String(64))
     sources: Mapped[list | None] = mapped_column(JSONType)  # which feeds told us about it (dicom, qido, oru, fhir)
     patient_source: Mapped[str | None] = mapped_column(String(10))  # the feed whose identifier the study follows
     remote_instances: Mapped[int | None] = mapped_column(Integer)  # instances a DICOMweb source last reported

@@ -166,8 +166,9 @@ def ct_rdsr(events: Sequence[CtEvent], *, dlp_total: str | None, dlp_unit: str =
 
 
 def mammography_rdsr(views: Sequence[tuple[str, str]], *, accumulated: dict[str, str], unit: str = "mGy",
-                     **header: object) -> Dataset:
-    """A mammography dose report (TID 10001 with TID 10005): ``views`` are (laterality, AGD) per exposure."""
+                     thickness: tuple[str, str] | None = None, **header: object) -> Dataset:
+    """A mammography dose report (TID 10001 with TID 10005): ``views`` are (laterality, AGD) per exposure;
+    ``thickness`` (value, unit) is each view's Compression Thickness (111633)."""
     ds = dataset(sop_class=XRAY_DOSE_SR, modality="SR", **header)  # type: ignore[arg-type]
     breast = {"left": ("T-04030", "SRT", "Left breast"), "right": ("73056007", "SCT", "Right breast")}
     laterality = ("272741003", "SCT", "Laterality")
@@ -182,7 +183,8 @@ def mammography_rdsr(views: Sequence[tuple[str, str]], *, accumulated: dict[str,
             coded(("113721", "DCM", "Irradiation Event Type"), ("113611", "DCM", "Stationary Acquisition")),
             coded(("123014", "DCM", "Target Region"), ("T-04000", "SRT", "Breast"), children=[
                 coded(laterality, breast[side], "HAS CONCEPT MOD")]),
-            num(("111631", "DCM", "Average Glandular Dose"), agd, unit)]))
+            num(("111631", "DCM", "Average Glandular Dose"), agd, unit),
+            *([num(("111633", "DCM", "Compression Thickness"), *thickness)] if thickness else [])]))
     ds.ConceptNameCodeSequence = DicomSequence([code("113701", "DCM", "X-Ray Radiation Dose Report")])
     ds.ValueType = "CONTAINER"
     ds.ContentSequence = DicomSequence(content)

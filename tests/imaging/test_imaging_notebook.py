@@ -16,7 +16,7 @@ from priorscan.audit import Agent
 from priorscan.db import make_engine, session_factory
 from priorscan.trusts import default_trusts
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dose_overview.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def build_store(url: str, tmp_path: Path) -> None:
@@ -48,14 +48,21 @@ def test_studies_frame(sqlite_url: str, tmp_path: Path) -> None:
     assert set(drl_frame()["category"]) >= {"ct-head", "ctpa", "ct-kub"}
 
 
-def test_notebook_runs_against_the_store(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebooks_read_the_store_and_add_up_its_doses(sqlite_url: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     build_store(sqlite_url, tmp_path)
     monkeypatch.setenv("PRIORSCAN_DB", sqlite_url)  # the kernel inherits it; the parameter cell is left empty
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-                   ).execute()
-    text = "\n".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                     for output in cell.get("outputs", []))
-    assert "3 studies, 2 patients" in text
-    assert "5.87" in text  # 0.0145 × 300 (chest) + 0.0019 × 800 (head, 16 cm): the first patient's cumulative
-    assert "studies above a DRL: 2" in text  # head DLP 800 > 790 (and CTDIvol 50 > 47); chest DLP 300 > 290
+    texts = {}
+    for name in ("dose_overview.ipynb", "cumulative_dose.ipynb"):
+        notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+        NotebookClient(notebook, timeout=180, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        texts[name] = "\n".join(str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+                                for cell in notebook.cells if cell.cell_type == "code"
+                                for output in cell.get("outputs", []))
+        assert any("image/png" in output.get("data", {}) for cell in notebook.cells
+                   if cell.cell_type == "code" for output in cell.get("outputs", [])), f"{name} shows no figure"
+    assert "3 studies of 2 patients" in texts["dose_overview.ipynb"]
+    assert "1.013" in texts["dose_overview.ipynb"]  # the head's median DLP 800 over the DRL 790, in the audit
+    # 0.0145 × 300 (chest) + 0.0019 × 800 (head, 16 cm): the first patient's cumulative estimate
+    assert "5.87" in texts["cumulative_dose.ipynb"]
