@@ -20,8 +20,10 @@ ROUTER_MODULES = (
     "api.routers.fhir",
     "api.routers.oauth",
     "api.routers.imaging",
+    "api.routers.dicomweb",
     "api.routers.hl7",
     "api.routers.mpi",
+    "api.routers.workspace",
     "api.routers.ui",
 )
 

@@ -73,8 +73,9 @@ def _mllp_starter() -> Any:
 
 
 async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, log_level: str = "info",
-                ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
-    """Serve HTTP on ``host:port`` and MLLP on ``host:mllp_port`` (unless 0) until SIGTERM/SIGINT or ``stop``.
+                ready: asyncio.Event | None = None, stop: asyncio.Event | None = None, dicom_port: int = 0) -> int:
+    """Serve HTTP on ``host:port``, MLLP on ``host:mllp_port`` (unless 0) and a DICOM C-STORE SCP on
+    ``host:dicom_port`` (unless 0) until SIGTERM/SIGINT or ``stop``.
 
     Parameters
     ----------
@@ -111,10 +112,15 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
             installed.append(handled)
 
     mllp_server: asyncio.AbstractServer | None = None
+    dicom_server: Any = None
     try:
         if mllp_port:
             mllp_server = await _mllp_starter()(context, host, mllp_port)
             log.info("MLLP listening on %s:%d", host, mllp_port)
+        if dicom_port:
+            scp = importlib.import_module("api.dicom_scp")  # pynetdicom only when DICOM is wanted
+            dicom_server = scp.start_store_scp(context, host, dicom_port)
+            log.info("DICOM C-STORE SCP %s listening on %s:%d", dicom_server.ae_title, host, dicom_server.port)
         http_task = asyncio.create_task(http.serve(), name="http")
         while not http.started:
             if http_task.done():
@@ -131,6 +137,9 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
             log.info("shutting down (%s)", signal.Signals(signals_seen[0]).name)
         if mllp_server is not None:
             mllp_server.close()
+        if dicom_server is not None:
+            await asyncio.to_thread(dicom_server.stop)  # ends associations; objects in flight finish first
+            dicom_server = None
         http.should_exit = True
         await http_task
         stop_task.cancel()
@@ -143,6 +152,8 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
     finally:
         if mllp_server is not None:
             mllp_server.close()
+        if dicom_server is not None:
+            dicom_server.stop()
         for handled in installed:
             loop.remove_signal_handler(handled)
 
@@ -161,7 +172,7 @@ def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
 
 
 def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
-    """``priorscan serve [--host] [--port] [--mllp-port]``."""
+    """``priorscan serve [--host] [--port] [--mllp-port] [--dicom-port]``."""
     if getattr(args, "workers", 1) != 1:
         print("priorscan: one worker per process; to use several cores run several `priorscan serve` processes "
               "(each on its own port) behind a load balancer, sharing one PostgreSQL", file=sys.stderr)
@@ -169,6 +180,7 @@ def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
     context = AppContext.open(ctx.settings, background_checkpoint=True)
     try:
         return run_event_loop(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
-                                    log_level=ctx.settings.log_level.lower()))
+                                    log_level=ctx.settings.log_level.lower(),
+                                    dicom_port=getattr(args, "dicom_port", 0) or 0))
     finally:
         context.engine.dispose()

@@ -131,6 +131,9 @@ def _detail(outcome: CheckOutcome) -> str:
         lines.append(f"- **{p['severity']}**: {p.get('modality') or ''} {p.get('bodySite') or ''} "
                      f"({p.get('description') or 'no description'}) at {p.get('trustName') or p.get('trust')}, "
                      f"{p.get('studyDate') or '?'} ({p['daysAgo']} days ago){dose}; rule `{p['rule']}`")
+        if p.get("reportConclusion"):
+            status = f" ({p['reportStatus']})" if p.get("reportStatus") not in (None, "final") else ""
+            lines.append(f"  - Report{status}: {p['reportConclusion']}")
     lines.append(f"\nRule set {outcome.rules_version}.")
     return "\n".join(lines)
 

@@ -7,8 +7,9 @@ ServiceRequest) builds a :class:`CheckRequest` and calls :func:`run_check`.
 2. The request's code, modality, body site and laterality go through the imaging index's own normaliser, so requests
    and studies are compared in one vocabulary.
 3. The patient's studies and outstanding orders from every trust are judged by the rule table
-   (:func:`dedupe.comparable.judge`); each prior carries the rule that fired, its age in days, its effective dose and
-   a viewer URL from the performing trust's launch template.
+   (:func:`dedupe.comparable.judge`); each prior carries the rule that fired, its age in days, its effective dose,
+   a viewer URL (the performing trust's launch template, else the regional IID launch) and its report's conclusion
+   when a report is linked (:func:`imaging.prior_details`, one query for all priors).
 4. A request with a placer order number is kept as an outstanding order (for a patient the MPI does not know yet,
    with the identifiers it named; the patient's first check once they are known attaches it); a verdict the rule
    file lists under ``alerts.raise_for`` becomes an alert (one per order). The check is audited with the regional
@@ -39,6 +40,7 @@ from dedupe.vocabulary import (
     normalise_modality,
     normalise_procedure,
 )
+from imaging import PriorDetail, prior_details
 from mpi import Demographics, PatientIndex, Resolution
 from priorscan.audit import Agent, record_now
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
@@ -167,12 +169,14 @@ def _age(birth: date | None, on: date) -> int | None:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
-def prior_json(prior: ComparablePrior, trusts: TrustRegistry) -> dict[str, Any]:
-    """One comparable prior in the contract's shape, with a viewer URL from the performing trust's template."""
+def prior_json(prior: ComparablePrior, trusts: TrustRegistry, detail: PriorDetail | None = None) -> dict[str, Any]:
+    """One comparable prior in the contract's shape, with where to view its images (the performing trust's viewer,
+    else the regional IID launch) and its report's conclusion when one is linked (``detail``)."""
     exam = prior.exam
     trust = trusts.resolve(exam.trust) if exam.trust else None
-    viewer = trust.viewer_url(exam.study_instance_uid, exam.accession_number) \
-        if trust is not None and exam.study_instance_uid else None
+    viewer = trusts.viewer_url(exam.trust, exam.study_instance_uid, accession_number=exam.accession_number,
+                               patient_namespace=detail.patient_namespace if detail else None,
+                               patient_local_id=detail.patient_local_id if detail else None)
     status = "scheduled" if exam.outstanding else exam.status
     return {
         "studyInstanceUid": exam.study_instance_uid,
@@ -195,6 +199,11 @@ def prior_json(prior: ComparablePrior, trusts: TrustRegistry) -> dict[str, Any]:
         "match": prior.match,
         "ruleText": prior.rule_text,
         "circumstances": list(prior.circumstances),
+        "reportConclusion": detail.report_conclusion if detail else None,
+        "reportStatus": detail.report_status if detail else None,
+        "reportIssued": detail.report_issued.isoformat() if detail and detail.report_issued else None,
+        "reportReference": (f"DiagnosticReport/{detail.report_id}" if detail and detail.report_source == "fhir"
+                            else None),
     }
 
 
@@ -278,7 +287,9 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
     facts = RequestFacts(procedure, request_date, query.requesting_trust, circumstances, _age(birth, request_date),
                          requested_at=query.requested_at)
     judgement = judge(rules, facts, history.exams)
-    priors = [prior_json(p, trusts) for p in judgement.priors]
+    details = prior_details(session, [p.exam.study_instance_uid for p in judgement.priors
+                                      if p.exam.study_instance_uid]) if judgement.priors else {}
+    priors = [prior_json(p, trusts, details.get(p.exam.study_instance_uid or "")) for p in judgement.priors]
     request_json = _request_json(query, procedure, normalised, code, circumstances, request_date)
     attach_orders(session, history.unattached_orders)
     if request.record_order and query.requesting_trust and query.placer_order_number:

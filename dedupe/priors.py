@@ -8,7 +8,8 @@ studies by ``source_record.regional_patient_id`` then ``study (source_record_id,
 ``imaging_order.source_record_id``, the patient's source records (where a new order is kept), and active orders
 recorded before the MPI knew the patient that named one of the patient's identifiers (from the patient's records to
 ``unattached_order_identifier (value, system)``, never from the kept identifiers; :mod:`dedupe.orders`). Completed
-studies older than the longest window are not read; scheduled studies and active orders are read at any age.
+studies older than the longest window are not read; scheduled studies and active orders are read at any age. A study
+withdrawn from the priors (its images rejected by an IOCM note, or deleted in the PACS) is never read.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ _STUDIES = (
            _NO_ID.label("order_id"), _NO_ID.label("record_id"))
     .join(SourceRecord, SourceRecord.id == Study.source_record_id)
     .where(SourceRecord.regional_patient_id == bindparam("regional_id"), Study.status != _const("cancelled"),
+           Study.withdrawn.is_(None),  # images rejected (IOCM) or deleted in the PACS: no prior to show
            or_(Study.study_date >= bindparam("since"), Study.status == _const("scheduled")))
 )
 

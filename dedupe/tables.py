@@ -23,6 +23,7 @@ class Alert(Base):
     __tablename__ = "alert"
     __table_args__ = (
         Index("ix_alert_status_trust", "status", "requesting_trust", "created_at"),
+        Index("ix_alert_trust_updated", "requesting_trust", "updated_at"),  # the workspace's live updates
         UniqueConstraint("requesting_trust", "placer_order_number"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # uuid4

@@ -40,6 +40,7 @@ from imaging.regions import (
     region_group,
     same_group,
 )
+from imaging.reports import PriorDetail, conclusion_of, link_report, prior_details
 
 __all__ = [
     "BODY_REGIONS",
@@ -51,6 +52,7 @@ __all__ = [
     "DoseReport",
     "DoseSummary",
     "NormalisedProcedure",
+    "PriorDetail",
     "ProcedureCode",
     "StudyIndex",
     "Timeline",
@@ -59,6 +61,7 @@ __all__ = [
     "apply_oru",
     "comparable_regions",
     "compare_with_drl",
+    "conclusion_of",
     "default_code_table",
     "drl_category",
     "drl_frame",
@@ -66,6 +69,7 @@ __all__ = [
     "ingest_dicom_file",
     "ingest_dicom_json",
     "laterality_compatible",
+    "link_report",
     "load_code_table",
     "national_drls",
     "normalise_description",
@@ -75,6 +79,7 @@ __all__ = [
     "overlaps",
     "parse_dose_report",
     "patient_timeline",
+    "prior_details",
     "region_group",
     "same_group",
     "search_studies",

@@ -27,6 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from imaging.dicom_study import facts_from_dataset
 from imaging.facts import StudyFacts
 from imaging.index import StudyIndex
+from imaging.iocm import RejectionNote, read_rejection_note
+from imaging.rdsr import raw_text
+from imaging.withdrawal import apply_rejection
 from priorscan.audit import Agent, record
 from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
@@ -70,33 +73,58 @@ def dataset_from_json(dataset: dict[str, Any]) -> Dataset:
 def _facts(ds: Dataset, trusts: TrustRegistry, *, source: str, source_name: str | None) -> StudyFacts | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return facts_from_dataset(ds, trusts, source=source, source_trust=trusts.resolve(source_name))
+        facts = facts_from_dataset(ds, trusts, source=source, source_trust=trusts.resolve(source_name))
+        if facts is not None:
+            facts.series_instance_uid = raw_text(ds, (0x0020, 0x000E))
+            facts.sop_class_uid = raw_text(ds, (0x0008, 0x0016))
+        return facts
+
+
+def _apply_in(session: Session, index: StudyIndex, facts: StudyFacts, *, agent: Agent, event_type: str,
+              rejection: RejectionNote | None) -> ItemOutcome:
+    """Apply one statement in an open unit of work (not committed), audited; the outcome it will have."""
+    indexed = index.apply(facts, actor=actor_of(agent))
+    study = indexed.study
+    record(session, agent, action="C" if indexed.created else "U", event_type=event_type, subtype=facts.kind,
+           regional_patient_id=indexed.regional_id, entity=f"ImagingStudy/{study.study_instance_uid}",
+           detail={"patient": indexed.patient, "source": facts.source})
+    touched = apply_rejection(index, rejection) if rejection is not None else []
+    for changed in touched:
+        record(session, agent, action="U", event_type=event_type, subtype="IOCM rejection",
+               regional_patient_id=index.regional_id_of(changed), entity=f"ImagingStudy/{changed.study_instance_uid}",
+               detail={"reason": rejection.reason.code if rejection else None, "withdrawn": changed.withdrawn})
+    detail: dict[str, object] = {
+        "studyInstanceUid": study.study_instance_uid, "regionalPatientId": indexed.regional_id,
+        "patient": indexed.patient, "created": indexed.created, "normalisation": study.normalisation,
+        "doseSource": study.dose_source}
+    if indexed.unresolved_reason:
+        detail["unresolvedReason"] = indexed.unresolved_reason
+    if facts.notes:
+        detail["notes"] = sorted(set(facts.notes))[:10]
+    if rejection is not None:
+        detail["rejection"] = {"reason": rejection.reason.label, "instances": len(rejection.instances),
+                               "studiesWithdrawn": [s.study_instance_uid for s in touched if s.withdrawn]}
+    if study.withdrawn:
+        detail["withdrawn"] = study.withdrawn
+    return ItemOutcome.ok("IOCM rejection" if rejection is not None else facts.kind, **detail)
 
 
 def apply_facts(sessions: sessionmaker[Session], trusts: TrustRegistry, facts: StudyFacts, *, agent: Agent,
-                event_type: str) -> ItemOutcome:
-    """Apply one statement about a study in its own unit of work (retried on a race), audited, committed."""
+                event_type: str, rejection: RejectionNote | None = None) -> ItemOutcome:
+    """Apply one statement about a study in its own unit of work (retried on a race), audited, committed.
+
+    ``rejection``: the object is an IOCM rejection note; the instances it names are rejected in the same unit of
+    work (:func:`imaging.withdrawal.apply_rejection`).
+    """
     failure = "the store was busy"
     for attempt in range(ATTEMPTS):
         try:
             with sessions() as session:
                 begin_write(session)
-                indexed = StudyIndex(session, trusts).apply(facts, actor=actor_of(agent))
-                study = indexed.study
-                record(session, agent, action="C" if indexed.created else "U", event_type=event_type,
-                       subtype=facts.kind, regional_patient_id=indexed.regional_id,
-                       entity=f"ImagingStudy/{study.study_instance_uid}",
-                       detail={"patient": indexed.patient, "source": facts.source})
+                outcome = _apply_in(session, StudyIndex(session, trusts), facts, agent=agent, event_type=event_type,
+                                    rejection=rejection)
                 session.commit()
-                detail: dict[str, object] = {
-                    "studyInstanceUid": study.study_instance_uid, "regionalPatientId": indexed.regional_id,
-                    "patient": indexed.patient, "created": indexed.created,
-                    "normalisation": study.normalisation, "doseSource": study.dose_source}
-                if indexed.unresolved_reason:
-                    detail["unresolvedReason"] = indexed.unresolved_reason
-                if facts.notes:
-                    detail["notes"] = sorted(set(facts.notes))[:10]
-                return ItemOutcome.ok(facts.kind, **detail)
+                return outcome
         except (IntegrityError, OperationalError) as exc:  # a concurrent first insert of the same study, or a lock
             failure = f"the store was busy ({type(exc).__name__})"
             log.info("imaging: retrying a study write after %s (attempt %d)", type(exc).__name__, attempt + 1)
@@ -104,6 +132,30 @@ def apply_facts(sessions: sessionmaker[Session], trusts: TrustRegistry, facts: S
         except PriorscanError as exc:
             return ItemOutcome.rejected(facts.kind, exc.message, exc.code)
     return ItemOutcome.rejected(facts.kind, failure, "busy")
+
+
+def apply_many(sessions: sessionmaker[Session], trusts: TrustRegistry,
+               items: list[tuple[StudyFacts, RejectionNote | None]], *, agent: Agent,
+               event_type: str) -> list[ItemOutcome]:
+    """Apply several statements in one unit of work (group commit: one transaction, one commit, the studies they
+    share read once). When that unit fails (a race, an object the index refuses), each is applied alone, so one
+    object's failure never fails another's.
+    """
+    if len(items) == 1:
+        facts, rejection = items[0]
+        return [apply_facts(sessions, trusts, facts, agent=agent, event_type=event_type, rejection=rejection)]
+    try:
+        with sessions() as session:
+            begin_write(session)
+            index = StudyIndex(session, trusts)
+            outcomes = [_apply_in(session, index, facts, agent=agent, event_type=event_type, rejection=rejection)
+                        for facts, rejection in items]
+            session.commit()
+            return outcomes
+    except (IntegrityError, OperationalError, PriorscanError) as exc:
+        log.info("imaging: a group of %d objects is applied one by one after %s", len(items), type(exc).__name__)
+    return [apply_facts(sessions, trusts, facts, agent=agent, event_type=event_type, rejection=rejection)
+            for facts, rejection in items]
 
 
 def ingest_dicom_file(sessions: sessionmaker[Session], trusts: TrustRegistry, path: Path, *, agent: Agent,
@@ -138,8 +190,38 @@ def ingest_dicom_file(sessions: sessionmaker[Session], trusts: TrustRegistry, pa
                            kind="DICOM")
 
 
+def ingest_dicom_dataset(sessions: sessionmaker[Session], trusts: TrustRegistry, ds: Dataset, *, agent: Agent,
+                         source_trust: str | None = None) -> ItemOutcome:
+    """Index one DICOM object already read (without pixel data): a pushed object (C-STORE, STOW-RS).
+
+    As :func:`ingest_dicom_file`, whose parameters it shares; ``ds`` replaces the file.
+    """
+    return _ingest_dataset(sessions, trusts, ds, agent=agent, source="dicom", source_name=source_trust,
+                           kind="DICOM")
+
+
+def ingest_dicom_datasets(sessions: sessionmaker[Session], trusts: TrustRegistry,
+                          datasets: list[tuple[Dataset, str | None]], *, agent: Agent) -> list[ItemOutcome]:
+    """Index several objects already read (each with its sending trust, or None) in one unit of work
+    (:func:`apply_many`); an object that cannot be read is rejected alone. Outcomes in the order given."""
+    outcomes: list[ItemOutcome | None] = [None] * len(datasets)
+    ready: list[tuple[int, tuple[StudyFacts, RejectionNote | None]]] = []
+    for position, (ds, source_trust) in enumerate(datasets):
+        prepared = _prepare(ds, trusts, source="dicom", source_name=source_trust, kind="DICOM")
+        if isinstance(prepared, ItemOutcome):
+            outcomes[position] = prepared
+        else:
+            ready.append((position, prepared))
+    if ready:
+        applied = apply_many(sessions, trusts, [item for _, item in ready], agent=agent, event_type="dicom")
+        for (position, _), outcome in zip(ready, applied, strict=True):
+            outcomes[position] = outcome
+    return [o for o in outcomes if o is not None]
+
+
 def ingest_dicom_json(sessions: sessionmaker[Session], trusts: TrustRegistry, dataset: dict[str, Any], *,
-                      agent: Agent, source: str | None = None) -> ItemOutcome:
+                      agent: Agent, source: str | None = None,
+                      remote: tuple[str, str, int | None] | None = None) -> ItemOutcome:
     """Index one DICOM JSON dataset (a QIDO-RS result, or WADO-RS metadata of an instance such as an RDSR).
 
     Parameters
@@ -155,6 +237,8 @@ def ingest_dicom_json(sessions: sessionmaker[Session], trusts: TrustRegistry, da
     source : str, optional
         Where it came from: a trust's ODS code or alias qualifies patient IDs sent without issuer; anything else
         (a file name, a URL) is only named in the audit trail.
+    remote : tuple, optional
+        What the DICOMweb source lists of the study (:attr:`imaging.facts.StudyFacts.remote`), kept with it.
 
     Returns
     -------
@@ -167,15 +251,32 @@ def ingest_dicom_json(sessions: sessionmaker[Session], trusts: TrustRegistry, da
         ds = dataset_from_json(dataset)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
         return ItemOutcome.rejected("DICOM JSON", f"not a valid DICOM JSON dataset ({type(exc).__name__})", "dicom")
-    return _ingest_dataset(sessions, trusts, ds, agent=agent, source="qido", source_name=source, kind="DICOM JSON")
+    return _ingest_dataset(sessions, trusts, ds, agent=agent, source="qido", source_name=source, kind="DICOM JSON",
+                           remote=remote)
 
 
-def _ingest_dataset(sessions: sessionmaker[Session], trusts: TrustRegistry, ds: Dataset, *, agent: Agent,
-                    source: str, source_name: str | None, kind: str) -> ItemOutcome:
+def _prepare(ds: Dataset, trusts: TrustRegistry, *, source: str, source_name: str | None,
+             kind: str) -> tuple[StudyFacts, RejectionNote | None] | ItemOutcome:
+    """An object's facts (and rejection note, if it is one), or the outcome rejecting it."""
     try:
         facts = _facts(ds, trusts, source=source, source_name=source_name)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
         return ItemOutcome.rejected(kind, f"DICOM header could not be read ({type(exc).__name__})", "dicom")
     if facts is None:
         return ItemOutcome.rejected(kind, "no Study Instance UID (0020,000D)", "dicom")
-    return apply_facts(sessions, trusts, facts, agent=agent, event_type="dicom")
+    try:
+        note = read_rejection_note(ds)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+        return ItemOutcome.rejected(kind, f"rejection note could not be read ({type(exc).__name__})", "dicom")
+    return facts, note
+
+
+def _ingest_dataset(sessions: sessionmaker[Session], trusts: TrustRegistry, ds: Dataset, *, agent: Agent,
+                    source: str, source_name: str | None, kind: str,
+                    remote: tuple[str, str, int | None] | None = None) -> ItemOutcome:
+    prepared = _prepare(ds, trusts, source=source, source_name=source_name, kind=kind)
+    if isinstance(prepared, ItemOutcome):
+        return prepared
+    facts, note = prepared
+    facts.remote = remote
+    return apply_facts(sessions, trusts, facts, agent=agent, event_type="dicom", rejection=note)

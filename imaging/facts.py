@@ -43,10 +43,15 @@ class StudyFacts:
     status: str | None = None
     status_corrects: bool = False  # a corrected result (OBR-25 C) or an amended resource may lower the status
     patient_age_years: int | None = None
-    sop_instance_uid: str | None = None
+    sop_instance_uid: str | None = None  # the object's own (DICOM objects and WADO-RS metadata only)
+    series_instance_uid: str | None = None
+    sop_class_uid: str | None = None
     dose_events: list[DoseEvent] = field(default_factory=list)  # from image headers
     dose_report: DoseReport | None = None  # from an RDSR
     notes: list[str] = field(default_factory=list)  # what could not be read (no identifiers)
+    #: What a DICOMweb source lists of the study (its URL, the fingerprint of its answer, its instance count), kept
+    #: when this statement completes the study's reading: a study listed again is no longer deleted.
+    remote: tuple[str, str, int | None] | None = None
 
     @property
     def kind(self) -> str:

@@ -230,8 +230,10 @@ def to_fhir(study: Study, regional_id: str | None, trusts: TrustRegistry) -> dic
         ("effective-dose-method", "valueString", study.effective_dose_method),
         ("dlp-total-mgycm", "valueDecimal", study.dlp_total_mgycm),
         ("dap-total-gym2", "valueDecimal", study.dap_total_gym2),
-        ("viewer-url", "valueUrl", trust.viewer_url(study.study_instance_uid, study.accession_number)
-         if trust else None)) if value is not None]
+        ("viewer-url", "valueUrl", trusts.viewer_url(
+            study.performing_trust, study.study_instance_uid, accession_number=study.accession_number,
+            patient_namespace=study.patient_issuer, patient_local_id=study.patient_local_id)),
+        ("withdrawn", "valueString", study.withdrawn)) if value is not None]
     if extensions:
         resource["extension"] = extensions
     if not resource["meta"]:

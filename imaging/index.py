@@ -11,6 +11,14 @@ never commits: the caller commits the unit of work.
   the PAS's record when the PAS sends the same identifier, and never overwrites one). Studies follow their patient
   through merge, unmerge, link and unlink because the record, not the study, carries the regional patient.
   Without a qualified identifier the study is kept with ``patient_unresolved`` set and reported.
+- **Corrections**: a DICOM statement (a pushed or filed object, the PACS's own QIDO-RS answer) with another
+  qualified identifier than the study follows moves the study to it when the study's identifier came from DICOM
+  too (the PACS corrected it), when the new identifier's record is the PAS's, or when the current one is only
+  provisional; an HL7 or FHIR statement never moves a study away from a PAS record, and DICOM never moves one
+  away from an identifier an order or a report set, except to another PAS record.
+- **Objects**: each DICOM object is remembered (:class:`imaging.tables.StudyInstance`) with what it added to the
+  dose, so that an IOCM rejection note can take it out again (:mod:`imaging.withdrawal`); an object already
+  rejected for a reason that removes dose adds none when it is sent again.
 - **Normalised** procedure (modality, region, laterality, contrast) from codes, description or body part.
 """
 
@@ -25,6 +33,7 @@ from sqlalchemy.orm import Session
 from imaging import dose as dz
 from imaging.codetables import CodeTable, canonical_system
 from imaging.facts import STATUS_RANK, StudyFacts
+from imaging.iocm import DELETED_FROM_PACS, REJECTION_REASONS
 from imaging.procedures import (
     UNKNOWN,
     NormalisedProcedure,
@@ -36,9 +45,11 @@ from imaging.procedures import (
 )
 from imaging.reference import effective_dose_coefficients
 from imaging.regions import is_paired, normalise_laterality
-from imaging.tables import IrradiationEvent, Study
+from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance
 from mpi import PatientIndex, RecordKey
 from mpi.tables import SourceRecord
+from priorscan.audit import Agent
+from priorscan.audit import record as audit_record
 from priorscan.trusts import TrustRegistry
 
 LINKED = "linked"
@@ -53,6 +64,11 @@ _FIND = (select(Study, SourceRecord).outerjoin(SourceRecord, SourceRecord.id == 
          .where(Study.study_instance_uid == bindparam("uid")))
 _FIND_LOCKED = _FIND.with_for_update(of=Study)
 _EVENTS = select(IrradiationEvent).where(IrradiationEvent.study_id == bindparam("study_id"))
+_INSTANCE = select(StudyInstance).where(StudyInstance.sop_instance_uid == bindparam("sop"))
+_STUDY_REJECTIONS = select(InstanceRejection.sop_instance_uid, InstanceRejection.code).where(
+    InstanceRejection.study_instance_uid == bindparam("uid"))
+#: Feeds whose statements about the patient are DICOM's own (a PACS correcting itself moves the study).
+DICOM_FEEDS = ("dicom", "qido")
 
 
 @dataclass
@@ -96,6 +112,11 @@ class StudyIndex:
         row = self.session.execute(_FIND_LOCKED if lock else _FIND, {"uid": study_instance_uid}).first()
         return row[0] if row is not None else None
 
+    def regional_id_of(self, study: Study) -> str | None:
+        """The regional patient ``study`` belongs to now (through its source record)."""
+        record = self.session.get(SourceRecord, study.source_record_id) if study.source_record_id else None
+        return record.regional_patient_id if record is not None else None
+
     # --- the one write ------------------------------------------------------------------------------------------
 
     def apply(self, facts: StudyFacts, *, actor: str) -> IndexedStudy:
@@ -110,12 +131,47 @@ class StudyIndex:
         region_before = study.body_region
         self._merge_fields(study, facts)
         self._normalise(study, facts)
-        if facts.dose_report is not None or facts.dose_events:
+        if facts.remote is not None:
+            study.remote_source, study.remote_fingerprint, study.remote_instances = (
+                facts.remote[0][:500], facts.remote[1][:64], facts.remote[2])
+            if study.withdrawn == DELETED_FROM_PACS:
+                study.withdrawn, study.withdrawn_at = None, None  # the PACS lists it again
+        rejections = {} if created else dict(self.session.execute(
+            _STUDY_REJECTIONS, {"uid": study.study_instance_uid}).tuples().all())
+        rejected = REJECTION_REASONS.get(rejections.get(facts.sop_instance_uid or "", ""))
+        carries_dose = facts.dose_report is not None or bool(facts.dose_events)
+        if carries_dose and (rejected is None or rejected.keeps_dose):
             self.session.flush()
             self._store_dose(study, facts)
         elif study.body_region != region_before and study.dose_source:
-            self._summarise(study, self._events(study))
+            self.summarise(study, self._events(study))
+        if facts.sop_instance_uid:
+            self.session.flush()
+            self._remember_instance(study, facts)
+        if rejections:
+            from imaging.withdrawal import reassess  # the withdrawal service builds on this one
+
+            reassess(self, study)
         return IndexedStudy(study, created, regional_id, patient_state, reason)
+
+    def _remember_instance(self, study: Study, facts: StudyFacts) -> None:
+        """Keep the object, with the event UIDs and report key it added to the study's dose."""
+        events = [e.event_uid[:100] for e in facts.dose_events]
+        report = None
+        if facts.dose_report is not None:
+            events += [e.event_uid[:100] for e in facts.dose_report.events]
+            report = facts.dose_report.totals().report_key[:300]
+        sop = facts.sop_instance_uid[:64] if facts.sop_instance_uid else ""
+        row = self.session.scalars(_INSTANCE, {"sop": sop}).first()
+        if row is None:
+            row = StudyInstance(study_id=study.id, sop_instance_uid=sop)
+            self.session.add(row)
+        row.study_id = study.id
+        row.series_instance_uid = (facts.series_instance_uid or "")[:64] or row.series_instance_uid
+        row.sop_class_uid = (facts.sop_class_uid or "")[:64] or row.sop_class_uid
+        row.modality = (facts.modalities[0] if facts.modalities else "")[:16] or row.modality
+        if events or report:
+            row.dose = {"events": sorted(set(events)), "report": report}
 
     # --- patient --------------------------------------------------------------------------------------------------
 
@@ -124,7 +180,8 @@ class StudyIndex:
         current = self.session.get(SourceRecord, study.source_record_id) if study.source_record_id else None
         if identity.resolved and current is not None and (current.namespace, current.local_id) == (
                 identity.namespace, (identity.local_id or "").strip()):
-            pass  # the identifier the study already follows (every image of a study says it again)
+            if study.patient_source is None:
+                study.patient_source = facts.source[:10]  # the identifier the study already follows
         elif identity.resolved:
             record = self.patients.get_record(RecordKey(identity.namespace or "", identity.local_id or ""))
             if record is None:
@@ -132,13 +189,14 @@ class StudyIndex:
                 outcome = self.patients.upsert(identity.demographics(), event=f"{facts.source}-study"[:40],
                                                actor=actor, source_kind=kind, provisional=True)
                 record = self.session.get(SourceRecord, outcome.source_record_id)
-            keep_current = (current is not None and record is not None and current.id != record.id
-                            and not current.provisional and record.provisional)
-            if record is not None and not keep_current:
+            if record is not None and self._follows(study, current, record, facts):
+                if current is not None and current.id != record.id:
+                    self._record_correction(study, current, record, facts, actor)
                 study.source_record_id = record.id
                 study.patient_issuer = record.namespace
                 study.patient_local_id = record.local_id
                 study.patient_unresolved = None
+                study.patient_source = facts.source[:10]
                 current = record
         elif current is None:
             study.patient_unresolved = (identity.unresolved or "patient not identified")[:200]
@@ -148,6 +206,23 @@ class StudyIndex:
             return UNRESOLVED, None, study.patient_unresolved
         state = PROVISIONAL if current.provisional else LINKED
         return state, current.regional_patient_id, None
+
+    @staticmethod
+    def _follows(study: Study, current: SourceRecord | None, record: SourceRecord, facts: StudyFacts) -> bool:
+        """Whether the study moves from ``current`` to ``record`` (see the module docstring, *Corrections*)."""
+        if current is None or current.id == record.id or current.provisional or not record.provisional:
+            return True
+        return facts.source in DICOM_FEEDS and (study.patient_source or "dicom") in DICOM_FEEDS
+
+    def _record_correction(self, study: Study, current: SourceRecord, record: SourceRecord, facts: StudyFacts,
+                           actor: str) -> None:
+        """Audit a study moved to another patient's identifier (no identifiers in the detail: record ids only)."""
+        kind, _, name = actor.partition(":")
+        audit_record(self.session, Agent(kind or "feed", name or actor), action="U", event_type="imaging",
+              subtype="patient-corrected", regional_patient_id=record.regional_patient_id,
+              entity=f"ImagingStudy/{study.study_instance_uid}",
+              detail={"fromSourceRecord": current.id, "toSourceRecord": record.id,
+                      "fromRegionalPatient": current.regional_patient_id, "source": facts.source})
 
     # --- study fields -------------------------------------------------------------------------------------------
 
@@ -242,9 +317,9 @@ class StudyIndex:
                 if name == "ctdivol_mgy" and event.source == "header" and row.ctdivol_mgy is not None:
                     value = max(value, row.ctdivol_mgy)  # images of one series: the highest
                 setattr(row, name, value)
-        self._summarise(study, list(rows.values()))
+        self.summarise(study, list(rows.values()))
 
-    def _summarise(self, study: Study, rows: list[IrradiationEvent]) -> None:
+    def summarise(self, study: Study, rows: list[IrradiationEvent]) -> None:
         reports = [dz.ReportTotals.from_json(k, v) for k, v in (study.accumulated_dose or {}).items()]
         summary = dz.summarise([to_event(r) for r in rows], reports, study_region=study.body_region,
                                coefficients=self.coefficients)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from imaging.dose import compare_with_drl, drl_category
 from imaging.reference import national_drls
 from imaging.tables import Study
+from imaging.withdrawal import dose_is_patients
 from mpi.tables import RegionalPatient, SourceRecord
 from priorscan.trusts import TrustRegistry
 
@@ -28,14 +29,15 @@ EXPORT_COLUMNS = ("study_instance_uid", "regional_id", "trust", "modality", "bod
                   "ctdivol_mgy", "dlp_total_mgycm", "dap_total_gym2", "agd_left_mgy", "agd_right_mgy",
                   "effective_dose_msv", "irradiation_events", "accession_number", "status", "contrast",
                   "normalisation", "dose_source", "dose_rp_total_gy", "fluoro_time_s", "administered_activity_mbq",
-                  "effective_dose_method", "patient_unresolved")
+                  "effective_dose_method", "patient_unresolved", "withdrawn")
 
 _TIMELINE_COLUMNS = (Study.study_instance_uid, Study.accession_number, Study.performing_trust, Study.status,
                      Study.modality, Study.body_region, Study.laterality, Study.contrast, Study.description,
                      Study.study_date, Study.study_datetime, Study.ctdivol_mgy, Study.dlp_total_mgycm,
                      Study.dap_total_gym2, Study.agd_left_mgy, Study.agd_right_mgy, Study.administered_activity_mbq,
                      Study.effective_dose_msv, Study.effective_dose_method, Study.irradiation_events,
-                     Study.dose_source, SourceRecord.link_state, SourceRecord.provisional)
+                     Study.dose_source, SourceRecord.link_state, SourceRecord.provisional, Study.withdrawn,
+                     Study.patient_issuer, Study.patient_local_id)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class TimelineEntry:
     identity: str  # confirmed | probable (the study's source record is a possible match) | provisional
     cumulative_effective_dose_msv: float
     viewer_url: str | None
+    withdrawn: str | None = None  # why it is no longer a prior (images rejected, deleted in the PACS)
 
 
 @dataclass
@@ -114,26 +117,32 @@ def patient_timeline(session: Session, trusts: TrustRegistry, regional_id: str) 
     """The patient's studies from every trust with dose and cumulative effective dose; None for an unknown id.
 
     Cancelled studies are listed but add no dose. The cumulative effective dose adds the CT estimates only: it is an
-    estimate (population index), and ``studies_without_estimate`` counts the ionising studies it leaves out.
+    estimate (population index), and ``studies_without_estimate`` counts the ionising studies it leaves out. A study
+    withdrawn by an IOCM rejection is listed (with ``withdrawn``) only when its dose is still this patient's
+    (:func:`imaging.withdrawal.dose_is_patients`): a study rejected as another person's is not theirs to show. Every
+    study has a viewer link (:meth:`priorscan.trusts.TrustRegistry.viewer_url`).
     """
     current = current_regional_id(session, trusts, regional_id)
     if current is None:
         return None
     timeline = Timeline(current)
     cumulative = 0.0
-    viewers = {t.ods: t for t in trusts.trusts}
     entries = timeline.entries
     for (uid, accession, trust_ods, status, modality, region, laterality, contrast, description, study_date,
          study_datetime, ctdivol, dlp, dap, agd_left, agd_right, activity, effective, method, events, dose_source,
-         link_state, provisional) in session.connection().execute(patient_studies_query(current)).tuples():
+         link_state, provisional, withdrawn, issuer, local_id) in session.connection().execute(
+            patient_studies_query(current)).tuples():
+        if not dose_is_patients(withdrawn):
+            continue
         if effective is not None and status != "cancelled":
             cumulative += effective
-        trust = viewers.get(trust_ods or "")
         entries.append(TimelineEntry(
             uid, accession, trust_ods, status, modality, region, laterality, contrast, description, study_date,
             study_datetime, ctdivol, dlp, dap, agd_left, agd_right, activity, effective, method, events, dose_source,
             "provisional" if provisional else ("probable" if link_state == "possible-match" else "confirmed"),
-            round(cumulative, 6), trust.viewer_url(uid, accession) if trust else None))
+            round(cumulative, 6), trusts.viewer_url(trust_ods, uid, accession_number=accession,
+                                                    patient_namespace=issuer, patient_local_id=local_id),
+            withdrawn))
     return timeline
 
 
@@ -195,6 +204,7 @@ def export_rows(session: Session) -> Iterator[dict[str, str]]:
             "administered_activity_mbq": _number(study.administered_activity_mbq),
             "effective_dose_method": study.effective_dose_method or "",
             "patient_unresolved": study.patient_unresolved or "",
+            "withdrawn": study.withdrawn or "",
         }
 
 

@@ -23,6 +23,7 @@ class Study(Base):
         Index("ix_study_source_record_date", "source_record_id", "study_date"),
         Index("ix_study_trust_accession", "performing_trust", "accession_number"),
         Index("ix_study_unresolved", "patient_unresolved"),
+        Index("ix_study_remote_source_date", "remote_source", "study_date"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -61,7 +62,13 @@ class Study(Base):
     accumulated_dose: Mapped[dict | None] = mapped_column(JSONType)  # report key -> totals (imaging.dose)
 
     sources: Mapped[list | None] = mapped_column(JSONType)  # which feeds told us about it (dicom, qido, oru, fhir)
+    patient_source: Mapped[str | None] = mapped_column(String(10))  # the feed whose identifier the study follows
     remote_instances: Mapped[int | None] = mapped_column(Integer)  # instances a DICOMweb source last reported
+    remote_source: Mapped[str | None] = mapped_column(String(500))  # the DICOMweb source that lists it
+    remote_fingerprint: Mapped[str | None] = mapped_column(String(64))  # its QIDO answer when last read
+    #: Why the study is no longer shown as a prior (an IOCM rejection note, a deletion in the PACS); None: shown.
+    withdrawn: Mapped[str | None] = mapped_column(String(200))
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -94,7 +101,12 @@ class ImagingOrder(Base):
     """An imaging request (HL7 ORM/OMI, FHIR ServiceRequest, or a duplicate check with an order number)."""
 
     __tablename__ = "imaging_order"
-    __table_args__ = (UniqueConstraint("requesting_trust", "placer_order_number"),)
+    __table_args__ = (
+        UniqueConstraint("requesting_trust", "placer_order_number"),
+        # the workspace: a trust's requests of one day, and what changed since a moment (api.workspace)
+        Index("ix_imaging_order_trust_ordered", "requesting_trust", "ordered_at"),
+        Index("ix_imaging_order_trust_updated", "requesting_trust", "updated_at"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     requesting_trust: Mapped[str] = mapped_column(String(10))
     placer_order_number: Mapped[str] = mapped_column(String(64))
@@ -111,4 +123,52 @@ class ImagingOrder(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     ordered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class StudyInstance(Base):
+    """One DICOM object of a study that reached the index as an object (pushed, filed, or read over WADO-RS).
+
+    Kept so that a rejection note or a deletion can say what it removes: ``dose`` lists what the object contributed
+    to its study's dose (irradiation event UIDs and the dose report's key), so that contribution can be taken out.
+    """
+
+    __tablename__ = "study_instance"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    series_instance_uid: Mapped[str | None] = mapped_column(String(64))
+    sop_class_uid: Mapped[str | None] = mapped_column(String(64))
+    modality: Mapped[str | None] = mapped_column(String(16))
+    dose: Mapped[dict | None] = mapped_column(JSONType)  # {"events": [...], "report": key}
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InstanceRejection(Base):
+    """An instance named by an IHE IOCM rejection note (a Key Object Selection document), kept by its SOP Instance
+    UID so that the rejection holds whichever arrives first, the note or the instance."""
+
+    __tablename__ = "instance_rejection"
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
+    series_instance_uid: Mapped[str | None] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(16))  # DCM 113001, 113037, 113038, 113039 ...
+    meaning: Mapped[str] = mapped_column(String(120))
+    note_uid: Mapped[str | None] = mapped_column(String(64))  # the rejection note's own SOP Instance UID
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StudyReport(Base):
+    """The report of a study (HL7 ORU OBX text, FHIR DiagnosticReport), one row per report and source id."""
+
+    __tablename__ = "study_report"
+    __table_args__ = (UniqueConstraint("source", "report_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(10))  # oru | fhir
+    report_id: Mapped[str] = mapped_column(String(200))  # DiagnosticReport id, or sender + filler order number
+    status: Mapped[str | None] = mapped_column(String(20))  # preliminary | final | amended | corrected | cancelled
+    conclusion: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -77,10 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-serve", action="store_true", help="build the region and exit")
 
-    p = cmd(sub, "serve", "api.server:run_serve", "serve HTTP (API, FHIR, CDS Hooks, web page) and MLLP")
+    p = cmd(sub, "serve", "api.server:run_serve",
+            "serve HTTP (API, FHIR, CDS Hooks, STOW-RS, web page), MLLP and, with --dicom-port, DICOM C-STORE")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--mllp-port", type=int, default=2575, help="0 disables the MLLP listener")
+    p.add_argument("--dicom-port", type=int, default=0,
+                   help="serve a DICOM C-STORE SCP on this port (AE title PRIORSCAN or PRIORSCAN_DICOM_AE_TITLE)")
     p.add_argument("--workers", type=int, default=1)
 
     p = cmd(sub, "ingest", "api.ingest:run_ingest",
@@ -169,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true")
     p.add_argument("--interval", type=float, default=60.0)
     p.add_argument("--trust", metavar="ODS", help="qualify patient IDs that arrive without an issuer with this trust")
+    p.add_argument("--recent-days", type=int, default=7, help="dates listed on every poll (default 7)")
+    p.add_argument("--sweep-queries", type=int, default=50,
+                   help="QIDO queries per poll spent re-listing older dates, so that late arrivals of any date are "
+                        "found (default 50; every poll prints the bound this gives)")
     return parser
 
 

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
         description="processes that apply MLLP messages beside the serving one (0: threads of the serving process "
                     "apply them); unset, on a machine of two cores or more, one on SQLite and one per core, at most "
                     "two, on PostgreSQL")
+    dicom_ae_title: str = Field(default="PRIORSCAN", pattern=r"^[ -\[\]-~]{1,16}$",
+                                description="AE title of the C-STORE SCP (`serve --dicom-port`)")
     session_max_age_s: int = 8 * 3600
     log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     cds_audience: str | None = Field(default=None, description="expected JWT aud (CDS Hooks)")

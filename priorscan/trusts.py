@@ -3,6 +3,10 @@
 A trust's hospital numbers form one identifier namespace. Every way a feed may name that namespace (its ODS code,
 HL7 assigning-authority aliases, its FHIR identifier system, its DICOM Issuer of Patient ID) resolves here to the
 canonical namespace, which is the trust's FHIR system.
+
+Where to view a study: the performing trust's ``viewer_url_template`` when it has one, else the shared PACS's
+regional viewer, launched by IHE IID (Invoke Image Display: ``requestType=STUDY`` with ``studyUID`` and the
+issuer-qualified ``patientID``), configured once under ``[regional_viewer]`` (:meth:`TrustRegistry.viewer_url`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -30,7 +35,8 @@ class Trust(BaseModel, frozen=True):
     fhir_system: str = Field(pattern=r"^https?://")
     dicom_issuer: str
     hospital_number_pattern: str | None = None
-    viewer_url_template: str
+    viewer_url_template: str | None = None  # unset: the regional viewer
+    dicom_ae_titles: tuple[str, ...] = ()  # calling AE titles of the trust's PACS and modalities (C-STORE)
 
     @field_validator("hospital_number_pattern")
     @classmethod
@@ -44,15 +50,35 @@ class Trust(BaseModel, frozen=True):
 
     @field_validator("viewer_url_template")
     @classmethod
-    def _template_names_study(cls, value: str) -> str:
-        if "{study_instance_uid}" not in value and "{accession_number}" not in value:
+    def _template_names_study(cls, value: str | None) -> str | None:
+        if value is not None and "{study_instance_uid}" not in value and "{accession_number}" not in value:
             raise ValueError("viewer_url_template must use {study_instance_uid} or {accession_number}")
         return value
 
-    def viewer_url(self, study_instance_uid: str, accession_number: str | None = None, patient_id: str = "") -> str:
+    def viewer_url(self, study_instance_uid: str, accession_number: str | None = None,
+                   patient_id: str = "") -> str | None:
+        """The trust's own viewer link for a study (values URL-encoded), or None when it has no template."""
+        if self.viewer_url_template is None:
+            return None
         return self.viewer_url_template.format(
-            study_instance_uid=study_instance_uid, accession_number=accession_number or "", patient_id=patient_id
-        )
+            study_instance_uid=quote(study_instance_uid, safe=""), accession_number=quote(accession_number or "",
+                                                                                         safe=""),
+            patient_id=quote(patient_id, safe=""))
+
+
+class RegionalViewer(BaseModel, frozen=True):
+    """The shared PACS's viewer, launched by IHE IID Invoke Image Display."""
+
+    iid_url: str = Field(pattern=r"^https?://[^?#\s]+$", description="the IID endpoint, without a query")
+    #: How the issuer of patient IDs is named to the PACS: a trust's DICOM issuer, ``NHS`` for NHS numbers.
+    nhs_number_issuer: str = "NHS"
+
+    def launch_url(self, study_instance_uid: str, patient_id: str | None = None) -> str:
+        """``<iid_url>?requestType=STUDY&studyUID=...&patientID=...`` (patientID as an HL7 CX ``id^^^issuer``)."""
+        query = {"requestType": "STUDY", "studyUID": study_instance_uid}
+        if patient_id:
+            query["patientID"] = patient_id
+        return f"{self.iid_url}?{urlencode(query, quote_via=quote)}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +86,7 @@ class TrustRegistry:
     """All trusts, with look-ups from every alias to the trust."""
 
     trusts: tuple[Trust, ...]
+    regional_viewer: RegionalViewer | None = None
 
     def __post_init__(self) -> None:
         seen: dict[str, str] = {}
@@ -99,6 +126,40 @@ class TrustRegistry:
     def ods_codes(self) -> list[str]:
         return [t.ods for t in self.trusts]
 
+    def for_ae_title(self, ae_title: str | None) -> Trust | None:
+        """The trust whose PACS or modality calls with ``ae_title`` (``dicom_ae_titles``), if one is configured."""
+        key = (ae_title or "").strip().upper()
+        if not key:
+            return None
+        return next((t for t in self.trusts if key in {a.strip().upper() for a in t.dicom_ae_titles}), None)
+
+    def patient_cx(self, namespace: str | None, local_id: str | None) -> str | None:
+        """A study's patient as the PACS names them, an HL7 CX ``id^^^issuer``: a trust's DICOM issuer for its
+        hospital numbers, the regional viewer's NHS issuer for NHS numbers, else the namespace itself."""
+        if not namespace or not local_id:
+            return None
+        if namespace == NHS_NUMBER_SYSTEM:
+            issuer = self.regional_viewer.nhs_number_issuer if self.regional_viewer else "NHS"
+        else:
+            trust = self.resolve(namespace)
+            issuer = trust.dicom_issuer if trust is not None else namespace
+        return f"{local_id}^^^{issuer}"
+
+    def viewer_url(self, trust_ods: str | None, study_instance_uid: str | None, *,
+                   accession_number: str | None = None, patient_namespace: str | None = None,
+                   patient_local_id: str | None = None) -> str | None:
+        """Where to view a study: the performing trust's template, else the regional IID launch; None without a
+        study UID or either."""
+        if not study_instance_uid:
+            return None
+        trust = self.resolve(trust_ods) if trust_ods else None
+        cx = self.patient_cx(patient_namespace, patient_local_id)
+        if trust is not None and trust.viewer_url_template is not None:
+            return trust.viewer_url(study_instance_uid, accession_number, cx or "")
+        if self.regional_viewer is not None:
+            return self.regional_viewer.launch_url(study_instance_uid, cx)
+        return None
+
 
 def load_trusts(path: Path) -> TrustRegistry:
     """Load and validate the trust configuration at ``path``."""
@@ -115,7 +176,12 @@ def load_trusts(path: Path) -> TrustRegistry:
         raise ConfigurationError(f"{path}: invalid trust entry: {exc}") from exc
     if len({t.ods for t in trusts}) != len(trusts):
         raise ConfigurationError(f"{path}: duplicate ODS code")
-    return TrustRegistry(trusts)
+    viewer = raw.get("regional_viewer")
+    try:
+        regional = RegionalViewer.model_validate(viewer) if viewer is not None else None
+    except ValidationError as exc:
+        raise ConfigurationError(f"{path}: invalid [regional_viewer]: {exc}") from exc
+    return TrustRegistry(trusts, regional)
 
 
 @lru_cache(maxsize=8)

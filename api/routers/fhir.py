@@ -107,7 +107,8 @@ def metadata(request: Request) -> FhirResponse:
 def smart_configuration(request: Request) -> JSONResponse:
     """SMART Backend Services metadata (no authentication)."""
     root = public_base(request)
-    scopes = [f"system/{t}.{p}" for t in ("Patient", "ImagingStudy", "ServiceRequest") for p in ("rs", "cruds")]
+    scopes = [f"system/{t}.{p}" for t in ("Patient", "ImagingStudy", "ServiceRequest", "DiagnosticReport")
+              for p in ("rs", "cruds")]
     return JSONResponse({
         "token_endpoint": root + TOKEN_PATH,
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
@@ -296,6 +297,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 {"type": "ImagingStudy", "interaction": [{"code": "create"}, {"code": "search-type"}],
                  "searchParam": [{"name": "patient", "type": "reference"}, {"name": "identifier", "type": "token"}]},
                 {"type": "ServiceRequest", "interaction": [{"code": "create"}]},
+                {"type": "DiagnosticReport", "interaction": [{"code": "create"}, {"code": "read"}]},
             ],
             "interaction": [{"code": "transaction"}, {"code": "batch"}],
         }],

@@ -3,6 +3,8 @@
 - ``POST /fhir/ImagingStudy`` (``system/ImagingStudy.c``): create, or update the study with the same UID;
 - ``GET /fhir/ImagingStudy/{id}`` (``.r``) and ``GET /fhir/ImagingStudy?patient=&identifier=`` (``.s``): ``patient``
   is a regional id or ``Patient/<id>``, ``identifier`` is ``urn:dicom:uid|<uid>`` or an accession number;
+- ``POST /fhir/DiagnosticReport`` (``system/DiagnosticReport.c``) links a report to its study (its conclusion is
+  shown beside the prior by the duplicate check); ``GET /fhir/DiagnosticReport/{id}`` (``.r``);
 - ``GET /api/v1/patients/{regional_id}/timeline`` (``system/ImagingStudy.rs``): every study across the trusts, with
   dose and cumulative effective dose (an estimate);
 - ``GET /api/v1/analytics/studies`` (``priorscan/analytics``): pseudonymised dose rows, paged.
@@ -26,8 +28,10 @@ from api.deps import ContextDep, Principal, SessionDep, public_base, require
 from api.scopes import ANALYTICS
 from imaging import apply_imaging_study, patient_timeline, search_studies, to_fhir
 from imaging.adapters import begin_write
+from imaging.fhir_report import apply_diagnostic_report
+from imaging.fhir_report import to_fhir as report_to_fhir
 from imaging.queries import analytics_rows, normalisation_counts, regional_id_of
-from imaging.tables import Study
+from imaging.tables import Study, StudyReport
 from priorscan.audit import record
 
 router = APIRouter(tags=["imaging"])
@@ -114,6 +118,53 @@ def search_imaging_studies(request: Request, ctx: ContextDep, session: SessionDe
     return _fhir(bundle)
 
 
+# --- FHIR DiagnosticReport: a study's report ------------------------------------------------------------------------
+
+@router.post("/fhir/DiagnosticReport", response_model=None, status_code=status.HTTP_201_CREATED)
+async def create_diagnostic_report(request: Request, session: SessionDep, ctx: ContextDep,
+                                   principal: Principal = Depends(require("system/DiagnosticReport.c"))) -> Response:
+    """Link a report to its study (201 when new, 200 when it replaced the version with the same identifier)."""
+    try:
+        resource = json.loads(await request.body())
+    except ValueError:
+        return _outcome(400, "structure", "the body is not JSON")
+    begin_write(session)
+    outcome = apply_diagnostic_report(session, ctx.trusts, resource, agent=principal.agent)
+    if not outcome.accepted:
+        session.rollback()
+        if outcome.error_code == "not-found":
+            return _outcome(422, "not-found", outcome.reason or "no study to link the report to")
+        return _outcome(400, "invalid", outcome.reason or "invalid DiagnosticReport")
+    report_id = str(outcome.detail["id"])
+    created = bool(outcome.detail.get("created"))
+    regional_id = outcome.detail.get("regionalPatientId")
+    record(session, principal.agent, action="C" if created else "U", event_type="rest",
+           subtype="create" if created else "update", regional_patient_id=str(regional_id) if regional_id else None,
+           entity=f"DiagnosticReport/{report_id}", detail={"study": outcome.detail.get("studyInstanceUid")})
+    session.commit()
+    report = session.get(StudyReport, int(report_id))
+    assert report is not None
+    study = session.get(Study, report.study_id)
+    assert study is not None
+    return _fhir(report_to_fhir(report, study, regional_id_of(session, study)), 201 if created else 200,
+                 {"Location": f"/fhir/DiagnosticReport/{report_id}"})
+
+
+@router.get("/fhir/DiagnosticReport/{report_id}", response_model=None)
+def read_diagnostic_report(report_id: str, session: SessionDep,
+                           principal: Principal = Depends(require("system/DiagnosticReport.r"))) -> Response:
+    """One report by its id."""
+    report = session.get(StudyReport, int(report_id)) if report_id.isdigit() else None
+    study = session.get(Study, report.study_id) if report is not None else None
+    regional_id = regional_id_of(session, study) if study is not None else None
+    record(session, principal.agent, action="R", event_type="rest", subtype="read", regional_patient_id=regional_id,
+           entity=f"DiagnosticReport/{report_id}"[:300], outcome="0" if report is not None else "4")
+    session.commit()
+    if report is None or study is None:
+        return _outcome(404, "not-found", "no DiagnosticReport with that id")
+    return _fhir(report_to_fhir(report, study, regional_id))
+
+
 # --- timeline -----------------------------------------------------------------------------------------------------
 
 class TimelineStudyOut(BaseModel):
@@ -141,6 +192,8 @@ class TimelineStudyOut(BaseModel):
     identity: str = Field(description="confirmed | probable | provisional: how sure the study is this patient's")
     cumulativeEffectiveDoseMsv: float
     viewerUrl: str | None = None
+    withdrawn: str | None = Field(None, description="why the study is no longer shown as a prior (an IOCM "
+                                  "rejection of its images, a deletion in the PACS)")
 
 
 class TimelineOut(BaseModel):
@@ -175,6 +228,7 @@ def timeline(regional_id: str, ctx: ContextDep, session: SessionDep,
             "effectiveDoseMethod": e.effective_dose_method, "irradiationEvents": e.irradiation_events,
             "doseSource": e.dose_source, "identity": e.identity,
             "cumulativeEffectiveDoseMsv": e.cumulative_effective_dose_msv, "viewerUrl": e.viewer_url,
+            "withdrawn": e.withdrawn,
         } for e in found.entries],
         "cumulativeEffectiveDoseMsv": found.cumulative_effective_dose_msv,
         "studiesWithoutDoseEstimate": found.studies_without_estimate,

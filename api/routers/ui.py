@@ -1,8 +1,11 @@
-"""The radiographer page: ``/ui/`` (static HTML, CSS and JavaScript; no build step) and sign-in/out.
+"""The workspace page: ``/ui/`` (static HTML, CSS and JavaScript; no build step), sign-in/out and the session.
 
-The page itself holds no data: once signed in it calls the same JSON API as every other client (alerts, duplicate
-check) with the session cookie. Sign-in answers JSON to the page's script and redirects a plain form post.
-Every ``/ui`` response carries a strict Content-Security-Policy (scripts and styles from this origin only).
+The page itself holds no data: once signed in it calls JSON endpoints with the session cookie (the workspace's read
+models in :mod:`api.routers.workspace`, the alerts API, the duplicate check). ``GET /ui/session`` tells the page who
+is signed in and which pages their role opens (:mod:`api.workspace.pages`, where the note on adding a page is).
+Sign-in answers JSON to the page's script and redirects a plain form post.
+Every ``/ui`` response carries a strict Content-Security-Policy (scripts and styles from this origin only), and
+every response of ``/ui`` and of the workspace's JSON is ``no-store`` (patient data must not linger in caches).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import web_session
 from api.deps import ContextDep, Principal, PrincipalDep, get_principal
+from api.workspace import local_today, pages_for, source_scopes
 from priorscan.errors import PriorscanError
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -31,6 +35,8 @@ router = APIRouter(prefix="/ui", tags=["web page"])
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
                            "object-src 'none'")
+#: Paths whose responses get the security headers below.
+PROTECTED_PREFIXES = ("/ui", "/api/v1/workspace")
 _SECURITY_HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -45,8 +51,17 @@ class TrustInfo(BaseModel):
     name: str
 
 
+class PageInfo(BaseModel):
+    """One page of the workspace the person may open (the menu shows those with ``menu``)."""
+
+    id: str
+    title: str
+    script: str
+    menu: bool
+
+
 class SessionInfo(BaseModel):
-    """Who is signed in, for the page to greet them and to ask for their trust's alerts."""
+    """Who is signed in, for the page to greet them, draw their menu and ask for their trust's requests."""
 
     username: str
     kind: str = Field(description="user (signed in) or client (bearer token)")
@@ -55,6 +70,10 @@ class SessionInfo(BaseModel):
     trustName: str | None = None  # noqa: N815 (JSON field name)
     scopes: list[str]
     trusts: list[TrustInfo] = Field(description="every trust of the region, for display names")
+    pages: list[PageInfo] = Field(default_factory=list, description="the pages the person's role opens")
+    live: bool = Field(default=False, description="whether the person's role receives live updates")
+    timezone: str = "Europe/London"
+    today: str | None = Field(default=None, description="today's date in the consortium's time zone")
 
 
 class OverrideReasonInfo(BaseModel):
@@ -94,8 +113,21 @@ def override_reasons(rules_file: Path | None) -> tuple[OverrideReasonInfo, ...]:
 def _session_info(ctx: ContextDep, principal: Principal) -> SessionInfo:
     trusts = [TrustInfo(ods=t.ods, name=t.name) for t in ctx.trusts.trusts]
     trust_name = next((t.name for t in trusts if t.ods == principal.trust_ods), None)
+    pages = [PageInfo(id=p.id, title=p.title, script=p.script, menu=p.menu) for p in pages_for(principal)]
+    zone = _timezone(ctx)
     return SessionInfo(username=principal.name, kind=principal.kind, role=principal.role, trust=principal.trust_ods,
-                       trustName=trust_name, scopes=list(principal.scopes), trusts=trusts)
+                       trustName=trust_name, scopes=list(principal.scopes), trusts=trusts, pages=pages,
+                       live=any(principal.allows(s) for s in source_scopes()), timezone=zone,
+                       today=local_today(zone).isoformat())
+
+
+def _timezone(ctx: ContextDep) -> str:
+    try:
+        from dedupe import active_rules
+
+        return str(active_rules(ctx.settings.rules_file).timezone)
+    except (ImportError, PriorscanError):
+        return "Europe/London"
 
 
 def _wants_json(request: Request) -> bool:
@@ -111,7 +143,7 @@ def _check_origin(request: Request) -> None:
 
 @router.get("/", include_in_schema=False)
 def page() -> FileResponse:
-    """The radiographer page (sign-in form, open alerts of the person's trust, check a request)."""
+    """The workspace (sign-in, then the pages of the person's role: worklist, request, patient, check a request)."""
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
 
@@ -179,13 +211,14 @@ def logout(request: Request, ctx: ContextDep) -> Response:
 
 
 class SecurityHeaders:
-    """Adds the page's security headers to every ``/ui`` response (pure ASGI: the API is untouched)."""
+    """Adds the page's security headers to every ``/ui`` and workspace JSON response (pure ASGI: the rest of the
+    API is untouched)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith("/ui"):
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PROTECTED_PREFIXES):
             await self.app(scope, receive, send)
             return
 

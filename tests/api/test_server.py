@@ -65,3 +65,35 @@ def test_several_workers_are_refused_with_advice(capsys: pytest.CaptureFixture[s
 
     status = run_serve(argparse.Namespace(workers=2, host="127.0.0.1", port=0, mllp_port=0), ctx=None)  # type: ignore[arg-type]
     assert status == 2 and "load balancer" in capsys.readouterr().err
+
+
+def test_serve_with_a_dicom_port_stores_pushed_objects_and_stops_cleanly(sqlite_url: str) -> None:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pynetdicom import AE
+
+    dicom_port = free_port()
+    with serving(sqlite_url, "--mllp-port", "0", "--dicom-port", str(dicom_port)) as (process, _):
+        ds = Dataset()
+        ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = "1.2.826.0.1.3680043.10.8.1", generate_uid(), "CT"
+        ds.PatientID, ds.IssuerOfPatientID, ds.PatientName, ds.StudyDate = "AB123456", "RTK", "TESTER^JANE", "20240105"
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ae = AE(ae_title="MODALITY1")
+        ae.add_requested_context(ds.SOPClassUID)
+        association = ae.associate("127.0.0.1", dicom_port, ae_title="PRIORSCAN")
+        assert association.is_established
+        assert int(association.send_c_store(ds).Status) == 0
+        association.release()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "DICOM C-STORE SCP PRIORSCAN listening" in err
+    assert "TESTER" not in err and "AB123456" not in err
+    from priorscan.db import make_engine
+
+    engine = make_engine(sqlite_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from study").scalar() == 1
+    engine.dispose()

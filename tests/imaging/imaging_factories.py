@@ -239,3 +239,39 @@ def write(ds: Dataset, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+KEY_OBJECT_SELECTION = "1.2.840.10008.5.1.4.1.1.88.59"
+
+
+def rejection_note(rejected: Sequence[Dataset], *, code_value: str = "113001", scheme: str = "DCM",
+                   meaning: str = "Rejected for Quality Reasons", **header: object) -> Dataset:
+    """An IHE IOCM rejection note: a Key Object Selection document titled with a CID 7011 code, naming ``rejected``
+    in its Current Requested Procedure Evidence Sequence (grouped by study and series, as the profile does)."""
+    first = rejected[0]
+    header.setdefault("study_uid", first.StudyInstanceUID)
+    ds = dataset(sop_class=KEY_OBJECT_SELECTION, modality="KO", **header)  # type: ignore[arg-type]
+    ds.ConceptNameCodeSequence = DicomSequence([code(code_value, scheme, meaning)])
+    ds.ValueType = "CONTAINER"
+    studies: dict[str, dict[str, list[Dataset]]] = {}
+    for item in rejected:
+        studies.setdefault(item.StudyInstanceUID, {}).setdefault(item.SeriesInstanceUID, []).append(item)
+    evidence = []
+    for study_uid, series in studies.items():
+        study_item = Dataset()
+        study_item.StudyInstanceUID = study_uid
+        series_items = []
+        for series_uid, objects in series.items():
+            series_item = Dataset()
+            series_item.SeriesInstanceUID = series_uid
+            refs = []
+            for obj in objects:
+                ref = Dataset()
+                ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = obj.SOPClassUID, obj.SOPInstanceUID
+                refs.append(ref)
+            series_item.ReferencedSOPSequence = DicomSequence(refs)
+            series_items.append(series_item)
+        study_item.ReferencedSeriesSequence = DicomSequence(series_items)
+        evidence.append(study_item)
+    ds.CurrentRequestedProcedureEvidenceSequence = DicomSequence(evidence)
+    return ds

@@ -1,0 +1,353 @@
+"""PACS coverage benchmarks: DICOM pushed to priorscan, and a poll of a PACS that must find every study.
+
+``python -m bench pacs push [--objects 2000] [--backend sqlite|postgresql] [--associations 4] [--batch 50]``
+    Writes N header-only DICOM objects (CT series and RDSRs, radiographs, mammograms: ``bench_imaging``'s
+    generator), then sends them (a) by C-STORE to ``serve --dicom-port``'s SCP over ``--associations`` concurrent
+    associations, and (b) by STOW-RS to a real HTTP server in requests of ``--batch`` objects over as many
+    connections, each into a fresh store. Objects/s counts objects whose success status came back, which is sent only
+    after each object's commit; the last line checks the store holds them all.
+
+``python -m bench pacs poll [--studies 10000] [--late 100] [--backend sqlite|postgresql]``
+    Loads a real Orthanc (its DICOMweb plugin) with N studies (one header-only CT image each, dates spread over
+    twenty years), polls it once into a fresh store (the time, and whether every study was indexed), then adds
+    ``--late`` studies with old dates (late arrivals: imports, back-loaded archives) and polls until they are all
+    indexed, printing the time and the number of polls against the bound the poll states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydicom import dcmread, dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from sqlalchemy import create_engine, text
+
+from bench.bench_imaging import write_objects
+from bench.stores import PG_ADMIN
+
+ORTHANC = Path("/usr/sbin/Orthanc")
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def fresh_store(backend: str, root: Path) -> Iterator[str]:
+    """An empty store's URL (migrated on first open), dropped afterwards on PostgreSQL."""
+    if backend == "sqlite":
+        yield f"sqlite:///{root}/bench-{uuid.uuid4().hex[:6]}.db"
+        return
+    name = f"priorscan_bench_pacs_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _count(context, table: str) -> int:  # type: ignore[no-untyped-def]
+    with context.engine.connect() as conn:
+        return int(conn.execute(text(f"select count(*) from {table}")).scalar() or 0)
+
+
+# --- push -----------------------------------------------------------------------------------------------------------
+
+def _objects(root: Path, count: int) -> list[bytes]:
+    paths = write_objects(root, count)
+    return [p.read_bytes() for p in paths]
+
+
+def _split(items: list[bytes], parts: int) -> list[list[bytes]]:
+    return [items[i::parts] for i in range(parts)]
+
+
+def _c_store_sender(port: int, paths: list[str], failures: Any) -> None:
+    """One association's worth of C-STOREs, in a process of its own (so the SCP's CPU is measured alone)."""
+    from pynetdicom import AE
+
+    datasets = [dcmread(p) for p in paths]
+    ae = AE(ae_title="BENCH")
+    for sop_class in {ds.SOPClassUID for ds in datasets}:
+        ae.add_requested_context(sop_class, ExplicitVRLittleEndian)
+    association = ae.associate("127.0.0.1", port, ae_title="PRIORSCAN")
+    try:
+        for ds in datasets:
+            status = association.send_c_store(ds)
+            if int(getattr(status, "Status", 0xFFFF)) != 0:
+                failures.value += 1
+    finally:
+        association.release()
+
+
+def bench_c_store(url: str, root: Path, objects: list[bytes], associations: int) -> tuple[float, int]:
+    import multiprocessing
+
+    from api.context import AppContext
+    from api.dicom_scp import StoreScp
+    from priorscan.settings import Settings
+
+    context = AppContext.open(Settings(db=url, env="test"))
+    scp = StoreScp(context, "127.0.0.1", 0).start()
+    (root / "send").mkdir(exist_ok=True)
+    paths = []
+    for n, data in enumerate(objects):
+        path = root / "send" / f"{n:06d}.dcm"
+        path.write_bytes(data)
+        paths.append(str(path))
+    spawn = multiprocessing.get_context("spawn")
+    failures = spawn.Value("i", 0)
+    senders = [spawn.Process(target=_c_store_sender, args=(scp.port, paths[i::associations], failures))
+               for i in range(associations)]
+    started, cpu = time.perf_counter(), time.process_time()
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    scp.stop()
+    stored = _count(context, "study_instance")
+    context.engine.dispose()
+    print(f"C-STORE: {len(objects) - failures.value} of {len(objects)} objects stored in {elapsed:.1f} s over "
+          f"{associations} associations (senders in processes of their own, started within the time): "
+          f"{len(objects) / elapsed:.0f} objects/s committed; {stored} in the store; {len(objects) / cpu:.0f} "
+          f"objects per CPU-second of the SCP's process (load average {os.getloadavg()[0]:.1f})")
+    return len(objects) / elapsed, stored
+
+
+def bench_stow(url: str, objects: list[bytes], connections: int, batch: int) -> tuple[float, int]:
+    import uvicorn
+
+    from api.app import create_app
+    from api.context import AppContext
+    from api.deps import token_hash
+    from priorscan.settings import Settings
+    from priorscan.tables import ApiClient
+
+    context = AppContext.open(Settings(db=url, env="test"))
+    token = "ps_bench_" + uuid.uuid4().hex
+    with context.sessions() as s:
+        s.add(ApiClient(name="bench", token_hash=token_hash(token), scopes=["system/ImagingStudy.c"]))
+        s.commit()
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(context), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    boundary = "bench-boundary"
+    headers = {"Authorization": f"Bearer {token}",
+               "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'}
+    stored_ok: list[int] = []
+
+    def body(chunk: list[bytes]) -> bytes:
+        return b"".join(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + data + b"\r\n"
+                        for data in chunk) + f"--{boundary}--\r\n".encode()
+
+    def sender(mine: list[bytes]) -> None:
+        with httpx.Client(timeout=120) as client:
+            for start in range(0, len(mine), batch):
+                answer = client.post(f"http://127.0.0.1:{port}/dicomweb/studies",
+                                     content=body(mine[start:start + batch]), headers=headers).json()
+                stored_ok.append(len((answer.get("00081199") or {}).get("Value") or []))
+
+    threads = [threading.Thread(target=sender, args=(c,)) for c in _split(objects, connections)]
+    started, cpu = time.perf_counter(), time.process_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    server.should_exit = True
+    thread.join(timeout=10)
+    stored = _count(context, "study_instance")
+    context.engine.dispose()
+    print(f"STOW-RS: {sum(stored_ok)} of {len(objects)} objects stored in {elapsed:.1f} s ({connections} connections, "
+          f"{batch} objects a request): {len(objects) / elapsed:.0f} objects/s committed; {stored} in the store; "
+          f"{len(objects) / cpu:.0f} objects per CPU-second (client and server in this process; load average "
+          f"{os.getloadavg()[0]:.1f})")
+    return len(objects) / elapsed, stored
+
+
+def bench_push(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "objects").mkdir()
+        objects = _objects(root / "objects", args.objects)
+        print(f"{len(objects)} header-only objects, {sum(map(len, objects)) / len(objects):.0f} bytes each on average; "
+              f"backend {args.backend}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        with fresh_store(args.backend, root) as url:
+            bench_c_store(url, root, objects, args.associations)
+        with fresh_store(args.backend, root) as url:
+            bench_stow(url, objects, args.associations, args.batch)
+    return 0
+
+
+# --- poll -----------------------------------------------------------------------------------------------------------
+
+@contextmanager
+def orthanc(root: Path) -> Iterator[str]:
+    """A throwaway Orthanc with DICOMweb; yields its base URL."""
+    port = _free_port()
+    storage = root / "orthanc"
+    storage.mkdir()
+    config = root / "orthanc.json"
+    config.write_text(json.dumps({
+        "Name": "priorscan-bench", "HttpPort": port, "DicomServerEnabled": False, "StorageDirectory": str(storage),
+        "IndexDirectory": str(storage), "Plugins": [str(DICOMWEB_PLUGIN)], "AuthenticationEnabled": False,
+        "RemoteAccessAllowed": False, "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+        "HttpCompressionEnabled": False, "ConcurrentJobs": 2}))
+    log = (root / "orthanc.log").open("wb")
+    process = subprocess.Popen([str(ORTHANC), str(config)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/system", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("Orthanc did not start")
+            time.sleep(0.1)
+        yield url
+    except BaseException:
+        log.flush()
+        tail = (root / "orthanc.log").read_text(errors="replace").splitlines()[-15:]
+        state = f"exited with status {process.poll()}" if process.poll() is not None else "was running"
+        print(f"Orthanc {state}; the end of its log:\n  " + "\n  ".join(tail))
+        raise
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _study(rng: random.Random, day: date, n: int) -> bytes:
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.Modality = generate_uid(), generate_uid(), "CT"
+    ds.StudyDate, ds.StudyTime, ds.AccessionNumber = day.strftime("%Y%m%d"), "101500", f"B{n:08d}"
+    ds.StudyDescription = rng.choice(("CT HEAD", "CT CHEST", "CT ABDOMEN PELVIS"))
+    ds.PatientID, ds.IssuerOfPatientID = f"P{rng.randrange(10**7):07d}", rng.choice(("RTK", "RXC", "RPC", "RA2", "RYR"))
+    ds.PatientName, ds.PatientBirthDate, ds.PatientSex = "BENCH^PATIENT", "19600101", "F"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _count_uids(engine, objects: list[bytes]) -> int:  # type: ignore[no-untyped-def]
+    uids = [dcmread(io.BytesIO(b), stop_before_pixels=True).StudyInstanceUID for b in objects]
+    with engine.connect() as conn:
+        return sum(int(conn.execute(text("select count(*) from study where study_instance_uid = :u"),
+                                    {"u": uid}).scalar() or 0) for uid in uids)
+
+
+def _load(url: str, studies: list[bytes]) -> float:
+    started = time.perf_counter()
+
+    def sender(mine: list[bytes]) -> None:
+        with httpx.Client(timeout=60) as client:
+            for data in mine:
+                client.post(url + "/instances", content=data).raise_for_status()
+
+    threads = [threading.Thread(target=sender, args=(c,)) for c in _split(studies, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
+def bench_poll(args: argparse.Namespace) -> int:
+    from dicomweb_client.api import DICOMwebClient
+
+    from imaging.dicomweb import poll_once
+    from priorscan.db import open_store, session_factory
+    from priorscan.trusts import default_trusts
+
+    rng = random.Random(5)
+    today = date(2026, 6, 15)
+    with tempfile.TemporaryDirectory() as tmp, orthanc(Path(tmp)) as base, fresh_store(args.backend, Path(tmp)) as db:
+        studies = [_study(rng, today - timedelta(days=rng.randrange(20 * 365)), n) for n in range(args.studies)]
+        print(f"loaded {len(studies)} studies into Orthanc in {_load(base, studies):.1f} s")
+        engine = open_store(db)
+        sessions, trusts = session_factory(engine), default_trusts()
+        client = DICOMwebClient(url=base + "/dicom-web")
+        clock = datetime(today.year, today.month, today.day, 8, tzinfo=UTC)
+
+        def poll(minutes: int):  # type: ignore[no-untyped-def]
+            started = time.perf_counter()
+            result = poll_once(sessions, trusts, client, source=base + "/dicom-web", today=today,
+                               now=clock + timedelta(minutes=minutes), sweep_queries=args.sweep_queries)
+            return result, time.perf_counter() - started
+
+        first, seconds = poll(0)
+        with engine.connect() as conn:
+            indexed = int(conn.execute(text("select count(*) from study")).scalar() or 0)
+        print(f"first poll: {seconds:.1f} s, {first.queries} QIDO queries; {indexed} of {args.studies} studies "
+              f"indexed ({100 * indexed / args.studies:.1f}%); {first.render()}")
+        late = [_study(rng, today - timedelta(days=365 + rng.randrange(15 * 365)), 10**7 + n) for n in range(args.late)]
+        print(f"added {len(late)} late arrivals with old dates in {_load(base, late):.1f} s")
+        polls, spent, total = 0, 0.0, args.studies + args.late
+        while True:
+            polls += 1
+            result, seconds = poll(polls)
+            spent += seconds
+            with engine.connect() as conn:
+                indexed = int(conn.execute(text("select count(*) from study")).scalar() or 0)
+            print(f"poll {polls}: {seconds:.1f} s, {result.queries} queries, {result.new} new; {result.render()}")
+            if indexed >= total or polls >= 10:
+                break
+        late_found = _count_uids(engine, late)
+        print(f"late arrivals: {late_found} of {args.late} indexed after {polls} poll(s) "
+              f"({spent:.1f} s of polling; the bound stated: {result.sweep_bound_polls} poll(s)); "
+              f"{indexed} of {total} studies indexed ({100 * indexed / total:.1f}%)")
+        engine.dispose()
+        return 0 if indexed == total else 1
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench pacs")
+    sub = parser.add_subparsers(dest="what", required=True)
+    push = sub.add_parser("push", help="C-STORE and STOW-RS objects committed per second")
+    push.add_argument("--objects", type=int, default=2000)
+    push.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    push.add_argument("--associations", type=int, default=4, help="concurrent associations / HTTP connections")
+    push.add_argument("--batch", type=int, default=50, help="objects per STOW-RS request")
+    poll = sub.add_parser("poll", help="a poll of a PACS with N studies, then late arrivals with old dates")
+    poll.add_argument("--studies", type=int, default=10_000)
+    poll.add_argument("--late", type=int, default=100)
+    poll.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    poll.add_argument("--sweep-queries", type=int, default=50)
+    args = parser.parse_args(argv)
+    return bench_push(args) if args.what == "push" else bench_poll(args)

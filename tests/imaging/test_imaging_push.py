@@ -1,0 +1,289 @@
+"""DICOM pushed to priorscan: the C-STORE SCP (pynetdicom's SCU as the sender, and a real Orthanc forwarding to it)
+and STOW-RS (dicomweb-client's STOW over a real HTTP server). A success status only after commit; failures are
+dead letters with a failure status; 401/403 as the rest of the API."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from imaging_factories import CT_IMAGE, XRAY_DOSE_SR, CtEvent, ct_image, ct_rdsr, write
+from orthanc_runner import running_orthanc
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from requests.exceptions import HTTPError
+from sqlalchemy import select
+
+from api.context import AppContext
+from api.dicom_scp import StoreScp
+from imaging.tables import Study, StudyInstance
+from priorscan.settings import Settings
+from priorscan.tables import DeadLetter
+
+ORTHANC_FORWARD_LUA = """
+function OnStoredInstance(instanceId, tags, metadata, origin)
+  SendToModality(instanceId, 'priorscan')
+end
+"""
+
+
+@pytest.fixture
+def context(store_url: str) -> Iterator[AppContext]:
+    ctx = AppContext.open(Settings(db=store_url, env="test"))
+    yield ctx
+    ctx.engine.dispose()
+
+
+@pytest.fixture
+def scp(context: AppContext) -> Iterator[StoreScp]:
+    server = StoreScp(context, "127.0.0.1", 0).start()
+    yield server
+    server.stop()
+
+
+def encoded(ds: Dataset) -> bytes:
+    buffer = io.BytesIO()
+    dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def send(port: int, datasets: list[Dataset], *, called: str = "PRIORSCAN", calling: str = "MODALITY1") -> list[int]:
+    """C-STORE each dataset over one association; the status of each."""
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(Verification)
+    for sop_class in {ds.SOPClassUID for ds in datasets}:
+        ae.add_requested_context(sop_class)
+    association = ae.associate("127.0.0.1", port, ae_title=called)
+    assert association.is_established
+    try:
+        return [int(association.send_c_store(ds).Status) for ds in datasets]
+    finally:
+        association.release()
+
+
+def stored(context: AppContext, uid: str) -> Study | None:
+    with context.sessions() as session:
+        return session.scalars(select(Study).where(Study.study_instance_uid == uid)).first()
+
+
+def dead_letters(context: AppContext) -> list[DeadLetter]:
+    with context.sessions() as session:
+        return list(session.scalars(select(DeadLetter).order_by(DeadLetter.id)))
+
+
+def test_c_store_indexes_each_object_before_its_success_status(context: AppContext, scp: StoreScp) -> None:
+    uid = "1.2.826.0.1.3680043.10.7.1"
+    image = ct_image(study_uid=uid, description="CT HEAD", ctdivol=40.0)
+    report = ct_rdsr([CtEvent("40.0", "700.0", region=("T-D1100", "SRT", "Head"))], dlp_total="700.0",
+                     study_uid=uid, description="CT HEAD")
+    assert send(scp.port, [image, report]) == [0x0000, 0x0000]
+    study = stored(context, uid)  # the status came after the commit: a fresh session sees the study
+    assert study is not None and (study.modality, study.body_region, study.dlp_total_mgycm) == ("CT", "head", 700.0)
+    with context.sessions() as session:
+        instances = {i.sop_instance_uid: i for i in session.scalars(select(StudyInstance))}
+    assert set(instances) == {image.SOPInstanceUID, report.SOPInstanceUID}
+    assert instances[report.SOPInstanceUID].dose["report"]  # what the RDSR added is remembered
+    assert send(scp.port, [image]) == [0x0000]  # sent again: one study, one instance row
+    with context.sessions() as session:
+        assert len(list(session.scalars(select(StudyInstance)))) == 2
+        assert len(list(session.scalars(select(Study)))) == 1
+    assert dead_letters(context) == []
+
+
+def test_c_store_failures_get_a_failure_status_and_a_dead_letter(context: AppContext, scp: StoreScp) -> None:
+    without_study = ct_image(study_uid="1.2.826.0.1.3680043.10.7.2")
+    del without_study.StudyInstanceUID
+    good = ct_image(study_uid="1.2.826.0.1.3680043.10.7.3")
+    assert send(scp.port, [without_study, good]) == [0xC000, 0x0000]
+    kept = dead_letters(context)
+    assert [(d.channel, d.content_type, d.error_code) for d in kept] == [("dicom", "dicom-json", "dicom")]
+    assert "Study Instance UID" in kept[0].reason and "MODALITY1@127.0.0.1" == kept[0].source
+    header = json.loads(kept[0].raw)
+    assert header["00080018"]["Value"] == [without_study.SOPInstanceUID]  # replayable DICOM JSON, no pixels
+
+
+def test_c_store_refuses_another_called_ae_title_and_answers_echo(scp: StoreScp) -> None:
+    ae = AE(ae_title="MODALITY1")
+    ae.add_requested_context(Verification)
+    refused = ae.associate("127.0.0.1", scp.port, ae_title="NOTPRIORSCAN")
+    assert not refused.is_established and refused.is_rejected
+    association = ae.associate("127.0.0.1", scp.port, ae_title="PRIORSCAN")
+    try:
+        assert int(association.send_c_echo().Status) == 0
+    finally:
+        association.release()
+
+
+def test_a_configured_calling_ae_title_qualifies_patient_ids_without_issuer(tmp_path: Path, sqlite_url: str) -> None:
+    packaged = Path(Settings().trusts_file).read_text(encoding="utf-8")
+    trusts_file = tmp_path / "trusts.toml"
+    trusts_file.write_text(packaged.replace('dicom_issuer = "RPC"',
+                                            'dicom_issuer = "RPC"\ndicom_ae_titles = ["QVH_CT1"]'), encoding="utf-8")
+    assert "QVH_CT1" in trusts_file.read_text(encoding="utf-8")
+    context = AppContext.open(Settings(db=sqlite_url, env="test", trusts_file=trusts_file))
+    server = StoreScp(context, "127.0.0.1", 0).start()
+    try:
+        uid = "1.2.826.0.1.3680043.10.7.4"
+        assert send(server.port, [ct_image(study_uid=uid, issuer=None, patient_id="Q123456")],
+                    calling="QVH_CT1") == [0]
+        assert stored(context, uid).patient_issuer == "https://fhir.qvh.nhs.uk/Id/hospital-number"  # type: ignore[union-attr]
+        other = "1.2.826.0.1.3680043.10.7.5"
+        assert send(server.port, [ct_image(study_uid=other, issuer=None, patient_id="Q123456")],
+                    calling="SOMEONE") == [0]
+        assert stored(context, other).patient_unresolved  # type: ignore[union-attr]  # kept, never guessed
+    finally:
+        server.stop()
+        context.engine.dispose()
+
+
+def test_orthanc_forwards_what_it_stores_to_the_c_store_scp(context: AppContext, scp: StoreScp,
+                                                            tmp_path: Path) -> None:
+    uid = "1.2.826.0.1.3680043.10.7.6"
+    with running_orthanc(tmp_path / "orthanc", DicomServerEnabled=True,
+                         DicomModalities={"priorscan": ["PRIORSCAN", "127.0.0.1", scp.port]},
+                         LuaScripts=[str(_lua(tmp_path))]) as orthanc:
+        orthanc.upload(write(ct_image(study_uid=uid, description="CT CHEST"), tmp_path / "a.dcm"))
+        orthanc.upload(write(ct_rdsr([CtEvent("8.0", "300.0")], dlp_total="300.0", study_uid=uid,
+                                     description="CT CHEST"), tmp_path / "b.dcm"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            study = stored(context, uid)
+            if study is not None and study.dlp_total_mgycm == 300.0:
+                break
+            time.sleep(0.2)
+    assert study is not None and (study.body_region, study.dlp_total_mgycm, study.dose_source) == (
+        "chest", 300.0, "rdsr")
+
+
+def _lua(tmp_path: Path) -> Path:
+    path = tmp_path / "forward.lua"
+    path.write_text(ORTHANC_FORWARD_LUA, encoding="utf-8")
+    return path
+
+
+# --- STOW-RS --------------------------------------------------------------------------------------------------------
+
+def test_stow_rs_stores_each_instance_and_answers_per_instance(live_server) -> None:  # type: ignore[no-untyped-def]
+    token = live_server.token(["system/ImagingStudy.c"])
+    client = DICOMwebClient(url=live_server.base_url + "/dicomweb", headers={"Authorization": f"Bearer {token}"})
+    uid = "1.2.826.0.1.3680043.10.7.7"
+    image = ct_image(study_uid=uid, description="CT ABDOMEN")
+    report = ct_rdsr([CtEvent("12.0", "450.0")], dlp_total="450.0", study_uid=uid, description="CT ABDOMEN")
+    answer = client.store_instances([image, report])
+    referenced = {item.ReferencedSOPInstanceUID: item.ReferencedSOPClassUID for item in answer.ReferencedSOPSequence}
+    assert referenced == {image.SOPInstanceUID: CT_IMAGE, report.SOPInstanceUID: XRAY_DOSE_SR}
+    assert "FailedSOPSequence" not in answer
+    study = stored(live_server.context, uid)
+    assert study is not None and (study.body_region, study.dlp_total_mgycm) == ("abdomen", 450.0)
+
+
+def _multipart(parts: list[tuple[str, bytes]], boundary: str = "priorscan-boundary") -> tuple[bytes, str]:
+    body = b"".join(f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + data + b"\r\n" for kind, data in parts)
+    return body + f"--{boundary}--\r\n".encode(), f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def test_stow_rs_reports_failed_instances_with_their_reason(live_server) -> None:  # type: ignore[no-untyped-def]
+    token = live_server.token(["system/ImagingStudy.c"])
+    good = ct_image(study_uid="1.2.826.0.1.3680043.10.7.8")
+    no_study = ct_image(study_uid="1.2.826.0.1.3680043.10.7.9")
+    del no_study.StudyInstanceUID
+    body, content_type = _multipart([("application/dicom", encoded(good)), ("application/dicom", encoded(no_study)),
+                                     ("application/dicom", b"not DICOM at all" * 20)])
+    response = httpx.post(live_server.base_url + "/dicomweb/studies", content=body,
+                          headers={"Authorization": f"Bearer {token}", "Content-Type": content_type}, timeout=30)
+    assert response.status_code == 202 and response.headers["content-type"].startswith("application/dicom+json")
+    answer = response.json()
+    assert [i["00081155"]["Value"][0] for i in answer["00081199"]["Value"]] == [good.SOPInstanceUID]
+    failed = answer["00081198"]["Value"]
+    assert [(i.get("00081155", {}).get("Value", [None])[0], i["00081197"]["Value"][0]) for i in failed] == [
+        (no_study.SOPInstanceUID, 0xC000), (None, 0xC000)]
+    kinds = sorted(d.content_type for d in dead_letters(live_server.context))
+    assert kinds == ["dicom", "dicom-json"]  # the unreadable bytes and the refused header, both kept
+
+    body, content_type = _multipart([("application/dicom", encoded(no_study))])
+    response = httpx.post(live_server.base_url + "/dicomweb/studies", content=body,
+                          headers={"Authorization": f"Bearer {token}", "Content-Type": content_type}, timeout=30)
+    assert response.status_code == 409 and "00081199" not in response.json()
+
+
+def test_stow_rs_into_a_study_refuses_objects_of_another(live_server) -> None:  # type: ignore[no-untyped-def]
+    token = live_server.token(["system/ImagingStudy.c"])
+    client = DICOMwebClient(url=live_server.base_url + "/dicomweb", headers={"Authorization": f"Bearer {token}"})
+    mine, other = ct_image(study_uid="1.2.826.0.1.3680043.10.7.10"), ct_image(study_uid="1.2.826.0.1.3680043.10.7.11")
+    answer = client.store_instances([mine, other], study_instance_uid="1.2.826.0.1.3680043.10.7.10")
+    assert [i.ReferencedSOPInstanceUID for i in answer.ReferencedSOPSequence] == [mine.SOPInstanceUID]
+    assert [(i.ReferencedSOPInstanceUID, i.FailureReason) for i in answer.FailedSOPSequence] == [
+        (other.SOPInstanceUID, 0xA900)]
+    assert stored(live_server.context, "1.2.826.0.1.3680043.10.7.11") is None
+
+
+def test_stow_rs_is_authenticated_scoped_and_typed(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    server = live_server_sqlite
+    body, content_type = _multipart([("application/dicom", encoded(ct_image()))])
+    url = server.base_url + "/dicomweb/studies"
+    assert httpx.post(url, content=body, headers={"Content-Type": content_type}).status_code == 401
+    reader = server.token(["system/ImagingStudy.rs"], client="reader")
+    assert httpx.post(url, content=body, headers={"Content-Type": content_type,
+                                                  "Authorization": f"Bearer {reader}"}).status_code == 403
+    writer = server.token(["system/ImagingStudy.c"], client="writer")
+    auth = {"Authorization": f"Bearer {writer}"}
+    assert httpx.post(url, content=b"{}", headers={**auth, "Content-Type": "application/json"}).status_code == 415
+    assert httpx.post(url, content=body, headers={**auth, "Content-Type": content_type.replace(
+        "application/dicom", "application/dicom+json")}).status_code == 415
+    client = DICOMwebClient(url=server.base_url + "/dicomweb", headers={"Authorization": f"Bearer {reader}"})
+    with pytest.raises(HTTPError):
+        client.store_instances([ct_image()])
+    with server.context.sessions() as session:
+        assert session.scalars(select(Study)).first() is None
+
+
+def test_objects_from_concurrent_associations_share_transactions_and_all_commit(context: AppContext,
+                                                                                  scp: StoreScp) -> None:
+    import threading
+
+    batches = [[ct_image(study_uid=f"1.2.826.0.1.3680043.10.7.20.{a}", description="CT CHEST") for _ in range(10)]
+               for a in range(4)]
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda b=batch: statuses.extend(send(scp.port, b, calling=f"MOD{len(b)}")))
+               for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [0] * 40
+    with context.sessions() as session:
+        assert len(list(session.scalars(select(StudyInstance)))) == 40
+        assert len(list(session.scalars(select(Study)))) == 4
+
+
+def test_a_group_with_a_refused_object_is_applied_one_by_one(context: AppContext,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.dicom_receiver import receive_many
+    from imaging.index import StudyIndex
+    from priorscan.audit import Agent
+    from priorscan.errors import DicomError
+
+    bad = "1.2.826.0.1.3680043.10.7.30.2"
+    original = StudyIndex.apply
+
+    def refusing(self, facts, *, actor):  # type: ignore[no-untyped-def]
+        if facts.study_instance_uid == bad:
+            raise DicomError("refused by the index", code="dicom")
+        return original(self, facts, actor=actor)
+
+    monkeypatch.setattr(StudyIndex, "apply", refusing)
+    objects = [encoded(ct_image(study_uid=f"1.2.826.0.1.3680043.10.7.30.{n}")) for n in (1, 2, 3)]
+    results = receive_many(context, objects, channel="stow-rs", source="test", agent=Agent("client", "test"))
+    assert [r.status for r in results] == [0x0000, 0xC000, 0x0000]
+    assert stored(context, "1.2.826.0.1.3680043.10.7.30.1") is not None
+    assert stored(context, "1.2.826.0.1.3680043.10.7.30.3") is not None
+    assert stored(context, bad) is None
+    assert [d.reason for d in dead_letters(context)] == ["refused by the index"]
