@@ -40,6 +40,7 @@ ROLE_SCOPES: dict[str, tuple[str, ...]] = {
     "radiologist": CLINICAL_SCOPES,
     "clinician": CLINICAL_SCOPES,
     "analyst": ("priorscan/analytics",),
+    "mpi-steward": ("priorscan/mpi-review",),  # settles the identity review queue (/ui/review)
     "admin": (scope_rules.ADMIN,),
 }
 #: Roles whose work is at one trust: the web page shows that trust's alerts, so the trust is required.

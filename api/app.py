@@ -25,6 +25,7 @@ ROUTER_MODULES = (
     "api.routers.mpi",
     "api.routers.workspace",
     "api.routers.ui",
+    "api.routers.operations",
 )
 
 

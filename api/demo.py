@@ -275,9 +275,12 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
         context.engine.dispose()
         return 0
     from api.server import run_event_loop, serve
+    from priorscan import metrics
 
+    metrics.use_directory(ctx.settings.metrics_dir)
     try:
         return run_event_loop(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
                                     log_level=ctx.settings.log_level.lower()))
     finally:
         context.engine.dispose()
+        metrics.release_directory()

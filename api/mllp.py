@@ -22,6 +22,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -32,9 +33,11 @@ from sqlalchemy import Engine
 
 from api.hl7_service import ACK_CODES, Incoming, process_messages, reject_message
 from api.writer_processes import WriterProcesses
+from priorscan import metrics
 from priorscan.audit import Agent
-from priorscan.errors import HL7Error, StorageError
-from priorscan.hl7v2 import build_ack, read_header
+from priorscan.errors import StorageError
+from priorscan.hl7v2 import COMMIT_ERROR, AckError, MessageError, acknowledgements, read_header
+from priorscan.logs import correlated, message_id
 from priorscan.outcome import ItemOutcome
 
 if TYPE_CHECKING:
@@ -182,6 +185,8 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
     framer = MllpFramer(settings.mllp_max_message_bytes)
     log.info("MLLP connection from %s", peer)
     messages = 0
+    connections = metrics.instruments().mllp_connections
+    connections.inc()
     try:
         while True:
             try:
@@ -194,10 +199,13 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
             for item in framer.feed(chunk):
                 if not item.payload.strip():
                     continue  # an empty frame (a keep-alive) is not a message
-                ack, encoding = await _acknowledge(context, item, agent, peer)
-                writer.write(frame(ack, encoding))
+                started = time.perf_counter()
+                acks, encoding = await _acknowledge(context, item, agent, peer)
+                for ack in acks:
+                    writer.write(frame(ack, encoding))
                 await writer.drain()
                 messages += 1
+                _observe(context, item, acks[-1] if acks else "", time.perf_counter() - started)
     except (ConnectionError, OSError) as exc:
         log.info("MLLP connection from %s lost (%s)", peer, type(exc).__name__)
     finally:
@@ -205,23 +213,40 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
             log.warning("MLLP connection from %s: %d bytes outside MLLP framing were skipped", peer,
                         framer.discarded)
         log.info("MLLP connection from %s closed after %d message(s)", peer, messages)
+        connections.dec()
         writer.close()
         with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
             await writer.wait_closed()
 
 
-async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str) -> tuple[str, str]:
+def _observe(context: AppContext, item: Frame, ack: str, seconds: float) -> None:
+    """Count the acknowledged message by its sender's trust, its type and its ACK code (the header is read again
+    here, cheaply, because the writer that applied the message may be another process)."""
+    header = _header_or_none(decode(item.payload)[0])
+    trust = context.trusts.resolve(header.sending_facility) if header is not None else None
+    kind = f"{header.message_type}^{header.trigger_event}" if header is not None else None
+    metrics.hl7_acknowledged("mllp", trust.ods if trust else None, kind, metrics.ack_code(ack), seconds)
+    if header is not None:
+        with correlated(message_id=message_id(header.sending_facility, header.control_id)):
+            log.debug("MLLP ACK %s sent", metrics.ack_code(ack))
+
+
+async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str) -> tuple[list[str], str]:
+    """The acknowledgements of one frame (one ACK in original mode; what MSH-15/16 ask for in enhanced mode)."""
     text, encoding = decode(item.payload)
     try:
         outcome = await asyncio.wrap_future(_writer(context).submit(_Job(context, text, item, agent, peer)))
-        return str(outcome.detail["ack"]), encoding
+        acks = outcome.detail.get("acks")
+        return (list(acks) if isinstance(acks, list) else [str(outcome.detail["ack"])]), encoding
     except StorageError as exc:  # the store could not take it now (a writer process died, the listener is stopping)
         log.warning("MLLP message from %s not applied: %s", peer, exc.message)
         _, error_code = ACK_CODES.get(exc.code, ("AE", "207"))
-        return build_ack(_header_or_none(text), "AE", text=exc.message, error_code=error_code), encoding
+        return acknowledgements(_header_or_none(text), "AE", text=exc.message, accept=COMMIT_ERROR,
+                                error=AckError(error_code, application_code=exc.code)), encoding
     except Exception as exc:  # never leave the sender without an answer; name the fault's type only
         log.error("MLLP message from %s could not be processed (%s)", peer, type(exc).__name__)
-        return build_ack(_header_or_none(text), "AE", text=f"internal error ({type(exc).__name__})"), encoding
+        return acknowledgements(_header_or_none(text), "AE", text=f"internal error ({type(exc).__name__})",
+                                accept=COMMIT_ERROR, error=AckError("207", application_code="internal")), encoding
 
 
 @dataclass(frozen=True)
@@ -407,7 +432,7 @@ def stop_writer(context: AppContext) -> None:
 def _header_or_none(text: str):  # type: ignore[no-untyped-def]
     try:
         return read_header(text)
-    except HL7Error:
+    except MessageError:
         return None
 
 

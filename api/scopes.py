@@ -11,8 +11,9 @@ import re
 DUPLICATE_CHECK = "priorscan/duplicate-check"
 ALERTS = "priorscan/alerts"
 ANALYTICS = "priorscan/analytics"
+OPERATIONS = "priorscan/operations"  # metrics and feed health (no patient data)
 ADMIN = "*"
-PRIORSCAN_SCOPES = (DUPLICATE_CHECK, ALERTS, ANALYTICS, "priorscan/hl7", "priorscan/mpi-review")
+PRIORSCAN_SCOPES = (DUPLICATE_CHECK, ALERTS, ANALYTICS, "priorscan/hl7", "priorscan/mpi-review", OPERATIONS)
 
 _SMART = re.compile(r"^(system|user|patient)/([A-Za-z*]+)\.([a-z*]+)$")
 _V1 = {"read": "rs", "write": "cud", "*": "cruds"}

@@ -1,8 +1,8 @@
 """``priorscan serve``: HTTP (uvicorn) and the MLLP listener in one asyncio loop, with a clean shutdown.
 
 SIGTERM or SIGINT stops both listeners from accepting, lets requests in flight finish, and returns 0; a second SIGINT
-forces the exit. The access log names method, path (never the query string, which may hold identifiers such as an
-NHS number in a FHIR search) and status.
+forces the exit. The access log (written by :class:`api.routers.operations.RequestObservation`) names method, path
+(never the query string, which may hold identifiers such as an NHS number in a FHIR search) and status.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import importlib
 import logging
 import signal
 import sys
-import time
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.app import create_app
 from api.context import AppContext
@@ -28,35 +26,8 @@ if TYPE_CHECKING:
     from priorscan.cli import CliContext
 
 log = logging.getLogger("priorscan.server")
-access_log = logging.getLogger("priorscan.access")
 
 MLLP_CLOSE_TIMEOUT_S = 10.0
-
-
-class AccessLog:
-    """Log one line per HTTP request: method, path without query, status, duration (no patient data)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status_code = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            access_log.info("%s %s %d %.0fms", scope.get("method", "-"), scope.get("path", "-"), status_code,
-                            (time.perf_counter() - started) * 1000)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -92,7 +63,7 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
         The exit status: 0 after a clean shutdown.
     """
     app = create_app(context)
-    config = uvicorn.Config(AccessLog(app), host=host, port=port, log_level=log_level, access_log=False,
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             log_config=None, lifespan="on", server_header=False)
     http = _EmbeddedServer(config)
     stop = stop or asyncio.Event()
@@ -177,6 +148,9 @@ def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
         print("priorscan: one worker per process; to use several cores run several `priorscan serve` processes "
               "(each on its own port) behind a load balancer, sharing one PostgreSQL", file=sys.stderr)
         return 2
+    from priorscan import metrics
+
+    metrics.use_directory(ctx.settings.metrics_dir)  # before any metric exists, and before writer processes start
     context = AppContext.open(ctx.settings, background_checkpoint=True)
     try:
         return run_event_loop(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
@@ -184,3 +158,4 @@ def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
                                     dicom_port=getattr(args, "dicom_port", 0) or 0))
     finally:
         context.engine.dispose()
+        metrics.release_directory()

@@ -23,16 +23,18 @@ import logging
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+import structlog
+
 from api.context import AppContext
 from api.hl7_service import Incoming, process_messages
 from priorscan.errors import StorageError
+from priorscan.logs import configure as configure_logs
 from priorscan.outcome import ItemOutcome
 from priorscan.settings import Settings
 
@@ -103,9 +105,8 @@ def _open_worker(settings: Settings, parent: int) -> None:
     global _context
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s[writer %(process)d]: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logs(settings.log_level, settings.log_format)
+    structlog.contextvars.bind_contextvars(writer_process=os.getpid())
     # the serving process has migrated the store; a SQLite WAL is checkpointed by a thread, not by a batch's commit
     _context = AppContext.open(settings, upgrade=False, background_checkpoint=True)
     threading.Thread(target=_exit_when_orphaned, args=(parent,), name="orphan-watch", daemon=True).start()

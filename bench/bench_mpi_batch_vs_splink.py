@@ -77,7 +77,7 @@ def run_priorscan(path: Path) -> dict[str, Any]:
     trained = time.perf_counter()
     linkage = link_frame(frame, model, left, right, derive_threshold=True)
     done = time.perf_counter()
-    return {"labels": linkage.labels, "pairs_scored": int(len(left)),
+    return {"labels": linkage.labels, "pairs_scored": int(len(left)), "review_queue": int(len(linkage.review_left)),
             "timings": {"normalise_s": normalised - started, "block_s": blocked - normalised,
                         "train_s": trained - blocked, "link_s": done - trained,
                         "relink_s": done - normalised, "total_s": done - started}}
@@ -142,8 +142,10 @@ def child(engine: str, path: Path) -> None:
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     truth = pd.read_parquet(path, columns=["person_id"])["person_id"].to_numpy()
     metrics = pairwise_metrics(truth, np.asarray(result.pop("labels"), dtype=object))
-    result.update({k: metrics[k] for k in ("records", "precision", "recall", "f1", "false_merge_rate",
-                                           "missed_link_rate")})
+    result.update({k: metrics[k] for k in ("records", "precision", "recall", "f1", "people_wrongly_merged",
+                                           "false_merge_rate", "missed_link_rate")})
+    if "review_queue" in result:
+        result["review_queue_rate"] = result["review_queue"] / metrics["records"]
     print(json.dumps(result))
 
 

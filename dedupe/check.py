@@ -42,6 +42,7 @@ from dedupe.vocabulary import (
 )
 from imaging import PriorDetail, prior_details
 from mpi import Demographics, PatientIndex, Resolution
+from priorscan import metrics
 from priorscan.audit import Agent, record_now
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
@@ -291,6 +292,8 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
                                       if p.exam.study_instance_uid]) if judgement.priors else {}
     priors = [prior_json(p, trusts, details.get(p.exam.study_instance_uid or "")) for p in judgement.priors]
     request_json = _request_json(query, procedure, normalised, code, circumstances, request_date)
+    request_json["paediatric"] = facts.patient_age_years is not None \
+        and facts.patient_age_years < rules.exceptions.paediatric.age_under_years  # no typical adult dose for a child
     attach_orders(session, history.unattached_orders)
     if request.record_order and query.requesting_trust and query.placer_order_number:
         _keep_order(session, trusts, request, procedure, code, history.record_at(query.requesting_trust))
@@ -307,6 +310,7 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
                detail={"verdict": judgement.verdict, "identity": resolution.identity, "priors": len(priors),
                        "rulesVersion": rules.version, "requestingTrust": query.requesting_trust,
                        "normalisation": normalised.normalisation})
+    metrics.verdict(request.channel, judgement.verdict)
     candidates = list(resolution.candidates) if resolution.identity == "probable" else []
     return CheckOutcome(regional_id, resolution.identity, candidates, judgement.verdict, priors, alert_id,
                         alert_status, rules.version, request_json, request_date)

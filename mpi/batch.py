@@ -30,7 +30,7 @@ from mpi.model import Model
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.normalise import MatchRecord, as_date, to_match_record
 from mpi.records import Demographics
-from mpi.scoring import score_frames
+from mpi.scoring import explanations, score_frames
 from mpi.tables import (
     BlockingKey,
     LinkEvent,
@@ -344,33 +344,41 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
 
     rows = np.flatnonzero(changed)
     probability = linkage.probability
+    # every automatic link stores the explanation of the pair that made it (the record's strongest link)
+    partner = linkage.partner[rows]
+    explained = rows[(partner >= 0) & ~manual[rows]]
+    weights_of = dict(zip(explained.tolist(), explanations(model, frame.take(explained),
+                                                           frame.take(linkage.partner[explained])), strict=True))
     updates = [{"id": int(record_ids[i]), "regional_patient_id": new_rid[i], "link_state": str(state[i]),
                 "link_score": None if np.isnan(probability[i]) else float(probability[i]),
-                "link_weights": None, "link_model_version": None if manual[i] else model.version,
+                "link_weights": weights_of.get(i), "link_model_version": None if manual[i] else model.version,
                 "linked_by": actor, "linked_at": now} for i in rows.tolist()]
     if updates:
         table = table_of(SourceRecord)
         session.connection().execute(
             table.update().where(table.c.id == bindparam("b_id")).values(
                 regional_patient_id=bindparam("b_rp"), link_state=bindparam("b_state"),
-                link_score=bindparam("b_score"), link_weights=None, link_model_version=bindparam("b_model"),
-                linked_by=bindparam("b_by"), linked_at=bindparam("b_at")),
+                link_score=bindparam("b_score"), link_weights=bindparam("b_weights"),
+                link_model_version=bindparam("b_model"), linked_by=bindparam("b_by"), linked_at=bindparam("b_at")),
             [{"b_id": u["id"], "b_rp": u["regional_patient_id"], "b_state": u["link_state"], "b_score": u["link_score"],
-              "b_model": u["link_model_version"], "b_by": u["linked_by"], "b_at": u["linked_at"]} for u in updates])
+              "b_weights": u["link_weights"], "b_model": u["link_model_version"], "b_by": u["linked_by"],
+              "b_at": u["linked_at"]} for u in updates])
         session.connection().execute(table_of(LinkEvent).insert(), [
             {"source_record_id": u["id"], "from_regional_id": old_rid[i], "to_regional_id": u["regional_patient_id"],
              "link_state": u["link_state"], "manual": bool(manual[i]), "score": u["link_score"],
+             "weights": u["link_weights"],
              "model_version": model.version, "actor": actor, "reason": "batch-relink", "at": now}
             for u, i in zip(updates, rows.tolist(), strict=True)])
     _follow_survivors(session, dict(zip(record_ids.tolist(), new_rid.tolist(), strict=True)))
 
     # review queue: open automatic items replaced by this run's possible matches
     session.execute(update(ReviewItem).where(ReviewItem.status == "open").values(status="superseded"))
+    review_weights = explanations(model, frame.take(linkage.review_left), frame.take(linkage.review_right))
     reviews = [{"source_record_id": int(record_ids[a]), "candidate_record_id": int(record_ids[b]),
-                "candidate_regional_id": new_rid[b], "score": float(p), "weights": {"weight": round(float(w), 3)},
+                "candidate_regional_id": new_rid[b], "score": float(p), "weights": explained_pair,
                 "model_version": model.version, "status": "open", "created_at": now}
-               for a, b, p, w in zip(linkage.review_left.tolist(), linkage.review_right.tolist(),
-                                     linkage.review_probability.tolist(), linkage.review_weight.tolist(), strict=True)]
+               for a, b, p, explained_pair in zip(linkage.review_left.tolist(), linkage.review_right.tolist(),
+                                                  linkage.review_probability.tolist(), review_weights, strict=True)]
     if reviews:
         session.execute(insert(ReviewItem), reviews)
     session.flush()

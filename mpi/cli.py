@@ -43,9 +43,14 @@ def run_evaluate(args: argparse.Namespace, ctx: CliContext) -> int:
     from mpi.evaluate import evaluate_store, read_truth
     from priorscan.db import session_factory, session_scope
 
+    report = getattr(args, "report", None)
     if not getattr(args, "truth", None):
-        raise InputError("--truth FILE is required (persons.csv: person_id,system,value)")
+        if report:
+            return _report(args, ctx, None)
+        raise InputError("--truth FILE is required (persons.csv: person_id,system,value), or --report DIR")
     truth = read_truth(Path(args.truth), ctx.trusts)
+    if report:
+        return _report(args, ctx, truth)
     with session_scope(session_factory(ctx.engine)) as session:
         evaluation = evaluate_store(session, truth)
         record(session, CLI_AGENT, action="R", event_type="rest", subtype="mpi-evaluate")
@@ -60,6 +65,26 @@ def run_evaluate(args: argparse.Namespace, ctx: CliContext) -> int:
     for key, value in figures.items():
         text = f"{value:.6f}" if isinstance(value, float) else str(value)
         print(f"{labels.get(key, key.replace('_', ' '))}: {text}")
+    return 0
+
+
+def _report(args: argparse.Namespace, ctx: CliContext, truth: dict[tuple[str, str], str] | None) -> int:
+    """``--report DIR``: the accuracy charts and their figures (pseudonymised), and ``--sample`` pairs to label."""
+    from mpi.report import build_report
+    from priorscan.db import session_factory, session_scope
+
+    out = Path(args.report)
+    with session_scope(session_factory(ctx.engine)) as session:
+        summary = build_report(session, out, truth=truth, sample=max(0, int(getattr(args, "sample", 0) or 0)))
+        record(session, CLI_AGENT, action="R", event_type="rest", subtype="mpi-accuracy-report",
+               detail={"records": summary["records"], "sample_opened": summary.get("sample_opened", 0)})
+    labelled = summary.get("labelled") or {}
+    print(f"accuracy report for model {summary['model_version']} ({summary['records']} records) written to {out}")
+    if labelled:
+        print(f"labelled pairs: {labelled['pairs']} ({labelled['same_person']} one person); suggested threshold: "
+              f"{labelled['suggested_threshold']}")
+    if summary.get("sample_opened"):
+        print(f"{summary['sample_opened']} pairs near the threshold opened for labelling on /ui/review")
     return 0
 
 

@@ -169,6 +169,7 @@ class Comparison:
     tf_column: ClassVar[str | None] = None  # column whose value frequency adjusts level ``tf_level``
     tf_level: ClassVar[int] = 0
     shared_by_household: ClassVar[bool] = False  # where one lives and how to call them: evidence, not identity
+    home_levels: ClassVar[tuple[str, ...]] = ()  # levels saying two records give one home (for household u)
     registry: ClassVar[dict[str, type[Comparison]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -405,6 +406,7 @@ class PostcodeComparison(Comparison):
     labels: ClassVar[tuple[str, ...]] = ("exact", "sector-or-one-edit", "district-or-prefix", "else")
     tf_column: ClassVar[str | None] = "postcode"
     shared_by_household: ClassVar[bool] = True
+    home_levels: ClassVar[tuple[str, ...]] = ()
     name: str = "postcode"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
@@ -434,6 +436,7 @@ class AddressComparison(Comparison):
     kind: ClassVar[str] = "address"
     labels: ClassVar[tuple[str, ...]] = ("exact", "similar", "partial", "else")
     shared_by_household: ClassVar[bool] = True
+    home_levels: ClassVar[tuple[str, ...]] = ("exact", "similar")
     name: str = "address"
     similar: float = 90.0
     partial: float = 70.0
@@ -475,6 +478,7 @@ class PhoneComparison(Comparison):
     kind: ClassVar[str] = "phone"
     labels: ClassVar[tuple[str, ...]] = ("exact", "one-edit", "else")
     shared_by_household: ClassVar[bool] = True
+    home_levels: ClassVar[tuple[str, ...]] = ("exact",)  # a landline rings in one home
     name: str = "phone"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
@@ -495,6 +499,7 @@ class ResidenceComparison(Comparison):
     tf_column: ClassVar[str | None] = "postcode"
     tf_level: ClassVar[int] = 1
     shared_by_household: ClassVar[bool] = True
+    home_levels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "address")
     name: str = "residence"
 
     def levels(self, left: Columns, right: Columns) -> Levels:

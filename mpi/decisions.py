@@ -10,18 +10,15 @@ The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *
 3. The same valid NHS number is the strongest evidence but never enough alone: without agreement on family name,
    given name or birth date the pair is at most a *possible match* (a number keyed into another patient's
    record). A number that fails the Modulus 11 check carries no weight at all.
-4. Agreeing family names and the same birth date (or day and month transposed) with entirely different given
-   names is how twins look: *no match* when NHS numbers differ, at most a *possible match* otherwise (agreeing
-   numbers, or none to compare: a person tells twins from a given name keyed wrongly).
-5. Full birth dates differing in two or more parts (not a typo, not a day/month transposition) with no agreeing
-   NHS number is at most a *possible match*: that is how a parent and a child of the same name at one address
-   look, and the weights, which treat fields as independent, overrate the shared name and address.
-
-6. Both given and family names entirely different is at most a *possible match* (names are who a person is; a
-   twin who married looks like this).
+4.–6. (Retired.) Twins, a parent and a child of one name, and relatives who share a home are no longer told
+   apart by hand rules: the model learns how the people of one home look to each other (how often they share a
+   family name, a birth date, a first name, a sex: ``u_household``, and the share of one person among pairs at
+   one home), and weighs the person's own fields against the household rather than against strangers
+   (:mod:`mpi.model`, "Households"). Twins are kept apart, or sent to review, by the twin rate the store shows.
 7. What a household shares (postcode, address, phone) can support a link but never make one against the person's
    own identifiers: when the weights of NHS number, names, birth date and sex add up against a match, the pair
-   is *no match* however much the residence agrees (a parent and a child, a husband and a wife).
+   is *no match* however much the residence agrees. At one home this is the pair's own weight (the person's
+   fields there are already weighed against the household).
 8. No given name to compare and no NHS number agreeing leaves only what a same-sex twin shares (family name,
    birth date, sex, residence, phone): nothing tells the person from a twin. When the record lacking the given
    name is also probable with a record of someone else whom the evidence keeps apart from its partner (the
@@ -77,10 +74,9 @@ def decide_many(scored: ScoredPairs, model: Model) -> NDArray[np.int8]:
     p = scored.probability
     codes = np.where(p >= model.match_threshold, MATCH_CODE,
                      np.where(p >= model.possible_threshold, POSSIBLE_CODE, NO_MATCH_CODE)).astype(np.int8)
-    capped = (scored.nhs_different | scored.nhs_unsupported | scored.sibling | scored.birth_differs
-              | scored.names_differ | scored.ambiguous)
+    capped = scored.nhs_different | scored.nhs_unsupported | scored.ambiguous
     codes[capped] = np.minimum(codes[capped], POSSIBLE_CODE)
-    codes[scored.hard_conflict | (scored.sibling & scored.nhs_different) | (scored.personal_weight < 0)] = NO_MATCH_CODE
+    codes[scored.hard_conflict | (scored.personal_weight < 0)] = NO_MATCH_CODE
     verified = scored.nhs_verified_same
     codes[verified & ~scored.nhs_unsupported] = MATCH_CODE
     codes[verified & scored.nhs_unsupported] = POSSIBLE_CODE
@@ -92,8 +88,6 @@ def decide(score: PairScore, model: Model) -> str:
     if score.nhs_verified_same:
         return POSSIBLE if score.guard == "nhs-number-unsupported" else MATCH
     if score.hard_conflict:
-        return NO_MATCH
-    if score.guard == "sibling" and score.levels.get("nhs_number") == "else":
         return NO_MATCH
     if score.personal_weight < 0:
         return NO_MATCH

@@ -48,6 +48,7 @@ from mpi.nhs_number import counts_as_nhs_number, normalise_nhs_number
 from mpi.normalise import as_date
 from mpi.placement import link_changed, place
 from mpi.records import DELETE, Demographics, RecordKey
+from mpi.scoring import explanation
 from mpi.tables import (
     BlockingKey,
     LinkEvent,
@@ -229,7 +230,7 @@ class LinkOnWrite(GoldenRecords):
         scores = self._score_clusters(probe, self.candidate_clusters(probe))
         placement = place(scores, {})  # a new record has no manual decisions yet
         now = utcnow()
-        state, probability, weights = placement.state, placement.probability, placement.weights
+        state, probability, weights = placement.state, placement.probability, self._explained(placement.score)
         target = placement.target(None, alone=False, new_id=new_regional_id())
         founds = placement.join is None
         member = _Member(values, provisional, demographics.event_at or now)
@@ -286,8 +287,7 @@ class LinkOnWrite(GoldenRecords):
         return int(self.session.execute(_INSERT_REVIEW, {
             "source_record_id": record_id, "candidate_record_id": other_id, "candidate_regional_id": other_regional,
             "score": score.probability,
-            "weights": {"field_weights": score.field_weights, "levels": score.levels,
-                        "weight": round(score.weight, 3), "guard": score.guard},
+            "weights": explanation(self.model, score),
             "model_version": self.model.version, "status": "open", "created_at": now}).scalar_one())
 
     def _settle_pending(self) -> None:
@@ -343,7 +343,7 @@ class LinkOnWrite(GoldenRecords):
         also = [other for other, decision in manual.items() if decision == MATCH]
         scores = self._score_clusters(probe, self.candidate_clusters(probe, exclude=record_id, also=also))
         placement = place(scores, manual)
-        state, probability, weights = placement.state, placement.probability, placement.weights
+        state, probability, weights = placement.state, placement.probability, self._explained(placement.score)
         # a record that matches nobody keeps (or gets) a regional patient of its own
         alone = placement.join is None and previous is not None and self.session.execute(
             _OTHER_MEMBER_SQL, {"rid": previous, "sid": record_id}).first() is None
@@ -374,6 +374,10 @@ class LinkOnWrite(GoldenRecords):
         if not fresh:  # a fresh patient was written with its only member's values
             self._refresh_golden_rows(target)
         return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
+
+    def _explained(self, score: PairScore | None) -> dict[str, Any] | None:
+        """What a link stores of its pair's score (:func:`mpi.scoring.explanation`), None without a pair."""
+        return explanation(self.model, score) if score is not None else None
 
     def _lock_person(self, probe: MatchRecord) -> None:
         """PostgreSQL: wait for any other transaction placing a record of the same person, before looking for
@@ -482,8 +486,8 @@ class LinkOnWrite(GoldenRecords):
         alone = placement.join is None and previous is not None and self._is_alone(record, previous)
         fresh = None if placement.join is not None or alone else self._new_patient()
         target = placement.target(previous, alone=alone, new_id=fresh.id if fresh is not None else "")
-        self._move(record, target, state=placement.state, score=placement.probability, weights=placement.weights,
-                   actor=actor, reason=reason)
+        self._move(record, target, state=placement.state, score=placement.probability,
+                   weights=self._explained(placement.score), actor=actor, reason=reason)
         if placement.review is not None:
             review_id = self._open_review(record, placement.review)
         elif not created:
@@ -507,7 +511,7 @@ class LinkOnWrite(GoldenRecords):
         return patient
 
     def _move(self, record: SourceRecord, regional_id: str, *, state: str, score: float | None,
-              weights: dict[str, float] | None, actor: str, reason: str, manual: bool = False) -> None:
+              weights: dict[str, Any] | None, actor: str, reason: str, manual: bool = False) -> None:
         previous = record.regional_patient_id
         changed = link_changed(previous, regional_id, state=state, old_state=record.link_state,
                                manual_changed=record.link_manual != manual)
@@ -531,8 +535,7 @@ class LinkOnWrite(GoldenRecords):
         self._close_reviews(record)
         item = ReviewItem(source_record_id=record.id, candidate_record_id=other_id,
                           candidate_regional_id=other.regional_patient_id if other else None, score=score.probability,
-                          weights={"field_weights": score.field_weights, "levels": score.levels,
-                                   "weight": round(score.weight, 3), "guard": score.guard},
+                          weights=explanation(self.model, score),
                           model_version=self.model.version)
         self.session.add(item)
         self.session.flush()

@@ -34,6 +34,7 @@ class Linkage:
     model: Model  # the model the decisions used (its threshold derived here when asked)
     labels: IntArray  # cluster label per row (rows with one label are one person)
     probability: FloatArray  # per row: probability of its strongest match link inside its cluster (nan: none)
+    partner: IntArray  # per row: the other row of that link (-1: none), whose pair explains the row's link
     review_left: IntArray
     review_right: IntArray
     review_probability: FloatArray
@@ -131,9 +132,17 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
     clustered_at = time.perf_counter()
 
     probability = np.full(size, -1.0)
+    partner = np.full(size, -1, dtype=np.int64)
     inside = labels[m_left] == labels[m_right]
-    for rows in (m_left[inside], m_right[inside]):
-        np.maximum.at(probability, rows, m_prob[inside])
+    # each row's strongest link inside its cluster: both ends of every link, the strongest last for each row
+    rows = np.concatenate([m_left[inside], m_right[inside]])
+    others = np.concatenate([m_right[inside], m_left[inside]])
+    strength = np.concatenate([m_weight[inside], m_weight[inside]])
+    order = np.lexsort((strength, rows))
+    last = np.r_[rows[order][1:] != rows[order][:-1], True] if len(order) else np.zeros(0, dtype=bool)
+    best = order[last]
+    partner[rows[best]] = others[best]
+    probability[rows[best]] = np.concatenate([m_prob[inside], m_prob[inside]])[best]
     probability[probability < 0] = np.nan
     # possible matches, and match links the integrity check refused, between different patients go to review
     r_left = np.concatenate([p_left, m_left[~inside]])
@@ -149,7 +158,7 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
     patient_pairs = _pair_codes(labels[r_left[order]], labels[r_right[order]], size)
     _, first = np.unique(patient_pairs, return_index=True)
     pick = order[first]
-    return Linkage(model=model, labels=labels, probability=probability, review_left=r_left[pick],
+    return Linkage(model=model, labels=labels, probability=probability, partner=partner, review_left=r_left[pick],
                    review_right=r_right[pick],
                    review_probability=r_prob[pick], review_weight=r_weight[pick], pairs_scored=int(len(left)),
                    match_links=int(len(m_left)), components_rebuilt=rebuilt,

@@ -10,7 +10,12 @@ on ``SMITH``.
 
 Households: what a household shares (residence, phone) is far commoner between relatives than between strangers,
 so the fields are not independent of the family name. Where family names agree, those comparisons use
-``u_same_family``, learnt among pairs of different people of the same family name, instead of ``u``.
+``u_same_family``, learnt among pairs of different people of the same family name, instead of ``u``. And once two
+records share a family name *and* a home, the different people they could be are relatives, not strangers:
+relatives share a birth date far more often (twins), a first name now and then (a mother and a daughter), so the
+person's own comparisons (given name, birth date, sex) then use ``u_household``, learnt among different people of
+one household (:func:`mpi.training.estimate_u_household`). The model reads the chain of evidence in order: the
+family name (against everyone), the home (against people of that family name), the person (against the household).
 
 Thresholds are posterior probabilities, so they are derived from the model rather than chosen on a score scale:
 
@@ -65,6 +70,13 @@ SHIPPED_PRIOR: dict[str, Any] = _read_shipped_prior()
 #: Per comparison, one probability per level, in the order of the comparison's labels.
 PRIOR_KNOWLEDGE: dict[str, tuple[list[float], list[float]]] = {
     name: (list(entry["m"]), list(entry["u"])) for name, entry in SHIPPED_PRIOR["comparisons"].items()}
+#: Among pairs of records sharing a family name and a home, the share that are one person (before training).
+HOUSEHOLD_PRIOR_SHARE = float(SHIPPED_PRIOR.get("household_prior", 0.5))
+#: How many other records of relatives sharing its family name a record has, before training.
+HOUSEHOLD_PRIOR_KIN = float(SHIPPED_PRIOR.get("kin_per_record", 1.5))
+#: Per person's own comparison, u among different people of one household (relatives), in label order.
+HOUSEHOLD_PRIOR_KNOWLEDGE: dict[str, list[float]] = {
+    name: list(entry["u"]) for name, entry in SHIPPED_PRIOR.get("u_household", {}).items()}
 DEFAULT_PRIOR = float(SHIPPED_PRIOR["prior"])
 DEFAULT_MATCH_THRESHOLD = float(SHIPPED_PRIOR["match_threshold"])
 DEFAULT_POSSIBLE_THRESHOLD = float(SHIPPED_PRIOR["possible_threshold"])
@@ -85,6 +97,12 @@ class Model:
     possible_threshold: float = DEFAULT_POSSIBLE_THRESHOLD
     # u of what a household shares (residence, phone) among different people with the same family name: relatives
     u_same_family: dict[str, list[float]] = field(default_factory=dict)
+    # u of the person's own comparisons (given name, birth date, sex) among different people of one household
+    u_household: dict[str, list[float]] = field(default_factory=dict)
+    # among pairs sharing a family name and a home: the share that are one person (0: no household model)
+    household_prior: float = 0.0
+    # records of relatives of one family name per record (how many of a family name's holders are kin)
+    kin_per_record: float = 0.0
     tf: dict[str, dict[str, int]] = field(default_factory=dict)  # column → value → count (values seen twice+)
     tf_total: int = 0
     training: dict[str, Any] = field(default_factory=dict)  # how it was trained (counts, iterations, recall)
@@ -100,6 +118,7 @@ class Model:
                 raise ValueError(f"comparison {c.name}: expected {c.levels_count} m and u values")
         self._tables: list[NDArray[np.float64]] | None = None
         self._family_tables: dict[int, NDArray[np.float64]] | None = None
+        self._household_tables: dict[int, NDArray[np.float64]] | None = None
         if not self.version:
             self.version = self.content_version()
 
@@ -126,6 +145,23 @@ class Model:
                     u = np.maximum(np.asarray(self.u_same_family[c.name]), U_FLOOR)
                     self._family_tables[i] = np.log2(np.maximum(np.asarray(self.m[i]), M_FLOOR) / u)
         return self._family_tables
+
+    @property
+    def household_weight(self) -> float:
+        """``log2(share / (1 - share))`` of :attr:`household_prior`: the weight of a pair known to share a family
+        name and a home, before the person's own fields are compared."""
+        share = min(max(self.household_prior, 1e-9), 1 - 1e-9)
+        return math.log2(share / (1 - share))
+
+    def household_tables(self) -> dict[int, NDArray[np.float64]]:
+        """``log2(m / u)`` with u among different people of one household, per person's comparison index."""
+        if self._household_tables is None:
+            self._household_tables = {}
+            for i, c in enumerate(self.comparisons):
+                if c.name in self.u_household:
+                    u = np.maximum(np.asarray(self.u_household[c.name]), U_FLOOR)
+                    self._household_tables[i] = np.log2(np.maximum(np.asarray(self.m[i]), M_FLOOR) / u)
+        return self._household_tables
 
     def index_of(self, name: str) -> int | None:
         for i, c in enumerate(self.comparisons):
@@ -168,6 +204,8 @@ class Model:
             "comparisons": [{**c.to_dict(), "labels": list(c.labels), "m": m, "u": u}
                             for c, m, u in zip(self.comparisons, self.m, self.u, strict=True)],
             "u_same_family": self.u_same_family,
+            **({"u_household": self.u_household, "household_prior": self.household_prior,
+                "kin_per_record": self.kin_per_record} if self.u_household else {}),
             "tf_total": self.tf_total,
             "tf": self.tf,
             "training": self.training,
@@ -186,6 +224,9 @@ class Model:
         return cls(comparisons=comparisons, m=ms, u=us, prior=data["prior"], match_threshold=data["match_threshold"],
                    possible_threshold=data["possible_threshold"], tf=dict(data.get("tf") or {}),
                    u_same_family=dict(data.get("u_same_family") or {}),
+                   u_household=dict(data.get("u_household") or {}),
+                   household_prior=float(data.get("household_prior") or 0.0),
+                   kin_per_record=float(data.get("kin_per_record") or 0.0),
                    tf_total=int(data.get("tf_total") or 0), training=dict(data.get("training") or {}),
                    created_at=data.get("created_at", ""), version=data.get("version", ""))
 
@@ -193,7 +234,9 @@ class Model:
         """A copy with ``changes`` applied (and a new version)."""
         fields: dict[str, Any] = {"comparisons": self.comparisons, "m": self.m, "u": self.u, "prior": self.prior,
                   "match_threshold": self.match_threshold, "possible_threshold": self.possible_threshold,
-                  "u_same_family": self.u_same_family, "tf": self.tf, "tf_total": self.tf_total,
+                  "u_same_family": self.u_same_family, "u_household": self.u_household,
+                  "household_prior": self.household_prior, "kin_per_record": self.kin_per_record, "tf": self.tf,
+                  "tf_total": self.tf_total,
                   "training": self.training}
         fields.update(changes)
         return Model(**fields)
@@ -211,7 +254,9 @@ class Model:
         Its version is the content hash of its parameters, like a trained model's, so a link made with it says so.
         """
         return cls(training={"kind": SHIPPED_KIND, "name": SHIPPED_PRIOR["name"],
-                             "release": SHIPPED_PRIOR["release"]})
+                             "release": SHIPPED_PRIOR["release"]},
+                   u_household={name: list(u) for name, u in HOUSEHOLD_PRIOR_KNOWLEDGE.items()},
+                   household_prior=HOUSEHOLD_PRIOR_SHARE, kin_per_record=HOUSEHOLD_PRIOR_KIN)
 
     @property
     def kind(self) -> str:

@@ -53,10 +53,6 @@ class Placement:
     def probability(self) -> float | None:
         return self.score.probability if self.score else None
 
-    @property
-    def weights(self) -> dict[str, float] | None:
-        return self.score.field_weights if self.score else None
-
     def target(self, previous: str | None, *, alone: bool, new_id: str) -> str:
         """The regional patient the record ends in: the one it joins, else its present one when it is that
         patient's only active member (``alone``), else ``new_id``."""

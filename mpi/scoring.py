@@ -12,13 +12,12 @@ Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot expre
 - *different NHS numbers*: two different valid numbers, not both verified;
 - *NHS number unsupported*: the same valid NHS number but no agreement on family name, given name or birth date
   (a number keyed into the wrong patient's record);
-- *sibling*: family names agreeing, same birth date, and given names entirely different, or alike but both common
-  names of distant spelling (John/Josh), or none to compare while the sexes differ (twins, multiple births);
-- *names differ*: both given and family names entirely different (a twin who married, a mother and daughter);
+- *sibling*, *names differ*, *birth date differs*: the shapes of twins (family names and birth date agreeing, given
+  names not), of two people whose names both differ, of a parent and a child (full birth dates two parts apart).
+  Kept as flags for callers; they no longer cap a decision (rules 4–6 of :mod:`mpi.decisions` are retired): at
+  one home the person's own fields are weighed against the household (``u_household``, :mod:`mpi.model`);
 - *personal evidence*: the sum of the weights of the person's own identifiers (NHS number, names, birth date,
-  sex), leaving out what a household shares (residence, phone);
-- *birth date differs*: two or more parts of two full birth dates differ, and no NHS number agrees (a parent and
-  a child of the same name at one address);
+  sex), leaving out what a household shares (residence, phone); at one home, the pair's weight itself;
 - *undistinguished*: no given name to compare and no NHS number agreeing. What is left (family name, birth date,
   sex, residence, phone) is exactly what a same-sex twin shares, so nothing in the pair tells the person from a
   twin;
@@ -115,16 +114,10 @@ class ScoredPairs:
         return len(self.weight)
 
     def guard_of(self, i: int) -> str | None:
-        if self.sibling[i]:
-            return "sibling"
         if self.nhs_different[i]:
             return "different-nhs-numbers"
         if self.nhs_unsupported[i]:
             return "nhs-number-unsupported"
-        if self.birth_differs[i]:
-            return "birth-date-differs"
-        if self.names_differ[i]:
-            return "names-differ"
         if self.ambiguous[i]:
             return "no-given-name"
         return None
@@ -191,6 +184,90 @@ def _distinct_common_names(model: Model, levels: NDArray[np.int8], left: Frame, 
     return out
 
 
+def _one_swap(model: Model, levels: NDArray[np.int8], field_weights: NDArray[np.float32]) -> None:
+    """Names written the other way round are one event, seen by both name comparisons: it weighs once (the family
+    name's ``swapped`` level), not twice."""
+    family, given = model.index_of("family"), model.index_of("given")
+    if family is None or given is None:
+        return
+    both = ((levels[:, family] == model.comparisons[family].labels.index("swapped"))
+            & (levels[:, given] == model.comparisons[given].labels.index("swapped")))
+    field_weights[both, given] = 0.0
+
+
+def _kin_evidence(model: Model, levels: NDArray[np.int8], field_weights: NDArray[np.float32], left: Frame,
+                  same_family: NDArray[np.bool_]) -> None:
+    """Records of one family name but not of one home: the people they could be are the name's other holders,
+    and for a rare name those are mostly one family.
+
+    Of ``c`` records holding a family name, a record has about ``kin_per_record`` relatives among the other
+    ``c - 1`` (learnt from the households, :func:`mpi.training.estimate_u_household`), so a pair of different people
+    sharing the name is relatives with chance ``k = min(1, kin_per_record / (c - 1))``, strangers otherwise. The
+    person's own fields (given name, birth date, sex) are then weighed against that mixture, ``k · u_household +
+    (1 - k) · u``: two holders of a rare name born on one day may be twins living apart; two John Smiths born on
+    one day are not thereby related.
+    """
+    family = model.index_of("family")
+    if family is None:
+        return
+    exact = same_family & (levels[:, family] == model.comparisons[family].tf_level)
+    rows = np.flatnonzero(exact)
+    if not len(rows):
+        return
+    holders = np.maximum(_term_frequency(model, "family", left, rows) * model.tf_total, 2.0)
+    kin = np.minimum(1.0, model.kin_per_record / (holders - 1.0))
+    for index in model.household_tables():
+        comparison = model.comparisons[index]
+        if comparison.name == "family":
+            continue
+        column = levels[rows, index]
+        present = column != NULL
+        if not present.any():
+            continue
+        at, level = rows[present], column[present].astype(np.int64)
+        u = np.asarray(model.u[index])[level]
+        if comparison.tf_column and comparison.tf_column in model.tf:
+            tf_rows = level == comparison.tf_level
+            if tf_rows.any():
+                u = u.copy()
+                u[tf_rows] = _term_frequency(model, comparison.tf_column, left, at[tf_rows])
+        u_household = np.asarray(model.u_household[comparison.name])[level]
+        mixed = kin[present] * u_household + (1.0 - kin[present]) * u
+        m = np.maximum(np.asarray(model.m[index])[level], M_FLOOR)
+        field_weights[at, index] = np.log2(m / np.maximum(mixed, 1e-12))
+
+
+def _household_evidence(model: Model, levels: NDArray[np.int8], field_weights: NDArray[np.float32],
+                        household: NDArray[np.bool_]) -> None:
+    """For pairs whose records give one home, what the home says: the model's household prior.
+
+    Among pairs of records at one home the model has learnt the share that are one person
+    (:attr:`Model.household_prior`); the home is what puts a pair among them, so with the prior it weighs exactly
+    that share's log-odds. The other comparisons a household shares (a phone) add nothing more: relatives share
+    them too, and the household prior counts them already. The person's own comparisons (family and given names,
+    birth date, sex) then weigh against the other people of a home (``u_household``), not against strangers.
+    """
+    rows = np.flatnonzero(household)
+    pending = np.ones(len(rows), dtype=bool)  # rows whose home is not yet weighed
+    for index, comparison in enumerate(model.comparisons):
+        if not comparison.shared_by_household:
+            continue
+        field_weights[rows, index] = 0.0
+        if comparison.home_levels:  # the first comparison saying "one home" carries the household prior
+            here = pending & _level_in(model, levels[rows], index, comparison.home_levels)
+            field_weights[rows[here], index] = model.household_weight - model.prior_weight
+            pending &= ~here
+
+
+def one_home(model: Model, levels: NDArray[np.int8]) -> NDArray[np.bool_]:
+    """Pairs whose records give one home (a comparison shared by a household at one of its ``home_levels``)."""
+    out = np.zeros(len(levels), dtype=bool)
+    for index, comparison in enumerate(model.comparisons):
+        if comparison.home_levels:
+            out |= _level_in(model, levels, index, comparison.home_levels)
+    return out
+
+
 def _term_frequency(model: Model, column: str, side: Frame, rows: NDArray[np.int64]) -> NDArray[np.float64]:
     if column in side.vocab and f"{column}__code" in side:
         return model.term_frequency_of_codes(column, side.origin, side[f"{column}__code"][rows])
@@ -201,7 +278,6 @@ def evidence_apart(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
     """Pairs the evidence says are different people, so they may not share a patient without a person's decision:
     different valid NHS numbers, the sibling rule, or weights (all, or the person's own) adding up against."""
     apart = (scored.hard_conflict | scored.nhs_different
-             | (scored.sibling & ~scored.nhs_exact)
              | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
     return apart & ~(scored.nhs_verified_same & ~scored.nhs_unsupported)  # type: ignore[no-any-return]
 
@@ -256,7 +332,10 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
     (:func:`ambiguous_pairs`); the batch relink checks them once over all its probable pairs instead.
     """
     family_tables = model.same_family_tables()
-    same_family = _agrees(model, levels, "family") if family_tables else None
+    household_tables = model.household_tables()
+    family = _agrees(model, levels, "family")
+    same_family = family if family_tables else None
+    household = one_home(model, levels) if household_tables else None
     field_weights = np.empty(levels.shape, dtype=np.float32)
     for index, (comparison, table) in enumerate(zip(model.comparisons, model.weight_tables(), strict=True)):
         column = levels[:, index]
@@ -265,24 +344,38 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
         weights = table[column]
         if same_family is not None and index in family_tables:
             weights = np.where(same_family, family_tables[index][column], weights)
+        if household is not None and index in household_tables:
+            weights = np.where(household, household_tables[index][column], weights)
         field_weights[:, index] = np.where(column != NULL, weights, 0.0)
         if comparison.tf_column and model.tf_total and not (same_family is not None and index in family_tables):
             level = comparison.tf_level
-            exact = np.flatnonzero(column == level)
+            exact = column == level
+            if household is not None and index in household_tables:
+                exact &= ~household  # among relatives, how common a name is in the region says nothing
+            exact = np.flatnonzero(exact)
             if len(exact):
                 share = _term_frequency(model, comparison.tf_column, left, exact)
                 m_exact = max(model.m[index][level], M_FLOOR)
                 field_weights[exact, index] = np.log2(m_exact / share)
+    _one_swap(model, levels, field_weights)
+    if household is not None and model.kin_per_record > 0 and model.tf_total:
+        _kin_evidence(model, levels, field_weights, left, family & ~household)
+    if household is not None and household.any():
+        _household_evidence(model, levels, field_weights, household)
     weight = model.prior_weight + field_weights.sum(axis=1, dtype=np.float64)
     personal = [i for i, c in enumerate(model.comparisons) if not c.shared_by_household]
     personal_weight = field_weights[:, personal].sum(axis=1, dtype=np.float64)
+    if household is not None:
+        # at one home the person's own fields are already weighed against the other people of the home, after
+        # the household prior: what they say together is the pair's weight itself
+        personal_weight = np.where(household, weight, personal_weight)
     probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -200, 200)))
 
     nhs_exact = _level_is(model, levels, "nhs_number", "exact")
     nhs_else = _level_is(model, levels, "nhs_number", "else")
     both_verified = left["nhs_verified"] & right["nhs_verified"]
     hard_conflict = nhs_else & both_verified
-    family, given, birth = (_agrees(model, levels, name) for name in ("family", "given", "birth_date"))
+    given, birth = (_agrees(model, levels, name) for name in ("given", "birth_date"))
     # a given name entirely different, or none to compare while the sexes differ
     given_index = model.index_of("given")
     given_missing = levels[:, given_index] == NULL if given_index is not None else np.zeros(len(levels), bool)
@@ -334,3 +427,24 @@ def score_candidates(model: Model, probe: MatchRecord, candidates: Sequence[Matc
         return []
     scored = score_frames(model, *probe_pairs(probe, candidates))
     return [pair_score(model, scored, i) for i in range(len(candidates))]
+
+
+def explanation(model: Model, score: PairScore) -> dict[str, Any]:
+    """What a link, a possible match or a review item stores about the pair that made it: the prior's weight, each
+    comparison's level and weight, the total, the probability, the guard and the model's version (JSON-able).
+
+    The weights add up: ``prior_weight + Σ field_weights = weight``. :func:`mpi.review.waterfall` lays them out in
+    order for people.
+    """
+    return {"model_version": model.version, "prior_weight": round(model.prior_weight, 3),
+            "field_weights": dict(score.field_weights), "levels": dict(score.levels),
+            "weight": round(score.weight, 3), "probability": score.probability, "guard": score.guard}
+
+
+def explanations(model: Model, left: Frame, right: Frame) -> list[dict[str, Any]]:
+    """:func:`explanation` of every pair ``(left[i], right[i])`` (scored afresh; the batch relink keeps only the
+    decisions' inputs of its millions of pairs, and explains the few it stores)."""
+    if left.size == 0:
+        return []
+    scored = score_frames(model, left, right, resolve_ambiguity=False)
+    return [explanation(model, pair_score(model, scored, i)) for i in range(len(scored))]

@@ -20,14 +20,28 @@ Manual decisions (A24 link, A37 unlink, A40 merge, review decisions) stick: auto
 from __future__ import annotations
 
 from mpi.active_model import MODEL_CHECK_S, active_model, forget_active_model
+from mpi.decisions import MATCH
 from mpi.identity_operations import IdentityOperations
 from mpi.index_store import DEMOGRAPHIC_FIELDS, MAX_CANDIDATES, ClusterScores
 from mpi.link_on_write import LinkOutcome, new_regional_id, pair_key
+from mpi.records import Demographics
 from mpi.resolution import MatchCandidate, Resolution, Resolver
+from priorscan import metrics
 
 
 class PatientIndex(IdentityOperations, Resolver):
     """Identity operations over one session. ``actor`` names who or what acts (a feed, a user, the batch)."""
+
+    def upsert(self, demographics: Demographics, *, event: str, actor: str, source_kind: str = "hl7",
+               provisional: bool = False) -> LinkOutcome:
+        """:meth:`mpi.link_on_write.LinkOnWrite.upsert`, its outcome counted for the metrics (``new``: the record
+        matched nobody and has a regional patient of its own)."""
+        outcome = super().upsert(demographics, event=event, actor=actor, source_kind=source_kind,
+                                 provisional=provisional)
+        if outcome.applied:
+            new = outcome.link_state == MATCH and outcome.score is None
+            metrics.link_outcome("new" if new else outcome.link_state)
+        return outcome
 
 
 __all__ = [

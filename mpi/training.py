@@ -28,8 +28,16 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from mpi.frames import Frame
-from mpi.model import M_FLOOR, TRAINED_KIND, U_FLOOR, Model
-from mpi.scoring import comparison_levels
+from mpi.model import (
+    HOUSEHOLD_PRIOR_KIN,
+    HOUSEHOLD_PRIOR_KNOWLEDGE,
+    HOUSEHOLD_PRIOR_SHARE,
+    M_FLOOR,
+    TRAINED_KIND,
+    U_FLOOR,
+    Model,
+)
+from mpi.scoring import comparison_levels, one_home
 
 log = logging.getLogger(__name__)
 
@@ -302,8 +310,9 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         caught_by = base.index_of(rule.catch) if rule.catch else None
         if caught_by is not None:
             matches_estimates.append(result.match_share * in_all / max(m[caught_by][0], 0.05))
-    u_same_family = estimate_u_same_family(Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior),
-                                           frame, columns, rng=rng)
+    learnt_model = Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior)
+    u_same_family = estimate_u_same_family(learnt_model, frame, columns, rng=rng)
+    u_household, household_run = estimate_u_household(learnt_model, frame, columns, rng=rng)
     all_pairs = frame.size * (frame.size - 1) / 2
     expected_matches = float(np.median(matches_estimates)) if matches_estimates else base.prior * all_pairs
     prior = float(np.clip(expected_matches / max(all_pairs, 1.0), 1e-12, 0.5))
@@ -311,12 +320,14 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         "kind": TRAINED_KIND, "records": int(frame.size), "u_pairs": int(min(u_pairs, all_pairs)), "runs": runs,
         "expected_matching_pairs": expected_matches,
         "blocked_pairs": int(len(pairs[0])) if pairs is not None else None,
+        "household": household_run,
     }
     log.info("trained on %d records: %d EM runs, prior %.3g (%.0f expected matching pairs)", frame.size, len(runs),
              prior, expected_matches)
     return Model(comparisons=base.comparisons, m=[[float(x) for x in row] for row in m], u=u, prior=prior,
                  match_threshold=base.match_threshold, possible_threshold=base.possible_threshold, tf=tf,
-                 tf_total=total, training=training, u_same_family=u_same_family)
+                 tf_total=total, training=training, u_same_family=u_same_family, u_household=u_household,
+                 household_prior=float(household_run["match_share"]), kin_per_record=float(household_run["kin"]))
 
 
 def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *,
@@ -344,3 +355,93 @@ def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArra
             if (column >= 0).sum() >= 100:
                 out[c.name] = _smoothed(level_counts(column, c.levels_count), model.u[i], U_FLOOR)
     return out
+
+
+#: Addresses held by more records than this are not one household's home (training only).
+HOME_CAP = 30
+#: A pair counts as two relatives for one field's u when the other fields put it this likely apart.
+RELATIVE_CONFIDENCE = 0.95
+#: The person's own comparisons whose u differs among relatives (learnt among different people of one household).
+HOUSEHOLD_COMPARISONS = ("family", "given", "birth_date", "sex")
+
+
+def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *,
+                         rng: np.random.Generator, pairs: int = 40_000
+                         ) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """u of the person's own comparisons among *different people of one household* (family name and home shared).
+
+    Two records that share a family name and a home are either one person or two relatives, and relatives share a
+    birth date (twins), a first name (a mother and a daughter) or a sex far more often than strangers do. Over the
+    pairs agreeing on the family name's first sound and on the postcode or the address (kept where the family name
+    and the home agree by their comparisons), EM runs with m held fixed (learnt from the other runs, where most
+    pairs are not relatives) and u free for :data:`HOUSEHOLD_COMPARISONS`: what EM puts in the non-match class is
+    how relatives look. NHS numbers take part with their ordinary u (relatives hold different numbers as strangers
+    do); what the pairs agree on by construction (family name, home, phone) is left out. Estimates are smoothed
+    towards the shipped prior knowledge, so a store with few households (FEBRL has none) keeps those values.
+
+    Returns the u per comparison and a summary of the run for the training report.
+    """
+    chosen = [i for i, c in enumerate(model.comparisons) if c.name in HOUSEHOLD_COMPARISONS]
+    if not chosen:
+        return {}, {"pairs": 0, "match_share": HOUSEHOLD_PRIOR_SHARE, "kin": 0.0}
+    # a home holds a household: an address shared by more records (a care home, a street without house numbers,
+    # a placeholder) says nothing of relatives
+    left, right, in_all = pairs_agreeing(columns["address"], max_pairs=pairs, rng=rng, cap=HOME_CAP)
+    sampled = max(len(left), 1)
+    prior_u = [list(HOUSEHOLD_PRIOR_KNOWLEDGE.get(model.comparisons[i].name, model.u[i])) for i in chosen]
+    start = {model.comparisons[i].name: u for i, u in zip(chosen, prior_u, strict=True)}
+    if len(left) == 0:
+        return start, {"pairs": 0, "match_share": HOUSEHOLD_PRIOR_SHARE, "kin": HOUSEHOLD_PRIOR_KIN}
+    levels = comparison_levels(model, frame.take(left), frame.take(right))
+    levels = levels[one_home(model, levels)]
+    used = [i for i, c in enumerate(model.comparisons) if i in chosen or c.name == "nhs_number"]
+    levels[:, [i for i in range(levels.shape[1]) if i not in used]] = -1
+    if len(levels) < 50:
+        return start, {"pairs": int(len(levels)), "match_share": HOUSEHOLD_PRIOR_SHARE, "kin": HOUSEHOLD_PRIOR_KIN}
+    patterns, counts = _distinct_patterns(levels)
+    log_m = [np.log(np.maximum(np.asarray(x), M_FLOOR)) for x in model.m]
+    u = [np.asarray(x, dtype=np.float64) for x in model.u]
+    for i, prior in zip(chosen, prior_u, strict=True):
+        u[i] = np.asarray(prior, dtype=np.float64)
+    share = 0.5
+    iteration = 0
+    apart = np.zeros(len(patterns))
+    for iteration in range(1, 51):  # noqa: B007 (read after the loop)
+        parts = np.zeros((len(patterns), len(used)))
+        for k, i in enumerate(used):
+            column = patterns[:, i]
+            present = column >= 0
+            parts[present, k] = log_m[i][column[present]] - np.log(np.maximum(u[i], U_FLOOR))[column[present]]
+        logit = np.log(share / (1 - share)) + parts.sum(axis=1)
+        posterior = 1.0 / (1.0 + np.exp(-np.clip(logit, -500, 500)))
+        apart = (1.0 - posterior) * counts
+        new_share = float(np.clip((posterior * counts).sum() / counts.sum(), 1e-6, 1 - 1e-6))
+        change = abs(new_share - share)
+        for k, i in enumerate(used):
+            if i not in chosen:
+                continue
+            # relatives as the *other* fields tell them: a field's own oddity (a duplicate whose birth date was
+            # keyed wrong) must not make the pair a relative and teach that relatives look like that
+            without = 1.0 / (1.0 + np.exp(np.clip(logit - parts[:, k], -500, 500)))
+            sure = counts * (without >= RELATIVE_CONFIDENCE)
+            prior = prior_u[chosen.index(i)]
+            seen = level_counts(patterns[:, i], model.comparisons[i].levels_count, sure)
+            new = np.maximum((seen + SMOOTHING * np.asarray(prior)) / (seen.sum() + SMOOTHING), U_FLOOR)
+            new = new / new.sum()
+            change = max(change, float(np.abs(new - u[i]).max()))
+            u[i] = new
+        share = new_share
+        if change < 1e-6:
+            break
+    out = {model.comparisons[i].name: [float(x) for x in u[i]] for i in chosen}
+    # relatives of one family name per record: the relatives found, scaled from the sample to every pair at one
+    # home, those of one family name, both ends of each pair; smoothed towards prior knowledge
+    family_index = model.index_of("family")
+    same_name = float(out["family"][0]) if "family" in out else 1.0
+    kin_found = float(apart.sum()) * in_all / sampled * same_name * 2
+    kin = (kin_found + SMOOTHING * HOUSEHOLD_PRIOR_KIN) / (frame.size + SMOOTHING) if family_index is not None else 0.0
+    # the share of one person among the pairs, smoothed towards one half (a store with few households says little)
+    pairs_seen = float(counts.sum())
+    share = (share * pairs_seen + SMOOTHING * 0.5) / (pairs_seen + SMOOTHING)
+    return out, {"pairs": int(len(levels)), "match_share": share, "relatives": float(apart.sum()), "kin": kin,
+                 "iterations": iteration}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from priorscan.logs import correlation
 from priorscan.tables import AuditEvent
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def record(session: Session, agent: Agent, *, action: str, event_type: str, subt
     """Add one audit event to ``session`` (committed with the work it describes)."""
     event = AuditEvent(action=action, event_type=event_type, subtype=subtype, outcome=outcome, agent_kind=agent.kind,
                        agent_name=agent.name, source_address=agent.address, regional_patient_id=regional_patient_id,
-                       entity=entity, detail=detail)
+                       entity=entity, detail=_correlated(detail))
     session.add(event)
     return event
 
@@ -52,7 +53,16 @@ def audit_row(agent: Agent, *, action: str, event_type: str, subtype: str, regio
     many; ``recorded_at`` is left to the column's default)."""
     return {"action": action, "event_type": event_type, "subtype": subtype, "outcome": outcome,
             "agent_kind": agent.kind, "agent_name": agent.name, "source_address": agent.address,
-            "regional_patient_id": regional_patient_id, "entity": entity, "detail": detail}
+            "regional_patient_id": regional_patient_id, "entity": entity, "detail": _correlated(detail)}
+
+
+def _correlated(detail: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``detail`` with the request or message id bound now (:mod:`priorscan.logs`), which ties the event to its
+    log lines and to the ACK or response it went with."""
+    ids = correlation()
+    if not ids:
+        return detail
+    return {**(detail or {}), **ids}
 
 
 def record_now(session: Session, agent: Agent, *, action: str, event_type: str, subtype: str,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -97,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(sub, "evaluate", "mpi.cli:run_evaluate", "measure linkage against ground truth")
     p.add_argument("--truth", required=False, help="persons.csv (person_id,system,value)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--report", metavar="DIR", help="write the accuracy charts (PNG) and summary.json into DIR")
+    p.add_argument("--sample", type=int, default=0, metavar="N",
+                   help="with --report: open N pairs near the match threshold as review items to label")
+
+    p = cmd(sub, "status", "priorscan.cli:run_status",
+            "each trust's feeds: last message, last hour's rate and errors, dead letters waiting, quiet feeds")
+    p.add_argument("--json", action="store_true", help="print the feeds as JSON")
 
     p = cmd(sub, "migrate", "priorscan.cli:run_migrate", "bring the store's schema up to date")
     p.add_argument("--check", action="store_true",
@@ -202,6 +208,32 @@ def run_migrate(args: argparse.Namespace, ctx: CliContext) -> int:
         engine.dispose()
 
 
+def run_status(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan status [--json]``: feed health (exit 1 when a feed has gone quiet, for monitoring scripts)."""
+    import json
+
+    from priorscan.db import session_factory
+    from priorscan.feed_health import feed_statuses
+
+    with session_factory(ctx.engine)() as session:
+        statuses = feed_statuses(session, ctx.trusts)
+    if getattr(args, "json", False):
+        print(json.dumps([s.as_dict() for s in statuses], indent=2))
+    elif not statuses:
+        print("no HL7 feed has sent anything yet")
+    else:
+        print(f"{'trust':6} {'feed':32} {'last message (UTC)':20} {'last hour':>9} {'refused':>7} {'dead letters':>12}"
+              "  state")
+        for s in statuses:
+            when = s.last_message_at.strftime("%Y-%m-%d %H:%M:%S") if s.last_message_at else "-"
+            name = f"{s.sending_application}@{s.sending_facility} {s.family}"[:32]
+            state = "QUIET" if s.quiet else "ok"
+            state += ("; " + "; ".join(s.notes)) if s.notes else ""
+            print(f"{s.trust or '?':6} {name:32} {when:20} {s.messages_last_hour:>9} {s.rejected_last_hour:>7} "
+                  f"{s.dead_letters_waiting:>12}  {state}")
+    return 1 if any(s.quiet for s in statuses) else 0
+
+
 def run_backup(args: argparse.Namespace, ctx: CliContext) -> int:
     """``priorscan backup --out FILE``."""
     from pathlib import Path
@@ -241,10 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx: CliContext | None = None
     try:
         settings = Settings(**overrides)
-        logging.basicConfig(level=logging.DEBUG if args.verbose else settings.log_level.upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-        if not args.verbose:
-            logging.getLogger("alembic").setLevel(logging.WARNING)
+        from priorscan.logs import configure
+
+        configure("DEBUG" if args.verbose else settings.log_level, settings.log_format)
         ctx = CliContext(settings)
         return args.handler(args, ctx)
     except PriorscanError as exc:

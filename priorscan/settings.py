@@ -39,6 +39,11 @@ class Settings(BaseSettings):
                                 description="AE title of the C-STORE SCP (`serve --dicom-port`)")
     session_max_age_s: int = 8 * 3600
     log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
+    log_format: str = Field(default="json", pattern="^(json|text)$",
+                            description="log lines as JSON objects (for log shippers) or as text (for people)")
+    metrics_dir: Path | None = Field(
+        default=None, description="where `serve` and its writer processes keep metric values (prometheus-client "
+                                  "multi-process mode); unset, a new temporary directory per `serve`")
     cds_audience: str | None = Field(default=None, description="expected JWT aud (CDS Hooks)")
     public_base_url: str | None = Field(
         default=None, pattern=r"^https?://[^\s?#]+$",

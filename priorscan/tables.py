@@ -143,3 +143,15 @@ class PollCursor(Base):
     source: Mapped[str] = mapped_column(String(500), primary_key=True)
     position: Mapped[dict] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FeedActivity(Base):
+    """HL7 messages per feed and minute, rolled up from :class:`HL7MessageLog` (see :mod:`priorscan.feed_health`)."""
+
+    __tablename__ = "feed_activity"
+    __table_args__ = (Index("ix_feed_activity_minute", "minute"),)
+    feed: Mapped[str] = mapped_column(String(500), primary_key=True)  # hl7|MSH-4|MSH-3|family
+    minute: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)

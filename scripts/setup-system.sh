@@ -13,8 +13,14 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}" >/dev/null
 fi
-# Debian starts Orthanc as a service on install; the tests run their own instance on a free port instead.
-if pgrep -x Orthanc >/dev/null 2>&1 && [ -x /etc/init.d/orthanc ]; then /etc/init.d/orthanc stop >/dev/null 2>&1 || true; fi
+# Debian starts Orthanc as a service (user orthanc) on install; the tests run their own instances on free ports
+# instead. Stop only the service's: its init script's stop also kills every process running /usr/sbin/Orthanc,
+# which killed the Orthanc instances of test suites and benchmarks running at the same time.
+if id orthanc >/dev/null 2>&1 && pgrep -u orthanc -x Orthanc >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO start-stop-daemon --stop --quiet --oknodo --retry=TERM/30/KILL/5 --user orthanc --exec /usr/sbin/Orthanc \
+    >/dev/null 2>&1 || true
+fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "setup-system: starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true

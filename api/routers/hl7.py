@@ -7,17 +7,19 @@ whatever the ACK says: MSA-1 carries the verdict (AA, AE or AR), exactly as over
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.context import AppContext
 from api.deps import ContextDep, Principal, require
 from api.hl7_service import process_message, reject_message
+from priorscan import metrics
 from priorscan.audit import Agent
-from priorscan.errors import HL7Error
-from priorscan.hl7v2 import read_header
+from priorscan.hl7v2 import MessageError, read_header
 
 router = APIRouter(tags=["hl7"])
 
@@ -34,6 +36,7 @@ ACK_MEDIA_TYPE = "text/plain"
 async def post_hl7(request: Request, ctx: ContextDep,
                    principal: Annotated[Principal, Depends(require(HL7_SCOPE))]) -> PlainTextResponse:
     """Apply one HL7 v2 message and answer with its ACK as text."""
+    started = time.perf_counter()
     body = await request.body()
     agent = Agent(principal.kind, principal.name, principal.address)
     limit = ctx.settings.mllp_max_message_bytes
@@ -41,7 +44,7 @@ async def post_hl7(request: Request, ctx: ContextDep,
     if len(body) > limit:
         try:
             header = read_header(text)
-        except HL7Error:
+        except MessageError:
             header = None
         outcome = await run_in_threadpool(
             reject_message, ctx, text[:limit], header, f"message of {len(body)} bytes exceeds the maximum of {limit}",
@@ -49,7 +52,22 @@ async def post_hl7(request: Request, ctx: ContextDep,
     else:
         outcome = await run_in_threadpool(process_message, ctx, text, channel=CHANNEL, agent=agent,
                                           source=agent.address)
-    return PlainTextResponse(str(outcome.detail["ack"]), media_type=ACK_MEDIA_TYPE)
+    acks = outcome.detail.get("acks")
+    acks = list(acks) if isinstance(acks, list) else [str(outcome.detail["ack"])]
+    _observe(ctx, text, acks[-1] if acks else "", time.perf_counter() - started)
+    return PlainTextResponse("".join(acks), media_type=ACK_MEDIA_TYPE)
+
+
+def _observe(ctx: AppContext, text: str, ack: str, seconds: float) -> None:
+    """Count the message by its sender's trust, its type and its (last) ACK code."""
+    try:
+        header = read_header(text)
+    except MessageError:
+        metrics.hl7_acknowledged("http", None, None, metrics.ack_code(ack), seconds)
+        return
+    trust = ctx.trusts.resolve(header.sending_facility)
+    metrics.hl7_acknowledged("http", trust.ods if trust else None,
+                             f"{header.message_type}^{header.trigger_event}", metrics.ack_code(ack), seconds)
 
 
 def _decode(body: bytes) -> str:

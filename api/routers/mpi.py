@@ -1,7 +1,9 @@
 """The master patient index over HTTP for integration teams (scope ``priorscan/mpi-review``).
 
-- ``GET /api/v1/mpi/review?limit=&offset=`` → open possible matches, each with both records and the explanation
-  (per-field weights and levels, the rule that stopped an automatic link).
+- ``GET /api/v1/mpi/review?limit=&offset=&order=risk|oldest`` → open possible matches, the likeliest missed link
+  first, each with both records, the fields they differ on, and the explanation (per-field weights and levels,
+  the waterfall from the prior to the probability, the model version, the rule that stopped an automatic link).
+- ``GET /api/v1/mpi/review/{id}`` → one review item (open or settled), the same shape.
 - ``POST /api/v1/mpi/review/{id}`` ``{"decision": "match" | "no-match"}``: a person's decision; it sticks.
 - ``POST /api/v1/mpi/link`` and ``/unlink`` ``{"a": {"system", "value"}, "b": {...}}``: the same person / not.
 - ``POST /api/v1/mpi/unmerge`` ``{"survivor": {...}, "retired": {...}}``: undo a merge.
@@ -19,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ContextDep, Principal, SessionDep, require
 from mpi import LinkOutcome, PatientIndex, RecordKey
-from mpi.review import link_history, review_queue
+from mpi.review import QUEUE_ORDERS, link_history, review_item, review_queue
 from priorscan.audit import record
 from priorscan.errors import IdentityError, NotFoundError, PriorscanError
 
@@ -92,13 +94,28 @@ def _actor(principal: Principal) -> str:
 @router.get("/review", response_model=ReviewListOut)
 def get_review_queue(session: SessionDep, principal: Principal = Depends(require(MPI_REVIEW)),
                      limit: int = Query(default=50, ge=1, le=500),
-                     offset: int = Query(default=0, ge=0)) -> dict[str, Any]:
-    """Open possible matches, oldest first, with their explanation."""
-    total, items = review_queue(session, limit=limit, offset=offset)
+                     offset: int = Query(default=0, ge=0),
+                     order: str = Query(default="risk", pattern="^(" + "|".join(QUEUE_ORDERS) + ")$")
+                     ) -> dict[str, Any]:
+    """Open possible matches (the likeliest missed link first, or the oldest), with their explanation."""
+    total, items = review_queue(session, limit=limit, offset=offset, order=order)
     record(session, principal.agent, action="R", event_type="rest", subtype="mpi-review-queue",
            detail={"items": len(items), "total": total})
     session.commit()
     return {"total": total, "items": items}
+
+
+@router.get("/review/{item_id}", response_model=dict[str, Any])
+def get_review_item(item_id: int, session: SessionDep,
+                    principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
+    """One review item with both records, their differences and the waterfall of the model's weights."""
+    item = review_item(session, item_id)
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such review item")
+    record(session, principal.agent, action="R", event_type="rest", subtype="mpi-review-item",
+           entity=f"review/{item_id}")
+    session.commit()
+    return item
 
 
 @router.post("/review/{item_id}", response_model=OutcomeOut)

@@ -147,6 +147,12 @@ def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
 
+@router.get("/review", include_in_schema=False)
+def review_page() -> FileResponse:
+    """The identity review page for MPI data stewards (the queue, two records side by side, the weights)."""
+    return FileResponse(STATIC_DIR / "review.html", media_type="text/html")
+
+
 @router.get("/session", response_model=SessionInfo)
 def current_session(ctx: ContextDep, principal: PrincipalDep) -> SessionInfo:
     """Who is signed in (401 when nobody is)."""

@@ -72,3 +72,24 @@ def test_review_queue_decision_and_history(live_server_sqlite) -> None:  # type:
     with server.context.sessions() as session:
         subtypes = set(session.scalars(select(AuditEvent.subtype)))
     assert {"mpi-review-queue", "mpi-review-decision", "mpi-history", "mpi-unlink", "mpi-link"} <= subtypes
+
+
+def test_a_review_item_is_served_with_its_waterfall(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    server = live_server_sqlite
+    seed(server)
+    headers = {"Authorization": f"Bearer {server.token(['priorscan/mpi-review'])}"}
+    queue = httpx.get(server.base_url + "/api/v1/mpi/review?order=risk", headers=headers).json()
+    item_id = queue["items"][0]["id"]
+    item = httpx.get(server.base_url + f"/api/v1/mpi/review/{item_id}", headers=headers)
+    assert item.status_code == 200, item.text
+    body = item.json()
+    shown = body["waterfall"]
+    assert shown["modelVersion"] == body["modelVersion"] and shown["prior"]["weight"] < 0
+    assert [step["comparison"] for step in shown["steps"]] == list(body["fieldWeights"])
+    assert shown["total"] == body["weight"] and abs(shown["probability"] - body["probability"]) < 1e-3
+    assert "nhsNumberPresent" not in body["differences"] and body["differences"] == []
+    assert httpx.get(server.base_url + "/api/v1/mpi/review/999999", headers=headers).status_code == 404
+    assert httpx.get(server.base_url + "/api/v1/mpi/review?order=sideways", headers=headers).status_code == 422
+    assert httpx.get(server.base_url + f"/api/v1/mpi/review/{item_id}").status_code == 401
+    with server.context.sessions() as session:
+        assert "mpi-review-item" in set(session.scalars(select(AuditEvent.subtype)))

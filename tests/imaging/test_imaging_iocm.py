@@ -148,3 +148,23 @@ def test_the_duplicate_check_never_shows_a_rejected_study(live_server, trusts, t
     answer = httpx.post(live_server.base_url + "/api/v1/duplicate-check", json=body,
                         headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
     assert [p["studyInstanceUid"] for p in answer["priors"]] == [kept]
+
+
+def test_a_study_re_sent_under_its_corrected_patient_follows_them(sessions, trusts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A PACS corrects the patient of a study and forwards it again: the study moves, and the move is audited."""
+    from priorscan.tables import AuditEvent
+
+    uid = "1.2.826.0.1.3680043.10.9.8"
+    ingest(sessions, trusts, ct_image(study_uid=uid, patient_id="AB333333", name="WRONG^ONE", study_date=STUDY_DAY),
+           tmp_path / "a")
+    before = study(sessions, uid)
+    ingest(sessions, trusts, ct_image(study_uid=uid, patient_id="AB444444", name="RIGHT^ONE", study_date=STUDY_DAY),
+           tmp_path / "b")
+    after = study(sessions, uid)
+    assert (before.patient_local_id, after.patient_local_id) == ("AB333333", "AB444444")
+    with sessions() as session:
+        moved = session.scalars(select(AuditEvent).where(AuditEvent.subtype == "patient-corrected")).one()
+        assert moved.detail["fromSourceRecord"] == before.source_record_id
+        assert "AB333333" not in str(moved.detail) and "WRONG" not in str(moved.detail)
+        wrong = PatientIndex(session, trusts).resolve([(trusts.by_ods("RTK").fhir_system, "AB333333")], None)
+        assert patient_timeline(session, trusts, wrong.regional_id).entries == []  # type: ignore[arg-type, union-attr]

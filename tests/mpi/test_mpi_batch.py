@@ -162,3 +162,31 @@ def test_cli_link_evaluate_and_export(tmp_path: Path, sqlite_url: str) -> None:
     with contextlib.redirect_stderr(err):
         assert main(["--db", sqlite_url, "evaluate"]) == 2
     assert "--truth" in err.getvalue()
+
+
+def test_relink_stores_the_explanation_of_every_link_and_review_item(session: Session, population_store  # type: ignore
+                                                                     ) -> None:
+    """Each automatic link and each review item carries its waterfall: the prior's weight, each comparison's
+    level and weight, the total, the probability and the model's version, adding up."""
+    from mpi.review import review_queue, waterfall
+
+    result = relink(session)
+    session.commit()
+    linked = session.scalars(select(SourceRecord).where(SourceRecord.link_score.is_not(None))).all()
+    assert len(linked) > 100
+    for record in linked:
+        explained = record.link_weights
+        assert explained is not None and explained["model_version"] == result.model_version
+        assert explained["prior_weight"] + sum(explained["field_weights"].values()) == pytest.approx(
+            explained["weight"], abs=0.01)
+        assert explained["probability"] == pytest.approx(record.link_score, rel=1e-6)
+    items = session.scalars(select(ReviewItem).where(ReviewItem.status == "open")).all()
+    assert items, "the population has possible matches"
+    for item in items:
+        shown = waterfall(item.weights)
+        assert shown is not None and shown["modelVersion"] == result.model_version and shown["steps"]
+        assert shown["probability"] == pytest.approx(item.score, rel=1e-3)
+    total, queue = review_queue(session, limit=500)
+    assert total == len(items)
+    risks = [entry["probability"] for entry in queue]
+    assert risks == sorted(risks, reverse=True), "the likeliest missed link first"

@@ -24,8 +24,9 @@ def test_febrl_dataset1_links_with_high_precision(session: Session) -> None:
     session.commit()
     truth = {(FEBRL_NAMESPACE, rec_id): febrl_person(rec_id) for rec_id in table["rec_id"]}
     evaluation = evaluate_store(session, truth)
-    assert evaluation.precision >= 0.99, evaluation
-    # FEBRL replaces whole given names and birth dates in some duplicates; the twin and parent/child rules send
-    # those to review rather than link them, which bounds recall here
-    assert evaluation.recall >= 0.8, evaluation
+    assert evaluation.precision >= 0.999, evaluation
+    # FEBRL replaces whole given names and birth dates in some duplicates and has no households: the model learns
+    # that a pair at one home is one person here (no relatives to tell apart), so those are linked, not reviewed
+    assert evaluation.recall >= 0.9, evaluation
+    assert evaluation.review_queue_rate <= 0.03, evaluation
     assert evaluation.blocking_recall is not None and evaluation.blocking_recall >= 0.95

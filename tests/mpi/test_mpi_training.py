@@ -86,3 +86,33 @@ def test_pairs_agreeing_samples_uniformly_within_blocks() -> None:
     left, right, total = pairs_agreeing(values, max_pairs=100, rng=np.random.default_rng(1))
     assert total == 4  # three pairs of "a", one of "b"; "" and lone "c" make none
     assert all(values[x] == values[y] and x != y for x, y in zip(left, right, strict=True))
+
+
+def test_relatives_are_learnt_from_the_households(trained: tuple[Model, int]) -> None:
+    """Among the people of one home, sharing a birth date (twins) and a family name is far commoner than among
+    strangers, and sharing a first name rarer than the name's frequency suggests: EM with m fixed learns it."""
+    model, _ = trained
+    household = model.training["household"]
+    assert household["pairs"] > 500 and household["relatives"] > 100
+    birth, family = model.index_of("birth_date"), model.index_of("family")
+    assert birth is not None and family is not None
+    assert model.u_household["birth_date"][0] > 20 * model.u[birth][0], "twins: relatives share a birth date"
+    assert model.u_household["family"][0] > 50 * model.u[family][0], "a family shares its name"
+    assert 0.05 < model.household_prior < 0.95, "pairs at one home: some one person, some relatives"
+    assert model.kin_per_record > 0.3
+
+
+def _frame_of(demographics: list) -> object:  # type: ignore[type-arg]
+    records = [to_match_record(i, d.__dict__) for i, d in enumerate(demographics)]
+    return frame_from_table(table_from_stored(list(range(len(records))), [r.as_stored() for r in records]))
+
+
+def test_a_population_without_households_learns_that_pairs_at_one_home_are_one_person() -> None:
+    """FEBRL-like data (one original and its duplicates, nobody else at the address): the household prior comes
+    out near one and kin per record near zero, so the twin rate of the prior knowledge weighs nothing there."""
+    from bench.mpi_data import febrl, febrl_demographics
+
+    frame = _frame_of(list(febrl_demographics(febrl("dataset3"))))
+    model = train(frame)  # type: ignore[arg-type]
+    assert model.household_prior > 0.9, model.training["household"]
+    assert model.kin_per_record < 0.05, model.training["household"]

