@@ -312,7 +312,3 @@ def normalisation_counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(Study.normalisation, func.count()).group_by(Study.normalisation)).all()
     return {(name or "unknown"): count for name, count in rows}
 
-
-def unresolved_count(session: Session) -> int:
-    """Studies kept without a patient (no qualified identifier yet)."""
-    return int(session.scalar(select(func.count()).select_from(Study).where(Study.source_record_id.is_(None))) or 0)
