@@ -68,7 +68,8 @@ def alerts_frame(engine: Engine | str, *, pseudonym_key: bytes | None = None) ->
                     "alert": _pseudonym(key, alert.id), "patient": _pseudonym(key, alert.regional_patient_id),
                     "requesting_trust": alert.requesting_trust, "channel": alert.channel,
                     "identity": alert.identity, "verdict": alert.verdict, "status": alert.status,
-                    "request_date": alert.request_date, "created_at": alert.created_at, "acted_at": alert.acted_at, "reason_code": alert.reason_code,
+                    "request_date": alert.request_date, "created_at": alert.created_at,
+                    "acted_at": alert.acted_at, "reason_code": alert.reason_code,
                     "reason_display": alert.reason_display, "dose_avoided_msv": alert.dose_avoided_msv,
                     "prior_trust": prior_trust, "prior_days_ago": first.get("daysAgo"),
                     "prior_rule": first.get("rule"), "prior_modality": first.get("modality"),
@@ -156,8 +157,8 @@ def repeat_rates(repeats: pd.DataFrame, by: tuple[str, ...] = ("modality",), fre
 
 
 def alert_outcomes(alerts: pd.DataFrame, freq: str = "M") -> pd.DataFrame:
-    """Alerts raised per period (of the request's date), and how they ended: acknowledged, overridden, cancelled (request withdrawn as a
-    duplicate) or still open, with the estimated dose the cancellations avoided."""
+    """Alerts raised per period (of the request's date), and how they ended: acknowledged, overridden, cancelled
+    (request withdrawn as a duplicate) or still open, with the estimated dose the cancellations avoided."""
     import pandas as pd
 
     if alerts.empty:
