@@ -8,14 +8,21 @@ constraint on :class:`~priorscan.tables.HL7MessageLog` settles it, so two worker
 A message that was refused may be sent again (after a fix, or by replay) and is processed afresh.
 
 Acknowledgement codes: AR when the message cannot be taken at all (no readable MSH, unsupported type, event or
-version, unparsable); AE when it was understood but cannot be applied (a required segment or field missing, a bad
-value, an application error). Log lines and reasons name fields and codes, never patient data.
+version, unparsable, a control character, more than one message, an identifier of another domain); AE when it was
+understood but cannot be applied (a required segment or field missing, a bad value, an application error). A message
+in enhanced acknowledgement mode (MSH-15/16) gets the accept and application acknowledgements it asks for
+(:func:`priorscan.hl7v2.acknowledgements`): CA once the message is committed (applied, or kept as a dead letter),
+CR when it is refused as a whole, CE when it could not be stored (the store was busy, or a fault of ours). Log lines
+and reasons name fields and codes, never patient data.
+
+The message is read once (:func:`priorscan.hl7v2.parse_message`) and the adapters take the read message.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import re
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -28,13 +35,22 @@ from sqlalchemy import Engine, Row, Select, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mpi.hl7_adt import AdtError, apply_adt, read_adt
-from mpi.service import PatientIndex
+from mpi import PatientIndex, apply_adt, read_adt
 from mpi.tables import table_of
 from priorscan.audit import Agent, audit_row, record
 from priorscan.db import utcnow
 from priorscan.errors import HL7Error, PriorscanError
-from priorscan.hl7v2 import MessageHeader, build_ack, normalise_segments, parse, read_header
+from priorscan.hl7v2 import (
+    COMMIT_ERROR,
+    AckError,
+    ErrorLocation,
+    Message,
+    MessageError,
+    MessageHeader,
+    acknowledgements,
+    has_control_characters,
+    parse_message,
+)
 from priorscan.logs import correlated, message_id
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import AuditEvent, DeadLetter, HL7MessageLog
@@ -44,14 +60,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: priorscan error code → (MSA-1, HL7 table 0357 error code for ERR-3).
+#: priorscan error code → (MSA-1, HL7 table 0357 error code for ERR-3). Any other code is AE 207.
 ACK_CODES: dict[str, tuple[str, str]] = {
     "hl7.no-msh": ("AR", "100"),
     "hl7.parse": ("AR", "100"),
+    "hl7.several-messages": ("AR", "100"),
+    "hl7.control-character": ("AR", "102"),
+    "hl7.too-many-repetitions": ("AR", "102"),
     "hl7.too-large": ("AR", "207"),
     "hl7.unsupported-type": ("AR", "200"),
     "hl7.unsupported-event": ("AR", "201"),
+    "hl7.unsupported-processing-id": ("AR", "202"),
     "hl7.unsupported-version": ("AR", "203"),
+    "hl7.foreign-domain": ("AR", "207"),
+    "hl7.sender-not-allowed": ("AR", "207"),
     "hl7.segment": ("AE", "100"),
     "hl7.required": ("AE", "101"),
     "hl7.datatype": ("AE", "102"),
@@ -59,6 +81,10 @@ ACK_CODES: dict[str, tuple[str, str]] = {
     "not-found": ("AE", "204"),
     "busy": ("AE", "206"),
 }
+#: Codes after which nothing was applied or could not be stored for sure: in enhanced mode, CE (send it again).
+RETRY_CODES = frozenset({"busy", "internal", "storage"})
+_ACK_START = re.compile(r"(?<=\r)(?=MSH)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: Message types other packages apply: (MSH-9.1, MSH-9.2) → (module, function); imported when first needed.
 ADAPTERS: dict[tuple[str, str], tuple[str, str]] = {
     ("ORU", "R01"): ("imaging.hl7_oru", "apply_oru"),
@@ -216,7 +242,7 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
                  isolate: bool) -> bool:
     """One attempt at a batch; False (nothing stored, no outcome set) when an attempt without ``isolate`` fails."""
     accepted: dict[int, ItemOutcome] = {}
-    refused: dict[int, tuple[str, str, str]] = {}
+    refused: dict[int, tuple[str, str, ErrorLocation | None]] = {}
     alone: list[int] = []
     try:
         with write_session(context) as session:
@@ -230,7 +256,7 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
                     continue
                 if not isolate:
                     accepted[n] = _apply_one(session, item, entry, writes)
-                    entries[key] = _LogEntry(None, "AA", str(accepted[n].detail["ack"]))
+                    entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]))
                     continue
                 own = _Writes()
                 try:
@@ -246,7 +272,7 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
                     refused[n] = _failure(item, exc)
                     continue
                 writes.extend(own)
-                entries[key] = _LogEntry(None, "AA", str(accepted[n].detail["ack"]))
+                entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]))
             writes.execute(session)
             session.commit()
     except Exception as exc:
@@ -274,55 +300,57 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
 
 def _prepare(context: AppContext, raw: str, *, channel: str, agent: Agent,
              source: str | None) -> _Prepared | ItemOutcome:
-    """Read the header and the message (no storage), or refuse it (its refusal then stored and returned)."""
-    text = normalise_segments(raw)
+    """Read the message and check it (no storage), or refuse it (its refusal then stored and returned)."""
+
+    def refuse(header: MessageHeader | None, reason: str, code: str, location: ErrorLocation | None) -> ItemOutcome:
+        return reject_message(context, raw, header, reason, code=code, channel=channel, agent=agent, source=source,
+                              location=location)
+
     try:
-        header = read_header(text)
-    except HL7Error as exc:
-        return reject_message(context, raw, None, exc.message, code=exc.code, channel=channel, agent=agent,
-                              source=source, location="MSH")
+        message = parse_message(raw)
+    except MessageError as exc:
+        return refuse(exc.header, exc.message, exc.code, exc.location)
+    header = message.header
     kind = _kind(header)
     if not header.control_id.strip():
-        return reject_message(context, raw, header, "MSH-10 (message control id) is empty", code="hl7.required",
-                              channel=channel, agent=agent, source=source, location="MSH^1^10")
+        return refuse(header, "MSH-10 (message control id) is empty", "hl7.required", ErrorLocation("MSH", 1, 10))
     if header.version and not header.version.startswith("2."):
-        return reject_message(context, raw, header, f"HL7 version {header.version[:10]} is not supported",
-                              code="hl7.unsupported-version", channel=channel, agent=agent, source=source,
-                              location="MSH^1^12")
+        return refuse(header, f"HL7 version {header.version[:10]} is not supported", "hl7.unsupported-version",
+                      ErrorLocation("MSH", 1, 12))
     try:
-        apply = _adapter(context, header, text, agent)
+        apply = _adapter(context, message, agent)
+    except MessageError as exc:
+        return refuse(header, exc.message, exc.code, exc.location)
     except HL7Error as exc:
-        location = getattr(exc, "location", "") or ("MSH^1^9" if exc.code.startswith("hl7.unsupported") else "")
-        return reject_message(context, raw, header, exc.message, code=exc.code, channel=channel, agent=agent,
-                              source=source, location=location)
+        location = ErrorLocation("MSH", 1, 9) if exc.code.startswith("hl7.unsupported") else None
+        return refuse(header, exc.message, exc.code, location)
     return _Prepared(raw, header, kind, apply, channel, agent, source)
 
 
-def _failure(item: _Prepared, exc: Exception) -> tuple[str, str, str]:
+def _failure(item: _Prepared, exc: Exception) -> tuple[str, str, ErrorLocation | None]:
     """Why a message was refused: (reason, priorscan error code, ERR location)."""
     if isinstance(exc, Rejected):
-        return (exc.outcome.reason or "rejected by the application", exc.outcome.error_code or "input", "")
-    if isinstance(exc, AdtError):
+        return (exc.outcome.reason or "rejected by the application", exc.outcome.error_code or "input", None)
+    if isinstance(exc, MessageError):
         return (exc.message, exc.code, exc.location)
     if isinstance(exc, PriorscanError):
-        return (exc.message, exc.code, "")
+        return (exc.message, exc.code, None)
     # a fault of ours: name its type only (its text may quote patient data)
     log.error("HL7 %s %s: internal error (%s)", item.kind, item.header.control_id, type(exc).__name__)
-    log.debug("internal error applying an HL7 message", exc_info=exc)
-    return (f"internal error ({type(exc).__name__})", "internal", "")
+    return (f"internal error ({type(exc).__name__})", "internal", None)
 
 
 def _process_alone(context: AppContext, item: _Prepared) -> ItemOutcome:
     """Apply one message in its own transaction, trying again after a race or a lock."""
     header, kind = item.header, item.kind
-    failure: tuple[str, str, str] = ("internal error", "internal", "")
+    failure: tuple[str, str, ErrorLocation | None] = ("internal error", "internal", None)
     for _ in range(ATTEMPTS):
         try:
             outcome = _process_once(context, item)
         except (IntegrityError, OperationalError) as exc:  # a race or a lock: the whole unit of work is tried again
             log.warning("HL7 %s %s from %s@%s: retrying after %s", kind, header.control_id,
                         header.sending_application, header.sending_facility, type(exc).__name__)
-            failure = (f"the store was busy ({type(exc).__name__})", "busy", "")
+            failure = (f"the store was busy ({type(exc).__name__})", "busy", None)
         except Exception as exc:  # noqa: BLE001 - sorted into a refusal
             failure = _failure(item, exc)
             break
@@ -339,11 +367,12 @@ def _kind(header: MessageHeader) -> str:
     return header.event if header.trigger_event else (header.message_type or "HL7")
 
 
-def _adapter(context: AppContext, header: MessageHeader, text: str, agent: Agent) -> Any:
+def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
     """Read the message and return the function that applies it within a session (pure reading done here)."""
-    message_type, trigger = header.message_type.upper(), header.trigger_event.upper()
+    header = message.header
+    message_type, trigger = header.message_type, header.trigger_event
     if message_type == "ADT":
-        adt = read_adt(text, header, context.trusts)
+        adt = read_adt(message, context.trusts)
         actor = f"hl7:{header.sending_application}@{header.sending_facility}"
 
         def apply_identity(session: Session) -> Applied:
@@ -356,22 +385,13 @@ def _adapter(context: AppContext, header: MessageHeader, text: str, agent: Agent
     target = ADAPTERS.get((message_type, trigger))
     if target is None:
         code = "hl7.unsupported-event" if any(t == message_type for t, _ in ADAPTERS) else "hl7.unsupported-type"
-        raise HL7Error(f"message type {message_type}^{trigger} is not supported", code=code)
+        raise MessageError(f"message type {message_type}^{trigger} is not supported", code=code,
+                           location=ErrorLocation("MSH", 1, 9, component=2 if code == "hl7.unsupported-event" else 1))
     module_name, function_name = target
-    try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise HL7Error(f"message type {message_type}^{trigger} is not supported (yet)",
-                           code="hl7.unsupported-type") from exc
-        raise
-    except AttributeError as exc:
-        raise HL7Error(f"message type {message_type}^{trigger} is not supported (yet)",
-                       code="hl7.unsupported-type") from exc
-    message = parse(text)
+    function = getattr(importlib.import_module(module_name), function_name)
 
     def apply_other(session: Session) -> Applied:
-        outcome: ItemOutcome = function(session, context.trusts, message, header, agent=agent)
+        outcome: ItemOutcome = function(session, context.trusts, message, agent=agent)
         if not outcome.accepted:
             raise Rejected(outcome)
         many = outcome.detail.get("regionalPatientIds")
@@ -436,7 +456,8 @@ def _apply_correlated(session: Session, item: _Prepared, entry: _LogEntry | Row[
                       writes: _Writes) -> ItemOutcome:
     header, kind = item.header, item.kind
     applied: Applied = item.apply(session)
-    ack = build_ack(header, "AA", text=applied.note)
+    acks = acknowledgements(header, "AA", text=applied.note)
+    ack = "".join(acks)
     now = utcnow()
     if entry is None or entry.id is None:
         writes.new_log.append({
@@ -451,7 +472,7 @@ def _apply_correlated(session: Session, item: _Prepared, entry: _LogEntry | Row[
                                      regional_patient_id=regional_id, entity=_entity(header), detail=detail),
                          "recorded_at": now} for regional_id in touched)
     primary = applied.regional_ids[0] if applied.regional_ids else None
-    return ItemOutcome.ok(kind, ack=ack, controlId=header.control_id, regionalPatientId=primary,
+    return ItemOutcome.ok(kind, **_acks(acks), controlId=header.control_id, regionalPatientId=primary,
                           regionalPatientIds=list(applied.regional_ids), duplicate=False,
                           **{k: v for k, v in applied.detail.items() if k in ("operation", "applied")})
 
@@ -519,7 +540,23 @@ def _log_entry(session: Session, header: MessageHeader, *, lock: bool) -> Row[An
 def _duplicate(kind: str, header: MessageHeader, entry: Row[Any] | _LogEntry) -> ItemOutcome:
     log.info("HL7 %s %s from %s@%s is a repeat: original ACK returned", kind, header.control_id,
              header.sending_application, header.sending_facility)
-    return ItemOutcome.ok(kind, ack=entry.ack_text, controlId=header.control_id, duplicate=True)
+    return ItemOutcome.ok(kind, **_acks(split_acks(entry.ack_text)), controlId=header.control_id, duplicate=True)
+
+
+def split_acks(text: str) -> list[str]:
+    """The ACK messages of a stored acknowledgement text (none, one, or an accept and an application ACK)."""
+    return [a for a in _ACK_START.split(text) if a]
+
+
+def _acks(acks: list[str]) -> dict[str, Any]:
+    """An outcome's ``ack`` (the last acknowledgement, "" when none was asked for) and ``acks`` (all, in order)."""
+    return {"ack": acks[-1] if acks else "", "acks": list(acks)}
+
+
+def ack_text(outcome: ItemOutcome) -> str:
+    """Every acknowledgement of ``outcome``, as one text (what the idempotency log keeps)."""
+    acks = outcome.detail.get("acks")
+    return "".join(acks) if isinstance(acks, list) else str(outcome.detail.get("ack", ""))
 
 
 def _entity(header: MessageHeader) -> str:
@@ -527,50 +564,70 @@ def _entity(header: MessageHeader) -> str:
 
 
 def reject_message(context: AppContext, raw: str, header: MessageHeader | None, reason: str, *, code: str,
-                   channel: str, agent: Agent, source: str | None = None, location: str = "") -> ItemOutcome:
-    """Refuse a message: build its AE/AR ACK, log it, keep it as a dead letter and audit the refusal.
+                   channel: str, agent: Agent, source: str | None = None,
+                   location: ErrorLocation | None = None) -> ItemOutcome:
+    """Refuse a message: build its AE/AR acknowledgements, log it, keep it as a dead letter and audit the refusal.
 
     Parameters
     ----------
     raw
         The text to keep for replay (for an oversized message, its beginning).
     header
-        Its MSH, when it could be read (the ACK then echoes MSH-10).
+        Its MSH, when it could be read (the ACK then echoes MSH-10 and follows its version and encoding).
     reason
         Why, naming fields not values; becomes MSA-3, ERR-8 and the dead letter's reason.
     code
         The priorscan error code; :data:`ACK_CODES` maps it to AE/AR and the HL7 error code.
     location
-        The ERR location (``PID^1^7``), when known.
+        Where the fault is, when known (ERR-2, or ERR-1 before v2.5).
     """
     ack_code, hl7_error = ACK_CODES.get(code, ("AE", "207"))
-    ack = build_ack(header, ack_code, text=reason, error_code=hl7_error, error_location=location)
+    error = AckError(hl7_error, location, application_code=code)
     kind = _kind(header) if header else "HL7"
+    escape = header.delimiters.escape if header is not None else "\\"
+    stored = False
+    acks: list[str] = []
+    entry = None
     try:
         with write_session(context) as session:
             if header is not None and header.control_id.strip():
                 entry = _log_entry(session, header, lock=True)
                 if entry is not None and entry.ack_code == "AA":  # a concurrent copy was accepted meanwhile
                     return _duplicate(kind, header, entry)
+            acks = acknowledgements(header, ack_code, text=reason, error=error,
+                                    accept=COMMIT_ERROR if code in RETRY_CODES else None)
+            if header is not None and header.control_id.strip():
                 if entry is None:
                     session.add(HL7MessageLog(sending_application=header.sending_application[:200],
                                               sending_facility=header.sending_facility[:200],
                                               control_id=header.control_id[:200], message_type=kind[:40],
-                                              ack_code=ack_code, ack_text=ack))
+                                              ack_code=ack_code, ack_text="".join(acks)))
                 else:
-                    session.execute(_UPDATE_LOG, {"log_id": entry.id, "ack_code": ack_code, "ack_text": ack})
+                    session.execute(_UPDATE_LOG, {"log_id": entry.id, "ack_code": ack_code, "ack_text": "".join(acks)})
             session.add(DeadLetter(channel=channel[:40], content_type="hl7v2", source=(source or "")[:500] or None,
-                                   error_code=code[:60], reason=reason, raw=raw.strip("\x0b\x1c")))
+                                   error_code=code[:60], reason=reason, raw=storable(raw.strip("\x0b\x1c"), escape)))
             record(session, agent, action="C", event_type="hl7", subtype=kind, outcome="4",
                    entity=_entity(header) if header else None, detail={"error": code})
             session.commit()
-    except Exception as exc:  # the ACK still goes out: AE/AR tells the sender to keep the message
+            stored = True
+    except Exception as exc:  # the ACK still goes out: AE/AR (CE) tells the sender to keep the message
         log.error("HL7 %s: could not keep the refused message (%s)", kind, type(exc).__name__)
+    if not stored:
+        acks = acknowledgements(header, ack_code, text=reason, error=error, accept=COMMIT_ERROR)
     log.warning("HL7 %s %s from %s@%s refused %s: %s [%s]", kind, header.control_id if header else "-",
                 header.sending_application if header else "-", header.sending_facility if header else "-",
                 ack_code, reason, code)
-    return ItemOutcome.rejected(kind, reason, code, ack=ack, controlId=header.control_id if header else None)
+    return ItemOutcome.rejected(kind, reason, code, **_acks(acks), controlId=header.control_id if header else None)
 
 
-__all__ = ["ACK_CODES", "ADAPTERS", "Incoming", "process_message", "process_messages", "reject_message",
-           "write_session"]
+def storable(text: str, escape: str = "\\") -> str:
+    """``text`` with control characters written as HL7 hex escapes (``\\X00\\``, with the message's escape
+    character), so that any store keeps it (PostgreSQL refuses NUL in text) and a replay refuses it again for the
+    same reason."""
+    if not has_control_characters(text):
+        return text
+    return _CONTROL.sub(lambda m: f"{escape}X{ord(m[0]):02X}{escape}", text)
+
+
+__all__ = ["ACK_CODES", "ADAPTERS", "Incoming", "ack_text", "process_message", "process_messages", "reject_message",
+           "split_acks", "storable", "write_session"]

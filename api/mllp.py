@@ -35,8 +35,8 @@ from api.hl7_service import ACK_CODES, Incoming, process_messages, reject_messag
 from api.writer_processes import WriterProcesses
 from priorscan import metrics
 from priorscan.audit import Agent
-from priorscan.errors import HL7Error, StorageError
-from priorscan.hl7v2 import build_ack, read_header
+from priorscan.errors import StorageError
+from priorscan.hl7v2 import COMMIT_ERROR, AckError, MessageError, acknowledgements, read_header
 from priorscan.logs import correlated, message_id
 from priorscan.outcome import ItemOutcome
 
@@ -200,11 +200,12 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
                 if not item.payload.strip():
                     continue  # an empty frame (a keep-alive) is not a message
                 started = time.perf_counter()
-                ack, encoding = await _acknowledge(context, item, agent, peer)
-                writer.write(frame(ack, encoding))
+                acks, encoding = await _acknowledge(context, item, agent, peer)
+                for ack in acks:
+                    writer.write(frame(ack, encoding))
                 await writer.drain()
                 messages += 1
-                _observe(context, item, ack, time.perf_counter() - started)
+                _observe(context, item, acks[-1] if acks else "", time.perf_counter() - started)
     except (ConnectionError, OSError) as exc:
         log.info("MLLP connection from %s lost (%s)", peer, type(exc).__name__)
     finally:
@@ -230,18 +231,22 @@ def _observe(context: AppContext, item: Frame, ack: str, seconds: float) -> None
             log.debug("MLLP ACK %s sent", metrics.ack_code(ack))
 
 
-async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str) -> tuple[str, str]:
+async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str) -> tuple[list[str], str]:
+    """The acknowledgements of one frame (one ACK in original mode; what MSH-15/16 ask for in enhanced mode)."""
     text, encoding = decode(item.payload)
     try:
         outcome = await asyncio.wrap_future(_writer(context).submit(_Job(context, text, item, agent, peer)))
-        return str(outcome.detail["ack"]), encoding
+        acks = outcome.detail.get("acks")
+        return (list(acks) if isinstance(acks, list) else [str(outcome.detail["ack"])]), encoding
     except StorageError as exc:  # the store could not take it now (a writer process died, the listener is stopping)
         log.warning("MLLP message from %s not applied: %s", peer, exc.message)
         _, error_code = ACK_CODES.get(exc.code, ("AE", "207"))
-        return build_ack(_header_or_none(text), "AE", text=exc.message, error_code=error_code), encoding
+        return acknowledgements(_header_or_none(text), "AE", text=exc.message, accept=COMMIT_ERROR,
+                                error=AckError(error_code, application_code=exc.code)), encoding
     except Exception as exc:  # never leave the sender without an answer; name the fault's type only
         log.error("MLLP message from %s could not be processed (%s)", peer, type(exc).__name__)
-        return build_ack(_header_or_none(text), "AE", text=f"internal error ({type(exc).__name__})"), encoding
+        return acknowledgements(_header_or_none(text), "AE", text=f"internal error ({type(exc).__name__})",
+                                accept=COMMIT_ERROR, error=AckError("207", application_code="internal")), encoding
 
 
 @dataclass(frozen=True)
@@ -427,7 +432,7 @@ def stop_writer(context: AppContext) -> None:
 def _header_or_none(text: str):  # type: ignore[no-untyped-def]
     try:
         return read_header(text)
-    except HL7Error:
+    except MessageError:
         return None
 
 

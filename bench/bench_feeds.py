@@ -400,10 +400,9 @@ def in_process_rates(url: str, messages: list[str], *, batch: int) -> dict[str, 
     work alone; with the CPU time each took per message."""
     from api.context import AppContext
     from api.hl7_service import Incoming, process_message, process_messages
-    from mpi.hl7_adt import apply_adt, read_adt
-    from mpi.service import PatientIndex
+    from mpi import PatientIndex, apply_adt, read_adt
     from priorscan.audit import Agent
-    from priorscan.hl7v2 import read_header
+    from priorscan.hl7v2 import parse_message
     from priorscan.settings import Settings
 
     context = AppContext.open(Settings(db=url), upgrade=False)
@@ -430,7 +429,7 @@ def in_process_rates(url: str, messages: list[str], *, batch: int) -> dict[str, 
         for message in parts[2]:
             with context.sessions() as session:
                 apply_adt(PatientIndex(session, context.trusts),
-                          read_adt(message, read_header(message), context.trusts), actor="bench")
+                          read_adt(parse_message(message), context.trusts), actor="bench")
                 session.commit()
 
     timed("process_message", len(parts[0]), one_by_one)

@@ -11,24 +11,22 @@ ORC-2 / OBR-2      placer order number; ORC-3 / OBR-3 filler order number
 OBR-4              universal service id ``code^text^system`` (and its alternate code, components 4-6)
 OBR-15 / OBR-46    body site (SPS component 4) and site modifier (component 5, laterality); placer supplemental
                    service information (laterality or body site words and codes)
-IPC-5 / OBR-24     modality (DICOM), else the diagnostic service section as a hint
+IPC-5 / OBR-24     modality (DICOM), else the diagnostic service section as a hint (:mod:`priorscan.hl7v2.tables`)
 TQ1-9 / OBR-27.6   priority (``S`` = STAT); ORC-7.6 in v2.3-2.4
 OBR-31 / OBR-13    reason for study, relevant clinical information (read for circumstances such as trauma)
-PID                as in ADT (:func:`mpi.hl7_adt.read_pid`): NHS number, hospital numbers qualified by ODS code
+PID                as in ADT (:func:`mpi.read_pid`): NHS number, hospital numbers qualified by ODS code
 MSH-4              the requesting trust (else ORC-21 / ORC-17 / ORC-2.2)
 ORC-9 / OBR-6      the order's time (else MSH-7): a historic order replayed late is judged as of its own date.
-                   A time without offset is local time of the consortium's time zone.
+                   A time without offset is the sender's local time (Europe/London).
 =================  ============================================================================================
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from hl7apy.core import Message
 from sqlalchemy.orm import Session
 
 from dedupe.alerts import alert_of_order, cancel
@@ -38,44 +36,32 @@ from dedupe.config import active_rules
 from dedupe.orders import CANCELLED, COMPLETED, set_order_status
 from dedupe.rules import RuleSet
 from dedupe.vocabulary import ProcedureCode
-from mpi.hl7_adt import AdtContext, AdtError, Delimiters, Segment, read_identifier, read_pid, split_segments
+from mpi import AdtError, patient_context, read_identifiers, read_pid
 from priorscan.audit import Agent
 from priorscan.errors import HL7Error
-from priorscan.hl7v2 import MessageHeader
+from priorscan.hl7v2 import Message, MessageHeader, Segment, parse_timestamp, service_section_modality
 from priorscan.outcome import ItemOutcome
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
 NEW = frozenset({"NW", "XO", "RO", "RP", "XX", "CH"})
 CANCEL = frozenset({"CA", "OC", "DC", "CR", "OD", "DR"})
 STATUS = frozenset({"SC", "SN", "OK", "NA", "UA", "UC", "XR", "CN", "RE", "HD", "HR", "OH", "RL"})
-_DIAGNOSTIC_SECTION = {"CT": "CT", "CTH": "CT", "NMR": "MR", "MR": "MR", "MRI": "MR", "NMS": "NM", "RUS": "US",
-                       "OUS": "US", "CUS": "US", "VUS": "US", "US": "US", "MG": "MG", "XRC": "RF", "RF": "RF"}
-_TS = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$")
 
 
 @dataclass(frozen=True)
 class _Fields:
-    """Field access over one segment (1-based field, component, sub-component; unescaped)."""
+    """Field access over one segment that may be absent (1-based field, component, sub-component; unescaped;
+    None when not sent or sent as the HL7 null)."""
 
     segment: Segment | None
-    d: Delimiters
 
     def get(self, field: int, component: int = 1, repetition: int = 0, sub: int = 1) -> str | None:
         if self.segment is None:
             return None
-        reps = self.segment.raw(field).split(self.d.repetition)
-        if repetition >= len(reps):
-            return None
-        parts = reps[repetition].split(self.d.component)
-        if component > len(parts):
-            return None
-        subs = parts[component - 1].split(self.d.subcomponent)
-        value = subs[sub - 1] if sub <= len(subs) else ""
-        value = self.d.unescape(value).strip()
-        return value if value and value != '""' else None
+        return self.segment.value(field, component, sub, repetition + 1)
 
     def repetitions(self, field: int) -> int:
-        return len(self.segment.raw(field).split(self.d.repetition)) if self.segment and self.segment.raw(field) else 0
+        return len(self.segment.repetitions(field)) if self.segment is not None else 0
 
 
 @dataclass(frozen=True)
@@ -86,29 +72,18 @@ class _Order:
     ipc: _Fields
 
 
-def local_time(value: str | None, timezone: str) -> tuple[datetime | None, date | None]:
-    """An HL7 TS as an aware time and its local calendar date; without an offset the time is local."""
-    if not value:
+def local_time(value: str | None, message: Message, timezone: str) -> tuple[datetime | None, date | None]:
+    """An HL7 TS as an instant and its calendar date in ``timezone`` (the rule table's); without an offset the time
+    is the sender's local time (:func:`priorscan.hl7v2.parse_timestamp`)."""
+    stamp = parse_timestamp(value, message.zone)
+    if stamp is None or stamp.digits < 8:
         return None, None
-    m = _TS.match(value.strip())
-    if m is None:
-        return None, None
-    y, mo, d, h, mi, s, tz = m.groups()
-    try:
-        naive = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))
-    except ValueError:
-        return None, None
-    if tz:
-        from datetime import timedelta
-        from datetime import timezone as fixed
-
-        sign = 1 if tz[0] == "+" else -1
-        aware = naive.replace(tzinfo=fixed(sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5]))))
-        return aware, aware.astimezone(ZoneInfo(timezone)).date()
-    return naive.replace(tzinfo=ZoneInfo(timezone)), naive.date()
+    if not stamp.has_time:
+        return stamp.instant, stamp.local_date
+    return stamp.instant, stamp.instant.astimezone(ZoneInfo(timezone)).date()
 
 
-def _orders(segments: list[Segment], d: Delimiters) -> list[_Order]:
+def _orders(segments: tuple[Segment, ...]) -> list[_Order]:
     """Each OBR with its ORC (a second OBR under one ORC is a second order), TQ1 and IPC."""
     groups: list[dict[str, Segment]] = []
     current: dict[str, Segment] | None = None
@@ -125,22 +100,21 @@ def _orders(segments: list[Segment], d: Delimiters) -> list[_Order]:
             current["OBR"] = seg
         elif seg.name in ("TQ1", "IPC") and current is not None:
             current.setdefault(seg.name, seg)
-    return [_Order(_Fields(g.get("ORC"), d), _Fields(g.get("OBR"), d), _Fields(g.get("TQ1"), d),
-                   _Fields(g.get("IPC"), d)) for g in groups]
+    return [_Order(_Fields(g.get("ORC")), _Fields(g.get("OBR")), _Fields(g.get("TQ1")), _Fields(g.get("IPC")))
+            for g in groups]
 
 
-def _patient(segments: list[Segment], header: MessageHeader, trusts: TrustRegistry, d: Delimiters) -> PatientQuery:
-    pid = next((s for s in segments if s.name == "PID"), None)
+def _patient(message: Message, trusts: TrustRegistry) -> PatientQuery:
+    pid = message.segment("PID")
     if pid is None:
         raise HL7Error("the order has no PID segment", code="hl7.segment")
-    ctx = AdtContext(d, trusts, trusts.resolve(header.sending_facility), header.sending_facility, None)
+    ctx = patient_context(trusts, message.header.sending_facility)
     try:
-        patient = read_pid(pid, ctx, [s for s in segments if s.name.startswith("Z")])
+        patient = read_pid(pid, ctx, message.z_segments, strict=False)
     except AdtError:  # no hospital number: an NHS number alone still identifies the patient
-        idents = [read_identifier(r, d, trusts, ctx.sender, header.sending_facility)
-                  for r in pid.raw(3).split(d.repetition)]
+        idents = read_identifiers(pid.repetitions(3), ctx)
         found = tuple((NHS_NUMBER_SYSTEM, i.value) if i.is_nhs_number else (i.namespace, i.value)
-                      for i in idents if i is not None and (i.is_nhs_number or i.namespace))
+                      for i in idents if i.is_nhs_number or i.namespace)
         if not found:
             raise HL7Error("PID-3 holds no usable patient identifier", code="hl7.required") from None
         return PatientQuery(identifiers=found)  # type: ignore[arg-type]
@@ -164,15 +138,14 @@ def _trust(order: _Order, header: MessageHeader, trusts: TrustRegistry) -> str |
     return None
 
 
-def _procedure(order: _Order, msh: _Fields, header: MessageHeader, trusts: TrustRegistry,
-               rules: RuleSet) -> ProcedureQuery:
+def _procedure(order: _Order, message: Message, trusts: TrustRegistry, rules: RuleSet) -> ProcedureQuery:
     obr, orc = order.obr, order.orc
     codes = tuple(ProcedureCode(obr.get(4, n + 2), code, obr.get(4, n + 1))
                   for n, code in ((1, obr.get(4, 1)), (4, obr.get(4, 4))) if code)
     description = obr.get(4, 2) or obr.get(4, 5)
     body_site = obr.get(15, 4, sub=2) or obr.get(15, 4)  # SPS-4 CE: text, else identifier
     laterality = obr.get(15, 5, sub=2) or obr.get(15, 5) or obr.get(46, 1)
-    modality = order.ipc.get(5, 1) or _DIAGNOSTIC_SECTION.get((obr.get(24) or "").upper())
+    modality = order.ipc.get(5, 1) or service_section_modality(obr.get(24))
     priority = order.tq1.get(9, 1) or obr.get(27, 6) or orc.get(7, 6) or obr.get(5)
     reasons = [obr.get(31, 2, repetition=i) or obr.get(31, 1, repetition=i) for i in range(obr.repetitions(31))]
     reason_codes = []
@@ -181,16 +154,17 @@ def _procedure(order: _Order, msh: _Fields, header: MessageHeader, trusts: Trust
         if reason_code:
             reason_codes.append(f"{system}|{reason_code}" if system else reason_code)
     text = "; ".join(filter(None, [*reasons, obr.get(13), orc.get(16, 2)])) or None
-    requested_at, request_date = local_time(orc.get(9) or obr.get(6) or obr.get(7) or msh.get(7), rules.timezone)
+    requested_at, request_date = local_time(orc.get(9) or obr.get(6) or obr.get(7) or message.header.time, message,
+                                            rules.timezone)
     return ProcedureQuery(
         codes=codes, modality=modality, body_site=body_site, laterality=laterality, description=description,
         priority=priority, reason=RequestReason(text, tuple(reason_codes)),
-        requesting_trust=_trust(order, header, trusts),
+        requesting_trust=_trust(order, message.header, trusts),
         placer_order_number=orc.get(2, 1) or obr.get(2, 1), filler_order_number=orc.get(3, 1) or obr.get(3, 1),
         requested_at=requested_at, request_date=request_date)
 
 
-def apply_order(session: Session, trusts: TrustRegistry, message: Message, header: MessageHeader, *, agent: Agent,
+def apply_order(session: Session, trusts: TrustRegistry, message: Message, *, agent: Agent,
                 rules: RuleSet | None = None) -> ItemOutcome:
     """Apply an ORM^O01 or OMI^O23: check new orders, cancel cancelled ones (with their alerts), update status.
 
@@ -201,9 +175,7 @@ def apply_order(session: Session, trusts: TrustRegistry, message: Message, heade
     trusts
         The consortium.
     message
-        The parsed message (:func:`priorscan.hl7v2.parse`).
-    header
-        Its MSH fields.
+        The message as read (:func:`priorscan.hl7v2.parse_message`).
     agent
         The feed, for the audit trail.
     rules
@@ -215,16 +187,13 @@ def apply_order(session: Session, trusts: TrustRegistry, message: Message, heade
         Accepted with ``regionalPatientId``, ``verdicts``, ``alertIds`` and ``orders``; rejected (``hl7.required``,
         ``hl7.segment``, ``hl7.table``) naming the field at fault.
     """
-    kind = header.event
+    kind = message.header.event
     rules = rules or active_rules(_rules_file())
-    d = Delimiters.of(header)
-    segments = split_segments(message.to_er7(), d)
-    orders = _orders(segments, d)
-    msh = _Fields(segments[0] if segments and segments[0].name == "MSH" else None, d)
+    orders = _orders(message.segments)
     if not orders:
         return ItemOutcome.rejected(kind, "the message has no ORC or OBR segment", "hl7.segment")
     try:
-        patient = _patient(segments, header, trusts, d)
+        patient = _patient(message, trusts)
     except HL7Error as exc:
         return ItemOutcome.rejected(kind, exc.message, exc.code)
     regional_ids: list[str] = []
@@ -232,7 +201,7 @@ def apply_order(session: Session, trusts: TrustRegistry, message: Message, heade
     alert_ids: list[str] = []
     for number, order in enumerate(orders, 1):
         control = (order.orc.get(1) or "NW").upper()
-        procedure = _procedure(order, msh, header, trusts, rules)
+        procedure = _procedure(order, message, trusts, rules)
         if control in CANCEL or (control == "SC" and (order.orc.get(5) or "").upper() in ("CA", "DC")):
             _cancel(session, rules, procedure, agent=agent, control=control)
             continue

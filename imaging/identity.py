@@ -15,10 +15,11 @@ import re
 from dataclasses import dataclass, field
 
 from mpi import Demographics, is_valid_nhs_number, normalise_nhs_number
+from priorscan.hl7v2 import NHS_NUMBER_AUTHORITIES
 from priorscan.trusts import NHS_NUMBER_SYSTEM, Trust, TrustRegistry
 
-NHS_ISSUERS = {"NHS", "NHS NUMBER", "NHSNUMBER", "NHS-NUMBER", NHS_NUMBER_SYSTEM.upper(), "2.16.840.1.113883.2.1.4.1",
-               "URN:OID:2.16.840.1.113883.2.1.4.1", "NH"}
+#: Issuers of Patient ID that name the NHS number: the one table HL7 assigning authorities are read with too.
+NHS_ISSUERS = NHS_NUMBER_AUTHORITIES
 
 _GENERIC_WORDS = {"NHS", "FOUNDATION", "TRUST", "HOSPITAL", "HOSPITALS", "THE", "AND", "OF", "ST", "SAINT"}
 

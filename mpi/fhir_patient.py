@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from mpi.hl7_adt import normalise_postcode
+from mpi.hl7_pid import normalise_postcode
 from mpi.nhs_number import is_valid_nhs_number
 from mpi.records import DELETE, Demographics
 from mpi.tables import RegionalPatient, SourceRecord

@@ -7,6 +7,7 @@
     ├── StorageError                    storage
     ├── InputError                      input            (bad input from a feed or a client)
     │   ├── HL7Error                    hl7
+    │   │   └── MessageError            hl7.*            (priorscan.hl7v2: with where in the message)
     │   ├── FHIRError                   fhir
     │   ├── DicomError                  dicom
     │   └── UnsupportedFormatError      format

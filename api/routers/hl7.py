@@ -19,8 +19,7 @@ from api.deps import ContextDep, Principal, require
 from api.hl7_service import process_message, reject_message
 from priorscan import metrics
 from priorscan.audit import Agent
-from priorscan.errors import HL7Error
-from priorscan.hl7v2 import read_header
+from priorscan.hl7v2 import MessageError, read_header
 
 router = APIRouter(tags=["hl7"])
 
@@ -45,7 +44,7 @@ async def post_hl7(request: Request, ctx: ContextDep,
     if len(body) > limit:
         try:
             header = read_header(text)
-        except HL7Error:
+        except MessageError:
             header = None
         outcome = await run_in_threadpool(
             reject_message, ctx, text[:limit], header, f"message of {len(body)} bytes exceeds the maximum of {limit}",
@@ -53,16 +52,17 @@ async def post_hl7(request: Request, ctx: ContextDep,
     else:
         outcome = await run_in_threadpool(process_message, ctx, text, channel=CHANNEL, agent=agent,
                                           source=agent.address)
-    ack = str(outcome.detail["ack"])
-    _observe(ctx, text, ack, time.perf_counter() - started)
-    return PlainTextResponse(ack, media_type=ACK_MEDIA_TYPE)
+    acks = outcome.detail.get("acks")
+    acks = list(acks) if isinstance(acks, list) else [str(outcome.detail["ack"])]
+    _observe(ctx, text, acks[-1] if acks else "", time.perf_counter() - started)
+    return PlainTextResponse("".join(acks), media_type=ACK_MEDIA_TYPE)
 
 
 def _observe(ctx: AppContext, text: str, ack: str, seconds: float) -> None:
-    """Count the message by its sender's trust, its type and its ACK code."""
+    """Count the message by its sender's trust, its type and its (last) ACK code."""
     try:
         header = read_header(text)
-    except HL7Error:
+    except MessageError:
         metrics.hl7_acknowledged("http", None, None, metrics.ack_code(ack), seconds)
         return
     trust = ctx.trusts.resolve(header.sending_facility)

@@ -17,6 +17,6 @@ def test_every_exported_name_exists() -> None:
 def test_the_adapters_called_by_the_feeds_have_the_agreed_signatures() -> None:
     from dedupe.hl7_orders import apply_order
 
-    assert list(inspect.signature(apply_order).parameters)[:4] == ["session", "trusts", "message", "header"]
+    assert list(inspect.signature(apply_order).parameters)[:3] == ["session", "trusts", "message"]  # message: read
     assert "agent" in inspect.signature(apply_order).parameters
     assert list(inspect.signature(dedupe.apply_service_request).parameters)[:3] == ["session", "trusts", "resource"]

@@ -87,12 +87,19 @@ class Ack:
 
     @property
     def error_code(self) -> str:
+        """ERR-3.1 (v2.5 and later), or the code of ERR-1's ELD (v2.3, v2.4)."""
         err = self.segment("ERR")
+        if len(err) > 1 and err[1]:
+            parts = err[1].split("^")
+            return parts[3].split("&")[0] if len(parts) > 3 else ""
         return err[3].split("^")[0] if len(err) > 3 else ""
 
     @property
     def error_location(self) -> str:
+        """ERR-2 (v2.5 and later), or the segment, sequence and field of ERR-1's ELD (v2.3, v2.4)."""
         err = self.segment("ERR")
+        if len(err) > 1 and err[1]:
+            return "^".join(p for p in err[1].split("^")[:3] if p)
         return err[2] if len(err) > 2 else ""
 
 

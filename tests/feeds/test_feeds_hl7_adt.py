@@ -7,14 +7,15 @@ from datetime import UTC, date, datetime
 import pytest
 from feeds_factories import RTK, RXC, RYR, adt, pid
 
-from mpi.hl7_adt import CHANGE_ID, LINK, MERGE, UNLINK, UPSERT, AdtError, Delimiters, read_adt, resolve_trust
+from mpi.hl7_adt import CHANGE_ID, LINK, MERGE, UNLINK, UPSERT, read_adt
+from mpi.hl7_pid import AdtError, resolve_trust
 from mpi.records import DELETE, RecordKey
-from priorscan.hl7v2 import read_header
+from priorscan.hl7v2 import Delimiters, parse_message
 from priorscan.trusts import default_trusts
 
 
-def read(message: str):  # type: ignore[no-untyped-def]
-    return read_adt(message, read_header(message), default_trusts())
+def read(message: str, domains: set[str] | None = None):  # type: ignore[no-untyped-def]
+    return read_adt(parse_message(message), default_trusts(), domains=domains)
 
 
 def only_patient(message: str):  # type: ignore[no-untyped-def]
@@ -131,9 +132,43 @@ def test_a40_pairs_each_pid_with_its_mrg() -> None:
 
 def test_a24_and_a37_read_two_patients() -> None:
     for trigger, operation in (("A24", LINK), ("A37", UNLINK)):
-        parsed = read(adt(trigger, pid("AB000001^^^RTK^MR"), "PV1|1", pid("A0000001^^^^MR^RXC", set_id="2")))
+        parsed = read(adt(trigger, pid("AB000001^^^RTK^MR"), "PV1|1", pid("AB000002^^^^MR^RTK", set_id="2")))
         assert parsed.operation == operation
-        assert [p.key for p in parsed.patients] == [RecordKey(RTK, "AB000001"), RecordKey(RXC, "A0000001")]
+        assert [p.key for p in parsed.patients] == [RecordKey(RTK, "AB000001"), RecordKey(RTK, "AB000002")]
+
+
+@pytest.mark.parametrize(("message", "location"), [
+    (adt("A40", pid("AB000001^^^RTK^MR"), "MRG|A0000001^^^RXC^MR"), "MRG^1^1"),  # merging away RXC's record
+    (adt("A40", pid("A0000001^^^RXC^MR"), "MRG|AB000001^^^RTK^MR"), "PID^1^3"),  # or into it
+    (adt("A24", pid("AB000001^^^RTK^MR"), pid("A0000001^^^^MR^RXC", set_id="2")), "PID^2^3"),  # link
+    (adt("A37", pid("AB000001^^^RTK^MR"), pid("A0000001^^^^MR^RXC", set_id="2")), "PID^2^3"),  # unlink
+    (adt("A47", pid("AB000009^^^RTK^MR"), "MRG|A0000001^^^RXC^MR"), "MRG^1^1"),  # change RXC's number
+])
+def test_a_source_acts_only_on_its_own_identifier_domain(message: str, location: str) -> None:
+    with pytest.raises(AdtError) as caught:
+        read(message)  # sent by RTK (MSH-4)
+    assert caught.value.code == "hl7.foreign-domain"
+    assert caught.value.location is not None and caught.value.location.erl() == location
+    assert "A0000001" not in caught.value.message
+
+
+def test_configured_domains_widen_what_a_sender_may_act_on() -> None:
+    parsed = read(adt("A40", pid("AB000001^^^RTK^MR"), "MRG|A0000001^^^RXC^MR"), domains={RTK, RXC})
+    assert parsed.changes[0].prior == (RecordKey(RXC, "A0000001"),)
+
+
+def test_configured_domains_also_bound_creates_and_updates() -> None:
+    update = adt("A08", pid("A0000001^^^RXC^MR"))  # RXC's record, from RTK's PAS
+    assert read(update).patients[0].key == RecordKey(RXC, "A0000001")  # no domains configured: taken
+    with pytest.raises(AdtError) as caught:
+        read(update, domains={RTK})
+    assert caught.value.code == "hl7.foreign-domain"
+    assert caught.value.location is not None and caught.value.location.erl() == "PID^1^3"
+
+
+def test_an_identifier_of_another_domain_may_be_sent_beside_the_senders_own() -> None:
+    parsed = read(adt("A40", pid("AB000001^^^RTK^MR~A0000009^^^RXC^MR"), "MRG|AB000002^^^RTK^MR"))
+    assert parsed.patients[0].key == RecordKey(RTK, "AB000001")
 
 
 def test_a47_names_the_prior_identifier() -> None:
@@ -151,16 +186,17 @@ def test_update_events_carry_one_patient() -> None:
     (adt("A08", pid(dob="19801302")), "hl7.datatype", "PID^1^7"),  # no 13th month
     (adt("A08", pid(dob="1980-01-02")), "hl7.datatype", "PID^1^7"),  # not an HL7 date
     (adt("A08", pid("9990000018^^^NHS^NH")), "hl7.required", "PID^1^3"),  # an NHS number names no source record
-    (adt("A08", "PV1|1|O"), "hl7.segment", "PID"),  # no PID at all
-    (adt("A40", pid()), "hl7.segment", "MRG"),  # a merge without MRG
+    (adt("A08", "PV1|1|O"), "hl7.segment", "PID^1"),  # no PID at all
+    (adt("A40", pid()), "hl7.segment", "MRG^1"),  # a merge without MRG
     (adt("A40", pid(), "MRG|9990000018^^^NHS^NH"), "hl7.required", "MRG^1^1"),  # nothing to merge away
     (adt("A24", pid()), "hl7.segment", "PID^2"),  # a link needs two patients
-    (adt("A99"), "hl7.unsupported-event", "MSH^1^9^2"),
+    (adt("A99"), "hl7.unsupported-event", "MSH^1^9^1^2"),  # MSH-9.2: the component in its own slot (ERL)
 ])
 def test_what_cannot_be_read_is_refused_with_its_location(message: str, code: str, location: str) -> None:
     with pytest.raises(AdtError) as caught:
         read(message)
-    assert (caught.value.code, caught.value.location) == (code, location)
+    assert caught.value.code == code
+    assert caught.value.location is not None and caught.value.location.erl() == location
     assert "1980" not in caught.value.message and "9990000018" not in caught.value.message
 
 

@@ -185,17 +185,39 @@ def test_a40_merges_two_known_patients(mllp) -> None:
 
 
 def test_a24_links_and_a37_unlinks(mllp) -> None:
-    first, second = RecordKey(RTK, "AB300001"), RecordKey(RXC, "A3000001")
+    first, second = RecordKey(RTK, "AB300001"), RecordKey(RTK, "AB300002")
     with MLLPClient("127.0.0.1", mllp.port) as client:
         exchange(client, adt("A04", pid("AB300001^^^RTK^MR", name="GAMMA^THREE", dob="19600101")))
-        exchange(client, adt("A04", pid("A3000001^^^^MR^RXC", name="DELTA^FOUR", dob="19610101"), facility="RXC"))
+        exchange(client, adt("A04", pid("AB300002^^^RTK^MR", name="DELTA^FOUR", dob="19610101")))
         assert regional_of(mllp, first) != regional_of(mllp, second)
-        link = adt("A24", pid("AB300001^^^RTK^MR", name=""), pid("A3000001^^^^MR^RXC", name="", set_id="2"))
+        link = adt("A24", pid("AB300001^^^RTK^MR", name=""), pid("AB300002^^^RTK^MR", name="", set_id="2"))
         assert exchange(client, link).code == "AA"
         assert regional_of(mllp, first) == regional_of(mllp, second)
-        unlink = adt("A37", pid("AB300001^^^RTK^MR", name=""), pid("A3000001^^^^MR^RXC", name="", set_id="2"))
+        unlink = adt("A37", pid("AB300001^^^RTK^MR", name=""), pid("AB300002^^^RTK^MR", name="", set_id="2"))
         assert exchange(client, unlink).code == "AA"
     assert regional_of(mllp, first) != regional_of(mllp, second)
+
+
+@pytest.mark.parametrize(("message", "location"), [
+    (adt("A40", pid("AB310001^^^RTK^MR", name=""), "MRG|A3100001^^^RXC^MR"), "MRG^1^1"),
+    (adt("A24", pid("AB310001^^^RTK^MR", name=""), pid("A3100001^^^^MR^RXC", name="", set_id="2")), "PID^2^3"),
+    (adt("A37", pid("AB310001^^^RTK^MR", name=""), pid("A3100001^^^^MR^RXC", name="", set_id="2")), "PID^2^3"),
+    (adt("A47", pid("AB310001^^^RTK^MR", name=""), "MRG|A3100001^^^RXC^MR"), "MRG^1^1"),
+], ids=["A40", "A24", "A37", "A47"])
+def test_a_feed_may_not_merge_link_or_change_another_trusts_numbers(mllp, message: str, location: str) -> None:
+    rtk, rxc = RecordKey(RTK, "AB310001"), RecordKey(RXC, "A3100001")
+    with MLLPClient("127.0.0.1", mllp.port) as client:
+        exchange(client, adt("A04", pid("AB310001^^^RTK^MR~9990000018^^^NHS^NH", name="ONE^ANNA", dob="19600101")))
+        exchange(client, adt("A04", pid("A3100001^^^RXC^MR~9990000026^^^NHS^NH", name="TWO^BEN", dob="19610101"),
+                             facility="RXC"))
+        before = (regional_of(mllp, rtk), regional_of(mllp, rxc))
+        ack = exchange(client, message)  # sent by RTK's PAS (MSH-4), naming RXC's hospital number
+    assert (ack.code, ack.error_code, ack.error_location) == ("AR", "207", location)
+    assert (regional_of(mllp, rtk), regional_of(mllp, rxc)) == before
+    assert record_of(mllp, rxc) is not None and record_of(mllp, RecordKey(RTK, "AB310001")) is not None
+    with mllp.context.sessions() as session:
+        letters = session.scalars(select(DeadLetter)).all()
+    assert [(d.error_code, d.status) for d in letters] == [("hl7.foreign-domain", "new")]
 
 
 def test_a47_changes_the_identifier_of_a_record(mllp) -> None:
@@ -219,11 +241,13 @@ def test_a47_changes_the_identifier_of_a_record(mllp) -> None:
 @pytest.mark.parametrize(("message", "code", "error", "location"), [
     (adt("A08", pid("AB500001^^^RTK^MR", dob="19801301")), "AE", "102", "PID^1^7"),  # a bad birth date
     (adt("A08", pid("9990000018^^^NHS^NH")), "AE", "101", "PID^1^3"),  # no hospital number
-    (adt("A08", "PV1|1|O"), "AE", "100", "PID"),  # no PID segment
-    (adt("A99"), "AR", "201", "MSH^1^9^2"),  # an event the index does not take
+    (adt("A08", "PV1|1|O"), "AE", "100", "PID^1"),  # no PID segment
+    (adt("A99"), "AR", "201", "MSH^1^9"),  # an event the index does not take (v2.4: ERR-1 names the field)
+    (adt("A99", version="2.5"), "AR", "201", "MSH^1^9^1^2"),  # v2.5: ERR-2 the component, in its own slot
     (adt("A08").replace("ADT^A08", "QRY^A19"), "AR", "200", "MSH^1^9"),  # a message type it does not take
     (adt("A08").replace("|2.4\r", "|3.0\r", 1), "AR", "203", "MSH^1^12"),  # not HL7 v2
-], ids=["bad-date", "no-hospital-number", "no-pid", "unsupported-event", "unsupported-type", "version"])
+], ids=["bad-date", "no-hospital-number", "no-pid", "unsupported-event", "unsupported-event-2.5",
+        "unsupported-type", "version"])
 def test_refusals_carry_err_and_are_dead_lettered(mllp_sqlite, message: str, code: str, error: str,
                                                   location: str) -> None:
     with MLLPClient("127.0.0.1", mllp_sqlite.port) as client:

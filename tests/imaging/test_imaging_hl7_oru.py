@@ -12,7 +12,7 @@ from imaging.hl7_oru import apply_oru
 from imaging.tables import ImagingOrder, Study
 from priorscan.audit import Agent
 from priorscan.db import make_engine, session_factory
-from priorscan.hl7v2 import parse, read_header
+from priorscan.hl7v2 import parse_message
 from priorscan.trusts import TrustRegistry
 
 AGENT = Agent("feed", "ris")
@@ -36,7 +36,7 @@ def session(sqlite_url: str) -> Iterator[Session]:
 
 
 def apply(session: Session, trusts: TrustRegistry, text: str):  # type: ignore[no-untyped-def]
-    return apply_oru(session, trusts, parse(text), read_header(text), agent=AGENT)
+    return apply_oru(session, trusts, parse_message(text), agent=AGENT)
 
 
 @pytest.mark.parametrize(("uid_segment", "reason"), [
@@ -92,6 +92,8 @@ def test_without_any_key_the_message_is_rejected(session: Session, trusts: Trust
     ("PID|1||AB123456^^^RTK^MR", "https://fhir.ashfordstpeters.nhs.uk/Id/hospital-number"),  # ODS in CX.4
     ("PID|1||K1234567^^^^MR^RYR", "https://fhir.uhsussex.nhs.uk/Id/hospital-number"),  # ODS in CX.6
     ("PID|1||Q123456^^^^MR", "https://fhir.ashfordstpeters.nhs.uk/Id/hospital-number"),  # unqualified: MSH-4
+    # the sending trust's own number keys it, as in ADT and ORM (one PID reader: mpi.read_pid)
+    ("PID|1||X9^^^RXC^MR~AB123456^^^RTK^MR", "https://fhir.ashfordstpeters.nhs.uk/Id/hospital-number"),
 ])
 def test_pid3_is_qualified_as_in_adt(session: Session, trusts: TrustRegistry, pid: str, namespace: str) -> None:
     apply(session, trusts, oru(pid, "OBR|1|P1|F1|XCHES^XR CHEST^LOCAL", f"ZDS|{UID}^RIS^Application^DICOM"))
