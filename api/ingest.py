@@ -107,10 +107,14 @@ class IngestReport:
     files: Counter[str] = field(default_factory=Counter)  # per detected format
     skipped_hidden: int = 0
     seconds: float = 0.0
+    notes: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # values not read
 
     def add(self, outcome: ItemOutcome, source: str) -> None:
         if outcome.accepted:
             self.accepted[outcome.kind] += 1
+            notes = outcome.detail.get("notes")
+            if isinstance(notes, list):  # accepted, but some values were refused (a unit, an offset): say which
+                self.notes[outcome.kind].update(str(note) for note in notes)
             return
         key = (outcome.error_code or "input", outcome.reason or "rejected without a reason")
         self.rejected[outcome.kind][key] += 1
@@ -145,6 +149,10 @@ class IngestReport:
         if self.accepted:
             lines.append("accepted:")
             lines.extend(f"  {kind:<24} {count:>8}" for kind, count in sorted(self.accepted.items()))
+        if self.notes:
+            lines.append("accepted, with notes (a value not read, or read on an assumption; the item was kept):")
+            for kind, notes in sorted(self.notes.items()):
+                lines.extend(f"  {kind:<24} {count:>6} × {note}" for note, count in notes.most_common(10))
         if self.rejected:
             lines.append("rejected:")
             for kind, reasons in sorted(self.rejected.items()):

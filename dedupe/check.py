@@ -20,7 +20,6 @@ Nothing here commits: the caller commits before answering.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -42,7 +41,7 @@ from dedupe.vocabulary import (
     normalise_procedure,
 )
 from imaging import PriorDetail, prior_details
-from mpi import Demographics, PatientIndex, Resolution, active_model
+from mpi import Demographics, PatientIndex, Resolution
 from priorscan import metrics
 from priorscan.audit import Agent, record_now
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
@@ -152,20 +151,6 @@ def _normalised(codes: tuple[ProcedureCode, ...], text: str | None, modality: st
     if side is not None:
         found = replace(found, laterality=side)
     return found
-
-
-#: How long a process reuses the MPI's active matching model before reading it again (it changes on relink only).
-MODEL_TTL_S = 60.0
-_model: tuple[float, Any] | None = None
-
-
-def patient_index(session: Session, trusts: TrustRegistry) -> PatientIndex:
-    """The MPI over ``session``, with the active matching model read at most once a minute per process."""
-    global _model
-    now = time.monotonic()
-    if _model is None or now - _model[0] > MODEL_TTL_S:
-        _model = (now, active_model(session))
-    return PatientIndex(session, trusts, model=_model[1])
 
 
 def _resolve(index: PatientIndex, patient: PatientQuery) -> Resolution:
@@ -282,7 +267,7 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
         The current time, for requests that state no time of their own.
     """
     query = request.procedure
-    index = patient_index(session, trusts)
+    index = PatientIndex(session, trusts)  # the active model: one cache, mpi.active_model
     resolution = _resolve(index, request.patient)
     regional_id = resolution.regional_id
     normalised = normalise_request(query)
@@ -307,6 +292,8 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
                                       if p.exam.study_instance_uid]) if judgement.priors else {}
     priors = [prior_json(p, trusts, details.get(p.exam.study_instance_uid or "")) for p in judgement.priors]
     request_json = _request_json(query, procedure, normalised, code, circumstances, request_date)
+    request_json["paediatric"] = facts.patient_age_years is not None \
+        and facts.patient_age_years < rules.exceptions.paediatric.age_under_years  # no typical adult dose for a child
     attach_orders(session, history.unattached_orders)
     if request.record_order and query.requesting_trust and query.placer_order_number:
         _keep_order(session, trusts, request, procedure, code, history.record_at(query.requesting_trust))

@@ -3,7 +3,9 @@
 The dose avoided is the effective dose the cancelled exam would have given. We take the effective dose recorded for
 the comparable prior that fired the alert (the first prior shown, performed the same way), and when it is unknown the
 rule file's typical adult dose for the requested procedure (modality and region, else modality alone). Both are
-estimates (a population index, not a patient dose), and the basis is recorded with the figure.
+estimates (a population index, not a patient dose), and the basis is recorded with the figure. The typical doses are
+an adult's: for a child (the alert's request says ``paediatric``) only the prior's own estimate, which is made with
+paediatric coefficients or not at all (:mod:`imaging.dose`), is used; otherwise the dose avoided is not estimated.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def dose_avoided(rules: RuleSet, request: Mapping[str, Any], priors: Sequence[Ma
     rules
         The rule set (its typical doses).
     request
-        The alert's request: ``modality`` and ``bodySite`` (the normalised region).
+        The alert's request: ``modality`` and ``bodySite`` (the normalised region), ``paediatric`` (under 16).
     priors
         The priors shown, first the one that fired, each with ``effectiveDoseMsv`` and ``studyInstanceUid``.
     """
@@ -51,6 +53,8 @@ def dose_avoided(rules: RuleSet, request: Mapping[str, Any], priors: Sequence[Ma
         dose = prior.get("effectiveDoseMsv")
         if isinstance(dose, int | float) and dose >= 0:
             return DoseAvoided(round(float(dose), 4), f"prior {prior.get('studyInstanceUid') or 'order'}")
+    if request.get("paediatric"):
+        return DoseAvoided(None, "not estimated: the typical doses are an adult's, and the patient is a child")
     row = typical_dose(rules, request.get("modality"), request.get("bodySite"))
     if row is None:
         return DoseAvoided(None, None)

@@ -5,6 +5,8 @@ Public front: other packages and notebooks import from here only. Modules:
 - :mod:`imaging.regions` — the body-region and laterality vocabulary shared with the duplicate check;
 - :mod:`imaging.procedures`, :mod:`imaging.codetables` — procedure normalisation from codes and free text;
 - :mod:`imaging.rdsr` — reading radiation dose SRs; :mod:`imaging.units` — vendor units;
+- :mod:`imaging.dicom_study` — reading DICOM headers; :mod:`imaging.dicom_time` — DICOM dates and times (London);
+- :mod:`imaging.facts` — what one message says about a study, and which procedure it names;
 - :mod:`imaging.dose` — dose arithmetic (pure); :mod:`imaging.reference` — coefficients and DRLs (data);
 - :mod:`imaging.index` — the study index service; :mod:`imaging.adapters`, :mod:`imaging.hl7_oru`,
   :mod:`imaging.fhir_imaging`, :mod:`imaging.dicomweb` — the feeds; :mod:`imaging.queries`,

@@ -1,7 +1,17 @@
 """Reading a DICOM object's header (from a file or from DICOM JSON) into :class:`imaging.facts.StudyFacts`.
 
-Only header attributes are read (files are opened with ``stop_before_pixels``). Besides the study and patient
-attributes this reads dose from image headers, used when no RDSR exists for the study:
+Only header attributes are read (files are opened with ``stop_before_pixels``). Dates and times are the sender's
+local time unless Timezone Offset From UTC (0008,0201) says otherwise (:mod:`imaging.dicom_time`).
+
+What the examination was is read from everything a real file carries (:func:`imaging.facts.named_procedure` weighs
+it): Study Description (0008,1030) and Procedure Code Sequence (0008,1032); Requested Procedure Description
+(0032,1060) and code (0032,1064), also inside Request Attributes Sequence (0040,0275); Performed Procedure Step
+Description (0040,0254) and Performed Protocol Code Sequence (0040,0260); Series Description (0008,103E) and
+Protocol Name (0018,1030); a dose report's Procedure Reported, Target Regions and Acquisition Protocols; Anatomic
+Region Sequence (0008,2218), Body Part Examined (0018,0015) with DICOM's defined terms (``CHESTABDPELVIS``,
+``TSPINE`` ...), View Position (0018,5101) of a mammogram; Image Laterality (0020,0062) and Laterality (0020,0060).
+
+Besides the study and patient attributes this reads dose from image headers, used when no RDSR exists for the study:
 
 - CT: CTDIvol (0018,9345), at the top level or in the Enhanced CT functional groups, per series (or per
   Irradiation Event UID (0008,3010) when present);
@@ -15,16 +25,17 @@ attributes this reads dose from image headers, used when no RDSR exists for the 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 
 from imaging import dose as dz
+from imaging.dicom_time import parse_da, study_time
 from imaging.facts import COMPLETED, StudyFacts
 from imaging.identity import PatientIdentity, is_nhs_issuer, qualify, trust_for_institution, valid_nhs_number
-from imaging.procedures import ProcedureCode
-from imaging.rdsr import _sequence, is_dose_report, parse_dose_report, raw_text
+from imaging.procedures import ProcedureCode, normalise_description
+from imaging.rdsr import Code, _code, _sequence, is_dose_report, parse_dose_report, raw_text, target_region
 from imaging.regions import normalise_laterality
 from imaging.units import convert, parse_number
 from priorscan.trusts import Trust, TrustRegistry
@@ -47,6 +58,14 @@ SOP_UID = T(0x0008, 0x0018)
 ACCESSION = T(0x0008, 0x0050)
 STUDY_DATE = T(0x0008, 0x0020)
 STUDY_TIME = T(0x0008, 0x0030)
+TIMEZONE_OFFSET = T(0x0008, 0x0201)
+SERIES_DESCRIPTION = T(0x0008, 0x103E)
+PROTOCOL_NAME = T(0x0018, 0x1030)
+REQUEST_ATTRIBUTES = T(0x0040, 0x0275)
+SCHEDULED_STEP_DESCRIPTION = T(0x0040, 0x0007)
+PERFORMED_PROTOCOL_CODES = T(0x0040, 0x0260)
+SCHEDULED_PROTOCOL_CODES = T(0x0040, 0x0008)
+ANATOMIC_REGION = T(0x0008, 0x2218)
 MODALITY = T(0x0008, 0x0060)
 MODALITIES_IN_STUDY = T(0x0008, 0x0061)
 INSTITUTION = T(0x0008, 0x0080)
@@ -82,29 +101,10 @@ _SEX = {"M": "male", "F": "female", "O": "other"}
 _PROJECTION_MODALITIES = {"CR", "DX", "DR", "XR", "IO", "PX", "MG", "XA", "RF"}
 
 
-def parse_da(value: str | None) -> date | None:
-    """A DICOM DA (``YYYYMMDD``, also ``YYYY.MM.DD`` from old devices); None when empty or invalid."""
-    digits = "".join(c for c in (value or "") if c.isdigit())[:8]
-    if len(digits) != 8:
-        return None
-    try:
-        return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
-    except ValueError:
-        return None
-
-
-def parse_da_tm(da: str | None, tm: str | None) -> datetime | None:
-    """A study date and time as a UTC timestamp (DICOM times are local; trusts are in the UK, so this is approximate
-    by the BST hour, which is harmless at day resolution)."""
-    day = parse_da(da)
-    if day is None:
-        return None
-    digits = "".join(c for c in (tm or "").split(".")[0] if c.isdigit())
-    hh, mm, ss = (int(digits[i:i + 2]) if len(digits) >= i + 2 else 0 for i in (0, 2, 4))
-    try:
-        return datetime(day.year, day.month, day.day, min(hh, 23), min(mm, 59), min(ss, 59), tzinfo=UTC)
-    except ValueError:
-        return None
+def parse_da_tm(da: str | None, tm: str | None, offset: str | None = None) -> datetime | None:
+    """A date and time as a UTC instant, read in the sender's zone (Europe/London unless ``offset`` says otherwise;
+    see :func:`imaging.dicom_time.study_time`)."""
+    return study_time(da, tm, offset).instant
 
 
 def parse_age(value: str | None) -> int | None:
@@ -228,6 +228,78 @@ def header_dose_events(ds: Dataset) -> list[dz.DoseEvent]:
                          dose_rp_gy=entrance / 1000.0 if entrance is not None and kind != dz.MAMMO else None)]
 
 
+# DICOM Body Part Examined defined terms (PS3.16 Annex L) written as one word, spelled out for the normaliser
+_BODY_PART_WORDS = {
+    "CHESTABDOMEN": "CHEST ABDOMEN", "CHESTABDPELVIS": "CHEST ABDOMEN PELVIS", "ABDOMENPELVIS": "ABDOMEN PELVIS",
+    "ABDPELVIS": "ABDOMEN PELVIS", "HEADNECK": "HEAD NECK", "NECKCHEST": "NECK CHEST",
+    "NECKCHESTABDOMEN": "NECK CHEST ABDOMEN", "NECKCHESTABDPELV": "NECK CHEST ABDOMEN PELVIS",
+    "CSPINE": "C SPINE", "TSPINE": "T SPINE", "LSPINE": "L SPINE", "SSPINE": "SACRUM", "WHOLESPINE": "WHOLE SPINE",
+    "WHOLEBODY": "WHOLE BODY", "TLSPINE": "THORACOLUMBAR SPINE", "CTSPINE": "C SPINE T SPINE",
+    "LSSPINE": "LUMBOSACRAL SPINE", "IAC": "IAMS", "UPRLIMB": "UPPER LIMB", "UPPERLIMB": "UPPER LIMB",
+    "LOWERLIMB": "LOWER LIMB", "LWRLIMB": "LOWER LIMB", "LOWLEG": "LOWER LEG", "TIBFIB": "TIBIA FIBULA",
+    "JAW": "MANDIBLE", "BRAIN": "HEAD", "THORAX": "CHEST", "ABDOMEN": "ABDOMEN",
+}
+_MAMMOGRAPHY_VIEWS = {"CC", "MLO", "ML", "LM", "LMO", "XCC", "XCCL", "XCCM", "FB", "SIO", "AT", "CV", "RCC", "LCC",
+                      "RMLO", "LMLO"}
+
+
+def _body_part_region(value: str | None, modality: str | None) -> str | None:
+    """The body region a Body Part Examined value names (defined terms and the words devices write)."""
+    text = (value or "").strip().upper()
+    if not text:
+        return None
+    words = _BODY_PART_WORDS.get(text.replace(" ", "").replace("_", ""), text)
+    return normalise_description(f"{modality or ''} {words}".strip(), modality).body_region
+
+
+def _coded_regions(ds: Dataset, tag: BaseTag) -> list[str]:
+    found = []
+    for item in _sequence(ds, tag):
+        code: Code | None = _code(item)
+        region = target_region(code)
+        if region:
+            found.append(region)
+    return found
+
+
+def _texts(ds: Dataset, *tags: BaseTag) -> list[str]:
+    return [text for tag in tags if (text := raw_text(ds, tag))]
+
+
+def _requested(ds: Dataset) -> tuple[list[str], list[ProcedureCode]]:
+    """Requested procedure and scheduled step descriptions and codes, at the top level and per request."""
+    texts = _texts(ds, REQUESTED_DESCRIPTION)
+    codes = _codes(ds, REQUESTED_CODES)
+    for request in _sequence(ds, REQUEST_ATTRIBUTES):
+        texts += _texts(request, REQUESTED_DESCRIPTION, SCHEDULED_STEP_DESCRIPTION)
+        codes += _codes(request, REQUESTED_CODES) + _codes(request, SCHEDULED_PROTOCOL_CODES)
+    return texts, codes
+
+
+def _procedure_evidence(ds: Dataset, facts: StudyFacts, modality: str | None) -> None:
+    """Fill ``facts`` with every description, code, coded anatomy and side the object carries."""
+    requested_texts, requested_codes = _requested(ds)
+    facts.procedure_codes = _codes(ds, PROCEDURE_CODES) + requested_codes + _codes(ds, PERFORMED_PROTOCOL_CODES)
+    texts = requested_texts + _texts(ds, PPS_DESCRIPTION)
+    report = facts.dose_report
+    if report is not None:
+        texts += [t for t in [report.procedure_reported, *report.protocols] if t]
+        facts.anatomy += report.anatomy
+        facts.lateralities += report.lateralities
+    texts += _texts(ds, SERIES_DESCRIPTION, PROTOCOL_NAME)
+    facts.procedure_texts = [t for t in dict.fromkeys(texts) if t != facts.description]
+    facts.anatomy += _coded_regions(ds, ANATOMIC_REGION)
+    from_body_part = _body_part_region(facts.body_part, modality)
+    if from_body_part:
+        facts.anatomy.append(from_body_part)
+    view = (raw_text(ds, VIEW_POSITION) or "").upper()
+    if (modality or "").upper() == "MG" and view in _MAMMOGRAPHY_VIEWS:
+        facts.anatomy.append("breast")
+    side = facts.laterality
+    if side:
+        facts.lateralities.append(side)
+
+
 def facts_from_dataset(ds: Dataset, trusts: TrustRegistry, *, source: str = "dicom",
                        source_trust: Trust | None = None) -> StudyFacts | None:
     """The study facts of one DICOM object (image, RDSR, or a QIDO-RS study-level result).
@@ -261,7 +333,8 @@ def facts_from_dataset(ds: Dataset, trusts: TrustRegistry, *, source: str = "dic
                    or raw_text(ds, PPS_DESCRIPTION))
     issuer_trust = trusts.by_ods(identity.trust_ods) if identity.trust_ods else None
     performing = institution or issuer_trust or source_trust
-    study_date = parse_da(raw_text(ds, STUDY_DATE))
+    when = study_time(raw_text(ds, STUDY_DATE), raw_text(ds, STUDY_TIME), raw_text(ds, TIMEZONE_OFFSET))
+    study_date = when.local_date
     age = parse_age(raw_text(ds, PATIENT_AGE))
     if age is None and study_date and isinstance(identity.birth_date, date):
         born = identity.birth_date
@@ -270,16 +343,18 @@ def facts_from_dataset(ds: Dataset, trusts: TrustRegistry, *, source: str = "dic
         study_instance_uid=study_uid.strip(), source=source, patient=identity,
         performing_trust=performing.ods if performing else None,
         accession_number=raw_text(ds, ACCESSION), modalities=modalities, description=description,
-        procedure_codes=_codes(ds, PROCEDURE_CODES) + _codes(ds, REQUESTED_CODES),
         body_part=raw_text(ds, BODY_PART),
         laterality=raw_text(ds, IMAGE_LATERALITY) or raw_text(ds, LATERALITY),
-        study_date=study_date, study_datetime=parse_da_tm(raw_text(ds, STUDY_DATE), raw_text(ds, STUDY_TIME)),
+        study_date=study_date, study_datetime=when.instant,
         status=COMPLETED, patient_age_years=age if age is not None and 0 <= age < 130 else None,
         sop_instance_uid=raw_text(ds, SOP_UID))
+    if when.note:
+        facts.notes.append(when.note)
     if is_dose_report(ds):
         facts.dose_report = parse_dose_report(ds)
         facts.notes += facts.dose_report.notes
         facts.modality_hint = facts.dose_report.modality
     else:
         facts.dose_events = header_dose_events(ds)
+    _procedure_evidence(ds, facts, modality if modality and modality.upper() != "SR" else facts.modality_hint)
     return facts

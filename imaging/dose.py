@@ -3,24 +3,36 @@
 Pure functions over plain values: no SQL, no files, no DICOM. The SR tree is read in :mod:`imaging.rdsr`, the
 reference tables (conversion coefficients, DRLs) are loaded in :mod:`imaging.reference` and passed in.
 
-Counting rules, so that re-sent and growing reports are never counted twice:
+Counting rules, so that every irradiation event counts once, however often and in however many reports it is sent:
 
 - an irradiation event is identified by its Irradiation Event UID; storing it again replaces it;
-- a report's accumulated totals are kept per *report key* (the scope of accumulation, or the report's own UID);
-  a re-sent report under the same key keeps the largest values. Reports that share an irradiation event describe
-  overlapping work, so only the largest of them counts; reports with disjoint events (two performed procedure
-  steps) add up;
-- a study total counts each group of overlapping reports by its largest accumulated value, and adds the events
-  that no accumulated value covers (a report without that total, or events from image headers).
+- a report's accumulated totals are kept per *report key*, the report's own SOP Instance UID: the same report sent
+  again keeps the largest values and every event it ever named. The *scope* of accumulation is no key: the two
+  reports of a continued CT examination share the study as their scope but describe different events;
+- reports that share an irradiation event describe overlapping work (a growing report re-sent under a new SOP
+  Instance UID), so only the largest of them counts, plus the events of the group it does not name; reports with
+  disjoint events (a continued examination, two performed procedure steps) add up;
+- reports that name no event at all and state the same totals are the same report re-sent;
+- events that no accumulated value covers (a report without that total, or events from image headers) are added.
+
+DLP, DAP, dose at the reference point, fluoroscopy time, AGD and activity are all totalled by these rules, and the
+effective dose is estimated from the same DLP total, so the two never disagree.
 
 Effective dose is an **estimate** (a population index, not the patient's dose): E = k × DLP with k chosen by target
-region and phantom (REFERENCE.md, ICRP 103), for CT only; it is labelled with how it was made.
+region, age and CTDI phantom (REFERENCE.md: ICRP 103 for adults; AAPM Report 96 after Shrimpton 2005 for children),
+for CT only; it is labelled with how it was made, and withheld, with the reason, where k would not apply.
+
+DRLs: a UK national DRL is compared only with the examination it was set for (:func:`drl_category`), and it applies
+to the median dose of a group of typical adult patients, not to one study; each comparison says so.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from imaging.regions import REGIONS
 
 CT = "ct"
 PROJECTION = "projection"
@@ -31,6 +43,7 @@ EVENT_KINDS = (CT, PROJECTION, FLUORO, MAMMO, NM)
 
 HEAD_PHANTOM = 16
 BODY_PHANTOM = 32
+ADULT_AGE = 16  # REFERENCE.md: paediatric is under 16; adult coefficients and DRLs apply from 16
 
 ESTIMATE_LABEL = "estimate (population index, not patient dose)"
 
@@ -52,6 +65,8 @@ class DoseEvent:
     agd_mgy: float | None = None
     activity_mbq: float | None = None
     duration_s: float | None = None
+    protocol: str | None = None  # the Acquisition Protocol as the device names it
+    localizer: bool = False  # a CT localizer (topogram, scout): counted for dose, not for the examined anatomy
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,8 @@ def merge_report(previous: ReportTotals | None, current: ReportTotals) -> Report
 
 
 def _report_groups(reports: Sequence[ReportTotals]) -> list[list[ReportTotals]]:
-    """Reports that share an irradiation event belong to one group (they cover overlapping work)."""
+    """Reports that share an irradiation event belong to one group (they cover overlapping work), and so do reports
+    that name no event and state the same totals (one report re-sent under a new SOP Instance UID)."""
     parent = list(range(len(reports)))
 
     def find(i: int) -> int:
@@ -151,12 +167,19 @@ def _report_groups(reports: Sequence[ReportTotals]) -> list[list[ReportTotals]]:
         return i
 
     owner: dict[str, int] = {}
+    eventless: dict[tuple[float | None, ...], int] = {}
     for index, report in enumerate(reports):
         for uid in report.event_uids:
             if uid in owner:
                 parent[find(index)] = find(owner[uid])
             else:
                 owner[uid] = index
+        stated = tuple(getattr(report, name) for name in TOTAL_FIELDS)
+        if not report.event_uids and any(v is not None for v in stated):
+            if stated in eventless:
+                parent[find(index)] = find(eventless[stated])
+            else:
+                eventless[stated] = index
     groups: dict[int, list[ReportTotals]] = {}
     for index, report in enumerate(reports):
         groups.setdefault(find(index), []).append(report)
@@ -165,26 +188,31 @@ def _report_groups(reports: Sequence[ReportTotals]) -> list[list[ReportTotals]]:
 
 def combined_total(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], event_field: str,
                    report_field: str) -> float | None:
-    """One study total: each group of overlapping reports counts its largest accumulated value for the events it
-    covers, and events no accumulated value covers (disjoint reports without that total) are added one by one.
+    """One study total, each irradiation event counted once whichever reports name it.
+
+    Reports are grouped by the events they share (:func:`_report_groups`). In each group the report with the
+    largest accumulated value stands for the events it names (vendors round event values, so the report's own
+    total is preferred); the group's events that this report does not name are added one by one, as are the events
+    of reports without that total and events that no report names.
 
     Parameters
     ----------
     events : sequence of DoseEvent
         The study's distinct events (already filtered to the ones that count for this total).
     reports : sequence of ReportTotals
-        The study's reports.
+        The study's reports (distinct by report key).
     event_field, report_field : str
         The event attribute and the report attribute holding the quantity.
     """
     total: float | None = None
     covered: set[str] = set()
     for group in _report_groups(reports):
-        accumulated = _max(*(getattr(r, report_field) for r in group))
-        if accumulated is not None:
-            total = (total or 0.0) + accumulated
-            for report in group:
-                covered |= report.event_uids
+        stated = [r for r in group if getattr(r, report_field) is not None]
+        if not stated:
+            continue
+        best = max(stated, key=lambda r: (getattr(r, report_field), len(r.event_uids), r.report_key))
+        total = (total or 0.0) + getattr(best, report_field)
+        covered |= best.event_uids
     rest = _sum(getattr(e, event_field) for e in events if e.event_uid not in covered)
     if rest is not None:
         total = (total or 0.0) + rest
@@ -193,12 +221,46 @@ def combined_total(events: Sequence[DoseEvent], reports: Sequence[ReportTotals],
 
 @dataclass(frozen=True)
 class Coefficient:
-    """A conversion coefficient k (mSv per mGy·cm) for one body region, defined for one CTDI phantom."""
+    """A conversion coefficient k (mSv per mGy·cm) for one body region and age band, defined for one CTDI phantom.
+
+    ``age_min`` and ``age_max`` are whole years, both inclusive (``age_max`` None: no upper bound). Adult rows start
+    at 16; paediatric rows name the reference age of their source in ``basis``.
+    """
 
     body_region: str
     phantom_cm: int
     k: float
     basis: str
+    age_min: int = ADULT_AGE
+    age_max: int | None = None
+
+    @property
+    def paediatric(self) -> bool:
+        return self.age_min < ADULT_AGE
+
+    def covers(self, age_years: int) -> bool:
+        return self.age_min <= age_years and (self.age_max is None or age_years <= self.age_max)
+
+
+@dataclass(frozen=True)
+class CoefficientTable:
+    """Every coefficient row; :meth:`find` picks the one for a region and an age."""
+
+    rows: tuple[Coefficient, ...]
+
+    def find(self, body_region: str | None, age_years: int | None) -> Coefficient | None:
+        """The row for ``body_region`` at ``age_years`` (an adult row when the age is not known)."""
+        if not body_region:
+            return None
+        age = ADULT_AGE if age_years is None else age_years
+        return next((row for row in self.rows if row.body_region == body_region and row.covers(age)), None)
+
+    def get(self, body_region: str) -> Coefficient | None:
+        """The adult row for ``body_region``."""
+        return self.find(body_region, None)
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 @dataclass(frozen=True)
@@ -210,65 +272,138 @@ class EffectiveDose:
     per_event: dict[str, float] = field(default_factory=dict)
 
 
-def event_effective_dose(event: DoseEvent, study_region: str | None,
-                         coefficients: Mapping[str, Coefficient]) -> tuple[float | None, str]:
-    """E = k × DLP for one CT event; the region is the event's target region, else the study's."""
+def _who(age_years: int | None) -> str:
+    return "age not stated: adult coefficients assumed" if age_years is None else f"age {age_years}"
+
+
+def _phantom_problem(coefficient: Coefficient, phantom_cm: int | None, age_years: int | None) -> str | None:
+    """Why ``coefficient`` cannot be applied to a DLP measured on ``phantom_cm`` (None when it can)."""
+    if phantom_cm is None:
+        if coefficient.paediatric:
+            return (f"the CTDI phantom is not stated, and the paediatric k for {coefficient.body_region} "
+                    f"({coefficient.basis}) is defined for the {coefficient.phantom_cm} cm phantom")
+        return None  # adults: 16 cm head, 32 cm body is the near-universal convention; the method says so
+    if phantom_cm != coefficient.phantom_cm:
+        return (f"DLP measured on the {phantom_cm} cm phantom, but k for {coefficient.body_region} "
+                f"({_who(age_years)}) is defined for the {coefficient.phantom_cm} cm phantom")
+    return None
+
+
+def _coefficient(region: str | None, age_years: int | None,
+                 coefficients: CoefficientTable) -> tuple[Coefficient | None, str]:
+    coefficient = coefficients.find(region, age_years)
+    if coefficient is not None:
+        return coefficient, ""
+    if region and age_years is not None and age_years < ADULT_AGE:
+        return None, f"no published coefficient for {region} at age {age_years}"
+    return None, f"no coefficient for region {region or 'unknown'}"
+
+
+def event_effective_dose(event: DoseEvent, study_region: str | None, coefficients: CoefficientTable,
+                         age_years: int | None = None) -> tuple[float | None, str]:
+    """E = k × DLP for one CT event; the region is the event's target region, else the study's.
+
+    Returns the estimate (None when it cannot be made) and the region used or the reason.
+    """
     if event.dlp_mgycm is None:
         return None, "no DLP"
     region = event.target_region or study_region
-    coefficient = coefficients.get(region or "")
+    coefficient, reason = _coefficient(region, age_years, coefficients)
     if coefficient is None:
-        return None, f"no coefficient for region {region or 'unknown'}"
-    if event.phantom_cm is not None and event.phantom_cm != coefficient.phantom_cm:
-        return None, f"k for {region} is defined for the {coefficient.phantom_cm} cm phantom"
+        return None, reason
+    problem = _phantom_problem(coefficient, event.phantom_cm, age_years)
+    if problem is not None:
+        return None, problem
     return coefficient.k * event.dlp_mgycm, region or ""
 
 
+def _accounts_for(events_dlp: float, total: float, count: int) -> bool:
+    """Whether events' DLPs add up to the total, allowing for vendors' rounding of each value."""
+    return abs(events_dlp - total) <= max(0.01 * total, 0.5 * count)
+
+
+def _within(region: str | None, study_region: str) -> bool:
+    """Whether an event's region is part of the study's (chest within chest-abdomen-pelvis)."""
+    if region is None or region == study_region:
+        return True
+    inner, outer = REGIONS.get(region), REGIONS.get(study_region)
+    return inner is not None and outer is not None and inner.parts <= outer.parts
+
+
+def _label(coefficient: Coefficient, age_years: int | None) -> str:
+    """How a coefficient was chosen, shortly: its source (the adult table's name, a child's full reference)."""
+    if coefficient.paediatric:
+        return f"{coefficient.basis}; age {age_years}, paediatric"
+    return f"{coefficient.basis.split(' (')[0].split(';')[0]}; {_who(age_years)}"
+
+
 def effective_dose(events: Sequence[DoseEvent], dlp_total_mgycm: float | None, study_region: str | None,
-                   coefficients: Mapping[str, Coefficient]) -> EffectiveDose:
-    """Estimate a CT study's effective dose from its events, or from its total DLP when the events are incomplete.
+                   coefficients: CoefficientTable, age_years: int | None = None) -> EffectiveDose:
+    """Estimate a CT study's effective dose, consistently with its total DLP.
+
+    - When the CT events' DLPs add up to the study total (within vendors' rounding), E is the sum of k × DLP per
+      event, each with the coefficient of its target region (else the study's) and age;
+    - otherwise E = k × total DLP with the study region's coefficient, provided every event's region lies within
+      the study's region and the phantoms the events state are the coefficient's;
+    - no estimate otherwise, with the reason: a coefficient applied to a DLP measured on another phantom (a head on
+      the 32 cm phantom, a neck or a child's body on the 16 cm one) or to a child without a published coefficient
+      would be wrong by a factor of two or more.
 
     Parameters
     ----------
     events : sequence of DoseEvent
-        The study's irradiation events (only CT events with a DLP are used).
+        The study's irradiation events (CT events are used).
     dlp_total_mgycm : float or None
         The study's total DLP (from :func:`summarise`).
     study_region : str or None
         The study's normalised body region, used for events without a target region.
-    coefficients : mapping
-        k by body region (:func:`imaging.reference.effective_dose_coefficients`).
+    coefficients : CoefficientTable
+        k by body region and age (:func:`imaging.reference.effective_dose_coefficients`).
+    age_years : int, optional
+        The patient's age at the study; adult coefficients are assumed when it is not known (and the method says
+        so).
 
     Returns
     -------
     EffectiveDose
         ``value_msv`` None when no estimate could be made, with the reason as ``method``.
     """
-    ct_events = [e for e in events if e.kind == CT and e.dlp_mgycm is not None]
     if dlp_total_mgycm is None:
         return EffectiveDose(None, "not estimated: no DLP")
-    events_dlp = sum(e.dlp_mgycm or 0.0 for e in ct_events)
-    per_event: dict[str, float] = {}
-    problems: list[str] = []
-    for event in ct_events:
-        value, note = event_effective_dose(event, study_region, coefficients)
-        if value is None:
-            problems.append(note)
-        else:
+    ct_events = [e for e in events if e.kind == CT]
+    with_dlp = [e for e in ct_events if e.dlp_mgycm is not None]
+    events_dlp = sum(e.dlp_mgycm or 0.0 for e in with_dlp)
+    if with_dlp and _accounts_for(events_dlp, dlp_total_mgycm, len(with_dlp)):
+        per_event: dict[str, float] = {}
+        used: dict[str, Coefficient] = {}
+        for event in with_dlp:
+            value, note = event_effective_dose(event, study_region, coefficients, age_years)
+            if value is None:
+                return EffectiveDose(None, f"not estimated: {note}")
             per_event[event.event_uid] = value
-    complete = ct_events and not problems and events_dlp >= dlp_total_mgycm * 0.99  # vendors round totals
-    if complete:
-        regions = sorted({e.target_region or study_region or "" for e in ct_events})
+            coefficient = coefficients.find(note, age_years)
+            if coefficient is not None:
+                used[note] = coefficient
+        bases = sorted({_label(c, age_years) for c in used.values()})
         return EffectiveDose(sum(per_event.values()),
-                             f"k×DLP per irradiation event ({', '.join(regions)}; ICRP 103), {ESTIMATE_LABEL}",
-                             per_event)
-    coefficient = coefficients.get(study_region or "")
-    if coefficient is None:
-        reason = problems[0] if problems else f"no coefficient for region {study_region or 'unknown'}"
-        return EffectiveDose(None, f"not estimated: {reason}", per_event)
+                             f"k×DLP per irradiation event ({', '.join(sorted(used))}; {' / '.join(bases)}), "
+                             f"{ESTIMATE_LABEL}", per_event)
+    coefficient, reason = _coefficient(study_region, age_years, coefficients)
+    if coefficient is None or study_region is None:
+        return EffectiveDose(None, f"not estimated: {reason}")
+    outside = sorted({e.target_region for e in ct_events if not _within(e.target_region, study_region)
+                      and e.target_region is not None})
+    if outside:
+        return EffectiveDose(None, f"not estimated: the events' DLPs do not add up to the total and they image "
+                                   f"{', '.join(outside)} beyond the study's {study_region}")
+    phantoms: list[int | None] = [*sorted({e.phantom_cm for e in ct_events if e.phantom_cm is not None})]
+    for phantom in phantoms or [None]:
+        problem = _phantom_problem(coefficient, phantom, age_years)
+        if problem is not None:
+            return EffectiveDose(None, f"not estimated: {problem}")
     return EffectiveDose(coefficient.k * dlp_total_mgycm,
-                         f"k×total DLP ({coefficient.body_region}, {coefficient.phantom_cm} cm phantom; ICRP 103), "
-                         f"{ESTIMATE_LABEL}", per_event)
+                         f"k×total DLP ({coefficient.body_region}, {coefficient.phantom_cm} cm phantom; "
+                         f"{_label(coefficient, age_years)}), {ESTIMATE_LABEL}")
 
 
 @dataclass(frozen=True)
@@ -291,7 +426,7 @@ class DoseSummary:
 
 
 def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, study_region: str | None,
-              coefficients: Mapping[str, Coefficient]) -> DoseSummary:
+              coefficients: CoefficientTable, patient_age_years: int | None = None) -> DoseSummary:
     """A study's dose summary from its distinct events and its reports' accumulated totals.
 
     RDSR events and reports take precedence; image-header events are used only when no RDSR was received.
@@ -304,8 +439,10 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
         Every stored report's totals (distinct by report key).
     study_region : str or None
         The study's normalised body region (for effective dose).
-    coefficients : mapping
-        Effective-dose coefficients by body region.
+    coefficients : CoefficientTable
+        Effective-dose coefficients by body region and age.
+    patient_age_years : int, optional
+        The patient's age at the study (paediatric coefficients, or none, under 16).
     """
     rdsr = [e for e in events if e.source == "rdsr"]
     source: str | None
@@ -325,7 +462,7 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
         return combined_total(chosen, reports, event_field, report_field)
 
     dlp = total("dlp_mgycm", "dlp_total_mgycm")
-    estimate = effective_dose(used, dlp, study_region, coefficients)
+    estimate = effective_dose(used, dlp, study_region, coefficients, patient_age_years)
     counted = [e for e in used if e.kind != NM]
     return DoseSummary(
         dose_source=source,
@@ -346,15 +483,27 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
 
 # --- diagnostic reference levels ------------------------------------------------------------------------------------
 
+DRL_NOTE = ("a national DRL is set for the median dose of a group of typical adult patients having this examination "
+            "for this indication: one study above it is a prompt to review the protocol, not a finding about this "
+            "patient")
+
+
 @dataclass(frozen=True)
 class Drl:
-    """A national diagnostic reference level for one examination category (adult CT)."""
+    """A national diagnostic reference level for one adult CT examination category.
+
+    ``body_regions`` are the normalised regions the examination can be filed under; ``terms`` are words of its
+    description that select it (a category with terms is chosen only when one of them is named).
+    """
 
     category: str
     label: str
     ctdivol_mgy: float | None
     dlp_mgycm: float | None
     source: str
+    indication: str = ""
+    body_regions: frozenset[str] = frozenset()
+    terms: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -367,6 +516,8 @@ class DrlComparison:
     drl_dlp_mgycm: float | None
     ctdivol_ratio: float | None
     dlp_ratio: float | None
+    indication: str = ""
+    note: str = DRL_NOTE
 
     @property
     def above_drl(self) -> bool | None:
@@ -374,27 +525,45 @@ class DrlComparison:
         return any(r > 1.0 for r in ratios) if ratios else None
 
 
-_DRL_BY_REGION = {
-    "head": "ct-head",
-    "chest": "ct-chest",
-    "pulmonary-angiography": "ctpa",
-    "abdomen-pelvis": "ct-abdomen-pelvis",
-    "chest-abdomen-pelvis": "ct-chest-abdomen-pelvis",
-    "cervical-spine": "ct-cervical-spine",
-}
+def _words(text: str | None) -> str:
+    return f" {' '.join(re.sub(r'[^A-Z0-9]+', ' ', (text or '').upper()).split())} "
 
 
 def drl_category(modality: str | None, body_region: str | None, description: str | None = None,
-                 patient_age_years: int | None = None) -> str | None:
-    """The UK adult CT DRL category of a study, or ``None`` (not CT, a child, or a region without a DRL)."""
-    if (modality or "").upper() != "CT":
+                 patient_age_years: int | None = None, drls: Mapping[str, Drl] | None = None) -> str | None:
+    """The UK adult CT DRL category of a study, or ``None`` when no national DRL matches it.
+
+    A category is chosen only for an adult CT (age known, 16 or over) whose body region is one the category can be
+    filed under. Categories with ``terms`` (urogram, KUB, colonography, HRCT, sinuses, CTPA, neck-chest-abdomen-
+    pelvis) are chosen when the description names one of their terms, checked in the table's order; otherwise the
+    first category of the region without terms (CT head, chest, abdomen-pelvis ...). A CT urogram is therefore never
+    compared with the KUB DRL, nor a colonography with the abdomen-pelvis one, nor an HRCT with the chest one.
+
+    Parameters
+    ----------
+    modality, body_region : str or None
+        The study's normalised modality and body region.
+    description : str, optional
+        The study or procedure description.
+    patient_age_years : int, optional
+        The patient's age at the study; the national DRLs here are for adults.
+    drls : mapping, optional
+        The DRL table (:func:`imaging.reference.national_drls` when omitted).
+    """
+    if (modality or "").upper() != "CT" or not body_region:
         return None
-    if patient_age_years is not None and patient_age_years < 16:
+    if patient_age_years is None or patient_age_years < ADULT_AGE:
         return None
-    words = f" {(description or '').upper()} "
-    if " KUB" in words or "KIDNEYS URETERS" in words or "UROGRAM" in words or "RENAL COLIC" in words:
-        return "ct-kub"
-    return _DRL_BY_REGION.get(body_region or "")
+    if drls is None:
+        from imaging.reference import national_drls
+
+        drls = national_drls()
+    words = _words(description)
+    candidates = [d for d in drls.values() if not d.body_regions or body_region in d.body_regions]
+    for drl in candidates:
+        if drl.terms and any(f" {term} " in words for term in drl.terms):
+            return drl.category
+    return next((d.category for d in candidates if not d.terms), None)
 
 
 def compare_with_drl(category: str | None, ctdivol_mgy: float | None, dlp_mgycm: float | None,
@@ -402,7 +571,7 @@ def compare_with_drl(category: str | None, ctdivol_mgy: float | None, dlp_mgycm:
     """Compare a study's CTDIvol and DLP with the DRL of ``category`` (``None`` without a category or DRL).
 
     DRLs are set for the median dose of a room's typical patients; a single study above one is a prompt to look,
-    not a finding.
+    not a finding (the comparison's ``note`` says so wherever it is shown).
     """
     drl = drls.get(category or "")
     if drl is None:
@@ -412,4 +581,4 @@ def compare_with_drl(category: str | None, ctdivol_mgy: float | None, dlp_mgycm:
         return value / level if value is not None and level else None
 
     return DrlComparison(drl.category, drl.label, drl.ctdivol_mgy, drl.dlp_mgycm, ratio(ctdivol_mgy, drl.ctdivol_mgy),
-                         ratio(dlp_mgycm, drl.dlp_mgycm))
+                         ratio(dlp_mgycm, drl.dlp_mgycm), drl.indication)

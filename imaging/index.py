@@ -19,12 +19,15 @@ never commits: the caller commits the unit of work.
 - **Objects**: each DICOM object is remembered (:class:`imaging.tables.StudyInstance`) with what it added to the
   dose, so that an IOCM rejection note can take it out again (:mod:`imaging.withdrawal`); an object already
   rejected for a reason that removes dose adds none when it is sent again.
-- **Normalised** procedure (modality, region, laterality, contrast) from codes, description or body part.
+- **Normalised** procedure (modality, region, laterality, contrast) from everything the statement carries
+  (:func:`imaging.facts.named_procedure`): a later statement replaces the procedure only when its evidence is at
+  least as good (code, then description, then coded anatomy), and sides seen on different images add up.
+- **Dose** is summarised again whenever what it depends on changes: a new report or event, the body region, or
+  the patient's age (paediatric coefficients).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
@@ -32,19 +35,11 @@ from sqlalchemy.orm import Session
 
 from imaging import dose as dz
 from imaging.codetables import CodeTable, canonical_system
-from imaging.facts import STATUS_RANK, StudyFacts
+from imaging.facts import NORMALISATION_RANK, STATUS_RANK, StudyFacts, combine_laterality, named_procedure
 from imaging.iocm import DELETED_FROM_PACS, REJECTION_REASONS
-from imaging.procedures import (
-    UNKNOWN,
-    NormalisedProcedure,
-    ProcedureCode,
-    normalise_description,
-    normalise_modality,
-    normalise_procedure,
-    study_modality,
-)
+from imaging.procedures import UNKNOWN, NormalisedProcedure, ProcedureCode, normalise_modality, study_modality
 from imaging.reference import effective_dose_coefficients
-from imaging.regions import is_paired, normalise_laterality
+from imaging.regions import is_paired
 from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance
 from mpi import PatientIndex, RecordKey
 from mpi.tables import SourceRecord
@@ -85,16 +80,17 @@ class IndexedStudy:
 def to_event(row: IrradiationEvent) -> dz.DoseEvent:
     """A stored irradiation event as the pure :class:`imaging.dose.DoseEvent`."""
     phantom = int(row.phantom) if row.phantom and row.phantom.isdigit() else None
+    detail = row.detail or {}
     return dz.DoseEvent(row.event_uid, row.kind, row.source or "rdsr", row.target_region, phantom, row.laterality,
                         row.ctdivol_mgy, row.dlp_mgycm, row.dap_gym2, row.dose_rp_gy, row.agd_mgy, row.activity_mbq,
-                        row.duration_s)
+                        row.duration_s, detail.get("protocol"), bool(detail.get("localizer")))
 
 
 class StudyIndex:
     """Study writes over one session (see the module docstring)."""
 
     def __init__(self, session: Session, trusts: TrustRegistry, *, code_table: CodeTable | None = None,
-                 coefficients: Mapping[str, dz.Coefficient] | None = None) -> None:
+                 coefficients: dz.CoefficientTable | None = None) -> None:
         self.session = session
         self.trusts = trusts
         self.code_table = code_table
@@ -128,7 +124,7 @@ class StudyIndex:
                           or "completed")
             self.session.add(study)
         patient_state, regional_id, reason = self._attach_patient(study, facts, actor)
-        region_before = study.body_region
+        depends_on = (study.body_region, study.patient_age_years)
         self._merge_fields(study, facts)
         self._normalise(study, facts)
         if facts.remote is not None:
@@ -143,7 +139,7 @@ class StudyIndex:
         if carries_dose and (rejected is None or rejected.keeps_dose):
             self.session.flush()
             self._store_dose(study, facts)
-        elif study.body_region != region_before and study.dose_source:
+        elif (study.body_region, study.patient_age_years) != depends_on and study.dose_source:
             self.summarise(study, self._events(study))
         if facts.sop_instance_uid:
             self.session.flush()
@@ -262,22 +258,20 @@ class StudyIndex:
         codes = list(facts.procedure_codes)
         if study.procedure_code and not any(c.code == study.procedure_code for c in codes):
             codes.insert(0, ProcedureCode(study.procedure_system, study.procedure_code))
-        result = normalise_procedure(codes, study.description, modality_hint=study.modality, table=self.code_table)
-        if result.normalisation == UNKNOWN and facts.body_part:
-            from_body_part = normalise_description(
-                f"{study.modality or ''} {facts.body_part} {facts.laterality or ''}", study.modality)
-            if from_body_part.normalisation != UNKNOWN:
-                result = from_body_part
-        rank = {"code": 2, "description": 1, UNKNOWN: 0}
-        if rank.get(result.normalisation, 0) < rank.get(study.normalisation or UNKNOWN, 0):
+        result = named_procedure(facts, description=study.description, codes=codes, modality=study.modality,
+                                 table=self.code_table)
+        if NORMALISATION_RANK.get(result.normalisation, 0) < NORMALISATION_RANK.get(study.normalisation or UNKNOWN, 0):
+            if is_paired(study.body_region):  # the procedure stands, but this image's side still counts
+                study.laterality = combine_laterality(study.laterality, facts.laterality, *facts.lateralities) \
+                    or study.laterality
             return  # an earlier, better statement stands (e.g. a coded ORU before an uncoded image)
-        self._set_procedure(study, result, facts.laterality)
+        self._set_procedure(study, result)
 
     @staticmethod
-    def _set_procedure(study: Study, result: NormalisedProcedure, header_laterality: str | None) -> None:
+    def _set_procedure(study: Study, result: NormalisedProcedure) -> None:
         laterality = result.laterality
-        if laterality is None and is_paired(result.body_region):
-            laterality = normalise_laterality(header_laterality)
+        if is_paired(result.body_region) and study.body_region == result.body_region:
+            laterality = combine_laterality(study.laterality, laterality) or laterality
         study.modality = study.modality or result.modality
         study.body_region = result.body_region
         study.laterality = laterality if laterality is not None else study.laterality
@@ -310,6 +304,8 @@ class StudyIndex:
             row.kind = event.kind
             row.source = event.source
             row.phantom = str(event.phantom_cm) if event.phantom_cm else row.phantom
+            if event.protocol or event.localizer:
+                row.detail = {"protocol": (event.protocol or "")[:200] or None, "localizer": event.localizer}
             for name in _EVENT_FIELDS:
                 value = getattr(event, name)
                 if value is None:
@@ -322,7 +318,7 @@ class StudyIndex:
     def summarise(self, study: Study, rows: list[IrradiationEvent]) -> None:
         reports = [dz.ReportTotals.from_json(k, v) for k, v in (study.accumulated_dose or {}).items()]
         summary = dz.summarise([to_event(r) for r in rows], reports, study_region=study.body_region,
-                               coefficients=self.coefficients)
+                               coefficients=self.coefficients, patient_age_years=study.patient_age_years)
         for name in ("dose_source", "irradiation_events", "ctdivol_mgy", "dlp_total_mgycm", "dap_total_gym2",
                      "agd_left_mgy", "agd_right_mgy", "effective_dose_msv", "effective_dose_method"):
             setattr(study, name, getattr(summary, name))

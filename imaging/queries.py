@@ -246,7 +246,7 @@ def analytics_rows(session: Session, key: bytes, *, after_id: int = 0, limit: in
              .where(Study.id > after_id).order_by(Study.id).limit(limit))
     rows = []
     for study, regional_id in session.execute(query):
-        category = drl_category(study.modality, study.body_region, study.description, study.patient_age_years)
+        category = drl_category(study.modality, study.body_region, study.description, study.patient_age_years, drls)
         comparison = compare_with_drl(category, study.ctdivol_mgy, study.dlp_total_mgycm, drls)
         rows.append({
             "row_id": study.id, "patient": pseudonym(key, regional_id),
@@ -267,6 +267,8 @@ def analytics_rows(session: Session, key: bytes, *, after_id: int = 0, limit: in
             "ctdivol_drl_ratio": comparison.ctdivol_ratio if comparison else None,
             "dlp_drl_ratio": comparison.dlp_ratio if comparison else None,
             "above_drl": comparison.above_drl if comparison else None,
+            "drl_indication": comparison.indication if comparison else None,
+            "drl_note": comparison.note if comparison else None,
         })
     return rows
 
@@ -276,7 +278,3 @@ def normalisation_counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(Study.normalisation, func.count()).group_by(Study.normalisation)).all()
     return {(name or "unknown"): count for name, count in rows}
 
-
-def unresolved_count(session: Session) -> int:
-    """Studies kept without a patient (no qualified identifier yet)."""
-    return int(session.scalar(select(func.count()).select_from(Study).where(Study.source_record_id.is_(None))) or 0)

@@ -31,7 +31,7 @@ from pydicom.tag import Tag
 
 from imaging import dose as dz
 from imaging.procedures import normalise_description
-from imaging.units import convert, parse_number
+from imaging.units import conversion, parse_number
 
 XRAY_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
 RADIOPHARMACEUTICAL_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.68"
@@ -51,6 +51,9 @@ NM_ADMINISTRATION = "113502"
 EVENT_UID = "113769"
 NM_EVENT_UID = "113503"
 TARGET_REGION = "123014"
+ACQUISITION_PROTOCOL = "125203"
+CT_ACQUISITION_TYPE = "113820"
+CONSTANT_ANGLE = "113805"  # a CT localizer (topogram, scout): not the examination's anatomy
 LATERALITY = {"272741003", "G-C171"}
 ACQUISITION_PLANE = "113764"
 
@@ -254,6 +257,12 @@ _TARGET_REGIONS = {
     "T-11500": "whole-spine", "421060004": "whole-spine", "T-D0010": "whole-body", "38266002": "whole-body",
     "T-D0300": "upper-limb", "66019005": "upper-limb", "T-D8200": "upper-limb", "53120007": "upper-limb",
     "T-D9000": "lower-limb", "61685007": "lower-limb", "T-04000": "breast", "76752008": "breast",
+    "T-D2220": "shoulder", "16982005": "shoulder", "T-15430": "elbow", "16953009": "elbow", "T-D8500": "forearm",
+    "14975008": "forearm", "T-15460": "wrist", "74670003": "wrist", "T-D8700": "hand", "85562004": "hand",
+    "T-15710": "hip", "24136001": "hip", "T-12710": "femur", "71341001": "femur", "T-D9100": "femur",
+    "68367000": "femur", "T-D9200": "knee", "72696002": "knee", "T-15720": "knee", "49076000": "knee",
+    "T-D9400": "lower-leg", "30021000": "lower-leg", "T-15750": "ankle", "70258002": "ankle", "T-D9700": "foot",
+    "56459004": "foot", "T-D0001": "", "87100004": "",  # topography unknown
 }
 
 
@@ -264,7 +273,7 @@ def target_region(code: Code | None) -> str | None:
     region = _TARGET_REGIONS.get(code.value)
     if region is None and code.meaning:
         region = normalise_description(code.meaning).body_region
-    return region
+    return region or None  # "" marks a code that says the topography is unknown
 
 
 def phantom_cm(code: Code | None) -> int | None:
@@ -301,11 +310,16 @@ class DoseReport:
     template: str  # ct | projection | mammography | radiopharmaceutical
     sop_instance_uid: str | None
     study_instance_uid: str | None
-    report_key: str
+    report_key: str  # the report's own SOP Instance UID (see imaging.dose)
     modality: str | None  # the modality the report describes (CT, MG, RF, XR, NM)
     events: list[dz.DoseEvent] = field(default_factory=list)
     planes: list[dz.PlaneTotals] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be read (units, missing UIDs)
+    scope: str | None = None  # the scope of accumulation (study, performed procedure step) and its UID
+    procedure_reported: str | None = None  # the meaning of Procedure Reported (121058)
+    anatomy: list[str] = field(default_factory=list)  # body regions of the events' target regions, localizers left out
+    protocols: list[str] = field(default_factory=list)  # the events' Acquisition Protocol texts, localizers left out
+    lateralities: list[str] = field(default_factory=list)  # the events' lateralities (mammography per view)
 
     def totals(self) -> dz.ReportTotals:
         """The report's accumulated totals, planes combined."""
@@ -326,9 +340,9 @@ class _Reader:
         number, unit = node.number
         if number is None:
             return None
-        converted = convert(number, unit, quantity)
+        converted, problem = conversion(number, unit, quantity)
         if converted is None:
-            self.notes.append(f"unit {unit!r} of {node.name.value if node.name else '?'} not understood")
+            self.notes.append(f"{node.name.value if node.name else '?'}: {problem or 'value not read'}")
         return converted
 
 
@@ -366,17 +380,27 @@ def _plane(container: Node) -> str:
     return "single"
 
 
+def _protocol(node: Node) -> str | None:
+    found = node.find(ACQUISITION_PROTOCOL)
+    return found.text if found is not None else None
+
+
 def _ct(root: Node, reader: _Reader, sop_uid: str | None) -> tuple[list[dz.DoseEvent], list[dz.PlaneTotals]]:
     events = []
     for node in root.find_all(CT_ACQUISITION):
         region_node = node.find(TARGET_REGION)
         phantom_node = node.find("113835")
+        type_node = node.find(CT_ACQUISITION_TYPE)
+        acquisition = type_node.code if type_node is not None else None
         events.append(dz.DoseEvent(
             event_uid=_event_uid(node, EVENT_UID, sop_uid, reader), kind=dz.CT, source="rdsr",
             target_region=target_region(region_node.code if region_node else None),
             phantom_cm=phantom_cm(phantom_node.code if phantom_node else None),
             ctdivol_mgy=reader.value(node, "113830", "dose_mgy"),
-            dlp_mgycm=reader.value(node, "113838", "dlp")))
+            dlp_mgycm=reader.value(node, "113838", "dlp"),
+            protocol=_protocol(node),
+            localizer=acquisition is not None and (acquisition.value == CONSTANT_ANGLE
+                                                   or "constant angle" in acquisition.meaning)))
     planes = []
     for container in root.find_all(CT_ACCUMULATED):
         count = container.find("113812")
@@ -403,7 +427,8 @@ def _projection(root: Node, reader: _Reader, sop_uid: str | None,
             laterality=laterality_of(side_node.code if side_node else None),
             dap_gym2=reader.value(node, "122130", "dap"), dose_rp_gy=reader.value(node, "113738", "dose_gy"),
             agd_mgy=agd,
-            duration_s=reader.value(node, "113742", "time") if kind == dz.FLUORO else None))
+            duration_s=reader.value(node, "113742", "time") if kind == dz.FLUORO else None,
+            protocol=_protocol(node)))
     planes = []
     for container in root.children:
         if not (container.is_(XRAY_ACCUMULATED) or (container.value_type == "CONTAINER"
@@ -442,15 +467,34 @@ def _radiopharmaceutical(root: Node, reader: _Reader, sop_uid: str | None) -> li
     return events
 
 
-def _report_key(root: Node, sop_uid: str | None, study_uid: str | None) -> str:
+def _scope(root: Node) -> str | None:
+    """The scope of accumulation and its UID (``study:1.2.3``), for information: it is no report key."""
     scope = root.find(SCOPE_OF_ACCUMULATION, skip=(CT_ACQUISITION, XRAY_EVENT, CT_ACCUMULATED, XRAY_ACCUMULATED))
-    if scope is not None:
-        scope_uid = next((n.uid for n in scope.walk() if n.value_type == "UIDREF" and n.uid), None)
-        scope_code = scope.code
-        kind = scope_code.meaning or scope_code.value if scope_code else "scope"
-        if scope_uid:
-            return f"{kind}:{scope_uid}"
-    return f"report:{sop_uid or study_uid or 'unknown'}"
+    if scope is None:
+        return None
+    scope_uid = next((n.uid for n in scope.walk() if n.value_type == "UIDREF" and n.uid), None)
+    scope_code = scope.code
+    kind = (scope_code.meaning or scope_code.value) if scope_code else "scope"
+    return f"{kind}:{scope_uid}" if scope_uid else kind
+
+
+def _report_key(sop_uid: str | None, events: list[dz.DoseEvent], planes: list[dz.PlaneTotals]) -> str:
+    """The report's identity: its SOP Instance UID (a continued examination's two reports share their scope, so the
+    scope is no identity). Without one, its content: the same report re-sent maps to the same key, a grown one shares
+    its events with the first and is grouped with it (:mod:`imaging.dose`)."""
+    if sop_uid:
+        return f"report:{sop_uid}"
+    content = repr((sorted(e.event_uid for e in events), planes))
+    return "content:" + hashlib.sha1(content.encode()).hexdigest()[:32]
+
+
+def _describe(report: DoseReport) -> DoseReport:
+    """Fill the report's anatomy, protocols and lateralities from its events (localizers left out)."""
+    examined = [e for e in report.events if not e.localizer]
+    report.anatomy = list(dict.fromkeys(e.target_region for e in examined if e.target_region))
+    report.protocols = list(dict.fromkeys(e.protocol.strip() for e in examined if e.protocol and e.protocol.strip()))
+    report.lateralities = list(dict.fromkeys(e.laterality for e in examined if e.laterality))
+    return report
 
 
 def parse_dose_report(ds: Dataset) -> DoseReport:
@@ -470,24 +514,30 @@ def parse_dose_report(ds: Dataset) -> DoseReport:
     reader = _Reader()
     sop_uid = raw_text(ds, Tag(0x0008, 0x0018))
     study_uid = raw_text(ds, Tag(0x0020, 0x000D))
-    key = _report_key(root, sop_uid, study_uid)
+    scope = _scope(root)
     if root.is_(RADIOPHARMACEUTICAL_REPORT) or (raw_text(ds, Tag(0x0008, 0x0016)) == RADIOPHARMACEUTICAL_DOSE_SR):
         events = _radiopharmaceutical(root, reader, sop_uid)
-        return DoseReport("radiopharmaceutical", sop_uid, study_uid, key, "NM", events, [], reader.notes)
+        return DoseReport("radiopharmaceutical", sop_uid, study_uid, _report_key(sop_uid, events, []), "NM", events, [],
+                          reader.notes, scope)
     procedure_node = root.find(PROCEDURE_REPORTED)
     procedure = procedure_node.code if procedure_node else None
+    reported = procedure.meaning if procedure is not None and procedure.meaning else None
     is_ct = root.find(CT_ACQUISITION) is not None or (
         procedure is not None and (procedure.value in _CT_PROCEDURE or "computed tomography" in procedure.meaning))
     if is_ct:
         events, planes = _ct(root, reader, sop_uid)
-        return DoseReport("ct", sop_uid, study_uid, key, "CT", events, planes, reader.notes)
+        key = _report_key(sop_uid, events, planes)
+        return _describe(DoseReport("ct", sop_uid, study_uid, key, "CT", events, planes, reader.notes, scope, reported))
     mammography = procedure is not None and (procedure.value in _MAMMO_PROCEDURE or "mammograph" in procedure.meaning)
     events, planes = _projection(root, reader, sop_uid, mammography)
+    key = _report_key(sop_uid, events, planes)
     if mammography or any(e.kind == dz.MAMMO for e in events):
-        return DoseReport("mammography", sop_uid, study_uid, key, "MG", events, planes, reader.notes)
+        return _describe(DoseReport("mammography", sop_uid, study_uid, key, "MG", events, planes, reader.notes, scope,
+                                    reported))
     intent_node = procedure_node.find("G-C0E8", "363703001") if procedure_node else None
     intent = intent_node.code if intent_node is not None else None
     interventional = intent is not None and ("therapeutic" in intent.meaning or intent.value in ("R-002E9", "R-41531"))
     fluoroscopy = any(e.kind == dz.FLUORO for e in events)
     modality = ("XA" if interventional else "RF") if fluoroscopy else "XR"
-    return DoseReport("projection", sop_uid, study_uid, key, modality, events, planes, reader.notes)
+    return _describe(DoseReport("projection", sop_uid, study_uid, key, modality, events, planes, reader.notes, scope,
+                                reported))

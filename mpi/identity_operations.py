@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, delete, select
 
 from mpi.engine import MATCH, NO_MATCH
 from mpi.link_on_write import LinkOnWrite, LinkOutcome, pair_key
+from mpi.placement import nhs_numbers_disagree
 from mpi.records import Demographics, RecordKey
 from mpi.tables import (
     BlockingKey,
@@ -24,12 +25,6 @@ from priorscan.errors import IdentityError, LinkConflictError, NotFoundError
 _VALID_NHS_NUMBERS_SQL = select(SourceRecord.regional_patient_id, SourceRecord.nhs_number).where(
     SourceRecord.regional_patient_id.in_(bindparam("rids", expanding=True)), SourceRecord.active.is_(True),
     SourceRecord.nhs_number_valid.is_(True)).distinct()
-
-
-def nhs_numbers_disagree(first: set[str], second: set[str]) -> bool:
-    """Whether two patients' valid NHS numbers say they are different people: each holds a number the other
-    lacks (a patient without a valid number, or whose numbers the other already holds, adds no conflict)."""
-    return bool(first - second) and bool(second - first)
 
 
 class IdentityOperations(LinkOnWrite):

@@ -145,6 +145,19 @@ def _decoded(record_id: int, stored: Any) -> MatchRecord:
     return record
 
 
+def score_clusters(model: Model, probe: MatchRecord, clusters: Mapping[str, list[MatchRecord]]) -> ClusterScores:
+    """``probe`` scored against every member of every cluster (by regional id), in one vectorised call: the
+    weights, the decisions (:func:`mpi.decisions.decide_many`) and the integrity conflicts
+    (:func:`mpi.linkage.is_conflict`) that :func:`mpi.placement.place` reads."""
+    flat = [(regional_id, member.record_id or 0) for regional_id, members in clusters.items()
+            for member in members]
+    members = [member for group in clusters.values() for member in group]
+    if not members:
+        return ClusterScores(model, [], None, np.zeros(0, np.int8), np.zeros(0, bool))
+    scored = score_frames(model, *probe_pairs(probe, members))
+    return ClusterScores(model, flat, scored, decide_many(scored, model), is_conflict(model, scored))
+
+
 def match_source(values: Mapping[str, Any]) -> dict[str, object]:
     """The fields of a record (its columns) that are normalised into its match record.
 
@@ -346,15 +359,7 @@ class IndexStore:
         return clusters
 
     def _score_clusters(self, probe: MatchRecord, clusters: dict[str, list[MatchRecord]]) -> ClusterScores:
-        """``probe`` scored against every member of every cluster, in one vectorised call."""
-        flat = [(regional_id, member.record_id or 0) for regional_id, members in clusters.items()
-                for member in members]
-        members = [member for group in clusters.values() for member in group]
-        if not members:
-            return ClusterScores(self.model, [], None, np.zeros(0, np.int8), np.zeros(0, bool))
-        scored = score_frames(self.model, *probe_pairs(probe, members))
-        return ClusterScores(self.model, flat, scored, decide_many(scored, self.model),
-                             is_conflict(self.model, scored))
+        return score_clusters(self.model, probe, clusters)
 
 
-__all__ = ["DEMOGRAPHIC_FIELDS", "MAX_CANDIDATES", "ClusterScores", "IndexStore", "match_source"]
+__all__ = ["DEMOGRAPHIC_FIELDS", "MAX_CANDIDATES", "ClusterScores", "IndexStore", "match_source", "score_clusters"]

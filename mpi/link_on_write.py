@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm.util import identity_key
 
-from mpi.decisions import MATCH_CODE, POSSIBLE_CODE
-from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, PairScore, blocking_keys, to_match_record
+from mpi.engine import MATCH, NO_MATCH, MatchRecord, PairScore, blocking_keys, to_match_record
 from mpi.golden import _GOLDEN_SQL, GoldenRecords, _golden_values, _Member
 from mpi.index_store import DEMOGRAPHIC_FIELDS, ClusterScores, match_source
 from mpi.link_statements import (
@@ -48,6 +46,7 @@ from mpi.link_statements import (
 )
 from mpi.nhs_number import counts_as_nhs_number, normalise_nhs_number
 from mpi.normalise import as_date
+from mpi.placement import link_changed, place
 from mpi.records import DELETE, Demographics, RecordKey
 from mpi.scoring import explanation
 from mpi.tables import (
@@ -229,16 +228,15 @@ class LinkOnWrite(GoldenRecords):
         probe = to_match_record(None, match_source(values))
         self._lock_person(probe)
         scores = self._score_clusters(probe, self.candidate_clusters(probe))
-        best_id, best_score, possible = self._choose(scores, {})
+        placement = place(scores, {})  # a new record has no manual decisions yet
         now = utcnow()
-        state = MATCH if best_id is not None or not possible else POSSIBLE
-        probability = best_score.probability if best_score else None
-        weights = explanation(self.model, best_score) if best_score else None
-        target = best_id or new_regional_id()
+        state, probability, weights = placement.state, placement.probability, self._explained(placement.score)
+        target = placement.target(None, alone=False, new_id=new_regional_id())
+        founds = placement.join is None
         member = _Member(values, provisional, demographics.event_at or now)
         in_one_statement = self._writes_in_one_statement()
         patient: dict[str, Any] | None = None
-        if best_id is None:  # the patient first: the record refers to it
+        if founds:  # the patient first: the record refers to it
             patient = {"id": target, "status": "active", "created_at": now, "updated_at": now,
                        **_golden_values([member])}
             if not in_one_statement:
@@ -264,12 +262,12 @@ class LinkOnWrite(GoldenRecords):
                       "reason": f"link-on-write ({event})", "at": now}
         keys = blocking_keys(probe)
         if in_one_statement:
-            record_id = self.session.execute(_new_record_in_one_statement(best_id is None), {
+            record_id = self.session.execute(_new_record_in_one_statement(founds), {
                 **{f"record_{k}": v for k, v in record.items()}, **{f"version_{k}": v for k, v in version.items()},
                 "keys": sorted(keys),
                 **{f"link_event_{k}": v for k, v in link_event.items()},
                 **{f"patient_{k}": v for k, v in (patient or {}).items()}}).scalar_one()
-            if best_id is not None:
+            if not founds:
                 self._expire_held_patient(target)
         else:
             record_id = self.session.execute(_INSERT_RECORD, record).scalar_one()
@@ -277,8 +275,8 @@ class LinkOnWrite(GoldenRecords):
             self._insert_blocking_keys(record_id, keys)
             self.session.execute(_INSERT_LINK_EVENT, {"source_record_id": record_id, **link_event})
         review_id = None
-        if possible and best_id is None:
-            review_id = self._insert_review(record_id, possible, scores, now)
+        if placement.review is not None:
+            review_id = self._insert_review(record_id, placement.review, scores, now)
         return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
 
     def _insert_review(self, record_id: int, possible: tuple[int, PairScore], scores: ClusterScores,
@@ -344,29 +342,23 @@ class LinkOnWrite(GoldenRecords):
         self._lock_person(probe)
         also = [other for other, decision in manual.items() if decision == MATCH]
         scores = self._score_clusters(probe, self.candidate_clusters(probe, exclude=record_id, also=also))
-        best_id, best_score, possible = self._choose(scores, manual)
-        fresh = False
-        if best_id is not None:
-            state, target = MATCH, best_id
-        else:
-            state = POSSIBLE if possible else (NO_MATCH if manual and NO_MATCH in manual.values() else MATCH)
-            # a record that matches nobody keeps (or gets) a regional patient of its own
-            alone = previous is not None and self.session.execute(
-                _OTHER_MEMBER_SQL, {"rid": previous, "sid": record_id}).first() is None
-            if alone:
-                target = previous  # type: ignore[assignment]
-            else:
-                fresh, target = True, new_regional_id()
-                member = _Member({**values}, bool(changes.get("provisional", row.provisional)),
-                                 changes.get("last_event_at") or row.last_event_at or now)
-                self.session.execute(_INSERT_PATIENT, {"id": target, "status": "active", "created_at": now,
-                                                       "updated_at": now, **_golden_values([member])})
-        probability = best_score.probability if best_score else None
-        weights = explanation(self.model, best_score) if best_score else None
+        placement = place(scores, manual)
+        state, probability, weights = placement.state, placement.probability, self._explained(placement.score)
+        # a record that matches nobody keeps (or gets) a regional patient of its own
+        alone = placement.join is None and previous is not None and self.session.execute(
+            _OTHER_MEMBER_SQL, {"rid": previous, "sid": record_id}).first() is None
+        target = placement.target(previous, alone=alone, new_id=new_regional_id())
+        fresh = target not in (placement.join, previous)
+        if fresh:
+            member = _Member({**values}, bool(changes.get("provisional", row.provisional)),
+                             changes.get("last_event_at") or row.last_event_at or now)
+            self.session.execute(_INSERT_PATIENT, {"id": target, "status": "active", "created_at": now,
+                                                   "updated_at": now, **_golden_values([member])})
         changes.update(regional_patient_id=target, link_state=state, link_manual=False, link_score=probability,
                        link_weights=weights, link_model_version=self.model.version, linked_by=actor, linked_at=now)
         self.session.execute(_UPDATE_RECORD, {"rid": record_id, **changes})
-        if previous != target or row.link_state != state or row.link_manual:
+        if link_changed(previous, target, state=state, old_state=row.link_state,
+                        manual_changed=bool(row.link_manual)):
             self.session.execute(_INSERT_LINK_EVENT, {
                 "source_record_id": record_id, "from_regional_id": previous, "to_regional_id": target,
                 "link_state": state, "manual": False, "score": probability, "weights": weights,
@@ -375,13 +367,17 @@ class LinkOnWrite(GoldenRecords):
         review_id = None
         if row.has_open_review:
             self._close_reviews_rows(record_id)
-        if possible and best_id is None:
-            review_id = self._insert_review(record_id, possible, scores, now)
+        if placement.review is not None:
+            review_id = self._insert_review(record_id, placement.review, scores, now)
         if previous and previous != target:
             self._refresh_golden_rows(previous)
         if not fresh:  # a fresh patient was written with its only member's values
             self._refresh_golden_rows(target)
         return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
+
+    def _explained(self, score: PairScore | None) -> dict[str, Any] | None:
+        """What a link stores of its pair's score (:func:`mpi.scoring.explanation`), None without a pair."""
+        return explanation(self.model, score) if score is not None else None
 
     def _lock_person(self, probe: MatchRecord) -> None:
         """PostgreSQL: wait for any other transaction placing a record of the same person, before looking for
@@ -483,69 +479,26 @@ class LinkOnWrite(GoldenRecords):
         self._lock_person(probe)
         also = [other for other, decision in manual.items() if decision == MATCH]
         scores = self._score_clusters(probe, self.candidate_clusters(probe, exclude=record.id, also=also))
-        best_id, best_score, possible = self._choose(scores, manual)
+        placement = place(scores, manual)
         previous = record.regional_patient_id
         review_id = None
-        fresh: RegionalPatient | None = None
-        if best_id is not None:
-            state = MATCH
-            target = best_id
-        else:
-            state = POSSIBLE if possible else (NO_MATCH if manual and NO_MATCH in manual.values() else MATCH)
-            # a record that matches nobody keeps (or gets) a regional patient of its own
-            fresh = None if previous and self._is_alone(record, previous) else self._new_patient()
-            target = fresh.id if fresh is not None else previous  # type: ignore[assignment]
-        self._move(record, target, state=state, score=best_score.probability if best_score else None,
-                   weights=explanation(self.model, best_score) if best_score else None, actor=actor, reason=reason)
-        if possible and best_id is None:
-            review_id = self._open_review(record, possible)
+        # a record that matches nobody keeps (or gets) a regional patient of its own
+        alone = placement.join is None and previous is not None and self._is_alone(record, previous)
+        fresh = None if placement.join is not None or alone else self._new_patient()
+        target = placement.target(previous, alone=alone, new_id=fresh.id if fresh is not None else "")
+        self._move(record, target, state=placement.state, score=placement.probability,
+                   weights=self._explained(placement.score), actor=actor, reason=reason)
+        if placement.review is not None:
+            review_id = self._open_review(record, placement.review)
         elif not created:
             self._close_reviews(record)
         if previous and previous != target:
             self._refresh_golden(previous)
-        if best_id is None and fresh is not None:  # the record is the new patient's only member
+        if fresh is not None:  # the record is the new patient's only member
             self._golden_from(fresh, [record])
         else:
             self._refresh_golden(target)
-        return LinkOutcome(record.id, target, state, best_score.probability if best_score else None,
-                           review_item_id=review_id)
-
-    def _choose(self, scores: ClusterScores, manual: dict[int, str]
-                ) -> tuple[str | None, PairScore | None, tuple[int, PairScore] | None]:
-        """The regional patient to join (with the best pair score), or the best possible match to review."""
-        best: tuple[str, int] | None = None
-        possible: int | None = None
-        weight = scores.scored.weight if scores.scored is not None else np.zeros(0)
-        for regional_id, rows in scores.groups().items():
-            if any(manual.get(scores.flat[i][1]) == NO_MATCH for i in rows):
-                continue
-            top = max(rows, key=lambda i: weight[i])
-            if any(manual.get(scores.flat[i][1]) == MATCH for i in rows):
-                return regional_id, scores.pair(top), None
-            code = int(scores.codes[top])
-            intact = not scores.conflict[rows].any()
-            if code == MATCH_CODE and intact:
-                if best is None or weight[top] > weight[best[1]]:
-                    best = (regional_id, top)
-            elif code >= POSSIBLE_CODE:  # a match that breaks the cluster's integrity is reviewed
-                if possible is None or weight[top] > weight[possible]:
-                    possible = top
-        if best is not None:
-            return best[0], scores.pair(best[1]), None
-        if possible is None:
-            return None, None, None
-        score = scores.pair(possible)
-        return None, score, (scores.flat[possible][1], score)
-
-    def conflicts(self, score: PairScore) -> bool:
-        """Whether the evidence says two records are different people (:func:`mpi.linkage.is_conflict`)."""
-        if score.nhs_verified_same and score.guard != "nhs-number-unsupported":
-            return False
-        if score.hard_conflict or score.levels.get("nhs_number") == "else":
-            return True
-        if score.guard == "sibling" and score.levels.get("nhs_number") != "exact":
-            return True
-        return score.weight - self.model.prior_weight < 0 or score.personal_weight < 0
+        return LinkOutcome(record.id, target, placement.state, placement.probability, review_item_id=review_id)
 
     def _is_alone(self, record: SourceRecord, regional_id: str) -> bool:
         others = [r for r in self.records_of(regional_id, include_inactive=False) if r.id != record.id]
@@ -560,7 +513,8 @@ class LinkOnWrite(GoldenRecords):
     def _move(self, record: SourceRecord, regional_id: str, *, state: str, score: float | None,
               weights: dict[str, Any] | None, actor: str, reason: str, manual: bool = False) -> None:
         previous = record.regional_patient_id
-        changed = previous != regional_id or record.link_state != state or record.link_manual != manual
+        changed = link_changed(previous, regional_id, state=state, old_state=record.link_state,
+                               manual_changed=record.link_manual != manual)
         record.regional_patient_id = regional_id
         record.link_state = state
         record.link_manual = manual

@@ -6,8 +6,9 @@ namespaced parts, one module each:
 
 =============================  ==========================================================================
 :mod:`mpi.index_store`         the session, look-ups, blocking and scoring a probe against candidates
+:mod:`mpi.placement`           the linking rules, pure: where a scored record goes (``place``)
 :mod:`mpi.golden`              the golden record of a regional patient
-:mod:`mpi.link_on_write`       the write path: ``upsert`` with link-on-write (the linking rules)
+:mod:`mpi.link_on_write`       the write path: ``upsert`` with link-on-write, placed by ``place``
 :mod:`mpi.identity_operations` merge, unmerge, link, unlink, change of identifier, relink, review decisions
 :mod:`mpi.resolution`          the read side: ``resolve`` for requests and ``match`` for FHIR ``$match``
 :mod:`mpi.active_model`        the active matching model, cached per version

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, inspect
+from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -260,6 +260,3 @@ def open_store(url: str, *, upgrade: bool = True, background_checkpoint: bool = 
         migrate(engine)
     return engine
 
-
-def has_schema(engine: Engine) -> bool:
-    return inspect(engine).has_table("alembic_version")

@@ -201,8 +201,10 @@ class TimelineOut(BaseModel):
     studies: list[TimelineStudyOut]
     cumulativeEffectiveDoseMsv: float
     studiesWithoutDoseEstimate: int
-    effectiveDoseNote: str = ("Effective dose is estimated from CT DLP with ICRP 103 conversion coefficients: a "
-                              "population index for comparing exposures, not the dose this patient received.")
+    effectiveDoseNote: str = ("Effective dose is estimated from CT DLP with conversion coefficients by region, age and "
+                              "CTDI phantom (ICRP 103 for adults; AAPM Report 96 for children): a population index "
+                              "for comparing exposures, not the dose this patient received. Where a coefficient would "
+                              "not apply, no estimate is given and the method says why.")
 
 
 @router.get("/api/v1/patients/{regional_id}/timeline", response_model=TimelineOut)
@@ -241,8 +243,10 @@ class AnalyticsOut(BaseModel):
     rows: list[dict[str, Any]] = Field(description="one pseudonymised dose row per study")
     nextAfter: int | None = Field(None, description="pass as `after` for the next page; null on the last page")
     normalisation: dict[str, int] = Field(description="studies by how their procedure was normalised")
-    note: str = ("Patients and studies are named by keyed pseudonyms; effective doses are estimates; DRL ratios "
-                 "compare one study with a national DRL set for typical patients.")
+    note: str = ("Patients and studies are named by keyed pseudonyms; effective doses are estimates (a population "
+                 "index, not a patient's dose); a DRL ratio compares one adult CT study with the UKHSA national DRL of "
+                 "its examination only: a DRL applies to the median dose of a group of typical patients, not to one "
+                 "study.")
 
 
 def analytics_key(ctx: AppContext) -> bytes:

@@ -17,6 +17,10 @@ from dedupe import dose_avoided
     ({"modality": "CT", "bodySite": "lumbar-spine"}, [], 5.0, "typical", "no row for the region: CT any"),
     ({"modality": "MR", "bodySite": "knee"}, [], 0.0, "typical", "MR: no ionising dose"),
     ({"modality": None, "bodySite": "knee"}, [], None, None, "nothing known"),
+    ({"modality": "CT", "bodySite": "head", "paediatric": True}, [{"effectiveDoseMsv": None}], None, "not estimated",
+     "a child: the typical doses are an adult's"),
+    ({"modality": "CT", "bodySite": "head", "paediatric": True}, [{"effectiveDoseMsv": 1.6, "studyInstanceUid": "3"}],
+     1.6, "prior 3", "a child's prior carries its own (paediatric) estimate"),
 ])
 def test_dose_avoided(request_, priors, expected, basis, why) -> None:  # type: ignore[no-untyped-def]
     avoided = dose_avoided(RULES, request_, priors)

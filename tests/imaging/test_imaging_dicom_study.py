@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from imaging_factories import ct_image, dataset, projection_image
+from imaging_factories import CtEvent, ct_image, ct_rdsr, dataset, projection_image
 
 from imaging.dicom_study import facts_from_dataset, header_dose_events, parse_age, parse_da
+from imaging.facts import named_procedure
+from imaging.procedures import normalise_modality
 from priorscan.trusts import TrustRegistry
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
@@ -65,3 +67,75 @@ def test_parse_age(text: str, years: int | None) -> None:
 def test_parse_da(text: str, iso: str | None) -> None:
     day = parse_da(text)
     assert (day.isoformat() if day else None) == iso
+
+
+# --- what the examination was, from what real files carry ----------------------------------------------------------
+
+def _item(**values: object) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    for key, value in values.items():
+        setattr(item, key, value)
+    return item
+
+
+def _named(ds: pydicom.Dataset, trusts: TrustRegistry) -> tuple[str | None, str | None, str | None, str]:
+    facts = facts_from_dataset(ds, trusts)
+    assert facts is not None
+    modality = normalise_modality(facts.modalities[0] if facts.modalities else None) or facts.modality_hint
+    found = named_procedure(facts, description=facts.description, codes=facts.procedure_codes, modality=modality)
+    return found.modality, found.body_region, found.laterality, found.normalisation
+
+
+def _with(ds: pydicom.Dataset, **values: object) -> pydicom.Dataset:
+    for key, value in values.items():
+        setattr(ds, key, value)
+    return ds
+
+
+@pytest.mark.parametrize(("ds", "expected", "reason"), [
+    (ct_image(description="CT HEAD"), ("CT", "head", "none", "description"), "the study description"),
+    (_with(ct_image(), RequestedProcedureDescription="CT Thorax abdomen and pelvis"),
+     ("CT", "chest-abdomen-pelvis", "none", "description"), "the requested procedure when no study description"),
+    (_with(ct_image(), RequestAttributesSequence=[_item(RequestedProcedureDescription="CT CHEST")]),
+     ("CT", "chest", "none", "description"), "a requested procedure inside Request Attributes"),
+    (_with(ct_image(), SeriesDescription="Abdomen", ProtocolName="ABD_1_VIEW"),
+     ("CT", "abdomen", "none", "description"), "series description and protocol name"),
+    (_with(ct_image(), BodyPartExamined="CHESTABDPELVIS"), ("CT", "chest-abdomen-pelvis", "none", "anatomy"),
+     "a DICOM defined term written as one word"),
+    (_with(ct_image(), BodyPartExamined="TSPINE"), ("CT", "thoracic-spine", "none", "anatomy"), "T-spine"),
+    (_with(ct_image(), AnatomicRegionSequence=[_item(CodeValue="T-D3000", CodingSchemeDesignator="SRT",
+                                                     CodeMeaning="Chest")]),
+     ("CT", "chest", "none", "anatomy"), "Anatomic Region Sequence"),
+    (_with(ct_image(), BodyPartExamined="PATTERN"), ("CT", None, None, "unknown"), "a QA pattern names no part"),
+    (projection_image(modality="MG", laterality="L", view="CC"), ("MG", "breast", "left", "anatomy"),
+     "a mammogram is always of the breast, on its image's side"),
+    (projection_image(modality="MG", laterality="R", description="Screening"), ("MG", "breast", "right", "description"),
+     "a mammogram's description need not name the breast"),
+    (projection_image(modality="DX", laterality="L", description="XR WRIST"), ("XR", "wrist", "left", "description"),
+     "Image Laterality gives a paired part its side"),
+    (projection_image(modality="DX", laterality="R", description="XR L WRIST"), ("XR", "wrist", "both", "description"),
+     "a side the image contradicts is widened to both, never narrowed"),
+])
+def test_the_procedure_a_header_names(trusts: TrustRegistry, ds: pydicom.Dataset,
+                                      expected: tuple[str | None, ...], reason: str) -> None:
+    assert _named(ds, trusts) == expected, reason
+
+
+def test_a_dose_report_names_its_anatomy_and_protocols(trusts: TrustRegistry) -> None:
+    ds = ct_rdsr([CtEvent("0.1", "2.0", region=("T-D0010", "SRT", "Entire body"),
+                          acquisition=("113805", "DCM", "Constant Angle Acquisition")),
+                  CtEvent("9.0", "300.0", region=("T-D4000", "SRT", "Abdomen"))], dlp_total="302.0")
+    facts = facts_from_dataset(ds, trusts)
+    assert facts is not None and facts.anatomy == ["abdomen"]  # the localizer's "entire body" is not the examination
+    found = named_procedure(facts, description=None, codes=[], modality="CT")
+    assert (found.body_region, found.normalisation) == ("abdomen", "anatomy")
+
+
+def test_study_date_and_time_are_local(trusts: TrustRegistry) -> None:
+    ds = ct_image(study_date="20260801")
+    ds.StudyTime = "003000"
+    facts = facts_from_dataset(ds, trusts)
+    assert str(facts.study_date) == "2026-08-01" and facts.study_datetime.isoformat() == "2026-07-31T23:30:00+00:00"
+    ds.TimezoneOffsetFromUTC = "nonsense"
+    noted = facts_from_dataset(ds, trusts)
+    assert any("Timezone Offset From UTC" in note for note in noted.notes)

@@ -1,4 +1,8 @@
-"""imaging.dose: totals that never count a re-sent report twice, effective-dose estimates, DRL comparisons."""
+"""imaging.dose: totals that count every event once, effective-dose estimates that apply, DRL comparisons that match.
+
+Coefficients are REFERENCE.md's (adults: ICRP 103) and AAPM Report 96 table 3's (children, after Shrimpton 2005),
+as shipped in ``imaging/data/effective_dose_coefficients.csv``.
+"""
 
 from __future__ import annotations
 
@@ -104,12 +108,28 @@ def test_region_without_coefficient_gives_no_estimate() -> None:
 @pytest.mark.parametrize(("modality", "region", "description", "age", "category"), [
     ("CT", "head", "CT HEAD", 60, "ct-head"),
     ("CT", "abdomen-pelvis", "CT KUB", 40, "ct-kub"),  # KUB has its own DRL
+    ("CT", "abdomen-pelvis", "CT Urogram", 40, "ct-urogram"),  # a urogram is not a KUB (890 vs 290 mGy·cm)
+    ("CT", "abdomen-pelvis", "CT UROGRAM KUB", 40, "ct-urogram"),  # a urogram whose phases include a KUB
+    ("CT", "abdomen-pelvis", "CT colonography", 70, "ct-colonography"),  # not the abdomen-pelvis DRL
+    ("CT", "abdomen-pelvis", "CTC prone and supine", 70, "ct-colonography"),  # the UK abbreviation
+    ("CT", "chest", "HRCT chest", 55, "ct-hrct"),  # not the lung-cancer chest DRL
+    ("CT", "chest", "CT chest high resolution", 55, "ct-hrct"),
+    ("CT", "chest", "CT CHEST", 55, "ct-chest"),
+    ("CT", "face", "CT sinuses", 30, "ct-sinuses"),
+    ("CT", "face", "CT facial bones", 30, None),  # facial bones have no national DRL
+    ("CT", "chest-abdomen-pelvis", "CT neck chest abdomen pelvis", 50, "ct-neck-chest-abdomen-pelvis"),
+    ("CT", "chest-abdomen-pelvis", "CT CAP", 50, "ct-chest-abdomen-pelvis"),
+    ("CT", "chest-abdomen", "CT chest and abdomen", 50, "ct-chest-abdomen"),
     ("CT", "pulmonary-angiography", "CTPA", 70, "ctpa"),
+    ("CT", "coronary-angiography", "CT coronary angiogram", 60, None),  # not shipped: no values in REFERENCE.md
+    ("CT", "abdomen", "CT abdomen", 60, None),  # the national DRL is for abdomen and pelvis
+    ("CT", "cervical-spine", "CT C-spine", 30, "ct-cervical-spine"),
     ("CT", "head", "CT HEAD", 10, None),  # the DRLs are for adults
+    ("CT", "head", "CT HEAD", None, None),  # an unknown age is not known to be an adult's
     ("MR", "head", "MR HEAD", 60, None),
     ("CT", "knee", "CT KNEE", 60, None),
 ])
-def test_drl_category(modality: str, region: str, description: str, age: int, category: str | None) -> None:
+def test_drl_category(modality: str, region: str, description: str, age: int | None, category: str | None) -> None:
     assert dz.drl_category(modality, region, description, age) == category
 
 
@@ -120,3 +140,118 @@ def test_drl_comparison() -> None:
     assert comparison.above_drl is True
     cap = dz.compare_with_drl("ct-chest-abdomen-pelvis", 12.0, 600.0, national_drls())
     assert cap.ctdivol_ratio is None and cap.above_drl is False  # no CTDIvol DRL for CAP
+    assert "median" in cap.note and "not a finding" in cap.note and cap.indication == "cancer"
+
+
+# --- several reports of one study -----------------------------------------------------------------------------------
+
+def test_two_reports_of_one_study_with_disjoint_events_add_up_and_the_estimate_follows() -> None:
+    # a continued CT examination: two reports, one scope (the study), different events (issue 14: 710 vs 1410)
+    reports = [report("report:1.2.3.1", {"a1"}, dlp_total_mgycm=700.0),
+               report("report:1.2.3.2", {"b1"}, dlp_total_mgycm=710.0)]
+    summary = dz.summarise([ct("a1", 700.0), ct("b1", 710.0)], reports, study_region="chest", coefficients=K)
+    assert summary.dlp_total_mgycm == pytest.approx(1410.0)
+    assert summary.effective_dose_msv == pytest.approx(0.0145 * 1410.0)  # the same DLP, never the larger report's
+
+
+def test_a_report_sent_again_under_its_own_uid_counts_once() -> None:
+    first = report("report:1.2.3.1", {"a1", "a2"}, dlp_total_mgycm=300.0)
+    merged = dz.merge_report(dz.merge_report(None, first), first)
+    summary = dz.summarise([ct("a1", 150.0), ct("a2", 150.0)], [merged], study_region="chest", coefficients=K)
+    assert summary.dlp_total_mgycm == pytest.approx(300.0)
+
+
+def test_a_grown_report_with_a_new_uid_counts_its_largest_version() -> None:
+    reports = [report("report:v1", {"a1"}, dlp_total_mgycm=7.46),  # OpenREM's Siemens "Multi" reports
+               report("report:v2", {"a1", "a2"}, dlp_total_mgycm=77.27),
+               report("report:v3", {"a1", "a2", "a3"}, dlp_total_mgycm=236.09)]
+    events = [ct("a1", 7.46), ct("a2", 69.81), ct("a3", 158.82)]
+    assert dz.summarise(events, reports, study_region="chest", coefficients=K).dlp_total_mgycm == pytest.approx(236.09)
+
+
+def test_reports_that_overlap_in_part_count_each_event_once() -> None:
+    reports = [report("report:x", {"e1", "e2"}, dlp_total_mgycm=300.0),
+               report("report:y", {"e2", "e3"}, dlp_total_mgycm=250.0)]
+    events = [ct("e1", 100.0), ct("e2", 200.0), ct("e3", 50.0)]
+    assert dz.summarise(events, reports, study_region="chest", coefficients=K).dlp_total_mgycm == pytest.approx(350.0)
+
+
+@pytest.mark.parametrize(("second", "expected", "reason"), [
+    (9.0e-6, 9.0e-6, "the same totals without events: the same report re-sent under a new UID"),
+    (4.0e-6, 13.0e-6, "different totals: two reports"),
+])
+def test_reports_without_events(second: float, expected: float, reason: str) -> None:
+    reports = [report("report:1", set(), dap_total_gym2=9.0e-6), report("report:2", set(), dap_total_gym2=second)]
+    summary = dz.summarise([], reports, study_region="abdomen", coefficients=K)
+    assert summary.dap_total_gym2 == pytest.approx(expected), reason
+
+
+def test_when_events_do_not_add_up_the_estimate_uses_the_total_and_says_so() -> None:
+    reports = [report("report:1", {"e"}, dlp_total_mgycm=500.0)]
+    summary = dz.summarise([ct("e", 100.0)], reports, study_region="chest", coefficients=K)
+    assert summary.effective_dose_msv == pytest.approx(0.0145 * 500.0)
+    assert "total DLP" in (summary.effective_dose_method or "")
+
+
+# --- phantoms ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("region", "phantom", "k", "reason"), [
+    ("head", 16, 0.0019, "the head coefficient is defined on the 16 cm phantom"),
+    ("head", 32, None, "a head DLP on the 32 cm phantom is about half the 16 cm one: the head k would halve E"),
+    ("neck", 32, 0.0051, "the neck coefficient is defined on the 32 cm (body) phantom"),
+    ("neck", 16, None, "a neck DLP on the 16 cm phantom would double E"),
+    ("chest", 16, None, "a body region on the head phantom"),
+    ("chest", None, 0.0145, "an adult whose phantom is not stated: the usual convention, and the method says so"),
+])
+def test_a_coefficient_is_applied_only_on_its_phantom(region: str, phantom: int | None, k: float | None,
+                                                      reason: str) -> None:
+    per_event = dz.effective_dose([ct("e", 500.0, region=region, phantom=phantom)], 500.0, None, K, 50)
+    # the same event when the events do not account for the total: the study's coefficient, the same phantom rule
+    by_total = dz.effective_dose([ct("e", 100.0, region=region, phantom=phantom)], 500.0, region, K, 50)
+    if k is None:
+        assert per_event.value_msv is None and by_total.value_msv is None, reason
+        assert f"{phantom} cm phantom" in per_event.method and f"{phantom} cm phantom" in by_total.method
+    else:
+        assert per_event.value_msv == pytest.approx(k * 500.0), reason
+        assert by_total.value_msv == pytest.approx(k * 500.0), reason
+
+
+def test_an_adult_of_unknown_age_gets_the_adult_coefficient_with_that_said() -> None:
+    estimate = dz.effective_dose([ct("e", 500.0)], 500.0, "chest", K, None)
+    assert estimate.value_msv == pytest.approx(0.0145 * 500.0)
+    assert "age not stated" in estimate.method
+
+
+# --- children ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("age", "region", "phantom", "k", "reason"), [
+    (5, "head", 16, 0.0040, "AAPM Report 96 table 3: head, 5 years (about twice the adult 0.0019)"),
+    (0, "head", 16, 0.011, "newborn head"),
+    (2, "head", 16, 0.0067, "nearest reference age 1 year"),
+    (10, "chest", 16, 0.013, "chest, 10 years"),
+    (1, "chest-abdomen-pelvis", 16, 0.028, "trunk, 1 year"),
+    (6, "abdomen-pelvis", 16, 0.020, "abdomen and pelvis, 5 years"),
+    (5, "head", 32, None, "the paediatric values are defined on the 16 cm phantom"),
+    (5, "chest", 32, None, "a child's body on the 32 cm phantom: no cited conversion, so no estimate"),
+    (5, "head", None, None, "a child's phantom not stated"),
+    (5, "neck", 16, None, "no verified paediatric neck value is shipped"),
+    (14, "head", 16, None, "13 to 15: no published reference age close enough"),
+    (16, "head", 16, 0.0019, "16 is an adult (REFERENCE.md)"),
+])
+def test_children_get_age_specific_coefficients_or_no_estimate(age: int, region: str, phantom: int | None,
+                                                                k: float | None, reason: str) -> None:
+    estimate = dz.effective_dose([ct("e", 300.0, region=region, phantom=phantom)], 300.0, region, K, age)
+    if k is None:
+        assert estimate.value_msv is None and estimate.method.startswith("not estimated"), reason
+    else:
+        assert estimate.value_msv == pytest.approx(k * 300.0), reason
+    if k is not None and age < 16:
+        assert "AAPM Report 96" in estimate.method and "paediatric" in estimate.method
+
+
+def test_a_five_year_olds_head_never_gets_the_adult_coefficient() -> None:
+    summary = dz.summarise([ct("e", 400.0, region="head", phantom=16)], [report("report:1", {"e"},
+                                                                                dlp_total_mgycm=400.0)],
+                           study_region="head", coefficients=K, patient_age_years=5)
+    assert summary.effective_dose_msv == pytest.approx(0.0040 * 400.0)
+    assert summary.effective_dose_msv != pytest.approx(0.0019 * 400.0)

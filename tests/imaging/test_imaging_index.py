@@ -166,3 +166,14 @@ def test_an_nhs_number_qualifies_a_study_without_issuer(sessions, trusts, tmp_pa
                                                 name="DELTA^ANN", birth_date="19800505",
                                                 other_ids=[("9434765919", "NHS")]), tmp_path / "a")
     assert outcome.detail["regionalPatientId"] == regional
+
+
+def test_mammography_sides_add_up_across_images(sessions, trusts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    uid = "1.2.826.0.1.3680043.10.1.90"
+    for n, side in enumerate(("L", "L", "R")):
+        ingest(sessions, trusts, projection_image(modality="MG", laterality=side, view="CC", study_uid=uid,
+                                                  acquired=f"2024010510170{n}", dap_dgycm2=None,
+                                                  organ_dose_dgy="0.012"), tmp_path / f"{n}.dcm")
+        stored = study(sessions, uid)
+        assert (stored.modality, stored.body_region) == ("MG", "breast")  # always the breast, no description needed
+        assert stored.laterality == ("left" if n < 2 else "both")  # left and right images make both

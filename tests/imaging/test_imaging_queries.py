@@ -34,7 +34,8 @@ def test_timeline_accumulates_effective_dose_in_date_order(sqlite_url: str, tmp_
         assert [s.study_instance_uid for s, _ in search_studies(session, trusts, identifier="ACC0001")] == [
             "1.2.3.50.2", "1.2.3.50.3", "1.2.3.50.1"]  # newest first
         assert search_studies(session, trusts, patient="Patient/RPUNKNOWN") == []
-        assert normalisation_counts(session) == {"unknown": 2, "description": 1}
+        # the RDSRs carry no description: their events' Target Region (chest) names the region
+        assert normalisation_counts(session) == {"anatomy": 2, "description": 1}
         assert patient_timeline(session, trusts, "RPUNKNOWN") is None
     engine.dispose()
 

@@ -40,7 +40,8 @@ def test_vendor_fluoroscopy_reports(vendor_rdsr: dict[str, Path], name: str) -> 
     report = parse_dose_report(ds)
     assert (report.template, report.modality, len(report.events)) == ("projection", "XA", events)  # intent: combined
     # diagnostic and therapeutic (interventional)
-    assert report.report_key.startswith(scope + ":")
+    assert report.scope is not None and report.scope.startswith(scope + ":")
+    assert report.report_key == f"report:{ds.SOPInstanceUID}"  # a report is known by its own UID, not its scope
     assert [p.plane for p in report.planes] == planes
     totals = report.totals()
     assert totals.dap_total_gym2 == pytest.approx(dap, rel=1e-9)
@@ -72,7 +73,8 @@ def test_ct_report(tmp_path: Path, nested: bool, dlp_unit: str, reason: str) -> 
     assert (helical.ctdivol_mgy, helical.dlp_mgycm, helical.target_region, helical.phantom_cm) == (45.0, 810.5,
                                                                                                   "head", 16)
     assert report.totals().dlp_total_mgycm == pytest.approx(810.5)
-    assert report.report_key == f"study:{ds.StudyInstanceUID}"
+    assert report.report_key == f"report:{ds.SOPInstanceUID}" and report.scope == f"study:{ds.StudyInstanceUID}"
+    assert report.anatomy == ["head"] and localizer.localizer and not helical.localizer
 
 
 def test_ct_report_without_event_uids_keys_events_by_content(tmp_path: Path) -> None:
@@ -107,3 +109,18 @@ def test_radiopharmaceutical_report(tmp_path: Path) -> None:
     report = parse_dose_report(pydicom.dcmread(write(ds, tmp_path / "nm.dcm")))
     assert report.template == "radiopharmaceutical"
     assert [e.activity_mbq for e in report.events] == [350.0, pytest.approx(370.0)]
+
+
+def test_a_report_is_known_by_its_uid_or_else_by_its_content() -> None:
+    first, second = CtEvent("10", "700"), CtEvent("11", "710")
+    continued = [ct_rdsr([first], dlp_total="700", study_uid="1.2.3.77"), ct_rdsr([second], dlp_total="710",
+                                                                                study_uid="1.2.3.77")]
+    keys = [parse_dose_report(ds).report_key for ds in continued]
+    assert keys[0] != keys[1] and all(k.startswith("report:") for k in keys)  # one scope (the study), two reports
+    for ds in continued:
+        del ds.SOPInstanceUID  # DICOM JSON without the UID: the report's content identifies it
+    again = ct_rdsr([first], dlp_total="700", study_uid="1.2.3.77")
+    del again.SOPInstanceUID
+    by_content = [parse_dose_report(ds).report_key for ds in (*continued, again)]
+    assert by_content[0] != by_content[1] and by_content[0] == by_content[2]
+    assert all(k.startswith("content:") for k in by_content)

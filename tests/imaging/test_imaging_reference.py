@@ -14,9 +14,9 @@ from priorscan.errors import ConfigurationError
     ("head", 16, 0.0019), ("neck", 32, 0.0051), ("chest", 32, 0.0145), ("abdomen", 32, 0.0153),
     ("pelvis", 32, 0.0129), ("chest-abdomen-pelvis", 32, 0.0152)])
 def test_reference_coefficients(region: str, phantom: int, k: float) -> None:
-    coefficient = effective_dose_coefficients()[region]
-    assert (coefficient.phantom_cm, coefficient.k) == (phantom, k)
-    assert "REFERENCE.md" in coefficient.basis
+    coefficient = effective_dose_coefficients().find(region, 40)
+    assert coefficient is not None and (coefficient.phantom_cm, coefficient.k) == (phantom, k)
+    assert "REFERENCE.md" in coefficient.basis and "ICRP 103" in coefficient.basis
 
 
 @pytest.mark.parametrize(("category", "ctdivol", "dlp"), [
@@ -28,12 +28,17 @@ def test_uk_national_drls(category: str, ctdivol: float | None, dlp: float) -> N
 
 
 @pytest.mark.parametrize("row", [
-    "nowhere,32,0.01,x",  # not a body region of the vocabulary
-    "head,20,0.01,x",  # no such CTDI phantom
-    "head,16,7,x",  # not a plausible coefficient
+    "nowhere,16,,32,0.01,x",  # not a body region of the vocabulary
+    "head,16,,20,0.01,x",  # no such CTDI phantom
+    "head,16,,16,7,x",  # not a plausible coefficient
+    "head,,,16,0.002,x",  # no age band
+    "head,8,3,16,0.002,x",  # an age band upside down
+    "head,2.5,,16,0.002,x",  # ages are whole years
+    "head,16,,16,0.002,",  # a coefficient without its source
+    "head,16,,16,0.002,x\nhead,40,,16,0.003,y",  # two rows for one age
 ])
 def test_malformed_coefficients_are_refused(tmp_path: Path, row: str) -> None:
     path = tmp_path / "k.csv"
-    path.write_text("body_region,phantom_cm,k_msv_per_mgycm,basis\n" + row + "\n", encoding="utf-8")
+    path.write_text("body_region,age_min,age_max,phantom_cm,k_msv_per_mgycm,basis\n" + row + "\n", encoding="utf-8")
     with pytest.raises(ConfigurationError):
         load_coefficients(path)
