@@ -1,4 +1,4 @@
-"""Decisions: match, possible match or no match for a scored pair, and the NHS-number and sibling rules.
+"""Decisions: match, possible match or no match for a scored pair, and the NHS-number rules on top of the weights.
 
 The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *match* at or above
 ``match_threshold``, *possible match* at or above ``possible_threshold``, else *no match*. On top of the weights:

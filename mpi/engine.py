@@ -3,7 +3,7 @@
 The engine is split by concept, as Splink's linker is: :mod:`mpi.normalise` (records → :class:`MatchRecord`),
 :mod:`mpi.comparisons` (declarative comparison levels), :mod:`mpi.model` (m, u, prior, term frequencies,
 thresholds), :mod:`mpi.training` (EM), :mod:`mpi.blocking` (indexed keys), :mod:`mpi.scoring` (the one vectorised
-scorer) and :mod:`mpi.decisions` (thresholds and the NHS-number and sibling rules).
+scorer) and :mod:`mpi.decisions` (thresholds and the NHS-number rules).
 """
 
 from __future__ import annotations

@@ -221,14 +221,25 @@ class Model:
             comparisons.append(Comparison.from_dict(settings))
             ms.append(list(entry["m"]))
             us.append(list(entry["u"]))
+        training = dict(data.get("training") or {})
+        version = data.get("version", "")
+        if "u_household" in data:
+            household: dict[str, Any] = {"u_household": dict(data.get("u_household") or {}),
+                                         "household_prior": float(data.get("household_prior") or 0.0),
+                                         "kin_per_record": float(data.get("kin_per_record") or 0.0)}
+        else:
+            # a model trained before relatives were learnt: the hand rules that kept twins apart are retired, so it
+            # scores with the shipped knowledge of relatives until the next ``priorscan link``; its content changes,
+            # so it gets a version of its own (every link says which)
+            household = {"u_household": {name: list(u) for name, u in HOUSEHOLD_PRIOR_KNOWLEDGE.items()},
+                         "household_prior": HOUSEHOLD_PRIOR_SHARE, "kin_per_record": HOUSEHOLD_PRIOR_KIN}
+            training = {**training, "household": "shipped prior knowledge (model trained before relatives were learnt)"}
+            version = ""
         return cls(comparisons=comparisons, m=ms, u=us, prior=data["prior"], match_threshold=data["match_threshold"],
                    possible_threshold=data["possible_threshold"], tf=dict(data.get("tf") or {}),
-                   u_same_family=dict(data.get("u_same_family") or {}),
-                   u_household=dict(data.get("u_household") or {}),
-                   household_prior=float(data.get("household_prior") or 0.0),
-                   kin_per_record=float(data.get("kin_per_record") or 0.0),
-                   tf_total=int(data.get("tf_total") or 0), training=dict(data.get("training") or {}),
-                   created_at=data.get("created_at", ""), version=data.get("version", ""))
+                   u_same_family=dict(data.get("u_same_family") or {}), **household,
+                   tf_total=int(data.get("tf_total") or 0), training=training,
+                   created_at=data.get("created_at", ""), version=version)
 
     def evolve(self, **changes: Any) -> Model:
         """A copy with ``changes`` applied (and a new version)."""

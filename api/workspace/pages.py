@@ -40,6 +40,7 @@ PAGES: tuple[Page, ...] = (
     Page("request", "Request", ALERTS, "request.js", menu=False),
     Page("patient", "Patient", "system/ImagingStudy.rs", "patient.js", menu=False),
     Page("check", "Check a request", DUPLICATE_CHECK, "check.js"),
+    Page("identity-review", "Identity review", "priorscan/mpi-review", "review.js"),
 )
 
 

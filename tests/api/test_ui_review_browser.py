@@ -153,3 +153,32 @@ def test_the_page_is_refused_to_a_person_without_the_steward_role(page: Any, liv
     expect(page.get_by_role("heading", name="Not for this account")).to_be_visible()
     expect(page.locator("#workspace")).to_be_hidden()
     axe_check(page, "refusal")
+
+
+def test_identity_review_in_the_workspace_menu(page: Any, live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """The same page plugged into the workspace shell (``/ui/#/identity-review``), opened from its menu: the
+    steward links one item and keeps the other apart by keyboard."""
+    from playwright.sync_api import expect
+
+    from mpi.tables import ReviewItem
+
+    server = live_server_sqlite
+    make_user(server.context, "steward.two", role="mpi-steward", trust=None)
+    seed_two_possible_matches(server)
+    page.goto(server.base_url + "/ui/")
+    page.get_by_label("Username").fill("steward.two")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Identity review").click()
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    expect(page.locator("#queue-count")).to_have_text("2")
+    expect(page.locator("#waterfall-body tr.total")).to_contain_text("probability")
+    axe_check(page, "identity review in the workspace")
+    page.keyboard.press("n")
+    expect(page.locator("#queue-count")).to_have_text("1")
+    page.keyboard.press("l")
+    expect(page.locator("#queue-count")).to_have_text("0")
+    expect(page.locator("#queue-empty")).to_be_visible()
+    assert page.problems == []  # type: ignore[attr-defined]
+    with server.context.sessions() as session:
+        assert sorted(i.resolution for i in session.scalars(select(ReviewItem))) == ["match", "no-match"]
