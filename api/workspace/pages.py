@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.deps import Principal
-from api.scopes import ALERTS, DUPLICATE_CHECK
+from api.scopes import ALERTS, DUPLICATE_CHECK, OPERATIONS
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ PAGES: tuple[Page, ...] = (
     Page("patient", "Patient", "system/ImagingStudy.rs", "patient.js", menu=False),
     Page("check", "Check a request", DUPLICATE_CHECK, "check.js"),
     Page("identity-review", "Identity review", "priorscan/mpi-review", "review.js"),
+    Page("feeds", "Feeds", OPERATIONS, "feeds.js"),  # for admins: feed health (docs/operations.md)
 )
 
 

@@ -314,3 +314,40 @@ def test_check_a_request_shows_the_verdict(page: Any, live_server_sqlite, shots:
     axe_check(page, "check a request")
     page.screenshot(path=str(shots / "check.png"), full_page=True)
     assert page.problems == []  # type: ignore[attr-defined]
+
+
+def test_an_admin_sees_the_feeds_and_the_quiet_one_first(page: Any, live_server_sqlite, shots: Path) -> None:  # type: ignore[no-untyped-def]
+    """The feed health of `priorscan status` on the page, for admins only (issue 21)."""
+    from datetime import timedelta
+
+    from priorscan.db import utcnow
+    from priorscan.tables import HL7MessageLog
+
+    context = live_server_sqlite.context
+    make_user(context, "admin.one", role="admin", trust=None)
+    make_user(context, "rad.two", trust="RTK")
+    now = utcnow()
+    with context.sessions() as session:  # RYR's ADT sent every 5 minutes until an hour ago; RTK's until now
+        for facility, start in (("RYR", now - timedelta(hours=3)), ("RTK", now - timedelta(hours=2))):
+            for n in range(24):
+                session.add(HL7MessageLog(sending_application="PAS", sending_facility=facility,
+                                          control_id=f"{facility}-{n}", message_type="ADT^A08", ack_code="AA",
+                                          ack_text="", received_at=start + timedelta(minutes=5 * n)))
+        session.commit()
+    _sign_in(page, live_server_sqlite.base_url, "admin.one")
+    page.get_by_role("link", name="Feeds").click()
+    page.get_by_role("heading", name="Feeds").wait_for()
+    rows = page.locator("table tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 2
+    first = rows.nth(0).inner_text()
+    assert "University Hospitals Sussex" in first or "RYR" in first
+    assert "Quiet for" in first and "Flowing" in rows.nth(1).inner_text()
+    axe_check(page, "feeds")
+    page.screenshot(path=str(shots / "feeds.png"), full_page=True)
+    assert not page.problems  # type: ignore[attr-defined]
+
+    page.context.clear_cookies()  # a radiographer's menu has no Feeds
+    _sign_in(page, live_server_sqlite.base_url, "rad.two")
+    page.get_by_role("link", name="Worklist").first.wait_for()
+    assert page.get_by_role("link", name="Feeds").count() == 0
