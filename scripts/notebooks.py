@@ -59,14 +59,15 @@ def notebooks() -> list[Path]:
 
 
 def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any], *, timeout: int = 600) -> Any:
-    """Run ``notebook`` with ``parameters`` (papermill) into ``out_dir``; the executed notebook."""
+    """Run ``notebook`` with ``parameters`` (papermill) into ``out_dir``, which is also its working directory (what
+    a notebook writes, such as the identity report's images, stays there); the executed notebook."""
     import nbformat
     import papermill
 
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / notebook.name
     papermill.execute_notebook(str(notebook), str(target), parameters=parameters, kernel_name="python3",
-                               cwd=str(ROOT), progress_bar=False, execution_timeout=timeout, log_output=False)
+                               cwd=str(out_dir), progress_bar=False, execution_timeout=timeout, log_output=False)
     return nbformat.read(target, as_version=4)
 
 
