@@ -383,6 +383,10 @@
 
   async function route() {
     if (!state.me) return;
+    // Only the latest call renders: a page's script registering itself calls route() again while an
+    // earlier call still waits for that script, and two renders would leave two sets of listeners.
+    const generation = (state.routeGeneration = (state.routeGeneration || 0) + 1);
+    const superseded = () => generation !== state.routeGeneration;
     const { id, path, query } = parseHash();
     const allowed = state.me.pages || [];
     const fallback = allowed.find((p) => p.menu);
@@ -406,13 +410,19 @@
       $("page").replaceChildren(el("p", { class: "callout callout--error", role: "alert", text: "This page could not be loaded." }));
       return;
     }
+    if (superseded()) return;
     const module = pages[page.id];
     if (!module) return; // registers itself and calls route() again
     showPage(page);
     document.title = `${module.title || page.title} · priorscan`;
     const container = el("div", { class: "page__body" });
     $("page").replaceChildren(container);
-    state.cleanup = await module.render(container, { path, query }, shell);
+    const cleanup = await module.render(container, { path, query }, shell);
+    if (superseded()) {
+      if (typeof cleanup === "function") { try { cleanup(); } catch (_) { /* ignore */ } }
+      return;
+    }
+    state.cleanup = cleanup;
     const heading = container.querySelector("h1");
     if (heading && state.focusOnRoute) {
       heading.setAttribute("tabindex", "-1");
