@@ -10,6 +10,7 @@ applies or refuses it with the reasons and dead letters of a live feed. Nothing 
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,12 @@ from priorscan.trusts import TrustRegistry
 #: HL7 events that create a record (as :data:`api.hl7_service.CREATE_EVENTS`): audited as C, the others as U.
 CREATE_EVENTS = frozenset({"A01", "A04", "A05", "A28"})
 UPSERT = "upsert"
+
+
+class JsonText(str):
+    """A JSON column's value serialised already (in a worker process, off the writer's core)."""
+
+    __slots__ = ()
 
 
 @dataclass
@@ -64,10 +71,10 @@ def _record(demographics: Any, *, event: str, source_kind: str, production: bool
             further.append(pair)
     columns = {**values, "namespace": demographics.namespace, "local_id": local_id,
                "trust_ods": demographics.trust_ods, "source_kind": source_kind, "provisional": False, "active": True,
-               "version": 1, "match_fields": probe.as_stored(), "link_manual": False,
+               "version": 1, "match_fields": JsonText(json.dumps(probe.as_stored())), "link_manual": False,
                "last_event_at": demographics.event_at, "created_at": now, "updated_at": now}
     version = {"version": 1, "event": event, "event_at": demographics.event_at, "received_at": now,
-               "applied": True, "demographics": demographics.as_json()}
+               "applied": True, "demographics": JsonText(json.dumps(demographics.as_json()))}
     return BulkRecord(demographics.namespace, local_id, columns, version, sorted(blocking_keys(probe)), further,
                       audit, kind=kind)
 

@@ -184,6 +184,7 @@ class Backfill:
         self.context, self.detected, self.report = context, detected, report
         self.key = load_key(detected)
         self.batch, self.progress, self.train = batch, progress, train
+        self.group = max(1, min(GROUP, batch))  # HL7 messages or DICOM objects per transaction after identity
         self.readers = Readers(context.trusts, context.settings.env == "production", workers)
 
     def bar(self, label: str, total: int | None = None) -> Any:
@@ -314,11 +315,11 @@ class Backfill:
         while True:
             with self.context.sessions() as session:
                 items = [(d.seq, d.content_type, d.source, d.raw) for d in deferred_after(session, self.key, after,
-                                                                                          GROUP)]
+                                                                                          self.group)]
             if not items:
                 break
-            for start in range(0, len(items), GROUP):
-                group = items[start:start + GROUP]
+            for start in range(0, len(items), self.group):
+                group = items[start:start + self.group]
                 # consecutive runs keep input order: HL7 in one group commit, FHIR one resource at a time
                 runs: list[list[tuple[int, str, str, str]]] = []
                 for item in group:
@@ -430,7 +431,7 @@ class Backfill:
             if position <= start:
                 continue
             group.append((position, message))
-            if len(group) >= GROUP:
+            if len(group) >= self.group:
                 flush()
         if group:
             flush()
@@ -444,8 +445,8 @@ class Backfill:
             return
         done = mark.position if mark is not None else 0
         ordered = sorted(files, key=lambda d: str(d.path))
-        for start in range(done, len(ordered), GROUP):
-            chunk = ordered[start:start + GROUP]
+        for start in range(done, len(ordered), self.group):
+            chunk = ordered[start:start + self.group]
             prepared = self.readers.map(_read_dicom, [str(found.path) for found in chunk])
             ready = [(n, p) for n, p in enumerate(prepared) if not isinstance(p, ItemOutcome)]
             outcomes: list[ItemOutcome | None] = [p if isinstance(p, ItemOutcome) else None for p in prepared]
@@ -482,7 +483,7 @@ def backfill_paths(context: AppContext, paths: Sequence[Path | str], *, workers:
     workers
         Worker processes that read and normalise items (default: one per core; 0 reads in this process).
     batch
-        Identity items per transaction.
+        Identity items per transaction (and at most :data:`GROUP` items per transaction in the later stages).
     progress
         Progress bars on stderr.
     train

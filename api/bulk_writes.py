@@ -8,13 +8,14 @@ and an item is either wholly written with its cursor or not at all (never lost, 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
-from api.bulk_identity import BulkRecord
+from api.bulk_identity import BulkRecord, JsonText
 from mpi.tables import BlockingKey, SourceIdentifier, SourceRecord, SourceRecordVersion, table_of
 from priorscan.db import utcnow
 from priorscan.tables import AuditEvent, BulkCursor, BulkDeferred, HL7MessageLog
@@ -50,30 +51,48 @@ def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same columns): COPY on PostgreSQL, multi-row INSERTs on SQLite."""
+    """Insert ``rows`` (all with the same columns): COPY on PostgreSQL, multi-row INSERTs on SQLite.
+
+    Values are converted by the columns' own types (JSON, UTC timestamps), then sent through the driver as they are:
+    SQLAlchemy's compilation of a statement with thousands of rows would cost more than the insert itself.
+    """
     if not rows:
         return
     columns = list(rows[0])
     if is_postgresql(connection):
         _copy(connection, table, columns, rows)
         return
+    processors = [table.c[c].type._cached_bind_processor(connection.dialect) for c in columns]  # noqa: SLF001
+    names = ", ".join(f'"{c}"' for c in columns)
+    one = "(" + ", ".join("?" for _ in columns) + ")"
     per_statement = max(1, SQLITE_PARAMETERS // len(columns))
+    raw = connection.connection.driver_connection
+    assert raw is not None
     for start in range(0, len(rows), per_statement):
-        connection.execute(table.insert().values(list(rows[start:start + per_statement])))
+        chunk = rows[start:start + per_statement]
+        values: list[Any] = []
+        for row in chunk:
+            values.extend(value if process is None or value is None or isinstance(value, JsonText) else process(value)
+                          for process, value in zip(processors, (row[c] for c in columns), strict=True))
+        raw.execute(f'INSERT INTO "{table.name}" ({names}) VALUES ' + ", ".join([one] * len(chunk)), values)
 
 
 def _copy(connection: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> None:
-    from psycopg.types.json import Jsonb
+    from priorscan.db import JSONType, UTCDateTime
 
-    from priorscan.db import JSONType
-
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSONType)}
+    utc = UTCDateTime()
+    kinds = [("json" if isinstance(table.c[c].type, JSONType) else
+              "utc" if isinstance(table.c[c].type, UTCDateTime) else "") for c in columns]
     raw = connection.connection.driver_connection
     assert raw is not None
     names = ", ".join(f'"{c}"' for c in columns)
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:
-            copy.write_row([Jsonb(row[c]) if c in json_columns and row[c] is not None else row[c] for c in columns])
+            copy.write_row([
+                None if (value := row[c]) is None else value if isinstance(value, JsonText)
+                else json.dumps(value) if kind == "json"
+                else utc.process_bind_param(value, None) if kind == "utc" else value
+                for c, kind in zip(columns, kinds, strict=True)])
 
 
 def existing_keys(session: Session, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:

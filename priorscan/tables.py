@@ -164,7 +164,7 @@ class BulkCursor(Base):
     load_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # a hash of the load's input paths
     stage: Mapped[str] = mapped_column(String(40), primary_key=True)  # identity | relink | deferred | imaging ...
     item_file: Mapped[str] = mapped_column(String(1000), primary_key=True)  # "" for a stage of the whole load
-    position: Mapped[int] = mapped_column(Integer, default=0)  # items done (a file's, or the stage's)
+    position: Mapped[int] = mapped_column(BigInteger, default=0)  # items done in a file; a stage's last seq
     finished: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

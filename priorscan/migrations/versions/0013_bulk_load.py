@@ -21,7 +21,7 @@ def upgrade() -> None:
         sa.Column('load_key', sa.String(length=64), nullable=False),
         sa.Column('stage', sa.String(length=40), nullable=False),
         sa.Column('item_file', sa.String(length=1000), nullable=False),
-        sa.Column('position', sa.Integer(), nullable=False),
+        sa.Column('position', sa.BigInteger(), nullable=False),
         sa.Column('finished', sa.Boolean(), nullable=False),
         sa.Column('updated_at', priorscan.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('load_key', 'stage', 'item_file', name=op.f('pk_bulk_cursor')),
