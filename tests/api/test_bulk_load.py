@@ -81,6 +81,19 @@ def _clusters(url: str) -> set[frozenset[tuple[str, str]]]:
     return {frozenset(group) for group in groups.values()}
 
 
+def _studies(url: str) -> set[tuple[str, str | None, str | None, str | None]]:
+    """Each study with the source record it is attached to and its modality."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT s.study_instance_uid, r.namespace, r.local_id, s.modality FROM study s "
+                "LEFT JOIN source_record r ON r.id = s.source_record_id")).all()
+    finally:
+        engine.dispose()
+    return {tuple(row) for row in rows}  # type: ignore[misc]
+
+
 def _registrations(region: Path, out: Path) -> Path:
     """The region's ADT registrations alone, in one file (no update or merge: linking alone decides)."""
     messages = [m.text for f in sorted(region.glob("hl7/*/adt.hl7")) for m in hl7_messages(f) if m.event in
@@ -143,6 +156,7 @@ def test_backfill_loads_what_ingest_loads(region: Path, store_url: str, tmp_path
     bulk_counts, live_counts = _counts(store_url), _counts(live.settings.db)
     assert bulk_counts == live_counts
     assert bulk_counts["records without a patient"] == 0
+    assert _studies(store_url) == _studies(live.settings.db)  # each study on the record live feeds put it on
 
 
 def test_bulk_relink_gives_the_clusters_of_link_on_write_then_relink(region: Path, store_url: str, tmp_path: Path,
