@@ -2,10 +2,10 @@
 
 Steps: write a region with :mod:`regionsynth` (next to the database, in ``demo-region/``), load it in bulk
 (:func:`api.bulk_load.backfill_paths`, the stages of ``priorscan backfill``), relink every source record (the
-provisional ones made by DICOM headers too) with a freshly trained model, create an admin token and a radiographer at one trust, find a
-patient with a recent CT or X-ray that the duplicate check answers with a warning, raise one alert for them (so the
-radiographer page has something to show), and print a ready-to-paste duplicate-check request that raises another.
-Then serve, unless ``--no-serve``.
+provisional ones made by DICOM headers too) with a freshly trained model, create an admin token and a radiographer
+at one trust, find a patient with a recent CT or X-ray that the duplicate check answers with a warning, raise one
+alert for them (so the radiographer page has something to show), and print a ready-to-paste duplicate-check request
+that raises another. Then serve, unless ``--no-serve``.
 
 Rebuilding starts afresh: the previous demo database and region are removed, but only if they are a demo's (a store
 whose audit trail records a demo build); any other file at that path is left alone and the command refuses.
@@ -32,8 +32,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from api.accounts import create_user, issue_token
-from api.context import AppContext
 from api.bulk_load import backfill_paths
+from api.context import AppContext
 from priorscan.audit import Agent, record
 from priorscan.db import session_scope
 from priorscan.errors import ConfigurationError, InputError
