@@ -4,6 +4,7 @@ anonymous senders. Every refusal is an AR with ERR and a dead letter."""
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from pathlib import Path
@@ -132,3 +133,43 @@ def test_in_production_an_unconfigured_listener_refuses_every_message(mllp_serve
         ack = exchange(client, merge)
         assert (ack.code, ack.error_code) == ("AR", "207"), ack.text
         assert _letters(server) == [("mllp", "hl7.sender-not-allowed")]
+
+
+def test_priorscan_serve_takes_the_tls_flags(sqlite_url: str, tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    import time
+
+    from bench.bench_reliability import kill_group
+
+    mllp_port, http_port = _free_port(), _free_port()
+    server_cert = pki["server"]
+    trusts = trusts_with_senders(tmp_path, {"RTK": [{"application": "PAS", "certificate_names": ["pas.rtk.example"]}]})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "priorscan.cli", "--db", sqlite_url, "serve", "--port", str(http_port), "--mllp-port",
+         str(mllp_port), "--mllp-tls-cert", str(server_cert.cert), "--mllp-tls-key", str(server_cert.key),
+         "--mllp-tls-client-ca", str(pki["ca"].cert)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, env={**os.environ, "PRIORSCAN_TRUSTS_FILE": str(trusts)})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", mllp_port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "priorscan serve did not start"
+                time.sleep(0.2)
+        ack = Ack(send_tls(mllp_port, client_context(pki["ca"], pki["rtk"]), adt("A28", pid("AB100010^^^RTK^MR"))))
+        assert ack.code == "AA", ack.text
+        with pytest.raises((ssl.SSLError, OSError)):
+            reply = send_tls(mllp_port, client_context(pki["ca"], None), adt("A28", pid("AB100011^^^RTK^MR")))
+            assert "MSA|AA" not in reply
+            raise OSError("no ACK")
+    finally:
+        kill_group(process)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
