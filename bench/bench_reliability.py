@@ -49,6 +49,7 @@ class Figures:
     kills: int = 0
     seconds: float = 0.0
     unanswered: list[str] = field(default_factory=list)  # the first inputs that got no ACK (repr, cut)
+    recovery_s: float | None = None  # from the fault's end to the first AA after it
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -341,10 +342,13 @@ def outage(port: int, fault: Callable[[bool], None], *, before: int, during: int
         fault(True)
         during_codes = [send() for _ in range(during)]
         fault(False)
-        deadline = time.monotonic() + recover_within_s
+        cleared = time.monotonic()
+        deadline = cleared + recover_within_s
         after_codes: list[str] = []
         while len([c for c in after_codes if c == "AA"]) < after and time.monotonic() < deadline:
             after_codes.append(send())
+            if after_codes[-1] == "AA" and figures.recovery_s is None:
+                figures.recovery_s = time.monotonic() - cleared
     finally:
         sender.close()
     figures.seconds = time.monotonic() - started
@@ -357,8 +361,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--messages", type=int, default=1000, help="registrations sent across the kill -9 faults")
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--db", default="sqlite", help="sqlite, or a PostgreSQL URL of an empty database")
+    parser.add_argument("--outage", action="store_true",
+                        help="PostgreSQL only: the database refusing connections, then read-only, under one listener "
+                             "(the server's user must be allowed to ALTER DATABASE)")
+    parser.add_argument("--during", type=int, default=50, help="messages sent during each outage")
     args = parser.parse_args(argv)
-    results = run_all(args.db, examples=args.examples, messages=args.messages, kills=args.kills)
+    if args.outage:
+        results = run_outages(args.db, during=args.during)
+    else:
+        results = run_all(args.db, examples=args.examples, messages=args.messages, kills=args.kills)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -384,6 +395,52 @@ def run_all(db: str, *, examples: int, messages: int, kills: int) -> dict[str, A
         stop_writer(context)
         context.engine.dispose()
     return {"store": context.engine.dialect.name, "fuzz": fuzzed.as_dict(), "kill9": killed.as_dict()}
+
+
+def database_fault(admin: Engine, database: str,
+                   statements: Callable[[str, bool], list[str]]) -> Callable[[bool], None]:
+    """A fault on one PostgreSQL database: ``statements(quoted name, on)`` run by ``admin``, then that database's
+    connections ended so that the server's next ones meet the new state."""
+    from sqlalchemy import text
+
+    def fault(on: bool) -> None:
+        with admin.connect() as connection:
+            for sql in statements(f'"{database}"', on):
+                connection.execute(text(sql))
+            connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": database})
+            connection.commit()
+
+    return fault
+
+
+GONE: Callable[[str, bool], list[str]] = lambda db, on: [  # noqa: E731
+    f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS {'false' if on else 'true'}"]
+READ_ONLY: Callable[[str, bool], list[str]] = lambda db, on: [  # noqa: E731
+    f"ALTER DATABASE {db} SET default_transaction_read_only = on" if on
+    else f"ALTER DATABASE {db} RESET default_transaction_read_only"]
+
+
+def run_outages(url: str, *, during: int) -> dict[str, Any]:
+    """The database going away, then read-only, each under a ``priorscan serve`` that is not restarted."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    free = _free_ports()
+    out: dict[str, Any] = {"store": "postgresql"}
+    try:
+        for name, statements in (("gone", GONE), ("read_only", READ_ONLY)):
+            mllp_port = free()
+            with serving(url, mllp_port, free()):
+                fault = database_fault(admin, str(parsed.database), statements)
+                figures, phases = outage(mllp_port, fault, before=10, during=during, after=10,
+                                         prefix=f"{name.upper()}{int(time.time())}-")
+            out[name] = {**figures.as_dict(), "phases": {k: dict(Counter(v)) for k, v in phases.items()}}
+    finally:
+        admin.dispose()
+    return out
 
 
 def _free_ports() -> Callable[[], int]:

@@ -7,12 +7,11 @@ and turning read-only (negative ACKs, never an AA, then recovery without a resta
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from bench.bench_reliability import aa_committed, fuzz, kill9, outage
+from bench.bench_reliability import GONE, READ_ONLY, aa_committed, database_fault, fuzz, kill9, outage
 
 
 def _free_port() -> int:
@@ -37,24 +36,9 @@ def test_kill_9_mid_stream_loses_no_acked_message_and_applies_none_twice(store_u
     assert (figures.acked_lost, figures.duplicates) == (0, 0), figures.as_dict()
 
 
-def _database_fault(pg_admin: Engine, url: str, statement: Callable[[str, bool], list[str]]) -> Callable[[bool], None]:
-    name = make_url(url).database
-
-    def fault(on: bool) -> None:
-        with pg_admin.connect() as connection:
-            for sql in statement(f'"{name}"', on):
-                connection.execute(text(sql))
-            connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                    "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
-            connection.commit()
-
-    return fault
-
-
 def test_the_database_going_away_gives_negative_acks_then_recovers_without_a_restart(  # type: ignore[no-untyped-def]
         pg_url: str, pg_admin: Engine, mllp_server) -> None:
-    fault = _database_fault(pg_admin, pg_url, lambda db, on: [
-        f"ALTER DATABASE {db} WITH ALLOW_CONNECTIONS {'false' if on else 'true'}"])
+    fault = database_fault(pg_admin, str(make_url(pg_url).database), GONE)
     with mllp_server(pg_url) as server:
         figures, phases = outage(server.port, fault, before=3, during=4, after=3, prefix="GONE")
         assert phases["before"] == ["AA"] * 3, phases
@@ -67,9 +51,7 @@ def test_the_database_going_away_gives_negative_acks_then_recovers_without_a_res
 
 
 def test_a_read_only_database_never_gets_an_aa(pg_url: str, pg_admin: Engine, mllp_server) -> None:  # type: ignore[no-untyped-def]
-    fault = _database_fault(pg_admin, pg_url, lambda db, on: [
-        f"ALTER DATABASE {db} SET default_transaction_read_only = on" if on
-        else f"ALTER DATABASE {db} RESET default_transaction_read_only"])
+    fault = database_fault(pg_admin, str(make_url(pg_url).database), READ_ONLY)
     with mllp_server(pg_url) as server:
         figures, phases = outage(server.port, fault, before=2, during=4, after=2, prefix="RO")
         assert phases["before"] == ["AA"] * 2, phases
