@@ -97,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--no-progress", action="store_true")
 
+    p = cmd(sub, "backfill", "api.bulk_load:run_backfill",
+            "load a large extract in bulk (as ingest, in batches, resumable): identity written in bulk and linked by "
+            "one batch relink, then imaging and orders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--workers", type=int, default=None, help="worker processes reading items (default: one per core)")
+    p.add_argument("--batch", type=int, default=5000, help="identity items per transaction")
+    p.add_argument("--no-train", action="store_true", help="link with the model in use instead of training one")
+    p.add_argument("--restart", action="store_true", help="forget where an earlier run of this load stopped")
+    p.add_argument("--no-progress", action="store_true")
+
     p = cmd(sub, "link", "mpi.cli:run_link", "relink every source record with a freshly trained model")
     p.add_argument("--no-train", action="store_true", help="reuse the active model")
     p.add_argument("--engine", choices=("local", "spark"), default="local",
