@@ -35,7 +35,7 @@ from sqlalchemy import Engine, Row, Select, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mpi import PatientIndex, apply_adt, read_adt
+from mpi import AdtError, PatientIndex, apply_adt, patient_context, read_adt, read_pid
 from mpi.tables import table_of
 from priorscan.audit import Agent, audit_row, record
 from priorscan.db import utcnow
@@ -389,6 +389,9 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
         code = "hl7.unsupported-event" if any(t == message_type for t, _ in ADAPTERS) else "hl7.unsupported-type"
         raise MessageError(f"message type {message_type}^{trigger} is not supported", code=code,
                            location=ErrorLocation("MSH", 1, 9, component=2 if code == "hl7.unsupported-event" else 1))
+    domains = context.trusts.sender_domains(header.sending_application, header.sending_facility)
+    if domains is not None:
+        _check_patient_domain(message, context, domains)
     module_name, function_name = target
     function = getattr(importlib.import_module(module_name), function_name)
 
@@ -401,6 +404,22 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
         return Applied([str(i) for i in ids if i], "C", "", dict(outcome.detail))
 
     return apply_other
+
+
+def _check_patient_domain(message: Message, context: AppContext, domains: frozenset[str]) -> None:
+    """A configured sender's result or order names a patient of its own domains only (its PID's record key); one
+    that names none (an NHS number alone) or cannot be read is left to the adapter's own checks."""
+    pid = message.segment("PID")
+    if pid is None:
+        return
+    try:
+        patient = read_pid(pid, patient_context(context.trusts, message.header.sending_facility), strict=False)
+    except AdtError:
+        return
+    if patient.key.namespace not in domains:
+        raise MessageError("PID-3 names a patient of another identifier domain than the sender's: a source sends "
+                           "results and orders only for its own domain's patients", code="hl7.foreign-domain",
+                           location=ErrorLocation("PID", 1, 3))
 
 
 def _process_once(context: AppContext, item: _Prepared) -> ItemOutcome:

@@ -10,7 +10,7 @@ import ssl
 from pathlib import Path
 
 import pytest
-from feeds_factories import RTK, RXC, Ack, adt, exchange, nhs_number, pid, record_of
+from feeds_factories import RTK, RXC, Ack, adt, control_id, exchange, nhs_number, pid, record_of
 from hl7.client import MLLPClient
 from sqlalchemy import select
 from tls_factories import Authority, client_context, send_tls, trusts_with_senders
@@ -123,6 +123,21 @@ def test_a_listed_sender_acts_only_on_its_own_hospital_numbers(listed) -> None: 
     assert (refused.code, refused.error_location) == ("AR", "PID^1^3"), refused.text
     assert record_of(listed, RecordKey(RXC, "A1000006")) is None
     assert accepted.code == "AA", accepted.text
+    assert _letters(listed) == [("mllp", "hl7.foreign-domain")]
+
+
+def test_a_listed_senders_results_name_only_its_own_patients(listed) -> None:  # type: ignore[no-untyped-def]
+    def result(ids: str, uid: str) -> str:
+        obr = ["OBR", "1", "P1", "F1", "CTHEAD^CT HEAD^LOCAL", "", "", "20260301101500"] + [""] * 16 + ["CT", "F"]
+        return "\r".join([f"MSH|^~\\&|PAS|RTK|PRIORSCAN|REGION|20260301101500||ORU^R01|{control_id()}|P|2.4",
+                          f"PID|1||{ids}||RESULT^RUTH||19700101|F", "|".join(obr),
+                          f"ZDS|{uid}^RIS^Application^DICOM"]) + "\r"
+
+    with MLLPClient("127.0.0.1", listed.port) as client:
+        foreign = exchange(client, result("A1000012^^^RXC^MR", "1.2.826.0.1.3680043.10.78.1"))
+        own = exchange(client, result("AB100012^^^RTK^MR", "1.2.826.0.1.3680043.10.78.2"))
+    assert (foreign.code, foreign.error_location) == ("AR", "PID^1^3"), foreign.text
+    assert own.code == "AA", own.text
     assert _letters(listed) == [("mllp", "hl7.foreign-domain")]
 
 
