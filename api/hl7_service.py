@@ -586,7 +586,7 @@ def _entity(header: MessageHeader) -> str:
 
 def reject_message(context: AppContext, raw: str, header: MessageHeader | None, reason: str, *, code: str,
                    channel: str, agent: Agent, source: str | None = None,
-                   location: ErrorLocation | None = None) -> ItemOutcome:
+                   location: ErrorLocation | None = None, idempotency: bool = True) -> ItemOutcome:
     """Refuse a message: build its AE/AR acknowledgements, log it, keep it as a dead letter and audit the refusal.
 
     Parameters
@@ -601,23 +601,30 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
         The priorscan error code; :data:`ACK_CODES` maps it to AE/AR and the HL7 error code.
     location
         Where the fault is, when known (ERR-2, or ERR-1 before v2.5).
+    idempotency
+        False for a sender that may not send at all: its refusal neither reads nor writes the idempotency log, so
+        a stranger replaying a trust's MSH-10 learns nothing of it and cannot turn its AA into a refusal (which
+        would let the trust's own resend apply twice).
     """
     ack_code, hl7_error = ACK_CODES.get(code, ("AE", "207"))
     error = AckError(hl7_error, location, application_code=code)
     kind = _kind(header) if header else "HL7"
     escape = header.delimiters.escape if header is not None else "\\"
+    logged = header is not None and bool(header.control_id.strip()) and idempotency
     stored = False
     acks: list[str] = []
     entry = None
     try:
         with write_session(context) as session:
-            if header is not None and header.control_id.strip():
+            if logged:
+                assert header is not None
                 entry = _log_entry(session, header, lock=True)
                 if entry is not None and entry.ack_code == "AA":  # a concurrent copy was accepted meanwhile
                     return _duplicate(kind, header, entry)
             acks = acknowledgements(header, ack_code, text=reason, error=error,
                                     accept=COMMIT_ERROR if code in RETRY_CODES else None)
-            if header is not None and header.control_id.strip():
+            if logged:
+                assert header is not None
                 if entry is None:
                     session.add(HL7MessageLog(sending_application=header.sending_application[:200],
                                               sending_facility=header.sending_facility[:200],

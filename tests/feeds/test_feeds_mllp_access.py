@@ -188,3 +188,24 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_a_stranger_replaying_a_trusts_message_id_changes_nothing(mllp_server, sqlite_url: str,  # type: ignore[no-untyped-def]
+                                                                 tmp_path: Path) -> None:
+    from sqlalchemy import select as select_
+
+    from priorscan.tables import HL7MessageLog
+
+    message = adt("A28", pid("AB100013^^^RTK^MR", name="REPLAYED^RAY"))
+    with mllp_server(sqlite_url) as server, MLLPClient("127.0.0.1", server.port) as client:  # the trust's own send
+        original = exchange(client, message)
+        assert original.code == "AA"
+    elsewhere = trusts_with_senders(tmp_path, {"RTK": [{"application": "PAS", "addresses": ["10.30.0.0/16"]}]})
+    with mllp_server(sqlite_url, trusts_file=elsewhere) as server, MLLPClient("127.0.0.1", server.port) as client:
+        replayed = exchange(client, message)  # the same MSH-3/4/10 from an address the sender does not use
+        assert (replayed.code, replayed.error_code) == ("AR", "207"), replayed.text
+        assert _letters(server) == [("mllp", "hl7.sender-not-allowed")]
+        with server.context.sessions() as session:
+            assert [e.ack_code for e in session.scalars(select_(HL7MessageLog))] == ["AA"]
+    with mllp_server(sqlite_url) as server, MLLPClient("127.0.0.1", server.port) as client:  # the trust resends
+        assert exchange(client, message).text == original.text  # its original ACK: not applied twice
