@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mllp-port", type=int, default=2575, help="0 disables the MLLP listener")
     p.add_argument("--dicom-port", type=int, default=0,
                    help="serve a DICOM C-STORE SCP on this port (AE title PRIORSCAN or PRIORSCAN_DICOM_AE_TITLE)")
+    p.add_argument("--mllp-tls-cert", metavar="PEM",
+                   help="serve MLLP over TLS with this certificate (chain) (or PRIORSCAN_MLLP_TLS_CERT)")
+    p.add_argument("--mllp-tls-key", metavar="PEM",
+                   help="the private key of --mllp-tls-cert (or PRIORSCAN_MLLP_TLS_KEY)")
+    p.add_argument("--mllp-tls-client-ca", metavar="PEM",
+                   help="require MLLP senders to present a client certificate issued by these authorities (mutual "
+                        "TLS; or PRIORSCAN_MLLP_TLS_CLIENT_CA)")
     p.add_argument("--workers", type=int, default=1)
 
     p = cmd(sub, "ingest", "api.ingest:run_ingest",
