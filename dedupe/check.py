@@ -215,6 +215,7 @@ def _request_json(query: ProcedureQuery, procedure: Procedure, normalised: Norma
         "code": {"system": code.system, "code": code.code, "display": code.display} if code else None,
         "modality": procedure.modality,
         "bodySite": procedure.body_region,
+        "bodySites": list(procedure.named_regions),
         "laterality": procedure.laterality,
         "contrast": normalised.contrast,
         "normalisation": normalised.normalisation,
@@ -273,7 +274,7 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
     normalised = normalise_request(query)
     code = normalised.code or (query.codes[0] if query.codes else None)
     procedure = Procedure(normalised.modality, normalised.body_region, normalised.laterality,
-                          code.system if code else None, code.code if code else None)
+                          code.system if code else None, code.code if code else None, normalised.regions)
     requested_at = query.requested_at or now or datetime.now(UTC)
     request_date = query.request_date or local_date(requested_at, rules.timezone)
     circumstances = read_circumstances(rules, priority=query.priority, reason=query.reason)

@@ -26,7 +26,13 @@ def test_same_group(a: str | None, b: str | None, same: bool) -> None:
 
 
 @pytest.mark.parametrize(("a", "b", "modality", "comparable"), [
-    ("chest", "abdomen-pelvis", "CT", True),  # CT trunk combinations compare
+    ("chest", "abdomen-pelvis", "CT", False),  # no part in common (issue 14)
+    ("chest", "chest-abdomen-pelvis", "CT", True),  # the CAP images the chest
+    ("chest", "chest-abdomen-pelvis", "MR", True),
+    ("pulmonary-angiography", "coronary-angiography", "CT", False),  # one vascular territory only
+    ("pulmonary-angiography", "head-neck-angiography", "CT", False),
+    ("whole-body", "head", "CT", False),  # coverage is the rule file's judgement, not the vocabulary's
+    ("whole-body", "whole-body", "NM", True),
     ("chest", "abdomen", "XR", False),  # a chest radiograph is not an abdominal one
     ("chest", "chest-abdomen", "XR", True),  # but overlapping views compare
     ("wrist", "knee", "XR", False),  # limbs must be the same part
