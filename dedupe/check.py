@@ -36,6 +36,7 @@ from dedupe.rules import RuleSet
 from dedupe.vocabulary import (
     NormalisedProcedure,
     ProcedureCode,
+    join_regions,
     normalise_laterality,
     normalise_modality,
     normalise_procedure,
@@ -241,7 +242,9 @@ def _keep_order(session: Session, trusts: TrustRegistry, request: CheckRequest, 
         procedure_system=procedure.code_system, procedure_code=procedure.code,
         description=query.description or (code.display if code else None) or query.body_site,
         modality=procedure.modality, body_region=procedure.body_region, laterality=procedure.laterality,
-        reason=query.reason.text, ordered_at=query.requested_at), source_record_id=source_record_id,
+        reason=query.reason.text, ordered_at=query.requested_at,
+        body_regions=join_regions(procedure.named_regions) if len(procedure.named_regions) > 1 else None),
+        source_record_id=source_record_id,
         status=request.order_status)
     if source_record_id is None:
         keep_unattached_identifiers(session, query.requesting_trust, query.placer_order_number,

@@ -5,12 +5,14 @@ laterality vocabulary of the imaging index (:mod:`dedupe.vocabulary`), so every 
 without a database, and requests and studies are compared in one vocabulary.
 
 Comparable
-    Same procedure (the same code in the same code system), or the same modality **and** regions that image a common
-    part (the imaging vocabulary's ``comparable_regions``: chest compares with chest-abdomen-pelvis, not with
-    abdomen-pelvis; limbs the same part, spine the same level; CT angiography within one vascular territory)
-    **and** compatible laterality (left and right differ; both matches either; unknown matches anything).
-    Every region a request or a study names counts ("CT head and cervical spine" is both), and a region the rule
-    file's ``coverage`` says a study stands in for counts too (a whole-body trauma CT covers a CT head).
+    Same procedure (the same code in the same code system, of the same modality when both are known; a code of a
+    local code system, such as HL7's ``L`` or ``99zzz``, only between exams of one trust), or the same modality
+    **and** regions that image a common part (the imaging vocabulary's ``comparable_regions``: chest compares with
+    chest-abdomen-pelvis, not with abdomen-pelvis; limbs the same part, spine the same level; CT angiography within
+    one vascular territory) **and** compatible laterality (left and right differ; both matches either; unknown
+    matches anything). Every region a request or a study names counts ("CT head and cervical spine" is both), and a
+    region the rule file's ``coverage`` says a study stands in for counts too (a whole-body trauma CT covers a CT
+    head).
     Cancelled exams never count; only completed and scheduled ones (and outstanding orders) do.
 
 Days ago
@@ -70,6 +72,13 @@ class Procedure:
     def code_key(self) -> tuple[str, str] | None:
         """The code as compared: one name per code system, codes in upper case."""
         return (canonical_system(self.code_system), self.code.strip().upper()) if self.code else None
+
+    @property
+    def local_code(self) -> bool:
+        """Whether the code is in a local code system (none named, ``L``, ``LOCAL``, HL7's ``99zzz``): the same
+        code at two trusts need not be the same procedure."""
+        system = canonical_system(self.code_system).upper()
+        return system in ("", "L", "LOCAL") or system.startswith("99")
 
 
 @dataclass(frozen=True)
@@ -161,14 +170,26 @@ def matched_regions(rules: RuleSet, request: Procedure, exam: Procedure) -> tupl
     return tuple(found)
 
 
-def match_kind(request: Procedure, exam: Procedure, rules: RuleSet | None = None) -> str | None:
+def same_procedure_code(request: Procedure, exam: Procedure, same_trust: bool = True) -> bool:
+    """The same code in the same code system, of the same modality when both are known; a local code only within
+    one trust (``same_trust``)."""
+    if request.code_key is None or request.code_key != exam.code_key:
+        return False
+    if request.modality and exam.modality and request.modality != exam.modality:
+        return False
+    return same_trust or not request.local_code
+
+
+def match_kind(request: Procedure, exam: Procedure, rules: RuleSet | None = None, *,
+               same_trust: bool = True) -> str | None:
     """How ``exam`` is comparable with ``request`` (by code, or by modality and region), or None.
 
-    Without ``rules`` no coverage applies (a whole-body study compares only with whole-body ones).
+    Without ``rules`` no coverage applies (a whole-body study compares only with whole-body ones). ``same_trust``
+    says whether the exam is of the requesting trust (a local code compares only there).
     """
     if not laterality_compatible(request.laterality, exam.laterality):
         return None
-    if request.code_key is not None and request.code_key == exam.code_key:
+    if same_procedure_code(request, exam, same_trust):
         return BY_CODE
     if rules is not None:
         return BY_REGION if matched_regions(rules, request, exam) else None
@@ -266,7 +287,8 @@ def judge(rules: RuleSet, request: RequestFacts, exams: Iterable[Exam]) -> Judge
     for exam in exams:
         if exam.status == "cancelled" or _after_request(request, exam):
             continue
-        how = match_kind(request.procedure, exam.procedure, rules)
+        same_trust = not (exam.trust and request.requesting_trust) or exam.trust == request.requesting_trust
+        how = match_kind(request.procedure, exam.procedure, rules, same_trust=same_trust)
         if how is None:
             continue
         days = days_between(exam.on_date, request.request_date) if exam.on_date else 0

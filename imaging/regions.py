@@ -115,6 +115,16 @@ REGIONS: dict[str, Region] = {region.name: region for region in _REGIONS}
 BODY_REGIONS: tuple[str, ...] = tuple(REGIONS)
 
 
+def join_regions(regions: tuple[str, ...] | list[str]) -> str | None:
+    """Regions as stored (``body_regions``): space-separated names, the first first; None when there are none."""
+    return " ".join(regions)[:200] or None if regions else None
+
+
+def split_regions(stored: str | None) -> tuple[str, ...]:
+    """The regions of a stored ``body_regions`` value (names outside the vocabulary are left out)."""
+    return tuple(name for name in (stored or "").split() if name in REGIONS)
+
+
 def region_group(body_region: str | None) -> str | None:
     """The group of ``body_region``; ``None`` when the region is unknown or not in the vocabulary.
 

@@ -154,3 +154,43 @@ def test_study_dates_and_days_ago_are_london_dates(live_server_sqlite) -> None: 
     assert (result["regionalPatientId"], result["identity"]) == (regional, "confirmed")
     dated = sorted((p["studyInstanceUid"], p["studyDate"], p["daysAgo"]) for p in result["priors"])
     assert dated == [("2.25.9014001", "2026-08-01", 2), ("2.25.9014002", "2026-08-01", 2)]
+
+
+def test_a_combined_study_and_a_combined_order_are_priors_for_each_region(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: "CT head and cervical spine" indexed only the head, so a requested CT C-spine was clear. The study
+    arrives as a FHIR ImagingStudy, the order through the duplicate check; both are kept with every region."""
+    server = live_server_sqlite
+    number = nhs_number(498)
+    with server.context.sessions() as session:
+        regional, _ = add_patient(session, server.context.trusts, local_id="CP777002", nhs=number)
+        session.commit()
+    started = (AS_OF - timedelta(days=3)).isoformat() + "T10:00:00+00:00"
+    study = {"resourceType": "ImagingStudy", "status": "available", "subject": {"reference": f"Patient/{regional}"},
+             "identifier": [{"system": "urn:dicom:uid", "value": "urn:oid:2.25.9014003"}],
+             "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}],
+             "started": started, "description": "CT head and cervical spine"}
+    fhir = httpx.post(f"{server.base_url}/fhir/ImagingStudy", json=study,
+                      headers={"Authorization": f"Bearer {server.token(['system/ImagingStudy.c'])}"})
+    assert fhir.status_code in (200, 201), fhir.text
+    spine = check(server, number, modality="CT", bodySite="cervical spine")
+    assert [(p["studyInstanceUid"], p["rule"]) for p in spine["priors"]] == [("2.25.9014003", "ct-spine-face-neck")]
+    assert spine["priors"][0]["bodySite"] == "head"  # the contract's one region: the first named
+
+    other = nhs_number(497)
+    with server.context.sessions() as session:
+        add_patient(session, server.context.trusts, local_id="CP777003", nhs=other, family="Mensah", given="Kofi",
+                    birth_date=date(1981, 2, 3), postcode="BN1 1AA")
+        session.commit()
+    first = check(server, other, modality="CT", bodySite="head and C-spine", placerOrderNumber="PCS1")
+    assert first["verdict"] == "clear"
+    second = check(server, other, modality="CT", bodySite="C-spine", placerOrderNumber="PCS2")
+    assert [(p["placerOrderNumber"], p["rule"]) for p in second["priors"]] == [("PCS1", "outstanding-order")]
+
+
+def test_a_request_whose_region_cannot_be_read_says_so(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """A clear verdict for a request that could not be read is no reassurance: the answer says the request's
+    normalisation is unknown, so the client can show that no comparison was made by region."""
+    number = seed(live_server_sqlite, {"region": "head", "days_ago": 3})
+    result = check(live_server_sqlite, number, modality="CT", bodySite="widget")
+    assert result["verdict"] == "clear"
+    assert (result["request"]["normalisation"], result["request"]["bodySite"]) == ("unknown", None)

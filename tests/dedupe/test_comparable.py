@@ -148,6 +148,23 @@ def test_the_same_procedure_code_is_comparable_even_when_regions_are_unknown() -
     assert [(p.match, p.severity) for p in result.priors] == [(BY_CODE, "warning")]
 
 
+@pytest.mark.parametrize(("system", "prior_trust", "prior_modality", "shown", "why"), [
+    ("LOCAL", "RTK", "CT", True, "a local code within the requesting trust"),
+    ("LOCAL", "RXC", "CT", False, "the same local code at another trust need not be the same procedure"),
+    ("L", "RXC", "CT", False, "HL7's L is local too"),
+    ("99RTK", "RXC", "CT", False, "and HL7's 99zzz"),
+    (None, "RXC", "CT", False, "a code with no system is local"),
+    ("NICIP", "RXC", "CT", True, "a national code means one procedure everywhere"),
+    ("NICIP", "RTK", "MR", False, "a code never makes two modalities the same procedure"),
+])
+def test_a_local_code_is_the_same_procedure_only_within_one_trust(system, prior_trust, prior_modality, shown,  # type: ignore[no-untyped-def]
+                                                                   why) -> None:
+    request = facts("CT", None, None, code="X1", system=system, trust="RTK")
+    prior = exam(10, modality=prior_modality, region=None, laterality=None, code="X1", system=system,
+                 trust=prior_trust)
+    assert bool(judge(RULES, request, [prior]).priors) is shown, why
+
+
 def test_a_code_with_the_other_side_is_not_the_same_procedure() -> None:
     request = facts("XR", "knee", "left", code="XKNEE", system="NICIP")
     assert tier(request, exam(3, modality="XR", region="knee", laterality="right", code="XKNEE",

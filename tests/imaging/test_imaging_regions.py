@@ -67,3 +67,10 @@ def test_normalise_laterality(word: str | None, expected: str | None) -> None:
 def test_paired_regions_are_limbs_and_breast() -> None:
     paired = {r.name for r in rg.REGIONS.values() if r.paired}
     assert "breast" in paired and "knee" in paired and "head" not in paired and "chest" not in paired
+
+
+def test_regions_as_stored_round_trip_and_unknown_names_are_left_out() -> None:
+    assert rg.join_regions(("head", "cervical-spine")) == "head cervical-spine"
+    assert rg.split_regions("head cervical-spine") == ("head", "cervical-spine")
+    assert rg.join_regions(()) is None and rg.split_regions(None) == ()
+    assert rg.split_regions("head elbow-of-nowhere") == ("head",)  # a truncated or foreign name is not guessed at
