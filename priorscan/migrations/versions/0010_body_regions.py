@@ -1,7 +1,7 @@
 """imaging and dedupe: every body region a study or an order names ("CT head and cervical spine"), not only the first
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0013
 Create Date: 2026-12-06 18:00:00.000000
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0009'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
