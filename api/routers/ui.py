@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import web_session
-from api.deps import ContextDep, Principal, PrincipalDep, get_principal
+from api.deps import SESSION_COOKIE, ContextDep, Principal, PrincipalDep, get_principal
 from api.workspace import local_today, pages_for, source_scopes
 from priorscan.errors import PriorscanError
 
@@ -176,6 +176,8 @@ async def login(request: Request, ctx: ContextDep, username: Annotated[str, Form
     _check_origin(request)
     address = request.client.host if request.client else None
     who, delay, locked = await run_in_threadpool(web_session.lookup_attempt, ctx, username, address)
+    if not locked:  # numbered in the database before the password is checked: parallel guesses cannot all pass
+        locked = not await run_in_threadpool(web_session.take_attempt_number, ctx, who, address)
     if delay:
         await asyncio.sleep(delay)
     if locked:
@@ -202,13 +204,15 @@ async def login(request: Request, ctx: ContextDep, username: Annotated[str, Form
 
 @router.post("/logout", status_code=204, response_class=Response)
 def logout(request: Request, ctx: ContextDep) -> Response:
-    """Sign out: clears the session cookie (204 for the page's script, else a redirect to ``/ui/``)."""
+    """Sign out: ends the session in the database (its cookie is refused from then on, wherever it was copied) and
+    clears the cookie (204 for the page's script, else a redirect to ``/ui/``)."""
     _check_origin(request)
     try:
         principal = get_principal(request, ctx)
     except HTTPException:
         principal = None
     if principal is not None and principal.kind == "user":
+        web_session.end_session(ctx, request.cookies.get(SESSION_COOKIE))
         web_session.audit_sign_out(ctx, principal)
     response: Response = (Response(status_code=status.HTTP_204_NO_CONTENT) if _wants_json(request)
                           else RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER))
