@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI
 
 from api.context import AppContext
+from api.guard import Guard
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,12 @@ ROUTER_MODULES = (
 
 
 def create_app(context: AppContext) -> FastAPI:
-    """Build the app around an opened :class:`AppContext`."""
+    """Build the app around an opened :class:`AppContext` (refused in production without a public base URL)."""
+    context.settings.require_serving_safely()
     app = FastAPI(title="priorscan", version="0.1.0",
                   description="Regional imaging index and duplicate-scan detector for five NHS trusts")
     app.state.context = context
+    app.add_middleware(Guard, context=context)  # first added, innermost: inside the request log and its metrics
     for name in ROUTER_MODULES:
         module = importlib.import_module(name)
         app.include_router(module.router)

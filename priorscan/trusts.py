@@ -37,6 +37,19 @@ class Trust(BaseModel, frozen=True):
     hospital_number_pattern: str | None = None
     viewer_url_template: str | None = None  # unset: the regional viewer
     dicom_ae_titles: tuple[str, ...] = ()  # calling AE titles of the trust's PACS and modalities (C-STORE)
+    #: Base URLs of the trust's FHIR servers (its EHR): the only ``fhirServer`` a CDS Hooks call may have priorscan
+    #: fetch the patient from (with the call's ``access_token``). A server whose host is private, loopback or
+    #: link-local must be written here by address (or as ``localhost``) to be used: a name is never trusted to
+    #: resolve there.
+    fhir_servers: tuple[str, ...] = ()
+
+    @field_validator("fhir_servers")
+    @classmethod
+    def _servers_are_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#]*)?", url):
+                raise ValueError(f"fhir_servers: {url!r} is not an http(s) base URL without query or user info")
+        return tuple(url.rstrip("/") for url in value)
 
     @field_validator("hospital_number_pattern")
     @classmethod
