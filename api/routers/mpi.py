@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ContextDep, Principal, SessionDep, require
 from mpi import LinkOutcome, PatientIndex, RecordKey
 from mpi.review import QUEUE_ORDERS, link_history, review_item, review_queue
-from priorscan.audit import record
+from priorscan.audit import record, record_patients_shown
 from priorscan.errors import IdentityError, NotFoundError, PriorscanError
 
 MPI_REVIEW = "priorscan/mpi-review"
@@ -87,6 +87,11 @@ def _out(outcome: LinkOutcome) -> dict[str, Any]:
             "linkState": outcome.link_state, "score": outcome.score}
 
 
+def _patients_of(items: list[dict[str, Any]]) -> list[str | None]:
+    """The regional patients a review item shows: those of its record and of its candidate."""
+    return [(item.get(side) or {}).get("regionalId") for item in items for side in ("record", "candidate")]
+
+
 def _actor(principal: Principal) -> str:
     return f"{principal.kind}:{principal.name}"
 
@@ -99,8 +104,9 @@ def get_review_queue(session: SessionDep, principal: Principal = Depends(require
                      ) -> dict[str, Any]:
     """Open possible matches (the likeliest missed link first, or the oldest), with their explanation."""
     total, items = review_queue(session, limit=limit, offset=offset, order=order)
-    record(session, principal.agent, action="R", event_type="rest", subtype="mpi-review-queue",
-           detail={"items": len(items), "total": total})
+    # one event per patient shown (both records of every item): "who looked at my record" finds the queue too
+    record_patients_shown(session, principal.agent, event_type="rest", subtype="mpi-review-queue",
+                          patients=_patients_of(items), detail={"items": len(items), "total": total})
     session.commit()
     return {"total": total, "items": items}
 
@@ -112,8 +118,8 @@ def get_review_item(item_id: int, session: SessionDep,
     item = review_item(session, item_id)
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such review item")
-    record(session, principal.agent, action="R", event_type="rest", subtype="mpi-review-item",
-           entity=f"review/{item_id}")
+    record_patients_shown(session, principal.agent, event_type="rest", subtype="mpi-review-item",
+                          patients=_patients_of([item]), entity=f"review/{item_id}")
     session.commit()
     return item
 
