@@ -7,6 +7,7 @@ import logging
 
 from fastapi import FastAPI
 
+from api import storage_errors
 from api.context import AppContext
 from api.guard import Guard
 
@@ -43,4 +44,5 @@ def create_app(context: AppContext) -> FastAPI:
         install = getattr(module, "install", None)
         if install is not None:  # exception handlers, middleware, static files owned by that router
             install(app)
+    storage_errors.install(app)  # a refused value 422, the database away 503: never a 500
     return app

@@ -17,7 +17,6 @@ that name none.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import re
 import socket
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from priorscan import json_input
 from priorscan.trusts import Trust, TrustRegistry
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def fetch_patient(trusts: TrustRegistry, fhir_server: object, patient_id: object
                 body += chunk
                 if len(body) > MAX_ANSWER_BYTES:
                     return None
-        resource = json.loads(body)
-    except (httpx.HTTPError, ValueError, RecursionError):
+        resource = json_input.loads(body)
+    except (httpx.HTTPError, ValueError):
         return None
     return resource if isinstance(resource, dict) else None

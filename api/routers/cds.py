@@ -27,7 +27,6 @@ patient, the checks, the commit) in one hop to a worker thread.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +51,7 @@ from dedupe import (
     run_hook,
     verify_cds_jwt,
 )
+from priorscan import json_input
 from priorscan.audit import Agent
 from priorscan.errors import AuthError, PriorscanError
 
@@ -142,9 +142,9 @@ class FeedbackIn(_Loose):
 async def _json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object; 400 when it is not one (or is nested too deeply to read)."""
     try:
-        value = json.loads(await request.body())
-    except (ValueError, RecursionError) as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the body is not JSON (or nested too deeply)") from exc
+        value = json_input.loads(await request.body())
+    except json_input.JsonInputError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=f"the body is not usable JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the body must be a JSON object")
     return value

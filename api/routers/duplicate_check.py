@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
@@ -40,6 +40,7 @@ from dedupe import (
     one_writer,
     run_check,
 )
+from priorscan import json_input
 from priorscan.audit import Agent
 from priorscan.errors import AuthError, ConfigurationError, ForbiddenError, InputError, NotFoundError, PriorscanError
 
@@ -137,6 +138,12 @@ class RequestIn(_Model):
 class DuplicateCheckIn(_Model):
     patient: PatientIn = PatientIn()
     request: RequestIn
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_json(cls, data: Any) -> Any:
+        """No NUL character (PostgreSQL cannot store one) and no absurd nesting, whatever the field (422)."""
+        return json_input.check(data, max_depth=16)
 
 
 class PriorOut(_Model):
