@@ -189,6 +189,15 @@ def live_server_with(sqlite_url: str) -> Iterator[Callable[..., LiveServer]]:
         server.__exit__(None, None, None)
 
 
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: bytes) -> Iterator[LiveServer]:
+    """A real server on a fresh SQLite store shared by a module's tests (fuzzing: each example costs one request)."""
+    path = tmp_path_factory.mktemp("module") / "store.db"
+    path.write_bytes(sqlite_template)
+    with LiveServer(f"sqlite:///{path}") as server:
+        yield server
+
+
 @pytest.fixture
 def live_server_sqlite(sqlite_url: str) -> Iterator[LiveServer]:
     """A real server on SQLite only, for tests whose subject is not storage."""

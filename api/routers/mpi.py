@@ -14,9 +14,10 @@ Every call is audited. Identifiers are ``system|value`` as sent by feeds (a trus
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ContextDep, Principal, SessionDep, require
@@ -87,6 +88,10 @@ def _out(outcome: LinkOutcome) -> dict[str, Any]:
             "linkState": outcome.link_state, "score": outcome.score}
 
 
+#: A review item's id: a positive 64-bit integer (a larger one is 422, never an overflow in the database driver).
+ReviewItemId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+
+
 def _patients_of(items: list[dict[str, Any]]) -> list[str | None]:
     """The regional patients a review item shows: those of its record and of its candidate."""
     return [(item.get(side) or {}).get("regionalId") for item in items for side in ("record", "candidate")]
@@ -112,7 +117,7 @@ def get_review_queue(session: SessionDep, principal: Principal = Depends(require
 
 
 @router.get("/review/{item_id}", response_model=dict[str, Any])
-def get_review_item(item_id: int, session: SessionDep,
+def get_review_item(item_id: ReviewItemId, session: SessionDep,
                     principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """One review item with both records, their differences and the waterfall of the model's weights."""
     item = review_item(session, item_id)
@@ -125,7 +130,7 @@ def get_review_item(item_id: int, session: SessionDep,
 
 
 @router.post("/review/{item_id}", response_model=OutcomeOut)
-def decide_review(item_id: int, body: DecisionIn, ctx: ContextDep, session: SessionDep,
+def decide_review(item_id: ReviewItemId, body: DecisionIn, ctx: ContextDep, session: SessionDep,
                   principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """Settle a possible match; the decision sticks through later updates and relinks."""
     index = PatientIndex(session, ctx.trusts)

@@ -166,7 +166,8 @@ def list_override_reasons(ctx: ContextDep, principal: PrincipalDep) -> list[Over
 
 
 @router.post("/login", response_model=SessionInfo,
-             responses={401: {"description": "wrong username or password"}, 429: {"description": "too many failures"}})
+             responses={401: {"description": "wrong username or password"}, 429: {"description": "too many failures"},
+                        303: {"description": "to /ui/ (a form post)"}})
 async def login(request: Request, ctx: ContextDep, username: Annotated[str, Form(max_length=200)],
                 password: Annotated[str, Form(max_length=4096)]) -> Response:
     """Sign in with a username and password; sets the session cookie.
@@ -202,7 +203,8 @@ async def login(request: Request, ctx: ContextDep, username: Annotated[str, Form
     return response
 
 
-@router.post("/logout", status_code=204, response_class=Response)
+@router.post("/logout", status_code=204, response_class=Response,
+             responses={303: {"description": "signed out; to /ui/ (a form post)"}})
 def logout(request: Request, ctx: ContextDep) -> Response:
     """Sign out: ends the session in the database (its cookie is refused from then on, wherever it was copied) and
     clears the cookie (204 for the page's script, else a redirect to ``/ui/``)."""
