@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import AppContext
 from api.deps import SESSION_COOKIE, cached_principal, lookup_token
+from api.storage_errors import RETRY_AFTER_S, UNAVAILABLE
 from api.web_session import principal_from_cookie
 
 #: Paths answered without credentials (exact match).
@@ -60,9 +61,9 @@ async def _refuse(send: Send, path: str, status_code: int, detail: str,
                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """Answer ``status_code`` with ``detail`` (an OperationOutcome under ``/fhir``, FastAPI's shape elsewhere)."""
     if _is_fhir(path):
-        issue = {401: "login", 413: "too-costly"}.get(status_code, "processing")
-        body: dict[str, Any] = {"resourceType": "OperationOutcome",
-                                "issue": [{"severity": "error", "code": issue, "diagnostics": detail}]}
+        issue = {401: "login", 413: "too-costly", 503: "transient"}.get(status_code, "processing")
+        body: dict[str, Any] = {"resourceType": "OperationOutcome", "issue": [{
+            "severity": "fatal" if status_code >= 500 else "error", "code": issue, "diagnostics": detail}]}
         media = b"application/fhir+json"
     else:
         body, media = {"detail": detail}, b"application/json"
@@ -90,7 +91,12 @@ class Guard:
             return
         path = str(scope.get("path", ""))
         if not is_public(path):
-            refusal = await self._authenticate(scope, path)
+            try:
+                refusal = await self._authenticate(scope, path)
+            except UNAVAILABLE:  # the store is away: the client may try again (api.storage_errors does the rest)
+                await _refuse(send, path, 503, "the database is unavailable; try again shortly",
+                              [(b"retry-after", str(RETRY_AFTER_S).encode())])
+                return
             if refusal is not None:
                 await _refuse(send, path, 401, refusal, [(b"www-authenticate", b"Bearer")])
                 return

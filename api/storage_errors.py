@@ -22,7 +22,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 5
-_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
+UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
 
 
 def _answer(request: Request, status_code: int, detail: str, headers: dict[str, str] | None = None) -> Response:
@@ -51,5 +51,5 @@ async def on_unavailable(request: Request, exc: Exception) -> Response:
 def install(app: FastAPI) -> None:
     """Register the handlers (more specific than any ``Exception`` handler, so they win wherever they apply)."""
     app.add_exception_handler(DataError, on_data_error)
-    for kind in _UNAVAILABLE:
+    for kind in UNAVAILABLE:
         app.add_exception_handler(kind, on_unavailable)

@@ -121,6 +121,7 @@ class LiveServer:
     """``priorscan``'s app served by uvicorn in a thread on a free loopback port (a real HTTP server)."""
 
     def __init__(self, db_url: str, **settings: object) -> None:
+        db_url = str(settings.pop("db", db_url))
         import threading
 
         import uvicorn
