@@ -68,3 +68,31 @@ def test_ingest_reports_a_deeply_nested_file_and_goes_on(run_cli, sqlite_url: st
     assert "a_deep.json" in report and "b_array.json" in report and "c_corrupt.json" in report
     status, out, _ = run_cli("--db", sqlite_url, "export", "xref")
     assert "AB120002" in out, "the good file after the bad ones was loaded"
+
+
+def test_a_database_error_logged_with_its_traceback_names_no_value(pg_url: str) -> None:
+    """PostgreSQL quotes the row in a unique violation (DETAIL: Key (...)=(...)); the log line blanks it."""
+    import io
+
+    from sqlalchemy import text
+
+    from priorscan import logs
+    from priorscan.db import make_engine
+
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream=stream)
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TEMP TABLE t (nhs text PRIMARY KEY, family text)"))
+            connection.execute(text("INSERT INTO t VALUES (:n, :f)"), {"n": NHS, "f": NAME})
+            try:
+                connection.execute(text("INSERT INTO t VALUES (:n, :f)"), {"n": NHS, "f": NAME})
+            except Exception:
+                logging.getLogger("priorscan.test").exception("insert failed")
+    finally:
+        engine.dispose()
+        logs.configure("INFO", "json")
+    written = stream.getvalue()
+    assert "insert failed" in written and "UniqueViolation" in written
+    assert NHS not in written and NAME not in written
