@@ -1,7 +1,7 @@
 """web page: sessions ended by signing out, and sign-in attempt counters settled in the database
 
 Revision ID: 0011
-Revises: 0013
+Revises: 0010
 Create Date: 2026-12-06 18:00:00.000000
 """
 from alembic import op
@@ -11,7 +11,7 @@ import priorscan.db
 
 
 revision = '0011'
-down_revision = '0013'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
