@@ -14,9 +14,11 @@ from imaging.regions import (
     BODY_REGIONS,
     REGION_GROUPS,
     comparable_regions,
+    join_regions,
     laterality_compatible,
     normalise_laterality,
     region_group,
+    split_regions,
 )
 
 
@@ -33,10 +35,12 @@ __all__ = [
     "ProcedureCode",
     "canonical_system",
     "comparable_regions",
+    "join_regions",
     "laterality_compatible",
     "normalise_laterality",
     "normalise_modality",
     "normalise_procedure",
     "region_group",
     "rule_vocabulary",
+    "split_regions",
 ]

@@ -52,16 +52,16 @@ def nhs_number(n: int) -> str:
 # --- pure judgement ---------------------------------------------------------------------------------------------
 
 def procedure(modality: str | None = "CT", region: str | None = "head", laterality: str | None = "none",
-              code: str | None = None, system: str | None = None) -> Procedure:
-    return Procedure(modality, region, laterality, system, code)
+              code: str | None = None, system: str | None = None, regions: tuple[str, ...] = ()) -> Procedure:
+    return Procedure(modality, region, laterality, system, code, regions)
 
 
 def exam(days_ago: int = 10, *, modality: str = "CT", region: str | None = "head", laterality: str | None = "none",
          status: str = "completed", kind: str = "study", trust: str = "RTK", code: str | None = None,
-         system: str | None = None, dose: float | None = 2.0, on: date = TODAY) -> Exam:
-    """One of the patient's exams, ``days_ago`` calendar days before ``on``."""
+         system: str | None = None, dose: float | None = 2.0, on: date = TODAY, regions: tuple[str, ...] = ()) -> Exam:
+    """One of the patient's exams, ``days_ago`` calendar days before ``on`` (``regions``: every region it names)."""
     uid = f"2.25.{next(_uids)}" if kind == "study" else None
-    return Exam(kind=kind, status=status, procedure=procedure(modality, region, laterality, code, system),
+    return Exam(kind=kind, status=status, procedure=procedure(modality, region, laterality, code, system, regions),
                 on_date=on - timedelta(days=days_ago), trust=trust, study_instance_uid=uid,
                 accession_number=f"ACC{next(_uids)}", placer_order_number="P-OLD" if kind == "order" else None,
                 description=f"{modality} {region}", effective_dose_msv=dose)
@@ -69,8 +69,10 @@ def exam(days_ago: int = 10, *, modality: str = "CT", region: str | None = "head
 
 def facts(modality: str = "CT", region: str | None = "head", laterality: str | None = "none", *,
           circumstances: frozenset[str] = frozenset(), age: int | None = 40, trust: str = "RTK",
-          code: str | None = None, system: str | None = None, on: date = TODAY) -> RequestFacts:
-    return RequestFacts(procedure(modality, region, laterality, code, system), on, trust, circumstances, age)
+          code: str | None = None, system: str | None = None, on: date = TODAY,
+          regions: tuple[str, ...] = ()) -> RequestFacts:
+    return RequestFacts(procedure(modality, region, laterality, code, system, regions), on, trust, circumstances,
+                        age)
 
 
 # --- the store --------------------------------------------------------------------------------------------------
