@@ -39,7 +39,8 @@ class HL7Sender(BaseModel, frozen=True):
     trust's ODS code or one of its HL7 aliases). Over MLLP it must also come from one of ``addresses`` (IP addresses
     or networks; empty: any) over a TLS connection whose client certificate names one of ``certificate_names``
     (subject CN or a DNS/IP subject alternative name; empty: any certificate the listener trusts, or none without
-    TLS). ``domains`` are the identifier namespaces its messages may create, update, merge, link or change (unset:
+    TLS). By ``POST /hl7`` its messages come only from the API clients named in ``clients`` (none: not over HTTP).
+    ``domains`` are the identifier namespaces its messages may create, update, merge, link or change (unset:
     the trust's own hospital numbers): a trust's feed acts only on its own hospital numbers.
     """
 
@@ -47,6 +48,7 @@ class HL7Sender(BaseModel, frozen=True):
     facility: str | None = Field(default=None, min_length=1, max_length=200)
     addresses: tuple[str, ...] = ()
     certificate_names: tuple[str, ...] = ()
+    clients: tuple[str, ...] = ()  # API clients (token names) that may send its messages by POST /hl7
     domains: tuple[str, ...] | None = None
 
     @field_validator("addresses")
