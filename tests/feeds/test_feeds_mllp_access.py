@@ -209,3 +209,32 @@ def test_a_stranger_replaying_a_trusts_message_id_changes_nothing(mllp_server, s
             assert [e.ack_code for e in session.scalars(select_(HL7MessageLog))] == ["AA"]
     with mllp_server(sqlite_url) as server, MLLPClient("127.0.0.1", server.port) as client:  # the trust resends
         assert exchange(client, message).text == original.text  # its original ACK: not applied twice
+
+
+@pytest.fixture
+def http_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    trusts = trusts_with_senders(tmp_path, {"RTK": [{"application": "PAS", "clients": ["rtk-engine"]}]})
+    monkeypatch.setenv("PRIORSCAN_TRUSTS_FILE", str(trusts))
+    return request.getfixturevalue("live_server_sqlite")
+
+
+@pytest.mark.parametrize(("client", "facility", "accepted"), [
+    ("rtk-engine", "RTK", True),  # the API client the sender names
+    ("another-client", "RTK", False),  # a valid token with the scope, but not this sender's client
+    ("rtk-engine", "RXC", False),  # the right client speaking for a trust that did not list it
+], ids=["listed-client", "other-client", "other-trust"])
+def test_post_hl7_takes_a_senders_messages_only_from_its_clients(http_listed, client: str, facility: str,  # type: ignore[no-untyped-def]
+                                                                 accepted: bool) -> None:
+    import httpx
+
+    token = http_listed.token(["priorscan/hl7"], client=client)
+    message = adt("A28", pid("AB100014^^^RTK^MR"), facility=facility)
+    reply = httpx.post(f"{http_listed.base_url}/hl7", content=message,
+                       headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"})
+    ack = Ack(reply.text)
+    if accepted:
+        assert ack.code == "AA", reply.text
+        return
+    assert (ack.code, ack.error_code) == ("AR", "207"), reply.text
+    assert record_of(http_listed, RecordKey(RTK, "AB100014")) is None
+    assert _letters(http_listed) == [("http-hl7", "hl7.sender-not-allowed")]

@@ -117,12 +117,16 @@ def test_an_unknown_code_falls_back_to_its_display_text() -> None:
     ("CT chest and CTPA", ("chest", "pulmonary-angiography"), "a chest CT with a CTPA"),
     ("CTA head and neck", ("head-neck-angiography",), "the territory, not the head and the neck"),
     ("CT coronary angiogram", ("coronary-angiography",), "coronary territory"),
+    ("PTC/Nefro", ("abdomen",), "a Siemens protocol: percutaneous transhepatic cholangiography, nephrostomy"),
+    ("XA nephrostomy", ("abdomen",), "nephrostomy"),
+    ("RF ERCP", ("abdomen",), "ERCP"),
+    ("FL - High Con.", (), "a fluoroscopy protocol that names no part stays unknown"),
 ])
 def test_every_region_a_description_names_and_uk_abbreviations(text: str, regions: tuple[str, ...],
                                                                  why: str) -> None:
     result = normalise_description(text)
     assert result.regions == regions, why
-    assert result.body_region == regions[0], why
+    assert result.body_region == (regions[0] if regions else None), why
 
 
 def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
