@@ -111,3 +111,25 @@ def test_corrupt_dicom_to_stow_rs_is_never_a_server_error(module_server, parts: 
         "Authorization": f"Bearer {module_server.token()}",
         "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})
     assert answer.status_code < 500, (answer.status_code, answer.text[:300])
+
+
+def test_a_dicom_value_of_the_wrong_length_is_refused_not_a_server_error(module_server) -> None:  # type: ignore[no-untyped-def]
+    """Found by ``python -m bench fuzz``: (0002,0000) UL with a length of 1 made pydicom raise BytesLengthException,
+    which no handler expected (500)."""
+    data = bytearray(VALID_DICOM)
+    assert data[132:138] == b"\x02\x00\x00\x00UL"
+    data[138:140] = b"\x01\x00"
+    boundary = uuid.uuid4().hex
+    body = (b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + bytes(data) + b"\r\n--"
+            + boundary.encode() + b"--\r\n")
+    answer = httpx.post(module_server.base_url + "/dicomweb/studies", content=body, timeout=30, headers={
+        "Authorization": f"Bearer {module_server.token()}",
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})
+    assert answer.status_code == 409, (answer.status_code, answer.text[:300])
+
+
+def test_paging_past_64_bits_is_422_not_a_server_error(module_server) -> None:  # type: ignore[no-untyped-def]
+    """Found by ``python -m bench fuzz``: an offset or cursor past 64 bits overflowed in the SQLite driver (500)."""
+    headers = {"Authorization": f"Bearer {module_server.token()}"}
+    for path in ("/api/v1/mpi/review?offset=9223372036854775808", "/api/v1/analytics/studies?after=9223372036854775808"):
+        assert httpx.get(module_server.base_url + path, headers=headers).status_code == 422, path
