@@ -140,6 +140,7 @@ def bench_extract(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def bench_dicom(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from bench.bench_imaging import write_objects
 
+    (workdir / "dicom").mkdir()
     files = write_objects(workdir / "dicom", args.objects)
     with _store(args.backend, workdir) as url:
         result = run_load(url, [workdir / "dicom"], extra=("--workers", str(args.workers)))

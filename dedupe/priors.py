@@ -9,6 +9,8 @@ studies by ``source_record.regional_patient_id`` then ``study (source_record_id,
 recorded before the MPI knew the patient that named one of the patient's identifiers (from the patient's records to
 ``unattached_order_identifier (value, system)``, never from the kept identifiers; :mod:`dedupe.orders`). Completed
 studies older than the longest window are not read; scheduled studies and active orders are read at any age. A study
+or order stored before every region it names was kept (``body_regions``, migration 0010) has them read again from its
+description, when that reads as the same examination. A study
 withdrawn from the priors (its images rejected by an IOCM note, or deleted in the PACS) is never read.
 """
 
@@ -39,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from dedupe.comparable import Exam, Procedure, local_date
 from dedupe.tables import UnattachedOrderIdentifier
-from dedupe.vocabulary import split_regions
+from dedupe.vocabulary import normalise_description, split_regions
 from imaging.tables import ImagingOrder, Study
 from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord
 from priorscan.db import UTCDateTime
@@ -152,6 +154,17 @@ class PatientHistory:
         return next((rid for rid, ods in ordered if trust and ods == trust), ordered[0][0] if ordered else None)
 
 
+def _described_regions(body_region: str | None, description: str | None, modality: str | None) -> tuple[str, ...]:
+    """Every region the description of an exam stored before ``body_regions`` was kept names, when it reads as the
+    same examination (its stored region among them); else none beyond the stored region."""
+    if not body_region or not description:
+        return ()
+    named = normalise_description(description, modality).regions
+    if body_region not in named or len(named) < 2:
+        return ()
+    return (body_region, *(r for r in named if r != body_region))
+
+
 def patient_exams(session: Session, regional_id: str, *, since: date, timezone: str,
                   own_order: tuple[str, set[str]] | None = None) -> PatientHistory:
     """The patient's exams that may be comparable priors of a request judged on or after ``since``'s window.
@@ -197,7 +210,7 @@ def patient_exams(session: Session, regional_id: str, *, since: date, timezone: 
         exams.append(Exam(
             kind="study" if study else "order", status=status or "completed",
             procedure=Procedure(modality, body_region, laterality, procedure_system, procedure_code,
-                                split_regions(regions)),
+                                split_regions(regions) or _described_regions(body_region, description, modality)),
             on_date=day, trust=trust, at=at, study_instance_uid=uid, accession_number=accession,
             placer_order_number=placer, description=description, effective_dose_msv=dose))
     return PatientHistory(exams, records, unattached, birth_date)

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dedupe.rules import Vocabulary
 from imaging.codetables import canonical_system
-from imaging.procedures import MODALITIES, NormalisedProcedure, ProcedureCode, normalise_modality, normalise_procedure
+from imaging.procedures import (
+    MODALITIES,
+    NormalisedProcedure,
+    ProcedureCode,
+    normalise_description,
+    normalise_modality,
+    normalise_procedure,
+)
 from imaging.regions import (
     BODY_REGIONS,
     REGION_GROUPS,
@@ -37,6 +44,7 @@ __all__ = [
     "comparable_regions",
     "join_regions",
     "laterality_compatible",
+    "normalise_description",
     "normalise_laterality",
     "normalise_modality",
     "normalise_procedure",

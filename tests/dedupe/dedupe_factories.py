@@ -93,13 +93,15 @@ def add_patient(session: Session, trusts: TrustRegistry, *, trust: str = "RTK", 
 def add_study(session: Session, source_record_id: int, *, days_ago: int = 10, on: date = TODAY,
               modality: str = "CT", region: str | None = "head", laterality: str | None = "none",
               trust: str = "RTK", status: str = "completed", dose: float | None = 1.8,
-              code: str | None = None, system: str | None = None, accession: str | None = None) -> str:
+              code: str | None = None, system: str | None = None, accession: str | None = None,
+              description: str | None = None, regions: str | None = None) -> str:
     uid = f"2.25.{next(_uids)}{datetime.now(UTC).microsecond}"
     study_date = on - timedelta(days=days_ago)
     session.add(Study(study_instance_uid=uid, source_record_id=source_record_id, performing_trust=trust,
                       accession_number=accession or f"{trust}-{next(_uids)}", status=status, modality=modality,
                       body_region=region, laterality=laterality, procedure_system=system, procedure_code=code,
-                      description=f"{modality} {region or ''}".strip(), study_date=study_date,
+                      description=description or f"{modality} {region or ''}".strip(), body_regions=regions,
+                      study_date=study_date,
                       study_datetime=datetime(study_date.year, study_date.month, study_date.day, 10, tzinfo=UTC),
                       effective_dose_msv=dose))
     session.flush()

@@ -194,3 +194,28 @@ def test_a_request_whose_region_cannot_be_read_says_so(live_server_sqlite) -> No
     result = check(live_server_sqlite, number, modality="CT", bodySite="widget")
     assert result["verdict"] == "clear"
     assert (result["request"]["normalisation"], result["request"]["bodySite"]) == ("unknown", None)
+
+
+@pytest.mark.parametrize(("reason", "indicator", "why"), [
+    ("RTC. Pregnant - not for contrast", "warning", "pregnancy kept: the STAT downgrade does not apply (was: info)"),
+    ("RTC. Not pregnant", "info", "pregnancy negated: the STAT downgrade applies"),
+])
+def test_pregnancy_read_in_context_over_cds_hooks(live_server_sqlite, reason, indicator, why) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 through CDS Hooks: a STAT CT abdomen-pelvis order for a pregnant patient five days after one."""
+    from test_cds_hooks import ISSUER, call, hook_request, jwks, signed
+
+    from priorscan.tables import CdsTrustedIssuer
+
+    server = live_server_sqlite
+    with server.context.sessions() as session:
+        session.add(CdsTrustedIssuer(issuer=ISSUER, jwks=jwks()))
+        session.commit()
+    number = seed(server, {"region": "abdomen-pelvis", "days_ago": 5, "on": date.today()})
+    body = hook_request(number)
+    order = body["context"]["draftOrders"]["entry"][0]["resource"]
+    order["code"] = {"text": "CT abdomen and pelvis"}
+    order.update(priority="stat", reasonCode=[{"text": reason}])
+    answer = call(server, signed(server), body)
+    assert answer.status_code == 200, answer.text
+    [card] = answer.json()["cards"]
+    assert card["indicator"] == indicator, why
