@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from dedupe.rules import Vocabulary
 from imaging.codetables import canonical_system
-from imaging.procedures import MODALITIES, NormalisedProcedure, ProcedureCode, normalise_modality, normalise_procedure
+from imaging.procedures import (
+    MODALITIES,
+    NormalisedProcedure,
+    ProcedureCode,
+    normalise_description,
+    normalise_modality,
+    normalise_procedure,
+)
 from imaging.regions import (
     BODY_REGIONS,
     REGION_GROUPS,
     comparable_regions,
+    join_regions,
     laterality_compatible,
     normalise_laterality,
     region_group,
+    split_regions,
 )
 
 
@@ -33,10 +42,13 @@ __all__ = [
     "ProcedureCode",
     "canonical_system",
     "comparable_regions",
+    "join_regions",
     "laterality_compatible",
+    "normalise_description",
     "normalise_laterality",
     "normalise_modality",
     "normalise_procedure",
     "region_group",
     "rule_vocabulary",
+    "split_regions",
 ]

@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from imaging.codetables import fhir_code_system
+from imaging.dicom_time import LOCAL_ZONE
 from imaging.facts import CANCELLED, COMPLETED, IN_PROGRESS, SCHEDULED, StudyFacts
 from imaging.identity import PatientIdentity, qualify
 from imaging.index import StudyIndex
@@ -135,7 +137,9 @@ def _started(value: Any) -> tuple[date | None, datetime | None]:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None, None
-    return when.date(), when
+    if when.tzinfo is None:  # FHIR requires an offset with a time; a sender that omits it means its local time
+        when = when.replace(tzinfo=LOCAL_ZONE)
+    return when.astimezone(LOCAL_ZONE).date(), when  # the study date is a London calendar date
 
 
 def facts_from_resource(session: Session, trusts: TrustRegistry, resource: dict[str, Any]) -> StudyFacts:
@@ -218,8 +222,7 @@ def to_fhir(study: Study, regional_id: str | None, trusts: TrustRegistry) -> dic
     if study.procedure_code or study.description:
         concept: dict[str, Any] = {"text": study.description} if study.description else {}
         if study.procedure_code:
-            concept["coding"] = [{"system": study.procedure_system or "urn:priorscan:local",
-                                  "code": study.procedure_code}]
+            concept["coding"] = [{"system": fhir_code_system(study.procedure_system), "code": study.procedure_code}]
         resource["procedureCode"] = [concept]
     if study.description:
         resource["description"] = study.description

@@ -10,7 +10,6 @@ handlers. ImagingStudy and ServiceRequest routes live with the imaging and dedup
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from api.fhir_queries import match_patients, pix_query, read_patient_resource, s
 from api.fhir_service import bundle_scopes, http_status, process_bundle, run_unit, write_patient
 from api.scopes import PRIORSCAN_SCOPES
 from mpi.fhir_patient import outcome
+from priorscan import json_input
 from priorscan.errors import FHIRError, PriorscanError
 from priorscan.outcome import ItemOutcome
 
@@ -64,9 +64,9 @@ async def fhir_body(request: Request) -> dict[str, Any]:
     if media and not (media.endswith("/json") or media.endswith("+json")):
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="send application/fhir+json")
     try:
-        value = json.loads(await request.body())
-    except ValueError as exc:
-        raise FHIRError("the body is not JSON", code="fhir.json") from exc
+        value = json_input.loads(await request.body())
+    except json_input.JsonInputError as exc:
+        raise FHIRError(f"the body is not usable JSON: {exc}", code="fhir.json") from exc
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         raise FHIRError("the body is not a FHIR resource (no resourceType)", code="fhir.json")
     return value
@@ -294,8 +294,9 @@ def capability_statement(base: str) -> dict[str, Any]:
                      {"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"},
                      {"name": "ihe-pix",
                       "definition": "https://profiles.ihe.net/ITI/PIXm/OperationDefinition/IHE.PIXm.pix"}]},
-                {"type": "ImagingStudy", "interaction": [{"code": "create"}, {"code": "search-type"}],
-                 "searchParam": [{"name": "patient", "type": "reference"}, {"name": "identifier", "type": "token"}]},
+                {"type": "ImagingStudy", "interaction": [{"code": c} for c in ("read", "create", "search-type")],
+                 "searchParam": [{"name": "patient", "type": "reference"}, {"name": "identifier", "type": "token"},
+                                 {"name": "_count", "type": "number"}]},
                 {"type": "ServiceRequest", "interaction": [{"code": "create"}]},
                 {"type": "DiagnosticReport", "interaction": [{"code": "create"}, {"code": "read"}]},
             ],

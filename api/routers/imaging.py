@@ -32,6 +32,7 @@ from imaging.fhir_report import apply_diagnostic_report
 from imaging.fhir_report import to_fhir as report_to_fhir
 from imaging.queries import analytics_rows, normalisation_counts, regional_id_of
 from imaging.tables import Study, StudyReport
+from priorscan import json_input
 from priorscan.audit import record
 
 router = APIRouter(tags=["imaging"])
@@ -56,9 +57,9 @@ async def create_imaging_study(request: Request, ctx: ContextDep, session: Sessi
                                principal: Principal = Depends(require("system/ImagingStudy.c"))) -> Response:
     """Index an ImagingStudy (201 when new, 200 when the study with that UID was updated)."""
     try:
-        resource = json.loads(await request.body())
-    except ValueError:
-        return _outcome(400, "structure", "the body is not JSON")
+        resource = json_input.loads(await request.body())
+    except json_input.JsonInputError as exc:
+        return _outcome(400, "structure", f"the body is not usable JSON: {exc}")
     begin_write(session)
     outcome = apply_imaging_study(session, ctx.trusts, resource, agent=principal.agent)
     if not outcome.accepted:
@@ -125,9 +126,9 @@ async def create_diagnostic_report(request: Request, session: SessionDep, ctx: C
                                    principal: Principal = Depends(require("system/DiagnosticReport.c"))) -> Response:
     """Link a report to its study (201 when new, 200 when it replaced the version with the same identifier)."""
     try:
-        resource = json.loads(await request.body())
-    except ValueError:
-        return _outcome(400, "structure", "the body is not JSON")
+        resource = json_input.loads(await request.body())
+    except json_input.JsonInputError as exc:
+        return _outcome(400, "structure", f"the body is not usable JSON: {exc}")
     begin_write(session)
     outcome = apply_diagnostic_report(session, ctx.trusts, resource, agent=principal.agent)
     if not outcome.accepted:
