@@ -32,6 +32,7 @@ import logging
 import multiprocessing
 import os
 import resource
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -72,6 +73,26 @@ if TYPE_CHECKING:
     from priorscan.trusts import TrustRegistry
 
 log = logging.getLogger(__name__)
+
+#: Fault injection for the resume tests: ``stage:N`` (``identity``, ``deferred`` or ``imaging-dicom``) kills this
+#: process with SIGKILL right after the N-th commit of that stage, as a crash at the worst moment would. Never set
+#: in a real run; read once per load.
+FAULT_ENV = "PRIORSCAN_FAULT_KILL_AFTER"
+
+
+class _Crash:
+    """Counts a stage's commits and kills the process at the one :data:`FAULT_ENV` names."""
+
+    def __init__(self, spec: str) -> None:
+        stage, _, count = spec.partition(":")
+        self.stage, self.after, self.seen = stage, int(count or 1), 0
+
+    def committed(self, stage: str) -> None:
+        if stage == self.stage:
+            self.seen += 1
+            if self.seen >= self.after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
 
 BATCH = 5_000  # identity items per transaction
 GROUP = 200  # HL7 messages or DICOM objects per transaction in the later stages
@@ -196,6 +217,8 @@ class Backfill:
         self.group = max(1, min(GROUP, batch))  # HL7 messages or DICOM objects per transaction after identity
         self.workers, self.production = workers, context.settings.env == "production"
         self._readers: Readers | None = None
+        spec = os.environ.get(FAULT_ENV)
+        self._crash = _Crash(spec) if spec else None
 
     @property
     def readers(self) -> Readers:
@@ -298,6 +321,8 @@ class Backfill:
             written = cursor(session, self.key, "written")
             advance(session, self.key, "written", (written.position if written else 0) + len(taken))
             session.commit()
+        if self._crash:
+            self._crash.committed("identity")
         self.report.written += len(taken)
         self.report.set_aside += len(aside)
         for record in taken:
@@ -368,6 +393,8 @@ class Backfill:
                     with self.context.sessions() as session:
                         advance(session, self.key, "deferred", run[-1][0])
                         session.commit()
+                    if self._crash:
+                        self._crash.committed("deferred")
                     bar.update(len(run))
                 after = group[-1][0]
         with self.context.sessions() as session:
@@ -491,6 +518,8 @@ class Backfill:
                 advance(session, self.key, f"{stage}-dicom", start + len(chunk),
                         finished=start + len(chunk) >= len(ordered))
                 session.commit()
+            if self._crash:
+                self._crash.committed(f"{stage}-dicom")
             bar.update(len(chunk))
 
 

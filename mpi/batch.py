@@ -198,13 +198,31 @@ def save_model(session: Session, model: Model, *, records: int) -> None:
 
 # --- relink --------------------------------------------------------------------------------------------------------
 
+def hold_live_writes(session: Session) -> None:
+    """Make live identity writes wait until ``session``'s transaction ends (a relink's whole read-score-write).
+
+    A relink reads every record, scores for a while and then writes its clusters: a link-on-write, merge or update
+    committed in between would be overwritten from the stale read (H-ID-31). On PostgreSQL the records and patients
+    are locked against writes (reads go on); on SQLite the one write lock is taken at once. Live feeds wait (and
+    answer with a negative ACK or 503 if they time out); nothing is overwritten.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text(f"LOCK TABLE {SourceRecord.__tablename__}, {RegionalPatient.__tablename__} "
+                             "IN SHARE ROW EXCLUSIVE MODE"))
+    elif dialect == "sqlite":
+        session.execute(text(f"UPDATE {SourceRecord.__tablename__} SET id = id WHERE 0"))  # begins the write
+
+
 def relink(session: Session, *, train: bool = True, actor: str = "batch-relink", model: Model | None = None,
            seed: int = 0) -> RelinkResult:
-    """Relink every active source record (``priorscan link``); the caller commits."""
+    """Relink every active source record (``priorscan link``); the caller commits. Live identity writes wait
+    until then (:func:`hold_live_writes`)."""
     from mpi.service import active_model
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    hold_live_writes(session)
     table = load_table(session)
     timings["load_s"] = time.perf_counter() - started
     if table.empty:

@@ -32,6 +32,7 @@ from mpi.batch import (
     RelinkResult,
     _golden,
     assign_held_ids,
+    hold_live_writes,
     merged_records,
     new_regional_id,
     save_model,
@@ -78,6 +79,7 @@ def spark_relink(session: Session, spark: SparkSession, db_url: str, *, train: b
 
     timings: dict[str, float] = {}
     started = mark = time.perf_counter()
+    hold_live_writes(session)  # before the tasks read: nothing written live in between is overwritten
     count, first, last = session.execute(select(func.count(), func.min(SourceRecord.id), func.max(SourceRecord.id))
                                          .where(SourceRecord.active.is_(True))).one()
     current = active_model(session)
