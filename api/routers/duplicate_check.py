@@ -27,7 +27,7 @@ from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
-from api.deps import ContextDep, Principal, SessionDep, require
+from api.deps import ContextDep, Principal, require
 from api.scopes import DUPLICATE_CHECK
 from dedupe import (
     CheckRequest,
@@ -37,11 +37,11 @@ from dedupe import (
     RequestReason,
     active_rules,
     apply_service_request_resource,
-    one_writer,
     run_check,
 )
 from priorscan.audit import Agent
 from priorscan.errors import AuthError, ConfigurationError, ForbiddenError, InputError, NotFoundError, PriorscanError
+from priorscan.unit_of_work import unit_of_work
 
 router = APIRouter(tags=["duplicate check"])
 
@@ -194,9 +194,8 @@ def check_request(ctx: AppContext, body: DuplicateCheckIn) -> CheckRequest:
 def checked(ctx: AppContext, request: CheckRequest, agent: Agent) -> dict[str, Any]:
     """Run one check in its own unit of work, committed before the answer is given (blocking: a worker thread's)."""
     try:
-        with ctx.sessions() as session, one_writer(session):
+        with unit_of_work(ctx.sessions, write=True) as session:
             outcome = run_check(session, ctx.trusts, active_rules(ctx.settings.rules_file), request, agent=agent)
-            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
     return outcome.as_json()
@@ -213,15 +212,14 @@ async def duplicate_check(body: DuplicateCheckIn, ctx: ContextDep,
 # --- FHIR ServiceRequest ------------------------------------------------------------------------------------------
 
 @router.post("/fhir/ServiceRequest", status_code=status.HTTP_201_CREATED, response_model=None)
-def create_service_request(ctx: ContextDep, session: SessionDep, resource: dict[str, Any] = Body(...),
+def create_service_request(ctx: ContextDep, resource: dict[str, Any] = Body(...),
                            principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
     """Store a ServiceRequest as an outstanding order and run the duplicate check on it."""
     try:
-        with one_writer(session):
+        with unit_of_work(ctx.sessions, write=True) as session:
             stored, outcome = apply_service_request_resource(session, ctx.trusts,
                                                              active_rules(ctx.settings.rules_file), resource,
                                                              agent=principal.agent)
-            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
     headers = {"X-Priorscan-Verdict": outcome.verdict if outcome else "not-checked"}
