@@ -121,8 +121,8 @@ def find_candidates(context: AppContext, today: date | None = None) -> list[dict
     Which of them falls inside its warning window is for the duplicate check to say (:func:`choose_request` asks it);
     this only narrows the search.
     """
-    from imaging.tables import Study
-    from mpi.tables import RegionalPatient, SourceRecord
+    from imaging import Study
+    from mpi import RegionalPatient, SourceRecord
 
     today = today or date.today()
     query = (select(Study.modality, Study.body_region, Study.laterality, Study.study_date, Study.performing_trust,
@@ -206,8 +206,7 @@ def act_on_alerts(context: AppContext, *, seed: int = 7, keep_open: set[str] | N
     """
     import random
 
-    from dedupe import acknowledge, active_rules, cancel, list_alerts, override
-    from dedupe.alerts import Coding
+    from dedupe import Coding, acknowledge, active_rules, cancel, list_alerts, override
 
     rng = random.Random(seed)
     rules = active_rules(context.settings.rules_file)

@@ -32,8 +32,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from imaging.adapters import ingest_dicom_datasets
-from imaging.rdsr import raw_text
+from imaging import ingest_dicom_datasets, raw_text
 from priorscan.audit import Agent
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter

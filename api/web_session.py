@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.accounts import DUMMY_PASSWORD_HASH, normalise_username, scopes_for_role, verify_password
-from api.deps import SESSION_COOKIE, Principal
+from api.principal import SESSION_COOKIE, Principal
 from priorscan.audit import Agent, record
 from priorscan.db import utcnow
 from priorscan.tables import AuditEvent, UserAccount

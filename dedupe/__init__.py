@@ -52,8 +52,9 @@ from dedupe.evaluate import RepeatFigures, evaluate_repeats
 from dedupe.fhir_orders import apply_service_request, apply_service_request_resource
 from dedupe.hl7_orders import apply_order
 from dedupe.rules import RuleSet, load_rules
+from dedupe.tables import Alert
 from dedupe.vocabulary import ProcedureCode
-from priorscan.writes import one_writer
+from priorscan.writes import one_writer  # for callers not yet on priorscan.unit_of_work
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -62,6 +63,7 @@ __all__ = [
     "OPEN",
     "OVERRIDDEN",
     "STATUSES",
+    "Alert",
     "AlertStateError",
     "CdsClient",
     "CheckOutcome",

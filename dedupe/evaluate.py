@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from dedupe.tables import Alert
 from dedupe.vocabulary import comparable_regions, laterality_compatible
-from imaging.tables import ImagingOrder, Study
-from mpi.tables import SourceRecord
+from imaging import ImagingOrder, Study
+from mpi import SourceRecord
 
 
 @dataclass

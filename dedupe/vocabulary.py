@@ -8,14 +8,18 @@ validating the rule file.
 from __future__ import annotations
 
 from dedupe.rules import Vocabulary
-from imaging.codetables import canonical_system
-from imaging.procedures import MODALITIES, NormalisedProcedure, ProcedureCode, normalise_modality, normalise_procedure
-from imaging.regions import (
+from imaging import (
     BODY_REGIONS,
+    MODALITIES,
     REGION_GROUPS,
+    NormalisedProcedure,
+    ProcedureCode,
+    canonical_system,
     comparable_regions,
     laterality_compatible,
     normalise_laterality,
+    normalise_modality,
+    normalise_procedure,
     region_group,
 )
 

@@ -20,8 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ContextDep, Principal, SessionDep, require
-from mpi import LinkOutcome, PatientIndex, RecordKey
-from mpi.review import QUEUE_ORDERS, link_history, review_item, review_queue
+from mpi import QUEUE_ORDERS, LinkOutcome, PatientIndex, RecordKey, link_history, review_item, review_queue
 from priorscan.audit import record
 from priorscan.errors import IdentityError, NotFoundError, PriorscanError
 
