@@ -2,7 +2,7 @@
 
 :func:`process_resource` serves ``priorscan ingest`` (a file's resource, Bundle or NDJSON line) and ``POST /fhir``:
 a Patient goes to the patient index (source kind ``fhir``); ImagingStudy and ServiceRequest go to the imaging and
-dedupe adapters (imported when first needed); other types are refused with a reason. A batch or collection Bundle
+dedupe adapters (through their fronts); other types are refused with a reason. A batch or collection Bundle
 applies each entry on its own; a transaction applies all its entries in one database transaction or none.
 References between entries (``urn:uuid:`` full URLs, ``Patient/<id>`` of the sender) are rewritten to the Patients
 created, so an ImagingStudy can name a Patient of the same Bundle
@@ -15,7 +15,6 @@ OperationOutcome issue code. Every write is audited with the regional patient it
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import logging
 import uuid
@@ -26,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from dedupe import apply_service_request
+from imaging import apply_imaging_study
 from mpi import (
     FHIR_ID,
     FHIR_ID_SYSTEM,
@@ -64,9 +65,10 @@ HTTP_STATUS: dict[str, tuple[int, str]] = {
     "identity.conflict": (409, "conflict"), "auth": (401, "login"), "auth.forbidden": (403, "forbidden"),
     "busy": (503, "transient"), "internal": (500, "exception"),
 }
-ADAPTERS: dict[str, tuple[str, str]] = {
-    "ImagingStudy": ("imaging.fhir_imaging", "apply_imaging_study"),
-    "ServiceRequest": ("dedupe.fhir_orders", "apply_service_request"),
+#: Resource types other packages apply → the adapter, from its package's front.
+ADAPTERS: dict[str, Callable[..., ItemOutcome]] = {
+    "ImagingStudy": apply_imaging_study,
+    "ServiceRequest": apply_service_request,
 }
 BUNDLE_TYPES = ("batch", "transaction", "collection")
 METHOD_ORDER = {"DELETE": 0, "POST": 1, None: 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -180,12 +182,7 @@ def apply_resource(session: Session, trusts: TrustRegistry, resource: Mapping[st
                         code="fhir.unsupported")
     if method == "PUT":
         raise FHIRError(f"update of {kind} is not supported; send it with POST", code="fhir.unsupported")
-    module_name, function_name = ADAPTERS[kind]
-    try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ModuleNotFoundError, AttributeError) as exc:
-        raise FHIRError(f"resource type {kind} is not supported yet", code="fhir.unsupported") from exc
-    outcome: ItemOutcome = function(session, trusts, dict(resource), agent=agent)
+    outcome: ItemOutcome = ADAPTERS[kind](session, trusts, dict(resource), agent=agent)
     if not outcome.accepted:
         status, _ = http_status(outcome.error_code)
         outcome.detail.setdefault("status", _status_line(status))

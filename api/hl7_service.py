@@ -20,10 +20,9 @@ The message is read once (:func:`priorscan.hl7v2.parse_message`) and the adapter
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,8 @@ from sqlalchemy import Row, Select, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from dedupe import apply_order
+from imaging import apply_oru
 from mpi import PatientIndex, apply_adt, read_adt, table_of
 from priorscan.audit import Agent, audit_row, record
 from priorscan.db import utcnow
@@ -82,11 +83,11 @@ ACK_CODES: dict[str, tuple[str, str]] = {
 RETRY_CODES = frozenset({"busy", "internal", "storage"})
 _ACK_START = re.compile(r"(?<=\r)(?=MSH)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-#: Message types other packages apply: (MSH-9.1, MSH-9.2) → (module, function); imported when first needed.
-ADAPTERS: dict[tuple[str, str], tuple[str, str]] = {
-    ("ORU", "R01"): ("imaging.hl7_oru", "apply_oru"),
-    ("ORM", "O01"): ("dedupe.hl7_orders", "apply_order"),
-    ("OMI", "O23"): ("dedupe.hl7_orders", "apply_order"),
+#: Message types other packages apply: (MSH-9.1, MSH-9.2) → the adapter, from its package's front.
+ADAPTERS: dict[tuple[str, str], Callable[..., ItemOutcome]] = {
+    ("ORU", "R01"): apply_oru,
+    ("ORM", "O01"): apply_order,
+    ("OMI", "O23"): apply_order,
 }
 CREATE_EVENTS = frozenset({"A01", "A04", "A05", "A28"})
 ATTEMPTS = 3
@@ -350,8 +351,7 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
         code = "hl7.unsupported-event" if any(t == message_type for t, _ in ADAPTERS) else "hl7.unsupported-type"
         raise MessageError(f"message type {message_type}^{trigger} is not supported", code=code,
                            location=ErrorLocation("MSH", 1, 9, component=2 if code == "hl7.unsupported-event" else 1))
-    module_name, function_name = target
-    function = getattr(importlib.import_module(module_name), function_name)
+    function = target
 
     def apply_other(session: Session) -> Applied:
         outcome: ItemOutcome = function(session, context.trusts, message, agent=agent)

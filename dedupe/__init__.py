@@ -38,6 +38,7 @@ from dedupe.analytics import (
     override_reasons,
     repeat_rates,
     repeats_frame,
+    run_export_analytics,
 )
 from dedupe.cds_auth import CdsClient, looks_like_jwt, verify_cds_jwt
 from dedupe.cds_hooks import HOOKS as CDS_HOOKS
@@ -110,6 +111,7 @@ __all__ = [
     "repeat_rates",
     "repeats_frame",
     "run_check",
+    "run_export_analytics",
     "run_hook",
     "verify_cds_jwt",
 ]

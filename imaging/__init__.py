@@ -28,7 +28,9 @@ from imaging.analytics import (
     studies_by,
     studies_frame,
 )
+from imaging.cli import run_export_studies
 from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
+from imaging.dicomweb import run_poll
 from imaging.dose import DoseEvent, DoseSummary, compare_with_drl, drl_category, summarise
 from imaging.fhir_imaging import apply_imaging_study, to_fhir
 from imaging.fhir_report import apply_diagnostic_report
@@ -128,6 +130,8 @@ __all__ = [
     "regional_id_of",
     "report_to_fhir",
     "rolling_peaks",
+    "run_export_studies",
+    "run_poll",
     "same_group",
     "search_studies",
     "shared_identity_share",

@@ -14,6 +14,7 @@ holds them to it). What it offers:
 """
 
 from mpi.batch import RelinkResult, bulk_load, relink
+from mpi.cli import run_evaluate, run_export_xref, run_link
 from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, Model, PairScore, decide, to_match_record
 from mpi.evaluate import Evaluation, evaluate_store, read_truth
 from mpi.fhir_patient import (
@@ -110,4 +111,7 @@ __all__ = [
     "SourceIdentifier",
     "SourceRecord",
     "table_of",
+    "run_evaluate",
+    "run_export_xref",
+    "run_link",
 ]
