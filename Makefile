@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[test]'
+	$(PIP) install -q -c constraints.txt -e '.[test,spark]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -35,12 +35,12 @@ pytest: $(STAMP) system
 test: lint typecheck imports pytest
 
 bench: $(STAMP)
-	$(PIP) install -q -c constraints.txt -e '.[test,bench]'
+	$(PIP) install -q -c constraints.txt -e '.[test,spark,bench]'
 	$(PY) -m bench $(BENCH_ARGS)
 
 # every analysts' notebook executed against a freshly generated region, rendered with its figures to docs/notebooks/
 notebooks: $(STAMP)
-	$(PIP) install -q -c constraints.txt -e '.[test,notebooks]'
+	$(PIP) install -q -c constraints.txt -e '.[test,spark,notebooks]'
 	$(PY) scripts/notebooks.py $(NOTEBOOK_ARGS)
 
 lock:

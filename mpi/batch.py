@@ -76,15 +76,22 @@ class RelinkResult:
 
 # --- loading -----------------------------------------------------------------------------------------------------
 
-def load_table(session: Session) -> pd.DataFrame:
-    """Every active source record: ids, link, raw golden-record fields and normalised match fields."""
-    rows = session.execute(select(
+def load_table(session: Session, *, ids: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Every active source record: ids, link, raw golden-record fields and normalised match fields.
+
+    ``ids`` ``(first, last)`` reads only the records whose id lies in that closed range (one slice of the store,
+    as a task of the Spark relink reads it).
+    """
+    query = select(
         SourceRecord.id, SourceRecord.regional_patient_id, SourceRecord.link_state, SourceRecord.link_manual,
         SourceRecord.match_fields, SourceRecord.provisional, SourceRecord.nhs_number, SourceRecord.nhs_number_valid,
         SourceRecord.nhs_verification, SourceRecord.family, SourceRecord.given, SourceRecord.birth_date,
         SourceRecord.birth_date_text, SourceRecord.sex, SourceRecord.postcode, SourceRecord.address,
-        SourceRecord.phone, SourceRecord.last_event_at, SourceRecord.updated_at)
-        .where(SourceRecord.active.is_(True)).order_by(SourceRecord.id)).all()
+        SourceRecord.phone, SourceRecord.last_event_at, SourceRecord.updated_at
+    ).where(SourceRecord.active.is_(True)).order_by(SourceRecord.id)
+    if ids is not None:
+        query = query.where(SourceRecord.id.between(*ids))
+    rows = session.execute(query).all()
     columns = ["record_id", "regional_patient_id", "link_state", "link_manual", "match_fields", "provisional",
                "nhs_raw", "nhs_number_valid", "nhs_verification", "family_raw", "given_raw", "birth_date",
                "birth_date_text", "sex_raw", "postcode_raw", "address_raw", "phone_raw", "last_event_at",
@@ -287,17 +294,28 @@ def _manual_pairs(session: Session, table: pd.DataFrame) -> tuple[tuple[Any, Any
 def _assign_ids(table: pd.DataFrame, labels: np.ndarray) -> dict[int, str]:
     """A regional id per cluster label: the id most of its records already hold, else a new one."""
     current = pd.DataFrame({"label": labels, "rid": table["regional_patient_id"].to_numpy()}).dropna()
-    counts = current.groupby(["label", "rid"]).size().reset_index(name="n").sort_values(
-        ["n", "rid"], ascending=[False, True], kind="stable")
-    assigned: dict[int, str] = {}
+    counts = current.groupby(["label", "rid"]).size().reset_index(name="n")
+    assigned = assign_held_ids(counts)
+    for label in np.unique(labels).tolist():
+        if label not in assigned:
+            assigned[label] = new_regional_id()
+    return assigned
+
+
+def assign_held_ids(counts: pd.DataFrame) -> dict[Any, str]:
+    """From ``(label, rid, n)`` (``n`` records of cluster ``label`` hold regional id ``rid``): the id each cluster
+    keeps, the most held first (ties: the smaller id, then the smaller label), each id kept by one cluster at most.
+
+    Clusters left without one get a new id from the caller. Rows of a label holding one id that no other label
+    holds decide nothing for anyone else: the Spark relink settles those where they are and passes only the rest.
+    """
+    counts = counts.sort_values(["n", "rid", "label"], ascending=[False, True, True], kind="stable")
+    assigned: dict[Any, str] = {}
     taken: set[str] = set()
     for label, rid in zip(counts["label"].tolist(), counts["rid"].tolist(), strict=True):
         if label not in assigned and rid not in taken:
             assigned[label] = rid
             taken.add(rid)
-    for label in np.unique(labels).tolist():
-        if label not in assigned:
-            assigned[label] = new_regional_id()
     return assigned
 
 
@@ -324,23 +342,15 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
         session.scalars(select(RegionalPatient.id)).all())
     golden = _golden(table, new_rid)
     fresh = [rid for rid in golden.index if rid not in existing]
-    if fresh:
-        session.execute(insert(RegionalPatient), [{"id": rid, "status": "active", "created_at": now, "updated_at": now,
-                                                   **golden.loc[rid].to_dict()} for rid in fresh])
     touched = sorted(set(new_rid[changed].tolist()) - set(fresh))
-    if touched:
-        session.execute(update(RegionalPatient), [{"id": rid, "status": "active", "merged_into_id": None,
-                                                   "updated_at": now, **golden.loc[rid].to_dict()}
-                                                  for rid in touched])
     gone = {rid for rid in old_rid[changed].tolist() if rid} - set(new_rid.tolist())
-    if gone:
-        destination: dict[str, Counter[str]] = {}
-        for old, new in zip(old_rid[changed].tolist(), new_rid[changed].tolist(), strict=True):
-            if old in gone:
-                destination.setdefault(old, Counter())[new] += 1
-        session.execute(update(RegionalPatient), [
-            {"id": rid, "status": "retired", "merged_into_id": destination[rid].most_common(1)[0][0],
-             "updated_at": now} for rid in sorted(gone)])
+    destination: dict[str, Counter[str]] = {}
+    for old, new in zip(old_rid[changed].tolist(), new_rid[changed].tolist(), strict=True):
+        if old in gone:
+            destination.setdefault(old, Counter())[new] += 1
+    write_patients(session, fresh=[{"id": rid, **golden.loc[rid].to_dict()} for rid in fresh],
+                   touched=[{"id": rid, **golden.loc[rid].to_dict()} for rid in touched],
+                   retired={rid: destination[rid].most_common(1)[0][0] for rid in sorted(gone)}, now=now)
 
     rows = np.flatnonzero(changed)
     probability = linkage.probability
@@ -349,56 +359,109 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
     explained = rows[(partner >= 0) & ~manual[rows]]
     weights_of = dict(zip(explained.tolist(), explanations(model, frame.take(explained),
                                                            frame.take(linkage.partner[explained])), strict=True))
-    updates = [{"id": int(record_ids[i]), "regional_patient_id": new_rid[i], "link_state": str(state[i]),
-                "link_score": None if np.isnan(probability[i]) else float(probability[i]),
-                "link_weights": weights_of.get(i), "link_model_version": None if manual[i] else model.version,
-                "linked_by": actor, "linked_at": now} for i in rows.tolist()]
-    if updates:
-        table = table_of(SourceRecord)
-        session.connection().execute(
-            table.update().where(table.c.id == bindparam("b_id")).values(
-                regional_patient_id=bindparam("b_rp"), link_state=bindparam("b_state"),
-                link_score=bindparam("b_score"), link_weights=bindparam("b_weights"),
-                link_model_version=bindparam("b_model"), linked_by=bindparam("b_by"), linked_at=bindparam("b_at")),
-            [{"b_id": u["id"], "b_rp": u["regional_patient_id"], "b_state": u["link_state"], "b_score": u["link_score"],
-              "b_weights": u["link_weights"], "b_model": u["link_model_version"], "b_by": u["linked_by"],
-              "b_at": u["linked_at"]} for u in updates])
-        session.connection().execute(table_of(LinkEvent).insert(), [
-            {"source_record_id": u["id"], "from_regional_id": old_rid[i], "to_regional_id": u["regional_patient_id"],
-             "link_state": u["link_state"], "manual": bool(manual[i]), "score": u["link_score"],
-             "weights": u["link_weights"],
-             "model_version": model.version, "actor": actor, "reason": "batch-relink", "at": now}
-            for u, i in zip(updates, rows.tolist(), strict=True)])
+    write_links(session, [
+        {"id": int(record_ids[i]), "from_regional_id": old_rid[i], "regional_patient_id": new_rid[i],
+         "link_state": str(state[i]), "manual": bool(manual[i]),
+         "link_score": None if np.isnan(probability[i]) else float(probability[i]),
+         "link_weights": weights_of.get(i)} for i in rows.tolist()], model=model, actor=actor, now=now)
     _follow_survivors(session, dict(zip(record_ids.tolist(), new_rid.tolist(), strict=True)))
 
     # review queue: open automatic items replaced by this run's possible matches
-    session.execute(update(ReviewItem).where(ReviewItem.status == "open").values(status="superseded"))
+    supersede_reviews(session)
     review_weights = explanations(model, frame.take(linkage.review_left), frame.take(linkage.review_right))
     reviews = [{"source_record_id": int(record_ids[a]), "candidate_record_id": int(record_ids[b]),
-                "candidate_regional_id": new_rid[b], "score": float(p), "weights": explained_pair,
-                "model_version": model.version, "status": "open", "created_at": now}
+                "candidate_regional_id": new_rid[b], "score": float(p), "weights": explained_pair}
                for a, b, p, explained_pair in zip(linkage.review_left.tolist(), linkage.review_right.tolist(),
                                                   linkage.review_probability.tolist(), review_weights, strict=True)]
-    if reviews:
-        session.execute(insert(ReviewItem), reviews)
+    write_reviews(session, reviews, model=model, now=now)
     session.flush()
     return int(changed.sum()), len(golden), len(reviews)
 
 
-def _follow_survivors(session: Session, regional_of: dict[int, str]) -> None:
-    """Records merged away (inactive) follow the record they were merged into."""
-    merged = session.execute(select(SourceRecord.id, SourceRecord.merged_into_id, SourceRecord.regional_patient_id)
-                             .where(SourceRecord.active.is_(False), SourceRecord.merged_into_id.is_not(None))).all()
-    if not merged:
+# --- writing a relink's result (the local relink in one batch, the Spark relink streamed in many) -------------------
+
+def write_patients(session: Session, *, fresh: Sequence[dict[str, Any]], touched: Sequence[dict[str, Any]],
+                   retired: dict[str, str], now: Any) -> None:
+    """Create the ``fresh`` regional patients and update the ``touched`` ones (each with its golden-record fields),
+    and retire the emptied ones into the patient most of their records went to (``retired``: id → that id)."""
+    if fresh:
+        session.execute(insert(RegionalPatient), [{"status": "active", "created_at": now, "updated_at": now, **row}
+                                                  for row in fresh])
+    if touched:
+        session.execute(update(RegionalPatient), [{"status": "active", "merged_into_id": None, "updated_at": now,
+                                                   **row} for row in touched])
+    if retired:
+        session.execute(update(RegionalPatient), [
+            {"id": rid, "status": "retired", "merged_into_id": into, "updated_at": now}
+            for rid, into in sorted(retired.items())])
+
+
+def write_links(session: Session, changes: Sequence[dict[str, Any]], *, model: Model, actor: str,
+                now: Any) -> None:
+    """Store each changed record's link (``id``, ``regional_patient_id``, ``link_state``, ``link_score``,
+    ``link_weights``, ``manual``, ``from_regional_id``) with a :class:`~mpi.tables.LinkEvent` saying that the
+    batch relink made it and with which model."""
+    if not changes:
         return
+    source = table_of(SourceRecord)
+    session.connection().execute(
+        source.update().where(source.c.id == bindparam("b_id")).values(
+            regional_patient_id=bindparam("b_rp"), link_state=bindparam("b_state"),
+            link_score=bindparam("b_score"), link_weights=bindparam("b_weights"),
+            link_model_version=bindparam("b_model"), linked_by=bindparam("b_by"), linked_at=bindparam("b_at")),
+        [{"b_id": c["id"], "b_rp": c["regional_patient_id"], "b_state": c["link_state"], "b_score": c["link_score"],
+          "b_weights": c["link_weights"], "b_model": None if c["manual"] else model.version, "b_by": actor,
+          "b_at": now} for c in changes])
+    session.connection().execute(table_of(LinkEvent).insert(), [
+        {"source_record_id": c["id"], "from_regional_id": c["from_regional_id"],
+         "to_regional_id": c["regional_patient_id"], "link_state": c["link_state"], "manual": c["manual"],
+         "score": c["link_score"], "weights": c["link_weights"], "model_version": model.version, "actor": actor,
+         "reason": "batch-relink", "at": now} for c in changes])
+
+
+def supersede_reviews(session: Session) -> None:
+    """Open automatic review items are replaced by the relink's possible matches."""
+    session.execute(update(ReviewItem).where(ReviewItem.status == "open").values(status="superseded"))
+
+
+def write_reviews(session: Session, reviews: Sequence[dict[str, Any]], *, model: Model, now: Any) -> None:
+    """Open the relink's review items (``source_record_id``, ``candidate_record_id``, ``candidate_regional_id``,
+    ``score``, ``weights``: the explanation)."""
+    if reviews:
+        session.execute(insert(ReviewItem), [{"model_version": model.version, "status": "open", "created_at": now,
+                                              **row} for row in reviews])
+
+
+def merged_records(session: Session) -> list[tuple[int, int, str | None]]:
+    """Records merged away (inactive): ``(id, merged into, regional id)``."""
+    return [tuple(row) for row in session.execute(  # type: ignore[misc]
+        select(SourceRecord.id, SourceRecord.merged_into_id, SourceRecord.regional_patient_id)
+        .where(SourceRecord.active.is_(False), SourceRecord.merged_into_id.is_not(None))).all()]
+
+
+def survivor_of(merged: Sequence[tuple[int, int, str | None]]) -> dict[int, int]:
+    """The record each merged-away record ends at, following merges of merges."""
     into = {rid: target for rid, target, _ in merged}
-    updates = []
-    for rid, _target, current in merged:
+    out: dict[int, int] = {}
+    for rid, _target, _current in merged:
         hop, seen = rid, set()
         while hop in into and hop not in seen:
             seen.add(hop)
             hop = into[hop]
-        target_regional = regional_of.get(hop)
+        out[rid] = hop
+    return out
+
+
+def _follow_survivors(session: Session, regional_of: dict[int, str],
+                      merged: Sequence[tuple[int, int, str | None]] | None = None) -> None:
+    """Records merged away (inactive) follow the record they were merged into."""
+    merged = merged_records(session) if merged is None else merged
+    if not merged:
+        return
+    survivors = survivor_of(merged)
+    updates = []
+    for rid, _target, current in merged:
+        target_regional = regional_of.get(survivors[rid])
         if target_regional and target_regional != current:
             updates.append({"id": rid, "regional_patient_id": target_regional})
     if updates:

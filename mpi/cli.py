@@ -18,14 +18,32 @@ CLI_AGENT = Agent("user", "cli")
 
 
 def run_link(args: argparse.Namespace, ctx: CliContext) -> int:
-    """Relink every source record with a freshly trained model (``--no-train``: the active model)."""
+    """Relink every source record with a freshly trained model (``--no-train``: the active model), in this process
+    or (``--engine spark``) on Apache Spark."""
     from mpi.batch import relink
     from priorscan.db import session_factory, session_scope
 
+    engine_name = getattr(args, "engine", None) or "local"
+    master = getattr(args, "master", None)
+    if master and engine_name != "spark":
+        raise InputError("--master names a Spark cluster: use it with --engine spark", code="input.link-master")
+    train = not getattr(args, "no_train", False)
     with session_scope(session_factory(ctx.engine)) as session:
-        result = relink(session, train=not getattr(args, "no_train", False), actor="priorscan link")
+        if engine_name == "spark":
+            from mpi.spark import LOCAL_MASTER, spark_relink, spark_session
+
+            spark = spark_session(master, driver_memory=getattr(args, "driver_memory", None))
+            master = master or LOCAL_MASTER
+            print(f"engine: spark ({master}, Spark {spark.version})", flush=True)
+            try:
+                result = spark_relink(session, spark, ctx.settings.db, train=train, actor="priorscan link")
+            finally:
+                spark.stop()
+        else:
+            print("engine: local (this process)", flush=True)
+            result = relink(session, train=train, actor="priorscan link")
         record(session, CLI_AGENT, action="U", event_type="rest", subtype="mpi-relink",
-               detail={"records": result.records, "changed": result.records_changed,
+               detail={"records": result.records, "changed": result.records_changed, "engine": engine_name,
                        "model_version": result.model_version, "trained": result.trained})
     print(f"linked {result.records} source records into {result.patients} regional patients "
           f"({result.records_changed} changed, {result.review_items} to review) with model {result.model_version} "

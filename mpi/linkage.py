@@ -88,6 +88,11 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
         p_left = p_right = np.zeros(0, dtype=np.int64)
         probable = score_frames(model, frame.take(p_left), frame.take(p_right))
     kept.clear()
+    # pairs in one canonical order (by their rows), so that ties between equal weights are broken the same way
+    # whatever order the pairs were found in: the Spark engine, which finds them partition by partition, gets the
+    # same clusters, partners and review items (:mod:`mpi.spark`)
+    canonical = np.lexsort((p_right, p_left))
+    p_left, p_right, probable = p_left[canonical], p_right[canonical], probable.subset(canonical)
     if derive_threshold:
         threshold = derive_match_threshold(probable.probability)
         model = model.evolve(match_threshold=threshold,
@@ -117,6 +122,8 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
         strength = np.concatenate([strength, np.full(len(manual_match[0]), np.inf)])
         decided = _pair_codes(*manual_match, size)
     decided = np.concatenate([decided, forbidden])
+    order = np.lexsort((np.maximum(edge_left, edge_right), np.minimum(edge_left, edge_right)))
+    edge_left, edge_right, strength = edge_left[order], edge_right[order], strength[order]
 
     def conflicts(a: IntArray, b: IntArray) -> NDArray[np.bool_]:
         out = np.zeros(len(a), dtype=bool)

@@ -91,8 +91,9 @@ class ScoredPairs:
             if len(getattr(self, name)) != len(self.weight):
                 setattr(self, name, np.zeros(len(self.weight), dtype=bool))
 
-    def subset(self, keep: NDArray[np.bool_]) -> ScoredPairs:
-        """The pairs where ``keep`` holds (levels and field weights only if still held)."""
+    def subset(self, keep: NDArray[np.bool_] | NDArray[np.int64]) -> ScoredPairs:
+        """The pairs where ``keep`` holds, or at the positions ``keep`` lists (levels and field weights only if
+        still held)."""
         def part(values: NDArray[Any]) -> NDArray[Any]:
             return values[keep] if len(values) == len(keep) else values
 

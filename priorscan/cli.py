@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmd(sub, "link", "mpi:run_link", "relink every source record with a freshly trained model")
     p.add_argument("--no-train", action="store_true", help="reuse the active model")
+    p.add_argument("--engine", choices=("local", "spark"), default="local",
+                   help="local: this process (the default); spark: Apache Spark, local[*] unless --master names a "
+                        "cluster")
+    p.add_argument("--master", metavar="URL", help="the Spark master (spark://host:7077, yarn, k8s://...)")
+    p.add_argument("--driver-memory", metavar="SIZE", help="spark.driver.memory (512m, 2g) with --engine spark")
 
     p = cmd(sub, "evaluate", "mpi:run_evaluate", "measure linkage against ground truth")
     p.add_argument("--truth", required=False, help="persons.csv (person_id,system,value)")

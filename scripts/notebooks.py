@@ -24,8 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
 
-def build_region(work: Path, *, people: int, seed: int, as_of: date) -> str:
-    """A store holding a synthetic region, linked, with its alerts answered; its SQLite URL."""
+def build_region(work: Path, *, people: int, seed: int, as_of: date, url: str | None = None) -> str:
+    """A store holding a synthetic region, linked, with its alerts answered; its URL.
+
+    Without ``url`` the store is a fresh SQLite file in ``work``; with one (an empty, migrated store, for example
+    PostgreSQL) the region is loaded there."""
     from api.context import AppContext
     from api.demo import act_on_alerts
     from priorscan.cli import main
@@ -33,10 +36,11 @@ def build_region(work: Path, *, people: int, seed: int, as_of: date) -> str:
 
     work.mkdir(parents=True, exist_ok=True)
     region = work / "region"
-    db = work / "analytics.db"
-    for stale in (db, db.with_suffix(".db-wal"), db.with_suffix(".db-shm")):
-        stale.unlink(missing_ok=True)
-    url = f"sqlite:///{db}"
+    if url is None:
+        db = work / "analytics.db"
+        for stale in (db, db.with_suffix(".db-wal"), db.with_suffix(".db-shm")):
+            stale.unlink(missing_ok=True)
+        url = f"sqlite:///{db}"
     if not (region / "truth").is_dir():
         if main(["synth", "--people", str(people), "--out", str(region), "--seed", str(seed), "--as-of",
                  as_of.isoformat()]) != 0:

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # System services and packages the test suite needs, installed and started by the project itself:
-# PostgreSQL (running), Debian's Chromium (for the radiographer page), Orthanc with DICOMweb (for the poller).
+# PostgreSQL (running), Debian's Chromium (for the radiographer page), Orthanc with DICOMweb (for the poller), and
+# Debian's headless Java runtime (for the relink on Apache Spark).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v Orthanc >/dev/null 2>&1 || need+=(orthanc)
 [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 command -v pg_isready >/dev/null 2>&1 || need+=(postgresql postgresql-client)
+# Debian's Java runtime for PySpark (priorscan link --engine spark): Spark 4 needs Java 17 or later
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1; }
+if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null; then need+=(openjdk-17-jre-headless); fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup-system: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -30,4 +34,4 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "setup-system: PostgreSQL is not reachable on 127.0.0.1:5432; the suite needs it" >&2
   exit 1
 fi
-echo "setup-system: PostgreSQL up, chromium $(command -v chromium), Orthanc $(command -v Orthanc)"
+echo "setup-system: PostgreSQL up, chromium $(command -v chromium), Orthanc $(command -v Orthanc), java $(java_major)"

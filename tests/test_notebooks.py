@@ -62,6 +62,18 @@ def test_notebook_runs_shows_figures_and_no_identifiers(notebook: Path, region: 
     assert not leaked, f"{notebook.name} shows identifiers: {leaked[:5]}"
 
 
+@pytest.mark.postgres
+def test_a_notebook_runs_against_postgresql_by_url(pg_url: str, tmp_path: Path) -> None:
+    """The analysts point a notebook at the production store by its URL (papermill parameter ``db_url``)."""
+    url = runner.build_region(tmp_path, people=40, seed=6, as_of=AS_OF, url=pg_url)
+    notebook = next(p for p in runner.notebooks() if p.name == "dose_overview.ipynb")
+    executed = runner.execute(notebook, tmp_path / "executed", {"db_url": url})
+    assert runner.figures(executed) >= 1
+    leaked = [value for value in _identifiers(tmp_path / "region" / "truth")
+              if re.search(rf"(?<![\w]){re.escape(value)}(?![\w])", runner.output_text(executed))]
+    assert not leaked
+
+
 def test_the_analysts_extract_as_parquet(region: tuple[str, Path], tmp_path: Path) -> None:
     import contextlib
     import io

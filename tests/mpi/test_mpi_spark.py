@@ -1,0 +1,198 @@
+"""The relink on Apache Spark against the single-machine relink: on the same store, the same model, clusters, link
+states, scores, explanations, link events and review items; manual decisions stick on both; the command line
+(``priorscan link --engine spark``) says which engine and which model it used.
+
+One Spark session (``local[2]``) serves the module; the stores are small, so the tests stay quick.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bench.mpi_population import make_population
+from mpi import PatientIndex, RecordKey
+from mpi.batch import bulk_load, relink
+from mpi.spark import spark_relink, spark_session
+from mpi.tables import LinkEvent, MatchModel, RegionalPatient, ReviewItem, SourceRecord
+from priorscan.db import open_store
+from priorscan.trusts import default_trusts
+from tests.fixed_dates import AS_OF
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    session = spark_session("local[2]", shuffle_partitions=2)
+    yield session
+    session.stop()
+
+
+def _priorscan(*args: str, db: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "priorscan.cli", "--db", db, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600)
+
+
+def _copy(source: Path, target: Path) -> str:
+    shutil.copy(source, target)
+    return f"sqlite:///{target}"
+
+
+def _snapshot(url: str) -> dict[str, Any]:
+    """What a relink leaves in the store, by source identifiers (regional ids are drawn at random)."""
+    engine = open_store(url)
+    try:
+        with Session(engine) as session:
+            rows = session.execute(select(
+                SourceRecord.id, SourceRecord.namespace, SourceRecord.local_id, SourceRecord.regional_patient_id,
+                SourceRecord.link_state, SourceRecord.link_score, SourceRecord.link_weights,
+                SourceRecord.link_model_version, SourceRecord.linked_by, SourceRecord.active)).all()
+            key_of = {r.id: (r.namespace, r.local_id) for r in rows}
+            members: dict[str, set[tuple[str, str]]] = defaultdict(set)
+            for r in rows:
+                if r.regional_patient_id:
+                    members[r.regional_patient_id].add(key_of[r.id])
+            cluster_of = {rid: frozenset(keys) for rid, keys in members.items()}
+            links = {key_of[r.id]: (r.link_state, r.link_score, r.link_weights, r.link_model_version, r.linked_by,
+                                    cluster_of.get(r.regional_patient_id)) for r in rows}
+            reviews = sorted((key_of[i.source_record_id], key_of[i.candidate_record_id],
+                              cluster_of.get(i.candidate_regional_id), i.score, repr(i.weights), i.model_version)
+                             for i in session.scalars(select(ReviewItem).where(ReviewItem.status == "open")))
+            events = sorted((key_of[e.source_record_id], e.link_state, e.score, e.model_version, e.reason,
+                             cluster_of.get(e.to_regional_id)) for e in session.scalars(
+                select(LinkEvent).where(LinkEvent.reason == "batch-relink")))
+            active_patients = session.scalars(select(RegionalPatient.id).where(RegionalPatient.status == "active"))
+            golden = sorted((cluster_of.get(p.id), p.family, p.given, p.birth_date, p.postcode, p.nhs_number)
+                            for p in session.scalars(select(RegionalPatient).where(
+                                RegionalPatient.id.in_(list(active_patients)))) if cluster_of.get(p.id))
+            model = session.scalars(select(MatchModel.version).where(MatchModel.active.is_(True))).one_or_none()
+    finally:
+        engine.dispose()
+    return {"clusters": set(cluster_of.values()), "links": links, "reviews": reviews, "events": events,
+            "golden": golden, "model": model}
+
+
+def _assert_same(local: dict[str, Any], spark: dict[str, Any]) -> None:
+    assert spark["model"] == local["model"]
+    assert spark["clusters"] == local["clusters"]
+    differing = {key: (value, spark["links"].get(key)) for key, value in local["links"].items()
+                 if spark["links"].get(key) != value}
+    assert not differing, list(differing.items())[:3]
+    assert spark["reviews"] == local["reviews"]
+    assert spark["events"] == local["events"]
+    assert spark["golden"] == local["golden"]
+
+
+@pytest.fixture(scope="module")
+def region_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic region (regionsynth, as of the tests' fixed date) whose patient feeds were ingested, so every
+    record was already placed by link-on-write."""
+    work = tmp_path_factory.mktemp("spark-region")
+    db = work / "region.db"
+    url = f"sqlite:///{db}"
+    out = work / "region"
+    made = _priorscan("synth", "--people", "300", "--out", str(out), "--seed", "5", "--as-of", AS_OF.isoformat(),
+                      db=url)
+    assert made.returncode == 0, made.stderr[-2000:]
+    ingested = _priorscan("ingest", "--no-progress", str(out / "hl7"), str(out / "fhir"), db=url)
+    assert ingested.returncode in (0, 1), ingested.stderr[-2000:]
+    return db
+
+
+def test_spark_relink_of_a_region_equals_the_local_relink(spark: Any, region_store: Path, tmp_path: Path) -> None:
+    local_url, spark_url = _copy(region_store, tmp_path / "local.db"), _copy(region_store, tmp_path / "spark.db")
+    for url, engine_name in ((local_url, "local"), (spark_url, "spark")):
+        store = open_store(url)
+        with Session(store) as session:
+            if engine_name == "local":
+                result = relink(session, actor="batch-relink")
+            else:
+                result = spark_relink(session, spark, url, actor="batch-relink")
+            session.commit()
+        store.dispose()
+        assert result.records > 300 and not result.trained  # too few records to train: the shipped prior model
+    _assert_same(_snapshot(local_url), _snapshot(spark_url))
+
+
+@pytest.fixture(scope="module")
+def population_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[RecordKey, RecordKey],
+                                                                         tuple[RecordKey, RecordKey]]:
+    """A population large enough to train on, relinked once, then decided on by a person twice: two records of
+    one patient are not the same person (a manual no-match), and two patients are one (a manual link)."""
+    db = tmp_path_factory.mktemp("spark-population") / "population.db"
+    store = open_store(f"sqlite:///{db}")
+    with Session(store) as session:
+        bulk_load(session, make_population(700, seed=11).records)
+        relink(session)
+        session.commit()
+        rows = session.execute(select(SourceRecord.namespace, SourceRecord.local_id, SourceRecord.regional_patient_id)
+                               .order_by(SourceRecord.id)).all()
+        by_patient: dict[str, list[RecordKey]] = defaultdict(list)
+        for namespace, local_id, regional in rows:
+            by_patient[regional].append(RecordKey(namespace, local_id))
+        larger = [keys for keys in by_patient.values() if len(keys) >= 3]
+        singles = [keys for keys in by_patient.values() if len(keys) == 1]
+        parted, joined = (larger[0][0], larger[0][1]), (singles[0][0], singles[1][0])
+        index = PatientIndex(session, default_trusts())
+        index.unlink(*parted, actor="steward")
+        index.link(*joined, actor="steward", by_person=True)
+        session.commit()
+    store.dispose()
+    return db, parted, joined
+
+
+def test_spark_relink_trains_the_same_model_and_keeps_manual_decisions(spark: Any, population_store: Any,
+                                                                       tmp_path: Path) -> None:
+    db, parted, joined = population_store
+    local_url, spark_url = _copy(db, tmp_path / "local.db"), _copy(db, tmp_path / "spark.db")
+    store = open_store(local_url)
+    with Session(store) as session:
+        local = relink(session, actor="batch-relink")
+        session.commit()
+    store.dispose()
+    store = open_store(spark_url)
+    with Session(store) as session:
+        result = spark_relink(session, spark, spark_url, actor="batch-relink")
+        session.commit()
+        again = spark_relink(session, spark, spark_url, train=False, actor="batch-relink")
+        session.commit()
+    store.dispose()
+    assert result.trained and local.trained and result.model_version == local.model_version
+    assert (result.records, result.pairs_scored, result.match_links, result.patients, result.records_changed,
+            result.review_items) == (local.records, local.pairs_scored, local.match_links, local.patients,
+                                     local.records_changed, local.review_items)
+    assert again.records_changed == 0  # a second relink with the same model changes nothing
+    local_view, spark_view = _snapshot(local_url), _snapshot(spark_url)
+    _assert_same(local_view, spark_view)
+    # the person's decisions stuck: the records parted stay apart, the records joined stay together
+    cluster_of = {key: cluster for cluster in spark_view["clusters"] for key in cluster}
+
+    def patient(key: RecordKey) -> frozenset[tuple[str, str]]:
+        return cluster_of[(key.namespace, key.local_id)]
+
+    assert patient(parted[0]) != patient(parted[1])
+    assert patient(joined[0]) == patient(joined[1])
+
+
+def test_priorscan_link_engine_spark_says_which_engine_and_model(pg_url: str, tmp_path: Path) -> None:
+    store = open_store(pg_url)
+    with Session(store) as session:
+        bulk_load(session, make_population(60, seed=3).records)
+        session.commit()
+    store.dispose()
+    linked = _priorscan("link", "--engine", "spark", "--master", "local[2]", db=pg_url)
+    assert linked.returncode == 0, linked.stderr[-3000:]
+    assert "engine: spark (local[2]" in linked.stdout
+    assert "shipped prior model" in linked.stdout and "too few to train" in linked.stdout
+    xref = _priorscan("export", "xref", db=pg_url)
+    assert xref.returncode == 0 and xref.stdout.count("\n") > 60
+    refused = _priorscan("link", "--master", "local[2]", db=pg_url)
+    assert refused.returncode != 0 and "--engine spark" in refused.stderr
