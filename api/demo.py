@@ -34,9 +34,9 @@ from api.accounts import create_user, issue_token
 from api.context import AppContext
 from api.ingest import ingest_paths
 from priorscan.audit import Agent, record
-from priorscan.db import session_scope
 from priorscan.errors import ConfigurationError, InputError
 from priorscan.trusts import NHS_NUMBER_SYSTEM
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from priorscan.cli import CliContext
@@ -254,7 +254,7 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
 
     _step(1, f"writing a synthetic region of {args.people} people to {region}")
     context = AppContext.open(ctx.settings, background_checkpoint=True)
-    with session_scope(context.sessions) as session:
+    with unit_of_work(context.sessions) as session:
         record(session, DEMO_AGENT, action="C", event_type="demo", subtype="build",
                detail={"people": args.people, "seed": args.seed})
     synth = _entry_point("regionsynth.cli:run_synth")
@@ -274,7 +274,7 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
         return int(status)
 
     _step(4, "creating an admin token")
-    with session_scope(context.sessions) as session:
+    with unit_of_work(context.sessions) as session:
         token = issue_token(session, "demo-admin", ["*"], agent=DEMO_AGENT)
 
     _step(5, "finding a patient with a recent comparable study and raising a first alert")
@@ -284,7 +284,7 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
     _step(6, f"creating a radiographer at {trust}")
     username, password = f"radiographer.{trust.lower()}", secrets.token_urlsafe(12)
     try:
-        with session_scope(context.sessions) as session:
+        with unit_of_work(context.sessions) as session:
             create_user(session, context.trusts, username=username, password=password, role="radiographer",
                         trust=trust, agent=DEMO_AGENT)
     except InputError as exc:

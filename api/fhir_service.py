@@ -8,8 +8,8 @@ References between entries (``urn:uuid:`` full URLs, ``Patient/<id>`` of the sen
 created, so an ImagingStudy can name a Patient of the same Bundle
 (:func:`mpi.resolve_patient_reference` turns such a reference into a regional patient).
 
-Errors are :class:`~priorscan.errors.PriorscanError` codes; :data:`HTTP_STATUS` gives each its status and
-OperationOutcome issue code. Every write is audited with the regional patient it touched.
+Errors are :class:`~priorscan.errors.PriorscanError` codes; :data:`api.errors.HTTP_STATUS` gives each its status
+and OperationOutcome issue code. Every write is audited with the regional patient it touched.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from api.errors import HTTP_STATUS, http_status  # noqa: F401 - the one HTTP mapping, also named here
 from dedupe import apply_service_request
 from imaging import apply_imaging_study
 from mpi import (
@@ -53,18 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: priorscan error code (or its family) → (HTTP status, OperationOutcome issue code).
-HTTP_STATUS: dict[str, tuple[int, str]] = {
-    "fhir": (400, "invalid"), "fhir.invalid": (400, "invalid"), "fhir.json": (400, "structure"),
-    "fhir.unsupported": (400, "not-supported"), "fhir.id-mismatch": (400, "invalid"),
-    "fhir.business-rule": (422, "business-rule"), "fhir.nhs-number": (400, "invalid"),
-    "fhir.duplicate": (409, "duplicate"), "fhir.search-parameter": (400, "not-supported"),
-    "fhir.read-only": (405, "not-supported"), "fhir.pix-source-domain": (404, "code-invalid"),
-    "fhir.pix-not-found": (404, "not-found"), "fhir.pix-target-domain": (403, "code-invalid"),
-    "input": (400, "invalid"), "not-found": (404, "not-found"), "identity": (422, "business-rule"),
-    "identity.conflict": (409, "conflict"), "auth": (401, "login"), "auth.forbidden": (403, "forbidden"),
-    "busy": (503, "transient"), "internal": (500, "exception"),
-}
 #: Resource types other packages apply → the adapter, from its package's front.
 ADAPTERS: dict[str, Callable[..., ItemOutcome]] = {
     "ImagingStudy": apply_imaging_study,
@@ -73,14 +62,6 @@ ADAPTERS: dict[str, Callable[..., ItemOutcome]] = {
 BUNDLE_TYPES = ("batch", "transaction", "collection")
 METHOD_ORDER = {"DELETE": 0, "POST": 1, None: 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 ATTEMPTS = 3
-
-
-def http_status(code: str | None) -> tuple[int, str]:
-    """The HTTP status and issue code for a priorscan error code (its family's when the code itself is unknown)."""
-    code = code or "internal"
-    while code not in HTTP_STATUS and "." in code:
-        code = code.rsplit(".", 1)[0]
-    return HTTP_STATUS.get(code, (400, "processing"))
 
 
 def _status_line(status: int) -> str:

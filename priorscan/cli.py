@@ -253,11 +253,12 @@ def run_backup(args: argparse.Namespace, ctx: CliContext) -> int:
     from pathlib import Path
 
     from priorscan.audit import Agent, record
-    from priorscan.db import session_factory, session_scope
+    from priorscan.db import session_factory
     from priorscan.maintenance import backup
+    from priorscan.unit_of_work import unit_of_work
 
     written = backup(ctx.engine, Path(args.out))
-    with session_scope(session_factory(ctx.engine)) as session:  # the copy holds every patient: audited
+    with unit_of_work(session_factory(ctx.engine)) as session:  # the copy holds every patient: audited
         record(session, Agent("user", "cli"), action="E", event_type="export", subtype="store-backup",
                detail={"bytes": written.stat().st_size})
     print(f"backed up the store to {written} ({written.stat().st_size:,} bytes)")

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
 from api.deps import ContextDep, Principal, require
+from api.errors import http_error  # noqa: F401 - also the name other routers import from here
 from api.scopes import DUPLICATE_CHECK
 from dedupe import (
     CheckRequest,
@@ -40,30 +41,13 @@ from dedupe import (
     run_check,
 )
 from priorscan.audit import Agent
-from priorscan.errors import AuthError, ConfigurationError, ForbiddenError, InputError, NotFoundError, PriorscanError
+from priorscan.errors import PriorscanError
 from priorscan.unit_of_work import unit_of_work
 
 router = APIRouter(tags=["duplicate check"])
 
 
 # --- errors -----------------------------------------------------------------------------------------------------
-
-def http_error(exc: PriorscanError) -> HTTPException:
-    """A priorscan error as an HTTP answer (its message never names a patient)."""
-    if isinstance(exc, NotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=exc.message)
-    if isinstance(exc, ForbiddenError):
-        return HTTPException(status.HTTP_403_FORBIDDEN, detail=exc.message)
-    if isinstance(exc, AuthError):
-        return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=exc.message, headers={"WWW-Authenticate": "Bearer"})
-    if exc.code == "alert.state":
-        return HTTPException(status.HTTP_409_CONFLICT, detail=exc.message)
-    if isinstance(exc, InputError):
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.message)
-    if isinstance(exc, ConfigurationError):
-        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the duplicate check is misconfigured")
-    return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail="internal error")
-
 
 def json_response(content: Any, status_code: int = status.HTTP_200_OK, headers: dict[str, str] | None = None,
                   media_type: str = "application/json") -> Response:

@@ -25,7 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import Principal, PrincipalDep, get_context, public_base, require
-from api.fhir_service import bundle_scopes, http_status, process_bundle, run_unit, write_patient
+from api.errors import http_status
+from api.fhir_service import bundle_scopes, process_bundle, run_unit, write_patient
 from api.scopes import PRIORSCAN_SCOPES
 from mpi import match_patients, pix_query, read_patient_resource, search_patients
 from mpi import operation_outcome as outcome

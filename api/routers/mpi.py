@@ -20,9 +20,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ContextDep, Principal, SessionDep, require
+from api.errors import http_error
 from mpi import QUEUE_ORDERS, LinkOutcome, PatientIndex, RecordKey, link_history, review_item, review_queue
 from priorscan.audit import record
-from priorscan.errors import IdentityError, NotFoundError, PriorscanError
+from priorscan.errors import PriorscanError
 
 MPI_REVIEW = "priorscan/mpi-review"
 
@@ -67,14 +68,6 @@ class ReviewListOut(BaseModel):
 class HistoryOut(BaseModel):
     regionalId: str
     events: list[dict[str, Any]]
-
-
-def _error(exc: PriorscanError) -> HTTPException:
-    if isinstance(exc, NotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=exc.message)
-    if isinstance(exc, IdentityError):
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.message)
-    return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail="internal error")
 
 
 def _key(index: PatientIndex, identifier: IdentifierIn) -> RecordKey:
@@ -125,7 +118,7 @@ def decide_review(item_id: int, body: DecisionIn, ctx: ContextDep, session: Sess
     try:
         outcome = index.resolve_review(item_id, body.decision, actor=_actor(principal))
     except PriorscanError as exc:
-        raise _error(exc) from exc
+        raise http_error(exc) from exc
     record(session, principal.agent, action="U", event_type="rest", subtype="mpi-review-decision",
            regional_patient_id=outcome.regional_id, entity=f"review/{item_id}",
            detail={"decision": body.decision})
@@ -145,7 +138,7 @@ def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: Sess
         else:
             outcome = index.unlink(a, b, actor=_actor(principal), event="manual unlink")
     except PriorscanError as exc:
-        raise _error(exc) from exc
+        raise http_error(exc) from exc
     record(session, principal.agent, action="U", event_type="rest", subtype=f"mpi-{operation}",
            regional_patient_id=outcome.regional_id)
     session.commit()
@@ -174,7 +167,7 @@ def unmerge(body: UnmergeIn, ctx: ContextDep, session: SessionDep,
     try:
         outcome = index.unmerge(_key(index, body.survivor), _key(index, body.retired), actor=_actor(principal))
     except PriorscanError as exc:
-        raise _error(exc) from exc
+        raise http_error(exc) from exc
     record(session, principal.agent, action="U", event_type="rest", subtype="mpi-unmerge",
            regional_patient_id=outcome.regional_id)
     session.commit()
