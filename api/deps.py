@@ -43,6 +43,7 @@ from api.principal import (  # noqa: F401 - the names callers have always found 
     token_hash,
 )
 from priorscan.tables import ApiClient
+from priorscan.unit_of_work import unit_of_work
 
 
 def get_context(request: Request) -> AppContext:
@@ -65,16 +66,24 @@ def public_base(request: Request) -> str:
 
 
 def get_session(ctx: ContextDep) -> Iterator[Session]:
-    """A session for the request; routes commit explicitly before answering (2xx only after commit)."""
-    with ctx.sessions() as session:
-        try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
+    """The request's unit of work (:func:`priorscan.unit_of_work.unit_of_work`) for a route that reads and audits.
+
+    Routes commit explicitly before answering (2xx only after commit); the unit rolls back what a failing route left
+    and closes the session.
+    """
+    with unit_of_work(ctx.sessions) as session:
+        yield session
+
+
+def get_write_session(ctx: ContextDep) -> Iterator[Session]:
+    """The request's writing unit of work: as :func:`get_session`, holding the writer's turn on SQLite from the
+    first statement (``BEGIN IMMEDIATE``), so that a route that reads and then writes never meets a stale snapshot."""
+    with unit_of_work(ctx.sessions, write=True) as session:
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 
 
 def _unauthorised(detail: str) -> HTTPException:

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
-from api.deps import ContextDep, Principal, SessionDep, require
+from api.deps import ContextDep, Principal, SessionDep, WriteSessionDep, require
 from api.errors import http_error
 from mpi import QUEUE_ORDERS, LinkOutcome, PatientIndex, RecordKey, link_history, review_item, review_queue
 from priorscan.audit import record
@@ -111,7 +112,7 @@ def get_review_item(item_id: int, session: SessionDep,
 
 
 @router.post("/review/{item_id}", response_model=OutcomeOut)
-def decide_review(item_id: int, body: DecisionIn, ctx: ContextDep, session: SessionDep,
+def decide_review(item_id: int, body: DecisionIn, ctx: ContextDep, session: WriteSessionDep,
                   principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """Settle a possible match; the decision sticks through later updates and relinks."""
     index = PatientIndex(session, ctx.trusts)
@@ -126,7 +127,7 @@ def decide_review(item_id: int, body: DecisionIn, ctx: ContextDep, session: Sess
     return _out(outcome)
 
 
-def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: SessionDep,
+def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: Session,
                     principal: Principal) -> dict[str, Any]:
     index = PatientIndex(session, ctx.trusts)
     try:
@@ -146,21 +147,21 @@ def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: Sess
 
 
 @router.post("/link", response_model=OutcomeOut)
-def link(body: PairIn, ctx: ContextDep, session: SessionDep,
+def link(body: PairIn, ctx: ContextDep, session: WriteSessionDep,
          principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """The two records are the same person: their regional patients become one."""
     return _pair_operation("link", body, ctx, session, principal)
 
 
 @router.post("/unlink", response_model=OutcomeOut)
-def unlink(body: PairIn, ctx: ContextDep, session: SessionDep,
+def unlink(body: PairIn, ctx: ContextDep, session: WriteSessionDep,
            principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """The two records are different people: ``b`` gets a regional patient of its own."""
     return _pair_operation("unlink", body, ctx, session, principal)
 
 
 @router.post("/unmerge", response_model=OutcomeOut)
-def unmerge(body: UnmergeIn, ctx: ContextDep, session: SessionDep,
+def unmerge(body: UnmergeIn, ctx: ContextDep, session: WriteSessionDep,
             principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """Undo a merge: the retired record is active again, with a regional patient of its own."""
     index = PatientIndex(session, ctx.trusts)
