@@ -212,7 +212,7 @@ def act_on_alerts(context: AppContext, *, seed: int = 7, keep_open: set[str] | N
     rules = active_rules(context.settings.rules_file)
     agent = Agent("user", "synthetic-radiographer")
     done = {"acknowledged": 0, "overridden": 0, "cancelled": 0, "open": 0}
-    with context.sessions() as session:
+    with unit_of_work(context.sessions, write=True) as session:
         for alert in sorted(list_alerts(session, status="open", limit=100_000), key=lambda a: a.id):
             if keep_open and alert.id in keep_open:
                 done["open"] += 1
@@ -234,7 +234,6 @@ def act_on_alerts(context: AppContext, *, seed: int = 7, keep_open: set[str] | N
                 cancel(session, alert, rules, user=agent.name, comment="synthetic: prior images reused",
                        agent=agent)
             done[action] += 1
-        session.commit()
     return done
 
 
