@@ -10,8 +10,8 @@ work (:func:`priorscan.unit_of_work.unit_of_work`), and their answers and errors
   (:mod:`api.fhir_service`), DICOM C-STORE and files (:mod:`api.dicom_receiver`, :mod:`api.ingest`);
 - who is calling: tokens, SMART backend services, accounts and web sessions (:mod:`api.principal`, :mod:`api.oauth`,
   :mod:`api.accounts`, :mod:`api.web_session`);
-- the command line's edge commands (``demo``, ``serve``, ``ingest``, ``token``, ``user``, ``smart``, ``cds``,
-  ``deadletters``): :data:`COMMANDS`, which :mod:`priorscan.cli` reaches through this front only
+- the command line's edge commands (``demo``, ``serve``, ``ingest``, ``backfill``, ``token``, ``user``, ``smart``,
+  ``cds``, ``deadletters``): :data:`COMMANDS`, which :mod:`priorscan.cli` reaches through this front only
   (``priorscan.cli`` names no module of ``api``).
 
 Nothing imports ``api``: it is the top layer (``.importlinter``). Its modules are imported when first used, so that
@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "run_demo": "api.demo:run_demo",
     "run_serve": "api.server:run_serve",
     "run_ingest": "api.ingest:run_ingest",
+    "run_backfill": "api.bulk_load:run_backfill",
     "run_token_create": "api.admin_cli:run_token_create",
     "run_token_revoke": "api.admin_cli:run_token_revoke",
     "run_smart_register": "api.admin_cli:run_smart_register",

@@ -336,7 +336,9 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
     header = message.header
     message_type, trigger = header.message_type, header.trigger_event
     if message_type == "ADT":
-        adt = read_adt(message, context.trusts)
+        # a configured sender acts only on its own domains, creates and updates included (priorscan.trusts.HL7Sender)
+        adt = read_adt(message, context.trusts,
+                       domains=context.trusts.sender_domains(header.sending_application, header.sending_facility))
         actor = f"hl7:{header.sending_application}@{header.sending_facility}"
 
         def apply_identity(session: Session) -> Applied:

@@ -8,7 +8,14 @@ then one commit, then the ACKs (:func:`api.hl7_service.process_messages`). The b
 processes (:mod:`api.writer_processes`; :func:`writer_processes` says how many), so that the feeds use more than
 one core. A message
 larger than ``settings.mllp_max_message_bytes`` is refused with an AR and the rest of its frame is skipped, so the
-connection stays usable. A connection silent for ``settings.mllp_idle_timeout_s`` is closed.
+connection stays usable. A connection with no message under way for ``settings.mllp_idle_timeout_s`` is closed; once a
+byte arrives, the message must be whole within ``settings.mllp_frame_timeout_s`` of it (a total deadline that later
+bytes do not restart), so a sender that drips bytes cannot hold a connection. At most
+``settings.mllp_max_connections`` connections are served at once (more are closed on arrival), so half-sent frames
+can pin at most that many times the message limit.
+
+Who may send (TLS with client certificates, the trusts' allow-list of senders): :mod:`api.mllp_access`. A message
+from a sender that may not send it is refused (AR, ``hl7.sender-not-allowed``) and kept as a dead letter.
 
 Bytes are decoded as MSH-18 says (ISO 8859-1 or UTF-8); without MSH-18, UTF-8, falling back to ISO 8859-1. The ACK is
 encoded the same way.
@@ -32,11 +39,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from api.hl7_service import ACK_CODES, Incoming, process_messages, reject_message
+from api.mllp_access import SENDER_NOT_ALLOWED, certificate_names, sender_refusal, tls_context
 from api.writer_processes import WriterProcesses
 from priorscan import metrics
 from priorscan.audit import Agent
 from priorscan.errors import StorageError
-from priorscan.hl7v2 import COMMIT_ERROR, AckError, MessageError, acknowledgements, read_header
+from priorscan.hl7v2 import COMMIT_ERROR, AckError, ErrorLocation, MessageError, acknowledgements, read_header
 from priorscan.logs import correlated, message_id
 from priorscan.outcome import ItemOutcome
 
@@ -81,6 +89,11 @@ class MllpFramer:
         self._size = 0
         self._skip_cr = False
         self.discarded = 0  # bytes seen outside any frame
+
+    @property
+    def in_frame(self) -> bool:
+        """Whether a frame has begun and not yet ended."""
+        return self._in_frame
 
     def feed(self, data: bytes) -> list[Frame]:
         """Frames completed by ``data``, in order."""
@@ -168,44 +181,95 @@ async def start_mllp_server(context: AppContext, host: str, port: int) -> asynci
         Close it (and await ``wait_closed()``) to stop, then :func:`stop_writer`.
     """
 
-    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _serve_connection(context, reader, writer)
+    limit = context.settings.mllp_max_connections
+    active = 0
 
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal active
+        if active >= limit:
+            log.warning("MLLP connection from %s closed on arrival: %d connections already served (the limit)",
+                        _peer(writer), limit)
+            metrics.instruments().mllp_closed.labels("limit").inc()
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
+                await writer.wait_closed()
+            return
+        active += 1
+        try:
+            await _serve_connection(context, reader, writer)
+        finally:
+            active -= 1
+
+    tls = tls_context(context.settings)
+    if not context.trusts.senders_configured and context.settings.mllp_tls_client_ca is None:
+        if context.settings.env == "production":
+            log.warning("MLLP: no HL7 sender is configured and no client certificate is required: every message "
+                        "will be refused (configure [[trust.hl7_sender]] or PRIORSCAN_MLLP_TLS_CLIENT_CA)")
+        else:
+            log.warning("MLLP: open to any sender (no [[trust.hl7_sender]], no client certificates; %s only)",
+                        context.settings.env)
     _writer(context)  # its writer processes start now, not when the first message waits for them
-    server = await asyncio.start_server(on_connection, host, port, reuse_address=True)
+    server = await asyncio.start_server(on_connection, host, port, reuse_address=True, ssl=tls,
+                                        ssl_handshake_timeout=context.settings.mllp_frame_timeout_s if tls else None)
     return server
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peername = writer.get_extra_info("peername")
+    return f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
 
 
 async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> None:
     peername = writer.get_extra_info("peername")
-    peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
-    agent = Agent("feed", "mllp", peername[0] if isinstance(peername, tuple) else None)
+    peer = _peer(writer)
+    address = peername[0] if isinstance(peername, tuple) else None
+    certificate = certificate_names(writer.get_extra_info("peercert"))
+    # the audit trail names the feed by its certificate when it has one (never a patient)
+    agent = Agent("feed", f"mllp:{certificate[0]}" if certificate else "mllp", address)
+    sender = _Sender(address, certificate)
     settings = context.settings
     framer = MllpFramer(settings.mllp_max_message_bytes)
-    log.info("MLLP connection from %s", peer)
+    log.info("MLLP connection from %s%s", peer, " (client certificate)" if certificate else "")
     messages = 0
     connections = metrics.instruments().mllp_connections
     connections.inc()
+    loop = asyncio.get_running_loop()
+    under_way_since: float | None = None  # when the first byte of the message (or noise) now under way came
     try:
         while True:
+            if under_way_since is None:
+                timeout = settings.mllp_idle_timeout_s
+            else:
+                timeout = max(0.0, under_way_since + settings.mllp_frame_timeout_s - loop.time())
             try:
-                chunk = await asyncio.wait_for(reader.read(READ_CHUNK), timeout=settings.mllp_idle_timeout_s)
+                chunk = await asyncio.wait_for(reader.read(READ_CHUNK), timeout=timeout)
             except TimeoutError:
-                log.info("MLLP connection from %s idle for %.0f s: closing", peer, settings.mllp_idle_timeout_s)
+                if under_way_since is None:
+                    log.info("MLLP connection from %s idle for %.0f s: closing", peer, settings.mllp_idle_timeout_s)
+                else:
+                    log.warning("MLLP connection from %s: no whole message within %.0f s of its first byte: closing",
+                                peer, settings.mllp_frame_timeout_s)
+                    metrics.instruments().mllp_closed.labels("deadline").inc()
                 break
             if not chunk:
                 break
-            for item in framer.feed(chunk):
+            if under_way_since is None:
+                under_way_since = loop.time()
+            completed = framer.feed(chunk)
+            for item in completed:
                 if not item.payload.strip():
                     continue  # an empty frame (a keep-alive) is not a message
                 started = time.perf_counter()
-                acks, encoding = await _acknowledge(context, item, agent, peer)
+                acks, encoding = await _acknowledge(context, item, agent, peer, sender)
                 for ack in acks:
                     writer.write(frame(ack, encoding))
                 await writer.drain()
                 messages += 1
                 _observe(context, item, acks[-1] if acks else "", time.perf_counter() - started)
+            if completed:
+                # a frame ended: the deadline starts again with the next byte, or now if one is under way already
+                under_way_since = loop.time() if framer.in_frame else None
     except (ConnectionError, OSError) as exc:
         log.info("MLLP connection from %s lost (%s)", peer, type(exc).__name__)
     finally:
@@ -231,9 +295,27 @@ def _observe(context: AppContext, item: Frame, ack: str, seconds: float) -> None
             log.debug("MLLP ACK %s sent", metrics.ack_code(ack))
 
 
-async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str) -> tuple[list[str], str]:
+@dataclass(frozen=True)
+class _Sender:
+    """What the connection proves about its sender: the peer's address and its client certificate's names."""
+
+    address: str | None
+    certificate: tuple[str, ...] | None
+
+
+async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str,
+                       sender: _Sender) -> tuple[list[str], str]:
     """The acknowledgements of one frame (one ACK in original mode; what MSH-15/16 ask for in enhanced mode)."""
     text, encoding = decode(item.payload)
+    header = _header_or_none(text)
+    refusal = sender_refusal(context.trusts, context.settings, header, address=sender.address,
+                             certificate=sender.certificate)
+    if refusal is not None:
+        outcome = await asyncio.to_thread(
+            reject_message, context, text[:context.settings.mllp_max_message_bytes], header, refusal,
+            code=SENDER_NOT_ALLOWED, channel=CHANNEL, agent=agent, source=peer, location=ErrorLocation("MSH", 1, 4))
+        acks = outcome.detail.get("acks")
+        return (list(acks) if isinstance(acks, list) else [str(outcome.detail["ack"])]), encoding
     try:
         outcome = await asyncio.wrap_future(_writer(context).submit(_Job(context, text, item, agent, peer)))
         acks = outcome.detail.get("acks")

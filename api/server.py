@@ -143,18 +143,25 @@ def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
 
 
 def run_serve(args: argparse.Namespace, ctx: CliContext) -> int:
-    """``priorscan serve [--host] [--port] [--mllp-port] [--dicom-port]``."""
+    """``priorscan serve [--host] [--port] [--mllp-port] [--dicom-port] [--mllp-tls-cert PEM --mllp-tls-key PEM
+    [--mllp-tls-client-ca PEM]]``."""
     if getattr(args, "workers", 1) != 1:
         print("priorscan: one worker per process; to use several cores run several `priorscan serve` processes "
               "(each on its own port) behind a load balancer, sharing one PostgreSQL", file=sys.stderr)
         return 2
     from priorscan import metrics
+    from priorscan.settings import Settings
 
-    metrics.use_directory(ctx.settings.metrics_dir)  # before any metric exists, and before writer processes start
-    context = AppContext.open(ctx.settings, background_checkpoint=True)
+    settings = ctx.settings
+    overrides = {name: value for name in ("mllp_tls_cert", "mllp_tls_key", "mllp_tls_client_ca")
+                 if (value := getattr(args, name, None))}
+    if overrides:  # validated again: the flags go together as the settings do
+        settings = Settings(**{**settings.model_dump(), **overrides})
+    metrics.use_directory(settings.metrics_dir)  # before any metric exists, and before writer processes start
+    context = AppContext.open(settings, background_checkpoint=True)
     try:
         return run_event_loop(serve(context, host=args.host, port=args.port, mllp_port=args.mllp_port,
-                                    log_level=ctx.settings.log_level.lower(),
+                                    log_level=settings.log_level.lower(),
                                     dicom_port=getattr(args, "dicom_port", 0) or 0))
     finally:
         context.engine.dispose()

@@ -203,8 +203,8 @@ def prior_json(prior: ComparablePrior, trusts: TrustRegistry, detail: PriorDetai
         "reportConclusion": detail.report_conclusion if detail else None,
         "reportStatus": detail.report_status if detail else None,
         "reportIssued": detail.report_issued.isoformat() if detail and detail.report_issued else None,
-        "reportReference": (f"DiagnosticReport/{detail.report_id}" if detail and detail.report_source == "fhir"
-                            else None),
+        # a report from FHIR or from an HL7 ORU: both are served as DiagnosticReport
+        "reportReference": f"DiagnosticReport/{detail.report_id}" if detail and detail.report_id else None,
     }
 
 

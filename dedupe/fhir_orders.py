@@ -221,6 +221,10 @@ def with_outcome(resource: dict[str, Any], outcome: CheckOutcome | None, *, note
             parts.append({"url": "regionalPatientId", "valueString": outcome.regional_id})
         stored["extension"] = [*extension, {"url": OUTCOME_EXTENSION, "extension": parts}]
     stored["contained"].append({"resourceType": "OperationOutcome", "id": "duplicate-check", "issue": issues})
+    # a contained resource is referenced from its container (FHIR dom-3): the outcome supports the request
+    stored["supportingInfo"] = [*(ref for ref in stored.get("supportingInfo") or []
+                                  if ref.get("reference") != "#duplicate-check"),
+                                {"reference": "#duplicate-check", "display": "priorscan duplicate check"}]
     return stored
 
 

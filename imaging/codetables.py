@@ -59,6 +59,27 @@ def canonical_system(system: str | None) -> str:
     return _SYSTEM_ALIASES.get(lowered, key)
 
 
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+#: Where a code system has no URI of its own (a trust's local RIS codes, NICIP): a URN under priorscan's namespace.
+LOCAL_SYSTEM_BASE = "urn:priorscan:code-system:"
+
+
+def fhir_code_system(system: str | None) -> str:
+    """``system`` as FHIR ``Coding.system`` wants it, an absolute URI: SNOMED CT and LOINC by their URIs, an OID as
+    ``urn:oid:``, a URI unchanged, any other name (``LOCAL``, a RIS's own, ``nicip``) as a URN of its own
+    (``urn:priorscan:code-system:local``); no system at all: ``urn:priorscan:code-system:local``."""
+    canonical = canonical_system(system)
+    if not canonical:
+        return LOCAL_SYSTEM_BASE + "local"
+    if _OID.match(canonical):
+        return f"urn:oid:{canonical}"
+    if _URI_SCHEME.match(canonical) and (canonical.startswith(("http://", "https://", "urn:"))):
+        return canonical
+    name = re.sub(r"[^a-z0-9.-]+", "-", canonical.lower()).strip("-") or "local"
+    return LOCAL_SYSTEM_BASE + name
+
+
 @dataclass(frozen=True)
 class CodeEntry:
     """What one procedure code means, in the vocabulary of :mod:`imaging.regions`."""

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from imaging.codetables import fhir_code_system
 from imaging.facts import CANCELLED, COMPLETED, IN_PROGRESS, SCHEDULED, StudyFacts
 from imaging.identity import PatientIdentity, qualify
 from imaging.index import StudyIndex
@@ -217,8 +218,7 @@ def to_fhir(study: Study, regional_id: str | None, trusts: TrustRegistry) -> dic
     if study.procedure_code or study.description:
         concept: dict[str, Any] = {"text": study.description} if study.description else {}
         if study.procedure_code:
-            concept["coding"] = [{"system": study.procedure_system or "urn:priorscan:local",
-                                  "code": study.procedure_code}]
+            concept["coding"] = [{"system": fhir_code_system(study.procedure_system), "code": study.procedure_code}]
         resource["procedureCode"] = [concept]
     if study.description:
         resource["description"] = study.description

@@ -9,6 +9,9 @@ Read from each ORC/OBR group of a message read by :func:`priorscan.hl7v2.parse_m
   the study date is the local calendar date); modality from IPC-5, OBR-24 (:mod:`priorscan.hl7v2.tables`) or, when
   neither names one, the normalised procedure, so that a study known only from its result has a modality;
 - status from OBR-25 (F/C/R/P/A completed, X cancelled, I in progress, S/O scheduled) or ORC-5;
+- the report: the text OBX lines of the group (OBX-2 TX, FT or ST), its conclusion from the OBX whose OBX-3 names an
+  impression or conclusion (:func:`read_report`), linked to the study as a FHIR DiagnosticReport is
+  (:func:`imaging.link_report`), so that the duplicate check shows it beside the prior;
 - the patient from PID as in ADT (:func:`mpi.read_pid`): the NHS number and the hospital number that keys the
   record (the sending trust's first), an unqualified number belonging to the sending trust (MSH-4); an NHS number
   alone when no hospital number is sent.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,6 +33,7 @@ from imaging.facts import CANCELLED, COMPLETED, IN_PROGRESS, SCHEDULED, StudyFac
 from imaging.identity import PatientIdentity, valid_nhs_number
 from imaging.index import StudyIndex
 from imaging.procedures import ProcedureCode, normalise_procedure
+from imaging.reports import link_report
 from imaging.tables import ImagingOrder, Study
 from mpi import DELETE, AdtError, patient_context, read_identifiers, read_pid
 from priorscan.audit import Agent
@@ -207,6 +212,14 @@ def apply_oru(session: Session, trusts: TrustRegistry, message: Message, *, agen
             return ItemOutcome.rejected(kind, "no Study Instance UID (IPC-3, ZDS-1 or OBX) and no known study or "
                                         "order for the group's accession or order number", "hl7.required")
         indexed = index.apply(facts, actor=actor)
+        report = read_report(message, group)
+        if report is not None:
+            link_report(session, indexed.study, source="hl7",
+                        # one report per sender and study: a corrected report replaces it (no "|": the id is ours,
+                        # not an identifier system|value)
+                        report_id=f"{header.sending_facility}:{indexed.study.study_instance_uid}",
+                        status=report.status, conclusion=report.conclusion, text=report.text,
+                        issued_at=report.issued_at)
         uids.append(indexed.study.study_instance_uid)
         if indexed.regional_id and indexed.regional_id not in regional_ids:
             regional_ids.append(indexed.regional_id)
@@ -218,6 +231,60 @@ def apply_oru(session: Session, trusts: TrustRegistry, message: Message, *, agen
     if unresolved:
         detail["unresolvedReason"] = unresolved
     return ItemOutcome.ok(kind, **detail)
+
+
+@dataclass(frozen=True)
+class OruReport:
+    """The report an ORU carries for one study: its text (the text OBX lines in order), the conclusion when an OBX
+    names one (impression, conclusion, opinion), its status as a FHIR DiagnosticReport status and when it was
+    issued."""
+
+    text: str | None
+    conclusion: str | None
+    status: str | None
+    issued_at: datetime | None
+
+
+#: OBR-25 result status (HL7 table 0123) as a FHIR DiagnosticReport status.
+_REPORT_STATUS = {"F": "final", "C": "corrected", "A": "partial", "P": "preliminary", "R": "preliminary",
+                  "X": "cancelled", "I": "registered", "S": "registered", "O": "registered"}
+_TEXT_TYPES = frozenset({"TX", "FT", "ST"})
+#: OBX-3 codes and words that name the conclusion of an imaging report (LOINC 19005-8 impression, 59776-5 findings
+#: are not a conclusion).
+_CONCLUSION_CODES = frozenset({"19005-8", "IMP", "IMPRESSION", "CONCLUSION", "OPINION", "GDT"})
+_CONCLUSION_WORDS = ("IMPRESSION", "CONCLUSION", "OPINION")
+
+
+def read_report(message: Message, group: _Group) -> OruReport | None:
+    """The report text of one OBR group (pure), or None when its OBX segments carry no text (a UID, a number).
+
+    Each text OBX (OBX-2 TX, FT or ST) is a line of the report (its OBX-5 repetitions are lines too); those whose
+    OBX-3 names an impression or conclusion also make the conclusion.
+    """
+    lines: list[str] = []
+    conclusion: list[str] = []
+    for segment in group.others:
+        if segment.name != "OBX" or segment.text(2).upper() not in _TEXT_TYPES:
+            continue
+        code, name = segment.text(3, 1).upper(), segment.text(3, 2).upper()
+        if code in ("110180", "113014") or any(w in code or w in name for w in _STUDY_UID_WORDS):
+            continue  # the study's UID, not its report
+        values = [rep.value(1) or "" for rep in segment.repetitions(5)]
+        text = "\n".join(v for v in values if v.strip())
+        if not text:
+            continue
+        lines.append(text)
+        if code in _CONCLUSION_CODES or any(w in name for w in _CONCLUSION_WORDS):
+            conclusion.append(text)
+    if not lines:
+        return None
+    obr = group.obr
+    first_obx = next((s for s in group.others if s.name == "OBX"), None)
+    issued = (parse_timestamp(obr.text(22), message.zone) or
+              (parse_timestamp(first_obx.text(14), message.zone) if first_obx else None) or
+              parse_timestamp(message.header.time, message.zone))
+    return OruReport("\n".join(lines), " ".join(conclusion) or None, _REPORT_STATUS.get(obr.text(25).upper()),
+                     issued.instant if issued else None)
 
 
 def _known_study(session: Session, trust_ods: str | None, keys: dict, identity: PatientIdentity) -> StudyFacts | None:

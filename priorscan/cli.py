@@ -87,11 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mllp-port", type=int, default=2575, help="0 disables the MLLP listener")
     p.add_argument("--dicom-port", type=int, default=0,
                    help="serve a DICOM C-STORE SCP on this port (AE title PRIORSCAN or PRIORSCAN_DICOM_AE_TITLE)")
+    p.add_argument("--mllp-tls-cert", metavar="PEM",
+                   help="serve MLLP over TLS with this certificate (chain) (or PRIORSCAN_MLLP_TLS_CERT)")
+    p.add_argument("--mllp-tls-key", metavar="PEM",
+                   help="the private key of --mllp-tls-cert (or PRIORSCAN_MLLP_TLS_KEY)")
+    p.add_argument("--mllp-tls-client-ca", metavar="PEM",
+                   help="require MLLP senders to present a client certificate issued by these authorities (mutual "
+                        "TLS; or PRIORSCAN_MLLP_TLS_CLIENT_CA)")
     p.add_argument("--workers", type=int, default=1)
 
     p = cmd(sub, "ingest", "api:run_ingest",
             "load HL7 v2, FHIR JSON/NDJSON, DICOM and DICOM JSON files or folders, detecting the format")
     p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = cmd(sub, "backfill", "api:run_backfill",
+            "load a large extract in bulk (as ingest, in batches, resumable): identity written in bulk and linked by "
+            "one batch relink, then imaging and orders")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--workers", type=int, default=None, help="worker processes reading items (default: one per core)")
+    p.add_argument("--batch", type=int, default=5000, help="identity items per transaction")
+    p.add_argument("--no-train", action="store_true", help="link with the model in use instead of training one")
+    p.add_argument("--restart", action="store_true", help="forget where an earlier run of this load stopped")
     p.add_argument("--no-progress", action="store_true")
 
     p = cmd(sub, "link", "mpi:run_link", "relink every source record with a freshly trained model")

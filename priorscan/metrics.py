@@ -89,6 +89,7 @@ class Instruments:
     hl7_messages: Counter
     hl7_ack_seconds: Histogram
     mllp_connections: Gauge
+    mllp_closed: Counter
     verdicts: Counter
     link_outcomes: Counter
 
@@ -110,6 +111,9 @@ def _instruments() -> tuple[Instruments, Any]:
                                   ["channel"], buckets=LATENCY_BUCKETS, registry=registry),
         mllp_connections=Gauge("priorscan_mllp_connections", "Open MLLP connections", multiprocess_mode="livesum",
                                registry=registry),
+        mllp_closed=Counter("priorscan_mllp_connections_closed", "MLLP connections the listener closed: 'limit' "
+                            "(too many at once), 'deadline' (no whole message in time)", ["reason"],
+                            registry=registry),
         verdicts=Counter("priorscan_duplicate_check_verdicts", "Duplicate-check verdicts", ["channel", "verdict"],
                          registry=registry),
         link_outcomes=Counter("priorscan_link_outcomes", "Link-on-write outcomes (match, possible-match, new)",

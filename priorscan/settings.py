@@ -29,7 +29,20 @@ class Settings(BaseSettings):
     trusts_file: Path = Field(default=PACKAGE_DATA / "trusts.toml")
     rules_file: Path | None = Field(default=None, description="duplicate rule table; the packaged default if unset")
     mllp_max_message_bytes: int = 1_048_576
-    mllp_idle_timeout_s: float = 300.0
+    mllp_idle_timeout_s: float = Field(default=300.0, gt=0,
+                                       description="an MLLP connection with no message under way is closed after this")
+    mllp_frame_timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="a message must arrive whole within this many seconds of its first byte (a total deadline, not "
+                    "restarted by each byte: a sender that drips bytes is cut off)")
+    mllp_max_connections: int = Field(default=100, ge=1,
+                                      description="MLLP connections served at once; more are closed on arrival")
+    mllp_tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) of the MLLP listener: "
+                                                                 "with it, MLLP is served over TLS only")
+    mllp_tls_key: Path | None = Field(default=None, description="PEM private key of mllp_tls_cert")
+    mllp_tls_client_ca: Path | None = Field(
+        default=None, description="PEM certificate authorities whose client certificates the MLLP listener accepts: "
+                                  "with it, every sender must present one (mutual TLS)")
     mllp_writer_processes: int | None = Field(
         default=None, ge=0, le=32,
         description="processes that apply MLLP messages beside the serving one (0: threads of the serving process "
@@ -55,6 +68,10 @@ class Settings(BaseSettings):
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key == DEFAULT_SECRET:
             raise ConfigurationError("PRIORSCAN_SECRET_KEY must be set outside development")
+        if (self.mllp_tls_cert is None) != (self.mllp_tls_key is None):
+            raise ConfigurationError("PRIORSCAN_MLLP_TLS_CERT and PRIORSCAN_MLLP_TLS_KEY go together")
+        if self.mllp_tls_client_ca is not None and self.mllp_tls_cert is None:
+            raise ConfigurationError("PRIORSCAN_MLLP_TLS_CLIENT_CA needs PRIORSCAN_MLLP_TLS_CERT and _KEY (mutual TLS)")
         return self
 
 

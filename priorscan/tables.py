@@ -155,3 +155,29 @@ class FeedActivity(Base):
     received: Mapped[int] = mapped_column(Integer, default=0)
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BulkCursor(Base):
+    """How far a bulk load (``priorscan backfill``) got in one file and stage, committed with that stage's writes."""
+
+    __tablename__ = "bulk_cursor"
+    load_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # a hash of the load's input paths
+    stage: Mapped[str] = mapped_column(String(40), primary_key=True)  # identity | relink | deferred | imaging ...
+    item_file: Mapped[str] = mapped_column(String(1000), primary_key=True)  # "" for a stage of the whole load
+    position: Mapped[int] = mapped_column(BigInteger, default=0)  # items done in a file; a stage's last seq
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class BulkDeferred(Base):
+    """An item a bulk load set aside for the per-message path (an update, a merge, a Bundle, anything unclear),
+    applied in input order after the load's batch relink."""
+
+    __tablename__ = "bulk_deferred"
+    __table_args__ = (UniqueConstraint("load_key", "seq"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    load_key: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)  # input order within the load
+    content_type: Mapped[str] = mapped_column(String(40))  # hl7v2 | fhir-json
+    source: Mapped[str] = mapped_column(String(500))  # file and position, never patient data
+    raw: Mapped[str] = mapped_column(Text)

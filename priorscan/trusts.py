@@ -7,12 +7,18 @@ canonical namespace, which is the trust's FHIR system.
 Where to view a study: the performing trust's ``viewer_url_template`` when it has one, else the shared PACS's
 regional viewer, launched by IHE IID (Invoke Image Display: ``requestType=STUDY`` with ``studyUID`` and the
 issuer-qualified ``patientID``), configured once under ``[regional_viewer]`` (:meth:`TrustRegistry.viewer_url`).
+
+Who may send HL7 for a trust: its ``[[trust.hl7_sender]]`` entries (:class:`HL7Sender`), each a sending application
+and facility (MSH-3, MSH-4) with the network addresses and TLS client certificate names it may connect from and the
+identifier domains it may act on (:meth:`TrustRegistry.sender_for`, :meth:`TrustRegistry.sender_domains`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +32,55 @@ NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
 
 
+class HL7Sender(BaseModel, frozen=True):
+    """One HL7 v2 sender of a trust (its PAS, RIS or interface engine), as ``[[trust.hl7_sender]]`` configures it.
+
+    A message is the sender's when MSH-3 is ``application`` (``*``: any) and MSH-4 is ``facility`` (unset: the
+    trust's ODS code or one of its HL7 aliases). Over MLLP it must also come from one of ``addresses`` (IP addresses
+    or networks; empty: any) over a TLS connection whose client certificate names one of ``certificate_names``
+    (subject CN or a DNS/IP subject alternative name; empty: any certificate the listener trusts, or none without
+    TLS). ``domains`` are the identifier namespaces its messages may create, update, merge, link or change (unset:
+    the trust's own hospital numbers): a trust's feed acts only on its own hospital numbers.
+    """
+
+    application: str = Field(min_length=1, max_length=200)
+    facility: str | None = Field(default=None, min_length=1, max_length=200)
+    addresses: tuple[str, ...] = ()
+    certificate_names: tuple[str, ...] = ()
+    domains: tuple[str, ...] | None = None
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses_parse(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"hl7_sender address {address!r} is not an IP address or network") from exc
+        return value
+
+    def allows_address(self, address: str | None) -> bool:
+        """Whether ``address`` (the peer's IP) is one this sender may connect from."""
+        if not self.addresses:
+            return True
+        if not address:
+            return False
+        try:
+            peer = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+            peer = peer.ipv4_mapped
+        return any(peer in ipaddress.ip_network(a, strict=False) for a in self.addresses)
+
+    def allows_certificate(self, names: Collection[str] | None) -> bool:
+        """Whether a client certificate naming ``names`` (None: no certificate) is this sender's."""
+        if not self.certificate_names:
+            return True
+        wanted = {n.strip().lower() for n in self.certificate_names}
+        return bool(names) and any(n.strip().lower() in wanted for n in names or ())
+
+
 class Trust(BaseModel, frozen=True):
     """One trust of the consortium."""
 
@@ -37,6 +92,7 @@ class Trust(BaseModel, frozen=True):
     hospital_number_pattern: str | None = None
     viewer_url_template: str | None = None  # unset: the regional viewer
     dicom_ae_titles: tuple[str, ...] = ()  # calling AE titles of the trust's PACS and modalities (C-STORE)
+    hl7_sender: tuple[HL7Sender, ...] = ()  # who may send HL7 v2 for the trust (unset: anyone naming it in MSH-4)
 
     @field_validator("hospital_number_pattern")
     @classmethod
@@ -121,6 +177,35 @@ class TrustRegistry:
         """The canonical identifier namespace for ``name``: a trust's FHIR system, or ``name`` itself."""
         trust = self.resolve(name)
         return trust.fhir_system if trust else name.strip()
+
+    @property
+    def senders_configured(self) -> bool:
+        """Whether any trust names its HL7 senders (then only they may send HL7 over MLLP)."""
+        return any(t.hl7_sender for t in self.trusts)
+
+    def sender_for(self, application: str, facility: str) -> tuple[Trust, HL7Sender] | None:
+        """The configured sender whose MSH-3 and MSH-4 are ``application`` and ``facility``, with its trust."""
+        app, fac = application.strip().upper(), facility.strip().upper()
+        for trust in self.trusts:
+            for sender in trust.hl7_sender:
+                if sender.application.strip() not in ("*",) and sender.application.strip().upper() != app:
+                    continue
+                facilities = ({sender.facility.strip().upper()} if sender.facility
+                              else {trust.ods.upper(), *(a.upper() for a in trust.hl7_aliases)})
+                if fac in facilities:
+                    return trust, sender
+        return None
+
+    def sender_domains(self, application: str, facility: str) -> frozenset[str] | None:
+        """The identifier namespaces a configured sender may act on (its ``domains``, else its trust's hospital
+        numbers); None when the sender is not configured (then :func:`mpi.hl7_adt.sender_domains` applies)."""
+        found = self.sender_for(application, facility)
+        if found is None:
+            return None
+        trust, sender = found
+        if sender.domains is None:
+            return frozenset({trust.fhir_system})
+        return frozenset(self.namespace(d) for d in sender.domains)
 
     @property
     def ods_codes(self) -> list[str]:

@@ -23,7 +23,7 @@ class MllpServer:
     """The MLLP listener served by its own event loop in a thread, with the store it writes to."""
 
     def __init__(self, db_url: str, **settings: Any) -> None:
-        self.context = AppContext.open(Settings(db=db_url, env="test", **settings))
+        self.context = AppContext.open(Settings(**{"db": db_url, "env": "test", **settings}))
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.port = 0
