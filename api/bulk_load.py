@@ -31,6 +31,7 @@ import json
 import logging
 import multiprocessing
 import os
+import resource
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -137,6 +138,7 @@ class BackfillReport(IngestReport):
     resumed: list[str] = field(default_factory=list)  # stages found done or begun by an earlier run
     relink: dict[str, Any] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process and its workers
 
     def render(self) -> str:
         lines = [super().render(), "bulk load:"]
@@ -148,6 +150,7 @@ class BackfillReport(IngestReport):
             lines.append("  resumed: " + "; ".join(self.resumed))
         if self.stage_seconds:
             lines.append("  stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()))
+            lines.append("  CPU: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_cpu_seconds.items()))
         return "\n".join(lines)
 
 
@@ -185,7 +188,21 @@ class Backfill:
         self.key = load_key(detected)
         self.batch, self.progress, self.train = batch, progress, train
         self.group = max(1, min(GROUP, batch))  # HL7 messages or DICOM objects per transaction after identity
-        self.readers = Readers(context.trusts, context.settings.env == "production", workers)
+        self.workers, self.production = workers, context.settings.env == "production"
+        self._readers: Readers | None = None
+
+    @property
+    def readers(self) -> Readers:
+        """The worker processes of the current stage (started when a stage first needs them, joined at its end, so
+        that their CPU time is counted with the stage's)."""
+        if self._readers is None:
+            self._readers = Readers(self.context.trusts, self.production, self.workers)
+        return self._readers
+
+    def _end_stage(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
+            self._readers = None
 
     def bar(self, label: str, total: int | None = None) -> Any:
         from tqdm import tqdm
@@ -197,14 +214,16 @@ class Backfill:
         try:
             for name, stage in (("identity", self.identity), ("relink", self.relink), ("deferred", self.deferred),
                                 ("imaging", self.imaging), ("orders", self.orders)):
-                started = time.monotonic()
+                started, cpu = time.monotonic(), _cpu_seconds()
                 stage()
+                self._end_stage()
                 self.report.stage_seconds[name] = time.monotonic() - started
+                self.report.stage_cpu_seconds[name] = _cpu_seconds() - cpu
             with self.context.sessions() as session:
                 refresh_statistics(session)
                 session.commit()
         finally:
-            self.readers.close()
+            self._end_stage()
 
     # 1. identity ----------------------------------------------------------------------------------------------------
 
@@ -354,16 +373,17 @@ class Backfill:
             self.report.reject("FHIR", "file is not valid JSON", source, "fhir.json")
             return
         values = value if isinstance(value, list) else [value]
-        for resource in values:
-            if not isinstance(resource, dict) or "resourceType" not in resource:
+        for fhir_resource in values:
+            if not isinstance(fhir_resource, dict) or "resourceType" not in fhir_resource:
                 self.report.reject("FHIR", "not a FHIR resource (no resourceType)", source, "fhir.json")
                 continue
+            kind = str(fhir_resource.get("resourceType"))
             try:
-                outcomes = DEFAULT_HANDLERS.fhir_resource(self.context, resource, source=source)
+                outcomes = DEFAULT_HANDLERS.fhir_resource(self.context, fhir_resource, source=source)
             except Exception as exc:  # noqa: BLE001 - counted, as ingest counts it
-                outcomes = [ItemOutcome.rejected(str(resource.get("resourceType")),
-                                                 f"internal error while applying ({type(exc).__name__})", "internal")]
-            for outcome in outcomes or [ItemOutcome.rejected(str(resource.get("resourceType")),
+                outcomes = [ItemOutcome.rejected(kind, f"internal error while applying ({type(exc).__name__})",
+                                                 "internal")]
+            for outcome in outcomes or [ItemOutcome.rejected(kind,
                                                              "nothing to apply (no resources)", "fhir.empty")]:
                 self.report.add(outcome, source)
 
@@ -463,6 +483,12 @@ class Backfill:
                         finished=start + len(chunk) >= len(ordered))
                 session.commit()
             bar.update(len(chunk))
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its worker processes that have ended."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
 
 
 class _Nothing:

@@ -1,10 +1,11 @@
 """``priorscan demo``: build a synthetic five-trust region into SQLite, load it, and serve it.
 
-Steps: write a region with :mod:`regionsynth` (next to the database, in ``demo-region/``), ingest it in phases, relink
-every source record with a freshly trained model, create an admin token and a radiographer at one trust, find a
-patient with a recent CT or X-ray that the duplicate check answers with a warning, raise one alert for them (so the
-radiographer page has something to show), and print a ready-to-paste duplicate-check request that raises another.
-Then serve, unless ``--no-serve``.
+Steps: write a region with :mod:`regionsynth` (next to the database, in ``demo-region/``), load it in bulk
+(:func:`api.bulk_load.backfill_paths`, the stages of ``priorscan backfill``), relink every source record (the
+provisional ones made by DICOM headers too) with a freshly trained model, create an admin token and a radiographer
+at one trust, find a patient with a recent CT or X-ray that the duplicate check answers with a warning, raise one
+alert for them (so the radiographer page has something to show), and print a ready-to-paste duplicate-check request
+that raises another. Then serve, unless ``--no-serve``.
 
 Rebuilding starts afresh: the previous demo database and region are removed, but only if they are a demo's (a store
 whose audit trail records a demo build); any other file at that path is left alone and the command refuses.
@@ -31,8 +32,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from api.accounts import create_user, issue_token
+from api.bulk_load import backfill_paths
 from api.context import AppContext
-from api.ingest import ingest_paths
 from priorscan.audit import Agent, record
 from priorscan.errors import ConfigurationError, InputError
 from priorscan.trusts import NHS_NUMBER_SYSTEM
@@ -262,9 +263,10 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
     if status:
         return int(status)
 
-    _step(2, "ingesting the region (identity, then imaging, then orders)")
+    _step(2, "loading the region in bulk (identity, then imaging, then orders)")
     inputs = [p for p in sorted(region.iterdir()) if p.name != "truth"]
-    report = ingest_paths(context, inputs, progress=interactive)
+    # the bulk path (priorscan backfill): the same store as ingest gives, identity written in bulk and linked once
+    report = backfill_paths(context, inputs, progress=interactive, train=False)
     print(report.render(), flush=True)
 
     _step(3, "relinking every source record with a freshly trained model")

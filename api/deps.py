@@ -164,6 +164,9 @@ def get_principal(request: Request, ctx: AppContext) -> Principal:
 
     A bearer token's lookup is reused for up to :data:`TOKEN_CACHE_SECONDS` (see the module's notes on revocation).
     """
+    admitted = _admitted(request)
+    if admitted is not None:
+        return admitted
     address = request.client.host if request.client else None
     token = _bearer_token(request)
     if token is None:
@@ -174,9 +177,18 @@ def get_principal(request: Request, ctx: AppContext) -> Principal:
     return principal
 
 
+def _admitted(request: Request) -> Principal | None:
+    """The principal :class:`api.guard.Guard` let in (it authenticates before the body is read), if any."""
+    found = request.scope.get("state", {}).get("priorscan_principal")
+    return found if isinstance(found, Principal) else None
+
+
 async def current_principal(request: Request, ctx: ContextDep) -> Principal:
-    """:func:`get_principal` as a dependency: on the event loop when the token is cached, in a worker thread when the
-    store must be read."""
+    """:func:`get_principal` as a dependency: the principal the door let in, else on the event loop when the token is
+    cached, in a worker thread when the store must be read."""
+    admitted = _admitted(request)
+    if admitted is not None:
+        return admitted
     address = request.client.host if request.client else None
     token = _bearer_token(request)
     if token is None:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from dedupe import apply_order
 from imaging import apply_oru
-from mpi import PatientIndex, apply_adt, read_adt, table_of
+from mpi import AdtError, PatientIndex, apply_adt, patient_context, read_adt, read_pid, table_of
 from priorscan.audit import Agent, audit_row, record
 from priorscan.db import utcnow
 from priorscan.errors import HL7Error, PriorscanError
@@ -353,6 +353,9 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
         code = "hl7.unsupported-event" if any(t == message_type for t, _ in ADAPTERS) else "hl7.unsupported-type"
         raise MessageError(f"message type {message_type}^{trigger} is not supported", code=code,
                            location=ErrorLocation("MSH", 1, 9, component=2 if code == "hl7.unsupported-event" else 1))
+    domains = context.trusts.sender_domains(header.sending_application, header.sending_facility)
+    if domains is not None:
+        _check_patient_domain(message, context, domains)
     function = target
 
     def apply_other(session: Session) -> Applied:
@@ -364,6 +367,22 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
         return Applied([str(i) for i in ids if i], "C", "", dict(outcome.detail))
 
     return apply_other
+
+
+def _check_patient_domain(message: Message, context: AppContext, domains: frozenset[str]) -> None:
+    """A configured sender's result or order names a patient of its own domains only (its PID's record key); one
+    that names none (an NHS number alone) or cannot be read is left to the adapter's own checks."""
+    pid = message.segment("PID")
+    if pid is None:
+        return
+    try:
+        patient = read_pid(pid, patient_context(context.trusts, message.header.sending_facility), strict=False)
+    except AdtError:
+        return
+    if patient.key.namespace not in domains:
+        raise MessageError("PID-3 names a patient of another identifier domain than the sender's: a source sends "
+                           "results and orders only for its own domain's patients", code="hl7.foreign-domain",
+                           location=ErrorLocation("PID", 1, 3))
 
 
 def _process_in(session: Session, item: _Prepared) -> ItemOutcome:
@@ -523,7 +542,7 @@ def _entity(header: MessageHeader) -> str:
 
 def reject_message(context: AppContext, raw: str, header: MessageHeader | None, reason: str, *, code: str,
                    channel: str, agent: Agent, source: str | None = None,
-                   location: ErrorLocation | None = None) -> ItemOutcome:
+                   location: ErrorLocation | None = None, idempotency: bool = True) -> ItemOutcome:
     """Refuse a message: build its AE/AR acknowledgements, log it, keep it as a dead letter and audit the refusal.
 
     Parameters
@@ -538,23 +557,30 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
         The priorscan error code; :data:`ACK_CODES` maps it to AE/AR and the HL7 error code.
     location
         Where the fault is, when known (ERR-2, or ERR-1 before v2.5).
+    idempotency
+        False for a sender that may not send at all: its refusal neither reads nor writes the idempotency log, so
+        a stranger replaying a trust's MSH-10 learns nothing of it and cannot turn its AA into a refusal (which
+        would let the trust's own resend apply twice).
     """
     ack_code, hl7_error = ACK_CODES.get(code, ("AE", "207"))
     error = AckError(hl7_error, location, application_code=code)
     kind = _kind(header) if header else "HL7"
     escape = header.delimiters.escape if header is not None else "\\"
+    logged = header is not None and bool(header.control_id.strip()) and idempotency
     stored = False
     acks: list[str] = []
     entry = None
     try:
         with unit_of_work(context.sessions, write=True) as session:
-            if header is not None and header.control_id.strip():
+            if logged:
+                assert header is not None
                 entry = _log_entry(session, header, lock=True)
                 if entry is not None and entry.ack_code == "AA":  # a concurrent copy was accepted meanwhile
                     return _duplicate(kind, header, entry)
             acks = acknowledgements(header, ack_code, text=reason, error=error,
                                     accept=COMMIT_ERROR if code in RETRY_CODES else None)
-            if header is not None and header.control_id.strip():
+            if logged:
+                assert header is not None
                 if entry is None:
                     session.add(HL7MessageLog(sending_application=header.sending_application[:200],
                                               sending_facility=header.sending_facility[:200],

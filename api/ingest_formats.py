@@ -18,12 +18,13 @@ Anything unrecognised goes to the last phase so that its handler rejects it with
 from __future__ import annotations
 
 import enum
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from priorscan import json_input
 
 SNIFF_BYTES = 8192
 _READ_CHUNK = 1 << 16
@@ -125,9 +126,9 @@ def _is_ndjson(path: Path) -> bool:
         if not (first.startswith(b"{") and first.endswith(b"}")):
             return False
         try:
-            if not isinstance(json.loads(first), dict):
+            if not isinstance(json_input.loads(first), dict):
                 return False
-        except ValueError:
+        except ValueError:  # not JSON, or nested too deeply to be a line of NDJSON
             return False
         return any(line.strip() for line in handle)
 
@@ -262,9 +263,9 @@ def ndjson_items(path: Path) -> Iterator[JsonItem]:
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
-            except ValueError:
-                yield JsonItem(None, number, Phase.ORDERS, "line is not valid JSON")
+                value = json_input.loads(line)
+            except json_input.JsonInputError as exc:
+                yield JsonItem(None, number, Phase.ORDERS, f"line is not usable JSON: {exc}")
                 continue
             if not isinstance(value, dict) or "resourceType" not in value:
                 yield JsonItem(None, number, Phase.ORDERS, "line is not a FHIR resource (no resourceType)")
@@ -274,15 +275,15 @@ def ndjson_items(path: Path) -> Iterator[JsonItem]:
 
 def _load_json(path: Path) -> Any:
     with open(path, encoding="utf-8-sig", errors="replace") as handle:
-        return json.load(handle)
+        return json_input.loads(handle.read())
 
 
 def fhir_json_items(path: Path) -> Iterator[JsonItem]:
     """The resource in a FHIR JSON file (or each resource of a top-level JSON array)."""
     try:
         value = _load_json(path)
-    except ValueError:
-        yield JsonItem(None, 0, Phase.ORDERS, "file is not valid JSON")
+    except ValueError as exc:
+        yield JsonItem(None, 0, Phase.ORDERS, f"file is not usable JSON: {exc}")
         return
     values = value if isinstance(value, list) else [value]
     for index, resource in enumerate(values, start=1 if isinstance(value, list) else 0):
@@ -296,8 +297,8 @@ def dicom_json_items(path: Path) -> Iterator[JsonItem]:
     """The datasets of a DICOM JSON file (a QIDO-RS result array, or a single dataset object)."""
     try:
         value = _load_json(path)
-    except ValueError:
-        yield JsonItem(None, 0, Phase.IMAGING, "file is not valid JSON")
+    except ValueError as exc:
+        yield JsonItem(None, 0, Phase.IMAGING, f"file is not usable JSON: {exc}")
         return
     values = value if isinstance(value, list) else [value]
     for index, dataset in enumerate(values, start=1):

@@ -313,7 +313,8 @@ async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str
     if refusal is not None:
         outcome = await asyncio.to_thread(
             reject_message, context, text[:context.settings.mllp_max_message_bytes], header, refusal,
-            code=SENDER_NOT_ALLOWED, channel=CHANNEL, agent=agent, source=peer, location=ErrorLocation("MSH", 1, 4))
+            code=SENDER_NOT_ALLOWED, channel=CHANNEL, agent=agent, source=peer, location=ErrorLocation("MSH", 1, 4),
+            idempotency=False)
         acks = outcome.detail.get("acks")
         return (list(acks) if isinstance(acks, list) else [str(outcome.detail["ack"])]), encoding
     try:

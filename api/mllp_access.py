@@ -10,6 +10,8 @@ MLLP carries no credentials of its own, so the listener authenticates the connec
   configured, a message is taken only from a configured sender, i.e. its MSH-3/MSH-4 name one, it comes from one of
   that sender's addresses and, when the sender names certificates, over a connection whose client certificate names
   one of them. The sender's identifier domains then bound what the message may act on (:func:`mpi.read_adt`).
+- **Over HTTP** (``POST /hl7``): the bearer token authenticates the API client; once senders are configured, a
+  message's MSH-3/MSH-4 must name a sender that lists that client in ``clients`` (:func:`http_sender_refusal`).
 - With neither senders nor client certificates configured, the listener is open only in development and test; with
   ``PRIORSCAN_ENV=production`` it refuses every message until one of the two is configured.
 
@@ -102,4 +104,21 @@ def sender_refusal(trusts: TrustRegistry, settings: Settings, header: MessageHea
     return None
 
 
-__all__ = ["SENDER_NOT_ALLOWED", "certificate_names", "sender_refusal", "tls_context"]
+def http_sender_refusal(trusts: TrustRegistry, header: MessageHeader | None, *, client: str) -> str | None:
+    """Why the API client ``client`` may not send this message by ``POST /hl7`` (None when it may).
+
+    The bearer token authenticates the client; once any HL7 sender is configured, the message's MSH-3/MSH-4 must name
+    a configured sender that lists ``client`` among its ``clients``, so that a token cannot speak for any trust.
+    """
+    if not trusts.senders_configured or header is None:
+        return None
+    found = trusts.sender_for(header.sending_application, header.sending_facility)
+    if found is None:
+        return "MSH-3/MSH-4 name no configured HL7 sender of any trust"
+    trust, sender = found
+    if client not in sender.clients:
+        return f"this API client is not one configured to send for this sender of {trust.ods}"
+    return None
+
+
+__all__ = ["SENDER_NOT_ALLOWED", "certificate_names", "http_sender_refusal", "sender_refusal", "tls_context"]

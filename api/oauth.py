@@ -11,7 +11,8 @@ after :data:`ACCESS_TOKEN_SECONDS`.
 Errors are :class:`OAuthError` with the RFC 6749 §5.2 codes; every request and its outcome is audited. Neither the
 assertion, nor its claims beyond the client id, nor the access token appear in an error, a log line or the audit.
 
-Keys come from the stored JWKS or from the registered JWKS URL (fetched with a short timeout, kept for
+The assertion is read and verified by :mod:`priorscan.jwt_assertion`, which CDS Hooks shares. Keys come from the
+stored JWKS or from the registered JWKS URL (fetched with a short timeout, kept for
 :data:`JWKS_URL_CACHE_SECONDS`, fetched again early when a ``kid`` is not found, so key rotation works). A ``jku``
 header must name the registered JWKS URL; it is never followed otherwise.
 """
@@ -27,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import jwt
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,23 +36,30 @@ from api.accounts import add_token
 from priorscan.audit import Agent, record
 from priorscan.errors import AuthError, InputError
 from priorscan.jwks import check_jwks, public_keys
+from priorscan.jwt_assertion import (
+    ALGORITHMS,
+    KEY_TYPE,
+    LEEWAY_S,
+    AssertionRefused,
+    unverified_parts,
+    verify_assertion,
+)
 from priorscan.tables import ApiClient, SmartBackendClient, SmartSeenJti
 from priorscan.writes import insert_unless_exists, one_writer
 
 GRANT_TYPE = "client_credentials"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ALGORITHMS = ("RS384", "ES384")
-_KEY_TYPE = {"RS384": "RSA", "ES384": "EC"}
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "jti")
+#: The shared verifier's reasons in the words of RFC 7523 clients.
+_SMART_WORDING = {"the token has expired": "the client assertion has expired",
+                  "aud does not name this service": "aud must be the token endpoint's URL",
+                  "the signature does not verify": "the client assertion's signature does not verify"}
 #: Lifetime of an issued access token.
 ACCESS_TOKEN_SECONDS = 300
-#: The furthest ahead a client assertion's ``exp`` may lie (SMART: no more than five minutes).
-MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
-LEEWAY_S = 60
 JWKS_URL_CACHE_SECONDS = 300.0
 #: A JWKS URL is fetched again for an unknown ``kid`` only when its copy is at least this old (no fetch storms).
 JWKS_REFETCH_AFTER_S = 30.0
 JWKS_FETCH_TIMEOUT_S = 5.0
-MAX_JTI_LENGTH = 200
 
 
 class OAuthError(AuthError):
@@ -149,11 +156,9 @@ def _required(form: Mapping[str, str], name: str) -> str:
 
 def _claimed_client(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
-        header = jwt.get_unverified_header(assertion)
-        claims = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.PyJWTError as exc:
+        return unverified_parts(assertion)
+    except AssertionRefused as exc:
         raise OAuthError("invalid_client", "the client assertion is not a well-formed JWT") from exc
-    return header, claims
 
 
 def _registration(session: Session, client_id: str) -> _Registration:
@@ -173,7 +178,7 @@ def _candidate_keys(registration: _Registration, header: dict[str, Any], jwks_ur
 
     def matching(jwks: dict[str, Any]) -> list[Any]:
         return [key for key_id, kty, key in public_keys(json.dumps(jwks, sort_keys=True))
-                if kty == _KEY_TYPE[algorithm] and (kid is None or key_id == kid)]
+                if kty == KEY_TYPE[algorithm] and (kid is None or key_id == kid)]
 
     if registration.jwks is not None:
         keys = matching(registration.jwks)
@@ -192,31 +197,11 @@ def _candidate_keys(registration: _Registration, header: dict[str, Any], jwks_ur
 
 def _verified_claims(assertion: str, keys: list[Any], algorithm: str, client_id: str,
                      token_url: str, now: datetime) -> dict[str, Any]:
-    for key in keys:
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                assertion, key, algorithms=[algorithm], audience=token_url, issuer=client_id, leeway=LEEWAY_S,
-                options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_iat": True})
-        except jwt.InvalidSignatureError:
-            continue
-        except jwt.ExpiredSignatureError as exc:
-            raise OAuthError("invalid_client", "the client assertion has expired") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise OAuthError("invalid_client", "aud must be the token endpoint's URL") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise OAuthError("invalid_client", "iat or nbf lies in the future") from exc
-        except jwt.MissingRequiredClaimError as exc:
-            raise OAuthError("invalid_client", f"the {exc.claim} claim is missing") from exc
-        except jwt.PyJWTError as exc:
-            raise OAuthError("invalid_client", f"invalid client assertion ({type(exc).__name__})") from exc
-        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        if expires - now > MAX_ASSERTION_LIFETIME + timedelta(seconds=LEEWAY_S):
-            raise OAuthError("invalid_client", "exp lies more than five minutes ahead")
-        jti = claims["jti"]
-        if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
-            raise OAuthError("invalid_client", f"jti must be a string of 1 to {MAX_JTI_LENGTH} characters")
-        return claims
-    raise OAuthError("invalid_client", "the client assertion's signature does not verify")
+    try:
+        return verify_assertion(assertion, keys, algorithm, issuer=client_id, audiences=[token_url],
+                                required=REQUIRED_CLAIMS, now=now)
+    except AssertionRefused as exc:
+        raise OAuthError("invalid_client", _SMART_WORDING.get(exc.reason, exc.reason)) from exc
 
 
 def granted_scopes(requested: str, registered: list[str]) -> list[str]:

@@ -103,10 +103,12 @@ def run_load(url: str, paths: list[Path], command: str = "backfill", extra: tupl
     seconds = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     report = done.stdout
-    stages = {name: float(value) for name, value in re.findall(r"(\w+) ([\d.]+) s", report.split("stages:")[-1])} \
-        if "stages:" in report else {}
+    stages = {name: float(value) for name, value in re.findall(
+        r"(\w+) ([\d.]+) s", report.split("stages:")[-1].split("CPU:")[0])} if "stages:" in report else {}
+    cpu = {name: float(value) for name, value in re.findall(r"(\w+) ([\d.]+) s", report.split("CPU:")[-1])} \
+        if "CPU:" in report else {}
     accepted = re.search(r"(\d+) item\(s\) accepted, (\d+) rejected", report)
-    return {"exit": done.returncode, "seconds": round(seconds, 2), "stages_s": stages,
+    return {"exit": done.returncode, "seconds": round(seconds, 2), "stages_s": stages, "stages_cpu_s": cpu,
             "accepted": int(accepted.group(1)) if accepted else None,
             "rejected": int(accepted.group(2)) if accepted else None,
             "peak_rss_mb": round(after.ru_maxrss / 1024, 1), "cpu_s": round(
@@ -128,20 +130,25 @@ def bench_extract(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     with _store(args.backend, workdir) as url:
         result = run_load(url, [workdir / args.format], extra=("--workers", str(args.workers)))
     identity = result["stages_s"].get("identity") or float("nan")
+    identity_cpu = result["stages_cpu_s"].get("identity") or float("nan")
     return {"what": f"{args.format} extract", "backend": args.backend, "people": args.people, "items": items,
             "generate_s": round(written, 1), "identity_items_per_s": round(items / identity, 1),
+            "identity_items_per_cpu_s": round(items / identity_cpu, 1),
             "whole_load_items_per_s": round(items / result["seconds"], 1), **result}
 
 
 def bench_dicom(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from bench.bench_imaging import write_objects
 
+    (workdir / "dicom").mkdir()
     files = write_objects(workdir / "dicom", args.objects)
     with _store(args.backend, workdir) as url:
         result = run_load(url, [workdir / "dicom"], extra=("--workers", str(args.workers)))
     imaging = result["stages_s"].get("imaging") or float("nan")
+    imaging_cpu = result["stages_cpu_s"].get("imaging") or float("nan")
     return {"what": "DICOM headers", "backend": args.backend, "objects": len(files),
             "imaging_objects_per_s": round(len(files) / imaging, 1),
+            "imaging_objects_per_cpu_s": round(len(files) / imaging_cpu, 1),
             "whole_load_objects_per_s": round(len(files) / result["seconds"], 1), **result}
 
 

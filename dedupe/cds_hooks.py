@@ -34,7 +34,7 @@ from dedupe.check import CheckOutcome, CheckRequest, PatientQuery, run_check
 from dedupe.fhir_orders import patient_query, read_service_request, validate_service_request
 from dedupe.rules import RuleSet
 from priorscan.audit import Agent
-from priorscan.errors import FHIRError, InputError, NotFoundError
+from priorscan.errors import FHIRError, ForbiddenError, InputError, NotFoundError
 from priorscan.trusts import TrustRegistry
 
 ORDER_SELECT = "order-select"
@@ -82,10 +82,13 @@ class HookResult:
 
 
 def run_hook(session: Session, trusts: TrustRegistry, rules: RuleSet, hook: str, body: dict[str, Any],
-             patient: PatientQuery, *, agent: Agent, default_trust: str | None = None) -> HookResult:
+             patient: PatientQuery, *, agent: Agent, default_trust: str | None = None,
+             acting_trust: str | None = None) -> HookResult:
     """Check every draft order of a hook call and answer with its cards (the caller commits).
 
     ``default_trust`` is the requesting trust for drafts that name none (the trust of the EHR calling).
+    ``acting_trust``, for a caller who works at one trust, is the only requesting trust a draft may name
+    (:class:`ForbiddenError` otherwise): nobody raises alerts in another trust's queue.
     """
     if hook not in HOOKS:
         raise NotFoundError("no such CDS service")
@@ -102,8 +105,10 @@ def run_hook(session: Session, trusts: TrustRegistry, rules: RuleSet, hook: str,
         _, procedure = read_service_request(resource, trusts, rules)
         if procedure.placer_order_number is None and draft.get("id"):
             procedure = replace(procedure, placer_order_number=f"cds:{draft['id']}")
+        if acting_trust is not None and procedure.requesting_trust not in (None, acting_trust):
+            raise ForbiddenError("a draft order names another requesting trust than the caller's")
         if procedure.requesting_trust is None:
-            procedure = replace(procedure, requesting_trust=default_trust)
+            procedure = replace(procedure, requesting_trust=acting_trust or default_trust)
         outcome = run_check(session, trusts, rules, CheckRequest(patient, procedure, channel="cds-hooks",
                                                                 record_order=hook == ORDER_SIGN), agent=agent)
         outcomes.append(outcome)
@@ -164,8 +169,13 @@ def card(outcome: CheckOutcome, draft: dict[str, Any], rules: RuleSet) -> dict[s
     return result
 
 
-def apply_feedback(session: Session, rules: RuleSet, body: dict[str, Any], *, agent: Agent) -> int:
-    """Record CDS Hooks feedback on the alerts its cards stand for; the number of items recorded."""
+def apply_feedback(session: Session, rules: RuleSet, body: dict[str, Any], *, agent: Agent,
+                   trust: str | None = None, raised_by: str | None = None) -> int:
+    """Record CDS Hooks feedback on the alerts its cards stand for; the number of items recorded.
+
+    Only alerts the caller may act on count: with ``trust``, that trust's alerts; with ``raised_by`` (an EHR's agent
+    name), the alerts its own hook calls raised. A card naming any other alert is treated as a card without one.
+    """
     items = body.get("feedback")
     if not isinstance(items, list):
         raise InputError("feedback must be a list", code="cds.feedback")
@@ -174,16 +184,21 @@ def apply_feedback(session: Session, rules: RuleSet, body: dict[str, Any], *, ag
         if not isinstance(item, dict) or not item.get("card"):
             raise InputError("each feedback item needs a card uuid", code="cds.feedback")
         try:
-            alert = get_alert(session, str(item["card"]))
+            alert = get_alert(session, str(item["card"]), trust=trust)
         except NotFoundError:
             continue  # a card without an alert (e.g. raised for a clear verdict) needs no record
+        if raised_by is not None and alert.created_by != raised_by:
+            continue  # another caller's alert: as if the card had none
         outcome = item.get("outcome")
         accepted = [s.get("id") for s in item.get("acceptedSuggestions") or [] if isinstance(s, dict)]
+        given = item.get("overrideReason")
+        override_reason: dict[str, Any] = given if isinstance(given, dict) else {}
         detail = {"outcome": outcome, "outcomeTimestamp": item.get("outcomeTimestamp"),
                   "acceptedSuggestions": accepted}
         if outcome == "overridden":
-            reason = (item.get("overrideReason") or {}).get("reason") or {}
-            comment = (item.get("overrideReason") or {}).get("userComment")
+            coded = override_reason.get("reason")
+            reason: dict[str, Any] = coded if isinstance(coded, dict) else {}
+            comment = override_reason.get("userComment")
             configured = rules.override_reason(reason.get("system"), reason.get("code"))
             try:
                 if configured is None or alert.status not in (OPEN, ACKNOWLEDGED):

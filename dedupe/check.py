@@ -36,6 +36,7 @@ from dedupe.rules import RuleSet
 from dedupe.vocabulary import (
     NormalisedProcedure,
     ProcedureCode,
+    join_regions,
     normalise_laterality,
     normalise_modality,
     normalise_procedure,
@@ -215,6 +216,7 @@ def _request_json(query: ProcedureQuery, procedure: Procedure, normalised: Norma
         "code": {"system": code.system, "code": code.code, "display": code.display} if code else None,
         "modality": procedure.modality,
         "bodySite": procedure.body_region,
+        "bodySites": list(procedure.named_regions),
         "laterality": procedure.laterality,
         "contrast": normalised.contrast,
         "normalisation": normalised.normalisation,
@@ -240,7 +242,9 @@ def _keep_order(session: Session, trusts: TrustRegistry, request: CheckRequest, 
         procedure_system=procedure.code_system, procedure_code=procedure.code,
         description=query.description or (code.display if code else None) or query.body_site,
         modality=procedure.modality, body_region=procedure.body_region, laterality=procedure.laterality,
-        reason=query.reason.text, ordered_at=query.requested_at), source_record_id=source_record_id,
+        reason=query.reason.text, ordered_at=query.requested_at,
+        body_regions=join_regions(procedure.named_regions) if len(procedure.named_regions) > 1 else None),
+        source_record_id=source_record_id,
         status=request.order_status)
     if source_record_id is None:
         keep_unattached_identifiers(session, query.requesting_trust, query.placer_order_number,
@@ -273,7 +277,7 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
     normalised = normalise_request(query)
     code = normalised.code or (query.codes[0] if query.codes else None)
     procedure = Procedure(normalised.modality, normalised.body_region, normalised.laterality,
-                          code.system if code else None, code.code if code else None)
+                          code.system if code else None, code.code if code else None, normalised.regions)
     requested_at = query.requested_at or now or datetime.now(UTC)
     request_date = query.request_date or local_date(requested_at, rules.timezone)
     circumstances = read_circumstances(rules, priority=query.priority, reason=query.reason)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from dedupe.rules import KeywordTrigger, PregnancyException, RuleSet
+from dedupe.rules import KeywordTrigger, Negation, PregnancyException, RuleSet
 
 TRAUMA = "trauma"
 TRANSFER = "transfer"
@@ -54,13 +54,6 @@ def _phrase(keyword: str) -> tuple[str, ...]:
     return tuple(_words(keyword))
 
 
-def _find(words: list[str], phrase: tuple[str, ...]) -> list[int]:
-    n = len(phrase)
-    if not n:
-        return []
-    return [i for i in range(len(words) - n + 1) if tuple(words[i:i + n]) == phrase]
-
-
 def _code_hit(codes: Iterable[str], wanted: Iterable[str]) -> bool:
     wanted = set(wanted)
     for code in codes:
@@ -70,57 +63,144 @@ def _code_hit(codes: Iterable[str], wanted: Iterable[str]) -> bool:
     return False
 
 
-@lru_cache(maxsize=64)
-def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One pattern for all the keywords, matched against the reason's words joined by single spaces."""
-    phrases = sorted({" ".join(_phrase(k)) for k in keywords if _phrase(k)}, key=len, reverse=True)
-    if not phrases:
-        return None
-    return re.compile(r"(?<![a-z0-9'-])(?:" + "|".join(re.escape(p) for p in phrases) + r")(?![a-z0-9'-])")
+# A reason as tokens: words, clause boundaries (BOUNDARY) and the query mark (QUERY). A hyphen inside a word
+# ("post-op") is part of it; one standing between words ("Pregnant - not for contrast") ends a clause.
+BOUNDARY = "|"
+QUERY = "?"
+_TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*|\?|[.;:!,()\[\]\n]|(?<!\S)[-–—]+|[-–—]+(?!\S)|\s[/]\s")
 
 
-def mentions(trigger: KeywordTrigger, reason: RequestReason) -> bool:
-    """Whether ``reason`` names the circumstance by code or by keyword (whole words, any case)."""
+@lru_cache(maxsize=1024)
+def _tokens(text: str) -> tuple[str, ...]:
+    found = []
+    for token in _TOKEN.findall(text.lower()):
+        if token == QUERY:
+            found += [BOUNDARY, QUERY]
+        elif token[0].isalnum():
+            found.append(token.replace("’", "'"))
+        else:
+            found.append(BOUNDARY)
+    return tuple(found)
+
+
+def _hits(tokens: tuple[str, ...], phrases: Iterable[str]) -> list[tuple[int, int]]:
+    """Where each phrase occurs as consecutive words: ``(start, end)`` token positions."""
+    found = []
+    for keyword in phrases:
+        phrase = _phrase(keyword)
+        n = len(phrase)
+        if n:
+            found += [(i, i + n) for i in range(len(tokens) - n + 1) if tokens[i:i + n] == phrase]
+    return found
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """Where the negation cues of a reason are, computed once per reason and rule set."""
+
+    tokens: tuple[str, ...]
+    before_ends: frozenset[int]  # token positions right after a before-cue (that is no pseudo-negation)
+    after_starts: frozenset[int]
+    queried: frozenset[int]  # word positions a "?" or an uncertainty cue governs
+    terminators: frozenset[str]
+    answers: frozenset[str]
+    window: int
+
+    def _words_between(self, start: int, end: int) -> int | None:
+        """Words from ``start`` to ``end`` (exclusive) when no boundary or terminator lies between; else None."""
+        between = self.tokens[start:end]
+        if BOUNDARY in between or any(t in self.terminators for t in between):
+            return None
+        return len(between)
+
+    def negated(self, start: int, end: int) -> bool:
+        for cue_end in self.before_ends:
+            if cue_end <= start:
+                gap = self._words_between(cue_end, start)
+                if gap is not None and gap <= self.window:
+                    return True
+        for cue_start in self.after_starts:
+            if cue_start >= end:
+                gap = self._words_between(end, cue_start)
+                if gap is not None and gap <= self.window:
+                    return True
+        return self._answered_no(end)
+
+    def _answered_no(self, end: int) -> bool:
+        """"Pregnant: no", "Pregnant? N", "Pregnancy - negative": the next clause is a single negative answer."""
+        if end >= len(self.tokens) or self.tokens[end] != BOUNDARY:
+            return False
+        at = end
+        while at < len(self.tokens) and self.tokens[at] in (BOUNDARY, QUERY):
+            at += 1
+        return (at < len(self.tokens) and self.tokens[at] in self.answers
+                and (at + 1 == len(self.tokens) or self.tokens[at + 1] == BOUNDARY))
+
+
+@lru_cache(maxsize=1024)
+def _reading(text: str, negation: Negation) -> _Reading:
+    tokens = _tokens(text)
+    pseudo_starts = {start for start, _ in _hits(tokens, negation.pseudo)}
+    before_ends = frozenset(end for start, end in _hits(tokens, negation.before) if start not in pseudo_starts)
+    after_starts = frozenset(start for start, _ in _hits(tokens, negation.after))
+    queried: set[int] = set()
+    cue_ends = [end for _, end in _hits(tokens, negation.uncertain)]
+    cue_ends += [i + 1 for i, t in enumerate(tokens) if t == QUERY]
+    for at in cue_ends:
+        while at < len(tokens) and tokens[at] != BOUNDARY:
+            queried.add(at)
+            at += 1
+    return _Reading(tokens, before_ends, after_starts, frozenset(queried), frozenset(negation.terminators),
+                    frozenset(negation.answers), negation.window)
+
+
+def _asserted(trigger: KeywordTrigger, negation: Negation, text: str) -> bool:
+    """Whether ``text`` asserts one of the trigger's keywords: named, not negated, not inside an exclusion, and not
+    only queried (unless the trigger counts queried keywords)."""
+    reading = _reading(text, negation)
+    excluded = _hits(reading.tokens, trigger.exclusions)
+    for start, end in _hits(reading.tokens, trigger.keywords):
+        if any(e_start <= start and end <= e_end for e_start, e_end in excluded):
+            continue
+        if not trigger.uncertain_counts and start in reading.queried:
+            continue
+        if reading.negated(start, end):
+            continue
+        return True
+    return False
+
+
+def mentions(trigger: KeywordTrigger, reason: RequestReason, negation: Negation | None = None) -> bool:
+    """Whether ``reason`` states the circumstance by code, or asserts it in words (whole words, any case; negation
+    applies to the term it negates, within its clause)."""
     if reason.codes and _code_hit(reason.codes, trigger.codes):
         return True
     if not reason.text:
         return False
-    pattern = _keyword_pattern(trigger.keywords)
-    return bool(pattern and pattern.search(" ".join(_words(reason.text))))
+    return _asserted(trigger, negation or Negation(), reason.text)
 
 
-def mentions_pregnancy(trigger: PregnancyException, reason: RequestReason) -> bool:
-    """An explicit answer wins; otherwise a keyword not negated (``not pregnant``, ``pregnancy test negative``)."""
+def mentions_pregnancy(trigger: PregnancyException, reason: RequestReason, negation: Negation | None = None) -> bool:
+    """An explicit answer wins; otherwise a code, or a keyword the reason asserts ("not pregnant" and "pregnancy
+    test negative" do not; "Pregnant - not for contrast" and "?pregnant" do)."""
     if reason.pregnant is not None:
         return reason.pregnant
-    if reason.codes and _code_hit(reason.codes, trigger.codes):
-        return True
-    if not reason.text:
-        return False
-    words = _words(reason.text)
-    negations = set(trigger.negations)
-    for keyword in trigger.keywords:
-        phrase = _phrase(keyword)
-        for at in _find(words, phrase):
-            before = words[max(0, at - 3):at]
-            after = words[at + len(phrase):at + len(phrase) + 2]
-            if negations.isdisjoint(before) and negations.isdisjoint(after):
-                return True
-    return False
+    return mentions(trigger, reason, negation)
 
 
 def read_circumstances(rules: RuleSet, *, priority: str | None, reason: RequestReason) -> frozenset[str]:
     """The circumstances a request states (paediatric age and transfer by prior are judged per prior)."""
     found: set[str] = set()
     exceptions = rules.exceptions
-    if normalise_priority(priority) in exceptions.trauma.priorities or mentions(exceptions.trauma, reason):
+    negation = rules.negation
+    if normalise_priority(priority) in exceptions.trauma.priorities or mentions(exceptions.trauma, reason, negation):
         found.add(TRAUMA)
-    if mentions(exceptions.transfer, reason):
+    if mentions(exceptions.transfer, reason, negation):
         found.add(TRANSFER)
-    if mentions(exceptions.oncology, reason):
+    if mentions(exceptions.oncology, reason, negation):
         found.add(ONCOLOGY)
-    if mentions(exceptions.planned_follow_up, reason):
+    if mentions(exceptions.planned_follow_up, reason, negation):
         found.add(PLANNED_FOLLOW_UP)
-    if mentions_pregnancy(exceptions.pregnancy, reason):
+    if mentions_pregnancy(exceptions.pregnancy, reason, negation):
         found.add(PREGNANCY)
     return frozenset(found)

@@ -5,9 +5,14 @@ laterality vocabulary of the imaging index (:mod:`dedupe.vocabulary`), so every 
 without a database, and requests and studies are compared in one vocabulary.
 
 Comparable
-    Same procedure (the same code in the same code system), or the same modality **and** the same body-region group
-    (as the imaging vocabulary's ``comparable_regions`` reads the table: limbs the same part, spine the same level)
-    **and** compatible laterality (left and right differ; both matches either; unknown matches anything).
+    Same procedure (the same code in the same code system, of the same modality when both are known; a code of a
+    local code system, such as HL7's ``L`` or ``99zzz``, only between exams of one trust), or the same modality
+    **and** regions that image a common part (the imaging vocabulary's ``comparable_regions``: chest compares with
+    chest-abdomen-pelvis, not with abdomen-pelvis; limbs the same part, spine the same level; CT angiography within
+    one vascular territory) **and** compatible laterality (left and right differ; both matches either; unknown
+    matches anything). Every region a request or a study names counts ("CT head and cervical spine" is both), and a
+    region the rule file's ``coverage`` says a study stands in for counts too (a whole-body trauma CT covers a CT
+    head).
     Cancelled exams never count; only completed and scheduled ones (and outstanding orders) do.
 
 Days ago
@@ -17,7 +22,8 @@ Days ago
     info and 91 days ago not shown. An exam performed after the request (a historic order replayed late) is no prior.
 
 Tier, in this order
-    1. the table: the rule of the request's modality and region group gives warning / info / nothing (a prior with
+    1. the table: the rule of the request's modality and region group gives warning / info / nothing (for a request
+       naming several regions, the rule of each region the prior compares with, the loudest; a prior with
        the same procedure code whose region no rule names takes the rule file's ``same_procedure`` windows); an
        outstanding order or scheduled exam for a comparable procedure is flagged at any age (``outstanding-order``);
     2. paediatric (under 16 at the request date) and ionising: the info tier is escalated to warning;
@@ -55,11 +61,24 @@ class Procedure:
     laterality: str | None = None  # left | right | both | none | None (unknown)
     code_system: str | None = None
     code: str | None = None
+    regions: tuple[str, ...] = ()  # every region named, ``body_region`` first; empty when only ``body_region`` is
+
+    @property
+    def named_regions(self) -> tuple[str, ...]:
+        """Every region the procedure names (``body_region`` first), empty when the region is unknown."""
+        return tuple(dict.fromkeys((self.body_region, *self.regions) if self.body_region else self.regions))
 
     @property
     def code_key(self) -> tuple[str, str] | None:
         """The code as compared: one name per code system, codes in upper case."""
         return (canonical_system(self.code_system), self.code.strip().upper()) if self.code else None
+
+    @property
+    def local_code(self) -> bool:
+        """Whether the code is in a local code system (none named, ``L``, ``LOCAL``, HL7's ``99zzz``): the same
+        code at two trusts need not be the same procedure."""
+        system = canonical_system(self.code_system).upper()
+        return system in ("", "L", "LOCAL") or system.startswith("99")
 
 
 @dataclass(frozen=True)
@@ -116,16 +135,17 @@ class Judgement:
     priors: list[ComparablePrior] = field(default_factory=list)
 
 
-def rule_for(rules: RuleSet, procedure: Procedure) -> Rule | None:
-    """The first rule of the table naming the procedure's modality and its region or region group."""
+def rule_for(rules: RuleSet, procedure: Procedure, region: str | None = None) -> Rule | None:
+    """The first rule of the table naming the procedure's modality and ``region`` (its body region when None) or the
+    region's group."""
     if not procedure.modality:
         return None
-    group = region_group(procedure.body_region)
+    region = region if region is not None else procedure.body_region
+    group = region_group(region)
     for rule in rules.rules:
         if procedure.modality not in rule.modalities:
             continue
-        if rule.any_region or (procedure.body_region is not None
-                               and (procedure.body_region in rule.regions or group in rule.regions)):
+        if rule.any_region or (region is not None and (region in rule.regions or group in rule.regions)):
             return rule
     return None
 
@@ -137,16 +157,56 @@ def _same_procedure(rules: RuleSet, procedure: Procedure) -> Rule | None:
     return fallback
 
 
-def match_kind(request: Procedure, exam: Procedure) -> str | None:
-    """How ``exam`` is comparable with ``request`` (by code, or by modality and region), or None."""
+def matched_regions(rules: RuleSet, request: Procedure, exam: Procedure) -> tuple[str, ...]:
+    """The regions of ``request`` that ``exam`` compares with (same modality; coverage applied to both sides)."""
+    if not request.modality or request.modality != exam.modality:
+        return ()
+    theirs = rules.covered(exam.modality, exam.named_regions)
+    found = []
+    for region in request.named_regions:
+        ours = rules.covered(request.modality, (region,))
+        if any(comparable_regions(a, b, request.modality) for a in ours for b in theirs):
+            found.append(region)
+    return tuple(found)
+
+
+def same_procedure_code(request: Procedure, exam: Procedure, same_trust: bool = True) -> bool:
+    """The same code in the same code system, of the same modality when both are known; a local code only within
+    one trust (``same_trust``)."""
+    if request.code_key is None or request.code_key != exam.code_key:
+        return False
+    if request.modality and exam.modality and request.modality != exam.modality:
+        return False
+    return same_trust or not request.local_code
+
+
+def match_kind(request: Procedure, exam: Procedure, rules: RuleSet | None = None, *,
+               same_trust: bool = True) -> str | None:
+    """How ``exam`` is comparable with ``request`` (by code, or by modality and region), or None.
+
+    Without ``rules`` no coverage applies (a whole-body study compares only with whole-body ones). ``same_trust``
+    says whether the exam is of the requesting trust (a local code compares only there).
+    """
     if not laterality_compatible(request.laterality, exam.laterality):
         return None
-    if request.code_key is not None and request.code_key == exam.code_key:
+    if same_procedure_code(request, exam, same_trust):
         return BY_CODE
+    if rules is not None:
+        return BY_REGION if matched_regions(rules, request, exam) else None
     if (request.modality and request.modality == exam.modality
-            and comparable_regions(request.body_region, exam.body_region, request.modality)):
+            and any(comparable_regions(a, b, request.modality)
+                    for a in request.named_regions for b in exam.named_regions)):
         return BY_REGION
     return None
+
+
+def _loudest_rule(rules: RuleSet, request: Procedure, regions: tuple[str, ...], days: int) -> Rule | None:
+    """Of the rules of ``regions`` (the request's regions the prior compares with), the one giving the highest tier
+    for a prior ``days`` old; the first region's rule when none shows it."""
+    candidates = [r for r in (rule_for(rules, request, region) for region in regions) if r is not None]
+    if not candidates:
+        return rule_for(rules, request)
+    return max(candidates, key=lambda r: _RANK.get(r.tier(days) or "", 0))
 
 
 def days_between(earlier: date, later: date) -> int:
@@ -186,8 +246,8 @@ def _tier(rules: RuleSet, request: RequestFacts, exam: Exam, base: Severity,
     downgrades = [c for c in _DOWNGRADES if c in request.circumstances]
     pregnancy_regions = rules.exceptions.pregnancy.regions
     pregnancy = (PREGNANCY in request.circumstances and ionising
-                 and (request.procedure.body_region in pregnancy_regions
-                      or region_group(request.procedure.body_region) in pregnancy_regions))
+                 and any(region in pregnancy_regions or region_group(region) in pregnancy_regions
+                         for region in request.procedure.named_regions))
     if pregnancy:
         applied.append(PREGNANCY)
     elif downgrades:
@@ -222,17 +282,18 @@ def judge(rules: RuleSet, request: RequestFacts, exams: Iterable[Exam]) -> Judge
         ``warning`` when any prior is a warning, ``info`` when only info priors are shown, ``clear`` otherwise;
         priors sorted by tier, then most recent first.
     """
-    rule = rule_for(rules, request.procedure)
     ionising = bool(request.procedure.modality and request.procedure.modality in rules.ionising_modalities)
     found: list[ComparablePrior] = []
     for exam in exams:
         if exam.status == "cancelled" or _after_request(request, exam):
             continue
-        how = match_kind(request.procedure, exam.procedure)
+        same_trust = not (exam.trust and request.requesting_trust) or exam.trust == request.requesting_trust
+        how = match_kind(request.procedure, exam.procedure, rules, same_trust=same_trust)
         if how is None:
             continue
         days = days_between(exam.on_date, request.request_date) if exam.on_date else 0
-        exam_rule = rule
+        regions = matched_regions(rules, request.procedure, exam.procedure)
+        exam_rule = _loudest_rule(rules, request.procedure, regions, days)
         if exam_rule is None and how == BY_CODE:
             exam_rule = rule_for(rules, exam.procedure) or _same_procedure(rules, exam.procedure)
         base: Severity | None = exam_rule.tier(days) if exam_rule else None

@@ -21,8 +21,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dedupe.comparable import Procedure, matched_regions
+from dedupe.rules import RuleSet, load_rules
 from dedupe.tables import Alert
-from dedupe.vocabulary import comparable_regions, laterality_compatible
+from dedupe.vocabulary import laterality_compatible, split_regions
 from imaging import ImagingOrder, Study
 from mpi import SourceRecord
 
@@ -65,28 +67,33 @@ def _regional_of_order(session: Session, trust: str, placer: str) -> str | None:
                           .where(ImagingOrder.requesting_trust == trust, ImagingOrder.placer_order_number == placer))
 
 
-def _miss_cause(session: Session, row: dict[str, str]) -> str:
+def _miss_cause(session: Session, row: dict[str, str], rules: RuleSet) -> str:
     prior = session.execute(
-        select(Study.modality, Study.body_region, Study.laterality, SourceRecord.regional_patient_id)
+        select(Study.modality, Study.body_region, Study.body_regions, Study.laterality,
+               SourceRecord.regional_patient_id)
         .outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
         .where(Study.study_instance_uid == row["prior_study_uid"])).first()
     if prior is None:
         return "prior"
-    order = session.execute(select(ImagingOrder.modality, ImagingOrder.body_region, ImagingOrder.laterality)
+    order = session.execute(select(ImagingOrder.modality, ImagingOrder.body_region, ImagingOrder.body_regions,
+                                   ImagingOrder.laterality)
                             .where(ImagingOrder.requesting_trust == row["trust"],
                                    ImagingOrder.placer_order_number == row["placer_order_number"])).first()
     regional = _regional_of_order(session, row["trust"], row["placer_order_number"])
     if regional is None or regional != prior.regional_patient_id:
         return "identity"
-    if order is None or order.modality != prior.modality \
-            or not comparable_regions(order.body_region, prior.body_region, order.modality) \
+    if order is None or not matched_regions(
+            rules, Procedure(order.modality, order.body_region, regions=split_regions(order.body_regions)),
+            Procedure(prior.modality, prior.body_region, regions=split_regions(prior.body_regions))) \
             or not laterality_compatible(order.laterality, prior.laterality):
-        return "not-comparable"
+        return "not-comparable"  # as the check compares: overlap, coverage, every region named
     return "rules"
 
 
-def evaluate_repeats(session: Session, repeats_csv: Path) -> RepeatFigures:
-    """Compare the alerts in the store with the ground truth of ``repeats_csv``."""
+def evaluate_repeats(session: Session, repeats_csv: Path, rules: RuleSet | None = None) -> RepeatFigures:
+    """Compare the alerts in the store with the ground truth of ``repeats_csv`` (misses put down to a cause with
+    ``rules``, the packaged table when None)."""
+    rules = rules if rules is not None else load_rules()
     verdicts = {(a.requesting_trust, a.placer_order_number): a.verdict
                 for a in session.execute(select(Alert.requesting_trust, Alert.placer_order_number, Alert.verdict))}
     figures = RepeatFigures()
@@ -104,5 +111,5 @@ def evaluate_repeats(session: Session, repeats_csv: Path) -> RepeatFigures:
             if expected != "clear" and got != "clear":
                 figures.true_positives += 1
             elif expected != "clear":
-                figures.misses[_miss_cause(session, row)] += 1
+                figures.misses[_miss_cause(session, row, rules)] += 1
     return figures

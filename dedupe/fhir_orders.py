@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -43,7 +44,7 @@ from dedupe.orders import CANCELLED, COMPLETED, set_order_status
 from dedupe.rules import RuleSet
 from dedupe.vocabulary import ProcedureCode, normalise_laterality
 from priorscan.audit import Agent
-from priorscan.errors import FHIRError
+from priorscan.errors import FHIRError, ForbiddenError
 from priorscan.outcome import ItemOutcome
 from priorscan.trusts import TrustRegistry
 
@@ -229,10 +230,19 @@ def with_outcome(resource: dict[str, Any], outcome: CheckOutcome | None, *, note
 
 
 def apply_service_request_resource(session: Session, trusts: TrustRegistry, rules: RuleSet, resource: dict[str, Any],
-                                   *, agent: Agent) -> tuple[dict[str, Any], CheckOutcome | None]:
-    """Validate, check (or cancel / complete) one ServiceRequest; the stored resource and the check's outcome."""
+                                   *, agent: Agent, acting_trust: str | None = None,
+                                   ) -> tuple[dict[str, Any], CheckOutcome | None]:
+    """Validate, check (or cancel / complete) one ServiceRequest; the stored resource and the check's outcome.
+
+    ``acting_trust``, for a caller who works at one trust, is the only requesting trust the request may name
+    (:class:`ForbiddenError` otherwise) and the one it gets when it names none.
+    """
     validate_service_request(resource)
     patient, procedure = read_service_request(resource, trusts, rules)
+    if acting_trust is not None:
+        if procedure.requesting_trust not in (None, acting_trust):
+            raise ForbiddenError("the ServiceRequest names another requesting trust than the caller's")
+        procedure = replace(procedure, requesting_trust=acting_trust)
     status = resource.get("status")
     trust, placer = procedure.requesting_trust, procedure.placer_order_number
     if status in _CANCELLING or status == "completed":

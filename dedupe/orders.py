@@ -48,6 +48,7 @@ class OrderFacts:
     laterality: str | None
     reason: str | None
     ordered_at: datetime | None
+    body_regions: str | None = None  # every region named, space-separated (when more than one)
 
 
 def record_order(session: Session, facts: OrderFacts, *, source_record_id: int | None,

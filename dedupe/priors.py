@@ -9,6 +9,8 @@ studies by ``source_record.regional_patient_id`` then ``study (source_record_id,
 recorded before the MPI knew the patient that named one of the patient's identifiers (from the patient's records to
 ``unattached_order_identifier (value, system)``, never from the kept identifiers; :mod:`dedupe.orders`). Completed
 studies older than the longest window are not read; scheduled studies and active orders are read at any age. A study
+or order stored before every region it names was kept (``body_regions``, migration 0010) has them read again from its
+description, when that reads as the same examination. A study
 withdrawn from the priors (its images rejected by an IOCM note, or deleted in the PACS) is never read.
 """
 
@@ -39,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from dedupe.comparable import Exam, Procedure, local_date
 from dedupe.tables import UnattachedOrderIdentifier
+from dedupe.vocabulary import normalise_description, split_regions
 from imaging import ImagingOrder, Study
 from mpi import RegionalPatient, SourceIdentifier, SourceRecord
 from priorscan.db import UTCDateTime
@@ -55,7 +58,8 @@ def _const(value: str) -> ColumnElement[str]:
 _NO_ID = cast(null(), BigInteger)
 _STUDIES = (
     select(_const("study").label("kind"), Study.status, Study.modality, Study.body_region, Study.laterality,
-           Study.procedure_system, Study.procedure_code, Study.description, Study.study_date.label("day"),
+           Study.procedure_system, Study.procedure_code, Study.description, Study.body_regions.label("regions"),
+           Study.study_date.label("day"),
            Study.study_datetime.label("at"), Study.performing_trust.label("trust"),
            Study.study_instance_uid.label("uid"), Study.accession_number.label("accession"),
            cast(null(), String).label("placer"), Study.effective_dose_msv.label("dose"),
@@ -70,7 +74,7 @@ _STUDIES = (
 def _order_columns(kind: str) -> tuple[Any, ...]:
     return (_const(kind).label("kind"), ImagingOrder.status, ImagingOrder.modality, ImagingOrder.body_region,
             ImagingOrder.laterality, ImagingOrder.procedure_system, ImagingOrder.procedure_code,
-            ImagingOrder.description, cast(null(), Date).label("day"),
+            ImagingOrder.description, ImagingOrder.body_regions.label("regions"), cast(null(), Date).label("day"),
             func.coalesce(ImagingOrder.ordered_at, ImagingOrder.created_at).label("at"),
             ImagingOrder.requesting_trust.label("trust"), cast(null(), String).label("uid"),
             ImagingOrder.filler_order_number.label("accession"), ImagingOrder.placer_order_number.label("placer"),
@@ -85,7 +89,7 @@ _ORDERS = (
 _RECORDS = (
     select(_const("record").label("kind"), *(cast(null(), String).label(n) for n in (
                "status", "modality", "body_region", "laterality", "procedure_system", "procedure_code",
-               "description")),
+               "description", "regions")),
            cast(null(), Date).label("day"), cast(null(), UTCDateTime).label("at"),
            SourceRecord.trust_ods.label("trust"), *(cast(null(), String).label(n) for n in ("uid", "accession",
                                                                                             "placer")),
@@ -97,7 +101,7 @@ _RECORDS = (
 _PATIENT = (
     select(_const("patient").label("kind"), *(cast(null(), String).label(n) for n in (
                "status", "modality", "body_region", "laterality", "procedure_system", "procedure_code",
-               "description")),
+               "description", "regions")),
            RegionalPatient.birth_date.label("day"), cast(null(), UTCDateTime).label("at"),
            *(cast(null(), String).label(n) for n in ("trust", "uid", "accession", "placer")),
            cast(null(), Float).label("dose"), _NO_ID.label("order_id"), _NO_ID.label("record_id"))
@@ -150,6 +154,17 @@ class PatientHistory:
         return next((rid for rid, ods in ordered if trust and ods == trust), ordered[0][0] if ordered else None)
 
 
+def _described_regions(body_region: str | None, description: str | None, modality: str | None) -> tuple[str, ...]:
+    """Every region the description of an exam stored before ``body_regions`` was kept names, when it reads as the
+    same examination (its stored region among them); else none beyond the stored region."""
+    if not body_region or not description:
+        return ()
+    named = normalise_description(description, modality).regions
+    if body_region not in named or len(named) < 2:
+        return ()
+    return (body_region, *(r for r in named if r != body_region))
+
+
 def patient_exams(session: Session, regional_id: str, *, since: date, timezone: str,
                   own_order: tuple[str, set[str]] | None = None) -> PatientHistory:
     """The patient's exams that may be comparable priors of a request judged on or after ``since``'s window.
@@ -174,8 +189,8 @@ def patient_exams(session: Session, regional_id: str, *, since: date, timezone: 
     records: list[tuple[int, str | None]] = []
     unattached: dict[int, int] = {}
     birth_date: date | None = None
-    for (kind, status, modality, body_region, laterality, procedure_system, procedure_code, description, day, at,
-         trust, uid, accession, placer, dose, order_id, record_id) in rows:  # the columns of _EXAMS, in order
+    for (kind, status, modality, body_region, laterality, procedure_system, procedure_code, description, regions, day,
+         at, trust, uid, accession, placer, dose, order_id, record_id) in rows:  # the columns of _EXAMS, in order
         if kind == "patient":
             birth_date = day
             continue
@@ -194,7 +209,8 @@ def patient_exams(session: Session, regional_id: str, *, since: date, timezone: 
             day = local_date(at, timezone) if at else None
         exams.append(Exam(
             kind="study" if study else "order", status=status or "completed",
-            procedure=Procedure(modality, body_region, laterality, procedure_system, procedure_code),
+            procedure=Procedure(modality, body_region, laterality, procedure_system, procedure_code,
+                                split_regions(regions) or _described_regions(body_region, description, modality)),
             on_date=day, trust=trust, at=at, study_instance_uid=uid, accession_number=accession,
             placer_order_number=placer, description=description, effective_dose_msv=dose))
     return PatientHistory(exams, records, unattached, birth_date)

@@ -88,10 +88,42 @@ class Rule(_Strict):
 
 
 class KeywordTrigger(_Strict):
-    """Words in the request's reason (whole words, any case) or coded reasons that mark a circumstance."""
+    """Words in the request's reason (whole words, any case) or coded reasons that mark a circumstance.
+
+    A keyword counts where the reason asserts it: not where it is negated (the rule set's ``negation``), not inside
+    one of the ``exclusions`` ("referred from GP" is no inter-hospital transfer), and, unless ``uncertain_counts``,
+    not where it is only queried ("?metastases", "query trauma").
+    """
 
     keywords: tuple[str, ...] = ()
     codes: tuple[str, ...] = Field(default=(), description="reason codes, as 'system|code' or bare codes")
+    exclusions: tuple[str, ...] = Field(default=(), description="phrases in which a keyword does not count")
+    uncertain_counts: bool = Field(default=False, description="whether a queried keyword ('?X') counts")
+
+
+class Negation(_Strict):
+    """How a reason negates a term (NegEx-style cues, read within one clause).
+
+    A term is negated when a ``before`` cue ends at most ``window`` words before it, or an ``after`` cue starts at
+    most ``window`` words after it, with no clause boundary (``. ; : ! ? , -`` and brackets) and no ``terminators``
+    word in between; or when the clause right after it is only an ``answers`` word ("Pregnant: no"). A ``before``
+    cue that starts a ``pseudo`` phrase ("no contrast") negates nothing. ``uncertain`` cues (and a "?") mark
+    the rest of their clause as queried.
+    """
+
+    before: tuple[str, ...] = ("no", "not", "non", "denies", "denied", "without", "negative for", "no evidence of",
+                               "no history of", "no known", "no sign of", "no signs of", "free of", "never",
+                               "ruled out", "no longer", "not known to be")
+    after: tuple[str, ...] = ("excluded", "negative", "ruled out", "unlikely", "denied", "absent", "not confirmed")
+    answers: tuple[str, ...] = ("no", "n", "negative", "nil", "none")
+    pseudo: tuple[str, ...] = ("no contrast", "no iv contrast", "no iv", "no change",
+                               "no improvement", "not improving", "not resolving", "not sure", "not certain",
+                               "no response")
+    terminators: tuple[str, ...] = ("but", "however", "although", "though", "as", "because", "since", "due", "which",
+                                    "who", "except", "apart", "aside", "and")
+    uncertain: tuple[str, ...] = ("query", "possible", "possibly", "suspected", "suspect", "rule out", "r o",
+                                  "to exclude", "exclude", "likely", "probable")
+    window: int = Field(default=1, ge=0, le=5)
 
 
 class TraumaException(KeywordTrigger):
@@ -109,7 +141,7 @@ class PaediatricException(_Strict):
 
 class PregnancyException(KeywordTrigger):
     regions: tuple[str, ...] = Field(min_length=1)
-    negations: tuple[str, ...] = ("not", "no", "non", "negative", "denies", "excluded")
+    uncertain_counts: bool = True  # "?pregnant" is treated as pregnant: never downgraded
 
 
 class Exceptions(_Strict):
@@ -144,6 +176,24 @@ class TypicalDose(_Strict):
         return tuple(m.strip().upper() for m in value)
 
 
+class Coverage(_Strict):
+    """A region whose study stands in for other regions of one modality (a trauma pan-scan CT covers a CT head).
+
+    Judgement, so it lives in the rule file: a prior (or a request) of ``region`` is compared as if it also named
+    every region of ``covers``.
+    """
+
+    modalities: tuple[str, ...] = Field(min_length=1)
+    region: str
+    covers: tuple[str, ...] = Field(min_length=1)
+    basis: str = ""
+
+    @field_validator("modalities")
+    @classmethod
+    def _upper_modalities(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(m.strip().upper() for m in value)
+
+
 class AlertPolicy(_Strict):
     raise_for: tuple[Severity, ...] = ("warning", "info")
 
@@ -165,8 +215,10 @@ class RuleSet(_Strict):
                                         "names its region (e.g. the region could not be read)")
     outstanding_orders: OutstandingOrders = OutstandingOrders()
     exceptions: Exceptions
+    negation: Negation = Negation()
     override_reasons: tuple[OverrideReason, ...] = Field(min_length=1)
     typical_doses: tuple[TypicalDose, ...] = ()
+    coverage: tuple[Coverage, ...] = ()
     alerts: AlertPolicy = AlertPolicy()
 
     @model_validator(mode="after")
@@ -191,6 +243,14 @@ class RuleSet(_Strict):
     def longest_window_days(self) -> int:
         rules = (*self.rules, self.same_procedure) if self.same_procedure else self.rules
         return max((r.look_back_days or 0) for r in rules)
+
+    def covered(self, modality: str | None, regions: Iterable[str]) -> tuple[str, ...]:
+        """``regions`` and every region a study of ``modality`` naming them covers (by :attr:`coverage`)."""
+        found = list(dict.fromkeys(regions))
+        for entry in self.coverage:
+            if modality in entry.modalities and entry.region in found:
+                found.extend(r for r in entry.covers if r not in found)
+        return tuple(found)
 
     def override_reason(self, system: str | None, code: str | None) -> OverrideReason | None:
         """The configured override reason with ``code`` (in ``system`` when given)."""
@@ -230,6 +290,8 @@ def check_vocabulary(rule_set: RuleSet, vocabulary: Vocabulary) -> list[str]:
     for i, dose in enumerate(rule_set.typical_doses):
         check(f"typical_doses[{i}]", dose.modalities, dose.regions)
     check("exceptions.pregnancy", (), rule_set.exceptions.pregnancy.regions)
+    for i, entry in enumerate(rule_set.coverage):
+        check(f"coverage[{i}]", entry.modalities, (entry.region, *entry.covers))
     return problems
 
 

@@ -16,11 +16,14 @@ from imaging import (
     ProcedureCode,
     canonical_system,
     comparable_regions,
+    join_regions,
     laterality_compatible,
+    normalise_description,
     normalise_laterality,
     normalise_modality,
     normalise_procedure,
     region_group,
+    split_regions,
 )
 
 
@@ -37,10 +40,13 @@ __all__ = [
     "ProcedureCode",
     "canonical_system",
     "comparable_regions",
+    "join_regions",
     "laterality_compatible",
+    "normalise_description",
     "normalise_laterality",
     "normalise_modality",
     "normalise_procedure",
     "region_group",
     "rule_vocabulary",
+    "split_regions",
 ]

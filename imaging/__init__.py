@@ -62,11 +62,13 @@ from imaging.regions import (
     LATERALITIES,
     REGION_GROUPS,
     comparable_regions,
+    join_regions,
     laterality_compatible,
     normalise_laterality,
     overlaps,
     region_group,
     same_group,
+    split_regions,
 )
 from imaging.reports import PriorDetail, conclusion_of, link_report, prior_details
 from imaging.tables import ImagingOrder, Study, StudyReport
@@ -110,6 +112,7 @@ __all__ = [
     "ingest_dicom_datasets",
     "ingest_dicom_file",
     "ingest_dicom_json",
+    "join_regions",
     "laterality_compatible",
     "link_report",
     "load_code_table",
@@ -135,6 +138,7 @@ __all__ = [
     "same_group",
     "search_studies",
     "shared_identity_share",
+    "split_regions",
     "studies_by",
     "studies_frame",
     "summarise",

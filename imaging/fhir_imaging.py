@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from imaging.codetables import fhir_code_system
+from imaging.dicom_time import LOCAL_ZONE
 from imaging.facts import CANCELLED, COMPLETED, IN_PROGRESS, SCHEDULED, StudyFacts
 from imaging.identity import PatientIdentity, qualify
 from imaging.index import StudyIndex
@@ -135,7 +136,9 @@ def _started(value: Any) -> tuple[date | None, datetime | None]:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None, None
-    return when.date(), when
+    if when.tzinfo is None:  # FHIR requires an offset with a time; a sender that omits it means its local time
+        when = when.replace(tzinfo=LOCAL_ZONE)
+    return when.astimezone(LOCAL_ZONE).date(), when  # the study date is a London calendar date
 
 
 def facts_from_resource(session: Session, trusts: TrustRegistry, resource: dict[str, Any]) -> StudyFacts:

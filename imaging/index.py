@@ -39,7 +39,7 @@ from imaging.facts import NORMALISATION_RANK, STATUS_RANK, StudyFacts, combine_l
 from imaging.iocm import DELETED_FROM_PACS, REJECTION_REASONS
 from imaging.procedures import UNKNOWN, NormalisedProcedure, ProcedureCode, normalise_modality, study_modality
 from imaging.reference import effective_dose_coefficients
-from imaging.regions import is_paired
+from imaging.regions import is_paired, join_regions
 from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance
 from mpi import PatientIndex, RecordKey, SourceRecord
 from priorscan.audit import Agent
@@ -277,6 +277,7 @@ class StudyIndex:
             laterality = combine_laterality(study.laterality, laterality) or laterality
         study.modality = study.modality or result.modality
         study.body_region = result.body_region
+        study.body_regions = join_regions(result.regions) if len(result.regions) > 1 else None
         study.laterality = laterality if laterality is not None else study.laterality
         study.contrast = result.contrast
         study.normalisation = result.normalisation

@@ -88,13 +88,20 @@ def _clean(text: str) -> str:
 
 
 _SPINE = (
+    (r" (?:C T L SPINE|C T AND L SPINE|CTL SPINE|C T L S|WHOLE SPINE|FULL SPINE|ENTIRE SPINE) ", "whole-spine"),
+    (r" (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) ", "thoracic-spine"),
     (r" (?:C SPINE|CSPINE|CERVICAL SPINE) ", "cervical-spine"),
     (r" (?:T SPINE|TSPINE|THORACIC SPINE|DORSAL SPINE) ", "thoracic-spine"),
     (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX) ",
      "lumbar-spine"),
-    (r" (?:WHOLE SPINE|FULL SPINE|ENTIRE SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR|SCOLIOSIS|SPINE|SPINAL) ",
-     "whole-spine"),
+    (r" (?:SCOLIOSIS|SPINE|SPINAL) ", "whole-spine"),
 )
+#: Abbreviations naming one more region than the phrase they are read as (NCAP is a CAP and the neck; a
+#: thoracolumbar spine is the thoracic and the lumbar spine).
+_ALSO = ((re.compile(r" (?:NCAP|N CAP) "), "neck"),
+         (re.compile(r"(?<! C) (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) "), "lumbar-spine"))
+#: ``AP`` is abdomen-pelvis on a cross-sectional request ("CT AP"), a projection on a radiograph ("XR chest AP").
+_ABDOMEN_PELVIS_CROSS_SECTIONAL = re.compile(r" (?:AP|A P) ")
 
 _ANGIO = re.compile(r" (?:CTPA|CT PA|PULMONARY ANGIO\w*|PULMONARY EMBOL\w*|PE PROTOCOL|CTA|CT ANGIO\w*|ANGIO\w*|MRA|"
                     r"CTCA|MR ANGIO\w*|RUN ?OFF|AORTOGRAM|ARTERIOGRAM|VENOGRAM) ")
@@ -110,9 +117,10 @@ _ANGIO_SUB = (
 # (pattern, region, plural: implies both sides); checked after spine and angiography phrases are taken out
 _PARTS = (
     (r" (?:NECK OF FEMUR|NOF|FEMORAL NECK) ", "hip", False),
-    (r" (?:CHEST ABDOMEN AND PELVIS|CHEST ABDO PELVIS|CAP|C A P) ", "chest-abdomen-pelvis", False),
+    (r" (?:CHEST ABDOMEN AND PELVIS|CHEST ABDO PELVIS|CAP|C A P|CTCAP|NCAP|N CAP|TAP|T A P|CTTAP|"
+     r"THORAX ABDOMEN AND PELVIS|THORAX ABDO PELVIS) ", "chest-abdomen-pelvis", False),
     (r" (?:WHOLE BODY|TOTAL BODY|HALF BODY|SKELETAL SURVEY|BONE SCAN|SKULL BASE TO THIGHS?|EYES TO THIGHS?|"
-     r"MYELOMA SCREEN|PET CT|PETCT) ", "whole-body", False),
+     r"MYELOMA SCREEN|PET CT|PETCT|PAN SCAN|PANSCAN|TRAUMA PAN SCAN|POLYTRAUMA|TRAUMA SERIES) ", "whole-body", False),
     (r" (?:HEAD|BRAIN|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
      r"POSTERIOR FOSSA|TEMPORAL BONES?|PETROUS) ", "head", False),
     (r" (?:FACE|FACIAL BONES|FACIAL|SINUS|SINUSES|PARANASAL|ORBITS?|MANDIBLE|MAXILLA|MAXILLOFACIAL|MAX FAX|OPG|OPT|"
@@ -121,8 +129,10 @@ _PARTS = (
     (r" (?:CHEST|THORAX|THORACIC|LUNGS?|CXR|HRCT|RIBS?|STERNUM|HEART|CARDIAC|MEDIASTIN\w*|PLEURA\w*) ", "chest",
      False),
     (r" (?:ABDOMEN|ABDO|ABD|ABDOMINAL|AXR|LIVER|HEPATIC|PANCREAS|PANCREATIC|RENAL|KIDNEYS?|SPLEEN|GALLBLADDER|"
-     r"BILIARY|MRCP|ADRENALS?|APPENDIX|SMALL BOWEL|UPPER GI|AAA|RUQ|LUQ) ", "abdomen", False),
-    (r" (?:KUB|UROGRAM|IVU|CT COLONOGRAPHY|COLONOGRAPHY) ", "abdomen-pelvis", False),
+     r"BILIARY|MRCP|ADRENALS?|APPENDIX|SMALL BOWEL|UPPER GI|AAA|RUQ|LUQ|PTC|PTHC|PERCUTANEOUS TRANSHEPATIC\w*|"
+     r"CHOLANGIO\w*|ERCP|NEPHROSTOMY|NEPHROSTOGRAM|NEFRO|NEFROSTOMY|NEPHRO) ", "abdomen", False),
+    (r" (?:KUB|CTKUB|UROGRAM|CTU|CT UROGRAM|IVU|CT COLONOGRAPHY|COLONOGRAPHY|CTC|VIRTUAL COLONOSCOPY|CTAP|"
+     r"ABDOMEN AND PELVIS|ABDO PELVIS) ", "abdomen-pelvis", False),
     (r" (?:PELVIS|PELVIC|PROSTATE|BLADDER|UTERUS|OVARY|OVARIES|TRANSVAGINAL|RECTUM|RECTAL|SACROILIAC|SI JOINTS?|"
      r"SCROTUM|SCROTAL|TESTES|TESTIS|OBSTETRIC|PREGNANCY|FETAL|DATING SCAN|NUCHAL) ", "pelvis", False),
     (r" (?:BREASTS) ", "breast", True),
@@ -160,7 +170,7 @@ _MODALITY_WORDS = (
     (r" (?:NM|NUCLEAR|SCINTIGRAPHY|SCINTIGRAM|BONE SCAN|MAG3|DMSA|MIBG|DATSCAN|SPECT|VQ|V Q|MUGA|ISOTOPE|RENOGRAM|"
      r"MYOCARDIAL PERFUSION) ", "NM"),
     (r" (?:MG|MAMMO|MAMMOGRAM|MAMMOGRAMS|MAMMOGRAPHY|TOMOSYNTHESIS|BREAST SCREENING) ", "MG"),
-    (r" (?:CT|CAT|CTPA|CTA|CTCA|HRCT|CTKUB|CTC) ", "CT"),
+    (r" (?:CT|CAT|CTPA|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP) ", "CT"),
     (r" (?:MR|MRI|MRA|MRCP|NMR|MAGNETIC RESONANCE) ", "MR"),
     (r" (?:US|USS|ULTRASOUND|SONOGRAPHY|DOPPLER|DUPLEX|ECHO|TRANSVAGINAL) ", "US"),
     (r" (?:FLUORO|FLUOROSCOPY|BARIUM|VIDEOFLUOROSCOPY|CONTRAST SWALLOW|HSG|MCUG|SWALLOW) ", "RF"),
@@ -202,14 +212,39 @@ def _contrast_from_text(text: str) -> bool | None:
     return None
 
 
+#: Where a combined description starts its next examination ("CT head and CTA head and neck", "CT chest and CTPA").
+_NEXT_EXAMINATION = re.compile(r" (?=(?:CT|CTA|CTPA|CTCA|MR|MRI|MRA) )")
+
+
 def _regions_from_text(text: str) -> tuple[list[tuple[int, str]], bool]:
-    """Regions named in ``text`` with their positions, and whether a plural implied both sides."""
+    """Regions named in ``text`` with their positions, and whether a plural implied both sides.
+
+    A description naming several examinations is read one examination at a time, so that the head of "CT head and
+    CTA head and neck" is read as the head and the vessels of its angiogram as the head-and-neck territory.
+    """
+    starts = [m.start() for m in _NEXT_EXAMINATION.finditer(text) if m.start() > 0]
+    if not starts or not _ANGIO.search(text):
+        return _regions_of_one(text)
+    found: list[tuple[int, str]] = []
+    plural = False
+    for begin, end in zip([0, *starts], [*starts, len(text)], strict=True):
+        segment = " " * begin + text[begin:end] + " "
+        more, is_plural = _regions_of_one(segment)
+        found += more
+        plural = plural or is_plural
+    return sorted(found), plural
+
+
+def _regions_of_one(text: str) -> tuple[list[tuple[int, str]], bool]:
     found: list[tuple[int, str]] = []
     plural = False
     angio = _ANGIO.search(text)
     if angio:
         sub = next((region for pattern, region in _ANGIO_SUB_COMPILED if pattern.search(text)), "angiography")
         return [(angio.start(), sub)], False
+    for pattern, region in _ALSO:
+        if (match := pattern.search(text)) is not None:
+            found.append((match.start() + 1, region))  # after the region the phrase is read as
     for pattern, region in _SPINE_COMPILED:
         while (match := pattern.search(text)) is not None:
             found.append((match.start(), region))
@@ -241,9 +276,12 @@ def _combine(found: list[tuple[int, str]]) -> tuple[str | None, tuple[str, ...]]
         return combined, (combined, *others)
     spine = [n for n in names if rg.region_group(n) == rg.SPINE]
     if len(spine) > 1:
-        levels = {n for n in spine if n != "whole-spine"}
-        chosen = "whole-spine" if len(levels) != 1 else levels.pop()
-        return chosen, (chosen, *[n for n in names if n not in spine])
+        levels = [n for n in spine if n != "whole-spine"]
+        if "whole-spine" in spine and len(levels) != 1 or len(levels) == 3:
+            return "whole-spine", ("whole-spine", *[n for n in names if n not in spine])
+        if len(levels) == 1:
+            return levels[0], (levels[0], *[n for n in names if n not in spine])
+        return names[0], tuple(names)  # two levels named: each of them
     limbs = [n for n in names if rg.region_group(n) == rg.LIMBS]
     if len(limbs) > 1 and len(names) == len(limbs):
         upper = {n for n in limbs if rg.REGIONS[n].parts <= rg.REGIONS["upper-limb"].parts}
@@ -304,6 +342,9 @@ def normalise_description(description: str | None, modality_hint: str | None = N
     text = _clean(description)
     modality = hint or _modality_from_text(text)
     found, plural = _regions_from_text(text)
+    if modality in ("CT", "MR") and not any(rg.region_group(r) == rg.CHEST_ABDOMEN_PELVIS for _, r in found) \
+            and (match := _ABDOMEN_PELVIS_CROSS_SECTIONAL.search(text)) is not None:
+        found = sorted([*found, (match.start(), "abdomen-pelvis")])
     body_region, named = _combine(found)
     if body_region == "whole-body" and modality not in (None, "NM", "PT", "XR", "MR", "CT"):
         body_region = None
@@ -319,6 +360,15 @@ def normalise_description(description: str | None, modality_hint: str | None = N
         laterality = _laterality_from_text(text, body_region, plural)
     return NormalisedProcedure(modality=modality, body_region=body_region, laterality=laterality, contrast=contrast,
                                normalisation=DESCRIPTION if body_region else UNKNOWN, regions=named)
+
+
+def _code_regions(body_region: str, display: str | None, modality: str | None) -> tuple[str, ...]:
+    """Every region a code names: its table region first, and the others its display names ("CT head and cervical
+    spine") when the display reads as the same examination."""
+    read = normalise_description(display, modality) if display else None
+    if read is None or body_region not in read.regions:
+        return (body_region,)
+    return (body_region, *(r for r in read.regions if r != body_region))
 
 
 def normalise_procedure(codes: Sequence[ProcedureCode] = (), description: str | None = None, *,
@@ -355,7 +405,8 @@ def normalise_procedure(codes: Sequence[ProcedureCode] = (), description: str | 
             modality=normalise_modality(modality_hint) or entry.modality or from_text.modality,
             body_region=entry.body_region, laterality=laterality,
             contrast=entry.contrast if entry.contrast is not None else from_text.contrast,
-            normalisation=CODE, regions=(entry.body_region,), code=code)
+            normalisation=CODE, regions=_code_regions(entry.body_region, entry.display or code.display,
+                                                      modality_hint or entry.modality), code=code)
     if from_text.normalisation == UNKNOWN:
         for code in codes:
             if code.display:

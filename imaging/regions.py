@@ -24,10 +24,13 @@ group                       regions
 ``whole-body``              ``whole-body`` (skeletal survey, whole-body PET or bone scan)
 ==========================  ===================================================================================
 
-Two regions are in the same group when the rule table would compare them (:func:`same_group`). Some rows ask more
-than the group: limbs must be the same part, spine the same level, and a projection radiograph of the chest is not
-one of the abdomen. :func:`overlaps` says whether two regions image a common part, and :func:`comparable_regions`
-combines the two the way the rule table reads (group for cross-sectional trunk imaging, overlap otherwise).
+Two regions are in the same group when the rule table would compare them (:func:`same_group`). Comparison asks more
+than the group: two regions compare when they image a common part (:func:`overlaps`), so limbs must be the same
+part, spine the same level, ``chest`` compares with ``chest-abdomen-pelvis`` but not with ``abdomen-pelvis``, and
+CT angiography compares within one vascular territory (pulmonary, head and neck, coronary, aorta, peripheral).
+:func:`comparable_regions` is that rule, the same for every modality. A ``whole-body`` study images every part it
+lists, but which regions it stands in for is a clinical judgement per modality (a trauma pan-scan CT covers a CT
+head; a bone scan does not cover a renogram): the rule file states it, and the duplicate check applies it.
 
 Laterality is ``left``, ``right``, ``both`` or ``none`` (an unpaired part); ``None`` means *not known*, which is not
 the same as ``none``. :func:`laterality_compatible` implements "left ≠ right; both matches either".
@@ -58,8 +61,6 @@ NONE = "none"
 #: Laterality values; ``None`` (not in this tuple) means unknown.
 LATERALITIES: tuple[str, ...] = (LEFT, RIGHT, BOTH, NONE)
 
-#: Modalities whose trunk imaging covers the whole chest/abdomen/pelvis group (REFERENCE: "and combinations").
-CROSS_SECTIONAL_MODALITIES = frozenset({"CT", "MR", "NM", "PT"})
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,16 @@ REGIONS: dict[str, Region] = {region.name: region for region in _REGIONS}
 BODY_REGIONS: tuple[str, ...] = tuple(REGIONS)
 
 
+def join_regions(regions: tuple[str, ...] | list[str]) -> str | None:
+    """Regions as stored (``body_regions``): space-separated names, the first first; None when there are none."""
+    return " ".join(regions)[:200] or None if regions else None
+
+
+def split_regions(stored: str | None) -> tuple[str, ...]:
+    """The regions of a stored ``body_regions`` value (names outside the vocabulary are left out)."""
+    return tuple(name for name in (stored or "").split() if name in REGIONS)
+
+
 def region_group(body_region: str | None) -> str | None:
     """The group of ``body_region``; ``None`` when the region is unknown or not in the vocabulary.
 
@@ -144,37 +155,33 @@ def same_group(a: str | None, b: str | None) -> bool:
 
 
 def overlaps(a: str | None, b: str | None) -> bool:
-    """Whether two regions image at least one common part (``chest`` and ``chest-abdomen-pelvis`` do)."""
+    """Whether two regions of one group image at least one common part.
+
+    ``chest`` and ``chest-abdomen-pelvis`` do; ``chest`` and ``abdomen-pelvis`` do not; ``pulmonary-angiography``
+    and ``coronary-angiography`` do not (different territories). Regions of different groups never overlap here,
+    ``whole-body`` included: what a whole-body study covers is the rule file's judgement, not the vocabulary's.
+    """
     ra, rb = REGIONS.get(a or ""), REGIONS.get(b or "")
     if ra is None or rb is None:
         return False
-    if ra.group == WHOLE_BODY or rb.group == WHOLE_BODY:
-        return bool(ra.parts & rb.parts) or ra.group == rb.group
     return ra.group == rb.group and bool(ra.parts & rb.parts)
 
 
 def comparable_regions(a: str | None, b: str | None, modality: str | None = None) -> bool:
-    """Whether two regions are comparable as the rule table reads, for studies of one ``modality``.
+    """Whether two regions are comparable as the rule table reads: they image a common part (:func:`overlaps`).
 
-    Cross-sectional imaging (CT, MR, NM, PET) of the chest, abdomen and pelvis compares any combination of the three,
-    and head, face, neck, breast and angiography compare within their group. Limbs must share a part and spine a
-    level; projection radiographs, ultrasound and the rest of the trunk compare only overlapping regions.
+    The same for every modality: CT chest compares with CT chest-abdomen-pelvis but not with CT abdomen-pelvis, a
+    chest radiograph is not an abdominal one, limbs must share a part and spine a level, angiography compares within
+    one vascular territory. Unknown regions never compare.
 
     Parameters
     ----------
     a, b : str or None
         Values of :data:`BODY_REGIONS`.
     modality : str, optional
-        The normalised modality (``CT``, ``MR``, ``XR``, ``US`` ...).
+        The normalised modality; kept for callers, it no longer changes the answer.
     """
-    group = region_group(a)
-    if group is None or group != region_group(b):
-        return False
-    if group in (LIMBS, SPINE):
-        return overlaps(a, b)
-    if group == CHEST_ABDOMEN_PELVIS and (modality or "").upper() not in CROSS_SECTIONAL_MODALITIES:
-        return overlaps(a, b)
-    return True
+    return overlaps(a, b)
 
 
 def laterality_compatible(a: str | None, b: str | None) -> bool:

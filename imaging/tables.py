@@ -40,6 +40,7 @@ class Study(Base):
     procedure_code: Mapped[str | None] = mapped_column(String(64))
     description: Mapped[str | None] = mapped_column(String(300))
     body_region: Mapped[str | None] = mapped_column(String(40))  # normalised region group
+    body_regions: Mapped[str | None] = mapped_column(String(200))  # every region named, space-separated, first first
     laterality: Mapped[str | None] = mapped_column(String(10))  # left | right | both | none
     contrast: Mapped[bool | None] = mapped_column()
     normalisation: Mapped[str | None] = mapped_column(String(20))  # code | description | unknown
@@ -122,6 +123,7 @@ class ImagingOrder(Base):
     description: Mapped[str | None] = mapped_column(String(300))
     modality: Mapped[str | None] = mapped_column(String(16))
     body_region: Mapped[str | None] = mapped_column(String(40))
+    body_regions: Mapped[str | None] = mapped_column(String(200))  # every region named, space-separated, first first
     laterality: Mapped[str | None] = mapped_column(String(10))
     reason: Mapped[str | None] = mapped_column(Text)
     ordered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

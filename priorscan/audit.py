@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,18 @@ def record(session: Session, agent: Agent, *, action: str, event_type: str, subt
                        entity=entity, detail=_correlated(detail))
     session.add(event)
     return event
+
+
+def record_patients_shown(session: Session, agent: Agent, *, event_type: str, subtype: str,
+                          patients: Iterable[str | None], entity: str | None = None,
+                          detail: dict[str, Any] | None = None) -> int:
+    """One read event per regional patient a list showed (one without a patient when it showed none), so that "who
+    looked at my record" finds every list that showed it; the number of events added."""
+    shown: list[str | None] = [*sorted({p for p in patients if p})] or [None]
+    for regional_id in shown:
+        record(session, agent, action="R", event_type=event_type, subtype=subtype, regional_patient_id=regional_id,
+               entity=entity, detail=detail)
+    return len(shown)
 
 
 def audit_row(agent: Agent, *, action: str, event_type: str, subtype: str, regional_patient_id: str | None = None,

@@ -102,6 +102,9 @@ def load_table_modules() -> MetaData:
 def make_engine(url: str, *, echo: bool = False, background_checkpoint: bool = False) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout.
 
+    SQL parameters (names, NHS numbers) are hidden from every message the engine writes or raises
+    (``hide_parameters``), so neither ``echo`` nor an error's text carries them into a log.
+
     ``background_checkpoint`` (SQLite, long-running servers): the WAL is checkpointed by a thread of its own instead
     of by whichever commit crosses SQLite's auto-checkpoint threshold, so no request waits for the disk flush a
     checkpoint makes (it was the slowest 1% of link-on-write commits). The thread stops when the engine is disposed.
@@ -112,14 +115,15 @@ def make_engine(url: str, *, echo: bool = False, background_checkpoint: bool = F
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+            engine = create_engine(url, echo=echo, hide_parameters=True,
+                                   connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             if background_checkpoint:
                 event.listen(engine, "connect", _no_auto_checkpoint)
                 WalCheckpointer(engine).start()
         else:
-            engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=POOL_RECYCLE_S,
-                                   connect_args=dict(PG_KEEPALIVES))
+            engine = create_engine(url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=20,
+                                   pool_recycle=POOL_RECYCLE_S, connect_args=dict(PG_KEEPALIVES))
             event.listen(engine, "checkout", _refuse_closed_connection)
             _cache_long_queries()
     except (SQLAlchemyError, ImportError) as exc:

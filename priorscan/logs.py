@@ -19,7 +19,7 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,7 +47,7 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.format_exc_info, renderer])
+                    structlog.processors.format_exc_info, redact_database_values, renderer])
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StandardError()
     handler.setFormatter(formatter)
     setattr(handler, _OURS, True)
@@ -68,6 +68,26 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
 
 
 _OURS = "_priorscan_handler"
+
+#: What a database error's text may quote of a row: PostgreSQL's ``DETAIL: Key (columns)=(values)`` and
+#: ``Failing row contains (...)``, SQLAlchemy's ``[parameters: ...]`` (hidden by the engine already).
+_DATABASE_VALUES = (
+    (re.compile(r"(Key \([^)]*\))=\((?:[^()]|\([^()]*\))*\)"), r"\1=(…)"),
+    (re.compile(r"Failing row contains \((?:[^()]|\([^()]*\))*\)"), "Failing row contains (…)"),
+    (re.compile(r"\[parameters: .*?\]\n?", re.DOTALL), "[parameters hidden]\n"),
+)
+
+
+def redact_database_values(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+                           ) -> MutableMapping[str, Any]:
+    """Blank the values a database error quotes (identifiers, names) in a log line and its traceback."""
+    for key in ("event", "exception"):
+        text = event_dict.get(key)
+        if isinstance(text, str) and ("Key (" in text or "Failing row" in text or "[parameters:" in text):
+            for pattern, replacement in _DATABASE_VALUES:
+                text = pattern.sub(replacement, text)
+            event_dict[key] = text
+    return event_dict
 
 
 class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]

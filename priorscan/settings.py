@@ -51,18 +51,28 @@ class Settings(BaseSettings):
     dicom_ae_title: str = Field(default="PRIORSCAN", pattern=r"^[ -\[\]-~]{1,16}$",
                                 description="AE title of the C-STORE SCP (`serve --dicom-port`)")
     session_max_age_s: int = 8 * 3600
+    http_max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024,
+        description="the largest HTTP request body accepted (413 beyond it), STOW-RS apart")
+    dicomweb_max_body_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1024, description="the largest STOW-RS request body accepted (413 beyond it)")
     log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     log_format: str = Field(default="json", pattern="^(json|text)$",
                             description="log lines as JSON objects (for log shippers) or as text (for people)")
     metrics_dir: Path | None = Field(
         default=None, description="where `serve` and its writer processes keep metric values (prometheus-client "
                                   "multi-process mode); unset, a new temporary directory per `serve`")
-    cds_audience: str | None = Field(default=None, description="expected JWT aud (CDS Hooks)")
+    cds_audience: str | None = Field(
+        default=None, pattern=r"^https?://[^\s?#]+$",
+        description="the address of /cds-services as EHRs name it in their JWTs' aud (CDS Hooks); unset, "
+                    "<public_base_url>/cds-services, and without that the address each request came in on "
+                    "(development and test only)")
     public_base_url: str | None = Field(
         default=None, pattern=r"^https?://[^\s?#]+$",
         description="the service's address as clients reach it (behind a reverse proxy, say): the token endpoint's "
                     "URL, the only aud a SMART client assertion may carry, is built from it, and so are the URLs in "
-                    "FHIR answers; unset, the address each request came in on")
+                    "FHIR answers; unset, the address each request came in on (refused in production: the Host "
+                    "header is the client's to choose)")
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
@@ -73,6 +83,13 @@ class Settings(BaseSettings):
         if self.mllp_tls_client_ca is not None and self.mllp_tls_cert is None:
             raise ConfigurationError("PRIORSCAN_MLLP_TLS_CLIENT_CA needs PRIORSCAN_MLLP_TLS_CERT and _KEY (mutual TLS)")
         return self
+
+
+    def require_serving_safely(self) -> None:
+        """Refuse to serve HTTP in production without ``public_base_url``: the SMART and CDS audiences would follow
+        the request's ``Host`` header, which the client chooses."""
+        if self.env == "production" and not self.public_base_url:
+            raise ConfigurationError("PRIORSCAN_PUBLIC_BASE_URL must be set in production (SMART and CDS audiences)")
 
 
 @lru_cache(maxsize=1)

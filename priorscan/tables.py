@@ -67,6 +67,30 @@ class UserAccount(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class WebSessionEnded(Base):
+    """A web-page session ended by signing out: its cookie is refused from then on, though still signed and unexpired.
+
+    Kept until the cookie would have expired anyway (``expires_at``)."""
+
+    __tablename__ = "web_session_ended"
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigId)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SignInCounter(Base):
+    """Sign-in attempts per username (``user:<name>``) or address (``address:<ip>``) within the current window.
+
+    Each attempt takes its number here in one atomic statement *before* its password is checked, so parallel
+    guesses cannot all slip under the lock-out (:mod:`api.web_session`)."""
+
+    __tablename__ = "sign_in_counter"
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class CdsTrustedIssuer(Base):
     """A CDS client (EHR) whose JWTs are signed by keys in ``jwks``."""
 

@@ -39,7 +39,8 @@ class HL7Sender(BaseModel, frozen=True):
     trust's ODS code or one of its HL7 aliases). Over MLLP it must also come from one of ``addresses`` (IP addresses
     or networks; empty: any) over a TLS connection whose client certificate names one of ``certificate_names``
     (subject CN or a DNS/IP subject alternative name; empty: any certificate the listener trusts, or none without
-    TLS). ``domains`` are the identifier namespaces its messages may create, update, merge, link or change (unset:
+    TLS). By ``POST /hl7`` its messages come only from the API clients named in ``clients`` (none: not over HTTP).
+    ``domains`` are the identifier namespaces its messages may create, update, merge, link or change (unset:
     the trust's own hospital numbers): a trust's feed acts only on its own hospital numbers.
     """
 
@@ -47,6 +48,7 @@ class HL7Sender(BaseModel, frozen=True):
     facility: str | None = Field(default=None, min_length=1, max_length=200)
     addresses: tuple[str, ...] = ()
     certificate_names: tuple[str, ...] = ()
+    clients: tuple[str, ...] = ()  # API clients (token names) that may send its messages by POST /hl7
     domains: tuple[str, ...] | None = None
 
     @field_validator("addresses")
@@ -93,6 +95,19 @@ class Trust(BaseModel, frozen=True):
     viewer_url_template: str | None = None  # unset: the regional viewer
     dicom_ae_titles: tuple[str, ...] = ()  # calling AE titles of the trust's PACS and modalities (C-STORE)
     hl7_sender: tuple[HL7Sender, ...] = ()  # who may send HL7 v2 for the trust (unset: anyone naming it in MSH-4)
+    #: Base URLs of the trust's FHIR servers (its EHR): the only ``fhirServer`` a CDS Hooks call may have priorscan
+    #: fetch the patient from (with the call's ``access_token``). A server whose host is private, loopback or
+    #: link-local must be written here by address (or as ``localhost``) to be used: a name is never trusted to
+    #: resolve there.
+    fhir_servers: tuple[str, ...] = ()
+
+    @field_validator("fhir_servers")
+    @classmethod
+    def _servers_are_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#]*)?", url):
+                raise ValueError(f"fhir_servers: {url!r} is not an http(s) base URL without query or user info")
+        return tuple(url.rstrip("/") for url in value)
 
     @field_validator("hospital_number_pattern")
     @classmethod

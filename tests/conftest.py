@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -120,7 +120,8 @@ def free_port() -> int:
 class LiveServer:
     """``priorscan``'s app served by uvicorn in a thread on a free loopback port (a real HTTP server)."""
 
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, **settings: object) -> None:
+        db_url = str(settings.pop("db", db_url))
         import threading
 
         import uvicorn
@@ -129,7 +130,7 @@ class LiveServer:
         from api.context import AppContext
         from priorscan.settings import Settings
 
-        self.context = AppContext.open(Settings(db=db_url, env="test"))
+        self.context = AppContext.open(Settings(db=db_url, **{"env": "test", **settings}))  # type: ignore[arg-type]
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(create_app(self.context), host="127.0.0.1", port=self.port, log_level="warning",
@@ -171,6 +172,30 @@ class LiveServer:
 def live_server(store_url: str) -> Iterator[LiveServer]:
     """A real server on each backend."""
     with LiveServer(store_url) as server:
+        yield server
+
+
+@pytest.fixture
+def live_server_with(sqlite_url: str) -> Iterator[Callable[..., LiveServer]]:
+    """Start a real server on SQLite with settings of the test's choosing: ``live_server_with(public_base_url=...)``."""
+    started: list[LiveServer] = []
+
+    def start(**settings: object) -> LiveServer:
+        server = LiveServer(sqlite_url, **settings).__enter__()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: bytes) -> Iterator[LiveServer]:
+    """A real server on a fresh SQLite store shared by a module's tests (fuzzing: each example costs one request)."""
+    path = tmp_path_factory.mktemp("module") / "store.db"
+    path.write_bytes(sqlite_template)
+    with LiveServer(f"sqlite:///{path}") as server:
         yield server
 
 

@@ -2,6 +2,7 @@
 
 - ``GET /api/v1/alerts?status=open&trust=RXC`` → ``{"alerts": [...]}``, newest first. A signed-in person who works
   at a trust sees that trust's alerts only (asking for another trust's is 403); API clients may filter by any trust.
+  The read is audited once per patient shown.
 - ``GET /api/v1/alerts/{id}`` → one alert with its history (the justification record).
 - ``POST /api/v1/alerts/{id}/acknowledge`` ``{"comment", "user"}``
 - ``POST /api/v1/alerts/{id}/override`` ``{"reason": {"system", "code", "display"}, "comment", "user"}``: the reason
@@ -34,7 +35,7 @@ from dedupe import (
     list_alerts,
     override,
 )
-from priorscan.audit import record
+from priorscan.audit import record, record_patients_shown
 from priorscan.errors import PriorscanError
 from priorscan.unit_of_work import unit_of_work
 
@@ -110,9 +111,10 @@ def get_alerts(ctx: ContextDep, session: SessionDep, principal: Principal = Depe
         alerts = list_alerts(session, status=status_, trust=_trust_of(principal, trust), limit=limit)
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    patients = sorted({a.regional_patient_id for a in alerts if a.regional_patient_id})
-    record(session, principal.agent, action="R", event_type="alert", subtype="search",
-           detail={"status": status_, "trust": trust, "count": len(alerts), "patients": len(patients)})
+    # one event per patient shown: "who looked at my record" finds this list too
+    record_patients_shown(session, principal.agent, event_type="alert", subtype="search",
+                          patients=[a.regional_patient_id for a in alerts],
+                          detail={"status": status_, "trust": trust, "count": len(alerts)})
     session.commit()
     return {"alerts": [alert_json(a) for a in alerts]}
 

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
@@ -40,6 +40,7 @@ from dedupe import (
     apply_service_request_resource,
     run_check,
 )
+from priorscan import json_input
 from priorscan.audit import Agent
 from priorscan.errors import PriorscanError
 from priorscan.unit_of_work import unit_of_work
@@ -57,14 +58,20 @@ def json_response(content: Any, status_code: int = status.HTTP_200_OK, headers: 
                     media_type=media_type)
 
 
-def requesting_trust(ctx: AppContext, value: str | None) -> str | None:
-    """The ODS code of the requesting trust (any alias accepted); 422 for a trust outside the consortium."""
+def requesting_trust(ctx: AppContext, value: str | None, acting_trust: str | None = None) -> str | None:
+    """The ODS code of the requesting trust (any alias accepted); 422 for a trust outside the consortium.
+
+    ``acting_trust`` is the trust of a caller who works at one: theirs when the request names none, and 403 when it
+    names another (nobody raises alerts in another trust's queue).
+    """
     if not value:
-        return None
+        return acting_trust
     trust = ctx.trusts.resolve(value)
     if trust is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail=f"unknown requesting trust; expected one of {', '.join(ctx.trusts.ods_codes)}")
+    if acting_trust is not None and trust.ods != acting_trust:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may request for your own trust only")
     return trust.ods
 
 
@@ -116,6 +123,12 @@ class DuplicateCheckIn(_Model):
     patient: PatientIn = PatientIn()
     request: RequestIn
 
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_json(cls, data: Any) -> Any:
+        """No NUL character (PostgreSQL cannot store one) and no absurd nesting, whatever the field (422)."""
+        return json_input.check(data, max_depth=16)
+
 
 class PriorOut(_Model):
     studyInstanceUid: str | None
@@ -153,8 +166,9 @@ class DuplicateCheckOut(_Model):
     request: dict[str, Any]
 
 
-def check_request(ctx: AppContext, body: DuplicateCheckIn) -> CheckRequest:
-    """The API body as a :class:`dedupe.CheckRequest` (422 when it names no procedure)."""
+def check_request(ctx: AppContext, body: DuplicateCheckIn, acting_trust: str | None = None) -> CheckRequest:
+    """The API body as a :class:`dedupe.CheckRequest` (422 when it names no procedure; 403 when a caller who works at
+    ``acting_trust`` names another requesting trust)."""
     wanted = body.request
     if not ((wanted.code and wanted.code.code) or (wanted.modality and wanted.bodySite)):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -170,7 +184,8 @@ def check_request(ctx: AppContext, body: DuplicateCheckIn) -> CheckRequest:
         modality=wanted.modality, body_site=wanted.bodySite, laterality=wanted.laterality,
         description=code.display if code else None, priority=wanted.priority,
         reason=RequestReason(wanted.reason, codes, wanted.pregnant),
-        requesting_trust=requesting_trust(ctx, wanted.requestingTrust), placer_order_number=wanted.placerOrderNumber,
+        requesting_trust=requesting_trust(ctx, wanted.requestingTrust, acting_trust),
+        placer_order_number=wanted.placerOrderNumber,
         requested_at=wanted.requestedAt)
     return CheckRequest(patient, procedure, channel="api")
 
@@ -189,7 +204,7 @@ def checked(ctx: AppContext, request: CheckRequest, agent: Agent) -> dict[str, A
 async def duplicate_check(body: DuplicateCheckIn, ctx: ContextDep,
                           principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
     """Comparable recent priors for one imaging request, from every trust, with the alert they raise."""
-    request = check_request(ctx, body)
+    request = check_request(ctx, body, principal.trust_ods)
     return json_response(await run_in_threadpool(checked, ctx, request, principal.agent))
 
 
@@ -203,7 +218,7 @@ def create_service_request(ctx: ContextDep, resource: dict[str, Any] = Body(...)
         with unit_of_work(ctx.sessions, write=True) as session:
             stored, outcome = apply_service_request_resource(session, ctx.trusts,
                                                              active_rules(ctx.settings.rules_file), resource,
-                                                             agent=principal.agent)
+                                                             agent=principal.agent, acting_trust=principal.trust_ods)
     except PriorscanError as exc:
         raise http_error(exc) from exc
     headers = {"X-Priorscan-Verdict": outcome.verdict if outcome else "not-checked"}

@@ -10,7 +10,6 @@ handlers. ImagingStudy and ServiceRequest routes live with the imaging and dedup
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from api.fhir_service import bundle_scopes, process_bundle, run_unit, write_pati
 from api.scopes import PRIORSCAN_SCOPES
 from mpi import match_patients, pix_query, read_patient_resource, search_patients
 from mpi import operation_outcome as outcome
+from priorscan import json_input
 from priorscan.errors import FHIRError, PriorscanError
 from priorscan.outcome import ItemOutcome
 from priorscan.unit_of_work import unit_of_work
@@ -64,9 +64,9 @@ async def fhir_body(request: Request) -> dict[str, Any]:
     if media and not (media.endswith("/json") or media.endswith("+json")):
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="send application/fhir+json")
     try:
-        value = json.loads(await request.body())
-    except ValueError as exc:
-        raise FHIRError("the body is not JSON", code="fhir.json") from exc
+        value = json_input.loads(await request.body())
+    except json_input.JsonInputError as exc:
+        raise FHIRError(f"the body is not usable JSON: {exc}", code="fhir.json") from exc
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         raise FHIRError("the body is not a FHIR resource (no resourceType)", code="fhir.json")
     return value

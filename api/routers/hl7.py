@@ -2,7 +2,9 @@
 
 The body is the message as text (``text/plain`` or ``application/hl7-v2``; CR or LF segment ends). The status is 200
 whatever the ACK says: MSA-1 carries the verdict (AA, AE or AR), exactly as over MLLP. The scope is
-``priorscan/hl7`` (or admin).
+``priorscan/hl7`` (or admin). Once HL7 senders are configured (``[[trust.hl7_sender]]``), a message is taken only when
+its MSH-3/MSH-4 name a sender that lists the calling API client in ``clients`` (AR ``hl7.sender-not-allowed``
+otherwise, kept as a dead letter).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from api.context import AppContext
 from api.deps import ContextDep, Principal, require
 from api.hl7_service import process_message, reject_message
+from api.mllp_access import SENDER_NOT_ALLOWED, http_sender_refusal
 from priorscan import metrics
 from priorscan.audit import Agent
-from priorscan.hl7v2 import MessageError, read_header
+from priorscan.hl7v2 import ErrorLocation, MessageError, MessageHeader, read_header
 
 router = APIRouter(tags=["hl7"])
 
@@ -49,6 +52,10 @@ async def post_hl7(request: Request, ctx: ContextDep,
         outcome = await run_in_threadpool(
             reject_message, ctx, text[:limit], header, f"message of {len(body)} bytes exceeds the maximum of {limit}",
             code="hl7.too-large", channel=CHANNEL, agent=agent, source=agent.address)
+    elif (refusal := http_sender_refusal(ctx.trusts, _header(text), client=principal.name)) is not None:
+        outcome = await run_in_threadpool(
+            reject_message, ctx, text, _header(text), refusal, code=SENDER_NOT_ALLOWED, channel=CHANNEL, agent=agent,
+            source=agent.address, location=ErrorLocation("MSH", 1, 4), idempotency=False)
     else:
         outcome = await run_in_threadpool(process_message, ctx, text, channel=CHANNEL, agent=agent,
                                           source=agent.address)
@@ -68,6 +75,13 @@ def _observe(ctx: AppContext, text: str, ack: str, seconds: float) -> None:
     trust = ctx.trusts.resolve(header.sending_facility)
     metrics.hl7_acknowledged("http", trust.ods if trust else None,
                              f"{header.message_type}^{header.trigger_event}", metrics.ack_code(ack), seconds)
+
+
+def _header(text: str) -> MessageHeader | None:
+    try:
+        return read_header(text)
+    except MessageError:
+        return None
 
 
 def _decode(body: bytes) -> str:

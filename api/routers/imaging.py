@@ -40,6 +40,7 @@ from imaging import (
     search_studies,
     to_fhir,
 )
+from priorscan import json_input
 from priorscan.audit import Agent, record
 from priorscan.unit_of_work import unit_of_work
 
@@ -70,9 +71,9 @@ class _Refused(Exception):
 
 async def _json_body(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
-    except ValueError:
-        raise _Refused(_outcome(400, "structure", "the body is not JSON")) from None
+        return json_input.loads(await request.body())
+    except json_input.JsonInputError as exc:
+        raise _Refused(_outcome(400, "structure", f"the body is not usable JSON: {exc}")) from None
 
 
 @router.post("/fhir/ImagingStudy", response_model=None, status_code=status.HTTP_201_CREATED)

@@ -14,16 +14,17 @@ Every call is audited. Identifiers are ``system|value`` as sent by feeds (a trus
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from api.deps import ContextDep, Principal, SessionDep, WriteSessionDep, require
 from api.errors import http_error
 from mpi import QUEUE_ORDERS, LinkOutcome, PatientIndex, RecordKey, link_history, review_item, review_queue
-from priorscan.audit import record
+from priorscan.audit import record, record_patients_shown
 from priorscan.errors import PriorscanError
 
 MPI_REVIEW = "priorscan/mpi-review"
@@ -80,6 +81,15 @@ def _out(outcome: LinkOutcome) -> dict[str, Any]:
             "linkState": outcome.link_state, "score": outcome.score}
 
 
+#: A review item's id: a positive 64-bit integer (a larger one is 422, never an overflow in the database driver).
+ReviewItemId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+
+
+def _patients_of(items: list[dict[str, Any]]) -> list[str | None]:
+    """The regional patients a review item shows: those of its record and of its candidate."""
+    return [(item.get(side) or {}).get("regionalId") for item in items for side in ("record", "candidate")]
+
+
 def _actor(principal: Principal) -> str:
     return f"{principal.kind}:{principal.name}"
 
@@ -92,27 +102,28 @@ def get_review_queue(session: SessionDep, principal: Principal = Depends(require
                      ) -> dict[str, Any]:
     """Open possible matches (the likeliest missed link first, or the oldest), with their explanation."""
     total, items = review_queue(session, limit=limit, offset=offset, order=order)
-    record(session, principal.agent, action="R", event_type="rest", subtype="mpi-review-queue",
-           detail={"items": len(items), "total": total})
+    # one event per patient shown (both records of every item): "who looked at my record" finds the queue too
+    record_patients_shown(session, principal.agent, event_type="rest", subtype="mpi-review-queue",
+                          patients=_patients_of(items), detail={"items": len(items), "total": total})
     session.commit()
     return {"total": total, "items": items}
 
 
 @router.get("/review/{item_id}", response_model=dict[str, Any])
-def get_review_item(item_id: int, session: SessionDep,
+def get_review_item(item_id: ReviewItemId, session: SessionDep,
                     principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """One review item with both records, their differences and the waterfall of the model's weights."""
     item = review_item(session, item_id)
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such review item")
-    record(session, principal.agent, action="R", event_type="rest", subtype="mpi-review-item",
-           entity=f"review/{item_id}")
+    record_patients_shown(session, principal.agent, event_type="rest", subtype="mpi-review-item",
+                          patients=_patients_of([item]), entity=f"review/{item_id}")
     session.commit()
     return item
 
 
 @router.post("/review/{item_id}", response_model=OutcomeOut)
-def decide_review(item_id: int, body: DecisionIn, ctx: ContextDep, session: WriteSessionDep,
+def decide_review(item_id: ReviewItemId, body: DecisionIn, ctx: ContextDep, session: WriteSessionDep,
                   principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """Settle a possible match; the decision sticks through later updates and relinks."""
     index = PatientIndex(session, ctx.trusts)

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import web_session
-from api.deps import ContextDep, Principal, PrincipalDep, get_principal
+from api.deps import SESSION_COOKIE, ContextDep, Principal, PrincipalDep, get_principal
 from api.workspace import local_today, pages_for, source_scopes
 from priorscan.errors import PriorscanError
 
@@ -166,7 +166,8 @@ def list_override_reasons(ctx: ContextDep, principal: PrincipalDep) -> list[Over
 
 
 @router.post("/login", response_model=SessionInfo,
-             responses={401: {"description": "wrong username or password"}, 429: {"description": "too many failures"}})
+             responses={401: {"description": "wrong username or password"}, 429: {"description": "too many failures"},
+                        303: {"description": "to /ui/ (a form post)"}})
 async def login(request: Request, ctx: ContextDep, username: Annotated[str, Form(max_length=200)],
                 password: Annotated[str, Form(max_length=4096)]) -> Response:
     """Sign in with a username and password; sets the session cookie.
@@ -176,6 +177,8 @@ async def login(request: Request, ctx: ContextDep, username: Annotated[str, Form
     _check_origin(request)
     address = request.client.host if request.client else None
     who, delay, locked = await run_in_threadpool(web_session.lookup_attempt, ctx, username, address)
+    if not locked:  # numbered in the database before the password is checked: parallel guesses cannot all pass
+        locked = not await run_in_threadpool(web_session.take_attempt_number, ctx, who, address)
     if delay:
         await asyncio.sleep(delay)
     if locked:
@@ -200,15 +203,18 @@ async def login(request: Request, ctx: ContextDep, username: Annotated[str, Form
     return response
 
 
-@router.post("/logout", status_code=204, response_class=Response)
+@router.post("/logout", status_code=204, response_class=Response,
+             responses={303: {"description": "signed out; to /ui/ (a form post)"}})
 def logout(request: Request, ctx: ContextDep) -> Response:
-    """Sign out: clears the session cookie (204 for the page's script, else a redirect to ``/ui/``)."""
+    """Sign out: ends the session in the database (its cookie is refused from then on, wherever it was copied) and
+    clears the cookie (204 for the page's script, else a redirect to ``/ui/``)."""
     _check_origin(request)
     try:
         principal = get_principal(request, ctx)
     except HTTPException:
         principal = None
     if principal is not None and principal.kind == "user":
+        web_session.end_session(ctx, request.cookies.get(SESSION_COOKIE))
         web_session.audit_sign_out(ctx, principal)
     response: Response = (Response(status_code=status.HTTP_204_NO_CONTENT) if _wants_json(request)
                           else RedirectResponse("/ui/", status.HTTP_303_SEE_OTHER))

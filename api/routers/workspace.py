@@ -52,7 +52,7 @@ from api.workspace import (
     sse,
 )
 from dedupe import active_rules
-from priorscan.audit import Agent, record
+from priorscan.audit import Agent, record, record_patients_shown
 from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
 
@@ -113,10 +113,8 @@ def _trust_scope(principal: Principal, asked: str | None, ctx: Any) -> str | Non
 def _audit_patients(session: Any, agent: Agent, subtype: str, patients: list[str | None], *, entity: str | None,
                     detail: dict[str, Any]) -> None:
     """One audit event per patient shown (one without a patient when none was)."""
-    shown: list[str | None] = [*sorted({p for p in patients if p})] or [None]
-    for regional_id in shown:
-        record(session, agent, action="R", event_type="workspace", subtype=subtype, regional_patient_id=regional_id,
-               entity=entity, detail=detail)
+    record_patients_shown(session, agent, event_type="workspace", subtype=subtype, patients=patients, entity=entity,
+                          detail=detail)
 
 
 def _require_all(*needed: str) -> Any:

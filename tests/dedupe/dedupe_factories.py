@@ -52,16 +52,16 @@ def nhs_number(n: int) -> str:
 # --- pure judgement ---------------------------------------------------------------------------------------------
 
 def procedure(modality: str | None = "CT", region: str | None = "head", laterality: str | None = "none",
-              code: str | None = None, system: str | None = None) -> Procedure:
-    return Procedure(modality, region, laterality, system, code)
+              code: str | None = None, system: str | None = None, regions: tuple[str, ...] = ()) -> Procedure:
+    return Procedure(modality, region, laterality, system, code, regions)
 
 
 def exam(days_ago: int = 10, *, modality: str = "CT", region: str | None = "head", laterality: str | None = "none",
          status: str = "completed", kind: str = "study", trust: str = "RTK", code: str | None = None,
-         system: str | None = None, dose: float | None = 2.0, on: date = TODAY) -> Exam:
-    """One of the patient's exams, ``days_ago`` calendar days before ``on``."""
+         system: str | None = None, dose: float | None = 2.0, on: date = TODAY, regions: tuple[str, ...] = ()) -> Exam:
+    """One of the patient's exams, ``days_ago`` calendar days before ``on`` (``regions``: every region it names)."""
     uid = f"2.25.{next(_uids)}" if kind == "study" else None
-    return Exam(kind=kind, status=status, procedure=procedure(modality, region, laterality, code, system),
+    return Exam(kind=kind, status=status, procedure=procedure(modality, region, laterality, code, system, regions),
                 on_date=on - timedelta(days=days_ago), trust=trust, study_instance_uid=uid,
                 accession_number=f"ACC{next(_uids)}", placer_order_number="P-OLD" if kind == "order" else None,
                 description=f"{modality} {region}", effective_dose_msv=dose)
@@ -69,8 +69,10 @@ def exam(days_ago: int = 10, *, modality: str = "CT", region: str | None = "head
 
 def facts(modality: str = "CT", region: str | None = "head", laterality: str | None = "none", *,
           circumstances: frozenset[str] = frozenset(), age: int | None = 40, trust: str = "RTK",
-          code: str | None = None, system: str | None = None, on: date = TODAY) -> RequestFacts:
-    return RequestFacts(procedure(modality, region, laterality, code, system), on, trust, circumstances, age)
+          code: str | None = None, system: str | None = None, on: date = TODAY,
+          regions: tuple[str, ...] = ()) -> RequestFacts:
+    return RequestFacts(procedure(modality, region, laterality, code, system, regions), on, trust, circumstances,
+                        age)
 
 
 # --- the store --------------------------------------------------------------------------------------------------
@@ -91,13 +93,15 @@ def add_patient(session: Session, trusts: TrustRegistry, *, trust: str = "RTK", 
 def add_study(session: Session, source_record_id: int, *, days_ago: int = 10, on: date = TODAY,
               modality: str = "CT", region: str | None = "head", laterality: str | None = "none",
               trust: str = "RTK", status: str = "completed", dose: float | None = 1.8,
-              code: str | None = None, system: str | None = None, accession: str | None = None) -> str:
+              code: str | None = None, system: str | None = None, accession: str | None = None,
+              description: str | None = None, regions: str | None = None) -> str:
     uid = f"2.25.{next(_uids)}{datetime.now(UTC).microsecond}"
     study_date = on - timedelta(days=days_ago)
     session.add(Study(study_instance_uid=uid, source_record_id=source_record_id, performing_trust=trust,
                       accession_number=accession or f"{trust}-{next(_uids)}", status=status, modality=modality,
                       body_region=region, laterality=laterality, procedure_system=system, procedure_code=code,
-                      description=f"{modality} {region or ''}".strip(), study_date=study_date,
+                      description=description or f"{modality} {region or ''}".strip(), body_regions=regions,
+                      study_date=study_date,
                       study_datetime=datetime(study_date.year, study_date.month, study_date.day, 10, tzinfo=UTC),
                       effective_dose_msv=dose))
     session.flush()

@@ -77,8 +77,9 @@ def call(server, token: str, body: dict[str, Any], service: str = "order-sign") 
                       headers={"Authorization": f"Bearer {token}"})
 
 
-def test_discovery_answers_without_authentication(server) -> None:  # type: ignore[no-untyped-def]
-    answer = httpx.get(f"{server.base_url}/cds-services")
+def test_discovery_answers_a_caller_with_a_token(server) -> None:  # type: ignore[no-untyped-def]
+    answer = httpx.get(f"{server.base_url}/cds-services",
+                       headers={"Authorization": f"Bearer {server.token(['priorscan/duplicate-check'])}"})
     assert answer.status_code == 200
     services = {s["id"]: s for s in answer.json()["services"]}
     assert set(services) == {"order-select", "order-sign"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
 from dedupe_factories import RULES, TODAY, add_patient, add_study, by_nhs, check, nhs_number
 from sqlalchemy import func, select
 
@@ -133,3 +134,17 @@ def test_a_historic_request_is_judged_as_of_its_own_date(db, trusts) -> None:  #
     then = date.fromordinal(TODAY.toordinal() - 50)
     outcome = check(db, trusts, identifiers=by_nhs(number), on=then)
     assert [p["daysAgo"] for p in outcome.priors] == [10]  # the study 20 days before today came after the request
+
+
+@pytest.mark.parametrize(("description", "regions", "shown", "why"), [
+    ("CT head and cervical spine", None, True, "stored before every region was kept: read again from the description"),
+    ("CT head", None, False, "a description naming the head only"),
+    ("CT head", "head cervical-spine", True, "every region as stored"),
+    ("CT chest and cervical spine", None, False, "a description that does not read as the stored examination"),
+])
+def test_a_prior_compares_by_every_region_it_names(db, trusts, description, regions, shown, why) -> None:  # type: ignore[no-untyped-def]
+    number = nhs_number(61)
+    _, record = add_patient(db, trusts, local_id="AB600061", nhs=number)
+    add_study(db, record, days_ago=4, region="head", description=description, regions=regions)
+    outcome = check(db, trusts, identifiers=by_nhs(number), body_site="cervical spine")
+    assert bool(outcome.priors) is shown, why

@@ -44,3 +44,60 @@ def test_priorities_of_hl7_fhir_and_free_text(priority: str | None, expected: st
 def test_circumstances(priority, text, codes, pregnant, expected, why) -> None:  # type: ignore[no-untyped-def]
     found = read_circumstances(RULES, priority=priority, reason=RequestReason(text, codes, pregnant))
     assert found == frozenset(expected), why
+
+
+@pytest.mark.parametrize(("priority", "text", "expected", "why"), [
+    # issue 14's cases
+    ("S", "RTC. Pregnant - not for contrast", {TRAUMA, PREGNANCY},
+     "the 'not' negates the contrast, not the pregnancy (was: pregnancy lost)"),
+    ("routine", "Referred from GP with headache", set(), "a GP referral is no inter-hospital transfer"),
+    ("routine", "Post-op day 3, ?anastomotic leak", set(), "a post-operative complication is no planned follow-up"),
+    ("routine", "not metastatic disease", set(), "negated oncology"),
+    # pregnancy: negation applies to the term it negates
+    ("routine", "Patient is 12 weeks pregnant, not for contrast", {PREGNANCY}, "the negation is of the contrast"),
+    ("routine", "not for contrast as pregnant", {PREGNANCY}, "'as' ends the negation's scope"),
+    ("routine", "No contrast, pregnant", {PREGNANCY}, "another clause"),
+    ("routine", "RTC but not pregnant", {TRAUMA}, "negated after 'but'"),
+    ("routine", "Pregnant: no", set(), "a form's answer"),
+    ("routine", "Pregnant? N", set(), "a form's short answer"),
+    ("routine", "Pregnancy status: not pregnant", set(), "the status named, then negated"),
+    ("routine", "Pregnancy test positive", {PREGNANCY}, "a positive test"),
+    ("routine", "denies pregnancy", set(), "denies"),
+    ("routine", "no longer pregnant", set(), "no longer"),
+    ("routine", "non-pregnant", set(), "one hyphenated word"),
+    ("routine", "?pregnant", {PREGNANCY}, "a queried pregnancy counts: the safe side"),
+    ("routine", "possibly pregnant", {PREGNANCY}, "so does a possible one"),
+    # trauma
+    ("routine", "no trauma", set(), "negated trauma"),
+    ("routine", "denies trauma, fell at home", set(), "denied"),
+    ("routine", "no history of trauma", set(), "a multi-word cue"),
+    ("routine", "Not a trauma call", set(), "one word between cue and term"),
+    ("routine", "Trauma? No", set(), "answered no"),
+    ("routine", "non-emergency", set(), "one hyphenated word"),
+    # transfer: inter-hospital only
+    ("routine", "Referred from the GP", set(), "GP"),
+    ("routine", "Transferred from ED to CT", set(), "within the hospital"),
+    ("routine", "transferred from the ward", set(), "within the hospital"),
+    ("routine", "Transferred from Brighton for neurosurgery", {TRANSFER}, "from another hospital"),
+    ("routine", "Inter-hospital transfer", {TRANSFER}, "stated"),
+    ("routine", "Referred from another hospital", {TRANSFER}, "stated"),
+    # oncology
+    ("routine", "No known malignancy", set(), "'no known' negates"),
+    ("routine", "no evidence of metastases", set(), "'no evidence of' negates"),
+    ("routine", "metastases excluded", set(), "negated after"),
+    ("routine", "?metastases", set(), "a query is no known cancer's staging"),
+    ("routine", "query staging", set(), "nor is a queried staging"),
+    ("routine", "Not for staging", set(), "one word between cue and term"),
+    ("routine", "Not a trauma, known malignancy for restaging", {ONCOLOGY}, "the negation ends with its clause"),
+    # planned follow-up
+    ("routine", "post-op day 2, collection?", set(), "post-op alone is no plan"),
+    ("routine", "CTPA PE protocol", set(), "a scanning protocol is no follow-up plan"),
+    ("routine", "Stroke protocol", set(), "neither"),
+    ("routine", "Planned post-op CT, ?leak", {PLANNED_FOLLOW_UP}, "planned"),
+    ("routine", "Post-op follow-up per protocol", {PLANNED_FOLLOW_UP}, "a follow-up per protocol"),
+    ("routine", "unplanned return to theatre", set(), "unplanned"),
+    ("routine", "not planned", set(), "negated"),
+])
+def test_negation_and_keywords_read_in_context(priority, text, expected, why) -> None:  # type: ignore[no-untyped-def]
+    found = read_circumstances(RULES, priority=priority, reason=RequestReason(text))
+    assert found == frozenset(expected), why

@@ -80,8 +80,28 @@ def test_every_rule_of_the_table_with_both_window_edges(modality, region, latera
 @pytest.mark.parametrize(("request_", "prior", "comparable", "why"), [
     (("CT", "head", "none"), ("CT", "chest", "none"), False, "different region group"),
     (("CT", "head", "none"), ("MR", "head", "none"), False, "different modality"),
-    (("CT", "chest", "none"), ("CT", "abdomen-pelvis", "none"), True, "CT chest/abdomen/pelvis is one group"),
-    (("CT", "chest", "none"), ("CT", "chest-abdomen-pelvis", "none"), True, "combinations are in the group"),
+    (("CT", "chest", "none"), ("CT", "abdomen-pelvis", "none"), False, "regions share no part (issue 14)"),
+    (("CT", "chest", "none"), ("CT", "chest-abdomen-pelvis", "none"), True, "the CAP images the chest"),
+    (("CT", "abdomen-pelvis", "none"), ("CT", "chest-abdomen-pelvis", "none"), True, "the CAP images both"),
+    (("CT", "chest-abdomen", "none"), ("CT", "abdomen-pelvis", "none"), True, "both image the abdomen"),
+    (("MR", "chest", "none"), ("MR", "pelvis", "none"), False, "overlap is the rule for every modality"),
+    (("CT", "head", "none"), ("CT", "whole-body", "none"), True, "a trauma pan-scan covers the head (issue 14)"),
+    (("CT", "chest-abdomen-pelvis", "none"), ("CT", "whole-body", "none"), True, "and the trunk"),
+    (("CT", "lumbar-spine", "none"), ("CT", "whole-body", "none"), True, "and the spine (reformats)"),
+    (("CT", "whole-body", "none"), ("CT", "head", "none"), True, "a requested pan-scan shows a recent CT head"),
+    (("CT", "knee", "left"), ("CT", "whole-body", "none"), False, "a pan-scan is not assumed to cover limbs"),
+    (("CT", "face", "none"), ("CT", "whole-body", "none"), False, "nor the face"),
+    (("NM", "abdomen", "none"), ("NM", "whole-body", "none"), False, "a bone scan stands in for no renogram"),
+    (("MR", "head", "none"), ("MR", "whole-body", "none"), False, "coverage is the rule file's, for CT only"),
+    (("CT", "pulmonary-angiography", "none"), ("CT", "coronary-angiography", "none"), False,
+     "CTPA and coronary CTA are different territories (issue 14)"),
+    (("CT", "pulmonary-angiography", "none"), ("CT", "head-neck-angiography", "none"), False,
+     "CTPA and CTA head and neck are different territories (issue 14)"),
+    (("CT", "aortic-angiography", "none"), ("CT", "aortic-angiography", "none"), True, "same territory"),
+    (("CT", "pulmonary-angiography", "none"), ("CT", "angiography", "none"), True,
+     "an unspecified CTA may have imaged any territory"),
+    (("CT", "pulmonary-angiography", "none"), ("CT", "whole-body", "none"), False,
+     "a pan-scan does not stand in for a CTPA"),
     (("XR", "chest", "none"), ("XR", "abdomen", "none"), False, "projection X-rays compare overlapping regions only"),
     (("XR", "wrist", "left"), ("XR", "wrist", "right"), False, "left is not right"),
     (("XR", "wrist", "left"), ("XR", "wrist", "both"), True, "both matches either side"),
@@ -97,11 +117,52 @@ def test_comparability(request_, prior, comparable, why) -> None:  # type: ignor
     assert (shown is not None) == comparable, why
 
 
+@pytest.mark.parametrize(("request_regions", "prior_regions", "expected", "rule", "why"), [
+    (("head", "cervical-spine"), ("cervical-spine",), "warning", "ct-spine-face-neck",
+     "a combined request compares with each region it names, by that region's rule"),
+    (("cervical-spine",), ("head", "cervical-spine"), "warning", "ct-spine-face-neck",
+     "a combined prior covers each region it names (issue 14: indexed only the head)"),
+    (("head", "cervical-spine"), ("chest",), None, None, "no region in common"),
+    (("head", "chest"), ("chest-abdomen-pelvis",), "warning", "ct-body", "the chest of a head-and-chest request"),
+])
+def test_every_region_named_is_compared(request_regions, prior_regions, expected, rule, why) -> None:  # type: ignore[no-untyped-def]
+    request = facts("CT", request_regions[0], regions=request_regions)
+    prior = exam(5, region=prior_regions[0], regions=prior_regions)
+    result = judge(RULES, request, [prior])
+    assert (result.priors[0].severity if result.priors else None) == expected, why
+    assert (result.priors[0].rule if result.priors else None) == rule, why
+
+
+def test_a_whole_body_ct_two_days_ago_is_a_warning_for_ct_head_and_ct_cap() -> None:
+    """Issue 14: a trauma pan-scan 2 days ago gave ``clear`` for CT head and for CT chest-abdomen-pelvis."""
+    pan_scan = exam(2, region="whole-body")
+    assert judge(RULES, facts("CT", "head"), [pan_scan]).verdict == "warning"
+    assert judge(RULES, facts("CT", "chest-abdomen-pelvis"), [pan_scan]).verdict == "warning"
+    assert [p.rule for p in judge(RULES, facts("CT", "head"), [pan_scan]).priors] == ["ct-head"]
+
+
 def test_the_same_procedure_code_is_comparable_even_when_regions_are_unknown() -> None:
     request = facts("CT", None, None, code="CHEAD", system="NICIP")
     prior = exam(10, region=None, laterality=None, code="chead", system="https://fhir.nhs.uk/CodeSystem/NICIP")
     result = judge(RULES, request, [prior])
     assert [(p.match, p.severity) for p in result.priors] == [(BY_CODE, "warning")]
+
+
+@pytest.mark.parametrize(("system", "prior_trust", "prior_modality", "shown", "why"), [
+    ("LOCAL", "RTK", "CT", True, "a local code within the requesting trust"),
+    ("LOCAL", "RXC", "CT", False, "the same local code at another trust need not be the same procedure"),
+    ("L", "RXC", "CT", False, "HL7's L is local too"),
+    ("99RTK", "RXC", "CT", False, "and HL7's 99zzz"),
+    (None, "RXC", "CT", False, "a code with no system is local"),
+    ("NICIP", "RXC", "CT", True, "a national code means one procedure everywhere"),
+    ("NICIP", "RTK", "MR", False, "a code never makes two modalities the same procedure"),
+])
+def test_a_local_code_is_the_same_procedure_only_within_one_trust(system, prior_trust, prior_modality, shown,  # type: ignore[no-untyped-def]
+                                                                   why) -> None:
+    request = facts("CT", None, None, code="X1", system=system, trust="RTK")
+    prior = exam(10, modality=prior_modality, region=None, laterality=None, code="X1", system=system,
+                 trust=prior_trust)
+    assert bool(judge(RULES, request, [prior]).priors) is shown, why
 
 
 def test_a_code_with_the_other_side_is_not_the_same_procedure() -> None:

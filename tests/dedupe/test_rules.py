@@ -84,7 +84,7 @@ def test_toml_reads_like_yaml(tmp_path: Path) -> None:
     (lambda d: d["rules"][1].update(warning_days=-1), "rules.1.warning_days: Input should be greater than"),
     (lambda d: d["rules"][1].update(colour="red"), "rules.1.colour: Extra inputs are not permitted"),
     (lambda d: d.pop("override_reasons"), "override_reasons: Field required"),
-    (lambda d: d["exceptions"]["pregnancy"].update(negations=[False]), "negations.0: Input should be a valid string"),
+    (lambda d: d["negation"].update(before=[False]), "negation.before.0: Input should be a valid string"),
 ])
 def test_invalid_files_are_refused_naming_the_place(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
     data = packaged()

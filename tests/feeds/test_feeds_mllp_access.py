@@ -10,7 +10,7 @@ import ssl
 from pathlib import Path
 
 import pytest
-from feeds_factories import RTK, RXC, Ack, adt, exchange, nhs_number, pid, record_of
+from feeds_factories import RTK, RXC, Ack, adt, control_id, exchange, nhs_number, pid, record_of
 from hl7.client import MLLPClient
 from sqlalchemy import select
 from tls_factories import Authority, client_context, send_tls, trusts_with_senders
@@ -126,6 +126,21 @@ def test_a_listed_sender_acts_only_on_its_own_hospital_numbers(listed) -> None: 
     assert _letters(listed) == [("mllp", "hl7.foreign-domain")]
 
 
+def test_a_listed_senders_results_name_only_its_own_patients(listed) -> None:  # type: ignore[no-untyped-def]
+    def result(ids: str, uid: str) -> str:
+        obr = ["OBR", "1", "P1", "F1", "CTHEAD^CT HEAD^LOCAL", "", "", "20260301101500"] + [""] * 16 + ["CT", "F"]
+        return "\r".join([f"MSH|^~\\&|PAS|RTK|PRIORSCAN|REGION|20260301101500||ORU^R01|{control_id()}|P|2.4",
+                          f"PID|1||{ids}||RESULT^RUTH||19700101|F", "|".join(obr),
+                          f"ZDS|{uid}^RIS^Application^DICOM"]) + "\r"
+
+    with MLLPClient("127.0.0.1", listed.port) as client:
+        foreign = exchange(client, result("A1000012^^^RXC^MR", "1.2.826.0.1.3680043.10.78.1"))
+        own = exchange(client, result("AB100012^^^RTK^MR", "1.2.826.0.1.3680043.10.78.2"))
+    assert (foreign.code, foreign.error_location) == ("AR", "PID^1^3"), foreign.text
+    assert own.code == "AA", own.text
+    assert _letters(listed) == [("mllp", "hl7.foreign-domain")]
+
+
 def test_in_production_an_unconfigured_listener_refuses_every_message(mllp_server, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
     merge = adt("A40", pid("AB100008^^^RTK^MR"), "MRG|AB100009^^^RTK^MR")
     with mllp_server(sqlite_url, env="production", secret_key=DEFAULT_SECRET[::-1]) as server, \
@@ -173,3 +188,53 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_a_stranger_replaying_a_trusts_message_id_changes_nothing(mllp_server, sqlite_url: str,  # type: ignore[no-untyped-def]
+                                                                 tmp_path: Path) -> None:
+    from sqlalchemy import select as select_
+
+    from priorscan.tables import HL7MessageLog
+
+    message = adt("A28", pid("AB100013^^^RTK^MR", name="REPLAYED^RAY"))
+    with mllp_server(sqlite_url) as server, MLLPClient("127.0.0.1", server.port) as client:  # the trust's own send
+        original = exchange(client, message)
+        assert original.code == "AA"
+    elsewhere = trusts_with_senders(tmp_path, {"RTK": [{"application": "PAS", "addresses": ["10.30.0.0/16"]}]})
+    with mllp_server(sqlite_url, trusts_file=elsewhere) as server, MLLPClient("127.0.0.1", server.port) as client:
+        replayed = exchange(client, message)  # the same MSH-3/4/10 from an address the sender does not use
+        assert (replayed.code, replayed.error_code) == ("AR", "207"), replayed.text
+        assert _letters(server) == [("mllp", "hl7.sender-not-allowed")]
+        with server.context.sessions() as session:
+            assert [e.ack_code for e in session.scalars(select_(HL7MessageLog))] == ["AA"]
+    with mllp_server(sqlite_url) as server, MLLPClient("127.0.0.1", server.port) as client:  # the trust resends
+        assert exchange(client, message).text == original.text  # its original ACK: not applied twice
+
+
+@pytest.fixture
+def http_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    trusts = trusts_with_senders(tmp_path, {"RTK": [{"application": "PAS", "clients": ["rtk-engine"]}]})
+    monkeypatch.setenv("PRIORSCAN_TRUSTS_FILE", str(trusts))
+    return request.getfixturevalue("live_server_sqlite")
+
+
+@pytest.mark.parametrize(("client", "facility", "accepted"), [
+    ("rtk-engine", "RTK", True),  # the API client the sender names
+    ("another-client", "RTK", False),  # a valid token with the scope, but not this sender's client
+    ("rtk-engine", "RXC", False),  # the right client speaking for a trust that did not list it
+], ids=["listed-client", "other-client", "other-trust"])
+def test_post_hl7_takes_a_senders_messages_only_from_its_clients(http_listed, client: str, facility: str,  # type: ignore[no-untyped-def]
+                                                                 accepted: bool) -> None:
+    import httpx
+
+    token = http_listed.token(["priorscan/hl7"], client=client)
+    message = adt("A28", pid("AB100014^^^RTK^MR"), facility=facility)
+    reply = httpx.post(f"{http_listed.base_url}/hl7", content=message,
+                       headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"})
+    ack = Ack(reply.text)
+    if accepted:
+        assert ack.code == "AA", reply.text
+        return
+    assert (ack.code, ack.error_code) == ("AR", "207"), reply.text
+    assert record_of(http_listed, RecordKey(RTK, "AB100014")) is None
+    assert _letters(http_listed) == [("http-hl7", "hl7.sender-not-allowed")]

@@ -82,3 +82,18 @@ def test_the_local_date_is_the_london_date_of_the_instant(moment: datetime, offs
         assert found.local_date == found.instant.astimezone(LOCAL_ZONE).date()
     assert found.local_date - moment.date() in (timedelta(days=-1), timedelta(0), timedelta(days=1))
     assert isinstance(found.local_date, date)
+
+
+@pytest.mark.parametrize(("started", "expected", "why"), [
+    ("2026-07-31T23:30:00Z", "2026-08-01", "23:30 UTC in summer is 00:30 BST on 1 August (issue 14)"),
+    ("2026-08-01T00:30:00+01:00", "2026-08-01", "an offset of its own"),
+    ("2026-01-31T23:30:00Z", "2026-01-31", "GMT in winter: the UTC date"),
+    ("2026-08-01T00:30:00", "2026-08-01", "no offset: the sender's local time"),
+    ("2026-08-01", "2026-08-01", "a date alone"),
+])
+def test_a_fhir_imaging_study_started_is_a_london_date(started: str, expected: str, why: str) -> None:
+    from imaging.fhir_imaging import _started
+
+    day, moment = _started(started)
+    assert str(day) == expected, why
+    assert moment is None or moment.tzinfo is not None, why

@@ -92,3 +92,45 @@ def test_code_table_gaps_are_filled_from_the_description() -> None:
 def test_an_unknown_code_falls_back_to_its_display_text() -> None:
     result = normalise_procedure([ProcedureCode("99LOCAL", "ZZ1", "CT Head")], None, table=CodeTable())
     assert (result.normalisation, result.body_region) == ("description", "head")
+
+
+@pytest.mark.parametrize(("text", "regions", "why"), [
+    ("CT head and cervical spine", ("head", "cervical-spine"), "issue 14: indexed only the head"),
+    ("CT head and C-spine", ("head", "cervical-spine"), "C-spine"),
+    ("CT TAP", ("chest-abdomen-pelvis",), "issue 14: thorax-abdomen-pelvis had no region"),
+    ("CT CAP", ("chest-abdomen-pelvis",), "chest-abdomen-pelvis"),
+    ("CT NCAP", ("chest-abdomen-pelvis", "neck"), "neck, chest, abdomen and pelvis"),
+    ("CT AP", ("abdomen-pelvis",), "AP is abdomen-pelvis on a CT request"),
+    ("XR chest AP", ("chest",), "but a projection on a radiograph"),
+    ("CT KUB", ("abdomen-pelvis",), "kidneys-ureters-bladder"),
+    ("CTKUB", ("abdomen-pelvis",), "written as one word"),
+    ("CTPA", ("pulmonary-angiography",), "pulmonary angiogram"),
+    ("CTC", ("abdomen-pelvis",), "CT colonography"),
+    ("HRCT", ("chest",), "high-resolution chest"),
+    ("CT IAMs", ("head",), "internal auditory meati"),
+    ("MR IAM", ("head",), "one meatus"),
+    ("CT C/T/L spine", ("whole-spine",), "the three levels"),
+    ("MR T/L spine", ("thoracic-spine", "lumbar-spine"), "two levels: each of them, not the cervical spine"),
+    ("CT trauma pan-scan", ("whole-body",), "a trauma pan-scan is whole-body"),
+    ("CT head and CTA head and neck", ("head", "head-neck-angiography"),
+     "a stroke protocol: the head and the head-and-neck vessels"),
+    ("CT chest and CTPA", ("chest", "pulmonary-angiography"), "a chest CT with a CTPA"),
+    ("CTA head and neck", ("head-neck-angiography",), "the territory, not the head and the neck"),
+    ("CT coronary angiogram", ("coronary-angiography",), "coronary territory"),
+    ("PTC/Nefro", ("abdomen",), "a Siemens protocol: percutaneous transhepatic cholangiography, nephrostomy"),
+    ("XA nephrostomy", ("abdomen",), "nephrostomy"),
+    ("RF ERCP", ("abdomen",), "ERCP"),
+    ("FL - High Con.", (), "a fluoroscopy protocol that names no part stays unknown"),
+])
+def test_every_region_a_description_names_and_uk_abbreviations(text: str, regions: tuple[str, ...],
+                                                                 why: str) -> None:
+    result = normalise_description(text)
+    assert result.regions == regions, why
+    assert result.body_region == (regions[0] if regions else None), why
+
+
+def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
+    from imaging.procedures import ProcedureCode, normalise_procedure
+
+    result = normalise_procedure([ProcedureCode("urn:trust:rtk:procedures", "CTHCS", "CT head and cervical spine")])
+    assert result.regions == ("head", "cervical-spine")

@@ -26,7 +26,13 @@ def test_same_group(a: str | None, b: str | None, same: bool) -> None:
 
 
 @pytest.mark.parametrize(("a", "b", "modality", "comparable"), [
-    ("chest", "abdomen-pelvis", "CT", True),  # CT trunk combinations compare
+    ("chest", "abdomen-pelvis", "CT", False),  # no part in common (issue 14)
+    ("chest", "chest-abdomen-pelvis", "CT", True),  # the CAP images the chest
+    ("chest", "chest-abdomen-pelvis", "MR", True),
+    ("pulmonary-angiography", "coronary-angiography", "CT", False),  # one vascular territory only
+    ("pulmonary-angiography", "head-neck-angiography", "CT", False),
+    ("whole-body", "head", "CT", False),  # coverage is the rule file's judgement, not the vocabulary's
+    ("whole-body", "whole-body", "NM", True),
     ("chest", "abdomen", "XR", False),  # a chest radiograph is not an abdominal one
     ("chest", "chest-abdomen", "XR", True),  # but overlapping views compare
     ("wrist", "knee", "XR", False),  # limbs must be the same part
@@ -61,3 +67,10 @@ def test_normalise_laterality(word: str | None, expected: str | None) -> None:
 def test_paired_regions_are_limbs_and_breast() -> None:
     paired = {r.name for r in rg.REGIONS.values() if r.paired}
     assert "breast" in paired and "knee" in paired and "head" not in paired and "chest" not in paired
+
+
+def test_regions_as_stored_round_trip_and_unknown_names_are_left_out() -> None:
+    assert rg.join_regions(("head", "cervical-spine")) == "head cervical-spine"
+    assert rg.split_regions("head cervical-spine") == ("head", "cervical-spine")
+    assert rg.join_regions(()) is None and rg.split_regions(None) == ()
+    assert rg.split_regions("head elbow-of-nowhere") == ("head",)  # a truncated or foreign name is not guessed at

@@ -67,8 +67,9 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, str | None, str]] = {
     "philips_allura_clarity_u104.dcm": ("XA", "head", "none", "description", "rdsr", "7.8391324289e-06", "dap"),
     "philips_allura_clarity_u601.dcm": ("XA", "chest", "none", "anatomy", "rdsr", "1.0925838852e-05", "dap"),
     "siemens_axiom_artis.dcm": ("XA", "", "", "unknown", "rdsr", "9.37e-06", "dap"),  # only "entire body"
-    "siemens_axiom_example_procedure.dcm": ("XA", "", "", "unknown", "rdsr", "0.00027902", "dap"),  # "DSA Body",
-    # "PTC/Nefro" and "entire body"
+    "siemens_axiom_example_procedure.dcm": ("XA", "abdomen", "none", "description", "rdsr", "0.00027902", "dap"),
+    # six acquisitions of protocol "PTC/Nefro" (percutaneous transhepatic cholangiography, nephrostomy); "DSA Body"
+    # and the Target Region "entire body" that these systems write on every event name no part
 }
 COLUMN = {"dlp": "dlp_total_mgycm", "dap": "dap_total_gym2", "agd_left": "agd_left_mgy", "agd_right": "agd_right_mgy"}
 

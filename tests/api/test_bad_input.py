@@ -1,0 +1,98 @@
+"""Hostile input over HTTP and on the command line: NUL characters, deep JSON, identifiers kept out of the log."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from api_factories import fhir_patient
+
+NHS = "9434765919"
+NAME = "Quixotevale"
+DEEP = ("[" * 100_000 + "]" * 100_000).encode()
+DEEP_OBJECT = ('{"resourceType": "Patient", "extension": ' + "[" * 50_000 + "]" * 50_000 + "}").encode()
+
+
+def _patient_with_nul() -> dict[str, object]:
+    patient = fhir_patient("AB120001")
+    patient["name"] = [{"family": NAME + "\u0000x", "given": ["Ann"]}]
+    patient["identifier"] = [*patient["identifier"], {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}]
+    return patient
+
+
+def test_nul_characters_are_refused_with_4xx_and_nothing_identifying_is_logged(live_server, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
+    headers = {"Authorization": f"Bearer {live_server.token()}"}
+    base = live_server.base_url
+    answers = [
+        httpx.post(base + "/fhir/Patient", json=_patient_with_nul(), headers=headers),
+        httpx.put(base + "/fhir/Patient/p-nul", json={**_patient_with_nul(), "id": "p-nul"}, headers=headers),
+        httpx.post(base + "/api/v1/duplicate-check", headers=headers, json={
+            "patient": {"identifiers": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
+                        "name": {"family": NAME + "\u0000", "given": ["Ann"]}},
+            "request": {"modality": "CT", "bodySite": "head", "placerOrderNumber": "o\u00001"}}),
+        httpx.get(base + "/fhir/Patient", params={"family": NAME + "\u0000"}, headers=headers),
+    ]
+    for answer in answers:
+        assert answer.status_code < 500, (answer.request.url.path, answer.status_code, answer.text[:300])
+    assert answers[0].status_code in (400, 422)
+    server_log = "\n".join(caplog.handler.format(r) for r in caplog.records
+                           if not r.name.startswith(("httpx", "httpcore")))  # the test's own client logs its URLs
+    assert NAME not in server_log and NHS not in server_log
+
+
+@pytest.mark.parametrize("path", ["/fhir/Patient", "/fhir", "/fhir/Patient/$match", "/fhir/ImagingStudy",
+                                  "/fhir/ServiceRequest", "/api/v1/duplicate-check", "/fhir/DiagnosticReport"])
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT], ids=["array", "in-a-resource"])
+def test_deep_json_is_4xx(live_server_sqlite, path: str, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    answer = httpx.post(live_server_sqlite.base_url + path, content=body, timeout=60,
+                        headers={"Authorization": f"Bearer {live_server_sqlite.token()}",
+                                 "Content-Type": "application/fhir+json"})
+    assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[:300])
+
+
+def test_ingest_reports_a_deeply_nested_file_and_goes_on(run_cli, sqlite_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    (folder / "a_deep.json").write_bytes(DEEP_OBJECT)
+    (folder / "b_array.json").write_bytes(DEEP)
+    (folder / "c_corrupt.json").write_bytes(b'{"resourceType": "Patient", "name": [{"family": "x"')
+    (folder / "d_good.json").write_text(json.dumps(fhir_patient("AB120002")))
+    status, out, err = run_cli("--db", sqlite_url, "ingest", str(folder))
+    assert status == 1, (out, err)
+    assert "Traceback" not in out + err
+    report = out + err
+    assert "a_deep.json" in report and "b_array.json" in report and "c_corrupt.json" in report
+    status, out, _ = run_cli("--db", sqlite_url, "export", "xref")
+    assert "AB120002" in out, "the good file after the bad ones was loaded"
+
+
+def test_a_database_error_logged_with_its_traceback_names_no_value(pg_url: str) -> None:
+    """PostgreSQL quotes the row in a unique violation (DETAIL: Key (...)=(...)); the log line blanks it."""
+    import io
+
+    from sqlalchemy import text
+
+    from priorscan import logs
+    from priorscan.db import make_engine
+
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream=stream)
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TEMP TABLE t (nhs text PRIMARY KEY, family text)"))
+            connection.execute(text("INSERT INTO t VALUES (:n, :f)"), {"n": NHS, "f": NAME})
+            try:
+                connection.execute(text("INSERT INTO t VALUES (:n, :f)"), {"n": NHS, "f": NAME})
+            except Exception:
+                logging.getLogger("priorscan.test").exception("insert failed")
+    finally:
+        engine.dispose()
+        logs.configure("INFO", "json")
+    written = stream.getvalue()
+    assert "insert failed" in written and "UniqueViolation" in written
+    assert NHS not in written and NAME not in written
