@@ -755,12 +755,12 @@ def in_process(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
     def one(request: Any, token: str | None) -> str:
         if token is None:
-            with unit_of_work(sessions, write=True) as session:  # as the route runs it
+            with unit_of_work(sessions, write=True, immediate=False) as session:  # as the route runs it
                 outcome = run_check(session, trusts, rules, request, agent=agent)
             return outcome.verdict
         client = verify_cds_jwt(token, sessions, audiences=[audience])
         patient = patient_from_resource(request["prefetch"]["patient"])
-        with unit_of_work(sessions, write=True) as session:
+        with unit_of_work(sessions, write=True, immediate=False) as session:
             result = run_hook(session, trusts, rules, "order-sign", request, patient,
                               agent=Agent("client", f"cds:{client.issuer}"))
         return "card" if result.cards else "no-card"

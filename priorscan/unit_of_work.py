@@ -15,9 +15,12 @@ What a unit of work owns:
 - **the writer's turn** (``write=True``): SQLite allows one writer per database. A writing unit takes a lock of this
   process first (writers queue on it and start the moment the previous one commits, instead of polling SQLite's busy
   handler with sleeps of up to 100 ms), then ``BEGIN IMMEDIATE``, which takes SQLite's write lock before the first
-  read, so a unit that reads and then writes never finds its snapshot stale. Writers of other processes still meet
-  in SQLite's busy timeout. On PostgreSQL a writing unit is a plain transaction: its constraints and row locks settle
-  concurrency;
+  read, so a unit that reads and then writes what it read never finds its snapshot stale. Writers of other processes
+  still meet in SQLite's busy timeout. A unit whose reads need no lock (the duplicate check: it reads priors and
+  appends its order, audit and alert rows) passes ``immediate=False`` and takes only this process's turn, so that
+  other processes' reads and checks overlap with it (two ``priorscan serve`` processes on one SQLite file: the
+  check's latency doubled when it took SQLite's lock first; BENCHMARKS.md). On PostgreSQL a writing unit is a plain
+  transaction: its constraints and row locks settle concurrency;
 - **durability** (``durable=False``, for units that only add audit rows to a read): on PostgreSQL the commit does
   not wait for the WAL flush (``synchronous_commit = off`` for that transaction only). A crash may lose the audit
   rows of the last fraction of a second of reads, never a change to patient data, and a read no longer pays a disk
@@ -86,7 +89,7 @@ class UnitOfWork:
     """A unit of work over the sessions of ``sessions``; see the module docstring. Made by :func:`unit_of_work`."""
 
     def __init__(self, sessions: sessionmaker[Session], *, write: bool, attempts: int, pause_s: float,
-                 durable: bool) -> None:
+                 durable: bool, immediate: bool = True) -> None:
         if attempts < 1:
             raise ValueError("a unit of work needs at least one attempt")
         self.sessions = sessions
@@ -94,6 +97,7 @@ class UnitOfWork:
         self.attempts = attempts
         self.pause_s = pause_s
         self.durable = durable
+        self.immediate = immediate
         self._open: list[AbstractContextManager[Session]] = []
 
     @contextmanager
@@ -105,7 +109,8 @@ class UnitOfWork:
             if self.write and bind.dialect.name == "sqlite":
                 lock = _writer_lock(bind.engine)
                 lock.acquire()
-                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+                if self.immediate:
+                    session.connection().exec_driver_sql("BEGIN IMMEDIATE")
             elif not self.durable and bind.dialect.name == "postgresql":
                 session.execute(_ASYNC_COMMIT)
             yield session
@@ -156,7 +161,7 @@ class UnitOfWork:
 
 
 def unit_of_work(sessions: sessionmaker[Session], *, write: bool = False, attempts: int = 1,
-                 pause_s: float = 0.0, durable: bool = True) -> UnitOfWork:
+                 pause_s: float = 0.0, durable: bool = True, immediate: bool = True) -> UnitOfWork:
     """A unit of work over a session of ``sessions``.
 
     Parameters
@@ -173,8 +178,12 @@ def unit_of_work(sessions: sessionmaker[Session], *, write: bool = False, attemp
     durable
         False for a read whose only writes are its audit rows: on PostgreSQL its commit does not wait for the WAL
         flush.
+    immediate
+        With ``write``, on SQLite: take SQLite's write lock before the first read (``BEGIN IMMEDIATE``, the default);
+        False takes only this process's writer turn (units whose reads need no lock: see the module docstring).
     """
-    return UnitOfWork(sessions, write=write, attempts=attempts, pause_s=pause_s, durable=durable)
+    return UnitOfWork(sessions, write=write, attempts=attempts, pause_s=pause_s, durable=durable,
+                      immediate=immediate)
 
 
 __all__ = ["RETRYABLE", "UnitOfWork", "unit_of_work", "writer_turn"]

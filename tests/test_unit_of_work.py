@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from imaging.tables import ImagingOrder
-from priorscan.db import session_factory
+from priorscan.db import make_engine, session_factory
 from priorscan.errors import BusyError, PriorscanError
 from priorscan.unit_of_work import unit_of_work, writer_turn
 
@@ -134,3 +134,26 @@ def test_a_read_commits_its_audit_without_waiting_for_the_wal_flush_on_postgresq
     sessions = session_factory(engine)
     expected = ("off", "on") if engine.dialect.name == "postgresql" else ("n/a", "n/a")
     assert (unit_of_work(sessions, durable=False).run(setting), unit_of_work(sessions).run(setting)) == expected
+
+
+@pytest.mark.parametrize(("immediate", "others_may_write"), [
+    (True, False),  # BEGIN IMMEDIATE: SQLite's write lock from the first statement (identity, HL7, imaging)
+    (False, True),  # the check: this process's turn only, other processes write until this unit writes
+], ids=["immediate", "deferred"])
+def test_sqlite_write_lock_is_taken_first_only_when_asked(sqlite_url: str, immediate: bool,
+                                                          others_may_write: bool) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        with unit_of_work(session_factory(engine), write=True, immediate=immediate) as session:
+            session.execute(select(ImagingOrder.id)).all()
+            with engine.connect() as other:  # as another process would, without waiting
+                other.exec_driver_sql("PRAGMA busy_timeout=0")
+                try:
+                    other.exec_driver_sql("BEGIN IMMEDIATE")
+                    other.exec_driver_sql("ROLLBACK")
+                    wrote = True
+                except OperationalError:
+                    wrote = False
+        assert wrote is others_may_write
+    finally:
+        engine.dispose()

@@ -139,7 +139,7 @@ def acknowledge_alert(alert_id: str, body: ActionIn, ctx: ContextDep,
                       principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """The prior was seen."""
     try:
-        with unit_of_work(ctx.sessions, write=True) as session:
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             alert = acknowledge(session, get_alert(session, alert_id, trust=principal.trust_ods), user=body.user,
                                 comment=body.comment, agent=principal.agent)
     except PriorscanError as exc:
@@ -152,7 +152,7 @@ def override_alert(alert_id: str, body: OverrideIn, ctx: ContextDep,
                    principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """Go ahead despite the priors, with a coded reason (the IR(ME)R justification record)."""
     try:
-        with unit_of_work(ctx.sessions, write=True) as session:
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             alert = override(session, get_alert(session, alert_id, trust=principal.trust_ods),
                              active_rules(ctx.settings.rules_file),
                              reason=Coding(body.reason.system, body.reason.code, body.reason.display),
@@ -167,7 +167,7 @@ def cancel_alert(alert_id: str, body: ActionIn, ctx: ContextDep,
                  principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """The request was cancelled after the alert: the dose avoided is counted."""
     try:
-        with unit_of_work(ctx.sessions, write=True) as session:
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             alert = cancel(session, get_alert(session, alert_id, trust=principal.trust_ods),
                            active_rules(ctx.settings.rules_file), user=body.user, comment=body.comment,
                            agent=principal.agent)

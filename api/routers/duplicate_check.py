@@ -193,7 +193,7 @@ def check_request(ctx: AppContext, body: DuplicateCheckIn, acting_trust: str | N
 def checked(ctx: AppContext, request: CheckRequest, agent: Agent) -> dict[str, Any]:
     """Run one check in its own unit of work, committed before the answer is given (blocking: a worker thread's)."""
     try:
-        with unit_of_work(ctx.sessions, write=True) as session:
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             outcome = run_check(session, ctx.trusts, active_rules(ctx.settings.rules_file), request, agent=agent)
     except PriorscanError as exc:
         raise http_error(exc) from exc
@@ -215,7 +215,7 @@ def create_service_request(ctx: ContextDep, resource: dict[str, Any] = Body(...)
                            principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
     """Store a ServiceRequest as an outstanding order and run the duplicate check on it."""
     try:
-        with unit_of_work(ctx.sessions, write=True) as session:
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             stored, outcome = apply_service_request_resource(session, ctx.trusts,
                                                              active_rules(ctx.settings.rules_file), resource,
                                                              agent=principal.agent, acting_trust=principal.trust_ods)
