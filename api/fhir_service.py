@@ -2,9 +2,9 @@
 
 :func:`process_resource` serves ``priorscan ingest`` (a file's resource, Bundle or NDJSON line) and ``POST /fhir``:
 a Patient goes to the patient index (source kind ``fhir``); ImagingStudy and ServiceRequest go to the imaging and
-dedupe adapters (through their fronts); other types are refused with a reason. A batch or collection Bundle
-applies each entry on its own; a transaction applies all its entries in one database transaction or none.
-References between entries (``urn:uuid:`` full URLs, ``Patient/<id>`` of the sender) are rewritten to the Patients
+dedupe adapters (through their fronts, imported when first needed); other types are refused with a reason. A batch
+or collection Bundle applies each entry on its own; a transaction applies all its entries in one database
+transaction or none. References between entries (``urn:uuid:`` full URLs, ``Patient/<id>`` of the sender) are rewritten to the Patients
 created, so an ImagingStudy can name a Patient of the same Bundle
 (:func:`mpi.resolve_patient_reference` turns such a reference into a regional patient).
 
@@ -15,6 +15,7 @@ and OperationOutcome issue code. Every write is audited with the regional patien
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import logging
 import uuid
@@ -26,8 +27,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from api.errors import HTTP_STATUS, http_status  # noqa: F401 - the one HTTP mapping, also named here
-from dedupe import apply_service_request
-from imaging import apply_imaging_study
 from mpi import (
     FHIR_ID,
     FHIR_ID_SYSTEM,
@@ -54,10 +53,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Resource types other packages apply → the adapter, from its package's front.
-ADAPTERS: dict[str, Callable[..., ItemOutcome]] = {
-    "ImagingStudy": apply_imaging_study,
-    "ServiceRequest": apply_service_request,
+#: Resource types other packages apply → (package front, function), imported when first needed.
+ADAPTERS: dict[str, tuple[str, str]] = {
+    "ImagingStudy": ("imaging", "apply_imaging_study"),
+    "ServiceRequest": ("dedupe", "apply_service_request"),
 }
 BUNDLE_TYPES = ("batch", "transaction", "collection")
 METHOD_ORDER = {"DELETE": 0, "POST": 1, None: 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -163,7 +162,9 @@ def apply_resource(session: Session, trusts: TrustRegistry, resource: Mapping[st
                         code="fhir.unsupported")
     if method == "PUT":
         raise FHIRError(f"update of {kind} is not supported; send it with POST", code="fhir.unsupported")
-    outcome: ItemOutcome = ADAPTERS[kind](session, trusts, dict(resource), agent=agent)
+    front, function_name = ADAPTERS[kind]
+    adapter = getattr(importlib.import_module(front), function_name)
+    outcome: ItemOutcome = adapter(session, trusts, dict(resource), agent=agent)
     if not outcome.accepted:
         status, _ = http_status(outcome.error_code)
         outcome.detail.setdefault("status", _status_line(status))

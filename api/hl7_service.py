@@ -20,9 +20,10 @@ The message is read once (:func:`priorscan.hl7v2.parse_message`) and the adapter
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,6 @@ from sqlalchemy import Row, Select, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from dedupe import apply_order
-from imaging import apply_oru
 from mpi import AdtError, PatientIndex, apply_adt, patient_context, read_adt, read_pid, table_of
 from priorscan.audit import Agent, audit_row, record
 from priorscan.db import utcnow
@@ -83,11 +82,12 @@ ACK_CODES: dict[str, tuple[str, str]] = {
 RETRY_CODES = frozenset({"busy", "internal", "storage"})
 _ACK_START = re.compile(r"(?<=\r)(?=MSH)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-#: Message types other packages apply: (MSH-9.1, MSH-9.2) → the adapter, from its package's front.
-ADAPTERS: dict[tuple[str, str], Callable[..., ItemOutcome]] = {
-    ("ORU", "R01"): apply_oru,
-    ("ORM", "O01"): apply_order,
-    ("OMI", "O23"): apply_order,
+#: Message types other packages apply: (MSH-9.1, MSH-9.2) → (package front, function), imported when first needed
+#: (the fronts of imaging and dedupe bring pydicom and the rule engine: a writer process starts without them).
+ADAPTERS: dict[tuple[str, str], tuple[str, str]] = {
+    ("ORU", "R01"): ("imaging", "apply_oru"),
+    ("ORM", "O01"): ("dedupe", "apply_order"),
+    ("OMI", "O23"): ("dedupe", "apply_order"),
 }
 CREATE_EVENTS = frozenset({"A01", "A04", "A05", "A28"})
 ATTEMPTS = 3
@@ -356,7 +356,8 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
     domains = context.trusts.sender_domains(header.sending_application, header.sending_facility)
     if domains is not None:
         _check_patient_domain(message, context, domains)
-    function = target
+    front, function_name = target
+    function = getattr(importlib.import_module(front), function_name)
 
     def apply_other(session: Session) -> Applied:
         outcome: ItemOutcome = function(session, context.trusts, message, agent=agent)

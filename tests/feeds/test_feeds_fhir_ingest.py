@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 from typing import Any
 
 import pytest
@@ -65,7 +67,10 @@ def fake_imaging(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
             return ItemOutcome.rejected("ImagingStudy", "the study's patient is unknown", "imaging.patient")
         return ItemOutcome.ok("ImagingStudy", regionalPatientId=regional)
 
-    monkeypatch.setitem(ADAPTERS, "ImagingStudy", apply_imaging_study)
+    module = types.ModuleType("feeds_fake_imaging")
+    module.apply_imaging_study = apply_imaging_study  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "feeds_fake_imaging", module)
+    monkeypatch.setitem(ADAPTERS, "ImagingStudy", ("feeds_fake_imaging", "apply_imaging_study"))
     return seen
 
 
