@@ -4,8 +4,8 @@
 a Patient goes to the patient index (source kind ``fhir``); ImagingStudy and ServiceRequest go to the imaging and
 dedupe adapters (through their fronts, imported when first needed); other types are refused with a reason. A batch
 or collection Bundle applies each entry on its own; a transaction applies all its entries in one database
-transaction or none. References between entries (``urn:uuid:`` full URLs, ``Patient/<id>`` of the sender) are rewritten to the Patients
-created, so an ImagingStudy can name a Patient of the same Bundle
+transaction or none. References between entries (``urn:uuid:`` full URLs, ``Patient/<id>`` of the sender) are
+rewritten to the Patients created, so an ImagingStudy can name a Patient of the same Bundle
 (:func:`mpi.resolve_patient_reference` turns such a reference into a regional patient).
 
 Errors are :class:`~priorscan.errors.PriorscanError` codes; :data:`api.errors.HTTP_STATUS` gives each its status
