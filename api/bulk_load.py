@@ -62,7 +62,7 @@ from api.ingest import (
     _classify,
     _display,
 )
-from api.ingest_formats import Detected, FileFormat, Phase, hl7_messages, ndjson_items
+from api.ingest_formats import Detected, FileFormat, Phase, fhir_json_items, hl7_messages, ndjson_items
 from priorscan.db import utcnow
 from priorscan.outcome import ItemOutcome
 
@@ -165,7 +165,8 @@ def load_key(detected: Sequence[Detected]) -> str:
 
 
 def _identity_items(found: Detected) -> Iterator[tuple[str, Any, str]]:
-    """The identity items of a file: (content type, raw value for the reader, source); FHIR JSON whole."""
+    """The identity items of a file: (content type, value for the reader, source); ``unreadable`` with the reason
+    for a FHIR JSON file or element that is not a resource."""
     display = _display(found.path)
     if found.format is FileFormat.HL7V2:
         for message in hl7_messages(found.path):
@@ -176,7 +177,12 @@ def _identity_items(found: Detected) -> Iterator[tuple[str, Any, str]]:
             if item.phase == Phase.IDENTITY and item.value is not None:
                 yield "fhir-ndjson", item.value, f"{display}:{item.position}"
     elif found.format is FileFormat.FHIR_JSON and Phase.IDENTITY in found.phases:
-        yield "fhir-json", found.path.read_text(encoding="utf-8-sig", errors="replace"), display
+        for item in fhir_json_items(found.path):  # read within the bounds ingest reads them
+            source = display + (f"[{item.position}]" if item.position else "")
+            if item.value is None:
+                yield "unreadable", item.problem or "unreadable", source
+            else:
+                yield "fhir-json", item.value, source
 
 
 class Backfill:
@@ -270,10 +276,13 @@ class Backfill:
             taken: list[BulkRecord] = []
             aside: list[tuple[int, str, str, str]] = []
             for (position, content_type, value, source), record in zip(pending, read, strict=True):
+                if content_type == "unreadable":
+                    self.report.reject("FHIR", str(value), source, "fhir.json")
+                    continue
                 key = (record.namespace, record.local_id) if record is not None else None
                 if (record is None or key in held or key in seen
                         or (record.log_key is not None and record.log_key in logged)):
-                    raw = json.dumps(value) if content_type == "fhir-ndjson" else str(value)
+                    raw = json.dumps(value) if isinstance(value, dict) else str(value)
                     aside.append(((number << _FILE_SHIFT) | position, "hl7v2" if content_type == "hl7v2"
                                   else "fhir-json", source, raw))
                     continue

@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import queue
+import struct
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from imaging import ingest_dicom_datasets, raw_text
 from priorscan.audit import Agent
@@ -51,8 +52,12 @@ PROCESSING_FAILURE = 0x0110
 MAX_DEAD_LETTER_BYTES = 4 * 1024 * 1024
 #: Objects applied in one transaction at most (pushed over concurrent associations, or one STOW-RS request).
 MAX_GROUP = 64
-_READ_ERRORS = (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-                OverflowError, NotImplementedError)
+# BytesLengthException: a value whose length does not fit its VR, struct.error: a length field cut short (truncated
+# or corrupt objects, both found by ``python -m bench fuzz``); RuntimeError: the
+# RecursionError of sequences nested without end among others. Reading a header changes nothing, so each means the
+# object is unreadable.
+_READ_ERRORS = (InvalidDicomError, BytesLengthException, struct.error, OSError, EOFError, ValueError, TypeError,
+                KeyError, IndexError, AttributeError, OverflowError, RuntimeError)
 
 
 @dataclass

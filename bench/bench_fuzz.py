@@ -61,7 +61,7 @@ class Server:
             self.port = int(probe.getsockname()[1])
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(create_app(self.context), host="127.0.0.1", port=self.port,
-                                                    log_level="critical", lifespan="on"))
+                                                    log_level="error", lifespan="on"))  # 500s with their traceback
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         while not self.server.started:

@@ -28,6 +28,9 @@ import structlog
 #: Loggers that would print SQL parameters (names, NHS numbers) at INFO or DEBUG: never below WARNING.
 QUIET_LOGGERS = ("sqlalchemy", "sqlalchemy.engine", "sqlalchemy.pool", "psycopg", "alembic", "httpx", "httpcore",
                  "pynetdicom", "multipart")
+#: Loggers whose warnings quote the values they read (pydicom: "Invalid value for VR LO: '<a patient ID>'"): errors
+#: only.
+SILENT_LOGGERS = ("pydicom",)
 _TOKEN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CORRELATION_KEYS = ("request_id", "message_id")
 
@@ -59,6 +62,8 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
     root.setLevel(level.upper())
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    for name in SILENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.ERROR, logging.getLogger(name).level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Response, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
@@ -117,6 +117,15 @@ class RequestIn(_Model):
     requestingTrust: str | None = None
     placerOrderNumber: str | None = Field(default=None, max_length=64)
     requestedAt: datetime | None = Field(default=None, description="when the request was made (default: now)")
+
+    @field_validator("requestedAt")
+    @classmethod
+    def _plausible_moment(cls, value: datetime | None) -> datetime | None:
+        """Between 1900 and 2200: a moment at the edge of the calendar cannot be moved into the trusts' time zone
+        (found by ``python -m bench fuzz``: year 1 with an offset overflowed, 500)."""
+        if value is not None and not 1900 <= value.year <= 2200:
+            raise ValueError("requestedAt must lie between 1900 and 2200")
+        return value
 
 
 class DuplicateCheckIn(_Model):

@@ -293,7 +293,7 @@ def analytics_key(ctx: AppContext) -> bytes:
 
 
 @router.get("/api/v1/analytics/studies", response_model=AnalyticsOut)
-def analytics_studies(ctx: ContextDep, session: SessionDep, after: int = Query(0, ge=0),
+def analytics_studies(ctx: ContextDep, session: SessionDep, after: int = Query(0, ge=0, le=2**63 - 1),
                       limit: int = Query(1000, ge=1, le=10_000),
                       principal: Principal = Depends(require(ANALYTICS))) -> dict[str, Any]:
     """Pseudonymised dose rows (no identifiers), with DRL comparisons, paged by ``after``."""

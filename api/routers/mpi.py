@@ -97,7 +97,7 @@ def _actor(principal: Principal) -> str:
 @router.get("/review", response_model=ReviewListOut)
 def get_review_queue(session: SessionDep, principal: Principal = Depends(require(MPI_REVIEW)),
                      limit: int = Query(default=50, ge=1, le=500),
-                     offset: int = Query(default=0, ge=0),
+                     offset: int = Query(default=0, ge=0, le=2**31 - 1),
                      order: str = Query(default="risk", pattern="^(" + "|".join(QUEUE_ORDERS) + ")$")
                      ) -> dict[str, Any]:
     """Open possible matches (the likeliest missed link first, or the oldest), with their explanation."""

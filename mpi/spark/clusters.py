@@ -84,7 +84,10 @@ def integrity(records: DataFrame, components: DataFrame, edges: DataFrame, forbi
 
     def rebuild(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         current = model_of(model.value)
-        pdf = pd.concat(list(batches), ignore_index=True)  # whole components: the partition is by component
+        parts = list(batches)  # whole components: the partition is by component
+        if not parts:  # a partition no component hashed to
+            return
+        pdf = pd.concat(parts, ignore_index=True)
         if pdf.empty:
             return
         recs = pdf[pdf["kind"] == "r"].sort_values("a", kind="stable")

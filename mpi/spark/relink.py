@@ -389,7 +389,10 @@ def _write(session: Session, spark: SparkSession, records: DataFrame, outcome: D
 
 def _golden_rows(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """:func:`mpi.batch._golden` over the records of whole patients (the partition is by regional id)."""
-    pdf = pd.concat(list(batches), ignore_index=True)
+    parts = list(batches)
+    if not parts:  # a partition no patient hashed to
+        return
+    pdf = pd.concat(parts, ignore_index=True)
     if pdf.empty:
         return
     pdf = pdf.sort_values("record_id", kind="stable").reset_index(drop=True)

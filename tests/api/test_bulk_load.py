@@ -249,6 +249,26 @@ def test_a_load_killed_mid_way_resumes_without_losing_or_doubling(region: Path, 
     assert _clusters(store_url) == clusters
 
 
+def test_backfill_refuses_what_ingest_refuses_with_the_same_reasons(tmp_path: Path, sqlite_url: str,
+                                                                    request: pytest.FixtureRequest) -> None:
+    """Files that are not what they seem are reported as ingest reports them, and the load goes on."""
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    (feed / "truncated.json").write_text('{"resourceType": "Patient", "name": [')
+    (feed / "deep.json").write_text('{"resourceType": "Patient", "x": ' + "[" * 5000 + "]" * 5000 + "}")
+    (feed / "not-a-resource.ndjson").write_text('{"resourceType": "Patient"}\n[1, 2]\n{"no": "type"}\n')
+    (feed / "stray.hl7").write_text("MSH|^~\\&|PAS|RTK|X|Y|20250101||ADT^A04|S1|P|2.4\rPID|1\r")
+    first, second = _open(sqlite_url), _open(_second_store(sqlite_url, tmp_path, request))
+    try:
+        bulk = backfill_paths(first, [feed], workers=0)
+        live = ingest_paths(second, [feed])
+    finally:
+        first.engine.dispose()
+        second.engine.dispose()
+    assert bulk.rejected == live.rejected and bulk.accepted == live.accepted
+    assert bulk.rejected_total >= 4
+
+
 def test_backfill_reports_rejections_and_keeps_them_as_dead_letters(tmp_path: Path, sqlite_url: str,
                                                                      run_cli: Cli) -> None:
     from api_factories import ADT, hl7

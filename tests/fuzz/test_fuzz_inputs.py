@@ -111,3 +111,47 @@ def test_corrupt_dicom_to_stow_rs_is_never_a_server_error(module_server, parts: 
         "Authorization": f"Bearer {module_server.token()}",
         "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})
     assert answer.status_code < 500, (answer.status_code, answer.text[:300])
+
+
+def test_a_dicom_value_of_the_wrong_length_is_refused_not_a_server_error(module_server) -> None:  # type: ignore[no-untyped-def]
+    """Found by ``python -m bench fuzz``: (0002,0000) UL with a length of 1 made pydicom raise BytesLengthException,
+    which no handler expected (500)."""
+    data = bytearray(VALID_DICOM)
+    assert data[132:138] == b"\x02\x00\x00\x00UL"
+    data[138:140] = b"\x01\x00"
+    boundary = uuid.uuid4().hex
+    body = (b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + bytes(data) + b"\r\n--"
+            + boundary.encode() + b"--\r\n")
+    answer = httpx.post(module_server.base_url + "/dicomweb/studies", content=body, timeout=30, headers={
+        "Authorization": f"Bearer {module_server.token()}",
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})
+    assert answer.status_code == 409, (answer.status_code, answer.text[:300])
+
+
+def test_paging_past_64_bits_is_422_not_a_server_error(module_server) -> None:  # type: ignore[no-untyped-def]
+    """Found by ``python -m bench fuzz``: an offset or cursor past 64 bits overflowed in the SQLite driver (500)."""
+    headers = {"Authorization": f"Bearer {module_server.token()}"}
+    past = 2**63
+    for path in (f"/api/v1/mpi/review?offset={past}", f"/api/v1/analytics/studies?after={past}"):
+        assert httpx.get(module_server.base_url + path, headers=headers).status_code == 422, path
+
+
+def test_a_request_moment_at_the_edge_of_the_calendar_is_422(module_server) -> None:  # type: ignore[no-untyped-def]
+    """Found by ``python -m bench fuzz``: requestedAt in year 1 with an offset overflowed moving to local time (500)."""
+    check = {"request": {"modality": "CT", "bodySite": "head", "requestedAt": "0001-01-01T00:00:00+05:00"}}
+    answer = httpx.post(module_server.base_url + "/api/v1/duplicate-check", json=check,
+                        headers={"Authorization": f"Bearer {module_server.token()}"})
+    assert answer.status_code == 422, answer.text[:300]
+
+
+def test_a_dicom_length_field_cut_short_is_refused_not_a_server_error(module_server) -> None:  # type: ignore[no-untyped-def]
+    """Found by ``python -m bench fuzz``: a file cut inside an element's header made pydicom's struct unpacking
+    fail (struct.error, 500)."""
+    cut = VALID_DICOM[:VALID_DICOM.index(b"UL") + 3]  # inside (0002,0000)'s length field
+    boundary = uuid.uuid4().hex
+    body = (b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + cut + b"\r\n--"
+            + boundary.encode() + b"--\r\n")
+    answer = httpx.post(module_server.base_url + "/dicomweb/studies", content=body, timeout=30, headers={
+        "Authorization": f"Bearer {module_server.token()}",
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})
+    assert answer.status_code == 409, (answer.status_code, answer.text[:300])

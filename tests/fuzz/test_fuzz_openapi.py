@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import status_code_conformance
 
-EXAMPLES = 8
+EXAMPLES = 6
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def api_schema(module_server, fuzz_token: str):  # type: ignore[no-untyped-def]
 schema = schemathesis.pytest.from_fixture("api_schema").exclude(path_regex="^/dicomweb/")
 
 
+@pytest.mark.timeout(600)  # one test with a subtest per operation: a few minutes on a loaded host
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))

@@ -1,0 +1,218 @@
+"""The batch relink on Spark beside the single-machine relink: ``python -m bench mpi_spark [--people N]``.
+
+The synthetic population (:mod:`bench.mpi_population`, as ``mpi_batch_vs_splink`` writes it) is normalised once
+into Parquet (record id, the match fields the store holds, the true person), then linked by:
+
+- **local**: :func:`mpi.blocking.blocked_pairs`, :func:`mpi.training.train`, :func:`mpi.linkage.link_frame` in one
+  process, what ``priorscan link`` runs between reading and writing the store;
+- **spark**: :func:`mpi.spark.relink.link_records` on ``local[*]`` (or ``--master``), with ``--driver-memory``
+  (the JVM's heap, which in local mode also runs the tasks), reading the Parquet file, writing the clusters back
+  to Parquet: what ``priorscan link --engine spark`` runs between reading and writing the store.
+
+Each engine runs in its own process, timed from the Parquet file to clusters, with the peak memory of its driver
+process (for Spark also of the JVM and Python workers, its children); both are scored by the same pairwise F1
+against the truth, and their clusters are compared record by record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.bench_mpi_batch_vs_splink import dataset
+from bench.mpi_data import CACHE
+from mpi.evaluate import pairwise_metrics
+
+
+def normalised(people: int, seed: int) -> Path:
+    """The population's records as the store holds them (cached): ``record_id``, match fields, ``person_id``."""
+    from mpi.frames import table_from_stored
+    from mpi.normalise import to_match_record
+
+    path = CACHE / f"mpi-spark-{people}-{seed}.parquet"
+    if path.exists():
+        return path
+    table = pd.read_parquet(dataset(people, seed))
+    columns = [c for c in table.columns if c not in ("unique_id", "person_id")]
+    stored: list[dict[str, Any]] = []
+    for start in range(0, len(table), 50_000):
+        raw = table.iloc[start:start + 50_000][columns].astype(object)
+        raw = raw.where(raw.notna(), None)
+        stored.extend(to_match_record(None, row).as_stored() for row in raw.to_dict("records"))
+    fields = table_from_stored(table["unique_id"].tolist(), stored)
+    fields["person_id"] = table["person_id"].to_numpy()
+    fields.to_parquet(path)
+    return path
+
+
+def _canonical(record_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each record's cluster named by its smallest record id (the engines name clusters differently)."""
+    smallest = pd.Series(record_ids).groupby(labels).transform("min")
+    return smallest.to_numpy(dtype=np.int64)
+
+
+def run_local(path: Path, out: Path) -> dict[str, Any]:
+    from mpi.blocking import blocked_pairs
+    from mpi.frames import frame_from_table
+    from mpi.linkage import link_frame
+    from mpi.model import Model
+    from mpi.training import train
+
+    started = time.perf_counter()
+    table = pd.read_parquet(path).drop(columns=["person_id"])
+    frame = frame_from_table(table)
+    loaded = time.perf_counter()
+    left, right = blocked_pairs(frame)
+    blocked = time.perf_counter()
+    model = train(frame, (left, right), base=Model.default(), seed=0)
+    trained = time.perf_counter()
+    linkage = link_frame(frame, model, left, right, derive_threshold=True)
+    done = time.perf_counter()
+    record_ids = table["record_id"].to_numpy(dtype=np.int64)
+    pd.DataFrame({"record_id": record_ids, "label": record_ids[linkage.labels]}).to_parquet(out)
+    return {"pairs_scored": int(len(left)), "match_links": linkage.match_links,
+            "review_items": int(len(linkage.review_left)), "model_version": linkage.model.version,
+            "timings": {"load_s": loaded - started, "block_s": blocked - loaded, "train_s": trained - blocked,
+                        "link_s": done - trained, "total_s": done - started}}
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """The peak resident memory of process ``pid`` (Linux ``VmHWM``), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def run_spark(path: Path, out: Path, *, master: str | None, driver_memory: str | None,
+              training_sample: int) -> dict[str, Any]:
+    from mpi.model import Model
+    from mpi.spark import spark_session
+    from mpi.spark.columns import MATCH_COLUMNS
+    from mpi.spark.relink import link_records
+
+    started = time.perf_counter()
+    spark = spark_session(master, driver_memory=driver_memory)
+    up = time.perf_counter()
+    records = spark.read.parquet(str(path)).select("record_id", *MATCH_COLUMNS).cache()
+    count = records.count()
+    loaded = time.perf_counter()
+    linked = link_records(records, Model.default(), count=count, train=True, seed=0, training_sample=training_sample)
+    linked.labels.write.mode("overwrite").parquet(str(out))
+    done = time.perf_counter()
+    heap = spark.sparkContext.getConf().get("spark.driver.memory", "1g (Spark's default)")
+    version = spark.version
+    jvm = spark.sparkContext._jvm
+    pid = int(jvm.java.lang.ProcessHandle.current().pid()) if jvm is not None else 0
+    jvm_peak = _peak_rss_mb(pid)
+    spark.stop()
+    return {"pairs_scored": linked.pairs_scored, "match_links": linked.match_links,
+            "review_items": None, "model_version": linked.model.version, "spark": version,
+            "driver_memory": heap, "jvm_peak_rss_mb": jvm_peak,
+            "timings": {"start_s": up - started, "load_s": loaded - up, **linked.timings,
+                        "link_s": done - loaded, "total_s": done - up}}
+
+
+def run_splink_spark(raw: Path, out: Path, *, master: str | None, driver_memory: str | None) -> dict[str, Any]:
+    """Splink 5 on Spark with the same fields and rules as ``mpi_batch_vs_splink`` (its DuckDB run)."""
+    from splink import Linker
+    from splink.backends.spark import SparkAPI, similarity_jar_location
+
+    from bench.bench_mpi_batch_vs_splink import splink_frame, splink_link, splink_settings
+    from mpi.spark import spark_session
+
+    started = time.perf_counter()
+    spark = spark_session(master, driver_memory=driver_memory, config={"spark.jars": similarity_jar_location()})
+    spark.sparkContext.setCheckpointDir(str(CACHE / "spark-checkpoints"))  # Splink checkpoints its tables
+    up = time.perf_counter()
+    frame = splink_frame(pd.read_parquet(raw))  # the input is prepared on the driver (not part of the link time)
+    records = spark.createDataFrame(frame.astype(object).where(frame.notna(), None)).cache()
+    records.count()
+    loaded = time.perf_counter()
+    db_api = SparkAPI(spark_session=spark)
+    linker = Linker(db_api.register(records), splink_settings(lean=False), log_level=40)
+    clusters = splink_link(linker).as_spark_dataframe()
+    clusters.selectExpr("cast(unique_id as long) as record_id", "cast(cluster_id as string) as label") \
+        .write.mode("overwrite").parquet(str(out))
+    done = time.perf_counter()
+    spark.stop()
+    return {"timings": {"start_s": up - started, "load_s": loaded - up, "link_s": done - loaded,
+                        "total_s": done - loaded}}
+
+
+def child(engine: str, path: Path, args: argparse.Namespace) -> None:
+    out = CACHE / f"mpi-spark-labels-{engine}-{args.people}-{args.seed}.parquet"
+    if engine == "local":
+        result = run_local(path, out)
+    elif engine == "splink-spark":
+        result = run_splink_spark(dataset(args.people, args.seed), out, master=args.master,
+                                  driver_memory=args.driver_memory)
+    else:
+        result = run_spark(path, out, master=args.master, driver_memory=args.driver_memory,
+                           training_sample=args.training_sample)
+    # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec
+    result["driver_peak_rss_mb"] = _peak_rss_mb(os.getpid())
+    labels = pd.read_parquet(out).sort_values("record_id")
+    truth = pd.read_parquet(path, columns=["record_id", "person_id"]).sort_values("record_id")
+    metrics = pairwise_metrics(truth["person_id"].to_numpy(dtype=object), labels["label"].to_numpy())
+    result.update({k: metrics[k] for k in ("records", "precision", "recall", "f1", "people_wrongly_merged")})
+    result["labels"] = str(out)
+    print(json.dumps(result))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench mpi_spark")
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--engines", default="local,spark")
+    parser.add_argument("--master", help="the Spark master (default local[*])")
+    parser.add_argument("--driver-memory", help="spark.driver.memory, e.g. 512m")
+    parser.add_argument("--training-sample", type=int, default=200_000,
+                        help="records the Spark engine trains on (mpi.spark.relink.TRAINING_SAMPLE)")
+    parser.add_argument("--engine", choices=["local", "spark", "splink-spark"],
+                        help="run one engine here (used internally)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    path = normalised(args.people, args.seed)
+    prepared = time.perf_counter() - started
+    if args.engine:
+        child(args.engine, path, args)
+        return 0
+    results: dict[str, Any] = {}
+    for engine in args.engines.split(","):
+        command = [sys.executable, "-m", "bench", "mpi_spark", "--people", str(args.people), "--seed",
+                   str(args.seed), "--engine", engine]
+        if args.master:
+            command += ["--master", args.master]
+        if args.driver_memory:
+            command += ["--driver-memory", args.driver_memory]
+        command += ["--training-sample", str(args.training_sample)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            results[engine] = {"error": done.stderr[-3000:]}
+            continue
+        results[engine] = json.loads(done.stdout.strip().splitlines()[-1])
+    if "labels" in results.get("local", {}) and "labels" in results.get("spark", {}):
+        frames = [pd.read_parquet(results[e]["labels"]).sort_values("record_id") for e in ("local", "spark")]
+        canonical = [_canonical(f["record_id"].to_numpy(), f["label"].to_numpy()) for f in frames]
+        results["spark_records_in_other_clusters_than_local"] = int((canonical[0] != canonical[1]).sum())
+    size = pd.read_parquet(path, columns=["record_id"]).shape[0]
+    report = {"people": args.people, "records": size, "seed": args.seed, "prepare_s": prepared,
+              "parquet_mb": path.stat().st_size / 2**20, **results}
+    print(json.dumps(report, indent=2))
+    Path("bench/results").mkdir(parents=True, exist_ok=True)
+    suffix = (f"_{args.driver_memory}" if args.driver_memory else "") + ("_" + args.engines.replace(",", "-"))
+    Path(f"bench/results/mpi_spark_{args.people}{suffix}.json").write_text(json.dumps(report, indent=2))
+    return 0
