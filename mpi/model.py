@@ -39,15 +39,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mpi.comparisons import Comparison, default_comparisons
-
-if TYPE_CHECKING:
-    pass
 
 FORMAT = 1
 #: No level is ever impossible among true matches (errors happen) nor among non-matches.
