@@ -136,7 +136,7 @@ def test_rejections_are_counted_and_grouped_by_reason(tmp_path: Path, context: A
     assert report.rejected["ADT^A04"] == {("hl7.trust", "PID-3 names no known trust"): 2,
                                           ("hl7.parse", "message could not be parsed"): 1}
     assert sum(report.rejected["file"].values()) == 2  # notes.txt, empty.hl7
-    assert report.rejected["FHIR"] == {("fhir.json", "line is not valid JSON"): 1}
+    assert report.rejected["FHIR"] == {("fhir.json", "line is not usable JSON: not valid JSON"): 1}
     (((code, reason), n),) = report.rejected["DICOM"].items()
     assert code == "dicom.corrupt" and "could not be read" in reason and n == 1
     assert report.rejected["path"] == {("input.path", "no such file or folder"): 1}
