@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench system lock migration clean notebooks
+.PHONY: demo test lint typecheck imports pytest bench system lock migration clean notebooks
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -25,10 +25,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# the import contract (.importlinter): layers priorscan < mpi < imaging < dedupe < api, and each package's front
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
 pytest: $(STAMP) system
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck imports pytest
 
 bench: $(STAMP)
 	$(PIP) install -q -c constraints.txt -e '.[test,spark,bench]'

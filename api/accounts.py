@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from api import scopes as scope_rules
-from api.deps import TOKEN_CACHE, token_hash
+from api.principal import TOKEN_CACHE, token_hash
 from priorscan.audit import Agent, record
 from priorscan.db import utcnow
 from priorscan.errors import InputError

@@ -25,10 +25,11 @@ from api.accounts import (
     revoke_tokens,
 )
 from priorscan.audit import Agent, record
-from priorscan.db import session_factory, session_scope
+from priorscan.db import session_factory
 from priorscan.errors import InputError
 from priorscan.jwks import check_jwks, read_jwks_file
 from priorscan.tables import CdsTrustedIssuer
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from priorscan.cli import CliContext
@@ -46,7 +47,7 @@ def run_token_create(args: argparse.Namespace, ctx: CliContext) -> int:
     """``priorscan token create --client NAME (--scopes "..." | --admin)``: print a new bearer token, last."""
     try:
         scopes = ["*"] if args.admin else parse_scopes(args.scopes or "")
-        with session_scope(session_factory(ctx.engine)) as session:
+        with unit_of_work(session_factory(ctx.engine)) as session:
             token = issue_token(session, args.client, scopes, agent=CLI_AGENT)
     except InputError as exc:
         return _refuse(exc.message)
@@ -62,7 +63,7 @@ def run_token_revoke(args: argparse.Namespace, ctx: CliContext) -> int:
     client = (args.client or "").strip()
     if not client:
         return _refuse("give the client name (--client)")
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         count = revoke_tokens(session, client, agent=CLI_AGENT)
     print(f"revoked {count} token(s) of {client}")
     return 0
@@ -81,7 +82,7 @@ def run_smart_register(args: argparse.Namespace, ctx: CliContext) -> int:
             jwks, url, skipped = checked.jwks, None, checked.skipped
         else:
             jwks, url, skipped = None, check_jwks_url(args.jwks_url or ""), []
-        with session_scope(session_factory(ctx.engine)) as session:
+        with unit_of_work(session_factory(ctx.engine)) as session:
             registered = register_backend_client(session, args.client_id, scopes, agent=CLI_AGENT, jwks=jwks,
                                                  jwks_url=url)
     except InputError as exc:
@@ -98,7 +99,7 @@ def run_smart_register(args: argparse.Namespace, ctx: CliContext) -> int:
 
 def run_smart_disable(args: argparse.Namespace, ctx: CliContext) -> int:
     """``priorscan smart disable --client-id ID``: no more tokens for the client, and those it holds revoked."""
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         count = disable_backend_client(session, args.client_id, agent=CLI_AGENT)
     if count is None:
         return _refuse(f"no SMART backend client {args.client_id.strip()!r}")
@@ -115,7 +116,7 @@ def run_user_create(args: argparse.Namespace, ctx: CliContext) -> int:
     """``priorscan user create --username U --password-stdin --role ROLE [--trust ODS]``."""
     password = read_password()
     try:
-        with session_scope(session_factory(ctx.engine)) as session:
+        with unit_of_work(session_factory(ctx.engine)) as session:
             user = create_user(session, ctx.trusts, username=args.username, password=password, role=args.role,
                                trust=args.trust, agent=CLI_AGENT)
     except InputError as exc:
@@ -136,7 +137,7 @@ def run_cds_trust(args: argparse.Namespace, ctx: CliContext) -> int:
         checked = check_jwks(read_jwks_file(args.jwks_file))
     except InputError as exc:
         return _refuse(exc.message)
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         row = session.scalars(select(CdsTrustedIssuer).where(CdsTrustedIssuer.issuer == issuer)).first()
         action = "U" if row is not None else "C"
         if row is None:

@@ -25,6 +25,7 @@ from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from api.context import AppContext
@@ -136,7 +137,7 @@ def replay_dead_letters(context: AppContext, ids: Sequence[int] = (),
         except Exception as exc:  # a service fault: keep the dead letter, name the fault's type only
             outcomes = [ItemOutcome.rejected(row.content_type, f"internal error ({type(exc).__name__})", "internal")]
         failures = [o for o in outcomes if not o.accepted]
-        with context.sessions() as session:
+        with unit_of_work(context.sessions, write=True) as session:
             current = session.get(DeadLetter, row.id)
             if current is None:
                 continue
@@ -151,7 +152,6 @@ def replay_dead_letters(context: AppContext, ids: Sequence[int] = (),
                     DeadLetter.status == "new"))
                 if fresh:
                     current.status, current.replayed_at = "superseded", utcnow()
-            session.commit()
     return report
 
 

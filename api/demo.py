@@ -35,9 +35,9 @@ from api.accounts import create_user, issue_token
 from api.bulk_load import backfill_paths
 from api.context import AppContext
 from priorscan.audit import Agent, record
-from priorscan.db import session_scope
 from priorscan.errors import ConfigurationError, InputError
 from priorscan.trusts import NHS_NUMBER_SYSTEM
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from priorscan.cli import CliContext
@@ -122,8 +122,8 @@ def find_candidates(context: AppContext, today: date | None = None) -> list[dict
     Which of them falls inside its warning window is for the duplicate check to say (:func:`choose_request` asks it);
     this only narrows the search.
     """
-    from imaging.tables import Study
-    from mpi.tables import RegionalPatient, SourceRecord
+    from imaging import Study
+    from mpi import RegionalPatient, SourceRecord
 
     today = today or date.today()
     query = (select(Study.modality, Study.body_region, Study.laterality, Study.study_date, Study.performing_trust,
@@ -207,14 +207,13 @@ def act_on_alerts(context: AppContext, *, seed: int = 7, keep_open: set[str] | N
     """
     import random
 
-    from dedupe import acknowledge, active_rules, cancel, list_alerts, override
-    from dedupe.alerts import Coding
+    from dedupe import Coding, acknowledge, active_rules, cancel, list_alerts, override
 
     rng = random.Random(seed)
     rules = active_rules(context.settings.rules_file)
     agent = Agent("user", "synthetic-radiographer")
     done = {"acknowledged": 0, "overridden": 0, "cancelled": 0, "open": 0}
-    with context.sessions() as session:
+    with unit_of_work(context.sessions, write=True) as session:
         for alert in sorted(list_alerts(session, status="open", limit=100_000), key=lambda a: a.id):
             if keep_open and alert.id in keep_open:
                 done["open"] += 1
@@ -236,7 +235,6 @@ def act_on_alerts(context: AppContext, *, seed: int = 7, keep_open: set[str] | N
                 cancel(session, alert, rules, user=agent.name, comment="synthetic: prior images reused",
                        agent=agent)
             done[action] += 1
-        session.commit()
     return done
 
 
@@ -256,7 +254,7 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
 
     _step(1, f"writing a synthetic region of {args.people} people to {region}")
     context = AppContext.open(ctx.settings, background_checkpoint=True)
-    with session_scope(context.sessions) as session:
+    with unit_of_work(context.sessions) as session:
         record(session, DEMO_AGENT, action="C", event_type="demo", subtype="build",
                detail={"people": args.people, "seed": args.seed})
     synth = _entry_point("regionsynth.cli:run_synth")
@@ -277,7 +275,7 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
         return int(status)
 
     _step(4, "creating an admin token")
-    with session_scope(context.sessions) as session:
+    with unit_of_work(context.sessions) as session:
         token = issue_token(session, "demo-admin", ["*"], agent=DEMO_AGENT)
 
     _step(5, "finding a patient with a recent comparable study and raising a first alert")
@@ -287,7 +285,7 @@ def run_demo(args: argparse.Namespace, ctx: CliContext) -> int:
     _step(6, f"creating a radiographer at {trust}")
     username, password = f"radiographer.{trust.lower()}", secrets.token_urlsafe(12)
     try:
-        with session_scope(context.sessions) as session:
+        with unit_of_work(context.sessions) as session:
             create_user(session, context.trusts, username=username, password=password, role="radiographer",
                         trust=trust, agent=DEMO_AGENT)
     except InputError as exc:

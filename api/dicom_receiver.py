@@ -33,11 +33,11 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
-from imaging.adapters import ingest_dicom_datasets
-from imaging.rdsr import raw_text
+from imaging import ingest_dicom_datasets, raw_text
 from priorscan.audit import Agent
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from api.context import AppContext
@@ -97,10 +97,9 @@ def dead_letter(context: AppContext, *, channel: str, source: str, content_type:
                 raw: str) -> bool:
     """Keep one failed object; False (and logged) when the store cannot take even that."""
     try:
-        with context.sessions() as session:
+        with unit_of_work(context.sessions, write=True) as session:
             session.add(DeadLetter(channel=channel[:40], content_type=content_type, source=source[:500],
                                    error_code=code[:60], reason=reason, raw=raw))
-            session.commit()
         return True
     except Exception as exc:  # the sender is told the object failed; it may send it again
         log.error("could not dead-letter a DICOM object from %s (%s)", source, type(exc).__name__)

@@ -1,15 +1,15 @@
-"""FHIR into the index: Patient writes and Bundles (:func:`process_resource`); reading is in :mod:`api.fhir_queries`.
+"""FHIR into the index: Patient writes and Bundles (:func:`process_resource`); reads are in `mpi.fhir_queries`.
 
 :func:`process_resource` serves ``priorscan ingest`` (a file's resource, Bundle or NDJSON line) and ``POST /fhir``:
 a Patient goes to the patient index (source kind ``fhir``); ImagingStudy and ServiceRequest go to the imaging and
-dedupe adapters (imported when first needed); other types are refused with a reason. A batch or collection Bundle
-applies each entry on its own; a transaction applies all its entries in one database transaction or none.
-References between entries (``urn:uuid:`` full URLs, ``Patient/<id>`` of the sender) are rewritten to the Patients
-created, so an ImagingStudy can name a Patient of the same Bundle
-(:func:`api.fhir_queries.resolve_patient_reference` turns such a reference into a regional patient).
+dedupe adapters (through their fronts, imported when first needed); other types are refused with a reason. A batch
+or collection Bundle applies each entry on its own; a transaction applies all its entries in one database
+transaction or none. References between entries (``urn:uuid:`` full URLs, ``Patient/<id>`` of the sender) are
+rewritten to the Patients created, so an ImagingStudy can name a Patient of the same Bundle
+(:func:`mpi.resolve_patient_reference` turns such a reference into a regional patient).
 
-Errors are :class:`~priorscan.errors.PriorscanError` codes; :data:`HTTP_STATUS` gives each its status and
-OperationOutcome issue code. Every write is audited with the regional patient it touched.
+Errors are :class:`~priorscan.errors.PriorscanError` codes; :data:`api.errors.HTTP_STATUS` gives each its status
+and OperationOutcome issue code. Every write is audited with the regional patient it touched.
 """
 
 from __future__ import annotations
@@ -24,61 +24,43 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from api.fhir_queries import find_source_record, identifiers_of
-from api.hl7_service import write_session
-from mpi.fhir_patient import (
+from api.errors import HTTP_STATUS, http_status  # noqa: F401 - the one HTTP mapping, also named here
+from mpi import (
     FHIR_ID,
     FHIR_ID_SYSTEM,
+    PatientIndex,
+    RecordKey,
+    SourceRecord,
+    find_source_record,
+    identifiers_of,
     is_regional_id,
     parse_source_resource_id,
     read_patient,
     source_patient,
     source_resource_id,
 )
-from mpi.records import RecordKey
-from mpi.service import PatientIndex
-from mpi.tables import SourceRecord
 from priorscan.audit import Agent, record
 from priorscan.errors import FHIRError, NotFoundError, PriorscanError
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
 from priorscan.trusts import TrustRegistry
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from api.context import AppContext
 
 log = logging.getLogger(__name__)
 
-#: priorscan error code (or its family) → (HTTP status, OperationOutcome issue code).
-HTTP_STATUS: dict[str, tuple[int, str]] = {
-    "fhir": (400, "invalid"), "fhir.invalid": (400, "invalid"), "fhir.json": (400, "structure"),
-    "fhir.unsupported": (400, "not-supported"), "fhir.id-mismatch": (400, "invalid"),
-    "fhir.business-rule": (422, "business-rule"), "fhir.nhs-number": (400, "invalid"),
-    "fhir.duplicate": (409, "duplicate"), "fhir.search-parameter": (400, "not-supported"),
-    "fhir.read-only": (405, "not-supported"), "fhir.pix-source-domain": (404, "code-invalid"),
-    "fhir.pix-not-found": (404, "not-found"), "fhir.pix-target-domain": (403, "code-invalid"),
-    "input": (400, "invalid"), "not-found": (404, "not-found"), "identity": (422, "business-rule"),
-    "identity.conflict": (409, "conflict"), "auth": (401, "login"), "auth.forbidden": (403, "forbidden"),
-    "busy": (503, "transient"), "internal": (500, "exception"),
-}
+#: Resource types other packages apply → (package front, function), imported when first needed.
 ADAPTERS: dict[str, tuple[str, str]] = {
-    "ImagingStudy": ("imaging.fhir_imaging", "apply_imaging_study"),
-    "ServiceRequest": ("dedupe.fhir_orders", "apply_service_request"),
+    "ImagingStudy": ("imaging", "apply_imaging_study"),
+    "ServiceRequest": ("dedupe", "apply_service_request"),
 }
 BUNDLE_TYPES = ("batch", "transaction", "collection")
 METHOD_ORDER = {"DELETE": 0, "POST": 1, None: 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 ATTEMPTS = 3
-
-
-def http_status(code: str | None) -> tuple[int, str]:
-    """The HTTP status and issue code for a priorscan error code (its family's when the code itself is unknown)."""
-    code = code or "internal"
-    while code not in HTTP_STATUS and "." in code:
-        code = code.rsplit(".", 1)[0]
-    return HTTP_STATUS.get(code, (400, "processing"))
 
 
 def _status_line(status: int) -> str:
@@ -96,29 +78,22 @@ class EntryRejected(Exception):
 # --- units of work ----------------------------------------------------------------------------------------------
 
 def run_unit(context: AppContext, kind: str, work: Callable[[Session], ItemOutcome]) -> ItemOutcome:
-    """Run ``work`` in its own transaction, committed when it returns; refusals and faults become outcomes.
+    """Run ``work`` in its own unit of work, committed when it returns; refusals and faults become outcomes.
 
-    A race or lock (IntegrityError, OperationalError) runs the whole unit again, up to :data:`ATTEMPTS` times.
+    A race or lock runs the whole unit again, up to :data:`ATTEMPTS` times (:func:`priorscan.unit_of_work`); a store
+    busy on every attempt is refused with ``busy`` (503).
     """
-    failure = ItemOutcome.rejected(kind, "the store was busy", "busy", status=_status_line(503))
-    for _ in range(ATTEMPTS):
-        try:
-            with write_session(context) as session:
-                result = work(session)
-                session.commit()
-                return result
-        except EntryRejected as exc:
-            return exc.outcome
-        except PriorscanError as exc:
-            return rejected(kind, exc)
-        except (IntegrityError, OperationalError) as exc:
-            log.warning("FHIR %s: retrying after %s", kind, type(exc).__name__)
-        except Exception as exc:  # a fault of ours: name its type only (its text may quote patient data)
-            log.error("FHIR %s: internal error (%s)", kind, type(exc).__name__)
-            log.debug("internal error applying a FHIR resource", exc_info=exc)
-            return ItemOutcome.rejected(kind, f"internal error ({type(exc).__name__})", "internal",
-                                        status=_status_line(500))
-    return failure
+    try:
+        return unit_of_work(context.sessions, write=True, attempts=ATTEMPTS).run(work)
+    except EntryRejected as exc:
+        return exc.outcome
+    except PriorscanError as exc:
+        return rejected(kind, exc)
+    except Exception as exc:  # a fault of ours: name its type only (its text may quote patient data)
+        log.error("FHIR %s: internal error (%s)", kind, type(exc).__name__)
+        log.debug("internal error applying a FHIR resource", exc_info=exc)
+        return ItemOutcome.rejected(kind, f"internal error ({type(exc).__name__})", "internal",
+                                    status=_status_line(500))
 
 
 def rejected(kind: str, exc: PriorscanError) -> ItemOutcome:
@@ -129,11 +104,10 @@ def rejected(kind: str, exc: PriorscanError) -> ItemOutcome:
 def _dead_letter(context: AppContext, payload: Mapping[str, Any], outcome: ItemOutcome, *, channel: str,
                  source: str | None) -> None:
     try:
-        with context.sessions() as session:
+        with unit_of_work(context.sessions, write=True) as session:
             session.add(DeadLetter(channel=channel[:40], content_type="fhir-json", source=(source or "")[:500] or None,
                                    error_code=(outcome.error_code or "fhir")[:60], reason=outcome.reason or "rejected",
                                    raw=json.dumps(payload, separators=(",", ":"))))
-            session.commit()
     except Exception as exc:
         log.error("FHIR %s: could not keep the refused resource (%s)", outcome.kind, type(exc).__name__)
 
@@ -188,12 +162,9 @@ def apply_resource(session: Session, trusts: TrustRegistry, resource: Mapping[st
                         code="fhir.unsupported")
     if method == "PUT":
         raise FHIRError(f"update of {kind} is not supported; send it with POST", code="fhir.unsupported")
-    module_name, function_name = ADAPTERS[kind]
-    try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ModuleNotFoundError, AttributeError) as exc:
-        raise FHIRError(f"resource type {kind} is not supported yet", code="fhir.unsupported") from exc
-    outcome: ItemOutcome = function(session, trusts, dict(resource), agent=agent)
+    front, function_name = ADAPTERS[kind]
+    adapter = getattr(importlib.import_module(front), function_name)
+    outcome: ItemOutcome = adapter(session, trusts, dict(resource), agent=agent)
     if not outcome.accepted:
         status, _ = http_status(outcome.error_code)
         outcome.detail.setdefault("status", _status_line(status))

@@ -23,20 +23,16 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-import threading
-import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, Row, Select, and_, bindparam, or_, select
+from sqlalchemy import Row, Select, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from mpi import AdtError, PatientIndex, apply_adt, patient_context, read_adt, read_pid
-from mpi.tables import table_of
+from mpi import AdtError, PatientIndex, apply_adt, patient_context, read_adt, read_pid, table_of
 from priorscan.audit import Agent, audit_row, record
 from priorscan.db import utcnow
 from priorscan.errors import HL7Error, PriorscanError
@@ -54,6 +50,7 @@ from priorscan.hl7v2 import (
 from priorscan.logs import correlated, message_id
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import AuditEvent, DeadLetter, HL7MessageLog
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from api.context import AppContext
@@ -85,38 +82,15 @@ ACK_CODES: dict[str, tuple[str, str]] = {
 RETRY_CODES = frozenset({"busy", "internal", "storage"})
 _ACK_START = re.compile(r"(?<=\r)(?=MSH)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-#: Message types other packages apply: (MSH-9.1, MSH-9.2) → (module, function); imported when first needed.
+#: Message types other packages apply: (MSH-9.1, MSH-9.2) → (package front, function), imported when first needed
+#: (the fronts of imaging and dedupe bring pydicom and the rule engine: a writer process starts without them).
 ADAPTERS: dict[tuple[str, str], tuple[str, str]] = {
-    ("ORU", "R01"): ("imaging.hl7_oru", "apply_oru"),
-    ("ORM", "O01"): ("dedupe.hl7_orders", "apply_order"),
-    ("OMI", "O23"): ("dedupe.hl7_orders", "apply_order"),
+    ("ORU", "R01"): ("imaging", "apply_oru"),
+    ("ORM", "O01"): ("dedupe", "apply_order"),
+    ("OMI", "O23"): ("dedupe", "apply_order"),
 }
 CREATE_EVENTS = frozenset({"A01", "A04", "A05", "A28"})
 ATTEMPTS = 3
-_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-@contextmanager
-def write_session(context: AppContext) -> Iterator[Session]:
-    """A session for a unit of work that writes, holding the write lock from its first statement on SQLite.
-
-    SQLite allows one writer: ``BEGIN IMMEDIATE`` takes its lock at once, so a unit that reads and then writes
-    never finds its snapshot stale. Writers of this process also queue on a lock of their own first, so a waiting
-    writer starts the moment the previous one commits instead of polling SQLite's busy handler (other processes
-    still wait on SQLite's busy timeout). On PostgreSQL this is a plain session: concurrency is settled by its
-    constraints and row locks.
-    """
-    engine = context.engine
-    if engine.dialect.name != "sqlite":
-        with context.sessions() as session:
-            yield session
-        return
-    with _LOCKS_GUARD:
-        lock = _WRITE_LOCKS.setdefault(engine, threading.Lock())
-    with lock, context.sessions() as session:
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-        yield session
 
 
 @dataclass
@@ -245,7 +219,7 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
     refused: dict[int, tuple[str, str, ErrorLocation | None]] = {}
     alone: list[int] = []
     try:
-        with write_session(context) as session:
+        with unit_of_work(context.sessions, write=True) as session:
             entries = _log_entries(session, [item.header for _, item in ready])
             writes = _Writes()
             for n, item in ready:
@@ -274,7 +248,6 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
                 writes.extend(own)
                 entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]))
             writes.execute(session)
-            session.commit()
     except Exception as exc:
         if not isolate:  # rolled back whole: the caller applies the batch again, message by message
             log.debug("HL7 batch of %d message(s) applied again with a savepoint each (%s)", len(ready),
@@ -341,26 +314,17 @@ def _failure(item: _Prepared, exc: Exception) -> tuple[str, str, ErrorLocation |
 
 
 def _process_alone(context: AppContext, item: _Prepared) -> ItemOutcome:
-    """Apply one message in its own transaction, trying again after a race or a lock."""
-    header, kind = item.header, item.kind
-    failure: tuple[str, str, ErrorLocation | None] = ("internal error", "internal", None)
-    for _ in range(ATTEMPTS):
-        try:
-            outcome = _process_once(context, item)
-        except (IntegrityError, OperationalError) as exc:  # a race or a lock: the whole unit of work is tried again
-            log.warning("HL7 %s %s from %s@%s: retrying after %s", kind, header.control_id,
-                        header.sending_application, header.sending_facility, type(exc).__name__)
-            failure = (f"the store was busy ({type(exc).__name__})", "busy", None)
-        except Exception as exc:  # noqa: BLE001 - sorted into a refusal
-            failure = _failure(item, exc)
-            break
-        else:
-            if not outcome.detail.get("duplicate"):
-                _log_accepted(item, outcome)
-            return outcome
-    reason, code, location = failure
-    return reject_message(context, item.raw, header, reason, code=code, channel=item.channel, agent=item.agent,
-                          source=item.source, location=location)
+    """Apply one message in its own unit of work, run again after a race or a lock (up to :data:`ATTEMPTS`)."""
+    try:
+        outcome = unit_of_work(context.sessions, write=True, attempts=ATTEMPTS).run(
+            lambda session: _process_in(session, item))
+    except Exception as exc:  # noqa: BLE001 - sorted into a refusal (a store busy on every attempt: AE 206)
+        reason, code, location = _failure(item, exc)
+        return reject_message(context, item.raw, item.header, reason, code=code, channel=item.channel,
+                              agent=item.agent, source=item.source, location=location)
+    if not outcome.detail.get("duplicate"):
+        _log_accepted(item, outcome)
+    return outcome
 
 
 def _kind(header: MessageHeader) -> str:
@@ -392,8 +356,8 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
     domains = context.trusts.sender_domains(header.sending_application, header.sending_facility)
     if domains is not None:
         _check_patient_domain(message, context, domains)
-    module_name, function_name = target
-    function = getattr(importlib.import_module(module_name), function_name)
+    front, function_name = target
+    function = getattr(importlib.import_module(front), function_name)
 
     def apply_other(session: Session) -> Applied:
         outcome: ItemOutcome = function(session, context.trusts, message, agent=agent)
@@ -422,22 +386,15 @@ def _check_patient_domain(message: Message, context: AppContext, domains: frozen
                            location=ErrorLocation("PID", 1, 3))
 
 
-def _process_once(context: AppContext, item: _Prepared) -> ItemOutcome:
-    with write_session(context) as session:
-        entry = _log_entry(session, item.header, lock=True)
-        if entry is not None and entry.ack_code == "AA":
-            return _duplicate(item.kind, item.header, entry)
-        writes = _Writes()
-        outcome = _apply_one(session, item, entry, writes)
-        writes.execute(session)
-        try:
-            session.commit()
-        except IntegrityError:  # a copy of this message committed first (PostgreSQL): its ACK stands, ours is void
-            session.rollback()
-            stored = _log_entry(session, item.header, lock=False)
-            if stored is not None and stored.ack_code == "AA":
-                return _duplicate(item.kind, item.header, stored)
-            raise
+def _process_in(session: Session, item: _Prepared) -> ItemOutcome:
+    """Apply one message in ``session`` (its unit of work commits). A copy of it committed first by another worker
+    makes the commit fail on the log's unique key; the unit is then run again and finds that copy's ACK."""
+    entry = _log_entry(session, item.header, lock=True)
+    if entry is not None and entry.ack_code == "AA":
+        return _duplicate(item.kind, item.header, entry)
+    writes = _Writes()
+    outcome = _apply_one(session, item, entry, writes)
+    writes.execute(session)
     return outcome
 
 
@@ -615,7 +572,7 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
     acks: list[str] = []
     entry = None
     try:
-        with write_session(context) as session:
+        with unit_of_work(context.sessions, write=True) as session:
             if logged:
                 assert header is not None
                 entry = _log_entry(session, header, lock=True)
@@ -636,8 +593,7 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
                                    error_code=code[:60], reason=reason, raw=storable(raw.strip("\x0b\x1c"), escape)))
             record(session, agent, action="C", event_type="hl7", subtype=kind, outcome="4",
                    entity=_entity(header) if header else None, detail={"error": code})
-            session.commit()
-            stored = True
+        stored = True
     except Exception as exc:  # the ACK still goes out: AE/AR (CE) tells the sender to keep the message
         log.error("HL7 %s: could not keep the refused message (%s)", kind, type(exc).__name__)
     if not stored:
@@ -658,4 +614,4 @@ def storable(text: str, escape: str = "\\") -> str:
 
 
 __all__ = ["ACK_CODES", "ADAPTERS", "Incoming", "ack_text", "process_message", "process_messages", "reject_message",
-           "split_acks", "storable", "write_session"]
+           "split_acks", "storable"]

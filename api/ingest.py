@@ -82,12 +82,12 @@ class ServiceHandlers:
         return list(process_resource(context, resource, agent=self.agent, source=source, channel=self.channel))
 
     def dicom_file(self, context: AppContext, path: Path) -> ItemOutcome:
-        from imaging.adapters import ingest_dicom_file
+        from imaging import ingest_dicom_file
 
         return ingest_dicom_file(context.sessions, context.trusts, path, agent=self.agent)
 
     def dicom_json(self, context: AppContext, dataset: dict[str, Any], *, source: str) -> ItemOutcome:
-        from imaging.adapters import ingest_dicom_json
+        from imaging import ingest_dicom_json
 
         return ingest_dicom_json(context.sessions, context.trusts, dataset, agent=self.agent, source=source)
 

@@ -31,7 +31,7 @@ from sqlalchemy import Integer, String, bindparam, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from api.accounts import DUMMY_PASSWORD_HASH, normalise_username, scopes_for_role, verify_password
-from api.deps import SESSION_COOKIE, Principal
+from api.principal import SESSION_COOKIE, Principal
 from priorscan.audit import Agent, record
 from priorscan.db import UTCDateTime, utcnow
 from priorscan.tables import AuditEvent, SignInCounter, UserAccount, WebSessionEnded

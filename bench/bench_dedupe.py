@@ -730,13 +730,13 @@ def in_process(url: str, args: argparse.Namespace) -> dict[str, Any]:
     from dedupe import (
         CDS_HOOKS,
         active_rules,
-        one_writer,
         patient_from_resource,
         run_check,
         run_hook,
         verify_cds_jwt,
     )
     from priorscan.audit import Agent
+    from priorscan.unit_of_work import unit_of_work
 
     prepare(url)
     engine = make_engine(url)
@@ -755,16 +755,14 @@ def in_process(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
     def one(request: Any, token: str | None) -> str:
         if token is None:
-            with sessions() as session, one_writer(session):
+            with unit_of_work(sessions, write=True, immediate=False) as session:  # as the route runs it
                 outcome = run_check(session, trusts, rules, request, agent=agent)
-                session.commit()
             return outcome.verdict
         client = verify_cds_jwt(token, sessions, audiences=[audience])
         patient = patient_from_resource(request["prefetch"]["patient"])
-        with sessions() as session, one_writer(session):
+        with unit_of_work(sessions, write=True, immediate=False) as session:
             result = run_hook(session, trusts, rules, "order-sign", request, patient,
                               agent=Agent("client", f"cds:{client.issuer}"))
-            session.commit()
         return "card" if result.cards else "no-card"
 
     for request, token in requests(50):

@@ -38,6 +38,7 @@ from dedupe.analytics import (
     override_reasons,
     repeat_rates,
     repeats_frame,
+    run_export_analytics,
 )
 from dedupe.cds_auth import CdsClient, looks_like_jwt, verify_cds_jwt
 from dedupe.cds_hooks import HOOKS as CDS_HOOKS
@@ -52,8 +53,9 @@ from dedupe.evaluate import RepeatFigures, evaluate_repeats
 from dedupe.fhir_orders import apply_service_request, apply_service_request_resource
 from dedupe.hl7_orders import apply_order
 from dedupe.rules import RuleSet, load_rules
+from dedupe.tables import Alert
 from dedupe.vocabulary import ProcedureCode
-from priorscan.writes import one_writer
+from priorscan.writes import one_writer  # for callers not yet on priorscan.unit_of_work
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -62,6 +64,7 @@ __all__ = [
     "OPEN",
     "OVERRIDDEN",
     "STATUSES",
+    "Alert",
     "AlertStateError",
     "CdsClient",
     "CheckOutcome",
@@ -108,6 +111,7 @@ __all__ = [
     "repeat_rates",
     "repeats_frame",
     "run_check",
+    "run_export_analytics",
     "run_hook",
     "verify_cds_jwt",
 ]

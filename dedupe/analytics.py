@@ -243,8 +243,8 @@ def run_export_analytics(args: Any, ctx: Any) -> int:
     from pathlib import Path
 
     from priorscan.audit import Agent, record
-    from priorscan.db import session_scope
     from priorscan.errors import InputError
+    from priorscan.unit_of_work import unit_of_work
 
     key = None
     if getattr(args, "pseudonym_key_file", None):
@@ -252,7 +252,7 @@ def run_export_analytics(args: Any, ctx: Any) -> int:
         if len(key) < 16:
             raise InputError("the pseudonym key file must hold at least 16 bytes", code="input.pseudonym-key")
     written = write_extract(ctx.engine, args.out, fmt=args.format, pseudonym_key=key)
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         record(session, Agent("user", "cli"), action="E", event_type="export", subtype="analytics-export",
                detail={"format": args.format, "rows": written})
     for name, rows in written.items():

@@ -25,8 +25,8 @@ from dedupe.comparable import Procedure, matched_regions
 from dedupe.rules import RuleSet, load_rules
 from dedupe.tables import Alert
 from dedupe.vocabulary import laterality_compatible, split_regions
-from imaging.tables import ImagingOrder, Study
-from mpi.tables import SourceRecord
+from imaging import ImagingOrder, Study
+from mpi import SourceRecord
 
 
 @dataclass

@@ -21,7 +21,7 @@ from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from dedupe.tables import UnattachedOrderIdentifier
-from imaging.tables import ImagingOrder
+from imaging import ImagingOrder
 from mpi import normalise_nhs_number
 from priorscan.db import utcnow
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry

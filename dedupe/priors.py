@@ -42,8 +42,8 @@ from sqlalchemy.orm import Session
 from dedupe.comparable import Exam, Procedure, local_date
 from dedupe.tables import UnattachedOrderIdentifier
 from dedupe.vocabulary import normalise_description, split_regions
-from imaging.tables import ImagingOrder, Study
-from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord
+from imaging import ImagingOrder, Study
+from mpi import RegionalPatient, SourceIdentifier, SourceRecord
 from priorscan.db import UTCDateTime
 from priorscan.trusts import NHS_NUMBER_SYSTEM
 

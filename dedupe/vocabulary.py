@@ -8,22 +8,20 @@ validating the rule file.
 from __future__ import annotations
 
 from dedupe.rules import Vocabulary
-from imaging.codetables import canonical_system
-from imaging.procedures import (
+from imaging import (
+    BODY_REGIONS,
     MODALITIES,
+    REGION_GROUPS,
     NormalisedProcedure,
     ProcedureCode,
-    normalise_description,
-    normalise_modality,
-    normalise_procedure,
-)
-from imaging.regions import (
-    BODY_REGIONS,
-    REGION_GROUPS,
+    canonical_system,
     comparable_regions,
     join_regions,
     laterality_compatible,
+    normalise_description,
     normalise_laterality,
+    normalise_modality,
+    normalise_procedure,
     region_group,
     split_regions,
 )

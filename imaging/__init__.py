@@ -14,7 +14,7 @@ Public front: other packages and notebooks import from here only. Modules:
 """
 
 from imaging import charts
-from imaging.adapters import ingest_dicom_file, ingest_dicom_json
+from imaging.adapters import ingest_dicom_datasets, ingest_dicom_file, ingest_dicom_json
 from imaging.analytics import (
     CUMULATIVE_THRESHOLDS_MSV,
     ROLLING_WINDOWS_DAYS,
@@ -28,9 +28,13 @@ from imaging.analytics import (
     studies_by,
     studies_frame,
 )
-from imaging.codetables import CodeTable, default_code_table, load_code_table
+from imaging.cli import run_export_studies
+from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
+from imaging.dicomweb import run_poll
 from imaging.dose import DoseEvent, DoseSummary, compare_with_drl, drl_category, summarise
 from imaging.fhir_imaging import apply_imaging_study, to_fhir
+from imaging.fhir_report import apply_diagnostic_report
+from imaging.fhir_report import to_fhir as report_to_fhir
 from imaging.hl7_oru import apply_oru
 from imaging.index import StudyIndex
 from imaging.procedures import (
@@ -41,41 +45,59 @@ from imaging.procedures import (
     normalise_modality,
     normalise_procedure,
 )
-from imaging.queries import Timeline, TimelineEntry, patient_timeline, pseudonym, search_studies
-from imaging.rdsr import DoseReport, parse_dose_report
+from imaging.queries import (
+    Timeline,
+    TimelineEntry,
+    analytics_rows,
+    normalisation_counts,
+    patient_timeline,
+    pseudonym,
+    regional_id_of,
+    search_studies,
+)
+from imaging.rdsr import DoseReport, parse_dose_report, raw_text
 from imaging.reference import effective_dose_coefficients, national_drls
 from imaging.regions import (
     BODY_REGIONS,
     LATERALITIES,
     REGION_GROUPS,
     comparable_regions,
+    join_regions,
     laterality_compatible,
     normalise_laterality,
     overlaps,
     region_group,
     same_group,
+    split_regions,
 )
 from imaging.reports import PriorDetail, conclusion_of, link_report, prior_details
+from imaging.tables import ImagingOrder, Study, StudyReport
 
 __all__ = [
     "BODY_REGIONS",
     "CUMULATIVE_THRESHOLDS_MSV",
-    "LATERALITIES",
-    "MODALITIES",
-    "REGION_GROUPS",
-    "ROLLING_WINDOWS_DAYS",
     "CodeTable",
     "DoseEvent",
     "DoseReport",
     "DoseSummary",
+    "ImagingOrder",
+    "LATERALITIES",
+    "MODALITIES",
     "NormalisedProcedure",
     "PriorDetail",
     "ProcedureCode",
+    "REGION_GROUPS",
+    "ROLLING_WINDOWS_DAYS",
+    "Study",
     "StudyIndex",
+    "StudyReport",
     "Timeline",
     "TimelineEntry",
+    "analytics_rows",
+    "apply_diagnostic_report",
     "apply_imaging_study",
     "apply_oru",
+    "canonical_system",
     "charts",
     "comparable_regions",
     "compare_with_drl",
@@ -87,13 +109,16 @@ __all__ = [
     "drl_frame",
     "effective_dose_coefficients",
     "exceedances",
+    "ingest_dicom_datasets",
     "ingest_dicom_file",
     "ingest_dicom_json",
+    "join_regions",
     "laterality_compatible",
     "link_report",
     "load_code_table",
     "monthly",
     "national_drls",
+    "normalisation_counts",
     "normalise_description",
     "normalise_laterality",
     "normalise_modality",
@@ -103,11 +128,17 @@ __all__ = [
     "patient_timeline",
     "prior_details",
     "pseudonym",
+    "raw_text",
     "region_group",
+    "regional_id_of",
+    "report_to_fhir",
     "rolling_peaks",
+    "run_export_studies",
+    "run_poll",
     "same_group",
     "search_studies",
     "shared_identity_share",
+    "split_regions",
     "studies_by",
     "studies_frame",
     "summarise",

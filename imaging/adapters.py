@@ -13,7 +13,6 @@ are collected rather than raised (trust feeds are lenient on ingest; what enters
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,15 +33,10 @@ from priorscan.audit import Agent, record
 from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
 from priorscan.trusts import TrustRegistry
+from priorscan.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
-
-
-def begin_write(session: Session) -> None:
-    """Take SQLite's write lock at once (``BEGIN IMMEDIATE``) so concurrent writers queue; no-op on PostgreSQL."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def actor_of(agent: Agent) -> str:
@@ -116,22 +110,12 @@ def apply_facts(sessions: sessionmaker[Session], trusts: TrustRegistry, facts: S
     ``rejection``: the object is an IOCM rejection note; the instances it names are rejected in the same unit of
     work (:func:`imaging.withdrawal.apply_rejection`).
     """
-    failure = "the store was busy"
-    for attempt in range(ATTEMPTS):
-        try:
-            with sessions() as session:
-                begin_write(session)
-                outcome = _apply_in(session, StudyIndex(session, trusts), facts, agent=agent, event_type=event_type,
-                                    rejection=rejection)
-                session.commit()
-                return outcome
-        except (IntegrityError, OperationalError) as exc:  # a concurrent first insert of the same study, or a lock
-            failure = f"the store was busy ({type(exc).__name__})"
-            log.info("imaging: retrying a study write after %s (attempt %d)", type(exc).__name__, attempt + 1)
-            time.sleep(0.05 * (attempt + 1))
-        except PriorscanError as exc:
-            return ItemOutcome.rejected(facts.kind, exc.message, exc.code)
-    return ItemOutcome.rejected(facts.kind, failure, "busy")
+    try:
+        return unit_of_work(sessions, write=True, attempts=ATTEMPTS, pause_s=0.05).run(
+            lambda session: _apply_in(session, StudyIndex(session, trusts), facts, agent=agent,
+                                      event_type=event_type, rejection=rejection))
+    except PriorscanError as exc:  # refused by the index, or a store busy on every attempt (``busy``)
+        return ItemOutcome.rejected(facts.kind, exc.message, exc.code)
 
 
 def apply_many(sessions: sessionmaker[Session], trusts: TrustRegistry,
@@ -145,13 +129,11 @@ def apply_many(sessions: sessionmaker[Session], trusts: TrustRegistry,
         facts, rejection = items[0]
         return [apply_facts(sessions, trusts, facts, agent=agent, event_type=event_type, rejection=rejection)]
     try:
-        with sessions() as session:
-            begin_write(session)
+        with unit_of_work(sessions, write=True) as session:
             index = StudyIndex(session, trusts)
             outcomes = [_apply_in(session, index, facts, agent=agent, event_type=event_type, rejection=rejection)
                         for facts, rejection in items]
-            session.commit()
-            return outcomes
+        return outcomes
     except (IntegrityError, OperationalError, PriorscanError) as exc:
         log.info("imaging: a group of %d objects is applied one by one after %s", len(items), type(exc).__name__)
     return [apply_facts(sessions, trusts, facts, agent=agent, event_type=event_type, rejection=rejection)

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from imaging.queries import EXPORT_COLUMNS, export_rows
 from priorscan.audit import Agent, record
-from priorscan.db import session_factory, session_scope
+from priorscan.db import session_factory
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from priorscan.cli import CliContext
@@ -24,7 +25,7 @@ def run_export_studies(args: argparse.Namespace, ctx: CliContext) -> int:
     writer = csv.DictWriter(sys.stdout, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
     writer.writeheader()
     count = unknown = unresolved = 0
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         for row in export_rows(session):
             writer.writerow(row)
             count += 1

@@ -44,7 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from imaging import reconcile as rc
-from imaging.adapters import begin_write, ingest_dicom_json
+from imaging.adapters import ingest_dicom_json
 from imaging.index import StudyIndex
 from imaging.iocm import DELETED_FROM_PACS
 from imaging.tables import Study, StudyInstance
@@ -53,6 +53,7 @@ from priorscan.audit import Agent, record
 from priorscan.errors import InputError
 from priorscan.tables import PollCursor
 from priorscan.trusts import TrustRegistry
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from priorscan.cli import CliContext
@@ -140,14 +141,12 @@ def read_cursor(session: Session, source: str) -> dict[str, Any]:
 
 
 def write_cursor(sessions: sessionmaker[Session], source: str, position: dict[str, Any]) -> None:
-    with sessions() as session:
-        begin_write(session)
+    with unit_of_work(sessions, write=True) as session:
         row = session.get(PollCursor, source[:500])
         if row is None:
             session.add(PollCursor(source=source[:500], position=position))
         else:
             row.position = position
-        session.commit()
 
 
 class _Poll:
@@ -338,30 +337,23 @@ class _Poll:
 
     # --- writes -------------------------------------------------------------------------------------------------
 
-    def _unit(self) -> Session:
-        session = self.sessions()
-        begin_write(session)
-        return session
-
     def _remember(self, uid: str, digest: str, count: int | None) -> None:
-        with self._unit() as session:
+        with unit_of_work(self.sessions, write=True) as session:
             study = session.scalars(select(Study).where(Study.study_instance_uid == uid)).first()
             if study is not None:
                 study.remote_fingerprint, study.remote_instances, study.remote_source = digest, count, self.source[:500]
-                session.commit()
 
     def _remember_objects(self, uid: str, instances: list[dict[str, dict]]) -> None:
-        with self._unit() as session:
+        with unit_of_work(self.sessions, write=True) as session:
             index = StudyIndex(session, self.trusts)
             study = index.find(uid, lock=True)
             if study is not None:
                 remember_instances(index, study, [
                     (str(_value(i, SOP_UID)), _value(i, SERIES_UID), _value(i, SOP_CLASS), _value(i, MODALITY))
                     for i in instances if _value(i, SOP_UID)])
-                session.commit()
 
     def _forget(self, uid: str, sops: list[str]) -> None:
-        with self._unit() as session:
+        with unit_of_work(self.sessions, write=True) as session:
             index = StudyIndex(session, self.trusts)
             study = index.find(uid, lock=True)
             if study is not None:
@@ -369,17 +361,15 @@ class _Poll:
                 record(session, self.agent, action="U", event_type="dicomweb", subtype="objects-deleted",
                        regional_patient_id=index.regional_id_of(study), entity=f"ImagingStudy/{uid}",
                        detail={"objects": len(sops)})
-                session.commit()
 
     def _restore(self, uid: str) -> bool:
-        with self._unit() as session:
+        with unit_of_work(self.sessions, write=True) as session:
             index = StudyIndex(session, self.trusts)
             study = index.find(uid, lock=True)
             if study is None or not restore(study):
                 return False
             record(session, self.agent, action="U", event_type="dicomweb", subtype="study-listed-again",
                    regional_patient_id=index.regional_id_of(study), entity=f"ImagingStudy/{uid}")
-            session.commit()
             return True
 
     def withdraw_missing(self, rng: rc.DateRange, listed: set[str]) -> None:
@@ -404,13 +394,12 @@ class _Poll:
                 limit=1, search_filters={"StudyInstanceUID": u}), "study query by UID")
             if found:
                 continue  # its date changed: it is listed in its new range
-            with self._unit() as session:
+            with unit_of_work(self.sessions, write=True) as session:
                 index = StudyIndex(session, self.trusts)
                 study = index.find(uid, lock=True)
                 if study is not None and mark_deleted(study):
                     record(session, self.agent, action="U", event_type="dicomweb", subtype="study-deleted-in-pacs",
                            regional_patient_id=index.regional_id_of(study), entity=f"ImagingStudy/{uid}")
-                    session.commit()
                     self.result.withdrawn += 1
 
 

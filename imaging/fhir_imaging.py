@@ -26,8 +26,7 @@ from imaging.index import StudyIndex
 from imaging.procedures import ProcedureCode
 from imaging.regions import normalise_laterality
 from imaging.tables import Study
-from mpi import PatientIndex
-from mpi.tables import SourceRecord
+from mpi import PatientIndex, SourceRecord
 from priorscan.audit import Agent
 from priorscan.errors import FHIRError
 from priorscan.outcome import ItemOutcome

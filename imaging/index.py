@@ -41,8 +41,7 @@ from imaging.procedures import UNKNOWN, NormalisedProcedure, ProcedureCode, norm
 from imaging.reference import effective_dose_coefficients
 from imaging.regions import is_paired, join_regions
 from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance
-from mpi import PatientIndex, RecordKey
-from mpi.tables import SourceRecord
+from mpi import PatientIndex, RecordKey, SourceRecord
 from priorscan.audit import Agent
 from priorscan.audit import record as audit_record
 from priorscan.trusts import TrustRegistry

@@ -22,7 +22,7 @@ from imaging.dose import compare_with_drl, drl_category
 from imaging.reference import national_drls
 from imaging.tables import IrradiationEvent, Study
 from imaging.withdrawal import dose_is_patients
-from mpi.tables import RegionalPatient, SourceRecord
+from mpi import RegionalPatient, SourceRecord
 from priorscan.trusts import TrustRegistry
 
 #: The columns of ``priorscan export studies``: the contract's, then priorscan's own.

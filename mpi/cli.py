@@ -21,14 +21,15 @@ def run_link(args: argparse.Namespace, ctx: CliContext) -> int:
     """Relink every source record with a freshly trained model (``--no-train``: the active model), in this process
     or (``--engine spark``) on Apache Spark."""
     from mpi.batch import relink
-    from priorscan.db import session_factory, session_scope
+    from priorscan.db import session_factory
+    from priorscan.unit_of_work import unit_of_work
 
     engine_name = getattr(args, "engine", None) or "local"
     master = getattr(args, "master", None)
     if master and engine_name != "spark":
         raise InputError("--master names a Spark cluster: use it with --engine spark", code="input.link-master")
     train = not getattr(args, "no_train", False)
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         if engine_name == "spark":
             from mpi.spark import LOCAL_MASTER, spark_relink, spark_session
 
@@ -59,7 +60,8 @@ def run_link(args: argparse.Namespace, ctx: CliContext) -> int:
 def run_evaluate(args: argparse.Namespace, ctx: CliContext) -> int:
     """Measure the store's links against ``--truth persons.csv``."""
     from mpi.evaluate import evaluate_store, read_truth
-    from priorscan.db import session_factory, session_scope
+    from priorscan.db import session_factory
+    from priorscan.unit_of_work import unit_of_work
 
     report = getattr(args, "report", None)
     if not getattr(args, "truth", None):
@@ -69,7 +71,7 @@ def run_evaluate(args: argparse.Namespace, ctx: CliContext) -> int:
     truth = read_truth(Path(args.truth), ctx.trusts)
     if report:
         return _report(args, ctx, truth)
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         evaluation = evaluate_store(session, truth)
         record(session, CLI_AGENT, action="R", event_type="rest", subtype="mpi-evaluate")
     figures = evaluation.as_dict()
@@ -89,10 +91,11 @@ def run_evaluate(args: argparse.Namespace, ctx: CliContext) -> int:
 def _report(args: argparse.Namespace, ctx: CliContext, truth: dict[tuple[str, str], str] | None) -> int:
     """``--report DIR``: the accuracy charts and their figures (pseudonymised), and ``--sample`` pairs to label."""
     from mpi.report import build_report
-    from priorscan.db import session_factory, session_scope
+    from priorscan.db import session_factory
+    from priorscan.unit_of_work import unit_of_work
 
     out = Path(args.report)
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         summary = build_report(session, out, truth=truth, sample=max(0, int(getattr(args, "sample", 0) or 0)))
         record(session, CLI_AGENT, action="R", event_type="rest", subtype="mpi-accuracy-report",
                detail={"records": summary["records"], "sample_opened": summary.get("sample_opened", 0)})
@@ -109,9 +112,10 @@ def _report(args: argparse.Namespace, ctx: CliContext, truth: dict[tuple[str, st
 def run_export_xref(args: argparse.Namespace, ctx: CliContext) -> int:
     """Write ``regional_id,system,value,link_state`` CSV to stdout."""
     from mpi.xref import write_xref
-    from priorscan.db import session_factory, session_scope
+    from priorscan.db import session_factory
+    from priorscan.unit_of_work import unit_of_work
 
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         rows = write_xref(session, sys.stdout)
         record(session, CLI_AGENT, action="E", event_type="export", subtype="xref-export", detail={"rows": rows})
     sys.stdout.flush()

@@ -39,16 +39,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mpi.comparisons import Comparison, default_comparisons
-
-if TYPE_CHECKING:
-    from mpi.normalise import MatchRecord
-    from mpi.scoring import PairScore
 
 FORMAT = 1
 #: No level is ever impossible among true matches (errors happen) nor among non-matches.
@@ -184,12 +180,6 @@ class Model:
         if shares is None:
             shares = frame.cache[key] = self.term_frequency(column, frame.vocab[column])
         return shares[codes]  # type: ignore[no-any-return]
-
-    def score(self, a: MatchRecord, b: MatchRecord) -> PairScore:
-        """Score one pair (the same vectorised scorer, on a pair of one)."""
-        from mpi.scoring import score_candidates
-
-        return score_candidates(self, a, [b])[0]
 
     # --- serialisation ------------------------------------------------------------------------------------------
 

@@ -127,9 +127,10 @@ def to_fhir(event: AuditEvent) -> dict[str, Any]:
 
 
 def run_audit_export(args: argparse.Namespace, ctx: CliContext) -> int:
-    from priorscan.db import session_factory, session_scope
+    from priorscan.db import session_factory
+    from priorscan.unit_of_work import unit_of_work
 
-    with session_scope(session_factory(ctx.engine)) as session:
+    with unit_of_work(session_factory(ctx.engine)) as session:
         query = select(AuditEvent).order_by(AuditEvent.id)
         if args.patient:
             query = query.where(AuditEvent.regional_patient_id == args.patient)

@@ -1,7 +1,10 @@
 """The ``priorscan`` command line.
 
 Each subcommand's work lives in the package that owns it; this module only parses arguments and dispatches, importing
-the owner lazily so that ``priorscan --help`` stays fast and the core depends on no domain package.
+the owner lazily so that ``priorscan --help`` stays fast and the core depends on no domain package. A handler is named
+``package:function``, where ``package`` is the front of ``mpi``, ``imaging``, ``dedupe``, ``regionsynth`` or ``api``
+(``api.COMMANDS`` says which of its modules serves each command), or a module of ``priorscan`` itself: never another
+package's internals (``tests/test_cli.py`` holds this).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def _lazy(target: str) -> Handler:
     def handler(args: argparse.Namespace, ctx: CliContext) -> int:
         return int(getattr(importlib.import_module(module_name), func_name)(args, ctx) or 0)
 
+    handler.target = target  # type: ignore[attr-defined]
     return handler
 
 
@@ -68,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=_lazy(target))
         return p
 
-    p = cmd(sub, "demo", "api.demo:run_demo", "build a synthetic five-trust region into SQLite and serve it")
+    p = cmd(sub, "demo", "api:run_demo", "build a synthetic five-trust region into SQLite and serve it")
     p.add_argument("--people", type=int, default=3000)
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--mllp-port", type=int, default=2575)
@@ -76,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-serve", action="store_true", help="build the region and exit")
 
-    p = cmd(sub, "serve", "api.server:run_serve",
+    p = cmd(sub, "serve", "api:run_serve",
             "serve HTTP (API, FHIR, CDS Hooks, STOW-RS, web page), MLLP and, with --dicom-port, DICOM C-STORE")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -92,12 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "TLS; or PRIORSCAN_MLLP_TLS_CLIENT_CA)")
     p.add_argument("--workers", type=int, default=1)
 
-    p = cmd(sub, "ingest", "api.ingest:run_ingest",
+    p = cmd(sub, "ingest", "api:run_ingest",
             "load HL7 v2, FHIR JSON/NDJSON, DICOM and DICOM JSON files or folders, detecting the format")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--no-progress", action="store_true")
 
-    p = cmd(sub, "backfill", "api.bulk_load:run_backfill",
+    p = cmd(sub, "backfill", "api:run_backfill",
             "load a large extract in bulk (as ingest, in batches, resumable): identity written in bulk and linked by "
             "one batch relink, then imaging and orders")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -107,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true", help="forget where an earlier run of this load stopped")
     p.add_argument("--no-progress", action="store_true")
 
-    p = cmd(sub, "link", "mpi.cli:run_link", "relink every source record with a freshly trained model")
+    p = cmd(sub, "link", "mpi:run_link", "relink every source record with a freshly trained model")
     p.add_argument("--no-train", action="store_true", help="reuse the active model")
     p.add_argument("--engine", choices=("local", "spark"), default="local",
                    help="local: this process (the default); spark: Apache Spark, local[*] unless --master names a "
@@ -115,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--master", metavar="URL", help="the Spark master (spark://host:7077, yarn, k8s://...)")
     p.add_argument("--driver-memory", metavar="SIZE", help="spark.driver.memory (512m, 2g) with --engine spark")
 
-    p = cmd(sub, "evaluate", "mpi.cli:run_evaluate", "measure linkage against ground truth")
+    p = cmd(sub, "evaluate", "mpi:run_evaluate", "measure linkage against ground truth")
     p.add_argument("--truth", required=False, help="persons.csv (person_id,system,value)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--report", metavar="DIR", help="write the accuracy charts (PNG) and summary.json into DIR")
@@ -138,15 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", required=True, help="a file written by `priorscan backup`")
 
     export = sub.add_parser("export", help="export CSV to stdout").add_subparsers(dest="what", required=True)
-    cmd(export, "xref", "mpi.cli:run_export_xref", "regional_id,system,value,link_state per source identifier")
-    cmd(export, "studies", "imaging.cli:run_export_studies", "one row per study with its dose summary")
-    p = cmd(export, "analytics", "dedupe.analytics:run_export_analytics",
+    cmd(export, "xref", "mpi:run_export_xref", "regional_id,system,value,link_state per source identifier")
+    cmd(export, "studies", "imaging:run_export_studies", "one row per study with its dose summary")
+    p = cmd(export, "analytics", "dedupe:run_export_analytics",
             "the analysts' pseudonymised extract (studies, repeats, alerts) as Parquet or CSV files")
     p.add_argument("--out", required=True, help="directory to write studies, repeats and alerts into")
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     p.add_argument("--pseudonym-key-file", help="a secret key naming patients (default: a new one per extract)")
 
-    p = cmd(sub, "synth", "regionsynth.cli:run_synth", "write a synthetic five-trust region with its ground truth")
+    p = cmd(sub, "synth", "regionsynth:run_synth", "write a synthetic five-trust region with its ground truth")
     p.add_argument("--people", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=1)
@@ -154,37 +158,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", help="YYYY-MM-DD the region is described on (default: today)")
 
     token = sub.add_parser("token", help="API bearer tokens").add_subparsers(dest="what", required=True)
-    p = cmd(token, "create", "api.admin_cli:run_token_create", "print a new bearer token")
+    p = cmd(token, "create", "api:run_token_create", "print a new bearer token")
     p.add_argument("--client", required=True)
     grp = p.add_mutually_exclusive_group(required=True)
     grp.add_argument("--scopes", help='space-separated scopes, e.g. "priorscan/duplicate-check system/Patient.rs"')
     grp.add_argument("--admin", action="store_true", help="grant every scope")
-    p = cmd(token, "revoke", "api.admin_cli:run_token_revoke",
+    p = cmd(token, "revoke", "api:run_token_revoke",
             "revoke every token of a client (other running processes: within 5 seconds)")
     p.add_argument("--client", required=True)
 
     smart = sub.add_parser("smart", help="SMART Backend Services clients (tokens at /oauth2/token)").add_subparsers(
         dest="what", required=True)
-    p = cmd(smart, "register", "api.admin_cli:run_smart_register",
+    p = cmd(smart, "register", "api:run_smart_register",
             "register (or update) a backend client by its public keys and the scopes it may be granted")
     p.add_argument("--client-id", required=True)
     keys = p.add_mutually_exclusive_group(required=True)
     keys.add_argument("--jwks-file", help="the client's public JWKS (RS384 / ES384 keys)")
     keys.add_argument("--jwks-url", help="where the client publishes its JWKS (https; fetched at token requests)")
     p.add_argument("--scopes", required=True, help='space-separated, e.g. "system/Patient.rs system/ImagingStudy.rs"')
-    p = cmd(smart, "disable", "api.admin_cli:run_smart_disable",
+    p = cmd(smart, "disable", "api:run_smart_disable",
             "stop a backend client getting tokens and revoke those it holds")
     p.add_argument("--client-id", required=True)
 
     user = sub.add_parser("user", help="people who sign in to the web page").add_subparsers(dest="what", required=True)
-    p = cmd(user, "create", "api.admin_cli:run_user_create", "add a person who signs in to the web page")
+    p = cmd(user, "create", "api:run_user_create", "add a person who signs in to the web page")
     p.add_argument("--username", required=True)
     p.add_argument("--password-stdin", action="store_true", required=True)
     p.add_argument("--role", required=True, choices=["radiographer", "radiologist", "clinician", "admin", "analyst"])
     p.add_argument("--trust", help="ODS code of the person's trust")
 
     cds = sub.add_parser("cds", help="CDS Hooks clients").add_subparsers(dest="what", required=True)
-    p = cmd(cds, "trust", "api.admin_cli:run_cds_trust", "trust a CDS client whose JWTs are signed by keys in a JWKS")
+    p = cmd(cds, "trust", "api:run_cds_trust", "trust a CDS client whose JWTs are signed by keys in a JWKS")
     p.add_argument("--iss", required=True)
     p.add_argument("--jwks-file", required=True)
 
@@ -193,14 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patient", metavar="REGIONAL_ID")
 
     dl = sub.add_parser("deadletters", help="rejected inputs").add_subparsers(dest="what", required=True)
-    p = cmd(dl, "list", "api.deadletters:run_list", "list rejected inputs with their reasons")
+    p = cmd(dl, "list", "api:run_deadletters_list", "list rejected inputs with their reasons")
     p.add_argument("--status", default="new")
     p.add_argument("--limit", type=int, default=100)
-    p = cmd(dl, "replay", "api.deadletters:run_replay", "try rejected inputs again")
+    p = cmd(dl, "replay", "api:run_deadletters_replay", "try rejected inputs again")
     p.add_argument("ids", nargs="*", type=int, help="dead-letter ids (default: every new one)")
 
     dw = sub.add_parser("dicomweb", help="index a PACS over DICOMweb").add_subparsers(dest="what", required=True)
-    p = cmd(dw, "poll", "imaging.dicomweb:run_poll", "index new studies from a DICOMweb (QIDO-RS) server")
+    p = cmd(dw, "poll", "imaging:run_poll", "index new studies from a DICOMweb (QIDO-RS) server")
     p.add_argument("--url", required=True)
     p.add_argument("--once", action="store_true")
     p.add_argument("--interval", type=float, default=60.0)
@@ -266,11 +270,12 @@ def run_backup(args: argparse.Namespace, ctx: CliContext) -> int:
     from pathlib import Path
 
     from priorscan.audit import Agent, record
-    from priorscan.db import session_factory, session_scope
+    from priorscan.db import session_factory
     from priorscan.maintenance import backup
+    from priorscan.unit_of_work import unit_of_work
 
     written = backup(ctx.engine, Path(args.out))
-    with session_scope(session_factory(ctx.engine)) as session:  # the copy holds every patient: audited
+    with unit_of_work(session_factory(ctx.engine)) as session:  # the copy holds every patient: audited
         record(session, Agent("user", "cli"), action="E", event_type="export", subtype="store-backup",
                detail={"bytes": written.stat().st_size})
     print(f"backed up the store to {written} ({written.stat().st_size:,} bytes)")

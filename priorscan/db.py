@@ -21,10 +21,9 @@ import logging
 import select
 import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -33,6 +32,9 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from priorscan.errors import StorageError
+
+if TYPE_CHECKING:
+    from priorscan.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -223,18 +225,12 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-@contextmanager
-def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+def session_scope(factory: sessionmaker[Session]) -> UnitOfWork:
+    """A session that commits on success and rolls back on error: :func:`priorscan.unit_of_work.unit_of_work`, under
+    the name tests and notebooks know (code in the packages calls ``unit_of_work`` itself)."""
+    from priorscan.unit_of_work import unit_of_work
+
+    return unit_of_work(factory)
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@
     PriorscanError                      code
     ├── ConfigurationError              config
     ├── StorageError                    storage
+    ├── BusyError                       busy             (a unit of work met a race or a lock on every attempt)
     ├── InputError                      input            (bad input from a feed or a client)
     │   ├── HL7Error                    hl7
     │   │   └── MessageError            hl7.*            (priorscan.hl7v2: with where in the message)
@@ -45,6 +46,12 @@ class ConfigurationError(PriorscanError):
 
 class StorageError(PriorscanError):
     code = "storage"
+
+
+class BusyError(PriorscanError):
+    """The store stayed busy: every attempt of a unit of work met a race or a lock (send it again later)."""
+
+    code = "busy"
 
 
 class InputError(PriorscanError):

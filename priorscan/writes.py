@@ -7,15 +7,15 @@ table and column set (the check is on the request path: compiling a statement co
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
+
+from priorscan.unit_of_work import writer_turn
 
 
 @lru_cache(maxsize=64)
@@ -100,24 +100,6 @@ def insert_row(session: Session, model: type, values: Mapping[str, Any]) -> None
     session.connection().execute(_insert(table, tuple(sorted(row))), row)
 
 
-_WRITE_LOCKS: dict[str, threading.Lock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
-@contextmanager
-def one_writer(session: Session) -> Iterator[None]:
-    """On SQLite, let one thread of this process at a time run a unit of work that writes (no-op on PostgreSQL).
-
-    SQLite allows one writer per database: threads that write at once would wait in SQLite's busy handler, which
-    polls with sleeps of up to 100 ms, so a few concurrent requests turn into long tail latencies. Queueing them on a
-    lock hands the database over as soon as it is free. Several processes still meet in the busy handler.
-    """
-    bind = session.get_bind()
-    if bind.dialect.name != "sqlite":
-        yield
-        return
-    key = str(bind.engine.url)
-    with _WRITE_LOCKS_GUARD:
-        lock = _WRITE_LOCKS.setdefault(key, threading.Lock())
-    with lock:
-        yield
+#: The process's writer turn (:func:`priorscan.unit_of_work.writer_turn`) under its former name, for the callers not yet
+#: moved to ``unit_of_work(..., write=True)``; new code uses the unit of work.
+one_writer = writer_turn

@@ -4,7 +4,9 @@ with dose reports, orders, and the ground truth that says who is who and which o
 Public front: other packages, tests and notebooks import from here only.
 """
 
+from regionsynth.cli import run_synth
 from regionsynth.region import RegionRequest, generate_region
 from regionsynth.settings import ErrorRates, SynthSettings, TrustFeedProfile, Volumes
 
-__all__ = ["ErrorRates", "RegionRequest", "SynthSettings", "TrustFeedProfile", "Volumes", "generate_region"]
+__all__ = ["ErrorRates", "RegionRequest", "SynthSettings", "TrustFeedProfile", "Volumes", "generate_region",
+           "run_synth"]

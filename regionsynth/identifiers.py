@@ -12,7 +12,7 @@ import re
 
 from pydicom.uid import PYDICOM_ROOT_UID, generate_uid
 
-from mpi.nhs_number import check_digit, is_valid_nhs_number
+from mpi import check_digit, is_valid_nhs_number
 from priorscan.errors import ConfigurationError
 
 NHS_TEST_PREFIX = "999"

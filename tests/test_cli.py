@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,30 @@ def test_audit_events_validate_as_fhir_r4(session) -> None:  # type: ignore[no-u
     resource = to_fhir(event)
     FhirAuditEvent.model_validate(resource)
     assert resource["entity"][0]["what"]["reference"] == "Patient/RPABCDEFGHJK"
+
+
+def _handlers(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, str]:
+    """Every subcommand's handler target (``package:function``), by its command line."""
+    found: dict[str, str] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                handler = sub.get_default("handler")
+                if handler is not None:
+                    found[f"{prefix}{name}"] = handler.target
+                found |= _handlers(sub, f"{prefix}{name} ")
+    return found
+
+
+def test_commands_reach_other_packages_through_their_fronts_only() -> None:
+    """The core names no module of another package (api, mpi, imaging, dedupe, regionsynth): only their fronts, and
+    each front serves the function named."""
+    import importlib
+
+    handlers = _handlers(build_parser())
+    assert set(CONTRACT_COMMANDS) <= set(handlers)
+    for command, target in handlers.items():
+        module_name, function_name = target.split(":")
+        assert module_name in {"api", "mpi", "imaging", "dedupe", "regionsynth"} or \
+            module_name.startswith("priorscan."), (command, target)
+        assert callable(getattr(importlib.import_module(module_name), function_name)), (command, target)

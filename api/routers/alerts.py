@@ -33,11 +33,11 @@ from dedupe import (
     get_alert,
     history,
     list_alerts,
-    one_writer,
     override,
 )
 from priorscan.audit import record, record_patients_shown
 from priorscan.errors import PriorscanError
+from priorscan.unit_of_work import unit_of_work
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
@@ -135,45 +135,42 @@ def get_one(alert_id: str, session: SessionDep, principal: Principal = Depends(r
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
-def acknowledge_alert(alert_id: str, body: ActionIn, session: SessionDep,
+def acknowledge_alert(alert_id: str, body: ActionIn, ctx: ContextDep,
                       principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """The prior was seen."""
     try:
-        with one_writer(session):
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             alert = acknowledge(session, get_alert(session, alert_id, trust=principal.trust_ods), user=body.user,
                                 comment=body.comment, agent=principal.agent)
-            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    return alert_json(alert)
+    return alert_json(alert)  # the row as committed (sessions keep loaded values after commit)
 
 
 @router.post("/{alert_id}/override", response_model=AlertOut)
-def override_alert(alert_id: str, body: OverrideIn, ctx: ContextDep, session: SessionDep,
+def override_alert(alert_id: str, body: OverrideIn, ctx: ContextDep,
                    principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """Go ahead despite the priors, with a coded reason (the IR(ME)R justification record)."""
     try:
-        with one_writer(session):
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             alert = override(session, get_alert(session, alert_id, trust=principal.trust_ods),
                              active_rules(ctx.settings.rules_file),
                              reason=Coding(body.reason.system, body.reason.code, body.reason.display),
                              comment=body.comment, user=body.user, agent=principal.agent)
-            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    return alert_json(alert)
+    return alert_json(alert)  # the row as committed (sessions keep loaded values after commit)
 
 
 @router.post("/{alert_id}/cancel", response_model=AlertOut)
-def cancel_alert(alert_id: str, body: ActionIn, ctx: ContextDep, session: SessionDep,
+def cancel_alert(alert_id: str, body: ActionIn, ctx: ContextDep,
                  principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """The request was cancelled after the alert: the dose avoided is counted."""
     try:
-        with one_writer(session):
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             alert = cancel(session, get_alert(session, alert_id, trust=principal.trust_ods),
                            active_rules(ctx.settings.rules_file), user=body.user, comment=body.comment,
                            agent=principal.agent)
-            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
-    return alert_json(alert)
+    return alert_json(alert)  # the row as committed (sessions keep loaded values after commit)

@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from api.context import AppContext
 from api.deps import ContextDep, Principal, require
 from api.dicom_receiver import CANNOT_UNDERSTAND, MAX_GROUP, Received, read_header, receive_many
-from imaging.rdsr import raw_text
+from imaging import raw_text
 from priorscan.audit import Agent
 from priorscan.outcome import ItemOutcome
 

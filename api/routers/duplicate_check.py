@@ -27,7 +27,8 @@ from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
-from api.deps import ContextDep, Principal, SessionDep, require
+from api.deps import ContextDep, Principal, require
+from api.errors import http_error  # noqa: F401 - also the name other routers import from here
 from api.scopes import DUPLICATE_CHECK
 from dedupe import (
     CheckRequest,
@@ -37,34 +38,17 @@ from dedupe import (
     RequestReason,
     active_rules,
     apply_service_request_resource,
-    one_writer,
     run_check,
 )
 from priorscan import json_input
 from priorscan.audit import Agent
-from priorscan.errors import AuthError, ConfigurationError, ForbiddenError, InputError, NotFoundError, PriorscanError
+from priorscan.errors import PriorscanError
+from priorscan.unit_of_work import unit_of_work
 
 router = APIRouter(tags=["duplicate check"])
 
 
 # --- errors -----------------------------------------------------------------------------------------------------
-
-def http_error(exc: PriorscanError) -> HTTPException:
-    """A priorscan error as an HTTP answer (its message never names a patient)."""
-    if isinstance(exc, NotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=exc.message)
-    if isinstance(exc, ForbiddenError):
-        return HTTPException(status.HTTP_403_FORBIDDEN, detail=exc.message)
-    if isinstance(exc, AuthError):
-        return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=exc.message, headers={"WWW-Authenticate": "Bearer"})
-    if exc.code == "alert.state":
-        return HTTPException(status.HTTP_409_CONFLICT, detail=exc.message)
-    if isinstance(exc, InputError):
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.message)
-    if isinstance(exc, ConfigurationError):
-        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="the duplicate check is misconfigured")
-    return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail="internal error")
-
 
 def json_response(content: Any, status_code: int = status.HTTP_200_OK, headers: dict[str, str] | None = None,
                   media_type: str = "application/json") -> Response:
@@ -218,9 +202,8 @@ def check_request(ctx: AppContext, body: DuplicateCheckIn, acting_trust: str | N
 def checked(ctx: AppContext, request: CheckRequest, agent: Agent) -> dict[str, Any]:
     """Run one check in its own unit of work, committed before the answer is given (blocking: a worker thread's)."""
     try:
-        with ctx.sessions() as session, one_writer(session):
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             outcome = run_check(session, ctx.trusts, active_rules(ctx.settings.rules_file), request, agent=agent)
-            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
     return outcome.as_json()
@@ -237,15 +220,14 @@ async def duplicate_check(body: DuplicateCheckIn, ctx: ContextDep,
 # --- FHIR ServiceRequest ------------------------------------------------------------------------------------------
 
 @router.post("/fhir/ServiceRequest", status_code=status.HTTP_201_CREATED, response_model=None)
-def create_service_request(ctx: ContextDep, session: SessionDep, resource: dict[str, Any] = Body(...),
+def create_service_request(ctx: ContextDep, resource: dict[str, Any] = Body(...),
                            principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
     """Store a ServiceRequest as an outstanding order and run the duplicate check on it."""
     try:
-        with one_writer(session):
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             stored, outcome = apply_service_request_resource(session, ctx.trusts,
                                                              active_rules(ctx.settings.rules_file), resource,
                                                              agent=principal.agent, acting_trust=principal.trust_ods)
-            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
     headers = {"X-Priorscan-Verdict": outcome.verdict if outcome else "not-checked"}

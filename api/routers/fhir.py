@@ -1,7 +1,7 @@
 """FHIR R4 under ``/fhir``: metadata, SMART configuration, Patient (create, read, update, search), PDQm, ``$match``,
 PIXm ``$ihe-pix``, and batch and transaction Bundles at ``POST /fhir``.
 
-Routes parse, check scopes, call :mod:`api.fhir_service` / :mod:`api.fhir_queries` and shape the answer as
+Routes parse, check scopes, call :mod:`api.fhir_service` or mpi's read side and shape the answer as
 ``application/fhir+json``. :func:`install` makes every error under ``/fhir`` an OperationOutcome (401 and 403 from
 authentication, request validation, errors of the services, routes that do not exist); other paths keep the app's
 handlers. ImagingStudy and ServiceRequest routes live with the imaging and dedupe routers.
@@ -19,25 +19,25 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import Principal, PrincipalDep, get_context, public_base, require
-from api.fhir_queries import match_patients, pix_query, read_patient_resource, search_patients
-from api.fhir_service import bundle_scopes, http_status, process_bundle, run_unit, write_patient
+from api.errors import http_status
+from api.fhir_service import bundle_scopes, process_bundle, run_unit, write_patient
 from api.scopes import PRIORSCAN_SCOPES
-from mpi.fhir_patient import outcome
+from mpi import match_patients, pix_query, read_patient_resource, search_patients
+from mpi import operation_outcome as outcome
 from priorscan import json_input
 from priorscan.errors import FHIRError, PriorscanError
 from priorscan.outcome import ItemOutcome
+from priorscan.unit_of_work import unit_of_work
 
 FHIR_JSON = "application/fhir+json"
 FHIR_PREFIX = "/fhir"
 #: Where SMART Backend Services clients get tokens (served by :mod:`api.routers.oauth`).
 TOKEN_PATH = "/oauth2/token"
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 _ISSUE_BY_STATUS = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
                     406: "not-supported", 409: "conflict", 412: "conflict", 413: "too-costly", 415: "not-supported",
                     422: "processing", 429: "throttled", 503: "transient"}
@@ -129,17 +129,8 @@ async def _reading(request: Request, work: Callable[[Session], dict[str, Any]]) 
     only): a crash may lose the audit rows of the last fraction of a second of reads, never a change to patient
     data, and a read no longer pays a disk flush (about 7 ms here; see BENCHMARKS.md, Feeds).
     """
-    context = get_context(request)
-
-    def run() -> dict[str, Any]:
-        with context.sessions() as session:
-            if context.engine.dialect.name == "postgresql":
-                session.execute(_ASYNC_COMMIT)
-            resource = work(session)
-            session.commit()
-            return resource
-
-    return await run_in_threadpool(run)
+    reading = unit_of_work(get_context(request).sessions, durable=False)
+    return await run_in_threadpool(reading.run, work)
 
 
 @router.post("/fhir/Patient", status_code=201, openapi_extra=_BODY, responses={201: _RESOURCE, **_ERRORS})

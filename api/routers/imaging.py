@@ -22,18 +22,27 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
 from api.deps import ContextDep, Principal, SessionDep, public_base, require
 from api.scopes import ANALYTICS
-from imaging import apply_imaging_study, patient_timeline, search_studies, to_fhir
-from imaging.adapters import begin_write
-from imaging.fhir_report import apply_diagnostic_report
-from imaging.fhir_report import to_fhir as report_to_fhir
-from imaging.queries import analytics_rows, normalisation_counts, regional_id_of
-from imaging.tables import Study, StudyReport
+from imaging import (
+    Study,
+    StudyReport,
+    analytics_rows,
+    apply_diagnostic_report,
+    apply_imaging_study,
+    normalisation_counts,
+    patient_timeline,
+    regional_id_of,
+    report_to_fhir,
+    search_studies,
+    to_fhir,
+)
 from priorscan import json_input
-from priorscan.audit import record
+from priorscan.audit import Agent, record
+from priorscan.unit_of_work import unit_of_work
 
 router = APIRouter(tags=["imaging"])
 FHIR_JSON = "application/fhir+json"
@@ -52,32 +61,53 @@ def _fhir(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] 
 
 # --- FHIR ImagingStudy ----------------------------------------------------------------------------------------------
 
+class _Refused(Exception):
+    """A write the adapter refused: its unit of work is rolled back and ``response`` is the answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("refused")
+        self.response = response
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json_input.loads(await request.body())
+    except json_input.JsonInputError as exc:
+        raise _Refused(_outcome(400, "structure", f"the body is not usable JSON: {exc}")) from None
+
+
 @router.post("/fhir/ImagingStudy", response_model=None, status_code=status.HTTP_201_CREATED)
-async def create_imaging_study(request: Request, ctx: ContextDep, session: SessionDep,
+async def create_imaging_study(request: Request, ctx: ContextDep,
                                principal: Principal = Depends(require("system/ImagingStudy.c"))) -> Response:
     """Index an ImagingStudy (201 when new, 200 when the study with that UID was updated)."""
     try:
-        resource = json_input.loads(await request.body())
-    except json_input.JsonInputError as exc:
-        return _outcome(400, "structure", f"the body is not usable JSON: {exc}")
-    begin_write(session)
-    outcome = apply_imaging_study(session, ctx.trusts, resource, agent=principal.agent)
-    if not outcome.accepted:
-        session.rollback()
-        code = outcome.error_code or "fhir"
-        if code == "not-found":
-            return _outcome(422, "not-found", outcome.reason or "unknown reference")
-        return _outcome(400, "invalid", outcome.reason or "invalid ImagingStudy")
-    uid = str(outcome.detail["studyInstanceUid"])
-    created = bool(outcome.detail.get("created"))
-    regional_id = outcome.detail.get("regionalPatientId")
-    record(session, principal.agent, action="C" if created else "U", event_type="rest",
-           subtype="create" if created else "update", regional_patient_id=str(regional_id) if regional_id else None,
-           entity=f"ImagingStudy/{uid}")
-    session.commit()
-    study = session.query(Study).filter(Study.study_instance_uid == uid).one()
-    return _fhir(to_fhir(study, regional_id_of(session, study), ctx.trusts), 201 if created else 200,
-                 {"Location": f"/fhir/ImagingStudy/{uid}"})
+        resource = await _json_body(request)
+    except _Refused as refused:
+        return refused.response
+    return await run_in_threadpool(_create_imaging_study, ctx, resource, principal.agent)
+
+
+def _create_imaging_study(ctx: AppContext, resource: Any, agent: Agent) -> Response:
+    """The write of ``POST /fhir/ImagingStudy`` in its unit of work; answered after the commit (a worker thread's)."""
+    try:
+        with unit_of_work(ctx.sessions, write=True) as session:
+            outcome = apply_imaging_study(session, ctx.trusts, resource, agent=agent)
+            if not outcome.accepted:
+                code = outcome.error_code or "fhir"
+                if code == "not-found":
+                    raise _Refused(_outcome(422, "not-found", outcome.reason or "unknown reference"))
+                raise _Refused(_outcome(400, "invalid", outcome.reason or "invalid ImagingStudy"))
+            uid = str(outcome.detail["studyInstanceUid"])
+            created = bool(outcome.detail.get("created"))
+            regional_id = outcome.detail.get("regionalPatientId")
+            record(session, agent, action="C" if created else "U", event_type="rest",
+                   subtype="create" if created else "update",
+                   regional_patient_id=str(regional_id) if regional_id else None, entity=f"ImagingStudy/{uid}")
+            study = session.query(Study).filter(Study.study_instance_uid == uid).one()
+            body = to_fhir(study, regional_id_of(session, study), ctx.trusts)
+    except _Refused as refused:
+        return refused.response
+    return _fhir(body, 201 if created else 200, {"Location": f"/fhir/ImagingStudy/{uid}"})
 
 
 @router.get("/fhir/ImagingStudy/{study_id}", response_model=None)
@@ -122,33 +152,40 @@ def search_imaging_studies(request: Request, ctx: ContextDep, session: SessionDe
 # --- FHIR DiagnosticReport: a study's report ------------------------------------------------------------------------
 
 @router.post("/fhir/DiagnosticReport", response_model=None, status_code=status.HTTP_201_CREATED)
-async def create_diagnostic_report(request: Request, session: SessionDep, ctx: ContextDep,
+async def create_diagnostic_report(request: Request, ctx: ContextDep,
                                    principal: Principal = Depends(require("system/DiagnosticReport.c"))) -> Response:
     """Link a report to its study (201 when new, 200 when it replaced the version with the same identifier)."""
     try:
-        resource = json_input.loads(await request.body())
-    except json_input.JsonInputError as exc:
-        return _outcome(400, "structure", f"the body is not usable JSON: {exc}")
-    begin_write(session)
-    outcome = apply_diagnostic_report(session, ctx.trusts, resource, agent=principal.agent)
-    if not outcome.accepted:
-        session.rollback()
-        if outcome.error_code == "not-found":
-            return _outcome(422, "not-found", outcome.reason or "no study to link the report to")
-        return _outcome(400, "invalid", outcome.reason or "invalid DiagnosticReport")
-    report_id = str(outcome.detail["id"])
-    created = bool(outcome.detail.get("created"))
-    regional_id = outcome.detail.get("regionalPatientId")
-    record(session, principal.agent, action="C" if created else "U", event_type="rest",
-           subtype="create" if created else "update", regional_patient_id=str(regional_id) if regional_id else None,
-           entity=f"DiagnosticReport/{report_id}", detail={"study": outcome.detail.get("studyInstanceUid")})
-    session.commit()
-    report = session.get(StudyReport, int(report_id))
-    assert report is not None
-    study = session.get(Study, report.study_id)
-    assert study is not None
-    return _fhir(report_to_fhir(report, study, regional_id_of(session, study)), 201 if created else 200,
-                 {"Location": f"/fhir/DiagnosticReport/{report_id}"})
+        resource = await _json_body(request)
+    except _Refused as refused:
+        return refused.response
+    return await run_in_threadpool(_create_diagnostic_report, ctx, resource, principal.agent)
+
+
+def _create_diagnostic_report(ctx: AppContext, resource: Any, agent: Agent) -> Response:
+    """The write of ``POST /fhir/DiagnosticReport`` in its unit of work; answered after the commit."""
+    try:
+        with unit_of_work(ctx.sessions, write=True) as session:
+            outcome = apply_diagnostic_report(session, ctx.trusts, resource, agent=agent)
+            if not outcome.accepted:
+                if outcome.error_code == "not-found":
+                    raise _Refused(_outcome(422, "not-found", outcome.reason or "no study to link the report to"))
+                raise _Refused(_outcome(400, "invalid", outcome.reason or "invalid DiagnosticReport"))
+            report_id = str(outcome.detail["id"])
+            created = bool(outcome.detail.get("created"))
+            regional_id = outcome.detail.get("regionalPatientId")
+            record(session, agent, action="C" if created else "U", event_type="rest",
+                   subtype="create" if created else "update",
+                   regional_patient_id=str(regional_id) if regional_id else None,
+                   entity=f"DiagnosticReport/{report_id}", detail={"study": outcome.detail.get("studyInstanceUid")})
+            report = session.get(StudyReport, int(report_id))
+            assert report is not None
+            study = session.get(Study, report.study_id)
+            assert study is not None
+            body = report_to_fhir(report, study, regional_id_of(session, study))
+    except _Refused as refused:
+        return refused.response
+    return _fhir(body, 201 if created else 200, {"Location": f"/fhir/DiagnosticReport/{report_id}"})
 
 
 @router.get("/fhir/DiagnosticReport/{report_id}", response_model=None)

@@ -19,12 +19,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
-from api.deps import ContextDep, Principal, SessionDep, require
-from mpi import LinkOutcome, PatientIndex, RecordKey
-from mpi.review import QUEUE_ORDERS, link_history, review_item, review_queue
+from api.deps import ContextDep, Principal, SessionDep, WriteSessionDep, require
+from api.errors import http_error
+from mpi import QUEUE_ORDERS, LinkOutcome, PatientIndex, RecordKey, link_history, review_item, review_queue
 from priorscan.audit import record, record_patients_shown
-from priorscan.errors import IdentityError, NotFoundError, PriorscanError
+from priorscan.errors import PriorscanError
 
 MPI_REVIEW = "priorscan/mpi-review"
 
@@ -69,14 +70,6 @@ class ReviewListOut(BaseModel):
 class HistoryOut(BaseModel):
     regionalId: str
     events: list[dict[str, Any]]
-
-
-def _error(exc: PriorscanError) -> HTTPException:
-    if isinstance(exc, NotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=exc.message)
-    if isinstance(exc, IdentityError):
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=exc.message)
-    return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail="internal error")
 
 
 def _key(index: PatientIndex, identifier: IdentifierIn) -> RecordKey:
@@ -130,14 +123,14 @@ def get_review_item(item_id: ReviewItemId, session: SessionDep,
 
 
 @router.post("/review/{item_id}", response_model=OutcomeOut)
-def decide_review(item_id: ReviewItemId, body: DecisionIn, ctx: ContextDep, session: SessionDep,
+def decide_review(item_id: ReviewItemId, body: DecisionIn, ctx: ContextDep, session: WriteSessionDep,
                   principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """Settle a possible match; the decision sticks through later updates and relinks."""
     index = PatientIndex(session, ctx.trusts)
     try:
         outcome = index.resolve_review(item_id, body.decision, actor=_actor(principal))
     except PriorscanError as exc:
-        raise _error(exc) from exc
+        raise http_error(exc) from exc
     record(session, principal.agent, action="U", event_type="rest", subtype="mpi-review-decision",
            regional_patient_id=outcome.regional_id, entity=f"review/{item_id}",
            detail={"decision": body.decision})
@@ -145,7 +138,7 @@ def decide_review(item_id: ReviewItemId, body: DecisionIn, ctx: ContextDep, sess
     return _out(outcome)
 
 
-def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: SessionDep,
+def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: Session,
                     principal: Principal) -> dict[str, Any]:
     index = PatientIndex(session, ctx.trusts)
     try:
@@ -157,7 +150,7 @@ def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: Sess
         else:
             outcome = index.unlink(a, b, actor=_actor(principal), event="manual unlink")
     except PriorscanError as exc:
-        raise _error(exc) from exc
+        raise http_error(exc) from exc
     record(session, principal.agent, action="U", event_type="rest", subtype=f"mpi-{operation}",
            regional_patient_id=outcome.regional_id)
     session.commit()
@@ -165,28 +158,28 @@ def _pair_operation(operation: str, body: PairIn, ctx: ContextDep, session: Sess
 
 
 @router.post("/link", response_model=OutcomeOut)
-def link(body: PairIn, ctx: ContextDep, session: SessionDep,
+def link(body: PairIn, ctx: ContextDep, session: WriteSessionDep,
          principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """The two records are the same person: their regional patients become one."""
     return _pair_operation("link", body, ctx, session, principal)
 
 
 @router.post("/unlink", response_model=OutcomeOut)
-def unlink(body: PairIn, ctx: ContextDep, session: SessionDep,
+def unlink(body: PairIn, ctx: ContextDep, session: WriteSessionDep,
            principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """The two records are different people: ``b`` gets a regional patient of its own."""
     return _pair_operation("unlink", body, ctx, session, principal)
 
 
 @router.post("/unmerge", response_model=OutcomeOut)
-def unmerge(body: UnmergeIn, ctx: ContextDep, session: SessionDep,
+def unmerge(body: UnmergeIn, ctx: ContextDep, session: WriteSessionDep,
             principal: Principal = Depends(require(MPI_REVIEW))) -> dict[str, Any]:
     """Undo a merge: the retired record is active again, with a regional patient of its own."""
     index = PatientIndex(session, ctx.trusts)
     try:
         outcome = index.unmerge(_key(index, body.survivor), _key(index, body.retired), actor=_actor(principal))
     except PriorscanError as exc:
-        raise _error(exc) from exc
+        raise http_error(exc) from exc
     record(session, principal.agent, action="U", event_type="rest", subtype="mpi-unmerge",
            regional_patient_id=outcome.regional_id)
     session.commit()

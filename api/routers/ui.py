@@ -100,7 +100,7 @@ DEFAULT_OVERRIDE_REASONS = (
 def override_reasons(rules_file: Path | None) -> tuple[OverrideReasonInfo, ...]:
     """The override reasons of the duplicate rule table (the clinical leads' list), or the defaults."""
     try:
-        from dedupe.rules import load_rules
+        from dedupe import load_rules
 
         rule_set = load_rules(rules_file)
         return tuple(OverrideReasonInfo(system=r.system, code=r.code, display=r.display,

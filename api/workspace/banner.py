@@ -18,7 +18,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mpi.tables import RegionalPatient, SourceRecord
+from mpi import RegionalPatient, SourceRecord
 from priorscan.trusts import TrustRegistry
 
 _SEX = {"female": "Female", "male": "Male", "other": "Other", "unknown": "Unknown"}

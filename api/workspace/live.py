@@ -28,8 +28,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.scopes import ALERTS
-from dedupe.tables import Alert
-from imaging.tables import ImagingOrder
+from dedupe import Alert
+from imaging import ImagingOrder
 
 #: How often an open stream reads the database.
 POLL_SECONDS = 1.0

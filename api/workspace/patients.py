@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 
 from api.workspace.banner import PatientBanner, age_on, read_patient
 from api.workspace.clock import local_date_of
-from dedupe.tables import Alert
-from imaging import compare_with_drl, drl_category, national_drls, patient_timeline
-from imaging.tables import ImagingOrder
-from mpi.tables import SourceRecord
+from dedupe import Alert
+from imaging import ImagingOrder, compare_with_drl, drl_category, national_drls, patient_timeline
+from mpi import SourceRecord
 from priorscan.trusts import TrustRegistry
 
 #: The rolling windows of cumulative effective dose, in days before the "as of" date (inclusive of that day).

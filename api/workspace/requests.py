@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 
 from api.workspace.banner import PatientBanner, read_patient
 from api.workspace.worklist import WorklistItem, alert_item, order_item
-from dedupe import history
-from dedupe.tables import Alert
-from imaging.tables import ImagingOrder, Study
-from mpi.tables import SourceRecord
+from dedupe import Alert, history
+from imaging import ImagingOrder, Study
+from mpi import SourceRecord
 from priorscan.errors import NotFoundError
 from priorscan.trusts import TrustRegistry
 

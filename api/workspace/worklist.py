@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session
 
 from api.workspace.banner import display_name, format_nhs_number
 from api.workspace.clock import day_bounds, local_date_of
-from dedupe.tables import Alert
-from imaging.tables import ImagingOrder
-from mpi.tables import RegionalPatient, SourceRecord
+from dedupe import Alert
+from imaging import ImagingOrder
+from mpi import RegionalPatient, SourceRecord
 
 VERDICTS = ("warning", "info", "clear")
 STATUSES = ("open", "acknowledged", "overridden", "cancelled", "active", "completed")

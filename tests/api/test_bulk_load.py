@@ -235,7 +235,7 @@ def test_a_load_killed_mid_way_resumes_without_losing_or_doubling(region: Path, 
                 os.kill(process.pid, signal.SIGKILL)
                 killed = True
                 break
-            time.sleep(0.05)
+            time.sleep(0.005)  # the identity stage of this small region lasts about 0.1 s: look often
     finally:
         engine.dispose()
         process.wait(timeout=60)

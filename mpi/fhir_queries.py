@@ -1,9 +1,12 @@
-"""Reading the index as FHIR: Patient read, PDQm search, ``Patient/$match`` and PIXm ``Patient/$ihe-pix``.
+"""The index's read side as FHIR: Patient read, PDQm search, ``Patient/$match`` and PIXm ``Patient/$ihe-pix``.
+
+The Patient queries belong with the index they read (their wire format is :mod:`mpi.fhir_patient`); the HTTP routes
+in ``api`` only parse, call these through the ``mpi`` front, and shape the answer.
 
 Searches and matches answer with *regional* Patients (one per person, every linked identifier); a read answers with
 the Patient asked for (regional or source record). Every access is audited, one row per regional patient touched.
 Errors are :class:`~priorscan.errors.FHIRError` / :class:`~priorscan.errors.NotFoundError` codes that
-:func:`api.fhir_service.http_status` turns into statuses.
+the HTTP edge turns into statuses (one mapping, in ``api``).
 """
 
 from __future__ import annotations
