@@ -7,7 +7,7 @@ import regionsynth
 
 def test_exported_names_exist() -> None:
     assert sorted(regionsynth.__all__) == ["ErrorRates", "RegionRequest", "SynthSettings", "TrustFeedProfile",
-                                           "Volumes", "generate_region"]
+                                           "Volumes", "generate_region", "run_synth"]
     for name in regionsynth.__all__:
         assert getattr(regionsynth, name) is not None
 
