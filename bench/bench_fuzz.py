@@ -20,7 +20,6 @@ Prints one line per part and a JSON summary; exit status 1 when any 5xx, crash o
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import secrets
 import sys
@@ -34,13 +33,7 @@ from typing import Any
 
 import httpx
 
-FHIR_FIELDS = {
-    "Patient": ["identifier", "name", "birthDate", "gender", "address", "telecom", "extension", "link", "active", "id"],
-    "ImagingStudy": ["identifier", "subject", "started", "modality", "series", "procedureCode", "status", "id"],
-    "ServiceRequest": ["identifier", "subject", "code", "status", "intent", "requester", "reasonCode", "bodySite"],
-}
-FHIR_ENDPOINTS = {"Patient": ["/fhir/Patient", "/fhir/Patient/$match"], "ImagingStudy": ["/fhir/ImagingStudy"],
-                  "ServiceRequest": ["/fhir/ServiceRequest"]}
+from bench.hostile import FHIR_ENDPOINTS, corrupt_dicom, dicom_bytes, hostile_resources
 
 
 class Server:
@@ -195,27 +188,12 @@ def _fuzz_operation(server: Server, tally: Tally, headers: dict[str, str], opera
 
 def run_hostile_fhir(server: Server, token: str, count: int) -> Tally:
     from hypothesis import HealthCheck, given, settings
-    from hypothesis import strategies as st
 
     tally = Tally("fhir")
-    values = st.recursive(
-        st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-        | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-        max_leaves=20)
-
-    @st.composite
-    def resources(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
-        kind = draw(st.sampled_from(sorted(FHIR_FIELDS)))
-        body: dict[str, Any] = {"resourceType": kind}
-        for field in draw(st.lists(st.sampled_from(FHIR_FIELDS[kind]), max_size=5, unique=True)):
-            body[field] = draw(values)
-        return kind, body
-
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
     with httpx.Client(timeout=30) as client:
         @settings(max_examples=count, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        @given(resources())
+        @given(hostile_resources())
         def one(drawn: tuple[str, dict[str, Any]]) -> None:
             kind, body = drawn
             bundle = {"resourceType": "Bundle", "type": "transaction",
@@ -229,48 +207,16 @@ def run_hostile_fhir(server: Server, token: str, count: int) -> Tally:
     return tally
 
 
-def _dicom_bytes() -> bytes:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientID, ds.IssuerOfPatientID, ds.Modality, ds.StudyDate = "AB100001", "RTK", "CT", "20250101"
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
 def run_corrupt_dicom(server: Server, token: str, count: int) -> Tally:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
     tally = Tally("dicom")
-    valid = _dicom_bytes()
-
-    @st.composite
-    def corrupt(draw: st.DrawFn) -> bytes:
-        data = bytearray(valid)
-        how = draw(st.sampled_from(["truncate", "flip", "splice", "garbage"]))
-        if how == "truncate":
-            return bytes(data[:draw(st.integers(0, len(data)))])
-        if how == "garbage":
-            return draw(st.binary(max_size=2048))
-        if how == "splice":
-            at = draw(st.integers(128, len(data)))
-            return bytes(data[:at] + draw(st.binary(min_size=1, max_size=64)) + data[at:])
-        for _ in range(draw(st.integers(1, 16))):
-            data[draw(st.integers(128, len(data) - 1))] = draw(st.integers(0, 255))
-        return bytes(data)
+    valid = dicom_bytes("AB100001")
 
     with httpx.Client(timeout=30) as client:
         @settings(max_examples=count, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        @given(st.lists(corrupt(), min_size=1, max_size=3))
+        @given(st.lists(corrupt_dicom(valid), min_size=1, max_size=3))
         def one(parts: list[bytes]) -> None:
             boundary = uuid.uuid4().hex
             body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + p + b"\r\n"

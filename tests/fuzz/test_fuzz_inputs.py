@@ -3,7 +3,6 @@ The answer is never a 5xx (bounded for CI; ``python -m bench fuzz`` runs more ex
 
 from __future__ import annotations
 
-import io
 import uuid
 from typing import Any
 
@@ -11,38 +10,11 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.hostile import FHIR_ENDPOINTS, corrupt_dicom, dicom_bytes, hostile_resources
+
 EXAMPLES = 25
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
-
-#: Any JSON value: text with control characters, huge and odd numbers, nesting a few levels deep.
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-    max_leaves=20)
-
-FIELDS = {
-    "Patient": ["identifier", "name", "birthDate", "gender", "address", "telecom", "extension", "link", "active",
-                "deceasedBoolean", "meta", "id"],
-    "ImagingStudy": ["identifier", "subject", "started", "modality", "series", "procedureCode", "status", "id",
-                     "numberOfInstances", "location"],
-    "ServiceRequest": ["identifier", "subject", "code", "status", "intent", "requester", "reasonCode", "bodySite",
-                       "priority", "authoredOn", "extension"],
-}
-ENDPOINTS = {"Patient": ["/fhir/Patient", "/fhir/Patient/$match"], "ImagingStudy": ["/fhir/ImagingStudy"],
-             "ServiceRequest": ["/fhir/ServiceRequest"]}
-
-
-@st.composite
-def hostile_resources(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
-    kind = draw(st.sampled_from(sorted(FIELDS)))
-    chosen = draw(st.lists(st.sampled_from(FIELDS[kind]), max_size=5, unique=True))
-    resource: dict[str, Any] = {"resourceType": kind}
-    for field in chosen:
-        resource[field] = draw(json_values)
-    return kind, resource
-
 
 def _post(server, path: str, body: Any, token: str) -> httpx.Response:  # type: ignore[no-untyped-def]
     return httpx.post(server.base_url + path, json=body, timeout=30,
@@ -60,49 +32,16 @@ def test_hostile_fhir_json_is_never_a_server_error(module_server, resource: tupl
                   "entry": [{"resource": body, "request": {"method": "POST", "url": kind}}]}
         answer = _post(module_server, "/fhir", bundle, token)
         assert answer.status_code < 500, (answer.status_code, answer.text[:300])
-    for path in ENDPOINTS[kind]:
+    for path in FHIR_ENDPOINTS[kind]:
         answer = _post(module_server, path, body, token)
         assert answer.status_code < 500, (path, answer.status_code, answer.text[:300])
 
 
-def _dicom_bytes() -> bytes:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientID, ds.IssuerOfPatientID, ds.Modality, ds.StudyDate = "AB123456", "RTK", "CT", "20250101"
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
-VALID_DICOM = _dicom_bytes()
-
-
-@st.composite
-def corrupt_dicom(draw: st.DrawFn) -> bytes:
-    data = bytearray(VALID_DICOM)
-    how = draw(st.sampled_from(["truncate", "flip", "splice", "garbage"]))
-    if how == "truncate":
-        return bytes(data[:draw(st.integers(0, len(data)))])
-    if how == "garbage":
-        return draw(st.binary(max_size=2048))
-    if how == "splice":
-        at = draw(st.integers(128, len(data)))
-        return bytes(data[:at] + draw(st.binary(min_size=1, max_size=64)) + data[at:])
-    for _ in range(draw(st.integers(1, 16))):
-        data[draw(st.integers(128, len(data) - 1))] = draw(st.integers(0, 255))
-    return bytes(data)
+VALID_DICOM = dicom_bytes("AB123456")
 
 
 @FUZZ
-@given(st.lists(corrupt_dicom(), min_size=1, max_size=3))
+@given(st.lists(corrupt_dicom(VALID_DICOM), min_size=1, max_size=3))
 def test_corrupt_dicom_to_stow_rs_is_never_a_server_error(module_server, parts: list[bytes]) -> None:  # type: ignore[no-untyped-def]
     boundary = uuid.uuid4().hex
     body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part + b"\r\n"
