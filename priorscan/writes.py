@@ -107,7 +107,7 @@ def insert_rows(session: Session, model: type, rows: Sequence[Mapping[str, Any]]
     if not rows:
         return 0
     table: Table = model.__table__  # type: ignore[attr-defined]
-    filled = [_with_defaults(table, values) for values in rows]
+    filled = [with_defaults(table, values) for values in rows]
     session.connection().execute(_insert(table, tuple(sorted(filled[0]))), filled)
     return len(filled)
 
