@@ -149,8 +149,8 @@ def _normalised(codes: tuple[ProcedureCode, ...], text: str | None, modality: st
     if found.modality is None and modality:
         found = replace(found, modality=normalise_modality(modality))
     side = normalise_laterality(laterality) if laterality else None
-    if side is not None:
-        found = replace(found, laterality=side)
+    if side is not None:  # one side stated for the whole request
+        found = replace(found, laterality=side, sides=())
     return found
 
 
@@ -277,7 +277,8 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
     normalised = normalise_request(query)
     code = normalised.code or (query.codes[0] if query.codes else None)
     procedure = Procedure(normalised.modality, normalised.body_region, normalised.laterality,
-                          code.system if code else None, code.code if code else None, normalised.regions)
+                          code.system if code else None, code.code if code else None, normalised.regions,
+                          normalised.sides)
     requested_at = query.requested_at or now or datetime.now(UTC)
     request_date = query.request_date or local_date(requested_at, rules.timezone)
     circumstances = read_circumstances(rules, priority=query.priority, reason=query.reason)
