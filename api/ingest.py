@@ -408,7 +408,7 @@ def run_ingest(args: argparse.Namespace, ctx: CliContext) -> int:
     context = AppContext.open(ctx.settings)
     try:
         progress = not args.no_progress and sys.stderr.isatty()
-        report = load_paths(context, args.paths, bulk=bulk, progress=progress)
+        report = load_paths(context, args.paths, bulk=bulk, handlers=DEFAULT_HANDLERS, progress=progress)
     finally:
         context.engine.dispose()
     print(report.render())
