@@ -23,6 +23,7 @@ from mpi.index_store import match_source
 from mpi.link_on_write import _column_values
 from mpi.normalise import to_match_record
 from priorscan.audit import Agent, audit_row
+from priorscan.bulk_rows import JsonText
 from priorscan.errors import PriorscanError
 from priorscan.hl7v2 import acknowledgements, parse_message
 from priorscan.trusts import TrustRegistry
@@ -30,12 +31,6 @@ from priorscan.trusts import TrustRegistry
 #: HL7 events that create a record (as :data:`api.hl7_service.CREATE_EVENTS`): audited as C, the others as U.
 CREATE_EVENTS = frozenset({"A01", "A04", "A05", "A28"})
 UPSERT = "upsert"
-
-
-class JsonText(str):
-    """A JSON column's value serialised already (in a worker process, off the writer's core)."""
-
-    __slots__ = ()
 
 
 @dataclass
