@@ -101,14 +101,15 @@ def insert_row(session: Session, model: type, values: Mapping[str, Any]) -> None
     session.connection().execute(_insert(table, tuple(sorted(row))), row)
 
 
-def insert_rows(session: Session, model: type, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Insert ``rows`` of ``model`` (each with the same columns) as one multi-row execution on the session's
-    connection, as :func:`insert_row` does one; returns how many."""
-    if not rows:
-        return 0
+def insert_many(session: Session, model: type, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert ``rows`` of ``model`` (each with the same columns) now, with their Python-side defaults, as
+    :func:`insert_row` does one: by :func:`priorscan.bulk_rows.insert_rows` (multi-row INSERT, COPY on PostgreSQL)
+    on the session's connection; returns how many."""
+    from priorscan.bulk_rows import insert_rows
+
     table: Table = model.__table__  # type: ignore[attr-defined]
     filled = [with_defaults(table, values) for values in rows]
-    session.connection().execute(_insert(table, tuple(sorted(filled[0]))), filled)
+    insert_rows(session.connection(), table, filled)
     return len(filled)
 
 
