@@ -8,7 +8,7 @@ from datetime import date
 from mpi_factories import TRUST_A, TRUST_B, demographics
 from starlette.requests import Request
 
-from api.http.routers.fhir import search_handling
+from api.http.routers.patient import search_handling
 from mpi import PatientIndex, RecordKey, unsupported_parameters
 from mpi.link_on_write import _column_values, person_lock_keys
 from mpi.nhs_number import counts_as_nhs_number, is_test_range

@@ -1,13 +1,6 @@
-"""The duplicate check over HTTP: ``POST /api/v1/duplicate-check`` (DESIGN.md section 6) and FHIR
-``POST /fhir/ServiceRequest``, which runs the same check on the resource it stores.
-
-Both need the ``priorscan/duplicate-check`` scope. The FHIR create answers 201 with the ServiceRequest as stored;
-the check's outcome travels with it three ways, so any client can read it:
-
-- a ``contained`` OperationOutcome (``id`` ``duplicate-check``) whose issues name the verdict and each prior shown,
-- an extension ``https://priorscan.nhs.uk/fhir/StructureDefinition/duplicate-check`` on the resource with
-  ``verdict``, ``identity``, ``alertId`` and ``rulesVersion``,
-- response headers ``X-Priorscan-Verdict`` and ``X-Priorscan-Alert-Id``.
+"""The duplicate check over HTTP: ``POST /api/v1/duplicate-check`` (DESIGN.md section 6), scope
+``priorscan/duplicate-check``. FHIR ``POST /fhir/ServiceRequest``, which runs the same check on the resource it
+stores, is :mod:`api.http.routers.service_request`.
 
 Order entry calls ``/api/v1/duplicate-check`` for every imaging request, so its route is ``async`` and makes one hop
 to a worker thread for all of its blocking work (session, check, commit), its dependencies run on the event loop
@@ -17,11 +10,10 @@ validate the outcome against ``response_model`` again: the model documents the a
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
@@ -37,7 +29,6 @@ from dedupe import (
     ProcedureQuery,
     RequestReason,
     active_rules,
-    apply_service_request_resource,
     run_check,
 )
 from priorscan import json_input
@@ -215,23 +206,3 @@ async def duplicate_check(body: DuplicateCheckIn, ctx: ContextDep,
     """Comparable recent priors for one imaging request, from every trust, with the alert they raise."""
     request = check_request(ctx, body, principal.trust_ods)
     return json_response(await run_in_threadpool(checked, ctx, request, principal.agent))
-
-
-# --- FHIR ServiceRequest ------------------------------------------------------------------------------------------
-
-@router.post("/fhir/ServiceRequest", status_code=status.HTTP_201_CREATED, response_model=None)
-def create_service_request(ctx: ContextDep, resource: dict[str, Any] = Body(...),
-                           principal: Principal = Depends(require(DUPLICATE_CHECK))) -> Response:
-    """Store a ServiceRequest as an outstanding order and run the duplicate check on it."""
-    try:
-        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
-            stored, outcome = apply_service_request_resource(session, ctx.trusts,
-                                                             active_rules(ctx.settings.rules_file), resource,
-                                                             agent=principal.agent, acting_trust=principal.trust_ods)
-    except PriorscanError as exc:
-        raise http_error(exc) from exc
-    headers = {"X-Priorscan-Verdict": outcome.verdict if outcome else "not-checked"}
-    if outcome is not None and outcome.alert_id:
-        headers["X-Priorscan-Alert-Id"] = outcome.alert_id
-    return Response(json.dumps(stored), status_code=status.HTTP_201_CREATED, headers=headers,
-                    media_type="application/fhir+json")

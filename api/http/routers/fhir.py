@@ -1,38 +1,36 @@
-"""FHIR R4 under ``/fhir``: metadata, SMART configuration, Patient (create, read, update, search), PDQm, ``$match``,
-PIXm ``$ihe-pix``, and batch and transaction Bundles at ``POST /fhir``.
+"""FHIR R4 under ``/fhir``, what every resource shares: metadata, SMART configuration, batch and transaction Bundles
+at ``POST /fhir``, the FHIR answer and body, and every error under ``/fhir`` as an OperationOutcome.
 
-Routes parse, check scopes, call :mod:`api.feeds.fhir_service` or mpi's read side and shape the answer as
-``application/fhir+json``. :func:`install` makes every error under ``/fhir`` an OperationOutcome (401 and 403 from
-authentication, request validation, errors of the services, routes that do not exist); other paths keep the app's
-handlers. ImagingStudy and ServiceRequest routes live with the imaging and dedupe routers.
+Each resource has its router module: Patient with PDQm, ``$match`` and PIXm (:mod:`api.http.routers.patient`),
+ImagingStudy (:mod:`api.http.routers.imaging_study`), DiagnosticReport (:mod:`api.http.routers.diagnostic_report`),
+ServiceRequest (:mod:`api.http.routers.service_request`). :func:`install` makes every error under ``/fhir`` an
+OperationOutcome (401 and 403 from authentication, request validation, errors of the services, routes that do not
+exist); other paths keep the app's handlers.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth.scopes import PRIORSCAN_SCOPES
-from api.feeds.fhir_service import bundle_scopes, process_bundle, run_unit, write_patient
-from api.http.deps import Principal, PrincipalDep, get_context, public_base, require
+from api.feeds.fhir_service import bundle_scopes, process_bundle
+from api.http.deps import PrincipalDep, get_context, public_base
 from api.http.errors import http_status
-from mpi import match_patients, pix_query, read_patient_resource, search_patients
 from mpi import operation_outcome as outcome
 from priorscan import json_input
 from priorscan.errors import FHIRError, PriorscanError
 from priorscan.outcome import ItemOutcome
-from priorscan.unit_of_work import unit_of_work
 
 FHIR_JSON = "application/fhir+json"
 FHIR_PREFIX = "/fhir"
@@ -49,8 +47,8 @@ class FhirResponse(JSONResponse):
 
 router = APIRouter(tags=["fhir"], default_response_class=FhirResponse)
 
-_RESOURCE = {"description": "a FHIR resource", "content": {FHIR_JSON: {}}}
-_ERRORS: dict[int | str, dict[str, Any]] = {
+RESOURCE_DOC = {"description": "a FHIR resource", "content": {FHIR_JSON: {}}}
+ERROR_DOCS: dict[int | str, dict[str, Any]] = {
     code: {"description": "OperationOutcome", "content": {FHIR_JSON: {}}} for code in (400, 401, 403, 404, 422)}
 
 
@@ -73,18 +71,18 @@ async def fhir_body(request: Request) -> dict[str, Any]:
 
 
 BodyDep = Annotated[dict[str, Any], Depends(fhir_body)]
-_BODY = {"requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}}
+BODY_DOC = {"requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}}
 
 
-def _failure(result: ItemOutcome) -> FhirResponse:
+def failure(result: ItemOutcome) -> FhirResponse:
     code_status, issue = http_status(result.error_code)
     line = str(result.detail.get("status") or code_status)
     return FhirResponse(outcome("error", issue, result.reason or "rejected"), status_code=int(line.split()[0]))
 
 
-def _written(result: ItemOutcome, base: str) -> FhirResponse:
+def written(result: ItemOutcome, base: str) -> FhirResponse:
     if not result.accepted:
-        return _failure(result)
+        return failure(result)
     resource: dict[str, Any] = result.detail["resource"]  # type: ignore[assignment]
     headers = {"Location": f"{base}/{result.detail['location']}", "ETag": f'W/"{result.detail["version"]}"'}
     updated = resource.get("meta", {}).get("lastUpdated")
@@ -94,9 +92,36 @@ def _written(result: ItemOutcome, base: str) -> FhirResponse:
     return FhirResponse(resource, status_code=int(str(result.detail["status"]).split()[0]), headers=headers)
 
 
+# --- answers built by hand (ImagingStudy, DiagnosticReport) ---------------------------------------------------
+
+def issue_answer(status_code: int, code: str, text: str) -> Response:
+    body = {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+    return Response(json.dumps(body), status_code=status_code, media_type=FHIR_JSON)
+
+
+def fhir_answer(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, default=str), status_code=status_code, media_type=FHIR_JSON, headers=headers)
+
+
+class Refused(Exception):
+    """A write the adapter refused: its unit of work is rolled back and ``response`` is the answer."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("refused")
+        self.response = response
+
+
+async def json_body(request: Request) -> Any:
+    try:
+        return json_input.loads(await request.body())
+    except json_input.JsonInputError as exc:
+        raise Refused(issue_answer(400, "structure", f"the body is not usable JSON: {exc}")) from None
+
+
 # --- metadata ---------------------------------------------------------------------------------------------------
 
-@router.get("/fhir/metadata", responses={200: _RESOURCE})
+@router.get("/fhir/metadata", responses={200: RESOURCE_DOC})
 def metadata(request: Request) -> FhirResponse:
     """The CapabilityStatement (no authentication)."""
     return FhirResponse(capability_statement(fhir_base(request)))
@@ -119,129 +144,9 @@ def smart_configuration(request: Request) -> JSONResponse:
     })
 
 
-# --- Patient ----------------------------------------------------------------------------------------------------
-# Routes are async and do their database work in one worker thread (one hop instead of one per dependency).
-
-async def _reading(request: Request, work: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``work`` (a read, a search, $match, $ihe-pix) in a worker thread; commit the audit rows it added.
-
-    On PostgreSQL that commit does not wait for the WAL flush (``synchronous_commit = off`` for this transaction
-    only): a crash may lose the audit rows of the last fraction of a second of reads, never a change to patient
-    data, and a read no longer pays a disk flush (about 7 ms here; see BENCHMARKS.md, Feeds).
-    """
-    reading = unit_of_work(get_context(request).sessions, durable=False)
-    return await run_in_threadpool(reading.run, work)
-
-
-@router.post("/fhir/Patient", status_code=201, openapi_extra=_BODY, responses={201: _RESOURCE, **_ERRORS})
-async def create_patient(request: Request, body: BodyDep,
-                         principal: Annotated[Principal, Depends(require("system/Patient.c"))]) -> FhirResponse:
-    """Create the source record a Patient describes; 409 (``duplicate``) when its identifier names a record that
-    exists already: a create never changes a record (that is an update, PUT, with ``system/Patient.u``)."""
-    if body.get("resourceType") != "Patient":
-        raise FHIRError("POST /fhir/Patient expects a Patient", code="fhir.invalid")
-    ctx = get_context(request)
-    result = await run_in_threadpool(run_unit, ctx, "Patient", lambda s: write_patient(
-        s, ctx.trusts, body, agent=principal.agent, mode="create"))
-    return _written(result, fhir_base(request))
-
-
-@router.get("/fhir/Patient/$ihe-pix", responses={200: _RESOURCE, **_ERRORS})
-async def ihe_pix(request: Request,
-                  principal: Annotated[Principal, Depends(require("system/Patient.rs"))]) -> FhirResponse:
-    """PIXm (ITI-83): ``sourceIdentifier=system|value`` and optional ``targetSystem`` (repeated or comma separated)."""
-    sources = request.query_params.getlist("sourceIdentifier")
-    if len(sources) != 1:
-        raise FHIRError("exactly one sourceIdentifier=system|value is required", code="fhir.invalid")
-    targets = [t for value in request.query_params.getlist("targetSystem") for t in value.split(",") if t.strip()]
-    trusts = get_context(request).trusts
-    return FhirResponse(await _reading(request, lambda s: pix_query(s, trusts, sources[0], targets,
-                                                                    agent=principal.agent)))
-
-
-@router.post("/fhir/Patient/$match", openapi_extra=_BODY, responses={200: _RESOURCE, **_ERRORS})
-async def match(request: Request, body: BodyDep,
-                principal: Annotated[Principal, Depends(require("system/Patient.rs"))]) -> FhirResponse:
-    """``$match``: a Parameters with ``resource`` (a Patient), ``onlyCertainMatches`` and ``count``."""
-    trusts, base = get_context(request).trusts, fhir_base(request)
-    return FhirResponse(await _reading(request, lambda s: match_patients(s, trusts, body, agent=principal.agent,
-                                                                         base=base)))
-
-
-@router.get("/fhir/Patient", responses={200: _RESOURCE, **_ERRORS})
-async def search(request: Request,
-                 principal: Annotated[Principal, Depends(require("system/Patient.s"))]) -> FhirResponse:
-    """PDQm (ITI-78) search: _id, active, identifier, family, given, name, birthdate, gender, telecom, address,
-    address-city, address-state, address-postalcode, _count, _offset; others refused (400) unless ``Prefer:
-    handling=lenient``."""
-    return await _search(request, principal, list(request.query_params.multi_items()))
-
-
-@router.post("/fhir/Patient/_search", responses={200: _RESOURCE, **_ERRORS},
-             openapi_extra={"requestBody": {"content": {"application/x-www-form-urlencoded": {}}}})
-async def search_by_post(request: Request,
-                         principal: Annotated[Principal, Depends(require("system/Patient.s"))]) -> FhirResponse:
-    """PDQm search with the parameters in a form body (so that identifiers stay out of URLs and logs)."""
-    params = list(request.query_params.multi_items())
-    params += parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=False)
-    return await _search(request, principal, params)
-
-
-def search_handling(request: Request) -> str:
-    """FHIR search handling asked for with ``Prefer: handling=strict|lenient``; strict when not asked (an unserved
-    parameter is refused rather than silently widening the search to everyone)."""
-    for header in request.headers.getlist("prefer"):
-        for part in header.split(";") + header.split(","):
-            key, _, value = part.strip().partition("=")
-            if key.strip().lower() == "handling" and value.strip().strip('"').lower() in ("strict", "lenient"):
-                return value.strip().strip('"').lower()
-    return "strict"
-
-
-async def _search(request: Request, principal: Principal, params: list[tuple[str, str]]) -> FhirResponse:
-    trusts, base = get_context(request).trusts, fhir_base(request)
-    lenient = search_handling(request) == "lenient"
-    return FhirResponse(await _reading(request, lambda s: search_patients(s, trusts, params, agent=principal.agent,
-                                                                          base=base, lenient=lenient)))
-
-
-@router.get("/fhir/Patient/{resource_id}", responses={200: _RESOURCE, **_ERRORS})
-async def read(resource_id: str, request: Request,
-               principal: Annotated[Principal, Depends(require("system/Patient.r"))]) -> FhirResponse:
-    """A regional Patient (``RP…``: every linked identifier) or a source record."""
-    trusts = get_context(request).trusts
-    resource = await _reading(request, lambda s: read_patient_resource(s, trusts, resource_id, agent=principal.agent))
-    version = resource.get("meta", {}).get("versionId")
-    return FhirResponse(resource, headers={"ETag": f'W/"{version}"'} if version else None)
-
-
-@router.get("/fhir/Patient/{resource_id}/_history/{version_id}", responses={200: _RESOURCE, **_ERRORS})
-async def vread(resource_id: str, version_id: str, request: Request,
-                principal: Annotated[Principal, Depends(require("system/Patient.r"))]) -> FhirResponse:
-    """The current version of a source record Patient (earlier versions are kept as history, not served)."""
-    trusts = get_context(request).trusts
-    resource = await _reading(request, lambda s: read_patient_resource(s, trusts, resource_id, agent=principal.agent))
-    current = resource.get("meta", {}).get("versionId")
-    if current != version_id:
-        return FhirResponse(outcome("error", "not-found", "only the current version can be read"), status_code=404)
-    return FhirResponse(resource, headers={"ETag": f'W/"{current}"'})
-
-
-@router.put("/fhir/Patient/{resource_id}", openapi_extra=_BODY, responses={200: _RESOURCE, 201: _RESOURCE, **_ERRORS})
-async def update_patient(resource_id: str, request: Request, body: BodyDep,
-                         principal: Annotated[Principal, Depends(require("system/Patient.u"))]) -> FhirResponse:
-    """Replace a source record's demographics (an unknown id creates it: update as create)."""
-    if body.get("resourceType") != "Patient":
-        raise FHIRError("PUT /fhir/Patient/{id} expects a Patient", code="fhir.invalid")
-    ctx = get_context(request)
-    result = await run_in_threadpool(run_unit, ctx, "Patient", lambda s: write_patient(
-        s, ctx.trusts, body, agent=principal.agent, mode="update", resource_id=resource_id))
-    return _written(result, fhir_base(request))
-
-
 # --- Bundles ----------------------------------------------------------------------------------------------------
 
-@router.post("/fhir", openapi_extra=_BODY, responses={200: _RESOURCE, **_ERRORS})
+@router.post("/fhir", openapi_extra=BODY_DOC, responses={200: RESOURCE_DOC, **ERROR_DOCS})
 async def post_bundle(request: Request, body: BodyDep, principal: PrincipalDep) -> FhirResponse:
     """A batch or transaction Bundle; the caller needs the create (or update) scope of every entry's type."""
     if body.get("resourceType") != "Bundle":
