@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from mpi import MATCH, NO_MATCH, PatientIndex, RecordKey
 from mpi.batch import relink
-from mpi.identity_operations import nhs_numbers_disagree
+from mpi.placement import nhs_numbers_disagree
 from mpi.tables import LinkEvent, RegionalPatient, SourceIdentifier
 from priorscan.errors import LinkConflictError
 
