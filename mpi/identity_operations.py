@@ -4,6 +4,8 @@ moves the record's studies with it (studies follow the source record's regional 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import bindparam, select
 
 from mpi.engine import MATCH, NO_MATCH
@@ -118,20 +120,86 @@ class IdentityOperations:
         return self.linker.outcome(keep)
 
     def unmerge(self, survivor: RecordKey, retired: RecordKey, *, actor: str) -> LinkOutcome:
-        """Undo a merge: the retired record is active again, with a regional patient of its own."""
+        """Undo a merge: the retired record is active again, and the person it named gets back what the merge took.
+
+        - The record returns to the regional patient the merge retired (its id, which trusts and orders may hold,
+          comes back into use), or to a new one when that patient is gone or was not retired by this merge.
+        - Every record the merge brought over from that patient goes back with it, unless a decision moved it since.
+        - Every record placed automatically since the merge beside the survivor, or sent to review against either
+          side, is placed again by link-on-write, so a record that joined through the retired record's details
+          follows them.
+        - The survivor and the record are not the same person from now on (a manual decision, sticky through
+          relinks).
+        """
         keep = self.store.require_record(survivor)
         gone = self.store.require_record(retired)
+        merged_at, restored = self._merge_undone(gone, keep.regional_patient_id)
         gone.active = True
         gone.merged_into_id = None
         self._record_decision(keep, gone, NO_MATCH, actor, "unmerge")
-        target = self.linker.new_patient().id
+        target = restored.id if restored is not None else self.linker.new_patient().id
+        brought = self._brought_by_merge(restored.id, keep.regional_patient_id, merged_at) \
+            if restored is not None and keep.regional_patient_id else []
         self.linker.move(gone, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason="unmerge",
                          manual=True)
+        for member in brought:
+            self.linker.move(member, target, state=member.link_state or MATCH, score=member.link_score,
+                             weights=member.link_weights, actor=actor, reason="unmerge", manual=member.link_manual)
         self.linker.refresh_blocking_keys(gone)
+        self.session.flush()
+        for record in self._placed_since(merged_at, keep, {gone.id, *(m.id for m in brought)}):
+            self.linker.link_on_write(record, actor=actor, reason="unmerge: placed again")
         if keep.regional_patient_id:
             self.golden.refresh(keep.regional_patient_id)
         self.golden.refresh(target)
         return self.linker.outcome(gone)
+
+    def _merge_undone(self, gone: SourceRecord, survivor_regional: str | None
+                      ) -> tuple[datetime | None, RegionalPatient | None]:
+        """When ``gone`` was merged into ``survivor_regional``, and the patient it left if that merge retired it
+        into the survivor's (and nothing revived it since)."""
+        event = self.session.scalars(select(LinkEvent).where(
+            LinkEvent.source_record_id == gone.id, LinkEvent.to_regional_id == survivor_regional,
+            LinkEvent.manual.is_(True), LinkEvent.reason.like("% merge")).order_by(LinkEvent.id.desc())).first()
+        if event is None or not event.from_regional_id:
+            return None, None
+        patient = self.session.get(RegionalPatient, event.from_regional_id)
+        if patient is None or patient.status != "retired" or patient.merged_into_id != survivor_regional:
+            return event.at, None
+        patient.status = "active"
+        patient.merged_into_id = None
+        return event.at, patient
+
+    def _brought_by_merge(self, old_regional: str, survivor_regional: str,
+                          merged_at: datetime | None) -> list[SourceRecord]:
+        """The records a merge moved from ``old_regional`` into ``survivor_regional`` that are still there and were
+        not moved since."""
+        moved = set(self.session.scalars(select(LinkEvent.source_record_id).where(
+            LinkEvent.from_regional_id == old_regional, LinkEvent.to_regional_id == survivor_regional,
+            LinkEvent.reason.like("% merge"), *([LinkEvent.at >= merged_at] if merged_at else []))))
+        brought = []
+        for member in self.store.records_of(survivor_regional):
+            last = self.session.scalars(select(LinkEvent).where(LinkEvent.source_record_id == member.id)
+                                        .order_by(LinkEvent.id.desc())).first()
+            if member.id in moved and last is not None and last.from_regional_id == old_regional:
+                brought.append(member)
+        return brought
+
+    def _placed_since(self, merged_at: datetime | None, keep: SourceRecord,
+                      moved: set[int]) -> list[SourceRecord]:
+        """Active records whose automatic placement since the merge may have rested on the merged patient: those
+        linked automatically to the survivor's patient, and those sent to review against a record of either side."""
+        if merged_at is None or not keep.regional_patient_id:
+            return []
+        sides = {keep.id, *moved, *self.store.source_record_ids_of(keep.regional_patient_id)}
+        linked = set(self.session.scalars(select(LinkEvent.source_record_id).where(
+            LinkEvent.to_regional_id == keep.regional_patient_id, LinkEvent.manual.is_(False),
+            LinkEvent.at >= merged_at)))
+        reviewed = set(self.session.scalars(select(ReviewItem.source_record_id).where(
+            ReviewItem.status == "open", ReviewItem.candidate_record_id.in_(sides))))
+        chosen = (linked | reviewed) - moved - {keep.id}
+        records = [self.session.get(SourceRecord, rid) for rid in sorted(chosen)]
+        return [r for r in records if r is not None and r.active and not r.link_manual]
 
     def link(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A24",
              by_person: bool = False) -> LinkOutcome:

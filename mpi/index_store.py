@@ -274,6 +274,10 @@ class IndexStore:
             query = query.where(SourceRecord.active.is_(True))
         return list(self.session.scalars(query.order_by(SourceRecord.id)))
 
+    def source_record_ids_of(self, regional_id: str) -> list[int]:
+        return list(self.session.scalars(select(SourceRecord.id).where(
+            SourceRecord.regional_patient_id == regional_id)))
+
     def manual_decisions(self, record_id: int) -> dict[int, str]:
         """The other record of each manual decision about ``record_id``, with the decision (match | no-match)."""
         rows = self.session.execute(_MANUAL_SQL, {"sid": record_id})

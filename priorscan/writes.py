@@ -100,6 +100,17 @@ def insert_row(session: Session, model: type, values: Mapping[str, Any]) -> None
     session.connection().execute(_insert(table, tuple(sorted(row))), row)
 
 
+def insert_rows(session: Session, model: type, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert ``rows`` of ``model`` (each with the same columns) as one multi-row execution on the session's
+    connection, as :func:`insert_row` does one; returns how many."""
+    if not rows:
+        return 0
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    filled = [_with_defaults(table, values) for values in rows]
+    session.connection().execute(_insert(table, tuple(sorted(filled[0]))), filled)
+    return len(filled)
+
+
 #: The process's writer turn (:func:`priorscan.unit_of_work.writer_turn`) under its former name, for the callers not yet
 #: moved to ``unit_of_work(..., write=True)``; new code uses the unit of work.
 one_writer = writer_turn
