@@ -9,7 +9,7 @@ The same files as ``priorscan ingest`` (formats told by content, :mod:`api.inges
    first appearance of a record that the store does not hold is written so; every other identity item (a later
    update of the same record, a merge, link or change of identifier, a FHIR Bundle, a message the reader refuses)
    is set aside in input order.
-2. **relink**: one batch relink of every source record (:func:`mpi.batch.relink`: the scorer, decisions and
+2. **relink**: one batch relink of every source record (:func:`mpi.relink`: the scorer, decisions and
    cluster integrity that link-on-write uses), with a freshly trained model unless ``--no-train``.
 3. **deferred**: the set-aside items, in input order, through the per-message path (link-on-write, the HL7 log's
    idempotency, refusals with dead letters), committed in groups with the cursor after each group.
@@ -331,7 +331,7 @@ class Backfill:
     # 2. relink ------------------------------------------------------------------------------------------------------
 
     def relink(self) -> None:
-        from mpi.batch import relink
+        from mpi import relink
 
         with self.context.sessions() as session:
             mark = cursor(session, self.key, "relink")

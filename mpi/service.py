@@ -8,7 +8,7 @@ from another), and hands each call to the part that answers it:
 - :class:`~mpi.index_store.IndexStore` (given the session): look-ups, manual decisions, blocking and scoring a probe
   against candidate patients; it writes nothing;
 - :class:`~mpi.store_writer.StoreWriter` (the session): every row of identity, behind one protocol with a SQLite and
-  a PostgreSQL strategy (:func:`~mpi.store_writer.store_writer` picks by dialect);
+  a PostgreSQL strategy (:func:`~mpi.store_writer.store_writer_for` picks by dialect);
 - :class:`~mpi.golden.GoldenRecords` (the session, the writer): the golden record of a regional patient;
 - :class:`~mpi.link_on_write.LinkOnWrite` (the store, golden records, the writer): ``upsert`` with link-on-write,
   each record placed by :func:`mpi.placement.place` (the linking rules, pure);
@@ -36,7 +36,7 @@ from mpi.index_store import IndexStore
 from mpi.link_on_write import LinkOnWrite, LinkOutcome
 from mpi.records import Demographics, RecordKey
 from mpi.resolution import MatchCandidate, Resolution, Resolver
-from mpi.store_writer import store_writer
+from mpi.store_writer import store_writer_for
 from mpi.tables import RegionalPatient, SourceRecord
 from priorscan.trusts import TrustRegistry
 
@@ -51,7 +51,7 @@ class PatientIndex:
     def __init__(self, session: Session, trusts: TrustRegistry, model: Model | None = None, *,
                  production: bool | None = None) -> None:
         self.store = IndexStore(session, trusts, model, production=production)
-        self.writer = store_writer(session)
+        self.writer = store_writer_for(session)
         self.golden = GoldenRecords(session, self.writer)
         self.linker = LinkOnWrite(self.store, self.golden, self.writer)
         self.operations = IdentityOperations(self.store, self.golden, self.linker)

@@ -351,7 +351,7 @@ class PostgresqlWriter:
         return _write_unlinked(self, records)
 
 
-def store_writer(session: Session) -> StoreWriter:
+def store_writer_for(session: Session) -> StoreWriter:
     """The writer for the session's database: :class:`PostgresqlWriter` on PostgreSQL, else :class:`SqliteWriter`."""
     if session.get_bind().dialect.name == "postgresql":
         return PostgresqlWriter(session)
@@ -359,4 +359,4 @@ def store_writer(session: Session) -> StoreWriter:
 
 
 __all__ = ["SQLITE_PARAMETERS", "PostgresqlWriter", "SqliteWriter", "StoreWriter", "expire_held_patient",
-           "person_lock_keys", "store_writer"]
+           "person_lock_keys", "store_writer_for"]
