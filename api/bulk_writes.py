@@ -1,6 +1,6 @@
-"""The bulk load's writes: many rows per statement through mpi's store writer (:func:`mpi.store_writer_for`:
-multi-row INSERT on SQLite, COPY on PostgreSQL), its cursors and the items it sets aside, each in the caller's
-transaction.
+"""The bulk load's writes: many rows per statement (multi-row INSERT on SQLite, COPY on PostgreSQL), the identity rows
+through mpi's store writer (:func:`mpi.store_writer_for`), its cursors and the items it sets aside, each in the
+caller's transaction.
 
 A batch of new source records, their versions, blocking keys, further identifiers, HL7 log and audit rows is written
 with the cursor that says how far the input is done, in one transaction: after a crash the load resumes at the cursor,
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from api.bulk_identity import BulkRecord
 from mpi import SourceRecord, store_writer_for, table_of
+from priorscan.bulk_rows import insert_rows, is_postgresql
 from priorscan.db import utcnow
 from priorscan.tables import AuditEvent, BulkCursor, BulkDeferred, HL7MessageLog
 
@@ -59,22 +60,22 @@ def write_records(session: Session, records: Sequence[BulkRecord]) -> list[int]:
     """Write new source records unlinked, with everything link-on-write writes beside a new record but its link
     (version, blocking keys, further identifiers: :meth:`mpi.StoreWriter.write_unlinked`), and the HL7 log row
     and the audit row. Their ids, in order."""
-    writer = store_writer_for(session)
-    ids = writer.write_unlinked([record.record for record in records])
+    ids = store_writer_for(session).write_unlinked([record.record for record in records])
     logs: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
     for record_id, record in zip(ids, records, strict=True):
         if record.log is not None:
             logs.append(record.log)
         audits.append({**record.audit, "entity": record.audit.get("entity") or f"Patient/src-{record_id}"})
-    writer.insert_rows(table_of(HL7MessageLog), logs)
-    writer.insert_rows(table_of(AuditEvent), audits)
+    connection = session.connection()
+    insert_rows(connection, table_of(HL7MessageLog), logs)
+    insert_rows(connection, table_of(AuditEvent), audits)
     return ids
 
 
 def defer(session: Session, load_key: str, items: Sequence[tuple[int, str, str, str]]) -> None:
     """Set items aside for the per-message path: ``(seq, content_type, source, raw)``."""
-    store_writer_for(session).insert_rows(table_of(BulkDeferred),
+    insert_rows(session.connection(), table_of(BulkDeferred),
                 [{"load_key": load_key, "seq": seq, "content_type": content_type, "source": source[:500],
                   "raw": raw} for seq, content_type, source, raw in items])
 
@@ -111,11 +112,12 @@ def forget(session: Session, load_key: str) -> None:
 def refresh_statistics(session: Session) -> None:
     """The planner's statistics for the tables a load filled (ANALYZE), so the first queries after it plan well."""
     tables = ("source_record", "blocking_key", "source_identifier", "regional_patient", "study", "irradiation_event")
-    if session.get_bind().dialect.name == "postgresql":
+    connection = session.connection()
+    if is_postgresql(connection):
         for table in tables:
-            session.execute(text(f"ANALYZE {table}"))
+            connection.execute(text(f"ANALYZE {table}"))
     else:
-        session.execute(text("ANALYZE"))
+        connection.execute(text("ANALYZE"))
 
 
 __all__ = ["advance", "begin_bulk_write", "cursor", "defer", "deferred_after", "existing_keys", "forget",

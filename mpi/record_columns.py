@@ -15,13 +15,7 @@ from mpi.index_store import DEMOGRAPHIC_FIELDS, match_source
 from mpi.nhs_number import counts_as_nhs_number, normalise_nhs_number
 from mpi.normalise import as_date
 from mpi.records import DELETE, Demographics
-
-
-class JsonText(str):
-    """A JSON column's value serialised already (by a bulk load's worker process, off the writer's core): the store
-    writer sends it as it is."""
-
-    __slots__ = ()
+from priorscan.bulk_rows import JsonText
 
 
 def new_record_columns(demographics: Demographics, *, production: bool = False) -> dict[str, Any]:
@@ -95,7 +89,8 @@ def unlinked_record(demographics: Demographics, *, event: str, source_kind: str,
     """The rows of a new record from ``demographics`` (the same columns, match fields and blocking keys as
     link-on-write's new record), or None without a local identifier. ``identifiers``: the further identifiers,
     their systems already in canonical namespaces; the record's own key and repeats are left out (as link-on-write
-    leaves them out). JSON columns come serialised (:class:`JsonText`)."""
+    leaves them out). JSON columns come serialised
+    (:class:`priorscan.bulk_rows.JsonText`), as a worker process sends them."""
     local_id = demographics.local_id.strip()
     if not local_id:
         return None
@@ -115,4 +110,4 @@ def unlinked_record(demographics: Demographics, *, event: str, source_kind: str,
     return UnlinkedRecord(demographics.namespace, local_id, columns, version, sorted(blocking_keys(probe)), further)
 
 
-__all__ = ["JsonText", "UnlinkedRecord", "new_record_columns", "unlinked_record", "updated_columns"]
+__all__ = ["UnlinkedRecord", "new_record_columns", "unlinked_record", "updated_columns"]

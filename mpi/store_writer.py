@@ -1,33 +1,29 @@
 """The store writer: every row of identity that link-on-write and the bulk load write, behind one protocol
-(:class:`StoreWriter`) with one strategy per database, chosen by the session's dialect (:func:`store_writer`).
+(:class:`StoreWriter`) with one strategy per database, chosen by the session's dialect (:func:`store_writer_for`).
+Where the two differ:
 
-==================================  ===========================================  ======================================
-write                               SQLite (:class:`SqliteWriter`)               PostgreSQL (:class:`PostgresqlWriter`)
-==================================  ===========================================  ======================================
-a new record, its first version,    one cached statement each (no round trips    one statement (data-modifying CTEs)
-blocking keys, link event and its   to save)
-patient (:meth:`~StoreWriter.new_record`)
-a known record's blocking keys      read, delete the stale, insert the new       one statement (DELETE … INSERT …)
-the person's locks                  none: one writer at a time                   advisory locks, in key order
-many rows of one table              multi-row INSERTs                            COPY
-(:meth:`~StoreWriter.insert_rows`)
-new ids for rows written in bulk    after the table's largest id (under the      the table's sequence
-(:meth:`~StoreWriter.reserve_ids`)  write lock)
-==================================  ===========================================  ======================================
+- a new record with its first version, blocking keys, link event and its patient's write
+  (:meth:`~StoreWriter.new_record`): one statement on PostgreSQL (data-modifying CTEs: one round trip where separate
+  statements take five); one cached statement each on SQLite, where statements cost no round trip;
+- a known record's blocking keys (:meth:`~StoreWriter.replace_blocking_keys`): one statement on PostgreSQL (DELETE
+  the stale, INSERT the new); read, delete, insert on SQLite;
+- the person's locks (:meth:`~StoreWriter.lock_person`): advisory locks in key order on PostgreSQL; none on SQLite,
+  which has one writer at a time;
+- new records written unlinked by a bulk load (:meth:`~StoreWriter.write_unlinked`): COPY and ids from the tables'
+  sequences on PostgreSQL; multi-row INSERTs and ids after the largest, under the write lock, on SQLite.
 
 The single-row writes (an update of a record, a version, a link event, a patient, a review item) are the same Core
-statement on both (:mod:`mpi.link_statements`). A writer never commits and never decides anything: where a record
-goes is :func:`mpi.placement.place`'s, the writes are the caller's unit of work.
+statement on both (:mod:`mpi.link_statements`); the many-row writes go through :mod:`priorscan.bulk_rows` (its
+multi-row INSERT or COPY), which imaging's bulk studies share. A writer never commits and never decides anything:
+where a record goes is :func:`mpi.placement.place`'s, the writes are the caller's unit of work.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Table, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -48,10 +44,10 @@ from mpi.link_statements import (
     _insert_blocking_keys_sql,
     _new_record_in_one_statement,
 )
-from mpi.record_columns import JsonText, UnlinkedRecord
+from mpi.record_columns import UnlinkedRecord
 from mpi.tables import BlockingKey, RegionalPatient, ReviewItem, SourceIdentifier, SourceRecord, SourceRecordVersion
 from mpi.tables import table_of as _table_of
-from priorscan.db import JSONType, UTCDateTime
+from priorscan.bulk_rows import insert_rows, reserve_ids
 
 
 def person_lock_keys(probe: MatchRecord) -> list[int]:
@@ -67,9 +63,6 @@ def person_lock_keys(probe: MatchRecord) -> list[int]:
     return sorted(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
                   for name in names)
 
-
-#: SQLite's limit on bound parameters of one statement (3.32 and later); a multi-row INSERT stays under it.
-SQLITE_PARAMETERS = 32_000
 
 
 class StoreWriter(Protocol):
@@ -114,13 +107,6 @@ class StoreWriter(Protocol):
     def close_reviews(self, record_id: int) -> None:
         """Open review items about the record are superseded (the session reads held ones again)."""
 
-    def reserve_ids(self, table: Table, count: int) -> list[int]:
-        """``count`` new ids of ``table`` for rows written by :meth:`insert_rows`."""
-
-    def insert_rows(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert many ``rows`` (all with the same columns), values converted by the columns' own types
-        (:class:`~mpi.record_columns.JsonText` sent as it is)."""
-
     def write_unlinked(self, records: Sequence[UnlinkedRecord]) -> list[int]:
         """Write new records unlinked (a batch relink places them), with their versions, blocking keys and further
         identifiers, many rows per statement; their ids, in order."""
@@ -139,10 +125,11 @@ def _expire_held_reviews(session: Session, record_id: int) -> None:
             session.expire(held)
 
 
-def _write_unlinked(writer: StoreWriter, records: Sequence[UnlinkedRecord]) -> list[int]:
-    """:meth:`StoreWriter.write_unlinked` by the writer's own :meth:`~StoreWriter.reserve_ids` and
-    :meth:`~StoreWriter.insert_rows` (the same rows on both databases)."""
-    ids = writer.reserve_ids(_table_of(SourceRecord), len(records))
+def _write_unlinked(session: Session, records: Sequence[UnlinkedRecord]) -> list[int]:
+    """:meth:`StoreWriter.write_unlinked`: ids reserved, then each table's rows in one go (:mod:`priorscan.bulk_rows`:
+    multi-row INSERTs on SQLite, under the write lock the caller holds; COPY and the sequences on PostgreSQL)."""
+    connection = session.connection()
+    ids = reserve_ids(connection, _table_of(SourceRecord), len(records))
     sources: list[dict[str, Any]] = []
     versions: list[dict[str, Any]] = []
     keys: list[dict[str, Any]] = []
@@ -153,16 +140,16 @@ def _write_unlinked(writer: StoreWriter, records: Sequence[UnlinkedRecord]) -> l
         keys.extend({"source_record_id": record_id, "key": key} for key in record.keys)
         identifiers.extend({"source_record_id": record_id, "system": system, "value": value, "use": None}
                            for system, value in record.identifiers)
-    writer.insert_rows(_table_of(SourceRecord), sources)
-    writer.insert_rows(_table_of(SourceRecordVersion), versions)
-    writer.insert_rows(_table_of(BlockingKey), keys)
-    writer.insert_rows(_table_of(SourceIdentifier), identifiers)
+    insert_rows(connection, _table_of(SourceRecord), sources)
+    insert_rows(connection, _table_of(SourceRecordVersion), versions)
+    insert_rows(connection, _table_of(BlockingKey), keys)
+    insert_rows(connection, _table_of(SourceIdentifier), identifiers)
     return ids
 
 
 class SqliteWriter:
     """SQLite: one cached statement per row kind (statements cost no round trip); one writer at a time, so no
-    person locks; bulk rows as multi-row INSERTs."""
+    person locks."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -219,42 +206,13 @@ class SqliteWriter:
         self.session.execute(_CLOSE_REVIEWS, {"sid": record_id})
         _expire_held_reviews(self.session, record_id)
 
-    def reserve_ids(self, table: Table, count: int) -> list[int]:
-        """After the table's largest id: the caller holds SQLite's write lock, so they stay ours to the commit."""
-        if count == 0:
-            return []
-        start = int(self.session.execute(text(f"SELECT coalesce(max(id), 0) FROM {table.name}")).scalar_one()) + 1
-        return list(range(start, start + count))
-
-    def insert_rows(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Multi-row INSERTs through the driver, each under SQLite's limit of bound parameters: SQLAlchemy's
-        compilation of a statement with thousands of rows would cost more than the insert itself."""
-        if not rows:
-            return
-        connection = self.session.connection()
-        columns = list(rows[0])
-        processors = [table.c[c].type._cached_bind_processor(connection.dialect) for c in columns]  # noqa: SLF001
-        names = ", ".join(f'"{c}"' for c in columns)
-        one = "(" + ", ".join("?" for _ in columns) + ")"
-        per_statement = max(1, SQLITE_PARAMETERS // len(columns))
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start:start + per_statement]
-            values: list[Any] = []
-            for row in chunk:
-                values.extend(value if process is None or value is None or isinstance(value, JsonText)
-                              else process(value)
-                              for process, value in zip(processors, (row[c] for c in columns), strict=True))
-            raw.execute(f'INSERT INTO "{table.name}" ({names}) VALUES ' + ", ".join([one] * len(chunk)), values)
-
     def write_unlinked(self, records: Sequence[UnlinkedRecord]) -> list[int]:
-        return _write_unlinked(self, records)
+        return _write_unlinked(self.session, records)
 
 
 class PostgresqlWriter:
-    """PostgreSQL: the writes that go together sent as one statement (each round trip costs), the person's
-    advisory locks, bulk rows by COPY and ids from the tables' sequences."""
+    """PostgreSQL: the writes that go together sent as one statement (each round trip costs), and the person's
+    advisory locks."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -320,35 +278,8 @@ class PostgresqlWriter:
         self.session.execute(_CLOSE_REVIEWS, {"sid": record_id})
         _expire_held_reviews(self.session, record_id)
 
-    def reserve_ids(self, table: Table, count: int) -> list[int]:
-        """From the table's sequence: safe beside live writers."""
-        if count == 0:
-            return []
-        rows = self.session.execute(text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) "
-                                         "FROM generate_series(1, :n)"), {"n": count}).scalars().all()
-        return sorted(int(r) for r in rows)
-
-    def insert_rows(self, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """COPY through the driver, values converted by the columns' types."""
-        if not rows:
-            return
-        columns = list(rows[0])
-        utc = UTCDateTime()
-        kinds = [("json" if isinstance(table.c[c].type, JSONType) else
-                  "utc" if isinstance(table.c[c].type, UTCDateTime) else "") for c in columns]
-        raw = self.session.connection().connection.driver_connection
-        assert raw is not None
-        names = ", ".join(f'"{c}"' for c in columns)
-        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([
-                    None if (value := row[c]) is None else value if isinstance(value, JsonText)
-                    else json.dumps(value) if kind == "json"
-                    else utc.process_bind_param(value, None) if kind == "utc" else value
-                    for c, kind in zip(columns, kinds, strict=True)])
-
     def write_unlinked(self, records: Sequence[UnlinkedRecord]) -> list[int]:
-        return _write_unlinked(self, records)
+        return _write_unlinked(self.session, records)
 
 
 def store_writer_for(session: Session) -> StoreWriter:
@@ -358,5 +289,5 @@ def store_writer_for(session: Session) -> StoreWriter:
     return SqliteWriter(session)
 
 
-__all__ = ["SQLITE_PARAMETERS", "PostgresqlWriter", "SqliteWriter", "StoreWriter", "expire_held_patient",
+__all__ = ["PostgresqlWriter", "SqliteWriter", "StoreWriter", "expire_held_patient",
            "person_lock_keys", "store_writer_for"]

@@ -54,10 +54,10 @@ def record_patients_shown(session: Session, agent: Agent, *, event_type: str, su
     """One read event per regional patient a list showed (one without a patient when it showed none), so that "who
     looked at my record" finds every list that showed it; the number of events added. The events are inserted now,
     in one multi-row statement (a list shows up to a few hundred patients), and committed with the work."""
-    from priorscan.writes import insert_rows
+    from priorscan.writes import insert_many
 
     shown: list[str | None] = [*sorted({p for p in patients if p})] or [None]
-    return insert_rows(session, AuditEvent, [
+    return insert_many(session, AuditEvent, [
         audit_row(agent, action="R", event_type=event_type, subtype=subtype, regional_patient_id=regional_id,
                   entity=entity, detail=detail) for regional_id in shown])
 
