@@ -1,5 +1,8 @@
 """``priorscan backfill PATH...``: load a large extract (a PAS/RIS history, a trust joining the region) in batches.
 
+The bulk mode of :func:`api.ingest.load_paths`, the one path of ``ingest`` and ``backfill`` (same command-line
+wrapper, same classification of files and the same report, extended by :class:`BackfillReport`).
+
 The same files as ``priorscan ingest`` (formats told by content, :mod:`api.ingest_formats`), the same phases
 (identity, then imaging, then orders) and the same report, loaded in stages that each resume where a crash left them:
 
@@ -28,7 +31,6 @@ as a dead letter by the handler that refused it; the exit status is 0 only when 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -63,10 +65,11 @@ from api.ingest import (
     DEFAULT_HANDLERS,
     INGEST_AGENT,
     INGEST_CHANNEL,
+    BulkOptions,
     IngestReport,
     _apply_file,
-    _classify,
     _display,
+    load_paths,
 )
 from api.ingest_formats import Detected, FileFormat, Phase, fhir_json_items, hl7_messages, ndjson_items
 from priorscan.db import utcnow
@@ -76,7 +79,6 @@ from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from api.context import AppContext
-    from priorscan.cli import CliContext
     from priorscan.trusts import TrustRegistry
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ class _Crash:
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
-BATCH = 5_000  # identity items per transaction
+BATCH = BulkOptions.batch  # identity items per transaction
 GROUP = 200  # HL7 messages or DICOM objects per transaction in the later stages
 _FILE_SHIFT = 32  # seq of a set-aside item: file number << 32 | position in the file
 
@@ -566,61 +568,35 @@ class _Nothing:
     position = 0
 
 
+def load_in_bulk(context: AppContext, detected: list[Detected], report: BackfillReport, options: BulkOptions, *,
+                 progress: bool) -> None:
+    """The bulk mode of :func:`api.ingest.load_paths`: the stages over the classified files, resuming a load of the
+    same files that stopped (``options.restart``: forget where it stopped; its written records stay, and are then
+    held records, whose items go through the per-message path)."""
+    key = load_key(detected)
+    if options.restart:
+        with context.sessions() as session:
+            forget(session, key)
+            session.commit()
+    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    Backfill(context, detected, report, workers=workers, batch=options.batch, progress=progress,
+             train=options.train).run()
+
+
 def backfill_paths(context: AppContext, paths: Sequence[Path | str], *, workers: int | None = None,
                    batch: int = BATCH, progress: bool = False, train: bool = True,
                    restart: bool = False) -> BackfillReport:
-    """Load every file under ``paths`` in bulk stages, resuming a load of the same files that stopped.
-
-    Parameters
-    ----------
-    context
-        The opened store, settings and trusts.
-    paths
-        Files and folders, as for ``priorscan ingest``.
-    workers
-        Worker processes that read and normalise items (default: one per core; 0 reads in this process).
-    batch
-        Identity items per transaction (and at most :data:`GROUP` items per transaction in the later stages).
-    progress
-        Progress bars on stderr.
-    train
-        Train a fresh model for the batch relink (as ``priorscan link``); False links with the model in use.
-    restart
-        Forget where an earlier run of this load stopped (its written records stay; they are then held records,
-        whose items go through the per-message path).
+    """:func:`api.ingest.load_paths` in bulk (``priorscan backfill``); the parameters are :class:`BulkOptions`'s.
 
     Returns
     -------
     BackfillReport
         Accepted and rejected counts with reasons, and what the bulk stages did.
     """
-    started = time.monotonic()
-    report = BackfillReport()
-    detected = _classify(paths, report)
-    key = load_key(detected)
-    if restart:
-        with context.sessions() as session:
-            forget(session, key)
-            session.commit()
-    Backfill(context, detected, report, workers=(os.cpu_count() or 1) if workers is None else workers, batch=batch,
-             progress=progress, train=train).run()
-    report.seconds = time.monotonic() - started
+    report = load_paths(context, paths, bulk=BulkOptions(workers=workers, batch=batch, train=train, restart=restart),
+                        progress=progress)
+    assert isinstance(report, BackfillReport)
     return report
 
 
-def run_backfill(args: argparse.Namespace, ctx: CliContext) -> int:
-    """``priorscan backfill PATH... [--workers N] [--batch N] [--no-train] [--restart] [--no-progress]``."""
-    from api.context import AppContext
-
-    context = AppContext.open(ctx.settings)
-    try:
-        progress = not args.no_progress and sys.stderr.isatty()
-        report = backfill_paths(context, args.paths, workers=args.workers, batch=args.batch, progress=progress,
-                                train=not args.no_train, restart=args.restart)
-    finally:
-        context.engine.dispose()
-    print(report.render())
-    return report.exit_code
-
-
-__all__ = ["BackfillReport", "backfill_paths", "load_key", "run_backfill"]
+__all__ = ["BackfillReport", "backfill_paths", "load_in_bulk", "load_key"]
