@@ -16,10 +16,10 @@ import pytest
 from fixed_dates import AS_OF
 from sqlalchemy import create_engine, text
 
-from api.bulk_load import backfill_paths
 from api.context import AppContext
-from api.ingest import ingest_paths
-from api.ingest_formats import hl7_messages
+from api.feeds.bulk_load import backfill_paths
+from api.feeds.ingest import ingest_paths
+from api.feeds.ingest_formats import hl7_messages
 from imaging import Study, StudyGroup
 from imaging.tables import IrradiationEvent
 from priorscan.settings import Settings
@@ -276,7 +276,7 @@ def test_a_load_killed_mid_way_resumes_without_losing_or_doubling(region: Path, 
                                                                   request: pytest.FixtureRequest, stage: str) -> None:
     """SIGKILL right after the stage's first commit (the load's own fault switch, so the moment does not depend on
     the host's speed), then the same command again: the store holds exactly what one uninterrupted load gives."""
-    from api.bulk_load import FAULT_ENV
+    from api.feeds.bulk_load import FAULT_ENV
 
     argv = [sys.executable, "-m", "priorscan.cli", "--db", store_url, "backfill", *map(str, _inputs(region)),
             "--no-progress", "--workers", "0", "--batch", "20"]

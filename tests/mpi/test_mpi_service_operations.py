@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 
 from mpi import MATCH, NO_MATCH, PatientIndex, RecordKey
 from mpi.batch import relink
-from mpi.identity_operations import nhs_numbers_disagree
+from mpi.placement import nhs_numbers_disagree
 from mpi.tables import LinkEvent, RegionalPatient, SourceIdentifier
 from priorscan.db import session_factory
 from priorscan.errors import LinkConflictError
