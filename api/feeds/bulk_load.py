@@ -83,7 +83,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Fault injection for the resume tests: ``stage:N`` (``identity``, ``deferred`` or ``imaging-dicom``) kills this
+#: Fault injection for the resume tests: ``stage:N`` (``identity``, ``deferred``, ``imaging-dicom``, or ``imaging``
+#: for the HL7 results) kills this
 #: process with SIGKILL right after the N-th commit of that stage, as a crash at the worst moment would. Never set
 #: in a real run; read once per load.
 FAULT_ENV = "PRIORSCAN_FAULT_KILL_AFTER"
@@ -481,12 +482,15 @@ class Backfill:
                     self.report.reject("HL7", "text outside any HL7 message (before the first MSH segment)",
                                        f"{display}#{m.position}", "hl7.no-msh")
             outcomes = process_messages(self.context, [Incoming(m.text, INGEST_AGENT, f"{display}#{m.position}")
-                                                       for _, m in ready], channel=INGEST_CHANNEL) if ready else []
+                                                       for _, m in ready], channel=INGEST_CHANNEL,
+                                        studies_in_bulk=phase is Phase.IMAGING) if ready else []
             for (_, m), outcome in zip(ready, outcomes, strict=True):
                 self.report.add(outcome, f"{display}#{m.position}")
             with self.context.sessions() as session:
                 advance(session, self.key, phase.label, group[-1][0], item_file=name)
                 session.commit()
+            if self._crash:
+                self._crash.committed(phase.label)
             bar.update(len(group))
             group.clear()
 

@@ -89,6 +89,8 @@ ADAPTERS: dict[tuple[str, str], tuple[str, str]] = {
     ("ORM", "O01"): ("dedupe", "apply_order"),
     ("OMI", "O23"): ("dedupe", "apply_order"),
 }
+#: Messages whose studies a bulk load's batch may hold in memory (process_messages' ``studies_in_bulk``).
+_BULK_STUDY_KINDS = frozenset({"ORU^R01"})
 CREATE_EVENTS = frozenset({"A01", "A04", "A05", "A28"})
 ATTEMPTS = 3
 
@@ -162,7 +164,8 @@ class _Prepared:
     source: str | None
 
 
-def process_messages(context: AppContext, messages: Sequence[Incoming], *, channel: str) -> list[ItemOutcome]:
+def process_messages(context: AppContext, messages: Sequence[Incoming], *, channel: str,
+                     studies_in_bulk: bool = False) -> list[ItemOutcome]:
     """Apply several messages with one commit (group commit) and return their outcomes, in order.
 
     Each message is applied in its own SAVEPOINT, in the order given (a sender's messages keep their order): one
@@ -181,6 +184,11 @@ def process_messages(context: AppContext, messages: Sequence[Incoming], *, chann
         The messages with their agents and sources (as for :func:`process_message`).
     channel
         Where they came from (``mllp``), kept with dead letters.
+    studies_in_bulk
+        For a bulk load's results (``priorscan backfill``): when every message of the batch is an ORU, the studies
+        new to the store are merged in memory and written together before the commit (:class:`imaging.StudyGroup`),
+        by the same merge as one at a time. A batch that has to be applied again message by message is applied as
+        live messages are.
     """
     outcomes: list[ItemOutcome | None] = [None] * len(messages)
     ready: list[tuple[int, _Prepared]] = []
@@ -194,13 +202,13 @@ def process_messages(context: AppContext, messages: Sequence[Incoming], *, chann
         n, item = ready[0]
         outcomes[n] = _process_alone(context, item)
     elif ready:
-        _process_batch(context, ready, outcomes)
+        _process_batch(context, ready, outcomes, studies_in_bulk=studies_in_bulk)
     assert all(o is not None for o in outcomes)
     return outcomes  # type: ignore[return-value]
 
 
 def _process_batch(context: AppContext, ready: list[tuple[int, _Prepared]],
-                   outcomes: list[ItemOutcome | None]) -> None:
+                   outcomes: list[ItemOutcome | None], *, studies_in_bulk: bool = False) -> None:
     """Apply the batch in one transaction: whole first, and again with a savepoint per message if that fails.
 
     Nearly every batch applies cleanly, and then no message needs a savepoint of its own (each costs two statements
@@ -208,13 +216,16 @@ def _process_batch(context: AppContext, ready: list[tuple[int, _Prepared]],
     stored or answered) and the batch is applied again with each message in its own savepoint, so that the bad one
     is refused alone.
     """
-    if not _apply_batch(context, ready, outcomes, isolate=False):
+    bulk = studies_in_bulk and all(item.kind in _BULK_STUDY_KINDS for _, item in ready)
+    if not _apply_batch(context, ready, outcomes, isolate=False, studies_in_bulk=bulk):
         _apply_batch(context, ready, outcomes, isolate=True)
 
 
 def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcomes: list[ItemOutcome | None], *,
-                 isolate: bool) -> bool:
-    """One attempt at a batch; False (nothing stored, no outcome set) when an attempt without ``isolate`` fails."""
+                 isolate: bool, studies_in_bulk: bool = False) -> bool:
+    """One attempt at a batch; False (nothing stored, no outcome set) when an attempt without ``isolate`` fails.
+    ``studies_in_bulk`` (never with ``isolate``: a savepoint cannot roll back what memory holds): the batch's new
+    studies in one :class:`imaging.StudyGroup`, written before the commit."""
     accepted: dict[int, ItemOutcome] = {}
     refused: dict[int, tuple[str, str, ErrorLocation | None]] = {}
     alone: list[int] = []
@@ -222,6 +233,7 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
         with unit_of_work(context.sessions, write=True) as session:
             entries = _log_entries(session, [item.header for _, item in ready])
             writes = _Writes()
+            studies = _study_group(session, context) if studies_in_bulk and not isolate else None
             for n, item in ready:
                 key = _log_key(item.header)
                 entry = entries.get(key)
@@ -229,7 +241,7 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
                     accepted[n] = _duplicate(item.kind, item.header, entry)
                     continue
                 if not isolate:
-                    accepted[n] = _apply_one(session, item, entry, writes)
+                    accepted[n] = _apply_one(session, item, entry, writes, studies)
                     entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]))
                     continue
                 own = _Writes()
@@ -247,6 +259,8 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
                     continue
                 writes.extend(own)
                 entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]))
+            if studies is not None:
+                studies.write()
             writes.execute(session)
     except Exception as exc:
         if not isolate:  # rolled back whole: the caller applies the batch again, message by message
@@ -359,8 +373,8 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
     front, function_name = target
     function = getattr(importlib.import_module(front), function_name)
 
-    def apply_other(session: Session) -> Applied:
-        outcome: ItemOutcome = function(session, context.trusts, message, agent=agent)
+    def apply_other(session: Session, **bulk: Any) -> Applied:  # bulk: the study group of a bulk load's ORU
+        outcome: ItemOutcome = function(session, context.trusts, message, agent=agent, **bulk)
         if not outcome.accepted:
             raise Rejected(outcome)
         many = outcome.detail.get("regionalPatientIds")
@@ -368,6 +382,12 @@ def _adapter(context: AppContext, message: Message, agent: Agent) -> Any:
         return Applied([str(i) for i in ids if i], "C", "", dict(outcome.detail))
 
     return apply_other
+
+
+def _study_group(session: Session, context: AppContext) -> Any:
+    from imaging import StudyGroup  # imported when first needed, as the adapters are
+
+    return StudyGroup(session, context.trusts)
 
 
 def _check_patient_domain(message: Message, context: AppContext, domains: frozenset[str]) -> None:
@@ -422,18 +442,18 @@ class _Writes:
 
 
 def _apply_one(session: Session, item: _Prepared, entry: _LogEntry | Row[Any] | None,
-               writes: _Writes) -> ItemOutcome:
+               writes: _Writes, studies: Any = None) -> ItemOutcome:
     """Apply a message within ``session`` (not committed), its log and audit rows added to ``writes``: the
-    outcome to return once they are written and committed."""
+    outcome to return once they are written and committed. ``studies``: the batch's :class:`imaging.StudyGroup`."""
     header = item.header
     with correlated(message_id=message_id(header.sending_facility, header.control_id)):
-        return _apply_correlated(session, item, entry, writes)
+        return _apply_correlated(session, item, entry, writes, studies)
 
 
 def _apply_correlated(session: Session, item: _Prepared, entry: _LogEntry | Row[Any] | None,
-                      writes: _Writes) -> ItemOutcome:
+                      writes: _Writes, studies: Any = None) -> ItemOutcome:
     header, kind = item.header, item.kind
-    applied: Applied = item.apply(session)
+    applied: Applied = item.apply(session) if studies is None else item.apply(session, studies=studies)
     acks = acknowledgements(header, "AA", text=applied.note)
     ack = "".join(acks)
     now = utcnow()
