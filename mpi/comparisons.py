@@ -224,11 +224,18 @@ class NhsNumberComparison(Comparison):
 @dataclass
 class FamilyNameComparison(Comparison):
     """Family names: exact; given and family swapped; words shared (double-barrelled, hyphenated, run together);
-    close spelling; same sound; distant spelling; else."""
+    close spelling; same sound; distant spelling; crossed (one record's family name is the other's given name, or
+    its given name the other's family name: one name keyed into the wrong field, the other lost or replaced);
+    else.
+
+    A crossed name is one event seen from the family name only (the given names then usually disagree, and weigh
+    as they do); whether it is evidence of one person, and how much, is learnt like every level (m by EM, u from
+    random pairs, and among the people of one home).
+    """
 
     kind: ClassVar[str] = "family-name"
     labels: ClassVar[tuple[str, ...]] = ("exact", "swapped", "words-shared", "jaro-winkler>=0.92", "phonetic",
-                                         "jaro-winkler>=0.80", "else")
+                                         "jaro-winkler>=0.80", "crossed", "else")
     tf_column: ClassVar[str | None] = "family"
     name: str = "family"
     close: float = 0.92
@@ -244,7 +251,27 @@ class FamilyNameComparison(Comparison):
                                    | right["family_multi"]), _each(_words_shared), False, bool)
         jw = per_distinct_pair(left, right, ("family", "family"), rest & ~shared, _jaro_winkler, 0.0, np.float32)
         phonetic = equal(left, right, "family_ph") & ~absent(left, "family_ph")
-        return _assign([exact, swapped, shared, jw >= self.close, phonetic, jw >= self.distant], null)
+        crossed = crossed_names(left, right, rest & ~shared & (jw < self.distant) & ~phonetic, self.close)
+        return _assign([exact, swapped, shared, jw >= self.close, phonetic, jw >= self.distant, crossed], null)
+
+
+def crossed_names(left: Columns, right: Columns, where: NDArray[np.bool_], close: float = 0.92
+                  ) -> NDArray[np.bool_]:
+    """Where one record's given name is the other's family name (or one of its words), or its family name the
+    other's given name, allowing a slip (Jaro–Winkler ≥ ``close``): only the pairs selected by ``where``."""
+    out = np.zeros(len(where), dtype=bool)
+    for a, b in ((left, right), (right, left)):
+        usable = where & ~out & ~absent(a, "given") & ~absent(b, "family")
+        out |= per_distinct_pair(a, b, ("given", "family"), usable,
+                                 _each(lambda given, family: _crossed(given, family, close)), False, bool)
+    return out
+
+
+def _crossed(given: str, family: str, close: float) -> bool:
+    """A given name that is the family name, one of its words, or the family name with a slip."""
+    if given == family or given in family.split():
+        return True
+    return bool(JaroWinkler.normalized_similarity(given, family) >= close)
 
 
 def swapped_names(left: Columns, right: Columns, close: float = 0.92) -> NDArray[np.bool_]:
@@ -491,11 +518,14 @@ class PhoneComparison(Comparison):
 @dataclass
 class ResidenceComparison(Comparison):
     """Where the person lives, postcode and address together (they are not independent evidence: a household
-    shares both): both agree; the postcode only; the address only; nearby (same sector or district, or an address
-    partly alike); else."""
+    shares both): both agree; the postcode only; the address only; both nearly (the postcode in the same sector or
+    one character off, and the address partly alike with its house numbers agreeing: one home keyed with slips in
+    both, where a neighbour has another house number); nearby (same sector or district, or an address partly
+    alike); else."""
 
     kind: ClassVar[str] = "residence"
-    labels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "postcode", "address", "nearby", "else")
+    labels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "postcode", "address", "both-nearly", "nearby",
+                                         "else")
     tf_column: ClassVar[str | None] = "postcode"
     tf_level: ClassVar[int] = 1
     shared_by_household: ClassVar[bool] = True
@@ -507,8 +537,10 @@ class ResidenceComparison(Comparison):
         address = AddressComparison().levels(left, right)
         address_agrees = (address == 0) | (address == 1)
         same_postcode = postcode == 0
-        nearby = (postcode == 1) | (postcode == 2) | (address == 2)
-        return _assign([same_postcode & address_agrees, same_postcode, address_agrees, nearby],
+        partial_address = address == 2
+        nearby = (postcode == 1) | (postcode == 2) | partial_address
+        return _assign([same_postcode & address_agrees, same_postcode, address_agrees,
+                        (postcode == 1) & partial_address, nearby],
                        (postcode == NULL) & (address == NULL))
 
 
