@@ -369,6 +369,57 @@ def nickname_related(left: NDArray[np.int32], right: NDArray[np.int32]) -> NDArr
 
 
 @dataclass
+class MiddleNameComparison(Comparison):
+    """Further given names (middle names, as HL7 PID-5.3 and FHIR's second ``given`` carry them): the same, spelled
+    out; the first agreeing as far as both go (an initial and a name it begins, ``J`` and ``JAMES``; or the same first
+    middle name, the rest differing); else. Missing on either side (most records hold none): no evidence. Where the
+    first given names agree, only a disagreement counts (an agreement there is what a father and a son of one name
+    share too).
+
+    Among relatives a middle name is shared now and then (a son named after his father); how often is learnt among
+    the people of one home like the other personal fields (:func:`mpi.training.estimate_u_household`).
+    """
+
+    kind: ClassVar[str] = "middle-name"
+    labels: ClassVar[tuple[str, ...]] = ("exact", "initial-or-first", "else")
+    name: str = "middle"
+
+    def levels(self, left: Columns, right: Columns) -> Levels:
+        null = absent(left, "middle") | absent(right, "middle")
+        exact = equal(left, right, "middle")
+        level = per_distinct_pair(left, right, ("middle", "middle"), ~(null | exact), _each_level(_middle_level),
+                                  2, np.int8)
+        # an initial alone agreeing with an initial alone is the second level, not a spelled-out agreement
+        initials = per_distinct_pair(left, right, ("middle", "middle"), exact & ~null, _each(_initial_only), False,
+                                     bool)
+        agrees = exact | (level == 1)
+        # where the first given names agree, middle names agreeing are no further evidence: relatives who share a
+        # first name (a son named after his father) share the middle one too, far more often than strangers; middle
+        # names that differ still tell two such people apart
+        null |= agrees & equal(left, right, "given")
+        return _assign([exact & ~initials, initials | (level == 1)], null)
+
+
+def _initial_only(a: str, _b: str) -> bool:
+    return len(a.split(" ", 1)[0]) == 1
+
+
+def _middle_level(a: str, b: str) -> int:
+    """1 when the first middle names agree as far as both go (an initial and a name it begins, or the same name),
+    2 otherwise."""
+    fa, fb = a.split(" ", 1)[0], b.split(" ", 1)[0]
+    if fa == fb or ((len(fa) == 1 or len(fb) == 1) and fa[:1] == fb[:1]):
+        return 1
+    return 2
+
+
+def _each_level(func: Callable[[str, str], int]) -> Callable[[Column, Column], NDArray[np.int8]]:
+    def apply(a: Column, b: Column) -> NDArray[np.int8]:
+        return np.fromiter((func(x, y) for x, y in zip(a, b, strict=True)), dtype=np.int8, count=len(a))
+    return apply
+
+
+@dataclass
 class BirthDateComparison(Comparison):
     """Birth dates: exact; day and month transposed; one part different; the known parts of a partial date agree;
     else."""
@@ -546,5 +597,5 @@ class ResidenceComparison(Comparison):
 
 def default_comparisons() -> list[Comparison]:
     """The comparisons of priorscan's model, in scoring order."""
-    return [NhsNumberComparison(), FamilyNameComparison(), GivenNameComparison(), BirthDateComparison(),
-            ExactComparison(name="sex", column="sex"), ResidenceComparison(), PhoneComparison()]
+    return [NhsNumberComparison(), FamilyNameComparison(), GivenNameComparison(), MiddleNameComparison(),
+            BirthDateComparison(), ExactComparison(name="sex", column="sex"), ResidenceComparison(), PhoneComparison()]
