@@ -372,9 +372,8 @@ def nickname_related(left: NDArray[np.int32], right: NDArray[np.int32]) -> NDArr
 class MiddleNameComparison(Comparison):
     """Further given names (middle names, as HL7 PID-5.3 and FHIR's second ``given`` carry them): the same, spelled
     out; the first agreeing as far as both go (an initial and a name it begins, ``J`` and ``JAMES``; or the same first
-    middle name, the rest differing); else. Missing on either side (most records hold none): no evidence. Where the
-    first given names agree, only a disagreement counts (an agreement there is what a father and a son of one name
-    share too).
+    middle name, the rest differing); else. Missing on either side (most records hold none), or the first given
+    names agreeing: no evidence.
 
     Among relatives a middle name is shared now and then (a son named after his father); how often is learnt among
     the people of one home like the other personal fields (:func:`mpi.training.estimate_u_household`).
@@ -392,11 +391,10 @@ class MiddleNameComparison(Comparison):
         # an initial alone agreeing with an initial alone is the second level, not a spelled-out agreement
         initials = per_distinct_pair(left, right, ("middle", "middle"), exact & ~null, _each(_initial_only), False,
                                      bool)
-        agrees = exact | (level == 1)
-        # where the first given names agree, middle names agreeing are no further evidence: relatives who share a
-        # first name (a son named after his father) share the middle one too, far more often than strangers; middle
-        # names that differ still tell two such people apart
-        null |= agrees & equal(left, right, "given")
+        # where the first given names agree the middle names are no further evidence: relatives who share a first
+        # name (a son named after his father) share the middle one too, far more often than strangers, and two
+        # records of one person often differ in it (dropped, an initial, a second one added)
+        null |= equal(left, right, "given")
         return _assign([exact & ~initials, initials | (level == 1)], null)
 
 

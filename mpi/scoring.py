@@ -18,14 +18,14 @@ Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot expre
   one home the person's own fields are weighed against the household (``u_household``, :mod:`mpi.model`);
 - *personal evidence*: the sum of the weights of the person's own identifiers (NHS number, names, birth date,
   sex), leaving out what a household shares (residence, phone); at one home, the pair's weight itself;
-- *undistinguished*: no given name or no birth date to compare, and no NHS number agreeing. Without the given
-  name, what is left (family name, birth date, sex, residence, phone) is exactly what a same-sex twin shares;
-  without the birth date, what is left (names, sex, residence, phone) is what a father and a son of one name
-  share: nothing in the pair tells the person from that relative;
-- *ambiguous*: an undistinguished pair whose record lacking the given name or the birth date (a *weak* record,
-  :func:`weak_records`) is also probable (at least the possible threshold) with a record of someone else, whom the
-  evidence keeps apart from this pair's other record (two twins, or a parent and a child of one name): it could be
-  either, so neither is automatic.
+- *undistinguished*: no given name (or only its initial) or no birth date to compare, and no NHS number agreeing.
+  Without the given name, what is left (family name, birth date, sex, residence, phone) is exactly what a same-sex
+  twin shares; without the birth date, what is left (names, sex, residence, phone) is what a father and a son of
+  one name share: nothing in the pair tells the person from that relative;
+- *ambiguous*: an undistinguished pair whose weak record (lacking the given name, all but its initial, or the
+  birth date: :func:`weak_records`) is also probable (at least the possible threshold) with a record of someone
+  else, whom the evidence keeps apart from this pair's other record (two twins, or a parent and a child of one
+  name): it could be either, so neither is automatic.
 """
 
 from __future__ import annotations
@@ -290,9 +290,9 @@ AMBIGUITY_PARTNERS = 30
 
 
 def weak_records(side: Frame) -> NDArray[np.bool_]:
-    """Rows of ``side`` lacking what tells a person from a close relative: the given name (a twin) or the birth
-    date (a parent or a child of one name)."""
-    return side["given__missing"] | (side["birth_year"] == 0)  # type: ignore[no-any-return]
+    """Rows of ``side`` lacking what tells a person from a close relative: the given name, or all but its initial
+    (a twin), or the birth date (a parent or a child of one name)."""
+    return side["given__missing"] | (side["given_len"] == 1) | (side["birth_year"] == 0)  # type: ignore[no-any-return]
 
 
 def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -398,7 +398,8 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
     names_differ = given_differs & _level_is(model, levels, "family", "else")
     birth_index = model.index_of("birth_date")
     birth_missing = levels[:, birth_index] == NULL if birth_index is not None else np.zeros(len(levels), bool)
-    undistinguished = (given_missing | birth_missing) & ~nhs_exact
+    initial_only = (left["given_len"] == 1) | (right["given_len"] == 1)
+    undistinguished = (given_missing | initial_only | birth_missing) & ~nhs_exact
     scored = ScoredPairs(levels=levels, field_weights=field_weights, weight=weight, probability=probability,
                          hard_conflict=hard_conflict, nhs_exact=nhs_exact, nhs_different=nhs_else & ~hard_conflict,
                          nhs_unsupported=nhs_exact & ~(family | given | birth), sibling=sibling,

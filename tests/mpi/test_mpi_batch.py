@@ -123,6 +123,26 @@ def test_batch_keeps_a_record_without_given_name_or_nhs_number_out_of_both_twins
     assert 3 in reviewed, "the record goes to review, not to either twin"
 
 
+def test_batch_keeps_a_record_without_birth_date_or_nhs_number_out_of_father_and_son() -> None:
+    from mpi_factories import NHS_OTHER, match_record
+
+    from mpi.frames import frame_from_records
+    from mpi.linkage import link_frame
+    from mpi.model import Model
+
+    records = [match_record(1, given="John", sex="male", birth_date="1950-06-02"),  # the father, twice
+               match_record(2, local_id="A2", given="John", sex="male", birth_date="1950-06-02"),
+               match_record(3, given="John", sex="male", birth_date="1979-11-23", nhs_number=NHS_OTHER),  # the son
+               match_record(4, given="John", sex="male", birth_date=None, nhs_number=None,
+                            nhs_verification=None)]  # which one?
+    left, right = np.array([0, 0, 0, 1, 1, 2]), np.array([1, 2, 3, 2, 3, 3])
+    linkage = link_frame(frame_from_records(records), Model.default(), left, right)
+    labels = linkage.labels
+    assert labels[0] == labels[1] and len({labels[0], labels[2], labels[3]}) == 3
+    reviewed = {int(x) for x in np.r_[linkage.review_left, linkage.review_right]}
+    assert 3 in reviewed, "the record goes to review, not to father or son"
+
+
 def test_review_queue_items_point_at_two_patients(session: Session, population_store) -> None:  # type: ignore
     relink(session)
     for item in session.scalars(select(ReviewItem).where(ReviewItem.status == "open")).all()[:20]:
