@@ -279,9 +279,13 @@ def _term_frequency(model: Model, column: str, side: Frame, rows: NDArray[np.int
 
 def evidence_apart(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
     """Pairs the evidence says are different people, so they may not share a patient without a person's decision:
-    different valid NHS numbers, the sibling rule, or weights (all, or the person's own) adding up against."""
+    different valid NHS numbers, weights (all, or the person's own) adding up against, or a posterior below the
+    possible threshold (the model puts them more likely two people than one: a chain of links through other
+    records must not join them, as it joined a father and a son of one name through a record without a birth
+    date)."""
     apart = (scored.hard_conflict | scored.nhs_different
-             | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
+             | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0)
+             | (scored.probability < model.possible_threshold))
     return apart & ~(scored.nhs_verified_same & ~scored.nhs_unsupported)  # type: ignore[no-any-return]
 
 
