@@ -28,7 +28,6 @@ COMMANDS: dict[str, str] = {
     "run_demo": "api.demo:run_demo",
     "run_serve": "api.server:run_serve",
     "run_ingest": "api.ingest:run_ingest",
-    "run_backfill": "api.bulk_load:run_backfill",
     "run_token_create": "api.admin_cli:run_token_create",
     "run_token_revoke": "api.admin_cli:run_token_revoke",
     "run_smart_register": "api.admin_cli:run_smart_register",

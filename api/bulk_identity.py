@@ -1,27 +1,22 @@
 """The identity items a bulk load writes itself: an HL7 ADT registration or update, an NDJSON FHIR Patient.
 
 Runs in the bulk load's worker processes (:mod:`api.bulk_load`): each item is read and normalised here exactly as the
-per-message path reads it (:func:`mpi.read_adt`, :func:`mpi.fhir_patient.read_patient`, the same column values, match
-fields and blocking keys as link-on-write's new record), and comes back as a :class:`BulkRecord`, the rows to write
-without linking. Whatever this module does not take (a merge, a link, a Bundle, a message the reader refuses, a
-resource that fails validation) comes back as ``None``: the load sets it aside for the per-message path, which
-applies or refuses it with the reasons and dead letters of a live feed. Nothing here touches the store.
+per-message path reads it (:func:`mpi.read_adt`, :func:`mpi.read_patient`; :func:`mpi.unlinked_record` gives the same
+column values, match fields and blocking keys as link-on-write's new record), and comes back as a :class:`BulkRecord`,
+the rows to write without linking (by mpi's store writer: :func:`api.bulk_writes.write_records`). Whatever this module
+does not take (a merge, a link, a Bundle, a message the reader refuses, a resource that fails validation) comes back
+as ``None``: the load sets it aside for the per-message path, which applies or refuses it with the reasons and dead
+letters of a live feed. Nothing here touches the store.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mpi import read_adt
-from mpi.blocking import blocking_keys
-from mpi.fhir_patient import read_patient
-from mpi.index_store import match_source
-from mpi.link_on_write import _column_values
-from mpi.normalise import to_match_record
+from mpi import Demographics, UnlinkedRecord, read_adt, read_patient, unlinked_record
 from priorscan.audit import Agent, audit_row
 from priorscan.errors import PriorscanError
 from priorscan.hl7v2 import acknowledgements, parse_message
@@ -32,51 +27,33 @@ CREATE_EVENTS = frozenset({"A01", "A04", "A05", "A28"})
 UPSERT = "upsert"
 
 
-class JsonText(str):
-    """A JSON column's value serialised already (in a worker process, off the writer's core)."""
-
-    __slots__ = ()
-
-
 @dataclass
 class BulkRecord:
-    """A new source record as link-on-write would write it, less its link (the batch relink places it)."""
+    """A new source record's rows (:class:`mpi.UnlinkedRecord`) with the rows the load writes beside it."""
 
-    namespace: str
-    local_id: str
-    columns: dict[str, Any]  # the source_record columns but id and link
-    version: dict[str, Any]  # the source_record_version columns but ids
-    keys: list[str]  # blocking keys
-    identifiers: list[tuple[str, str]]  # further identifiers (canonical namespace, value), own key left out
+    record: UnlinkedRecord
     audit: dict[str, Any]  # the audit_event row (entity filled in once the record has an id, for FHIR)
     log: dict[str, Any] | None = None  # the HL7 message log row (idempotency of a live re-send)
     log_key: tuple[str, str, str] | None = None
     kind: str = ""  # what the report counts: ADT^A28, Patient ...
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def namespace(self) -> str:
+        return self.record.namespace
 
-def _record(demographics: Any, *, event: str, source_kind: str, production: bool, now: datetime,
+    @property
+    def local_id(self) -> str:
+        return self.record.local_id
+
+
+def _record(demographics: Demographics, *, event: str, source_kind: str, production: bool, now: datetime,
             identifiers: list[tuple[str, str]], trusts: TrustRegistry, audit: dict[str, Any],
             kind: str) -> BulkRecord | None:
-    local_id = demographics.local_id.strip()
-    if not local_id:
-        return None
-    values = _column_values(demographics, production=production)
-    probe = to_match_record(None, match_source(values))
-    own = (demographics.namespace, local_id)
-    further: list[tuple[str, str]] = []
-    for system, value in identifiers:  # as LinkOnWrite._set_identifiers
-        pair = (trusts.namespace(system), value)
-        if pair != own and pair not in further:
-            further.append(pair)
-    columns = {**values, "namespace": demographics.namespace, "local_id": local_id,
-               "trust_ods": demographics.trust_ods, "source_kind": source_kind, "provisional": False, "active": True,
-               "version": 1, "match_fields": JsonText(json.dumps(probe.as_stored())), "link_manual": False,
-               "last_event_at": demographics.event_at, "created_at": now, "updated_at": now}
-    version = {"version": 1, "event": event, "event_at": demographics.event_at, "received_at": now,
-               "applied": True, "demographics": JsonText(json.dumps(demographics.as_json()))}
-    return BulkRecord(demographics.namespace, local_id, columns, version, sorted(blocking_keys(probe)), further,
-                      audit, kind=kind)
+    further = [(trusts.namespace(system), value) for system, value in identifiers]  # as link-on-write names them
+    record = unlinked_record(demographics, event=event, source_kind=source_kind, production=production, now=now,
+                             identifiers=further)
+    return None if record is None else BulkRecord(record, audit, kind=kind)
 
 
 def read_hl7(raw: str, trusts: TrustRegistry, *, agent: Agent, production: bool, now: datetime) -> BulkRecord | None:

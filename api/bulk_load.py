@@ -1,5 +1,8 @@
 """``priorscan backfill PATH...``: load a large extract (a PAS/RIS history, a trust joining the region) in batches.
 
+The bulk mode of :func:`api.ingest.load_paths`, the one path of ``ingest`` and ``backfill`` (same command-line
+wrapper, same classification of files and the same report, extended by :class:`BackfillReport`).
+
 The same files as ``priorscan ingest`` (formats told by content, :mod:`api.ingest_formats`), the same phases
 (identity, then imaging, then orders) and the same report, loaded in stages that each resume where a crash left them:
 
@@ -9,15 +12,18 @@ The same files as ``priorscan ingest`` (formats told by content, :mod:`api.inges
    first appearance of a record that the store does not hold is written so; every other identity item (a later
    update of the same record, a merge, link or change of identifier, a FHIR Bundle, a message the reader refuses)
    is set aside in input order.
-2. **relink**: one batch relink of every source record (:func:`mpi.batch.relink`: the scorer, decisions and
+2. **relink**: one batch relink of every source record (:func:`mpi.relink`: the scorer, decisions and
    cluster integrity that link-on-write uses), with a freshly trained model unless ``--no-train``.
 3. **deferred**: the set-aside items, in input order, through the per-message path (link-on-write, the HL7 log's
    idempotency, refusals with dead letters), committed in groups with the cursor after each group.
-4. **imaging** and **orders**: DICOM headers are read in the worker processes and applied in groups of one
-   transaction each (:func:`imaging.adapters.apply_many`); HL7 ORU and orders go through the HL7 service's group
-   commit; FHIR ImagingStudy, ServiceRequest and DICOM JSON through their handlers, file by file. These writes are
-   idempotent (a study by its UID, an HL7 message by its sender and control id), so the group a crash interrupted is
-   applied again without doubling anything.
+4. **imaging** and **orders**: DICOM headers are read in the worker processes and applied in groups of
+   :data:`GROUP`: each group's new studies are built in memory by the live merge and written many rows per
+   statement with the stage's cursor, in one transaction (:func:`imaging.load_studies`); a group that only the
+   per-message path applies (a rejection note, an object the store holds, a concurrent writer) goes through the
+   adapters' group commit (:func:`imaging.apply_many`), idempotent by study and instance UID. HL7 ORU and orders go
+   through the HL7 service's group commit; FHIR ImagingStudy, ServiceRequest and DICOM JSON through their handlers,
+   file by file. These writes are idempotent (a study by its UID, an HL7 message by its sender and control id), so
+   the group a crash interrupted is applied again without doubling anything.
 
 Then the planner's statistics are refreshed. Everything rejected is counted with its reason in the report and kept
 as a dead letter by the handler that refused it; the exit status is 0 only when nothing was rejected.
@@ -25,7 +31,6 @@ as a dead letter by the handler that refused it; the exit status is 0 only when 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -40,6 +45,8 @@ from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from api.bulk_identity import BulkRecord, read_fhir, read_hl7
 from api.bulk_writes import (
@@ -58,18 +65,20 @@ from api.ingest import (
     DEFAULT_HANDLERS,
     INGEST_AGENT,
     INGEST_CHANNEL,
+    BulkOptions,
     IngestReport,
     _apply_file,
-    _classify,
     _display,
+    load_paths,
 )
 from api.ingest_formats import Detected, FileFormat, Phase, fhir_json_items, hl7_messages, ndjson_items
 from priorscan.db import utcnow
+from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from api.context import AppContext
-    from priorscan.cli import CliContext
     from priorscan.trusts import TrustRegistry
 
 log = logging.getLogger(__name__)
@@ -94,7 +103,7 @@ class _Crash:
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
-BATCH = 5_000  # identity items per transaction
+BATCH = BulkOptions.batch  # identity items per transaction
 GROUP = 200  # HL7 messages or DICOM objects per transaction in the later stages
 _FILE_SHIFT = 32  # seq of a set-aside item: file number << 32 | position in the file
 
@@ -118,13 +127,9 @@ def _read_identity(item: tuple[str, Any]) -> BulkRecord | None:
 
 def _read_dicom(path: str) -> Any:
     """A DICOM file's facts (and rejection note), or the outcome refusing it, as the per-message path reads it."""
-    from imaging.adapters import _prepare, read_dicom_file
+    from imaging import read_dicom_header
 
-    try:
-        ds = read_dicom_file(Path(path))
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a corrupt file, as ingest says
-        return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({type(exc).__name__})", "dicom")
-    return _prepare(ds, _worker["trusts"], source="dicom", source_name=None, kind="DICOM")
+    return read_dicom_header(Path(path), _worker["trusts"])
 
 
 class Readers:
@@ -156,6 +161,8 @@ class BackfillReport(IngestReport):
 
     written: int = 0  # new source records written in bulk (this run)
     set_aside: int = 0  # identity items given to the per-message path
+    objects_in_bulk: int = 0  # DICOM objects whose group was written in bulk (this run)
+    objects_per_message: int = 0  # DICOM objects whose group went through the per-message path
     resumed: list[str] = field(default_factory=list)  # stages found done or begun by an earlier run
     relink: dict[str, Any] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -165,6 +172,9 @@ class BackfillReport(IngestReport):
         lines = [super().render(), "bulk load:"]
         lines.append(f"  {self.written} new source record(s) written in bulk, linked by one batch relink; "
                      f"{self.set_aside} identity item(s) through the per-message path after it")
+        if self.objects_in_bulk or self.objects_per_message:
+            lines.append(f"  {self.objects_in_bulk} DICOM object(s) in groups written in bulk, "
+                         f"{self.objects_per_message} in groups through the per-message path")
         if self.relink:
             lines.append("  relink: " + ", ".join(f"{k} {v}" for k, v in self.relink.items()))
         if self.resumed:
@@ -331,7 +341,7 @@ class Backfill:
     # 2. relink ------------------------------------------------------------------------------------------------------
 
     def relink(self) -> None:
-        from mpi.batch import relink
+        from mpi import relink
 
         with self.context.sessions() as session:
             mark = cursor(session, self.key, "relink")
@@ -493,34 +503,59 @@ class Backfill:
             flush()
 
     def _dicom(self, files: list[Detected], stage: str, bar: Any) -> None:
-        from imaging.adapters import apply_many
+        from imaging import apply_many
 
+        name = f"{stage}-dicom"
         with self.context.sessions() as session:
-            mark = cursor(session, self.key, f"{stage}-dicom")
+            mark = cursor(session, self.key, name)
         if mark is not None and mark.finished:
             return
         done = mark.position if mark is not None else 0
         ordered = sorted(files, key=lambda d: str(d.path))
         for start in range(done, len(ordered), self.group):
             chunk = ordered[start:start + self.group]
+            end, finished = start + len(chunk), start + len(chunk) >= len(ordered)
             prepared = self.readers.map(_read_dicom, [str(found.path) for found in chunk])
             ready = [(n, p) for n, p in enumerate(prepared) if not isinstance(p, ItemOutcome)]
             outcomes: list[ItemOutcome | None] = [p if isinstance(p, ItemOutcome) else None for p in prepared]
-            if ready:
-                applied = apply_many(self.context.sessions, self.context.trusts, [p for _, p in ready],
-                                     agent=INGEST_AGENT, event_type="dicom")
-                for (n, _), outcome in zip(ready, applied, strict=True):
-                    outcomes[n] = outcome
+            applied = self._studies_in_bulk([p for _, p in ready], name, end, finished) if ready else None
+            if applied is not None:
+                self.report.objects_in_bulk += len(ready)
+            else:  # the per-message path: a group commit, each object alone if the group fails
+                self.report.objects_per_message += len(ready)
+                if ready:
+                    applied = apply_many(self.context.sessions, self.context.trusts, [p for _, p in ready],
+                                         agent=INGEST_AGENT, event_type="dicom")
+                with self.context.sessions() as session:
+                    advance(session, self.key, name, end, finished=finished)
+                    session.commit()
+            for (n, _), outcome in zip(ready, applied or [], strict=True):
+                outcomes[n] = outcome
             for found, maybe in zip(chunk, outcomes, strict=True):
                 assert maybe is not None
                 self.report.add(maybe, _display(found.path))
-            with self.context.sessions() as session:
-                advance(session, self.key, f"{stage}-dicom", start + len(chunk),
-                        finished=start + len(chunk) >= len(ordered))
-                session.commit()
             if self._crash:
-                self._crash.committed(f"{stage}-dicom")
+                self._crash.committed(name)
             bar.update(len(chunk))
+
+    def _studies_in_bulk(self, items: list[Any], stage: str, end: int, finished: bool) -> list[ItemOutcome] | None:
+        """A group of DICOM objects written in bulk with the stage's cursor, in one transaction
+        (:func:`imaging.load_studies`); None, with nothing written, when the group is for the per-message path (a
+        rejection note, an object the store holds) or met a concurrent writer."""
+        from imaging import load_studies
+
+        try:
+            with unit_of_work(self.context.sessions, write=True) as session:
+                outcomes = load_studies(session, self.context.trusts, items, agent=INGEST_AGENT, event_type="dicom")
+                if outcomes is None:
+                    session.rollback()
+                    return None
+                advance(session, self.key, stage, end, finished=finished)
+            return outcomes
+        except (IntegrityError, OperationalError, PriorscanError) as exc:
+            log.info("backfill: a group of %d DICOM objects goes through the per-message path after %s", len(items),
+                     type(exc).__name__)
+            return None
 
 
 def _cpu_seconds() -> float:
@@ -533,61 +568,35 @@ class _Nothing:
     position = 0
 
 
+def load_in_bulk(context: AppContext, detected: list[Detected], report: BackfillReport, options: BulkOptions, *,
+                 progress: bool) -> None:
+    """The bulk mode of :func:`api.ingest.load_paths`: the stages over the classified files, resuming a load of the
+    same files that stopped (``options.restart``: forget where it stopped; its written records stay, and are then
+    held records, whose items go through the per-message path)."""
+    key = load_key(detected)
+    if options.restart:
+        with context.sessions() as session:
+            forget(session, key)
+            session.commit()
+    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    Backfill(context, detected, report, workers=workers, batch=options.batch, progress=progress,
+             train=options.train).run()
+
+
 def backfill_paths(context: AppContext, paths: Sequence[Path | str], *, workers: int | None = None,
                    batch: int = BATCH, progress: bool = False, train: bool = True,
                    restart: bool = False) -> BackfillReport:
-    """Load every file under ``paths`` in bulk stages, resuming a load of the same files that stopped.
-
-    Parameters
-    ----------
-    context
-        The opened store, settings and trusts.
-    paths
-        Files and folders, as for ``priorscan ingest``.
-    workers
-        Worker processes that read and normalise items (default: one per core; 0 reads in this process).
-    batch
-        Identity items per transaction (and at most :data:`GROUP` items per transaction in the later stages).
-    progress
-        Progress bars on stderr.
-    train
-        Train a fresh model for the batch relink (as ``priorscan link``); False links with the model in use.
-    restart
-        Forget where an earlier run of this load stopped (its written records stay; they are then held records,
-        whose items go through the per-message path).
+    """:func:`api.ingest.load_paths` in bulk (``priorscan backfill``); the parameters are :class:`BulkOptions`'s.
 
     Returns
     -------
     BackfillReport
         Accepted and rejected counts with reasons, and what the bulk stages did.
     """
-    started = time.monotonic()
-    report = BackfillReport()
-    detected = _classify(paths, report)
-    key = load_key(detected)
-    if restart:
-        with context.sessions() as session:
-            forget(session, key)
-            session.commit()
-    Backfill(context, detected, report, workers=(os.cpu_count() or 1) if workers is None else workers, batch=batch,
-             progress=progress, train=train).run()
-    report.seconds = time.monotonic() - started
+    report = load_paths(context, paths, bulk=BulkOptions(workers=workers, batch=batch, train=train, restart=restart),
+                        progress=progress)
+    assert isinstance(report, BackfillReport)
     return report
 
 
-def run_backfill(args: argparse.Namespace, ctx: CliContext) -> int:
-    """``priorscan backfill PATH... [--workers N] [--batch N] [--no-train] [--restart] [--no-progress]``."""
-    from api.context import AppContext
-
-    context = AppContext.open(ctx.settings)
-    try:
-        progress = not args.no_progress and sys.stderr.isatty()
-        report = backfill_paths(context, args.paths, workers=args.workers, batch=args.batch, progress=progress,
-                                train=not args.no_train, restart=args.restart)
-    finally:
-        context.engine.dispose()
-    print(report.render())
-    return report.exit_code
-
-
-__all__ = ["BackfillReport", "backfill_paths", "load_key", "run_backfill"]
+__all__ = ["BackfillReport", "backfill_paths", "load_in_bulk", "load_key"]

@@ -1,5 +1,6 @@
-"""The bulk load's writes: many rows per statement (multi-row INSERT on SQLite, COPY on PostgreSQL), its cursors and
-the items it sets aside, each in the caller's transaction.
+"""The bulk load's writes: many rows per statement (multi-row INSERT on SQLite, COPY on PostgreSQL), the identity rows
+through mpi's store writer (:func:`mpi.store_writer_for`), its cursors and the items it sets aside, each in the
+caller's transaction.
 
 A batch of new source records, their versions, blocking keys, further identifiers, HL7 log and audit rows is written
 with the cursor that says how far the input is done, in one transaction: after a crash the load resumes at the cursor,
@@ -8,25 +9,19 @@ and an item is either wholly written with its cursor or not at all (never lost, 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select, text, tuple_, update
+from sqlalchemy import delete, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
-from api.bulk_identity import BulkRecord, JsonText
-from mpi.tables import BlockingKey, SourceIdentifier, SourceRecord, SourceRecordVersion, table_of
+from api.bulk_identity import BulkRecord
+from mpi import SourceRecord, store_writer_for, table_of
+from priorscan.bulk_rows import insert_rows, is_postgresql
 from priorscan.db import utcnow
 from priorscan.tables import AuditEvent, BulkCursor, BulkDeferred, HL7MessageLog
 
-#: SQLite's limit on bound parameters of one statement (3.32 and later); a multi-row INSERT stays under it.
-SQLITE_PARAMETERS = 32_000
 _LOOKUP_CHUNK = 500
-
-
-def is_postgresql(connection: Connection) -> bool:
-    return connection.dialect.name == "postgresql"
 
 
 def begin_bulk_write(session: Session) -> None:
@@ -34,65 +29,6 @@ def begin_bulk_write(session: Session) -> None:
     whose sequence hands out the ids)."""
     if session.get_bind().dialect.name == "sqlite":
         session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
-    """``count`` new ids of ``table``: from its sequence on PostgreSQL (safe beside live writers), after its largest
-    id on SQLite (under the write lock)."""
-    if count == 0:
-        return []
-    name = table.name
-    if is_postgresql(connection):
-        rows = connection.execute(text(f"SELECT nextval(pg_get_serial_sequence('{name}', 'id')) "
-                                       "FROM generate_series(1, :n)"), {"n": count}).scalars().all()
-        return sorted(int(r) for r in rows)
-    start = int(connection.execute(text(f"SELECT coalesce(max(id), 0) FROM {name}")).scalar_one()) + 1
-    return list(range(start, start + count))
-
-
-def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same columns): COPY on PostgreSQL, multi-row INSERTs on SQLite.
-
-    Values are converted by the columns' own types (JSON, UTC timestamps), then sent through the driver as they are:
-    SQLAlchemy's compilation of a statement with thousands of rows would cost more than the insert itself.
-    """
-    if not rows:
-        return
-    columns = list(rows[0])
-    if is_postgresql(connection):
-        _copy(connection, table, columns, rows)
-        return
-    processors = [table.c[c].type._cached_bind_processor(connection.dialect) for c in columns]  # noqa: SLF001
-    names = ", ".join(f'"{c}"' for c in columns)
-    one = "(" + ", ".join("?" for _ in columns) + ")"
-    per_statement = max(1, SQLITE_PARAMETERS // len(columns))
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start:start + per_statement]
-        values: list[Any] = []
-        for row in chunk:
-            values.extend(value if process is None or value is None or isinstance(value, JsonText) else process(value)
-                          for process, value in zip(processors, (row[c] for c in columns), strict=True))
-        raw.execute(f'INSERT INTO "{table.name}" ({names}) VALUES ' + ", ".join([one] * len(chunk)), values)
-
-
-def _copy(connection: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> None:
-    from priorscan.db import JSONType, UTCDateTime
-
-    utc = UTCDateTime()
-    kinds = [("json" if isinstance(table.c[c].type, JSONType) else
-              "utc" if isinstance(table.c[c].type, UTCDateTime) else "") for c in columns]
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    names = ", ".join(f'"{c}"' for c in columns)
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([
-                None if (value := row[c]) is None else value if isinstance(value, JsonText)
-                else json.dumps(value) if kind == "json"
-                else utc.process_bind_param(value, None) if kind == "utc" else value
-                for c, kind in zip(columns, kinds, strict=True)])
 
 
 def existing_keys(session: Session, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -121,29 +57,17 @@ def logged_messages(session: Session, keys: Iterable[tuple[str, str, str]]) -> s
 
 
 def write_records(session: Session, records: Sequence[BulkRecord]) -> list[int]:
-    """Write new source records unlinked, with everything link-on-write writes beside a new record but its link:
-    version, blocking keys, further identifiers, the HL7 log row and the audit row. Their ids, in order."""
-    connection = session.connection()
-    ids = reserve_ids(connection, table_of(SourceRecord), len(records))
-    sources: list[dict[str, Any]] = []
-    versions: list[dict[str, Any]] = []
-    keys: list[dict[str, Any]] = []
-    identifiers: list[dict[str, Any]] = []
+    """Write new source records unlinked, with everything link-on-write writes beside a new record but its link
+    (version, blocking keys, further identifiers: :meth:`mpi.StoreWriter.write_unlinked`), and the HL7 log row
+    and the audit row. Their ids, in order."""
+    ids = store_writer_for(session).write_unlinked([record.record for record in records])
     logs: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
     for record_id, record in zip(ids, records, strict=True):
-        sources.append({"id": record_id, **record.columns})
-        versions.append({"source_record_id": record_id, **record.version})
-        keys.extend({"source_record_id": record_id, "key": key} for key in record.keys)
-        identifiers.extend({"source_record_id": record_id, "system": system, "value": value, "use": None}
-                           for system, value in record.identifiers)
         if record.log is not None:
             logs.append(record.log)
         audits.append({**record.audit, "entity": record.audit.get("entity") or f"Patient/src-{record_id}"})
-    insert_rows(connection, table_of(SourceRecord), sources)
-    insert_rows(connection, table_of(SourceRecordVersion), versions)
-    insert_rows(connection, table_of(BlockingKey), keys)
-    insert_rows(connection, table_of(SourceIdentifier), identifiers)
+    connection = session.connection()
     insert_rows(connection, table_of(HL7MessageLog), logs)
     insert_rows(connection, table_of(AuditEvent), audits)
     return ids
@@ -197,4 +121,4 @@ def refresh_statistics(session: Session) -> None:
 
 
 __all__ = ["advance", "begin_bulk_write", "cursor", "defer", "deferred_after", "existing_keys", "forget",
-           "insert_rows", "logged_messages", "refresh_statistics", "reserve_ids", "write_records"]
+           "logged_messages", "refresh_statistics", "write_records"]

@@ -11,6 +11,11 @@ Objects that arrive together (one STOW-RS request; C-STORE requests of concurren
 - an object read but refused by the index (no Study Instance UID, the store busy ...): its header as DICOM JSON
   (content type ``dicom-json``, which ``priorscan deadletters replay`` can apply again).
 
+A C-STORE request carries its dataset without file meta information: the SCP hands it on as it came
+(:class:`Pushed`, the dataset's bytes and what the command and presentation context say of it) and the Part 10
+object is made where it is read, in the writer (a process of its own: :meth:`api.writer_processes.WriterProcesses.
+receive_dicom`), so that the SCP's process spends its time on the network only.
+
 The status of each object is a DICOM status (PS3.4 C-STORE, the FailureReason of PS3.18 STOW-RS): 0x0000 success,
 0xA700 out of resources (the store was busy: the sender may try again), 0xC000 cannot understand (unreadable, or
 refused by the index), 0x0110 processing failure (an internal error).
@@ -30,17 +35,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pydicom import dcmread
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from imaging import ingest_dicom_datasets, raw_text
 from priorscan.audit import Agent
+from priorscan.errors import StorageError
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
 from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from api.context import AppContext
+    from api.writer_processes import WriterProcesses
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +82,29 @@ class Received:
     @property
     def stored(self) -> bool:
         return self.status == SUCCESS
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A dataset as a C-STORE request carries it: its encoded bytes (no file meta information), its transfer
+    syntax (the presentation context's) and its SOP Class and Instance UIDs (the request's Affected SOP UIDs)."""
+
+    dataset: bytes
+    transfer_syntax: str
+    sop_class_uid: str
+    sop_instance_uid: str
+
+    def part10(self) -> bytes:
+        """The object as a DICOM Part 10 file: preamble, file meta information, then the dataset as received."""
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = UID(self.sop_class_uid)
+        meta.MediaStorageSOPInstanceUID = UID(self.sop_instance_uid)
+        meta.TransferSyntaxUID = UID(self.transfer_syntax)
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        out = DicomBytesIO()
+        out.write(b"\x00" * 128 + b"DICM")
+        write_file_meta_info(out, meta, enforce_standard=True)
+        return out.getvalue() + self.dataset
 
 
 def read_header(data: bytes) -> Dataset:
@@ -146,10 +179,11 @@ def receive(context: AppContext, data: bytes, *, channel: str, source: str, agen
     return receive_many(context, [data], channel=channel, source=source, agent=agent, source_trust=source_trust)[0]
 
 
-def receive_many(context: AppContext, objects: list[bytes], *, channel: str, source: str, agent: Agent,
-                 source_trust: str | None = None) -> list[Received]:
+def receive_many(context: AppContext, pushed: list[bytes] | list[bytes | Pushed], *, channel: str, source: str,
+                 agent: Agent, source_trust: str | None = None) -> list[Received]:
     """Index several pushed objects from one sender in one unit of work (group commit; each alone if that fails),
     as :func:`receive` does one; the statuses in the order given, all committed before returning."""
+    objects = [item.part10() if isinstance(item, Pushed) else item for item in pushed]
     results: list[Received | None] = [None] * len(objects)
     readable: list[tuple[int, Dataset]] = []
     for position, data in enumerate(objects):
@@ -195,17 +229,27 @@ class GroupWriter:
     """Applies objects pushed over concurrent associations in groups (one transaction per group), so that the
     store's per-transaction cost is shared; each caller still gets its own status only after the commit.
 
+    With ``processes`` (:class:`api.writer_processes.WriterProcesses`) each group is read and indexed in a writer
+    process, one thread per process gathering groups: what arrives while a process works on its group waits for the
+    next (a thread more would take whatever came first, often one object, and leave the rest to wait behind it);
+    without, one thread of this process applies them.
+
     :meth:`submit` blocks its caller (an association's thread) until its object is committed or refused.
     """
 
-    def __init__(self, context: AppContext, max_group: int = MAX_GROUP) -> None:
+    def __init__(self, context: AppContext, max_group: int = MAX_GROUP,
+                 processes: WriterProcesses | None = None) -> None:
         self.context = context
         self.max_group = max_group
+        self.processes = processes
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="dicom-group-writer", daemon=True)
-        self._thread.start()
+        count = processes.processes if processes is not None else 1
+        self._threads = [threading.Thread(target=self._run, name=f"dicom-group-writer-{n}", daemon=True)
+                         for n in range(count)]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, data: bytes, *, channel: str, source: str, agent: Agent,
+    def submit(self, data: bytes | Pushed, *, channel: str, source: str, agent: Agent,
                source_trust: str | None = None) -> Received:
         pending = _Pending(data, channel, source, agent, source_trust)
         self._queue.put(pending)
@@ -214,9 +258,13 @@ class GroupWriter:
         return pending.result
 
     def close(self) -> None:
-        """Finish what was submitted, then stop the thread."""
-        self._queue.put(None)
-        self._thread.join(timeout=60)
+        """Finish what was submitted, then stop the threads (and the writer processes)."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=60)
+        if self.processes is not None:
+            self.processes.stop()
 
     def _run(self) -> None:
         while True:
@@ -243,9 +291,18 @@ class GroupWriter:
         for item in group:
             by_sender.setdefault((item.channel, item.source, item.agent, item.source_trust), []).append(item)
         for (channel, source, agent, trust), items in by_sender.items():
+            objects = [i.data for i in items]
             try:
-                results = receive_many(self.context, [i.data for i in items], channel=channel, source=source,
-                                       agent=agent, source_trust=trust)
+                if self.processes is not None:
+                    results = self.processes.receive_dicom(objects, channel=channel, source=source, agent=agent,
+                                                           source_trust=trust)
+                else:
+                    results = receive_many(self.context, objects, channel=channel, source=source, agent=agent,
+                                           source_trust=trust)
+            except StorageError as exc:  # a writer process died, or the store is out of reach: send again
+                log.error("the DICOM group writer could not apply %d object(s) (%s)", len(items), exc.code)
+                results = [Received(OUT_OF_RESOURCES, ItemOutcome.rejected("DICOM", "the store is busy", "busy"))
+                           for _ in items]
             except Exception as exc:  # never leave a caller waiting
                 log.error("the DICOM group writer failed (%s)", type(exc).__name__)
                 results = [Received(PROCESSING_FAILURE, ItemOutcome.rejected("DICOM", "internal error", "internal"))
@@ -257,7 +314,7 @@ class GroupWriter:
 
 @dataclass
 class _Pending:
-    data: bytes
+    data: bytes | Pushed
     channel: str
     source: str
     agent: Agent

@@ -10,8 +10,13 @@
   object is in the store; a failure is a dead letter and a failure status. Objects arriving together over
   concurrent associations share one transaction (:class:`api.dicom_receiver.GroupWriter`).
 
-pynetdicom runs each association in a thread of its own; the store is reached through the context's session
-factory, one unit of work per object.
+pynetdicom runs each association in a thread of its own, and its receiving side (PDUs, DIMSE, threads that poll)
+costs more CPU than indexing does. So, as the MLLP listener does, the SCP hands each object to writer processes
+(:class:`api.writer_processes.WriterProcesses`; how many: :func:`api.mllp.writer_processes`, one for SQLite on a
+machine of more than one core, up to one per core for PostgreSQL): this process takes the dataset's bytes off the
+request as they came, without decoding them, and a writer process reads the header, indexes the group and commits
+before the statuses are sent. With no writer processes (one core, or ``processes=0``) a thread of this process
+applies the groups.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from api.dicom_receiver import GroupWriter
+from api.dicom_receiver import GroupWriter, Pushed
 from priorscan.audit import Agent
 
 if TYPE_CHECKING:
@@ -41,8 +46,10 @@ logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO lines name
 class StoreScp:
     """A running C-STORE SCP; :meth:`stop` closes it."""
 
-    def __init__(self, context: AppContext, host: str, port: int, ae_title: str | None = None) -> None:
+    def __init__(self, context: AppContext, host: str, port: int, ae_title: str | None = None,
+                 processes: int | None = None) -> None:
         self.context = context
+        self.processes = processes
         self.ae_title = ae_title or context.settings.dicom_ae_title
         ae = AE(ae_title=self.ae_title)
         ae.require_called_aet = True
@@ -60,7 +67,17 @@ class StoreScp:
 
     def start(self) -> StoreScp:
         """Listen (raises OSError when the port is taken)."""
-        self._writer = GroupWriter(self.context)
+        processes = self.processes
+        if processes is None:
+            from api.mllp import writer_processes  # the same rule as the MLLP listener's
+
+            processes = writer_processes(self.context)
+        pool = None
+        if processes:
+            from api.writer_processes import WriterProcesses
+
+            pool = WriterProcesses(self.context.settings, processes)
+        self._writer = GroupWriter(self.context, processes=pool)
         server = self._ae.start_server((self.host, self.port), block=False,
                                        evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
         assert server is not None  # non-blocking: the server is returned
@@ -90,7 +107,9 @@ class StoreScp:
         source = f"{calling or '-'}@{requestor.address}"
         trust = self.context.trusts.for_ae_title(calling)
         try:
-            data = event.encoded_dataset(include_meta=True)
+            request = event.request
+            data = Pushed(request.DataSet.getvalue(), str(event.context.transfer_syntax),
+                          str(request.AffectedSOPClassUID or ""), str(request.AffectedSOPInstanceUID or ""))
         except Exception as exc:  # a malformed request: nothing to keep
             log.warning("C-STORE from %s: the object could not be taken from the request (%s)", source,
                         type(exc).__name__)
@@ -107,6 +126,8 @@ class StoreScp:
         return received.status
 
 
-def start_store_scp(context: AppContext, host: str, port: int, ae_title: str | None = None) -> StoreScp:
-    """Start a C-STORE SCP on ``host:port`` (0 picks a free port; see ``StoreScp.port``)."""
-    return StoreScp(context, host, port, ae_title).start()
+def start_store_scp(context: AppContext, host: str, port: int, ae_title: str | None = None,
+                    processes: int | None = None) -> StoreScp:
+    """Start a C-STORE SCP on ``host:port`` (0 picks a free port; see ``StoreScp.port``), with ``processes`` writer
+    processes (None: :func:`api.mllp.writer_processes`'s rule; 0: none)."""
+    return StoreScp(context, host, port, ae_title, processes).start()

@@ -324,9 +324,22 @@ def _apply_file(context: AppContext, handlers: IngestHandlers, found: Detected, 
                       "input.io")
 
 
-def ingest_paths(context: AppContext, paths: Sequence[Path | str], handlers: IngestHandlers = DEFAULT_HANDLERS,
-                 progress: bool = False) -> IngestReport:
+@dataclass(frozen=True)
+class BulkOptions:
+    """How ``priorscan backfill`` loads (:mod:`api.bulk_load`): the mode of :func:`load_paths` for large extracts."""
+
+    workers: int | None = None  # worker processes reading items (None: one per core; 0: this process)
+    batch: int = 5_000  # identity items per transaction
+    train: bool = True  # train a fresh model for the batch relink (False: link with the model in use)
+    restart: bool = False  # forget where an earlier run of the same load stopped
+
+
+def load_paths(context: AppContext, paths: Sequence[Path | str], *, bulk: BulkOptions | None = None,
+               handlers: IngestHandlers = DEFAULT_HANDLERS, progress: bool = False) -> IngestReport:
     """Load every file under ``paths`` in three phases (identity, imaging, orders) and report what became of it.
+
+    The one path of ``priorscan ingest`` and ``priorscan backfill``: the files are found and classified, and the
+    report counted, alike; only how items are applied differs with ``bulk``.
 
     Parameters
     ----------
@@ -334,21 +347,37 @@ def ingest_paths(context: AppContext, paths: Sequence[Path | str], handlers: Ing
         The opened store, settings and trusts, passed on to the handlers.
     paths
         Files and folders (walked recursively; names starting with '.' are skipped and counted).
+    bulk
+        None (``ingest``): every item through the handler that owns its kind, file by file, phase by phase.
+        :class:`BulkOptions` (``backfill``): the resumable bulk stages of :mod:`api.bulk_load`, which report in a
+        :class:`api.bulk_load.BackfillReport`.
     handlers
-        Who applies each kind of item (:data:`DEFAULT_HANDLERS` in production).
+        Who applies each kind of item (:data:`DEFAULT_HANDLERS` in production; per message only).
     progress
-        Show a progress bar per phase on stderr.
+        Show progress bars on stderr.
 
     Returns
     -------
     IngestReport
         Accepted and rejected counts with grouped reasons; ``exit_code`` is 0 only when nothing was rejected.
     """
+    started = time.monotonic()
+    if bulk is None:
+        report = IngestReport()
+        _per_message(context, handlers, _classify(paths, report), report, progress)
+    else:
+        from api.bulk_load import BackfillReport, load_in_bulk  # the bulk stages build on this module
+
+        report = bulk_report = BackfillReport()
+        load_in_bulk(context, _classify(paths, report), bulk_report, bulk, progress=progress)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _per_message(context: AppContext, handlers: IngestHandlers, detected: list[Detected], report: IngestReport,
+                 progress: bool) -> None:
     from tqdm import tqdm
 
-    started = time.monotonic()
-    report = IngestReport()
-    detected = _classify(paths, report)
     for phase in Phase:
         files = [found for found in detected if phase in found.phases]
         if not files:
@@ -360,23 +389,31 @@ def ingest_paths(context: AppContext, paths: Sequence[Path | str], handlers: Ing
             if progress:
                 bar.set_postfix(accepted=report.accepted_total, rejected=report.rejected_total, refresh=False)
         bar.close()
-    report.seconds = time.monotonic() - started
-    return report
+
+
+def ingest_paths(context: AppContext, paths: Sequence[Path | str], handlers: IngestHandlers = DEFAULT_HANDLERS,
+                 progress: bool = False) -> IngestReport:
+    """:func:`load_paths` per message (``priorscan ingest``)."""
+    return load_paths(context, paths, handlers=handlers, progress=progress)
 
 
 def run_ingest(args: argparse.Namespace, ctx: CliContext) -> int:
-    """``priorscan ingest PATH... [--no-progress]``."""
+    """``priorscan ingest PATH... [--no-progress]`` and ``priorscan backfill PATH... [--workers N] [--batch N]
+    [--no-train] [--restart] [--no-progress]`` (``args.bulk``): load, print the report, exit 0 when nothing was
+    rejected."""
     from api.context import AppContext
 
+    bulk = BulkOptions(workers=args.workers, batch=args.batch, train=not args.no_train, restart=args.restart) \
+        if getattr(args, "bulk", False) else None
     context = AppContext.open(ctx.settings)
     try:
         progress = not args.no_progress and sys.stderr.isatty()
-        report = ingest_paths(context, args.paths, handlers=DEFAULT_HANDLERS, progress=progress)
+        report = load_paths(context, args.paths, bulk=bulk, handlers=DEFAULT_HANDLERS, progress=progress)
     finally:
         context.engine.dispose()
     print(report.render())
     return report.exit_code
 
 
-__all__ = ["DEFAULT_HANDLERS", "FORMAT_PHASES", "IngestHandlers", "IngestReport", "ServiceHandlers", "ingest_paths",
-           "run_ingest"]
+__all__ = ["DEFAULT_HANDLERS", "FORMAT_PHASES", "BulkOptions", "IngestHandlers", "IngestReport", "ServiceHandlers",
+           "ingest_paths", "load_paths", "run_ingest"]

@@ -1,4 +1,5 @@
-"""Writer processes: the MLLP listener's batches applied in processes of their own, so that feeds use every core.
+"""Writer processes: the MLLP listener's batches and the C-STORE SCP's objects applied in processes of their own, so
+that feeds use every core.
 
 One Python process runs Python on one core at a time (the GIL), and linking on write is mostly CPU work: parsing,
 scoring candidates, building statements. With the listener and its writer threads in one process, ADT throughput
@@ -15,6 +16,11 @@ A worker ignores SIGINT and SIGTERM (the serving process decides when to stop: i
 then shuts the workers down) and exits by itself if the serving process dies. If a worker dies, the messages of its
 batch are answered AE (their transaction was rolled back, or committed and then found by the sender's resend through
 the idempotency log) and a fresh set of workers is started.
+
+The C-STORE SCP (:mod:`api.dicom_scp`) hands its objects over the same way (:meth:`WriterProcesses.receive_dicom`): its
+process keeps pynetdicom (sockets, PDUs, DIMSE, a thread per association), the worker reads each header and indexes
+the group with one commit (:func:`api.dicom_receiver.receive_many`), and only then are the statuses sent. A worker that
+dies answers its objects 0xA700 (out of resources: the sender sends them again).
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from concurrent.futures.process import BrokenProcessPool
 import structlog
 
 from api.context import AppContext
+from api.dicom_receiver import Pushed, Received, receive_many
 from api.hl7_service import Incoming, process_messages
+from priorscan.audit import Agent
 from priorscan.errors import StorageError
 from priorscan.logs import configure as configure_logs
 from priorscan.outcome import ItemOutcome
@@ -85,6 +93,20 @@ class WriterProcesses:
                     self._pool = self._start()
             raise StorageError("the writer process stopped", code="busy") from None
 
+    def receive_dicom(self, objects: Sequence[bytes | Pushed], *, channel: str, source: str, agent: Agent,
+                      source_trust: str | None = None) -> list[Received]:
+        """Index pushed DICOM objects in one worker with one commit (as :func:`api.dicom_receiver.receive_many`);
+        their statuses, in order."""
+        pool = self._pool
+        try:
+            return pool.submit(_receive_dicom, list(objects), channel, source, agent, source_trust).result()
+        except BrokenProcessPool:
+            with self._guard:
+                if self._pool is pool:
+                    log.error("a DICOM writer process died: starting the writer processes again")
+                    self._pool = self._start()
+            raise StorageError("the writer process stopped", code="busy") from None
+
     def pids(self) -> list[int]:
         """The process ids of the workers started so far (for operators and tests)."""
         processes = getattr(self._pool, "_processes", None) or {}
@@ -132,6 +154,14 @@ def _apply(messages: list[Incoming], channel: str) -> list[ItemOutcome]:
     except Exception as exc:  # noqa: BLE001 - crosses a pipe: its type's name only (its text may quote patient data)
         log.error("MLLP batch of %d message(s) failed in a writer process (%s)", len(messages), type(exc).__name__)
         raise StorageError(f"internal error ({type(exc).__name__})") from None
+
+
+def _receive_dicom(objects: list[bytes | Pushed], channel: str, source: str, agent: Agent,
+                   source_trust: str | None) -> list[Received]:
+    if _context is None:  # pragma: no cover - the initializer runs first or the pool is broken
+        raise StorageError("the writer process has no store")
+    # receive_many keeps its own faults as statuses (0x0110) and dead letters; what is left is the store's to raise
+    return receive_many(_context, objects, channel=channel, source=source, agent=agent, source_trust=source_trust)
 
 
 __all__ = ["WriterProcesses"]

@@ -1,11 +1,16 @@
 """PACS coverage benchmarks: DICOM pushed to priorscan, and a poll of a PACS that must find every study.
 
-``python -m bench pacs push [--objects 2000] [--backend sqlite|postgresql] [--associations 4] [--batch 50]``
+``python -m bench pacs push [--objects 2000] [--backend sqlite|postgresql] [--associations 4] [--batch 50]
+[--writer-processes N] [--only c-store|stow-rs] [--sender dcmtk|pynetdicom]``
     Writes N header-only DICOM objects (CT series and RDSRs, radiographs, mammograms: ``bench_imaging``'s
     generator), then sends them (a) by C-STORE to ``serve --dicom-port``'s SCP over ``--associations`` concurrent
-    associations, and (b) by STOW-RS to a real HTTP server in requests of ``--batch`` objects over as many
-    connections, each into a fresh store. Objects/s counts objects whose success status came back, which is sent only
-    after each object's commit; the last line checks the store holds them all.
+    associations (``--sender dcmtk``, the default where DCMTK is installed: a ``storescu`` process per association,
+    the C sender PACS and modalities commonly run; ``--sender pynetdicom``: pynetdicom's SCU in processes of their
+    own, associated before the clock starts, whose own CPU competes with the SCP's; the SCP with its writer
+    processes as ``serve`` starts it unless ``--writer-processes`` says otherwise), and (b) by STOW-RS to a real
+    HTTP server in requests of ``--batch`` objects over as many connections, each into a fresh store. Objects/s
+    counts objects whose success status came back, which is sent only after each object's commit; each line says
+    how many the store holds.
 
 ``python -m bench pacs poll [--studies 10000] [--late 100] [--backend sqlite|postgresql]``
     Loads a real Orthanc (its DICOMweb plugin) with N studies (one header-only CT image each, dates spread over
@@ -88,8 +93,9 @@ def _split(items: list[bytes], parts: int) -> list[list[bytes]]:
     return [items[i::parts] for i in range(parts)]
 
 
-def _c_store_sender(port: int, paths: list[str], failures: Any) -> None:
-    """One association's worth of C-STOREs, in a process of its own (so the SCP's CPU is measured alone)."""
+def _c_store_sender(port: int, paths: list[str], ready: Any, go: Any, failures: Any) -> None:
+    """One association's worth of C-STOREs, in a process of its own (so the SCP's CPU is measured alone): it reads
+    its objects and associates, then waits for every sender to be ready before sending."""
     from pynetdicom import AE
 
     datasets = [dcmread(p) for p in paths]
@@ -97,16 +103,43 @@ def _c_store_sender(port: int, paths: list[str], failures: Any) -> None:
     for sop_class in {ds.SOPClassUID for ds in datasets}:
         ae.add_requested_context(sop_class, ExplicitVRLittleEndian)
     association = ae.associate("127.0.0.1", port, ae_title="PRIORSCAN")
+    ready.wait()
+    go.wait()
     try:
         for ds in datasets:
             status = association.send_c_store(ds)
             if int(getattr(status, "Status", 0xFFFF)) != 0:
-                failures.value += 1
+                with failures.get_lock():
+                    failures.value += 1
     finally:
         association.release()
 
 
-def bench_c_store(url: str, root: Path, objects: list[bytes], associations: int) -> tuple[float, int]:
+def _cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU time so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _send_dcmtk(port: int, folders: list[Path]) -> tuple[int, float]:
+    """Send each folder over an association of its own with DCMTK's ``storescu`` (a C SCU, as PACS and modalities
+    run), all at once; the number of senders that failed and their CPU seconds."""
+    before = os.times()
+    senders = [subprocess.Popen(["storescu", "-aet", "BENCH", "-aec", "PRIORSCAN", "-R", "+sd", "127.0.0.1", str(port),
+                                 str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               for folder in folders]
+    failed = 0
+    for sender in senders:
+        _, err = sender.communicate()
+        if sender.returncode != 0:
+            failed += 1
+            print(f"storescu exited with {sender.returncode}: {err.decode(errors='replace')[-300:]}")
+    after = os.times()
+    return failed, (after.children_user - before.children_user) + (after.children_system - before.children_system)
+
+
+def bench_c_store(url: str, root: Path, objects: list[bytes], associations: int,
+                  processes: int | None, sender_kind: str) -> tuple[float, int]:
     import multiprocessing
 
     from api.context import AppContext
@@ -114,31 +147,58 @@ def bench_c_store(url: str, root: Path, objects: list[bytes], associations: int)
     from priorscan.settings import Settings
 
     context = AppContext.open(Settings(db=url, env="test"))
-    scp = StoreScp(context, "127.0.0.1", 0).start()
+    scp = StoreScp(context, "127.0.0.1", 0, processes=processes).start()
+    writer = scp._writer.processes if scp._writer is not None else None
+    writer_pids = writer.pids() if writer is not None else []
     (root / "send").mkdir(exist_ok=True)
     paths = []
     for n, data in enumerate(objects):
-        path = root / "send" / f"{n:06d}.dcm"
+        folder = root / "send" / str(n % associations)
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{n:06d}.dcm"
         path.write_bytes(data)
         paths.append(str(path))
+    if sender_kind == "dcmtk":
+        writer_cpu = sum(_cpu_seconds(pid) for pid in writer_pids)
+        started, cpu = time.perf_counter(), time.process_time()
+        failed, sender_cpu = _send_dcmtk(scp.port, [root / "send" / str(a) for a in range(associations)])
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        writer_cpu = sum(_cpu_seconds(pid) for pid in writer_pids) - writer_cpu
+        return _c_store_report(scp, context, len(objects), associations, elapsed, cpu, writer_pids, writer_cpu,
+                               f"{failed} of {associations} storescu sender(s) failed, "
+                               f"{len(objects) / max(sender_cpu, 1e-9):.0f} objects per CPU-second of the senders")
     spawn = multiprocessing.get_context("spawn")
     failures = spawn.Value("i", 0)
-    senders = [spawn.Process(target=_c_store_sender, args=(scp.port, paths[i::associations], failures))
+    ready, go = spawn.Barrier(associations + 1), spawn.Barrier(associations + 1)
+    senders = [spawn.Process(target=_c_store_sender, args=(scp.port, sorted(paths)[i::associations], ready, go,
+                                                           failures))
                for i in range(associations)]
-    started, cpu = time.perf_counter(), time.process_time()
     for sender in senders:
         sender.start()
+    ready.wait(timeout=600)  # every sender has read its objects and holds an association
+    writer_cpu = sum(_cpu_seconds(pid) for pid in writer_pids)
+    started, cpu = time.perf_counter(), time.process_time()
+    go.wait()
     for sender in senders:
         sender.join()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    writer_cpu = sum(_cpu_seconds(pid) for pid in writer_pids) - writer_cpu
+    return _c_store_report(scp, context, len(objects), associations, elapsed, cpu, writer_pids, writer_cpu,
+                           f"{failures.value} failure status(es); pynetdicom senders associated before the clock")
+
+
+def _c_store_report(scp: Any, context: Any, count: int, associations: int, elapsed: float, cpu: float,
+                    writer_pids: list[int], writer_cpu: float, senders: str) -> tuple[float, int]:
     scp.stop()
     stored = _count(context, "study_instance")
     context.engine.dispose()
-    print(f"C-STORE: {len(objects) - failures.value} of {len(objects)} objects stored in {elapsed:.1f} s over "
-          f"{associations} associations (senders in processes of their own, started within the time): "
-          f"{len(objects) / elapsed:.0f} objects/s committed; {stored} in the store; {len(objects) / cpu:.0f} "
-          f"objects per CPU-second of the SCP's process (load average {os.getloadavg()[0]:.1f})")
-    return len(objects) / elapsed, stored
+    where = (f"{len(writer_pids)} writer process(es): {count / writer_cpu:.0f} objects per CPU-second of the "
+             f"writers, {count / cpu:.0f} per CPU-second of the SCP's process" if writer_pids and writer_cpu
+             else f"no writer process: {count / cpu:.0f} objects per CPU-second of the SCP's process")
+    print(f"C-STORE: {stored} of {count} objects in the store after {elapsed:.1f} s over {associations} "
+          f"associations: {count / elapsed:.0f} objects/s committed; {where}; {senders} "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    return count / elapsed, stored
 
 
 def bench_stow(url: str, objects: list[bytes], connections: int, batch: int) -> tuple[float, int]:
@@ -202,10 +262,12 @@ def bench_push(args: argparse.Namespace) -> int:
         objects = _objects(root / "objects", args.objects)
         print(f"{len(objects)} header-only objects, {sum(map(len, objects)) / len(objects):.0f} bytes each on average; "
               f"backend {args.backend}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        with fresh_store(args.backend, root) as url:
-            bench_c_store(url, root, objects, args.associations)
-        with fresh_store(args.backend, root) as url:
-            bench_stow(url, objects, args.associations, args.batch)
+        if args.only != "stow-rs":
+            with fresh_store(args.backend, root) as url:
+                bench_c_store(url, root, objects, args.associations, args.writer_processes, args.sender)
+        if args.only != "c-store":
+            with fresh_store(args.backend, root) as url:
+                bench_stow(url, objects, args.associations, args.batch)
     return 0
 
 
@@ -349,6 +411,12 @@ def main(argv: list[str]) -> int:
     push.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     push.add_argument("--associations", type=int, default=4, help="concurrent associations / HTTP connections")
     push.add_argument("--batch", type=int, default=50, help="objects per STOW-RS request")
+    push.add_argument("--writer-processes", type=int, default=None,
+                      help="the C-STORE SCP's writer processes (default: as serve, 1 for SQLite; 0: none)")
+    push.add_argument("--only", choices=("c-store", "stow-rs"), help="one of the two only")
+    push.add_argument("--sender", choices=("dcmtk", "pynetdicom"),
+                      default="dcmtk" if shutil.which("storescu") else "pynetdicom",
+                      help="C-STORE senders: DCMTK's storescu (default when installed) or pynetdicom's SCU")
     poll = sub.add_parser("poll", help="a poll of a PACS with N studies, then late arrivals with old dates")
     poll.add_argument("--studies", type=int, default=10_000)
     poll.add_argument("--late", type=int, default=100)

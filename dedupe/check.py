@@ -31,7 +31,7 @@ from dedupe.alerts import raise_alert
 from dedupe.circumstances import RequestReason, normalise_priority, read_circumstances
 from dedupe.comparable import ComparablePrior, Procedure, RequestFacts, judge, local_date
 from dedupe.orders import OrderFacts, attach_orders, keep_unattached_identifiers, patient_identifiers, record_order
-from dedupe.priors import PatientHistory, patient_exams
+from dedupe.priors import PatientHistory, age_from_studies, patient_exams
 from dedupe.rules import RuleSet
 from dedupe.vocabulary import (
     NormalisedProcedure,
@@ -149,8 +149,8 @@ def _normalised(codes: tuple[ProcedureCode, ...], text: str | None, modality: st
     if found.modality is None and modality:
         found = replace(found, modality=normalise_modality(modality))
     side = normalise_laterality(laterality) if laterality else None
-    if side is not None:
-        found = replace(found, laterality=side)
+    if side is not None:  # one side stated for the whole request
+        found = replace(found, laterality=side, sides=())
     return found
 
 
@@ -277,7 +277,8 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
     normalised = normalise_request(query)
     code = normalised.code or (query.codes[0] if query.codes else None)
     procedure = Procedure(normalised.modality, normalised.body_region, normalised.laterality,
-                          code.system if code else None, code.code if code else None, normalised.regions)
+                          code.system if code else None, code.code if code else None, normalised.regions,
+                          normalised.sides)
     requested_at = query.requested_at or now or datetime.now(UTC)
     request_date = query.request_date or local_date(requested_at, rules.timezone)
     circumstances = read_circumstances(rules, priority=query.priority, reason=query.reason)
@@ -289,7 +290,10 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
                                 timezone=rules.timezone,
                                 own_order=(query.requesting_trust, own) if query.requesting_trust and own else None)
     birth = request.patient.birth_date or history.birth_date  # the request's, else the regional patient's
-    facts = RequestFacts(procedure, request_date, query.requesting_trust, circumstances, _age(birth, request_date),
+    age = _age(birth, request_date)
+    if age is None and regional_id:  # no record gives a birth date: the age the patient's studies recorded
+        age = age_from_studies(session, regional_id, request_date)
+    facts = RequestFacts(procedure, request_date, query.requesting_trust, circumstances, age,
                          requested_at=query.requested_at)
     judgement = judge(rules, facts, history.exams)
     details = prior_details(session, [p.exam.study_instance_uid for p in judgement.priors

@@ -62,6 +62,14 @@ class Procedure:
     code_system: str | None = None
     code: str | None = None
     regions: tuple[str, ...] = ()  # every region named, ``body_region`` first; empty when only ``body_region`` is
+    #: each region's own side when they differ by region ("left wrist and right ankle"); ``laterality`` is then
+    #: ``both``, and each region is compared on its own side
+    sides: tuple[tuple[str, str], ...] = ()
+
+    def side_of(self, region: str) -> str | None:
+        """The side ``region`` is examined on: its own when the procedure names sides by region, else the
+        procedure's."""
+        return next((side for named, side in self.sides if named == region), self.laterality)
 
     @property
     def named_regions(self) -> tuple[str, ...]:
@@ -161,13 +169,18 @@ def matched_regions(rules: RuleSet, request: Procedure, exam: Procedure) -> tupl
     """The regions of ``request`` that ``exam`` compares with (same modality; coverage applied to both sides)."""
     if not request.modality or request.modality != exam.modality:
         return ()
-    theirs = rules.covered(exam.modality, exam.named_regions)
     found = []
     for region in request.named_regions:
         ours = rules.covered(request.modality, (region,))
+        theirs = rules.covered(exam.modality, _on_a_compatible_side(request.side_of(region), exam))
         if any(comparable_regions(a, b, request.modality) for a in ours for b in theirs):
             found.append(region)
     return tuple(found)
+
+
+def _on_a_compatible_side(side: str | None, exam: Procedure) -> tuple[str, ...]:
+    """The regions of ``exam`` examined on a side compatible with ``side``."""
+    return tuple(r for r in exam.named_regions if laterality_compatible(side, exam.side_of(r)))
 
 
 def same_procedure_code(request: Procedure, exam: Procedure, same_trust: bool = True) -> bool:
@@ -195,7 +208,7 @@ def match_kind(request: Procedure, exam: Procedure, rules: RuleSet | None = None
         return BY_REGION if matched_regions(rules, request, exam) else None
     if (request.modality and request.modality == exam.modality
             and any(comparable_regions(a, b, request.modality)
-                    for a in request.named_regions for b in exam.named_regions)):
+                    for a in request.named_regions for b in _on_a_compatible_side(request.side_of(a), exam))):
         return BY_REGION
     return None
 

@@ -214,3 +214,27 @@ def patient_exams(session: Session, regional_id: str, *, since: date, timezone: 
             on_date=day, trust=trust, at=at, study_instance_uid=uid, accession_number=accession,
             placer_order_number=placer, description=description, effective_dose_msv=dose))
     return PatientHistory(exams, records, unattached, birth_date)
+
+
+_RECORDED_AGE = (
+    select(Study.study_date, Study.patient_age_years)
+    .join(SourceRecord, SourceRecord.id == Study.source_record_id)
+    .where(SourceRecord.regional_patient_id == bindparam("regional_id"), Study.patient_age_years.is_not(None),
+           Study.study_date.is_not(None), Study.study_date <= bindparam("on"))
+    .order_by(Study.study_date.desc()).limit(1)
+)
+
+
+def age_from_studies(session: Session, regional_id: str, on: date) -> int | None:
+    """The youngest age the patient can be on ``on`` by their latest study that recorded an age (DICOM Patient's
+    Age, or the age the index worked out when it read the study), for a patient no record gives a birth date.
+
+    An age in whole years at the study plus the whole years since: at least that old, at most a year older. The
+    lower bound is used, so a child is never taken for an adult by it (a 16-year-old may be taken for 15).
+    """
+    row = session.connection().execute(_RECORDED_AGE, {"regional_id": regional_id, "on": on}).first()
+    if row is None:
+        return None
+    studied, age = row
+    return int(age) + on.year - studied.year - ((on.month, on.day) < (studied.month, studied.day))
+

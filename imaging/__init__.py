@@ -8,13 +8,20 @@ Public front: other packages and notebooks import from here only. Modules:
 - :mod:`imaging.dicom_study` — reading DICOM headers; :mod:`imaging.dicom_time` — DICOM dates and times (London);
 - :mod:`imaging.facts` — what one message says about a study, and which procedure it names;
 - :mod:`imaging.dose` — dose arithmetic (pure); :mod:`imaging.reference` — coefficients and DRLs (data);
-- :mod:`imaging.index` — the study index service; :mod:`imaging.adapters`, :mod:`imaging.hl7_oru`,
+- :mod:`imaging.index` — the study index service; :mod:`imaging.bulk` — studies of a bulk load, written in bulk;
+  :mod:`imaging.adapters`, :mod:`imaging.hl7_oru`,
   :mod:`imaging.fhir_imaging`, :mod:`imaging.dicomweb` — the feeds; :mod:`imaging.queries`,
   :mod:`imaging.analytics` — reading it back.
 """
 
 from imaging import charts
-from imaging.adapters import ingest_dicom_datasets, ingest_dicom_file, ingest_dicom_json
+from imaging.adapters import (
+    apply_many,
+    ingest_dicom_datasets,
+    ingest_dicom_file,
+    ingest_dicom_json,
+    read_dicom_header,
+)
 from imaging.analytics import (
     CUMULATIVE_THRESHOLDS_MSV,
     ROLLING_WINDOWS_DAYS,
@@ -28,6 +35,7 @@ from imaging.analytics import (
     studies_by,
     studies_frame,
 )
+from imaging.bulk import load_studies
 from imaging.cli import run_export_studies
 from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
 from imaging.dicomweb import run_poll
@@ -94,6 +102,7 @@ __all__ = [
     "Timeline",
     "TimelineEntry",
     "analytics_rows",
+    "apply_many",
     "apply_diagnostic_report",
     "apply_imaging_study",
     "apply_oru",
@@ -115,6 +124,7 @@ __all__ = [
     "join_regions",
     "laterality_compatible",
     "link_report",
+    "load_studies",
     "load_code_table",
     "monthly",
     "national_drls",
@@ -129,6 +139,7 @@ __all__ = [
     "prior_details",
     "pseudonym",
     "raw_text",
+    "read_dicom_header",
     "region_group",
     "regional_id_of",
     "report_to_fhir",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from imaging.dicom_study import facts_from_dataset
 from imaging.facts import StudyFacts
-from imaging.index import StudyIndex
+from imaging.index import IndexedStudy, StudyIndex
 from imaging.iocm import RejectionNote, read_rejection_note
 from imaging.rdsr import raw_text
+from imaging.tables import Study
 from imaging.withdrawal import apply_rejection
 from priorscan.audit import Agent, record
 from priorscan.errors import PriorscanError
@@ -78,15 +80,26 @@ def _apply_in(session: Session, index: StudyIndex, facts: StudyFacts, *, agent: 
               rejection: RejectionNote | None) -> ItemOutcome:
     """Apply one statement in an open unit of work (not committed), audited; the outcome it will have."""
     indexed = index.apply(facts, actor=actor_of(agent))
-    study = indexed.study
-    record(session, agent, action="C" if indexed.created else "U", event_type=event_type, subtype=facts.kind,
-           regional_patient_id=indexed.regional_id, entity=f"ImagingStudy/{study.study_instance_uid}",
-           detail={"patient": indexed.patient, "source": facts.source})
+    record(session, agent, **applied_audit(indexed, facts, event_type=event_type))
     touched = apply_rejection(index, rejection) if rejection is not None else []
     for changed in touched:
         record(session, agent, action="U", event_type=event_type, subtype="IOCM rejection",
                regional_patient_id=index.regional_id_of(changed), entity=f"ImagingStudy/{changed.study_instance_uid}",
                detail={"reason": rejection.reason.code if rejection else None, "withdrawn": changed.withdrawn})
+    return applied_outcome(indexed, facts, rejection=rejection, touched=touched)
+
+
+def applied_audit(indexed: IndexedStudy, facts: StudyFacts, *, event_type: str) -> dict[str, Any]:
+    """The audit event of one applied statement (:func:`priorscan.audit.record`'s arguments but the agent)."""
+    return {"action": "C" if indexed.created else "U", "event_type": event_type, "subtype": facts.kind,
+            "regional_patient_id": indexed.regional_id, "entity": f"ImagingStudy/{indexed.study.study_instance_uid}",
+            "detail": {"patient": indexed.patient, "source": facts.source}}
+
+
+def applied_outcome(indexed: IndexedStudy, facts: StudyFacts, *, rejection: RejectionNote | None = None,
+                    touched: Sequence[Study] = ()) -> ItemOutcome:
+    """The outcome of one applied statement, from the study as it stands after it."""
+    study = indexed.study
     detail: dict[str, object] = {
         "studyInstanceUid": study.study_instance_uid, "regionalPatientId": indexed.regional_id,
         "patient": indexed.patient, "created": indexed.created, "normalisation": study.normalisation,
@@ -235,6 +248,16 @@ def ingest_dicom_json(sessions: sessionmaker[Session], trusts: TrustRegistry, da
         return ItemOutcome.rejected("DICOM JSON", f"not a valid DICOM JSON dataset ({type(exc).__name__})", "dicom")
     return _ingest_dataset(sessions, trusts, ds, agent=agent, source="qido", source_name=source, kind="DICOM JSON",
                            remote=remote)
+
+
+def read_dicom_header(path: Path, trusts: TrustRegistry) -> tuple[StudyFacts, RejectionNote | None] | ItemOutcome:
+    """A DICOM file's facts (and rejection note, when it is one) as a live object's are read, or the outcome refusing
+    it: for readers that apply the facts later, elsewhere (the bulk load's worker processes). No storage."""
+    try:
+        ds = read_dicom_file(Path(path))
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a corrupt file, as ingest says
+        return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({type(exc).__name__})", "dicom")
+    return _prepare(ds, trusts, source="dicom", source_name=None, kind="DICOM")
 
 
 def _prepare(ds: Dataset, trusts: TrustRegistry, *, source: str, source_name: str | None,

@@ -76,6 +76,11 @@ class IndexedStudy:
     unresolved_reason: str | None = None
 
 
+def new_study(facts: StudyFacts) -> Study:
+    """A study first known from ``facts`` (not yet in any session)."""
+    return Study(study_instance_uid=facts.study_instance_uid[:64], sources=[], status=facts.status or "completed")
+
+
 def to_event(row: IrradiationEvent) -> dz.DoseEvent:
     """A stored irradiation event as the pure :class:`imaging.dose.DoseEvent`."""
     phantom = int(row.phantom) if row.phantom and row.phantom.isdigit() else None
@@ -119,9 +124,7 @@ class StudyIndex:
         study = self.find(facts.study_instance_uid, lock=True)
         created = study is None
         if study is None:
-            study = Study(study_instance_uid=facts.study_instance_uid[:64], sources=[], status=facts.status
-                          or "completed")
-            self.session.add(study)
+            study = self._new_study(facts)
         patient_state, regional_id, reason = self._attach_patient(study, facts, actor)
         depends_on = (study.body_region, study.patient_age_years)
         self._merge_fields(study, facts)
@@ -131,23 +134,55 @@ class StudyIndex:
                 facts.remote[0][:500], facts.remote[1][:64], facts.remote[2])
             if study.withdrawn == DELETED_FROM_PACS:
                 study.withdrawn, study.withdrawn_at = None, None  # the PACS lists it again
-        rejections = {} if created else dict(self.session.execute(
-            _STUDY_REJECTIONS, {"uid": study.study_instance_uid}).tuples().all())
+        rejections = {} if created else self._rejections(study)
         rejected = REJECTION_REASONS.get(rejections.get(facts.sop_instance_uid or "", ""))
         carries_dose = facts.dose_report is not None or bool(facts.dose_events)
         if carries_dose and (rejected is None or rejected.keeps_dose):
-            self.session.flush()
+            self._flush()
             self._store_dose(study, facts)
         elif (study.body_region, study.patient_age_years) != depends_on and study.dose_source:
             self.summarise(study, self._events(study))
         if facts.sop_instance_uid:
-            self.session.flush()
+            self._flush()
             self._remember_instance(study, facts)
         if rejections:
             from imaging.withdrawal import reassess  # the withdrawal service builds on this one
 
             reassess(self, study)
         return IndexedStudy(study, created, regional_id, patient_state, reason)
+
+    # --- where the rows live: the session here; memory in the bulk load (:mod:`imaging.bulk`) ------------------
+
+    def _new_study(self, facts: StudyFacts) -> Study:
+        study = new_study(facts)
+        self.session.add(study)
+        return study
+
+    def _rejections(self, study: Study) -> dict[str, str]:
+        """The rejection codes recorded for objects of ``study``, by SOP Instance UID."""
+        return dict(self.session.execute(_STUDY_REJECTIONS, {"uid": study.study_instance_uid}).tuples().all())
+
+    def _flush(self) -> None:
+        self.session.flush()
+
+    def _add(self, row: IrradiationEvent | StudyInstance) -> None:
+        self.session.add(row)
+
+    def _instance(self, sop_instance_uid: str) -> StudyInstance | None:
+        return self.session.scalars(_INSTANCE, {"sop": sop_instance_uid}).first()
+
+    def _record_by_id(self, record_id: int) -> SourceRecord | None:
+        return self.session.get(SourceRecord, record_id)
+
+    def _record_by_key(self, namespace: str, local_id: str) -> SourceRecord | None:
+        return self.patients.get_record(RecordKey(namespace, local_id))
+
+    def _provisional_record(self, facts: StudyFacts, actor: str) -> SourceRecord | None:
+        """A provisional source record from the statement's demographics, linked on write (a live registration)."""
+        kind = {"oru": "hl7", "fhir": "fhir"}.get(facts.source, "dicom")
+        outcome = self.patients.upsert(facts.patient.demographics(), event=f"{facts.source}-study"[:40],
+                                       actor=actor, source_kind=kind, provisional=True)
+        return self.session.get(SourceRecord, outcome.source_record_id)
 
     def _remember_instance(self, study: Study, facts: StudyFacts) -> None:
         """Keep the object, with the event UIDs and report key it added to the study's dose."""
@@ -157,10 +192,10 @@ class StudyIndex:
             events += [e.event_uid[:100] for e in facts.dose_report.events]
             report = facts.dose_report.totals().report_key[:300]
         sop = facts.sop_instance_uid[:64] if facts.sop_instance_uid else ""
-        row = self.session.scalars(_INSTANCE, {"sop": sop}).first()
+        row = self._instance(sop)
         if row is None:
             row = StudyInstance(study_id=study.id, sop_instance_uid=sop)
-            self.session.add(row)
+            self._add(row)
         row.study_id = study.id
         row.series_instance_uid = (facts.series_instance_uid or "")[:64] or row.series_instance_uid
         row.sop_class_uid = (facts.sop_class_uid or "")[:64] or row.sop_class_uid
@@ -172,18 +207,15 @@ class StudyIndex:
 
     def _attach_patient(self, study: Study, facts: StudyFacts, actor: str) -> tuple[str, str | None, str | None]:
         identity = facts.patient
-        current = self.session.get(SourceRecord, study.source_record_id) if study.source_record_id else None
+        current = self._record_by_id(study.source_record_id) if study.source_record_id else None
         if identity.resolved and current is not None and (current.namespace, current.local_id) == (
                 identity.namespace, (identity.local_id or "").strip()):
             if study.patient_source is None:
                 study.patient_source = facts.source[:10]  # the identifier the study already follows
         elif identity.resolved:
-            record = self.patients.get_record(RecordKey(identity.namespace or "", identity.local_id or ""))
+            record = self._record_by_key(identity.namespace or "", identity.local_id or "")
             if record is None:
-                kind = {"oru": "hl7", "fhir": "fhir"}.get(facts.source, "dicom")
-                outcome = self.patients.upsert(identity.demographics(), event=f"{facts.source}-study"[:40],
-                                               actor=actor, source_kind=kind, provisional=True)
-                record = self.session.get(SourceRecord, outcome.source_record_id)
+                record = self._provisional_record(facts, actor)
             if record is not None and self._follows(study, current, record, facts):
                 if current is not None and current.id != record.id:
                     self._record_correction(study, current, record, facts, actor)
@@ -303,7 +335,7 @@ class StudyIndex:
             row = rows.get(uid)
             if row is None:
                 row = IrradiationEvent(study_id=study.id, event_uid=uid, kind=event.kind, source=event.source)
-                self.session.add(row)
+                self._add(row)
                 rows[uid] = row
             row.kind = event.kind
             row.source = event.source

@@ -54,6 +54,9 @@ class NormalisedProcedure:
     normalisation: str = UNKNOWN  # code | description | unknown
     regions: tuple[str, ...] = ()  # every region named, the chosen one first
     code: ProcedureCode | None = None
+    #: each region's own side, when a description names sides that differ by region ("left wrist and right
+    #: ankle": ``(("wrist", "left"), ("ankle", "right"))``, ``laterality`` then ``both``); empty otherwise
+    sides: tuple[tuple[str, str], ...] = ()
 
 
 def normalise_modality(value: str | None) -> str | None:
@@ -300,7 +303,7 @@ def _laterality_from_text(text: str, body_region: str | None, plural: bool) -> s
     if _SIDE_BOTH.search(scrubbed):
         return rg.BOTH
     left, right = bool(_SIDE_LEFT.search(scrubbed)), bool(_SIDE_RIGHT.search(scrubbed))
-    if left and right:
+    if left and right or (left or right) and plural:  # "hands and left foot": both hands, so both sides
         return rg.BOTH
     if left:
         return rg.LEFT
@@ -311,6 +314,35 @@ def _laterality_from_text(text: str, body_region: str | None, plural: bool) -> s
     if body_region is None or rg.is_paired(body_region):
         return None
     return rg.NONE
+
+
+def _sides_by_region(text: str, found: list[tuple[int, str]]) -> tuple[tuple[str, str], ...]:
+    """Each region's own side when the description states a side for each region named and they differ: the side
+    word between the previous region and this one (else the one right after it, "WRIST LEFT")."""
+    scrubbed = text
+    for pattern, _ in _SPINE_COMPILED:  # the L of "L SPINE" is lumbar, not left
+        while (match := pattern.search(scrubbed)) is not None:
+            scrubbed = _remove(scrubbed, match)
+    words = sorted([(m.start(), rg.BOTH) for m in _SIDE_BOTH.finditer(scrubbed)]
+                   + [(m.start(), rg.LEFT) for m in _SIDE_LEFT.finditer(scrubbed)]
+                   + [(m.start(), rg.RIGHT) for m in _SIDE_RIGHT.finditer(scrubbed)])
+    positions = sorted(found)
+    if len({region for _, region in positions}) < 2 or not words:
+        return ()
+    plural = {region for pattern, region, is_plural in _PARTS_COMPILED if is_plural and pattern.search(scrubbed)}
+    sides: dict[str, str] = {}
+    for i, (at, region) in enumerate(positions):
+        if region in plural:  # "hands": both of them, whatever side another region has
+            sides[region] = rg.BOTH
+            continue
+        before = positions[i - 1][0] if i else -1
+        after = positions[i + 1][0] if i + 1 < len(positions) else len(scrubbed)
+        side = next((w for pos, w in reversed(words) if before < pos < at), None) \
+            or next((w for pos, w in words if at < pos < after), None)
+        if side is None or sides.get(region, side) != side:
+            return ()  # a region without a side of its own, or named twice with two sides: one side for all
+        sides[region] = side
+    return tuple(sides.items()) if len(set(sides.values())) > 1 else ()
 
 
 @lru_cache(maxsize=8192)
@@ -358,8 +390,9 @@ def normalise_description(description: str | None, modality_hint: str | None = N
         body_region = "breast"
         named = ("breast",)
         laterality = _laterality_from_text(text, body_region, plural)
+    sides = _sides_by_region(text, found) if laterality == rg.BOTH and len(named) > 1 else ()
     return NormalisedProcedure(modality=modality, body_region=body_region, laterality=laterality, contrast=contrast,
-                               normalisation=DESCRIPTION if body_region else UNKNOWN, regions=named)
+                               normalisation=DESCRIPTION if body_region else UNKNOWN, regions=named, sides=sides)
 
 
 def _code_regions(body_region: str, display: str | None, modality: str | None) -> tuple[str, ...]:

@@ -4,7 +4,9 @@ Public front: other packages and notebooks import from here only (an import-lint
 holds them to it). What it offers:
 
 - writing: :class:`PatientIndex` (link-on-write), HL7 ADT (:func:`read_adt`, :func:`apply_adt`), FHIR Patient
-  (:func:`read_patient`, :func:`source_patient`), batch :func:`relink` and :func:`bulk_load`;
+  (:func:`read_patient`, :func:`source_patient`), batch :func:`relink` and :func:`bulk_load`; the store writer
+  (:func:`store_writer_for`, :class:`StoreWriter`) through which a bulk load writes new records unlinked
+  (:func:`unlinked_record`, :class:`UnlinkedRecord`);
 - the read side: FHIR Patient read, PDQm search, ``$match`` and PIXm (:func:`read_patient_resource`,
   :func:`search_patients`, :func:`match_patients`, :func:`pix_query`), references to patients
   (:func:`resolve_patient_reference`), the review queue and link history;
@@ -40,10 +42,12 @@ from mpi.fhir_queries import (
 from mpi.hl7_adt import AdtMessage, AdtOutcome, apply_adt, read_adt, sender_domains
 from mpi.hl7_pid import AdtError, PatientContext, PatientIdentifier, patient_context, read_identifiers, read_pid
 from mpi.nhs_number import check_digit, is_valid_nhs_number, normalise_nhs_number
+from mpi.record_columns import UnlinkedRecord, unlinked_record
 from mpi.records import DELETE, Demographics, RecordKey
 from mpi.report import build_report
 from mpi.review import QUEUE_ORDERS, link_history, review_item, review_queue, waterfall
 from mpi.service import LinkOutcome, MatchCandidate, PatientIndex, Resolution, active_model
+from mpi.store_writer import StoreWriter, store_writer_for
 from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord, table_of
 from mpi.xref import write_xref
 
@@ -89,6 +93,10 @@ __all__ = [
     "to_match_record",
     "waterfall",
     "write_xref",
+    "StoreWriter",
+    "UnlinkedRecord",
+    "store_writer_for",
+    "unlinked_record",
     "FHIR_ID",
     "FHIR_ID_SYSTEM",
     "is_regional_id",

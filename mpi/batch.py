@@ -10,7 +10,6 @@ model.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -29,7 +28,7 @@ from mpi.linkage import link_frame
 from mpi.model import Model
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.normalise import MatchRecord, as_date, to_match_record
-from mpi.records import Demographics
+from mpi.records import Demographics, new_regional_id
 from mpi.scoring import explanations, score_frames
 from mpi.tables import (
     BlockingKey,
@@ -45,12 +44,7 @@ from priorscan.db import utcnow
 
 log = logging.getLogger(__name__)
 
-_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 GOLDEN_FIELDS = ("family", "given", "birth_date", "sex", "postcode", "address")
-
-
-def new_regional_id() -> str:
-    return "RP" + "".join(secrets.choice(_ALPHABET) for _ in range(10))
 
 
 @dataclass

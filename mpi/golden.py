@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, Date, bindparam, text
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm import Session
 
-from mpi.index_store import _PATIENTS, IndexStore
-from mpi.tables import RegionalPatient
+from mpi.store_writer import StoreWriter, expire_held_patient
+from mpi.tables import RegionalPatient, table_of
 from priorscan.db import UTCDateTime, utcnow
 
 _GOLDEN_SQL = text(
@@ -22,14 +22,14 @@ _GOLDEN_SQL = text(
     birth_date=Date(), last_event_at=UTCDateTime(), updated_at=UTCDateTime(), created_at=UTCDateTime(),
     nhs_number_valid=Boolean(), provisional=Boolean())
 
-_SET_GOLDEN = _PATIENTS.update().where(_PATIENTS.c.id == bindparam("rid"))
+_PATIENTS = table_of(RegionalPatient)
 
 _RETIRE_EMPTY = _PATIENTS.update().where(_PATIENTS.c.id == bindparam("rid"),
                                          _PATIENTS.c.merged_into_id.is_not(None)).values(status="retired")
 
 
 @dataclass
-class _Member:
+class Member:
     """A record not yet read back from the store, as the golden record needs it."""
 
     values: dict[str, Any]
@@ -42,7 +42,7 @@ class _Member:
         return self.values.get(name)
 
 
-def _golden_values(members: Sequence[Any]) -> dict[str, Any]:
+def golden_values(members: Sequence[Any]) -> dict[str, Any]:
     """Best-known demographics: PAS/FHIR before provisional (DICOM headers), verified NHS number first, then the
     most recent; each field from the best record that has it."""
 
@@ -60,47 +60,46 @@ def _golden_values(members: Sequence[Any]) -> dict[str, Any]:
     return golden
 
 
-class GoldenRecords(IndexStore):
-    """Keeps each regional patient's golden record up to date."""
+class GoldenRecords:
+    """Keeps each regional patient's golden record up to date, through the ORM (:meth:`refresh`, for paths that
+    hold the patient) or in plain statements through the store writer (:meth:`refresh_rows`)."""
 
-    def _refresh_golden(self, regional_id: str) -> None:
+    def __init__(self, session: Session, writer: StoreWriter) -> None:
+        self.session = session
+        self.writer = writer
+
+    def members(self, regional_id: str) -> list[Any]:
+        """The active records of a patient, as the golden record reads them."""
+        return list(self.session.execute(_GOLDEN_SQL, {"rid": regional_id}).all())
+
+    def refresh(self, regional_id: str) -> None:
         """Best-known demographics: verified NHS number first, then recency, PAS/FHIR before DICOM headers."""
         patient = self.session.get(RegionalPatient, regional_id)
         if patient is None:
             return
-        members = self.session.execute(_GOLDEN_SQL, {"rid": regional_id}).all()
+        members = self.members(regional_id)
         if not members:
             patient.status = "retired" if patient.merged_into_id else patient.status
             return
-        self._golden_from(patient, members)
+        self.set_from(patient, members)
 
-    def _golden_from(self, patient: RegionalPatient, members: Sequence[Any]) -> None:
-        """Set the golden record from ``members`` (rows or source records)."""
-
-        for name, value in _golden_values(members).items():
+    @staticmethod
+    def set_from(patient: RegionalPatient, members: Sequence[Any]) -> None:
+        """Set the golden record of a patient the session holds from ``members`` (rows or source records)."""
+        for name, value in golden_values(members).items():
             setattr(patient, name, value)
         patient.status = "active"
         patient.updated_at = utcnow()
 
-    def _set_golden(self, regional_id: str, golden: dict[str, Any]) -> None:
-        """Write the golden record with one statement (and refresh the patient if the session holds it)."""
-        self.session.execute(_SET_GOLDEN, {"rid": regional_id, "status": "active", "updated_at": utcnow(), **golden})
-        self._expire_held_patient(regional_id)
-
-    def _expire_held_patient(self, regional_id: str) -> None:
-        """Have the session read the patient again if it holds it (after a statement that bypassed the ORM)."""
-        held = self.session.identity_map.get(identity_key(RegionalPatient, regional_id))
-        if held is not None:
-            self.session.expire(held)
-
-    def _refresh_golden_rows(self, regional_id: str) -> None:
-        """:meth:`_refresh_golden` in plain statements, for the paths that hold no ORM patient."""
-        members = self.session.execute(_GOLDEN_SQL, {"rid": regional_id}).all()
+    def refresh_rows(self, regional_id: str) -> None:
+        """:meth:`refresh` in plain statements, for the paths that hold no ORM patient."""
+        members = self.members(regional_id)
         if members:
-            self._set_golden(regional_id, _golden_values(members))
+            self.writer.update_patient(regional_id, {"status": "active", "updated_at": utcnow(),
+                                                     **golden_values(members)})
             return
         self.session.execute(_RETIRE_EMPTY, {"rid": regional_id})
-        self._expire_held_patient(regional_id)
+        expire_held_patient(self.session, regional_id)
 
 
-__all__ = ["GoldenRecords"]
+__all__ = ["GoldenRecords", "Member", "golden_values"]

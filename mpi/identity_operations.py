@@ -4,14 +4,17 @@ moves the record's studies with it (studies follow the source record's regional 
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, select
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
 
 from mpi.engine import MATCH, NO_MATCH
-from mpi.link_on_write import LinkOnWrite, LinkOutcome, pair_key
+from mpi.golden import GoldenRecords
+from mpi.index_store import IndexStore
+from mpi.link_on_write import LinkOnWrite, LinkOutcome
 from mpi.placement import nhs_numbers_disagree
-from mpi.records import Demographics, RecordKey
+from mpi.records import Demographics, RecordKey, pair_key
 from mpi.tables import (
-    BlockingKey,
     LinkEvent,
     ManualDecision,
     RegionalPatient,
@@ -27,13 +30,22 @@ _VALID_NHS_NUMBERS_SQL = select(SourceRecord.regional_patient_id, SourceRecord.n
     SourceRecord.nhs_number_valid.is_(True)).distinct()
 
 
-class IdentityOperations(LinkOnWrite):
+class IdentityOperations:
     """Operations a person or a PAS asks for; decisions made here stick.
 
     Two regional patients with different valid NHS numbers become one only by a person's decision
     (``by_person``: the review queue, ``/api/v1/mpi/link``): a merge or link a feed asks for (A40, A24, A47) is
     refused with :class:`~priorscan.errors.LinkConflictError`, and nothing of it is applied.
+
+    Parts: ``store`` (look-ups), ``golden`` (golden records), ``linker`` (link-on-write: an unknown record named by
+    an operation is registered through it, and records move with its :meth:`~LinkOnWrite.move`).
     """
+
+    def __init__(self, store: IndexStore, golden: GoldenRecords, linker: LinkOnWrite) -> None:
+        self.store = store
+        self.golden = golden
+        self.linker = linker
+        self.session = store.session
 
     def _refuse_nhs_conflict(self, first: str | None, second: str | None, *, by_person: bool, event: str) -> None:
         """Refuse to make one patient of ``first`` and ``second`` when their valid NHS numbers disagree, unless a
@@ -59,10 +71,10 @@ class IdentityOperations(LinkOnWrite):
         self.session.flush()
 
     def _ensure(self, key: RecordKey, *, actor: str, event: str) -> SourceRecord:
-        record = self.get_record(key)
+        record = self.store.get_record(key)
         if record is None:
-            self.upsert(Demographics(namespace=key.namespace, local_id=key.local_id), event=event, actor=actor)
-            record = self.require_record(key)
+            self.linker.upsert(Demographics(namespace=key.namespace, local_id=key.local_id), event=event, actor=actor)
+            record = self.store.require_record(key)
         return record
 
     def _absorb(self, source_regional: str | None, target_regional: str, *, actor: str, reason: str,
@@ -70,9 +82,9 @@ class IdentityOperations(LinkOnWrite):
         """Move every record of ``source_regional`` into ``target_regional`` and retire the emptied patient."""
         if not source_regional or source_regional == target_regional:
             return
-        for member in self.records_of(source_regional):
-            self._move(member, target_regional, state=MATCH, score=member.link_score, weights=member.link_weights,
-                       actor=actor, reason=reason, manual=manual or member.link_manual)
+        for member in self.store.records_of(source_regional):
+            self.linker.move(member, target_regional, state=MATCH, score=member.link_score, weights=member.link_weights,
+                             actor=actor, reason=reason, manual=manual or member.link_manual)
         retired = self.session.get(RegionalPatient, source_regional)
         if retired is not None:
             retired.status = "retired"
@@ -87,41 +99,107 @@ class IdentityOperations(LinkOnWrite):
         patients have different valid NHS numbers and ``by_person`` is false.
         """
         if survivor_demographics is not None:
-            self.upsert(survivor_demographics, event=event, actor=actor)
+            self.linker.upsert(survivor_demographics, event=event, actor=actor)
         keep = self._ensure(survivor, actor=actor, event=event)
         gone = self._ensure(retired, actor=actor, event=event)
         if keep.id == gone.id:
-            return self._outcome(keep)
+            return self.linker.outcome(keep)
         self._refuse_nhs_conflict(keep.regional_patient_id, gone.regional_patient_id, by_person=by_person,
                                   event=event)
         if keep.regional_patient_id is None:
-            keep.regional_patient_id = self._new_patient().id
+            keep.regional_patient_id = self.linker.new_patient().id
         self._record_decision(keep, gone, MATCH, actor, event)
         old_regional = gone.regional_patient_id
         gone.active = False
         gone.merged_into_id = keep.id
-        self._move(gone, keep.regional_patient_id, state=MATCH, score=None, weights=None, actor=actor,
-                   reason=f"{event} merge", manual=True)
+        self.linker.move(gone, keep.regional_patient_id, state=MATCH, score=None, weights=None, actor=actor,
+                         reason=f"{event} merge", manual=True)
         self._absorb(old_regional, keep.regional_patient_id, actor=actor, reason=f"{event} merge", manual=False)
-        self.session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == gone.id))
-        self._refresh_golden(keep.regional_patient_id)
-        return self._outcome(keep)
+        self.linker.writer.replace_blocking_keys(gone.id, ())  # a merged-away record is no candidate any more
+        self.golden.refresh(keep.regional_patient_id)
+        return self.linker.outcome(keep)
 
     def unmerge(self, survivor: RecordKey, retired: RecordKey, *, actor: str) -> LinkOutcome:
-        """Undo a merge: the retired record is active again, with a regional patient of its own."""
-        keep = self.require_record(survivor)
-        gone = self.require_record(retired)
+        """Undo a merge: the retired record is active again, and the person it named gets back what the merge took.
+
+        - The record returns to the regional patient the merge retired (its id, which trusts and orders may hold,
+          comes back into use), or to a new one when that patient is gone or was not retired by this merge.
+        - Every record the merge brought over from that patient goes back with it, unless a decision moved it since.
+        - Every record placed automatically since the merge beside the survivor, or sent to review against either
+          side, is placed again by link-on-write, so a record that joined through the retired record's details
+          follows them.
+        - The survivor and the record are not the same person from now on (a manual decision, sticky through
+          relinks).
+        """
+        keep = self.store.require_record(survivor)
+        gone = self.store.require_record(retired)
+        merged_at, restored = self._merge_undone(gone, keep.regional_patient_id)
         gone.active = True
         gone.merged_into_id = None
         self._record_decision(keep, gone, NO_MATCH, actor, "unmerge")
-        target = self._new_patient().id
-        self._move(gone, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason="unmerge",
-                   manual=True)
-        self._refresh_blocking_keys(gone)
+        target = restored.id if restored is not None else self.linker.new_patient().id
+        brought = self._brought_by_merge(restored.id, keep.regional_patient_id, merged_at) \
+            if restored is not None and keep.regional_patient_id else []
+        self.linker.move(gone, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason="unmerge",
+                         manual=True)
+        for member in brought:
+            self.linker.move(member, target, state=member.link_state or MATCH, score=member.link_score,
+                             weights=member.link_weights, actor=actor, reason="unmerge", manual=member.link_manual)
+        self.linker.refresh_blocking_keys(gone)
+        self.session.flush()
+        for record in self._placed_since(merged_at, keep, {gone.id, *(m.id for m in brought)}):
+            self.linker.link_on_write(record, actor=actor, reason="unmerge: placed again")
         if keep.regional_patient_id:
-            self._refresh_golden(keep.regional_patient_id)
-        self._refresh_golden(target)
-        return self._outcome(gone)
+            self.golden.refresh(keep.regional_patient_id)
+        self.golden.refresh(target)
+        return self.linker.outcome(gone)
+
+    def _merge_undone(self, gone: SourceRecord, survivor_regional: str | None
+                      ) -> tuple[datetime | None, RegionalPatient | None]:
+        """When ``gone`` was merged into ``survivor_regional``, and the patient it left if that merge retired it
+        into the survivor's (and nothing revived it since)."""
+        event = self.session.scalars(select(LinkEvent).where(
+            LinkEvent.source_record_id == gone.id, LinkEvent.to_regional_id == survivor_regional,
+            LinkEvent.manual.is_(True), LinkEvent.reason.like("% merge")).order_by(LinkEvent.id.desc())).first()
+        if event is None or not event.from_regional_id:
+            return None, None
+        patient = self.session.get(RegionalPatient, event.from_regional_id)
+        if patient is None or patient.status != "retired" or patient.merged_into_id != survivor_regional:
+            return event.at, None
+        patient.status = "active"
+        patient.merged_into_id = None
+        return event.at, patient
+
+    def _brought_by_merge(self, old_regional: str, survivor_regional: str,
+                          merged_at: datetime | None) -> list[SourceRecord]:
+        """The records a merge moved from ``old_regional`` into ``survivor_regional`` that are still there and were
+        not moved since."""
+        moved = set(self.session.scalars(select(LinkEvent.source_record_id).where(
+            LinkEvent.from_regional_id == old_regional, LinkEvent.to_regional_id == survivor_regional,
+            LinkEvent.reason.like("% merge"), *([LinkEvent.at >= merged_at] if merged_at else []))))
+        brought = []
+        for member in self.store.records_of(survivor_regional):
+            last = self.session.scalars(select(LinkEvent).where(LinkEvent.source_record_id == member.id)
+                                        .order_by(LinkEvent.id.desc())).first()
+            if member.id in moved and last is not None and last.from_regional_id == old_regional:
+                brought.append(member)
+        return brought
+
+    def _placed_since(self, merged_at: datetime | None, keep: SourceRecord,
+                      moved: set[int]) -> list[SourceRecord]:
+        """Active records whose automatic placement since the merge may have rested on the merged patient: those
+        linked automatically to the survivor's patient, and those sent to review against a record of either side."""
+        if merged_at is None or not keep.regional_patient_id:
+            return []
+        sides = {keep.id, *moved, *self.store.source_record_ids_of(keep.regional_patient_id)}
+        linked = set(self.session.scalars(select(LinkEvent.source_record_id).where(
+            LinkEvent.to_regional_id == keep.regional_patient_id, LinkEvent.manual.is_(False),
+            LinkEvent.at >= merged_at)))
+        reviewed = set(self.session.scalars(select(ReviewItem.source_record_id).where(
+            ReviewItem.status == "open", ReviewItem.candidate_record_id.in_(sides))))
+        chosen = (linked | reviewed) - moved - {keep.id}
+        records = [self.session.get(SourceRecord, rid) for rid in sorted(chosen)]
+        return [r for r in records if r is not None and r.active and not r.link_manual]
 
     def link(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A24",
              by_person: bool = False) -> LinkOutcome:
@@ -135,29 +213,30 @@ class IdentityOperations(LinkOnWrite):
                                   event=event)
         self._record_decision(first, second, MATCH, actor, event)
         if first.regional_patient_id is None:
-            first.regional_patient_id = self._new_patient().id
+            first.regional_patient_id = self.linker.new_patient().id
         target = first.regional_patient_id
         old = second.regional_patient_id
-        self._move(second, target, state=MATCH, score=None, weights=None, actor=actor, reason=event, manual=True)
+        self.linker.move(second, target, state=MATCH, score=None, weights=None, actor=actor, reason=event, manual=True)
         first.link_manual = True
         self._absorb(old, target, actor=actor, reason=event, manual=False)
-        self._refresh_golden(target)
-        return self._outcome(second)
+        self.golden.refresh(target)
+        return self.linker.outcome(second)
 
     def unlink(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A37") -> LinkOutcome:
         """ADT A37 / manual unlink: ``b`` is not the same person as ``a``; ``b`` gets a patient of its own."""
-        first = self.require_record(a)
-        second = self.require_record(b)
+        first = self.store.require_record(a)
+        second = self.store.require_record(b)
         self._record_decision(first, second, NO_MATCH, actor, event)
         if first.regional_patient_id != second.regional_patient_id:
-            return self._outcome(second)
+            return self.linker.outcome(second)
         previous = second.regional_patient_id
-        target = self._new_patient().id
-        self._move(second, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason=event, manual=True)
+        target = self.linker.new_patient().id
+        self.linker.move(second, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason=event,
+                         manual=True)
         if previous:
-            self._refresh_golden(previous)
-        self._refresh_golden(target)
-        return self._outcome(second)
+            self.golden.refresh(previous)
+        self.golden.refresh(target)
+        return self.linker.outcome(second)
 
     def change_identifier(self, old: RecordKey, new: RecordKey, *, actor: str,
                           event: str = "ADT^A47") -> LinkOutcome:
@@ -165,10 +244,10 @@ class IdentityOperations(LinkOnWrite):
 
         The replaced identifier is kept on the record with use ``old``: shown in its history and FHIR Patient,
         never matched or resolved again (a later message naming it is about a record of its own)."""
-        record = self.get_record(old)
+        record = self.store.get_record(old)
         if record is None:
-            return self._outcome(self._ensure(new, actor=actor, event=event))
-        if self.get_record(new) is not None:
+            return self.linker.outcome(self._ensure(new, actor=actor, event=event))
+        if self.store.get_record(new) is not None:
             return self.merge(new, old, actor=actor, event=event)
         record.local_id = new.local_id
         record.namespace = new.namespace
@@ -189,14 +268,14 @@ class IdentityOperations(LinkOnWrite):
         self.session.add(LinkEvent(source_record_id=record.id, from_regional_id=record.regional_patient_id,
                                    to_regional_id=record.regional_patient_id, link_state=record.link_state or MATCH,
                                    manual=record.link_manual, actor=actor, reason=f"{event} identifier change"))
-        return self._outcome(record)
+        return self.linker.outcome(record)
 
     def relink(self, key: RecordKey, regional_id: str, *, actor: str, reason: str = "manual relink",
                by_person: bool = False) -> LinkOutcome:
         """Move a record to ``regional_id``; the decision sticks. Refused (:class:`LinkConflictError`) when the
         record's valid NHS number and the patient's disagree, unless a person decided it (``by_person``)."""
-        record = self.require_record(key)
-        target = self.regional_patient(regional_id)
+        record = self.store.require_record(key)
+        target = self.store.regional_patient(regional_id)
         if target is None:
             raise NotFoundError("no such regional patient")
         if not by_person and record.nhs_number_valid and record.nhs_number:
@@ -205,13 +284,14 @@ class IdentityOperations(LinkOnWrite):
                 raise LinkConflictError(f"{reason}: the record and the patient have different valid NHS numbers; "
                                         "only a person's decision (the MPI review) can make them one")
         previous = record.regional_patient_id
-        for member in self.records_of(target.id, include_inactive=False):
+        for member in self.store.records_of(target.id, include_inactive=False):
             self._record_decision(record, member, MATCH, actor, reason)
-        self._move(record, target.id, state=MATCH, score=None, weights=None, actor=actor, reason=reason, manual=True)
+        self.linker.move(record, target.id, state=MATCH, score=None, weights=None, actor=actor, reason=reason,
+                         manual=True)
         if previous and previous != target.id:
-            self._refresh_golden(previous)
-        self._refresh_golden(target.id)
-        return self._outcome(record)
+            self.golden.refresh(previous)
+        self.golden.refresh(target.id)
+        return self.linker.outcome(record)
 
     def resolve_review(self, item_id: int, decision: str, *, actor: str) -> LinkOutcome:
         """Settle a review item: ``match`` joins the candidate's patient, ``no-match`` keeps them apart for good."""
@@ -230,8 +310,8 @@ class IdentityOperations(LinkOnWrite):
             self._record_decision(record, candidate, NO_MATCH, actor, "review")
             record.link_state = NO_MATCH
             record.link_manual = True
-            return self._outcome(record)
+            return self.linker.outcome(record)
         raise IdentityError("a review decision is match or no-match")
 
 
-__all__ = ["IdentityOperations", "nhs_numbers_disagree"]
+__all__ = ["IdentityOperations"]

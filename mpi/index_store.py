@@ -1,5 +1,6 @@
-"""What every part of the patient index stands on: the session, the look-ups by identifier and regional id, and
-the blocking and vectorised scoring of a probe against candidate patients (shared by link-on-write and $match)."""
+"""The read side every part of the patient index is given: the session, the look-ups by identifier and regional
+id, the manual decisions about a record, and the blocking and vectorised scoring of a probe against candidate
+patients (shared by link-on-write and $match). It writes nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import TextClause, bindparam, select, text
+from sqlalchemy import TextClause, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 from mpi.active_model import active_model
@@ -23,7 +24,7 @@ from mpi.linkage import is_conflict
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.records import RecordKey
 from mpi.scoring import ScoredPairs, pair_score, score_frames
-from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord, table_of
+from mpi.tables import ManualDecision, RegionalPatient, SourceIdentifier, SourceRecord, table_of
 from priorscan.errors import NotFoundError
 from priorscan.settings import get_settings
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
@@ -66,6 +67,11 @@ _CLUSTERS_SQL = text(
 _RECORDS = table_of(SourceRecord)
 
 _PATIENTS = table_of(RegionalPatient)
+
+_MANUAL = table_of(ManualDecision)
+
+_MANUAL_SQL = select(_MANUAL.c.record_a_id, _MANUAL.c.record_b_id, _MANUAL.c.decision).where(
+    or_(_MANUAL.c.record_a_id == bindparam("sid"), _MANUAL.c.record_b_id == bindparam("sid")))
 
 _PATIENT_LINKS_SQL = select(_PATIENTS.c.id, _PATIENTS.c.status, _PATIENTS.c.merged_into_id).where(
     _PATIENTS.c.id.in_(bindparam("ids", expanding=True)))
@@ -173,7 +179,7 @@ def match_source(values: Mapping[str, Any]) -> dict[str, object]:
 
 
 class IndexStore:
-    """The session, trusts and model an index works with; look-ups and candidate scoring."""
+    """The session, trusts and model an index works with; look-ups and candidate scoring (no writes)."""
 
     def __init__(self, session: Session, trusts: TrustRegistry, model: Model | None = None, *,
                  production: bool | None = None) -> None:
@@ -272,10 +278,15 @@ class IndexStore:
         return list(self.session.scalars(select(SourceRecord.id).where(
             SourceRecord.regional_patient_id == regional_id)))
 
+    def manual_decisions(self, record_id: int) -> dict[int, str]:
+        """The other record of each manual decision about ``record_id``, with the decision (match | no-match)."""
+        rows = self.session.execute(_MANUAL_SQL, {"sid": record_id})
+        return {(b if a == record_id else a): decision for a, b, decision in rows}
+
     # --- candidates and scoring ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _raw_fields(record: SourceRecord) -> dict[str, object]:
+    def raw_fields(record: SourceRecord) -> dict[str, object]:
         return match_source({name: getattr(record, name)
                              for name in (*DEMOGRAPHIC_FIELDS, "birth_date_text", "nhs_number_valid")})
 
@@ -284,7 +295,7 @@ class IndexStore:
         """The record normalised for comparison (as stored on write; normalised now for older rows)."""
         if record.match_fields is not None:
             return MatchRecord.from_stored(record.id, record.match_fields)
-        return to_match_record(record.id, IndexStore._raw_fields(record))
+        return to_match_record(record.id, IndexStore.raw_fields(record))
 
     def candidate_ids(self, probe: MatchRecord, *, exclude: int | None = None) -> list[int]:
         """Records sharing a blocking key with ``probe``, keys shared by more than MAX_BLOCK_SIZE skipped.
@@ -327,14 +338,6 @@ class IndexStore:
         return self._clusters_from_rows(sorted((m for m in members if m[1] in wanted), key=lambda m: (m[1], m[0])),
                                         exclude=exclude)
 
-    def candidates(self, probe: MatchRecord, *, exclude: int | None = None) -> list[SourceRecord]:
-        """Active records sharing a blocking key with ``probe`` (over-common keys skipped)."""
-        ids = self.candidate_ids(probe, exclude=exclude)
-        if not ids:
-            return []
-        return list(self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(ids),
-                                                                    SourceRecord.active.is_(True))))
-
     def _clusters_of(self, candidate_ids: list[int], *, exclude: int | None) -> dict[str, list[MatchRecord]]:
         """Every active record of the regional patients the candidates belong to, normalised, by regional id."""
         if not candidate_ids:
@@ -358,7 +361,8 @@ class IndexStore:
             clusters[record.regional_patient_id or ""].append(self.match_record(record))
         return clusters
 
-    def _score_clusters(self, probe: MatchRecord, clusters: dict[str, list[MatchRecord]]) -> ClusterScores:
+    def score(self, probe: MatchRecord, clusters: Mapping[str, list[MatchRecord]]) -> ClusterScores:
+        """``probe`` scored against every member of ``clusters`` with the index's model (:func:`score_clusters`)."""
         return score_clusters(self.model, probe, clusters)
 
 

@@ -1,8 +1,8 @@
-"""The link-on-write path's statements (:mod:`mpi.link_on_write`), built once per process: building a statement
-costs more than running it, and a registration runs a dozen.
+"""The statements of the write path (:mod:`mpi.store_writer`, :mod:`mpi.link_on_write`), built once per process:
+building a statement costs more than running it, and a registration runs a dozen.
 
 On PostgreSQL a new record is written with its first version, blocking keys, link event and its patient's write in
-one statement (:func:`_new_record_in_one_statement`); elsewhere each is a cached statement of its own.
+one statement (:func:`_new_record_in_one_statement`); on SQLite each is a cached statement of its own.
 """
 
 from __future__ import annotations
@@ -56,9 +56,17 @@ _INSERT_LINK_EVENT = table_of(LinkEvent).insert()
 
 _INSERT_PATIENT = table_of(RegionalPatient).insert()
 
+#: A patient's golden record (and status, updated_at): the SET clause follows the parameters given.
+_UPDATE_PATIENT = table_of(RegionalPatient).update().where(table_of(RegionalPatient).c.id == bindparam("rid"))
 
-#: The columns a new record is written with (by :meth:`LinkOnWrite._create`), and those of its first version and
-#: link event.
+#: PostgreSQL: transaction-scoped advisory locks on the given keys, taken in order
+#: (:meth:`mpi.store_writer.PostgresqlWriter.lock_person`).
+_LOCK_PERSON_SQL = text("SELECT COUNT(pg_advisory_xact_lock(k)) FROM "
+                        "(SELECT k FROM unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY k) AS ordered")
+
+
+#: The columns a new record is written with (by :meth:`mpi.link_on_write.LinkOnWrite.create`), and those of its
+#: first version and link event.
 _NEW_RECORD_COLUMNS = (*DEMOGRAPHIC_FIELDS, "nhs_number_valid", "birth_date_text", "namespace", "local_id",
                        "trust_ods", "source_kind", "provisional", "active", "version", "match_fields",
                        "regional_patient_id", "link_state", "link_manual", "link_score", "link_weights",
@@ -141,6 +149,3 @@ _INSERT_REVIEW = _REVIEWS.insert().returning(_REVIEWS.c.id)
 
 _CLOSE_REVIEWS = _REVIEWS.update().where(_REVIEWS.c.source_record_id == bindparam("sid"),
                                          _REVIEWS.c.status == "open").values(status="superseded")
-
-_MANUAL_SQL = select(_MANUAL.c.record_a_id, _MANUAL.c.record_b_id, _MANUAL.c.decision).where(
-    or_(_MANUAL.c.record_a_id == bindparam("sid"), _MANUAL.c.record_b_id == bindparam("sid")))

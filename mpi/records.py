@@ -6,10 +6,23 @@ which deletes the value.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 DELETE = ""
+
+_REGIONAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_regional_id() -> str:
+    """A new regional patient's id: ``RP`` and ten characters that cannot be misread (no I, O, 0, 1)."""
+    return "RP" + "".join(secrets.choice(_REGIONAL_ALPHABET) for _ in range(10))
+
+
+def pair_key(a: int, b: int) -> tuple[int, int]:
+    """Two records' ids in the order a manual decision stores them."""
+    return (a, b) if a < b else (b, a)
 
 
 @dataclass

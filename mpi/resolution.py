@@ -95,8 +95,11 @@ _RESOLVE_BY_KEY_SQL = union_all(
 ).order_by("via")
 
 
-class Resolver(IndexStore):
-    """Resolution of requests and scored look-ups."""
+class Resolver:
+    """Resolution of requests and scored look-ups, over the index's ``store`` (reads only)."""
+
+    def __init__(self, store: IndexStore) -> None:
+        self.store = store
 
     def resolve(self, identifiers: Iterable[tuple[str, str]], demographics: Demographics | None) -> Resolution:
         """Who a request is about, from identifiers first, then demographics.
@@ -108,7 +111,7 @@ class Resolver(IndexStore):
         read: dict[str, Row[Any]] = {}
         for system, value in identifiers:
             found.extend(self._identified(system, value, read))
-        survivor = self.survivors((rid for _, rid, _ in found), read=read)
+        survivor = self.store.survivors((rid for _, rid, _ in found), read=read)
         hits: dict[str, list[str | None]] = defaultdict(list)
         for _, regional_id, link_state in found:
             patient_id = survivor[regional_id]
@@ -138,7 +141,7 @@ class Resolver(IndexStore):
         returns that are linked), in the same order; columns only."""
         read: dict[str, Row[Any]] = {}
         found = self._identified(system, value, read)
-        survivor = self.survivors((rid for _, rid, _ in found), read=read)
+        survivor = self.store.survivors((rid for _, rid, _ in found), read=read)
         return [patient for _, rid, _ in found if (patient := survivor[rid]) is not None]
 
     def _identified(self, system: str, value: str, read: dict[str, Row[Any]]) -> list[tuple[int, str, str | None]]:
@@ -147,11 +150,12 @@ class Resolver(IndexStore):
         value = value.strip()
         if system == NHS_NUMBER_SYSTEM:
             digits = normalise_nhs_number(value)
-            rows = list(self.session.execute(_RESOLVE_BY_NHS_SQL, {"digits": digits})) if digits else []
+            rows = list(self.store.session.execute(_RESOLVE_BY_NHS_SQL, {"digits": digits})) if digits else []
         else:
             rows = []
             seen: set[int] = set()
-            for row in self.session.execute(_RESOLVE_BY_KEY_SQL, {"ns": self.namespace_for(system), "local": value}):
+            keyed = {"ns": self.store.namespace_for(system), "local": value}
+            for row in self.store.session.execute(_RESOLVE_BY_KEY_SQL, keyed):
                 if row.id not in seen:  # a record with the identifier both as its key and as a further one
                     seen.add(row.id)
                     rows.append(row)
@@ -162,10 +166,10 @@ class Resolver(IndexStore):
     def match(self, demographics: Demographics, *, count: int = 10) -> list[MatchCandidate]:
         """Regional patients scored against ``demographics`` (best first), for $match and resolution."""
         fields: dict[str, object] = {name: getattr(demographics, name) for name in DEMOGRAPHIC_FIELDS}
-        if not counts_as_nhs_number(normalise_nhs_number(demographics.nhs_number), production=self.production):
+        if not counts_as_nhs_number(normalise_nhs_number(demographics.nhs_number), production=self.store.production):
             fields["nhs_number"] = None  # a number that fails Modulus 11, or a test number in production: no evidence
         probe = to_match_record(None, fields)
-        scores = self._score_clusters(probe, self.candidate_clusters(probe))
+        scores = self.store.score(probe, self.store.candidate_clusters(probe))
         results = []
         weight = scores.scored.weight if scores.scored is not None else np.zeros(0)
         for regional_id, rows in scores.groups().items():
@@ -181,7 +185,7 @@ class Resolver(IndexStore):
             candidate.grade = graded[candidate.regional_id]
         results.sort(key=lambda m: -m.probability)
         best = results[:count]  # the order does not depend on the ids: only the kept ones are followed to survivors
-        survivor = self.survivors(m.regional_id for m in best)
+        survivor = self.store.survivors(m.regional_id for m in best)
         for candidate in best:
             candidate.regional_id = survivor[candidate.regional_id] or candidate.regional_id
         return best

@@ -1,8 +1,12 @@
 """The cross-reference export (DESIGN.md contract): ``regional_id,system,value,link_state``.
 
-One row per source identifier (a record's own ``namespace|local_id`` and every further identifier it was sent with)
-and one per NHS number, each with the regional patient it belongs to now (merges followed). An NHS number held by
-records of one patient appears once for that patient.
+One row per current source identifier (a record's own ``namespace|local_id`` and every further identifier it was
+sent with) and one per NHS number, each with the regional patient it belongs to now (merges followed). An NHS number
+held by records of one patient appears once for that patient.
+
+An identifier replaced by a change of identifier (ADT A47, kept on its record with use ``old`` for its history) is
+not exported: it names nobody any more (PIXm and the resolver ignore it too), and the PAS may give it to another
+person, whose record would then be a second row for one identifier.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ def xref_rows(session: Session) -> Iterator[tuple[str, str, str, str]]:
                               .order_by(SourceRecord.regional_patient_id, SourceRecord.id)).all()
     extra: dict[int, list[tuple[str, str]]] = {}
     for record_id, system, value in session.execute(select(SourceIdentifier.source_record_id,
-                                                           SourceIdentifier.system, SourceIdentifier.value)):
+                                                           SourceIdentifier.system, SourceIdentifier.value)
+                                                    .where(SourceIdentifier.use.is_(None))):
         extra.setdefault(record_id, []).append((system, value))
     rows: list[tuple[str, str, str, str]] = []
     nhs_seen: set[tuple[str, str]] = set()

@@ -52,12 +52,14 @@ def record_patients_shown(session: Session, agent: Agent, *, event_type: str, su
                           patients: Iterable[str | None], entity: str | None = None,
                           detail: dict[str, Any] | None = None) -> int:
     """One read event per regional patient a list showed (one without a patient when it showed none), so that "who
-    looked at my record" finds every list that showed it; the number of events added."""
+    looked at my record" finds every list that showed it; the number of events added. The events are inserted now,
+    in one multi-row statement (a list shows up to a few hundred patients), and committed with the work."""
+    from priorscan.writes import insert_many
+
     shown: list[str | None] = [*sorted({p for p in patients if p})] or [None]
-    for regional_id in shown:
-        record(session, agent, action="R", event_type=event_type, subtype=subtype, regional_patient_id=regional_id,
-               entity=entity, detail=detail)
-    return len(shown)
+    return insert_many(session, AuditEvent, [
+        audit_row(agent, action="R", event_type=event_type, subtype=subtype, regional_patient_id=regional_id,
+                  entity=entity, detail=detail) for regional_id in shown])
 
 
 def audit_row(agent: Agent, *, action: str, event_type: str, subtype: str, regional_patient_id: str | None = None,

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--no-progress", action="store_true")
 
-    p = cmd(sub, "backfill", "api:run_backfill",
+    p = cmd(sub, "backfill", "api:run_ingest",
             "load a large extract in bulk (as ingest, in batches, resumable): identity written in bulk and linked by "
             "one batch relink, then imaging and orders")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-train", action="store_true", help="link with the model in use instead of training one")
     p.add_argument("--restart", action="store_true", help="forget where an earlier run of this load stopped")
     p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(bulk=True)  # ingest's path in its bulk mode (api.ingest.load_paths)
 
     p = cmd(sub, "link", "mpi:run_link", "relink every source record with a freshly trained model")
     p.add_argument("--no-train", action="store_true", help="reuse the active model")

@@ -41,8 +41,9 @@ def _python_defaults(table: Table) -> tuple[tuple[str, Any, bool], ...]:
     return tuple(found)
 
 
-def _with_defaults(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` and the Python-side defaults of the columns not given (text statements do not apply them)."""
+def with_defaults(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` and the Python-side defaults of the columns not given (text statements and the bulk load's
+    multi-row inserts do not apply them)."""
     row = dict(values)
     for name, default, is_callable in _python_defaults(table):
         if name not in row:
@@ -67,7 +68,7 @@ def insert_unless_exists(session: Session, model: type, values: Mapping[str, Any
     The row goes straight to the database (not through the session's identity map); read it back to use it.
     """
     table: Table = model.__table__  # type: ignore[attr-defined]
-    row = _with_defaults(table, values)
+    row = with_defaults(table, values)
     statement = _insert_ignoring(table, tuple(sorted(row)), tuple(keys))
     # on the session's connection: Core statements need none of the ORM's execution machinery
     return session.connection().execute(statement, row).first() is not None
@@ -96,8 +97,20 @@ def insert_row(session: Session, model: type, values: Mapping[str, Any]) -> None
     connection: nothing is left for the session to flush at commit (the ORM's unit of work costs more than the
     insert on the request path). The row does not enter the session's identity map."""
     table: Table = model.__table__  # type: ignore[attr-defined]
-    row = _with_defaults(table, values)
+    row = with_defaults(table, values)
     session.connection().execute(_insert(table, tuple(sorted(row))), row)
+
+
+def insert_many(session: Session, model: type, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Insert ``rows`` of ``model`` (each with the same columns) now, with their Python-side defaults, as
+    :func:`insert_row` does one: by :func:`priorscan.bulk_rows.insert_rows` (multi-row INSERT, COPY on PostgreSQL)
+    on the session's connection; returns how many."""
+    from priorscan.bulk_rows import insert_rows
+
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    filled = [with_defaults(table, values) for values in rows]
+    insert_rows(session.connection(), table, filled)
+    return len(filled)
 
 
 #: The process's writer turn (:func:`priorscan.unit_of_work.writer_turn`) under its former name, for the callers not yet

@@ -34,7 +34,6 @@ from mpi.batch import (
     assign_held_ids,
     hold_live_writes,
     merged_records,
-    new_regional_id,
     save_model,
     supersede_reviews,
     survivor_of,
@@ -47,6 +46,7 @@ from mpi.decisions import MATCH, MATCH_CODE, NO_MATCH, POSSIBLE, POSSIBLE_CODE
 from mpi.frames import frame_from_table
 from mpi.linkage import DERIVATION_FLOOR
 from mpi.model import Model
+from mpi.records import new_regional_id
 from mpi.scoring import explanations
 from mpi.spark.clusters import connected_components, integrity, review_pairs, strongest_links
 from mpi.spark.columns import RECORD_SCHEMA, golden_table, model_of, pair_frames, spark_records

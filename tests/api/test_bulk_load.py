@@ -3,6 +3,7 @@ and resumes after a crash without losing or doubling anything (SQLite and Postgr
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,8 @@ from api.bulk_load import backfill_paths
 from api.context import AppContext
 from api.ingest import ingest_paths
 from api.ingest_formats import hl7_messages
+from imaging import Study
+from imaging.tables import IrradiationEvent
 from priorscan.settings import Settings
 from priorscan.trusts import default_trusts
 from regionsynth import RegionRequest, generate_region
@@ -34,6 +37,9 @@ COUNTS = {
     "HL7 messages logged": "SELECT count(*) FROM hl7_message_log",
     "studies": "SELECT count(*) FROM study",
     "irradiation events": "SELECT count(*) FROM irradiation_event",
+    "study instances": "SELECT count(*) FROM study_instance",
+    "study reports": "SELECT count(*) FROM study_report",
+    "audit events of studies": "SELECT count(*) FROM audit_event WHERE entity LIKE 'ImagingStudy/%'",
     "orders": "SELECT count(*) FROM imaging_order",
     "dead letters": "SELECT count(*) FROM dead_letter",
     "records without a patient": "SELECT count(*) FROM source_record WHERE regional_patient_id IS NULL",
@@ -93,6 +99,43 @@ def _studies(url: str) -> set[tuple[str, str | None, str | None, str | None]]:
     return {tuple(row) for row in rows}  # type: ignore[misc]
 
 
+def _value(value: object) -> object:
+    """A stored value as both backends and both paths can be compared: JSON text parsed, floats to 9 places."""
+    if isinstance(value, float):
+        return round(value, 9)
+    if isinstance(value, str) and value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+def _imaging(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every study, irradiation event, instance, report and study audit event, with what makes it (ids and
+    timestamps of the store left out; the study's patient as the key of its source record), sorted."""
+    study_columns = [c.name for c in Study.__table__.columns
+                     if c.name not in ("id", "source_record_id", "created_at", "updated_at")]
+    queries = {
+        "studies": "SELECT r.namespace, r.local_id, " + ", ".join(f"s.{c}" for c in study_columns)
+                   + " FROM study s LEFT JOIN source_record r ON r.id = s.source_record_id",
+        "irradiation events": "SELECT s.study_instance_uid, " + ", ".join(
+            f"e.{c.name}" for c in IrradiationEvent.__table__.columns if c.name not in ("id", "study_id"))
+            + " FROM irradiation_event e JOIN study s ON s.id = e.study_id",
+        "instances": "SELECT s.study_instance_uid, i.sop_instance_uid, i.series_instance_uid, i.sop_class_uid, "
+                     "i.modality, i.dose FROM study_instance i JOIN study s ON s.id = i.study_id",
+        "reports": "SELECT s.study_instance_uid, p.source, p.report_id, p.status, p.conclusion, p.text, p.issued_at "
+                   "FROM study_report p JOIN study s ON s.id = p.study_id",
+        "study audit events": "SELECT action, event_type, subtype, entity, detail FROM audit_event "
+                              "WHERE entity LIKE 'ImagingStudy/%'",
+    }
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            found = {name: [tuple(_value(v) for v in row) for row in connection.execute(text(sql))]
+                     for name, sql in queries.items()}
+    finally:
+        engine.dispose()
+    return {name: sorted(rows, key=repr) for name, rows in found.items()}
+
+
 def _registrations(region: Path, out: Path) -> Path:
     """The region's ADT registrations alone, in one file (no update or merge: linking alone decides)."""
     messages = [m.text for f in sorted(region.glob("hl7/*/adt.hl7")) for m in hl7_messages(f) if m.event in
@@ -150,12 +193,18 @@ def test_backfill_loads_what_ingest_loads(region: Path, store_url: str, tmp_path
         bulk.engine.dispose()
         live.engine.dispose()
     assert bulk_report.written > 0 and bulk_report.set_aside > 0  # both paths of the identity stage were taken
+    assert bulk_report.objects_in_bulk > 0  # DICOM objects written in bulk, not only through the per-message path
     assert bulk_report.accepted == live_report.accepted
     assert bulk_report.rejected == live_report.rejected
     bulk_counts, live_counts = _counts(store_url), _counts(live.settings.db)
     assert bulk_counts == live_counts
     assert bulk_counts["records without a patient"] == 0
     assert _studies(store_url) == _studies(live.settings.db)  # each study on the record live feeds put it on
+    bulk_imaging, live_imaging = _imaging(store_url), _imaging(live.settings.db)
+    assert all(bulk_imaging.values())  # the region has studies, events, instances, reports and their audit
+    for table, rows in live_imaging.items():  # table by table, so that a difference names its table
+        assert bulk_imaging[table] == rows, (table, [r for r in bulk_imaging[table] if r not in rows][:3],
+                                             [r for r in rows if r not in bulk_imaging[table]][:3])
 
 
 def test_bulk_relink_gives_the_clusters_of_link_on_write_then_relink(region: Path, store_url: str, tmp_path: Path,

@@ -94,7 +94,7 @@ def add_study(session: Session, source_record_id: int, *, days_ago: int = 10, on
               modality: str = "CT", region: str | None = "head", laterality: str | None = "none",
               trust: str = "RTK", status: str = "completed", dose: float | None = 1.8,
               code: str | None = None, system: str | None = None, accession: str | None = None,
-              description: str | None = None, regions: str | None = None) -> str:
+              description: str | None = None, regions: str | None = None, patient_age: int | None = None) -> str:
     uid = f"2.25.{next(_uids)}{datetime.now(UTC).microsecond}"
     study_date = on - timedelta(days=days_ago)
     session.add(Study(study_instance_uid=uid, source_record_id=source_record_id, performing_trust=trust,
@@ -103,7 +103,7 @@ def add_study(session: Session, source_record_id: int, *, days_ago: int = 10, on
                       description=description or f"{modality} {region or ''}".strip(), body_regions=regions,
                       study_date=study_date,
                       study_datetime=datetime(study_date.year, study_date.month, study_date.day, 10, tzinfo=UTC),
-                      effective_dose_msv=dose))
+                      effective_dose_msv=dose, patient_age_years=patient_age))
     session.flush()
     return uid
 

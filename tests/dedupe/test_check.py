@@ -126,6 +126,22 @@ def test_a_child_is_judged_by_the_golden_records_birth_date(db, trusts) -> None:
     assert [(p["severity"], p["circumstances"]) for p in outcome.priors] == [("warning", ["paediatric"])]
 
 
+@pytest.mark.parametrize(("age_then", "years_ago", "expected"), [
+    (9, 2, [("warning", ["paediatric"])]),  # 11 now: a child, though no record gives a birth date
+    (14, 1, [("warning", ["paediatric"])]),  # 15 at least
+    (15, 1, [("info", [])]),  # 16 at least: an adult
+    (40, 0, [("info", [])]),
+])
+def test_a_patient_without_a_birth_date_is_judged_by_the_age_their_studies_recorded(  # type: ignore[no-untyped-def]
+        db, trusts, age_then, years_ago, expected) -> None:
+    number = nhs_number(62 + age_then)
+    _, record = add_patient(db, trusts, nhs=number, birth_date=None)
+    add_study(db, record, days_ago=60)
+    add_study(db, record, days_ago=365 * years_ago + 1, modality="XR", region="chest", patient_age=age_then)
+    outcome = check(db, trusts, identifiers=by_nhs(number))
+    assert [(p["severity"], p["circumstances"]) for p in outcome.priors if p["modality"] == "CT"] == expected
+
+
 def test_a_historic_request_is_judged_as_of_its_own_date(db, trusts) -> None:  # type: ignore[no-untyped-def]
     number = nhs_number(10)
     _, record = add_patient(db, trusts, nhs=number)

@@ -8,7 +8,16 @@ from dedupe_factories import RULES, TODAY, exam, facts
 
 from dedupe import judge
 from dedupe.circumstances import ONCOLOGY, PLANNED_FOLLOW_UP, PREGNANCY, TRANSFER, TRAUMA
-from dedupe.comparable import BY_CODE, BY_REGION, OUTSTANDING_ORDER, days_between, local_date
+from dedupe.comparable import (
+    BY_CODE,
+    BY_REGION,
+    OUTSTANDING_ORDER,
+    Procedure,
+    RequestFacts,
+    days_between,
+    local_date,
+)
+from imaging.procedures import normalise_description
 
 
 def tier(request, prior) -> str | None:  # type: ignore[no-untyped-def]
@@ -264,3 +273,27 @@ def test_day_counting_is_calendar_days_in_the_consortium_time_zone() -> None:
     assert local_date(datetime(2025, 3, 31, 23, 30, tzinfo=UTC), "Europe/London") == date(2025, 4, 1)
     assert local_date(datetime(2025, 1, 31, 23, 30, tzinfo=UTC), "Europe/London") == date(2025, 1, 31)
     assert TODAY.isoformat() == "2025-03-31"
+
+
+def _described(text: str) -> RequestFacts:
+    """A request as order entry words it, read by the imaging index's normaliser (as the check reads it)."""
+    read = normalise_description(text)
+    return RequestFacts(Procedure(read.modality, read.body_region, read.laterality, regions=read.regions,
+                                  sides=read.sides), TODAY, "RTK", frozenset(), 40)
+
+
+@pytest.mark.parametrize(("request_text", "prior_region", "prior_side", "shown"), [
+    ("XR left wrist and right ankle", "wrist", "right", False),  # each region on its own side
+    ("XR left wrist and right ankle", "wrist", "left", True),
+    ("XR left wrist and right ankle", "ankle", "right", True),
+    ("XR left wrist and right ankle", "ankle", "left", False),
+    ("XR L hand R foot", "hand", "right", False),
+    ("XR hands and left foot", "hand", "right", True),  # both hands: was read as the left side only, and missed
+    ("XR hands and left foot", "foot", "right", False),
+    ("XR left wrist and ankle", "ankle", "right", False),  # one side named: it is the whole request's
+    ("XR left wrist and ankle", "ankle", "left", True),
+])
+def test_a_request_naming_sides_by_region_compares_each_region_on_its_side(
+        request_text: str, prior_region: str, prior_side: str, shown: bool) -> None:
+    prior = exam(3, modality="XR", region=prior_region, laterality=prior_side)
+    assert (tier(_described(request_text), prior) is not None) is shown

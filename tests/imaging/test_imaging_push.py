@@ -287,3 +287,57 @@ def test_a_group_with_a_refused_object_is_applied_one_by_one(context: AppContext
     assert stored(context, "1.2.826.0.1.3680043.10.7.30.3") is not None
     assert stored(context, bad) is None
     assert [d.reason for d in dead_letters(context)] == ["refused by the index"]
+
+
+@pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99",
+                                    "1.2.840.10008.1.2.2"])
+def test_c_store_reads_the_dataset_in_the_transfer_syntax_it_was_sent_in(context: AppContext, scp: StoreScp,
+                                                                         syntax: str) -> None:
+    """The SCP hands on the dataset's bytes as they came (no file meta); the writer makes the Part 10 object from the
+    presentation context's transfer syntax: implicit and explicit VR, deflated, big endian."""
+    uid = f"1.2.826.0.1.3680043.10.7.40.{syntax.rsplit('.', 1)[1]}"
+    image = ct_image(study_uid=uid, description="CT CHEST", ctdivol=9.0)
+    if getattr(image, "file_meta", None) is not None:
+        image.file_meta.TransferSyntaxUID = syntax  # pynetdicom encodes the dataset in the syntax its meta names
+    ae = AE(ae_title="MODALITY1")
+    ae.add_requested_context(image.SOPClassUID, [syntax])
+    association = ae.associate("127.0.0.1", scp.port, ae_title="PRIORSCAN")
+    assert association.is_established
+    try:
+        assert association.accepted_contexts[0].transfer_syntax == [syntax]
+        assert int(association.send_c_store(image).Status) == 0
+    finally:
+        association.release()
+    study = stored(context, uid)
+    assert study is not None and (study.modality, study.body_region) == ("CT", "chest")
+    with context.sessions() as session:
+        instance = session.scalars(select(StudyInstance)).one()
+    assert (instance.sop_instance_uid, instance.sop_class_uid) == (image.SOPInstanceUID, image.SOPClassUID)
+
+
+def test_c_store_indexes_in_a_writer_process_and_a_dead_writer_answers_out_of_resources(context: AppContext) -> None:
+    import os
+    import signal
+
+    server = StoreScp(context, "127.0.0.1", 0, processes=1).start()
+    try:
+        writer = server._writer.processes if server._writer is not None else None
+        assert writer is not None
+        deadline = time.monotonic() + 60
+        while not writer.pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [pid] = writer.pids()
+        assert pid != os.getpid()
+        first = "1.2.826.0.1.3680043.10.7.41.1"
+        assert send(server.port, [ct_image(study_uid=first, description="CT HEAD")]) == [0]
+        assert stored(context, first) is not None  # committed by the writer process before the status
+        os.kill(pid, signal.SIGKILL)
+        while writer.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lost = "1.2.826.0.1.3680043.10.7.41.2"
+        assert send(server.port, [ct_image(study_uid=lost, description="CT HEAD")]) == [0xA700]  # send it again
+        assert stored(context, lost) is None
+        assert send(server.port, [ct_image(study_uid=lost, description="CT HEAD")]) == [0]  # fresh writers
+        assert stored(context, lost) is not None
+    finally:
+        server.stop()

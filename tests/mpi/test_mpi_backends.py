@@ -47,3 +47,28 @@ def test_records_written_after_a_bulk_load_get_fresh_ids(engine: Engine) -> None
         outcome = PatientIndex(session, default_trusts()).upsert(demographics(TRUST_B, "NEW"), event="t", actor="f")
         session.commit()
         assert outcome.source_record_id > 3
+
+
+def test_the_xref_lists_current_identifiers_not_those_replaced_by_a47(engine: Engine) -> None:
+    """An identifier replaced by A47 names nobody: the export agrees with PIXm and the resolver, and when the PAS
+    gives the old number to another person the identifier has one row, for that person."""
+    with session_factory(engine)() as session:
+        index = PatientIndex(session, default_trusts())
+        first = index.upsert(demographics(TRUST_A, "A1"), event="ADT^A04", actor="feed")
+        index.change_identifier(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_A, "A1-NEW"), actor="pas")
+        session.commit()
+        rows = _xref(session)
+        assert (first.regional_id, TRUST_A, "A1-NEW") in rows
+        assert not [r for r in rows if r[1:] == (TRUST_A, "A1")], "the replaced number is not exported"
+        reused = index.upsert(demographics(TRUST_A, "A1", given="Rupert", family="Okafor", birth_date="1990-10-02",
+                                           nhs_number=NHS_OTHER, sex="male", postcode="BN1 1AA",
+                                           address="2 Sea Road", phone=None), event="ADT^A04", actor="feed")
+        session.commit()
+        assert reused.regional_id != first.regional_id
+        assert [r[0] for r in _xref(session) if r[1:] == (TRUST_A, "A1")] == [reused.regional_id]
+
+
+def _xref(session) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    out = io.StringIO()
+    write_xref(session, out)
+    return [tuple(line.split(",")[:3]) for line in out.getvalue().splitlines()[1:]]  # type: ignore[misc]

@@ -10,10 +10,11 @@ from starlette.requests import Request
 
 from api.routers.fhir import search_handling
 from mpi import PatientIndex, RecordKey, unsupported_parameters
-from mpi.link_on_write import _column_values, person_lock_keys
 from mpi.nhs_number import counts_as_nhs_number, is_test_range
 from mpi.normalise import to_match_record
+from mpi.record_columns import new_record_columns
 from mpi.resolution import at_most_one_certain, match_grade
+from mpi.store_writer import person_lock_keys
 
 REAL = "9434765919"  # passes Modulus 11, outside the test range
 TEST = "9990000018"  # passes Modulus 11, test range
@@ -24,7 +25,7 @@ def test_a_test_range_number_counts_only_outside_production() -> None:
     assert counts_as_nhs_number(TEST, production=False) and not counts_as_nhs_number(TEST, production=True)
     assert counts_as_nhs_number(REAL, production=True)
     assert not counts_as_nhs_number("9434765918", production=False)  # fails Modulus 11
-    values = _column_values(demographics(nhs_number=TEST), production=True)
+    values = new_record_columns(demographics(nhs_number=TEST), production=True)
     assert (values["nhs_number"], values["nhs_number_valid"]) == (TEST, False)
 
 

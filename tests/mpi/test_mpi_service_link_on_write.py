@@ -51,7 +51,7 @@ def two_step(index: PatientIndex, probe: MatchRecord, exclude: int | None, also:
     ids = index.candidate_ids(probe, exclude=exclude)
     ids.extend(i for i in also if i not in ids)
     return {rid: sorted(m.record_id or 0 for m in members)
-            for rid, members in index._clusters_of(ids, exclude=exclude).items()}
+            for rid, members in index.store._clusters_of(ids, exclude=exclude).items()}
 
 
 def one_step(index: PatientIndex, probe: MatchRecord, exclude: int | None, also: list[int]) -> dict[str, list[int]]:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import date
+
 import pytest
-from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
-from sqlalchemy import select
+from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, TRUST_C, demographics
+from sqlalchemy import Engine, select
 
 from mpi import MATCH, NO_MATCH, PatientIndex, RecordKey
 from mpi.batch import relink
-from mpi.identity_operations import nhs_numbers_disagree
+from mpi.placement import nhs_numbers_disagree
 from mpi.tables import LinkEvent, RegionalPatient, SourceIdentifier
+from priorscan.db import session_factory
 from priorscan.errors import LinkConflictError
+from priorscan.trusts import default_trusts
 
 
 def two_people(index: PatientIndex, *, nhs_number: str | None = NHS_OTHER) -> tuple[str, str]:
@@ -57,6 +62,46 @@ def test_merge_and_unmerge(index: PatientIndex) -> None:
     assert index.regional_patient(second).id == first  # type: ignore[union-attr]
     outcome = index.unmerge(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_B, "B1"), actor="clerk")
     assert outcome.regional_id != first and outcome.link_state == NO_MATCH
+
+
+_ANOTHER_PERSON = {"given": "Rupert", "family": "Okafor", "birth_date": date(1990, 10, 2), "nhs_number": None,
+                   "sex": "male", "postcode": "BN1 1AA", "address": "2 Sea Road, Brighton", "phone": "01273 555 777"}
+
+
+@pytest.fixture
+def index_on_each_store(engine: Engine) -> Iterator[PatientIndex]:
+    with session_factory(engine)() as session:
+        yield PatientIndex(session, default_trusts())
+
+
+def test_unmerge_takes_back_everything_a_wrong_merge_brought(index_on_each_store: PatientIndex) -> None:
+    """A PAS merges two hospital numbers of different people (A40); the merge brings the retired number's other
+    records along. The unmerge gives the person back their regional patient with every record the merge moved and
+    every record that joined through them since; the survivor keeps only its own."""
+    index = index_on_each_store
+    survivor = index.upsert(demographics(TRUST_A, "A1"), event="ADT^A04", actor="feed")
+    person = index.upsert(demographics(TRUST_A, "A2", **_ANOTHER_PERSON), event="ADT^A04", actor="feed")
+    elsewhere = index.upsert(demographics(TRUST_B, "B1", **_ANOTHER_PERSON), event="ADT^A04", actor="feed")
+    assert elsewhere.regional_id == person.regional_id != survivor.regional_id
+    index.merge(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_A, "A2"), actor="pas")
+    assert index.require_record(RecordKey(TRUST_B, "B1")).regional_patient_id == survivor.regional_id
+    index.upsert(demographics(TRUST_C, "C1", **_ANOTHER_PERSON), event="ADT^A04", actor="feed")
+
+    index.unmerge(RecordKey(TRUST_A, "A1"), RecordKey(TRUST_A, "A2"), actor="clerk")
+
+    def patient_of(namespace: str, local_id: str) -> str | None:
+        return index.require_record(RecordKey(namespace, local_id)).regional_patient_id
+
+    assert patient_of(TRUST_A, "A2") == person.regional_id, "the person's regional id comes back"
+    assert patient_of(TRUST_B, "B1") == person.regional_id, "with the record the merge brought"
+    assert patient_of(TRUST_C, "C1") == person.regional_id, "and the record that joined through them since"
+    assert patient_of(TRUST_A, "A1") == survivor.regional_id
+    restored = index.session.get(RegionalPatient, person.regional_id)
+    assert restored is not None and restored.status == "active" and restored.merged_into_id is None
+    assert [r.local_id for r in index.records_of(survivor.regional_id)] == ["A1"]
+    relink(index.session)
+    assert patient_of(TRUST_A, "A2") == patient_of(TRUST_B, "B1") == patient_of(TRUST_C, "C1")
+    assert patient_of(TRUST_A, "A2") != patient_of(TRUST_A, "A1"), "the unmerge sticks through a relink"
 
 
 def test_change_of_identifier_keeps_the_patient(index: PatientIndex) -> None:
