@@ -243,8 +243,8 @@ class Model:
             version = ""
         labels_of = {c.name: c.labels for c in comparisons}
         if "u_household" in data:
-            u_household = {name: realign(u, stored_labels.get(name, []), labels_of.get(name, ()),
-                                         HOUSEHOLD_PRIOR_KNOWLEDGE.get(name, u))
+            u_household = {name: realign(list(u), stored_labels.get(name, []), labels_of.get(name, ()),
+                                         HOUSEHOLD_PRIOR_KNOWLEDGE.get(name, list(u)))
                            for name, u in dict(data.get("u_household") or {}).items()}
             household: dict[str, Any] = {"u_household": u_household,
                                          "household_prior": float(data.get("household_prior") or 0.0),

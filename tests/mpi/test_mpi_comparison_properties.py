@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 from mpi import comparisons
 from mpi.comparisons import (
+    AddressComparison,
     FamilyNameComparison,
     MiddleNameComparison,
     PostcodeComparison,
     ResidenceComparison,
-    AddressComparison,
     default_comparisons,
 )
 from mpi.frames import frame_from_records, frame_of_few
