@@ -13,8 +13,8 @@ so the fields are not independent of the family name. Where family names agree, 
 ``u_same_family``, learnt among pairs of different people of the same family name, instead of ``u``. And once two
 records share a family name *and* a home, the different people they could be are relatives, not strangers:
 relatives share a birth date far more often (twins), a first name now and then (a mother and a daughter), so the
-person's own comparisons (given name, birth date, sex) then use ``u_household``, learnt among different people of
-one household (:func:`mpi.training.estimate_u_household`). The model reads the chain of evidence in order: the
+person's own comparisons (given and middle names, birth date, sex) then use ``u_household``, learnt among different
+people of one household (:func:`mpi.training.estimate_u_household`). The model reads the chain of evidence in order: the
 family name (against everyone), the home (against people of that family name), the person (against the household).
 
 Thresholds are posterior probabilities, so they are derived from the model rather than chosen on a score scale:
@@ -109,7 +109,7 @@ class Model:
     possible_threshold: float = DEFAULT_POSSIBLE_THRESHOLD
     # u of what a household shares (residence, phone) among different people with the same family name: relatives
     u_same_family: dict[str, list[float]] = field(default_factory=dict)
-    # u of the person's own comparisons (given name, birth date, sex) among different people of one household
+    # u of the person's own comparisons (given and middle names, birth date, sex) among different people of a household
     u_household: dict[str, list[float]] = field(default_factory=dict)
     # among pairs sharing a family name and a home: the share that are one person (0: no household model)
     household_prior: float = 0.0
