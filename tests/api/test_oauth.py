@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import select
 
-from api import deps
-from api.accounts import register_backend_client
-from api.oauth import ASSERTION_TYPE, JWKS_URLS
+from api.auth.accounts import register_backend_client
+from api.auth.oauth import ASSERTION_TYPE, JWKS_URLS
+from api.http import deps
 from priorscan.audit import SYSTEM
 from priorscan.db import session_scope
 from priorscan.tables import ApiClient, AuditEvent, SmartSeenJti

@@ -1,4 +1,4 @@
-"""api.routers.imaging over a real HTTP server: FHIR ImagingStudy, the patient timeline, dose analytics, scopes,
+"""api.http.routers.imaging over a real HTTP server: FHIR ImagingStudy, the patient timeline, dose analytics, scopes,
 audit. (Kept with the imaging tests: the router is the imaging work's edge.)"""
 
 from __future__ import annotations
