@@ -45,7 +45,8 @@ from priorscan.jwt_assertion import (
     verify_assertion,
 )
 from priorscan.tables import ApiClient, SmartBackendClient, SmartSeenJti
-from priorscan.writes import insert_unless_exists, one_writer
+from priorscan.unit_of_work import unit_of_work
+from priorscan.writes import insert_unless_exists
 
 GRANT_TYPE = "client_credentials"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -278,24 +279,23 @@ def _issue(sessions: sessionmaker[Session], registration: _Registration, claims:
            scopes: list[str], *, address: str | None, now: datetime) -> IssuedToken:
     client_id = registration.client_id
     assertion_expires = datetime.fromtimestamp(int(claims["exp"]), UTC) + timedelta(seconds=LEEWAY_S)
-    with sessions() as session, one_writer(session):
+    with unit_of_work(sessions, write=True) as session:
         fresh = insert_unless_exists(session, SmartSeenJti, {"client_id": client_id, "jti": claims["jti"],
                                                              "expires_at": assertion_expires}, ("client_id", "jti"))
-        if not fresh:
-            session.rollback()
+        if not fresh:  # raised inside the unit: nothing is kept
             raise OAuthError("invalid_client", "the client assertion's jti was used before (replay)")
-        if not scopes:
-            session.commit()  # the assertion is spent even when no scope can be granted
-            raise OAuthError("invalid_scope", "none of the requested scopes is allowed for this client")
-        # keep both tables small without a scheduler: expired rows go (both indexed by expiry). On the connection,
-        # not through the ORM: dropping expired tokens is no revocation, so the token cache stays as it is
-        connection, stale = session.connection(), now - timedelta(seconds=LEEWAY_S)
-        connection.execute(delete(SmartSeenJti).where(SmartSeenJti.expires_at < stale))
-        connection.execute(delete(ApiClient).where(ApiClient.expires_at < stale))
-        token, row = add_token(session, client_id, scopes, expires_at=now + timedelta(seconds=ACCESS_TOKEN_SECONDS))
-        record(session, Agent("client", client_id, address), action="E", event_type="security",
-               subtype="oauth-token", entity=f"api-client/{row.id}",
-               detail={"client_id": client_id, "requested": requested.split()[:50], "granted": scopes,
-                       "expires_in": ACCESS_TOKEN_SECONDS})
-        session.commit()
+        if scopes:
+            # keep both tables small without a scheduler: expired rows go (both indexed by expiry). On the
+            # connection, not through the ORM: dropping expired tokens is no revocation, so the token cache stays
+            connection, stale = session.connection(), now - timedelta(seconds=LEEWAY_S)
+            connection.execute(delete(SmartSeenJti).where(SmartSeenJti.expires_at < stale))
+            connection.execute(delete(ApiClient).where(ApiClient.expires_at < stale))
+            token, row = add_token(session, client_id, scopes,
+                                   expires_at=now + timedelta(seconds=ACCESS_TOKEN_SECONDS))
+            record(session, Agent("client", client_id, address), action="E", event_type="security",
+                   subtype="oauth-token", entity=f"api-client/{row.id}",
+                   detail={"client_id": client_id, "requested": requested.split()[:50], "granted": scopes,
+                           "expires_in": ACCESS_TOKEN_SECONDS})
+    if not scopes:  # raised after the unit committed: the assertion is spent even when no scope can be granted
+        raise OAuthError("invalid_scope", "none of the requested scopes is allowed for this client")
     return IssuedToken(token, ACCESS_TOKEN_SECONDS, scopes, client_id)

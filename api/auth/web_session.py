@@ -35,7 +35,8 @@ from api.auth.principal import SESSION_COOKIE, Principal
 from priorscan.audit import Agent, record
 from priorscan.db import UTCDateTime, utcnow
 from priorscan.tables import AuditEvent, SignInCounter, UserAccount, WebSessionEnded
-from priorscan.writes import insert_unless_exists, one_writer
+from priorscan.unit_of_work import unit_of_work
+from priorscan.writes import insert_unless_exists
 
 if TYPE_CHECKING:
     from fastapi import Response
@@ -213,11 +214,10 @@ def take_attempt_number(ctx: AppContext, who: str, address: str | None) -> bool:
     """
     now = utcnow()
     user_key, address_key = _counter_keys(who, address)
-    with ctx.sessions() as session, one_writer(session):
+    with unit_of_work(ctx.sessions, write=True) as session:
         params = {"now": now, "since": now - FAILURE_WINDOW}
         by_name = session.execute(_TAKE_NUMBER, {**params, "key": user_key}).scalar_one()
         by_address = session.execute(_TAKE_NUMBER, {**params, "key": address_key}).scalar_one() if address_key else 0
-        session.commit()
     return by_name <= LOCKOUT_AFTER and by_address <= ADDRESS_LOCKOUT_AFTER
 
 
@@ -232,29 +232,31 @@ def sign_in(ctx: AppContext, username: str, password: str, address: str | None) 
     The audit event never holds the password, and names an unknown user by digest only.
     """
     name = normalise_username(username)
-    with ctx.sessions() as session:
+    with unit_of_work(ctx.sessions) as session:  # a read: the password is checked holding no writer's turn
         user = session.scalars(select(UserAccount).where(UserAccount.username == name)).first()
         who = audit_name(name, user is not None)
-        agent = Agent("user", who, address)
         if user is None:
             verify_password(password, DUMMY_PASSWORD_HASH)  # same cost as a wrong password
-            failure = "unknown-user"
+            failure: str | None = "unknown-user"
         elif not verify_password(password, user.password_hash):
             failure = "wrong-password"
         elif not user.active:
             failure = "inactive"
         else:
             failure = None
-        with one_writer(session):
-            record(session, agent, action="E", event_type="login", subtype="sign-in",
-                   outcome="0" if failure is None else "4", entity=f"user/{user.id}" if user else None,
-                   detail={"failure": failure} if failure else None)
-            if failure is None:
-                _forget_attempts(session, who)
-            session.commit()
         if failure is not None or user is None:
-            return SignInResult(False, "wrong-credentials")
-        return SignInResult(True, cookie=sign_session(ctx.settings, user), principal=principal_for(user, address))
+            result = SignInResult(False, "wrong-credentials")
+        else:
+            result = SignInResult(True, cookie=sign_session(ctx.settings, user),
+                                  principal=principal_for(user, address))
+        user_id = user.id if user is not None else None
+    with unit_of_work(ctx.sessions, write=True) as session:  # the outcome is audited before it is answered
+        record(session, Agent("user", who, address), action="E", event_type="login", subtype="sign-in",
+               outcome="0" if failure is None else "4", entity=f"user/{user_id}" if user_id is not None else None,
+               detail={"failure": failure} if failure else None)
+        if failure is None:
+            _forget_attempts(session, who)
+    return result
 
 
 def audit_locked_out(ctx: AppContext, who: str, address: str | None) -> None:
@@ -274,12 +276,11 @@ def end_session(ctx: AppContext, cookie: str | None) -> bool:
     if body is None:
         return False
     now = datetime.now(UTC)
-    with ctx.sessions() as session, one_writer(session):
+    with unit_of_work(ctx.sessions, write=True) as session:
         insert_unless_exists(session, WebSessionEnded, {
             "session_id": body["sid"], "user_id": body["sub"], "ended_at": now,
             "expires_at": datetime.fromtimestamp(body["exp"], UTC)}, ("session_id",))
         session.execute(delete(WebSessionEnded).where(WebSessionEnded.expires_at < now))
-        session.commit()
     return True
 
 

@@ -46,7 +46,6 @@ from dedupe import (
     apply_feedback,
     cds_discovery,
     looks_like_jwt,
-    one_writer,
     patient_from_resource,
     run_hook,
     verify_cds_jwt,
@@ -54,6 +53,7 @@ from dedupe import (
 from priorscan import json_input
 from priorscan.audit import Agent
 from priorscan.errors import AuthError, PriorscanError
+from priorscan.unit_of_work import unit_of_work
 
 router = APIRouter(tags=["CDS Hooks"])
 
@@ -243,11 +243,11 @@ def _hook_cards(request: Request, ctx: AppContext, service_id: str, body: dict[s
     owner = server_trust(ctx.trusts, body.get("fhirServer"))
     try:
         patient = _patient(ctx, body)
-        with ctx.sessions() as session, one_writer(session):
+        # the duplicate check's unit: this process's writer turn only (its reads need no SQLite lock)
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             result = run_hook(session, ctx.trusts, active_rules(ctx.settings.rules_file), service_id, body, patient,
                               agent=caller.agent, default_trust=caller.trust or (owner[0].ods if owner else None),
                               acting_trust=caller.trust)
-            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
     return {"cards": result.cards}
@@ -268,10 +268,9 @@ def _record_feedback(request: Request, ctx: AppContext, service_id: str, body: d
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such CDS service")
     body = _validated(FeedbackIn, body)
     try:
-        with ctx.sessions() as session, one_writer(session):
+        with unit_of_work(ctx.sessions, write=True, immediate=False) as session:  # as the alert actions
             recorded = apply_feedback(session, active_rules(ctx.settings.rules_file), body, agent=caller.agent,
                                       trust=caller.trust, raised_by=caller.agent.name if caller.issuer else None)
-            session.commit()
     except PriorscanError as exc:
         raise http_error(exc) from exc
     return {"recorded": recorded}

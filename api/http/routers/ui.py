@@ -147,10 +147,14 @@ def page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
 
+#: The identity review page is the workspace's (``api/static/pages/review.js``); its former address leads there.
+REVIEW_PAGE = "/ui/#/identity-review"
+
+
 @router.get("/review", include_in_schema=False)
-def review_page() -> FileResponse:
-    """The identity review page for MPI data stewards (the queue, two records side by side, the weights)."""
-    return FileResponse(STATIC_DIR / "review.html", media_type="text/html")
+def review_page() -> RedirectResponse:
+    """The identity review page for MPI data stewards, in the workspace (``/ui/#/identity-review``)."""
+    return RedirectResponse(REVIEW_PAGE, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
 
 @router.get("/session", response_model=SessionInfo)
