@@ -3,16 +3,17 @@
 ``api`` turns the wire into calls on the fronts of :mod:`mpi`, :mod:`imaging` and :mod:`dedupe`, each in one unit of
 work (:func:`priorscan.unit_of_work.unit_of_work`), and their answers and errors back into the wire:
 
-- HTTP (:func:`create_app`): the duplicate-check API, FHIR R4 (Patient, ImagingStudy, DiagnosticReport,
-  ServiceRequest, Bundles, PDQm/PIXm), CDS Hooks, DICOMweb STOW-RS, alerts, the radiographer page; one router module
-  per resource under :mod:`api.routers`, shared dependencies in :mod:`api.deps`;
-- feeds: HL7 v2 over MLLP and ``POST /hl7`` (:mod:`api.hl7_service`, :mod:`api.mllp`), FHIR JSON
-  (:mod:`api.fhir_service`), DICOM C-STORE and files (:mod:`api.dicom_receiver`, :mod:`api.ingest`);
-- who is calling: tokens, SMART backend services, accounts and web sessions (:mod:`api.principal`, :mod:`api.oauth`,
-  :mod:`api.accounts`, :mod:`api.web_session`);
-- the command line's edge commands (``demo``, ``serve``, ``ingest``, ``backfill``, ``token``, ``user``, ``smart``,
-  ``cds``, ``deadletters``): :data:`COMMANDS`, which :mod:`priorscan.cli` reaches through this front only
-  (``priorscan.cli`` names no module of ``api``).
+- :mod:`api.http`: the FastAPI application (:func:`create_app`) with one router module per resource
+  (:mod:`api.http.routers`: the duplicate check, FHIR R4 Patient with PDQm/PIXm/``$match``, ImagingStudy,
+  DiagnosticReport, ServiceRequest and Bundles, CDS Hooks, DICOMweb STOW-RS, alerts, the workspace page), the shared
+  dependencies (:mod:`api.http.deps`), the one HTTP error mapping (:mod:`api.http.errors`) and ``priorscan serve``;
+- :mod:`api.feeds`: HL7 v2 over MLLP and ``POST /hl7``, FHIR JSON, DICOM C-STORE and STOW-RS, files
+  (``priorscan ingest``) and bulk loads (``priorscan backfill``), dead letters;
+- :mod:`api.auth`: who is calling: scopes, tokens, SMART backend services, accounts and web sessions, the HTTP door;
+- :mod:`api.cli`: the command line's edge commands (``demo``, ``serve``, ``ingest``, ``backfill``, ``token``,
+  ``user``, ``smart``, ``cds``, ``deadletters``): :data:`COMMANDS`, which :mod:`priorscan.cli` reaches through this
+  front only (``priorscan.cli`` names no module of ``api``);
+- :mod:`api.workspace`: the read models of the workspace page; :mod:`api.context`: what a running process holds.
 
 Nothing imports ``api``: it is the top layer (``.importlinter``). Its modules are imported when first used, so that
 ``priorscan --help`` stays quick.
@@ -23,25 +24,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-#: The command-line entry points ``api`` offers: name → ``module:function`` within ``api`` (imported when called).
-COMMANDS: dict[str, str] = {
-    "run_demo": "api.demo:run_demo",
-    "run_serve": "api.server:run_serve",
-    "run_ingest": "api.ingest:run_ingest",
-    "run_token_create": "api.admin_cli:run_token_create",
-    "run_token_revoke": "api.admin_cli:run_token_revoke",
-    "run_smart_register": "api.admin_cli:run_smart_register",
-    "run_smart_disable": "api.admin_cli:run_smart_disable",
-    "run_user_create": "api.admin_cli:run_user_create",
-    "run_cds_trust": "api.admin_cli:run_cds_trust",
-    "run_deadletters_list": "api.deadletters:run_list",
-    "run_deadletters_replay": "api.deadletters:run_replay",
-}
+from api.cli import COMMANDS
 
 
 def create_app(*args: Any, **kwargs: Any) -> Any:
-    """The FastAPI application (:func:`api.app.create_app`)."""
-    from api.app import create_app as create
+    """The FastAPI application (:func:`api.http.app.create_app`)."""
+    from api.http.app import create_app as create
 
     return create(*args, **kwargs)
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from api.deps import token_hash
+from api.http.deps import token_hash
 from bench.stores import persistent_store_url, settle
 from mpi.nhs_number import check_digit
 from priorscan.db import make_engine, migrate, session_factory

@@ -399,7 +399,7 @@ def in_process_rates(url: str, messages: list[str], *, batch: int) -> dict[str, 
     message per commit, the same with ``batch`` messages per commit (the listener's group commit), and the identity
     work alone; with the CPU time each took per message."""
     from api.context import AppContext
-    from api.hl7_service import Incoming, process_message, process_messages
+    from api.feeds.hl7_service import Incoming, process_message, process_messages
     from mpi import PatientIndex, apply_adt, read_adt
     from priorscan.audit import Agent
     from priorscan.hl7v2 import parse_message
@@ -497,7 +497,7 @@ def mllp_throughput(backend: str, args: argparse.Namespace, workdir: Path) -> di
 # --- query latency ----------------------------------------------------------------------------------------------
 
 def _token(url: str, scopes: list[str]) -> str:
-    from api.deps import token_hash
+    from api.http.deps import token_hash
     from priorscan.db import make_engine, session_factory
     from priorscan.tables import ApiClient
 

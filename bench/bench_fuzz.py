@@ -44,8 +44,8 @@ class Server:
 
         import uvicorn
 
-        from api.app import create_app
         from api.context import AppContext
+        from api.http.app import create_app
         from priorscan.settings import Settings
 
         self.context = AppContext.open(Settings(db=db_url, env="test"))
@@ -63,7 +63,7 @@ class Server:
             time.sleep(0.02)
 
     def token(self, scopes: list[str] | None = None, client: str = "bench-fuzz") -> str:
-        from api.deps import token_hash
+        from api.http.deps import token_hash
         from priorscan.tables import ApiClient
 
         token = "ps_" + secrets.token_urlsafe(24)

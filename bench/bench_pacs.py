@@ -143,7 +143,7 @@ def bench_c_store(url: str, root: Path, objects: list[bytes], associations: int,
     import multiprocessing
 
     from api.context import AppContext
-    from api.dicom_scp import StoreScp
+    from api.feeds.dicom_scp import StoreScp
     from priorscan.settings import Settings
 
     context = AppContext.open(Settings(db=url, env="test"))
@@ -204,9 +204,9 @@ def _c_store_report(scp: Any, context: Any, count: int, associations: int, elaps
 def bench_stow(url: str, objects: list[bytes], connections: int, batch: int) -> tuple[float, int]:
     import uvicorn
 
-    from api.app import create_app
     from api.context import AppContext
-    from api.deps import token_hash
+    from api.http.app import create_app
+    from api.http.deps import token_hash
     from priorscan.settings import Settings
     from priorscan.tables import ApiClient
 

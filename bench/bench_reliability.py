@@ -379,7 +379,7 @@ def run_all(db: str, *, examples: int, messages: int, kills: int) -> dict[str, A
     import tempfile
 
     from api.context import AppContext
-    from api.mllp import stop_writer
+    from api.feeds.mllp import stop_writer
     from priorscan.settings import Settings
 
     folder = tempfile.mkdtemp(prefix="priorscan-reliability-")

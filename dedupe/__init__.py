@@ -55,7 +55,6 @@ from dedupe.hl7_orders import apply_order
 from dedupe.rules import RuleSet, load_rules
 from dedupe.tables import Alert
 from dedupe.vocabulary import ProcedureCode
-from priorscan.writes import one_writer  # for callers not yet on priorscan.unit_of_work
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -104,7 +103,6 @@ __all__ = [
     "looks_like_jwt",
     "normalise_request",
     "note",
-    "one_writer",
     "override",
     "override_reasons",
     "patient_from_resource",

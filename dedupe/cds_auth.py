@@ -32,7 +32,8 @@ from priorscan.jwt_assertion import (
     verify_assertion,
 )
 from priorscan.tables import CdsSeenJti, CdsTrustedIssuer
-from priorscan.writes import insert_unless_exists, one_writer
+from priorscan.unit_of_work import unit_of_work
+from priorscan.writes import insert_unless_exists
 
 #: Share of verifications that also delete expired jti rows (keeps the table small without a scheduler).
 PURGE_SHARE = 0.01
@@ -91,29 +92,29 @@ def verify_cds_jwt(token: str, sessions: sessionmaker[Session], *, audiences: It
     issuer = unverified.get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise _unauthorised("no iss claim")
-    with sessions() as session:
+    with unit_of_work(sessions) as session:
         # the issuer is read on every call (trust withdrawn or keys rotated take effect at once); only the parsing
         # of its JWKS into key objects is cached, by the stored JWKS text
         jwks_text = session.connection().execute(_JWKS_OF, {"issuer": issuer}).scalar()
-        if jwks_text is None:
-            raise _unauthorised("the issuer is not trusted")
-        candidates = [key for kid, kty, key in public_keys(jwks_text)
-                      if kty == KEY_TYPE[algorithm] and (header.get("kid") is None or kid == header.get("kid"))]
-        if not candidates:
-            raise _unauthorised("no key of the issuer's JWKS fits the token (kid, key type)")
-        try:
-            claims: dict[str, Any] = verify_assertion(token, candidates, algorithm, issuer=issuer,
-                                                      audiences=list(audiences), required=REQUIRED_CLAIMS, now=now)
-        except AssertionRefused as exc:
-            raise _unauthorised(exc.reason, exc) from exc
-        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
-        jti = str(claims["jti"])
-        with one_writer(session):
-            fresh = insert_unless_exists(session, CdsSeenJti, {"issuer": issuer, "jti": jti, "expires_at": expires},
-                                         ("issuer", "jti"))
-            if random.random() < PURGE_SHARE:
-                session.execute(delete(CdsSeenJti).where(CdsSeenJti.expires_at < now - timedelta(seconds=LEEWAY_S)))
-            session.commit()
+    if jwks_text is None:
+        raise _unauthorised("the issuer is not trusted")
+    candidates = [key for kid, kty, key in public_keys(jwks_text)
+                  if kty == KEY_TYPE[algorithm] and (header.get("kid") is None or kid == header.get("kid"))]
+    if not candidates:
+        raise _unauthorised("no key of the issuer's JWKS fits the token (kid, key type)")
+    try:
+        claims: dict[str, Any] = verify_assertion(token, candidates, algorithm, issuer=issuer,
+                                                  audiences=list(audiences), required=REQUIRED_CLAIMS, now=now)
+    except AssertionRefused as exc:
+        raise _unauthorised(exc.reason, exc) from exc
+    expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    jti = str(claims["jti"])
+    # the jti is spent in a unit of its own: this process's writer turn, no SQLite lock held while the token was read
+    with unit_of_work(sessions, write=True, immediate=False) as session:
+        fresh = insert_unless_exists(session, CdsSeenJti, {"issuer": issuer, "jti": jti, "expires_at": expires},
+                                     ("issuer", "jti"))
+        if random.random() < PURGE_SHARE:
+            session.execute(delete(CdsSeenJti).where(CdsSeenJti.expires_at < now - timedelta(seconds=LEEWAY_S)))
     if not fresh:
         raise _unauthorised("the jti was used before (replay)")
     return CdsClient(issuer, claims.get("sub"), jti)

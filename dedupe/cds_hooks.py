@@ -1,5 +1,5 @@
 """CDS Hooks 2.0: the discovery document, hook requests (``order-select``, ``order-sign``) as duplicate checks, cards,
-and feedback as alert outcomes. HTTP, authentication and fetching the patient live in ``api.routers.cds``.
+and feedback as alert outcomes. HTTP, authentication and fetching the patient live in ``api.http.routers.cds``.
 
 For each draft ``ServiceRequest`` (``context.draftOrders``; for ``order-select`` only those in ``context.selections``)
 with comparable recent priors, one card:

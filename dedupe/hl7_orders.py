@@ -1,6 +1,6 @@
 """HL7 v2 imaging orders (ORM^O01, OMI^O23) as duplicate checks, order updates and cancellations.
 
-Called by the HL7 service (``api.hl7_service``) inside its unit of work, which commits before the ACK. One message
+Called by the HL7 service (``api.feeds.hl7_service``) inside its unit of work, which commits before the ACK. One message
 may carry several orders (ORC with its OBR); each is handled on its own. Fields read, v2.3 to v2.5.1:
 
 =================  ============================================================================================

@@ -35,7 +35,7 @@ from imaging.analytics import (
     studies_by,
     studies_frame,
 )
-from imaging.bulk import load_studies
+from imaging.bulk import StudyGroup, load_studies
 from imaging.cli import run_export_studies
 from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
 from imaging.dicomweb import run_poll
@@ -97,6 +97,7 @@ __all__ = [
     "REGION_GROUPS",
     "ROLLING_WINDOWS_DAYS",
     "Study",
+    "StudyGroup",
     "StudyIndex",
     "StudyReport",
     "Timeline",

@@ -19,6 +19,7 @@ study whose instance the store holds already, or a new study with rejections rec
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -29,10 +30,11 @@ from imaging.adapters import actor_of, applied_audit, applied_outcome
 from imaging.facts import StudyFacts
 from imaging.index import StudyIndex, new_study
 from imaging.iocm import RejectionNote
-from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance
+from imaging.reports import fill_report, link_report
+from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance, StudyReport
 from mpi import SourceRecord
 from priorscan.audit import Agent, audit_row
-from priorscan.bulk_rows import JsonText, insert_rows, reserve_ids
+from priorscan.bulk_rows import JsonText, insert_rows, is_postgresql, reserve_ids
 from priorscan.db import JSONType
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import AuditEvent
@@ -47,22 +49,26 @@ class _GroupIndex(StudyIndex):
     """:class:`StudyIndex` whose new studies, their events and instances live in memory until the group is written;
     source records are looked up once for the whole group."""
 
-    def __init__(self, session: Session, trusts: TrustRegistry, records: dict[tuple[str, str], SourceRecord],
-                 study_ids: list[int]) -> None:
+    def __init__(self, session: Session, trusts: TrustRegistry) -> None:
         super().__init__(session, trusts)
         self.studies: dict[str, Study] = {}
         self.events: dict[int, dict[str, IrradiationEvent]] = {}
         self.instances: dict[str, StudyInstance] = {}
-        self._records = records
-        self._by_id = {record.id: record for record in records.values()}
-        self._ids = iter(study_ids)
+        self._records: dict[tuple[str, str], SourceRecord] = {}
+        self._by_id: dict[int, SourceRecord] = {}
+        self._ids = _Ids(session.connection(), _table(Study))
+
+    def preload(self, records: dict[tuple[str, str], SourceRecord]) -> None:
+        """Source records looked up once for the group, by key."""
+        for record in records.values():
+            self._remember(record)
 
     def find(self, study_instance_uid: str, *, lock: bool = False) -> Study | None:
         return self.studies.get(study_instance_uid[:64])
 
     def _new_study(self, facts: StudyFacts) -> Study:
         study = new_study(facts)
-        study.id = next(self._ids)
+        study.id = self._ids.take()
         self.studies[study.study_instance_uid] = study
         self.events[study.id] = {}
         return study
@@ -149,6 +155,106 @@ def _present(session: Session, column: Any, values: set[str]) -> set[str]:
     return found
 
 
+class _Ids:
+    """New ids of one table, reserved as they are needed (:func:`priorscan.bulk_rows.reserve_ids`): from its
+    sequence on PostgreSQL, a few at a time; on SQLite, counted on from its largest id (the transaction holds the write
+    lock, and nothing else inserts into the table until the group is written)."""
+
+    CHUNK = 64
+
+    def __init__(self, connection: Any, table: Table) -> None:
+        self.connection, self.table = connection, table
+        self.pending: list[int] = []
+        self.next: int | None = None
+
+    def take(self) -> int:
+        if is_postgresql(self.connection):
+            if not self.pending:
+                self.pending = reserve_ids(self.connection, self.table, self.CHUNK)
+            return self.pending.pop(0)
+        if self.next is None:
+            self.next = reserve_ids(self.connection, self.table, 1)[0]
+        taken, self.next = self.next, self.next + 1
+        return taken
+
+
+class StudyGroup:
+    """The studies one transaction applies statements to: new ones held in memory and written together by
+    :meth:`write`, the ones the store holds merged in the session (see the module docstring).
+
+    Parameters
+    ----------
+    session : Session
+        An open writing unit of work (on SQLite it holds the write lock: ``unit_of_work(..., write=True)``).
+    trusts : TrustRegistry
+        The consortium.
+    """
+
+    def __init__(self, session: Session, trusts: TrustRegistry) -> None:
+        self.session = session
+        self.memory = _GroupIndex(session, trusts)
+        self.stored = StudyIndex(session, trusts)
+        self.reports: dict[tuple[str, str], StudyReport] = {}
+        self._held: dict[str, bool] = {}  # study UID -> the store holds it
+
+    def index_for(self, study_instance_uid: str) -> StudyIndex:
+        """The index that applies a statement about this study: the session's for a study the store holds."""
+        uid = study_instance_uid[:64]
+        if uid in self.memory.studies:
+            return self.memory
+        held = self._held.get(uid)
+        if held is None:
+            held = self._held[uid] = self.stored.find(uid) is not None
+        return self.stored if held else self.memory
+
+    def held(self, uids: set[str]) -> set[str]:
+        """Which of ``uids`` the store holds (one look-up for many; remembered)."""
+        found = _present(self.session, Study.study_instance_uid, uids)
+        self._held.update({uid: uid in found for uid in uids})
+        return found
+
+    def uid_by_accession(self, trust_ods: str, accession: str) -> str | None:
+        """A new study of this group performed at ``trust_ods`` with that accession number (the first made)."""
+        return next((uid for uid, study in self.memory.studies.items()
+                     if study.performing_trust == trust_ods and study.accession_number == accession), None)
+
+    def link_report(self, study: Study, *, source: str, report_id: str, status: str | None, conclusion: str | None,
+                    text: str | None, issued_at: datetime | None) -> None:
+        """:func:`imaging.reports.link_report`, the report of a new study kept with it in memory (a study new to the
+        store has no report in it: reports go with their study)."""
+        if self.memory.studies.get(study.study_instance_uid) is not study:
+            link_report(self.session, study, source=source, report_id=report_id, status=status,
+                        conclusion=conclusion, text=text, issued_at=issued_at)
+            return
+        key = (source[:10], report_id[:200])
+        row = self.reports.get(key)
+        if row is None:
+            row = self.reports[key] = StudyReport(source=key[0], report_id=key[1], study_id=study.id)
+        fill_report(row, study, status=status, conclusion=conclusion, text=text, issued_at=issued_at)
+
+    def write(self, audits: Sequence[dict[str, Any]] = ()) -> None:
+        """Write the new studies with their irradiation events, instances and reports, and ``audits`` (audit event
+        rows), many rows per statement, in the session's transaction (after what the session holds)."""
+        self.session.flush()  # provisional records, the studies the session merged, their rows
+        connection = self.session.connection()
+        tables: dict[type, Table] = {model: _table(model) for model in (Study, IrradiationEvent, StudyInstance,
+                                                                      StudyReport, AuditEvent)}
+        rows: dict[type, list[dict[str, Any]]] = {
+            Study: [_row(tables[Study], study) for study in self.memory.studies.values()],
+            IrradiationEvent: [_row(tables[IrradiationEvent], row) for rows in self.memory.events.values()
+                               for row in rows.values()],
+            StudyInstance: [_row(tables[StudyInstance], row) for row in self.memory.instances.values()],
+            StudyReport: [_row(tables[StudyReport], row) for row in self.reports.values()],
+            AuditEvent: [with_defaults(tables[AuditEvent], row) for row in audits],
+        }
+        for numbered in (IrradiationEvent, StudyInstance, StudyReport, AuditEvent):  # studies have their ids
+            for row, row_id in zip(rows[numbered], reserve_ids(connection, tables[numbered], len(rows[numbered])),
+                                   strict=True):
+                row["id"] = row_id
+        for model, table in tables.items():  # studies first: the others name them
+            insert_rows(connection, table, _complete(table, rows[model]))
+
+
 def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[StudyFacts, RejectionNote | None]],
                  *, agent: Agent, event_type: str = "dicom") -> list[ItemOutcome] | None:
     """Apply a group of DICOM statements in the caller's transaction (not committed), new studies written in bulk.
@@ -175,50 +281,29 @@ def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[
     if any(rejection is not None for _, rejection in items):
         return None
     uids = {facts.study_instance_uid[:64] for facts, _ in items}
-    stored = _present(session, Study.study_instance_uid, uids)
+    group = StudyGroup(session, trusts)
+    stored = group.held(uids)
     new = uids - stored
     sops = {facts.sop_instance_uid[:64] for facts, _ in items
             if facts.sop_instance_uid and facts.study_instance_uid[:64] in new}
     if _present(session, InstanceRejection.study_instance_uid, new) or _present(
             session, StudyInstance.sop_instance_uid, sops):
         return None
-    connection = session.connection()
-    keys = {(facts.patient.namespace or "", (facts.patient.local_id or "").strip()) for facts, _ in items
-            if facts.patient.resolved}
-    memory = _GroupIndex(session, trusts, _records_of(session, keys),
-                         reserve_ids(connection, _table(Study), len(new)))
-    in_session = StudyIndex(session, trusts)
+    group.memory.preload(_records_of(session, {(facts.patient.namespace or "", (facts.patient.local_id or "").strip())
+                                               for facts, _ in items if facts.patient.resolved}))
     actor = actor_of(agent)
     outcomes: list[ItemOutcome] = []
     audits: list[dict[str, Any]] = []
     for facts, _ in items:
-        index = in_session if facts.study_instance_uid[:64] in stored else memory
-        indexed = index.apply(facts, actor=actor)
+        indexed = group.index_for(facts.study_instance_uid).apply(facts, actor=actor)
         audits.append(audit_row(agent, **applied_audit(indexed, facts, event_type=event_type)))
         outcomes.append(applied_outcome(indexed, facts))
-    session.flush()  # what the session holds first: provisional records, studies it merged, their rows
-    _write(session, memory, audits)
+    group.write(audits)
     return outcomes
-
-
-def _write(session: Session, memory: _GroupIndex, audits: list[dict[str, Any]]) -> None:
-    connection = session.connection()
-    study_table, event_table = _table(Study), _table(IrradiationEvent)
-    instance_table, audit_table = _table(StudyInstance), _table(AuditEvent)
-    studies = [_row(study_table, study) for study in memory.studies.values()]
-    events = [_row(event_table, row) for rows in memory.events.values() for row in rows.values()]
-    instances = [_row(instance_table, row) for row in memory.instances.values()]
-    audits = [with_defaults(audit_table, row) for row in audits]
-    for rows, table in ((events, event_table), (instances, instance_table), (audits, audit_table)):
-        for row, row_id in zip(rows, reserve_ids(connection, table, len(rows)), strict=True):
-            row["id"] = row_id
-    for rows, table in ((studies, study_table), (events, event_table), (instances, instance_table),
-                        (audits, audit_table)):
-        insert_rows(connection, table, _complete(table, rows))
 
 
 def _table(model: type) -> Table:
     return model.__table__  # type: ignore[attr-defined, no-any-return]
 
 
-__all__ = ["load_studies"]
+__all__ = ["StudyGroup", "load_studies"]

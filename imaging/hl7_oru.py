@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,6 +42,9 @@ from priorscan.audit import Agent
 from priorscan.hl7v2 import Message, Segment, parse_timestamp, service_section_modality
 from priorscan.outcome import ItemOutcome
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
+
+if TYPE_CHECKING:
+    from imaging.bulk import StudyGroup
 
 _UID = re.compile(r"^[0-9]+(?:\.[0-9]+)+$")
 _RESULT_STATUS = {"F": COMPLETED, "C": COMPLETED, "R": COMPLETED, "P": COMPLETED, "A": COMPLETED, "X": CANCELLED,
@@ -162,7 +167,8 @@ def _facts(message: Message, group: _Group, identity: PatientIdentity,
     return facts, keys
 
 
-def apply_oru(session: Session, trusts: TrustRegistry, message: Message, *, agent: Agent) -> ItemOutcome:
+def apply_oru(session: Session, trusts: TrustRegistry, message: Message, *, agent: Agent,
+              studies: StudyGroup | None = None) -> ItemOutcome:
     """Apply an ORU^R01 to the imaging index (the caller commits and acknowledges).
 
     Parameters
@@ -175,6 +181,9 @@ def apply_oru(session: Session, trusts: TrustRegistry, message: Message, *, agen
         The message as read (:func:`priorscan.hl7v2.parse_message`).
     agent : priorscan.audit.Agent
         The feed (the HL7 service audits the message).
+    studies : imaging.bulk.StudyGroup, optional
+        The studies of a bulk load's group commit: new ones are merged in memory and written with the group
+        (:mod:`imaging.bulk`); by default every study is merged in the session.
 
     Returns
     -------
@@ -197,7 +206,7 @@ def apply_oru(session: Session, trusts: TrustRegistry, message: Message, *, agen
     identity = _identity(message, pid, trusts)
     sender = trusts.resolve(header.sending_facility)
     trust_ods = sender.ods if sender else identity.trust_ods
-    index = StudyIndex(session, trusts)
+    index = StudyIndex(session, trusts) if studies is None else None
     actor = f"hl7:{header.sending_application}@{header.sending_facility}"
     regional_ids: list[str] = []
     uids: list[str] = []
@@ -205,21 +214,22 @@ def apply_oru(session: Session, trusts: TrustRegistry, message: Message, *, agen
     for group in groups:
         facts, keys = _facts(message, group, identity, trust_ods)
         if facts is None:
-            facts = _known_study(session, trust_ods, keys, identity)
+            facts = _known_study(session, trust_ods, keys, identity, studies)
         if facts is None:
             if _update_order(session, trust_ods, keys):
                 continue
             return ItemOutcome.rejected(kind, "no Study Instance UID (IPC-3, ZDS-1 or OBX) and no known study or "
                                         "order for the group's accession or order number", "hl7.required")
-        indexed = index.apply(facts, actor=actor)
+        indexed = (index or studies.index_for(facts.study_instance_uid)).apply(  # type: ignore[union-attr]
+            facts, actor=actor)
         report = read_report(message, group)
         if report is not None:
-            link_report(session, indexed.study, source="hl7",
-                        # one report per sender and study: a corrected report replaces it (no "|": the id is ours,
-                        # not an identifier system|value)
-                        report_id=f"{header.sending_facility}:{indexed.study.study_instance_uid}",
-                        status=report.status, conclusion=report.conclusion, text=report.text,
-                        issued_at=report.issued_at)
+            link = partial(link_report, session) if studies is None else studies.link_report
+            link(indexed.study, source="hl7",
+                 # one report per sender and study: a corrected report replaces it (no "|": the id is ours, not an
+                 # identifier system|value)
+                 report_id=f"{header.sending_facility}:{indexed.study.study_instance_uid}",
+                 status=report.status, conclusion=report.conclusion, text=report.text, issued_at=report.issued_at)
         uids.append(indexed.study.study_instance_uid)
         if indexed.regional_id and indexed.regional_id not in regional_ids:
             regional_ids.append(indexed.regional_id)
@@ -287,11 +297,14 @@ def read_report(message: Message, group: _Group) -> OruReport | None:
                      issued.instant if issued else None)
 
 
-def _known_study(session: Session, trust_ods: str | None, keys: dict, identity: PatientIdentity) -> StudyFacts | None:
+def _known_study(session: Session, trust_ods: str | None, keys: dict, identity: PatientIdentity,
+                 studies: StudyGroup | None = None) -> StudyFacts | None:
     if not keys.get("accession") or not trust_ods:
         return None
     uid = session.scalars(select(Study.study_instance_uid).where(Study.performing_trust == trust_ods,
                                                                  Study.accession_number == keys["accession"])).first()
+    if uid is None and studies is not None:  # a study made earlier in the group, not in the store yet
+        uid = studies.uid_by_accession(trust_ods, keys["accession"])
     if uid is None:
         return None
     return StudyFacts(study_instance_uid=uid, source="oru", patient=identity, status=keys.get("status"))

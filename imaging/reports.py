@@ -65,13 +65,19 @@ def link_report(session: Session, study: Study, *, source: str, report_id: str, 
     if row is None:
         row = StudyReport(source=source[:10], report_id=report_id[:200], study_id=study.id)
         session.add(row)
+    fill_report(row, study, status=status, conclusion=conclusion, text=text, issued_at=issued_at)
+    session.flush()
+    return row
+
+
+def fill_report(row: StudyReport, study: Study, *, status: str | None, conclusion: str | None, text: str | None,
+                issued_at: datetime | None) -> None:
+    """Set a report row from one version of the report (created or replacing the earlier version)."""
     row.study_id = study.id
     row.status = (status or "")[:20] or None
     row.text = text
     row.conclusion = conclusion_of(conclusion, text)
     row.issued_at = issued_at
-    session.flush()
-    return row
 
 
 def prior_details(session: Session, study_uids: list[str]) -> dict[str, PriorDetail]:

@@ -46,15 +46,8 @@ def _workers(n: int) -> int:
     return -1 if n >= PARALLEL_FROM else 1
 
 
-def similarity(left: Column, right: Column, scorer: Any, where: NDArray[np.bool_] | None = None
-               ) -> NDArray[np.float32]:
-    """``scorer`` applied to each pair (rapidfuzz ``cpdist``: vectorised, in C), only where ``where`` holds."""
-    if where is not None:
-        out = np.zeros(len(left), dtype=np.float32)
-        idx = np.flatnonzero(where)
-        if len(idx):
-            out[idx] = similarity(left[idx], right[idx], scorer)
-        return out
+def similarity(left: Column, right: Column, scorer: Any) -> NDArray[np.float32]:
+    """``scorer`` applied to each pair (rapidfuzz ``cpdist``: vectorised, in C)."""
     if len(left) == 0:
         return np.zeros(0, dtype=np.float32)
     return process.cpdist(left, right, scorer=scorer, dtype=np.float32,  # type: ignore[no-any-return]
@@ -117,11 +110,6 @@ def per_distinct_pair(left: Columns, right: Columns, names: tuple[str, str], whe
     return out
 
 
-def jaro_winkler(left: Column, right: Column, where: NDArray[np.bool_] | None = None) -> NDArray[np.float32]:
-    """Jaro–Winkler similarity of each pair (only where ``where`` holds, 0 elsewhere)."""
-    return similarity(left, right, JaroWinkler.normalized_similarity, where)
-
-
 def _jaro_winkler(a: Column, b: Column) -> NDArray[np.float32]:
     return similarity(a, b, JaroWinkler.normalized_similarity)
 
@@ -131,17 +119,6 @@ def _edit_distance(a: Column, b: Column) -> NDArray[np.int32]:
         return np.zeros(0, dtype=np.int32)
     return process.cpdist(a, b, scorer=DamerauLevenshtein.distance, dtype=np.int32,  # type: ignore
                           workers=_workers(len(a)))
-
-
-def edit_distance(left: Column, right: Column, where: NDArray[np.bool_] | None = None) -> NDArray[np.int32]:
-    """Damerau–Levenshtein distance of each pair (only where ``where`` holds; a large number elsewhere)."""
-    if where is not None:
-        out = np.full(len(left), 1_000, dtype=np.int32)
-        idx = np.flatnonzero(where)
-        if len(idx):
-            out[idx] = _edit_distance(left[idx], right[idx])
-        return out
-    return _edit_distance(left, right)
 
 
 def _each(func: Callable[[str, str], bool]) -> Callable[[Column, Column], NDArray[np.bool_]]:

@@ -2,7 +2,7 @@
 transaction, with ids reserved beforehand so that rows can name each other before they are written.
 
 The single-row writes of the live paths are :mod:`priorscan.writes`; these are their counterpart for batches, shared
-by the identity rows of a backfill (:mod:`api.bulk_writes`) and the studies of one (:mod:`imaging.bulk`).
+by the identity rows of a backfill (:mod:`api.feeds.bulk_writes`) and the studies of one (:mod:`imaging.bulk`).
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-train", action="store_true", help="link with the model in use instead of training one")
     p.add_argument("--restart", action="store_true", help="forget where an earlier run of this load stopped")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(bulk=True)  # ingest's path in its bulk mode (api.ingest.load_paths)
+    p.set_defaults(bulk=True)  # ingest's path in its bulk mode (api.feeds.ingest.load_paths)
 
     p = cmd(sub, "link", "mpi:run_link", "relink every source record with a freshly trained model")
     p.add_argument("--no-train", action="store_true", help="reuse the active model")

@@ -1,5 +1,5 @@
-"""Signed JWT assertions, as SMART Backend Services (client assertions, :mod:`api.oauth`) and CDS Hooks 2.0 (the EHR's
-bearer JWT, :mod:`dedupe.cds_auth`) both use them: one reading of the token and one verification.
+"""Signed JWT assertions, as SMART Backend Services (client assertions, :mod:`api.auth.oauth`) and CDS Hooks 2.0 (the
+EHR's bearer JWT, :mod:`dedupe.cds_auth`) both use them: one reading of the token and one verification.
 
 The rules they share: the signature is RS384 or ES384 (never ``none``, never HMAC) by one of the caller's registered
 public keys (chosen by ``kid`` and key type; a ``jku`` is never followed from here); ``iss`` is the caller, ``aud``

@@ -83,7 +83,7 @@ class SignInCounter(Base):
     """Sign-in attempts per username (``user:<name>``) or address (``address:<ip>``) within the current window.
 
     Each attempt takes its number here in one atomic statement *before* its password is checked, so parallel
-    guesses cannot all slip under the lock-out (:mod:`api.web_session`)."""
+    guesses cannot all slip under the lock-out (:mod:`api.auth.web_session`)."""
 
     __tablename__ = "sign_in_counter"
     key: Mapped[str] = mapped_column(String(300), primary_key=True)

@@ -15,8 +15,6 @@ from sqlalchemy import Table, bindparam, func, insert, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
-from priorscan.unit_of_work import writer_turn
-
 
 @lru_cache(maxsize=64)
 def _insert_ignoring(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> Executable:
@@ -111,8 +109,3 @@ def insert_many(session: Session, model: type, rows: Sequence[Mapping[str, Any]]
     filled = [with_defaults(table, values) for values in rows]
     insert_rows(session.connection(), table, filled)
     return len(filled)
-
-
-#: The process's writer turn (:func:`priorscan.unit_of_work.writer_turn`) under its former name, for the callers not yet
-#: moved to ``unit_of_work(..., write=True)``; new code uses the unit of work.
-one_writer = writer_turn

@@ -3,7 +3,7 @@
     python scripts/notebooks.py [--people 2000] [--seed 3] [--as-of YYYY-MM-DD] [--work DIR] [--html docs/notebooks]
 
 1. A synthetic five-trust region (``priorscan synth``) is ingested into a new SQLite store, linked, and its open
-   alerts are answered by synthetic radiographers (:func:`api.demo.act_on_alerts`), so that the alerts notebook
+   alerts are answered by synthetic radiographers (:func:`api.cli.demo.act_on_alerts`), so that the alerts notebook
    has outcomes to show.
 2. Each ``notebooks/*.ipynb`` is executed with papermill (its ``parameters`` cell given the store's URL), and
    fails the run on any error or when it shows no figure.
@@ -29,8 +29,8 @@ def build_region(work: Path, *, people: int, seed: int, as_of: date, url: str | 
 
     Without ``url`` the store is a fresh SQLite file in ``work``; with one (an empty, migrated store, for example
     PostgreSQL) the region is loaded there."""
+    from api.cli.demo import act_on_alerts
     from api.context import AppContext
-    from api.demo import act_on_alerts
     from priorscan.cli import main
     from priorscan.settings import Settings
 

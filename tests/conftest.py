@@ -126,8 +126,8 @@ class LiveServer:
 
         import uvicorn
 
-        from api.app import create_app
         from api.context import AppContext
+        from api.http.app import create_app
         from priorscan.settings import Settings
 
         self.context = AppContext.open(Settings(db=db_url, **{"env": "test", **settings}))  # type: ignore[arg-type]
@@ -158,7 +158,7 @@ class LiveServer:
         """A bearer token with ``scopes`` (every scope when None)."""
         import secrets
 
-        from api.deps import token_hash
+        from api.http.deps import token_hash
         from priorscan.tables import ApiClient
 
         token = "ps_" + secrets.token_urlsafe(24)

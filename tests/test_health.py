@@ -53,8 +53,8 @@ def test_readiness_fails_when_an_mllp_writer_process_dies(sqlite_url: str) -> No
     import time
 
     from api.context import AppContext
-    from api.mllp import _writer, stop_writer, writer_health
-    from api.routers.health import readiness
+    from api.feeds.mllp import _writer, stop_writer, writer_health
+    from api.http.routers.health import readiness
     from priorscan.settings import Settings
 
     context = AppContext.open(Settings(db=sqlite_url, env="test", mllp_writer_processes=1))

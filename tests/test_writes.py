@@ -1,16 +1,13 @@
-"""The write helpers the check relies on, on SQLite and PostgreSQL: the database settles races, an upsert keeps what
-it is not told, and SQLite writers queue in-process."""
+"""The write helpers the check relies on, on SQLite and PostgreSQL: the database settles races, and an upsert keeps
+what it is not told. (SQLite writers queueing in-process is the unit of work's: tests/test_unit_of_work.py.)"""
 
 from __future__ import annotations
-
-import threading
-import time
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imaging.tables import ImagingOrder
-from priorscan.writes import insert_unless_exists, one_writer, upsert
+from priorscan.writes import insert_unless_exists, upsert
 
 
 def test_insert_unless_exists_reports_whether_the_row_went_in(session: Session) -> None:
@@ -32,23 +29,3 @@ def test_upsert_keeps_what_it_is_not_told_and_overwrites_what_it_must(session: S
     session.expire_all()
     stored = session.scalars(select(ImagingOrder)).one()
     assert (stored.modality, stored.body_region, stored.status) == ("CT", "chest", "cancelled")
-
-
-def test_sqlite_writers_of_one_process_take_turns(session: Session) -> None:
-    inside: list[int] = []
-    overlap: list[bool] = []
-
-    def write(n: int) -> None:
-        with one_writer(session):
-            inside.append(n)
-            overlap.append(len(inside) > 1)
-            time.sleep(0.02)
-            inside.remove(n)
-
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # SQLite: never two inside at once; PostgreSQL (many writers) does not queue them
-    assert any(overlap) is (session.get_bind().dialect.name != "sqlite")

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.scopes import ALERTS
+from api.auth.scopes import ALERTS
 from dedupe import Alert
 from imaging import ImagingOrder
 

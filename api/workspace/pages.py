@@ -5,14 +5,14 @@ page; each page is a script under ``api/static/pages/`` that registers itself wi
 identity review of the ``mpi-steward`` role, say):
 
 1. add a :class:`Page` to :data:`PAGES` below: its id (the URL is ``/ui/#/<id>``), the menu label, the scope a
-   person's role must grant (``api.accounts.ROLE_SCOPES``) and its script;
+   person's role must grant (``api.auth.accounts.ROLE_SCOPES``) and its script;
 2. write ``api/static/pages/<script>``, which calls ``priorscan.registerPage({id, title, render})``:
    ``render(container, params, shell)`` fills ``container`` (the page's ``<div>``; ``params`` holds the rest of
    the path and the query) using the shell's helpers (``shell.api`` for JSON with the session cookie, ``shell.el``
    to build elements without innerHTML, ``shell.formatDate``/``formatDateTime`` in Europe/London,
    ``shell.announce`` for screen readers, ``shell.live.on(event, handler)`` for the live channel, whose events
    come from :mod:`api.workspace.live` — register a source there for your page's own events);
-3. its JSON endpoints check the same scope with ``api.deps.require`` and audit each patient they show.
+3. its JSON endpoints check the same scope with ``api.http.deps.require`` and audit each patient they show.
 
 The menu is sent with the session (``GET /ui/session``), and the shell loads only the scripts of the pages listed,
 so a person never receives the code of a page their role does not grant.
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.deps import Principal
-from api.scopes import ALERTS, DUPLICATE_CHECK, OPERATIONS
+from api.auth.principal import Principal
+from api.auth.scopes import ALERTS, DUPLICATE_CHECK, OPERATIONS
 
 
 @dataclass(frozen=True)

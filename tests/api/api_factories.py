@@ -22,7 +22,7 @@ def free_port() -> int:
 def make_user(context: AppContext, username: str = "rad.one", *, password: str = PASSWORD,
               role: str = "radiographer", trust: str | None = "RTK") -> None:
     """Add a person who signs in to the web page."""
-    from api.accounts import create_user
+    from api.auth.accounts import create_user
     from priorscan.audit import SYSTEM
     from priorscan.db import session_scope
 

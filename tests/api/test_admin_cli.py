@@ -14,8 +14,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from api.accounts import verify_password
-from api.deps import token_hash
+from api.auth.accounts import verify_password
+from api.http.deps import token_hash
 from priorscan.tables import ApiClient, AuditEvent, CdsTrustedIssuer, SmartBackendClient, UserAccount
 
 Cli = Callable[..., tuple[int, str, str]]

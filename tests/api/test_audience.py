@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.app import create_app
 from api.context import AppContext
+from api.http.app import create_app
 from priorscan.errors import ConfigurationError
 from priorscan.settings import Settings
 

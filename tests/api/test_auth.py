@@ -10,9 +10,9 @@ import pytest
 from api_factories import AppServer
 from fastapi import APIRouter, Depends
 
-from api.app import create_app
 from api.context import AppContext
-from api.deps import Principal, require
+from api.http.app import create_app
+from api.http.deps import Principal, require
 
 
 def _probe_router() -> APIRouter:
@@ -48,7 +48,7 @@ def probe(context: AppContext) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def mint(context: AppContext) -> Callable[[list[str]], str]:
-    from api.accounts import issue_token
+    from api.auth.accounts import issue_token
     from priorscan.audit import SYSTEM
     from priorscan.db import session_scope
 
@@ -74,7 +74,7 @@ def test_401_without_a_valid_token(probe: httpx.Client, headers: dict[str, str])
 def test_revoked_token_is_refused(probe: httpx.Client, mint: Callable[[list[str]], str], context: AppContext) -> None:
     from sqlalchemy import update
 
-    from api.deps import token_hash
+    from api.http.deps import token_hash
     from priorscan.db import utcnow
     from priorscan.tables import ApiClient
 
@@ -143,7 +143,7 @@ def _principal(name: str = "c") -> Principal:
 def test_cache_entries_live_for_the_ttl_and_never_past_the_token_expiry() -> None:
     from datetime import UTC, datetime
 
-    from api.deps import PrincipalCache
+    from api.http.deps import PrincipalCache
 
     now = [1_000.0]
     cache = PrincipalCache(ttl=5.0, clock=lambda: now[0])
@@ -160,7 +160,7 @@ def test_cache_entries_live_for_the_ttl_and_never_past_the_token_expiry() -> Non
 
 
 def test_cache_is_bounded_and_drops_the_least_recently_used() -> None:
-    from api.deps import PrincipalCache
+    from api.http.deps import PrincipalCache
 
     cache = PrincipalCache(max_entries=2, clock=lambda: 0.0)
     cache.put("a", _principal("a"))
@@ -171,7 +171,7 @@ def test_cache_is_bounded_and_drops_the_least_recently_used() -> None:
 
 
 def test_an_answer_read_before_a_revocation_is_not_kept() -> None:
-    from api.deps import PrincipalCache
+    from api.http.deps import PrincipalCache
 
     cache = PrincipalCache(clock=lambda: 0.0)
     generation = cache.generation  # a lookup starts reading the database ...
@@ -208,8 +208,8 @@ def test_revocation_by_another_process_takes_effect_within_the_cache_lifetime(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import update
 
-    from api import deps
-    from api.deps import token_hash
+    from api.http import deps
+    from api.http.deps import token_hash
     from priorscan.db import utcnow
     from priorscan.tables import ApiClient
 
@@ -230,15 +230,15 @@ def test_revocation_by_another_process_takes_effect_within_the_cache_lifetime(
 
 def test_revoking_in_this_process_takes_effect_at_once(probe: httpx.Client, mint: Callable[[list[str]], str],
                                                       context: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
-    from api import deps
-    from api.accounts import revoke_tokens
+    from api.auth.accounts import revoke_tokens
+    from api.http import deps
     from priorscan.audit import SYSTEM
     from priorscan.db import session_scope
 
     monkeypatch.setattr(deps.TOKEN_CACHE, "clock", lambda: 10_000.0)  # the cache never ages in this test
     token, other = mint(["priorscan/alerts"]), mint(["priorscan/alerts"])
     with session_scope(context.sessions) as session:
-        from api.accounts import issue_token
+        from api.auth.accounts import issue_token
 
         kept = issue_token(session, "another-client", ["priorscan/alerts"], agent=SYSTEM)
     for each in (token, other, kept):
@@ -256,8 +256,8 @@ def test_an_orm_change_to_the_client_row_in_this_process_takes_effect_at_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import select
 
-    from api import deps
-    from api.deps import token_hash
+    from api.http import deps
+    from api.http.deps import token_hash
     from priorscan.db import utcnow
     from priorscan.tables import ApiClient
 
@@ -294,7 +294,7 @@ def test_a_postgresql_restart_costs_at_most_one_failed_request(  # type: ignore[
     from sqlalchemy.engine import make_url
 
     import priorscan.db
-    from api import deps
+    from api.http import deps
 
     server = live_server
     token = server.token(["priorscan/alerts"])
@@ -314,8 +314,8 @@ def test_a_postgresql_restart_costs_at_most_one_failed_request(  # type: ignore[
 
 
 def test_a_cached_token_of_one_store_does_not_open_another(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from api.accounts import issue_token
-    from api.deps import PrincipalCache, cached_principal, lookup_token
+    from api.auth.accounts import issue_token
+    from api.http.deps import PrincipalCache, cached_principal, lookup_token
     from priorscan.audit import SYSTEM
     from priorscan.db import open_store, session_factory
 

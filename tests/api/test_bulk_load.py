@@ -16,11 +16,11 @@ import pytest
 from fixed_dates import AS_OF
 from sqlalchemy import create_engine, text
 
-from api.bulk_load import backfill_paths
 from api.context import AppContext
-from api.ingest import ingest_paths
-from api.ingest_formats import hl7_messages
-from imaging import Study
+from api.feeds.bulk_load import backfill_paths
+from api.feeds.ingest import ingest_paths
+from api.feeds.ingest_formats import hl7_messages
+from imaging import Study, StudyGroup
 from imaging.tables import IrradiationEvent
 from priorscan.settings import Settings
 from priorscan.trusts import default_trusts
@@ -183,8 +183,16 @@ def _uninterrupted(region: Path, store_url: str, tmp_path: Path,
 
 
 def test_backfill_loads_what_ingest_loads(region: Path, store_url: str, tmp_path: Path,
-                                          request: pytest.FixtureRequest) -> None:
+                                          request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same items accepted and refused, same rows in every table; the per-message path is the reference."""
+    written: list[int] = []  # reports of new studies the load wrote in bulk (the ORU path's groups)
+    write = StudyGroup.write
+
+    def counted(group: StudyGroup, *args: object) -> None:
+        written.append(len(group.reports))
+        write(group, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StudyGroup, "write", counted)
     bulk, live = _open(store_url), _open(_second_store(store_url, tmp_path, request))
     try:
         bulk_report = backfill_paths(bulk, _inputs(region), workers=0, batch=50)
@@ -194,6 +202,7 @@ def test_backfill_loads_what_ingest_loads(region: Path, store_url: str, tmp_path
         live.engine.dispose()
     assert bulk_report.written > 0 and bulk_report.set_aside > 0  # both paths of the identity stage were taken
     assert bulk_report.objects_in_bulk > 0  # DICOM objects written in bulk, not only through the per-message path
+    assert sum(written) > 0  # and results' reports with their new studies
     assert bulk_report.accepted == live_report.accepted
     assert bulk_report.rejected == live_report.rejected
     bulk_counts, live_counts = _counts(store_url), _counts(live.settings.db)
@@ -261,12 +270,13 @@ def test_bulk_records_match_link_on_write_records(region: Path, sqlite_url: str,
     "identity",  # killed between two batches of new records
     "deferred",  # killed among the items set aside for the per-message path
     "imaging-dicom",  # killed between two groups of DICOM objects
+    "imaging",  # killed between two groups of HL7 results (ORU), their new studies written in bulk
 ])
 def test_a_load_killed_mid_way_resumes_without_losing_or_doubling(region: Path, store_url: str, tmp_path: Path,
                                                                   request: pytest.FixtureRequest, stage: str) -> None:
     """SIGKILL right after the stage's first commit (the load's own fault switch, so the moment does not depend on
     the host's speed), then the same command again: the store holds exactly what one uninterrupted load gives."""
-    from api.bulk_load import FAULT_ENV
+    from api.feeds.bulk_load import FAULT_ENV
 
     argv = [sys.executable, "-m", "priorscan.cli", "--db", store_url, "backfill", *map(str, _inputs(region)),
             "--no-progress", "--workers", "0", "--batch", "20"]

@@ -12,7 +12,7 @@ from api_factories import ADT, fhir_patient, hl7
 from sqlalchemy import select
 
 from api.context import AppContext
-from api.deadletters import replay_dead_letters
+from api.feeds.deadletters import replay_dead_letters
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
 
@@ -114,11 +114,11 @@ def test_replay_given_ids_only_and_skips_others(context: AppContext) -> None:
 
 
 def test_replay_command_prints_counts(context: AppContext, run_cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    import api.deadletters
+    import api.feeds.deadletters
 
     _letter(context, raw=hl7(ADT, "A1").replace("TESTER", "GOOD"))
-    original = api.deadletters.replay_dead_letters
-    monkeypatch.setattr(api.deadletters, "replay_dead_letters",
+    original = api.feeds.deadletters.replay_dead_letters
+    monkeypatch.setattr(api.feeds.deadletters, "replay_dead_letters",
                         lambda ctx, ids: original(ctx, ids, handlers=ReplayHandlers(ctx)))
     status, out, _ = run_cli("--db", context.settings.db, "deadletters", "replay")
     assert status == 0

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from api.cli.demo import curl_command, find_candidates, request_body, sqlite_path, start_afresh
 from api.context import AppContext
-from api.demo import curl_command, find_candidates, request_body, sqlite_path, start_afresh
 from priorscan.errors import ConfigurationError
 
 
@@ -110,7 +110,7 @@ def test_demo_builds_a_small_region_and_prints_what_a_newcomer_needs(tmp_path: P
     from sqlalchemy import create_engine, func, select
     from sqlalchemy.orm import Session
 
-    from api.deps import token_hash
+    from api.http.deps import token_hash
     from priorscan.tables import ApiClient
 
     db = f"sqlite:///{tmp_path / 'demo.db'}"

@@ -1,10 +1,10 @@
-"""The one HTTP mapping of priorscan's errors (api/errors.py): FHIR statuses and issue codes, and the JSON API's."""
+"""The one HTTP mapping of priorscan's errors (api/http/errors.py): FHIR statuses and issue codes, the JSON API's."""
 
 from __future__ import annotations
 
 import pytest
 
-from api.errors import HTTP_STATUS, http_error, http_status
+from api.http.errors import HTTP_STATUS, http_error, http_status
 from dedupe import AlertStateError
 from priorscan.errors import (
     AuthError,

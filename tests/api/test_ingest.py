@@ -1,4 +1,4 @@
-"""api.ingest: phases (identity, imaging, orders), counts with grouped reasons, exit status; nothing dropped."""
+"""api.feeds.ingest: phases (identity, imaging, orders), counts with grouped reasons, exit status; nothing dropped."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from api_factories import (
 )
 from sqlalchemy import select
 
-import api.ingest
+import api.feeds.ingest
 from api.context import AppContext
-from api.ingest import IngestReport, ingest_paths
+from api.feeds.ingest import IngestReport, ingest_paths
 from priorscan.errors import HL7Error
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
@@ -185,7 +185,7 @@ def test_an_empty_bundle_is_reported(tmp_path: Path, context: AppContext) -> Non
 
 @pytest.fixture
 def fake_default_handlers(monkeypatch: pytest.MonkeyPatch, handlers: RecordingHandlers) -> RecordingHandlers:
-    monkeypatch.setattr(api.ingest, "DEFAULT_HANDLERS", handlers)
+    monkeypatch.setattr(api.feeds.ingest, "DEFAULT_HANDLERS", handlers)
     return handlers
 
 

@@ -1,4 +1,4 @@
-"""api.ingest_formats: telling formats by content, and splitting files into items."""
+"""api.feeds.ingest_formats: telling formats by content, and splitting files into items."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from api_factories import (
     write_dicom,
 )
 
-from api.ingest_formats import (
+from api.feeds.ingest_formats import (
     FileFormat,
     Phase,
     detect,

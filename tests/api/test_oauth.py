@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import select
 
-from api import deps
-from api.accounts import register_backend_client
-from api.oauth import ASSERTION_TYPE, JWKS_URLS
+from api.auth.accounts import register_backend_client
+from api.auth.oauth import ASSERTION_TYPE, JWKS_URLS
+from api.http import deps
 from priorscan.audit import SYSTEM
 from priorscan.db import session_scope
 from priorscan.tables import ApiClient, AuditEvent, SmartSeenJti
@@ -197,6 +197,17 @@ def test_a_replayed_assertion_is_refused(backend: Backend) -> None:
     assert [row.outcome for row in audit_rows(backend.server)] == ["0", "4"]
     with backend.server.context.sessions() as session:
         assert session.scalars(select(SmartSeenJti.client_id)).all() == [CLIENT_ID]
+
+
+def test_an_assertion_refused_for_its_scopes_is_spent(backend: Backend) -> None:
+    """No scope can be granted (400 invalid_scope), yet the assertion's jti is kept: the same assertion sent again
+    with scopes the client may have is a replay, not a second chance."""
+    signed = backend.assertion()
+    assert _error(backend.request(token_form(signed, scope="made/up"))) == (400, "invalid_scope")
+    with backend.server.context.sessions() as session:
+        assert session.scalars(select(SmartSeenJti.client_id)).all() == [CLIENT_ID]
+        assert session.scalars(select(ApiClient.id).where(ApiClient.name == CLIENT_ID)).all() == []
+    assert _error(backend.request(token_form(signed))) == (401, "invalid_client")
 
 
 def test_a_json_body_or_a_repeated_parameter_is_an_invalid_request(backend: Backend) -> None:

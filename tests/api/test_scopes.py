@@ -1,10 +1,10 @@
-"""api.scopes: which grants cover which needs (SMART v2 and v1 system scopes, priorscan's own, admin)."""
+"""api.auth.scopes: which grants cover which needs (SMART v2 and v1 system scopes, priorscan's own, admin)."""
 
 from __future__ import annotations
 
 import pytest
 
-from api import scopes
+from api.auth import scopes
 
 
 @pytest.mark.parametrize(("granted", "needed", "expected"), [

@@ -61,7 +61,7 @@ def test_serve_shuts_down_cleanly_and_logs_no_query_strings(sqlite_url: str, sig
 
 
 def test_several_workers_are_refused_with_advice(capsys: pytest.CaptureFixture[str]) -> None:
-    from api.server import run_serve
+    from api.http.server import run_serve
 
     status = run_serve(argparse.Namespace(workers=2, host="127.0.0.1", port=0, mllp_port=0), ctx=None)  # type: ignore[arg-type]
     assert status == 2 and "load balancer" in capsys.readouterr().err

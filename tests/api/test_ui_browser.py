@@ -145,7 +145,7 @@ def test_sign_in_is_refused_with_a_wrong_password(page: Any, live_server_sqlite)
 def test_radiographer_works_the_day_live(page: Any, live_server_sqlite, shots: Path) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 
-    from api.routers.ui import override_reasons
+    from api.http.routers.ui import override_reasons
     from dedupe.tables import Alert
     from priorscan.tables import AuditEvent
 

@@ -1,8 +1,11 @@
-"""The identity review page in headless Chromium (Debian's /usr/bin/chromium; never a downloaded browser).
+"""The identity review page of the workspace (``/ui/#/identity-review``) in headless Chromium (Debian's
+/usr/bin/chromium; never a downloaded browser).
 
-An MPI data steward signs in at ``/ui/review``, sees the queue by risk, the two records side by side with their
-differences marked and the waterfall of the model's weights, and settles items by keyboard alone: ``L`` links,
-``N`` keeps apart, ``S`` skips. Every decision is audited and sticks; the page passes axe-core (WCAG 2.2 A/AA).
+An MPI data steward signs in (at ``/ui/review``, the page's former address, which leads there, or at ``/ui/`` and
+then its menu), sees the queue by risk, the two records side by side with their differences marked and the waterfall
+of the model's weights, and settles items by keyboard alone: ``L`` links, ``N`` keeps apart, ``S`` skips, ``J``/``K``
+move. Every decision is audited and sticks, a key pressed twice posts once, and the page passes axe-core (WCAG 2.2
+A/AA). A person without the steward role is never shown it.
 """
 
 from __future__ import annotations
@@ -85,6 +88,21 @@ def seed_two_possible_matches(server: Any) -> None:
         session.commit()
 
 
+def sign_in(page: Any, username: str) -> None:
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_the_former_address_leads_to_the_workspace_page(live_server_sqlite: Any) -> None:
+    """``/ui/review`` holds no page of its own any more: a redirect (no sign-in needed) to the workspace's."""
+    import httpx
+
+    answer = httpx.get(live_server_sqlite.base_url + "/ui/review", follow_redirects=False)
+    assert answer.status_code == 307
+    assert answer.headers["location"] == "/ui/#/identity-review"
+
+
 def test_steward_settles_the_queue_by_keyboard(page: Any, live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import expect
 
@@ -100,11 +118,11 @@ def test_steward_settles_the_queue_by_keyboard(page: Any, live_server_sqlite) ->
         assert len(items) == 2
         first, second = items[0].id, items[1].id
 
-    page.goto(server.base_url + "/ui/review")
-    page.get_by_label("Username").fill("steward.one")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.goto(server.base_url + "/ui/review")  # the former address: the workspace's page after sign-in
+    sign_in(page, "steward.one")
+    expect(page).to_have_url(server.base_url + "/ui/#/identity-review")
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    expect(page.get_by_role("link", name="Identity review")).to_have_attribute("aria-current", "page")
     expect(page.locator("#queue-count")).to_have_text("2")
     expect(page.locator("#item-id")).to_have_text(str(first))  # the likeliest missed link first
     expect(page.locator("#compare-body tr.differs")).to_have_count(0)
@@ -116,8 +134,14 @@ def test_steward_settles_the_queue_by_keyboard(page: Any, live_server_sqlite) ->
     if os.environ.get("PRIORSCAN_SCREENSHOT_DIR"):  # for a person to look at
         page.screenshot(path=str(Path(os.environ["PRIORSCAN_SCREENSHOT_DIR"]) / "review.png"), full_page=True)
 
-    page.keyboard.press("s")  # skip: nothing decided, the next item shows
+    page.keyboard.press("j")  # next, then back: moving decides nothing
     expect(page.locator("#item-id")).to_have_text(str(second))
+    page.keyboard.press("k")
+    expect(page.locator("#item-id")).to_have_text(str(first))
+    page.keyboard.press("s")  # skip: nothing decided, the next item shows
+    expect(page.locator("#status")).to_contain_text(f"Item {first} skipped")
+    expect(page.locator("#item-id")).to_have_text(str(second))
+    expect(page.locator("#queue-count")).to_have_text("2")
     differing = page.locator("#compare-body tr.differs")
     expect(differing).to_have_count(1)
     expect(differing.get_by_role("rowheader")).to_have_text("Given names")
@@ -141,44 +165,53 @@ def test_steward_settles_the_queue_by_keyboard(page: Any, live_server_sqlite) ->
         assert len(audited) == 2
 
 
-def test_the_page_is_refused_to_a_person_without_the_steward_role(page: Any, live_server_sqlite  # type: ignore
-                                                                  ) -> None:
-    from playwright.sync_api import expect
-
-    make_user(live_server_sqlite.context)  # a radiographer
-    page.goto(live_server_sqlite.base_url + "/ui/review")
-    page.get_by_label("Username").fill("rad.one")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Not for this account")).to_be_visible()
-    expect(page.locator("#workspace")).to_be_hidden()
-    axe_check(page, "refusal")
-
-
 def test_identity_review_in_the_workspace_menu(page: Any, live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
-    """The same page plugged into the workspace shell (``/ui/#/identity-review``), opened from its menu: the
-    steward links one item and keeps the other apart by keyboard."""
+    """Opened from the workspace's menu; a decision key pressed twice before the first answer posts one decision."""
     from playwright.sync_api import expect
 
     from mpi.tables import ReviewItem
+    from priorscan.tables import AuditEvent
 
     server = live_server_sqlite
     make_user(server.context, "steward.two", role="mpi-steward", trust=None)
     seed_two_possible_matches(server)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/api/v1/mpi/review/" in r.url
+            else None)
     page.goto(server.base_url + "/ui/")
-    page.get_by_label("Username").fill("steward.two")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "steward.two")
     page.get_by_role("link", name="Identity review").click()
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     expect(page.locator("#queue-count")).to_have_text("2")
     expect(page.locator("#waterfall-body tr.total")).to_contain_text("probability")
     axe_check(page, "identity review in the workspace")
-    page.keyboard.press("n")
+    # two presses in one task: the second comes while the first decision is still being posted
+    page.evaluate("""() => { for (let i = 0; i < 2; i++) {
+        document.dispatchEvent(new KeyboardEvent("keydown", { key: "n", bubbles: true })); } }""")
     expect(page.locator("#queue-count")).to_have_text("1")
+    assert len(posts) == 1
     page.keyboard.press("l")
     expect(page.locator("#queue-count")).to_have_text("0")
     expect(page.locator("#queue-empty")).to_be_visible()
+    assert len(posts) == 2 and len(set(posts)) == 2
     assert page.problems == []  # type: ignore[attr-defined]
     with server.context.sessions() as session:
         assert sorted(i.resolution for i in session.scalars(select(ReviewItem))) == ["match", "no-match"]
+        audited = session.scalars(select(AuditEvent).where(AuditEvent.subtype == "mpi-review-decision")).all()
+        assert len(audited) == 2
+
+
+def test_the_page_is_not_shown_to_a_person_without_the_steward_role(page: Any, live_server_sqlite  # type: ignore
+                                                                    ) -> None:
+    """A radiographer sent to the page's address lands on their own first page; the menu has no identity review."""
+    from playwright.sync_api import expect
+
+    make_user(live_server_sqlite.context)  # a radiographer
+    page.goto(live_server_sqlite.base_url + "/ui/review")
+    sign_in(page, "rad.one")
+    expect(page).to_have_url(live_server_sqlite.base_url + "/ui/#/worklist")
+    expect(page.get_by_role("link", name="Worklist")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("link", name="Identity review")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Review queue")).to_have_count(0)
+    expect(page.locator("#queue")).to_have_count(0)
+    axe_check(page, "the radiographer's page")

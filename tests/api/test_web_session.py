@@ -11,10 +11,10 @@ from api_factories import PASSWORD, make_user
 from fastapi import Response
 from sqlalchemy import select, update
 
-from api import web_session
-from api.accounts import ROLE_SCOPES, hash_password
+from api.auth import web_session
+from api.auth.accounts import ROLE_SCOPES, hash_password
 from api.context import AppContext
-from api.deps import SESSION_COOKIE
+from api.http.deps import SESSION_COOKIE
 from priorscan.settings import Settings
 from priorscan.tables import AuditEvent, UserAccount
 

@@ -8,8 +8,8 @@ import httpx
 from api_factories import PASSWORD, make_user
 from sqlalchemy import select
 
-from api import web_session
-from api.deps import SESSION_COOKIE
+from api.auth import web_session
+from api.http.deps import SESSION_COOKIE
 from priorscan.tables import AuditEvent
 
 JSON = {"Accept": "application/json"}

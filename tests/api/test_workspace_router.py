@@ -14,7 +14,7 @@ from sqlalchemy import select
 from workspace_factories import add_patient, add_study, london, nhs_number, request
 
 from api.context import AppContext
-from api.deps import SESSION_COOKIE
+from api.http.deps import SESSION_COOKIE
 from priorscan.settings import Settings
 from priorscan.tables import AuditEvent
 
@@ -100,7 +100,7 @@ def test_a_pages_own_live_source_reaches_only_the_roles_it_names(session, monkey
     """A page plugged into the shell sends its changes to the people whose role grants its scope, and to no one else."""
     from datetime import UTC, datetime
 
-    from api.deps import Principal
+    from api.http.deps import Principal
     from api.workspace import Change, ChangeFeed, register_source
     from api.workspace import live as live_module
 

@@ -103,7 +103,7 @@ class ServeWorker:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        from api.server import serve
+        from api.http.server import serve
 
         asyncio.set_event_loop(self.loop)
         try:

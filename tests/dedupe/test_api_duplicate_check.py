@@ -48,7 +48,7 @@ def test_the_contract_on_both_backends(live_server) -> None:  # type: ignore[no-
 
 
 def test_the_answer_is_json_serialised_by_the_route() -> None:
-    from api.routers.duplicate_check import json_response
+    from api.http.routers.duplicate_check import json_response
 
     answer = json_response({"verdict": "clear", "effectiveDoseMsv": float("nan"), "trustName": "Hôpital"})
     assert answer.media_type == "application/json"
@@ -111,9 +111,9 @@ def test_the_alert_lifecycle_over_http(live_server_sqlite) -> None:  # type: ign
 
 
 def test_a_person_of_one_trust_sees_that_trusts_alerts_only(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
-    from api.accounts import create_user
-    from api.deps import SESSION_COOKIE
-    from api.web_session import sign_session
+    from api.auth.accounts import create_user
+    from api.auth.web_session import sign_session
+    from api.http.deps import SESSION_COOKIE
     from priorscan.audit import SYSTEM
 
     server = live_server_sqlite

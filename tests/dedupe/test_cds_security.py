@@ -17,8 +17,8 @@ import pytest
 from dedupe_factories import nhs_number
 from test_cds_hooks import EC_KEY, ISSUER, call, hook_request, jwks, seed, signed
 
-from api.accounts import create_user
-from api.deps import SESSION_COOKIE
+from api.auth.accounts import create_user
+from api.http.deps import SESSION_COOKIE
 from dedupe.tables import Alert
 from priorscan.audit import Agent
 from priorscan.tables import CdsTrustedIssuer

@@ -1,4 +1,4 @@
-"""HL7 ORM^O01 / OMI^O23 through the HL7 service (``api.hl7_service.process_message``): checks, cancellations,
+"""HL7 ORM^O01 / OMI^O23 through the HL7 service (``api.feeds.hl7_service.process_message``): checks, cancellations,
 status changes, the order's own time, and refusals naming the field."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dedupe_factories import add_patient, add_study, nhs_number
 from sqlalchemy import func, select
 
 from api.context import AppContext
-from api.hl7_service import process_message
+from api.feeds.hl7_service import process_message
 from dedupe.tables import Alert
 from imaging.tables import ImagingOrder
 from priorscan.audit import Agent

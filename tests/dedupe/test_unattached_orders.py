@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.context import AppContext
-from api.hl7_service import process_message
+from api.feeds.hl7_service import process_message
 from dedupe.tables import Alert, UnattachedOrderIdentifier
 from imaging.tables import ImagingOrder
 from mpi import Demographics, PatientIndex

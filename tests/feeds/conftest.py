@@ -1,6 +1,6 @@
 """Fixtures for the feed tests: a real MLLP listener in a background event loop, and an opened app context.
 
-The listener is :func:`api.mllp.start_mllp_server` on a free loopback port; tests talk to it with the ``hl7``
+The listener is :func:`api.feeds.mllp.start_mllp_server` on a free loopback port; tests talk to it with the ``hl7``
 package's :class:`hl7.client.MLLPClient`, an independent client.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from api.context import AppContext
-from api.mllp import start_mllp_server, stop_writer
+from api.feeds.mllp import start_mllp_server, stop_writer
 from priorscan.settings import Settings
 
 

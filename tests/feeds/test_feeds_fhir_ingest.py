@@ -11,7 +11,7 @@ import pytest
 from feeds_factories import RTK, fhir_patient
 from sqlalchemy import select
 
-from api.fhir_service import ADAPTERS, process_resource
+from api.feeds.fhir_service import ADAPTERS, process_resource
 from mpi import resolve_patient_reference
 from mpi.fhir_patient import client_namespace
 from mpi.tables import SourceRecord

@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api.hl7_service import Incoming, process_messages
+from api.feeds.hl7_service import Incoming, process_messages
 from mpi.records import RecordKey
 from mpi.service import PatientIndex
 from mpi.tables import SourceRecord, SourceRecordVersion

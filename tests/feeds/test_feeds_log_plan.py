@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.hl7_service import _log_entries_locked
+from api.feeds.hl7_service import _log_entries_locked
 from priorscan.db import open_store
 
 

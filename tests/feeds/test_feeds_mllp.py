@@ -11,7 +11,7 @@ from feeds_factories import RTK, RXC, Ack, adt, control_id, exchange, pid, recor
 from hl7.client import MLLPClient
 from sqlalchemy import func, select
 
-from api.mllp import Frame, MllpFramer, decode
+from api.feeds.mllp import Frame, MllpFramer, decode
 from mpi.records import RecordKey
 from mpi.service import PatientIndex
 from mpi.tables import SourceIdentifier, SourceRecord, SourceRecordVersion

@@ -13,7 +13,7 @@ from feeds_factories import RTK, RXC, adt, control_id, exchange, pid, record_of
 from hl7.client import MLLPClient
 
 from api.context import AppContext
-from api.mllp import _writer, stop_writer, writer_processes
+from api.feeds.mllp import _writer, stop_writer, writer_processes
 from mpi.records import RecordKey
 from priorscan.settings import Settings
 

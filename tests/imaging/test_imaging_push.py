@@ -23,7 +23,7 @@ from requests.exceptions import HTTPError
 from sqlalchemy import select
 
 from api.context import AppContext
-from api.dicom_scp import StoreScp
+from api.feeds.dicom_scp import StoreScp
 from imaging.tables import Study, StudyInstance
 from priorscan.settings import Settings
 from priorscan.tables import DeadLetter
@@ -266,7 +266,7 @@ def test_objects_from_concurrent_associations_share_transactions_and_all_commit(
 
 def test_a_group_with_a_refused_object_is_applied_one_by_one(context: AppContext,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from api.dicom_receiver import receive_many
+    from api.feeds.dicom_receiver import receive_many
     from imaging.index import StudyIndex
     from priorscan.audit import Agent
     from priorscan.errors import DicomError

@@ -8,7 +8,7 @@ from datetime import date
 from mpi_factories import TRUST_A, TRUST_B, demographics
 from starlette.requests import Request
 
-from api.routers.fhir import search_handling
+from api.http.routers.patient import search_handling
 from mpi import PatientIndex, RecordKey, unsupported_parameters
 from mpi.nhs_number import counts_as_nhs_number, is_test_range
 from mpi.normalise import to_match_record
@@ -104,7 +104,7 @@ def test_records_of_one_person_share_a_lock_key() -> None:
 def test_a_create_of_a_known_record_is_refused(session) -> None:  # type: ignore[no-untyped-def]
     import pytest
 
-    from api.fhir_service import write_patient
+    from api.feeds.fhir_service import write_patient
     from priorscan.audit import Agent
     from priorscan.errors import FHIRError
 

@@ -1,0 +1,619 @@
+"""``priorscan backfill PATH...``: load a large extract (a PAS/RIS history, a trust joining the region) in batches.
+
+The bulk mode of :func:`api.feeds.ingest.load_paths`, the one path of ``ingest`` and ``backfill`` (same command-line
+wrapper, same classification of files and the same report, extended by :class:`BackfillReport`).
+
+The same files as ``priorscan ingest`` (formats told by content, :mod:`api.feeds.ingest_formats`), the same phases
+(identity, then imaging, then orders) and the same report, loaded in stages that each resume where a crash left them:
+
+1. **identity**: HL7 ADT registrations and updates and NDJSON FHIR Patients are read and normalised in worker
+   processes (:mod:`api.feeds.bulk_identity`) and written unlinked in batches, many rows per statement (multi-row INSERT
+   on SQLite, COPY on PostgreSQL; :mod:`api.feeds.bulk_writes`), each batch with its cursor in one transaction. Only the
+   first appearance of a record that the store does not hold is written so; every other identity item (a later
+   update of the same record, a merge, link or change of identifier, a FHIR Bundle, a message the reader refuses)
+   is set aside in input order.
+2. **relink**: one batch relink of every source record (:func:`mpi.relink`: the scorer, decisions and
+   cluster integrity that link-on-write uses), with a freshly trained model unless ``--no-train``.
+3. **deferred**: the set-aside items, in input order, through the per-message path (link-on-write, the HL7 log's
+   idempotency, refusals with dead letters), committed in groups with the cursor after each group.
+4. **imaging** and **orders**: DICOM headers are read in the worker processes and applied in groups of
+   :data:`GROUP`: each group's new studies are built in memory by the live merge and written many rows per
+   statement with the stage's cursor, in one transaction (:func:`imaging.load_studies`); a group that only the
+   per-message path applies (a rejection note, an object the store holds, a concurrent writer) goes through the
+   adapters' group commit (:func:`imaging.apply_many`), idempotent by study and instance UID. HL7 ORU and orders go
+   through the HL7 service's group commit; FHIR ImagingStudy, ServiceRequest and DICOM JSON through their handlers,
+   file by file. These writes are idempotent (a study by its UID, an HL7 message by its sender and control id), so
+   the group a crash interrupted is applied again without doubling anything.
+
+Then the planner's statistics are refreshed. Everything rejected is counted with its reason in the report and kept
+as a dead letter by the handler that refused it; the exit status is 0 only when nothing was rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.pool import Pool
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from api.feeds.bulk_identity import BulkRecord, read_fhir, read_hl7
+from api.feeds.bulk_writes import (
+    advance,
+    begin_bulk_write,
+    cursor,
+    defer,
+    deferred_after,
+    existing_keys,
+    forget,
+    logged_messages,
+    refresh_statistics,
+    write_records,
+)
+from api.feeds.ingest import (
+    DEFAULT_HANDLERS,
+    INGEST_AGENT,
+    INGEST_CHANNEL,
+    BulkOptions,
+    IngestReport,
+    _apply_file,
+    _display,
+    load_paths,
+)
+from api.feeds.ingest_formats import Detected, FileFormat, Phase, fhir_json_items, hl7_messages, ndjson_items
+from priorscan.db import utcnow
+from priorscan.errors import PriorscanError
+from priorscan.outcome import ItemOutcome
+from priorscan.unit_of_work import unit_of_work
+
+if TYPE_CHECKING:
+    from api.context import AppContext
+    from priorscan.trusts import TrustRegistry
+
+log = logging.getLogger(__name__)
+
+#: Fault injection for the resume tests: ``stage:N`` (``identity``, ``deferred``, ``imaging-dicom``, or ``imaging``
+#: for the HL7 results) kills this
+#: process with SIGKILL right after the N-th commit of that stage, as a crash at the worst moment would. Never set
+#: in a real run; read once per load.
+FAULT_ENV = "PRIORSCAN_FAULT_KILL_AFTER"
+
+
+class _Crash:
+    """Counts a stage's commits and kills the process at the one :data:`FAULT_ENV` names."""
+
+    def __init__(self, spec: str) -> None:
+        stage, _, count = spec.partition(":")
+        self.stage, self.after, self.seen = stage, int(count or 1), 0
+
+    def committed(self, stage: str) -> None:
+        if stage == self.stage:
+            self.seen += 1
+            if self.seen >= self.after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+BATCH = BulkOptions.batch  # identity items per transaction
+GROUP = 200  # HL7 messages or DICOM objects per transaction in the later stages
+_FILE_SHIFT = 32  # seq of a set-aside item: file number << 32 | position in the file
+
+
+# --- the worker processes -------------------------------------------------------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(trusts: TrustRegistry, production: bool) -> None:
+    _worker.update(trusts=trusts, production=production)
+
+
+def _read_identity(item: tuple[str, Any]) -> BulkRecord | None:
+    content_type, value = item
+    trusts, production, now = _worker["trusts"], _worker["production"], utcnow()
+    if content_type == "hl7v2":
+        return read_hl7(value, trusts, agent=INGEST_AGENT, production=production, now=now)
+    return read_fhir(value, trusts, agent=INGEST_AGENT, production=production, now=now)
+
+
+def _read_dicom(path: str) -> Any:
+    """A DICOM file's facts (and rejection note), or the outcome refusing it, as the per-message path reads it."""
+    from imaging import read_dicom_header
+
+    return read_dicom_header(Path(path), _worker["trusts"])
+
+
+class Readers:
+    """Reads items in worker processes (``workers`` > 0) or in this one (0: tests, tiny loads)."""
+
+    def __init__(self, trusts: TrustRegistry, production: bool, workers: int) -> None:
+        self.pool: Pool | None = None
+        if workers > 0:  # forked: the workers inherit the trusts and never touch the store
+            self.pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (trusts, production))
+        else:
+            _init_worker(trusts, production)
+
+    def map(self, function: Any, items: Sequence[Any]) -> list[Any]:
+        return self.start(function, items)()
+
+    def start(self, function: Any, items: Sequence[Any]) -> Callable[[], list[Any]]:
+        """Start reading ``items`` (in the workers, while this process writes what they read before); the
+        function that waits for them and returns what they read, in order."""
+        if self.pool is None:
+            return lambda: [function(item) for item in items]
+        return self.pool.map_async(function, items, chunksize=max(1, min(256, len(items) // 8 or 1))).get
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+
+
+# --- the report -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class BackfillReport(IngestReport):
+    """:class:`api.feeds.ingest.IngestReport` with what the bulk stages did."""
+
+    written: int = 0  # new source records written in bulk (this run)
+    set_aside: int = 0  # identity items given to the per-message path
+    objects_in_bulk: int = 0  # DICOM objects whose group was written in bulk (this run)
+    objects_per_message: int = 0  # DICOM objects whose group went through the per-message path
+    resumed: list[str] = field(default_factory=list)  # stages found done or begun by an earlier run
+    relink: dict[str, Any] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process and its workers
+
+    def render(self) -> str:
+        lines = [super().render(), "bulk load:"]
+        lines.append(f"  {self.written} new source record(s) written in bulk, linked by one batch relink; "
+                     f"{self.set_aside} identity item(s) through the per-message path after it")
+        if self.objects_in_bulk or self.objects_per_message:
+            lines.append(f"  {self.objects_in_bulk} DICOM object(s) in groups written in bulk, "
+                         f"{self.objects_per_message} in groups through the per-message path")
+        if self.relink:
+            lines.append("  relink: " + ", ".join(f"{k} {v}" for k, v in self.relink.items()))
+        if self.resumed:
+            lines.append("  resumed: " + "; ".join(self.resumed))
+        if self.stage_seconds:
+            lines.append("  stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()))
+            lines.append("  CPU: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_cpu_seconds.items()))
+        return "\n".join(lines)
+
+
+# --- the stages -----------------------------------------------------------------------------------------------------
+
+def load_key(detected: Sequence[Detected]) -> str:
+    """The load's identity: its files, with their sizes (the same command on the same input resumes)."""
+    digest = hashlib.sha256()
+    for found in sorted(detected, key=lambda d: str(d.path.resolve())):
+        digest.update(f"{found.path.resolve()}\0{found.path.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def _identity_items(found: Detected) -> Iterator[tuple[str, Any, str]]:
+    """The identity items of a file: (content type, value for the reader, source); ``unreadable`` with the reason
+    for a FHIR JSON file or element that is not a resource."""
+    display = _display(found.path)
+    if found.format is FileFormat.HL7V2:
+        for message in hl7_messages(found.path):
+            if message.phase == Phase.IDENTITY:
+                yield "hl7v2", message.text, f"{display}#{message.position}"
+    elif found.format is FileFormat.FHIR_NDJSON:
+        for item in ndjson_items(found.path):
+            if item.phase == Phase.IDENTITY and item.value is not None:
+                yield "fhir-ndjson", item.value, f"{display}:{item.position}"
+    elif found.format is FileFormat.FHIR_JSON and Phase.IDENTITY in found.phases:
+        for item in fhir_json_items(found.path):  # read within the bounds ingest reads them
+            source = display + (f"[{item.position}]" if item.position else "")
+            if item.value is None:
+                yield "unreadable", item.problem or "unreadable", source
+            else:
+                yield "fhir-json", item.value, source
+
+
+class Backfill:
+    """One run of a bulk load over ``detected`` files (see the module's description)."""
+
+    def __init__(self, context: AppContext, detected: list[Detected], report: BackfillReport, *, workers: int,
+                 batch: int, progress: bool, train: bool) -> None:
+        self.context, self.detected, self.report = context, detected, report
+        self.key = load_key(detected)
+        self.batch, self.progress, self.train = batch, progress, train
+        self.group = max(1, min(GROUP, batch))  # HL7 messages or DICOM objects per transaction after identity
+        self.workers, self.production = workers, context.settings.env == "production"
+        self._readers: Readers | None = None
+        spec = os.environ.get(FAULT_ENV)
+        self._crash = _Crash(spec) if spec else None
+
+    @property
+    def readers(self) -> Readers:
+        """The worker processes of the current stage (started when a stage first needs them, joined at its end, so
+        that their CPU time is counted with the stage's)."""
+        if self._readers is None:
+            self._readers = Readers(self.context.trusts, self.production, self.workers)
+        return self._readers
+
+    def _end_stage(self) -> None:
+        if self._readers is not None:
+            self._readers.close()
+            self._readers = None
+
+    def bar(self, label: str, total: int | None = None) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(desc=label, total=total, unit="item", file=sys.stderr, disable=not self.progress,
+                    dynamic_ncols=True, leave=True)
+
+    def run(self) -> None:
+        try:
+            for name, stage in (("identity", self.identity), ("relink", self.relink), ("deferred", self.deferred),
+                                ("imaging", self.imaging), ("orders", self.orders)):
+                started, cpu = time.monotonic(), _cpu_seconds()
+                stage()
+                self._end_stage()
+                self.report.stage_seconds[name] = time.monotonic() - started
+                self.report.stage_cpu_seconds[name] = _cpu_seconds() - cpu
+            with self.context.sessions() as session:
+                refresh_statistics(session)
+                session.commit()
+        finally:
+            self._end_stage()
+
+    # 1. identity ----------------------------------------------------------------------------------------------------
+
+    def identity(self) -> None:
+        bar = self.bar("1/5 identity (bulk)")
+        for number, found in enumerate(self.detected):
+            if Phase.IDENTITY not in found.phases:
+                continue
+            name = str(found.path.resolve())
+            with self.context.sessions() as session:
+                mark = cursor(session, self.key, "identity", name)
+            if mark is not None and mark.finished:
+                self.report.resumed.append(f"identity of {_display(found.path)} done before")
+                continue
+            start = mark.position if mark is not None else 0
+            if start:
+                self.report.resumed.append(f"identity of {_display(found.path)} from item {start + 1}")
+            pending: list[tuple[int, str, Any, str]] = []
+            position = 0
+            for content_type, value, source in _identity_items(found):
+                position += 1
+                if position <= start:
+                    continue
+                pending.append((position, content_type, value, source))
+                if len(pending) >= self.batch:
+                    self._identity_batch(number, name, pending, finished=False)
+                    bar.update(len(pending))
+                    pending = []
+            self._identity_batch(number, name, pending, finished=True)
+            bar.update(len(pending))
+        bar.close()
+
+    def _identity_batch(self, number: int, name: str, pending: list[tuple[int, str, Any, str]], *,
+                        finished: bool) -> None:
+        readable = [(t, v) for _, t, v, _ in pending if t in ("hl7v2", "fhir-ndjson")]
+        results = iter(self.readers.map(_read_identity, readable))
+        read: list[BulkRecord | None] = [next(results) if t in ("hl7v2", "fhir-ndjson") else None
+                                         for _, t, _, _ in pending]
+        with self.context.sessions() as session:
+            begin_bulk_write(session)
+            held = existing_keys(session, [(r.namespace, r.local_id) for r in read if r is not None])
+            logged = logged_messages(session, [r.log_key for r in read if r is not None and r.log_key is not None])
+            seen: set[tuple[str, str]] = set()
+            taken: list[BulkRecord] = []
+            aside: list[tuple[int, str, str, str]] = []
+            for (position, content_type, value, source), record in zip(pending, read, strict=True):
+                if content_type == "unreadable":
+                    self.report.reject("FHIR", str(value), source, "fhir.json")
+                    continue
+                key = (record.namespace, record.local_id) if record is not None else None
+                if (record is None or key in held or key in seen
+                        or (record.log_key is not None and record.log_key in logged)):
+                    raw = json.dumps(value) if isinstance(value, dict) else str(value)
+                    aside.append(((number << _FILE_SHIFT) | position, "hl7v2" if content_type == "hl7v2"
+                                  else "fhir-json", source, raw))
+                    continue
+                assert key is not None
+                seen.add(key)
+                if record.log_key is not None:
+                    logged.add(record.log_key)
+                taken.append(record)
+            write_records(session, taken)
+            defer(session, self.key, aside)
+            last = pending[-1][0] if pending else (cursor(session, self.key, "identity", name) or _Nothing).position
+            advance(session, self.key, "identity", last, item_file=name, finished=finished)
+            written = cursor(session, self.key, "written")
+            advance(session, self.key, "written", (written.position if written else 0) + len(taken))
+            session.commit()
+        if self._crash:
+            self._crash.committed("identity")
+        self.report.written += len(taken)
+        self.report.set_aside += len(aside)
+        for record in taken:
+            self.report.accepted[record.kind] += 1
+
+    # 2. relink ------------------------------------------------------------------------------------------------------
+
+    def relink(self) -> None:
+        from mpi import relink
+
+        with self.context.sessions() as session:
+            mark = cursor(session, self.key, "relink")
+            written = cursor(session, self.key, "written")
+            if mark is not None and mark.finished:
+                self.report.resumed.append("relink done before")
+                return
+            if written is None or written.position == 0:
+                return  # nothing new in bulk: the per-message path links what there is
+            bar = self.bar("2/5 relink", total=1)
+            result = relink(session, train=self.train, actor="bulk-load")
+            advance(session, self.key, "relink", result.records, finished=True)
+            session.commit()
+            bar.update(1)
+            bar.close()
+        self.report.relink = {"records": result.records, "patients": result.patients,
+                              "to review": result.review_items, "model": result.model_description or
+                              result.model_version, "seconds": round(result.timings.get("total_s", 0.0), 1)}
+
+    # 3. deferred ----------------------------------------------------------------------------------------------------
+
+    def deferred(self) -> None:
+        from api.feeds.hl7_service import Incoming, process_messages
+
+        with self.context.sessions() as session:
+            mark = cursor(session, self.key, "deferred")
+        if mark is not None and mark.finished:
+            self.report.resumed.append("set-aside items done before")
+            return
+        after = mark.position if mark is not None else -1
+        if mark is not None:
+            self.report.resumed.append("set-aside items resumed")
+        bar = self.bar("3/5 identity (per message)")
+        while True:
+            with self.context.sessions() as session:
+                items = [(d.seq, d.content_type, d.source, d.raw) for d in deferred_after(session, self.key, after,
+                                                                                          self.group)]
+            if not items:
+                break
+            for start in range(0, len(items), self.group):
+                group = items[start:start + self.group]
+                # consecutive runs keep input order: HL7 in one group commit, FHIR one resource at a time
+                runs: list[list[tuple[int, str, str, str]]] = []
+                for item in group:
+                    if runs and runs[-1][0][1] == item[1] == "hl7v2":
+                        runs[-1].append(item)
+                    else:
+                        runs.append([item])
+                for run in runs:
+                    if run[0][1] == "hl7v2":
+                        outcomes = process_messages(self.context, [Incoming(raw, INGEST_AGENT, source)
+                                                                   for _, _, source, raw in run],
+                                                    channel=INGEST_CHANNEL)
+                        for (_, _, source, _), outcome in zip(run, outcomes, strict=True):
+                            self.report.add(outcome, source)
+                    else:
+                        for _, _, source, raw in run:
+                            self._fhir(raw, source)
+                    with self.context.sessions() as session:
+                        advance(session, self.key, "deferred", run[-1][0])
+                        session.commit()
+                    if self._crash:
+                        self._crash.committed("deferred")
+                    bar.update(len(run))
+                after = group[-1][0]
+        with self.context.sessions() as session:
+            advance(session, self.key, "deferred", after, finished=True)
+            session.commit()
+        bar.close()
+
+    def _fhir(self, raw: str, source: str) -> None:
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            self.report.reject("FHIR", "file is not valid JSON", source, "fhir.json")
+            return
+        values = value if isinstance(value, list) else [value]
+        for fhir_resource in values:
+            if not isinstance(fhir_resource, dict) or "resourceType" not in fhir_resource:
+                self.report.reject("FHIR", "not a FHIR resource (no resourceType)", source, "fhir.json")
+                continue
+            kind = str(fhir_resource.get("resourceType"))
+            try:
+                outcomes = DEFAULT_HANDLERS.fhir_resource(self.context, fhir_resource, source=source)
+            except Exception as exc:  # noqa: BLE001 - counted, as ingest counts it
+                outcomes = [ItemOutcome.rejected(kind, f"internal error while applying ({type(exc).__name__})",
+                                                 "internal")]
+            for outcome in outcomes or [ItemOutcome.rejected(kind,
+                                                             "nothing to apply (no resources)", "fhir.empty")]:
+                self.report.add(outcome, source)
+
+    # 4. imaging and 5. orders ---------------------------------------------------------------------------------------
+
+    def imaging(self) -> None:
+        self._later_phase(Phase.IMAGING, "4/5 imaging")
+
+    def orders(self) -> None:
+        self._later_phase(Phase.ORDERS, "5/5 orders")
+
+    def _later_phase(self, phase: Phase, label: str) -> None:
+        bar = self.bar(label)
+        stage = phase.label
+        dicom = [found for found in self.detected if found.format is FileFormat.DICOM and phase in found.phases]
+        if dicom:
+            self._dicom(dicom, stage, bar)
+        for found in self.detected:
+            if phase not in found.phases or found.format is FileFormat.DICOM:
+                continue
+            if found.format is FileFormat.FHIR_JSON and found.phases == (Phase.IDENTITY,):
+                continue  # applied whole with the identity items
+            name = str(found.path.resolve())
+            with self.context.sessions() as session:
+                mark = cursor(session, self.key, stage, name)
+            if mark is not None and mark.finished:
+                continue
+            if found.format is FileFormat.HL7V2:
+                self._hl7_file(found, phase, name, mark.position if mark is not None else 0, bar)
+            else:  # FHIR NDJSON and JSON, DICOM JSON: their handlers, the file at once (idempotent by UID)
+                _apply_file(self.context, DEFAULT_HANDLERS, found, phase, self.report)
+                bar.update(1)
+            with self.context.sessions() as session:
+                advance(session, self.key, stage, 0, item_file=name, finished=True)
+                session.commit()
+        bar.close()
+
+    def _hl7_file(self, found: Detected, phase: Phase, name: str, start: int, bar: Any) -> None:
+        from api.feeds.hl7_service import Incoming, process_messages
+
+        display = _display(found.path)
+        group: list[tuple[int, Any]] = []
+        position = 0
+
+        def flush() -> None:
+            ready = [(n, m) for n, m in group if m.text.startswith("MSH")]
+            for _, m in group:
+                if not m.text.startswith("MSH"):
+                    self.report.reject("HL7", "text outside any HL7 message (before the first MSH segment)",
+                                       f"{display}#{m.position}", "hl7.no-msh")
+            outcomes = process_messages(self.context, [Incoming(m.text, INGEST_AGENT, f"{display}#{m.position}")
+                                                       for _, m in ready], channel=INGEST_CHANNEL,
+                                        studies_in_bulk=phase is Phase.IMAGING) if ready else []
+            for (_, m), outcome in zip(ready, outcomes, strict=True):
+                self.report.add(outcome, f"{display}#{m.position}")
+            with self.context.sessions() as session:
+                advance(session, self.key, phase.label, group[-1][0], item_file=name)
+                session.commit()
+            if self._crash:
+                self._crash.committed(phase.label)
+            bar.update(len(group))
+            group.clear()
+
+        for message in hl7_messages(found.path):
+            if message.phase != phase:
+                continue
+            position += 1
+            if position <= start:
+                continue
+            group.append((position, message))
+            if len(group) >= self.group:
+                flush()
+        if group:
+            flush()
+
+    def _dicom(self, files: list[Detected], stage: str, bar: Any) -> None:
+        from imaging import apply_many
+
+        name = f"{stage}-dicom"
+        with self.context.sessions() as session:
+            mark = cursor(session, self.key, name)
+        if mark is not None and mark.finished:
+            return
+        done = mark.position if mark is not None else 0
+        ordered = sorted(files, key=lambda d: str(d.path))
+        starts = range(done, len(ordered), self.group)
+
+        def read(start: int) -> Callable[[], list[Any]]:
+            return self.readers.start(_read_dicom, [str(found.path) for found in ordered[start:start + self.group]])
+
+        reading = read(done) if starts else None
+        for start in starts:
+            chunk = ordered[start:start + self.group]
+            end, finished = start + len(chunk), start + len(chunk) >= len(ordered)
+            assert reading is not None
+            prepared = reading()
+            reading = read(end) if not finished else None  # the next group is read while this one is written
+            ready = [(n, p) for n, p in enumerate(prepared) if not isinstance(p, ItemOutcome)]
+            outcomes: list[ItemOutcome | None] = [p if isinstance(p, ItemOutcome) else None for p in prepared]
+            applied = self._studies_in_bulk([p for _, p in ready], name, end, finished) if ready else None
+            if applied is not None:
+                self.report.objects_in_bulk += len(ready)
+            else:  # the per-message path: a group commit, each object alone if the group fails
+                self.report.objects_per_message += len(ready)
+                if ready:
+                    applied = apply_many(self.context.sessions, self.context.trusts, [p for _, p in ready],
+                                         agent=INGEST_AGENT, event_type="dicom")
+                with self.context.sessions() as session:
+                    advance(session, self.key, name, end, finished=finished)
+                    session.commit()
+            for (n, _), outcome in zip(ready, applied or [], strict=True):
+                outcomes[n] = outcome
+            for found, maybe in zip(chunk, outcomes, strict=True):
+                assert maybe is not None
+                self.report.add(maybe, _display(found.path))
+            if self._crash:
+                self._crash.committed(name)
+            bar.update(len(chunk))
+
+    def _studies_in_bulk(self, items: list[Any], stage: str, end: int, finished: bool) -> list[ItemOutcome] | None:
+        """A group of DICOM objects written in bulk with the stage's cursor, in one transaction
+        (:func:`imaging.load_studies`); None, with nothing written, when the group is for the per-message path (a
+        rejection note, an object the store holds) or met a concurrent writer."""
+        from imaging import load_studies
+
+        try:
+            with unit_of_work(self.context.sessions, write=True) as session:
+                outcomes = load_studies(session, self.context.trusts, items, agent=INGEST_AGENT, event_type="dicom")
+                if outcomes is None:
+                    session.rollback()
+                    return None
+                advance(session, self.key, stage, end, finished=finished)
+            return outcomes
+        except (IntegrityError, OperationalError, PriorscanError) as exc:
+            log.info("backfill: a group of %d DICOM objects goes through the per-message path after %s", len(items),
+                     type(exc).__name__)
+            return None
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its worker processes that have ended."""
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
+class _Nothing:
+    position = 0
+
+
+def load_in_bulk(context: AppContext, detected: list[Detected], report: BackfillReport, options: BulkOptions, *,
+                 progress: bool) -> None:
+    """The bulk mode of :func:`api.feeds.ingest.load_paths`: the stages over the classified files, resuming a load of
+    the same files that stopped (``options.restart``: forget where it stopped; its written records stay, and are then
+    held records, whose items go through the per-message path)."""
+    key = load_key(detected)
+    if options.restart:
+        with context.sessions() as session:
+            forget(session, key)
+            session.commit()
+    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    Backfill(context, detected, report, workers=workers, batch=options.batch, progress=progress,
+             train=options.train).run()
+
+
+def backfill_paths(context: AppContext, paths: Sequence[Path | str], *, workers: int | None = None,
+                   batch: int = BATCH, progress: bool = False, train: bool = True,
+                   restart: bool = False) -> BackfillReport:
+    """:func:`api.feeds.ingest.load_paths` in bulk (``priorscan backfill``); the parameters are :class:`BulkOptions`'s.
+
+    Returns
+    -------
+    BackfillReport
+        Accepted and rejected counts with reasons, and what the bulk stages did.
+    """
+    report = load_paths(context, paths, bulk=BulkOptions(workers=workers, batch=batch, train=train, restart=restart),
+                        progress=progress)
+    assert isinstance(report, BackfillReport)
+    return report
+
+
+__all__ = ["BackfillReport", "backfill_paths", "load_in_bulk", "load_key"]

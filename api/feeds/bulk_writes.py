@@ -1,0 +1,124 @@
+"""The bulk load's writes: many rows per statement (multi-row INSERT on SQLite, COPY on PostgreSQL), the identity rows
+through mpi's store writer (:func:`mpi.store_writer_for`), its cursors and the items it sets aside, each in the
+caller's transaction.
+
+A batch of new source records, their versions, blocking keys, further identifiers, HL7 log and audit rows is written
+with the cursor that says how far the input is done, in one transaction: after a crash the load resumes at the cursor,
+and an item is either wholly written with its cursor or not at all (never lost, never written twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, text, tuple_, update
+from sqlalchemy.orm import Session
+
+from api.feeds.bulk_identity import BulkRecord
+from mpi import SourceRecord, store_writer_for, table_of
+from priorscan.bulk_rows import insert_rows, is_postgresql
+from priorscan.db import utcnow
+from priorscan.tables import AuditEvent, BulkCursor, BulkDeferred, HL7MessageLog
+
+_LOOKUP_CHUNK = 500
+
+
+def begin_bulk_write(session: Session) -> None:
+    """Take SQLite's write lock at once, so the ids chosen below stay ours until the commit (no-op on PostgreSQL,
+    whose sequence hands out the ids)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def existing_keys(session: Session, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of the ``(namespace, local_id)`` keys name a source record already."""
+    wanted = list(dict.fromkeys(keys))
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start:start + _LOOKUP_CHUNK]
+        found.update((ns, local) for ns, local in session.execute(
+            select(SourceRecord.namespace, SourceRecord.local_id).where(
+                tuple_(SourceRecord.namespace, SourceRecord.local_id).in_(chunk))))
+    return found
+
+
+def logged_messages(session: Session, keys: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Which HL7 messages (sending application, facility, control id) the log holds already."""
+    wanted = list(dict.fromkeys(keys))
+    found: set[tuple[str, str, str]] = set()
+    log = HL7MessageLog
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start:start + _LOOKUP_CHUNK]
+        found.update((a, f, c) for a, f, c in session.execute(
+            select(log.sending_application, log.sending_facility, log.control_id).where(
+                tuple_(log.sending_application, log.sending_facility, log.control_id).in_(chunk))))
+    return found
+
+
+def write_records(session: Session, records: Sequence[BulkRecord]) -> list[int]:
+    """Write new source records unlinked, with everything link-on-write writes beside a new record but its link
+    (version, blocking keys, further identifiers: :meth:`mpi.StoreWriter.write_unlinked`), and the HL7 log row
+    and the audit row. Their ids, in order."""
+    ids = store_writer_for(session).write_unlinked([record.record for record in records])
+    logs: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    for record_id, record in zip(ids, records, strict=True):
+        if record.log is not None:
+            logs.append(record.log)
+        audits.append({**record.audit, "entity": record.audit.get("entity") or f"Patient/src-{record_id}"})
+    connection = session.connection()
+    insert_rows(connection, table_of(HL7MessageLog), logs)
+    insert_rows(connection, table_of(AuditEvent), audits)
+    return ids
+
+
+def defer(session: Session, load_key: str, items: Sequence[tuple[int, str, str, str]]) -> None:
+    """Set items aside for the per-message path: ``(seq, content_type, source, raw)``."""
+    insert_rows(session.connection(), table_of(BulkDeferred),
+                [{"load_key": load_key, "seq": seq, "content_type": content_type, "source": source[:500],
+                  "raw": raw} for seq, content_type, source, raw in items])
+
+
+def deferred_after(session: Session, load_key: str, after_seq: int, limit: int) -> list[BulkDeferred]:
+    return list(session.scalars(select(BulkDeferred).where(BulkDeferred.load_key == load_key,
+                                                           BulkDeferred.seq > after_seq)
+                                .order_by(BulkDeferred.seq).limit(limit)))
+
+
+def cursor(session: Session, load_key: str, stage: str, item_file: str = "") -> BulkCursor | None:
+    return session.get(BulkCursor, (load_key, stage, item_file))
+
+
+def advance(session: Session, load_key: str, stage: str, position: int, *, item_file: str = "",
+            finished: bool = False) -> None:
+    """Move a cursor (created at its first move), in the caller's transaction."""
+    now = utcnow()
+    done = session.execute(update(BulkCursor).where(
+        BulkCursor.load_key == load_key, BulkCursor.stage == stage, BulkCursor.item_file == item_file).values(
+        position=position, finished=finished, updated_at=now)).rowcount  # type: ignore[attr-defined]
+    if not done:
+        session.add(BulkCursor(load_key=load_key, stage=stage, item_file=item_file, position=position,
+                               finished=finished, updated_at=now))
+        session.flush()
+
+
+def forget(session: Session, load_key: str) -> None:
+    """Remove a load's cursors and set-aside items (``--restart``)."""
+    session.execute(delete(BulkCursor).where(BulkCursor.load_key == load_key))
+    session.execute(delete(BulkDeferred).where(BulkDeferred.load_key == load_key))
+
+
+def refresh_statistics(session: Session) -> None:
+    """The planner's statistics for the tables a load filled (ANALYZE), so the first queries after it plan well."""
+    tables = ("source_record", "blocking_key", "source_identifier", "regional_patient", "study", "irradiation_event")
+    connection = session.connection()
+    if is_postgresql(connection):
+        for table in tables:
+            connection.execute(text(f"ANALYZE {table}"))
+    else:
+        connection.execute(text("ANALYZE"))
+
+
+__all__ = ["advance", "begin_bulk_write", "cursor", "defer", "deferred_after", "existing_keys", "forget",
+           "logged_messages", "refresh_statistics", "write_records"]

@@ -1,0 +1,323 @@
+"""DICOM objects pushed to priorscan, whichever way they came (C-STORE in :mod:`api.feeds.dicom_scp`, STOW-RS in
+:mod:`api.http.routers.dicomweb`): read the header without pixel data, index it, and keep what fails as a dead letter.
+
+Objects are committed before their status is returned, so a success status always means the object is in the store.
+Objects that arrive together (one STOW-RS request; C-STORE requests of concurrent associations, gathered by
+:class:`GroupWriter`) are applied in one transaction, each alone again if that one fails. A failure is kept in
+``dead_letter`` with its reason:
+
+- an object that cannot be read as DICOM: its bytes (base64, content type ``dicom``; at most
+  :data:`MAX_DEAD_LETTER_BYTES`);
+- an object read but refused by the index (no Study Instance UID, the store busy ...): its header as DICOM JSON
+  (content type ``dicom-json``, which ``priorscan deadletters replay`` can apply again).
+
+A C-STORE request carries its dataset without file meta information: the SCP hands it on as it came
+(:class:`Pushed`, the dataset's bytes and what the command and presentation context say of it) and the Part 10
+object is made where it is read, in the writer (a process of its own: :meth:`api.feeds.writer_processes.WriterProcesses.
+receive_dicom`), so that the SCP's process spends its time on the network only.
+
+The status of each object is a DICOM status (PS3.4 C-STORE, the FailureReason of PS3.18 STOW-RS): 0x0000 success,
+0xA700 out of resources (the store was busy: the sender may try again), 0xC000 cannot understand (unreadable, or
+refused by the index), 0x0110 processing failure (an internal error).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import queue
+import struct
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+
+from imaging import ingest_dicom_datasets, raw_text
+from priorscan.audit import Agent
+from priorscan.errors import StorageError
+from priorscan.outcome import ItemOutcome
+from priorscan.tables import DeadLetter
+from priorscan.unit_of_work import unit_of_work
+
+if TYPE_CHECKING:
+    from api.context import AppContext
+    from api.feeds.writer_processes import WriterProcesses
+
+log = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+PROCESSING_FAILURE = 0x0110
+#: An unreadable object's bytes are kept up to this size (its header is what matters, and it comes first).
+MAX_DEAD_LETTER_BYTES = 4 * 1024 * 1024
+#: Objects applied in one transaction at most (pushed over concurrent associations, or one STOW-RS request).
+MAX_GROUP = 64
+# BytesLengthException: a value whose length does not fit its VR, struct.error: a length field cut short (truncated
+# or corrupt objects, both found by ``python -m bench fuzz``); RuntimeError: the
+# RecursionError of sequences nested without end among others. Reading a header changes nothing, so each means the
+# object is unreadable.
+_READ_ERRORS = (InvalidDicomError, BytesLengthException, struct.error, OSError, EOFError, ValueError, TypeError,
+                KeyError, IndexError, AttributeError, OverflowError, RuntimeError)
+
+
+@dataclass
+class Received:
+    """What became of one pushed object."""
+
+    status: int
+    outcome: ItemOutcome
+    sop_class_uid: str | None = None
+    sop_instance_uid: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.status == SUCCESS
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """A dataset as a C-STORE request carries it: its encoded bytes (no file meta information), its transfer
+    syntax (the presentation context's) and its SOP Class and Instance UIDs (the request's Affected SOP UIDs)."""
+
+    dataset: bytes
+    transfer_syntax: str
+    sop_class_uid: str
+    sop_instance_uid: str
+
+    def part10(self) -> bytes:
+        """The object as a DICOM Part 10 file: preamble, file meta information, then the dataset as received."""
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = UID(self.sop_class_uid)
+        meta.MediaStorageSOPInstanceUID = UID(self.sop_instance_uid)
+        meta.TransferSyntaxUID = UID(self.transfer_syntax)
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        out = DicomBytesIO()
+        out.write(b"\x00" * 128 + b"DICM")
+        write_file_meta_info(out, meta, enforce_standard=True)
+        return out.getvalue() + self.dataset
+
+
+def read_header(data: bytes) -> Dataset:
+    """The header of a DICOM Part 10 object (with or without preamble), without pixel data.
+
+    Raises
+    ------
+    pydicom.errors.InvalidDicomError
+        When ``data`` holds no DICOM object (no SOP Class and no Study Instance UID can be read).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
+        except InvalidDicomError:
+            ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+        if (0x0008, 0x0016) not in ds and (0x0020, 0x000D) not in ds:
+            raise InvalidDicomError("no SOP Class and no Study Instance UID")
+    return ds
+
+
+def dead_letter(context: AppContext, *, channel: str, source: str, content_type: str, code: str, reason: str,
+                raw: str) -> bool:
+    """Keep one failed object; False (and logged) when the store cannot take even that."""
+    try:
+        with unit_of_work(context.sessions, write=True) as session:
+            session.add(DeadLetter(channel=channel[:40], content_type=content_type, source=source[:500],
+                                   error_code=code[:60], reason=reason, raw=raw))
+        return True
+    except Exception as exc:  # the sender is told the object failed; it may send it again
+        log.error("could not dead-letter a DICOM object from %s (%s)", source, type(exc).__name__)
+        return False
+
+
+def _header_json(ds: Dataset) -> str | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds.remove_private_tags()  # vendors' private blocks: never read here, often the bulk of a header
+            return json.dumps(ds.to_json_dict(bulk_data_threshold=1 << 20))
+    except Exception:  # a value pydicom cannot render: the caller keeps the bytes instead
+        return None
+
+
+def _status_of(outcome: ItemOutcome) -> int:
+    if outcome.error_code == "busy":
+        return OUT_OF_RESOURCES
+    if outcome.error_code == "internal":
+        return PROCESSING_FAILURE
+    return CANNOT_UNDERSTAND
+
+
+def receive(context: AppContext, data: bytes, *, channel: str, source: str, agent: Agent,
+            source_trust: str | None = None) -> Received:
+    """Index one pushed DICOM object (Part 10 bytes) and return its DICOM status; committed before returning.
+
+    Parameters
+    ----------
+    context
+        The opened store and trusts.
+    data
+        The object as received (with its file meta information).
+    channel
+        ``dicom`` (C-STORE) or ``stow-rs``, named on dead letters.
+    source
+        Who sent it (calling AE title and address, or the API client), never patient data.
+    agent
+        Who is audited as indexing it.
+    source_trust
+        The sending trust (ODS code or alias), qualifying a patient ID sent without an issuer.
+    """
+    return receive_many(context, [data], channel=channel, source=source, agent=agent, source_trust=source_trust)[0]
+
+
+def receive_many(context: AppContext, pushed: list[bytes] | list[bytes | Pushed], *, channel: str, source: str,
+                 agent: Agent, source_trust: str | None = None) -> list[Received]:
+    """Index several pushed objects from one sender in one unit of work (group commit; each alone if that fails),
+    as :func:`receive` does one; the statuses in the order given, all committed before returning."""
+    objects = [item.part10() if isinstance(item, Pushed) else item for item in pushed]
+    results: list[Received | None] = [None] * len(objects)
+    readable: list[tuple[int, Dataset]] = []
+    for position, data in enumerate(objects):
+        try:
+            readable.append((position, read_header(data)))
+        except _READ_ERRORS as exc:
+            reason = f"not a readable DICOM object ({type(exc).__name__})"
+            dead_letter(context, channel=channel, source=source, content_type="dicom", code="dicom.corrupt",
+                        reason=reason, raw=base64.b64encode(data[:MAX_DEAD_LETTER_BYTES]).decode("ascii"))
+            results[position] = Received(CANNOT_UNDERSTAND, ItemOutcome.rejected("DICOM", reason, "dicom.corrupt"))
+    if readable:
+        try:
+            outcomes = ingest_dicom_datasets(context.sessions, context.trusts,
+                                             [(ds, source_trust) for _, ds in readable], agent=agent)
+        except Exception as exc:  # a fault of ours: keep the objects, name the fault's type only
+            log.error("indexing pushed DICOM objects failed (%s)", type(exc).__name__)
+            log.debug("indexing failure", exc_info=exc)
+            outcomes = [ItemOutcome.rejected("DICOM", f"internal error while indexing ({type(exc).__name__})",
+                                             "internal") for _ in readable]
+        for (position, ds), outcome in zip(readable, outcomes, strict=True):
+            results[position] = _settle(context, ds, objects[position], outcome, channel=channel, source=source)
+    return [r for r in results if r is not None]
+
+
+def _settle(context: AppContext, ds: Dataset, data: bytes, outcome: ItemOutcome, *, channel: str,
+            source: str) -> Received:
+    """The status of one indexed object; a failure is dead-lettered (its header, else its bytes)."""
+    sop_class, sop_uid = raw_text(ds, (0x0008, 0x0016)), raw_text(ds, (0x0008, 0x0018))
+    if outcome.accepted:
+        return Received(SUCCESS, outcome, sop_class, sop_uid)
+    header = _header_json(ds)
+    if header is not None:
+        dead_letter(context, channel=channel, source=source, content_type="dicom-json",
+                    code=outcome.error_code or "dicom", reason=outcome.reason or "rejected", raw=header)
+    else:
+        dead_letter(context, channel=channel, source=source, content_type="dicom", code=outcome.error_code or "dicom",
+                    reason=outcome.reason or "rejected",
+                    raw=base64.b64encode(data[:MAX_DEAD_LETTER_BYTES]).decode("ascii"))
+    return Received(_status_of(outcome), outcome, sop_class, sop_uid)
+
+
+class GroupWriter:
+    """Applies objects pushed over concurrent associations in groups (one transaction per group), so that the
+    store's per-transaction cost is shared; each caller still gets its own status only after the commit.
+
+    With ``processes`` (:class:`api.feeds.writer_processes.WriterProcesses`) each group is read and indexed in a writer
+    process, one thread per process gathering groups: what arrives while a process works on its group waits for the
+    next (a thread more would take whatever came first, often one object, and leave the rest to wait behind it);
+    without, one thread of this process applies them.
+
+    :meth:`submit` blocks its caller (an association's thread) until its object is committed or refused.
+    """
+
+    def __init__(self, context: AppContext, max_group: int = MAX_GROUP,
+                 processes: WriterProcesses | None = None) -> None:
+        self.context = context
+        self.max_group = max_group
+        self.processes = processes
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        count = processes.processes if processes is not None else 1
+        self._threads = [threading.Thread(target=self._run, name=f"dicom-group-writer-{n}", daemon=True)
+                         for n in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, data: bytes | Pushed, *, channel: str, source: str, agent: Agent,
+               source_trust: str | None = None) -> Received:
+        pending = _Pending(data, channel, source, agent, source_trust)
+        self._queue.put(pending)
+        pending.done.wait()
+        assert pending.result is not None
+        return pending.result
+
+    def close(self) -> None:
+        """Finish what was submitted, then stop the threads (and the writer processes)."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=60)
+        if self.processes is not None:
+            self.processes.stop()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            stop = False
+            while len(group) < self.max_group:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+            self._apply(group)
+            if stop:
+                return
+
+    def _apply(self, group: list[_Pending]) -> None:
+        by_sender: dict[tuple[str, str, Agent, str | None], list[_Pending]] = {}
+        for item in group:
+            by_sender.setdefault((item.channel, item.source, item.agent, item.source_trust), []).append(item)
+        for (channel, source, agent, trust), items in by_sender.items():
+            objects = [i.data for i in items]
+            try:
+                if self.processes is not None:
+                    results = self.processes.receive_dicom(objects, channel=channel, source=source, agent=agent,
+                                                           source_trust=trust)
+                else:
+                    results = receive_many(self.context, objects, channel=channel, source=source, agent=agent,
+                                           source_trust=trust)
+            except StorageError as exc:  # a writer process died, or the store is out of reach: send again
+                log.error("the DICOM group writer could not apply %d object(s) (%s)", len(items), exc.code)
+                results = [Received(OUT_OF_RESOURCES, ItemOutcome.rejected("DICOM", "the store is busy", "busy"))
+                           for _ in items]
+            except Exception as exc:  # never leave a caller waiting
+                log.error("the DICOM group writer failed (%s)", type(exc).__name__)
+                results = [Received(PROCESSING_FAILURE, ItemOutcome.rejected("DICOM", "internal error", "internal"))
+                           for _ in items]
+            for item, result in zip(items, results, strict=True):
+                item.result = result
+                item.done.set()
+
+
+@dataclass
+class _Pending:
+    data: bytes | Pushed
+    channel: str
+    source: str
+    agent: Agent
+    source_trust: str | None
+    result: Received | None = None
+    done: threading.Event = field(default_factory=threading.Event)

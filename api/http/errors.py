@@ -1,0 +1,75 @@
+"""The one mapping from priorscan's errors (:mod:`priorscan.errors`, by stable code) to HTTP answers.
+
+Every HTTP surface answers a :class:`~priorscan.errors.PriorscanError` from :data:`HTTP_STATUS`, looked up by the
+error's code, then by its family (``fhir.duplicate`` → ``fhir``):
+
+- FHIR routes (under ``/fhir``) answer an OperationOutcome with the status and issue code of the table
+  (:func:`http_status`; :mod:`api.http.routers.fhir` and :mod:`api.feeds.fhir_service` render it);
+- the JSON API answers ``{"detail": message}`` (:func:`http_error`) with the same status, except that a request it
+  cannot act on (an :class:`~priorscan.errors.InputError` or :class:`~priorscan.errors.IdentityError` without a
+  status of its own in the JSON API, :data:`JSON_STATUS`) is 422, as FastAPI answers a body that does not validate.
+
+HL7 v2 has its own single mapping, to AE/AR and an ERR segment: :data:`api.feeds.hl7_service.ACK_CODES`. Messages of
+priorscan errors never name a patient, so they are shown as they are; anything else is "internal error".
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+
+from priorscan.errors import AuthError, IdentityError, InputError, PriorscanError
+
+#: priorscan error code (or its family) → (HTTP status, FHIR OperationOutcome issue code).
+HTTP_STATUS: dict[str, tuple[int, str]] = {
+    "fhir": (400, "invalid"), "fhir.invalid": (400, "invalid"), "fhir.json": (400, "structure"),
+    "fhir.unsupported": (400, "not-supported"), "fhir.id-mismatch": (400, "invalid"),
+    "fhir.business-rule": (422, "business-rule"), "fhir.nhs-number": (400, "invalid"),
+    "fhir.duplicate": (409, "duplicate"), "fhir.search-parameter": (400, "not-supported"),
+    "fhir.read-only": (405, "not-supported"), "fhir.pix-source-domain": (404, "code-invalid"),
+    "fhir.pix-not-found": (404, "not-found"), "fhir.pix-target-domain": (403, "code-invalid"),
+    "input": (400, "invalid"), "not-found": (404, "not-found"), "identity": (422, "business-rule"),
+    "identity.conflict": (409, "conflict"), "auth": (401, "login"), "auth.forbidden": (403, "forbidden"),
+    "alert.state": (409, "conflict"), "config": (503, "transient"), "busy": (503, "transient"),
+    "internal": (500, "exception"),
+}
+#: Where the JSON API's status differs from :data:`HTTP_STATUS` (by code, before the family rule for input errors).
+JSON_STATUS: dict[str, int] = {"alert.state": status.HTTP_409_CONFLICT}
+#: What the JSON API says instead of the message of these codes.
+JSON_DETAIL: dict[str, str] = {"config": "the duplicate check is misconfigured", "internal": "internal error"}
+
+
+def _lookup(code: str) -> tuple[int, str] | None:
+    while code not in HTTP_STATUS and "." in code:
+        code = code.rsplit(".", 1)[0]
+    return HTTP_STATUS.get(code)
+
+
+def http_status(code: str | None) -> tuple[int, str]:
+    """The HTTP status and FHIR issue code for a priorscan error code (its family's when the code itself is unknown;
+    400 ``processing`` when neither is known)."""
+    return _lookup(code or "internal") or (400, "processing")
+
+
+def json_status(exc: PriorscanError) -> int:
+    """The JSON API's status for ``exc``: see the module docstring."""
+    if exc.code in JSON_STATUS:
+        return JSON_STATUS[exc.code]
+    if isinstance(exc, InputError | IdentityError):
+        return status.HTTP_422_UNPROCESSABLE_CONTENT
+    found = _lookup(exc.code)
+    return found[0] if found is not None else status.HTTP_500_INTERNAL_SERVER_ERROR
+
+
+def http_error(exc: PriorscanError) -> HTTPException:
+    """``exc`` as the JSON API's answer (its message never names a patient)."""
+    code = json_status(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED and isinstance(
+        exc, AuthError) else None
+    family = exc.code.split(".", 1)[0]
+    detail = JSON_DETAIL.get(exc.code) or JSON_DETAIL.get(family)
+    if detail is None and code >= status.HTTP_500_INTERNAL_SERVER_ERROR and exc.code != "busy":
+        detail = "internal error"
+    return HTTPException(code, detail=detail or exc.message, headers=headers)
+
+
+__all__ = ["HTTP_STATUS", "JSON_STATUS", "http_error", "http_status", "json_status"]

@@ -1,0 +1,91 @@
+"""``POST /hl7``: one HL7 v2 message over HTTP, for clients without MLLP; the answer is its ACK.
+
+The body is the message as text (``text/plain`` or ``application/hl7-v2``; CR or LF segment ends). The status is 200
+whatever the ACK says: MSA-1 carries the verdict (AA, AE or AR), exactly as over MLLP. The scope is
+``priorscan/hl7`` (or admin). Once HL7 senders are configured (``[[trust.hl7_sender]]``), a message is taken only when
+its MSH-3/MSH-4 name a sender that lists the calling API client in ``clients`` (AR ``hl7.sender-not-allowed``
+otherwise, kept as a dead letter).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.context import AppContext
+from api.feeds.hl7_service import process_message, reject_message
+from api.feeds.mllp_access import SENDER_NOT_ALLOWED, http_sender_refusal
+from api.http.deps import ContextDep, Principal, require
+from priorscan import metrics
+from priorscan.audit import Agent
+from priorscan.hl7v2 import ErrorLocation, MessageError, MessageHeader, read_header
+
+router = APIRouter(tags=["hl7"])
+
+CHANNEL = "http-hl7"
+HL7_SCOPE = "priorscan/hl7"
+ACK_MEDIA_TYPE = "text/plain"
+
+
+@router.post("/hl7", response_class=PlainTextResponse,
+             responses={200: {"content": {ACK_MEDIA_TYPE: {}}, "description": "the ACK (MSA-1 AA, AE or AR)"}},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "text/plain": {"schema": {"type": "string"}},
+                 "application/hl7-v2": {"schema": {"type": "string"}}}}})
+async def post_hl7(request: Request, ctx: ContextDep,
+                   principal: Annotated[Principal, Depends(require(HL7_SCOPE))]) -> PlainTextResponse:
+    """Apply one HL7 v2 message and answer with its ACK as text."""
+    started = time.perf_counter()
+    body = await request.body()
+    agent = Agent(principal.kind, principal.name, principal.address)
+    limit = ctx.settings.mllp_max_message_bytes
+    text = _decode(body[: limit + 1])
+    if len(body) > limit:
+        try:
+            header = read_header(text)
+        except MessageError:
+            header = None
+        outcome = await run_in_threadpool(
+            reject_message, ctx, text[:limit], header, f"message of {len(body)} bytes exceeds the maximum of {limit}",
+            code="hl7.too-large", channel=CHANNEL, agent=agent, source=agent.address)
+    elif (refusal := http_sender_refusal(ctx.trusts, _header(text), client=principal.name)) is not None:
+        outcome = await run_in_threadpool(
+            reject_message, ctx, text, _header(text), refusal, code=SENDER_NOT_ALLOWED, channel=CHANNEL, agent=agent,
+            source=agent.address, location=ErrorLocation("MSH", 1, 4), idempotency=False)
+    else:
+        outcome = await run_in_threadpool(process_message, ctx, text, channel=CHANNEL, agent=agent,
+                                          source=agent.address)
+    acks = outcome.detail.get("acks")
+    acks = list(acks) if isinstance(acks, list) else [str(outcome.detail["ack"])]
+    _observe(ctx, text, acks[-1] if acks else "", time.perf_counter() - started)
+    return PlainTextResponse("".join(acks), media_type=ACK_MEDIA_TYPE)
+
+
+def _observe(ctx: AppContext, text: str, ack: str, seconds: float) -> None:
+    """Count the message by its sender's trust, its type and its (last) ACK code."""
+    try:
+        header = read_header(text)
+    except MessageError:
+        metrics.hl7_acknowledged("http", None, None, metrics.ack_code(ack), seconds)
+        return
+    trust = ctx.trusts.resolve(header.sending_facility)
+    metrics.hl7_acknowledged("http", trust.ods if trust else None,
+                             f"{header.message_type}^{header.trigger_event}", metrics.ack_code(ack), seconds)
+
+
+def _header(text: str) -> MessageHeader | None:
+    try:
+        return read_header(text)
+    except MessageError:
+        return None
+
+
+def _decode(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("latin-1")
