@@ -9,7 +9,7 @@ Linking rules (the domain reasons are in DESIGN.md section 2; the rules themselv
 - a *possible match* gets a regional patient of its own and a review item with the explanation.
 
 :class:`LinkOnWrite` is given its parts: the :class:`~mpi.index_store.IndexStore` (look-ups, candidates, scoring),
-the :class:`~mpi.store_writer.StoreWriter` of the session's database (every row it writes) and the
+the :class:`~mpi.store_writer.StoreWriter` of the session's database (the rows of its statement paths) and the
 :class:`~mpi.golden.GoldenRecords`. New records and updates of records the session does not hold are written in
 plain cached statements through the writer (no ORM entity loaded); the ORM path serves the rest (further
 identifiers, records the session already holds, and the identity operations' moves).
@@ -55,7 +55,8 @@ class LinkOutcome:
 class LinkOnWrite:
     """Create or update source records and place each with the regional patient it matches.
 
-    Parts: ``store`` (look-ups, candidates and scoring), ``golden`` (golden records), ``writer`` (every row).
+    Parts: ``store`` (look-ups, candidates and scoring), ``golden`` (golden records), ``writer`` (the rows of the
+    statement paths, :meth:`create` and :meth:`update`, and every blocking key and person lock).
     """
 
     def __init__(self, store: IndexStore, golden: GoldenRecords, writer: StoreWriter) -> None:
