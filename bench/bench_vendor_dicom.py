@@ -11,12 +11,18 @@
       target (at least 90%).
 
     Nothing is tuned to these files: a study that stays unknown is listed with what it carried.
+
+    A study whose own file says it is a quality-control or physics test (:func:`qa_evidence`: the words QA, QC,
+    physics, phantom or quality control/assurance in its descriptions, protocol names, the RDSR's Acquisition
+    Protocols and Comments, or the name it was registered under) is also counted apart, and the share is printed
+    both with and without such studies. The index itself does not read these words: it treats them as any study.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 import time
 import warnings
@@ -34,18 +40,52 @@ from priorscan.db import open_store, session_factory
 from priorscan.trusts import default_trusts
 
 TARGET = 0.90
+#: Words by which a file says it is a quality-control or physics test, not an examination of a patient. Matched
+#: as whole words of the upper-cased text, an underscore counting as a separator ("MONTHLY_QC").
+_QA_WORDS = re.compile(r"(?<![A-Z0-9])(QA|QC|PHYSICS|PHANTOM|QUALITY CONTROL|QUALITY ASSURANCE)(?![A-Z0-9])")
+_QA_FIELDS = ("StudyDescription", "SeriesDescription", "ProtocolName", "PerformedProcedureStepDescription",
+              "RequestedProcedureDescription", "PatientName")
+_QA_SR_ITEMS = ("Acquisition Protocol", "Comment")
 
 
-def _header(path: Path) -> dict[str, str]:
+def qa_evidence(ds: Any) -> list[str]:
+    """Where the file itself says it is a QA, QC, physics or phantom test (``field: text``); empty if nowhere."""
+    found: list[str] = []
+
+    def look(where: str, value: object) -> None:
+        text = str(value or "").upper().replace("_", " ")
+        if _QA_WORDS.search(text):
+            found.append(f"{where}: {str(value)[:60]}")
+
+    for keyword in _QA_FIELDS:
+        look(keyword, ds.get(keyword))
+
+    def walk(items: Any) -> None:
+        for item in items or ():
+            names = item.get("ConceptNameCodeSequence")
+            name = str(names[0].get("CodeMeaning", "")) if names else ""
+            if item.get("ValueType") == "TEXT" and name in _QA_SR_ITEMS:
+                look(f"SR {name}", item.get("TextValue"))
+            walk(item.get("ContentSequence"))
+
+    walk(ds.get("ContentSequence"))
+    return found
+
+
+def _header(path: Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             ds = dcmread(path, stop_before_pixels=True, force=True)
         except Exception:  # noqa: BLE001 - any unreadable file is reported, not raised
             return {}
-    sop = ds.get("SOPClassUID")
+        sop = ds.get("SOPClassUID")
+        try:
+            qa = qa_evidence(ds)
+        except Exception:  # noqa: BLE001 - a broken test file says nothing
+            qa = []
     return {"modality": str(ds.get("Modality", "") or ""), "sop_class": getattr(sop, "name", str(sop or "")),
-            "study": str(ds.get("StudyInstanceUID", "") or "")}
+            "study": str(ds.get("StudyInstanceUID", "") or ""), "qa": qa}
 
 
 def survey(sources: list[str]) -> dict[str, Any]:
@@ -68,11 +108,14 @@ def survey(sources: list[str]) -> dict[str, Any]:
         engine.dispose()
     sources_of: dict[str, set[str]] = defaultdict(set)
     names_of: dict[str, list[str]] = defaultdict(list)
+    qa_of: dict[str, list[str]] = defaultdict(list)
     for row in per_file:
         if row["accepted"] and row.get("study"):
             sources_of[row["study"]].add(row["source"])
             names_of[row["study"]].append(row["file"])
-    per_study = [{**s, "sources": sorted(sources_of.get(s["study_instance_uid"], ())),
+            qa_of[row["study"]] += [f"{row['file']} {e}" for e in row.get("qa") or ()]
+    per_study = [{**s, "qa": qa_of.get(s["study_instance_uid"], []),
+                  "sources": sorted(sources_of.get(s["study_instance_uid"], ())),
                   "files": len(names_of.get(s["study_instance_uid"], ())),
                   "first_file": min(names_of.get(s["study_instance_uid"], ["?"]))} for s in studies]
     return {"files": per_file, "studies": per_study, "seconds": elapsed}
@@ -94,6 +137,9 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
             table[key]["normalised"] += normalised
             table[key]["dose"] += dose
             table[key]["dose_normalised"] += dose and normalised
+            table[key]["qa"] += bool(study["qa"])
+            table[key]["dose_qa"] += dose and bool(study["qa"])
+            table[key]["dose_qa_normalised"] += dose and normalised and bool(study["qa"])
     return {key: dict(counts) for key, counts in table.items()}
 
 
@@ -126,9 +172,19 @@ def main(argv: list[str]) -> int:
     rejected = sum(1 for row in result["files"] if not row["accepted"])
     everything = counts.get("all", {})
     dose_share = everything.get("dose_normalised", 0) / everything["dose"] if everything.get("dose") else 0.0
+    qa_studies = [study for study in result["studies"] if study["qa"]]
+    print(f"\nstudies whose own file says they are a QA, QC, physics or phantom test: {len(qa_studies)}")
+    for study in sorted(qa_studies, key=lambda s: s["first_file"]):
+        print(f"  {study['first_file']}\t{study['modality'] or '-'}\t{study['body_region'] or '-'}\t"
+              f"{'dose-bearing' if study['dose_source'] else 'no dose'}\t{'; '.join(study['qa'][:3])}")
     print(f"\n{len(result['files'])} files ({rejected} rejected as unreadable or without a study), "
           f"{len(result['studies'])} studies, ingested in {result['seconds']:.1f} s; dose-bearing studies normalised: "
           f"{100 * dose_share:.1f}% (target {100 * TARGET:.0f}%)")
+    patients = everything.get("dose", 0) - everything.get("dose_qa", 0)
+    normalised = everything.get("dose_normalised", 0) - everything.get("dose_qa_normalised", 0)
+    if patients:
+        print(f"without the {everything.get('dose_qa', 0)} dose-bearing QA/physics studies: {normalised}/{patients} "
+              f"({100 * normalised / patients:.1f}%)")
     if args.json:
         args.json.write_text(json.dumps({"summary": counts, **result}, indent=1, default=str))
     return 0

@@ -14,6 +14,8 @@ source              version      licence   what it holds
 ``pyskindose``      25.1.1       MIT       fluoroscopy RDSRs (Siemens AXIOM-Artis, Philips Allura Clarity)
 ``openrem``         0.10.0       GPL-3.0   OpenREM's test files: CT, DX, MG, RF RDSRs of GE, Siemens, Philips,
                                            Toshiba, Canon, Carestream, Hologic; DX, CR and MG images
+``deid-data``       0.0.20       MIT       deid's example files: a Siemens CT head, an Agfa DX, three US studies
+                                           of Philips and Siemens, the "dicom-cookies" set
 ==================  ===========  ========  =====================================================================
 
 Used by the vendor-file tests (``tests/imaging``) and by ``python -m bench vendor_dicom``.
@@ -55,6 +57,7 @@ SOURCES = (
     Source("pyskindose", "pyskindose==25.1.1", "pyskindose-25.1.1-*.whl", ("pyskindose/example_data/",), "MIT"),
     Source("openrem", "openrem==0.10.0", "OpenREM-0.10.0.tar.gz", ("OpenREM-0.10.0/openrem/remapp/tests/test_files/",),
            "GPL-3.0"),
+    Source("deid-data", "deid-data==0.0.20", "deid-data-0.0.20.tar.gz", ("deid-data-0.0.20/deid_data/data/",), "MIT"),
 )
 BY_NAME = {source.name: source for source in SOURCES}
 

@@ -31,7 +31,7 @@ from imaging.facts import StudyFacts
 from imaging.index import StudyIndex, new_study
 from imaging.iocm import RejectionNote
 from imaging.reports import fill_report, link_report
-from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance, StudyReport
+from imaging.tables import ImagingOrder, InstanceRejection, IrradiationEvent, Study, StudyInstance, StudyReport
 from mpi import SourceRecord
 from priorscan.audit import Agent, audit_row
 from priorscan.bulk_rows import JsonText, insert_rows, is_postgresql, reserve_ids
@@ -196,6 +196,7 @@ class StudyGroup:
         self.stored = StudyIndex(session, trusts)
         self.reports: dict[tuple[str, str], StudyReport] = {}
         self._held: dict[str, bool] = {}  # study UID -> the store holds it
+        self._orders: bool | None = None
 
     def index_for(self, study_instance_uid: str) -> StudyIndex:
         """The index that applies a statement about this study: the session's for a study the store holds."""
@@ -212,6 +213,13 @@ class StudyGroup:
         found = _present(self.session, Study.study_instance_uid, uids)
         self._held.update({uid: uid in found for uid in uids})
         return found
+
+    def orders_held(self) -> bool:
+        """Whether the store holds any order (looked up once: a bulk load's results come before its orders, and a
+        group of results creates none)."""
+        if self._orders is None:
+            self._orders = self.session.scalars(select(ImagingOrder.id).limit(1)).first() is not None
+        return self._orders
 
     def uid_by_accession(self, trust_ods: str, accession: str) -> str | None:
         """A new study of this group performed at ``trust_ods`` with that accession number (the first made)."""

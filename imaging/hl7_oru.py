@@ -216,7 +216,7 @@ def apply_oru(session: Session, trusts: TrustRegistry, message: Message, *, agen
         if facts is None:
             facts = _known_study(session, trust_ods, keys, identity, studies)
         if facts is None:
-            if _update_order(session, trust_ods, keys):
+            if _update_order(session, trust_ods, keys, studies):
                 continue
             return ItemOutcome.rejected(kind, "no Study Instance UID (IPC-3, ZDS-1 or OBX) and no known study or "
                                         "order for the group's accession or order number", "hl7.required")
@@ -235,7 +235,7 @@ def apply_oru(session: Session, trusts: TrustRegistry, message: Message, *, agen
             regional_ids.append(indexed.regional_id)
         unresolved = unresolved or indexed.unresolved_reason
         if keys.get("placer"):
-            _update_order(session, trust_ods, keys)
+            _update_order(session, trust_ods, keys, studies)
     detail: dict[str, object] = {"regionalPatientId": regional_ids[0] if regional_ids else None,
                                  "regionalPatientIds": regional_ids, "studyInstanceUids": uids}
     if unresolved:
@@ -310,10 +310,12 @@ def _known_study(session: Session, trust_ods: str | None, keys: dict, identity: 
     return StudyFacts(study_instance_uid=uid, source="oru", patient=identity, status=keys.get("status"))
 
 
-def _update_order(session: Session, trust_ods: str | None, keys: dict) -> bool:
+def _update_order(session: Session, trust_ods: str | None, keys: dict, studies: StudyGroup | None = None) -> bool:
     """Carry the result's status to the order it answers (by placer order number at the trust)."""
     if not trust_ods or not keys.get("placer") or not keys.get("status"):
         return False
+    if studies is not None and not studies.orders_held():
+        return False  # a bulk load's results before any order: nothing to look up
     order = session.scalars(select(ImagingOrder).where(ImagingOrder.requesting_trust == trust_ods,
                                                        ImagingOrder.placer_order_number == keys["placer"])).first()
     if order is None:

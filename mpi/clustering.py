@@ -4,8 +4,8 @@ Naive transitive closure of match links lets one record that half-matches two pe
 
 1. the connected components of *match* links (plus manual links) are found;
 2. in each component of three or more records, every pair is scored; a component with no *conflict* (a pair the
-   evidence says are different people: different valid NHS numbers, field weights adding up against a match, or a
-   manual no-match) is one patient;
+   evidence says are different people: different valid NHS numbers, field weights adding up against a match, a
+   posterior below the possible threshold, or a manual no-match) is one patient;
 3. a component with a conflict is rebuilt greedily: its match links, strongest first (manual links before all),
    join two groups only when no pair across them conflicts.
 

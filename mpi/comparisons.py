@@ -201,11 +201,18 @@ class NhsNumberComparison(Comparison):
 @dataclass
 class FamilyNameComparison(Comparison):
     """Family names: exact; given and family swapped; words shared (double-barrelled, hyphenated, run together);
-    close spelling; same sound; distant spelling; else."""
+    close spelling; same sound; distant spelling; crossed (one record's family name is the other's given name, or
+    its given name the other's family name: one name keyed into the wrong field, the other lost or replaced);
+    else.
+
+    A crossed name is one event seen from the family name only (the given names then usually disagree, and weigh
+    as they do); whether it is evidence of one person, and how much, is learnt like every level (m by EM, u from
+    random pairs, and among the people of one home).
+    """
 
     kind: ClassVar[str] = "family-name"
     labels: ClassVar[tuple[str, ...]] = ("exact", "swapped", "words-shared", "jaro-winkler>=0.92", "phonetic",
-                                         "jaro-winkler>=0.80", "else")
+                                         "jaro-winkler>=0.80", "crossed", "else")
     tf_column: ClassVar[str | None] = "family"
     name: str = "family"
     close: float = 0.92
@@ -221,7 +228,27 @@ class FamilyNameComparison(Comparison):
                                    | right["family_multi"]), _each(_words_shared), False, bool)
         jw = per_distinct_pair(left, right, ("family", "family"), rest & ~shared, _jaro_winkler, 0.0, np.float32)
         phonetic = equal(left, right, "family_ph") & ~absent(left, "family_ph")
-        return _assign([exact, swapped, shared, jw >= self.close, phonetic, jw >= self.distant], null)
+        crossed = crossed_names(left, right, rest & ~shared & (jw < self.distant) & ~phonetic, self.close)
+        return _assign([exact, swapped, shared, jw >= self.close, phonetic, jw >= self.distant, crossed], null)
+
+
+def crossed_names(left: Columns, right: Columns, where: NDArray[np.bool_], close: float = 0.92
+                  ) -> NDArray[np.bool_]:
+    """Where one record's given name is the other's family name (or one of its words), or its family name the
+    other's given name, allowing a slip (Jaro–Winkler ≥ ``close``): only the pairs selected by ``where``."""
+    out = np.zeros(len(where), dtype=bool)
+    for a, b in ((left, right), (right, left)):
+        usable = where & ~out & ~absent(a, "given") & ~absent(b, "family")
+        out |= per_distinct_pair(a, b, ("given", "family"), usable,
+                                 _each(lambda given, family: _crossed(given, family, close)), False, bool)
+    return out
+
+
+def _crossed(given: str, family: str, close: float) -> bool:
+    """A given name that is the family name, one of its words, or the family name with a slip."""
+    if given == family or given in family.split():
+        return True
+    return bool(JaroWinkler.normalized_similarity(given, family) >= close)
 
 
 def swapped_names(left: Columns, right: Columns, close: float = 0.92) -> NDArray[np.bool_]:
@@ -316,6 +343,55 @@ def nickname_related(left: NDArray[np.int32], right: NDArray[np.int32]) -> NDArr
     left_self, right_self = left[:, 0], right[:, 0]
     related = (left[:, 1:] == right_self[:, None]).any(axis=1) | (right[:, 1:] == left_self[:, None]).any(axis=1)
     return related & (left_self >= 0)  # type: ignore[no-any-return]
+
+
+@dataclass
+class MiddleNameComparison(Comparison):
+    """Further given names (middle names, as HL7 PID-5.3 and FHIR's second ``given`` carry them): the same, spelled
+    out; the first agreeing as far as both go (an initial and a name it begins, ``J`` and ``JAMES``; or the same first
+    middle name, the rest differing); else. Missing on either side (most records hold none), or the first given
+    names agreeing: no evidence.
+
+    Among relatives a middle name is shared now and then (a son named after his father); how often is learnt among
+    the people of one home like the other personal fields (:func:`mpi.training.estimate_u_household`).
+    """
+
+    kind: ClassVar[str] = "middle-name"
+    labels: ClassVar[tuple[str, ...]] = ("exact", "initial-or-first", "else")
+    name: str = "middle"
+
+    def levels(self, left: Columns, right: Columns) -> Levels:
+        null = absent(left, "middle") | absent(right, "middle")
+        exact = equal(left, right, "middle")
+        level = per_distinct_pair(left, right, ("middle", "middle"), ~(null | exact), _each_level(_middle_level),
+                                  2, np.int8)
+        # an initial alone agreeing with an initial alone is the second level, not a spelled-out agreement
+        initials = per_distinct_pair(left, right, ("middle", "middle"), exact & ~null, _each(_initial_only), False,
+                                     bool)
+        # where the first given names agree the middle names are no further evidence: relatives who share a first
+        # name (a son named after his father) share the middle one too, far more often than strangers, and two
+        # records of one person often differ in it (dropped, an initial, a second one added)
+        null |= equal(left, right, "given")
+        return _assign([exact & ~initials, initials | (level == 1)], null)
+
+
+def _initial_only(a: str, _b: str) -> bool:
+    return len(a.split(" ", 1)[0]) == 1
+
+
+def _middle_level(a: str, b: str) -> int:
+    """1 when the first middle names agree as far as both go (an initial and a name it begins, or the same name),
+    2 otherwise."""
+    fa, fb = a.split(" ", 1)[0], b.split(" ", 1)[0]
+    if fa == fb or ((len(fa) == 1 or len(fb) == 1) and fa[:1] == fb[:1]):
+        return 1
+    return 2
+
+
+def _each_level(func: Callable[[str, str], int]) -> Callable[[Column, Column], NDArray[np.int8]]:
+    def apply(a: Column, b: Column) -> NDArray[np.int8]:
+        return np.fromiter((func(x, y) for x, y in zip(a, b, strict=True)), dtype=np.int8, count=len(a))
+    return apply
 
 
 @dataclass
@@ -468,11 +544,14 @@ class PhoneComparison(Comparison):
 @dataclass
 class ResidenceComparison(Comparison):
     """Where the person lives, postcode and address together (they are not independent evidence: a household
-    shares both): both agree; the postcode only; the address only; nearby (same sector or district, or an address
-    partly alike); else."""
+    shares both): both agree; the postcode only; the address only; both nearly (the postcode in the same sector or
+    one character off, and the address partly alike with its house numbers agreeing: one home keyed with slips in
+    both, where a neighbour has another house number); nearby (same sector or district, or an address partly
+    alike); else."""
 
     kind: ClassVar[str] = "residence"
-    labels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "postcode", "address", "nearby", "else")
+    labels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "postcode", "address", "both-nearly", "nearby",
+                                         "else")
     tf_column: ClassVar[str | None] = "postcode"
     tf_level: ClassVar[int] = 1
     shared_by_household: ClassVar[bool] = True
@@ -484,12 +563,14 @@ class ResidenceComparison(Comparison):
         address = AddressComparison().levels(left, right)
         address_agrees = (address == 0) | (address == 1)
         same_postcode = postcode == 0
-        nearby = (postcode == 1) | (postcode == 2) | (address == 2)
-        return _assign([same_postcode & address_agrees, same_postcode, address_agrees, nearby],
+        partial_address = address == 2
+        nearby = (postcode == 1) | (postcode == 2) | partial_address
+        return _assign([same_postcode & address_agrees, same_postcode, address_agrees,
+                        (postcode == 1) & partial_address, nearby],
                        (postcode == NULL) & (address == NULL))
 
 
 def default_comparisons() -> list[Comparison]:
     """The comparisons of priorscan's model, in scoring order."""
-    return [NhsNumberComparison(), FamilyNameComparison(), GivenNameComparison(), BirthDateComparison(),
-            ExactComparison(name="sex", column="sex"), ResidenceComparison(), PhoneComparison()]
+    return [NhsNumberComparison(), FamilyNameComparison(), GivenNameComparison(), MiddleNameComparison(),
+            BirthDateComparison(), ExactComparison(name="sex", column="sex"), ResidenceComparison(), PhoneComparison()]

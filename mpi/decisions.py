@@ -19,10 +19,12 @@ The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *
    own identifiers: when the weights of NHS number, names, birth date and sex add up against a match, the pair
    is *no match* however much the residence agrees. At one home this is the pair's own weight (the person's
    fields there are already weighed against the household).
-8. No given name to compare and no NHS number agreeing leaves only what a same-sex twin shares (family name,
-   birth date, sex, residence, phone): nothing tells the person from a twin. When the record lacking the given
-   name is also probable with a record of someone else whom the evidence keeps apart from its partner (the
-   other twin; a parent of the same name), it could belong to either: at most a *possible match*.
+8. No given name to compare (or only its initial) and no NHS number agreeing leaves only what a same-sex twin
+   shares (family name, birth date, sex, residence, phone): nothing tells the person from a twin. No birth date to
+   compare leaves only what a father and a son of one name share (names, sex, residence, phone). When the record
+   lacking the given name, all but its initial, or the birth date is also probable with a record of someone else
+   whom the evidence keeps apart from its partner (the other twin; a parent of the same name), it could belong to
+   either: at most a *possible match*.
 
 0. The same valid NHS number, verified (status 01, traced on the Personal Demographics Service) on both records, is
    one person: *match*, whatever the weights and the rules below, and from the first record on (it needs no

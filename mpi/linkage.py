@@ -52,7 +52,8 @@ def _pair_codes(a: IntArray, b: IntArray, size: int) -> IntArray:
 
 def is_conflict(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
     """Pairs that may not share a patient without a person's decision (the cluster integrity rule, see
-    :mod:`mpi.clustering`): different valid NHS numbers, or weights (all, or the person's own) adding up against."""
+    :mod:`mpi.clustering`): different valid NHS numbers, weights (all, or the person's own) adding up against, or
+    a posterior below the possible threshold (:func:`mpi.scoring.evidence_apart`)."""
     return evidence_apart(model, scored)
 
 

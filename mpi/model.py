@@ -13,8 +13,8 @@ so the fields are not independent of the family name. Where family names agree, 
 ``u_same_family``, learnt among pairs of different people of the same family name, instead of ``u``. And once two
 records share a family name *and* a home, the different people they could be are relatives, not strangers:
 relatives share a birth date far more often (twins), a first name now and then (a mother and a daughter), so the
-person's own comparisons (given name, birth date, sex) then use ``u_household``, learnt among different people of
-one household (:func:`mpi.training.estimate_u_household`). The model reads the chain of evidence in order: the
+person's own comparisons (given and middle names, birth date, sex) then use ``u_household``, learnt among different
+people of one household (:func:`mpi.training.estimate_u_household`). The model reads the chain of evidence in order: the
 family name (against everyone), the home (against people of that family name), the person (against the household).
 
 Thresholds are posterior probabilities, so they are derived from the model rather than chosen on a score scale:
@@ -81,6 +81,22 @@ SHIPPED_KIND = "shipped-prior"
 TRAINED_KIND = "em"
 
 
+def realign(values: list[float], stored: list[str] | tuple[str, ...], labels: tuple[str, ...],
+            prior: list[float]) -> list[float]:
+    """``values`` given per ``stored`` label, laid out per ``labels``: a level the values lack takes ``prior``'s
+    value (prior knowledge, in ``labels`` order) and the whole is renormalised to sum to what it summed to.
+
+    Values already laid out per ``labels`` (or whose labels are not known) are returned as they are.
+    """
+    values = [float(v) for v in values]
+    if not stored or list(stored) == list(labels) or len(stored) != len(values) or len(prior) != len(labels):
+        return values
+    by_label = dict(zip(stored, values, strict=True))
+    out = [by_label.get(label, float(prior[i])) for i, label in enumerate(labels)]
+    total, kept = sum(out), sum(values)
+    return [v * kept / total for v in out] if total > 0 and kept > 0 else out
+
+
 @dataclass
 class Model:
     """A trained (or default) Fellegi–Sunter model."""
@@ -93,7 +109,7 @@ class Model:
     possible_threshold: float = DEFAULT_POSSIBLE_THRESHOLD
     # u of what a household shares (residence, phone) among different people with the same family name: relatives
     u_same_family: dict[str, list[float]] = field(default_factory=dict)
-    # u of the person's own comparisons (given name, birth date, sex) among different people of one household
+    # u of the person's own comparisons (given and middle names, birth date, sex) among different people of a household
     u_household: dict[str, list[float]] = field(default_factory=dict)
     # among pairs sharing a family name and a home: the share that are one person (0: no household model)
     household_prior: float = 0.0
@@ -206,15 +222,31 @@ class Model:
         if data.get("format") != FORMAT:
             return cls.default()
         comparisons, ms, us = [], [], []
+        realigned = False
+        stored_labels: dict[str, list[str]] = {}
         for entry in data["comparisons"]:
             settings = {k: v for k, v in entry.items() if k not in ("labels", "m", "u")}
-            comparisons.append(Comparison.from_dict(settings))
-            ms.append(list(entry["m"]))
-            us.append(list(entry["u"]))
+            comparison = Comparison.from_dict(settings)
+            comparisons.append(comparison)
+            labels = list(entry.get("labels") or comparison.labels)
+            stored_labels[comparison.name] = labels
+            prior_m, prior_u = PRIOR_KNOWLEDGE.get(comparison.name, (entry["m"], entry["u"]))
+            ms.append(realign(entry["m"], labels, comparison.labels, prior_m))
+            us.append(realign(entry["u"], labels, comparison.labels, prior_u))
+            realigned |= labels != list(comparison.labels)
         training = dict(data.get("training") or {})
         version = data.get("version", "")
+        if realigned:
+            # a model stored before a comparison gained a level: each level it knew keeps its values, a new one takes
+            # the shipped prior knowledge (until the next ``priorscan link`` learns it); a version of its own
+            training = {**training, "realigned": "levels added since the model was trained take prior knowledge"}
+            version = ""
+        labels_of = {c.name: c.labels for c in comparisons}
         if "u_household" in data:
-            household: dict[str, Any] = {"u_household": dict(data.get("u_household") or {}),
+            u_household = {name: realign(list(u), stored_labels.get(name, []), labels_of.get(name, ()),
+                                         HOUSEHOLD_PRIOR_KNOWLEDGE.get(name, list(u)))
+                           for name, u in dict(data.get("u_household") or {}).items()}
+            household: dict[str, Any] = {"u_household": u_household,
                                          "household_prior": float(data.get("household_prior") or 0.0),
                                          "kin_per_record": float(data.get("kin_per_record") or 0.0)}
         else:
@@ -227,7 +259,9 @@ class Model:
             version = ""
         return cls(comparisons=comparisons, m=ms, u=us, prior=data["prior"], match_threshold=data["match_threshold"],
                    possible_threshold=data["possible_threshold"], tf=dict(data.get("tf") or {}),
-                   u_same_family=dict(data.get("u_same_family") or {}), **household,
+                   u_same_family={name: realign(u, stored_labels.get(name, []), labels_of.get(name, ()),
+                                                PRIOR_KNOWLEDGE.get(name, (u, u))[1])
+                                  for name, u in dict(data.get("u_same_family") or {}).items()}, **household,
                    tf_total=int(data.get("tf_total") or 0), training=training,
                    created_at=data.get("created_at", ""), version=version)
 

@@ -18,12 +18,14 @@ Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot expre
   one home the person's own fields are weighed against the household (``u_household``, :mod:`mpi.model`);
 - *personal evidence*: the sum of the weights of the person's own identifiers (NHS number, names, birth date,
   sex), leaving out what a household shares (residence, phone); at one home, the pair's weight itself;
-- *undistinguished*: no given name to compare and no NHS number agreeing. What is left (family name, birth date,
-  sex, residence, phone) is exactly what a same-sex twin shares, so nothing in the pair tells the person from a
-  twin;
-- *ambiguous*: an undistinguished pair whose record without a given name is also probable (at least the possible
-  threshold) with a record of someone else, whom the evidence keeps apart from this pair's other record (two
-  twins, or a parent and a child of one name): it could be either, so neither is automatic.
+- *undistinguished*: no given name (or only its initial) or no birth date to compare, and no NHS number agreeing.
+  Without the given name, what is left (family name, birth date, sex, residence, phone) is exactly what a same-sex
+  twin shares; without the birth date, what is left (names, sex, residence, phone) is what a father and a son of
+  one name share: nothing in the pair tells the person from that relative;
+- *ambiguous*: an undistinguished pair whose weak record (lacking the given name, all but its initial, or the
+  birth date: :func:`weak_records`) is also probable (at least the possible threshold) with a record of someone
+  else, whom the evidence keeps apart from this pair's other record (two twins, or a parent and a child of one
+  name): it could be either, so neither is automatic.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class ScoredPairs:
         if self.nhs_unsupported[i]:
             return "nhs-number-unsupported"
         if self.ambiguous[i]:
-            return "no-given-name"
+            return "could-be-either"
         return None
 
 
@@ -277,21 +279,32 @@ def _term_frequency(model: Model, column: str, side: Frame, rows: NDArray[np.int
 
 def evidence_apart(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
     """Pairs the evidence says are different people, so they may not share a patient without a person's decision:
-    different valid NHS numbers, the sibling rule, or weights (all, or the person's own) adding up against."""
+    different valid NHS numbers, weights (all, or the person's own) adding up against, or a posterior below the
+    possible threshold (the model puts them more likely two people than one: a chain of links through other
+    records must not join them, as it joined a father and a son of one name through a record without a birth
+    date)."""
     apart = (scored.hard_conflict | scored.nhs_different
-             | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
+             | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0)
+             | (scored.probability < model.possible_threshold))
     return apart & ~(scored.nhs_verified_same & ~scored.nhs_unsupported)  # type: ignore[no-any-return]
 
 
-#: Records without a given name with more probable partners than this are not checked further (a placeholder).
+#: Weak records with more probable partners than this are not checked further (a placeholder).
 AMBIGUITY_PARTNERS = 30
 
 
-def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """Which ``candidate`` pairs (undistinguished and probable) are *ambiguous*: their record without a given name
-    has probable candidate pairs with two records that the evidence keeps apart (:func:`evidence_apart`).
+def weak_records(side: Frame) -> NDArray[np.bool_]:
+    """Rows of ``side`` lacking what tells a person from a close relative: the given name, or all but its initial
+    (a twin), or the birth date (a parent or a child of one name)."""
+    return side["given__missing"] | (side["given_len"] == 1) | (side["birth_year"] == 0)  # type: ignore[no-any-return]
 
-    Pairs are grouped by the record lacking the given name (either side); within a group, every two partners are
+
+def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Which ``candidate`` pairs (undistinguished and probable) are *ambiguous*: their weak record (without a given
+    name or a birth date, :func:`weak_records`) has probable candidate pairs with two records that the evidence
+    keeps apart (:func:`evidence_apart`).
+
+    Pairs are grouped by the weak record (either side); within a group, every two partners are
     scored against each other. Needs both sides to be rows of one frame (real time: the probe against its
     candidates; batch: every probable pair at once).
     """
@@ -301,7 +314,7 @@ def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[
         return out
     pairs = np.flatnonzero(candidate)
     left_rows, right_rows = left.rows[pairs], right.rows[pairs]
-    left_weak, right_weak = left["given__missing"][pairs], right["given__missing"][pairs]
+    left_weak, right_weak = weak_records(left)[pairs], weak_records(right)[pairs]
     weak = np.concatenate([left_rows[left_weak], right_rows[right_weak]])
     partner = np.concatenate([right_rows[left_weak], left_rows[right_weak]])
     order = np.lexsort((partner, weak))
@@ -387,7 +400,10 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
                      | _level_is(model, levels, "birth_date", "day-month-transposed"))
     sibling = given_differs & born_same_day & family
     names_differ = given_differs & _level_is(model, levels, "family", "else")
-    undistinguished = given_missing & ~nhs_exact
+    birth_index = model.index_of("birth_date")
+    birth_missing = levels[:, birth_index] == NULL if birth_index is not None else np.zeros(len(levels), bool)
+    initial_only = (left["given_len"] == 1) | (right["given_len"] == 1)
+    undistinguished = (given_missing | initial_only | birth_missing) & ~nhs_exact
     scored = ScoredPairs(levels=levels, field_weights=field_weights, weight=weight, probability=probability,
                          hard_conflict=hard_conflict, nhs_exact=nhs_exact, nhs_different=nhs_else & ~hard_conflict,
                          nhs_unsupported=nhs_exact & ~(family | given | birth), sibling=sibling,

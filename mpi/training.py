@@ -362,7 +362,7 @@ HOME_CAP = 30
 #: A pair counts as two relatives for one field's u when the other fields put it this likely apart.
 RELATIVE_CONFIDENCE = 0.95
 #: The person's own comparisons whose u differs among relatives (learnt among different people of one household).
-HOUSEHOLD_COMPARISONS = ("family", "given", "birth_date", "sex")
+HOUSEHOLD_COMPARISONS = ("family", "given", "middle", "birth_date", "sex")
 
 
 def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *,

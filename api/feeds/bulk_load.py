@@ -40,7 +40,7 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.pool import Pool
 from pathlib import Path
@@ -144,9 +144,14 @@ class Readers:
             _init_worker(trusts, production)
 
     def map(self, function: Any, items: Sequence[Any]) -> list[Any]:
+        return self.start(function, items)()
+
+    def start(self, function: Any, items: Sequence[Any]) -> Callable[[], list[Any]]:
+        """Start reading ``items`` (in the workers, while this process writes what they read before); the
+        function that waits for them and returns what they read, in order."""
         if self.pool is None:
-            return [function(item) for item in items]
-        return self.pool.map(function, items, chunksize=max(1, min(256, len(items) // 8 or 1)))
+            return lambda: [function(item) for item in items]
+        return self.pool.map_async(function, items, chunksize=max(1, min(256, len(items) // 8 or 1))).get
 
     def close(self) -> None:
         if self.pool is not None:
@@ -516,10 +521,18 @@ class Backfill:
             return
         done = mark.position if mark is not None else 0
         ordered = sorted(files, key=lambda d: str(d.path))
-        for start in range(done, len(ordered), self.group):
+        starts = range(done, len(ordered), self.group)
+
+        def read(start: int) -> Callable[[], list[Any]]:
+            return self.readers.start(_read_dicom, [str(found.path) for found in ordered[start:start + self.group]])
+
+        reading = read(done) if starts else None
+        for start in starts:
             chunk = ordered[start:start + self.group]
             end, finished = start + len(chunk), start + len(chunk) >= len(ordered)
-            prepared = self.readers.map(_read_dicom, [str(found.path) for found in chunk])
+            assert reading is not None
+            prepared = reading()
+            reading = read(end) if not finished else None  # the next group is read while this one is written
             ready = [(n, p) for n, p in enumerate(prepared) if not isinstance(p, ItemOutcome)]
             outcomes: list[ItemOutcome | None] = [p if isinstance(p, ItemOutcome) else None for p in prepared]
             applied = self._studies_in_bulk([p for _, p in ready], name, end, finished) if ready else None

@@ -7,9 +7,9 @@ import logging
 
 from fastapi import FastAPI
 
-from api.auth.guard import PUBLIC_PATHS, Guard
 from api.context import AppContext
 from api.http import storage_errors
+from api.http.guard import PUBLIC_PATHS, Guard
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def create_app(context: AppContext) -> FastAPI:
     return app
 
 
-#: Answers any route may give, whatever its own: the door's (:mod:`api.auth.guard`), the scope check's, and the storage
+#: Answers any route may give, whatever its own: the door's (:mod:`api.http.guard`), the scope check's, and the storage
 #: errors' (:mod:`api.http.storage_errors`). Documented on every operation, so the schema lists every answer a client
 #: can get.
 COMMON_ANSWERS: dict[str, str] = {

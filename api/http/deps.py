@@ -178,7 +178,7 @@ def get_principal(request: Request, ctx: AppContext) -> Principal:
 
 
 def _admitted(request: Request) -> Principal | None:
-    """The principal :class:`api.auth.guard.Guard` let in (it authenticates before the body is read), if any."""
+    """The principal :class:`api.http.guard.Guard` let in (it authenticates before the body is read), if any."""
     found = request.scope.get("state", {}).get("priorscan_principal")
     return found if isinstance(found, Principal) else None
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.auth.principal import Principal
 from api.auth.scopes import ALERTS, DUPLICATE_CHECK, OPERATIONS
-from api.http.deps import Principal
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ Each step runs a pure function of the single-machine relink on a pandas batch in
   above the possible threshold (and every pair with one verified NHS number), as :func:`mpi.linkage.link_frame`;
 - the match threshold: :func:`mpi.decisions.derive_match_threshold`'s rule, computed over range partitions of the
   sorted posteriors (no partition's values leave it; only its count and sum do);
-- rule 8 (a record without a given name): :func:`mpi.scoring.evidence_apart` between every two probable partners
+- rule 8 (a record without a given name or a birth date): :func:`mpi.scoring.evidence_apart` between every two
+  probable partners
   of each such record, grouped by that record, as :func:`mpi.scoring.ambiguous_pairs`;
 - decisions: :func:`mpi.decisions.decide_many`.
 """
@@ -24,7 +25,7 @@ import pandas as pd
 from mpi.blocking import MAX_BLOCK_SIZE, key_table
 from mpi.decisions import decide_many
 from mpi.linkage import DERIVATION_FLOOR
-from mpi.scoring import AMBIGUITY_PARTNERS, ScoredPairs, evidence_apart, score_frames
+from mpi.scoring import AMBIGUITY_PARTNERS, ScoredPairs, evidence_apart, score_frames, weak_records
 from mpi.spark.columns import MATCH_COLUMNS, model_of, pair_frames
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 PAIR_SCHEMA = "a long, b long"
 SCORE_SCHEMA = ("a long, b long, weight double, probability double, hard_conflict boolean, nhs_different boolean, "
                 "nhs_unsupported boolean, personal_weight double, nhs_verified_same boolean, undistinguished boolean, "
-                "l_given_missing boolean, r_given_missing boolean")
+                "l_weak boolean, r_weak boolean")
 _FLAGS = ("hard_conflict", "nhs_different", "nhs_unsupported", "nhs_verified_same", "undistinguished")
 
 
@@ -96,8 +97,7 @@ def score_pairs(pairs: DataFrame, records: DataFrame, model: Broadcast[str], flo
                                 "personal_weight": scored.personal_weight[keep],
                                 "nhs_verified_same": scored.nhs_verified_same[keep],
                                 "undistinguished": scored.undistinguished[keep],
-                                "l_given_missing": left["given__missing"][keep],
-                                "r_given_missing": right["given__missing"][keep]})
+                                "l_weak": weak_records(left)[keep], "r_weak": weak_records(right)[keep]})
             yield out
 
     return with_sides(pairs, records).mapInPandas(score, SCORE_SCHEMA)
@@ -146,13 +146,13 @@ def derive_match_threshold(probable: DataFrame, *, target_precision: float = 0.9
 
 def ambiguous_records(probable: DataFrame, records: DataFrame, model: Broadcast[str],
                       possible_threshold: float) -> DataFrame:
-    """``(record_id)`` of the records without a given name whose probable partners include two people the evidence
-    keeps apart (rule 8): :func:`mpi.scoring.ambiguous_pairs`, grouped by the record lacking the given name."""
+    """``(record_id)`` of the weak records (without a given name or a birth date) whose probable partners include two
+    people the evidence keeps apart (rule 8): :func:`mpi.scoring.ambiguous_pairs`, grouped by the weak record."""
     from pyspark.sql import functions as F
 
     candidate = probable.where(F.col("undistinguished") & (F.col("probability") >= possible_threshold))
-    weak = (candidate.where("l_given_missing").select(F.col("a").alias("weak"), F.col("b").alias("partner"))
-            .union(candidate.where("r_given_missing").select(F.col("b").alias("weak"), F.col("a").alias("partner"))))
+    weak = (candidate.where("l_weak").select(F.col("a").alias("weak"), F.col("b").alias("partner"))
+            .union(candidate.where("r_weak").select(F.col("b").alias("weak"), F.col("a").alias("partner"))))
     groups = (weak.groupBy("weak").agg(F.collect_set("partner").alias("partners"))
               .where((F.size("partners") >= 2) & (F.size("partners") <= AMBIGUITY_PARTNERS)))
 
@@ -192,8 +192,8 @@ def decide(probable: DataFrame, ambiguous: DataFrame, model: Broadcast[str], pos
               .join(right_torn, F.col("b") == right_torn["right_torn"], "left"))
     candidate = F.col("undistinguished") & (F.col("probability") >= possible_threshold)
     marked = marked.withColumn("ambiguous", candidate & (
-        (F.col("l_given_missing") & F.col("left_torn").isNotNull())
-        | (F.col("r_given_missing") & F.col("right_torn").isNotNull()))).drop("left_torn", "right_torn")
+        (F.col("l_weak") & F.col("left_torn").isNotNull())
+        | (F.col("r_weak") & F.col("right_torn").isNotNull()))).drop("left_torn", "right_torn")
 
     def codes(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         current = model_of(model.value)

@@ -1,5 +1,6 @@
-"""api.http.routers.imaging over a real HTTP server: FHIR ImagingStudy, the patient timeline, dose analytics, scopes,
-audit. (Kept with the imaging tests: the router is the imaging work's edge.)"""
+"""The imaging routers (api.http.routers: imaging_study, diagnostic_report, imaging) over a real HTTP server: FHIR
+ImagingStudy, the patient timeline, dose analytics, scopes, audit. (Kept with the imaging tests: the routers are the
+imaging work's edge.)"""
 
 from __future__ import annotations
 

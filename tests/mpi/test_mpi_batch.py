@@ -123,6 +123,26 @@ def test_batch_keeps_a_record_without_given_name_or_nhs_number_out_of_both_twins
     assert 3 in reviewed, "the record goes to review, not to either twin"
 
 
+def test_batch_keeps_a_record_without_birth_date_or_nhs_number_out_of_father_and_son() -> None:
+    from mpi_factories import NHS_OTHER, match_record
+
+    from mpi.frames import frame_from_records
+    from mpi.linkage import link_frame
+    from mpi.model import Model
+
+    records = [match_record(1, given="John", sex="male", birth_date="1950-06-02"),  # the father, twice
+               match_record(2, local_id="A2", given="John", sex="male", birth_date="1950-06-02"),
+               match_record(3, given="John", sex="male", birth_date="1979-11-23", nhs_number=NHS_OTHER),  # the son
+               match_record(4, given="John", sex="male", birth_date=None, nhs_number=None,
+                            nhs_verification=None)]  # which one?
+    left, right = np.array([0, 0, 0, 1, 1, 2]), np.array([1, 2, 3, 2, 3, 3])
+    linkage = link_frame(frame_from_records(records), Model.default(), left, right)
+    labels = linkage.labels
+    assert labels[0] == labels[1] and len({labels[0], labels[2], labels[3]}) == 3
+    reviewed = {int(x) for x in np.r_[linkage.review_left, linkage.review_right]}
+    assert 3 in reviewed, "the record goes to review, not to father or son"
+
+
 def test_review_queue_items_point_at_two_patients(session: Session, population_store) -> None:  # type: ignore
     relink(session)
     for item in session.scalars(select(ReviewItem).where(ReviewItem.status == "open")).all()[:20]:
@@ -190,3 +210,24 @@ def test_relink_stores_the_explanation_of_every_link_and_review_item(session: Se
     assert total == len(items)
     risks = [entry["probability"] for entry in queue]
     assert risks == sorted(risks, reverse=True), "the likeliest missed link first"
+
+
+def test_a_pair_more_likely_two_people_is_an_integrity_conflict_though_its_weights_lean_to_one() -> None:
+    """Names agreeing and birth dates not (a father and a son of one name living apart): the fields weigh for a
+    match against the prior, yet the posterior says two people. No chain of links may join them."""
+    from mpi_factories import match_record
+
+    from mpi.frames import frame_from_records
+    from mpi.linkage import is_conflict
+    from mpi.model import Model
+    from mpi.scoring import score_frames
+
+    model = Model.default()
+    records = [match_record(1, given="John", sex="male", birth_date="1950-06-02", nhs_number=None),
+               match_record(2, given="John", sex="male", birth_date="1979-11-23", nhs_number=None,
+                            postcode="TN2 1AA", address="3 Oak Road", phone=None)]
+    frame = frame_from_records(records)
+    scored = score_frames(model, frame.take(np.array([0])), frame.take(np.array([1])))
+    assert scored.weight[0] - model.prior_weight > 0 and scored.personal_weight[0] > 0, "the fields lean to one"
+    assert scored.probability[0] < model.possible_threshold
+    assert is_conflict(model, scored)[0]

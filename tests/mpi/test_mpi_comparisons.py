@@ -28,6 +28,15 @@ def level(name: str, a: MatchRecord, b: MatchRecord) -> str | None:
     ({"family": "Whitfield"}, {"family": "Eleanor", "given": "Whitfield"}, "swapped"),
     ({"family": "Whitfield"}, {"family": "Okonkwo"}, "else"),
     ({"family": "Whitfield"}, {"family": None}, None),  # missing: no evidence
+    # one name keyed into the other field, the other lost or replaced: crossed
+    ({}, {"family": "Margaret", "given": "Whitfield"}, "crossed"),
+    ({}, {"family": "Eleanor", "given": "Margaret"}, "crossed"),
+    ({}, {"family": "Okonkwo", "given": "Whitfeld"}, "crossed"),  # with a slip
+    ({"family": "Van Wijk", "given": "James"}, {"family": "Jones", "given": "Van"}, "crossed"),  # a word of it
+    ({}, {"family": "Okonkwo", "given": "Margaret"}, "else"),
+    ({}, {"family": "Eleanor", "given": "Whitfield"}, "swapped"),  # both ways round: swapped, not crossed
+    ({"given": None}, {"family": "Margaret", "given": "Whitfield"}, "crossed"),
+    ({"given": None}, {"family": "Margaret", "given": None}, "else"),  # no given name to cross with
 ])
 def test_family_name_levels(left: dict, right: dict, expected: str | None) -> None:
     assert level("family", match_record(**left), match_record(**right)) == expected
@@ -43,6 +52,21 @@ def test_family_name_levels(left: dict, right: dict, expected: str | None) -> No
 ])
 def test_given_name_levels(left: dict, right: dict, expected: str) -> None:
     assert level("given", match_record(**left), match_record(**right)) == expected
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    ({}, {"given": "Ellie Grace"}, "exact"),  # the first names differ, the middle ones agree
+    ({}, {"given": "Ellie G"}, "initial-or-first"),  # an initial of it
+    ({"given": "Ellie G"}, {"given": "Eleanor G"}, "initial-or-first"),  # initials alone agree
+    ({}, {"given": "Ellie Grace Mary"}, "initial-or-first"),  # the first middle name agrees, the rest not
+    ({}, {"given": "Ellie Rose"}, "else"),
+    ({}, {"given": "Ellie R"}, "else"),
+    ({}, {"given": "Eleanor Rose"}, None),  # the first names agree: the middle one is no further evidence
+    ({}, {"given": "Eleanor Grace"}, None),
+    ({}, {"given": "Ellie"}, None),  # none on one side
+])
+def test_middle_name_levels(left: dict, right: dict, expected: str | None) -> None:
+    assert level("middle", match_record(**left), match_record(**right)) == expected
 
 
 @pytest.mark.parametrize(("right", "expected"), [
@@ -79,6 +103,10 @@ def test_nhs_number_levels(left: dict, right: dict, expected: str | None) -> Non
     ({"address": "14 Mill Lane, Guildford"}, "postcode"),  # a neighbour is not the same address
     ({"postcode": "GU1 4AD"}, "address"),  # postcode keyed wrongly
     ({"postcode": "GU1 4XY", "address": "3 Oak Road"}, "nearby"),  # same sector
+    # one home keyed with slips in both: the same sector and the address partly alike, its number agreeing
+    ({"postcode": "GU1 4AD", "address": "12 Mill Lane, Guildfrd, Surrey"}, "both-nearly"),
+    ({"postcode": "GU1 4AD", "address": "14 Mill Lane, Merrow, Guildford"}, "nearby"),  # a neighbour's number
+    ({"postcode": "GU2 7XH", "address": "12 Mill Lane, Guildfrd, Surrey"}, "nearby"),  # only the district
     ({"postcode": "TN2 1AA", "address": "3 Oak Road"}, "else"),  # moved house
     ({"postcode": "2615", "address": "9 Elvire Farm, Iron, NSW"}, "else"),
     ({"postcode": None, "address": None}, None),
@@ -91,6 +119,7 @@ def test_non_uk_postcodes_compare_as_strings() -> None:
     a = match_record(postcode="2615", address="9 Elvire Farm")
     assert level("residence", a, match_record(postcode="2615", address="9 Elvire Farm")) == "postcode-and-address"
     assert level("residence", a, match_record(postcode="2614", address="1 Other St")) == "nearby"
+    assert level("residence", a, match_record(postcode="2614", address="9 Elvire Farms, Iron")) == "both-nearly"
 
 
 @pytest.mark.parametrize("comparison", default_comparisons(), ids=lambda c: c.name)

@@ -133,6 +133,19 @@ def test_a_record_without_given_name_or_nhs_number_joins_neither_twin(index: Pat
     assert outcome.link_state == POSSIBLE and outcome.review_item_id is not None
 
 
+def test_a_record_without_birth_date_or_nhs_number_joins_neither_father_nor_son_of_one_name(
+        index: PatientIndex) -> None:
+    father = index.upsert(demographics(TRUST_A, "A1", given="John", sex="male", birth_date="1950-06-02"), event="t",
+                          actor="test")
+    son = index.upsert(demographics(TRUST_A, "A2", given="John", sex="male", birth_date="1979-11-23",
+                                    nhs_number=NHS_OTHER), event="t", actor="test")
+    assert father.regional_id != son.regional_id
+    outcome = index.upsert(demographics(TRUST_B, "B1", given="John", sex="male", birth_date=None, nhs_number=None,
+                                        nhs_verification=None), event="t", actor="test")
+    assert outcome.regional_id not in (father.regional_id, son.regional_id)
+    assert outcome.link_state == POSSIBLE and outcome.review_item_id is not None
+
+
 def test_no_given_name_with_the_same_nhs_number_is_still_linked(index: PatientIndex) -> None:
     outcome = second(index, given=None)
     assert outcome.link_state == MATCH, "the NHS number agrees: it tells the person from a twin"

@@ -46,6 +46,9 @@ VARIANTS: list[dict[str, Any]] = [
     {"address": "14 Mill Lane, Guildford", "sex": None},  # a neighbour
     {"family": "Okonkwo", "given": "William", "birth_date": "1961-07-30", "nhs_number": None},  # a stranger
     {"family": "Okonkwo", "given": "Bill", "birth_date": "1961-07-30", "nhs_number": None},  # his nickname
+    {"family": "Margaret", "given": "Whitfield"},  # the family name keyed as the given name: crossed
+    {"given": "Ellie G"},  # another first name, the middle one's initial
+    {"given": "Ellie Rose", "postcode": "GU1 4AD", "address": "12 Mill Lane, Guildfrd, Surrey"},  # slips in both
 ]
 
 
@@ -59,7 +62,7 @@ def trained_model() -> Model:
         tf={"family": {"WHITFIELD": 40, "OKONKWO": 3}, "given": {"ELEANOR": 30, "WILLIAM": 20, "MARGARET": 9},
             "postcode": {"GU1 4AB": 12}},
         tf_total=100_000,
-        u_same_family={"residence": [0.3, 0.1, 0.01, 0.1, 0.49], "phone": [0.3, 0.01, 0.69]})
+        u_same_family={"residence": [0.3, 0.1, 0.01, 0.02, 0.08, 0.49], "phone": [0.3, 0.01, 0.69]})
 
 
 def batch_sides(rows: list[MatchRecord]) -> tuple[Any, Any]:
@@ -99,7 +102,8 @@ def test_small_frame_scores_as_the_batch_path(model: Model, distinct_from: int,
             ("given", "nickname"), ("given", "initial-or-middle"), ("given", "jaro-winkler>=0.92"),
             ("birth_date", "day-month-transposed"), ("birth_date", "one-part-different"),
             ("birth_date", "partial-agrees"), ("nhs_number", "else"), ("residence", "nearby"),
-            ("phone", "one-edit")} <= seen
+            ("phone", "one-edit"), ("family", "crossed"), ("middle", "initial-or-first"), ("middle", "else"),
+            ("residence", "both-nearly")} <= seen
 
 
 def test_small_frame_matches_the_coded_frame_of_the_same_records() -> None:
