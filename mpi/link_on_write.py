@@ -295,6 +295,10 @@ class LinkOnWrite:
         else:
             self.writer.replace_blocking_keys(record.id, keys)
 
+    def drop_blocking_keys(self, record_id: int) -> None:
+        """Unindex a record (merged away: it is nobody's candidate any more)."""
+        self.writer.replace_blocking_keys(record_id, ())
+
     def link_on_write(self, record: SourceRecord, *, actor: str, reason: str, created: bool = False) -> LinkOutcome:
         """Place ``record`` (held by the session) with the regional patient it matches, or a new one; respects
         manual decisions.
