@@ -201,26 +201,16 @@ def _c_store_report(scp: Any, context: Any, count: int, associations: int, elaps
     return count / elapsed, stored
 
 
-def bench_stow(url: str, objects: list[bytes], connections: int, batch: int,
-               processes: int | None) -> tuple[float, int]:
+def bench_stow(url: str, objects: list[bytes], connections: int, batch: int) -> tuple[float, int]:
     import uvicorn
 
     from api.context import AppContext
-    from api.feeds.dicom_receiver import share_writer_processes
-    from api.feeds.mllp import writer_processes
-    from api.feeds.writer_processes import WriterProcesses
     from api.http.app import create_app
     from api.http.deps import token_hash
     from priorscan.settings import Settings
     from priorscan.tables import ApiClient
 
     context = AppContext.open(Settings(db=url, env="test"))
-    # as serve --dicom-port shares its SCP's writers with STOW-RS: on PostgreSQL unless --writer-processes says
-    count = processes if processes is not None else (
-        writer_processes(context) if context.engine.dialect.name == "postgresql" else 0)
-    pool = WriterProcesses(context.settings, count) if count else None
-    share_writer_processes(context, pool)
-    writer_pids = pool.pids() if pool is not None else []
     token = "ps_bench_" + uuid.uuid4().hex
     with context.sessions() as s:
         s.add(ApiClient(name="bench", token_hash=token_hash(token), scopes=["system/ImagingStudy.c"]))
@@ -248,29 +238,19 @@ def bench_stow(url: str, objects: list[bytes], connections: int, batch: int,
                 stored_ok.append(len((answer.get("00081199") or {}).get("Value") or []))
 
     threads = [threading.Thread(target=sender, args=(c,)) for c in _split(objects, connections)]
-    while pool is not None and len(writer_pids) < count:  # every writer started before the clock
-        time.sleep(0.05)
-        writer_pids = pool.pids()
-    writer_cpu = sum(_cpu_seconds(pid) for pid in writer_pids)
     started, cpu = time.perf_counter(), time.process_time()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    writer_cpu = sum(_cpu_seconds(pid) for pid in writer_pids) - writer_cpu
     server.should_exit = True
     thread.join(timeout=10)
-    share_writer_processes(context, None)
-    if pool is not None:
-        pool.stop()
     stored = _count(context, "study_instance")
     context.engine.dispose()
-    where = (f"{len(writer_pids)} writer process(es): {len(objects) / writer_cpu:.0f} objects per CPU-second of the "
-             f"writers, " if writer_pids and writer_cpu else "no writer process: ")
     print(f"STOW-RS: {sum(stored_ok)} of {len(objects)} objects stored in {elapsed:.1f} s ({connections} connections, "
           f"{batch} objects a request): {len(objects) / elapsed:.0f} objects/s committed; {stored} in the store; "
-          f"{where}{len(objects) / cpu:.0f} per CPU-second of the HTTP process (client and server; load average "
+          f"{len(objects) / cpu:.0f} objects per CPU-second (client and server in this process; load average "
           f"{os.getloadavg()[0]:.1f})")
     return len(objects) / elapsed, stored
 
@@ -287,7 +267,7 @@ def bench_push(args: argparse.Namespace) -> int:
                 bench_c_store(url, root, objects, args.associations, args.writer_processes, args.sender)
         if args.only != "c-store":
             with fresh_store(args.backend, root) as url:
-                bench_stow(url, objects, args.associations, args.batch, args.writer_processes)
+                bench_stow(url, objects, args.associations, args.batch)
     return 0
 
 
@@ -432,8 +412,7 @@ def main(argv: list[str]) -> int:
     push.add_argument("--associations", type=int, default=4, help="concurrent associations / HTTP connections")
     push.add_argument("--batch", type=int, default=50, help="objects per STOW-RS request")
     push.add_argument("--writer-processes", type=int, default=None,
-                      help="the C-STORE SCP's writer processes (default: as serve, 1 for SQLite), shared with STOW-RS "
-                           "(default: as serve --dicom-port, on PostgreSQL only; 0: none)")
+                      help="the C-STORE SCP's writer processes (default: as serve, 1 for SQLite; 0: none)")
     push.add_argument("--only", choices=("c-store", "stow-rs"), help="one of the two only")
     push.add_argument("--sender", choices=("dcmtk", "pynetdicom"),
                       default="dcmtk" if shutil.which("storescu") else "pynetdicom",

@@ -31,7 +31,6 @@ import queue
 import struct
 import threading
 import warnings
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -50,8 +49,6 @@ from priorscan.tables import DeadLetter
 from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from api.context import AppContext
     from api.feeds.writer_processes import WriterProcesses
 
@@ -209,36 +206,6 @@ def receive_many(context: AppContext, pushed: list[bytes] | list[bytes | Pushed]
         for (position, ds), outcome in zip(readable, outcomes, strict=True):
             results[position] = _settle(context, ds, objects[position], outcome, channel=channel, source=source)
     return [r for r in results if r is not None]
-
-
-_SHARED: weakref.WeakKeyDictionary[Engine, WriterProcesses] = weakref.WeakKeyDictionary()
-_SHARED_GUARD = threading.Lock()
-
-
-def share_writer_processes(context: AppContext, processes: WriterProcesses | None) -> None:
-    """Let every push to this store (STOW-RS as well as C-STORE) be indexed by ``processes`` (None: no longer).
-    ``serve --dicom-port`` shares its SCP's writer processes so."""
-    with _SHARED_GUARD:
-        if processes is None:
-            _SHARED.pop(context.engine, None)
-        else:
-            _SHARED[context.engine] = processes
-
-
-def receive_group(context: AppContext, objects: list[bytes], *, channel: str, source: str, agent: Agent,
-                  source_trust: str | None = None) -> list[Received]:
-    """As :func:`receive_many`, in the store's shared writer processes when there are some
-    (:func:`share_writer_processes`), else here; a writer that dies answers each object 0xA700."""
-    with _SHARED_GUARD:
-        processes = _SHARED.get(context.engine)
-    if processes is None:
-        return receive_many(context, objects, channel=channel, source=source, agent=agent, source_trust=source_trust)
-    try:
-        return processes.receive_dicom(objects, channel=channel, source=source, agent=agent, source_trust=source_trust)
-    except StorageError as exc:
-        log.error("the DICOM writer processes could not apply %d object(s) (%s)", len(objects), exc.code)
-        return [Received(OUT_OF_RESOURCES, ItemOutcome.rejected("DICOM", "the store is busy", "busy"))
-                for _ in objects]
 
 
 def _settle(context: AppContext, ds: Dataset, data: bytes, outcome: ItemOutcome, *, channel: str,

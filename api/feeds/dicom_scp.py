@@ -29,7 +29,7 @@ from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
-from api.feeds.dicom_receiver import GroupWriter, Pushed, share_writer_processes
+from api.feeds.dicom_receiver import GroupWriter, Pushed
 from priorscan.audit import Agent
 
 if TYPE_CHECKING:
@@ -47,12 +47,9 @@ class StoreScp:
     """A running C-STORE SCP; :meth:`stop` closes it."""
 
     def __init__(self, context: AppContext, host: str, port: int, ae_title: str | None = None,
-                 processes: int | None = None, share: bool | None = None) -> None:
+                 processes: int | None = None) -> None:
         self.context = context
         self.processes = processes
-        # PostgreSQL only unless told: there, writer processes spread STOW-RS indexing over the cores; SQLite takes
-        # one writer at a time, and the HTTP process's own thread indexes a request's group as fast
-        self.share = share if share is not None else context.engine.dialect.name == "postgresql"
         self.ae_title = ae_title or context.settings.dicom_ae_title
         ae = AE(ae_title=self.ae_title)
         ae.require_called_aet = True
@@ -81,8 +78,6 @@ class StoreScp:
 
             pool = WriterProcesses(self.context.settings, processes)
         self._writer = GroupWriter(self.context, processes=pool)
-        if pool is not None and self.share:
-            share_writer_processes(self.context, pool)  # STOW-RS requests to this store use them too
         server = self._ae.start_server((self.host, self.port), block=False,
                                        evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
         assert server is not None  # non-blocking: the server is returned
@@ -103,8 +98,6 @@ class StoreScp:
         for association in server.active_associations:
             association.abort()
         if self._writer is not None:
-            if self.share and self._writer.processes is not None:
-                share_writer_processes(self.context, None)
             self._writer.close()
             self._writer = None
 

@@ -341,38 +341,3 @@ def test_c_store_indexes_in_a_writer_process_and_a_dead_writer_answers_out_of_re
         assert stored(context, lost) is not None
     finally:
         server.stop()
-
-
-def test_stow_rs_groups_go_to_the_scps_writer_processes_when_shared(context: AppContext) -> None:
-    """With ``share`` (the default on PostgreSQL) a STOW-RS group is indexed by the SCP's writer processes: a dead
-    writer answers 0xA700 and fresh writers take the next group; once the SCP stops, the HTTP process indexes."""
-    import os
-    import signal
-
-    from api.feeds.dicom_receiver import receive_group
-    from priorscan.audit import Agent
-
-    agent = Agent("client", "test")
-    server = StoreScp(context, "127.0.0.1", 0, processes=1, share=True).start()
-    try:
-        writer = server._writer.processes if server._writer is not None else None
-        assert writer is not None
-        deadline = time.monotonic() + 60
-        while not writer.pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(writer.pids()[0], signal.SIGKILL)
-        while writer.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        uid = "1.2.826.0.1.3680043.10.7.42.1"
-        data = encoded(ct_image(study_uid=uid, description="CT HEAD"))
-        assert [r.status for r in receive_group(context, [data], channel="stow-rs", source="t", agent=agent)] == [
-            0xA700]
-        assert stored(context, uid) is None
-        assert [r.status for r in receive_group(context, [data], channel="stow-rs", source="t", agent=agent)] == [0]
-        assert stored(context, uid) is not None
-    finally:
-        server.stop()
-    later = "1.2.826.0.1.3680043.10.7.42.2"
-    assert [r.status for r in receive_group(context, [encoded(ct_image(study_uid=later))], channel="stow-rs",
-                                            source="t", agent=agent)] == [0]
-    assert stored(context, later) is not None

@@ -12,10 +12,8 @@ dead letter) and the answer is the Store Instances Response of PS3.18 as DICOM J
   multipart, 415 for another media type than ``application/dicom``.
 
 Parts are spooled to temporary files as they stream in (a part larger than :data:`SPOOL_BYTES` goes to disk), so a
-large request does not sit in memory; the objects are then indexed, up to :data:`api.feeds.dicom_receiver.MAX_GROUP`
-objects per transaction (each object alone again if a group fails): on PostgreSQL, in the C-STORE SCP's writer
-processes when ``serve --dicom-port`` runs one (:func:`api.feeds.dicom_receiver.share_writer_processes`), so that
-indexing uses every core; else in a worker thread of this process.
+large request does not sit in memory; the objects are then indexed in a worker thread, up to
+:data:`api.feeds.dicom_receiver.MAX_GROUP` objects per transaction (each object alone again if a group fails).
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ from python_multipart.exceptions import MultipartParseError
 from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
-from api.feeds.dicom_receiver import CANNOT_UNDERSTAND, MAX_GROUP, Received, read_header, receive_group
+from api.feeds.dicom_receiver import CANNOT_UNDERSTAND, MAX_GROUP, Received, read_header, receive_many
 from api.http.deps import ContextDep, Principal, require
 from imaging import raw_text
 from priorscan.audit import Agent
@@ -135,7 +133,7 @@ def _store_all(context: AppContext, parts: list[_Part], study_uid: str | None, a
         if study_uid is not None:
             try:
                 header = read_header(data)
-            except Exception:  # unreadable: receive_group() reports and dead-letters it
+            except Exception:  # unreadable: receive_many() reports and dead-letters it
                 header = None
             if header is not None and (raw_text(header, (0x0020, 0x000D)) or "").strip() != study_uid:
                 results[position] = Received(WRONG_STUDY, ItemOutcome.rejected(
@@ -145,7 +143,7 @@ def _store_all(context: AppContext, parts: list[_Part], study_uid: str | None, a
         wanted.append((position, data))
     for start in range(0, len(wanted), MAX_GROUP):
         group = wanted[start:start + MAX_GROUP]
-        received = receive_group(context, [data for _, data in group], channel=CHANNEL, source=source, agent=agent)
+        received = receive_many(context, [data for _, data in group], channel=CHANNEL, source=source, agent=agent)
         for (position, _), result in zip(group, received, strict=True):
             results[position] = result
     return [r for r in results if r is not None]
