@@ -215,11 +215,10 @@ def audit_refusal(sessions: sessionmaker[Session], client_id: str | None, error:
                    address: str | None) -> None:
     """Record a refused token request (outcome 4), naming the client it claimed to be, never its assertion."""
     agent = Agent("client", (client_id or "unknown")[:200], address)
-    with sessions() as session:
+    with unit_of_work(sessions, write=True) as session:
         record(session, agent, action="E", event_type="security", subtype="oauth-token", outcome="4",
                entity=f"smart-client/{client_id[:200]}" if client_id else None,
                detail={"error": error.error, "reason": error.message})
-        session.commit()
 
 
 def exchange(sessions: sessionmaker[Session], form: Mapping[str, str], *, token_url: str,
@@ -264,7 +263,7 @@ def exchange(sessions: sessionmaker[Session], form: Mapping[str, str], *, token_
             raise OAuthError("invalid_client", "the client assertion has no usable iss claim")
         if unverified.get("sub") != client_id:
             raise OAuthError("invalid_client", "sub must equal iss (the client id)")
-        with sessions() as session:
+        with unit_of_work(sessions) as session:
             registration = _registration(session, client_id)
         keys = _candidate_keys(registration, header, jwks_urls or JWKS_URLS)
         claims = _verified_claims(assertion, keys, header["alg"], client_id, token_url, now)

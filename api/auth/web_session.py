@@ -110,7 +110,7 @@ def principal_from_cookie(ctx: AppContext, cookie: str, address: str | None) -> 
     body = read_session(ctx.settings, cookie)
     if body is None:
         return None
-    with ctx.sessions() as session:
+    with unit_of_work(ctx.sessions) as session:
         user = session.get(UserAccount, body["sub"])
         ended = session.scalar(select(WebSessionEnded.session_id).where(WebSessionEnded.session_id == body["sid"]))
     if (ended is not None or user is None or not user.active or user.username != body.get("usr")
@@ -183,7 +183,7 @@ def slowdown_seconds(failures: int) -> float:
 def lookup_attempt(ctx: AppContext, username: str, address: str | None) -> tuple[str, float, bool]:
     """For an attempt by ``username``: its audit name, the delay to impose, and whether it is locked out."""
     name = normalise_username(username)
-    with ctx.sessions() as session:
+    with unit_of_work(ctx.sessions) as session:
         known = session.scalars(select(UserAccount.id).where(UserAccount.username == name)).first() is not None
         who = audit_name(name, known)
         by_name, by_address = recent_failures(session, name=who, address=address)
@@ -261,10 +261,9 @@ def sign_in(ctx: AppContext, username: str, password: str, address: str | None) 
 
 def audit_locked_out(ctx: AppContext, who: str, address: str | None) -> None:
     """Record an attempt refused unchecked; it does not itself prolong the lock-out."""
-    with ctx.sessions() as session:
+    with unit_of_work(ctx.sessions, write=True) as session:
         record(session, Agent("user", who, address), action="E", event_type="login", subtype="sign-in-refused",
                outcome="4", detail={"failure": "locked-out"})
-        session.commit()
 
 
 def end_session(ctx: AppContext, cookie: str | None) -> bool:
@@ -285,6 +284,5 @@ def end_session(ctx: AppContext, cookie: str | None) -> bool:
 
 
 def audit_sign_out(ctx: AppContext, principal: Principal) -> None:
-    with ctx.sessions() as session:
+    with unit_of_work(ctx.sessions, write=True) as session:
         record(session, principal.agent, action="E", event_type="login", subtype="sign-out")
-        session.commit()

@@ -135,7 +135,7 @@ def find_candidates(context: AppContext, today: date | None = None) -> list[dict
                     RegionalPatient.nhs_number.is_not(None))
              .order_by(Study.study_date.desc(), Study.modality, Study.id).limit(CANDIDATES_TRIED))
     found: list[dict[str, Any]] = []
-    with context.sessions() as session:
+    with unit_of_work(context.sessions) as session:
         for modality, region, laterality, _study_date, trust, regional_id, nhs in session.execute(query):
             trusts = {t for t in session.scalars(select(SourceRecord.trust_ods).where(
                 SourceRecord.regional_patient_id == regional_id)) if t}

@@ -109,7 +109,7 @@ def replay_dead_letters(context: AppContext, ids: Sequence[int] = (),
     """
     handlers = handlers or ServiceHandlers(agent=REPLAY_AGENT, channel=REPLAY_CHANNEL)
     report = ReplayReport()
-    with context.sessions() as session:
+    with unit_of_work(context.sessions) as session:  # which to replay: a read; each replay is a unit of its own
         if ids:
             found = {row.id: row for row in session.scalars(select(DeadLetter).where(DeadLetter.id.in_(list(ids))))}
             rows = []

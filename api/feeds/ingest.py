@@ -38,6 +38,7 @@ from priorscan.audit import Agent
 from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
+from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from api.context import AppContext
@@ -218,10 +219,9 @@ def _dead_letter(context: AppContext | None, content_type: str, source: str, cod
     if context is None:
         return
     try:
-        with context.sessions() as session:
+        with unit_of_work(context.sessions, write=True) as session:
             session.add(DeadLetter(channel=INGEST_CHANNEL, content_type=content_type, source=source[:500],
                                    error_code=code, reason=reason, raw=raw))
-            session.commit()
     except Exception as exc:  # the report still counts the rejection
         log.error("could not dead-letter an item from %s (%s)", source, type(exc).__name__)
 

@@ -55,6 +55,7 @@ from dedupe import active_rules
 from priorscan.audit import Agent, record, record_patients_shown
 from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
+from priorscan.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/workspace", tags=["workspace"])
@@ -212,7 +213,7 @@ async def events(request: Request, ctx: ContextDep, principal: PrincipalDep) -> 
     feed = ChangeFeed(resumed or now, allows=principal.allows)
 
     def read(first: bool) -> tuple[list[Change], int]:
-        with ctx.sessions() as session:
+        with unit_of_work(ctx.sessions) as session:
             if first and resumed is None:
                 feed.prime(session, trust)
                 return [], open_alert_count(session, trust) if counts else -1
