@@ -12,6 +12,10 @@
 
     Nothing is tuned to these files: a study that stays unknown is listed with what it carried.
 
+    A study every object of which (by SOP Instance UID) was already read under another study is a *copy* of that
+    study, re-filed under another Study Instance UID (a test fixture derived from a real file), not another
+    examination: it is listed, and the figures are printed both counting it and counting it once.
+
     A study whose own file says it is a quality-control or physics test (:func:`qa_evidence`: the words QA, QC,
     physics, phantom or quality control/assurance in its descriptions, protocol names, the RDSR's Acquisition
     Protocols and Comments, or the name it was registered under) is also counted apart, and the share is printed
@@ -85,7 +89,8 @@ def _header(path: Path) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - a broken test file says nothing
             qa = []
     return {"modality": str(ds.get("Modality", "") or ""), "sop_class": getattr(sop, "name", str(sop or "")),
-            "study": str(ds.get("StudyInstanceUID", "") or ""), "qa": qa}
+            "study": str(ds.get("StudyInstanceUID", "") or ""), "sop": str(ds.get("SOPInstanceUID", "") or ""),
+            "qa": qa}
 
 
 def survey(sources: list[str]) -> dict[str, Any]:
@@ -114,11 +119,34 @@ def survey(sources: list[str]) -> dict[str, Any]:
             sources_of[row["study"]].add(row["source"])
             names_of[row["study"]].append(row["file"])
             qa_of[row["study"]] += [f"{row['file']} {e}" for e in row.get("qa") or ()]
-    per_study = [{**s, "qa": qa_of.get(s["study_instance_uid"], []),
+    copy_of = copies(per_file)
+    per_study = [{**s, "qa": qa_of.get(s["study_instance_uid"], []), "copy_of": copy_of.get(s["study_instance_uid"]),
                   "sources": sorted(sources_of.get(s["study_instance_uid"], ())),
                   "files": len(names_of.get(s["study_instance_uid"], ())),
                   "first_file": min(names_of.get(s["study_instance_uid"], ["?"]))} for s in studies]
     return {"files": per_file, "studies": per_study, "seconds": elapsed}
+
+
+def copies(per_file: list[dict[str, Any]]) -> dict[str, str]:
+    """Studies every object of which (by SOP Instance UID) belongs to an earlier study: study UID -> that study's
+    first file. Studies are taken in order of their first file's source and name, so the original comes first."""
+    sops: dict[str, set[str]] = defaultdict(set)
+    first: dict[str, tuple[str, str]] = {}
+    for row in per_file:
+        if row["accepted"] and row.get("study"):
+            if row.get("sop"):
+                sops[row["study"]].add(row["sop"])
+            here = (row["source"], row["file"])
+            first[row["study"]] = min(first.get(row["study"], here), here)
+    found: dict[str, str] = {}
+    seen: dict[str, str] = {}  # SOP Instance UID -> the study that first held it
+    for study in sorted(first, key=lambda uid: first[uid]):
+        owners = {seen.get(sop) for sop in sops[study]}
+        if sops[study] and None not in owners and len(owners) == 1:
+            found[study] = first[owners.pop() or ""][1]
+        for sop in sops[study]:
+            seen.setdefault(sop, study)
+    return found
 
 
 def _share(part: int, whole: int) -> str:
@@ -140,6 +168,10 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
             table[key]["qa"] += bool(study["qa"])
             table[key]["dose_qa"] += dose and bool(study["qa"])
             table[key]["dose_qa_normalised"] += dose and normalised and bool(study["qa"])
+            table[key]["dose_copies"] += dose and bool(study["copy_of"])
+            table[key]["dose_copies_normalised"] += dose and normalised and bool(study["copy_of"])
+            table[key]["dose_qa_copies"] += dose and bool(study["copy_of"]) and bool(study["qa"])
+            table[key]["dose_qa_copies_normalised"] += dose and normalised and bool(study["copy_of"] and study["qa"])
     return {key: dict(counts) for key, counts in table.items()}
 
 
@@ -185,6 +217,21 @@ def main(argv: list[str]) -> int:
     if patients:
         print(f"without the {everything.get('dose_qa', 0)} dose-bearing QA/physics studies: {normalised}/{patients} "
               f"({100 * normalised / patients:.1f}%)")
+    copied = [study for study in result["studies"] if study["copy_of"]]
+    print(f"\nstudies that are copies of another (every object's SOP Instance UID read in another study): "
+          f"{len(copied)}")
+    for study in sorted(copied, key=lambda s: s["first_file"]):
+        print(f"  {study['first_file']}\tcopy of {study['copy_of']}\t"
+              f"{'dose-bearing' if study['dose_source'] else 'no dose'}")
+    if copied:
+        c = everything
+        dose, done = c.get("dose", 0) - c.get("dose_copies", 0), c.get("dose_normalised", 0) - c.get(
+            "dose_copies_normalised", 0)
+        real = patients - (c.get("dose_copies", 0) - c.get("dose_qa_copies", 0))
+        real_done = normalised - (c.get("dose_copies_normalised", 0) - c.get("dose_qa_copies_normalised", 0))
+        print(f"counting each copy once: dose-bearing studies normalised {_share(done, dose)}"
+              f" = {100 * done / dose:.1f}%; patient studies {_share(real_done, real)}"
+              f" = {100 * real_done / real:.1f}%" if dose and real else "")
     if args.json:
         args.json.write_text(json.dumps({"summary": counts, **result}, indent=1, default=str))
     return 0

@@ -12,8 +12,10 @@ source              version      licence   what it holds
 ``pydicom-data``    1.0.0        MIT       pydicom's larger test files (CT, MR, CR, US, SEG ...)
 ``pynetdicom``      3.0.4        MIT       pynetdicom's test objects (CT, MR, RT image, secondary capture)
 ``pyskindose``      25.1.1       MIT       fluoroscopy RDSRs (Siemens AXIOM-Artis, Philips Allura Clarity)
-``openrem``         0.10.0       GPL-3.0   OpenREM's test files: CT, DX, MG, RF RDSRs of GE, Siemens, Philips,
-                                           Toshiba, Canon, Carestream, Hologic; DX, CR and MG images
+``openrem``         1.0.0b3      GPL-3.0   OpenREM's test files: CT, DX, MG, RF and NM RDSRs of GE, Siemens,
+                                           Philips, Toshiba, Canon, Carestream, Hologic, IMS Giotto, Spectrum
+                                           Dynamics; DX, PX, MG, NM and PET images (a superset of 0.10.0's:
+                                           three files differ only in character set, DCMTK version, a comment)
 ``deid-data``       0.0.20       MIT       deid's example files: a Siemens CT head, an Agfa DX, three US studies
                                            of Philips and Siemens, the "dicom-cookies" set
 ==================  ===========  ========  =====================================================================
@@ -55,8 +57,7 @@ SOURCES = (
     Source("pydicom-data", "pydicom-data==1.0.0", "pydicom_data-1.0.0-*.whl", ("data_store/data/",), "MIT"),
     Source("pynetdicom", "pynetdicom==3.0.4", "pynetdicom-3.0.4-*.whl", ("pynetdicom/tests/dicom_files/",), "MIT"),
     Source("pyskindose", "pyskindose==25.1.1", "pyskindose-25.1.1-*.whl", ("pyskindose/example_data/",), "MIT"),
-    Source("openrem", "openrem==0.10.0", "OpenREM-0.10.0.tar.gz", ("OpenREM-0.10.0/openrem/remapp/tests/test_files/",),
-           "GPL-3.0"),
+    Source("openrem", "openrem==1.0.0b3", "openrem-1.0.0b3-*.whl", ("openrem/remapp/tests/test_files/",), "GPL-3.0"),
     Source("deid-data", "deid-data==0.0.20", "deid-data-0.0.20.tar.gz", ("deid-data-0.0.20/deid_data/data/",), "MIT"),
 )
 BY_NAME = {source.name: source for source in SOURCES}
@@ -103,7 +104,7 @@ def fetch(name: str) -> Path:
         import pydicom
 
         return Path(pydicom.__file__).parent / "data" / "test_files"
-    target = CACHE / source.name
+    target = CACHE / (source.requirement.replace("==", "-") if source.requirement else source.name)
     done = target / ".extracted"
     if done.exists():
         return target

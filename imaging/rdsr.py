@@ -245,7 +245,9 @@ def is_dose_report(ds: Dataset) -> bool:
 _TARGET_REGIONS = {
     "T-D1100": "head", "69536005": "head", "T-A0100": "head", "12738006": "head", "T-11100": "head",
     "89546000": "head", "T-D1000": "head", "774007": "head",
-    "T-D1600": "neck", "45048000": "neck",
+    "T-D1600": "neck", "45048000": "neck", "T-D1213": "face", "661005": "face", "T-D1200": "face",
+    "89545001": "face", "T-11180": "face", "91609006": "face",  # jaw region, face, mandible
+    "T-56000": "chest", "32849002": "chest", "T-57000": "abdomen", "69695003": "abdomen",  # oesophagus, stomach
     "T-D3000": "chest", "51185008": "chest", "43799004": "chest", "T-28000": "chest", "39607008": "chest",
     "T-32000": "chest", "80891009": "chest",
     "T-D4000": "abdomen", "113345001": "abdomen", "818981001": "abdomen",

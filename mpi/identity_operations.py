@@ -115,7 +115,7 @@ class IdentityOperations:
         self.linker.move(gone, keep.regional_patient_id, state=MATCH, score=None, weights=None, actor=actor,
                          reason=f"{event} merge", manual=True)
         self._absorb(old_regional, keep.regional_patient_id, actor=actor, reason=f"{event} merge", manual=False)
-        self.linker.writer.replace_blocking_keys(gone.id, ())  # a merged-away record is no candidate any more
+        self.linker.drop_blocking_keys(gone.id)  # a merged-away record is no candidate any more
         self.golden.refresh(keep.regional_patient_id)
         return self.linker.outcome(keep)
 

@@ -9,7 +9,7 @@ Linking rules (the domain reasons are in DESIGN.md section 2; the rules themselv
 - a *possible match* gets a regional patient of its own and a review item with the explanation.
 
 :class:`LinkOnWrite` is given its parts: the :class:`~mpi.index_store.IndexStore` (look-ups, candidates, scoring),
-the :class:`~mpi.store_writer.StoreWriter` of the session's database (every row it writes) and the
+the :class:`~mpi.store_writer.StoreWriter` of the session's database (the rows of its statement paths) and the
 :class:`~mpi.golden.GoldenRecords`. New records and updates of records the session does not hold are written in
 plain cached statements through the writer (no ORM entity loaded); the ORM path serves the rest (further
 identifiers, records the session already holds, and the identity operations' moves).
@@ -55,7 +55,8 @@ class LinkOutcome:
 class LinkOnWrite:
     """Create or update source records and place each with the regional patient it matches.
 
-    Parts: ``store`` (look-ups, candidates and scoring), ``golden`` (golden records), ``writer`` (every row).
+    Parts: ``store`` (look-ups, candidates and scoring), ``golden`` (golden records), ``writer`` (the rows of the
+    statement paths, :meth:`create` and :meth:`update`, and every blocking key and person lock).
     """
 
     def __init__(self, store: IndexStore, golden: GoldenRecords, writer: StoreWriter) -> None:
@@ -293,6 +294,10 @@ class LinkOnWrite:
             self.writer.insert_blocking_keys(record.id, keys)
         else:
             self.writer.replace_blocking_keys(record.id, keys)
+
+    def drop_blocking_keys(self, record_id: int) -> None:
+        """Unindex a record (merged away: it is nobody's candidate any more)."""
+        self.writer.replace_blocking_keys(record_id, ())
 
     def link_on_write(self, record: SourceRecord, *, actor: str, reason: str, created: bool = False) -> LinkOutcome:
         """Place ``record`` (held by the session) with the regional patient it matches, or a new one; respects

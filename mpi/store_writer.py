@@ -1,6 +1,7 @@
-"""The store writer: every row of identity that link-on-write and the bulk load write, behind one protocol
-(:class:`StoreWriter`) with one strategy per database, chosen by the session's dialect (:func:`store_writer_for`).
-Where the two differ:
+"""The store writer: the rows of identity written by statements rather than the ORM (link-on-write's new records
+and updates of records the session does not hold, every blocking key, the person locks, a bulk load's new records),
+behind one protocol (:class:`StoreWriter`) with one strategy per database, chosen by the session's dialect
+(:func:`store_writer_for`). Where the two differ:
 
 - a new record with its first version, blocking keys, link event and its patient's write
   (:meth:`~StoreWriter.new_record`): one statement on PostgreSQL (data-modifying CTEs: one round trip where separate

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # System services and packages the test suite needs, installed and started by the project itself:
 # PostgreSQL (running), Debian's Chromium (for the radiographer page), Orthanc with DICOMweb (for the poller), and
-# Debian's headless Java runtime (for the relink on Apache Spark).
+# Debian's headless Java runtime (for the relink on Apache Spark), DCMTK (storescu: the C-STORE bench's sender).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v Orthanc >/dev/null 2>&1 || need+=(orthanc)
 [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 command -v pg_isready >/dev/null 2>&1 || need+=(postgresql postgresql-client)
+command -v storescu >/dev/null 2>&1 || need+=(dcmtk)
 # Debian's Java runtime for PySpark (priorscan link --engine spark): Spark 4 needs Java 17 or later
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1; }
 if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null; then need+=(openjdk-17-jre-headless); fi

@@ -1,7 +1,7 @@
 """Fixtures of the imaging tests: the trusts, a session factory on each backend, real vendor files, a real Orthanc.
 
 - ``vendor_rdsr``: the fluoroscopy RDSRs shipped (MIT licence) inside the ``pyskindose`` wheel, and
-  ``openrem_files``: the CT, DX, MG and RF dose reports and images of OpenREM's test suite (GPL-3.0, in its sdist);
+  ``openrem_files``: the CT, DX, MG, NM and RF dose reports and images of OpenREM's test suite (GPL-3.0, in its wheel);
   both fetched from PyPI at test time by :mod:`bench.vendor_dicom` into the git-ignored ``.cache/`` (never
   committed) and read out of the archive;
 - ``orthanc``: Debian's Orthanc with its DICOMweb plugin, started on a free loopback port with a throwaway
@@ -47,7 +47,7 @@ def vendor_rdsr() -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def openrem_files() -> dict[str, Path]:
-    """OpenREM 0.10.0's test files (CT, DX, MG, RF dose reports and images of many vendors), by file name."""
+    """OpenREM 1.0.0b3's test files (CT, DX, MG, NM, RF dose reports and images of many vendors), by file name."""
     files = {path.name: path for path in vendor_dicom.files("openrem")}
     assert len(files) >= 40, sorted(files)
     return files

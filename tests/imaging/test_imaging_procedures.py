@@ -35,6 +35,7 @@ from imaging.procedures import (
     ("MRI LUMBAR SPINE W/WO", "MR", "lumbar-spine", "none", True),  # with and without: contrast given
     ("NM bone scan", "NM", "whole-body", "none", None),
     ("CT KUB", "CT", "abdomen-pelvis", "none", None),
+    ("Mobile image intensifier thorax", "RF", "chest", "none", None),  # a Siemens C-arm's study description
 ])
 def test_trust_descriptions(text: str, modality: str, region: str, laterality: str, contrast: bool | None) -> None:
     result = normalise_description(text)
@@ -121,6 +122,14 @@ def test_an_unknown_code_falls_back_to_its_display_text() -> None:
     ("XA nephrostomy", ("abdomen",), "nephrostomy"),
     ("RF ERCP", ("abdomen",), "ERCP"),
     ("FL - High Con.", (), "a fluoroscopy protocol that names no part stays unknown"),
+    ("Ba Swallow", ("chest",), "a Canon fluoroscopy protocol: barium swallow, the oesophagus"),
+    ("CT oesophagus", ("chest",), "the oesophagus is read as the chest"),
+    ("Gastrostomy Insertion", ("abdomen",), "a requested procedure: gastrostomy, the stomach"),
+    ("RF barium meal", ("abdomen",), "barium meal, the stomach"),
+    ("Jaw region", ("face",), "the meaning of SNOMED 661005 (an Anatomic Region Sequence of a dental panoramic)"),
+    ("Gastro 7.5f/s Middle", (), "a vendor programme name, not a part: stays unknown"),
+    ("Videofluoroscopy swallow", (), "a swallow study names no part by itself: stays unknown"),
+    ("Transesophageal Echocardiogram", ("chest",), "an echocardiogram images the heart (Echo alone stays unknown)"),
 ])
 def test_every_region_a_description_names_and_uk_abbreviations(text: str, regions: tuple[str, ...],
                                                                  why: str) -> None:

@@ -1,10 +1,11 @@
 """Real vendor files through ``priorscan ingest`` and ``priorscan export studies``: procedure and dose as the files say.
 
-OpenREM 0.10.0's test files (GE, Siemens, Philips, Toshiba, Canon, Carestream, Hologic: CT, DX, MG and RF dose
-reports and images) and pyskindose's fluoroscopy reports (Philips, Siemens), fetched from PyPI by
-:mod:`bench.vendor_dicom`. Each study's expected procedure was read from the file by hand (study and requested
-descriptions, Target Regions, Acquisition Protocols, Body Part Examined, lateralities), and each dose total from
-its accumulated-dose container (``113813`` DLP, ``113722`` DAP, ``111637`` AGD with their units). Where a file names
+OpenREM 1.0.0b3's test files (GE, Siemens, Philips, Toshiba, Canon, Carestream, Hologic, IMS Giotto, DRGEM,
+NewTom, Spectrum Dynamics: CT, DX, PX, MG, NM and RF dose reports and images) and pyskindose's fluoroscopy
+reports (Philips, Siemens), fetched from PyPI by :mod:`bench.vendor_dicom`. Each study's expected procedure was
+read from the file by hand (study and requested descriptions, Target Regions, Acquisition Protocols, Body Part
+Examined, Anatomic Region Sequence, lateralities), and each dose total from its accumulated-dose container
+(``113813`` DLP, ``113722`` DAP, ``111637`` AGD with their units) or image header (0018,115E). Where a file names
 no anatomy (a physics test, "Unknown Protocol", "topography unknown", or a vendor's default "entire body" on an
 angiography system) the study stays unknown: nothing is guessed.
 """
@@ -30,6 +31,8 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, str | None, str]] = {
     "CT-ESR-GE_VCT.dcm": ("CT", "face", "none", "description", "rdsr", "2002.39", "dlp"),  # FACIAL BONES
     "CT-RDSR-GEPixelMed.dcm": ("CT", "", "", "unknown", "rdsr", "586.34", "dlp"),  # RADIOTHERAPY QA: no anatomy
     "CT-RDSR-Philips_BigBore4DCT.dcm": ("CT", "", "", "unknown", "rdsr", "541.1", "dlp"),  # 4DCT /PHYSICS
+    "CT-RDSR-SpectrumDynamics.dcm": ("CT", "", "", "unknown", "rdsr", "187.339", "dlp"),  # "Daily QA", Target
+    # Region "Other", study "Other"
     "CT-RDSR-Siemens-Continued-1.dcm": ("CT", "chest", "none", "description", "rdsr", "116.61", "dlp"),  # 60.17+56.44
     "CT-RDSR-Siemens-Multi-1.dcm": ("CT", "chest", "none", "description", "rdsr", "236.09", "dlp"),  # grown 3 times
     "CT-RDSR-Siemens_Flash-QA-DS.dcm": ("CT", "chest-abdomen", "none", "anatomy", "rdsr", "1590.0", "dlp"),  # heart
@@ -42,6 +45,11 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, str | None, str]] = {
     "DX-Im-Carestream_DR7500-1.dcm": ("XR", "", "", "unknown", "header", "0.0002117", "dap"),  # AEC on a PATTERN
     "DX-Im-Carestream_DRX.dcm": ("XR", "chest", "none", "description", "header", "6.33e-06", "dap"),
     "DX-Im-GE_XR220-1.dcm": ("XR", "abdomen", "none", "description", "header", "3.28e-05", "dap"),
+    "DX-Im-DRGEM.dcm": ("XR", "abdomen", "none", "anatomy", "header", "0.0013518", "dap"),  # Body Part ABDOMEN
+    "DX-Im-SiemensMultix.dcm": ("XR", "chest", "none", "description", "header", "4.72e-06", "dap"),  # Chest p.a.
+    "DX-Im-Date-Missing.dcm": ("XR", "", "", "unknown", "header", "0.00011013", "dap"),  # AEC on a PATTERN
+    "PX-Im-NewTom_Go.dcm": ("XR", "face", "none", "anatomy", "header", "8.1e-06", "dap"),  # Anatomic Region
+    # Sequence "Jaw region" (T-D1213) of a panoramic dental radiograph
     "DX-RDSR-Canon_CXDI.dcm": ("XR", "chest", "none", "description", "rdsr", "1.07e-05", "dap"),  # CR THORAX
     "DX-RDSR-Carestream_DRXEvolution.dcm": ("XR", "lower-limb", "right", "description", "rdsr", "5.8099997e-06",
                                             "dap"),  # CR LEG; protocol "Thigh Right"
@@ -53,11 +61,19 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, str | None, str]] = {
     "MG-Im-Hologic-PropProj.dcm": ("MG", "breast", "right", "description", "header", "0.26", "agd_right"),
     "MG-RDSR-Hologic_2D.dcm": ("MG", "breast", "both", "description", "rdsr", "1.3", "agd_left"),
     "MG-RDSR-Hologic_mix.dcm": ("MG", "breast", "both", "description", "rdsr", "2.71", "agd_right"),
+    "MG-RDSR-GEPristina-2D.dcm": ("MG", "breast", "right", "description", "rdsr", "9.68", "agd_right"),
+    "MG-RDSR-Giotto-DBT.dcm": ("MG", "breast", "both", "description", "rdsr", "4.842", "agd_left"),
     # fluoroscopy and interventional
     "Dual-RDSR-RF.dcm": ("RF", "chest", "none", "description", "rdsr", "2.12e-06", "dap"),  # Cardiac pacemaker
     "RF-No-kVp-and-others.dcm": ("RF", "chest", "none", "description", "rdsr", "2.954178618e-05", "dap"),
     "RF-Pat-Orientation-Modifier-Missing.dcm": ("XA", "chest", "none", "description", "rdsr", "0.046881", "dap"),
     "RF-RDSR-Eurocolumbus.dcm": ("RF", "knee", "left", "description", "rdsr", "9e-06", "dap"),
+    "RF-RDSR-Canon-Ultimaxi-mGyDoseAtRP.dcm": ("RF", "chest", "none", "description", "rdsr", "0.00126596", "dap"),
+    # 18 of 19 events of Acquisition Protocol "Ba Swallow" (the oesophagus: the chest); "Entire body" names no part
+    "RF-RDSR-Canon-Alphenix-rotational.dcm": ("RF", "abdomen", "none", "description", "rdsr", "0.00031522", "dap"),
+    # Requested Procedure "Gastrostomy Insertion"
+    "RF-ESR-Siemens-Varic.dcm": ("RF", "chest", "none", "description", "", None, "dap"),  # "Mobile image
+    # intensifier thorax"; its dose is in a private Siemens summary (99SMS_RADSUM), not an RDSR: not read
     "RF-RDSR-GE-OECEliteMiniView.dcm": ("RF", "", "", "unknown", "rdsr", "1.3316568e-06", "dap"),  # topography
     # unknown
     "RF-RDSR-GE.dcm": ("XA", "", "", "unknown", "rdsr", "0.00024126", "dap"),  # Unknown Protocol
