@@ -5,7 +5,12 @@ Naive transitive closure of match links lets one record that half-matches two pe
 1. the connected components of *match* links (plus manual links) are found;
 2. in each component of three or more records, every pair is scored; a component with no *conflict* (a pair the
    evidence says are different people: different valid NHS numbers, field weights adding up against a match, a
-   posterior below the possible threshold, or a manual no-match) is one patient;
+   posterior below the possible threshold, or a manual no-match) is one patient. A posterior that is merely low
+   (too little evidence for, none adding up against: a *low* conflict) is no conflict when a third record of the
+   component that carries the given name and the birth date (a *firm* record, not :func:`mpi.scoring.weak_records`)
+   is linked as a match to both: that record vouches for the two on every field that tells relatives apart, as the
+   original of two differently corrupted copies does. A chain through a record lacking one of them (a father and a
+   son of one name joined through a record without a birth date) still breaks;
 3. a component with a conflict is rebuilt greedily: its match links, strongest first (manual links before all),
    join two groups only when no pair across them conflicts.
 
@@ -20,8 +25,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 IntArray = NDArray[np.int64]
-#: ``conflicts(left_rows, right_rows)`` → which of those pairs conflict.
-ConflictFn = Callable[[IntArray, IntArray], NDArray[np.bool_]]
+#: ``conflicts(left_rows, right_rows)`` → how each of those pairs conflicts: :data:`NONE`, :data:`LOW` (a posterior
+#: below the possible threshold only) or :data:`AGAINST` (evidence against, a manual no-match); booleans mean
+#: :data:`AGAINST`.
+ConflictFn = Callable[[IntArray, IntArray], NDArray[np.int8] | NDArray[np.bool_]]
+NONE, LOW, AGAINST = 0, 1, 2
 
 
 def connected_components(size: int, left: IntArray, right: IntArray) -> IntArray:
@@ -63,8 +71,25 @@ def within_pairs(labels: IntArray, rows: IntArray) -> tuple[IntArray, IntArray]:
     return np.concatenate(lefts), np.concatenate(rights)
 
 
-def cluster(size: int, left: IntArray, right: IntArray, strength: NDArray[np.float64], conflicts: ConflictFn
-            ) -> tuple[IntArray, int]:
+def vouched(left: IntArray, right: IntArray, firm: NDArray[np.bool_], pair_left: IntArray,
+            pair_right: IntArray) -> NDArray[np.bool_]:
+    """Which pairs ``(pair_left[i], pair_right[i])`` have a third, *firm* record linked to both by a link of
+    ``left — right``."""
+    if len(pair_left) == 0:
+        return np.zeros(0, dtype=bool)
+    wanted = np.unique(np.concatenate([pair_left, pair_right]))
+    near: dict[int, set[int]] = {int(r): set() for r in wanted}
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        if b in near and firm[a]:
+            near[b].add(a)
+        if a in near and firm[b]:
+            near[a].add(b)
+    return np.array([bool((near[x] & near[y]) - {x, y}) for x, y in zip(pair_left.tolist(), pair_right.tolist(),
+                                                                          strict=True)], dtype=bool)
+
+
+def cluster(size: int, left: IntArray, right: IntArray, strength: NDArray[np.float64], conflicts: ConflictFn,
+            firm: NDArray[np.bool_] | None = None) -> tuple[IntArray, int]:
     """Cluster rows over match links with the integrity check; returns (label per row, components rebuilt).
 
     Parameters
@@ -74,7 +99,10 @@ def cluster(size: int, left: IntArray, right: IntArray, strength: NDArray[np.flo
     left, right, strength
         Match links and their strength (match weight; manual links ``inf``).
     conflicts
-        Says which pairs of rows conflict (scores them as needed).
+        Says which pairs of rows conflict and how (scores them as needed).
+    firm
+        Rows carrying the given name and the birth date; a *low* conflict vouched for by a firm row linked to both
+        (:func:`vouched`) is no conflict. Without it, every conflict counts.
     """
     labels = connected_components(size, left, right)
     counts = np.bincount(labels, minlength=size)
@@ -82,7 +110,12 @@ def cluster(size: int, left: IntArray, right: IntArray, strength: NDArray[np.flo
     if len(big_rows) == 0:
         return labels, 0
     pair_left, pair_right = within_pairs(labels, big_rows)
-    bad = conflicts(pair_left, pair_right)
+    kind = np.asarray(conflicts(pair_left, pair_right)).astype(np.int8)
+    bad = kind > NONE
+    if firm is not None and (kind == LOW).any():
+        low = np.flatnonzero(kind == LOW)
+        in_low = np.isin(labels[left], np.unique(labels[pair_left[low]]))
+        bad[low[vouched(left[in_low], right[in_low], firm, pair_left[low], pair_right[low])]] = False
     if not bad.any():
         return labels, 0
     broken = np.unique(labels[pair_left[bad]])

@@ -17,13 +17,14 @@ from sqlalchemy import TextClause, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
 from mpi.active_model import active_model
-from mpi.decisions import decide_many
+from mpi.clustering import LOW
+from mpi.decisions import MATCH_CODE, decide_many
 from mpi.engine import MAX_BLOCK_SIZE, MatchRecord, Model, PairScore, blocking_keys, to_match_record
-from mpi.frames import probe_pairs
-from mpi.linkage import is_conflict
+from mpi.frames import frame_of_few, probe_pairs
+from mpi.linkage import conflict_kind
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.records import RecordKey
-from mpi.scoring import ScoredPairs, pair_score, score_frames
+from mpi.scoring import ScoredPairs, pair_score, score_frames, weak_records
 from mpi.tables import ManualDecision, RegionalPatient, SourceIdentifier, SourceRecord, table_of
 from priorscan.errors import NotFoundError
 from priorscan.settings import get_settings
@@ -160,8 +161,31 @@ def score_clusters(model: Model, probe: MatchRecord, clusters: Mapping[str, list
     members = [member for group in clusters.values() for member in group]
     if not members:
         return ClusterScores(model, [], None, np.zeros(0, np.int8), np.zeros(0, bool))
-    scored = score_frames(model, *probe_pairs(probe, members))
-    return ClusterScores(model, flat, scored, decide_many(scored, model), is_conflict(model, scored))
+    left, right = probe_pairs(probe, members)
+    scored = score_frames(model, left, right)
+    codes = decide_many(scored, model)
+    kind = conflict_kind(model, scored)
+    if (kind == LOW).any():
+        _vouch(model, members, [regional_id for regional_id, _ in flat], codes, kind, ~weak_records(right))
+    return ClusterScores(model, flat, scored, codes, kind > 0)
+
+
+def _vouch(model: Model, members: list[MatchRecord], patient: list[str], codes: NDArray[np.int8],
+           kind: NDArray[np.int8], firm: NDArray[np.bool_]) -> None:
+    """Clear the *low* conflicts (a posterior below the possible threshold only) that a firm member of the same
+    patient vouches for: one the probe matches and that matches the conflicting member, as
+    :func:`mpi.clustering.cluster` clears them in the batch relink."""
+    pairs = [(z, y) for y in np.flatnonzero(kind == LOW).tolist()
+             for z in np.flatnonzero((codes == MATCH_CODE) & firm).tolist() if z != y and patient[z] == patient[y]]
+    if not pairs:
+        return
+    frame = frame_of_few(members)
+    between = score_frames(model, frame.take(np.array([z for z, _ in pairs], dtype=np.int64)),
+                           frame.take(np.array([y for _, y in pairs], dtype=np.int64)), resolve_ambiguity=False)
+    vouching = decide_many(between, model) == MATCH_CODE
+    for (_, y), yes in zip(pairs, vouching.tolist(), strict=True):
+        if yes:
+            kind[y] = 0
 
 
 def match_source(values: Mapping[str, Any]) -> dict[str, object]:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from mpi.clustering import cluster
+from mpi.clustering import AGAINST, LOW, cluster
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE, decide_many, derive_match_threshold
 from mpi.frames import Frame
 from mpi.model import Model
-from mpi.scoring import ScoredPairs, ambiguous_pairs, evidence_apart, score_frames
+from mpi.scoring import ScoredPairs, ambiguous_pairs, evidence_against, evidence_apart, score_frames, weak_records
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -55,6 +55,14 @@ def is_conflict(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
     :mod:`mpi.clustering`): different valid NHS numbers, weights (all, or the person's own) adding up against, or
     a posterior below the possible threshold (:func:`mpi.scoring.evidence_apart`)."""
     return evidence_apart(model, scored)
+
+
+def conflict_kind(model: Model, scored: ScoredPairs) -> NDArray[np.int8]:
+    """How pairs conflict, for :func:`mpi.clustering.cluster`: evidence against (:func:`mpi.scoring.evidence_against`)
+    is :data:`~mpi.clustering.AGAINST`; a posterior merely below the possible threshold is
+    :data:`~mpi.clustering.LOW`."""
+    against = evidence_against(model, scored)
+    return np.where(against, AGAINST, np.where(evidence_apart(model, scored), LOW, 0)).astype(np.int8)
 
 
 def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
@@ -126,17 +134,17 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
     order = np.lexsort((np.maximum(edge_left, edge_right), np.minimum(edge_left, edge_right)))
     edge_left, edge_right, strength = edge_left[order], edge_right[order], strength[order]
 
-    def conflicts(a: IntArray, b: IntArray) -> NDArray[np.bool_]:
-        out = np.zeros(len(a), dtype=bool)
+    def conflicts(a: IntArray, b: IntArray) -> NDArray[np.int8]:
+        out = np.zeros(len(a), dtype=np.int8)
         for start in range(0, len(a), chunk):
             sa, sb = a[start:start + chunk], b[start:start + chunk]
-            out[start:start + chunk] = is_conflict(model, score_frames(model, frame.take(sa), frame.take(sb),
-                                                                       resolve_ambiguity=False))
+            out[start:start + chunk] = conflict_kind(model, score_frames(model, frame.take(sa), frame.take(sb),
+                                                                         resolve_ambiguity=False))
         if len(forbidden):
-            out |= np.isin(_pair_codes(a, b, size), forbidden)
+            out[np.isin(_pair_codes(a, b, size), forbidden)] = AGAINST
         return out
 
-    labels, rebuilt = cluster(size, edge_left, edge_right, strength, conflicts)
+    labels, rebuilt = cluster(size, edge_left, edge_right, strength, conflicts, firm=~weak_records(frame))
     clustered_at = time.perf_counter()
 
     probability = np.full(size, -1.0)

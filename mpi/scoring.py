@@ -277,16 +277,22 @@ def _term_frequency(model: Model, column: str, side: Frame, rows: NDArray[np.int
     return model.term_frequency(column, side[column][rows])
 
 
+def evidence_against(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
+    """Pairs whose evidence is *against* one person: different valid NHS numbers, or weights (all, or the person's
+    own) adding up against a match. Unlike a posterior that is merely low (too little evidence for), no third
+    record can outweigh it (:func:`mpi.clustering.cluster`)."""
+    against = (scored.hard_conflict | scored.nhs_different
+               | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0))
+    return against & ~(scored.nhs_verified_same & ~scored.nhs_unsupported)  # type: ignore[no-any-return]
+
+
 def evidence_apart(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
     """Pairs the evidence says are different people, so they may not share a patient without a person's decision:
-    different valid NHS numbers, weights (all, or the person's own) adding up against, or a posterior below the
-    possible threshold (the model puts them more likely two people than one: a chain of links through other
-    records must not join them, as it joined a father and a son of one name through a record without a birth
-    date)."""
-    apart = (scored.hard_conflict | scored.nhs_different
-             | (scored.weight - model.prior_weight < 0) | (scored.personal_weight < 0)
-             | (scored.probability < model.possible_threshold))
-    return apart & ~(scored.nhs_verified_same & ~scored.nhs_unsupported)  # type: ignore[no-any-return]
+    evidence against (:func:`evidence_against`), or a posterior below the possible threshold (the model puts them
+    more likely two people than one: a chain of links through other records must not join them, as it joined a
+    father and a son of one name through a record without a birth date)."""
+    low = (scored.probability < model.possible_threshold) & ~(scored.nhs_verified_same & ~scored.nhs_unsupported)
+    return evidence_against(model, scored) | low  # type: ignore[no-any-return]
 
 
 #: Weak records with more probable partners than this are not checked further (a placeholder).

@@ -6,7 +6,7 @@
    group-by over DataFrames.
 2. Components of three or more records go, whole, to one partition each (partitioned by component) with their
    records' match fields, links and manual no-matches; there :func:`mpi.clustering.cluster` runs on them exactly as
-   in the single-machine relink, with its conflicts scored by :func:`mpi.linkage.is_conflict`.
+   in the single-machine relink, with its conflicts scored by :func:`mpi.linkage.conflict_kind`.
 
 A cluster's label is the smallest record id in it, as the single-machine relink labels by the smallest row.
 """
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mpi.clustering import cluster
+from mpi.clustering import AGAINST, cluster
 from mpi.frames import frame_from_table
-from mpi.linkage import is_conflict
-from mpi.scoring import score_frames
+from mpi.linkage import conflict_kind
+from mpi.scoring import score_frames, weak_records
 from mpi.spark.columns import MATCH_COLUMNS, model_of
 
 if TYPE_CHECKING:
@@ -110,12 +110,12 @@ def integrity(records: DataFrame, components: DataFrame, edges: DataFrame, forbi
                                 row_of[manual_apart["b"].to_numpy()].to_numpy()))
 
         def conflicts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            out = is_conflict(current, score_frames(current, frame.take(a), frame.take(b), resolve_ambiguity=False))
+            out = conflict_kind(current, score_frames(current, frame.take(a), frame.take(b), resolve_ambiguity=False))
             if len(forbidden_codes):
-                out |= np.isin(np.minimum(a, b) * size + np.maximum(a, b), forbidden_codes)
+                out[np.isin(np.minimum(a, b) * size + np.maximum(a, b), forbidden_codes)] = AGAINST
             return out
 
-        labels, _rebuilt = cluster(size, left, right, strength, conflicts)
+        labels, _rebuilt = cluster(size, left, right, strength, conflicts, firm=~weak_records(frame))
         component = recs["label"].to_numpy(dtype=np.int64)
         final = ids[labels]
         split = pd.Series(final).groupby(component).transform("nunique").to_numpy() > 1

@@ -129,6 +129,7 @@ def test_an_unknown_code_falls_back_to_its_display_text() -> None:
     ("Jaw region", ("face",), "the meaning of SNOMED 661005 (an Anatomic Region Sequence of a dental panoramic)"),
     ("Gastro 7.5f/s Middle", (), "a vendor programme name, not a part: stays unknown"),
     ("Videofluoroscopy swallow", (), "a swallow study names no part by itself: stays unknown"),
+    ("Transesophageal Echocardiogram", ("chest",), "an echocardiogram images the heart (Echo alone stays unknown)"),
 ])
 def test_every_region_a_description_names_and_uk_abbreviations(text: str, regions: tuple[str, ...],
                                                                  why: str) -> None:

@@ -105,6 +105,57 @@ def test_clustering_refuses_to_chain_through_a_weak_middle_record() -> None:
     assert list(connected_components(3, left, right)) == [0, 0, 0]
 
 
+def test_a_firm_record_vouches_for_two_records_only_a_low_posterior_keeps_apart() -> None:
+    """0 — 1 — 2 linked by matches; 0 and 2 more likely two people than one, with nothing adding up against
+    (``LOW``). The middle record, carrying the given name and the birth date, vouches for both: one patient. A
+    middle record lacking either (a father and a son of one name through a record without a birth date) or
+    evidence against (``AGAINST``) still breaks the chain."""
+    from mpi.clustering import AGAINST, LOW
+
+    left, right = np.array([0, 1]), np.array([1, 2])
+    strength = np.array([30.0, 20.0])
+
+    def kind(value: int):  # type: ignore[no-untyped-def]
+        def conflicts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return np.array([value if {int(x), int(y)} == {0, 2} else 0 for x, y in zip(a, b, strict=True)],
+                            dtype=np.int8)
+        return conflicts
+
+    labels, rebuilt = cluster(3, left, right, strength, kind(LOW), firm=np.array([True, True, True]))
+    assert rebuilt == 0 and len(set(labels.tolist())) == 1
+    labels, rebuilt = cluster(3, left, right, strength, kind(LOW), firm=np.array([True, False, True]))
+    assert rebuilt == 1 and labels[0] == labels[1] != labels[2], "a weak middle record vouches for nobody"
+    labels, rebuilt = cluster(3, left, right, strength, kind(AGAINST), firm=np.array([True, True, True]))
+    assert rebuilt == 1 and labels[0] == labels[1] != labels[2], "evidence against is never outweighed"
+
+
+def _original_and_two_copies() -> list:  # type: ignore[type-arg]
+    """One person: the original record, a copy with the birth year's digits transposed and the house number
+    slipped, and a copy from after a move with the first name misspelt. Each copy is a match with the original;
+    the two copies, differing on birth date, address and first name, are more likely two people than one."""
+    from mpi_factories import match_record
+
+    base = {"nhs_number": None, "nhs_verification": None, "phone": None}
+    return [match_record(1, **base),
+            match_record(2, local_id="A2", birth_date="1987-03-14", address="12 Guildford Lane", **base),
+            match_record(3, local_id="A3", given="Elenor Grace", postcode="TN2 1AA", address="3 Oak Road", **base)]
+
+
+def test_batch_joins_two_copies_of_one_person_through_their_original() -> None:
+    from mpi.clustering import LOW
+    from mpi.frames import frame_from_records
+    from mpi.linkage import conflict_kind, link_frame
+    from mpi.model import Model
+    from mpi.scoring import score_frames
+
+    model = Model.default()
+    frame = frame_from_records(_original_and_two_copies())
+    copies = score_frames(model, frame.take(np.array([1])), frame.take(np.array([2])), resolve_ambiguity=False)
+    assert copies.probability[0] < model.possible_threshold and conflict_kind(model, copies)[0] == LOW
+    linkage = link_frame(frame, model, np.array([0, 0, 1]), np.array([1, 2, 2]))
+    assert len(set(linkage.labels.tolist())) == 1, "the original vouches for both copies"
+
+
 def test_batch_keeps_a_record_without_given_name_or_nhs_number_out_of_both_twins() -> None:
     from mpi_factories import NHS_OTHER, match_record
 

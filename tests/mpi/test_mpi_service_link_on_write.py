@@ -215,3 +215,21 @@ def test_an_update_replaces_the_blocking_keys_that_changed(sessions) -> None:  #
             assert stored_keys(session, record.id) == expected
             assert expected != before  # the change did touch the keys
             before = expected
+
+
+def test_link_on_write_joins_a_copy_to_its_original_despite_an_earlier_copy(sessions) -> None:  # type: ignore[no-untyped-def]
+    """The original, then a copy with the birth year's digits transposed, then a copy from after a move with the
+    first name misspelt: the two copies alone are more likely two people than one, but the original, carrying the
+    given name and the birth date and a match with both, vouches for them (as the batch relink clusters them)."""
+    base = {"nhs_number": None, "nhs_verification": None, "phone": None}
+    trusts = default_trusts()
+    with sessions() as session:
+        index = PatientIndex(session, trusts)
+        original = index.upsert(demographics(TRUST_A, "C1", **base), event="t", actor="feed")
+        first = index.upsert(demographics(TRUST_B, "C2", birth_date=date(1987, 3, 14), address="12 Guildford Lane",
+                                          **base), event="t", actor="feed")
+        second = index.upsert(demographics(TRUST_B, "C3", given="Elenor Grace", postcode="TN2 1AA",
+                                           address="3 Oak Road", **base), event="t", actor="feed")
+        session.commit()
+    assert original.regional_id == first.regional_id == second.regional_id
+    assert second.link_state == "match"
