@@ -341,3 +341,25 @@ def test_c_store_indexes_in_a_writer_process_and_a_dead_writer_answers_out_of_re
         assert stored(context, lost) is not None
     finally:
         server.stop()
+
+
+def test_an_association_acknowledges_at_once() -> None:
+    """A sender with Nagle's algorithm on (storescu, pynetdicom) waits for the command's acknowledgement before the
+    dataset: the SCP's socket sends statuses at once and acknowledges every read at once (bench pacs push measures
+    what it is worth)."""
+    import socket
+    from types import SimpleNamespace
+
+    from api.feeds.dicom_scp import _prompt_acknowledgements
+
+    with socket.create_server(("127.0.0.1", 0)) as server, \
+            socket.create_connection(server.getsockname()) as sender:
+        accepted, _ = server.accept()
+        with accepted:
+            transport = SimpleNamespace(socket=accepted)
+            _prompt_acknowledgements(SimpleNamespace(assoc=SimpleNamespace(dul=SimpleNamespace(socket=transport))))
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            sender.sendall(b"x")
+            assert transport.socket.recv(1) == b"x"
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK), "quick acknowledgements per read"
+            assert transport.socket.fileno() == accepted.fileno()  # select() and close() still reach the socket
