@@ -194,7 +194,7 @@ class _Poll:
     def known(self, uids: list[str]) -> dict[str, tuple[str | None, str | None]]:
         """UID → (fingerprint, withdrawn) of the listed studies the index holds."""
         found: dict[str, tuple[str | None, str | None]] = {}
-        with self.sessions() as session:
+        with unit_of_work(self.sessions) as session:
             for start in range(0, len(uids), 500):
                 rows = session.execute(select(Study.study_instance_uid, Study.remote_fingerprint, Study.withdrawn)
                                        .where(Study.study_instance_uid.in_(uids[start:start + 500]))).all()
@@ -280,7 +280,7 @@ class _Poll:
             return None
 
     def _known_objects(self, uid: str) -> dict[str, StudyInstance]:
-        with self.sessions() as session:
+        with unit_of_work(self.sessions) as session:
             study = session.scalars(select(Study.id).where(Study.study_instance_uid == uid)).first()
             if study is None:
                 return {}
@@ -383,7 +383,7 @@ class _Poll:
             query = query.where(Study.study_date <= rng.end)
         if rng.start is None and rng.end is None:
             query = query.where(Study.study_date.is_not(None))
-        with self.sessions() as session:
+        with unit_of_work(self.sessions) as session:
             missing = [uid for uid, _ in session.execute(query) if uid not in listed]
         for uid in missing:
             if self.confirmations <= 0:
@@ -441,7 +441,7 @@ def poll_once(sessions: sessionmaker[Session], trusts: TrustRegistry, client: Di
     today = today or now.date()
     poll = _Poll(sessions, trusts, client, source=source, source_trust=source_trust, agent=agent,
                  page_size=page_size)
-    with sessions() as session:
+    with unit_of_work(sessions) as session:
         cursor = read_cursor(session, source)
     if cursor.get("version") == CURSOR_VERSION:
         ranges = rc.extend_to([rc.DateRange.from_json(r) for r in cursor["ranges"]], today)

@@ -51,7 +51,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from api.feeds.bulk_identity import BulkRecord, read_fhir, read_hl7
 from api.feeds.bulk_writes import (
     advance,
-    begin_bulk_write,
     cursor,
     defer,
     deferred_after,
@@ -264,9 +263,8 @@ class Backfill:
                 self._end_stage()
                 self.report.stage_seconds[name] = time.monotonic() - started
                 self.report.stage_cpu_seconds[name] = _cpu_seconds() - cpu
-            with self.context.sessions() as session:
+            with unit_of_work(self.context.sessions, write=True) as session:
                 refresh_statistics(session)
-                session.commit()
         finally:
             self._end_stage()
 
@@ -278,7 +276,7 @@ class Backfill:
             if Phase.IDENTITY not in found.phases:
                 continue
             name = str(found.path.resolve())
-            with self.context.sessions() as session:
+            with unit_of_work(self.context.sessions) as session:
                 mark = cursor(session, self.key, "identity", name)
             if mark is not None and mark.finished:
                 self.report.resumed.append(f"identity of {_display(found.path)} done before")
@@ -307,8 +305,7 @@ class Backfill:
         results = iter(self.readers.map(_read_identity, readable))
         read: list[BulkRecord | None] = [next(results) if t in ("hl7v2", "fhir-ndjson") else None
                                          for _, t, _, _ in pending]
-        with self.context.sessions() as session:
-            begin_bulk_write(session)
+        with unit_of_work(self.context.sessions, write=True) as session:  # SQLite: BEGIN IMMEDIATE, the ids stay ours
             held = existing_keys(session, [(r.namespace, r.local_id) for r in read if r is not None])
             logged = logged_messages(session, [r.log_key for r in read if r is not None and r.log_key is not None])
             seen: set[tuple[str, str]] = set()
@@ -336,7 +333,6 @@ class Backfill:
             advance(session, self.key, "identity", last, item_file=name, finished=finished)
             written = cursor(session, self.key, "written")
             advance(session, self.key, "written", (written.position if written else 0) + len(taken))
-            session.commit()
         if self._crash:
             self._crash.committed("identity")
         self.report.written += len(taken)
@@ -349,7 +345,7 @@ class Backfill:
     def relink(self) -> None:
         from mpi import relink
 
-        with self.context.sessions() as session:
+        with unit_of_work(self.context.sessions, write=True) as session:
             mark = cursor(session, self.key, "relink")
             written = cursor(session, self.key, "written")
             if mark is not None and mark.finished:
@@ -360,7 +356,6 @@ class Backfill:
             bar = self.bar("2/5 relink", total=1)
             result = relink(session, train=self.train, actor="bulk-load")
             advance(session, self.key, "relink", result.records, finished=True)
-            session.commit()
             bar.update(1)
             bar.close()
         self.report.relink = {"records": result.records, "patients": result.patients,
@@ -372,7 +367,7 @@ class Backfill:
     def deferred(self) -> None:
         from api.feeds.hl7_service import Incoming, process_messages
 
-        with self.context.sessions() as session:
+        with unit_of_work(self.context.sessions) as session:
             mark = cursor(session, self.key, "deferred")
         if mark is not None and mark.finished:
             self.report.resumed.append("set-aside items done before")
@@ -382,7 +377,7 @@ class Backfill:
             self.report.resumed.append("set-aside items resumed")
         bar = self.bar("3/5 identity (per message)")
         while True:
-            with self.context.sessions() as session:
+            with unit_of_work(self.context.sessions) as session:
                 items = [(d.seq, d.content_type, d.source, d.raw) for d in deferred_after(session, self.key, after,
                                                                                           self.group)]
             if not items:
@@ -406,16 +401,14 @@ class Backfill:
                     else:
                         for _, _, source, raw in run:
                             self._fhir(raw, source)
-                    with self.context.sessions() as session:
+                    with unit_of_work(self.context.sessions, write=True) as session:
                         advance(session, self.key, "deferred", run[-1][0])
-                        session.commit()
                     if self._crash:
                         self._crash.committed("deferred")
                     bar.update(len(run))
                 after = group[-1][0]
-        with self.context.sessions() as session:
+        with unit_of_work(self.context.sessions, write=True) as session:
             advance(session, self.key, "deferred", after, finished=True)
-            session.commit()
         bar.close()
 
     def _fhir(self, raw: str, source: str) -> None:
@@ -459,7 +452,7 @@ class Backfill:
             if found.format is FileFormat.FHIR_JSON and found.phases == (Phase.IDENTITY,):
                 continue  # applied whole with the identity items
             name = str(found.path.resolve())
-            with self.context.sessions() as session:
+            with unit_of_work(self.context.sessions) as session:
                 mark = cursor(session, self.key, stage, name)
             if mark is not None and mark.finished:
                 continue
@@ -468,9 +461,8 @@ class Backfill:
             else:  # FHIR NDJSON and JSON, DICOM JSON: their handlers, the file at once (idempotent by UID)
                 _apply_file(self.context, DEFAULT_HANDLERS, found, phase, self.report)
                 bar.update(1)
-            with self.context.sessions() as session:
+            with unit_of_work(self.context.sessions, write=True) as session:
                 advance(session, self.key, stage, 0, item_file=name, finished=True)
-                session.commit()
         bar.close()
 
     def _hl7_file(self, found: Detected, phase: Phase, name: str, start: int, bar: Any) -> None:
@@ -491,9 +483,8 @@ class Backfill:
                                         studies_in_bulk=phase is Phase.IMAGING) if ready else []
             for (_, m), outcome in zip(ready, outcomes, strict=True):
                 self.report.add(outcome, f"{display}#{m.position}")
-            with self.context.sessions() as session:
+            with unit_of_work(self.context.sessions, write=True) as session:
                 advance(session, self.key, phase.label, group[-1][0], item_file=name)
-                session.commit()
             if self._crash:
                 self._crash.committed(phase.label)
             bar.update(len(group))
@@ -515,7 +506,7 @@ class Backfill:
         from imaging import apply_many
 
         name = f"{stage}-dicom"
-        with self.context.sessions() as session:
+        with unit_of_work(self.context.sessions) as session:
             mark = cursor(session, self.key, name)
         if mark is not None and mark.finished:
             return
@@ -543,9 +534,8 @@ class Backfill:
                 if ready:
                     applied = apply_many(self.context.sessions, self.context.trusts, [p for _, p in ready],
                                          agent=INGEST_AGENT, event_type="dicom")
-                with self.context.sessions() as session:
+                with unit_of_work(self.context.sessions, write=True) as session:
                     advance(session, self.key, name, end, finished=finished)
-                    session.commit()
             for (n, _), outcome in zip(ready, applied or [], strict=True):
                 outcomes[n] = outcome
             for found, maybe in zip(chunk, outcomes, strict=True):
@@ -592,9 +582,8 @@ def load_in_bulk(context: AppContext, detected: list[Detected], report: Backfill
     held records, whose items go through the per-message path)."""
     key = load_key(detected)
     if options.restart:
-        with context.sessions() as session:
+        with unit_of_work(context.sessions, write=True) as session:
             forget(session, key)
-            session.commit()
     workers = (os.cpu_count() or 1) if options.workers is None else options.workers
     Backfill(context, detected, report, workers=workers, batch=options.batch, progress=progress,
              train=options.train).run()

@@ -24,13 +24,6 @@ from priorscan.tables import AuditEvent, BulkCursor, BulkDeferred, HL7MessageLog
 _LOOKUP_CHUNK = 500
 
 
-def begin_bulk_write(session: Session) -> None:
-    """Take SQLite's write lock at once, so the ids chosen below stay ours until the commit (no-op on PostgreSQL,
-    whose sequence hands out the ids)."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def existing_keys(session: Session, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of the ``(namespace, local_id)`` keys name a source record already."""
     wanted = list(dict.fromkeys(keys))
@@ -120,5 +113,5 @@ def refresh_statistics(session: Session) -> None:
         connection.execute(text("ANALYZE"))
 
 
-__all__ = ["advance", "begin_bulk_write", "cursor", "defer", "deferred_after", "existing_keys", "forget",
+__all__ = ["advance", "cursor", "defer", "deferred_after", "existing_keys", "forget",
            "logged_messages", "refresh_statistics", "write_records"]
