@@ -148,27 +148,11 @@ def _write_unlinked(session: Session, records: Sequence[UnlinkedRecord]) -> list
     return ids
 
 
-class SqliteWriter:
-    """SQLite: one cached statement per row kind (statements cost no round trip); one writer at a time, so no
-    person locks."""
+class _Statements:
+    """The writes both strategies make alike: one cached Core statement per row kind (:mod:`mpi.link_statements`)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    def lock_person(self, probe: MatchRecord) -> None:
-        """Nothing to wait for: SQLite has one writer at a time."""
-
-    def new_record(self, record: Mapping[str, Any], version: Mapping[str, Any], keys: Iterable[str],
-                   link_event: Mapping[str, Any], patient: Mapping[str, Any], *, founds_patient: bool) -> int:
-        if founds_patient:  # the patient first: the record refers to it
-            self.insert_patient(patient)
-        else:
-            self.update_patient(patient["id"], {k: v for k, v in patient.items() if k != "id"})
-        record_id = int(self.session.execute(_INSERT_RECORD, dict(record)).scalar_one())
-        self.insert_version({"source_record_id": record_id, **version})
-        self.insert_blocking_keys(record_id, keys)
-        self.insert_link_event({"source_record_id": record_id, **link_event})
-        return record_id
 
     def update_record(self, record_id: int, changes: Mapping[str, Any]) -> None:
         self.session.execute(_UPDATE_RECORD, {"rid": record_id, **changes})
@@ -178,17 +162,9 @@ class SqliteWriter:
 
     def insert_blocking_keys(self, record_id: int, keys: Iterable[str]) -> None:
         ordered = sorted(keys)
-        if ordered:  # one multi-row INSERT
+        if ordered:  # one multi-row INSERT: one round trip on PostgreSQL, where an executemany costs one per row
             self.session.execute(_insert_blocking_keys_sql(len(ordered)),
                                  {"sid": record_id, **{f"k{i}": key for i, key in enumerate(ordered)}})
-
-    def replace_blocking_keys(self, record_id: int, keys: Iterable[str]) -> None:
-        wanted = set(keys)
-        current = set(self.session.scalars(_BLOCKING_KEYS_OF_SQL, {"sid": record_id}))
-        stale = current - wanted
-        if stale:
-            self.session.execute(_DELETE_BLOCKING_KEYS, {"sid": record_id, "keys": sorted(stale)})
-        self.insert_blocking_keys(record_id, wanted - current)
 
     def insert_patient(self, row: Mapping[str, Any]) -> None:
         self.session.execute(_INSERT_PATIENT, dict(row))
@@ -211,12 +187,37 @@ class SqliteWriter:
         return _write_unlinked(self.session, records)
 
 
-class PostgresqlWriter:
+class SqliteWriter(_Statements):
+    """SQLite: one cached statement per row kind (statements cost no round trip); one writer at a time, so no
+    person locks."""
+
+    def lock_person(self, probe: MatchRecord) -> None:
+        """Nothing to wait for: SQLite has one writer at a time."""
+
+    def new_record(self, record: Mapping[str, Any], version: Mapping[str, Any], keys: Iterable[str],
+                   link_event: Mapping[str, Any], patient: Mapping[str, Any], *, founds_patient: bool) -> int:
+        if founds_patient:  # the patient first: the record refers to it
+            self.insert_patient(patient)
+        else:
+            self.update_patient(patient["id"], {k: v for k, v in patient.items() if k != "id"})
+        record_id = int(self.session.execute(_INSERT_RECORD, dict(record)).scalar_one())
+        self.insert_version({"source_record_id": record_id, **version})
+        self.insert_blocking_keys(record_id, keys)
+        self.insert_link_event({"source_record_id": record_id, **link_event})
+        return record_id
+
+    def replace_blocking_keys(self, record_id: int, keys: Iterable[str]) -> None:
+        wanted = set(keys)
+        current = set(self.session.scalars(_BLOCKING_KEYS_OF_SQL, {"sid": record_id}))
+        stale = current - wanted
+        if stale:
+            self.session.execute(_DELETE_BLOCKING_KEYS, {"sid": record_id, "keys": sorted(stale)})
+        self.insert_blocking_keys(record_id, wanted - current)
+
+
+class PostgresqlWriter(_Statements):
     """PostgreSQL: the writes that go together sent as one statement (each round trip costs), and the person's
     advisory locks."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
 
     def lock_person(self, probe: MatchRecord) -> None:
         """Transaction-scoped advisory locks on the person's keys (:func:`person_lock_keys`; DESIGN section 5: such
@@ -246,41 +247,9 @@ class PostgresqlWriter:
             expire_held_patient(self.session, patient["id"])
         return record_id
 
-    def update_record(self, record_id: int, changes: Mapping[str, Any]) -> None:
-        self.session.execute(_UPDATE_RECORD, {"rid": record_id, **changes})
-
-    def insert_version(self, row: Mapping[str, Any]) -> None:
-        self.session.execute(_INSERT_VERSION, dict(row))
-
-    def insert_blocking_keys(self, record_id: int, keys: Iterable[str]) -> None:
-        ordered = sorted(keys)
-        if ordered:  # one multi-row INSERT: one round trip, where an executemany costs one per row
-            self.session.execute(_insert_blocking_keys_sql(len(ordered)),
-                                 {"sid": record_id, **{f"k{i}": key for i, key in enumerate(ordered)}})
-
     def replace_blocking_keys(self, record_id: int, keys: Iterable[str]) -> None:
         """One statement: the stale keys deleted, the new ones inserted (a key kept is neither)."""
         self.session.execute(_REPLACE_BLOCKING_KEYS_PG, {"sid": record_id, "keys": sorted(keys)})
-
-    def insert_patient(self, row: Mapping[str, Any]) -> None:
-        self.session.execute(_INSERT_PATIENT, dict(row))
-
-    def update_patient(self, regional_id: str, values: Mapping[str, Any]) -> None:
-        self.session.execute(_UPDATE_PATIENT, {"rid": regional_id, **values})
-        expire_held_patient(self.session, regional_id)
-
-    def insert_link_event(self, row: Mapping[str, Any]) -> None:
-        self.session.execute(_INSERT_LINK_EVENT, dict(row))
-
-    def insert_review(self, row: Mapping[str, Any]) -> int:
-        return int(self.session.execute(_INSERT_REVIEW, dict(row)).scalar_one())
-
-    def close_reviews(self, record_id: int) -> None:
-        self.session.execute(_CLOSE_REVIEWS, {"sid": record_id})
-        _expire_held_reviews(self.session, record_id)
-
-    def write_unlinked(self, records: Sequence[UnlinkedRecord]) -> list[int]:
-        return _write_unlinked(self.session, records)
 
 
 def store_writer_for(session: Session) -> StoreWriter:
