@@ -41,6 +41,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
+from api.feeds.group_commit import next_group
 from imaging import ingest_dicom_datasets, raw_text
 from priorscan.audit import Agent
 from priorscan.errors import StorageError
@@ -268,21 +269,9 @@ class GroupWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            group = [first]
-            stop = False
-            while len(group) < self.max_group:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                group.append(more)
-            self._apply(group)
+            group, stop = next_group(self._queue, self.max_group)
+            if group:
+                self._apply(group)
             if stop:
                 return
 

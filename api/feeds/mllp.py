@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from api.feeds.group_commit import next_group
 from api.feeds.hl7_service import ACK_CODES, Incoming, process_messages, reject_message
 from api.feeds.mllp_access import SENDER_NOT_ALLOWED, certificate_names, sender_refusal, tls_context
 from api.feeds.writer_processes import WriterProcesses
@@ -403,21 +404,9 @@ class GroupWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stopping = False
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                batch.append(more)
-            self._apply([(job, future) for job, future in batch if future.set_running_or_notify_cancel()])
+            batch, stopping = next_group(self._queue, self.max_batch)
+            if batch:
+                self._apply([(job, future) for job, future in batch if future.set_running_or_notify_cancel()])
             if stopping:
                 return
 
