@@ -13,7 +13,11 @@ Counting rules, so that every irradiation event counts once, however often and i
   Instance UID), so only the largest of them counts, plus the events of the group it does not name; reports with
   disjoint events (a continued examination, two performed procedure steps) add up;
 - reports that name no event at all and state the same totals are the same report re-sent;
-- events that no accumulated value covers (a report without that total, or events from image headers) are added.
+- events that no accumulated value covers (a report without that total, or events from image headers) are added;
+- a vendor's private dose *summary* (Siemens' Radiation Summary Report: study totals, no events; its report key
+  starts with :data:`SUMMARY_KEY`) is a fallback: it counts only when the study has no RDSR event or report, since
+  it restates what an RDSR of the same work would state; of several summaries of one study the largest value of
+  each total counts (a summary re-sent as the examination grew is not added to its earlier self).
 
 DLP, DAP, dose at the reference point, fluoroscopy time, AGD and activity are all totalled by these rules, and the
 effective dose is estimated from the same DLP total, so the two never disagree.
@@ -40,6 +44,9 @@ FLUORO = "fluoro"
 MAMMO = "mammo"
 NM = "nm"
 EVENT_KINDS = (CT, PROJECTION, FLUORO, MAMMO, NM)
+
+#: The start of a vendor dose summary's report key (:func:`is_summary`).
+SUMMARY_KEY = "summary:"
 
 HEAD_PHANTOM = 16
 BODY_PHANTOM = 32
@@ -154,6 +161,17 @@ def merge_report(previous: ReportTotals | None, current: ReportTotals) -> Report
         return current
     values = {name: _max(getattr(previous, name), getattr(current, name)) for name in TOTAL_FIELDS}
     return ReportTotals(current.report_key, previous.event_uids | current.event_uids, **values)
+
+
+def is_summary(report: ReportTotals) -> bool:
+    """Whether ``report`` is a vendor's private dose summary (study totals without events), not an RDSR."""
+    return report.report_key.startswith(SUMMARY_KEY)
+
+
+def _largest_summary(summaries: Sequence[ReportTotals]) -> ReportTotals:
+    """Several summaries of one study as one: the largest value of each total."""
+    values = {name: _max(*(getattr(s, name) for s in summaries)) for name in TOTAL_FIELDS}
+    return ReportTotals(min(s.report_key for s in summaries), frozenset(), **values)
 
 
 def _report_groups(reports: Sequence[ReportTotals]) -> list[list[ReportTotals]]:
@@ -430,7 +448,8 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
               coefficients: CoefficientTable, patient_age_years: int | None = None) -> DoseSummary:
     """A study's dose summary from its distinct events and its reports' accumulated totals.
 
-    RDSR events and reports take precedence; image-header events are used only when no RDSR was received.
+    RDSR events and reports take precedence; a vendor's dose summary (:func:`is_summary`) is used only when no RDSR
+    was received (its largest totals), and image-header events only when neither was.
 
     Parameters
     ----------
@@ -446,9 +465,13 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
         The patient's age at the study (paediatric coefficients, or none, under 16).
     """
     rdsr = [e for e in events if e.source == "rdsr"]
+    full = [r for r in reports if not is_summary(r)]
+    summaries = [r for r in reports if is_summary(r) and any(getattr(r, name) is not None for name in TOTAL_FIELDS)]
     source: str | None
-    if rdsr or reports:
-        used, source = rdsr, "rdsr"
+    if rdsr or full:
+        used, source, reports = rdsr, "rdsr", full
+    elif summaries:  # a dose report too (an SR), so the export's ``dose_source`` stays rdsr
+        used, source, reports = [], "rdsr", [_largest_summary(summaries)]
     else:
         used = [e for e in events if e.source == "header"]
         source = "header" if used else None
