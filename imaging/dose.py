@@ -15,9 +15,10 @@ Counting rules, so that every irradiation event counts once, however often and i
 - reports that name no event at all and state the same totals are the same report re-sent;
 - events that no accumulated value covers (a report without that total, or events from image headers) are added;
 - a vendor's private dose *summary* (Siemens' Radiation Summary Report: study totals, no events; its report key
-  starts with :data:`SUMMARY_KEY`) is a fallback: it counts only when the study has no RDSR event or report, since
-  it restates what an RDSR of the same work would state; of several summaries of one study the largest value of
-  each total counts (a summary re-sent as the examination grew is not added to its earlier self).
+  starts with :data:`SUMMARY_KEY`) is a fallback, total by total: its DAP counts only when no RDSR event or report
+  of the study states a DAP (and so for fluoroscopy time), since it restates what an RDSR of the same work would
+  state; of several summaries of one study the largest value of each total counts (a summary re-sent as the
+  examination grew is not added to its earlier self). It outranks image headers, as an RDSR does.
 
 DLP, DAP, dose at the reference point, fluoroscopy time, AGD and activity are all totalled by these rules, and the
 effective dose is estimated from the same DLP total, so the two never disagree.
@@ -448,8 +449,8 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
               coefficients: CoefficientTable, patient_age_years: int | None = None) -> DoseSummary:
     """A study's dose summary from its distinct events and its reports' accumulated totals.
 
-    RDSR events and reports take precedence; a vendor's dose summary (:func:`is_summary`) is used only when no RDSR
-    was received (its largest totals), and image-header events only when neither was.
+    RDSR events and reports take precedence; a vendor's dose summary (:func:`is_summary`) gives the totals no RDSR
+    of the study states (its largest values), and image-header events are used only when neither was received.
 
     Parameters
     ----------
@@ -467,11 +468,10 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
     rdsr = [e for e in events if e.source == "rdsr"]
     full = [r for r in reports if not is_summary(r)]
     summaries = [r for r in reports if is_summary(r) and any(getattr(r, name) is not None for name in TOTAL_FIELDS)]
+    fallback = _largest_summary(summaries) if summaries else None
     source: str | None
-    if rdsr or full:
+    if rdsr or full or fallback:  # a summary is a dose SR too, so the export's ``dose_source`` stays rdsr
         used, source, reports = rdsr, "rdsr", full
-    elif summaries:  # a dose report too (an SR), so the export's ``dose_source`` stays rdsr
-        used, source, reports = [], "rdsr", [_largest_summary(summaries)]
     else:
         used = [e for e in events if e.source == "header"]
         source = "header" if used else None
@@ -483,7 +483,10 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
               laterality: str | None = None) -> float | None:
         chosen = [e for e in used if (kinds is None or e.kind in kinds)
                   and (laterality is None or e.laterality == laterality)]
-        return combined_total(chosen, reports, event_field, report_field)
+        value = combined_total(chosen, reports, event_field, report_field)
+        if value is None and fallback is not None:  # only what no RDSR of the study states
+            value = getattr(fallback, report_field)
+        return value
 
     dlp = total("dlp_mgycm", "dlp_total_mgycm")
     estimate = effective_dose(used, dlp, study_region, coefficients, patient_age_years)

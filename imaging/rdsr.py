@@ -14,7 +14,7 @@ Templates read (DICOM PS3.16):
 - Siemens' private *Radiation Summary Report* (an Enhanced SR whose document title is C-10 of the coding scheme
   99SMS_RADSUM, written by fluoroscopy C-arms that send no RDSR, such as the ARCADIS): study totals only, Cumulative
   dose area product C-204 and Cumulative fluoro time C-202, no irradiation events. It is a *summary*
-  (:func:`imaging.dose.is_summary`): counted only when the study has no RDSR.
+  (:func:`imaging.dose.is_summary`): a total of it counts only where no RDSR of the study states that total.
 
 Vendors differ, so the walk is tolerant: concepts are matched by code value whatever the coding scheme (with the
 SRT and SNOMED CT codes of anatomy both known), values are searched anywhere below their container (some vendors
@@ -530,7 +530,7 @@ def _siemens_summary(root: Node, reader: _Reader, sop_uid: str | None, study_uid
 
     Only the document's own top-level items are read, and only by their 99SMS_RADSUM codes (a private code value is
     read in its own scheme only). The report key says it is a summary (:data:`imaging.dose.SUMMARY_KEY`), so that the
-    study's dose counts it only when no RDSR arrives.
+    study's dose takes from it only the totals no RDSR states.
     """
     values: dict[str, float | None] = {}
     for code, quantity, total in _SIEMENS_SUMMARY_TOTALS:

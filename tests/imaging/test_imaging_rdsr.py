@@ -141,7 +141,7 @@ def test_a_siemens_radiation_summary_is_read_as_a_summary(tmp_path: Path) -> Non
     assert is_dose_report(ds)
     report = parse_dose_report(ds)
     assert (report.template, report.modality, report.events) == ("projection", "RF", [])
-    assert report.report_key == f"{dz.SUMMARY_KEY}{ds.SOPInstanceUID}"  # a summary, so an RDSR outranks it
+    assert report.report_key == f"{dz.SUMMARY_KEY}{ds.SOPInstanceUID}"  # a summary: an RDSR's totals outrank it
     totals = report.totals()
     assert totals.dap_total_gym2 == pytest.approx(2.359e-05, rel=1e-9)
     assert totals.fluoro_time_s == pytest.approx(34.427)
