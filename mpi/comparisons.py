@@ -365,8 +365,8 @@ class MiddleNameComparison(Comparison):
     def levels(self, left: Columns, right: Columns) -> Levels:
         null = absent(left, "middle") | absent(right, "middle")
         exact = equal(left, right, "middle")
-        level = per_distinct_pair(left, right, ("middle", "middle"), ~(null | exact), _each_level(_middle_level),
-                                  2, np.int8)
+        level = per_distinct_pair(left, right, ("middle", "middle"), ~(null | exact),
+                                  _each_value(_middle_level, np.int8), 2, np.int8)
         # an initial alone agreeing with an initial alone is the second level, not a spelled-out agreement
         initials = per_distinct_pair(left, right, ("middle", "middle"), exact & ~null, _each(_initial_only), False,
                                      bool)
@@ -390,9 +390,10 @@ def _middle_level(a: str, b: str) -> int:
     return 2
 
 
-def _each_level(func: Callable[[str, str], int]) -> Callable[[Column, Column], NDArray[np.int8]]:
-    def apply(a: Column, b: Column) -> NDArray[np.int8]:
-        return np.fromiter((func(x, y) for x, y in zip(a, b, strict=True)), dtype=np.int8, count=len(a))
+def _each_value(func: Callable[[str, str], Any], dtype: Any) -> Callable[[Column, Column], NDArray[Any]]:
+    """``func`` of each pair of values, as an array of ``dtype``."""
+    def apply(a: Column, b: Column) -> NDArray[Any]:
+        return np.fromiter((func(x, y) for x, y in zip(a, b, strict=True)), dtype=dtype, count=len(a))
     return apply
 
 
@@ -509,12 +510,12 @@ class AddressComparison(Comparison):
         # one address keyed with a word split, run together or mistyped (``COPLANDDRIVE``): its words sort
         # elsewhere and the ratio drops, while the letter pairs within its words barely change
         slipped = rest & (ratio < self.similar) & (set_ratio < 99.9)
-        dice = per_distinct_pair(left, right, pair, slipped & (set_ratio >= 40), _each_float(bigram_dice), 0.0,
-                                 np.float32)
-        numbers = per_distinct_pair(left, right, pair, rest & ((set_ratio >= self.partial) | (dice >= self.partial
-                                    / 100)), _each(_same_numbers), False, bool)
-        similar = numbers & ((ratio >= self.similar) | (set_ratio >= 99.9) | (dice >= self.similar / 100))
-        partial = numbers & ((set_ratio >= self.partial) | (dice >= self.partial / 100))
+        dice = 100 * per_distinct_pair(left, right, pair, slipped & (set_ratio >= 40),
+                                       _each_value(bigram_dice, np.float64), 0.0, np.float64)
+        numbers = per_distinct_pair(left, right, pair, rest & ((set_ratio >= self.partial) | (dice >= self.partial)),
+                                    _each(_same_numbers), False, bool)
+        similar = numbers & ((ratio >= self.similar) | (set_ratio >= 99.9) | (dice >= self.similar))
+        partial = numbers & ((set_ratio >= self.partial) | (dice >= self.partial))
         return _assign([exact, similar, partial], null)
 
 
@@ -544,12 +545,6 @@ def bigram_dice(a: str, b: str) -> float:
     ga, gb = _bigrams(a), _bigrams(b)
     total = sum(ga.values()) + sum(gb.values())
     return 2 * sum((ga & gb).values()) / total if total else 0.0
-
-
-def _each_float(func: Callable[[str, str], float]) -> Callable[[Column, Column], NDArray[np.float32]]:
-    def apply(a: Column, b: Column) -> NDArray[np.float32]:
-        return np.fromiter((func(x, y) for x, y in zip(a, b, strict=True)), dtype=np.float32, count=len(a))
-    return apply
 
 
 @dataclass
