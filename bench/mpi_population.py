@@ -10,10 +10,11 @@ name, birth date and address. Rates are parameters (:class:`ErrorRates`); nothin
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import lru_cache
+from itertools import islice
 
 from mpi.nhs_number import check_digit
 from mpi.records import Demographics
@@ -140,11 +141,11 @@ def _typo(rng: random.Random, text: str) -> str:
     return text[:i] + text[i] + text[i:]
 
 
-def make_people(count: int, rng: random.Random, rates: ErrorRates) -> list[Person]:
+def _iter_people(rng: random.Random, rates: ErrorRates, nhs_number: Callable[[int], str]) -> Iterator[Person]:
+    """People household by household, without end; ``nhs_number(n)`` names the n-th person's NHS number."""
     male, male_w, female, female_w, family_names, family_w = _name_pools()
-    used: set[str] = set()
-    people: list[Person] = []
-    while len(people) < count:
+    made = 0
+    while True:
         family = rng.choices(family_names, family_w)[0]
         if rng.random() < 0.02:
             family = f"{family}-{rng.choices(family_names, family_w)[0]}"
@@ -152,23 +153,45 @@ def make_people(count: int, rng: random.Random, rates: ErrorRates) -> list[Perso
         phone = f"01{rng.randint(200, 999)} {rng.randint(100000, 999999)}" if rng.random() < 0.6 else None
         size = rng.choices((1, 2, 3, 4), (0.35, 0.35, 0.15, 0.15))[0]
         twins = rng.random() < rates.twins * 2 and size >= 2
+        previous: Person | None = None
         for member in range(size):
-            if len(people) >= count:
-                break
             sex = rng.choice("MF")
             given_pool, weights = (male, male_w) if sex == "M" else (female, female_w)
             given = rng.choices(given_pool, weights)[0]
             middle = rng.choices(given_pool, weights)[0] if rng.random() < 0.5 else None
-            if twins and member == 1:
-                birth = people[-1].birth_date
-                while given == people[-1].given:
+            twin = twins and member == 1 and previous is not None
+            if twin:
+                assert previous is not None
+                birth = previous.birth_date
+                while given == previous.given:
                     given = rng.choices(given_pool, weights)[0]
             else:
                 birth = date(1925, 1, 1) + timedelta(days=rng.randrange(0, 365 * 99))
-            people.append(Person(f"P{len(people):07d}", given, middle, family, sex, birth, _nhs_number(rng, used),
-                                 postcode, address, phone,
-                                 twin_of=people[-1].person_id if twins and member == 1 else None))
-    return people
+            person = Person(f"P{made:07d}", given, middle, family, sex, birth, nhs_number(made), postcode, address,
+                            phone, twin_of=previous.person_id if twin and previous is not None else None)
+            made += 1
+            yield person
+            previous = person
+
+
+def make_people(count: int, rng: random.Random, rates: ErrorRates) -> list[Person]:
+    used: set[str] = set()
+    return list(islice(_iter_people(rng, rates, lambda _: _nhs_number(rng, used)), count))
+
+
+def streamed_nhs_number(person: int) -> str:
+    """A valid NHS number (modulus 11) for the ``person``-th person, distinct for up to 10 million people and computed
+    from the index alone (no set of the numbers used, so a streamed population's memory does not grow). The
+    numbers begin with 9 (90 000 000 to 99 999 999 before the last base digit): not the 999 test range, which
+    holds under a million of them."""
+    if not 0 <= person < 10_000_000:
+        raise ValueError("streamed NHS numbers are distinct for up to 10 million people")
+    stem = f"{90_000_000 + (person * 7_919) % 10_000_000:08d}"  # 7 919 is prime to 10^7: one stem per person
+    for last in range(10):  # at most one of the ten last digits makes the check digit 10
+        check = check_digit(stem + str(last))
+        if check is not None:
+            return f"{stem}{last}{check}"
+    raise AssertionError("unreachable: nine of ten last digits give a check digit")
 
 
 def _record_of(person: Person, rng: random.Random, rates: ErrorRates, namespace: str, local_id: str, trust: str,
@@ -221,6 +244,21 @@ def _record_of(person: Person, rng: random.Random, rates: ErrorRates, namespace:
     return record
 
 
+def _person_records(person: Person, rng: random.Random, rates: ErrorRates, records_per_person: tuple[float, ...],
+                    name: Callable[[str], tuple[str, str]]) -> list[Demographics]:
+    """A person's source records (``records_per_person``: the weights of 1, 2, ... trusts), a later one sometimes in
+    the same trust again; ``name(trust)`` gives each its (namespace, local id). May change the person's family name
+    (marriage)."""
+    if person.sex == "F" and rng.random() < rates.marriage_name * 2.5:
+        person.previous_family = person.family
+        person.family = rng.choices(_name_pools()[4], _name_pools()[5])[0]
+    count = rng.choices(range(1, len(records_per_person) + 1), records_per_person)[0]
+    trusts = rng.sample(TRUSTS, count)
+    if rng.random() < rates.within_trust_duplicate:
+        trusts.append(trusts[0])
+    return [_record_of(person, rng, rates, *name(trust), trust, later=n > 0) for n, trust in enumerate(trusts)]
+
+
 def make_population(people: int, *, seed: int = 1, rates: ErrorRates | None = None,
                     records_per_person: tuple[float, ...] = (0.45, 0.35, 0.15, 0.05)) -> Population:
     """``people`` people with their source records (about 1.8 records per person) and the truth."""
@@ -230,23 +268,46 @@ def make_population(people: int, *, seed: int = 1, rates: ErrorRates | None = No
     records: list[Demographics] = []
     truth: list[tuple[str, str, str]] = []
     counter = 0
+
+    def name(trust: str) -> tuple[str, str]:
+        nonlocal counter
+        counter += 1
+        return f"https://fhir.{trust.lower()}.nhs.uk/Id/mrn", f"{trust}{counter:08d}"
+
     for person in persons:
-        if person.sex == "F" and rng.random() < rates.marriage_name * 2.5:
-            person.previous_family = person.family
-            person.family = rng.choices(_name_pools()[4], _name_pools()[5])[0]
-        count = rng.choices((1, 2, 3, 4), records_per_person)[0]
-        trusts = rng.sample(TRUSTS, count)
-        if rng.random() < rates.within_trust_duplicate:
-            trusts.append(trusts[0])
-        for n, trust in enumerate(trusts):
-            counter += 1
-            namespace = f"https://fhir.{trust.lower()}.nhs.uk/Id/mrn"
-            local_id = f"{trust}{counter:08d}"
-            records.append(_record_of(person, rng, rates, namespace, local_id, trust, later=n > 0))
-            truth.append((person.person_id, namespace, local_id))
+        for record in _person_records(person, rng, rates, records_per_person, name):
+            records.append(record)
+            truth.append((person.person_id, record.namespace, record.local_id))
     order = list(range(len(records)))
     rng.shuffle(order)
     return Population(persons, [records[i] for i in order], [truth[i] for i in order])
+
+
+#: Source records per person in a region's decade (weights of 1 to 5 of the five trusts; with the within-trust
+#: duplicates, about 2.7 records per person: issue 18's 4 M records for 1.5 M people).
+DECADE_RECORDS_PER_PERSON = (0.17, 0.30, 0.30, 0.15, 0.08)
+
+
+def stream_population(people: int, *, seed: int = 1, rates: ErrorRates | None = None,
+                      records_per_person: tuple[float, ...] = DECADE_RECORDS_PER_PERSON,
+                      name: Callable[[str], tuple[str, str]] | None = None
+                      ) -> Iterator[tuple[Person, list[Demographics]]]:
+    """The population of :func:`make_population`, person by person with their source records, in memory that does
+    not grow with ``people``: NHS numbers from the person's index (:func:`streamed_nhs_number`, no set of those
+    used), records in person order (a PAS extract's order, not shuffled) and nothing kept once yielded.
+    Deterministic by ``seed``. ``name(trust)`` gives each record its (namespace, local id); by default the
+    namespaces and numbering of :func:`make_population`."""
+    rates = rates or ErrorRates()
+    people_rng, records_rng = random.Random(seed), random.Random(f"records-{seed}")
+    counter = 0
+
+    def numbered(trust: str) -> tuple[str, str]:
+        nonlocal counter
+        counter += 1
+        return f"https://fhir.{trust.lower()}.nhs.uk/Id/mrn", f"{trust}{counter:08d}"
+
+    for person in islice(_iter_people(people_rng, rates, streamed_nhs_number), people):
+        yield person, _person_records(person, records_rng, rates, records_per_person, name or numbered)
 
 
 def iter_truth(population: Population) -> Iterator[tuple[tuple[str, str], str]]:

@@ -198,7 +198,7 @@ def ingest_dicom_dataset(sessions: sessionmaker[Session], trusts: TrustRegistry,
 def ingest_dicom_datasets(sessions: sessionmaker[Session], trusts: TrustRegistry,
                           datasets: list[tuple[Dataset, str | None]], *, agent: Agent) -> list[ItemOutcome]:
     """Index several objects already read (each with its sending trust, or None) in one unit of work
-    (:func:`apply_many`); an object that cannot be read is rejected alone. Outcomes in the order given."""
+    (:func:`apply_group`); an object that cannot be read is rejected alone. Outcomes in the order given."""
     outcomes: list[ItemOutcome | None] = [None] * len(datasets)
     ready: list[tuple[int, tuple[StudyFacts, RejectionNote | None]]] = []
     for position, (ds, source_trust) in enumerate(datasets):
@@ -208,10 +208,32 @@ def ingest_dicom_datasets(sessions: sessionmaker[Session], trusts: TrustRegistry
         else:
             ready.append((position, prepared))
     if ready:
-        applied = apply_many(sessions, trusts, [item for _, item in ready], agent=agent, event_type="dicom")
+        applied = apply_group(sessions, trusts, [item for _, item in ready], agent=agent, event_type="dicom")
         for (position, _), outcome in zip(ready, applied, strict=True):
             outcomes[position] = outcome
     return [o for o in outcomes if o is not None]
+
+
+def apply_group(sessions: sessionmaker[Session], trusts: TrustRegistry,
+                items: list[tuple[StudyFacts, RejectionNote | None]], *, agent: Agent,
+                event_type: str) -> list[ItemOutcome]:
+    """Apply objects that arrived together (pushed, one group commit) in one unit of work, new studies written many
+    rows per statement (:func:`imaging.bulk.load_studies`: the same merge, the same audit event per object); a group
+    that only the per-message path applies (a rejection note ...), or that fails (a race with another writer, an
+    object the index refuses), goes through :func:`apply_many`, each object alone if need be."""
+    from imaging.bulk import load_studies  # builds on this module
+
+    try:
+        with unit_of_work(sessions, write=True) as session:
+            outcomes = load_studies(session, trusts, items, agent=agent, event_type=event_type)
+            if outcomes is None:
+                session.rollback()
+        if outcomes is not None:
+            return outcomes
+    except (IntegrityError, OperationalError, PriorscanError) as exc:
+        log.info("imaging: a group of %d objects goes through the per-message path after %s", len(items),
+                 type(exc).__name__)
+    return apply_many(sessions, trusts, items, agent=agent, event_type=event_type)
 
 
 def ingest_dicom_json(sessions: sessionmaker[Session], trusts: TrustRegistry, dataset: dict[str, Any], *,

@@ -113,6 +113,76 @@ class _GroupIndex(StudyIndex):
         self._by_id[record.id] = record
 
 
+class _HeldIndex(StudyIndex):
+    """:class:`StudyIndex` over the studies the store holds, for one group: each study found (and row-locked) once,
+    its recorded rejections, irradiation events and instances read once for the group rather than once per object
+    (nothing else writes them while the group's transaction holds the study), and the rows its objects add flushed
+    together with the group's new studies. A study with rejections recorded is read again each time and its rows
+    added in the session (:func:`imaging.withdrawal.reassess` reads them back, and may delete its events)."""
+
+    def __init__(self, session: Session, trusts: TrustRegistry) -> None:
+        super().__init__(session, trusts)
+        self._studies: dict[str, Study] = {}
+        self._rejection_codes: dict[int, dict[str, str]] = {}
+        self._event_rows: dict[int, list[IrradiationEvent]] = {}
+        self._instances: dict[str, StudyInstance | None] = {}
+        #: irradiation events and instances added to held studies without rejections: no statement reads them again
+        #: in the group, so they are inserted with the group's rows
+        self.new_rows: list[IrradiationEvent | StudyInstance] = []
+
+    def preload_instances(self, sop_instance_uids: set[str]) -> None:
+        """The instance rows of these objects, looked up in one statement (None: not held)."""
+        wanted = sorted(sop_instance_uids - set(self._instances))
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[start:start + _LOOKUP_CHUNK]
+            self._instances.update(dict.fromkeys(chunk))
+            for row in self.session.scalars(select(StudyInstance).where(StudyInstance.sop_instance_uid.in_(chunk))):
+                self._instances[row.sop_instance_uid] = row
+
+    def find(self, study_instance_uid: str, *, lock: bool = False) -> Study | None:
+        study = self._studies.get(study_instance_uid)
+        if study is None:
+            study = super().find(study_instance_uid, lock=lock)
+            if study is not None and lock:  # locked until the group's commit
+                self._studies[study_instance_uid] = study
+        return study
+
+    def _rejections(self, study: Study) -> dict[str, str]:
+        codes = self._rejection_codes.get(study.id)
+        if codes is None:
+            codes = self._rejection_codes[study.id] = super()._rejections(study)
+        return codes
+
+    def _flush(self) -> None:
+        pass  # a held study has its id; the rows its objects add are flushed together, before the next statement
+
+    def _events(self, study: Study) -> list[IrradiationEvent]:
+        if self._rejections(study):
+            self._event_rows.pop(study.id, None)
+            return super()._events(study)
+        rows = self._event_rows.get(study.id)
+        if rows is None:
+            rows = self._event_rows[study.id] = super()._events(study)
+        return list(rows)
+
+    def _add(self, row: IrradiationEvent | StudyInstance) -> None:
+        study_id = row.study_id
+        if study_id is not None and not self._rejection_codes.get(study_id, {"": ""}):
+            self.new_rows.append(row)  # written with the group's new studies (StudyGroup.write)
+        else:
+            super()._add(row)
+        if isinstance(row, IrradiationEvent):
+            if row.study_id in self._event_rows:
+                self._event_rows[row.study_id].append(row)
+        else:
+            self._instances[row.sop_instance_uid] = row
+
+    def _instance(self, sop_instance_uid: str) -> StudyInstance | None:
+        if sop_instance_uid in self._instances:
+            return self._instances[sop_instance_uid]
+        return super()._instance(sop_instance_uid)
+
+
 def _row(table: Table, entity: object) -> dict[str, Any]:
     """The columns of an ORM object that was never added to a session, as its flush would insert them: attributes
     never set take the column's Python default, and a JSON column without a value holds JSON ``null``, as the ORM
@@ -193,7 +263,7 @@ class StudyGroup:
     def __init__(self, session: Session, trusts: TrustRegistry) -> None:
         self.session = session
         self.memory = _GroupIndex(session, trusts)
-        self.stored = StudyIndex(session, trusts)
+        self.stored: StudyIndex = _HeldIndex(session, trusts)
         self.reports: dict[tuple[str, str], StudyReport] = {}
         self._held: dict[str, bool] = {}  # study UID -> the store holds it
         self._orders: bool | None = None
@@ -247,11 +317,14 @@ class StudyGroup:
         connection = self.session.connection()
         tables: dict[type, Table] = {model: _table(model) for model in (Study, IrradiationEvent, StudyInstance,
                                                                       StudyReport, AuditEvent)}
+        held = self.stored.new_rows if isinstance(self.stored, _HeldIndex) else []
         rows: dict[type, list[dict[str, Any]]] = {
             Study: [_row(tables[Study], study) for study in self.memory.studies.values()],
             IrradiationEvent: [_row(tables[IrradiationEvent], row) for rows in self.memory.events.values()
-                               for row in rows.values()],
-            StudyInstance: [_row(tables[StudyInstance], row) for row in self.memory.instances.values()],
+                               for row in rows.values()]
+            + [_row(tables[IrradiationEvent], row) for row in held if isinstance(row, IrradiationEvent)],
+            StudyInstance: [_row(tables[StudyInstance], row) for row in self.memory.instances.values()]
+            + [_row(tables[StudyInstance], row) for row in held if isinstance(row, StudyInstance)],
             StudyReport: [_row(tables[StudyReport], row) for row in self.reports.values()],
             AuditEvent: [with_defaults(tables[AuditEvent], row) for row in audits],
         }
@@ -299,6 +372,9 @@ def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[
         return None
     group.memory.preload(_records_of(session, {(facts.patient.namespace or "", (facts.patient.local_id or "").strip())
                                                for facts, _ in items if facts.patient.resolved}))
+    if isinstance(group.stored, _HeldIndex):
+        group.stored.preload_instances({facts.sop_instance_uid[:64] for facts, _ in items
+                                        if facts.sop_instance_uid and facts.study_instance_uid[:64] in stored})
     actor = actor_of(agent)
     outcomes: list[ItemOutcome] = []
     audits: list[dict[str, Any]] = []

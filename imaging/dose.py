@@ -13,7 +13,12 @@ Counting rules, so that every irradiation event counts once, however often and i
   Instance UID), so only the largest of them counts, plus the events of the group it does not name; reports with
   disjoint events (a continued examination, two performed procedure steps) add up;
 - reports that name no event at all and state the same totals are the same report re-sent;
-- events that no accumulated value covers (a report without that total, or events from image headers) are added.
+- events that no accumulated value covers (a report without that total, or events from image headers) are added;
+- a vendor's private dose *summary* (Siemens' Radiation Summary Report: study totals, no events; its report key
+  starts with :data:`SUMMARY_KEY`) is a fallback, total by total: its DAP counts only when no RDSR event or report
+  of the study states a DAP (and so for fluoroscopy time), since it restates what an RDSR of the same work would
+  state; of several summaries of one study the largest value of each total counts (a summary re-sent as the
+  examination grew is not added to its earlier self). It outranks image headers, as an RDSR does.
 
 DLP, DAP, dose at the reference point, fluoroscopy time, AGD and activity are all totalled by these rules, and the
 effective dose is estimated from the same DLP total, so the two never disagree.
@@ -40,6 +45,9 @@ FLUORO = "fluoro"
 MAMMO = "mammo"
 NM = "nm"
 EVENT_KINDS = (CT, PROJECTION, FLUORO, MAMMO, NM)
+
+#: The start of a vendor dose summary's report key (:func:`is_summary`).
+SUMMARY_KEY = "summary:"
 
 HEAD_PHANTOM = 16
 BODY_PHANTOM = 32
@@ -154,6 +162,17 @@ def merge_report(previous: ReportTotals | None, current: ReportTotals) -> Report
         return current
     values = {name: _max(getattr(previous, name), getattr(current, name)) for name in TOTAL_FIELDS}
     return ReportTotals(current.report_key, previous.event_uids | current.event_uids, **values)
+
+
+def is_summary(report: ReportTotals) -> bool:
+    """Whether ``report`` is a vendor's private dose summary (study totals without events), not an RDSR."""
+    return report.report_key.startswith(SUMMARY_KEY)
+
+
+def _largest_summary(summaries: Sequence[ReportTotals]) -> ReportTotals:
+    """Several summaries of one study as one: the largest value of each total."""
+    values = {name: _max(*(getattr(s, name) for s in summaries)) for name in TOTAL_FIELDS}
+    return ReportTotals(min(s.report_key for s in summaries), frozenset(), **values)
 
 
 def _report_groups(reports: Sequence[ReportTotals]) -> list[list[ReportTotals]]:
@@ -430,7 +449,8 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
               coefficients: CoefficientTable, patient_age_years: int | None = None) -> DoseSummary:
     """A study's dose summary from its distinct events and its reports' accumulated totals.
 
-    RDSR events and reports take precedence; image-header events are used only when no RDSR was received.
+    RDSR events and reports take precedence; a vendor's dose summary (:func:`is_summary`) gives the totals no RDSR
+    of the study states (its largest values), and image-header events are used only when neither was received.
 
     Parameters
     ----------
@@ -446,9 +466,12 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
         The patient's age at the study (paediatric coefficients, or none, under 16).
     """
     rdsr = [e for e in events if e.source == "rdsr"]
+    full = [r for r in reports if not is_summary(r)]
+    summaries = [r for r in reports if is_summary(r) and any(getattr(r, name) is not None for name in TOTAL_FIELDS)]
+    fallback = _largest_summary(summaries) if summaries else None
     source: str | None
-    if rdsr or reports:
-        used, source = rdsr, "rdsr"
+    if rdsr or full or fallback:  # a summary is a dose SR too, so the export's ``dose_source`` stays rdsr
+        used, source, reports = rdsr, "rdsr", full
     else:
         used = [e for e in events if e.source == "header"]
         source = "header" if used else None
@@ -460,7 +483,10 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
               laterality: str | None = None) -> float | None:
         chosen = [e for e in used if (kinds is None or e.kind in kinds)
                   and (laterality is None or e.laterality == laterality)]
-        return combined_total(chosen, reports, event_field, report_field)
+        value = combined_total(chosen, reports, event_field, report_field)
+        if value is None and fallback is not None:  # only what no RDSR of the study states
+            value = getattr(fallback, report_field)
+        return value
 
     dlp = total("dlp_mgycm", "dlp_total_mgycm")
     estimate = effective_dose(used, dlp, study_region, coefficients, patient_age_years)

@@ -100,6 +100,9 @@ class StudyIndex:
         self.code_table = code_table
         self.coefficients = coefficients if coefficients is not None else effective_dose_coefficients()
         self._patients: PatientIndex | None = None
+        # the session's identity map holds what it loaded weakly: the source records loaded with their studies are
+        # kept here, so that the patient's record is not selected again a moment later
+        self._loaded_records: list[SourceRecord] = []
 
     @property
     def patients(self) -> PatientIndex:
@@ -110,7 +113,11 @@ class StudyIndex:
     def find(self, study_instance_uid: str, *, lock: bool = False) -> Study | None:
         """The study with that UID (row-locked when ``lock``), its source record loaded alongside."""
         row = self.session.execute(_FIND_LOCKED if lock else _FIND, {"uid": study_instance_uid}).first()
-        return row[0] if row is not None else None
+        if row is None:
+            return None
+        if row[1] is not None:
+            self._loaded_records.append(row[1])
+        return row[0]  # type: ignore[no-any-return]
 
     def regional_id_of(self, study: Study) -> str | None:
         """The regional patient ``study`` belongs to now (through its source record)."""

@@ -10,7 +10,11 @@ Templates read (DICOM PS3.16):
   Accumulated Average Glandular Dose 111637 per laterality) and ``Irradiation Event X-Ray Data`` (113706: DAP
   122130, Dose (RP) 113738, Average Glandular Dose 111631, Irradiation Event Type 113721);
 - TID 10021 *Radiopharmaceutical Radiation Dose*: ``Radiopharmaceutical Administration`` (113502) with its event
-  UID 113503 and Administered Activity 113507.
+  UID 113503 and Administered Activity 113507;
+- Siemens' private *Radiation Summary Report* (an Enhanced SR whose document title is C-10 of the coding scheme
+  99SMS_RADSUM, written by fluoroscopy C-arms that send no RDSR, such as the ARCADIS): study totals only, Cumulative
+  dose area product C-204 and Cumulative fluoro time C-202, no irradiation events. It is a *summary*
+  (:func:`imaging.dose.is_summary`): a total of it counts only where no RDSR of the study states that total.
 
 Vendors differ, so the walk is tolerant: concepts are matched by code value whatever the coding scheme (with the
 SRT and SNOMED CT codes of anatomy both known), values are searched anywhere below their container (some vendors
@@ -56,6 +60,13 @@ CT_ACQUISITION_TYPE = "113820"
 CONSTANT_ANGLE = "113805"  # a CT localizer (topogram, scout): not the examination's anatomy
 LATERALITY = {"272741003", "G-C171"}
 ACQUISITION_PLANE = "113764"
+
+#: Siemens' private radiation summary: its coding scheme, document title, and the totals it states (code: quantity,
+#: total). C-200 (total number of exposures) and C-210 (cumulative air kerma, "measurement not attempted" on the
+#: ARCADIS) are not read.
+SIEMENS_SUMMARY_SCHEME = "99SMS_RADSUM"
+SIEMENS_SUMMARY = "C-10"
+_SIEMENS_SUMMARY_TOTALS = (("C-204", "dap", "dap_total_gym2"), ("C-202", "time", "fluoro_time_s"))
 
 _CT_PROCEDURE = {"P5-08000", "77477000"}
 _MAMMO_PROCEDURE = {"P5-40010", "71651007"}
@@ -237,7 +248,14 @@ def is_dose_report(ds: Dataset) -> bool:
         return False
     names = _sequence(ds, _TAG_CONCEPT_NAME)
     name = _code(names[0]) if names else None
-    return name is not None and (name.is_(XRAY_REPORT, RADIOPHARMACEUTICAL_REPORT) or "radiation dose" in name.meaning)
+    return name is not None and (name.is_(XRAY_REPORT, RADIOPHARMACEUTICAL_REPORT) or "radiation dose" in name.meaning
+                                 or _is_siemens_summary(name))
+
+
+def _is_siemens_summary(name: Code | None) -> bool:
+    """Whether a document title is Siemens' private Radiation Summary Report (C-10 of 99SMS_RADSUM): the code and
+    its private scheme both, since a private code value means nothing in another scheme."""
+    return name is not None and name.value == SIEMENS_SUMMARY and name.scheme.upper() == SIEMENS_SUMMARY_SCHEME
 
 
 # --- anatomy and phantoms -------------------------------------------------------------------------------------------
@@ -507,6 +525,29 @@ def _report_key(sop_uid: str | None, events: list[dz.DoseEvent], planes: list[dz
     return "content:" + hashlib.sha1(content.encode()).hexdigest()[:32]
 
 
+def _siemens_summary(root: Node, reader: _Reader, sop_uid: str | None, study_uid: str | None) -> DoseReport:
+    """Siemens' private Radiation Summary Report: one single-plane total of DAP and fluoroscopy time, no events.
+
+    Only the document's own top-level items are read, and only by their 99SMS_RADSUM codes (a private code value is
+    read in its own scheme only). The report key says it is a summary (:data:`imaging.dose.SUMMARY_KEY`), so that the
+    study's dose takes from it only the totals no RDSR states.
+    """
+    values: dict[str, float | None] = {}
+    for code, quantity, total in _SIEMENS_SUMMARY_TOTALS:
+        node = next((n for n in root.children if n.is_(code) and n.name is not None
+                     and n.name.scheme.upper() == SIEMENS_SUMMARY_SCHEME), None)
+        values[total] = reader.convert(node, quantity) if node is not None else None
+    stated = dz.PlaneTotals(plane="single", dap_total_gym2=values["dap_total_gym2"],
+                            fluoro_time_s=values["fluoro_time_s"])
+    planes = [stated] if any(v is not None for v in values.values()) else []
+    if sop_uid:
+        key = f"{dz.SUMMARY_KEY}{sop_uid}"
+    else:
+        reader.notes.append("dose summary without a SOP Instance UID")
+        key = dz.SUMMARY_KEY + "content:" + hashlib.sha1(repr(planes).encode()).hexdigest()[:32]
+    return DoseReport("projection", sop_uid, study_uid, key, "RF", [], planes, reader.notes)
+
+
 def _describe(report: DoseReport) -> DoseReport:
     """Fill the report's anatomy, protocols and lateralities from its events (localizers left out)."""
     examined = [e for e in report.events if not e.localizer]
@@ -538,6 +579,8 @@ def parse_dose_report(ds: Dataset) -> DoseReport:
         events = _radiopharmaceutical(root, reader, sop_uid)
         return DoseReport("radiopharmaceutical", sop_uid, study_uid, _report_key(sop_uid, events, []), "NM", events, [],
                           reader.notes, scope)
+    if _is_siemens_summary(root.name):
+        return _siemens_summary(root, reader, sop_uid, study_uid)
     procedure_node = root.find(PROCEDURE_REPORTED)
     procedure = procedure_node.code if procedure_node else None
     reported = procedure.meaning if procedure is not None and procedure.meaning else None

@@ -24,7 +24,10 @@ The thresholds are the model's posterior probabilities (see :mod:`mpi.model`): *
    compare leaves only what a father and a son of one name share (names, sex, residence, phone). When the record
    lacking the given name, all but its initial, or the birth date is also probable with a record of someone else
    whom the evidence keeps apart from its partner (the other twin; a parent of the same name), it could belong to
-   either: at most a *possible match*.
+   either: at most a *possible match*, unless the pair is a match even knowing the record is at most one of them
+   (:func:`mpi.scoring.exclusive_probability`: the pair's odds against the odds of every partner kept apart from
+   its own; a record equally like two twins falls below one half, one near-certain with one person and a bare
+   possible with another stays a match).
 
 0. The same valid NHS number, verified (status 01, traced on the Personal Demographics Service) on both records, is
    one person: *match*, whatever the weights and the rules below, and from the first record on (it needs no

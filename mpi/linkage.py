@@ -108,7 +108,7 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
                              training={**model.training, "match_threshold_derived_from_pairs": int(len(left))})
     # a record without a given name is checked against all its probable partners at once, across chunks
     probable.ambiguous = ambiguous_pairs(model, frame.take(p_left), frame.take(p_right), probable.undistinguished
-                                         & (probable.probability >= model.possible_threshold))
+                                         & (probable.probability >= model.possible_threshold), probable.probability)
     codes = decide_many(probable, model)
     is_match, is_possible = codes == MATCH_CODE, codes == POSSIBLE_CODE
     m_left, m_right = p_left[is_match], p_right[is_match]

@@ -25,7 +25,8 @@ Guards are the rules of :mod:`mpi.decisions` that the weights alone cannot expre
 - *ambiguous*: an undistinguished pair whose weak record (lacking the given name, all but its initial, or the
   birth date: :func:`weak_records`) is also probable (at least the possible threshold) with a record of someone
   else, whom the evidence keeps apart from this pair's other record (two twins, or a parent and a child of one
-  name): it could be either, so neither is automatic.
+  name), and the pair is no match once the record is known to be at most one of them
+  (:func:`exclusive_probability`): it could be either, so neither is automatic.
 """
 
 from __future__ import annotations
@@ -305,14 +306,58 @@ def weak_records(side: Frame) -> NDArray[np.bool_]:
     return side["given__missing"] | (side["given_len"] == 1) | (side["birth_year"] == 0)  # type: ignore[no-any-return]
 
 
-def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[np.bool_]) -> NDArray[np.bool_]:
+def exclusive_probability(weak: NDArray[np.int64], partner: NDArray[np.int64], probability: NDArray[np.float64],
+                          owner: NDArray[np.int64], first: NDArray[np.int64], second: NDArray[np.int64]
+                          ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """The probability that the weak record ``weak[i]`` is the person of ``partner[i]``, knowing that it is at most one
+    of two partners the evidence keeps apart.
+
+    ``probability[i]`` is the pair's posterior on its own (odds ``o = p / (1 - p)`` against "neither"). The pairs
+    ``(owner[j], first[j], second[j])`` name two partners of one weak record that are two people
+    (:func:`evidence_apart`): the record is one of them, the other or neither, never both. With the odds of each
+    against "neither" from its own comparison, the probability of ``partner[i]`` among those exclusive answers is
+    ``o / (1 + o + Σ o_alt)``, the sum over every partner kept apart from ``partner[i]``. A record equally like two
+    twins comes out below one half; one that is a near-certain match with one person and a bare possible with
+    another stays a match. Where no partner is kept apart, the pair's own probability. Pure, order-independent:
+    the batch relink, link-on-write and the Spark relink compute it alike.
+
+    Returns the probabilities and which pairs have a rival (a partner kept apart from theirs).
+    """
+    out = probability.astype(np.float64, copy=True)
+    if len(owner) == 0 or len(weak) == 0:
+        return out, np.zeros(len(weak), dtype=bool)
+    width = int(max(weak.max(), partner.max(), owner.max(), first.max(), second.max())) + 1
+    code = weak.astype(np.int64) * width + partner
+    order = np.argsort(code, kind="stable")
+    odds = probability / np.maximum(1.0 - probability, 1e-300)
+
+    def at(o: NDArray[np.int64], x: NDArray[np.int64]) -> NDArray[np.int64]:
+        found = order[np.clip(np.searchsorted(code[order], o * width + x), 0, len(code) - 1)]
+        if not np.array_equal(code[found], o * width + x):
+            raise ValueError("every partner kept apart must be a partner of its weak record")
+        return found  # type: ignore[no-any-return]
+
+    # the alternatives summed in one order (by weak record, then partner), whoever supplies them
+    alt_for = np.concatenate([at(owner, first), at(owner, second)])
+    alt_from = np.concatenate([at(owner, second), at(owner, first)])
+    ranked = np.lexsort((partner[alt_from], partner[alt_for], weak[alt_for]))
+    alternatives = np.zeros(len(weak), dtype=np.float64)
+    np.add.at(alternatives, alt_for[ranked], odds[alt_from[ranked]])
+    rivalled = alternatives > 0
+    out[rivalled] = odds[rivalled] / (1.0 + odds[rivalled] + alternatives[rivalled])
+    return out, rivalled
+
+
+def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[np.bool_],
+                    probability: NDArray[np.float64]) -> NDArray[np.bool_]:
     """Which ``candidate`` pairs (undistinguished and probable) are *ambiguous*: their weak record (without a given
     name or a birth date, :func:`weak_records`) has probable candidate pairs with two records that the evidence
-    keeps apart (:func:`evidence_apart`).
+    keeps apart (:func:`evidence_apart`), and the pair is not a match once the record is known to be at most one
+    of them (:func:`exclusive_probability` below the match threshold).
 
     Pairs are grouped by the weak record (either side); within a group, every two partners are
     scored against each other. Needs both sides to be rows of one frame (real time: the probe against its
-    candidates; batch: every probable pair at once).
+    candidates; batch: every probable pair at once). ``probability``: each pair's posterior.
     """
     out = np.zeros(len(candidate), dtype=bool)
     origin = left.origin
@@ -323,10 +368,11 @@ def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[
     left_weak, right_weak = weak_records(left)[pairs], weak_records(right)[pairs]
     weak = np.concatenate([left_rows[left_weak], right_rows[right_weak]])
     partner = np.concatenate([right_rows[left_weak], left_rows[right_weak]])
+    pair_p = np.concatenate([probability[pairs][left_weak], probability[pairs][right_weak]])
     order = np.lexsort((partner, weak))
-    weak, partner = weak[order], partner[order]
+    weak, partner, pair_p = weak[order], partner[order], pair_p[order]
     fresh = np.r_[True, (weak[1:] != weak[:-1]) | (partner[1:] != partner[:-1])]
-    weak, partner = weak[fresh], partner[fresh]
+    weak, partner, pair_p = weak[fresh], partner[fresh], pair_p[fresh]
     first: list[NDArray[np.int64]] = []
     second: list[NDArray[np.int64]] = []
     owner: list[NDArray[np.int64]] = []
@@ -338,9 +384,14 @@ def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[
         return out
     pa, pb, whose = np.concatenate(first), np.concatenate(second), np.concatenate(owner)
     apart = evidence_apart(model, score_frames(model, origin.take(pa), origin.take(pb), resolve_ambiguity=False))
-    torn = np.unique(whose[apart])
-    if len(torn):
-        out[pairs] = ((left_weak & np.isin(left_rows, torn)) | (right_weak & np.isin(right_rows, torn)))
+    if not apart.any():
+        return out
+    exclusive, rivalled = exclusive_probability(weak, partner, pair_p, whose[apart], pa[apart], pb[apart])
+    torn = rivalled & (exclusive < model.match_threshold)
+    torn_codes = weak[torn] * (origin.size + 1) + partner[torn]
+    as_left = left_weak & np.isin(left_rows * (origin.size + 1) + right_rows, torn_codes)
+    as_right = right_weak & np.isin(right_rows * (origin.size + 1) + left_rows, torn_codes)
+    out[pairs] = as_left | as_right
     return out
 
 
@@ -417,8 +468,8 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
                          names_differ=names_differ, personal_weight=personal_weight, undistinguished=undistinguished,
                          nhs_verified_same=nhs_exact & both_verified)
     if resolve_ambiguity:
-        scored.ambiguous = ambiguous_pairs(model, left, right, undistinguished & (probability
-                                                                                  >= model.possible_threshold))
+        scored.ambiguous = ambiguous_pairs(model, left, right,
+                                           undistinguished & (probability >= model.possible_threshold), probability)
     return scored
 
 

@@ -245,9 +245,11 @@ def run_status(args: argparse.Namespace, ctx: CliContext) -> int:
     import json
 
     from priorscan.db import session_factory
-    from priorscan.feed_health import feed_statuses
+    from priorscan.feed_health import feed_statuses, roll_up
 
-    with session_factory(ctx.engine)() as session:
+    sessions = session_factory(ctx.engine)
+    roll_up(sessions)
+    with sessions() as session:
         statuses = feed_statuses(session, ctx.trusts)
     if getattr(args, "json", False):
         print(json.dumps([s.as_dict() for s in statuses], indent=2))

@@ -20,6 +20,11 @@
 
 Adapters translate errors of the libraries underneath into these, keeping the cause (``raise X(...) from exc``).
 Messages never carry patient identifiers or names: say *which field* is wrong, not what it held.
+
+Each code's answer over HTTP and FHIR is stated once, here (:data:`HTTP_STATUS`, :func:`http_status`), because two
+edges give it: the HTTP routes (:mod:`api.http.errors`) and the FHIR feed, whose Bundle entries carry a status of
+their own whether the Bundle came over HTTP or from a file (:mod:`api.feeds.fhir_service`). HL7 v2's answer (AE/AR
+with an ERR segment) is :data:`api.feeds.hl7_service.ACK_CODES`.
 """
 
 from __future__ import annotations
@@ -92,3 +97,33 @@ class AuthError(PriorscanError):
 
 class ForbiddenError(AuthError):
     code = "auth.forbidden"
+
+
+#: priorscan error code (or its family) → (HTTP status, FHIR OperationOutcome issue code).
+HTTP_STATUS: dict[str, tuple[int, str]] = {
+    "fhir": (400, "invalid"), "fhir.invalid": (400, "invalid"), "fhir.json": (400, "structure"),
+    "fhir.unsupported": (400, "not-supported"), "fhir.id-mismatch": (400, "invalid"),
+    "fhir.business-rule": (422, "business-rule"), "fhir.nhs-number": (400, "invalid"),
+    "fhir.duplicate": (409, "duplicate"), "fhir.search-parameter": (400, "not-supported"),
+    "fhir.read-only": (405, "not-supported"), "fhir.pix-source-domain": (404, "code-invalid"),
+    "fhir.pix-not-found": (404, "not-found"), "fhir.pix-target-domain": (403, "code-invalid"),
+    "input": (400, "invalid"), "not-found": (404, "not-found"), "identity": (422, "business-rule"),
+    "identity.conflict": (409, "conflict"), "auth": (401, "login"), "auth.forbidden": (403, "forbidden"),
+    "alert.state": (409, "conflict"), "config": (503, "transient"), "busy": (503, "transient"),
+    "internal": (500, "exception"),
+}
+
+
+def known_status(code: str) -> tuple[int, str] | None:
+    """The entry of :data:`HTTP_STATUS` for ``code``, else for its family (``fhir.duplicate`` → ``fhir``); None
+    when neither is listed."""
+    while code not in HTTP_STATUS and "." in code:
+        code = code.rsplit(".", 1)[0]
+    return HTTP_STATUS.get(code)
+
+
+def http_status(code: str | None) -> tuple[int, str]:
+    """The HTTP status and FHIR issue code for a priorscan error code (its family's when the code itself is unknown;
+    400 ``processing`` when neither is known)."""
+    return known_status(code or "internal") or (400, "processing")
+

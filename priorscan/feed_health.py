@@ -14,7 +14,8 @@ message accepted or refused; it is rolled up here, incrementally, into messages 
 - **dead letters waiting** per sender (refused messages not yet replayed or discarded).
 
 The roll-up reads the log past a cursor (``poll_cursor`` row ``feed-activity/hl7``) and adds to the minute rows in
-the same transaction as it moves the cursor; the transaction's first statement writes the cursor row, so two
+the same transaction as it moves the cursor (:func:`roll_up_batch`, one unit of work per batch in :func:`roll_up`);
+the transaction's first statement writes the cursor row, so two
 workers rolling up at once are serialised by the database (a row lock on PostgreSQL, the write lock on SQLite) and
 no message is counted twice.
 """
@@ -28,11 +29,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from priorscan.db import utcnow
 from priorscan.tables import DeadLetter, FeedActivity, HL7MessageLog, PollCursor
 from priorscan.trusts import TrustRegistry
+from priorscan.unit_of_work import unit_of_work
 from priorscan.writes import insert_unless_exists
 
 CURSOR = "feed-activity/hl7"
@@ -58,54 +60,58 @@ def _minute(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def roll_up(session: Session, *, batch: int = BATCH, batches: int = 50) -> int:
-    """Add the HL7 message log's new rows to the minute roll-up; the number of log rows rolled up.
+def roll_up_batch(session: Session, *, batch: int = BATCH) -> int:
+    """Add up to ``batch`` of the HL7 message log's new rows to the minute roll-up and move the cursor past them;
+    how many were rolled up. Commits nothing: the caller's unit of work commits the minutes with the cursor."""
+    now = utcnow()
+    insert_unless_exists(session, PollCursor, {"source": CURSOR, "position": {"after_id": 0}, "updated_at": now},
+                         ["source"])
+    # the first write of the transaction: whoever gets it rolls up; another worker waits for its commit
+    session.execute(update(PollCursor).where(PollCursor.source == CURSOR).values(updated_at=now))
+    position = session.scalar(select(PollCursor.position).where(PollCursor.source == CURSOR)) or {}
+    after = int(position.get("after_id", 0))
+    rows = session.execute(
+        select(HL7MessageLog.id, HL7MessageLog.sending_facility, HL7MessageLog.sending_application,
+               HL7MessageLog.message_type, HL7MessageLog.ack_code, HL7MessageLog.received_at)
+        .where(HL7MessageLog.id > after).order_by(HL7MessageLog.id).limit(batch)).all()
+    if not rows:
+        return 0
+    counts: dict[tuple[str, datetime], list[Any]] = defaultdict(lambda: [0, 0, None])
+    for _id, facility, application, message_type, ack, received in rows:
+        entry = counts[(feed_key(facility, application, message_type), _minute(received))]
+        entry[0] += 1
+        entry[1] += ack in REFUSED
+        stamp = received if received.tzinfo else received.replace(tzinfo=UTC)
+        entry[2] = stamp if entry[2] is None or stamp > entry[2] else entry[2]
+    stored = {(r.feed, _aware(r.minute)): r for r in session.execute(
+        select(FeedActivity.feed, FeedActivity.minute, FeedActivity.received, FeedActivity.rejected,
+               FeedActivity.last_at)
+        .where(FeedActivity.feed.in_({k for k, _ in counts}),
+               FeedActivity.minute >= min(m for _, m in counts))).all()}
+    for (key, minute), (received, rejected, last_at) in counts.items():
+        old = stored.get((key, minute))
+        if old is None:
+            session.add(FeedActivity(feed=key, minute=minute, received=received, rejected=rejected,
+                                     last_at=last_at))
+            continue
+        session.execute(update(FeedActivity).where(FeedActivity.feed == key, FeedActivity.minute == old.minute)
+                        .values(received=old.received + received, rejected=old.rejected + rejected,
+                                last_at=max(_aware(old.last_at), last_at)))
+    session.flush()
+    session.execute(update(PollCursor).where(PollCursor.source == CURSOR)
+                    .values(position={"after_id": int(rows[-1][0])}))
+    return len(rows)
 
-    Commits after each batch (the caller's session must hold nothing else).
-    """
+
+def roll_up(sessions: sessionmaker[Session], *, batch: int = BATCH, batches: int = 50) -> int:
+    """Roll the HL7 message log up to date, each batch of ``batch`` rows in a unit of work of its own (so a long
+    backlog never holds the writer's lock for long); how many log rows were rolled up."""
     done = 0
     for _ in range(batches):
-        now = utcnow()
-        insert_unless_exists(session, PollCursor, {"source": CURSOR, "position": {"after_id": 0}, "updated_at": now},
-                             ["source"])
-        # the first write of the transaction: whoever gets it rolls up; another worker waits for its commit
-        session.execute(update(PollCursor).where(PollCursor.source == CURSOR).values(updated_at=now))
-        position = session.scalar(select(PollCursor.position).where(PollCursor.source == CURSOR)) or {}
-        after = int(position.get("after_id", 0))
-        rows = session.execute(
-            select(HL7MessageLog.id, HL7MessageLog.sending_facility, HL7MessageLog.sending_application,
-                   HL7MessageLog.message_type, HL7MessageLog.ack_code, HL7MessageLog.received_at)
-            .where(HL7MessageLog.id > after).order_by(HL7MessageLog.id).limit(batch)).all()
-        if not rows:
-            session.commit()
-            break
-        counts: dict[tuple[str, datetime], list[Any]] = defaultdict(lambda: [0, 0, None])
-        for _id, facility, application, message_type, ack, received in rows:
-            entry = counts[(feed_key(facility, application, message_type), _minute(received))]
-            entry[0] += 1
-            entry[1] += ack in REFUSED
-            stamp = received if received.tzinfo else received.replace(tzinfo=UTC)
-            entry[2] = stamp if entry[2] is None or stamp > entry[2] else entry[2]
-        stored = {(r.feed, _aware(r.minute)): r for r in session.execute(
-            select(FeedActivity.feed, FeedActivity.minute, FeedActivity.received, FeedActivity.rejected,
-                   FeedActivity.last_at)
-            .where(FeedActivity.feed.in_({k for k, _ in counts}),
-                   FeedActivity.minute >= min(m for _, m in counts))).all()}
-        for (key, minute), (received, rejected, last_at) in counts.items():
-            old = stored.get((key, minute))
-            if old is None:
-                session.add(FeedActivity(feed=key, minute=minute, received=received, rejected=rejected,
-                                         last_at=last_at))
-                continue
-            session.execute(update(FeedActivity).where(FeedActivity.feed == key, FeedActivity.minute == old.minute)
-                            .values(received=old.received + received, rejected=old.rejected + rejected,
-                                    last_at=max(_aware(old.last_at), last_at)))
-        session.flush()
-        session.execute(update(PollCursor).where(PollCursor.source == CURSOR)
-                        .values(position={"after_id": int(rows[-1][0])}))
-        session.commit()
-        done += len(rows)
-        if len(rows) < batch:
+        with unit_of_work(sessions, write=True) as session:
+            rolled = roll_up_batch(session, batch=batch)
+        done += rolled
+        if rolled < batch:
             break
     return done
 
@@ -171,11 +177,9 @@ def _dead_letters_by_sender(session: Session, limit: int = 10_000) -> dict[tuple
     return waiting
 
 
-def feed_statuses(session: Session, trusts: TrustRegistry, *, now: datetime | None = None,
-                  catch_up: bool = True) -> list[FeedStatus]:
-    """Every feed seen in the last :data:`KEEP_DAYS` days with its health, quiet ones first, then by trust."""
-    if catch_up:
-        roll_up(session)
+def feed_statuses(session: Session, trusts: TrustRegistry, *, now: datetime | None = None) -> list[FeedStatus]:
+    """Every feed seen in the last :data:`KEEP_DAYS` days with its health, quiet ones first, then by trust, as far
+    as the roll-up has come (callers that want it current run :func:`roll_up` first)."""
     now = now or utcnow()
     since = now - timedelta(days=HISTORY_DAYS)
     hour_ago = now - timedelta(hours=1)
@@ -218,4 +222,4 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-__all__ = ["FeedStatus", "feed_key", "feed_statuses", "prune", "roll_up", "usual_gap"]
+__all__ = ["FeedStatus", "feed_key", "feed_statuses", "prune", "roll_up", "roll_up_batch", "usual_gap"]

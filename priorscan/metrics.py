@@ -172,7 +172,7 @@ class StoreCollector:
         from sqlalchemy import func, select
 
         from priorscan.db import session_factory
-        from priorscan.feed_health import feed_statuses
+        from priorscan.feed_health import feed_statuses, roll_up
         from priorscan.tables import DeadLetter, PollCursor
 
         last = GaugeMetricFamily("priorscan_feed_last_message_timestamp_seconds",
@@ -195,7 +195,9 @@ class StoreCollector:
         reconciled = GaugeMetricFamily("priorscan_poller_reconciled_timestamp_seconds",
                                        "Every study date of the PACS was listed again since this time (Unix time): "
                                        "how far the poller's reconciliation lags", labels=["source"])
-        with session_factory(self.engine)() as session:
+        sessions = session_factory(self.engine)
+        roll_up(sessions)
+        with sessions() as session:
             for status in feed_statuses(session, self.trusts):
                 labels = [status.trust or "unknown", status.sending_facility, status.sending_application,
                           status.family]

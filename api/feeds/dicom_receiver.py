@@ -12,9 +12,10 @@ Objects that arrive together (one STOW-RS request; C-STORE requests of concurren
   (content type ``dicom-json``, which ``priorscan deadletters replay`` can apply again).
 
 A C-STORE request carries its dataset without file meta information: the SCP hands it on as it came
-(:class:`Pushed`, the dataset's bytes and what the command and presentation context say of it) and the Part 10
-object is made where it is read, in the writer (a process of its own: :meth:`api.feeds.writer_processes.WriterProcesses.
-receive_dicom`), so that the SCP's process spends its time on the network only.
+(:class:`Pushed`, the dataset's bytes and what the command and presentation context say of it) and its header is read
+from those bytes in the presentation context's transfer syntax, in the writer (a process of its own:
+:meth:`api.feeds.writer_processes.WriterProcesses.receive_dicom`), so that the SCP's process spends its time on the
+network only; a Part 10 object is made of it only for a dead letter that keeps the bytes.
 
 The status of each object is a DICOM status (PS3.4 C-STORE, the FailureReason of PS3.18 STOW-RS): 0x0000 success,
 0xA700 out of resources (the store was busy: the sender may try again), 0xC000 cannot understand (unreadable, or
@@ -31,6 +32,7 @@ import queue
 import struct
 import threading
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,8 +40,14 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    PrivateTransferSyntaxes,
+)
 
 from api.feeds.group_commit import next_group
 from imaging import ingest_dicom_datasets, raw_text
@@ -107,6 +115,43 @@ class Pushed:
         write_file_meta_info(out, meta, enforce_standard=True)
         return out.getvalue() + self.dataset
 
+    def header(self) -> Dataset:
+        """The dataset's header, without pixel data, read from its bytes in the transfer syntax it came in (no Part 10
+        object is made for it: file meta information would be written only to be read again).
+
+        Raises
+        ------
+        pydicom.errors.InvalidDicomError
+            When no SOP Class and no Study Instance UID can be read.
+        """
+        syntax = UID(self.transfer_syntax)
+        data = self.dataset
+        if syntax == DeflatedExplicitVRLittleEndian:
+            data = zlib.decompress(data, -zlib.MAX_WBITS)  # PS3.5 A.5: the whole dataset deflated
+        if syntax in PrivateTransferSyntaxes:
+            syntax = PrivateTransferSyntaxes[PrivateTransferSyntaxes.index(syntax)]  # carries its encoding
+        if syntax.is_transfer_syntax:
+            implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
+        else:  # an unknown syntax: any other is explicit VR little endian (PS3.5 A.4), as pydicom reads a file
+            implicit, little = False, True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = read_dataset(io.BytesIO(data), implicit, little, stop_when=_before_pixels)
+        return _identified(ds)
+
+
+_PIXEL_DATA = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})  # Pixel Data, Float and Double Float Pixel Data
+
+
+def _before_pixels(tag: int, vr: str | None, length: int) -> bool:
+    return tag in _PIXEL_DATA
+
+
+def _identified(ds: Dataset) -> Dataset:
+    if (0x0008, 0x0016) not in ds and (0x0020, 0x000D) not in ds:
+        raise InvalidDicomError("no SOP Class and no Study Instance UID")
+    return ds
+
 
 def read_header(data: bytes) -> Dataset:
     """The header of a DICOM Part 10 object (with or without preamble), without pixel data.
@@ -122,9 +167,7 @@ def read_header(data: bytes) -> Dataset:
             ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
         except InvalidDicomError:
             ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
-        if (0x0008, 0x0016) not in ds and (0x0020, 0x000D) not in ds:
-            raise InvalidDicomError("no SOP Class and no Study Instance UID")
-    return ds
+    return _identified(ds)
 
 
 def dead_letter(context: AppContext, *, channel: str, source: str, content_type: str, code: str, reason: str,
@@ -184,16 +227,15 @@ def receive_many(context: AppContext, pushed: list[bytes] | list[bytes | Pushed]
                  agent: Agent, source_trust: str | None = None) -> list[Received]:
     """Index several pushed objects from one sender in one unit of work (group commit; each alone if that fails),
     as :func:`receive` does one; the statuses in the order given, all committed before returning."""
-    objects = [item.part10() if isinstance(item, Pushed) else item for item in pushed]
-    results: list[Received | None] = [None] * len(objects)
+    results: list[Received | None] = [None] * len(pushed)
     readable: list[tuple[int, Dataset]] = []
-    for position, data in enumerate(objects):
+    for position, item in enumerate(pushed):
         try:
-            readable.append((position, read_header(data)))
+            readable.append((position, item.header() if isinstance(item, Pushed) else read_header(item)))
         except _READ_ERRORS as exc:
             reason = f"not a readable DICOM object ({type(exc).__name__})"
             dead_letter(context, channel=channel, source=source, content_type="dicom", code="dicom.corrupt",
-                        reason=reason, raw=base64.b64encode(data[:MAX_DEAD_LETTER_BYTES]).decode("ascii"))
+                        reason=reason, raw=_kept_bytes(item))
             results[position] = Received(CANNOT_UNDERSTAND, ItemOutcome.rejected("DICOM", reason, "dicom.corrupt"))
     if readable:
         try:
@@ -205,11 +247,18 @@ def receive_many(context: AppContext, pushed: list[bytes] | list[bytes | Pushed]
             outcomes = [ItemOutcome.rejected("DICOM", f"internal error while indexing ({type(exc).__name__})",
                                              "internal") for _ in readable]
         for (position, ds), outcome in zip(readable, outcomes, strict=True):
-            results[position] = _settle(context, ds, objects[position], outcome, channel=channel, source=source)
+            results[position] = _settle(context, ds, pushed[position], outcome, channel=channel, source=source)
     return [r for r in results if r is not None]
 
 
-def _settle(context: AppContext, ds: Dataset, data: bytes, outcome: ItemOutcome, *, channel: str,
+def _kept_bytes(item: bytes | Pushed) -> str:
+    """What a dead letter keeps of an object it cannot keep as a header: its Part 10 bytes (base64, at most
+    :data:`MAX_DEAD_LETTER_BYTES`)."""
+    data = item.part10() if isinstance(item, Pushed) else item
+    return base64.b64encode(data[:MAX_DEAD_LETTER_BYTES]).decode("ascii")
+
+
+def _settle(context: AppContext, ds: Dataset, item: bytes | Pushed, outcome: ItemOutcome, *, channel: str,
             source: str) -> Received:
     """The status of one indexed object; a failure is dead-lettered (its header, else its bytes)."""
     sop_class, sop_uid = raw_text(ds, (0x0008, 0x0016)), raw_text(ds, (0x0008, 0x0018))
@@ -221,8 +270,7 @@ def _settle(context: AppContext, ds: Dataset, data: bytes, outcome: ItemOutcome,
                     code=outcome.error_code or "dicom", reason=outcome.reason or "rejected", raw=header)
     else:
         dead_letter(context, channel=channel, source=source, content_type="dicom", code=outcome.error_code or "dicom",
-                    reason=outcome.reason or "rejected",
-                    raw=base64.b64encode(data[:MAX_DEAD_LETTER_BYTES]).decode("ascii"))
+                    reason=outcome.reason or "rejected", raw=_kept_bytes(item))
     return Received(_status_of(outcome), outcome, sop_class, sop_uid)
 
 

@@ -8,7 +8,7 @@ transaction or none. References between entries (``urn:uuid:`` full URLs, ``Pati
 rewritten to the Patients created, so an ImagingStudy can name a Patient of the same Bundle
 (:func:`mpi.resolve_patient_reference` turns such a reference into a regional patient).
 
-Errors are :class:`~priorscan.errors.PriorscanError` codes; :data:`api.http.errors.HTTP_STATUS` gives each its status
+Errors are :class:`~priorscan.errors.PriorscanError` codes; :data:`priorscan.errors.HTTP_STATUS` gives each its status
 and OperationOutcome issue code. Every write is audited with the regional patient it touched.
 """
 
@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from api.http.errors import HTTP_STATUS, http_status  # noqa: F401 - the one HTTP mapping, also named here
 from mpi import (
     FHIR_ID,
     FHIR_ID_SYSTEM,
@@ -42,7 +41,7 @@ from mpi import (
     source_resource_id,
 )
 from priorscan.audit import Agent, record
-from priorscan.errors import FHIRError, NotFoundError, PriorscanError
+from priorscan.errors import FHIRError, NotFoundError, PriorscanError, http_status
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
 from priorscan.trusts import TrustRegistry
@@ -415,5 +414,4 @@ def _operation_outcome(outcome: ItemOutcome) -> dict[str, Any]:
             "issue": [{"severity": "error", "code": issue, "diagnostics": outcome.reason or "rejected"}]}
 
 
-__all__ = ["HTTP_STATUS", "BundleResult", "apply_resource", "bundle_scopes", "http_status", "process_bundle",
-           "process_resource", "write_patient"]
+__all__ = ["BundleResult", "apply_resource", "bundle_scopes", "process_bundle", "process_resource", "write_patient"]

@@ -1,7 +1,7 @@
 """The one mapping from priorscan's errors (:mod:`priorscan.errors`, by stable code) to HTTP answers.
 
-Every HTTP surface answers a :class:`~priorscan.errors.PriorscanError` from :data:`HTTP_STATUS`, looked up by the
-error's code, then by its family (``fhir.duplicate`` → ``fhir``):
+Every HTTP surface answers a :class:`~priorscan.errors.PriorscanError` from :data:`priorscan.errors.HTTP_STATUS`,
+looked up by the error's code, then by its family (``fhir.duplicate`` → ``fhir``):
 
 - FHIR routes (under ``/fhir``) answer an OperationOutcome with the status and issue code of the table
   (:func:`http_status`; :mod:`api.http.routers.fhir` and :mod:`api.feeds.fhir_service` render it);
@@ -17,37 +17,20 @@ from __future__ import annotations
 
 from fastapi import HTTPException, status
 
-from priorscan.errors import AuthError, IdentityError, InputError, PriorscanError
+from priorscan.errors import (  # noqa: F401 - HTTP_STATUS and http_status: the one mapping, named here too
+    HTTP_STATUS,
+    AuthError,
+    IdentityError,
+    InputError,
+    PriorscanError,
+    http_status,
+    known_status,
+)
 
-#: priorscan error code (or its family) → (HTTP status, FHIR OperationOutcome issue code).
-HTTP_STATUS: dict[str, tuple[int, str]] = {
-    "fhir": (400, "invalid"), "fhir.invalid": (400, "invalid"), "fhir.json": (400, "structure"),
-    "fhir.unsupported": (400, "not-supported"), "fhir.id-mismatch": (400, "invalid"),
-    "fhir.business-rule": (422, "business-rule"), "fhir.nhs-number": (400, "invalid"),
-    "fhir.duplicate": (409, "duplicate"), "fhir.search-parameter": (400, "not-supported"),
-    "fhir.read-only": (405, "not-supported"), "fhir.pix-source-domain": (404, "code-invalid"),
-    "fhir.pix-not-found": (404, "not-found"), "fhir.pix-target-domain": (403, "code-invalid"),
-    "input": (400, "invalid"), "not-found": (404, "not-found"), "identity": (422, "business-rule"),
-    "identity.conflict": (409, "conflict"), "auth": (401, "login"), "auth.forbidden": (403, "forbidden"),
-    "alert.state": (409, "conflict"), "config": (503, "transient"), "busy": (503, "transient"),
-    "internal": (500, "exception"),
-}
 #: Where the JSON API's status differs from :data:`HTTP_STATUS` (by code, before the family rule for input errors).
 JSON_STATUS: dict[str, int] = {"alert.state": status.HTTP_409_CONFLICT}
 #: What the JSON API says instead of the message of these codes.
 JSON_DETAIL: dict[str, str] = {"config": "the duplicate check is misconfigured", "internal": "internal error"}
-
-
-def _lookup(code: str) -> tuple[int, str] | None:
-    while code not in HTTP_STATUS and "." in code:
-        code = code.rsplit(".", 1)[0]
-    return HTTP_STATUS.get(code)
-
-
-def http_status(code: str | None) -> tuple[int, str]:
-    """The HTTP status and FHIR issue code for a priorscan error code (its family's when the code itself is unknown;
-    400 ``processing`` when neither is known)."""
-    return _lookup(code or "internal") or (400, "processing")
 
 
 def json_status(exc: PriorscanError) -> int:
@@ -56,7 +39,7 @@ def json_status(exc: PriorscanError) -> int:
         return JSON_STATUS[exc.code]
     if isinstance(exc, InputError | IdentityError):
         return status.HTTP_422_UNPROCESSABLE_CONTENT
-    found = _lookup(exc.code)
+    found = known_status(exc.code)
     return found[0] if found is not None else status.HTTP_500_INTERNAL_SERVER_ERROR
 
 

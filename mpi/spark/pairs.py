@@ -9,8 +9,9 @@ Each step runs a pure function of the single-machine relink on a pandas batch in
 - the match threshold: :func:`mpi.decisions.derive_match_threshold`'s rule, computed over range partitions of the
   sorted posteriors (no partition's values leave it; only its count and sum do);
 - rule 8 (a record without a given name or a birth date): :func:`mpi.scoring.evidence_apart` between every two
-  probable partners
-  of each such record, grouped by that record, as :func:`mpi.scoring.ambiguous_pairs`;
+  probable partners of each such record, grouped by that record, then each of its pairs weighed against the
+  partners kept apart from its own (:func:`mpi.scoring.exclusive_probability`), as
+  :func:`mpi.scoring.ambiguous_pairs`;
 - decisions: :func:`mpi.decisions.decide_many`.
 """
 
@@ -25,7 +26,14 @@ import pandas as pd
 from mpi.blocking import MAX_BLOCK_SIZE, key_table
 from mpi.decisions import decide_many
 from mpi.linkage import DERIVATION_FLOOR
-from mpi.scoring import AMBIGUITY_PARTNERS, ScoredPairs, evidence_apart, score_frames, weak_records
+from mpi.scoring import (
+    AMBIGUITY_PARTNERS,
+    ScoredPairs,
+    evidence_apart,
+    exclusive_probability,
+    score_frames,
+    weak_records,
+)
 from mpi.spark.columns import MATCH_COLUMNS, model_of, pair_frames
 
 if TYPE_CHECKING:
@@ -146,21 +154,24 @@ def derive_match_threshold(probable: DataFrame, *, target_precision: float = 0.9
 
 def ambiguous_records(probable: DataFrame, records: DataFrame, model: Broadcast[str],
                       possible_threshold: float) -> DataFrame:
-    """``(record_id)`` of the weak records (without a given name or a birth date) whose probable partners include two
-    people the evidence keeps apart (rule 8): :func:`mpi.scoring.ambiguous_pairs`, grouped by the weak record."""
+    """``(weak, partner)``: the probable pairs of a weak record (without a given name or a birth date) that rule 8
+    caps, because its probable partners include two people the evidence keeps apart and the pair is no match once
+    the record is known to be at most one of them: :func:`mpi.scoring.ambiguous_pairs`, grouped by the weak
+    record, with :func:`mpi.scoring.exclusive_probability` over each group."""
     from pyspark.sql import functions as F
 
     candidate = probable.where(F.col("undistinguished") & (F.col("probability") >= possible_threshold))
-    weak = (candidate.where("l_weak").select(F.col("a").alias("weak"), F.col("b").alias("partner"))
-            .union(candidate.where("r_weak").select(F.col("b").alias("weak"), F.col("a").alias("partner"))))
-    groups = (weak.groupBy("weak").agg(F.collect_set("partner").alias("partners"))
+    weak = (candidate.where("l_weak").select(F.col("a").alias("weak"), F.col("b").alias("partner"), "probability")
+            .union(candidate.where("r_weak").select(F.col("b").alias("weak"), F.col("a").alias("partner"),
+                                                    "probability")))
+    groups = (weak.groupBy("weak").agg(F.collect_list(F.struct("partner", "probability")).alias("partners"))
               .where((F.size("partners") >= 2) & (F.size("partners") <= AMBIGUITY_PARTNERS)))
 
     def partner_pairs(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
             owners, firsts, seconds = [], [], []
             for owner, partners in zip(pdf["weak"].tolist(), pdf["partners"], strict=True):
-                ids = np.sort(np.asarray(partners, dtype=np.int64))
+                ids = np.sort(np.asarray([p["partner"] for p in partners], dtype=np.int64))
                 first, second = np.triu_indices(len(ids), k=1)
                 owners.append(np.full(len(first), owner, dtype=np.int64))
                 firsts.append(ids[first])
@@ -174,10 +185,33 @@ def ambiguous_records(probable: DataFrame, records: DataFrame, model: Broadcast[
         for pdf in batches:
             left, right = pair_frames(pdf)
             torn = evidence_apart(current, score_frames(current, left, right, resolve_ambiguity=False))
-            yield pd.DataFrame({"record_id": pdf["weak"].to_numpy()[torn]})
+            yield pd.DataFrame({"weak": pdf["weak"].to_numpy()[torn], "a": pdf["a"].to_numpy()[torn],
+                                "b": pdf["b"].to_numpy()[torn]})
+
+    def capped(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        threshold = model_of(model.value).match_threshold
+        for pdf in batches:
+            weak_ids, partner_ids, probabilities, owners, firsts, seconds = [], [], [], [], [], []
+            for owner, partners, rivals in zip(pdf["weak"].tolist(), pdf["partners"], pdf["rivals"], strict=True):
+                weak_ids += [owner] * len(partners)
+                partner_ids += [p["partner"] for p in partners]
+                probabilities += [p["probability"] for p in partners]
+                owners += [owner] * len(rivals)
+                firsts += [r["a"] for r in rivals]
+                seconds += [r["b"] for r in rivals]
+            weak_rows = np.asarray(weak_ids, dtype=np.int64)
+            partner_rows = np.asarray(partner_ids, dtype=np.int64)
+            exclusive, rivalled = exclusive_probability(
+                weak_rows, partner_rows, np.asarray(probabilities, dtype=np.float64),
+                np.asarray(owners, dtype=np.int64), np.asarray(firsts, dtype=np.int64),
+                np.asarray(seconds, dtype=np.int64))
+            torn = rivalled & (exclusive < threshold)
+            yield pd.DataFrame({"weak": weak_rows[torn], "partner": partner_rows[torn]})
 
     pairs = groups.mapInPandas(partner_pairs, "weak long, a long, b long")
-    return with_sides(pairs, records).mapInPandas(apart, "record_id long").distinct()
+    rivals = (with_sides(pairs, records).mapInPandas(apart, "weak long, a long, b long")
+              .groupBy("weak").agg(F.collect_list(F.struct("a", "b")).alias("rivals")))
+    return groups.join(rivals, "weak").mapInPandas(capped, "weak long, partner long")
 
 
 def decide(probable: DataFrame, ambiguous: DataFrame, model: Broadcast[str], possible_threshold: float) -> DataFrame:
@@ -185,15 +219,18 @@ def decide(probable: DataFrame, ambiguous: DataFrame, model: Broadcast[str], pos
     :func:`mpi.decisions.decide_many`, with rule 8 marked where :func:`ambiguous_records` found it."""
     from pyspark.sql import functions as F
 
-    torn = ambiguous.select(F.col("record_id").alias("torn"))
-    left_torn = torn.select(F.col("torn").alias("left_torn"))
-    right_torn = torn.select(F.col("torn").alias("right_torn"))
-    marked = (probable.join(left_torn, probable["a"] == left_torn["left_torn"], "left")
-              .join(right_torn, F.col("b") == right_torn["right_torn"], "left"))
+    torn = ambiguous.select(F.col("weak").alias("torn_weak"), F.col("partner").alias("torn_partner"))
+    left_torn = torn.select(F.col("torn_weak").alias("left_torn"), F.col("torn_partner").alias("left_partner"))
+    right_torn = torn.select(F.col("torn_weak").alias("right_torn"), F.col("torn_partner").alias("right_partner"))
+    marked = (probable.join(left_torn, (probable["a"] == left_torn["left_torn"])
+                            & (probable["b"] == left_torn["left_partner"]), "left")
+              .join(right_torn, (F.col("b") == right_torn["right_torn"]) & (F.col("a") == right_torn["right_partner"]),
+                    "left"))
     candidate = F.col("undistinguished") & (F.col("probability") >= possible_threshold)
     marked = marked.withColumn("ambiguous", candidate & (
         (F.col("l_weak") & F.col("left_torn").isNotNull())
-        | (F.col("r_weak") & F.col("right_torn").isNotNull()))).drop("left_torn", "right_torn")
+        | (F.col("r_weak") & F.col("right_torn").isNotNull()))).drop("left_torn", "right_torn", "left_partner",
+                                                                     "right_partner")
 
     def codes(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         current = model_of(model.value)

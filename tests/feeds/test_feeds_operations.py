@@ -23,7 +23,7 @@ from hl7.client import MLLPClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from priorscan.feed_health import feed_key, feed_statuses, roll_up, usual_gap
+from priorscan.feed_health import feed_key, feed_statuses, roll_up, roll_up_batch, usual_gap
 from priorscan.tables import AuditEvent, FeedActivity, HL7MessageLog
 from priorscan.trusts import default_trusts
 
@@ -169,6 +169,7 @@ def test_a_feed_that_goes_quiet_beyond_its_usual_gap_is_flagged(session: Session
     _log(session, "RTK", [NOW - timedelta(days=2) + timedelta(minutes=5 * n) for n in range(12 * 48)])  # to now
     _log(session, "RA2", [NOW - timedelta(minutes=30), NOW - timedelta(minutes=20)])  # new: no usual gap yet
     _log(session, "RXC", [NOW - timedelta(minutes=m) for m in (50, 40, 30)], message_type="ORU^R01", refused=1)
+    roll_up_batch(session)
     statuses = {s.trust: s for s in feed_statuses(session, trusts, now=NOW)}
     assert statuses["RYR"].quiet and statuses["RYR"].usual_gap_s == 300 and statuses["RYR"].messages_last_hour == 0
     assert not statuses["RTK"].quiet and statuses["RTK"].messages_last_hour == 12
@@ -200,10 +201,10 @@ def test_priorscan_status_names_a_quiet_feed_and_exits_1(session: Session) -> No
 
 def test_roll_up_counts_each_message_once(session: Session) -> None:
     _log(session, "RTK", [NOW - timedelta(seconds=s) for s in range(0, 600, 7)])
-    assert roll_up(session) == 86
-    assert roll_up(session) == 0  # nothing new: nothing added twice
+    assert roll_up_batch(session) == 86
+    assert roll_up_batch(session) == 0  # nothing new: nothing added twice
     _log(session, "RTK", [NOW + timedelta(seconds=1)], message_type="ADT^A31")
-    assert roll_up(session) == 1
+    assert roll_up_batch(session) == 1
     total = session.scalar(select(func.sum(FeedActivity.received)))
     assert total == session.scalar(select(func.count()).select_from(HL7MessageLog)) == 87
     assert session.scalar(select(func.sum(FeedActivity.received)).where(
@@ -220,9 +221,8 @@ def test_concurrent_roll_ups_count_each_message_once(engine) -> None:  # type: i
 
     def worker() -> None:
         try:
-            with sessions() as own:
-                for _ in range(3):
-                    roll_up(own, batch=400)
+            for _ in range(3):
+                roll_up(sessions, batch=400)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -231,8 +231,8 @@ def test_concurrent_roll_ups_count_each_message_once(engine) -> None:  # type: i
         thread.start()
     for thread in threads:
         thread.join()
+    roll_up(sessions)
     with sessions() as session:
-        roll_up(session)
         total = session.scalar(select(func.sum(FeedActivity.received)))
     # SQLite may refuse a second writer outright (busy); it never lets two count the same rows
     assert all("locked" in str(e) or "busy" in str(e).lower() for e in errors), errors

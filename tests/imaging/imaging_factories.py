@@ -211,6 +211,20 @@ def radiopharmaceutical_rdsr(activities: Sequence[tuple[str, str]], **header: ob
     return ds
 
 
+def siemens_radiation_summary(*, dap: str = "0.2359", dap_unit: str = "Gy.cm^2", fluoro_s: str = "34.427",
+                              scheme: str = "99SMS_RADSUM", **header: object) -> Dataset:
+    """A Siemens private Radiation Summary Report as an ARCADIS C-arm writes it (an Enhanced SR, document title
+    C-10 of 99SMS_RADSUM, study totals without irradiation events); ``scheme`` another scheme for the same codes."""
+    ds = dataset(sop_class="1.2.840.10008.5.1.4.1.1.88.22", modality="SR", **header)  # type: ignore[arg-type]
+    ds.ConceptNameCodeSequence = DicomSequence([code("C-10", scheme, "Radiation Summary Report")])
+    ds.ValueType = "CONTAINER"
+    ds.ContentSequence = DicomSequence([
+        num(("C-200", scheme, "Total number of exposures"), "0", "1"),
+        num(("C-202", scheme, "Cumulative fluoro time"), fluoro_s, "s"),
+        num(("C-204", scheme, "Cumulative dose area product"), dap, dap_unit)])
+    return ds
+
+
 def ct_image(*, ctdivol: float | None = 12.5, series_uid: str | None = None, **header: object) -> Dataset:
     ds = dataset(sop_class=CT_IMAGE, modality="CT", **header)  # type: ignore[arg-type]
     if series_uid:

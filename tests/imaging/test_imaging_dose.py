@@ -186,6 +186,41 @@ def test_reports_without_events(second: float, expected: float, reason: str) -> 
     assert summary.dap_total_gym2 == pytest.approx(expected), reason
 
 
+@pytest.mark.parametrize(("reports", "headers", "dap", "fluoro", "reason"), [
+    ([report("summary:s", set(), dap_total_gym2=2.4e-5, fluoro_time_s=34.0)], [], 2.4e-5, 34.0,
+     "a summary alone: its totals"),
+    ([report("summary:s", set(), dap_total_gym2=2.4e-5, fluoro_time_s=34.0),
+      report("report:r", {"e"}, dap_total_gym2=2.0e-5, fluoro_time_s=30.0)], [], 2.0e-5, 30.0,
+     "an RDSR of the same work beside it: the RDSR only, the summary is not added (was 4.4e-5)"),
+    ([report("summary:s", set(), dap_total_gym2=2.4e-5, fluoro_time_s=34.0),
+      report("report:r", set(), dap_total_gym2=2.0e-5)], [], 2.0e-5, 34.0,
+     "an RDSR without events beside it: its DAP; the fluoroscopy time it does not state, from the summary"),
+    ([report("summary:s", set(), dap_total_gym2=2.4e-5, fluoro_time_s=34.0),
+      report("report:ct", set(), dlp_total_mgycm=500.0)], [], 2.4e-5, 34.0,
+     "a CT RDSR in the same study states no DAP: the summary's DAP is not dropped"),
+    ([report("summary:s1", set(), dap_total_gym2=1.0e-5, fluoro_time_s=20.0),
+      report("summary:s2", set(), dap_total_gym2=2.4e-5, fluoro_time_s=34.0)], [], 2.4e-5, 34.0,
+     "a summary re-sent as the examination grew: the largest, not the sum (was 3.4e-5)"),
+    ([report("summary:s", set(), dap_total_gym2=2.4e-5, fluoro_time_s=34.0)],
+     [dz.DoseEvent("h1", dz.PROJECTION, source="header", dap_gym2=5.0e-6)], 2.4e-5, 34.0,
+     "image headers beside a summary: the summary, which covers the fluoroscopy the images do not"),
+])
+def test_a_vendor_summary_counts_only_when_no_rdsr_does(reports: list[dz.ReportTotals], headers: list[dz.DoseEvent],
+                                                        dap: float, fluoro: float | None, reason: str) -> None:
+    events = headers + [dz.DoseEvent("e", dz.FLUORO, dap_gym2=2.0e-5, duration_s=30.0)
+                        for r in reports if "e" in r.event_uids]
+    summary = dz.summarise(events, reports, study_region=None, coefficients=K)
+    assert summary.dose_source == "rdsr", reason
+    assert summary.dap_total_gym2 == pytest.approx(dap), reason
+    assert summary.fluoro_time_s == (pytest.approx(fluoro) if fluoro is not None else None), reason
+
+
+def test_a_summary_that_states_nothing_leaves_the_image_headers_in_place() -> None:
+    headers = [dz.DoseEvent("h1", dz.PROJECTION, source="header", dap_gym2=5.0e-6)]
+    summary = dz.summarise(headers, [report("summary:s", set())], study_region=None, coefficients=K)
+    assert (summary.dose_source, summary.dap_total_gym2) == ("header", pytest.approx(5.0e-6))
+
+
 def test_when_events_do_not_add_up_the_estimate_uses_the_total_and_says_so() -> None:
     reports = [report("report:1", {"e"}, dlp_total_mgycm=500.0)]
     summary = dz.summarise([ct("e", 100.0)], reports, study_region="chest", coefficients=K)

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from imaging_factories import CtEvent, ct_image, ct_rdsr, projection_image, write
+from imaging_factories import CtEvent, ct_image, ct_rdsr, projection_image, siemens_radiation_summary, write
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,6 +61,20 @@ def test_a_resent_and_growing_report_is_counted_once(sessions, trusts, tmp_path:
         assert session.scalar(select(func.count()).select_from(Study)) == 1
         assert session.scalar(select(func.count()).select_from(IrradiationEvent)) == 2
         assert session.scalar(select(func.count()).select_from(AuditEvent)) == 4  # every write audited
+
+
+def test_a_siemens_summary_resent_as_it_grew_counts_its_largest_and_yields_to_an_rdsr(sessions, trusts,  # type: ignore[no-untyped-def]
+                                                                                       tmp_path: Path) -> None:
+    uid = "1.2.826.0.1.3680043.10.1.9"
+    header = {"study_uid": uid, "description": "Mobile image intensifier thorax"}
+    ingest(sessions, trusts, siemens_radiation_summary(dap="0.1200", fluoro_s="20.0", **header), tmp_path / "s1")
+    ingest(sessions, trusts, siemens_radiation_summary(dap="0.2359", fluoro_s="34.427", **header), tmp_path / "s2")
+    grown = study(sessions, uid)  # two summaries of one examination under two SOP Instance UIDs: not 0.3559 Gy·cm²
+    assert (grown.dose_source, grown.modality, grown.body_region) == ("rdsr", "RF", "chest")
+    assert (grown.dap_total_gym2, grown.fluoro_time_s) == (pytest.approx(2.359e-05), pytest.approx(34.427))
+    ingest(sessions, trusts, ct_rdsr([CtEvent("10.0", "300.0")], dlp_total="300.0", study_uid=uid), tmp_path / "ct")
+    with_ct = study(sessions, uid)  # a CT RDSR states no DAP: the summary's stays, and the DLP is the CT's
+    assert (with_ct.dap_total_gym2, with_ct.dlp_total_mgycm) == (pytest.approx(2.359e-05), 300.0)
 
 
 def test_images_of_one_series_give_one_header_event_and_an_rdsr_supersedes_them(sessions, trusts,  # type: ignore[no-untyped-def]

@@ -36,6 +36,9 @@ from imaging.procedures import (
     ("NM bone scan", "NM", "whole-body", "none", None),
     ("CT KUB", "CT", "abdomen-pelvis", "none", None),
     ("Mobile image intensifier thorax", "RF", "chest", "none", None),  # a Siemens C-arm's study description
+    ("Ba enema", "RF", "abdomen-pelvis", "none", True),  # BA is barium before a fluoroscopic study's name
+    ("HSG", "RF", "pelvis", "none", None),
+    ("V/Q scan", "NM", "chest", "none", None),
 ])
 def test_trust_descriptions(text: str, modality: str, region: str, laterality: str, contrast: bool | None) -> None:
     result = normalise_description(text)
@@ -130,6 +133,15 @@ def test_an_unknown_code_falls_back_to_its_display_text() -> None:
     ("Gastro 7.5f/s Middle", (), "a vendor programme name, not a part: stays unknown"),
     ("Videofluoroscopy swallow", (), "a swallow study names no part by itself: stays unknown"),
     ("Transesophageal Echocardiogram", ("chest",), "an echocardiogram images the heart (Echo alone stays unknown)"),
+    ("XR OM views", ("face",), "occipitomental views: the facial bones"),
+    ("XR facial bones OM 30", ("face",), "the 30-degree occipitomental view"),
+    ("Ba enema", ("abdomen-pelvis",), "a barium enema images the colon and rectum"),
+    ("RF water soluble contrast enema", ("abdomen-pelvis",), "a contrast enema, the same"),
+    ("HSG", ("pelvis",), "hysterosalpingogram: the uterus and tubes"),
+    ("MCUG", ("pelvis",), "micturating cystourethrogram: the bladder and urethra"),
+    ("MR enterography", ("abdomen-pelvis",), "the small bowel down to the terminal ileum in the pelvis"),
+    ("NM V/Q scan", ("chest",), "ventilation-perfusion: the lungs"),
+    ("Enema", (), "an enema without contrast named is not read as a study of its own"),
 ])
 def test_every_region_a_description_names_and_uk_abbreviations(text: str, regions: tuple[str, ...],
                                                                  why: str) -> None:

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from imaging_factories import HEAD, HEAD_PHANTOM, CtEvent, ct_rdsr, mammography_rdsr, radiopharmaceutical_rdsr, write
+from imaging_factories import (
+    HEAD,
+    HEAD_PHANTOM,
+    CtEvent,
+    ct_rdsr,
+    mammography_rdsr,
+    radiopharmaceutical_rdsr,
+    siemens_radiation_summary,
+    write,
+)
 
 from imaging import dose as dz
 from imaging.rdsr import is_dose_report, parse_dose_report
@@ -124,3 +133,22 @@ def test_a_report_is_known_by_its_uid_or_else_by_its_content() -> None:
     by_content = [parse_dose_report(ds).report_key for ds in (*continued, again)]
     assert by_content[0] != by_content[1] and by_content[0] == by_content[2]
     assert all(k.startswith("content:") for k in by_content)
+
+
+def test_a_siemens_radiation_summary_is_read_as_a_summary(tmp_path: Path) -> None:
+    # as OpenREM's RF-ESR-Siemens-Varic.dcm (an ARCADIS): 0.2359 Gy·cm² = 2.359e-05 Gy·m², 34.427 s of fluoroscopy
+    ds = pydicom.dcmread(write(siemens_radiation_summary(), tmp_path / "summary.dcm"))
+    assert is_dose_report(ds)
+    report = parse_dose_report(ds)
+    assert (report.template, report.modality, report.events) == ("projection", "RF", [])
+    assert report.report_key == f"{dz.SUMMARY_KEY}{ds.SOPInstanceUID}"  # a summary: an RDSR's totals outrank it
+    totals = report.totals()
+    assert totals.dap_total_gym2 == pytest.approx(2.359e-05, rel=1e-9)
+    assert totals.fluoro_time_s == pytest.approx(34.427)
+    assert not report.notes
+
+
+def test_the_summary_codes_mean_nothing_in_another_scheme(tmp_path: Path) -> None:
+    # C-10 and C-204 are Siemens' private codes: the same values in another scheme are not a dose summary
+    ds = pydicom.dcmread(write(siemens_radiation_summary(scheme="99OTHER"), tmp_path / "other.dcm"))
+    assert not is_dose_report(ds)

@@ -72,8 +72,8 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, str | None, str]] = {
     # 18 of 19 events of Acquisition Protocol "Ba Swallow" (the oesophagus: the chest); "Entire body" names no part
     "RF-RDSR-Canon-Alphenix-rotational.dcm": ("RF", "abdomen", "none", "description", "rdsr", "0.00031522", "dap"),
     # Requested Procedure "Gastrostomy Insertion"
-    "RF-ESR-Siemens-Varic.dcm": ("RF", "chest", "none", "description", "", None, "dap"),  # "Mobile image
-    # intensifier thorax"; its dose is in a private Siemens summary (99SMS_RADSUM), not an RDSR: not read
+    "RF-ESR-Siemens-Varic.dcm": ("RF", "chest", "none", "description", "rdsr", "2.359e-05", "dap"),  # "Mobile
+    # image intensifier thorax"; its dose in Siemens' private summary (99SMS_RADSUM C-204): 0.2359 Gy·cm²
     "RF-RDSR-GE-OECEliteMiniView.dcm": ("RF", "", "", "unknown", "rdsr", "1.3316568e-06", "dap"),  # topography
     # unknown
     "RF-RDSR-GE.dcm": ("XA", "", "", "unknown", "rdsr", "0.00024126", "dap"),  # Unknown Protocol

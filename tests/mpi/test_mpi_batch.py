@@ -282,3 +282,57 @@ def test_a_pair_more_likely_two_people_is_an_integrity_conflict_though_its_weigh
     assert scored.weight[0] - model.prior_weight > 0 and scored.personal_weight[0] > 0, "the fields lean to one"
     assert scored.probability[0] < model.possible_threshold
     assert is_conflict(model, scored)[0]
+
+
+def test_the_exclusive_probability_weighs_a_pair_against_the_partners_kept_apart_from_it() -> None:
+    """A weak record is at most one of two people: its pair with each is weighed against the other (odds against
+    "neither"): equal odds (two twins) fall below one half; a near-certain match beside a bare possible stays a
+    match; a partner with no rival keeps its own probability; the order of the inputs changes nothing."""
+    from mpi.scoring import exclusive_probability
+
+    weak = np.array([9, 9, 9, 8, 8])
+    partner = np.array([1, 2, 3, 1, 2])
+    probability = np.array([0.99, 0.99, 0.9, 0.999, 0.6])
+    owner, first, second = np.array([9, 8]), np.array([1, 1]), np.array([2, 2])  # 1 and 2 are two people
+    exclusive, rivalled = exclusive_probability(weak, partner, probability, owner, first, second)
+    assert exclusive[0] == exclusive[1] < 0.5, "one record equally like two twins: either"
+    assert not rivalled[2] and exclusive[2] == 0.9, "no partner kept apart from 3"
+    odds = 0.999 / 0.001
+    assert exclusive[3] == pytest.approx(odds / (1 + odds + 0.6 / 0.4)) and exclusive[3] > 0.99
+    assert exclusive[4] < 0.01
+    shuffled = np.array([4, 2, 0, 3, 1])
+    again, _ = exclusive_probability(weak[shuffled], partner[shuffled], probability[shuffled], owner[::-1],
+                                     second[::-1], first[::-1])
+    assert np.array_equal(again, exclusive[shuffled])
+
+
+def _record_without_birth_date_near_certain_with_one_person() -> list:  # type: ignore[type-arg]
+    """Eleanor Grace Whitfield, her record without a birth date (same home, phone and names), and Elena Whitfeld at
+    the same address, born 1950, with an NHS number of her own: the record without a birth date is near-certain
+    with Eleanor (0.995), a bare possible with Elena (0.64), and the two women are kept apart by the evidence."""
+    from mpi_factories import NHS_OTHER, match_record
+
+    none = {"nhs_number": None, "nhs_verification": None}
+    return [match_record(1, **none), match_record(2, local_id="A2", birth_date=None, **none),
+            match_record(3, local_id="A3", given="Elena", family="Whitfeld", birth_date="1950-06-02",
+                         nhs_number=NHS_OTHER, phone=None)]
+
+
+def test_batch_links_a_record_without_birth_date_to_the_one_person_it_is_near_certain_with() -> None:
+    """Rule 8 caps a weak record's pair only when the record could be either: weighed against the partner kept
+    apart from its own (:func:`mpi.scoring.exclusive_probability`), the pair with Eleanor stays a match; the
+    pair with Elena stays a possible match, to review."""
+    from mpi.frames import frame_from_records
+    from mpi.linkage import conflict_kind, link_frame
+    from mpi.model import Model
+    from mpi.scoring import score_frames
+
+    model = Model.default().evolve(match_threshold=0.98)
+    frame = frame_from_records(_record_without_birth_date_near_certain_with_one_person())
+    left, right = np.array([0, 1, 0]), np.array([1, 2, 2])
+    scored = score_frames(model, frame.take(left), frame.take(right), resolve_ambiguity=False)
+    assert scored.probability[0] >= model.match_threshold and 0.5 <= scored.probability[1] < 0.8
+    assert conflict_kind(model, scored)[2] > 0, "Eleanor and Elena are two people"
+    linkage = link_frame(frame, model, left, right)
+    assert linkage.labels[0] == linkage.labels[1] != linkage.labels[2]
+    assert {(int(a), int(b)) for a, b in zip(linkage.review_left, linkage.review_right, strict=True)} == {(1, 2)}

@@ -150,3 +150,20 @@ def test_no_given_name_with_the_same_nhs_number_is_still_linked(index: PatientIn
     outcome = second(index, given=None)
     assert outcome.link_state == MATCH, "the NHS number agrees: it tells the person from a twin"
     assert outcome.regional_id == regional_of(index, TRUST_A, "A1")
+
+
+def test_a_record_without_birth_date_joins_the_one_person_it_is_near_certain_with(session) -> None:  # type: ignore
+    """Link-on-write decides rule 8 as the batch relink does
+    (``test_batch_links_a_record_without_birth_date_to_the_one_person_it_is_near_certain_with``): near-certain with
+    Eleanor, a bare possible with Elena whom the evidence keeps apart from her, it joins Eleanor."""
+    from mpi.model import Model
+    from priorscan.trusts import default_trusts
+
+    index = PatientIndex(session, default_trusts(), Model.default().evolve(match_threshold=0.98))
+    none = {"nhs_number": None, "nhs_verification": None}
+    eleanor = index.upsert(demographics(TRUST_A, "A1", **none), event="t", actor="test")
+    elena = index.upsert(demographics(TRUST_A, "A3", given="Elena", family="Whitfeld", birth_date="1950-06-02",
+                                      nhs_number=NHS_OTHER, phone=None), event="t", actor="test")
+    assert eleanor.regional_id != elena.regional_id
+    outcome = index.upsert(demographics(TRUST_B, "B1", birth_date=None, **none), event="t", actor="test")
+    assert outcome.regional_id == eleanor.regional_id and outcome.link_state == MATCH

@@ -220,3 +220,47 @@ def test_priorscan_link_engine_spark_says_which_engine_and_model(pg_url: str, tm
     assert xref.returncode == 0 and xref.stdout.count("\n") > 60
     refused = _priorscan("link", "--master", "local[2]", db=pg_url)
     assert refused.returncode != 0 and "--engine spark" in refused.stderr
+
+
+def test_spark_relink_decides_rule_8_as_the_local_relink(spark: Any, tmp_path: Path) -> None:
+    """Rule 8 grouped by the weak record on Spark, each pair weighed against the partners kept apart from its own
+    (:func:`mpi.scoring.exclusive_probability`), as the single-machine relink: a record without a birth date
+    near-certain with one woman and a bare possible with another joins the first; a record without a given name,
+    equally like two twins, joins neither (H-ID-26)."""
+    from mpi_factories import NHS, NHS_OTHER, NHS_THIRD, TRUST_A, TRUST_B, demographics
+
+    from mpi.batch import save_model
+    from mpi.model import Model
+
+    none = {"nhs_number": None, "nhs_verification": None}
+    twins = {"family": "Okafor", "birth_date": "1991-07-30", "postcode": "TN2 5QR",
+             "address": "4 Pembury Road, Tunbridge Wells", "phone": "01892 555 777"}
+    people = [demographics(TRUST_A, "A1", **none),
+              demographics(TRUST_B, "B1", birth_date=None, **none),
+              demographics(TRUST_A, "A3", given="Elena", family="Whitfeld", birth_date="1950-06-02",
+                           nhs_number=NHS_OTHER, phone=None),
+              demographics(TRUST_A, "T1", given="Adaeze", nhs_number=NHS, **twins),
+              demographics(TRUST_A, "T2", given="Ngozi", nhs_number=NHS_THIRD, **twins),
+              demographics(TRUST_B, "T3", given=None, **none, **twins)]
+    base = tmp_path / "rule8.db"
+    store = open_store(f"sqlite:///{base}")
+    with Session(store) as session:
+        bulk_load(session, people)
+        save_model(session, Model.default().evolve(match_threshold=0.98), records=len(people))
+        session.commit()
+    store.dispose()
+    local_url, spark_url = _copy(base, tmp_path / "local.db"), _copy(base, tmp_path / "spark.db")
+    for url, engine_name in ((local_url, "local"), (spark_url, "spark")):
+        store = open_store(url)
+        with Session(store) as session:
+            if engine_name == "local":
+                relink(session, train=False, actor="batch-relink")
+            else:
+                spark_relink(session, spark, url, train=False, actor="batch-relink")
+            session.commit()
+        store.dispose()
+    local = _snapshot(local_url)
+    _assert_same(local, _snapshot(spark_url))
+    assert frozenset({(TRUST_A, "A1"), (TRUST_B, "B1")}) in local["clusters"]
+    assert frozenset({(TRUST_B, "T3")}) in local["clusters"], "the record without a given name joins neither twin"
+    assert any(review[0] == (TRUST_B, "T3") or review[1] == (TRUST_B, "T3") for review in local["reviews"])

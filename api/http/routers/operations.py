@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http.deps import ContextDep, SessionDep, require
 from priorscan import metrics
-from priorscan.feed_health import feed_statuses
+from priorscan.feed_health import feed_statuses, roll_up
 from priorscan.logs import correlated, request_id
 
 OPERATIONS = "priorscan/operations"
@@ -66,6 +66,7 @@ class FeedsOut(BaseModel):
 
 @router.get("/api/v1/feeds", response_model=FeedsOut, dependencies=[Depends(require(OPERATIONS))])
 def feeds(ctx: ContextDep, session: SessionDep) -> FeedsOut:
+    roll_up(ctx.sessions)
     statuses = feed_statuses(session, ctx.trusts)
     out = [FeedOut(feed=s.feed, channel=s.channel, trust=s.trust, sendingFacility=s.sending_facility,
                    sendingApplication=s.sending_application, family=s.family, lastMessageAt=s.last_message_at,
