@@ -18,12 +18,13 @@ study whose instance the store holds already, or a new study with rejections rec
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, inspect, select, tuple_
+from sqlalchemy import Table, inspect, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from imaging.adapters import actor_of, applied_audit, applied_outcome
@@ -200,9 +201,10 @@ def _json_columns(table: Table) -> tuple[str, ...]:
     return tuple(c.key for c in table.columns if isinstance(c.type, JSONType))
 
 
-def _complete(table: Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every row with every column (a multi-row statement needs one column list)."""
-    names = [c.key for c in table.columns]
+def _complete(table: Table, rows: list[dict[str, Any]], *, numbered: bool = False) -> list[dict[str, Any]]:
+    """Every row with every column (a multi-row statement needs one column list); with ``numbered``, without the id,
+    which the store gives each row as it is inserted (its sequence on PostgreSQL, the rowid on SQLite)."""
+    names = [c.key for c in table.columns if not (numbered and c.key == "id")]
     return [{name: row.get(name) for name in names} for row in rows]
 
 
@@ -328,12 +330,9 @@ class StudyGroup:
             StudyReport: [_row(tables[StudyReport], row) for row in self.reports.values()],
             AuditEvent: [with_defaults(tables[AuditEvent], row) for row in audits],
         }
-        for numbered in (IrradiationEvent, StudyInstance, StudyReport, AuditEvent):  # studies have their ids
-            for row, row_id in zip(rows[numbered], reserve_ids(connection, tables[numbered], len(rows[numbered])),
-                                   strict=True):
-                row["id"] = row_id
-        for model, table in tables.items():  # studies first: the others name them
-            insert_rows(connection, table, _complete(table, rows[model]))
+        for model, table in tables.items():  # studies first (their ids reserved): the others name them
+            # no row names an event, instance, report or audit event: the store numbers them as they are inserted
+            insert_rows(connection, table, _complete(table, rows[model], numbered=model is not Study))
 
 
 def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[StudyFacts, RejectionNote | None]],
@@ -362,6 +361,7 @@ def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[
     if any(rejection is not None for _, rejection in items):
         return None
     uids = {facts.study_instance_uid[:64] for facts, _ in items}
+    _lock_studies(session, uids)
     group = StudyGroup(session, trusts)
     stored = group.held(uids)
     new = uids - stored
@@ -371,7 +371,8 @@ def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[
             session, StudyInstance.sop_instance_uid, sops):
         return None
     group.memory.preload(_records_of(session, {(facts.patient.namespace or "", (facts.patient.local_id or "").strip())
-                                               for facts, _ in items if facts.patient.resolved}))
+                                               for facts, _ in items
+                                               if facts.patient.resolved and facts.study_instance_uid[:64] in new}))
     if isinstance(group.stored, _HeldIndex):
         group.stored.preload_instances({facts.sop_instance_uid[:64] for facts, _ in items
                                         if facts.sop_instance_uid and facts.study_instance_uid[:64] in stored})
@@ -384,6 +385,23 @@ def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[
         outcomes.append(applied_outcome(indexed, facts))
     group.write(audits)
     return outcomes
+
+
+#: PostgreSQL: transaction-scoped advisory locks on the given keys, taken in order.
+_LOCK_STUDIES = text("SELECT COUNT(pg_advisory_xact_lock(k)) FROM "
+                     "(SELECT k FROM unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY k) AS ordered")
+
+
+def _lock_studies(session: Session, uids: set[str]) -> None:
+    """On PostgreSQL, advisory locks on the group's study UIDs, in key order, before anything is read: a group that
+    shares a new study with another transaction's waits for its commit and then finds the study held, where both
+    would insert it and one would fail (DESIGN section 5: races settled by the database's locks). SQLite's write
+    lock, which the unit of work holds, does this already."""
+    if not is_postgresql(session.connection()):
+        return
+    keys = sorted(int.from_bytes(hashlib.blake2b(f"study:{uid}".encode(), digest_size=8).digest(), "big", signed=True)
+                  for uid in uids)
+    session.execute(_LOCK_STUDIES, {"keys": keys})
 
 
 def _table(model: type) -> Table:

@@ -12,6 +12,8 @@ The first matching level wins, in the order listed. Levels marked in ``tf_levels
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
@@ -363,8 +365,8 @@ class MiddleNameComparison(Comparison):
     def levels(self, left: Columns, right: Columns) -> Levels:
         null = absent(left, "middle") | absent(right, "middle")
         exact = equal(left, right, "middle")
-        level = per_distinct_pair(left, right, ("middle", "middle"), ~(null | exact), _each_level(_middle_level),
-                                  2, np.int8)
+        level = per_distinct_pair(left, right, ("middle", "middle"), ~(null | exact),
+                                  _each_value(_middle_level, np.int8), 2, np.int8)
         # an initial alone agreeing with an initial alone is the second level, not a spelled-out agreement
         initials = per_distinct_pair(left, right, ("middle", "middle"), exact & ~null, _each(_initial_only), False,
                                      bool)
@@ -388,9 +390,10 @@ def _middle_level(a: str, b: str) -> int:
     return 2
 
 
-def _each_level(func: Callable[[str, str], int]) -> Callable[[Column, Column], NDArray[np.int8]]:
-    def apply(a: Column, b: Column) -> NDArray[np.int8]:
-        return np.fromiter((func(x, y) for x, y in zip(a, b, strict=True)), dtype=np.int8, count=len(a))
+def _each_value(func: Callable[[str, str], Any], dtype: Any) -> Callable[[Column, Column], NDArray[Any]]:
+    """``func`` of each pair of values, as an array of ``dtype``."""
+    def apply(a: Column, b: Column) -> NDArray[Any]:
+        return np.fromiter((func(x, y) for x, y in zip(a, b, strict=True)), dtype=dtype, count=len(a))
     return apply
 
 
@@ -504,10 +507,15 @@ class AddressComparison(Comparison):
         maybe_subset = rest & (ratio >= 40) & (ratio < self.similar)
         set_ratio = np.where(maybe_subset, per_distinct_pair(left, right, pair, maybe_subset,
                                                              _scored(fuzz.token_set_ratio), 0.0, np.float32), ratio)
-        numbers = per_distinct_pair(left, right, pair, rest & (set_ratio >= self.partial), _each(_same_numbers),
-                                    False, bool)
-        similar = numbers & ((ratio >= self.similar) | (set_ratio >= 99.9))  # or one holds all the other's words
-        partial = numbers & (set_ratio >= self.partial)
+        # one address keyed with a word split, run together or mistyped (``COPLANDDRIVE``): its words sort
+        # elsewhere and the ratio drops, while the letter pairs within its words barely change
+        slipped = rest & (ratio < self.similar) & (set_ratio < 99.9)
+        dice = 100 * per_distinct_pair(left, right, pair, slipped & (set_ratio >= 40),
+                                       _each_value(bigram_dice, np.float64), 0.0, np.float64)
+        numbers = per_distinct_pair(left, right, pair, rest & ((set_ratio >= self.partial) | (dice >= self.partial)),
+                                    _each(_same_numbers), False, bool)
+        similar = numbers & ((ratio >= self.similar) | (set_ratio >= 99.9) | (dice >= self.similar))
+        partial = numbers & ((set_ratio >= self.partial) | (dice >= self.partial))
         return _assign([exact, similar, partial], null)
 
 
@@ -517,11 +525,26 @@ def _scored(scorer: Any) -> Callable[[Column, Column], NDArray[np.float32]]:
     return apply
 
 
+_DIGITS = re.compile(r"\d+")
+
+
 def _same_numbers(a: str, b: str) -> bool:
-    """House and flat numbers agree (a neighbour at 14 is not the person at 12)."""
-    na = [w for w in a.split() if any(c.isdigit() for c in w)]
-    nb = [w for w in b.split() if any(c.isdigit() for c in w)]
-    return not na or not nb or set(na) <= set(nb) or set(nb) <= set(na)
+    """House and flat numbers agree (a neighbour at 14 is not the person at 12): the runs of digits of one address
+    all among the other's (``VILLA2`` and ``VILLA 2`` both hold 2)."""
+    na, nb = set(_DIGITS.findall(a)), set(_DIGITS.findall(b))
+    return not na or not nb or na <= nb or nb <= na
+
+
+def _bigrams(text: str) -> Counter[str]:
+    return Counter(word[i:i + 2] for word in text.split() for i in range(len(word) - 1))
+
+
+def bigram_dice(a: str, b: str) -> float:
+    """Dice coefficient of the letter pairs within the words of two texts (as multisets): insensitive to word
+    order and to a word split or run together, and one mistyped letter costs at most two pairs."""
+    ga, gb = _bigrams(a), _bigrams(b)
+    total = sum(ga.values()) + sum(gb.values())
+    return 2 * sum((ga & gb).values()) / total if total else 0.0
 
 
 @dataclass

@@ -32,7 +32,8 @@ NAMES = ["Whitfield", "Whitfeild", "Eleanor", "Margaret", "Van Wijk", "Van", "Ja
          "Jones", "Grace", "G", "Rose", "R", None]
 POSTCODES = ["GU1 4AB", "GU1 4AD", "GU2 7XH", "2615", "2614", None]
 ADDRESSES = ["12 Mill Lane, Guildford", "12 Mill Lane, Guildfrd, Surrey", "14 Mill Lane, Guildford",
-             "3 Oak Road", "Flat 1, 12 Mill Lane, Guildford", None]
+             "3 Oak Road", "Flat 1, 12 Mill Lane, Guildford", "12 Milllane, Guil dford", "14 Mill Lane, Guidlford",
+             "Flat 2, 12 Mill Lane, Guildford", "12 Mill Road, Guildford", None]
 
 
 @st.composite
@@ -108,6 +109,22 @@ def test_residence_both_nearly_is_a_near_postcode_and_a_partial_address(rows: li
     expected = (postcode == PostcodeComparison.labels.index("sector-or-one-edit")) & (
         address == AddressComparison.labels.index("partial"))
     np.testing.assert_array_equal(nearly, expected)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(records(), min_size=2, max_size=12))
+def test_address_alike_only_with_house_numbers_agreeing(rows: list[MatchRecord]) -> None:
+    """Addresses with slips in their words (letter pairs alike) are similar or partly alike on both paths, never
+    when their house or flat numbers disagree (a neighbour, another flat)."""
+    with pytest.MonkeyPatch.context() as patch:
+        small, batch = both_paths(AddressComparison(), rows, patch)
+    np.testing.assert_array_equal(small, batch)
+    assert symmetric(small, len(rows))
+    alike = (small == AddressComparison.labels.index("similar")) | (small == AddressComparison.labels.index("partial"))
+    for k in np.flatnonzero(alike):
+        a, b = rows[k // len(rows)], rows[k % len(rows)]
+        assert comparisons._same_numbers(a.address, b.address)
+        assert a.address != b.address
 
 
 @settings(max_examples=40, deadline=None)

@@ -115,6 +115,34 @@ def test_residence_levels(right: dict, expected: str | None) -> None:
     assert level("residence", match_record(), match_record(**right)) == expected
 
 
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    # one address keyed with a word run together, split or mistyped: its words sort elsewhere, the ratio drops
+    ("11 Copland Drive, Birmingham Gardens", "11 Coplanddrive, Birmingha m Gardens", "similar"),
+    ("21 Fihelly Street Villa 2, St Lucia", "21 Fihellystreet Villa2, St Lucia", "similar"),
+    ("16 Wolff Crescent Brentwood, Kurrajong", "16 Wolffcrescent Brentwoo e, Kurrajong", "similar"),
+    # what must stay apart: a neighbour's number, another street of one name, another flat
+    ("11 Copland Drive, Birmingham Gardens", "13 Coplanddrive, Birmingham Gardens", "else"),
+    ("12 Mill Lane, Guildford", "12 Mill Road, Guildford", "partial"),
+    ("Flat 1, 12 Mill Lane, Guildford", "Flat 2, 12 Mill Lane, Guildford", "else"),
+])
+def test_address_slips_in_words(left: str, right: str, expected: str) -> None:
+    import numpy as np
+
+    from mpi.comparisons import AddressComparison
+
+    frame = frame_from_records([match_record(address=left), match_record(address=right)])
+    found = int(AddressComparison().levels(frame.take(np.array([0])), frame.take(np.array([1])))[0])
+    assert AddressComparison.labels[found] == expected
+
+
+def test_bigram_dice() -> None:
+    from mpi.comparisons import bigram_dice
+
+    assert bigram_dice("COPLAND DRIVE", "DRIVE COPLAND") == 1.0  # word order does not matter
+    assert bigram_dice("COPLAND DRIVE", "COPLANDDRIVE") == pytest.approx(20 / 21)  # one pair across the join
+    assert bigram_dice("A", "B") == 0.0 and bigram_dice("", "") == 0.0
+
+
 def test_non_uk_postcodes_compare_as_strings() -> None:
     a = match_record(postcode="2615", address="9 Elvire Farm")
     assert level("residence", a, match_record(postcode="2615", address="9 Elvire Farm")) == "postcode-and-address"

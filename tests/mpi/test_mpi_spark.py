@@ -93,6 +93,21 @@ def _assert_same(local: dict[str, Any], spark: dict[str, Any]) -> None:
     assert spark["golden"] == local["golden"]
 
 
+def _relink_copies(spark: Any, base: Path, tmp_path: Path, *, train: bool = True) -> tuple[str, str]:
+    """Two copies of the store ``base``, one relinked on one machine and one on Spark: their URLs (local, Spark)."""
+    local_url, spark_url = _copy(base, tmp_path / "local.db"), _copy(base, tmp_path / "spark.db")
+    for url, engine_name in ((local_url, "local"), (spark_url, "spark")):
+        store = open_store(url)
+        with Session(store) as session:
+            if engine_name == "local":
+                relink(session, train=train, actor="batch-relink")
+            else:
+                spark_relink(session, spark, url, train=train, actor="batch-relink")
+            session.commit()
+        store.dispose()
+    return local_url, spark_url
+
+
 @pytest.fixture(scope="module")
 def region_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic region (regionsynth, as of the tests' fixed date) whose patient feeds were ingested, so every
@@ -133,16 +148,7 @@ def test_spark_relink_of_a_store_too_small_to_fill_its_partitions(spark: Any, tm
         bulk_load(session, make_population(12, seed=2).records)
         session.commit()
     store.dispose()
-    local_url, spark_url = _copy(base, tmp_path / "local.db"), _copy(base, tmp_path / "spark.db")
-    for url, engine_name in ((local_url, "local"), (spark_url, "spark")):
-        store = open_store(url)
-        with Session(store) as session:
-            if engine_name == "local":
-                relink(session, actor="batch-relink")
-            else:
-                spark_relink(session, spark, url, actor="batch-relink")
-            session.commit()
-        store.dispose()
+    local_url, spark_url = _relink_copies(spark, base, tmp_path)
     _assert_same(_snapshot(local_url), _snapshot(spark_url))
 
 
@@ -249,16 +255,7 @@ def test_spark_relink_decides_rule_8_as_the_local_relink(spark: Any, tmp_path: P
         save_model(session, Model.default().evolve(match_threshold=0.98), records=len(people))
         session.commit()
     store.dispose()
-    local_url, spark_url = _copy(base, tmp_path / "local.db"), _copy(base, tmp_path / "spark.db")
-    for url, engine_name in ((local_url, "local"), (spark_url, "spark")):
-        store = open_store(url)
-        with Session(store) as session:
-            if engine_name == "local":
-                relink(session, train=False, actor="batch-relink")
-            else:
-                spark_relink(session, spark, url, train=False, actor="batch-relink")
-            session.commit()
-        store.dispose()
+    local_url, spark_url = _relink_copies(spark, base, tmp_path, train=False)
     local = _snapshot(local_url)
     _assert_same(local, _snapshot(spark_url))
     assert frozenset({(TRUST_A, "A1"), (TRUST_B, "B1")}) in local["clusters"]
