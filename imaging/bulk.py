@@ -35,7 +35,7 @@ from imaging.reports import fill_report, link_report
 from imaging.tables import ImagingOrder, InstanceRejection, IrradiationEvent, Study, StudyInstance, StudyReport
 from mpi import SourceRecord
 from priorscan.audit import Agent, audit_row
-from priorscan.bulk_rows import JsonText, insert_rows, is_postgresql, reserve_ids
+from priorscan.bulk_rows import JSON_NULL, insert_rows, is_postgresql, reserve_ids
 from priorscan.db import JSONType
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import AuditEvent
@@ -43,7 +43,6 @@ from priorscan.trusts import TrustRegistry
 from priorscan.writes import with_defaults
 
 _LOOKUP_CHUNK = 500
-JSON_NULL = JsonText("null")
 
 
 class _GroupIndex(StudyIndex):

@@ -9,6 +9,7 @@ model.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from mpi.blocking import blocked_pairs, blocking_keys
@@ -28,7 +29,7 @@ from mpi.linkage import link_frame
 from mpi.model import Model
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.normalise import MatchRecord, as_date, to_match_record
-from mpi.records import Demographics, new_regional_id
+from mpi.records import Demographics, new_regional_ids
 from mpi.scoring import explanations, score_frames
 from mpi.tables import (
     BlockingKey,
@@ -40,6 +41,7 @@ from mpi.tables import (
     SourceRecord,
     table_of,
 )
+from priorscan.bulk_rows import JSON_NULL, JsonText, insert_rows, update_rows
 from priorscan.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -308,9 +310,8 @@ def _assign_ids(table: pd.DataFrame, labels: np.ndarray) -> dict[int, str]:
     current = pd.DataFrame({"label": labels, "rid": table["regional_patient_id"].to_numpy()}).dropna()
     counts = current.groupby(["label", "rid"]).size().reset_index(name="n")
     assigned = assign_held_ids(counts)
-    for label in np.unique(labels).tolist():
-        if label not in assigned:
-            assigned[label] = new_regional_id()
+    left = [label for label in np.unique(labels).tolist() if label not in assigned]
+    assigned.update(zip(left, new_regional_ids(len(left)), strict=True))
     return assigned
 
 
@@ -353,15 +354,16 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
         list({r for r in new_rid.tolist()})))).all()) if len(new_rid) < 30_000 else set(
         session.scalars(select(RegionalPatient.id)).all())
     golden = _golden(table, new_rid)
-    fresh = [rid for rid in golden.index if rid not in existing]
+    golden_rows = dict(zip(golden.index.tolist(), golden.to_dict("records"), strict=True))
+    fresh = [rid for rid in golden_rows if rid not in existing]
     touched = sorted(set(new_rid[changed].tolist()) - set(fresh))
     gone = {rid for rid in old_rid[changed].tolist() if rid} - set(new_rid.tolist())
     destination: dict[str, Counter[str]] = {}
     for old, new in zip(old_rid[changed].tolist(), new_rid[changed].tolist(), strict=True):
         if old in gone:
             destination.setdefault(old, Counter())[new] += 1
-    write_patients(session, fresh=[{"id": rid, **golden.loc[rid].to_dict()} for rid in fresh],
-                   touched=[{"id": rid, **golden.loc[rid].to_dict()} for rid in touched],
+    write_patients(session, fresh=[{"id": rid, **golden_rows[rid]} for rid in fresh],
+                   touched=[{"id": rid, **golden_rows[rid]} for rid in touched],
                    retired={rid: destination[rid].most_common(1)[0][0] for rid in sorted(gone)}, now=now)
 
     rows = np.flatnonzero(changed)
@@ -396,16 +398,14 @@ def write_patients(session: Session, *, fresh: Sequence[dict[str, Any]], touched
                    retired: dict[str, str], now: Any) -> None:
     """Create the ``fresh`` regional patients and update the ``touched`` ones (each with its golden-record fields),
     and retire the emptied ones into the patient most of their records went to (``retired``: id → that id)."""
-    if fresh:
-        session.execute(insert(RegionalPatient), [{"status": "active", "created_at": now, "updated_at": now, **row}
-                                                  for row in fresh])
-    if touched:
-        session.execute(update(RegionalPatient), [{"status": "active", "merged_into_id": None, "updated_at": now,
-                                                   **row} for row in touched])
-    if retired:
-        session.execute(update(RegionalPatient), [
-            {"id": rid, "status": "retired", "merged_into_id": into, "updated_at": now}
-            for rid, into in sorted(retired.items())])
+    connection, patients = session.connection(), table_of(RegionalPatient)
+    insert_rows(connection, patients, [{"status": "active", "created_at": now, "updated_at": now, **row}
+                                       for row in fresh])
+    update_rows(connection, patients, [{"status": "active", "merged_into_id": None, "updated_at": now, **row}
+                                       for row in touched])
+    update_rows(connection, patients, [{"id": rid, "status": "retired", "merged_into_id": into, "updated_at": now}
+                                       for rid, into in sorted(retired.items())])
+    _forget_held(session, RegionalPatient)
 
 
 def write_links(session: Session, changes: Sequence[dict[str, Any]], *, model: Model, actor: str,
@@ -415,20 +415,19 @@ def write_links(session: Session, changes: Sequence[dict[str, Any]], *, model: M
     batch relink made it and with which model."""
     if not changes:
         return
-    source = table_of(SourceRecord)
-    session.connection().execute(
-        source.update().where(source.c.id == bindparam("b_id")).values(
-            regional_patient_id=bindparam("b_rp"), link_state=bindparam("b_state"),
-            link_score=bindparam("b_score"), link_weights=bindparam("b_weights"),
-            link_model_version=bindparam("b_model"), linked_by=bindparam("b_by"), linked_at=bindparam("b_at")),
-        [{"b_id": c["id"], "b_rp": c["regional_patient_id"], "b_state": c["link_state"], "b_score": c["link_score"],
-          "b_weights": c["link_weights"], "b_model": None if c["manual"] else model.version, "b_by": actor,
-          "b_at": now} for c in changes])
-    session.connection().execute(table_of(LinkEvent).insert(), [
+    connection = session.connection()
+    weights = [_json(c["link_weights"]) for c in changes]  # serialised once for the record and its event
+    update_rows(connection, table_of(SourceRecord), [
+        {"id": c["id"], "regional_patient_id": c["regional_patient_id"], "link_state": c["link_state"],
+         "link_score": c["link_score"], "link_weights": explained,
+         "link_model_version": None if c["manual"] else model.version, "linked_by": actor, "linked_at": now,
+         "updated_at": now} for c, explained in zip(changes, weights, strict=True)])
+    _forget_held(session, SourceRecord)
+    insert_rows(connection, table_of(LinkEvent), [
         {"source_record_id": c["id"], "from_regional_id": c["from_regional_id"],
          "to_regional_id": c["regional_patient_id"], "link_state": c["link_state"], "manual": c["manual"],
-         "score": c["link_score"], "weights": c["link_weights"], "model_version": model.version, "actor": actor,
-         "reason": "batch-relink", "at": now} for c in changes])
+         "score": c["link_score"], "weights": explained, "model_version": model.version, "actor": actor,
+         "reason": "batch-relink", "at": now} for c, explained in zip(changes, weights, strict=True)])
 
 
 def supersede_reviews(session: Session) -> None:
@@ -439,9 +438,20 @@ def supersede_reviews(session: Session) -> None:
 def write_reviews(session: Session, reviews: Sequence[dict[str, Any]], *, model: Model, now: Any) -> None:
     """Open the relink's review items (``source_record_id``, ``candidate_record_id``, ``candidate_regional_id``,
     ``score``, ``weights``: the explanation)."""
-    if reviews:
-        session.execute(insert(ReviewItem), [{"model_version": model.version, "status": "open", "created_at": now,
-                                              **row} for row in reviews])
+    insert_rows(session.connection(), table_of(ReviewItem), [
+        {"model_version": model.version, "status": "open", "created_at": now, **row} for row in reviews])
+
+
+def _json(value: Any) -> JsonText:
+    """A JSON column's value serialised as the ORM stores it (None as JSON ``null``)."""
+    return JSON_NULL if value is None else JsonText(json.dumps(value))
+
+
+def _forget_held(session: Session, kind: type) -> None:
+    """Expire the session's loaded objects of ``kind``, whose rows were just written around the ORM (as the ORM's own
+    bulk statements would have synchronised them)."""
+    for held in [o for o in session.identity_map.values() if isinstance(o, kind)]:
+        session.expire(held)
 
 
 def merged_records(session: Session) -> list[tuple[int, int, str | None]]:

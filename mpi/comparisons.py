@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import numpy as np
@@ -531,8 +532,14 @@ _DIGITS = re.compile(r"\d+")
 def _same_numbers(a: str, b: str) -> bool:
     """House and flat numbers agree (a neighbour at 14 is not the person at 12): the runs of digits of one address
     all among the other's (``VILLA2`` and ``VILLA 2`` both hold 2)."""
-    na, nb = set(_DIGITS.findall(a)), set(_DIGITS.findall(b))
+    na, nb = _house_numbers(a), _house_numbers(b)
     return not na or not nb or na <= nb or nb <= na
+
+
+@lru_cache(maxsize=1 << 16)
+def _house_numbers(address: str) -> frozenset[str]:
+    """The runs of digits of an address (once per address: one address meets many in a batch)."""
+    return frozenset(_DIGITS.findall(address))
 
 
 def _bigrams(text: str) -> Counter[str]:

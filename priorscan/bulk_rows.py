@@ -1,8 +1,10 @@
-"""Many rows per statement, for the bulk load: multi-row INSERT on SQLite, COPY on PostgreSQL, in the caller's
-transaction, with ids reserved beforehand so that rows can name each other before they are written.
+"""Many rows at once, for the bulk load: COPY on PostgreSQL, one prepared statement run for every row by the driver
+on SQLite, in the caller's transaction, with ids reserved beforehand so that rows can name each other before they
+are written.
 
 The single-row writes of the live paths are :mod:`priorscan.writes`; these are their counterpart for batches, shared
-by the identity rows of a backfill (:mod:`api.feeds.bulk_writes`) and the studies of one (:mod:`imaging.bulk`).
+by the identity rows of a backfill (:mod:`api.feeds.bulk_writes`), the studies of one (:mod:`imaging.bulk`) and the
+links a batch relink writes back (:mod:`mpi.batch`).
 """
 
 from __future__ import annotations
@@ -11,16 +13,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, text
-
-#: SQLite's limit on bound parameters of one statement (3.32 and later); a multi-row INSERT stays under it.
-SQLITE_PARAMETERS = 32_000
+from sqlalchemy import JSON, Connection, Table, text
 
 
 class JsonText(str):
     """A JSON column's value serialised already (in a worker process, off the writer's core)."""
 
     __slots__ = ()
+
+
+#: A JSON column without a value, as the ORM writes it (JSON ``null``, not SQL NULL).
+JSON_NULL = JsonText("null")
 
 
 def is_postgresql(connection: Connection) -> bool:
@@ -42,48 +45,86 @@ def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same columns): COPY on PostgreSQL, multi-row INSERTs on SQLite.
+    """Insert ``rows`` (all with the same columns): COPY on PostgreSQL, one prepared INSERT run for every row by the
+    driver on SQLite.
 
-    Values are converted by the columns' own types (JSON, UTC timestamps), then sent through the driver as they are:
-    SQLAlchemy's compilation of a statement with thousands of rows would cost more than the insert itself.
+    Values are converted by the columns' own types (JSON, UTC timestamps), column by column, each distinct timestamp
+    once, then sent through the driver as they are: SQLAlchemy's compilation of a statement per row, or of one with
+    thousands of rows, would cost more than the insert itself.
     """
     if not rows:
         return
     columns = list(rows[0])
-    if is_postgresql(connection):
-        _copy(connection, table, columns, rows)
-        return
-    processors = [table.c[c].type._cached_bind_processor(connection.dialect) for c in columns]  # noqa: SLF001
     names = ", ".join(f'"{c}"' for c in columns)
-    one = "(" + ", ".join("?" for _ in columns) + ")"
-    per_statement = max(1, SQLITE_PARAMETERS // len(columns))
     raw = connection.connection.driver_connection
     assert raw is not None
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start:start + per_statement]
-        values: list[Any] = []
-        for row in chunk:
-            values.extend(value if process is None or value is None or isinstance(value, JsonText) else process(value)
-                          for process, value in zip(processors, (row[c] for c in columns), strict=True))
-        raw.execute(f'INSERT INTO "{table.name}" ({names}) VALUES ' + ", ".join([one] * len(chunk)), values)
+    if is_postgresql(connection):
+        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for values in _converted(connection, table, columns, rows):
+                copy.write_row(values)
+        return
+    raw.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES (' + ", ".join("?" for _ in columns) + ")",
+                    _converted(connection, table, columns, rows))
 
 
-def _copy(connection: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> None:
+def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id") -> None:
+    """Update rows of ``table`` by ``key``: each of ``rows`` (all with the same columns) names its row by ``key`` and
+    gives the new values of the other columns. PostgreSQL: the rows are copied (COPY) into a temporary table and
+    applied by one ``UPDATE ... FROM``; SQLite: one prepared UPDATE run for every row by the driver (no round trips
+    there). Values are converted as :func:`insert_rows` converts them.
+    """
+    if not rows:
+        return
+    changed = [c for c in rows[0] if c != key]
+    columns = [*changed, key]
+    raw = connection.connection.driver_connection
+    assert raw is not None and key in rows[0] and changed
+    if is_postgresql(connection):
+        staging = f"_update_{table.name}"
+        names = ", ".join(f'"{c}"' for c in columns)
+        connection.execute(text(f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
+                                f'SELECT {names} FROM "{table.name}" WITH NO DATA'))
+        with raw.cursor() as cursor, cursor.copy(f'COPY "{staging}" ({names}) FROM STDIN') as copy:
+            for values in _converted(connection, table, columns, rows):
+                copy.write_row(values)
+        assignments = ", ".join(f'"{c}" = s."{c}"' for c in changed)
+        connection.execute(text(f'UPDATE "{table.name}" AS t SET {assignments} FROM "{staging}" AS s '
+                                f'WHERE t."{key}" = s."{key}"'))
+        connection.execute(text(f'DROP TABLE "{staging}"'))
+        return
+    raw.executemany(f'UPDATE "{table.name}" SET ' + ", ".join(f'"{c}" = ?' for c in changed) + f' WHERE "{key}" = ?',
+                    _converted(connection, table, columns, rows))
+
+
+def _converted(connection: Connection, table: Table, columns: Sequence[str],
+               rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row's values (in the order of ``columns``) as the driver takes them: on PostgreSQL (COPY) JSON serialised
+    and timestamps in UTC, on SQLite what the columns' own bind processors make of them (JSON text, timestamp text).
+    A value serialised already (:class:`JsonText`) and None are sent as they are; a column's repeated values (the
+    load's one timestamp, a flag) are converted once."""
     from priorscan.db import JSONType, UTCDateTime
 
+    postgresql = is_postgresql(connection)
     utc = UTCDateTime()
-    kinds = [("json" if isinstance(table.c[c].type, JSONType) else
-              "utc" if isinstance(table.c[c].type, UTCDateTime) else "") for c in columns]
-    raw = connection.connection.driver_connection
-    assert raw is not None
-    names = ", ".join(f'"{c}"' for c in columns)
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([
-                None if (value := row[c]) is None else value if isinstance(value, JsonText)
-                else json.dumps(value) if kind == "json"
-                else utc.process_bind_param(value, None) if kind == "utc" else value
-                for c, kind in zip(columns, kinds, strict=True)])
+    converted: list[list[Any]] = []
+    for name in columns:
+        kind = table.c[name].type
+        values = [row[name] for row in rows]
+        is_json = isinstance(kind, JSONType | JSON)
+        if postgresql:
+            convert = json.dumps if is_json else (lambda v: utc.process_bind_param(v, None)) \
+                if isinstance(kind, UTCDateTime) else None
+        else:
+            convert = kind._cached_bind_processor(connection.dialect)  # noqa: SLF001
+        if convert is None:
+            pass
+        elif is_json:
+            values = [v if v is None or isinstance(v, JsonText) else convert(v) for v in values]
+        else:
+            done: dict[Any, Any] = {}
+            values = [v if v is None else done[v] if v in done else done.setdefault(v, convert(v)) for v in values]
+        converted.append(values)
+    return list(zip(*converted, strict=True))
 
 
-__all__ = ["SQLITE_PARAMETERS", "JsonText", "insert_rows", "is_postgresql", "reserve_ids"]
+__all__ = ["JSON_NULL", "JsonText", "insert_rows", "is_postgresql", "reserve_ids", "update_rows"]

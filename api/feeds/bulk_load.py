@@ -42,6 +42,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,9 +118,11 @@ def _init_worker(trusts: TrustRegistry, production: bool) -> None:
     _worker.update(trusts=trusts, production=production)
 
 
-def _read_identity(item: tuple[str, Any]) -> BulkRecord | None:
-    content_type, value = item
-    trusts, production, now = _worker["trusts"], _worker["production"], utcnow()
+def _read_identity(item: tuple[str, Any, datetime]) -> BulkRecord | None:
+    """An identity item read as :mod:`api.feeds.bulk_identity` reads it; ``now``, the batch's time, is the time of
+    receipt and creation it records (one value per batch, written in one transaction)."""
+    content_type, value, now = item
+    trusts, production = _worker["trusts"], _worker["production"]
     if content_type == "hl7v2":
         return read_hl7(value, trusts, agent=INGEST_AGENT, production=production, now=now)
     return read_fhir(value, trusts, agent=INGEST_AGENT, production=production, now=now)
@@ -200,16 +203,20 @@ def load_key(detected: Sequence[Detected]) -> str:
     return digest.hexdigest()
 
 
-def _identity_items(found: Detected) -> Iterator[tuple[str, Any, str]]:
+def _identity_items(found: Detected, phases: set[Phase] | None = None) -> Iterator[tuple[str, Any, str]]:
     """The identity items of a file: (content type, value for the reader, source); ``unreadable`` with the reason
-    for a FHIR JSON file or element that is not a resource."""
+    for a FHIR JSON file or element that is not a resource. ``phases`` (HL7 v2 and NDJSON files) gathers the phases
+    of every item of the file, read to its end, so that the later stages need not read it again for nothing."""
     display = _display(found.path)
+    seen = set() if phases is None else phases
     if found.format is FileFormat.HL7V2:
         for message in hl7_messages(found.path):
+            seen.add(message.phase)
             if message.phase == Phase.IDENTITY:
                 yield "hl7v2", message.text, f"{display}#{message.position}"
     elif found.format is FileFormat.FHIR_NDJSON:
         for item in ndjson_items(found.path):
+            seen.add(item.phase)
             if item.phase == Phase.IDENTITY and item.value is not None:
                 yield "fhir-ndjson", item.value, f"{display}:{item.position}"
     elif found.format is FileFormat.FHIR_JSON and Phase.IDENTITY in found.phases:
@@ -232,6 +239,7 @@ class Backfill:
         self.group = max(1, min(GROUP, batch))  # HL7 messages or DICOM objects per transaction after identity
         self.workers, self.production = workers, context.settings.env == "production"
         self._readers: Readers | None = None
+        self._phases_read: dict[str, set[Phase]] = {}  # file → phases of its items, when this run read it whole
         spec = os.environ.get(FAULT_ENV)
         self._crash = _Crash(spec) if spec else None
 
@@ -271,7 +279,26 @@ class Backfill:
     # 1. identity ----------------------------------------------------------------------------------------------------
 
     def identity(self) -> None:
+        """Batches read in the worker processes while this process writes the batch before (one batch ahead), each
+        written with its file's cursor in input order."""
         bar = self.bar("1/5 identity (bulk)")
+        ahead: tuple[tuple[int, str, list[tuple[int, str, Any, str]], bool], Callable[[], list[Any]]] | None = None
+        for batch in self._identity_batches():
+            now = utcnow()
+            reading = self.readers.start(_read_identity, [(t, v, now) for _, t, v, _ in batch[2]
+                                                          if t in ("hl7v2", "fhir-ndjson")])
+            if ahead is not None:
+                self._identity_batch(*ahead[0], ahead[1]())
+                bar.update(len(ahead[0][2]))
+            ahead = (batch, reading)
+        if ahead is not None:
+            self._identity_batch(*ahead[0], ahead[1]())
+            bar.update(len(ahead[0][2]))
+        bar.close()
+
+    def _identity_batches(self) -> Iterator[tuple[int, str, list[tuple[int, str, Any, str]], bool]]:
+        """The identity items still to load, file by file from each file's cursor, in batches: (file number, file,
+        items as (position, content type, value, source), whether the batch ends its file)."""
         for number, found in enumerate(self.detected):
             if Phase.IDENTITY not in found.phases:
                 continue
@@ -286,24 +313,24 @@ class Backfill:
                 self.report.resumed.append(f"identity of {_display(found.path)} from item {start + 1}")
             pending: list[tuple[int, str, Any, str]] = []
             position = 0
-            for content_type, value, source in _identity_items(found):
+            phases: set[Phase] = set()
+            for content_type, value, source in _identity_items(found, phases):
                 position += 1
                 if position <= start:
                     continue
                 pending.append((position, content_type, value, source))
                 if len(pending) >= self.batch:
-                    self._identity_batch(number, name, pending, finished=False)
-                    bar.update(len(pending))
+                    yield number, name, pending, False
                     pending = []
-            self._identity_batch(number, name, pending, finished=True)
-            bar.update(len(pending))
-        bar.close()
+            if found.format in (FileFormat.HL7V2, FileFormat.FHIR_NDJSON):
+                self._phases_read[name] = phases
+            yield number, name, pending, True
 
-    def _identity_batch(self, number: int, name: str, pending: list[tuple[int, str, Any, str]], *,
-                        finished: bool) -> None:
-        readable = [(t, v) for _, t, v, _ in pending if t in ("hl7v2", "fhir-ndjson")]
-        results = iter(self.readers.map(_read_identity, readable))
-        read: list[BulkRecord | None] = [next(results) if t in ("hl7v2", "fhir-ndjson") else None
+    def _identity_batch(self, number: int, name: str, pending: list[tuple[int, str, Any, str]], finished: bool,
+                        results: list[BulkRecord | None]) -> None:
+        """Write one batch (``results``: what the readers made of its readable items, in order) with its cursor."""
+        readable = iter(results)
+        read: list[BulkRecord | None] = [next(readable) if t in ("hl7v2", "fhir-ndjson") else None
                                          for _, t, _, _ in pending]
         with unit_of_work(self.context.sessions, write=True) as session:  # SQLite: BEGIN IMMEDIATE, the ids stay ours
             held = existing_keys(session, [(r.namespace, r.local_id) for r in read if r is not None])
@@ -452,6 +479,8 @@ class Backfill:
             if found.format is FileFormat.FHIR_JSON and found.phases == (Phase.IDENTITY,):
                 continue  # applied whole with the identity items
             name = str(found.path.resolve())
+            if phase not in self._phases_read.get(name, (phase,)):
+                continue  # read whole in the identity stage: nothing of this phase in it
             with unit_of_work(self.context.sessions) as session:
                 mark = cursor(session, self.key, stage, name)
             if mark is not None and mark.finished:
