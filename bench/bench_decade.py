@@ -34,6 +34,7 @@ precision and recall). JSON on stdout (and ``--json FILE``) with the load averag
 from __future__ import annotations
 
 import argparse
+import calendar
 import contextlib
 import json
 import math
@@ -270,11 +271,13 @@ WIDTHS = {name: (width, pad) for name, width, pad in FIELDS}
 
 
 def _dicom_date(value: object) -> str:
-    """A birth date as DICOM writes it (YYYYMMDD), from a date or a Y-M-D text whose month or day may be unpadded."""
+    """A birth date as DICOM writes it (YYYYMMDD), from a date or a Y-M-D text whose month or day may be unpadded.
+    A day past the month's end (the population's year typo on 29 February: one record in ~55 000) is the month's
+    last day: a PAS holds no impossible date, and a FHIR Patient with one is refused whole."""
     if value is None:
         return ""
     year, month, day = (int(part) for part in str(value).split("-"))
-    return f"{year:04d}{month:02d}{day:02d}"
+    return f"{year:04d}{month:02d}{min(day, calendar.monthrange(year, month)[1]):02d}"
 
 
 @dataclass
@@ -533,12 +536,12 @@ def main(argv: list[str]) -> int:
                 "imaging_studies_per_s": _rate(generated.studies, load["stages_s"].get("imaging")),
                 "imaging_studies_per_cpu_s": _rate(generated.studies, load["stages_cpu_s"].get("imaging")),
                 "whole_load_items_per_s": _rate(items, load["seconds"]),
-                "db_bytes_per_record": round(result["store"]["db_bytes"] / max(1, generated.records))}
-    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    text = json.dumps(result, indent=2, default=str)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+                "db_bytes_per_person": round(result["store"]["db_bytes"] / max(1, generated.people))}
+        result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        text = json.dumps(result, indent=2, default=str)
+        print(text, flush=True)  # before the files are removed (a million of them take minutes)
+        if args.json:
+            args.json.write_text(text + "\n")
     return 0 if args.generate_only or result["load"]["exit"] in (0, 1) else 1
 
 

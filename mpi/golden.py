@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Date, bindparam, text
+from sqlalchemy import Boolean, Date, text
 from sqlalchemy.orm import Session
 
-from mpi.store_writer import StoreWriter, expire_held_patient
-from mpi.tables import RegionalPatient, table_of
+from mpi.store_writer import StoreWriter
 from priorscan.db import UTCDateTime, utcnow
 
 _GOLDEN_SQL = text(
@@ -21,11 +20,6 @@ _GOLDEN_SQL = text(
     "WHERE regional_patient_id = :rid AND active").columns(
     birth_date=Date(), last_event_at=UTCDateTime(), updated_at=UTCDateTime(), created_at=UTCDateTime(),
     nhs_number_valid=Boolean(), provisional=Boolean())
-
-_PATIENTS = table_of(RegionalPatient)
-
-_RETIRE_EMPTY = _PATIENTS.update().where(_PATIENTS.c.id == bindparam("rid"),
-                                         _PATIENTS.c.merged_into_id.is_not(None)).values(status="retired")
 
 
 @dataclass
@@ -61,8 +55,8 @@ def golden_values(members: Sequence[Any]) -> dict[str, Any]:
 
 
 class GoldenRecords:
-    """Keeps each regional patient's golden record up to date, through the ORM (:meth:`refresh`, for paths that
-    hold the patient) or in plain statements through the store writer (:meth:`refresh_rows`)."""
+    """Keeps each regional patient's golden record up to date, in statements through the store writer (the patient
+    row is never written through the ORM; a patient the session holds is read again)."""
 
     def __init__(self, session: Session, writer: StoreWriter) -> None:
         self.session = session
@@ -73,33 +67,14 @@ class GoldenRecords:
         return list(self.session.execute(_GOLDEN_SQL, {"rid": regional_id}).all())
 
     def refresh(self, regional_id: str) -> None:
-        """Best-known demographics: verified NHS number first, then recency, PAS/FHIR before DICOM headers."""
-        patient = self.session.get(RegionalPatient, regional_id)
-        if patient is None:
-            return
-        members = self.members(regional_id)
-        if not members:
-            patient.status = "retired" if patient.merged_into_id else patient.status
-            return
-        self.set_from(patient, members)
-
-    @staticmethod
-    def set_from(patient: RegionalPatient, members: Sequence[Any]) -> None:
-        """Set the golden record of a patient the session holds from ``members`` (rows or source records)."""
-        for name, value in golden_values(members).items():
-            setattr(patient, name, value)
-        patient.status = "active"
-        patient.updated_at = utcnow()
-
-    def refresh_rows(self, regional_id: str) -> None:
-        """:meth:`refresh` in plain statements, for the paths that hold no ORM patient."""
+        """The patient's golden record from its active records (:func:`golden_values`), and its status active; a
+        patient left without active records keeps its golden record (retired, if a merge retired it)."""
         members = self.members(regional_id)
         if members:
             self.writer.update_patient(regional_id, {"status": "active", "updated_at": utcnow(),
                                                      **golden_values(members)})
-            return
-        self.session.execute(_RETIRE_EMPTY, {"rid": regional_id})
-        expire_held_patient(self.session, regional_id)
+        else:
+            self.writer.retire_emptied_patient(regional_id)
 
 
 __all__ = ["GoldenRecords", "Member", "golden_values"]

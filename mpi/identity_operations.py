@@ -1,6 +1,11 @@
 """Manual and HL7 identity operations: merge (A40), unmerge, link (A24), unlink (A37), change of identifier
 (A47), manual relink and review decisions. Each records a manual decision that sticks through every relink, and
-moves the record's studies with it (studies follow the source record's regional patient)."""
+moves the record's studies with it (studies follow the source record's regional patient).
+
+They read records as the session's entities and write nothing through them: every row (records moved, link events,
+identifiers, manual decisions, review items, regional patients) is a Core statement through the store writer, by
+:meth:`~mpi.link_on_write.LinkOnWrite.move` and its kin, and the entities written are expired, so that the next
+read of one sees the row as written."""
 
 from __future__ import annotations
 
@@ -14,14 +19,7 @@ from mpi.index_store import IndexStore
 from mpi.link_on_write import LinkOnWrite, LinkOutcome
 from mpi.placement import nhs_numbers_disagree
 from mpi.records import Demographics, RecordKey, pair_key
-from mpi.tables import (
-    LinkEvent,
-    ManualDecision,
-    RegionalPatient,
-    ReviewItem,
-    SourceIdentifier,
-    SourceRecord,
-)
+from mpi.tables import LinkEvent, RegionalPatient, ReviewItem, SourceRecord
 from priorscan.db import utcnow
 from priorscan.errors import IdentityError, LinkConflictError, NotFoundError
 
@@ -38,13 +36,15 @@ class IdentityOperations:
     refused with :class:`~priorscan.errors.LinkConflictError`, and nothing of it is applied.
 
     Parts: ``store`` (look-ups), ``golden`` (golden records), ``linker`` (link-on-write: an unknown record named by
-    an operation is registered through it, and records move with its :meth:`~LinkOnWrite.move`).
+    an operation is registered through it, and records move with its :meth:`~LinkOnWrite.move`), whose writer
+    writes the rest.
     """
 
     def __init__(self, store: IndexStore, golden: GoldenRecords, linker: LinkOnWrite) -> None:
         self.store = store
         self.golden = golden
         self.linker = linker
+        self.writer = linker.writer
         self.session = store.session
 
     def _refuse_nhs_conflict(self, first: str | None, second: str | None, *, by_person: bool, event: str) -> None:
@@ -61,16 +61,11 @@ class IdentityOperations:
 
     def _record_decision(self, a: SourceRecord, b: SourceRecord, decision: str, actor: str, reason: str) -> None:
         lo, hi = pair_key(a.id, b.id)
-        row = self.session.scalars(select(ManualDecision).where(ManualDecision.record_a_id == lo,
-                                                                ManualDecision.record_b_id == hi)).first()
-        if row is None:
-            self.session.add(ManualDecision(record_a_id=lo, record_b_id=hi, decision=decision, actor=actor,
-                                            reason=reason))
-        else:
-            row.decision, row.actor, row.reason, row.at = decision, actor, reason, utcnow()
-        self.session.flush()
+        self.writer.record_decision(lo, hi, {"decision": decision, "actor": actor, "reason": reason,
+                                             "at": utcnow()})
 
     def _ensure(self, key: RecordKey, *, actor: str, event: str) -> SourceRecord:
+        self.linker.settle_pending()
         record = self.store.get_record(key)
         if record is None:
             self.linker.upsert(Demographics(namespace=key.namespace, local_id=key.local_id), event=event, actor=actor)
@@ -85,10 +80,7 @@ class IdentityOperations:
         for member in self.store.records_of(source_regional):
             self.linker.move(member, target_regional, state=MATCH, score=member.link_score, weights=member.link_weights,
                              actor=actor, reason=reason, manual=manual or member.link_manual)
-        retired = self.session.get(RegionalPatient, source_regional)
-        if retired is not None:
-            retired.status = "retired"
-            retired.merged_into_id = target_regional
+        self.writer.update_patient(source_regional, {"status": "retired", "merged_into_id": target_regional})
 
     def merge(self, survivor: RecordKey, retired: RecordKey, *, actor: str, event: str = "ADT^A40",
               survivor_demographics: Demographics | None = None, by_person: bool = False) -> LinkOutcome:
@@ -106,18 +98,21 @@ class IdentityOperations:
             return self.linker.outcome(keep)
         self._refuse_nhs_conflict(keep.regional_patient_id, gone.regional_patient_id, by_person=by_person,
                                   event=event)
-        if keep.regional_patient_id is None:
-            keep.regional_patient_id = self.linker.new_patient().id
+        target = keep.regional_patient_id or self._own_patient(keep.id)
         self._record_decision(keep, gone, MATCH, actor, event)
         old_regional = gone.regional_patient_id
-        gone.active = False
-        gone.merged_into_id = keep.id
-        self.linker.move(gone, keep.regional_patient_id, state=MATCH, score=None, weights=None, actor=actor,
-                         reason=f"{event} merge", manual=True)
-        self._absorb(old_regional, keep.regional_patient_id, actor=actor, reason=f"{event} merge", manual=False)
+        self.linker.move(gone, target, state=MATCH, score=None, weights=None, actor=actor,
+                         reason=f"{event} merge", manual=True, also={"active": False, "merged_into_id": keep.id})
+        self._absorb(old_regional, target, actor=actor, reason=f"{event} merge", manual=False)
         self.linker.drop_blocking_keys(gone.id)  # a merged-away record is no candidate any more
-        self.golden.refresh(keep.regional_patient_id)
+        self.golden.refresh(target)
         return self.linker.outcome(keep)
+
+    def _own_patient(self, record_id: int) -> str:
+        """A new regional patient for a record that has none (written unlinked by a bulk load, not yet placed)."""
+        regional_id = self.linker.new_patient()
+        self.writer.update_record(record_id, {"regional_patient_id": regional_id})
+        return regional_id
 
     def unmerge(self, survivor: RecordKey, retired: RecordKey, *, actor: str) -> LinkOutcome:
         """Undo a merge: the retired record is active again, and the person it named gets back what the merge took.
@@ -131,14 +126,14 @@ class IdentityOperations:
         - The survivor and the record are not the same person from now on (a manual decision, sticky through
           relinks).
         """
+        self.linker.settle_pending()
         keep = self.store.require_record(survivor)
         gone = self.store.require_record(retired)
         merged_at, restored = self._merge_undone(gone, keep.regional_patient_id)
-        gone.active = True
-        gone.merged_into_id = None
+        self.writer.update_record(gone.id, {"active": True, "merged_into_id": None})
         self._record_decision(keep, gone, NO_MATCH, actor, "unmerge")
-        target = restored.id if restored is not None else self.linker.new_patient().id
-        brought = self._brought_by_merge(restored.id, keep.regional_patient_id, merged_at) \
+        target = restored if restored is not None else self.linker.new_patient()
+        brought = self._brought_by_merge(restored, keep.regional_patient_id, merged_at) \
             if restored is not None and keep.regional_patient_id else []
         self.linker.move(gone, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason="unmerge",
                          manual=True)
@@ -146,18 +141,17 @@ class IdentityOperations:
             self.linker.move(member, target, state=member.link_state or MATCH, score=member.link_score,
                              weights=member.link_weights, actor=actor, reason="unmerge", manual=member.link_manual)
         self.linker.refresh_blocking_keys(gone)
-        self.session.flush()
-        for record in self._placed_since(merged_at, keep, {gone.id, *(m.id for m in brought)}):
-            self.linker.link_on_write(record, actor=actor, reason="unmerge: placed again")
+        for record_id in self._placed_since(merged_at, keep, {gone.id, *(m.id for m in brought)}):
+            self.linker.place_again(record_id, actor=actor, reason="unmerge: placed again")
         if keep.regional_patient_id:
             self.golden.refresh(keep.regional_patient_id)
         self.golden.refresh(target)
         return self.linker.outcome(gone)
 
     def _merge_undone(self, gone: SourceRecord, survivor_regional: str | None
-                      ) -> tuple[datetime | None, RegionalPatient | None]:
-        """When ``gone`` was merged into ``survivor_regional``, and the patient it left if that merge retired it
-        into the survivor's (and nothing revived it since)."""
+                      ) -> tuple[datetime | None, str | None]:
+        """When ``gone`` was merged into ``survivor_regional``, and the patient it left (made active again) if that
+        merge retired it into the survivor's (and nothing revived it since)."""
         event = self.session.scalars(select(LinkEvent).where(
             LinkEvent.source_record_id == gone.id, LinkEvent.to_regional_id == survivor_regional,
             LinkEvent.manual.is_(True), LinkEvent.reason.like("% merge")).order_by(LinkEvent.id.desc())).first()
@@ -166,9 +160,8 @@ class IdentityOperations:
         patient = self.session.get(RegionalPatient, event.from_regional_id)
         if patient is None or patient.status != "retired" or patient.merged_into_id != survivor_regional:
             return event.at, None
-        patient.status = "active"
-        patient.merged_into_id = None
-        return event.at, patient
+        self.writer.update_patient(patient.id, {"status": "active", "merged_into_id": None})
+        return event.at, event.from_regional_id
 
     def _brought_by_merge(self, old_regional: str, survivor_regional: str,
                           merged_at: datetime | None) -> list[SourceRecord]:
@@ -185,8 +178,7 @@ class IdentityOperations:
                 brought.append(member)
         return brought
 
-    def _placed_since(self, merged_at: datetime | None, keep: SourceRecord,
-                      moved: set[int]) -> list[SourceRecord]:
+    def _placed_since(self, merged_at: datetime | None, keep: SourceRecord, moved: set[int]) -> list[int]:
         """Active records whose automatic placement since the merge may have rested on the merged patient: those
         linked automatically to the survivor's patient, and those sent to review against a record of either side."""
         if merged_at is None or not keep.regional_patient_id:
@@ -199,7 +191,7 @@ class IdentityOperations:
             ReviewItem.status == "open", ReviewItem.candidate_record_id.in_(sides))))
         chosen = (linked | reviewed) - moved - {keep.id}
         records = [self.session.get(SourceRecord, rid) for rid in sorted(chosen)]
-        return [r for r in records if r is not None and r.active and not r.link_manual]
+        return [r.id for r in records if r is not None and r.active and not r.link_manual]
 
     def link(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A24",
              by_person: bool = False) -> LinkOutcome:
@@ -212,25 +204,24 @@ class IdentityOperations:
         self._refuse_nhs_conflict(first.regional_patient_id, second.regional_patient_id, by_person=by_person,
                                   event=event)
         self._record_decision(first, second, MATCH, actor, event)
-        if first.regional_patient_id is None:
-            first.regional_patient_id = self.linker.new_patient().id
-        target = first.regional_patient_id
+        target = first.regional_patient_id or self._own_patient(first.id)
         old = second.regional_patient_id
         self.linker.move(second, target, state=MATCH, score=None, weights=None, actor=actor, reason=event, manual=True)
-        first.link_manual = True
+        self.writer.update_record(first.id, {"link_manual": True})
         self._absorb(old, target, actor=actor, reason=event, manual=False)
         self.golden.refresh(target)
         return self.linker.outcome(second)
 
     def unlink(self, a: RecordKey, b: RecordKey, *, actor: str, event: str = "ADT^A37") -> LinkOutcome:
         """ADT A37 / manual unlink: ``b`` is not the same person as ``a``; ``b`` gets a patient of its own."""
+        self.linker.settle_pending()
         first = self.store.require_record(a)
         second = self.store.require_record(b)
         self._record_decision(first, second, NO_MATCH, actor, event)
         if first.regional_patient_id != second.regional_patient_id:
             return self.linker.outcome(second)
         previous = second.regional_patient_id
-        target = self.linker.new_patient().id
+        target = self.linker.new_patient()
         self.linker.move(second, target, state=NO_MATCH, score=None, weights=None, actor=actor, reason=event,
                          manual=True)
         if previous:
@@ -244,36 +235,29 @@ class IdentityOperations:
 
         The replaced identifier is kept on the record with use ``old``: shown in its history and FHIR Patient,
         never matched or resolved again (a later message naming it is about a record of its own)."""
+        self.linker.settle_pending()
         record = self.store.get_record(old)
         if record is None:
             return self.linker.outcome(self._ensure(new, actor=actor, event=event))
         if self.store.get_record(new) is not None:
             return self.merge(new, old, actor=actor, event=event)
-        record.local_id = new.local_id
-        record.namespace = new.namespace
-        record.version = (record.version or 0) + 1
-        kept = self.session.scalars(select(SourceIdentifier).where(
-            SourceIdentifier.source_record_id == record.id, SourceIdentifier.system == old.namespace,
-            SourceIdentifier.value == old.local_id)).first()
-        if kept is None:
-            self.session.add(SourceIdentifier(source_record_id=record.id, system=old.namespace, value=old.local_id,
-                                              use="old"))
-        else:
-            kept.use = "old"
-        for current in self.session.scalars(select(SourceIdentifier).where(  # the new one is current, not a further
-                SourceIdentifier.source_record_id == record.id, SourceIdentifier.system == new.namespace,
-                SourceIdentifier.value == new.local_id)):
-            self.session.delete(current)
-        self.session.flush()
-        self.session.add(LinkEvent(source_record_id=record.id, from_regional_id=record.regional_patient_id,
-                                   to_regional_id=record.regional_patient_id, link_state=record.link_state or MATCH,
-                                   manual=record.link_manual, actor=actor, reason=f"{event} identifier change"))
+        record_id, regional_id = record.id, record.regional_patient_id
+        link_state, manual = record.link_state or MATCH, record.link_manual
+        self.writer.update_record(record_id, {"local_id": new.local_id, "namespace": new.namespace,
+                                              "version": (record.version or 0) + 1})
+        self.writer.keep_identifier(record_id, old.namespace, old.local_id, use="old")
+        self.writer.drop_identifier(record_id, new.namespace, new.local_id)  # the new one is current, not further
+        self.writer.insert_link_event({
+            "source_record_id": record_id, "from_regional_id": regional_id, "to_regional_id": regional_id,
+            "link_state": link_state, "manual": manual, "score": None, "weights": None, "model_version": None,
+            "actor": actor, "reason": f"{event} identifier change", "at": utcnow()})
         return self.linker.outcome(record)
 
     def relink(self, key: RecordKey, regional_id: str, *, actor: str, reason: str = "manual relink",
                by_person: bool = False) -> LinkOutcome:
         """Move a record to ``regional_id``; the decision sticks. Refused (:class:`LinkConflictError`) when the
         record's valid NHS number and the patient's disagree, unless a person decided it (``by_person``)."""
+        self.linker.settle_pending()
         record = self.store.require_record(key)
         target = self.store.regional_patient(regional_id)
         if target is None:
@@ -295,23 +279,24 @@ class IdentityOperations:
 
     def resolve_review(self, item_id: int, decision: str, *, actor: str) -> LinkOutcome:
         """Settle a review item: ``match`` joins the candidate's patient, ``no-match`` keeps them apart for good."""
+        self.linker.settle_pending()
         item = self.session.get(ReviewItem, item_id)
         if item is None or item.status != "open":
             raise NotFoundError("no open review item with that id")
         record = self.session.get(SourceRecord, item.source_record_id)
         candidate = self.session.get(SourceRecord, item.candidate_record_id)
         assert record is not None and candidate is not None
-        item.status, item.resolution, item.resolved_by, item.resolved_at = "resolved", decision, actor, utcnow()
+        if decision not in (MATCH, NO_MATCH):
+            raise IdentityError("a review decision is match or no-match")
+        self.writer.settle_review(item_id, {"status": "resolved", "resolution": decision, "resolved_by": actor,
+                                            "resolved_at": utcnow()})
         if decision == MATCH:  # a person's decision: the one way two NHS numbers become one patient
             return self.link(RecordKey(candidate.namespace, candidate.local_id),
                              RecordKey(record.namespace, record.local_id), actor=actor, event="review",
                              by_person=True)
-        if decision == NO_MATCH:
-            self._record_decision(record, candidate, NO_MATCH, actor, "review")
-            record.link_state = NO_MATCH
-            record.link_manual = True
-            return self.linker.outcome(record)
-        raise IdentityError("a review decision is match or no-match")
+        self._record_decision(record, candidate, NO_MATCH, actor, "review")
+        self.writer.update_record(record.id, {"link_state": NO_MATCH, "link_manual": True})
+        return self.linker.outcome(record)
 
 
 __all__ = ["IdentityOperations"]

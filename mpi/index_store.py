@@ -112,16 +112,22 @@ def _candidate_clusters_sql(count: int) -> TextClause:
         "(SELECT s.regional_patient_id FROM ok JOIN source_record s ON s.id = ok.rid)")
 
 
-def _choose_candidates(by_key: Mapping[int, list[int]], exclude: int | None) -> set[int]:
+def _choose_candidates(by_key: Mapping[int, list[int]], exclude: int | None, *, unwritten: bool = False) -> set[int]:
     """The candidate ids from the records of each key (by key number): the most specific keys first (ties by key
-    number); a further key is taken only while the candidates stay within bounds; keys over the cap skipped."""
+    number); a further key is taken only while the candidates stay within bounds; keys over the cap skipped.
+
+    The probe's own record (``exclude``) counts as a holder of its keys towards the cap, never as a candidate
+    towards the bound. ``unwritten``: the probe is a record about to be written, which its keys' blocks do not
+    hold yet; the cap counts it all the same. So a new record (read before it is written) and an update (read
+    after its keys are) meet the same blocks, and a key is skipped exactly when the batch relink skips it."""
     ids: set[int] = set()
+    own = 1 if unwritten else 0
     for k in sorted(by_key, key=lambda k: (len(by_key[k]), k)):
         block = by_key[k]
-        if len(block) > MAX_BLOCK_SIZE or (ids and len(ids) + len(block) > MAX_CANDIDATES):
+        others = [rid for rid in block if rid != exclude]
+        if len(block) + own > MAX_BLOCK_SIZE or (ids and len(ids) + len(others) > MAX_CANDIDATES):
             continue
-        ids.update(block)
-    ids.discard(exclude)  # type: ignore[arg-type]
+        ids.update(others)
     return ids
 
 
@@ -335,10 +341,12 @@ class IndexStore:
             by_key[k].append(rid)
         return sorted(_choose_candidates(by_key, exclude))
 
-    def candidate_clusters(self, probe: MatchRecord, *, exclude: int | None = None,
-                           also: Iterable[int] = ()) -> dict[str, list[MatchRecord]]:
+    def candidate_clusters(self, probe: MatchRecord, *, exclude: int | None = None, also: Iterable[int] = (),
+                           unwritten: bool = False) -> dict[str, list[MatchRecord]]:
         """:meth:`_clusters_of` the :meth:`candidate_ids` of ``probe`` (and of the records ``also``), with one
-        statement (:func:`_candidate_clusters_sql`) when ``also`` adds nobody."""
+        statement (:func:`_candidate_clusters_sql`) when ``also`` adds nobody. ``unwritten``: ``probe`` is a new
+        record not written yet, counted in its keys' blocks as a record that holds them
+        (:func:`_choose_candidates`)."""
         keys = sorted(blocking_keys(probe))
         extra = list(also)
         if not keys:
@@ -354,7 +362,7 @@ class IndexStore:
             else:
                 by_key[k].append(rid)
                 regional_of[rid] = regional_id
-        ids = _choose_candidates(by_key, exclude)
+        ids = _choose_candidates(by_key, exclude, unwritten=unwritten)
         missing = [i for i in extra if i not in ids and i != exclude]
         if missing:  # a manual match outside the blocks: its patient is read with the candidates' (rare)
             return self._clusters_of(sorted(ids) + list(dict.fromkeys(missing)), exclude=exclude)

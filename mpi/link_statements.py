@@ -20,6 +20,7 @@ from mpi.tables import (
     ManualDecision,
     RegionalPatient,
     ReviewItem,
+    SourceIdentifier,
     SourceRecordVersion,
     table_of,
 )
@@ -28,18 +29,26 @@ _MANUAL = table_of(ManualDecision)
 
 _REVIEWS = table_of(ReviewItem)
 
+_IDENTIFIERS = table_of(SourceIdentifier)
+
 #: A known record's columns as the update path needs them (no ORM entity: nothing to load into the identity map),
 #: whether any manual decision names it and whether a review about it is open (most records have neither: the
 #: look-up of decisions and the closing of reviews are then skipped).
-_RECORD_ROW_SQL = select(
+_RECORD_ROW_COLUMNS = (
     exists().where(or_(_MANUAL.c.record_a_id == _RECORDS.c.id,
                        _MANUAL.c.record_b_id == _RECORDS.c.id)).label("has_manual"),
     exists().where(_REVIEWS.c.source_record_id == _RECORDS.c.id,
                    _REVIEWS.c.status == "open").label("has_open_review"),
     _RECORDS.c.id, _RECORDS.c.provisional, _RECORDS.c.version, _RECORDS.c.last_event_at,
     _RECORDS.c.regional_patient_id, _RECORDS.c.link_state, _RECORDS.c.link_manual, _RECORDS.c.link_score,
-    _RECORDS.c.nhs_number_valid, _RECORDS.c.birth_date_text, *(_RECORDS.c[name] for name in DEMOGRAPHIC_FIELDS),
-).where(_RECORDS.c.namespace == bindparam("ns"), _RECORDS.c.local_id == bindparam("local"))
+    _RECORDS.c.nhs_number_valid, _RECORDS.c.birth_date_text, *(_RECORDS.c[name] for name in DEMOGRAPHIC_FIELDS))
+
+_RECORD_ROW_SQL = select(*_RECORD_ROW_COLUMNS).where(_RECORDS.c.namespace == bindparam("ns"),
+                                                     _RECORDS.c.local_id == bindparam("local"))
+
+#: The same by id, with the stored match fields: a record placed again without new demographics.
+_RECORD_ROW_BY_ID_SQL = select(*_RECORD_ROW_COLUMNS, _RECORDS.c.match_fields).where(
+    _RECORDS.c.id == bindparam("sid"))
 
 #: One statement for every column a write changes; the SET clause follows the parameters given.
 _INSERT_RECORD = _RECORDS.insert().returning(_RECORDS.c.id)
@@ -149,3 +158,28 @@ _INSERT_REVIEW = _REVIEWS.insert().returning(_REVIEWS.c.id)
 
 _CLOSE_REVIEWS = _REVIEWS.update().where(_REVIEWS.c.source_record_id == bindparam("sid"),
                                          _REVIEWS.c.status == "open").values(status="superseded")
+
+_UPDATE_REVIEW = _REVIEWS.update().where(_REVIEWS.c.id == bindparam("item"))
+
+#: A record's further identifiers (every use), to add only those it lacks.
+_IDENTIFIERS_OF_SQL = select(_IDENTIFIERS.c.system, _IDENTIFIERS.c.value).where(
+    _IDENTIFIERS.c.source_record_id == bindparam("sid"))
+
+_INSERT_IDENTIFIER = _IDENTIFIERS.insert()
+
+#: One identifier of a record (by system and value): its use set, or the row deleted.
+_ONE_IDENTIFIER = (_IDENTIFIERS.c.source_record_id == bindparam("sid"), _IDENTIFIERS.c.system == bindparam("sys"),
+                   _IDENTIFIERS.c.value == bindparam("val"))
+_SET_IDENTIFIER_USE = _IDENTIFIERS.update().where(*_ONE_IDENTIFIER).values(use=bindparam("new_use"))
+_DELETE_IDENTIFIER = _IDENTIFIERS.delete().where(*_ONE_IDENTIFIER)
+
+#: The manual decision about a pair of records (the smaller id first), to replace or add.
+_DECISION_OF_PAIR_SQL = select(_MANUAL.c.id).where(_MANUAL.c.record_a_id == bindparam("a"),
+                                                   _MANUAL.c.record_b_id == bindparam("b"))
+_INSERT_DECISION = _MANUAL.insert()
+_UPDATE_DECISION = _MANUAL.update().where(_MANUAL.c.id == bindparam("did"))
+
+#: An emptied patient that a merge retired into another stays retired (its golden record has no member left).
+_RETIRE_EMPTY = table_of(RegionalPatient).update().where(
+    table_of(RegionalPatient).c.id == bindparam("rid"),
+    table_of(RegionalPatient).c.merged_into_id.is_not(None)).values(status="retired")

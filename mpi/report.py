@@ -40,6 +40,7 @@ from mpi.accuracy import (
     weight_histogram,
 )
 from mpi.model import Model
+from mpi.store_writer import store_writer_for
 from mpi.tables import ManualDecision, ReviewItem, SourceRecord
 
 #: Blocked pairs scored for the weight histogram and the truth's curve (a uniform sample above this).
@@ -151,12 +152,12 @@ def _open_sample(session: Session, model: Model, frame: Any, table: Any, left: n
     if not len(chosen):
         return 0
     explained = explain(model, frame.take(left[chosen]), frame.take(right[chosen]))
-    session.add_all([ReviewItem(source_record_id=int(ids[left[i]]), candidate_record_id=int(ids[right[i]]),
-                                candidate_regional_id=regional[right[i]], score=float(probability[i]),
-                                weights={**e, "guard": "labelled-sample"}, model_version=model.version,
-                                status="open", created_at=now)
-                     for i, e in zip(chosen.tolist(), explained, strict=True)])
-    session.flush()
+    writer = store_writer_for(session)
+    for i, e in zip(chosen.tolist(), explained, strict=True):
+        writer.insert_review({"source_record_id": int(ids[left[i]]), "candidate_record_id": int(ids[right[i]]),
+                              "candidate_regional_id": regional[right[i]], "score": float(probability[i]),
+                              "weights": {**e, "guard": "labelled-sample"}, "model_version": model.version,
+                              "status": "open", "created_at": now})
     return int(len(chosen))
 
 

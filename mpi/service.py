@@ -7,8 +7,8 @@ from another), and hands each call to the part that answers it:
 
 - :class:`~mpi.index_store.IndexStore` (given the session): look-ups, manual decisions, blocking and scoring a probe
   against candidate patients; it writes nothing;
-- :class:`~mpi.store_writer.StoreWriter` (the session): the rows of identity written by statements (link-on-write's
-  new records and updates, blocking keys, bulk loads), behind one protocol with a SQLite and
+- :class:`~mpi.store_writer.StoreWriter` (the session): every row of identity, written by Core statements
+  (link-on-write, the identity operations, golden records, bulk loads), behind one protocol with a SQLite and
   a PostgreSQL strategy (:func:`~mpi.store_writer.store_writer_for` picks by dialect);
 - :class:`~mpi.golden.GoldenRecords` (the session, the writer): the golden record of a regional patient;
 - :class:`~mpi.link_on_write.LinkOnWrite` (the store, golden records, the writer): ``upsert`` with link-on-write,

@@ -1,7 +1,10 @@
-"""The store writer: the rows of identity written by statements rather than the ORM (link-on-write's new records
-and updates of records the session does not hold, every blocking key, the person locks, a bulk load's new records),
-behind one protocol (:class:`StoreWriter`) with one strategy per database, chosen by the session's dialect
-(:func:`store_writer_for`). Where the two differ:
+"""The store writer: every row of identity, written by Core statements (link-on-write's records, versions, further
+identifiers, blocking keys, link events, review items and regional patients, the identity operations' moves, manual
+decisions and changes of identifier, the golden records, a bulk load's new records) and the person locks, behind one
+protocol (:class:`StoreWriter`) with one strategy per database, chosen by the session's dialect
+(:func:`store_writer_for`). Nothing of identity is written through ORM entities; a row the session holds as an entity
+is expired when a statement writes it (deleted: expunged), so the session reads it again rather than keeping a copy
+synchronised by hand. Where the two strategies differ:
 
 - a new record with its first version, blocking keys, link event and its patient's write
   (:meth:`~StoreWriter.new_record`): one statement on PostgreSQL (data-modifying CTEs: one round trip where separate
@@ -13,10 +16,11 @@ behind one protocol (:class:`StoreWriter`) with one strategy per database, chose
 - new records written unlinked by a bulk load (:meth:`~StoreWriter.write_unlinked`): COPY and ids from the tables'
   sequences on PostgreSQL; multi-row INSERTs and ids after the largest, under the write lock, on SQLite.
 
-The single-row writes (an update of a record, a version, a link event, a patient, a review item) are the same Core
-statement on both (:mod:`mpi.link_statements`); the many-row writes go through :mod:`priorscan.bulk_rows` (its
-multi-row INSERT or COPY), which imaging's bulk studies share. A writer never commits and never decides anything:
-where a record goes is :func:`mpi.placement.place`'s, the writes are the caller's unit of work.
+The single-row writes (an update of a record, a version, an identifier, a link event, a manual decision, a patient,
+a review item) are the same Core statement on both (:mod:`mpi.link_statements`); the many-row writes go through
+:mod:`priorscan.bulk_rows` (its multi-row INSERT or COPY), which imaging's bulk studies share. A writer never
+commits and never decides anything: where a record goes is :func:`mpi.placement.place`'s, the writes are the
+caller's unit of work.
 """
 
 from __future__ import annotations
@@ -32,7 +36,12 @@ from mpi.engine import MatchRecord
 from mpi.link_statements import (
     _BLOCKING_KEYS_OF_SQL,
     _CLOSE_REVIEWS,
+    _DECISION_OF_PAIR_SQL,
     _DELETE_BLOCKING_KEYS,
+    _DELETE_IDENTIFIER,
+    _IDENTIFIERS_OF_SQL,
+    _INSERT_DECISION,
+    _INSERT_IDENTIFIER,
     _INSERT_LINK_EVENT,
     _INSERT_PATIENT,
     _INSERT_RECORD,
@@ -40,13 +49,25 @@ from mpi.link_statements import (
     _INSERT_VERSION,
     _LOCK_PERSON_SQL,
     _REPLACE_BLOCKING_KEYS_PG,
+    _RETIRE_EMPTY,
+    _SET_IDENTIFIER_USE,
+    _UPDATE_DECISION,
     _UPDATE_PATIENT,
     _UPDATE_RECORD,
+    _UPDATE_REVIEW,
     _insert_blocking_keys_sql,
     _new_record_in_one_statement,
 )
 from mpi.record_columns import UnlinkedRecord
-from mpi.tables import BlockingKey, RegionalPatient, ReviewItem, SourceIdentifier, SourceRecord, SourceRecordVersion
+from mpi.tables import (
+    BlockingKey,
+    ManualDecision,
+    RegionalPatient,
+    ReviewItem,
+    SourceIdentifier,
+    SourceRecord,
+    SourceRecordVersion,
+)
 from mpi.tables import table_of as _table_of
 from priorscan.bulk_rows import insert_rows, reserve_ids
 
@@ -82,10 +103,19 @@ class StoreWriter(Protocol):
         record of the patient it joins, with ``id``). The record's id."""
 
     def update_record(self, record_id: int, changes: Mapping[str, Any]) -> None:
-        """Set ``changes`` on a known record (one UPDATE)."""
+        """Set ``changes`` on a known record (one UPDATE); the session reads it again if it holds it."""
 
     def insert_version(self, row: Mapping[str, Any]) -> None:
         """A version of a record in its history."""
+
+    def add_identifiers(self, record_id: int, identifiers: Iterable[tuple[str, str]]) -> None:
+        """Further identifiers (canonical namespace, value) of a record: those it does not hold yet are added."""
+
+    def keep_identifier(self, record_id: int, system: str, value: str, *, use: str) -> None:
+        """An identifier of a record kept with ``use`` (``old``: replaced by an A47), added if the record lacks it."""
+
+    def drop_identifier(self, record_id: int, system: str, value: str) -> None:
+        """An identifier removed from a record's further identifiers."""
 
     def insert_blocking_keys(self, record_id: int, keys: Iterable[str]) -> None:
         """Index a new record's blocking keys."""
@@ -97,10 +127,16 @@ class StoreWriter(Protocol):
         """A new regional patient."""
 
     def update_patient(self, regional_id: str, values: Mapping[str, Any]) -> None:
-        """Set ``values`` (golden record, status) on a patient; the session reads it again if it holds it."""
+        """Set ``values`` (golden record, status, merge) on a patient; the session reads it again if it holds it."""
+
+    def retire_emptied_patient(self, regional_id: str) -> None:
+        """A patient left without active records stays retired if a merge retired it (its golden record is kept)."""
 
     def insert_link_event(self, row: Mapping[str, Any]) -> None:
         """A change of a record's link, in its history."""
+
+    def record_decision(self, record_a_id: int, record_b_id: int, values: Mapping[str, Any]) -> None:
+        """A person's decision about a pair of records (``record_a_id`` the smaller), replacing any earlier one."""
 
     def insert_review(self, row: Mapping[str, Any]) -> int:
         """Open a review item; its id."""
@@ -108,22 +144,36 @@ class StoreWriter(Protocol):
     def close_reviews(self, record_id: int) -> None:
         """Open review items about the record are superseded (the session reads held ones again)."""
 
+    def settle_review(self, item_id: int, values: Mapping[str, Any]) -> None:
+        """Set ``values`` (status, resolution, who, when) on a review item; the session reads it again if held."""
+
     def write_unlinked(self, records: Sequence[UnlinkedRecord]) -> list[int]:
         """Write new records unlinked (a batch relink places them), with their versions, blocking keys and further
         identifiers, many rows per statement; their ids, in order."""
 
 
-def expire_held_patient(session: Session, regional_id: str) -> None:
-    """Have the session read the patient again if it holds it (after a statement that bypassed the ORM)."""
-    held = session.identity_map.get(identity_key(RegionalPatient, regional_id))
+def _expire_held(session: Session, entity: type[Any], key: Any) -> None:
+    """Have the session read a row again if it holds it as an entity (the statements bypass the ORM: the identity
+    map is kept honest by expiring what they wrote, never by setting attributes by hand)."""
+    held = session.identity_map.get(identity_key(entity, key))
     if held is not None:
         session.expire(held)
 
 
+def expire_held_patient(session: Session, regional_id: str) -> None:
+    """Have the session read the patient again if it holds it (after a statement that bypassed the ORM)."""
+    _expire_held(session, RegionalPatient, regional_id)
+
+
+def _held_of_record(session: Session, entity: type[Any], record_id: int) -> list[Any]:
+    """The entities of ``entity`` about ``record_id`` that the session holds (a rare scan: identity operations)."""
+    return [o for o in session.identity_map.values()
+            if isinstance(o, entity) and o.__dict__.get("source_record_id") == record_id]
+
+
 def _expire_held_reviews(session: Session, record_id: int) -> None:
-    for held in [o for o in session.identity_map.values() if isinstance(o, ReviewItem)]:
-        if held.source_record_id == record_id:
-            session.expire(held)
+    for held in _held_of_record(session, ReviewItem, record_id):
+        session.expire(held)
 
 
 def _write_unlinked(session: Session, records: Sequence[UnlinkedRecord]) -> list[int]:
@@ -156,9 +206,34 @@ class _Statements:
 
     def update_record(self, record_id: int, changes: Mapping[str, Any]) -> None:
         self.session.execute(_UPDATE_RECORD, {"rid": record_id, **changes})
+        _expire_held(self.session, SourceRecord, record_id)
 
     def insert_version(self, row: Mapping[str, Any]) -> None:
         self.session.execute(_INSERT_VERSION, dict(row))
+
+    def add_identifiers(self, record_id: int, identifiers: Iterable[tuple[str, str]]) -> None:
+        wanted = list(dict.fromkeys(identifiers))
+        if not wanted:
+            return
+        held = set(self.session.execute(_IDENTIFIERS_OF_SQL, {"sid": record_id}).tuples())
+        rows = [{"source_record_id": record_id, "system": system, "value": value, "use": None}
+                for system, value in wanted if (system, value) not in held]
+        if rows:
+            self.session.execute(_INSERT_IDENTIFIER, rows)
+
+    def keep_identifier(self, record_id: int, system: str, value: str, *, use: str) -> None:
+        where = {"sid": record_id, "sys": system, "val": value}
+        if self.session.execute(_SET_IDENTIFIER_USE, {**where, "new_use": use}).rowcount == 0:  # type: ignore[attr-defined]
+            self.session.execute(_INSERT_IDENTIFIER, {"source_record_id": record_id, "system": system,
+                                                      "value": value, "use": use})
+        for held in _held_of_record(self.session, SourceIdentifier, record_id):
+            self.session.expire(held)
+
+    def drop_identifier(self, record_id: int, system: str, value: str) -> None:
+        self.session.execute(_DELETE_IDENTIFIER, {"sid": record_id, "sys": system, "val": value})
+        for held in _held_of_record(self.session, SourceIdentifier, record_id):
+            if (held.system, held.value) == (system, value):  # the row is gone: the session forgets it
+                self.session.expunge(held)
 
     def insert_blocking_keys(self, record_id: int, keys: Iterable[str]) -> None:
         ordered = sorted(keys)
@@ -173,8 +248,21 @@ class _Statements:
         self.session.execute(_UPDATE_PATIENT, {"rid": regional_id, **values})
         expire_held_patient(self.session, regional_id)
 
+    def retire_emptied_patient(self, regional_id: str) -> None:
+        self.session.execute(_RETIRE_EMPTY, {"rid": regional_id})
+        expire_held_patient(self.session, regional_id)
+
     def insert_link_event(self, row: Mapping[str, Any]) -> None:
         self.session.execute(_INSERT_LINK_EVENT, dict(row))
+
+    def record_decision(self, record_a_id: int, record_b_id: int, values: Mapping[str, Any]) -> None:
+        decision_id = self.session.execute(_DECISION_OF_PAIR_SQL, {"a": record_a_id, "b": record_b_id}).scalar()
+        if decision_id is None:
+            self.session.execute(_INSERT_DECISION, {"record_a_id": record_a_id, "record_b_id": record_b_id,
+                                                    **values})
+            return
+        self.session.execute(_UPDATE_DECISION, {"did": decision_id, **values})
+        _expire_held(self.session, ManualDecision, decision_id)
 
     def insert_review(self, row: Mapping[str, Any]) -> int:
         return int(self.session.execute(_INSERT_REVIEW, dict(row)).scalar_one())
@@ -182,6 +270,10 @@ class _Statements:
     def close_reviews(self, record_id: int) -> None:
         self.session.execute(_CLOSE_REVIEWS, {"sid": record_id})
         _expire_held_reviews(self.session, record_id)
+
+    def settle_review(self, item_id: int, values: Mapping[str, Any]) -> None:
+        self.session.execute(_UPDATE_REVIEW, {"item": item_id, **values})
+        _expire_held(self.session, ReviewItem, item_id)
 
     def write_unlinked(self, records: Sequence[UnlinkedRecord]) -> list[int]:
         return _write_unlinked(self.session, records)

@@ -91,3 +91,12 @@ def test_the_bulk_loader_takes_every_record_and_attaches_every_study(tmp_path: P
         with_dose = connection.execute(text("select count(distinct study_id) from irradiation_event")).scalar_one()
     engine.dispose()
     assert with_dose > generated.studies * 0.6
+
+
+def test_an_impossible_birth_date_is_written_as_the_months_last_day() -> None:
+    from bench.bench_decade import _dicom_date
+
+    # the population's year typo on 29 February made 2001-02-29, which the FHIR extract's reader refuses whole
+    assert _dicom_date("2001-02-29") == "20010228"
+    assert _dicom_date("2000-02-29") == "20000229"  # a leap year keeps it
+    assert _dicom_date("1990-4-1") == "19900401"  # the day typo's unpadded text

@@ -4,6 +4,7 @@ patients in one statement, manual decisions and open reviews read with the recor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -233,3 +234,36 @@ def test_link_on_write_joins_a_copy_to_its_original_despite_an_earlier_copy(sess
         session.commit()
     assert original.regional_id == first.regional_id == second.regional_id
     assert second.link_state == "match"
+
+
+@pytest.mark.parametrize("others, scored", [
+    (MAX_BLOCK_SIZE - 1, True),  # with the new record, the keys are held by exactly the cap: they are used
+    (MAX_BLOCK_SIZE, False),  # with it, one over the cap: skipped, before it is written as after
+])
+def test_a_key_over_the_cap_counts_the_record_itself_on_create_and_on_update(sessions, others: int,
+                                                                             scored: bool) -> None:  # type: ignore[no-untyped-def]
+    """A new record's candidates are read before it is written, an update's after its keys are: the cap counts the
+    record as a holder of its keys either way (as the batch relink counts it), and the bound on candidates never
+    counts it, so both see the same blocks (the update's own keys, held by it alone, used to spend the bound)."""
+    crowd = [demographics(TRUST_A, f"S{n}", nhs_number=None, nhs_verification=None, family="Smith", given="John",
+                          birth_date=date(1980, 1, 1), postcode=f"GU{n % 9 + 1} {n % 10}A{chr(65 + n % 26)}",
+                          address=f"{n} High Street", phone=None) for n in range(others)]
+    newcomer = demographics(TRUST_B, "NEW", nhs_number=None, nhs_verification=None, family="Smith", given="John",
+                            birth_date=date(1980, 1, 1), postcode="ZE2 9QQ", address="1 Far Lane", phone=None)
+    with sessions() as session:
+        bulk_load(session, crowd, regional_ids=[f"RPS{n:05d}" for n in range(others)])
+        session.commit()
+        index = PatientIndex(session, default_trusts())
+        created = index.upsert(newcomer, event="t", actor="feed")
+        stored = session.get(SourceRecord, created.source_record_id)
+        assert stored is not None
+        shared = [key for key in blocking_keys(MatchRecord.from_stored(0, stored.match_fields))
+                  if key.startswith(("d:", "nm:"))]  # the newcomer shares only these keys with the crowd
+        assert shared and all(len(session.scalars(select(BlockingKey.source_record_id)
+                                                  .where(BlockingKey.key == key)).all()) == others + 1
+                              for key in shared)
+        updated = index.upsert(replace(newcomer, phone="01483 000 000"), event="t", actor="feed")
+        session.commit()
+        assert (created.score is not None) is scored
+        assert (updated.score is not None) is scored
+        assert (created.link_state, created.regional_id) == (updated.link_state, updated.regional_id)
