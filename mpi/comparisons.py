@@ -542,16 +542,21 @@ def _house_numbers(address: str) -> frozenset[str]:
     return frozenset(_DIGITS.findall(address))
 
 
-def _bigrams(text: str) -> Counter[str]:
-    return Counter(word[i:i + 2] for word in text.split() for i in range(len(word) - 1))
+@lru_cache(maxsize=1 << 16)
+def _bigrams(text: str) -> tuple[Counter[str], int]:
+    """The letter pairs within the words of a text, and how many (once per text: one address meets many)."""
+    pairs = Counter(word[i:i + 2] for word in text.split() for i in range(len(word) - 1))
+    return pairs, sum(pairs.values())
 
 
 def bigram_dice(a: str, b: str) -> float:
     """Dice coefficient of the letter pairs within the words of two texts (as multisets): insensitive to word
     order and to a word split or run together, and one mistyped letter costs at most two pairs."""
-    ga, gb = _bigrams(a), _bigrams(b)
-    total = sum(ga.values()) + sum(gb.values())
-    return 2 * sum((ga & gb).values()) / total if total else 0.0
+    (ga, na), (gb, nb) = _bigrams(a), _bigrams(b)
+    if not na + nb:
+        return 0.0
+    shared = sum(min(ga[pair], gb[pair]) for pair in ga.keys() & gb.keys())  # the multisets' intersection
+    return 2 * shared / (na + nb)
 
 
 @dataclass
