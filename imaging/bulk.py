@@ -18,13 +18,12 @@ study whose instance the store holds already, or a new study with rejections rec
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, inspect, select, text, tuple_
+from sqlalchemy import Table, inspect, select, tuple_
 from sqlalchemy.orm import Session
 
 from imaging.adapters import actor_of, applied_audit, applied_outcome
@@ -40,7 +39,7 @@ from priorscan.db import JSONType
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import AuditEvent
 from priorscan.trusts import TrustRegistry
-from priorscan.writes import with_defaults
+from priorscan.writes import advisory_key, advisory_locks, with_defaults
 
 _LOOKUP_CHUNK = 500
 
@@ -386,21 +385,12 @@ def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[
     return outcomes
 
 
-#: PostgreSQL: transaction-scoped advisory locks on the given keys, taken in order.
-_LOCK_STUDIES = text("SELECT COUNT(pg_advisory_xact_lock(k)) FROM "
-                     "(SELECT k FROM unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY k) AS ordered")
-
-
 def _lock_studies(session: Session, uids: set[str]) -> None:
-    """On PostgreSQL, advisory locks on the group's study UIDs, in key order, before anything is read: a group that
-    shares a new study with another transaction's waits for its commit and then finds the study held, where both
-    would insert it and one would fail (DESIGN section 5: races settled by the database's locks). SQLite's write
-    lock, which the unit of work holds, does this already."""
-    if not is_postgresql(session.connection()):
-        return
-    keys = sorted(int.from_bytes(hashlib.blake2b(f"study:{uid}".encode(), digest_size=8).digest(), "big", signed=True)
-                  for uid in uids)
-    session.execute(_LOCK_STUDIES, {"keys": keys})
+    """On PostgreSQL, advisory locks on the group's study UIDs (:func:`priorscan.writes.advisory_locks`), before
+    anything is read: a group that shares a new study with another transaction's waits for its commit and then finds
+    the study held, where both would insert it and one would fail (DESIGN section 5: races settled by the database's
+    locks). SQLite's write lock, which the unit of work holds, does this already."""
+    advisory_locks(session, (advisory_key(f"study:{uid}") for uid in uids))
 
 
 def _table(model: type) -> Table:

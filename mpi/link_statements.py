@@ -68,12 +68,6 @@ _INSERT_PATIENT = table_of(RegionalPatient).insert()
 #: A patient's golden record (and status, updated_at): the SET clause follows the parameters given.
 _UPDATE_PATIENT = table_of(RegionalPatient).update().where(table_of(RegionalPatient).c.id == bindparam("rid"))
 
-#: PostgreSQL: transaction-scoped advisory locks on the given keys, taken in order
-#: (:meth:`mpi.store_writer.PostgresqlWriter.lock_person`).
-_LOCK_PERSON_SQL = text("SELECT COUNT(pg_advisory_xact_lock(k)) FROM "
-                        "(SELECT k FROM unnest(CAST(:keys AS BIGINT[])) AS k ORDER BY k) AS ordered")
-
-
 #: The columns a new record is written with (by :meth:`mpi.link_on_write.LinkOnWrite.create`), and those of its
 #: first version and link event.
 _NEW_RECORD_COLUMNS = (*DEMOGRAPHIC_FIELDS, "nhs_number_valid", "birth_date_text", "namespace", "local_id",

@@ -25,7 +25,6 @@ caller's unit of work.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -47,7 +46,6 @@ from mpi.link_statements import (
     _INSERT_RECORD,
     _INSERT_REVIEW,
     _INSERT_VERSION,
-    _LOCK_PERSON_SQL,
     _REPLACE_BLOCKING_KEYS_PG,
     _RETIRE_EMPTY,
     _SET_IDENTIFIER_USE,
@@ -70,6 +68,7 @@ from mpi.tables import (
 )
 from mpi.tables import table_of as _table_of
 from priorscan.bulk_rows import insert_rows, reserve_ids
+from priorscan.writes import advisory_key, advisory_locks
 
 
 def person_lock_keys(probe: MatchRecord) -> list[int]:
@@ -82,8 +81,7 @@ def person_lock_keys(probe: MatchRecord) -> list[int]:
     if probe.birth_year and probe.birth_month and probe.birth_day:
         low, high = sorted((probe.birth_month, probe.birth_day))
         names.append(f"b:{probe.birth_year:04d}{low:02d}{high:02d}")
-    return sorted(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-                  for name in names)
+    return sorted(advisory_key(name) for name in names)
 
 
 
@@ -322,9 +320,7 @@ class PostgresqlWriter(_Statements):
         order and held to the end of the transaction; a deadlock between two batches is refused by PostgreSQL and
         retried by the unit of work.
         """
-        keys = person_lock_keys(probe)
-        if keys:
-            self.session.execute(_LOCK_PERSON_SQL, {"keys": keys})
+        advisory_locks(self.session, person_lock_keys(probe))
 
     def new_record(self, record: Mapping[str, Any], version: Mapping[str, Any], keys: Iterable[str],
                    link_event: Mapping[str, Any], patient: Mapping[str, Any], *, founds_patient: bool) -> int:
