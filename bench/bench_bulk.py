@@ -93,6 +93,17 @@ def _db_size(url: str) -> int:
         engine.dispose()
 
 
+def read_report(report: str) -> dict[str, Any]:
+    """What ``priorscan backfill`` printed: wall and CPU seconds per stage, items accepted and rejected."""
+    stages = {name: float(value) for name, value in re.findall(
+        r"(\w+) ([\d.]+) s", report.split("stages:")[-1].split("CPU:")[0])} if "stages:" in report else {}
+    cpu = {name: float(value) for name, value in re.findall(r"(\w+) ([\d.]+) s", report.split("CPU:")[-1])} \
+        if "CPU:" in report else {}
+    accepted = re.search(r"(\d+) item\(s\) accepted, (\d+) rejected", report)
+    return {"stages_s": stages, "stages_cpu_s": cpu, "accepted": int(accepted.group(1)) if accepted else None,
+            "rejected": int(accepted.group(2)) if accepted else None}
+
+
 def run_load(url: str, paths: list[Path], command: str = "backfill", extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Run ``priorscan backfill`` (or ``ingest``) in its own process; its report, seconds, peak memory."""
     argv = [sys.executable, "-m", "priorscan.cli", "--db", url, command, *map(str, paths), "--no-progress", *extra]
@@ -103,14 +114,7 @@ def run_load(url: str, paths: list[Path], command: str = "backfill", extra: tupl
     seconds = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     report = done.stdout
-    stages = {name: float(value) for name, value in re.findall(
-        r"(\w+) ([\d.]+) s", report.split("stages:")[-1].split("CPU:")[0])} if "stages:" in report else {}
-    cpu = {name: float(value) for name, value in re.findall(r"(\w+) ([\d.]+) s", report.split("CPU:")[-1])} \
-        if "CPU:" in report else {}
-    accepted = re.search(r"(\d+) item\(s\) accepted, (\d+) rejected", report)
-    return {"exit": done.returncode, "seconds": round(seconds, 2), "stages_s": stages, "stages_cpu_s": cpu,
-            "accepted": int(accepted.group(1)) if accepted else None,
-            "rejected": int(accepted.group(2)) if accepted else None,
+    return {"exit": done.returncode, "seconds": round(seconds, 2), **read_report(report),
             "peak_rss_mb": round(after.ru_maxrss / 1024, 1), "cpu_s": round(
                 (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1),
             "db_bytes": _db_size(url), "report_tail": report.strip().splitlines()[-4:],

@@ -40,7 +40,6 @@ import json
 import math
 import os
 import random
-import re
 import resource
 import subprocess
 import sys
@@ -53,7 +52,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from bench.bench_bulk import _db_size, _store
+from bench.bench_bulk import _db_size, _store, read_report
 from bench.mpi_population import TRUSTS, stream_population
 from mpi import Demographics, is_valid_nhs_number
 
@@ -441,19 +440,15 @@ def run_backfill(url: str, inputs: list[Path], workers: int, identity_files: int
     seconds = time.monotonic() - started
     monitor.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    stages = {name: float(value) for name, value in re.findall(
-        r"(\w+) ([\d.]+) s", stdout.split("stages:")[-1].split("CPU:")[0])} if "stages:" in stdout else {}
-    cpu = {name: float(value) for name, value in re.findall(r"(\w+) ([\d.]+) s", stdout.split("CPU:")[-1])} \
-        if "CPU:" in stdout else {}
-    accepted = re.search(r"(\d+) item\(s\) accepted, (\d+) rejected", stdout)
-    return {"exit": code, "seconds": round(seconds, 1), "stages_s": stages, "stages_cpu_s": cpu,
+    report = read_report(stdout)
+    return {"exit": code, "seconds": round(seconds, 1), "stages_s": report["stages_s"],
+            "stages_cpu_s": report["stages_cpu_s"],
             "server_cpu_s_by_stage": monitor.server_cpu_by_stage(),
             "peak_loader_rss_mb_by_stage": {k: round(v / 2**20) for k, v in monitor.peak_loader.items()},
             "peak_workers_rss_mb_by_stage": {k: round(v / 2**20) for k, v in monitor.peak_workers.items()},
             "peak_rss_any_process_mb": round(after.ru_maxrss / 1024, 1),
             "cpu_s": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 1),
-            "accepted": int(accepted.group(1)) if accepted else None,
-            "rejected": int(accepted.group(2)) if accepted else None,
+            "accepted": report["accepted"], "rejected": report["rejected"],
             "report_tail": stdout.strip().splitlines()[-6:],
             "stderr_tail": log.read_text(errors="replace").strip().splitlines()[-3:] if code not in (0, 1) else []}
 
