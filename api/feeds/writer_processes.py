@@ -165,10 +165,9 @@ class DicomWriterProcesses:
 
     Parameters
     ----------
-    settings
-        The settings the serving process opened its store with; each worker opens the same store.
-    processes
-        How many workers.
+    settings, processes
+        As for :class:`WriterProcesses`: the serving process's settings (each worker opens the same store), and how
+        many workers.
     max_group
         Most objects a worker applies in one group.
     """
