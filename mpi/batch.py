@@ -41,6 +41,7 @@ from mpi.tables import (
     SourceRecord,
     table_of,
 )
+from mpi.training import TRAINING_SAMPLE, sampled_frame, train_if_supported
 from priorscan.bulk_rows import JSON_NULL, JsonText, insert_rows, update_rows
 from priorscan.db import utcnow
 
@@ -211,9 +212,13 @@ def hold_live_writes(session: Session) -> None:
 
 
 def relink(session: Session, *, train: bool = True, actor: str = "batch-relink", model: Model | None = None,
-           seed: int = 0) -> RelinkResult:
+           seed: int = 0, training_sample: int = TRAINING_SAMPLE) -> RelinkResult:
     """Relink every active source record (``priorscan link``); the caller commits. Live identity writes wait
-    until then (:func:`hold_live_writes`)."""
+    until then (:func:`hold_live_writes`).
+
+    A store of more than ``training_sample`` records trains on about that many, the ones the Spark relink trains
+    on (:func:`mpi.training.in_training_sample`).
+    """
     from mpi.service import active_model
 
     timings: dict[str, float] = {}
@@ -233,7 +238,7 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
     note: str | None = None
     if model is None:
         if train:
-            model, note = _train_if_supported(session, frame, left, right, seed=seed)
+            model, note = _train_if_supported(session, table, frame, left, sample=training_sample, seed=seed)
             trained = note is None
         else:
             model = active_model(session)
@@ -257,27 +262,14 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
                         timings=timings, model_description=model.describe(), training_note=note)
 
 
-def _train_if_supported(session: Session, frame: Frame, left: np.ndarray, right: np.ndarray, *,
+def _train_if_supported(session: Session, table: pd.DataFrame, frame: Frame, left: np.ndarray, *, sample: int,
                         seed: int) -> tuple[Model, str | None]:
-    """A model freshly trained on ``frame`` when the store supports one, else the model in use and why not.
-
-    Training replaces the model in use (the shipped prior model, or an earlier trained one) only with enough
-    evidence: enough records to try (:func:`mpi.training.evidence_of_store`) and enough learnt from them
-    (:func:`mpi.training.evidence_of_model`).
-    """
+    """:func:`mpi.training.train_if_supported` for the records of ``table`` (``frame`` is their frame): trained on
+    the records :func:`mpi.training.in_training_sample` chooses, the ones the Spark relink trains on."""
     from mpi.service import active_model
-    from mpi.training import evidence_of_model, evidence_of_store
-    from mpi.training import train as train_model
 
-    current = active_model(session)
-    evidence = evidence_of_store(frame.size)
-    if evidence.enough:
-        candidate = train_model(frame, (left, right), base=current, seed=seed)
-        evidence = evidence_of_model(candidate)
-        if evidence.enough:
-            return candidate, None
-    log.info("not trained: %s; linking with %s", evidence.reason, current.describe())
-    return current, evidence.reason
+    return train_if_supported(len(table), lambda: sampled_frame(table, frame, sample=sample, seed=seed),
+                              base=active_model(session), blocked_pairs=len(left), seed=seed)
 
 
 def with_derived_threshold(model: Model, frame: Frame, left: np.ndarray, right: np.ndarray, *, seed: int = 0,

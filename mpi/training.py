@@ -15,11 +15,17 @@ Everything is learnt from the store's own records, with no labelled pairs:
 
 Estimates are smoothed towards the prior-knowledge values (a few dozen pseudo-observations), so a small store
 still gets a sensible model.
+
+A store of more than :data:`TRAINING_SAMPLE` records trains on a sample of about that many, chosen by a hash of the
+record id (:func:`in_training_sample`): the same records whichever engine asks (the relink in one process, or the
+Spark relink's tasks, each over its own partition), fed to :func:`train` in record-id order, so both engines train
+the same model (:func:`train_if_supported`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +33,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mpi.frames import Frame
+from mpi.frames import Frame, frame_from_table
 from mpi.model import (
     HOUSEHOLD_PRIOR_KIN,
     HOUSEHOLD_PRIOR_KNOWLEDGE,
@@ -75,6 +81,86 @@ def evidence_of_model(model: Model) -> TrainingEvidence:
         return TrainingEvidence(False, f"training learnt too little (EM runs: {learnt or 'none'}; at least "
                                        f"{MIN_EM_RUNS} with {MIN_EM_PAIRS} pairs, one of them on birth dates)")
     return TrainingEvidence(True, f"{len(runs)} EM runs")
+
+
+#: A store of more active records than this trains on a sample of about this many (as Splink samples): u, EM and
+#: the term frequencies are estimated as well from 200 000 records as from millions, and the Spark relink's driver
+#: holds the records it trains on (~100 MB at this size), never the store.
+TRAINING_SAMPLE = 200_000
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+
+
+def sample_hash(record_ids: NDArray[np.int64], *, seed: int = 0) -> NDArray[np.uint64]:
+    """A 64-bit hash of each record id (SplitMix64's finaliser over ``id + (seed + 1) × γ``).
+
+    Uniform over the hash range and unrelated to how ids were given out: consecutive ids (one person's records,
+    loaded together) land far apart. Integer arithmetic modulo 2**64, so the value is the same on every machine.
+    """
+    z = np.asarray(record_ids, dtype=np.int64).astype(np.uint64)
+    z = z + np.uint64(((seed + 1) * _GOLDEN_GAMMA) & _MASK64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))  # type: ignore[no-any-return]
+
+
+def in_training_sample(record_ids: NDArray[np.int64], *, records: int, sample: int = TRAINING_SAMPLE,
+                       seed: int = 0) -> NDArray[np.bool_]:
+    """Whether each of ``record_ids`` is one that a store of ``records`` active records trains on.
+
+    Every record when ``records <= sample``; beyond, those whose :func:`sample_hash` lies in the lowest
+    ``sample / records`` of the hash range: about ``sample`` records (a binomial count: 200 000 ± 450, one standard
+    deviation). Whether a record is chosen depends only on its id, the store's size and the seed, never on which
+    process, partition or order reads it: the single-machine relink filters its table with this function and the
+    Spark relink its partitions, and both train on the same records.
+    """
+    ids = np.asarray(record_ids, dtype=np.int64)
+    if records <= sample:
+        return np.ones(len(ids), dtype=bool)
+    below = (max(sample, 0) << 64) // records  # < 2**64 since sample < records
+    return sample_hash(ids, seed=seed) < np.uint64(below)  # type: ignore[no-any-return]
+
+
+def sampled_frame(table: pd.DataFrame, frame: Frame, *, sample: int = TRAINING_SAMPLE, seed: int = 0) -> Frame:
+    """The frame of the records of ``table`` (every active record, in record-id order; ``frame`` is its frame) that
+    :func:`in_training_sample` chooses: ``frame`` itself when it chooses every one."""
+    chosen = in_training_sample(table["record_id"].to_numpy(dtype=np.int64), records=len(table), sample=sample,
+                                seed=seed)
+    return frame if chosen.all() else frame_from_table(table.loc[chosen].reset_index(drop=True))
+
+
+def train_if_supported(records: int, training_frame: Callable[[], Frame], *, base: Model, blocked_pairs: int,
+                       seed: int = 0) -> tuple[Model, str | None]:
+    """A model trained for a store of ``records`` active records when the store supports one, else ``base`` (the
+    model in use) and why not.
+
+    Training replaces the model in use only with enough evidence: enough records to try (:func:`evidence_of_store`)
+    and enough learnt from them (:func:`evidence_of_model`). Both relink engines train through here.
+
+    Parameters
+    ----------
+    records
+        Active records in the store.
+    training_frame
+        Builds the frame of the records :func:`in_training_sample` chooses, in record-id order (called only when
+        the store has enough records to try).
+    blocked_pairs
+        The blocked pairs the relink scores (for the training report).
+    """
+    evidence = evidence_of_store(records)
+    if evidence.enough:
+        frame = training_frame()
+        candidate = train(frame, base=base, seed=seed)
+        training = {**candidate.training, "blocked_pairs": int(blocked_pairs)}
+        if frame.size < records:
+            training.update(sampled_records=int(frame.size), records=int(records))
+        candidate = candidate.evolve(training=training)
+        evidence = evidence_of_model(candidate)
+        if evidence.enough:
+            return candidate, None
+    log.info("not trained: %s; linking with %s", evidence.reason, base.describe())
+    return base, evidence.reason
+
 
 TF_COLUMNS = ("family", "given", "postcode")
 #: Pseudo-observations pulling estimates towards prior knowledge.

@@ -10,7 +10,7 @@ from mpi.blocking import key_table, pairs_from_keys
 from mpi.frames import frame_from_table, table_from_stored
 from mpi.model import Model
 from mpi.normalise import to_match_record
-from mpi.training import expectation_maximisation, pairs_agreeing, train
+from mpi.training import expectation_maximisation, in_training_sample, pairs_agreeing, sample_hash, train
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +116,42 @@ def test_a_population_without_households_learns_that_pairs_at_one_home_are_one_p
     model = train(frame)  # type: ignore[arg-type]
     assert model.household_prior > 0.9, model.training["household"]
     assert model.kin_per_record < 0.05, model.training["household"]
+
+
+def test_sample_hash_is_splitmix64() -> None:
+    # SplitMix64's published first outputs from state 0 (seed 0: the state after one step is γ): the hash is the
+    # same function on every machine and in every Spark task
+    assert sample_hash(np.asarray([0, 1], dtype=np.int64)).tolist() == [0xE220A8397B1DCDAF, 0x910A2DEC89025CC1]
+
+
+@pytest.mark.parametrize(("records", "sample"), [
+    (300, 100),  # the small store of the Spark agreement test's kind
+    (1_000_000, 200_000),  # 1 M records with the default sample
+])
+def test_training_sample_is_about_its_size_and_independent_of_order_and_partition(records: int, sample: int) -> None:
+    ids = np.arange(1, records + 1, dtype=np.int64)
+    chosen = in_training_sample(ids, records=records, sample=sample)
+    spread = 4 * np.sqrt(sample)  # four standard deviations of a binomial count
+    assert abs(int(chosen.sum()) - sample) < spread
+    # another order, and the ids split across partitions as Spark tasks read them: the same records
+    order = np.random.default_rng(3).permutation(records)
+    assert np.array_equal(in_training_sample(ids[order], records=records, sample=sample), chosen[order])
+    parts = np.concatenate([in_training_sample(part, records=records, sample=sample)
+                            for part in np.array_split(ids, 7)])
+    assert np.array_equal(parts, chosen)
+
+
+def test_training_sample_keeps_neighbouring_records_together_as_often_as_chance() -> None:
+    # ids are given out in load order, so one person's records are often neighbours: a rule that took every fifth
+    # id, or a multiplicative hash, would never (or always) take two neighbours, and EM would see no pairs of them
+    ids = np.arange(1, 1_000_001, dtype=np.int64)
+    chosen = in_training_sample(ids, records=len(ids), sample=200_000)
+    share = chosen.mean()
+    both = (chosen[:-1] & chosen[1:]).mean()
+    assert abs(both - share**2) < 0.005
+
+
+def test_every_record_trains_a_store_no_larger_than_the_sample() -> None:
+    ids = np.arange(10, 110, dtype=np.int64)
+    assert in_training_sample(ids, records=100, sample=100).all()
+    assert 20 < in_training_sample(ids, records=200, sample=100).sum() < 80  # beyond it, about sample / records
