@@ -14,7 +14,7 @@ Objects that arrive together (one STOW-RS request; C-STORE requests of concurren
 A C-STORE request carries its dataset without file meta information: the SCP hands it on as it came
 (:class:`Pushed`, the dataset's bytes and what the command and presentation context say of it) and its header is read
 from those bytes in the presentation context's transfer syntax, in the writer (a process of its own:
-:meth:`api.feeds.writer_processes.WriterProcesses.receive_dicom`), so that the SCP's process spends its time on the
+:class:`api.feeds.writer_processes.DicomWriterProcesses`), so that the SCP's process spends its time on the
 network only; a Part 10 object is made of it only for a dead letter that keeps the bytes.
 
 The status of each object is a DICOM status (PS3.4 C-STORE, the FailureReason of PS3.18 STOW-RS): 0x0000 success,
@@ -33,6 +33,7 @@ import struct
 import threading
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,7 @@ from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from api.context import AppContext
-    from api.feeds.writer_processes import WriterProcesses
+    from api.feeds.writer_processes import DicomWriterProcesses
 
 log = logging.getLogger(__name__)
 
@@ -274,40 +275,80 @@ def _settle(context: AppContext, ds: Dataset, item: bytes | Pushed, outcome: Ite
     return Received(_status_of(outcome), outcome, sop_class, sop_uid)
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who pushed an object and how: what :func:`receive_many` is told of a sender's objects (they share it)."""
+
+    channel: str
+    source: str
+    agent: Agent
+    source_trust: str | None = None
+
+
+def receive_group(context: AppContext, group: Sequence[tuple[Sender, bytes | Pushed]]) -> list[Received]:
+    """Objects gathered from concurrent senders: each sender's objects indexed with one commit
+    (:func:`receive_many`); their statuses in the order given, every one after its commit. Never raises: a store out of
+    reach answers 0xA700 (send again), any other fault 0x0110."""
+    by_sender: dict[Sender, list[int]] = {}
+    for position, (sender, _) in enumerate(group):
+        by_sender.setdefault(sender, []).append(position)
+    results: list[Received | None] = [None] * len(group)
+    for sender, positions in by_sender.items():
+        try:
+            received = receive_many(context, [group[p][1] for p in positions], channel=sender.channel,
+                                    source=sender.source, agent=sender.agent, source_trust=sender.source_trust)
+        except StorageError as exc:  # the store is out of reach: the sender sends again
+            log.error("could not apply %d pushed DICOM object(s) (%s)", len(positions), exc.code)
+            received = [busy() for _ in positions]
+        except Exception as exc:  # never leave a sender waiting
+            log.error("applying pushed DICOM objects failed (%s)", type(exc).__name__)
+            received = [Received(PROCESSING_FAILURE, ItemOutcome.rejected("DICOM", "internal error", "internal"))
+                        for _ in positions]
+        for position, result in zip(positions, received, strict=True):
+            results[position] = result
+    return [r for r in results if r is not None]
+
+
+def busy() -> Received:
+    """The status of an object the store could not take now (0xA700, out of resources: the sender sends it again)."""
+    return Received(OUT_OF_RESOURCES, ItemOutcome.rejected("DICOM", "the store is busy", "busy"))
+
+
 class GroupWriter:
     """Applies objects pushed over concurrent associations in groups (one transaction per group), so that the
     store's per-transaction cost is shared; each caller still gets its own status only after the commit.
 
-    With ``processes`` (:class:`api.feeds.writer_processes.WriterProcesses`) each group is read and indexed in a writer
-    process, one thread per process gathering groups: what arrives while a process works on its group waits for the
-    next (a thread more would take whatever came first, often one object, and leave the rest to wait behind it);
-    without, one thread of this process applies them.
+    With ``processes`` (:class:`api.feeds.writer_processes.DicomWriterProcesses`) each object goes straight to a writer
+    process, which gathers its groups itself from what waits in its pipe; without, one thread of this process gathers
+    the groups and applies them.
 
     :meth:`submit` blocks its caller (an association's thread) until its object is committed or refused.
     """
 
     def __init__(self, context: AppContext, max_group: int = MAX_GROUP,
-                 processes: WriterProcesses | None = None) -> None:
+                 processes: DicomWriterProcesses | None = None) -> None:
         self.context = context
         self.max_group = max_group
         self.processes = processes
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        count = processes.processes if processes is not None else 1
-        self._threads = [threading.Thread(target=self._run, name=f"dicom-group-writer-{n}", daemon=True)
-                         for n in range(count)]
+        self._threads = [] if processes is not None else [
+            threading.Thread(target=self._run, name="dicom-group-writer", daemon=True)]
         for thread in self._threads:
             thread.start()
 
     def submit(self, data: bytes | Pushed, *, channel: str, source: str, agent: Agent,
                source_trust: str | None = None) -> Received:
-        pending = _Pending(data, channel, source, agent, source_trust)
+        sender = Sender(channel, source, agent, source_trust)
+        if self.processes is not None:
+            return self.processes.receive(sender, data)
+        pending = _Pending(sender, data)
         self._queue.put(pending)
         pending.done.wait()
         assert pending.result is not None
         return pending.result
 
     def close(self) -> None:
-        """Finish what was submitted, then stop the threads (and the writer processes)."""
+        """Finish what was submitted, then stop the thread (or the writer processes)."""
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
@@ -319,42 +360,17 @@ class GroupWriter:
         while True:
             group, stop = next_group(self._queue, self.max_group)
             if group:
-                self._apply(group)
+                results = receive_group(self.context, [(item.sender, item.data) for item in group])
+                for item, result in zip(group, results, strict=True):
+                    item.result = result
+                    item.done.set()
             if stop:
                 return
-
-    def _apply(self, group: list[_Pending]) -> None:
-        by_sender: dict[tuple[str, str, Agent, str | None], list[_Pending]] = {}
-        for item in group:
-            by_sender.setdefault((item.channel, item.source, item.agent, item.source_trust), []).append(item)
-        for (channel, source, agent, trust), items in by_sender.items():
-            objects = [i.data for i in items]
-            try:
-                if self.processes is not None:
-                    results = self.processes.receive_dicom(objects, channel=channel, source=source, agent=agent,
-                                                           source_trust=trust)
-                else:
-                    results = receive_many(self.context, objects, channel=channel, source=source, agent=agent,
-                                           source_trust=trust)
-            except StorageError as exc:  # a writer process died, or the store is out of reach: send again
-                log.error("the DICOM group writer could not apply %d object(s) (%s)", len(items), exc.code)
-                results = [Received(OUT_OF_RESOURCES, ItemOutcome.rejected("DICOM", "the store is busy", "busy"))
-                           for _ in items]
-            except Exception as exc:  # never leave a caller waiting
-                log.error("the DICOM group writer failed (%s)", type(exc).__name__)
-                results = [Received(PROCESSING_FAILURE, ItemOutcome.rejected("DICOM", "internal error", "internal"))
-                           for _ in items]
-            for item, result in zip(items, results, strict=True):
-                item.result = result
-                item.done.set()
 
 
 @dataclass
 class _Pending:
+    sender: Sender
     data: bytes | Pushed
-    channel: str
-    source: str
-    agent: Agent
-    source_trust: str | None
     result: Received | None = None
     done: threading.Event = field(default_factory=threading.Event)

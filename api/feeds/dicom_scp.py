@@ -12,11 +12,11 @@
 
 pynetdicom runs each association in a thread of its own, and its receiving side (PDUs, DIMSE, threads that poll) costs
 more CPU than indexing does. So, as the MLLP listener does, the SCP hands each object to writer processes
-(:class:`api.feeds.writer_processes.WriterProcesses`; how many: :func:`api.feeds.mllp.writer_processes`, one for SQLite
-on a machine of more than one core, up to one per core for PostgreSQL): this process takes the dataset's bytes off the
-request as they came, without decoding them, and a writer process reads the header, indexes the group and commits before
-the statuses are sent. With no writer processes (one core, or ``processes=0``) a thread of this process applies the
-groups.
+(:class:`api.feeds.writer_processes.DicomWriterProcesses`; how many: :func:`api.feeds.mllp.writer_processes`, one
+for SQLite on a machine of more than one core, up to one per core for PostgreSQL): this process takes the dataset's
+bytes off the request as they came, without decoding them, and writes them into a writer process's pipe; the writer
+process gathers what waits there, reads the headers, indexes the group and commits before the statuses are sent. With
+no writer processes (one core, or ``processes=0``) a thread of this process applies the groups.
 """
 
 from __future__ import annotations
@@ -110,9 +110,9 @@ class StoreScp:
             processes = writer_processes(self.context)
         pool = None
         if processes:
-            from api.feeds.writer_processes import WriterProcesses
+            from api.feeds.writer_processes import DicomWriterProcesses
 
-            pool = WriterProcesses(self.context.settings, processes)
+            pool = DicomWriterProcesses(self.context.settings, processes)
         self._writer = GroupWriter(self.context, processes=pool)
         server = self._ae.start_server((self.host, self.port), block=False,
                                        evt_handlers=[(evt.EVT_CONN_OPEN, _prompt_acknowledgements),

@@ -1,15 +1,27 @@
-"""Gathering a group commit's next group, shared by the MLLP listener's batches (:mod:`api.feeds.mllp`) and the
-C-STORE SCP's groups (:mod:`api.feeds.dicom_receiver`): what arrives while a group is written waits for the next."""
+"""Gathering a group commit's next group, shared by the MLLP listener's batches (:mod:`api.feeds.mllp`), the
+C-STORE SCP's groups in this process (:mod:`api.feeds.dicom_receiver`) and in a DICOM writer process (from its pipe:
+:mod:`api.feeds.writer_processes`): what arrives while a group is written waits for the next."""
 
 from __future__ import annotations
 
 import queue
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
-def next_group(source: queue.Queue[T | None] | queue.SimpleQueue[T | None], limit: int) -> tuple[list[T], bool]:
+class Waiting(Protocol[T_co]):
+    """Where the items wait: a :class:`queue.Queue`, or anything that takes from a pipe the same way."""
+
+    def get(self) -> T_co:
+        """The next item, waiting for it."""
+
+    def get_nowait(self) -> T_co:
+        """The next item if one is waiting; :class:`queue.Empty` otherwise."""
+
+
+def next_group(source: Waiting[T | None], limit: int) -> tuple[list[T], bool]:
     """The next group from ``source``: the first item waited for, then whatever else is waiting, up to ``limit``
     items; and whether the stop marker (None) came (an empty group when it came first)."""
     first = source.get()
@@ -27,4 +39,4 @@ def next_group(source: queue.Queue[T | None] | queue.SimpleQueue[T | None], limi
     return group, False
 
 
-__all__ = ["next_group"]
+__all__ = ["Waiting", "next_group"]

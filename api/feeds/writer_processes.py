@@ -17,11 +17,14 @@ then shuts the workers down) and exits by itself if the serving process dies. If
 batch are answered AE (their transaction was rolled back, or committed and then found by the sender's resend through
 the idempotency log) and a fresh set of workers is started.
 
-The C-STORE SCP (:mod:`api.feeds.dicom_scp`) hands its objects over the same way
-(:meth:`WriterProcesses.receive_dicom`): its process keeps pynetdicom (sockets, PDUs, DIMSE, a thread per association),
-the worker reads each header and indexes the group with one commit (:func:`api.feeds.dicom_receiver.receive_many`), and
-only then are the statuses sent. A worker that dies answers its objects 0xA700 (out of resources: the sender sends them
-again).
+The C-STORE SCP (:mod:`api.feeds.dicom_scp`) hands its objects to :class:`DicomWriterProcesses`: its process keeps
+pynetdicom (sockets, PDUs, DIMSE, a thread per association), the worker reads each header and indexes a group with one
+commit (:func:`api.feeds.dicom_receiver.receive_group`), and only then are the statuses sent. There each association's
+thread writes its object straight into a worker's pipe, and the worker gathers its own groups from what waits there
+(:func:`serve_groups`): a group begins the moment the last one is committed, with no thread of the serving process
+between the two (an association's round trip bounds C-STORE, and every hand-over between threads was part of it). A
+worker that dies answers the objects it held 0xA700 (out of resources: the sender sends them again), and so does the
+first object that finds it dead, which starts a fresh one.
 """
 
 from __future__ import annotations
@@ -29,19 +32,22 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 import structlog
 
 from api.context import AppContext
-from api.feeds.dicom_receiver import Pushed, Received, receive_many
+from api.feeds.dicom_receiver import MAX_GROUP, Pushed, Received, Sender, busy, receive_group
+from api.feeds.group_commit import next_group
 from api.feeds.hl7_service import Incoming, process_messages
-from priorscan.audit import Agent
 from priorscan.errors import StorageError
 from priorscan.logs import configure as configure_logs
 from priorscan.outcome import ItemOutcome
@@ -94,20 +100,6 @@ class WriterProcesses:
                     self._pool = self._start()
             raise StorageError("the writer process stopped", code="busy") from None
 
-    def receive_dicom(self, objects: Sequence[bytes | Pushed], *, channel: str, source: str, agent: Agent,
-                      source_trust: str | None = None) -> list[Received]:
-        """Index pushed DICOM objects in one worker with one commit (as :func:`api.feeds.dicom_receiver.receive_many`);
-        their statuses, in order."""
-        pool = self._pool
-        try:
-            return pool.submit(_receive_dicom, list(objects), channel, source, agent, source_trust).result()
-        except BrokenProcessPool:
-            with self._guard:
-                if self._pool is pool:
-                    log.error("a DICOM writer process died: starting the writer processes again")
-                    self._pool = self._start()
-            raise StorageError("the writer process stopped", code="busy") from None
-
     def pids(self) -> list[int]:
         """The process ids of the workers started so far (for operators and tests)."""
         processes = getattr(self._pool, "_processes", None) or {}
@@ -157,12 +149,194 @@ def _apply(messages: list[Incoming], channel: str) -> list[ItemOutcome]:
         raise StorageError(f"internal error ({type(exc).__name__})") from None
 
 
-def _receive_dicom(objects: list[bytes | Pushed], channel: str, source: str, agent: Agent,
-                   source_trust: str | None) -> list[Received]:
-    if _context is None:  # pragma: no cover - the initializer runs first or the pool is broken
+# --- the C-STORE SCP's writers ----------------------------------------------------------------------------------------
+
+#: What goes down a DICOM writer's pipe: an object's number, its sender and its bytes; None stops the writer.
+_Sent = tuple[int, Sender, bytes | Pushed]
+
+
+class DicomWriterProcesses:
+    """Writer processes for the C-STORE SCP's objects, each fed through a pipe of its own.
+
+    :meth:`receive` writes the object into the pipe of the worker with the fewest objects in hand and waits for its
+    status; the worker takes the first object waiting and every object behind it (up to ``max_group``), indexes them
+    with one commit per sender and sends their statuses back, which a thread of this process hands to the waiting
+    callers. Nothing is sent back before the commit.
+
+    Parameters
+    ----------
+    settings, processes
+        As for :class:`WriterProcesses`: the serving process's settings (each worker opens the same store), and how
+        many workers.
+    max_group
+        Most objects a worker applies in one group.
+    """
+
+    def __init__(self, settings: Settings, processes: int, max_group: int = MAX_GROUP) -> None:
+        if processes < 1:
+            raise ValueError("at least one writer process")
+        self.processes = processes
+        self._workers = [_DicomWorker(settings, max_group) for _ in range(processes)]
+
+    def receive(self, sender: Sender, data: bytes | Pushed) -> Received:
+        """Index one object in a worker; its status, after its commit (0xA700 when the worker died before)."""
+        worker = min(self._workers, key=lambda w: len(w.waiting))  # concurrent associations spread over the workers
+        return worker.receive(sender, data)
+
+    def pids(self) -> list[int]:
+        """The process ids of the workers (for operators and tests)."""
+        return sorted(w.process.pid for w in self._workers if w.process.pid is not None)
+
+    def alive(self) -> int:
+        """How many workers are running."""
+        return sum(1 for w in self._workers if w.process.is_alive())
+
+    def stop(self) -> None:
+        """Let the objects sent finish, then end the workers."""
+        for worker in self._workers:
+            worker.stop()
+
+
+@dataclass
+class _Waiter:
+    result: Received | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _DicomWorker:
+    """One DICOM writer process, its pipe, and the thread that reads its statuses."""
+
+    def __init__(self, settings: Settings, max_group: int) -> None:
+        self._settings = settings
+        self._max_group = max_group
+        self._sending = threading.Lock()  # one object at a time down the pipe (held while a large one is written)
+        self._guard = threading.Lock()  # the waiters and the state below; never held across I/O
+        self.waiting: dict[int, _Waiter] = {}
+        self._numbered = 0
+        self._dead = False
+        self._stopped = False
+        self._start()
+
+    def _start(self) -> None:
+        spawn = multiprocessing.get_context("spawn")  # not fork: this process has threads and open connections
+        ours, theirs = spawn.Pipe()
+        self.process = spawn.Process(target=_serve_dicom, args=(self._settings, os.getpid(), theirs, self._max_group),
+                                     name="priorscan-dicom-writer", daemon=True)
+        self.process.start()
+        theirs.close()  # the worker holds the only other end: its death ends our reads (EOF)
+        self._pipe = ours
+        self._dead = False
+        threading.Thread(target=self._read_statuses, args=(ours,), name="dicom-writer-statuses", daemon=True).start()
+
+    def receive(self, sender: Sender, data: bytes | Pushed) -> Received:
+        waiter = _Waiter()
+        with self._sending:
+            with self._guard:
+                if self._stopped:
+                    return busy()
+                if self._dead:  # the worker died since the last object: this one is refused, the next goes to a new one
+                    log.error("a DICOM writer process died: starting it again")
+                    self._start()
+                    return busy()
+                number, self._numbered = self._numbered, self._numbered + 1
+                self.waiting[number] = waiter
+                pipe = self._pipe
+            try:
+                pipe.send((number, sender, data))
+            except (OSError, ValueError):  # the worker is gone; the reading thread answers every waiter
+                self._fail(pipe)
+        waiter.done.wait()
+        assert waiter.result is not None
+        return waiter.result
+
+    def _read_statuses(self, pipe: Connection) -> None:
+        while True:
+            try:
+                statuses: list[tuple[int, Received]] = pipe.recv()
+            except (EOFError, OSError):  # the worker ended (stopped, or died)
+                self._fail(pipe)
+                return
+            with self._guard:
+                waiters = [(self.waiting.pop(number, None), status) for number, status in statuses]
+            for waiter, status in waiters:
+                if waiter is not None:
+                    waiter.result = status
+                    waiter.done.set()
+
+    def _fail(self, pipe: Connection) -> None:
+        """The worker behind ``pipe`` is gone: whatever it held is answered 0xA700 (its commit is not known)."""
+        with self._guard:
+            if pipe is not self._pipe:
+                return
+            self._dead = True
+            waiters, self.waiting = list(self.waiting.values()), {}
+        for waiter in waiters:
+            waiter.result = busy()
+            waiter.done.set()
+
+    def stop(self) -> None:
+        with self._sending:
+            with self._guard:
+                self._stopped = True
+                pipe, dead = self._pipe, self._dead
+            if not dead:
+                try:
+                    pipe.send(None)  # after every object sent before it
+                except (OSError, ValueError):
+                    pass
+        self.process.join(timeout=60)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        pipe.close()
+
+
+class _Pipe:
+    """A worker's end of its pipe, read as :func:`api.feeds.group_commit.next_group` reads a queue; the serving
+    process gone (EOF) reads as the stop marker."""
+
+    def __init__(self, pipe: Connection) -> None:
+        self._pipe = pipe
+
+    def get(self) -> _Sent | None:
+        try:
+            sent: _Sent | None = self._pipe.recv()
+        except (EOFError, OSError):
+            return None
+        return sent
+
+    def get_nowait(self) -> _Sent | None:
+        if not self._pipe.poll():
+            raise queue.Empty
+        return self.get()
+
+
+def serve_groups(pipe: Connection, apply: Callable[[list[tuple[Sender, bytes | Pushed]]], list[Received]],
+                 max_group: int = MAX_GROUP) -> None:
+    """A DICOM writer's loop: wait for an object, take every object waiting behind it (up to ``max_group``), apply them
+    as one group, and only then send their statuses back; until the stop marker (None) or the serving process's end.
+
+    ``apply`` is :func:`api.feeds.dicom_receiver.receive_group` on the worker's store (it answers every object, and
+    returns once they are committed)."""
+    source = _Pipe(pipe)
+    while True:
+        group, stop = next_group(source, max_group)
+        if group:
+            statuses = apply([(sender, data) for _, sender, data in group])
+            try:
+                pipe.send([(number, status) for (number, _, _), status in zip(group, statuses, strict=True)])
+            except (OSError, ValueError):  # the serving process is gone: nobody waits for these statuses
+                return
+        if stop:
+            return
+
+
+def _serve_dicom(settings: Settings, parent: int, pipe: Connection, max_group: int) -> None:
+    _open_worker(settings, parent)
+    context = _context
+    if context is None:  # pragma: no cover - _open_worker sets it or raises
         raise StorageError("the writer process has no store")
-    # receive_many keeps its own faults as statuses (0x0110) and dead letters; what is left is the store's to raise
-    return receive_many(_context, objects, channel=channel, source=source, agent=agent, source_trust=source_trust)
+    serve_groups(pipe, lambda group: receive_group(context, group), max_group)
 
 
-__all__ = ["WriterProcesses"]
+__all__ = ["DicomWriterProcesses", "WriterProcesses"]

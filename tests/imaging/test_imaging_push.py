@@ -363,3 +363,70 @@ def test_an_association_acknowledges_at_once() -> None:
             assert transport.socket.recv(1) == b"x"
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK), "quick acknowledgements per read"
             assert transport.socket.fileno() == accepted.fileno()  # select() and close() still reach the socket
+
+
+def test_every_success_status_from_concurrent_associations_finds_its_object_committed(context: AppContext) -> None:
+    """Objects of four associations at once through a writer process, which gathers its groups from its pipe: the
+    moment a success status reaches its sender, a fresh session of another process's connection finds the object."""
+    import threading
+
+    server = StoreScp(context, "127.0.0.1", 0, processes=1).start()
+    seen: list[tuple[int, bool]] = []
+
+    def sender(association_number: int) -> None:
+        ae = AE(ae_title=f"MOD{association_number}")
+        ae.add_requested_context(CT_IMAGE)
+        association = ae.associate("127.0.0.1", server.port, ae_title="PRIORSCAN")
+        assert association.is_established
+        try:
+            for n in range(8):
+                image = ct_image(study_uid=f"1.2.826.0.1.3680043.10.7.50.{association_number}.{n % 2}")
+                status = int(association.send_c_store(image).Status)
+                with context.sessions() as session:
+                    found = session.scalars(select(StudyInstance).where(
+                        StudyInstance.sop_instance_uid == image.SOPInstanceUID)).first() is not None
+                seen.append((status, found))
+        finally:
+            association.release()
+
+    try:
+        threads = [threading.Thread(target=sender, args=(a,)) for a in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.stop()
+    assert seen == [(0, True)] * 32
+
+
+def test_a_writer_process_that_dies_holding_objects_answers_them_out_of_resources(context: AppContext) -> None:
+    """An object written into a writer's pipe whose worker then dies before committing it: its sender gets 0xA700
+    (send it again), and the store does not hold it."""
+    import os
+    import signal
+    import threading
+
+    server = StoreScp(context, "127.0.0.1", 0, processes=1).start()
+    try:
+        writer = server._writer.processes if server._writer is not None else None
+        assert writer is not None
+        warm = "1.2.826.0.1.3680043.10.7.51.1"
+        assert send(server.port, [ct_image(study_uid=warm)]) == [0]  # the worker is up and has its store
+        [pid] = writer.pids()
+        os.kill(pid, signal.SIGSTOP)  # it takes nothing more from its pipe
+        held = "1.2.826.0.1.3680043.10.7.51.2"
+        statuses: list[int] = []
+        thread = threading.Thread(target=lambda: statuses.extend(send(server.port, [ct_image(study_uid=held)])))
+        thread.start()
+        [worker] = writer._workers
+        deadline = time.monotonic() + 60
+        while not worker.waiting and time.monotonic() < deadline:  # the object is in the pipe, its sender waits
+            time.sleep(0.02)
+        assert worker.waiting
+        os.kill(pid, signal.SIGKILL)
+        thread.join(timeout=60)
+        assert statuses == [0xA700]
+        assert stored(context, held) is None
+    finally:
+        server.stop()
