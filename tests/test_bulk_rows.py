@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from mpi import table_of
 from priorscan.bulk_rows import held_keys, insert_rows
 from priorscan.db import utcnow
-from mpi import table_of
 from priorscan.tables import HL7MessageLog
 
 

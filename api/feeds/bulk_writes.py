@@ -21,6 +21,7 @@ from priorscan.bulk_rows import held_keys, insert_rows, is_postgresql
 from priorscan.db import utcnow
 from priorscan.tables import AuditEvent, BulkCursor, BulkDeferred, HL7MessageLog
 
+
 def existing_keys(session: Session, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of the ``(namespace, local_id)`` keys name a source record already."""
     session.flush()  # rows the session holds unwritten count too, as the ORM query counted them
