@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _PREFIX_CS = {"": 1.0, "d": 1e-1, "c": 1e-2, "m": 1e-3, "u": 1e-6, "n": 1e-9, "p": 1e-12, "k": 1e3, "M": 1e6,
               "G": 1e9}
@@ -122,7 +123,13 @@ def read_unit(code: str | None) -> UnitReading:
     """
     if code is None or not str(code).strip():
         return UnitReading(None, "no unit given")
-    raw = str(code).strip()
+    return _read_unit(str(code).strip())
+
+
+@lru_cache(maxsize=4096)
+def _read_unit(raw: str) -> UnitReading:
+    """:func:`read_unit` of a stripped, non-empty code; kept per code (a load meets the same few units on every
+    report, and a reading is immutable)."""
     text = _normalise(raw)
     if text is None:
         return _refuse(raw, "a quotient (per …) is not the unit of a dose, dose-length, dose-area, activity or time")

@@ -25,13 +25,16 @@ The same files as ``priorscan ingest`` (formats told by content, :mod:`api.feeds
    file by file. These writes are idempotent (a study by its UID, an HL7 message by its sender and control id), so
    the group a crash interrupted is applied again without doubling anything.
 
+The files are walked and classified once, before the first stage, into a spool read back by each stage
+(:class:`api.feeds.bulk_listing.Listing`): the load holds no object per file, however many files it lists.
+
 Then the planner's statistics are refreshed. Everything rejected is counted with its reason in the report and kept
 as a dead letter by the handler that refused it; the exit status is 0 only when nothing was rejected.
 """
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -50,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from api.feeds.bulk_identity import BulkRecord, read_fhir, read_hl7
+from api.feeds.bulk_listing import Listing
 from api.feeds.bulk_writes import (
     advance,
     cursor,
@@ -71,7 +75,15 @@ from api.feeds.ingest import (
     _display,
     load_paths,
 )
-from api.feeds.ingest_formats import Detected, FileFormat, Phase, fhir_json_items, hl7_messages, ndjson_items
+from api.feeds.ingest_formats import (
+    FORMAT_PHASES,
+    Detected,
+    FileFormat,
+    Phase,
+    fhir_json_items,
+    hl7_messages,
+    ndjson_items,
+)
 from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
@@ -195,14 +207,6 @@ class BackfillReport(IngestReport):
 
 # --- the stages -----------------------------------------------------------------------------------------------------
 
-def load_key(detected: Sequence[Detected]) -> str:
-    """The load's identity: its files, with their sizes (the same command on the same input resumes)."""
-    digest = hashlib.sha256()
-    for found in sorted(detected, key=lambda d: str(d.path.resolve())):
-        digest.update(f"{found.path.resolve()}\0{found.path.stat().st_size}\n".encode())
-    return digest.hexdigest()
-
-
 def _identity_items(found: Detected, phases: set[Phase] | None = None) -> Iterator[tuple[str, Any, str]]:
     """The identity items of a file: (content type, value for the reader, source); ``unreadable`` with the reason
     for a FHIR JSON file or element that is not a resource. ``phases`` (HL7 v2 and NDJSON files) gathers the phases
@@ -229,12 +233,12 @@ def _identity_items(found: Detected, phases: set[Phase] | None = None) -> Iterat
 
 
 class Backfill:
-    """One run of a bulk load over ``detected`` files (see the module's description)."""
+    """One run of a bulk load over the ``listing``'s files (see the module's description)."""
 
-    def __init__(self, context: AppContext, detected: list[Detected], report: BackfillReport, *, workers: int,
+    def __init__(self, context: AppContext, listing: Listing, report: BackfillReport, *, workers: int,
                  batch: int, progress: bool, train: bool) -> None:
-        self.context, self.detected, self.report = context, detected, report
-        self.key = load_key(detected)
+        self.context, self.listing, self.report = context, listing, report
+        self.key = listing.key
         self.batch, self.progress, self.train = batch, progress, train
         self.group = max(1, min(GROUP, batch))  # HL7 messages or DICOM objects per transaction after identity
         self.workers, self.production = workers, context.settings.env == "production"
@@ -299,7 +303,7 @@ class Backfill:
     def _identity_batches(self) -> Iterator[tuple[int, str, list[tuple[int, str, Any, str]], bool]]:
         """The identity items still to load, file by file from each file's cursor, in batches: (file number, file,
         items as (position, content type, value, source), whether the batch ends its file)."""
-        for number, found in enumerate(self.detected):
+        for number, found in self.listing.others():  # DICOM holds no identity items
             if Phase.IDENTITY not in found.phases:
                 continue
             name = str(found.path.resolve())
@@ -470,11 +474,10 @@ class Backfill:
     def _later_phase(self, phase: Phase, label: str) -> None:
         bar = self.bar(label)
         stage = phase.label
-        dicom = [found for found in self.detected if found.format is FileFormat.DICOM and phase in found.phases]
-        if dicom:
-            self._dicom(dicom, stage, bar)
-        for found in self.detected:
-            if phase not in found.phases or found.format is FileFormat.DICOM:
+        if self.listing.dicom_count and phase in FORMAT_PHASES[FileFormat.DICOM]:
+            self._dicom(self.listing.dicom(), stage, bar)
+        for _, found in self.listing.others():
+            if phase not in found.phases:
                 continue
             if found.format is FileFormat.FHIR_JSON and found.phases == (Phase.IDENTITY,):
                 continue  # applied whole with the identity items
@@ -531,7 +534,9 @@ class Backfill:
         if group:
             flush()
 
-    def _dicom(self, files: list[Detected], stage: str, bar: Any) -> None:
+    def _dicom(self, files: Iterator[Detected], stage: str, bar: Any) -> None:
+        """The DICOM files in groups, in the listing's order: each group read in the workers while the one before is
+        written; the stage's cursor counts the files done, so a resumed load skips them without reading them."""
         from imaging import apply_many
 
         name = f"{stage}-dicom"
@@ -539,20 +544,20 @@ class Backfill:
             mark = cursor(session, self.key, name)
         if mark is not None and mark.finished:
             return
-        done = mark.position if mark is not None else 0
-        ordered = sorted(files, key=lambda d: str(d.path))
-        starts = range(done, len(ordered), self.group)
+        start = mark.position if mark is not None else 0
+        groups = _groups(itertools.islice(files, start, None), self.group)
 
-        def read(start: int) -> Callable[[], list[Any]]:
-            return self.readers.start(_read_dicom, [str(found.path) for found in ordered[start:start + self.group]])
+        def read(chunk: list[Detected]) -> Callable[[], list[Any]]:
+            return self.readers.start(_read_dicom, [str(found.path) for found in chunk])
 
-        reading = read(done) if starts else None
-        for start in starts:
-            chunk = ordered[start:start + self.group]
-            end, finished = start + len(chunk), start + len(chunk) >= len(ordered)
+        chunk = next(groups, None)
+        reading = read(chunk) if chunk else None
+        while chunk is not None:
+            following = next(groups, None)
+            end, finished = start + len(chunk), following is None
             assert reading is not None
             prepared = reading()
-            reading = read(end) if not finished else None  # the next group is read while this one is written
+            reading = read(following) if following else None  # the next group is read while this one is written
             ready = [(n, p) for n, p in enumerate(prepared) if not isinstance(p, ItemOutcome)]
             outcomes: list[ItemOutcome | None] = [p if isinstance(p, ItemOutcome) else None for p in prepared]
             applied = self._studies_in_bulk([p for _, p in ready], name, end, finished) if ready else None
@@ -568,11 +573,12 @@ class Backfill:
             for (n, _), outcome in zip(ready, applied or [], strict=True):
                 outcomes[n] = outcome
             for found, maybe in zip(chunk, outcomes, strict=True):
-                assert maybe is not None
-                self.report.add(maybe, _display(found.path))
+                assert maybe is not None  # the file's name (a path resolved) is shown for rejections only
+                self.report.add(maybe, "" if maybe.accepted else _display(found.path))
             if self._crash:
                 self._crash.committed(name)
             bar.update(len(chunk))
+            chunk, start = following, end
 
     def _studies_in_bulk(self, items: list[Any], stage: str, end: int, finished: bool) -> list[ItemOutcome] | None:
         """A group of DICOM objects written in bulk with the stage's cursor, in one transaction
@@ -594,6 +600,12 @@ class Backfill:
             return None
 
 
+def _groups(files: Iterator[Detected], size: int) -> Iterator[list[Detected]]:
+    """``files`` in lists of ``size`` (the last shorter)."""
+    while chunk := list(itertools.islice(files, size)):
+        yield chunk
+
+
 def _cpu_seconds() -> float:
     """CPU seconds of this process and of its worker processes that have ended."""
     own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -604,18 +616,19 @@ class _Nothing:
     position = 0
 
 
-def load_in_bulk(context: AppContext, detected: list[Detected], report: BackfillReport, options: BulkOptions, *,
+def load_in_bulk(context: AppContext, paths: Sequence[Path | str], report: BackfillReport, options: BulkOptions, *,
                  progress: bool) -> None:
-    """The bulk mode of :func:`api.feeds.ingest.load_paths`: the stages over the classified files, resuming a load of
-    the same files that stopped (``options.restart``: forget where it stopped; its written records stay, and are then
-    held records, whose items go through the per-message path)."""
-    key = load_key(detected)
-    if options.restart:
-        with unit_of_work(context.sessions, write=True) as session:
-            forget(session, key)
-    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
-    Backfill(context, detected, report, workers=workers, batch=options.batch, progress=progress,
-             train=options.train).run()
+    """The bulk mode of :func:`api.feeds.ingest.load_paths`: the stages over the files under ``paths``, listed once
+    (:class:`api.feeds.bulk_listing.Listing`), resuming a load of the same files that stopped (``options.restart``:
+    forget where it stopped; its written records stay, and are then held records, whose items go through the
+    per-message path)."""
+    with Listing(paths, report) as listing:
+        if options.restart:
+            with unit_of_work(context.sessions, write=True) as session:
+                forget(session, listing.key)
+        workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+        Backfill(context, listing, report, workers=workers, batch=options.batch, progress=progress,
+                 train=options.train).run()
 
 
 def backfill_paths(context: AppContext, paths: Sequence[Path | str], *, workers: int | None = None,
@@ -634,4 +647,4 @@ def backfill_paths(context: AppContext, paths: Sequence[Path | str], *, workers:
     return report
 
 
-__all__ = ["BackfillReport", "backfill_paths", "load_in_bulk", "load_key"]
+__all__ = ["BackfillReport", "backfill_paths", "load_in_bulk"]

@@ -194,8 +194,9 @@ def iter_files(paths: Iterable[Path | str], report: IngestReport) -> Iterator[Pa
             report.reject("path", "no such file or folder", str(path), "input.path")
 
 
-def _classify(paths: Iterable[Path | str], report: IngestReport) -> list[Detected]:
-    detected: list[Detected] = []
+def classify(paths: Iterable[Path | str], report: IngestReport) -> Iterator[Detected]:
+    """The loadable files under ``paths``, each with its format, as the walk finds them; the files are counted per
+    format in ``report``, and what cannot be loaded (unreadable, empty, not a known format) is rejected there."""
     for path in iter_files(paths, report):
         try:
             found = detect(path)
@@ -207,8 +208,7 @@ def _classify(paths: Iterable[Path | str], report: IngestReport) -> list[Detecte
         if found.format in (FileFormat.EMPTY, FileFormat.UNKNOWN):
             report.reject("file", found.reason or "not a recognised format", _display(path), "format")
         else:
-            detected.append(found)
-    return detected
+            yield found
 
 
 # --- applying items -------------------------------------------------------------------------------------------------
@@ -364,12 +364,12 @@ def load_paths(context: AppContext, paths: Sequence[Path | str], *, bulk: BulkOp
     started = time.monotonic()
     if bulk is None:
         report = IngestReport()
-        _per_message(context, handlers, _classify(paths, report), report, progress)
+        _per_message(context, handlers, list(classify(paths, report)), report, progress)
     else:
         from api.feeds.bulk_load import BackfillReport, load_in_bulk  # the bulk stages build on this module
 
         report = bulk_report = BackfillReport()
-        load_in_bulk(context, _classify(paths, report), bulk_report, bulk, progress=progress)
+        load_in_bulk(context, paths, bulk_report, bulk, progress=progress)
     report.seconds = time.monotonic() - started
     return report
 
