@@ -48,7 +48,7 @@ from mpi.report import build_report
 from mpi.review import QUEUE_ORDERS, link_history, review_item, review_queue, waterfall
 from mpi.service import LinkOutcome, MatchCandidate, PatientIndex, Resolution, active_model
 from mpi.store_writer import StoreWriter, store_writer_for
-from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord, table_of
+from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord, linkage_tables, table_of
 from mpi.xref import write_xref
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "evaluate_store",
     "is_valid_nhs_number",
     "link_history",
+    "linkage_tables",
     "normalise_nhs_number",
     "patient_context",
     "read_adt",

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from mpi.blocking import blocked_pairs, blocking_keys
+from mpi.blocking import blocked_pairs, blocking_keys, key_table
 from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, derive_match_threshold
 from mpi.frames import Frame, frame_from_table, table_from_stored
 from mpi.linkage import link_frame
@@ -176,6 +176,49 @@ def _keys(match: MatchRecord) -> set[str]:
     return blocking_keys(match)
 
 
+#: Records whose stored blocking keys are compared with their keys at once (bounds the relink's memory).
+KEY_REFRESH_SLICE = 50_000
+
+
+def refresh_blocking_keys(session: Session, table: pd.DataFrame) -> int:
+    """Bring the stored blocking keys of the records of ``table`` (:func:`load_table`) to :func:`blocking_keys` of
+    their match fields: the keys a record no longer has are deleted, the ones it lacks inserted. Returns how many
+    rows changed.
+
+    Keys are stored when a record is written, so a change to what the keys are made of (a new kind of key) reaches
+    the records written before it only here: every relink calls it (both engines), and link-on-write finds the new
+    keys of older records from the first relink after the change on. Works in slices of
+    :data:`KEY_REFRESH_SLICE` records (the stored keys of one slice in memory at a time).
+    """
+    connection = session.connection()
+    keys_table = table_of(BlockingKey)
+    changed = 0
+    for start in range(0, len(table), KEY_REFRESH_SLICE):
+        part = table.iloc[start:start + KEY_REFRESH_SLICE].reset_index(drop=True)
+        record_ids = part["record_id"].to_numpy(dtype=np.int64)
+        built = key_table(part)
+        wanted = pd.DataFrame({"source_record_id": record_ids[built["row"].to_numpy()],
+                               "key": built["key"].to_numpy(dtype=object)})
+        stored = pd.DataFrame(connection.execute(
+            select(keys_table.c.source_record_id, keys_table.c.key).where(
+                keys_table.c.source_record_id.between(int(record_ids.min()), int(record_ids.max())))).all(),
+            columns=["source_record_id", "key"])
+        stored = stored[stored["source_record_id"].isin(record_ids)]
+        both = wanted.merge(stored, how="outer", on=["source_record_id", "key"], indicator=True)
+        stale = both.loc[both["_merge"] == "right_only", ["source_record_id", "key"]]
+        fresh = both.loc[both["_merge"] == "left_only", ["source_record_id", "key"]]
+        if len(stale):
+            connection.execute(keys_table.delete().where(
+                keys_table.c.source_record_id == bindparam("sid"), keys_table.c.key == bindparam("k")),
+                [{"sid": int(sid), "k": key} for sid, key in stale.itertuples(index=False)])
+        insert_rows(connection, keys_table, [{"source_record_id": int(sid), "key": key}
+                                             for sid, key in fresh.itertuples(index=False)])
+        changed += len(stale) + len(fresh)
+    if changed:
+        log.info("blocking keys refreshed: %d rows changed", changed)
+    return changed
+
+
 def save_model(session: Session, model: Model, *, records: int) -> None:
     """Store ``model`` as the active one (previous models kept, inactive)."""
     session.execute(update(MatchModel).values(active=False))
@@ -223,6 +266,9 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
     if table.empty:
         current = model or active_model(session)
         return RelinkResult(0, 0, 0, 0, 0, 0, 0, current.version, False, timings)
+    mark = time.perf_counter()
+    refresh_blocking_keys(session, table)
+    timings["keys_s"] = time.perf_counter() - mark
     frame = frame_from_table(table)
     mark = time.perf_counter()
     left, right = blocked_pairs(frame)

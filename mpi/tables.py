@@ -200,3 +200,9 @@ def table_of(model: type[DeclarativeBase] | type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def linkage_tables() -> tuple[Table, ...]:
+    """The tables that loading source records and linking them (a bulk load's identity stage and its relink) write."""
+    return tuple(table_of(model) for model in (RegionalPatient, SourceRecord, SourceIdentifier, SourceRecordVersion,
+                                               BlockingKey, LinkEvent, ReviewItem))

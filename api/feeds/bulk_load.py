@@ -11,7 +11,9 @@ The same files as ``priorscan ingest`` (formats told by content, :mod:`api.feeds
    on SQLite, COPY on PostgreSQL; :mod:`api.feeds.bulk_writes`), each batch with its cursor in one transaction. Only the
    first appearance of a record that the store does not hold is written so; every other identity item (a later
    update of the same record, a merge, link or change of identifier, a FHIR Bundle, a message the reader refuses)
-   is set aside in input order.
+   is set aside in input order. On a store that holds no source record yet, the non-unique indexes of the tables
+   this stage and the relink write are set aside until the relink is done and then built in one go
+   (:mod:`priorscan.bulk_indexes`); unique constraints stay throughout.
 2. **relink**: one batch relink of every source record (:func:`mpi.relink`: the scorer, decisions and
    cluster integrity that link-on-write uses), with a freshly trained model unless ``--no-train``.
 3. **deferred**: the set-aside items, in input order, through the per-message path (link-on-write, the HL7 log's
@@ -50,6 +52,7 @@ from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from api.feeds.bulk_identity import BulkRecord, read_fhir, read_hl7
@@ -84,9 +87,12 @@ from api.feeds.ingest_formats import (
     hl7_messages,
     ndjson_items,
 )
+from mpi import SourceRecord, linkage_tables, table_of
+from priorscan.bulk_indexes import restore, set_aside
 from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
+from priorscan.tables import AuditEvent
 from priorscan.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
@@ -118,6 +124,8 @@ class _Crash:
 
 BATCH = BulkOptions.batch  # identity items per transaction
 GROUP = 200  # HL7 messages or DICOM objects per transaction in the later stages
+#: The tables whose non-unique indexes a load into an empty store builds after its relink instead of row by row.
+INDEXES_BUILT_AFTER = (*linkage_tables(), table_of(AuditEvent))
 _FILE_SHIFT = 32  # seq of a set-aside item: file number << 32 | position in the file
 
 
@@ -185,6 +193,7 @@ class BackfillReport(IngestReport):
     objects_per_message: int = 0  # DICOM objects whose group went through the per-message path
     resumed: list[str] = field(default_factory=list)  # stages found done or begun by an earlier run
     relink: dict[str, Any] = field(default_factory=dict)
+    indexes_built: int = 0  # indexes set aside for the identity stage and the relink, then built in one go
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process and its workers
 
@@ -195,6 +204,8 @@ class BackfillReport(IngestReport):
         if self.objects_in_bulk or self.objects_per_message:
             lines.append(f"  {self.objects_in_bulk} DICOM object(s) in groups written in bulk, "
                          f"{self.objects_per_message} in groups through the per-message path")
+        if self.indexes_built:
+            lines.append(f"  {self.indexes_built} index(es) of the linkage tables built after the relink")
         if self.relink:
             lines.append("  relink: " + ", ".join(f"{k} {v}" for k, v in self.relink.items()))
         if self.resumed:
@@ -268,8 +279,8 @@ class Backfill:
 
     def run(self) -> None:
         try:
-            for name, stage in (("identity", self.identity), ("relink", self.relink), ("deferred", self.deferred),
-                                ("imaging", self.imaging), ("orders", self.orders)):
+            for name, stage in (("identity", self.identity), ("relink", self.relink), ("indexes", self.indexes),
+                                ("deferred", self.deferred), ("imaging", self.imaging), ("orders", self.orders)):
                 started, cpu = time.monotonic(), _cpu_seconds()
                 stage()
                 self._end_stage()
@@ -285,6 +296,7 @@ class Backfill:
     def identity(self) -> None:
         """Batches read in the worker processes while this process writes the batch before (one batch ahead), each
         written with its file's cursor in input order."""
+        self._indexes_aside()
         bar = self.bar("1/5 identity (bulk)")
         ahead: tuple[tuple[int, str, list[tuple[int, str, Any, str]], bool], Callable[[], list[Any]]] | None = None
         for batch in self._identity_batches():
@@ -392,6 +404,32 @@ class Backfill:
         self.report.relink = {"records": result.records, "patients": result.patients,
                               "to review": result.review_items, "model": result.model_description or
                               result.model_version, "seconds": round(result.timings.get("total_s", 0.0), 1)}
+
+    def _indexes_aside(self) -> None:
+        """On a store that holds no source record yet, the linkage tables' non-unique indexes are set aside until
+        the relink has written back (:mod:`priorscan.bulk_indexes`); a resumed load that set them aside keeps them
+        aside. A store that holds records keeps its indexes: live feeds may be looking them up."""
+        with unit_of_work(self.context.sessions, write=True) as session:
+            mark = cursor(session, self.key, "indexes")
+            if mark is None and session.execute(select(SourceRecord.id).limit(1)).first() is not None:
+                return
+            if mark is not None and mark.finished:
+                return
+            set_aside(session.connection(), INDEXES_BUILT_AFTER)
+            if mark is None:
+                advance(session, self.key, "indexes", 0)
+
+    def indexes(self) -> None:
+        """Every non-unique index of the linkage tables built again (the ones the identity stage set aside, or any
+        an interrupted load left out) before the per-message path looks rows up by them."""
+        with unit_of_work(self.context.sessions, write=True) as session:
+            built = restore(session.connection(), INDEXES_BUILT_AFTER)
+            mark = cursor(session, self.key, "indexes")
+            if mark is not None and not mark.finished:
+                advance(session, self.key, "indexes", len(built), finished=True)
+            if built:
+                refresh_statistics(session)
+        self.report.indexes_built += len(built)
 
     # 3. deferred ----------------------------------------------------------------------------------------------------
 

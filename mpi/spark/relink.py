@@ -33,7 +33,9 @@ from mpi.batch import (
     _golden,
     assign_held_ids,
     hold_live_writes,
+    load_table,
     merged_records,
+    refresh_blocking_keys,
     save_model,
     supersede_reviews,
     survivor_of,
@@ -88,6 +90,10 @@ def spark_relink(session: Session, spark: SparkSession, db_url: str, *, train: b
     partitions = max(spark.sparkContext.defaultParallelism * 2, count // SLICE_RECORDS + 1)
     records = _read_records(spark, db_url, first, last, partitions).localCheckpoint(eager=True)
     timings["load_s"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    for lo, hi in _slices(first, last, partitions):  # the stored keys, as the local relink refreshes them
+        refresh_blocking_keys(session, load_table(session, ids=(lo, hi)))
+    timings["keys_s"] = time.perf_counter() - mark
 
     manual_match, manual_apart = _manual_pairs(session, spark)
     linked = link_records(records, current, count=count, train=train, seed=seed, training_sample=training_sample,
@@ -211,13 +217,17 @@ def link_records(records: DataFrame, current: Model, *, count: int, train: bool,
 
 # --- reading -------------------------------------------------------------------------------------------------------
 
+def _slices(first: int, last: int, partitions: int) -> list[tuple[int, int]]:
+    """``partitions`` closed ranges of record ids from ``first`` to ``last`` (the empty ones left out)."""
+    edges = np.linspace(first, last + 1, partitions + 1).astype(np.int64)
+    return [(int(lo), int(hi) - 1) for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
+
+
 def _read_records(spark: SparkSession, db_url: str, first: int, last: int, partitions: int) -> DataFrame:
     """Every active record as a record row, read by Spark tasks in slices of ids (:func:`mpi.batch.load_table`)."""
-    edges = np.linspace(first, last + 1, partitions + 1).astype(np.int64)
-    slices = [(int(lo), int(hi) - 1) for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
+    slices = _slices(first, last, partitions)
 
     def read(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from mpi.batch import load_table
         from priorscan.db import make_engine
 
         engine = make_engine(db_url)

@@ -71,6 +71,23 @@ def _counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
+def _missing_indexes(url: str) -> set[str]:
+    """The linkage tables' non-unique indexes that the schema defines and the store lacks."""
+    from sqlalchemy import inspect
+
+    from api.feeds.bulk_load import INDEXES_BUILT_AFTER
+    from priorscan.bulk_indexes import secondary_indexes
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            inspector = inspect(connection)
+            present = {index["name"] for table in INDEXES_BUILT_AFTER for index in inspector.get_indexes(table.name)}
+    finally:
+        engine.dispose()
+    return {str(index.name) for index in secondary_indexes(INDEXES_BUILT_AFTER)} - present
+
+
 def _clusters(url: str) -> set[frozenset[tuple[str, str]]]:
     """The regional patients as sets of source record keys (the partition, whatever the regional ids)."""
     engine = create_engine(url)
@@ -299,6 +316,35 @@ def test_a_load_killed_mid_way_resumes_without_losing_or_doubling(region: Path, 
     counts, clusters = _uninterrupted(region, store_url, tmp_path, request)
     assert _counts(store_url) == counts
     assert _clusters(store_url) == clusters
+    assert not _missing_indexes(store_url)  # the indexes the killed load had set aside are built again
+
+
+def test_a_load_into_an_empty_store_builds_its_indexes_after_the_relink_and_a_later_one_keeps_them(
+        region: Path, store_url: str, tmp_path: Path) -> None:
+    """An empty store: the linkage tables' non-unique indexes are set aside for the identity stage and the relink,
+    then built in one go, all of them. A store that holds records (live feeds may be reading it) keeps its indexes
+    throughout a later load: nothing is built again because nothing was dropped."""
+    from api.feeds.bulk_load import INDEXES_BUILT_AFTER
+    from priorscan.bulk_indexes import secondary_indexes
+
+    registrations = _registrations(region, tmp_path / "registrations.hl7")
+    first, rest = tmp_path / "first.hl7", tmp_path / "rest.hl7"
+    messages = [m.text for m in hl7_messages(registrations)]
+    half = len(messages) // 2
+    first.write_text("\r".join(messages[:half]) + "\r")
+    rest.write_text("\r".join(messages[half:]) + "\r")
+    context = _open(store_url)
+    try:
+        report = backfill_paths(context, [first], workers=0, train=False)
+        assert report.written > 0
+        assert report.indexes_built == len(secondary_indexes(INDEXES_BUILT_AFTER)) > 0
+        assert not _missing_indexes(store_url)
+        later = backfill_paths(context, [rest], workers=0, train=False)
+        assert later.written > 0
+        assert later.indexes_built == 0
+        assert not _missing_indexes(store_url)
+    finally:
+        context.engine.dispose()
 
 
 def test_backfill_refuses_what_ingest_refuses_with_the_same_reasons(tmp_path: Path, sqlite_url: str,

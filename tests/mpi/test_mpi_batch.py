@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from mpi_factories import demographics
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bench.mpi_population import make_population
-from mpi.batch import bulk_load, relink
+from mpi import PatientIndex
+from mpi.batch import bulk_load, load_table, refresh_blocking_keys, relink
+from mpi.blocking import blocking_keys
 from mpi.clustering import cluster, connected_components
 from mpi.evaluate import evaluate_store, pairwise_metrics
-from mpi.tables import MatchModel, ReviewItem, SourceRecord
+from mpi.normalise import MatchRecord, to_match_record
+from mpi.tables import BlockingKey, MatchModel, ReviewItem, SourceRecord
 from mpi.xref import write_xref
-from priorscan.trusts import NHS_NUMBER_SYSTEM
+from priorscan.trusts import NHS_NUMBER_SYSTEM, default_trusts
 
 
 @pytest.fixture
@@ -351,3 +356,33 @@ def test_batch_links_a_record_without_birth_date_to_the_one_person_it_is_near_ce
     linkage = link_frame(frame, model, left, right)
     assert linkage.labels[0] == linkage.labels[1] != linkage.labels[2]
     assert {(int(a), int(b)) for a, b in zip(linkage.review_left, linkage.review_right, strict=True)} == {(1, 2)}
+
+
+def test_a_relink_brings_the_stored_blocking_keys_to_the_keys_of_today(session: Session) -> None:
+    """Keys are stored on write: records written before a change to the keys get the new ones from the next relink
+    (either engine), and link-on-write finds them from then on (H-ID-27)."""
+    bulk_load(session, [demographics("urn:t", "A1", nhs_number=None, nhs_verification=None),
+                        demographics("urn:t", "B1", nhs_number=None, nhs_verification=None, family="Nakamura",
+                                     given="Hana", birth_date=date(1990, 5, 2), postcode="RH1 1AA",
+                                     address="3 Station Road, Redhill")])
+    session.commit()
+    first, second = session.scalars(select(SourceRecord).order_by(SourceRecord.id)).all()
+    # as stored by an older version: the first without its house-number keys, the second with a key no longer made
+    session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == first.id,
+                                              BlockingKey.key.like("aw:%")))
+    session.add(BlockingKey(source_record_id=second.id, key="x:retired"))
+    session.commit()
+    index = PatientIndex(session, default_trusts())
+    # married name, nickname, no birth date, postcode mistyped, the town misspelt: only "12 MILL" is left in common
+    probe = demographics("urn:t", "A2", nhs_number=None, nhs_verification=None, family="Okafor", given="Ellie",
+                         birth_date=None, postcode="GU1 4BA", address="12 Mill Lane, Guildfrod")
+    probe_match = to_match_record(None, dict(probe.__dict__))
+    assert first.id not in index.candidate_ids(probe_match)
+
+    relink(session)
+    session.commit()
+    for record in (first, second):
+        stored = set(session.scalars(select(BlockingKey.key).where(BlockingKey.source_record_id == record.id)))
+        assert stored == blocking_keys(MatchRecord.from_stored(record.id, record.match_fields))
+    assert first.id in index.candidate_ids(probe_match)
+    assert refresh_blocking_keys(session, load_table(session)) == 0  # a second refresh finds nothing to change

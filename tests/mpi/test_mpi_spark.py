@@ -152,6 +152,30 @@ def test_spark_relink_of_a_store_too_small_to_fill_its_partitions(spark: Any, tm
     _assert_same(_snapshot(local_url), _snapshot(spark_url))
 
 
+def test_spark_relink_brings_the_stored_blocking_keys_to_the_keys_of_today(spark: Any, tmp_path: Path) -> None:
+    """As the local relink (H-ID-27): keys missing from the store are added, keys no longer made are deleted."""
+    from sqlalchemy import delete
+
+    from mpi.blocking import blocking_keys
+    from mpi.normalise import MatchRecord
+    from mpi.tables import BlockingKey
+
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    store = open_store(url)
+    with Session(store) as session:
+        bulk_load(session, make_population(12, seed=2).records)
+        first, second = session.scalars(select(SourceRecord.id).order_by(SourceRecord.id).limit(2)).all()
+        session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == first))
+        session.add(BlockingKey(source_record_id=second, key="x:retired"))
+        session.commit()
+        spark_relink(session, spark, url, actor="batch-relink")
+        session.commit()
+        for record in session.scalars(select(SourceRecord)).all():
+            stored = set(session.scalars(select(BlockingKey.key).where(BlockingKey.source_record_id == record.id)))
+            assert stored == blocking_keys(MatchRecord.from_stored(record.id, record.match_fields)), record.id
+    store.dispose()
+
+
 @pytest.fixture(scope="module")
 def population_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[RecordKey, RecordKey],
                                                                          tuple[RecordKey, RecordKey]]:
