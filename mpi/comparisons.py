@@ -352,8 +352,8 @@ def nickname_related(left: NDArray[np.int32], right: NDArray[np.int32]) -> NDArr
 class MiddleNameComparison(Comparison):
     """Further given names (middle names, as HL7 PID-5.3 and FHIR's second ``given`` carry them): the same, spelled
     out; the first agreeing as far as both go (an initial and a name it begins, ``J`` and ``JAMES``; or the same first
-    middle name, the rest differing); else. Missing on either side (most records hold none), or the first given
-    names agreeing: no evidence.
+    middle name, the rest differing); else. Missing on either side (most records hold none): no evidence. Where
+    the first given names agree, only ``else`` is evidence (two people of one name); agreement there is none.
 
     Among relatives a middle name is shared now and then (a son named after his father); how often is learnt among
     the people of one home like the other personal fields (:func:`mpi.training.estimate_u_household`).
@@ -364,6 +364,17 @@ class MiddleNameComparison(Comparison):
     name: str = "middle"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
+        level = self.levels_whatever_the_first_names(left, right)
+        # where the first given names agree, an agreeing middle name is no further evidence: relatives who share a
+        # first name (a son named after his father) share the middle one too, far more often than strangers. A
+        # middle name that differs still is: one person's records rarely differ in it (it is dropped, cut to an
+        # initial or joined by a second one, all agreeing as far as both go), two people of one name often do
+        agreeing = (level >= 0) & (level != self.labels.index("else"))
+        return np.where(agreeing & equal(left, right, "given"), NULL, level).astype(np.int8)  # type: ignore[no-any-return]
+
+    def levels_whatever_the_first_names(self, left: Columns, right: Columns) -> Levels:
+        """The levels of the middle names alone, also where the first given names agree (what one person's records
+        show: :func:`mpi.training.estimate_m_middle`)."""
         null = absent(left, "middle") | absent(right, "middle")
         exact = equal(left, right, "middle")
         level = per_distinct_pair(left, right, ("middle", "middle"), ~(null | exact),
@@ -371,10 +382,6 @@ class MiddleNameComparison(Comparison):
         # an initial alone agreeing with an initial alone is the second level, not a spelled-out agreement
         initials = per_distinct_pair(left, right, ("middle", "middle"), exact & ~null, _each(_initial_only), False,
                                      bool)
-        # where the first given names agree the middle names are no further evidence: relatives who share a first
-        # name (a son named after his father) share the middle one too, far more often than strangers, and two
-        # records of one person often differ in it (dropped, an initial, a second one added)
-        null |= equal(left, right, "given")
         return _assign([exact & ~initials, initials | (level == 1)], null)
 
 

@@ -10,7 +10,11 @@ Everything is learnt from the store's own records, with no labelled pairs:
    agreement is by construction): the E-step gives each pair its probability of being a match from the current m,
    the M-step re-estimates m as the level frequencies weighted by those probabilities. EM runs over the distinct
    level patterns with their counts, so millions of pairs cost no more than a few thousand patterns.
-4. The *prior* (the chance that two random records are the same person) = expected matching pairs / all pairs
+4. *Stand-in names* (``DAUGHTER``, ``INMATE``; ``OCCUPANT``): given names whose holders disagree with every record
+   of their family name and birth date (family names: of their given name and birth date), where a name's holders
+   mostly agree with their own other records (:func:`stand_in_names`); compared as no name from then on, EM runs
+   included.
+5. The *prior* (the chance that two random records are the same person) = expected matching pairs / all pairs
    of records, where each run's expected matches are scaled up by the share of true matches its rule catches.
 
 Estimates are smoothed towards the prior-knowledge values (a few dozen pseudo-observations), so a small store
@@ -27,6 +31,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from mpi.blocking import pairs_within_runs
+from mpi.comparisons import Comparison, MiddleNameComparison
 from mpi.frames import Frame
 from mpi.model import (
     HOUSEHOLD_PRIOR_KIN,
@@ -277,12 +283,16 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     """
     base = base or Model.default()
     rng = np.random.default_rng(seed)
+    stand_ins, stand_in_run = stand_in_names(base, frame, training_columns(frame), column="given")
+    family_stand_ins, family_stand_in_run = stand_in_names(base, frame, training_columns(frame), column="family")
+    base = base.evolve(stand_in_given=stand_ins, stand_in_family=family_stand_ins)
     # samples in proportion to the store, within bounds: enough pairs per level, not more than needed
     u_pairs = min(u_pairs, max(50_000, 5 * frame.size))
     em_pairs = min(em_pairs, max(90_000, 5 * frame.size))
     tf, total = term_frequencies(frame)
     u = estimate_u(base, frame, pairs=u_pairs, seed=seed)
-    start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior)
+    start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior, stand_in_given=stand_ins,
+                  stand_in_family=family_stand_ins)
     columns = training_columns(frame)
     learnt: list[list[list[float]]] = [[] for _ in base.comparisons]
     runs: list[dict[str, Any]] = []
@@ -310,7 +320,11 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         caught_by = base.index_of(rule.catch) if rule.catch else None
         if caught_by is not None:
             matches_estimates.append(result.match_share * in_all / max(m[caught_by][0], 0.05))
-    learnt_model = Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior)
+    middle_m, middle_pairs = estimate_m_middle(base, frame, columns, prior=m, rng=np.random.default_rng(seed))
+    if middle_m is not None:
+        m[base.comparisons.index(middle_m[0])] = middle_m[1]
+    learnt_model = Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior, stand_in_given=stand_ins,
+                         stand_in_family=family_stand_ins)
     u_same_family = estimate_u_same_family(learnt_model, frame, columns, rng=rng)
     u_household, household_run = estimate_u_household(learnt_model, frame, columns, rng=rng)
     all_pairs = frame.size * (frame.size - 1) / 2
@@ -321,13 +335,118 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         "expected_matching_pairs": expected_matches,
         "blocked_pairs": int(len(pairs[0])) if pairs is not None else None,
         "household": household_run,
+        "stand_in_given": stand_in_run,
+        "stand_in_family": family_stand_in_run,
+        "middle_m_pairs": middle_pairs,
     }
     log.info("trained on %d records: %d EM runs, prior %.3g (%.0f expected matching pairs)", frame.size, len(runs),
              prior, expected_matches)
     return Model(comparisons=base.comparisons, m=[[float(x) for x in row] for row in m], u=u, prior=prior,
                  match_threshold=base.match_threshold, possible_threshold=base.possible_threshold, tf=tf,
                  tf_total=total, training=training, u_same_family=u_same_family, u_household=u_household,
-                 household_prior=float(household_run["match_share"]), kin_per_record=float(household_run["kin"]))
+                 household_prior=float(household_run["match_share"]), kin_per_record=float(household_run["kin"]),
+                 stand_in_given=stand_ins, stand_in_family=family_stand_ins)
+
+
+#: m of the middle name is read from pairs of one person only with at least this many of them holding one each.
+MIDDLE_M_PAIRS = 200
+
+
+def estimate_m_middle(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, prior: list[list[float]],
+                      rng: np.random.Generator, pairs: int = 100_000
+                      ) -> tuple[tuple[Comparison, list[float]] | None, int]:
+    """m of the middle name from pairs of one person: the same given name, family name and full birth date.
+
+    EM cannot learn it from its runs: pairs with one birth date hold twins, whose home, family name and birth date
+    make them a match in EM's eyes (the shared home weighs as it does for strangers there) and whose middle names
+    differ, so EM would learn that one person's middle names often differ; and where the first given names agree
+    an agreeing middle name is no evidence (:class:`mpi.comparisons.MiddleNameComparison`). Two records agreeing on
+    given name, family name and full birth date are one person nearly always (twins are given two names); how
+    often their middle names agree, as far as both go, or differ is m, smoothed towards the runs' m (``prior``).
+
+    Returns the comparison with its m (``None`` with fewer than :data:`MIDDLE_M_PAIRS` pairs holding middle names
+    on both sides) and the pairs counted.
+    """
+    index = model.index_of("middle")
+    comparison = model.comparisons[index] if index is not None else None
+    if index is None or not isinstance(comparison, MiddleNameComparison):
+        return None, 0
+    left, right, _ = pairs_agreeing(_combined(columns, ("given", "family", "dob_full")), max_pairs=pairs, rng=rng)
+    levels = comparison.levels_whatever_the_first_names(frame.take(left), frame.take(right))
+    levels = levels[levels >= 0]
+    if len(levels) < MIDDLE_M_PAIRS:
+        return None, int(len(levels))
+    counts = level_counts(levels, comparison.levels_count)
+    return (comparison, _smoothed(counts, prior[index], M_FLOOR)), int(len(levels))
+
+
+#: A given name is judged a stand-in only on this many holders that have a record of their family name and birth
+#: date to be compared with.
+STAND_IN_HOLDERS = 3
+#: Per name column: the columns whose agreement (with the full birth date) makes the pairs a holder is compared
+#: over, and the levels at which a holder's name agrees with another record's. A given name's distant spelling
+#: does not (short words reach it by chance, ``DAU`` and ``DAKOTA``); a family name's does (a slip in a short one,
+#: ``DOT`` for ``DOE``, reaches no closer), as do a crossed one and the ones a marriage would not explain away.
+STAND_IN_RULES = {
+    "given": (("family", "dob_full"),
+              ("exact", "swapped", "nickname", "jaro-winkler>=0.92", "phonetic", "initial-or-middle")),
+    "family": (("given", "dob_full"), ("exact", "swapped", "words-shared", "jaro-winkler>=0.92", "phonetic",
+                                       "jaro-winkler>=0.80", "crossed")),
+}
+#: Records sharing one name and birth date beyond this are a placeholder, not one person's (left out).
+STAND_IN_GROUP = 50
+#: Pseudo-observations of the store's overall share pulling a value's share towards it.
+STAND_IN_SMOOTHING = 2.0
+
+
+def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, column: str = "given"
+                   ) -> tuple[list[str], dict[str, Any]]:
+    """Given (or family) names that are more likely *not* their holder's name than theirs, learnt from the store.
+
+    A record's other records share its family name and its full birth date (for a family name: its given name and
+    birth date), and so do a twin's. Over all those pairs (in groups of at most :data:`STAND_IN_GROUP` records:
+    a larger one is a placeholder, not a person), a holder of a real
+    name almost always finds a record whose name agrees (:data:`STAND_IN_RULES`: exact, nickname, close spelling,
+    sound, initial): its own other records; one whose name agrees with none of them is a twin seen once, or a
+    record whose name is not a name (``DAUGHTER``, ``INMATE``; ``OCCUPANT``, ``RESIDENT``). Per value, the share of
+    its holders (among those with such a pair) that agree with none is smoothed towards the store's overall share
+    (:data:`STAND_IN_SMOOTHING` pseudo-observations); a value held so by at least :data:`STAND_IN_HOLDERS` records
+    whose smoothed share is at least one half (more likely not the person's name than theirs) is a stand-in. It
+    is then compared as no name; a record with a stand-in given name is *weak* (rule 8,
+    :func:`mpi.scoring.weak_records`).
+
+    Returns the stand-ins (sorted) and a summary for the training report.
+    """
+    index = model.index_of(column)
+    if index is None or column not in STAND_IN_RULES:
+        return [], {"holders": 0, "stand_ins": 0}
+    agreeing_on, agreeing_levels = STAND_IN_RULES[column]
+    key = _combined(columns, agreeing_on)
+    present = np.flatnonzero((key != "") & (frame[column] != ""))
+    codes, _ = pd.factorize(key[present])
+    order = present[np.argsort(codes, kind="stable")]
+    found = list(pairs_within_runs(np.sort(codes, kind="stable"), STAND_IN_GROUP))
+    left = order[np.concatenate([a for a, _ in found])] if found else np.zeros(0, dtype=np.int64)
+    right = order[np.concatenate([b for _, b in found])] if found else np.zeros(0, dtype=np.int64)
+    if len(left) == 0:
+        return [], {"holders": 0, "stand_ins": 0}
+    comparison = model.comparisons[index]
+    levels = comparison.levels(frame.take(left), frame.take(right))
+    agree = np.isin(levels, [comparison.labels.index(label) for label in agreeing_levels
+                             if label in comparison.labels])
+    rows = np.concatenate([left, right])
+    agreeing = np.zeros(frame.size, dtype=bool)
+    agreeing[rows[np.concatenate([agree, agree])]] = True
+    held = np.unique(rows)
+    values = frame[column][held]
+    never = ~agreeing[held]
+    overall = float(never.mean())
+    table = pd.DataFrame({"value": values, "never": never}).groupby("value")["never"].agg(["size", "sum"])
+    share = (table["sum"] + STAND_IN_SMOOTHING * overall) / (table["size"] + STAND_IN_SMOOTHING)
+    chosen = table.index[(table["size"] >= STAND_IN_HOLDERS) & (share >= 0.5)]
+    stand_ins = sorted(str(v) for v in chosen)
+    return stand_ins, {"holders": int(len(held)), "holders_agreeing_with_none": float(overall),
+                       "stand_ins": len(stand_ins)}
 
 
 def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *,

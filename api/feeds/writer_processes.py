@@ -41,6 +41,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from typing import Any
 
 import structlog
 
@@ -151,17 +152,23 @@ def _apply(messages: list[Incoming], channel: str) -> list[ItemOutcome]:
 
 # --- the C-STORE SCP's writers ----------------------------------------------------------------------------------------
 
-#: What goes down a DICOM writer's pipe: an object's number, its sender and its bytes; None stops the writer.
+#: What waits for a DICOM writer: an object's number, its sender and its bytes; None stops one writer.
 _Sent = tuple[int, Sender, bytes | Pushed]
 
 
 class DicomWriterProcesses:
-    """Writer processes for the C-STORE SCP's objects, each fed through a pipe of its own.
+    """Writer processes for the C-STORE SCP's objects, fed through one pipe they share.
 
-    :meth:`receive` writes the object into the pipe of the worker with the fewest objects in hand and waits for its
-    status; the worker takes the first object waiting and every object behind it (up to ``max_group``), indexes them
-    with one commit per sender and sends their statuses back, which a thread of this process hands to the waiting
-    callers. Nothing is sent back before the commit.
+    :meth:`receive` writes the object into the pipe and waits for its status. A worker that comes free takes the
+    first object waiting and every object behind it (up to ``max_group``: :func:`serve_groups`), indexes them with one
+    commit per sender and sends their statuses back through a pipe of its own, which a thread of this process reads and
+    hands to the waiting callers. Nothing is sent back before the commit. Between an association's thread and a worker
+    there is no thread of this process, and a worker begins its next group the moment it has sent the statuses of the
+    last (an association's round trip bounds C-STORE, and every hand-over between threads was part of it).
+
+    A worker that dies leaves no way to know which objects it held, nor whether it held the taking lock: every object
+    waiting is answered 0xA700 (out of resources: the sender sends it again; one already committed is indexed once,
+    as any object sent twice), and so is the first object that comes after, which starts a fresh set of workers.
 
     Parameters
     ----------
@@ -176,41 +183,10 @@ class DicomWriterProcesses:
         if processes < 1:
             raise ValueError("at least one writer process")
         self.processes = processes
-        self._workers = [_DicomWorker(settings, max_group) for _ in range(processes)]
-
-    def receive(self, sender: Sender, data: bytes | Pushed) -> Received:
-        """Index one object in a worker; its status, after its commit (0xA700 when the worker died before)."""
-        worker = min(self._workers, key=lambda w: len(w.waiting))  # concurrent associations spread over the workers
-        return worker.receive(sender, data)
-
-    def pids(self) -> list[int]:
-        """The process ids of the workers (for operators and tests)."""
-        return sorted(w.process.pid for w in self._workers if w.process.pid is not None)
-
-    def alive(self) -> int:
-        """How many workers are running."""
-        return sum(1 for w in self._workers if w.process.is_alive())
-
-    def stop(self) -> None:
-        """Let the objects sent finish, then end the workers."""
-        for worker in self._workers:
-            worker.stop()
-
-
-@dataclass
-class _Waiter:
-    result: Received | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-class _DicomWorker:
-    """One DICOM writer process, its pipe, and the thread that reads its statuses."""
-
-    def __init__(self, settings: Settings, max_group: int) -> None:
         self._settings = settings
         self._max_group = max_group
-        self._sending = threading.Lock()  # one object at a time down the pipe (held while a large one is written)
         self._guard = threading.Lock()  # the waiters and the state below; never held across I/O
+        self._putting = threading.Lock()  # one object at a time into the pipe (held while a large one is written)
         self.waiting: dict[int, _Waiter] = {}
         self._numbered = 0
         self._dead = False
@@ -219,42 +195,57 @@ class _DicomWorker:
 
     def _start(self) -> None:
         spawn = multiprocessing.get_context("spawn")  # not fork: this process has threads and open connections
-        ours, theirs = spawn.Pipe()
-        self.process = spawn.Process(target=_serve_dicom, args=(self._settings, os.getpid(), theirs, self._max_group),
-                                     name="priorscan-dicom-writer", daemon=True)
-        self.process.start()
-        theirs.close()  # the worker holds the only other end: its death ends our reads (EOF)
-        self._pipe = ours
+        # the objects' pipe, written by the associations' threads themselves (a multiprocessing.Queue would hand each
+        # object to a feeder thread first), read by whichever worker holds the taking lock
+        taken, self._objects = spawn.Pipe(duplex=False)
+        taking = self._taking = spawn.Lock()  # kept: a worker that starts late must still find its semaphore
+        self._workers: list[multiprocessing.process.BaseProcess] = []
+        for _ in range(self.processes):
+            ours, theirs = spawn.Pipe(duplex=False)
+            worker = spawn.Process(target=_serve_dicom, name="priorscan-dicom-writer", daemon=True,
+                                   args=(self._settings, os.getpid(), taken, taking, theirs, self._max_group))
+            worker.start()
+            theirs.close()  # the worker holds the only writing end: its death ends our reads (EOF)
+            self._workers.append(worker)
+            threading.Thread(target=self._read_statuses, args=(ours, self._objects), name="dicom-writer-statuses",
+                             daemon=True).start()
+        taken.close()  # with every worker gone, writing fails at once instead of filling the pipe
         self._dead = False
-        threading.Thread(target=self._read_statuses, args=(ours,), name="dicom-writer-statuses", daemon=True).start()
 
     def receive(self, sender: Sender, data: bytes | Pushed) -> Received:
+        """Index one object in a worker; its status, after its commit (0xA700 when a worker died meanwhile)."""
         waiter = _Waiter()
-        with self._sending:
-            with self._guard:
-                if self._stopped:
-                    return busy()
-                if self._dead:  # the worker died since the last object: this one is refused, the next goes to a new one
-                    log.error("a DICOM writer process died: starting it again")
-                    self._start()
-                    return busy()
-                number, self._numbered = self._numbered, self._numbered + 1
-                self.waiting[number] = waiter
-                pipe = self._pipe
-            try:
-                pipe.send((number, sender, data))
-            except (OSError, ValueError):  # the worker is gone; the reading thread answers every waiter
-                self._fail(pipe)
+        with self._guard:
+            if self._stopped:
+                return busy()
+            if self._dead:  # a worker died since the last object: this one is refused, the next go to fresh workers
+                log.error("a DICOM writer process died: starting the writer processes again")
+                self._end_workers()
+                self._start()
+                return busy()
+            number, self._numbered = self._numbered, self._numbered + 1
+            self.waiting[number] = waiter
+            objects = self._objects
+        try:
+            with self._putting:
+                objects.send((number, sender, data))
+        except (OSError, ValueError):  # every worker is gone, or the pipe was closed under us: nobody will answer
+            self._answer_all(objects)
         waiter.done.wait()
         assert waiter.result is not None
         return waiter.result
 
-    def _read_statuses(self, pipe: Connection) -> None:
+    def _read_statuses(self, pipe: Connection, objects: Connection) -> None:
         while True:
             try:
                 statuses: list[tuple[int, Received]] = pipe.recv()
             except (EOFError, OSError):  # the worker ended (stopped, or died)
-                self._fail(pipe)
+                pipe.close()
+                with self._guard:
+                    if self._stopped or objects is not self._objects:
+                        return
+                    self._dead = True
+                self._answer_all(objects)
                 return
             with self._guard:
                 waiters = [(self.waiting.pop(number, None), status) for number, status in statuses]
@@ -263,80 +254,104 @@ class _DicomWorker:
                     waiter.result = status
                     waiter.done.set()
 
-    def _fail(self, pipe: Connection) -> None:
-        """The worker behind ``pipe`` is gone: whatever it held is answered 0xA700 (its commit is not known)."""
+    def _answer_all(self, objects: Connection) -> None:
+        """Every object waiting is answered 0xA700: the workers of ``objects`` cannot be relied on to answer."""
         with self._guard:
-            if pipe is not self._pipe:
+            if objects is not self._objects:
                 return
-            self._dead = True
             waiters, self.waiting = list(self.waiting.values()), {}
         for waiter in waiters:
             waiter.result = busy()
             waiter.done.set()
 
+    def _end_workers(self) -> None:
+        for worker in self._workers:  # a survivor may wait on the taking lock, held by the dead one: it must go too
+            if worker.is_alive():
+                worker.kill()
+            worker.join(timeout=5)
+        self._objects.close()
+
+    def pids(self) -> list[int]:
+        """The process ids of the workers (for operators and tests)."""
+        return sorted(w.pid for w in self._workers if w.pid is not None)
+
+    def alive(self) -> int:
+        """How many workers are running."""
+        return sum(1 for w in self._workers if w.is_alive())
+
     def stop(self) -> None:
-        with self._sending:
-            with self._guard:
-                self._stopped = True
-                pipe, dead = self._pipe, self._dead
-            if not dead:
-                try:
-                    pipe.send(None)  # after every object sent before it
-                except (OSError, ValueError):
-                    pass
-        self.process.join(timeout=60)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
-        pipe.close()
+        """Let the objects sent finish, then end the workers."""
+        with self._guard:
+            self._stopped = True
+            dead = self._dead
+        try:
+            for _ in self._workers if not dead else ():
+                with self._putting:
+                    self._objects.send(None)  # one for each worker, after every object sent before
+        except (OSError, ValueError):  # every worker is gone already
+            pass
+        for worker in self._workers:
+            worker.join(timeout=60)
+        self._end_workers()
 
 
-class _Pipe:
-    """A worker's end of its pipe, read as :func:`api.feeds.group_commit.next_group` reads a queue; the serving
-    process gone (EOF) reads as the stop marker."""
+@dataclass
+class _Waiter:
+    result: Received | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
-    def __init__(self, pipe: Connection) -> None:
-        self._pipe = pipe
+
+class _Taking:
+    """The objects' pipe read by a worker as :func:`api.feeds.group_commit.next_group` reads a :class:`queue.Queue`
+    (its caller holds the taking lock); the serving process gone (EOF) reads as the stop marker."""
+
+    def __init__(self, reader: Connection) -> None:
+        self._reader = reader
 
     def get(self) -> _Sent | None:
         try:
-            sent: _Sent | None = self._pipe.recv()
+            sent: _Sent | None = self._reader.recv()
         except (EOFError, OSError):
             return None
         return sent
 
     def get_nowait(self) -> _Sent | None:
-        if not self._pipe.poll():
+        if not self._reader.poll():
             raise queue.Empty
         return self.get()
 
 
-def serve_groups(pipe: Connection, apply: Callable[[list[tuple[Sender, bytes | Pushed]]], list[Received]],
+def serve_groups(taken: Connection, taking: Any, answer: Connection,
+                 apply: Callable[[list[tuple[Sender, bytes | Pushed]]], list[Received]],
                  max_group: int = MAX_GROUP) -> None:
-    """A DICOM writer's loop: wait for an object, take every object waiting behind it (up to ``max_group``), apply them
-    as one group, and only then send their statuses back; until the stop marker (None) or the serving process's end.
+    """A DICOM writer's loop: holding ``taking`` (the workers' shared lock), take from ``taken`` the first object
+    waiting and every one behind it (up to ``max_group``), apply them as one group, and only then send their statuses
+    back on ``answer``, each under the number its object came with; until the stop marker (None) or the serving
+    process's end.
 
     ``apply`` is :func:`api.feeds.dicom_receiver.receive_group` on the worker's store (it answers every object, and
     returns once they are committed)."""
-    source = _Pipe(pipe)
+    source = _Taking(taken)
     while True:
-        group, stop = next_group(source, max_group)
+        with taking:  # held while this worker gathers: its group is all that waited, none of it taken by another
+            group, stop = next_group(source, max_group)
         if group:
             statuses = apply([(sender, data) for _, sender, data in group])
             try:
-                pipe.send([(number, status) for (number, _, _), status in zip(group, statuses, strict=True)])
+                answer.send([(number, status) for (number, _, _), status in zip(group, statuses, strict=True)])
             except (OSError, ValueError):  # the serving process is gone: nobody waits for these statuses
                 return
         if stop:
             return
 
 
-def _serve_dicom(settings: Settings, parent: int, pipe: Connection, max_group: int) -> None:
+def _serve_dicom(settings: Settings, parent: int, taken: Connection, taking: Any, answer: Connection,
+                 max_group: int) -> None:
     _open_worker(settings, parent)
     context = _context
     if context is None:  # pragma: no cover - _open_worker sets it or raises
         raise StorageError("the writer process has no store")
-    serve_groups(pipe, lambda group: receive_group(context, group), max_group)
+    serve_groups(taken, taking, answer, lambda group: receive_group(context, group), max_group)
 
 
 __all__ = ["DicomWriterProcesses", "WriterProcesses"]

@@ -122,10 +122,11 @@ def test_stopping_ends_the_workers_and_refuses_later_messages(pg_url: str, mllp_
         server.__exit__(None, None, None)
 
 
-def test_a_dicom_writer_gathers_its_groups_from_its_pipe_and_answers_only_after_applying_them() -> None:
+def test_a_dicom_writer_gathers_its_groups_from_the_pipe_and_answers_only_after_applying_them() -> None:
     """A DICOM writer process's loop (:func:`serve_groups`): the first object waiting and every one behind it make a
     group; objects that arrive while a group is applied make the next; no status goes back before its group's
     ``apply`` returned (it returns after the commit), each under the number it came with."""
+    import threading
     from multiprocessing import Pipe
 
     from api.feeds.dicom_receiver import Received, Sender
@@ -133,27 +134,28 @@ def test_a_dicom_writer_gathers_its_groups_from_its_pipe_and_answers_only_after_
     from priorscan.audit import Agent
     from priorscan.outcome import ItemOutcome
 
-    serving, worker = Pipe()
+    taken, objects = Pipe(duplex=False)
+    answered, answer = Pipe(duplex=False)
     sender = Sender("dicom", "MOD@127.0.0.1", Agent("feed", "dicom:MOD"))
     groups: list[list[bytes]] = []
     answers: list[list[tuple[int, Received]]] = []
 
     def apply(group):  # type: ignore[no-untyped-def]
-        while serving.poll():
-            answers.append(serving.recv())
+        while answered.poll():
+            answers.append(answered.recv())
         assert len(answers) == len(groups), "a status went back before its group was applied"
         groups.append([data for _, data in group])
         if len(groups) == 1:  # these arrive while the first group is applied
-            serving.send((1, sender, b"second"))
-            serving.send((2, sender, b"third"))
-            serving.send(None)
+            objects.send((1, sender, b"second"))
+            objects.send((2, sender, b"third"))
+            objects.send(None)
         return [Received(0x0000 if data != b"third" else 0xC000, ItemOutcome.rejected("DICOM", "test", "dicom"))
                 for _, data in group]
 
-    serving.send((0, sender, b"first"))
-    serve_groups(worker, apply)
+    objects.send((0, sender, b"first"))
+    serve_groups(taken, threading.Lock(), answer, apply)
     assert groups == [[b"first"], [b"second", b"third"]]
-    while serving.poll():
-        answers.append(serving.recv())
+    while answered.poll():
+        answers.append(answered.recv())
     assert [[(number, status.status) for number, status in answer] for answer in answers] == [
         [(0, 0x0000)], [(1, 0x0000), (2, 0xC000)]]

@@ -419,11 +419,10 @@ def test_a_writer_process_that_dies_holding_objects_answers_them_out_of_resource
         statuses: list[int] = []
         thread = threading.Thread(target=lambda: statuses.extend(send(server.port, [ct_image(study_uid=held)])))
         thread.start()
-        [worker] = writer._workers
         deadline = time.monotonic() + 60
-        while not worker.waiting and time.monotonic() < deadline:  # the object is in the pipe, its sender waits
+        while not writer.waiting and time.monotonic() < deadline:  # the object is in the pipe, its sender waits
             time.sleep(0.02)
-        assert worker.waiting
+        assert writer.waiting
         os.kill(pid, signal.SIGKILL)
         thread.join(timeout=60)
         assert statuses == [0xA700]

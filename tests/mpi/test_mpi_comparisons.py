@@ -61,8 +61,12 @@ def test_given_name_levels(left: dict, right: dict, expected: str) -> None:
     ({}, {"given": "Ellie Grace Mary"}, "initial-or-first"),  # the first middle name agrees, the rest not
     ({}, {"given": "Ellie Rose"}, "else"),
     ({}, {"given": "Ellie R"}, "else"),
-    ({}, {"given": "Eleanor Rose"}, None),  # the first names agree: the middle one is no further evidence
+    # the first names agree: a middle name that differs tells two people of one name apart (H-ID-32) ...
+    ({}, {"given": "Eleanor Rose"}, "else"),
+    ({}, {"given": "Eleanor R"}, "else"),
+    # ... one that agrees is no further evidence (what a son named after his father shares)
     ({}, {"given": "Eleanor Grace"}, None),
+    ({}, {"given": "Eleanor G"}, None),
     ({}, {"given": "Ellie"}, None),  # none on one side
 ])
 def test_middle_name_levels(left: dict, right: dict, expected: str | None) -> None:
