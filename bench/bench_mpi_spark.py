@@ -3,15 +3,19 @@
 The synthetic population (:mod:`bench.mpi_population`, as ``mpi_batch_vs_splink`` writes it) is normalised once
 into Parquet (record id, the match fields the store holds, the true person), then linked by:
 
-- **local**: :func:`mpi.blocking.blocked_pairs`, :func:`mpi.training.train`, :func:`mpi.linkage.link_frame` in one
-  process, what ``priorscan link`` runs between reading and writing the store;
+- **local**: :func:`mpi.blocking.blocked_pairs`, :func:`mpi.training.train_if_supported` (on the records
+  :func:`mpi.training.in_training_sample` chooses), :func:`mpi.linkage.link_frame` in one process, what
+  ``priorscan link`` runs between reading and writing the store;
 - **spark**: :func:`mpi.spark.relink.link_records` on ``local[*]`` (or ``--master``), with ``--driver-memory``
   (the JVM's heap, which in local mode also runs the tasks), reading the Parquet file, writing the clusters back
-  to Parquet: what ``priorscan link --engine spark`` runs between reading and writing the store.
+  to Parquet: what ``priorscan link --engine spark`` runs between reading and writing the store;
+- **splink-spark**: Splink 5 on the same Spark (``SparkAPI`` with its similarity UDF jar), with the fields,
+  comparisons, blocking and training of ``mpi_batch_vs_splink``'s DuckDB run, reading the raw records' Parquet file.
 
 Each engine runs in its own process, timed from the Parquet file to clusters, with the peak memory of its driver
-process (for Spark also of the JVM and Python workers, its children); both are scored by the same pairwise F1
-against the truth, and their clusters are compared record by record.
+process and of the JVM, and the CPU seconds of the whole process tree (driver, JVM, Python workers); all are scored
+by the same pairwise F1 against the truth, and their clusters are compared record by record with the local
+relink's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import pandas as pd
 from bench.bench_mpi_batch_vs_splink import dataset
 from bench.mpi_data import CACHE
 from mpi.evaluate import pairwise_metrics
+from mpi.training import TRAINING_SAMPLE
 
 
 def normalised(people: int, seed: int) -> Path:
@@ -60,12 +65,12 @@ def _canonical(record_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return smallest.to_numpy(dtype=np.int64)
 
 
-def run_local(path: Path, out: Path) -> dict[str, Any]:
+def run_local(path: Path, out: Path, *, training_sample: int) -> dict[str, Any]:
     from mpi.blocking import blocked_pairs
     from mpi.frames import frame_from_table
     from mpi.linkage import link_frame
     from mpi.model import Model
-    from mpi.training import train
+    from mpi.training import sampled_frame, train_if_supported
 
     started = time.perf_counter()
     table = pd.read_parquet(path).drop(columns=["person_id"])
@@ -73,16 +78,41 @@ def run_local(path: Path, out: Path) -> dict[str, Any]:
     loaded = time.perf_counter()
     left, right = blocked_pairs(frame)
     blocked = time.perf_counter()
-    model = train(frame, (left, right), base=Model.default(), seed=0)
+    model, note = train_if_supported(len(table), lambda: sampled_frame(table, frame, sample=training_sample),
+                                     base=Model.default(), blocked_pairs=len(left), seed=0)
     trained = time.perf_counter()
-    linkage = link_frame(frame, model, left, right, derive_threshold=True)
+    linkage = link_frame(frame, model, left, right, derive_threshold=note is None)
     done = time.perf_counter()
     record_ids = table["record_id"].to_numpy(dtype=np.int64)
     pd.DataFrame({"record_id": record_ids, "label": record_ids[linkage.labels]}).to_parquet(out)
     return {"pairs_scored": int(len(left)), "match_links": linkage.match_links,
             "review_items": int(len(linkage.review_left)), "model_version": linkage.model.version,
+            "trained_on": model.training.get("sampled_records", model.training.get("records")),
+            "cpu_s": _tree_cpu_s(os.getpid()),
             "timings": {"load_s": loaded - started, "block_s": blocked - loaded, "train_s": trained - blocked,
                         "link_s": done - trained, "total_s": done - started}}
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of process ``pid`` and every live descendant (with the children each has reaped): the driver,
+    for Spark also its JVM, which in ``local[*]`` runs the tasks, and the Python workers the JVM starts."""
+    parent_of: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent_of[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        children = [child for child, parent in parent_of.items() if parent in frontier and child not in tree]
+        tree.update(children)
+        frontier = children
+    return sum(ticks.get(p, 0) for p in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_mb(pid: int) -> float | None:
@@ -117,28 +147,36 @@ def run_spark(path: Path, out: Path, *, master: str | None, driver_memory: str |
     jvm = spark.sparkContext._jvm
     pid = int(jvm.java.lang.ProcessHandle.current().pid()) if jvm is not None else 0
     jvm_peak = _peak_rss_mb(pid)
+    cpu = _tree_cpu_s(os.getpid())
     spark.stop()
     return {"pairs_scored": linked.pairs_scored, "match_links": linked.match_links,
             "review_items": None, "model_version": linked.model.version, "spark": version,
-            "driver_memory": heap, "jvm_peak_rss_mb": jvm_peak,
+            "trained_on": linked.model.training.get("sampled_records", linked.model.training.get("records")),
+            "driver_memory": heap, "jvm_peak_rss_mb": jvm_peak, "cpu_s": cpu,
             "timings": {"start_s": up - started, "load_s": loaded - up, **linked.timings,
                         "link_s": done - loaded, "total_s": done - up}}
 
 
 def run_splink_spark(raw: Path, out: Path, *, master: str | None, driver_memory: str | None) -> dict[str, Any]:
-    """Splink 5 on Spark with the same fields and rules as ``mpi_batch_vs_splink`` (its DuckDB run)."""
+    """Splink 5 on Spark with the same fields and rules as ``mpi_batch_vs_splink`` (its DuckDB run), the records
+    read and prepared by Spark (as ``splink_frame`` prepares them for DuckDB), never collected on the driver."""
+    from pyspark.sql import functions as F
     from splink import Linker
     from splink.backends.spark import SparkAPI, similarity_jar_location
 
-    from bench.bench_mpi_batch_vs_splink import splink_frame, splink_link, splink_settings
+    from bench.bench_mpi_batch_vs_splink import splink_link, splink_settings
     from mpi.spark import spark_session
 
     started = time.perf_counter()
     spark = spark_session(master, driver_memory=driver_memory, config={"spark.jars": similarity_jar_location()})
     spark.sparkContext.setCheckpointDir(str(CACHE / "spark-checkpoints"))  # Splink checkpoints its tables
     up = time.perf_counter()
-    frame = splink_frame(pd.read_parquet(raw))  # the input is prepared on the driver (not part of the link time)
-    records = spark.createDataFrame(frame.astype(object).where(frame.notna(), None)).cache()
+    first = F.upper(F.split(F.coalesce(F.col("given"), F.lit("")), " ").getItem(0))
+    records = (spark.read.parquet(str(raw)).drop("person_id")
+               .withColumn("first_name", F.when(first != "", first))
+               .withColumn("surname", F.upper("family"))
+               .withColumn("postcode", F.regexp_replace(F.upper("postcode"), " ", ""))
+               .withColumn("address", F.upper("address"))).cache()
     records.count()
     loaded = time.perf_counter()
     db_api = SparkAPI(spark_session=spark)
@@ -147,15 +185,21 @@ def run_splink_spark(raw: Path, out: Path, *, master: str | None, driver_memory:
     clusters.selectExpr("cast(unique_id as long) as record_id", "cast(cluster_id as string) as label") \
         .write.mode("overwrite").parquet(str(out))
     done = time.perf_counter()
+    jvm = spark.sparkContext._jvm
+    pid = int(jvm.java.lang.ProcessHandle.current().pid()) if jvm is not None else 0
+    jvm_peak = _peak_rss_mb(pid)
+    cpu = _tree_cpu_s(os.getpid())
+    heap = spark.sparkContext.getConf().get("spark.driver.memory", "1g (Spark's default)")
     spark.stop()
-    return {"timings": {"start_s": up - started, "load_s": loaded - up, "link_s": done - loaded,
-                        "total_s": done - loaded}}
+    return {"driver_memory": heap, "jvm_peak_rss_mb": jvm_peak, "cpu_s": cpu,
+            "timings": {"start_s": up - started, "load_s": loaded - up, "link_s": done - loaded,
+                        "total_s": done - up}}
 
 
 def child(engine: str, path: Path, args: argparse.Namespace) -> None:
     out = CACHE / f"mpi-spark-labels-{engine}-{args.people}-{args.seed}.parquet"
     if engine == "local":
-        result = run_local(path, out)
+        result = run_local(path, out, training_sample=args.training_sample)
     elif engine == "splink-spark":
         result = run_splink_spark(dataset(args.people, args.seed), out, master=args.master,
                                   driver_memory=args.driver_memory)
@@ -176,11 +220,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench mpi_spark")
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--engines", default="local,spark")
+    parser.add_argument("--engines", default="local,spark,splink-spark")
     parser.add_argument("--master", help="the Spark master (default local[*])")
     parser.add_argument("--driver-memory", help="spark.driver.memory, e.g. 512m")
-    parser.add_argument("--training-sample", type=int, default=200_000,
-                        help="records the Spark engine trains on (mpi.spark.relink.TRAINING_SAMPLE)")
+    parser.add_argument("--training-sample", type=int, default=TRAINING_SAMPLE,
+                        help="records both engines train on (about; mpi.training.TRAINING_SAMPLE)")
     parser.add_argument("--engine", choices=["local", "spark", "splink-spark"],
                         help="run one engine here (used internally)")
     args = parser.parse_args(argv)
@@ -199,15 +243,20 @@ def main(argv: list[str]) -> int:
         if args.driver_memory:
             command += ["--driver-memory", args.driver_memory]
         command += ["--training-sample", str(args.training_sample)]
+        load_before = os.getloadavg()
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             results[engine] = {"error": done.stderr[-3000:]}
             continue
         results[engine] = json.loads(done.stdout.strip().splitlines()[-1])
-    if "labels" in results.get("local", {}) and "labels" in results.get("spark", {}):
-        frames = [pd.read_parquet(results[e]["labels"]).sort_values("record_id") for e in ("local", "spark")]
-        canonical = [_canonical(f["record_id"].to_numpy(), f["label"].to_numpy()) for f in frames]
-        results["spark_records_in_other_clusters_than_local"] = int((canonical[0] != canonical[1]).sum())
+        results[engine]["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    if "labels" in results.get("local", {}):
+        local = pd.read_parquet(results["local"]["labels"]).sort_values("record_id")
+        local_clusters = _canonical(local["record_id"].to_numpy(), local["label"].to_numpy())
+        for engine in [e for e in results if e != "local" and "labels" in results[e]]:
+            other = pd.read_parquet(results[engine]["labels"]).sort_values("record_id")
+            clusters = _canonical(other["record_id"].to_numpy(), other["label"].to_numpy())
+            results[f"{engine}_records_in_other_clusters_than_local"] = int((clusters != local_clusters).sum())
     size = pd.read_parquet(path, columns=["record_id"]).shape[0]
     report = {"people": args.people, "records": size, "seed": args.seed, "prepare_s": prepared,
               "parquet_mb": path.stat().st_size / 2**20, **results}

@@ -41,6 +41,7 @@ from mpi.tables import (
     SourceRecord,
     table_of,
 )
+from mpi.training import TRAINING_SAMPLE, sampled_frame, train_if_supported
 from priorscan.bulk_rows import JSON_NULL, JsonText, insert_rows, update_rows
 from priorscan.db import utcnow
 
@@ -93,16 +94,15 @@ def load_table(session: Session, *, ids: tuple[int, int] | None = None) -> pd.Da
                "birth_date_text", "sex_raw", "postcode_raw", "address_raw", "phone_raw", "last_event_at",
                "updated_at"]
     raw = pd.DataFrame(rows, columns=columns)
-    stored = []
-    for row in raw.itertuples(index=False):
-        if row.match_fields is not None:
-            stored.append(row.match_fields)
-        else:
-            stored.append(to_match_record(row.record_id, {
-                "nhs_number": row.nhs_raw, "nhs_verification": row.nhs_verification, "family": row.family_raw,
-                "given": row.given_raw, "birth_date": row.birth_date, "birth_date_text": row.birth_date_text,
-                "sex": row.sex_raw, "postcode": row.postcode_raw, "address": row.address_raw,
-                "phone": row.phone_raw}).as_stored())
+    stored = raw["match_fields"].tolist()
+    unstored = [n for n, fields in enumerate(stored) if fields is None]
+    # only the rows without stored match fields are walked (a walk of every row costs more than the read)
+    for n, row in zip(unstored, raw.iloc[unstored].itertuples(index=False), strict=True):
+        stored[n] = to_match_record(row.record_id, {
+            "nhs_number": row.nhs_raw, "nhs_verification": row.nhs_verification, "family": row.family_raw,
+            "given": row.given_raw, "birth_date": row.birth_date, "birth_date_text": row.birth_date_text,
+            "sex": row.sex_raw, "postcode": row.postcode_raw, "address": row.address_raw,
+            "phone": row.phone_raw}).as_stored()
     fields = table_from_stored(raw["record_id"].tolist(), stored).drop(columns=["record_id"])
     fields.index = raw.index
     return pd.concat([raw.drop(columns=["match_fields"]), fields], axis=1)
@@ -254,9 +254,13 @@ def hold_live_writes(session: Session) -> None:
 
 
 def relink(session: Session, *, train: bool = True, actor: str = "batch-relink", model: Model | None = None,
-           seed: int = 0) -> RelinkResult:
+           seed: int = 0, training_sample: int = TRAINING_SAMPLE) -> RelinkResult:
     """Relink every active source record (``priorscan link``); the caller commits. Live identity writes wait
-    until then (:func:`hold_live_writes`)."""
+    until then (:func:`hold_live_writes`).
+
+    A store of more than ``training_sample`` records trains on about that many, the ones the Spark relink trains
+    on (:func:`mpi.training.in_training_sample`).
+    """
     from mpi.service import active_model
 
     timings: dict[str, float] = {}
@@ -279,7 +283,7 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
     note: str | None = None
     if model is None:
         if train:
-            model, note = _train_if_supported(session, frame, left, right, seed=seed)
+            model, note = _train_if_supported(session, table, frame, left, sample=training_sample, seed=seed)
             trained = note is None
         else:
             model = active_model(session)
@@ -303,27 +307,14 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
                         timings=timings, model_description=model.describe(), training_note=note)
 
 
-def _train_if_supported(session: Session, frame: Frame, left: np.ndarray, right: np.ndarray, *,
+def _train_if_supported(session: Session, table: pd.DataFrame, frame: Frame, left: np.ndarray, *, sample: int,
                         seed: int) -> tuple[Model, str | None]:
-    """A model freshly trained on ``frame`` when the store supports one, else the model in use and why not.
-
-    Training replaces the model in use (the shipped prior model, or an earlier trained one) only with enough
-    evidence: enough records to try (:func:`mpi.training.evidence_of_store`) and enough learnt from them
-    (:func:`mpi.training.evidence_of_model`).
-    """
+    """:func:`mpi.training.train_if_supported` for the records of ``table`` (``frame`` is their frame): trained on
+    the records :func:`mpi.training.in_training_sample` chooses, the ones the Spark relink trains on."""
     from mpi.service import active_model
-    from mpi.training import evidence_of_model, evidence_of_store
-    from mpi.training import train as train_model
 
-    current = active_model(session)
-    evidence = evidence_of_store(frame.size)
-    if evidence.enough:
-        candidate = train_model(frame, (left, right), base=current, seed=seed)
-        evidence = evidence_of_model(candidate)
-        if evidence.enough:
-            return candidate, None
-    log.info("not trained: %s; linking with %s", evidence.reason, current.describe())
-    return current, evidence.reason
+    return train_if_supported(len(table), lambda: sampled_frame(table, frame, sample=sample, seed=seed),
+                              base=active_model(session), blocked_pairs=len(left), seed=seed)
 
 
 def with_derived_threshold(model: Model, frame: Frame, left: np.ndarray, right: np.ndarray, *, seed: int = 0,

@@ -134,7 +134,7 @@ def key_table(table: pd.DataFrame) -> pd.DataFrame:
         parts.append(pd.DataFrame({"key": keys[where].to_numpy(dtype=object), "row": rows[where].to_numpy()}))
 
     nhs = column("nhs_number")
-    valid = table["nhs_valid"].fillna(False).astype(bool).reset_index(drop=True) if "nhs_valid" in table else \
+    valid = table["nhs_valid"].eq(True).reset_index(drop=True) if "nhs_valid" in table else \
         pd.Series(np.zeros(n, dtype=bool))
     add("n:" + nhs, valid & (nhs != ""))
     year, month, day = number("birth_year"), number("birth_month"), number("birth_day")

@@ -352,8 +352,8 @@ def nickname_related(left: NDArray[np.int32], right: NDArray[np.int32]) -> NDArr
 class MiddleNameComparison(Comparison):
     """Further given names (middle names, as HL7 PID-5.3 and FHIR's second ``given`` carry them): the same, spelled
     out; the first agreeing as far as both go (an initial and a name it begins, ``J`` and ``JAMES``; or the same first
-    middle name, the rest differing); else. Missing on either side (most records hold none), or the first given
-    names agreeing: no evidence.
+    middle name, the rest differing); else. Missing on either side (most records hold none): no evidence. Where
+    the first given names agree, only ``else`` is evidence (two people of one name); agreement there is none.
 
     Among relatives a middle name is shared now and then (a son named after his father); how often is learnt among
     the people of one home like the other personal fields (:func:`mpi.training.estimate_u_household`).
@@ -364,6 +364,17 @@ class MiddleNameComparison(Comparison):
     name: str = "middle"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
+        level = self.levels_whatever_the_first_names(left, right)
+        # where the first given names agree, an agreeing middle name is no further evidence: relatives who share a
+        # first name (a son named after his father) share the middle one too, far more often than strangers. A
+        # middle name that differs still is: one person's records rarely differ in it (it is dropped, cut to an
+        # initial or joined by a second one, all agreeing as far as both go), two people of one name often do
+        agreeing = (level >= 0) & (level != self.labels.index("else"))
+        return np.where(agreeing & equal(left, right, "given"), NULL, level).astype(np.int8)  # type: ignore[no-any-return]
+
+    def levels_whatever_the_first_names(self, left: Columns, right: Columns) -> Levels:
+        """The levels of the middle names alone, also where the first given names agree (what one person's records
+        show: :func:`mpi.training.estimate_m_middle`)."""
         null = absent(left, "middle") | absent(right, "middle")
         exact = equal(left, right, "middle")
         level = per_distinct_pair(left, right, ("middle", "middle"), ~(null | exact),
@@ -371,10 +382,6 @@ class MiddleNameComparison(Comparison):
         # an initial alone agreeing with an initial alone is the second level, not a spelled-out agreement
         initials = per_distinct_pair(left, right, ("middle", "middle"), exact & ~null, _each(_initial_only), False,
                                      bool)
-        # where the first given names agree the middle names are no further evidence: relatives who share a first
-        # name (a son named after his father) share the middle one too, far more often than strangers, and two
-        # records of one person often differ in it (dropped, an initial, a second one added)
-        null |= equal(left, right, "given")
         return _assign([exact & ~initials, initials | (level == 1)], null)
 
 
@@ -512,7 +519,8 @@ class AddressComparison(Comparison):
         # elsewhere and the ratio drops, while the letter pairs within its words barely change
         slipped = rest & (ratio < self.similar) & (set_ratio < 99.9)
         dice = 100 * per_distinct_pair(left, right, pair, slipped & (set_ratio >= 40),
-                                       _each_value(bigram_dice, np.float64), 0.0, np.float64)
+                                       _each_value(bigram_dice, np.float64), 0.0, np.float64,
+                                       on_codes=_bigram_dice_by_code)
         numbers = per_distinct_pair(left, right, pair, rest & ((set_ratio >= self.partial) | (dice >= self.partial)),
                                     _each(_same_numbers), False, bool)
         similar = numbers & ((ratio >= self.similar) | (set_ratio >= 99.9) | (dice >= self.similar))
@@ -557,6 +565,58 @@ def bigram_dice(a: str, b: str) -> float:
         return 0.0
     shared = sum(min(ga[pair], gb[pair]) for pair in ga.keys() & gb.keys())  # the multisets' intersection
     return 2 * shared / (na + nb)
+
+
+#: Pairs of addresses whose letter pairs are intersected at once (bounds the memory of one step).
+_DICE_CHUNK = 16_384
+#: Set bits per byte value.
+_POPCOUNT = np.asarray([bin(value).count("1") for value in range(256)], dtype=np.uint8)
+
+
+def _bigram_tokens(texts: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Each text's letter pairs as token ids, a pair seen ``k`` times as ``k`` tokens ((pair, 1) .. (pair, k)), so
+    that the multisets' intersection is the count of tokens two texts share: (offsets, tokens, how many pairs)."""
+    index: dict[tuple[str, int], int] = {}
+    tokens: list[int] = []
+    offsets = [0]
+    totals: list[int] = []
+    for text in texts.tolist():
+        pairs, total = _bigrams(text)
+        for pair, count in pairs.items():
+            tokens.extend(index.setdefault((pair, k), len(index)) for k in range(count))
+        offsets.append(len(tokens))
+        totals.append(total)
+    return (np.asarray(offsets, dtype=np.int64), np.asarray(tokens, dtype=np.int64),
+            np.asarray(totals, dtype=np.int64))
+
+
+def _bigram_dice_by_code(origin: Any, a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.float64]:
+    """:func:`bigram_dice` of the addresses with codes ``a`` and ``b`` in ``origin``'s vocabulary: the same
+    integers (letter pairs shared, letter pairs in each) and so the same values, each text's pairs held as bits
+    and the shared ones counted per pair of texts, not pair by pair in Python."""
+    found = origin.cache.get("address_bigrams")
+    if found is None:  # once per frame: the letter pairs of every distinct address
+        found = origin.cache["address_bigrams"] = _bigram_tokens(origin.vocab["address"])
+    offsets, tokens, totals = found
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    texts = np.unique(np.concatenate([a, b]))
+    width = (int(tokens.max()) >> 3) + 1 if len(tokens) else 1
+    starts, lengths = offsets[texts], offsets[texts + 1] - offsets[texts]
+    rows = np.repeat(np.arange(len(texts)), lengths)
+    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    held = tokens[np.repeat(starts, lengths) + within]
+    bits = np.zeros((len(texts), width), dtype=np.uint8)
+    np.bitwise_or.at(bits, (rows, held >> 3), (1 << (held & 7)).astype(np.uint8))
+    row_a, row_b = np.searchsorted(texts, a), np.searchsorted(texts, b)
+    shared = np.zeros(len(a), dtype=np.int64)
+    for start in range(0, len(a), _DICE_CHUNK):
+        part = slice(start, start + _DICE_CHUNK)
+        shared[part] = _POPCOUNT[bits[row_a[part]] & bits[row_b[part]]].sum(axis=1, dtype=np.int64)
+    both = totals[a] + totals[b]
+    out = np.zeros(len(a), dtype=np.float64)
+    some = both > 0
+    out[some] = (2 * shared[some]).astype(np.float64) / both[some].astype(np.float64)
+    return out
 
 
 @dataclass

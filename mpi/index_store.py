@@ -172,7 +172,7 @@ def score_clusters(model: Model, probe: MatchRecord, clusters: Mapping[str, list
     codes = decide_many(scored, model)
     kind = conflict_kind(model, scored)
     if (kind == LOW).any():
-        _vouch(model, members, [regional_id for regional_id, _ in flat], codes, kind, ~weak_records(right))
+        _vouch(model, members, [regional_id for regional_id, _ in flat], codes, kind, ~weak_records(right, model))
     return ClusterScores(model, flat, scored, codes, kind > 0)
 
 

@@ -144,7 +144,7 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
             out[np.isin(_pair_codes(a, b, size), forbidden)] = AGAINST
         return out
 
-    labels, rebuilt = cluster(size, edge_left, edge_right, strength, conflicts, firm=~weak_records(frame))
+    labels, rebuilt = cluster(size, edge_left, edge_right, strength, conflicts, firm=~weak_records(frame, model))
     clustered_at = time.perf_counter()
 
     probability = np.full(size, -1.0)

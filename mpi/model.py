@@ -116,6 +116,10 @@ class Model:
     # records of relatives of one family name per record (how many of a family name's holders are kin)
     kin_per_record: float = 0.0
     tf: dict[str, dict[str, int]] = field(default_factory=dict)  # column → value → count (values seen twice+)
+    # given and family names that are more likely not the person's name than theirs (``DAUGHTER``, ``INMATE``;
+    # ``OCCUPANT``, ``RESIDENT``): learnt from the store (:func:`mpi.training.stand_in_names`); compared as none
+    stand_in_given: list[str] = field(default_factory=list)
+    stand_in_family: list[str] = field(default_factory=list)
     tf_total: int = 0
     training: dict[str, Any] = field(default_factory=dict)  # how it was trained (counts, iterations, recall)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -197,6 +201,21 @@ class Model:
             shares = frame.cache[key] = self.term_frequency(column, frame.vocab[column])
         return shares[codes]  # type: ignore[no-any-return]
 
+    def stand_in(self, side: Any, column: str = "given") -> NDArray[np.bool_]:
+        """Rows of ``side`` (a :class:`mpi.frames.Frame`) whose ``column`` (``given`` or ``family``) is a stand-in
+        (:attr:`stand_in_given`, :attr:`stand_in_family`): looked up once per distinct value of a coded frame,
+        cached with it for this model."""
+        values = self.stand_in_given if column == "given" else self.stand_in_family
+        if not values:
+            return np.zeros(side.size, dtype=bool)
+        if column in side.vocab and f"{column}__code" in side:
+            key = ("stand-in", column, self.version)
+            flags = side.cache.get(key)
+            if flags is None:
+                flags = side.cache[key] = np.isin(side.vocab[column], values)
+            return flags[side[f"{column}__code"]]  # type: ignore[no-any-return]
+        return np.isin(side[column], values)
+
     # --- serialisation ------------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,6 +233,8 @@ class Model:
                 "kin_per_record": self.kin_per_record} if self.u_household else {}),
             "tf_total": self.tf_total,
             "tf": self.tf,
+            **({"stand_in_given": list(self.stand_in_given)} if self.stand_in_given else {}),
+            **({"stand_in_family": list(self.stand_in_family)} if self.stand_in_family else {}),
             "training": self.training,
         }
 
@@ -263,6 +284,8 @@ class Model:
                                                 PRIOR_KNOWLEDGE.get(name, (u, u))[1])
                                   for name, u in dict(data.get("u_same_family") or {}).items()}, **household,
                    tf_total=int(data.get("tf_total") or 0), training=training,
+                   stand_in_given=[str(v) for v in data.get("stand_in_given") or []],
+                   stand_in_family=[str(v) for v in data.get("stand_in_family") or []],
                    created_at=data.get("created_at", ""), version=version)
 
     def evolve(self, **changes: Any) -> Model:
@@ -271,7 +294,8 @@ class Model:
                   "match_threshold": self.match_threshold, "possible_threshold": self.possible_threshold,
                   "u_same_family": self.u_same_family, "u_household": self.u_household,
                   "household_prior": self.household_prior, "kin_per_record": self.kin_per_record, "tf": self.tf,
-                  "tf_total": self.tf_total,
+                  "tf_total": self.tf_total, "stand_in_given": self.stand_in_given,
+                  "stand_in_family": self.stand_in_family,
                   "training": self.training}
         fields.update(changes)
         return Model(**fields)

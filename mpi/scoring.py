@@ -128,10 +128,19 @@ class ScoredPairs:
 
 
 def comparison_levels(model: Model, left: Frame, right: Frame) -> NDArray[np.int8]:
-    """The level of every pair on every comparison, ``(pairs, comparisons)``."""
+    """The level of every pair on every comparison, ``(pairs, comparisons)``.
+
+    A given or family name the model learnt to be a stand-in (:attr:`mpi.model.Model.stand_in_given`: ``DAUGHTER``;
+    :attr:`~mpi.model.Model.stand_in_family`: ``OCCUPANT``) is compared as none: it says nothing of who the person is.
+    """
     if left.size == 0:
         return np.zeros((0, len(model.comparisons)), dtype=np.int8)
-    return np.stack([c.levels(left, right) for c in model.comparisons], axis=1)
+    levels = np.stack([c.levels(left, right) for c in model.comparisons], axis=1)
+    for column, values in (("given", model.stand_in_given), ("family", model.stand_in_family)):
+        index = model.index_of(column)
+        if index is not None and values:
+            levels[model.stand_in(left, column) | model.stand_in(right, column), index] = NULL
+    return levels
 
 
 def _level_in(model: Model, levels: NDArray[np.int8], index: int, wanted: Sequence[str]) -> NDArray[np.bool_]:
@@ -300,10 +309,14 @@ def evidence_apart(model: Model, scored: ScoredPairs) -> NDArray[np.bool_]:
 AMBIGUITY_PARTNERS = 30
 
 
-def weak_records(side: Frame) -> NDArray[np.bool_]:
+def weak_records(side: Frame, model: Model | None = None) -> NDArray[np.bool_]:
     """Rows of ``side`` lacking what tells a person from a close relative: the given name, or all but its initial
-    (a twin), or the birth date (a parent or a child of one name)."""
-    return side["given__missing"] | (side["given_len"] == 1) | (side["birth_year"] == 0)  # type: ignore[no-any-return]
+    (a twin), or the birth date (a parent or a child of one name). With ``model``, a given name it learnt to be a
+    stand-in (:attr:`mpi.model.Model.stand_in_given`) is no given name."""
+    weak = side["given__missing"] | (side["given_len"] == 1) | (side["birth_year"] == 0)
+    if model is not None and model.stand_in_given:
+        weak = weak | model.stand_in(side)
+    return weak  # type: ignore[no-any-return]
 
 
 def exclusive_probability(weak: NDArray[np.int64], partner: NDArray[np.int64], probability: NDArray[np.float64],
@@ -365,7 +378,7 @@ def ambiguous_pairs(model: Model, left: Frame, right: Frame, candidate: NDArray[
         return out
     pairs = np.flatnonzero(candidate)
     left_rows, right_rows = left.rows[pairs], right.rows[pairs]
-    left_weak, right_weak = weak_records(left)[pairs], weak_records(right)[pairs]
+    left_weak, right_weak = weak_records(left, model)[pairs], weak_records(right, model)[pairs]
     weak = np.concatenate([left_rows[left_weak], right_rows[right_weak]])
     partner = np.concatenate([right_rows[left_weak], left_rows[right_weak]])
     pair_p = np.concatenate([probability[pairs][left_weak], probability[pairs][right_weak]])

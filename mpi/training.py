@@ -10,16 +10,26 @@ Everything is learnt from the store's own records, with no labelled pairs:
    agreement is by construction): the E-step gives each pair its probability of being a match from the current m,
    the M-step re-estimates m as the level frequencies weighted by those probabilities. EM runs over the distinct
    level patterns with their counts, so millions of pairs cost no more than a few thousand patterns.
-4. The *prior* (the chance that two random records are the same person) = expected matching pairs / all pairs
+4. *Stand-in names* (``DAUGHTER``, ``INMATE``; ``OCCUPANT``): given names whose holders disagree with every record
+   of their family name and birth date (family names: of their given name and birth date), where a name's holders
+   mostly agree with their own other records (:func:`stand_in_names`); compared as no name from then on, EM runs
+   included.
+5. The *prior* (the chance that two random records are the same person) = expected matching pairs / all pairs
    of records, where each run's expected matches are scaled up by the share of true matches its rule catches.
 
 Estimates are smoothed towards the prior-knowledge values (a few dozen pseudo-observations), so a small store
 still gets a sensible model.
+
+A store of more than :data:`TRAINING_SAMPLE` records trains on a sample of about that many, chosen by a hash of the
+record id (:func:`in_training_sample`): the same records whichever engine asks (the relink in one process, or the
+Spark relink's tasks, each over its own partition), fed to :func:`train` in record-id order, so both engines train
+the same model (:func:`train_if_supported`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +37,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mpi.frames import Frame
+from mpi.blocking import pairs_within_runs
+from mpi.comparisons import Comparison, MiddleNameComparison
+from mpi.frames import Frame, frame_from_table
 from mpi.model import (
     HOUSEHOLD_PRIOR_KIN,
     HOUSEHOLD_PRIOR_KNOWLEDGE,
@@ -75,6 +87,86 @@ def evidence_of_model(model: Model) -> TrainingEvidence:
         return TrainingEvidence(False, f"training learnt too little (EM runs: {learnt or 'none'}; at least "
                                        f"{MIN_EM_RUNS} with {MIN_EM_PAIRS} pairs, one of them on birth dates)")
     return TrainingEvidence(True, f"{len(runs)} EM runs")
+
+
+#: A store of more active records than this trains on a sample of about this many (as Splink samples): u, EM and
+#: the term frequencies are estimated as well from 200 000 records as from millions, and the Spark relink's driver
+#: holds the records it trains on (~100 MB at this size), never the store.
+TRAINING_SAMPLE = 200_000
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+
+
+def sample_hash(record_ids: NDArray[np.int64], *, seed: int = 0) -> NDArray[np.uint64]:
+    """A 64-bit hash of each record id (SplitMix64's finaliser over ``id + (seed + 1) × γ``).
+
+    Uniform over the hash range and unrelated to how ids were given out: consecutive ids (one person's records,
+    loaded together) land far apart. Integer arithmetic modulo 2**64, so the value is the same on every machine.
+    """
+    z = np.asarray(record_ids, dtype=np.int64).astype(np.uint64)
+    z = z + np.uint64(((seed + 1) * _GOLDEN_GAMMA) & _MASK64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))  # type: ignore[no-any-return]
+
+
+def in_training_sample(record_ids: NDArray[np.int64], *, records: int, sample: int = TRAINING_SAMPLE,
+                       seed: int = 0) -> NDArray[np.bool_]:
+    """Whether each of ``record_ids`` is one that a store of ``records`` active records trains on.
+
+    Every record when ``records <= sample``; beyond, those whose :func:`sample_hash` lies in the lowest
+    ``sample / records`` of the hash range: about ``sample`` records (a binomial count: 200 000 ± 450, one standard
+    deviation). Whether a record is chosen depends only on its id, the store's size and the seed, never on which
+    process, partition or order reads it: the single-machine relink filters its table with this function and the
+    Spark relink its partitions, and both train on the same records.
+    """
+    ids = np.asarray(record_ids, dtype=np.int64)
+    if records <= sample:
+        return np.ones(len(ids), dtype=bool)
+    below = (max(sample, 0) << 64) // records  # < 2**64 since sample < records
+    return sample_hash(ids, seed=seed) < np.uint64(below)  # type: ignore[no-any-return]
+
+
+def sampled_frame(table: pd.DataFrame, frame: Frame, *, sample: int = TRAINING_SAMPLE, seed: int = 0) -> Frame:
+    """The frame of the records of ``table`` (every active record, in record-id order; ``frame`` is its frame) that
+    :func:`in_training_sample` chooses: ``frame`` itself when it chooses every one."""
+    chosen = in_training_sample(table["record_id"].to_numpy(dtype=np.int64), records=len(table), sample=sample,
+                                seed=seed)
+    return frame if chosen.all() else frame_from_table(table.loc[chosen].reset_index(drop=True))
+
+
+def train_if_supported(records: int, training_frame: Callable[[], Frame], *, base: Model, blocked_pairs: int,
+                       seed: int = 0) -> tuple[Model, str | None]:
+    """A model trained for a store of ``records`` active records when the store supports one, else ``base`` (the
+    model in use) and why not.
+
+    Training replaces the model in use only with enough evidence: enough records to try (:func:`evidence_of_store`)
+    and enough learnt from them (:func:`evidence_of_model`). Both relink engines train through here.
+
+    Parameters
+    ----------
+    records
+        Active records in the store.
+    training_frame
+        Builds the frame of the records :func:`in_training_sample` chooses, in record-id order (called only when
+        the store has enough records to try).
+    blocked_pairs
+        The blocked pairs the relink scores (for the training report).
+    """
+    evidence = evidence_of_store(records)
+    if evidence.enough:
+        frame = training_frame()
+        candidate = train(frame, base=base, seed=seed)
+        training = {**candidate.training, "blocked_pairs": int(blocked_pairs)}
+        if frame.size < records:
+            training.update(sampled_records=int(frame.size), records=int(records))
+        candidate = candidate.evolve(training=training)
+        evidence = evidence_of_model(candidate)
+        if evidence.enough:
+            return candidate, None
+    log.info("not trained: %s; linking with %s", evidence.reason, base.describe())
+    return base, evidence.reason
+
 
 TF_COLUMNS = ("family", "given", "postcode")
 #: Pseudo-observations pulling estimates towards prior knowledge.
@@ -277,12 +369,16 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     """
     base = base or Model.default()
     rng = np.random.default_rng(seed)
+    stand_ins, stand_in_run = stand_in_names(base, frame, training_columns(frame), column="given")
+    family_stand_ins, family_stand_in_run = stand_in_names(base, frame, training_columns(frame), column="family")
+    base = base.evolve(stand_in_given=stand_ins, stand_in_family=family_stand_ins)
     # samples in proportion to the store, within bounds: enough pairs per level, not more than needed
     u_pairs = min(u_pairs, max(50_000, 5 * frame.size))
     em_pairs = min(em_pairs, max(90_000, 5 * frame.size))
     tf, total = term_frequencies(frame)
     u = estimate_u(base, frame, pairs=u_pairs, seed=seed)
-    start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior)
+    start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior, stand_in_given=stand_ins,
+                  stand_in_family=family_stand_ins)
     columns = training_columns(frame)
     learnt: list[list[list[float]]] = [[] for _ in base.comparisons]
     runs: list[dict[str, Any]] = []
@@ -310,7 +406,11 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         caught_by = base.index_of(rule.catch) if rule.catch else None
         if caught_by is not None:
             matches_estimates.append(result.match_share * in_all / max(m[caught_by][0], 0.05))
-    learnt_model = Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior)
+    middle_m, middle_pairs = estimate_m_middle(base, frame, columns, prior=m, rng=np.random.default_rng(seed))
+    if middle_m is not None:
+        m[base.comparisons.index(middle_m[0])] = middle_m[1]
+    learnt_model = Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior, stand_in_given=stand_ins,
+                         stand_in_family=family_stand_ins)
     u_same_family = estimate_u_same_family(learnt_model, frame, columns, rng=rng)
     u_household, household_run = estimate_u_household(learnt_model, frame, columns, rng=rng)
     all_pairs = frame.size * (frame.size - 1) / 2
@@ -321,13 +421,118 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         "expected_matching_pairs": expected_matches,
         "blocked_pairs": int(len(pairs[0])) if pairs is not None else None,
         "household": household_run,
+        "stand_in_given": stand_in_run,
+        "stand_in_family": family_stand_in_run,
+        "middle_m_pairs": middle_pairs,
     }
     log.info("trained on %d records: %d EM runs, prior %.3g (%.0f expected matching pairs)", frame.size, len(runs),
              prior, expected_matches)
     return Model(comparisons=base.comparisons, m=[[float(x) for x in row] for row in m], u=u, prior=prior,
                  match_threshold=base.match_threshold, possible_threshold=base.possible_threshold, tf=tf,
                  tf_total=total, training=training, u_same_family=u_same_family, u_household=u_household,
-                 household_prior=float(household_run["match_share"]), kin_per_record=float(household_run["kin"]))
+                 household_prior=float(household_run["match_share"]), kin_per_record=float(household_run["kin"]),
+                 stand_in_given=stand_ins, stand_in_family=family_stand_ins)
+
+
+#: m of the middle name is read from pairs of one person only with at least this many of them holding one each.
+MIDDLE_M_PAIRS = 200
+
+
+def estimate_m_middle(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, prior: list[list[float]],
+                      rng: np.random.Generator, pairs: int = 100_000
+                      ) -> tuple[tuple[Comparison, list[float]] | None, int]:
+    """m of the middle name from pairs of one person: the same given name, family name and full birth date.
+
+    EM cannot learn it from its runs: pairs with one birth date hold twins, whose home, family name and birth date
+    make them a match in EM's eyes (the shared home weighs as it does for strangers there) and whose middle names
+    differ, so EM would learn that one person's middle names often differ; and where the first given names agree
+    an agreeing middle name is no evidence (:class:`mpi.comparisons.MiddleNameComparison`). Two records agreeing on
+    given name, family name and full birth date are one person nearly always (twins are given two names); how
+    often their middle names agree, as far as both go, or differ is m, smoothed towards the runs' m (``prior``).
+
+    Returns the comparison with its m (``None`` with fewer than :data:`MIDDLE_M_PAIRS` pairs holding middle names
+    on both sides) and the pairs counted.
+    """
+    index = model.index_of("middle")
+    comparison = model.comparisons[index] if index is not None else None
+    if index is None or not isinstance(comparison, MiddleNameComparison):
+        return None, 0
+    left, right, _ = pairs_agreeing(_combined(columns, ("given", "family", "dob_full")), max_pairs=pairs, rng=rng)
+    levels = comparison.levels_whatever_the_first_names(frame.take(left), frame.take(right))
+    levels = levels[levels >= 0]
+    if len(levels) < MIDDLE_M_PAIRS:
+        return None, int(len(levels))
+    counts = level_counts(levels, comparison.levels_count)
+    return (comparison, _smoothed(counts, prior[index], M_FLOOR)), int(len(levels))
+
+
+#: A given name is judged a stand-in only on this many holders that have a record of their family name and birth
+#: date to be compared with.
+STAND_IN_HOLDERS = 3
+#: Per name column: the columns whose agreement (with the full birth date) makes the pairs a holder is compared
+#: over, and the levels at which a holder's name agrees with another record's. A given name's distant spelling
+#: does not (short words reach it by chance, ``DAU`` and ``DAKOTA``); a family name's does (a slip in a short one,
+#: ``DOT`` for ``DOE``, reaches no closer), as do a crossed one and the ones a marriage would not explain away.
+STAND_IN_RULES = {
+    "given": (("family", "dob_full"),
+              ("exact", "swapped", "nickname", "jaro-winkler>=0.92", "phonetic", "initial-or-middle")),
+    "family": (("given", "dob_full"), ("exact", "swapped", "words-shared", "jaro-winkler>=0.92", "phonetic",
+                                       "jaro-winkler>=0.80", "crossed")),
+}
+#: Records sharing one name and birth date beyond this are a placeholder, not one person's (left out).
+STAND_IN_GROUP = 50
+#: Pseudo-observations of the store's overall share pulling a value's share towards it.
+STAND_IN_SMOOTHING = 2.0
+
+
+def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, column: str = "given"
+                   ) -> tuple[list[str], dict[str, Any]]:
+    """Given (or family) names that are more likely *not* their holder's name than theirs, learnt from the store.
+
+    A record's other records share its family name and its full birth date (for a family name: its given name and
+    birth date), and so do a twin's. Over all those pairs (in groups of at most :data:`STAND_IN_GROUP` records:
+    a larger one is a placeholder, not a person), a holder of a real
+    name almost always finds a record whose name agrees (:data:`STAND_IN_RULES`: exact, nickname, close spelling,
+    sound, initial): its own other records; one whose name agrees with none of them is a twin seen once, or a
+    record whose name is not a name (``DAUGHTER``, ``INMATE``; ``OCCUPANT``, ``RESIDENT``). Per value, the share of
+    its holders (among those with such a pair) that agree with none is smoothed towards the store's overall share
+    (:data:`STAND_IN_SMOOTHING` pseudo-observations); a value held so by at least :data:`STAND_IN_HOLDERS` records
+    whose smoothed share is at least one half (more likely not the person's name than theirs) is a stand-in. It
+    is then compared as no name; a record with a stand-in given name is *weak* (rule 8,
+    :func:`mpi.scoring.weak_records`).
+
+    Returns the stand-ins (sorted) and a summary for the training report.
+    """
+    index = model.index_of(column)
+    if index is None or column not in STAND_IN_RULES:
+        return [], {"holders": 0, "stand_ins": 0}
+    agreeing_on, agreeing_levels = STAND_IN_RULES[column]
+    key = _combined(columns, agreeing_on)
+    present = np.flatnonzero((key != "") & (frame[column] != ""))
+    codes, _ = pd.factorize(key[present])
+    order = present[np.argsort(codes, kind="stable")]
+    found = list(pairs_within_runs(np.sort(codes, kind="stable"), STAND_IN_GROUP))
+    left = order[np.concatenate([a for a, _ in found])] if found else np.zeros(0, dtype=np.int64)
+    right = order[np.concatenate([b for _, b in found])] if found else np.zeros(0, dtype=np.int64)
+    if len(left) == 0:
+        return [], {"holders": 0, "stand_ins": 0}
+    comparison = model.comparisons[index]
+    levels = comparison.levels(frame.take(left), frame.take(right))
+    agree = np.isin(levels, [comparison.labels.index(label) for label in agreeing_levels
+                             if label in comparison.labels])
+    rows = np.concatenate([left, right])
+    agreeing = np.zeros(frame.size, dtype=bool)
+    agreeing[rows[np.concatenate([agree, agree])]] = True
+    held = np.unique(rows)
+    values = frame[column][held]
+    never = ~agreeing[held]
+    overall = float(never.mean())
+    table = pd.DataFrame({"value": values, "never": never}).groupby("value")["never"].agg(["size", "sum"])
+    share = (table["sum"] + STAND_IN_SMOOTHING * overall) / (table["size"] + STAND_IN_SMOOTHING)
+    chosen = table.index[(table["size"] >= STAND_IN_HOLDERS) & (share >= 0.5)]
+    stand_ins = sorted(str(v) for v in chosen)
+    return stand_ins, {"holders": int(len(held)), "holders_agreeing_with_none": float(overall),
+                       "stand_ins": len(stand_ins)}
 
 
 def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *,

@@ -96,6 +96,42 @@ def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
                     _converted(connection, table, columns, rows))
 
 
+#: Keys looked up per statement on SQLite (two or three values each: within its limit of bound values).
+_HELD_CHUNK = 2_000
+
+
+def held_keys(connection: Connection, table: Table, columns: Sequence[str],
+              keys: Sequence[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """Which of ``keys`` (text values of ``columns``, in that order) rows of ``table`` hold, in the caller's
+    transaction: the keys joined to the table's unique index on ``columns`` (one search per key, whatever the
+    table's size). PostgreSQL: the keys sent as one array per column (``unnest``); SQLite: a list of row values in
+    chunks, the statement's text written here (SQLAlchemy's rendering of thousands of tuples would cost more than
+    the look-up, and SQLite plans ``(a, b) IN (VALUES ...)`` as a scan of the whole index)."""
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return set()
+    names = ", ".join(f't."{c}"' for c in columns)
+    on = " AND ".join(f't."{c}" = k.c{i}' for i, c in enumerate(columns))
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    if is_postgresql(connection):
+        arrays = ", ".join("%s::text[]" for _ in columns)
+        aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+        with raw.cursor() as cursor:
+            cursor.execute(f'SELECT {names} FROM unnest({arrays}) AS k({aliases}) JOIN "{table.name}" AS t ON {on}',
+                           [list(values) for values in zip(*wanted, strict=True)])
+            return {tuple(row) for row in cursor.fetchall()}
+    found: set[tuple[str, ...]] = set()
+    row = "(" + ", ".join("?" for _ in columns) + ")"
+    aliases = ", ".join(f"column{i + 1} AS c{i}" for i in range(len(columns)))
+    for start in range(0, len(wanted), _HELD_CHUNK):
+        chunk = wanted[start:start + _HELD_CHUNK]
+        found.update(tuple(r) for r in raw.execute(
+            f'SELECT {names} FROM (SELECT {aliases} FROM (VALUES {", ".join([row] * len(chunk))})) AS k '
+            f'CROSS JOIN "{table.name}" AS t ON {on}', [value for key in chunk for value in key]))
+    return found
+
+
 def _converted(connection: Connection, table: Table, columns: Sequence[str],
                rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Each row's values (in the order of ``columns``) as the driver takes them: on PostgreSQL (COPY) JSON serialised
@@ -127,4 +163,4 @@ def _converted(connection: Connection, table: Table, columns: Sequence[str],
     return list(zip(*converted, strict=True))
 
 
-__all__ = ["JSON_NULL", "JsonText", "insert_rows", "is_postgresql", "reserve_ids", "update_rows"]
+__all__ = ["JSON_NULL", "JsonText", "held_keys", "insert_rows", "is_postgresql", "reserve_ids", "update_rows"]

@@ -12,41 +12,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, text, tuple_, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from api.feeds.bulk_identity import BulkRecord
 from mpi import SourceRecord, store_writer_for, table_of
-from priorscan.bulk_rows import insert_rows, is_postgresql
+from priorscan.bulk_rows import held_keys, insert_rows, is_postgresql
 from priorscan.db import utcnow
 from priorscan.tables import AuditEvent, BulkCursor, BulkDeferred, HL7MessageLog
-
-_LOOKUP_CHUNK = 500
 
 
 def existing_keys(session: Session, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of the ``(namespace, local_id)`` keys name a source record already."""
-    wanted = list(dict.fromkeys(keys))
-    found: set[tuple[str, str]] = set()
-    for start in range(0, len(wanted), _LOOKUP_CHUNK):
-        chunk = wanted[start:start + _LOOKUP_CHUNK]
-        found.update((ns, local) for ns, local in session.execute(
-            select(SourceRecord.namespace, SourceRecord.local_id).where(
-                tuple_(SourceRecord.namespace, SourceRecord.local_id).in_(chunk))))
-    return found
+    session.flush()  # rows the session holds unwritten count too, as the ORM query counted them
+    return held_keys(session.connection(), table_of(SourceRecord), ("namespace", "local_id"),  # type: ignore[return-value]
+                     list(keys))
 
 
 def logged_messages(session: Session, keys: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
     """Which HL7 messages (sending application, facility, control id) the log holds already."""
-    wanted = list(dict.fromkeys(keys))
-    found: set[tuple[str, str, str]] = set()
-    log = HL7MessageLog
-    for start in range(0, len(wanted), _LOOKUP_CHUNK):
-        chunk = wanted[start:start + _LOOKUP_CHUNK]
-        found.update((a, f, c) for a, f, c in session.execute(
-            select(log.sending_application, log.sending_facility, log.control_id).where(
-                tuple_(log.sending_application, log.sending_facility, log.control_id).in_(chunk))))
-    return found
+    session.flush()
+    return held_keys(session.connection(), table_of(HL7MessageLog),  # type: ignore[return-value]
+                     ("sending_application", "sending_facility", "control_id"), list(keys))
 
 
 def write_records(session: Session, records: Sequence[BulkRecord]) -> list[int]:

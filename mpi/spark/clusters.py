@@ -115,7 +115,7 @@ def integrity(records: DataFrame, components: DataFrame, edges: DataFrame, forbi
                 out[np.isin(np.minimum(a, b) * size + np.maximum(a, b), forbidden_codes)] = AGAINST
             return out
 
-        labels, _rebuilt = cluster(size, left, right, strength, conflicts, firm=~weak_records(frame))
+        labels, _rebuilt = cluster(size, left, right, strength, conflicts, firm=~weak_records(frame, current))
         component = recs["label"].to_numpy(dtype=np.int64)
         final = ids[labels]
         split = pd.Series(final).groupby(component).transform("nunique").to_numpy() > 1

@@ -105,7 +105,8 @@ def score_pairs(pairs: DataFrame, records: DataFrame, model: Broadcast[str], flo
                                 "personal_weight": scored.personal_weight[keep],
                                 "nhs_verified_same": scored.nhs_verified_same[keep],
                                 "undistinguished": scored.undistinguished[keep],
-                                "l_weak": weak_records(left)[keep], "r_weak": weak_records(right)[keep]})
+                                "l_weak": weak_records(left, current)[keep],
+                                "r_weak": weak_records(right, current)[keep]})
             yield out
 
     return with_sides(pairs, records).mapInPandas(score, SCORE_SCHEMA)

@@ -7,8 +7,9 @@ tables, link events and review items with their explanations). What differs is w
 
 - the records are read from the store by Spark tasks, one slice of ids each, never through the driver;
 - blocking, scoring, decisions and clustering are Spark jobs (:mod:`mpi.spark.pairs`, :mod:`mpi.spark.clusters`);
-- training reads a bounded sample of the records on the driver (:data:`TRAINING_SAMPLE` records: all of them in a
-  store that small, so the model is then the one the single-machine relink trains);
+- training reads a bounded sample of the records on the driver: the records
+  :func:`mpi.training.in_training_sample` chooses (every one up to :data:`~mpi.training.TRAINING_SAMPLE`, about that
+  many beyond), chosen by the tasks; the single-machine relink trains on the same records, so the model is the same;
 - the driver receives only what it writes, one partition at a time (``toLocalIterator``), and small things: the
   manual decisions, a few figures per partition, and the clusters that contend for one regional id.
 """
@@ -43,9 +44,8 @@ from mpi.batch import (
     write_patients,
     write_reviews,
 )
-from mpi.blocking import blocked_pairs as local_blocked_pairs
 from mpi.decisions import MATCH, MATCH_CODE, NO_MATCH, POSSIBLE, POSSIBLE_CODE
-from mpi.frames import frame_from_table
+from mpi.frames import Frame, frame_from_table
 from mpi.linkage import DERIVATION_FLOOR
 from mpi.model import Model
 from mpi.records import new_regional_id
@@ -54,6 +54,7 @@ from mpi.spark.clusters import connected_components, integrity, review_pairs, st
 from mpi.spark.columns import RECORD_SCHEMA, golden_table, model_of, pair_frames, spark_records
 from mpi.spark.pairs import ambiguous_records, blocked_pairs, decide, derive_match_threshold, score_pairs, with_sides
 from mpi.tables import ManualDecision, SourceRecord
+from mpi.training import TRAINING_SAMPLE, in_training_sample, train_if_supported
 from priorscan.db import utcnow
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Training reads at most this many records on the driver (a random sample beyond it, as Splink samples).
-TRAINING_SAMPLE = 200_000
 #: Records per slice read by one task.
 SLICE_RECORDS = 50_000
 #: Rows written per statement batch.
@@ -170,7 +169,8 @@ def link_records(records: DataFrame, current: Model, *, count: int, train: bool,
     mark = time.perf_counter()
     model, note = current, None if train else "--no-train"
     if train:
-        model, note = _train(records, count, current, seed=seed, sample=training_sample)
+        model, note = _train(records, count, current, blocked_pairs=int(pairs_scored), seed=seed,
+                             sample=training_sample)
     trained = note is None
     timings["train_s"] = time.perf_counter() - mark
 
@@ -262,29 +262,27 @@ def _manual_pairs(session: Session, spark: SparkSession) -> tuple[DataFrame, Dat
 
 # --- training ------------------------------------------------------------------------------------------------------
 
-def _train(records: DataFrame, count: int, current: Model, *, seed: int, sample: int) -> tuple[Model, str | None]:
-    """A model trained on (a sample of at most ``sample``) records when the store supports one, as
-    :func:`mpi.batch._train_if_supported` decides; else the model in use and why not."""
-    from mpi.spark.columns import MATCH_COLUMNS
-    from mpi.training import evidence_of_model, evidence_of_store
-    from mpi.training import train as train_model
+def _train(records: DataFrame, count: int, current: Model, *, blocked_pairs: int, seed: int,
+           sample: int) -> tuple[Model, str | None]:
+    """:func:`mpi.training.train_if_supported` on the records :func:`mpi.training.in_training_sample` chooses (every
+    record up to ``sample``, about ``sample`` beyond): chosen by the tasks, each in its own partition, and only they
+    collected on the driver, in record-id order, as the single-machine relink trains on them."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import pandas_udf
 
-    evidence = evidence_of_store(count)
-    if evidence.enough:
-        chosen = records.select("record_id", *MATCH_COLUMNS)
-        if count > sample:
-            chosen = chosen.sample(fraction=min(1.0, sample / count), seed=seed)
-        table = pd.DataFrame(chosen.toPandas()).sort_values("record_id", kind="stable").reset_index(drop=True)
-        frame = frame_from_table(table)
-        candidate = train_model(frame, local_blocked_pairs(frame), base=current, seed=seed)
-        if count > sample:
-            candidate = candidate.evolve(training={**candidate.training, "sampled_records": int(len(table)),
-                                                   "records": int(count)})
-        evidence = evidence_of_model(candidate)
-        if evidence.enough:
-            return candidate, None
-    log.info("not trained: %s; linking with %s", evidence.reason, current.describe())
-    return current, evidence.reason
+    from mpi.spark.columns import MATCH_COLUMNS
+
+    @pandas_udf("boolean")  # type: ignore[call-overload]
+    def chosen(record_ids: pd.Series) -> pd.Series:
+        return pd.Series(in_training_sample(record_ids.to_numpy(dtype=np.int64), records=count, sample=sample,
+                                            seed=seed), index=record_ids.index)
+
+    def training_frame() -> Frame:
+        rows = records.select("record_id", *MATCH_COLUMNS).where(chosen(F.col("record_id")))
+        table = pd.DataFrame(rows.toPandas()).sort_values("record_id", kind="stable").reset_index(drop=True)
+        return frame_from_table(table)
+
+    return train_if_supported(count, training_frame, base=current, blocked_pairs=blocked_pairs, seed=seed)
 
 
 def _broadcast(spark: SparkSession, model: Model) -> Broadcast[str]:

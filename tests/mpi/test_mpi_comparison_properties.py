@@ -82,16 +82,22 @@ def test_family_name_crossed_is_one_path_symmetric_and_means_a_crossed_name(rows
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(records(), min_size=2, max_size=12))
-def test_middle_name_is_one_path_symmetric_and_silent_where_first_names_agree(rows: list[MatchRecord]) -> None:
+def test_middle_name_is_one_path_symmetric_and_only_differing_counts_where_first_names_agree(
+        rows: list[MatchRecord]) -> None:
     with pytest.MonkeyPatch.context() as patch:
         small, batch = both_paths(MiddleNameComparison(), rows, patch)
     np.testing.assert_array_equal(small, batch)
     assert symmetric(small, len(rows))
-    exact = MiddleNameComparison.labels.index("exact")
+    exact, differ = MiddleNameComparison.labels.index("exact"), MiddleNameComparison.labels.index("else")
     for k, level in enumerate(small):
         a, b = rows[k // len(rows)], rows[k % len(rows)]
-        if not a.middle or not b.middle or a.given == b.given:
+        if not a.middle or not b.middle:
             assert level == comparisons.NULL
+        if a.middle and b.middle and a.given == b.given:  # under one first name only a difference is evidence
+            assert level in (comparisons.NULL, differ)
+            assert (level == differ) == (a.middle.split()[0][:1] != b.middle.split()[0][:1]
+                                         or (len(a.middle.split()[0]) > 1 and len(b.middle.split()[0]) > 1
+                                             and a.middle.split()[0] != b.middle.split()[0]))
         if level == exact:
             assert a.middle == b.middle and len(a.middle.split()[0]) > 1
 

@@ -61,8 +61,12 @@ def test_given_name_levels(left: dict, right: dict, expected: str) -> None:
     ({}, {"given": "Ellie Grace Mary"}, "initial-or-first"),  # the first middle name agrees, the rest not
     ({}, {"given": "Ellie Rose"}, "else"),
     ({}, {"given": "Ellie R"}, "else"),
-    ({}, {"given": "Eleanor Rose"}, None),  # the first names agree: the middle one is no further evidence
+    # the first names agree: a middle name that differs tells two people of one name apart (H-ID-32) ...
+    ({}, {"given": "Eleanor Rose"}, "else"),
+    ({}, {"given": "Eleanor R"}, "else"),
+    # ... one that agrees is no further evidence (what a son named after his father shares)
     ({}, {"given": "Eleanor Grace"}, None),
+    ({}, {"given": "Eleanor G"}, None),
     ({}, {"given": "Ellie"}, None),  # none on one side
 ])
 def test_middle_name_levels(left: dict, right: dict, expected: str | None) -> None:
@@ -141,6 +145,24 @@ def test_bigram_dice() -> None:
     assert bigram_dice("COPLAND DRIVE", "DRIVE COPLAND") == 1.0  # word order does not matter
     assert bigram_dice("COPLAND DRIVE", "COPLANDDRIVE") == pytest.approx(20 / 21)  # one pair across the join
     assert bigram_dice("A", "B") == 0.0 and bigram_dice("", "") == 0.0
+
+
+def test_bigram_dice_by_code_gives_the_same_values() -> None:
+    """The relink's dice from value codes (letter pairs as bits) against the function pair by pair: the same
+    floats, including repeated pairs (``AAAA`` holds AA three times), one-letter words and empty addresses."""
+    import numpy as np
+
+    from mpi.comparisons import _bigram_dice_by_code, bigram_dice
+
+    addresses = ["COPLAND DRIVE 12", "12 COPLANDDRIVE", "AAAA AA", "AA", "A B C", "", "FLAT 1 12 MILL LANE",
+                 "MILL LANE 12 FLAT 2", "BANANA BANDANA", "NANA", "ABABABAB BA"]
+    frame = frame_from_records([match_record(address=a or None) for a in addresses])
+    vocab = frame.vocab["address"]
+    codes = np.arange(len(vocab))
+    a, b = np.repeat(codes, len(vocab)), np.tile(codes, len(vocab))
+    expected = [bigram_dice(x, y) for x, y in zip(vocab[a].tolist(), vocab[b].tolist(), strict=True)]
+    assert _bigram_dice_by_code(frame, a, b).tolist() == expected
+    assert len(set(expected)) > 10  # the cases differ
 
 
 def test_non_uk_postcodes_compare_as_strings() -> None:

@@ -30,6 +30,21 @@ def test_version_changes_with_content() -> None:
     assert model.evolve(match_threshold=0.95).version != model.version
 
 
+def test_stand_in_given_names_round_trip_and_change_the_version() -> None:
+    """The stand-ins a relink learnt are part of the model: stored, read back, in its version; a model without
+    any keeps the version it had (H-ID-32). Real time compares a stand-in as no given name."""
+    model = Model.default()
+    learnt = model.evolve(stand_in_given=["DAUGHTER"], stand_in_family=["OCCUPANT"])
+    again = Model.from_dict(json.loads(json.dumps(learnt.to_dict())))
+    assert again.stand_in_given == ["DAUGHTER"] and again.stand_in_family == ["OCCUPANT"]
+    assert again.version == learnt.version != model.version
+    assert "stand_in_given" not in model.to_dict()
+    pair = score(again, match_record(given="Daughter"), match_record())
+    assert "given" not in pair.field_weights
+    assert "given" in score(model, match_record(given="Daughter"), match_record()).field_weights
+    assert "family" not in score(again, match_record(family="Occupant"), match_record()).field_weights
+
+
 def test_score_explains_itself_field_by_field() -> None:
     pair = score(Model.default(), match_record(), match_record(given="Elenor", postcode=None, address=None))
     assert set(pair.field_weights) == {"nhs_number", "family", "given", "birth_date", "sex", "phone"}

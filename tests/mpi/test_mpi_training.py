@@ -10,7 +10,7 @@ from mpi.blocking import key_table, pairs_from_keys
 from mpi.frames import frame_from_table, table_from_stored
 from mpi.model import Model
 from mpi.normalise import to_match_record
-from mpi.training import expectation_maximisation, pairs_agreeing, train
+from mpi.training import expectation_maximisation, in_training_sample, pairs_agreeing, sample_hash, train
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +116,128 @@ def test_a_population_without_households_learns_that_pairs_at_one_home_are_one_p
     model = train(frame)  # type: ignore[arg-type]
     assert model.household_prior > 0.9, model.training["household"]
     assert model.kin_per_record < 0.05, model.training["household"]
+
+
+def test_sample_hash_is_splitmix64() -> None:
+    # SplitMix64's published first outputs from state 0 (seed 0: the state after one step is γ): the hash is the
+    # same function on every machine and in every Spark task
+    assert sample_hash(np.asarray([0, 1], dtype=np.int64)).tolist() == [0xE220A8397B1DCDAF, 0x910A2DEC89025CC1]
+
+
+@pytest.mark.parametrize(("records", "sample"), [
+    (300, 100),  # the small store of the Spark agreement test's kind
+    (1_000_000, 200_000),  # 1 M records with the default sample
+])
+def test_training_sample_is_about_its_size_and_independent_of_order_and_partition(records: int, sample: int) -> None:
+    ids = np.arange(1, records + 1, dtype=np.int64)
+    chosen = in_training_sample(ids, records=records, sample=sample)
+    spread = 4 * np.sqrt(sample)  # four standard deviations of a binomial count
+    assert abs(int(chosen.sum()) - sample) < spread
+    # another order, and the ids split across partitions as Spark tasks read them: the same records
+    order = np.random.default_rng(3).permutation(records)
+    assert np.array_equal(in_training_sample(ids[order], records=records, sample=sample), chosen[order])
+    parts = np.concatenate([in_training_sample(part, records=records, sample=sample)
+                            for part in np.array_split(ids, 7)])
+    assert np.array_equal(parts, chosen)
+
+
+def test_training_sample_keeps_neighbouring_records_together_as_often_as_chance() -> None:
+    # ids are given out in load order, so one person's records are often neighbours: a rule that took every fifth
+    # id, or a multiplicative hash, would never (or always) take two neighbours, and EM would see no pairs of them
+    ids = np.arange(1, 1_000_001, dtype=np.int64)
+    chosen = in_training_sample(ids, records=len(ids), sample=200_000)
+    share = chosen.mean()
+    both = (chosen[:-1] & chosen[1:]).mean()
+    assert abs(both - share**2) < 0.005
+
+
+def test_every_record_trains_a_store_no_larger_than_the_sample() -> None:
+    ids = np.arange(10, 110, dtype=np.int64)
+    assert in_training_sample(ids, records=100, sample=100).all()
+    assert 20 < in_training_sample(ids, records=200, sample=100).sum() < 80  # beyond it, about sample / records
+
+
+# --- stand-in given names and the middle name's m (hazard H-ID-32) ---------------------------------------------
+
+def _people(count: int, *, middle: bool = False) -> list:  # type: ignore[type-arg]
+    """``count`` people, two records each: the same given name, family name and birth date."""
+    from datetime import date
+
+    from mpi.records import Demographics
+
+    names = ["Oliver", "Amelia", "George", "Isla", "Harry", "Ava", "Noah", "Mia", "Jack", "Ivy", "Leo", "Rosie"]
+    out = []
+    for k in range(count):
+        given = names[k % len(names)] + (f" {'ABCDEFGHJK'[k % 10]}" if middle else "")
+        for copy in range(2):
+            family = f"{'BCDFGHKLMN'[k // 100 % 10]}{'AEIOU'[k // 20 % 5]}{'BCDFGHKLMNPRSTVWXYZJ'[k % 20]}ington"
+            out.append(Demographics(namespace="urn:t", local_id=f"{k}-{copy}", family=family, given=given,
+                                    birth_date=date(1950 + k % 50, 1 + k % 12, 1 + k % 28), sex="female",
+                                    postcode="GU1 4AB", address=f"{k} Mill Lane"))
+    return out
+
+
+def test_a_name_whose_holders_agree_with_no_record_of_their_other_name_and_birth_date_is_learnt_a_stand_in() -> None:
+    """``DAUGHTER`` keyed for four people who each have a record with their own name: learnt a stand-in, and
+    ``OCCUPANT`` as a family name for three. A twin seen once (``LILY``, her sister's two records beside her) is
+    not: one holder, and the name's other holders agree with their own other records."""
+    from dataclasses import replace
+
+    from mpi.training import stand_in_names, training_columns
+
+    people = _people(40)
+    for k in (1, 5, 9, 13):  # one record of each of four people keyed as DAUGHTER
+        people[2 * k + 1] = replace(people[2 * k + 1], given="Daughter")
+    twin = replace(people[2 * 20], local_id="twin", given="Lily")  # person 20's twin, one record
+    lilies = [replace(people[2 * 30 + copy], given="Lily") for copy in range(2)]  # another Lily, two records
+    people[2 * 30:2 * 30 + 2] = lilies
+    for k in (2, 6, 10):  # and one record of each of three others under the family name OCCUPANT
+        people[2 * k] = replace(people[2 * k], family="Occupant")
+    people[2 * 25] = replace(people[2 * 25], family="Raington")  # a slip in a family name agrees, distantly
+    frame = _frame_of([*people, twin])
+    stand_ins, run = stand_in_names(Model.default(), frame, training_columns(frame))  # type: ignore[arg-type]
+    assert stand_ins == ["DAUGHTER"], run
+    family, run = stand_in_names(Model.default(), frame, training_columns(frame),  # type: ignore[arg-type]
+                                 column="family")
+    assert family == ["OCCUPANT"], run
+
+
+def test_a_stand_in_given_name_is_compared_as_none_and_makes_its_record_weak() -> None:
+    """A record whose given name is a stand-in has no given name to compare: its given-name level is missing (no
+    evidence against the person's other records) and it is weak, so rule 8 and the integrity check treat it as a
+    record without a given name (it vouches for nobody and could be either twin)."""
+    from mpi.frames import frame_from_records
+    from mpi.scoring import comparison_levels, weak_records
+    from tests.mpi.mpi_factories import match_record
+
+    frame = frame_from_records([match_record(1, given="Daughter"), match_record(2), match_record(3, given="Mary")])
+    learnt = Model.default().evolve(stand_in_given=["DAUGHTER"])
+    given = learnt.index_of("given")
+    assert given is not None
+    left, right = frame.take(np.array([0, 1])), frame.take(np.array([1, 2]))
+    assert comparison_levels(learnt, left, right)[:, given].tolist() == [-1, learnt.comparisons[given].labels.index(
+        "else")]
+    assert comparison_levels(Model.default(), left, right)[0, given] >= 0, "without the stand-in learnt: compared"
+    assert weak_records(frame, learnt).tolist() == [True, False, False]
+    assert weak_records(frame).tolist() == [False, False, False]
+
+
+def test_the_middle_name_m_is_read_from_pairs_of_one_person() -> None:
+    """Pairs agreeing on given name, family name and full birth date are one person: their middle names agree, so
+    m of ``else`` comes out small (EM's runs, with twins in them, put it near a third on pseudopeople)."""
+    from mpi.training import MIDDLE_M_PAIRS, estimate_m_middle, training_columns
+
+    frame = _frame_of(_people(MIDDLE_M_PAIRS + 50, middle=True))
+    model = Model.default()
+    prior = [list(row) for row in model.m]
+    found, pairs = estimate_m_middle(model, frame, training_columns(frame), prior=prior,  # type: ignore[arg-type]
+                                     rng=np.random.default_rng(0))
+    assert found is not None and pairs >= MIDDLE_M_PAIRS
+    comparison, m = found
+    assert comparison.name == "middle"
+    assert m[comparison.labels.index("else")] < 0.02, m  # one person's initials agree
+    assert m[comparison.labels.index("initial-or-first")] > 0.9, m
+    assert abs(sum(m) - 1) < 1e-9
+    few, _ = estimate_m_middle(model, _frame_of(_people(20, middle=True)), training_columns(
+        _frame_of(_people(20, middle=True))), prior=prior, rng=np.random.default_rng(0))  # type: ignore[arg-type]
+    assert few is None, "too few pairs of one person: the runs' m is kept"
