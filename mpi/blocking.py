@@ -15,22 +15,12 @@ key       made of                                               still meets the 
 ``pg:``   postcode + phonetic given name                        birth date wrong and family name changed
 ``py:``   postcode + birth year                                 both names misspelt, day or month wrong
 ``a:``    the address (words sorted)                            names misspelt and postcode mistyped
-``aw:``   a house (or flat) number + one word of the address    as ``a:``, and the address has a word
-          (one key per word; not the kind of street)            mistyped, split, run together, added or
-                                                                dropped (a building name, a district)
 ========  ====================================================  =========================================
 
 A key shared by more than :data:`MAX_BLOCK_SIZE` records (a placeholder birth date, a very common name at one
 postcode) says too little to be worth scoring: it is skipped, both in real time and in batch, so an incoming
 record meets a bounded candidate set. Blocking recall (the share of true pairs that share a usable key) is
 measured by ``priorscan evaluate``.
-
-The ``aw:`` keys are for a person registered again with the postcode mistyped *and* a name misspelt or the birth
-date missing or wrong: then only the address is left, and the whole-address key ``a:`` is lost to a single slip
-in any of its words. A house number with one intact word of the street, building or district still meets. The
-kinds of street (:data:`mpi.normalise.STREET_WORDS`: ROAD, STREET, ...) are left out, being in nearly every
-address; a town's name with a common house number is a key shared by many records, skipped above the cap in a
-large region like any over-common key.
 """
 
 from __future__ import annotations
@@ -43,33 +33,12 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from mpi.frames import Frame
-from mpi.normalise import STREET_WORDS, MatchRecord
+from mpi.normalise import MatchRecord
 
 #: A key shared by more records than this is skipped.
 MAX_BLOCK_SIZE = 100
 #: Family-name words used for keys (double-barrelled names give one key per word).
 MAX_FAMILY_WORDS = 3
-#: House and flat numbers of an address used for ``aw:`` keys (a flat number and the house's).
-MAX_HOUSE_NUMBERS = 2
-#: Address words shorter than this are left out of ``aw:`` keys (a letter of a flat, an initial).
-MIN_ADDRESS_WORD = 3
-
-
-def house_number_words(address: str | None) -> list[str]:
-    """The ``number:word`` parts of the ``aw:`` keys of a normalised address (words sorted, as stored).
-
-    Each of the first :data:`MAX_HOUSE_NUMBERS` numbers (runs of digits written as a word) with each word of
-    letters of at least :data:`MIN_ADDRESS_WORD` that is not a kind of street; none without a number.
-    """
-    if not address:
-        return []
-    words = address.split(" ")
-    numbers = [word for word in words if word.isdigit()][:MAX_HOUSE_NUMBERS]
-    if not numbers:
-        return []
-    named = [word for word in words
-             if len(word) >= MIN_ADDRESS_WORD and word.isalpha() and word not in STREET_WORDS]
-    return [f"{number}:{word}" for number in numbers for word in named]
 
 
 def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_month: int, birth_day: int,
@@ -100,7 +69,6 @@ def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_mont
             keys.add(f"py:{code}:{birth_year}")
     if address:
         keys.add(f"a:{address}")
-        keys.update(f"aw:{part}" for part in house_number_words(address))
     return {key[:80] for key in keys}
 
 
@@ -161,12 +129,6 @@ def key_table(table: pd.DataFrame) -> pd.DataFrame:
     add("py:" + code + ":" + year.astype(str), has_code & (year > 0))
     address = column("address")
     add("a:" + address, address != "")
-    distinct = address.drop_duplicates()
-    parts_of = pd.Series([house_number_words(value) for value in distinct], index=distinct.to_numpy(),
-                         dtype=object)
-    house = parts_of.reindex(address.to_numpy()).reset_index(drop=True).explode().dropna()
-    parts.append(pd.DataFrame({"key": ("aw:" + house.astype(str)).to_numpy(dtype=object),
-                               "row": rows[house.index].to_numpy()}))
     keys = pd.concat(parts, ignore_index=True)
     keys["key"] = keys["key"].str[:80]
     return keys.drop_duplicates(ignore_index=True)
@@ -281,20 +243,6 @@ def key_codes(frame: Frame) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     add(4, code, given_word, (code >= 0) & (given_word >= 0))
     add(5, code, year, (code >= 0) & (year > 0))
     add(6, address, zero, address >= 0)
-    # aw: one vocabulary of number:word parts over the distinct addresses, then one key per row and part
-    address_vocab = frame.vocab["address"].tolist()
-    house_parts: dict[str, int] = {}
-    part_lists = [[house_parts.setdefault(p, len(house_parts)) for p in house_number_words(v)] for v in address_vocab]
-    counts = np.asarray([len(p) for p in part_lists], dtype=np.int64)
-    flat = np.asarray([p for ps in part_lists for p in ps], dtype=np.int64)
-    starts = np.r_[0, np.cumsum(counts)[:-1]] if len(counts) else np.zeros(0, dtype=np.int64)
-    row_vocab = frame["address__code"].astype(np.int64)
-    per_row = counts[row_vocab] if len(counts) else np.zeros(n, dtype=np.int64)
-    if per_row.sum():
-        repeated = np.repeat(rows, per_row)
-        offset = np.arange(len(repeated)) - np.repeat(np.cumsum(per_row) - per_row, per_row)
-        keys.append((7 << (2 * _PART_BITS)) | flat[np.repeat(starts[row_vocab], per_row) + offset])
-        key_rows.append(repeated)
     dense, _ = pd.factorize(np.concatenate(keys))
     width = max(n, 1)
     unique = pd.unique(dense.astype(np.int64) * width + np.concatenate(key_rows))  # a key twice for a row: once

@@ -34,8 +34,6 @@ _ADDRESS_WORDS = {
     "UNIT": "FLAT", "HWY": "HIGHWAY", "PDE": "PARADE", "BLVD": "BOULEVARD", "MT": "MOUNT", "NTH": "NORTH",
     "STH": "SOUTH", "E": "EAST", "W": "WEST", "N": "NORTH", "S": "SOUTH", "NO": "",
 }
-#: The kinds of street and the other words of :data:`_ADDRESS_WORDS` (spelled out): nearly every address holds one.
-STREET_WORDS = frozenset(word for word in _ADDRESS_WORDS.values() if word)
 _NON_ALNUM = re.compile(r"[^A-Z0-9 ]")
 
 

@@ -18,29 +18,9 @@ from mpi.blocking import blocking_keys, pairs_from_keys
     ({"postcode": "TN2 5QR", "address": "4 Pembury Road", "nhs_number": None}, "moved house"),
     ({"given": "Ellie", "family": "Whitfeld", "birth_date": "1978-03-15", "nhs_number": None},
      "nickname, misspelt family name and a day out: the address still meets"),
-    ({"family": "Okafor", "given": "Ellie", "birth_date": None, "postcode": "GU1 4BA", "nhs_number": None,
-      "address": "12 Mill Lane, Guildfrod"},
-     "married name, nickname, no birth date, postcode letters swapped and the town mistyped: a house number with "
-     "a word of the street still meets (H-ID-27)"),
-    ({"family": "Okafor", "given": "Ellie", "birth_date": None, "postcode": "GU1 4BA", "nhs_number": None,
-      "address": "12 Mill Lane, Riverside House, Guildford"},
-     "as above, with a building name added to the address (H-ID-27)"),
 ])
 def test_hard_cases_share_a_key(change: dict, why: str) -> None:
     assert blocking_keys(match_record()) & blocking_keys(match_record(**change)), why
-
-
-@pytest.mark.parametrize(("address", "parts", "why"), [
-    ("12 MILL LANE GUILDFORD", ["12:GUILDFORD", "12:MILL"], "the kind of street says nothing: left out"),
-    ("12 3 FLAT HIGH STREET", ["12:HIGH", "3:HIGH"], "a flat number and the house's, each with the words"),
-    ("MILL LANE GUILDFORD", [], "no house number: no key (the whole address still is one)"),
-    ("12 A LE GUILDFORD", ["12:GUILDFORD"], "letters and two-letter words are too common"),
-    ("12 12B GUILDFORD", ["12:GUILDFORD"], "a number with a letter is not a house number here, nor a word"),
-])
-def test_house_number_words(address: str, parts: list[str], why: str) -> None:
-    from mpi.blocking import house_number_words
-
-    assert sorted(house_number_words(address)) == parts, why
 
 
 def test_keys_need_data() -> None:
