@@ -42,15 +42,18 @@ def set_aside(connection: Connection, tables: Sequence[Table]) -> list[str]:
     return dropped
 
 
+def missing(connection: Connection, tables: Sequence[Table]) -> list[Index]:
+    """The non-unique indexes of ``tables`` that the schema defines and the store lacks."""
+    present = _present(connection, tables)
+    return [index for index in secondary_indexes(tables) if str(index.name) not in present]
+
+
 def restore(connection: Connection, tables: Sequence[Table]) -> list[str]:
     """Build every non-unique index of ``tables`` that the store lacks, in the caller's transaction; their names."""
-    present = _present(connection, tables)
-    built = []
-    for index in secondary_indexes(tables):
-        if str(index.name) not in present:
-            index.create(connection)
-            built.append(str(index.name))
-    return built
+    built = missing(connection, tables)
+    for index in built:
+        index.create(connection)
+    return [str(index.name) for index in built]
 
 
-__all__ = ["restore", "secondary_indexes", "set_aside"]
+__all__ = ["missing", "restore", "secondary_indexes", "set_aside"]

@@ -73,19 +73,15 @@ def _counts(url: str) -> dict[str, int]:
 
 def _missing_indexes(url: str) -> set[str]:
     """The linkage tables' non-unique indexes that the schema defines and the store lacks."""
-    from sqlalchemy import inspect
-
     from api.feeds.bulk_load import INDEXES_BUILT_AFTER
-    from priorscan.bulk_indexes import secondary_indexes
+    from priorscan.bulk_indexes import missing
 
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            inspector = inspect(connection)
-            present = {index["name"] for table in INDEXES_BUILT_AFTER for index in inspector.get_indexes(table.name)}
+            return {str(index.name) for index in missing(connection, INDEXES_BUILT_AFTER)}
     finally:
         engine.dispose()
-    return {str(index.name) for index in secondary_indexes(INDEXES_BUILT_AFTER)} - present
 
 
 def _clusters(url: str) -> set[frozenset[tuple[str, str]]]:
