@@ -158,11 +158,12 @@ def key_table(table: pd.DataFrame) -> pd.DataFrame:
     add("py:" + code + ":" + year.astype(str), has_code & (year > 0))
     address = column("address")
     add("a:" + address, address != "")
-    distinct = address.drop_duplicates()
-    numbers_of = pd.Series([house_numbers(value) for value in distinct], index=distinct.to_numpy(), dtype=object)
+    distinct = address.drop_duplicates().tolist()
+    found = [house_numbers(value) for value in distinct]
     for slot in range(MAX_HOUSE_NUMBERS):
-        number = numbers_of.map(lambda found, k=slot: found[k] if len(found) > k else "")
-        number = number.reindex(address.to_numpy()).reset_index(drop=True).fillna("").astype(str)
+        number_of = pd.Series([numbers[slot] if len(numbers) > slot else "" for numbers in found], index=distinct,
+                              dtype=object)
+        number = pd.Series(number_of.reindex(address.to_numpy()).to_numpy(dtype=object), dtype=object).fillna("")
         add("ph:" + code + ":" + number, has_code & (number != ""))
     keys = pd.concat(parts, ignore_index=True)
     keys["key"] = keys["key"].str[:80]
