@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 
 from mpi.blocking import pairs_within_runs
 from mpi.comparisons import Comparison, MiddleNameComparison, similarity
@@ -542,14 +542,14 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
                        "stand_ins": len(stand_ins)}
 
 
-#: A name this long or longer that is one edit from another record's is a slip of it (``JRFFREY``, ``KNNETH``), not
-#: a stand-in; shorter ones reach each other by chance (``DAU``, ``DAN``).
-SLIP_MIN_LENGTH = 4
+#: A name this long or longer that is one edit from another record's is a slip of it (``JRFFREY``, ``KNNETH``,
+#: ``AMT`` for ``AMY``), not a stand-in; two letters reach each other by chance.
+SLIP_MIN_LENGTH = 3
 
 
 def _one_slip_apart(left: NDArray[Any], right: NDArray[Any], where: NDArray[np.bool_]) -> NDArray[np.bool_]:
     """Per pair (only where ``where``): both values at least :data:`SLIP_MIN_LENGTH` long and one insertion,
-    deletion or substitution apart. A typing slip a large store holds three times over (a thousand ``JEFFREY``
+    deletion, substitution or swap of neighbours apart. A typing slip a large store holds three times over (a thousand ``JEFFREY``
     records give ``JRFFREY`` thrice) agrees with its holder's own other records only so: the comparison's levels
     put a slip in the first letters below close spelling."""
     lengths = np.frompyfunc(len, 1, 1)
@@ -557,7 +557,7 @@ def _one_slip_apart(left: NDArray[Any], right: NDArray[Any], where: NDArray[np.b
                                                                          >= SLIP_MIN_LENGTH)
     asked = np.flatnonzero(where & long_enough)
     out = np.zeros(len(left), dtype=bool)
-    out[asked] = similarity(left[asked], right[asked], Levenshtein.distance) <= 1
+    out[asked] = similarity(left[asked], right[asked], OSA.distance) <= 1
     return out
 
 

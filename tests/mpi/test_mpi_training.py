@@ -236,7 +236,7 @@ def test_strangers_of_one_family_name_and_birth_date_do_not_make_a_real_name_a_s
 
 def test_a_typing_slip_held_three_times_is_not_a_stand_in() -> None:
     """A large store holds one slip of a common name several times (``GEPRGE`` for three people named George, a
-    slip that close spelling does not reach). Each holder's other record says ``GEORGE``, one keystroke away: the
+    slip that close spelling does not reach; ``MIT`` for three named Mia). Each holder's other record says ``GEORGE``, one keystroke away: the
     slip agrees with its holder's own record, so it is not learnt a stand-in and stays evidence that keeps a
     George apart from a twin named otherwise (H-ID-32). ``DAUGHTER`` still is one."""
     from dataclasses import replace
@@ -249,6 +249,9 @@ def test_a_typing_slip_held_three_times_is_not_a_stand_in() -> None:
     for k in (14, 26, 38):  # George, each one record keyed with a slip
         assert people[2 * k].given == "George"
         people[2 * k + 1] = replace(people[2 * k + 1], given="Geprge")
+    for k in (7, 19, 31):  # and Mia, a short name with its last letter mistyped
+        assert people[2 * k].given == "Mia"
+        people[2 * k + 1] = replace(people[2 * k + 1], given="Mit")
     frame = _frame_of(people)
     stand_ins, run = stand_in_names(Model.default(), frame, training_columns(frame))  # type: ignore[arg-type]
     assert stand_ins == ["DAUGHTER"], run
