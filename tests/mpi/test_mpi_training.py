@@ -235,10 +235,11 @@ def test_strangers_of_one_family_name_and_birth_date_do_not_make_a_real_name_a_s
 
 
 def test_a_typing_slip_held_three_times_is_not_a_stand_in() -> None:
-    """A large store holds one slip of a common name several times (``GEPRGE`` for three people named George, a
-    slip that close spelling does not reach; ``MIT`` for three named Mia). Each holder's other record says ``GEORGE``, one keystroke away: the
-    slip agrees with its holder's own record, so it is not learnt a stand-in and stays evidence that keeps a
-    George apart from a twin named otherwise (H-ID-32). ``DAUGHTER`` still is one."""
+    """A large store holds one slip of a common name several times (``GEPRGE`` for three people named George,
+    a slip that close spelling does not reach; ``MIT`` for three named Mia). Each holder's other record says
+    ``GEORGE`` (``MIA``), one keystroke away: the slip agrees with its holder's own record, so neither it nor the
+    real name beside it is learnt a stand-in, and both stay evidence that keeps a twin apart (H-ID-32).
+    ``DAUGHTER`` still is one."""
     from dataclasses import replace
 
     from mpi.training import stand_in_names, training_columns
