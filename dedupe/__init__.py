@@ -13,48 +13,53 @@ Public front: other packages and notebooks import from here only.
 - :func:`evaluate_repeats`: recall and precision against a synthetic region's ``truth/repeats.csv``
 """
 
-from dedupe.alerts import (
-    ACKNOWLEDGED,
-    CANCELLED,
-    OPEN,
-    OVERRIDDEN,
-    STATUSES,
-    AlertStateError,
-    Coding,
-    acknowledge,
-    alert_json,
-    alert_of_order,
-    cancel,
-    get_alert,
-    history,
-    list_alerts,
-    note,
-    override,
-)
-from dedupe.analytics import (
-    alert_outcomes,
-    alerts_frame,
-    before_and_after,
-    override_reasons,
-    repeat_rates,
-    repeats_frame,
-    run_export_analytics,
-)
-from dedupe.cds_auth import CdsClient, looks_like_jwt, verify_cds_jwt
-from dedupe.cds_hooks import HOOKS as CDS_HOOKS
-from dedupe.cds_hooks import apply_feedback, patient_from_resource, run_hook
-from dedupe.cds_hooks import discovery as cds_discovery
-from dedupe.check import CheckOutcome, CheckRequest, PatientQuery, ProcedureQuery, normalise_request, run_check
-from dedupe.circumstances import RequestReason
-from dedupe.comparable import ComparablePrior, Exam, Judgement, Procedure, RequestFacts, judge
-from dedupe.config import active_rules
-from dedupe.dose import dose_avoided
-from dedupe.evaluate import RepeatFigures, evaluate_repeats
-from dedupe.fhir_orders import apply_service_request, apply_service_request_resource
-from dedupe.hl7_orders import apply_order
-from dedupe.rules import RuleSet, load_rules
-from dedupe.tables import Alert
-from dedupe.vocabulary import ProcedureCode
+from typing import TYPE_CHECKING
+
+from priorscan.lazy_front import lazy_front
+
+if TYPE_CHECKING:  # the names this front offers, each imported on first use (priorscan.lazy_front)
+    from dedupe.alerts import (
+        ACKNOWLEDGED,
+        CANCELLED,
+        OPEN,
+        OVERRIDDEN,
+        STATUSES,
+        AlertStateError,
+        Coding,
+        acknowledge,
+        alert_json,
+        alert_of_order,
+        cancel,
+        get_alert,
+        history,
+        list_alerts,
+        note,
+        override,
+    )
+    from dedupe.analytics import (
+        alert_outcomes,
+        alerts_frame,
+        before_and_after,
+        override_reasons,
+        repeat_rates,
+        repeats_frame,
+        run_export_analytics,
+    )
+    from dedupe.cds_auth import CdsClient, looks_like_jwt, verify_cds_jwt
+    from dedupe.cds_hooks import HOOKS as CDS_HOOKS
+    from dedupe.cds_hooks import apply_feedback, patient_from_resource, run_hook
+    from dedupe.cds_hooks import discovery as cds_discovery
+    from dedupe.check import CheckOutcome, CheckRequest, PatientQuery, ProcedureQuery, normalise_request, run_check
+    from dedupe.circumstances import RequestReason
+    from dedupe.comparable import ComparablePrior, Exam, Judgement, Procedure, RequestFacts, judge
+    from dedupe.config import active_rules
+    from dedupe.dose import dose_avoided
+    from dedupe.evaluate import RepeatFigures, evaluate_repeats
+    from dedupe.fhir_orders import apply_service_request, apply_service_request_resource
+    from dedupe.hl7_orders import apply_order
+    from dedupe.rules import RuleSet, load_rules
+    from dedupe.tables import Alert
+    from dedupe.vocabulary import ProcedureCode
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -113,3 +118,5 @@ __all__ = [
     "run_hook",
     "verify_cds_jwt",
 ]
+
+__getattr__, __dir__ = lazy_front(__name__)

@@ -14,72 +14,77 @@ Public front: other packages and notebooks import from here only. Modules:
   :mod:`imaging.analytics` — reading it back.
 """
 
-from imaging import charts
-from imaging.adapters import (
-    apply_many,
-    ingest_dicom_datasets,
-    ingest_dicom_file,
-    ingest_dicom_json,
-    read_dicom_header,
-)
-from imaging.analytics import (
-    CUMULATIVE_THRESHOLDS_MSV,
-    ROLLING_WINDOWS_DAYS,
-    cumulative_per_patient,
-    drl_audit,
-    drl_frame,
-    exceedances,
-    monthly,
-    rolling_peaks,
-    shared_identity_share,
-    studies_by,
-    studies_frame,
-)
-from imaging.bulk import StudyGroup, load_studies
-from imaging.cli import run_export_studies
-from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
-from imaging.dicomweb import run_poll
-from imaging.dose import DoseEvent, DoseSummary, compare_with_drl, drl_category, summarise
-from imaging.fhir_imaging import apply_imaging_study, to_fhir
-from imaging.fhir_report import apply_diagnostic_report
-from imaging.fhir_report import to_fhir as report_to_fhir
-from imaging.hl7_oru import apply_oru
-from imaging.index import StudyIndex
-from imaging.procedures import (
-    MODALITIES,
-    NormalisedProcedure,
-    ProcedureCode,
-    normalise_description,
-    normalise_modality,
-    normalise_procedure,
-)
-from imaging.queries import (
-    Timeline,
-    TimelineEntry,
-    analytics_rows,
-    normalisation_counts,
-    patient_timeline,
-    pseudonym,
-    regional_id_of,
-    search_studies,
-)
-from imaging.rdsr import DoseReport, parse_dose_report, raw_text
-from imaging.reference import effective_dose_coefficients, national_drls
-from imaging.regions import (
-    BODY_REGIONS,
-    LATERALITIES,
-    REGION_GROUPS,
-    comparable_regions,
-    join_regions,
-    laterality_compatible,
-    normalise_laterality,
-    overlaps,
-    region_group,
-    same_group,
-    split_regions,
-)
-from imaging.reports import PriorDetail, conclusion_of, link_report, prior_details
-from imaging.tables import ImagingOrder, Study, StudyReport
+from typing import TYPE_CHECKING
+
+from priorscan.lazy_front import lazy_front
+
+if TYPE_CHECKING:  # the names this front offers, each imported on first use (priorscan.lazy_front)
+    from imaging import charts
+    from imaging.adapters import (
+        apply_many,
+        ingest_dicom_datasets,
+        ingest_dicom_file,
+        ingest_dicom_json,
+        read_dicom_header,
+    )
+    from imaging.analytics import (
+        CUMULATIVE_THRESHOLDS_MSV,
+        ROLLING_WINDOWS_DAYS,
+        cumulative_per_patient,
+        drl_audit,
+        drl_frame,
+        exceedances,
+        monthly,
+        rolling_peaks,
+        shared_identity_share,
+        studies_by,
+        studies_frame,
+    )
+    from imaging.bulk import StudyGroup, load_studies
+    from imaging.cli import run_export_studies
+    from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
+    from imaging.dicomweb import run_poll
+    from imaging.dose import DoseEvent, DoseSummary, compare_with_drl, drl_category, summarise
+    from imaging.fhir_imaging import apply_imaging_study, to_fhir
+    from imaging.fhir_report import apply_diagnostic_report
+    from imaging.fhir_report import to_fhir as report_to_fhir
+    from imaging.hl7_oru import apply_oru
+    from imaging.index import StudyIndex
+    from imaging.procedures import (
+        MODALITIES,
+        NormalisedProcedure,
+        ProcedureCode,
+        normalise_description,
+        normalise_modality,
+        normalise_procedure,
+    )
+    from imaging.queries import (
+        Timeline,
+        TimelineEntry,
+        analytics_rows,
+        normalisation_counts,
+        patient_timeline,
+        pseudonym,
+        regional_id_of,
+        search_studies,
+    )
+    from imaging.rdsr import DoseReport, parse_dose_report, raw_text
+    from imaging.reference import effective_dose_coefficients, national_drls
+    from imaging.regions import (
+        BODY_REGIONS,
+        LATERALITIES,
+        REGION_GROUPS,
+        comparable_regions,
+        join_regions,
+        laterality_compatible,
+        normalise_laterality,
+        overlaps,
+        region_group,
+        same_group,
+        split_regions,
+    )
+    from imaging.reports import PriorDetail, conclusion_of, link_report, prior_details
+    from imaging.tables import ImagingOrder, Study, StudyReport
 
 __all__ = [
     "BODY_REGIONS",
@@ -156,3 +161,5 @@ __all__ = [
     "summarise",
     "to_fhir",
 ]
+
+__getattr__, __dir__ = lazy_front(__name__)

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Table, inspect, select, tuple_
 from sqlalchemy.orm import Session
 
+from imaging import dose as dz
 from imaging.adapters import actor_of, applied_audit, applied_outcome
 from imaging.facts import StudyFacts
 from imaging.index import StudyIndex, new_study
@@ -46,13 +47,20 @@ _LOOKUP_CHUNK = 500
 
 class _GroupIndex(StudyIndex):
     """:class:`StudyIndex` whose new studies, their events and instances live in memory until the group is written;
-    source records are looked up once for the whole group."""
+    source records are looked up once for the whole group.
+
+    A study's dose summary is worked out once, when the group is written (:meth:`summarise_pending`), rather than
+    after each of its objects (a CT series of ten images summarised ten times over): the summary is a function of
+    the study's events, reports, body region and patient age as they stand after its last object, which nothing
+    reads before the group is written but the summary's source (each object's outcome names it), kept current
+    object by object (:func:`imaging.dose.dose_source`)."""
 
     def __init__(self, session: Session, trusts: TrustRegistry) -> None:
         super().__init__(session, trusts)
         self.studies: dict[str, Study] = {}
         self.events: dict[int, dict[str, IrradiationEvent]] = {}
         self.instances: dict[str, StudyInstance] = {}
+        self._unsummarised: dict[int, Study] = {}  # studies whose dose changed since they were last summarised
         self._records: dict[tuple[str, str], SourceRecord] = {}
         self._by_id: dict[int, SourceRecord] = {}
         self._ids = _Ids(session.connection(), _table(Study))
@@ -86,6 +94,19 @@ class _GroupIndex(StudyIndex):
 
     def _events(self, study: Study) -> list[IrradiationEvent]:
         return list(self.events[study.id].values())
+
+    def summarise(self, study: Study, rows: list[IrradiationEvent]) -> None:
+        """The summary's source now; the whole summary when the group is written (see the class docstring)."""
+        reports = [dz.ReportTotals.from_json(k, v) for k, v in (study.accumulated_dose or {}).items()]
+        study.dose_source = dz.dose_source([row.source or "rdsr" for row in rows], reports)  # as to_event reads it
+        self._unsummarised[study.id] = study
+
+    def summarise_pending(self) -> None:
+        """Summarise each study whose dose changed in the group, once, over its events as they stand now (in the
+        order the per-object path summarises them)."""
+        for study in self._unsummarised.values():
+            super().summarise(study, self._events(study))
+        self._unsummarised.clear()
 
     def _instance(self, sop_instance_uid: str) -> StudyInstance | None:
         return self.instances.get(sop_instance_uid)
@@ -313,6 +334,7 @@ class StudyGroup:
     def write(self, audits: Sequence[dict[str, Any]] = ()) -> None:
         """Write the new studies with their irradiation events, instances and reports, and ``audits`` (audit event
         rows), many rows per statement, in the session's transaction (after what the session holds)."""
+        self.memory.summarise_pending()
         self.session.flush()  # provisional records, the studies the session merged, their rows
         connection = self.session.connection()
         tables: dict[type, Table] = {model: _table(model) for model in (Study, IrradiationEvent, StudyInstance,

@@ -445,6 +445,29 @@ class DoseSummary:
     event_effective_dose: dict[str, float] = field(default_factory=dict)
 
 
+def _states_totals(report: ReportTotals) -> bool:
+    """Whether ``report`` is a vendor's summary that states a total (one that states none counts for nothing)."""
+    return is_summary(report) and any(getattr(report, name) is not None for name in TOTAL_FIELDS)
+
+
+def dose_source(event_sources: Sequence[str], reports: Sequence[ReportTotals]) -> str | None:
+    """Where a study's dose summary comes from (:attr:`DoseSummary.dose_source`, as :func:`summarise` decides it):
+    ``rdsr`` when an RDSR event, an RDSR's totals or a vendor's summary stating a total was received (a summary is a
+    dose SR too, so the export's ``dose_source`` stays rdsr), else ``header`` when an image header gave an event,
+    else None.
+
+    Parameters
+    ----------
+    event_sources : sequence of str
+        The :attr:`DoseEvent.source` of each of the study's events.
+    reports : sequence of ReportTotals
+        Every stored report's totals.
+    """
+    if "rdsr" in event_sources or any(not is_summary(r) or _states_totals(r) for r in reports):
+        return "rdsr"
+    return "header" if "header" in event_sources else None
+
+
 def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, study_region: str | None,
               coefficients: CoefficientTable, patient_age_years: int | None = None) -> DoseSummary:
     """A study's dose summary from its distinct events and its reports' accumulated totals.
@@ -465,19 +488,15 @@ def summarise(events: Sequence[DoseEvent], reports: Sequence[ReportTotals], *, s
     patient_age_years : int, optional
         The patient's age at the study (paediatric coefficients, or none, under 16).
     """
-    rdsr = [e for e in events if e.source == "rdsr"]
-    full = [r for r in reports if not is_summary(r)]
-    summaries = [r for r in reports if is_summary(r) and any(getattr(r, name) is not None for name in TOTAL_FIELDS)]
-    fallback = _largest_summary(summaries) if summaries else None
-    source: str | None
-    if rdsr or full or fallback:  # a summary is a dose SR too, so the export's ``dose_source`` stays rdsr
-        used, source, reports = rdsr, "rdsr", full
-    else:
-        used = [e for e in events if e.source == "header"]
-        source = "header" if used else None
-        reports = ()
+    source = dose_source([e.source for e in events], reports)
     if source is None:
         return DoseSummary()
+    summaries = [r for r in reports if _states_totals(r)]
+    fallback = _largest_summary(summaries) if summaries else None
+    if source == "rdsr":
+        used, reports = [e for e in events if e.source == "rdsr"], [r for r in reports if not is_summary(r)]
+    else:
+        used, reports = [e for e in events if e.source == "header"], ()
 
     def total(event_field: str, report_field: str, kinds: tuple[str, ...] | None = None,
               laterality: str | None = None) -> float | None:

@@ -490,8 +490,10 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
     """Given (or family) names that are more likely *not* their holder's name than theirs, learnt from the store.
 
     A record's other records share its family name and its full birth date (for a family name: its given name and
-    birth date), and so do a twin's. Over all those pairs (in groups of at most :data:`STAND_IN_GROUP` records:
-    a larger one is a placeholder, not a person), a holder of a real
+    birth date), and so do a twin's. Over those pairs (in groups of at most :data:`STAND_IN_GROUP` records:
+    a larger one is a placeholder, not a person) whose other evidence says one person or one household
+    (:func:`_one_person_or_household`; in a large store many strangers share a family name and a birth date, and a
+    real name held once by each of several of them would otherwise look like no name), a holder of a real
     name almost always finds a record whose name agrees (:data:`STAND_IN_RULES`: exact, nickname, close spelling,
     sound, initial): its own other records; one whose name agrees with none of them is a twin seen once, or a
     record whose name is not a name (``DAUGHTER``, ``INMATE``; ``OCCUPANT``, ``RESIDENT``). Per value, the share of
@@ -516,6 +518,9 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
     right = order[np.concatenate([b for _, b in found])] if found else np.zeros(0, dtype=np.int64)
     if len(left) == 0:
         return [], {"holders": 0, "stand_ins": 0}
+    left, right = _one_person_or_household(model, frame, left, right)
+    if len(left) == 0:
+        return [], {"holders": 0, "stand_ins": 0}
     comparison = model.comparisons[index]
     levels = comparison.levels(frame.take(left), frame.take(right))
     agree = np.isin(levels, [comparison.labels.index(label) for label in agreeing_levels
@@ -533,6 +538,30 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
     stand_ins = sorted(str(v) for v in chosen)
     return stand_ins, {"holders": int(len(held)), "holders_agreeing_with_none": float(overall),
                        "stand_ins": len(stand_ins)}
+
+
+#: Comparisons that say who a record's person is by name or birth date; a stand-in's pairs agree on some of these by
+#: construction, so the evidence that two records are one person or one household is read from the others.
+_NAMES_AND_BIRTH_DATE = frozenset({"given", "family", "middle", "birth_date"})
+
+
+def _one_person_or_household(model: Model, frame: Frame, left: NDArray[np.int64], right: NDArray[np.int64]
+                             ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The pairs whose evidence beyond names and birth date (identifiers, sex, residence, phone) weighs *for* one
+    person or one household (a positive sum of ``model``'s weights; a missing field weighs nothing). Two strangers
+    of one family name and birth date (different homes, different NHS numbers) are left out."""
+    others = [i for i, c in enumerate(model.comparisons) if c.name not in _NAMES_AND_BIRTH_DATE]
+    if not others or len(left) == 0:
+        return left, right
+    left_side, right_side = frame.take(left), frame.take(right)
+    weight = np.zeros(len(left))
+    tables = model.weight_tables()
+    for i in others:
+        levels = model.comparisons[i].levels(left_side, right_side)
+        present = levels >= 0
+        weight[present] += tables[i][levels[present]]
+    kept = weight > 0
+    return left[kept], right[kept]
 
 
 def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *,

@@ -202,6 +202,30 @@ def test_a_name_whose_holders_agree_with_no_record_of_their_other_name_and_birth
     assert family == ["OCCUPANT"], run
 
 
+
+def test_strangers_of_one_family_name_and_birth_date_do_not_make_a_real_name_a_stand_in() -> None:
+    """In a large store many strangers share a family name and a full birth date. Four people named ``Alessia``,
+    each seen once, each share them with a stranger living elsewhere (another home, another NHS number): their
+    name agrees with no record of their family name and birth date, as a stand-in's would, but nothing beyond the
+    names says those records are one person or one household, so ``ALESSIA`` is not learnt a stand-in (H-ID-32).
+    ``DAUGHTER`` beside their own person's record at their own home still is."""
+    from dataclasses import replace
+
+    from mpi.training import stand_in_names, training_columns
+
+    people = _people(40)
+    for k in (1, 5, 9, 13):
+        people[2 * k + 1] = replace(people[2 * k + 1], given="Daughter")
+    for k in (3, 7, 11, 15):  # each of four people's second record is a stranger's of the same family name and birth
+        stranger = people[2 * k + 1]
+        people[2 * k + 1] = replace(stranger, local_id=f"alessia-{k}", given="Alessia",
+                                    postcode=f"BN{k} 9ZZ", address=f"{k + 200} Station Road", nhs_number=None)
+        people[2 * k] = replace(people[2 * k], nhs_number=None)
+    frame = _frame_of(people)
+    stand_ins, run = stand_in_names(Model.default(), frame, training_columns(frame))  # type: ignore[arg-type]
+    assert stand_ins == ["DAUGHTER"], run
+
+
 def test_a_stand_in_given_name_is_compared_as_none_and_makes_its_record_weak() -> None:
     """A record whose given name is a stand-in has no given name to compare: its given-name level is missing (no
     evidence against the person's other records) and it is weak, so rule 8 and the integrity check treat it as a
