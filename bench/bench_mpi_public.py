@@ -13,7 +13,9 @@ the same records:
   date and postcode; the prior from deterministic rules, u by random sampling, m by EM on two blocking rules;
   predictions at 0.2 and clusters at the match probability of ``--splink-threshold`` (0.95 by default).
 
-Both are scored by the same pairwise figures against the truth; priorscan's review queue is its open review items.
+Both are scored by the same pairwise figures against the truth; priorscan's review queue is its open review items,
+broken down (:func:`review_breakdown`) by the rule that sent each item, its posterior and its comparison pattern,
+with the share of items that are truly one person: whether the queue holds only what is ambiguous.
 """
 
 from __future__ import annotations
@@ -44,13 +46,53 @@ def dataset(name: str, seed: int) -> Path:
     return path
 
 
+#: Posterior bands of the review breakdown (upper bounds; the last band is "at or above the match threshold").
+BANDS = (0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
+#: Comparison patterns listed in the breakdown (the commonest first).
+TOP_PATTERNS = 12
+
+
+def review_breakdown(items: list[tuple[int, int, float, dict[str, Any]]], person_of: dict[int, Any],
+                     match_threshold: float) -> dict[str, Any]:
+    """What the open review items are: ``items`` are (record, candidate record, posterior, stored explanation).
+
+    Each item is counted under the rule that sent it (the explanation's guard; without one, *integrity* when its
+    posterior reaches the match threshold, as only a match refused by the cluster integrity check does, else the
+    *possible band*), under its posterior band and under its comparison pattern (the stored levels), each with
+    the items that are truly one person (``one_person``) and the mean posterior (``posterior``): where the model's
+    posterior and the truth part, the queue holds items the model could decide.
+    """
+    groups: dict[str, dict[str, list[tuple[bool, float]]]] = {"sent_by": {}, "posterior": {}, "pattern": {}}
+    one_person = 0
+    for record, candidate, probability, explanation in items:
+        guard = explanation.get("guard")
+        sent = guard or ("integrity" if probability >= match_threshold else "possible band")
+        band = next((f"< {b}" for b in BANDS if probability < b), f">= {BANDS[-1]}")
+        pattern = ", ".join(f"{k}={v}" for k, v in sorted(explanation.get("levels", {}).items()))
+        same = person_of.get(record) is not None and person_of.get(record) == person_of.get(candidate)
+        one_person += same
+        for kind, key in (("sent_by", sent), ("posterior", band), ("pattern", pattern)):
+            groups[kind].setdefault(key, []).append((same, probability))
+
+    def summary(rows: list[tuple[bool, float]]) -> dict[str, Any]:
+        return {"items": len(rows), "one_person": sum(s for s, _ in rows),
+                "posterior": round(sum(p for _, p in rows) / len(rows), 4)}
+
+    patterns = sorted(groups["pattern"].items(), key=lambda kv: (-len(kv[1]), kv[0]))[:TOP_PATTERNS]
+    return {"items": len(items), "one_person": one_person,
+            "sent_by": {k: summary(v) for k, v in sorted(groups["sent_by"].items())},
+            "posterior": {k: summary(v) for k, v in sorted(groups["posterior"].items())},
+            "patterns": [{"pattern": k, **summary(v)} for k, v in patterns]}
+
+
 def run_priorscan(path: Path) -> dict[str, Any]:
     from sqlalchemy import select
 
+    from mpi.active_model import active_model
     from mpi.batch import bulk_load, relink
     from mpi.evaluate import evaluate_store
     from mpi.fhir_patient import read_patient
-    from mpi.tables import SourceRecord
+    from mpi.tables import ReviewItem, SourceRecord
     from priorscan.db import open_store, session_factory
     from priorscan.trusts import default_trusts
 
@@ -71,11 +113,17 @@ def run_priorscan(path: Path) -> dict[str, Any]:
         evaluation = evaluate_store(session, truth, with_blocking=True)
         regional = {(ns, local): rid for ns, local, rid in session.execute(
             select(SourceRecord.namespace, SourceRecord.local_id, SourceRecord.regional_patient_id)).all()}
+        person_of = {rid: truth.get((ns, local)) for rid, ns, local in session.execute(
+            select(SourceRecord.id, SourceRecord.namespace, SourceRecord.local_id)).all()}
+        items = [tuple(row) for row in session.execute(
+            select(ReviewItem.source_record_id, ReviewItem.candidate_record_id, ReviewItem.score, ReviewItem.weights)
+            .where(ReviewItem.status == "open")).all()]
+        breakdown = review_breakdown(items, person_of, active_model(session).match_threshold)  # type: ignore[arg-type]
     engine.dispose()
     labels = [regional[(d.namespace, d.local_id)] for d in demographics]
     return {"labels": labels, "review_queue": evaluation.review_queue,
             "review_queue_rate": evaluation.review_queue_rate, "blocking_recall": evaluation.blocking_recall,
-            "model": result.model_description, "evaluation": evaluation.as_dict(),
+            "model": result.model_description, "evaluation": evaluation.as_dict(), "review_breakdown": breakdown,
             "timings": {"fhir_and_load_s": loaded - started, "relink_s": done - loaded, "total_s": done - started}}
 
 

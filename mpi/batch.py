@@ -30,7 +30,7 @@ from mpi.model import Model
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.normalise import MatchRecord, as_date, to_match_record
 from mpi.records import Demographics, new_regional_ids
-from mpi.scoring import explanations, score_frames
+from mpi.scoring import explanations, score_frames, with_rule_8
 from mpi.tables import (
     BlockingKey,
     LinkEvent,
@@ -419,7 +419,9 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
 
     # review queue: open automatic items replaced by this run's possible matches
     supersede_reviews(session)
-    review_weights = explanations(model, frame.take(linkage.review_left), frame.take(linkage.review_right))
+    review_weights = [with_rule_8(explained, bool(ambiguous)) for explained, ambiguous in zip(
+        explanations(model, frame.take(linkage.review_left), frame.take(linkage.review_right)),
+        linkage.review_ambiguous.tolist(), strict=True)]
     reviews = [{"source_record_id": int(record_ids[a]), "candidate_record_id": int(record_ids[b]),
                 "candidate_regional_id": new_rid[b], "score": float(p), "weights": explained_pair}
                for a, b, p, explained_pair in zip(linkage.review_left.tolist(), linkage.review_right.tolist(),

@@ -43,6 +43,8 @@ class Linkage:
     match_links: int
     components_rebuilt: int
     timings: dict[str, float] = field(default_factory=dict)
+    # per review item: sent by rule 8 (``could-be-either``), which its explanation names
+    review_ambiguous: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def _pair_codes(a: IntArray, b: IntArray, size: int) -> IntArray:
@@ -115,6 +117,7 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
     m_prob, m_weight = probable.probability[is_match], probable.weight[is_match]
     p_left, p_right = p_left[is_possible], p_right[is_possible]
     p_prob, p_weight = probable.probability[is_possible], probable.weight[is_possible]
+    p_ambiguous = probable.ambiguous[is_possible]
     del probable, codes
     scored_at = time.perf_counter()
 
@@ -165,10 +168,12 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
     r_right = np.concatenate([p_right, m_right[~inside]])
     r_prob = np.concatenate([p_prob, m_prob[~inside]])
     r_weight = np.concatenate([p_weight, m_weight[~inside]])
+    r_ambiguous = np.concatenate([p_ambiguous, np.zeros(int((~inside).sum()), dtype=bool)])
     apart = labels[r_left] != labels[r_right]
     if len(decided):
         apart &= ~np.isin(_pair_codes(r_left, r_right, size), decided)
     r_left, r_right, r_prob, r_weight = r_left[apart], r_right[apart], r_prob[apart], r_weight[apart]
+    r_ambiguous = r_ambiguous[apart]
     # one review per pair of patients: the strongest pair
     order = np.argsort(-r_weight, kind="stable")
     patient_pairs = _pair_codes(labels[r_left[order]], labels[r_right[order]], size)
@@ -179,4 +184,4 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
                    review_probability=r_prob[pick], review_weight=r_weight[pick], pairs_scored=int(len(left)),
                    match_links=int(len(m_left)), components_rebuilt=rebuilt,
                    timings={"score_s": scored_at - started, "cluster_s": clustered_at - scored_at,
-                            "total_s": time.perf_counter() - started})
+                            "total_s": time.perf_counter() - started}, review_ambiguous=r_ambiguous[pick])

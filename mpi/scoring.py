@@ -528,6 +528,19 @@ def explanation(model: Model, score: PairScore) -> dict[str, Any]:
             "weight": round(score.weight, 3), "probability": score.probability, "guard": score.guard}
 
 
+def with_rule_8(explained: dict[str, Any], ambiguous: bool) -> dict[str, Any]:
+    """A review item's explanation naming rule 8 (``could-be-either``) where it sent the pair to review.
+
+    The relinks explain their review items afresh, pair by pair (:func:`explanations`), where rule 8 cannot be seen:
+    it weighs the pair against the weak record's other partners. Link-on-write scores the probe against all its
+    candidates and names it itself; the relinks pass on what their decisions found, so a steward reads why the item
+    is in review (a posterior at or above the match threshold with no guard reads as a match left undone). An NHS
+    number's guard, which precedes it (:meth:`ScoredPairs.guard_of`), is kept."""
+    if ambiguous and explained.get("guard") is None:
+        return {**explained, "guard": "could-be-either"}
+    return explained
+
+
 def explanations(model: Model, left: Frame, right: Frame) -> list[dict[str, Any]]:
     """:func:`explanation` of every pair ``(left[i], right[i])`` (scored afresh; the batch relink keeps only the
     decisions' inputs of its millions of pairs, and explains the few it stores)."""

@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from rapidfuzz.distance import Levenshtein
 
 from mpi.blocking import pairs_within_runs
-from mpi.comparisons import Comparison, MiddleNameComparison
+from mpi.comparisons import Comparison, MiddleNameComparison, similarity
 from mpi.frames import Frame, frame_from_table
 from mpi.model import (
     HOUSEHOLD_PRIOR_KIN,
@@ -525,6 +526,7 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
     levels = comparison.levels(frame.take(left), frame.take(right))
     agree = np.isin(levels, [comparison.labels.index(label) for label in agreeing_levels
                              if label in comparison.labels])
+    agree |= _one_slip_apart(frame[column][left], frame[column][right], ~agree)
     rows = np.concatenate([left, right])
     agreeing = np.zeros(frame.size, dtype=bool)
     agreeing[rows[np.concatenate([agree, agree])]] = True
@@ -538,6 +540,25 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
     stand_ins = sorted(str(v) for v in chosen)
     return stand_ins, {"holders": int(len(held)), "holders_agreeing_with_none": float(overall),
                        "stand_ins": len(stand_ins)}
+
+
+#: A name this long or longer that is one edit from another record's is a slip of it (``JRFFREY``, ``KNNETH``), not
+#: a stand-in; shorter ones reach each other by chance (``DAU``, ``DAN``).
+SLIP_MIN_LENGTH = 4
+
+
+def _one_slip_apart(left: NDArray[Any], right: NDArray[Any], where: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Per pair (only where ``where``): both values at least :data:`SLIP_MIN_LENGTH` long and one insertion,
+    deletion or substitution apart. A typing slip a large store holds three times over (a thousand ``JEFFREY``
+    records give ``JRFFREY`` thrice) agrees with its holder's own other records only so: the comparison's levels
+    put a slip in the first letters below close spelling."""
+    lengths = np.frompyfunc(len, 1, 1)
+    long_enough = (lengths(left).astype(np.int64) >= SLIP_MIN_LENGTH) & (lengths(right).astype(np.int64)
+                                                                         >= SLIP_MIN_LENGTH)
+    asked = np.flatnonzero(where & long_enough)
+    out = np.zeros(len(left), dtype=bool)
+    out[asked] = similarity(left[asked], right[asked], Levenshtein.distance) <= 1
+    return out
 
 
 #: Comparisons that say who a record's person is by name or birth date; a stand-in's pairs agree on some of these by

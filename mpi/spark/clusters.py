@@ -144,14 +144,15 @@ def strongest_links(links: DataFrame, labels: DataFrame) -> DataFrame:
 
 
 def review_pairs(possible: DataFrame, links: DataFrame, labels: DataFrame, decided: DataFrame) -> DataFrame:
-    """``(a, b, probability)``: one review item per two patients, their strongest pair among the possible matches
-    and the match links the integrity check refused (pairs a person decided left out), as
-    :func:`mpi.linkage.link_frame` picks them."""
+    """``(a, b, probability, weight, ambiguous)``: one review item per two patients, their strongest pair among the
+    possible matches and the match links the integrity check refused (pairs a person decided left out), as
+    :func:`mpi.linkage.link_frame` picks them; ``ambiguous``: sent by rule 8 (``possible`` carries the flag)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    candidates = (possible.select("a", "b", "weight", "probability", F.lit(0).alias("kind"))
-                  .union(links.select("a", "b", "weight", "probability", F.lit(1).alias("kind"))))
+    candidates = (possible.select("a", "b", "weight", "probability", F.lit(0).alias("kind"), "ambiguous")
+                  .union(links.select("a", "b", "weight", "probability", F.lit(1).alias("kind"),
+                                      F.lit(False).alias("ambiguous"))))
     la = labels.select(F.col("record_id").alias("a"), F.col("label").alias("label_a"))
     lb = labels.select(F.col("record_id").alias("b"), F.col("label").alias("label_b"))
     apart = (candidates.join(la, "a").join(lb, "b").where(F.col("label_a") != F.col("label_b"))
@@ -159,4 +160,4 @@ def review_pairs(possible: DataFrame, links: DataFrame, labels: DataFrame, decid
     pick = Window.partitionBy(F.least("label_a", "label_b"), F.greatest("label_a", "label_b")).orderBy(
         F.col("weight").desc(), F.col("kind").asc(), F.col("a").asc(), F.col("b").asc())
     return (apart.withColumn("rank", F.row_number().over(pick)).where("rank = 1")
-            .select("a", "b", "probability", "weight"))
+            .select("a", "b", "probability", "weight", "ambiguous"))

@@ -216,8 +216,9 @@ def ambiguous_records(probable: DataFrame, records: DataFrame, model: Broadcast[
 
 
 def decide(probable: DataFrame, ambiguous: DataFrame, model: Broadcast[str], possible_threshold: float) -> DataFrame:
-    """``(a, b, weight, probability, code)`` of the pairs decided *match* (2) or *possible match* (1) by
-    :func:`mpi.decisions.decide_many`, with rule 8 marked where :func:`ambiguous_records` found it."""
+    """``(a, b, weight, probability, code, ambiguous)`` of the pairs decided *match* (2) or *possible match* (1) by
+    :func:`mpi.decisions.decide_many`, with rule 8 marked where :func:`ambiguous_records` found it (``ambiguous``,
+    which a review item's explanation names)."""
     from pyspark.sql import functions as F
 
     torn = ambiguous.select(F.col("weak").alias("torn_weak"), F.col("partner").alias("torn_partner"))
@@ -248,6 +249,6 @@ def decide(probable: DataFrame, ambiguous: DataFrame, model: Broadcast[str], pos
             keep = code > 0
             yield pd.DataFrame({"a": pdf["a"].to_numpy()[keep], "b": pdf["b"].to_numpy()[keep],
                                 "weight": scored.weight[keep], "probability": scored.probability[keep],
-                                "code": code[keep].astype(np.int32)})
+                                "code": code[keep].astype(np.int32), "ambiguous": flags["ambiguous"][keep]})
 
-    return marked.mapInPandas(codes, "a long, b long, weight double, probability double, code int")
+    return marked.mapInPandas(codes, "a long, b long, weight double, probability double, code int, ambiguous boolean")

@@ -49,7 +49,7 @@ from mpi.frames import Frame, frame_from_table
 from mpi.linkage import DERIVATION_FLOOR
 from mpi.model import Model
 from mpi.records import new_regional_id
-from mpi.scoring import explanations
+from mpi.scoring import explanations, with_rule_8
 from mpi.spark.clusters import connected_components, integrity, review_pairs, strongest_links
 from mpi.spark.columns import RECORD_SCHEMA, golden_table, model_of, pair_frames, spark_records
 from mpi.spark.pairs import ambiguous_records, blocked_pairs, decide, derive_match_threshold, score_pairs, with_sides
@@ -129,7 +129,7 @@ class SparkLinkage:
     broadcast: Broadcast[str]  # the model's parameters, as the tasks read them
     labels: DataFrame  # (record_id, label): label = the smallest record id of the record's cluster
     strongest: DataFrame  # (record_id, partner, probability): each linked record's strongest link in its cluster
-    reviews: DataFrame  # (a, b, probability, weight): one review item per two patients
+    reviews: DataFrame  # (a, b, probability, weight, ambiguous): one review item per two patients
     pairs_scored: int
     match_links: int
     components_rebuilt: int
@@ -439,7 +439,8 @@ def _review_explanations(reviews: DataFrame, records: DataFrame, model_parameter
         current = model_of(model_parameters.value)
         for pdf in batches:
             left, right = pair_frames(pdf)
-            weights = [json.dumps(w) for w in explanations(current, left, right)]
+            weights = [json.dumps(with_rule_8(w, bool(ambiguous))) for w, ambiguous in zip(
+                explanations(current, left, right), pdf["ambiguous"].fillna(False).tolist(), strict=True)]
             yield pdf[["a", "b", "probability", "candidate_regional_id"]].assign(weights=weights)
 
     return with_sides(reviews, records).mapInPandas(

@@ -194,6 +194,33 @@ def test_batch_keeps_a_record_without_given_name_or_nhs_number_out_of_both_twins
     assert 3 in reviewed, "the record goes to review, not to either twin"
 
 
+def test_a_review_item_rule_8_sent_names_it_in_its_stored_explanation(session: Session) -> None:
+    """The relink's review item of a record that could be either twin says why it is in review (guard
+    ``could-be-either``), as link-on-write's does: the steward must not read a posterior at or above the match
+    threshold with no guard (H-ID-22). Before, the relink explained the pair afresh, where rule 8 cannot be seen."""
+    from mpi_factories import NHS, NHS_THIRD, TRUST_A, TRUST_B
+
+    from mpi.batch import save_model
+    from mpi.model import Model
+
+    none = {"nhs_number": None, "nhs_verification": None}
+    twins = {"family": "Okafor", "birth_date": date(1991, 7, 30), "postcode": "TN2 5QR",
+             "address": "4 Pembury Road, Tunbridge Wells", "phone": "01892 555 777"}
+    bulk_load(session, [demographics(TRUST_A, "T1", given="Adaeze", nhs_number=NHS, **twins),
+                        demographics(TRUST_A, "T2", given="Ngozi", nhs_number=NHS_THIRD, **twins),
+                        demographics(TRUST_B, "T3", given=None, **none, **twins)])
+    save_model(session, Model.default().evolve(match_threshold=0.98), records=3)
+    session.commit()
+    relink(session, train=False)
+    session.commit()
+    weak = session.scalars(select(SourceRecord.id).where(SourceRecord.local_id == "T3")).one()
+    items = session.scalars(select(ReviewItem).where(ReviewItem.status == "open")).all()
+    guards = [item.weights["guard"] for item in items if weak in (item.source_record_id, item.candidate_record_id)]
+    assert guards and set(guards) == {"could-be-either"}
+    twin_pair = [item for item in items if weak not in (item.source_record_id, item.candidate_record_id)]
+    assert all(item.weights["guard"] != "could-be-either" for item in twin_pair)
+
+
 def test_batch_keeps_a_record_without_birth_date_or_nhs_number_out_of_father_and_son() -> None:
     from mpi_factories import NHS_OTHER, match_record
 

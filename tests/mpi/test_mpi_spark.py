@@ -310,3 +310,5 @@ def test_spark_relink_decides_rule_8_as_the_local_relink(spark: Any, tmp_path: P
     assert frozenset({(TRUST_A, "A1"), (TRUST_B, "B1")}) in local["clusters"]
     assert frozenset({(TRUST_B, "T3")}) in local["clusters"], "the record without a given name joins neither twin"
     assert any(review[0] == (TRUST_B, "T3") or review[1] == (TRUST_B, "T3") for review in local["reviews"])
+    assert all("could-be-either" in review[4] for review in local["reviews"]
+               if (TRUST_B, "T3") in (review[0], review[1])), "the item names rule 8, on both engines (H-ID-22)"

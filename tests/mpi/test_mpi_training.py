@@ -226,6 +226,27 @@ def test_strangers_of_one_family_name_and_birth_date_do_not_make_a_real_name_a_s
     assert stand_ins == ["DAUGHTER"], run
 
 
+
+def test_a_typing_slip_held_three_times_is_not_a_stand_in() -> None:
+    """A large store holds one slip of a common name several times (``GEPRGE`` for three people named George, a
+    slip that close spelling does not reach). Each holder's other record says ``GEORGE``, one keystroke away: the
+    slip agrees with its holder's own record, so it is not learnt a stand-in and stays evidence that keeps a
+    George apart from a twin named otherwise (H-ID-32). ``DAUGHTER`` still is one."""
+    from dataclasses import replace
+
+    from mpi.training import stand_in_names, training_columns
+
+    people = _people(40)
+    for k in (1, 5, 9, 13):
+        people[2 * k + 1] = replace(people[2 * k + 1], given="Daughter")
+    for k in (14, 26, 38):  # George, each one record keyed with a slip
+        assert people[2 * k].given == "George"
+        people[2 * k + 1] = replace(people[2 * k + 1], given="Geprge")
+    frame = _frame_of(people)
+    stand_ins, run = stand_in_names(Model.default(), frame, training_columns(frame))  # type: ignore[arg-type]
+    assert stand_ins == ["DAUGHTER"], run
+
+
 def test_a_stand_in_given_name_is_compared_as_none_and_makes_its_record_weak() -> None:
     """A record whose given name is a stand-in has no given name to compare: its given-name level is missing (no
     evidence against the person's other records) and it is weak, so rule 8 and the integrity check treat it as a
