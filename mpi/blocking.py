@@ -15,16 +15,26 @@ key       made of                                               still meets the 
 ``pg:``   postcode + phonetic given name                        birth date wrong and family name changed
 ``py:``   postcode + birth year                                 both names misspelt, day or month wrong
 ``a:``    the address (words sorted)                            names misspelt and postcode mistyped
+``ph:``   postcode + a house (or flat) number of the address    names misspelt or changed, birth date
+          (one key per number, at most two)                     wrong, and the address has a slip in a word
 ========  ====================================================  =========================================
 
 A key shared by more than :data:`MAX_BLOCK_SIZE` records (a placeholder birth date, a very common name at one
 postcode) says too little to be worth scoring: it is skipped, both in real time and in batch, so an incoming
 record meets a bounded candidate set. Blocking recall (the share of true pairs that share a usable key) is
 measured by ``priorscan evaluate``.
+
+The ``ph:`` key is the home: in the UK a postcode holds about fifteen addresses, and a house or flat number picks
+one of them (as the Royal Mail's address file does), so the key holds the records of one household, which the
+``pf:`` key mostly meets already. It meets a person registered again at the same home with a name misspelt or
+changed, the birth date wrong and a slip in any word of the address, where ``a:`` (the whole address) is lost.
+One key per number (a flat and its building's number give two), so it costs link-on-write about one more key
+per record; an address without a number gives none.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +49,24 @@ from mpi.normalise import MatchRecord
 MAX_BLOCK_SIZE = 100
 #: Family-name words used for keys (double-barrelled names give one key per word).
 MAX_FAMILY_WORDS = 3
+#: House and flat numbers of an address used for ``ph:`` keys (a flat's number and its building's).
+MAX_HOUSE_NUMBERS = 2
+_DIGITS = re.compile(r"\d+")
+
+
+def house_numbers(address: str | None) -> list[str]:
+    """The house and flat numbers of a normalised address for ``ph:`` keys: its runs of digits (``VILLA2`` holds
+    2), leading zeros dropped, distinct, in order, at most :data:`MAX_HOUSE_NUMBERS`."""
+    if not address:
+        return []
+    out: list[str] = []
+    for run in _DIGITS.findall(address):
+        number = run.lstrip("0") or "0"
+        if number not in out:
+            out.append(number)
+            if len(out) == MAX_HOUSE_NUMBERS:
+                break
+    return out
 
 
 def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_month: int, birth_day: int,
@@ -67,6 +95,7 @@ def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_mont
             keys.add(f"pg:{code}:{given_ph}")
         if birth_year:
             keys.add(f"py:{code}:{birth_year}")
+        keys.update(f"ph:{code}:{number}" for number in house_numbers(address))
     if address:
         keys.add(f"a:{address}")
     return {key[:80] for key in keys}
@@ -129,6 +158,13 @@ def key_table(table: pd.DataFrame) -> pd.DataFrame:
     add("py:" + code + ":" + year.astype(str), has_code & (year > 0))
     address = column("address")
     add("a:" + address, address != "")
+    distinct = address.drop_duplicates().tolist()
+    found = [house_numbers(value) for value in distinct]
+    for slot in range(MAX_HOUSE_NUMBERS):
+        number_of = pd.Series([numbers[slot] if len(numbers) > slot else "" for numbers in found], index=distinct,
+                              dtype=object)
+        number = pd.Series(number_of.reindex(address.to_numpy()).to_numpy(dtype=object), dtype=object).fillna("")
+        add("ph:" + code + ":" + number, has_code & (number != ""))
     keys = pd.concat(parts, ignore_index=True)
     keys["key"] = keys["key"].str[:80]
     return keys.drop_duplicates(ignore_index=True)
@@ -243,6 +279,15 @@ def key_codes(frame: Frame) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     add(4, code, given_word, (code >= 0) & (given_word >= 0))
     add(5, code, year, (code >= 0) & (year > 0))
     add(6, address, zero, address >= 0)
+    # ph: the postcode with each house number, numbers coded over the distinct addresses
+    number_index: dict[str, int] = {}
+    by_address = np.full((len(frame.vocab["address"]), MAX_HOUSE_NUMBERS), -1, dtype=np.int64)
+    for index, value in enumerate(frame.vocab["address"].tolist()):
+        for slot, number in enumerate(house_numbers(value)):
+            by_address[index, slot] = number_index.setdefault(number, len(number_index))
+    numbers = by_address[frame["address__code"]] if len(by_address) else np.full((n, MAX_HOUSE_NUMBERS), -1)
+    for slot in range(MAX_HOUSE_NUMBERS):
+        add(7, code, numbers[:, slot], (code >= 0) & (numbers[:, slot] >= 0))
     dense, _ = pd.factorize(np.concatenate(keys))
     width = max(n, 1)
     unique = pd.unique(dense.astype(np.int64) * width + np.concatenate(key_rows))  # a key twice for a row: once

@@ -544,6 +544,11 @@ def _same_numbers(a: str, b: str) -> bool:
     return not na or not nb or na <= nb or nb <= na
 
 
+def _both_numbered(a: str, b: str) -> bool:
+    """Both addresses hold a house or flat number (a run of digits)."""
+    return bool(_house_numbers(a)) and bool(_house_numbers(b))
+
+
 @lru_cache(maxsize=1 << 16)
 def _house_numbers(address: str) -> frozenset[str]:
     """The runs of digits of an address (once per address: one address meets many in a batch)."""
@@ -639,10 +644,11 @@ class PhoneComparison(Comparison):
 @dataclass
 class ResidenceComparison(Comparison):
     """Where the person lives, postcode and address together (they are not independent evidence: a household
-    shares both): both agree; the postcode only; the address only; both nearly (the postcode in the same sector or
-    one character off, and the address partly alike with its house numbers agreeing: one home keyed with slips in
-    both, where a neighbour has another house number); nearby (same sector or district, or an address partly
-    alike); else."""
+    shares both): both agree (the same postcode and the address alike, or partly alike with house or flat numbers
+    on both sides, the same ones: a postcode and a number name one home, and the words left room for slips); the
+    postcode only; the address only; both nearly (the postcode in the same sector or one character off, and the
+    address partly alike with its house numbers agreeing: one home keyed with slips in both, where a neighbour has
+    another house number); nearby (same sector or district, or an address partly alike); else."""
 
     kind: ClassVar[str] = "residence"
     labels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "postcode", "address", "both-nearly", "nearby",
@@ -660,6 +666,11 @@ class ResidenceComparison(Comparison):
         same_postcode = postcode == 0
         partial_address = address == 2
         nearby = (postcode == 1) | (postcode == 2) | partial_address
+        # a partly alike address is one home at one postcode only when both sides hold a number (which
+        # ``partial`` already requires to agree): two named houses of one street share a postcode
+        numbered = per_distinct_pair(left, right, ("address", "address"), same_postcode & partial_address,
+                                     _each(_both_numbered), False, bool)
+        address_agrees = address_agrees | numbered
         return _assign([same_postcode & address_agrees, same_postcode, address_agrees,
                         (postcode == 1) & partial_address, nearby],
                        (postcode == NULL) & (address == NULL))

@@ -616,6 +616,9 @@ def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArra
 HOME_CAP = 30
 #: A pair counts as two relatives for one field's u when the other fields put it this likely apart.
 RELATIVE_CONFIDENCE = 0.95
+#: Pseudo-observations (half one person, half relatives) smoothing the share of one person among pairs at one home:
+#: Laplace's rule of succession.
+HOUSEHOLD_SHARE_SMOOTHING = 2.0
 #: The person's own comparisons whose u differs among relatives (learnt among different people of one household).
 HOUSEHOLD_COMPARISONS = ("family", "given", "middle", "birth_date", "sex")
 
@@ -695,8 +698,11 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
     same_name = float(out["family"][0]) if "family" in out else 1.0
     kin_found = float(apart.sum()) * in_all / sampled * same_name * 2
     kin = (kin_found + SMOOTHING * HOUSEHOLD_PRIOR_KIN) / (frame.size + SMOOTHING) if family_index is not None else 0.0
-    # the share of one person among the pairs, smoothed towards one half (a store with few households says little)
+    # the share of one person among the pairs by Laplace's rule (one pseudo-observation of each kind): a store with
+    # few pairs at one home says little, and one with a thousand and no relatives among them says that a pair at
+    # one home is one person there (FEBRL). Twenty pseudo-observations of one half, as the levels' frequencies are
+    # smoothed, made ten imagined relatives outweigh a thousand pairs that held none.
     pairs_seen = float(counts.sum())
-    share = (share * pairs_seen + SMOOTHING * 0.5) / (pairs_seen + SMOOTHING)
+    share = (share * pairs_seen + HOUSEHOLD_SHARE_SMOOTHING * 0.5) / (pairs_seen + HOUSEHOLD_SHARE_SMOOTHING)
     return out, {"pairs": int(len(levels)), "match_share": share, "relatives": float(apart.sum()), "kin": kin,
                  "iterations": iteration}

@@ -18,6 +18,9 @@ from mpi.blocking import blocking_keys, pairs_from_keys
     ({"postcode": "TN2 5QR", "address": "4 Pembury Road", "nhs_number": None}, "moved house"),
     ({"given": "Ellie", "family": "Whitfeld", "birth_date": "1978-03-15", "nhs_number": None},
      "nickname, misspelt family name and a day out: the address still meets"),
+    ({"given": "Nora", "family": "Okafor", "birth_date": "1987-03-14", "address": "12 Mil Lane, Guildford",
+      "nhs_number": None}, "given and family names replaced, birth year wrong, an address word mistyped: "
+                           "the postcode and the house number still meet"),
 ])
 def test_hard_cases_share_a_key(change: dict, why: str) -> None:
     assert blocking_keys(match_record()) & blocking_keys(match_record(**change)), why
@@ -28,6 +31,18 @@ def test_keys_need_data() -> None:
     assert blocking_keys(empty) == set()
     assert "n:9434765919" in blocking_keys(match_record())
     assert not any(k.startswith("n:") for k in blocking_keys(match_record(nhs_number="9434765918")))
+
+
+def test_house_numbers_name_the_home() -> None:
+    from mpi.blocking import house_numbers
+
+    assert house_numbers("12 GUILDFORD LANE MILL") == ["12"]
+    assert house_numbers("1 12 FLAT LANE MILL") == ["1", "12"]  # a flat and its building
+    assert house_numbers("007 VILLA2 9 STREET") == ["7", "2"]  # leading zeros dropped, at most two
+    assert house_numbers("COTTAGE LANE MILL ROSE") == [] and house_numbers(None) == []
+    assert "ph:GU14AB:12" in blocking_keys(match_record())
+    assert not any(k.startswith("ph:") for k in blocking_keys(match_record(address="Rose Cottage, Mill Lane")))
+    assert not any(k.startswith("ph:") for k in blocking_keys(match_record(postcode=None)))
 
 
 def test_pairs_from_keys_dedupes_and_skips_over_common_keys() -> None:

@@ -105,6 +105,9 @@ def test_nhs_number_levels(left: dict, right: dict, expected: str | None) -> Non
     ({}, "postcode-and-address"),
     ({"address": "Flat 1, 12 Mill Lane, Guildford"}, "postcode-and-address"),
     ({"address": "14 Mill Lane, Guildford"}, "postcode"),  # a neighbour is not the same address
+    # one home at one postcode: the address partly alike (a district added, the town mistyped), its number agreeing
+    ({"address": "12 Mill Lane, Merrow, Guildfrd, Surrey"}, "postcode-and-address"),
+    ({"address": "Mill Lane, Merrow, Guildford"}, "postcode"),  # partly alike, but no number to name the home
     ({"postcode": "GU1 4AD"}, "address"),  # postcode keyed wrongly
     ({"postcode": "GU1 4XY", "address": "3 Oak Road"}, "nearby"),  # same sector
     # one home keyed with slips in both: the same sector and the address partly alike, its number agreeing
@@ -117,6 +120,14 @@ def test_nhs_number_levels(left: dict, right: dict, expected: str | None) -> Non
 ])
 def test_residence_levels(right: dict, expected: str | None) -> None:
     assert level("residence", match_record(), match_record(**right)) == expected
+
+
+def test_two_named_houses_of_one_street_are_not_one_home() -> None:
+    # addresses partly alike at one postcode are one home only when both hold a number (which must agree)
+    left, right = "Rose Cottage, Mill Lane, Guildford", "Ivy Cottage, Mill Lane, Guildford"
+    assert level("residence", match_record(address=left), match_record(address=right)) == "postcode"
+    assert level("residence", match_record(address="3 " + left), match_record(address="3 " + right)) == \
+        "postcode-and-address"
 
 
 @pytest.mark.parametrize(("left", "right", "expected"), [
