@@ -7,7 +7,8 @@
     associations (``--sender dcmtk``, the default where DCMTK is installed: a ``storescu`` process per association,
     the C sender PACS and modalities commonly run; ``--sender pynetdicom``: pynetdicom's SCU in processes of their
     own, associated before the clock starts, whose own CPU competes with the SCP's; the SCP with its writer
-    processes as ``serve`` starts it unless ``--writer-processes`` says otherwise), and (b) by STOW-RS to a real
+    processes as ``serve`` starts it unless ``--writer-processes`` says otherwise; the clock starts once they have
+    started, as a running server's have), and (b) by STOW-RS to a real
     HTTP server in requests of ``--batch`` objects over as many connections, each into a fresh store. Objects/s
     counts objects whose success status came back, which is sent only after each object's commit; each line says
     how many the store holds.
@@ -121,6 +122,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _writers_started(pids: list[int], limit_s: float = 60.0) -> None:
+    """Wait until the writer processes have started (imported, opened the store: their CPU stops growing), as a
+    running ``serve``'s have, so that the clock measures pushing, not their start (a second or more of CPU each)."""
+    started, last, idle = time.monotonic(), -1.0, 0
+    while pids and idle < 2 and time.monotonic() - started < limit_s:
+        time.sleep(0.5)
+        now = sum(_cpu_seconds(pid) for pid in pids)
+        idle, last = (idle + 1 if now - last < 0.03 else 0), now
+    print(f"writer processes started: waited {time.monotonic() - started:.1f} s")
+
+
 def _send_dcmtk(port: int, folders: list[Path]) -> tuple[int, float]:
     """Send each folder over an association of its own with DCMTK's ``storescu`` (a C SCU, as PACS and modalities
     run), all at once; the number of senders that failed and their CPU seconds."""
@@ -158,6 +170,7 @@ def bench_c_store(url: str, root: Path, objects: list[bytes], associations: int,
         path = folder / f"{n:06d}.dcm"
         path.write_bytes(data)
         paths.append(str(path))
+    _writers_started(writer_pids)
     if sender_kind == "dcmtk":
         writer_cpu = sum(_cpu_seconds(pid) for pid in writer_pids)
         started, cpu = time.perf_counter(), time.process_time()

@@ -6,9 +6,12 @@ gets (:meth:`imaging.index.StudyIndex.apply`: fields, procedure, laterality, dos
 instance row, the patient's record — a provisional one linked on write when the identifier is new), but a study that
 is new to the store is built in memory across all its objects in the group and written once: the study, its
 irradiation events, its instances and the audit events of its objects, each table in one multi-row INSERT (SQLite)
-or COPY (PostgreSQL; :mod:`priorscan.bulk_rows`). A study the store holds already is merged in the session, as a
-live object is. The merge rules are written once, in :class:`~imaging.index.StudyIndex`; only where the rows live
-differs.
+or COPY (PostgreSQL; the few rows of a pushed group as INSERTs in one pipeline instead:
+:func:`priorscan.bulk_rows.insert_tables`). A study the store holds already is merged in the session, as a live
+object is; the group's held studies are found and row-locked in one statement, and their recorded rejections and the
+group's instance rows read in one statement each, whatever the number of studies (each statement is a round trip to
+the server, and a pushed group is a few objects). The merge rules are written once, in
+:class:`~imaging.index.StudyIndex`; only where the rows live differs.
 
 What only the per-message path does is left to it: a group holding an IOCM rejection note, an object of a new
 study whose instance the store holds already, or a new study with rejections recorded before it arrived makes
@@ -23,7 +26,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, inspect, select, tuple_
+from sqlalchemy import Table, bindparam, inspect, select, tuple_
 from sqlalchemy.orm import Session
 
 from imaging import dose as dz
@@ -35,7 +38,7 @@ from imaging.reports import fill_report, link_report
 from imaging.tables import ImagingOrder, InstanceRejection, IrradiationEvent, Study, StudyInstance, StudyReport
 from mpi import SourceRecord
 from priorscan.audit import Agent, audit_row
-from priorscan.bulk_rows import JSON_NULL, insert_rows, is_postgresql, reserve_ids
+from priorscan.bulk_rows import JSON_NULL, insert_tables, is_postgresql, reserve_ids
 from priorscan.db import JSONType
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import AuditEvent
@@ -43,6 +46,14 @@ from priorscan.trusts import TrustRegistry
 from priorscan.writes import advisory_key, advisory_locks, with_defaults
 
 _LOOKUP_CHUNK = 500
+# a group's look-ups, built once (SQLAlchemy memoises their cache keys)
+_HOLD = (select(Study, SourceRecord).outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
+         .where(Study.study_instance_uid.in_(bindparam("uids", expanding=True)))
+         .order_by(Study.study_instance_uid).with_for_update(of=Study))
+_REJECTIONS = select(InstanceRejection.study_instance_uid, InstanceRejection.sop_instance_uid,
+                     InstanceRejection.code).where(
+    InstanceRejection.study_instance_uid.in_(bindparam("uids", expanding=True)))
+_INSTANCES = select(StudyInstance).where(StudyInstance.sop_instance_uid.in_(bindparam("sops", expanding=True)))
 
 
 class _GroupIndex(StudyIndex):
@@ -150,14 +161,24 @@ class _HeldIndex(StudyIndex):
         #: in the group, so they are inserted with the group's rows
         self.new_rows: list[IrradiationEvent | StudyInstance] = []
 
-    def preload_instances(self, sop_instance_uids: set[str]) -> None:
-        """The instance rows of these objects, looked up in one statement (None: not held)."""
-        wanted = sorted(sop_instance_uids - set(self._instances))
+    def hold(self, uids: set[str]) -> set[str]:
+        """Which of ``uids`` the store holds: those studies found and row-locked (in UID order) with their source
+        records, in one statement for the group rather than one per study, and kept as :meth:`find` keeps them."""
+        wanted = sorted(uids)
         for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[start:start + _LOOKUP_CHUNK]
-            self._instances.update(dict.fromkeys(chunk))
-            for row in self.session.scalars(select(StudyInstance).where(StudyInstance.sop_instance_uid.in_(chunk))):
-                self._instances[row.sop_instance_uid] = row
+            for study, record in self.session.execute(_HOLD, {"uids": wanted[start:start + _LOOKUP_CHUNK]}).tuples():
+                self._studies[study.study_instance_uid] = study
+                if record is not None:
+                    self._loaded_records.append(record)
+        return set(self._studies) & uids
+
+    def preload(self, rejections: dict[str, dict[str, str]], instances: dict[str, StudyInstance],
+                sop_instance_uids: set[str]) -> None:
+        """What the group read once for its held studies: the rejection codes recorded for their objects (by study
+        UID, then SOP Instance UID), and the instance rows of these objects (None: not held)."""
+        for uid, study in self._studies.items():
+            self._rejection_codes[study.id] = rejections.get(uid, {})
+        self._instances.update({sop: instances.get(sop) for sop in sop_instance_uids})
 
     def find(self, study_instance_uid: str, *, lock: bool = False) -> Study | None:
         study = self._studies.get(study_instance_uid)
@@ -238,6 +259,26 @@ def _records_of(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str,
     return found
 
 
+def _rejections_of(session: Session, uids: set[str]) -> dict[str, dict[str, str]]:
+    """The rejection codes recorded for objects of these studies, by study UID, then SOP Instance UID."""
+    wanted = sorted(uids)
+    found: dict[str, dict[str, str]] = {}
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        for uid, sop, code in session.execute(_REJECTIONS, {"uids": wanted[start:start + _LOOKUP_CHUNK]}).tuples():
+            found.setdefault(uid, {})[sop] = code
+    return found
+
+
+def _instances_of(session: Session, sop_instance_uids: set[str]) -> dict[str, StudyInstance]:
+    """The instance rows the store holds of these objects, by SOP Instance UID."""
+    wanted = sorted(sop_instance_uids)
+    found: dict[str, StudyInstance] = {}
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        for row in session.scalars(_INSTANCES, {"sops": wanted[start:start + _LOOKUP_CHUNK]}):
+            found[row.sop_instance_uid] = row
+    return found
+
+
 def _present(session: Session, column: Any, values: set[str]) -> set[str]:
     wanted = sorted(values)
     found: set[str] = set()
@@ -299,9 +340,13 @@ class StudyGroup:
             held = self._held[uid] = self.stored.find(uid) is not None
         return self.stored if held else self.memory
 
-    def held(self, uids: set[str]) -> set[str]:
-        """Which of ``uids`` the store holds (one look-up for many; remembered)."""
-        found = _present(self.session, Study.study_instance_uid, uids)
+    def hold(self, uids: set[str]) -> set[str]:
+        """Which of ``uids`` the store holds, those studies found and row-locked at once (:meth:`_HeldIndex.hold`);
+        remembered."""
+        if isinstance(self.stored, _HeldIndex):
+            found = self.stored.hold(uids)
+        else:
+            found = _present(self.session, Study.study_instance_uid, uids)
         self._held.update({uid: uid in found for uid in uids})
         return found
 
@@ -350,9 +395,10 @@ class StudyGroup:
             StudyReport: [_row(tables[StudyReport], row) for row in self.reports.values()],
             AuditEvent: [with_defaults(tables[AuditEvent], row) for row in audits],
         }
-        for model, table in tables.items():  # studies first (their ids reserved): the others name them
-            # no row names an event, instance, report or audit event: the store numbers them as they are inserted
-            insert_rows(connection, table, _complete(table, rows[model], numbered=model is not Study))
+        # studies first (their ids reserved): the others name them; no row names an event, instance, report or audit
+        # event: the store numbers them as they are inserted
+        insert_tables(connection, [(table, _complete(table, rows[model], numbered=model is not Study))
+                                   for model, table in tables.items()])
 
 
 def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[StudyFacts, RejectionNote | None]],
@@ -383,19 +429,20 @@ def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[
     uids = {facts.study_instance_uid[:64] for facts, _ in items}
     _lock_studies(session, uids)
     group = StudyGroup(session, trusts)
-    stored = group.held(uids)
+    stored = group.hold(uids)
     new = uids - stored
-    sops = {facts.sop_instance_uid[:64] for facts, _ in items
-            if facts.sop_instance_uid and facts.study_instance_uid[:64] in new}
-    if _present(session, InstanceRejection.study_instance_uid, new) or _present(
-            session, StudyInstance.sop_instance_uid, sops):
+    # what the group's objects need read, one statement each for the whole group (held studies and new alike)
+    rejections = _rejections_of(session, uids)
+    sops = {facts.sop_instance_uid[:64]: facts.study_instance_uid[:64] for facts, _ in items
+            if facts.sop_instance_uid}
+    instances = _instances_of(session, set(sops))
+    if new & rejections.keys() or any(sops[sop] in new for sop in instances):
         return None
     group.memory.preload(_records_of(session, {(facts.patient.namespace or "", (facts.patient.local_id or "").strip())
                                                for facts, _ in items
                                                if facts.patient.resolved and facts.study_instance_uid[:64] in new}))
     if isinstance(group.stored, _HeldIndex):
-        group.stored.preload_instances({facts.sop_instance_uid[:64] for facts, _ in items
-                                        if facts.sop_instance_uid and facts.study_instance_uid[:64] in stored})
+        group.stored.preload(rejections, instances, {sop for sop, uid in sops.items() if uid in stored})
     actor = actor_of(agent)
     outcomes: list[ItemOutcome] = []
     audits: list[dict[str, Any]] = []

@@ -67,6 +67,35 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
                     _converted(connection, table, columns, rows))
 
 
+#: Rows a table at most for :func:`insert_tables` to send them as INSERT statements in one pipeline rather than by
+#: COPY: a COPY takes two round trips (started, then its data sent and confirmed), where a pipeline takes one for
+#: every table's rows, which wins for the few rows of a pushed group.
+FEW_ROWS = 64
+
+
+def insert_tables(connection: Connection, batches: Sequence[tuple[Table, Sequence[dict[str, Any]]]]) -> None:
+    """Insert each batch's rows into its table, in the order given (as :func:`insert_rows` does each).
+
+    On PostgreSQL, when no table has more than :data:`FEW_ROWS` rows, every row goes as an INSERT statement, all of
+    them in one pipeline: one round trip to the server for the whole write, where COPY would take two a table. Values
+    are converted as for COPY; the rows written are the same either way.
+    """
+    if not is_postgresql(connection) or any(len(rows) > FEW_ROWS for _, rows in batches):
+        for table, rows in batches:
+            insert_rows(connection, table, rows)
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    with raw.pipeline(), raw.cursor() as cursor:
+        for table, rows in batches:
+            if not rows:
+                continue
+            columns = list(rows[0])
+            names = ", ".join(f'"{c}"' for c in columns)
+            cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES (' + ", ".join("%s" for _ in columns)
+                               + ")", _converted(connection, table, columns, rows))
+
+
 def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id") -> None:
     """Update rows of ``table`` by ``key``: each of ``rows`` (all with the same columns) names its row by ``key`` and
     gives the new values of the other columns. PostgreSQL: the rows are copied (COPY) into a temporary table and
@@ -163,4 +192,5 @@ def _converted(connection: Connection, table: Table, columns: Sequence[str],
     return list(zip(*converted, strict=True))
 
 
-__all__ = ["JSON_NULL", "JsonText", "held_keys", "insert_rows", "is_postgresql", "reserve_ids", "update_rows"]
+__all__ = ["FEW_ROWS", "JSON_NULL", "JsonText", "held_keys", "insert_rows", "insert_tables", "is_postgresql",
+           "reserve_ids", "update_rows"]

@@ -24,3 +24,41 @@ def test_held_keys_finds_exactly_the_keys_held(session: Session) -> None:
              ("EPR", "RTK", "1")]
     assert held_keys(session.connection(), log, columns, asked) == {("PAS", "RTK", "1"), ("EPR", "RTK", "1")}
     assert held_keys(session.connection(), log, columns, []) == set()
+
+
+def test_insert_tables_writes_what_insert_rows_writes_whether_few_rows_or_many(session: Session) -> None:
+    """Few rows (one pipeline of INSERTs on PostgreSQL) and many (COPY) give the same rows, JSON and UTC timestamps
+    included, in each table given."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import select
+
+    from priorscan.bulk_rows import FEW_ROWS, insert_tables
+    from priorscan.tables import AuditEvent
+    from priorscan.writes import with_defaults
+
+    log, audit = table_of(HL7MessageLog), table_of(AuditEvent)
+    local = datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=1)))  # stored as 00:30 UTC
+
+    def logs(prefix: str, count: int) -> list[dict[str, object]]:
+        return [{"sending_application": prefix, "sending_facility": "RTK", "control_id": str(n),
+                 "message_type": "ADT^A28", "ack_code": "AA", "ack_text": "", "received_at": local}
+                for n in range(count)]
+
+    def audits(actor: str, count: int) -> list[dict[str, object]]:
+        return [{"recorded_at": local, "action": "C", "event_type": "dicom", "subtype": "CT", "agent_kind": "feed",
+                 "agent_name": actor, "source_address": None, "regional_patient_id": None,
+                 "entity": f"ImagingStudy/{n}", "outcome": "0", "detail": {"n": n, "source": "dicom"}}
+                for n in range(count)]
+
+    connection = session.connection()
+    for name, count in (("few", 3), ("many", FEW_ROWS + 1)):
+        insert_tables(connection, [(log, logs(name, count)), (audit, [with_defaults(audit, row)
+                                                                      for row in audits(name, count)])])
+    written = session.execute(select(log.c.sending_application, log.c.received_at)).all()
+    assert sorted((app, at.astimezone(UTC)) for app, at in written) == sorted(
+        [("few", local.astimezone(UTC))] * 3 + [("many", local.astimezone(UTC))] * (FEW_ROWS + 1))
+    details = session.execute(select(audit.c.agent_name, audit.c.detail, audit.c.recorded_at)).all()
+    assert sorted((actor, detail["n"]) for actor, detail, _ in details) == sorted(
+        [("few", n) for n in range(3)] + [("many", n) for n in range(FEW_ROWS + 1)])
+    assert {at.astimezone(UTC) for _, _, at in details} == {local.astimezone(UTC)}

@@ -429,3 +429,72 @@ def test_a_writer_process_that_dies_holding_objects_answers_them_out_of_resource
         assert stored(context, held) is None
     finally:
         server.stop()
+
+
+def test_a_pushed_group_reads_its_held_studies_once_however_many_it_names(context: AppContext) -> None:
+    """The studies a group's objects update are found (and row-locked), and their rejections and instances read, in
+    one statement each for the whole group, not one per study: the same rows are written."""
+    from sqlalchemy import event
+
+    from api.feeds.dicom_receiver import receive_many
+    from priorscan.audit import Agent
+    from priorscan.tables import AuditEvent
+
+    agent = Agent("client", "test")
+    held = [f"1.2.826.0.1.3680043.10.7.40.{n}" for n in range(3)]
+    first = receive_many(context, [encoded(ct_image(study_uid=uid, ctdivol=10.0)) for uid in held], channel="stow-rs",
+                         source="test", agent=agent)
+    assert [r.status for r in first] == [0x0000] * 3
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, ctx, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    group = [ct_image(study_uid=uid, ctdivol=30.0) for uid in held] + [
+        ct_image(study_uid="1.2.826.0.1.3680043.10.7.40.9")]  # and a study new to the store
+    event.listen(context.engine, "before_cursor_execute", seen)
+    try:
+        second = receive_many(context, [encoded(ds) for ds in group], channel="stow-rs", source="test", agent=agent)
+    finally:
+        event.remove(context.engine, "before_cursor_execute", seen)
+    assert [r.status for r in second] == [0x0000] * 4
+    study_reads = [s for s in statements if s.startswith("SELECT study.id, study.study_instance_uid")]
+    assert len(study_reads) == 1  # was one to tell held from new, then one a held study
+    assert len([s for s in statements if "FROM instance_rejection" in s]) == 1  # was one for new, one a held study
+    assert len([s for s in statements if "FROM study_instance" in s]) == 1  # was one for new, one for held
+    if context.engine.dialect.name == "postgresql":
+        assert "FOR UPDATE OF study" in study_reads[0]  # held studies locked as before, all at once
+    with context.sessions() as session:
+        studies = {s.study_instance_uid: s for s in session.scalars(select(Study))}
+        assert len(list(session.scalars(select(StudyInstance)))) == 7
+        assert len(list(session.scalars(select(AuditEvent).where(AuditEvent.event_type == "dicom")))) == 7
+    assert [studies[uid].ctdivol_mgy for uid in held] == [30.0] * 3  # the highest CTDIvol of each study's images
+    assert len(studies) == 4
+
+
+def test_a_pushed_group_on_postgresql_writes_its_rows_without_copy(context: AppContext,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pushed group's few rows go as INSERT statements in one pipeline (one round trip), not by COPY (two a
+    table); the rows are those COPY wrote."""
+    if context.engine.dialect.name != "postgresql":
+        pytest.skip("COPY is PostgreSQL's")
+    import psycopg
+
+    from api.feeds.dicom_receiver import receive_many
+    from priorscan.audit import Agent
+
+    def no_copy(*args: object, **kwargs: object) -> None:
+        raise AssertionError("COPY used for a pushed group")
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", no_copy)
+    uid = "1.2.826.0.1.3680043.10.7.41.1"
+    report = ct_rdsr([CtEvent("40.0", "700.0", region=("T-D1100", "SRT", "Head"))], dlp_total="700.0",
+                     study_uid=uid, description="CT HEAD")
+    images = [ct_image(study_uid=uid, description="CT HEAD", ctdivol=40.0) for _ in range(2)]
+    results = receive_many(context, [encoded(ds) for ds in [*images, report]], channel="stow-rs", source="test",
+                           agent=Agent("client", "test"))
+    assert [r.status for r in results] == [0x0000] * 3
+    study = stored(context, uid)
+    assert study is not None and (study.irradiation_events, study.dlp_total_mgycm) == (1, 700.0)
+    with context.sessions() as session:
+        assert len(list(session.scalars(select(StudyInstance)))) == 3
