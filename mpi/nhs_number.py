@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import operator
 import re
 
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+_SEPARATORS = re.compile(r"[\s-]")
+_TEN_DIGITS = re.compile(r"\d{10}")
 
 
 def normalise_nhs_number(value: str | None) -> str | None:
     """Digits only (spaces and dashes removed); None when it is not ten digits."""
     if not value:
         return None
-    digits = re.sub(r"[\s-]", "", str(value))
-    return digits if re.fullmatch(r"\d{10}", digits) else None
+    digits = _SEPARATORS.sub("", str(value))
+    return digits if _TEN_DIGITS.fullmatch(digits) else None
 
 
 def check_digit(first_nine: str) -> int | None:
     """The Modulus 11 check digit for nine digits; None when the number cannot be valid (check 10)."""
-    total = sum(int(d) * w for d, w in zip(first_nine, _WEIGHTS, strict=True))
+    if len(first_nine) != len(_WEIGHTS):
+        raise ValueError(f"check_digit takes nine digits, not {len(first_nine)}")
+    total = sum(map(operator.mul, map(int, first_nine), _WEIGHTS))
     check = 11 - (total % 11)
     if check == 11:
         return 0

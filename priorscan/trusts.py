@@ -19,7 +19,7 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -158,14 +158,17 @@ class TrustRegistry:
 
     trusts: tuple[Trust, ...]
     regional_viewer: RegionalViewer | None = None
+    #: every alias to its trust, built once (the trusts are frozen): resolve() runs several times per HL7 message
+    _by_key: dict[str, Trust] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        seen: dict[str, str] = {}
+        seen: dict[str, Trust] = {}
         for trust in self.trusts:
             for key in self._keys(trust):
-                if key in seen and seen[key] != trust.ods:
-                    raise ConfigurationError(f"trust alias {key!r} is claimed by both {seen[key]} and {trust.ods}")
-                seen[key] = trust.ods
+                if key in seen and seen[key].ods != trust.ods:
+                    raise ConfigurationError(f"trust alias {key!r} is claimed by both {seen[key].ods} and {trust.ods}")
+                seen.setdefault(key, trust)
+        object.__setattr__(self, "_by_key", seen)
 
     @staticmethod
     def _keys(trust: Trust) -> set[str]:
@@ -182,11 +185,7 @@ class TrustRegistry:
         """The trust that ``name`` (ODS code, alias, FHIR system or DICOM issuer) denotes, if any."""
         if not name:
             return None
-        key = name.strip().upper()
-        for trust in self.trusts:
-            if key in self._keys(trust):
-                return trust
-        return None
+        return self._by_key.get(name.strip().upper())
 
     def namespace(self, name: str) -> str:
         """The canonical identifier namespace for ``name``: a trust's FHIR system, or ``name`` itself."""

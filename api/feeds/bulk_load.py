@@ -257,6 +257,7 @@ class Backfill:
         self._phases_read: dict[str, set[Phase]] = {}  # file → phases of its items, when this run read it whole
         spec = os.environ.get(FAULT_ENV)
         self._crash = _Crash(spec) if spec else None
+        self._analysed_at: int | None = None  # _applied() when the indexes stage refreshed the statistics
 
     @property
     def readers(self) -> Readers:
@@ -287,8 +288,9 @@ class Backfill:
                 self._end_stage()
                 self.report.stage_seconds[name] = time.monotonic() - started
                 self.report.stage_cpu_seconds[name] = _cpu_seconds() - cpu
-            with unit_of_work(self.context.sessions, write=True) as session:
-                refresh_statistics(session)
+            if self._analysed_at != self._applied():  # not refreshed since the last stage that wrote
+                with unit_of_work(self.context.sessions, write=True) as session:
+                    refresh_statistics(session)
         finally:
             self._end_stage()
 
@@ -430,7 +432,14 @@ class Backfill:
                 advance(session, self.key, "indexes", len(built), finished=True)
             if built:
                 refresh_statistics(session)
+        if built:
+            self._analysed_at = self._applied()
         self.report.indexes_built += len(built)
+
+    def _applied(self) -> int:
+        """Items applied so far (what the later stages add to the store): whether the statistics the indexes stage
+        refreshed still describe it at the end, so that a load that wrote nothing after it does not ANALYZE again."""
+        return sum(self.report.accepted.values()) + self.report.objects_in_bulk + self.report.objects_per_message
 
     # 3. deferred ----------------------------------------------------------------------------------------------------
 

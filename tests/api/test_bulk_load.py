@@ -343,6 +343,41 @@ def test_a_load_into_an_empty_store_builds_its_indexes_after_the_relink_and_a_la
         context.engine.dispose()
 
 
+def test_the_planner_statistics_are_refreshed_once_after_the_last_stage_that_wrote(
+        region: Path, store_url: str, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load into an empty store refreshes the statistics when its indexes are built; it does so again at its end
+    only when a later stage (set-aside items, imaging, orders) wrote after that: an extract of registrations alone is
+    analysed once, a whole region twice (and never zero times)."""
+    import api.feeds.bulk_load as bulk_load
+
+    calls: list[str] = []
+    refresh = bulk_load.refresh_statistics
+
+    def counted(session: object) -> None:
+        calls.append("ANALYZE")
+        refresh(session)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_load, "refresh_statistics", counted)
+    context = _open(store_url)
+    try:
+        report = backfill_paths(context, [_registrations(region, tmp_path / "registrations.hl7")], workers=0,
+                                train=False)
+    finally:
+        context.engine.dispose()
+    assert report.written > 0 and report.indexes_built > 0 and report.set_aside == 0
+    assert calls == ["ANALYZE"]
+    calls.clear()
+    url = _second_store(store_url, tmp_path, request)
+    context = _open(url)
+    try:
+        whole = backfill_paths(context, _inputs(region), workers=0, train=False)
+    finally:
+        context.engine.dispose()
+    assert whole.indexes_built > 0 and whole.objects_in_bulk + whole.objects_per_message > 0
+    assert calls == ["ANALYZE", "ANALYZE"]
+
+
 def test_backfill_refuses_what_ingest_refuses_with_the_same_reasons(tmp_path: Path, sqlite_url: str,
                                                                     request: pytest.FixtureRequest) -> None:
     """Files that are not what they seem are reported as ingest reports them, and the load goes on."""
