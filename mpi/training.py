@@ -549,9 +549,9 @@ SLIP_MIN_LENGTH = 3
 
 def _one_slip_apart(left: NDArray[Any], right: NDArray[Any], where: NDArray[np.bool_]) -> NDArray[np.bool_]:
     """Per pair (only where ``where``): both values at least :data:`SLIP_MIN_LENGTH` long and one insertion,
-    deletion, substitution or swap of neighbours apart. A typing slip a large store holds three times over (a thousand ``JEFFREY``
-    records give ``JRFFREY`` thrice) agrees with its holder's own other records only so: the comparison's levels
-    put a slip in the first letters below close spelling."""
+    deletion, substitution or swap of neighbours apart. A typing slip a large store holds three times over (a
+    thousand ``JEFFREY`` records give ``JRFFREY`` thrice) agrees with its holder's own other records only so: the
+    comparison's levels put a slip in the first letters below close spelling."""
     lengths = np.frompyfunc(len, 1, 1)
     long_enough = (lengths(left).astype(np.int64) >= SLIP_MIN_LENGTH) & (lengths(right).astype(np.int64)
                                                                          >= SLIP_MIN_LENGTH)
