@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Connection, bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from mpi.blocking import blocked_pairs, blocking_keys, key_table
+from mpi.blocking import KEY_SCHEME, blocked_pairs, blocking_keys, key_table
 from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, derive_match_threshold
 from mpi.frames import Frame, frame_from_table, table_from_stored
 from mpi.linkage import link_frame
@@ -33,6 +33,7 @@ from mpi.records import Demographics, new_regional_ids
 from mpi.scoring import explanations, score_frames, with_rule_8
 from mpi.tables import (
     BlockingKey,
+    BlockingKeyScheme,
     LinkEvent,
     ManualDecision,
     MatchModel,
@@ -187,37 +188,75 @@ def refresh_blocking_keys(session: Session, table: pd.DataFrame) -> int:
     rows changed.
 
     Keys are stored when a record is written, so a change to what the keys are made of (a new kind of key) reaches
-    the records written before it only here: every relink calls it (both engines), and link-on-write finds the new
-    keys of older records from the first relink after the change on. Works in slices of
-    :data:`KEY_REFRESH_SLICE` records (the stored keys of one slice in memory at a time).
+    the records written before it only here: the first relink (either engine) after :data:`mpi.blocking.KEY_SCHEME`
+    changes calls it (:func:`keys_are_current`), and link-on-write finds the new keys of older records from then
+    on. Works in slices of :data:`KEY_REFRESH_SLICE` records (the stored keys of one slice in memory at a time).
     """
     connection = session.connection()
-    keys_table = table_of(BlockingKey)
     changed = 0
     for start in range(0, len(table), KEY_REFRESH_SLICE):
-        part = table.iloc[start:start + KEY_REFRESH_SLICE].reset_index(drop=True)
-        record_ids = part["record_id"].to_numpy(dtype=np.int64)
-        built = key_table(part)
-        wanted = pd.DataFrame({"source_record_id": record_ids[built["row"].to_numpy()],
-                               "key": built["key"].to_numpy(dtype=object)})
-        stored = pd.DataFrame(connection.execute(
-            select(keys_table.c.source_record_id, keys_table.c.key).where(
-                keys_table.c.source_record_id.between(int(record_ids.min()), int(record_ids.max())))).all(),
-            columns=["source_record_id", "key"])
-        stored = stored[stored["source_record_id"].isin(record_ids)]
-        both = wanted.merge(stored, how="outer", on=["source_record_id", "key"], indicator=True)
-        stale = both.loc[both["_merge"] == "right_only", ["source_record_id", "key"]]
-        fresh = both.loc[both["_merge"] == "left_only", ["source_record_id", "key"]]
-        if len(stale):
-            connection.execute(keys_table.delete().where(
-                keys_table.c.source_record_id == bindparam("sid"), keys_table.c.key == bindparam("k")),
-                [{"sid": int(sid), "k": key} for sid, key in stale.itertuples(index=False)])
-        insert_rows(connection, keys_table, [{"source_record_id": int(sid), "key": key}
-                                             for sid, key in fresh.itertuples(index=False)])
-        changed += len(stale) + len(fresh)
+        changes = key_changes(connection, table.iloc[start:start + KEY_REFRESH_SLICE])
+        write_key_changes(connection, changes)
+        changed += len(changes)
     if changed:
         log.info("blocking keys refreshed: %d rows changed", changed)
     return changed
+
+
+def key_changes(connection: Connection, part: pd.DataFrame) -> pd.DataFrame:
+    """What the stored keys of the records of ``part`` (``record_id`` and the match columns) lack and what they have
+    too many: ``(source_record_id, key, stale)`` rows, ``stale`` true for a key to delete, false for one to insert.
+    Reads the stored keys of those records only (by their id range)."""
+    keys_table = table_of(BlockingKey)
+    part = part.reset_index(drop=True)
+    record_ids = part["record_id"].to_numpy(dtype=np.int64)
+    if not len(record_ids):
+        return pd.DataFrame({"source_record_id": np.zeros(0, np.int64), "key": [], "stale": np.zeros(0, bool)})
+    built = key_table(part)
+    wanted = pd.DataFrame({"source_record_id": record_ids[built["row"].to_numpy()],
+                           "key": built["key"].to_numpy(dtype=object)})
+    stored = pd.DataFrame(connection.execute(
+        select(keys_table.c.source_record_id, keys_table.c.key).where(
+            keys_table.c.source_record_id.between(int(record_ids.min()), int(record_ids.max())))).all(),
+        columns=["source_record_id", "key"])
+    stored = stored[stored["source_record_id"].isin(record_ids)]
+    both = wanted.merge(stored, how="outer", on=["source_record_id", "key"], indicator=True)
+    both = both[both["_merge"] != "both"]
+    return pd.DataFrame({"source_record_id": both["source_record_id"].to_numpy(dtype=np.int64),
+                         "key": both["key"].to_numpy(dtype=object),
+                         "stale": (both["_merge"] == "right_only").to_numpy(dtype=bool)})
+
+
+def write_key_changes(connection: Connection, changes: pd.DataFrame) -> None:
+    """Apply :func:`key_changes`: delete the stale keys, insert the missing ones."""
+    keys_table = table_of(BlockingKey)
+    stale = changes[changes["stale"]]
+    fresh = changes[~changes["stale"]]
+    if len(stale):
+        connection.execute(keys_table.delete().where(
+            keys_table.c.source_record_id == bindparam("sid"), keys_table.c.key == bindparam("k")),
+            [{"sid": int(sid), "k": key} for sid, key in zip(stale["source_record_id"], stale["key"], strict=True)])
+    insert_rows(connection, keys_table, [{"source_record_id": int(sid), "key": key}
+                                         for sid, key in zip(fresh["source_record_id"], fresh["key"], strict=True)])
+
+
+def keys_are_current(session: Session) -> bool:
+    """Whether the stored blocking keys are the keys of the code running: the last relink that refreshed them
+    stored :data:`mpi.blocking.KEY_SCHEME` (:class:`~mpi.tables.BlockingKeyScheme`) and it has not changed since.
+    Records written in between got their keys from the same code (link-on-write, the bulk load)."""
+    stored = session.get(BlockingKeyScheme, 1)
+    return stored is not None and stored.scheme == KEY_SCHEME
+
+
+def keys_refreshed(session: Session) -> None:
+    """Record that every record's stored keys are now those of :data:`mpi.blocking.KEY_SCHEME` (in the caller's
+    transaction, with the refresh)."""
+    stored = session.get(BlockingKeyScheme, 1)
+    if stored is None:
+        session.add(BlockingKeyScheme(id=1, scheme=KEY_SCHEME, refreshed_at=utcnow()))
+    else:
+        stored.scheme, stored.refreshed_at = KEY_SCHEME, utcnow()
+    session.flush()
 
 
 def save_model(session: Session, model: Model, *, records: int) -> None:
@@ -272,7 +311,9 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
         current = model or active_model(session)
         return RelinkResult(0, 0, 0, 0, 0, 0, 0, current.version, False, timings)
     mark = time.perf_counter()
-    refresh_blocking_keys(session, table)
+    if not keys_are_current(session):  # the keys changed since the last refresh (or none was recorded)
+        refresh_blocking_keys(session, table)
+        keys_refreshed(session)
     timings["keys_s"] = time.perf_counter() - mark
     frame = frame_from_table(table)
     mark = time.perf_counter()

@@ -133,6 +133,17 @@ class BlockingKey(Base):
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
 
 
+class BlockingKeyScheme(Base):
+    """Which keys the stored ``blocking_key`` rows are: the :data:`mpi.blocking.KEY_SCHEME` of the last relink that
+    brought every record's keys to its code (one row). A relink refreshes the keys only when it differs or is
+    absent (H-ID-27)."""
+
+    __tablename__ = "blocking_key_scheme"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    scheme: Mapped[str] = mapped_column(String(100))
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class LinkEvent(Base):
     """One change of a source record's link: who or what made it, why, with the score and model version."""
 

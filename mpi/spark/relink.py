@@ -5,7 +5,9 @@ comparisons, scorer and decisions, the same clustering with its integrity check,
 (:func:`mpi.batch.write_patients`, :func:`~mpi.batch.write_links`, :func:`~mpi.batch.write_reviews`: the same
 tables, link events and review items with their explanations). What differs is where the work runs:
 
-- the records are read from the store by Spark tasks, one slice of ids each, never through the driver;
+- the records are read from the store by Spark tasks, one slice of ids each, never through the driver; when the
+  blocking keys changed since the last refresh (:func:`mpi.batch.keys_are_current`), the tasks compare their
+  records' stored keys with the keys of today and send the driver only the differences to write;
 - blocking, scoring, decisions and clustering are Spark jobs (:mod:`mpi.spark.pairs`, :mod:`mpi.spark.clusters`);
 - training reads a bounded sample of the records on the driver: the records
   :func:`mpi.training.in_training_sample` chooses (every one up to :data:`~mpi.training.TRAINING_SAMPLE`, about that
@@ -34,12 +36,15 @@ from mpi.batch import (
     _golden,
     assign_held_ids,
     hold_live_writes,
+    key_changes,
+    keys_are_current,
+    keys_refreshed,
     load_table,
     merged_records,
-    refresh_blocking_keys,
     save_model,
     supersede_reviews,
     survivor_of,
+    write_key_changes,
     write_links,
     write_patients,
     write_reviews,
@@ -90,8 +95,10 @@ def spark_relink(session: Session, spark: SparkSession, db_url: str, *, train: b
     records = _read_records(spark, db_url, first, last, partitions).localCheckpoint(eager=True)
     timings["load_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    for lo, hi in _slices(first, last, partitions):  # the stored keys, as the local relink refreshes them
-        refresh_blocking_keys(session, load_table(session, ids=(lo, hi)))
+    if not keys_are_current(session):  # as the local relink: only when the keys changed since the last refresh
+        for batch in _batches(_key_changes(records, db_url)):
+            write_key_changes(session.connection(), pd.DataFrame(batch, columns=["source_record_id", "key", "stale"]))
+        keys_refreshed(session)
     timings["keys_s"] = time.perf_counter() - mark
 
     manual_match, manual_apart = _manual_pairs(session, spark)
@@ -243,6 +250,29 @@ def _read_records(spark: SparkSession, db_url: str, first: int, last: int, parti
 
     ranges = spark.createDataFrame(pd.DataFrame(slices, columns=["lo", "hi"])).repartition(len(slices))
     return ranges.mapInPandas(read, RECORD_SCHEMA)
+
+
+def _key_changes(records: DataFrame, db_url: str) -> DataFrame:
+    """What the stored blocking keys of the records lack and have too many (:func:`mpi.batch.key_changes`), found by
+    the tasks: each reads the stored keys of its own batches of records with its own connection and compares them
+    with the keys of their match fields; only the differences reach the driver, which writes them."""
+    from mpi.spark.columns import MATCH_COLUMNS
+
+    def changes(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from priorscan.db import make_engine
+
+        engine = make_engine(db_url)
+        try:
+            with engine.connect() as connection:
+                for pdf in batches:
+                    found = key_changes(connection, pdf)
+                    if len(found):
+                        yield found
+        finally:
+            engine.dispose()
+
+    return records.select("record_id", *MATCH_COLUMNS).mapInPandas(
+        changes, "source_record_id long, key string, stale boolean")
 
 
 def _manual_pairs(session: Session, spark: SparkSession) -> tuple[DataFrame, DataFrame]:

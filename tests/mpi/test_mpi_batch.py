@@ -385,6 +385,41 @@ def test_batch_links_a_record_without_birth_date_to_the_one_person_it_is_near_ce
     assert {(int(a), int(b)) for a, b in zip(linkage.review_left, linkage.review_right, strict=True)} == {(1, 2)}
 
 
+def test_a_relink_rewrites_the_stored_keys_only_when_the_key_scheme_changed(session: Session,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relink with the keys' scheme unchanged since the last refresh leaves the stored keys alone (it does not
+    read or rebuild them); one after the scheme changed (or with none recorded) rewrites them and records the
+    new scheme (H-ID-27)."""
+    import mpi.batch
+    from mpi.blocking import KEY_SCHEME
+    from mpi.tables import BlockingKeyScheme
+
+    bulk_load(session, [demographics("urn:t", "A1"), demographics("urn:t", "B1", family="Nakamura", given="Hana",
+                                                                  birth_date=date(1990, 5, 2), nhs_number=None,
+                                                                  nhs_verification=None)])
+    session.commit()
+    first = session.scalars(select(SourceRecord).order_by(SourceRecord.id)).first()
+    assert first is not None
+    today = blocking_keys(MatchRecord.from_stored(first.id, first.match_fields))
+
+    def stored_keys() -> set[str]:
+        return set(session.scalars(select(BlockingKey.key).where(BlockingKey.source_record_id == first.id)))
+
+    relink(session)  # no scheme recorded yet: the keys are refreshed, the scheme recorded
+    session.commit()
+    assert session.get(BlockingKeyScheme, 1).scheme == KEY_SCHEME  # type: ignore[union-attr]
+    session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == first.id))
+    session.commit()
+    relink(session)  # the same scheme: the stored keys are not rewritten
+    session.commit()
+    assert stored_keys() == set()
+    monkeypatch.setattr(mpi.batch, "KEY_SCHEME", "a later scheme")
+    relink(session)  # the scheme changed: every record's keys are rewritten
+    session.commit()
+    assert stored_keys() == today
+    assert session.get(BlockingKeyScheme, 1).scheme == "a later scheme"  # type: ignore[union-attr]
+
+
 def test_a_relink_brings_the_stored_blocking_keys_to_the_keys_of_today(session: Session) -> None:
     """Keys are stored on write: records written before a change to the keys get the keys of today from the next
     relink (either engine), keys no longer made are deleted, and link-on-write finds the records from then on

@@ -67,6 +67,30 @@ def test_key_table_builds_the_same_keys_as_one_record_at_a_time() -> None:
     assert set(zip(built["key"], built["row"].tolist(), strict=True)) == expected
 
 
+#: The digest of the keys of ``make_population(300, seed=2)`` and four-word names, made by the scheme of that name.
+KEYS_OF_SCHEME = ("2026-12-07b n d nm pf pg py a ph", "26967ebedb39ae62")
+
+
+def test_the_key_scheme_changes_with_the_keys() -> None:
+    """:data:`mpi.blocking.KEY_SCHEME` names what the stored keys are: a relink rewrites them only when it changes
+    (H-ID-27), so a change to the keys without a new scheme would leave older records' keys as they were. If this
+    fails after a change to the keys, give ``KEY_SCHEME`` a new name and record the new digest here."""
+    import hashlib
+
+    from bench.mpi_population import make_population
+    from mpi.blocking import KEY_SCHEME, key_table
+    from mpi.frames import table_from_stored
+    from mpi.normalise import to_match_record
+
+    records = [to_match_record(i, d.__dict__) for i, d in enumerate(make_population(300, seed=2).records)]
+    records.append(match_record(len(records), family="Smith-Jones Brown Green", given="Ann"))  # four words
+    table = table_from_stored([r.record_id or 0 for r in records], [r.as_stored() for r in records])
+    built = key_table(table)
+    keys = sorted(zip(built["row"].tolist(), built["key"], strict=True))
+    digest = hashlib.sha256(repr(keys).encode()).hexdigest()[:16]
+    assert (KEY_SCHEME, digest) == KEYS_OF_SCHEME
+
+
 def test_integer_keys_group_rows_exactly_as_the_key_strings() -> None:
     from bench.mpi_population import make_population
     from mpi.blocking import blocked_pairs, key_codes, key_table

@@ -177,6 +177,42 @@ def test_spark_relink_brings_the_stored_blocking_keys_to_the_keys_of_today(spark
     store.dispose()
 
 
+def test_spark_relink_rewrites_the_stored_keys_only_when_the_key_scheme_changed(
+        spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the local relink (H-ID-27): an unchanged scheme leaves the stored keys alone; a changed one has the tasks
+    find every difference, which the driver writes, and records the new scheme."""
+    from sqlalchemy import delete
+
+    import mpi.batch
+    from mpi.batch import keys_refreshed
+    from mpi.blocking import blocking_keys
+    from mpi.normalise import MatchRecord
+    from mpi.tables import BlockingKey, BlockingKeyScheme
+
+    url = f"sqlite:///{tmp_path / 'scheme.db'}"
+    store = open_store(url)
+    with Session(store) as session:
+        bulk_load(session, make_population(12, seed=2).records)
+        keys_refreshed(session)  # as a relink with this scheme leaves it (with none, the test above: refreshed)
+        session.commit()
+        first, second = session.scalars(select(SourceRecord.id).order_by(SourceRecord.id).limit(2)).all()
+        session.execute(delete(BlockingKey).where(BlockingKey.source_record_id == first))
+        session.add(BlockingKey(source_record_id=second, key="x:retired"))
+        session.commit()
+        spark_relink(session, spark, url, train=False)  # the same scheme: not rewritten
+        session.commit()
+        assert not session.scalars(select(BlockingKey.key).where(BlockingKey.source_record_id == first)).all()
+        assert "x:retired" in session.scalars(select(BlockingKey.key).where(BlockingKey.source_record_id == second))
+        monkeypatch.setattr(mpi.batch, "KEY_SCHEME", "a later scheme")
+        spark_relink(session, spark, url, train=False)
+        session.commit()
+        for record in session.scalars(select(SourceRecord)).all():
+            stored = set(session.scalars(select(BlockingKey.key).where(BlockingKey.source_record_id == record.id)))
+            assert stored == blocking_keys(MatchRecord.from_stored(record.id, record.match_fields)), record.id
+        assert session.get(BlockingKeyScheme, 1).scheme == "a later scheme"  # type: ignore[union-attr]
+    store.dispose()
+
+
 @pytest.fixture(scope="module")
 def population_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[RecordKey, RecordKey],
                                                                          tuple[RecordKey, RecordKey]]:
