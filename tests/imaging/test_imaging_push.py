@@ -472,12 +472,19 @@ def test_a_pushed_group_reads_its_held_studies_once_however_many_it_names(contex
     assert len(studies) == 4
 
 
-def test_a_pushed_group_on_postgresql_writes_its_rows_without_copy(context: AppContext,
+@pytest.fixture
+def pg_context(pg_url: str) -> Iterator[AppContext]:
+    """An application context on PostgreSQL, for what only PostgreSQL does."""
+    ctx = AppContext.open(Settings(db=pg_url, env="test"))
+    yield ctx
+    ctx.engine.dispose()
+
+
+def test_a_pushed_group_on_postgresql_writes_its_rows_without_copy(pg_context: AppContext,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A pushed group's few rows go as INSERT statements in one pipeline (one round trip), not by COPY (two a
-    table); the rows are those COPY wrote."""
-    if context.engine.dialect.name != "postgresql":
-        pytest.skip("COPY is PostgreSQL's")
+    table; COPY is PostgreSQL's); the rows are those COPY wrote."""
+    context = pg_context
     import psycopg
 
     from api.feeds.dicom_receiver import receive_many
