@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from mpi.comparisons import house_numbers as comparison_house_numbers
 from mpi.frames import Frame
 from mpi.normalise import MatchRecord
 
@@ -55,22 +56,13 @@ MAX_BLOCK_SIZE = 100
 MAX_FAMILY_WORDS = 3
 #: House and flat numbers of an address used for ``ph:`` keys (a flat's number and its building's).
 MAX_HOUSE_NUMBERS = 2
-_DIGITS = re.compile(r"\d+")
 
 
 def house_numbers(address: str | None) -> list[str]:
-    """The house and flat numbers of a normalised address for ``ph:`` keys: its runs of digits (``VILLA2`` holds
-    2), leading zeros dropped, distinct, in order, at most :data:`MAX_HOUSE_NUMBERS`."""
-    if not address:
-        return []
-    out: list[str] = []
-    for run in _DIGITS.findall(address):
-        number = run.lstrip("0") or "0"
-        if number not in out:
-            out.append(number)
-            if len(out) == MAX_HOUSE_NUMBERS:
-                break
-    return out
+    """The house and flat numbers of a normalised address for ``ph:`` keys: the first
+    :data:`MAX_HOUSE_NUMBERS` of :func:`mpi.comparisons.house_numbers` (the comparisons' own reading, so an address
+    whose numbers share a key is one home to the residence comparison too)."""
+    return list(comparison_house_numbers(address)[:MAX_HOUSE_NUMBERS])
 
 
 def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_month: int, birth_day: int,
