@@ -568,16 +568,19 @@ def street_words(address: str) -> str:
 
 def _same_street(a: str, b: str) -> bool:
     """Part of two addresses agrees beyond what a postcode says: their words apart from the numbers alike (the
-    ratio of the words, or the Dice coefficient of their letter pairs, at least :data:`STREET_ALIKE`: one street,
-    another house number), or the same house and flat numbers on both sides (one number, the street written
-    otherwise or replaced)."""
+    ratio of the words, or the Dice coefficient of their letter pairs, at least :data:`STREET_ALIKE`, or two words
+    or more of one all among the other's: one street, another house number), or the same house and flat numbers
+    on both sides (one number, the street written otherwise or replaced)."""
     na, nb = house_numbers(a), house_numbers(b)
     if na and nb and frozenset(na) == frozenset(nb):
         return True
     sa, sb = street_words(a), street_words(b)
     if not sa or not sb:
         return False
-    return sa == sb or fuzz.ratio(sa, sb) >= STREET_ALIKE or 100 * bigram_dice(sa, sb) >= STREET_ALIKE
+    shorter, longer = sorted((sa.split(), sb.split()), key=len)
+    if len(shorter) >= 2 and set(shorter) <= set(longer):  # a building or a locality added or dropped
+        return True
+    return fuzz.ratio(sa, sb) >= STREET_ALIKE or 100 * bigram_dice(sa, sb) >= STREET_ALIKE
 
 
 #: How alike two addresses' words apart from their numbers are to name one street (as ``partial`` addresses).
