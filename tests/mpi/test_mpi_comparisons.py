@@ -127,6 +127,18 @@ def test_residence_levels(right: dict, expected: str | None) -> None:
     assert level("residence", match_record(), match_record(**right)) == expected
 
 
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    # one street, a building and a locality's words dropped from one, another house number (H-ID-42)
+    ("175 Muntz Street, Dorothy Genders Village, Yagoona", "19 Muntz Street, Yagoona", "postcode-and-part"),
+    # the same house number, the street written otherwise (a postcode of two streets, or one replaced)
+    ("3 Corona Place, Sweet Waters, Toowoomba", "3 Spinifex Street, Toowoomba", "postcode-and-part"),
+    ("3 Corona Place, Sweet Waters, Toowoomba", "8 Spinifex Street, Toowoomba", "postcode"),
+    ("Muntz Street, Yagoona", "19 Muntz Street, Yagoona", "postcode-and-address"),
+])
+def test_the_postcode_and_part_of_the_address(left: str, right: str, expected: str) -> None:
+    assert level("residence", match_record(address=left), match_record(address=right)) == expected
+
+
 def test_two_named_houses_of_one_street_are_not_one_home() -> None:
     # addresses partly alike at one postcode are one home only when both hold a number (which must agree)
     left, right = "Rose Cottage, Mill Lane, Guildford", "Ivy Cottage, Mill Lane, Guildford"
