@@ -34,7 +34,6 @@ per record; an address without a number gives none.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
