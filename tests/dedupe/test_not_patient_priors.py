@@ -1,6 +1,6 @@
 """A QA, physics or phantom test filed under a patient is never offered as that patient's comparable prior (the
 duplicate-check API, CDS Hooks cards and the radiographer's page all read priors here), while a patient whose name
-merely holds the letters of an indicator keeps their priors (hazard H-QA)."""
+merely holds the letters of an indicator keeps their priors (hazard H-DICOM-03)."""
 
 from __future__ import annotations
 

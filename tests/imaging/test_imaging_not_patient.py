@@ -1,6 +1,6 @@
 """Studies that are not a patient's examination (QA, physics, phantom tests): recognised from what the file says and
 from the trusts' configured indicators, stored with their evidence, kept out of priors and dose audits
-(:mod:`imaging.not_patient`; hazard H-QA in docs/clinical-safety/hazard-log.md)."""
+(:mod:`imaging.not_patient`; hazard H-DICOM-03 in docs/clinical-safety/hazard-log.md)."""
 
 from __future__ import annotations
 
