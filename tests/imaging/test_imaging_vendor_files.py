@@ -93,7 +93,8 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, str | None, str]] = {
 #: flag of Hologic's proprietary projection.
 NOT_PATIENT = {
     "CT-RDSR-GEPixelMed.dcm": "SR Acquisition Protocol: 10.13 RADIOTHERAPY QA; SR Comment: QA",
-    "CT-RDSR-Philips_BigBore4DCT.dcm": "SR Acquisition Protocol: 4DCT /PHYSICS; PatientName: indicator QC",  # MONTHLY_QC
+    # registered as MONTHLY_QC^CTSIM1
+    "CT-RDSR-Philips_BigBore4DCT.dcm": "SR Acquisition Protocol: 4DCT /PHYSICS; PatientName: indicator QC",
     "CT-RDSR-SpectrumDynamics.dcm": "SR Acquisition Protocol: Daily QA",
     "CT-RDSR-ToshibaPixelMed.dcm": "PatientName: indicator PHYSICS",  # QATesting^Physics
     "DX-Im-Carestream_DR7500-1.dcm": "PatientName: indicator PHYSICS",  # PHYSICS^TABLE AEC
