@@ -200,3 +200,25 @@ def test_a_header_without_any_of_it_is_a_patients(trusts: TrustRegistry) -> None
                                        name="QATESTING^JO"), trusts)
     # "QATESTING" is not the word QA: a name is matched by whole words only, even one that looks like a test
     assert facts is not None and facts.not_patient == []
+
+
+def test_a_feed_without_its_own_reading_is_read_by_its_description_and_patient(sessions: sessionmaker[Session],
+                                                                               trusts: TrustRegistry) -> None:
+    # an HL7 ORU or FHIR ImagingStudy statement: the index reads its description and the patient it names
+    from imaging import StudyIndex
+    from imaging.facts import StudyFacts
+    from imaging.identity import PatientIdentity
+
+    rtk = trusts.by_ods("RTK")
+    with sessions() as session:
+        index = StudyIndex(session, trusts)
+        for uid, description, family in (("1.2.826.0.1.79.1", "CT HEAD QA PHANTOM", "OKAFOR"),
+                                         ("1.2.826.0.1.79.2", "CT HEAD", "PHYSICS"),
+                                         ("1.2.826.0.1.79.3", "CT QUALITATIVE HEAD", "QAISER")):
+            facts = StudyFacts(uid, "fhir", patient=PatientIdentity(rtk.fhir_system, "AB555001", "RTK",
+                                                                    family=family, given="JO"),
+                               performing_trust="RTK", modalities=["CT"], description=description)
+            index.apply(facts, actor="feed:tests")
+        session.flush()
+        assert [_study(session, f"1.2.826.0.1.79.{n}").not_patient for n in (1, 2, 3)] == [
+            "description: CT HEAD QA PHANTOM", "PatientName: indicator PHYSICS", None]
