@@ -411,7 +411,13 @@ class Backfill:
     def _indexes_aside(self) -> None:
         """On a store that holds no source record yet, the linkage tables' non-unique indexes are set aside until
         the relink has written back (:mod:`priorscan.bulk_indexes`); a resumed load that set them aside keeps them
-        aside. A store that holds records keeps its indexes: live feeds may be looking them up."""
+        aside. A store that holds records keeps its indexes: live feeds may be looking them up.
+
+        An empty store also records that its blocking keys are those of the running code
+        (:func:`mpi.batch.keys_refreshed`, with the cursor that says the load began on an empty store): every key
+        this load writes is made by that code, so the relink need not read and rebuild them all."""
+        from mpi.batch import keys_refreshed
+
         with unit_of_work(self.context.sessions, write=True) as session:
             mark = cursor(session, self.key, "indexes")
             if mark is None and session.execute(select(SourceRecord.id).limit(1)).first() is not None:
@@ -420,6 +426,7 @@ class Backfill:
                 return
             set_aside(session.connection(), INDEXES_BUILT_AFTER)
             if mark is None:
+                keys_refreshed(session)  # no record, so no stored key of another scheme
                 advance(session, self.key, "indexes", 0)
 
     def indexes(self) -> None:

@@ -423,3 +423,50 @@ def test_backfill_reports_rejections_and_keeps_them_as_dead_letters(tmp_path: Pa
     status, out, _ = run_cli("--db", sqlite_url, "backfill", str(feed), "--no-progress", "--workers", "0")
     assert "identity of" in out and "done before" in out
     assert "0 item(s) accepted" in out
+
+
+def test_a_load_into_an_empty_store_records_its_key_scheme_so_the_relink_leaves_the_keys_alone(
+        region: Path, store_url: str, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every blocking key of a load into an empty store is made by the running code: the load records that scheme
+    (H-ID-27) with its first cursor, so its relink does not read and rebuild every key; the keys it wrote are the
+    keys of that scheme. A store whose recorded scheme is another still has every key refreshed by the relink."""
+    import mpi.batch
+    from mpi.blocking import KEY_SCHEME
+    from mpi.tables import BlockingKeyScheme
+
+    refreshes: list[int] = []
+    refresh = mpi.batch.refresh_blocking_keys
+
+    def counted(session: object, table: object) -> int:
+        refreshes.append(1)
+        return refresh(session, table)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mpi.batch, "refresh_blocking_keys", counted)
+    registrations = _registrations(region, tmp_path / "registrations.hl7")
+    context = _open(store_url)
+    try:
+        report = backfill_paths(context, [registrations], workers=0, train=False)
+        assert report.written > 0 and report.relink["records"] == report.written
+        assert refreshes == []
+        with context.sessions() as session:
+            assert session.get(BlockingKeyScheme, 1).scheme == KEY_SCHEME  # type: ignore[union-attr]
+            assert mpi.batch.key_changes(session.connection(), mpi.batch.load_table(session)).empty
+    finally:
+        context.engine.dispose()
+    context = _open(_second_store(store_url, tmp_path, request))
+    try:
+        first, rest = tmp_path / "first.hl7", tmp_path / "rest.hl7"
+        messages = [m.text for m in hl7_messages(registrations)]
+        first.write_text("\r".join(messages[:3]) + "\r")
+        rest.write_text("\r".join(messages[3:]) + "\r")
+        backfill_paths(context, [first], workers=0, train=False)  # an empty store: its scheme is recorded
+        with context.sessions.begin() as session:  # then the code's keys change (an upgrade)
+            session.get(BlockingKeyScheme, 1).scheme = "an older scheme"  # type: ignore[union-attr]
+        refreshes.clear()
+        later = backfill_paths(context, [rest], workers=0, train=False)  # records held: the relink refreshes
+        assert later.written > 0 and refreshes == [1]
+        with context.sessions() as session:
+            assert session.get(BlockingKeyScheme, 1).scheme == KEY_SCHEME  # type: ignore[union-attr]
+    finally:
+        context.engine.dispose()
