@@ -148,4 +148,5 @@ def _report_fields(entry: Any) -> dict[str, Any]:
     """A study's report conclusion and link, and why it was withdrawn (an IOCM rejection), as far as the imaging
     index keeps them (absent attributes give nothing)."""
     return {"reportConclusion": getattr(entry, "report_conclusion", None),
-            "reportUrl": getattr(entry, "report_url", None), "withdrawn": getattr(entry, "withdrawn", None)}
+            "reportUrl": getattr(entry, "report_url", None), "withdrawn": getattr(entry, "withdrawn", None),
+            "notPatient": getattr(entry, "not_patient", None)}
