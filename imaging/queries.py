@@ -86,8 +86,10 @@ class Timeline:
 
     @property
     def studies_without_estimate(self) -> int:
-        """Ionising studies whose effective dose could not be estimated (not counted in the cumulative total)."""
-        return sum(1 for e in self.entries if e.effective_dose_msv is None and e.dose_source is not None)
+        """Ionising studies whose effective dose could not be estimated (not counted in the cumulative total); a QA,
+        physics or phantom test is no study of the patient's dose."""
+        return sum(1 for e in self.entries if e.effective_dose_msv is None and e.dose_source is not None
+                   and e.not_patient is None)
 
 
 def patient_studies_query(regional_id: str) -> Select[Any]:
