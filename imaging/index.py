@@ -22,6 +22,8 @@ never commits: the caller commits the unit of work.
 - **Normalised** procedure (modality, region, laterality, contrast) from everything the statement carries
   (:func:`imaging.facts.named_procedure`): a later statement replaces the procedure only when its evidence is at
   least as good (code, then description, then coded anatomy), and sides seen on different images add up.
+- **Not a patient**: a statement that says the study is a QA, physics or phantom test (:mod:`imaging.not_patient`)
+  adds its evidence to ``not_patient``; a study once said to be a test stays one (no later statement unsays it).
 - **Dose** is summarised again whenever what it depends on changes: a new report or event, the body region, or
   the patient's age (paediatric coefficients).
 """
@@ -34,6 +36,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from imaging import dose as dz
+from imaging import not_patient
 from imaging.codetables import CodeTable, canonical_system
 from imaging.facts import NORMALISATION_RANK, STATUS_RANK, StudyFacts, combine_laterality, named_procedure
 from imaging.iocm import DELETED_FROM_PACS, REJECTION_REASONS
@@ -136,6 +139,7 @@ class StudyIndex:
         depends_on = (study.body_region, study.patient_age_years)
         self._merge_fields(study, facts)
         self._normalise(study, facts)
+        self._recognise_test(study, facts)
         if facts.remote is not None:
             study.remote_source, study.remote_fingerprint, study.remote_instances = (
                 facts.remote[0][:500], facts.remote[1][:64], facts.remote[2])
@@ -312,6 +316,20 @@ class StudyIndex:
                     or study.laterality
             return  # an earlier, better statement stands (e.g. a coded ORU before an uncoded image)
         self._set_procedure(study, result)
+
+    def _recognise_test(self, study: Study, facts: StudyFacts) -> None:
+        """Add what ``facts`` say of the study being a QA, physics or phantom test (not a patient's examination)."""
+        found = facts.not_patient
+        if found is None:  # a feed without its own reading (HL7 ORU, FHIR): its description and patient
+            identity = facts.patient
+            words, prefixes = self.trusts.not_patient_indicators(facts.performing_trust, identity.trust_ods)
+            found = not_patient.evidence(
+                [("description", facts.description), *(("description", t) for t in facts.procedure_texts),
+                 ("body part", facts.body_part)],
+                patient_name="^".join(p for p in (identity.family, identity.given) if p),
+                patient_id=identity.local_id, name_words=words, id_prefixes=prefixes)
+        if found:
+            study.not_patient = not_patient.merge_evidence(study.not_patient, found)
 
     @staticmethod
     def _set_procedure(study: Study, result: NormalisedProcedure) -> None:

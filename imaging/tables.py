@@ -73,6 +73,9 @@ class Study(Base):
     #: Why the study is no longer shown as a prior (an IOCM rejection note, a deletion in the PACS); None: shown.
     withdrawn: Mapped[str | None] = mapped_column(String(200))
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Where the study says it is not a patient's examination (a QA, physics or phantom test: never a prior, not in
+    #: dose audits), ``field: what it said; ...`` (:mod:`imaging.not_patient`); None: a patient's examination.
+    not_patient: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -64,6 +64,8 @@ class TimelineStudyOut(BaseModel):
     viewerUrl: str | None = None
     withdrawn: str | None = Field(None, description="why the study is no longer shown as a prior (an IOCM "
                                   "rejection of its images, a deletion in the PACS)")
+    notPatient: str | None = Field(None, description="where the study says it is not a patient's examination (a QA, "
+                                   "physics or phantom test): never a prior, no part of the cumulative dose")
 
 
 class TimelineOut(BaseModel):
@@ -100,7 +102,7 @@ def timeline(regional_id: str, ctx: ContextDep, session: SessionDep,
             "effectiveDoseMethod": e.effective_dose_method, "irradiationEvents": e.irradiation_events,
             "doseSource": e.dose_source, "identity": e.identity,
             "cumulativeEffectiveDoseMsv": e.cumulative_effective_dose_msv, "viewerUrl": e.viewer_url,
-            "withdrawn": e.withdrawn,
+            "withdrawn": e.withdrawn, "notPatient": e.not_patient,
         } for e in found.entries],
         "cumulativeEffectiveDoseMsv": found.cumulative_effective_dose_msv,
         "studiesWithoutDoseEstimate": found.studies_without_estimate,
