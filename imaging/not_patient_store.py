@@ -3,18 +3,19 @@
 :mod:`imaging.not_patient` reads a study's objects as they arrive. Two things it cannot do alone:
 
 - **Recheck** (:func:`recheck_not_patient`, ``priorscan imaging recheck-not-patient``): a study indexed before
-  migration 0015, or before a change to the configured indicators, is read again from what the index holds of it, with the current
-  configuration: its description, the acquisition protocols of its dose report's irradiation events, the patient
-  name and ID of the source record it arrived with (the ID as the study carries it, when it does). Evidence already stored is kept while it still holds:
-  a patient-name word or a patient-ID prefix no longer configured for the study's trusts no longer holds, a text is
-  read again by the current word rules, and what the index does not keep (the Quality Control flags, series
-  descriptions, protocol names, Body Part Examined, a dose report's procedure and comments) is kept as the file said
-  it. A study whose stored evidence no longer holds is read from what is stored, which may find none: then it is a
-  patient's examination again. A study of which the index holds nothing to read is counted and said, never guessed.
-  Idempotent: a second run with the same configuration changes nothing. Each change is audited.
+  migration 0015, or before a change to the configured indicators, is read again from what the index holds of it,
+  with the current configuration: its description, the acquisition protocols of its dose report's irradiation
+  events, the patient name and ID of the source record it arrived with (the ID as the study carries it, when it
+  does). Evidence already stored is kept while it still holds: a patient-name word or a patient-ID prefix no longer
+  configured for the study's trusts no longer holds, a text is read again by the current word rules, and what the
+  index does not keep (the Quality Control flags, series descriptions, protocol names, Body Part Examined, a dose
+  report's procedure and comments) is kept as the file said it. A study whose stored evidence no longer holds is
+  read from what is stored, which may find none: then it is a patient's examination again. A study of which the
+  index holds nothing to read is counted and said, never guessed. Idempotent: a second run with the same
+  configuration changes nothing. Each change is audited.
 - **A person's decision** (:func:`decide_not_patient`, ``POST /api/v1/studies/{uid}/not-patient``): ``patient``
-  or ``test`` with a reason, who and when; it sets ``study.not_patient`` at once (the priors read it on the next check) and sticks:
-  neither indexing (:class:`imaging.index.StudyIndex`) nor the recheck overturns it.
+  or ``test`` with a reason, who and when; it sets ``study.not_patient`` at once (the priors read it on the next
+  check) and sticks: neither indexing (:class:`imaging.index.StudyIndex`) nor the recheck overturns it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from imaging import not_patient
 from imaging.tables import IrradiationEvent, Study
-from mpi.tables import SourceRecord
+from mpi import SourceRecord
 from priorscan.audit import Agent, record
 from priorscan.db import utcnow
 from priorscan.trusts import TrustRegistry
@@ -95,11 +96,15 @@ def _still_holds(item: str, words: tuple[str, ...], prefixes: tuple[str, ...]) -
     return not_patient.named_test_word(said) is not None
 
 
+def _issuer(study: Study, record_: SourceRecord | None) -> str | None:
+    """The trust that issued the study's patient ID: its source record's, else the issuer the study names."""
+    return record_.trust_ods if record_ is not None and record_.trust_ods else study.patient_issuer
+
+
 def _stored_reading(study: Study, record_: SourceRecord | None, protocols: list[str],
                     trusts: TrustRegistry) -> tuple[list[str], bool]:
     """The evidence in what the index holds of ``study``, and whether it holds anything to read at all."""
-    issuer = record_.trust_ods if record_ is not None and record_.trust_ods else study.patient_issuer
-    words, prefixes = trusts.not_patient_indicators(study.performing_trust, issuer)
+    words, prefixes = trusts.not_patient_indicators(study.performing_trust, _issuer(study, record_))
     name = "^".join(p for p in (record_.family, record_.given) if p) if record_ is not None else ""
     texts: list[tuple[str, str | None]] = [("description", study.description),
                                            *(("SR Acquisition Protocol", p) for p in protocols)]
@@ -115,8 +120,7 @@ def reread(study: Study, record_: SourceRecord | None, protocols: list[str],
 
     Stored evidence that still holds is kept (:func:`_still_holds`); when none does, the stored fields decide.
     """
-    words, prefixes = trusts.not_patient_indicators(
-        study.performing_trust, record_.trust_ods if record_ is not None and record_.trust_ods else study.patient_issuer)
+    words, prefixes = trusts.not_patient_indicators(study.performing_trust, _issuer(study, record_))
     kept = [item for item in (study.not_patient or "").split("; ") if item and _still_holds(item, words, prefixes)]
     if kept:
         return not_patient.merge_evidence(None, kept), True
@@ -181,7 +185,7 @@ def recheck_not_patient(sessions: sessionmaker[Session], trusts: TrustRegistry, 
                     report.nothing_stored += 1
                 continue
             change = "flagged" if before is None else "unflagged" if after is None else "evidence"
-            why = (after if before is None else f"no longer holds: {before}" if after is None
+            why = (str(after) if before is None else f"no longer holds: {before}" if after is None
                    else f"{before} -> {after}")
             report.changes.append(RecheckChange(study.study_instance_uid, change, before, after, why))
             if dry_run:

@@ -5,17 +5,15 @@ recheck, and a person's decision stands over indexing and the recheck (hazard H-
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import dataclasses
+from datetime import date, timedelta
 
 import pytest
 from dedupe_factories import TODAY, add_patient, add_study, check, nhs_number
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from sqlalchemy.orm import Session
-
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from imaging import Study, StudyIndex, decide_not_patient, recheck_not_patient
 from imaging.dicom_study import facts_from_dataset
@@ -218,3 +216,25 @@ def test_the_decision_is_audited_shown_with_the_study_and_refused_without_the_sc
                                  .order_by(AuditEvent.id)).all()
         assert [(e.agent_name, e.outcome, e.regional_patient_id, (e.detail or {}).get("decision")) for e in events] \
             == [("pacs-admin", "4", None, None), ("pacs-admin", "0", regional, "patient")]
+
+
+def test_the_recheck_command_prints_what_it_flagged_and_why(db: Session, trusts: TrustRegistry,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from priorscan.cli import main
+
+    _, record_id = add_patient(db, trusts, trust="RTK", local_id="AB160001")
+    qa = add_study(db, record_id, days_ago=5, description="CT HEAD QA PHANTOM")
+    add_study(db, record_id, days_ago=9, description="CT HEAD")
+    blank = add_study(db, record_id, days_ago=12)
+    db.execute(Study.__table__.update().where(Study.study_instance_uid == blank).values(description=None))
+    db.commit()
+    url = db.get_bind().url.render_as_string(hide_password=False)
+    assert main(["--db", url, "imaging", "recheck-not-patient", "--dry-run"]) == 0
+    assert f"flagged   {qa}: description: CT HEAD QA PHANTOM" in capsys.readouterr().out
+    assert db.scalar(select(Study.not_patient).where(Study.study_instance_uid == qa)) is None  # a dry run
+    assert main(["--db", url, "imaging", "recheck-not-patient", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"flagged   {qa}: description: CT HEAD QA PHANTOM" in out
+    assert "3 studies read again from the index: 1 flagged" in out
+    assert main(["--db", url, "imaging", "recheck-not-patient"]) == 0
+    assert "3 studies read again from the index: 0 flagged" in capsys.readouterr().out
