@@ -170,9 +170,10 @@ def recheck_not_patient(sessions: sessionmaker[Session], trusts: TrustRegistry, 
     report = RecheckReport(dry_run=dry_run)
     for session, ids in _batches(sessions, max(1, batch), dry_run):
         protocols = _protocols(session, ids)
-        rows = session.execute(select(Study, SourceRecord).outerjoin(SourceRecord, SourceRecord.id ==
-                                                                     Study.source_record_id)
-                               .where(Study.id.in_(ids)).order_by(Study.id)).tuples()
+        # the batch's studies locked (PostgreSQL) so that a statement indexed meanwhile is not overwritten
+        rows = session.execute(select(Study, SourceRecord)
+                               .outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
+                               .where(Study.id.in_(ids)).order_by(Study.id).with_for_update(of=Study)).tuples()
         for study, record_ in rows:
             report.studies += 1
             if study.not_patient_decision is not None:
