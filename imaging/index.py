@@ -45,7 +45,7 @@ from imaging.procedures import UNKNOWN, NormalisedProcedure, ProcedureCode, norm
 from imaging.reference import effective_dose_coefficients
 from imaging.regions import is_paired, join_regions
 from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance
-from mpi import PatientIndex, RecordKey, SourceRecord
+from mpi import LinkOutcome, PatientIndex, RecordKey, SourceRecord
 from priorscan.audit import Agent
 from priorscan.audit import record as audit_record
 from priorscan.trusts import TrustRegistry
@@ -191,10 +191,14 @@ class StudyIndex:
 
     def _provisional_record(self, facts: StudyFacts, actor: str) -> SourceRecord | None:
         """A provisional source record from the statement's demographics, linked on write (a live registration)."""
+        return self.session.get(SourceRecord, self._link_provisional(facts, actor).source_record_id)
+
+    def _link_provisional(self, facts: StudyFacts, actor: str, *, absent: bool = False) -> LinkOutcome:
+        """Write the statement's patient as a provisional source record, linked on write (``absent``: see
+        :meth:`mpi.PatientIndex.upsert`)."""
         kind = {"oru": "hl7", "fhir": "fhir"}.get(facts.source, "dicom")
-        outcome = self.patients.upsert(facts.patient.demographics(), event=f"{facts.source}-study"[:40],
-                                       actor=actor, source_kind=kind, provisional=True)
-        return self.session.get(SourceRecord, outcome.source_record_id)
+        return self.patients.upsert(facts.patient.demographics(), event=f"{facts.source}-study"[:40], actor=actor,
+                                    source_kind=kind, provisional=True, absent=absent)
 
     def _remember_instance(self, study: Study, facts: StudyFacts) -> None:
         """Keep the object, with the event UIDs and report key it added to the study's dose."""

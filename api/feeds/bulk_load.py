@@ -411,16 +411,23 @@ class Backfill:
     def _indexes_aside(self) -> None:
         """On a store that holds no source record yet, the linkage tables' non-unique indexes are set aside until
         the relink has written back (:mod:`priorscan.bulk_indexes`); a resumed load that set them aside keeps them
-        aside. A store that holds records keeps its indexes: live feeds may be looking them up."""
+        aside. A store that holds records keeps its indexes: live feeds may be looking them up. A load with no
+        identity item (DICOM alone, results, orders) writes no source record in bulk and keeps them too: it would
+        drop and build them (and refresh the statistics once more) for nothing, a fixed cost of the load."""
         with unit_of_work(self.context.sessions, write=True) as session:
             mark = cursor(session, self.key, "indexes")
-            if mark is None and session.execute(select(SourceRecord.id).limit(1)).first() is not None:
+            if mark is None and (not self._identity_files()
+                                 or session.execute(select(SourceRecord.id).limit(1)).first() is not None):
                 return
             if mark is not None and mark.finished:
                 return
             set_aside(session.connection(), INDEXES_BUILT_AFTER)
             if mark is None:
                 advance(session, self.key, "indexes", 0)
+
+    def _identity_files(self) -> bool:
+        """Whether any file of the load may hold identity items (the listing's phases, told without reading it)."""
+        return any(Phase.IDENTITY in found.phases for _, found in self.listing.others())
 
     def indexes(self) -> None:
         """Every non-unique index of the linkage tables built again (the ones the identity stage set aside, or any

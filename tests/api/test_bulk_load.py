@@ -378,6 +378,31 @@ def test_the_planner_statistics_are_refreshed_once_after_the_last_stage_that_wro
     assert calls == ["ANALYZE", "ANALYZE"]
 
 
+def test_a_load_without_identity_items_keeps_the_indexes_of_an_empty_store(
+        region: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DICOM alone into an empty store writes no source record in bulk (its provisional patients are linked on
+    write): no index is dropped and built again, and the statistics are refreshed once, at its end."""
+    import api.feeds.bulk_load as bulk_load
+
+    calls: list[str] = []
+    refresh = bulk_load.refresh_statistics
+
+    def counted(session: object) -> None:
+        calls.append("ANALYZE")
+        refresh(session)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_load, "refresh_statistics", counted)
+    context = _open(store_url)
+    try:
+        report = backfill_paths(context, [region / "dicom"], workers=0, train=False)
+    finally:
+        context.engine.dispose()
+    assert report.objects_in_bulk > 0 and report.written == 0
+    assert report.indexes_built == 0
+    assert not _missing_indexes(store_url)
+    assert calls == ["ANALYZE"]
+
+
 def test_backfill_refuses_what_ingest_refuses_with_the_same_reasons(tmp_path: Path, sqlite_url: str,
                                                                     request: pytest.FixtureRequest) -> None:
     """Files that are not what they seem are reported as ingest reports them, and the load goes on."""
