@@ -23,7 +23,8 @@ never commits: the caller commits the unit of work.
   (:func:`imaging.facts.named_procedure`): a later statement replaces the procedure only when its evidence is at
   least as good (code, then description, then coded anatomy), and sides seen on different images add up.
 - **Not a patient**: a statement that says the study is a QA, physics or phantom test (:mod:`imaging.not_patient`)
-  adds its evidence to ``not_patient``; a study once said to be a test stays one (no later statement unsays it).
+  adds its evidence to ``not_patient``; a study once said to be a test stays one (no later statement unsays it);
+  a person's decision (``not_patient_decision``) stands over every statement.
 - **Dose** is summarised again whenever what it depends on changes: a new report or event, the body region, or
   the patient's age (paediatric coefficients).
 """
@@ -319,6 +320,8 @@ class StudyIndex:
 
     def _recognise_test(self, study: Study, facts: StudyFacts) -> None:
         """Add what ``facts`` say of the study being a QA, physics or phantom test (not a patient's examination)."""
+        if study.not_patient_decision is not None:
+            return  # a person decided (imaging.not_patient_store.decide_not_patient): no statement overturns it
         found = facts.not_patient
         if found is None:  # a feed without its own reading (HL7 ORU, FHIR): its description and patient
             identity = facts.patient
