@@ -23,7 +23,8 @@ never commits: the caller commits the unit of work.
   (:func:`imaging.facts.named_procedure`): a later statement replaces the procedure only when its evidence is at
   least as good (code, then description, then coded anatomy), and sides seen on different images add up.
 - **Not a patient**: a statement that says the study is a QA, physics or phantom test (:mod:`imaging.not_patient`)
-  adds its evidence to ``not_patient``; a study once said to be a test stays one (no later statement unsays it).
+  adds its evidence to ``not_patient``; a study once said to be a test stays one (no later statement unsays it);
+  a person's decision (``not_patient_decision``) stands over every statement.
 - **Dose** is summarised again whenever what it depends on changes: a new report or event, the body region, or
   the patient's age (paediatric coefficients).
 """
@@ -44,7 +45,7 @@ from imaging.procedures import UNKNOWN, NormalisedProcedure, ProcedureCode, norm
 from imaging.reference import effective_dose_coefficients
 from imaging.regions import is_paired, join_regions
 from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance
-from mpi import PatientIndex, RecordKey, SourceRecord
+from mpi import LinkOutcome, PatientIndex, RecordKey, SourceRecord
 from priorscan.audit import Agent
 from priorscan.audit import record as audit_record
 from priorscan.trusts import TrustRegistry
@@ -190,10 +191,14 @@ class StudyIndex:
 
     def _provisional_record(self, facts: StudyFacts, actor: str) -> SourceRecord | None:
         """A provisional source record from the statement's demographics, linked on write (a live registration)."""
+        return self.session.get(SourceRecord, self._link_provisional(facts, actor).source_record_id)
+
+    def _link_provisional(self, facts: StudyFacts, actor: str, *, absent: bool = False) -> LinkOutcome:
+        """Write the statement's patient as a provisional source record, linked on write (``absent``: see
+        :meth:`mpi.PatientIndex.upsert`)."""
         kind = {"oru": "hl7", "fhir": "fhir"}.get(facts.source, "dicom")
-        outcome = self.patients.upsert(facts.patient.demographics(), event=f"{facts.source}-study"[:40],
-                                       actor=actor, source_kind=kind, provisional=True)
-        return self.session.get(SourceRecord, outcome.source_record_id)
+        return self.patients.upsert(facts.patient.demographics(), event=f"{facts.source}-study"[:40], actor=actor,
+                                    source_kind=kind, provisional=True, absent=absent)
 
     def _remember_instance(self, study: Study, facts: StudyFacts) -> None:
         """Keep the object, with the event UIDs and report key it added to the study's dose."""
@@ -315,6 +320,8 @@ class StudyIndex:
 
     def _recognise_test(self, study: Study, facts: StudyFacts) -> None:
         """Add what ``facts`` say of the study being a QA, physics or phantom test (not a patient's examination)."""
+        if study.not_patient_decision is not None:
+            return  # a person decided (imaging.not_patient_store.decide_not_patient): no statement overturns it
         found = facts.not_patient
         if found is None:  # a feed without its own reading (HL7 ORU, FHIR): its description and patient
             identity = facts.patient

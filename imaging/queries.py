@@ -38,7 +38,8 @@ _TIMELINE_COLUMNS = (Study.study_instance_uid, Study.accession_number, Study.per
                      Study.dap_total_gym2, Study.agd_left_mgy, Study.agd_right_mgy, Study.administered_activity_mbq,
                      Study.effective_dose_msv, Study.effective_dose_method, Study.irradiation_events,
                      Study.dose_source, SourceRecord.link_state, SourceRecord.provisional, Study.withdrawn,
-                     Study.patient_issuer, Study.patient_local_id, Study.not_patient)
+                     Study.patient_issuer, Study.patient_local_id, Study.not_patient, Study.not_patient_decision,
+                     Study.not_patient_decided_by, Study.not_patient_decided_at, Study.not_patient_reason)
 
 
 @dataclass
@@ -71,6 +72,8 @@ class TimelineEntry:
     viewer_url: str | None
     withdrawn: str | None = None  # why it is no longer a prior (images rejected, deleted in the PACS)
     not_patient: str | None = None  # where it says it is a QA, physics or phantom test (never a prior)
+    #: a person's decision that it is a patient's examination or a test: decision, by, at, reason (or None)
+    not_patient_decision: dict[str, Any] | None = None
 
 
 @dataclass
@@ -135,7 +138,8 @@ def patient_timeline(session: Session, trusts: TrustRegistry, regional_id: str) 
     entries = timeline.entries
     for (uid, accession, trust_ods, status, modality, region, laterality, contrast, description, study_date,
          study_datetime, ctdivol, dlp, dap, agd_left, agd_right, activity, effective, method, events, dose_source,
-         link_state, provisional, withdrawn, issuer, local_id, test) in session.connection().execute(
+         link_state, provisional, withdrawn, issuer, local_id, test, decision, decided_by, decided_at,
+         decided_why) in session.connection().execute(
             patient_studies_query(current)).tuples():
         if not dose_is_patients(withdrawn):
             continue
@@ -147,7 +151,8 @@ def patient_timeline(session: Session, trusts: TrustRegistry, regional_id: str) 
             "provisional" if provisional else ("probable" if link_state == "possible-match" else "confirmed"),
             round(cumulative, 6), trusts.viewer_url(trust_ods, uid, accession_number=accession,
                                                     patient_namespace=issuer, patient_local_id=local_id),
-            withdrawn, test))
+            withdrawn, test, {"decision": decision, "by": decided_by, "at": decided_at, "reason": decided_why}
+            if decision else None))
     return timeline
 
 

@@ -162,3 +162,33 @@ def test_the_shared_values_round_trip_and_change_the_version() -> None:
     again = Model.from_dict(learnt.to_dict())
     assert again.shared_phone == ["01483571122"] and again.shared_home == ["GU1 1AA|1 HOME LANE"]
     assert again.version == learnt.version != model.version
+
+
+@pytest.mark.parametrize("digit", "0123456789")
+def test_an_nhs_number_of_one_digit_ten_times_is_no_number(digit: str) -> None:
+    """Every one of them passes Modulus 11; none is issued; systems key them for "not known"."""
+    from mpi.nhs_number import check_digit, is_valid_nhs_number
+
+    number = digit * 10
+    assert check_digit(number[:9]) == int(digit), "it passes the check"
+    assert not is_valid_nhs_number(number)
+    assert is_valid_nhs_number("9434765919")
+
+
+def test_strangers_keyed_with_a_placeholder_nhs_number_stay_apart(index) -> None:  # type: ignore[no-untyped-def]
+    """Two people whose PAS keyed ``0000000000`` for a number not known: the number is no evidence, so each is a
+    patient of their own and nothing goes to review (as a shared verified number, it linked them or sent them to
+    review)."""
+    from datetime import date
+
+    from mpi_factories import TRUST_A, TRUST_B, demographics
+
+    first = index.upsert(demographics(TRUST_A, "P1", nhs_number="0000000000", nhs_verification="01", given="Ada",
+                                      family="Penrose", birth_date=date(1955, 2, 3), postcode="GU1 1AA",
+                                      address="1 High St", phone=None), event="t", actor="feed")
+    other = index.upsert(demographics(TRUST_B, "P2", nhs_number="0000000000", nhs_verification="01", given="Bert",
+                                      family="Quist", birth_date=date(1987, 9, 10), sex="male", postcode="BN1 1AA",
+                                      address="2 Sea Rd", phone=None), event="t", actor="feed")
+    assert first.regional_id != other.regional_id
+    assert other.review_item_id is None
+    assert index.find_records("https://fhir.nhs.uk/Id/nhs-number", "0000000000") == []
