@@ -16,17 +16,16 @@
     study, re-filed under another Study Instance UID (a test fixture derived from a real file), not another
     examination: it is listed, and the figures are printed both counting it and counting it once.
 
-    A study whose own file says it is a quality-control or physics test (:func:`qa_evidence`: the words QA, QC,
-    physics, phantom or quality control/assurance in its descriptions, protocol names, the RDSR's Acquisition
-    Protocols and Comments, or the name it was registered under) is also counted apart, and the share is printed
-    both with and without such studies. The index itself does not read these words: it treats them as any study.
+    A study the index itself recognises as not a patient's examination (a QA, physics or phantom test: the
+    ``not_patient`` column of the export, :mod:`imaging.not_patient`, with the evidence it stored) is counted apart:
+    the figure with the target is the share of *patient* dose-bearing studies normalised, as the product sees them,
+    printed beside the share of all dose-bearing studies.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 import warnings
@@ -44,36 +43,6 @@ from priorscan.db import open_store, session_factory
 from priorscan.trusts import default_trusts
 
 TARGET = 0.90
-#: Words by which a file says it is a quality-control or physics test, not an examination of a patient. Matched
-#: as whole words of the upper-cased text, an underscore counting as a separator ("MONTHLY_QC").
-_QA_WORDS = re.compile(r"(?<![A-Z0-9])(QA|QC|PHYSICS|PHANTOM|QUALITY CONTROL|QUALITY ASSURANCE)(?![A-Z0-9])")
-_QA_FIELDS = ("StudyDescription", "SeriesDescription", "ProtocolName", "PerformedProcedureStepDescription",
-              "RequestedProcedureDescription", "PatientName")
-_QA_SR_ITEMS = ("Acquisition Protocol", "Comment")
-
-
-def qa_evidence(ds: Any) -> list[str]:
-    """Where the file itself says it is a QA, QC, physics or phantom test (``field: text``); empty if nowhere."""
-    found: list[str] = []
-
-    def look(where: str, value: object) -> None:
-        text = str(value or "").upper().replace("_", " ")
-        if _QA_WORDS.search(text):
-            found.append(f"{where}: {str(value)[:60]}")
-
-    for keyword in _QA_FIELDS:
-        look(keyword, ds.get(keyword))
-
-    def walk(items: Any) -> None:
-        for item in items or ():
-            names = item.get("ConceptNameCodeSequence")
-            name = str(names[0].get("CodeMeaning", "")) if names else ""
-            if item.get("ValueType") == "TEXT" and name in _QA_SR_ITEMS:
-                look(f"SR {name}", item.get("TextValue"))
-            walk(item.get("ContentSequence"))
-
-    walk(ds.get("ContentSequence"))
-    return found
 
 
 def _header(path: Path) -> dict[str, Any]:
@@ -84,13 +53,8 @@ def _header(path: Path) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - any unreadable file is reported, not raised
             return {}
         sop = ds.get("SOPClassUID")
-        try:
-            qa = qa_evidence(ds)
-        except Exception:  # noqa: BLE001 - a broken test file says nothing
-            qa = []
     return {"modality": str(ds.get("Modality", "") or ""), "sop_class": getattr(sop, "name", str(sop or "")),
-            "study": str(ds.get("StudyInstanceUID", "") or ""), "sop": str(ds.get("SOPInstanceUID", "") or ""),
-            "qa": qa}
+            "study": str(ds.get("StudyInstanceUID", "") or ""), "sop": str(ds.get("SOPInstanceUID", "") or "")}
 
 
 def survey(sources: list[str]) -> dict[str, Any]:
@@ -113,14 +77,12 @@ def survey(sources: list[str]) -> dict[str, Any]:
         engine.dispose()
     sources_of: dict[str, set[str]] = defaultdict(set)
     names_of: dict[str, list[str]] = defaultdict(list)
-    qa_of: dict[str, list[str]] = defaultdict(list)
     for row in per_file:
         if row["accepted"] and row.get("study"):
             sources_of[row["study"]].add(row["source"])
             names_of[row["study"]].append(row["file"])
-            qa_of[row["study"]] += [f"{row['file']} {e}" for e in row.get("qa") or ()]
     copy_of = copies(per_file)
-    per_study = [{**s, "qa": qa_of.get(s["study_instance_uid"], []), "copy_of": copy_of.get(s["study_instance_uid"]),
+    per_study = [{**s, "qa": s["not_patient"], "copy_of": copy_of.get(s["study_instance_uid"]),
                   "sources": sorted(sources_of.get(s["study_instance_uid"], ())),
                   "files": len(names_of.get(s["study_instance_uid"], ())),
                   "first_file": min(names_of.get(s["study_instance_uid"], ["?"]))} for s in studies]
@@ -175,6 +137,24 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     return {key: dict(counts) for key, counts in table.items()}
 
 
+def dose_shares(counts: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Dose-bearing studies normalised, as (normalised, dose-bearing): patients' only (the index's ``not_patient``
+    left out) and all studies, each with every copy counted once, then counting copies as studies."""
+    c = Counter(counts)
+    patients = (c["dose_normalised"] - c["dose_qa_normalised"], c["dose"] - c["dose_qa"])
+    every = (c["dose_normalised"], c["dose"])
+    patient_copies = (c["dose_copies_normalised"] - c["dose_qa_copies_normalised"],
+                      c["dose_copies"] - c["dose_qa_copies"])
+    return {
+        "patient studies (target), each copy once": (patients[0] - patient_copies[0],
+                                                     patients[1] - patient_copies[1]),
+        "all studies (QA/physics tests too), each copy once": (every[0] - c["dose_copies_normalised"],
+                                                                every[1] - c["dose_copies"]),
+        "patient studies, copies counted": patients,
+        "all studies, copies counted": every,
+    }
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench vendor_dicom", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sources", default=",".join(s.name for s in SOURCES))
@@ -203,35 +183,24 @@ def main(argv: list[str]) -> int:
               f"{_share(c['dose_normalised'], c['dose'])}")
     rejected = sum(1 for row in result["files"] if not row["accepted"])
     everything = counts.get("all", {})
-    dose_share = everything.get("dose_normalised", 0) / everything["dose"] if everything.get("dose") else 0.0
     qa_studies = [study for study in result["studies"] if study["qa"]]
-    print(f"\nstudies whose own file says they are a QA, QC, physics or phantom test: {len(qa_studies)}")
+    print(f"\nstudies the index recognises as not a patient's examination (QA, physics, phantom test): "
+          f"{len(qa_studies)}")
     for study in sorted(qa_studies, key=lambda s: s["first_file"]):
         print(f"  {study['first_file']}\t{study['modality'] or '-'}\t{study['body_region'] or '-'}\t"
-              f"{'dose-bearing' if study['dose_source'] else 'no dose'}\t{'; '.join(study['qa'][:3])}")
-    print(f"\n{len(result['files'])} files ({rejected} rejected as unreadable or without a study), "
-          f"{len(result['studies'])} studies, ingested in {result['seconds']:.1f} s; dose-bearing studies normalised: "
-          f"{100 * dose_share:.1f}% (target {100 * TARGET:.0f}%)")
-    patients = everything.get("dose", 0) - everything.get("dose_qa", 0)
-    normalised = everything.get("dose_normalised", 0) - everything.get("dose_qa_normalised", 0)
-    if patients:
-        print(f"without the {everything.get('dose_qa', 0)} dose-bearing QA/physics studies: {normalised}/{patients} "
-              f"({100 * normalised / patients:.1f}%)")
+              f"{'dose-bearing' if study['dose_source'] else 'no dose'}\t{study['qa'][:160]}")
     copied = [study for study in result["studies"] if study["copy_of"]]
     print(f"\nstudies that are copies of another (every object's SOP Instance UID read in another study): "
           f"{len(copied)}")
     for study in sorted(copied, key=lambda s: s["first_file"]):
         print(f"  {study['first_file']}\tcopy of {study['copy_of']}\t"
               f"{'dose-bearing' if study['dose_source'] else 'no dose'}")
-    if copied:
-        c = everything
-        dose, done = c.get("dose", 0) - c.get("dose_copies", 0), c.get("dose_normalised", 0) - c.get(
-            "dose_copies_normalised", 0)
-        real = patients - (c.get("dose_copies", 0) - c.get("dose_qa_copies", 0))
-        real_done = normalised - (c.get("dose_copies_normalised", 0) - c.get("dose_qa_copies_normalised", 0))
-        print(f"counting each copy once: dose-bearing studies normalised {_share(done, dose)}"
-              f" = {100 * done / dose:.1f}%; patient studies {_share(real_done, real)}"
-              f" = {100 * real_done / real:.1f}%" if dose and real else "")
+    print(f"\n{len(result['files'])} files ({rejected} rejected as unreadable or without a study), "
+          f"{len(result['studies'])} studies, ingested in {result['seconds']:.1f} s")
+    print(f"dose-bearing studies normalised to modality and body region (target {100 * TARGET:.0f}% of patient "
+          f"studies):")
+    for label, (done, whole) in dose_shares(everything).items():
+        print(f"  {label}: {_share(done, whole)}" + (f" = {100 * done / whole:.1f}%" if whole else ""))
     if args.json:
         args.json.write_text(json.dumps({"summary": counts, **result}, indent=1, default=str))
     return 0

@@ -109,6 +109,8 @@ def repeats_frame(studies: pd.DataFrame, rules: RuleSet | None = None) -> pd.Dat
     usable = studies[(studies["status"] == "completed") & studies["patient"].notna() & studies["study_date"].notna()]
     if "withdrawn" in usable:
         usable = usable[usable["withdrawn"].isna()]
+    if "not_patient" in usable:  # a QA or phantom test repeats nothing
+        usable = usable[~usable["not_patient"].fillna(False).astype(bool)]
     usable = usable.sort_values(["patient", "study_date", "study"], kind="stable")
     records: list[dict[str, Any]] = []
     for _patient, own in usable.groupby("patient", sort=False):

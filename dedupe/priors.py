@@ -11,7 +11,8 @@ recorded before the MPI knew the patient that named one of the patient's identif
 studies older than the longest window are not read; scheduled studies and active orders are read at any age. A study
 or order stored before every region it names was kept (``body_regions``, migration 0010) has them read again from its
 description, when that reads as the same examination. A study
-withdrawn from the priors (its images rejected by an IOCM note, or deleted in the PACS) is never read.
+withdrawn from the priors (its images rejected by an IOCM note, or deleted in the PACS) is never read, nor is a
+study that is not a patient's examination (a QA, physics or phantom test: ``study.not_patient``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ _STUDIES = (
     .join(SourceRecord, SourceRecord.id == Study.source_record_id)
     .where(SourceRecord.regional_patient_id == bindparam("regional_id"), Study.status != _const("cancelled"),
            Study.withdrawn.is_(None),  # images rejected (IOCM) or deleted in the PACS: no prior to show
+           Study.not_patient.is_(None),  # a QA, physics or phantom test is nobody's prior
            or_(Study.study_date >= bindparam("since"), Study.status == _const("scheduled")))
 )
 
@@ -220,6 +222,7 @@ _RECORDED_AGE = (
     select(Study.study_date, Study.patient_age_years)
     .join(SourceRecord, SourceRecord.id == Study.source_record_id)
     .where(SourceRecord.regional_patient_id == bindparam("regional_id"), Study.patient_age_years.is_not(None),
+           Study.not_patient.is_(None),  # a phantom's "age" is nobody's
            Study.study_date.is_not(None), Study.study_date <= bindparam("on"))
     .order_by(Study.study_date.desc()).limit(1)
 )

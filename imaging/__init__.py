@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
         studies_frame,
     )
     from imaging.bulk import StudyGroup, load_studies
-    from imaging.cli import run_export_studies
+    from imaging.cli import run_export_studies, run_recheck_not_patient
     from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
     from imaging.dicomweb import run_poll
     from imaging.dose import DoseEvent, DoseSummary, compare_with_drl, drl_category, summarise
@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
     from imaging.fhir_report import to_fhir as report_to_fhir
     from imaging.hl7_oru import apply_oru
     from imaging.index import StudyIndex
+    from imaging.not_patient_store import RecheckReport, decide_not_patient, recheck_not_patient
     from imaging.procedures import (
         MODALITIES,
         NormalisedProcedure,
@@ -98,6 +99,7 @@ __all__ = [
     "MODALITIES",
     "NormalisedProcedure",
     "PriorDetail",
+    "RecheckReport",
     "ProcedureCode",
     "REGION_GROUPS",
     "ROLLING_WINDOWS_DAYS",
@@ -117,6 +119,7 @@ __all__ = [
     "comparable_regions",
     "compare_with_drl",
     "conclusion_of",
+    "decide_not_patient",
     "cumulative_per_patient",
     "default_code_table",
     "drl_audit",
@@ -146,12 +149,14 @@ __all__ = [
     "pseudonym",
     "raw_text",
     "read_dicom_header",
+    "recheck_not_patient",
     "region_group",
     "regional_id_of",
     "report_to_fhir",
     "rolling_peaks",
     "run_export_studies",
     "run_poll",
+    "run_recheck_not_patient",
     "same_group",
     "search_studies",
     "shared_identity_share",

@@ -93,7 +93,8 @@ def applied_audit(indexed: IndexedStudy, facts: StudyFacts, *, event_type: str) 
     """The audit event of one applied statement (:func:`priorscan.audit.record`'s arguments but the agent)."""
     return {"action": "C" if indexed.created else "U", "event_type": event_type, "subtype": facts.kind,
             "regional_patient_id": indexed.regional_id, "entity": f"ImagingStudy/{indexed.study.study_instance_uid}",
-            "detail": {"patient": indexed.patient, "source": facts.source}}
+            "detail": {"patient": indexed.patient, "source": facts.source,
+                       **({"notPatient": True} if indexed.study.not_patient else {})}}
 
 
 def applied_outcome(indexed: IndexedStudy, facts: StudyFacts, *, rejection: RejectionNote | None = None,
@@ -113,6 +114,8 @@ def applied_outcome(indexed: IndexedStudy, facts: StudyFacts, *, rejection: Reje
                                "studiesWithdrawn": [s.study_instance_uid for s in touched if s.withdrawn]}
     if study.withdrawn:
         detail["withdrawn"] = study.withdrawn
+    if study.not_patient:
+        detail["notPatient"] = study.not_patient
     return ItemOutcome.ok("IOCM rejection" if rejection is not None else facts.kind, **detail)
 
 

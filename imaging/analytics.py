@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 _DATE_COLUMNS = ("study_date",)
 
 
-def studies_frame(engine: Engine | str, *, pseudonym_key: bytes | None = None, batch: int = 50_000) -> pd.DataFrame:
+def studies_frame(engine: Engine | str, *, pseudonym_key: bytes | None = None, batch: int = 50_000,
+                  not_patient: bool = False) -> pd.DataFrame:
     """Every study's dose row as a DataFrame (the rows of ``GET /api/v1/analytics/studies``).
 
     Parameters
@@ -35,6 +36,9 @@ def studies_frame(engine: Engine | str, *, pseudonym_key: bytes | None = None, b
         consistent within the frame and unlinkable across calls.
     batch : int
         Rows read per query.
+    not_patient : bool
+        Keep the studies that are not a patient's examination (QA, physics, phantom tests: ``not_patient`` true).
+        Left out by default: a phantom's dose is no patient's, and must not enter a DRL audit or a cumulative dose.
 
     Returns
     -------
@@ -62,6 +66,8 @@ def studies_frame(engine: Engine | str, *, pseudonym_key: bytes | None = None, b
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    if not not_patient:
+        frame = frame[~frame["not_patient"].astype(bool)].reset_index(drop=True)
     for column in _DATE_COLUMNS:
         frame[column] = pd.to_datetime(frame[column])
     return frame.drop(columns=["row_id"])
@@ -85,9 +91,18 @@ CUMULATIVE_THRESHOLDS_MSV = (50.0, 100.0)
 ROLLING_WINDOWS_DAYS = (365, 1826)
 
 
+def _patients(frame: pd.DataFrame) -> pd.Series:
+    """Rows of patients' examinations (a frame read with ``not_patient=True`` also holds QA and phantom tests)."""
+    import pandas as pd
+
+    if "not_patient" not in frame:
+        return pd.Series(True, index=frame.index)
+    return ~frame["not_patient"].fillna(False).astype(bool)
+
+
 def _dosed(frame: pd.DataFrame) -> pd.DataFrame:
     """Studies that carry an effective-dose estimate and still stand (not cancelled, not withdrawn with its dose)."""
-    keep = frame["effective_dose_msv"].notna() & (frame["status"] != "cancelled")
+    keep = frame["effective_dose_msv"].notna() & (frame["status"] != "cancelled") & _patients(frame)
     if "withdrawn" in frame:
         keep &= frame["withdrawn"].isna() | frame["effective_dose_msv"].notna()
     return frame[keep & frame["patient"].notna() & frame["study_date"].notna()]
@@ -112,7 +127,7 @@ def drl_audit(frame: pd.DataFrame, by: tuple[str, ...] = ("trust",)) -> pd.DataF
     """
     import pandas as pd
 
-    ct = frame[frame["drl_category"].notna()]
+    ct = frame[frame["drl_category"].notna() & _patients(frame)]  # a phantom's dose is no patient's
     if ct.empty:
         return pd.DataFrame(columns=["drl_category", *by, "studies", "dlp_median_mgycm", "drl_dlp_mgycm",
                                      "dlp_median_over_drl", "ctdivol_median_mgy", "drl_ctdivol_mgy",

@@ -21,7 +21,7 @@ study whose instance the store holds already, or a new study with rejections rec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -74,12 +74,16 @@ class _GroupIndex(StudyIndex):
         self._unsummarised: dict[int, Study] = {}  # studies whose dose changed since they were last summarised
         self._records: dict[tuple[str, str], SourceRecord] = {}
         self._by_id: dict[int, SourceRecord] = {}
+        #: keys looked up for the group and not held: still not held unless a record of the group made them, which
+        #: is then in ``_records`` (every record the group makes is remembered here, the held studies' too)
+        self._absent: set[tuple[str, str]] = set()
         self._ids = _Ids(session.connection(), _table(Study))
 
-    def preload(self, records: dict[tuple[str, str], SourceRecord]) -> None:
-        """Source records looked up once for the group, by key."""
+    def preload(self, records: dict[tuple[str, str], SourceRecord], looked_up: set[tuple[str, str]]) -> None:
+        """Source records looked up once for the group, by key (``looked_up``: every key looked up)."""
         for record in records.values():
-            self._remember(record)
+            self.remember(record)
+        self._absent = looked_up - records.keys()
 
     def find(self, study_instance_uid: str, *, lock: bool = False) -> Study | None:
         return self.studies.get(study_instance_uid[:64])
@@ -127,19 +131,29 @@ class _GroupIndex(StudyIndex):
 
     def _record_by_key(self, namespace: str, local_id: str) -> SourceRecord | None:
         record = self._records.get((namespace, local_id))
-        if record is None:  # a record made during this group (by a study the session holds, or a provisional one)
+        if record is None and (namespace, local_id) not in self._absent:  # a key the group did not look up
             record = super()._record_by_key(namespace, local_id)
             if record is not None:
-                self._remember(record)
+                self.remember(record)
         return record
 
     def _provisional_record(self, facts: StudyFacts, actor: str) -> SourceRecord | None:
-        record = super()._provisional_record(facts, actor)
+        """A new patient's provisional record, linked on write as the per-message path links it; when the group
+        looked its key up and found none, written without looking it up again, and kept as the columns the index
+        reads of it (not read back: two statements of the six a new patient costs, each a round trip)."""
+        key = (facts.patient.namespace or "", (facts.patient.local_id or "").strip())
+        if key not in self._absent or key in self._records:
+            record = super()._provisional_record(facts, actor)
+        else:
+            outcome = self._link_provisional(facts, actor, absent=True)
+            record = SourceRecord(id=outcome.source_record_id, namespace=key[0], local_id=key[1], provisional=True,
+                                  active=True, regional_patient_id=outcome.regional_id,
+                                  link_state=outcome.link_state, link_score=outcome.score)
         if record is not None:
-            self._remember(record)
+            self.remember(record)
         return record
 
-    def _remember(self, record: SourceRecord) -> None:
+    def remember(self, record: SourceRecord) -> None:
         self._records[(record.namespace, record.local_id)] = record
         self._by_id[record.id] = record
 
@@ -160,6 +174,8 @@ class _HeldIndex(StudyIndex):
         #: irradiation events and instances added to held studies without rejections: no statement reads them again
         #: in the group, so they are inserted with the group's rows
         self.new_rows: list[IrradiationEvent | StudyInstance] = []
+        #: told of each provisional record this index makes (the group's new studies then know it is held)
+        self.made: Callable[[SourceRecord], None] | None = None
 
     def hold(self, uids: set[str]) -> set[str]:
         """Which of ``uids`` the store holds: those studies found and row-locked (in UID order) with their source
@@ -222,6 +238,12 @@ class _HeldIndex(StudyIndex):
         if sop_instance_uid in self._instances:
             return self._instances[sop_instance_uid]
         return super()._instance(sop_instance_uid)
+
+    def _provisional_record(self, facts: StudyFacts, actor: str) -> SourceRecord | None:
+        record = super()._provisional_record(facts, actor)
+        if record is not None and self.made is not None:
+            self.made(record)
+        return record
 
 
 def _row(table: Table, entity: object) -> dict[str, Any]:
@@ -325,7 +347,9 @@ class StudyGroup:
     def __init__(self, session: Session, trusts: TrustRegistry) -> None:
         self.session = session
         self.memory = _GroupIndex(session, trusts)
-        self.stored: StudyIndex = _HeldIndex(session, trusts)
+        held = _HeldIndex(session, trusts)
+        held.made = self.memory.remember
+        self.stored: StudyIndex = held
         self.reports: dict[tuple[str, str], StudyReport] = {}
         self._held: dict[str, bool] = {}  # study UID -> the store holds it
         self._orders: bool | None = None
@@ -438,9 +462,9 @@ def load_studies(session: Session, trusts: TrustRegistry, items: Sequence[tuple[
     instances = _instances_of(session, set(sops))
     if new & rejections.keys() or any(sops[sop] in new for sop in instances):
         return None
-    group.memory.preload(_records_of(session, {(facts.patient.namespace or "", (facts.patient.local_id or "").strip())
-                                               for facts, _ in items
-                                               if facts.patient.resolved and facts.study_instance_uid[:64] in new}))
+    keys = {(facts.patient.namespace or "", (facts.patient.local_id or "").strip()) for facts, _ in items
+            if facts.patient.resolved and facts.study_instance_uid[:64] in new}
+    group.memory.preload(_records_of(session, keys), keys)
     if isinstance(group.stored, _HeldIndex):
         group.stored.preload(rejections, instances, {sop for sop, uid in sops.items() if uid in stored})
     actor = actor_of(agent)

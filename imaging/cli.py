@@ -37,3 +37,16 @@ def run_export_studies(args: argparse.Namespace, ctx: CliContext) -> int:
     print(f"exported {count} studies ({unknown} with a procedure that could not be normalised, {unresolved} "
           "without an identified patient)", file=sys.stderr)
     return 0
+
+
+def run_recheck_not_patient(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan imaging recheck-not-patient [--dry-run] [--batch N]``: read every stored study again for what
+    says it is a QA, physics or phantom test, with the current configuration
+    (:func:`imaging.not_patient_store.recheck_not_patient`); prints each study flagged, unflagged or whose evidence
+    changed, with why, then the counts."""
+    from imaging.not_patient_store import recheck_not_patient
+
+    report = recheck_not_patient(session_factory(ctx.engine), ctx.trusts, agent=Agent("user", "cli"),
+                     batch=getattr(args, "batch", 1000), dry_run=getattr(args, "dry_run", False))
+    print(report.render())
+    return 0

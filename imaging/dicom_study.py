@@ -31,6 +31,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag, Tag
 
 from imaging import dose as dz
+from imaging import not_patient
 from imaging.dicom_time import parse_da, study_time
 from imaging.facts import COMPLETED, StudyFacts
 from imaging.identity import PatientIdentity, is_nhs_issuer, qualify, trust_for_institution, valid_nhs_number
@@ -100,6 +101,13 @@ CT_EXPOSURE = T(0x0018, 0x9321)
 CODE_VALUE = T(0x0008, 0x0100)
 SCHEME = T(0x0008, 0x0102)
 MEANING = T(0x0008, 0x0104)
+QUALITY_CONTROL_SUBJECT = T(0x0010, 0x0200)
+QUALITY_CONTROL_IMAGE = T(0x0028, 0x0300)
+CONTENT_SEQUENCE = T(0x0040, 0xA730)
+CONCEPT_NAME = T(0x0040, 0xA043)
+VALUE_TYPE = T(0x0040, 0xA040)
+TEXT_VALUE = T(0x0040, 0xA160)
+COMMENT = "121106"  # DCM Comment, in a dose report's accumulated data and irradiation events
 
 _SEX = {"M": "male", "F": "female", "O": "other"}
 _PROJECTION_MODALITIES = {"CR", "DX", "DR", "XR", "IO", "PX", "MG", "XA", "RF"}
@@ -306,6 +314,45 @@ def _procedure_evidence(ds: Dataset, facts: StudyFacts, modality: str | None) ->
         facts.lateralities.append(side)
 
 
+def _report_comments(ds: Dataset, depth: int = 0) -> list[str]:
+    """The TEXT Comments (DCM 121106) anywhere in a structured report's content tree."""
+    found: list[str] = []
+    if depth > 8:
+        return found
+    for item in _sequence(ds, CONTENT_SEQUENCE):
+        names = _sequence(item, CONCEPT_NAME)
+        if (raw_text(item, VALUE_TYPE) or "") == "TEXT" and names and raw_text(names[0], CODE_VALUE) == COMMENT:
+            text = raw_text(item, TEXT_VALUE)
+            if text:
+                found.append(text)
+        found += _report_comments(item, depth + 1)
+    return found
+
+
+def not_patient_evidence(ds: Dataset, facts: StudyFacts, trusts: TrustRegistry) -> list[str]:
+    """Where the object says it is a QA, physics or phantom test rather than a patient's examination
+    (:mod:`imaging.not_patient`), with the configured indicators of the trusts it names."""
+    requested, _ = _requested(ds)
+    texts: list[tuple[str, str | None]] = [
+        ("StudyDescription", raw_text(ds, STUDY_DESCRIPTION)),
+        ("SeriesDescription", raw_text(ds, SERIES_DESCRIPTION)), ("ProtocolName", raw_text(ds, PROTOCOL_NAME)),
+        ("PerformedProcedureStepDescription", raw_text(ds, PPS_DESCRIPTION)),
+        *(("RequestedProcedureDescription", text) for text in requested),
+        ("BodyPartExamined", facts.body_part)]
+    report = facts.dose_report
+    if report is not None:
+        texts.append(("SR Procedure Reported", report.procedure_reported))
+        texts += [("SR Acquisition Protocol", text) for text in report.protocols]
+        texts += [("SR Comment", text) for text in _report_comments(ds)]
+    identity = facts.patient
+    words, prefixes = trusts.not_patient_indicators(facts.performing_trust, identity.trust_ods)
+    name = "^".join(part for part in (identity.family, identity.given) if part)
+    return not_patient.evidence(texts, patient_name=name, patient_id=raw_text(ds, PATIENT_ID), name_words=words,
+                                id_prefixes=prefixes,
+                                flags=[("QualityControlSubject", raw_text(ds, QUALITY_CONTROL_SUBJECT)),
+                                       ("QualityControlImage", raw_text(ds, QUALITY_CONTROL_IMAGE))])
+
+
 def facts_from_dataset(ds: Dataset, trusts: TrustRegistry, *, source: str = "dicom",
                        source_trust: Trust | None = None) -> StudyFacts | None:
     """The study facts of one DICOM object (image, RDSR, or a QIDO-RS study-level result).
@@ -364,4 +411,5 @@ def facts_from_dataset(ds: Dataset, trusts: TrustRegistry, *, source: str = "dic
     else:
         facts.dose_events = header_dose_events(ds)
     _procedure_evidence(ds, facts, modality if modality and modality.upper() != "SR" else facts.modality_hint)
+    facts.not_patient = not_patient_evidence(ds, facts, trusts)
     return facts

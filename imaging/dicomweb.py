@@ -103,6 +103,7 @@ class PollResult:
     rejection_notes: int = 0
     withdrawn: int = 0  # deleted in the PACS
     restored: int = 0
+    not_patient: int = 0  # indexed studies that are QA, physics or phantom tests (kept, never priors)
     ranges_listed: int = 0
     ranges_total: int = 0
     queries: int = 0
@@ -119,7 +120,8 @@ class PollResult:
         why = "; ".join(f"{n} × {reason}" for reason, n in self.reasons.most_common(5))
         return (f"{self.studies_seen} studies seen, {self.studies_indexed} indexed ({self.new} new, {self.reread} "
                 f"re-read as grown or corrected; {self.dose_reports} dose reports, {self.rejection_notes} rejection "
-                f"notes, {self.unresolved} without an identified patient), {self.unchanged} unchanged, "
+                f"notes, {self.unresolved} without an identified patient, {self.not_patient} QA/physics tests "
+                f"that are not patients), {self.unchanged} unchanged, "
                 f"{self.rejected} rejected{f' ({why})' if why else ''}, {self.withdrawn} withdrawn as deleted in "
                 f"the PACS, {self.restored} restored; {self.ranges_listed} of {self.ranges_total} date ranges "
                 f"reconciled in {self.queries} queries, every date re-listed within {self.sweep_bound_polls} "
@@ -246,6 +248,8 @@ class _Poll:
             self.result.reread += 1
         if outcome.detail.get("patient") == "unresolved":
             self.result.unresolved += 1
+        if outcome.detail.get("notPatient"):
+            self.result.not_patient += 1
         if not more:  # the one unit of work kept the fingerprint (and gave back a study deleted before)
             self.result.restored += withdrawn == DELETED_FROM_PACS
             return
@@ -478,7 +482,8 @@ def poll_once(sessions: sessionmaker[Session], trusts: TrustRegistry, client: Di
 def _position(ranges: list[rc.DateRange], result: PollResult) -> dict[str, Any]:
     return {"version": CURSOR_VERSION, "ranges": [r.as_json() for r in ranges],
             "last_poll": {"seen": result.studies_seen, "new": result.new, "reread": result.reread,
-                          "unchanged": result.unchanged, "rejected": result.rejected, "withdrawn": result.withdrawn}}
+                          "unchanged": result.unchanged, "rejected": result.rejected, "withdrawn": result.withdrawn,
+                          "notPatient": result.not_patient}}
 
 
 def run_poll(args: argparse.Namespace, ctx: CliContext) -> int:

@@ -89,6 +89,10 @@ class StudyFacts:
     #: What a DICOMweb source lists of the study (its URL, the fingerprint of its answer, its instance count), kept
     #: when this statement completes the study's reading: a study listed again is no longer deleted.
     remote: tuple[str, str, int | None] | None = None
+    #: Where the statement says the study is not a patient's examination (a QA, physics or phantom test), as
+    #: ``field: what it said`` (:mod:`imaging.not_patient`); None: the feed's adapter did not look, and the index
+    #: reads the description and patient it carries.
+    not_patient: list[str] | None = None
 
     @property
     def kind(self) -> str:

@@ -235,7 +235,8 @@ def to_fhir(study: Study, regional_id: str | None, trusts: TrustRegistry) -> dic
         ("viewer-url", "valueUrl", trusts.viewer_url(
             study.performing_trust, study.study_instance_uid, accession_number=study.accession_number,
             patient_namespace=study.patient_issuer, patient_local_id=study.patient_local_id)),
-        ("withdrawn", "valueString", study.withdrawn)) if value is not None]
+        ("withdrawn", "valueString", study.withdrawn),
+        ("not-patient", "valueString", study.not_patient)) if value is not None]
     if extensions:
         resource["extension"] = extensions
     if not resource["meta"]:

@@ -22,6 +22,9 @@ never commits: the caller commits the unit of work.
 - **Normalised** procedure (modality, region, laterality, contrast) from everything the statement carries
   (:func:`imaging.facts.named_procedure`): a later statement replaces the procedure only when its evidence is at
   least as good (code, then description, then coded anatomy), and sides seen on different images add up.
+- **Not a patient**: a statement that says the study is a QA, physics or phantom test (:mod:`imaging.not_patient`)
+  adds its evidence to ``not_patient``; a study once said to be a test stays one (no later statement unsays it);
+  a person's decision (``not_patient_decision``) stands over every statement.
 - **Dose** is summarised again whenever what it depends on changes: a new report or event, the body region, or
   the patient's age (paediatric coefficients).
 """
@@ -34,6 +37,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from imaging import dose as dz
+from imaging import not_patient
 from imaging.codetables import CodeTable, canonical_system
 from imaging.facts import NORMALISATION_RANK, STATUS_RANK, StudyFacts, combine_laterality, named_procedure
 from imaging.iocm import DELETED_FROM_PACS, REJECTION_REASONS
@@ -41,7 +45,7 @@ from imaging.procedures import UNKNOWN, NormalisedProcedure, ProcedureCode, norm
 from imaging.reference import effective_dose_coefficients
 from imaging.regions import is_paired, join_regions
 from imaging.tables import InstanceRejection, IrradiationEvent, Study, StudyInstance
-from mpi import PatientIndex, RecordKey, SourceRecord
+from mpi import LinkOutcome, PatientIndex, RecordKey, SourceRecord
 from priorscan.audit import Agent
 from priorscan.audit import record as audit_record
 from priorscan.trusts import TrustRegistry
@@ -136,6 +140,7 @@ class StudyIndex:
         depends_on = (study.body_region, study.patient_age_years)
         self._merge_fields(study, facts)
         self._normalise(study, facts)
+        self._recognise_test(study, facts)
         if facts.remote is not None:
             study.remote_source, study.remote_fingerprint, study.remote_instances = (
                 facts.remote[0][:500], facts.remote[1][:64], facts.remote[2])
@@ -186,10 +191,14 @@ class StudyIndex:
 
     def _provisional_record(self, facts: StudyFacts, actor: str) -> SourceRecord | None:
         """A provisional source record from the statement's demographics, linked on write (a live registration)."""
+        return self.session.get(SourceRecord, self._link_provisional(facts, actor).source_record_id)
+
+    def _link_provisional(self, facts: StudyFacts, actor: str, *, absent: bool = False) -> LinkOutcome:
+        """Write the statement's patient as a provisional source record, linked on write (``absent``: see
+        :meth:`mpi.PatientIndex.upsert`)."""
         kind = {"oru": "hl7", "fhir": "fhir"}.get(facts.source, "dicom")
-        outcome = self.patients.upsert(facts.patient.demographics(), event=f"{facts.source}-study"[:40],
-                                       actor=actor, source_kind=kind, provisional=True)
-        return self.session.get(SourceRecord, outcome.source_record_id)
+        return self.patients.upsert(facts.patient.demographics(), event=f"{facts.source}-study"[:40], actor=actor,
+                                    source_kind=kind, provisional=True, absent=absent)
 
     def _remember_instance(self, study: Study, facts: StudyFacts) -> None:
         """Keep the object, with the event UIDs and report key it added to the study's dose."""
@@ -308,6 +317,22 @@ class StudyIndex:
                     or study.laterality
             return  # an earlier, better statement stands (e.g. a coded ORU before an uncoded image)
         self._set_procedure(study, result)
+
+    def _recognise_test(self, study: Study, facts: StudyFacts) -> None:
+        """Add what ``facts`` say of the study being a QA, physics or phantom test (not a patient's examination)."""
+        if study.not_patient_decision is not None:
+            return  # a person decided (imaging.not_patient_store.decide_not_patient): no statement overturns it
+        found = facts.not_patient
+        if found is None:  # a feed without its own reading (HL7 ORU, FHIR): its description and patient
+            identity = facts.patient
+            words, prefixes = self.trusts.not_patient_indicators(facts.performing_trust, identity.trust_ods)
+            found = not_patient.evidence(
+                [("description", facts.description), *(("description", t) for t in facts.procedure_texts),
+                 ("body part", facts.body_part)],
+                patient_name="^".join(p for p in (identity.family, identity.given) if p),
+                patient_id=identity.local_id, name_words=words, id_prefixes=prefixes)
+        if found:
+            study.not_patient = not_patient.merge_evidence(study.not_patient, found)
 
     @staticmethod
     def _set_procedure(study: Study, result: NormalisedProcedure) -> None:

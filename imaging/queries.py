@@ -30,7 +30,7 @@ EXPORT_COLUMNS = ("study_instance_uid", "regional_id", "trust", "modality", "bod
                   "ctdivol_mgy", "dlp_total_mgycm", "dap_total_gym2", "agd_left_mgy", "agd_right_mgy",
                   "effective_dose_msv", "irradiation_events", "accession_number", "status", "contrast",
                   "normalisation", "dose_source", "dose_rp_total_gy", "fluoro_time_s", "administered_activity_mbq",
-                  "effective_dose_method", "patient_unresolved", "withdrawn")
+                  "effective_dose_method", "patient_unresolved", "withdrawn", "not_patient")
 
 _TIMELINE_COLUMNS = (Study.study_instance_uid, Study.accession_number, Study.performing_trust, Study.status,
                      Study.modality, Study.body_region, Study.laterality, Study.contrast, Study.description,
@@ -38,7 +38,8 @@ _TIMELINE_COLUMNS = (Study.study_instance_uid, Study.accession_number, Study.per
                      Study.dap_total_gym2, Study.agd_left_mgy, Study.agd_right_mgy, Study.administered_activity_mbq,
                      Study.effective_dose_msv, Study.effective_dose_method, Study.irradiation_events,
                      Study.dose_source, SourceRecord.link_state, SourceRecord.provisional, Study.withdrawn,
-                     Study.patient_issuer, Study.patient_local_id)
+                     Study.patient_issuer, Study.patient_local_id, Study.not_patient, Study.not_patient_decision,
+                     Study.not_patient_decided_by, Study.not_patient_decided_at, Study.not_patient_reason)
 
 
 @dataclass
@@ -70,6 +71,9 @@ class TimelineEntry:
     cumulative_effective_dose_msv: float
     viewer_url: str | None
     withdrawn: str | None = None  # why it is no longer a prior (images rejected, deleted in the PACS)
+    not_patient: str | None = None  # where it says it is a QA, physics or phantom test (never a prior)
+    #: a person's decision that it is a patient's examination or a test: decision, by, at, reason (or None)
+    not_patient_decision: dict[str, Any] | None = None
 
 
 @dataclass
@@ -85,8 +89,10 @@ class Timeline:
 
     @property
     def studies_without_estimate(self) -> int:
-        """Ionising studies whose effective dose could not be estimated (not counted in the cumulative total)."""
-        return sum(1 for e in self.entries if e.effective_dose_msv is None and e.dose_source is not None)
+        """Ionising studies whose effective dose could not be estimated (not counted in the cumulative total); a QA,
+        physics or phantom test is no study of the patient's dose."""
+        return sum(1 for e in self.entries if e.effective_dose_msv is None and e.dose_source is not None
+                   and e.not_patient is None)
 
 
 def patient_studies_query(regional_id: str) -> Select[Any]:
@@ -120,7 +126,8 @@ def patient_timeline(session: Session, trusts: TrustRegistry, regional_id: str) 
     Cancelled studies are listed but add no dose. The cumulative effective dose adds the CT estimates only: it is an
     estimate (population index), and ``studies_without_estimate`` counts the ionising studies it leaves out. A study
     withdrawn by an IOCM rejection is listed (with ``withdrawn``) only when its dose is still this patient's
-    (:func:`imaging.withdrawal.dose_is_patients`): a study rejected as another person's is not theirs to show. Every
+    (:func:`imaging.withdrawal.dose_is_patients`): a study rejected as another person's is not theirs to show. A
+    QA, physics or phantom test registered under the patient is listed with ``not_patient`` and adds no dose. Every
     study has a viewer link (:meth:`priorscan.trusts.TrustRegistry.viewer_url`).
     """
     current = current_regional_id(session, trusts, regional_id)
@@ -131,11 +138,12 @@ def patient_timeline(session: Session, trusts: TrustRegistry, regional_id: str) 
     entries = timeline.entries
     for (uid, accession, trust_ods, status, modality, region, laterality, contrast, description, study_date,
          study_datetime, ctdivol, dlp, dap, agd_left, agd_right, activity, effective, method, events, dose_source,
-         link_state, provisional, withdrawn, issuer, local_id) in session.connection().execute(
+         link_state, provisional, withdrawn, issuer, local_id, test, decision, decided_by, decided_at,
+         decided_why) in session.connection().execute(
             patient_studies_query(current)).tuples():
         if not dose_is_patients(withdrawn):
             continue
-        if effective is not None and status != "cancelled":
+        if effective is not None and status != "cancelled" and test is None:
             cumulative += effective
         entries.append(TimelineEntry(
             uid, accession, trust_ods, status, modality, region, laterality, contrast, description, study_date,
@@ -143,7 +151,8 @@ def patient_timeline(session: Session, trusts: TrustRegistry, regional_id: str) 
             "provisional" if provisional else ("probable" if link_state == "possible-match" else "confirmed"),
             round(cumulative, 6), trusts.viewer_url(trust_ods, uid, accession_number=accession,
                                                     patient_namespace=issuer, patient_local_id=local_id),
-            withdrawn))
+            withdrawn, test, {"decision": decision, "by": decided_by, "at": decided_at, "reason": decided_why}
+            if decision else None))
     return timeline
 
 
@@ -206,6 +215,7 @@ def export_rows(session: Session) -> Iterator[dict[str, str]]:
             "effective_dose_method": study.effective_dose_method or "",
             "patient_unresolved": study.patient_unresolved or "",
             "withdrawn": study.withdrawn or "",
+            "not_patient": study.not_patient or "",
         }
 
 
@@ -240,6 +250,9 @@ def analytics_rows(session: Session, key: bytes, *, after_id: int = 0, limit: in
     after_id, limit : int
         Paging: rows with an internal id above ``after_id``, at most ``limit`` of them (``row_id`` of the last row
         is the next page's ``after_id``).
+
+    Every study is a row; ``not_patient`` is true for a QA, physics or phantom test (its evidence, which may quote
+    a description, is not given here), which dose summaries leave out (:func:`imaging.analytics.studies_frame`).
     """
     drls = national_drls()
     query = (select(Study, SourceRecord.regional_patient_id, RegionalPatient.sex)
@@ -261,7 +274,8 @@ def analytics_rows(session: Session, key: bytes, *, after_id: int = 0, limit: in
             else None, "age_band": age_band(study.patient_age_years), "sex": sex,
             "scanner": _scanner(study), "protocol": protocols.get(study.id),
             "breast_thickness_mm": thickness.get(study.id),
-            "withdrawn": study.withdrawn, "dose_source": study.dose_source,
+            "withdrawn": study.withdrawn, "not_patient": study.not_patient is not None,
+            "dose_source": study.dose_source,
             "irradiation_events": study.irradiation_events, "ctdivol_mgy": study.ctdivol_mgy,
             "dlp_total_mgycm": study.dlp_total_mgycm, "dap_total_gym2": study.dap_total_gym2,
             "dose_rp_total_gy": study.dose_rp_total_gy, "fluoro_time_s": study.fluoro_time_s,

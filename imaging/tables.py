@@ -73,6 +73,15 @@ class Study(Base):
     #: Why the study is no longer shown as a prior (an IOCM rejection note, a deletion in the PACS); None: shown.
     withdrawn: Mapped[str | None] = mapped_column(String(200))
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Where the study says it is not a patient's examination (a QA, physics or phantom test: never a prior, not in
+    #: dose audits), ``field: what it said; ...`` (:mod:`imaging.not_patient`); None: a patient's examination.
+    not_patient: Mapped[str | None] = mapped_column(String(300))
+    #: A person's decision (migration 0016): ``patient`` or ``test``; it sticks (indexing and the recheck never
+    #: overturn it) and sets ``not_patient`` (:mod:`imaging.not_patient_store`); None: nobody has decided.
+    not_patient_decision: Mapped[str | None] = mapped_column(String(10))
+    not_patient_decided_by: Mapped[str | None] = mapped_column(String(200))
+    not_patient_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_patient_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

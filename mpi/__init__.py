@@ -15,7 +15,7 @@ holds them to it). What it offers:
 - the model (:class:`Model`, :func:`decide`) and the command-line entry points (``run_*``).
 """
 
-from mpi.batch import RelinkResult, bulk_load, relink
+from mpi.batch import RelinkResult, WrittenUnlinked, bulk_load, keys_refreshed, relink
 from mpi.cli import run_evaluate, run_export_xref, run_link
 from mpi.engine import MATCH, NO_MATCH, POSSIBLE, MatchRecord, Model, PairScore, decide, to_match_record
 from mpi.evaluate import Evaluation, evaluate_store, read_truth
@@ -72,7 +72,9 @@ __all__ = [
     "RecordKey",
     "RelinkResult",
     "Resolution",
+    "WrittenUnlinked",
     "active_model",
+    "keys_refreshed",
     "apply_adt",
     "build_report",
     "bulk_load",

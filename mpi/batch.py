@@ -13,13 +13,14 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, bindparam, select, text, update
+from sqlalchemy import Connection, bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from mpi.blocking import KEY_SCHEME, blocked_pairs, blocking_keys, key_table
@@ -66,6 +67,7 @@ class RelinkResult:
     trained: bool
     timings: dict[str, float] = field(default_factory=dict)
     model_description: str = ""  # which model linked, for people (shipped prior or trained on how many records)
+    table_held: bool = False  # the table came from the bulk load's writer (WrittenUnlinked), not a read of the store
     training_note: str | None = None  # why training did not replace the model in use, when it did not
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,6 +75,13 @@ class RelinkResult:
 
 
 # --- loading -----------------------------------------------------------------------------------------------------
+
+#: The columns of :func:`load_table`'s read, in order (:func:`table_from_rows`).
+TABLE_COLUMNS = ("record_id", "regional_patient_id", "link_state", "link_manual", "match_fields", "provisional",
+                 "nhs_raw", "nhs_number_valid", "nhs_verification", "family_raw", "given_raw", "birth_date",
+                 "birth_date_text", "sex_raw", "postcode_raw", "address_raw", "phone_raw", "last_event_at",
+                 "updated_at")
+
 
 def load_table(session: Session, *, ids: tuple[int, int] | None = None) -> pd.DataFrame:
     """Every active source record: ids, link, raw golden-record fields and normalised match fields.
@@ -89,12 +98,12 @@ def load_table(session: Session, *, ids: tuple[int, int] | None = None) -> pd.Da
     ).where(SourceRecord.active.is_(True)).order_by(SourceRecord.id)
     if ids is not None:
         query = query.where(SourceRecord.id.between(*ids))
-    rows = session.execute(query).all()
-    columns = ["record_id", "regional_patient_id", "link_state", "link_manual", "match_fields", "provisional",
-               "nhs_raw", "nhs_number_valid", "nhs_verification", "family_raw", "given_raw", "birth_date",
-               "birth_date_text", "sex_raw", "postcode_raw", "address_raw", "phone_raw", "last_event_at",
-               "updated_at"]
-    raw = pd.DataFrame(rows, columns=columns)
+    return table_from_rows(session.execute(query).all())
+
+
+def table_from_rows(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """:func:`load_table`'s table from rows of :data:`TABLE_COLUMNS` (in order of record id)."""
+    raw = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     stored = raw["match_fields"].tolist()
     unstored = [n for n, fields in enumerate(stored) if fields is None]
     # only the rows without stored match fields are walked (a walk of every row costs more than the read)
@@ -107,6 +116,64 @@ def load_table(session: Session, *, ids: tuple[int, int] | None = None) -> pd.Da
     fields = table_from_stored(raw["record_id"].tolist(), stored).drop(columns=["record_id"])
     fields.index = raw.index
     return pd.concat([raw.drop(columns=["match_fields"]), fields], axis=1)
+
+
+class WrittenUnlinked:
+    """The records a bulk load wrote unlinked into a store that held no source record, as :func:`load_table` would
+    read them back: the relink takes its table from here instead of reading the store (:meth:`table`) when, under
+    its lock, the store holds exactly these records as they were written; otherwise it reads the store (H-ID-40).
+
+    Holds at most ``at_most`` records (then nothing: the relink reads the store), bounding the load's memory."""
+
+    def __init__(self, at_most: int = 500_000) -> None:
+        self.rows: list[tuple[Any, ...]] | None = []
+        self.at_most = at_most
+        self._ids = 0
+
+    def add(self, ids: Sequence[int], columns: Sequence[Mapping[str, Any]]) -> None:
+        """Records just written (committed): their ids and :func:`mpi.record_columns.unlinked_record` columns."""
+        if self.rows is None:
+            return
+        if len(self.rows) + len(ids) > self.at_most:
+            self.rows = None
+            return
+        for record_id, c in zip(ids, columns, strict=True):
+            match = c["match_fields"]
+            self.rows.append((record_id, None, None, False, json.loads(match) if isinstance(match, str) else match,
+                              c["provisional"], c["nhs_number"], c["nhs_number_valid"], c["nhs_verification"],
+                              c["family"], c["given"], c["birth_date"], c["birth_date_text"], c["sex"],
+                              c["postcode"], c["address"], c["phone"], _utc(c["last_event_at"]),
+                              _utc(c["updated_at"])))
+            self._ids += record_id
+
+    def table(self, session: Session) -> pd.DataFrame | None:
+        """:func:`load_table`'s table from the records held, or None when the store holds anything else or any of
+        them changed since it was written (call under :func:`hold_live_writes`): the store's records must be exactly
+        the ones held (count, smallest, largest and sum of ids), each still active, at its first version, unlinked
+        and not manually placed. Every live write of a record adds a record, bumps its version, links it or
+        deactivates it."""
+        if not self.rows:
+            return None
+        ids = [row[0] for row in self.rows]
+        count = len(ids)
+        record = table_of(SourceRecord).c
+        found = tuple(session.execute(select(
+            func.count(), func.min(record.id), func.max(record.id), func.sum(record.id), func.sum(record.version),
+            func.count(record.regional_patient_id), func.count(record.link_state),
+            func.sum(case((record.active.is_(True), 0), else_=1)),
+            func.sum(case((record.link_manual.is_(True), 1), else_=0)))).one())
+        expected = (count, min(ids), max(ids), self._ids, count, 0, 0, 0, 0)
+        if tuple(int(v or 0) for v in found) != expected:
+            log.info("relink: the store changed since the bulk load wrote its records; it is read again")
+            return None
+        return table_from_rows(sorted(self.rows, key=lambda row: row[0]))
+
+
+def _utc(value: Any) -> Any:
+    """A timestamp as the store gives it back (:class:`priorscan.db.UTCDateTime`): aware, in UTC."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    return value
 
 
 def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind: str = "bulk",
@@ -293,19 +360,22 @@ def hold_live_writes(session: Session) -> None:
 
 
 def relink(session: Session, *, train: bool = True, actor: str = "batch-relink", model: Model | None = None,
-           seed: int = 0, training_sample: int = TRAINING_SAMPLE) -> RelinkResult:
+           seed: int = 0, training_sample: int = TRAINING_SAMPLE,
+           written: WrittenUnlinked | None = None) -> RelinkResult:
     """Relink every active source record (``priorscan link``); the caller commits. Live identity writes wait
     until then (:func:`hold_live_writes`).
 
     A store of more than ``training_sample`` records trains on about that many, the ones the Spark relink trains
-    on (:func:`mpi.training.in_training_sample`).
+    on (:func:`mpi.training.in_training_sample`). ``written``: the records a bulk load wrote into an empty store,
+    the table when the store holds exactly them (:meth:`WrittenUnlinked.table`), else the store is read.
     """
     from mpi.service import active_model
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
     hold_live_writes(session)
-    table = load_table(session)
+    held = written.table(session) if written is not None else None
+    table = held if held is not None else load_table(session)
     timings["load_s"] = time.perf_counter() - started
     if table.empty:
         current = model or active_model(session)
@@ -345,7 +415,8 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
     return RelinkResult(records=len(table), pairs_scored=linkage.pairs_scored, match_links=linkage.match_links,
                         patients=patients, records_changed=changed, review_items=reviews,
                         components_rebuilt=linkage.components_rebuilt, model_version=model.version, trained=trained,
-                        timings=timings, model_description=model.describe(), training_note=note)
+                        timings=timings, model_description=model.describe(), training_note=note,
+                        table_held=held is not None)
 
 
 def _train_if_supported(session: Session, table: pd.DataFrame, frame: Frame, left: np.ndarray, *, sample: int,

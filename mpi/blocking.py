@@ -34,7 +34,6 @@ per record; an address without a number gives none.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,35 +41,28 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from mpi.comparisons import house_numbers as comparison_house_numbers
 from mpi.frames import Frame
 from mpi.normalise import MatchRecord
 
 #: What the stored keys are: change it with any change to what :func:`keys_of` and :func:`key_table` make (a kind
 #: added, withdrawn or made otherwise), and every store's next relink rewrites its records' keys (H-ID-27;
-#: ``tests/mpi/test_mpi_blocking.py`` holds a digest of the keys of a fixed population to it).
-KEY_SCHEME = "2026-12-07b n d nm pf pg py a ph"
+#: ``tests/mpi/test_mpi_blocking.py`` holds a digest of the keys of a fixed population to it), or to the normalised
+#: fields they are made of (``c``: ZZ99 pseudo-postcodes and "no fixed abode" addresses are none, H-ID-33).
+KEY_SCHEME = "2026-12-07c n d nm pf pg py a ph"
 #: A key shared by more records than this is skipped.
 MAX_BLOCK_SIZE = 100
 #: Family-name words used for keys (double-barrelled names give one key per word).
 MAX_FAMILY_WORDS = 3
 #: House and flat numbers of an address used for ``ph:`` keys (a flat's number and its building's).
 MAX_HOUSE_NUMBERS = 2
-_DIGITS = re.compile(r"\d+")
 
 
 def house_numbers(address: str | None) -> list[str]:
-    """The house and flat numbers of a normalised address for ``ph:`` keys: its runs of digits (``VILLA2`` holds
-    2), leading zeros dropped, distinct, in order, at most :data:`MAX_HOUSE_NUMBERS`."""
-    if not address:
-        return []
-    out: list[str] = []
-    for run in _DIGITS.findall(address):
-        number = run.lstrip("0") or "0"
-        if number not in out:
-            out.append(number)
-            if len(out) == MAX_HOUSE_NUMBERS:
-                break
-    return out
+    """The house and flat numbers of a normalised address for ``ph:`` keys: the first
+    :data:`MAX_HOUSE_NUMBERS` of :func:`mpi.comparisons.house_numbers` (the comparisons' own reading, so an address
+    whose numbers share a key is one home to the residence comparison too)."""
+    return list(comparison_house_numbers(address)[:MAX_HOUSE_NUMBERS])
 
 
 def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_month: int, birth_day: int,

@@ -538,21 +538,53 @@ _DIGITS = re.compile(r"\d+")
 
 
 def _same_numbers(a: str, b: str) -> bool:
-    """House and flat numbers agree (a neighbour at 14 is not the person at 12): the runs of digits of one address
-    all among the other's (``VILLA2`` and ``VILLA 2`` both hold 2)."""
-    na, nb = _house_numbers(a), _house_numbers(b)
+    """House and flat numbers agree (a neighbour at 14 is not the person at 12): the numbers of one address all
+    among the other's (``VILLA2`` and ``VILLA 2`` both hold 2, ``05`` and ``5`` are one number)."""
+    na, nb = frozenset(house_numbers(a)), frozenset(house_numbers(b))
     return not na or not nb or na <= nb or nb <= na
 
 
 def _both_numbered(a: str, b: str) -> bool:
     """Both addresses hold a house or flat number (a run of digits)."""
-    return bool(_house_numbers(a)) and bool(_house_numbers(b))
+    return bool(house_numbers(a)) and bool(house_numbers(b))
 
 
 @lru_cache(maxsize=1 << 16)
-def _house_numbers(address: str) -> frozenset[str]:
-    """The runs of digits of an address (once per address: one address meets many in a batch)."""
-    return frozenset(_DIGITS.findall(address))
+def house_numbers(address: str | None) -> tuple[str, ...]:
+    """The house and flat numbers of a normalised address, the one reading of them (the comparisons here and the
+    ``ph:`` blocking keys): its runs of digits (``VILLA2`` holds 2), leading zeros dropped (``05 MILL LANE`` is
+    number 5), distinct, in order. Once per address: one address meets many in a batch."""
+    if not address:
+        return ()
+    return tuple(dict.fromkeys(run.lstrip("0") or "0" for run in _DIGITS.findall(address)))
+
+
+@lru_cache(maxsize=1 << 16)
+def street_words(address: str) -> str:
+    """A normalised address without its house and flat numbers (its street, building and locality words, still
+    sorted): what the households of one street share."""
+    return " ".join(word for word in (_DIGITS.sub("", w) for w in address.split()) if word)
+
+
+def _same_street(a: str, b: str) -> bool:
+    """Part of two addresses agrees beyond what a postcode says: their words apart from the numbers alike (the
+    ratio of the words, or the Dice coefficient of their letter pairs, at least :data:`STREET_ALIKE`, or two words
+    or more of one all among the other's: one street, another house number), or the same house and flat numbers
+    on both sides (one number, the street written otherwise or replaced)."""
+    na, nb = house_numbers(a), house_numbers(b)
+    if na and nb and frozenset(na) == frozenset(nb):
+        return True
+    sa, sb = street_words(a), street_words(b)
+    if not sa or not sb:
+        return False
+    shorter, longer = sorted((sa.split(), sb.split()), key=len)
+    if len(shorter) >= 2 and set(shorter) <= set(longer):  # a building or a locality added or dropped
+        return True
+    return fuzz.ratio(sa, sb) >= STREET_ALIKE or 100 * bigram_dice(sa, sb) >= STREET_ALIKE
+
+
+#: How alike two addresses' words apart from their numbers are to name one street (as ``partial`` addresses).
+STREET_ALIKE = 70.0
 
 
 @lru_cache(maxsize=1 << 16)
@@ -646,15 +678,22 @@ class ResidenceComparison(Comparison):
     """Where the person lives, postcode and address together (they are not independent evidence: a household
     shares both): both agree (the same postcode and the address alike, or partly alike with house or flat numbers
     on both sides, the same ones: a postcode and a number name one home, and the words left room for slips); the
-    postcode only; the address only; both nearly (the postcode in the same sector or one character off, and the
-    address partly alike with its house numbers agreeing: one home keyed with slips in both, where a neighbour has
-    another house number); nearby (same sector or district, or an address partly alike); else."""
+    postcode and part of the address, not one home (:func:`_same_street`: the words apart from the numbers alike,
+    another house number or a named house; or the same numbers with the street written otherwise); the postcode
+    only; the address only; both nearly (the postcode in the same sector or one character off, and the address
+    partly alike with its house numbers agreeing: one home keyed with slips in both, where a neighbour has another
+    house number); nearby (same sector or district, or an address partly alike); else.
+
+    How much *the postcode and part of the address* says is learnt, like every level: in a UK postcode (about
+    fifteen addresses, mostly of one street) it is little more than the postcode, while a postcode covering a town
+    says much more; a house number mistyped or a street replaced keeps one person's records there (H-ID-42). It is
+    not one home (``home_levels``): neighbours are two households."""
 
     kind: ClassVar[str] = "residence"
-    labels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "postcode", "address", "both-nearly", "nearby",
-                                         "else")
+    labels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "postcode-and-part", "postcode", "address",
+                                         "both-nearly", "nearby", "else")
     tf_column: ClassVar[str | None] = "postcode"
-    tf_level: ClassVar[int] = 1
+    tf_level: ClassVar[int] = 2
     shared_by_household: ClassVar[bool] = True
     home_levels: ClassVar[tuple[str, ...]] = ("postcode-and-address", "address")
     name: str = "residence"
@@ -666,12 +705,15 @@ class ResidenceComparison(Comparison):
         same_postcode = postcode == 0
         partial_address = address == 2
         nearby = (postcode == 1) | (postcode == 2) | partial_address
+        pair = ("address", "address")
         # a partly alike address is one home at one postcode only when both sides hold a number (which
         # ``partial`` already requires to agree): two named houses of one street share a postcode
-        numbered = per_distinct_pair(left, right, ("address", "address"), same_postcode & partial_address,
-                                     _each(_both_numbered), False, bool)
+        numbered = per_distinct_pair(left, right, pair, same_postcode & partial_address, _each(_both_numbered),
+                                     False, bool)
         address_agrees = address_agrees | numbered
-        return _assign([same_postcode & address_agrees, same_postcode, address_agrees,
+        street = per_distinct_pair(left, right, pair, same_postcode & ~address_agrees & (address != NULL),
+                                   _each(_same_street), False, bool)
+        return _assign([same_postcode & address_agrees, same_postcode & street, same_postcode, address_agrees,
                         (postcode == 1) & partial_address, nearby],
                        (postcode == NULL) & (address == NULL))
 

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from mpi.hl7_pid import normalise_postcode
-from mpi.nhs_number import is_valid_nhs_number
+from mpi.nhs_number import is_placeholder, is_valid_nhs_number
 from mpi.records import DELETE, Demographics
 from mpi.tables import RegionalPatient, SourceRecord
 from priorscan.errors import FHIRError
@@ -147,6 +147,9 @@ def read_patient(resource: Mapping[str, Any], trusts: TrustRegistry, *, client: 
             digits = value.replace(" ", "").replace("-", "")
             if not re.fullmatch(r"\d{10}", digits):  # UK Core: an NHS number is ten digits
                 raise FHIRError("an NHS number identifier must be ten digits", code="fhir.business-rule")
+            if is_placeholder(digits):  # passes Modulus 11, never issued: "not known" keyed as a number
+                raise FHIRError("the NHS number identifier is one digit ten times, a placeholder that is never issued; "
+                                "leave the identifier out when the number is not known", code="fhir.nhs-number")
             if not is_valid_nhs_number(digits):  # never stored or used as an NHS number: refused whole
                 raise FHIRError("the NHS number identifier fails the Modulus 11 check", code="fhir.nhs-number")
             nhs_number = nhs_number or digits

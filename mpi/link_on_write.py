@@ -68,18 +68,24 @@ class LinkOnWrite:
         self.session = store.session
 
     def upsert(self, demographics: Demographics, *, event: str, actor: str, source_kind: str = "hl7",
-               provisional: bool = False) -> LinkOutcome:
+               provisional: bool = False, absent: bool = False) -> LinkOutcome:
         """Create or update a source record from ``demographics`` and link it (link-on-write); the outcome is
         counted for the metrics (``new``: the record matched nobody and has a regional patient of its own).
 
         An update older than the newest one applied (``event_at``) is kept in history but not applied.
         A provisional record (from DICOM headers) never overwrites one that a PAS or FHIR source made.
+
+        ``absent``: the caller has looked the key up in this transaction and written no record of it since (the
+        bulk load's groups, :mod:`imaging.bulk`), so the record is created without being looked up again; one that
+        another transaction wrote meanwhile fails the insert on its unique key, as one written between the look-up
+        and the insert does either way.
         """
         key = RecordKey(demographics.namespace, demographics.local_id.strip())
         if not key.local_id:
             raise IdentityError("a source record needs a local identifier")
         self.settle_pending()
-        row = self.session.execute(_RECORD_ROW_SQL, {"ns": key.namespace, "local": key.local_id}).first()
+        row = None if absent else self.session.execute(_RECORD_ROW_SQL, {"ns": key.namespace,
+                                                                         "local": key.local_id}).first()
         if row is None:
             outcome = self.create(key, demographics, event=event, actor=actor, source_kind=source_kind,
                                   provisional=provisional)

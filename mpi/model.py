@@ -97,6 +97,11 @@ def realign(values: list[float], stored: list[str] | tuple[str, ...], labels: tu
     return [v * kept / total for v in out] if total > 0 and kept > 0 else out
 
 
+def home_key(postcode: Any, address: Any) -> str:
+    """One home as :attr:`Model.shared_home` holds it: the normalised postcode and address, ``|`` between."""
+    return f"{postcode or ''}|{address or ''}"
+
+
 @dataclass
 class Model:
     """A trained (or default) Fellegi–Sunter model."""
@@ -120,6 +125,11 @@ class Model:
     # ``OCCUPANT``, ``RESIDENT``): learnt from the store (:func:`mpi.training.stand_in_names`); compared as none
     stand_in_given: list[str] = field(default_factory=list)
     stand_in_family: list[str] = field(default_factory=list)
+    # phone numbers and homes (``postcode|address``) held by more records than one household holds (a switchboard,
+    # a GP surgery's number, a care home, a hostel): learnt from the store (:func:`mpi.training.shared_homes`); such
+    # a phone is compared as none, and such an address as none beside its postcode (hazard H-ID-33)
+    shared_phone: list[str] = field(default_factory=list)
+    shared_home: list[str] = field(default_factory=list)
     tf_total: int = 0
     training: dict[str, Any] = field(default_factory=dict)  # how it was trained (counts, iterations, recall)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -216,6 +226,33 @@ class Model:
             return flags[side[f"{column}__code"]]  # type: ignore[no-any-return]
         return np.isin(side[column], values)
 
+    def shared(self, side: Any, what: str) -> NDArray[np.bool_]:
+        """Rows of ``side`` (a :class:`mpi.frames.Frame`) whose phone (``what="phone"``) or home (``"home"``: its
+        postcode and address, :func:`home_key`) more records share than a household holds
+        (:attr:`shared_phone`, :attr:`shared_home`)."""
+        if what == "phone":
+            return self._held(side, "phone", self.shared_phone)
+        if not self.shared_home:
+            return np.zeros(side.size, dtype=bool)
+        addresses = sorted({home.split("|", 1)[1] for home in self.shared_home})
+        out = self._held(side, "address", addresses)
+        rows = np.flatnonzero(out)
+        if len(rows):
+            homes = np.frompyfunc(home_key, 2, 1)(side["postcode"][rows], side["address"][rows])
+            out[rows] = np.isin(homes.astype(object), self.shared_home)
+        return out
+
+    def _held(self, side: Any, column: str, values: list[str]) -> NDArray[np.bool_]:
+        if not values:
+            return np.zeros(side.size, dtype=bool)
+        if column in side.vocab and f"{column}__code" in side:
+            key = ("shared", column, self.version)
+            flags = side.cache.get(key)
+            if flags is None:
+                flags = side.cache[key] = np.isin(side.vocab[column], values)
+            return flags[side[f"{column}__code"]]  # type: ignore[no-any-return]
+        return np.isin(side[column], values)  # type: ignore[no-any-return]
+
     # --- serialisation ------------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,6 +272,8 @@ class Model:
             "tf": self.tf,
             **({"stand_in_given": list(self.stand_in_given)} if self.stand_in_given else {}),
             **({"stand_in_family": list(self.stand_in_family)} if self.stand_in_family else {}),
+            **({"shared_phone": list(self.shared_phone)} if self.shared_phone else {}),
+            **({"shared_home": list(self.shared_home)} if self.shared_home else {}),
             "training": self.training,
         }
 
@@ -286,6 +325,8 @@ class Model:
                    tf_total=int(data.get("tf_total") or 0), training=training,
                    stand_in_given=[str(v) for v in data.get("stand_in_given") or []],
                    stand_in_family=[str(v) for v in data.get("stand_in_family") or []],
+                   shared_phone=[str(v) for v in data.get("shared_phone") or []],
+                   shared_home=[str(v) for v in data.get("shared_home") or []],
                    created_at=data.get("created_at", ""), version=version)
 
     def evolve(self, **changes: Any) -> Model:
@@ -295,7 +336,8 @@ class Model:
                   "u_same_family": self.u_same_family, "u_household": self.u_household,
                   "household_prior": self.household_prior, "kin_per_record": self.kin_per_record, "tf": self.tf,
                   "tf_total": self.tf_total, "stand_in_given": self.stand_in_given,
-                  "stand_in_family": self.stand_in_family,
+                  "stand_in_family": self.stand_in_family, "shared_phone": self.shared_phone,
+                  "shared_home": self.shared_home,
                   "training": self.training}
         fields.update(changes)
         return Model(**fields)

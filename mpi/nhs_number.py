@@ -32,12 +32,21 @@ def check_digit(first_nine: str) -> int | None:
 
 
 def is_valid_nhs_number(value: str | None) -> bool:
-    """Whether ``value`` is ten digits whose last is the Modulus 11 check of the first nine."""
+    """Whether ``value`` is ten digits whose last is the Modulus 11 check of the first nine, and not one digit ten
+    times (:func:`is_placeholder`)."""
     digits = normalise_nhs_number(value)
-    if digits is None:
+    if digits is None or is_placeholder(digits):
         return False
     expected = check_digit(digits[:9])
     return expected is not None and expected == int(digits[9])
+
+
+def is_placeholder(value: str | None) -> bool:
+    """Whether ``value`` is one digit ten times (``0000000000``, ``9999999999``). Every such number passes the
+    Modulus 11 check, none is issued, and systems key them for "not known": read as a patient's number, every
+    record holding one would be one person (H-ID-33)."""
+    digits = normalise_nhs_number(value)
+    return bool(digits) and len(set(digits or "")) == 1
 
 
 #: NHS numbers starting 999 are never issued to patients: NHS England reserves them for testing (REFERENCE.md).

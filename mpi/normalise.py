@@ -35,6 +35,13 @@ _ADDRESS_WORDS = {
     "STH": "SOUTH", "E": "EAST", "W": "WEST", "N": "NORTH", "S": "SOUTH", "NO": "",
 }
 _NON_ALNUM = re.compile(r"[^A-Z0-9 ]")
+#: Words of an address that says there is none (``NO FIXED ABODE``, ``NFA``, ``ADDRESS NOT KNOWN``): an address made
+#: only of these is no address, as a postcode of the NHS's ZZ99 pseudo-district is no postcode.
+_NO_ADDRESS_WORDS = frozenset({"NO", "FIXED", "ABODE", "NFA", "HOMELESS", "ADDRESS", "UNKNOWN", "NOT", "KNOWN", "NK",
+                               "UNK", "NONE", "NIL", "NA", "N", "A", "TBC", "TBA", "GIVEN", "STATED", "DECLINED"})
+#: The NHS's pseudo-postcodes (``ZZ99 3VZ`` no fixed abode, ``ZZ99 3WZ`` address not known, ``ZZ99 3CZ`` in England
+#: but not known where, and the ``ZZ99`` codes of a country abroad) name no home.
+PSEUDO_POSTCODE_DISTRICT = "ZZ99"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,20 +159,34 @@ def normalise_address(text: str | None, postcode: str | None = None) -> str | No
     if postcode:
         cleaned = cleaned.replace(postcode.upper(), " ")
     cleaned = _NON_ALNUM.sub(" ", cleaned)
+    if _NO_ADDRESS_WORDS.issuperset(cleaned.split()):
+        return None
     # words sorted: the same address written in another order compares equal, and a plain ratio is a token-sort one
     words = sorted(_ADDRESS_WORDS.get(w, w) for w in cleaned.split())
     result = " ".join(w for w in words if w)
     return result or None
 
 
+#: Digits a number is keyed with when there is none: counting up or down through every digit.
+_COUNTING = ("0123456789", "1234567890", "9876543210")
+
+
 def normalise_phone(text: str | None) -> str | None:
-    """Digits of a phone number, UK +44 written as a leading 0; ``None`` for fewer than 6 digits."""
+    """Digits of a phone number, UK +44 written as a leading 0; ``None`` for fewer than 6 digits or for a number
+    keyed to fill the field: its last six digits one digit repeated (``01483 000000``, ``07999 999999``), at most
+    two distinct digits in all, or counting through the digits (``01234 567890``). Such a number is shared by
+    everyone a system could not ask, and agreement on it says nothing of a home (hazard H-ID-33)."""
     if not text:
         return None
     digits = re.sub(r"\D", "", str(text))
     if digits.startswith("44") and len(digits) == 12:
         digits = "0" + digits[2:]
-    return digits[-11:] if len(digits) >= 6 else None
+    digits = digits[-11:]
+    if len(digits) < 6 or len(set(digits[-6:])) == 1 or len(set(digits)) <= 2:
+        return None
+    if any(run in digits for run in _COUNTING):
+        return None
+    return digits
 
 
 def to_match_record(record_id: int | None, source: Mapping[str, Any]) -> MatchRecord:
@@ -188,6 +209,8 @@ def to_match_record(record_id: int | None, source: Mapping[str, Any]) -> MatchRe
     birth = source.get("birth_date") or source.get("birth_date_text")
     year, month, day = parse_birth_date(birth)
     postcode = parse_postcode(source.get("postcode"))
+    if postcode is not None and postcode.uk and postcode.district == PSEUDO_POSTCODE_DISTRICT:
+        postcode = None
     return MatchRecord(
         record_id=record_id,
         nhs_number=nhs,

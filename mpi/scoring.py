@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mpi.blocking import pairs_within_runs
-from mpi.comparisons import NULL
+from mpi.comparisons import NULL, PostcodeComparison
 from mpi.frames import Frame, probe_pairs
 from mpi.model import M_FLOOR, Model
 from mpi.normalise import MatchRecord
@@ -140,7 +140,33 @@ def comparison_levels(model: Model, left: Frame, right: Frame) -> NDArray[np.int
         index = model.index_of(column)
         if index is not None and values:
             levels[model.stand_in(left, column) | model.stand_in(right, column), index] = NULL
+    for index, comparison in enumerate(model.comparisons):
+        if comparison.name in ("phone", "residence"):
+            levels[:, index] = shared_homes_as_none(model, comparison.name, levels[:, index], left, right)
     return levels
+
+
+def shared_homes_as_none(model: Model, name: str, levels: NDArray[np.int8], left: Frame, right: Frame
+                         ) -> NDArray[np.int8]:
+    """``levels`` of comparison ``name`` with a phone number or a home more records share than one household holds
+    (:attr:`Model.shared_phone`, :attr:`Model.shared_home`: a switchboard, a care home, a hostel) read as saying
+    nothing of one home (H-ID-33): the phone is compared as none, and the residence by its postcode alone (how many
+    records hold the postcode still weighs it)."""
+    if name == "phone" and model.shared_phone:
+        return np.where(model.shared(left, "phone") | model.shared(right, "phone"), NULL, levels).astype(np.int8)
+    if name != "residence" or not model.shared_home:
+        return levels
+    rows = np.flatnonzero(model.shared(left, "home") | model.shared(right, "home"))
+    if not len(rows):
+        return levels
+    residence = model.comparisons[model.index_of("residence") or 0]
+    labels = residence.labels
+    postcode = PostcodeComparison().levels(left.take(rows), right.take(rows))
+    by_postcode = np.array([labels.index("postcode"), labels.index("nearby"), labels.index("nearby"),
+                            labels.index("else"), NULL], dtype=np.int8)  # exact, sector, district, else, none
+    out = levels.copy()
+    out[rows] = by_postcode[postcode]
+    return out
 
 
 def _level_in(model: Model, levels: NDArray[np.int8], index: int, wanted: Sequence[str]) -> NDArray[np.bool_]:

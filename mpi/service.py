@@ -77,10 +77,10 @@ class PatientIndex:
     # --- writing (link-on-write and identity operations) --------------------------------------------------------
 
     def upsert(self, demographics: Demographics, *, event: str, actor: str, source_kind: str = "hl7",
-               provisional: bool = False) -> LinkOutcome:
+               provisional: bool = False, absent: bool = False) -> LinkOutcome:
         """:meth:`mpi.link_on_write.LinkOnWrite.upsert`: create or update a source record and link it on write."""
         return self.linker.upsert(demographics, event=event, actor=actor, source_kind=source_kind,
-                                  provisional=provisional)
+                                  provisional=provisional, absent=absent)
 
     def merge(self, survivor: RecordKey, retired: RecordKey, *, actor: str, event: str = "ADT^A40",
               survivor_demographics: Demographics | None = None, by_person: bool = False) -> LinkOutcome:

@@ -49,8 +49,9 @@ from mpi.model import (
     TRAINED_KIND,
     U_FLOOR,
     Model,
+    home_key,
 )
-from mpi.scoring import comparison_levels, one_home
+from mpi.scoring import comparison_levels, one_home, shared_homes_as_none
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ def train_if_supported(records: int, training_frame: Callable[[], Frame], *, bas
     evidence = evidence_of_store(records)
     if evidence.enough:
         frame = training_frame()
-        candidate = train(frame, base=base, seed=seed)
+        candidate = train(frame, base=base, seed=seed, records=records)
         training = {**candidate.training, "blocked_pairs": int(blocked_pairs)}
         if frame.size < records:
             training.update(sampled_records=int(frame.size), records=int(records))
@@ -350,7 +351,8 @@ def _combined(columns: dict[str, NDArray[Any]], names: tuple[str, ...]) -> NDArr
 
 
 def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None, *,
-          base: Model | None = None, u_pairs: int = 150_000, em_pairs: int = 180_000, seed: int = 0) -> Model:
+          base: Model | None = None, u_pairs: int = 150_000, em_pairs: int = 180_000, seed: int = 0,
+          records: int | None = None) -> Model:
     """A model trained on ``frame``'s records.
 
     m is learnt by one EM run per :data:`TRAINING_RULES` entry over (a sample of) the pairs agreeing on that
@@ -367,9 +369,13 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         The blocked pairs the linker will score (only counted, for the training report).
     base
         Comparisons, thresholds and starting values (the default model when ``None``).
+    records
+        Active records in the store, when ``frame`` is a sample of them (:func:`in_training_sample`).
     """
     base = base or Model.default()
     rng = np.random.default_rng(seed)
+    shared_phone, shared_home, shared_run = shared_homes(frame, records=records or frame.size)
+    base = base.evolve(shared_phone=shared_phone, shared_home=shared_home)
     stand_ins, stand_in_run = stand_in_names(base, frame, training_columns(frame), column="given")
     family_stand_ins, family_stand_in_run = stand_in_names(base, frame, training_columns(frame), column="family")
     base = base.evolve(stand_in_given=stand_ins, stand_in_family=family_stand_ins)
@@ -379,7 +385,8 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     tf, total = term_frequencies(frame)
     u = estimate_u(base, frame, pairs=u_pairs, seed=seed)
     start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior, stand_in_given=stand_ins,
-                  stand_in_family=family_stand_ins)
+                  stand_in_family=family_stand_ins, shared_phone=shared_phone,
+                  shared_home=shared_home)
     columns = training_columns(frame)
     learnt: list[list[list[float]]] = [[] for _ in base.comparisons]
     runs: list[dict[str, Any]] = []
@@ -411,7 +418,7 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     if middle_m is not None:
         m[base.comparisons.index(middle_m[0])] = middle_m[1]
     learnt_model = Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior, stand_in_given=stand_ins,
-                         stand_in_family=family_stand_ins)
+                         stand_in_family=family_stand_ins, shared_phone=shared_phone, shared_home=shared_home)
     u_same_family = estimate_u_same_family(learnt_model, frame, columns, rng=rng)
     u_household, household_run = estimate_u_household(learnt_model, frame, columns, rng=rng)
     all_pairs = frame.size * (frame.size - 1) / 2
@@ -424,6 +431,7 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         "household": household_run,
         "stand_in_given": stand_in_run,
         "stand_in_family": family_stand_in_run,
+        "shared_homes": shared_run,
         "middle_m_pairs": middle_pairs,
     }
     log.info("trained on %d records: %d EM runs, prior %.3g (%.0f expected matching pairs)", frame.size, len(runs),
@@ -432,7 +440,8 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
                  match_threshold=base.match_threshold, possible_threshold=base.possible_threshold, tf=tf,
                  tf_total=total, training=training, u_same_family=u_same_family, u_household=u_household,
                  household_prior=float(household_run["match_share"]), kin_per_record=float(household_run["kin"]),
-                 stand_in_given=stand_ins, stand_in_family=family_stand_ins)
+                 stand_in_given=stand_ins, stand_in_family=family_stand_ins, shared_phone=shared_phone,
+                 shared_home=shared_home)
 
 
 #: m of the middle name is read from pairs of one person only with at least this many of them holding one each.
@@ -578,7 +587,9 @@ def _one_person_or_household(model: Model, frame: Frame, left: NDArray[np.int64]
     weight = np.zeros(len(left))
     tables = model.weight_tables()
     for i in others:
-        levels = model.comparisons[i].levels(left_side, right_side)
+        comparison = model.comparisons[i]
+        levels = shared_homes_as_none(model, comparison.name, comparison.levels(left_side, right_side), left_side,
+                                      right_side)
         present = levels >= 0
         weight[present] += tables[i][levels[present]]
     kept = weight > 0
@@ -612,8 +623,30 @@ def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArra
     return out
 
 
-#: Addresses held by more records than this are not one household's home (training only).
+#: A phone number or an address held by more records than this is not one household's (a household of six, each
+#: registered at all five trusts, holds thirty): a switchboard, a care home, a hostel, a placeholder.
 HOME_CAP = 30
+
+
+def shared_homes(frame: Frame, *, records: int) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Phone numbers and homes (:func:`mpi.model.home_key`: postcode and address) held by more records than a
+    household holds (:data:`HOME_CAP`, scaled to ``frame`` when it is a sample of the store's ``records``).
+
+    A number every record of a trust's extract carries (``01483 000000`` keyed for no number, a switchboard, a
+    surgery's number) and an address a hundred residents share (a care home, a hostel, a prison) are not one home:
+    read as one, every pair holding them took the household prior (most pairs at one home are one person) and
+    strangers were merged (hazard H-ID-33). Such values are compared as none (the residence by its postcode alone).
+    """
+    cap = HOME_CAP * frame.size / max(records, frame.size, 1)
+    phones = frame["phone"]
+    values, counts = np.unique(phones[phones != ""].astype(str), return_counts=True)
+    shared_phone = sorted(str(v) for v in values[counts > cap])
+    addressed = frame["address"] != ""
+    homes = np.frompyfunc(home_key, 2, 1)(frame["postcode"][addressed], frame["address"][addressed])
+    values, counts = np.unique(homes.astype(str), return_counts=True)
+    shared_home = sorted(str(v) for v in values[counts > cap])
+    return shared_phone, shared_home, {"cap": cap, "shared_phone": len(shared_phone),
+                                       "shared_home": len(shared_home)}
 #: A pair counts as two relatives for one field's u when the other fields put it this likely apart.
 RELATIVE_CONFIDENCE = 0.95
 #: Pseudo-observations (half one person, half relatives) smoothing the share of one person among pairs at one home:

@@ -204,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(dl, "replay", "api:run_deadletters_replay", "try rejected inputs again")
     p.add_argument("ids", nargs="*", type=int, help="dead-letter ids (default: every new one)")
 
+    im = sub.add_parser("imaging", help="maintenance of the imaging index").add_subparsers(dest="what", required=True)
+    p = cmd(im, "recheck-not-patient", "imaging:run_recheck_not_patient",
+            "read every stored study again for what says it is a QA, physics or phantom test (not a patient's "
+            "examination), with the current [not_patient] indicators; a person's decision is never overturned")
+    p.add_argument("--batch", type=int, default=1000, help="studies per transaction (default 1000)")
+    p.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
+
     dw = sub.add_parser("dicomweb", help="index a PACS over DICOMweb").add_subparsers(dest="what", required=True)
     p = cmd(dw, "poll", "imaging:run_poll", "index new studies from a DICOMweb (QIDO-RS) server")
     p.add_argument("--url", required=True)
@@ -235,6 +242,9 @@ def run_migrate(args: argparse.Namespace, ctx: CliContext) -> int:
         pending = before.pending
         migrate(engine)
         print(f"applied {len(pending)} migrations ({', '.join(pending)}); {schema_status(engine).describe()}")
+        if "0015" in pending:  # the recheck reads the sites' indicators: an operator's run, not the schema's
+            print("studies indexed before 0015 are not yet checked for QA, physics or phantom tests: run "
+                  "`priorscan imaging recheck-not-patient`")
         return 0
     finally:
         engine.dispose()

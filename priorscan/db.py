@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 import select
 import threading
 import weakref
@@ -242,11 +243,48 @@ def alembic_config(url: str):  # type: ignore[no-untyped-def]
     return cfg
 
 
+_REVISION = re.compile(r"^(down_)?revision\s*(?::[^=]*)?=\s*(.*)$", re.MULTILINE)
+
+
+def _head_revision() -> str | None:
+    """The newest migration, read from the migration scripts' ``revision`` and ``down_revision`` lines without
+    Alembic; None unless exactly one script is named by no other (Alembic decides then)."""
+    revisions: set[str] = set()
+    named: set[str] = set()
+    for script in (Path(__file__).parent / "migrations" / "versions").glob("[!_]*.py"):
+        found = dict.fromkeys(("revision", "down_revision"), "")
+        for down, value in _REVISION.findall(script.read_text(encoding="utf-8")):
+            found["down_revision" if down else "revision"] = value
+        ids = re.findall(r"['\"]([^'\"]+)['\"]", found["revision"])
+        if len(ids) != 1:
+            return None
+        revisions.add(ids[0])
+        named.update(re.findall(r"['\"]([^'\"]+)['\"]", found["down_revision"]))
+    heads = revisions - named
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(engine: Engine) -> bool:
+    """Whether the store records exactly the newest migration (one statement; Alembic is not imported, a fixed
+    part of every command's start)."""
+    head = _head_revision()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as connection:
+            stored = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    except SQLAlchemyError:  # no version table: a new store
+        return False
+    return list(stored) == [head]
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the store's schema to the newest migration (idempotent)."""
+    """Bring the store's schema to the newest migration (idempotent; a store at it is only checked)."""
+    load_table_modules()
+    if _at_head(engine):
+        return
     from alembic import command
 
-    load_table_modules()
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection

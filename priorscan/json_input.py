@@ -15,6 +15,11 @@ from typing import Any
 #: Deeper than any resource or request priorscan reads (a FHIR Bundle of ImagingStudies nests about 12 deep).
 MAX_DEPTH = 64
 
+#: How a NUL character can be written in JSON text: the parser refuses a raw control character in a string (it is
+#: strict) and "0000" has no hex letter to write in upper case. Text without it parses to no NUL, and text with no
+#: more ``{`` and ``[`` than ``max_depth`` cannot nest deeper, so :func:`loads` need not walk what it parsed.
+_NUL_ESCAPE = "\\u0000"
+
 
 class JsonInputError(ValueError):
     """JSON that is malformed, nested too deeply or holds a NUL character (the message quotes none of it)."""
@@ -49,4 +54,7 @@ def loads(data: str | bytes | bytearray, *, max_depth: int = MAX_DEPTH) -> Any:
         raise JsonInputError(f"JSON nested deeper than {max_depth} levels") from exc
     except ValueError as exc:
         raise JsonInputError("not valid JSON") from exc
+    if isinstance(data, str) and _NUL_ESCAPE not in data and data.count("{") + data.count("[") <= max_depth:
+        return value  # fit without the walk (see _NUL_ESCAPE): one line of an NDJSON extract, mostly
     return check(value, max_depth=max_depth)
+

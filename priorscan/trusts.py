@@ -11,6 +11,11 @@ issuer-qualified ``patientID``), configured once under ``[regional_viewer]`` (:m
 Who may send HL7 for a trust: its ``[[trust.hl7_sender]]`` entries (:class:`HL7Sender`), each a sending application
 and facility (MSH-3, MSH-4) with the network addresses and TLS client certificate names it may connect from and the
 identifier domains it may act on (:meth:`TrustRegistry.sender_for`, :meth:`TrustRegistry.sender_domains`).
+
+Which studies are not a patient's examination (QA, physics, phantom tests registered under a made-up patient): the
+consortium's ``[not_patient]`` indicators, and each trust's own ``[trust.not_patient]`` added to them for its
+studies (:class:`NotPatientIndicators`, :meth:`TrustRegistry.not_patient_indicators`; read by
+:mod:`imaging.not_patient`).
 """
 
 from __future__ import annotations
@@ -83,6 +88,33 @@ class HL7Sender(BaseModel, frozen=True):
         return bool(names) and any(n.strip().lower() in wanted for n in names or ())
 
 
+#: The consortium's patient-name indicators when the configuration names none: whole words only, so "Qaiser" or
+#: "Aquarius" is never one.
+DEFAULT_NOT_PATIENT_NAME_WORDS = ("PHANTOM", "PHYSICS", "QA", "QC", "TEST OBJECT", "CALIBRATION")
+
+
+class NotPatientIndicators(BaseModel, frozen=True):
+    """How a site registers tests that are not patients (OpenREM's "not patient indicators").
+
+    ``name_words`` are matched as whole words of the patient name (``PHYSICS^TABLE AEC``, ``MONTHLY_QC``);
+    ``patient_id_prefixes`` as the start of the patient ID (``PHY``, ``QA-``): a trust that registers its phantoms
+    under IDs of their own names them here. Words and prefixes are compared case-insensitively.
+    """
+
+    name_words: tuple[str, ...] = DEFAULT_NOT_PATIENT_NAME_WORDS
+    patient_id_prefixes: tuple[str, ...] = ()
+
+    @field_validator("name_words", "patient_id_prefixes")
+    @classmethod
+    def _not_blank(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not item.strip():
+                raise ValueError("not_patient indicators must not be blank")
+            if len(item.strip()) < 2:
+                raise ValueError(f"not_patient indicator {item!r} is too short to be told from a patient's")
+        return tuple(item.strip().upper() for item in value)
+
+
 class Trust(BaseModel, frozen=True):
     """One trust of the consortium."""
 
@@ -100,6 +132,8 @@ class Trust(BaseModel, frozen=True):
     #: link-local must be written here by address (or as ``localhost``) to be used: a name is never trusted to
     #: resolve there.
     fhir_servers: tuple[str, ...] = ()
+    #: The trust's own indicators of studies that are not patients', added to the consortium's ``[not_patient]``.
+    not_patient: NotPatientIndicators = NotPatientIndicators(name_words=())
 
     @field_validator("fhir_servers")
     @classmethod
@@ -158,6 +192,8 @@ class TrustRegistry:
 
     trusts: tuple[Trust, ...]
     regional_viewer: RegionalViewer | None = None
+    #: The consortium's indicators of studies that are not patients' (``[not_patient]``), for every trust.
+    not_patient: NotPatientIndicators = field(default_factory=NotPatientIndicators)
     #: every alias to its trust, built once (the trusts are frozen): resolve() runs several times per HL7 message
     _by_key: dict[str, Trust] = field(init=False, repr=False, compare=False, default_factory=dict)
 
@@ -221,6 +257,17 @@ class TrustRegistry:
             return frozenset({trust.fhir_system})
         return frozenset(self.namespace(d) for d in sender.domains)
 
+    def not_patient_indicators(self, *names: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The patient-name words and patient-ID prefixes that mark a test rather than a patient, for a study of
+        the trusts ``names`` denote (performing trust, issuer of the patient ID): the consortium's and theirs."""
+        words, prefixes = list(self.not_patient.name_words), list(self.not_patient.patient_id_prefixes)
+        for name in names:
+            trust = self.resolve(name)
+            if trust is not None:
+                words += trust.not_patient.name_words
+                prefixes += trust.not_patient.patient_id_prefixes
+        return tuple(dict.fromkeys(words)), tuple(dict.fromkeys(prefixes))
+
     @property
     def ods_codes(self) -> list[str]:
         return [t.ods for t in self.trusts]
@@ -280,7 +327,11 @@ def load_trusts(path: Path) -> TrustRegistry:
         regional = RegionalViewer.model_validate(viewer) if viewer is not None else None
     except ValidationError as exc:
         raise ConfigurationError(f"{path}: invalid [regional_viewer]: {exc}") from exc
-    return TrustRegistry(trusts, regional)
+    try:
+        indicators = NotPatientIndicators.model_validate(raw.get("not_patient", {}))
+    except ValidationError as exc:
+        raise ConfigurationError(f"{path}: invalid [not_patient]: {exc}") from exc
+    return TrustRegistry(trusts, regional, indicators)
 
 
 @lru_cache(maxsize=8)

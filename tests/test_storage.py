@@ -58,3 +58,25 @@ def test_postgresql_long_statements_are_converted_once(pg_url: str) -> None:
     finally:
         engine.dispose()
     assert (after.hits, after.misses) == (before.hits + 1, before.misses)
+
+
+def test_the_head_revision_is_alembic_s_and_a_store_at_it_is_opened_without_alembic(store_url: str,
+                                                                                    tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Opening a store already at the newest migration checks one row and imports no Alembic (a fixed part of
+    every command's start); a store behind it (here: new, empty) is still migrated by Alembic."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from alembic.script import ScriptDirectory
+
+    from priorscan.db import _head_revision, alembic_config
+
+    assert _head_revision() == ScriptDirectory.from_config(alembic_config(store_url)).get_current_head()
+    probe = ("import sys; from priorscan.db import open_store; from sqlalchemy import inspect; "
+             "e = open_store(sys.argv[1]); print('alembic' in sys.modules, 'study' in inspect(e).get_table_names())")
+    at_head = subprocess.run([sys.executable, "-c", probe, store_url], capture_output=True, text=True, check=True)
+    assert at_head.stdout.split() == ["False", "True"]
+    new = f"sqlite:///{Path(tmp_path) / 'new.db'}"
+    behind = subprocess.run([sys.executable, "-c", probe, new], capture_output=True, text=True, check=True)
+    assert behind.stdout.split() == ["True", "True"]

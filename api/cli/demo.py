@@ -131,6 +131,7 @@ def find_candidates(context: AppContext, today: date | None = None) -> list[dict
              .join(SourceRecord, Study.source_record_id == SourceRecord.id)
              .join(RegionalPatient, SourceRecord.regional_patient_id == RegionalPatient.id)
              .where(Study.status == "completed", Study.modality.in_(["CT", "XR"]), Study.body_region.is_not(None),
+                    Study.not_patient.is_(None),
                     Study.study_date >= today - timedelta(days=LOOK_BACK_DAYS), Study.study_date <= today,
                     RegionalPatient.nhs_number.is_not(None))
              .order_by(Study.study_date.desc(), Study.modality, Study.id).limit(CANDIDATES_TRIED))

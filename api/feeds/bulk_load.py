@@ -87,7 +87,7 @@ from api.feeds.ingest_formats import (
     hl7_messages,
     ndjson_items,
 )
-from mpi import SourceRecord, linkage_tables, table_of
+from mpi import SourceRecord, WrittenUnlinked, keys_refreshed, linkage_tables, table_of
 from priorscan.bulk_indexes import restore, set_aside
 from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
@@ -258,6 +258,7 @@ class Backfill:
         spec = os.environ.get(FAULT_ENV)
         self._crash = _Crash(spec) if spec else None
         self._analysed_at: int | None = None  # _applied() when the indexes stage refreshed the statistics
+        self._written: WrittenUnlinked | None = None  # what this run wrote, when it began on an empty store
 
     @property
     def readers(self) -> Readers:
@@ -373,12 +374,14 @@ class Backfill:
                 if record.log_key is not None:
                     logged.add(record.log_key)
                 taken.append(record)
-            write_records(session, taken)
+            ids = write_records(session, taken)
             defer(session, self.key, aside)
             last = pending[-1][0] if pending else (cursor(session, self.key, "identity", name) or _Nothing).position
             advance(session, self.key, "identity", last, item_file=name, finished=finished)
             written = cursor(session, self.key, "written")
             advance(session, self.key, "written", (written.position if written else 0) + len(taken))
+        if self._written is not None:  # committed: the relink may take its table from these
+            self._written.add(ids, [record.record.columns for record in taken])
         if self._crash:
             self._crash.committed("identity")
         self.report.written += len(taken)
@@ -400,27 +403,42 @@ class Backfill:
             if written is None or written.position == 0:
                 return  # nothing new in bulk: the per-message path links what there is
             bar = self.bar("2/5 relink", total=1)
-            result = relink(session, train=self.train, actor="bulk-load")
+            result = relink(session, train=self.train, actor="bulk-load", written=self._written)
+            self._written = None
             advance(session, self.key, "relink", result.records, finished=True)
             bar.update(1)
             bar.close()
         self.report.relink = {"records": result.records, "patients": result.patients,
                               "to review": result.review_items, "model": result.model_description or
-                              result.model_version, "seconds": round(result.timings.get("total_s", 0.0), 1)}
+                              result.model_version, "seconds": round(result.timings.get("total_s", 0.0), 1),
+                              "table": "as written" if result.table_held else "read from the store"}
 
     def _indexes_aside(self) -> None:
         """On a store that holds no source record yet, the linkage tables' non-unique indexes are set aside until
         the relink has written back (:mod:`priorscan.bulk_indexes`); a resumed load that set them aside keeps them
-        aside. A store that holds records keeps its indexes: live feeds may be looking them up."""
+        aside. A store that holds records keeps its indexes: live feeds may be looking them up. A load with no
+        identity item (DICOM alone, results, orders) writes no source record in bulk and keeps them too: it would
+        drop and build them (and refresh the statistics once more) for nothing, a fixed cost of the load.
+
+        An empty store also records that its blocking keys are those of the running code
+        (:func:`mpi.batch.keys_refreshed`, with the cursor that says the load began on an empty store): every key
+        this load writes is made by that code, so the relink need not read and rebuild them all."""
         with unit_of_work(self.context.sessions, write=True) as session:
             mark = cursor(session, self.key, "indexes")
-            if mark is None and session.execute(select(SourceRecord.id).limit(1)).first() is not None:
+            if mark is None and (not self._identity_files()
+                                 or session.execute(select(SourceRecord.id).limit(1)).first() is not None):
                 return
             if mark is not None and mark.finished:
                 return
             set_aside(session.connection(), INDEXES_BUILT_AFTER)
             if mark is None:
+                keys_refreshed(session)  # no record, so no stored key of another scheme
                 advance(session, self.key, "indexes", 0)
+                self._written = WrittenUnlinked()  # every record of the store will be one this run writes
+
+    def _identity_files(self) -> bool:
+        """Whether any file of the load may hold identity items (the listing's phases, told without reading it)."""
+        return any(Phase.IDENTITY in found.phases for _, found in self.listing.others())
 
     def indexes(self) -> None:
         """Every non-unique index of the linkage tables built again (the ones the identity stage set aside, or any

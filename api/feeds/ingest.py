@@ -109,6 +109,8 @@ class IngestReport:
     skipped_hidden: int = 0
     seconds: float = 0.0
     notes: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # values not read
+    #: studies that are QA, physics or phantom tests, not a patient's examination (kept; never priors)
+    not_patient: set[str] = field(default_factory=set)
 
     def add(self, outcome: ItemOutcome, source: str) -> None:
         if outcome.accepted:
@@ -116,6 +118,8 @@ class IngestReport:
             notes = outcome.detail.get("notes")
             if isinstance(notes, list):  # accepted, but some values were refused (a unit, an offset): say which
                 self.notes[outcome.kind].update(str(note) for note in notes)
+            if outcome.detail.get("notPatient") and outcome.detail.get("studyInstanceUid"):
+                self.not_patient.add(str(outcome.detail["studyInstanceUid"]))
             return
         key = (outcome.error_code or "input", outcome.reason or "rejected without a reason")
         self.rejected[outcome.kind][key] += 1
@@ -150,6 +154,9 @@ class IngestReport:
         if self.accepted:
             lines.append("accepted:")
             lines.extend(f"  {kind:<24} {count:>8}" for kind, count in sorted(self.accepted.items()))
+        if self.not_patient:
+            lines.append(f"  {len(self.not_patient)} stud(ies) say they are a QA, physics or phantom test, not a "
+                         "patient's examination: indexed, never offered as priors, left out of dose audits")
         if self.notes:
             lines.append("accepted, with notes (a value not read, or read on an assumption; the item was kept):")
             for kind, notes in sorted(self.notes.items()):

@@ -98,8 +98,10 @@ def read_patient_view(session: Session, trusts: TrustRegistry, regional_id: str,
     studies = []
     for entry in timeline.entries if timeline else []:
         age = age_on(patient.birth_date, entry.study_date) if entry.study_date else None
-        comparison = compare_with_drl(drl_category(entry.modality, entry.body_region, entry.description, age),
-                                      entry.ctdivol_mgy, entry.dlp_total_mgycm, drls)
+        # a QA, physics or phantom test is compared with no DRL: its dose is no patient's
+        comparison = None if entry.not_patient else compare_with_drl(
+            drl_category(entry.modality, entry.body_region, entry.description, age), entry.ctdivol_mgy,
+            entry.dlp_total_mgycm, drls)
         trust = trusts.resolve(entry.trust) if entry.trust else None
         studies.append({
             "studyInstanceUid": entry.study_instance_uid, "accessionNumber": entry.accession_number,
@@ -118,7 +120,7 @@ def read_patient_view(session: Session, trusts: TrustRegistry, regional_id: str,
             **{k: v for k, v in _report_fields(entry).items() if v is not None},
         })
     windows = dose_windows(((s.study_date, s.status, s.modality, s.effective_dose_msv)
-                            for s in (timeline.entries if timeline else [])), as_of)
+                            for s in (timeline.entries if timeline else []) if s.not_patient is None), as_of)
     alerts = [{
         "id": a.id, "requestId": f"alert-{a.id}", "requestingTrust": a.requesting_trust,
         "placerOrderNumber": a.placer_order_number, "verdict": a.verdict, "status": a.status,
@@ -148,4 +150,5 @@ def _report_fields(entry: Any) -> dict[str, Any]:
     """A study's report conclusion and link, and why it was withdrawn (an IOCM rejection), as far as the imaging
     index keeps them (absent attributes give nothing)."""
     return {"reportConclusion": getattr(entry, "report_conclusion", None),
-            "reportUrl": getattr(entry, "report_url", None), "withdrawn": getattr(entry, "withdrawn", None)}
+            "reportUrl": getattr(entry, "report_url", None), "withdrawn": getattr(entry, "withdrawn", None),
+            "notPatient": getattr(entry, "not_patient", None)}

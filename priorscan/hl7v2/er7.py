@@ -71,7 +71,11 @@ class Composite:
 
     def text(self, n: int = 1, sub: int = 1) -> str:
         """Component ``n`` (sub-component ``sub``) unescaped and stripped; ``""`` when not sent, :data:`NULL` kept."""
-        return self.delimiters.unescape(self.component(n, sub)).strip()
+        part = self.component(n, sub)
+        if not part:  # most components of a message are not sent (a reader asks ~45 per ADT message)
+            return ""
+        delimiters = self.delimiters
+        return (delimiters.unescape(part) if delimiters.escape in part else part).strip()
 
     def value(self, n: int = 1, sub: int = 1) -> str | None:
         """Component ``n`` (sub-component ``sub``) unescaped; None when not sent or sent as :data:`NULL`."""

@@ -378,6 +378,31 @@ def test_the_planner_statistics_are_refreshed_once_after_the_last_stage_that_wro
     assert calls == ["ANALYZE", "ANALYZE"]
 
 
+def test_a_load_without_identity_items_keeps_the_indexes_of_an_empty_store(
+        region: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DICOM alone into an empty store writes no source record in bulk (its provisional patients are linked on
+    write): no index is dropped and built again, and the statistics are refreshed once, at its end."""
+    import api.feeds.bulk_load as bulk_load
+
+    calls: list[str] = []
+    refresh = bulk_load.refresh_statistics
+
+    def counted(session: object) -> None:
+        calls.append("ANALYZE")
+        refresh(session)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk_load, "refresh_statistics", counted)
+    context = _open(store_url)
+    try:
+        report = backfill_paths(context, [region / "dicom"], workers=0, train=False)
+    finally:
+        context.engine.dispose()
+    assert report.objects_in_bulk > 0 and report.written == 0
+    assert report.indexes_built == 0
+    assert not _missing_indexes(store_url)
+    assert calls == ["ANALYZE"]
+
+
 def test_backfill_refuses_what_ingest_refuses_with_the_same_reasons(tmp_path: Path, sqlite_url: str,
                                                                     request: pytest.FixtureRequest) -> None:
     """Files that are not what they seem are reported as ingest reports them, and the load goes on."""
@@ -423,3 +448,123 @@ def test_backfill_reports_rejections_and_keeps_them_as_dead_letters(tmp_path: Pa
     status, out, _ = run_cli("--db", sqlite_url, "backfill", str(feed), "--no-progress", "--workers", "0")
     assert "identity of" in out and "done before" in out
     assert "0 item(s) accepted" in out
+
+
+def test_a_load_into_an_empty_store_records_its_key_scheme_so_the_relink_leaves_the_keys_alone(
+        region: Path, store_url: str, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every blocking key of a load into an empty store is made by the running code: the load records that scheme
+    (H-ID-27) with its first cursor, so its relink does not read and rebuild every key; the keys it wrote are the
+    keys of that scheme. A store whose recorded scheme is another still has every key refreshed by the relink."""
+    import mpi.batch
+    from mpi.blocking import KEY_SCHEME
+    from mpi.tables import BlockingKeyScheme
+
+    refreshes: list[int] = []
+    refresh = mpi.batch.refresh_blocking_keys
+
+    def counted(session: object, table: object) -> int:
+        refreshes.append(1)
+        return refresh(session, table)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mpi.batch, "refresh_blocking_keys", counted)
+    registrations = _registrations(region, tmp_path / "registrations.hl7")
+    context = _open(store_url)
+    try:
+        report = backfill_paths(context, [registrations], workers=0, train=False)
+        assert report.written > 0 and report.relink["records"] == report.written
+        assert refreshes == []
+        with context.sessions() as session:
+            assert session.get(BlockingKeyScheme, 1).scheme == KEY_SCHEME  # type: ignore[union-attr]
+            assert mpi.batch.key_changes(session.connection(), mpi.batch.load_table(session)).empty
+    finally:
+        context.engine.dispose()
+    context = _open(_second_store(store_url, tmp_path, request))
+    try:
+        first, rest = tmp_path / "first.hl7", tmp_path / "rest.hl7"
+        messages = [m.text for m in hl7_messages(registrations)]
+        first.write_text("\r".join(messages[:3]) + "\r")
+        rest.write_text("\r".join(messages[3:]) + "\r")
+        backfill_paths(context, [first], workers=0, train=False)  # an empty store: its scheme is recorded
+        with context.sessions.begin() as session:  # then the code's keys change (an upgrade)
+            session.get(BlockingKeyScheme, 1).scheme = "an older scheme"  # type: ignore[union-attr]
+        refreshes.clear()
+        later = backfill_paths(context, [rest], workers=0, train=False)  # records held: the relink refreshes
+        assert later.written > 0 and refreshes == [1]
+        with context.sessions() as session:
+            assert session.get(BlockingKeyScheme, 1).scheme == KEY_SCHEME  # type: ignore[union-attr]
+    finally:
+        context.engine.dispose()
+
+
+def test_the_relink_of_a_load_into_an_empty_store_takes_the_records_as_written_and_reads_the_store_after_a_write(
+        region: Path, store_url: str, tmp_path: Path, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load into an empty store holds the records it wrote; its relink takes them as its table instead of reading
+    the store, and that table is the one the store gives back (read in the same transaction, under the relink's
+    lock). A live write between the identity stage and the relink (an update of a record the load wrote) makes
+    the relink read the store: the update's name is what it links by (H-ID-40)."""
+    import pandas as pd
+
+    import api.feeds.bulk_load as bulk_load
+    import mpi.batch
+    from api.feeds.hl7_service import Incoming, process_messages
+    from api.feeds.ingest import INGEST_AGENT, INGEST_CHANNEL
+
+    compared: list[int] = []
+    held_table = mpi.batch.WrittenUnlinked.table
+
+    def compared_with_the_store(self: mpi.batch.WrittenUnlinked, session: object) -> object:
+        table = held_table(self, session)  # type: ignore[arg-type]
+        if table is not None:
+            stored = mpi.batch.load_table(session)  # type: ignore[arg-type]
+            for name in ("last_event_at", "updated_at"):  # the same instants; PostgreSQL names UTC "Etc/UTC"
+                assert stored[name].dt.tz is not None and table[name].dt.tz is not None
+                stored[name] = stored[name].dt.tz_convert("UTC")
+            # columns in any order: JSONB gives the match fields back in an order of its own
+            pd.testing.assert_frame_equal(table, stored, check_like=True)
+            compared.append(len(table))
+        return table
+
+    monkeypatch.setattr(mpi.batch.WrittenUnlinked, "table", compared_with_the_store)
+    registrations = _registrations(region, tmp_path / "registrations.hl7")
+    context = _open(store_url)
+    try:
+        report = backfill_paths(context, [registrations], workers=0, train=False)
+    finally:
+        context.engine.dispose()
+    assert report.relink["table"] == "as written" and compared == [report.written] and report.written > 0
+
+    fields = [segment.split("|") for segment in next(m.text for m in hl7_messages(registrations)).split("\r")]
+    for segment in fields:
+        if segment[0] == "MSH":
+            segment[8], segment[9] = "ADT^A08^ADT_A01", segment[9] + "U"  # an update, with its own control id
+        elif segment[0] == "EVN":
+            segment[1] = "A08"
+        elif segment[0] == "PID":
+            segment[5] = "Renamedbylive^" + segment[5].split("^", 1)[1]
+    update = "\r".join("|".join(segment) for segment in fields)
+    relink = bulk_load.Backfill.relink
+
+    def after_a_live_update(self: bulk_load.Backfill) -> None:
+        [outcome] = process_messages(self.context, [Incoming(update, INGEST_AGENT, "live")], channel=INGEST_CHANNEL)
+        assert outcome.accepted
+        relink(self)
+
+    monkeypatch.setattr(bulk_load.Backfill, "relink", after_a_live_update)
+    compared.clear()
+    url = _second_store(store_url, tmp_path, request)
+    context = _open(url)
+    try:
+        later = backfill_paths(context, [registrations], workers=0, train=False)
+    finally:
+        context.engine.dispose()
+    assert later.relink["table"] == "read from the store" and compared == []
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            renamed = connection.execute(text("SELECT count(*) FROM source_record WHERE family = 'Renamedbylive' "
+                                              "AND regional_patient_id IS NOT NULL")).scalar_one()
+    finally:
+        engine.dispose()
+    assert renamed == 1

@@ -22,6 +22,7 @@ from api.workspace import (
 )
 from api.workspace.live import LOOKBACK
 from dedupe.tables import Alert
+from imaging import Study, patient_timeline
 from priorscan.settings import Settings
 from priorscan.trusts import TrustRegistry, load_trusts
 
@@ -172,6 +173,25 @@ def test_the_patient_view_sums_dose_over_rolling_windows_and_flags_the_drl(sessi
     session.commit()
     view = read_patient_view(session, trusts, regional_id, as_of=AS_OF, timezone=TZ)
     assert view is not None and [o["placerOrderNumber"] for o in view.orders] == ["ORD-10"]
+
+
+def test_a_qa_test_under_the_patient_adds_no_dose_and_no_drl_flag(session: Session, trusts: TrustRegistry) -> None:
+    # hazard H-DICOM-03: a phantom's dose is no patient's, on the radiographer's patient page too
+    regional_id, rtk = add_patient(session, trusts, trust="RTK", local_id="AB000006", nhs=nhs_number(6))
+    add_study(session, rtk, on=AS_OF, days_ago=3, trust="RTK", dose=2.0, dlp=700, ctdivol=40)
+    phantom = add_study(session, rtk, on=AS_OF, days_ago=2, trust="RTK", dose=9.0, dlp=2500, ctdivol=90)
+    unestimated = add_study(session, rtk, on=AS_OF, days_ago=1, trust="RTK", dose=None, dlp=300)
+    for uid in (phantom, unestimated):
+        session.query(Study).filter(Study.study_instance_uid == uid).one().not_patient = "SeriesDescription: QA"
+    session.commit()
+    view = read_patient_view(session, trusts, regional_id, as_of=AS_OF, timezone=TZ)
+    assert view is not None
+    windows = {w.label: (round(w.total_msv, 3), w.studies, w.without_estimate) for w in view.windows}
+    assert windows["Last 30 days"] == (2.0, 1, 0)
+    shown = {s["studyInstanceUid"]: s for s in view.studies}
+    assert shown[phantom]["notPatient"] == "SeriesDescription: QA" and shown[phantom]["drl"] is None
+    timeline = patient_timeline(session, trusts, regional_id)
+    assert timeline is not None and timeline.studies_without_estimate == 0
 
 
 def test_a_childs_ct_is_not_flagged_against_the_adult_drl(session: Session, trusts: TrustRegistry) -> None:

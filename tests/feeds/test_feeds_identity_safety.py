@@ -144,6 +144,16 @@ def test_a_patient_whose_nhs_number_fails_modulus_11_is_refused(live_server_sqli
     outcome_of(fhir.put("Patient/chosen-1", {**body, "id": "chosen-1"}), 400, "invalid")
 
 
+def test_a_patient_whose_nhs_number_is_a_placeholder_is_refused(live_server_sqlite) -> None:
+    """``0000000000`` passes Modulus 11 but is never issued: keyed for "not known" (H-ID-33). Refused whole, with
+    a diagnostic saying what to send instead, and nothing stored."""
+    fhir = Fhir(live_server_sqlite)
+    body = fhir_patient(hospital=(RXC, "A0750002"), nhs="0000000000")
+    diagnostics = outcome_of(fhir.post("Patient", body), 400, "invalid")
+    assert "placeholder" in diagnostics
+    assert fhir.get("Patient", identifier=f"{RXC}|A0750002").json()["total"] == 0, "nothing was stored"
+
+
 def test_test_range_nhs_numbers_are_flagged_and_unused_in_production(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'prod.db'}"
     env = {**os.environ, "PRIORSCAN_ENV": "production", "PRIORSCAN_SECRET_KEY": "x" * 40}

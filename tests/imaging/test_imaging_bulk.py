@@ -117,3 +117,74 @@ def test_a_group_summarises_each_study_once(sessions: sessionmaker[Session], tru
     with unit_of_work(sessions, write=True) as session:
         assert load_studies(session, trusts, items, agent=AGENT) is not None
     assert len(items) == 23 and len(calls) == 4
+
+
+def _records(session: Session, run: int) -> list[tuple[Any, ...]]:
+    """The run's source records as link-on-write left them, the run's number taken out of their identifiers."""
+    from mpi import SourceRecord
+
+    rows = session.scalars(select(SourceRecord).where(SourceRecord.local_id.like(f"%{run}"))).all()
+    patients = {row.regional_patient_id for row in rows}
+    return [(len(patients),)] + sorted((row.namespace, row.local_id.removesuffix(str(run)), row.provisional,
+                                        row.link_state, row.source_kind, row.version, row.active) for row in rows)
+
+
+def test_a_group_links_its_new_patients_without_reading_them_back(engine: Any, sessions: sessionmaker[Session],
+                                                                   trusts: TrustRegistry, tmp_path: Path) -> None:
+    """A new patient of a group is looked up once, with the group's (one statement), and then written and linked on
+    write without being looked up again or read back: the same records, links and outcomes as the per-object
+    path's, for three new patients of twenty-three objects."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    items = _items(_objects(tmp_path, 4), trusts)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with unit_of_work(sessions, write=True) as session:
+            bulk = load_studies(session, trusts, items, agent=AGENT)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    per_object = apply_many(sessions, trusts, _items(_objects(tmp_path, 5), trusts), agent=AGENT, event_type="dicom")
+    assert bulk is not None
+    # records read by key or id (not a patient's members, which a record joining it reads for the golden record)
+    reads = [s for s in statements if s.startswith("SELECT") and "FROM source_record" in s
+             and "blocking_key" not in s and "regional_patient_id =" not in s]
+    assert len(reads) == 1, reads  # the group's look-up; before: three more for each of the three new patients
+    assert [(o.detail["patient"], o.detail["created"]) for o in bulk] == [
+        (o.detail["patient"], o.detail["created"]) for o in per_object]
+    with sessions() as session:
+        assert _records(session, 4) == _records(session, 5)
+        assert len(_records(session, 4)) == 1 + 3  # three new records
+
+
+def test_a_patient_made_by_a_held_study_is_known_to_the_group_s_new_studies(
+        sessions: sessionmaker[Session], trusts: TrustRegistry, tmp_path: Path) -> None:
+    """A held study's object names a new patient, and a new study of the same group names it too: the new study
+    follows the record the held one made (one record), where looking it up as the group found it (absent) would
+    write it twice."""
+    from mpi import SourceRecord
+
+    study = f"{ROOT}.6"
+    first = [ct_image(ctdivol=5.0, study_uid=f"{study}.1", sop_uid=f"{study}.1.0", patient_id="E6", issuer="RTK",
+                      birth_date="19600301")]
+    later = [ct_image(ctdivol=5.0, study_uid=f"{study}.1", sop_uid=f"{study}.1.1", patient_id="F6", issuer="RTK",
+                      birth_date="19600301"),
+             ct_image(ctdivol=6.0, study_uid=f"{study}.2", sop_uid=f"{study}.2.0", patient_id="F6", issuer="RTK",
+                      birth_date="19600301")]
+    with unit_of_work(sessions, write=True) as session:
+        assert load_studies(session, trusts, _items([write(ds, tmp_path / f"a{n}.dcm") for n, ds in enumerate(first)],
+                                                    trusts), agent=AGENT) is not None
+    with unit_of_work(sessions, write=True) as session:
+        outcomes = load_studies(session, trusts, _items([write(ds, tmp_path / f"b{n}.dcm")
+                                                         for n, ds in enumerate(later)], trusts), agent=AGENT)
+    assert outcomes is not None
+    with sessions() as session:
+        made = session.scalars(select(SourceRecord).where(SourceRecord.local_id == "F6")).all()
+        assert len(made) == 1
+        followed = {s.study_instance_uid: s.source_record_id for s in session.scalars(
+            select(Study).where(Study.study_instance_uid.like(f"{study}.%")))}
+    assert followed == {f"{study}.1": made[0].id, f"{study}.2": made[0].id}

@@ -87,6 +87,23 @@ EXPECTED: dict[str, tuple[str, str, str, str, str, str | None, str]] = {
     # six acquisitions of protocol "PTC/Nefro" (percutaneous transhepatic cholangiography, nephrostomy); "DSA Body"
     # and the Target Region "entire body" that these systems write on every event name no part
 }
+#: Studies whose files say they are a QA, physics or phantom test, not a patient's examination (imaging.not_patient),
+#: with the evidence the index keeps; every other vendor study is a patient's. Read from the files by hand: the
+#: RDSRs' Acquisition Protocols and Comments, the names physicists registered them under, the Quality Control Image
+#: flag of Hologic's proprietary projection.
+NOT_PATIENT = {
+    "CT-RDSR-GEPixelMed.dcm": "SR Acquisition Protocol: 10.13 RADIOTHERAPY QA; SR Comment: QA",
+    # registered as MONTHLY_QC^CTSIM1
+    "CT-RDSR-Philips_BigBore4DCT.dcm": "SR Acquisition Protocol: 4DCT /PHYSICS; PatientName: indicator QC",
+    "CT-RDSR-SpectrumDynamics.dcm": "SR Acquisition Protocol: Daily QA",
+    "CT-RDSR-ToshibaPixelMed.dcm": "PatientName: indicator PHYSICS",  # QATesting^Physics
+    "DX-Im-Carestream_DR7500-1.dcm": "PatientName: indicator PHYSICS",  # PHYSICS^TABLE AEC
+    "DX-Im-Date-Missing.dcm": "PatientName: indicator PHYSICS",
+    "Dual-RDSR-DX.dcm": "StudyDescription: Z_Physics Test",
+    "MG-Im-Hologic-PropProj.dcm": "QualityControlImage: YES; PatientName: indicator PHYSICS",
+    "PX-Im-NewTom_Go.dcm": "PatientName: indicator PHYSICS",
+    "RF-RDSR-Canon-Alphenix-rotational.dcm": "PatientName: indicator PHYSICS",
+}
 COLUMN = {"dlp": "dlp_total_mgycm", "dap": "dap_total_gym2", "agd_left": "agd_left_mgy", "agd_right": "agd_right_mgy"}
 
 
@@ -125,3 +142,10 @@ def test_unknowns_are_counted_not_guessed(exported: tuple[dict[str, dict[str, st
     unknown = [r for r in rows.values() if r["normalisation"] == "unknown"]
     assert all(r["body_region"] == "" for r in unknown)
     assert len(unknown) == sum(1 for e in EXPECTED.values() if e[3] == "unknown") + 1  # + OpenREM's RF "Zee adjusted"
+
+
+def test_the_tests_among_them_are_told_from_patients(exported: tuple[dict[str, dict[str, str]], dict[str, str]]
+                                                     ) -> None:
+    rows, uids = exported
+    flagged = {uid: row["not_patient"] for uid, row in rows.items() if row["not_patient"]}
+    assert flagged == {uids[name]: evidence for name, evidence in NOT_PATIENT.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mpi_factories import match_record
 
-from mpi.comparisons import Comparison, default_comparisons
+from mpi.comparisons import Comparison, ResidenceComparison, default_comparisons
 from mpi.frames import frame_from_records
 from mpi.normalise import MatchRecord
 
@@ -104,10 +104,15 @@ def test_nhs_number_levels(left: dict, right: dict, expected: str | None) -> Non
 @pytest.mark.parametrize(("right", "expected"), [
     ({}, "postcode-and-address"),
     ({"address": "Flat 1, 12 Mill Lane, Guildford"}, "postcode-and-address"),
-    ({"address": "14 Mill Lane, Guildford"}, "postcode"),  # a neighbour is not the same address
+    # a neighbour is not the same address, but the postcode and the street: a level of its own (H-ID-42)
+    ({"address": "14 Mill Lane, Guildford"}, "postcode-and-part"),
+    ({"address": "12 Weyside Close, Burpham"}, "postcode-and-part"),  # the number, the street written otherwise
+    ({"address": "3 Oak Road, Burpham"}, "postcode"),  # nothing of the address agrees
+    ({"address": "012 Mill Lane, Guildford"}, "postcode-and-address"),  # a leading zero: one house number
     # one home at one postcode: the address partly alike (a district added, the town mistyped), its number agreeing
     ({"address": "12 Mill Lane, Merrow, Guildfrd, Surrey"}, "postcode-and-address"),
-    ({"address": "Mill Lane, Merrow, Guildford"}, "postcode"),  # partly alike, but no number to name the home
+    # partly alike, but no number to name the home: the postcode and the street
+    ({"address": "Mill Lane, Merrow, Guildford"}, "postcode-and-part"),
     ({"postcode": "GU1 4AD"}, "address"),  # postcode keyed wrongly
     ({"postcode": "GU1 4XY", "address": "3 Oak Road"}, "nearby"),  # same sector
     # one home keyed with slips in both: the same sector and the address partly alike, its number agreeing
@@ -122,10 +127,23 @@ def test_residence_levels(right: dict, expected: str | None) -> None:
     assert level("residence", match_record(), match_record(**right)) == expected
 
 
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    # one street, a building and a locality's words dropped from one, another house number (H-ID-42)
+    ("175 Muntz Street, Dorothy Genders Village, Yagoona", "19 Muntz Street, Yagoona", "postcode-and-part"),
+    # the same house number, the street written otherwise (a postcode of two streets, or one replaced)
+    ("3 Corona Place, Sweet Waters, Toowoomba", "3 Spinifex Street, Toowoomba", "postcode-and-part"),
+    ("3 Corona Place, Sweet Waters, Toowoomba", "8 Spinifex Street, Toowoomba", "postcode"),
+    ("Muntz Street, Yagoona", "19 Muntz Street, Yagoona", "postcode-and-address"),
+])
+def test_the_postcode_and_part_of_the_address(left: str, right: str, expected: str) -> None:
+    assert level("residence", match_record(address=left), match_record(address=right)) == expected
+
+
 def test_two_named_houses_of_one_street_are_not_one_home() -> None:
     # addresses partly alike at one postcode are one home only when both hold a number (which must agree)
     left, right = "Rose Cottage, Mill Lane, Guildford", "Ivy Cottage, Mill Lane, Guildford"
-    assert level("residence", match_record(address=left), match_record(address=right)) == "postcode"
+    assert level("residence", match_record(address=left), match_record(address=right)) == "postcode-and-part"
+    assert "postcode-and-part" not in ResidenceComparison.home_levels
     assert level("residence", match_record(address="3 " + left), match_record(address="3 " + right)) == \
         "postcode-and-address"
 

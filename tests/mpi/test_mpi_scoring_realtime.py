@@ -62,7 +62,7 @@ def trained_model() -> Model:
         tf={"family": {"WHITFIELD": 40, "OKONKWO": 3}, "given": {"ELEANOR": 30, "WILLIAM": 20, "MARGARET": 9},
             "postcode": {"GU1 4AB": 12}},
         tf_total=100_000,
-        u_same_family={"residence": [0.3, 0.1, 0.01, 0.02, 0.08, 0.49], "phone": [0.3, 0.01, 0.69]})
+        u_same_family={"residence": [0.3, 0.05, 0.05, 0.01, 0.02, 0.08, 0.49], "phone": [0.3, 0.01, 0.69]})
 
 
 def batch_sides(rows: list[MatchRecord]) -> tuple[Any, Any]:

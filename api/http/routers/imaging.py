@@ -5,7 +5,10 @@ FHIR ImagingStudy and DiagnosticReport have their own routers (:mod:`api.http.ro
 
 - ``GET /api/v1/patients/{regional_id}/timeline`` (``system/ImagingStudy.rs``): every study across the trusts, with
   dose and cumulative effective dose (an estimate);
-- ``GET /api/v1/analytics/studies`` (``priorscan/analytics``): pseudonymised dose rows, paged.
+- ``GET /api/v1/analytics/studies`` (``priorscan/analytics``): pseudonymised dose rows, paged;
+- ``POST /api/v1/studies/{study_instance_uid}/not-patient`` (``system/ImagingStudy.u``: the admin role, or a client
+  granted it) ``{"decision": "patient" | "test", "reason"}``: a person's decision that the study is a patient's
+  examination or a QA, physics or phantom test; it sticks (:mod:`imaging.not_patient_store`).
 
 Every access is audited. Routes are thin: the work is in :mod:`imaging`.
 """
@@ -15,18 +18,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from api.auth.scopes import ANALYTICS
 from api.context import AppContext
-from api.http.deps import ContextDep, Principal, SessionDep, require
+from api.http.deps import ContextDep, Principal, SessionDep, WriteSessionDep, require
 from imaging import (
     analytics_rows,
+    decide_not_patient,
     normalisation_counts,
     patient_timeline,
+    regional_id_of,
 )
 from priorscan.audit import record
 
@@ -36,6 +41,13 @@ MAX_COUNT = 500
 
 
 # --- timeline -----------------------------------------------------------------------------------------------------
+
+class NotPatientDecisionOut(BaseModel):
+    decision: Literal["patient", "test"]
+    by: str | None = None
+    at: datetime | None = None
+    reason: str | None = None
+
 
 class TimelineStudyOut(BaseModel):
     studyInstanceUid: str
@@ -64,6 +76,10 @@ class TimelineStudyOut(BaseModel):
     viewerUrl: str | None = None
     withdrawn: str | None = Field(None, description="why the study is no longer shown as a prior (an IOCM "
                                   "rejection of its images, a deletion in the PACS)")
+    notPatient: str | None = Field(None, description="where the study says it is not a patient's examination (a QA, "
+                                   "physics or phantom test): never a prior, no part of the cumulative dose")
+    notPatientDecision: NotPatientDecisionOut | None = Field(
+        None, description="a person's decision that the study is a patient's examination or a test (it sticks)")
 
 
 class TimelineOut(BaseModel):
@@ -100,7 +116,7 @@ def timeline(regional_id: str, ctx: ContextDep, session: SessionDep,
             "effectiveDoseMethod": e.effective_dose_method, "irradiationEvents": e.irradiation_events,
             "doseSource": e.dose_source, "identity": e.identity,
             "cumulativeEffectiveDoseMsv": e.cumulative_effective_dose_msv, "viewerUrl": e.viewer_url,
-            "withdrawn": e.withdrawn,
+            "withdrawn": e.withdrawn, "notPatient": e.not_patient, "notPatientDecision": e.not_patient_decision,
         } for e in found.entries],
         "cumulativeEffectiveDoseMsv": found.cumulative_effective_dose_msv,
         "studiesWithoutDoseEstimate": found.studies_without_estimate,
@@ -136,3 +152,42 @@ def analytics_studies(ctx: ContextDep, session: SessionDep, after: int = Query(0
     session.commit()
     next_after = rows[-1]["row_id"] if len(rows) == limit else None
     return {"rows": rows, "nextAfter": next_after, "normalisation": counts}
+
+
+# --- a person's decision: a patient's examination, or a test -------------------------------------------------------
+
+class NotPatientDecisionIn(BaseModel):
+    decision: Literal["patient", "test"] = Field(description="patient: a patient's examination (a prior again); test: "
+                                                 "a QA, physics or phantom test (never a prior)")
+    reason: str = Field(min_length=3, max_length=500, description="why (kept with the study and in the audit trail)")
+
+
+class NotPatientDecisionResultOut(BaseModel):
+    studyInstanceUid: str
+    notPatient: str | None = None
+    notPatientDecision: NotPatientDecisionOut
+
+
+@router.post("/api/v1/studies/{study_instance_uid}/not-patient", response_model=NotPatientDecisionResultOut)
+def decide_study_not_patient(study_instance_uid: str, body: NotPatientDecisionIn, session: WriteSessionDep,
+                             principal: Principal = Depends(require("system/ImagingStudy.u"))) -> dict[str, Any]:
+    """Decide that a study is a patient's examination or a test; effective at once, never overturned by indexing
+    or the recheck."""
+    if not body.reason.strip():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="give a reason")
+    found = decide_not_patient(session, study_instance_uid[:64], body.decision, reason=body.reason,
+                               actor=f"{principal.kind}:{principal.name}")
+    if found is None:
+        record(session, principal.agent, action="U", event_type="rest", subtype="study-not-patient-decision",
+               entity=f"ImagingStudy/{study_instance_uid}"[:300], outcome="4")
+        session.commit()
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such study")
+    study, before = found
+    record(session, principal.agent, action="U", event_type="rest", subtype="study-not-patient-decision",
+           regional_patient_id=regional_id_of(session, study), entity=f"ImagingStudy/{study.study_instance_uid}",
+           detail={"decision": body.decision, "reason": study.not_patient_reason, "before": before,
+                   "notPatient": study.not_patient})
+    session.commit()
+    return {"studyInstanceUid": study.study_instance_uid, "notPatient": study.not_patient,
+            "notPatientDecision": {"decision": study.not_patient_decision, "by": study.not_patient_decided_by,
+                                   "at": study.not_patient_decided_at, "reason": study.not_patient_reason}}
