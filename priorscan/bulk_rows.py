@@ -9,11 +9,13 @@ links a batch relink writes back (:mod:`mpi.batch`).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table, text
+from sqlalchemy.exc import DBAPIError
 
 
 class JsonText(str):
@@ -44,6 +46,20 @@ def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
     return list(range(start, start + count))
 
 
+@contextlib.contextmanager
+def driver_errors(connection: Connection, statement: str) -> Iterator[None]:
+    """Raise a driver's error from a write sent past SQLAlchemy (COPY, a pipeline, ``executemany`` on the driver's
+    connection) as SQLAlchemy would have raised it: a duplicate key as :class:`sqlalchemy.exc.IntegrityError`, so the
+    callers' fall-backs (a pushed group racing another writer goes through the per-message path) see it as they see
+    the same error from a statement. Raised raw, it escaped them: one of eight concurrent STOW-RS requests failed
+    whole on PostgreSQL with ``UniqueViolation`` (2026-12-07)."""
+    base = connection.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except base as exc:
+        raise DBAPIError.instance(statement, None, exc, base, dialect=connection.dialect) from exc
+
+
 def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (all with the same columns): COPY on PostgreSQL, one prepared INSERT run for every row by the
     driver on SQLite.
@@ -59,12 +75,14 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     raw = connection.connection.driver_connection
     assert raw is not None
     if is_postgresql(connection):
-        with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        statement = f'COPY "{table.name}" ({names}) FROM STDIN'
+        with driver_errors(connection, statement), raw.cursor() as cursor, cursor.copy(statement) as copy:
             for values in _converted(connection, table, columns, rows):
                 copy.write_row(values)
         return
-    raw.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES (' + ", ".join("?" for _ in columns) + ")",
-                    _converted(connection, table, columns, rows))
+    statement = f'INSERT INTO "{table.name}" ({names}) VALUES (' + ", ".join("?" for _ in columns) + ")"
+    with driver_errors(connection, statement):
+        raw.executemany(statement, _converted(connection, table, columns, rows))
 
 
 #: Rows a table at most for :func:`insert_tables` to send them as INSERT statements in one pipeline rather than by
@@ -86,7 +104,7 @@ def insert_tables(connection: Connection, batches: Sequence[tuple[Table, Sequenc
         return
     raw = connection.connection.driver_connection
     assert raw is not None
-    with raw.pipeline(), raw.cursor() as cursor:
+    with driver_errors(connection, "INSERT (pipeline)"), raw.pipeline(), raw.cursor() as cursor:
         for table, rows in batches:
             if not rows:
                 continue
@@ -113,7 +131,8 @@ def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
         names = ", ".join(f'"{c}"' for c in columns)
         connection.execute(text(f'CREATE TEMPORARY TABLE "{staging}" ON COMMIT DROP AS '
                                 f'SELECT {names} FROM "{table.name}" WITH NO DATA'))
-        with raw.cursor() as cursor, cursor.copy(f'COPY "{staging}" ({names}) FROM STDIN') as copy:
+        statement = f'COPY "{staging}" ({names}) FROM STDIN'
+        with driver_errors(connection, statement), raw.cursor() as cursor, cursor.copy(statement) as copy:
             for values in _converted(connection, table, columns, rows):
                 copy.write_row(values)
         assignments = ", ".join(f'"{c}" = s."{c}"' for c in changed)
@@ -121,8 +140,9 @@ def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
                                 f'WHERE t."{key}" = s."{key}"'))
         connection.execute(text(f'DROP TABLE "{staging}"'))
         return
-    raw.executemany(f'UPDATE "{table.name}" SET ' + ", ".join(f'"{c}" = ?' for c in changed) + f' WHERE "{key}" = ?',
-                    _converted(connection, table, columns, rows))
+    statement = f'UPDATE "{table.name}" SET ' + ", ".join(f'"{c}" = ?' for c in changed) + f' WHERE "{key}" = ?'
+    with driver_errors(connection, statement):
+        raw.executemany(statement, _converted(connection, table, columns, rows))
 
 
 #: Keys looked up per statement on SQLite (two or three values each: within its limit of bound values).

@@ -62,3 +62,28 @@ def test_insert_tables_writes_what_insert_rows_writes_whether_few_rows_or_many(s
     assert sorted((actor, detail["n"]) for actor, detail, _ in details) == sorted(
         [("few", n) for n in range(3)] + [("many", n) for n in range(FEW_ROWS + 1)])
     assert {at.astimezone(UTC) for _, _, at in details} == {local.astimezone(UTC)}
+
+
+def test_a_duplicate_key_written_past_sqlalchemy_is_an_integrity_error(session: Session) -> None:
+    """A write sent through the driver (COPY or a pipeline of INSERTs on PostgreSQL, the driver's executemany on
+    SQLite) that breaks a unique key raises SQLAlchemy's IntegrityError, as a statement would: the fall-backs catch
+    that (a pushed group racing another writer goes through the per-message path). Raised as the driver's own
+    error it escaped them, and one of eight concurrent STOW-RS requests failed whole on PostgreSQL."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from priorscan.bulk_rows import FEW_ROWS, insert_tables
+
+    log = table_of(HL7MessageLog)
+    now = utcnow()
+    rows = [{"sending_application": "PAS", "sending_facility": "RTK", "control_id": str(n), "message_type": "ADT^A28",
+             "ack_code": "AA", "ack_text": "", "received_at": now} for n in range(FEW_ROWS + 1)]
+    insert_rows(session.connection(), log, rows[:1])
+    session.commit()
+    for few_or_many in (rows[:3], rows):  # a pipeline of INSERTs, then COPY (PostgreSQL)
+        with pytest.raises(IntegrityError):
+            insert_tables(session.connection(), [(log, few_or_many)])
+        session.rollback()
+    with pytest.raises(IntegrityError):
+        insert_rows(session.connection(), log, rows[:2])
+    session.rollback()
