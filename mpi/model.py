@@ -215,38 +215,32 @@ class Model:
         """Rows of ``side`` (a :class:`mpi.frames.Frame`) whose ``column`` (``given`` or ``family``) is a stand-in
         (:attr:`stand_in_given`, :attr:`stand_in_family`): looked up once per distinct value of a coded frame,
         cached with it for this model."""
-        values = self.stand_in_given if column == "given" else self.stand_in_family
-        if not values:
-            return np.zeros(side.size, dtype=bool)
-        if column in side.vocab and f"{column}__code" in side:
-            key = ("stand-in", column, self.version)
-            flags = side.cache.get(key)
-            if flags is None:
-                flags = side.cache[key] = np.isin(side.vocab[column], values)
-            return flags[side[f"{column}__code"]]  # type: ignore[no-any-return]
-        return np.isin(side[column], values)
+        return self._held(side, column, self.stand_in_given if column == "given" else self.stand_in_family,
+                          "stand-in")
 
     def shared(self, side: Any, what: str) -> NDArray[np.bool_]:
         """Rows of ``side`` (a :class:`mpi.frames.Frame`) whose phone (``what="phone"``) or home (``"home"``: its
         postcode and address, :func:`home_key`) more records share than a household holds
         (:attr:`shared_phone`, :attr:`shared_home`)."""
         if what == "phone":
-            return self._held(side, "phone", self.shared_phone)
+            return self._held(side, "phone", self.shared_phone, "shared")
         if not self.shared_home:
             return np.zeros(side.size, dtype=bool)
         addresses = sorted({home.split("|", 1)[1] for home in self.shared_home})
-        out = self._held(side, "address", addresses)
+        out = self._held(side, "address", addresses, "shared")
         rows = np.flatnonzero(out)
         if len(rows):
             homes = np.frompyfunc(home_key, 2, 1)(side["postcode"][rows], side["address"][rows])
             out[rows] = np.isin(homes.astype(object), self.shared_home)
         return out
 
-    def _held(self, side: Any, column: str, values: list[str]) -> NDArray[np.bool_]:
+    def _held(self, side: Any, column: str, values: list[str], kind: str) -> NDArray[np.bool_]:
+        """Rows of ``side`` whose ``column`` is one of ``values``: looked up once per distinct value of a coded
+        frame, cached with it for this model (``kind`` names the list in the cache)."""
         if not values:
             return np.zeros(side.size, dtype=bool)
         if column in side.vocab and f"{column}__code" in side:
-            key = ("shared", column, self.version)
+            key = (kind, column, self.version)
             flags = side.cache.get(key)
             if flags is None:
                 flags = side.cache[key] = np.isin(side.vocab[column], values)

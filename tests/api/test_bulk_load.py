@@ -343,12 +343,9 @@ def test_a_load_into_an_empty_store_builds_its_indexes_after_the_relink_and_a_la
         context.engine.dispose()
 
 
-def test_the_planner_statistics_are_refreshed_once_after_the_last_stage_that_wrote(
-        region: Path, store_url: str, tmp_path: Path, request: pytest.FixtureRequest,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A load into an empty store refreshes the statistics when its indexes are built; it does so again at its end
-    only when a later stage (set-aside items, imaging, orders) wrote after that: an extract of registrations alone is
-    analysed once, a whole region twice (and never zero times)."""
+@pytest.fixture
+def analyze_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every refresh of the planner's statistics a load makes (``ANALYZE``), in order; the refresh still runs."""
     import api.feeds.bulk_load as bulk_load
 
     calls: list[str] = []
@@ -359,6 +356,15 @@ def test_the_planner_statistics_are_refreshed_once_after_the_last_stage_that_wro
         refresh(session)  # type: ignore[arg-type]
 
     monkeypatch.setattr(bulk_load, "refresh_statistics", counted)
+    return calls
+
+
+def test_the_planner_statistics_are_refreshed_once_after_the_last_stage_that_wrote(
+        region: Path, store_url: str, tmp_path: Path, request: pytest.FixtureRequest,
+        analyze_calls: list[str]) -> None:
+    """A load into an empty store refreshes the statistics when its indexes are built; it does so again at its end
+    only when a later stage (set-aside items, imaging, orders) wrote after that: an extract of registrations alone is
+    analysed once, a whole region twice (and never zero times)."""
     context = _open(store_url)
     try:
         report = backfill_paths(context, [_registrations(region, tmp_path / "registrations.hl7")], workers=0,
@@ -366,8 +372,8 @@ def test_the_planner_statistics_are_refreshed_once_after_the_last_stage_that_wro
     finally:
         context.engine.dispose()
     assert report.written > 0 and report.indexes_built > 0 and report.set_aside == 0
-    assert calls == ["ANALYZE"]
-    calls.clear()
+    assert analyze_calls == ["ANALYZE"]
+    analyze_calls.clear()
     url = _second_store(store_url, tmp_path, request)
     context = _open(url)
     try:
@@ -375,23 +381,13 @@ def test_the_planner_statistics_are_refreshed_once_after_the_last_stage_that_wro
     finally:
         context.engine.dispose()
     assert whole.indexes_built > 0 and whole.objects_in_bulk + whole.objects_per_message > 0
-    assert calls == ["ANALYZE", "ANALYZE"]
+    assert analyze_calls == ["ANALYZE", "ANALYZE"]
 
 
 def test_a_load_without_identity_items_keeps_the_indexes_of_an_empty_store(
-        region: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        region: Path, store_url: str, analyze_calls: list[str]) -> None:
     """DICOM alone into an empty store writes no source record in bulk (its provisional patients are linked on
     write): no index is dropped and built again, and the statistics are refreshed once, at its end."""
-    import api.feeds.bulk_load as bulk_load
-
-    calls: list[str] = []
-    refresh = bulk_load.refresh_statistics
-
-    def counted(session: object) -> None:
-        calls.append("ANALYZE")
-        refresh(session)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(bulk_load, "refresh_statistics", counted)
     context = _open(store_url)
     try:
         report = backfill_paths(context, [region / "dicom"], workers=0, train=False)
@@ -400,7 +396,7 @@ def test_a_load_without_identity_items_keeps_the_indexes_of_an_empty_store(
     assert report.objects_in_bulk > 0 and report.written == 0
     assert report.indexes_built == 0
     assert not _missing_indexes(store_url)
-    assert calls == ["ANALYZE"]
+    assert analyze_calls == ["ANALYZE"]
 
 
 def test_backfill_refuses_what_ingest_refuses_with_the_same_reasons(tmp_path: Path, sqlite_url: str,
