@@ -419,10 +419,11 @@ class Backfill:
 
     def _indexes_aside(self) -> None:
         """On a store that holds no source record yet, the linkage tables' non-unique indexes (and, on PostgreSQL,
-        their foreign keys) are set aside until the relink has written back (:mod:`priorscan.bulk_indexes`); a resumed load that set them aside keeps them
-        aside. A store that holds records keeps its indexes: live feeds may be looking them up. A load with no
-        identity item (DICOM alone, results, orders) writes no source record in bulk and keeps them too: it would
-        drop and build them (and refresh the statistics once more) for nothing, a fixed cost of the load.
+        their foreign keys) are set aside until the relink has written back (:mod:`priorscan.bulk_indexes`); a
+        resumed load that set them aside keeps them aside. A store that holds records keeps its indexes: live feeds
+        may be looking them up. A load with no identity item (DICOM alone, results, orders) writes no source record
+        in bulk and keeps them too: it would drop and build them (and refresh the statistics once more) for nothing,
+        a fixed cost of the load.
 
         An empty store also records that its blocking keys are those of the running code
         (:func:`mpi.batch.keys_refreshed`, with the cursor that says the load began on an empty store): every key
