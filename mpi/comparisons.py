@@ -610,21 +610,38 @@ _DICE_CHUNK = 16_384
 _POPCOUNT = np.asarray([bin(value).count("1") for value in range(256)], dtype=np.uint8)
 
 
+#: Every code point that :meth:`str.isspace` holds for (and so :meth:`str.split` splits on): none lies above
+#: U+3000, the ideographic space.
+_WHITESPACE = np.asarray([c for c in range(0x3001) if chr(c).isspace()], dtype=np.int64)
+
+
 def _bigram_tokens(texts: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Each text's letter pairs as token ids, a pair seen ``k`` times as ``k`` tokens ((pair, 1) .. (pair, k)), so
-    that the multisets' intersection is the count of tokens two texts share: (offsets, tokens, how many pairs)."""
-    index: dict[tuple[str, int], int] = {}
-    tokens: list[int] = []
-    offsets = [0]
-    totals: list[int] = []
-    for text in texts.tolist():
-        pairs, total = _bigrams(text)
-        for pair, count in pairs.items():
-            tokens.extend(index.setdefault((pair, k), len(index)) for k in range(count))
-        offsets.append(len(tokens))
-        totals.append(total)
-    return (np.asarray(offsets, dtype=np.int64), np.asarray(tokens, dtype=np.int64),
-            np.asarray(totals, dtype=np.int64))
+    that the multisets' intersection is the count of tokens two texts share: (offsets, tokens, how many pairs).
+
+    The letter pairs of :func:`_bigrams` (two neighbouring characters, neither a space, within one text: the pairs
+    within its words), found over every text at once as code points rather than text by text in Python (once per
+    frame: the relink's training met it as a third of its CPU at 20 000 people)."""
+    values = [str(text) for text in texts.tolist()]
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    ends = np.cumsum(lengths)
+    points = np.frombuffer("".join(values).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    in_word = ~np.isin(points, _WHITESPACE)
+    starts_pair = in_word[:-1] & in_word[1:] if len(points) else np.zeros(0, dtype=bool)
+    last = ends[(lengths > 0) & (ends < len(points))] - 1  # a text's last character: no pair across texts
+    starts_pair[last] = False
+    where = np.flatnonzero(starts_pair)
+    text = np.searchsorted(ends, where, side="right")
+    pair = (points[where] << 21) | points[where + 1]  # code points take 21 bits
+    order = np.lexsort((pair, text))
+    text, pair = text[order], pair[order]
+    first = np.r_[True, (text[1:] != text[:-1]) | (pair[1:] != pair[:-1])] if len(pair) else np.zeros(0, bool)
+    group_start = np.maximum.accumulate(np.where(first, np.arange(len(pair)), 0))
+    seen_before = np.arange(len(pair)) - group_start  # k - 1 for the k-th time a text holds the pair
+    tokens, _ = pd.factorize(pair * (int(seen_before.max(initial=0)) + 1) + seen_before)
+    totals = np.bincount(text, minlength=len(values)).astype(np.int64)
+    offsets = np.r_[0, np.cumsum(totals)].astype(np.int64)
+    return offsets, np.asarray(tokens, dtype=np.int64), totals
 
 
 def _bigram_dice_by_code(origin: Any, a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.float64]:
