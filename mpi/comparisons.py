@@ -25,6 +25,8 @@ from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
+from mpi import spare_core
+
 Column = NDArray[Any]
 Columns = Mapping[str, Column]
 Levels = NDArray[np.int8]
@@ -46,7 +48,8 @@ PARALLEL_FROM = 20_000
 
 
 def _workers(n: int) -> int:
-    return -1 if n >= PARALLEL_FROM else 1
+    # while a relink's rows are split over two processes (mpi.spare_core), each is one core's work already
+    return -1 if n >= PARALLEL_FROM and not spare_core.splitting else 1
 
 
 def similarity(left: Column, right: Column, scorer: Any) -> NDArray[np.float32]:
