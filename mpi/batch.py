@@ -515,7 +515,9 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
         list({r for r in new_rid.tolist()})))).all()) if len(new_rid) < 30_000 else set(
         session.scalars(select(RegionalPatient.id)).all())
     golden = _golden(table, new_rid)
-    golden_rows = dict(zip(golden.index.tolist(), golden.to_dict("records"), strict=True))
+    columns = golden.columns.tolist()  # the rows built from the columns' lists: to_dict boxes value by value
+    golden_rows = {rid: dict(zip(columns, values, strict=True)) for rid, *values in zip(
+        golden.index.tolist(), *(golden[column].tolist() for column in columns), strict=True)}
     fresh = [rid for rid in golden_rows if rid not in existing]
     touched = sorted(set(new_rid[changed].tolist()) - set(fresh))
     gone = {rid for rid in old_rid[changed].tolist() if rid} - set(new_rid.tolist())
