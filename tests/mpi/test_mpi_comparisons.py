@@ -195,8 +195,10 @@ def test_bigram_dice_by_code_gives_the_same_values() -> None:
 
 
 @pytest.mark.parametrize("addresses", [
-    pytest.param(["12\u3000MILL LANE", "12 MILL\xa0LANE", "MILL\x1cLANE", "MILL LANE"], id="Unicode spaces split words"),
-    pytest.param(["\U0001f3e0\U0001f3e0 HOUSE", "\U0001f3e0\U0001f3e0\U0001f3e0", "HOUSE"], id="characters past the BMP"),
+    pytest.param(["12\u3000MILL LANE", "12 MILL\xa0LANE", "MILL\x1cLANE", "MILL LANE"],
+                 id="Unicode spaces split words"),
+    pytest.param(["\U0001f3e0\U0001f3e0 HOUSE", "\U0001f3e0\U0001f3e0\U0001f3e0", "HOUSE"],
+                 id="characters past the BMP"),
     pytest.param(["", "A", " ", "AB", "BA", ""], id="empty, one letter and space-only texts next to each other"),
     pytest.param(["AAAAAAAA", "AAAA AAAA", "AA" * 40], id="a pair held many times"),
 ])
