@@ -212,8 +212,15 @@ def run_splink_spark(raw: Path, out: Path, *, master: str | None, driver_memory:
                         "total_s": done - up}}
 
 
+def labels_path(engine: str, args: argparse.Namespace) -> Path:
+    """Where ``engine`` writes its clusters: a Spark run's name says its driver memory, so that a small-driver run
+    does not overwrite the default one's (the local relink's has none)."""
+    heap = f"-{args.driver_memory}" if args.driver_memory and engine != "local" else ""
+    return CACHE / f"mpi-spark-labels-{engine}{heap}-{args.people}-{args.seed}.parquet"
+
+
 def child(engine: str, path: Path, args: argparse.Namespace) -> None:
-    out = CACHE / f"mpi-spark-labels-{engine}-{args.people}-{args.seed}.parquet"
+    out = labels_path(engine, args)
     if engine == "local":
         result = run_local(path, out, training_sample=args.training_sample)
     elif engine == "splink-spark":
@@ -266,15 +273,23 @@ def main(argv: list[str]) -> int:
             continue
         results[engine] = json.loads(done.stdout.strip().splitlines()[-1])
         results[engine]["load_average"] = {"before": load_before, "after": os.getloadavg()}
-    if "labels" in results.get("local", {}):
-        local = pd.read_parquet(results["local"]["labels"]).sort_values("record_id")
+    local_labels = results.get("local", {}).get("labels")
+    if "local" not in results and labels_path("local", args).exists():
+        # compared with an earlier local run's clusters of the same records (its code may be older: see its time)
+        local_labels = str(labels_path("local", args))
+        results["local_labels_from_earlier_run"] = {
+            "path": local_labels, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                            time.gmtime(Path(local_labels).stat().st_mtime))}
+    if local_labels:
+        local = pd.read_parquet(local_labels).sort_values("record_id")
         local_clusters = _canonical(local["record_id"].to_numpy(), local["label"].to_numpy())
         for engine in [e for e in results if e != "local" and "labels" in results[e]]:
             other = pd.read_parquet(results[engine]["labels"]).sort_values("record_id")
             clusters = _canonical(other["record_id"].to_numpy(), other["label"].to_numpy())
             results[f"{engine}_records_in_other_clusters_than_local"] = int((clusters != local_clusters).sum())
     size = pd.read_parquet(path, columns=["record_id"]).shape[0]
-    report = {"people": args.people, "records": size, "seed": args.seed, "prepare_s": prepared,
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    report = {"people": args.people, "records": size, "seed": args.seed, "commit": commit, "prepare_s": prepared,
               "parquet_mb": path.stat().st_size / 2**20, **results}
     print(json.dumps(report, indent=2))
     Path("bench/results").mkdir(parents=True, exist_ok=True)

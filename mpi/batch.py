@@ -32,6 +32,7 @@ from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.normalise import MatchRecord, as_date, to_match_record
 from mpi.records import Demographics, new_regional_ids
 from mpi.scoring import explanations, score_frames, with_rule_8
+from mpi.spare_core import spare_core
 from mpi.tables import (
     BlockingKey,
     BlockingKeyScheme,
@@ -386,6 +387,17 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
         keys_refreshed(session)
     timings["keys_s"] = time.perf_counter() - mark
     frame = frame_from_table(table)
+    with spare_core():  # the pairs' comparison levels split over a second process (training and scoring)
+        return _relink_frame(session, table, frame, held is not None, timings, started, train=train, actor=actor,
+                             model=model, seed=seed, training_sample=training_sample)
+
+
+def _relink_frame(session: Session, table: pd.DataFrame, frame: Frame, table_held: bool, timings: dict[str, float],
+                  started: float, *, train: bool, actor: str, model: Model | None, seed: int,
+                  training_sample: int) -> RelinkResult:
+    """:func:`relink`'s blocking, training, linking and write-back of the records of ``table``."""
+    from mpi.service import active_model
+
     mark = time.perf_counter()
     left, right = blocked_pairs(frame)
     timings["block_s"] = time.perf_counter() - mark
@@ -416,7 +428,7 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
                         patients=patients, records_changed=changed, review_items=reviews,
                         components_rebuilt=linkage.components_rebuilt, model_version=model.version, trained=trained,
                         timings=timings, model_description=model.describe(), training_note=note,
-                        table_held=held is not None)
+                        table_held=table_held)
 
 
 def _train_if_supported(session: Session, table: pd.DataFrame, frame: Frame, left: np.ndarray, *, sample: int,
@@ -503,7 +515,9 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
         list({r for r in new_rid.tolist()})))).all()) if len(new_rid) < 30_000 else set(
         session.scalars(select(RegionalPatient.id)).all())
     golden = _golden(table, new_rid)
-    golden_rows = dict(zip(golden.index.tolist(), golden.to_dict("records"), strict=True))
+    columns = golden.columns.tolist()  # the rows built from the columns' lists: to_dict boxes value by value
+    golden_rows = {rid: dict(zip(columns, values, strict=True)) for rid, *values in zip(
+        golden.index.tolist(), *(golden[column].tolist() for column in columns), strict=True)}
     fresh = [rid for rid in golden_rows if rid not in existing]
     touched = sorted(set(new_rid[changed].tolist()) - set(fresh))
     gone = {rid for rid in old_rid[changed].tolist() if rid} - set(new_rid.tolist())

@@ -25,6 +25,8 @@ from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
+from mpi import spare_core
+
 Column = NDArray[Any]
 Columns = Mapping[str, Column]
 Levels = NDArray[np.int8]
@@ -46,7 +48,8 @@ PARALLEL_FROM = 20_000
 
 
 def _workers(n: int) -> int:
-    return -1 if n >= PARALLEL_FROM else 1
+    # while a relink's rows are split over two processes (mpi.spare_core), each is one core's work already
+    return -1 if n >= PARALLEL_FROM and not spare_core.splitting else 1
 
 
 def similarity(left: Column, right: Column, scorer: Any) -> NDArray[np.float32]:
@@ -243,7 +246,7 @@ def crossed_names(left: Columns, right: Columns, where: NDArray[np.bool_], close
     for a, b in ((left, right), (right, left)):
         usable = where & ~out & ~absent(a, "given") & ~absent(b, "family")
         out |= per_distinct_pair(a, b, ("given", "family"), usable,
-                                 _each(lambda given, family: _crossed(given, family, close)), False, bool)
+                                 lambda given, family: _crossed_each(given, family, close), False, bool)
     return out
 
 
@@ -252,6 +255,23 @@ def _crossed(given: str, family: str, close: float) -> bool:
     if given == family or given in family.split():
         return True
     return bool(JaroWinkler.normalized_similarity(given, family) >= close)
+
+
+def _crossed_each(given: Column, family: Column, close: float) -> NDArray[np.bool_]:
+    """:func:`_crossed` of each pair: Jaro–Winkler of every pair at once (rapidfuzz, in C, in double precision as
+    the single call gives it), and the word test in Python only where it can still decide, a family name of
+    several words (the same name is Jaro–Winkler 1). Random pairs (the training's u) meet this on almost every
+    pair, where a call per pair in Python was the largest part of the training's CPU."""
+    if len(given) == 0:
+        return np.zeros(0, dtype=bool)
+    out = np.asarray(process.cpdist(given, family, scorer=JaroWinkler.normalized_similarity, dtype=np.float64,
+                                    workers=_workers(len(given)))) >= close
+    codes, names = pd.factorize(np.asarray(family, dtype=object))
+    several = np.fromiter((len(name.split()) > 1 for name in names.tolist()), dtype=bool, count=len(names))
+    for i in np.flatnonzero(~out & several[codes]).tolist():
+        if given[i] in family[i].split():
+            out[i] = True
+    return out
 
 
 def swapped_names(left: Columns, right: Columns, close: float = 0.92) -> NDArray[np.bool_]:
@@ -612,21 +632,38 @@ _DICE_CHUNK = 16_384
 _POPCOUNT = np.asarray([bin(value).count("1") for value in range(256)], dtype=np.uint8)
 
 
+#: Every code point that :meth:`str.isspace` holds for (and so :meth:`str.split` splits on): none lies above
+#: U+3000, the ideographic space.
+_WHITESPACE = np.asarray([c for c in range(0x3001) if chr(c).isspace()], dtype=np.int64)
+
+
 def _bigram_tokens(texts: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Each text's letter pairs as token ids, a pair seen ``k`` times as ``k`` tokens ((pair, 1) .. (pair, k)), so
-    that the multisets' intersection is the count of tokens two texts share: (offsets, tokens, how many pairs)."""
-    index: dict[tuple[str, int], int] = {}
-    tokens: list[int] = []
-    offsets = [0]
-    totals: list[int] = []
-    for text in texts.tolist():
-        pairs, total = _bigrams(text)
-        for pair, count in pairs.items():
-            tokens.extend(index.setdefault((pair, k), len(index)) for k in range(count))
-        offsets.append(len(tokens))
-        totals.append(total)
-    return (np.asarray(offsets, dtype=np.int64), np.asarray(tokens, dtype=np.int64),
-            np.asarray(totals, dtype=np.int64))
+    that the multisets' intersection is the count of tokens two texts share: (offsets, tokens, how many pairs).
+
+    The letter pairs of :func:`_bigrams` (two neighbouring characters, neither a space, within one text: the pairs
+    within its words), found over every text at once as code points rather than text by text in Python (once per
+    frame: the relink's training met it as a third of its CPU at 20 000 people)."""
+    values = [str(text) for text in texts.tolist()]
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    ends = np.cumsum(lengths)
+    points = np.frombuffer("".join(values).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    in_word = ~np.isin(points, _WHITESPACE)
+    starts_pair = in_word[:-1] & in_word[1:] if len(points) else np.zeros(0, dtype=bool)
+    last = ends[(lengths > 0) & (ends < len(points))] - 1  # a text's last character: no pair across texts
+    starts_pair[last] = False
+    where = np.flatnonzero(starts_pair)
+    text = np.searchsorted(ends, where, side="right")
+    pair = (points[where] << 21) | points[where + 1]  # code points take 21 bits
+    order = np.lexsort((pair, text))
+    text, pair = text[order], pair[order]
+    first = np.r_[True, (text[1:] != text[:-1]) | (pair[1:] != pair[:-1])] if len(pair) else np.zeros(0, bool)
+    group_start = np.maximum.accumulate(np.where(first, np.arange(len(pair)), 0))
+    seen_before = np.arange(len(pair)) - group_start  # k - 1 for the k-th time a text holds the pair
+    tokens, _ = pd.factorize(pair * (int(seen_before.max(initial=0)) + 1) + seen_before)
+    totals = np.bincount(text, minlength=len(values)).astype(np.int64)
+    offsets = np.r_[0, np.cumsum(totals)].astype(np.int64)
+    return offsets, np.asarray(tokens, dtype=np.int64), totals
 
 
 def _bigram_dice_by_code(origin: Any, a: NDArray[Any], b: NDArray[Any]) -> NDArray[np.float64]:

@@ -38,6 +38,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -226,13 +227,17 @@ class Model:
             return self._held(side, "phone", self.shared_phone, "shared")
         if not self.shared_home:
             return np.zeros(side.size, dtype=bool)
-        addresses = sorted({home.split("|", 1)[1] for home in self.shared_home})
-        out = self._held(side, "address", addresses, "shared")
+        out = self._held(side, "address", self._shared_addresses, "shared")
         rows = np.flatnonzero(out)
         if len(rows):
             homes = np.frompyfunc(home_key, 2, 1)(side["postcode"][rows], side["address"][rows])
             out[rows] = np.isin(homes.astype(object), self.shared_home)
         return out
+
+    @cached_property
+    def _shared_addresses(self) -> list[str]:
+        """The addresses of :attr:`shared_home`, without their postcodes (a first, cheap look-up by address)."""
+        return sorted({home.split("|", 1)[1] for home in self.shared_home})
 
     def _held(self, side: Any, column: str, values: list[str], kind: str) -> NDArray[np.bool_]:
         """Rows of ``side`` whose ``column`` is one of ``values``: looked up once per distinct value of a coded

@@ -43,6 +43,7 @@ from mpi.comparisons import NULL, MiddleNameComparison, PostcodeComparison, equa
 from mpi.frames import Frame, probe_pairs
 from mpi.model import M_FLOOR, Model
 from mpi.normalise import MatchRecord
+from mpi.spare_core import in_two
 
 #: Levels (by label) that count as agreement for the guards.
 _AGREES = {
@@ -135,6 +136,17 @@ def comparison_levels(model: Model, left: Frame, right: Frame) -> NDArray[np.int
     """
     if left.size == 0:
         return np.zeros((0, len(model.comparisons)), dtype=np.int8)
+
+    def rows(start: int, stop: int) -> NDArray[np.int8]:
+        if start == 0 and stop == left.size:
+            return _comparison_levels(model, left, right)
+        part = np.arange(start, stop, dtype=np.int64)
+        return _comparison_levels(model, left.take(part), right.take(part))
+
+    return in_two(rows, left.size)  # a batch relink's pairs split over its idle core (mpi.spare_core)
+
+
+def _comparison_levels(model: Model, left: Frame, right: Frame) -> NDArray[np.int8]:
     levels = np.stack([c.levels(left, right) for c in model.comparisons], axis=1)
     for column, values in (("given", model.stand_in_given), ("family", model.stand_in_family)):
         index = model.index_of(column)

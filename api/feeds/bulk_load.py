@@ -45,6 +45,7 @@ import resource
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -124,6 +125,9 @@ class _Crash:
 
 BATCH = BulkOptions.batch  # identity items per transaction
 GROUP = 200  # HL7 messages or DICOM objects per transaction in the later stages
+#: Identity batches handed to the workers beyond the one being written: with one, the workers waited while this
+#: process read the next batch's input after writing; with two, one is always queued.
+BATCHES_AHEAD = 2
 #: The tables whose non-unique indexes a load into an empty store builds after its relink instead of row by row.
 INDEXES_BUILT_AFTER = (*linkage_tables(), table_of(AuditEvent))
 _FILE_SHIFT = 32  # seq of a set-aside item: file number << 32 | position in the file
@@ -298,22 +302,25 @@ class Backfill:
     # 1. identity ----------------------------------------------------------------------------------------------------
 
     def identity(self) -> None:
-        """Batches read in the worker processes while this process writes the batch before (one batch ahead), each
-        written with its file's cursor in input order."""
+        """Batches read in the worker processes while this process writes the ones before (up to
+        :data:`BATCHES_AHEAD` batches handed to the workers before the oldest is written, so that they still have
+        one queued while this process reads the input and writes), each written with its file's cursor in input
+        order."""
         self._indexes_aside()
         bar = self.bar("1/5 identity (bulk)")
-        ahead: tuple[tuple[int, str, list[tuple[int, str, Any, str]], bool], Callable[[], list[Any]]] | None = None
+        ahead: deque[tuple[tuple[int, str, list[tuple[int, str, Any, str]], bool], Callable[[], list[Any]]]] = deque()
         for batch in self._identity_batches():
             now = utcnow()
-            reading = self.readers.start(_read_identity, [(t, v, now) for _, t, v, _ in batch[2]
-                                                          if t in ("hl7v2", "fhir-ndjson")])
-            if ahead is not None:
-                self._identity_batch(*ahead[0], ahead[1]())
-                bar.update(len(ahead[0][2]))
-            ahead = (batch, reading)
-        if ahead is not None:
-            self._identity_batch(*ahead[0], ahead[1]())
-            bar.update(len(ahead[0][2]))
+            ahead.append((batch, self.readers.start(_read_identity, [(t, v, now) for _, t, v, _ in batch[2]
+                                                                     if t in ("hl7v2", "fhir-ndjson")])))
+            if len(ahead) > BATCHES_AHEAD:
+                oldest, reading = ahead.popleft()
+                self._identity_batch(*oldest, reading())
+                bar.update(len(oldest[2]))
+        while ahead:
+            oldest, reading = ahead.popleft()
+            self._identity_batch(*oldest, reading())
+            bar.update(len(oldest[2]))
         bar.close()
 
     def _identity_batches(self) -> Iterator[tuple[int, str, list[tuple[int, str, Any, str]], bool]]:

@@ -197,6 +197,8 @@ def test_the_decision_is_audited_shown_with_the_study_and_refused_without_the_sc
     steward = {"Authorization": f"Bearer {live_server.token(['system/ImagingStudy.u'], client='pacs-admin')}"}
     assert httpx.post(f"{live_server.base_url}/api/v1/studies/2.25.404/not-patient", json=body,
                       headers=steward).status_code == 404
+    for blank in ("   ", " a  ", "\t\n "):  # spaces are no reason
+        assert httpx.post(url, json={**body, "reason": blank}, headers=steward).status_code == 422
     answer = httpx.post(url, json=body, headers=steward)
     assert answer.status_code == 200, answer.text
     decision = answer.json()["notPatientDecision"]

@@ -172,3 +172,19 @@ def test_every_default_comparison_has_prior_knowledge_for_each_level() -> None:
         m, u = PRIOR_KNOWLEDGE[comparison.name]
         assert len(m) == len(u) == comparison.levels_count, comparison.name
         assert sum(m) == pytest.approx(1.0) and sum(u) == pytest.approx(1.0, abs=1e-4), comparison.name
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([n.upper() for n in NAMES if n] + ["SMITH\tJONES", "JONES\u3000SMITH",
+                                                                               "JAMES VAN", "WHITFIEL"]),
+                          st.sampled_from([n.upper() for n in NAMES if n] + ["VAN  WIJK", "SMITH\tJONES",
+                                                                               "EL EANOR"])),
+                min_size=1, max_size=40))
+def test_crossed_names_of_many_pairs_at_once_are_the_crossed_names_pair_by_pair(pairs: list[tuple[str, str]]) -> None:
+    """The batch's crossed-name test over many pairs at once (Jaro–Winkler in C, the word test only for family
+    names of several words) decides every pair as the test of one pair does: a given name equal to the family
+    name, one of its words (whatever space splits them) or within a slip of it."""
+    given_names = np.asarray([g for g, _ in pairs], dtype=object)
+    family_names = np.asarray([f for _, f in pairs], dtype=object)
+    expected = [comparisons._crossed(g, f, 0.92) for g, f in pairs]
+    assert comparisons._crossed_each(given_names, family_names, 0.92).tolist() == expected

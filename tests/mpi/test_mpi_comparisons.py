@@ -176,22 +176,50 @@ def test_bigram_dice() -> None:
     assert bigram_dice("A", "B") == 0.0 and bigram_dice("", "") == 0.0
 
 
-def test_bigram_dice_by_code_gives_the_same_values() -> None:
-    """The relink's dice from value codes (letter pairs as bits) against the function pair by pair: the same
-    floats, including repeated pairs (``AAAA`` holds AA three times), one-letter words and empty addresses."""
+def _dice_by_code_and_pair_by_pair(addresses: list[str]) -> tuple[list[float], list[float]]:
+    """:func:`bigram_dice` of every two of ``addresses``: from value codes (the relink's) and pair by pair."""
     import numpy as np
 
     from mpi.comparisons import _bigram_dice_by_code, bigram_dice
 
-    addresses = ["COPLAND DRIVE 12", "12 COPLANDDRIVE", "AAAA AA", "AA", "A B C", "", "FLAT 1 12 MILL LANE",
-                 "MILL LANE 12 FLAT 2", "BANANA BANDANA", "NANA", "ABABABAB BA"]
     frame = frame_from_records([match_record(address=a or None) for a in addresses])
     vocab = frame.vocab["address"]
     codes = np.arange(len(vocab))
     a, b = np.repeat(codes, len(vocab)), np.tile(codes, len(vocab))
     expected = [bigram_dice(x, y) for x, y in zip(vocab[a].tolist(), vocab[b].tolist(), strict=True)]
-    assert _bigram_dice_by_code(frame, a, b).tolist() == expected
+    return _bigram_dice_by_code(frame, a, b).tolist(), expected
+
+
+def test_bigram_dice_by_code_gives_the_same_values() -> None:
+    """The relink's dice from value codes (letter pairs as bits) against the function pair by pair: the same
+    floats, including repeated pairs (``AAAA`` holds AA three times), one-letter words and empty addresses."""
+    by_code, expected = _dice_by_code_and_pair_by_pair([
+        "COPLAND DRIVE 12", "12 COPLANDDRIVE", "AAAA AA", "AA", "A B C", "", "FLAT 1 12 MILL LANE",
+        "MILL LANE 12 FLAT 2", "BANANA BANDANA", "NANA", "ABABABAB BA"])
+    assert by_code == expected
     assert len(set(expected)) > 10  # the cases differ
+
+
+@pytest.mark.parametrize("addresses", [
+    pytest.param(["12\u3000MILL LANE", "12 MILL\xa0LANE", "MILL\x1cLANE", "MILL LANE"],
+                 id="Unicode spaces split words"),
+    pytest.param(["\U0001f3e0\U0001f3e0 HOUSE", "\U0001f3e0\U0001f3e0\U0001f3e0", "HOUSE"],
+                 id="characters past the BMP"),
+    pytest.param(["", "A", " ", "AB", "BA", ""], id="empty, one letter and space-only texts next to each other"),
+    pytest.param(["AAAAAAAA", "AAAA AAAA", "AA" * 40], id="a pair held many times"),
+])
+def test_letter_pairs_found_at_once_agree_with_the_pairs_text_by_text(addresses: list[str]) -> None:
+    """The letter pairs of every address found over all of them at once (one pass over code points, not text by
+    text): the same dice as :func:`bigram_dice` pair by pair, whatever splits words or however often a pair recurs."""
+    by_code, expected = _dice_by_code_and_pair_by_pair(addresses)
+    assert by_code == expected
+
+
+def test_no_space_lies_past_the_code_points_the_letter_pairs_check() -> None:
+    """:data:`mpi.comparisons._WHITESPACE` holds every character :meth:`str.split` splits on."""
+    from mpi.comparisons import _WHITESPACE
+
+    assert sorted(_WHITESPACE.tolist()) == [c for c in range(0x110000) if chr(c).isspace()]
 
 
 def test_non_uk_postcodes_compare_as_strings() -> None:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from api.auth.scopes import ANALYTICS
 from api.context import AppContext
@@ -159,7 +159,8 @@ def analytics_studies(ctx: ContextDep, session: SessionDep, after: int = Query(0
 class NotPatientDecisionIn(BaseModel):
     decision: Literal["patient", "test"] = Field(description="patient: a patient's examination (a prior again); test: "
                                                  "a QA, physics or phantom test (never a prior)")
-    reason: str = Field(min_length=3, max_length=500, description="why (kept with the study and in the audit trail)")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)] = Field(
+        description="why, in at least three characters besides spaces (kept with the study and in the audit trail)")
 
 
 class NotPatientDecisionResultOut(BaseModel):
@@ -173,8 +174,6 @@ def decide_study_not_patient(study_instance_uid: str, body: NotPatientDecisionIn
                              principal: Principal = Depends(require("system/ImagingStudy.u"))) -> dict[str, Any]:
     """Decide that a study is a patient's examination or a test; effective at once, never overturned by indexing
     or the recheck."""
-    if not body.reason.strip():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="give a reason")
     found = decide_not_patient(session, study_instance_uid[:64], body.decision, reason=body.reason,
                                actor=f"{principal.kind}:{principal.name}")
     if found is None:

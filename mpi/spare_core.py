@@ -1,0 +1,106 @@
+"""The core a batch relink would leave idle: rows of one pure array computation split over a second process.
+
+A bulk load's relink runs after its identity stage has ended its worker processes, on one core while the other
+idles (issue 18: the serial relink bounds the whole load). Inside :func:`spare_core`, :func:`in_two` computes the
+second half of the rows in a forked child while this process computes the first half, and joins them: the same
+array as one call over every row, for a computation that is row by row (comparison levels of pairs). Outside it,
+or below :data:`SPLIT_FROM` rows, it is the one call.
+
+The child shares the parent's memory as it was at the fork (copy on write), computes, sends its part back through
+a pipe and leaves with :func:`os._exit` (no exit handlers, so nothing of the parent's, such as a database
+connection, is closed or flushed by it). When it fails the parent computes its rows itself: a split never changes
+a result, only who computes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Rows below which one process computes all (a fork and the part's transfer cost a few milliseconds).
+SPLIT_FROM = 20_000
+
+_enabled = False
+#: True while rows are being split (in both processes): C libraries' own thread pools then use one thread each,
+#: the two processes already using both cores (and a thread pool is not carried over a fork).
+splitting = False
+
+
+@contextlib.contextmanager
+def spare_core() -> Iterator[None]:
+    """Within this block :func:`in_two` splits large computations over a second process (on a machine of more
+    than one core, where ``os.fork`` exists)."""
+    global _enabled
+    before = _enabled
+    _enabled = hasattr(os, "fork") and (os.cpu_count() or 1) > 1
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+def in_two(compute: Callable[[int, int], NDArray[Any]], rows: int) -> NDArray[Any]:
+    """``compute(0, rows)``, its rows ``[rows // 2, rows)`` computed by a forked child within :func:`spare_core`.
+
+    Parameters
+    ----------
+    compute
+        ``compute(start, stop)`` gives the result of rows ``start`` to ``stop`` (first axis), each row depending only
+        on its own inputs.
+    rows
+        How many rows the whole result has.
+    """
+    global _enabled, splitting
+    if not _enabled or splitting or rows < SPLIT_FROM:
+        return compute(0, rows)
+    half = rows // 2
+    splitting = True
+    try:
+        read_end, write_end = os.pipe()
+        try:
+            child = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return compute(0, rows)
+        if child == 0:  # pragma: no cover - the child's coverage is not collected
+            status = 1
+            try:
+                os.close(read_end)
+                _enabled = False
+                part = compute(half, rows)
+                with os.fdopen(write_end, "wb") as out:
+                    pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        try:
+            first = compute(0, half)
+        except BaseException:
+            os.close(read_end)
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            raise
+        second: NDArray[Any] | None
+        try:
+            with os.fdopen(read_end, "rb") as source:
+                second = pickle.load(source)  # noqa: S301 - our own child's array, through our own pipe
+        except (EOFError, OSError, pickle.UnpicklingError):
+            second = None
+        _, status = os.waitpid(child, 0)
+    finally:
+        splitting = False
+    if second is None or status != 0:  # the child failed: its rows computed here
+        second = compute(half, rows)
+    return np.concatenate([first, second])
+
+
+__all__ = ["SPLIT_FROM", "in_two", "spare_core"]
