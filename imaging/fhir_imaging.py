@@ -26,7 +26,7 @@ from imaging.index import StudyIndex
 from imaging.procedures import ProcedureCode
 from imaging.regions import normalise_laterality
 from imaging.tables import Study
-from mpi import PatientIndex, SourceRecord
+from mpi import PatientIndex, SourceRecord, find_source_record
 from priorscan.audit import Agent
 from priorscan.errors import FHIRError
 from priorscan.outcome import ItemOutcome
@@ -113,7 +113,11 @@ def subject_identity(session: Session, trusts: TrustRegistry, resource: dict[str
         index = PatientIndex(session, trusts)
         patient = index.regional_patient(resource_id) if resource_id else None
         if patient is None:
-            return PatientIdentity(unresolved="the subject Patient is not known")
+            # the id a client chose for its Patient with PUT (GET Patient/<id> reads it; so must a reference)
+            record = find_source_record(session, resource_id, "") if resource_id else None
+            if record is None:
+                return PatientIdentity(unresolved="the subject Patient is not known")
+            return PatientIdentity(record.namespace, record.local_id, record.trust_ods, qualified_by="reference")
         records = index.records_of(patient.id, include_inactive=False)
         if not records:
             return PatientIdentity(unresolved="the subject Patient has no source record")
