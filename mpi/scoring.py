@@ -456,7 +456,10 @@ def score_levels(model: Model, levels: NDArray[np.int8], left: Frame, right: Fra
     family_tables = model.same_family_tables()
     household_tables = model.household_tables()
     family = _agrees(model, levels, "family")
-    same_family = family if family_tables else None
+    # names written the other way round agree for the guards, but two different people whose names are each
+    # other's swapped hold two family names: they are not of one family, so what they share is weighed against
+    # everyone (``u``), as :func:`mpi.training.estimate_u_same_family` never sees such pairs among its own
+    same_family = family & ~_level_is(model, levels, "family", "swapped") if family_tables else None
     household = one_home(model, levels) if household_tables else None
     field_weights = np.empty(levels.shape, dtype=np.float32)
     for index, (comparison, table) in enumerate(zip(model.comparisons, model.weight_tables(), strict=True)):

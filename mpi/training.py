@@ -210,6 +210,30 @@ def _smoothed(counts: NDArray[np.float64], prior: list[float], floor: float) -> 
     return [float(x) for x in estimate / estimate.sum()]
 
 
+def _smoothed_unseen_together(counts: NDArray[np.float64], prior: list[float], floor: float) -> list[float]:
+    """Level frequencies as :func:`_smoothed`, except that the levels never seen share one observation's share.
+
+    Not seeing any of k levels in n pairs bounds their *total* chance by about 1/n, not each one's: a floor of
+    1/n per level would give the k levels together k/n, a chance the data have just argued against. The unseen
+    levels together get what :func:`_smoothed` would give them before its floor, or one observation's share if
+    that is more, split between them as ``prior`` splits them (what the pairs cannot tell apart is left as prior
+    knowledge has it); a level seen at least once keeps :func:`_smoothed`'s estimate. No unseen level falls below
+    its ``prior`` chance, either: :func:`estimate_u_same_family`'s prior is the ordinary u, and different people of
+    one family name share a home or a street at least as often as any two people do.
+    """
+    total = counts.sum()
+    bound = max(floor, 1.0 / max(total, 1.0))
+    prior_array = np.asarray(prior, dtype=np.float64)
+    estimate = (counts + SMOOTHING * prior_array) / (total + SMOOTHING)
+    unseen = counts == 0
+    estimate[~unseen] = np.maximum(estimate[~unseen], bound)
+    if unseen.any():
+        mass = max(float(estimate[unseen].sum()), bound)
+        split = prior_array[unseen] / max(float(prior_array[unseen].sum()), floor)
+        estimate[unseen] = np.maximum(mass * split, np.maximum(prior_array[unseen], floor))
+    return [float(x) for x in estimate / estimate.sum()]
+
+
 def level_counts(levels: NDArray[np.int8], levels_count: int, weights: NDArray[np.float64] | None = None
                  ) -> NDArray[np.float64]:
     present = levels >= 0
@@ -619,7 +643,7 @@ def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArra
         if c.shared_by_household:
             column = levels[strangers, i]
             if (column >= 0).sum() >= 100:
-                out[c.name] = _smoothed(level_counts(column, c.levels_count), model.u[i], U_FLOOR)
+                out[c.name] = _smoothed_unseen_together(level_counts(column, c.levels_count), model.u[i], U_FLOOR)
     return out
 
 

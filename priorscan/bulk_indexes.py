@@ -1,4 +1,5 @@
-"""Secondary indexes set aside while a bulk load fills an empty store, and built once after it.
+"""Secondary indexes and, on PostgreSQL, foreign keys set aside while a bulk load fills an empty store, and built
+once after it.
 
 A non-unique index kept up to date row by row costs a bulk load most where it hurts: every COPY'd or inserted row
 descends each index of its table at a random place, and once an index outgrows the database's cache the server reads
@@ -6,17 +7,27 @@ and writes a page for each. Built after the rows are in, the same index is one s
 store holding no source records sets the identity tables' non-unique indexes aside (:func:`set_aside`) and builds
 them again (:func:`restore`) before anything that looks rows up by them runs.
 
+A foreign key is checked row by row too: PostgreSQL runs a look-up of the parent row, which it locks, for every row
+COPY'd into a child table (a record's version, its ~9 blocking keys, its identifiers) and for every record the relink
+links to a patient; the checks took two thirds of a COPY into ``blocking_key`` (2026-12-07, BENCHMARKS.md). Added
+again after the rows are in, the same key is checked once for the whole table, by one join. So on PostgreSQL the same
+load sets the foreign keys of these tables aside as well, and :func:`restore` adds them again, **validating every
+row**: a row that names no parent makes the restore fail, and the load with it (H-ID-44), rather than leave the store
+with a key it does not keep. SQLite cannot drop a constraint (and checks foreign keys only when asked to): its
+foreign keys stay.
+
 Only non-unique indexes are set aside: unique constraints and unique indexes (a record's ``(namespace, local_id)``,
 an HL7 message's control id) keep guarding against doubles throughout. Both functions are idempotent, and which
-indexes exist is read from the store itself, so a load killed in between restores them when it is resumed; the
-indexes are those of the tables' metadata, which the migrations are held equal to (``tests/test_storage.py``).
+indexes and keys exist is read from the store itself, so a load killed in between restores them when it is resumed;
+they are those of the tables' metadata, which the migrations are held equal to (``tests/test_storage.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Index, Table, inspect, text
+from sqlalchemy import Connection, ForeignKeyConstraint, Index, Table, inspect, text
+from sqlalchemy.schema import AddConstraint
 
 
 def secondary_indexes(tables: Sequence[Table]) -> list[Index]:
@@ -25,13 +36,27 @@ def secondary_indexes(tables: Sequence[Table]) -> list[Index]:
     return sorted(found, key=lambda index: str(index.name))
 
 
+def foreign_keys(connection: Connection, tables: Sequence[Table]) -> list[ForeignKeyConstraint]:
+    """The foreign keys of ``tables`` that a load sets aside on this database (none on SQLite), in a stable order."""
+    if connection.dialect.name != "postgresql":
+        return []
+    found = [key for table in tables for key in table.foreign_key_constraints]
+    return sorted(found, key=lambda key: str(key.name))
+
+
 def _present(connection: Connection, tables: Sequence[Table]) -> set[str]:
     inspector = inspect(connection)
     return {str(index["name"]) for table in tables for index in inspector.get_indexes(table.name)}
 
 
+def _present_keys(connection: Connection, tables: Sequence[Table]) -> set[str]:
+    inspector = inspect(connection)
+    return {str(key["name"]) for table in tables for key in inspector.get_foreign_keys(table.name)}
+
+
 def set_aside(connection: Connection, tables: Sequence[Table]) -> list[str]:
-    """Drop the non-unique indexes of ``tables`` that the store has, in the caller's transaction; their names."""
+    """Drop the non-unique indexes of ``tables`` that the store has and, on PostgreSQL, their foreign keys, in the
+    caller's transaction; their names."""
     present = _present(connection, tables)
     quote = connection.dialect.identifier_preparer.quote
     dropped = []
@@ -39,6 +64,12 @@ def set_aside(connection: Connection, tables: Sequence[Table]) -> list[str]:
         if str(index.name) in present:
             connection.execute(text(f"DROP INDEX {quote(str(index.name))}"))
             dropped.append(str(index.name))
+    keys = _present_keys(connection, tables)
+    for key in foreign_keys(connection, tables):
+        if str(key.name) in keys:
+            assert key.table is not None
+            connection.execute(text(f"ALTER TABLE {quote(key.table.name)} DROP CONSTRAINT {quote(str(key.name))}"))
+            dropped.append(str(key.name))
     return dropped
 
 
@@ -48,12 +79,31 @@ def missing(connection: Connection, tables: Sequence[Table]) -> list[Index]:
     return [index for index in secondary_indexes(tables) if str(index.name) not in present]
 
 
+def missing_foreign_keys(connection: Connection, tables: Sequence[Table]) -> list[ForeignKeyConstraint]:
+    """The foreign keys of ``tables`` that a load sets aside on this database and the store lacks."""
+    present = _present_keys(connection, tables)
+    return [key for key in foreign_keys(connection, tables) if str(key.name) not in present]
+
+
 def restore(connection: Connection, tables: Sequence[Table]) -> list[str]:
-    """Build every non-unique index of ``tables`` that the store lacks, in the caller's transaction; their names."""
+    """Build every non-unique index of ``tables`` that the store lacks, in the caller's transaction; their names
+    (the foreign keys come back with :func:`restore_foreign_keys`, after the indexes)."""
     built = missing(connection, tables)
     for index in built:
         index.create(connection)
     return [str(index.name) for index in built]
 
 
-__all__ = ["missing", "restore", "secondary_indexes", "set_aside"]
+def restore_foreign_keys(connection: Connection, tables: Sequence[Table]) -> list[str]:
+    """Add every foreign key of ``tables`` that the store lacks, in the caller's transaction; their names.
+
+    Each is added validated (``ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY``, one join over the table): a row
+    naming no parent raises :class:`sqlalchemy.exc.IntegrityError` and nothing is added."""
+    added = missing_foreign_keys(connection, tables)
+    for key in added:
+        connection.execute(AddConstraint(key))
+    return [str(key.name) for key in added]
+
+
+__all__ = ["foreign_keys", "missing", "missing_foreign_keys", "restore", "restore_foreign_keys",
+           "secondary_indexes", "set_aside"]

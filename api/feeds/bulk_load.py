@@ -12,8 +12,9 @@ The same files as ``priorscan ingest`` (formats told by content, :mod:`api.feeds
    first appearance of a record that the store does not hold is written so; every other identity item (a later
    update of the same record, a merge, link or change of identifier, a FHIR Bundle, a message the reader refuses)
    is set aside in input order. On a store that holds no source record yet, the non-unique indexes of the tables
-   this stage and the relink write are set aside until the relink is done and then built in one go
-   (:mod:`priorscan.bulk_indexes`); unique constraints stay throughout.
+   this stage and the relink write (and, on PostgreSQL, their foreign keys) are set aside until the relink is done and
+   then built in one go, the foreign keys validated (:mod:`priorscan.bulk_indexes`); unique constraints stay
+   throughout.
 2. **relink**: one batch relink of every source record (:func:`mpi.relink`: the scorer, decisions and
    cluster integrity that link-on-write uses), with a freshly trained model unless ``--no-train``.
 3. **deferred**: the set-aside items, in input order, through the per-message path (link-on-write, the HL7 log's
@@ -89,7 +90,7 @@ from api.feeds.ingest_formats import (
     ndjson_items,
 )
 from mpi import SourceRecord, WrittenUnlinked, keys_refreshed, linkage_tables, table_of
-from priorscan.bulk_indexes import restore, set_aside
+from priorscan.bulk_indexes import restore, restore_foreign_keys, set_aside
 from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
@@ -198,6 +199,7 @@ class BackfillReport(IngestReport):
     resumed: list[str] = field(default_factory=list)  # stages found done or begun by an earlier run
     relink: dict[str, Any] = field(default_factory=dict)
     indexes_built: int = 0  # indexes set aside for the identity stage and the relink, then built in one go
+    foreign_keys_added: int = 0  # foreign keys set aside likewise (PostgreSQL), then added and validated
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)  # this process and its workers
 
@@ -208,8 +210,10 @@ class BackfillReport(IngestReport):
         if self.objects_in_bulk or self.objects_per_message:
             lines.append(f"  {self.objects_in_bulk} DICOM object(s) in groups written in bulk, "
                          f"{self.objects_per_message} in groups through the per-message path")
-        if self.indexes_built:
-            lines.append(f"  {self.indexes_built} index(es) of the linkage tables built after the relink")
+        if self.indexes_built or self.foreign_keys_added:
+            lines.append(f"  {self.indexes_built} index(es) of the linkage tables built after the relink"
+                         + (f", {self.foreign_keys_added} foreign key(s) added and validated"
+                            if self.foreign_keys_added else ""))
         if self.relink:
             lines.append("  relink: " + ", ".join(f"{k} {v}" for k, v in self.relink.items()))
         if self.resumed:
@@ -421,11 +425,12 @@ class Backfill:
                               "table": "as written" if result.table_held else "read from the store"}
 
     def _indexes_aside(self) -> None:
-        """On a store that holds no source record yet, the linkage tables' non-unique indexes are set aside until
-        the relink has written back (:mod:`priorscan.bulk_indexes`); a resumed load that set them aside keeps them
-        aside. A store that holds records keeps its indexes: live feeds may be looking them up. A load with no
-        identity item (DICOM alone, results, orders) writes no source record in bulk and keeps them too: it would
-        drop and build them (and refresh the statistics once more) for nothing, a fixed cost of the load.
+        """On a store that holds no source record yet, the linkage tables' non-unique indexes (and, on PostgreSQL,
+        their foreign keys) are set aside until the relink has written back (:mod:`priorscan.bulk_indexes`); a
+        resumed load that set them aside keeps them aside. A store that holds records keeps its indexes: live feeds
+        may be looking them up. A load with no identity item (DICOM alone, results, orders) writes no source record
+        in bulk and keeps them too: it would drop and build them (and refresh the statistics once more) for nothing,
+        a fixed cost of the load.
 
         An empty store also records that its blocking keys are those of the running code
         (:func:`mpi.batch.keys_refreshed`, with the cursor that says the load began on an empty store): every key
@@ -452,14 +457,16 @@ class Backfill:
         an interrupted load left out) before the per-message path looks rows up by them."""
         with unit_of_work(self.context.sessions, write=True) as session:
             built = restore(session.connection(), INDEXES_BUILT_AFTER)
+            keys = restore_foreign_keys(session.connection(), INDEXES_BUILT_AFTER)  # validated: fails on a dangling row
             mark = cursor(session, self.key, "indexes")
             if mark is not None and not mark.finished:
                 advance(session, self.key, "indexes", len(built), finished=True)
-            if built:
+            if built or keys:
                 refresh_statistics(session)
-        if built:
+        if built or keys:
             self._analysed_at = self._applied()
         self.report.indexes_built += len(built)
+        self.report.foreign_keys_added += len(keys)
 
     def _applied(self) -> int:
         """Items applied so far (what the later stages add to the store): whether the statistics the indexes stage

@@ -11,10 +11,11 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixed_dates import AS_OF
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from api.context import AppContext
 from api.feeds.bulk_load import backfill_paths
@@ -72,14 +73,16 @@ def _counts(url: str) -> dict[str, int]:
 
 
 def _missing_indexes(url: str) -> set[str]:
-    """The linkage tables' non-unique indexes that the schema defines and the store lacks."""
+    """The linkage tables' non-unique indexes (and, on PostgreSQL, foreign keys) that the schema defines and the
+    store lacks."""
     from api.feeds.bulk_load import INDEXES_BUILT_AFTER
-    from priorscan.bulk_indexes import missing
+    from priorscan.bulk_indexes import missing, missing_foreign_keys
 
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            return {str(index.name) for index in missing(connection, INDEXES_BUILT_AFTER)}
+            return ({str(index.name) for index in missing(connection, INDEXES_BUILT_AFTER)}
+                    | {str(key.name) for key in missing_foreign_keys(connection, INDEXES_BUILT_AFTER)})
     finally:
         engine.dispose()
 
@@ -341,6 +344,40 @@ def test_a_load_into_an_empty_store_builds_its_indexes_after_the_relink_and_a_la
         assert not _missing_indexes(store_url)
     finally:
         context.engine.dispose()
+
+
+def test_a_load_into_an_empty_postgresql_store_checks_its_foreign_keys_once_after_the_relink(
+        region: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL checks a foreign key row by row (a look-up and a lock of the parent for every blocking key,
+    version and identifier COPY'd, and every record the relink links): a load into an empty store sets the linkage
+    tables' foreign keys aside for the identity stage and the relink, and adds every one of them back, validated,
+    before the per-message path runs."""
+    import mpi
+    from api.feeds.bulk_load import INDEXES_BUILT_AFTER
+    from priorscan.bulk_indexes import foreign_keys
+
+    during: list[set[str]] = []
+    relink = mpi.relink
+
+    def watched(session: Any, **options: Any) -> Any:
+        inspector = inspect(session.connection())
+        during.append({str(key["name"]) for table in INDEXES_BUILT_AFTER
+                       for key in inspector.get_foreign_keys(table.name)})
+        return relink(session, **options)
+
+    monkeypatch.setattr(mpi, "relink", watched)
+    context = _open(pg_url)
+    try:
+        report = backfill_paths(context, [_registrations(region, tmp_path / "registrations.hl7")], workers=0,
+                                train=False)
+        with context.engine.connect() as connection:
+            expected = len(foreign_keys(connection, INDEXES_BUILT_AFTER))
+    finally:
+        context.engine.dispose()
+    assert report.written > 0
+    assert during == [set()]  # none checked row by row while the rows went in and were linked
+    assert report.foreign_keys_added == expected >= 8
+    assert not _missing_indexes(pg_url)  # all back, and every row had its parent
 
 
 @pytest.fixture

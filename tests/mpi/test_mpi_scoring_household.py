@@ -64,6 +64,29 @@ def test_names_written_the_other_way_round_weigh_once() -> None:
     assert score.field_weights["given"] == 0.0 and score.field_weights["family"] > 0
 
 
+@pytest.mark.parametrize(("fields", "among_relatives", "why"), [
+    pytest.param({"given": "Margaret"}, True, "one family name: relatives of one street weigh it less"),
+    pytest.param({"family": "Whitfeild", "given": "Margaret"}, True, "a slip in the family name: still one family"),
+    pytest.param({"family": "Eleanor", "given": "Whitfield"}, False,
+                 "names written the other way round: two family names if two people, so weighed as strangers"),
+])
+def test_a_street_shared_is_weighed_against_relatives_only_for_one_family_name(
+        fields: dict[str, object], among_relatives: bool, why: str) -> None:
+    """u among people of one family name (``u_same_family``) is learnt from pairs agreeing on the family name's
+    sound; two different people whose names are each other's swapped are not of one family (H-ID-43)."""
+    base = Model.default()
+    residence = base.index_of("residence")
+    assert residence is not None
+    model = base.evolve(u_same_family={"residence": [0.3, 0.05, 0.05, 0.01, 0.02, 0.08, 0.49]})
+    a = match_record(1, given="Eleanor")
+    neighbour = match_record(2, nhs_number=None, address="40 Mill Lane, Guildford", phone=None, **fields)
+    score, = score_candidates(model, a, [neighbour])
+    assert score.levels["residence"] == "postcode-and-part", why
+    part = model.comparisons[residence].labels.index("postcode-and-part")
+    u = model.u_same_family["residence"][part] if among_relatives else model.u[residence][part]
+    assert score.field_weights["residence"] == pytest.approx(math.log2(model.m[residence][part] / u), abs=1e-3), why
+
+
 @pytest.mark.parametrize(("fields", "why"), [
     ({}, "identical records"),
     ({"given": "Margaret", "nhs_number": None}, "a twin at one home"),

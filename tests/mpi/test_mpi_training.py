@@ -107,22 +107,71 @@ def _frame_of(demographics: list) -> object:  # type: ignore[type-arg]
     return frame_from_table(table_from_stored(list(range(len(records))), [r.as_stored() for r in records]))
 
 
-def test_a_population_without_households_learns_that_pairs_at_one_home_are_one_person() -> None:
+@pytest.fixture(scope="module")
+def without_households() -> Model:
+    """A model trained on FEBRL dataset 3: one original and its duplicates, nobody else at the address."""
+    from bench.mpi_data import febrl, febrl_demographics
+
+    return train(_frame_of(list(febrl_demographics(febrl("dataset3")))))  # type: ignore[arg-type]
+
+
+def test_a_population_without_households_learns_that_pairs_at_one_home_are_one_person(
+        without_households: Model) -> None:
     """FEBRL-like data (one original and its duplicates, nobody else at the address): the household prior comes
     out near one and kin per record near zero, so the twin rate of the prior knowledge weighs nothing there.
 
     ~780 pairs at one home hold no relatives: the share of one person is that evidence by Laplace's rule (1 - 1/782),
     not pulled to 0.987 by twenty pseudo-observations of one half (ten imagined relatives), which kept a copy whose
     given name and birth date were both replaced, at its home, below the match threshold."""
-    from bench.mpi_data import febrl, febrl_demographics
-
-    frame = _frame_of(list(febrl_demographics(febrl("dataset3"))))
-    model = train(frame)  # type: ignore[arg-type]
+    model = without_households
     household = model.training["household"]
     assert household["pairs"] > 500 and household["relatives"] < 1, household
     assert model.household_prior > 1 - 2 / household["pairs"], household
     assert model.kin_per_record < 0.05, household
 
+
+
+def test_levels_never_seen_among_strangers_of_one_family_name_share_one_floor(without_households: Model) -> None:
+    """FEBRL has no households: the few hundred stranger pairs of one family name share no home, no street, no
+    postcode. Not seeing five levels in n pairs bounds their chance *together* by about 1/n; a floor of 1/n on each
+    gave them 5/n, so a copy at its own street with its house number mistyped weighed 5 bits less where the family
+    names agreed than where they did not (FEBRL 3-4's largest group of missed pairs, H-ID-43). No level falls
+    below the ordinary u: people of one family name share a street at least as often as any two people."""
+    model = without_households
+    residence = model.index_of("residence")
+    assert residence is not None
+    same_family, ordinary = model.u_same_family["residence"], model.u[residence]
+    labels = model.comparisons[residence].labels
+    unseen = [labels.index(x) for x in ("postcode-and-address", "postcode-and-part", "postcode", "address",
+                                        "both-nearly")]
+    assert sum(same_family[i] for i in unseen) < 0.006  # about one observation's share (~1/330), not five of them
+    # every level but *else*, which gives up what the others take
+    assert all(s >= o * 0.999 for s, o in zip(same_family[:-1], ordinary[:-1], strict=True))
+    part = labels.index("postcode-and-part")
+    assert same_family[part] < 3 * ordinary[part]
+
+
+@pytest.mark.parametrize(("counts", "why"), [
+    pytest.param([0, 0, 0, 7, 320], "three levels unseen: one share of 1/327 between them, split as the prior"),
+    pytest.param([0, 5, 10, 7, 305], "one level unseen: its own floor, as before"),
+    pytest.param([30, 20, 10, 40, 227], "all seen: the ordinary smoothed frequencies"),
+])
+def test_unseen_levels_share_one_observation_s_share(counts: list[int], why: str) -> None:
+    from mpi.training import _smoothed, _smoothed_unseen_together
+
+    prior = [2e-4, 1e-4, 1e-3, 1e-2, 0.9887]
+    got = np.asarray(_smoothed_unseen_together(np.asarray(counts, dtype=np.float64), prior, 1e-9))
+    old = np.asarray(_smoothed(np.asarray(counts, dtype=np.float64), prior, 1e-9))
+    n = sum(counts)
+    unseen = np.asarray(counts) == 0
+    assert got.sum() == pytest.approx(1.0), why
+    assert np.all(got[:-1] >= np.asarray(prior)[:-1] * 0.99), why
+    if unseen.sum() > 1:
+        assert got[unseen].sum() == pytest.approx(1 / n, rel=0.05), why
+        np.testing.assert_allclose(got[unseen] / got[unseen].sum(), np.asarray(prior)[unseen]
+                                   / np.asarray(prior)[unseen].sum(), rtol=1e-6)
+    else:
+        np.testing.assert_allclose(got, old, rtol=0.05, err_msg=why)
 
 
 def test_sample_hash_is_splitmix64() -> None:
