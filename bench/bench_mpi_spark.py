@@ -269,7 +269,12 @@ def main(argv: list[str]) -> int:
         load_before = os.getloadavg()
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            results[engine] = {"error": done.stderr[-3000:]}
+            # the whole log kept: the cause (a JVM's OutOfMemoryError) is often far above the last lines
+            log = Path("bench/results") / f"mpi_spark_{args.people}_{engine}_{int(time.time())}.stderr"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(done.stderr)
+            results[engine] = {"error": done.stderr[-3000:], "log": str(log),
+                               "load_average": {"before": load_before, "after": os.getloadavg()}}
             continue
         results[engine] = json.loads(done.stdout.strip().splitlines()[-1])
         results[engine]["load_average"] = {"before": load_before, "after": os.getloadavg()}

@@ -22,7 +22,7 @@ from imaging.dose import compare_with_drl, drl_category
 from imaging.reference import national_drls
 from imaging.tables import IrradiationEvent, Study
 from imaging.withdrawal import dose_is_patients
-from mpi import RegionalPatient, SourceRecord
+from mpi import RegionalPatient, SourceRecord, resolve_patient_reference
 from priorscan.trusts import TrustRegistry
 
 #: The columns of ``priorscan export studies``: the contract's, then priorscan's own.
@@ -120,6 +120,21 @@ def current_regional_id(session: Session, trusts: TrustRegistry, regional_id: st
     return current
 
 
+def patient_reference_regional_id(session: Session, trusts: TrustRegistry, reference: str,
+                                  client: str = "") -> str | None:
+    """The regional patient (current, following merges) that a ``patient`` search value denotes; None when unknown.
+
+    The value is a regional id or ``Patient/<id>`` where the id is a regional id *or* the id of a source record's
+    Patient (``src-<n>``, as ``POST /fhir/Patient`` answers, or an id the client gave it), resolved as every adapter
+    resolves a reference (:func:`mpi.resolve_patient_reference`): a client that names the Patient by the id it was
+    given must find that person's studies, never an empty result.
+    """
+    resource_id = reference.rstrip("/").rsplit("/", 1)[-1].strip()
+    if not resource_id:
+        return None
+    return resolve_patient_reference(session, trusts, f"Patient/{resource_id}", client=client)
+
+
 def patient_timeline(session: Session, trusts: TrustRegistry, regional_id: str) -> Timeline | None:
     """The patient's studies from every trust with dose and cumulative effective dose; None for an unknown id.
 
@@ -164,13 +179,14 @@ def regional_id_of(session: Session, study: Study) -> str | None:
 
 
 def search_studies(session: Session, trusts: TrustRegistry, *, patient: str | None = None,
-                   identifier: str | None = None, limit: int = 100) -> list[tuple[Study, str | None]]:
-    """Studies by patient (regional id or ``Patient/<id>``) and/or identifier (``urn:dicom:uid|<uid>``, an
-    accession number, ``system|value``); each with its regional id. Both criteria must hold when both are given."""
+                   identifier: str | None = None, limit: int = 100, client: str = "") -> list[tuple[Study, str | None]]:
+    """Studies by patient (:func:`patient_reference_regional_id`: a regional or source Patient id, ``client``'s own
+    ids included) and/or identifier (``urn:dicom:uid|<uid>``, an accession number, ``system|value``); each with its
+    regional id. Both criteria must hold when both are given."""
     query = select(Study, SourceRecord.regional_patient_id).outerjoin(
         SourceRecord, SourceRecord.id == Study.source_record_id)
     if patient is not None:
-        regional_id = current_regional_id(session, trusts, patient.rsplit("/", 1)[-1].strip())
+        regional_id = patient_reference_regional_id(session, trusts, patient, client)
         if regional_id is None:
             return []
         query = query.where(SourceRecord.regional_patient_id == regional_id)

@@ -373,7 +373,9 @@ class MiddleNameComparison(Comparison):
     """Further given names (middle names, as HL7 PID-5.3 and FHIR's second ``given`` carry them): the same, spelled
     out; the first agreeing as far as both go (an initial and a name it begins, ``J`` and ``JAMES``; or the same first
     middle name, the rest differing); else. Missing on either side (most records hold none): no evidence. Where
-    the first given names agree, only ``else`` is evidence (two people of one name); agreement there is none.
+    the first given names agree, only ``else`` is evidence (two people of one name); agreement there is none here,
+    and the scorer restores it away from one home where both records carry a birth date
+    (:func:`mpi.scoring.middle_away_from_home`).
 
     Among relatives a middle name is shared now and then (a son named after his father); how often is learnt among
     the people of one home like the other personal fields (:func:`mpi.training.estimate_u_household`).

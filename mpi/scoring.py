@@ -39,7 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mpi.blocking import pairs_within_runs
-from mpi.comparisons import NULL, PostcodeComparison
+from mpi.comparisons import NULL, MiddleNameComparison, PostcodeComparison, equal
 from mpi.frames import Frame, probe_pairs
 from mpi.model import M_FLOOR, Model
 from mpi.normalise import MatchRecord
@@ -155,7 +155,42 @@ def _comparison_levels(model: Model, left: Frame, right: Frame) -> NDArray[np.in
     for index, comparison in enumerate(model.comparisons):
         if comparison.name in ("phone", "residence"):
             levels[:, index] = shared_homes_as_none(model, comparison.name, levels[:, index], left, right)
+    middle_away_from_home(model, levels, left, right)
     return levels
+
+
+def middle_away_from_home(model: Model, levels: NDArray[np.int8], left: Frame, right: Frame) -> None:
+    """Where the first given names agree, an agreeing middle name is evidence of one person *away from one home*.
+
+    :class:`mpi.comparisons.MiddleNameComparison` gives no level to middle names that agree under one first name:
+    relatives who share a first name (a son named after his father) share the middle one too. Those relatives live
+    together; two records of one first name at two homes are one person who moved (or was keyed at another
+    address) or two people of one name, and for those the middle names are the evidence the comparison reads
+    everywhere else (m from one person's records, u from random pairs; a family name shared away from home weighs
+    them against the mixture of relatives and strangers that :func:`_kin_evidence` learns). So where the records
+    do not give one home (:func:`one_home`) and both carry a birth date, the agreement levels of the middle names
+    alone (:meth:`~mpi.comparisons.MiddleNameComparison.levels_whatever_the_first_names`) are restored in place.
+    At one home agreement stays no evidence, and so it does where either record lacks the birth date: the pair is
+    then undistinguished (rule 8), and an agreeing middle name must not stand in for the date that tells a parent
+    from a child of one name (on pseudopeople it linked two ``TIMOTHY J WILLIAMS`` and chained two girls of one
+    name, born three years apart, through a record without a birth date). Pure and per pair: real time, the batch
+    relink, training and the Spark relink read the same levels.
+    """
+    index, given = model.index_of("middle"), model.index_of("given")
+    comparison = model.comparisons[index] if index is not None else None
+    if given is None or comparison is None or not isinstance(comparison, MiddleNameComparison) or not len(levels):
+        return
+    # agreement was withheld only where both hold a middle name and the first given names are equal; a given name
+    # compared as none (a stand-in, ``DAUGHTER``) is no first name to agree under
+    rows = np.flatnonzero((levels[:, index] == NULL) & ~left["middle__missing"] & ~right["middle__missing"]
+                          & (levels[:, given] != NULL) & (left["birth_year"] > 0) & (right["birth_year"] > 0)
+                          & ~one_home(model, levels))
+    if not len(rows):
+        return
+    a, b = left.take(rows), right.take(rows)
+    rows = rows[equal(a, b, "given")]
+    if len(rows):
+        levels[rows, index] = comparison.levels_whatever_the_first_names(left.take(rows), right.take(rows))
 
 
 def shared_homes_as_none(model: Model, name: str, levels: NDArray[np.int8], left: Frame, right: Frame

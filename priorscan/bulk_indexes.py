@@ -64,8 +64,9 @@ def set_aside(connection: Connection, tables: Sequence[Table]) -> list[str]:
         if str(index.name) in present:
             connection.execute(text(f"DROP INDEX {quote(str(index.name))}"))
             dropped.append(str(index.name))
-    keys = _present_keys(connection, tables)
-    for key in foreign_keys(connection, tables):
+    wanted = foreign_keys(connection, tables)
+    keys = _present_keys(connection, tables) if wanted else set()
+    for key in wanted:
         if str(key.name) in keys:
             assert key.table is not None
             connection.execute(text(f"ALTER TABLE {quote(key.table.name)} DROP CONSTRAINT {quote(str(key.name))}"))
@@ -81,8 +82,9 @@ def missing(connection: Connection, tables: Sequence[Table]) -> list[Index]:
 
 def missing_foreign_keys(connection: Connection, tables: Sequence[Table]) -> list[ForeignKeyConstraint]:
     """The foreign keys of ``tables`` that a load sets aside on this database and the store lacks."""
-    present = _present_keys(connection, tables)
-    return [key for key in foreign_keys(connection, tables) if str(key.name) not in present]
+    wanted = foreign_keys(connection, tables)
+    present = _present_keys(connection, tables) if wanted else set()
+    return [key for key in wanted if str(key.name) not in present]
 
 
 def restore(connection: Connection, tables: Sequence[Table]) -> list[str]:

@@ -59,6 +59,8 @@ ADAPTERS: dict[str, tuple[str, str]] = {
 }
 BUNDLE_TYPES = ("batch", "transaction", "collection")
 METHOD_ORDER = {"DELETE": 0, "POST": 1, None: 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+#: Bundle request methods whose entries carry no resource (FHIR R4 invariant bundle-7).
+_NO_RESOURCE_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 ATTEMPTS = 3
 
 
@@ -251,6 +253,22 @@ class _Entry:
     method: str | None
     url_id: str | None
     full_url: str | None
+    request_only: dict[str, Any] | None = None  # the entry as sent, when it carries no resource (GET, DELETE)
+
+    @property
+    def kind(self) -> str:
+        """The entry's resource type: the resource's, else the first segment of request.url."""
+        if self.resource.get("resourceType"):
+            return str(self.resource["resourceType"])
+        request = (self.request_only or {}).get("request")
+        url = str(request.get("url", "")) if isinstance(request, Mapping) else ""
+        first = url.lstrip("/").split("?")[0].split("/")[0]
+        return first if first.isalpha() else "FHIR"
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """What a dead letter keeps of the entry."""
+        return self.request_only if self.request_only is not None else self.resource
 
 
 def _entries(bundle: Mapping[str, Any]) -> list[_Entry]:
@@ -262,17 +280,25 @@ def _entries(bundle: Mapping[str, Any]) -> list[_Entry]:
         raise FHIRError("Bundle.entry must be a list", code="fhir.invalid")
     entries = []
     for position, raw in enumerate(raw_entries):
-        if not isinstance(raw, Mapping) or not isinstance(raw.get("resource"), Mapping):
-            raise FHIRError(f"Bundle.entry[{position}] has no resource", code="fhir.invalid")
+        if not isinstance(raw, Mapping):
+            raise FHIRError(f"Bundle.entry[{position}] is not an object", code="fhir.invalid")
         request = raw.get("request") if isinstance(raw.get("request"), Mapping) else None
         method = str(request.get("method", "")).upper() if request and kind != "collection" else None
         if kind != "collection" and not method:
             raise FHIRError(f"Bundle.entry[{position}].request.method is required in a {kind}", code="fhir.invalid")
+        resource = raw.get("resource")
+        if not isinstance(resource, Mapping):
+            # R4 (bundle-7): GET, HEAD and DELETE entries carry no resource. Such an entry is valid and is refused
+            # on its own as not supported (_apply_entry), never the whole Bundle as invalid.
+            if method not in _NO_RESOURCE_METHODS:
+                raise FHIRError(f"Bundle.entry[{position}] has no resource", code="fhir.invalid")
+            resource = {}
         path = (str(request.get("url", "")) if request else "").split("?")[0].rstrip("/").split("/")
-        url_id = path[-1] if method == "PUT" and len(path) >= 2 and path[-2] == raw["resource"].get(
+        url_id = path[-1] if method == "PUT" and len(path) >= 2 and path[-2] == resource.get(
             "resourceType") else None
-        entries.append(_Entry(position, dict(raw["resource"]), method, url_id,
-                              raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None))
+        entries.append(_Entry(position, dict(resource), method, url_id,
+                              raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None,
+                              dict(raw) if not resource else None))
     return entries
 
 
@@ -357,11 +383,10 @@ def process_bundle(context: AppContext, bundle: Mapping[str, Any], *, agent: Age
                             keep_rejected=keep_rejected, base=base)
     results: dict[int, ItemOutcome] = {}
     for entry in ordered:
-        kind = str(entry.resource.get("resourceType") or "FHIR")
-        outcome = run_unit(context, kind, lambda session, e=entry: _apply_entry(  # type: ignore[misc]
+        outcome = run_unit(context, entry.kind, lambda session, e=entry: _apply_entry(  # type: ignore[misc]
             session, context.trusts, e, references, agent=agent))
         if not outcome.accepted and keep_rejected:
-            _dead_letter(context, entry.resource, outcome, channel=channel, source=source)
+            _dead_letter(context, entry.payload, outcome, channel=channel, source=source)
         results[entry.position] = outcome
     outcomes = [results[e.position] for e in entries]
     return BundleResult(outcomes, {"resourceType": "Bundle", "type": "batch-response",
@@ -377,7 +402,7 @@ def _transaction(context: AppContext, bundle: Mapping[str, Any], ordered: list[_
         references.clear()
         failed.clear()
         for entry in ordered:
-            kind = str(entry.resource.get("resourceType") or "FHIR")
+            kind = entry.kind
             try:
                 results[entry.position] = _apply_entry(session, context.trusts, entry, references, agent=agent)
             except EntryRejected as exc:
@@ -399,7 +424,7 @@ def _transaction(context: AppContext, bundle: Mapping[str, Any], ordered: list[_
     reason = f"transaction rolled back{where}: {failure.reason}"
     first = ItemOutcome.rejected(failure.kind, reason, failure.error_code or "fhir", status=failure.detail.get(
         "status", _status_line(http_status(failure.error_code)[0])))
-    others = [ItemOutcome.rejected(str(e.resource.get("resourceType") or "FHIR"),
+    others = [ItemOutcome.rejected(e.kind,
                                    f"not applied: the transaction failed{where}", failure.error_code or "fhir")
               for e in sorted(ordered, key=lambda e: e.position) if not failed or e is not failed[0][0]]
     if keep_rejected:

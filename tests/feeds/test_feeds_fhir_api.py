@@ -373,3 +373,25 @@ def test_a_batch_applies_each_entry_on_its_own(live_server) -> None:
     assert result.entry[1].response.outcome is not None
     assert fhir.get("Patient", identifier=f"{RTK}|AB000601").json()["total"] == 1
     assert fhir.get("Patient", identifier=f"{RTK}|AB000602").json()["total"] == 0
+
+
+def test_entries_without_a_resource_are_refused_one_by_one_not_as_an_invalid_bundle(live_server_sqlite) -> None:
+    """R4 batch and transaction Bundles may hold GET and DELETE entries, which carry no resource (bundle-7): shaped
+    like the R4 examples ``bundle-request-simplesummary`` and ``bundle-transaction``. A batch answers each entry on
+    its own (the DELETE and GET as not supported, the POST applied); a transaction is refused whole as not supported,
+    never as an invalid Bundle."""
+    fhir = Fhir(live_server_sqlite)
+    batch = _bundle("batch", fhir_patient(hospital=(RTK, "AB000701")))
+    batch["entry"] += [{"request": {"method": "GET", "url": "/Patient/example"}},
+                       {"request": {"method": "DELETE", "url": "Patient/234"}}]
+    response = fhir.post("", batch)
+    assert response.status_code == 200, response.text
+    result = Bundle.model_validate(response.json())
+    assert [e.response.status for e in result.entry] == ["201 Created", "400 Bad Request", "400 Bad Request"]
+    assert [i.code for e in result.entry[1:] for i in e.response.outcome.issue] == ["not-supported"] * 2
+    assert fhir.get("Patient", identifier=f"{RTK}|AB000701").json()["total"] == 1
+
+    transaction = _bundle("transaction", fhir_patient(hospital=(RTK, "AB000702")))
+    transaction["entry"].append({"request": {"method": "DELETE", "url": "Patient?identifier=123456"}})
+    assert "DELETE" in outcome_of(fhir.post("", transaction), 400, "not-supported")
+    assert fhir.get("Patient", identifier=f"{RTK}|AB000702").json()["total"] == 0

@@ -83,6 +83,31 @@ def test_subject_by_identifier_and_errors(live_server_sqlite: Any) -> None:
     assert httpx.post(f"{server.base_url}/fhir/ImagingStudy", json=no_uid, headers=headers).status_code == 400
 
 
+def test_studies_are_found_by_the_patient_id_the_fhir_server_gave(live_server_sqlite: Any) -> None:
+    """A FHIR client names the Patient by the id it was given: ``src-<n>`` from POST, or the id it chose with PUT (as
+    the R4 example ImagingStudy names ``Patient/example``). The study is accepted under that reference and a search by
+    it finds the study, never an empty result (hazard H-ID-45)."""
+    server = live_server_sqlite
+    headers = {"Authorization": f"Bearer {server.token(['system/Patient.cruds', 'system/ImagingStudy.cruds'])}"}
+    fhir = f"{server.base_url}/fhir"
+    posted = httpx.post(f"{fhir}/Patient", json={"resourceType": "Patient", "identifier": [
+        {"system": RTK, "value": "AB450001"}], "name": [{"family": "Levin", "given": ["Henry"]}],
+        "birthDate": "1932-09-24"}, headers=headers)
+    assert posted.status_code == 201 and posted.json()["id"].startswith("src-")
+    chosen = httpx.put(f"{fhir}/Patient/example", json={"resourceType": "Patient", "id": "example", "name": [
+        {"family": "Chalmers", "given": ["Peter"]}], "birthDate": "1974-12-25"}, headers=headers)
+    assert chosen.status_code == 201, chosen.text
+    for n, patient_id in enumerate([posted.json()["id"], "example"]):
+        body = imaging_study(f"1.2.3.45.{n}", {"reference": f"Patient/{patient_id}"})
+        created = httpx.post(f"{fhir}/ImagingStudy", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        for query in (f"Patient/{patient_id}", patient_id):
+            found = httpx.get(f"{fhir}/ImagingStudy", params={"patient": query}, headers=headers).json()
+            assert [e["resource"]["id"] for e in found["entry"]] == [f"1.2.3.45.{n}"], query
+    unknown = httpx.get(f"{fhir}/ImagingStudy", params={"patient": "Patient/src-999999"}, headers=headers).json()
+    assert unknown["total"] == 0
+
+
 @pytest.mark.parametrize(("path", "scopes", "status"), [
     ("/api/v1/patients/RPX/timeline", None, 401),  # no token
     ("/api/v1/patients/RPX/timeline", ["priorscan/analytics"], 403),  # another scope

@@ -131,3 +131,37 @@ def test_a_model_trained_before_relatives_were_learnt_scores_with_the_shipped_kn
     assert loaded.version != "fs-older" and loaded.version == loaded.content_version()
     twin, = score_candidates(loaded, match_record(1), [match_record(2, given="Margaret", nhs_number=None)])
     assert twin.probability < 0.99, "a twin at one home is not linked automatically"
+
+
+#: Two records of one first name and middle initial (``Eleanor G``), no NHS number: the other's home, birth date and
+#: middle name are set per case. A record at another home moved or was keyed at another address.
+AWAY = {"postcode": "GU2 7XH", "address": "3 Oak Road, Burpham", "phone": None}
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    # away from home, both carrying a birth date: the middle names are evidence as everywhere else
+    ({}, {**AWAY, "given": "Eleanor Grace"}, "exact"),
+    ({}, {**AWAY, "given": "Eleanor G"}, "initial-or-first"),
+    ({}, {**AWAY, "given": "Eleanor G", "birth_date": "1981-06-02"}, "initial-or-first"),  # a date keyed wrongly
+    ({}, {**AWAY, "given": "Eleanor Mary"}, "else"),  # a difference is evidence wherever the two live
+    # at one home, agreement under one first name stays no evidence: relatives living together (a son named after
+    # his father) share the middle name too
+    ({}, {"given": "Eleanor G"}, None),
+    ({}, {"given": "Eleanor G", "birth_date": "1981-06-02"}, None),
+    # without a birth date on one side the pair is undistinguished (rule 8): what tells a parent from a child of
+    # one name is missing, and a middle name they may share must not stand in for it
+    ({}, {**AWAY, "given": "Eleanor G", "birth_date": None}, None),
+    ({}, {"given": "Ellie G"}, "initial-or-first"),  # first names that differ: evidence at one home as before
+    # a stand-in the model learnt (``DAUGHTER``) is compared as no first name: nothing to agree under
+    ({"given": "Daughter G"}, {**AWAY, "given": "Daughter G"}, None),
+])
+def test_a_middle_name_agreeing_under_one_first_name_is_evidence_away_from_home(left: dict, right: dict,
+                                                                                  expected: str | None) -> None:
+    """Issue 17, the review queue: pairs of one first name at two homes whose middle names agree were scored as if
+    the middle names were unknown (H-ID-32, extended)."""
+    model = Model.default().evolve(stand_in_given=["DAUGHTER"])
+    score, = score_candidates(model, match_record(1, nhs_number=None, **left),
+                              [match_record(2, nhs_number=None, **right)])
+    assert score.levels.get("middle") == expected
+    if expected is not None:
+        assert score.field_weights["middle"] != 0.0

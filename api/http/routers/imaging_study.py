@@ -80,7 +80,8 @@ def search_imaging_studies(request: Request, ctx: ContextDep, session: SessionDe
     """Search by ``patient`` and/or ``identifier``; a searchset Bundle."""
     if not patient and not identifier:
         return issue_answer(400, "too-costly", "search ImagingStudy by patient or identifier")
-    found = search_studies(session, ctx.trusts, patient=patient, identifier=identifier, limit=count)
+    found = search_studies(session, ctx.trusts, patient=patient, identifier=identifier, limit=count,
+                           client=principal.name)
     regional_ids: list[str | None] = [*sorted({rid for _, rid in found if rid})] or [None]
     for regional_id in regional_ids:
         record(session, principal.agent, action="E", event_type="rest", subtype="search-type",
