@@ -143,14 +143,14 @@ def _peak_rss_mb(pid: int) -> float | None:
 
 
 def run_spark(path: Path, out: Path, *, master: str | None, driver_memory: str | None,
-              training_sample: int) -> dict[str, Any]:
+              training_sample: int, shuffle_partitions: int | None = None) -> dict[str, Any]:
     from mpi.model import Model
     from mpi.spark import spark_session
     from mpi.spark.columns import MATCH_COLUMNS
     from mpi.spark.relink import link_records
 
     started = time.perf_counter()
-    spark = spark_session(master, driver_memory=driver_memory)
+    spark = spark_session(master, driver_memory=driver_memory, shuffle_partitions=shuffle_partitions)
     up = time.perf_counter()
     records = spark.read.parquet(str(path)).select("record_id", *MATCH_COLUMNS).cache()
     count = records.count()
@@ -228,7 +228,7 @@ def child(engine: str, path: Path, args: argparse.Namespace) -> None:
                                   driver_memory=args.driver_memory)
     else:
         result = run_spark(path, out, master=args.master, driver_memory=args.driver_memory,
-                           training_sample=args.training_sample)
+                           training_sample=args.training_sample, shuffle_partitions=args.shuffle_partitions)
     # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork and exec
     result["driver_peak_rss_mb"] = _peak_rss_mb(os.getpid())
     labels = pd.read_parquet(out).sort_values("record_id")
@@ -248,6 +248,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--driver-memory", help="spark.driver.memory, e.g. 512m")
     parser.add_argument("--training-sample", type=int, default=TRAINING_SAMPLE,
                         help="records both engines train on (about; mpi.training.TRAINING_SAMPLE)")
+    parser.add_argument("--shuffle-partitions", type=int,
+                        help="spark.sql.shuffle.partitions (default: mpi.spark.spark_session's, 4 per core locally)")
     parser.add_argument("--engine", choices=["local", "spark", "splink-spark"],
                         help="run one engine here (used internally)")
     args = parser.parse_args(argv)
@@ -266,10 +268,17 @@ def main(argv: list[str]) -> int:
         if args.driver_memory:
             command += ["--driver-memory", args.driver_memory]
         command += ["--training-sample", str(args.training_sample)]
+        if args.shuffle_partitions:
+            command += ["--shuffle-partitions", str(args.shuffle_partitions)]
         load_before = os.getloadavg()
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            results[engine] = {"error": done.stderr[-3000:]}
+            # the whole log kept: the cause (a JVM's OutOfMemoryError) is often far above the last lines
+            log = Path("bench/results") / f"mpi_spark_{args.people}_{engine}_{int(time.time())}.stderr"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(done.stderr)
+            results[engine] = {"error": done.stderr[-3000:], "log": str(log),
+                               "load_average": {"before": load_before, "after": os.getloadavg()}}
             continue
         results[engine] = json.loads(done.stdout.strip().splitlines()[-1])
         results[engine]["load_average"] = {"before": load_before, "after": os.getloadavg()}

@@ -42,7 +42,7 @@ from dedupe.vocabulary import (
     normalise_procedure,
 )
 from imaging import PriorDetail, prior_details
-from mpi import Demographics, PatientIndex, Resolution
+from mpi import Demographics, PatientIndex, Resolution, resolve_patient_reference
 from priorscan import metrics
 from priorscan.audit import Agent, record_now
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
@@ -154,10 +154,17 @@ def _normalised(codes: tuple[ProcedureCode, ...], text: str | None, modality: st
     return found
 
 
-def _resolve(index: PatientIndex, patient: PatientQuery) -> Resolution:
-    """Who the request is about: a named regional patient (following merges), else identifiers and demographics."""
+def _resolve(session: Session, trusts: TrustRegistry, index: PatientIndex, patient: PatientQuery,
+             client: str) -> Resolution:
+    """Who the request is about: a named Patient (following merges), else identifiers and demographics.
+
+    A named Patient is a regional patient or a source record's Patient (``src-<n>``, or an id its sender gave it),
+    resolved as every adapter resolves a reference (:func:`mpi.resolve_patient_reference`): a FHIR client names the
+    Patient by the id it was given, and a Bundle's references to its own Patients are rewritten to ``src-<n>``.
+    """
     if patient.regional_id:
-        found = index.regional_patient(patient.regional_id)
+        regional_id = resolve_patient_reference(session, trusts, f"Patient/{patient.regional_id}", client=client)
+        found = index.regional_patient(regional_id or patient.regional_id)
         if found is not None:
             return Resolution(found.id, "confirmed", 1.0, [found.id])
         if not patient.identifiers and not patient.has_demographics:
@@ -272,7 +279,7 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
     """
     query = request.procedure
     index = PatientIndex(session, trusts)  # the active model: one cache, mpi.active_model
-    resolution = _resolve(index, request.patient)
+    resolution = _resolve(session, trusts, index, request.patient, agent.name)
     regional_id = resolution.regional_id
     normalised = normalise_request(query)
     code = normalised.code or (query.codes[0] if query.codes else None)

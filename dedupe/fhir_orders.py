@@ -210,7 +210,8 @@ def with_outcome(resource: dict[str, Any], outcome: CheckOutcome | None, *, note
         for prior in outcome.priors:
             issues.append({"severity": prior["severity"] if prior["severity"] == "warning" else "information",
                            "code": "informational",
-                           "details": {"text": f"{prior['modality']} {prior['bodySite'] or ''} at {prior['trust']}, "
+                           "details": {"text": f"{prior['modality'] or ''} {prior['bodySite'] or ''} at "
+                                               f"{prior['trust'] or 'an unknown trust'}, "
                                                f"{prior['daysAgo']} days ago ({prior['rule']})"},
                            "diagnostics": prior.get("viewerUrl") or prior.get("studyInstanceUid") or ""})
         extension = [ext for ext in stored.get("extension") or [] if ext.get("url") != OUTCOME_EXTENSION]

@@ -95,8 +95,12 @@ def _identity_from_identifiers(identifiers: list[dict[str, Any]], trusts: TrustR
 
 
 def subject_identity(session: Session, trusts: TrustRegistry, resource: dict[str, Any],
-                     performing_trust: str | None) -> PatientIdentity:
-    """Who an ImagingStudy is about, as the source record identifier the study will follow."""
+                     performing_trust: str | None, client: str = "") -> PatientIdentity:
+    """Who an ImagingStudy is about, as the source record identifier the study will follow.
+
+    A ``Patient/<id>`` reference names a regional patient, a source record (``src-<n>``), or a Patient by the id its
+    sender gave it (with PUT, or in a file ``priorscan ingest`` read for ``client``): :func:`mpi.find_source_record`.
+    """
     subject = resource.get("subject") or {}
     reference = str(subject.get("reference") or "")
     if reference.startswith("#"):
@@ -114,7 +118,7 @@ def subject_identity(session: Session, trusts: TrustRegistry, resource: dict[str
         patient = index.regional_patient(resource_id) if resource_id else None
         if patient is None:
             # the id a client chose for its Patient with PUT (GET Patient/<id> reads it; so must a reference)
-            record = find_source_record(session, resource_id, "") if resource_id else None
+            record = find_source_record(session, resource_id, client) if resource_id else None
             if record is None:
                 return PatientIdentity(unresolved="the subject Patient is not known")
             return PatientIdentity(record.namespace, record.local_id, record.trust_ods, qualified_by="reference")
@@ -145,13 +149,14 @@ def _started(value: Any) -> tuple[date | None, datetime | None]:
     return when.astimezone(LOCAL_ZONE).date(), when  # the study date is a London calendar date
 
 
-def facts_from_resource(session: Session, trusts: TrustRegistry, resource: dict[str, Any]) -> StudyFacts:
+def facts_from_resource(session: Session, trusts: TrustRegistry, resource: dict[str, Any],
+                        client: str = "") -> StudyFacts:
     """Read a validated ImagingStudy into study facts; raises FHIRError without a Study Instance UID."""
     uid = study_uid_of(resource)
     if not uid:
         raise FHIRError("ImagingStudy needs an identifier with system urn:dicom:uid", code="fhir.invalid")
     accession, trust = _accession(resource, trusts)
-    identity = subject_identity(session, trusts, resource, trust)
+    identity = subject_identity(session, trusts, resource, trust, client)
     modalities = [str(c["code"]) for c in _codings(resource.get("modality")) if c.get("code")]
     series = resource.get("series") or []
     for item in series:
@@ -184,7 +189,7 @@ def apply_imaging_study(session: Session, trusts: TrustRegistry, resource: dict,
     """
     try:
         validate(resource)
-        facts = facts_from_resource(session, trusts, resource)
+        facts = facts_from_resource(session, trusts, resource, agent.name)
     except FHIRError as exc:
         return ItemOutcome.rejected("ImagingStudy", exc.message, exc.code)
     if facts.patient.unresolved and "Patient" in facts.patient.unresolved:

@@ -141,7 +141,7 @@ def apply_diagnostic_report(session: Session, trusts: TrustRegistry, resource: d
                                           "an indexed study)", "not-found")
     created_study = False
     if study is None:
-        identity = subject_identity(session, trusts, resource, None)
+        identity = subject_identity(session, trusts, resource, None, agent.name)
         if identity.unresolved and "Patient" in identity.unresolved:
             return ItemOutcome.rejected(KIND, identity.unresolved, "not-found")
         accession, trust = _accession(resource, trusts)

@@ -22,7 +22,7 @@ from imaging.dose import compare_with_drl, drl_category
 from imaging.reference import national_drls
 from imaging.tables import IrradiationEvent, Study
 from imaging.withdrawal import dose_is_patients
-from mpi import RegionalPatient, SourceRecord, find_source_record
+from mpi import RegionalPatient, SourceRecord, resolve_patient_reference
 from priorscan.trusts import TrustRegistry
 
 #: The columns of ``priorscan export studies``: the contract's, then priorscan's own.
@@ -125,19 +125,14 @@ def patient_reference_regional_id(session: Session, trusts: TrustRegistry, refer
     """The regional patient (current, following merges) that a ``patient`` search value denotes; None when unknown.
 
     The value is a regional id or ``Patient/<id>`` where the id is a regional id *or* the id of a source record's
-    Patient (``src-<n>``, as ``POST /fhir/Patient`` answers, or an id the client chose with PUT): a client that
-    names the Patient by the id it was given must find that person's studies, never an empty result.
+    Patient (``src-<n>``, as ``POST /fhir/Patient`` answers, or an id the client gave it), resolved as every adapter
+    resolves a reference (:func:`mpi.resolve_patient_reference`): a client that names the Patient by the id it was
+    given must find that person's studies, never an empty result.
     """
-    resource_id = reference.rsplit("/", 1)[-1].strip()
+    resource_id = reference.rstrip("/").rsplit("/", 1)[-1].strip()
     if not resource_id:
         return None
-    current = current_regional_id(session, trusts, resource_id)
-    if current is not None:
-        return current
-    record = find_source_record(session, resource_id, client)
-    if record is None or not record.regional_patient_id:
-        return None
-    return current_regional_id(session, trusts, record.regional_patient_id)
+    return resolve_patient_reference(session, trusts, f"Patient/{resource_id}", client=client)
 
 
 def patient_timeline(session: Session, trusts: TrustRegistry, regional_id: str) -> Timeline | None:

@@ -56,8 +56,16 @@ def find_source_record(session: Session, resource_id: str, client: str) -> Sourc
                                         SourceIdentifier.value == resource_id)).first()
     if by_fhir_id is not None:
         return by_fhir_id
-    return session.scalars(select(SourceRecord).where(SourceRecord.namespace == client_namespace(client),
-                                                      SourceRecord.local_id == resource_id)).first()
+    namespace = client_namespace(client)
+    keyed = session.scalars(select(SourceRecord).where(SourceRecord.namespace == namespace,
+                                                       SourceRecord.local_id == resource_id)).first()
+    if keyed is not None:
+        return keyed
+    # a Patient keyed by its identifiers keeps the id its sender gave it (an ingested file's Patient.id) beside them
+    return session.scalars(select(SourceRecord).join(SourceIdentifier,
+                                                     SourceIdentifier.source_record_id == SourceRecord.id)
+                           .where(SourceIdentifier.system == namespace, SourceIdentifier.value == resource_id,
+                                  CURRENT)).first()
 
 
 # Statements built once with bound parameters: on this stack building a statement costs more than running it.

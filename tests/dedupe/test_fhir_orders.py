@@ -72,6 +72,27 @@ def test_create_answers_201_with_the_outcome_on_the_resource(live_server_sqlite)
         assert (alert.channel, alert.requesting_trust, alert.request["laterality"]) == ("fhir", "RYR", "left")
 
 
+def test_a_request_naming_the_patient_by_its_source_id_finds_the_priors(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """``subject: Patient/src-<n>`` (the id ``POST /fhir/Patient`` answers, and what a Bundle's references to its
+    own Patients are rewritten to), shaped like the R4 example ServiceRequest ``di``: the patient is confirmed and
+    the prior warned about, never "identity unknown, clear" (hazard H-ID-45)."""
+    server = live_server_sqlite
+    with server.context.sessions() as session:
+        _, record = add_patient(session, server.context.trusts, local_id="AB745001")
+        add_study(session, record, days_ago=20, on=date.today(), modality="MR", region="knee", laterality="left",
+                  dose=None, trust=None)  # type: ignore[arg-type]  # a study of no known trust (an ImagingStudy's)
+        session.commit()
+    headers = {"Authorization": f"Bearer {server.token(['priorscan/duplicate-check'])}"}
+    request = service_request("", subject={"reference": f"Patient/src-{record}"})
+    answer = httpx.post(f"{server.base_url}/fhir/ServiceRequest", json=request, headers=headers)
+    assert (answer.status_code, answer.headers["X-Priorscan-Verdict"]) == (201, "warning"), answer.text
+    outcome = next(c for c in answer.json()["contained"] if c["id"] == "duplicate-check")
+    assert [i["details"]["text"] for i in outcome["issue"][1:]] == ["MR knee at an unknown trust, 20 days ago (mr-any)"]
+    unknown = service_request("", subject={"reference": "Patient/src-999999"}, identifier=[])
+    answer = httpx.post(f"{server.base_url}/fhir/ServiceRequest", json=unknown, headers=headers)
+    assert (answer.status_code, answer.headers["X-Priorscan-Verdict"]) == (201, "clear")
+
+
 def test_the_other_knee_is_not_a_prior_and_errors_are_operation_outcomes(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
     server = live_server_sqlite
     number = seed(server.context, 2, laterality="right")

@@ -100,3 +100,23 @@ def test_a_failed_transaction_leaves_nothing_and_is_kept_whole(context, fake_ima
     with context.sessions() as session:
         letters = session.scalars(select(DeadLetter)).all()
     assert [json.loads(d.raw)["type"] for d in letters] == ["transaction"]
+
+
+def test_a_study_names_an_ingested_patient_by_the_patients_own_id(context) -> None:  # type: ignore[no-untyped-def]
+    """Shaped like the R4 examples Patient ``dicom`` (keyed by an identifier, with its own id) and ImagingStudy
+    ``example`` (subject ``Patient/dicom``), read from two files: the study is the patient's, not refused as naming
+    an unknown Patient (hazard H-ID-45)."""
+    patient = {"resourceType": "Patient", "id": "dicom", "identifier": [
+        {"system": "http://nema.org/examples/patients", "value": "MINT1234"}], "name": [{"family": "MINT_TEST"}],
+        "gender": "male"}
+    study = {"resourceType": "ImagingStudy", "status": "available", "subject": {"reference": "Patient/dicom"},
+             "identifier": [{"system": "urn:dicom:uid", "value": "urn:oid:2.16.124.113543.6003.45.1"}],
+             "started": "2011-01-01T11:01:20+03:00"}
+    [registered] = process_resource(context, patient, agent=AGENT, source="Patient-dicom.json")
+    [indexed] = process_resource(context, study, agent=AGENT, source="ImagingStudy-example.json")
+    assert indexed.accepted, indexed.reason
+    assert indexed.detail["regionalPatientId"] == registered.detail["regionalPatientId"]
+    other_client = process_resource(context, {**study, "identifier": [
+        {"system": "urn:dicom:uid", "value": "urn:oid:2.16.124.113543.6003.45.2"}]},
+        agent=Agent("client", "another-client"), source="other.json", keep_rejected=False)
+    assert not other_client[0].accepted  # another sender's "dicom" is not this one
