@@ -367,7 +367,9 @@ def linked_identifiers(view: RegionalView, trusts: TrustRegistry) -> list[dict[s
     patient = view.patient
     out = [{"system": REGIONAL_ID_SYSTEM, "value": patient.id, "use": "official"}]
     seen = {(REGIONAL_ID_SYSTEM, patient.id)}
-    nhs_numbers = sorted({r.nhs_number for r in view.records if r.nhs_number and r.active},
+    # a number failing the Modulus 11 check is kept on its record (and shown there) but is no NHS number of the
+    # person: shown here under the NHS number system, a consumer would take it for one
+    nhs_numbers = sorted({r.nhs_number for r in view.records if r.nhs_number and r.active and r.nhs_number_valid},
                          key=lambda n: (n != patient.nhs_number, n))
     for number in nhs_numbers:
         verified = sorted(r.nhs_verification for r in view.records if r.nhs_number == number and r.nhs_verification)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from fhir.resources.R4B.patient import Patient
 from sqlalchemy import select
 
 from mpi.fhir_patient import MATCH_GRADE_URL, REGIONAL_ID_SYSTEM
-from mpi.records import RecordKey
+from mpi.records import Demographics, RecordKey
 from mpi.service import PatientIndex
 from priorscan.tables import AuditEvent
 from priorscan.trusts import NHS_NUMBER_SYSTEM
@@ -251,6 +252,20 @@ def test_regional_patient_exposes_every_linked_identifier(live_server) -> None:
     with live_server.context.sessions() as session:
         reads = session.scalars(select(AuditEvent).where(AuditEvent.subtype == "Patient read")).all()
     assert [a.regional_patient_id for a in reads][-1] == regional
+
+
+def test_a_number_failing_the_check_is_no_nhs_number_of_the_regional_patient(live_server_sqlite) -> None:
+    """Shaped like a public NHS Wales A40 example (``7000000001^^^NHS^NH``, which fails Modulus 11): the record keeps
+    what was sent, but the regional Patient does not show it under the NHS number system (hazard H-ID-46)."""
+    fhir = Fhir(live_server_sqlite)
+    with live_server_sqlite.context.sessions() as session:
+        outcome = PatientIndex(session, live_server_sqlite.context.trusts).upsert(Demographics(
+            namespace=RTK, local_id="AB460001", trust_ods="RTK", nhs_number="7000000001", family="TEST",
+            given="PATIENT", birth_date=date(2000, 1, 1)), event="ADT^A28", actor="test")
+        session.commit()
+    golden = Patient.model_validate(fhir.get(f"Patient/{outcome.regional_id}").json())
+    assert {(i.system, i.value) for i in golden.identifier} == {(REGIONAL_ID_SYSTEM, outcome.regional_id),
+                                                                 (RTK, "AB460001")}
 
 
 def test_pixm_cross_references_identifiers(live_server) -> None:

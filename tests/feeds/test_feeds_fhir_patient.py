@@ -92,8 +92,9 @@ def test_invalid_patients_are_refused_without_quoting_values(resource: dict, cod
 
 def _record(**fields: object) -> SourceRecord:
     values: dict[str, object] = dict(id=7, namespace=RTK, local_id="AB1", trust_ods="RTK", active=True, version=3,
-                                     nhs_number="9990000018", nhs_verification="01", family="Smith",
-                                     given="John Paul", prefix="Mr", birth_date=date(1980, 1, 2), sex="male",
+                                     nhs_number="9990000018", nhs_number_valid=True, nhs_verification="01",
+                                     family="Smith", given="John Paul", prefix="Mr", birth_date=date(1980, 1, 2),
+                                     sex="male",
                                      postcode="GU1 1AA", address="1 High Street, Guildford", phone="01483",
                                      regional_patient_id="RPABCDEFGHJK", updated_at=datetime(2024, 1, 1, tzinfo=UTC))
     values.update(fields)

@@ -51,3 +51,23 @@ def test_an_oversized_body_is_refused_with_ar(live_server_sqlite) -> None:  # ty
                           headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert (Ack(response.text).code, Ack(response.text).control_id) == ("AR", big.split("|")[9])
+
+
+@pytest.mark.parametrize(("accept", "application"), [("NE", "NE"), ("AL", "SU"), ("NE", "ER")])
+def test_a_message_asking_for_no_ack_is_still_answered_with_its_verdict(live_server_sqlite, accept: str,  # type: ignore[no-untyped-def]
+                                                                       application: str) -> None:
+    """Over MLLP a sender may ask for no acknowledgement (MSH-15/16 ``NE``, or ``SU``/``ER`` for the other
+    verdict); over HTTP the request has its answer all the same, and an empty 200 would hide a refusal."""
+    token = live_server_sqlite.token(["priorscan/hl7"])
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def enhanced(message: str) -> str:
+        msh, rest = message.split("\r", 1)
+        return f"{msh}|||{accept}|{application}\r{rest}"
+
+    good = enhanced(adt("A04", pid("AB900011^^^RTK^MR")))
+    bad = enhanced(adt("A08", pid("AB900012^^^RTK^MR", dob="20241340")))
+    answers = [httpx.post(f"{live_server_sqlite.base_url}/hl7", content=m, headers=headers) for m in (good, bad)]
+    assert [a.status_code for a in answers] == [200, 200]
+    verdicts = [Ack("MSH|" + a.text.split("MSH|")[-1]).code for a in answers]  # the last ACK: the application's
+    assert verdicts == ["AA", "AE"]

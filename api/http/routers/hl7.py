@@ -1,7 +1,10 @@
 """``POST /hl7``: one HL7 v2 message over HTTP, for clients without MLLP; the answer is its ACK.
 
 The body is the message as text (``text/plain`` or ``application/hl7-v2``; CR or LF segment ends). The status is 200
-whatever the ACK says: MSA-1 carries the verdict (AA, AE or AR), exactly as over MLLP. The scope is
+whatever the ACK says: MSA-1 carries the verdict (AA, AE or AR), exactly as over MLLP. An HTTP request always has
+its answer, so a message whose MSH-16 asks for no application acknowledgement (``NE``, or ``SU``/``ER`` for the other
+verdict) is still answered with one here, after any accept acknowledgement MSH-15 asked for: an empty 200, or a
+commit accept alone, would hide a refusal. The scope is
 ``priorscan/hl7`` (or admin). Once HL7 senders are configured (``[[trust.hl7_sender]]``), a message is taken only when
 its MSH-3/MSH-4 name a sender that lists the calling API client in ``clients`` (AR ``hl7.sender-not-allowed``
 otherwise, kept as a dead letter).
@@ -17,12 +20,13 @@ from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
-from api.feeds.hl7_service import process_message, reject_message
+from api.feeds.hl7_service import ACK_CODES, process_message, reject_message
 from api.feeds.mllp_access import SENDER_NOT_ALLOWED, http_sender_refusal
 from api.http.deps import ContextDep, Principal, require
 from priorscan import metrics
 from priorscan.audit import Agent
-from priorscan.hl7v2 import ErrorLocation, MessageError, MessageHeader, read_header
+from priorscan.hl7v2 import AckError, ErrorLocation, MessageError, MessageHeader, build_ack, read_header
+from priorscan.outcome import ItemOutcome
 
 router = APIRouter(tags=["hl7"])
 
@@ -61,8 +65,33 @@ async def post_hl7(request: Request, ctx: ContextDep,
                                           source=agent.address)
     acks = outcome.detail.get("acks")
     acks = list(acks) if isinstance(acks, list) else [str(outcome.detail["ack"])]
+    acks = [ack for ack in acks if ack]
+    if not any(_ack_code(ack) in APPLICATION_CODES for ack in acks):
+        acks.append(_verdict(text, outcome))
     _observe(ctx, text, acks[-1] if acks else "", time.perf_counter() - started)
     return PlainTextResponse("".join(acks), media_type=ACK_MEDIA_TYPE)
+
+
+#: MSA-1 of an application acknowledgement (an accept acknowledgement says CA, CE or CR: received, not the verdict).
+APPLICATION_CODES = frozenset({"AA", "AE", "AR"})
+
+
+def _ack_code(ack: str) -> str:
+    """MSA-1 of one of our own ACKs (its field separator is MSH's fourth character)."""
+    separator = ack[3:4] or "|"
+    for segment in ack.split("\r"):
+        if segment.startswith("MSA" + separator):
+            return segment.split(separator)[1] if separator in segment else ""
+    return ""
+
+
+def _verdict(text: str, outcome: ItemOutcome) -> str:
+    """The application ACK of a message whose sender asked for none (what HTTP answers all the same)."""
+    if outcome.accepted:
+        return build_ack(_header(text), "AA")
+    code, hl7_error = ACK_CODES.get(outcome.error_code or "", ("AE", "207"))
+    return build_ack(_header(text), code, text=outcome.reason or "",
+                     error=AckError(hl7_error, application_code=outcome.error_code or ""))
 
 
 def _observe(ctx: AppContext, text: str, ack: str, seconds: float) -> None:
