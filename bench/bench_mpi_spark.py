@@ -147,13 +147,18 @@ def run_spark(path: Path, out: Path, *, master: str | None, driver_memory: str |
     from mpi.model import Model
     from mpi.spark import spark_session
     from mpi.spark.columns import MATCH_COLUMNS
-    from mpi.spark.relink import link_records
+    from mpi.spark.relink import SLICE_RECORDS, link_records
 
     started = time.perf_counter()
     spark = spark_session(master, driver_memory=driver_memory, shuffle_partitions=shuffle_partitions)
     up = time.perf_counter()
-    records = spark.read.parquet(str(path)).select("record_id", *MATCH_COLUMNS).cache()
+    records = spark.read.parquet(str(path)).select("record_id", *MATCH_COLUMNS)
     count = records.count()
+    # in slices of record ids, as `priorscan link --engine spark` reads the store (mpi.spark.relink.relink): read as
+    # the file lies, 2 M records made one or two tasks, whose blocking ran out of a 512 MB heap
+    partitions = max(spark.sparkContext.defaultParallelism * 2, count // SLICE_RECORDS + 1)
+    records = records.repartitionByRange(partitions, "record_id").cache()
+    records.count()
     loaded = time.perf_counter()
     linked = link_records(records, Model.default(), count=count, train=True, seed=0, training_sample=training_sample)
     linked.labels.write.mode("overwrite").parquet(str(out))
