@@ -18,8 +18,8 @@ offset (:func:`priorscan.hl7v2.parse_timestamp`).
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
 
 from mpi.hl7_pid import AdtError, PatientSegment, patient_context, read_pid, read_prior_keys, resolve_trust
 from mpi.records import RecordKey
@@ -220,11 +220,42 @@ def _refresh(index: PatientIndex, patient: PatientSegment, *, event: str, actor:
             outcome.notes.append("a PID older than the newest update applied was kept in history only")
 
 
+#: What a merged-away record tells of its person, carried to a survivor first known by the merge.
+_CARRIED = ("nhs_number", "nhs_verification", "family", "given", "prefix", "birth_date", "sex", "postcode", "address",
+            "phone", "death_date", "trust_ods")
+
+
+def _unknown_survivor_described(index: PatientIndex, survivor: PatientSegment, prior: Sequence[RecordKey],
+                                outcome: AdtOutcome) -> PatientSegment:
+    """The survivor of a merge as the trust describes them: when the PID names a record the index has never seen
+    and carries identifiers only (some PAS send an A40 so), the person's details are the merged-away record's,
+    since the trust says the two are one person; the PID's own values are kept where it has them.
+
+    Without this the survivor was written with no name, birth date or sex, the merged-away record (the only one
+    with them) was retired, and the regional patient lost its details: found by no demographic search, matched by
+    no later record (hazard H-ID-47).
+    """
+    if survivor.carries_demographics or index.get_record(survivor.key) is not None:
+        return survivor
+    for key in prior:
+        record = index.get_record(key) if key != survivor.key else None
+        if record is None or not (record.family or record.given or record.birth_date):
+            continue
+        own = survivor.demographics
+        carried = {name: getattr(own, name) if getattr(own, name) is not None else getattr(record, name)
+                   for name in _CARRIED}
+        outcome.notes.append("the survivor was unknown and its PID carried identifiers only: its details were "
+                             "taken from the merged-away record")
+        return replace(survivor, demographics=replace(own, **carried), carries_demographics=True)
+    return survivor
+
+
 def _apply_change(index: PatientIndex, message: AdtMessage, change: IdentityChange, *, actor: str,
                   outcome: AdtOutcome) -> None:
     survivor = change.patient
     event = message.event
     if message.operation == MERGE:
+        survivor = _unknown_survivor_described(index, survivor, change.prior, outcome)
         _refresh(index, survivor, event=event, actor=actor, outcome=outcome)
         for prior in change.prior:
             if prior == survivor.key:

@@ -175,6 +175,27 @@ def test_a40_naming_an_unknown_patient_is_kept_and_resolves_to_the_survivor(mllp
     assert regional_of(mllp, retired) == regional_of(mllp, survivor)
 
 
+def test_a40_whose_pid_carries_identifiers_only_keeps_the_persons_details(mllp) -> None:
+    """Some PAS send an A40 whose PID names the survivor by its identifiers alone. When the index has never seen
+    the survivor, its details are the merged-away record's (the trust says they are one person): the regional
+    patient keeps its name, birth date and sex, and a demographic search still finds them (H-ID-47)."""
+    survivor, retired = RecordKey(RTK, "AB200021"), RecordKey(RTK, "AB200022")
+    with MLLPClient("127.0.0.1", mllp.port) as client:
+        assert exchange(client, adt("A04", pid("AB200022^^^RTK^MR", name="WYNNE-JONES^CERI^ANN", dob="19610923",
+                                               sex="F"), event_time="20240101100000")).code == "AA"
+        merge = adt("A40", pid("AB200021^^^RTK^MR", name="", dob="", sex="", address="", phone=""),
+                    "MRG|AB200022^^^RTK^MR", event_time="20240102100000")
+        assert exchange(client, merge).code == "AA"
+    keep, gone = record_of(mllp, survivor), record_of(mllp, retired)
+    assert keep is not None and gone is not None and (gone.active, gone.merged_into_id) == (False, keep.id)
+    assert (keep.family, keep.given, str(keep.birth_date), keep.sex) == ("WYNNE-JONES", "CERI ANN", "1961-09-23",
+                                                                         "female")
+    with mllp.context.sessions() as session:
+        patient = PatientIndex(session, mllp.context.trusts).regional_patient(regional_of(mllp, survivor))
+        assert patient is not None
+        assert (patient.family, str(patient.birth_date), patient.sex) == ("WYNNE-JONES", "1961-09-23", "female")
+
+
 def test_a40_merges_two_known_patients(mllp) -> None:
     with MLLPClient("127.0.0.1", mllp.port) as client:
         exchange(client, adt("A04", pid("AB200003^^^RTK^MR", name="ALPHA^ONE", dob="19700101")))
