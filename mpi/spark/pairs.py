@@ -81,9 +81,14 @@ def blocked_pairs(records: DataFrame, *, max_block_size: int = MAX_BLOCK_SIZE) -
             if lefts:
                 yield pd.DataFrame({"a": np.concatenate(lefts), "b": np.concatenate(rights)})
 
-    key_rows = records.select("record_id", *MATCH_COLUMNS).mapInPandas(keys, "key string, record_id long")
-    blocks = (key_rows.groupBy("key").agg(F.collect_set("record_id").alias("ids"))
-              .where((F.size("ids") >= 2) & (F.size("ids") <= max_block_size)))
+    # one row per key and record; a block is gathered only once its size is known to be within the bound: a key
+    # that a large part of the region holds (collected whole before, then dropped) ran a task out of its heap at
+    # 2 M records, whatever the partitions
+    key_rows = records.select("record_id", *MATCH_COLUMNS).mapInPandas(keys, "key string, record_id long").distinct()
+    sizes = key_rows.groupBy("key").agg(F.count("*").alias("size")).where(
+        (F.col("size") >= 2) & (F.col("size") <= max_block_size))
+    blocks = key_rows.join(sizes.select("key"), "key", "left_semi").groupBy("key").agg(
+        F.collect_list("record_id").alias("ids"))
     return blocks.select("ids").mapInPandas(pairs_of_blocks, PAIR_SCHEMA).where(F.col("a") < F.col("b")).distinct()
 
 

@@ -348,3 +348,28 @@ def test_spark_relink_decides_rule_8_as_the_local_relink(spark: Any, tmp_path: P
     assert any(review[0] == (TRUST_B, "T3") or review[1] == (TRUST_B, "T3") for review in local["reviews"])
     assert all("could-be-either" in review[4] for review in local["reviews"]
                if (TRUST_B, "T3") in (review[0], review[1])), "the item names rule 8, on both engines (H-ID-22)"
+
+
+@pytest.mark.parametrize("cap", [3, 40])
+def test_spark_blocking_gives_the_local_pairs_and_drops_the_same_large_blocks(spark: Any, region_store: Path,
+                                                                             cap: int) -> None:
+    """Spark's blocked pairs are the single-machine blocking's, by record id, with a block cap small enough that
+    many keys are over it: a block is gathered only once its size is known, and one over the cap makes no pair."""
+    from mpi.batch import load_table
+    from mpi.blocking import blocked_pairs as local_blocked_pairs
+    from mpi.frames import frame_from_table
+    from mpi.spark.columns import spark_records
+    from mpi.spark.pairs import blocked_pairs as spark_blocked_pairs
+
+    store = open_store(f"sqlite:///{region_store}")
+    try:
+        with Session(store) as session:
+            table = load_table(session)
+    finally:
+        store.dispose()
+    ids = table["record_id"].to_numpy()
+    left, right = local_blocked_pairs(frame_from_table(table), max_block_size=cap)
+    local = {(int(min(a, b)), int(max(a, b))) for a, b in zip(ids[left], ids[right], strict=True)}
+    records = spark.createDataFrame(spark_records(table))
+    found = {(int(r.a), int(r.b)) for r in spark_blocked_pairs(records, max_block_size=cap).collect()}
+    assert local and found == local
