@@ -17,7 +17,6 @@ HOUSEHOLD = {"postcode", "address", "phone"}
 def test_what_a_household_shares_is_counted_once(lean: bool) -> None:
     """Splink multiplies its comparisons' evidence as if independent; a household shares postcode, address and
     phone, so as three comparisons they counted one home three times and merged households (F1 0.55)."""
-    pytest.importorskip("splink")
     from bench.bench_mpi_batch_vs_splink import splink_settings
 
     columns = [{c.unquote().name for c in creator.get_comparison("duckdb")._input_columns_used_by_case_statement}
