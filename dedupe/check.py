@@ -42,7 +42,7 @@ from dedupe.vocabulary import (
     normalise_procedure,
 )
 from imaging import PriorDetail, prior_details
-from mpi import Demographics, PatientIndex, Resolution, resolve_patient_reference
+from mpi import Demographics, PatientIndex, Resolution, is_regional_id, resolve_patient_reference
 from priorscan import metrics
 from priorscan.audit import Agent, record_now
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
@@ -163,7 +163,9 @@ def _resolve(session: Session, trusts: TrustRegistry, index: PatientIndex, patie
     Patient by the id it was given, and a Bundle's references to its own Patients are rewritten to ``src-<n>``.
     """
     if patient.regional_id:
-        regional_id = resolve_patient_reference(session, trusts, f"Patient/{patient.regional_id}", client=client)
+        regional_id: str | None = patient.regional_id
+        if not is_regional_id(patient.regional_id):  # a regional id is followed through merges by the index alone
+            regional_id = resolve_patient_reference(session, trusts, f"Patient/{patient.regional_id}", client=client)
         found = index.regional_patient(regional_id or patient.regional_id)
         if found is not None:
             return Resolution(found.id, "confirmed", 1.0, [found.id])
