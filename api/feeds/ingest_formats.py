@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from priorscan import json_input
+from priorscan.hl7v2 import decode_message
 
 SNIFF_BYTES = 8192
 _READ_CHUNK = 1 << 16
@@ -174,6 +175,7 @@ class HL7Item:
     message_type: str  # MSH-9.1, e.g. ADT; "" when there is no MSH
     phase: Phase
     event: str = ""  # MSH-9.1^MSH-9.2, e.g. ADT^A04
+    problem: str | None = None  # why its bytes are not text (``text`` then holds them as ISO 8859-1)
 
 
 def _segments(path: Path) -> Iterator[bytes]:
@@ -186,13 +188,6 @@ def _segments(path: Path) -> Iterator[bytes]:
             yield from parts
     if pending:
         yield pending
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")  # UK PAS feeds are often Windows-1252
 
 
 def message_event_of(msh: bytes) -> tuple[str, str]:
@@ -220,7 +215,8 @@ def hl7_messages(path: Path) -> Iterator[HL7Item]:
 
     def item(segments: list[bytes]) -> HL7Item:
         kind, event = message_event_of(segments[0])
-        return HL7Item(_decode(b"\r".join(segments)), position, kind, HL7_PHASES.get(kind, Phase.ORDERS), event)
+        decoded = decode_message(b"\r".join(segments))
+        return HL7Item(decoded.text, position, kind, HL7_PHASES.get(kind, Phase.ORDERS), event, decoded.problem)
 
     for raw in _segments(path):
         segment = raw.strip(b" \t\x00").lstrip(b"\xef\xbb\xbf")
@@ -239,7 +235,7 @@ def hl7_messages(path: Path) -> Iterator[HL7Item]:
             stray.append(segment)
             if len(stray) == 1:
                 position += 1
-                yield HL7Item(_decode(segment[:200]), position, "", Phase.ORDERS)
+                yield HL7Item(decode_message(segment[:200]).text, position, "", Phase.ORDERS)
     if current:
         yield item(current)
 
