@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imaging import begins_like_a_dataset
 from priorscan import json_input
 from priorscan.hl7v2 import decode_message
 
@@ -80,16 +81,6 @@ class Detected:
     reason: str | None = None  # why a file is EMPTY or UNKNOWN
 
 
-def _dicom_preamble_less(head: bytes) -> bool:
-    """A DICOM stream without preamble starts with a (0002,xxxx) or (0008,xxxx) element, little endian."""
-    if len(head) < 8 or head[0:2] not in (b"\x02\x00", b"\x08\x00"):
-        return False
-    vr = head[4:6]
-    explicit = vr.isalpha() and vr.isupper()
-    implicit_length = int.from_bytes(head[4:8], "little")
-    return explicit or implicit_length < 1 << 16
-
-
 def detect(path: Path) -> Detected:
     """Tell the format of ``path`` from its first bytes (and, for JSON, its resource types)."""
     with open(path, "rb") as handle:
@@ -103,7 +94,7 @@ def detect(path: Path) -> Detected:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text[:1] in (b"{", b"["):
         return _detect_json(path, text)
-    if _dicom_preamble_less(head):
+    if begins_like_a_dataset(head):
         return Detected(path, FileFormat.DICOM, FORMAT_PHASES[FileFormat.DICOM])
     return Detected(path, FileFormat.UNKNOWN, (),
                     "not a recognised format (HL7 v2, FHIR JSON or NDJSON, DICOM, DICOM JSON)")
