@@ -231,3 +231,15 @@ def test_coded_body_sites_over_cds_hooks(live_server_sqlite, prior, sites, cards
     answer = call(server, signed(server), body)
     assert answer.status_code == 200, answer.text
     assert [card["indicator"] for card in answer.json()["cards"]] == cards, why
+
+
+@pytest.mark.parametrize(("reason", "verdict", "why"), [
+    ("RTC, 28/40, abdo pain", "warning", "H-CMP-03: 28/40 is a pregnancy, which the trauma downgrade may not hide "
+                                         "(was info)"),
+    ("Fall from height. bHCG +ve", "warning", "H-CMP-03: a positive hCG is a pregnancy (was info)"),
+    ("RTC, bHCG -ve", "info", "a negative hCG is none: the trauma downgrade applies"),
+])
+def test_pregnancy_shorthand_blocks_the_trauma_downgrade(live_server_sqlite, reason, verdict, why) -> None:  # type: ignore[no-untyped-def]
+    number = seed(live_server_sqlite, ("CT Abdomen and Pelvis", "CT", 5))
+    result = check(live_server_sqlite, number, modality="CT", bodySite="CT AP", reason=reason)
+    assert result["verdict"] == verdict, why
