@@ -160,6 +160,16 @@ def _registrations(region: Path, out: Path) -> Path:
     return out
 
 
+def _load_registrations(region: Path, url: str, tmp_path: Path) -> Any:
+    """The region's registrations loaded into the store at ``url`` (no training); the load's report."""
+    context = _open(url)
+    try:
+        return backfill_paths(context, [_registrations(region, tmp_path / "registrations.hl7")], workers=0,
+                              train=False)
+    finally:
+        context.engine.dispose()
+
+
 def _second_store(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A second empty store of the same backend as ``store_url`` (as the suite's ``store_url`` makes one)."""
     if store_url.startswith("sqlite"):
@@ -418,12 +428,7 @@ def test_a_load_into_an_empty_postgresql_store_builds_the_identity_tables_indexe
 
     monkeypatch.setattr(mpi, "relink", watched)
     monkeypatch.setattr(bulk_load, "_BesideRelink", Watched)
-    context = _open(pg_url)
-    try:
-        report = backfill_paths(context, [_registrations(region, tmp_path / "registrations.hl7")], workers=0,
-                                train=False)
-    finally:
-        context.engine.dispose()
+    report = _load_registrations(region, pg_url, tmp_path)
     assert report.written > 0
     assert seen["finished beside"], "no index was built beside the relink, or its build waited for the relink"
     beside = {str(index.name) for index in secondary_indexes(BUILT_BESIDE_RELINK)}
@@ -439,12 +444,7 @@ def test_a_postgresql_load_refreshes_the_statistics_of_every_column_but_the_json
     """The load's ANALYZE leaves out the JSON columns (no query selects by their content, and sorting a sample of
     them was three quarters of the ANALYZE of the records): the columns the program looks records up by have
     statistics after the load, the records' match fields and link explanations have none."""
-    context = _open(pg_url)
-    try:
-        report = backfill_paths(context, [_registrations(region, tmp_path / "registrations.hl7")], workers=0,
-                                train=False)
-    finally:
-        context.engine.dispose()
+    report = _load_registrations(region, pg_url, tmp_path)
     assert report.written > 0
     engine = create_engine(pg_url)
     try:
