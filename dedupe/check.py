@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from dedupe.alerts import raise_alert
 from dedupe.circumstances import RequestReason, normalise_priority, read_circumstances
-from dedupe.comparable import ComparablePrior, Procedure, RequestFacts, judge, local_date
+from dedupe.comparable import ComparablePrior, Procedure, RequestFacts, judge, local_date, local_moment
 from dedupe.orders import OrderFacts, attach_orders, keep_unattached_identifiers, patient_identifiers, record_order
 from dedupe.priors import PatientHistory, age_from_studies, patient_exams
 from dedupe.rules import RuleSet
@@ -280,6 +280,11 @@ def run_check(session: Session, trusts: TrustRegistry, rules: RuleSet, request: 
         The current time, for requests that state no time of their own.
     """
     query = request.procedure
+    if query.requested_at is not None and query.requested_at.tzinfo is None:
+        # a time without offset is the trusts' local time; the studies' times it is compared with are aware, and the
+        # order kept states the same moment
+        query = replace(query, requested_at=local_moment(query.requested_at, rules.timezone))
+        request = replace(request, procedure=query)
     index = PatientIndex(session, trusts)  # the active model: one cache, mpi.active_model
     resolution = _resolve(session, trusts, index, request.patient, agent.name)
     regional_id = resolution.regional_id

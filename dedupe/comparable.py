@@ -239,6 +239,12 @@ def local_date(moment: datetime, timezone: str) -> date:
     return moment.astimezone(_zone(timezone)).date()
 
 
+def local_moment(moment: datetime, timezone: str) -> datetime:
+    """``moment`` with its offset: one without (a request's time as a client wrote it, "2026-03-30T00:30:00") is the
+    trusts' local time (REFERENCE.md: the sender's local time), so it can be compared with the studies' times."""
+    return moment.replace(tzinfo=_zone(timezone)) if moment.tzinfo is None else moment
+
+
 def _after_request(request: RequestFacts, exam: Exam) -> bool:
     if exam.outstanding or exam.on_date is None:
         return False

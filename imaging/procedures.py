@@ -85,15 +85,33 @@ def _clean(text: str) -> str:
     upper = re.sub(r"\bW\s*/\s*WO\b|\bW\s*/\s*W/?O\b|\bW\s*(?:&|AND)\s*W/?O\b|\bWITH\s+AND\s+WITHOUT\b", " WWO ", upper)
     upper = re.sub(r"\bW\s*/\s*O\b|\bW/O\b|\bWO\b|\bW\.O\.", " WO ", upper)
     upper = re.sub(r"\bW\s*/\s*(?=[A-Z+])|\bW/$", " WITH ", upper)
-    upper = upper.replace("&", " AND ").replace("+", " PLUS ")
+    upper = _CONTRAST_PLUS.sub(" C PLUS ", upper)
+    upper = _CONTRAST_MINUS.sub(" NON CONTRAST ", upper)
+    upper = upper.replace("&", " AND ").replace("+", " AND ")  # "Tib + fib", "C+T+L spine": a list, not contrast
     upper = re.sub(r"[^A-Z0-9]+", " ", upper)
+    upper = _SPINE_LEVELS.sub(_each_level, f" {' '.join(upper.split())} ")
     return f" {' '.join(upper.split())} "
+
+
+#: "C+" and "+C" as contrast ("CT head C+", "CT CAP + C"), not where a C-spine or a list of spine levels follows
+_CONTRAST_PLUS = re.compile(r"(?<![A-Z0-9])C\s*\+(?!\s*[A-Z0-9])|\+\s*C(?![A-Z0-9])(?!\s*-?\s*[A-Z0-9])")
+#: "C-" as without contrast ("CT Head C-"), not the C of "C-spine"
+_CONTRAST_MINUS = re.compile(r"(?<![A-Z0-9])C\s*-(?!\s*[A-Z0-9])")
+#: Spine levels listed before one "spine" ("cervical and thoracic spine", "C, T & L spine", "C+L spine"): each level
+#: is a spine of its own, read as if written "C spine and T spine"
+_LEVEL = r"(?:C|CX|T|L|CERVICAL|THORACIC|DORSAL|LUMBAR)"
+_SPINE_LEVELS = re.compile(rf" ((?:{_LEVEL} (?:AND )?)+{_LEVEL}) (SPINES?|SPINAL) ")
+
+
+def _each_level(match: re.Match[str]) -> str:
+    levels = [word for word in match.group(1).split() if word != "AND"]
+    return " " + " AND ".join(f"{level} SPINE" for level in levels) + " "
 
 
 _SPINE = (
     (r" (?:C T L SPINE|C T AND L SPINE|CTL SPINE|C T L S|WHOLE SPINE|FULL SPINE|ENTIRE SPINE) ", "whole-spine"),
     (r" (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) ", "thoracic-spine"),
-    (r" (?:C SPINE|CSPINE|CERVICAL SPINE) ", "cervical-spine"),
+    (r" (?:C SPINE|CSPINE|CX SPINE|CERVICAL SPINE) ", "cervical-spine"),
     (r" (?:T SPINE|TSPINE|THORACIC SPINE|DORSAL SPINE) ", "thoracic-spine"),
     (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX) ",
      "lumbar-spine"),
@@ -106,15 +124,27 @@ _ALSO = ((re.compile(r" (?:NCAP|N CAP) "), "neck"),
 #: ``AP`` is abdomen-pelvis on a cross-sectional request ("CT AP"), a projection on a radiograph ("XR chest AP").
 _ABDOMEN_PELVIS_CROSS_SECTIONAL = re.compile(r" (?:AP|A P) ")
 
-_ANGIO = re.compile(r" (?:CTPA|CT PA|PULMONARY ANGIO\w*|PULMONARY EMBOL\w*|PE PROTOCOL|CTA|CT ANGIO\w*|ANGIO\w*|MRA|"
-                    r"CTCA|MR ANGIO\w*|RUN ?OFF|AORTOGRAM|ARTERIOGRAM|VENOGRAM) ")
+_ANGIO = re.compile(r" (?:CTPA|CT PA|PULMONARY ANGIO\w*|PULMONARY EMBOL\w*|PULMONARY ARTER\w*|PE PROTOCOL|PE STUDY|"
+                    r"CTA|CT ANGIO\w*|ANGIO\w*|MRA|CTCA|CORONARY ARTER\w*|MR ANGIO\w*|RUN ?OFF|AORTOGRAM|"
+                    r"ARTERIOGRAM|VENOGRAM|CTV|MRV) ")
 _ANGIO_SUB = (
-    (r" (?:CTPA|CT PA|PULMONARY|PE PROTOCOL) ", "pulmonary-angiography"),
+    (r" (?:CTPA|CT PA|PULMONARY|PE PROTOCOL|PE STUDY) ", "pulmonary-angiography"),
     (r" (?:CORONARY|CORONARIES|CARDIAC|CTCA|HEART) ", "coronary-angiography"),
-    (r" (?:HEAD|BRAIN|CAROTID\w*|CIRCLE OF WILLIS|COW|INTRACRANIAL|NECK|VERTEBRAL|CEREBRAL|CRANIAL) ",
-     "head-neck-angiography"),
+    (r" (?:HEAD|BRAIN|CAROTID\w*|CIRCLE OF WILLIS|COW|INTRACRANIAL|NECK|VERTEBRAL|CEREBRAL|CRANIAL|STROKE|VERTEX|"
+     r"VENOUS SINUS\w*|CTV|MRV) ", "head-neck-angiography"),
     (r" (?:AORTA|AORTIC|AORTOGRAM|EVAR|TAVI|TEVAR) ", "aortic-angiography"),
     (r" (?:LOWER LIMB\w*|LEGS?|PERIPHERAL|RUN ?OFF|FEMORAL|UPPER LIMB\w*|ARMS?|ILIAC) ", "peripheral-angiography"),
+    # the visceral branches of the abdominal aorta (mesenteric, coeliac, renal; a CTA for GI bleeding): the aortic
+    # territory, of which they are branches, never the whole vascular tree
+    (r" (?:MESENTERIC|COELIAC|CELIAC|VISCERAL|SPLANCHNIC|RENAL|ABDOMEN|ABDOMINAL|ABDO|GI BLEED\w*|"
+     r"GASTROINTESTINAL BLEED\w*|HEPATIC) ", "aortic-angiography"),
+)
+#: What a description names when it names no region at all, by modality: a CT or MR of the aorta is an angiogram of
+#: it; a CT for "trauma" is the trauma pan-scan; a CT for "?PE" is a pulmonary angiogram
+_ONLY_WORDING = (
+    (("CT", "MR"), re.compile(r" (?:AORTA|EVAR|TEVAR|TAVI|TAVR|DISSECTION) "), "aortic-angiography"),
+    (("CT",), re.compile(r" (?:TRAUMA|MAJOR TRAUMA|POLYTRAUMA) "), "whole-body"),
+    (("CT",), re.compile(r" (?:PE|PES) "), "pulmonary-angiography"),
 )
 
 # (pattern, region, plural: implies both sides); checked after spine and angiography phrases are taken out
@@ -123,23 +153,29 @@ _PARTS = (
     (r" (?:CHEST ABDOMEN AND PELVIS|CHEST ABDO PELVIS|CAP|C A P|CTCAP|NCAP|N CAP|TAP|T A P|CTTAP|"
      r"THORAX ABDOMEN AND PELVIS|THORAX ABDO PELVIS) ", "chest-abdomen-pelvis", False),
     (r" (?:WHOLE BODY|TOTAL BODY|HALF BODY|SKELETAL SURVEY|BONE SCAN|SKULL BASE TO THIGHS?|EYES TO THIGHS?|"
-     r"MYELOMA SCREEN|PET CT|PETCT|PAN SCAN|PANSCAN|TRAUMA PAN SCAN|POLYTRAUMA|TRAUMA SERIES) ", "whole-body", False),
+     r"(?:SKULL BASE|BASE OF SKULL|VERTEX|HEAD) TO (?:MID |UPPER |PROXIMAL )?(?:THIGHS?|FEMURS?|PELVIS|TOES?)|"
+     r"FULL BODY|ENTIRE BODY|MYELOMA SCREEN|PET CT|PETCT|PAN SCAN|PANSCAN|TRAUMA PAN SCAN|POLYTRAUMA|TRAUMA SERIES) ",
+     "whole-body", False),
     (r" (?:HEAD|BRAIN|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
      r"POSTERIOR FOSSA|TEMPORAL BONES?|PETROUS) ", "head", False),
     (r" (?:FACE|FACIAL BONES|FACIAL|SINUS|SINUSES|PARANASAL|ORBITS?|MANDIBLE|MAXILLA|MAXILLOFACIAL|MAX FAX|OPG|OPT|"
      r"DENTAL|TMJS?|NASAL BONES?|ZYGOMA\w*|JAWS?|OM VIEWS?|OM 30|OMS|OCCIPITO MENTAL|OCCIPITOMENTAL) ", "face", False),
-    (r" (?:NECK|THYROID|LARYNX|PAROTIDS?|SALIVARY|SUBMANDIBULAR|PHARYNX) ", "neck", False),
+    (r" (?:NECK|THYROID|LARYNX|PAROTIDS?|SALIVARY|SUBMANDIBULAR|PHARYNX|NASOPHARYN\w*|POST NASAL SPACE|"
+     r"CAROTIDS?) ", "neck", False),
     (r" (?:CHEST|THORAX|THORACIC|LUNGS?|CXR|HRCT|RIBS?|STERNUM|HEART|CARDIAC|MEDIASTIN\w*|PLEURA\w*|OESOPHAG\w*|"
-     r"ESOPHAG\w*|(?:BARIUM|BA|CONTRAST) SWALLOW|ECHOCARDIO\w*|VQ|V Q|VENTILATION PERFUSION|LUNG PERFUSION) ",
+     r"ESOPHAG\w*|(?:BARIUM|BA|CONTRAST) SWALLOW|ECHOCARDIO\w*|VQ|V Q|VENTILATION PERFUSION|LUNG PERFUSION|MUGA|"
+     r"CALCIUM SCOR\w*|CACS) ",
      "chest", False),
     (r" (?:ABDOMEN|ABDO|ABD|ABDOMINAL|AXR|LIVER|HEPATIC|PANCREAS|PANCREATIC|RENAL|KIDNEYS?|SPLEEN|GALLBLADDER|"
      r"BILIARY|MRCP|ADRENALS?|APPENDIX|SMALL BOWEL|UPPER GI|AAA|RUQ|LUQ|PTC|PTHC|PERCUTANEOUS TRANSHEPATIC\w*|"
      r"CHOLANGIO\w*|ERCP|NEPHROSTOMY|NEPHROSTOGRAM|NEFRO|NEFROSTOMY|NEPHRO|STOMACH|GASTRIC|GASTROSTOMY|"
      r"GASTROJEJUNOSTOMY|BARIUM MEAL|BA MEAL) ", "abdomen", False),
     (r" (?:KUB|CTKUB|UROGRAM|CTU|CT UROGRAM|IVU|CT COLONOGRAPHY|COLONOGRAPHY|CTC|VIRTUAL COLONOSCOPY|CTAP|"
-     r"ABDOMEN AND PELVIS|ABDO PELVIS|(?:BARIUM|BA|CONTRAST|WATER SOLUBLE) ENEMA|ENTEROGRAPHY|ENTEROCLYSIS) ",
+     r"ABDOMEN AND PELVIS|ABDO PELVIS|(?:BARIUM|BA|CONTRAST|WATER SOLUBLE) ENEMA|ENTEROGRAPHY|ENTEROCLYSIS|COLON|"
+     r"PNEUMOCOLON) ",
      "abdomen-pelvis", False),
-    (r" (?:PELVIS|PELVIC|PROSTATE|BLADDER|UTERUS|OVARY|OVARIES|TRANSVAGINAL|RECTUM|RECTAL|SACROILIAC|SI JOINTS?|"
+    (r" (?:PELVIS|PELVIC|PEL|PELV|PROSTATE|BLADDER|UTERUS|OVARY|OVARIES|TRANSVAGINAL|RECTUM|RECTAL|SACROILIAC|"
+     r"SI JOINTS?|SI JTS?|SIJS?|"
      r"SCROTUM|SCROTAL|TESTES|TESTIS|OBSTETRIC|PREGNANCY|FETAL|DATING SCAN|NUCHAL|HSG|HYSTEROSALPINGO\w*|MCUG|"
      r"MICTURATING CYSTO\w*|CYSTOGRAM|URETHROGRAM) ", "pelvis", False),
     (r" (?:BREASTS) ", "breast", True),
@@ -177,8 +213,8 @@ _MODALITY_WORDS = (
     (r" (?:NM|NUCLEAR|SCINTIGRAPHY|SCINTIGRAM|BONE SCAN|MAG3|DMSA|MIBG|DATSCAN|SPECT|VQ|V Q|MUGA|ISOTOPE|RENOGRAM|"
      r"MYOCARDIAL PERFUSION) ", "NM"),
     (r" (?:MG|MAMMO|MAMMOGRAM|MAMMOGRAMS|MAMMOGRAPHY|TOMOSYNTHESIS|BREAST SCREENING) ", "MG"),
-    (r" (?:CT|CAT|CTPA|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP) ", "CT"),
-    (r" (?:MR|MRI|MRA|MRCP|NMR|MAGNETIC RESONANCE) ", "MR"),
+    (r" (?:CT|CAT|CTPA|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP|CTV) ", "CT"),
+    (r" (?:MR|MRI|MRA|MRV|MRCP|NMR|MAGNETIC RESONANCE) ", "MR"),
     (r" (?:US|USS|ULTRASOUND|SONOGRAPHY|DOPPLER|DUPLEX|ECHO|TRANSVAGINAL) ", "US"),
     (r" (?:FLUORO|FLUOROSCOPY|BARIUM|VIDEOFLUOROSCOPY|CONTRAST SWALLOW|HSG|MCUG|SWALLOW|IMAGE INTENSIFIER|"
      r"BA (?:SWALLOW|MEAL|ENEMA)|(?:CONTRAST|WATER SOLUBLE) ENEMA|HYSTEROSALPINGO\w*|MICTURATING CYSTO\w*) ", "RF"),
@@ -198,8 +234,8 @@ _CONTRAST_YES = re.compile(r" (?:WITH (?:IV )?(?:CONTRAST|CON|IV)|W CONTRAST|W I
 
 _SIDE_BOTH = re.compile(r" (?:BILATERAL|BILAT|BIL|BOTH|LEFT AND RIGHT|RIGHT AND LEFT|L AND R|R AND L|LT AND RT|"
                         r"RT AND LT|L PLUS R|R PLUS L) ")
-_SIDE_LEFT = re.compile(r" (?:L|LT|LEFT|LHS) ")
-_SIDE_RIGHT = re.compile(r" (?:R|RT|RIGHT|RHS) ")
+_SIDE_LEFT = re.compile(r" (?:L|LT|LFT|LEFT|LEFY|LETF|LHS) ")  # with the misspellings request forms carry
+_SIDE_RIGHT = re.compile(r" (?:R|RT|RGT|RGHT|RIGHT|RIGTH|RIHGT|RHS) ")
 
 
 def _remove(text: str, match: re.Match[str]) -> str:
@@ -241,7 +277,64 @@ def _regions_from_text(text: str) -> tuple[list[tuple[int, str]], bool]:
         more, is_plural = _regions_of_one(segment)
         found += more
         plural = plural or is_plural
+    if any(region == "angiography" for _, region in found) \
+            and any(rg.region_group(region) in (rg.HEAD, rg.NECK) for _, region in found):
+        # a bare "CTA" beside a CT head or neck ("CT head + CTA + CTP", a stroke protocol) is the head-and-neck
+        # territory, not every vascular territory
+        found = [(at, "head-neck-angiography" if region == "angiography" else region) for at, region in found]
     return sorted(found), plural
+
+
+def _only_wording(text: str, modality: str | None) -> list[tuple[int, str]]:
+    """The region of a description that names none but the modality's own wording for one (``_ONLY_WORDING``)."""
+    for modalities, pattern, region in _ONLY_WORDING:
+        if modality in modalities and (match := pattern.search(text)) is not None:
+            return [(match.start(), region)]
+    return []
+
+
+def _anatomy_words() -> dict[str, str]:
+    """The single words of the region phrases (four letters or more), each with the region it reads as."""
+    words: dict[str, str] = {}
+    patterns = [(p, region) for p, region, _ in _PARTS] + list(_SPINE) + list(_ANGIO_SUB)
+    for pattern, region in patterns:
+        depth, alternative = 0, ""
+        for char in pattern.strip().removeprefix("(?:").removesuffix(")") + "|":
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if char == "|" and depth == 0:
+                if re.fullmatch(r"[A-Z]{4,}", alternative):  # a whole alternative of one plain word
+                    words.setdefault(alternative, region)
+                alternative = ""
+            else:
+                alternative += char
+    return words
+
+
+_ANATOMY_WORDS = _anatomy_words()
+#: Words of request forms one edit away from an anatomical word that are words of their own
+_NOT_MISSPELT = frozenset({"FACET", "FACETS", "ANGLE", "ANGLES", "HEARD", "HEADS", "SKILL", "LEMUR", "CHESS", "NECKS",
+                           "SPINS", "THUMP", "WAIST", "KNEEL", "SINUS", "ORBIT", "PENAL", "FEMORA", "SUPINE",
+                           "SPLINE", "SPLINT", "FACER", "LIVED", "LIVES", "HANDY", "FEETS"})
+
+
+def _respelt(text: str) -> str | None:
+    """``text`` with each misspelt anatomical word ("HEAAD", "ABDOMAN", "THROAX", "PELIVS") replaced by the one word
+    of the region vocabulary it is a single edit (or transposition) away from; None when no word was replaced. A word
+    of four letters is read only when two of its letters are swapped ("HAED", not "LONG" for "LUNG"); shorter words,
+    words of their own (``_NOT_MISSPELT``) and words near two regions are left as they are."""
+    from rapidfuzz.distance import OSA
+
+    replaced = False
+    words = text.split()
+    for i, word in enumerate(words):
+        if len(word) < 4 or not word.isalpha() or word in _ANATOMY_WORDS or word in _NOT_MISSPELT:
+            continue
+        near = [w for w in _ANATOMY_WORDS if abs(len(w) - len(word)) <= 1 and OSA.distance(w, word, score_cutoff=1) <= 1
+                and (len(word) > 4 or sorted(w) == sorted(word))]  # four letters: only two of them swapped ("HAED")
+        if len({_ANATOMY_WORDS[w] for w in near}) == 1:  # "KNEEE": KNEE or KNEES, the knee either way
+            words[i] = min(near, key=len)  # the singular: a plural would say both sides
+            replaced = True
+    return f" {' '.join(words)} " if replaced else None
 
 
 def _regions_of_one(text: str) -> tuple[list[tuple[int, str]], bool]:
@@ -380,6 +473,11 @@ def normalise_description(description: str | None, modality_hint: str | None = N
     text = _clean(description)
     modality = hint or _modality_from_text(text)
     found, plural = _regions_from_text(text)
+    if not found:
+        found = _only_wording(text, modality)
+    if not found and (respelt := _respelt(text)) is not None:
+        text = respelt
+        found, plural = _regions_from_text(text)
     if modality in ("CT", "MR") and not any(rg.region_group(r) == rg.CHEST_ABDOMEN_PELVIS for _, r in found) \
             and (match := _ABDOMEN_PELVIS_CROSS_SECTIONAL.search(text)) is not None:
         found = sorted([*found, (match.start(), "abdomen-pelvis")])

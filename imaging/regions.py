@@ -38,6 +38,7 @@ the same as ``none``. :func:`laterality_compatible` implements "left ≠ right; 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 HEAD = "head"
@@ -204,13 +205,22 @@ def normalise_laterality(value: str | None) -> str | None:
     if value is None:
         return None
     key = value.strip().upper().rstrip(".")
-    return _LATERALITY_WORDS.get(key)
+    if key in _LATERALITY_WORDS:
+        return _LATERALITY_WORDS[key]
+    # "(L)", "R)", "Lt side", "left only", "Right-sided": every word that is a side names the same one
+    words = [w for w in re.split(r"[^A-Z0-9]+", key.replace("-SIDED", " ")) if w and w not in _NOT_A_SIDE]
+    sides = {_LATERALITY_WORDS.get(w) for w in words}
+    if sides == {LEFT, RIGHT}:  # "left and right", "L + R"
+        return BOTH
+    return sides.pop() if len(sides) == 1 and None not in sides else None
 
 
 _LATERALITY_WORDS = {
-    "L": LEFT, "LT": LEFT, "LEFT": LEFT, "7771000": LEFT, "G-A101": LEFT,
-    "R": RIGHT, "RT": RIGHT, "RIGHT": RIGHT, "24028007": RIGHT, "G-A100": RIGHT,
+    "L": LEFT, "LT": LEFT, "LFT": LEFT, "LEFT": LEFT, "7771000": LEFT, "G-A101": LEFT,
+    "R": RIGHT, "RT": RIGHT, "RGT": RIGHT, "RGHT": RIGHT, "RIGHT": RIGHT, "24028007": RIGHT, "G-A100": RIGHT,
     "B": BOTH, "BI": BOTH, "BIL": BOTH, "BILAT": BOTH, "BILATERAL": BOTH, "BOTH": BOTH, "51440002": BOTH,
     "G-A102": BOTH, "LR": BOTH, "RL": BOTH,
     "N": NONE, "NONE": NONE, "M": NONE, "MIDLINE": NONE, "8": NONE, "UNPAIRED": NONE, "66459002": NONE,
 }
+#: Words beside a side that do not change it ("Lt side", "left only", "right sided")
+_NOT_A_SIDE = frozenset({"SIDE", "SIDED", "ONLY", "SIDES", "AND"})

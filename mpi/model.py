@@ -108,8 +108,9 @@ def one_of(values: NDArray[Any], wanted: Iterable[str]) -> NDArray[np.bool_]:
 
     Not ``np.isin``: on arrays of Python objects it compares every value with every wanted one, and both the
     values (a frame's vocabulary) and the wanted ones (shared homes and phones) grow with the store; at 2 M records
-    that made the relink spend most of its time here."""
-    held = frozenset(wanted)
+    that made the relink spend most of its time here. A ``frozenset`` is used as it is (a model keeps its lists as
+    sets: :meth:`Model._set_of`)."""
+    held = wanted if isinstance(wanted, frozenset) else frozenset(wanted)
     return np.fromiter((v in held for v in values), dtype=bool, count=len(values))
 
 
@@ -226,32 +227,42 @@ class Model:
         """Rows of ``side`` (a :class:`mpi.frames.Frame`) whose ``column`` (``given`` or ``family``) is a stand-in
         (:attr:`stand_in_given`, :attr:`stand_in_family`): looked up once per distinct value of a coded frame,
         cached with it for this model."""
-        return self._held(side, column, self.stand_in_given if column == "given" else self.stand_in_family,
-                          "stand-in")
+        return self._held(side, column, "stand_in_given" if column == "given" else "stand_in_family", "stand-in")
 
     def shared(self, side: Any, what: str) -> NDArray[np.bool_]:
         """Rows of ``side`` (a :class:`mpi.frames.Frame`) whose phone (``what="phone"``) or home (``"home"``: its
         postcode and address, :func:`home_key`) more records share than a household holds
         (:attr:`shared_phone`, :attr:`shared_home`)."""
         if what == "phone":
-            return self._held(side, "phone", self.shared_phone, "shared")
+            return self._held(side, "phone", "shared_phone", "shared")
         if not self.shared_home:
             return np.zeros(side.size, dtype=bool)
-        out = self._held(side, "address", self._shared_addresses, "shared")
+        out = self._held(side, "address", "_shared_addresses", "shared")
         rows = np.flatnonzero(out)
         if len(rows):
             homes = np.frompyfunc(home_key, 2, 1)(side["postcode"][rows], side["address"][rows])
-            out[rows] = one_of(homes, self.shared_home)
+            out[rows] = one_of(homes, self._set_of("shared_home"))
         return out
 
     @cached_property
-    def _shared_addresses(self) -> list[str]:
+    def _shared_addresses(self) -> frozenset[str]:
         """The addresses of :attr:`shared_home`, without their postcodes (a first, cheap look-up by address)."""
-        return sorted({home.split("|", 1)[1] for home in self.shared_home})
+        return frozenset(home.split("|", 1)[1] for home in self.shared_home)
 
-    def _held(self, side: Any, column: str, values: list[str], kind: str) -> NDArray[np.bool_]:
-        """Rows of ``side`` whose ``column`` is one of ``values``: looked up once per distinct value of a coded
-        frame, cached with it for this model (``kind`` names the list in the cache)."""
+    def _set_of(self, attribute: str) -> frozenset[str]:
+        """The list ``attribute`` of this model (:attr:`shared_home`, :attr:`stand_in_given` ...) as a set, built
+        once per model: link-on-write looks values up in it for every new record, on frames that hold no
+        vocabulary to cache the answer with. The lists are not changed after a model is made."""
+        sets: dict[str, frozenset[str]] = self.__dict__.setdefault("_sets", {})
+        held = sets.get(attribute)
+        if held is None:
+            held = sets[attribute] = frozenset(getattr(self, attribute))
+        return held
+
+    def _held(self, side: Any, column: str, attribute: str, kind: str) -> NDArray[np.bool_]:
+        """Rows of ``side`` whose ``column`` is one of the model's list ``attribute``: looked up once per distinct
+        value of a coded frame, cached with it for this model (``kind`` names the list in the cache)."""
+        values = self._set_of(attribute)
         if not values:
             return np.zeros(side.size, dtype=bool)
         if column in side.vocab and f"{column}__code" in side:

@@ -9,7 +9,9 @@ or below :data:`SPLIT_FROM` rows, it is the one call.
 The child shares the parent's memory as it was at the fork (copy on write), computes, sends its part back through
 a pipe and leaves with :func:`os._exit` (no exit handlers, so nothing of the parent's, such as a database
 connection, is closed or flushed by it). When it fails the parent computes its rows itself: a split never changes
-a result, only who computes it.
+a result, only who computes it. A child that has sent nothing long after the parent finished its own half (its
+half is as large: :data:`PATIENCE` times the parent's time, at least :data:`PATIENCE_FLOOR_S`) is taken for hung:
+it is killed and the parent computes its rows, so a stuck child cannot hang a relink.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +30,10 @@ from numpy.typing import NDArray
 
 #: Rows below which one process computes all (a fork and the part's transfer cost a few milliseconds).
 SPLIT_FROM = 20_000
+#: How many times the parent's own time for its half a child may take to start sending its half, and the least
+#: wait in seconds (a busy host can slow one process more than the other).
+PATIENCE = 20.0
+PATIENCE_FLOOR_S = 60.0
 
 _enabled = False
 #: True while rows are being split (in both processes): C libraries' own thread pools then use one thread each,
@@ -82,6 +90,7 @@ def in_two(compute: Callable[[int, int], NDArray[Any]], rows: int) -> NDArray[An
             finally:
                 os._exit(status)
         os.close(write_end)
+        started = time.perf_counter()
         try:
             first = compute(0, half)
         except BaseException:
@@ -89,12 +98,17 @@ def in_two(compute: Callable[[int, int], NDArray[Any]], rows: int) -> NDArray[An
             os.kill(child, signal.SIGKILL)
             os.waitpid(child, 0)
             raise
-        second: NDArray[Any] | None
-        try:
-            with os.fdopen(read_end, "rb") as source:
-                second = pickle.load(source)  # noqa: S301 - our own child's array, through our own pipe
-        except (EOFError, OSError, pickle.UnpicklingError):
-            second = None
+        patience = max(PATIENCE_FLOOR_S, PATIENCE * (time.perf_counter() - started))
+        second: NDArray[Any] | None = None
+        if select.select([read_end], [], [], patience)[0]:
+            try:
+                with os.fdopen(read_end, "rb") as source:
+                    second = pickle.load(source)  # noqa: S301 - our own child's array, through our own pipe
+            except (EOFError, OSError, pickle.UnpicklingError):
+                second = None
+        else:  # hung: nothing sent in all that time
+            os.close(read_end)
+            os.kill(child, signal.SIGKILL)
         _, status = os.waitpid(child, 0)
     finally:
         splitting = False
@@ -103,4 +117,4 @@ def in_two(compute: Callable[[int, int], NDArray[Any]], rows: int) -> NDArray[An
     return np.concatenate([first, second])
 
 
-__all__ = ["SPLIT_FROM", "in_two", "spare_core"]
+__all__ = ["PATIENCE", "PATIENCE_FLOOR_S", "SPLIT_FROM", "in_two", "spare_core"]

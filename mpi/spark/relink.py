@@ -340,12 +340,8 @@ def _outcome(records: DataFrame, labels: DataFrame, strongest: DataFrame, review
     per_rid = Window.partitionBy("rid")
     held = held.withColumn("rids", F.count("*").over(per_label)).withColumn("labels", F.count("*").over(per_rid))
     sole = held.where((F.col("rids") == 1) & (F.col("labels") == 1)).select("label", "rid")
-    contested = held.where((F.col("rids") > 1) | (F.col("labels") > 1)).select("label", "rid", "n").toPandas()
-    settled = assign_held_ids(contested)
-    spark = records.sparkSession
-    kept = sole.union(spark.createDataFrame(pd.DataFrame({"label": list(settled), "rid": list(settled.values())},
-                                                         columns=["label", "rid"]).astype({"label": np.int64}),
-                                            "label long, rid string"))
+    contested = held.where((F.col("rids") > 1) | (F.col("labels") > 1)).select("label", "rid", "n")
+    kept = sole.union(_settle_contested(contested))
 
     def fresh_ids(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
@@ -367,6 +363,32 @@ def _outcome(records: DataFrame, labels: DataFrame, strongest: DataFrame, review
            .withColumn("changed", ~(F.col("new_rid").eqNullSafe(F.col("old_rid"))
                                     & F.col("state").eqNullSafe(F.col("old_state")))))
     return out.localCheckpoint(eager=True)
+
+
+def _settle_contested(contested: DataFrame) -> DataFrame:
+    """``(label, rid)``: the regional id each cluster keeps of ``contested`` (``label, rid, n``: clusters holding
+    several old ids, or old ids spread over several clusters), as :func:`mpi.batch.assign_held_ids` decides them.
+
+    Not on the driver: after a first relink of a store linked one record at a time, most clusters can be contested.
+    Whether a cluster keeps an id depends only on rows sharing its label or that id, so the greedy choice is made
+    per connected component of the clusters joined by the ids they share (every cluster holding an id joined to
+    the smallest such cluster), in the same order, as Spark jobs; the union of the components' choices is the
+    single pass's choice over all rows.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    sharing = contested.withColumn("first", F.min("label").over(Window.partitionBy("rid")))
+    components, _ = connected_components(sharing.select(F.col("label").alias("a"), F.col("first").alias("b")))
+    grouped = (contested.join(components.select(F.col("record_id").alias("label"), F.col("label").alias("component")),
+                              "label"))
+
+    def settle(pdf: pd.DataFrame) -> pd.DataFrame:
+        kept = assign_held_ids(pdf)
+        return pd.DataFrame({"label": np.fromiter(kept, dtype=np.int64, count=len(kept)),
+                             "rid": pd.Series(list(kept.values()), dtype=object)})
+
+    return grouped.groupBy("component").applyInPandas(settle, "label long, rid string")
 
 
 def _write(session: Session, spark: SparkSession, records: DataFrame, outcome: DataFrame, reviews: DataFrame,

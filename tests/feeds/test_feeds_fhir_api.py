@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -168,6 +169,16 @@ ERROR_CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("XML is not served", {"method": "POST", "path": "Patient", "content": "<Patient/>",
                            "type": "application/fhir+xml"}, 415, "not-supported"),
 ]
+
+
+def test_a_resource_sent_as_the_older_fhir_json_media_type_is_read(live_server) -> None:
+    """``application/json+fhir`` (DSTU2's media type, still sent by older integration engines) is JSON: read, not
+    refused with 415; XML stays refused (above)."""
+    fhir = Fhir(live_server)
+    headers = {**fhir.headers, "Content-Type": "application/json+fhir; charset=utf-8"}
+    response = httpx.post(f"{fhir.base}/Patient", headers=headers,
+                          content=json.dumps(fhir_patient(hospital=(RTK, "AB000777"), family="Older")))
+    assert response.status_code == 201, response.text
 
 
 def test_errors_are_operation_outcomes(live_server) -> None:

@@ -155,3 +155,65 @@ def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
 
     result = normalise_procedure([ProcedureCode("urn:trust:rtk:procedures", "CTHCS", "CT head and cervical spine")])
     assert result.regions == ("head", "cervical-spine")
+
+
+@pytest.mark.parametrize(("text", "modality", "region", "regions", "laterality", "why"), [
+    ("CT ABD/PEL W CON", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "PEL is the pelvis (was abdomen)"),
+    ("CT ABD PELV", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "and PELV"),
+    ("MRI cervical and thoracic spine", "MR", "cervical-spine", ("cervical-spine", "thoracic-spine"), "none",
+     "levels listed before one spine (was thoracic only)"),
+    ("MRI C+T+L spine", "MR", "whole-spine", ("whole-spine",), "none", "C+T+L is every level (was lumbar)"),
+    ("XR C & L spine", "XR", "cervical-spine", ("cervical-spine", "lumbar-spine"), "none",
+     "two levels, the L a level, not a side"),
+    ("MRI Cx spine", "MR", "cervical-spine", ("cervical-spine",), "none", "Cx is cervical (was the whole spine)"),
+    ("MRI SIJs", "MR", "pelvis", ("pelvis",), "none", "SIJs (was unknown)"),
+    ("CT colon", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "was unknown"),
+    ("Trauma CT", "CT", "whole-body", ("whole-body",), "none", "a trauma CT naming no region is the pan-scan"),
+    ("CT head - trauma", "CT", "head", ("head",), "none", "one naming a region is that region"),
+    ("CT Trauma scan (head to pelvis)", "CT", "whole-body", ("whole-body",), "none", "was head and pelvis"),
+    ("Full body CT", "CT", "whole-body", ("whole-body",), "none", "was unknown"),
+    ("PET CT skull base to mid thigh", "PT", "whole-body", ("whole-body",), "none", "was also head and femur"),
+    ("CT ? PE", "CT", "pulmonary-angiography", ("pulmonary-angiography",), "none", "was unknown"),
+    ("CT PE study", "CT", "pulmonary-angiography", ("pulmonary-angiography",), "none", "was unknown"),
+    ("XR chest ?PE", "XR", "chest", ("chest",), "none", "a radiograph asked for ?PE stays a chest radiograph"),
+    ("CT Aorta (dissection protocol)", "CT", "aortic-angiography", ("aortic-angiography",), "none", "was unknown"),
+    ("CT TAVI planning", "CT", "aortic-angiography", ("aortic-angiography",), "none", "was unknown"),
+    ("CT chest abdomen pelvis ?dissection", "CT", "chest-abdomen-pelvis", ("chest-abdomen-pelvis",), "none",
+     "a CT naming its regions keeps them whatever the question"),
+    ("CTA renal arteries", "CT", "aortic-angiography", ("aortic-angiography",), "none",
+     "visceral branches: the aortic territory (was every territory)"),
+    ("CT Stroke protocol (non-con head, CTA, perfusion)", "CT", "head", ("head", "head-neck-angiography"), "none",
+     "a bare CTA beside a CT head is the head-and-neck territory (was every territory)"),
+    ("CT arch to vertex angiogram", "CT", "head-neck-angiography", ("head-neck-angiography",), "none",
+     "arch to vertex (was every territory)"),
+    ("CTV head", "CT", "head-neck-angiography", ("head-neck-angiography",), "none", "a CT venogram (was no modality)"),
+    ("CT coronary calcium score", "CT", "chest", ("chest",), "none", "as a cardiac CT (was unknown)"),
+    ("US carotids", "US", "neck", ("neck",), "none", "was unknown"),
+    ("XR Tib + fib Rt", "XR", "lower-leg", ("lower-leg",), "right", "'+' is 'and' (was unknown)"),
+    ("XR Lft foot", "XR", "foot", ("foot",), "left", "Lft is left (was unknown)"),
+    ("XR Rght foot", "XR", "foot", ("foot",), "right", "Rght is right (was unknown)"),
+    ("CT heaad", "CT", "head", ("head",), "none", "one letter too many (was unknown)"),
+    ("CT Haed", "CT", "head", ("head",), "none", "two letters swapped (was unknown)"),
+    ("CT Throax abdoman pelivs", "CT", "chest-abdomen-pelvis", ("chest-abdomen-pelvis",), "none", "was unknown"),
+    ("XR kneee left", "XR", "knee", ("knee",), "left", "near KNEE and KNEES, the knee either way (was unknown)"),
+])
+def test_uk_request_wording(text: str, modality: str, region: str, regions: tuple[str, ...], laterality: str,
+                            why: str) -> None:
+    result = normalise_description(text)
+    assert (result.modality, result.body_region, result.regions, result.laterality) == (
+        modality, region, regions, laterality), why
+
+
+@pytest.mark.parametrize("text", ["XR supine", "Facet joint injection", "XR long", "CT scan", "US TV"])
+def test_words_near_an_anatomical_word_are_not_respelt(text: str) -> None:
+    assert normalise_description(text).body_region is None  # unknown, counted as such: never a guessed region
+
+
+@pytest.mark.parametrize(("text", "contrast"), [
+    ("CT Head + C spine", None),  # a C-spine after "+", not "+C" (was: with contrast)
+    ("CT Head C-", False),  # C- is without contrast (was unknown)
+    ("CT head C+", True),
+    ("CT chest, abdomen & pelvis + C", True),
+])
+def test_contrast_plus_and_minus(text: str, contrast: bool | None) -> None:
+    assert normalise_description(text).contrast is contrast

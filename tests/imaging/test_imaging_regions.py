@@ -74,3 +74,14 @@ def test_regions_as_stored_round_trip_and_unknown_names_are_left_out() -> None:
     assert rg.split_regions("head cervical-spine") == ("head", "cervical-spine")
     assert rg.join_regions(()) is None and rg.split_regions(None) == ()
     assert rg.split_regions("head elbow-of-nowhere") == ("head",)  # a truncated or foreign name is not guessed at
+
+
+@pytest.mark.parametrize(("value", "side"), [
+    ("(L)", "left"), ("R)", "right"), ("Lt side", "left"), ("left only", "left"), ("Right-sided", "right"),
+    ("Lft", "left"), ("Rght", "right"), ("left and right", "both"), ("L + R", "both"),
+    ("side", None), ("left knee", None),  # no side word, or a word that is not one: unknown, never guessed
+])
+def test_laterality_fields_as_order_entry_writes_them(value: str, side: str | None) -> None:
+    from imaging.regions import normalise_laterality
+
+    assert normalise_laterality(value) == side

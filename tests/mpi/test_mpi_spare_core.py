@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -48,6 +49,25 @@ def test_a_child_that_fails_leaves_its_rows_to_this_process(monkeypatch: pytest.
     monkeypatch.setattr(spare_core, "SPLIT_FROM", 10)
     with spare_core.spare_core():
         assert spare_core.in_two(rows, 30).tolist() == list(range(30))
+
+
+def test_a_child_that_hangs_is_killed_and_its_rows_computed_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that sends nothing long after this process finished its own half is taken for hung: it is killed
+    and its rows computed here, so a relink cannot hang on it (the child here would sleep for ten minutes)."""
+    parent = os.getpid()
+
+    def rows(start: int, stop: int) -> np.ndarray:
+        if os.getpid() != parent:
+            time.sleep(600)
+        return np.arange(start, stop)
+
+    monkeypatch.setattr(spare_core, "SPLIT_FROM", 10)
+    monkeypatch.setattr(spare_core, "PATIENCE_FLOOR_S", 1.0)
+    started = time.monotonic()
+    with spare_core.spare_core():
+        assert spare_core.in_two(rows, 30).tolist() == list(range(30))
+    assert time.monotonic() - started < 300
+    assert not spare_core.splitting
 
 
 def test_training_and_linking_on_the_spare_core_give_the_same_model_and_clusters(

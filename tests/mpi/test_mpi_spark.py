@@ -373,3 +373,24 @@ def test_spark_blocking_gives_the_local_pairs_and_drops_the_same_large_blocks(sp
     records = spark.createDataFrame(spark_records(table))
     found = {(int(r.a), int(r.b)) for r in spark_blocked_pairs(records, max_block_size=cap).collect()}
     assert local and found == local
+
+
+def test_spark_settles_contested_regional_ids_per_component_as_the_single_pass(spark: Any) -> None:
+    """Which cluster keeps which old regional id, where clusters hold several ids or ids spread over clusters: the
+    Spark relink decides it per component of clusters sharing ids, as Spark jobs (nothing gathered on the driver),
+    and must give the single pass's choice over all rows (:func:`mpi.batch.assign_held_ids`): ties of counts, ids
+    held by many clusters and chains of clusters through shared ids included."""
+    import random
+
+    import pandas as pd
+
+    from mpi.batch import assign_held_ids
+    from mpi.spark.relink import _settle_contested
+
+    rng = random.Random(11)
+    rows = {(rng.randrange(400), f"R{rng.randrange(300):04d}"): rng.choice((1, 1, 2, 2, 3, 5)) for _ in range(1500)}
+    contested = pd.DataFrame([(label, rid, n) for (label, rid), n in rows.items()], columns=["label", "rid", "n"])
+    expected = assign_held_ids(contested)
+    frame = spark.createDataFrame(contested.astype({"label": "int64", "n": "int64"}), "label long, rid string, n long")
+    got = {int(row["label"]): row["rid"] for row in _settle_contested(frame).collect()}
+    assert len(expected) > 150 and got == expected

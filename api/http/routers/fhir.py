@@ -57,9 +57,12 @@ def fhir_base(request: Request) -> str:
 
 
 async def fhir_body(request: Request) -> dict[str, Any]:
-    """The request body as a FHIR resource (JSON object with ``resourceType``); 415 or 400 otherwise."""
+    """The request body as a FHIR resource (JSON object with ``resourceType``); 415 or 400 otherwise.
+
+    Any JSON media type is read, ``application/json+fhir`` too: the type of FHIR DSTU2 and STU3's drafts, which
+    order-entry and integration engines of that age still send with R4 bodies (the body decides what it is)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media and not (media.endswith("/json") or media.endswith("+json")):
+    if media and not (media.endswith("/json") or media.endswith("+json") or media == "application/json+fhir"):
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="send application/fhir+json")
     try:
         value = json_input.loads(await request.body())

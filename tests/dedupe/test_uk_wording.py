@@ -1,0 +1,188 @@
+"""UK request and study wording through the public interfaces, as an independent acceptance check sends it.
+
+Priors are indexed from what PACS and RIS actually write (DICOM JSON: StudyDescription, ModalitiesInStudy,
+BodyPartExamined, local StudyDate/StudyTime) through :func:`imaging.ingest_dicom_json`; requests are written as
+clinicians and order-entry systems word them (NICIP-style names, UK abbreviations, misspellings, sides in
+brackets) and sent to ``POST /api/v1/duplicate-check`` or CDS Hooks ``order-sign``. Each row says what the old
+reading did wrong (hazards H-CMP-09, H-CMP-10 and H-CMP-11 of docs/clinical-safety/hazard-log.md).
+
+Every request states its own time, so that no case depends on today's date.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from dedupe_factories import add_patient, nhs_number
+from fixed_dates import AS_OF
+
+from imaging import ingest_dicom_json
+from priorscan.audit import Agent
+from priorscan.trusts import NHS_NUMBER_SYSTEM, ODS_SYSTEM
+
+_people = itertools.count(700)
+_uids = itertools.count(1)
+PACS = Agent("client", "uk-wording-tests")
+NOON = f"{AS_OF.isoformat()}T12:00:00+01:00"  # AS_OF is in June: noon BST
+
+
+def _dicom_json(local_id: str, description: str, modality: str, performed: datetime,
+                body_part: str | None) -> dict[str, Any]:
+    """A QIDO-RS study result as a trust's PACS answers it (date and time local, no offset)."""
+    dataset: dict[str, Any] = {
+        "0020000D": {"vr": "UI", "Value": [f"2.25.7{next(_uids)}{local_id[2:]}"]},
+        "00080020": {"vr": "DA", "Value": [performed.strftime("%Y%m%d")]},
+        "00080030": {"vr": "TM", "Value": [performed.strftime("%H%M%S")]},
+        "00080050": {"vr": "SH", "Value": [f"RTK{next(_uids)}"]},
+        "00080061": {"vr": "CS", "Value": [modality]},
+        "00081030": {"vr": "LO", "Value": [description]},
+        "00100020": {"vr": "LO", "Value": [local_id]},
+    }
+    if body_part:
+        dataset["00180015"] = {"vr": "CS", "Value": [body_part]}
+    return dataset
+
+
+def seed(server, *priors: tuple[str, str, int] | tuple[str, str, int, str], on: date = AS_OF,  # type: ignore[no-untyped-def]
+         at: str = "10:00") -> str:
+    """A patient at RTK with priors ``(StudyDescription, Modality, days before `on`[, BodyPartExamined])`` performed
+    at ``at`` local time, indexed from DICOM JSON; their NHS number."""
+    n = next(_people)
+    number, local_id = nhs_number(n), f"UK{n:06d}"
+    with server.context.sessions() as session:
+        add_patient(session, server.context.trusts, local_id=local_id, nhs=number)
+        session.commit()
+    hour, minute = (int(part) for part in at.split(":"))
+    for description, modality, days_ago, *body_part in priors:
+        day = on - timedelta(days=days_ago)
+        performed = datetime(day.year, day.month, day.day, hour, minute)
+        outcome = ingest_dicom_json(server.context.sessions, server.context.trusts,
+                                    _dicom_json(local_id, description, modality, performed,
+                                                body_part[0] if body_part else None), agent=PACS, source="RTK")
+        assert outcome.accepted, outcome
+    return number
+
+
+def check(server, number: str, requested_at: str = NOON, **request: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    token = server.token(["priorscan/duplicate-check"])
+    body = {"patient": {"identifiers": [{"system": NHS_NUMBER_SYSTEM, "value": number}]},
+            "request": {"requestingTrust": "RTK", "requestedAt": requested_at, **request}}
+    answer = httpx.post(f"{server.base_url}/api/v1/duplicate-check", json=body,
+                        headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+# (prior: StudyDescription, Modality, days ago[, BodyPartExamined]); request; flagged; why (what the old code did)
+COMPARABLE = [
+    (("CT ABD/PEL W CON", "CT", 10), {"modality": "CT", "bodySite": "pelvis"}, True,
+     "H-CMP-09: ABD/PEL is abdomen and pelvis (PEL was not read: abdomen only, the CT pelvis request was clear)"),
+    (("CT PELVIS", "CT", 10), {"modality": "CT", "bodySite": "ABD PELV"}, True,
+     "H-CMP-09: and as a request (PELV was not read)"),
+    (("MRI Cervical and Thoracic spine", "MR", 10), {"modality": "MR", "bodySite": "C-spine"}, True,
+     "H-CMP-09: levels listed before one 'spine' are each imaged (the cervical level was lost)"),
+    (("MRI C+T+L spine", "MR", 10), {"modality": "MR", "bodySite": "cervical spine"}, True,
+     "H-CMP-09: C+T+L is the whole spine (read as lumbar only, with contrast)"),
+    (("CT Trauma", "CT", 2), {"modality": "CT", "bodySite": "CT head ? bleed"}, True,
+     "H-CMP-09: a trauma CT is the pan-scan that covers a CT head (no region: clear)"),
+    (("Trauma CT head to pelvis", "CT", 2), {"modality": "CT", "bodySite": "chest"}, True,
+     "H-CMP-09: head to pelvis is the whole body (read as head and pelvis: the chest was not covered)"),
+    (("CT Aorta (dissection protocol)", "CT", 3), {"modality": "CT", "bodySite": "CTA aorta"}, True,
+     "H-CMP-09: a CT of the aorta is its angiogram (no region: clear)"),
+    (("CT PE study", "CT", 3), {"code": {"system": "https://fhir.nhs.uk/CodeSystem/NICIP", "code": "CCTPA",
+                                         "display": "CT Pulmonary angiogram"}}, True,
+     "H-CMP-09: a PE study is a CTPA (no region: clear)"),
+    (("CTPA", "CT", 3), {"modality": "CT", "bodySite": "? PE"}, True,
+     "H-CMP-09: a CT asked for '? PE' is a CTPA (no region: clear)"),
+    (("CT colon", "CT", 10), {"modality": "CT", "bodySite": "CT colonography"}, True,
+     "H-CMP-09: CT colon is the colonography (no region: clear)"),
+    (("MRI SIJs", "MR", 10), {"modality": "MR", "bodySite": "sacroiliac joints"}, True,
+     "H-CMP-09: SIJs are the sacroiliac joints (no region: clear)"),
+    (("CT heaad", "CT", 10), {"modality": "CT", "bodySite": "head"}, True,
+     "H-CMP-09: a misspelt head is still the head (no region: clear)"),
+    (("CT Head", "CT", 10), {"modality": "CT", "bodySite": "CT Haed non con"}, True,
+     "H-CMP-09: and a misspelt request (no region: clear)"),
+    (("XR Tib + fib Rt", "DX", 5), {"modality": "XR", "bodySite": "tibia and fibula", "laterality": "right"}, True,
+     "H-CMP-09: '+' between parts is 'and', not contrast (no region: clear)"),
+    (("MRI Cx spine", "MR", 10), {"modality": "MR", "bodySite": "L-spine"}, False,
+     "H-CMP-10: Cx spine is the cervical spine (read as the whole spine: a lumbar request was flagged)"),
+    (("CT Stroke protocol (non-con head, CTA, perfusion)", "CT", 3), {"modality": "CT", "bodySite": "CTPA"}, False,
+     "H-CMP-10: a stroke CTA is the head-and-neck territory (read as every territory: a CTPA was flagged)"),
+    (("CTA renal arteries", "CT", 3), {"modality": "CT", "bodySite": "CTPA"}, False,
+     "H-CMP-10: renal arteries are the aortic territory (read as every territory: a CTPA was flagged)"),
+    (("CT mesenteric angiogram", "CT", 3), {"modality": "CT", "bodySite": "CT angiogram aorta"}, True,
+     "H-CMP-10: a mesenteric CTA is still a prior of a CTA of the aorta (its territory)"),
+    (("XR Lft foot", "DX", 3, "FOOT"), {"modality": "XR", "bodySite": "foot", "laterality": "right"}, False,
+     "H-CMP-10: Lft is left (side unknown, so a right foot was flagged)"),
+    (("XR Rght foot", "DX", 3), {"modality": "XR", "bodySite": "XR foot (R)"}, True,
+     "H-CMP-10: Rght is right, and R in brackets too (still flagged)"),
+    (("XR Knee Rt", "CR", 3), {"modality": "XR", "bodySite": "knee", "laterality": "(L)"}, False,
+     "H-CMP-10: a side field of '(L)' is left (unknown: the right knee was flagged)"),
+]
+
+
+@pytest.mark.parametrize(("prior", "request_", "flagged", "why"), COMPARABLE)
+def test_uk_wording_is_compared_as_a_clinician_reads_it(live_server_sqlite, prior, request_, flagged, why) -> None:  # type: ignore[no-untyped-def]
+    result = check(live_server_sqlite, seed(live_server_sqlite, prior), **request_)
+    assert bool(result["priors"]) is flagged, (why, result["request"], result["priors"])
+
+
+@pytest.mark.parametrize(("requested_at", "prior_at", "on", "days_ago", "severity", "why"), [
+    ("2026-03-30T00:30:00", "12:00", date(2026, 2, 28), 30, "warning",
+     "H-CMP-11: a time without offset is London's (was a 500: naive and aware times compared)"),
+    ("2026-03-30T00:30:00", "12:00", date(2026, 2, 27), 31, "info",
+     "H-CMP-11: and the next day out is info"),
+    ("2026-10-26T00:30:00", "00:30", date(2026, 9, 26), 30, "warning",
+     "H-CMP-11: across the October change, both local calendar days (prior 00:30 BST, request 00:30 GMT)"),
+])
+def test_request_times_without_offset_are_london_time(live_server_sqlite, requested_at, prior_at, on, days_ago,  # type: ignore[no-untyped-def]
+                                                      severity, why) -> None:
+    number = seed(live_server_sqlite, ("CT Head", "CT", 0), on=on, at=prior_at)
+    result = check(live_server_sqlite, number, requested_at=requested_at, modality="CT", bodySite="head")
+    assert [(p["daysAgo"], p["severity"]) for p in result["priors"]] == [(days_ago, severity)], why
+
+
+def test_a_prior_later_on_the_day_than_a_request_without_offset_is_no_prior(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """H-CMP-11: 09:00 local on a BST day is 08:00 UTC; a study at 08:30 local came before it, one at 10:00 after."""
+    number = seed(live_server_sqlite, ("CT Head", "CT", 0), at="08:30")
+    later = seed(live_server_sqlite, ("CT Head", "CT", 0), at="10:00")
+    assert check(live_server_sqlite, number, requested_at=f"{AS_OF}T09:00:00", modality="CT",
+                 bodySite="head")["verdict"] == "warning"
+    assert check(live_server_sqlite, later, requested_at=f"{AS_OF}T09:00:00", modality="CT",
+                 bodySite="head")["verdict"] == "clear"
+
+
+def test_a_stroke_cta_over_cds_hooks_is_not_a_prior_of_a_ctpa(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """H-CMP-10 through CDS Hooks: order-sign for a CTPA three days after a stroke protocol CT (head, CTA,
+    perfusion) gives no card, and one for a CTA of the carotids does."""
+    from test_cds_hooks import ISSUER, call, jwks, signed
+
+    from priorscan.tables import CdsTrustedIssuer
+
+    server = live_server_sqlite
+    with server.context.sessions() as session:
+        session.add(CdsTrustedIssuer(issuer=ISSUER, jwks=jwks()))
+        session.commit()
+    number = seed(server, ("CT Stroke protocol (non-con head, CTA, perfusion)", "CT", 3))
+
+    def order(text: str) -> dict[str, Any]:
+        draft = {"resourceType": "ServiceRequest", "id": "d1", "status": "draft", "intent": "order",
+                 "code": {"text": text}, "authoredOn": NOON, "subject": {"reference": "Patient/ehr-1"},
+                 "requester": {"identifier": {"system": ODS_SYSTEM, "value": "RTK"}}}
+        return {"hookInstance": f"h-{next(_uids)}", "hook": "order-sign",
+                "context": {"userId": "Practitioner/1", "patientId": "ehr-1",
+                            "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                            "entry": [{"resource": draft}]}},
+                "prefetch": {"patient": {"resourceType": "Patient", "id": "ehr-1",
+                                         "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": number}]}}}
+
+    ctpa = call(server, signed(server), order("CTPA ? PE"))
+    assert ctpa.status_code == 200, ctpa.text
+    assert ctpa.json()["cards"] == []
+    carotids = call(server, signed(server), order("CT angio aortic arch and carotids"))
+    assert [card["indicator"] for card in carotids.json()["cards"]] == ["warning"]
