@@ -70,10 +70,23 @@ QUERY = "?"
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*|\?|[.;:!,()\[\]\n]|(?<!\S)[-–—]+|[-–—]+(?!\S)|\s[/]\s")
 
 
+#: UK clinical shorthand read as the words it stands for before a reason is split into words: "+ve" and "-ve"
+#: (positive, negative), and the gestation of a pregnancy in weeks over forty ("28/40": 28 weeks' gestation; not
+#: "6/52", an interval of weeks)
+_SHORTHAND = (
+    (re.compile(r"(?<![a-z0-9])\+\s?ve\b"), " positive "),
+    (re.compile(r"(?<![a-z0-9])[-–]\s?ve\b"), " negative "),
+    (re.compile(r"\b([4-9]|[1-3][0-9]|4[0-2])(?:\+[0-6])?\s?/\s?40\b"), r" \1 weeks gestation "),
+)
+
+
 @lru_cache(maxsize=1024)
 def _tokens(text: str) -> tuple[str, ...]:
+    text = text.lower()
+    for pattern, words in _SHORTHAND:
+        text = pattern.sub(words, text)
     found = []
-    for token in _TOKEN.findall(text.lower()):
+    for token in _TOKEN.findall(text):
         if token == QUERY:
             found += [BOUNDARY, QUERY]
         elif token[0].isalnum():

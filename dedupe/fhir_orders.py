@@ -42,7 +42,7 @@ from dedupe.comparable import local_date
 from dedupe.config import active_rules
 from dedupe.orders import CANCELLED, COMPLETED, set_order_status
 from dedupe.rules import RuleSet
-from dedupe.vocabulary import ProcedureCode, normalise_laterality
+from dedupe.vocabulary import ProcedureCode, body_structure_region, normalise_laterality
 from priorscan.audit import Agent
 from priorscan.errors import FHIRError, ForbiddenError
 from priorscan.outcome import ItemOutcome
@@ -79,6 +79,16 @@ def _text(concept: Any) -> str | None:
         return None
     return concept.get("text") or next((c.get("display") for c in concept.get("coding") or [] if c.get("display")),
                                        None)
+
+
+def _coded_site(concept: dict[str, Any]) -> str | None:
+    """A body site sent as a SNOMED CT body structure code alone (no text, no display), in words the normaliser
+    reads: ``51185008`` is the chest."""
+    for coding in _codings(concept):
+        region = body_structure_region(coding.get("system"), coding.get("code"))
+        if region:
+            return region.replace("-", " ")
+    return None
 
 
 def _patient(resource: dict[str, Any]) -> PatientQuery:
@@ -176,7 +186,7 @@ def read_service_request(resource: dict[str, Any], trusts: TrustRegistry,
              if c.get("code") in LATERALITY_CODES]
     laterality = normalise_laterality(sides[0]["code"]) if sides else None
     sites = [s for s in resource.get("bodySite") or [] if isinstance(s, dict)]
-    body_site = " ".join(filter(None, (_text(s) for s in sites))) or None
+    body_site = " ".join(filter(None, (_text(s) or _coded_site(s) for s in sites))) or None
     reasons = [r for r in resource.get("reasonCode") or [] if isinstance(r, dict)]
     reason_codes = tuple(f"{c['system']}|{c['code']}" if c.get("system") else c["code"]
                          for c in _codings(reasons) if c.get("code"))

@@ -69,7 +69,7 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
         regional_id_of,
         search_studies,
     )
-    from imaging.rdsr import DoseReport, parse_dose_report, raw_text
+    from imaging.rdsr import DoseReport, body_structure_region, parse_dose_report, raw_text
     from imaging.reference import effective_dose_coefficients, national_drls
     from imaging.regions import (
         BODY_REGIONS,
@@ -114,6 +114,7 @@ __all__ = [
     "apply_diagnostic_report",
     "apply_imaging_study",
     "apply_oru",
+    "body_structure_region",
     "canonical_system",
     "charts",
     "comparable_regions",

@@ -80,7 +80,7 @@ def study_modality(modalities: Sequence[str | None]) -> str | None:
 # --- text ------------------------------------------------------------------------------------------------------------
 
 def _clean(text: str) -> str:
-    upper = text.upper()
+    upper = _CAMEL_CASE.sub(" ", text).upper()  # scanner protocol names: "AbdPelvis", "WholeBody", "CaScore"
     upper = re.sub(r"\bB/L\b", " BILATERAL ", upper)
     upper = re.sub(r"\bW\s*/\s*WO\b|\bW\s*/\s*W/?O\b|\bW\s*(?:&|AND)\s*W/?O\b|\bWITH\s+AND\s+WITHOUT\b", " WWO ", upper)
     upper = re.sub(r"\bW\s*/\s*O\b|\bW/O\b|\bWO\b|\bW\.O\.", " WO ", upper)
@@ -93,6 +93,7 @@ def _clean(text: str) -> str:
     return f" {' '.join(upper.split())} "
 
 
+_CAMEL_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])")
 #: "C+" and "+C" as contrast ("CT head C+", "CT CAP + C"), not where a C-spine or a list of spine levels follows
 _CONTRAST_PLUS = re.compile(r"(?<![A-Z0-9])C\s*\+(?!\s*[A-Z0-9])|\+\s*C(?![A-Z0-9])(?!\s*-?\s*[A-Z0-9])")
 #: "C-" as without contrast ("CT Head C-"), not the C of "C-spine"
@@ -156,7 +157,7 @@ _PARTS = (
      r"(?:SKULL BASE|BASE OF SKULL|VERTEX|HEAD) TO (?:MID |UPPER |PROXIMAL )?(?:THIGHS?|FEMURS?|PELVIS|TOES?)|"
      r"FULL BODY|ENTIRE BODY|MYELOMA SCREEN|PET CT|PETCT|PAN SCAN|PANSCAN|TRAUMA PAN SCAN|POLYTRAUMA|TRAUMA SERIES) ",
      "whole-body", False),
-    (r" (?:HEAD|BRAIN|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
+    (r" (?:HEAD|BRAIN|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|IACS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
      r"POSTERIOR FOSSA|TEMPORAL BONES?|PETROUS) ", "head", False),
     (r" (?:FACE|FACIAL BONES|FACIAL|SINUS|SINUSES|PARANASAL|ORBITS?|MANDIBLE|MAXILLA|MAXILLOFACIAL|MAX FAX|OPG|OPT|"
      r"DENTAL|TMJS?|NASAL BONES?|ZYGOMA\w*|JAWS?|OM VIEWS?|OM 30|OMS|OCCIPITO MENTAL|OCCIPITOMENTAL) ", "face", False),
@@ -277,11 +278,14 @@ def _regions_from_text(text: str) -> tuple[list[tuple[int, str]], bool]:
         more, is_plural = _regions_of_one(segment)
         found += more
         plural = plural or is_plural
-    if any(region == "angiography" for _, region in found) \
-            and any(rg.region_group(region) in (rg.HEAD, rg.NECK) for _, region in found):
-        # a bare "CTA" beside a CT head or neck ("CT head + CTA + CTP", a stroke protocol) is the head-and-neck
-        # territory, not every vascular territory
-        found = [(at, "head-neck-angiography" if region == "angiography" else region) for at, region in found]
+    if any(region == "angiography" for _, region in found):
+        territories = {region for _, region in found if rg.region_group(region) == rg.ANGIOGRAPHY} - {"angiography"}
+        if territories:  # "Angio^CTA_Carotid": the angiogram of the territory the description names elsewhere
+            found = [(at, region) for at, region in found if region != "angiography"]
+        elif any(rg.region_group(region) in (rg.HEAD, rg.NECK) for _, region in found):
+            # a bare "CTA" beside a CT head or neck ("CT head + CTA + CTP", a stroke protocol) is the head-and-neck
+            # territory, not every vascular territory
+            found = [(at, "head-neck-angiography" if region == "angiography" else region) for at, region in found]
     return sorted(found), plural
 
 

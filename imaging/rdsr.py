@@ -34,6 +34,7 @@ from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
 from imaging import dose as dz
+from imaging.codetables import SNOMED, canonical_system
 from imaging.procedures import normalise_description
 from imaging.units import conversion, parse_number
 
@@ -294,6 +295,18 @@ def target_region(code: Code | None) -> str | None:
     if region is None and code.meaning:
         region = normalise_description(code.meaning).body_region
     return region or None  # "" marks a code that says the topography is unknown
+
+
+def body_structure_region(system: str | None, code: str | None, display: str | None = None) -> str | None:
+    """The body region a SNOMED CT (or SNOMED-RT) body structure code names, as a FHIR ``bodySite`` or a DICOM
+    anatomic region sends it; its display text is read when the code is not in the table; None when neither says.
+
+    >>> body_structure_region("http://snomed.info/sct", "51185008")
+    'chest'
+    """
+    if not code or system and canonical_system(system).upper() not in (SNOMED.upper(), "SRT", "99SDM"):
+        return None  # a code of another system (a trust's own, LOINC) is no SNOMED body structure
+    return target_region(Code(code.strip(), system or "", (display or "").strip().lower()))
 
 
 def phantom_cm(code: Code | None) -> int | None:

@@ -366,9 +366,33 @@ def _name(names: Sequence[Any]) -> tuple[str | None, str | None, str | None]:
     prefix = " ".join(p for p in (chosen.prefix or []) if p) or None
     family = chosen.family.strip() if chosen.family else None
     if family is None and given is None and chosen.text:
-        parts = chosen.text.split()
-        family, given = parts[-1], " ".join(parts[:-1]) or None
+        family, given = split_name_text(chosen.text)
     return family, given, prefix
+
+
+def split_name_text(text: str) -> tuple[str | None, str | None]:
+    """``(family, given)`` of a name sent only as text (``HumanName.text``), as NHS systems write names.
+
+    ``SMITH, John`` (family first before a comma: the PAS and HL7 display order); ``John SMITH`` or ``SMITH John``
+    (the family name in capitals among names that are not: ``Anna DE LA CRUZ``); otherwise ``John Smith``, the
+    last word the family name. A family name read as a given name would count against the person's own records:
+    the comma and the capitals say which is which wherever the sender wrote them.
+    """
+    text = " ".join(text.split())
+    if not text:
+        return None, None
+    if "," in text:
+        family, _, given = (part.strip() for part in text.partition(","))
+        return family or None, " ".join(given.replace(",", " ").split()) or None
+    words = text.split(" ")
+    capitals = [w.isupper() and sum(c.isalpha() for c in w) > 1 for w in words]
+    if any(capitals) and not all(capitals):
+        first = capitals.index(True)
+        last = len(capitals) - capitals[::-1].index(True)
+        if all(capitals[first:last]) and (first == 0 or last == len(words)):
+            family = " ".join(words[first:last])
+            return family, " ".join(words[:first] + words[last:]) or None
+    return words[-1], " ".join(words[:-1]) or None
 
 
 def _address(addresses: Sequence[Any]) -> tuple[str | None, str | None]:

@@ -101,3 +101,21 @@ def test_circumstances(priority, text, codes, pregnant, expected, why) -> None: 
 def test_negation_and_keywords_read_in_context(priority, text, expected, why) -> None:  # type: ignore[no-untyped-def]
     found = read_circumstances(RULES, priority=priority, reason=RequestReason(text))
     assert found == frozenset(expected), why
+
+
+@pytest.mark.parametrize(("text", "pregnant", "why"), [
+    ("12/40, abdominal pain", True, "gestation in weeks over forty (H-CMP-03; was not read)"),
+    ("RTC, 36+4/40, abdo pain", True, "with days, beside a trauma (was not read: the trauma downgrade applied)"),
+    ("bHCG positive, ?ectopic", True, "a positive hCG (was not read)"),
+    ("Preg test +ve", True, "+ve is positive (was not read)"),
+    ("UPT +ve, RIF pain", True, "urine pregnancy test positive (was not read)"),
+    ("primigravida, RUQ pain", True, "was not read"),
+    ("preg test -ve", False, "-ve is negative"),
+    ("bHCG -ve, ?appendicitis", False, "a negative hCG is no pregnancy"),
+    ("LMP 6/52 ago", False, "6/52 is an interval of weeks, not a gestation"),
+    ("BP 120/40, collapse", False, "a blood pressure is no gestation"),
+    ("Ca prostate, PSA +ve", False, "a positive PSA is no pregnancy"),
+])
+def test_uk_pregnancy_shorthand(text: str, pregnant: bool, why: str) -> None:
+    found = read_circumstances(RULES, priority=None, reason=RequestReason(text))
+    assert (PREGNANCY in found) is pregnant, why

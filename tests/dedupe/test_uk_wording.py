@@ -121,6 +121,10 @@ COMPARABLE = [
      "H-CMP-10: Lft is left (side unknown, so a right foot was flagged)"),
     (("XR Rght foot", "DX", 3), {"modality": "XR", "bodySite": "XR foot (R)"}, True,
      "H-CMP-10: Rght is right, and R in brackets too (still flagged)"),
+    (("AbdPelvis^PortalVenous (Adult)", "CT", 10), {"modality": "CT", "bodySite": "CT pelvis"}, True,
+     "H-CMP-09: a scanner protocol name in camel case is read word by word (was no region)"),
+    (("Angio^01_CTA_Carotid (Adult)", "CT", 3), {"modality": "CT", "bodySite": "CTPA"}, False,
+     "H-CMP-10: a bare 'Angio' beside the carotids is their territory (was also every territory: a CTPA flagged)"),
     (("XR Knee Rt", "CR", 3), {"modality": "XR", "bodySite": "knee", "laterality": "(L)"}, False,
      "H-CMP-10: a side field of '(L)' is left (unknown: the right knee was flagged)"),
 ]
@@ -186,3 +190,56 @@ def test_a_stroke_cta_over_cds_hooks_is_not_a_prior_of_a_ctpa(live_server_sqlite
     assert ctpa.json()["cards"] == []
     carotids = call(server, signed(server), order("CT angio aortic arch and carotids"))
     assert [card["indicator"] for card in carotids.json()["cards"]] == ["warning"]
+
+
+SNOMED = "http://snomed.info/sct"
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+
+
+@pytest.mark.parametrize(("prior", "sites", "cards", "why"), [
+    (("CT CHEST", "CT", 10), [{"coding": [{"system": SNOMED, "code": "51185008"}]}], ["warning"],
+     "H-CMP-09: a body site sent as a SNOMED CT code alone is the chest (was no region: no card)"),
+    (("XR L) Knee", "DX", 3), [{"coding": [{"system": SNOMED, "code": "72696002"}]},
+                               {"coding": [{"system": SNOMED, "code": "7771000"}]}], ["warning"],
+     "H-CMP-09: the knee, on the side the laterality code gives (was no region: no card)"),
+    (("XR Knee Rt", "DX", 3), [{"coding": [{"system": SNOMED, "code": "72696002"}]},
+                               {"coding": [{"system": SNOMED, "code": "7771000"}]}], [],
+     "H-CMP-10: a left knee is no prior of a right one"),
+])
+def test_coded_body_sites_over_cds_hooks(live_server_sqlite, prior, sites, cards, why) -> None:  # type: ignore[no-untyped-def]
+    """CDS Hooks order-sign for a ServiceRequest whose body site is coded without text, as EHRs send it."""
+    from test_cds_hooks import ISSUER, call, jwks, signed
+
+    from priorscan.tables import CdsTrustedIssuer
+
+    server = live_server_sqlite
+    with server.context.sessions() as session:
+        session.add(CdsTrustedIssuer(issuer=ISSUER, jwks=jwks()))
+        session.commit()
+    number = seed(server, prior)
+    modality = "DX" if prior[1] == "DX" else "CT"
+    draft = {"resourceType": "ServiceRequest", "id": "d1", "status": "draft", "intent": "order",
+             "code": {"text": "Imaging request"}, "orderDetail": [{"coding": [{"system": DCM, "code": modality}]}],
+             "bodySite": sites, "authoredOn": NOON, "subject": {"reference": "Patient/ehr-2"},
+             "requester": {"identifier": {"system": ODS_SYSTEM, "value": "RTK"}}}
+    body = {"hookInstance": f"h-{next(_uids)}", "hook": "order-sign",
+            "context": {"userId": "Practitioner/1", "patientId": "ehr-2",
+                        "draftOrders": {"resourceType": "Bundle", "type": "collection",
+                                        "entry": [{"resource": draft}]}},
+            "prefetch": {"patient": {"resourceType": "Patient", "id": "ehr-2",
+                                     "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": number}]}}}
+    answer = call(server, signed(server), body)
+    assert answer.status_code == 200, answer.text
+    assert [card["indicator"] for card in answer.json()["cards"]] == cards, why
+
+
+@pytest.mark.parametrize(("reason", "verdict", "why"), [
+    ("RTC, 28/40, abdo pain", "warning", "H-CMP-03: 28/40 is a pregnancy, which the trauma downgrade may not hide "
+                                         "(was info)"),
+    ("Fall from height. bHCG +ve", "warning", "H-CMP-03: a positive hCG is a pregnancy (was info)"),
+    ("RTC, bHCG -ve", "info", "a negative hCG is none: the trauma downgrade applies"),
+])
+def test_pregnancy_shorthand_blocks_the_trauma_downgrade(live_server_sqlite, reason, verdict, why) -> None:  # type: ignore[no-untyped-def]
+    number = seed(live_server_sqlite, ("CT Abdomen and Pelvis", "CT", 5))
+    result = check(live_server_sqlite, number, modality="CT", bodySite="CT AP", reason=reason)
+    assert result["verdict"] == verdict, why

@@ -60,6 +60,25 @@ def test_demographics_and_verification_status() -> None:
     assert d.event_at == datetime(2024, 2, 3, 4, 5, 6, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(("text", "family", "given"), [
+    ("SMITH, John", "SMITH", "John"),  # family first before a comma: the PAS and HL7 display order
+    ("SMITH, John Paul", "SMITH", "John Paul"),
+    ("John SMITH", "SMITH", "John"),  # the family name in capitals
+    ("SMITH John", "SMITH", "John"),
+    ("Anna DE LA CRUZ", "DE LA CRUZ", "Anna"),
+    ("J SMITH", "SMITH", "J"),  # an initial is not a name in capitals
+    ("Peter James Chalmers", "Chalmers", "Peter James"),  # no sign: the last word
+    ("MARY O'NEIL", "O'NEIL", "MARY"),  # all in capitals: the last word
+    ("Smith", "Smith", None),
+])
+def test_a_name_sent_only_as_text_is_split_as_nhs_systems_write_names(text: str, family: str,
+                                                                       given: str | None) -> None:
+    """A name sent only as ``HumanName.text``: ``SMITH, John`` and ``John SMITH`` name the family name SMITH (read
+    as a given name, it counted against the person's own records)."""
+    d = read(fhir_patient(name=[{"use": "official", "text": text}])).demographics
+    assert (d.family, d.given or None) == (family, given)
+
+
 def test_a_resource_is_complete_so_missing_elements_delete_but_a_query_does_not() -> None:
     sparse = {"resourceType": "Patient", "identifier": [{"system": RTK, "value": "AB1"}]}
     stored = read(sparse).demographics

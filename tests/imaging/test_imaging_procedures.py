@@ -196,6 +196,11 @@ def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
     ("CT Haed", "CT", "head", ("head",), "none", "two letters swapped (was unknown)"),
     ("CT Throax abdoman pelivs", "CT", "chest-abdomen-pelvis", ("chest-abdomen-pelvis",), "none", "was unknown"),
     ("XR kneee left", "XR", "knee", ("knee",), "left", "near KNEE and KNEES, the knee either way (was unknown)"),
+    ("CT AbdPelvis", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "camel case, word by word (was unknown)"),
+    ("MR WholeBody^Myeloma", "MR", "whole-body", ("whole-body",), "none", "was unknown"),
+    ("Angio^01_CTA_Carotid (Adult)", "CT", "head-neck-angiography", ("head-neck-angiography",), "none",
+     "a bare angio beside a named territory is that territory (was also every territory)"),
+    ("CT IAC", "CT", "head", ("head",), "none", "internal auditory canals (was unknown)"),
 ])
 def test_uk_request_wording(text: str, modality: str, region: str, regions: tuple[str, ...], laterality: str,
                             why: str) -> None:

@@ -152,3 +152,17 @@ def test_the_summary_codes_mean_nothing_in_another_scheme(tmp_path: Path) -> Non
     # C-10 and C-204 are Siemens' private codes: the same values in another scheme are not a dose summary
     ds = pydicom.dcmread(write(siemens_radiation_summary(scheme="99OTHER"), tmp_path / "other.dcm"))
     assert not is_dose_report(ds)
+
+
+@pytest.mark.parametrize(("system", "code", "display", "region"), [
+    ("http://snomed.info/sct", "51185008", None, "chest"),  # thoracic structure, sent without display
+    ("SCT", "416775004", None, "chest-abdomen-pelvis"),
+    ("http://snomed.info/sct", "72696002", None, "knee"),
+    ("http://snomed.info/sct", "999999999", "Structure of left knee region", "knee"),  # not in the table: display
+    ("http://snomed.info/sct", "7771000", None, None),  # a laterality, not a body structure
+    ("urn:trust:local", "51185008", None, None),  # the same digits in another code system mean nothing here
+])
+def test_body_structure_codes(system: str, code: str, display: str | None, region: str | None) -> None:
+    from imaging import body_structure_region
+
+    assert body_structure_region(system, code, display) == region
