@@ -119,8 +119,8 @@ _SPINE = (
     (r" (?:SCOLIOSIS|SPINE|SPINAL) ", "whole-spine"),
 )
 #: Abbreviations naming one more region than the phrase they are read as (NCAP is a CAP and the neck; a
-#: thoracolumbar spine is the thoracic and the lumbar spine).
-_ALSO = ((re.compile(r" (?:NCAP|N CAP) "), "neck"),
+#: thoracolumbar spine is the thoracic and the lumbar spine; a babygram is a newborn's chest and abdomen).
+_ALSO = ((re.compile(r" (?:NCAP|N CAP) "), "neck"), (re.compile(r" BABYGRAM "), "abdomen"),
          (re.compile(r"(?<! C) (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) "), "lumbar-spine"))
 #: ``AP`` is abdomen-pelvis on a cross-sectional request ("CT AP"), a projection on a radiograph ("XR chest AP").
 _ABDOMEN_PELVIS_CROSS_SECTIONAL = re.compile(r" (?:AP|A P) ")
@@ -134,7 +134,8 @@ _ANGIO_SUB = (
     (r" (?:HEAD|BRAIN|CAROTID\w*|CIRCLE OF WILLIS|COW|INTRACRANIAL|NECK|VERTEBRAL|CEREBRAL|CRANIAL|STROKE|VERTEX|"
      r"VENOUS SINUS\w*|CTV|MRV) ", "head-neck-angiography"),
     (r" (?:AORTA|AORTIC|AORTOGRAM|EVAR|TAVI|TEVAR) ", "aortic-angiography"),
-    (r" (?:LOWER LIMB\w*|LEGS?|PERIPHERAL|RUN ?OFF|FEMORAL|UPPER LIMB\w*|ARMS?|ILIAC) ", "peripheral-angiography"),
+    (r" (?:LOWER LIMB\w*|LEGS?|PERIPHERAL|RUN ?OFF|FEMORAL|UPPER LIMB\w*|ARMS?|ILIAC|LOWER EXTREMIT\w*|"
+     r"UPPER EXTREMIT\w*) ", "peripheral-angiography"),
     # the visceral branches of the abdominal aorta (mesenteric, coeliac, renal; a CTA for GI bleeding): the aortic
     # territory, of which they are branches, never the whole vascular tree
     (r" (?:MESENTERIC|COELIAC|CELIAC|VISCERAL|SPLANCHNIC|RENAL|ABDOMEN|ABDOMINAL|ABDO|GI BLEED\w*|"
@@ -165,7 +166,7 @@ _PARTS = (
      r"CAROTIDS?) ", "neck", False),
     (r" (?:CHEST|THORAX|THORACIC|LUNGS?|CXR|HRCT|RIBS?|STERNUM|HEART|CARDIAC|MEDIASTIN\w*|PLEURA\w*|OESOPHAG\w*|"
      r"ESOPHAG\w*|(?:BARIUM|BA|CONTRAST) SWALLOW|ECHOCARDIO\w*|VQ|V Q|VENTILATION PERFUSION|LUNG PERFUSION|MUGA|"
-     r"CALCIUM SCOR\w*|CACS) ",
+     r"CALCIUM SCOR\w*|CACS|BABYGRAM) ",
      "chest", False),
     (r" (?:ABDOMEN|ABDO|ABD|ABDOMINAL|AXR|LIVER|HEPATIC|PANCREAS|PANCREATIC|RENAL|KIDNEYS?|SPLEEN|GALLBLADDER|"
      r"BILIARY|MRCP|ADRENALS?|APPENDIX|SMALL BOWEL|UPPER GI|AAA|RUQ|LUQ|PTC|PTHC|PERCUTANEOUS TRANSHEPATIC\w*|"
@@ -202,26 +203,28 @@ _PARTS = (
     (r" (?:ANKLE) ", "ankle", False),
     (r" (?:FEET) ", "foot", True),
     (r" (?:FOOT|TOES?|CALCANEUM|CALCANEUS|HEEL|OS CALCIS) ", "foot", False),
-    (r" (?:UPPER LIMBS?|ARMS?) ", "upper-limb", False),
-    (r" (?:LOWER LIMBS?|LEGS?) ", "lower-limb", False),
+    (r" (?:UPPER LIMBS?|ARMS?|UPPER EXTREMIT\w*) ", "upper-limb", False),
+    (r" (?:LOWER LIMBS?|LEGS?|LOWER EXTREMIT\w*) ", "lower-limb", False),
 )
 _PARTS_COMPILED = tuple((re.compile(p), region, plural) for p, region, plural in _PARTS)
 _SPINE_COMPILED = tuple((re.compile(p), region) for p, region in _SPINE)
 _ANGIO_SUB_COMPILED = tuple((re.compile(p), region) for p, region in _ANGIO_SUB)
 
 _MODALITY_WORDS = (
-    (r" (?:PET|PETCT|FDG|PSMA) ", "PT"),
+    (r" (?:PET|PETCT|FDG|PSMA|PT AND CT|POSITRON EMISSION TOMOGRAPHY) ", "PT"),
     (r" (?:NM|NUCLEAR|SCINTIGRAPHY|SCINTIGRAM|BONE SCAN|MAG3|DMSA|MIBG|DATSCAN|SPECT|VQ|V Q|MUGA|ISOTOPE|RENOGRAM|"
-     r"MYOCARDIAL PERFUSION) ", "NM"),
+     r"MYOCARDIAL PERFUSION|RADIONUCLIDE|RADIOISOTOPE) ", "NM"),
     (r" (?:MG|MAMMO|MAMMOGRAM|MAMMOGRAMS|MAMMOGRAPHY|TOMOSYNTHESIS|BREAST SCREENING) ", "MG"),
-    (r" (?:CT|CAT|CTPA|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP|CTV) ", "CT"),
+    (r" (?:CT|CAT|CTPA|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP|CTV|"
+     r"(?:COMPUTED|COMPUTERISED|COMPUTERIZED)(?: AXIAL)? TOMOGRAPH\w*) ", "CT"),
     (r" (?:MR|MRI|MRA|MRV|MRCP|NMR|MAGNETIC RESONANCE) ", "MR"),
-    (r" (?:US|USS|ULTRASOUND|SONOGRAPHY|DOPPLER|DUPLEX|ECHO|TRANSVAGINAL) ", "US"),
+    (r" (?:US|USS|ULTRASOUND|SONOGRAPHY|ULTRASONOGRAPHY|ULTRASONOGRAM|SONOGRAM|DOPPLER|DUPLEX|ECHO|TRANSVAGINAL) ",
+     "US"),
     (r" (?:FLUORO|FLUOROSCOPY|BARIUM|VIDEOFLUOROSCOPY|CONTRAST SWALLOW|HSG|MCUG|SWALLOW|IMAGE INTENSIFIER|"
      r"BA (?:SWALLOW|MEAL|ENEMA)|(?:CONTRAST|WATER SOLUBLE) ENEMA|HYSTEROSALPINGO\w*|MICTURATING CYSTO\w*) ", "RF"),
     (r" (?:ANGIOGRAM|ANGIOPLASTY|EMBOLISATION|EMBOLIZATION|INTERVENTIONAL|NEPHROSTOMY|STENT) ", "XA"),
-    (r" (?:DEXA|DXA|BONE DENSITY|BONE DENSITOMETRY) ", "BMD"),
-    (r" (?:XR|X RAY|XRAY|CXR|AXR|PLAIN FILM|DX|CR|RADIOGRAPH\w*|OPG|OPT|SKELETAL SURVEY) ", "XR"),
+    (r" (?:DEXA|DXA|BONE DENSITY|BONE DENSITOMETRY|DUAL ENERGY X RAY ABSORPTIOMETRY) ", "BMD"),
+    (r" (?:XR|X RAY|XRAY|CXR|AXR|PLAIN FILM|DX|CR|RADIOGRAPH\w*|OPG|OPT|SKELETAL SURVEY|BABYGRAM) ", "XR"),
 )
 _MODALITY_COMPILED = tuple((re.compile(p), m) for p, m in _MODALITY_WORDS)
 

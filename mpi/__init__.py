@@ -48,7 +48,7 @@ from mpi.report import build_report
 from mpi.review import QUEUE_ORDERS, link_history, review_item, review_queue, waterfall
 from mpi.service import LinkOutcome, MatchCandidate, PatientIndex, Resolution, active_model
 from mpi.store_writer import StoreWriter, store_writer_for
-from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord, linkage_tables, table_of
+from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord, linkage_tables, relink_tables, table_of
 from mpi.xref import write_xref
 
 __all__ = [
@@ -90,6 +90,7 @@ __all__ = [
     "read_pid",
     "read_truth",
     "relink",
+    "relink_tables",
     "review_item",
     "review_queue",
     "sender_domains",

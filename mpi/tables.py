@@ -217,3 +217,10 @@ def linkage_tables() -> tuple[Table, ...]:
     """The tables that loading source records and linking them (a bulk load's identity stage and its relink) write."""
     return tuple(table_of(model) for model in (RegionalPatient, SourceRecord, SourceIdentifier, SourceRecordVersion,
                                                BlockingKey, LinkEvent, ReviewItem))
+
+
+def relink_tables() -> tuple[Table, ...]:
+    """The tables of :func:`linkage_tables` that a relink writes: the records' links, the patients, the link events
+    and the review queue (and the blocking keys, only when it refreshes them: :func:`mpi.batch.keys_are_current`).
+    A relink reads the others at most."""
+    return tuple(table_of(model) for model in (RegionalPatient, SourceRecord, LinkEvent, ReviewItem))

@@ -14,7 +14,8 @@ The same files as ``priorscan ingest`` (formats told by content, :mod:`api.feeds
    is set aside in input order. On a store that holds no source record yet, the non-unique indexes of the tables
    this stage and the relink write (and, on PostgreSQL, their foreign keys) are set aside until the relink is done and
    then built in one go, the foreign keys validated (:mod:`priorscan.bulk_indexes`); unique constraints stay
-   throughout.
+   throughout. On PostgreSQL the indexes of the tables the relink does not write are built on a second connection
+   while it runs (:class:`_BesideRelink`).
 2. **relink**: one batch relink of every source record (:func:`mpi.relink`: the scorer, decisions and
    cluster integrity that link-on-write uses), with a freshly trained model unless ``--no-train``.
 3. **deferred**: the set-aside items, in input order, through the per-message path (link-on-write, the HL7 log's
@@ -46,6 +47,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -61,7 +63,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from api.feeds.bulk_identity import BulkRecord, read_fhir, read_hl7
 from api.feeds.bulk_listing import Listing
 from api.feeds.bulk_writes import (
+    STATISTICS_TABLES,
     advance,
+    analyse,
     cursor,
     defer,
     deferred_after,
@@ -90,8 +94,9 @@ from api.feeds.ingest_formats import (
     hl7_messages,
     ndjson_items,
 )
-from mpi import SourceRecord, WrittenUnlinked, keys_refreshed, linkage_tables, table_of
+from mpi import SourceRecord, WrittenUnlinked, keys_refreshed, linkage_tables, relink_tables, table_of
 from priorscan.bulk_indexes import restore, restore_foreign_keys, set_aside
+from priorscan.bulk_rows import is_postgresql
 from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
 from priorscan.outcome import ItemOutcome
@@ -132,6 +137,12 @@ GROUP = 200  # HL7 messages or DICOM objects per transaction in the later stages
 BATCHES_AHEAD = 2
 #: The tables whose non-unique indexes a load into an empty store builds after its relink instead of row by row.
 INDEXES_BUILT_AFTER = (*linkage_tables(), table_of(AuditEvent))
+#: Of those, the tables the relink does not write (the identity stage's blocking keys, versions, identifiers and
+#: audit rows): on PostgreSQL their indexes are built, and their statistics refreshed, on a second connection while
+#: the relink runs (:class:`_BesideRelink`).
+BUILT_BESIDE_RELINK = tuple(table for table in INDEXES_BUILT_AFTER if table not in relink_tables())
+#: The tables whose statistics are refreshed there (of :data:`api.feeds.bulk_writes.STATISTICS_TABLES`).
+ANALYSED_BESIDE_RELINK = tuple(name for name in STATISTICS_TABLES if name in {t.name for t in BUILT_BESIDE_RELINK})
 _FILE_SHIFT = 32  # seq of a set-aside item: file number << 32 | position in the file
 # Garbage collection: every object alive when a stage starts (the modules imported, what the stages before it hold,
 # such as the records written for the relink) is set aside from the cyclic garbage collector's passes until the load
@@ -259,6 +270,44 @@ def _identity_items(found: Detected, phases: set[Phase] | None = None) -> Iterat
                 yield "fhir-json", item.value, source
 
 
+class _BesideRelink:
+    """The indexes of :data:`BUILT_BESIDE_RELINK` built and those tables analysed on a connection of their own, in a
+    thread, while the relink runs in this one (PostgreSQL).
+
+    The relink's client is one process on one core and its write-back waits on the server; the index builds are the
+    server's work on the other core: done beside the relink, they no longer wait for it (the blocking-key index is
+    the largest of the load: ~9 keys a record). The relink writes none of these tables and this thread locks none of
+    the relink's (``CREATE INDEX`` takes a share lock on its own table, ``ANALYZE`` a lighter one), so neither waits
+    for the other; a relink that refreshes the blocking keys (a key scheme changed between a crash and its resume)
+    waits for that table's build, which waits for nothing.
+
+    Nothing here is data: built and committed, an index is kept (the indexes stage builds only what is missing); a
+    crash before the commit leaves it unbuilt, and the indexes stage (or the resumed load's) builds it. A failure is
+    logged and left to the indexes stage, which builds the same indexes again and raises what it meets."""
+
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self.built: list[str] = []
+        self.done = False
+        self._thread = threading.Thread(target=self._run, name="indexes-beside-relink", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with unit_of_work(self.context.sessions, write=True) as session:
+                built = restore(session.connection(), BUILT_BESIDE_RELINK)
+                analyse(session.connection(), ANALYSED_BESIDE_RELINK)
+            self.built, self.done = built, True
+        except Exception:  # noqa: BLE001 - the indexes stage builds them and raises what it meets
+            log.warning("backfill: building indexes beside the relink failed; the indexes stage builds them",
+                        exc_info=True)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread (at most ``timeout`` seconds); whether it built and analysed everything it had to."""
+        self._thread.join(timeout)
+        return self.done
+
+
 class Backfill:
     """One run of a bulk load over the ``listing``'s files (see the module's description)."""
 
@@ -275,6 +324,7 @@ class Backfill:
         self._crash = _Crash(spec) if spec else None
         self._analysed_at: int | None = None  # _applied() when the indexes stage refreshed the statistics
         self._written: WrittenUnlinked | None = None  # what this run wrote, when it began on an empty store
+        self._beside: _BesideRelink | None = None  # indexes built while the relink runs (PostgreSQL)
 
     @property
     def readers(self) -> Readers:
@@ -311,6 +361,8 @@ class Backfill:
                     refresh_statistics(session)
         finally:
             self._end_stage()
+            if self._beside is not None:  # a stage failed before the indexes stage: its transaction ends first
+                self._beside.join()
             gc.unfreeze()
 
     # 1. identity ----------------------------------------------------------------------------------------------------
@@ -423,6 +475,9 @@ class Backfill:
                 return
             if written is None or written.position == 0:
                 return  # nothing new in bulk: the per-message path links what there is
+            indexes = cursor(session, self.key, "indexes")
+            if indexes is not None and not indexes.finished and is_postgresql(session.connection()):
+                self._beside = _BesideRelink(self.context)  # the identity stage is committed: its tables are whole
             bar = self.bar("2/5 relink", total=1)
             result = relink(session, train=self.train, actor="bulk-load", written=self._written)
             self._written = None
@@ -465,14 +520,20 @@ class Backfill:
     def indexes(self) -> None:
         """Every non-unique index of the linkage tables built again (the ones the identity stage set aside, or any
         an interrupted load left out) before the per-message path looks rows up by them."""
+        beside: list[str] = []
+        analysed: tuple[str, ...] = ()
+        if self._beside is not None:
+            if self._beside.join():
+                beside, analysed = self._beside.built, ANALYSED_BESIDE_RELINK
+            self._beside = None
         with unit_of_work(self.context.sessions, write=True) as session:
-            built = restore(session.connection(), INDEXES_BUILT_AFTER)
+            built = beside + restore(session.connection(), INDEXES_BUILT_AFTER)
             keys = restore_foreign_keys(session.connection(), INDEXES_BUILT_AFTER)  # validated: fails on a dangling row
             mark = cursor(session, self.key, "indexes")
             if mark is not None and not mark.finished:
                 advance(session, self.key, "indexes", len(built), finished=True)
             if built or keys:
-                refresh_statistics(session)
+                refresh_statistics(session, [name for name in STATISTICS_TABLES if name not in analysed])
         if built or keys:
             self._analysed_at = self._applied()
         self.report.indexes_built += len(built)

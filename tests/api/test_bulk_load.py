@@ -160,6 +160,16 @@ def _registrations(region: Path, out: Path) -> Path:
     return out
 
 
+def _load_registrations(region: Path, url: str, tmp_path: Path) -> Any:
+    """The region's registrations loaded into the store at ``url`` (no training); the load's report."""
+    context = _open(url)
+    try:
+        return backfill_paths(context, [_registrations(region, tmp_path / "registrations.hl7")], workers=0,
+                              train=False)
+    finally:
+        context.engine.dispose()
+
+
 def _second_store(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A second empty store of the same backend as ``store_url`` (as the suite's ``store_url`` makes one)."""
     if store_url.startswith("sqlite"):
@@ -380,6 +390,82 @@ def test_a_load_into_an_empty_postgresql_store_checks_its_foreign_keys_once_afte
     assert not _missing_indexes(pg_url)  # all back, and every row had its parent
 
 
+def test_a_load_into_an_empty_postgresql_store_builds_the_identity_tables_indexes_while_the_relink_runs(
+        region: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The indexes of the tables the relink does not write (blocking keys, versions, identifiers, audit rows) are
+    built on a second connection while the relink runs, and committed before it ends: the relink, holding its lock on
+    the records and patients, waits here for that connection's work, which must therefore need none of the relink's
+    locks; the tables the relink writes still lack theirs until the indexes stage."""
+    import mpi
+    from api.feeds import bulk_load
+    from api.feeds.bulk_load import BUILT_BESIDE_RELINK, INDEXES_BUILT_AFTER
+    from priorscan.bulk_indexes import secondary_indexes
+
+    seen: dict[str, Any] = {}
+    started: list[Any] = []
+    relink = mpi.relink
+
+    class Watched(bulk_load._BesideRelink):  # noqa: SLF001 - the builder the load starts, seen by the test
+        def __init__(self, *args: Any) -> None:
+            started.append(self)
+            super().__init__(*args)
+
+    def watched(session: Any, **options: Any) -> Any:
+        result = relink(session, **options)  # its lock is held until the stage commits
+        seen["finished beside"] = len(started) == 1 and started[0].join(timeout=120)
+        seen["missing"] = {index.name for index in _missing(pg_url)}
+        return result
+
+    def _missing(url: str) -> list[Any]:
+        from priorscan.bulk_indexes import missing
+
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                return missing(connection, INDEXES_BUILT_AFTER)
+        finally:
+            engine.dispose()
+
+    monkeypatch.setattr(mpi, "relink", watched)
+    monkeypatch.setattr(bulk_load, "_BesideRelink", Watched)
+    report = _load_registrations(region, pg_url, tmp_path)
+    assert report.written > 0
+    assert seen["finished beside"], "no index was built beside the relink, or its build waited for the relink"
+    beside = {str(index.name) for index in secondary_indexes(BUILT_BESIDE_RELINK)}
+    assert beside and "ix_blocking_key_key_record" in beside
+    assert not beside & seen["missing"]  # built and committed while the relink held its lock
+    assert seen["missing"] == {str(index.name) for index in secondary_indexes(INDEXES_BUILT_AFTER)} - beside
+    assert report.indexes_built == len(secondary_indexes(INDEXES_BUILT_AFTER))  # counted once, wherever built
+    assert not _missing_indexes(pg_url)
+
+
+def test_a_postgresql_load_refreshes_the_statistics_of_every_column_but_the_json_ones(
+        region: Path, pg_url: str, tmp_path: Path) -> None:
+    """The load's ANALYZE leaves out the JSON columns (no query selects by their content, and sorting a sample of
+    them was three quarters of the ANALYZE of the records): the columns the program looks records up by have
+    statistics after the load, the records' match fields and link explanations have none."""
+    report = _load_registrations(region, pg_url, tmp_path)
+    assert report.written > 0
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as connection:
+            analysed = {(table, column) for table, column in connection.execute(text(
+                "SELECT tablename, attname FROM pg_stats WHERE schemaname = 'public'")).all()}
+            counted = connection.execute(text(
+                "SELECT reltuples FROM pg_class WHERE relname = 'source_record'")).scalar_one()
+            identifiers = connection.execute(text("SELECT count(*) FROM source_identifier")).scalar_one()
+    finally:
+        engine.dispose()
+    for column in ("namespace", "local_id", "nhs_number", "birth_date", "regional_patient_id"):
+        assert ("source_record", column) in analysed
+    assert ("blocking_key", "key") in analysed
+    assert ("source_identifier", "value") in analysed or not identifiers
+    assert ("regional_patient", "id") in analysed
+    assert ("source_record", "match_fields") not in analysed
+    assert ("source_record", "link_weights") not in analysed
+    assert counted == report.written  # the row count is the planner's
+
+
 @pytest.fixture
 def analyze_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every refresh of the planner's statistics a load makes (``ANALYZE``), in order; the refresh still runs."""
@@ -388,9 +474,9 @@ def analyze_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     refresh = bulk_load.refresh_statistics
 
-    def counted(session: object) -> None:
+    def counted(session: object, *tables: Any) -> None:
         calls.append("ANALYZE")
-        refresh(session)  # type: ignore[arg-type]
+        refresh(session, *tables)  # type: ignore[arg-type]
 
     monkeypatch.setattr(bulk_load, "refresh_statistics", counted)
     return calls

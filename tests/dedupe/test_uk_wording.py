@@ -125,6 +125,11 @@ COMPARABLE = [
      "H-CMP-09: a scanner protocol name in camel case is read word by word (was no region)"),
     (("Angio^01_CTA_Carotid (Adult)", "CT", 3), {"modality": "CT", "bodySite": "CTPA"}, False,
      "H-CMP-10: a bare 'Angio' beside the carotids is their territory (was also every territory: a CTPA flagged)"),
+    (("CT Chest", "CT", 10), {"code": {"system": "http://snomed.info/sct", "code": "418023006"}}, True,
+     "H-CMP-09: SNOMED CT's CT chest, abdomen and pelvis, coded without display (was not in the code table)"),
+    (("CT HEAD W/O CON", "CT", 10), {"code": {"system": "urn:trust:rtk:ris", "code": "CTHNC",
+                                              "display": "Computed tomography of head without contrast"}}, True,
+     "H-CMP-09: a SNOMED CT term as display names its modality in words (was no modality: clear)"),
     (("XR Knee Rt", "CR", 3), {"modality": "XR", "bodySite": "knee", "laterality": "(L)"}, False,
      "H-CMP-10: a side field of '(L)' is left (unknown: the right knee was flagged)"),
 ]

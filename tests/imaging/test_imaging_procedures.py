@@ -201,6 +201,13 @@ def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
     ("Angio^01_CTA_Carotid (Adult)", "CT", "head-neck-angiography", ("head-neck-angiography",), "none",
      "a bare angio beside a named territory is that territory (was also every territory)"),
     ("CT IAC", "CT", "head", ("head",), "none", "internal auditory canals (was unknown)"),
+    ("Computed tomography of chest, abdomen and pelvis", "CT", "chest-abdomen-pelvis", ("chest-abdomen-pelvis",),
+     "none", "a SNOMED CT term names its modality in words (was no modality: nothing compared)"),
+    ("Ultrasonography of abdomen", "US", "abdomen", ("abdomen",), "none", "was no modality"),
+    ("Computerised tomography of head", "CT", "head", ("head",), "none", "British spelling"),
+    ("PT+CT Skull base to mid-thigh", "PT", "whole-body", ("whole-body",), "none", "LOINC's PET-CT (was CT)"),
+    ("US Lower extremity veins - left", "US", "lower-limb", ("lower-limb",), "left", "LOINC's limbs (was unknown)"),
+    ("XR Babygram", "XR", "chest-abdomen", ("chest-abdomen",), "none", "a newborn's chest and abdomen"),
 ])
 def test_uk_request_wording(text: str, modality: str, region: str, regions: tuple[str, ...], laterality: str,
                             why: str) -> None:
