@@ -10,9 +10,9 @@ Comparable
     **and** regions that image a common part (the imaging vocabulary's ``comparable_regions``: chest compares with
     chest-abdomen-pelvis, not with abdomen-pelvis; limbs the same part, spine the same level; CT angiography within
     one vascular territory) **and** compatible laterality (left and right differ; both matches either; unknown
-    matches anything). Every region a request or a study names counts ("CT head and cervical spine" is both), and a
-    region the rule file's ``coverage`` says a study stands in for counts too (a whole-body trauma CT covers a CT
-    head).
+    matches anything; a side counts only where a region has one: limbs, breast, peripheral vessels). Every region a
+    request or a study names counts ("CT head and cervical spine" is both), and a region the rule file's
+    ``coverage`` says a study stands in for counts too (a whole-body trauma CT covers a CT head).
     Cancelled exams never count; only completed and scheduled ones (and outstanding orders) do.
 
 Days ago
@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 from dedupe.circumstances import ONCOLOGY, PAEDIATRIC, PLANNED_FOLLOW_UP, PREGNANCY, TRANSFER, TRAUMA
 from dedupe.rules import Rule, RuleSet, Severity
-from dedupe.vocabulary import canonical_system, comparable_regions, laterality_compatible, region_group
+from dedupe.vocabulary import canonical_system, comparable_regions, is_paired, laterality_compatible, region_group
 
 OUTSTANDING_ORDER = "outstanding-order"
 BY_CODE = "procedure-code"
@@ -172,15 +172,23 @@ def matched_regions(rules: RuleSet, request: Procedure, exam: Procedure) -> tupl
     found = []
     for region in request.named_regions:
         ours = rules.covered(request.modality, (region,))
-        theirs = rules.covered(exam.modality, _on_a_compatible_side(request.side_of(region), exam))
+        theirs = rules.covered(exam.modality, _on_a_compatible_side(request.side_of(region), exam, region))
         if any(comparable_regions(a, b, request.modality) for a in ours for b in theirs):
             found.append(region)
     return tuple(found)
 
 
-def _on_a_compatible_side(side: str | None, exam: Procedure) -> tuple[str, ...]:
-    """The regions of ``exam`` examined on a side compatible with ``side``."""
-    return tuple(r for r in exam.named_regions if laterality_compatible(side, exam.side_of(r)))
+def _on_a_compatible_side(side: str | None, exam: Procedure, region: str | None = None) -> tuple[str, ...]:
+    """The regions of ``exam`` examined on a side compatible with ``side`` (the side of the request's ``region``);
+    a side matters only where one of the two regions has one (limbs, breast, peripheral vessels): "CTPA ?right
+    heart strain" is a CTPA whatever side an earlier one's question named."""
+    return tuple(r for r in exam.named_regions
+                 if not (is_paired(r) or is_paired(region)) or laterality_compatible(side, exam.side_of(r)))
+
+
+def _sides_matter(request: Procedure, exam: Procedure) -> bool:
+    """Whether either procedure names a region that has a side (only there can left and right differ)."""
+    return any(is_paired(r) for r in (*request.named_regions, *exam.named_regions))
 
 
 def same_procedure_code(request: Procedure, exam: Procedure, same_trust: bool = True) -> bool:
@@ -200,7 +208,7 @@ def match_kind(request: Procedure, exam: Procedure, rules: RuleSet | None = None
     Without ``rules`` no coverage applies (a whole-body study compares only with whole-body ones). ``same_trust``
     says whether the exam is of the requesting trust (a local code compares only there).
     """
-    if not laterality_compatible(request.laterality, exam.laterality):
+    if _sides_matter(request, exam) and not laterality_compatible(request.laterality, exam.laterality):
         return None
     if same_procedure_code(request, exam, same_trust):
         return BY_CODE
@@ -208,7 +216,7 @@ def match_kind(request: Procedure, exam: Procedure, rules: RuleSet | None = None
         return BY_REGION if matched_regions(rules, request, exam) else None
     if (request.modality and request.modality == exam.modality
             and any(comparable_regions(a, b, request.modality)
-                    for a in request.named_regions for b in _on_a_compatible_side(request.side_of(a), exam))):
+                    for a in request.named_regions for b in _on_a_compatible_side(request.side_of(a), exam, a))):
         return BY_REGION
     return None
 

@@ -130,14 +130,18 @@ _ANGIO = re.compile(r" (?:CTPA|CT PA|PULMONARY ANGIO\w*|PULMONARY EMBOL\w*|PULMO
                     r"ARTERIOGRAM|VENOGRAM|CTV|MRV) ")
 _ANGIO_SUB = (
     (r" (?:CTPA|CT PA|PULMONARY|PE PROTOCOL|PE STUDY) ", "pulmonary-angiography"),
-    (r" (?:CORONARY|CORONARIES|CARDIAC|CTCA|HEART) ", "coronary-angiography"),
+    (r" (?:CORONARY|CORONARIES|CTCA) ", "coronary-angiography"),
     (r" (?:HEAD|BRAIN|CAROTID\w*|CIRCLE OF WILLIS|COW|INTRACRANIAL|NECK|VERTEBRAL|CEREBRAL|CRANIAL|STROKE|VERTEX|"
      r"VENOUS SINUS\w*|CTV|MRV) ", "head-neck-angiography"),
     (r" (?:AORTA|AORTIC|AORTOGRAM|EVAR|TAVI|TEVAR) ", "aortic-angiography"),
     (r" (?:LOWER LIMB\w*|LEGS?|PERIPHERAL|RUN ?OFF|FEMORAL|UPPER LIMB\w*|ARMS?|ILIAC|LOWER EXTREMIT\w*|"
      r"UPPER EXTREMIT\w*) ", "peripheral-angiography"),
-    # the visceral branches of the abdominal aorta (mesenteric, coeliac, renal; a CTA for GI bleeding): the aortic
-    # territory, of which they are branches, never the whole vascular tree
+)
+#: Words that name a territory only when no word above names one: the heart of a cardiac CTA is its coronaries (but
+#: "CTPA ?right heart strain" is no coronary angiogram); the visceral branches of the abdominal aorta (mesenteric,
+#: coeliac, renal; a CTA for GI bleeding) are the aortic territory, never the whole vascular tree
+_ANGIO_SUB_WEAK = (
+    (r" (?:CARDIAC|HEART) ", "coronary-angiography"),
     (r" (?:MESENTERIC|COELIAC|CELIAC|VISCERAL|SPLANCHNIC|RENAL|ABDOMEN|ABDOMINAL|ABDO|GI BLEED\w*|"
      r"GASTROINTESTINAL BLEED\w*|HEPATIC) ", "aortic-angiography"),
 )
@@ -209,6 +213,7 @@ _PARTS = (
 _PARTS_COMPILED = tuple((re.compile(p), region, plural) for p, region, plural in _PARTS)
 _SPINE_COMPILED = tuple((re.compile(p), region) for p, region in _SPINE)
 _ANGIO_SUB_COMPILED = tuple((re.compile(p), region) for p, region in _ANGIO_SUB)
+_ANGIO_SUB_WEAK_COMPILED = tuple((re.compile(p), region) for p, region in _ANGIO_SUB_WEAK)
 
 _MODALITY_WORDS = (
     (r" (?:PET|PETCT|FDG|PSMA|PT AND CT|POSITRON EMISSION TOMOGRAPHY) ", "PT"),
@@ -303,7 +308,7 @@ def _only_wording(text: str, modality: str | None) -> list[tuple[int, str]]:
 def _anatomy_words() -> dict[str, str]:
     """The single words of the region phrases (four letters or more), each with the region it reads as."""
     words: dict[str, str] = {}
-    patterns = [(p, region) for p, region, _ in _PARTS] + list(_SPINE) + list(_ANGIO_SUB)
+    patterns = [(p, region) for p, region, _ in _PARTS] + list(_SPINE) + list(_ANGIO_SUB) + list(_ANGIO_SUB_WEAK)
     for pattern, region in patterns:
         depth, alternative = 0, ""
         for char in pattern.strip().removeprefix("(?:").removesuffix(")") + "|":
@@ -349,8 +354,10 @@ def _regions_of_one(text: str) -> tuple[list[tuple[int, str]], bool]:
     plural = False
     angio = _ANGIO.search(text)
     if angio:
-        sub = next((region for pattern, region in _ANGIO_SUB_COMPILED if pattern.search(text)), "angiography")
-        return [(angio.start(), sub)], False
+        # every territory the angiogram names ("CTA aorta and lower limb run-off" is the aorta and the periphery)
+        territories = [region for pattern, region in _ANGIO_SUB_COMPILED if pattern.search(text)] \
+            or [region for pattern, region in _ANGIO_SUB_WEAK_COMPILED if pattern.search(text)][:1] or ["angiography"]
+        return [(angio.start(), region) for region in dict.fromkeys(territories)], False
     for pattern, region in _ALSO:
         if (match := pattern.search(text)) is not None:
             found.append((match.start() + 1, region))  # after the region the phrase is read as

@@ -26,6 +26,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from mpi import spare_core
+from mpi.housemates import COLUMN as HOUSEMATE
 
 Column = NDArray[Any]
 Columns = Mapping[str, Column]
@@ -430,11 +431,15 @@ def _each_value(func: Callable[[str, str], Any], dtype: Any) -> Callable[[Column
 @dataclass
 class BirthDateComparison(Comparison):
     """Birth dates: exact; day and month transposed; one part different; the known parts of a partial date agree;
-    else."""
+    different, but one side's date is a housemate's (:mod:`mpi.housemates`: held at its home by a record of another
+    given name and by no other of its own: a baby registered with its mother's date of birth); else.
+
+    The ``housemate`` level reads the frames' ``dob_housemate`` column, which the engines compute from the store
+    (a frame without a store says none); what it is worth is learnt like every level."""
 
     kind: ClassVar[str] = "birth-date"
     labels: ClassVar[tuple[str, ...]] = ("exact", "day-month-transposed", "one-part-different", "partial-agrees",
-                                         "else")
+                                         "housemate", "else")
     name: str = "birth_date"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
@@ -451,7 +456,15 @@ class BirthDateComparison(Comparison):
         day_slip = _one_digit_apart(da, db, 2)
         one_part = full & ((same_y & same_m & day_slip) | (same_y & same_d) | (same_m & same_d & year_slip))
         partial = ~full & same_y & ((ma == 0) | (mb == 0) | same_m) & ((da == 0) | (db == 0) | same_d)
-        return _assign([exact, transposed, one_part, partial], null)
+        housemate = _housemate(left) | _housemate(right)
+        return _assign([exact, transposed, one_part, partial, housemate], null)
+
+
+def _housemate(side: Columns) -> NDArray[np.bool_]:
+    """Rows of ``side`` whose birth date is a housemate's (:mod:`mpi.housemates`); none where the column is absent."""
+    if HOUSEMATE in side:
+        return side[HOUSEMATE]  # type: ignore[no-any-return]
+    return np.zeros(len(side["birth_year"]), dtype=bool)
 
 
 def _one_digit_apart(a: NDArray[np.int32], b: NDArray[np.int32], width: int) -> NDArray[np.bool_]:

@@ -91,6 +91,148 @@ def validate_patient(resource: Mapping[str, Any]) -> Any:
     return patient
 
 
+# A *plain* Patient: one whose every element is among the few below, each of a shape and value that the R4B models
+# accept as it stands (a non-empty list of non-empty objects, text without surrounding or unprintable characters, a
+# code from its value set, a whole date that exists). Such a resource is read from its JSON as it is
+# (:func:`plain_patient`), without building the models, which cost about a third of a bulk load's reading of a
+# Patient; any other resource, valid or not, is validated by the models (:func:`validate_patient`), so what is
+# accepted or refused, and why, is the models' answer (tests/feeds/test_feeds_fhir_plain.py).
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_PLAIN_URI = re.compile(r"[^ ]+")  # printable text holds no other whitespace
+_PLAIN_CODE = re.compile(r"[^ ]+( [^ ]+)*")
+_IDENTIFIER_USES = frozenset({"usual", "official", "temp", "secondary", "old"})
+_NAME_USES = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
+_ADDRESS_USES = frozenset({"home", "work", "temp", "old", "billing"})
+_TELECOM_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
+_TELECOM_USES = frozenset({"home", "work", "temp", "old", "mobile"})
+
+
+class _Plain:
+    """A plain element's children as attributes, None for one it leaves out (as a model's attribute reads)."""
+
+    __slots__ = ("_children",)
+
+    def __init__(self, children: dict[str, Any]) -> None:
+        self._children = children
+
+    def __getattr__(self, name: str) -> Any:
+        return self._children.get(name)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and value != "" and value.isprintable() and value == value.strip()
+
+
+def _uri(value: Any) -> bool:
+    return _text(value) and _PLAIN_URI.fullmatch(value) is not None
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and value != [] and all(_text(v) for v in value)
+
+
+def _code(value: Any) -> bool:
+    return _text(value) and _PLAIN_CODE.fullmatch(value) is not None
+
+
+def _in(codes: frozenset[str]) -> Any:
+    return lambda value: isinstance(value, str) and value in codes
+
+
+def _objects(value: Any, shape: dict[str, Any]) -> list[_Plain] | None:
+    """``value`` as plain elements when it is a non-empty list of non-empty objects of ``shape`` (child → a check of
+    its value, a shape for a list of objects or a shape in a 1-tuple for one object)."""
+    if not isinstance(value, list) or not value:
+        return None
+    found = []
+    for item in value:
+        element = _object(item, shape)
+        if element is None:
+            return None
+        found.append(element)
+    return found
+
+
+def _object(value: Any, shape: dict[str, Any]) -> _Plain | None:
+    if not isinstance(value, dict) or not value:
+        return None
+    children: dict[str, Any] = {}
+    for name, child in value.items():
+        check = shape.get(name)
+        if check is None:
+            return None
+        if isinstance(check, dict):
+            child = _objects(child, check)
+        elif isinstance(check, tuple):
+            child = _object(child, check[0])
+        elif not check(child):
+            return None
+        if child is None:
+            return None
+        children[name] = child
+    return _Plain(children)
+
+
+_CODEABLE = {"coding": {"system": _uri, "code": _code, "display": _text}}
+_PLAIN_SHAPES: dict[str, dict[str, Any]] = {
+    "identifier": {"system": _uri, "value": _text, "use": _in(_IDENTIFIER_USES),
+                   "extension": {"url": _uri, "valueCodeableConcept": (_CODEABLE,)}},
+    "name": {"use": _in(_NAME_USES), "family": _text, "given": _texts, "prefix": _texts, "text": _text},
+    "address": {"use": _in(_ADDRESS_USES), "line": _texts, "city": _text, "district": _text, "state": _text,
+                "postalCode": _text, "country": _text, "text": _text},
+    "telecom": {"system": _in(_TELECOM_SYSTEMS), "value": _text, "use": _in(_TELECOM_USES)},
+}
+
+
+def plain_patient(resource: Mapping[str, Any]) -> Any:
+    """``resource`` read as it is when it is a plain Patient (above), with its elements as the models give them
+    (a whole date as a :class:`datetime.date`); None for any other resource: :func:`validate_patient` judges it."""
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
+        return None
+    children: dict[str, Any] = {}
+    for name, value in resource.items():
+        if name == "resourceType":
+            continue
+        shape = _PLAIN_SHAPES.get(name)
+        if shape is not None:
+            value = _objects(value, shape)
+            if value is None:
+                return None
+            if name == "identifier" and not all(_plain_extensions(i.extension) for i in value):
+                return None
+        elif name == "id":
+            if not isinstance(value, str) or FHIR_ID.fullmatch(value) is None:
+                return None
+        elif name == "gender":
+            if not isinstance(value, str) or value not in GENDERS:
+                return None
+        elif name == "birthDate":
+            value = _whole_date(value)
+            if value is None:
+                return None
+        elif name in ("active", "deceasedBoolean"):
+            if not isinstance(value, bool):
+                return None
+        else:
+            return None
+        children[name] = value
+    return _Plain(children)
+
+
+def _plain_extensions(extensions: list[_Plain] | None) -> bool:
+    """An identifier's extensions each with its url and its value (a CodeableConcept)."""
+    return extensions is None or all(e.url is not None and e.valueCodeableConcept is not None for e in extensions)
+
+
+def _whole_date(value: Any) -> date | None:
+    if not isinstance(value, str) or _PLAIN_DATE.fullmatch(value) is None or value.startswith("0000"):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
     """Where and how a resource failed validation, never quoting the values."""
     parts = []
@@ -133,7 +275,7 @@ def read_patient(resource: Mapping[str, Any], trusts: TrustRegistry, *, client: 
     PatientInput
         ``demographics.local_id`` is empty when nothing keys the record (the caller assigns one).
     """
-    patient = validate_patient(resource)
+    patient = plain_patient(resource) or validate_patient(resource)
     missing = DELETE if complete else None
     nhs_number: str | None = None
     verification: str | None = None

@@ -622,5 +622,36 @@ def explanations(model: Model, left: Frame, right: Frame) -> list[dict[str, Any]
     decisions' inputs of its millions of pairs, and explains the few it stores)."""
     if left.size == 0:
         return []
-    scored = score_frames(model, left, right, resolve_ambiguity=False)
-    return [explanation(model, pair_score(model, scored, i)) for i in range(len(scored))]
+    return explained_pairs(model, score_frames(model, left, right, resolve_ambiguity=False))
+
+
+def explained_pairs(model: Model, scored: ScoredPairs) -> list[dict[str, Any]]:
+    """``explanation(model, pair_score(model, scored, i))`` for every pair ``i`` of ``scored``, read from the arrays'
+    lists: a relink explains every link it writes, and indexing the arrays value by value cost more than the rest
+    of its write-back's rows."""
+    comparisons = [(comparison.name, comparison.labels) for comparison in model.comparisons]
+    prior_weight = round(model.prior_weight, 3)
+    guards = [None if not (different or unsupported or ambiguous) else "different-nhs-numbers" if different
+              else "nhs-number-unsupported" if unsupported else "could-be-either" for different, unsupported, ambiguous
+              in zip(scored.nhs_different.tolist(), scored.nhs_unsupported.tolist(), scored.ambiguous.tolist(),
+                     strict=True)]
+    found = []
+    made: dict[tuple[tuple[int, ...], tuple[float, ...]], tuple[dict[str, float], dict[str, str]]] = {}
+    for levels, weights, weight, probability, guard in zip(
+            scored.levels.tolist(), scored.field_weights.tolist(), scored.weight.tolist(),
+            scored.probability.tolist(), guards, strict=True):
+        key = (tuple(levels), tuple(weights))  # pairs of the same levels mostly weigh the same: made once
+        known = made.get(key)
+        if known is None:
+            field_weights: dict[str, float] = {}
+            labels: dict[str, str] = {}
+            for (name, names), level, field_weight in zip(comparisons, levels, weights, strict=True):
+                if level == NULL:
+                    continue
+                field_weights[name] = round(field_weight, 3)
+                labels[name] = names[level]
+            known = made[key] = (field_weights, labels)
+        found.append({"model_version": model.version, "prior_weight": prior_weight,
+                      "field_weights": dict(known[0]), "levels": dict(known[1]), "weight": round(weight, 3),
+                      "probability": probability, "guard": guard})
+    return found

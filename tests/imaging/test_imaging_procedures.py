@@ -208,6 +208,9 @@ def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
     ("PT+CT Skull base to mid-thigh", "PT", "whole-body", ("whole-body",), "none", "LOINC's PET-CT (was CT)"),
     ("US Lower extremity veins - left", "US", "lower-limb", ("lower-limb",), "left", "LOINC's limbs (was unknown)"),
     ("XR Babygram", "XR", "chest-abdomen", ("chest-abdomen",), "none", "a newborn's chest and abdomen"),
+    ("CTA aorta and lower limb runoff", "CT", "aortic-angiography", ("aortic-angiography", "peripheral-angiography"),
+     "none", "every territory an angiogram names (was the aorta only)"),
+    ("CT angiogram heart", "CT", "coronary-angiography", ("coronary-angiography",), "none", "the heart's vessels"),
 ])
 def test_uk_request_wording(text: str, modality: str, region: str, regions: tuple[str, ...], laterality: str,
                             why: str) -> None:

@@ -6,14 +6,18 @@ holders are mostly kin; names written the other way round weigh once; an explana
 
 from __future__ import annotations
 
+import json
 import math
+from datetime import date
 
+import numpy as np
 import pytest
 from mpi_factories import match_record
 
+from mpi.frames import frame_from_records
 from mpi.model import Model
 from mpi.review import waterfall
-from mpi.scoring import explanation, score_candidates
+from mpi.scoring import explained_pairs, explanation, explanations, pair_score, score_candidates, score_frames
 
 
 def test_at_one_home_a_shared_birth_date_weighs_the_twin_rate_not_the_stranger_rate() -> None:
@@ -165,3 +169,26 @@ def test_a_middle_name_agreeing_under_one_first_name_is_evidence_away_from_home(
     assert score.levels.get("middle") == expected
     if expected is not None:
         assert score.field_weights["middle"] != 0.0
+
+
+def test_the_explanations_of_many_pairs_at_once_are_each_pairs_explanation() -> None:
+    """:func:`explained_pairs` (a relink's explanations, from the score arrays' lists) gives what :func:`explanation`
+    gives pair by pair, to the key, value and type: missing levels left out, NHS guards named, weights rounded
+    alike."""
+    variants: list[dict[str, object]] = [
+        {}, {"given": "Margaret", "nhs_number": None}, {"postcode": "BN1 1AA", "address": "9 Marine Parade"},
+        {"birth_date": None, "nhs_number": None}, {"nhs_number": "9990000026"}, {"nhs_number": "1234567890"},
+        {"family": "Smyth", "phone": None}, {"sex": None, "given": None}, {"nhs_verification": None},
+        {"family": "Okonkwo", "given": "Peter", "birth_date": date(1990, 5, 5)}]
+    records = [match_record(n + 1, **fields) for n, fields in enumerate(variants)]
+    frame = frame_from_records(records)
+    pairs = [(a, b) for a in range(len(records)) for b in range(len(records)) if a != b]
+    left = frame.take(np.asarray([a for a, _ in pairs], dtype=np.int64))
+    right = frame.take(np.asarray([b for _, b in pairs], dtype=np.int64))
+    for model in (Model.default(), Model.default().evolve(u_household={})):
+        scored = score_frames(model, left, right, resolve_ambiguity=False)
+        one_by_one = [explanation(model, pair_score(model, scored, i)) for i in range(len(pairs))]
+        at_once = explained_pairs(model, scored)
+        assert at_once == one_by_one == explanations(model, left, right)
+        assert json.dumps(at_once) == json.dumps(one_by_one)
+        assert {e["guard"] for e in at_once} >= {None, "nhs-number-unsupported"}

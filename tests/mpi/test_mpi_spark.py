@@ -109,6 +109,24 @@ def _relink_copies(spark: Any, base: Path, tmp_path: Path, *, train: bool = True
     return local_url, spark_url
 
 
+def _relinked_alike(spark: Any, people: list[Any], base: Path, tmp_path: Path) -> dict[str, Any]:
+    """``people`` loaded into a store at ``base`` with the shipped model (threshold 0.98), relinked without training
+    on one machine and on Spark: the local snapshot, once both are asserted the same."""
+    from mpi.batch import save_model
+    from mpi.model import Model
+
+    store = open_store(f"sqlite:///{base}")
+    with Session(store) as session:
+        bulk_load(session, people)
+        save_model(session, Model.default().evolve(match_threshold=0.98), records=len(people))
+        session.commit()
+    store.dispose()
+    local_url, spark_url = _relink_copies(spark, base, tmp_path, train=False)
+    local = _snapshot(local_url)
+    _assert_same(local, _snapshot(spark_url))
+    return local
+
+
 @pytest.fixture(scope="module")
 def region_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic region (regionsynth, as of the tests' fixed date) whose patient feeds were ingested, so every
@@ -320,8 +338,6 @@ def test_spark_relink_decides_rule_8_as_the_local_relink(spark: Any, tmp_path: P
     equally like two twins, joins neither (H-ID-26)."""
     from mpi_factories import NHS, NHS_OTHER, NHS_THIRD, TRUST_A, TRUST_B, demographics
 
-    from mpi.batch import save_model
-    from mpi.model import Model
 
     none = {"nhs_number": None, "nhs_verification": None}
     twins = {"family": "Okafor", "birth_date": "1991-07-30", "postcode": "TN2 5QR",
@@ -333,16 +349,7 @@ def test_spark_relink_decides_rule_8_as_the_local_relink(spark: Any, tmp_path: P
               demographics(TRUST_A, "T1", given="Adaeze", nhs_number=NHS, **twins),
               demographics(TRUST_A, "T2", given="Ngozi", nhs_number=NHS_THIRD, **twins),
               demographics(TRUST_B, "T3", given=None, **none, **twins)]
-    base = tmp_path / "rule8.db"
-    store = open_store(f"sqlite:///{base}")
-    with Session(store) as session:
-        bulk_load(session, people)
-        save_model(session, Model.default().evolve(match_threshold=0.98), records=len(people))
-        session.commit()
-    store.dispose()
-    local_url, spark_url = _relink_copies(spark, base, tmp_path, train=False)
-    local = _snapshot(local_url)
-    _assert_same(local, _snapshot(spark_url))
+    local = _relinked_alike(spark, people, tmp_path / "rule8.db", tmp_path)
     assert frozenset({(TRUST_A, "A1"), (TRUST_B, "B1")}) in local["clusters"]
     assert frozenset({(TRUST_B, "T3")}) in local["clusters"], "the record without a given name joins neither twin"
     assert any(review[0] == (TRUST_B, "T3") or review[1] == (TRUST_B, "T3") for review in local["reviews"])
@@ -373,6 +380,33 @@ def test_spark_blocking_gives_the_local_pairs_and_drops_the_same_large_blocks(sp
     records = spark.createDataFrame(spark_records(table))
     found = {(int(r.a), int(r.b)) for r in spark_blocked_pairs(records, max_block_size=cap).collect()}
     assert local and found == local
+
+
+def test_spark_relink_finds_the_housemates_dates_the_local_relink_finds(spark: Any, tmp_path: Path) -> None:
+    """Whose birth date is a housemate's (:mod:`mpi.housemates`) is found across the records of one home and birth
+    date: on Spark per group of them, on one machine over every record; both give the same flags, so the same
+    levels, clusters, links and review items (H-ID-48). The baby's record given its mother's date of birth is
+    compared with the baby's own records at the housemate level on both engines."""
+    from mpi_factories import TRUST_A, TRUST_B, TRUST_C, demographics
+
+
+    home = {"family": "Okafor", "postcode": "TN2 5QR", "address": "4 Pembury Road, Tunbridge Wells",
+            "phone": None, "nhs_number": None, "nhs_verification": None}
+    mother = {"given": "Adaeze", "birth_date": "1985-02-11", "sex": "female"}
+    baby = {"given": "Chidi", "sex": "male"}
+    people = [demographics(TRUST_A, "M1", **home, **mother), demographics(TRUST_B, "M2", **home, **mother),
+              demographics(TRUST_A, "C1", **home, **baby, birth_date="2024-06-01"),
+              demographics(TRUST_C, "C3", **home, **baby, birth_date="2024-06-01"),
+              demographics(TRUST_B, "C2", **home, **baby, birth_date="1985-02-11"),
+              # twins registered once each at another home: each date is the other's too
+              demographics(TRUST_A, "T1", **{**home, "address": "6 Pembury Road"}, given="Ada",
+                           birth_date="2001-05-05", sex="female"),
+              demographics(TRUST_B, "T2", **{**home, "address": "6 Pembury Road"}, given="Obi",
+                           birth_date="2001-05-05", sex="male")]
+    local = _relinked_alike(spark, people, tmp_path / "housemates.db", tmp_path)
+    explained = [repr(link[2]) for key, link in local["links"].items() if key == (TRUST_B, "C2")]
+    explained += [review[4] for review in local["reviews"] if (TRUST_B, "C2") in (review[0], review[1])]
+    assert any("'birth_date': 'housemate'" in text for text in explained), (explained, local["clusters"])
 
 
 def test_spark_settles_contested_regional_ids_per_component_as_the_single_pass(spark: Any) -> None:
