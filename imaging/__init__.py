@@ -5,7 +5,8 @@ Public front: other packages and notebooks import from here only. Modules:
 - :mod:`imaging.regions` — the body-region and laterality vocabulary shared with the duplicate check;
 - :mod:`imaging.procedures`, :mod:`imaging.codetables` — procedure normalisation from codes and free text;
 - :mod:`imaging.rdsr` — reading radiation dose SRs; :mod:`imaging.units` — vendor units;
-- :mod:`imaging.dicom_study` — reading DICOM headers; :mod:`imaging.dicom_time` — DICOM dates and times (London);
+- :mod:`imaging.dicom_bytes` — a DICOM object's bytes read as a header, within bounds;
+  :mod:`imaging.dicom_study` — reading DICOM headers; :mod:`imaging.dicom_time` — DICOM dates and times (London);
 - :mod:`imaging.facts` — what one message says about a study, and which procedure it names;
 - :mod:`imaging.dose` — dose arithmetic (pure); :mod:`imaging.reference` — coefficients and DRLs (data);
 - :mod:`imaging.index` — the study index service; :mod:`imaging.bulk` — studies of a bulk load, written in bulk;
@@ -43,6 +44,16 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
     from imaging.bulk import StudyGroup, load_studies
     from imaging.cli import run_export_studies, run_recheck_not_patient
     from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
+    from imaging.dicom_bytes import (
+        MAX_INFLATED_BYTES,
+        RefusedObject,
+        before_pixels,
+        begins_like_a_dataset,
+        identified,
+        inflate,
+        read_header_bytes,
+        why_unreadable,
+    )
     from imaging.dicomweb import run_poll
     from imaging.dose import DoseEvent, DoseSummary, compare_with_drl, drl_category, summarise
     from imaging.fhir_imaging import apply_imaging_study, to_fhir
@@ -97,10 +108,12 @@ __all__ = [
     "DoseSummary",
     "ImagingOrder",
     "LATERALITIES",
+    "MAX_INFLATED_BYTES",
     "MODALITIES",
     "NormalisedProcedure",
     "PriorDetail",
     "RecheckReport",
+    "RefusedObject",
     "ProcedureCode",
     "REGION_GROUPS",
     "ROLLING_WINDOWS_DAYS",
@@ -115,6 +128,8 @@ __all__ = [
     "apply_diagnostic_report",
     "apply_imaging_study",
     "apply_oru",
+    "before_pixels",
+    "begins_like_a_dataset",
     "body_structure_region",
     "canonical_system",
     "charts",
@@ -129,6 +144,8 @@ __all__ = [
     "drl_frame",
     "effective_dose_coefficients",
     "exceedances",
+    "identified",
+    "inflate",
     "ingest_dicom_datasets",
     "ingest_dicom_file",
     "ingest_dicom_json",
@@ -152,6 +169,7 @@ __all__ = [
     "pseudonym",
     "raw_text",
     "read_dicom_header",
+    "read_header_bytes",
     "recheck_not_patient",
     "region_group",
     "regional_id_of",
@@ -168,6 +186,7 @@ __all__ = [
     "studies_frame",
     "summarise",
     "to_fhir",
+    "why_unreadable",
 ]
 
 __getattr__, __dir__ = lazy_front(__name__)

@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from imaging.dicom_bytes import read_header_from, why_unreadable
 from imaging.dicom_study import facts_from_dataset
 from imaging.facts import StudyFacts
 from imaging.index import IndexedStudy, StudyIndex
@@ -46,17 +46,10 @@ def actor_of(agent: Agent) -> str:
 
 
 def read_dicom_file(path: Path) -> Dataset:
-    """Read a DICOM file's header (no pixel data), with or without a preamble; raises on anything else."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return dcmread(path, stop_before_pixels=True)
-        except InvalidDicomError:
-            ds = dcmread(path, stop_before_pixels=True, force=True)
-    # without a preamble any bytes "parse": insist on the identifying attributes of a real object
-    if (0x0008, 0x0016) not in ds and (0x0020, 0x000D) not in ds:
-        raise InvalidDicomError("no DICOM preamble and no SOP Class or Study Instance UID")
-    return ds
+    """Read a DICOM file's header (no pixel data), with or without a preamble; raises on anything else
+    (:func:`imaging.dicom_bytes.read_header_from`: bytes that are no dataset, a deflate bomb)."""
+    with open(path, "rb") as stream:
+        return read_header_from(stream)
 
 
 def dataset_from_json(dataset: dict[str, Any]) -> Dataset:
@@ -183,7 +176,7 @@ def ingest_dicom_file(sessions: sessionmaker[Session], trusts: TrustRegistry, pa
         ds = read_dicom_file(Path(path))
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             OverflowError, MemoryError) as exc:
-        return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({type(exc).__name__})", "dicom")
+        return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({why_unreadable(exc)})", "dicom")
     return _ingest_dataset(sessions, trusts, ds, agent=agent, source="dicom", source_name=source_trust,
                            kind="DICOM")
 
@@ -281,7 +274,7 @@ def read_dicom_header(path: Path, trusts: TrustRegistry) -> tuple[StudyFacts, Re
     try:
         ds = read_dicom_file(Path(path))
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a corrupt file, as ingest says
-        return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({type(exc).__name__})", "dicom")
+        return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({why_unreadable(exc)})", "dicom")
     return _prepare(ds, trusts, source="dicom", source_name=None, kind="DICOM")
 
 

@@ -93,7 +93,7 @@ def _clean(text: str) -> str:
     return f" {' '.join(upper.split())} "
 
 
-_CAMEL_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_CAMEL_CASE = re.compile(r"(?<=[a-z]{2})(?=[A-Z])")  # not "NoF" (neck of femur)
 #: "C+" and "+C" as contrast ("CT head C+", "CT CAP + C"), not where a C-spine or a list of spine levels follows
 _CONTRAST_PLUS = re.compile(r"(?<![A-Z0-9])C\s*\+(?!\s*[A-Z0-9])|\+\s*C(?![A-Z0-9])(?!\s*-?\s*[A-Z0-9])")
 #: "C-" as without contrast ("CT Head C-"), not the C of "C-spine"

@@ -46,7 +46,7 @@ from mpi.tables import (
     table_of,
 )
 from mpi.training import TRAINING_SAMPLE, sampled_frame, train_if_supported
-from priorscan.bulk_rows import JSON_NULL, JsonText, insert_rows, update_rows
+from priorscan.bulk_rows import JSON_NULL, JsonText, Prepared, insert_rows, prepare_rows, update_rows
 from priorscan.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -584,17 +584,22 @@ def write_links(session: Session, changes: Sequence[dict[str, Any]], *, model: M
         return
     connection = session.connection()
     weights = [_json(c["link_weights"]) for c in changes]  # serialised once for the record and its event
-    update_rows(connection, table_of(SourceRecord), [
+
+    def events() -> Prepared:  # built while the server rewrites the records (PostgreSQL)
+        return prepare_rows(connection, table_of(LinkEvent), [
+            {"source_record_id": c["id"], "from_regional_id": c["from_regional_id"],
+             "to_regional_id": c["regional_patient_id"], "link_state": c["link_state"], "manual": c["manual"],
+             "score": c["link_score"], "weights": explained, "model_version": model.version, "actor": actor,
+             "reason": "batch-relink", "at": now} for c, explained in zip(changes, weights, strict=True)])
+
+    prepared = update_rows(connection, table_of(SourceRecord), [
         {"id": c["id"], "regional_patient_id": c["regional_patient_id"], "link_state": c["link_state"],
          "link_score": c["link_score"], "link_weights": explained,
          "link_model_version": None if c["manual"] else model.version, "linked_by": actor, "linked_at": now,
-         "updated_at": now} for c, explained in zip(changes, weights, strict=True)])
+         "updated_at": now} for c, explained in zip(changes, weights, strict=True)], meanwhile=events)
     _forget_held(session, SourceRecord)
-    insert_rows(connection, table_of(LinkEvent), [
-        {"source_record_id": c["id"], "from_regional_id": c["from_regional_id"],
-         "to_regional_id": c["regional_patient_id"], "link_state": c["link_state"], "manual": c["manual"],
-         "score": c["link_score"], "weights": explained, "model_version": model.version, "actor": actor,
-         "reason": "batch-relink", "at": now} for c, explained in zip(changes, weights, strict=True)])
+    assert prepared is not None
+    insert_rows(connection, table_of(LinkEvent), prepared)
 
 
 def supersede_reviews(session: Session) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Connection, Table, text
 from sqlalchemy.exc import DBAPIError
@@ -26,6 +28,16 @@ class JsonText(str):
 
 #: A JSON column without a value, as the ORM writes it (JSON ``null``, not SQL NULL).
 JSON_NULL = JsonText("null")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Rows of one table converted for the driver already (:func:`prepare_rows`), for :func:`insert_rows`."""
+
+    columns: list[str]
+    values: list[tuple[Any, ...]]
 
 
 def is_postgresql(connection: Connection) -> bool:
@@ -61,29 +73,40 @@ def driver_errors(connection: Connection, statement: str) -> Iterator[None]:
         raise DBAPIError.instance(statement, None, exc, base, dialect=connection.dialect) from exc
 
 
-def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same columns): COPY on PostgreSQL, one prepared INSERT run for every row by the
-    driver on SQLite.
+def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]] | Prepared) -> None:
+    """Insert ``rows`` (all with the same columns, or :func:`prepare_rows`'s conversion of them): COPY on PostgreSQL,
+    one prepared INSERT run for every row by the driver on SQLite.
 
     Values are converted by the columns' own types (JSON, UTC timestamps), column by column, each distinct timestamp
     once, then sent through the driver as they are: SQLAlchemy's compilation of a statement per row, or of one with
     thousands of rows, would cost more than the insert itself.
     """
-    if not rows:
+    prepared = rows if isinstance(rows, Prepared) else prepare_rows(connection, table, rows)
+    if not prepared.values:
         return
-    columns = list(rows[0])
+    columns = prepared.columns
     names = ", ".join(f'"{c}"' for c in columns)
     raw = connection.connection.driver_connection
     assert raw is not None
     if is_postgresql(connection):
         statement = f'COPY "{table.name}" ({names}) FROM STDIN'
         with driver_errors(connection, statement), raw.cursor() as cursor, cursor.copy(statement) as copy:
-            for values in _converted(connection, table, columns, rows):
+            for values in prepared.values:
                 copy.write_row(values)
         return
     statement = f'INSERT INTO "{table.name}" ({names}) VALUES (' + ", ".join("?" for _ in columns) + ")"
     with driver_errors(connection, statement):
-        raw.executemany(statement, _converted(connection, table, columns, rows))
+        raw.executemany(statement, prepared.values)
+
+
+def prepare_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> Prepared:
+    """``rows`` (all with the same columns) converted as :func:`insert_rows` sends them: the work of this process
+    alone (no statement), so it may be done while the server is busy with another (:func:`update_rows`'s
+    ``meanwhile``)."""
+    if not rows:
+        return Prepared([], [])
+    columns = list(rows[0])
+    return Prepared(columns, _converted(connection, table, columns, rows))
 
 
 #: Rows a table at most for :func:`insert_tables` to send them as INSERT statements in one pipeline rather than by
@@ -115,14 +138,21 @@ def insert_tables(connection: Connection, batches: Sequence[tuple[Table, Sequenc
                                + ")", _converted(connection, table, columns, rows))
 
 
-def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id") -> None:
+def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str = "id",
+                meanwhile: Callable[[], T] | None = None) -> T | None:
     """Update rows of ``table`` by ``key``: each of ``rows`` (all with the same columns) names its row by ``key`` and
     gives the new values of the other columns. PostgreSQL: the rows are copied (COPY) into a temporary table and
     applied by one ``UPDATE ... FROM``; SQLite: one prepared UPDATE run for every row by the driver (no round trips
     there). Values are converted as :func:`insert_rows` converts them.
+
+    ``meanwhile``: work of this process that does not use ``connection`` (the next write's rows, converted by
+    :func:`prepare_rows`), done on PostgreSQL while the server applies the ``UPDATE`` (the statement waits on the
+    server in a thread, which holds no lock of Python's while it waits), after the update on SQLite (where the update
+    is this process's own work); its result is returned. Every record of a store rewritten at once keeps the server
+    busy for a while (a new version of each row): the client no longer idles meanwhile.
     """
     if not rows:
-        return
+        return meanwhile() if meanwhile is not None else None
     changed = [c for c in rows[0] if c != key]
     columns = [*changed, key]
     raw = connection.connection.driver_connection
@@ -137,13 +167,46 @@ def update_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
             for values in _converted(connection, table, columns, rows):
                 copy.write_row(values)
         assignments = ", ".join(f'"{c}" = s."{c}"' for c in changed)
-        connection.execute(text(f'UPDATE "{table.name}" AS t SET {assignments} FROM "{staging}" AS s '
-                                f'WHERE t."{key}" = s."{key}"'))
+        update = f'UPDATE "{table.name}" AS t SET {assignments} FROM "{staging}" AS s WHERE t."{key}" = s."{key}"'
+        if meanwhile is None:
+            connection.execute(text(update))
+            result = None
+        else:
+            result = _while_running(connection, update, meanwhile)
         connection.execute(text(f'DROP TABLE "{staging}"'))
-        return
+        return result
     statement = f'UPDATE "{table.name}" SET ' + ", ".join(f'"{c}" = ?' for c in changed) + f' WHERE "{key}" = ?'
     with driver_errors(connection, statement):
         raw.executemany(statement, _converted(connection, table, columns, rows))
+    return meanwhile() if meanwhile is not None else None
+
+
+def _while_running(connection: Connection, statement: str, meanwhile: Callable[[], T]) -> T:
+    """Run ``statement`` (no parameters) on ``connection``'s driver connection in a thread while this one runs
+    ``meanwhile``; its result once both are done. The statement's failure is raised as SQLAlchemy raises it
+    (:func:`driver_errors`), after ``meanwhile``'s own, which goes first: either leaves the caller's transaction to
+    be rolled back."""
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute(statement)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="bulk-rows-update", daemon=True)
+    thread.start()
+    try:
+        result = meanwhile()
+    finally:
+        thread.join()
+    if failed:
+        with driver_errors(connection, statement):
+            raise failed[0]
+    return result
 
 
 #: Keys looked up per statement on SQLite (two or three values each: within its limit of bound values).
@@ -213,5 +276,5 @@ def _converted(connection: Connection, table: Table, columns: Sequence[str],
     return list(zip(*converted, strict=True))
 
 
-__all__ = ["FEW_ROWS", "JSON_NULL", "JsonText", "held_keys", "insert_rows", "insert_tables", "is_postgresql",
-           "reserve_ids", "update_rows"]
+__all__ = ["FEW_ROWS", "JSON_NULL", "JsonText", "Prepared", "held_keys", "insert_rows", "insert_tables",
+           "is_postgresql", "prepare_rows", "reserve_ids", "update_rows"]

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024,
         description="the largest HTTP request body accepted (413 beyond it), STOW-RS apart")
+    http_header_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="an HTTP request's headers must arrive whole within this many seconds of the connection's opening "
+                    "(or of the request's first byte on a kept-alive connection); otherwise the connection is closed")
+    http_max_connections: int = Field(default=1000, ge=1,
+                                      description="HTTP connections served at once; more are closed on arrival")
     dicomweb_max_body_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1024, description="the largest STOW-RS request body accepted (413 beyond it)")
     log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")

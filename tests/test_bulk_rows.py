@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from mpi import table_of
@@ -86,4 +87,55 @@ def test_a_duplicate_key_written_past_sqlalchemy_is_an_integrity_error(session: 
         session.rollback()
     with pytest.raises(IntegrityError):
         insert_rows(session.connection(), log, rows[:2])
+    session.rollback()
+
+
+def test_update_rows_does_the_callers_work_while_the_server_updates_and_raises_the_updates_failure(
+        session: Session, engine: Engine) -> None:
+    """``meanwhile`` (the relink's next rows, converted) runs while PostgreSQL applies the ``UPDATE``: here the
+    update waits for a row another transaction holds, and ``meanwhile`` sees it waiting and lets it go, which it
+    could not do if the update ran before it (after it, on SQLite, where the update is this process's own work). Its
+    result is returned; the update's failure (a unique key broken) is raised as SQLAlchemy raises it."""
+    import time
+
+    import pytest
+    from sqlalchemy import select, text
+    from sqlalchemy.exc import IntegrityError
+
+    from priorscan.bulk_rows import update_rows
+
+    log = table_of(HL7MessageLog)
+    now = utcnow()
+    insert_rows(session.connection(), log, [
+        {"sending_application": "PAS", "sending_facility": "RTK", "control_id": str(n), "message_type": "ADT^A28",
+         "ack_code": "AA", "ack_text": "", "received_at": now} for n in range(3)])
+    session.commit()
+    ids = session.scalars(select(log.c.id).order_by(log.c.id)).all()
+    postgresql = engine.dialect.name == "postgresql"
+    seen: list[str] = []
+    with engine.connect() as blocker, engine.connect() as watcher:
+        if postgresql:
+            session.execute(text("SET LOCAL lock_timeout = '60s'"))  # a regression fails, it does not hang
+            blocker.execute(text("SELECT id FROM hl7_message_log WHERE id = :id FOR UPDATE"), {"id": ids[0]})
+
+        def meanwhile() -> str:
+            if postgresql:
+                for _ in range(600):
+                    if watcher.execute(text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                            "AND query LIKE 'UPDATE \"hl7_message_log\"%'")).scalar_one():
+                        seen.append("the update waiting")
+                        break
+                    time.sleep(0.1)
+                blocker.rollback()
+            return "prepared"
+
+        result = update_rows(session.connection(), log, [{"id": i, "ack_code": "AE"} for i in ids],
+                             meanwhile=meanwhile)
+    assert result == "prepared"
+    assert seen == (["the update waiting"] if postgresql else [])
+    assert session.scalars(select(log.c.ack_code)).all() == ["AE"] * 3
+    session.commit()
+    with pytest.raises(IntegrityError):  # control ids 0 and 1 of one sender: the log's unique key
+        update_rows(session.connection(), log, [{"id": ids[1], "control_id": "0"}], meanwhile=lambda: "prepared")
     session.rollback()

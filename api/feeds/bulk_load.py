@@ -82,6 +82,7 @@ from api.feeds.ingest import (
     BulkOptions,
     IngestReport,
     _apply_file,
+    _dead_letter,
     _display,
     load_paths,
 )
@@ -99,6 +100,7 @@ from priorscan.bulk_indexes import restore, restore_foreign_keys, set_aside
 from priorscan.bulk_rows import is_postgresql
 from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
+from priorscan.hl7v2 import CHARSET_ERROR
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import AuditEvent
 from priorscan.unit_of_work import unit_of_work
@@ -246,16 +248,20 @@ class BackfillReport(IngestReport):
 # --- the stages -----------------------------------------------------------------------------------------------------
 
 def _identity_items(found: Detected, phases: set[Phase] | None = None) -> Iterator[tuple[str, Any, str]]:
-    """The identity items of a file: (content type, value for the reader, source); ``unreadable`` with the reason
-    for a FHIR JSON file or element that is not a resource. ``phases`` (HL7 v2 and NDJSON files) gathers the phases
+    """The identity items of a file: (content type, value for the reader, source); ``unreadable`` with (kind,
+    reason, error code) for a FHIR JSON file or element that is not a resource, or an HL7 message whose bytes are not
+    text in its character set. ``phases`` (HL7 v2 and NDJSON files) gathers the phases
     of every item of the file, read to its end, so that the later stages need not read it again for nothing."""
     display = _display(found.path)
     seen = set() if phases is None else phases
     if found.format is FileFormat.HL7V2:
         for message in hl7_messages(found.path):
             seen.add(message.phase)
-            if message.phase == Phase.IDENTITY:
-                yield "hl7v2", message.text, f"{display}#{message.position}"
+            source = f"{display}#{message.position}"
+            if message.phase == Phase.IDENTITY and message.problem is not None:
+                yield "unreadable", ("HL7", message.problem, CHARSET_ERROR, message.text), source
+            elif message.phase == Phase.IDENTITY:
+                yield "hl7v2", message.text, source
     elif found.format is FileFormat.FHIR_NDJSON:
         for item in ndjson_items(found.path):
             seen.add(item.phase)
@@ -265,7 +271,7 @@ def _identity_items(found: Detected, phases: set[Phase] | None = None) -> Iterat
         for item in fhir_json_items(found.path):  # read within the bounds ingest reads them
             source = display + (f"[{item.position}]" if item.position else "")
             if item.value is None:
-                yield "unreadable", item.problem or "unreadable", source
+                yield "unreadable", ("FHIR", item.problem or "unreadable", "fhir.json", None), source
             else:
                 yield "fhir-json", item.value, source
 
@@ -433,7 +439,10 @@ class Backfill:
             aside: list[tuple[int, str, str, str]] = []
             for (position, content_type, value, source), record in zip(pending, read, strict=True):
                 if content_type == "unreadable":
-                    self.report.reject("FHIR", str(value), source, "fhir.json")
+                    kind, reason, code, raw_text = value
+                    self.report.reject(kind, reason, source, code)
+                    if raw_text is not None:  # an HL7 message kept byte for byte, as the per-message path keeps it
+                        _dead_letter(self.context, "hl7v2", source, code, reason, raw_text)
                     continue
                 key = (record.namespace, record.local_id) if record is not None else None
                 if (record is None or key in held or key in seen
@@ -656,11 +665,14 @@ class Backfill:
         position = 0
 
         def flush() -> None:
-            ready = [(n, m) for n, m in group if m.text.startswith("MSH")]
+            ready = [(n, m) for n, m in group if m.text.startswith("MSH") and m.problem is None]
             for _, m in group:
                 if not m.text.startswith("MSH"):
                     self.report.reject("HL7", "text outside any HL7 message (before the first MSH segment)",
                                        f"{display}#{m.position}", "hl7.no-msh")
+                elif m.problem is not None:
+                    self.report.reject(m.event or "HL7", m.problem, f"{display}#{m.position}", CHARSET_ERROR)
+                    _dead_letter(self.context, "hl7v2", f"{display}#{m.position}", CHARSET_ERROR, m.problem, m.text)
             outcomes = process_messages(self.context, [Incoming(m.text, INGEST_AGENT, f"{display}#{m.position}")
                                                        for _, m in ready], channel=INGEST_CHANNEL,
                                         studies_in_bulk=phase is Phase.IMAGING) if ready else []

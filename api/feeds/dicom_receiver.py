@@ -32,12 +32,10 @@ import queue
 import struct
 import threading
 import warnings
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filebase import DicomBytesIO
@@ -51,7 +49,15 @@ from pydicom.uid import (
 )
 
 from api.feeds.group_commit import next_group
-from imaging import ingest_dicom_datasets, raw_text
+from imaging import (
+    before_pixels,
+    identified,
+    inflate,
+    ingest_dicom_datasets,
+    raw_text,
+    read_header_bytes,
+    why_unreadable,
+)
 from priorscan.audit import Agent
 from priorscan.errors import StorageError
 from priorscan.outcome import ItemOutcome
@@ -128,7 +134,7 @@ class Pushed:
         syntax = UID(self.transfer_syntax)
         data = self.dataset
         if syntax == DeflatedExplicitVRLittleEndian:
-            data = zlib.decompress(data, -zlib.MAX_WBITS)  # PS3.5 A.5: the whole dataset deflated
+            data = inflate(data)  # PS3.5 A.5: the whole dataset deflated (refused past imaging.MAX_INFLATED_BYTES)
         if syntax in PrivateTransferSyntaxes:
             syntax = PrivateTransferSyntaxes[PrivateTransferSyntaxes.index(syntax)]  # carries its encoding
         if syntax.is_transfer_syntax:
@@ -137,38 +143,21 @@ class Pushed:
             implicit, little = False, True
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = read_dataset(io.BytesIO(data), implicit, little, stop_when=_before_pixels)
-        return _identified(ds)
-
-
-_PIXEL_DATA = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})  # Pixel Data, Float and Double Float Pixel Data
-
-
-def _before_pixels(tag: int, vr: str | None, length: int) -> bool:
-    return tag in _PIXEL_DATA
-
-
-def _identified(ds: Dataset) -> Dataset:
-    if (0x0008, 0x0016) not in ds and (0x0020, 0x000D) not in ds:
-        raise InvalidDicomError("no SOP Class and no Study Instance UID")
-    return ds
+            ds = read_dataset(io.BytesIO(data), implicit, little, stop_when=before_pixels)
+        return identified(ds)
 
 
 def read_header(data: bytes) -> Dataset:
-    """The header of a DICOM Part 10 object (with or without preamble), without pixel data.
+    """The header of a DICOM Part 10 object (with or without preamble), without pixel data
+    (:func:`imaging.read_header_bytes`: within its bounds).
 
     Raises
     ------
     pydicom.errors.InvalidDicomError
-        When ``data`` holds no DICOM object (no SOP Class and no Study Instance UID can be read).
+        When ``data`` holds no DICOM object (no SOP Class and no Study Instance UID can be read), or one that
+        inflates past :data:`imaging.MAX_INFLATED_BYTES`.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
-        except InvalidDicomError:
-            ds = dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
-    return _identified(ds)
+    return read_header_bytes(data)
 
 
 def dead_letter(context: AppContext, *, channel: str, source: str, content_type: str, code: str, reason: str,
@@ -234,7 +223,7 @@ def receive_many(context: AppContext, pushed: list[bytes] | list[bytes | Pushed]
         try:
             readable.append((position, item.header() if isinstance(item, Pushed) else read_header(item)))
         except _READ_ERRORS as exc:
-            reason = f"not a readable DICOM object ({type(exc).__name__})"
+            reason = f"not a readable DICOM object ({why_unreadable(exc)})"
             dead_letter(context, channel=channel, source=source, content_type="dicom", code="dicom.corrupt",
                         reason=reason, raw=_kept_bytes(item))
             results[position] = Received(CANNOT_UNDERSTAND, ItemOutcome.rejected("DICOM", reason, "dicom.corrupt"))

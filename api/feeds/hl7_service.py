@@ -63,6 +63,7 @@ ACK_CODES: dict[str, tuple[str, str]] = {
     "hl7.parse": ("AR", "100"),
     "hl7.several-messages": ("AR", "100"),
     "hl7.control-character": ("AR", "102"),
+    "hl7.charset": ("AR", "103"),
     "hl7.too-many-repetitions": ("AR", "102"),
     "hl7.too-large": ("AR", "207"),
     "hl7.unsupported-type": ("AR", "200"),

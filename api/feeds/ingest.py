@@ -36,6 +36,7 @@ from api.feeds.ingest_formats import (
 )
 from priorscan.audit import Agent
 from priorscan.errors import PriorscanError
+from priorscan.hl7v2 import CHARSET_ERROR
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
 from priorscan.unit_of_work import unit_of_work
@@ -248,6 +249,10 @@ def _apply_hl7(context: AppContext, handlers: IngestHandlers, found: Detected, p
         source = f"{_display(found.path)}#{message.position}"
         if not message.text.startswith("MSH"):
             report.reject("HL7", "text outside any HL7 message (before the first MSH segment)", source, "hl7.no-msh")
+            continue
+        if message.problem is not None:  # kept byte for byte (as ISO 8859-1) to be replayed once it can be read
+            report.reject(message.event or "HL7", message.problem, source, CHARSET_ERROR)
+            _dead_letter(context, "hl7v2", source, CHARSET_ERROR, message.problem, message.text)
             continue
         try:
             outcome = handlers.hl7_message(context, message.text, source=source)

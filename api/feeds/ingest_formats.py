@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from imaging import begins_like_a_dataset
 from priorscan import json_input
+from priorscan.hl7v2 import decode_message
 
 SNIFF_BYTES = 8192
 _READ_CHUNK = 1 << 16
@@ -79,16 +81,6 @@ class Detected:
     reason: str | None = None  # why a file is EMPTY or UNKNOWN
 
 
-def _dicom_preamble_less(head: bytes) -> bool:
-    """A DICOM stream without preamble starts with a (0002,xxxx) or (0008,xxxx) element, little endian."""
-    if len(head) < 8 or head[0:2] not in (b"\x02\x00", b"\x08\x00"):
-        return False
-    vr = head[4:6]
-    explicit = vr.isalpha() and vr.isupper()
-    implicit_length = int.from_bytes(head[4:8], "little")
-    return explicit or implicit_length < 1 << 16
-
-
 def detect(path: Path) -> Detected:
     """Tell the format of ``path`` from its first bytes (and, for JSON, its resource types)."""
     with open(path, "rb") as handle:
@@ -102,7 +94,7 @@ def detect(path: Path) -> Detected:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text[:1] in (b"{", b"["):
         return _detect_json(path, text)
-    if _dicom_preamble_less(head):
+    if begins_like_a_dataset(head):
         return Detected(path, FileFormat.DICOM, FORMAT_PHASES[FileFormat.DICOM])
     return Detected(path, FileFormat.UNKNOWN, (),
                     "not a recognised format (HL7 v2, FHIR JSON or NDJSON, DICOM, DICOM JSON)")
@@ -174,6 +166,7 @@ class HL7Item:
     message_type: str  # MSH-9.1, e.g. ADT; "" when there is no MSH
     phase: Phase
     event: str = ""  # MSH-9.1^MSH-9.2, e.g. ADT^A04
+    problem: str | None = None  # why its bytes are not text (``text`` then holds them as ISO 8859-1)
 
 
 def _segments(path: Path) -> Iterator[bytes]:
@@ -186,13 +179,6 @@ def _segments(path: Path) -> Iterator[bytes]:
             yield from parts
     if pending:
         yield pending
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")  # UK PAS feeds are often Windows-1252
 
 
 def message_event_of(msh: bytes) -> tuple[str, str]:
@@ -220,7 +206,8 @@ def hl7_messages(path: Path) -> Iterator[HL7Item]:
 
     def item(segments: list[bytes]) -> HL7Item:
         kind, event = message_event_of(segments[0])
-        return HL7Item(_decode(b"\r".join(segments)), position, kind, HL7_PHASES.get(kind, Phase.ORDERS), event)
+        decoded = decode_message(b"\r".join(segments))
+        return HL7Item(decoded.text, position, kind, HL7_PHASES.get(kind, Phase.ORDERS), event, decoded.problem)
 
     for raw in _segments(path):
         segment = raw.strip(b" \t\x00").lstrip(b"\xef\xbb\xbf")
@@ -239,7 +226,7 @@ def hl7_messages(path: Path) -> Iterator[HL7Item]:
             stray.append(segment)
             if len(stray) == 1:
                 position += 1
-                yield HL7Item(_decode(segment[:200]), position, "", Phase.ORDERS)
+                yield HL7Item(decode_message(segment[:200]).text, position, "", Phase.ORDERS)
     if current:
         yield item(current)
 

@@ -17,8 +17,9 @@ can pin at most that many times the message limit.
 Who may send (TLS with client certificates, the trusts' allow-list of senders): :mod:`api.feeds.mllp_access`. A message
 from a sender that may not send it is refused (AR, ``hl7.sender-not-allowed``) and kept as a dead letter.
 
-Bytes are decoded as MSH-18 says (ISO 8859-1 or UTF-8); without MSH-18, UTF-8, falling back to ISO 8859-1. The ACK is
-encoded the same way.
+Bytes are read as text in the character set MSH-18 names (:func:`priorscan.hl7v2.decode_message`: without MSH-18,
+UTF-8, else Windows-1252); a message whose bytes are not text in that set, or whose MSH-18 names a set that is not
+read, is refused (AR, ``hl7.charset``) and kept byte for byte as a dead letter. The ACK is encoded the same way.
 """
 
 from __future__ import annotations
@@ -45,7 +46,16 @@ from api.feeds.writer_processes import WriterProcesses
 from priorscan import metrics
 from priorscan.audit import Agent
 from priorscan.errors import StorageError
-from priorscan.hl7v2 import COMMIT_ERROR, AckError, ErrorLocation, MessageError, acknowledgements, read_header
+from priorscan.hl7v2 import (
+    CHARSET_ERROR,
+    COMMIT_ERROR,
+    AckError,
+    ErrorLocation,
+    MessageError,
+    acknowledgements,
+    decode_message,
+    read_header,
+)
 from priorscan.logs import correlated, message_id
 from priorscan.outcome import ItemOutcome
 
@@ -64,7 +74,6 @@ CHANNEL = "mllp"
 POSTGRES_WRITERS = 2
 #: Most messages one writer applies with one commit.
 MAX_BATCH = 32
-_LATIN1_NAMES = ("8859/1", "ISO-8859-1", "ISO8859-1", "ISO IR100", "LATIN1")
 
 
 @dataclass(frozen=True)
@@ -142,22 +151,6 @@ class MllpFramer:
         if room > 0:
             self._buffer.extend(chunk[:room])
         self._size += len(chunk)
-
-
-def decode(payload: bytes) -> tuple[str, str]:
-    """The message text and the encoding it was read with (MSH-18 when it names one)."""
-    first = payload.lstrip()[:1024].split(b"\r", 1)[0].split(b"\n", 1)[0]
-    charset = ""
-    if first.startswith(b"MSH") and len(first) > 3:
-        fields = first.split(first[3:4])
-        if len(fields) > 17:
-            charset = fields[17].decode("ascii", "replace").strip().upper()
-    if charset in _LATIN1_NAMES:
-        return payload.decode("latin-1"), "latin-1"
-    try:
-        return payload.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return payload.decode("latin-1"), "latin-1"
 
 
 def frame(ack: str, encoding: str = "utf-8") -> bytes:
@@ -287,7 +280,7 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
 def _observe(context: AppContext, item: Frame, ack: str, seconds: float) -> None:
     """Count the acknowledged message by its sender's trust, its type and its ACK code (the header is read again
     here, cheaply, because the writer that applied the message may be another process)."""
-    header = _header_or_none(decode(item.payload)[0])
+    header = _header_or_none(decode_message(item.payload).text)
     trust = context.trusts.resolve(header.sending_facility) if header is not None else None
     kind = f"{header.message_type}^{header.trigger_event}" if header is not None else None
     metrics.hl7_acknowledged("mllp", trust.ods if trust else None, kind, metrics.ack_code(ack), seconds)
@@ -307,8 +300,15 @@ class _Sender:
 async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str,
                        sender: _Sender) -> tuple[list[str], str]:
     """The acknowledgements of one frame (one ACK in original mode; what MSH-15/16 ask for in enhanced mode)."""
-    text, encoding = decode(item.payload)
+    decoded = decode_message(item.payload)
+    text, encoding = decoded.text, decoded.encoding
     header = _header_or_none(text)
+    if decoded.problem is not None:
+        outcome = await asyncio.to_thread(
+            reject_message, context, text[:context.settings.mllp_max_message_bytes], header, decoded.problem,
+            code=CHARSET_ERROR, channel=CHANNEL, agent=agent, source=peer, location=ErrorLocation("MSH", 1, 18))
+        acks = outcome.detail.get("acks")
+        return (list(acks) if isinstance(acks, list) else [str(outcome.detail["ack"])]), encoding
     refusal = sender_refusal(context.trusts, context.settings, header, address=sender.address,
                              certificate=sender.certificate)
     if refusal is not None:
@@ -508,4 +508,4 @@ def _header_or_none(text: str):  # type: ignore[no-untyped-def]
         return None
 
 
-__all__ = ["Frame", "MllpFramer", "decode", "frame", "start_mllp_server", "stop_writer", "writer_processes"]
+__all__ = ["Frame", "MllpFramer", "frame", "start_mllp_server", "stop_writer", "writer_processes"]

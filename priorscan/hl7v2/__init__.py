@@ -4,6 +4,7 @@ Every adapter (ADT in ``mpi``, ORU in ``imaging``, ORM/OMI in ``dedupe``, the HL
 :class:`Message` that :func:`parse_message` returns: a message is read once. What a message *means* (a source
 record, a study, an order) is decided by the adapters; what its text says, here.
 
+- :mod:`~priorscan.hl7v2.charset`: a message's bytes as text, in the set MSH-18 names (:func:`decode_message`);
 - :mod:`~priorscan.hl7v2.delimiters`: MSH-1/MSH-2 and escape sequences, both ways;
 - :mod:`~priorscan.hl7v2.er7`: segments, fields, repetitions, components (:func:`parse_message`);
 - :mod:`~priorscan.hl7v2.header`: the MSH (:func:`read_header` for a message that cannot be read whole);
@@ -27,6 +28,7 @@ from priorscan.hl7v2.ack import (
     acknowledgements,
     build_ack,
 )
+from priorscan.hl7v2.charset import CHARSET_ERROR, DecodedMessage, decode_message
 from priorscan.hl7v2.datatypes import (
     CX,
     HD,
@@ -68,10 +70,11 @@ def escape(value: str, delimiters: Delimiters = STANDARD) -> str:
 
 
 __all__ = [
-    "ACCEPTED", "COMMIT_ACCEPT", "COMMIT_ERROR", "COMMIT_REJECT", "CX", "ERROR", "HD", "LOCAL_PATIENT_TYPES",
-    "LOCAL_ZONE", "MAX_REPETITIONS", "NHS_NUMBER_AUTHORITIES", "NHS_NUMBER_TYPES", "NOT_PATIENT_TYPES", "NULL",
-    "REJECTED", "STANDARD", "XAD", "XPN", "XTN", "AckError", "Composite", "Delimiters", "ErrorLocation", "Message",
-    "MessageError", "MessageHeader", "Segment", "Timestamp", "acknowledgements", "administrative_sex", "build_ack",
-    "escape", "format_timestamp", "has_control_characters", "is_nhs_number_authority", "normalise_segments",
-    "parse_date", "parse_message", "parse_timestamp", "read_header", "service_section_modality",
+    "ACCEPTED", "CHARSET_ERROR", "COMMIT_ACCEPT", "COMMIT_ERROR", "COMMIT_REJECT", "CX", "ERROR", "HD",
+    "LOCAL_PATIENT_TYPES", "LOCAL_ZONE", "MAX_REPETITIONS", "NHS_NUMBER_AUTHORITIES", "NHS_NUMBER_TYPES",
+    "NOT_PATIENT_TYPES", "NULL", "REJECTED", "STANDARD", "XAD", "XPN", "XTN", "AckError", "Composite",
+    "DecodedMessage", "Delimiters", "ErrorLocation", "Message", "MessageError", "MessageHeader", "Segment", "Timestamp",
+    "acknowledgements", "administrative_sex", "build_ack", "decode_message", "escape", "format_timestamp",
+    "has_control_characters", "is_nhs_number_authority", "normalise_segments", "parse_date", "parse_message",
+    "parse_timestamp", "read_header", "service_section_modality",
 ]

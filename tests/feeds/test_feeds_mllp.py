@@ -11,10 +11,11 @@ from feeds_factories import RTK, RXC, Ack, adt, control_id, exchange, pid, recor
 from hl7.client import MLLPClient
 from sqlalchemy import func, select
 
-from api.feeds.mllp import Frame, MllpFramer, decode
+from api.feeds.mllp import Frame, MllpFramer
 from mpi.records import RecordKey
 from mpi.service import PatientIndex
 from mpi.tables import SourceIdentifier, SourceRecord, SourceRecordVersion
+from priorscan.hl7v2 import DecodedMessage, decode_message
 from priorscan.tables import AuditEvent, DeadLetter, HL7MessageLog
 
 
@@ -363,6 +364,7 @@ def test_framer_restarts_on_a_new_start_block_and_marks_oversized_frames() -> No
 
 
 def test_decode_follows_msh18() -> None:
-    assert decode("MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.4|||||UNICODE UTF-8\rPID|É".encode())[1] == "utf-8"
-    assert decode(b"MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.4|||||8859/1\rPID|\xc9")[0].endswith("É")
-    assert decode(b"MSH|^~\\&|A\rPID|\xc9") == ("MSH|^~\\&|A\rPID|É", "latin-1")
+    assert decode_message("MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.4|||||UNICODE UTF-8\rPID|É".encode()).encoding == "utf-8"
+    assert decode_message(b"MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.4|||||8859/1\rPID|\xc9").text.endswith("É")
+    # no MSH-18: UTF-8, else Windows-1252 (what UK PAS feeds send without saying so)
+    assert decode_message(b"MSH|^~\\&|A\rPID|\xc9") == DecodedMessage("MSH|^~\\&|A\rPID|É", "cp1252")

@@ -198,6 +198,7 @@ def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
     ("XR kneee left", "XR", "knee", ("knee",), "left", "near KNEE and KNEES, the knee either way (was unknown)"),
     ("CT AbdPelvis", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "camel case, word by word (was unknown)"),
     ("MR WholeBody^Myeloma", "MR", "whole-body", ("whole-body",), "none", "was unknown"),
+    ("XR #NoF Rt", "XR", "hip", ("hip",), "right", "camel case is split only after two small letters: NoF stays NOF"),
     ("Angio^01_CTA_Carotid (Adult)", "CT", "head-neck-angiography", ("head-neck-angiography",), "none",
      "a bare angio beside a named territory is that territory (was also every territory)"),
     ("CT IAC", "CT", "head", ("head",), "none", "internal auditory canals (was unknown)"),

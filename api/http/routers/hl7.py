@@ -1,6 +1,8 @@
 """``POST /hl7``: one HL7 v2 message over HTTP, for clients without MLLP; the answer is its ACK.
 
-The body is the message as text (``text/plain`` or ``application/hl7-v2``; CR or LF segment ends). The status is 200
+The body is the message as text (``text/plain`` or ``application/hl7-v2``; CR or LF segment ends), its bytes read in
+the character set MSH-18 names, as over MLLP (:func:`priorscan.hl7v2.decode_message`; AR ``hl7.charset`` when they
+are not text in it). The status is 200
 whatever the ACK says: MSA-1 carries the verdict (AA, AE or AR), exactly as over MLLP. An HTTP request always has
 its answer, so a message whose MSH-16 asks for no application acknowledgement (``NE``, or ``SU``/``ER`` for the other
 verdict) is still answered with one here, after any accept acknowledgement MSH-15 asked for: an empty 200, or a
@@ -25,7 +27,16 @@ from api.feeds.mllp_access import SENDER_NOT_ALLOWED, http_sender_refusal
 from api.http.deps import ContextDep, Principal, require
 from priorscan import metrics
 from priorscan.audit import Agent
-from priorscan.hl7v2 import AckError, ErrorLocation, MessageError, MessageHeader, build_ack, read_header
+from priorscan.hl7v2 import (
+    CHARSET_ERROR,
+    AckError,
+    ErrorLocation,
+    MessageError,
+    MessageHeader,
+    build_ack,
+    decode_message,
+    read_header,
+)
 from priorscan.outcome import ItemOutcome
 
 router = APIRouter(tags=["hl7"])
@@ -47,7 +58,8 @@ async def post_hl7(request: Request, ctx: ContextDep,
     body = await request.body()
     agent = Agent(principal.kind, principal.name, principal.address)
     limit = ctx.settings.mllp_max_message_bytes
-    text = _decode(body[: limit + 1])
+    decoded = decode_message(body[: limit + 1])
+    text = decoded.text
     if len(body) > limit:
         try:
             header = read_header(text)
@@ -56,6 +68,10 @@ async def post_hl7(request: Request, ctx: ContextDep,
         outcome = await run_in_threadpool(
             reject_message, ctx, text[:limit], header, f"message of {len(body)} bytes exceeds the maximum of {limit}",
             code="hl7.too-large", channel=CHANNEL, agent=agent, source=agent.address)
+    elif decoded.problem is not None:
+        outcome = await run_in_threadpool(
+            reject_message, ctx, text, _header(text), decoded.problem, code=CHARSET_ERROR, channel=CHANNEL,
+            agent=agent, source=agent.address, location=ErrorLocation("MSH", 1, 18))
     elif (refusal := http_sender_refusal(ctx.trusts, _header(text), client=principal.name)) is not None:
         outcome = await run_in_threadpool(
             reject_message, ctx, text, _header(text), refusal, code=SENDER_NOT_ALLOWED, channel=CHANNEL, agent=agent,
@@ -112,9 +128,3 @@ def _header(text: str) -> MessageHeader | None:
     except MessageError:
         return None
 
-
-def _decode(body: bytes) -> str:
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return body.decode("latin-1")

@@ -1,0 +1,79 @@
+"""HTTP connections within bounds, as the MLLP listener bounds its own (``priorscan serve``).
+
+uvicorn closes a connection left idle *after* a response (``timeout_keep_alive``), but not one that never completes
+a request: a client that opens connections and sends nothing, or a request line and a few header bytes, held each
+one for as long as it liked, and enough of them used up the process's file descriptors, which the MLLP listener and
+the DICOM port share. So, in the protocol uvicorn runs for each connection (its httptools one, with two limits):
+
+- a request's headers must arrive whole within ``settings.http_header_timeout_s`` of the connection's opening, or of
+  the first byte of the request after the previous response (a total deadline that later bytes do not restart);
+  otherwise the connection is closed. A body is not under this deadline: a large STOW-RS upload on a slow link is
+  a caller who has been authenticated (:mod:`api.http.guard` answers before reading a body);
+- at most ``settings.http_max_connections`` connections are served at once; more are closed on arrival, so the
+  HTTP door alone cannot take every descriptor from the feeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+
+def bounded_protocol(header_timeout_s: float, max_connections: int) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol with a deadline on each request's headers and a cap on connections.
+
+    Parameters
+    ----------
+    header_timeout_s
+        Seconds within which a request's headers must be whole.
+    max_connections
+        Connections served at once; one more is closed as it arrives.
+    """
+
+    class BoundedHttpProtocol(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                log.warning("HTTP connection closed on arrival: %d connections are open (the limit)",
+                            max_connections)
+                transport.close()
+                return
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+                self._arm()  # the first bytes of the next request on a kept-alive connection
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._deadline = self.loop.call_later(header_timeout_s, self._headers_too_late)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _headers_too_late(self) -> None:
+            self._deadline = None
+            log.info("HTTP connection closed: no whole request headers within %.0f s", header_timeout_s)
+            self.transport.close()
+
+    return BoundedHttpProtocol
+
+
+__all__ = ["bounded_protocol"]

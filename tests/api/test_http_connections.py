@@ -1,0 +1,94 @@
+"""``priorscan serve``'s HTTP door holds no connection for a client that never completes a request, and serves a
+bounded number at once (hazard log H-SEC-11).
+
+Before, a connection that sent nothing, or a request line and part of its headers (slowloris), stayed open for as long
+as the client liked (uvicorn times out only a connection left idle after a response); enough of them used up the
+process's file descriptors, which the MLLP listener and the DICOM port share.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import httpx
+from api_factories import free_port
+
+HEADER_TIMEOUT_S = 3
+MAX_CONNECTIONS = 4
+
+
+@contextmanager
+def serving(db_url: str, header_timeout_s: float = HEADER_TIMEOUT_S) -> Iterator[int]:
+    port = free_port()
+    env = dict(os.environ, PRIORSCAN_HTTP_HEADER_TIMEOUT_S=str(header_timeout_s),
+               PRIORSCAN_HTTP_MAX_CONNECTIONS=str(MAX_CONNECTIONS))
+    process = subprocess.Popen([sys.executable, "-m", "priorscan.cli", "--db", db_url, "serve", "--port", str(port),
+                                "--mllp-port", "0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    """True when the server closes ``sock`` (end of stream) within ``within_s``."""
+    sock.settimeout(within_s)
+    try:
+        return sock.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_connections_that_never_complete_their_headers_are_closed(sqlite_url: str) -> None:
+    with serving(sqlite_url) as port, ExitStack() as stack:
+        silent = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+        partial = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+        partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: priorscan\r\nX-Slow: ")
+        kept_alive = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+        kept_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: priorscan\r\n\r\n")
+        kept_alive.settimeout(10)
+        assert kept_alive.recv(1024).startswith(b"HTTP/1.1 200")
+        kept_alive.sendall(b"GET /healthz HTTP/1.1\r\nHost: ")  # the next request, never finished
+        # generous: the deadline is HEADER_TIMEOUT_S; a loaded test host may be slow to run the timer
+        assert _closed_by_server(silent, 30), "a connection that sent nothing"
+        assert _closed_by_server(partial, 30), "a connection whose headers never ended"
+        assert _closed_by_server(kept_alive, 30), "a kept-alive connection whose next request never ended"
+
+
+def test_connections_beyond_the_limit_are_closed_on_arrival(sqlite_url: str) -> None:
+    with serving(sqlite_url, header_timeout_s=120) as port:  # the held ones are not closed by the deadline
+        with ExitStack() as stack:
+            held = [stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+                    for _ in range(MAX_CONNECTIONS)]
+            time.sleep(0.5)  # let the server accept them
+            extra = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: priorscan\r\n\r\n")
+            assert _closed_by_server(extra, 10)
+            assert len(held) == MAX_CONNECTIONS
+        # the held ones closed by the client: the door serves again
+        deadline = time.monotonic() + 30
+        while httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
