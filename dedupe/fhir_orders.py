@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from dedupe.alerts import alert_of_order, cancel
 from dedupe.check import CheckOutcome, CheckRequest, PatientQuery, ProcedureQuery, run_check
 from dedupe.circumstances import RequestReason
-from dedupe.comparable import local_date
+from dedupe.comparable import local_date, local_moment
 from dedupe.config import active_rules
 from dedupe.orders import CANCELLED, COMPLETED, set_order_status
 from dedupe.rules import RuleSet
@@ -168,8 +168,8 @@ def _requested_at(value: str | None, timezone: str) -> tuple[datetime | None, da
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None, None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC), moment.date()
+    if moment.tzinfo is None:  # the trusts' local time as the order-entry system wrote it (H-CMP-11), not UTC
+        return local_moment(moment, timezone), moment.date()
     return moment, local_date(moment, timezone)
 
 

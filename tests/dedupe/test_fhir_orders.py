@@ -137,3 +137,20 @@ def test_a_contained_patient_and_a_date_only_authored_on(db, trusts) -> None:  #
     assert outcome.detail["regionalPatientId"] == regional
     alert = db.get(Alert, outcome.detail["alertId"])
     assert [p["daysAgo"] for p in alert.priors] == [5]  # judged as of the day it was authored
+
+
+def test_an_authored_on_without_offset_is_london_time(trusts) -> None:  # type: ignore[no-untyped-def]
+    """A ServiceRequest's ``authoredOn`` with a time but no offset is the trusts' local time (as a duplicate-check
+    request's ``requestedAt``, H-CMP-11): half past midnight in British Summer Time is 23:30 UTC the day before, and
+    the request's day is the local day."""
+    from datetime import UTC, datetime
+
+    from dedupe.config import active_rules
+    from dedupe.fhir_orders import read_service_request
+
+    rules = active_rules()
+    for authored, moment in (("2026-07-01T00:30:00", datetime(2026, 6, 30, 23, 30, tzinfo=UTC)),
+                             ("2026-01-15T00:30:00", datetime(2026, 1, 15, 0, 30, tzinfo=UTC))):
+        _, procedure = read_service_request(service_request(nhs_number(9), authoredOn=authored), trusts, rules)
+        assert procedure.requested_at == moment
+        assert procedure.request_date == date.fromisoformat(authored[:10])
