@@ -691,8 +691,13 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
     and the home agree by their comparisons), EM runs with m held fixed (learnt from the other runs, where most
     pairs are not relatives) and u free for :data:`HOUSEHOLD_COMPARISONS`: what EM puts in the non-match class is
     how relatives look. NHS numbers take part with their ordinary u (relatives hold different numbers as strangers
-    do); what the pairs agree on by construction (family name, home, phone) is left out. Estimates are smoothed
-    towards the shipped prior knowledge, so a store with few households (FEBRL has none) keeps those values.
+    do); what the pairs agree on by construction (family name, home, phone) is left out. A field's u is read from
+    the pairs the *other* fields put apart (:data:`RELATIVE_CONFIDENCE`); once that has settled, one step more
+    weighs each of them by the chance that all its fields give of two people under the settled estimate: one
+    person's records with one field keyed wrong are not relatives who share the
+    rest (on pseudopeople, counting them whole made relatives share a first name four times as often as the truly
+    different people of one home do, issue 17). Estimates are smoothed towards the shipped prior knowledge, so a
+    store with few households (FEBRL has none) keeps those values.
 
     Returns the u per comparison and a summary of the run for the training report.
     """
@@ -721,7 +726,8 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
     share = 0.5
     iteration = 0
     apart = np.zeros(len(patterns))
-    for iteration in range(1, 51):  # noqa: B007 (read after the loop)
+    discount = np.ones(len(patterns))
+    for iteration in range(1, 52):  # noqa: B007 (read after the loop)
         parts = np.zeros((len(patterns), len(used)))
         for k, i in enumerate(used):
             column = patterns[:, i]
@@ -736,9 +742,15 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
             if i not in chosen:
                 continue
             # relatives as the *other* fields tell them: a field's own oddity (a duplicate whose birth date was
-            # keyed wrong) must not make the pair a relative and teach that relatives look like that
+            # keyed wrong) must not make the pair a relative and teach that relatives look like that; and, once
+            # that estimate has settled, each such pair counts as far as all its fields make it two people
+            # (``discount``): a duplicate whose birth date was keyed wrong is apart by the other fields than its
+            # first name, but its first name says one person, and counted whole it taught that relatives share a
+            # first name as often as a date is keyed wrong. One step only, from the settled estimate: a field's
+            # own u feeding its own weight round after round would talk itself into it (twins at one home whose
+            # shared birth date, weighed less, made them less relatives, and so on)
             without = 1.0 / (1.0 + np.exp(np.clip(logit - parts[:, k], -500, 500)))
-            sure = counts * (without >= RELATIVE_CONFIDENCE)
+            sure = counts * (without >= RELATIVE_CONFIDENCE) * discount
             prior = prior_u[chosen.index(i)]
             seen = level_counts(patterns[:, i], model.comparisons[i].levels_count, sure)
             new = np.maximum((seen + SMOOTHING * np.asarray(prior)) / (seen.sum() + SMOOTHING), U_FLOOR)
@@ -746,8 +758,10 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
             change = max(change, float(np.abs(new - u[i]).max()))
             u[i] = new
         share = new_share
-        if change < 1e-6:
+        if not (discount == 1.0).all():
             break
+        if change < 1e-6 or iteration == 50:
+            discount = 1.0 - posterior
     out = {model.comparisons[i].name: [float(x) for x in u[i]] for i in chosen}
     # relatives of one family name per record: the relatives found, scaled from the sample to every pair at one
     # home, those of one family name, both ends of each pair; smoothed towards prior knowledge
