@@ -111,10 +111,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Fault injection for the resume tests: ``stage:N`` (``identity``, ``deferred``, ``imaging-dicom``, or ``imaging``
-#: for the HL7 results) kills this
-#: process with SIGKILL right after the N-th commit of that stage, as a crash at the worst moment would. Never set
-#: in a real run; read once per load.
+#: Fault injection for the resume tests: ``stage:N`` (``identity``, ``relink``, ``deferred``, ``imaging-dicom``, or
+#: ``imaging`` for the HL7 results) kills this process with SIGKILL right after the N-th commit of that stage, as a
+#: crash at the worst moment would. Never set in a real run; read once per load.
 FAULT_ENV = "PRIORSCAN_FAULT_KILL_AFTER"
 
 
@@ -493,6 +492,8 @@ class Backfill:
             advance(session, self.key, "relink", result.records, finished=True)
             bar.update(1)
             bar.close()
+        if self._crash:  # committed; on PostgreSQL the indexes beside it may still be building
+            self._crash.committed("relink")
         self.report.relink = {"records": result.records, "patients": result.patients,
                               "to review": result.review_items, "model": result.model_description or
                               result.model_version, "seconds": round(result.timings.get("total_s", 0.0), 1),
