@@ -400,8 +400,12 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     rng = np.random.default_rng(seed)
     shared_phone, shared_home, shared_run = shared_homes(frame, records=records or frame.size)
     base = base.evolve(shared_phone=shared_phone, shared_home=shared_home)
-    stand_ins, stand_in_run = stand_in_names(base, frame, training_columns(frame), column="given")
-    family_stand_ins, family_stand_in_run = stand_in_names(base, frame, training_columns(frame), column="family")
+    holders = {column: stand_in_holders(base, frame, training_columns(frame), column=column)
+               for column in ("given", "family")}
+    stand_ins, stand_in_run = stand_in_names(base, frame, training_columns(frame), column="given",
+                                             other_column=holders["family"])
+    family_stand_ins, family_stand_in_run = stand_in_names(base, frame, training_columns(frame), column="family",
+                                                           other_column=holders["given"])
     base = base.evolve(stand_in_given=stand_ins, stand_in_family=family_stand_ins)
     # samples in proportion to the store, within bounds: enough pairs per level, not more than needed
     u_pairs = min(u_pairs, max(50_000, 5 * frame.size))
@@ -519,8 +523,8 @@ STAND_IN_GROUP = 50
 STAND_IN_SMOOTHING = 2.0
 
 
-def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, column: str = "given"
-                   ) -> tuple[list[str], dict[str, Any]]:
+def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, column: str = "given",
+                   other_column: pd.DataFrame | None = None) -> tuple[list[str], dict[str, Any]]:
     """Given (or family) names that are more likely *not* their holder's name than theirs, learnt from the store.
 
     A record's other records share its family name and its full birth date (for a family name: its given name and
@@ -537,11 +541,42 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
     is then compared as no name; a record with a stand-in given name is *weak* (rule 8,
     :func:`mpi.scoring.weak_records`).
 
+    ``other_column``: the holders of the other name column (:func:`stand_in_holders`). A word that is no name in
+    either field (``HUSBAND``, ``RESPONDENT``, ``RESIDENT``, keyed now as a given name, now as a family name) is
+    held too few times in one of them to be learnt there; a value is then also a stand-in when the holders of both
+    columns together say so, by the same rule.
+
     Returns the stand-ins (sorted) and a summary for the training report.
     """
+    holders = stand_in_holders(model, frame, columns, column=column)
+    if holders is None:
+        return [], {"holders": 0, "stand_ins": 0}
+    stand_ins = set(_more_likely_not_a_name(holders))
+    if other_column is not None and len(other_column):
+        both = _more_likely_not_a_name(pd.concat([holders, other_column], ignore_index=True))
+        stand_ins |= set(both) & set(holders["value"])
+    chosen = sorted(str(v) for v in stand_ins)
+    return chosen, {"holders": int(len(holders)), "holders_agreeing_with_none": float(holders["never"].mean()),
+                    "stand_ins": len(chosen)}
+
+
+def _more_likely_not_a_name(holders: pd.DataFrame) -> list[str]:
+    """The values of ``holders`` (one row per holder: ``value``, ``never``) held by at least
+    :data:`STAND_IN_HOLDERS` records whose share agreeing with none, smoothed towards the share of all of them, is
+    at least one half."""
+    overall = float(holders["never"].mean())
+    table = holders.groupby("value")["never"].agg(["size", "sum"])
+    share = (table["sum"] + STAND_IN_SMOOTHING * overall) / (table["size"] + STAND_IN_SMOOTHING)
+    return [str(v) for v in table.index[(table["size"] >= STAND_IN_HOLDERS) & (share >= 0.5)]]
+
+
+def stand_in_holders(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, column: str = "given"
+                     ) -> pd.DataFrame | None:
+    """The holders of ``column`` that :func:`stand_in_names` reads: one row per record with a pair over its other
+    name and birth date, its ``value`` and whether it agrees with ``never`` a record of them (``None``: none)."""
     index = model.index_of(column)
     if index is None or column not in STAND_IN_RULES:
-        return [], {"holders": 0, "stand_ins": 0}
+        return None
     agreeing_on, agreeing_levels = STAND_IN_RULES[column]
     key = _combined(columns, agreeing_on)
     present = np.flatnonzero((key != "") & (frame[column] != ""))
@@ -551,10 +586,10 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
     left = order[np.concatenate([a for a, _ in found])] if found else np.zeros(0, dtype=np.int64)
     right = order[np.concatenate([b for _, b in found])] if found else np.zeros(0, dtype=np.int64)
     if len(left) == 0:
-        return [], {"holders": 0, "stand_ins": 0}
+        return None
     left, right = _one_person_or_household(model, frame, left, right)
     if len(left) == 0:
-        return [], {"holders": 0, "stand_ins": 0}
+        return None
     comparison = model.comparisons[index]
     levels = comparison.levels(frame.take(left), frame.take(right))
     agree = np.isin(levels, [comparison.labels.index(label) for label in agreeing_levels
@@ -564,15 +599,7 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
     agreeing = np.zeros(frame.size, dtype=bool)
     agreeing[rows[np.concatenate([agree, agree])]] = True
     held = np.unique(rows)
-    values = frame[column][held]
-    never = ~agreeing[held]
-    overall = float(never.mean())
-    table = pd.DataFrame({"value": values, "never": never}).groupby("value")["never"].agg(["size", "sum"])
-    share = (table["sum"] + STAND_IN_SMOOTHING * overall) / (table["size"] + STAND_IN_SMOOTHING)
-    chosen = table.index[(table["size"] >= STAND_IN_HOLDERS) & (share >= 0.5)]
-    stand_ins = sorted(str(v) for v in chosen)
-    return stand_ins, {"holders": int(len(held)), "holders_agreeing_with_none": float(overall),
-                       "stand_ins": len(stand_ins)}
+    return pd.DataFrame({"value": frame[column][held], "never": ~agreeing[held]})
 
 
 #: A name this long or longer that is one edit from another record's is a slip of it (``JRFFREY``, ``KNNETH``,
