@@ -141,6 +141,9 @@ class HL7MessageLog(Base):
     ack_code: Mapped[str] = mapped_column(String(2))
     ack_text: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the message's content without MSH-7 (:func:`priorscan.hl7v2.content_digest`): another message under a used
+    # MSH-10 is applied, a re-send is not; None for rows logged before it was kept (taken for re-sends)
+    content_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class DeadLetter(Base):

@@ -20,7 +20,7 @@ from typing import Any
 from mpi import Demographics, UnlinkedRecord, read_adt, read_patient, unlinked_record
 from priorscan.audit import Agent, audit_row
 from priorscan.errors import PriorscanError
-from priorscan.hl7v2 import acknowledgements, parse_message
+from priorscan.hl7v2 import acknowledgements, content_digest, parse_message
 from priorscan.trusts import TrustRegistry
 
 #: HL7 events that create a record (as :data:`api.feeds.hl7_service.CREATE_EVENTS`): audited as C, the others as U.
@@ -83,7 +83,8 @@ def read_hl7(raw: str, trusts: TrustRegistry, *, agent: Agent, production: bool,
     found.log_key = (header.sending_application[:200], header.sending_facility[:200], header.control_id[:200])
     found.log = {"sending_application": found.log_key[0], "sending_facility": found.log_key[1],
                  "control_id": found.log_key[2], "message_type": kind[:40], "ack_code": "AA",
-                 "ack_text": "".join(acknowledgements(header, "AA")), "received_at": now}
+                 "ack_text": "".join(acknowledgements(header, "AA")), "received_at": now,
+                 "content_digest": content_digest(raw)}
     return found
 
 

@@ -25,7 +25,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, Select, and_, bindparam, or_, select
@@ -44,6 +44,7 @@ from priorscan.hl7v2 import (
     MessageError,
     MessageHeader,
     acknowledgements,
+    content_digest,
     has_control_characters,
     parse_message,
 )
@@ -164,6 +165,11 @@ class _Prepared:
     agent: Agent
     source: str | None
 
+    @cached_property
+    def digest(self) -> str:
+        """What the message says, for telling a re-send from another message under the same MSH-10."""
+        return content_digest(self.raw)
+
 
 def process_messages(context: AppContext, messages: Sequence[Incoming], *, channel: str,
                      studies_in_bulk: bool = False) -> list[ItemOutcome]:
@@ -238,12 +244,16 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
             for n, item in ready:
                 key = _log_key(item.header)
                 entry = entries.get(key)
-                if entry is not None and entry.ack_code == "AA":  # a repeat (of one earlier in this batch, too)
-                    accepted[n] = _duplicate(item.kind, item.header, entry)
-                    continue
+                if entry is not None and entry.ack_code == "AA":
+                    if _resent(entry, item.digest):  # a repeat (of one earlier in this batch, too)
+                        accepted[n] = _duplicate(item.kind, item.header, entry)
+                        continue
+                    if entry.id is None:  # another message under an MSH-10 used earlier in this batch
+                        alone.append(n)
+                        continue
                 if not isolate:
                     accepted[n] = _apply_one(session, item, entry, writes, studies)
-                    entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]))
+                    entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]), item.digest)
                     continue
                 own = _Writes()
                 try:
@@ -259,7 +269,7 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
                     refused[n] = _failure(item, exc)
                     continue
                 writes.extend(own)
-                entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]))
+                entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]), item.digest)
             if studies is not None:
                 studies.write()
             writes.execute(session)
@@ -411,7 +421,7 @@ def _process_in(session: Session, item: _Prepared) -> ItemOutcome:
     """Apply one message in ``session`` (its unit of work commits). A copy of it committed first by another worker
     makes the commit fail on the log's unique key; the unit is then run again and finds that copy's ACK."""
     entry = _log_entry(session, item.header, lock=True)
-    if entry is not None and entry.ack_code == "AA":
+    if entry is not None and entry.ack_code == "AA" and _resent(entry, item.digest):
         return _duplicate(item.kind, item.header, entry)
     writes = _Writes()
     outcome = _apply_one(session, item, entry, writes)
@@ -462,9 +472,13 @@ def _apply_correlated(session: Session, item: _Prepared, entry: _LogEntry | Row[
         writes.new_log.append({
             "sending_application": header.sending_application[:200], "sending_facility": header.sending_facility[:200],
             "control_id": header.control_id[:200], "message_type": kind[:40], "ack_code": "AA", "ack_text": ack,
-            "received_at": now})
-    else:  # refused before: this copy is applied, and its ACK replaces the refusal
-        writes.changed_log.append({"log_id": entry.id, "message_type": kind[:40], "ack_code": "AA", "ack_text": ack})
+            "received_at": now, "content_digest": item.digest})
+    else:  # refused before, or another message under a used MSH-10: this one is applied, its ACK and content logged
+        if entry.ack_code == "AA":
+            log.warning("HL7 %s %s from %s@%s: MSH-10 used before for another message; applied as a new message",
+                        kind, header.control_id, header.sending_application, header.sending_facility)
+        writes.changed_log.append({"log_id": entry.id, "message_type": kind[:40], "ack_code": "AA", "ack_text": ack,
+                                   "content_digest": item.digest})
     detail = {k: v for k, v in applied.detail.items() if k in ("operation", "applied")} or None
     touched: list[str | None] = list(applied.regional_ids) or [None]
     writes.audit.extend({**audit_row(item.agent, action=applied.action, event_type="hl7", subtype=kind,
@@ -485,7 +499,7 @@ def _log_accepted(item: _Prepared, outcome: ItemOutcome) -> None:
 
 # statements built once: building costs more than running them
 _LOG = table_of(HL7MessageLog)
-_LOG_ENTRY = select(_LOG.c.id, _LOG.c.ack_code, _LOG.c.ack_text).where(
+_LOG_ENTRY = select(_LOG.c.id, _LOG.c.ack_code, _LOG.c.ack_text, _LOG.c.content_digest).where(
     _LOG.c.sending_application == bindparam("application"), _LOG.c.sending_facility == bindparam("facility"),
     _LOG.c.control_id == bindparam("control_id"))
 _LOG_ENTRY_LOCKED = _LOG_ENTRY.with_for_update()
@@ -500,8 +514,8 @@ _INSERT_AUDIT = table_of(AuditEvent).insert()
 def _log_entries_locked(count: int) -> Select[Any]:
     """The idempotency rows of ``count`` keys, locked: one OR of key equalities, which both backends answer with
     index searches (a row-value ``IN`` list made SQLite scan the whole log)."""
-    return select(_LOG.c.id, _LOG.c.ack_code, _LOG.c.ack_text, _LOG.c.sending_application, _LOG.c.sending_facility,
-                  _LOG.c.control_id).where(or_(*(
+    return select(_LOG.c.id, _LOG.c.ack_code, _LOG.c.ack_text, _LOG.c.content_digest, _LOG.c.sending_application,
+                  _LOG.c.sending_facility, _LOG.c.control_id).where(or_(*(
                       and_(_LOG.c.sending_application == bindparam(f"a{n}"),
                            _LOG.c.sending_facility == bindparam(f"f{n}"), _LOG.c.control_id == bindparam(f"c{n}"))
                       for n in range(count)))).with_for_update()
@@ -514,6 +528,7 @@ class _LogEntry:
     id: int | None
     ack_code: str
     ack_text: str
+    content_digest: str | None = None
 
 
 def _log_key(header: MessageHeader) -> tuple[str, str, str]:
@@ -524,7 +539,8 @@ def _log_entries(session: Session, headers: Sequence[MessageHeader]) -> dict[tup
     """The idempotency rows of several messages, with one statement (locked, as :func:`_log_entry`)."""
     keys = sorted({_log_key(h) for h in headers})
     return {(row.sending_application, row.sending_facility, row.control_id): _LogEntry(row.id, row.ack_code,
-                                                                                         row.ack_text)
+                                                                                         row.ack_text,
+                                                                                         row.content_digest)
             for row in session.execute(_log_entries_locked(len(keys)), {
                 f"{part}{n}": value for n, key in enumerate(keys) for part, value in zip("afc", key, strict=True)})}
 
@@ -534,6 +550,14 @@ def _log_entry(session: Session, header: MessageHeader, *, lock: bool) -> Row[An
     return session.execute(_LOG_ENTRY_LOCKED if lock else _LOG_ENTRY, {
         "application": header.sending_application[:200], "facility": header.sending_facility[:200],
         "control_id": header.control_id[:200]}).first()
+
+
+def _resent(entry: Row[Any] | _LogEntry, digest: str) -> bool:
+    """Whether a message whose sender and MSH-10 are logged as applied (``entry``) is that message sent again: the
+    same content (:func:`priorscan.hl7v2.content_digest`), or a row logged before contents were kept. Another
+    content under a used MSH-10 (a sender whose counter started again) is another message: applied, not answered
+    with the first one's ACK and dropped."""
+    return entry.content_digest is None or entry.content_digest == digest
 
 
 def _duplicate(kind: str, header: MessageHeader, entry: Row[Any] | _LogEntry) -> ItemOutcome:
@@ -589,6 +613,7 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
     kind = _kind(header) if header else "HL7"
     escape = header.delimiters.escape if header is not None else "\\"
     logged = header is not None and bool(header.control_id.strip()) and idempotency
+    digest = content_digest(raw) if logged else None
     stored = False
     acks: list[str] = []
     entry = None
@@ -597,8 +622,10 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
             if logged:
                 assert header is not None
                 entry = _log_entry(session, header, lock=True)
-                if entry is not None and entry.ack_code == "AA":  # a concurrent copy was accepted meanwhile
-                    return _duplicate(kind, header, entry)
+                if entry is not None and entry.ack_code == "AA":
+                    if _resent(entry, digest or ""):  # a concurrent copy was accepted meanwhile
+                        return _duplicate(kind, header, entry)
+                    logged = False  # another message under a used MSH-10: refused, the applied one's row kept
             acks = acknowledgements(header, ack_code, text=reason, error=error,
                                     accept=COMMIT_ERROR if code in RETRY_CODES else None)
             if logged:
@@ -607,9 +634,10 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
                     session.add(HL7MessageLog(sending_application=header.sending_application[:200],
                                               sending_facility=header.sending_facility[:200],
                                               control_id=header.control_id[:200], message_type=kind[:40],
-                                              ack_code=ack_code, ack_text="".join(acks)))
+                                              ack_code=ack_code, ack_text="".join(acks), content_digest=digest))
                 else:
-                    session.execute(_UPDATE_LOG, {"log_id": entry.id, "ack_code": ack_code, "ack_text": "".join(acks)})
+                    session.execute(_UPDATE_LOG, {"log_id": entry.id, "ack_code": ack_code, "ack_text": "".join(acks),
+                                                  "content_digest": digest})
             session.add(DeadLetter(channel=channel[:40], content_type="hl7v2", source=(source or "")[:500] or None,
                                    error_code=code[:60], reason=reason, raw=storable(raw.strip("\x0b\x1c"), escape)))
             record(session, agent, action="C", event_type="hl7", subtype=kind, outcome="4",

@@ -47,6 +47,7 @@ from priorscan.hl7v2.er7 import (
     Composite,
     Message,
     Segment,
+    content_digest,
     has_control_characters,
     normalise_segments,
     parse_message,
@@ -74,7 +75,7 @@ __all__ = [
     "LOCAL_PATIENT_TYPES", "LOCAL_ZONE", "MAX_REPETITIONS", "NHS_NUMBER_AUTHORITIES", "NHS_NUMBER_TYPES",
     "NOT_PATIENT_TYPES", "NULL", "REJECTED", "STANDARD", "XAD", "XPN", "XTN", "AckError", "Composite",
     "DecodedMessage", "Delimiters", "ErrorLocation", "Message", "MessageError", "MessageHeader", "Segment", "Timestamp",
-    "acknowledgements", "administrative_sex", "build_ack", "decode_message", "escape", "format_timestamp",
-    "has_control_characters", "is_nhs_number_authority", "normalise_segments", "parse_date", "parse_message",
-    "parse_timestamp", "read_header", "service_section_modality",
+    "acknowledgements", "administrative_sex", "build_ack", "content_digest", "decode_message", "escape",
+    "format_timestamp", "has_control_characters", "is_nhs_number_authority", "normalise_segments", "parse_date",
+    "parse_message", "parse_timestamp", "read_header", "service_section_modality",
 ]

@@ -19,6 +19,7 @@ Escape sequences are those of :mod:`priorscan.hl7v2.delimiters`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -144,6 +145,21 @@ def normalise_segments(raw: str) -> str:
     if "\n" not in text:
         return text if "\r\r" not in text else "\r".join(s for s in text.split("\r") if s.strip())
     return "\r".join(s for s in _SEGMENT_END.split(text) if s.strip())
+
+
+def content_digest(raw: str) -> str:
+    """A digest of what a message says, the same for a re-send of it: its segments normalised
+    (:func:`normalise_segments`, trailing spaces of each dropped) and MSH-7, the time the message was made, left
+    out (an interface engine re-sending a message may stamp it again). Two messages under one MSH-10 whose digests
+    differ are two messages (a sender whose counter started again), not a re-send."""
+    segments = [segment.rstrip() for segment in normalise_segments(raw).split("\r")]
+    if segments and segments[0].startswith("MSH") and len(segments[0]) > 3:
+        separator = segments[0][3]
+        fields = segments[0].split(separator)
+        if len(fields) > 6:
+            fields[6] = ""  # MSH-7 (MSH-1 is the separator itself: field n is at index n - 1)
+        segments[0] = separator.join(fields)
+    return hashlib.sha256("\r".join(segments).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def split_segments(text: str, delimiters: Delimiters) -> list[Segment]:

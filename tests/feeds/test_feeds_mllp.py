@@ -65,6 +65,28 @@ def test_a_repeat_gets_the_original_ack_and_is_not_applied_twice(mllp) -> None:
     assert len(versions_of(mllp, RecordKey(RTK, "AB100002"))) == 1
 
 
+def test_another_message_under_a_used_control_id_is_applied_and_a_resend_is_not(mllp) -> None:
+    """A sender whose MSH-10 counter started again (or a template with a fixed id) sends another message under a
+    used MSH-10: it is applied, not answered with the first one's ACK and dropped. A re-send of a message, even
+    stamped with a new MSH-7 by the interface engine, is still a repeat: applied once."""
+    control = control_id()
+    first = adt("A08", pid("AB100012^^^RTK^MR", name="SMITH^JOHN"), control=control)
+    other = adt("A08", pid("AB100013^^^RTK^MR", name="JONES^MARY", sex="F"), control=control)
+    msh, rest = other.split("\r", 1)
+    fields = msh.split("|")
+    fields[6] = "20240101120500"  # MSH-7: stamped again by the engine that re-sends it
+    restamped = "|".join(fields) + "\r" + rest
+    with MLLPClient("127.0.0.1", mllp.port) as client:
+        acks = [exchange(client, message) for message in (first, other, restamped)]
+    assert [a.code for a in acks] == ["AA"] * 3
+    assert acks[2].text == acks[1].text  # the re-send got the ACK of the message it repeats
+    assert len(versions_of(mllp, RecordKey(RTK, "AB100012"))) == 1
+    assert len(versions_of(mllp, RecordKey(RTK, "AB100013"))) == 1  # applied once, not dropped, not twice
+    with mllp.context.sessions() as session:
+        logged = session.scalars(select(HL7MessageLog).where(HL7MessageLog.control_id == control)).all()
+    assert len(logged) == 1 and logged[0].ack_code == "AA"
+
+
 def test_concurrent_copies_of_one_message_are_applied_once(mllp) -> None:
     message = adt("A28", pid("AB100003^^^RTK^MR"))
 
