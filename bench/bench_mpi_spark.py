@@ -84,13 +84,12 @@ def _canonical(record_ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def run_local(path: Path, out: Path, *, training_sample: int) -> dict[str, Any]:
     from mpi.blocking import blocked_pairs
     from mpi.frames import frame_from_table
-    from mpi.housemates import with_housemate_dates
     from mpi.linkage import link_frame
     from mpi.model import Model
     from mpi.training import sampled_frame, train_if_supported
 
     started = time.perf_counter()
-    table = with_housemate_dates(pd.read_parquet(path).drop(columns=["person_id"]))
+    table = pd.read_parquet(path).drop(columns=["person_id"])
     frame = frame_from_table(table)
     loaded = time.perf_counter()
     left, right = blocked_pairs(frame)
@@ -145,17 +144,15 @@ def _peak_rss_mb(pid: int) -> float | None:
 
 def run_spark(path: Path, out: Path, *, master: str | None, driver_memory: str | None,
               training_sample: int, shuffle_partitions: int | None = None) -> dict[str, Any]:
-    from mpi.housemates import COLUMN as HOUSEMATE
     from mpi.model import Model
     from mpi.spark import spark_session
     from mpi.spark.columns import MATCH_COLUMNS
-    from mpi.spark.relink import SLICE_RECORDS, link_records, with_housemate_dates
+    from mpi.spark.relink import SLICE_RECORDS, link_records
 
     started = time.perf_counter()
     spark = spark_session(master, driver_memory=driver_memory, shuffle_partitions=shuffle_partitions)
     up = time.perf_counter()
-    records = with_housemate_dates(spark.read.parquet(str(path)).select(
-        "record_id", *(name for name in MATCH_COLUMNS if name != HOUSEMATE)))
+    records = spark.read.parquet(str(path)).select("record_id", *MATCH_COLUMNS)
     count = records.count()
     # in slices of record ids, as `priorscan link --engine spark` reads the store (mpi.spark.relink.relink): read as
     # the file lies, 2 M records made one or two tasks, whose blocking ran out of a 512 MB heap

@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 from mpi.blocking import KEY_SCHEME, blocked_pairs, blocking_keys, key_table
 from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, derive_match_threshold
 from mpi.frames import Frame, frame_from_table, table_from_stored
-from mpi.housemates import with_housemate_dates
 from mpi.linkage import link_frame
 from mpi.model import Model
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
@@ -387,7 +386,6 @@ def relink(session: Session, *, train: bool = True, actor: str = "batch-relink",
         refresh_blocking_keys(session, table)
         keys_refreshed(session)
     timings["keys_s"] = time.perf_counter() - mark
-    with_housemate_dates(table)  # over every active record: whose birth date is a housemate's (H-ID-48)
     frame = frame_from_table(table)
     with spare_core():  # the pairs' comparison levels split over a second process (training and scoring)
         return _relink_frame(session, table, frame, held is not None, timings, started, train=train, actor=actor,

@@ -26,7 +26,6 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from mpi import spare_core
-from mpi.housemates import COLUMN as HOUSEMATE
 
 Column = NDArray[Any]
 Columns = Mapping[str, Column]
@@ -431,9 +430,7 @@ def _each_value(func: Callable[[str, str], Any], dtype: Any) -> Callable[[Column
 @dataclass
 class BirthDateComparison(Comparison):
     """Birth dates: exact; day and month transposed; one part different; the known parts of a partial date agree;
-    two digits different; different, but one side's date is a housemate's (:mod:`mpi.housemates`: held at its home
-    by a record of another given name and by no other of its own: a baby registered with its mother's date of
-    birth); else.
+    two digits different; else.
 
     *Two digits different*: two of the three parts each differ in one digit, the third agrees (a digit of the year
     and one of the day, ``1959-11-09`` and ``1958-11-19``; of the month and the day, ``1978-03-14`` and
@@ -441,14 +438,11 @@ class BirthDateComparison(Comparison):
     not two slips but another year (``2028-04-14`` and ``2030-04-14``, two brothers of one birthday). One person's
     records show it now and then (about 0.2 % of pairs on pseudopeople), two people's by chance about once in a
     hundred and twenty; how much it says is learnt like every level (m by EM, u from random pairs and among the
-    people of one home), not set by hand.
-
-    The ``housemate`` level reads the frames' ``dob_housemate`` column, which the engines compute from the store
-    (a frame without a store says none); what it is worth is learnt like every level."""
+    people of one home), not set by hand."""
 
     kind: ClassVar[str] = "birth-date"
     labels: ClassVar[tuple[str, ...]] = ("exact", "day-month-transposed", "one-part-different", "partial-agrees",
-                                         "two-digits-different", "housemate", "else")
+                                         "two-digits-different", "else")
     name: str = "birth_date"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
@@ -469,8 +463,7 @@ class BirthDateComparison(Comparison):
                                                  _digits_differing(da, db, 2))
         two_digits = full & ((year_digits <= 1) & (month_digits <= 1) & (day_digits <= 1)
                              & (year_digits + month_digits + day_digits == 2))
-        housemate = _housemate(left) | _housemate(right)
-        return _assign([exact, transposed, one_part, partial, two_digits, housemate], null)
+        return _assign([exact, transposed, one_part, partial, two_digits], null)
 
 
 def _digits_differing(a: NDArray[np.int32], b: NDArray[np.int32], width: int) -> NDArray[np.int32]:
@@ -479,13 +472,6 @@ def _digits_differing(a: NDArray[np.int32], b: NDArray[np.int32], width: int) ->
     for place in range(width):
         out += (a // 10 ** place) % 10 != (b // 10 ** place) % 10
     return out
-
-
-def _housemate(side: Columns) -> NDArray[np.bool_]:
-    """Rows of ``side`` whose birth date is a housemate's (:mod:`mpi.housemates`); none where the column is absent."""
-    if HOUSEMATE in side:
-        return side[HOUSEMATE]  # type: ignore[no-any-return]
-    return np.zeros(len(side["birth_year"]), dtype=bool)
 
 
 def _one_digit_apart(a: NDArray[np.int32], b: NDArray[np.int32], width: int) -> NDArray[np.bool_]:

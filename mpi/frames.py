@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from mpi.housemates import COLUMN as HOUSEMATE
 from mpi.normalise import MatchRecord
 
 STRING_COLUMNS = ("nhs_number", "family", "given", "middle", "family_ph", "given_ph", "nick", "dob", "sex",
@@ -115,7 +114,6 @@ def frame_from_records(records: Sequence[MatchRecord]) -> Frame:
         frame[name] = np.fromiter((bool(getattr(r, name)) for r in records), dtype=bool, count=len(records))
     frame["record_id"] = np.fromiter((r.record_id if r.record_id is not None else -1 for r in records),
                                      dtype=np.int64, count=len(records))
-    frame[HOUSEMATE] = np.zeros(len(records), dtype=bool)  # no store around them: no housemate known
     return _derive(frame)
 
 
@@ -124,10 +122,9 @@ _COMPARED_STRINGS = tuple(name for name in STRING_COLUMNS if name != "dob")
 _READ = attrgetter(*_COMPARED_STRINGS, *INT_COLUMNS, *BOOL_COLUMNS, "record_id")
 
 
-def frame_of_few(records: Sequence[MatchRecord], housemate: Sequence[bool] | None = None) -> Frame:
+def frame_of_few(records: Sequence[MatchRecord]) -> Frame:
     """An uncoded frame of a few ``records`` (in order): the compared columns, absence flags and the derived
-    columns, built per value in one pass (no vocabularies). ``housemate``: per record, whether its birth date is
-    a housemate's (:mod:`mpi.housemates`, found in the store by the caller); none known without it.
+    columns, built per value in one pass (no vocabularies).
 
     Comparisons on it give the levels they give on :func:`frame_from_records`; they read values instead of codes.
     """
@@ -149,17 +146,13 @@ def frame_of_few(records: Sequence[MatchRecord], housemate: Sequence[bool] | Non
     frame["given_len"] = np.array([len(v) for v in given], dtype=np.int32)
     frame["given_initial"] = np.array([ord(v[0]) if v else 0 for v in given], dtype=np.int32)
     frame["middle1"] = np.array([v.split(" ", 1)[0] for v in frame["middle"].tolist()], dtype=object)
-    frame[HOUSEMATE] = (np.asarray(housemate, dtype=bool) if housemate is not None
-                        else np.zeros(len(records), dtype=bool))
     return frame
 
 
-def probe_pairs(probe: MatchRecord, candidates: Sequence[MatchRecord],
-                housemate: Sequence[bool] | None = None) -> tuple[Frame, Frame]:
+def probe_pairs(probe: MatchRecord, candidates: Sequence[MatchRecord]) -> tuple[Frame, Frame]:
     """The two sides of ``probe`` paired with each of ``candidates`` (real time), rows of one
-    :func:`frame_of_few`: the probe repeated, and the candidates in order. ``housemate``: as :func:`frame_of_few`,
-    for the probe then the candidates."""
-    frame = frame_of_few([probe, *candidates], housemate)
+    :func:`frame_of_few`: the probe repeated, and the candidates in order."""
+    frame = frame_of_few([probe, *candidates])
     return (frame.take(np.zeros(len(candidates), dtype=np.int64)),
             frame.take(np.arange(1, len(candidates) + 1, dtype=np.int64)))
 
@@ -179,8 +172,6 @@ def frame_from_table(table: pd.DataFrame) -> Frame:
         frame[name] = (table[name].astype("boolean").fillna(False).to_numpy(dtype=bool) if name in table
                        else np.zeros(len(table), bool))
     frame["record_id"] = table["record_id"].to_numpy(dtype=np.int64)
-    frame[HOUSEMATE] = (table[HOUSEMATE].astype("boolean").fillna(False).to_numpy(dtype=bool) if HOUSEMATE in table
-                        else np.zeros(len(table), bool))
     return _derive(frame)
 
 

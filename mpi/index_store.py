@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -22,12 +21,11 @@ from mpi.clustering import LOW
 from mpi.decisions import MATCH_CODE, decide_many
 from mpi.engine import MAX_BLOCK_SIZE, MatchRecord, Model, PairScore, blocking_keys, to_match_record
 from mpi.frames import frame_of_few, probe_pairs
-from mpi.housemates import eligible, of_records
 from mpi.linkage import conflict_kind
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.records import RecordKey
 from mpi.scoring import ScoredPairs, pair_score, score_frames, weak_records
-from mpi.tables import BlockingKey, ManualDecision, RegionalPatient, SourceIdentifier, SourceRecord, table_of
+from mpi.tables import ManualDecision, RegionalPatient, SourceIdentifier, SourceRecord, table_of
 from priorscan.errors import NotFoundError
 from priorscan.settings import get_settings
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
@@ -160,29 +158,26 @@ def _decoded(record_id: int, stored: Any) -> MatchRecord:
     return record
 
 
-def score_clusters(model: Model, probe: MatchRecord, clusters: Mapping[str, list[MatchRecord]],
-                   housemate: Sequence[bool] | None = None) -> ClusterScores:
+def score_clusters(model: Model, probe: MatchRecord, clusters: Mapping[str, list[MatchRecord]]) -> ClusterScores:
     """``probe`` scored against every member of every cluster (by regional id), in one vectorised call: the
     weights, the decisions (:func:`mpi.decisions.decide_many`) and the integrity conflicts
-    (:func:`mpi.linkage.is_conflict`) that :func:`mpi.placement.place` reads. ``housemate``: whether the birth
-    date of the probe, then of each member in order, is a housemate's (:meth:`IndexStore.housemate_flags`)."""
+    (:func:`mpi.linkage.is_conflict`) that :func:`mpi.placement.place` reads."""
     flat = [(regional_id, member.record_id or 0) for regional_id, members in clusters.items()
             for member in members]
     members = [member for group in clusters.values() for member in group]
     if not members:
         return ClusterScores(model, [], None, np.zeros(0, np.int8), np.zeros(0, bool))
-    left, right = probe_pairs(probe, members, housemate)
+    left, right = probe_pairs(probe, members)
     scored = score_frames(model, left, right)
     codes = decide_many(scored, model)
     kind = conflict_kind(model, scored)
     if (kind == LOW).any():
-        _vouch(model, members, [regional_id for regional_id, _ in flat], codes, kind, ~weak_records(right, model),
-               housemate=None if housemate is None else list(housemate)[1:])
+        _vouch(model, members, [regional_id for regional_id, _ in flat], codes, kind, ~weak_records(right, model))
     return ClusterScores(model, flat, scored, codes, kind > 0)
 
 
 def _vouch(model: Model, members: list[MatchRecord], patient: list[str], codes: NDArray[np.int8],
-           kind: NDArray[np.int8], firm: NDArray[np.bool_], *, housemate: Sequence[bool] | None = None) -> None:
+           kind: NDArray[np.int8], firm: NDArray[np.bool_]) -> None:
     """Clear the *low* conflicts (a posterior below the possible threshold only) that a firm member of the same
     patient vouches for: one the probe matches and that matches the conflicting member, as
     :func:`mpi.clustering.cluster` clears them in the batch relink."""
@@ -190,7 +185,7 @@ def _vouch(model: Model, members: list[MatchRecord], patient: list[str], codes: 
              for z in np.flatnonzero((codes == MATCH_CODE) & firm).tolist() if z != y and patient[z] == patient[y]]
     if not pairs:
         return
-    frame = frame_of_few(members, housemate)
+    frame = frame_of_few(members)
     between = score_frames(model, frame.take(np.array([z for z, _ in pairs], dtype=np.int64)),
                            frame.take(np.array([y for _, y in pairs], dtype=np.int64)), resolve_ambiguity=False)
     vouching = decide_many(between, model) == MATCH_CODE
@@ -399,47 +394,8 @@ class IndexStore:
         return clusters
 
     def score(self, probe: MatchRecord, clusters: Mapping[str, list[MatchRecord]]) -> ClusterScores:
-        """``probe`` scored against every member of ``clusters`` with the index's model (:func:`score_clusters`),
-        knowing whose birth date is a housemate's (:meth:`housemate_flags`)."""
-        members = [member for group in clusters.values() for member in group]
-        return score_clusters(self.model, probe, clusters,
-                              self.housemate_flags(probe, members) if members else None)
-
-    def housemate_flags(self, probe: MatchRecord, members: Sequence[MatchRecord]) -> list[bool]:
-        """Whether the birth date of ``probe``, then of each of ``members``, is a housemate's
-        (:func:`mpi.housemates.housemate_dates`), over the active records of the store at their homes and birth
-        dates with ``probe`` as it is now (written or not; its stored version, if any, left out): the records the
-        batch relink would group with them, so both find the same flags (H-ID-48).
-
-        One indexed query: the homes by their ``a:`` blocking key (the address), narrowed by birth date."""
-        records = [probe, *members]
-        usable = eligible(np.asarray([r.address or "" for r in records], dtype=object),
-                          np.asarray([r.dob or "" for r in records], dtype=object))
-        if not usable.any():
-            return [False] * len(records)
-        wanted = [r for r, ok in zip(records, usable.tolist(), strict=True) if ok]
-        keys = sorted({f"a:{r.address}"[:80] for r in wanted})
-        dates = sorted({date.fromisoformat(r.dob or "") for r in wanted})
-        rows = self.session.execute(
-            select(SourceRecord.id, SourceRecord.match_fields)
-            .join(BlockingKey, BlockingKey.source_record_id == SourceRecord.id)
-            .where(BlockingKey.key.in_(keys), SourceRecord.active.is_(True), SourceRecord.birth_date.in_(dates))).all()
-        pool: dict[int, MatchRecord] = {}
-        stale: list[int] = []
-        for rid, stored in rows:
-            if rid == probe.record_id or rid in pool:
-                continue
-            if stored is None:
-                stale.append(rid)
-            else:
-                pool[rid] = _decoded(rid, stored)
-        for record in self.session.scalars(select(SourceRecord).where(SourceRecord.id.in_(stale))) if stale else []:
-            pool[record.id] = self.match_record(record)
-        around = [probe, *pool.values()]
-        flags = of_records(around).tolist()
-        by_id = dict(zip(pool, flags[1:], strict=True))
-        return [bool(flags[0]), *(bool(by_id.get(m.record_id, False)) if m.record_id is not None else False
-                                  for m in members)]
+        """``probe`` scored against every member of ``clusters`` with the index's model (:func:`score_clusters`)."""
+        return score_clusters(self.model, probe, clusters)
 
 
 __all__ = ["DEMOGRAPHIC_FIELDS", "MAX_CANDIDATES", "ClusterScores", "IndexStore", "match_source", "score_clusters"]

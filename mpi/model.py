@@ -16,10 +16,6 @@ relatives share a birth date far more often (twins), a first name now and then (
 person's own comparisons (given and middle names, birth date, sex) then use ``u_household``, learnt among different
 people of one household (:func:`mpi.training.estimate_u_household`). The model reads the chain of evidence in order: the
 family name (against everyone), the home (against people of that family name), the person (against the household).
-What the other records of a home show is evidence too: a record whose birth date is held there by someone of
-another name, and by no other record of its own name, carries a housemate's date (:mod:`mpi.housemates`), and a
-pair whose dates differ so is the birth-date comparison's ``housemate`` level, whose m and u (against strangers
-and against the household) are learnt like every level's.
 
 Thresholds are posterior probabilities, so they are derived from the model rather than chosen on a score scale:
 

@@ -63,7 +63,6 @@ def build_report(session: Session, out: Path, *, truth: Mapping[tuple[str, str],
     from mpi.batch import load_table
     from mpi.blocking import blocked_pairs
     from mpi.frames import frame_from_table
-    from mpi.housemates import with_housemate_dates
     from mpi.scoring import explanations
     from mpi.service import active_model
     from priorscan.db import utcnow
@@ -80,7 +79,7 @@ def build_report(session: Session, out: Path, *, truth: Mapping[tuple[str, str],
         _draw(out, summary, None, None, None)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
-    frame = frame_from_table(with_housemate_dates(table))
+    frame = frame_from_table(table)
     left, right = blocked_pairs(frame)
     summary["blocked_pairs"] = int(len(left))
     if len(left) > MAX_PAIRS:

@@ -14,12 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mpi.frames import BOOL_COLUMNS, HOUSEMATE, INT_COLUMNS, STRING_COLUMNS, Frame, frame_from_table
+from mpi.frames import BOOL_COLUMNS, INT_COLUMNS, STRING_COLUMNS, Frame, frame_from_table
 from mpi.model import Model
 
-#: The match fields, and whether the birth date is a housemate's (computed across the records of one home and birth
-#: date: :func:`mpi.spark.relink.with_housemate_dates`).
-MATCH_COLUMNS = (*STRING_COLUMNS, *INT_COLUMNS, *BOOL_COLUMNS, HOUSEMATE)
+MATCH_COLUMNS = (*STRING_COLUMNS, *INT_COLUMNS, *BOOL_COLUMNS)
 #: The stored link and the raw fields of the golden record (:func:`mpi.batch._golden`).
 LINK_COLUMNS = ("regional_patient_id", "link_state", "link_manual", "provisional", "nhs_raw", "nhs_number_valid",
                 "nhs_verification", "family_raw", "given_raw", "birth_date", "sex_raw", "postcode_raw",
@@ -29,7 +27,7 @@ LINK_COLUMNS = ("regional_patient_id", "link_state", "link_manual", "provisional
 def _type(name: str) -> str:
     if name in INT_COLUMNS:
         return "int"
-    if name in BOOL_COLUMNS or name == HOUSEMATE:
+    if name in BOOL_COLUMNS:
         return "boolean"
     return "string"
 
@@ -44,7 +42,6 @@ RECORD_SCHEMA = ("record_id long, regional_patient_id string, link_state string,
 def spark_records(table: pd.DataFrame) -> pd.DataFrame:
     """A table of :func:`mpi.batch.load_table` as record rows (dates as ISO text, the golden record's time stamp
     as microseconds: Spark and pandas disagree on time zones, ordering does not)."""
-    table = table if HOUSEMATE in table else table.assign(**{HOUSEMATE: False})  # found across slices later
     out = table[["record_id", *LINK_COLUMNS[:-1], *MATCH_COLUMNS]].copy()
     out["birth_date"] = [None if v is None or v != v else v.isoformat() for v in table["birth_date"]]
     stamp = table["last_event_at"].where(table["last_event_at"].notna(), table["updated_at"])

@@ -51,9 +51,6 @@ from mpi.batch import (
 )
 from mpi.decisions import MATCH, MATCH_CODE, NO_MATCH, POSSIBLE, POSSIBLE_CODE
 from mpi.frames import Frame, frame_from_table
-from mpi.housemates import COLUMN as HOUSEMATE
-from mpi.housemates import READS as HOUSEMATE_READS
-from mpi.housemates import housemate_dates
 from mpi.linkage import DERIVATION_FLOOR
 from mpi.model import Model
 from mpi.records import new_regional_id
@@ -95,7 +92,7 @@ def spark_relink(session: Session, spark: SparkSession, db_url: str, *, train: b
     if not count:
         return RelinkResult(0, 0, 0, 0, 0, 0, 0, current.version, False, timings, current.describe())
     partitions = max(spark.sparkContext.defaultParallelism * 2, count // SLICE_RECORDS + 1)
-    records = with_housemate_dates(_read_records(spark, db_url, first, last, partitions)).localCheckpoint(eager=True)
+    records = _read_records(spark, db_url, first, last, partitions).localCheckpoint(eager=True)
     timings["load_s"] = time.perf_counter() - mark
     mark = time.perf_counter()
     if not keys_are_current(session):  # as the local relink: only when the keys changed since the last refresh
@@ -253,27 +250,6 @@ def _read_records(spark: SparkSession, db_url: str, first: int, last: int, parti
 
     ranges = spark.createDataFrame(pd.DataFrame(slices, columns=["lo", "hi"])).repartition(len(slices))
     return ranges.mapInPandas(read, RECORD_SCHEMA)
-
-
-def with_housemate_dates(records: DataFrame) -> DataFrame:
-    """``records`` with whether each birth date is a housemate's (:mod:`mpi.housemates`): the records grouped by
-    home and birth date, and :func:`mpi.housemates.housemate_dates` applied to each group's records, as the
-    single-machine relink applies it to all of them at once (it depends only on the records of one group)."""
-    from pyspark.sql import functions as F
-
-    def flags(pdf: pd.DataFrame) -> pd.DataFrame:
-        flagged = housemate_dates(*(pdf[name].fillna("").astype(object).to_numpy() for name in HOUSEMATE_READS))
-        return pd.DataFrame({"record_id": pdf["record_id"].to_numpy(dtype=np.int64), "housemate": flagged})
-
-    text = {name: F.coalesce(F.col(name), F.lit("")) for name in HOUSEMATE_READS}
-    grouped = (records.select("record_id", *HOUSEMATE_READS)
-               .where((text["address"] != "") & (F.length(text["dob"]) == 10) & (text["given"] != ""))
-               .groupBy("postcode", "address", "dob")
-               .applyInPandas(flags, "record_id long, housemate boolean"))
-    columns = records.columns if HOUSEMATE in records.columns else [*records.columns, HOUSEMATE]
-    return (records.drop(HOUSEMATE).join(grouped, "record_id", "left")
-            .withColumn(HOUSEMATE, F.coalesce(F.col("housemate"), F.lit(False))).drop("housemate")
-            .select(*columns))
 
 
 def _key_changes(records: DataFrame, db_url: str) -> DataFrame:

@@ -382,33 +382,6 @@ def test_spark_blocking_gives_the_local_pairs_and_drops_the_same_large_blocks(sp
     assert local and found == local
 
 
-def test_spark_relink_finds_the_housemates_dates_the_local_relink_finds(spark: Any, tmp_path: Path) -> None:
-    """Whose birth date is a housemate's (:mod:`mpi.housemates`) is found across the records of one home and birth
-    date: on Spark per group of them, on one machine over every record; both give the same flags, so the same
-    levels, clusters, links and review items (H-ID-48). The baby's record given its mother's date of birth is
-    compared with the baby's own records at the housemate level on both engines."""
-    from mpi_factories import TRUST_A, TRUST_B, TRUST_C, demographics
-
-
-    home = {"family": "Okafor", "postcode": "TN2 5QR", "address": "4 Pembury Road, Tunbridge Wells",
-            "phone": None, "nhs_number": None, "nhs_verification": None}
-    mother = {"given": "Adaeze", "birth_date": "1985-02-11", "sex": "female"}
-    baby = {"given": "Chidi", "sex": "male"}
-    people = [demographics(TRUST_A, "M1", **home, **mother), demographics(TRUST_B, "M2", **home, **mother),
-              demographics(TRUST_A, "C1", **home, **baby, birth_date="2024-06-01"),
-              demographics(TRUST_C, "C3", **home, **baby, birth_date="2024-06-01"),
-              demographics(TRUST_B, "C2", **home, **baby, birth_date="1985-02-11"),
-              # twins registered once each at another home: each date is the other's too
-              demographics(TRUST_A, "T1", **{**home, "address": "6 Pembury Road"}, given="Ada",
-                           birth_date="2001-05-05", sex="female"),
-              demographics(TRUST_B, "T2", **{**home, "address": "6 Pembury Road"}, given="Obi",
-                           birth_date="2001-05-05", sex="male")]
-    local = _relinked_alike(spark, people, tmp_path / "housemates.db", tmp_path)
-    explained = [repr(link[2]) for key, link in local["links"].items() if key == (TRUST_B, "C2")]
-    explained += [review[4] for review in local["reviews"] if (TRUST_B, "C2") in (review[0], review[1])]
-    assert any("'birth_date': 'housemate'" in text for text in explained), (explained, local["clusters"])
-
-
 def test_spark_settles_contested_regional_ids_per_component_as_the_single_pass(spark: Any) -> None:
     """Which cluster keeps which old regional id, where clusters hold several ids or ids spread over clusters: the
     Spark relink decides it per component of clusters sharing ids, as Spark jobs (nothing gathered on the driver),
