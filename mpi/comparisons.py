@@ -430,19 +430,11 @@ def _each_value(func: Callable[[str, str], Any], dtype: Any) -> Callable[[Column
 @dataclass
 class BirthDateComparison(Comparison):
     """Birth dates: exact; day and month transposed; one part different; the known parts of a partial date agree;
-    two digits different; else.
-
-    *Two digits different*: two of the three parts each differ in one digit, the third agrees (a digit of the year
-    and one of the day, ``1959-11-09`` and ``1958-11-19``; of the month and the day, ``1978-03-14`` and
-    ``1978-04-15``): two keying slips, as one part's slip is one part different. Two digits of the year alone are
-    not two slips but another year (``2028-04-14`` and ``2030-04-14``, two brothers of one birthday). One person's
-    records show it now and then (about 0.2 % of pairs on pseudopeople), two people's by chance about once in a
-    hundred and twenty; how much it says is learnt like every level (m by EM, u from random pairs and among the
-    people of one home), not set by hand."""
+    else."""
 
     kind: ClassVar[str] = "birth-date"
     labels: ClassVar[tuple[str, ...]] = ("exact", "day-month-transposed", "one-part-different", "partial-agrees",
-                                         "two-digits-different", "else")
+                                         "else")
     name: str = "birth_date"
 
     def levels(self, left: Columns, right: Columns) -> Levels:
@@ -459,19 +451,7 @@ class BirthDateComparison(Comparison):
         day_slip = _one_digit_apart(da, db, 2)
         one_part = full & ((same_y & same_m & day_slip) | (same_y & same_d) | (same_m & same_d & year_slip))
         partial = ~full & same_y & ((ma == 0) | (mb == 0) | same_m) & ((da == 0) | (db == 0) | same_d)
-        year_digits, month_digits, day_digits = (_digits_differing(ya, yb, 4), _digits_differing(ma, mb, 2),
-                                                 _digits_differing(da, db, 2))
-        two_digits = full & ((year_digits <= 1) & (month_digits <= 1) & (day_digits <= 1)
-                             & (year_digits + month_digits + day_digits == 2))
-        return _assign([exact, transposed, one_part, partial, two_digits], null)
-
-
-def _digits_differing(a: NDArray[np.int32], b: NDArray[np.int32], width: int) -> NDArray[np.int32]:
-    """In how many of their ``width`` decimal places two numbers differ."""
-    out = np.zeros(len(a), dtype=np.int32)
-    for place in range(width):
-        out += (a // 10 ** place) % 10 != (b // 10 ** place) % 10
-    return out
+        return _assign([exact, transposed, one_part, partial], null)
 
 
 def _one_digit_apart(a: NDArray[np.int32], b: NDArray[np.int32], width: int) -> NDArray[np.bool_]:

@@ -400,12 +400,8 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     rng = np.random.default_rng(seed)
     shared_phone, shared_home, shared_run = shared_homes(frame, records=records or frame.size)
     base = base.evolve(shared_phone=shared_phone, shared_home=shared_home)
-    holders = {column: stand_in_holders(base, frame, training_columns(frame), column=column)
-               for column in ("given", "family")}
-    stand_ins, stand_in_run = stand_in_names(base, frame, training_columns(frame), column="given",
-                                             other_column=holders["family"])
-    family_stand_ins, family_stand_in_run = stand_in_names(base, frame, training_columns(frame), column="family",
-                                                           other_column=holders["given"])
+    stand_ins, stand_in_run = stand_in_names(base, frame, training_columns(frame), column="given")
+    family_stand_ins, family_stand_in_run = stand_in_names(base, frame, training_columns(frame), column="family")
     base = base.evolve(stand_in_given=stand_ins, stand_in_family=family_stand_ins)
     # samples in proportion to the store, within bounds: enough pairs per level, not more than needed
     u_pairs = min(u_pairs, max(50_000, 5 * frame.size))
@@ -523,8 +519,8 @@ STAND_IN_GROUP = 50
 STAND_IN_SMOOTHING = 2.0
 
 
-def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, column: str = "given",
-                   other_column: pd.DataFrame | None = None) -> tuple[list[str], dict[str, Any]]:
+def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, column: str = "given"
+                   ) -> tuple[list[str], dict[str, Any]]:
     """Given (or family) names that are more likely *not* their holder's name than theirs, learnt from the store.
 
     A record's other records share its family name and its full birth date (for a family name: its given name and
@@ -541,42 +537,11 @@ def stand_in_names(model: Model, frame: Frame, columns: dict[str, NDArray[Any]],
     is then compared as no name; a record with a stand-in given name is *weak* (rule 8,
     :func:`mpi.scoring.weak_records`).
 
-    ``other_column``: the holders of the other name column (:func:`stand_in_holders`). A word that is no name in
-    either field (``HUSBAND``, ``RESPONDENT``, ``RESIDENT``, keyed now as a given name, now as a family name) is
-    held too few times in one of them to be learnt there; a value is then also a stand-in when the holders of both
-    columns together say so, by the same rule.
-
     Returns the stand-ins (sorted) and a summary for the training report.
     """
-    holders = stand_in_holders(model, frame, columns, column=column)
-    if holders is None:
-        return [], {"holders": 0, "stand_ins": 0}
-    stand_ins = set(_more_likely_not_a_name(holders))
-    if other_column is not None and len(other_column):
-        both = _more_likely_not_a_name(pd.concat([holders, other_column], ignore_index=True))
-        stand_ins |= set(both) & set(holders["value"])
-    chosen = sorted(str(v) for v in stand_ins)
-    return chosen, {"holders": int(len(holders)), "holders_agreeing_with_none": float(holders["never"].mean()),
-                    "stand_ins": len(chosen)}
-
-
-def _more_likely_not_a_name(holders: pd.DataFrame) -> list[str]:
-    """The values of ``holders`` (one row per holder: ``value``, ``never``) held by at least
-    :data:`STAND_IN_HOLDERS` records whose share agreeing with none, smoothed towards the share of all of them, is
-    at least one half."""
-    overall = float(holders["never"].mean())
-    table = holders.groupby("value")["never"].agg(["size", "sum"])
-    share = (table["sum"] + STAND_IN_SMOOTHING * overall) / (table["size"] + STAND_IN_SMOOTHING)
-    return [str(v) for v in table.index[(table["size"] >= STAND_IN_HOLDERS) & (share >= 0.5)]]
-
-
-def stand_in_holders(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *, column: str = "given"
-                     ) -> pd.DataFrame | None:
-    """The holders of ``column`` that :func:`stand_in_names` reads: one row per record with a pair over its other
-    name and birth date, its ``value`` and whether it agrees with ``never`` a record of them (``None``: none)."""
     index = model.index_of(column)
     if index is None or column not in STAND_IN_RULES:
-        return None
+        return [], {"holders": 0, "stand_ins": 0}
     agreeing_on, agreeing_levels = STAND_IN_RULES[column]
     key = _combined(columns, agreeing_on)
     present = np.flatnonzero((key != "") & (frame[column] != ""))
@@ -586,10 +551,10 @@ def stand_in_holders(model: Model, frame: Frame, columns: dict[str, NDArray[Any]
     left = order[np.concatenate([a for a, _ in found])] if found else np.zeros(0, dtype=np.int64)
     right = order[np.concatenate([b for _, b in found])] if found else np.zeros(0, dtype=np.int64)
     if len(left) == 0:
-        return None
+        return [], {"holders": 0, "stand_ins": 0}
     left, right = _one_person_or_household(model, frame, left, right)
     if len(left) == 0:
-        return None
+        return [], {"holders": 0, "stand_ins": 0}
     comparison = model.comparisons[index]
     levels = comparison.levels(frame.take(left), frame.take(right))
     agree = np.isin(levels, [comparison.labels.index(label) for label in agreeing_levels
@@ -599,7 +564,15 @@ def stand_in_holders(model: Model, frame: Frame, columns: dict[str, NDArray[Any]
     agreeing = np.zeros(frame.size, dtype=bool)
     agreeing[rows[np.concatenate([agree, agree])]] = True
     held = np.unique(rows)
-    return pd.DataFrame({"value": frame[column][held], "never": ~agreeing[held]})
+    values = frame[column][held]
+    never = ~agreeing[held]
+    overall = float(never.mean())
+    table = pd.DataFrame({"value": values, "never": never}).groupby("value")["never"].agg(["size", "sum"])
+    share = (table["sum"] + STAND_IN_SMOOTHING * overall) / (table["size"] + STAND_IN_SMOOTHING)
+    chosen = table.index[(table["size"] >= STAND_IN_HOLDERS) & (share >= 0.5)]
+    stand_ins = sorted(str(v) for v in chosen)
+    return stand_ins, {"holders": int(len(held)), "holders_agreeing_with_none": float(overall),
+                       "stand_ins": len(stand_ins)}
 
 
 #: A name this long or longer that is one edit from another record's is a slip of it (``JRFFREY``, ``KNNETH``,
@@ -718,13 +691,8 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
     and the home agree by their comparisons), EM runs with m held fixed (learnt from the other runs, where most
     pairs are not relatives) and u free for :data:`HOUSEHOLD_COMPARISONS`: what EM puts in the non-match class is
     how relatives look. NHS numbers take part with their ordinary u (relatives hold different numbers as strangers
-    do); what the pairs agree on by construction (family name, home, phone) is left out. A field's u is read from
-    the pairs the *other* fields put apart (:data:`RELATIVE_CONFIDENCE`); once that has settled, one step more
-    weighs each of them by the chance that all its fields give of two people under the settled estimate: one
-    person's records with one field keyed wrong are not relatives who share the
-    rest (on pseudopeople, counting them whole made relatives share a first name four times as often as the truly
-    different people of one home do, issue 17). Estimates are smoothed towards the shipped prior knowledge, so a
-    store with few households (FEBRL has none) keeps those values.
+    do); what the pairs agree on by construction (family name, home, phone) is left out. Estimates are smoothed
+    towards the shipped prior knowledge, so a store with few households (FEBRL has none) keeps those values.
 
     Returns the u per comparison and a summary of the run for the training report.
     """
@@ -753,8 +721,7 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
     share = 0.5
     iteration = 0
     apart = np.zeros(len(patterns))
-    discount = np.ones(len(patterns))
-    for iteration in range(1, 52):  # noqa: B007 (read after the loop)
+    for iteration in range(1, 51):  # noqa: B007 (read after the loop)
         parts = np.zeros((len(patterns), len(used)))
         for k, i in enumerate(used):
             column = patterns[:, i]
@@ -769,15 +736,9 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
             if i not in chosen:
                 continue
             # relatives as the *other* fields tell them: a field's own oddity (a duplicate whose birth date was
-            # keyed wrong) must not make the pair a relative and teach that relatives look like that; and, once
-            # that estimate has settled, each such pair counts as far as all its fields make it two people
-            # (``discount``): a duplicate whose birth date was keyed wrong is apart by the other fields than its
-            # first name, but its first name says one person, and counted whole it taught that relatives share a
-            # first name as often as a date is keyed wrong. One step only, from the settled estimate: a field's
-            # own u feeding its own weight round after round would talk itself into it (twins at one home whose
-            # shared birth date, weighed less, made them less relatives, and so on)
+            # keyed wrong) must not make the pair a relative and teach that relatives look like that
             without = 1.0 / (1.0 + np.exp(np.clip(logit - parts[:, k], -500, 500)))
-            sure = counts * (without >= RELATIVE_CONFIDENCE) * discount
+            sure = counts * (without >= RELATIVE_CONFIDENCE)
             prior = prior_u[chosen.index(i)]
             seen = level_counts(patterns[:, i], model.comparisons[i].levels_count, sure)
             new = np.maximum((seen + SMOOTHING * np.asarray(prior)) / (seen.sum() + SMOOTHING), U_FLOOR)
@@ -785,10 +746,8 @@ def estimate_u_household(model: Model, frame: Frame, columns: dict[str, NDArray[
             change = max(change, float(np.abs(new - u[i]).max()))
             u[i] = new
         share = new_share
-        if not (discount == 1.0).all():
+        if change < 1e-6:
             break
-        if change < 1e-6 or iteration == 50:
-            discount = 1.0 - posterior
     out = {model.comparisons[i].name: [float(x) for x in u[i]] for i in chosen}
     # relatives of one family name per record: the relatives found, scaled from the sample to every pair at one
     # home, those of one family name, both ends of each pair; smoothed towards prior knowledge

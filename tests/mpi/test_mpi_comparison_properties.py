@@ -188,31 +188,3 @@ def test_crossed_names_of_many_pairs_at_once_are_the_crossed_names_pair_by_pair(
     family_names = np.asarray([f for _, f in pairs], dtype=object)
     expected = [comparisons._crossed(g, f, 0.92) for g, f in pairs]
     assert comparisons._crossed_each(given_names, family_names, 0.92).tolist() == expected
-
-
-def test_a_model_saved_before_the_two_slip_birth_date_level_still_loads() -> None:
-    """A model stored before ``two-digits-different`` (the birth date's other levels, household u among them)
-    loads: each level it knew keeps its values in proportion, the new one takes the shipped prior knowledge until
-    the next ``priorscan link`` learns it, and a pair two slips apart is scored (issue 17)."""
-    stored = Model.default().to_dict()
-    entry = next(e for e in stored["comparisons"] if e["name"] == "birth_date")
-    new = entry["labels"].index("two-digits-different")
-
-    def without(values: list[Any]) -> list[Any]:
-        return [v for i, v in enumerate(values) if i != new]
-
-    entry["labels"], entry["m"], entry["u"] = without(entry["labels"]), without(entry["m"]), without(entry["u"])
-    stored["u_household"]["birth_date"] = without(stored["u_household"]["birth_date"])
-    model = Model.from_dict(stored)
-    index = model.index_of("birth_date")
-    assert index is not None and model.comparisons[index].labels[new] == "two-digits-different"
-    count = model.comparisons[index].levels_count
-    assert len(model.m[index]) == len(model.u[index]) == len(model.u_household["birth_date"]) == count
-    assert model.m[index][new] > 0 and model.u[index][new] > 0 and model.u_household["birth_date"][new] > 0
-    assert model.m[index][0] / model.m[index][-1] == pytest.approx(entry["m"][0] / entry["m"][-1])
-    assert "realigned" in model.training
-    a, b = to_match_record(1, {"family": "Whitfield", "birth_date": "1978-03-14"}), to_match_record(
-        2, {"family": "Whitfield", "birth_date": "1977-03-24"})
-    from mpi.scoring import score_candidates
-
-    assert score_candidates(model, a, [b])[0].levels["birth_date"] == "two-digits-different"

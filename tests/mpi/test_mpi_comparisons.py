@@ -79,10 +79,6 @@ def test_middle_name_levels(left: dict, right: dict, expected: str | None) -> No
     ("1978-03-13", "one-part-different"),  # one digit of the day
     ("1987-03-14", "one-part-different"),  # two year digits swapped
     ("1957-03-14", "else"),  # another person's birthday in another year
-    ("1977-03-24", "two-digits-different"),  # a slip in the year and one in the day
-    ("1978-04-15", "two-digits-different"),  # a slip in the month and one in the day
-    ("2078-03-14", "else"),  # two digits of the year alone: another year, not two slips
-    ("1977-05-24", "else"),  # three parts differ
     ("1978", "partial-agrees"),
     ("1961-07-30", "else"),
 ])

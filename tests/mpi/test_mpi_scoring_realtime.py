@@ -35,7 +35,6 @@ VARIANTS: list[dict[str, Any]] = [
     {"birth_date": "1978-03-04"},  # a slip in the day
     {"birth_date": "1978-04-03"},  # the previous one's day and month transposed
     {"birth_date": "1987-03-14"},  # two year digits swapped
-    {"birth_date": "1977-03-24"},  # a slip in the year and one in the day
     {"birth_date": "1978", "postcode": "GU1 4AD"},  # a partial date; the same sector
     {"birth_date": None, "postcode": "GU2 7XH", "phone": None},  # another district
     {"nhs_number": NHS_OTHER},  # a different valid number, both verified
@@ -102,8 +101,7 @@ def test_small_frame_scores_as_the_batch_path(model: Model, distinct_from: int,
     assert {("family", "jaro-winkler>=0.92"), ("family", "words-shared"), ("family", "swapped"),
             ("given", "nickname"), ("given", "initial-or-middle"), ("given", "jaro-winkler>=0.92"),
             ("birth_date", "day-month-transposed"), ("birth_date", "one-part-different"),
-            ("birth_date", "partial-agrees"), ("birth_date", "two-digits-different"), ("nhs_number", "else"),
-            ("residence", "nearby"),
+            ("birth_date", "partial-agrees"), ("nhs_number", "else"), ("residence", "nearby"),
             ("phone", "one-edit"), ("family", "crossed"), ("middle", "initial-or-first"), ("middle", "else"),
             ("residence", "both-nearly")} <= seen
 
