@@ -28,6 +28,7 @@ the same model (:func:`train_if_supported`).
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -272,33 +273,63 @@ class EMResult:
 
 
 def expectation_maximisation(model: Model, levels: NDArray[np.int8], u: list[list[float]], *,
-                             max_iterations: int = 50, tolerance: float = 1e-5) -> EMResult:
-    """m and the match share by EM over ``levels`` (pairs × comparisons), u fixed."""
+                             household: Model | None = None, max_iterations: int = 50, tolerance: float = 1e-5
+                             ) -> EMResult:
+    """m and the match share by EM over ``levels`` (pairs × comparisons), u fixed.
+
+    With ``household`` (a model that has learnt how the people of one home differ: ``u_household``), the pairs
+    whose records give one home (:func:`mpi.scoring.one_home`) are weighed as the scoring weighs them: one person
+    or *relatives*, not one person or strangers. Their home (and the phone it shares) says nothing in the E-step,
+    their own fields weigh against ``u_household``, and they keep a match share of their own. Otherwise twins (one
+    birth date, one family name, one home) and a father and son of one name are matches in EM's eyes (the shared
+    home weighs as it does for strangers) and EM learns that one person's given name or birth date often differ.
+    The M-step counts every pair's levels, the home's included.
+    """
     patterns, counts = _distinct_patterns(levels)
     m = [list(x) for x in model.m]
     share = 0.01
     log_u = [np.log(np.maximum(np.asarray(x), U_FLOOR)) for x in u]
+    home = np.zeros(len(patterns), dtype=bool)
+    log_u_home = list(log_u)
+    if household is not None and household.u_household and len(patterns):
+        home = one_home(household, patterns)
+        for i, c in enumerate(model.comparisons):
+            if c.name in household.u_household:
+                log_u_home[i] = np.log(np.maximum(np.asarray(household.u_household[c.name]), U_FLOOR))
+    home_share = 0.5
     converged = False
     iteration = 0
     for iteration in range(1, max_iterations + 1):  # noqa: B007 (read after the loop)
         log_bf = np.zeros(len(patterns))
-        for i in range(patterns.shape[1]):
+        for i, c in enumerate(model.comparisons):
             column = patterns[:, i]
             present = column >= 0
             log_m = np.log(np.maximum(np.asarray(m[i]), M_FLOOR))
-            log_bf[present] += log_m[column[present]] - log_u[i][column[present]]
-        logit = np.log(share / (1 - share)) + log_bf
+            away = present & ~home
+            log_bf[away] += log_m[column[away]] - log_u[i][column[away]]
+            if not c.shared_by_household:
+                here = present & home
+                log_bf[here] += log_m[column[here]] - log_u_home[i][column[here]]
+        logit = np.where(home, np.log(home_share / (1 - home_share)), np.log(share / (1 - share))) + log_bf
         posterior = 1.0 / (1.0 + np.exp(-np.clip(logit, -500, 500)))
         weighted = posterior * counts
-        new_share = float(np.clip(weighted.sum() / counts.sum(), 1e-9, 1 - 1e-9))
+        away_counts = counts[~home].sum()
+        new_share = float(np.clip(weighted[~home].sum() / away_counts, 1e-9, 1 - 1e-9)) if away_counts else share
+        home_counts = counts[home].sum()
+        new_home_share = (float(np.clip(weighted[home].sum() / home_counts, 1e-9, 1 - 1e-9)) if home_counts
+                          else home_share)
         new_m = [_smoothed(level_counts(patterns[:, i], c.levels_count, weighted), model.m[i], M_FLOOR)
                  for i, c in enumerate(model.comparisons)]
         change = max(abs(a - b) for old, new in zip(m, new_m, strict=True) for a, b in zip(old, new, strict=True))
-        m, share = new_m, new_share
+        if home.any():
+            change = max(change, abs(new_share - share), abs(new_home_share - home_share))
+        m, share, home_share = new_m, new_share, new_home_share
         if change < tolerance:
             converged = True
             break
-    return EMResult(m=m, match_share=share, iterations=iteration, converged=converged)
+    matches = float(np.clip((posterior * counts).sum() / max(counts.sum(), 1.0), 1e-9, 1 - 1e-9)) if len(
+        patterns) else share
+    return EMResult(m=m, match_share=matches, iterations=iteration, converged=converged)
 
 
 @dataclass(frozen=True)
@@ -412,10 +443,8 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
                   stand_in_family=family_stand_ins, shared_phone=shared_phone,
                   shared_home=shared_home)
     columns = training_columns(frame)
-    learnt: list[list[list[float]]] = [[] for _ in base.comparisons]
     runs: list[dict[str, Any]] = []
-    matches_estimates: list[float] = []
-    results: list[tuple[TrainingRule, EMResult, int]] = []
+    run_levels: list[tuple[TrainingRule, NDArray[np.int8], list[int], int]] = []
     for rule in TRAINING_RULES:
         fixed = [i for i in (base.index_of(name) for name in rule.comparisons) if i is not None]
         key = _combined(columns, rule.columns)
@@ -424,27 +453,42 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
             continue
         levels = comparison_levels(base, frame.take(left), frame.take(right))
         levels[:, fixed] = -1
-        result = expectation_maximisation(start, levels, u)
-        results.append((rule, result, in_all))
-        for i in range(len(base.comparisons)):
-            if i not in fixed and (levels[:, i] >= 0).sum() >= 50:
-                learnt[i].append(result.m[i])
-        runs.append({"rule": rule.name, "pairs": int(len(left)), "pairs_in_all": in_all,
-                     "iterations": result.iterations, "converged": result.converged,
-                     "match_share": result.match_share})
-    m = [list(np.mean(np.asarray(options), axis=0)) if options else list(base.m[i])
-         for i, options in enumerate(learnt)]
+        run_levels.append((rule, levels, fixed, in_all))
+    # m first against strangers alone; then, once the households have taught how relatives differ, again with
+    # the pairs at one home weighed as one person or relatives (:func:`expectation_maximisation`)
+    household_model: Model | None = None
+    for _ in range(2):
+        learnt: list[list[list[float]]] = [[] for _ in base.comparisons]
+        results: list[tuple[TrainingRule, EMResult, int]] = []
+        runs = []
+        for rule, levels, fixed, in_all in run_levels:
+            result = expectation_maximisation(start, levels, u, household=household_model)
+            results.append((rule, result, in_all))
+            for i in range(len(base.comparisons)):
+                if i not in fixed and (levels[:, i] >= 0).sum() >= 50:
+                    learnt[i].append(result.m[i])
+            runs.append({"rule": rule.name, "pairs": int(len(levels)), "pairs_in_all": in_all,
+                         "iterations": result.iterations, "converged": result.converged,
+                         "match_share": result.match_share, "households": household_model is not None})
+        m = [list(np.mean(np.asarray(options), axis=0)) if options else list(base.m[i])
+             for i, options in enumerate(learnt)]
+        middle_m, middle_pairs = estimate_m_middle(base, frame, columns, prior=m, rng=np.random.default_rng(seed))
+        if middle_m is not None:
+            m[base.comparisons.index(middle_m[0])] = middle_m[1]
+        learnt_model = Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior, stand_in_given=stand_ins,
+                             stand_in_family=family_stand_ins, shared_phone=shared_phone, shared_home=shared_home)
+        household_rng = copy.deepcopy(rng)  # both passes draw the same pairs of one family and of one home
+        u_same_family = estimate_u_same_family(learnt_model, frame, columns, rng=household_rng)
+        u_household, household_run = estimate_u_household(learnt_model, frame, columns, rng=household_rng)
+        if not u_household or not household_run["pairs"]:
+            break
+        household_model = learnt_model.evolve(u_household=u_household,
+                                              household_prior=float(household_run["match_share"]))
+    matches_estimates: list[float] = []
     for rule, result, in_all in results:
         caught_by = base.index_of(rule.catch) if rule.catch else None
         if caught_by is not None:
             matches_estimates.append(result.match_share * in_all / max(m[caught_by][0], 0.05))
-    middle_m, middle_pairs = estimate_m_middle(base, frame, columns, prior=m, rng=np.random.default_rng(seed))
-    if middle_m is not None:
-        m[base.comparisons.index(middle_m[0])] = middle_m[1]
-    learnt_model = Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior, stand_in_given=stand_ins,
-                         stand_in_family=family_stand_ins, shared_phone=shared_phone, shared_home=shared_home)
-    u_same_family = estimate_u_same_family(learnt_model, frame, columns, rng=rng)
-    u_household, household_run = estimate_u_household(learnt_model, frame, columns, rng=rng)
     all_pairs = frame.size * (frame.size - 1) / 2
     expected_matches = float(np.median(matches_estimates)) if matches_estimates else base.prior * all_pairs
     prior = float(np.clip(expected_matches / max(all_pairs, 1.0), 1e-12, 0.5))
