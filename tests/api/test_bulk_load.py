@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fixed_dates import AS_OF
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from api.context import AppContext
 from api.feeds.bulk_load import backfill_paths
@@ -362,9 +363,10 @@ def test_a_load_into_an_empty_postgresql_store_checks_its_foreign_keys_once_afte
     """PostgreSQL checks a foreign key row by row (a look-up and a lock of the parent for every blocking key,
     version and identifier COPY'd, and every record the relink links): a load into an empty store sets the linkage
     tables' foreign keys aside for the identity stage and the relink, and adds every one of them back, validated,
-    before the per-message path runs."""
+    before the per-message path runs. Those of the tables the relink does not write come back before the relink,
+    ``NOT VALID`` (validated beside it); none of the tables it writes."""
     import mpi
-    from api.feeds.bulk_load import INDEXES_BUILT_AFTER
+    from api.feeds.bulk_load import BUILT_BESIDE_RELINK, INDEXES_BUILT_AFTER
     from priorscan.bulk_indexes import foreign_keys
 
     during: list[set[str]] = []
@@ -383,10 +385,11 @@ def test_a_load_into_an_empty_postgresql_store_checks_its_foreign_keys_once_afte
                                 train=False)
         with context.engine.connect() as connection:
             expected = len(foreign_keys(connection, INDEXES_BUILT_AFTER))
+            beside = {str(key.name) for key in foreign_keys(connection, BUILT_BESIDE_RELINK)}
     finally:
         context.engine.dispose()
     assert report.written > 0
-    assert during == [set()]  # none checked row by row while the rows went in and were linked
+    assert beside and during == [beside]  # none while the rows went in; none of the relink's tables while it linked
     assert report.foreign_keys_added == expected >= 8
     assert not _missing_indexes(pg_url)  # all back, and every row had its parent
 
@@ -438,6 +441,74 @@ def test_a_load_into_an_empty_postgresql_store_builds_the_identity_tables_indexe
     assert seen["missing"] == {str(index.name) for index in secondary_indexes(INDEXES_BUILT_AFTER)} - beside
     assert report.indexes_built == len(secondary_indexes(INDEXES_BUILT_AFTER))  # counted once, wherever built
     assert not _missing_indexes(pg_url)
+
+
+def test_a_postgresql_load_validates_the_identity_tables_foreign_keys_while_the_relink_runs(
+        region: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The foreign keys of the tables the relink does not write (blocking keys, versions, identifiers), added
+    ``NOT VALID`` before it, are validated on the second connection while the relink holds its lock on the records
+    and patients (the relink waits here for that work, which must need none of its locks); the keys of the tables
+    the relink writes are still missing then, and all are kept at the end."""
+    import mpi
+    from api.feeds import bulk_load
+    from api.feeds.bulk_load import BUILT_BESIDE_RELINK, INDEXES_BUILT_AFTER
+    from priorscan.bulk_indexes import foreign_keys, missing_foreign_keys
+
+    seen: dict[str, Any] = {}
+    started: list[Any] = []
+    relink = mpi.relink
+
+    class Watched(bulk_load._BesideRelink):  # noqa: SLF001 - the builder the load starts, seen by the test
+        def __init__(self, *args: Any) -> None:
+            started.append(self)
+            super().__init__(*args)
+
+    def watched(session: Any, **options: Any) -> Any:
+        result = relink(session, **options)  # its lock is held until the stage commits
+        seen["finished beside"] = len(started) == 1 and started[0].join(timeout=120)
+        engine = create_engine(pg_url)
+        try:
+            with engine.connect() as connection:
+                seen["missing"] = {str(key.name) for key in missing_foreign_keys(connection, INDEXES_BUILT_AFTER)}
+        finally:
+            engine.dispose()
+        return result
+
+    monkeypatch.setattr(mpi, "relink", watched)
+    monkeypatch.setattr(bulk_load, "_BesideRelink", Watched)
+    report = _load_registrations(region, pg_url, tmp_path)
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as connection:
+            every = {str(key.name) for key in foreign_keys(connection, INDEXES_BUILT_AFTER)}
+            beside = {str(key.name) for key in foreign_keys(connection, BUILT_BESIDE_RELINK)}
+    finally:
+        engine.dispose()
+    assert report.written > 0
+    assert seen["finished beside"], "no key was validated beside the relink, or its validation waited for it"
+    assert "fk_blocking_key_source_record_id_source_record" in beside
+    assert seen["missing"] == every - beside  # validated while the relink held its lock
+    assert report.foreign_keys_added == len(every)  # counted once, wherever validated
+    assert not _missing_indexes(pg_url)
+
+
+def test_a_row_naming_no_record_stops_a_postgresql_load_whose_keys_are_validated_beside_the_relink(
+        region: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """H-ID-44 with the keys validated beside the relink: a blocking key naming no record, in the store before the
+    keys are added ``NOT VALID``, fails their validation there and then the indexes stage's, so the load stops with
+    an error and the key stays missing (not kept as if checked)."""
+    from api.feeds import bulk_load
+
+    class Dangling(bulk_load._BesideRelink):  # noqa: SLF001 - a row slipped in while the keys were set aside
+        def __init__(self, context: Any) -> None:
+            with context.engine.begin() as connection:
+                connection.execute(text("INSERT INTO blocking_key (source_record_id, key) VALUES (424242, 'x')"))
+            super().__init__(context)
+
+    monkeypatch.setattr(bulk_load, "_BesideRelink", Dangling)
+    with pytest.raises(IntegrityError):
+        _load_registrations(region, pg_url, tmp_path)
+    assert "fk_blocking_key_source_record_id_source_record" in _missing_indexes(pg_url)
 
 
 def test_a_postgresql_load_refreshes_the_statistics_of_every_column_but_the_json_ones(
