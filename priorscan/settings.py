@@ -62,6 +62,20 @@ class Settings(BaseSettings):
                                       description="HTTP connections served at once; more are closed on arrival")
     dicomweb_max_body_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1024, description="the largest STOW-RS request body accepted (413 beyond it)")
+    hl7_http_max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024,
+        description="the largest body of POST /hl7 accepted (413 beyond it); a message longer than "
+                    "mllp_max_message_bytes but within this is answered AR, as over MLLP")
+    cds_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024,
+        description="the largest CDS Hooks request body accepted (413 beyond it): a hook's context and prefetch")
+    http_body_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="a request's body may take this many seconds, plus one second for each "
+                    "http_body_min_bytes_per_s bytes received; a body slower than that is answered 408 and the "
+                    "connection closed, nothing of it applied")
+    http_body_min_bytes_per_s: int = Field(
+        default=16 * 1024, ge=1, description="the slowest average rate at which a long request body may arrive")
     log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     log_format: str = Field(default="json", pattern="^(json|text)$",
                             description="log lines as JSON objects (for log shippers) or as text (for people)")
