@@ -399,11 +399,12 @@ def test_a_load_into_an_empty_postgresql_store_builds_the_identity_tables_indexe
     """The indexes of the tables the relink does not write (blocking keys, versions, identifiers, audit rows) are
     built on a second connection while the relink runs, and committed before it ends: the relink, holding its lock on
     the records and patients, waits here for that connection's work, which must therefore need none of the relink's
-    locks; the tables the relink writes still lack theirs until the indexes stage."""
+    locks; the tables the relink writes still lack theirs until the indexes stage. Likewise their foreign keys (to
+    the records), added ``NOT VALID`` before the relink: validated there while the relink holds its lock."""
     import mpi
     from api.feeds import bulk_load
     from api.feeds.bulk_load import BUILT_BESIDE_RELINK, INDEXES_BUILT_AFTER
-    from priorscan.bulk_indexes import secondary_indexes
+    from priorscan.bulk_indexes import foreign_keys, missing_foreign_keys, secondary_indexes
 
     seen: dict[str, Any] = {}
     started: list[Any] = []
@@ -417,16 +418,17 @@ def test_a_load_into_an_empty_postgresql_store_builds_the_identity_tables_indexe
     def watched(session: Any, **options: Any) -> Any:
         result = relink(session, **options)  # its lock is held until the stage commits
         seen["finished beside"] = len(started) == 1 and started[0].join(timeout=120)
-        seen["missing"] = {index.name for index in _missing(pg_url)}
+        seen["missing"], seen["missing keys"] = _missing(pg_url)
         return result
 
-    def _missing(url: str) -> list[Any]:
+    def _missing(url: str) -> tuple[set[str], set[str]]:
         from priorscan.bulk_indexes import missing
 
         engine = create_engine(url)
         try:
             with engine.connect() as connection:
-                return missing(connection, INDEXES_BUILT_AFTER)
+                return ({str(index.name) for index in missing(connection, INDEXES_BUILT_AFTER)},
+                        {str(key.name) for key in missing_foreign_keys(connection, INDEXES_BUILT_AFTER)})
         finally:
             engine.dispose()
 
@@ -440,55 +442,16 @@ def test_a_load_into_an_empty_postgresql_store_builds_the_identity_tables_indexe
     assert not beside & seen["missing"]  # built and committed while the relink held its lock
     assert seen["missing"] == {str(index.name) for index in secondary_indexes(INDEXES_BUILT_AFTER)} - beside
     assert report.indexes_built == len(secondary_indexes(INDEXES_BUILT_AFTER))  # counted once, wherever built
-    assert not _missing_indexes(pg_url)
-
-
-def test_a_postgresql_load_validates_the_identity_tables_foreign_keys_while_the_relink_runs(
-        region: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The foreign keys of the tables the relink does not write (blocking keys, versions, identifiers), added
-    ``NOT VALID`` before it, are validated on the second connection while the relink holds its lock on the records
-    and patients (the relink waits here for that work, which must need none of its locks); the keys of the tables
-    the relink writes are still missing then, and all are kept at the end."""
-    import mpi
-    from api.feeds import bulk_load
-    from api.feeds.bulk_load import BUILT_BESIDE_RELINK, INDEXES_BUILT_AFTER
-    from priorscan.bulk_indexes import foreign_keys, missing_foreign_keys
-
-    seen: dict[str, Any] = {}
-    started: list[Any] = []
-    relink = mpi.relink
-
-    class Watched(bulk_load._BesideRelink):  # noqa: SLF001 - the builder the load starts, seen by the test
-        def __init__(self, *args: Any) -> None:
-            started.append(self)
-            super().__init__(*args)
-
-    def watched(session: Any, **options: Any) -> Any:
-        result = relink(session, **options)  # its lock is held until the stage commits
-        seen["finished beside"] = len(started) == 1 and started[0].join(timeout=120)
-        engine = create_engine(pg_url)
-        try:
-            with engine.connect() as connection:
-                seen["missing"] = {str(key.name) for key in missing_foreign_keys(connection, INDEXES_BUILT_AFTER)}
-        finally:
-            engine.dispose()
-        return result
-
-    monkeypatch.setattr(mpi, "relink", watched)
-    monkeypatch.setattr(bulk_load, "_BesideRelink", Watched)
-    report = _load_registrations(region, pg_url, tmp_path)
     engine = create_engine(pg_url)
     try:
         with engine.connect() as connection:
-            every = {str(key.name) for key in foreign_keys(connection, INDEXES_BUILT_AFTER)}
-            beside = {str(key.name) for key in foreign_keys(connection, BUILT_BESIDE_RELINK)}
+            every_key = {str(key.name) for key in foreign_keys(connection, INDEXES_BUILT_AFTER)}
+            keys_beside = {str(key.name) for key in foreign_keys(connection, BUILT_BESIDE_RELINK)}
     finally:
         engine.dispose()
-    assert report.written > 0
-    assert seen["finished beside"], "no key was validated beside the relink, or its validation waited for it"
-    assert "fk_blocking_key_source_record_id_source_record" in beside
-    assert seen["missing"] == every - beside  # validated while the relink held its lock
-    assert report.foreign_keys_added == len(every)  # counted once, wherever validated
+    assert "fk_blocking_key_source_record_id_source_record" in keys_beside
+    assert seen["missing keys"] == every_key - keys_beside  # validated while the relink held its lock
+    assert report.foreign_keys_added == len(every_key)  # counted once, wherever validated
     assert not _missing_indexes(pg_url)
 
 
