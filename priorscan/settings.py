@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default=30.0, gt=0,
         description="an HTTP request's headers must arrive whole within this many seconds of the connection's opening "
                     "(or of the request's first byte on a kept-alive connection); otherwise the connection is closed")
+    http_max_header_bytes: int = Field(
+        default=64 * 1024, ge=4096,
+        description="the longest request line and headers taken together (431 and the connection closed beyond it)")
     http_max_connections: int = Field(default=1000, ge=1,
                                       description="HTTP connections served at once; more are closed on arrival")
     dicomweb_max_body_bytes: int = Field(
