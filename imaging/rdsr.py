@@ -321,6 +321,11 @@ def target_region(code: Code | None) -> str | None:
     return region or None  # "" marks a code that says the topography is unknown
 
 
+def _snomed(system: str | None) -> bool:
+    """Whether a code system is SNOMED CT or SNOMED-RT (no system: taken as the body structure's own)."""
+    return not system or canonical_system(system).upper() in (SNOMED.upper(), "SRT", "99SDM")
+
+
 def body_structure_region(system: str | None, code: str | None, display: str | None = None) -> str | None:
     """The body region a SNOMED CT (or SNOMED-RT) body structure code names, as a FHIR ``bodySite`` or a DICOM
     anatomic region sends it; its display text is read when the code is not in the table; None when neither says.
@@ -328,7 +333,7 @@ def body_structure_region(system: str | None, code: str | None, display: str | N
     >>> body_structure_region("http://snomed.info/sct", "51185008")
     'chest'
     """
-    if not code or system and canonical_system(system).upper() not in (SNOMED.upper(), "SRT", "99SDM"):
+    if not code or not _snomed(system):
         return None  # a code of another system (a trust's own, LOINC) is no SNOMED body structure
     return target_region(Code(code.strip(), system or "", (display or "").strip().lower()))
 
@@ -340,7 +345,7 @@ def body_structure_side(system: str | None, code: str | None) -> str | None:
     >>> body_structure_side("http://snomed.info/sct", "6757004")
     'right'
     """
-    if not code or system and canonical_system(system).upper() not in (SNOMED.upper(), "SRT", "99SDM"):
+    if not code or not _snomed(system):
         return None
     return _SIDED_STRUCTURES.get(code.strip(), ("", None))[1]
 
