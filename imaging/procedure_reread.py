@@ -26,7 +26,6 @@ unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -36,6 +35,7 @@ from imaging import regions as rg
 from imaging.codetables import CodeTable, default_code_table
 from imaging.facts import NORMALISATION_RANK, combine_laterality
 from imaging.procedures import CODE, UNKNOWN, ProcedureCode, normalise_procedure
+from imaging.study_batches import study_batches
 from imaging.tables import IrradiationEvent, Study
 from mpi import SourceRecord
 from priorscan.audit import Agent, record
@@ -102,19 +102,6 @@ def reread(study: Study, table: CodeTable | None = None) -> dict[str, object] | 
             "contrast": result.contrast, "normalisation": result.normalisation}
 
 
-def _batches(sessions: sessionmaker[Session], batch: int, dry_run: bool) -> Iterator[tuple[Session, list[int]]]:
-    after = 0
-    while True:
-        with unit_of_work(sessions, write=not dry_run) as session:
-            ids = list(session.scalars(select(Study.id).where(Study.id > after).order_by(Study.id).limit(batch)))
-            if not ids:
-                return
-            yield session, ids
-            if dry_run:
-                session.rollback()
-        after = ids[-1]
-
-
 def reread_procedures(sessions: sessionmaker[Session], trusts: TrustRegistry, *, agent: Agent, batch: int = 1000,
                       dry_run: bool = False, table: CodeTable | None = None) -> RereadReport:
     """Read every stored study's procedure again with the current normaliser (see the module's notes).
@@ -136,7 +123,7 @@ def reread_procedures(sessions: sessionmaker[Session], trusts: TrustRegistry, *,
 
     table = table or default_code_table()
     report = RereadReport(dry_run=dry_run)
-    for session, ids in _batches(sessions, max(1, batch), dry_run):
+    for session, ids in study_batches(sessions, batch, dry_run):
         # the batch's studies locked (PostgreSQL) so that a statement indexed meanwhile is not overwritten
         rows = session.execute(select(Study, SourceRecord.regional_patient_id)
                                .outerjoin(SourceRecord, SourceRecord.id == Study.source_record_id)
