@@ -67,55 +67,18 @@ def in_two(compute: Callable[[int, int], NDArray[Any]], rows: int) -> NDArray[An
     rows
         How many rows the whole result has.
     """
-    global _enabled, splitting
+    global splitting
     if not _enabled or splitting or rows < SPLIT_FROM:
         return compute(0, rows)
     half = rows // 2
+    pending = beside(lambda: compute(half, rows))  # forked before this process counts as splitting
     splitting = True
     try:
-        read_end, write_end = os.pipe()
-        try:
-            child = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            return compute(0, rows)
-        if child == 0:  # pragma: no cover - the child's coverage is not collected
-            status = 1
-            try:
-                os.close(read_end)
-                _enabled = False
-                part = compute(half, rows)
-                with os.fdopen(write_end, "wb") as out:
-                    pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        started = time.perf_counter()
-        try:
+        with pending:
             first = compute(0, half)
-        except BaseException:
-            os.close(read_end)
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
-            raise
-        patience = max(PATIENCE_FLOOR_S, PATIENCE * (time.perf_counter() - started))
-        second: NDArray[Any] | None = None
-        if select.select([read_end], [], [], patience)[0]:
-            try:
-                with os.fdopen(read_end, "rb") as source:
-                    second = pickle.load(source)  # noqa: S301 - our own child's array, through our own pipe
-            except (EOFError, OSError, pickle.UnpicklingError):
-                second = None
-        else:  # hung: nothing sent in all that time
-            os.close(read_end)
-            os.kill(child, signal.SIGKILL)
-        _, status = os.waitpid(child, 0)
+            second = pending.result()
     finally:
         splitting = False
-    if second is None or status != 0:  # the child failed: its rows computed here
-        second = compute(half, rows)
     return np.concatenate([first, second])
 
 
