@@ -65,6 +65,8 @@ class Settings(BaseSettings):
                                       description="HTTP connections served at once; more are closed on arrival")
     dicomweb_max_body_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1024, description="the largest STOW-RS request body accepted (413 beyond it)")
+    dicomweb_max_parts: int = Field(
+        default=10_000, ge=1, description="the most parts (DICOM objects) one STOW-RS request may hold (413 beyond)")
     hl7_http_max_body_bytes: int = Field(
         default=2 * 1024 * 1024, ge=1024,
         description="the largest body of POST /hl7 accepted (413 beyond it); a message longer than "
