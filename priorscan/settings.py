@@ -37,6 +37,8 @@ class Settings(BaseSettings):
                     "restarted by each byte: a sender that drips bytes is cut off)")
     mllp_max_connections: int = Field(default=100, ge=1,
                                       description="MLLP connections served at once; more are closed on arrival")
+    mllp_max_connections_per_address: int = Field(
+        default=16, ge=1, description="MLLP connections served at once from one address; more are closed on arrival")
     mllp_tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) of the MLLP listener: "
                                                                  "with it, MLLP is served over TLS only")
     mllp_tls_key: Path | None = Field(default=None, description="PEM private key of mllp_tls_cert")
