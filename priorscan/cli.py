@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(user, "create", "api:run_user_create", "add a person who signs in to the web page")
     p.add_argument("--username", required=True)
     p.add_argument("--password-stdin", action="store_true", required=True)
-    p.add_argument("--role", required=True, choices=["radiographer", "radiologist", "clinician", "admin", "analyst"])
+    p.add_argument("--role", required=True,
+                   choices=["radiographer", "radiologist", "clinician", "admin", "analyst", "mpi-steward"])
     p.add_argument("--trust", help="ODS code of the person's trust")
 
     cds = sub.add_parser("cds", help="CDS Hooks clients").add_subparsers(dest="what", required=True)
@@ -208,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(im, "recheck-not-patient", "imaging:run_recheck_not_patient",
             "read every stored study again for what says it is a QA, physics or phantom test (not a patient's "
             "examination), with the current [not_patient] indicators; a person's decision is never overturned")
+    p.add_argument("--batch", type=int, default=1000, help="studies per transaction (default 1000)")
+    p.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
+    p = cmd(im, "reread-procedures", "imaging:run_reread_procedures",
+            "read every stored study's procedure (modality, body region, laterality, contrast) again from its stored "
+            "code, description and modality with the current normaliser; run once after an upgrade")
     p.add_argument("--batch", type=int, default=1000, help="studies per transaction (default 1000)")
     p.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
 
