@@ -20,6 +20,7 @@ Nothing here commits: the caller commits before answering.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -36,6 +37,8 @@ from dedupe.rules import RuleSet
 from dedupe.vocabulary import (
     NormalisedProcedure,
     ProcedureCode,
+    body_structure_region,
+    body_structure_side,
     join_regions,
     normalise_laterality,
     normalise_modality,
@@ -48,6 +51,8 @@ from priorscan.audit import Agent, record_now
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
 REQUEST_NAMESPACE = "urn:priorscan:duplicate-check"
+#: A SNOMED CT identifier: digits only, six to eighteen of them
+_SCTID = re.compile(r"[1-9][0-9]{5,17}")
 
 
 @dataclass(frozen=True)
@@ -136,8 +141,15 @@ class CheckOutcome:
 
 
 def normalise_request(query: ProcedureQuery) -> NormalisedProcedure:
-    """The requested procedure in the imaging vocabulary (the same normaliser as for studies)."""
-    text = " ".join(filter(None, (query.body_site, query.description))) or None
+    """The requested procedure in the imaging vocabulary (the same normaliser as for studies). A body site that is a
+    SNOMED CT body structure identifier alone ("82169009", as an order-entry system or OBR-15 may send it) is read
+    as the region and side it names."""
+    body_site = query.body_site
+    if body_site and _SCTID.fullmatch(body_site.strip()):
+        region = body_structure_region(None, body_site.strip())
+        side = body_structure_side(None, body_site.strip())
+        body_site = " ".join(filter(None, (side, region.replace("-", " ") if region else body_site)))
+    text = " ".join(filter(None, (body_site, query.description))) or None
     return _normalised(query.codes, text, query.modality, query.laterality)
 
 

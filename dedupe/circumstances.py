@@ -80,9 +80,26 @@ _SHORTHAND = (
 )
 
 
+#: An obstetric history as UK notes write it: gravida and para, with miscarriages and terminations after a plus
+#: ("G2P1", "G3 P1+1", "G1P0"), and a gestation in weeks after it ("G2P1 at 20 weeks", "G2P1, 20+3 wks")
+_GRAVIDA_PARA = re.compile(r"(?<![a-z0-9])g\s?(\d{1,2})\s?p\s?(\d{1,2})(?:\s?\+\s?(\d{1,2}))?(?![a-z0-9])"
+                           r"(?P<gestation>[\s,]+(?:at\s+)?(?:[4-9]|[1-3][0-9]|4[0-2])(?:\+[0-6])?\s?"
+                           r"(?:weeks?|wks?|w)(?![a-z0-9]))?")
+
+
+def _gravida_para(match: re.Match[str]) -> str:
+    """A pregnancy now when a gestation follows the history, or when it counts more pregnancies than births, losses
+    and terminations (gravida counts the current pregnancy: G2P1 is pregnant, G2P1+1 and G2P2 are not); else words
+    that assert nothing."""
+    gravida, para, losses = (int(n) if n else 0 for n in match.group(1, 2, 3))
+    if match.group("gestation") or gravida > para + losses:
+        return " pregnant "
+    return " obstetric history "
+
+
 @lru_cache(maxsize=1024)
 def _tokens(text: str) -> tuple[str, ...]:
-    text = text.lower()
+    text = _GRAVIDA_PARA.sub(_gravida_para, text.lower())
     for pattern, words in _SHORTHAND:
         text = pattern.sub(words, text)
     found = []

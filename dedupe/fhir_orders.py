@@ -42,7 +42,7 @@ from dedupe.comparable import local_date, local_moment
 from dedupe.config import active_rules
 from dedupe.orders import CANCELLED, COMPLETED, set_order_status
 from dedupe.rules import RuleSet
-from dedupe.vocabulary import ProcedureCode, body_structure_region, normalise_laterality
+from dedupe.vocabulary import ProcedureCode, body_structure_region, body_structure_side, normalise_laterality
 from priorscan.audit import Agent
 from priorscan.errors import FHIRError, ForbiddenError
 from priorscan.outcome import ItemOutcome
@@ -83,12 +83,20 @@ def _text(concept: Any) -> str | None:
 
 def _coded_site(concept: dict[str, Any]) -> str | None:
     """A body site sent as a SNOMED CT body structure code alone (no text, no display), in words the normaliser
-    reads: ``51185008`` is the chest."""
+    reads: ``51185008`` is the chest; ``82169009`` (structure of left knee region) the left knee."""
     for coding in _codings(concept):
         region = body_structure_region(coding.get("system"), coding.get("code"))
         if region:
-            return region.replace("-", " ")
+            side = body_structure_side(coding.get("system"), coding.get("code"))
+            return " ".join(filter(None, (side, region.replace("-", " "))))
     return None
+
+
+def _coded_side(sites: list[dict[str, Any]]) -> str | None:
+    """The one side the body sites' SNOMED CT structure codes carry themselves (left knee and left ankle: left); None
+    when they carry none, or differ (then each is read with its region's words, :func:`_coded_site`)."""
+    sides = {body_structure_side(c.get("system"), c.get("code")) for c in _codings(sites)} - {None}
+    return sides.pop() if len(sides) == 1 else None
 
 
 def _patient(resource: dict[str, Any]) -> PatientQuery:
@@ -186,6 +194,7 @@ def read_service_request(resource: dict[str, Any], trusts: TrustRegistry,
              if c.get("code") in LATERALITY_CODES]
     laterality = normalise_laterality(sides[0]["code"]) if sides else None
     sites = [s for s in resource.get("bodySite") or [] if isinstance(s, dict)]
+    laterality = laterality or _coded_side(sites)  # "structure of left knee region" with the text "Knee"
     body_site = " ".join(filter(None, (_text(s) or _coded_site(s) for s in sites))) or None
     reasons = [r for r in resource.get("reasonCode") or [] if isinstance(r, dict)]
     reason_codes = tuple(f"{c['system']}|{c['code']}" if c.get("system") else c["code"]

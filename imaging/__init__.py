@@ -80,7 +80,7 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
         regional_id_of,
         search_studies,
     )
-    from imaging.rdsr import DoseReport, body_structure_region, parse_dose_report, raw_text
+    from imaging.rdsr import DoseReport, body_structure_region, body_structure_side, parse_dose_report, raw_text
     from imaging.reference import effective_dose_coefficients, national_drls
     from imaging.regions import (
         BODY_REGIONS,
@@ -131,6 +131,7 @@ __all__ = [
     "before_pixels",
     "begins_like_a_dataset",
     "body_structure_region",
+    "body_structure_side",
     "canonical_system",
     "charts",
     "comparable_regions",

@@ -112,7 +112,7 @@ def _each_level(match: re.Match[str]) -> str:
 _SPINE = (
     (r" (?:C T L SPINE|C T AND L SPINE|CTL SPINE|C T L S|WHOLE SPINE|FULL SPINE|ENTIRE SPINE) ", "whole-spine"),
     (r" (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) ", "thoracic-spine"),
-    (r" (?:C SPINE|CSPINE|CX SPINE|CERVICAL SPINE) ", "cervical-spine"),
+    (r" (?:C SPINE|CSPINE|CX SPINE|CERVICAL SPINE|ODONTOID PEG|ODONTOID|PEG VIEWS?) ", "cervical-spine"),
     (r" (?:T SPINE|TSPINE|THORACIC SPINE|DORSAL SPINE) ", "thoracic-spine"),
     (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX) ",
      "lumbar-spine"),
@@ -121,15 +121,17 @@ _SPINE = (
 #: Abbreviations naming one more region than the phrase they are read as (NCAP is a CAP and the neck; a
 #: thoracolumbar spine is the thoracic and the lumbar spine; a babygram is a newborn's chest and abdomen).
 _ALSO = ((re.compile(r" (?:NCAP|N CAP) "), "neck"), (re.compile(r" BABYGRAM "), "abdomen"),
+         (re.compile(r" RENAL TRACT "), "pelvis"),  # the kidneys and the bladder
          (re.compile(r"(?<! C) (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) "), "lumbar-spine"))
 #: ``AP`` is abdomen-pelvis on a cross-sectional request ("CT AP"), a projection on a radiograph ("XR chest AP").
 _ABDOMEN_PELVIS_CROSS_SECTIONAL = re.compile(r" (?:AP|A P) ")
 
-_ANGIO = re.compile(r" (?:CTPA|CT PA|PULMONARY ANGIO\w*|PULMONARY EMBOL\w*|PULMONARY ARTER\w*|PE PROTOCOL|PE STUDY|"
-                    r"CTA|CT ANGIO\w*|ANGIO\w*|MRA|CTCA|CORONARY ARTER\w*|MR ANGIO\w*|RUN ?OFF|AORTOGRAM|"
+_ANGIO = re.compile(r" (?:CTPA|CT PA|C T P A|PULMONARY ANGIO\w*|PULMONARY EMBOL\w*|PULMONARY ARTER\w*|"
+                    r"PE PROTOCOL|PE STUDY|CTA|CT ANGIO\w*|ANGIO\w*|MRA|CTCA|CORONARY ARTER\w*|MR ANGIO\w*|"
+                    r"RUN ?OFF|AORTOGRAM|"
                     r"ARTERIOGRAM|VENOGRAM|CTV|MRV) ")
 _ANGIO_SUB = (
-    (r" (?:CTPA|CT PA|PULMONARY|PE PROTOCOL|PE STUDY) ", "pulmonary-angiography"),
+    (r" (?:CTPA|CT PA|C T P A|PULMONARY|PULM|PE PROTOCOL|PE STUDY|PE|PES) ", "pulmonary-angiography"),
     (r" (?:CORONARY|CORONARIES|CTCA) ", "coronary-angiography"),
     (r" (?:HEAD|BRAIN|CAROTID\w*|CIRCLE OF WILLIS|COW|INTRACRANIAL|NECK|VERTEBRAL|CEREBRAL|CRANIAL|STROKE|VERTEX|"
      r"VENOUS SINUS\w*|CTV|MRV) ", "head-neck-angiography"),
@@ -137,13 +139,17 @@ _ANGIO_SUB = (
     (r" (?:LOWER LIMB\w*|LEGS?|PERIPHERAL|RUN ?OFF|FEMORAL|UPPER LIMB\w*|ARMS?|ILIAC|LOWER EXTREMIT\w*|"
      r"UPPER EXTREMIT\w*) ", "peripheral-angiography"),
 )
-#: Words that name a territory only when no word above names one: the heart of a cardiac CTA is its coronaries (but
-#: "CTPA ?right heart strain" is no coronary angiogram); the visceral branches of the abdominal aorta (mesenteric,
-#: coeliac, renal; a CTA for GI bleeding) are the aortic territory, never the whole vascular tree
+#: Words that name a territory only when no word above names one (the first that does, with every territory it
+#: names): the heart of a cardiac CTA is its coronaries (but "CTPA ?right heart strain" is no coronary angiogram); the
+#: visceral branches of the abdominal aorta (mesenteric, coeliac, renal; a CTA for GI bleeding) and a CTA of the
+#: trunk ("CTA CAP", "CTA chest abdomen pelvis") are the aortic territory, never the whole vascular tree; a "CTA
+#: chest" names no more than the chest, whose vessels are the pulmonary arteries and the thoracic aorta (not the
+#: coronaries, the neck or the limbs)
 _ANGIO_SUB_WEAK = (
-    (r" (?:CARDIAC|HEART) ", "coronary-angiography"),
+    (r" (?:CARDIAC|HEART) ", ("coronary-angiography",)),
     (r" (?:MESENTERIC|COELIAC|CELIAC|VISCERAL|SPLANCHNIC|RENAL|ABDOMEN|ABDOMINAL|ABDO|GI BLEED\w*|"
-     r"GASTROINTESTINAL BLEED\w*|HEPATIC) ", "aortic-angiography"),
+     r"GASTROINTESTINAL BLEED\w*|HEPATIC|CAP|C A P|TAP|T A P|CHEST ABDOMEN AND PELVIS) ", ("aortic-angiography",)),
+    (r" (?:CHEST|THORAX|THORACIC) ", ("pulmonary-angiography", "aortic-angiography")),
 )
 #: What a description names when it names no region at all, by modality: a CT or MR of the aorta is an angiogram of
 #: it; a CT for "trauma" is the trauma pan-scan; a CT for "?PE" is a pulmonary angiogram
@@ -151,7 +157,13 @@ _ONLY_WORDING = (
     (("CT", "MR"), re.compile(r" (?:AORTA|EVAR|TEVAR|TAVI|TAVR|DISSECTION) "), "aortic-angiography"),
     (("CT",), re.compile(r" (?:TRAUMA|MAJOR TRAUMA|POLYTRAUMA) "), "whole-body"),
     (("CT",), re.compile(r" (?:PE|PES) "), "pulmonary-angiography"),
+    (("CT",), re.compile(r" (?:CORONARY|CORONARIES) "), "coronary-angiography"),
+    # transvaginal, transabdominal, obstetric
+    (("US",), re.compile(r" (?:TV|TA|TA TV|TA AND TV|TV TA|OBS) "), "pelvis"),
 )
+#: A CT of the chest for a pulmonary embolus ("CT chest ?PE", "CT thorax (PE)") is a CT pulmonary angiogram; only on
+#: CT and the chest alone ("PE" on a chest radiograph or ultrasound is as often a pleural effusion)
+_PE = re.compile(r" (?:PE|PES|PE PROTOCOL|PE STUDY) ")
 
 # (pattern, region, plural: implies both sides); checked after spine and angiography phrases are taken out
 _PARTS = (
@@ -163,29 +175,32 @@ _PARTS = (
      r"FULL BODY|ENTIRE BODY|MYELOMA SCREEN|PET CT|PETCT|PAN SCAN|PANSCAN|TRAUMA PAN SCAN|POLYTRAUMA|TRAUMA SERIES) ",
      "whole-body", False),
     (r" (?:HEAD|BRAIN|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|IACS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
-     r"POSTERIOR FOSSA|TEMPORAL BONES?|PETROUS) ", "head", False),
+     r"POSTERIOR FOSSA|TEMPORAL BONES?|PETROUS|DATSCAN|DAT SCAN|DAT SPECT) ", "head", False),
     (r" (?:FACE|FACIAL BONES|FACIAL|SINUS|SINUSES|PARANASAL|ORBITS?|MANDIBLE|MAXILLA|MAXILLOFACIAL|MAX FAX|OPG|OPT|"
      r"DENTAL|TMJS?|NASAL BONES?|ZYGOMA\w*|JAWS?|OM VIEWS?|OM 30|OMS|OCCIPITO MENTAL|OCCIPITOMENTAL) ", "face", False),
-    (r" (?:NECK|THYROID|LARYNX|PAROTIDS?|SALIVARY|SUBMANDIBULAR|PHARYNX|NASOPHARYN\w*|POST NASAL SPACE|"
+    (r" (?:NECK|THYROID|PARATHYROIDS?|LARYNX|PAROTIDS?|SALIVARY|SUBMANDIBULAR|PHARYNX|NASOPHARYN\w*|POST NASAL SPACE|"
      r"CAROTIDS?) ", "neck", False),
     (r" (?:CHEST|THORAX|THORACIC|LUNGS?|CXR|HRCT|RIBS?|STERNUM|HEART|CARDIAC|MEDIASTIN\w*|PLEURA\w*|OESOPHAG\w*|"
      r"ESOPHAG\w*|(?:BARIUM|BA|CONTRAST) SWALLOW|ECHOCARDIO\w*|VQ|V Q|VENTILATION PERFUSION|LUNG PERFUSION|MUGA|"
-     r"CALCIUM SCOR\w*|CACS|BABYGRAM) ",
+     r"CALCIUM SCOR\w*|CACS|BABYGRAM|MYOCARDIAL\w*|MPI|MPS|MYOVIEW) ",
      "chest", False),
     (r" (?:ABDOMEN|ABDO|ABD|ABDOMINAL|AXR|LIVER|HEPATIC|PANCREAS|PANCREATIC|RENAL|KIDNEYS?|SPLEEN|GALLBLADDER|"
      r"BILIARY|MRCP|ADRENALS?|APPENDIX|SMALL BOWEL|UPPER GI|AAA|RUQ|LUQ|PTC|PTHC|PERCUTANEOUS TRANSHEPATIC\w*|"
      r"CHOLANGIO\w*|ERCP|NEPHROSTOMY|NEPHROSTOGRAM|NEFRO|NEFROSTOMY|NEPHRO|STOMACH|GASTRIC|GASTROSTOMY|"
-     r"GASTROJEJUNOSTOMY|BARIUM MEAL|BA MEAL) ", "abdomen", False),
-    (r" (?:KUB|CTKUB|UROGRAM|CTU|CT UROGRAM|IVU|CT COLONOGRAPHY|COLONOGRAPHY|CTC|VIRTUAL COLONOSCOPY|CTAP|"
+     r"GASTROJEJUNOSTOMY|BARIUM MEAL|BA MEAL|PYLORUS|PYLORIC|INTUSSUSCEPTION|RENOGRAM|MAG3|MAG 3|DMSA|HIDA|"
+     r"MECKEL\w*) ", "abdomen", False),
+    (r" (?:KUB|CTKUB|URINARY TRACT|UROGRAM|"
+     r"CTU|CT UROGRAM|IVU|CT COLONOGRAPHY|COLONOGRAPHY|CTC|VIRTUAL COLONOSCOPY|CTAP|"
      r"ABDOMEN AND PELVIS|ABDO PELVIS|(?:BARIUM|BA|CONTRAST|WATER SOLUBLE) ENEMA|ENTEROGRAPHY|ENTEROCLYSIS|COLON|"
      r"PNEUMOCOLON) ",
      "abdomen-pelvis", False),
     (r" (?:PELVIS|PELVIC|PEL|PELV|PROSTATE|BLADDER|UTERUS|OVARY|OVARIES|TRANSVAGINAL|RECTUM|RECTAL|SACROILIAC|"
      r"SI JOINTS?|SI JTS?|SIJS?|"
-     r"SCROTUM|SCROTAL|TESTES|TESTIS|OBSTETRIC|PREGNANCY|FETAL|DATING SCAN|NUCHAL|HSG|HYSTEROSALPINGO\w*|MCUG|"
+     r"SCROTUM|SCROTAL|TESTES|TESTIS|TESTICULAR|TESTICLES?|OBSTETRIC|OBSTETRICS|PREGNANCY|FETAL|DATING SCAN|NUCHAL|"
+     r"GROWTH SCAN|ANOMALY SCAN|VIABILITY SCAN|TVUS|TVUSS|TVS|TAS|HSG|HYSTEROSALPINGO\w*|MCUG|"
      r"MICTURATING CYSTO\w*|CYSTOGRAM|URETHROGRAM) ", "pelvis", False),
     (r" (?:BREASTS) ", "breast", True),
-    (r" (?:BREAST|MAMMO|MAMMOGRAM|MAMMOGRAPHY|TOMOSYNTHESIS|AXILLA) ", "breast", False),
+    (r" (?:BREAST|MAMMO|MAMMOGRAM|MAMMOGRAPHY|TOMOSYNTHESIS|TOMO|AXILLA) ", "breast", False),
     (r" (?:MAMMOGRAMS) ", "breast", True),
     (r" (?:SHOULDERS) ", "shoulder", True),
     (r" (?:SHOULDER|CLAVICLE|SCAPULA|ACJ|AC JOINT|ACROMIOCLAVICULAR) ", "shoulder", False),
@@ -202,28 +217,30 @@ _PARTS = (
     (r" (?:FEMUR|THIGH) ", "femur", False),
     (r" (?:KNEES) ", "knee", True),
     (r" (?:KNEE|PATELLA) ", "knee", False),
-    (r" (?:TIBIA AND FIBULA|TIB AND FIB|TIB FIB|TIBIA|FIBULA|LOWER LEG) ", "lower-leg", False),
+    (r" (?:TIBIA AND FIBULA|TIB AND FIB|TIB FIB|TIBIA|FIBULA|LOWER LEG|CALF|SHIN) ", "lower-leg", False),
     (r" (?:ANKLES) ", "ankle", True),
-    (r" (?:ANKLE) ", "ankle", False),
+    (r" (?:ANKLE|ACHILLES(?: TENDON)?) ", "ankle", False),
     (r" (?:FEET) ", "foot", True),
-    (r" (?:FOOT|TOES?|CALCANEUM|CALCANEUS|HEEL|OS CALCIS) ", "foot", False),
+    (r" (?:FOOT|TOES?|CALCANEUM|CALCANEUS|HEEL|OS CALCIS|FOREFOOT|MIDFOOT|HINDFOOT|PLANTAR FASCIA|"
+     r"METATARSALS?|HALLUX) ", "foot", False),
     (r" (?:UPPER LIMBS?|ARMS?|UPPER EXTREMIT\w*) ", "upper-limb", False),
     (r" (?:LOWER LIMBS?|LEGS?|LOWER EXTREMIT\w*) ", "lower-limb", False),
 )
 _PARTS_COMPILED = tuple((re.compile(p), region, plural) for p, region, plural in _PARTS)
 _SPINE_COMPILED = tuple((re.compile(p), region) for p, region in _SPINE)
 _ANGIO_SUB_COMPILED = tuple((re.compile(p), region) for p, region in _ANGIO_SUB)
-_ANGIO_SUB_WEAK_COMPILED = tuple((re.compile(p), region) for p, region in _ANGIO_SUB_WEAK)
+_ANGIO_SUB_WEAK_COMPILED = tuple((re.compile(p), regions) for p, regions in _ANGIO_SUB_WEAK)
 
 _MODALITY_WORDS = (
     (r" (?:PET|PETCT|FDG|PSMA|PT AND CT|POSITRON EMISSION TOMOGRAPHY) ", "PT"),
     (r" (?:NM|NUCLEAR|SCINTIGRAPHY|SCINTIGRAM|BONE SCAN|MAG3|DMSA|MIBG|DATSCAN|SPECT|VQ|V Q|MUGA|ISOTOPE|RENOGRAM|"
-     r"MYOCARDIAL PERFUSION|RADIONUCLIDE|RADIOISOTOPE) ", "NM"),
-    (r" (?:MG|MAMMO|MAMMOGRAM|MAMMOGRAMS|MAMMOGRAPHY|TOMOSYNTHESIS|BREAST SCREENING) ", "MG"),
-    (r" (?:CT|CAT|CTPA|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP|CTV|"
+     r"MYOCARDIAL PERFUSION|RADIONUCLIDE|RADIOISOTOPE|HIDA|MYOVIEW|DAT SCAN) ", "NM"),
+    (r" (?:MG|MAMMO|MAMMOGRAM|MAMMOGRAMS|MAMMOGRAPHY|TOMOSYNTHESIS|TOMO|BREAST SCREENING) ", "MG"),
+    (r" (?:CT|CAT|CTPA|C T P A|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP|CTV|"
      r"(?:COMPUTED|COMPUTERISED|COMPUTERIZED)(?: AXIAL)? TOMOGRAPH\w*) ", "CT"),
     (r" (?:MR|MRI|MRA|MRV|MRCP|NMR|MAGNETIC RESONANCE) ", "MR"),
-    (r" (?:US|USS|ULTRASOUND|SONOGRAPHY|ULTRASONOGRAPHY|ULTRASONOGRAM|SONOGRAM|DOPPLER|DUPLEX|ECHO|TRANSVAGINAL) ",
+    (r" (?:US|USS|ULTRASOUND|SONOGRAPHY|ULTRASONOGRAPHY|ULTRASONOGRAM|SONOGRAM|DOPPLER|DUPLEX|ECHO|TRANSVAGINAL|"
+     r"TVUS|TVUSS|TVS|TAS) ",
      "US"),
     (r" (?:FLUORO|FLUOROSCOPY|BARIUM|VIDEOFLUOROSCOPY|CONTRAST SWALLOW|HSG|MCUG|SWALLOW|IMAGE INTENSIFIER|"
      r"BA (?:SWALLOW|MEAL|ENEMA)|(?:CONTRAST|WATER SOLUBLE) ENEMA|HYSTEROSALPINGO\w*|MICTURATING CYSTO\w*) ", "RF"),
@@ -308,7 +325,8 @@ def _only_wording(text: str, modality: str | None) -> list[tuple[int, str]]:
 def _anatomy_words() -> dict[str, str]:
     """The single words of the region phrases (four letters or more), each with the region it reads as."""
     words: dict[str, str] = {}
-    patterns = [(p, region) for p, region, _ in _PARTS] + list(_SPINE) + list(_ANGIO_SUB) + list(_ANGIO_SUB_WEAK)
+    patterns = [(p, region) for p, region, _ in _PARTS] + list(_SPINE) + list(_ANGIO_SUB) \
+        + [(p, regions[0]) for p, regions in _ANGIO_SUB_WEAK]
     for pattern, region in patterns:
         depth, alternative = 0, ""
         for char in pattern.strip().removeprefix("(?:").removesuffix(")") + "|":
@@ -356,7 +374,8 @@ def _regions_of_one(text: str) -> tuple[list[tuple[int, str]], bool]:
     if angio:
         # every territory the angiogram names ("CTA aorta and lower limb run-off" is the aorta and the periphery)
         territories = [region for pattern, region in _ANGIO_SUB_COMPILED if pattern.search(text)] \
-            or [region for pattern, region in _ANGIO_SUB_WEAK_COMPILED if pattern.search(text)][:1] or ["angiography"]
+            or next((list(regions) for pattern, regions in _ANGIO_SUB_WEAK_COMPILED if pattern.search(text)), []) \
+            or ["angiography"]
         return [(angio.start(), region) for region in dict.fromkeys(territories)], False
     for pattern, region in _ALSO:
         if (match := pattern.search(text)) is not None:
@@ -492,6 +511,8 @@ def normalise_description(description: str | None, modality_hint: str | None = N
     if not found and (respelt := _respelt(text)) is not None:
         text = respelt
         found, plural = _regions_from_text(text)
+    if modality == "CT" and {r for _, r in found} == {"chest"} and _PE.search(text):
+        found = [(at, "pulmonary-angiography") for at, _ in found]
     if modality in ("CT", "MR") and not any(rg.region_group(r) == rg.CHEST_ABDOMEN_PELVIS for _, r in found) \
             and (match := _ABDOMEN_PELVIS_CROSS_SECTIONAL.search(text)) is not None:
         found = sorted([*found, (match.start(), "abdomen-pelvis")])

@@ -287,14 +287,43 @@ _TARGET_REGIONS = {
 }
 
 
+#: SNOMED CT body structures that carry their side (pre-coordinated "structure of left knee region"), as FHIR and CDS
+#: Hooks clients send a ``bodySite`` without a laterality of its own: the region and the side each names
+_SIDED_STRUCTURES: dict[str, tuple[str, str]] = {
+    **{code: (region, "left") for code, region in (
+        ("91775009", "shoulder"), ("368208006", "humerus"), ("72098002", "humerus"), ("368148009", "elbow"),
+        ("66480008", "forearm"), ("5951000", "wrist"), ("85151006", "hand"), ("368456002", "hand"),
+        ("734143007", "hand"), ("80768000", "upper-limb"), ("287679003", "hip"), ("61396006", "femur"),
+        ("82169009", "knee"), ("719442003", "knee"), ("48979004", "lower-leg"), ("51636004", "ankle"),
+        ("22335008", "foot"), ("239919000", "foot"), ("723724004", "foot"), ("32153003", "lower-limb"),
+        ("362785004", "lower-limb"), ("80248007", "breast"), ("8966001", "face"), ("44029006", "chest"),
+        ("40768004", "chest"))},
+    **{code: (region, "right") for code, region in (
+        ("91774008", "shoulder"), ("368209003", "humerus"), ("59126009", "humerus"), ("368149001", "elbow"),
+        ("64262003", "forearm"), ("9736006", "wrist"), ("78791008", "hand"), ("368455003", "hand"),
+        ("734144001", "hand"), ("6921000", "upper-limb"), ("287579007", "hip"), ("11207009", "femur"),
+        ("6757004", "knee"), ("719443008", "knee"), ("32696007", "lower-leg"), ("6685009", "ankle"),
+        ("7769000", "foot"), ("239830003", "foot"), ("723730004", "foot"), ("62175007", "lower-limb"),
+        ("362784000", "lower-limb"), ("73056007", "breast"), ("18944008", "face"), ("3341006", "chest"),
+        ("51872008", "chest"))},
+}
+
+
 def target_region(code: Code | None) -> str | None:
     """A target region code (SRT or SNOMED CT) as a body region of :mod:`imaging.regions`."""
     if code is None:
         return None
     region = _TARGET_REGIONS.get(code.value)
+    if region is None and code.value in _SIDED_STRUCTURES:
+        region = _SIDED_STRUCTURES[code.value][0]
     if region is None and code.meaning:
         region = normalise_description(code.meaning).body_region
     return region or None  # "" marks a code that says the topography is unknown
+
+
+def _snomed(system: str | None) -> bool:
+    """Whether a code system is SNOMED CT or SNOMED-RT (no system: taken as the body structure's own)."""
+    return not system or canonical_system(system).upper() in (SNOMED.upper(), "SRT", "99SDM")
 
 
 def body_structure_region(system: str | None, code: str | None, display: str | None = None) -> str | None:
@@ -304,9 +333,21 @@ def body_structure_region(system: str | None, code: str | None, display: str | N
     >>> body_structure_region("http://snomed.info/sct", "51185008")
     'chest'
     """
-    if not code or system and canonical_system(system).upper() not in (SNOMED.upper(), "SRT", "99SDM"):
+    if not code or not _snomed(system):
         return None  # a code of another system (a trust's own, LOINC) is no SNOMED body structure
     return target_region(Code(code.strip(), system or "", (display or "").strip().lower()))
+
+
+def body_structure_side(system: str | None, code: str | None) -> str | None:
+    """The side a SNOMED CT body structure code names itself (``82169009``, structure of left knee region, is
+    ``left``); None for a structure without a side (``72696002``, knee region) or a code of another system.
+
+    >>> body_structure_side("http://snomed.info/sct", "6757004")
+    'right'
+    """
+    if not code or not _snomed(system):
+        return None
+    return _SIDED_STRUCTURES.get(code.strip(), ("", None))[1]
 
 
 def phantom_cm(code: Code | None) -> int | None:
@@ -325,6 +366,8 @@ def laterality_of(code: Code | None) -> str | None:
     if code is None:
         return None
     meaning = code.meaning
+    if code.value in _SIDED_STRUCTURES:  # a structure with its side ("structure of left knee region")
+        return _SIDED_STRUCTURES[code.value][1]
     if code.value in ("G-A101", "7771000", "T-04030", "80248007") or meaning.startswith("left"):
         return "left"
     if code.value in ("G-A100", "24028007", "T-04020", "73056007") or meaning.startswith("right"):

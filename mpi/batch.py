@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +32,7 @@ from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.normalise import MatchRecord, as_date, to_match_record
 from mpi.records import Demographics, new_regional_ids
 from mpi.scoring import explanations, score_frames, with_rule_8
-from mpi.spare_core import spare_core
+from mpi.spare_core import beside, spare_core
 from mpi.tables import (
     BlockingKey,
     BlockingKeyScheme,
@@ -399,18 +399,24 @@ def _relink_frame(session: Session, table: pd.DataFrame, frame: Frame, table_hel
     from mpi.service import active_model
 
     mark = time.perf_counter()
-    left, right = blocked_pairs(frame)
-    timings["block_s"] = time.perf_counter() - mark
-    mark = time.perf_counter()
     trained = False
     note: str | None = None
-    if model is None:
-        if train:
-            model, note = _train_if_supported(session, table, frame, left, sample=training_sample, seed=seed)
+    if model is None and train:
+        # the blocked pairs found on the spare core while this process trains (training only counts them)
+        with beside(lambda: blocked_pairs(frame)) as blocking:
+            model, note = _train_if_supported(session, table, frame, lambda: len(blocking.result()[0]),
+                                              sample=training_sample, seed=seed)
             trained = note is None
-        else:
-            model = active_model(session)
-    timings["train_s"] = time.perf_counter() - mark
+            timings["train_s"] = time.perf_counter() - mark
+            mark = time.perf_counter()
+            left, right = blocking.result()
+        timings["block_s"] = time.perf_counter() - mark  # what was left of it once trained
+    else:
+        left, right = blocked_pairs(frame)
+        timings["block_s"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        model = model or active_model(session)
+        timings["train_s"] = time.perf_counter() - mark
     manual_match, manual_no_match = _manual_pairs(session, table)
     linkage = link_frame(frame, model, left, right, manual_match=manual_match, manual_no_match=manual_no_match,
                          derive_threshold=trained)
@@ -431,14 +437,15 @@ def _relink_frame(session: Session, table: pd.DataFrame, frame: Frame, table_hel
                         table_held=table_held)
 
 
-def _train_if_supported(session: Session, table: pd.DataFrame, frame: Frame, left: np.ndarray, *, sample: int,
-                        seed: int) -> tuple[Model, str | None]:
+def _train_if_supported(session: Session, table: pd.DataFrame, frame: Frame, blocked: Callable[[], int], *,
+                        sample: int, seed: int) -> tuple[Model, str | None]:
     """:func:`mpi.training.train_if_supported` for the records of ``table`` (``frame`` is their frame): trained on
-    the records :func:`mpi.training.in_training_sample` chooses, the ones the Spark relink trains on."""
+    the records :func:`mpi.training.in_training_sample` chooses, the ones the Spark relink trains on (``blocked``
+    counts the blocked pairs)."""
     from mpi.service import active_model
 
     return train_if_supported(len(table), lambda: sampled_frame(table, frame, sample=sample, seed=seed),
-                              base=active_model(session), blocked_pairs=len(left), seed=seed)
+                              base=active_model(session), blocked_pairs=blocked, seed=seed)
 
 
 def with_derived_threshold(model: Model, frame: Frame, left: np.ndarray, right: np.ndarray, *, seed: int = 0,
@@ -509,8 +516,47 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
     changed = (new_rid != old_rid) | (state != old_state)
     now = utcnow()
     record_ids = table["record_id"].to_numpy()
+    rows = np.flatnonzero(changed)
+    # every automatic link stores the explanation of the pair that made it (the record's strongest link): explained,
+    # with the review items, on the spare core while this process writes the patients
+    explained = rows[(linkage.partner[rows] >= 0) & ~manual[rows]]
+    with beside(lambda: _explained(model, frame, linkage, explained)) as pending:
+        patients = _write_patients(session, table, new_rid, old_rid, changed, now)
+        link_weights, review_explained = pending.result()
+    weights_of = dict(zip(explained.tolist(), map(JsonText, link_weights), strict=True))
+    probability = linkage.probability
+    write_links(session, [
+        {"id": int(record_ids[i]), "from_regional_id": old_rid[i], "regional_patient_id": new_rid[i],
+         "link_state": str(state[i]), "manual": bool(manual[i]),
+         "link_score": None if np.isnan(probability[i]) else float(probability[i]),
+         "link_weights": weights_of.get(i)} for i in rows.tolist()], model=model, actor=actor, now=now)
+    _follow_survivors(session, dict(zip(record_ids.tolist(), new_rid.tolist(), strict=True)))
 
-    # regional patients: new ones created, emptied ones retired into where most of their records went
+    # review queue: open automatic items replaced by this run's possible matches
+    supersede_reviews(session)
+    review_weights = [with_rule_8(explained_pair, bool(ambiguous)) for explained_pair, ambiguous in zip(
+        review_explained, linkage.review_ambiguous.tolist(), strict=True)]
+    reviews = [{"source_record_id": int(record_ids[a]), "candidate_record_id": int(record_ids[b]),
+                "candidate_regional_id": new_rid[b], "score": float(p), "weights": explained_pair}
+               for a, b, p, explained_pair in zip(linkage.review_left.tolist(), linkage.review_right.tolist(),
+                                                  linkage.review_probability.tolist(), review_weights, strict=True)]
+    write_reviews(session, reviews, model=model, now=now)
+    session.flush()
+    return int(changed.sum()), patients, len(reviews)
+
+
+def _explained(model: Model, frame: Frame, linkage: Any, explained: np.ndarray) -> tuple[list[str], list[Any]]:
+    """The explanations :func:`_write` stores: of each record of ``explained``'s link (serialised as the ORM stores
+    JSON), and of each review item's pair. Pure: computed by another process (:func:`mpi.spare_core.beside`)."""
+    links = [json.dumps(explained_link) for explained_link in explanations(
+        model, frame.take(explained), frame.take(linkage.partner[explained]))]
+    return links, explanations(model, frame.take(linkage.review_left), frame.take(linkage.review_right))
+
+
+def _write_patients(session: Session, table: pd.DataFrame, new_rid: np.ndarray, old_rid: np.ndarray,
+                    changed: np.ndarray, now: Any) -> int:
+    """:func:`_write`'s regional patients: new ones created, emptied ones retired into where most of their records
+    went; how many patients the records are in."""
     existing = set(session.scalars(select(RegionalPatient.id).where(RegionalPatient.id.in_(
         list({r for r in new_rid.tolist()})))).all()) if len(new_rid) < 30_000 else set(
         session.scalars(select(RegionalPatient.id)).all())
@@ -528,33 +574,7 @@ def _write(session: Session, table: pd.DataFrame, frame: Frame, linkage: Any, mo
     write_patients(session, fresh=[{"id": rid, **golden_rows[rid]} for rid in fresh],
                    touched=[{"id": rid, **golden_rows[rid]} for rid in touched],
                    retired={rid: destination[rid].most_common(1)[0][0] for rid in sorted(gone)}, now=now)
-
-    rows = np.flatnonzero(changed)
-    probability = linkage.probability
-    # every automatic link stores the explanation of the pair that made it (the record's strongest link)
-    partner = linkage.partner[rows]
-    explained = rows[(partner >= 0) & ~manual[rows]]
-    weights_of = dict(zip(explained.tolist(), explanations(model, frame.take(explained),
-                                                           frame.take(linkage.partner[explained])), strict=True))
-    write_links(session, [
-        {"id": int(record_ids[i]), "from_regional_id": old_rid[i], "regional_patient_id": new_rid[i],
-         "link_state": str(state[i]), "manual": bool(manual[i]),
-         "link_score": None if np.isnan(probability[i]) else float(probability[i]),
-         "link_weights": weights_of.get(i)} for i in rows.tolist()], model=model, actor=actor, now=now)
-    _follow_survivors(session, dict(zip(record_ids.tolist(), new_rid.tolist(), strict=True)))
-
-    # review queue: open automatic items replaced by this run's possible matches
-    supersede_reviews(session)
-    review_weights = [with_rule_8(explained, bool(ambiguous)) for explained, ambiguous in zip(
-        explanations(model, frame.take(linkage.review_left), frame.take(linkage.review_right)),
-        linkage.review_ambiguous.tolist(), strict=True)]
-    reviews = [{"source_record_id": int(record_ids[a]), "candidate_record_id": int(record_ids[b]),
-                "candidate_regional_id": new_rid[b], "score": float(p), "weights": explained_pair}
-               for a, b, p, explained_pair in zip(linkage.review_left.tolist(), linkage.review_right.tolist(),
-                                                  linkage.review_probability.tolist(), review_weights, strict=True)]
-    write_reviews(session, reviews, model=model, now=now)
-    session.flush()
-    return int(changed.sum()), len(golden), len(reviews)
+    return len(golden)
 
 
 # --- writing a relink's result (the local relink in one batch, the Spark relink streamed in many) -------------------
@@ -613,8 +633,9 @@ def write_reviews(session: Session, reviews: Sequence[dict[str, Any]], *, model:
 
 
 def _json(value: Any) -> JsonText:
-    """A JSON column's value serialised as the ORM stores it (None as JSON ``null``)."""
-    return JSON_NULL if value is None else JsonText(json.dumps(value))
+    """A JSON column's value serialised as the ORM stores it (None as JSON ``null``; one serialised already as it
+    is)."""
+    return JSON_NULL if value is None else value if isinstance(value, JsonText) else JsonText(json.dumps(value))
 
 
 def _forget_held(session: Session, kind: type) -> None:

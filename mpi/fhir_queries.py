@@ -41,6 +41,8 @@ from priorscan.errors import FHIRError, NotFoundError
 from priorscan.trusts import NHS_NUMBER_SYSTEM, TrustRegistry
 
 MAX_COUNT = 100
+#: The most parameters and comma-separated alternatives one search may hold (a person is found with a handful).
+MAX_SEARCH_TERMS = 100
 
 
 # --- look-ups -----------------------------------------------------------------------------------------------------
@@ -318,6 +320,9 @@ def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tu
     sent ``Prefer: handling=lenient``): then it is left out, the ``self`` link shows the parameters used, and an
     OperationOutcome entry names those ignored. Never is an unserved parameter silently dropped.
     """
+    terms = sum(1 + value.count(",") for _, value in params)
+    if terms > MAX_SEARCH_TERMS:  # each is a clause: a thousand passed SQLite's expression depth (a 503)
+        raise FHIRError(f"a search takes at most {MAX_SEARCH_TERMS} parameters and alternatives", code="fhir.invalid")
     ignored = unsupported_parameters(params)
     if ignored and not lenient:
         raise FHIRError(f"search parameter(s) not supported: {', '.join(ignored)[:200]} (send Prefer: "

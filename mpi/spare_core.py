@@ -23,7 +23,7 @@ import select
 import signal
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,6 +34,8 @@ SPLIT_FROM = 20_000
 #: wait in seconds (a busy host can slow one process more than the other).
 PATIENCE = 20.0
 PATIENCE_FLOOR_S = 60.0
+
+T = TypeVar("T")
 
 _enabled = False
 #: True while rows are being split (in both processes): C libraries' own thread pools then use one thread each,
@@ -65,56 +67,109 @@ def in_two(compute: Callable[[int, int], NDArray[Any]], rows: int) -> NDArray[An
     rows
         How many rows the whole result has.
     """
-    global _enabled, splitting
+    global splitting
     if not _enabled or splitting or rows < SPLIT_FROM:
         return compute(0, rows)
     half = rows // 2
+    pending = beside(lambda: compute(half, rows))  # forked before this process counts as splitting
     splitting = True
     try:
-        read_end, write_end = os.pipe()
-        try:
-            child = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            return compute(0, rows)
-        if child == 0:  # pragma: no cover - the child's coverage is not collected
-            status = 1
-            try:
-                os.close(read_end)
-                _enabled = False
-                part = compute(half, rows)
-                with os.fdopen(write_end, "wb") as out:
-                    pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        started = time.perf_counter()
-        try:
+        with pending:
             first = compute(0, half)
-        except BaseException:
-            os.close(read_end)
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
-            raise
-        patience = max(PATIENCE_FLOOR_S, PATIENCE * (time.perf_counter() - started))
-        second: NDArray[Any] | None = None
-        if select.select([read_end], [], [], patience)[0]:
-            try:
-                with os.fdopen(read_end, "rb") as source:
-                    second = pickle.load(source)  # noqa: S301 - our own child's array, through our own pipe
-            except (EOFError, OSError, pickle.UnpicklingError):
-                second = None
-        else:  # hung: nothing sent in all that time
-            os.close(read_end)
-            os.kill(child, signal.SIGKILL)
-        _, status = os.waitpid(child, 0)
+            second = pending.result()
     finally:
         splitting = False
-    if second is None or status != 0:  # the child failed: its rows computed here
-        second = compute(half, rows)
     return np.concatenate([first, second])
 
 
-__all__ = ["PATIENCE", "PATIENCE_FLOOR_S", "SPLIT_FROM", "in_two", "spare_core"]
+class Pending(Generic[T]):
+    """The result of :func:`beside`'s ``compute``: :meth:`result` waits for it; :meth:`close` (a block's end when
+    used as a context manager) ends a child whose result was not asked for."""
+
+    def __init__(self, compute: Callable[[], T], child: int | None = None, read_end: int | None = None) -> None:
+        self._compute, self._child, self._read_end = compute, child, read_end
+        self._started = time.perf_counter()
+        self._done = False
+        self._result: T
+
+    def result(self) -> T:
+        """``compute()``, from the child when it sent it, else computed here (once: asked again, the same)."""
+        if not self._done:
+            self._result, self._done = self._wait(), True
+        return self._result
+
+    def _wait(self) -> T:
+        if self._child is None or self._read_end is None:
+            return self._compute()
+        patience = max(PATIENCE_FLOOR_S, PATIENCE * (time.perf_counter() - self._started))
+        found: list[T] = []
+        read_end, self._read_end = self._read_end, None
+        if select.select([read_end], [], [], patience)[0]:
+            try:
+                with os.fdopen(read_end, "rb") as source:
+                    found.append(pickle.load(source))  # noqa: S301 - our own child's result, through our own pipe
+            except (EOFError, OSError, pickle.UnpicklingError):
+                found.clear()
+        else:  # hung: nothing sent in all that time
+            os.close(read_end)
+            os.kill(self._child, signal.SIGKILL)
+        _, status = os.waitpid(self._child, 0)
+        self._child = None
+        if not found or status != 0:  # the child failed: computed here
+            return self._compute()
+        return found[0]
+
+    def close(self) -> None:
+        """End the child, its result unused (this process failed before it needed it)."""
+        if self._child is not None:
+            if self._read_end is not None:
+                os.close(self._read_end)
+                self._read_end = None
+            os.kill(self._child, signal.SIGKILL)
+            os.waitpid(self._child, 0)
+            self._child = None
+
+    def __enter__(self) -> Pending[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def beside(compute: Callable[[], T]) -> Pending[T]:
+    """``compute()`` started in a forked child within :func:`spare_core` while this process goes on with other work;
+    :meth:`Pending.result` waits for it and gives its result (picklable). Outside :func:`spare_core` (or while rows
+    are being split) ``compute`` runs in this process when the result is asked for.
+
+    For pure work whose inputs are ready and whose result is needed only later (a relink's explanations, serialised,
+    while it writes its patients). As with :func:`in_two`, a child that fails, or that has sent nothing long after
+    the result was asked for (:data:`PATIENCE` times this process's time since the fork, at least
+    :data:`PATIENCE_FLOOR_S`), leaves the work to this process: the result is the same, only who computes it differs.
+    The child runs with :func:`in_two` splitting nothing (the two processes already use both cores).
+    """
+    global _enabled, splitting
+    if not _enabled or splitting:
+        return Pending(compute)
+    read_end, write_end = os.pipe()
+    try:
+        child = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return Pending(compute)
+    if child == 0:  # pragma: no cover - the child's coverage is not collected
+        status = 1
+        try:
+            os.close(read_end)
+            _enabled, splitting = False, True
+            result = compute()
+            with os.fdopen(write_end, "wb") as out:
+                pickle.dump(result, out, protocol=pickle.HIGHEST_PROTOCOL)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return Pending(compute, child, read_end)
+
+
+__all__ = ["PATIENCE", "PATIENCE_FLOOR_S", "SPLIT_FROM", "Pending", "beside", "in_two", "spare_core"]

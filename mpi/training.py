@@ -137,8 +137,8 @@ def sampled_frame(table: pd.DataFrame, frame: Frame, *, sample: int = TRAINING_S
     return frame if chosen.all() else frame_from_table(table.loc[chosen].reset_index(drop=True))
 
 
-def train_if_supported(records: int, training_frame: Callable[[], Frame], *, base: Model, blocked_pairs: int,
-                       seed: int = 0) -> tuple[Model, str | None]:
+def train_if_supported(records: int, training_frame: Callable[[], Frame], *, base: Model,
+                       blocked_pairs: int | Callable[[], int], seed: int = 0) -> tuple[Model, str | None]:
     """A model trained for a store of ``records`` active records when the store supports one, else ``base`` (the
     model in use) and why not.
 
@@ -153,13 +153,15 @@ def train_if_supported(records: int, training_frame: Callable[[], Frame], *, bas
         Builds the frame of the records :func:`in_training_sample` chooses, in record-id order (called only when
         the store has enough records to try).
     blocked_pairs
-        The blocked pairs the relink scores (for the training report).
+        The blocked pairs the relink scores (for the training report), or what counts them, asked once the model is
+        trained (the local relink finds its pairs on the spare core meanwhile).
     """
     evidence = evidence_of_store(records)
     if evidence.enough:
         frame = training_frame()
         candidate = train(frame, base=base, seed=seed, records=records)
-        training = {**candidate.training, "blocked_pairs": int(blocked_pairs)}
+        counted = blocked_pairs() if callable(blocked_pairs) else blocked_pairs
+        training = {**candidate.training, "blocked_pairs": int(counted)}
         if frame.size < records:
             training.update(sampled_records=int(frame.size), records=int(records))
         candidate = candidate.evolve(training=training)

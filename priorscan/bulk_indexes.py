@@ -16,6 +16,13 @@ row**: a row that names no parent makes the restore fail, and the load with it (
 with a key it does not keep. SQLite cannot drop a constraint (and checks foreign keys only when asked to): its
 foreign keys stay.
 
+The keys of the tables a relink does not write (a record's blocking keys, versions and identifiers) need not wait
+for the relink: :func:`add_unchecked` adds them ``NOT VALID`` before the relink takes its lock (enforced for every row
+written from then on, no scan, a moment's lock), and :func:`validate_foreign_keys` checks the rows already in while the
+relink runs, on another connection (``VALIDATE CONSTRAINT`` locks the records only against a table rewrite, not
+against the relink's writes). A key added so is not kept until it is validated: :func:`missing_foreign_keys` counts
+it as missing and :func:`restore_foreign_keys` validates it, failing as it fails for a key it adds (H-ID-44).
+
 Only non-unique indexes are set aside: unique constraints and unique indexes (a record's ``(namespace, local_id)``,
 an HL7 message's control id) keep guarding against doubles throughout. Both functions are idempotent, and which
 indexes and keys exist is read from the store itself, so a load killed in between restores them when it is resumed;
@@ -49,9 +56,14 @@ def _present(connection: Connection, tables: Sequence[Table]) -> set[str]:
     return {str(index["name"]) for table in tables for index in inspector.get_indexes(table.name)}
 
 
-def _present_keys(connection: Connection, tables: Sequence[Table]) -> set[str]:
-    inspector = inspect(connection)
-    return {str(key["name"]) for table in tables for key in inspector.get_foreign_keys(table.name)}
+def _present_keys(connection: Connection, tables: Sequence[Table]) -> dict[str, bool]:
+    """The foreign keys of ``tables`` that the store has (PostgreSQL), each with whether it is validated (every row
+    checked: not a key added ``NOT VALID`` and not validated since)."""
+    rows = connection.execute(text(
+        "SELECT c.conname, c.convalidated FROM pg_constraint AS c JOIN pg_class AS t ON t.oid = c.conrelid "
+        "WHERE c.contype = 'f' AND t.relname = ANY(:names) AND pg_table_is_visible(t.oid)"),
+        {"names": [table.name for table in tables]}).all()
+    return {str(name): bool(validated) for name, validated in rows}
 
 
 def set_aside(connection: Connection, tables: Sequence[Table]) -> list[str]:
@@ -65,7 +77,7 @@ def set_aside(connection: Connection, tables: Sequence[Table]) -> list[str]:
             connection.execute(text(f"DROP INDEX {quote(str(index.name))}"))
             dropped.append(str(index.name))
     wanted = foreign_keys(connection, tables)
-    keys = _present_keys(connection, tables) if wanted else set()
+    keys = _present_keys(connection, tables) if wanted else {}
     for key in wanted:
         if str(key.name) in keys:
             assert key.table is not None
@@ -81,10 +93,47 @@ def missing(connection: Connection, tables: Sequence[Table]) -> list[Index]:
 
 
 def missing_foreign_keys(connection: Connection, tables: Sequence[Table]) -> list[ForeignKeyConstraint]:
-    """The foreign keys of ``tables`` that a load sets aside on this database and the store lacks."""
+    """The foreign keys of ``tables`` that a load sets aside on this database and the store lacks, or has only
+    ``NOT VALID`` (:func:`add_unchecked`: the rows before it not yet checked)."""
     wanted = foreign_keys(connection, tables)
-    present = _present_keys(connection, tables) if wanted else set()
-    return [key for key in wanted if str(key.name) not in present]
+    present = _present_keys(connection, tables) if wanted else {}
+    return [key for key in wanted if not present.get(str(key.name), False)]
+
+
+def add_unchecked(connection: Connection, tables: Sequence[Table]) -> list[str]:
+    """Add the foreign keys of ``tables`` that the store lacks ``NOT VALID``, in the caller's transaction; their
+    names (none on SQLite).
+
+    Each is enforced for every row written or changed from the commit on; the rows already in are checked by
+    :func:`validate_foreign_keys` (or :func:`restore_foreign_keys`). Adding one scans nothing, but takes a ``SHARE
+    ROW EXCLUSIVE`` lock on its table and on the records for the transaction: commit before a relink locks them."""
+    wanted = foreign_keys(connection, tables)
+    present = _present_keys(connection, tables) if wanted else {}
+    added = []
+    for key in wanted:
+        if str(key.name) not in present:
+            connection.execute(text(str(AddConstraint(key).compile(dialect=connection.dialect)) + " NOT VALID"))
+            added.append(str(key.name))
+    return added
+
+
+def validate_foreign_keys(connection: Connection, tables: Sequence[Table]) -> list[str]:
+    """Check every row against each foreign key of ``tables`` that the store has ``NOT VALID``, in the caller's
+    transaction (``ALTER TABLE ... VALIDATE CONSTRAINT``: one join over the table); their names. A row naming no
+    parent raises :class:`sqlalchemy.exc.IntegrityError` and the key stays unvalidated.
+
+    Takes a ``SHARE UPDATE EXCLUSIVE`` lock on the key's table and a ``ROW SHARE`` lock on the parent's: it waits
+    for no writer of either, so it may run beside the relink, which holds the records against other writers."""
+    wanted = foreign_keys(connection, tables)
+    present = _present_keys(connection, tables) if wanted else {}
+    quote = connection.dialect.identifier_preparer.quote
+    validated = []
+    for key in wanted:
+        if present.get(str(key.name)) is False:
+            assert key.table is not None
+            connection.execute(text(f"ALTER TABLE {quote(key.table.name)} VALIDATE CONSTRAINT {quote(str(key.name))}"))
+            validated.append(str(key.name))
+    return validated
 
 
 def restore(connection: Connection, tables: Sequence[Table]) -> list[str]:
@@ -97,15 +146,22 @@ def restore(connection: Connection, tables: Sequence[Table]) -> list[str]:
 
 
 def restore_foreign_keys(connection: Connection, tables: Sequence[Table]) -> list[str]:
-    """Add every foreign key of ``tables`` that the store lacks, in the caller's transaction; their names.
+    """Add every foreign key of ``tables`` that the store lacks, and validate every one it has ``NOT VALID``, in the
+    caller's transaction; their names.
 
-    Each is added validated (``ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY``, one join over the table): a row
-    naming no parent raises :class:`sqlalchemy.exc.IntegrityError` and nothing is added."""
-    added = missing_foreign_keys(connection, tables)
+    Each is added validated (``ALTER TABLE ... ADD CONSTRAINT ... FOREIGN KEY``, one join over the table) or
+    validated (:func:`validate_foreign_keys`): a row naming no parent raises :class:`sqlalchemy.exc.IntegrityError`
+    and nothing is added or validated."""
+    wanted = foreign_keys(connection, tables)
+    if not wanted:
+        return []
+    validated = validate_foreign_keys(connection, tables)
+    present = _present_keys(connection, tables)
+    added = [key for key in wanted if str(key.name) not in present]
     for key in added:
         connection.execute(AddConstraint(key))
-    return [str(key.name) for key in added]
+    return validated + [str(key.name) for key in added]
 
 
-__all__ = ["foreign_keys", "missing", "missing_foreign_keys", "restore", "restore_foreign_keys",
-           "secondary_indexes", "set_aside"]
+__all__ = ["add_unchecked", "foreign_keys", "missing", "missing_foreign_keys", "restore", "restore_foreign_keys",
+           "secondary_indexes", "set_aside", "validate_foreign_keys"]

@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(user, "create", "api:run_user_create", "add a person who signs in to the web page")
     p.add_argument("--username", required=True)
     p.add_argument("--password-stdin", action="store_true", required=True)
-    p.add_argument("--role", required=True, choices=["radiographer", "radiologist", "clinician", "admin", "analyst"])
+    p.add_argument("--role", required=True,
+                   choices=["radiographer", "radiologist", "clinician", "admin", "analyst", "mpi-steward"])
     p.add_argument("--trust", help="ODS code of the person's trust")
 
     cds = sub.add_parser("cds", help="CDS Hooks clients").add_subparsers(dest="what", required=True)

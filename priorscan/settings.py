@@ -37,6 +37,8 @@ class Settings(BaseSettings):
                     "restarted by each byte: a sender that drips bytes is cut off)")
     mllp_max_connections: int = Field(default=100, ge=1,
                                       description="MLLP connections served at once; more are closed on arrival")
+    mllp_max_connections_per_address: int = Field(
+        default=16, ge=1, description="MLLP connections served at once from one address; more are closed on arrival")
     mllp_tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) of the MLLP listener: "
                                                                  "with it, MLLP is served over TLS only")
     mllp_tls_key: Path | None = Field(default=None, description="PEM private key of mllp_tls_cert")
@@ -58,10 +60,29 @@ class Settings(BaseSettings):
         default=30.0, gt=0,
         description="an HTTP request's headers must arrive whole within this many seconds of the connection's opening "
                     "(or of the request's first byte on a kept-alive connection); otherwise the connection is closed")
+    http_max_header_bytes: int = Field(
+        default=64 * 1024, ge=4096,
+        description="the longest request line and headers taken together (431 and the connection closed beyond it)")
     http_max_connections: int = Field(default=1000, ge=1,
                                       description="HTTP connections served at once; more are closed on arrival")
     dicomweb_max_body_bytes: int = Field(
         default=512 * 1024 * 1024, ge=1024, description="the largest STOW-RS request body accepted (413 beyond it)")
+    dicomweb_max_parts: int = Field(
+        default=10_000, ge=1, description="the most parts (DICOM objects) one STOW-RS request may hold (413 beyond)")
+    hl7_http_max_body_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024,
+        description="the largest body of POST /hl7 accepted (413 beyond it); a message longer than "
+                    "mllp_max_message_bytes but within this is answered AR, as over MLLP")
+    cds_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024,
+        description="the largest CDS Hooks request body accepted (413 beyond it): a hook's context and prefetch")
+    http_body_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="a request's body may take this many seconds, plus one second for each "
+                    "http_body_min_bytes_per_s bytes received; a body slower than that is answered 408 and the "
+                    "connection closed, nothing of it applied")
+    http_body_min_bytes_per_s: int = Field(
+        default=16 * 1024, ge=1, description="the slowest average rate at which a long request body may arrive")
     log_level: str = Field(default="INFO", pattern="(?i)^(debug|info|warning|error|critical)$")
     log_format: str = Field(default="json", pattern="^(json|text)$",
                             description="log lines as JSON objects (for log shippers) or as text (for people)")

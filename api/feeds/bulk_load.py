@@ -14,8 +14,8 @@ The same files as ``priorscan ingest`` (formats told by content, :mod:`api.feeds
    is set aside in input order. On a store that holds no source record yet, the non-unique indexes of the tables
    this stage and the relink write (and, on PostgreSQL, their foreign keys) are set aside until the relink is done and
    then built in one go, the foreign keys validated (:mod:`priorscan.bulk_indexes`); unique constraints stay
-   throughout. On PostgreSQL the indexes of the tables the relink does not write are built on a second connection
-   while it runs (:class:`_BesideRelink`).
+   throughout. On PostgreSQL the indexes of the tables the relink does not write are built, and their foreign keys
+   (added ``NOT VALID`` before it) validated, on a second connection while it runs (:class:`_BesideRelink`).
 2. **relink**: one batch relink of every source record (:func:`mpi.relink`: the scorer, decisions and
    cluster integrity that link-on-write uses), with a freshly trained model unless ``--no-train``.
 3. **deferred**: the set-aside items, in input order, through the per-message path (link-on-write, the HL7 log's
@@ -96,7 +96,7 @@ from api.feeds.ingest_formats import (
     ndjson_items,
 )
 from mpi import SourceRecord, WrittenUnlinked, keys_refreshed, linkage_tables, relink_tables, table_of
-from priorscan.bulk_indexes import restore, restore_foreign_keys, set_aside
+from priorscan.bulk_indexes import add_unchecked, restore, restore_foreign_keys, set_aside, validate_foreign_keys
 from priorscan.bulk_rows import is_postgresql
 from priorscan.db import utcnow
 from priorscan.errors import PriorscanError
@@ -286,14 +286,31 @@ class _BesideRelink:
     for the other; a relink that refreshes the blocking keys (a key scheme changed between a crash and its resume)
     waits for that table's build, which waits for nothing.
 
+    Their foreign keys too (to the records; at 100 000 people the blocking keys' check alone is a join of 1.3 M
+    rows): added ``NOT VALID`` here, before the relink takes its lock (:func:`priorscan.bulk_indexes.add_unchecked`:
+    no scan, but a lock the relink's would conflict with, so committed first), then validated in the thread after the
+    builds (``VALIDATE CONSTRAINT`` needs no lock the relink holds). From the commit of the first step every row
+    written to those tables is checked as it is written; the second checks the rows the identity stage wrote.
+
     Nothing here is data: built and committed, an index is kept (the indexes stage builds only what is missing); a
-    crash before the commit leaves it unbuilt, and the indexes stage (or the resumed load's) builds it. A failure is
-    logged and left to the indexes stage, which builds the same indexes again and raises what it meets."""
+    crash before the commit leaves it unbuilt, and the indexes stage (or the resumed load's) builds it. A key added
+    ``NOT VALID`` and not validated (a crash, a row naming no record) counts as missing: the indexes stage validates
+    it and fails on such a row, as it fails adding a key (H-ID-44); a resumed load sets it aside again with the
+    others. A failure is logged and left to the indexes stage, which does the same work again and raises what it
+    meets."""
 
     def __init__(self, context: AppContext) -> None:
         self.context = context
         self.built: list[str] = []
+        self.validated: list[str] = []
+        self.analysed = False
         self.done = False
+        try:
+            with unit_of_work(self.context.sessions, write=True) as session:
+                add_unchecked(session.connection(), BUILT_BESIDE_RELINK)
+        except Exception:  # noqa: BLE001 - the indexes stage adds them, validated, and raises what it meets
+            log.warning("backfill: adding foreign keys before the relink failed; the indexes stage adds them",
+                        exc_info=True)
         self._thread = threading.Thread(target=self._run, name="indexes-beside-relink", daemon=True)
         self._thread.start()
 
@@ -302,10 +319,13 @@ class _BesideRelink:
             with unit_of_work(self.context.sessions, write=True) as session:
                 built = restore(session.connection(), BUILT_BESIDE_RELINK)
                 analyse(session.connection(), ANALYSED_BESIDE_RELINK)
-            self.built, self.done = built, True
-        except Exception:  # noqa: BLE001 - the indexes stage builds them and raises what it meets
-            log.warning("backfill: building indexes beside the relink failed; the indexes stage builds them",
-                        exc_info=True)
+            self.built, self.analysed = built, True
+            with unit_of_work(self.context.sessions, write=True) as session:
+                self.validated = validate_foreign_keys(session.connection(), BUILT_BESIDE_RELINK)
+            self.done = True
+        except Exception:  # noqa: BLE001 - the indexes stage builds and validates them and raises what it meets
+            log.warning("backfill: building indexes or validating foreign keys beside the relink failed; the indexes "
+                        "stage does it", exc_info=True)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread (at most ``timeout`` seconds); whether it built and analysed everything it had to."""
@@ -531,14 +551,17 @@ class Backfill:
         """Every non-unique index of the linkage tables built again (the ones the identity stage set aside, or any
         an interrupted load left out) before the per-message path looks rows up by them."""
         beside: list[str] = []
+        validated: list[str] = []
         analysed: tuple[str, ...] = ()
         if self._beside is not None:
-            if self._beside.join():
-                beside, analysed = self._beside.built, ANALYSED_BESIDE_RELINK
+            self._beside.join()  # what it committed counts, whether or not it did all
+            beside, validated = self._beside.built, self._beside.validated
+            analysed = ANALYSED_BESIDE_RELINK if self._beside.analysed else ()
             self._beside = None
         with unit_of_work(self.context.sessions, write=True) as session:
             built = beside + restore(session.connection(), INDEXES_BUILT_AFTER)
-            keys = restore_foreign_keys(session.connection(), INDEXES_BUILT_AFTER)  # validated: fails on a dangling row
+            # validated (and any left NOT VALID validated now): fails on a dangling row
+            keys = validated + restore_foreign_keys(session.connection(), INDEXES_BUILT_AFTER)
             mark = cursor(session, self.key, "indexes")
             if mark is not None and not mark.finished:
                 advance(session, self.key, "indexes", len(built), finished=True)

@@ -76,6 +76,7 @@ ACK_CODES: dict[str, tuple[str, str]] = {
     "hl7.segment": ("AE", "100"),
     "hl7.required": ("AE", "101"),
     "hl7.datatype": ("AE", "102"),
+    "hl7.escape": ("AE", "102"),
     "hl7.table": ("AE", "103"),
     "not-found": ("AE", "204"),
     "busy": ("AE", "206"),

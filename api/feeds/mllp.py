@@ -12,7 +12,9 @@ connection stays usable. A connection with no message under way for ``settings.m
 byte arrives, the message must be whole within ``settings.mllp_frame_timeout_s`` of it (a total deadline that later
 bytes do not restart), so a sender that drips bytes cannot hold a connection. At most
 ``settings.mllp_max_connections`` connections are served at once (more are closed on arrival), so half-sent frames
-can pin at most that many times the message limit.
+can pin at most that many times the message limit; and at most ``settings.mllp_max_connections_per_address`` from one
+address (hazard log H-SEC-14), so one host that opens connections and sends nothing cannot take every place from the
+trusts' engines for the idle timeout, again and again.
 
 Who may send (TLS with client certificates, the trusts' allow-list of senders): :mod:`api.feeds.mllp_access`. A message
 from a sender that may not send it is refused (AR, ``hl7.sender-not-allowed``) and kept as a dead letter.
@@ -176,23 +178,32 @@ async def start_mllp_server(context: AppContext, host: str, port: int) -> asynci
     """
 
     limit = context.settings.mllp_max_connections
+    per_address = context.settings.mllp_max_connections_per_address
     active = 0
+    by_address: dict[str | None, int] = {}
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal active
-        if active >= limit:
-            log.warning("MLLP connection from %s closed on arrival: %d connections already served (the limit)",
-                        _peer(writer), limit)
+        peername = writer.get_extra_info("peername")
+        address = peername[0] if isinstance(peername, tuple) else None
+        if active >= limit or by_address.get(address, 0) >= per_address:
+            log.warning("MLLP connection from %s closed on arrival: %d connections already served (the limit), "
+                        "%d from its address (at most %d)", _peer(writer), active, by_address.get(address, 0),
+                        per_address)
             metrics.instruments().mllp_closed.labels("limit").inc()
             writer.close()
             with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
                 await writer.wait_closed()
             return
         active += 1
+        by_address[address] = by_address.get(address, 0) + 1
         try:
             await _serve_connection(context, reader, writer)
         finally:
             active -= 1
+            by_address[address] -= 1
+            if not by_address[address]:
+                del by_address[address]
 
     tls = tls_context(context.settings)
     if not context.trusts.senders_configured and context.settings.mllp_tls_client_ca is None:

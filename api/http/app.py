@@ -61,6 +61,7 @@ COMMON_ANSWERS: dict[str, str] = {
     "401": "no valid bearer token or session",
     "403": "the token lacks the scope this route needs",
     "404": "no such resource (or one the caller may not see)",
+    "408": "the request body did not arrive in time (connection closed)",
     "413": "the request body is larger than the configured limit",
     "422": "a value the request holds cannot be accepted",
     "503": "the database is unavailable; try again shortly (Retry-After)",

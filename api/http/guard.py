@@ -8,8 +8,18 @@
   (``/docs``, ``/redoc``, ``/openapi.json``) and paths that match no route. A bearer token shaped as a JWT is let
   through on ``/cds-services`` only, where the route verifies it (CDS Hooks 2.0: the EHR's signed JWT, whose ``jti``
   may be used once).
-- **413** to a body longer than ``settings.http_max_body_bytes`` (``dicomweb_max_body_bytes`` for STOW-RS), as soon
-  as ``Content-Length`` says so or the bytes received pass the limit.
+- **413** to a body longer than its endpoint class allows (:func:`body_limit`: ``dicomweb_max_body_bytes`` for
+  STOW-RS, ``hl7_http_max_body_bytes`` for ``POST /hl7``, ``cds_max_body_bytes`` for CDS Hooks,
+  ``http_max_body_bytes`` for FHIR and the rest), as soon as ``Content-Length`` says so or the bytes received pass
+  the limit;
+- **408** to a body that arrives too slowly (hazard log H-SEC-12): the whole body must be in within
+  ``settings.http_body_timeout_s`` plus one second for each ``http_body_min_bytes_per_s`` bytes received, a
+  deadline that a client sending a byte now and then cannot push back (the connection's header deadline,
+  :mod:`api.http.connections`, ends once the headers are whole). The route is stopped where it waits for the body,
+  so nothing of a refused body is applied.
+
+Both refusals close the connection (``Connection: close``): the rest of the body is not read. Whatever the route
+answers to a body the door cut short (FastAPI calls it a body it could not parse, 400), the door's answer replaces it.
 
 The principal found is kept in the request's state (:data:`STATE_KEY`), so the routes' own checks
 (:func:`api.http.deps.current_principal`) do not look it up again; they still decide the scope (403).
@@ -22,7 +32,9 @@ in through them.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +44,9 @@ from api.auth.web_session import principal_from_cookie
 from api.context import AppContext
 from api.http.deps import SESSION_COOKIE, cached_principal, lookup_token
 from api.http.storage_errors import RETRY_AFTER_S, UNAVAILABLE
+from priorscan.settings import Settings
+
+log = logging.getLogger(__name__)
 
 #: Paths answered without credentials (exact match).
 PUBLIC_PATHS = frozenset({
@@ -44,6 +59,10 @@ PUBLIC_PREFIXES = ("/ui/static/",)
 JWT_PREFIX = "/cds-services"
 #: Where STOW-RS bodies (DICOM objects) arrive, with a limit of their own.
 DICOMWEB_PREFIX = "/dicomweb/"
+#: Where one HL7 v2 message arrives over HTTP, with a limit of its own.
+HL7_PATH = "/hl7"
+#: The header that closes the connection after a refusal of the body (its rest is not read).
+CLOSE = (b"connection", b"close")
 #: The request state key of the principal the door let in.
 STATE_KEY = "priorscan_principal"
 
@@ -61,7 +80,7 @@ async def _refuse(send: Send, path: str, status_code: int, detail: str,
                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """Answer ``status_code`` with ``detail`` (an OperationOutcome under ``/fhir``, FastAPI's shape elsewhere)."""
     if _is_fhir(path):
-        issue = {401: "login", 413: "too-costly", 503: "transient"}.get(status_code, "processing")
+        issue = {401: "login", 408: "timeout", 413: "too-costly", 503: "transient"}.get(status_code, "processing")
         body: dict[str, Any] = {"resourceType": "OperationOutcome", "issue": [{
             "severity": "fatal" if status_code >= 500 else "error", "code": issue, "diagnostics": detail}]}
         media = b"application/fhir+json"
@@ -74,8 +93,72 @@ async def _refuse(send: Send, path: str, status_code: int, detail: str,
     await send({"type": "http.response.body", "body": content})
 
 
-class BodyTooLarge(Exception):
-    """Raised into the app when the body passes the limit (the door answers 413 if nothing was sent yet)."""
+def body_limit(path: str, settings: Settings) -> int:
+    """The largest request body accepted on ``path``, by endpoint class (see the module's notes)."""
+    if path.startswith(DICOMWEB_PREFIX):
+        return settings.dicomweb_max_body_bytes
+    if path.rstrip("/") == HL7_PATH:
+        return settings.hl7_http_max_body_bytes
+    if path == JWT_PREFIX or path.startswith(JWT_PREFIX + "/"):
+        return settings.cds_max_body_bytes
+    return settings.http_max_body_bytes
+
+
+class BodyRefused(Exception):
+    """Raised into the app where it waits for a body the door refuses (the door answers if nothing was sent yet)."""
+
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BodyTooLarge(BodyRefused):
+    """The body passed its limit: 413."""
+
+    status_code = 413
+
+
+class BodyTooSlow(BodyRefused):
+    """The body did not arrive by its deadline: 408."""
+
+    status_code = 408
+
+
+class _TimedBody:
+    """The request body as the route receives it: counted against its limit, and under its deadline."""
+
+    def __init__(self, receive: Receive, limit: int, timeout_s: float, min_bytes_per_s: int) -> None:
+        self._receive = receive
+        self._limit = limit
+        self._timeout_s = timeout_s
+        self._min_bytes_per_s = min_bytes_per_s
+        self._began = asyncio.get_running_loop().time()
+        self.received = 0
+        self.whole = False
+        self.refusal: BodyRefused | None = None
+
+    async def receive(self) -> Message:
+        if self.refusal is not None:
+            raise self.refusal
+        if self.whole:  # after the body (a route waiting for the client to leave): no deadline
+            return await self._receive()
+        loop = asyncio.get_running_loop()
+        left = self._began + self._timeout_s + self.received / self._min_bytes_per_s - loop.time()
+        try:
+            message = await asyncio.wait_for(self._receive(), max(left, 0.0))
+        except TimeoutError:
+            self.refusal = BodyTooSlow("the request body did not arrive in time")
+            log.warning("HTTP request refused: its body was too slow (%d bytes received)", self.received)
+            raise self.refusal from None
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self._limit:
+                self.refusal = BodyTooLarge(f"the request body is larger than {self._limit} bytes")
+                raise self.refusal
+            self.whole = not message.get("more_body", False)
+        return message
 
 
 class Guard:
@@ -101,35 +184,29 @@ class Guard:
                 await _refuse(send, path, 401, refusal, [(b"www-authenticate", b"Bearer")])
                 return
         settings = self.context.settings
-        limit = settings.dicomweb_max_body_bytes if path.startswith(DICOMWEB_PREFIX) else settings.http_max_body_bytes
+        limit = body_limit(path, settings)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _refuse(send, path, 413, f"the request body is larger than {limit} bytes")
+            await _refuse(send, path, 413, f"the request body is larger than {limit} bytes", [CLOSE])
             return
-        received = 0
+        body = _TimedBody(receive, limit, settings.http_body_timeout_s, settings.http_body_min_bytes_per_s)
         started = False
-
-        async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge
-            return message
 
         async def watched_send(message: Message) -> None:
             nonlocal started
+            if body.refusal is not None and not started:
+                return  # the route's answer to a body the door cut short: the door answers instead
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, watched_send)
-        except BodyTooLarge:
+            await self.app(scope, body.receive, watched_send)
+        except BodyRefused:
             if started:
                 raise
-            await _refuse(send, path, 413, f"the request body is larger than {limit} bytes")
+        if body.refusal is not None and not started:
+            await _refuse(send, path, body.refusal.status_code, body.refusal.detail, [CLOSE])
 
     async def _authenticate(self, scope: Scope, path: str) -> str | None:
         """None when the request carries valid credentials (the principal kept in its state), else why not."""

@@ -1,7 +1,8 @@
 """``priorscan serve``: HTTP (uvicorn) and the MLLP listener in one asyncio loop, with a clean shutdown.
 
 Connections are bounded (:mod:`api.http.connections`): a request's headers must arrive within
-``settings.http_header_timeout_s``, and at most ``settings.http_max_connections`` are served at once.
+``settings.http_header_timeout_s`` and be no longer than ``settings.http_max_header_bytes``, and at most
+``settings.http_max_connections`` are served at once.
 SIGTERM or SIGINT stops both listeners from accepting, lets requests in flight finish, and returns 0; a second SIGINT
 forces the exit. The access log (written by :class:`api.http.routers.operations.RequestObservation`) names method, path
 (never the query string, which may hold identifiers such as an NHS number in a FHIR search) and status.
@@ -69,7 +70,8 @@ async def serve(context: AppContext, *, host: str, port: int, mllp_port: int, lo
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             log_config=None, lifespan="on", server_header=False,
                             http=bounded_protocol(context.settings.http_header_timeout_s,
-                                                  context.settings.http_max_connections))
+                                                  context.settings.http_max_connections,
+                                                  context.settings.http_max_header_bytes))
     http = _EmbeddedServer(config)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

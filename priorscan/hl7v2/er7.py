@@ -11,21 +11,24 @@ where a value could be silently wrong:
 - a control character (NUL, VT, FS, ...: anything below 0x20 but TAB, CR and LF, and DEL) anywhere in the text, or
   in the value of a hex escape (``\\X00\\``), refuses the message: it cannot be stored faithfully, and cutting the
   value at it (``7777\\x0008`` read as ``7777``) would name another patient;
+- an escape whose bytes are not text in the message's character set (MSH-18), or that switches to a set not read,
+  refuses the message (``hl7.escape``): a guessed letter in a name would name another person;
 - a second MSH refuses the message: one message is one message (a batch is split by whoever reads the file);
 - no field may repeat more than ``max_repetitions`` times.
 
-Escape sequences are those of :mod:`priorscan.hl7v2.delimiters`.
+Escape sequences are those of :mod:`priorscan.hl7v2.delimiters`, hex escapes read in the set MSH-18 names.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
+from priorscan.hl7v2.charset import codec_of
 from priorscan.hl7v2.datatypes import LOCAL_ZONE
-from priorscan.hl7v2.delimiters import CONTROL, NULL, STANDARD, Delimiters, hex_text
+from priorscan.hl7v2.delimiters import CONTROL, NULL, Delimiters, EscapeError
 from priorscan.hl7v2.errors import ErrorLocation, MessageError
 from priorscan.hl7v2.header import MessageHeader, header_of
 
@@ -190,20 +193,43 @@ def split_segments(text: str, delimiters: Delimiters) -> list[Segment]:
 
 
 def control_character_at(segments: list[Segment]) -> ErrorLocation | None:
-    """Where the first control character is (in the text, or in a hex escape's value); None when there is none."""
-    d = segments[0].delimiters if segments else STANDARD
+    """Where the first control character is in the text; None when there is none."""
     for segment in segments:
         for n, raw in enumerate(segment.fields):
-            if CONTROL.search(raw) or (d.escape and f"{d.escape}X" in raw and _hex_control(raw, d)):
+            if CONTROL.search(raw):
                 return ErrorLocation(segment.name or "?", segment.sequence, n or None)
     return ErrorLocation("MSH", 1) if not segments else None
 
 
-def _hex_control(raw: str, d: Delimiters) -> bool:
-    for match in re.finditer(re.escape(d.escape) + r"X((?:[0-9A-Fa-f]{2})+)" + re.escape(d.escape), raw):
-        if CONTROL.search(hex_text(match[1])):
-            return True
-    return False
+def unreadable_escape_at(segments: list[Segment]) -> tuple[ErrorLocation, EscapeError] | None:
+    """The first escape that stands for a control character or for bytes that are not text in the message's set
+    (:meth:`Delimiters.unescape` with ``strict``), where it is, and why; None when every escape reads."""
+    for segment in segments:
+        d = segment.delimiters
+        marks = tuple(f"{d.escape}{kind}" for kind in "XCM")
+        for n, raw in enumerate(segment.fields):
+            if not any(mark in raw for mark in marks) or (segment.name == "MSH" and n <= 2):
+                continue
+            for repetition in raw.split(d.repetition):
+                for component in repetition.split(d.component):
+                    for leaf in component.split(d.subcomponent):
+                        try:
+                            d.unescape(leaf, strict=True)
+                        except EscapeError as exc:
+                            return ErrorLocation(segment.name or "?", segment.sequence, n or None), exc
+    return None
+
+
+def _escape_codec(msh_line: str, delimiters: Delimiters) -> str | None:
+    """The codec of MSH-18's repetitions, in which hex escapes are read (None: not declared, or not a set read)."""
+    fields = msh_line.split(delimiters.field)
+    if len(fields) <= 17:
+        return None
+    names = [name.strip().upper() for name in fields[17].split(delimiters.repetition) if name.strip()]
+    try:
+        return codec_of(names)
+    except LookupError:  # decode_message refuses such a message before it is read
+        return None
 
 
 def has_control_characters(text: str) -> bool:
@@ -252,7 +278,7 @@ def parse_message(raw: str, *, zone: ZoneInfo | str | None = None,
     Raises
     ------
     MessageError
-        ``hl7.no-msh``, ``hl7.parse`` (delimiters, a second MSH), ``hl7.control-character`` or
+        ``hl7.no-msh``, ``hl7.parse`` (delimiters, a second MSH), ``hl7.control-character``, ``hl7.escape`` or
         ``hl7.too-many-repetitions``, with the location and, when the MSH could be read, the header.
     """
     text = normalise_segments(raw)
@@ -263,13 +289,26 @@ def parse_message(raw: str, *, zone: ZoneInfo | str | None = None,
     msh_line = text if first_end < 0 else text[:first_end]
     sep = msh_line[3]
     delimiters = Delimiters.of(sep, msh_line[4:].split(sep, 1)[0])
+    codec = _escape_codec(msh_line, delimiters)
+    if codec is not None:
+        delimiters = replace(delimiters, charset=codec)
     segments = split_segments(text, delimiters)
     header = header_of(segments[0])
-    if CONTROL.search(text) or (delimiters.escape and f"{delimiters.escape}X" in text):
+    if CONTROL.search(text):
         where = control_character_at(segments)
         if where is not None:
             raise MessageError(f"{where.label} holds a control character (NUL or another byte below 0x20)",
                                code="hl7.control-character", location=where, header=header)
+    esc = delimiters.escape
+    if f"{esc}X" in text or f"{esc}C" in text or f"{esc}M" in text:
+        problem = unreadable_escape_at(segments)
+        if problem is not None:
+            where, exc = problem
+            if exc.control:
+                raise MessageError(f"{where.label} holds a control character (NUL or another byte below 0x20)",
+                                   code="hl7.control-character", location=where, header=header)
+            raise MessageError(f"{where.label} holds an escape sequence that is not text in the message's "
+                               f"character set ({exc})", code="hl7.escape", location=where, header=header)
     extra = next((s for s in segments[1:] if s.name == "MSH"), None)
     if extra is not None:
         raise MessageError("the text holds more than one message (a second MSH segment): send one message at a time",
@@ -286,4 +325,4 @@ def parse_message(raw: str, *, zone: ZoneInfo | str | None = None,
 
 
 __all__ = ["MAX_REPETITIONS", "Composite", "Message", "Segment", "control_character_at", "has_control_characters",
-           "normalise_segments", "parse_message", "split_segments"]
+           "normalise_segments", "parse_message", "split_segments", "unreadable_escape_at"]

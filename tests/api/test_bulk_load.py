@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fixed_dates import AS_OF
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from api.context import AppContext
 from api.feeds.bulk_load import backfill_paths
@@ -362,9 +363,10 @@ def test_a_load_into_an_empty_postgresql_store_checks_its_foreign_keys_once_afte
     """PostgreSQL checks a foreign key row by row (a look-up and a lock of the parent for every blocking key,
     version and identifier COPY'd, and every record the relink links): a load into an empty store sets the linkage
     tables' foreign keys aside for the identity stage and the relink, and adds every one of them back, validated,
-    before the per-message path runs."""
+    before the per-message path runs. Those of the tables the relink does not write come back before the relink,
+    ``NOT VALID`` (validated beside it); none of the tables it writes."""
     import mpi
-    from api.feeds.bulk_load import INDEXES_BUILT_AFTER
+    from api.feeds.bulk_load import BUILT_BESIDE_RELINK, INDEXES_BUILT_AFTER
     from priorscan.bulk_indexes import foreign_keys
 
     during: list[set[str]] = []
@@ -383,10 +385,11 @@ def test_a_load_into_an_empty_postgresql_store_checks_its_foreign_keys_once_afte
                                 train=False)
         with context.engine.connect() as connection:
             expected = len(foreign_keys(connection, INDEXES_BUILT_AFTER))
+            beside = {str(key.name) for key in foreign_keys(connection, BUILT_BESIDE_RELINK)}
     finally:
         context.engine.dispose()
     assert report.written > 0
-    assert during == [set()]  # none checked row by row while the rows went in and were linked
+    assert beside and during == [beside]  # none while the rows went in; none of the relink's tables while it linked
     assert report.foreign_keys_added == expected >= 8
     assert not _missing_indexes(pg_url)  # all back, and every row had its parent
 
@@ -396,11 +399,12 @@ def test_a_load_into_an_empty_postgresql_store_builds_the_identity_tables_indexe
     """The indexes of the tables the relink does not write (blocking keys, versions, identifiers, audit rows) are
     built on a second connection while the relink runs, and committed before it ends: the relink, holding its lock on
     the records and patients, waits here for that connection's work, which must therefore need none of the relink's
-    locks; the tables the relink writes still lack theirs until the indexes stage."""
+    locks; the tables the relink writes still lack theirs until the indexes stage. Likewise their foreign keys (to
+    the records), added ``NOT VALID`` before the relink: validated there while the relink holds its lock."""
     import mpi
     from api.feeds import bulk_load
     from api.feeds.bulk_load import BUILT_BESIDE_RELINK, INDEXES_BUILT_AFTER
-    from priorscan.bulk_indexes import secondary_indexes
+    from priorscan.bulk_indexes import foreign_keys, missing_foreign_keys, secondary_indexes
 
     seen: dict[str, Any] = {}
     started: list[Any] = []
@@ -414,16 +418,17 @@ def test_a_load_into_an_empty_postgresql_store_builds_the_identity_tables_indexe
     def watched(session: Any, **options: Any) -> Any:
         result = relink(session, **options)  # its lock is held until the stage commits
         seen["finished beside"] = len(started) == 1 and started[0].join(timeout=120)
-        seen["missing"] = {index.name for index in _missing(pg_url)}
+        seen["missing"], seen["missing keys"] = _missing(pg_url)
         return result
 
-    def _missing(url: str) -> list[Any]:
+    def _missing(url: str) -> tuple[set[str], set[str]]:
         from priorscan.bulk_indexes import missing
 
         engine = create_engine(url)
         try:
             with engine.connect() as connection:
-                return missing(connection, INDEXES_BUILT_AFTER)
+                return ({str(index.name) for index in missing(connection, INDEXES_BUILT_AFTER)},
+                        {str(key.name) for key in missing_foreign_keys(connection, INDEXES_BUILT_AFTER)})
         finally:
             engine.dispose()
 
@@ -437,7 +442,36 @@ def test_a_load_into_an_empty_postgresql_store_builds_the_identity_tables_indexe
     assert not beside & seen["missing"]  # built and committed while the relink held its lock
     assert seen["missing"] == {str(index.name) for index in secondary_indexes(INDEXES_BUILT_AFTER)} - beside
     assert report.indexes_built == len(secondary_indexes(INDEXES_BUILT_AFTER))  # counted once, wherever built
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as connection:
+            every_key = {str(key.name) for key in foreign_keys(connection, INDEXES_BUILT_AFTER)}
+            keys_beside = {str(key.name) for key in foreign_keys(connection, BUILT_BESIDE_RELINK)}
+    finally:
+        engine.dispose()
+    assert "fk_blocking_key_source_record_id_source_record" in keys_beside
+    assert seen["missing keys"] == every_key - keys_beside  # validated while the relink held its lock
+    assert report.foreign_keys_added == len(every_key)  # counted once, wherever validated
     assert not _missing_indexes(pg_url)
+
+
+def test_a_row_naming_no_record_stops_a_postgresql_load_whose_keys_are_validated_beside_the_relink(
+        region: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """H-ID-44 with the keys validated beside the relink: a blocking key naming no record, in the store before the
+    keys are added ``NOT VALID``, fails their validation there and then the indexes stage's, so the load stops with
+    an error and the key stays missing (not kept as if checked)."""
+    from api.feeds import bulk_load
+
+    class Dangling(bulk_load._BesideRelink):  # noqa: SLF001 - a row slipped in while the keys were set aside
+        def __init__(self, context: Any) -> None:
+            with context.engine.begin() as connection:
+                connection.execute(text("INSERT INTO blocking_key (source_record_id, key) VALUES (424242, 'x')"))
+            super().__init__(context)
+
+    monkeypatch.setattr(bulk_load, "_BesideRelink", Dangling)
+    with pytest.raises(IntegrityError):
+        _load_registrations(region, pg_url, tmp_path)
+    assert "fk_blocking_key_source_record_id_source_record" in _missing_indexes(pg_url)
 
 
 def test_a_postgresql_load_refreshes_the_statistics_of_every_column_but_the_json_ones(

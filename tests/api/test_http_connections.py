@@ -21,6 +21,7 @@ from api_factories import free_port
 
 HEADER_TIMEOUT_S = 3
 MAX_CONNECTIONS = 4
+MAX_HEADER_BYTES = 65536  # the default of settings.http_max_header_bytes
 
 
 @contextmanager
@@ -115,3 +116,35 @@ def test_connections_beyond_the_limit_are_closed_on_arrival(sqlite_url: str) -> 
         while httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code != 200:
             assert time.monotonic() < deadline
             time.sleep(0.2)
+
+
+def _answer_then_close(sock: socket.socket, within_s: float) -> bytes:
+    """What the server sends on ``sock`` until it closes the connection (or ``within_s`` runs out)."""
+    answer = b""
+    deadline = time.monotonic() + within_s
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        answer += chunk
+    return answer
+
+
+def test_a_request_line_or_header_without_end_is_431_before_it_fills_memory(sqlite_url: str) -> None:
+    """Before, the parser kept a URL or a header value that never ended for as long as the header deadline allowed:
+    hundreds of megabytes from a client with no credentials (hazard log H-SEC-13)."""
+    with serving(sqlite_url, header_timeout_s=120) as port:  # the deadline does not close them first
+        for start in (b"GET /healthz?q=", b"GET /healthz HTTP/1.1\r\nHost: priorscan\r\nX-Long: "):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                # just past the limit: the server has read every byte when it answers, so it closes cleanly
+                # (unread bytes would make it reset the connection, and the answer could be lost)
+                sock.sendall(start + b"a" * (MAX_HEADER_BYTES + 100 - len(start)))
+                answer = _answer_then_close(sock, 30)
+            assert answer.startswith(b"HTTP/1.1 431"), (start, answer[:100])
+            assert answer.endswith(b'{"detail": "the request line and headers are too long"}')
+        headers = {"Authorization": "Bearer " + "x" * 40000}  # long but within the limit: judged as usual
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/alerts", headers=headers, timeout=10).status_code == 401

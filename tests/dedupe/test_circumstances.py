@@ -115,6 +115,12 @@ def test_negation_and_keywords_read_in_context(priority, text, expected, why) ->
     ("LMP 6/52 ago", False, "6/52 is an interval of weeks, not a gestation"),
     ("BP 120/40, collapse", False, "a blood pressure is no gestation"),
     ("Ca prostate, PSA +ve", False, "a positive PSA is no pregnancy"),
+    ("G2P1 at 20 weeks, RIF pain", True, "gravida and para with a gestation (H-CMP-12; was not read)"),
+    ("G3P2, 12+3 wks, abdo pain", True, "with days and wks (was not read)"),
+    ("G2P1, LIF pain", True, "more pregnancies than births: gravida counts this one (was not read)"),
+    ("G1 P0, ?ectopic", True, "a first pregnancy, spaced (was not read)"),
+    ("G2P2, RUQ pain", False, "as many births as pregnancies: not pregnant now"),
+    ("G3P1+2, pelvic pain", False, "and with the losses after the plus"),
 ])
 def test_uk_pregnancy_shorthand(text: str, pregnant: bool, why: str) -> None:
     found = read_circumstances(RULES, priority=None, reason=RequestReason(text))

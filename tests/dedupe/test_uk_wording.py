@@ -140,6 +140,41 @@ COMPARABLE = [
      "H-CMP-10: the heart in a CTPA's question is no coronary territory"),
     (("XR Knee Rt", "CR", 3), {"modality": "XR", "bodySite": "knee", "laterality": "(L)"}, False,
      "H-CMP-10: a side field of '(L)' is left (unknown: the right knee was flagged)"),
+    (("XR Knee Rt", "CR", 3), {"modality": "XR", "bodySite": "82169009"}, False,
+     "H-CMP-13: a body site sent as SNOMED CT's structure of left knee region is the left knee: no right knee"),
+    (("XR L knee", "CR", 3), {"modality": "XR", "bodySite": "82169009"}, True,
+     "H-CMP-12: and a left knee prior is shown (no region: clear)"),
+    (("CT Chest", "CT", 10), {"modality": "CT", "bodySite": "51185008"}, True,
+     "H-CMP-12: a body site sent as a SNOMED CT identifier alone is read as the structure (no region: clear)"),
+    # the second sweep: UK RIS names and clinicians' shorthand
+    (("CTPA", "CT", 3), {"modality": "CT", "bodySite": "CT Chest ?PE"}, True,
+     "H-CMP-12: a CT chest for a PE is a CTPA (read as a CT chest: the CTPA 3 days ago hidden)"),
+    (("C.T.P.A.", "CT", 3), {"modality": "CT", "bodySite": "CTPA"}, True,
+     "H-CMP-12: a dotted C.T.P.A. is a CTPA (no region: clear)"),
+    (("CTA chest", "CT", 3), {"modality": "CT", "bodySite": "CT coronary angiogram"}, False,
+     "H-CMP-13: a CTA chest is the pulmonary and aortic territories (read as every territory: a CTCA flagged)"),
+    (("CTA Thorax", "CT", 3), {"modality": "CT", "bodySite": "CTPA"}, True,
+     "H-CMP-12: and still a prior of a CTPA"),
+    (("CTA CAP", "CT", 3), {"modality": "CT", "bodySite": "CTPA"}, False,
+     "H-CMP-13: a CTA of the trunk is the aortic territory (read as every territory: a CTPA flagged)"),
+    (("CT coronaries", "CT", 10), {"modality": "CT", "bodySite": "CTCA"}, True,
+     "H-CMP-12: CT coronaries is a coronary CTA (no region: clear)"),
+    (("US TV", "US", 10), {"modality": "US", "bodySite": "pelvis"}, True,
+     "H-CMP-12: US TV is a transvaginal (pelvic) ultrasound (no region: clear)"),
+    (("US Pelvis TA", "US", 10), {"modality": "US", "bodySite": "TVUS"}, True,
+     "H-CMP-12: and TVUS as a request (no region: clear)"),
+    (("US Obs growth scan", "US", 10), {"modality": "US", "bodySite": "obstetric"}, True,
+     "H-CMP-12: an obstetric growth scan is the pelvis (no region: clear)"),
+    (("NM Renogram MAG3", "NM", 10), {"modality": "NM", "bodySite": "MAG3 renogram"}, True,
+     "H-CMP-12: a renogram is the kidneys (no region: clear)"),
+    (("NM Myocardial perfusion", "NM", 10), {"modality": "NM", "bodySite": "myocardial perfusion scan"}, True,
+     "H-CMP-12: a myocardial perfusion scan is the heart (no region: clear)"),
+    (("MRI Calf Lt", "MR", 10), {"modality": "MR", "bodySite": "lower leg", "laterality": "left"}, True,
+     "H-CMP-12: the calf is the lower leg (no region: clear)"),
+    (("MRI Calf Lt", "MR", 10), {"modality": "MR", "bodySite": "calf", "laterality": "right"}, False,
+     "H-CMP-13: and keeps its side"),
+    (("XR Odontoid peg", "DX", 10), {"modality": "XR", "bodySite": "C-spine"}, True,
+     "H-CMP-12: an odontoid peg view is the cervical spine (no region: clear)"),
 ]
 
 
@@ -218,6 +253,14 @@ DCM = "http://dicom.nema.org/resources/ontology/DCM"
     (("XR Knee Rt", "DX", 3), [{"coding": [{"system": SNOMED, "code": "72696002"}]},
                                {"coding": [{"system": SNOMED, "code": "7771000"}]}], [],
      "H-CMP-10: a left knee is no prior of a right one"),
+    (("XR L) Knee", "DX", 3), [{"coding": [{"system": SNOMED, "code": "82169009"}]}], ["warning"],
+     "H-CMP-12: structure of left knee region, coded alone, is the left knee (was no region: no card)"),
+    (("XR Knee Rt", "DX", 3), [{"coding": [{"system": SNOMED, "code": "82169009"}]}], [],
+     "H-CMP-13: and its side rules out a right knee"),
+    (("XR Knee Rt", "DX", 3), [{"coding": [{"system": SNOMED, "code": "82169009"}], "text": "Knee"}], [],
+     "H-CMP-13: the code's side stands beside a text without one (was the knee of either side: a card)"),
+    (("CT Rt shoulder", "CT", 10), [{"coding": [{"system": SNOMED, "code": "91774008"}]}], ["warning"],
+     "H-CMP-12: structure of right shoulder region (was no region: no card)"),
 ])
 def test_coded_body_sites_over_cds_hooks(live_server_sqlite, prior, sites, cards, why) -> None:  # type: ignore[no-untyped-def]
     """CDS Hooks order-sign for a ServiceRequest whose body site is coded without text, as EHRs send it."""
@@ -251,6 +294,7 @@ def test_coded_body_sites_over_cds_hooks(live_server_sqlite, prior, sites, cards
                                          "(was info)"),
     ("Fall from height. bHCG +ve", "warning", "H-CMP-03: a positive hCG is a pregnancy (was info)"),
     ("RTC, bHCG -ve", "info", "a negative hCG is none: the trauma downgrade applies"),
+    ("RTC. G2P1 at 20 weeks", "warning", "H-CMP-12: gravida and para with a gestation is a pregnancy (was info)"),
 ])
 def test_pregnancy_shorthand_blocks_the_trauma_downgrade(live_server_sqlite, reason, verdict, why) -> None:  # type: ignore[no-untyped-def]
     number = seed(live_server_sqlite, ("CT Abdomen and Pelvis", "CT", 5))

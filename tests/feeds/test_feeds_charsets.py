@@ -132,3 +132,19 @@ def test_no_msh18_reads_utf8_then_windows_1252() -> None:
     assert decode_message(_message("C5", "X5", "", "O’Brien^Siân".encode())).text.endswith("O’Brien^Siân||19800101|F\r")
     assert decode_message(_message("C5", "X5", "", "O’Brien^Siân".encode("cp1252"))).encoding == "cp1252"
     assert "O’Brien^Siân" in decode_message(_message("C5", "X5", "", "O’Brien^Siân".encode("cp1252"))).text
+
+
+def test_mllp_reads_hex_escapes_in_the_set_msh18_names(mllp_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """H-HL7-12: ``\\XC4\\`` in an ISO 8859-7 message is Δ (was read as ISO 8859-1: Ä); a hex escape whose bytes are
+    not text in the message's set is refused AE 102 and nothing is written (was guessed as ISO 8859-1)."""
+    greek = _message("CS6", "CS000006", "8859/7", b"\\XC4\\\\XE9\\\\XEF\\\\XED\\\\XF5\\\\XF3\\\\XE9\\\\XEF\\\\XF2\\")
+    [ack] = send_raw(mllp_sqlite.port, b"\x0b" + greek + b"\x1c\r")
+    assert ack.code == "AA", ack.text
+    record = _record(mllp_sqlite, "CS000006")
+    assert record is not None and record.family == "Διονυσιος"
+    [refused] = send_raw(mllp_sqlite.port, b"\x0b" + _message("CS7", "CS000007", "UNICODE UTF-8", b"JOS\\XE9\\")
+                         + b"\x1c\r")
+    assert refused.code == "AE" and refused.error_code == "102" and refused.error_location.startswith("PID^1^5")
+    assert _record(mllp_sqlite, "CS000007") is None
+    [letter] = _letters(mllp_sqlite)
+    assert letter.error_code == "hl7.escape"

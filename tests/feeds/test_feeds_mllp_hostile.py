@@ -94,3 +94,25 @@ def test_connections_beyond_the_limit_are_closed_on_arrival(mllp_server, sqlite_
         with MLLPClient("127.0.0.1", server.port) as client:  # a place came free
             assert exchange(client, adt("A28", pid("AB920003^^^RTK^MR"))).code == "AA"
         held[1].close()
+
+
+def test_one_address_cannot_take_every_connection(mllp_server, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Before, a host that opened connections and sent nothing held every place (the limit) for the idle timeout,
+    and again as soon as they were closed: the trusts' engines could not connect (hazard log H-SEC-14)."""
+    with mllp_server(sqlite_url, mllp_max_connections=4, mllp_max_connections_per_address=2) as server:
+        held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(2)]
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as extra:
+            with contextlib.suppress(ConnectionResetError):
+                assert extra.recv(10) == b"", "a third connection from the same address is closed at once"
+        # another address (a trust's engine) still has places; 127.0.0.2 is loopback too
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10, source_address=("127.0.0.2", 0)) as sock:
+            sock.sendall(b"\x0b" + adt("A28", pid("AB920004^^^RTK^MR")).encode() + b"\x1c\x0d")
+            answer = b""
+            while not answer.endswith(b"\x1c\x0d"):
+                chunk = sock.recv(4096)
+                assert chunk, "closed before the ACK"
+                answer += chunk
+            assert b"MSA|AA|" in answer
+        for sock in held:
+            sock.close()

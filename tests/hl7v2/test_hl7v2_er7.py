@@ -56,7 +56,7 @@ def test_repetitions_components_and_subcomponents() -> None:
     ("O\\F\\CONNOR", "O|CONNOR", "field separator"),
     ("A\\S\\B\\T\\C\\R\\D\\E\\E", "A^B&C~D\\E", "the other delimiters"),
     ("JOS\\XC3A9\\", "JOSé", "hex, UTF-8"),
-    ("JOS\\XE9\\", "JOSé", "hex, ISO 8859-1 when not UTF-8"),
+    ("JOS\\XE9\\", "JOSé", "hex without MSH-18: Windows-1252 when not UTF-8"),
     ("A\\.br\\B", "A B", "a line break"),
     ("A\\.sp2\\B", "A B", "formatting with an argument"),
     ("A\\H\\B\\N\\C", "ABC", "highlighting carries no text"),
@@ -66,6 +66,52 @@ def test_repetitions_components_and_subcomponents() -> None:
 ])
 def test_escape_sequences(escaped: str, text: str, reason: str) -> None:
     assert Delimiters().unescape(escaped) == text, reason
+
+
+def _in_charset(charset: str, pid5: str) -> str:
+    return message(f"PID|1||AB1^^^RTK^MR||{pid5}", msh=f"{MSH}||||||{charset}")
+
+
+@pytest.mark.parametrize(("charset", "pid5", "family", "reason"), [
+    ("8859/7", "\\XC4\\\\XE9\\ONYSIOS", "ΔιONYSIOS", "Greek, ISO 8859-7 (was read as ÄéONYSIOS)"),
+    ("8859/5", "\\XB8D2D0DD\\", "Иван", "Cyrillic bytes read in ISO 8859-5"),
+    ("UNICODE UTF-8", "JOS\\XC3A9\\", "JOSé", "UTF-8 bytes in UTF-8"),
+    ("UNICODE UTF-8", "JOS\\XC3\\\\XA9\\", "JOSé", "one character over two adjacent hex escapes"),
+    ("8859/1", "JOS\\XE9\\", "JOSé", "ISO 8859-1"),
+    ("8859/1", "JOS\\XC3A9\\", "JOSÃ©", "the set declared, not a guess: two ISO 8859-1 letters"),
+    ("8859/2", "\\XA3\\UKASZ", "ŁUKASZ", "ISO 8859-2 (ISO 8859-1 would give £)"),
+    ("", "M\\X80\\", "M€", "no MSH-18: Windows-1252 when not UTF-8, as the message's own bytes"),
+    ("ISO IR6~ISO IR87", "\\M2442\\;3ED\\C2842\\^\\M2442\\B@O:\\C2842\\", "山田",
+     "JIS X 0208 after \\M2442\\, back to ASCII after \\C2842\\ (the 7-bit bytes were kept as ;3ED)"),
+    ("", "A\\C2D46\\\\XE4\\", "Aδ", "the ISO 8859-7 upper half after \\C2D46\\"),
+    ("", "A\\C2842\\B", "AB", "a switch to ASCII carries no text"),
+])
+def test_hex_escapes_and_switches_are_read_in_the_set_msh18_names(charset: str, pid5: str, family: str,
+                                                                 reason: str) -> None:
+    pid = parse_message(_in_charset(charset, pid5)).segment("PID")
+    assert pid is not None and pid.text(5) == family, reason
+
+
+def test_a_switch_to_jis_reads_the_given_name_too() -> None:
+    pid = parse_message(_in_charset("", "\\M2442\\;3ED\\C2842\\^\\M2442\\B@O:\\C2842\\")).segment("PID")
+    assert pid is not None and (pid.text(5), pid.text(5, 2)) == ("山田", "太郎")
+
+
+@pytest.mark.parametrize(("charset", "pid5", "reason"), [
+    ("UNICODE UTF-8", "JOS\\XE9\\", "an ISO 8859-1 byte is no UTF-8: a guess could be another letter"),
+    ("UNICODE UTF-8", "JOS\\XC3\\", "half a UTF-8 character"),
+    ("", "M\\X81\\", "no MSH-18: a byte neither UTF-8 nor Windows-1252 reads"),
+    ("", "A\\M242943\\B", "a switch to a set priorscan does not read (KS X 1001)"),
+    ("", "\\M2442\\;3E\\C2842\\", "an odd number of bytes after a switch to JIS X 0208"),
+    ("", "\\M2442\\Ä\\C2842\\", "8-bit text after a switch to a 7-bit set"),
+])
+def test_an_escape_that_is_not_text_in_its_set_refuses_the_message(charset: str, pid5: str, reason: str) -> None:
+    with pytest.raises(MessageError) as caught:
+        parse_message(_in_charset(charset, pid5))
+    assert caught.value.code == "hl7.escape", reason
+    assert caught.value.location is not None and caught.value.location.label == "PID-5", reason
+    assert "JOS" not in caught.value.message, reason  # no patient data in the reason
+    assert Delimiters(charset="utf-8").unescape("JOS\\XE9\\") == "JOS\\XE9\\"  # read leniently: kept as sent
 
 
 def test_escapes_are_undone_after_splitting() -> None:

@@ -505,3 +505,35 @@ def test_a_pushed_group_on_postgresql_writes_its_rows_without_copy(pg_context: A
     assert study is not None and (study.irradiation_events, study.dlp_total_mgycm) == (1, 700.0)
     with context.sessions() as session:
         assert len(list(session.scalars(select(StudyInstance)))) == 3
+
+
+@pytest.mark.parametrize(("boundary", "why"), [
+    ("b" * 71, "longer than RFC 2046's 70 (the parser raised on more than 256: a 500)"),
+    ("b" * 5000, "far longer"),
+    ("ends-in-space ", "a space at the end"),
+], ids=["71-characters", "5000-characters", "space-at-the-end"])
+def test_stow_rs_refuses_an_invalid_boundary_with_400(live_server_sqlite, boundary: str, why: str) -> None:  # type: ignore[no-untyped-def]
+    token = live_server_sqlite.token(["system/ImagingStudy.c"])
+    body, content_type = _multipart([("application/dicom", encoded(ct_image()))], boundary=boundary)
+    response = httpx.post(live_server_sqlite.base_url + "/dicomweb/studies", content=body, timeout=30, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": content_type.replace(f"boundary={boundary}",
+                                                                                 f'boundary="{boundary}"')})
+    assert response.status_code == 400, why
+    assert dead_letters(live_server_sqlite.context) == [], "nothing stored nor dead-lettered"
+
+
+def test_stow_rs_refuses_more_parts_than_the_limit_before_storing_any(live_server_with) -> None:  # type: ignore[no-untyped-def]
+    """Before, a 4 MB body of 100 000 one-byte parts kept the server busy for over three minutes, writing a dead
+    letter for each part."""
+    server = live_server_with(dicomweb_max_parts=3)
+    token = server.token(["system/ImagingStudy.c"])
+    auth = {"Authorization": f"Bearer {token}"}
+    images = [ct_image(study_uid=f"1.2.826.0.1.3680043.10.7.{20 + n}") for n in range(4)]
+    body, content_type = _multipart([("application/dicom", encoded(image)) for image in images])
+    response = httpx.post(server.base_url + "/dicomweb/studies", content=body, timeout=30,
+                          headers={**auth, "Content-Type": content_type})
+    assert response.status_code == 413, response.text
+    assert all(stored(server.context, image.StudyInstanceUID) is None for image in images), "no partial write"
+    body, content_type = _multipart([("application/dicom", encoded(image)) for image in images[:3]])
+    assert httpx.post(server.base_url + "/dicomweb/studies", content=body, timeout=30,
+                      headers={**auth, "Content-Type": content_type}).status_code == 200

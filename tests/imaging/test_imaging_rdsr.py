@@ -166,3 +166,19 @@ def test_body_structure_codes(system: str, code: str, display: str | None, regio
     from imaging import body_structure_region
 
     assert body_structure_region(system, code, display) == region
+
+
+@pytest.mark.parametrize(("system", "code", "region", "side"), [
+    ("http://snomed.info/sct", "82169009", "knee", "left"),  # structure of left knee region (was no region)
+    ("http://snomed.info/sct", "6757004", "knee", "right"),
+    ("http://snomed.info/sct", "287579007", "hip", "right"),
+    ("http://snomed.info/sct", "22335008", "foot", "left"),
+    ("http://snomed.info/sct", "62175007", "lower-limb", "right"),
+    ("http://snomed.info/sct", "80248007", "breast", "left"),
+    ("http://snomed.info/sct", "72696002", "knee", None),  # knee region: no side of its own
+    ("urn:trust:local", "82169009", None, None),  # the same digits in another code system mean nothing here
+])
+def test_sided_body_structure_codes(system: str, code: str, region: str | None, side: str | None) -> None:
+    from imaging import body_structure_region, body_structure_side
+
+    assert (body_structure_region(system, code), body_structure_side(system, code)) == (region, side)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bench.mpi_population import make_population
@@ -93,3 +97,91 @@ def test_training_and_linking_on_the_spare_core_give_the_same_model_and_clusters
     np.testing.assert_array_equal(split_levels, levels)
     assert split_version == version
     np.testing.assert_array_equal(split_labels, labels)
+
+
+def test_work_beside_is_done_by_another_process_only_within_the_spare_core() -> None:
+    """Within :func:`spare_core`, :func:`beside` computes in a forked child while this process goes on; outside it,
+    this process computes when the result is asked for."""
+    assert spare_core.beside(os.getpid).result() == os.getpid()
+    with spare_core.spare_core():
+        pending = spare_core.beside(os.getpid)
+        assert os.getpid() != pending.result() > 0
+        with spare_core.beside(os.getpid) as unused:  # never asked for: ended with the block
+            pass
+        assert unused.result() == os.getpid()  # asked for after all: computed here
+    assert not spare_core.splitting
+
+
+def test_work_beside_whose_child_fails_or_hangs_is_done_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that fails, or sends nothing long after the result is asked for, leaves the work to this process
+    (the hung child here would sleep for ten minutes)."""
+    parent = os.getpid()
+
+    def failing() -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("the child fails")
+        return 7
+
+    def hanging() -> int:
+        if os.getpid() != parent:
+            time.sleep(600)
+        return 8
+
+    monkeypatch.setattr(spare_core, "PATIENCE_FLOOR_S", 1.0)
+    started = time.monotonic()
+    with spare_core.spare_core():
+        assert spare_core.beside(failing).result() == 7
+        assert spare_core.beside(hanging).result() == 8
+    assert time.monotonic() - started < 300
+
+
+def test_a_relink_explaining_on_the_spare_core_writes_the_same_links_events_and_review_items(
+        store_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The relink's blocked pairs found by a forked child while it trains, and its explanations (of every link it
+    writes and every review item) by another while it writes the patients: the same trained model, clusters, link
+    states, scores and explanations on the records and their link events, and the same review items, as computed in
+    this process."""
+    from mpi import batch
+    from mpi.tables import LinkEvent, ReviewItem, SourceRecord
+    from priorscan.db import make_engine, session_factory
+
+    engine = make_engine(store_url)  # both backends (a PostgreSQL connection stays open across the forks)
+    session = session_factory(engine)()
+    bulk_load(session, make_population(700, seed=5).records)  # enough records to train
+    session.commit()
+    real = spare_core.beside
+    marker = tmp_path / "explained-by"
+
+    def watched(compute: Any) -> Any:
+        def compute_and_mark() -> Any:
+            with marker.open("a") as out:
+                out.write(f"{os.getpid()}\n")
+            return compute()
+        return real(compute_and_mark)
+
+    def relinked() -> tuple[Any, ...]:
+        result = batch.relink(session, seed=3)
+        records = session.execute(select(SourceRecord.id, SourceRecord.regional_patient_id, SourceRecord.link_state,
+                                         SourceRecord.link_score, SourceRecord.link_weights)
+                                  .order_by(SourceRecord.id)).all()
+        first_of: dict[str, int] = {}
+        clusters = [first_of.setdefault(rid, record_id) for record_id, rid, *_ in records]
+        links = [(record_id, state, score, weights) for record_id, _, state, score, weights in records]
+        events = sorted((e.source_record_id, e.link_state, e.score, json.dumps(e.weights, sort_keys=True))
+                        for e in session.scalars(select(LinkEvent)))
+        reviews = sorted((r.source_record_id, r.candidate_record_id, r.score, json.dumps(r.weights, sort_keys=True),
+                          r.status) for r in session.scalars(select(ReviewItem)))
+        session.rollback()
+        assert result.trained
+        return result.model_version, clusters, links, events, reviews, result.pairs_scored
+
+    monkeypatch.setattr(batch, "beside", spare_core.Pending)  # computed here
+    here = relinked()
+    monkeypatch.setattr(batch, "beside", watched)
+    apart = relinked()
+    children = marker.read_text().split()
+    assert len(children) == 2 and str(os.getpid()) not in children  # children blocked and explained
+    assert len(here[3]) > 500 and any(weights for *_, weights in here[2])  # links explained
+    assert apart == here
+    session.close()
+    engine.dispose()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -55,11 +56,20 @@ class _Part:
     size: int = 0
 
 
-class _RelatedParts:
-    """Collects the parts of a multipart/related body fed to it chunk by chunk."""
+#: A multipart boundary as RFC 2046 (section 5.1.1) allows it: 1 to 70 characters of its set, not ending in a space.
+BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
-    def __init__(self, boundary: str) -> None:
+
+class TooManyParts(Exception):
+    """The body holds more parts than ``settings.dicomweb_max_parts``."""
+
+
+class _RelatedParts:
+    """Collects the parts of a multipart/related body fed to it chunk by chunk (at most ``max_parts``)."""
+
+    def __init__(self, boundary: str, max_parts: int) -> None:
         self.parts: list[_Part] = []
+        self._max_parts = max_parts
         self._field = b""
         self._value = b""
         self._parser = MultipartParser(boundary, {
@@ -68,6 +78,8 @@ class _RelatedParts:
         })
 
     def _begin(self) -> None:
+        if len(self.parts) >= self._max_parts:  # each part costs a file and, if unreadable, a dead letter
+            raise TooManyParts
         self.parts.append(_Part())
 
     def _data(self, data: bytes, start: int, end: int) -> None:
@@ -158,13 +170,18 @@ async def _stow(request: Request, ctx: AppContext, principal: Principal, study_u
     boundary = params.get("boundary")
     if not boundary:
         return _problem(400, "multipart/related without a boundary")
-    collected = _RelatedParts(boundary)
+    if not BOUNDARY.fullmatch(boundary):  # the parser refuses a long one by raising: it was a 500
+        return _problem(400, "the multipart boundary is not valid (1 to 70 characters, RFC 2046)")
+    max_parts = ctx.settings.dicomweb_max_parts
+    collected = _RelatedParts(boundary, max_parts)
     try:
         try:
             async for chunk in request.stream():
                 collected.write(chunk)
         except MultipartParseError:
             return _problem(400, "the multipart body could not be read")
+        except TooManyParts:
+            return _problem(413, f"more than {max_parts} parts in one request: send them in several")
         parts = [p for p in collected.parts if p.size]
         if not parts:
             return _problem(400, "no DICOM objects in the request")
