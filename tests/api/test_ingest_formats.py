@@ -181,7 +181,7 @@ def test_telling_hl7_and_fhir_files_imports_no_dicom_reader(tmp_path: Path) -> N
                                               encoding="utf-8")
     dataset = write_dicom(tmp_path / "image", preamble=False)  # told by its first element, the reader imported then
     script = ("import sys; from pathlib import Path; from api.feeds.ingest_formats import detect; "
-              f"kinds = [detect(Path(p)).format.name for p in sys.argv[1:3]]; "
+              "kinds = [detect(Path(p)).format.name for p in sys.argv[1:3]]; "
               "assert 'pydicom' not in sys.modules, kinds; "
               "print(*kinds, detect(Path(sys.argv[3])).format.name, 'pydicom' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "feed.hl7"), str(tmp_path / "patients.ndjson"),
