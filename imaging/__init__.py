@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
         studies_frame,
     )
     from imaging.bulk import StudyGroup, load_studies
-    from imaging.cli import run_export_studies, run_recheck_not_patient
+    from imaging.cli import run_export_studies, run_recheck_not_patient, run_reread_procedures
     from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
     from imaging.dicom_bytes import (
         MAX_INFLATED_BYTES,
@@ -62,6 +62,7 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
     from imaging.hl7_oru import apply_oru
     from imaging.index import StudyIndex
     from imaging.not_patient_store import RecheckReport, decide_not_patient, recheck_not_patient
+    from imaging.procedure_reread import RereadReport, reread_procedures
     from imaging.procedures import (
         MODALITIES,
         NormalisedProcedure,
@@ -113,6 +114,7 @@ __all__ = [
     "NormalisedProcedure",
     "PriorDetail",
     "RecheckReport",
+    "RereadReport",
     "RefusedObject",
     "ProcedureCode",
     "REGION_GROUPS",
@@ -172,6 +174,7 @@ __all__ = [
     "read_dicom_header",
     "read_header_bytes",
     "recheck_not_patient",
+    "reread_procedures",
     "region_group",
     "regional_id_of",
     "report_to_fhir",
@@ -179,6 +182,7 @@ __all__ = [
     "run_export_studies",
     "run_poll",
     "run_recheck_not_patient",
+    "run_reread_procedures",
     "same_group",
     "search_studies",
     "shared_identity_share",

@@ -50,3 +50,16 @@ def run_recheck_not_patient(args: argparse.Namespace, ctx: CliContext) -> int:
                      batch=getattr(args, "batch", 1000), dry_run=getattr(args, "dry_run", False))
     print(report.render())
     return 0
+
+
+def run_reread_procedures(args: argparse.Namespace, ctx: CliContext) -> int:
+    """``priorscan imaging reread-procedures [--dry-run] [--batch N]``: read every stored study's procedure again
+    (modality, body region, laterality, contrast) from its stored code, description and modality with the current
+    normaliser (:func:`imaging.procedure_reread.reread_procedures`); prints each study read differently, then the
+    counts. Run once after an upgrade that changes the normaliser."""
+    from imaging.procedure_reread import reread_procedures
+
+    report = reread_procedures(session_factory(ctx.engine), ctx.trusts, agent=Agent("user", "cli"),
+                               batch=getattr(args, "batch", 1000), dry_run=getattr(args, "dry_run", False))
+    print(report.render())
+    return 0

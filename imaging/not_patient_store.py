@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from imaging import not_patient
+from imaging.study_batches import study_batches
 from imaging.tables import IrradiationEvent, Study
 from mpi import SourceRecord
 from priorscan.audit import Agent, record
@@ -139,19 +139,6 @@ def _protocols(session: Session, study_ids: list[int]) -> dict[int, list[str]]:
     return named
 
 
-def _batches(sessions: sessionmaker[Session], batch: int, dry_run: bool) -> Iterator[tuple[Session, list[int]]]:
-    after = 0
-    while True:
-        with unit_of_work(sessions, write=not dry_run) as session:
-            ids = list(session.scalars(select(Study.id).where(Study.id > after).order_by(Study.id).limit(batch)))
-            if not ids:
-                return
-            yield session, ids
-            if dry_run:
-                session.rollback()
-        after = ids[-1]
-
-
 def recheck_not_patient(sessions: sessionmaker[Session], trusts: TrustRegistry, *, agent: Agent, batch: int = 1000,
             dry_run: bool = False) -> RecheckReport:
     """Read every stored study again for what says it is not a patient's examination (see the module's notes).
@@ -168,7 +155,7 @@ def recheck_not_patient(sessions: sessionmaker[Session], trusts: TrustRegistry, 
         Say what would change and change nothing.
     """
     report = RecheckReport(dry_run=dry_run)
-    for session, ids in _batches(sessions, max(1, batch), dry_run):
+    for session, ids in study_batches(sessions, batch, dry_run):
         protocols = _protocols(session, ids)
         # the batch's studies locked (PostgreSQL) so that a statement indexed meanwhile is not overwritten
         rows = session.execute(select(Study, SourceRecord)

@@ -211,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
             "examination), with the current [not_patient] indicators; a person's decision is never overturned")
     p.add_argument("--batch", type=int, default=1000, help="studies per transaction (default 1000)")
     p.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
+    p = cmd(im, "reread-procedures", "imaging:run_reread_procedures",
+            "read every stored study's procedure (modality, body region, laterality, contrast) again from its stored "
+            "code, description and modality with the current normaliser; run once after an upgrade")
+    p.add_argument("--batch", type=int, default=1000, help="studies per transaction (default 1000)")
+    p.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
 
     dw = sub.add_parser("dicomweb", help="index a PACS over DICOMweb").add_subparsers(dest="what", required=True)
     p = cmd(dw, "poll", "imaging:run_poll", "index new studies from a DICOMweb (QIDO-RS) server")

@@ -89,3 +89,11 @@ def test_commands_reach_other_packages_through_their_fronts_only() -> None:
         assert module_name in {"api", "mpi", "imaging", "dedupe", "regionsynth"} or \
             module_name.startswith("priorscan."), (command, target)
         assert callable(getattr(importlib.import_module(module_name), function_name)), (command, target)
+
+
+def test_reread_procedures_runs_on_an_empty_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    result = subprocess.run([sys.executable, "-m", "priorscan.cli", "--db", url, "imaging", "reread-procedures",
+                             "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "0 studies read again" in result.stdout

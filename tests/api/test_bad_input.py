@@ -96,3 +96,20 @@ def test_a_database_error_logged_with_its_traceback_names_no_value(pg_url: str) 
     written = stream.getvalue()
     assert "insert failed" in written and "UniqueViolation" in written
     assert NHS not in written and NAME not in written
+
+
+@pytest.mark.parametrize("patient", [
+    {"name": {"family": "ZEBEDEE\u0000"}, "identifiers": [{"system": "https://fhir.nhs.uk/Id/nhs-number",
+                                                           "value": "9990001235"}]},  # refused whole: all quoted
+    {"name": {"family": "ZEBEDEE"}, "birthDate": "ZEBEDEE-9990001235"},  # one field refused: its value quoted
+], ids=["body-refused-whole", "one-field-refused"])
+def test_a_422_does_not_quote_the_patient_it_refused(live_server_sqlite, patient: dict) -> None:  # type: ignore[no-untyped-def,type-arg]
+    """Before, FastAPI's 422 quoted the input of each error: for a body refused whole, the patient's name and NHS
+    number, which interface engines keep in their logs of answers."""
+    token = live_server_sqlite.token()
+    answer = httpx.post(live_server_sqlite.base_url + "/api/v1/duplicate-check", timeout=30,
+                        json={"patient": patient, "request": {"modality": "CT", "bodySite": "chest"}},
+                        headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"][0] == "body", "where the error is, still said"
+    assert "ZEBEDEE" not in answer.text and "9990001235" not in answer.text
