@@ -175,6 +175,10 @@ COMPARABLE = [
      "H-CMP-13: and keeps its side"),
     (("XR Odontoid peg", "DX", 10), {"modality": "XR", "bodySite": "C-spine"}, True,
      "H-CMP-12: an odontoid peg view is the cervical spine (no region: clear)"),
+    (("CT Head", "CT", 10), {"modality": "CT", "bodySite": "CTB"}, True,
+     "H-CMP-12: CTB is a CT brain (no region: clear)"),
+    (("MRI Whole Spine", "MR", 10), {"modality": "MR", "bodySite": "MRI MSCC"}, True,
+     "H-CMP-12: an MRI for MSCC is the whole spine (no region: clear)"),
 ]
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from priorscan.hl7v2 import (
     NULL,
+    Composite,
     Delimiters,
     MessageError,
     normalise_segments,
@@ -146,6 +147,31 @@ def test_unusable_delimiters_are_refused(msh: str) -> None:
     with pytest.raises(MessageError) as caught:
         parse_message(msh + "\rPID|1")
     assert caught.value.code == "hl7.parse"
+
+
+def test_a_feeds_delimiters_are_read_once_and_a_refusal_is_raised_every_time() -> None:
+    first, second = parse_message(message("PID|1||A")), parse_message(message("PID|1||B"))
+    assert first.delimiters is second.delimiters is first.header.delimiters  # one object, read once
+    assert Delimiters.of("#", "!~\\&") is Delimiters.of("#", "!~\\&") != Delimiters.of("|", "^~\\&")
+    for _ in range(2):  # a refusal is not remembered as an answer
+        with pytest.raises(MessageError):
+            Delimiters.of("|", "^^\\&")
+
+
+@pytest.mark.parametrize("raw", [
+    "", "A", " A ", "A^B", "^B", "A^^C", "A&B^C&D&E", "&B", "A&&C", "\\F\\X^Y", "\\X41\\", '""', '""^""', "A^B&\\",
+    "^", "&", "^&^", " ^ & ",
+], ids=repr)
+def test_a_leaf_read_is_its_component_unescaped_and_stripped(raw: str) -> None:
+    """Composite.text reads the components itself (a hot path): the same as component() unescaped and stripped, for
+    every component and sub-component asked, the ones not sent and the nonsense ones (0) included."""
+    for delimiters in (Delimiters(), Delimiters(component="#", subcomponent="!")):
+        text = raw.replace("^", delimiters.component).replace("&", delimiters.subcomponent)
+        for n in range(0, 6):
+            for sub in range(0, 4):
+                part = Composite(text, delimiters).component(n, sub)
+                expected = (delimiters.unescape(part) if delimiters.escape in part else part).strip()
+                assert Composite(text, delimiters).text(n, sub) == expected, (n, sub)
 
 
 def test_no_msh_is_refused() -> None:

@@ -248,6 +248,11 @@ def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
     ("US Plantar fascia Rt", "US", "foot", ("foot",), "right", "was unknown"),
     ("XR Odontoid peg", "XR", "cervical-spine", ("cervical-spine",), "none", "was unknown"),
     ("Tomo bilat", "MG", "breast", ("breast",), "both", "tomosynthesis (was no modality, unknown)"),
+    ("CTB", "CT", "head", ("head",), "none", "CT brain (was no modality, unknown)"),
+    ("MRI MSCC", "MR", "whole-spine", ("whole-spine",), "none", "metastatic cord compression (was unknown)"),
+    ("MRI L spine ?cord compression", "MR", "lumbar-spine", ("lumbar-spine",), "none", "a named level stays it"),
+    ("NM Q scan", "NM", "chest", ("chest",), "none", "lung perfusion (was unknown)"),
+    ("DBT bilateral", "MG", "breast", ("breast",), "both", "digital breast tomosynthesis (was unknown)"),
 ])
 def test_uk_request_wording(text: str, modality: str, region: str, regions: tuple[str, ...], laterality: str,
                             why: str) -> None:
