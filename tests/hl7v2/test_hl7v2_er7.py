@@ -114,6 +114,18 @@ def test_an_escape_that_is_not_text_in_its_set_refuses_the_message(charset: str,
     assert Delimiters(charset="utf-8").unescape("JOS\\XE9\\") == "JOS\\XE9\\"  # read leniently: kept as sent
 
 
+def test_an_unreadable_escape_outside_the_patient_segments_is_kept_as_sent() -> None:
+    """A report's text or a Z-segment with a stray escape is not refused (a result lost over a note's letter): the
+    escape is kept as sent, and the PID is read; a control character is refused anywhere, as before."""
+    parsed = parse_message(message("PID|1||AB1^^^RTK^MR||JOS\\XC3A9\\", "ZNT|1|caf\\XE9\\",
+                                    msh=f"{MSH}||||||UNICODE UTF-8"))
+    assert parsed.segment("ZNT").text(2) == "caf\\XE9\\"  # type: ignore[union-attr]
+    assert parsed.segment("PID").text(5) == "JOSé"  # type: ignore[union-attr]
+    with pytest.raises(MessageError) as caught:
+        parse_message(message("ZNT|1|A\\X00\\B"))
+    assert caught.value.code == "hl7.control-character"
+
+
 def test_escapes_are_undone_after_splitting() -> None:
     pid = parse_message(message("PID|1||||A\\S\\B^C\\T\\D&E")).segment("PID")
     assert pid is not None
