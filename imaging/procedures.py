@@ -89,6 +89,7 @@ def _clean(text: str) -> str:
     upper = _CONTRAST_MINUS.sub(" NON CONTRAST ", upper)
     upper = upper.replace("&", " AND ").replace("+", " AND ")  # "Tib + fib", "C+T+L spine": a list, not contrast
     upper = re.sub(r"[^A-Z0-9]+", " ", upper)
+    upper = " ".join(_LEVEL_MISSPELT.get(word, word) for word in upper.split())
     upper = _SPINE_LEVELS.sub(_each_level, f" {' '.join(upper.split())} ")
     return f" {' '.join(upper.split())} "
 
@@ -101,6 +102,12 @@ _CONTRAST_MINUS = re.compile(r"(?<![A-Z0-9])C\s*-(?!\s*[A-Z0-9])")
 #: Spine levels listed before one "spine" ("cervical and thoracic spine", "C, T & L spine", "C+L spine"): each level
 #: is a spine of its own, read as if written "C spine and T spine"
 _LEVEL = r"(?:C|CX|T|L|CERVICAL|THORACIC|DORSAL|LUMBAR)"
+#: Spine level words as request forms misspell them, read as the level (a bare "spine" beside them would be the whole
+#: spine: "MRI Lumber spine" compared with every level)
+_LEVEL_MISSPELT = {"CERVICLE": "CERVICAL", "CERVIAL": "CERVICAL", "CERICAL": "CERVICAL", "SERVICAL": "CERVICAL",
+                   "CERVICAAL": "CERVICAL", "LUMBER": "LUMBAR", "LUMABR": "LUMBAR", "LUMBR": "LUMBAR",
+                   "LUBMAR": "LUMBAR", "THORASIC": "THORACIC", "THORCIC": "THORACIC", "THROACIC": "THORACIC",
+                   "THORACIK": "THORACIC"}
 _SPINE_LEVELS = re.compile(rf" ((?:{_LEVEL} (?:AND )?)+{_LEVEL}) (SPINES?|SPINAL) ")
 
 
@@ -112,9 +119,9 @@ def _each_level(match: re.Match[str]) -> str:
 _SPINE = (
     (r" (?:C T L SPINE|C T AND L SPINE|CTL SPINE|C T L S|WHOLE SPINE|FULL SPINE|ENTIRE SPINE) ", "whole-spine"),
     (r" (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) ", "thoracic-spine"),
-    (r" (?:C SPINE|CSPINE|CX SPINE|CERVICAL SPINE|ODONTOID PEG|ODONTOID|PEG VIEWS?) ", "cervical-spine"),
-    (r" (?:T SPINE|TSPINE|THORACIC SPINE|DORSAL SPINE) ", "thoracic-spine"),
-    (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX) ",
+    (r" (?:C SPINE|CSPINE|CX SPINE|C S SPINE|CERVICAL SPINE|ODONTOID PEG|ODONTOID|PEG VIEWS?) ", "cervical-spine"),
+    (r" (?:T SPINE|TSPINE|T S SPINE|THORACIC SPINE|DORSAL SPINE) ", "thoracic-spine"),
+    (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LSS|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX) ",
      "lumbar-spine"),
     (r" (?:SCOLIOSIS|SPINE|SPINAL|MSCC|CORD COMPRESSION) ", "whole-spine"),  # MSCC: metastatic cord compression
 )
@@ -158,6 +165,10 @@ _ONLY_WORDING = (
     (("CT",), re.compile(r" (?:TRAUMA|MAJOR TRAUMA|POLYTRAUMA) "), "whole-body"),
     (("CT",), re.compile(r" (?:PE|PES) "), "pulmonary-angiography"),
     (("CT",), re.compile(r" (?:CORONARY|CORONARIES) "), "coronary-angiography"),
+    # "XR C/S", "MR L/S": the spine by its level (not on other modalities, where C/S is as often a caesarean section)
+    (("XR", "CT", "MR"), re.compile(r" C S "), "cervical-spine"),
+    (("XR", "CT", "MR"), re.compile(r" T S "), "thoracic-spine"),
+    (("XR", "CT", "MR"), re.compile(r" L S "), "lumbar-spine"),
     # transvaginal, transabdominal, obstetric
     (("US",), re.compile(r" (?:TV|TA|TA TV|TA AND TV|TV TA|OBS) "), "pelvis"),
 )
@@ -427,11 +438,19 @@ def _combine(found: list[tuple[int, str]]) -> tuple[str | None, tuple[str, ...]]
     return names[0], tuple(names)
 
 
+def _without_spine(text: str) -> str:
+    """``text`` with its spine phrases blanked (same length): the L of "L SPINE" and of "L/S" is lumbar, not left."""
+    for pattern, _ in _SPINE_COMPILED:
+        while (match := pattern.search(text)) is not None:
+            text = _remove(text, match)
+    return _SLASHED_LEVEL.sub(lambda m: " " * len(m.group()), text)
+
+
+_SLASHED_LEVEL = re.compile(r"(?<= )[CTL] S(?= )")
+
+
 def _laterality_from_text(text: str, body_region: str | None, plural: bool) -> str | None:
-    scrubbed = text
-    for pattern, _ in _SPINE_COMPILED:  # the L of "L SPINE" is lumbar, not left
-        while (match := pattern.search(scrubbed)) is not None:
-            scrubbed = _remove(scrubbed, match)
+    scrubbed = _without_spine(text)
     if _SIDE_BOTH.search(scrubbed):
         return rg.BOTH
     left, right = bool(_SIDE_LEFT.search(scrubbed)), bool(_SIDE_RIGHT.search(scrubbed))
@@ -451,10 +470,7 @@ def _laterality_from_text(text: str, body_region: str | None, plural: bool) -> s
 def _sides_by_region(text: str, found: list[tuple[int, str]]) -> tuple[tuple[str, str], ...]:
     """Each region's own side when the description states a side for each region named and they differ: the side
     word between the previous region and this one (else the one right after it, "WRIST LEFT")."""
-    scrubbed = text
-    for pattern, _ in _SPINE_COMPILED:  # the L of "L SPINE" is lumbar, not left
-        while (match := pattern.search(scrubbed)) is not None:
-            scrubbed = _remove(scrubbed, match)
+    scrubbed = _without_spine(text)
     words = sorted([(m.start(), rg.BOTH) for m in _SIDE_BOTH.finditer(scrubbed)]
                    + [(m.start(), rg.LEFT) for m in _SIDE_LEFT.finditer(scrubbed)]
                    + [(m.start(), rg.RIGHT) for m in _SIDE_RIGHT.finditer(scrubbed)])

@@ -179,6 +179,12 @@ COMPARABLE = [
      "H-CMP-12: CTB is a CT brain (no region: clear)"),
     (("MRI Whole Spine", "MR", 10), {"modality": "MR", "bodySite": "MRI MSCC"}, True,
      "H-CMP-12: an MRI for MSCC is the whole spine (no region: clear)"),
+    (("MRI Lumber spine", "MR", 10), {"modality": "MR", "bodySite": "C-spine"}, False,
+     "H-CMP-13: a misspelt lumbar spine is the lumbar level (read as the whole spine: a C-spine flagged)"),
+    (("MRI L-spine", "MR", 10), {"modality": "MR", "bodySite": "MRI Lumber spine"}, True,
+     "H-CMP-12: and still a prior of the lumbar spine"),
+    (("XR Lumbar spine", "DX", 10), {"modality": "XR", "bodySite": "XR L/S"}, True,
+     "H-CMP-12: L/S is the lumbosacral spine (no region: clear)"),
 ]
 
 

@@ -253,6 +253,14 @@ def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
     ("MRI L spine ?cord compression", "MR", "lumbar-spine", ("lumbar-spine",), "none", "a named level stays it"),
     ("NM Q scan", "NM", "chest", ("chest",), "none", "lung perfusion (was unknown)"),
     ("DBT bilateral", "MG", "breast", ("breast",), "both", "digital breast tomosynthesis (was unknown)"),
+    ("MRI Lumber spine", "MR", "lumbar-spine", ("lumbar-spine",), "none", "misspelt level (was the whole spine)"),
+    ("MRI Cervicle spine", "MR", "cervical-spine", ("cervical-spine",), "none", "was the whole spine"),
+    ("CT Thorasic spine", "CT", "thoracic-spine", ("thoracic-spine",), "none", "was the whole spine"),
+    ("XR L/S", "XR", "lumbar-spine", ("lumbar-spine",), "none", "lumbosacral, not left (was unknown, left)"),
+    ("MRI C/S", "MR", "cervical-spine", ("cervical-spine",), "none", "was unknown"),
+    ("MRI C/S spine", "MR", "cervical-spine", ("cervical-spine",), "none", "was the whole spine"),
+    ("XR LSS", "XR", "lumbar-spine", ("lumbar-spine",), "none", "was unknown"),
+    ("US pelvis post C/S", "US", "pelvis", ("pelvis",), "none", "on ultrasound C/S is a caesarean section"),
 ])
 def test_uk_request_wording(text: str, modality: str, region: str, regions: tuple[str, ...], laterality: str,
                             why: str) -> None:
