@@ -89,6 +89,7 @@ def _clean(text: str) -> str:
     upper = _CONTRAST_MINUS.sub(" NON CONTRAST ", upper)
     upper = upper.replace("&", " AND ").replace("+", " AND ")  # "Tib + fib", "C+T+L spine": a list, not contrast
     upper = re.sub(r"[^A-Z0-9]+", " ", upper)
+    upper = " ".join(_LEVEL_MISSPELT.get(word, word) for word in upper.split())
     upper = _SPINE_LEVELS.sub(_each_level, f" {' '.join(upper.split())} ")
     return f" {' '.join(upper.split())} "
 
@@ -101,6 +102,12 @@ _CONTRAST_MINUS = re.compile(r"(?<![A-Z0-9])C\s*-(?!\s*[A-Z0-9])")
 #: Spine levels listed before one "spine" ("cervical and thoracic spine", "C, T & L spine", "C+L spine"): each level
 #: is a spine of its own, read as if written "C spine and T spine"
 _LEVEL = r"(?:C|CX|T|L|CERVICAL|THORACIC|DORSAL|LUMBAR)"
+#: Spine level words as request forms misspell them, read as the level (a bare "spine" beside them would be the whole
+#: spine: "MRI Lumber spine" compared with every level)
+_LEVEL_MISSPELT = {"CERVICLE": "CERVICAL", "CERVIAL": "CERVICAL", "CERICAL": "CERVICAL", "SERVICAL": "CERVICAL",
+                   "CERVICAAL": "CERVICAL", "LUMBER": "LUMBAR", "LUMABR": "LUMBAR", "LUMBR": "LUMBAR",
+                   "LUBMAR": "LUMBAR", "THORASIC": "THORACIC", "THORCIC": "THORACIC", "THROACIC": "THORACIC",
+                   "THORACIK": "THORACIC"}
 _SPINE_LEVELS = re.compile(rf" ((?:{_LEVEL} (?:AND )?)+{_LEVEL}) (SPINES?|SPINAL) ")
 
 
@@ -112,11 +119,11 @@ def _each_level(match: re.Match[str]) -> str:
 _SPINE = (
     (r" (?:C T L SPINE|C T AND L SPINE|CTL SPINE|C T L S|WHOLE SPINE|FULL SPINE|ENTIRE SPINE) ", "whole-spine"),
     (r" (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) ", "thoracic-spine"),
-    (r" (?:C SPINE|CSPINE|CX SPINE|CERVICAL SPINE|ODONTOID PEG|ODONTOID|PEG VIEWS?) ", "cervical-spine"),
-    (r" (?:T SPINE|TSPINE|THORACIC SPINE|DORSAL SPINE) ", "thoracic-spine"),
-    (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX) ",
+    (r" (?:C SPINE|CSPINE|CX SPINE|C S SPINE|CERVICAL SPINE|ODONTOID PEG|ODONTOID|PEG VIEWS?) ", "cervical-spine"),
+    (r" (?:T SPINE|TSPINE|T S SPINE|THORACIC SPINE|DORSAL SPINE) ", "thoracic-spine"),
+    (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LSS|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX) ",
      "lumbar-spine"),
-    (r" (?:SCOLIOSIS|SPINE|SPINAL) ", "whole-spine"),
+    (r" (?:SCOLIOSIS|SPINE|SPINAL|MSCC|CORD COMPRESSION) ", "whole-spine"),  # MSCC: metastatic cord compression
 )
 #: Abbreviations naming one more region than the phrase they are read as (NCAP is a CAP and the neck; a
 #: thoracolumbar spine is the thoracic and the lumbar spine; a babygram is a newborn's chest and abdomen).
@@ -136,7 +143,7 @@ _ANGIO_SUB = (
     (r" (?:HEAD|BRAIN|CAROTID\w*|CIRCLE OF WILLIS|COW|INTRACRANIAL|NECK|VERTEBRAL|CEREBRAL|CRANIAL|STROKE|VERTEX|"
      r"VENOUS SINUS\w*|CTV|MRV) ", "head-neck-angiography"),
     (r" (?:AORTA|AORTIC|AORTOGRAM|EVAR|TAVI|TEVAR) ", "aortic-angiography"),
-    (r" (?:LOWER LIMB\w*|LEGS?|PERIPHERAL|RUN ?OFF|FEMORAL|UPPER LIMB\w*|ARMS?|ILIAC|LOWER EXTREMIT\w*|"
+    (r" (?:LOWER LIMB\w*|LEGS?|PERIPHERAL|RUN ?OFF|FEMORAL|SFA|POPLITEAL|UPPER LIMB\w*|ARMS?|ILIAC|LOWER EXTREMIT\w*|"
      r"UPPER EXTREMIT\w*) ", "peripheral-angiography"),
 )
 #: Words that name a territory only when no word above names one (the first that does, with every territory it
@@ -158,6 +165,10 @@ _ONLY_WORDING = (
     (("CT",), re.compile(r" (?:TRAUMA|MAJOR TRAUMA|POLYTRAUMA) "), "whole-body"),
     (("CT",), re.compile(r" (?:PE|PES) "), "pulmonary-angiography"),
     (("CT",), re.compile(r" (?:CORONARY|CORONARIES) "), "coronary-angiography"),
+    # "XR C/S", "MR L/S": the spine by its level (not on other modalities, where C/S is as often a caesarean section)
+    (("XR", "CT", "MR"), re.compile(r" C S "), "cervical-spine"),
+    (("XR", "CT", "MR"), re.compile(r" T S "), "thoracic-spine"),
+    (("XR", "CT", "MR"), re.compile(r" L S "), "lumbar-spine"),
     # transvaginal, transabdominal, obstetric
     (("US",), re.compile(r" (?:TV|TA|TA TV|TA AND TV|TV TA|OBS) "), "pelvis"),
 )
@@ -174,7 +185,7 @@ _PARTS = (
      r"(?:SKULL BASE|BASE OF SKULL|VERTEX|HEAD) TO (?:MID |UPPER |PROXIMAL )?(?:THIGHS?|FEMURS?|PELVIS|TOES?)|"
      r"FULL BODY|ENTIRE BODY|MYELOMA SCREEN|PET CT|PETCT|PAN SCAN|PANSCAN|TRAUMA PAN SCAN|POLYTRAUMA|TRAUMA SERIES) ",
      "whole-body", False),
-    (r" (?:HEAD|BRAIN|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|IACS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
+    (r" (?:HEAD|BRAIN|CTB|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|IACS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
      r"POSTERIOR FOSSA|TEMPORAL BONES?|PETROUS|DATSCAN|DAT SCAN|DAT SPECT) ", "head", False),
     (r" (?:FACE|FACIAL BONES|FACIAL|SINUS|SINUSES|PARANASAL|ORBITS?|MANDIBLE|MAXILLA|MAXILLOFACIAL|MAX FAX|OPG|OPT|"
      r"DENTAL|TMJS?|NASAL BONES?|ZYGOMA\w*|JAWS?|OM VIEWS?|OM 30|OMS|OCCIPITO MENTAL|OCCIPITOMENTAL) ", "face", False),
@@ -182,7 +193,7 @@ _PARTS = (
      r"CAROTIDS?) ", "neck", False),
     (r" (?:CHEST|THORAX|THORACIC|LUNGS?|CXR|HRCT|RIBS?|STERNUM|HEART|CARDIAC|MEDIASTIN\w*|PLEURA\w*|OESOPHAG\w*|"
      r"ESOPHAG\w*|(?:BARIUM|BA|CONTRAST) SWALLOW|ECHOCARDIO\w*|VQ|V Q|VENTILATION PERFUSION|LUNG PERFUSION|MUGA|"
-     r"CALCIUM SCOR\w*|CACS|BABYGRAM|MYOCARDIAL\w*|MPI|MPS|MYOVIEW) ",
+     r"CALCIUM SCOR\w*|CACS|BABYGRAM|MYOCARDIAL\w*|MPI|MPS|MYOVIEW|Q SCAN) ",
      "chest", False),
     (r" (?:ABDOMEN|ABDO|ABD|ABDOMINAL|AXR|LIVER|HEPATIC|PANCREAS|PANCREATIC|RENAL|KIDNEYS?|SPLEEN|GALLBLADDER|"
      r"BILIARY|MRCP|ADRENALS?|APPENDIX|SMALL BOWEL|UPPER GI|AAA|RUQ|LUQ|PTC|PTHC|PERCUTANEOUS TRANSHEPATIC\w*|"
@@ -200,7 +211,7 @@ _PARTS = (
      r"GROWTH SCAN|ANOMALY SCAN|VIABILITY SCAN|TVUS|TVUSS|TVS|TAS|HSG|HYSTEROSALPINGO\w*|MCUG|"
      r"MICTURATING CYSTO\w*|CYSTOGRAM|URETHROGRAM) ", "pelvis", False),
     (r" (?:BREASTS) ", "breast", True),
-    (r" (?:BREAST|MAMMO|MAMMOGRAM|MAMMOGRAPHY|TOMOSYNTHESIS|TOMO|AXILLA) ", "breast", False),
+    (r" (?:BREAST|MAMMO|MAMMOGRAM|MAMMOGRAPHY|TOMOSYNTHESIS|TOMO|DBT|AXILLA) ", "breast", False),
     (r" (?:MAMMOGRAMS) ", "breast", True),
     (r" (?:SHOULDERS) ", "shoulder", True),
     (r" (?:SHOULDER|CLAVICLE|SCAPULA|ACJ|AC JOINT|ACROMIOCLAVICULAR) ", "shoulder", False),
@@ -235,8 +246,8 @@ _MODALITY_WORDS = (
     (r" (?:PET|PETCT|FDG|PSMA|PT AND CT|POSITRON EMISSION TOMOGRAPHY) ", "PT"),
     (r" (?:NM|NUCLEAR|SCINTIGRAPHY|SCINTIGRAM|BONE SCAN|MAG3|DMSA|MIBG|DATSCAN|SPECT|VQ|V Q|MUGA|ISOTOPE|RENOGRAM|"
      r"MYOCARDIAL PERFUSION|RADIONUCLIDE|RADIOISOTOPE|HIDA|MYOVIEW|DAT SCAN) ", "NM"),
-    (r" (?:MG|MAMMO|MAMMOGRAM|MAMMOGRAMS|MAMMOGRAPHY|TOMOSYNTHESIS|TOMO|BREAST SCREENING) ", "MG"),
-    (r" (?:CT|CAT|CTPA|C T P A|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP|CTV|"
+    (r" (?:MG|MAMMO|MAMMOGRAM|MAMMOGRAMS|MAMMOGRAPHY|TOMOSYNTHESIS|TOMO|DBT|BREAST SCREENING) ", "MG"),
+    (r" (?:CT|CAT|CTB|CTPA|C T P A|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP|CTV|"
      r"(?:COMPUTED|COMPUTERISED|COMPUTERIZED)(?: AXIAL)? TOMOGRAPH\w*) ", "CT"),
     (r" (?:MR|MRI|MRA|MRV|MRCP|NMR|MAGNETIC RESONANCE) ", "MR"),
     (r" (?:US|USS|ULTRASOUND|SONOGRAPHY|ULTRASONOGRAPHY|ULTRASONOGRAM|SONOGRAM|DOPPLER|DUPLEX|ECHO|TRANSVAGINAL|"
@@ -427,11 +438,19 @@ def _combine(found: list[tuple[int, str]]) -> tuple[str | None, tuple[str, ...]]
     return names[0], tuple(names)
 
 
+def _without_spine(text: str) -> str:
+    """``text`` with its spine phrases blanked (same length): the L of "L SPINE" and of "L/S" is lumbar, not left."""
+    for pattern, _ in _SPINE_COMPILED:
+        while (match := pattern.search(text)) is not None:
+            text = _remove(text, match)
+    return _SLASHED_LEVEL.sub(lambda m: " " * len(m.group()), text)
+
+
+_SLASHED_LEVEL = re.compile(r"(?<= )[CTL] S(?= )")
+
+
 def _laterality_from_text(text: str, body_region: str | None, plural: bool) -> str | None:
-    scrubbed = text
-    for pattern, _ in _SPINE_COMPILED:  # the L of "L SPINE" is lumbar, not left
-        while (match := pattern.search(scrubbed)) is not None:
-            scrubbed = _remove(scrubbed, match)
+    scrubbed = _without_spine(text)
     if _SIDE_BOTH.search(scrubbed):
         return rg.BOTH
     left, right = bool(_SIDE_LEFT.search(scrubbed)), bool(_SIDE_RIGHT.search(scrubbed))
@@ -451,10 +470,7 @@ def _laterality_from_text(text: str, body_region: str | None, plural: bool) -> s
 def _sides_by_region(text: str, found: list[tuple[int, str]]) -> tuple[tuple[str, str], ...]:
     """Each region's own side when the description states a side for each region named and they differ: the side
     word between the previous region and this one (else the one right after it, "WRIST LEFT")."""
-    scrubbed = text
-    for pattern, _ in _SPINE_COMPILED:  # the L of "L SPINE" is lumbar, not left
-        while (match := pattern.search(scrubbed)) is not None:
-            scrubbed = _remove(scrubbed, match)
+    scrubbed = _without_spine(text)
     words = sorted([(m.start(), rg.BOTH) for m in _SIDE_BOTH.finditer(scrubbed)]
                    + [(m.start(), rg.LEFT) for m in _SIDE_LEFT.finditer(scrubbed)]
                    + [(m.start(), rg.RIGHT) for m in _SIDE_RIGHT.finditer(scrubbed)])

@@ -48,8 +48,9 @@ from mpi.normalise import MatchRecord
 #: What the stored keys are: change it with any change to what :func:`keys_of` and :func:`key_table` make (a kind
 #: added, withdrawn or made otherwise), and every store's next relink rewrites its records' keys (H-ID-27;
 #: ``tests/mpi/test_mpi_blocking.py`` holds a digest of the keys of a fixed population to it), or to the normalised
-#: fields they are made of (``c``: ZZ99 pseudo-postcodes and "no fixed abode" addresses are none, H-ID-33).
-KEY_SCHEME = "2026-12-07c n d nm pf pg py a ph"
+#: fields they are made of (``c``: ZZ99 pseudo-postcodes and "no fixed abode" addresses are none, H-ID-33; ``d``:
+#: addresses keep the letters of other scripts, H-ID-54).
+KEY_SCHEME = "2026-12-07d n d nm pf pg py a ph"
 #: A key shared by more records than this is skipped.
 MAX_BLOCK_SIZE = 100
 #: Family-name words used for keys (double-barrelled names give one key per word).

@@ -11,6 +11,7 @@ in UK order (``17/05/1980``). Unknown parts are 0.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -152,19 +153,35 @@ def normalise_sex(value: str | None) -> str | None:
 
 @lru_cache(maxsize=200_000)
 def normalise_address(text: str | None, postcode: str | None = None) -> str | None:
-    """Free-text address: upper-case ASCII words, abbreviations spelled out, the postcode removed, words sorted."""
+    """Free-text address: upper-case words (Latin letters as ASCII, accents folded as in names; the letters of other
+    scripts kept, and any script's decimal digits as ASCII ones), abbreviations spelled out, the postcode removed,
+    words sorted. An address in Greek, Cyrillic, Arabic ... keeps its street and town: cut to ASCII it was its house
+    number alone, and two people at number 12 of two different streets agreed on it (hazard H-ID-54)."""
     if not text:
         return None
     cleaned = fold_accents(str(text)).upper().replace("'", "")
     if postcode:
         cleaned = cleaned.replace(postcode.upper(), " ")
-    cleaned = _NON_ALNUM.sub(" ", cleaned)
+    cleaned = _NON_ALNUM.sub(" ", cleaned) if cleaned.isascii() else _address_characters(cleaned)
     if _NO_ADDRESS_WORDS.issuperset(cleaned.split()):
         return None
     # words sorted: the same address written in another order compares equal, and a plain ratio is a token-sort one
     words = sorted(_ADDRESS_WORDS.get(w, w) for w in cleaned.split())
     result = " ".join(w for w in words if w)
     return result or None
+
+
+def _address_characters(text: str) -> str:
+    """``text`` (upper case, not ASCII) with the letters of every script kept, decimal digits written as ASCII ones,
+    and everything else a space."""
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch if ch.isalnum() or ch == " " else " ")
+            continue
+        category = unicodedata.category(ch)
+        out.append(ch if category[0] in "LM" else str(unicodedata.digit(ch)) if category == "Nd" else " ")
+    return "".join(out)
 
 
 #: Digits a number is keyed with when there is none: counting up or down through every digit.

@@ -129,10 +129,11 @@ class AuditEvent(Base):
 
 
 class HL7MessageLog(Base):
-    """Every HL7 message accepted or refused, keyed for idempotency by sender and control id."""
+    """Every HL7 message accepted or refused, keyed for idempotency by sender, control id and content: each message
+    sent under one MSH-10 has its own row, so a re-send of any of them is recognised (migration 0018)."""
 
     __tablename__ = "hl7_message_log"
-    __table_args__ = (UniqueConstraint("sending_application", "sending_facility", "control_id"),)
+    __table_args__ = (UniqueConstraint("sending_application", "sending_facility", "control_id", "content_digest"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     sending_application: Mapped[str] = mapped_column(String(200))
     sending_facility: Mapped[str] = mapped_column(String(200))
@@ -142,7 +143,7 @@ class HL7MessageLog(Base):
     ack_text: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # the message's content without MSH-7 (:func:`priorscan.hl7v2.content_digest`): another message under a used
-    # MSH-10 is applied, a re-send is not; None for rows logged before it was kept (taken for re-sends)
+    # MSH-10 is applied, a re-send of any is not; None for rows logged before it was kept (taken for re-sends)
     content_digest: Mapped[str | None] = mapped_column(String(64))
 
 

@@ -78,7 +78,8 @@ def test_a_duplicate_key_written_past_sqlalchemy_is_an_integrity_error(session: 
     log = table_of(HL7MessageLog)
     now = utcnow()
     rows = [{"sending_application": "PAS", "sending_facility": "RTK", "control_id": str(n), "message_type": "ADT^A28",
-             "ack_code": "AA", "ack_text": "", "received_at": now} for n in range(FEW_ROWS + 1)]
+             "ack_code": "AA", "ack_text": "", "received_at": now, "content_digest": "0" * 64}
+            for n in range(FEW_ROWS + 1)]
     insert_rows(session.connection(), log, rows[:1])
     session.commit()
     for few_or_many in (rows[:3], rows):  # a pipeline of INSERTs, then COPY (PostgreSQL)
@@ -108,7 +109,7 @@ def test_update_rows_does_the_callers_work_while_the_server_updates_and_raises_t
     now = utcnow()
     insert_rows(session.connection(), log, [
         {"sending_application": "PAS", "sending_facility": "RTK", "control_id": str(n), "message_type": "ADT^A28",
-         "ack_code": "AA", "ack_text": "", "received_at": now} for n in range(3)])
+         "ack_code": "AA", "ack_text": "", "received_at": now, "content_digest": "0" * 64} for n in range(3)])
     session.commit()
     ids = session.scalars(select(log.c.id).order_by(log.c.id)).all()
     postgresql = engine.dialect.name == "postgresql"

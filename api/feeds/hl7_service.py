@@ -3,8 +3,9 @@
 :func:`process_message` is what the MLLP listener, ``POST /hl7``, ``priorscan ingest`` and dead-letter replay call.
 The ACK it returns is final: AA only after the work is committed; AE or AR with an ERR segment otherwise, the
 message kept in the dead-letter store with its reason. A message seen before (same sending application, sending
-facility and MSH-10) that was accepted gets the original ACK and is not applied again; the database's unique
-constraint on :class:`~priorscan.tables.HL7MessageLog` settles it, so two workers racing on one message apply it once.
+facility and MSH-10, and the same content but for MSH-7) that was accepted gets the original ACK and is not applied
+again, however many other messages came under its MSH-10 since; the database's unique constraint on
+:class:`~priorscan.tables.HL7MessageLog` settles it, so two workers racing on one message apply it once.
 A message that was refused may be sent again (after a fix, or by replay) and is processed afresh.
 
 Acknowledgement codes: AR when the message cannot be taken at all (no readable MSH, unsupported type, event or
@@ -243,15 +244,11 @@ def _apply_batch(context: AppContext, ready: list[tuple[int, _Prepared]], outcom
             writes = _Writes()
             studies = _study_group(session, context) if studies_in_bulk and not isolate else None
             for n, item in ready:
-                key = _log_key(item.header)
-                entry = entries.get(key)
-                if entry is not None and entry.ack_code == "AA":
-                    if _resent(entry, item.digest):  # a repeat (of one earlier in this batch, too)
-                        accepted[n] = _duplicate(item.kind, item.header, entry)
-                        continue
-                    if entry.id is None:  # another message under an MSH-10 used earlier in this batch
-                        alone.append(n)
-                        continue
+                key = (*_log_key(item.header), item.digest)
+                entry = entries.get(key) or entries.get((*key[:3], None))
+                if entry is not None and entry.ack_code == "AA":  # a repeat (of one earlier in this batch, too)
+                    accepted[n] = _duplicate(item.kind, item.header, entry)
+                    continue
                 if not isolate:
                     accepted[n] = _apply_one(session, item, entry, writes, studies)
                     entries[key] = _LogEntry(None, "AA", ack_text(accepted[n]), item.digest)
@@ -421,8 +418,8 @@ def _check_patient_domain(message: Message, context: AppContext, domains: frozen
 def _process_in(session: Session, item: _Prepared) -> ItemOutcome:
     """Apply one message in ``session`` (its unit of work commits). A copy of it committed first by another worker
     makes the commit fail on the log's unique key; the unit is then run again and finds that copy's ACK."""
-    entry = _log_entry(session, item.header, lock=True)
-    if entry is not None and entry.ack_code == "AA" and _resent(entry, item.digest):
+    entry = _log_entry(session, item.header, item.digest, lock=True)
+    if entry is not None and entry.ack_code == "AA":
         return _duplicate(item.kind, item.header, entry)
     writes = _Writes()
     outcome = _apply_one(session, item, entry, writes)
@@ -469,15 +466,12 @@ def _apply_correlated(session: Session, item: _Prepared, entry: _LogEntry | Row[
     acks = acknowledgements(header, "AA", text=applied.note)
     ack = "".join(acks)
     now = utcnow()
-    if entry is None or entry.id is None:
+    if entry is None or entry.id is None:  # a new message (under a used MSH-10 too: a counter started again)
         writes.new_log.append({
             "sending_application": header.sending_application[:200], "sending_facility": header.sending_facility[:200],
             "control_id": header.control_id[:200], "message_type": kind[:40], "ack_code": "AA", "ack_text": ack,
             "received_at": now, "content_digest": item.digest})
-    else:  # refused before, or another message under a used MSH-10: this one is applied, its ACK and content logged
-        if entry.ack_code == "AA":
-            log.warning("HL7 %s %s from %s@%s: MSH-10 used before for another message; applied as a new message",
-                        kind, header.control_id, header.sending_application, header.sending_facility)
+    else:  # refused before: this copy is applied, and its ACK replaces the refusal
         writes.changed_log.append({"log_id": entry.id, "message_type": kind[:40], "ack_code": "AA", "ack_text": ack,
                                    "content_digest": item.digest})
     detail = {k: v for k, v in applied.detail.items() if k in ("operation", "applied")} or None
@@ -536,29 +530,31 @@ def _log_key(header: MessageHeader) -> tuple[str, str, str]:
     return (header.sending_application[:200], header.sending_facility[:200], header.control_id[:200])
 
 
-def _log_entries(session: Session, headers: Sequence[MessageHeader]) -> dict[tuple[str, str, str], _LogEntry]:
-    """The idempotency rows of several messages, with one statement (locked, as :func:`_log_entry`)."""
+def _log_entries(session: Session,
+                 headers: Sequence[MessageHeader]) -> dict[tuple[str, str, str, str | None], _LogEntry]:
+    """The idempotency rows of several messages' senders and MSH-10s, each keyed by its sender, MSH-10 and digest
+    (None for a row logged before digests were kept), with one statement (locked, as :func:`_log_entry`)."""
     keys = sorted({_log_key(h) for h in headers})
-    return {(row.sending_application, row.sending_facility, row.control_id): _LogEntry(row.id, row.ack_code,
-                                                                                         row.ack_text,
-                                                                                         row.content_digest)
+    return {(row.sending_application, row.sending_facility, row.control_id, row.content_digest):
+            _LogEntry(row.id, row.ack_code, row.ack_text, row.content_digest)
             for row in session.execute(_log_entries_locked(len(keys)), {
                 f"{part}{n}": value for n, key in enumerate(keys) for part, value in zip("afc", key, strict=True)})}
 
 
-def _log_entry(session: Session, header: MessageHeader, *, lock: bool) -> Row[Any] | None:
-    """The idempotency row of the message's sender and MSH-10 (id, ack_code, ack_text), when there is one."""
-    return session.execute(_LOG_ENTRY_LOCKED if lock else _LOG_ENTRY, {
+def _log_entry(session: Session, header: MessageHeader, digest: str, *, lock: bool) -> Row[Any] | None:
+    """The idempotency row of this message (id, ack_code, ack_text), when there is one: the row of its sender,
+    MSH-10 and content (:func:`priorscan.hl7v2.content_digest`), else one of its sender and MSH-10 logged before
+    contents were kept (taken for it, as then). Every message sent under one MSH-10 has its own row, so a re-send
+    of any of them, however late, is found; another content under a used MSH-10 (a sender whose counter started
+    again) is another message, applied, not answered with the first one's ACK and dropped."""
+    rows = session.execute(_LOG_ENTRY_LOCKED if lock else _LOG_ENTRY, {
         "application": header.sending_application[:200], "facility": header.sending_facility[:200],
-        "control_id": header.control_id[:200]}).first()
-
-
-def _resent(entry: Row[Any] | _LogEntry, digest: str) -> bool:
-    """Whether a message whose sender and MSH-10 are logged as applied (``entry``) is that message sent again: the
-    same content (:func:`priorscan.hl7v2.content_digest`), or a row logged before contents were kept. Another
-    content under a used MSH-10 (a sender whose counter started again) is another message: applied, not answered
-    with the first one's ACK and dropped."""
-    return entry.content_digest is None or entry.content_digest == digest
+        "control_id": header.control_id[:200]}).all()
+    own = next((row for row in rows if row.content_digest == digest), None)
+    if own is None and rows and all(row.content_digest is not None for row in rows):
+        log.warning("HL7 %s from %s@%s: MSH-10 used before for another message; taken as a new message",
+                    header.control_id, header.sending_application, header.sending_facility)
+    return own or next((row for row in rows if row.content_digest is None), None)
 
 
 def _duplicate(kind: str, header: MessageHeader, entry: Row[Any] | _LogEntry) -> ItemOutcome:
@@ -622,11 +618,9 @@ def reject_message(context: AppContext, raw: str, header: MessageHeader | None, 
         with unit_of_work(context.sessions, write=True) as session:
             if logged:
                 assert header is not None
-                entry = _log_entry(session, header, lock=True)
-                if entry is not None and entry.ack_code == "AA":
-                    if _resent(entry, digest or ""):  # a concurrent copy was accepted meanwhile
-                        return _duplicate(kind, header, entry)
-                    logged = False  # another message under a used MSH-10: refused, the applied one's row kept
+                entry = _log_entry(session, header, digest or "", lock=True)
+                if entry is not None and entry.ack_code == "AA":  # a concurrent copy was accepted meanwhile
+                    return _duplicate(kind, header, entry)
             acks = acknowledgements(header, ack_code, text=reason, error=error,
                                     accept=COMMIT_ERROR if code in RETRY_CODES else None)
             if logged:

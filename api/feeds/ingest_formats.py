@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imaging import begins_like_a_dataset
 from priorscan import json_input
 from priorscan.hl7v2 import decode_message
 
@@ -94,6 +93,8 @@ def detect(path: Path) -> Detected:
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text[:1] in (b"{", b"["):
         return _detect_json(path, text)
+    from imaging import begins_like_a_dataset  # here: its module imports pydicom, which an HL7 or FHIR load never uses
+
     if begins_like_a_dataset(head):
         return Detected(path, FileFormat.DICOM, FORMAT_PHASES[FileFormat.DICOM])
     return Detected(path, FileFormat.UNKNOWN, (),

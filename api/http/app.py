@@ -6,9 +6,11 @@ import importlib
 import logging
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from api.context import AppContext
 from api.http import storage_errors
+from api.http.errors import validation_answer
 from api.http.guard import PUBLIC_PATHS, Guard
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ def create_app(context: AppContext) -> FastAPI:
                   description="Regional imaging index and duplicate-scan detector for five NHS trusts")
     app.state.context = context
     app.add_middleware(Guard, context=context)  # first added, innermost: inside the request log and its metrics
+    app.add_exception_handler(RequestValidationError, validation_answer)  # type: ignore[arg-type]  # FHIR delegates
     for name in ROUTER_MODULES:
         module = importlib.import_module(name)
         app.include_router(module.router)

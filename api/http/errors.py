@@ -10,12 +10,16 @@ looked up by the error's code, then by its family (``fhir.duplicate`` → ``fhir
   status of its own in the JSON API, :data:`JSON_STATUS`) is 422, as FastAPI answers a body that does not validate.
 
 HL7 v2 has its own single mapping, to AE/AR and an ERR segment: :data:`api.feeds.hl7_service.ACK_CODES`. Messages of
-priorscan errors never name a patient, so they are shown as they are; anything else is "internal error".
+priorscan errors never name a patient, so they are shown as they are; anything else is "internal error". A request
+that does not validate is FastAPI's 422 without the values it quotes (:func:`validation_answer`).
 """
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from priorscan.errors import (  # noqa: F401 - HTTP_STATUS and http_status: the one mapping, named here too
     HTTP_STATUS,
@@ -55,4 +59,11 @@ def http_error(exc: PriorscanError) -> HTTPException:
     return HTTPException(code, detail=detail or exc.message, headers=headers)
 
 
-__all__ = ["HTTP_STATUS", "JSON_STATUS", "http_error", "http_status", "json_status"]
+async def validation_answer(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 for a request that does not validate, without the ``input`` each error quotes: that is the
+    value refused, and for a body refused whole the whole body (a patient's name and NHS number)."""
+    errors = [{key: value for key, value in error.items() if key != "input"} for error in exc.errors()]
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": jsonable_encoder(errors)})
+
+
+__all__ = ["HTTP_STATUS", "JSON_STATUS", "http_error", "http_status", "json_status", "validation_answer"]

@@ -20,6 +20,7 @@ application level is committed too (CA, then AE or AR).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -87,19 +88,25 @@ def build_ack(header: MessageHeader | None, code: str, *, text: str = "", error:
             d = header.delimiters
         except ValueError:  # pragma: no cover - a header is only built from usable delimiters
             d = STANDARD
+    echo: Callable[[str], str] = str
+    if not (d.field + d.encoding_characters).isprintable():
+        # a NUL or another control character as a delimiter (the message is refused for it): an ACK written in it
+        # would hold control characters an engine may not read, so it is written in the standard ones, and what it
+        # echoes of the message escaped in them
+        d, echo = STANDARD, STANDARD.escape_text
     version = header.version if header and header.version else "2.4"
-    trigger = header.trigger_event if header else ""
+    trigger = echo(header.trigger_event) if header else ""
     if trigger and _version(version)[:2] == (2, 3) and version != "2.3.1":
         kind = d.component.join(["ACK", trigger])
     else:
         kind = d.component.join(["ACK", trigger, "ACK"]) if trigger else "ACK"
     stamp = format_timestamp((now or datetime.now(UTC)).astimezone(UTC))
-    msh = ["MSH", d.encoding_characters, "PRIORSCAN", "REGION", header.sending_application if header else "",
-           header.sending_facility if header else "", stamp, "", kind, "A" + uuid.uuid4().hex[:19],
+    msh = ["MSH", d.encoding_characters, "PRIORSCAN", "REGION", echo(header.sending_application) if header else "",
+           echo(header.sending_facility) if header else "", stamp, "", kind, "A" + uuid.uuid4().hex[:19],
            (header.processing_id if header and header.processing_id else "P"), version]
     if header is not None and header.charset:
         msh += ["", "", "", "", "", header.charset]
-    msa = ["MSA", code, header.control_id if header else ""]
+    msa = ["MSA", code, echo(header.control_id) if header else ""]
     if text:
         msa.append(d.escape_text(text[:200]))
     segments = [d.field.join(msh), d.field.join(msa)]

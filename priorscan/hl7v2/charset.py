@@ -4,8 +4,9 @@ Every way a message arrives (MLLP, ``POST /hl7``, ``priorscan ingest`` and the b
 that a name reaches the patient index as the sender wrote it, whichever door it came through.
 
 - MSH-18 names a set of table 0211 (``8859/1`` to ``8859/9``, ``8859/15``, ``UNICODE UTF-8``, ``ISO IR87`` and
-  the other Japanese sets, ``GB 18030-2000``, ``KS X 1001``, ``BIG-5``), or a name Python's codecs know
-  (``ISO-8859-2``, ``windows-1250``): the bytes are read in it. A repetition after the first (``ISO IR6~ISO IR87``)
+  the other Japanese sets, ``GB 18030-2000``, ``KS X 1001``, ``BIG-5``), an ISO 8859 part by its ISO-IR number as
+  DICOM writes it (``ISO IR126``, ``ISO_IR 144``), or a name Python's codecs know (``ISO-8859-2``,
+  ``windows-1250``): the bytes are read in it. A repetition after the first (``ISO IR6~ISO IR87``)
   names the sets that escape sequences switch to; the Japanese ones are read with ISO 2022-JP-2, which follows them.
 - MSH-18 is empty, or names ASCII (``ASCII``, ``ISO IR6``): UTF-8, else Windows-1252 (what UK PAS feeds send
   without saying so), else ISO 8859-1. Each is tried strictly, so a byte sequence is never half read.
@@ -28,7 +29,12 @@ CHARSET_ERROR = "hl7.charset"
 _TABLE_0211: dict[str, str | None] = {
     "": None, "ASCII": None, "ISO IR6": None, "ISO-IR6": None, "US-ASCII": None,
     **{f"8859/{n}": f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
-    "ISO IR100": "iso8859-1", "ISO_IR 100": "iso8859-1", "LATIN1": "iso8859-1",
+    "LATIN1": "iso8859-1",
+    # the ISO-IR numbers of the ISO 8859 parts, as DICOM's Specific Character Set and RIS bridges write them
+    **{f"{prefix}{number}": codec for number, codec in (
+        (100, "iso8859-1"), (101, "iso8859-2"), (109, "iso8859-3"), (110, "iso8859-4"), (144, "iso8859-5"),
+        (127, "iso8859-6"), (126, "iso8859-7"), (138, "iso8859-8"), (148, "iso8859-9"), (203, "iso8859-15"),
+        (166, "tis-620")) for prefix in ("ISO IR", "ISO_IR ", "ISO-IR ", "ISO-IR")},
     "ISO IR14": "iso2022_jp_2", "ISO IR87": "iso2022_jp_2", "ISO IR159": "iso2022_jp_2",
     "UNICODE": "utf-8", "UNICODE UTF-8": "utf-8", "UTF-8": "utf-8", "UTF8": "utf-8", "ISO_IR 192": "utf-8",
     "GB 18030-2000": "gb18030", "KS X 1001": "euc_kr", "BIG-5": "big5",

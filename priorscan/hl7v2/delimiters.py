@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from priorscan.hl7v2.errors import ErrorLocation, MessageError
 
@@ -153,13 +154,18 @@ class Delimiters:
 
     @classmethod
     def of(cls, field_separator: str, encoding_characters: str) -> Delimiters:
-        """The delimiters MSH-1 and MSH-2 declare (standard ones for what MSH-2 leaves out).
+        """The delimiters MSH-1 and MSH-2 declare (standard ones for what MSH-2 leaves out); one object for the same
+        characters, read once (a feed's messages all declare the same ones; each message's header asks twice).
 
         Raises
         ------
         MessageError
             ``hl7.parse`` when the characters are not distinct non-alphanumeric ones.
         """
+        return _declared(field_separator, encoding_characters)
+
+    @classmethod
+    def _read(cls, field_separator: str, encoding_characters: str) -> Delimiters:
         enc = encoding_characters
         chars = [field_separator, *enc]
         if (not field_separator or len(enc) > 5 or len(set(chars)) != len(chars)
@@ -267,6 +273,11 @@ class Delimiters:
 
 
 STANDARD = Delimiters()
+
+
+@lru_cache(maxsize=64)  # bounded: MSH-1 and MSH-2 are the sender's text; a refusal raises and is not kept
+def _declared(field_separator: str, encoding_characters: str) -> Delimiters:
+    return Delimiters._read(field_separator, encoding_characters)  # noqa: SLF001 - its own class's reader
 
 
 __all__ = ["CONTROL", "NULL", "STANDARD", "Delimiters", "EscapeError", "hex_text"]

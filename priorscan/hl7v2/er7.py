@@ -12,7 +12,8 @@ where a value could be silently wrong:
   in the value of a hex escape (``\\X00\\``), refuses the message: it cannot be stored faithfully, and cutting the
   value at it (``7777\\x0008`` read as ``7777``) would name another patient;
 - an escape whose bytes are not text in the message's character set (MSH-18), or that switches to a set not read,
-  refuses the message (``hl7.escape``): a guessed letter in a name would name another person;
+  refuses the message (``hl7.escape``) when it is in a segment that names a patient (PID, MRG, PD1, NK1): a guessed
+  letter in a name would name another person; elsewhere it is kept as sent;
 - a second MSH refuses the message: one message is one message (a batch is split by whoever reads the file);
 - no field may repeat more than ``max_repetitions`` times.
 
@@ -74,11 +75,24 @@ class Composite:
         return subs[sub - 1] if sub <= len(subs) else ""
 
     def text(self, n: int = 1, sub: int = 1) -> str:
-        """Component ``n`` (sub-component ``sub``) unescaped and stripped; ``""`` when not sent, :data:`NULL` kept."""
-        part = self.component(n, sub)
-        if not part:  # most components of a message are not sent (a reader asks ~45 per ADT message)
-            return ""
+        """Component ``n`` (sub-component ``sub``) unescaped and stripped; ``""`` when not sent, :data:`NULL` kept.
+
+        :meth:`component` written out here: a reader asks ~45 leaves per ADT message, most of them not sent, and the
+        call was a third of each ask."""
+        parts = self._components
         delimiters = self.delimiters
+        if parts is None:
+            parts = self._components = self.raw.split(delimiters.component)
+        if n > len(parts):
+            return ""
+        part = parts[n - 1]
+        if not part:
+            return ""
+        if sub != 1 or delimiters.subcomponent in part:
+            subs = part.split(delimiters.subcomponent)
+            part = subs[sub - 1] if sub <= len(subs) else ""
+            if not part:
+                return ""
         return (delimiters.unescape(part) if delimiters.escape in part else part).strip()
 
     def value(self, n: int = 1, sub: int = 1) -> str | None:
@@ -188,9 +202,15 @@ def control_character_at(segments: list[Segment]) -> ErrorLocation | None:
     return ErrorLocation("MSH", 1) if not segments else None
 
 
+#: Segments that name a patient: an escape in them that cannot be read refuses the message; elsewhere (a report's
+#: text, a Z-segment) it is kept as sent, which names no one wrongly.
+IDENTITY_SEGMENTS = frozenset({"PID", "MRG", "PD1", "NK1"})
+
+
 def unreadable_escape_at(segments: list[Segment]) -> tuple[ErrorLocation, EscapeError] | None:
-    """The first escape that stands for a control character or for bytes that are not text in the message's set
-    (:meth:`Delimiters.unescape` with ``strict``), where it is, and why; None when every escape reads."""
+    """The first escape that stands for a control character (any segment) or, in a segment that names a patient
+    (:data:`IDENTITY_SEGMENTS`), for bytes that are not text in the message's set (:meth:`Delimiters.unescape` with
+    ``strict``), where it is, and why; None when there is none."""
     for segment in segments:
         d = segment.delimiters
         marks = tuple(f"{d.escape}{kind}" for kind in "XCM")
@@ -203,7 +223,8 @@ def unreadable_escape_at(segments: list[Segment]) -> tuple[ErrorLocation, Escape
                         try:
                             d.unescape(leaf, strict=True)
                         except EscapeError as exc:
-                            return ErrorLocation(segment.name or "?", segment.sequence, n or None), exc
+                            if exc.control or segment.name in IDENTITY_SEGMENTS:
+                                return ErrorLocation(segment.name or "?", segment.sequence, n or None), exc
     return None
 
 

@@ -71,8 +71,12 @@ def _clean(value: str, d: Delimiters) -> str:
 def header_from_fields(fields: tuple[str, ...] | list[str], d: Delimiters) -> MessageHeader:
     """The header of an MSH whose ``fields[n]`` is MSH-n."""
 
+    clean = CONTROL.search("".join(fields)) is None  # one search of the segment, not one of each field read
+
     def field(n: int) -> str:
-        return _clean(fields[n], d) if n < len(fields) else ""
+        if n >= len(fields):
+            return ""
+        return fields[n] if clean else _clean(fields[n], d)
 
     def first(n: int) -> str:
         return field(n).split(d.component, 1)[0].split(d.subcomponent, 1)[0].strip()

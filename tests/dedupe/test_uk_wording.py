@@ -175,6 +175,16 @@ COMPARABLE = [
      "H-CMP-13: and keeps its side"),
     (("XR Odontoid peg", "DX", 10), {"modality": "XR", "bodySite": "C-spine"}, True,
      "H-CMP-12: an odontoid peg view is the cervical spine (no region: clear)"),
+    (("CT Head", "CT", 10), {"modality": "CT", "bodySite": "CTB"}, True,
+     "H-CMP-12: CTB is a CT brain (no region: clear)"),
+    (("MRI Whole Spine", "MR", 10), {"modality": "MR", "bodySite": "MRI MSCC"}, True,
+     "H-CMP-12: an MRI for MSCC is the whole spine (no region: clear)"),
+    (("MRI Lumber spine", "MR", 10), {"modality": "MR", "bodySite": "C-spine"}, False,
+     "H-CMP-13: a misspelt lumbar spine is the lumbar level (read as the whole spine: a C-spine flagged)"),
+    (("MRI L-spine", "MR", 10), {"modality": "MR", "bodySite": "MRI Lumber spine"}, True,
+     "H-CMP-12: and still a prior of the lumbar spine"),
+    (("XR Lumbar spine", "DX", 10), {"modality": "XR", "bodySite": "XR L/S"}, True,
+     "H-CMP-12: L/S is the lumbosacral spine (no region: clear)"),
 ]
 
 

@@ -148,3 +148,15 @@ def test_mllp_reads_hex_escapes_in_the_set_msh18_names(mllp_sqlite) -> None:  # 
     assert _record(mllp_sqlite, "CS000007") is None
     [letter] = _letters(mllp_sqlite)
     assert letter.error_code == "hl7.escape"
+
+
+@pytest.mark.parametrize(("file_name", "charset"), [
+    ("chrGreek.dcm", "ISO IR126"), ("chrGreek.dcm", "ISO_IR 126"), ("chrRuss.dcm", "ISO IR144"),
+    ("chrHbrw.dcm", "ISO_IR 138"), ("chrFren.dcm", "ISO_IR 100"), ("chrGreek.dcm", "ISO IR6~ISO IR126"),
+])
+def test_msh18_naming_an_iso8859_part_by_its_iso_ir_number_is_read(file_name: str, charset: str) -> None:
+    """As DICOM's Specific Character Set and RIS bridges write them (were refused AR 103, bar ISO IR100)."""
+    raw, family, given = _public_name(file_name, 0)
+    decoded = decode_message(_message("C8", "X8", charset, raw))
+    assert decoded.problem is None
+    assert "||" + "^".join(filter(None, (family, given))) + "||" in decoded.text

@@ -179,3 +179,21 @@ def test_over_mllp_an_aa_is_only_sent_for_committed_work(mllp) -> None:
     assert unseen == []
     with mllp.context.sessions() as session:
         assert session.scalar(select(func.count()).select_from(HL7MessageLog)) == 60
+
+
+def test_a_batch_recognises_a_late_resend_of_any_message_under_a_reused_control_id(context) -> None:
+    """H-HL7-13 in one group commit: two messages under one MSH-10 and a re-send of the first each get their own
+    outcome (the re-send its message's ACK, not applied again); a second batch re-sending both applies nothing."""
+    first = adt("A08", pid("GC200001^^^RTK^MR", name="SMITH^JOHN"), control="GCREUSE1")
+    newer = adt("A08", pid("GC200001^^^RTK^MR", name="SMITH^JONATHAN"), control="GCREUSE1")
+    outcomes = process_messages(context, incoming(first, newer, first), channel="mllp")
+    assert [o.accepted for o in outcomes] == [True] * 3
+    assert [o.detail["duplicate"] for o in outcomes] == [False, False, True]
+    assert outcomes[2].detail["ack"] == outcomes[0].detail["ack"]
+    again = process_messages(context, incoming(newer, first), channel="mllp")
+    assert [o.detail["duplicate"] for o in again] == [True, True]
+    record = stored(context, "GC200001")
+    assert record is not None and record.given == "JONATHAN" and version_count(context, "GC200001") == 2
+    with context.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(HL7MessageLog).where(
+            HL7MessageLog.control_id == "GCREUSE1")) == 2

@@ -84,7 +84,30 @@ def test_another_message_under_a_used_control_id_is_applied_and_a_resend_is_not(
     assert len(versions_of(mllp, RecordKey(RTK, "AB100013"))) == 1  # applied once, not dropped, not twice
     with mllp.context.sessions() as session:
         logged = session.scalars(select(HL7MessageLog).where(HL7MessageLog.control_id == control)).all()
-    assert len(logged) == 1 and logged[0].ack_code == "AA"
+    assert len(logged) == 2 and {row.ack_code for row in logged} == {"AA"}  # one row per message
+
+
+def _restamped(message: str, time: str) -> str:
+    msh, rest = message.split("\r", 1)
+    fields = msh.split("|")
+    fields[6] = time  # MSH-7: stamped again by the engine that re-sends it
+    return "|".join(fields) + "\r" + rest
+
+
+def test_a_late_resend_of_the_first_message_under_a_reused_control_id_is_not_applied_again(mllp) -> None:
+    """H-HL7-13: the log kept one row per sender and MSH-10, which the second message under the id took over, so a
+    late re-send of the first was applied again: here an older name written over the newer one."""
+    control = control_id()
+    first = adt("A08", pid("AB100014^^^RTK^MR", name="SMITH^JOHN"), control=control)
+    newer = adt("A08", pid("AB100014^^^RTK^MR", name="SMITH^JONATHAN"), control=control)
+    with MLLPClient("127.0.0.1", mllp.port) as client:
+        acks = [exchange(client, message) for message in (first, newer, _restamped(first, "20240101120500"),
+                                                          _restamped(newer, "20240101120600"))]
+    assert [a.code for a in acks] == ["AA"] * 4
+    assert acks[2].text == acks[0].text and acks[3].text == acks[1].text  # each re-send got its own message's ACK
+    record = record_of(mllp, RecordKey(RTK, "AB100014"))
+    assert record is not None and record.given == "JONATHAN"  # the late re-send did not put the old name back
+    assert len(versions_of(mllp, RecordKey(RTK, "AB100014"))) == 2
 
 
 def test_concurrent_copies_of_one_message_are_applied_once(mllp) -> None:
@@ -318,9 +341,9 @@ def test_a_refused_message_sent_again_is_processed_afresh(mllp) -> None:
     assert len(versions_of(mllp, RecordKey(RTK, "AB500002"))) == 1
     with mllp.context.sessions() as session:
         letters = session.scalars(select(DeadLetter)).all()
-        logged = session.scalars(select(HL7MessageLog)).all()
+        logged = session.scalars(select(HL7MessageLog).order_by(HL7MessageLog.id)).all()
     assert [(d.channel, d.error_code) for d in letters] == [("mllp", "hl7.datatype")]
-    assert [(e.control_id, e.ack_code) for e in logged] == [(control, "AA")]
+    assert [(e.control_id, e.ack_code) for e in logged] == [(control, "AE"), (control, "AA")]  # a row per message
 
 
 def test_text_without_msh_is_refused_with_ar(mllp_small) -> None:

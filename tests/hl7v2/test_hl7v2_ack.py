@@ -105,3 +105,17 @@ def test_enhanced_mode_commit_error_asks_for_the_message_again() -> None:
     acks = acknowledgements(header(accept="AL", application="AL"), "AE", text="busy", accept="CE",
                             error=AckError("206"), now=NOW)
     assert [segments(a)["MSA"][1] for a in acks] == ["CE"]
+
+
+@pytest.mark.parametrize("msh", [
+    "MSH\x00^~\\&\x00PAS\x00RTK\x00PRIORSCAN\x00REGION\x0020250101\x00\x00ADT^A04\x00C|9\x00P\x002.4",  # NUL as MSH-1
+    "MSH|\x01~\\&|PAS|RTK|PRIORSCAN|REGION|20250101||ADT\x01A04|C9|P|2.4",  # a control character in MSH-2
+], ids=["nul-field-separator", "control-component-separator"])
+def test_an_ack_is_never_written_in_control_characters(msh: str) -> None:
+    """Before, the ACK to a message refused for a NUL delimiter was written in it: NULs in every segment, which an
+    interface engine may not read (and so sends the message again and again)."""
+    ack = build_ack(read_header(msh), "AR", text="MSH-1 holds a control character", error=AckError("207"), now=NOW)
+    assert all(c.isprintable() or c == "\r" for c in ack), repr(ack)
+    seg = segments(ack)
+    assert seg["MSH"][1] == "^~\\&" and seg["MSA"][1] == "AR" and seg["MSH"][4:6] == ["PAS", "RTK"]
+    assert seg["MSA"][2] in ("C\\F\\9", "C9"), "MSH-10 echoed, escaped in the standard delimiters"

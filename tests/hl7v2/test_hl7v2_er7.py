@@ -7,6 +7,7 @@ import pytest
 
 from priorscan.hl7v2 import (
     NULL,
+    Composite,
     Delimiters,
     MessageError,
     normalise_segments,
@@ -113,6 +114,18 @@ def test_an_escape_that_is_not_text_in_its_set_refuses_the_message(charset: str,
     assert Delimiters(charset="utf-8").unescape("JOS\\XE9\\") == "JOS\\XE9\\"  # read leniently: kept as sent
 
 
+def test_an_unreadable_escape_outside_the_patient_segments_is_kept_as_sent() -> None:
+    """A report's text or a Z-segment with a stray escape is not refused (a result lost over a note's letter): the
+    escape is kept as sent, and the PID is read; a control character is refused anywhere, as before."""
+    parsed = parse_message(message("PID|1||AB1^^^RTK^MR||JOS\\XC3A9\\", "ZNT|1|caf\\XE9\\",
+                                    msh=f"{MSH}||||||UNICODE UTF-8"))
+    assert parsed.segment("ZNT").text(2) == "caf\\XE9\\"  # type: ignore[union-attr]
+    assert parsed.segment("PID").text(5) == "JOSé"  # type: ignore[union-attr]
+    with pytest.raises(MessageError) as caught:
+        parse_message(message("ZNT|1|A\\X00\\B"))
+    assert caught.value.code == "hl7.control-character"
+
+
 def test_escapes_are_undone_after_splitting() -> None:
     pid = parse_message(message("PID|1||||A\\S\\B^C\\T\\D&E")).segment("PID")
     assert pid is not None
@@ -146,6 +159,31 @@ def test_unusable_delimiters_are_refused(msh: str) -> None:
     with pytest.raises(MessageError) as caught:
         parse_message(msh + "\rPID|1")
     assert caught.value.code == "hl7.parse"
+
+
+def test_a_feeds_delimiters_are_read_once_and_a_refusal_is_raised_every_time() -> None:
+    first, second = parse_message(message("PID|1||A")), parse_message(message("PID|1||B"))
+    assert first.delimiters is second.delimiters is first.header.delimiters  # one object, read once
+    assert Delimiters.of("#", "!~\\&") is Delimiters.of("#", "!~\\&") != Delimiters.of("|", "^~\\&")
+    for _ in range(2):  # a refusal is not remembered as an answer
+        with pytest.raises(MessageError):
+            Delimiters.of("|", "^^\\&")
+
+
+@pytest.mark.parametrize("raw", [
+    "", "A", " A ", "A^B", "^B", "A^^C", "A&B^C&D&E", "&B", "A&&C", "\\F\\X^Y", "\\X41\\", '""', '""^""', "A^B&\\",
+    "^", "&", "^&^", " ^ & ",
+], ids=repr)
+def test_a_leaf_read_is_its_component_unescaped_and_stripped(raw: str) -> None:
+    """Composite.text reads the components itself (a hot path): the same as component() unescaped and stripped, for
+    every component and sub-component asked, the ones not sent and the nonsense ones (0) included."""
+    for delimiters in (Delimiters(), Delimiters(component="#", subcomponent="!")):
+        text = raw.replace("^", delimiters.component).replace("&", delimiters.subcomponent)
+        for n in range(0, 6):
+            for sub in range(0, 4):
+                part = Composite(text, delimiters).component(n, sub)
+                expected = (delimiters.unescape(part) if delimiters.escape in part else part).strip()
+                assert Composite(text, delimiters).text(n, sub) == expected, (n, sub)
 
 
 def test_no_msh_is_refused() -> None:

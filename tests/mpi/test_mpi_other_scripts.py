@@ -70,3 +70,25 @@ def test_one_person_named_in_greek_by_two_trusts_is_linked(index: PatientIndex) 
     b = index.upsert(demographics(TRUST_B, "G2", family="Διονύσιος", given="ΓΙΩΡΓΟΣ", nhs_number=None,
                                   nhs_verification=None), event="ADT^A04", actor="test")
     assert b.regional_id == a.regional_id and b.link_state == MATCH
+
+
+@pytest.mark.parametrize(("address", "normalised", "reason"), [
+    ("Οδός Ερμού 12, Αθήνα", "12 ΑΘΗΝΑ ΕΡΜΟΥ ΟΔΟΣ", "Greek: street and town kept, accents folded (was 12 alone)"),
+    ("ул. Тверская 7, Москва", "7 МОСКВА ТВЕРСКАЯ УЛ", "Cyrillic (was 7 alone)"),
+    ("شارع ١٢", "12 شارع", "Arabic letters kept, Arabic-Indic digits as ASCII ones (was nothing)"),
+    ("12 Rue de la Paix", "12 DE LA PAIX RUE", "Latin: as before"),
+    ("Flat 3, 12 Zoë Court", "12 3 COURT FLAT ZOE", "Latin accents folded to ASCII, as before"),
+])
+def test_an_address_in_another_script_keeps_its_words(address: str, normalised: str, reason: str) -> None:
+    from mpi.normalise import normalise_address
+
+    assert normalise_address(address) == normalised, reason
+
+
+def test_two_streets_in_another_script_with_one_house_number_do_not_agree() -> None:
+    """H-ID-54: cut to ASCII, two Greek addresses were their house number alone, and agreed exactly."""
+    from mpi.normalise import to_match_record
+
+    one = to_match_record(1, {"address": "Οδός Ερμού 12, Αθήνα", "family": "Παπαδόπουλος"})
+    other = to_match_record(2, {"address": "Λεωφόρος Κηφισίας 12, Μαρούσι", "family": "Παπαδόπουλος"})
+    assert one.address and other.address and one.address != other.address
