@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import httpx
@@ -113,3 +114,18 @@ def test_a_422_does_not_quote_the_patient_it_refused(live_server_sqlite, patient
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"][0] == "body", "where the error is, still said"
     assert "ZEBEDEE" not in answer.text and "9990001235" not in answer.text
+
+
+def test_control_characters_of_a_path_are_escaped_in_the_access_log(live_server_sqlite, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Before, ``/fhir/Patient/a%0d%0a...`` wrote a CR LF into the access log line: a forged line in a text log."""
+    caplog.set_level(logging.INFO)
+    headers = {"Authorization": f"Bearer {live_server_sqlite.token()}"}
+    forged = "/fhir/Patient/a%0d%0a2026-12-07T00:00:00Z [info] GET /forged 200%00"
+    assert httpx.get(live_server_sqlite.base_url + forged, headers=headers).status_code == 404
+    deadline = time.monotonic() + 20  # the line is written once the answer is sent, so perhaps after it arrived
+    while not (lines := [r.getMessage() for r in caplog.records
+                         if r.name == "priorscan.access" and "/fhir/Patient/a" in r.getMessage()]):
+        assert time.monotonic() < deadline, "no access log line"
+        time.sleep(0.05)
+    (line,) = lines
+    assert line.isprintable() and "\\r\\n2026-12-07" in line and "\\x00" in line, line

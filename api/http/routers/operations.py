@@ -113,8 +113,12 @@ class RequestObservation:
                 method = str(scope.get("method", "-"))
                 observed.http_requests.labels(method, route, str(status_code)).inc()
                 observed.http_seconds.labels(method, route).observe(elapsed)
-                # the path, never the query string (a FHIR search may carry an NHS number)
-                access_log.info("%s %s %d %.0fms", method, scope.get("path", "-"), status_code, elapsed * 1000)
+                # the path, never the query string (a FHIR search may carry an NHS number); its control characters
+                # escaped: a CR or LF sent as %0d%0a in an id would otherwise write a forged line in a text log
+                path = str(scope.get("path", "-"))
+                if not path.isprintable():
+                    path = path.encode("unicode_escape").decode("ascii")
+                access_log.info("%s %s %d %.0fms", method, path, status_code, elapsed * 1000)
 
 
 def _route_template(scope: Scope) -> str:
