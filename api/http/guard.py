@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -126,6 +127,18 @@ class BodyTooSlow(BodyRefused):
     status_code = 408
 
 
+async def _at_hand(waiting: Awaitable[Message]) -> Message:
+    """The message ``waiting`` gives if the server holds it already (the client sent it in time and the route asks
+    for it late), else :class:`TimeoutError`. ``asyncio.wait_for`` with no time left gives up before the coroutine
+    has run at all, so a body that had arrived whole would be refused as too slow."""
+    task = asyncio.ensure_future(waiting)
+    await asyncio.sleep(0)  # the task's first step runs before this resumes: a message at hand is taken
+    if not task.done():
+        task.cancel()
+        raise TimeoutError
+    return task.result()
+
+
 class _TimedBody:
     """The request body as the route receives it: counted against its limit, and under its deadline."""
 
@@ -147,7 +160,10 @@ class _TimedBody:
         loop = asyncio.get_running_loop()
         left = self._began + self._timeout_s + self.received / self._min_bytes_per_s - loop.time()
         try:
-            message = await asyncio.wait_for(self._receive(), max(left, 0.0))
+            if left > 0:
+                message = await asyncio.wait_for(self._receive(), left)
+            else:
+                message = await _at_hand(self._receive())
         except TimeoutError:
             self.refusal = BodyTooSlow("the request body did not arrive in time")
             log.warning("HTTP request refused: its body was too slow (%d bytes received)", self.received)

@@ -8,6 +8,7 @@ liked; the body limits were one for STOW-RS and one for everything else.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -18,6 +19,7 @@ import pytest
 from api_factories import ADT, fhir_patient, hl7
 from sqlalchemy import func, select
 
+from api.http.guard import BodyTooSlow, _TimedBody
 from imaging.tables import Study
 from mpi.tables import SourceRecord
 from priorscan.tables import HL7MessageLog
@@ -141,3 +143,24 @@ def test_each_endpoint_class_has_its_own_body_limit(live_server_with: Callable[.
 
     assert httpx.post(url, content=chunks(), headers=headers, timeout=30).status_code == 413, path
     assert httpx.post(url, content=under, headers=headers, timeout=30).status_code != 413, path
+
+
+def test_a_body_that_arrived_in_time_is_taken_though_the_route_asks_for_it_after_the_deadline() -> None:
+    """The deadline refuses a body the client sends too slowly, not one the server reads late: a route that asks
+    for a body already at hand after the deadline gets it (``asyncio.wait_for`` with no time left refused it
+    unread: a request of a client that did nothing wrong answered 408 on a busy server)."""
+    async def arrived() -> dict[str, object]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def never() -> dict[str, object]:
+        await asyncio.sleep(3600)
+        raise AssertionError("never sent")
+
+    async def late(receive: Callable[[], object]) -> dict[str, object]:
+        body = _TimedBody(receive, limit=1024, timeout_s=0.01, min_bytes_per_s=MIN_BYTES_PER_S)  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)  # the route is busy past the deadline before it asks
+        return await body.receive()  # type: ignore[return-value]
+
+    assert asyncio.run(late(arrived)) == {"type": "http.request", "body": b"{}", "more_body": False}
+    with pytest.raises(BodyTooSlow):
+        asyncio.run(late(never))
