@@ -446,3 +446,41 @@ def test_a_relink_brings_the_stored_blocking_keys_to_the_keys_of_today(session: 
         assert stored == blocking_keys(MatchRecord.from_stored(record.id, record.match_fields))
     assert first.id in index.candidate_ids(probe_match)
     assert refresh_blocking_keys(session, load_table(session)) == 0  # a second refresh finds nothing to change
+
+
+def test_a_relink_writes_back_with_the_cyclic_collector_paused_and_gives_it_back(session: Session, population_store,
+                                                                                monkeypatch) -> None:  # type: ignore
+    """Issue 18: the collector's full passes over the rows the write-back builds grew faster than the store; they
+    are paused for the write alone (memory is still freed by reference counting) and the collector is on after."""
+    import gc
+
+    import mpi.batch as batch
+
+    seen: list[bool] = []
+    write_links = batch.write_links
+
+    def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        return write_links(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "write_links", watched)
+    assert gc.isenabled()
+    result = relink(session)
+    assert result.records_changed > 0 and seen == [False]
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize("enabled_before", [True, False], ids=["on-stays-on", "off-stays-off"])
+def test_the_collector_is_left_as_it_was_found_even_when_the_write_fails(enabled_before: bool) -> None:
+    import gc
+
+    from mpi.batch import collector_paused
+
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        with pytest.raises(RuntimeError), collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("write failed")
+        assert gc.isenabled() is enabled_before
+    finally:
+        gc.enable()
