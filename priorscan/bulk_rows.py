@@ -296,23 +296,25 @@ class RowConverter:
 
     def __init__(self, dialect: Dialect, table: Table, columns: Sequence[str]) -> None:
         self.columns = tuple(columns)
-        self._converters = _converters(dialect, table, columns)
-        self._done: list[dict[Any, Any]] = [{} for _ in columns]
+        # only the columns with a conversion are walked (most are text and integers, sent as they are)
+        self._converted: list[tuple[int, Callable[[Any], Any], bool, dict[Any, Any]]] = [
+            (n, convert, is_json, {})
+            for n, (convert, is_json) in enumerate(_converters(dialect, table, columns)) if convert is not None]
 
     def __call__(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        values: list[Any] = []
-        for name, (convert, is_json), done in zip(self.columns, self._converters, self._done, strict=True):
-            value = row[name]
-            if convert is None or value is None or (is_json and isinstance(value, JsonText)):
-                values.append(value)
-            elif is_json:
-                values.append(convert(value))
+        values = [row[name] for name in self.columns]
+        for n, convert, is_json, done in self._converted:
+            value = values[n]
+            if value is None or (is_json and isinstance(value, JsonText)):
+                continue
+            if is_json:
+                values[n] = convert(value)
             elif value in done:
-                values.append(done[value])
+                values[n] = done[value]
             else:
                 if len(done) >= self.CACHED:
                     done.clear()
-                values.append(done.setdefault(value, convert(value)))
+                values[n] = done.setdefault(value, convert(value))
         return tuple(values)
 
 
