@@ -52,14 +52,6 @@ class BulkRecord:
     kind: str = ""  # what the report counts: ADT^A28, Patient ...
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def namespace(self) -> str:
-        return self.record.namespace
-
-    @property
-    def local_id(self) -> str:
-        return self.record.local_id
-
 
 #: The audit_event columns of :attr:`BulkRecord.audit`, in the order of :attr:`BulkRows.audit`; ``entity`` is the
 #: one the writer may fill in (:data:`AUDIT_ENTITY`).

@@ -765,8 +765,8 @@ def _converted_as_before(connection: Any, found: list[Any]) -> None:
     convert = Converter(connection.dialect)
     for n, record in enumerate(found, start=1):
         rows = convert(record)
-        assert (rows.namespace, rows.local_id, rows.log_key, rows.kind) == (record.namespace, record.local_id,
-                                                                            record.log_key, record.kind)
+        assert (rows.namespace, rows.local_id, rows.log_key, rows.kind) == (
+            record.record.namespace, record.record.local_id, record.log_key, record.kind)
         assert (rows.record.keys, rows.record.identifiers) == (record.record.keys, record.record.identifiers)
         audit = list(rows.audit)
         audit[AUDIT_ENTITY] = audit[AUDIT_ENTITY] or f"Patient/src-{n}"
