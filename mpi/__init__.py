@@ -42,12 +42,12 @@ from mpi.fhir_queries import (
 from mpi.hl7_adt import AdtMessage, AdtOutcome, apply_adt, read_adt, sender_domains
 from mpi.hl7_pid import AdtError, PatientContext, PatientIdentifier, patient_context, read_identifiers, read_pid
 from mpi.nhs_number import check_digit, is_valid_nhs_number, normalise_nhs_number
-from mpi.record_columns import UnlinkedRecord, unlinked_record
+from mpi.record_columns import UnlinkedRecord, UnlinkedRows, unlinked_record
 from mpi.records import DELETE, Demographics, RecordKey
 from mpi.report import build_report
 from mpi.review import QUEUE_ORDERS, link_history, review_item, review_queue, waterfall
 from mpi.service import LinkOutcome, MatchCandidate, PatientIndex, Resolution, active_model
-from mpi.store_writer import StoreWriter, store_writer_for
+from mpi.store_writer import StoreWriter, UnlinkedConverter, store_writer_for
 from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord, linkage_tables, relink_tables, table_of
 from mpi.xref import write_xref
 
@@ -98,7 +98,9 @@ __all__ = [
     "waterfall",
     "write_xref",
     "StoreWriter",
+    "UnlinkedConverter",
     "UnlinkedRecord",
+    "UnlinkedRows",
     "store_writer_for",
     "unlinked_record",
     "FHIR_ID",

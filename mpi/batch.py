@@ -15,14 +15,14 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, bindparam, case, func, select, text, update
+from sqlalchemy import Connection, Dialect, bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from mpi.blocking import KEY_SCHEME, blocked_pairs, blocking_keys, key_table
@@ -32,6 +32,7 @@ from mpi.linkage import link_frame
 from mpi.model import Model
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.normalise import MatchRecord, as_date, to_match_record
+from mpi.record_columns import UNLINKED_COLUMNS, UnlinkedRows
 from mpi.records import Demographics, new_regional_ids
 from mpi.scoring import explanations, score_frames, with_rule_8
 from mpi.spare_core import beside, spare_core
@@ -133,20 +134,28 @@ class WrittenUnlinked:
         self.at_most = at_most
         self._ids = 0
 
-    def add(self, ids: Sequence[int], columns: Sequence[Mapping[str, Any]]) -> None:
-        """Records just written (committed): their ids and :func:`mpi.record_columns.unlinked_record` columns."""
+    def add(self, ids: Sequence[int], records: Sequence[UnlinkedRows], dialect: Dialect) -> None:
+        """Records just written (committed): their ids and rows as sent to ``dialect``'s driver
+        (:class:`mpi.store_writer.UnlinkedConverter`), read back as the store gives them (the columns' result
+        processors: a date, a timestamp or a flag from SQLite's text and integers), each distinct value once."""
         if self.rows is None:
             return
         if len(self.rows) + len(ids) > self.at_most:
             self.rows = None
             return
-        for record_id, c in zip(ids, columns, strict=True):
-            match = c["match_fields"]
+        at = {name: n for n, name in enumerate(UNLINKED_COLUMNS)}
+        read = {name: _read_back(dialect, name) for name in ("provisional", "nhs_number_valid", "birth_date",
+                                                             "last_event_at", "updated_at")}
+        for record_id, record in zip(ids, records, strict=True):
+            c = record.source
+            match = c[at["match_fields"]]
             self.rows.append((record_id, None, None, False, json.loads(match) if isinstance(match, str) else match,
-                              c["provisional"], c["nhs_number"], c["nhs_number_valid"], c["nhs_verification"],
-                              c["family"], c["given"], c["birth_date"], c["birth_date_text"], c["sex"],
-                              c["postcode"], c["address"], c["phone"], _utc(c["last_event_at"]),
-                              _utc(c["updated_at"])))
+                              read["provisional"](c[at["provisional"]]), c[at["nhs_number"]],
+                              read["nhs_number_valid"](c[at["nhs_number_valid"]]), c[at["nhs_verification"]],
+                              c[at["family"]], c[at["given"]], read["birth_date"](c[at["birth_date"]]),
+                              c[at["birth_date_text"]], c[at["sex"]], c[at["postcode"]], c[at["address"]],
+                              c[at["phone"]], _utc(read["last_event_at"](c[at["last_event_at"]])),
+                              _utc(read["updated_at"](c[at["updated_at"]]))))
             self._ids += record_id
 
     def table(self, session: Session) -> pd.DataFrame | None:
@@ -170,6 +179,24 @@ class WrittenUnlinked:
             log.info("relink: the store changed since the bulk load wrote its records; it is read again")
             return None
         return table_from_rows(sorted(self.rows, key=lambda row: row[0]))
+
+
+def _read_back(dialect: Dialect, name: str) -> Callable[[Any], Any]:
+    """A source_record column's value as the driver takes it, as the store gives it back: its type's result
+    processor (none for what the driver gives as it was sent), each distinct value read once."""
+    process = table_of(SourceRecord).c[name].type._cached_result_processor(dialect, None)  # noqa: SLF001
+    if process is None:
+        return lambda value: value
+    done: dict[Any, Any] = {}
+
+    def read(value: Any) -> Any:
+        if value is None:
+            return None
+        if value not in done:
+            done[value] = process(value)
+        return done[value]
+
+    return read
 
 
 def _utc(value: Any) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from mpi.engine import blocking_keys, to_match_record
 from mpi.index_store import DEMOGRAPHIC_FIELDS, match_source
@@ -84,6 +84,28 @@ class UnlinkedRecord:
     identifiers: list[tuple[str, str]]  # further identifiers (canonical namespace, value), own key left out
 
 
+#: The source_record columns of :attr:`UnlinkedRecord.columns` (all of them but id and link), in the order of
+#: :attr:`UnlinkedRows.source`.
+UNLINKED_COLUMNS = (*DEMOGRAPHIC_FIELDS, "nhs_number_valid", "birth_date_text", "namespace", "local_id", "trust_ods",
+                    "source_kind", "provisional", "active", "version", "match_fields", "link_manual", "last_event_at",
+                    "created_at", "updated_at")
+#: The source_record_version columns of :attr:`UnlinkedRecord.version`, in the order of :attr:`UnlinkedRows.version`.
+UNLINKED_VERSION_COLUMNS = ("version", "event", "event_at", "received_at", "applied", "demographics")
+
+
+class UnlinkedRows(NamedTuple):
+    """An :class:`UnlinkedRecord` with its rows converted for the database's driver already
+    (:class:`mpi.store_writer.UnlinkedConverter`, in a worker process): tuples of plain values in column order, which
+    the store writer sends with their ids (:meth:`mpi.store_writer.StoreWriter.write_unlinked`). Compact to pickle."""
+
+    namespace: str
+    local_id: str
+    source: tuple[Any, ...]  # the values of UNLINKED_COLUMNS
+    version: tuple[Any, ...]  # the values of UNLINKED_VERSION_COLUMNS
+    keys: list[str]
+    identifiers: list[tuple[str, str]]
+
+
 def unlinked_record(demographics: Demographics, *, event: str, source_kind: str, production: bool, now: datetime,
                     identifiers: list[tuple[str, str]]) -> UnlinkedRecord | None:
     """The rows of a new record from ``demographics`` (the same columns, match fields and blocking keys as
@@ -110,4 +132,5 @@ def unlinked_record(demographics: Demographics, *, event: str, source_kind: str,
     return UnlinkedRecord(demographics.namespace, local_id, columns, version, sorted(blocking_keys(probe)), further)
 
 
-__all__ = ["UnlinkedRecord", "new_record_columns", "unlinked_record", "updated_columns"]
+__all__ = ["UNLINKED_COLUMNS", "UNLINKED_VERSION_COLUMNS", "UnlinkedRecord", "UnlinkedRows",
+           "new_record_columns", "unlinked_record", "updated_columns"]

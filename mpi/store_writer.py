@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from sqlalchemy import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -56,7 +57,7 @@ from mpi.link_statements import (
     _insert_blocking_keys_sql,
     _new_record_in_one_statement,
 )
-from mpi.record_columns import UnlinkedRecord
+from mpi.record_columns import UNLINKED_COLUMNS, UNLINKED_VERSION_COLUMNS, UnlinkedRecord, UnlinkedRows
 from mpi.tables import (
     BlockingKey,
     ManualDecision,
@@ -67,7 +68,7 @@ from mpi.tables import (
     SourceRecordVersion,
 )
 from mpi.tables import table_of as _table_of
-from priorscan.bulk_rows import insert_rows, reserve_ids
+from priorscan.bulk_rows import Prepared, RowConverter, insert_rows, reserve_ids
 from priorscan.writes import advisory_key, advisory_locks
 
 
@@ -145,9 +146,10 @@ class StoreWriter(Protocol):
     def settle_review(self, item_id: int, values: Mapping[str, Any]) -> None:
         """Set ``values`` (status, resolution, who, when) on a review item; the session reads it again if held."""
 
-    def write_unlinked(self, records: Sequence[UnlinkedRecord]) -> list[int]:
+    def write_unlinked(self, records: Sequence[UnlinkedRows]) -> list[int]:
         """Write new records unlinked (a batch relink places them), with their versions, blocking keys and further
-        identifiers, many rows per statement; their ids, in order."""
+        identifiers, many rows per statement, their rows converted for this store's driver already
+        (:class:`UnlinkedConverter`); their ids, in order."""
 
 
 def _expire_held(session: Session, entity: type[Any], key: Any) -> None:
@@ -174,25 +176,41 @@ def _expire_held_reviews(session: Session, record_id: int) -> None:
         session.expire(held)
 
 
-def _write_unlinked(session: Session, records: Sequence[UnlinkedRecord]) -> list[int]:
+class UnlinkedConverter:
+    """A new record's rows (:class:`mpi.record_columns.UnlinkedRecord`) converted for a store's driver
+    (``dialect``'s), as :func:`priorscan.bulk_rows.insert_rows` would convert them: done where the record is read
+    (a bulk load's worker process), so that the writer only adds ids (:meth:`StoreWriter.write_unlinked`)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._source = RowConverter(dialect, _table_of(SourceRecord), UNLINKED_COLUMNS)
+        self._version = RowConverter(dialect, _table_of(SourceRecordVersion), UNLINKED_VERSION_COLUMNS)
+
+    def __call__(self, record: UnlinkedRecord) -> UnlinkedRows:
+        return UnlinkedRows(record.namespace, record.local_id, self._source(record.columns),
+                            self._version(record.version), record.keys, record.identifiers)
+
+
+def _write_unlinked(session: Session, records: Sequence[UnlinkedRows]) -> list[int]:
     """:meth:`StoreWriter.write_unlinked`: ids reserved, then each table's rows in one go (:mod:`priorscan.bulk_rows`:
-    multi-row INSERTs on SQLite, under the write lock the caller holds; COPY and the sequences on PostgreSQL)."""
+    multi-row INSERTs on SQLite, under the write lock the caller holds; COPY and the sequences on PostgreSQL). The
+    rows come converted (:class:`UnlinkedConverter`); ids, keys and identifiers need no conversion (integers, text)."""
     connection = session.connection()
     ids = reserve_ids(connection, _table_of(SourceRecord), len(records))
-    sources: list[dict[str, Any]] = []
-    versions: list[dict[str, Any]] = []
-    keys: list[dict[str, Any]] = []
-    identifiers: list[dict[str, Any]] = []
+    sources: list[tuple[Any, ...]] = []
+    versions: list[tuple[Any, ...]] = []
+    keys: list[tuple[Any, ...]] = []
+    identifiers: list[tuple[Any, ...]] = []
     for record_id, record in zip(ids, records, strict=True):
-        sources.append({"id": record_id, **record.columns})
-        versions.append({"source_record_id": record_id, **record.version})
-        keys.extend({"source_record_id": record_id, "key": key} for key in record.keys)
-        identifiers.extend({"source_record_id": record_id, "system": system, "value": value, "use": None}
-                           for system, value in record.identifiers)
-    insert_rows(connection, _table_of(SourceRecord), sources)
-    insert_rows(connection, _table_of(SourceRecordVersion), versions)
-    insert_rows(connection, _table_of(BlockingKey), keys)
-    insert_rows(connection, _table_of(SourceIdentifier), identifiers)
+        sources.append((record_id, *record.source))
+        versions.append((record_id, *record.version))
+        keys.extend([(record_id, key) for key in record.keys])
+        identifiers.extend([(record_id, system, value, None) for system, value in record.identifiers])
+    insert_rows(connection, _table_of(SourceRecord), Prepared(["id", *UNLINKED_COLUMNS], sources))
+    insert_rows(connection, _table_of(SourceRecordVersion),
+                Prepared(["source_record_id", *UNLINKED_VERSION_COLUMNS], versions))
+    insert_rows(connection, _table_of(BlockingKey), Prepared(["source_record_id", "key"], keys))
+    insert_rows(connection, _table_of(SourceIdentifier),
+                Prepared(["source_record_id", "system", "value", "use"], identifiers))
     return ids
 
 
@@ -273,7 +291,7 @@ class _Statements:
         self.session.execute(_UPDATE_REVIEW, {"item": item_id, **values})
         _expire_held(self.session, ReviewItem, item_id)
 
-    def write_unlinked(self, records: Sequence[UnlinkedRecord]) -> list[int]:
+    def write_unlinked(self, records: Sequence[UnlinkedRows]) -> list[int]:
         return _write_unlinked(self.session, records)
 
 
@@ -347,5 +365,5 @@ def store_writer_for(session: Session) -> StoreWriter:
     return SqliteWriter(session)
 
 
-__all__ = ["PostgresqlWriter", "SqliteWriter", "StoreWriter", "expire_held_patient",
+__all__ = ["PostgresqlWriter", "SqliteWriter", "StoreWriter", "UnlinkedConverter", "expire_held_patient",
            "person_lock_keys", "store_writer_for"]

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Connection, Table, text
+from sqlalchemy import JSON, Connection, Dialect, Table, text
 from sqlalchemy.exc import DBAPIError
 
 
@@ -245,26 +245,36 @@ def held_keys(connection: Connection, table: Table, columns: Sequence[str],
     return found
 
 
-def _converted(connection: Connection, table: Table, columns: Sequence[str],
-               rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """Each row's values (in the order of ``columns``) as the driver takes them: on PostgreSQL (COPY) JSON serialised
-    and timestamps in UTC, on SQLite what the columns' own bind processors make of them (JSON text, timestamp text).
-    A value serialised already (:class:`JsonText`) and None are sent as they are; a column's repeated values (the
-    load's one timestamp, a flag) are converted once."""
+def _converters(dialect: Dialect, table: Table,
+                columns: Sequence[str]) -> list[tuple[Callable[[Any], Any] | None, bool]]:
+    """For each of ``columns``: what converts its values for the driver (None: they are sent as they are) and whether
+    it is a JSON column. PostgreSQL (COPY): JSON serialised and timestamps in UTC; SQLite: the columns' own bind
+    processors (JSON text, timestamp text)."""
     from priorscan.db import JSONType, UTCDateTime
 
-    postgresql = is_postgresql(connection)
     utc = UTCDateTime()
-    converted: list[list[Any]] = []
+    found: list[tuple[Callable[[Any], Any] | None, bool]] = []
     for name in columns:
         kind = table.c[name].type
-        values = [row[name] for row in rows]
         is_json = isinstance(kind, JSONType | JSON)
-        if postgresql:
+        convert: Callable[[Any], Any] | None
+        if dialect.name == "postgresql":
             convert = json.dumps if is_json else (lambda v: utc.process_bind_param(v, None)) \
                 if isinstance(kind, UTCDateTime) else None
         else:
-            convert = kind._cached_bind_processor(connection.dialect)  # noqa: SLF001
+            convert = kind._cached_bind_processor(dialect)  # noqa: SLF001
+        found.append((convert, is_json))
+    return found
+
+
+def _converted(connection: Connection, table: Table, columns: Sequence[str],
+               rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each row's values (in the order of ``columns``) as the driver takes them (:func:`_converters`). A value
+    serialised already (:class:`JsonText`) and None are sent as they are; a column's repeated values (the load's one
+    timestamp, a flag) are converted once."""
+    converted: list[list[Any]] = []
+    for name, (convert, is_json) in zip(columns, _converters(connection.dialect, table, columns), strict=True):
+        values = [row[name] for row in rows]
         if convert is None:
             pass
         elif is_json:
@@ -276,5 +286,37 @@ def _converted(connection: Connection, table: Table, columns: Sequence[str],
     return list(zip(*converted, strict=True))
 
 
-__all__ = ["FEW_ROWS", "JSON_NULL", "JsonText", "Prepared", "held_keys", "insert_rows", "insert_tables",
+class RowConverter:
+    """One table's rows converted one at a time as :func:`insert_rows` converts a batch of them (the same values:
+    :func:`_converters`), into tuples in the order of ``columns``: for a worker process to send rows ready for the
+    driver, so that the writer only adds their ids (:class:`Prepared`)."""
+
+    #: Distinct values a column's cache holds at most (timestamps repeat: the batch's time, an extract's event times).
+    CACHED = 4_096
+
+    def __init__(self, dialect: Dialect, table: Table, columns: Sequence[str]) -> None:
+        self.columns = tuple(columns)
+        # only the columns with a conversion are walked (most are text and integers, sent as they are)
+        self._converted: list[tuple[int, Callable[[Any], Any], bool, dict[Any, Any]]] = [
+            (n, convert, is_json, {})
+            for n, (convert, is_json) in enumerate(_converters(dialect, table, columns)) if convert is not None]
+
+    def __call__(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = [row[name] for name in self.columns]
+        for n, convert, is_json, done in self._converted:
+            value = values[n]
+            if value is None or (is_json and isinstance(value, JsonText)):
+                continue
+            if is_json:
+                values[n] = convert(value)
+            elif value in done:
+                values[n] = done[value]
+            else:
+                if len(done) >= self.CACHED:
+                    done.clear()
+                values[n] = done.setdefault(value, convert(value))
+        return tuple(values)
+
+
+__all__ = ["FEW_ROWS", "JSON_NULL", "JsonText", "Prepared", "RowConverter", "held_keys", "insert_rows", "insert_tables",
            "is_postgresql", "prepare_rows", "reserve_ids", "update_rows"]

@@ -15,12 +15,25 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from mpi import Demographics, UnlinkedRecord, read_adt, read_patient, unlinked_record
+from sqlalchemy import Dialect
+
+from mpi import (
+    Demographics,
+    UnlinkedConverter,
+    UnlinkedRecord,
+    UnlinkedRows,
+    read_adt,
+    read_patient,
+    table_of,
+    unlinked_record,
+)
 from priorscan.audit import Agent, audit_row
+from priorscan.bulk_rows import RowConverter
 from priorscan.errors import PriorscanError
 from priorscan.hl7v2 import acknowledgements, content_digest, parse_message
+from priorscan.tables import AuditEvent, HL7MessageLog
 from priorscan.trusts import TrustRegistry
 
 #: HL7 events that create a record (as :data:`api.feeds.hl7_service.CREATE_EVENTS`): audited as C, the others as U.
@@ -39,6 +52,28 @@ class BulkRecord:
     kind: str = ""  # what the report counts: ADT^A28, Patient ...
     notes: list[str] = field(default_factory=list)
 
+
+#: The audit_event columns of :attr:`BulkRecord.audit`, in the order of :attr:`BulkRows.audit`; ``entity`` is the
+#: one the writer may fill in (:data:`AUDIT_ENTITY`).
+AUDIT_COLUMNS = ("action", "event_type", "subtype", "outcome", "agent_kind", "agent_name", "source_address",
+                 "regional_patient_id", "entity", "detail", "recorded_at")
+AUDIT_ENTITY = AUDIT_COLUMNS.index("entity")
+#: The hl7_message_log columns of :attr:`BulkRecord.log`, in the order of :attr:`BulkRows.log`.
+LOG_COLUMNS = ("sending_application", "sending_facility", "control_id", "message_type", "ack_code", "ack_text",
+               "received_at", "content_digest")
+
+
+class BulkRows(NamedTuple):
+    """A :class:`BulkRecord` with its rows converted for the store's driver (:class:`Converter`): what a worker
+    process sends the writer, plain values in column order, compact to pickle and written with their ids only
+    added (:func:`api.feeds.bulk_writes.write_records`)."""
+
+    record: UnlinkedRows
+    audit: tuple[Any, ...]  # the values of AUDIT_COLUMNS
+    log: tuple[Any, ...] | None  # the values of LOG_COLUMNS
+    log_key: tuple[str, str, str] | None
+    kind: str
+
     @property
     def namespace(self) -> str:
         return self.record.namespace
@@ -46,6 +81,20 @@ class BulkRecord:
     @property
     def local_id(self) -> str:
         return self.record.local_id
+
+
+class Converter:
+    """:class:`BulkRecord` to :class:`BulkRows` for the driver of ``dialect`` (the store's): the same values
+    :func:`priorscan.bulk_rows.insert_rows` would send for the record's dicts."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._record = UnlinkedConverter(dialect)
+        self._audit = RowConverter(dialect, table_of(AuditEvent), AUDIT_COLUMNS)
+        self._log = RowConverter(dialect, table_of(HL7MessageLog), LOG_COLUMNS)
+
+    def __call__(self, found: BulkRecord) -> BulkRows:
+        return BulkRows(self._record(found.record), self._audit(found.audit),
+                        None if found.log is None else self._log(found.log), found.log_key, found.kind)
 
 
 def _record(demographics: Demographics, *, event: str, source_kind: str, production: bool, now: datetime,
@@ -107,4 +156,5 @@ def read_fhir(resource: dict[str, Any], trusts: TrustRegistry, *, agent: Agent, 
                    identifiers=list(demographics.other_identifiers), trusts=trusts, audit=audit, kind="Patient")
 
 
-__all__ = ["BulkRecord", "read_fhir", "read_hl7"]
+__all__ = ["AUDIT_COLUMNS", "AUDIT_ENTITY", "LOG_COLUMNS", "BulkRecord", "BulkRows", "Converter", "read_fhir",
+           "read_hl7"]

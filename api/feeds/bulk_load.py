@@ -57,10 +57,10 @@ from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Dialect, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from api.feeds.bulk_identity import BulkRecord, read_fhir, read_hl7
+from api.feeds.bulk_identity import BulkRows, Converter, read_fhir, read_hl7
 from api.feeds.bulk_listing import Listing
 from api.feeds.bulk_writes import (
     STATISTICS_TABLES,
@@ -159,18 +159,22 @@ _FILE_SHIFT = 32  # seq of a set-aside item: file number << 32 | position in the
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(trusts: TrustRegistry, production: bool) -> None:
-    _worker.update(trusts=trusts, production=production)
+def _init_worker(trusts: TrustRegistry, production: bool, dialect: Dialect) -> None:
+    _worker.update(trusts=trusts, production=production, converter=Converter(dialect))
 
 
-def _read_identity(item: tuple[str, Any, datetime]) -> BulkRecord | None:
-    """An identity item read as :mod:`api.feeds.bulk_identity` reads it; ``now``, the batch's time, is the time of
-    receipt and creation it records (one value per batch, written in one transaction)."""
+def _read_identity(item: tuple[str, Any, datetime]) -> BulkRows | None:
+    """An identity item read as :mod:`api.feeds.bulk_identity` reads it, its rows converted for the store's driver
+    here (:class:`api.feeds.bulk_identity.Converter`: the writer only unpickles tuples and sends them); ``now``, the
+    batch's time, is the time of receipt and creation it records (one value per batch, written in one
+    transaction)."""
     content_type, value, now = item
     trusts, production = _worker["trusts"], _worker["production"]
     if content_type == "hl7v2":
-        return read_hl7(value, trusts, agent=INGEST_AGENT, production=production, now=now)
-    return read_fhir(value, trusts, agent=INGEST_AGENT, production=production, now=now)
+        found = read_hl7(value, trusts, agent=INGEST_AGENT, production=production, now=now)
+    else:
+        found = read_fhir(value, trusts, agent=INGEST_AGENT, production=production, now=now)
+    return None if found is None else _worker["converter"](found)
 
 
 def _read_dicom(path: str) -> Any:
@@ -183,12 +187,12 @@ def _read_dicom(path: str) -> Any:
 class Readers:
     """Reads items in worker processes (``workers`` > 0) or in this one (0: tests, tiny loads)."""
 
-    def __init__(self, trusts: TrustRegistry, production: bool, workers: int) -> None:
+    def __init__(self, trusts: TrustRegistry, production: bool, workers: int, dialect: Dialect) -> None:
         self.pool: Pool | None = None
-        if workers > 0:  # forked: the workers inherit the trusts and never touch the store
-            self.pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (trusts, production))
+        if workers > 0:  # forked: the workers inherit the trusts and the store's dialect and never touch the store
+            self.pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (trusts, production, dialect))
         else:
-            _init_worker(trusts, production)
+            _init_worker(trusts, production, dialect)
 
     def map(self, function: Any, items: Sequence[Any]) -> list[Any]:
         return self.start(function, items)()
@@ -356,7 +360,7 @@ class Backfill:
         """The worker processes of the current stage (started when a stage first needs them, joined at its end, so
         that their CPU time is counted with the stage's)."""
         if self._readers is None:
-            self._readers = Readers(self.context.trusts, self.production, self.workers)
+            self._readers = Readers(self.context.trusts, self.production, self.workers, self.context.engine.dialect)
         return self._readers
 
     def _end_stage(self) -> None:
@@ -445,16 +449,16 @@ class Backfill:
             yield number, name, pending, True
 
     def _identity_batch(self, number: int, name: str, pending: list[tuple[int, str, Any, str]], finished: bool,
-                        results: list[BulkRecord | None]) -> None:
+                        results: list[BulkRows | None]) -> None:
         """Write one batch (``results``: what the readers made of its readable items, in order) with its cursor."""
         readable = iter(results)
-        read: list[BulkRecord | None] = [next(readable) if t in ("hl7v2", "fhir-ndjson") else None
+        read: list[BulkRows | None] = [next(readable) if t in ("hl7v2", "fhir-ndjson") else None
                                          for _, t, _, _ in pending]
         with unit_of_work(self.context.sessions, write=True) as session:  # SQLite: BEGIN IMMEDIATE, the ids stay ours
             held = existing_keys(session, [(r.namespace, r.local_id) for r in read if r is not None])
             logged = logged_messages(session, [r.log_key for r in read if r is not None and r.log_key is not None])
             seen: set[tuple[str, str]] = set()
-            taken: list[BulkRecord] = []
+            taken: list[BulkRows] = []
             aside: list[tuple[int, str, str, str]] = []
             for (position, content_type, value, source), record in zip(pending, read, strict=True):
                 if content_type == "unreadable":
@@ -482,7 +486,7 @@ class Backfill:
             written = cursor(session, self.key, "written")
             advance(session, self.key, "written", (written.position if written else 0) + len(taken))
         if self._written is not None:  # committed: the relink may take its table from these
-            self._written.add(ids, [record.record.columns for record in taken])
+            self._written.add(ids, [record.record for record in taken], self.context.engine.dialect)
         if self._crash:
             self._crash.committed("identity")
         self.report.written += len(taken)

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import JSON, Connection, delete, select, text, update
 from sqlalchemy.orm import Session
 
-from api.feeds.bulk_identity import BulkRecord
+from api.feeds.bulk_identity import AUDIT_COLUMNS, AUDIT_ENTITY, LOG_COLUMNS, BulkRows
 from mpi import SourceRecord, store_writer_for, table_of
-from priorscan.bulk_rows import held_keys, insert_rows, is_postgresql
+from priorscan.bulk_rows import Prepared, held_keys, insert_rows, is_postgresql
 from priorscan.db import JSONType, load_table_modules, utcnow
 from priorscan.tables import AuditEvent, BulkCursor, BulkDeferred, HL7MessageLog
 
@@ -36,20 +36,24 @@ def logged_messages(session: Session, keys: Iterable[tuple[str, str, str]]) -> s
                      ("sending_application", "sending_facility", "control_id"), list(keys))
 
 
-def write_records(session: Session, records: Sequence[BulkRecord]) -> list[int]:
+def write_records(session: Session, records: Sequence[BulkRows]) -> list[int]:
     """Write new source records unlinked, with everything link-on-write writes beside a new record but its link
     (version, blocking keys, further identifiers: :meth:`mpi.StoreWriter.write_unlinked`), and the HL7 log row
-    and the audit row. Their ids, in order."""
+    and the audit row, their values converted for the driver already (:class:`api.feeds.bulk_identity.Converter`).
+    Their ids, in order."""
     ids = store_writer_for(session).write_unlinked([record.record for record in records])
-    logs: list[dict[str, Any]] = []
-    audits: list[dict[str, Any]] = []
+    logs: list[tuple[Any, ...]] = []
+    audits: list[tuple[Any, ...]] = []
     for record_id, record in zip(ids, records, strict=True):
         if record.log is not None:
             logs.append(record.log)
-        audits.append({**record.audit, "entity": record.audit.get("entity") or f"Patient/src-{record_id}"})
+        audit = record.audit
+        if not audit[AUDIT_ENTITY]:  # a FHIR Patient's audit names the record by its id
+            audit = (*audit[:AUDIT_ENTITY], f"Patient/src-{record_id}", *audit[AUDIT_ENTITY + 1:])
+        audits.append(audit)
     connection = session.connection()
-    insert_rows(connection, table_of(HL7MessageLog), logs)
-    insert_rows(connection, table_of(AuditEvent), audits)
+    insert_rows(connection, table_of(HL7MessageLog), Prepared(list(LOG_COLUMNS), logs))
+    insert_rows(connection, table_of(AuditEvent), Prepared(list(AUDIT_COLUMNS), audits))
     return ids
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -722,3 +723,102 @@ def test_the_relink_of_a_load_into_an_empty_store_takes_the_records_as_written_a
     finally:
         engine.dispose()
     assert renamed == 1
+
+
+def _patients(draw: Any) -> dict[str, Any]:
+    """A FHIR Patient of the elements the bulk load writes, each present or not, of any text (a few kinds of date)."""
+    from hypothesis import strategies as st
+
+    text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+    resource: dict[str, Any] = {"resourceType": "Patient", "id": draw(st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True))}
+    if draw(st.booleans()):
+        resource["identifier"] = [{"system": "https://fhir.nhs.uk/Id/nhs-number",
+                                   "value": draw(st.sampled_from(["9434765919", "9990000042", "123", "943 476 5919"]))},
+                                  {"system": draw(st.sampled_from(["https://fhir.royalsurrey.nhs.uk/Id/hospital-number",
+                                                                   "urn:elsewhere"])), "value": draw(text) or "x"}]
+    if draw(st.booleans()):
+        resource["name"] = [{"family": draw(text), "given": [draw(text)]}]
+    if draw(st.booleans()):
+        resource["birthDate"] = draw(st.sampled_from(["1950-02-28", "1983", "2001-07", "1899-12-31"]))
+    if draw(st.booleans()):
+        resource["gender"] = draw(st.sampled_from(["male", "female", "other", "unknown"]))
+    if draw(st.booleans()):
+        resource["address"] = [{"line": [draw(text)], "postalCode": draw(st.sampled_from(["GU2 7XX", "w6 9jy", "?"]))}]
+    if draw(st.booleans()):
+        resource["telecom"] = [{"system": "phone", "value": draw(text) or "0"}]
+    if draw(st.booleans()):
+        resource["deceasedDateTime"] = draw(st.sampled_from(["2020-01-01", "2020-01-01T10:00:00+01:00"]))
+    return resource
+
+
+def _converted_as_before(connection: Any, found: list[Any]) -> None:
+    """The rows a worker sends for ``found`` (:class:`api.feeds.bulk_identity.Converter`) are the values the writer
+    converted from the records' dicts before (``prepare_rows``, as ``insert_rows`` converted them), table by table,
+    column by column, with the ids and FHIR audit entities the writer adds."""
+    from api.feeds.bulk_identity import AUDIT_COLUMNS, AUDIT_ENTITY, LOG_COLUMNS, Converter
+    from mpi import SourceRecord, table_of
+    from mpi.record_columns import UNLINKED_COLUMNS, UNLINKED_VERSION_COLUMNS
+    from mpi.tables import SourceRecordVersion
+    from priorscan.bulk_rows import prepare_rows
+    from priorscan.tables import AuditEvent, HL7MessageLog
+
+    convert = Converter(connection.dialect)
+    for n, record in enumerate(found, start=1):
+        rows = convert(record)
+        assert (rows.namespace, rows.local_id, rows.log_key, rows.kind) == (
+            record.record.namespace, record.record.local_id, record.log_key, record.kind)
+        assert (rows.record.keys, rows.record.identifiers) == (record.record.keys, record.record.identifiers)
+        audit = list(rows.audit)
+        audit[AUDIT_ENTITY] = audit[AUDIT_ENTITY] or f"Patient/src-{n}"
+        pairs = [(SourceRecord, {"id": n, **record.record.columns}, ["id", *UNLINKED_COLUMNS],
+                  (n, *rows.record.source)),
+                 (SourceRecordVersion, {"source_record_id": n, **record.record.version},
+                  ["source_record_id", *UNLINKED_VERSION_COLUMNS], (n, *rows.record.version)),
+                 (AuditEvent, {**record.audit, "entity": record.audit.get("entity") or f"Patient/src-{n}"},
+                  AUDIT_COLUMNS, tuple(audit))]
+        if record.log is not None:
+            assert rows.log is not None
+            pairs.append((HL7MessageLog, record.log, LOG_COLUMNS, rows.log))
+        else:
+            assert rows.log is None
+        for entity, before, columns, sent in pairs:
+            former = prepare_rows(connection, table_of(entity), [before])
+            assert dict(zip(columns, sent, strict=True)) == dict(zip(former.columns, former.values[0], strict=True))
+
+
+def test_a_worker_sends_the_rows_the_writer_converted_before_for_hl7_and_fhir_records(
+        region: Path, store_url: str) -> None:
+    """The region's ADT messages and FHIR Patients, and generated Patients of any text, read as a bulk load's worker
+    reads them: the tuples it sends for the driver (so that the writer no longer converts) are the values the writer
+    converted from the records before, on both backends (the same rows written; H-OPS-05's equivalence tests check
+    the store)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from api.feeds.bulk_identity import read_fhir, read_hl7
+    from api.feeds.ingest import INGEST_AGENT
+    from priorscan.db import make_engine
+
+    trusts = default_trusts()
+    when = {"agent": INGEST_AGENT, "production": False, "now": datetime(2026, 6, 15, 9, 30, 0, 123456, tzinfo=UTC)}
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as connection:
+            messages = [m.text for f in sorted(region.glob("hl7/*/*.hl7")) for m in hl7_messages(f)]
+            patients = [json.loads(line) for f in sorted(region.glob("fhir/*/*.ndjson"))
+                        for line in f.read_text().splitlines() if '"Patient"' in line]
+            found = [r for r in [*(read_hl7(m, trusts, **when) for m in messages),  # type: ignore[arg-type]
+                                 *(read_fhir(p, trusts, **when) for p in patients)] if r is not None]  # type: ignore[arg-type]
+            assert {r.kind for r in found} >= {"ADT^A28", "Patient"} and len(found) > 40
+            _converted_as_before(connection, found)
+
+            @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+            @given(st.lists(st.composite(_patients)(), min_size=1, max_size=4))
+            def generated(resources: list[dict[str, Any]]) -> None:
+                read = [read_fhir(resource, trusts, **when) for resource in resources]  # type: ignore[arg-type]
+                _converted_as_before(connection, [r for r in read if r is not None])
+
+            generated()
+    finally:
+        engine.dispose()
