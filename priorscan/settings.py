@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     mllp_max_connections: int = Field(default=100, ge=1,
                                       description="MLLP connections served at once; more are closed on arrival")
     mllp_max_connections_per_address: int = Field(
-        default=16, ge=1, description="MLLP connections served at once from one address; more are closed on arrival")
+        default=32, ge=1,
+        description="MLLP connections served at once from one address; more are closed on arrival (one integration "
+                    "engine may hold a connection per interface from one address: raise it for such an engine)")
     mllp_tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) of the MLLP listener: "
                                                                  "with it, MLLP is served over TLS only")
     mllp_tls_key: Path | None = Field(default=None, description="PEM private key of mllp_tls_cert")
