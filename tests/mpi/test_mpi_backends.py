@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 
 from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from mpi import MATCH, PatientIndex, RecordKey
-from mpi.batch import relink
+from mpi.batch import _held_patients, relink
+from mpi.tables import RegionalPatient
 from mpi.xref import write_xref
 from priorscan.db import session_factory
 from priorscan.trusts import default_trusts
@@ -72,3 +73,18 @@ def _xref(session) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def
     out = io.StringIO()
     write_xref(session, out)
     return [tuple(line.split(",")[:3]) for line in out.getvalue().splitlines()[1:]]  # type: ignore[misc]
+
+
+def test_the_relink_finds_the_held_patients_the_orm_query_found(engine: Engine) -> None:
+    """The write-back's look-up of which new regional ids the store holds already (an array on PostgreSQL, chunks
+    of row values on SQLite) gives the set the ORM's ``IN`` query gave: stored ids across SQLite's chunks of 2 000,
+    one added to the session and not yet flushed (the query flushed it first), ids the store does not hold."""
+    stored = {f"RPSTORED{n:05d}" for n in range(0, 4_100, 3)}
+    with session_factory(engine)() as session:
+        session.add_all([RegionalPatient(id=f"RPSTORED{n:05d}") for n in range(4_100)])
+        session.commit()
+        session.add(RegionalPatient(id="RPPENDING0001"))
+        ids = stored | {"RPPENDING0001"} | {f"RPABSENT{n:05d}" for n in range(900)}
+        found = _held_patients(session, ids)
+        assert found == set(session.scalars(select(RegionalPatient.id).where(RegionalPatient.id.in_(ids))).all())
+        assert found == stored | {"RPPENDING0001"}
