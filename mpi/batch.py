@@ -48,7 +48,16 @@ from mpi.tables import (
     table_of,
 )
 from mpi.training import TRAINING_SAMPLE, sampled_frame, train_if_supported
-from priorscan.bulk_rows import JSON_NULL, JsonText, Prepared, held_keys, insert_rows, prepare_rows, update_rows
+from priorscan.bulk_rows import (
+    JSON_NULL,
+    JsonText,
+    Prepared,
+    from_copy_text,
+    held_keys,
+    insert_rows,
+    prepare_rows,
+    update_rows,
+)
 from priorscan.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -184,8 +193,12 @@ class WrittenUnlinked:
 def _read_back(dialect: Dialect, name: str) -> Callable[[Any], Any]:
     """A source_record column's value as the driver takes it, as the store gives it back: its type's result
     processor (none for what the driver gives as it was sent), each distinct value read once."""
-    process = table_of(SourceRecord).c[name].type._cached_result_processor(dialect, None)  # noqa: SLF001
-    if process is None:
+    kind = table_of(SourceRecord).c[name].type
+    process = kind._cached_result_processor(dialect, None)  # noqa: SLF001
+    # PostgreSQL: dates and timestamps come as the text COPY sends (priorscan.bulk_rows.copy_text), which the
+    # driver would have read back as the value
+    parse = from_copy_text(kind) if dialect.name == "postgresql" else None
+    if process is None and parse is None:
         return lambda value: value
     done: dict[Any, Any] = {}
 
@@ -193,7 +206,8 @@ def _read_back(dialect: Dialect, name: str) -> Callable[[Any], Any]:
         if value is None:
             return None
         if value not in done:
-            done[value] = process(value)
+            given = parse(value) if parse is not None and isinstance(value, str) else value
+            done[value] = process(given) if process is not None else given
         return done[value]
 
     return read

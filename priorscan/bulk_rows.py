@@ -10,10 +10,12 @@ links a batch relink writes back (:mod:`mpi.batch`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Connection, Dialect, Table, text
@@ -245,11 +247,48 @@ def held_keys(connection: Connection, table: Table, columns: Sequence[str],
     return found
 
 
+def copy_text(value: Any) -> str:
+    """``value`` (a date or timestamp) as psycopg's own dumper writes it into a COPY in text format (its default
+    adapters, which the store's connections use for dates and times): sent as this text, a row's COPY bytes are
+    the ones psycopg writes for the value itself, and the server reads the same value from them.
+
+    Why: psycopg dumps a date or timestamp ~10x slower than text (a source_record row with its birth date and three
+    timestamps: 14.5 µs to format, 4.5 with them as text; 2026-12-07, BENCHMARKS.md), while a load's timestamps
+    repeat (the batch's time) and are converted once each (:func:`_converted`, :class:`RowConverter`)."""
+    from psycopg.adapt import PyFormat
+
+    return bytes(_psycopg_defaults().get_dumper(value, PyFormat.TEXT).dump(value)).decode()
+
+
+@functools.cache
+def _psycopg_defaults() -> Any:
+    """A psycopg transformer of its default adapters (no connection), its dumpers cached per type."""
+    from psycopg.adapt import Transformer
+
+    return Transformer()
+
+
+def from_copy_text(kind: Any) -> Callable[[str], Any] | None:
+    """The inverse of :func:`copy_text` for a column of type ``kind`` (a date or timestamp column; None for any
+    other): what the driver would give back for the value written as that text."""
+    from sqlalchemy import Date, DateTime
+
+    from priorscan.db import UTCDateTime
+
+    if isinstance(kind, UTCDateTime | DateTime):
+        return datetime.fromisoformat
+    if isinstance(kind, Date):
+        return date.fromisoformat
+    return None
+
+
 def _converters(dialect: Dialect, table: Table,
                 columns: Sequence[str]) -> list[tuple[Callable[[Any], Any] | None, bool]]:
     """For each of ``columns``: what converts its values for the driver (None: they are sent as they are) and whether
-    it is a JSON column. PostgreSQL (COPY): JSON serialised and timestamps in UTC; SQLite: the columns' own bind
-    processors (JSON text, timestamp text)."""
+    it is a JSON column. PostgreSQL (COPY): JSON serialised, timestamps in UTC and dates as psycopg's COPY text
+    (:func:`copy_text`); SQLite: the columns' own bind processors (JSON text, timestamp text)."""
+    from sqlalchemy import Date
+
     from priorscan.db import JSONType, UTCDateTime
 
     utc = UTCDateTime()
@@ -259,8 +298,8 @@ def _converters(dialect: Dialect, table: Table,
         is_json = isinstance(kind, JSONType | JSON)
         convert: Callable[[Any], Any] | None
         if dialect.name == "postgresql":
-            convert = json.dumps if is_json else (lambda v: utc.process_bind_param(v, None)) \
-                if isinstance(kind, UTCDateTime) else None
+            convert = json.dumps if is_json else (lambda v: copy_text(utc.process_bind_param(v, None))) \
+                if isinstance(kind, UTCDateTime) else copy_text if isinstance(kind, Date) else None
         else:
             convert = kind._cached_bind_processor(dialect)  # noqa: SLF001
         found.append((convert, is_json))
@@ -318,5 +357,5 @@ class RowConverter:
         return tuple(values)
 
 
-__all__ = ["FEW_ROWS", "JSON_NULL", "JsonText", "Prepared", "RowConverter", "held_keys", "insert_rows", "insert_tables",
-           "is_postgresql", "prepare_rows", "reserve_ids", "update_rows"]
+__all__ = ["FEW_ROWS", "JSON_NULL", "JsonText", "Prepared", "RowConverter", "copy_text", "from_copy_text", "held_keys",
+           "insert_rows", "insert_tables", "is_postgresql", "prepare_rows", "reserve_ids", "update_rows"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta, timezone
+
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from mpi import table_of
+from mpi import SourceRecord, table_of
 from priorscan.bulk_rows import held_keys, insert_rows
 from priorscan.db import utcnow
 from priorscan.tables import HL7MessageLog
@@ -140,3 +142,78 @@ def test_update_rows_does_the_callers_work_while_the_server_updates_and_raises_t
     with pytest.raises(IntegrityError):  # control ids 0 and 1 of one sender: the log's unique key
         update_rows(session.connection(), log, [{"id": ids[1], "control_id": "0"}], meanwhile=lambda: "prepared")
     session.rollback()
+
+
+# dates and timestamps a load meets: the batch's time (microseconds), a whole second, a time given in another zone
+# (written in UTC), a date before 1900 and one of a leap day
+_WHEN = [datetime(2026, 12, 7, 21, 38, 13, 241887, tzinfo=UTC), datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+         datetime(2026, 3, 29, 1, 30, 0, 5, tzinfo=timezone(timedelta(hours=-5)))]
+_BORN = [date(1899, 12, 31), date(2024, 2, 29), date(2018, 8, 20)]
+
+
+def test_dates_and_timestamps_go_into_copy_as_the_text_psycopg_writes_for_them(pg_url: str) -> None:
+    """The COPY bytes of a row whose dates and timestamps were converted to text (:func:`copy_text`, in a worker or
+    once per distinct value) are the bytes the store's own connection writes for the values themselves, and the
+    text reads back (:func:`from_copy_text`) as the value the driver gives back."""
+    from psycopg._copy_base import TextFormatter
+    from psycopg.adapt import Transformer
+
+    from priorscan.bulk_rows import RowConverter, copy_text, from_copy_text
+    from priorscan.db import make_engine
+    from priorscan.tables import AuditEvent
+
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            records = table_of(SourceRecord)
+            columns = ("birth_date", "family", "last_event_at", "created_at")
+            rows = [{"birth_date": born, "family": "O'NEIL\tJR", "last_event_at": when, "created_at": None}
+                    for born, when in zip(_BORN, _WHEN, strict=True)]
+            converted = [RowConverter(connection.dialect, records, columns)(row) for row in rows]
+            assert all(isinstance(values[0], str) and isinstance(values[2], str) for values in converted)
+            as_objects, as_text = TextFormatter(Transformer(raw)), TextFormatter(Transformer(raw))
+            for row, values in zip(rows, converted, strict=True):
+                as_objects.write_row([row[c].astimezone(UTC) if isinstance(row[c], datetime) else row[c]
+                                      for c in columns])
+                as_text.write_row(values)
+            assert bytes(as_text.end()) == bytes(as_objects.end())
+            for when in _WHEN:
+                text = copy_text(when)
+                assert from_copy_text(table_of(AuditEvent).c.recorded_at.type)(text) == when
+                assert connection.exec_driver_sql(f"SELECT '{text}'::timestamptz").scalar_one() == when
+            for born in _BORN:
+                assert from_copy_text(records.c.birth_date.type)(copy_text(born)) == born
+            assert from_copy_text(records.c.family.type) is None
+    finally:
+        engine.dispose()
+
+
+def test_dates_and_timestamps_written_in_bulk_read_back_as_given(session: Session) -> None:
+    """COPY (PostgreSQL, the dates and timestamps sent as text) and the multi-row INSERT (SQLite) store the values
+    given: the records' birth dates and event times, the audit rows' times, by insert_rows and update_rows."""
+    from sqlalchemy import select
+
+    from priorscan.bulk_rows import reserve_ids, update_rows
+    from priorscan.tables import AuditEvent
+
+    connection = session.connection()
+    records = table_of(SourceRecord)
+    ids = reserve_ids(connection, records, len(_WHEN))
+    now = utcnow()
+    insert_rows(connection, records, [
+        {"id": record_id, "namespace": "RTK", "local_id": f"L{record_id}", "source_kind": "hl7", "version": 1,
+         "birth_date": born, "last_event_at": when, "created_at": now, "updated_at": now, "provisional": False,
+         "active": True, "link_manual": False, "nhs_number_valid": False}
+        for record_id, born, when in zip(ids, _BORN, _WHEN, strict=True)])
+    insert_rows(connection, table_of(AuditEvent), [
+        {"action": "C", "event_type": "hl7", "subtype": "ADT^A28", "outcome": "0", "agent_kind": "system", "agent_name": "test",
+         "recorded_at": when} for when in _WHEN])
+    update_rows(connection, records, [{"id": record_id, "updated_at": when}
+                                      for record_id, when in zip(ids, reversed(_WHEN), strict=True)])
+    stored = {row.id: row for row in connection.execute(select(records).where(records.c.id.in_(ids)))}
+    assert [stored[i].birth_date for i in ids] == _BORN
+    assert [stored[i].last_event_at for i in ids] == _WHEN
+    assert [stored[i].updated_at for i in ids] == list(reversed(_WHEN))
+    assert [stored[i].created_at for i in ids] == [now] * len(ids)
+    assert sorted(connection.execute(select(table_of(AuditEvent).c.recorded_at)).scalars()) == sorted(_WHEN)
