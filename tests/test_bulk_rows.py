@@ -207,8 +207,8 @@ def test_dates_and_timestamps_written_in_bulk_read_back_as_given(session: Sessio
          "active": True, "link_manual": False, "nhs_number_valid": False}
         for record_id, born, when in zip(ids, _BORN, _WHEN, strict=True)])
     insert_rows(connection, table_of(AuditEvent), [
-        {"action": "C", "event_type": "hl7", "subtype": "ADT^A28", "outcome": "0", "agent_kind": "system", "agent_name": "test",
-         "recorded_at": when} for when in _WHEN])
+        {"action": "C", "event_type": "hl7", "subtype": "ADT^A28", "outcome": "0", "agent_kind": "system",
+         "agent_name": "test", "recorded_at": when} for when in _WHEN])
     update_rows(connection, records, [{"id": record_id, "updated_at": when}
                                       for record_id, when in zip(ids, reversed(_WHEN), strict=True)])
     stored = {row.id: row for row in connection.execute(select(records).where(records.c.id.in_(ids)))}
