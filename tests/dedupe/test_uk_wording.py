@@ -346,6 +346,9 @@ def test_pregnancy_guards_regions_that_image_the_abdomen_or_pelvis(live_server_s
     ("Fall from height. bHCG +ve", "warning", "H-CMP-03: a positive hCG is a pregnancy (was info)"),
     ("RTC, bHCG -ve", "info", "a negative hCG is none: the trauma downgrade applies"),
     ("RTC. G2P1 at 20 weeks", "warning", "H-CMP-12: gravida and para with a gestation is a pregnancy (was info)"),
+    ("RTC, 20wks preg", "warning", "H-CMP-17: 'preg' is a pregnancy (was info)"),
+    ("RTC, ?preg", "warning", "H-CMP-17: and a queried one (was info)"),
+    ("RTC, preg test neg", "info", "a negative pregnancy test is none: the trauma downgrade applies"),
 ])
 def test_pregnancy_shorthand_blocks_the_trauma_downgrade(live_server_sqlite, reason, verdict, why) -> None:  # type: ignore[no-untyped-def]
     number = seed(live_server_sqlite, ("CT Abdomen and Pelvis", "CT", 5))
