@@ -220,6 +220,8 @@ _PARTS = (
      r"MECKEL\w*) ", "abdomen", False),
     (r" (?:KUB|CTKUB|K U B|URINARY TRACT|UROGRAM|"
      r"CTU|CT UROGRAM|IVU|CT COLONOGRAPHY|COLONOGRAPHY|CTC|VIRTUAL COLONOSCOPY|CTAP|"
+     # "USS A+P", "CT A&P": abdomen and pelvis (the "+" and "&" already read as "and"; a bare "A/P" is a view)
+     r"A AND P|"
      r"ABDOMEN AND PELVIS|ABDO PELVIS|(?:BARIUM|BA|CONTRAST|WATER SOLUBLE) ENEMA|ENTEROGRAPHY|ENTEROCLYSIS|COLON|"
      r"PNEUMOCOLON) ",
      "abdomen-pelvis", False),
