@@ -65,11 +65,19 @@ class TooManyParts(Exception):
 
 
 class _RelatedParts:
-    """Collects the parts of a multipart/related body fed to it chunk by chunk (at most ``max_parts``)."""
+    """Collects the parts of a multipart/related body fed to it chunk by chunk (at most ``max_parts``).
+
+    A preamble (text before the first delimiter line, which some MIME writers put there) is skipped unread, as RFC 2046
+    (5.1.1) says a reader must: the parser is fed from the first delimiter line on. At most the delimiter's length is
+    held while looking for it.
+    """
 
     def __init__(self, boundary: str, max_parts: int) -> None:
         self.parts: list[_Part] = []
         self._max_parts = max_parts
+        self._delimiter = b"--" + boundary.encode("latin-1")
+        self._preamble: bytearray | None = bytearray()  # None once the first delimiter line was found
+        self._at_start = True  # whether the held preamble bytes begin the body
         self._field = b""
         self._value = b""
         self._parser = MultipartParser(boundary, {
@@ -99,6 +107,22 @@ class _RelatedParts:
         self._field = self._value = b""
 
     def write(self, chunk: bytes) -> None:
+        if self._preamble is not None:
+            self._preamble += chunk
+            held = bytes(self._preamble)
+            if self._at_start and held.startswith(self._delimiter):
+                first = 0
+            else:
+                first = held.find(b"\n" + self._delimiter)
+                if first < 0:
+                    keep = len(self._delimiter)  # a delimiter line may begin in this chunk and end in the next
+                    if len(self._preamble) > keep:
+                        del self._preamble[:-keep]
+                        self._at_start = False
+                    return
+                first += 1
+            self._preamble = None
+            chunk = held[first:]
         self._parser.write(chunk)
 
     def close(self) -> None:
