@@ -205,6 +205,24 @@ def test_stow_rs_skips_a_preamble_before_the_first_boundary(live_server_sqlite) 
     assert stored(live_server_sqlite.context, "1.2.826.0.1.3680043.10.7.61") is not None
 
 
+@pytest.mark.parametrize(("accept", "status"), [
+    ("application/dicom+xml", 406),  # PS3.18: none of the acceptable media types is supported (was 200 with JSON)
+    ("application/dicom+json, application/dicom+xml;q=0.5", 200),
+    ("application/dicom+json;q=0", 406),  # explicitly not acceptable
+    ("*/*", 200),
+    ("application/json", 200),
+])
+def test_stow_rs_answers_406_when_accept_allows_no_dicom_json(live_server_sqlite, accept: str,  # type: ignore[no-untyped-def]
+                                                              status: int) -> None:
+    token = live_server_sqlite.token(["system/ImagingStudy.c"])
+    uid = f"1.2.826.0.1.3680043.10.7.{70 + len(accept)}"
+    body, content_type = _multipart([("application/dicom", encoded(ct_image(study_uid=uid)))])
+    response = httpx.post(live_server_sqlite.base_url + "/dicomweb/studies", content=body, timeout=30, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": content_type, "Accept": accept})
+    assert response.status_code == status, response.text
+    assert (stored(live_server_sqlite.context, uid) is not None) == (status == 200), "406: nothing stored"
+
+
 @pytest.mark.parametrize("preamble", [b"", b"preamble\r\n"], ids=["none", "preamble"])
 def test_related_parts_find_the_first_delimiter_line_across_chunks(preamble: bytes) -> None:
     """Fed one byte at a time (the delimiter line split over many chunks), with and without a preamble."""

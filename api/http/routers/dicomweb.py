@@ -9,7 +9,8 @@ dead letter) and the answer is the Store Instances Response of PS3.18 as DICOM J
   0xA700 out of resources (the store was busy: send it again), 0xC000 cannot understand, 0x0110 processing failure,
   0xA900 an object of another study than the one in the path;
 - status 200 when every object was stored, 202 when some were, 409 when none was; 400 for a body that is not
-  multipart, 415 for another media type than ``application/dicom``.
+  multipart, 415 for another media type than ``application/dicom``, 406 (nothing stored) when the Accept header
+  allows no DICOM JSON (``application/dicom+xml`` only, say).
 
 Parts are spooled to temporary files as they stream in (a part larger than :data:`SPOOL_BYTES` goes to disk), so a
 large request does not sit in memory; the objects are then indexed in a worker thread, up to
@@ -140,6 +141,25 @@ def _media_type(value: str) -> tuple[str, dict[str, str]]:
     return kind.lower(), parsed
 
 
+#: The media ranges of an Accept header that the Store Instances Response (DICOM JSON) satisfies.
+_ACCEPTED_RANGES = ("*/*", "application/*", DICOM_JSON, "application/json")
+
+
+def _accepts_dicom_json(accept: str | None) -> bool:
+    """Whether an Accept header allows the DICOM JSON response (no header, or an empty one, allows anything)."""
+    if not accept or not accept.strip():
+        return True
+    for media_range in accept.split(","):
+        kind, params = _media_type(media_range)
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 1.0
+        if kind in _ACCEPTED_RANGES and quality > 0:
+            return True
+    return False
+
+
 def _problem(status: int, text: str) -> Response:
     return Response(text + "\n", status_code=status, media_type="text/plain")
 
@@ -186,6 +206,8 @@ def _store_all(context: AppContext, parts: list[_Part], study_uid: str | None, a
 
 
 async def _stow(request: Request, ctx: AppContext, principal: Principal, study_uid: str | None) -> Response:
+    if not _accepts_dicom_json(request.headers.get("accept")):  # PS3.18: before anything is stored
+        return _problem(406, f"the Store Instances Response is {DICOM_JSON} only; the Accept header does not allow it")
     kind, params = _media_type(request.headers.get("content-type", ""))
     if kind != "multipart/related":
         return _problem(415 if kind else 400, 'expected multipart/related; type="application/dicom"')
