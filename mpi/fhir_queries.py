@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 from sqlalchemy import and_, bindparam, func, or_, select, union
 from sqlalchemy.orm import Session
@@ -306,6 +307,13 @@ def _int_param(params: Sequence[tuple[str, str]], name: str, default: int, low: 
     return default
 
 
+def _page_url(base: str, used: Sequence[tuple[str, str]], count: int, offset: int) -> str:
+    """A page of the search as a URL a client can follow: every value percent-encoded (a ``+``, ``&``, ``#`` or space
+    sent in a value would otherwise come back as another search), the token and list separators kept readable."""
+    query = urlencode([*used, ("_count", str(count)), ("_offset", str(offset))], quote_via=quote, safe="|:/,")
+    return f"{base}/Patient?{query}"
+
+
 def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tuple[str, str]], *, agent: Agent,
                     base: str, lenient: bool = False) -> dict[str, Any]:
     """PDQm (ITI-78) ``GET Patient?…``: the regional Patients any of whose source records meet every parameter.
@@ -338,11 +346,9 @@ def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tu
     views = regional_views(session, page)
     entries = [{"fullUrl": f"{base}/Patient/{rid}", "resource": regional_patient(views[rid], trusts),
                 "search": {"mode": "match"}} for rid in page if rid in views]
-    query = "&".join(f"{k}={v}" for k, v in used)
-    links = [{"relation": "self", "url": f"{base}/Patient?{query}&_count={count}&_offset={offset}".replace("?&", "?")}]
+    links = [{"relation": "self", "url": _page_url(base, used, count, offset)}]
     if offset + count < total and count:
-        links.append({"relation": "next",
-                      "url": f"{base}/Patient?{query}&_count={count}&_offset={offset + count}".replace("?&", "?")})
+        links.append({"relation": "next", "url": _page_url(base, used, count, offset + count)})
     if ignored:
         entries.append({"resource": {"resourceType": "OperationOutcome", "issue": [
             {"severity": "warning", "code": "not-supported",
@@ -354,7 +360,32 @@ def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tu
     return {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}
 
 
+def conditional_matches(session: Session, trusts: TrustRegistry, query: str, *, limit: int = 2) -> list[int]:
+    """The active source records (at most ``limit``) a conditional create's query names (``If-None-Exist`` or a
+    Bundle entry's ``request.ifNoneExist``): ``identifier=system|value`` and the other PDQm parameters, every one
+    met by the record itself (not by another record of its regional patient).
+
+    A parameter the search does not serve is refused (``fhir.search-parameter``), never dropped: a query read as
+    narrower than it was written could let a duplicate record through, one read as wider could stop a create.
+    """
+    params = [(k, v) for k, v in parse_qsl(query.lstrip("?"), keep_blank_values=True) if k not in HARMLESS_PARAMETERS]
+    ignored = unsupported_parameters(params) + [k for k, _ in params if k in ("_count", "_offset")]
+    if ignored:
+        raise FHIRError(f"conditional create: search parameter(s) not supported: {', '.join(ignored)[:200]}",
+                        code="fhir.search-parameter")
+    clauses, used = _search_clauses(trusts, params)
+    if not used:
+        raise FHIRError("conditional create needs search parameters (If-None-Exist: identifier=system|value)",
+                        code="fhir.invalid")
+    return list(session.scalars(select(SourceRecord.id).where(SourceRecord.active.is_(True), *clauses)
+                                .order_by(SourceRecord.id).limit(limit)))
+
+
 # --- $match -----------------------------------------------------------------------------------------------------
+
+#: The parameters of Patient-match this server takes, each with the element its value is given in.
+_MATCH_PARAMETERS = {"resource": "resource", "onlyCertainMatches": "valueBoolean", "count": "valueInteger"}
+
 
 def _match_parameters(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool, int]:
     if body.get("resourceType") == "Patient":
@@ -362,14 +393,30 @@ def _match_parameters(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool,
     if body.get("resourceType") != "Parameters":
         raise FHIRError("$match expects a Parameters resource (or a Patient)", code="fhir.invalid")
     resource, only_certain, count = None, False, 10
-    for parameter in body.get("parameter") or []:
-        if not isinstance(parameter, Mapping):
-            continue
-        name = parameter.get("name")
+    parameters = body.get("parameter") or []
+    if not isinstance(parameters, list):
+        raise FHIRError("Parameters.parameter must be a list", code="fhir.invalid")
+    seen: set[str] = set()
+    for parameter in parameters:
+        # Patient-match: resource 1..1, onlyCertainMatches 0..1 boolean, count 0..1 integer. Anything else is
+        # refused, never skipped: a misspelt or mistyped onlyCertainMatches read as absent would hand a client that
+        # asked for certain matches only the probable ones too (H-ID-57).
+        name = parameter.get("name") if isinstance(parameter, Mapping) else None
+        if name not in _MATCH_PARAMETERS:
+            raise FHIRError("$match takes the parameters resource, onlyCertainMatches and count only",
+                            code="fhir.invalid")
+        if name in seen:
+            raise FHIRError(f"$match takes {name} at most once", code="fhir.invalid")
+        seen.add(name)
+        value_keys = {key for key in parameter if key.startswith("value") or key in ("resource", "part")}
+        if value_keys != {_MATCH_PARAMETERS[name]}:
+            raise FHIRError(f"$match parameter {name} must be given as {_MATCH_PARAMETERS[name]}", code="fhir.invalid")
         if name == "resource":
             resource = parameter.get("resource")
         elif name == "onlyCertainMatches":
-            only_certain = parameter.get("valueBoolean") is True
+            if not isinstance(parameter["valueBoolean"], bool):
+                raise FHIRError("onlyCertainMatches must be a boolean", code="fhir.invalid")
+            only_certain = parameter["valueBoolean"]
         elif name == "count":
             value = parameter.get("valueInteger")
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -444,7 +491,7 @@ def pix_query(session: Session, trusts: TrustRegistry, source_identifier: str, t
               agent: Agent) -> dict[str, Any]:
     """PIXm ``Patient/$ihe-pix``: the identifiers cross-referenced with ``system|value`` (ITI-83).
 
-    Failures follow ITI-83: an unknown source domain → 404 ``code-invalid``; an unknown identifier → 404
+    Failures follow ITI-83 (PIXm 3): an unknown source domain → 400 ``code-invalid``; an unknown identifier → 404
     ``not-found``; an unknown target system → 403 ``code-invalid`` (raised as FHIRError codes ``fhir.pix-*``).
     Records merged away are left out; each regional patient found is a ``targetId``.
     """
@@ -567,7 +614,7 @@ def resolve_patient_reference(session: Session, trusts: TrustRegistry, reference
 
 
 __all__ = [
-    "MAX_COUNT", "SEARCH_PARAMETERS", "find_source_record", "identifiers_of", "known_domain", "match_patients",
-    "pix_query", "read_patient_resource", "regional_views", "resolve_patient_reference", "search_patients",
-    "survivors", "unsupported_parameters",
+    "MAX_COUNT", "SEARCH_PARAMETERS", "conditional_matches", "find_source_record", "identifiers_of", "known_domain",
+    "match_patients", "pix_query", "read_patient_resource", "regional_views", "resolve_patient_reference",
+    "search_patients", "survivors", "unsupported_parameters",
 ]

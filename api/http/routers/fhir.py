@@ -186,7 +186,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "description": "Bearer tokens with SMART system scopes; see /.well-known/smart-configuration"},
             "resource": [
                 {"type": "Patient", "versioning": "versioned-update", "updateCreate": True,
-                 "conditionalCreate": False,
+                 "conditionalCreate": True,
                  "interaction": [{"code": c} for c in ("read", "vread", "update", "create", "search-type")],
                  "searchParam": [{"name": n, "type": t} for n, t in patient_params],
                  "operation": [

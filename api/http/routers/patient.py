@@ -54,12 +54,14 @@ async def _reading(request: Request, work: Callable[[Session], dict[str, Any]]) 
 async def create_patient(request: Request, body: BodyDep,
                          principal: Annotated[Principal, Depends(require("system/Patient.c"))]) -> FhirResponse:
     """Create the source record a Patient describes; 409 (``duplicate``) when its identifier names a record that
-    exists already: a create never changes a record (that is an update, PUT, with ``system/Patient.u``)."""
+    exists already: a create never changes a record (that is an update, PUT, with ``system/Patient.u``). With
+    ``If-None-Exist`` (conditional create) a Patient that meets the query is answered (200) instead."""
     if body.get("resourceType") != "Patient":
         raise FHIRError("POST /fhir/Patient expects a Patient", code="fhir.invalid")
     ctx = get_context(request)
+    condition = request.headers.get("if-none-exist")
     result = await run_in_threadpool(run_unit, ctx, "Patient", lambda s: write_patient(
-        s, ctx.trusts, body, agent=principal.agent, mode="create"))
+        s, ctx.trusts, body, agent=principal.agent, mode="create", if_none_exist=condition))
     return written(result, fhir_base(request))
 
 
@@ -148,10 +150,12 @@ async def vread(resource_id: str, version_id: str, request: Request,
             responses={200: RESOURCE_DOC, 201: RESOURCE_DOC, **ERROR_DOCS})
 async def update_patient(resource_id: str, request: Request, body: BodyDep,
                          principal: Annotated[Principal, Depends(require("system/Patient.u"))]) -> FhirResponse:
-    """Replace a source record's demographics (an unknown id creates it: update as create)."""
+    """Replace a source record's demographics (an unknown id creates it: update as create); with ``If-Match`` only
+    when it names the current version (412 otherwise)."""
     if body.get("resourceType") != "Patient":
         raise FHIRError("PUT /fhir/Patient/{id} expects a Patient", code="fhir.invalid")
     ctx = get_context(request)
+    if_match = request.headers.get("if-match")
     result = await run_in_threadpool(run_unit, ctx, "Patient", lambda s: write_patient(
-        s, ctx.trusts, body, agent=principal.agent, mode="update", resource_id=resource_id))
+        s, ctx.trusts, body, agent=principal.agent, mode="update", resource_id=resource_id, if_match=if_match))
     return written(result, fhir_base(request))

@@ -1,0 +1,221 @@
+"""What realistic FHIR R4 clients send to the edge, over real HTTP: version-aware updates, conditional creates in
+Bundles, $match parameters as the OperationDefinition types them, PIXm failures as ITI-83 words them, paging links a
+client follows. Each test names the rule it holds the server to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from feeds_factories import RTK, RXC, fhir_patient, nhs_number
+from fhir.resources.R4B.bundle import Bundle
+from test_feeds_fhir_api import Fhir, outcome_of
+
+from priorscan.trusts import NHS_NUMBER_SYSTEM
+
+VERIFICATION_URL = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+
+
+# --- version-aware update (FHIR R4 http.html "Managing Resource Contention") -----------------------------------
+
+
+def test_an_update_with_a_stale_if_match_is_refused_412_and_changes_nothing(live_server) -> None:
+    """The CapabilityStatement says ``versioned-update``: a PUT whose ``If-Match`` names a version that is no longer
+    current is 412, so a client that read version 1 cannot overwrite what another sender wrote as version 2 (H-ID-56).
+    """
+    fhir = Fhir(live_server, ["system/Patient.cruds"])
+    created = fhir.create(fhir_patient(hospital=(RTK, "AB810001"), family="Marsh", given=["Olive"]))
+    path = f"Patient/{created['id']}"
+    theirs = {**created, "name": [{"family": "Marsh", "given": ["Olivia"]}]}
+    assert fhir.put(path, theirs).json()["meta"]["versionId"] == "2"  # another client's update, without If-Match
+
+    stale = {**created, "name": [{"family": "Marsh", "given": ["Ollie"]}]}
+    refused = httpx.put(f"{fhir.base}/{path}", json=stale, headers={**fhir.headers, "If-Match": 'W/"1"'}, timeout=30)
+    outcome_of(refused, 412, "conflict")
+    assert fhir.get(path).json()["name"][0]["given"] == ["Olivia"]
+
+    current = httpx.put(f"{fhir.base}/{path}", json=stale, headers={**fhir.headers, "If-Match": 'W/"2"'}, timeout=30)
+    assert current.status_code == 200, current.text
+    assert current.headers["etag"] == 'W/"3"' and current.json()["name"][0]["given"] == ["Ollie"]
+
+
+def test_a_stale_if_match_in_a_transaction_rolls_it_back(live_server) -> None:
+    fhir = Fhir(live_server, ["system/Patient.cruds"])
+    created = fhir.create(fhir_patient(hospital=(RTK, "AB810011"), family="Hale"))
+    assert fhir.put(f"Patient/{created['id']}", {**created, "gender": "female"}).status_code == 200
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {**created, "gender": "male"},
+                "request": {"method": "PUT", "url": f"Patient/{created['id']}", "ifMatch": 'W/"1"'},
+            }
+        ],
+    }
+    outcome_of(fhir.post("", bundle), 412, "conflict")
+    assert fhir.get(f"Patient/{created['id']}").json()["gender"] == "female"
+
+
+# --- conditional create (FHIR R4 http.html#ccreate, Bundle.entry.request.ifNoneExist) ------------------------------
+
+
+def _transaction(nhs: str, mrn: str, uid: str) -> dict[str, Any]:
+    patient_url = "urn:uuid:0b5e8d1e-3c1f-4a52-9d1e-000000000001"
+    patient = fhir_patient(
+        hospital=(RXC, mrn), nhs=nhs, verification="01", family="Brown", given=["Tom"], birth_date="1955-05-05"
+    )
+    study = {
+        "resourceType": "ImagingStudy",
+        "status": "available",
+        "identifier": [{"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}],
+        "subject": {"reference": patient_url},
+        "started": "2026-11-02T09:30:00+00:00",
+        "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}],
+        "description": "CT HEAD",
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": patient_url,
+                "resource": patient,
+                "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={RXC}|{mrn}"},
+            },
+            {
+                "fullUrl": "urn:uuid:0b5e8d1e-3c1f-4a52-9d1e-000000000002",
+                "resource": study,
+                "request": {"method": "POST", "url": "ImagingStudy"},
+            },
+        ],
+    }
+
+
+def test_a_resent_transaction_with_if_none_exist_finds_its_patient_instead_of_failing(live_server) -> None:
+    """An interface engine re-sends a transaction (a timeout, a replay) whose Patient entry is a conditional create:
+    the second time the Patient exists, so the entry is 200 with that Patient (no second record, no 409 rolling the
+    whole transaction back) and the study of the same Bundle goes to that Patient through the urn:uuid."""
+    fhir = Fhir(live_server)
+    nhs = nhs_number(8201)
+    first = fhir.post("", _transaction(nhs, "E820001", "1.2.826.0.1.3680043.10.82.1"))
+    assert first.status_code == 200, first.text
+    patient_id = first.json()["entry"][0]["resource"]["id"]
+
+    again = fhir.post("", _transaction(nhs, "E820001", "1.2.826.0.1.3680043.10.82.2"))
+    assert again.status_code == 200, again.text
+    response = Bundle.model_validate(again.json())
+    assert response.entry[0].response.status.startswith("200")
+    assert response.entry[0].resource.id == patient_id
+    assert fhir.get("Patient", identifier=f"{RXC}|E820001").json()["total"] == 1
+    studies = fhir.get("ImagingStudy", patient=f"Patient/{patient_id}").json()
+    assert sorted(e["resource"]["id"] for e in studies["entry"]) == [
+        "1.2.826.0.1.3680043.10.82.1",
+        "1.2.826.0.1.3680043.10.82.2",
+    ]
+
+
+def test_if_none_exist_on_a_plain_create(live_server) -> None:
+    """``If-None-Exist`` on ``POST Patient``: one match → 200 with it; several → 412; an unserved parameter → 400."""
+    fhir = Fhir(live_server)
+    created = fhir.create(fhir_patient(hospital=(RTK, "AB820101"), family="Quill", given=["Ada"]))
+    fhir.create(fhir_patient(hospital=(RTK, "AB820102"), family="Quill", given=["Ben"]))
+
+    def create(condition: str, mrn: str) -> httpx.Response:
+        return httpx.post(
+            f"{fhir.base}/Patient",
+            json=fhir_patient(hospital=(RTK, mrn), family="Quill"),
+            headers={**fhir.headers, "If-None-Exist": condition},
+            timeout=30,
+        )
+
+    found = create(f"identifier={RTK}|AB820101", "AB820103")
+    assert found.status_code == 200, found.text
+    assert found.json()["id"] == created["id"]
+    assert fhir.get("Patient", identifier=f"{RTK}|AB820103").json()["total"] == 0  # nothing was created
+    outcome_of(create("family=Quill", "AB820104"), 412, "multiple-matches")
+    outcome_of(create("nickname=Q", "AB820105"), 400, "not-supported")
+    fresh = create(f"identifier={RTK}|AB820106", "AB820106")
+    assert fresh.status_code == 201 and fresh.headers["location"].endswith("/_history/1")
+
+
+# --- $match (Patient-match OperationDefinition: resource 1..1, onlyCertainMatches 0..1 boolean, count 0..1) -----
+
+
+def test_match_refuses_parameters_it_would_otherwise_read_as_absent(live_server) -> None:
+    """A mistyped ``onlyCertainMatches`` (a string), a misspelt one, or two ``resource`` parameters used to be
+    skipped: a client that asked for certain matches only got the probable ones too (H-ID-57). Each is 400."""
+    fhir = Fhir(live_server)
+    fhir.create(
+        fhir_patient(
+            hospital=(RTK, "AB830001"), family="Fenwick", given=["Iris"], birth_date="1961-02-03", gender="female"
+        )
+    )
+    probe = fhir_patient(hospital=None, family="Fenwick", given=["Iris"], birth_date="1961-02-03", gender="female")
+
+    def match(*extra: dict[str, Any]) -> httpx.Response:
+        return fhir.post(
+            "Patient/$match",
+            {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": probe}, *extra]},
+        )
+
+    certain_only = match({"name": "onlyCertainMatches", "valueBoolean": True})
+    assert certain_only.status_code == 200 and certain_only.json()["total"] == 0  # demographics alone: not certain
+    for extra in (
+        {"name": "onlyCertainMatches", "valueString": "true"},
+        {"name": "onlyCertainMatch", "valueBoolean": True},
+        {"name": "resource", "resource": probe},
+        {"name": "count", "valueString": "1"},
+    ):
+        outcome_of(match(extra), 400, "invalid")
+    assert match({"name": "count", "valueInteger": 1}).status_code == 200
+
+
+# --- PIXm (ITI-83) ----------------------------------------------------------------------------------------------
+
+
+def test_pixm_unknown_source_domain_is_400_and_unknown_identifier_404(live_server_sqlite) -> None:
+    """ITI-83 2:3.83.4.2.2.3: a source Assigning Authority the manager does not recognise is 400 ``code-invalid``;
+    2:3.83.4.2.2.2: a known domain with an unknown identifier is 404 ``not-found``."""
+    fhir = Fhir(live_server_sqlite)
+    fhir.create(fhir_patient(hospital=(RTK, "AB840001")))
+    diagnostics = outcome_of(
+        fhir.get("Patient/$ihe-pix", sourceIdentifier="urn:oid:1.3.6.1.4.1.21367.13.20.1000|X"), 400, "code-invalid"
+    )
+    assert diagnostics == "sourceIdentifier Assigning Authority not found"
+    outcome_of(
+        fhir.get("Patient/$ihe-pix", sourceIdentifier=f"{NHS_NUMBER_SYSTEM}|{nhs_number(8401)}"), 404, "not-found"
+    )
+
+
+# --- PDQm paging links ------------------------------------------------------------------------------------------
+
+
+def test_paging_links_keep_the_search_a_client_sent(live_server_sqlite) -> None:
+    """A ``next`` link is followed as it stands (FHIR R4 search.html: the server's links are opaque to the client):
+    a ``+`` or ``&`` in a value must come back percent-encoded, or page 2 is another search."""
+    fhir = Fhir(live_server_sqlite)
+    for mrn, family, given, born in (
+        ("AB850001", "Ashby", "Kit", "1971-04-05"),
+        ("AB850002", "Okonjo", "Ngozi", "1990-11-12"),
+    ):  # two people, one flat
+        fhir.create(
+            fhir_patient(
+                hospital=(RTK, mrn),
+                family=family,
+                given=[given],
+                birth_date=born,
+                telecom=[{"system": "phone", "value": "+44 1483 555000"}],
+                address=[{"line": ["Flat 2, A&B Court"], "postalCode": "GU1 1AA"}],
+            )
+        )
+    first = fhir.get("Patient", telecom="+441483555000", address="Flat 2", _count=1)
+    assert first.status_code == 200 and first.json()["total"] == 2, first.text
+    links = {link["relation"]: link["url"] for link in first.json()["link"]}
+    following = httpx.get(links["next"], headers=fhir.headers, timeout=30)
+    assert following.status_code == 200, following.text
+    assert following.json()["total"] == 2 and len(following.json()["entry"]) == 1
+    by_address = fhir.get("Patient", address="Flat 2, A&B", _count=1).json()
+    assert by_address["total"] == 2
+    self_link = next(link["url"] for link in by_address["link"] if link["relation"] == "self")
+    assert httpx.get(self_link, headers=fhir.headers, timeout=30).json()["total"] == 2
