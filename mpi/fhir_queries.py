@@ -180,12 +180,19 @@ def _date_range(value: str) -> tuple[str, date, date]:
 
 
 def _token_clause(trusts: TrustRegistry, token: str) -> Any:
+    """An ``identifier`` token in its four forms (FHIR R4 search 3.1.1.4.10): ``value`` (any system),
+    ``system|value``, ``|value`` (an identifier without a system: the index keeps none, so nobody) and ``system|``
+    (anyone with an identifier in that system)."""
     system, sep, value = token.partition("|")
     if not sep:
         system, value = "", token
-    value = value.strip()
-    if not value:
+    system, value = system.strip(), value.strip()
+    if not value and not system:
         raise FHIRError("identifier needs a value (system|value)", code="fhir.invalid")
+    if sep and not system:
+        return SourceRecord.id.is_(None)
+    if not value:
+        return _system_clause(trusts, system)
     nhs = and_(SourceRecord.nhs_number == value.replace(" ", ""), SourceRecord.nhs_number_valid.is_(True))
     if system == NHS_NUMBER_SYSTEM:
         return nhs
@@ -199,6 +206,17 @@ def _token_clause(trusts: TrustRegistry, token: str) -> Any:
     return or_(nhs, SourceRecord.local_id == value, SourceRecord.regional_patient_id == value,
                SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(SourceIdentifier.value == value,
                                                                                    CURRENT)))
+
+
+def _system_clause(trusts: TrustRegistry, system: str) -> Any:
+    """``identifier=system|``: the records holding an identifier in ``system``."""
+    if system == NHS_NUMBER_SYSTEM:
+        return and_(SourceRecord.nhs_number.is_not(None), SourceRecord.nhs_number_valid.is_(True))
+    if system == REGIONAL_ID_SYSTEM:
+        return SourceRecord.regional_patient_id.is_not(None)
+    namespace = trusts.namespace(system)
+    return or_(SourceRecord.namespace == namespace, SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(
+        SourceIdentifier.system == namespace, CURRENT)))
 
 
 def _string_clause(column: Any, value: str, exact: bool, *, words: bool = False) -> Any:

@@ -176,7 +176,11 @@ def apply_resource(session: Session, trusts: TrustRegistry, resource: Mapping[st
         status, _ = http_status(outcome.error_code)
         outcome.detail.setdefault("status", _status_line(status))
         raise EntryRejected(outcome)
-    outcome.detail.setdefault("status", _status_line(201))
+    # Bundle.entry.response: 201 with the location of what was created, 200 for a study (or report) re-sent with its
+    # UID (an update); a client maps each urn:uuid to the location it is given
+    outcome.detail.setdefault("status", _status_line(200 if outcome.detail.get("created") is False else 201))
+    if outcome.detail.get("id"):
+        outcome.detail.setdefault("location", f"{kind}/{outcome.detail['id']}")
     return outcome
 
 
@@ -353,8 +357,13 @@ def _entries(bundle: Mapping[str, Any]) -> list[_Entry]:
     return entries
 
 
+#: What a conditional create needs besides the create scope: it searches, and answers with the Patient it finds.
+CONDITIONAL_CREATE_SCOPE = "system/Patient.rs"
+
+
 def bundle_scopes(bundle: Mapping[str, Any]) -> set[str]:
-    """The SMART scopes a Bundle's entries need (create, or update for a PUT)."""
+    """The SMART scopes a Bundle's entries need (create, or update for a PUT; read and search for a conditional
+    create, whose answer is the Patient its query found: H-SEC-15)."""
     needed = set()
     for raw in bundle.get("entry") or []:
         if isinstance(raw, Mapping) and isinstance(raw.get("resource"), Mapping):
@@ -363,6 +372,8 @@ def bundle_scopes(bundle: Mapping[str, Any]) -> set[str]:
             request = request if isinstance(request, Mapping) else {}
             if isinstance(kind, str) and kind.isalpha():
                 needed.add(f"system/{kind}.{'u' if str(request.get('method', '')).upper() == 'PUT' else 'c'}")
+                if request.get("ifNoneExist") is not None:
+                    needed.add(CONDITIONAL_CREATE_SCOPE)
     return needed
 
 
@@ -491,4 +502,5 @@ def _operation_outcome(outcome: ItemOutcome) -> dict[str, Any]:
             "issue": [{"severity": "error", "code": issue, "diagnostics": outcome.reason or "rejected"}]}
 
 
-__all__ = ["BundleResult", "apply_resource", "bundle_scopes", "process_bundle", "process_resource", "write_patient"]
+__all__ = ["CONDITIONAL_CREATE_SCOPE", "BundleResult", "apply_resource", "bundle_scopes", "process_bundle",
+           "process_resource", "write_patient"]

@@ -4,6 +4,7 @@ client follows. Each test names the rule it holds the server to."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -219,3 +220,156 @@ def test_paging_links_keep_the_search_a_client_sent(live_server_sqlite) -> None:
     assert by_address["total"] == 2
     self_link = next(link["url"] for link in by_address["link"] if link["relation"] == "self")
     assert httpx.get(self_link, headers=fhir.headers, timeout=30).json()["total"] == 2
+
+
+# --- content negotiation and charset (FHIR R4 http.html, RFC 9110) ---------------------------------------------------
+
+
+def test_a_client_asking_only_for_xml_is_told_406_not_sent_json(live_server_sqlite) -> None:
+    """Only JSON is served: ``_format=xml`` or ``Accept: application/fhir+xml`` used to get a 200 in JSON that an XML
+    client cannot parse; it is 406 with an OperationOutcome. The JSON names (``_format=json``, the DSTU2/STU3
+    ``application/json+fhir``, ``*/*``, an unencoded ``+`` arriving as a space) are served."""
+    fhir = Fhir(live_server_sqlite)
+    created = fhir.create(fhir_patient(hospital=(RTK, "AB860001")))
+    url = f"{fhir.base}/Patient/{created['id']}"
+    for params, accept in (
+        ({"_format": "xml"}, None),
+        ({}, "application/fhir+xml"),
+        ({}, "application/xml"),
+        ({"_format": "application/fhir+xml"}, "application/fhir+json"),
+    ):
+        headers = {**fhir.headers, **({"Accept": accept} if accept else {})}
+        outcome_of(httpx.get(url, params=params, headers=headers, timeout=30), 406, "not-supported")
+    outcome_of(fhir.get("Patient", family="Smith", _format="xml"), 406, "not-supported")
+    for params, accept in (
+        ({"_format": "json"}, "application/fhir+xml"),
+        ({}, "application/json+fhir"),
+        ({}, "application/fhir+xml;q=0.9, */*;q=0.1"),
+        ({"_format": "application/fhir json"}, None),
+    ):
+        headers = {**fhir.headers, **({"Accept": accept} if accept else {})}
+        answer = httpx.get(url, params=params, headers=headers, timeout=30)
+        assert answer.status_code == 200, (params, accept, answer.text)
+        assert answer.headers["content-type"].startswith("application/fhir+json")
+
+
+def test_a_body_in_the_charset_it_declares_is_read_in_it(live_server) -> None:
+    """A Patient sent as ``charset=ISO-8859-1`` (older integration engines) was read as UTF-8 and refused as invalid
+    JSON; its names are read as the sender wrote them. An unknown charset is 415."""
+    fhir = Fhir(live_server)
+    patient = fhir_patient(hospital=(RTK, "AB870001"), family="Ångström", given=["Zoë"])
+    body = json.dumps(patient, ensure_ascii=False).encode("iso-8859-1")
+    headers = {**fhir.headers, "Content-Type": "application/fhir+json; charset=ISO-8859-1"}
+    created = httpx.post(f"{fhir.base}/Patient", content=body, headers=headers, timeout=30)
+    assert created.status_code == 201, created.text
+    assert created.json()["name"][0] == {"use": "official", "family": "Ångström", "given": ["Zoë"]}
+    unknown = {**fhir.headers, "Content-Type": "application/fhir+json; charset=x-no-such-charset"}
+    outcome_of(httpx.post(f"{fhir.base}/Patient", content=body, headers=unknown, timeout=30), 415, "not-supported")
+
+
+# --- ImagingStudy --------------------------------------------------------------------------------------------------
+
+
+def _study(uid: str, subject: str) -> dict[str, Any]:
+    return {
+        "resourceType": "ImagingStudy",
+        "status": "available",
+        "identifier": [{"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}],
+        "subject": {"reference": subject},
+        "started": "2026-11-03T10:00:00+00:00",
+        "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "MR"}],
+        "description": "MR KNEE LEFT",
+    }
+
+
+def test_an_imaging_study_search_refuses_what_it_would_ignore(live_server_sqlite) -> None:
+    """``ImagingStudy?patient=…&modality=CT`` answered every study of the patient, MR included, as if filtered; an
+    unserved parameter is 400 (strict, the FHIR default this server declares for Patient too) unless ``Prefer:
+    handling=lenient``."""
+    fhir = Fhir(live_server_sqlite)
+    patient = fhir.create(fhir_patient(hospital=(RTK, "AB880001")))
+    assert (
+        fhir.post("ImagingStudy", _study("1.2.826.0.1.3680043.10.88.1", f"Patient/{patient['id']}")).status_code == 201
+    )
+    outcome_of(fhir.get("ImagingStudy", patient=f"Patient/{patient['id']}", modality="CT"), 400, "not-supported")
+    lenient = httpx.get(
+        f"{fhir.base}/ImagingStudy",
+        params={"patient": f"Patient/{patient['id']}", "modality": "CT"},
+        headers={**fhir.headers, "Prefer": "handling=lenient"},
+        timeout=30,
+    )
+    assert lenient.status_code == 200 and lenient.json()["total"] == 1
+    assert fhir.get("ImagingStudy", patient=f"Patient/{patient['id']}", _count=5).json()["total"] == 1
+
+
+def test_every_created_entry_of_a_transaction_response_has_its_location(live_server) -> None:
+    """Bundle.entry.response.location is how a client learns what its urn:uuid became; an ImagingStudy entry had
+    none, and a study re-sent with its UID (an update) was reported as created."""
+    fhir = Fhir(live_server)
+    patient = fhir.create(fhir_patient(hospital=(RTK, "AB890001")))
+    uid = "1.2.826.0.1.3680043.10.89.1"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0b5e8d1e-3c1f-4a52-9d1e-000000000089",
+                "resource": _study(uid, f"Patient/{patient['id']}"),
+                "request": {"method": "POST", "url": "ImagingStudy"},
+            }
+        ],
+    }
+    first = Bundle.model_validate(fhir.post("", bundle).json())
+    assert (first.entry[0].response.status, first.entry[0].response.location) == ("201 Created", f"ImagingStudy/{uid}")
+    again = Bundle.model_validate(fhir.post("", bundle).json())
+    assert (again.entry[0].response.status, again.entry[0].response.location) == ("200 OK", f"ImagingStudy/{uid}")
+
+
+def test_a_create_only_client_cannot_read_patients_through_a_conditional_create(live_server_sqlite) -> None:
+    """The answer to a conditional create is the Patient its query found (200 with the resource) or that several
+    exist (412): a search and a read. A client with ``system/Patient.c`` alone is refused (403) before the query is
+    run, so that ``If-None-Exist: identifier=<NHS number>`` cannot read anyone's record (H-SEC-15)."""
+    reader = Fhir(live_server_sqlite, ["system/Patient.crs"])
+    nhs = nhs_number(8901)
+    reader.create(fhir_patient(hospital=(RTK, "AB890101"), nhs=nhs, family="Penrose"))
+    create_only = Fhir(live_server_sqlite, ["system/Patient.c"])
+    condition = {"If-None-Exist": f"identifier={NHS_NUMBER_SYSTEM}|{nhs}"}
+    probe = fhir_patient(hospital=(RTK, "AB890102"), family="Anyone")
+    refused = httpx.post(f"{create_only.base}/Patient", json=probe, headers={**create_only.headers, **condition})
+    assert "Penrose" not in outcome_of(refused, 403, "forbidden") and "Penrose" not in refused.text
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": probe,
+                "request": {"method": "POST", "url": "Patient", "ifNoneExist": condition["If-None-Exist"]},
+            }
+        ],
+    }
+    in_bundle = create_only.post("", bundle)
+    assert "Penrose" not in outcome_of(in_bundle, 403, "forbidden") and "Penrose" not in in_bundle.text
+    found = httpx.post(f"{reader.base}/Patient", json=probe, headers={**reader.headers, **condition})
+    assert found.status_code == 200 and found.json()["name"][0]["family"] == "Penrose"
+
+
+def test_identifier_tokens_in_their_four_forms(live_server) -> None:
+    """FHIR R4 search 3.1.1.4.10: ``value`` matches in any system, ``system|value`` in that system, ``system|`` anyone
+    with an identifier in that system (was refused as 400), ``|value`` an identifier without a system (was read as any
+    system: the patient whose NHS number it is came back for a value the client said has no system)."""
+    fhir = Fhir(live_server)
+    nhs = nhs_number(8911)
+    with_number = fhir.create(fhir_patient(hospital=(RTK, "AB891101"), nhs=nhs, family="Lyle", birth_date="1944-01-01"))
+    local_only = fhir.create(fhir_patient(hospital=(RXC, "A0891102"), family="Rowan", birth_date="1999-09-09"))
+
+    def regional(**params: str) -> set[str]:
+        answer = fhir.get("Patient", **params)
+        assert answer.status_code == 200, answer.text
+        return {e["resource"]["id"] for e in answer.json()["entry"]}
+
+    lyle, rowan = (p["link"][0]["other"]["reference"].split("/")[1] for p in (with_number, local_only))
+    assert regional(identifier=nhs) == regional(identifier=f"{NHS_NUMBER_SYSTEM}|{nhs}") == {lyle}
+    assert regional(identifier=f"|{nhs}") == set()
+    assert regional(identifier=f"{NHS_NUMBER_SYSTEM}|") == {lyle}
+    assert regional(identifier=f"{RXC}|") == {rowan}
+    outcome_of(fhir.get("Patient", identifier="|"), 400, "invalid")

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.feeds.fhir_service import run_unit, write_patient
+from api.feeds.fhir_service import CONDITIONAL_CREATE_SCOPE, run_unit, write_patient
 from api.http.deps import Principal, get_context, require
 from api.http.routers.fhir import (
     BODY_DOC,
@@ -26,6 +26,7 @@ from api.http.routers.fhir import (
     BodyDep,
     FhirResponse,
     fhir_base,
+    search_handling,
     written,
 )
 from mpi import match_patients, pix_query, read_patient_resource, search_patients
@@ -60,6 +61,11 @@ async def create_patient(request: Request, body: BodyDep,
         raise FHIRError("POST /fhir/Patient expects a Patient", code="fhir.invalid")
     ctx = get_context(request)
     condition = request.headers.get("if-none-exist")
+    if condition is not None and not principal.allows(CONDITIONAL_CREATE_SCOPE):
+        # the answer to a conditional create is the Patient its query found (or that several exist): a search and a
+        # read, which a create-only client may not do (H-SEC-15)
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            detail=f"scope {CONDITIONAL_CREATE_SCOPE} required for If-None-Exist")
     result = await run_in_threadpool(run_unit, ctx, "Patient", lambda s: write_patient(
         s, ctx.trusts, body, agent=principal.agent, mode="create", if_none_exist=condition))
     return written(result, fhir_base(request))
@@ -104,17 +110,6 @@ async def search_by_post(request: Request,
     params = list(request.query_params.multi_items())
     params += parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=False)
     return await _search(request, principal, params)
-
-
-def search_handling(request: Request) -> str:
-    """FHIR search handling asked for with ``Prefer: handling=strict|lenient``; strict when not asked (an unserved
-    parameter is refused rather than silently widening the search to everyone)."""
-    for header in request.headers.getlist("prefer"):
-        for part in header.split(";") + header.split(","):
-            key, _, value = part.strip().partition("=")
-            if key.strip().lower() == "handling" and value.strip().strip('"').lower() in ("strict", "lenient"):
-                return value.strip().strip('"').lower()
-    return "strict"
 
 
 async def _search(request: Request, principal: Principal, params: list[tuple[str, str]]) -> FhirResponse:
