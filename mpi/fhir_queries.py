@@ -325,6 +325,22 @@ def _int_param(params: Sequence[tuple[str, str]], name: str, default: int, low: 
     return default
 
 
+def _requested_domains(trusts: TrustRegistry, used: Sequence[tuple[str, str]]) -> set[str] | None:
+    """The identifier domains a PDQm consumer asked to be returned (ITI-78 2:3.78.4.1.2.3: ``identifier=system|``,
+    alternatives separated by commas), canonical; None when it asked for none."""
+    domains = {trusts.namespace(system) for name, value in used if name == "identifier"
+               for system, sep, rest in (token.strip().partition("|") for token in value.split(","))
+               if sep and system.strip() and not rest.strip()}
+    return domains or None
+
+
+def _in_domains(resource: dict[str, Any], domains: set[str] | None) -> dict[str, Any]:
+    """``resource`` with only the identifiers of ``domains`` (ITI-78 Case 2: the supplier eliminates the others)."""
+    if domains is not None:
+        resource["identifier"] = [i for i in resource.get("identifier", []) if i.get("system") in domains]
+    return resource
+
+
 def _page_url(base: str, used: Sequence[tuple[str, str]], count: int, offset: int) -> str:
     """A page of the search as a URL a client can follow: every value percent-encoded (a ``+``, ``&``, ``#`` or space
     sent in a value would otherwise come back as another search), the token and list separators kept readable."""
@@ -362,7 +378,9 @@ def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tu
     page = list(session.scalars(select(matching.c.regional_patient_id).order_by(matching.c.regional_patient_id)
                                 .offset(offset).limit(count))) if count else []
     views = regional_views(session, page)
-    entries = [{"fullUrl": f"{base}/Patient/{rid}", "resource": regional_patient(views[rid], trusts),
+    domains = _requested_domains(trusts, used)
+    entries = [{"fullUrl": f"{base}/Patient/{rid}", "resource": _in_domains(regional_patient(views[rid], trusts),
+                                                                           domains),
                 "search": {"mode": "match"}} for rid in page if rid in views]
     links = [{"relation": "self", "url": _page_url(base, used, count, offset)}]
     if offset + count < total and count:

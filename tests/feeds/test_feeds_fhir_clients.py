@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from feeds_factories import RTK, RXC, fhir_patient, nhs_number
 from fhir.resources.R4B.bundle import Bundle
-from test_feeds_fhir_api import Fhir, outcome_of
+from test_feeds_fhir_api import Fhir, _linked_pair, outcome_of
 
 from priorscan.trusts import NHS_NUMBER_SYSTEM
 
@@ -373,3 +373,24 @@ def test_identifier_tokens_in_their_four_forms(live_server) -> None:
     assert regional(identifier=f"{NHS_NUMBER_SYSTEM}|") == {lyle}
     assert regional(identifier=f"{RXC}|") == {rowan}
     outcome_of(fhir.get("Patient", identifier="|"), 400, "invalid")
+
+
+def test_pdqm_returns_only_the_identifier_domains_asked_for(live_server) -> None:
+    """ITI-78 2:3.78.4.1.2.3 and Case 2: ``identifier=<domain>|`` (alternatives by comma) asks for the patients with
+    an identifier in those domains, and the supplier eliminates the other identifiers from what it returns; every
+    identifier of the person used to come back."""
+    fhir = Fhir(live_server, ["system/Patient.rs", "system/Patient.c"])
+    nhs, regional = _linked_pair(live_server, fhir)
+
+    def identifiers(**params: str) -> set[tuple[str, str]]:
+        answer = fhir.get("Patient", **params)
+        assert answer.status_code == 200, answer.text
+        assert [e["resource"]["id"] for e in answer.json()["entry"]] == [regional]
+        return {(i["system"], i["value"]) for i in answer.json()["entry"][0]["resource"]["identifier"]}
+
+    assert identifiers(family="Taylor", identifier=f"{RXC}|") == {(RXC, "A0000302")}
+    assert identifiers(family="Taylor", identifier=f"{RXC}|,{NHS_NUMBER_SYSTEM}|") == {
+        (RXC, "A0000302"),
+        (NHS_NUMBER_SYSTEM, nhs),
+    }
+    assert (RTK, "AB000301") in identifiers(family="Taylor", identifier=f"{RXC}|A0000302")  # a value: no filter
