@@ -524,32 +524,43 @@ def known_domain(session: Session, trusts: TrustRegistry, system: str) -> str | 
 
 
 def pix_query(session: Session, trusts: TrustRegistry, source_identifier: str, target_systems: Iterable[str], *,
-              agent: Agent) -> dict[str, Any]:
+              agent: Agent, base: str = "") -> dict[str, Any]:
     """PIXm ``Patient/$ihe-pix``: the identifiers cross-referenced with ``system|value`` (ITI-83).
 
     Failures follow ITI-83 (PIXm 3): an unknown source domain → 400 ``code-invalid``; an unknown identifier → 404
     ``not-found``; an unknown target system → 403 ``code-invalid`` (raised as FHIRError codes ``fhir.pix-*``).
     Records merged away are left out; each regional patient found is a ``targetId``.
+
+    The logical id of one of this server's Patients is an identifier too (ITI-83 2:3.83.4.1.2.1): ``sourceIdentifier=
+    <base>|Patient/<id>`` names the regional patient that Patient is (or belongs to), and ``targetSystem=<base>``
+    asks for the ``targetId`` references alone. ``base`` is this server's FHIR base URL.
     """
     system, sep, value = source_identifier.partition("|")
     if not sep or not system.strip() or not value.strip():
         raise FHIRError("sourceIdentifier must be system|value", code="fhir.invalid")
     system, value = system.strip(), value.strip()
-    source_domain = known_domain(session, trusts, system)
+    own = base.rstrip("/")
+    source_domain = REGIONAL_ID_SYSTEM if own and system.rstrip("/") == own else known_domain(session, trusts, system)
     if source_domain is None:
         raise FHIRError("sourceIdentifier Assigning Authority not found", code="fhir.pix-source-domain")
     targets: set[str] = set()
     for target in target_systems:
-        domain = known_domain(session, trusts, target.strip())
+        domain = own if own and target.strip().rstrip("/") == own else known_domain(session, trusts, target.strip())
         if domain is None:
             raise FHIRError("targetSystem not found", code="fhir.pix-target-domain")
         targets.add(domain)
-    rows = _cross_references(session, source_domain, value)
+    given = (source_domain, value)  # never returned (2:3.83.4.2.2.1)
+    if source_domain == REGIONAL_ID_SYSTEM and system != REGIONAL_ID_SYSTEM:  # <base>|Patient/<id>
+        given = (own, value)
+        regional_id = resolve_patient_reference(session, trusts, value, client=agent.name)
+        rows = _cross_references(session, REGIONAL_ID_SYSTEM, regional_id) if regional_id else []
+    else:
+        rows = _cross_references(session, source_domain, value)
     regional = list(dict.fromkeys(row.regional_patient_id for row in rows))
     if not regional:
         raise FHIRError("sourceIdentifier Patient Identifier not found", code="fhir.pix-not-found")
     parameters: list[dict[str, Any]] = []
-    seen = {(source_domain, value)}
+    seen = {given}
     for rid in regional:
         found = [(REGIONAL_ID_SYSTEM, rid)]
         for row in (r for r in rows if r.regional_patient_id == rid):

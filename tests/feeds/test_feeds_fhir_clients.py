@@ -394,3 +394,23 @@ def test_pdqm_returns_only_the_identifier_domains_asked_for(live_server) -> None
         (NHS_NUMBER_SYSTEM, nhs),
     }
     assert (RTK, "AB000301") in identifiers(family="Taylor", identifier=f"{RXC}|A0000302")  # a value: no filter
+
+
+def test_pixm_takes_the_logical_id_of_a_patient_as_its_source_identifier(live_server_sqlite) -> None:
+    """ITI-83 2:3.83.4.1.2.1: ``sourceIdentifier=<FHIR base>|Patient/<id>`` names a FHIR Patient by its logical id,
+    and a ``targetSystem`` of the base asks for the Patient references; both were refused as unknown domains."""
+    fhir = Fhir(live_server_sqlite)
+    created = fhir.create(fhir_patient(hospital=(RTK, "AB892001"), family="Quayle"))
+    regional = created["link"][0]["other"]["reference"]
+    answer = fhir.get("Patient/$ihe-pix", sourceIdentifier=f"{fhir.base}|Patient/{created['id']}")
+    assert answer.status_code == 200, answer.text
+    parameters = answer.json()["parameter"]
+    assert (RTK, "AB892001") in {
+        (p["valueIdentifier"]["system"], p["valueIdentifier"]["value"])
+        for p in parameters
+        if p["name"] == "targetIdentifier"
+    }
+    assert [p["valueReference"]["reference"] for p in parameters if p["name"] == "targetId"] == [regional]
+    only_ids = fhir.get("Patient/$ihe-pix", sourceIdentifier=f"{RTK}|AB892001", targetSystem=fhir.base).json()
+    assert only_ids["parameter"] == [{"name": "targetId", "valueReference": {"reference": regional}}]
+    outcome_of(fhir.get("Patient/$ihe-pix", sourceIdentifier=f"{fhir.base}|Patient/src-999"), 404, "not-found")

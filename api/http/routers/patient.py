@@ -79,9 +79,9 @@ async def ihe_pix(request: Request,
     if len(sources) != 1:
         raise FHIRError("exactly one sourceIdentifier=system|value is required", code="fhir.invalid")
     targets = [t for value in request.query_params.getlist("targetSystem") for t in value.split(",") if t.strip()]
-    trusts = get_context(request).trusts
+    trusts, base = get_context(request).trusts, fhir_base(request)
     return FhirResponse(await _reading(request, lambda s: pix_query(s, trusts, sources[0], targets,
-                                                                    agent=principal.agent)))
+                                                                    agent=principal.agent, base=base)))
 
 
 @router.post("/fhir/Patient/$match", openapi_extra=BODY_DOC, responses={200: RESOURCE_DOC, **ERROR_DOCS})
