@@ -414,3 +414,14 @@ def test_pixm_takes_the_logical_id_of_a_patient_as_its_source_identifier(live_se
     only_ids = fhir.get("Patient/$ihe-pix", sourceIdentifier=f"{RTK}|AB892001", targetSystem=fhir.base).json()
     assert only_ids["parameter"] == [{"name": "targetId", "valueReference": {"reference": regional}}]
     outcome_of(fhir.get("Patient/$ihe-pix", sourceIdentifier=f"{fhir.base}|Patient/src-999"), 404, "not-found")
+
+
+def test_an_update_without_the_id_of_its_url_is_400(live_server_sqlite) -> None:
+    """FHIR R4 http.html#update: the body of a PUT carries the id of its URL; with none the server answers 400 (it
+    was applied, so a body meant for another Patient, its id dropped by a mapping, updated this one)."""
+    fhir = Fhir(live_server_sqlite, ["system/Patient.cruds"])
+    created = fhir.create(fhir_patient(hospital=(RTK, "AB893001"), family="Vane"))
+    without_id = {key: value for key, value in created.items() if key != "id"}
+    outcome_of(fhir.put(f"Patient/{created['id']}", {**without_id, "gender": "female"}), 400, "invalid")
+    assert fhir.get(f"Patient/{created['id']}").json()["gender"] == "male"
+    assert fhir.put(f"Patient/{created['id']}", {**created, "gender": "female"}).status_code == 200
