@@ -214,14 +214,14 @@ def write_patient(session: Session, trusts: TrustRegistry, resource: Mapping[str
             return _existing_patient(session, trusts, found[0], agent=agent)
     if mode == "update":
         assert resource_id is not None
+        if is_regional_id(resource_id):
+            raise FHIRError("a regional Patient is derived from its source records; update a source record "
+                            "(see its link)", code="fhir.read-only")
         # FHIR R4 update: the body SHALL carry the id of the URL; without one the server SHALL answer 400
         if resource.get("id") is None:
             raise FHIRError("an update needs Patient.id, the id in the URL", code="fhir.id-mismatch")
         if resource.get("id") != resource_id:
             raise FHIRError("Patient.id does not match the id in the URL", code="fhir.id-mismatch")
-        if is_regional_id(resource_id):
-            raise FHIRError("a regional Patient is derived from its source records; update a source record "
-                            "(see its link)", code="fhir.read-only")
         if not FHIR_ID.match(resource_id):
             raise FHIRError("the id is not a valid FHIR id", code="fhir.invalid")
         existing = find_source_record(session, resource_id, client)

@@ -66,15 +66,7 @@ def _transaction(nhs: str, mrn: str, uid: str) -> dict[str, Any]:
     patient = fhir_patient(
         hospital=(RXC, mrn), nhs=nhs, verification="01", family="Brown", given=["Tom"], birth_date="1955-05-05"
     )
-    study = {
-        "resourceType": "ImagingStudy",
-        "status": "available",
-        "identifier": [{"system": "urn:dicom:uid", "value": f"urn:oid:{uid}"}],
-        "subject": {"reference": patient_url},
-        "started": "2026-11-02T09:30:00+00:00",
-        "modality": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}],
-        "description": "CT HEAD",
-    }
+    study = _study(uid, patient_url)  # its subject the urn:uuid of the Patient entry
     return {
         "resourceType": "Bundle",
         "type": "transaction",
