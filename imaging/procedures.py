@@ -176,6 +176,8 @@ _ONLY_WORDING = (
     (("MR", "CT"), re.compile(r" CES "), "lumbar-spine"),
     # "XR OM": the occipitomental view of the facial bones
     (("XR",), re.compile(r" OM "), "face"),
+    # "US DVT R", "US venous duplex LL": a deep vein thrombosis scan naming no limb is of the leg; LL the lower limb
+    (("US",), re.compile(r" (?:DVT|LL|LLS) "), "lower-limb"),
     # "XR C/S", "MR L/S": the spine by its level (not on other modalities, where C/S is as often a caesarean section)
     (("XR", "CT", "MR"), re.compile(r" C S "), "cervical-spine"),
     (("XR", "CT", "MR"), re.compile(r" T S "), "thoracic-spine"),
@@ -190,6 +192,8 @@ _PE = re.compile(r" (?:PE|PES|PE PROTOCOL|PE STUDY) ")
 # (pattern, region, plural: implies both sides); checked after spine and angiography phrases are taken out
 _PARTS = (
     (r" (?:NECK OF FEMUR|NOF|FEMORAL NECK) ", "hip", False),
+    # a frog-leg (lateral) view is of the hips, not of the leg
+    (r" (?:FROG LEGS?(?: LATERALS?| VIEWS?)?|FROG LATERALS?) ", "hip", False),
     (r" (?:CHEST ABDOMEN AND PELVIS|CHEST ABDO PELVIS|CAP|C A P|CTCAP|NCAP|N CAP|TAP|T A P|CTTAP|NTAP|N TAP|"
      r"THORAX ABDOMEN AND PELVIS|THORAX ABDO PELVIS|(?:NECK|CHEST|THORAX) TO (?:PELVIS|"
      r"(?:MID |UPPER |PROXIMAL )?THIGHS?)) ", "chest-abdomen-pelvis", False),
@@ -201,7 +205,8 @@ _PARTS = (
     (r" (?:HEAD|BRAIN|CTB|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|IACS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
      r"POSTERIOR FOSSA|TEMPORAL BONES?|PETROUS|DATSCAN|DAT SCAN|DAT SPECT) ", "head", False),
     (r" (?:FACE|FACIAL BONES|FACIAL|SINUS|SINUSES|PARANASAL|PNS|ORBITS?|MANDIBLE|MAXILLA|MAXILLOFACIAL|MAX FAX|OPG|OPT|"
-     r"DENTAL|TMJS?|NASAL BONES?|ZYGOMA\w*|JAWS?|OM VIEWS?|OM 30|OMS|OCCIPITO MENTAL|OCCIPITOMENTAL) ", "face", False),
+     r"DENTAL|TMJS?|EYES?|NASAL BONES?|ZYGOMA\w*|JAWS?|OM VIEWS?|OM 30|OMS|OCCIPITO MENTAL|OCCIPITOMENTAL) ",
+     "face", False),
     (r" (?:NECK|THYROID|PARATHYROIDS?|LARYNX|PAROTIDS?|SALIVARY|SUBMANDIBULAR|PHARYNX|NASOPHARYN\w*|POST NASAL SPACE|"
      r"CAROTIDS?) ", "neck", False),
     (r" (?:CHEST|THORAX|THORACIC|LUNGS?|CXR|HRCT|HR CT|CMR|RIBS?|STERNUM|HEART|CARDIAC|MEDIASTIN\w*|PLEURA\w*|"
@@ -215,6 +220,8 @@ _PARTS = (
      r"MECKEL\w*) ", "abdomen", False),
     (r" (?:KUB|CTKUB|K U B|URINARY TRACT|UROGRAM|"
      r"CTU|CT UROGRAM|IVU|CT COLONOGRAPHY|COLONOGRAPHY|CTC|VIRTUAL COLONOSCOPY|CTAP|"
+     # "USS A+P", "CT A&P": abdomen and pelvis (the "+" and "&" already read as "and"; a bare "A/P" is a view)
+     r"A AND P|"
      r"ABDOMEN AND PELVIS|ABDO PELVIS|(?:BARIUM|BA|CONTRAST|WATER SOLUBLE) ENEMA|ENTEROGRAPHY|ENTEROCLYSIS|COLON|"
      r"PNEUMOCOLON) ",
      "abdomen-pelvis", False),

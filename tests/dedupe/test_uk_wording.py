@@ -209,6 +209,12 @@ COMPARABLE = [
     (("XR Facial bones", "DX", 10), {"modality": "XR", "bodySite": "XR OM views ?#"}, True,
      "H-CMP-15: facial bones are part of the skull (no rule for the face: clear)"),
     (("OPG", "DX", 10), {"modality": "XR", "bodySite": "OPG"}, True, "H-CMP-15: and an OPG (clear)"),
+    (("XR L ankle", "DX", 3), {"modality": "XR", "bodySite": "XR pelvis frog leg"}, False,
+     "H-CMP-14: a frog-leg view is of the hips (read as the whole lower limb: an ankle was flagged)"),
+    (("XR Pelvis", "DX", 3), {"modality": "XR", "bodySite": "XR pelvis + frog lateral"}, True,
+     "and still the pelvis"),
+    (("US Doppler L leg veins", "US", 5), {"modality": "US", "bodySite": "US DVT", "laterality": "left"}, True,
+     "H-CMP-14: a DVT scan naming no limb is the leg (no region: clear)"),
     (("XR Knee Rt", "CR", 3), {"modality": "XR", "bodySite": "XR L knee WB"}, False,
      "weight-bearing (WB) is no whole-body and no side"),
 ]

@@ -288,6 +288,16 @@ def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
     ("Virtual colonoscopy", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "was no modality"),
     ("IVU", "XR", "abdomen-pelvis", ("abdomen-pelvis",), "none", "intravenous urogram films (was no modality)"),
     ("XR OM", "XR", "face", ("face",), "none", "the occipitomental view (was no region)"),
+    ("XR pelvis frog leg", "XR", "pelvis", ("pelvis", "hip"), "none",
+     "a frog-leg view is of the hips (was the pelvis and the whole lower limb: an ankle compared)"),
+    ("XR L hip frog lateral", "XR", "hip", ("hip",), "left", "the hip's own frog lateral"),
+    ("US DVT R", "US", "lower-limb", ("lower-limb",), "right", "a DVT scan naming no limb is the leg (was no region)"),
+    ("US venous duplex R LL", "US", "lower-limb", ("lower-limb",), "right", "LL is the lower limb (was no region)"),
+    ("US DVT R arm", "US", "upper-limb", ("upper-limb",), "right", "one naming the arm is the arm"),
+    ("US L eye", "US", "face", ("face",), "left", "the eye is the orbit (was no region)"),
+    ("USS A+P", "US", "abdomen-pelvis", ("abdomen-pelvis",), "none", "A+P is the abdomen and pelvis (was no region)"),
+    ("CT A & P with contrast", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "and A & P"),
+    ("XR L knee A/P and lateral", "XR", "knee", ("knee",), "left", "an A/P view is not the abdomen and pelvis"),
 ])
 def test_uk_request_wording(text: str, modality: str, region: str, regions: tuple[str, ...], laterality: str,
                             why: str) -> None:
