@@ -94,6 +94,7 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
         normalise_laterality,
         overlaps,
         region_group,
+        region_parts,
         same_group,
         split_regions,
     )
@@ -176,6 +177,7 @@ __all__ = [
     "recheck_not_patient",
     "reread_procedures",
     "region_group",
+    "region_parts",
     "regional_id_of",
     "report_to_fhir",
     "rolling_peaks",
