@@ -8,7 +8,10 @@ person that agree on a date are independent witnesses of it, and one person's re
 independent errors.
 
 So when every record of each patient that holds a full birth date holds the same one (each side's *consensus*),
-with at least two such records on both sides, and the two consensus dates differ, the hypothesis "one person" must
+with at least two such records on both sides, every given name of each patient is one name (a patient whose records
+hold two given names may hold a relative's record, its birth date copied from the household: Aria A Dorsey keyed
+with her sister Ariana's date sits in Ariana's patient, and her item with her own patient is one person), and the
+two consensus dates differ, the hypothesis "one person" must
 explain every dated record of one side as an error: at least ``k`` = the fewer of the two sides' dated records. The
 pair's own weight counts one such error (the birth date's weight at the level the two dates are at: ``m / u`` of
 the model); each further one is as likely again, so the patients' weight is
@@ -46,16 +49,22 @@ MIN_WITNESSES = 2
 
 
 def consensus_birth_dates(frame: Frame, labels: IntArray, wanted: IntArray) -> pd.DataFrame:
-    """Per patient label of ``wanted`` whose records' full birth dates are all one date: ``(year, month, day,
-    witnesses)``, indexed by label (a patient with no full date, or with two, is left out)."""
+    """Per patient label of ``wanted`` whose records' full birth dates are all one date, and whose records' given
+    names are all one name: ``(year, month, day, witnesses)``, indexed by label (a patient with no full date, or
+    with two dates or two given names, is left out: a patient whose records hold two given names may hold a
+    relative's record, whose date, a copy of its own patient's, witnesses nothing of the item's person)."""
     rows = np.flatnonzero(np.isin(labels, wanted))
+    given = pd.DataFrame({"label": labels[rows], "given": frame["given"][rows]})
+    given = given[given["given"] != ""]
+    one_name = given.groupby("label")["given"].nunique()
+    one_name = one_name.index[one_name.to_numpy() == 1]
     year = frame["birth_year"][rows].astype(np.int64)
     month = frame["birth_month"][rows].astype(np.int64)
     day = frame["birth_day"][rows].astype(np.int64)
     full = (year > 0) & (month > 0) & (day > 0)
     dated = pd.DataFrame({"label": labels[rows][full], "date": (year * 10_000 + month * 100 + day)[full]})
     per = dated.groupby("label")["date"].agg(["nunique", "first", "size"])
-    per = per[per["nunique"] == 1]
+    per = per[(per["nunique"] == 1) & per.index.isin(one_name)]
     date = per["first"].to_numpy(dtype=np.int64)
     return pd.DataFrame(
         {

@@ -176,3 +176,34 @@ def test_a_relink_opens_no_review_item_for_two_namesakes_and_keeps_them_apart(se
     assert patients["F0"] == patients["F1"] != patients["S0"] == patients["S1"]
     assert result.review_items == 0
     assert session.scalars(select(ReviewItem).where(ReviewItem.status == "open")).all() == []
+
+
+def test_a_patient_whose_records_hold_two_given_names_witnesses_nothing_and_is_reviewed() -> None:
+    """A sister's record whose birth date was copied from her sister's (Aria A Dorsey keyed with Ariana's date)
+    sits in Ariana's patient; its pair with Aria's own patient is one person. Ariana's patient, holding two given
+    names, may hold a relative's record: its dates witness nothing of Aria, and the item is reviewed (pseudopeople
+    seed 5 hid two such items before this was read)."""
+    sister = {
+        **NAMESAKE,
+        "given": "Ariana A",
+        "family": "Dorsey",
+        "sex": "female",
+        "birth_date": "1996-04-29",
+        "postcode": "GU1 4AB",
+        "address": "12 Mill Lane",
+    }
+    copied = {**sister, "given": "Aria A"}
+    aria = {**copied, "birth_date": "2019-08-28", "postcode": "TN2 5QR", "address": "4 Pembury Road"}
+    records = [
+        match_record(1, local_id="R0", **sister),
+        match_record(2, local_id="R1", **sister),
+        match_record(3, local_id="C0", **copied),
+        match_record(4, local_id="A0", **aria),
+        match_record(5, local_id="A1", **aria),
+    ]
+    frame, _, _ = _all_pairs(records)
+    labels = np.array([0, 0, 0, 3, 3], dtype=np.int64)
+    assert consensus_birth_dates(frame, labels, np.array([0, 3])).index.tolist() == [3]
+    assert not two_people(_model(), frame, labels, np.array([2]), np.array([3]))[0]
+    one_name = np.array([0, 0, 2, 3, 3], dtype=np.int64)  # without the copy, Ariana's patient is one name again
+    assert consensus_birth_dates(frame, one_name, np.array([0, 3])).index.tolist() == [0, 3]
