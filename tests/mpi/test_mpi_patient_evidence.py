@@ -41,6 +41,11 @@ def _model() -> Model:
     return Model.default().evolve(prior=1 / (1 + 2**8), match_threshold=0.98)
 
 
+def _records(*specs: tuple[str, dict[str, str | None]]) -> list[MatchRecord]:
+    """Records of ``(local id, fields)``, their ids in order from 1."""
+    return [match_record(i, local_id=local_id, **fields) for i, (local_id, fields) in enumerate(specs, start=1)]
+
+
 def _all_pairs(records: list[MatchRecord]) -> tuple[Frame, np.ndarray, np.ndarray]:
     left, right = np.triu_indices(len(records), k=1)
     return frame_from_records(records), left.astype(np.int64), right.astype(np.int64)
@@ -77,11 +82,7 @@ def test_two_patients_each_agreeing_on_another_birth_date_are_not_put_to_review(
 def test_one_record_with_an_odd_birth_date_is_still_reviewed_against_a_patient_agreeing_on_another() -> None:
     """A record on its own (link-on-write's case too) is one record: its odd date is one error, what the pair's own
     weight already says; the pair goes to review as before (most such items are one person)."""
-    records = [
-        match_record(1, local_id="F0", **FIRST),
-        match_record(2, local_id="F1", **FIRST),
-        match_record(3, local_id="S0", **SECOND),
-    ]
+    records = _records(("F0", FIRST), ("F1", FIRST), ("S0", SECOND))
     labels, reviewed, apart = _reviewed(records)
     assert labels[0] == labels[1] != labels[2]
     assert reviewed == [(0, 2)] and apart == 0
@@ -91,12 +92,7 @@ def test_a_patient_whose_records_disagree_on_the_birth_date_gives_no_consensus_a
     """The second man's two records hold two dates (one of them a slip of the day): no date of his to weigh as
     several witnesses, so the pair is reviewed."""
     slipped = {**SECOND, "birth_date": "1974-09-18"}
-    records = [
-        match_record(1, local_id="F0", **FIRST),
-        match_record(2, local_id="F1", **FIRST),
-        match_record(3, local_id="S0", **SECOND),
-        match_record(4, local_id="S1", **slipped),
-    ]
+    records = _records(("F0", FIRST), ("F1", FIRST), ("S0", SECOND), ("S1", slipped))
     frame, _, _ = _all_pairs(records)
     labels = np.array([0, 0, 2, 2], dtype=np.int64)
     assert consensus_birth_dates(frame, labels, np.array([0, 2])).index.tolist() == [0]
@@ -107,12 +103,7 @@ def test_a_date_level_that_weighs_for_one_person_adds_nothing() -> None:
     """Day and month transposed on every record of one side is a slip the model weighs for one person: several
     records making it is no further evidence against (the patients' weight is the pair's)."""
     transposed = {**FIRST, "birth_date": "1991-02-04"}
-    records = [
-        match_record(1, local_id="F0", **FIRST),
-        match_record(2, local_id="F1", **FIRST),
-        match_record(3, local_id="S0", **transposed),
-        match_record(4, local_id="S1", **transposed),
-    ]
+    records = _records(("F0", FIRST), ("F1", FIRST), ("S0", transposed), ("S1", transposed))
     frame, _, _ = _all_pairs(records)
     model = _model()
     labels = np.array([0, 0, 2, 2], dtype=np.int64)
@@ -126,14 +117,7 @@ def test_the_patients_weight_counts_one_error_per_witness_of_the_smaller_side() 
     records of the two patients; a record without a birth date is no witness, and the item's own record may be it
     (its pair is read with its patient's date)."""
     undated = {**SECOND, "birth_date": None}
-    records = [
-        match_record(1, local_id="F0", **FIRST),
-        match_record(2, local_id="F1", **FIRST),
-        match_record(3, local_id="F2", **FIRST),
-        match_record(4, local_id="S0", **undated),
-        match_record(5, local_id="S1", **SECOND),
-        match_record(6, local_id="S2", **SECOND),
-    ]
+    records = _records(("F0", FIRST), ("F1", FIRST), ("F2", FIRST), ("S0", undated), ("S1", SECOND), ("S2", SECOND))
     frame, _, _ = _all_pairs(records)
     model = _model()
     labels = np.array([0, 0, 0, 3, 3, 3], dtype=np.int64)
@@ -194,13 +178,7 @@ def test_a_patient_whose_records_hold_two_given_names_witnesses_nothing_and_is_r
     }
     copied = {**sister, "given": "Aria A"}
     aria = {**copied, "birth_date": "2019-08-28", "postcode": "TN2 5QR", "address": "4 Pembury Road"}
-    records = [
-        match_record(1, local_id="R0", **sister),
-        match_record(2, local_id="R1", **sister),
-        match_record(3, local_id="C0", **copied),
-        match_record(4, local_id="A0", **aria),
-        match_record(5, local_id="A1", **aria),
-    ]
+    records = _records(("R0", sister), ("R1", sister), ("C0", copied), ("A0", aria), ("A1", aria))
     frame, _, _ = _all_pairs(records)
     labels = np.array([0, 0, 0, 3, 3], dtype=np.int64)
     assert consensus_birth_dates(frame, labels, np.array([0, 3])).index.tolist() == [3]
