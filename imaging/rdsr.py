@@ -30,8 +30,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
+from pydicom.valuerep import CUSTOMIZABLE_CHARSET_VR, TEXT_VR_DELIMS, PersonName
 
 from imaging import dose as dz
 from imaging.codetables import SNOMED, canonical_system
@@ -92,8 +95,39 @@ _TAG_URN_CODE = Tag(0x0008, 0x0120)
 _BINARY_VRS = {"FD", "FL", "US", "UL", "SS", "SL", "SV", "UV", "OF", "OD"}
 
 
+def _decoded(ds: Dataset, value: bytes, vr: str | None) -> str:
+    """Text bytes in the object's Specific Character Set (0008,0005), inherited by sequence items from their parents.
+
+    A patient ID, a description or an institution name written in ISO_IR 192 (UTF-8), ISO_IR 144, or ISO 2022 with
+    its escape sequences reads as the sender wrote it, the same text DICOM JSON (QIDO-RS, WADO-RS metadata) carries:
+    read as latin-1, the same patient ID arrived as two different identifiers from a file or push and from DICOMweb.
+    Other VRs (codes, UIDs, numbers: ASCII by definition) and text in a character set that cannot be read are read as
+    latin-1, byte for byte."""
+    if vr not in CUSTOMIZABLE_CHARSET_VR and vr != "PN":
+        return value.decode("latin-1", "replace")
+    try:
+        encodings = convert_encodings(ds._character_set)  # noqa: SLF001 - the set in force for this item
+        if vr == "PN":
+            return str(PersonName(value).decode(encodings))
+        return decode_bytes(value, encodings, TEXT_VR_DELIMS)
+    except (LookupError, ValueError, TypeError, AttributeError):
+        return value.decode("latin-1", "replace")
+
+
+def _text_vr(elem: Any) -> str | None:
+    """The element's VR; for implicit VR (or UN) the dictionary's, so that a text element is decoded as text."""
+    vr = getattr(elem, "VR", None)
+    if vr in (None, "UN"):
+        try:
+            return str(dictionary_VR(elem.tag))
+        except (KeyError, AttributeError):
+            return vr
+    return str(vr)
+
+
 def raw_text(ds: Dataset, tag: Any) -> str | None:
-    """An element's value as text, read without pydicom's value validation (feeds are lenient on ingest)."""
+    """An element's value as text, read without pydicom's value validation (feeds are lenient on ingest); text VRs in
+    the object's character set (:func:`_decoded`)."""
     try:
         elem = ds.get_item(tag)
     except (KeyError, ValueError, TypeError):
@@ -109,7 +143,7 @@ def raw_text(ds: Dataset, tag: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bytes):
-        text = value.decode("latin-1", "replace")
+        text = _decoded(ds, value, _text_vr(elem))
     elif isinstance(value, list | tuple):
         text = "\\".join(str(v) for v in value)
     else:

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from imaging_factories import CtEvent, ct_image, ct_rdsr
+from imaging_factories import CtEvent, ct_image, ct_rdsr, write
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from imaging.adapters import ingest_dicom_file, ingest_dicom_json
+from imaging.adapters import ingest_dicom_file, ingest_dicom_json, read_dicom_file
+from imaging.dicom_study import facts_from_dataset
 from imaging.tables import Study
 from priorscan.audit import Agent
 from priorscan.db import make_engine, session_factory
@@ -111,3 +112,49 @@ def test_vendor_rdsr_from_a_known_sender_links_and_resend_changes_nothing(sessio
         # Plane A 7.8391324289e-06 Gy·m² + Plane B 0.0 (read from the file by hand; see test_imaging_rdsr.py)
         assert study.dap_total_gym2 == pytest.approx(7.8391324289e-06, rel=1e-9)
         assert (study.irradiation_events, study.fluoro_time_s, study.performing_trust) == (25, 37.0, "RA2")
+
+
+#: The same patient ID and description in three character sets, and what latin-1 made of them before: UTF-8's two
+#: bytes a letter ("Ã\x89Ã\x96" for "ÉÖ"), ISO_IR 144's other letters, ISO 2022's escape sequences left in the text.
+CHARACTER_SETS = [
+    pytest.param("ISO_IR 192", "ÉÖ1957", "CT tête et thorax", id="utf-8"),
+    pytest.param("ISO_IR 144", "КТ1957", "КТ головы", id="cyrillic"),
+    pytest.param(["", "ISO 2022 IR 87"], "山田1957", "CT 頭部", id="iso-2022-japanese"),
+]
+
+
+@pytest.mark.parametrize(("charset", "patient_id", "description"), CHARACTER_SETS)
+def test_a_file_is_read_in_its_character_set_as_dicom_json_is(sessions: sessionmaker[Session], trusts: TrustRegistry,
+                                                             tmp_path: Path, charset: str | list[str],
+                                                             patient_id: str, description: str) -> None:
+    """A file (or a push, read by the same reader) and the DICOMweb door give one patient ID and description: read
+    as latin-1, the file's patient ID was another identifier, so one patient's studies had two source records."""
+    image = ct_image(patient_id=patient_id, description=description, study_uid=pydicom.uid.generate_uid())
+    image.SpecificCharacterSet = charset
+    request = pydicom.Dataset()
+    request.RequestedProcedureDescription = description  # in a sequence item: the parent's character set
+    image.RequestAttributesSequence = [request]
+    report = ct_rdsr([CtEvent("40.0", "700.0")], dlp_total="700.0", patient_id=patient_id,
+                     study_uid=pydicom.uid.generate_uid())
+    report.SpecificCharacterSet = charset
+    from_file = ingest_dicom_file(sessions, trusts, write(image, tmp_path / "image.dcm"), agent=AGENT)
+    from_json = ingest_dicom_json(sessions, trusts, report.to_json_dict(), agent=AGENT)
+    assert from_file.accepted and from_json.accepted
+    assert from_file.detail["regionalPatientId"] == from_json.detail["regionalPatientId"]
+    with sessions() as session:
+        study = session.scalars(select(Study).where(Study.study_instance_uid == image.StudyInstanceUID)).one()
+        assert study.description == description
+    facts = facts_from_dataset(read_dicom_file(tmp_path / "image.dcm"), trusts)
+    assert facts is not None and facts.patient.local_id == patient_id
+    assert description in facts.procedure_texts or facts.description == description
+
+
+def test_a_file_in_implicit_vr_is_read_in_its_character_set(trusts: TrustRegistry, tmp_path: Path) -> None:
+    """Implicit VR: the element carries no VR, the dictionary says it is text."""
+    image = ct_image(patient_id="ÉÖ1957", description="CT tête")
+    image.SpecificCharacterSet = "ISO_IR 192"
+    image.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    path = tmp_path / "implicit.dcm"
+    image.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    facts = facts_from_dataset(read_dicom_file(path), trusts)
+    assert facts is not None and (facts.patient.local_id, facts.description) == ("ÉÖ1957", "CT tête")
