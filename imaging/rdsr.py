@@ -43,11 +43,17 @@ from imaging.units import conversion, parse_number
 
 XRAY_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
 RADIOPHARMACEUTICAL_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.68"
-SR_CLASSES = {XRAY_DOSE_SR, RADIOPHARMACEUTICAL_DOSE_SR, "1.2.840.10008.5.1.4.1.1.88.11",
+#: Enhanced X-Ray Radiation Dose SR (2020): the same root templates (TID 10001, 10011) with more content allowed
+ENHANCED_XRAY_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.76"
+DOSE_SR_CLASSES = {XRAY_DOSE_SR, RADIOPHARMACEUTICAL_DOSE_SR, ENHANCED_XRAY_DOSE_SR}
+SR_CLASSES = {*DOSE_SR_CLASSES, "1.2.840.10008.5.1.4.1.1.88.11",
               "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34",
               "1.2.840.10008.5.1.4.1.1.88.35"}
 
 XRAY_REPORT = "113701"
+#: DCM 128401 Patient Radiation Dose Report (TID 10030): organ dose *estimates* over a patient's examinations, made by
+#: dose software; no exposure of one study, so never read as a study's dose
+PATIENT_DOSE_REPORT = "128401"
 RADIOPHARMACEUTICAL_REPORT = "113500"
 PROCEDURE_REPORTED = "121058"
 SCOPE_OF_ACCUMULATION = "113705"
@@ -275,16 +281,20 @@ def content_tree(ds: Dataset) -> Node:
 
 
 def is_dose_report(ds: Dataset) -> bool:
-    """Whether ``ds`` is a radiation dose SR (X-ray TID 10001/10011, or radiopharmaceutical TID 10021)."""
+    """Whether ``ds`` is a radiation dose SR (X-ray TID 10001/10011, or radiopharmaceutical TID 10021), in its own SOP
+    Class (X-Ray, Enhanced X-Ray, Radiopharmaceutical Radiation Dose SR) or in a general SR class titled as one; a
+    Patient Radiation Dose Report (an estimate over examinations, :data:`PATIENT_DOSE_REPORT`) is none."""
     sop_class = raw_text(ds, Tag(0x0008, 0x0016)) or ""
-    if sop_class in (XRAY_DOSE_SR, RADIOPHARMACEUTICAL_DOSE_SR):
+    if sop_class in DOSE_SR_CLASSES:
         return True
     if sop_class not in SR_CLASSES:
         return False
     names = _sequence(ds, _TAG_CONCEPT_NAME)
     name = _code(names[0]) if names else None
-    return name is not None and (name.is_(XRAY_REPORT, RADIOPHARMACEUTICAL_REPORT) or "radiation dose" in name.meaning
-                                 or _is_siemens_summary(name))
+    if name is None or name.is_(PATIENT_DOSE_REPORT) or "patient radiation dose" in name.meaning:
+        return False
+    return name.is_(XRAY_REPORT, RADIOPHARMACEUTICAL_REPORT) or "radiation dose" in name.meaning or _is_siemens_summary(
+        name)
 
 
 def _is_siemens_summary(name: Code | None) -> bool:

@@ -158,3 +158,38 @@ def test_a_file_in_implicit_vr_is_read_in_its_character_set(trusts: TrustRegistr
     image.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=True)
     facts = facts_from_dataset(read_dicom_file(path), trusts)
     assert facts is not None and (facts.patient.local_id, facts.description) == ("ÉÖ1957", "CT tête")
+
+
+ENHANCED_XRAY_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.76"
+COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+
+
+def test_an_enhanced_xray_dose_sr_gives_the_studys_dose(sessions: sessionmaker[Session], trusts: TrustRegistry,
+                                                        tmp_path: Path) -> None:
+    """The Enhanced X-Ray Radiation Dose SR (1.2.840.10008.5.1.4.1.1.88.76) has the RDSR's root templates: its CT
+    dose was not read at all (an SR of an unknown class), so the study had no dose."""
+    report = ct_rdsr([CtEvent("40.0", "700.0")], dlp_total="700.0", study_uid=pydicom.uid.generate_uid(),
+                     description="CT HEAD")
+    report.SOPClassUID = report.file_meta.MediaStorageSOPClassUID = ENHANCED_XRAY_DOSE_SR
+    outcome = ingest_dicom_file(sessions, trusts, write(report, tmp_path / "enhanced.dcm"), agent=AGENT)
+    assert outcome.accepted and outcome.kind == "RDSR"
+    with sessions() as session:
+        study = session.scalars(select(Study)).one()
+        assert (study.modality, study.dose_source, study.dlp_total_mgycm, study.ctdivol_mgy) == ("CT", "rdsr", 700.0,
+                                                                                                 40.0)
+
+
+def test_a_patient_radiation_dose_report_is_no_studys_dose(sessions: sessionmaker[Session], trusts: TrustRegistry,
+                                                           tmp_path: Path) -> None:
+    """A Patient Radiation Dose Report (DCM 128401, TID 10030: dose software's organ dose estimates over a patient's
+    examinations) sent as a Comprehensive SR was read as a projection X-ray dose report by the words "radiation dose"
+    in its title: a study of modality XR with an RDSR dose source and no figure."""
+    report = ct_rdsr([], dlp_total=None, study_uid=pydicom.uid.generate_uid())
+    report.SOPClassUID = report.file_meta.MediaStorageSOPClassUID = COMPREHENSIVE_SR
+    report.ConceptNameCodeSequence[0].CodeValue = "128401"
+    report.ConceptNameCodeSequence[0].CodeMeaning = "Patient Radiation Dose Report"
+    outcome = ingest_dicom_file(sessions, trusts, write(report, tmp_path / "prdsr.dcm"), agent=AGENT)
+    assert outcome.accepted and outcome.kind != "RDSR"
+    with sessions() as session:
+        study = session.scalars(select(Study)).one()
+        assert (study.modality, study.dose_source) == (None, None)  # an SR alone names no modality of the study
