@@ -33,6 +33,7 @@ from typing import Any
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 from pydicom.valuerep import CUSTOMIZABLE_CHARSET_VR, TEXT_VR_DELIMS, PersonName
 
@@ -150,7 +151,7 @@ def raw_text(ds: Dataset, tag: Any) -> str | None:
         return None
     if isinstance(value, bytes):
         text = _decoded(ds, value, _text_vr(elem))
-    elif isinstance(value, list | tuple):
+    elif isinstance(value, list | tuple | MultiValue):  # DICOM JSON's values come as a MultiValue: "CT\\SR" as a file
         text = "\\".join(str(v) for v in value)
     else:
         text = str(value)

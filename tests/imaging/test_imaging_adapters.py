@@ -193,3 +193,18 @@ def test_a_patient_radiation_dose_report_is_no_studys_dose(sessions: sessionmake
     with sessions() as session:
         study = session.scalars(select(Study)).one()
         assert (study.modality, study.dose_source) == (None, None)  # an SR alone names no modality of the study
+
+
+def test_a_multi_valued_dicom_json_value_reads_as_a_files(sessions: sessionmaker[Session],
+                                                          trusts: TrustRegistry) -> None:
+    """A QIDO-RS study result's ModalitiesInStudy is multi-valued (an MR with its presentation states, a CT with its
+    RDSR); read from DICOM JSON as the text of a Python list ("['MR', 'PR']"), the polled study had no modality, so
+    it was comparable with nothing."""
+    uid = pydicom.uid.generate_uid()
+    qido = {"0020000D": {"vr": "UI", "Value": [uid]}, "00080020": {"vr": "DA", "Value": ["20240105"]},
+            "00080061": {"vr": "CS", "Value": ["MR", "PR"]}, "00100020": {"vr": "LO", "Value": ["AB123456"]},
+            "00100021": {"vr": "LO", "Value": ["RTK"]}, "00081030": {"vr": "LO", "Value": ["Brain"]}}
+    assert ingest_dicom_json(sessions, trusts, qido, agent=AGENT).accepted
+    with sessions() as session:
+        study = session.scalars(select(Study)).one()
+        assert (study.modality, study.modalities_in_study) == ("MR", "MR\\PR")
