@@ -71,9 +71,10 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*|\?|[.;:!,()\[\]\n]|(?<!\S)[
 
 
 #: UK clinical shorthand read as the words it stands for before a reason is split into words: "+ve" and "-ve"
-#: (positive, negative), and the gestation of a pregnancy in weeks over forty ("28/40": 28 weeks' gestation; not
-#: "6/52", an interval of weeks)
+#: (positive, negative), "f/u" (follow up: "routine f/u" is the rule file's "routine follow up"), and the gestation of
+#: a pregnancy in weeks over forty ("28/40": 28 weeks' gestation; not "6/52", an interval of weeks)
 _SHORTHAND = (
+    (re.compile(r"(?<![a-z0-9])f\s?/\s?u(?![a-z0-9])"), " follow up "),
     (re.compile(r"(?<![a-z0-9])\+\s?ve\b"), " positive "),
     (re.compile(r"(?<![a-z0-9])[-–]\s?ve\b"), " negative "),
     (re.compile(r"\b([4-9]|[1-3][0-9]|4[0-2])(?:\+[0-6])?\s?/\s?40\b"), r" \1 weeks gestation "),

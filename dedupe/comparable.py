@@ -22,14 +22,15 @@ Days ago
     info and 91 days ago not shown. An exam performed after the request (a historic order replayed late) is no prior.
 
 Tier, in this order
-    1. the table: the rule of the request's modality and region group gives warning / info / nothing (for a request
-       naming several regions, the rule of each region the prior compares with, the loudest; a prior with
+    1. the table: the rule of the request's modality and region group gives warning / info / nothing (a region no
+       rule names takes the rules of the parts it images: an XR KUB the pelvis rule, a babygram the chest rule; for
+       a request naming several regions, the rule of each region the prior compares with, the loudest; a prior with
        the same procedure code whose region no rule names takes the rule file's ``same_procedure`` windows); an
        outstanding order or scheduled exam for a comparable procedure is flagged at any age (``outstanding-order``);
     2. paediatric (under 16 at the request date) and ionising: the info tier is escalated to warning;
     3. trauma / emergency / STAT, oncology staging / restaging / surveillance, planned follow-up: warning is downgraded
        to info (never suppressed: the prior is still shown with its image link) — except in pregnancy (ionising,
-       abdomen / pelvis), which is never downgraded;
+       a region that is, or images, one of the rule file's pregnancy regions), which is never downgraded;
     4. inter-trust transfer (stated in the reason, or a prior at another trust within the transfer window): warning.
 """
 
@@ -43,7 +44,14 @@ from zoneinfo import ZoneInfo
 
 from dedupe.circumstances import ONCOLOGY, PAEDIATRIC, PLANNED_FOLLOW_UP, PREGNANCY, TRANSFER, TRAUMA
 from dedupe.rules import Rule, RuleSet, Severity
-from dedupe.vocabulary import canonical_system, comparable_regions, is_paired, laterality_compatible, region_group
+from dedupe.vocabulary import (
+    canonical_system,
+    comparable_regions,
+    is_paired,
+    laterality_compatible,
+    region_group,
+    region_parts,
+)
 
 OUTSTANDING_ORDER = "outstanding-order"
 BY_CODE = "procedure-code"
@@ -143,19 +151,37 @@ class Judgement:
     priors: list[ComparablePrior] = field(default_factory=list)
 
 
-def rule_for(rules: RuleSet, procedure: Procedure, region: str | None = None) -> Rule | None:
-    """The first rule of the table naming the procedure's modality and ``region`` (its body region when None) or the
-    region's group."""
-    if not procedure.modality:
-        return None
-    region = region if region is not None else procedure.body_region
+def _named_rule(rules: RuleSet, modality: str, region: str | None) -> Rule | None:
+    """The first rule of the table naming ``modality`` and ``region`` or the region's group (or any region)."""
     group = region_group(region)
     for rule in rules.rules:
-        if procedure.modality not in rule.modalities:
+        if modality not in rule.modalities:
             continue
         if rule.any_region or (region is not None and (region in rule.regions or group in rule.regions)):
             return rule
     return None
+
+
+def rules_for(rules: RuleSet, procedure: Procedure, region: str | None = None) -> list[Rule]:
+    """The rules of the table for the procedure's modality and ``region`` (its body region when None): the first
+    naming the region or its group; when none does, the first naming each part the region images, so that a
+    combined region takes its parts' rules (a radiograph of the abdomen and pelvis, a KUB, is judged by the pelvis
+    rule; a babygram, chest and abdomen, by the chest's)."""
+    if not procedure.modality:
+        return []
+    region = region if region is not None else procedure.body_region
+    named = _named_rule(rules, procedure.modality, region)
+    if named is not None:
+        return [named]
+    by_part = (_named_rule(rules, procedure.modality, part) for part in region_parts(region))
+    return list({rule.id: rule for rule in by_part if rule is not None}.values())
+
+
+def rule_for(rules: RuleSet, procedure: Procedure, region: str | None = None) -> Rule | None:
+    """The first of :func:`rules_for`: the rule naming the procedure's modality and ``region`` (its body region when
+    None) or the region's group, else one naming a part of the region."""
+    found = rules_for(rules, procedure, region)
+    return found[0] if found else None
 
 
 def _same_procedure(rules: RuleSet, procedure: Procedure) -> Rule | None:
@@ -224,7 +250,7 @@ def match_kind(request: Procedure, exam: Procedure, rules: RuleSet | None = None
 def _loudest_rule(rules: RuleSet, request: Procedure, regions: tuple[str, ...], days: int) -> Rule | None:
     """Of the rules of ``regions`` (the request's regions the prior compares with), the one giving the highest tier
     for a prior ``days`` old; the first region's rule when none shows it."""
-    candidates = [r for r in (rule_for(rules, request, region) for region in regions) if r is not None]
+    candidates = [rule for region in regions for rule in rules_for(rules, request, region)]
     if not candidates:
         return rule_for(rules, request)
     return max(candidates, key=lambda r: _RANK.get(r.tier(days) or "", 0))
@@ -272,9 +298,11 @@ def _tier(rules: RuleSet, request: RequestFacts, exam: Exam, base: Severity,
             applied.append(PAEDIATRIC)
     downgrades = [c for c in _DOWNGRADES if c in request.circumstances]
     pregnancy_regions = rules.exceptions.pregnancy.regions
+    # a region images the fetus when it, its group or a part it images is a pregnancy region (a whole-spine
+    # radiograph images the lumbar spine)
     pregnancy = (PREGNANCY in request.circumstances and ionising
-                 and any(region in pregnancy_regions or region_group(region) in pregnancy_regions
-                         for region in request.procedure.named_regions))
+                 and any(part in pregnancy_regions or region_group(part) in pregnancy_regions
+                         for region in request.procedure.named_regions for part in (region, *region_parts(region))))
     if pregnancy:
         applied.append(PREGNANCY)
     elif downgrades:

@@ -26,6 +26,7 @@ from imaging import (
     normalise_modality,
     normalise_procedure,
     region_group,
+    region_parts,
     split_regions,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "normalise_modality",
     "normalise_procedure",
     "region_group",
+    "region_parts",
     "rule_vocabulary",
     "split_regions",
 ]

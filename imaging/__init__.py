@@ -95,6 +95,7 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
         normalise_laterality,
         overlaps,
         region_group,
+        region_parts,
         same_group,
         split_regions,
     )
@@ -178,6 +179,7 @@ __all__ = [
     "recheck_not_patient",
     "reread_procedures",
     "region_group",
+    "region_parts",
     "regional_id_of",
     "report_to_fhir",
     "rolling_peaks",

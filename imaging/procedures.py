@@ -121,13 +121,18 @@ _SPINE = (
     (r" (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) ", "thoracic-spine"),
     (r" (?:C SPINE|CSPINE|CX SPINE|C S SPINE|CERVICAL SPINE|ODONTOID PEG|ODONTOID|PEG VIEWS?) ", "cervical-spine"),
     (r" (?:T SPINE|TSPINE|T S SPINE|THORACIC SPINE|DORSAL SPINE) ", "thoracic-spine"),
-    (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LSS|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX) ",
-     "lumbar-spine"),
-    (r" (?:SCOLIOSIS|SPINE|SPINAL|MSCC|CORD COMPRESSION) ", "whole-spine"),  # MSCC: metastatic cord compression
+    (r" (?:L SPINE|LSPINE|LS SPINE|L S SPINE|LSS|LUMBAR SPINE|LUMBAR|LUMBOSACRAL SPINE|LUMBOSACRAL|SACRUM|COCCYX|"
+     r"CAUDA EQUINA) ", "lumbar-spine"),
+    # MSCC: metastatic cord compression; a myelogram images the thecal sac, whatever level it names
+    (r" (?:SCOLIOSIS|SPINE|SPINAL|MSCC|CORD COMPRESSION|MYELOGRA\w*) ", "whole-spine"),
 )
 #: Abbreviations naming one more region than the phrase they are read as (NCAP is a CAP and the neck; a
 #: thoracolumbar spine is the thoracic and the lumbar spine; a babygram is a newborn's chest and abdomen).
-_ALSO = ((re.compile(r" (?:NCAP|N CAP) "), "neck"), (re.compile(r" BABYGRAM "), "abdomen"),
+_ALSO = ((re.compile(r" (?:NCAP|N CAP|NTAP|N TAP|NECK TO (?:PELVIS|(?:MID |UPPER |PROXIMAL )?THIGHS?)) "), "neck"),
+         (re.compile(r" BABYGRAM "), "abdomen"),
+         # PNS is the paranasal sinuses (the face) on most requests, the post-nasal space (the neck) on head and
+         # neck ones: both, so that a prior of either is shown
+         (re.compile(r" PNS "), "neck"),
          (re.compile(r" RENAL TRACT "), "pelvis"),  # the kidneys and the bladder
          (re.compile(r"(?<! C) (?:T L SPINE|TL SPINE|THORACOLUMBAR SPINE|THORACOLUMBAR) "), "lumbar-spine"))
 #: ``AP`` is abdomen-pelvis on a cross-sectional request ("CT AP"), a projection on a radiograph ("XR chest AP").
@@ -165,6 +170,14 @@ _ONLY_WORDING = (
     (("CT",), re.compile(r" (?:TRAUMA|MAJOR TRAUMA|POLYTRAUMA) "), "whole-body"),
     (("CT",), re.compile(r" (?:PE|PES) "), "pulmonary-angiography"),
     (("CT",), re.compile(r" (?:CORONARY|CORONARIES) "), "coronary-angiography"),
+    # a PET naming no part is the usual skull-base-to-thighs study ("FDG PET", "PSMA PET", "PET scan")
+    (("PT",), re.compile(r" (?:PET|PETCT|FDG|PSMA) "), "whole-body"),
+    # "MRI ?CES": cauda equina syndrome, the lumbosacral spine
+    (("MR", "CT"), re.compile(r" CES "), "lumbar-spine"),
+    # "XR OM": the occipitomental view of the facial bones
+    (("XR",), re.compile(r" OM "), "face"),
+    # "US DVT R", "US venous duplex LL": a deep vein thrombosis scan naming no limb is of the leg; LL the lower limb
+    (("US",), re.compile(r" (?:DVT|LL|LLS) "), "lower-limb"),
     # "XR C/S", "MR L/S": the spine by its level (not on other modalities, where C/S is as often a caesarean section)
     (("XR", "CT", "MR"), re.compile(r" C S "), "cervical-spine"),
     (("XR", "CT", "MR"), re.compile(r" T S "), "thoracic-spine"),
@@ -179,34 +192,41 @@ _PE = re.compile(r" (?:PE|PES|PE PROTOCOL|PE STUDY) ")
 # (pattern, region, plural: implies both sides); checked after spine and angiography phrases are taken out
 _PARTS = (
     (r" (?:NECK OF FEMUR|NOF|FEMORAL NECK) ", "hip", False),
-    (r" (?:CHEST ABDOMEN AND PELVIS|CHEST ABDO PELVIS|CAP|C A P|CTCAP|NCAP|N CAP|TAP|T A P|CTTAP|"
-     r"THORAX ABDOMEN AND PELVIS|THORAX ABDO PELVIS) ", "chest-abdomen-pelvis", False),
+    # a frog-leg (lateral) view is of the hips, not of the leg
+    (r" (?:FROG LEGS?(?: LATERALS?| VIEWS?)?|FROG LATERALS?) ", "hip", False),
+    (r" (?:CHEST ABDOMEN AND PELVIS|CHEST ABDO PELVIS|CAP|C A P|CTCAP|NCAP|N CAP|TAP|T A P|CTTAP|NTAP|N TAP|"
+     r"THORAX ABDOMEN AND PELVIS|THORAX ABDO PELVIS|(?:NECK|CHEST|THORAX) TO (?:PELVIS|"
+     r"(?:MID |UPPER |PROXIMAL )?THIGHS?)) ", "chest-abdomen-pelvis", False),
+    (r" (?:WBCT|WB CT) ", "whole-body", False),
     (r" (?:WHOLE BODY|TOTAL BODY|HALF BODY|SKELETAL SURVEY|BONE SCAN|SKULL BASE TO THIGHS?|EYES TO THIGHS?|"
      r"(?:SKULL BASE|BASE OF SKULL|VERTEX|HEAD) TO (?:MID |UPPER |PROXIMAL )?(?:THIGHS?|FEMURS?|PELVIS|TOES?)|"
      r"FULL BODY|ENTIRE BODY|MYELOMA SCREEN|PET CT|PETCT|PAN SCAN|PANSCAN|TRAUMA PAN SCAN|POLYTRAUMA|TRAUMA SERIES) ",
      "whole-body", False),
     (r" (?:HEAD|BRAIN|CTB|SKULL|CRANIAL|CRANIUM|PITUITARY|IAMS?|IACS?|INTERNAL AUDITORY MEATU\w*|STROKE|CEREBRAL|"
      r"POSTERIOR FOSSA|TEMPORAL BONES?|PETROUS|DATSCAN|DAT SCAN|DAT SPECT) ", "head", False),
-    (r" (?:FACE|FACIAL BONES|FACIAL|SINUS|SINUSES|PARANASAL|ORBITS?|MANDIBLE|MAXILLA|MAXILLOFACIAL|MAX FAX|OPG|OPT|"
-     r"DENTAL|TMJS?|NASAL BONES?|ZYGOMA\w*|JAWS?|OM VIEWS?|OM 30|OMS|OCCIPITO MENTAL|OCCIPITOMENTAL) ", "face", False),
+    (r" (?:FACE|FACIAL BONES|FACIAL|SINUS|SINUSES|PARANASAL|PNS|ORBITS?|MANDIBLE|MAXILLA|MAXILLOFACIAL|MAX FAX|OPG|OPT|"
+     r"DENTAL|TMJS?|EYES?|NASAL BONES?|ZYGOMA\w*|JAWS?|OM VIEWS?|OM 30|OMS|OCCIPITO MENTAL|OCCIPITOMENTAL) ",
+     "face", False),
     (r" (?:NECK|THYROID|PARATHYROIDS?|LARYNX|PAROTIDS?|SALIVARY|SUBMANDIBULAR|PHARYNX|NASOPHARYN\w*|POST NASAL SPACE|"
      r"CAROTIDS?) ", "neck", False),
-    (r" (?:CHEST|THORAX|THORACIC|LUNGS?|CXR|HRCT|RIBS?|STERNUM|HEART|CARDIAC|MEDIASTIN\w*|PLEURA\w*|OESOPHAG\w*|"
-     r"ESOPHAG\w*|(?:BARIUM|BA|CONTRAST) SWALLOW|ECHOCARDIO\w*|VQ|V Q|VENTILATION PERFUSION|LUNG PERFUSION|MUGA|"
-     r"CALCIUM SCOR\w*|CACS|BABYGRAM|MYOCARDIAL\w*|MPI|MPS|MYOVIEW|Q SCAN) ",
+    (r" (?:CHEST|THORAX|THORACIC|LUNGS?|CXR|HRCT|HR CT|CMR|RIBS?|STERNUM|HEART|CARDIAC|MEDIASTIN\w*|PLEURA\w*|"
+     r"OESOPHAG\w*|ESOPHAG\w*|(?:BARIUM|BA|CONTRAST) SWALLOW|ECHOCARDIO\w*|VQ|V Q|VENTILATION PERFUSION|"
+     r"LUNG PERFUSION|MUGA|CALCIUM SCOR\w*|CACS|BABYGRAM|MYOCARDIAL\w*|MPI|MPS|MYOVIEW|Q SCAN) ",
      "chest", False),
     (r" (?:ABDOMEN|ABDO|ABD|ABDOMINAL|AXR|LIVER|HEPATIC|PANCREAS|PANCREATIC|RENAL|KIDNEYS?|SPLEEN|GALLBLADDER|"
      r"BILIARY|MRCP|ADRENALS?|APPENDIX|SMALL BOWEL|UPPER GI|AAA|RUQ|LUQ|PTC|PTHC|PERCUTANEOUS TRANSHEPATIC\w*|"
      r"CHOLANGIO\w*|ERCP|NEPHROSTOMY|NEPHROSTOGRAM|NEFRO|NEFROSTOMY|NEPHRO|STOMACH|GASTRIC|GASTROSTOMY|"
      r"GASTROJEJUNOSTOMY|BARIUM MEAL|BA MEAL|PYLORUS|PYLORIC|INTUSSUSCEPTION|RENOGRAM|MAG3|MAG 3|DMSA|HIDA|"
      r"MECKEL\w*) ", "abdomen", False),
-    (r" (?:KUB|CTKUB|URINARY TRACT|UROGRAM|"
+    (r" (?:KUB|CTKUB|K U B|URINARY TRACT|UROGRAM|"
      r"CTU|CT UROGRAM|IVU|CT COLONOGRAPHY|COLONOGRAPHY|CTC|VIRTUAL COLONOSCOPY|CTAP|"
+     # "USS A+P", "CT A&P": abdomen and pelvis (the "+" and "&" already read as "and"; a bare "A/P" is a view)
+     r"A AND P|"
      r"ABDOMEN AND PELVIS|ABDO PELVIS|(?:BARIUM|BA|CONTRAST|WATER SOLUBLE) ENEMA|ENTEROGRAPHY|ENTEROCLYSIS|COLON|"
      r"PNEUMOCOLON) ",
      "abdomen-pelvis", False),
-    (r" (?:PELVIS|PELVIC|PEL|PELV|PROSTATE|BLADDER|UTERUS|OVARY|OVARIES|TRANSVAGINAL|RECTUM|RECTAL|SACROILIAC|"
-     r"SI JOINTS?|SI JTS?|SIJS?|"
+    (r" (?:PELVIS|PELVIC|PEL|PELV|GROINS?|INGUINAL|PROSTATE|BLADDER|UTERUS|OVARY|OVARIES|TRANSVAGINAL|RECTUM|RECTAL|"
+     r"SACROILIAC|SI JOINTS?|SI JTS?|SIJS?|"
      r"SCROTUM|SCROTAL|TESTES|TESTIS|TESTICULAR|TESTICLES?|OBSTETRIC|OBSTETRICS|PREGNANCY|FETAL|DATING SCAN|NUCHAL|"
      r"GROWTH SCAN|ANOMALY SCAN|VIABILITY SCAN|TVUS|TVUSS|TVS|TAS|HSG|HYSTEROSALPINGO\w*|MCUG|"
      r"MICTURATING CYSTO\w*|CYSTOGRAM|URETHROGRAM) ", "pelvis", False),
@@ -247,27 +267,28 @@ _MODALITY_WORDS = (
     (r" (?:NM|NUCLEAR|SCINTIGRAPHY|SCINTIGRAM|BONE SCAN|MAG3|DMSA|MIBG|DATSCAN|SPECT|VQ|V Q|MUGA|ISOTOPE|RENOGRAM|"
      r"MYOCARDIAL PERFUSION|RADIONUCLIDE|RADIOISOTOPE|HIDA|MYOVIEW|DAT SCAN) ", "NM"),
     (r" (?:MG|MAMMO|MAMMOGRAM|MAMMOGRAMS|MAMMOGRAPHY|TOMOSYNTHESIS|TOMO|DBT|BREAST SCREENING) ", "MG"),
-    (r" (?:CT|CAT|CTB|CTPA|C T P A|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP|CTV|"
+    (r" (?:CT|CAT|CTB|CTPA|C T P A|CTA|CTCA|HRCT|CTKUB|CTC|CTU|CTAP|CTCAP|CTTAP|CTV|WBCT|NCCT|CECT|"
+     r"VIRTUAL COLONOSCOPY|"
      r"(?:COMPUTED|COMPUTERISED|COMPUTERIZED)(?: AXIAL)? TOMOGRAPH\w*) ", "CT"),
-    (r" (?:MR|MRI|MRA|MRV|MRCP|NMR|MAGNETIC RESONANCE) ", "MR"),
+    (r" (?:MR|MRI|MRA|MRV|MRCP|NMR|CMR|MAGNETIC RESONANCE) ", "MR"),
     (r" (?:US|USS|ULTRASOUND|SONOGRAPHY|ULTRASONOGRAPHY|ULTRASONOGRAM|SONOGRAM|DOPPLER|DUPLEX|ECHO|TRANSVAGINAL|"
-     r"TVUS|TVUSS|TVS|TAS) ",
+     r"TVUS|TVUSS|TVS|TAS|DATING SCAN|NUCHAL|GROWTH SCAN|ANOMALY SCAN|VIABILITY SCAN) ",
      "US"),
     (r" (?:FLUORO|FLUOROSCOPY|BARIUM|VIDEOFLUOROSCOPY|CONTRAST SWALLOW|HSG|MCUG|SWALLOW|IMAGE INTENSIFIER|"
      r"BA (?:SWALLOW|MEAL|ENEMA)|(?:CONTRAST|WATER SOLUBLE) ENEMA|HYSTEROSALPINGO\w*|MICTURATING CYSTO\w*) ", "RF"),
     (r" (?:ANGIOGRAM|ANGIOPLASTY|EMBOLISATION|EMBOLIZATION|INTERVENTIONAL|NEPHROSTOMY|STENT) ", "XA"),
     (r" (?:DEXA|DXA|BONE DENSITY|BONE DENSITOMETRY|DUAL ENERGY X RAY ABSORPTIOMETRY) ", "BMD"),
-    (r" (?:XR|X RAY|XRAY|CXR|AXR|PLAIN FILM|DX|CR|RADIOGRAPH\w*|OPG|OPT|SKELETAL SURVEY|BABYGRAM) ", "XR"),
+    (r" (?:XR|X RAY|XRAY|CXR|AXR|PLAIN FILM|DX|CR|RADIOGRAPH\w*|OPG|OPT|SKELETAL SURVEY|BABYGRAM|IVU) ", "XR"),
 )
 _MODALITY_COMPILED = tuple((re.compile(p), m) for p, m in _MODALITY_WORDS)
 
 _CONTRAST_BOTH = re.compile(r" (?:WWO|PRE AND POST(?: CONTRAST)?|PLAIN AND CONTRAST|NON CONTRAST AND CONTRAST) ")
 _CONTRAST_NO = re.compile(r" (?:WO|WITHOUT(?: IV)?(?: CONTRAST)?|NON CONTRAST|NONCONTRAST|NC|UNENHANCED|NON ENHANCED|"
-                          r"NO CONTRAST|PLAIN|NATIVE) ")
+                          r"NO CONTRAST|PLAIN|NATIVE|NON CON|NONCON|NCCT) ")
 _CONTRAST_YES = re.compile(r" (?:WITH (?:IV )?(?:CONTRAST|CON|IV)|W CONTRAST|W IV|CONTRAST|CONTRAST ENHANCED|ENHANCED|"
                            r"IV CON|C PLUS|PLUS C|POST CONTRAST|ARTERIAL PHASE|PORTAL VENOUS|PORTAL PHASE|"
                            r"TRIPLE PHASE|ARTHROGRAM|GADOLINIUM|GAD|BARIUM|BA SWALLOW|BA MEAL|BA ENEMA|CEUS|CTPA|CTA|"
-                           r"CTCA|DYNAMIC) ")
+                           r"CTCA|CECT|IVU|DYNAMIC) ")
 
 _SIDE_BOTH = re.compile(r" (?:BILATERAL|BILAT|BIL|BOTH|LEFT AND RIGHT|RIGHT AND LEFT|L AND R|R AND L|LT AND RT|"
                         r"RT AND LT|L PLUS R|R PLUS L) ")
@@ -355,7 +376,7 @@ _ANATOMY_WORDS = _anatomy_words()
 #: Words of request forms one edit away from an anatomical word that are words of their own
 _NOT_MISSPELT = frozenset({"FACET", "FACETS", "ANGLE", "ANGLES", "HEARD", "HEADS", "SKILL", "LEMUR", "CHESS", "NECKS",
                            "SPINS", "THUMP", "WAIST", "KNEEL", "SINUS", "ORBIT", "PENAL", "FEMORA", "SUPINE",
-                           "SPLINE", "SPLINT", "FACER", "LIVED", "LIVES", "HANDY", "FEETS"})
+                           "SPLINE", "SPLINT", "FACER", "LIVED", "LIVES", "HANDY", "FEETS", "GROWN"})
 
 
 def _respelt(text: str) -> str | None:

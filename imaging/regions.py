@@ -149,6 +149,20 @@ def is_paired(body_region: str | None) -> bool:
     return bool(region and region.paired)
 
 
+def region_parts(body_region: str | None) -> tuple[str, ...]:
+    """The regions of the vocabulary that ``body_region`` images as parts of itself (``abdomen-pelvis``: the abdomen
+    and the pelvis; ``whole-spine``: each level; ``whole-body``: head, neck, chest, abdomen and pelvis), sorted; empty
+    for a region that has none (a single part, or an angiographic territory, whose parts are vessels).
+
+    A rule or an exception that names a part applies to a region that images it: an abdomen-pelvis radiograph (KUB)
+    images the pelvis, a whole-spine radiograph the lumbar spine.
+    """
+    region = REGIONS.get(body_region or "")
+    if region is None:
+        return ()
+    return tuple(sorted(part for part in region.parts if part != region.name and part in REGIONS))
+
+
 def same_group(a: str | None, b: str | None) -> bool:
     """Whether two regions fall in the same group of the rule table (never true when either is unknown)."""
     group = region_group(a)

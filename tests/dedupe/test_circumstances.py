@@ -97,6 +97,12 @@ def test_circumstances(priority, text, codes, pregnant, expected, why) -> None: 
     ("routine", "Post-op follow-up per protocol", {PLANNED_FOLLOW_UP}, "a follow-up per protocol"),
     ("routine", "unplanned return to theatre", set(), "unplanned"),
     ("routine", "not planned", set(), "negated"),
+    ("routine", "routine f/u", {PLANNED_FOLLOW_UP}, "H-CMP-17: f/u is follow-up (was not read: a warning for a plan)"),
+    ("routine", "post-op f/u", {PLANNED_FOLLOW_UP}, "H-CMP-17: post-op follow-up (was not read)"),
+    ("routine", "oncology f/u", {ONCOLOGY}, "H-CMP-17: oncology follow-up (was not read)"),
+    ("routine", "CXR f/u 6/52", set(), "a follow-up alone is no plan (the rule file's judgement)"),
+    ("routine", "unplanned f/u", set(), "unplanned"),
+    ("stat", "repat from St George's", {TRAUMA, TRANSFER}, "H-CMP-17: repat is a repatriation (was not read)"),
 ])
 def test_negation_and_keywords_read_in_context(priority, text, expected, why) -> None:  # type: ignore[no-untyped-def]
     found = read_circumstances(RULES, priority=priority, reason=RequestReason(text))
@@ -121,6 +127,14 @@ def test_negation_and_keywords_read_in_context(priority, text, expected, why) ->
     ("G1 P0, ?ectopic", True, "a first pregnancy, spaced (was not read)"),
     ("G2P2, RUQ pain", False, "as many births as pregnancies: not pregnant now"),
     ("G3P1+2, pelvic pain", False, "and with the losses after the plus"),
+    ("Pt is 20wks preg, RTC", True, "H-CMP-17: 'preg' is pregnant (was not read: the trauma downgrade applied)"),
+    ("?preg, LIF pain", True, "H-CMP-17: a queried pregnancy counts, erring on the side of the fetus (was not read)"),
+    ("pt pregant, fall from height", True, "H-CMP-17: the commonest misspelling (was not read)"),
+    ("not preg", False, "negated"),
+    ("Preg? N", False, "answered no"),
+    ("preg test neg", False, "a pregnancy test is no pregnancy"),
+    ("preg status unknown", False, "nor a pregnancy status"),
+    ("preg test positive", True, "a positive one is"),
 ])
 def test_uk_pregnancy_shorthand(text: str, pregnant: bool, why: str) -> None:
     found = read_circumstances(RULES, priority=None, reason=RequestReason(text))

@@ -62,6 +62,18 @@ def tier(request, prior) -> str | None:  # type: ignore[no-untyped-def]
     ("XR", "pelvis", "none", 31, "info", "xr-spine-pelvis-skull"),
     ("XR", "head", "none", 90, "info", "xr-spine-pelvis-skull"),
     ("XR", "head", "none", 91, None, None),
+    # H-CMP-15: the skull is the whole skull (facial bones, sinuses, OPG: the safer reading of REFERENCE.md's "skull")
+    ("XR", "face", "none", 30, "warning", "xr-spine-pelvis-skull"),
+    ("XR", "face", "none", 90, "info", "xr-spine-pelvis-skull"),
+    ("XR", "face", "none", 91, None, None),
+    # H-CMP-15: a region no rule names takes its parts' rules: a KUB images the pelvis, a babygram the chest
+    ("XR", "abdomen-pelvis", "none", 30, "warning", "xr-spine-pelvis-skull"),
+    ("XR", "abdomen-pelvis", "none", 31, "info", "xr-spine-pelvis-skull"),
+    ("XR", "chest-abdomen", "none", 7, "warning", "xr-chest"),
+    ("XR", "chest-abdomen", "none", 8, "info", "xr-chest"),
+    ("XR", "chest-abdomen", "none", 31, None, None),
+    ("XR", "whole-spine", "none", 30, "warning", "xr-spine-pelvis-skull"),
+    ("XR", "abdomen", "none", 3, None, None),  # REFERENCE.md names no rule for an abdominal radiograph
     # XR limbs and joints 14/30
     ("XR", "wrist", "left", 14, "warning", "xr-limbs"),
     ("XR", "wrist", "left", 15, "info", "xr-limbs"),
@@ -230,11 +242,27 @@ def test_pregnancy_is_never_downgraded_for_ionising_abdomen_and_pelvis(circumsta
     assert tier(request, exam(5, region="abdomen-pelvis")) == expected, why
 
 
+@pytest.mark.parametrize(("modality", "region", "expected", "why"), [
+    ("XR", "whole-spine", "warning", "H-CMP-16: a whole-spine radiograph images the lumbar spine (was info)"),
+    ("CT", "whole-spine", "warning", "H-CMP-16: and a whole-spine CT"),
+    ("CT", "aortic-angiography", "warning", "H-CMP-16: a CT angiogram of the aorta irradiates the abdomen (was info)"),
+    ("CT", "peripheral-angiography", "warning", "H-CMP-16: a run-off starts at the aortic bifurcation (was info)"),
+    ("XR", "lumbar-spine", "warning", "a lumbar spine radiograph, as before"),
+    ("CT", "head", "info", "the head is not an abdomen or pelvis region: the trauma downgrade applies"),
+    ("CT", "coronary-angiography", "info", "nor the coronary arteries"),
+])
+def test_pregnancy_guards_every_region_that_images_the_abdomen_or_pelvis(modality, region, expected, why) -> None:  # type: ignore[no-untyped-def]
+    request = facts(modality, region, circumstances=frozenset({PREGNANCY, TRAUMA}))
+    assert tier(request, exam(5, modality=modality, region=region)) == expected, why
+
+
 @pytest.mark.parametrize(("modality", "region", "age", "days", "expected", "why"), [
     ("CT", "head", 15, 60, "warning", "under 16, ionising: info escalated to warning"),
     ("CT", "head", 16, 60, "info", "16 is not paediatric"),
     ("CT", "head", None, 60, "info", "unknown age: no escalation"),
     ("XR", "chest", 4, 20, "warning", "paediatric chest X-ray in the info window"),
+    ("XR", "chest-abdomen", 0, 3, "warning", "H-CMP-15: a newborn's repeat babygram (was not shown: no rule)"),
+    ("XR", "chest-abdomen", 0, 20, "warning", "H-CMP-15: escalated in the chest rule's info window"),
     ("US", "abdomen", 4, 20, "info", "ultrasound is not ionising: no escalation"),
     ("CT", "head", 10, 120, None, "escalation does not widen the window"),
 ])

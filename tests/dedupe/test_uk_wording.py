@@ -185,6 +185,38 @@ COMPARABLE = [
      "H-CMP-12: and still a prior of the lumbar spine"),
     (("XR Lumbar spine", "DX", 10), {"modality": "XR", "bodySite": "XR L/S"}, True,
      "H-CMP-12: L/S is the lumbosacral spine (no region: clear)"),
+    # the reference audit: REFERENCE.md's facts in the wording request forms use
+    (("WBCT", "CT", 2), {"modality": "CT", "bodySite": "CT head ?bleed"}, True,
+     "H-CMP-14: a WBCT two days ago covers the head (no region: clear)"),
+    (("CT Chest", "CT", 10), {"modality": "CT", "bodySite": "CT neck to pelvis"}, True,
+     "H-CMP-14: neck to pelvis images the chest (read as the neck and the pelvis: clear)"),
+    (("CT NTAP", "CT", 10), {"modality": "CT", "bodySite": "CT chest w/wo contrast"}, True,
+     "H-CMP-14: NTAP is neck, thorax, abdomen and pelvis (no region: clear)"),
+    (("CT KUB", "CT", 10), {"modality": "CT", "bodySite": "CT K.U.B ?calculi"}, True,
+     "H-CMP-14: a dotted K.U.B is a KUB (no region: clear)"),
+    (("PET-CT skull base to thighs", "PT", 20), {"modality": "PT", "bodySite": "FDG PET"}, True,
+     "H-CMP-14: a PET naming no part is skull base to thighs (no region: clear)"),
+    (("MRI L-spine", "MR", 10), {"modality": "MR", "bodySite": "MRI ?CES"}, True,
+     "H-CMP-14: ?CES is cauda equina syndrome, the lumbosacral spine (no region: clear)"),
+    (("CMR", "MR", 10), {"modality": "MR", "bodySite": "Cardiac MRI"}, True,
+     "H-CMP-14: CMR is a cardiac MR (no region: clear)"),
+    (("US L groin", "US", 10), {"modality": "US", "bodySite": "US inguinal hernia ?recurrence"}, True,
+     "H-CMP-14: the groin (no region: clear)"),
+    (("Babygram", "DX", 3), {"modality": "XR", "bodySite": "Babygram"}, True,
+     "H-CMP-15: a babygram images the chest, so the chest rule applies (no rule for chest-abdomen: clear)"),
+    (("XR KUB", "DX", 10), {"modality": "XR", "bodySite": "XR KUB"}, True,
+     "H-CMP-15: a KUB images the pelvis, so the pelvis rule applies (no rule for abdomen-pelvis: clear)"),
+    (("XR Facial bones", "DX", 10), {"modality": "XR", "bodySite": "XR OM views ?#"}, True,
+     "H-CMP-15: facial bones are part of the skull (no rule for the face: clear)"),
+    (("OPG", "DX", 10), {"modality": "XR", "bodySite": "OPG"}, True, "H-CMP-15: and an OPG (clear)"),
+    (("XR L ankle", "DX", 3), {"modality": "XR", "bodySite": "XR pelvis frog leg"}, False,
+     "H-CMP-14: a frog-leg view is of the hips (read as the whole lower limb: an ankle was flagged)"),
+    (("XR Pelvis", "DX", 3), {"modality": "XR", "bodySite": "XR pelvis + frog lateral"}, True,
+     "and still the pelvis"),
+    (("US Doppler L leg veins", "US", 5), {"modality": "US", "bodySite": "US DVT", "laterality": "left"}, True,
+     "H-CMP-14: a DVT scan naming no limb is the leg (no region: clear)"),
+    (("XR Knee Rt", "CR", 3), {"modality": "XR", "bodySite": "XR L knee WB"}, False,
+     "weight-bearing (WB) is no whole-body and no side"),
 ]
 
 
@@ -299,12 +331,30 @@ def test_coded_body_sites_over_cds_hooks(live_server_sqlite, prior, sites, cards
     assert [card["indicator"] for card in answer.json()["cards"]] == cards, why
 
 
+@pytest.mark.parametrize(("prior", "request_", "verdict", "why"), [
+    (("XR Whole spine", "DX", 5), {"modality": "XR", "bodySite": "XR whole spine", "reason": "RTC, 24/40"},
+     "warning", "H-CMP-16: a whole-spine radiograph images the lumbar spine (was info: trauma downgrade)"),
+    (("CTA Aorta", "CT", 3), {"modality": "CT", "bodySite": "CT aortogram", "priority": "stat",
+                              "reason": "?dissection, pregnant"},
+     "warning", "H-CMP-16: a CT aortogram irradiates the abdomen (was info: STAT downgrade)"),
+    (("CT Head", "CT", 5), {"modality": "CT", "bodySite": "CT head", "reason": "RTC, 24/40"},
+     "info", "the head is no abdomen or pelvis region: the trauma downgrade applies (REFERENCE.md)"),
+])
+def test_pregnancy_guards_regions_that_image_the_abdomen_or_pelvis(live_server_sqlite, prior, request_, verdict,  # type: ignore[no-untyped-def]
+                                                                    why) -> None:
+    result = check(live_server_sqlite, seed(live_server_sqlite, prior), **request_)
+    assert result["verdict"] == verdict, why
+
+
 @pytest.mark.parametrize(("reason", "verdict", "why"), [
     ("RTC, 28/40, abdo pain", "warning", "H-CMP-03: 28/40 is a pregnancy, which the trauma downgrade may not hide "
                                          "(was info)"),
     ("Fall from height. bHCG +ve", "warning", "H-CMP-03: a positive hCG is a pregnancy (was info)"),
     ("RTC, bHCG -ve", "info", "a negative hCG is none: the trauma downgrade applies"),
     ("RTC. G2P1 at 20 weeks", "warning", "H-CMP-12: gravida and para with a gestation is a pregnancy (was info)"),
+    ("RTC, 20wks preg", "warning", "H-CMP-17: 'preg' is a pregnancy (was info)"),
+    ("RTC, ?preg", "warning", "H-CMP-17: and a queried one (was info)"),
+    ("RTC, preg test neg", "info", "a negative pregnancy test is none: the trauma downgrade applies"),
 ])
 def test_pregnancy_shorthand_blocks_the_trauma_downgrade(live_server_sqlite, reason, verdict, why) -> None:  # type: ignore[no-untyped-def]
     number = seed(live_server_sqlite, ("CT Abdomen and Pelvis", "CT", 5))

@@ -114,6 +114,11 @@ def test_region_without_coefficient_gives_no_estimate() -> None:
     ("CT", "abdomen-pelvis", "CTC prone and supine", 70, "ct-colonography"),  # the UK abbreviation
     ("CT", "chest", "HRCT chest", 55, "ct-hrct"),  # not the lung-cancer chest DRL
     ("CT", "chest", "CT chest high resolution", 55, "ct-hrct"),
+    ("CT", "chest", "HR CT chest", 55, "ct-hrct"),  # H-DOSE-13: was the lung-cancer chest DRL (290, not 300)
+    ("CT", "chest", "CT thorax high res", 55, "ct-hrct"),  # H-DOSE-13: "high res" (was the chest DRL)
+    ("CT", "abdomen-pelvis", "CT K.U.B", 40, "ct-kub"),  # H-DOSE-13: dotted, was abdomen-pelvis (530, not 290)
+    ("CT", "chest-abdomen-pelvis", "CT NTAP", 50, "ct-neck-chest-abdomen-pelvis"),
+    ("CT", "face", "CT PNS", 30, "ct-sinuses"),
     ("CT", "chest", "CT CHEST", 55, "ct-chest"),
     ("CT", "face", "CT sinuses", 30, "ct-sinuses"),
     ("CT", "face", "CT facial bones", 30, None),  # facial bones have no national DRL

@@ -261,6 +261,43 @@ def test_a_code_whose_display_names_several_regions_keeps_them_all() -> None:
     ("MRI C/S spine", "MR", "cervical-spine", ("cervical-spine",), "none", "was the whole spine"),
     ("XR LSS", "XR", "lumbar-spine", ("lumbar-spine",), "none", "was unknown"),
     ("US pelvis post C/S", "US", "pelvis", ("pelvis",), "none", "on ultrasound C/S is a caesarean section"),
+    # the reference audit (H-CMP-14): REFERENCE.md's abbreviations in the spellings request forms use
+    ("WBCT", "CT", "whole-body", ("whole-body",), "none", "whole-body CT, the trauma pan-scan (was nothing read)"),
+    ("WB CT", "CT", "whole-body", ("whole-body",), "none", "the same in two words (was no region)"),
+    ("CT NTAP", "CT", "chest-abdomen-pelvis", ("chest-abdomen-pelvis", "neck"), "none",
+     "neck, thorax, abdomen and pelvis, as NCAP (was no region)"),
+    ("CT neck to pelvis", "CT", "chest-abdomen-pelvis", ("chest-abdomen-pelvis", "neck"), "none",
+     "a range images what lies between (was the neck and the pelvis: the chest and abdomen lost)"),
+    ("CT neck to thighs", "CT", "chest-abdomen-pelvis", ("chest-abdomen-pelvis", "neck"), "none",
+     "was the neck and the femur"),
+    ("CT K.U.B", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "a dotted KUB (was no region)"),
+    ("HR CT", "CT", "chest", ("chest",), "none", "high-resolution CT in two words (was no region)"),
+    ("NCCT head", "CT", "head", ("head",), "none", "non-contrast CT (was no modality)"),
+    ("FDG PET", "PT", "whole-body", ("whole-body",), "none", "a PET naming no part is skull base to thighs (was none)"),
+    ("PSMA PET scan", "PT", "whole-body", ("whole-body",), "none", "was no region"),
+    ("PET brain", "PT", "head", ("head",), "none", "a PET naming its part is that part"),
+    ("CMR", "MR", "chest", ("chest",), "none", "cardiac MR (was no modality, no region)"),
+    ("MRI ?CES", "MR", "lumbar-spine", ("lumbar-spine",), "none", "cauda equina syndrome (was no region)"),
+    ("MRI ?cauda equina", "MR", "lumbar-spine", ("lumbar-spine",), "none", "written out (was no region)"),
+    ("CT myelogram", "CT", "whole-spine", ("whole-spine",), "none", "was no region"),
+    ("CT PNS", "CT", "face", ("face", "neck"), "none",
+     "paranasal sinuses or post-nasal space: both, the safer reading (was no region)"),
+    ("US L groin ?hernia", "US", "pelvis", ("pelvis",), "left", "the groin (was no region)"),
+    ("US inguinal hernia", "US", "pelvis", ("pelvis",), "none", "was no region"),
+    ("Dating scan", "US", "pelvis", ("pelvis",), "none", "an obstetric scan is an ultrasound (was no modality)"),
+    ("Virtual colonoscopy", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "was no modality"),
+    ("IVU", "XR", "abdomen-pelvis", ("abdomen-pelvis",), "none", "intravenous urogram films (was no modality)"),
+    ("XR OM", "XR", "face", ("face",), "none", "the occipitomental view (was no region)"),
+    ("XR pelvis frog leg", "XR", "pelvis", ("pelvis", "hip"), "none",
+     "a frog-leg view is of the hips (was the pelvis and the whole lower limb: an ankle compared)"),
+    ("XR L hip frog lateral", "XR", "hip", ("hip",), "left", "the hip's own frog lateral"),
+    ("US DVT R", "US", "lower-limb", ("lower-limb",), "right", "a DVT scan naming no limb is the leg (was no region)"),
+    ("US venous duplex R LL", "US", "lower-limb", ("lower-limb",), "right", "LL is the lower limb (was no region)"),
+    ("US DVT R arm", "US", "upper-limb", ("upper-limb",), "right", "one naming the arm is the arm"),
+    ("US L eye", "US", "face", ("face",), "left", "the eye is the orbit (was no region)"),
+    ("USS A+P", "US", "abdomen-pelvis", ("abdomen-pelvis",), "none", "A+P is the abdomen and pelvis (was no region)"),
+    ("CT A & P with contrast", "CT", "abdomen-pelvis", ("abdomen-pelvis",), "none", "and A & P"),
+    ("XR L knee A/P and lateral", "XR", "knee", ("knee",), "left", "an A/P view is not the abdomen and pelvis"),
 ])
 def test_uk_request_wording(text: str, modality: str, region: str, regions: tuple[str, ...], laterality: str,
                             why: str) -> None:
@@ -279,6 +316,12 @@ def test_words_near_an_anatomical_word_are_not_respelt(text: str) -> None:
     ("CT Head C-", False),  # C- is without contrast (was unknown)
     ("CT head C+", True),
     ("CT chest, abdomen & pelvis + C", True),
+    ("CT head non-con", False),  # H-CMP-14: "non-con" (was unknown)
+    ("CT head noncon", False),
+    ("NCCT head", False),  # non-contrast CT
+    ("CECT abdomen", True),  # contrast-enhanced CT
+    ("IVU", True),  # an intravenous urogram is contrast (was none: a radiograph's default)
+    ("CT head w/wo contrast", True),
 ])
 def test_contrast_plus_and_minus(text: str, contrast: bool | None) -> None:
     assert normalise_description(text).contrast is contrast

@@ -19,12 +19,31 @@ def test_reference_coefficients(region: str, phantom: int, k: float) -> None:
     assert "REFERENCE.md" in coefficient.basis and "ICRP 103" in coefficient.basis
 
 
-@pytest.mark.parametrize(("category", "ctdivol", "dlp"), [
-    ("ct-head", 47, 790), ("ct-chest", 8.5, 290), ("ctpa", 9.1, 310), ("ct-abdomen-pelvis", 10, 530),
-    ("ct-chest-abdomen-pelvis", None, 660), ("ct-cervical-spine", 16, 400), ("ct-kub", 6.3, 290)])
-def test_uk_national_drls(category: str, ctdivol: float | None, dlp: float) -> None:
+# REFERENCE.md's UKHSA adult CT table, every row in its order: examination (clinical indication), CTDIvol / DLP
+@pytest.mark.parametrize(("category", "indication", "ctdivol", "dlp"), [
+    ("ct-head", "acute stroke", 47, 790),
+    ("ct-sinuses", "sinus disease", 12, 160),
+    ("ct-cervical-spine", "fracture", 16, 400),
+    ("ct-neck-chest-abdomen-pelvis", "cancer", None, 850),
+    ("ct-chest", "lung cancer", 8.5, 290),
+    ("ct-chest-abdomen", "lung cancer", None, 470),
+    ("ct-hrct", "interstitial lung disease", 8, 300),
+    ("ct-chest-abdomen-pelvis", "cancer", None, 660),
+    ("ctpa", "pulmonary embolism", 9.1, 310),
+    ("ct-abdomen-pelvis", "abscess", 10, 530),
+    ("ct-colonography", "polyps/tumour", None, 690),
+    ("ct-kub", "stones/colic", 6.3, 290),
+    ("ct-urogram", "tumour/stones/colic", None, 890),
+])
+def test_uk_national_drls(category: str, indication: str, ctdivol: float | None, dlp: float) -> None:
     drl = national_drls()[category]
-    assert (drl.ctdivol_mgy, drl.dlp_mgycm) == (ctdivol, dlp)
+    assert (drl.indication, drl.ctdivol_mgy, drl.dlp_mgycm) == (indication, ctdivol, dlp)
+    assert "UKHSA" in drl.source and "2022" in drl.source
+
+
+def test_the_national_drl_table_has_reference_mds_thirteen_rows_only() -> None:
+    """Coronary CTA and the paediatric table are not shipped: REFERENCE.md gives no values for them."""
+    assert len(national_drls()) == 13
 
 
 @pytest.mark.parametrize("row", [

@@ -64,6 +64,21 @@ def test_normalise_laterality(word: str | None, expected: str | None) -> None:
     assert rg.normalise_laterality(word) == expected
 
 
+@pytest.mark.parametrize(("region", "parts"), [
+    ("abdomen-pelvis", ("abdomen", "pelvis")),  # an XR KUB images the pelvis (H-CMP-15)
+    ("chest-abdomen", ("abdomen", "chest")),  # a babygram images the chest (H-CMP-15)
+    ("whole-spine", ("cervical-spine", "lumbar-spine", "thoracic-spine")),  # and the lumbar spine (H-CMP-16)
+    ("whole-body", ("abdomen", "chest", "head", "neck", "pelvis")),
+    ("upper-limb", ("elbow", "forearm", "hand", "humerus", "shoulder", "wrist")),
+    ("chest", ()),  # a single part
+    ("aortic-angiography", ()),  # a territory's parts are vessels, not regions
+    (None, ()),
+    ("nowhere", ()),
+])
+def test_region_parts(region: str | None, parts: tuple[str, ...]) -> None:
+    assert rg.region_parts(region) == parts
+
+
 def test_paired_regions_are_limbs_and_breast() -> None:
     paired = {r.name for r in rg.REGIONS.values() if r.paired}
     assert "breast" in paired and "knee" in paired and "head" not in paired and "chest" not in paired
