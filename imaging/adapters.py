@@ -38,6 +38,8 @@ from priorscan.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
+#: What reading a file may raise: a corrupt or truncated object (imaging.dicom_bytes.READ_ERRORS), or one too large
+_FILE_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, MemoryError)
 
 
 def actor_of(agent: Agent) -> str:
@@ -173,7 +175,7 @@ def ingest_dicom_file(sessions: sessionmaker[Session], trusts: TrustRegistry, pa
     """
     try:
         ds = read_dicom_file(Path(path))
-    except (*READ_ERRORS, MemoryError) as exc:
+    except _FILE_ERRORS as exc:
         return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({why_unreadable(exc)})", "dicom")
     return _ingest_dataset(sessions, trusts, ds, agent=agent, source="dicom", source_name=source_trust,
                            kind="DICOM")

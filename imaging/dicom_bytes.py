@@ -162,5 +162,5 @@ def why_unreadable(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if isinstance(exc, RefusedObject) else type(exc).__name__
 
 
-__all__ = ["MAX_INFLATED_BYTES", "READ_ERRORS", "RefusedObject", "before_pixels", "begins_like_a_dataset", "identified", "inflate",
-           "is_part10", "read_header_bytes", "read_header_from", "why_unreadable"]
+__all__ = ["MAX_INFLATED_BYTES", "READ_ERRORS", "RefusedObject", "before_pixels", "begins_like_a_dataset",
+           "identified", "inflate", "is_part10", "read_header_bytes", "read_header_from", "why_unreadable"]

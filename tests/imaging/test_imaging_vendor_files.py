@@ -166,9 +166,10 @@ def _read_alike(facts: object) -> tuple[object, ...]:
 def test_every_pydicom_file_reads_alike_from_a_file_and_from_dicom_json() -> None:
     """Each real file read as ``priorscan ingest``, C-STORE and STOW-RS read it, and as DICOMweb gives it (its DICOM
     JSON, as WADO-RS metadata and QIDO-RS carry it), makes the same facts: pydicom's character set files (patient
-    names and IDs in eleven character sets) and OpenREM's dose reports. Read as latin-1, a file's non-ASCII text differed from its JSON; a multi-valued JSON value
-    (``ModalitiesInStudy`` ``CT\\SR``) came out as a Python list's text, so a polled study had no modality. Files
-    pydicom cannot write as DICOM JSON (an invalid DS in a dose report) are left out: the comparison needs both."""
+    names and IDs in eleven character sets) and OpenREM's dose reports. Read as latin-1, a file's non-ASCII text
+    differed from its JSON; a multi-valued JSON value (``ModalitiesInStudy`` ``CT\\SR``) came out as a Python list's
+    text, so a polled study had no modality. Files pydicom cannot write as DICOM JSON (an invalid DS in a dose
+    report) are left out: the comparison needs both."""
     from imaging.adapters import dataset_from_json, read_dicom_file
     from imaging.dicom_study import facts_from_dataset
     from priorscan.trusts import default_trusts
