@@ -1,6 +1,8 @@
 """The MLLP listener: HL7 v2 over TCP from the trusts' interface engines, one ACK per message, in order.
 
-Framing (HL7 MLLP release 2): ``0x0B`` message ``0x1C 0x0D``. Each connection is served by one coroutine that reads
+Framing (HL7 MLLP release 2): ``0x0B`` message ``0x1C 0x0D``. A frame may hold a batch (``[FHS] BHS {MSH ...} BTS
+[FTS]``) instead of one message: each of its messages is handled as if it had come alone, and the frame is answered
+with one batch of their ACKs (:mod:`priorscan.hl7v2.batch`). Each connection is served by one coroutine that reads
 frames, queues each message for the store's :class:`GroupWriter` and writes its ACK before reading the next, so ACKs
 go back in order and only after commit; many connections (one per trust feed, or several) are served at once. The
 writer applies the messages waiting from every connection together (group commit), so a bad one is refused alone,
@@ -55,8 +57,11 @@ from priorscan.hl7v2 import (
     ErrorLocation,
     MessageError,
     acknowledgements,
+    batch_acknowledgement,
     decode_message,
+    is_batch,
     read_header,
+    split_batch,
 )
 from priorscan.logs import correlated, message_id
 from priorscan.outcome import ItemOutcome
@@ -266,12 +271,18 @@ async def _serve_connection(context: AppContext, reader: asyncio.StreamReader,
                 if not item.payload.strip():
                     continue  # an empty frame (a keep-alive) is not a message
                 started = time.perf_counter()
-                acks, encoding = await _acknowledge(context, item, agent, peer, sender)
-                for ack in acks:
-                    writer.write(frame(ack, encoding))
+                if is_batch(item.payload) and not item.oversized:
+                    reply, encoding, answered = await _acknowledge_batch(context, item, agent, peer, sender)
+                    writer.write(frame(reply, encoding))
+                else:
+                    acks, encoding = await _acknowledge(context, item, agent, peer, sender)
+                    for ack in acks:
+                        writer.write(frame(ack, encoding))
+                    answered = [(item, acks)]
                 await writer.drain()
-                messages += 1
-                _observe(context, item, acks[-1] if acks else "", time.perf_counter() - started)
+                messages += len(answered)
+                for part, acks in answered:
+                    _observe(context, part, acks[-1] if acks else "", time.perf_counter() - started)
             if completed:
                 # a frame ended: the deadline starts again with the next byte, or now if one is under way already
                 under_way_since = loop.time() if framer.in_frame else None
@@ -342,6 +353,24 @@ async def _acknowledge(context: AppContext, item: Frame, agent: Agent, peer: str
         log.error("MLLP message from %s could not be processed (%s)", peer, type(exc).__name__)
         return acknowledgements(_header_or_none(text), "AE", text=f"internal error ({type(exc).__name__})",
                                 accept=COMMIT_ERROR, error=AckError("207", application_code="internal")), encoding
+
+
+async def _acknowledge_batch(context: AppContext, item: Frame, agent: Agent, peer: str,
+                             sender: _Sender) -> tuple[str, str, list[tuple[Frame, list[str]]]]:
+    """The answer to a batch (FHS/BHS ... BTS/FTS) sent in one frame: each of its messages, and each run of segments
+    outside a message, acknowledged in order exactly as if it had come alone (so each is applied, refused and
+    dead-lettered, or recognised as a repeat, on its own, and answered only once committed), then every ACK in one
+    batch (:func:`priorscan.hl7v2.batch_acknowledgement`), written in the first message's character set."""
+    batch = split_batch(item.payload)
+    answered: list[tuple[Frame, list[str]]] = []
+    encoding: str | None = None
+    for payload in [*batch.stray, *batch.messages]:
+        part = Frame(payload, len(payload))
+        acks, part_encoding = await _acknowledge(context, part, agent, peer, sender)
+        encoding = encoding or part_encoding
+        answered.append((part, acks))
+    reply = batch_acknowledgement(batch, [ack for _, acks in answered for ack in acks])
+    return reply, encoding or "utf-8", answered
 
 
 @dataclass(frozen=True)

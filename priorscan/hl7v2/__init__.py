@@ -11,6 +11,7 @@ record, a study, an order) is decided by the adapters; what its text says, here.
 - :mod:`~priorscan.hl7v2.datatypes`: CX, HD, XPN, XAD, XTN; TS/DTM with the sender's time zone;
 - :mod:`~priorscan.hl7v2.tables`: sex, NHS number identifiers, diagnostic service sections, error codes;
 - :mod:`~priorscan.hl7v2.ack`: ACKs in the message's encoding and version, original and enhanced mode;
+- :mod:`~priorscan.hl7v2.batch`: batches (FHS/BHS ... BTS/FTS) cut into messages, and the batch of their ACKs;
 - :mod:`~priorscan.hl7v2.errors`: :class:`MessageError` and its :class:`ErrorLocation`.
 
 No third-party HL7 library is needed at run time: hl7apy reads the same text independently in the tests, as a
@@ -28,6 +29,7 @@ from priorscan.hl7v2.ack import (
     acknowledgements,
     build_ack,
 )
+from priorscan.hl7v2.batch import Batch, batch_acknowledgement, is_batch, split_batch
 from priorscan.hl7v2.charset import CHARSET_ERROR, DecodedMessage, decode_message
 from priorscan.hl7v2.datatypes import (
     CX,
@@ -75,7 +77,8 @@ __all__ = [
     "LOCAL_PATIENT_TYPES", "LOCAL_ZONE", "MAX_REPETITIONS", "NHS_NUMBER_AUTHORITIES", "NHS_NUMBER_TYPES",
     "NOT_PATIENT_TYPES", "NULL", "REJECTED", "STANDARD", "XAD", "XPN", "XTN", "AckError", "Composite",
     "DecodedMessage", "Delimiters", "ErrorLocation", "Message", "MessageError", "MessageHeader", "Segment", "Timestamp",
-    "acknowledgements", "administrative_sex", "build_ack", "content_digest", "decode_message", "escape",
-    "format_timestamp", "has_control_characters", "is_nhs_number_authority", "normalise_segments", "parse_date",
-    "parse_message", "parse_timestamp", "read_header", "service_section_modality",
+    "Batch", "acknowledgements", "administrative_sex", "batch_acknowledgement", "build_ack", "content_digest",
+    "decode_message", "escape", "format_timestamp", "has_control_characters", "is_batch", "is_nhs_number_authority",
+    "normalise_segments", "parse_date", "parse_message", "parse_timestamp", "read_header", "service_section_modality",
+    "split_batch",
 ]

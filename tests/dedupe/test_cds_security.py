@@ -66,16 +66,33 @@ def _status(server, alert_id: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_feedback_needs_the_alerts_scope(server) -> None:  # type: ignore[no-untyped-def]
-    card = _card(server, 31, "s1")
-    only_check = server.token(["priorscan/duplicate-check"])
+    """Without ``priorscan/alerts`` a client's feedback cannot settle an alert it did not raise; with it, it can."""
+    card = _card(server, 31, "s1")  # raised through another client's token
+    only_check = server.token(["priorscan/duplicate-check"], client="order-entry")
     answer = httpx.post(f"{server.base_url}/cds-services/order-sign/feedback", json=_accept(card),
                         headers={"Authorization": f"Bearer {only_check}"})
-    assert answer.status_code == 403, "the alerts API refuses this token; so does feedback"
+    assert answer.status_code == 200 and answer.json() == {"recorded": 0}, "the card is treated as unknown"
     assert _status(server, card["uuid"]) == "open"
     with_alerts = server.token(["priorscan/alerts"])
     answer = httpx.post(f"{server.base_url}/cds-services/order-sign/feedback", json=_accept(card),
                         headers={"Authorization": f"Bearer {with_alerts}"})
     assert answer.status_code == 200 and _status(server, card["uuid"]) == "cancelled"
+
+
+def test_a_duplicate_check_client_completes_cds_hooks_with_feedback_on_its_own_cards(server) -> None:  # type: ignore[no-untyped-def]
+    """DESIGN: ``priorscan/duplicate-check`` is "the duplicate check and CDS Hooks", and CDS Hooks includes
+    ``POST /cds-services/{id}/feedback``: an order-entry client holding only that scope sends feedback on the cards its
+    own calls returned (it was refused with 403), while the alerts API stays closed to it."""
+    only_check = server.token(["priorscan/duplicate-check"], client="order-entry")
+    answer = call(server, only_check, hook_request(seed(server, 35), drafts=("s5",)))
+    assert answer.status_code == 200, answer.text
+    card = answer.json()["cards"][0]
+    answer = httpx.post(f"{server.base_url}/cds-services/order-sign/feedback", json=_accept(card),
+                        headers={"Authorization": f"Bearer {only_check}"})
+    assert (answer.status_code, answer.json()) == (200, {"recorded": 1})
+    assert _status(server, card["uuid"]) == "cancelled"
+    alerts = httpx.get(f"{server.base_url}/api/v1/alerts", headers={"Authorization": f"Bearer {only_check}"})
+    assert alerts.status_code == 403
 
 
 def test_a_radiographer_cannot_act_on_another_trusts_alert_through_feedback(server) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import hl7
 import pytest
 from feeds_factories import RTK, RXC, Ack, adt, control_id, exchange, pid, record_of, send_raw
 from hl7.client import MLLPClient
@@ -374,6 +375,68 @@ def test_pipelined_messages_and_bytes_outside_frames(mllp_small) -> None:
     acks = send_raw(mllp_small.port, payload)
     assert [a.control_id for a in acks] == [m.split("|")[9] for m in messages]
     assert {a.code for a in acks} == {"AA"}
+
+
+def _batch_frame(*messages: str, file_header: bool = True, segment_end: str = "\r") -> bytes:
+    """A batch (FHS F1 / BHS B1 ... BTS / FTS, as an interface engine sends one) in one MLLP frame."""
+    head = ["BHS|^~\\&|PAS|RTK|PRIORSCAN|REGION|20240101120000||||B1"]
+    tail = [f"BTS|{len(messages)}"]
+    if file_header:
+        head.insert(0, "FHS|^~\\&|PAS|RTK|PRIORSCAN|REGION|20240101120000||||F1")
+        tail.append("FTS|1")
+    body = segment_end.join(head) + segment_end + "".join(m.replace("\r", segment_end) for m in messages)
+    return b"\x0b" + (body + segment_end.join(tail) + segment_end).encode() + b"\x1c\x0d"
+
+
+def _batch_answer(port: int, payload: bytes) -> hl7.File:
+    """The one frame that answers a batch, read by an independent reader (python-hl7) as a file of batches."""
+    acks = send_raw(port, payload, timeout=60)  # the first message waits for the writer process to start
+    assert len(acks) == 1, "a batch in one frame is answered in one frame"
+    return hl7.parse_file(acks[0].text.strip("\x0b\x1c\r\n"))
+
+
+def test_a_batch_in_one_frame_gets_a_batch_of_acks_one_per_message_each_applied_or_refused_alone(mllp) -> None:
+    """HL7 batch protocol (v2.5.1 2.10.3) over MLLP: FHS/BHS ... BTS/FTS in one frame. Each message is handled as if
+    it had come alone (the good one applied and committed before the answer, the bad ones refused with their own
+    AE/AR and ERR and dead-lettered), and the answer is a batch of ACKs naming the sender's file and batch control IDs
+    (FHS-12, BHS-12), one ACK per message with MSA-2 echoing its MSH-10. The same batch sent again is answered with
+    the same ACKs and applies nothing twice."""
+    good, no_number, unsupported = control_id(), control_id(), control_id()
+    payload = _batch_frame(adt("A04", pid("AB910001^^^RTK^MR", name="BATCH^ONE"), control=good),
+                           adt("A08", pid("9990000018^^^NHS^NH"), control=no_number),
+                           adt("A99", control=unsupported))
+    answer = _batch_answer(mllp.port, payload)
+    assert (str(answer.header[12]), str(answer.trailer[1])) == ("F1", "1")
+    [batch] = answer
+    assert (str(batch.header[12]), str(batch.trailer[1])) == ("B1", "3")
+    msa = [(str(m.segment("MSA")[1]), str(m.segment("MSA")[2])) for m in batch]
+    assert msa == [("AA", good), ("AE", no_number), ("AR", unsupported)]
+    assert [len(m.segments("ERR")) if code != "AA" else 0 for m, (code, _) in zip(batch, msa, strict=True)] == [0, 1, 1]
+    stored = record_of(mllp, RecordKey(RTK, "AB910001"))
+    assert stored is not None and stored.family == "BATCH"
+    with mllp.context.sessions() as session:
+        letters = session.scalars(select(DeadLetter).order_by(DeadLetter.id)).all()
+    assert [(d.channel, d.raw.split("|")[9]) for d in letters] == [("mllp", no_number), ("mllp", unsupported)]
+
+    again = _batch_answer(mllp.port, payload)
+    assert [str(m.segment("MSA")) for m in again[0]] == [str(m.segment("MSA")) for m in batch]
+    assert len(versions_of(mllp, RecordKey(RTK, "AB910001"))) == 1
+
+
+def test_a_batch_without_file_header_with_lf_ends_and_a_stray_segment(mllp_sqlite) -> None:
+    """BHS ... BTS only (no FHS), LF segment ends, a segment before the first MSH: the stray segment is refused (AR,
+    dead letter) rather than dropped, the message after it applied, and the answer has no FHS/FTS."""
+    control = control_id()
+    payload = _batch_frame("ZXX|stray\r" + adt("A28", pid("AB910002^^^RTK^MR"), control=control),
+                           file_header=False, segment_end="\n")
+    acks = send_raw(mllp_sqlite.port, payload, timeout=60)
+    assert len(acks) == 1 and acks[0].text.strip("\x0b").startswith("BHS|")
+    batch = hl7.parse_batch(acks[0].text.strip("\x0b\x1c\r\n"))
+    assert [(str(m.segment("MSA")[1]), str(m.segment("MSA")[2])) for m in batch] == [("AR", ""), ("AA", control)]
+    assert str(batch.trailer[1]) == "2" and "FTS" not in acks[0].text
+    assert record_of(mllp_sqlite, RecordKey(RTK, "AB910002")) is not None
+    with mllp_sqlite.context.sessions() as session:
+        assert [d.raw for d in session.scalars(select(DeadLetter))] == ["ZXX|stray\r"]
 
 
 def test_an_idle_connection_is_closed(mllp_small) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from api.context import AppContext
 from api.feeds.dicom_scp import StoreScp
+from api.http.routers.dicomweb import _RelatedParts
 from imaging.tables import Study, StudyInstance
 from priorscan.settings import Settings
 from priorscan.tables import DeadLetter
@@ -188,6 +189,53 @@ def test_stow_rs_stores_each_instance_and_answers_per_instance(live_server) -> N
 def _multipart(parts: list[tuple[str, bytes]], boundary: str = "priorscan-boundary") -> tuple[bytes, str]:
     body = b"".join(f"--{boundary}\r\nContent-Type: {kind}\r\n\r\n".encode() + data + b"\r\n" for kind, data in parts)
     return body + f"--{boundary}--\r\n".encode(), f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def test_stow_rs_skips_a_preamble_before_the_first_boundary(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """RFC 2046 5.1.1: a reader must ignore what comes before the first delimiter line; MIME writers often put a
+    preamble there ("This is a multi-part message in MIME format."). It was refused with 400."""
+    token = live_server_sqlite.token(["system/ImagingStudy.c"])
+    image = ct_image(study_uid="1.2.826.0.1.3680043.10.7.61")
+    body, content_type = _multipart([("application/dicom", encoded(image))])
+    response = httpx.post(live_server_sqlite.base_url + "/dicomweb/studies",
+                          content=b"This is a multi-part message in MIME format.\r\n--not-the-boundary\r\n\r\n" + body,
+                          headers={"Authorization": f"Bearer {token}", "Content-Type": content_type}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert [i["00081155"]["Value"][0] for i in response.json()["00081199"]["Value"]] == [image.SOPInstanceUID]
+    assert stored(live_server_sqlite.context, "1.2.826.0.1.3680043.10.7.61") is not None
+
+
+@pytest.mark.parametrize(("accept", "status"), [
+    ("application/dicom+xml", 406),  # PS3.18: none of the acceptable media types is supported (was 200 with JSON)
+    ("application/dicom+json, application/dicom+xml;q=0.5", 200),
+    ("application/dicom+json;q=0", 406),  # explicitly not acceptable
+    ("*/*", 200),
+    ("application/json", 200),
+])
+def test_stow_rs_answers_406_when_accept_allows_no_dicom_json(live_server_sqlite, accept: str,  # type: ignore[no-untyped-def]
+                                                              status: int) -> None:
+    token = live_server_sqlite.token(["system/ImagingStudy.c"])
+    uid = f"1.2.826.0.1.3680043.10.7.{70 + len(accept)}"
+    body, content_type = _multipart([("application/dicom", encoded(ct_image(study_uid=uid)))])
+    response = httpx.post(live_server_sqlite.base_url + "/dicomweb/studies", content=body, timeout=30, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": content_type, "Accept": accept})
+    assert response.status_code == status, response.text
+    assert (stored(live_server_sqlite.context, uid) is not None) == (status == 200), "406: nothing stored"
+
+
+@pytest.mark.parametrize("preamble", [b"", b"preamble\r\n"], ids=["none", "preamble"])
+def test_related_parts_find_the_first_delimiter_line_across_chunks(preamble: bytes) -> None:
+    """Fed one byte at a time (the delimiter line split over many chunks), with and without a preamble."""
+    body, _ = _multipart([("application/dicom", b"first"), ("application/dicom", b"second")], boundary="b")
+    collected = _RelatedParts("b", max_parts=10)
+    for byte in preamble + body:
+        collected.write(bytes([byte]))
+    contents = []
+    for part in collected.parts:
+        part.body.seek(0)
+        contents.append(part.body.read())
+    collected.close()
+    assert contents == [b"first", b"second"]
 
 
 def test_stow_rs_reports_failed_instances_with_their_reason(live_server) -> None:  # type: ignore[no-untyped-def]

@@ -7,11 +7,14 @@ Every route needs a caller (``GET /cds-services`` too: the contract's public pat
   service called under the configured address of ``/cds-services``: ``settings.cds_audience``, else
   ``settings.public_base_url`` + ``/cds-services``; only in development and test, without either, the address the
   request came in on. An EHR's feedback acts only on the alerts its own hook calls raised; or
-- a priorscan principal (bearer token or the web page's session), exactly as on the rest of the API: the hooks need
-  ``priorscan/duplicate-check``; feedback, which acknowledges, overrides or cancels alerts, needs ``priorscan/alerts``
-  like the alerts API (403 otherwise). A person who works at a trust acts for that trust only: a draft order naming
-  another requesting trust is refused (403), one naming none is theirs, and feedback on another trust's alert is not
-  applied (the card is treated as unknown).
+- a priorscan principal (bearer token or the web page's session), exactly as on the rest of the API: every CDS route
+  (discovery, the hooks and their feedback) takes ``priorscan/duplicate-check``, the scope the contract gives "the
+  duplicate check and CDS Hooks" (403 without it; feedback takes ``priorscan/alerts`` too). Feedback acknowledges,
+  overrides or cancels alerts, so a principal without ``priorscan/alerts`` acts, like an EHR, only on the alerts its
+  own hook calls raised (any other card is treated as unknown); with ``priorscan/alerts`` it acts on any alert, like
+  the alerts API. A person who works at a trust acts for that trust only: a draft order naming another requesting
+  trust is refused (403), one naming none is theirs, and feedback on another trust's alert is not applied (the card
+  is treated as unknown).
 
 The request body is read only after the caller is known, and validated (:class:`HookIn`, :class:`FeedbackIn`):
 wrongly typed fields or JSON nested too deeply answer 400/422, never 500.
@@ -188,8 +191,10 @@ class CdsCaller:
         return self.principal.trust_ods if self.principal is not None else None
 
 
-def cds_caller(request: Request, ctx: AppContext, audiences: list[str], scope: str) -> CdsCaller:
-    """The EHR of a valid JWT naming one of ``audiences``, or a principal holding ``scope`` (blocking)."""
+def cds_caller(request: Request, ctx: AppContext, audiences: list[str], scope: str,
+               *other_scopes: str) -> CdsCaller:
+    """The EHR of a valid JWT naming one of ``audiences``, or a principal holding ``scope`` (or one of
+    ``other_scopes``) (blocking)."""
     kind, _, token = request.headers.get("authorization", "").partition(" ")
     address = request.client.host if request.client else None
     if kind.lower() == "bearer" and looks_like_jwt(token.strip()):
@@ -199,8 +204,8 @@ def cds_caller(request: Request, ctx: AppContext, audiences: list[str], scope: s
             raise http_error(exc) from exc
         return CdsCaller(Agent("client", f"cds:{client.issuer}"[:200], address), issuer=client.issuer)
     principal = get_principal(request, ctx)
-    if not principal.allows(scope):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"scope {scope} required")
+    if not any(principal.allows(one) for one in (scope, *other_scopes)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"scope {' or '.join((scope, *other_scopes))} required")
     return CdsCaller(principal.agent, principal=principal)
 
 
@@ -263,14 +268,16 @@ async def call_service(service_id: str, request: Request, ctx: ContextDep) -> Re
 
 
 def _record_feedback(request: Request, ctx: AppContext, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    caller = cds_caller(request, ctx, _service_audiences(request, ctx, service_id), ALERTS)
+    caller = cds_caller(request, ctx, _service_audiences(request, ctx, service_id), DUPLICATE_CHECK, ALERTS)
     if service_id not in CDS_HOOKS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such CDS service")
     body = _validated(FeedbackIn, body)
+    # an EHR, or a principal that may not act on alerts at large: only the alerts its own hook calls raised
+    own_alerts_only = caller.principal is None or not caller.principal.allows(ALERTS)
     try:
         with unit_of_work(ctx.sessions, write=True, immediate=False) as session:  # as the alert actions
             recorded = apply_feedback(session, active_rules(ctx.settings.rules_file), body, agent=caller.agent,
-                                      trust=caller.trust, raised_by=caller.agent.name if caller.issuer else None)
+                                      trust=caller.trust, raised_by=caller.agent.name if own_alerts_only else None)
     except PriorscanError as exc:
         raise http_error(exc) from exc
     return {"recorded": recorded}

@@ -9,7 +9,8 @@ dead letter) and the answer is the Store Instances Response of PS3.18 as DICOM J
   0xA700 out of resources (the store was busy: send it again), 0xC000 cannot understand, 0x0110 processing failure,
   0xA900 an object of another study than the one in the path;
 - status 200 when every object was stored, 202 when some were, 409 when none was; 400 for a body that is not
-  multipart, 415 for another media type than ``application/dicom``.
+  multipart, 415 for another media type than ``application/dicom``, 406 (nothing stored) when the Accept header
+  allows no DICOM JSON (``application/dicom+xml`` only, say).
 
 Parts are spooled to temporary files as they stream in (a part larger than :data:`SPOOL_BYTES` goes to disk), so a
 large request does not sit in memory; the objects are then indexed in a worker thread, up to
@@ -65,11 +66,19 @@ class TooManyParts(Exception):
 
 
 class _RelatedParts:
-    """Collects the parts of a multipart/related body fed to it chunk by chunk (at most ``max_parts``)."""
+    """Collects the parts of a multipart/related body fed to it chunk by chunk (at most ``max_parts``).
+
+    A preamble (text before the first delimiter line, which some MIME writers put there) is skipped unread, as RFC 2046
+    (5.1.1) says a reader must: the parser is fed from the first delimiter line on. At most the delimiter's length is
+    held while looking for it.
+    """
 
     def __init__(self, boundary: str, max_parts: int) -> None:
         self.parts: list[_Part] = []
         self._max_parts = max_parts
+        self._delimiter = b"--" + boundary.encode("latin-1")
+        self._preamble: bytearray | None = bytearray()  # None once the first delimiter line was found
+        self._at_start = True  # whether the held preamble bytes begin the body
         self._field = b""
         self._value = b""
         self._parser = MultipartParser(boundary, {
@@ -99,6 +108,22 @@ class _RelatedParts:
         self._field = self._value = b""
 
     def write(self, chunk: bytes) -> None:
+        if self._preamble is not None:
+            self._preamble += chunk
+            held = bytes(self._preamble)
+            if self._at_start and held.startswith(self._delimiter):
+                first = 0
+            else:
+                first = held.find(b"\n" + self._delimiter)
+                if first < 0:
+                    keep = len(self._delimiter)  # a delimiter line may begin in this chunk and end in the next
+                    if len(self._preamble) > keep:
+                        del self._preamble[:-keep]
+                        self._at_start = False
+                    return
+                first += 1
+            self._preamble = None
+            chunk = held[first:]
         self._parser.write(chunk)
 
     def close(self) -> None:
@@ -114,6 +139,25 @@ def _media_type(value: str) -> tuple[str, dict[str, str]]:
         name, _, raw = param.partition("=")
         parsed[name.strip().lower()] = raw.strip().strip('"')
     return kind.lower(), parsed
+
+
+#: The media ranges of an Accept header that the Store Instances Response (DICOM JSON) satisfies.
+_ACCEPTED_RANGES = ("*/*", "application/*", DICOM_JSON, "application/json")
+
+
+def _accepts_dicom_json(accept: str | None) -> bool:
+    """Whether an Accept header allows the DICOM JSON response (no header, or an empty one, allows anything)."""
+    if not accept or not accept.strip():
+        return True
+    for media_range in accept.split(","):
+        kind, params = _media_type(media_range)
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 1.0
+        if kind in _ACCEPTED_RANGES and quality > 0:
+            return True
+    return False
 
 
 def _problem(status: int, text: str) -> Response:
@@ -162,6 +206,8 @@ def _store_all(context: AppContext, parts: list[_Part], study_uid: str | None, a
 
 
 async def _stow(request: Request, ctx: AppContext, principal: Principal, study_uid: str | None) -> Response:
+    if not _accepts_dicom_json(request.headers.get("accept")):  # PS3.18: before anything is stored
+        return _problem(406, f"the Store Instances Response is {DICOM_JSON} only; the Accept header does not allow it")
     kind, params = _media_type(request.headers.get("content-type", ""))
     if kind != "multipart/related":
         return _problem(415 if kind else 400, 'expected multipart/related; type="application/dicom"')
