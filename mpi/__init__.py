@@ -30,6 +30,7 @@ from mpi.fhir_patient import (
 )
 from mpi.fhir_patient import outcome as operation_outcome
 from mpi.fhir_queries import (
+    conditional_matches,
     find_source_record,
     identifiers_of,
     match_patients,
@@ -111,6 +112,7 @@ __all__ = [
     "source_patient",
     "source_resource_id",
     "operation_outcome",
+    "conditional_matches",
     "find_source_record",
     "identifiers_of",
     "match_patients",

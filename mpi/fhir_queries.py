@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 from sqlalchemy import and_, bindparam, func, or_, select, union
 from sqlalchemy.orm import Session
@@ -179,12 +180,19 @@ def _date_range(value: str) -> tuple[str, date, date]:
 
 
 def _token_clause(trusts: TrustRegistry, token: str) -> Any:
+    """An ``identifier`` token in its four forms (FHIR R4 search 3.1.1.4.10): ``value`` (any system),
+    ``system|value``, ``|value`` (an identifier without a system: the index keeps none, so nobody) and ``system|``
+    (anyone with an identifier in that system)."""
     system, sep, value = token.partition("|")
     if not sep:
         system, value = "", token
-    value = value.strip()
-    if not value:
+    system, value = system.strip(), value.strip()
+    if not value and not system:
         raise FHIRError("identifier needs a value (system|value)", code="fhir.invalid")
+    if sep and not system:
+        return SourceRecord.id.is_(None)
+    if not value:
+        return _system_clause(trusts, system)
     nhs = and_(SourceRecord.nhs_number == value.replace(" ", ""), SourceRecord.nhs_number_valid.is_(True))
     if system == NHS_NUMBER_SYSTEM:
         return nhs
@@ -198,6 +206,17 @@ def _token_clause(trusts: TrustRegistry, token: str) -> Any:
     return or_(nhs, SourceRecord.local_id == value, SourceRecord.regional_patient_id == value,
                SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(SourceIdentifier.value == value,
                                                                                    CURRENT)))
+
+
+def _system_clause(trusts: TrustRegistry, system: str) -> Any:
+    """``identifier=system|``: the records holding an identifier in ``system``."""
+    if system == NHS_NUMBER_SYSTEM:
+        return and_(SourceRecord.nhs_number.is_not(None), SourceRecord.nhs_number_valid.is_(True))
+    if system == REGIONAL_ID_SYSTEM:
+        return SourceRecord.regional_patient_id.is_not(None)
+    namespace = trusts.namespace(system)
+    return or_(SourceRecord.namespace == namespace, SourceRecord.id.in_(select(SourceIdentifier.source_record_id).where(
+        SourceIdentifier.system == namespace, CURRENT)))
 
 
 def _string_clause(column: Any, value: str, exact: bool, *, words: bool = False) -> Any:
@@ -306,6 +325,29 @@ def _int_param(params: Sequence[tuple[str, str]], name: str, default: int, low: 
     return default
 
 
+def _requested_domains(trusts: TrustRegistry, used: Sequence[tuple[str, str]]) -> set[str] | None:
+    """The identifier domains a PDQm consumer asked to be returned (ITI-78 2:3.78.4.1.2.3: ``identifier=system|``,
+    alternatives separated by commas), canonical; None when it asked for none."""
+    domains = {trusts.namespace(system) for name, value in used if name == "identifier"
+               for system, sep, rest in (token.strip().partition("|") for token in value.split(","))
+               if sep and system.strip() and not rest.strip()}
+    return domains or None
+
+
+def _in_domains(resource: dict[str, Any], domains: set[str] | None) -> dict[str, Any]:
+    """``resource`` with only the identifiers of ``domains`` (ITI-78 Case 2: the supplier eliminates the others)."""
+    if domains is not None:
+        resource["identifier"] = [i for i in resource.get("identifier", []) if i.get("system") in domains]
+    return resource
+
+
+def _page_url(base: str, used: Sequence[tuple[str, str]], count: int, offset: int) -> str:
+    """A page of the search as a URL a client can follow: every value percent-encoded (a ``+``, ``&``, ``#`` or space
+    sent in a value would otherwise come back as another search), the token and list separators kept readable."""
+    query = urlencode([*used, ("_count", str(count)), ("_offset", str(offset))], quote_via=quote, safe="|:/,")
+    return f"{base}/Patient?{query}"
+
+
 def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tuple[str, str]], *, agent: Agent,
                     base: str, lenient: bool = False) -> dict[str, Any]:
     """PDQm (ITI-78) ``GET Patient?…``: the regional Patients any of whose source records meet every parameter.
@@ -336,13 +378,13 @@ def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tu
     page = list(session.scalars(select(matching.c.regional_patient_id).order_by(matching.c.regional_patient_id)
                                 .offset(offset).limit(count))) if count else []
     views = regional_views(session, page)
-    entries = [{"fullUrl": f"{base}/Patient/{rid}", "resource": regional_patient(views[rid], trusts),
+    domains = _requested_domains(trusts, used)
+    entries = [{"fullUrl": f"{base}/Patient/{rid}", "resource": _in_domains(regional_patient(views[rid], trusts),
+                                                                           domains),
                 "search": {"mode": "match"}} for rid in page if rid in views]
-    query = "&".join(f"{k}={v}" for k, v in used)
-    links = [{"relation": "self", "url": f"{base}/Patient?{query}&_count={count}&_offset={offset}".replace("?&", "?")}]
+    links = [{"relation": "self", "url": _page_url(base, used, count, offset)}]
     if offset + count < total and count:
-        links.append({"relation": "next",
-                      "url": f"{base}/Patient?{query}&_count={count}&_offset={offset + count}".replace("?&", "?")})
+        links.append({"relation": "next", "url": _page_url(base, used, count, offset + count)})
     if ignored:
         entries.append({"resource": {"resourceType": "OperationOutcome", "issue": [
             {"severity": "warning", "code": "not-supported",
@@ -354,7 +396,32 @@ def search_patients(session: Session, trusts: TrustRegistry, params: Sequence[tu
     return {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries}
 
 
+def conditional_matches(session: Session, trusts: TrustRegistry, query: str, *, limit: int = 2) -> list[int]:
+    """The active source records (at most ``limit``) a conditional create's query names (``If-None-Exist`` or a
+    Bundle entry's ``request.ifNoneExist``): ``identifier=system|value`` and the other PDQm parameters, every one
+    met by the record itself (not by another record of its regional patient).
+
+    A parameter the search does not serve is refused (``fhir.search-parameter``), never dropped: a query read as
+    narrower than it was written could let a duplicate record through, one read as wider could stop a create.
+    """
+    params = [(k, v) for k, v in parse_qsl(query.lstrip("?"), keep_blank_values=True) if k not in HARMLESS_PARAMETERS]
+    ignored = unsupported_parameters(params) + [k for k, _ in params if k in ("_count", "_offset")]
+    if ignored:
+        raise FHIRError(f"conditional create: search parameter(s) not supported: {', '.join(ignored)[:200]}",
+                        code="fhir.search-parameter")
+    clauses, used = _search_clauses(trusts, params)
+    if not used:
+        raise FHIRError("conditional create needs search parameters (If-None-Exist: identifier=system|value)",
+                        code="fhir.invalid")
+    return list(session.scalars(select(SourceRecord.id).where(SourceRecord.active.is_(True), *clauses)
+                                .order_by(SourceRecord.id).limit(limit)))
+
+
 # --- $match -----------------------------------------------------------------------------------------------------
+
+#: The parameters of Patient-match this server takes, each with the element its value is given in.
+_MATCH_PARAMETERS = {"resource": "resource", "onlyCertainMatches": "valueBoolean", "count": "valueInteger"}
+
 
 def _match_parameters(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool, int]:
     if body.get("resourceType") == "Patient":
@@ -362,14 +429,30 @@ def _match_parameters(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool,
     if body.get("resourceType") != "Parameters":
         raise FHIRError("$match expects a Parameters resource (or a Patient)", code="fhir.invalid")
     resource, only_certain, count = None, False, 10
-    for parameter in body.get("parameter") or []:
-        if not isinstance(parameter, Mapping):
-            continue
-        name = parameter.get("name")
+    parameters = body.get("parameter") or []
+    if not isinstance(parameters, list):
+        raise FHIRError("Parameters.parameter must be a list", code="fhir.invalid")
+    seen: set[str] = set()
+    for parameter in parameters:
+        # Patient-match: resource 1..1, onlyCertainMatches 0..1 boolean, count 0..1 integer. Anything else is
+        # refused, never skipped: a misspelt or mistyped onlyCertainMatches read as absent would hand a client that
+        # asked for certain matches only the probable ones too (H-ID-57).
+        name = parameter.get("name") if isinstance(parameter, Mapping) else None
+        if name not in _MATCH_PARAMETERS:
+            raise FHIRError("$match takes the parameters resource, onlyCertainMatches and count only",
+                            code="fhir.invalid")
+        if name in seen:
+            raise FHIRError(f"$match takes {name} at most once", code="fhir.invalid")
+        seen.add(name)
+        value_keys = {key for key in parameter if key.startswith("value") or key in ("resource", "part")}
+        if value_keys != {_MATCH_PARAMETERS[name]}:
+            raise FHIRError(f"$match parameter {name} must be given as {_MATCH_PARAMETERS[name]}", code="fhir.invalid")
         if name == "resource":
             resource = parameter.get("resource")
         elif name == "onlyCertainMatches":
-            only_certain = parameter.get("valueBoolean") is True
+            if not isinstance(parameter["valueBoolean"], bool):
+                raise FHIRError("onlyCertainMatches must be a boolean", code="fhir.invalid")
+            only_certain = parameter["valueBoolean"]
         elif name == "count":
             value = parameter.get("valueInteger")
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -441,32 +524,43 @@ def known_domain(session: Session, trusts: TrustRegistry, system: str) -> str | 
 
 
 def pix_query(session: Session, trusts: TrustRegistry, source_identifier: str, target_systems: Iterable[str], *,
-              agent: Agent) -> dict[str, Any]:
+              agent: Agent, base: str = "") -> dict[str, Any]:
     """PIXm ``Patient/$ihe-pix``: the identifiers cross-referenced with ``system|value`` (ITI-83).
 
-    Failures follow ITI-83: an unknown source domain → 404 ``code-invalid``; an unknown identifier → 404
+    Failures follow ITI-83 (PIXm 3): an unknown source domain → 400 ``code-invalid``; an unknown identifier → 404
     ``not-found``; an unknown target system → 403 ``code-invalid`` (raised as FHIRError codes ``fhir.pix-*``).
     Records merged away are left out; each regional patient found is a ``targetId``.
+
+    The logical id of one of this server's Patients is an identifier too (ITI-83 2:3.83.4.1.2.1): ``sourceIdentifier=
+    <base>|Patient/<id>`` names the regional patient that Patient is (or belongs to), and ``targetSystem=<base>``
+    asks for the ``targetId`` references alone. ``base`` is this server's FHIR base URL.
     """
     system, sep, value = source_identifier.partition("|")
     if not sep or not system.strip() or not value.strip():
         raise FHIRError("sourceIdentifier must be system|value", code="fhir.invalid")
     system, value = system.strip(), value.strip()
-    source_domain = known_domain(session, trusts, system)
+    own = base.rstrip("/")
+    source_domain = REGIONAL_ID_SYSTEM if own and system.rstrip("/") == own else known_domain(session, trusts, system)
     if source_domain is None:
         raise FHIRError("sourceIdentifier Assigning Authority not found", code="fhir.pix-source-domain")
     targets: set[str] = set()
     for target in target_systems:
-        domain = known_domain(session, trusts, target.strip())
+        domain = own if own and target.strip().rstrip("/") == own else known_domain(session, trusts, target.strip())
         if domain is None:
             raise FHIRError("targetSystem not found", code="fhir.pix-target-domain")
         targets.add(domain)
-    rows = _cross_references(session, source_domain, value)
+    given = (source_domain, value)  # never returned (2:3.83.4.2.2.1)
+    if source_domain == REGIONAL_ID_SYSTEM and system != REGIONAL_ID_SYSTEM:  # <base>|Patient/<id>
+        given = (own, value)
+        regional_id = resolve_patient_reference(session, trusts, value, client=agent.name)
+        rows = _cross_references(session, REGIONAL_ID_SYSTEM, regional_id) if regional_id else []
+    else:
+        rows = _cross_references(session, source_domain, value)
     regional = list(dict.fromkeys(row.regional_patient_id for row in rows))
     if not regional:
         raise FHIRError("sourceIdentifier Patient Identifier not found", code="fhir.pix-not-found")
     parameters: list[dict[str, Any]] = []
-    seen = {(source_domain, value)}
+    seen = {given}
     for rid in regional:
         found = [(REGIONAL_ID_SYSTEM, rid)]
         for row in (r for r in rows if r.regional_patient_id == rid):
@@ -567,7 +661,7 @@ def resolve_patient_reference(session: Session, trusts: TrustRegistry, reference
 
 
 __all__ = [
-    "MAX_COUNT", "SEARCH_PARAMETERS", "find_source_record", "identifiers_of", "known_domain", "match_patients",
-    "pix_query", "read_patient_resource", "regional_views", "resolve_patient_reference", "search_patients",
-    "survivors", "unsupported_parameters",
+    "MAX_COUNT", "SEARCH_PARAMETERS", "conditional_matches", "find_source_record", "identifiers_of", "known_domain",
+    "match_patients", "pix_query", "read_patient_resource", "regional_views", "resolve_patient_reference",
+    "search_patients", "survivors", "unsupported_parameters",
 ]

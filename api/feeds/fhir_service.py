@@ -32,6 +32,7 @@ from mpi import (
     PatientIndex,
     RecordKey,
     SourceRecord,
+    conditional_matches,
     find_source_record,
     identifiers_of,
     is_regional_id,
@@ -152,12 +153,17 @@ def process_resource(context: AppContext, resource: dict[str, Any], *, agent: Ag
 
 
 def apply_resource(session: Session, trusts: TrustRegistry, resource: Mapping[str, Any], *, agent: Agent,
-                   method: str | None, url_id: str | None = None) -> ItemOutcome:
-    """Apply one resource within the caller's transaction (``method`` None: a file's resource; POST; PUT)."""
+                   method: str | None, url_id: str | None = None, if_match: str | None = None,
+                   if_none_exist: str | None = None) -> ItemOutcome:
+    """Apply one resource within the caller's transaction (``method`` None: a file's resource; POST; PUT).
+
+    ``if_match`` (a PUT's ``If-Match`` / ``request.ifMatch``) and ``if_none_exist`` (a POST's ``If-None-Exist`` /
+    ``request.ifNoneExist``) are served for Patients (:func:`write_patient`)."""
     kind = resource.get("resourceType") if isinstance(resource, Mapping) else None
     if kind == "Patient":
         mode = "update" if method == "PUT" else "create" if method == "POST" else "ingest"
-        return write_patient(session, trusts, resource, agent=agent, mode=mode, resource_id=url_id)
+        return write_patient(session, trusts, resource, agent=agent, mode=mode, resource_id=url_id,
+                             if_match=if_match, if_none_exist=if_none_exist)
     if not isinstance(kind, str) or kind not in ADAPTERS:
         raise FHIRError(f"resource type {kind if isinstance(kind, str) else '(none)'} is not supported here",
                         code="fhir.unsupported")
@@ -170,35 +176,60 @@ def apply_resource(session: Session, trusts: TrustRegistry, resource: Mapping[st
         status, _ = http_status(outcome.error_code)
         outcome.detail.setdefault("status", _status_line(status))
         raise EntryRejected(outcome)
-    outcome.detail.setdefault("status", _status_line(201))
+    # Bundle.entry.response: 201 with the location of what was created, 200 for a study (or report) re-sent with its
+    # UID (an update); a client maps each urn:uuid to the location it is given
+    outcome.detail.setdefault("status", _status_line(200 if outcome.detail.get("created") is False else 201))
+    if outcome.detail.get("id"):
+        outcome.detail.setdefault("location", f"{kind}/{outcome.detail['id']}")
     return outcome
 
 
 # --- Patient writes -------------------------------------------------------------------------------------------
 
 def write_patient(session: Session, trusts: TrustRegistry, resource: Mapping[str, Any], *, agent: Agent,
-                  mode: str, resource_id: str | None = None) -> ItemOutcome:
+                  mode: str, resource_id: str | None = None, if_match: str | None = None,
+                  if_none_exist: str | None = None) -> ItemOutcome:
     """Create or update the source record a Patient describes (``mode`` create, update or ingest).
 
     An update names the record by id (``src-<n>``, or an id the client chose: update as create); a create keys it
     by its identifiers (the server assigns an id when it has none) and is refused (``fhir.duplicate``, 409) when
     that key names a record that exists: a create never changes a record; an ingested Patient (a file of the
     operator's) is keyed also by its own id and updates a record it names.
+
+    ``if_match`` (an update's ``If-Match``, ``W/"<version>"``): the update is applied only to that version of the
+    record, else refused (``fhir.version-conflict``, 412), so that a client that read version 2 cannot silently
+    overwrite version 3 that another sender wrote meanwhile (H-ID-56). ``if_none_exist`` (a create's
+    ``If-None-Exist`` query, FHIR conditional create): a create is not applied when one source record meets the query
+    (200 with that Patient), is refused when several do (``fhir.multiple-matches``, 412), and goes ahead when none
+    does.
     """
     client = agent.name
     existing: SourceRecord | None = None
+    if mode == "create" and if_none_exist is not None:
+        found = conditional_matches(session, trusts, if_none_exist)
+        if len(found) > 1:
+            raise FHIRError("conditional create: more than one Patient meets If-None-Exist",
+                            code="fhir.multiple-matches")
+        if found:
+            return _existing_patient(session, trusts, found[0], agent=agent)
     if mode == "update":
         assert resource_id is not None
-        if resource.get("id") not in (None, resource_id):
-            raise FHIRError("Patient.id does not match the id in the URL", code="fhir.id-mismatch")
         if is_regional_id(resource_id):
             raise FHIRError("a regional Patient is derived from its source records; update a source record "
                             "(see its link)", code="fhir.read-only")
+        # FHIR R4 update: the body SHALL carry the id of the URL; without one the server SHALL answer 400
+        if resource.get("id") is None:
+            raise FHIRError("an update needs Patient.id, the id in the URL", code="fhir.id-mismatch")
+        if resource.get("id") != resource_id:
+            raise FHIRError("Patient.id does not match the id in the URL", code="fhir.id-mismatch")
         if not FHIR_ID.match(resource_id):
             raise FHIRError("the id is not a valid FHIR id", code="fhir.invalid")
         existing = find_source_record(session, resource_id, client)
         if existing is None and parse_source_resource_id(resource_id) is not None:
             raise NotFoundError("no Patient with that id (ids of the form src-<n> are assigned by the server)")
+        if if_match is not None and (existing is None or _etag_version(if_match) != str(existing.version)):
+            raise FHIRError("If-Match does not name the current version of the Patient (read it again, then update)",
+                            code="fhir.version-conflict")
     own_id = resource.get("id") if mode == "ingest" and isinstance(resource.get("id"), str) else None
     parsed = read_patient(resource, trusts, client=client, resource_id=resource_id if mode == "update" and
                           existing is None else own_id)
@@ -235,6 +266,29 @@ def write_patient(session: Session, trusts: TrustRegistry, resource: Mapping[str
                           resource=rendered, regionalPatientId=result.regional_id, applied=result.applied)
 
 
+def _etag_version(etag: str) -> str:
+    """The version an ``If-Match`` names: ``W/"3"``, ``"3"`` or ``3`` → ``3``."""
+    value = etag.strip()
+    if value[:2].upper() == "W/":
+        value = value[2:]
+    return value.strip().strip('"')
+
+
+def _existing_patient(session: Session, trusts: TrustRegistry, record_id: int, *, agent: Agent) -> ItemOutcome:
+    """The answer to a conditional create that found its Patient: 200 with the record as it is (nothing written)."""
+    stored = session.get(SourceRecord, record_id)
+    assert stored is not None
+    shown = source_resource_id(stored.id)
+    old: dict[int, list[tuple[str, str]]] = {}
+    current = identifiers_of(session, [stored.id], old=old).get(stored.id, [])
+    rendered = source_patient(stored, current, trusts, resource_id=shown, old=old.get(stored.id, []))
+    record(session, agent, action="R", event_type="rest", subtype="Patient conditional create",
+           regional_patient_id=stored.regional_patient_id or None, entity=f"Patient/{shown}")
+    return ItemOutcome.ok("Patient", status=_status_line(200), id=shown, sourceRecordId=stored.id,
+                          location=f"Patient/{shown}/_history/{stored.version}", version=str(stored.version),
+                          resource=rendered, regionalPatientId=stored.regional_patient_id, applied=False)
+
+
 # --- Bundles ------------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -254,6 +308,8 @@ class _Entry:
     url_id: str | None
     full_url: str | None
     request_only: dict[str, Any] | None = None  # the entry as sent, when it carries no resource (GET, DELETE)
+    if_match: str | None = None  # request.ifMatch
+    if_none_exist: str | None = None  # request.ifNoneExist
 
     @property
     def kind(self) -> str:
@@ -296,14 +352,21 @@ def _entries(bundle: Mapping[str, Any]) -> list[_Entry]:
         path = (str(request.get("url", "")) if request else "").split("?")[0].rstrip("/").split("/")
         url_id = path[-1] if method == "PUT" and len(path) >= 2 and path[-2] == resource.get(
             "resourceType") else None
+        conditions = [request.get(name) if request and isinstance(request.get(name), str) else None
+                      for name in ("ifMatch", "ifNoneExist")]
         entries.append(_Entry(position, dict(resource), method, url_id,
                               raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None,
-                              dict(raw) if not resource else None))
+                              dict(raw) if not resource else None, *conditions))
     return entries
 
 
+#: What a conditional create needs besides the create scope: it searches, and answers with the Patient it finds.
+CONDITIONAL_CREATE_SCOPE = "system/Patient.rs"
+
+
 def bundle_scopes(bundle: Mapping[str, Any]) -> set[str]:
-    """The SMART scopes a Bundle's entries need (create, or update for a PUT)."""
+    """The SMART scopes a Bundle's entries need (create, or update for a PUT; read and search for a conditional
+    create, whose answer is the Patient its query found: H-SEC-15)."""
     needed = set()
     for raw in bundle.get("entry") or []:
         if isinstance(raw, Mapping) and isinstance(raw.get("resource"), Mapping):
@@ -312,6 +375,8 @@ def bundle_scopes(bundle: Mapping[str, Any]) -> set[str]:
             request = request if isinstance(request, Mapping) else {}
             if isinstance(kind, str) and kind.isalpha():
                 needed.add(f"system/{kind}.{'u' if str(request.get('method', '')).upper() == 'PUT' else 'c'}")
+                if request.get("ifNoneExist") is not None:
+                    needed.add(CONDITIONAL_CREATE_SCOPE)
     return needed
 
 
@@ -336,7 +401,8 @@ def _apply_entry(session: Session, trusts: TrustRegistry, entry: _Entry, referen
         raise FHIRError(f"{entry.method} is not supported in a Bundle", code="fhir.unsupported")
     if entry.method == "PUT" and not entry.url_id:
         raise FHIRError("a PUT entry needs request.url Type/id", code="fhir.invalid")
-    outcome = apply_resource(session, trusts, resource, agent=agent, method=entry.method, url_id=entry.url_id)
+    outcome = apply_resource(session, trusts, resource, agent=agent, method=entry.method, url_id=entry.url_id,
+                             if_match=entry.if_match, if_none_exist=entry.if_none_exist)
     if outcome.kind == "Patient" and outcome.accepted:  # later entries name it by the id every adapter resolves
         target = f"Patient/{source_resource_id(int(outcome.detail['sourceRecordId']))}"  # type: ignore[call-overload]
         if entry.full_url:
@@ -439,4 +505,5 @@ def _operation_outcome(outcome: ItemOutcome) -> dict[str, Any]:
             "issue": [{"severity": "error", "code": issue, "diagnostics": outcome.reason or "rejected"}]}
 
 
-__all__ = ["BundleResult", "apply_resource", "bundle_scopes", "process_bundle", "process_resource", "write_patient"]
+__all__ = ["CONDITIONAL_CREATE_SCOPE", "BundleResult", "apply_resource", "bundle_scopes", "process_bundle",
+           "process_resource", "write_patient"]

@@ -10,11 +10,13 @@ exist); other paths keep the app's handlers.
 
 from __future__ import annotations
 
+import codecs
 import inspect
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
@@ -56,6 +58,36 @@ def fhir_base(request: Request) -> str:
     return public_base(request) + FHIR_PREFIX
 
 
+async def body_text(request: Request) -> str | bytes:
+    """The request body, decoded by the ``charset`` its Content-Type declares (UTF-8 when it declares none).
+
+    FHIR bodies are UTF-8, but a sender that says ``charset=ISO-8859-1`` (older integration engines do) means it:
+    read as UTF-8, its ``Ångström`` was refused as JSON that is not valid. A charset Python does not know is 415.
+    """
+    charset = _media_parameter(request.headers.get("content-type", ""), "charset")
+    raw = await request.body()
+    if charset is None or charset.replace("-", "").replace("_", "") in ("utf8", "usascii", "ascii"):
+        return raw
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                            detail="send UTF-8 (the charset is not known)") from None
+    try:
+        return raw.decode(charset)
+    except UnicodeDecodeError as exc:
+        raise FHIRError("the body is not text in the charset it declares", code="fhir.json") from exc
+
+
+def _media_parameter(header: str, name: str) -> str | None:
+    """A parameter of a media type (``charset`` of ``application/fhir+json; charset=utf-8``), lower case."""
+    for part in header.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == name:
+            return value.strip().strip('"').lower() or None
+    return None
+
+
 async def fhir_body(request: Request) -> dict[str, Any]:
     """The request body as a FHIR resource (JSON object with ``resourceType``); 415 or 400 otherwise.
 
@@ -65,12 +97,23 @@ async def fhir_body(request: Request) -> dict[str, Any]:
     if media and not (media.endswith("/json") or media.endswith("+json") or media == "application/json+fhir"):
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="send application/fhir+json")
     try:
-        value = json_input.loads(await request.body())
+        value = json_input.loads(await body_text(request))
     except json_input.JsonInputError as exc:
         raise FHIRError(f"the body is not usable JSON: {exc}", code="fhir.json") from exc
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
         raise FHIRError("the body is not a FHIR resource (no resourceType)", code="fhir.json")
     return value
+
+
+def search_handling(request: Request) -> str:
+    """FHIR search handling asked for with ``Prefer: handling=strict|lenient``; strict when not asked (an unserved
+    parameter is refused rather than silently widening the search to everyone)."""
+    for header in request.headers.getlist("prefer"):
+        for part in header.split(";") + header.split(","):
+            key, _, value = part.strip().partition("=")
+            if key.strip().lower() == "handling" and value.strip().strip('"').lower() in ("strict", "lenient"):
+                return value.strip().strip('"').lower()
+    return "strict"
 
 
 BodyDep = Annotated[dict[str, Any], Depends(fhir_body)]
@@ -117,7 +160,13 @@ class Refused(Exception):
 
 async def json_body(request: Request) -> Any:
     try:
-        return json_input.loads(await request.body())
+        text = await body_text(request)
+    except HTTPException as exc:
+        raise Refused(issue_answer(exc.status_code, "not-supported", str(exc.detail))) from None
+    except FHIRError as exc:
+        raise Refused(issue_answer(400, "structure", exc.message)) from None
+    try:
+        return json_input.loads(text)
     except json_input.JsonInputError as exc:
         raise Refused(issue_answer(400, "structure", f"the body is not usable JSON: {exc}")) from None
 
@@ -186,7 +235,7 @@ def capability_statement(base: str) -> dict[str, Any]:
                 "description": "Bearer tokens with SMART system scopes; see /.well-known/smart-configuration"},
             "resource": [
                 {"type": "Patient", "versioning": "versioned-update", "updateCreate": True,
-                 "conditionalCreate": False,
+                 "conditionalCreate": True,
                  "interaction": [{"code": c} for c in ("read", "vread", "update", "create", "search-type")],
                  "searchParam": [{"name": n, "type": t} for n, t in patient_params],
                  "operation": [
@@ -202,6 +251,59 @@ def capability_statement(base: str) -> dict[str, Any]:
             "interaction": [{"code": "transaction"}, {"code": "batch"}],
         }],
     }
+
+
+# --- the format asked for ----------------------------------------------------------------------------------------
+
+#: What ``_format`` or ``Accept`` may ask for and get: FHIR JSON under its R4, DSTU2/STU3 and generic names.
+_JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir", "text/json"})
+_ANY = frozenset({"*/*", "application/*"})
+
+
+def refused_format(format_asked: str | None, accept: str | None) -> str | None:
+    """Why the answer cannot be in the format the request asks for (``_format`` first, else ``Accept``), or None.
+
+    Only JSON is served. A client that asks for XML (``_format=xml``, ``Accept: application/fhir+xml``) was answered
+    with JSON as if it had asked for it; it is told 406 instead (RFC 9110 15.5.7), with an OperationOutcome in JSON.
+    A ``+`` sent unencoded in ``_format=application/fhir+json`` arrives as a space and is read as the ``+``.
+    """
+    if format_asked is not None:
+        wanted = format_asked.split(";")[0].strip().lower().replace(" ", "+")
+        return None if wanted in _JSON_FORMATS else "only JSON is served (_format=json)"
+    if not accept or not accept.strip():
+        return None
+    for media_range in accept.split(","):
+        media, *parameters = (part.strip().lower() for part in media_range.split(";"))
+        quality = next((p.partition("=")[2] for p in parameters if p.startswith("q=")), "1")
+        try:
+            acceptable = float(quality) > 0
+        except ValueError:
+            acceptable = True
+        if acceptable and (media in _JSON_FORMATS or media in _ANY or not media):
+            return None
+    return "only JSON is served (Accept: application/fhir+json)"
+
+
+class FormatNegotiation:
+    """Refuse (406) a FHIR request whose ``_format`` or ``Accept`` asks only for formats not served (JSON is)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = str(scope.get("path", "")) if scope["type"] == "http" else ""
+        if not (path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/")):
+            await self.app(scope, receive, send)
+            return
+        formats = [v for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+                   if k == "_format"]
+        accept = b", ".join(v for k, v in scope.get("headers", ()) if k == b"accept").decode("latin-1")
+        reason = refused_format(formats[0] if formats else None, accept)
+        if reason is None:
+            await self.app(scope, receive, send)
+            return
+        answer = _outcome_response(status.HTTP_406_NOT_ACCEPTABLE, reason)
+        await answer(scope, receive, send)
 
 
 # --- every error under /fhir as an OperationOutcome -------------------------------------------------------------
@@ -265,3 +367,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(PriorscanError, on_priorscan)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_error)
+    app.add_middleware(FormatNegotiation)

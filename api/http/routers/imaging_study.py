@@ -14,13 +14,15 @@ from starlette.concurrency import run_in_threadpool
 
 from api.context import AppContext
 from api.http.deps import ContextDep, Principal, SessionDep, public_base, require
-from api.http.routers.fhir import Refused, fhir_answer, issue_answer, json_body
+from api.http.routers.fhir import Refused, fhir_answer, issue_answer, json_body, search_handling
 from imaging import Study, apply_imaging_study, regional_id_of, search_studies, to_fhir
 from priorscan.audit import Agent, record
 from priorscan.unit_of_work import unit_of_work
 
 router = APIRouter(tags=["imaging"])
 MAX_COUNT = 500
+#: ImagingStudy search parameters served (``_format`` and ``_pretty`` change nothing in a JSON answer).
+_SEARCH_PARAMETERS = frozenset({"patient", "identifier", "_count", "_format", "_pretty"})
 
 
 @router.post("/fhir/ImagingStudy", response_model=None, status_code=status.HTTP_201_CREATED)
@@ -77,7 +79,15 @@ def search_imaging_studies(request: Request, ctx: ContextDep, session: SessionDe
                            identifier: str | None = Query(None, description="urn:dicom:uid|<uid> or an accession"),
                            count: int = Query(100, alias="_count", ge=1, le=MAX_COUNT),
                            principal: Principal = Depends(require("system/ImagingStudy.s"))) -> Response:
-    """Search by ``patient`` and/or ``identifier``; a searchset Bundle."""
+    """Search by ``patient`` and/or ``identifier``; a searchset Bundle.
+
+    Any other parameter (``modality``, ``started``, ``subject``, a modifier) is refused (400) unless the client sent
+    ``Prefer: handling=lenient``, as for Patient: dropped silently it widened the search (every modality, every date)
+    and the client took the answer for what it asked."""
+    unserved = sorted({name for name in request.query_params if name not in _SEARCH_PARAMETERS})
+    if unserved and search_handling(request) != "lenient":
+        return issue_answer(400, "not-supported", f"search parameter(s) not supported: {', '.join(unserved)[:200]} "
+                            "(send Prefer: handling=lenient to have them ignored)")
     if not patient and not identifier:
         return issue_answer(400, "too-costly", "search ImagingStudy by patient or identifier")
     found = search_studies(session, ctx.trusts, patient=patient, identifier=identifier, limit=count,

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from api.feeds.fhir_service import run_unit, write_patient
+from api.feeds.fhir_service import CONDITIONAL_CREATE_SCOPE, run_unit, write_patient
 from api.http.deps import Principal, get_context, require
 from api.http.routers.fhir import (
     BODY_DOC,
@@ -26,6 +26,7 @@ from api.http.routers.fhir import (
     BodyDep,
     FhirResponse,
     fhir_base,
+    search_handling,
     written,
 )
 from mpi import match_patients, pix_query, read_patient_resource, search_patients
@@ -54,12 +55,19 @@ async def _reading(request: Request, work: Callable[[Session], dict[str, Any]]) 
 async def create_patient(request: Request, body: BodyDep,
                          principal: Annotated[Principal, Depends(require("system/Patient.c"))]) -> FhirResponse:
     """Create the source record a Patient describes; 409 (``duplicate``) when its identifier names a record that
-    exists already: a create never changes a record (that is an update, PUT, with ``system/Patient.u``)."""
+    exists already: a create never changes a record (that is an update, PUT, with ``system/Patient.u``). With
+    ``If-None-Exist`` (conditional create) a Patient that meets the query is answered (200) instead."""
     if body.get("resourceType") != "Patient":
         raise FHIRError("POST /fhir/Patient expects a Patient", code="fhir.invalid")
     ctx = get_context(request)
+    condition = request.headers.get("if-none-exist")
+    if condition is not None and not principal.allows(CONDITIONAL_CREATE_SCOPE):
+        # the answer to a conditional create is the Patient its query found (or that several exist): a search and a
+        # read, which a create-only client may not do (H-SEC-15)
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            detail=f"scope {CONDITIONAL_CREATE_SCOPE} required for If-None-Exist")
     result = await run_in_threadpool(run_unit, ctx, "Patient", lambda s: write_patient(
-        s, ctx.trusts, body, agent=principal.agent, mode="create"))
+        s, ctx.trusts, body, agent=principal.agent, mode="create", if_none_exist=condition))
     return written(result, fhir_base(request))
 
 
@@ -71,9 +79,9 @@ async def ihe_pix(request: Request,
     if len(sources) != 1:
         raise FHIRError("exactly one sourceIdentifier=system|value is required", code="fhir.invalid")
     targets = [t for value in request.query_params.getlist("targetSystem") for t in value.split(",") if t.strip()]
-    trusts = get_context(request).trusts
+    trusts, base = get_context(request).trusts, fhir_base(request)
     return FhirResponse(await _reading(request, lambda s: pix_query(s, trusts, sources[0], targets,
-                                                                    agent=principal.agent)))
+                                                                    agent=principal.agent, base=base)))
 
 
 @router.post("/fhir/Patient/$match", openapi_extra=BODY_DOC, responses={200: RESOURCE_DOC, **ERROR_DOCS})
@@ -102,17 +110,6 @@ async def search_by_post(request: Request,
     params = list(request.query_params.multi_items())
     params += parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=False)
     return await _search(request, principal, params)
-
-
-def search_handling(request: Request) -> str:
-    """FHIR search handling asked for with ``Prefer: handling=strict|lenient``; strict when not asked (an unserved
-    parameter is refused rather than silently widening the search to everyone)."""
-    for header in request.headers.getlist("prefer"):
-        for part in header.split(";") + header.split(","):
-            key, _, value = part.strip().partition("=")
-            if key.strip().lower() == "handling" and value.strip().strip('"').lower() in ("strict", "lenient"):
-                return value.strip().strip('"').lower()
-    return "strict"
 
 
 async def _search(request: Request, principal: Principal, params: list[tuple[str, str]]) -> FhirResponse:
@@ -148,10 +145,12 @@ async def vread(resource_id: str, version_id: str, request: Request,
             responses={200: RESOURCE_DOC, 201: RESOURCE_DOC, **ERROR_DOCS})
 async def update_patient(resource_id: str, request: Request, body: BodyDep,
                          principal: Annotated[Principal, Depends(require("system/Patient.u"))]) -> FhirResponse:
-    """Replace a source record's demographics (an unknown id creates it: update as create)."""
+    """Replace a source record's demographics (an unknown id creates it: update as create); with ``If-Match`` only
+    when it names the current version (412 otherwise)."""
     if body.get("resourceType") != "Patient":
         raise FHIRError("PUT /fhir/Patient/{id} expects a Patient", code="fhir.invalid")
     ctx = get_context(request)
+    if_match = request.headers.get("if-match")
     result = await run_in_threadpool(run_unit, ctx, "Patient", lambda s: write_patient(
-        s, ctx.trusts, body, agent=principal.agent, mode="update", resource_id=resource_id))
+        s, ctx.trusts, body, agent=principal.agent, mode="update", resource_id=resource_id, if_match=if_match))
     return written(result, fhir_base(request))
