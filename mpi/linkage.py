@@ -2,7 +2,8 @@
 
 Pairs are scored in chunks by the same vectorised scorer as real time (:func:`mpi.scoring.score_frames`), decided by
 the same rules (:func:`mpi.decisions.decide_many`), and clustered with the integrity check of
-:mod:`mpi.clustering`. No database here: :mod:`mpi.batch` loads the rows and writes the result, and the same
+:mod:`mpi.clustering`; review items of two patients whose records' birth dates put them apart are left out
+(:mod:`mpi.patient_evidence`). No database here: :mod:`mpi.batch` loads the rows and writes the result, and the same
 function could run on one partition of a larger engine.
 """
 
@@ -18,6 +19,7 @@ from mpi.clustering import AGAINST, LOW, cluster
 from mpi.decisions import MATCH_CODE, POSSIBLE_CODE, decide_many, derive_match_threshold
 from mpi.frames import Frame
 from mpi.model import Model
+from mpi.patient_evidence import two_people
 from mpi.scoring import ScoredPairs, ambiguous_pairs, evidence_against, evidence_apart, score_frames, weak_records
 
 IntArray = NDArray[np.int64]
@@ -45,6 +47,8 @@ class Linkage:
     timings: dict[str, float] = field(default_factory=dict)
     # per review item: sent by rule 8 (``could-be-either``), which its explanation names
     review_ambiguous: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    # possible matches not opened: two patients whose records' birth dates put them apart (mpi.patient_evidence)
+    reviews_apart: int = 0
 
 
 def _pair_codes(a: IntArray, b: IntArray, size: int) -> IntArray:
@@ -179,9 +183,13 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
     patient_pairs = _pair_codes(labels[r_left[order]], labels[r_right[order]], size)
     _, first = np.unique(patient_pairs, return_index=True)
     pick = order[first]
+    # two patients whose records each agree on a birth date, and differ on it, are two people (H-ID-55)
+    apart = two_people(model, frame, labels, r_left[pick], r_right[pick])
+    pick = pick[~apart]
     return Linkage(model=model, labels=labels, probability=probability, partner=partner, review_left=r_left[pick],
                    review_right=r_right[pick],
                    review_probability=r_prob[pick], review_weight=r_weight[pick], pairs_scored=int(len(left)),
                    match_links=int(len(m_left)), components_rebuilt=rebuilt,
                    timings={"score_s": scored_at - started, "cluster_s": clustered_at - scored_at,
-                            "total_s": time.perf_counter() - started}, review_ambiguous=r_ambiguous[pick])
+                            "total_s": time.perf_counter() - started}, review_ambiguous=r_ambiguous[pick],
+                   reviews_apart=int(apart.sum()))

@@ -7,6 +7,8 @@
 2. Components of three or more records go, whole, to one partition each (partitioned by component) with their
    records' match fields, links and manual no-matches; there :func:`mpi.clustering.cluster` runs on them exactly as
    in the single-machine relink, with its conflicts scored by :func:`mpi.linkage.conflict_kind`.
+3. Review items whose two patients' records each agree on a birth date, and differ on it, are left out
+   (:func:`without_two_people`, :mod:`mpi.patient_evidence`), each item with its patients' records in one partition.
 
 A cluster's label is the smallest record id in it, as the single-machine relink labels by the smallest row.
 """
@@ -22,6 +24,7 @@ import pandas as pd
 from mpi.clustering import AGAINST, cluster
 from mpi.frames import frame_from_table
 from mpi.linkage import conflict_kind
+from mpi.patient_evidence import two_people
 from mpi.scoring import score_frames, weak_records
 from mpi.spark.columns import MATCH_COLUMNS, model_of
 
@@ -161,3 +164,44 @@ def review_pairs(possible: DataFrame, links: DataFrame, labels: DataFrame, decid
         F.col("weight").desc(), F.col("kind").asc(), F.col("a").asc(), F.col("b").asc())
     return (apart.withColumn("rank", F.row_number().over(pick)).where("rank = 1")
             .select("a", "b", "probability", "weight", "ambiguous"))
+
+
+def without_two_people(reviews: DataFrame, labels: DataFrame, records: DataFrame, model: Broadcast[str],
+                       partitions: int) -> DataFrame:
+    """``reviews`` without the items whose two patients the birth dates of their records put apart
+    (:func:`mpi.patient_evidence.two_people`), as :func:`mpi.linkage.link_frame` leaves them out: each item goes,
+    with both its patients' records and their match fields, to one partition (by item), where ``two_people`` runs
+    on them, each side of an item its own patient."""
+    from pyspark.sql import functions as F
+
+    la = labels.select(F.col("record_id").alias("a"), F.col("label").alias("label_a"))
+    lb = labels.select(F.col("record_id").alias("b"), F.col("label").alias("label_b"))
+    items = reviews.select("a", "b").join(la, "a").join(lb, "b")
+    sides = (items.select("a", "b", F.col("label_a").alias("label"), F.lit(0).alias("side"))
+             .union(items.select("a", "b", F.col("label_b").alias("label"), F.lit(1).alias("side"))))
+    members = labels.join(records.select("record_id", *MATCH_COLUMNS), "record_id")
+    rows = sides.join(members, "label").select("a", "b", "side", "record_id", *MATCH_COLUMNS)
+
+    def decide(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        current = model_of(model.value)
+        parts = list(batches)  # whole items: the partition is by item
+        pdf = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if pdf.empty:
+            return
+        pdf = pdf.sort_values(["a", "b", "side", "record_id"], kind="stable").reset_index(drop=True)
+        table = pdf[list(MATCH_COLUMNS)].copy()
+        table["record_id"] = pdf["record_id"].to_numpy(dtype=np.int64)
+        frame = frame_from_table(table)
+        patient = pdf.groupby(["a", "b", "side"], sort=False).ngroup().to_numpy(dtype=np.int64)
+        rows_at = pd.Series(np.arange(len(pdf), dtype=np.int64))
+        own = ((pdf["side"] == 0) & (pdf["record_id"] == pdf["a"])) | ((pdf["side"] == 1)
+                                                                     & (pdf["record_id"] == pdf["b"]))
+        ends = pdf.loc[own, ["a", "b", "side"]].assign(row=rows_at[own].to_numpy())
+        pairs = ends[ends["side"] == 0].merge(ends[ends["side"] == 1], on=["a", "b"], suffixes=("_l", "_r"))
+        apart = two_people(current, frame, patient, pairs["row_l"].to_numpy(dtype=np.int64),
+                           pairs["row_r"].to_numpy(dtype=np.int64))
+        yield pd.DataFrame({"a": pairs["a"].to_numpy(dtype=np.int64), "b": pairs["b"].to_numpy(dtype=np.int64),
+                            "apart": apart})
+
+    decided = rows.repartition(partitions, "a", "b").mapInPandas(decide, "a long, b long, apart boolean")
+    return reviews.join(decided.where("apart").select("a", "b"), ["a", "b"], "left_anti")

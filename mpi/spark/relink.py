@@ -55,7 +55,13 @@ from mpi.linkage import DERIVATION_FLOOR
 from mpi.model import Model
 from mpi.records import new_regional_id
 from mpi.scoring import explanations, with_rule_8
-from mpi.spark.clusters import connected_components, integrity, review_pairs, strongest_links
+from mpi.spark.clusters import (
+    connected_components,
+    integrity,
+    review_pairs,
+    strongest_links,
+    without_two_people,
+)
 from mpi.spark.columns import RECORD_SCHEMA, golden_table, model_of, pair_frames, spark_records
 from mpi.spark.pairs import ambiguous_records, blocked_pairs, decide, derive_match_threshold, score_pairs, with_sides
 from mpi.tables import ManualDecision, SourceRecord
@@ -212,7 +218,8 @@ def link_records(records: DataFrame, current: Model, *, count: int, train: bool,
               .select("record_id", F.coalesce("final", "component", "record_id").alias("label"))).localCheckpoint()
     components_rebuilt = (rebuilt.where("broken").select("record_id").join(components, "record_id")
                           .select("label").distinct().count())
-    reviews = review_pairs(possible, matches, labels, manual_match.union(manual_apart)).localCheckpoint()
+    reviews = without_two_people(review_pairs(possible, matches, labels, manual_match.union(manual_apart)), labels,
+                                 records, broadcast, partitions).localCheckpoint()
     strongest = strongest_links(matches, labels).localCheckpoint()
     timings["cluster_s"] = time.perf_counter() - mark
     timings["cluster_rounds"] = float(rounds)

@@ -109,16 +109,17 @@ def _relink_copies(spark: Any, base: Path, tmp_path: Path, *, train: bool = True
     return local_url, spark_url
 
 
-def _relinked_alike(spark: Any, people: list[Any], base: Path, tmp_path: Path) -> dict[str, Any]:
-    """``people`` loaded into a store at ``base`` with the shipped model (threshold 0.98), relinked without training
-    on one machine and on Spark: the local snapshot, once both are asserted the same."""
+def _relinked_alike(spark: Any, people: list[Any], base: Path, tmp_path: Path, model: Any = None) -> dict[str, Any]:
+    """``people`` loaded into a store at ``base`` with ``model`` (the shipped model with threshold 0.98 unless
+    given), relinked without training on one machine and on Spark: the local snapshot, once both are asserted the
+    same."""
     from mpi.batch import save_model
     from mpi.model import Model
 
     store = open_store(f"sqlite:///{base}")
     with Session(store) as session:
         bulk_load(session, people)
-        save_model(session, Model.default().evolve(match_threshold=0.98), records=len(people))
+        save_model(session, model or Model.default().evolve(match_threshold=0.98), records=len(people))
         session.commit()
     store.dispose()
     local_url, spark_url = _relink_copies(spark, base, tmp_path, train=False)
@@ -355,6 +356,34 @@ def test_spark_relink_decides_rule_8_as_the_local_relink(spark: Any, tmp_path: P
     assert any(review[0] == (TRUST_B, "T3") or review[1] == (TRUST_B, "T3") for review in local["reviews"])
     assert all("could-be-either" in review[4] for review in local["reviews"]
                if (TRUST_B, "T3") in (review[0], review[1])), "the item names rule 8, on both engines (H-ID-22)"
+
+
+def test_spark_relink_leaves_out_the_review_items_of_namesakes_as_the_local_relink(spark: Any,
+                                                                                    tmp_path: Path) -> None:
+    """Two patients whose records each agree on a birth date, and differ on it, are two people on both engines: no
+    review item for them (:mod:`mpi.patient_evidence`, H-ID-55); a third record of the name with a date of its own,
+    alone, is reviewed on both, against the same patient."""
+    from datetime import date
+
+    from mpi_factories import TRUST_A, TRUST_B, TRUST_C, demographics
+
+    from mpi.model import Model
+
+    namesake = {"nhs_number": None, "nhs_verification": None, "phone": None, "given": "James J",
+                "family": "Romero", "sex": "male"}
+    first = {"birth_date": date(1991, 4, 2), "postcode": "GU1 4AB", "address": "12 Mill Lane", **namesake}
+    second = {"birth_date": date(1974, 9, 17), "postcode": "TN2 5QR", "address": "4 Pembury Road", **namesake}
+    third = {"birth_date": date(1983, 1, 22), "postcode": "ME1 1AA", "address": "7 High Street", **namesake}
+    people = [demographics(TRUST_A, "F0", **first), demographics(TRUST_B, "F1", **first),
+              demographics(TRUST_A, "S0", **second), demographics(TRUST_B, "S1", **second),
+              demographics(TRUST_C, "S2", **second), demographics(TRUST_C, "T0", **third)]
+    model = Model.default().evolve(prior=1 / (1 + 2 ** 8), match_threshold=0.98)
+    local = _relinked_alike(spark, people, tmp_path / "namesakes.db", tmp_path, model=model)
+    assert {frozenset({(TRUST_A, "F0"), (TRUST_B, "F1")}), frozenset({(TRUST_C, "T0")}),
+            frozenset({(TRUST_A, "S0"), (TRUST_B, "S1"), (TRUST_C, "S2")})} == local["clusters"]
+    reviewed = [{review[0], review[1]} for review in local["reviews"]]
+    assert len(reviewed) == 2 and all((TRUST_C, "T0") in pair for pair in reviewed), \
+        "only the record alone is reviewed, against each patient; never the two patients of two dated records each"
 
 
 @pytest.mark.parametrize("cap", [3, 40])
