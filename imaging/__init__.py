@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # the names this front offers, each imported on first use (pr
     from imaging.codetables import CodeTable, canonical_system, default_code_table, load_code_table
     from imaging.dicom_bytes import (
         MAX_INFLATED_BYTES,
+        READ_ERRORS,
         RefusedObject,
         before_pixels,
         begins_like_a_dataset,
@@ -113,6 +114,7 @@ __all__ = [
     "MAX_INFLATED_BYTES",
     "MODALITIES",
     "NormalisedProcedure",
+    "READ_ERRORS",
     "PriorDetail",
     "RecheckReport",
     "RereadReport",

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from imaging.dicom_bytes import read_header_from, why_unreadable
+from imaging.dicom_bytes import READ_ERRORS, read_header_from, why_unreadable
 from imaging.dicom_study import facts_from_dataset
 from imaging.facts import StudyFacts
 from imaging.index import IndexedStudy, StudyIndex
@@ -39,6 +38,8 @@ from priorscan.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 ATTEMPTS = 3
+#: What reading a file may raise: a corrupt or truncated object (imaging.dicom_bytes.READ_ERRORS), or one too large
+_FILE_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, MemoryError)
 
 
 def actor_of(agent: Agent) -> str:
@@ -174,8 +175,7 @@ def ingest_dicom_file(sessions: sessionmaker[Session], trusts: TrustRegistry, pa
     """
     try:
         ds = read_dicom_file(Path(path))
-    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            OverflowError, MemoryError) as exc:
+    except _FILE_ERRORS as exc:
         return ItemOutcome.rejected("DICOM", f"not a readable DICOM file ({why_unreadable(exc)})", "dicom")
     return _ingest_dataset(sessions, trusts, ds, agent=agent, source="dicom", source_name=source_trust,
                            kind="DICOM")
@@ -280,16 +280,20 @@ def read_dicom_header(path: Path, trusts: TrustRegistry) -> tuple[StudyFacts, Re
 
 def _prepare(ds: Dataset, trusts: TrustRegistry, *, source: str, source_name: str | None,
              kind: str) -> tuple[StudyFacts, RejectionNote | None] | ItemOutcome:
-    """An object's facts (and rejection note, if it is one), or the outcome rejecting it."""
+    """An object's facts (and rejection note, if it is one), or the outcome rejecting it.
+
+    pydicom reads sequences and values when they are first used, so a truncated or corrupt object (a dose report cut
+    short in transfer) may read as a header and fail here, in its content tree: it is rejected alone
+    (:data:`imaging.dicom_bytes.READ_ERRORS`), never failing the other objects pushed with it."""
     try:
         facts = _facts(ds, trusts, source=source, source_name=source_name)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+    except READ_ERRORS as exc:
         return ItemOutcome.rejected(kind, f"DICOM header could not be read ({type(exc).__name__})", "dicom")
     if facts is None:
         return ItemOutcome.rejected(kind, "no Study Instance UID (0020,000D)", "dicom")
     try:
         note = read_rejection_note(ds)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+    except READ_ERRORS as exc:
         return ItemOutcome.rejected(kind, f"rejection note could not be read ({type(exc).__name__})", "dicom")
     return facts, note
 

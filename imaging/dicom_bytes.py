@@ -20,13 +20,14 @@ names no value, keeping the bytes as a dead letter.
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 import zlib
 from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import _read_file_meta_info  # the file meta alone, as pydicom reads it
 from pydicom.tag import BaseTag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
@@ -38,6 +39,17 @@ _PREAMBLE = 128
 _CHUNK = 1 << 20
 
 _PIXEL_DATA = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})  # Pixel Data, Float and Double Float Pixel Data
+
+
+#: What pydicom raises on corrupt or truncated bytes, when a header is read or when an element of it is first used
+#: (sequences and values are parsed lazily, so a dose report cut short reads as a header and fails in its content
+#: tree): BytesLengthException, a value whose length does not fit its VR; struct.error, a length field cut short;
+#: OSError, "no tag to read" inside a sequence; RuntimeError, the RecursionError of sequences nested without end
+#: (found by ``python -m bench fuzz`` and by cutting real vendor files short). Reading a header changes nothing, so
+#: each means this object is unreadable, and no other.
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidDicomError, BytesLengthException, struct.error, OSError, EOFError, ValueError, TypeError, KeyError,
+    IndexError, AttributeError, OverflowError, RuntimeError)
 
 
 class RefusedObject(InvalidDicomError):
@@ -150,5 +162,5 @@ def why_unreadable(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if isinstance(exc, RefusedObject) else type(exc).__name__
 
 
-__all__ = ["MAX_INFLATED_BYTES", "RefusedObject", "before_pixels", "begins_like_a_dataset", "identified", "inflate",
-           "is_part10", "read_header_bytes", "read_header_from", "why_unreadable"]
+__all__ = ["MAX_INFLATED_BYTES", "READ_ERRORS", "RefusedObject", "before_pixels", "begins_like_a_dataset",
+           "identified", "inflate", "is_part10", "read_header_bytes", "read_header_from", "why_unreadable"]

@@ -13,8 +13,8 @@ Region Sequence (0008,2218), Body Part Examined (0018,0015) with DICOM's defined
 
 Besides the study and patient attributes this reads dose from image headers, used when no RDSR exists for the study:
 
-- CT: CTDIvol (0018,9345), at the top level or in the Enhanced CT functional groups, per series (or per
-  Irradiation Event UID (0008,3010) when present);
+- CT: CTDIvol (0018,9345), at the top level or in the Enhanced CT functional groups (shared or per frame: the
+  highest), per series (or per Irradiation Event UID (0008,3010) when present);
 - projection X-ray, fluoroscopy and mammography: Image and Fluoroscopy Area Dose Product (0018,115E) in dGy·cm²,
   Entrance Dose in mGy (0040,8302) or dGy (0040,0302), Organ Dose (0040,0316) in dGy, which for mammography is the
   average glandular dose of the view; Exposure Index (0018,1411) is kept as detail. A "for processing" and a
@@ -97,6 +97,7 @@ CONTENT_DATE = T(0x0008, 0x0023)
 CONTENT_TIME = T(0x0008, 0x0033)
 VIEW_POSITION = T(0x0018, 0x5101)
 SHARED_GROUPS = T(0x5200, 0x9229)
+PER_FRAME_GROUPS = T(0x5200, 0x9230)
 CT_EXPOSURE = T(0x0018, 0x9321)
 CODE_VALUE = T(0x0008, 0x0100)
 SCHEME = T(0x0008, 0x0102)
@@ -186,12 +187,15 @@ def patient_identity(ds: Dataset, trusts: TrustRegistry, *, fallback_trusts: lis
 
 
 def _ctdivol(ds: Dataset) -> float | None:
+    """CTDIvol at the top level, else the highest of an Enhanced CT image's CT Exposure functional groups, shared or
+    per frame (a scanner writes it per frame where it varies: the highest, as of the images of one series)."""
     value = parse_number(raw_text(ds, CTDIVOL))
-    if value is None:
-        for group in _sequence(ds, SHARED_GROUPS):
-            for exposure in _sequence(group, CT_EXPOSURE):
-                value = parse_number(raw_text(exposure, CTDIVOL))
-    return value
+    if value is not None:
+        return value
+    found = [number for groups in (SHARED_GROUPS, PER_FRAME_GROUPS) for group in _sequence(ds, groups)
+             for exposure in _sequence(group, CT_EXPOSURE) if (number := parse_number(raw_text(exposure, CTDIVOL)))
+             is not None]
+    return max(found) if found else None
 
 
 def _phantom(ds: Dataset) -> int | None:

@@ -22,6 +22,10 @@ from priorscan.trusts import NHS_NUMBER_SYSTEM, Trust, TrustRegistry
 NHS_ISSUERS = NHS_NUMBER_AUTHORITIES
 
 _GENERIC_WORDS = {"NHS", "FOUNDATION", "TRUST", "HOSPITAL", "HOSPITALS", "THE", "AND", "OF", "ST", "SAINT"}
+#: Words an Institution Name may add to a trust's own name and still be that trust: how a site or a department is
+#: described, never a place's own name (a "Memorial" hospital, a town)
+_SITE_WORDS = {"COUNTY", "GENERAL", "DISTRICT", "UNIVERSITY", "HEALTHCARE", "RADIOLOGY", "IMAGING", "DIAGNOSTIC",
+               "DIAGNOSTICS", "DEPARTMENT", "DEPT", "X", "RAY", "XRAY", "MAIN", "SITE", "CENTRE", "CENTER", "UNIT"}
 
 
 @dataclass
@@ -75,9 +79,18 @@ def trust_for_institution(trusts: TrustRegistry, name: str | None) -> Trust | No
     words = _core_words(name)
     if not words:
         return None
-    text = f" {' '.join(words)} "
-    hits = [t for t in trusts.trusts if (core := _core_words(t.name)) and f" {' '.join(core)} " in text]
+    hits = [t for t in trusts.trusts if (core := _core_words(t.name)) and _names_site_of(words, core)]
     return hits[0] if len(hits) == 1 else None
+
+
+def _names_site_of(words: tuple[str, ...], core: tuple[str, ...]) -> bool:
+    """Whether an institution's ``words`` are a trust's ``core`` words with only words that describe a site of it
+    around them: "Royal Surrey County Hospital" is Royal Surrey, "Queen Victoria Memorial Hospital" (Herne Bay) and
+    "Queen Victoria Hospital Morecambe" are other places than Queen Victoria Hospital (East Grinstead)."""
+    for start in range(len(words) - len(core) + 1):
+        if words[start:start + len(core)] == core:
+            return all(w in _SITE_WORDS for w in words[:start] + words[start + len(core):])
+    return False
 
 
 def is_nhs_issuer(issuer: str | None) -> bool:

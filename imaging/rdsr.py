@@ -30,8 +30,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import Tag
+from pydicom.valuerep import CUSTOMIZABLE_CHARSET_VR, TEXT_VR_DELIMS, PersonName
 
 from imaging import dose as dz
 from imaging.codetables import SNOMED, canonical_system
@@ -40,11 +44,17 @@ from imaging.units import conversion, parse_number
 
 XRAY_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.67"
 RADIOPHARMACEUTICAL_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.68"
-SR_CLASSES = {XRAY_DOSE_SR, RADIOPHARMACEUTICAL_DOSE_SR, "1.2.840.10008.5.1.4.1.1.88.11",
+#: Enhanced X-Ray Radiation Dose SR (2020): the same root templates (TID 10001, 10011) with more content allowed
+ENHANCED_XRAY_DOSE_SR = "1.2.840.10008.5.1.4.1.1.88.76"
+DOSE_SR_CLASSES = {XRAY_DOSE_SR, RADIOPHARMACEUTICAL_DOSE_SR, ENHANCED_XRAY_DOSE_SR}
+SR_CLASSES = {*DOSE_SR_CLASSES, "1.2.840.10008.5.1.4.1.1.88.11",
               "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33", "1.2.840.10008.5.1.4.1.1.88.34",
               "1.2.840.10008.5.1.4.1.1.88.35"}
 
 XRAY_REPORT = "113701"
+#: DCM 128401 Patient Radiation Dose Report (TID 10030): organ dose *estimates* over a patient's examinations, made by
+#: dose software; no exposure of one study, so never read as a study's dose
+PATIENT_DOSE_REPORT = "128401"
 RADIOPHARMACEUTICAL_REPORT = "113500"
 PROCEDURE_REPORTED = "121058"
 SCOPE_OF_ACCUMULATION = "113705"
@@ -92,8 +102,39 @@ _TAG_URN_CODE = Tag(0x0008, 0x0120)
 _BINARY_VRS = {"FD", "FL", "US", "UL", "SS", "SL", "SV", "UV", "OF", "OD"}
 
 
+def _decoded(ds: Dataset, value: bytes, vr: str | None) -> str:
+    """Text bytes in the object's Specific Character Set (0008,0005), inherited by sequence items from their parents.
+
+    A patient ID, a description or an institution name written in ISO_IR 192 (UTF-8), ISO_IR 144, or ISO 2022 with
+    its escape sequences reads as the sender wrote it, the same text DICOM JSON (QIDO-RS, WADO-RS metadata) carries:
+    read as latin-1, the same patient ID arrived as two different identifiers from a file or push and from DICOMweb.
+    Other VRs (codes, UIDs, numbers: ASCII by definition) and text in a character set that cannot be read are read as
+    latin-1, byte for byte."""
+    if vr not in CUSTOMIZABLE_CHARSET_VR and vr != "PN":
+        return value.decode("latin-1", "replace")
+    try:
+        encodings = convert_encodings(ds._character_set)  # noqa: SLF001 - the set in force for this item
+        if vr == "PN":
+            return str(PersonName(value).decode(encodings))
+        return decode_bytes(value, encodings, TEXT_VR_DELIMS)
+    except (LookupError, ValueError, TypeError, AttributeError):
+        return value.decode("latin-1", "replace")
+
+
+def _text_vr(elem: Any) -> str | None:
+    """The element's VR; for implicit VR (or UN) the dictionary's, so that a text element is decoded as text."""
+    vr = getattr(elem, "VR", None)
+    if vr in (None, "UN"):
+        try:
+            return str(dictionary_VR(elem.tag))
+        except (KeyError, AttributeError):
+            return vr
+    return str(vr)
+
+
 def raw_text(ds: Dataset, tag: Any) -> str | None:
-    """An element's value as text, read without pydicom's value validation (feeds are lenient on ingest)."""
+    """An element's value as text, read without pydicom's value validation (feeds are lenient on ingest); text VRs in
+    the object's character set (:func:`_decoded`)."""
     try:
         elem = ds.get_item(tag)
     except (KeyError, ValueError, TypeError):
@@ -109,8 +150,8 @@ def raw_text(ds: Dataset, tag: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, bytes):
-        text = value.decode("latin-1", "replace")
-    elif isinstance(value, list | tuple):
+        text = _decoded(ds, value, _text_vr(elem))
+    elif isinstance(value, list | tuple | MultiValue):  # DICOM JSON's values come as a MultiValue: "CT\\SR" as a file
         text = "\\".join(str(v) for v in value)
     else:
         text = str(value)
@@ -241,16 +282,20 @@ def content_tree(ds: Dataset) -> Node:
 
 
 def is_dose_report(ds: Dataset) -> bool:
-    """Whether ``ds`` is a radiation dose SR (X-ray TID 10001/10011, or radiopharmaceutical TID 10021)."""
+    """Whether ``ds`` is a radiation dose SR (X-ray TID 10001/10011, or radiopharmaceutical TID 10021), in its own SOP
+    Class (X-Ray, Enhanced X-Ray, Radiopharmaceutical Radiation Dose SR) or in a general SR class titled as one; a
+    Patient Radiation Dose Report (an estimate over examinations, :data:`PATIENT_DOSE_REPORT`) is none."""
     sop_class = raw_text(ds, Tag(0x0008, 0x0016)) or ""
-    if sop_class in (XRAY_DOSE_SR, RADIOPHARMACEUTICAL_DOSE_SR):
+    if sop_class in DOSE_SR_CLASSES:
         return True
     if sop_class not in SR_CLASSES:
         return False
     names = _sequence(ds, _TAG_CONCEPT_NAME)
     name = _code(names[0]) if names else None
-    return name is not None and (name.is_(XRAY_REPORT, RADIOPHARMACEUTICAL_REPORT) or "radiation dose" in name.meaning
-                                 or _is_siemens_summary(name))
+    if name is None or name.is_(PATIENT_DOSE_REPORT) or "patient radiation dose" in name.meaning:
+        return False
+    return name.is_(XRAY_REPORT, RADIOPHARMACEUTICAL_REPORT) or "radiation dose" in name.meaning or _is_siemens_summary(
+        name)
 
 
 def _is_siemens_summary(name: Code | None) -> bool:

@@ -18,6 +18,7 @@ demographics and every identifier linked to it.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from mpi.nhs_number import is_placeholder, is_valid_nhs_number
 from mpi.records import DELETE, Demographics
 from mpi.tables import RegionalPatient, SourceRecord
 from priorscan.errors import FHIRError
+from priorscan.hl7v2.datatypes import LOCAL_ZONE
 from priorscan.trusts import NHS_NUMBER_SYSTEM, ODS_SYSTEM, TrustRegistry
 
 NHS_VERIFICATION_URL = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
@@ -252,7 +254,7 @@ class PatientInput:
 
 
 def read_patient(resource: Mapping[str, Any], trusts: TrustRegistry, *, client: str,
-                 resource_id: str | None = None, complete: bool = True) -> PatientInput:
+                 resource_id: str | None = None, complete: bool = True, today: date | None = None) -> PatientInput:
     """Read a FHIR Patient into the demographics of one source record.
 
     Parameters
@@ -269,6 +271,9 @@ def read_patient(resource: Mapping[str, Any], trusts: TrustRegistry, *, client: 
     complete
         True (a stored resource): elements left out delete what the record held. False (a query): left out means
         unknown.
+    today
+        The day a name's, an address's or a phone's ``period`` is judged against (default: today in Europe/London):
+        one whose period has ended or not begun is not the current one while another is.
 
     Returns
     -------
@@ -316,8 +321,9 @@ def read_patient(resource: Mapping[str, Any], trusts: TrustRegistry, *, client: 
     others = [(ns, v) for _, ns, v, _ in keyed[1:]]
     if resource_id and (namespace, local_id) != (client_namespace(client), resource_id):
         others.append((client_namespace(client), resource_id))
-    family, given, prefix = _name(patient.name or [])
-    address, postcode = _address(patient.address or [])
+    today = today or datetime.now(LOCAL_ZONE).date()
+    family, given, prefix = _name(patient.name or [], today)
+    address, postcode = _address(patient.address or [], today)
     death: date | str | None = missing
     if patient.deceasedDateTime is not None:
         death = _date_of(patient.deceasedDateTime)
@@ -328,7 +334,7 @@ def read_patient(resource: Mapping[str, Any], trusts: TrustRegistry, *, client: 
         nhs_number=nhs_number or missing, nhs_verification=verification or missing,
         family=family or missing, given=given or missing, prefix=prefix or missing,
         birth_date=_date_of(patient.birthDate) or missing, sex=patient.gender or missing,
-        postcode=postcode or missing, address=address or missing, phone=_phone(patient.telecom or []) or missing,
+        postcode=postcode or missing, address=address or missing, phone=_phone(patient.telecom or [], today) or missing,
         death_date=death, other_identifiers=list(dict.fromkeys(others)),
         event_at=patient.meta.lastUpdated if patient.meta and isinstance(patient.meta.lastUpdated, datetime)
         else None)
@@ -357,8 +363,45 @@ def _date_of(value: Any) -> date | None:
     return None  # partial dates (a year, a month) say too little to match on
 
 
-def _name(names: Sequence[Any]) -> tuple[str | None, str | None, str | None]:
-    current = [n for n in names if n.use not in ("old", "maiden")] or list(names)
+def _in_force(element: Any, today: date) -> bool:
+    """Whether ``element``'s ``period`` holds ``today``: none, or one begun and not ended (a partial date read as its
+    whole year or month, so a name that ended "in 2010" is in force through 2010)."""
+    period = getattr(element, "period", None)
+    if period is None:
+        return True
+    start, end = _bound(period.start, last=False), _bound(period.end, last=True)
+    return (start is None or start <= today) and (end is None or today <= end)
+
+
+def _bound(value: Any, *, last: bool) -> date | None:
+    """The first (``last`` False) or last day a FHIR date or dateTime of any precision denotes."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    found = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?.*", value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    year, month, day = int(found[1]), int(found[2] or 0), int(found[3] or 0)
+    try:
+        if day:
+            return date(year, month, day)
+        if month:
+            return date(year, month, calendar.monthrange(year, month)[1] if last else 1)
+        return date(year, 12, 31) if last else date(year, 1, 1)
+    except ValueError:
+        return None
+
+
+def _current(elements: Sequence[Any], today: date, *, old: tuple[str, ...] = ("old",)) -> list[Any]:
+    """The elements in use today: neither of an ``old`` use nor of a period ended or not yet begun; when none is,
+    those not of an ``old`` use (a person's only name, even one whose period has ended, is still theirs)."""
+    kept = [e for e in elements if e.use not in old]
+    return [e for e in kept if _in_force(e, today)] or kept
+
+
+def _name(names: Sequence[Any], today: date) -> tuple[str | None, str | None, str | None]:
+    current = _current(names, today, old=("old", "maiden")) or list(names)
     if not current:
         return None, None, None
     chosen = next((n for u in ("official", "usual") for n in current if n.use == u), current[0])
@@ -395,8 +438,8 @@ def split_name_text(text: str) -> tuple[str | None, str | None]:
     return words[-1], " ".join(words[:-1]) or None
 
 
-def _address(addresses: Sequence[Any]) -> tuple[str | None, str | None]:
-    current = [a for a in addresses if a.use != "old"]
+def _address(addresses: Sequence[Any], today: date) -> tuple[str | None, str | None]:
+    current = _current(addresses, today)
     if not current:
         return None, None
     chosen = next((a for a in current if a.use == "home"), current[0])
@@ -406,8 +449,8 @@ def _address(addresses: Sequence[Any]) -> tuple[str | None, str | None]:
     return text or None, normalise_postcode(chosen.postalCode) if chosen.postalCode else None
 
 
-def _phone(telecoms: Sequence[Any]) -> str | None:
-    phones = [t for t in telecoms if t.system == "phone" and t.value and t.use != "old"]
+def _phone(telecoms: Sequence[Any], today: date) -> str | None:
+    phones = _current([t for t in telecoms if t.system == "phone" and t.value], today)
     chosen = next((t for t in phones if t.use == "home"), phones[0] if phones else None)
     return chosen.value.strip() if chosen else None
 

@@ -147,18 +147,32 @@ def record_key(identifiers: Sequence[PatientIdentifier], sender: Trust | None) -
 
 # --- demographics -----------------------------------------------------------------------------------------------
 
-def _chosen(reps: list[Composite], component: int, wanted: tuple[str, ...]) -> Composite | None:
+def _chosen(reps: list[Composite], component: int, wanted: tuple[str, ...],
+            former: tuple[str, ...] = ()) -> Composite | None:
+    """The first repetition of a ``wanted`` type, else the first not of a ``former`` type (a name or an address the
+    person no longer goes by), else the first sent."""
     sent = [r for r in reps if not r.is_empty]
     if not sent:
         return None
-    return next((r for r in sent if r.text(component).upper() in wanted), sent[0])
+    types = [r.text(component).upper() for r in sent]
+    return next((r for r, t in zip(sent, types, strict=True) if t in wanted),
+                next((r for r, t in zip(sent, types, strict=True) if t not in former), sent[0]))
+
+
+#: HL7 table 0200 name types that are not the person's own current name: maiden, at birth, bad, partner's or spouse's,
+#: a coded pseudonym
+_FORMER_NAMES = ("M", "B", "BAD", "P", "S")
+#: HL7 table 0190 address types that are not where the person lives now: bad, birth delivery location, residence at
+#: birth, birth (nee), country of origin
+_FORMER_ADDRESSES = ("BA", "BDL", "BR", "N", "F")
 
 
 def _name(pid: Segment) -> tuple[str | None, str | None, str | None]:
-    """(family, given names, prefix) from the legal name, else the first repetition of PID-5."""
+    """(family, given names, prefix) from the legal name, else the first repetition of PID-5 that is not a former
+    name (maiden, at birth, a partner's)."""
     if pid.raw(5).strip() == NULL:
         return DELETE, DELETE, DELETE
-    chosen = _chosen(pid.repetitions(5), 7, ("L",))
+    chosen = _chosen(pid.repetitions(5), 7, ("L",), _FORMER_NAMES)
     if chosen is None:
         return None, None, None
     name = XPN.of(chosen)
@@ -199,10 +213,11 @@ def normalise_postcode(value: str) -> str:
 
 
 def _address(pid: Segment) -> tuple[str | None, str | None]:
-    """(address lines joined with ", ", postcode) from the home address, else the first repetition of PID-11."""
+    """(address lines joined with ", ", postcode) from the home address, else the first repetition of PID-11 that is
+    not a former or bad address."""
     if pid.raw(11).strip() == NULL:
         return DELETE, DELETE
-    chosen = _chosen(pid.repetitions(11), 7, ("H", "HOME"))
+    chosen = _chosen(pid.repetitions(11), 7, ("H", "HOME"), _FORMER_ADDRESSES)
     if chosen is None:
         return None, None
     address = XAD.of(chosen)

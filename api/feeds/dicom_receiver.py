@@ -29,7 +29,6 @@ import io
 import json
 import logging
 import queue
-import struct
 import threading
 import warnings
 from collections.abc import Sequence
@@ -37,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_file_meta_info
@@ -50,6 +48,7 @@ from pydicom.uid import (
 
 from api.feeds.group_commit import next_group
 from imaging import (
+    READ_ERRORS,
     before_pixels,
     identified,
     inflate,
@@ -78,12 +77,7 @@ PROCESSING_FAILURE = 0x0110
 MAX_DEAD_LETTER_BYTES = 4 * 1024 * 1024
 #: Objects applied in one transaction at most (pushed over concurrent associations, or one STOW-RS request).
 MAX_GROUP = 64
-# BytesLengthException: a value whose length does not fit its VR, struct.error: a length field cut short (truncated
-# or corrupt objects, both found by ``python -m bench fuzz``); RuntimeError: the
-# RecursionError of sequences nested without end among others. Reading a header changes nothing, so each means the
-# object is unreadable.
-_READ_ERRORS = (InvalidDicomError, BytesLengthException, struct.error, OSError, EOFError, ValueError, TypeError,
-                KeyError, IndexError, AttributeError, OverflowError, RuntimeError)
+_READ_ERRORS = READ_ERRORS  # what a corrupt or truncated object raises (imaging.READ_ERRORS)
 
 
 @dataclass

@@ -42,6 +42,46 @@ def test_what_keys_the_source_record(resource: dict, resource_id: str | None, ke
     assert ((parsed.demographics.namespace, parsed.demographics.local_id), parsed.keyed_by) == (key, keyed_by)
 
 
+@pytest.mark.parametrize("ended_first", [True, False])
+def test_a_name_address_or_phone_whose_period_has_ended_is_not_the_current_one(ended_first: bool) -> None:
+    """H-ID-58: a Patient keeps its former name, address and phone with a period that ended (UK Core's way of
+    recording a change); the one in force is the person's now, whichever order they come in."""
+    def ordered(former: dict, now: dict) -> list[dict]:
+        return [former, now] if ended_first else [now, former]
+
+    resource = fhir_patient(
+        name=ordered({"use": "official", "family": "Before", "given": ["Ann"], "period": {"end": "2010-05-01"}},
+                     {"use": "official", "family": "After", "given": ["Ann"], "period": {"start": "2010-05-01"}}),
+        address=ordered({"use": "home", "line": ["1 Old Road"], "postalCode": "GU1 1AA", "period": {"end": "2015"}},
+                        {"use": "home", "line": ["2 New Road"], "postalCode": "BN1 1AA",
+                         "period": {"start": "2015-06-30T09:00:00+01:00"}}),
+        telecom=ordered({"system": "phone", "value": "01483 111111", "use": "home", "period": {"end": "2012-03"}},
+                        {"system": "phone", "value": "01273 222222", "use": "home"}))
+    d = read(resource, today=date(2020, 1, 1)).demographics
+    assert (d.family, d.address, d.postcode, d.phone) == ("After", "2 New Road", "BN1 1AA", "01273 222222")
+
+
+def test_a_period_is_judged_on_the_day_it_is_read_and_a_partial_end_lasts_its_whole_year() -> None:
+    resource = fhir_patient(name=[{"family": "Before", "given": ["Ann"], "period": {"end": "2015"}},
+                                  {"family": "After", "given": ["Ann"], "period": {"start": "2016-01-01"}}])
+    assert read(resource, today=date(2015, 12, 31)).demographics.family == "Before"
+    assert read(resource, today=date(2016, 1, 1)).demographics.family == "After"
+
+
+def test_a_persons_only_name_is_read_even_when_its_period_has_ended() -> None:
+    resource = fhir_patient(name=[{"family": "Only", "given": ["Ann"], "period": {"end": "2010"}}],
+                            address=[{"line": ["1 Old Road"], "postalCode": "GU1 1AA", "period": {"end": "2010"}}])
+    d = read(resource, today=date(2020, 1, 1)).demographics
+    assert (d.family, d.address) == ("Only", "1 Old Road")
+
+
+def test_a_name_not_yet_begun_waits_for_its_day() -> None:
+    resource = fhir_patient(name=[{"use": "official", "family": "Future", "given": ["Ann"],
+                                   "period": {"start": "2999-01-01"}},
+                                  {"use": "usual", "family": "Present", "given": ["Ann"]}])
+    assert read(resource).demographics.family == "Present"
+
+
 def test_demographics_and_verification_status() -> None:
     resource = fhir_patient(nhs="999 000 0018", verification="02", given=["Mary", "Jane"],
                             meta={"lastUpdated": "2024-02-03T04:05:06Z"},

@@ -102,6 +102,25 @@ def test_legal_name_is_preferred_over_an_alias() -> None:
     assert (demographics.family, demographics.given, demographics.prefix) == ("SMITH", "JOANNA MARY", "MRS")
 
 
+@pytest.mark.parametrize(("name", "address", "expected"), [
+    ("JONES^ANN^^^^^M~SMITH^ANN^^^^^U", "1 OLD RD^^BRIGHTON^^BN1 1AA^GBR^BA~2 NEW RD^^GUILDFORD^^GU1 1AA^GBR^C",
+     ("SMITH", "2 NEW RD, GUILDFORD", "GU1 1AA")),
+    ("BROWN^ANN^^^^^B~SMITH^ANN", "1 OLD RD^^BRIGHTON^^BN1 1AA^GBR^BR~2 NEW RD^^GUILDFORD^^GU1 1AA",
+     ("SMITH", "2 NEW RD, GUILDFORD", "GU1 1AA")),
+    ("SMITH^JOHN^^^^^P~SMITH^ANN^^^^^D", "2 NEW RD^^GUILDFORD^^GU1 1AA^GBR^M",
+     ("SMITH", "2 NEW RD, GUILDFORD", "GU1 1AA")),
+    ("JONES^ANN^^^^^M", "1 OLD RD^^BRIGHTON^^BN1 1AA^GBR^BA", ("JONES", "1 OLD RD, BRIGHTON", "BN1 1AA")),
+])
+def test_without_a_legal_name_or_home_address_a_former_one_is_not_taken(name: str, address: str,
+                                                                       expected: tuple[str, str, str]) -> None:
+    """H-ID-58: a maiden, birth or partner's name and a bad or birth address sent first are not the person's now;
+    one that is all the message holds is still read."""
+    d = only_patient(adt("A08", pid(name=name, address=address))).demographics
+    assert (d.family, d.address, d.postcode) == expected
+    if name.startswith("SMITH^JOHN"):
+        assert d.given == "ANN"  # the partner's name is not the patient's
+
+
 @pytest.mark.parametrize(("sex", "expected"), [("M", "male"), ("F", "female"), ("U", "unknown"), ("O", "other"),
                                                ("f", "female"), ('""', DELETE), ("", None)])
 def test_sex_codes(sex: str, expected: str | None) -> None:

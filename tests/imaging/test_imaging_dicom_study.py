@@ -147,3 +147,30 @@ def test_study_date_and_time_are_local(trusts: TrustRegistry) -> None:
     ds.TimezoneOffsetFromUTC = "nonsense"
     noted = facts_from_dataset(ds, trusts)
     assert any("Timezone Offset From UTC" in note for note in noted.notes)
+
+
+def _exposure_group(ctdivol: str) -> pydicom.Dataset:
+    exposure = pydicom.Dataset()
+    exposure.CTDIvol = float(ctdivol)
+    group = pydicom.Dataset()
+    group.CTExposureSequence = [exposure]
+    return group
+
+
+@pytest.mark.parametrize(("shared", "per_frame", "expected"), [
+    (None, ["11.0", "14.5", "12.0"], 14.5),  # per frame only, as scanners with tube current modulation write it
+    ("9.5", [], 9.5),  # shared by every frame
+    (None, [], None),  # an Enhanced CT image without exposure: no dose, not a guess
+])
+def test_enhanced_ct_ctdivol_from_its_functional_groups(shared: str | None, per_frame: list[str],
+                                                         expected: float | None) -> None:
+    """A multi-frame Enhanced CT image carries CTDIvol in its CT Exposure functional groups; only the shared groups
+    were read, so an image that writes it per frame gave no header dose."""
+    image = ct_image(ctdivol=None)
+    image.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"  # Enhanced CT Image Storage
+    image.NumberOfFrames = len(per_frame) or 1
+    if shared is not None:
+        image.SharedFunctionalGroupsSequence = [_exposure_group(shared)]
+    image.PerFrameFunctionalGroupsSequence = [_exposure_group(value) for value in per_frame]
+    events = header_dose_events(image)
+    assert [event.ctdivol_mgy for event in events] == ([expected] if expected is not None else [])

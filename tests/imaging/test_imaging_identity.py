@@ -16,6 +16,10 @@ RTK = "https://fhir.ashfordstpeters.nhs.uk/Id/hospital-number"
     ("East Sussex Healthcare NHS Trust", "RXC"),
     ("Queen Victoria Hospital", "RPC"),
     ("JFK IMAGING CENTER", None), ("Sussex", None),  # another place; a word two trusts share
+    # H-DICOM-05: another hospital whose name holds a trust's (was RPC: its hospital numbers under QVH's namespace)
+    ("Queen Victoria Memorial Hospital", None), ("Queen Victoria Hospital Morecambe", None),
+    ("Royal Surrey County Hospital - Radiology Dept", "RA2"), ("The Royal Surrey County Hospital X-Ray", "RA2"),
+    ("Royal Surrey Hospital, Guildford", None),  # a place named: not guessed (the sender's trust qualifies it)
     ("", None), (None, None),
 ])
 def test_trust_for_institution(trusts: TrustRegistry, name: str | None, ods: str | None) -> None:

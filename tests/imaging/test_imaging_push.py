@@ -337,6 +337,35 @@ def test_a_group_with_a_refused_object_is_applied_one_by_one(context: AppContext
     assert [d.reason for d in dead_letters(context)] == ["refused by the index"]
 
 
+#: Real dose reports cut short as a failed transfer leaves them, at a byte where the header still reads but the
+#: content tree does not (pydicom parses a sequence when it is first used): OSError "no tag to read", struct.error
+TRUNCATED_REPORTS = [("CT-RDSR-Toshiba_DoseCheck.dcm", 1765), ("CT-RDSR-Toshiba_DoseCheck.dcm", 7712),
+                     ("CT-RDSR-GEPixelMed.dcm", 2790), ("CT-RDSR-Siemens-Continued-1.dcm", 8978)]
+
+
+@pytest.mark.parametrize(("name", "cut"), TRUNCATED_REPORTS)
+def test_a_truncated_dose_report_is_refused_alone_and_the_objects_pushed_with_it_are_stored(
+        context: AppContext, openrem_files: dict[str, Path], tmp_path: Path, name: str, cut: int) -> None:
+    """The error a truncated report raised while its content tree was read escaped the reader and failed every object
+    of its STOW-RS request or C-STORE group (0x0110, none stored); ``priorscan ingest``'s own entry point raised."""
+    from api.feeds.dicom_receiver import receive_many
+    from imaging import ingest_dicom_file
+    from priorscan.audit import Agent
+
+    truncated = openrem_files[name].read_bytes()[:cut]
+    images = [ct_image(study_uid=f"1.2.826.0.1.3680043.10.7.31.{n}") for n in (1, 2)]
+    results = receive_many(context, [encoded(images[0]), truncated, encoded(images[1])], channel="stow-rs",
+                           source="test", agent=Agent("client", "test"))
+    assert [r.status for r in results] == [0x0000, 0xC000, 0x0000]
+    assert all(stored(context, image.StudyInstanceUID) is not None for image in images)
+    assert "could not be read" in (results[1].outcome.reason or "")
+    assert len(dead_letters(context)) == 1
+    path = tmp_path / "cut.dcm"
+    path.write_bytes(truncated)
+    outcome = ingest_dicom_file(context.sessions, context.trusts, path, agent=Agent("user", "test"))
+    assert not outcome.accepted and outcome.error_code == "dicom"
+
+
 @pytest.mark.parametrize("syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99",
                                     "1.2.840.10008.1.2.2"])
 def test_c_store_reads_the_dataset_in_the_transfer_syntax_it_was_sent_in(context: AppContext, scp: StoreScp,
