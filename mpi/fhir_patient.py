@@ -379,18 +379,27 @@ def _bound(value: Any, *, last: bool) -> date | None:
         return value.date()
     if isinstance(value, date):
         return value
-    found = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?.*", value) if isinstance(value, str) else None
-    if found is None:
+    if not isinstance(value, str):
         return None
-    year, month, day = int(found[1]), int(found[2] or 0), int(found[3] or 0)
     try:
-        if day:
-            return date(year, month, day)
-        if month:
-            return date(year, month, calendar.monthrange(year, month)[1] if last else 1)
-        return date(year, 12, 31) if last else date(year, 1, 1)
+        start, end = date_span(value)
     except ValueError:
         return None
+    return end if last else start
+
+
+def date_span(text: str) -> tuple[date, date]:
+    """The first and last day a FHIR date (or a dateTime's date part) of year, month or day precision denotes;
+    ValueError when it is none."""
+    found = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T.*)?", text)
+    if found is None:
+        raise ValueError(f"not a FHIR date: {len(text)} characters")
+    year, month, day = int(found[1]), int(found[2] or 0), int(found[3] or 0)
+    if day:
+        return date(year, month, day), date(year, month, day)
+    if month:
+        return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+    return date(year, 1, 1), date(year, 12, 31)
 
 
 def _current(elements: Sequence[Any], today: date, *, old: tuple[str, ...] = ("old",)) -> list[Any]:

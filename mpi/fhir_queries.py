@@ -26,6 +26,7 @@ from mpi.fhir_patient import (
     REGIONAL_ID_SYSTEM,
     RegionalView,
     client_namespace,
+    date_span,
     is_regional_id,
     match_entry,
     parse_source_resource_id,
@@ -167,13 +168,7 @@ def _date_range(value: str) -> tuple[str, date, date]:
     prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
     text = value[2:] if value[:2] in _DATE_PREFIXES else value
     try:
-        if len(text) == 4:
-            start, end = date(int(text), 1, 1), date(int(text), 12, 31)
-        elif len(text) == 7:
-            start = date(int(text[:4]), int(text[5:7]), 1)
-            end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        else:
-            start = end = date.fromisoformat(text[:10])
+        start, end = date_span(text)
     except ValueError as exc:
         raise FHIRError("birthdate is not a FHIR date", code="fhir.invalid") from exc
     return prefix, start, end
