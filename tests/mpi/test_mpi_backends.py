@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
 from sqlalchemy import Engine, select
 
@@ -88,3 +89,36 @@ def test_the_relink_finds_the_held_patients_the_orm_query_found(engine: Engine) 
         found = _held_patients(session, ids)
         assert found == set(session.scalars(select(RegionalPatient.id).where(RegionalPatient.id.in_(ids))).all())
         assert found == stored | {"RPPENDING0001"}
+
+
+def test_a_relink_learns_the_same_family_u_once_with_its_model_s_last_pass(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relink's trained model takes its same-family u from one estimate, made with the m and u of training's
+    last pass (the first pass's estimate, thrown away, is no longer made), and stores that model; on both stores."""
+    import mpi.training as training
+    from bench.mpi_population import make_population
+    from mpi.batch import bulk_load
+    from mpi.model import Model
+    from mpi.tables import MatchModel
+
+    learnt = training.estimate_u_same_family
+    calls: list[tuple[Model, dict[str, list[float]]]] = []
+
+    def spy(model: Model, *args: object, **kwargs: object) -> dict[str, list[float]]:
+        found = learnt(model, *args, **kwargs)  # type: ignore[arg-type]
+        calls.append((model, found))
+        return found
+
+    monkeypatch.setattr(training, "estimate_u_same_family", spy)
+    with session_factory(engine)() as session:
+        bulk_load(session, make_population(800, seed=11).records)
+        session.commit()
+        result = relink(session)
+        session.commit()
+        row = session.get(MatchModel, result.model_version)
+        assert row is not None
+        stored = Model.from_dict(row.parameters)
+    assert result.trained and stored.training["household"]["pairs"] > 0, "two passes ran"
+    assert len(calls) == 1
+    used, found = calls[0]
+    assert used.m == stored.m and used.u == stored.u and found == stored.u_same_family and found
