@@ -6,7 +6,7 @@ import csv
 import io
 
 import pytest
-from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
+from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics, same_family_estimates
 from sqlalchemy import Engine, select
 
 from mpi import MATCH, PatientIndex, RecordKey
@@ -96,21 +96,12 @@ def test_a_relink_learns_the_same_family_u_once_with_its_model_s_last_pass(
         engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """The relink's trained model takes its same-family u from one estimate, made with the m and u of training's
     last pass (the first pass's estimate, thrown away, is no longer made), and stores that model; on both stores."""
-    import mpi.training as training
     from bench.mpi_population import make_population
     from mpi.batch import bulk_load
     from mpi.model import Model
     from mpi.tables import MatchModel
 
-    learnt = training.estimate_u_same_family
-    calls: list[tuple[Model, dict[str, list[float]]]] = []
-
-    def spy(model: Model, *args: object, **kwargs: object) -> dict[str, list[float]]:
-        found = learnt(model, *args, **kwargs)  # type: ignore[arg-type]
-        calls.append((model, found))
-        return found
-
-    monkeypatch.setattr(training, "estimate_u_same_family", spy)
+    calls = same_family_estimates(monkeypatch)
     with session_factory(engine)() as session:
         bulk_load(session, make_population(800, seed=11).records)
         session.commit()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mpi_factories import same_family_estimates
 
 from bench.mpi_population import make_population
 from mpi.blocking import key_table, pairs_from_keys
@@ -403,20 +404,10 @@ def test_the_same_family_u_is_learnt_once_with_the_last_pass_s_model(monkeypatch
     """Training runs EM twice (strangers, then the households' relatives) and keeps the second pass's same-family u:
     the first pass's (comparison levels of 40 000 pairs, ~0.3 CPU-s at 30 000 records) was computed and thrown
     away. It is now computed once, from the last pass's model and the pairs every pass draws alike."""
-    import mpi.training as training
-
     population = make_population(1500, seed=21)
     records = [to_match_record(i, d.__dict__) for i, d in enumerate(population.records)]
     frame = frame_from_table(table_from_stored(list(range(len(records))), [r.as_stored() for r in records]))
-    learnt = training.estimate_u_same_family
-    calls: list[tuple[Model, dict[str, list[float]]]] = []
-
-    def spy(model: Model, *args: object, **kwargs: object) -> dict[str, list[float]]:
-        found = learnt(model, *args, **kwargs)  # type: ignore[arg-type]
-        calls.append((model, found))
-        return found
-
-    monkeypatch.setattr(training, "estimate_u_same_family", spy)
+    calls = same_family_estimates(monkeypatch)
     model = train(frame)
     assert model.training["household"]["pairs"] > 0, "the households' pass ran: two passes"
     assert len(calls) == 1
