@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from mpi.blocking import KEY_SCHEME, blocked_pairs, blocking_keys, key_table
 from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, derive_match_threshold
 from mpi.frames import Frame, frame_from_table, table_from_stored
+from mpi.identifier_systems import identifier_tokens
 from mpi.linkage import link_frame
 from mpi.model import Model
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
@@ -258,7 +259,8 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
                   "birth_date": birth, "sex": demographics.sex, "postcode": demographics.postcode,
                   "address": demographics.address, "phone": demographics.phone,
                   "birth_date_text": partial}
-        match = to_match_record(next_id, fields)
+        match = to_match_record(next_id, {**fields, "identifiers": identifier_tokens(
+            (demographics.namespace, demographics.local_id), demographics.other_identifiers)})
         regional = regional_ids[count] if regional_ids is not None else None
         if regional is not None and regional not in patients:
             patients.add(regional)

@@ -386,6 +386,37 @@ def test_spark_relink_leaves_out_the_review_items_of_namesakes_as_the_local_reli
         "only the record alone is reviewed, against each patient; never the two patients of two dated records each"
 
 
+def test_spark_relink_weighs_further_identifiers_as_the_local_relink(spark: Any, tmp_path: Path) -> None:
+    """Identifiers other than the NHS number (H-ID-61) on both engines: an RTK record listing the RXC record's
+    hospital number joins it despite a misspelt given name and a new address (alone: review); a FEBRL-style second
+    identifier joins a corrupted duplicate; two different verified NHS numbers stay apart whatever identifier they
+    share; a record listing another RXC number is not joined."""
+    from mpi_factories import NHS, NHS_OTHER, TRUST_A, TRUST_B, TRUST_C, demographics
+
+    from mpi.model import Model
+
+    none = {"nhs_number": None, "nhs_verification": None}
+    typo = {"given": "Elinor Grace", "postcode": "GU2 7XX", "address": "3 High Street, Woking", "phone": None}
+    ssn, febrl = "urn:febrl:soc-sec-id", "urn:febrl:rec-id"
+    marsh = {"family": "Marsh", "birth_date": "1944-10-21"}
+    hale = {"family": "Hale", "birth_date": "1952-02-08"}
+    okafor = {"family": "Okafor", "given": "Ngozi", "birth_date": "1960-01-05", "postcode": "TN2 5QR",
+              "address": "4 Pembury Road", "phone": None}
+    people = [demographics(TRUST_B, "B1", **none),
+              demographics(TRUST_A, "A1", **none, **typo, other_identifiers=[(TRUST_B, "B1")]),
+              demographics(TRUST_B, "B2", **none, **marsh),
+              demographics(TRUST_C, "C2", **none, **typo, **marsh, other_identifiers=[(TRUST_B, "B8")]),
+              demographics(febrl, "rec-1-org", **none, **hale, other_identifiers=[(ssn, "5304218")]),
+              demographics(febrl, "rec-1-dup-0", **none, **typo, **hale, other_identifiers=[(ssn, "5304218")]),
+              demographics(TRUST_B, "N1", nhs_number=NHS, **okafor),
+              demographics(TRUST_A, "N2", nhs_number=NHS_OTHER, **okafor, other_identifiers=[(TRUST_B, "N1")])]
+    local = _relinked_alike(spark, people, tmp_path / "identifiers.db", tmp_path, model=Model.default())
+    assert frozenset({(TRUST_A, "A1"), (TRUST_B, "B1")}) in local["clusters"]
+    assert frozenset({(febrl, "rec-1-org"), (febrl, "rec-1-dup-0")}) in local["clusters"]
+    assert frozenset({(TRUST_C, "C2")}) in local["clusters"], "another RXC number: not joined"
+    assert {frozenset({(TRUST_B, "N1")}), frozenset({(TRUST_A, "N2")})} <= local["clusters"]
+
+
 @pytest.mark.parametrize("cap", [3, 40])
 def test_spark_blocking_gives_the_local_pairs_and_drops_the_same_large_blocks(spark: Any, region_store: Path,
                                                                              cap: int) -> None:
