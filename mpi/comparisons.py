@@ -26,7 +26,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from mpi import spare_core
-from mpi.identifier_systems import split_tokens
+from mpi.identifier_systems import OWN_KEY, split_tokens
 
 Column = NDArray[Any]
 Columns = Mapping[str, Column]
@@ -778,11 +778,29 @@ class IdentifierComparison(Comparison):
     shared_values: list[str] = field(default_factory=list)
 
     def levels(self, left: Columns, right: Columns) -> Levels:
-        null = absent(left, "identifiers") | absent(right, "identifiers")
+        # every record holds its own key; only a pair where one side holds a further identifier can be evidence,
+        # so most pairs (no further identifier on either side) are settled without comparing tokens
+        null = absent(left, "identifiers") | absent(right, "identifiers") | ~(_further(left) | _further(right))
         common = frozenset(self.shared_values)
         return per_distinct_pair(  # type: ignore[no-any-return]
             left, right, ("identifiers", "identifiers"), ~null,
             _each_value(lambda a, b: identifier_level(a, b, common), np.int8), NULL, np.int8)
+
+
+def _holds_further(values: Column) -> NDArray[np.bool_]:
+    return np.fromiter((any(not token.startswith(OWN_KEY) for token in value.split()) for value in values), dtype=bool,
+                       count=len(values))
+
+
+def _further(side: Columns) -> NDArray[np.bool_]:
+    """Whether each record holds a further identifier (beyond its own key), once per distinct value when coded."""
+    origin = getattr(side, "origin", None)
+    if origin is not None and "identifiers__code" in side and "identifiers" in origin.vocab:
+        flags = origin.cache.get("identifiers-further")
+        if flags is None:
+            flags = origin.cache["identifiers-further"] = _holds_further(origin.vocab["identifiers"])
+        return flags[side["identifiers__code"]]  # type: ignore[no-any-return]
+    return _holds_further(side["identifiers"])
 
 
 def _systems(tokens: frozenset[str]) -> set[str]:

@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from mpi_factories import NHS, NHS_OTHER, TRUST_A, TRUST_B, demographics
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from mpi import Demographics, PatientIndex
@@ -27,7 +27,7 @@ from mpi.identifier_systems import FHIR_ID_SYSTEM, REGIONAL_ID_SYSTEM, identifie
 from mpi.model import Model
 from mpi.review import waterfall
 from mpi.tables import SourceRecord
-from priorscan.db import make_engine, session_factory
+from priorscan.db import session_factory
 from priorscan.trusts import NHS_NUMBER_SYSTEM, default_trusts
 
 NO_NHS = {"nhs_number": None, "nhs_verification": None}
@@ -66,11 +66,10 @@ def test_only_evidence_systems_are_identifiers() -> None:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Session]:
-    engine = make_engine(store_url)
+def store(engine: Engine) -> Iterator[Session]:
+    """A session on a fresh store, once per backend (the root conftest's ``engine``)."""
     with session_factory(engine)() as session:
         yield session
-    engine.dispose()
 
 
 def _patients(session: Session) -> dict[str, str | None]:
@@ -217,3 +216,26 @@ def test_a_placeholder_many_records_hold_links_no_one() -> None:
     learnt = comparison_levels(model, frame.take(pairs[0]), frame.take(pairs[1]))[:, index]
     unlearnt = comparison_levels(naive, frame.take(pairs[0]), frame.take(pairs[1]))[:, index]
     assert (unlearnt == 0).all() and (learnt != 0).all(), "the control is what makes the number none"
+
+
+def test_coded_and_uncoded_frames_give_the_same_identifier_levels() -> None:
+    """Batch (coded frame, levels once per distinct pair of values) and real time (uncoded) agree, over every pair
+    of records with and without further identifiers."""
+    from mpi.frames import frame_from_records, frame_of_few
+    from mpi.normalise import to_match_record
+
+    further = [[], [(TRUST_B, "B1")], [(TRUST_B, "B2")], [("urn:ssn", "44")], [("urn:ssn", "45"), (TRUST_B, "B1")],
+               [("urn:ssn", "0")]]
+    records = [to_match_record(n, {"namespace": namespace, "local_id": f"{n}", "other_identifiers": ids})
+               for n, (namespace, ids) in enumerate((namespace, ids) for namespace in (TRUST_A, TRUST_B, "urn:x")
+                                                    for ids in further for _ in range(3))]
+    records.append(to_match_record(len(records), {"namespace": TRUST_B, "local_id": "B1"}))
+    n = len(records)
+    left, right = np.triu_indices(n, k=1)
+    comparison = IdentifierComparison(shared_values=["urn:ssn|0"])
+    coded = frame_from_records(records)
+    few = frame_of_few(records)
+    batch = comparison.levels(coded.take(left), coded.take(right))
+    real_time = comparison.levels(few.take(left), few.take(right))
+    assert len(left) > 512 and (batch == real_time).all()
+    assert {0, 1, -1} == set(batch.tolist())
