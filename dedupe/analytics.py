@@ -26,6 +26,7 @@ from sqlalchemy import Engine, select
 from dedupe.comparable import Exam, Procedure, RequestFacts, judge
 from dedupe.rules import RuleSet, load_rules
 from dedupe.tables import Alert
+from priorscan.csv_cells import neutral_cell
 from priorscan.db import make_engine, session_factory
 
 if TYPE_CHECKING:
@@ -234,8 +235,9 @@ def write_extract(engine: Engine, out: Any, *, fmt: str = "parquet", pseudonym_k
         target = directory / f"{name}.{fmt}"
         if fmt == "parquet":
             frame.to_parquet(target, index=False)
-        else:
-            frame.to_csv(target, index=False)
+        else:  # free text (protocol, station, description) comes from the feeds: no cell read as a formula
+            text = frame.select_dtypes(include="object").columns
+            frame.assign(**{name: frame[name].map(neutral_cell) for name in text}).to_csv(target, index=False)
         written[name] = len(frame)
     return written
 

@@ -5,7 +5,8 @@ For each draft ``ServiceRequest`` (``context.draftOrders``; for ``order-select``
 with comparable recent priors, one card:
 
 - ``summary`` (under 140 characters): the most relevant prior, its trust and age; ``indicator`` warning or info;
-- ``detail`` (markdown): every prior with its rule, days ago and effective dose;
+- ``detail`` (markdown): every prior with its rule, days ago and effective dose; text that came from a feed (a study
+  description, a report's conclusion) is written as literal text (:func:`markdown_text`), never as markup;
 - ``source``: priorscan; ``links``: one per prior, to the performing trust's viewer (absolute URLs);
 - ``overrideReasons``: the rule file's override reasons (as Codings);
 - ``suggestions``: delete the draft order and use the prior images (``selectionBehavior`` ``at-most-one``);
@@ -127,18 +128,37 @@ def _summary(outcome: CheckOutcome) -> str:
     return text if len(text) <= SUMMARY_LIMIT else text[:SUMMARY_LIMIT - 1] + "…"
 
 
+#: Every character CommonMark (and GitHub's extensions: tables, strikethrough, autolinks) may read as markup within a
+#: line; a backslash before any ASCII punctuation makes it literal.
+_MARKDOWN_SIGNIFICANT = frozenset("\\`*_{}[]<>()#+-!|~:&")
+
+
+def markdown_text(value: object) -> str:
+    """``value`` as literal text on one line of a card's markdown ``detail`` (hazard log H-SEC-19).
+
+    A study description or report conclusion is whatever a trust's feed sent: written raw, ``<img onerror=...>`` is
+    HTML the EHR may render, ``[View images](https://elsewhere)`` a link to another site, and a line break then
+    ``- **warning**: ...`` a prior that was never found. Line breaks and other control characters become spaces;
+    markdown's significant characters are escaped with a backslash (CommonMark's escape for ASCII punctuation), so
+    the EHR shows the text as it was sent.
+    """
+    flat = "".join(" " if not ch.isprintable() else ch for ch in str(value))
+    return "".join("\\" + ch if ch in _MARKDOWN_SIGNIFICANT else ch for ch in flat)
+
+
 def _detail(outcome: CheckOutcome) -> str:
     lines = []
     if outcome.identity == "probable":
         lines.append("**The patient is a possible match in the regional index, not a confirmed one.**\n")
     for p in outcome.priors:
         dose = f", about {p['effectiveDoseMsv']:.2g} mSv (estimate)" if p.get("effectiveDoseMsv") else ""
+        description = markdown_text(p.get("description") or "no description")
         lines.append(f"- **{p['severity']}**: {p.get('modality') or ''} {p.get('bodySite') or ''} "
-                     f"({p.get('description') or 'no description'}) at {p.get('trustName') or p.get('trust')}, "
+                     f"({description}) at {p.get('trustName') or p.get('trust')}, "
                      f"{p.get('studyDate') or '?'} ({p['daysAgo']} days ago){dose}; rule `{p['rule']}`")
         if p.get("reportConclusion"):
-            status = f" ({p['reportStatus']})" if p.get("reportStatus") not in (None, "final") else ""
-            lines.append(f"  - Report{status}: {p['reportConclusion']}")
+            status = f" ({markdown_text(p['reportStatus'])})" if p.get("reportStatus") not in (None, "final") else ""
+            lines.append(f"  - Report{status}: {markdown_text(p['reportConclusion'])}")
     lines.append(f"\nRule set {outcome.rules_version}.")
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from imaging.queries import EXPORT_COLUMNS, export_rows
 from priorscan.audit import Agent, record
+from priorscan.csv_cells import neutral_mapping
 from priorscan.db import session_factory
 from priorscan.unit_of_work import unit_of_work
 
@@ -20,14 +21,15 @@ def run_export_studies(args: argparse.Namespace, ctx: CliContext) -> int:
     """Write ``study_instance_uid,regional_id,trust,modality,...`` (DESIGN.md section 6) for every study.
 
     Empty cells mean unknown; DLP in mGy·cm, DAP in Gy·m², CTDIvol and AGD in mGy, effective dose in mSv (an
-    estimate). The export is audited.
+    estimate). A cell a spreadsheet would read as a formula is written with a quote before it
+    (:mod:`priorscan.csv_cells`; numbers unchanged). The export is audited.
     """
     writer = csv.DictWriter(sys.stdout, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
     writer.writeheader()
     count = unknown = unresolved = 0
     with unit_of_work(session_factory(ctx.engine)) as session:
         for row in export_rows(session):
-            writer.writerow(row)
+            writer.writerow(neutral_mapping(row))
             count += 1
             unknown += row["normalisation"] in ("", "unknown")
             unresolved += bool(row["patient_unresolved"])

@@ -12,6 +12,7 @@ Resources are validated with the R4B models of ``fhir.resources`` first; what fa
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -55,12 +56,29 @@ def validate(resource: dict[str, Any]) -> None:
         raise FHIRError(f"invalid ImagingStudy at {where or 'resource'}", code="fhir.invalid") from exc
 
 
+#: A DICOM UID (PS3.5 9.1): numeric components separated by dots, at most 64 characters.
+_DICOM_UID = re.compile(r"[0-9]+(?:\.[0-9]+)+")
+MAX_UID_LENGTH = 64
+
+
+def dicom_uid(value: str | None) -> str | None:
+    """``value`` (a UID, or ``urn:oid:`` and a UID) as a DICOM UID, or None when it is not one.
+
+    A UID from a FHIR client becomes the study's key, its FHIR id and its ``Location`` header: a value with other
+    characters (a CR LF, which no HTTP header may hold) or longer than DICOM allows is refused, never stored
+    (hazard log H-SEC-19).
+    """
+    text = (value or "").strip()
+    if text.startswith("urn:oid:"):
+        text = text[len("urn:oid:"):]
+    return text if len(text) <= MAX_UID_LENGTH and _DICOM_UID.fullmatch(text) else None
+
+
 def study_uid_of(resource: dict[str, Any]) -> str | None:
-    """The Study Instance UID in an ImagingStudy's identifiers."""
+    """The Study Instance UID in an ImagingStudy's identifiers (None when absent or not a DICOM UID)."""
     for identifier in resource.get("identifier") or []:
         if identifier.get("system") == DICOM_UID_SYSTEM and identifier.get("value"):
-            value = str(identifier["value"]).strip()
-            return value[len("urn:oid:"):] if value.startswith("urn:oid:") else value
+            return dicom_uid(str(identifier["value"]))
     return None
 
 
@@ -154,7 +172,8 @@ def facts_from_resource(session: Session, trusts: TrustRegistry, resource: dict[
     """Read a validated ImagingStudy into study facts; raises FHIRError without a Study Instance UID."""
     uid = study_uid_of(resource)
     if not uid:
-        raise FHIRError("ImagingStudy needs an identifier with system urn:dicom:uid", code="fhir.invalid")
+        raise FHIRError("ImagingStudy needs an identifier with system urn:dicom:uid whose value is a DICOM UID "
+                        "(digits and dots, at most 64 characters)", code="fhir.invalid")
     accession, trust = _accession(resource, trusts)
     identity = subject_identity(session, trusts, resource, trust, client)
     modalities = [str(c["code"]) for c in _codings(resource.get("modality")) if c.get("code")]

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from imaging.facts import COMPLETED, StudyFacts
-from imaging.fhir_imaging import DICOM_UID_SYSTEM, V2_0203, _accession, subject_identity
+from imaging.fhir_imaging import DICOM_UID_SYSTEM, V2_0203, _accession, dicom_uid, subject_identity
 from imaging.index import StudyIndex
 from imaging.reports import link_report
 from imaging.tables import Study, StudyReport
@@ -55,23 +55,16 @@ def validate(resource: dict[str, Any]) -> None:
         raise FHIRError(f"invalid DiagnosticReport at {where or 'resource'}", code="fhir.invalid") from exc
 
 
-def _uid(value: str | None) -> str | None:
-    text = (value or "").strip()
-    if text.startswith("urn:oid:"):
-        text = text[len("urn:oid:"):]
-    return text if re.fullmatch(r"[0-9]+(\.[0-9]+)+", text) else None
-
-
 def study_uids(resource: dict[str, Any]) -> list[str]:
     """The Study Instance UIDs a report names in ``imagingStudy``."""
     found = []
     for ref in resource.get("imagingStudy") or []:
         reference = str(ref.get("reference") or "")
         if reference.startswith("ImagingStudy/"):
-            uid = _uid(reference.split("/", 1)[1])
+            uid = dicom_uid(reference.split("/", 1)[1])
         else:
             identifier = ref.get("identifier") or {}
-            uid = _uid(identifier.get("value")) if identifier.get("system") == DICOM_UID_SYSTEM else None
+            uid = dicom_uid(identifier.get("value")) if identifier.get("system") == DICOM_UID_SYSTEM else None
         if uid:
             found.append(uid)
     return list(dict.fromkeys(found))

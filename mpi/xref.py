@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mpi.tables import RegionalPatient, SourceIdentifier, SourceRecord
+from priorscan.csv_cells import neutral_row
 from priorscan.trusts import NHS_NUMBER_SYSTEM
 
 HEADER = ("regional_id", "system", "value", "link_state")
@@ -66,11 +67,12 @@ def xref_rows(session: Session) -> Iterator[tuple[str, str, str, str]]:
 
 
 def write_xref(session: Session, out: TextIO) -> int:
-    """Write the CSV to ``out``; returns the number of rows."""
+    """Write the CSV to ``out``; returns the number of rows. A cell a spreadsheet would read as a formula is written
+    with a quote before it (:mod:`priorscan.csv_cells`): identifiers come from the feeds as sent."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
     count = 0
     for row in xref_rows(session):
-        writer.writerow(row)
+        writer.writerow(neutral_row(row))
         count += 1
     return count

@@ -18,8 +18,17 @@
   :mod:`api.http.connections`, ends once the headers are whole). The route is stopped where it waits for the body,
   so nothing of a refused body is applied.
 
-Both refusals close the connection (``Connection: close``): the rest of the body is not read. Whatever the route
-answers to a body the door cut short (FastAPI calls it a body it could not parse, 400), the door's answer replaces it.
+- **403** to a state-changing request (any method but GET, HEAD and OPTIONS) authenticated by the web page's session
+  cookie that a browser says comes from another origin (``Origin`` not this service's, ``Origin: null``, or
+  ``Sec-Fetch-Site`` ``same-site`` / ``cross-site``): cross-site request forgery (hazard log H-SEC-18). The cookie is
+  SameSite=Strict, but another application on the same site (a sibling host of the trust's domain) is not
+  cross-site to the browser, and the CDS Hooks routes take a ``text/plain`` body, which a form may send without a
+  CORS preflight. Bearer-token clients send no cookie and are not concerned; a request without ``Origin`` or
+  ``Sec-Fetch-Site`` (not a browser's) is let through.
+
+The size and pace refusals close the connection (``Connection: close``): the rest of the body is not read. Whatever
+the route answers to a body the door cut short (FastAPI calls it a body it could not parse, 400), the door's answer
+replaces it.
 
 The principal found is kept in the request's state (:data:`STATE_KEY`), so the routes' own checks
 (:func:`api.http.deps.current_principal`) do not look it up again; they still decide the scope (403).
@@ -37,6 +46,7 @@ import json
 import logging
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,6 +76,31 @@ HL7_PATH = "/hl7"
 CLOSE = (b"connection", b"close")
 #: The request state key of the principal the door let in.
 STATE_KEY = "priorscan_principal"
+
+
+#: Methods that change nothing (RFC 9110 safe methods): never refused as cross-site.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_cross_site(origin: str | None, fetch_site: str | None, host: str | None, public_base_url: str | None, *,
+                  null_origin_allowed: bool = False) -> bool:
+    """Whether a browser says the request comes from a page of another origin than this service.
+
+    ``origin`` and ``fetch_site`` are the request's ``Origin`` and ``Sec-Fetch-Site`` headers, ``host`` its
+    ``Host``; the service's own origin is the one ``host`` names or the one of ``public_base_url`` (behind a proxy
+    that rewrites ``Host``).
+    """
+    if fetch_site in ("same-site", "cross-site"):
+        return True
+    if not origin:
+        return False
+    if origin == "null":
+        return not null_origin_allowed
+    parts = urlsplit(origin)
+    own = {host} if host else set()
+    if public_base_url:
+        own.add(urlsplit(public_base_url).netloc)
+    return parts.netloc not in own
 
 
 def is_public(path: str) -> bool:
@@ -199,6 +234,9 @@ class Guard:
             if refusal is not None:
                 await _refuse(send, path, 401, refusal, [(b"www-authenticate", b"Bearer")])
                 return
+            if self._forged(scope):
+                await _refuse(send, path, 403, "cross-site request refused")
+                return
         settings = self.context.settings
         limit = body_limit(path, settings)
         declared = _content_length(scope)
@@ -223,6 +261,16 @@ class Guard:
                 raise
         if body.refusal is not None and not started:
             await _refuse(send, path, body.refusal.status_code, body.refusal.detail, [CLOSE])
+
+    def _forged(self, scope: Scope) -> bool:
+        """Whether a state-changing request the session cookie let in comes from another origin (see the notes)."""
+        principal = scope.get("state", {}).get(STATE_KEY)
+        if getattr(principal, "kind", None) != "user" or str(scope.get("method", "GET")).upper() in SAFE_METHODS:
+            return False
+        headers = {name: value.decode("latin-1") for name, value in scope.get("headers", ())
+                   if name in (b"origin", b"sec-fetch-site", b"host")}
+        return is_cross_site(headers.get(b"origin"), headers.get(b"sec-fetch-site"), headers.get(b"host"),
+                             self.context.settings.public_base_url)
 
     async def _authenticate(self, scope: Scope, path: str) -> str | None:
         """None when the request carries valid credentials (the principal kept in its state), else why not."""

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import date
 
 import pandas as pd
+from dedupe_factories import add_patient, add_study
 
 from dedupe import alert_outcomes, before_and_after, override_reasons, repeat_rates, repeats_frame
+from dedupe.analytics import write_extract
+from imaging.tables import Study
+from priorscan.db import session_factory
+from priorscan.trusts import default_trusts
 
 
 def studies(*rows: tuple) -> pd.DataFrame:  # type: ignore[type-arg]
@@ -50,3 +56,19 @@ def test_alert_outcomes_and_override_reasons() -> None:
     assert outcomes.loc[pd.Timestamp("2026-01-01"), "dose_avoided_msv"] == 2.5
     assert outcomes.loc[pd.Timestamp("2026-02-01"), "open"] == 1
     assert override_reasons(alerts).to_dict("records") == [{"reason": "Clinical change", "alerts": 1}]
+
+
+def test_the_csv_extract_writes_no_cell_a_spreadsheet_would_run(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Hazard log H-SEC-17: a scanner's Station Name (from the DICOM header, as the modality sent it) reached the
+    analysts' CSV as ``=HYPERLINK(...)``, a formula in their spreadsheet; written with a quote before it, and the
+    figures unchanged."""
+    with session_factory(engine)() as session:
+        _, record = add_patient(session, default_trusts())
+        uid = add_study(session, record, dose=2.5)
+        session.query(Study).filter_by(study_instance_uid=uid).update({"station_name": "=HYPERLINK(\"x\")"})
+        session.commit()
+    write_extract(engine, tmp_path, fmt="csv", pseudonym_key=b"a-key-of-at-least-sixteen-bytes")
+    with (tmp_path / "studies.csv").open(newline="") as handle:
+        (row,) = csv.DictReader(handle)
+    assert row["scanner"] == "'=HYPERLINK(\"x\")"
+    assert float(row["effective_dose_msv"]) == 2.5 and row["modality"] == "CT"

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from dedupe_factories import nhs_number
+from dedupe_factories import add_patient, add_study, nhs_number
 from test_cds_hooks import EC_KEY, ISSUER, call, hook_request, jwks, seed, signed
 
 from api.auth.accounts import create_user
 from api.http.deps import SESSION_COOKIE
+from dedupe.cds_hooks import markdown_text
 from dedupe.tables import Alert
 from priorscan.audit import Agent
 from priorscan.tables import CdsTrustedIssuer
@@ -286,3 +289,40 @@ def test_wrongly_typed_feedback_is_4xx(server, feedback: Any, why: str) -> None:
     answer = httpx.post(f"{server.base_url}/cds-services/order-sign/feedback", json=feedback,
                         headers={"Authorization": f"Bearer {server.token()}"})
     assert 400 <= answer.status_code < 500, (why, answer.status_code, answer.text[:200])
+
+
+HOSTILE_DESCRIPTION = ("CT HEAD) at RTK\n- **warning**: CT head (invented prior) at RYR, 2026-01-01 (1 days ago); "
+                       "rule `ct-head`\n<img src=x onerror=alert(1)> [View images](https://attacker.example/login)")
+
+
+def test_a_feeds_free_text_reaches_the_cards_markdown_as_text_never_as_markup(server) -> None:  # type: ignore[no-untyped-def]
+    """Hazard log H-SEC-19: a study description (any trust's feed writes it) went into the card's markdown
+    ``detail`` raw: HTML the EHR may render, a link to another site, and after a line break a prior that was never
+    found. It is now one line of literal text: every markup character escaped, line breaks gone."""
+    number = nhs_number(41)
+    with server.context.sessions() as session:
+        _, record = add_patient(session, server.context.trusts, local_id="AB841000", nhs=number)
+        add_study(session, record, days_ago=6, on=date.today(), description=HOSTILE_DESCRIPTION)
+        session.commit()
+    answer = call(server, server.token(), hook_request(number))
+    assert answer.status_code == 200, answer.text
+    (card,) = answer.json()["cards"]
+    detail = card["detail"]
+    priors = [line for line in detail.splitlines() if line.startswith("- ")]
+    assert len(priors) == 1, "one prior, one line: the description cannot add a line"
+    assert not re.search(r"(?<!\\)[<>\[\]]", detail), "no HTML tag, no link: every bracket escaped"
+    assert "\\<img src=x onerror=alert\\(1\\)\\>" in detail
+    assert "\\[View images\\]\\(https\\://attacker.example/login\\)" in detail
+    assert "\\*\\*warning\\*\\*" in detail, "the forged prior is text within the real one's line"
+
+
+@pytest.mark.parametrize(("text", "written", "why"), [
+    ("CT HEAD", "CT HEAD", "ordinary text unchanged"),
+    ("CT CHEST/ABDO, 2 PHASES", "CT CHEST/ABDO, 2 PHASES", "slash, comma and digits are not markup"),
+    ("<b>x</b>", "\\<b\\>x\\</b\\>", "HTML"),
+    ("a\r\nb\tc", "a  b c", "line breaks and tabs become spaces"),
+    ("*_`~|#!", "\\*\\_\\`\\~\\|\\#\\!", "emphasis, code, strike, table, heading, image"),
+    ("\\", "\\\\", "a backslash, escaped itself"),
+])
+def test_markdown_text_is_literal_on_one_line(text: str, written: str, why: str) -> None:
+    assert markdown_text(text) == written, why

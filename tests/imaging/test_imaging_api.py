@@ -12,6 +12,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.imagingstudy import ImagingStudy
 from sqlalchemy import select
 
+from imaging.tables import Study
 from mpi import Demographics, PatientIndex
 from priorscan.tables import AuditEvent
 
@@ -137,3 +138,28 @@ def test_analytics_rows_are_pseudonymised(live_server_sqlite: Any) -> None:
     text = str(rows)
     assert regional not in text and "1.2.3.31" not in text and "ACC42" not in text  # no identifiers
     assert first["normalisation"] == {"description": 3}
+
+
+@pytest.mark.parametrize(("uid", "why"), [
+    ("1.2.3.31\r\nSet-Cookie: session=forged", "a CR LF: the Location header could not be sent (an empty reply)"),
+    ("1.2.3.31<script>", "characters a UID never holds"),
+    ("1." + "2" * 63, "longer than DICOM's 64 characters (stored cut short: another study's key)"),
+    ("1.2.3.31 ", None),  # trailing space (DICOM pads to even length): the UID, stripped
+])
+def test_an_imaging_study_uid_that_is_not_a_dicom_uid_is_400_and_not_stored(  # type: ignore[no-untyped-def]
+        live_server, uid: str, why: str | None) -> None:
+    """Hazard log H-SEC-19: a client's ``urn:oid:1.2.3\\r\\nSet-Cookie: ...`` was stored as a study's key and echoed in
+    ``Location``; the server refused to send the header, so the client got an empty reply to a write it had made.
+    A value that is not a DICOM UID is now 400 before anything is stored."""
+    regional = patient(live_server)
+    headers = {"Authorization": f"Bearer {live_server.token(['system/ImagingStudy.cruds'])}"}
+    answer = httpx.post(f"{live_server.base_url}/fhir/ImagingStudy", headers=headers,
+                        json=imaging_study(uid, {"reference": f"Patient/{regional}"}))
+    with live_server.context.sessions() as session:
+        stored = session.scalars(select(Study.study_instance_uid)).all()
+    if why is None:
+        assert (answer.status_code, answer.headers["location"], stored) == (201, "/fhir/ImagingStudy/1.2.3.31",
+                                                                            ["1.2.3.31"])
+    else:
+        assert answer.status_code == 400, why
+        assert answer.json()["resourceType"] == "OperationOutcome" and stored == [], why

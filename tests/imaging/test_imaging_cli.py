@@ -20,6 +20,14 @@ CONTRACT = ["study_instance_uid", "regional_id", "trust", "modality", "body_regi
             "effective_dose_msv", "irradiation_events"]
 
 
+def _export_studies(sqlite_url: str) -> subprocess.CompletedProcess[str]:
+    """``priorscan export studies`` run as a client runs it (the installed command)."""
+    result = subprocess.run([str(Path(sys.executable).parent / "priorscan"), "--db", sqlite_url, "export", "studies"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def test_export_studies(sqlite_url: str, tmp_path: Path) -> None:
     engine = make_engine(sqlite_url)
     sessions, trusts, agent = session_factory(engine), default_trusts(), Agent("user", "test")
@@ -37,9 +45,7 @@ def test_export_studies(sqlite_url: str, tmp_path: Path) -> None:
                                                                description="Mammogram bilateral"),
                                               tmp_path / "mg"), agent=agent)
     engine.dispose()
-    result = subprocess.run([str(Path(sys.executable).parent / "priorscan"), "--db", sqlite_url, "export", "studies"],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    result = _export_studies(sqlite_url)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert list(rows[0])[: len(CONTRACT)] == CONTRACT
     by_uid = {r["study_instance_uid"]: r for r in rows}
@@ -52,3 +58,19 @@ def test_export_studies(sqlite_url: str, tmp_path: Path) -> None:
     assert (xr["laterality"], float(xr["dap_total_gym2"]), xr["regional_id"]) == ("left", 12.0e-5, "")
     assert (mg["agd_left_mgy"], mg["agd_right_mgy"], mg["laterality"]) == ("1.2", "1.1", "both")
     assert "exported 3 studies (0 with a procedure that could not be normalised, 1 without" in result.stderr
+
+
+def test_export_studies_writes_no_cell_a_spreadsheet_would_run(sqlite_url: str, tmp_path: Path) -> None:
+    """Hazard log H-SEC-17: an accession number sent as ``=2+5+cmd|...`` (any trust's feed may) was a formula in
+    the analyst's spreadsheet; it is written with a quote before it, and the dose figures stay exact."""
+    engine = make_engine(sqlite_url)
+    sessions, trusts, agent = session_factory(engine), default_trusts(), Agent("user", "test")
+    ingest_dicom_file(sessions, trusts, write(ct_rdsr([CtEvent("8.0", "300.0")], dlp_total="300.0",
+                                                      study_uid="1.2.3.41.1", description="CT CHEST",
+                                                      accession="=2+5+cmd|'!A0"),
+                                              tmp_path / "ct"), agent=agent)
+    engine.dispose()
+    result = _export_studies(sqlite_url)
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert row["accession_number"] == "'=2+5+cmd|'!A0"
+    assert (row["ctdivol_mgy"], row["dlp_total_mgycm"], row["study_instance_uid"]) == ("8.0", "300.0", "1.2.3.41.1")

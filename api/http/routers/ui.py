@@ -14,7 +14,6 @@ import asyncio
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, HTTPException, Request, status
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -25,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import web_session
 from api.http.deps import SESSION_COOKIE, ContextDep, Principal, PrincipalDep, get_principal
+from api.http.guard import is_cross_site
 from api.workspace import local_today, pages_for, source_scopes
 from priorscan.errors import PriorscanError
 
@@ -135,9 +135,10 @@ def _wants_json(request: Request) -> bool:
 
 
 def _check_origin(request: Request) -> None:
-    """Refuse a cross-site form post (login CSRF): an Origin header, when sent, must be this host."""
-    origin = request.headers.get("origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
+    """Refuse a cross-site form post (login CSRF): an Origin header, when sent, must be this service's."""
+    public_base_url = request.app.state.context.settings.public_base_url
+    if is_cross_site(request.headers.get("origin"), request.headers.get("sec-fetch-site"),
+                     request.headers.get("host"), public_base_url, null_origin_allowed=True):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="cross-site request refused")
 
 
