@@ -51,9 +51,9 @@ def _all_pairs(records: list[MatchRecord]) -> tuple[Frame, np.ndarray, np.ndarra
     return frame_from_records(records), left.astype(np.int64), right.astype(np.int64)
 
 
-def _reviewed(records: list[MatchRecord]) -> tuple[np.ndarray, list[tuple[int, int]], int]:
+def _reviewed(records: list[MatchRecord], model: Model | None = None) -> tuple[np.ndarray, list[tuple[int, int]], int]:
     frame, left, right = _all_pairs(records)
-    linkage = link_frame(frame, _model(), left, right)
+    linkage = link_frame(frame, model or _model(), left, right)
     return (
         linkage.labels,
         sorted(zip(linkage.review_left.tolist(), linkage.review_right.tolist(), strict=True)),
@@ -207,16 +207,6 @@ def _twins_model() -> Model:
     return Model.default().evolve(prior=1 / (1 + 2**18), match_threshold=0.98)
 
 
-def _reviewed_twins(records: list[MatchRecord]) -> tuple[np.ndarray, list[tuple[int, int]], int]:
-    frame, left, right = _all_pairs(records)
-    linkage = link_frame(frame, _twins_model(), left, right)
-    return (
-        linkage.labels,
-        sorted(zip(linkage.review_left.tolist(), linkage.review_right.tolist(), strict=True)),
-        linkage.reviews_apart,
-    )
-
-
 @pytest.mark.parametrize(
     "first, second",
     [
@@ -228,7 +218,7 @@ def test_two_patients_each_holding_another_given_name_are_not_put_to_review(firs
     records = [match_record(i + 1, local_id=f"C{i}", **CHARLOTTE) for i in range(first)] + [
         match_record(first + i + 1, local_id=f"L{i}", **LEIA) for i in range(second)
     ]
-    labels, reviewed, apart = _reviewed_twins(records)
+    labels, reviewed, apart = _reviewed(records, _twins_model())
     assert len(set(labels[:first].tolist())) == 1 and len(set(labels[first:].tolist())) == 1
     assert labels[0] != labels[first], "two people, never linked"
     assert reviewed == [] and apart == 1, "their one review item is not opened"
@@ -236,7 +226,7 @@ def test_two_patients_each_holding_another_given_name_are_not_put_to_review(firs
 
 def test_one_record_with_another_given_name_is_still_reviewed_against_a_patient_holding_one() -> None:
     """A record on its own is one witness: its odd given name is one error, what the pair already says."""
-    labels, reviewed, apart = _reviewed_twins(_records(("C0", CHARLOTTE), ("C1", CHARLOTTE), ("L0", LEIA)))
+    labels, reviewed, apart = _reviewed(_records(("C0", CHARLOTTE), ("C1", CHARLOTTE), ("L0", LEIA)), _twins_model())
     assert labels[0] == labels[1] != labels[2]
     assert reviewed == [(0, 2)] and apart == 0
 
