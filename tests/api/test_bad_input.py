@@ -129,3 +129,22 @@ def test_control_characters_of_a_path_are_escaped_in_the_access_log(live_server_
         time.sleep(0.05)
     (line,) = lines
     assert line.isprintable() and "\\r\\n2026-12-07" in line and "\\x00" in line, line
+
+
+def test_an_nhs_number_in_a_path_does_not_reach_the_access_log(live_server_sqlite, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Hazard log H-SEC-08: the access log wrote the path as sent, and a FHIR client whose logical ids are NHS numbers
+    (``GET /fhir/Patient/9434765919``, or written 3 3 4) put them in the log; a study UID's digits are kept."""
+    caplog.set_level(logging.INFO)
+    headers = {"Authorization": f"Bearer {live_server_sqlite.token()}"}
+    paths = ("/fhir/Patient/9434765919", "/fhir/Patient/943%20476%205919/_history/1",
+             "/fhir/ImagingStudy/1.2.826.0.1.3680043.8.498.1217")
+    for path in paths:
+        assert httpx.get(live_server_sqlite.base_url + path, headers=headers).status_code in (400, 404)
+    deadline = time.monotonic() + 20  # each line is written once its answer is sent
+    while len(lines := [r.getMessage() for r in caplog.records if r.name == "priorscan.access"
+                        and "GET /fhir/" in r.getMessage()]) < len(paths):
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.05)
+    text = "\n".join(lines)
+    assert "9434765919" not in text and "943 476 5919" not in text, text
+    assert text.count("[nhs-number]") == 2 and "1.2.826.0.1.3680043.8.498.1217" in text

@@ -14,6 +14,7 @@ status, duration).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.http.deps import ContextDep, SessionDep, require
+from mpi import is_valid_nhs_number
 from priorscan import metrics
 from priorscan.feed_health import feed_statuses, roll_up
 from priorscan.logs import correlated, request_id
@@ -115,10 +117,23 @@ class RequestObservation:
                 observed.http_seconds.labels(method, route).observe(elapsed)
                 # the path, never the query string (a FHIR search may carry an NHS number); its control characters
                 # escaped: a CR or LF sent as %0d%0a in an id would otherwise write a forged line in a text log
-                path = str(scope.get("path", "-"))
+                path = logged_path(str(scope.get("path", "-")))
                 if not path.isprintable():
                     path = path.encode("unicode_escape").decode("ascii")
                 access_log.info("%s %s %d %.0fms", method, path, status_code, elapsed * 1000)
+
+
+#: Ten digits, written together or 3 3 4 with spaces or hyphens, not inside a longer run of digits.
+_TEN_DIGITS = re.compile(r"(?<![0-9])[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}(?![0-9])")
+NHS_NUMBER_MARK = "[nhs-number]"
+
+
+def logged_path(path: str) -> str:
+    """``path`` as the access log writes it: a valid NHS number in it (a FHIR client whose logical ids are NHS
+    numbers, ``GET /fhir/Patient/9434765919``) replaced by :data:`NHS_NUMBER_MARK` (hazard log H-SEC-08); other
+    digits (study UIDs, regional ids) kept for the reader of the log."""
+    return _TEN_DIGITS.sub(lambda found: NHS_NUMBER_MARK if is_valid_nhs_number(re.sub(r"[ -]", "", found.group()))
+                           else found.group(), path)
 
 
 def _route_template(scope: Scope) -> str:
