@@ -433,8 +433,9 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     rng = np.random.default_rng(seed)
     shared_phone, shared_home, shared_run = shared_homes(frame, records=records or frame.size)
     base = base.evolve(shared_phone=shared_phone, shared_home=shared_home)
-    stand_ins, stand_in_run = stand_in_names(base, frame, training_columns(frame), column="given")
-    family_stand_ins, family_stand_in_run = stand_in_names(base, frame, training_columns(frame), column="family")
+    columns = training_columns(frame)
+    stand_ins, stand_in_run = stand_in_names(base, frame, columns, column="given")
+    family_stand_ins, family_stand_in_run = stand_in_names(base, frame, columns, column="family")
     base = base.evolve(stand_in_given=stand_ins, stand_in_family=family_stand_ins)
     # samples in proportion to the store, within bounds: enough pairs per level, not more than needed
     u_pairs = min(u_pairs, max(50_000, 5 * frame.size))
@@ -444,7 +445,6 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     start = Model(comparisons=base.comparisons, m=base.m, u=u, prior=base.prior, stand_in_given=stand_ins,
                   stand_in_family=family_stand_ins, shared_phone=shared_phone,
                   shared_home=shared_home)
-    columns = training_columns(frame)
     runs: list[dict[str, Any]] = []
     run_levels: list[tuple[TrainingRule, NDArray[np.int8], list[int], int]] = []
     for rule in TRAINING_RULES:
@@ -480,12 +480,15 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
         learnt_model = Model(comparisons=base.comparisons, m=m, u=u, prior=base.prior, stand_in_given=stand_ins,
                              stand_in_family=family_stand_ins, shared_phone=shared_phone, shared_home=shared_home)
         household_rng = copy.deepcopy(rng)  # both passes draw the same pairs of one family and of one home
-        u_same_family = estimate_u_same_family(learnt_model, frame, columns, rng=household_rng)
+        family_pairs = same_family_pairs(columns, rng=household_rng)
         u_household, household_run = estimate_u_household(learnt_model, frame, columns, rng=household_rng)
         if not u_household or not household_run["pairs"]:
             break
         household_model = learnt_model.evolve(u_household=u_household,
                                               household_prior=float(household_run["match_share"]))
+    # learnt once, with the last pass's model: a first pass's estimate was thrown away for the second's (each pass
+    # still draws these pairs before the pairs of one home, from the same copy of the generator: those are unchanged)
+    u_same_family = estimate_u_same_family(learnt_model, frame, family_pairs)
     matches_estimates: list[float] = []
     for rule, result, in_all in results:
         caught_by = base.index_of(rule.catch) if rule.catch else None
@@ -666,15 +669,27 @@ def _one_person_or_household(model: Model, frame: Frame, left: NDArray[np.int64]
     return left[kept], right[kept]
 
 
-def estimate_u_same_family(model: Model, frame: Frame, columns: dict[str, NDArray[Any]], *,
-                           rng: np.random.Generator, pairs: int = 40_000) -> dict[str, list[float]]:
+#: Pairs of one family name's first sound :func:`estimate_u_same_family` learns from, at most.
+SAME_FAMILY_PAIRS = 40_000
+
+
+def same_family_pairs(columns: dict[str, NDArray[Any]], *, rng: np.random.Generator,
+                      pairs: int = SAME_FAMILY_PAIRS) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The pairs :func:`estimate_u_same_family` learns from: a sample of at most ``pairs`` pairs of records agreeing
+    on the family name's first sound (``columns``: :func:`training_columns`), drawn with ``rng``."""
+    left, right, _ = pairs_agreeing(columns["family_first_ph"], max_pairs=pairs, rng=rng)
+    return left, right
+
+
+def estimate_u_same_family(model: Model, frame: Frame,
+                           pairs: tuple[NDArray[np.int64], NDArray[np.int64]]) -> dict[str, list[float]]:
     """u of household-shared comparisons among *different* people with the same family name.
 
-    Pairs agreeing on the family name's first sound whose own identifiers (names, birth date, NHS number, sex)
-    weigh against a match are different people; how often they share a residence or a phone is the household
-    rate that replaces u when family names agree.
+    Pairs agreeing on the family name's first sound (``pairs``: :func:`same_family_pairs`) whose own identifiers
+    (names, birth date, NHS number, sex) weigh against a match are different people; how often they share a
+    residence or a phone is the household rate that replaces u when family names agree.
     """
-    left, right, _ = pairs_agreeing(columns["family_first_ph"], max_pairs=pairs, rng=rng)
+    left, right = pairs
     if len(left) < 100:
         return {}
     levels = comparison_levels(model, frame.take(left), frame.take(right))

@@ -50,3 +50,20 @@ def session(sqlite_url: str) -> Iterator[Session]:
 @pytest.fixture
 def index(session: Session) -> PatientIndex:
     return PatientIndex(session, default_trusts())
+
+
+def same_family_estimates(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, list[float]]]]:
+    """Every call of :func:`mpi.training.estimate_u_same_family` from now on (the test's end): the model it was
+    given and the u it gave, in order."""
+    import mpi.training as training
+
+    learnt = training.estimate_u_same_family
+    calls: list[tuple[Any, dict[str, list[float]]]] = []
+
+    def spy(model: Any, *args: Any, **kwargs: Any) -> dict[str, list[float]]:
+        found = learnt(model, *args, **kwargs)
+        calls.append((model, found))
+        return found
+
+    monkeypatch.setattr(training, "estimate_u_same_family", spy)
+    return calls

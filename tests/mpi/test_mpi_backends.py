@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics
+import pytest
+from mpi_factories import NHS_OTHER, TRUST_A, TRUST_B, demographics, same_family_estimates
 from sqlalchemy import Engine, select
 
 from mpi import MATCH, PatientIndex, RecordKey
@@ -89,6 +90,30 @@ def test_the_relink_finds_the_held_patients_the_orm_query_found(engine: Engine) 
         found = _held_patients(session, ids)
         assert found == set(session.scalars(select(RegionalPatient.id).where(RegionalPatient.id.in_(ids))).all())
         assert found == stored | {"RPPENDING0001"}
+
+
+def test_a_relink_learns_the_same_family_u_once_with_its_model_s_last_pass(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relink's trained model takes its same-family u from one estimate, made with the m and u of training's
+    last pass (the first pass's estimate, thrown away, is no longer made), and stores that model; on both stores."""
+    from bench.mpi_population import make_population
+    from mpi.batch import bulk_load
+    from mpi.model import Model
+    from mpi.tables import MatchModel
+
+    calls = same_family_estimates(monkeypatch)
+    with session_factory(engine)() as session:
+        bulk_load(session, make_population(800, seed=11).records)
+        session.commit()
+        result = relink(session)
+        session.commit()
+        row = session.get(MatchModel, result.model_version)
+        assert row is not None
+        stored = Model.from_dict(row.parameters)
+    assert result.trained and stored.training["household"]["pairs"] > 0, "two passes ran"
+    assert len(calls) == 1
+    used, found = calls[0]
+    assert used.m == stored.m and used.u == stored.u and found == stored.u_same_family and found
 
 
 def test_the_xref_writes_no_cell_a_spreadsheet_would_run(engine: Engine) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mpi_factories import same_family_estimates
 
 from bench.mpi_population import make_population
 from mpi.blocking import key_table, pairs_from_keys
@@ -397,3 +398,19 @@ def test_the_middle_name_m_is_read_from_pairs_of_one_person() -> None:
     few, _ = estimate_m_middle(model, _frame_of(_people(20, middle=True)), training_columns(
         _frame_of(_people(20, middle=True))), prior=prior, rng=np.random.default_rng(0))  # type: ignore[arg-type]
     assert few is None, "too few pairs of one person: the runs' m is kept"
+
+
+def test_the_same_family_u_is_learnt_once_with_the_last_pass_s_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training runs EM twice (strangers, then the households' relatives) and keeps the second pass's same-family u:
+    the first pass's (comparison levels of 40 000 pairs, ~0.3 CPU-s at 30 000 records) was computed and thrown
+    away. It is now computed once, from the last pass's model and the pairs every pass draws alike."""
+    population = make_population(1500, seed=21)
+    records = [to_match_record(i, d.__dict__) for i, d in enumerate(population.records)]
+    frame = frame_from_table(table_from_stored(list(range(len(records))), [r.as_stored() for r in records]))
+    calls = same_family_estimates(monkeypatch)
+    model = train(frame)
+    assert model.training["household"]["pairs"] > 0, "the households' pass ran: two passes"
+    assert len(calls) == 1
+    used, found = calls[0]
+    assert used.m == model.m and used.u == model.u, "the last pass's model"
+    assert found == model.u_same_family and found
