@@ -475,7 +475,8 @@ def _relink_frame(session: Session, table: pd.DataFrame, frame: Frame, table_hel
     timings["write_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
     log.info("relinked %d records: %d pairs, %d patients, %d changed, %d to review (%d more set apart by their "
-             "patients' birth dates)", len(table), len(left), patients, changed, reviews, linkage.reviews_apart)
+             "patients' birth dates or given names)", len(table), len(left), patients, changed, reviews,
+             linkage.reviews_apart)
     return RelinkResult(records=len(table), pairs_scored=linkage.pairs_scored, match_links=linkage.match_links,
                         patients=patients, records_changed=changed, review_items=reviews,
                         components_rebuilt=linkage.components_rebuilt, model_version=model.version, trained=trained,

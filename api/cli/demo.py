@@ -169,8 +169,7 @@ def repeat_a_study(context: AppContext, today: date | None = None) -> str | None
     quiet stretch of its calendar, may hold no CT or X-ray from the last :data:`LOOK_BACK_DAYS` days, and the demo
     must still print a request that raises an alert. Returns what was added (modality and region), or None when the
     region holds no such study at all. Audited as the demo's agent."""
-    from imaging import Study
-    from imaging.fhir_imaging import DICOM_UID_SYSTEM, apply_imaging_study, to_fhir
+    from imaging import Study, apply_imaging_study, to_fhir
     from mpi import RegionalPatient, SourceRecord
 
     today = today or date.today()
@@ -189,7 +188,7 @@ def repeat_a_study(context: AppContext, today: date | None = None) -> str | None
         for generated in ("id", "meta", "extension"):
             resource.pop(generated, None)
         suffix = secrets.token_hex(4).upper()
-        resource["identifier"] = [{"system": DICOM_UID_SYSTEM, "value": f"urn:oid:2.25.{secrets.randbits(96)}"}, *(
+        resource["identifier"] = [{"system": "urn:dicom:uid", "value": f"urn:oid:2.25.{secrets.randbits(96)}"}, *(
             {**identifier, "value": f"DEMO{suffix}"} for identifier in resource["identifier"][1:])]
         resource["started"] = (today - timedelta(days=REPEAT_DAYS_AGO)).isoformat()
         if not resource.get("description") and not resource.get("procedureCode"):  # named as it was normalised
