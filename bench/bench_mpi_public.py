@@ -135,6 +135,12 @@ def run_splink(path: Path, *, threshold: float) -> dict[str, Any]:
     table = pd.read_parquet(path)
     started = time.perf_counter()
     frame = table.drop(columns=["person_id", "system", "value"]).copy()
+    # a second identifier (FEBRL's soc_sec_id in the ``+ssn`` sets), compared as Splink's FEBRL4 example does
+    has_other = "other_value" in frame and bool(frame["other_value"].str.strip().ne("").any())
+    frame = frame.drop(columns=[c for c in ("other_system", "other_value") if c in frame and not has_other])
+    if has_other:
+        frame = frame.drop(columns=["other_system"]).rename(columns={"other_value": "soc_sec_id"})
+        frame["soc_sec_id"] = frame["soc_sec_id"].str.strip().replace("", None)
     for column in ("given", "middle", "family", "street", "city", "state", "postcode", "sex", "birth_date"):
         frame[column] = frame[column].str.strip().str.lower().replace("", None)
     has_sex = frame["sex"].notna().any()
@@ -148,6 +154,7 @@ def run_splink(path: Path, *, threshold: float) -> dict[str, Any]:
             cl.JaroWinklerAtThresholds("street", [0.9, 0.7]),
             cl.JaroWinklerAtThresholds("city", [0.9]),
             cl.LevenshteinAtThresholds("postcode", [1]).configure(term_frequency_adjustments=True),
+            *([cl.DamerauLevenshteinAtThresholds("soc_sec_id", [2])] if has_other else []),
         ],
         blocking_rules_to_generate_predictions=[
             block_on("given", "family"),
@@ -155,6 +162,7 @@ def run_splink(path: Path, *, threshold: float) -> dict[str, Any]:
             block_on("family", "postcode"),
             block_on("given", "postcode"),
             block_on("street", "postcode"),
+            *([block_on("soc_sec_id")] if has_other else []),
         ],
         retain_intermediate_calculation_columns=False,
     )

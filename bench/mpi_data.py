@@ -134,7 +134,9 @@ def pseudopeople_demographics(table: pd.DataFrame) -> Iterator[Demographics]:
 # --- public labelled sets in one shape, for the side-by-side benchmark ------------------------------------------
 
 PUBLIC_COLUMNS = ("unique_id", "person_id", "system", "value", "given", "middle", "family", "birth_date", "sex",
-                  "street", "city", "state", "postcode")
+                  "street", "city", "state", "postcode", "other_system", "other_value")
+#: The system of FEBRL's ``soc_sec_id`` when a set sends it as a second identifier (``febrl4+ssn``).
+FEBRL_SSN_SYSTEM = "urn:febrl:soc-sec-id"
 
 
 def _iso_compact(text: str) -> str | None:
@@ -149,17 +151,23 @@ def public_set(name: str, *, seed: int = 0) -> pd.DataFrame:
     """One public labelled set as rows of :data:`PUBLIC_COLUMNS` (strings, ``""`` for missing).
 
     ``febrl1``, ``febrl2``, ``febrl3`` (one file each, duplicates within), ``febrl4`` (4a and 4b pooled) and
-    ``pseudopeople`` (its pooled sources at noise seed ``seed``).
+    ``pseudopeople`` (its pooled sources at noise seed ``seed``). ``febrl1+ssn`` ... ``febrl4+ssn``: the same rows
+    with FEBRL's ``soc_sec_id`` as a second identifier (:data:`FEBRL_SSN_SYSTEM`), as public benchmarks give it to
+    Splink.
     """
     if name.startswith("febrl"):
-        files = ["dataset4a", "dataset4b"] if name == "febrl4" else [f"dataset{name[-1]}"]
+        base, _, extra = name.partition("+")
+        if extra not in ("", "ssn"):
+            raise ValueError(f"unknown public set {name!r}")
+        files = ["dataset4a", "dataset4b"] if base == "febrl4" else [f"dataset{base[-1]}"]
         table = pd.concat([febrl(f) for f in files], ignore_index=True)
         out = pd.DataFrame({
             "person_id": [febrl_person(r) for r in table["rec_id"]], "system": FEBRL_NAMESPACE,
             "value": table["rec_id"], "given": table["given_name"], "middle": "", "family": table["surname"],
             "birth_date": [(_iso_compact(d) or "") for d in table["date_of_birth"]], "sex": "",
             "street": (table["street_number"] + " " + table["address_1"] + " " + table["address_2"]).str.strip(),
-            "city": table["suburb"], "state": table["state"], "postcode": table["postcode"]})
+            "city": table["suburb"], "state": table["state"], "postcode": table["postcode"],
+            "other_system": FEBRL_SSN_SYSTEM if extra else "", "other_value": table["soc_sec_id"] if extra else ""})
     elif name == "pseudopeople":
         table = pseudopeople(seed)
         street = table["street_number"].astype(str) + " " + table["street_name"].astype(str) + " " + \
@@ -189,8 +197,10 @@ def fhir_patient(row: Mapping[str, Any]) -> dict[str, Any]:
     address = {"use": "home", **({"line": [row["street"]]} if row["street"] else {}),
                **{key: row[column] for key, column in (("city", "city"), ("state", "state"),
                                                       ("postalCode", "postcode")) if row[column]}}
-    patient: dict[str, Any] = {"resourceType": "Patient",
-                               "identifier": [{"system": row["system"], "value": row["value"]}]}
+    identifiers = [{"system": row["system"], "value": row["value"]}]
+    if row.get("other_value"):  # a second identifier (FEBRL's soc_sec_id in the ``+ssn`` sets)
+        identifiers.append({"system": row["other_system"], "value": row["other_value"]})
+    patient: dict[str, Any] = {"resourceType": "Patient", "identifier": identifiers}
     if len(name) > 1:
         patient["name"] = [name]
     if row["birth_date"]:

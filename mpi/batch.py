@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from mpi.blocking import KEY_SCHEME, blocked_pairs, blocking_keys, key_table
 from mpi.decisions import MATCH, NO_MATCH, POSSIBLE, derive_match_threshold
 from mpi.frames import Frame, frame_from_table, table_from_stored
+from mpi.identifier_systems import identifier_tokens
 from mpi.linkage import link_frame
 from mpi.model import Model
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
@@ -258,7 +259,8 @@ def bulk_load(session: Session, records: Iterable[Demographics], *, source_kind:
                   "birth_date": birth, "sex": demographics.sex, "postcode": demographics.postcode,
                   "address": demographics.address, "phone": demographics.phone,
                   "birth_date_text": partial}
-        match = to_match_record(next_id, fields)
+        match = to_match_record(next_id, {**fields, "identifiers": identifier_tokens(
+            (demographics.namespace, demographics.local_id), demographics.other_identifiers)})
         regional = regional_ids[count] if regional_ids is not None else None
         if regional is not None and regional not in patients:
             patients.add(regional)
@@ -473,7 +475,8 @@ def _relink_frame(session: Session, table: pd.DataFrame, frame: Frame, table_hel
     timings["write_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
     log.info("relinked %d records: %d pairs, %d patients, %d changed, %d to review (%d more set apart by their "
-             "patients' birth dates)", len(table), len(left), patients, changed, reviews, linkage.reviews_apart)
+             "patients' birth dates or given names)", len(table), len(left), patients, changed, reviews,
+             linkage.reviews_apart)
     return RelinkResult(records=len(table), pairs_scored=linkage.pairs_scored, match_links=linkage.match_links,
                         patients=patients, records_changed=changed, review_items=reviews,
                         components_rebuilt=linkage.components_rebuilt, model_version=model.version, trained=trained,

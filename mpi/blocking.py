@@ -17,6 +17,9 @@ key       made of                                               still meets the 
 ``a:``    the address (words sorted)                            names misspelt and postcode mistyped
 ``ph:``   postcode + a house (or flat) number of the address    names misspelt or changed, birth date
           (one key per number, at most two)                     wrong, and the address has a slip in a word
+``i:``    an identifier other than the NHS number: the record's  everything else differs; one record names
+          own key and each further one (:mod:`mpi.identifier_    the other (a cross-reference) or both carry
+          systems`)                                             one registry's number (H-ID-61)
 ========  ====================================================  =========================================
 
 A key shared by more than :data:`MAX_BLOCK_SIZE` records (a placeholder birth date, a very common name at one
@@ -43,6 +46,7 @@ from numpy.typing import NDArray
 
 from mpi.comparisons import house_numbers as comparison_house_numbers
 from mpi.frames import Frame
+from mpi.identifier_systems import all_tokens
 from mpi.normalise import MatchRecord
 
 #: What the stored keys are: change it with any change to what :func:`keys_of` and :func:`key_table` make (a kind
@@ -50,7 +54,7 @@ from mpi.normalise import MatchRecord
 #: ``tests/mpi/test_mpi_blocking.py`` holds a digest of the keys of a fixed population to it), or to the normalised
 #: fields they are made of (``c``: ZZ99 pseudo-postcodes and "no fixed abode" addresses are none, H-ID-33; ``d``:
 #: addresses keep the letters of other scripts, H-ID-54).
-KEY_SCHEME = "2026-12-07d n d nm pf pg py a ph"
+KEY_SCHEME = "2026-12-08 n d nm pf pg py a ph i"
 #: A key shared by more records than this is skipped.
 MAX_BLOCK_SIZE = 100
 #: Family-name words used for keys (double-barrelled names give one key per word).
@@ -67,7 +71,8 @@ def house_numbers(address: str | None) -> list[str]:
 
 
 def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_month: int, birth_day: int,
-            family_ph: str | None, given_ph: str | None, postcode: str | None, address: str | None = None) -> set[str]:
+            family_ph: str | None, given_ph: str | None, postcode: str | None, address: str | None = None,
+            identifiers: str | None = None) -> set[str]:
     """The blocking keys of one record's normalised fields."""
     keys: set[str] = set()
     if nhs_number and nhs_valid:
@@ -95,13 +100,14 @@ def keys_of(nhs_number: str | None, nhs_valid: bool, birth_year: int, birth_mont
         keys.update(f"ph:{code}:{number}" for number in house_numbers(address))
     if address:
         keys.add(f"a:{address}")
+    keys.update(f"i:{token}" for token in all_tokens(identifiers))
     return {key[:80] for key in keys}
 
 
 def blocking_keys(record: MatchRecord) -> set[str]:
     """The blocking keys of ``record``."""
     return keys_of(record.nhs_number, record.nhs_valid, record.birth_year, record.birth_month, record.birth_day,
-                   record.family_ph, record.given_ph, record.postcode, record.address)
+                   record.family_ph, record.given_ph, record.postcode, record.address, record.identifiers)
 
 
 def key_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -162,6 +168,9 @@ def key_table(table: pd.DataFrame) -> pd.DataFrame:
                               dtype=object)
         number = pd.Series(number_of.reindex(address.to_numpy()).to_numpy(dtype=object), dtype=object).fillna("")
         add("ph:" + code + ":" + number, has_code & (number != ""))
+    tokens = column("identifiers").map(all_tokens).explode().dropna()
+    parts.append(pd.DataFrame({"key": ("i:" + tokens.astype(str)).to_numpy(dtype=object),
+                               "row": rows[tokens.index].to_numpy()}))
     keys = pd.concat(parts, ignore_index=True)
     keys["key"] = keys["key"].str[:80]
     return keys.drop_duplicates(ignore_index=True)
@@ -210,7 +219,7 @@ def _pairs_of_blocks(codes: NDArray[Any], rows: NDArray[Any], max_block_size: in
 
 
 
-#: Bits per part of an integer key: kind (3 bits) | first part (29) | second part (29).
+#: Bits per part of an integer key: kind (4 bits) | first part (29) | second part (29).
 _PART_BITS = 29
 
 
@@ -285,6 +294,18 @@ def key_codes(frame: Frame) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     numbers = by_address[frame["address__code"]] if len(by_address) else np.full((n, MAX_HOUSE_NUMBERS), -1)
     for slot in range(MAX_HOUSE_NUMBERS):
         add(7, code, numbers[:, slot], (code >= 0) & (numbers[:, slot] >= 0))
+    # i: each identifier token (own key and further ones), coded over the distinct values of the column
+    token_index: dict[str, int] = {}
+    per_value = [[token_index.setdefault(token[:78], len(token_index)) for token in all_tokens(value)]
+                 for value in frame.vocab["identifiers"].tolist()]
+    counts = np.asarray([len(tokens) for tokens in per_value], dtype=np.int64)[frame["identifiers__code"]]
+    if counts.sum():
+        flat = np.asarray([token for tokens in per_value for token in tokens], dtype=np.int64)
+        starts = np.r_[0, np.cumsum([len(tokens) for tokens in per_value])][frame["identifiers__code"]]
+        holders = np.repeat(rows, counts)
+        offsets = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        keys.append((8 << (2 * _PART_BITS)) | (flat[np.repeat(starts, counts) + offsets] << _PART_BITS))
+        key_rows.append(holders)
     dense, _ = pd.factorize(np.concatenate(keys))
     width = max(n, 1)
     unique = pd.unique(dense.astype(np.int64) * width + np.concatenate(key_rows))  # a key twice for a row: once

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -26,6 +26,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from mpi import spare_core
+from mpi.identifier_systems import OWN_KEY, split_tokens
 
 Column = NDArray[Any]
 Columns = Mapping[str, Column]
@@ -757,7 +758,74 @@ class ResidenceComparison(Comparison):
                        (postcode == NULL) & (address == NULL))
 
 
+@dataclass
+class IdentifierComparison(Comparison):
+    """Identifiers other than the NHS number (:mod:`mpi.identifier_systems`): ``shared`` when one record's further
+    identifier is the other's key or one of its further identifiers (a cross-reference: an ADT from one trust
+    listing the patient's hospital number at another; one registry's number on both); ``else`` when one record's
+    further identifier is of a system the other carries too and no value is shared (conflicting in one system).
+    No evidence when neither carries a further identifier, or when they carry no system in common (two keys of
+    one trust are two records to compare, not two conflicting numbers). m and u are learnt like every level.
+
+    ``shared_values``: identifiers held by more records than one person holds (a placeholder, a family's or an
+    insurance group's number: :func:`mpi.training.shared_identifiers`), learnt from the store and compared as
+    none (hazard H-ID-61, as H-ID-33 for phones).
+    """
+
+    kind: ClassVar[str] = "identifier"
+    labels: ClassVar[tuple[str, ...]] = ("shared", "else")
+    name: str = "identifier"
+    shared_values: list[str] = field(default_factory=list)
+
+    def levels(self, left: Columns, right: Columns) -> Levels:
+        # every record holds its own key; only a pair where one side holds a further identifier can be evidence,
+        # so most pairs (no further identifier on either side) are settled without comparing tokens
+        null = absent(left, "identifiers") | absent(right, "identifiers") | ~(_further(left) | _further(right))
+        common = frozenset(self.shared_values)
+        return per_distinct_pair(  # type: ignore[no-any-return]
+            left, right, ("identifiers", "identifiers"), ~null,
+            _each_value(lambda a, b: identifier_level(a, b, common), np.int8), NULL, np.int8)
+
+
+def _holds_further(values: Column) -> NDArray[np.bool_]:
+    return np.fromiter((any(not token.startswith(OWN_KEY) for token in value.split()) for value in values), dtype=bool,
+                       count=len(values))
+
+
+def _further(side: Columns) -> NDArray[np.bool_]:
+    """Whether each record holds a further identifier (beyond its own key), once per distinct value when coded."""
+    origin = getattr(side, "origin", None)
+    if origin is not None and "identifiers__code" in side and "identifiers" in origin.vocab:
+        flags = origin.cache.get("identifiers-further")
+        if flags is None:
+            flags = origin.cache["identifiers-further"] = _holds_further(origin.vocab["identifiers"])
+        return flags[side["identifiers__code"]]  # type: ignore[no-any-return]
+    return _holds_further(side["identifiers"])
+
+
+def _systems(tokens: frozenset[str]) -> set[str]:
+    return {token.split("|", 1)[0] for token in tokens}
+
+
+def identifier_level(a: str, b: str, shared_values: frozenset[str] = frozenset()) -> int:
+    """:class:`IdentifierComparison`'s level of two records' stored identifier tokens: 0 shared, 1 conflicting in
+    one system, -1 no evidence. Symmetric."""
+    own_a, further_a = split_tokens(a)
+    own_b, further_b = split_tokens(b)
+    further_a, further_b = further_a - shared_values, further_b - shared_values
+    if not (further_a or further_b):
+        return NULL
+    all_a = further_a | ({own_a} - shared_values if own_a else set())
+    all_b = further_b | ({own_b} - shared_values if own_b else set())
+    if all_a & all_b:
+        return 0
+    if _systems(further_a) & _systems(frozenset(all_b)) or _systems(further_b) & _systems(frozenset(all_a)):
+        return 1
+    return NULL
+
+
 def default_comparisons() -> list[Comparison]:
     """The comparisons of priorscan's model, in scoring order."""
     return [NhsNumberComparison(), FamilyNameComparison(), GivenNameComparison(), MiddleNameComparison(),
-            BirthDateComparison(), ExactComparison(name="sex", column="sex"), ResidenceComparison(), PhoneComparison()]
+            BirthDateComparison(), ExactComparison(name="sex", column="sex"), ResidenceComparison(), PhoneComparison(),
+            IdentifierComparison()]

@@ -29,6 +29,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from mpi.hl7_pid import normalise_postcode
+from mpi.identifier_systems import CLIENT_NAMESPACE_PREFIX, FHIR_ID_SYSTEM, INTERNAL_SYSTEMS, REGIONAL_ID_SYSTEM
 from mpi.nhs_number import is_placeholder, is_valid_nhs_number
 from mpi.records import DELETE, Demographics
 from mpi.tables import RegionalPatient, SourceRecord
@@ -39,11 +40,6 @@ from priorscan.trusts import NHS_NUMBER_SYSTEM, ODS_SYSTEM, TrustRegistry
 NHS_VERIFICATION_URL = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 NHS_VERIFICATION_SYSTEM = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
 MATCH_GRADE_URL = "http://hl7.org/fhir/StructureDefinition/match-grade"
-REGIONAL_ID_SYSTEM = "urn:priorscan:regional-patient-id"
-#: Ids that clients chose for Patients with PUT (update as create) are kept as identifiers in this system.
-FHIR_ID_SYSTEM = "urn:priorscan:fhir-patient-id"
-CLIENT_NAMESPACE_PREFIX = "urn:priorscan:fhir-client:"
-INTERNAL_SYSTEMS = frozenset({FHIR_ID_SYSTEM})
 RECORD_KIND_SYSTEM = "urn:priorscan:record-kind"
 SOURCE_ID_PREFIX = "src-"
 GENDERS = ("male", "female", "other", "unknown")

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from mpi.normalise import MatchRecord
 
 STRING_COLUMNS = ("nhs_number", "family", "given", "middle", "family_ph", "given_ph", "nick", "dob", "sex",
-                  "postcode", "sector", "district", "address", "phone")
+                  "postcode", "sector", "district", "address", "phone", "identifiers")
 INT_COLUMNS = ("birth_year", "birth_month", "birth_day")
 BOOL_COLUMNS = ("nhs_valid", "nhs_verified", "postcode_uk")
 STORED_COLUMNS = STRING_COLUMNS + INT_COLUMNS + BOOL_COLUMNS

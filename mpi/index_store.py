@@ -225,6 +225,12 @@ class IndexStore:
         """The canonical namespace of an identifier system or trust alias."""
         return self.trusts.namespace(system)
 
+    def further_identifiers(self, record_id: int) -> list[tuple[str, str]]:
+        """The current further identifiers of a record (canonical namespace, value; replaced ones left out)."""
+        return [(system, value) for system, value in self.session.execute(
+            select(SourceIdentifier.system, SourceIdentifier.value).where(
+                SourceIdentifier.source_record_id == record_id, SourceIdentifier.use.is_(None)))]
+
     def get_record(self, key: RecordKey) -> SourceRecord | None:
         # the id by plain SQL first: most writes are of new records, and a miss then costs one cheap query
         record_id = self.session.execute(_RECORD_ID_SQL, {"ns": key.namespace, "local": key.local_id}).scalar()

@@ -30,6 +30,7 @@ from typing import Any
 
 from mpi.engine import MATCH, NO_MATCH, MatchRecord, PairScore, blocking_keys, to_match_record
 from mpi.golden import GoldenRecords, Member, golden_values
+from mpi.identifier_systems import identifier_tokens
 from mpi.index_store import DEMOGRAPHIC_FIELDS, ClusterScores, IndexStore, match_source
 from mpi.link_statements import _OTHER_MEMBER_SQL, _RECORD_ROW_BY_ID_SQL, _RECORD_ROW_SQL
 from mpi.placement import link_changed, place
@@ -114,7 +115,8 @@ class LinkOnWrite:
         (``unwritten``), so a key over the cap is skipped as it is for an update.
         """
         values = new_record_columns(demographics, production=self.store.production)
-        probe = to_match_record(None, match_source(values))
+        identifiers = identifier_tokens((key.namespace, key.local_id), self._canonical(demographics.other_identifiers))
+        probe = to_match_record(None, {**match_source(values), "identifiers": identifiers})
         self.writer.lock_person(probe)
         scores = self.store.score(probe, self.store.candidate_clusters(probe, unwritten=True))
         placement = place(scores, {})  # a new record has no manual decisions yet
@@ -150,9 +152,12 @@ class LinkOnWrite:
             review_id = self._insert_review(record_id, placement.review, scores, now)
         return LinkOutcome(record_id, target, state, probability, review_item_id=review_id)
 
+    def _canonical(self, identifiers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(self.store.namespace_for(system), value) for system, value in identifiers]
+
     def _add_identifiers(self, record_id: int, key: RecordKey, identifiers: Iterable[tuple[str, str]]) -> None:
         """The further identifiers a source sent, in canonical namespaces; the record's own key left out."""
-        further = [(self.store.namespace_for(system), value) for system, value in identifiers]
+        further = self._canonical(identifiers)
         self.writer.add_identifiers(record_id, [pair for pair in further if pair != (key.namespace, key.local_id)])
 
     def _insert_review(self, record_id: int, possible: tuple[int, PairScore], scores: ClusterScores,
@@ -194,11 +199,13 @@ class LinkOnWrite:
             changes["source_kind"] = source_kind
         if demographics.event_at is not None:
             changes["last_event_at"] = demographics.event_at
-        stored = to_match_record(record_id, match_source(values)).as_stored()
-        changes["match_fields"] = stored
-        probe = MatchRecord.from_stored(record_id, stored)
         self.writer.insert_version(history)
         self._add_identifiers(record_id, key, demographics.other_identifiers)
+        # every further identifier the record holds, from this message and earlier ones (H-ID-61)
+        identifiers = identifier_tokens((key.namespace, key.local_id), self.store.further_identifiers(record_id))
+        stored = to_match_record(record_id, {**match_source(values), "identifiers": identifiers}).as_stored()
+        changes["match_fields"] = stored
+        probe = MatchRecord.from_stored(record_id, stored)
         self.writer.replace_blocking_keys(record_id, blocking_keys(probe))
         return self._place(row, probe, changes, actor=actor, reason=f"link-on-write ({event})", now=now)
 

@@ -47,7 +47,8 @@ class Linkage:
     timings: dict[str, float] = field(default_factory=dict)
     # per review item: sent by rule 8 (``could-be-either``), which its explanation names
     review_ambiguous: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    # possible matches not opened: two patients whose records' birth dates put them apart (mpi.patient_evidence)
+    # possible matches not opened: two patients whose records' birth dates or given names put them apart
+    # (mpi.patient_evidence)
     reviews_apart: int = 0
 
 
@@ -183,7 +184,8 @@ def link_frame(frame: Frame, model: Model, left: IntArray, right: IntArray, *,
     patient_pairs = _pair_codes(labels[r_left[order]], labels[r_right[order]], size)
     _, first = np.unique(patient_pairs, return_index=True)
     pick = order[first]
-    # two patients whose records each agree on a birth date, and differ on it, are two people (H-ID-55)
+    # two patients whose records each agree on a birth date or a given name, and differ on it, are two people
+    # (H-ID-55, H-ID-59)
     apart = two_people(model, frame, labels, r_left[pick], r_right[pick])
     pick = pick[~apart]
     return Linkage(model=model, labels=labels, probability=probability, partner=partner, review_left=r_left[pick],

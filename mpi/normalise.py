@@ -18,6 +18,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
+from mpi.identifier_systems import identifier_tokens
 from mpi.names import fold_accents, name_phonetic, name_words, nickname_keys
 from mpi.nhs_number import is_valid_nhs_number, normalise_nhs_number
 from mpi.postcodes import parse_postcode
@@ -70,6 +71,8 @@ class MatchRecord:
     district: str | None = None
     address: str | None = None
     phone: str | None = None
+    # own key (marked ``=``) and further identifiers of evidence systems (:mod:`mpi.identifier_systems`), sorted
+    identifiers: str | None = None
 
     def as_stored(self) -> dict[str, Any]:
         """The JSON stored in ``source_record.match_fields`` (record id left out)."""
@@ -216,7 +219,10 @@ def to_match_record(record_id: int | None, source: Mapping[str, Any]) -> MatchRe
     source
         ``nhs_number``, ``nhs_verification``, ``family``, ``given``, ``prefix``, ``birth_date``, ``sex``,
         ``postcode``, ``address``, ``phone``; any may be missing. ``birth_date_text`` (a partial or invalid date)
-        is used when ``birth_date`` is empty.
+        is used when ``birth_date`` is empty. ``identifiers``: the record's identifier tokens
+        (:func:`mpi.identifier_systems.identifier_tokens`), kept as they are; without them, they are made from
+        ``namespace`` and ``local_id`` (the record's key) and ``other_identifiers`` when given (their systems
+        canonical namespaces already, as :class:`mpi.records.Demographics` holds them).
     """
     nhs = normalise_nhs_number(source.get("nhs_number"))
     valid = bool(nhs and is_valid_nhs_number(nhs))
@@ -250,4 +256,13 @@ def to_match_record(record_id: int | None, source: Mapping[str, Any]) -> MatchRe
         district=postcode.district if postcode else None,
         address=normalise_address(source.get("address"), source.get("postcode")),
         phone=normalise_phone(source.get("phone")),
+        identifiers=_identifiers(source),
     )
+
+
+def _identifiers(source: Mapping[str, Any]) -> str | None:
+    if "identifiers" in source:
+        return source["identifiers"] or None
+    namespace, local_id = source.get("namespace"), source.get("local_id")
+    key = (str(namespace), str(local_id)) if namespace and local_id else None
+    return identifier_tokens(key, source.get("other_identifiers") or ())

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from mpi.engine import blocking_keys, to_match_record
+from mpi.identifier_systems import identifier_tokens
 from mpi.index_store import DEMOGRAPHIC_FIELDS, match_source
 from mpi.nhs_number import counts_as_nhs_number, normalise_nhs_number
 from mpi.normalise import as_date
@@ -117,12 +118,12 @@ def unlinked_record(demographics: Demographics, *, event: str, source_kind: str,
     if not local_id:
         return None
     values = new_record_columns(demographics, production=production)
-    probe = to_match_record(None, match_source(values))
     own = (demographics.namespace, local_id)
     further: list[tuple[str, str]] = []
     for pair in identifiers:
         if pair != own and pair not in further:
             further.append(pair)
+    probe = to_match_record(None, {**match_source(values), "identifiers": identifier_tokens(own, further)})
     columns = {**values, "namespace": demographics.namespace, "local_id": local_id,
                "trust_ods": demographics.trust_ods, "source_kind": source_kind, "provisional": False, "active": True,
                "version": 1, "match_fields": JsonText(json.dumps(probe.as_stored())), "link_manual": False,

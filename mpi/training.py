@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,9 @@ from numpy.typing import NDArray
 from rapidfuzz.distance import OSA
 
 from mpi.blocking import pairs_within_runs
-from mpi.comparisons import Comparison, MiddleNameComparison, similarity
+from mpi.comparisons import Comparison, IdentifierComparison, MiddleNameComparison, similarity
 from mpi.frames import Frame, frame_from_table
+from mpi.identifier_systems import all_tokens
 from mpi.model import (
     HOUSEHOLD_PRIOR_KIN,
     HOUSEHOLD_PRIOR_KNOWLEDGE,
@@ -432,7 +434,11 @@ def train(frame: Frame, pairs: tuple[NDArray[np.int64], NDArray[np.int64]] | Non
     base = base or Model.default()
     rng = np.random.default_rng(seed)
     shared_phone, shared_home, shared_run = shared_homes(frame, records=records or frame.size)
-    base = base.evolve(shared_phone=shared_phone, shared_home=shared_home)
+    common_identifiers = shared_identifiers(frame, records=records or frame.size)
+    shared_run["shared_identifier"] = len(common_identifiers)
+    base = base.evolve(shared_phone=shared_phone, shared_home=shared_home,
+                       comparisons=[replace(c, shared_values=common_identifiers) if isinstance(c, IdentifierComparison)
+                                    else c for c in base.comparisons])
     columns = training_columns(frame)
     stand_ins, stand_in_run = stand_in_names(base, frame, columns, column="given")
     family_stand_ins, family_stand_in_run = stand_in_names(base, frame, columns, column="family")
@@ -732,6 +738,20 @@ def shared_homes(frame: Frame, *, records: int) -> tuple[list[str], list[str], d
     shared_home = sorted(str(v) for v in values[counts > cap])
     return shared_phone, shared_home, {"cap": cap, "shared_phone": len(shared_phone),
                                        "shared_home": len(shared_home)}
+def shared_identifiers(frame: Frame, *, records: int) -> list[str]:
+    """Identifiers (``system|VALUE``, own keys and further ones) held by more records than one person holds
+    (:data:`HOME_CAP`, scaled as :func:`shared_homes` scales it): a placeholder keyed where the number was not known,
+    a family's or an insurance group's number. Compared as none (:class:`mpi.comparisons.IdentifierComparison`,
+    hazard H-ID-61), as a phone number many records share is (H-ID-33)."""
+    cap = HOME_CAP * frame.size / max(records, frame.size, 1)
+    held: Counter[str] = Counter()
+    for value, count in zip(*np.unique(frame["identifiers"][frame["identifiers"] != ""].astype(str),
+                                       return_counts=True), strict=True):
+        for token in set(all_tokens(str(value))):
+            held[token] += int(count)
+    return sorted(token for token, count in held.items() if count > cap)
+
+
 #: A pair counts as two relatives for one field's u when the other fields put it this likely apart.
 RELATIVE_CONFIDENCE = 0.95
 #: Pseudo-observations (half one person, half relatives) smoothing the share of one person among pairs at one home:

@@ -3,9 +3,10 @@
 Steps: write a region with :mod:`regionsynth` (next to the database, in ``demo-region/``), load it in bulk
 (:func:`api.feeds.bulk_load.backfill_paths`, the stages of ``priorscan backfill``), relink every source record (the
 provisional ones made by DICOM headers too) with a freshly trained model, create an admin token and a radiographer
-at one trust, find a patient with a recent CT or X-ray that the duplicate check answers with a warning, raise one
-alert for them (so the radiographer page has something to show), and print a ready-to-paste duplicate-check request
-that raises another. Then serve, unless ``--no-serve``.
+at one trust, find a patient with a recent CT or X-ray that the duplicate check answers with a warning (when the
+region holds none from the last 30 days, a repeat of its latest one is added, dated two days ago), raise one alert for
+them (so the radiographer page has something to show), and print a ready-to-paste duplicate-check request that raises
+another. Then serve, unless ``--no-serve``.
 
 Rebuilding starts afresh: the previous demo database and region are removed, but only if they are a demo's (a store
 whose audit trail records a demo build); any other file at that path is left alone and the command refuses.
@@ -158,9 +159,59 @@ def request_body(candidate: dict[str, Any], order_number: str | None) -> dict[st
             "request": request}
 
 
+#: How many days before today the study :func:`repeat_a_study` adds was performed.
+REPEAT_DAYS_AGO = 2
+
+
+def repeat_a_study(context: AppContext, today: date | None = None) -> str | None:
+    """Add, through the FHIR ImagingStudy adapter, a repeat of the region's latest completed CT or X-ray (of a
+    patient with an NHS number) performed :data:`REPEAT_DAYS_AGO` days ago: a small region, or one synthesised on a
+    quiet stretch of its calendar, may hold no CT or X-ray from the last :data:`LOOK_BACK_DAYS` days, and the demo
+    must still print a request that raises an alert. Returns what was added (modality and region), or None when the
+    region holds no such study at all. Audited as the demo's agent."""
+    from imaging import Study, apply_imaging_study, to_fhir
+    from mpi import RegionalPatient, SourceRecord
+
+    today = today or date.today()
+    query = (select(Study, RegionalPatient.id)
+             .join(SourceRecord, Study.source_record_id == SourceRecord.id)
+             .join(RegionalPatient, SourceRecord.regional_patient_id == RegionalPatient.id)
+             .where(Study.status == "completed", Study.modality.in_(["CT", "XR"]), Study.body_region.is_not(None),
+                    Study.not_patient.is_(None), Study.study_date <= today, RegionalPatient.nhs_number.is_not(None))
+             .order_by(Study.study_date.desc(), Study.modality, Study.id).limit(1))
+    with unit_of_work(context.sessions) as session:
+        row = session.execute(query).first()
+        if row is None:
+            return None
+        study, regional_id = row
+        resource = to_fhir(study, regional_id, context.trusts)
+        for generated in ("id", "meta", "extension"):
+            resource.pop(generated, None)
+        suffix = secrets.token_hex(4).upper()
+        resource["identifier"] = [{"system": "urn:dicom:uid", "value": f"urn:oid:2.25.{secrets.randbits(96)}"}, *(
+            {**identifier, "value": f"DEMO{suffix}"} for identifier in resource["identifier"][1:])]
+        resource["started"] = (today - timedelta(days=REPEAT_DAYS_AGO)).isoformat()
+        if not resource.get("description") and not resource.get("procedureCode"):  # named as it was normalised
+            side = study.laterality if study.laterality in ("left", "right") else None
+            resource["description"] = " ".join(filter(None, (study.modality, side,
+                                                             study.body_region.replace("-", " "))))
+        outcome = apply_imaging_study(session, context.trusts, resource, agent=DEMO_AGENT)
+        if not outcome.accepted:
+            return None
+        record(session, DEMO_AGENT, action="C", event_type="demo", subtype="repeat-study",
+               regional_patient_id=regional_id, entity=f"ImagingStudy/{outcome.detail['studyInstanceUid']}")
+        return f"{study.modality} {study.body_region}"
+
+
 def choose_request(context: AppContext, token: str) -> DemoRequest | None:
     """A request that the running duplicate check answers with a warning (raising the first demo alert)."""
     candidates = find_candidates(context)
+    if not candidates:
+        added = repeat_a_study(context)
+        if added is not None:
+            print(f"  the region holds no CT or X-ray from the last {LOOK_BACK_DAYS} days: a repeat of its latest "
+                  f"({added}) was added, performed {REPEAT_DAYS_AGO} days ago", flush=True)
+            candidates = find_candidates(context)
     if not candidates:
         return None
     suffix = secrets.token_hex(3).upper()

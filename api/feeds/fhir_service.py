@@ -42,7 +42,7 @@ from mpi import (
     source_resource_id,
 )
 from priorscan.audit import Agent, record
-from priorscan.errors import FHIRError, NotFoundError, PriorscanError, http_status
+from priorscan.errors import FHIRError, ForbiddenError, NotFoundError, PriorscanError, http_status
 from priorscan.outcome import ItemOutcome
 from priorscan.tables import DeadLetter
 from priorscan.trusts import TrustRegistry
@@ -154,16 +154,17 @@ def process_resource(context: AppContext, resource: dict[str, Any], *, agent: Ag
 
 def apply_resource(session: Session, trusts: TrustRegistry, resource: Mapping[str, Any], *, agent: Agent,
                    method: str | None, url_id: str | None = None, if_match: str | None = None,
-                   if_none_exist: str | None = None) -> ItemOutcome:
+                   if_none_exist: str | None = None, may_create: bool = True) -> ItemOutcome:
     """Apply one resource within the caller's transaction (``method`` None: a file's resource; POST; PUT).
 
-    ``if_match`` (a PUT's ``If-Match`` / ``request.ifMatch``) and ``if_none_exist`` (a POST's ``If-None-Exist`` /
-    ``request.ifNoneExist``) are served for Patients (:func:`write_patient`)."""
+    ``if_match`` (a PUT's ``If-Match`` / ``request.ifMatch``), ``if_none_exist`` (a POST's ``If-None-Exist`` /
+    ``request.ifNoneExist``) and ``may_create`` (whether the caller holds ``system/Patient.c``, which an update as
+    create needs) are served for Patients (:func:`write_patient`)."""
     kind = resource.get("resourceType") if isinstance(resource, Mapping) else None
     if kind == "Patient":
         mode = "update" if method == "PUT" else "create" if method == "POST" else "ingest"
         return write_patient(session, trusts, resource, agent=agent, mode=mode, resource_id=url_id,
-                             if_match=if_match, if_none_exist=if_none_exist)
+                             if_match=if_match, if_none_exist=if_none_exist, may_create=may_create)
     if not isinstance(kind, str) or kind not in ADAPTERS:
         raise FHIRError(f"resource type {kind if isinstance(kind, str) else '(none)'} is not supported here",
                         code="fhir.unsupported")
@@ -188,7 +189,7 @@ def apply_resource(session: Session, trusts: TrustRegistry, resource: Mapping[st
 
 def write_patient(session: Session, trusts: TrustRegistry, resource: Mapping[str, Any], *, agent: Agent,
                   mode: str, resource_id: str | None = None, if_match: str | None = None,
-                  if_none_exist: str | None = None) -> ItemOutcome:
+                  if_none_exist: str | None = None, may_create: bool = True) -> ItemOutcome:
     """Create or update the source record a Patient describes (``mode`` create, update or ingest).
 
     An update names the record by id (``src-<n>``, or an id the client chose: update as create); a create keys it
@@ -202,6 +203,10 @@ def write_patient(session: Session, trusts: TrustRegistry, resource: Mapping[str
     ``If-None-Exist`` query, FHIR conditional create): a create is not applied when one source record meets the query
     (200 with that Patient), is refused when several do (``fhir.multiple-matches``, 412), and goes ahead when none
     does.
+
+    ``may_create`` false (the caller holds ``system/Patient.u`` but not ``.c``): an update whose id names no record,
+    which would create one (update as create), is refused (``auth.forbidden``, 403) before anything is written
+    (H-SEC-20): the update scope changes records that exist, it does not add patients.
     """
     client = agent.name
     existing: SourceRecord | None = None
@@ -227,6 +232,9 @@ def write_patient(session: Session, trusts: TrustRegistry, resource: Mapping[str
         existing = find_source_record(session, resource_id, client)
         if existing is None and parse_source_resource_id(resource_id) is not None:
             raise NotFoundError("no Patient with that id (ids of the form src-<n> are assigned by the server)")
+        if existing is None and not may_create:
+            raise ForbiddenError("no Patient has that id, and an update that creates one needs scope "
+                                 "system/Patient.c")
         if if_match is not None and (existing is None or _etag_version(if_match) != str(existing.version)):
             raise FHIRError("If-Match does not name the current version of the Patient (read it again, then update)",
                             code="fhir.version-conflict")
@@ -395,14 +403,14 @@ def _rewrite_references(value: Any, references: Mapping[str, str]) -> Any:
 
 
 def _apply_entry(session: Session, trusts: TrustRegistry, entry: _Entry, references: dict[str, str], *,
-                 agent: Agent) -> ItemOutcome:
+                 agent: Agent, may_create: bool = True) -> ItemOutcome:
     resource = _rewrite_references(copy.deepcopy(entry.resource), references)
     if entry.method not in (None, "POST", "PUT"):
         raise FHIRError(f"{entry.method} is not supported in a Bundle", code="fhir.unsupported")
     if entry.method == "PUT" and not entry.url_id:
         raise FHIRError("a PUT entry needs request.url Type/id", code="fhir.invalid")
     outcome = apply_resource(session, trusts, resource, agent=agent, method=entry.method, url_id=entry.url_id,
-                             if_match=entry.if_match, if_none_exist=entry.if_none_exist)
+                             if_match=entry.if_match, if_none_exist=entry.if_none_exist, may_create=may_create)
     if outcome.kind == "Patient" and outcome.accepted:  # later entries name it by the id every adapter resolves
         target = f"Patient/{source_resource_id(int(outcome.detail['sourceRecordId']))}"  # type: ignore[call-overload]
         if entry.full_url:
@@ -432,8 +440,10 @@ def _response_entry(outcome: ItemOutcome, base: str) -> dict[str, Any]:
 
 
 def process_bundle(context: AppContext, bundle: Mapping[str, Any], *, agent: Agent, source: str | None = None,
-                   channel: str = "ingest", keep_rejected: bool = True, base: str = "") -> BundleResult:
-    """Apply a batch, transaction or collection Bundle (see :func:`process_resource`)."""
+                   channel: str = "ingest", keep_rejected: bool = True, base: str = "",
+                   may_create: bool = True) -> BundleResult:
+    """Apply a batch, transaction or collection Bundle (see :func:`process_resource`; ``may_create``: see
+    :func:`write_patient`)."""
     try:
         entries = _entries(bundle)
     except FHIRError as exc:
@@ -446,11 +456,11 @@ def process_bundle(context: AppContext, bundle: Mapping[str, Any], *, agent: Age
     references: dict[str, str] = {}
     if bundle.get("type") == "transaction":
         return _transaction(context, bundle, ordered, references, agent=agent, source=source, channel=channel,
-                            keep_rejected=keep_rejected, base=base)
+                            keep_rejected=keep_rejected, base=base, may_create=may_create)
     results: dict[int, ItemOutcome] = {}
     for entry in ordered:
         outcome = run_unit(context, entry.kind, lambda session, e=entry: _apply_entry(  # type: ignore[misc]
-            session, context.trusts, e, references, agent=agent))
+            session, context.trusts, e, references, agent=agent, may_create=may_create))
         if not outcome.accepted and keep_rejected:
             _dead_letter(context, entry.payload, outcome, channel=channel, source=source)
         results[entry.position] = outcome
@@ -460,7 +470,8 @@ def process_bundle(context: AppContext, bundle: Mapping[str, Any], *, agent: Age
 
 
 def _transaction(context: AppContext, bundle: Mapping[str, Any], ordered: list[_Entry], references: dict[str, str],
-                 *, agent: Agent, source: str | None, channel: str, keep_rejected: bool, base: str) -> BundleResult:
+                 *, agent: Agent, source: str | None, channel: str, keep_rejected: bool, base: str,
+                 may_create: bool = True) -> BundleResult:
     failed: list[tuple[_Entry, ItemOutcome]] = []
 
     def apply_all(session: Session) -> ItemOutcome:
@@ -470,7 +481,8 @@ def _transaction(context: AppContext, bundle: Mapping[str, Any], ordered: list[_
         for entry in ordered:
             kind = entry.kind
             try:
-                results[entry.position] = _apply_entry(session, context.trusts, entry, references, agent=agent)
+                results[entry.position] = _apply_entry(session, context.trusts, entry, references, agent=agent,
+                                                       may_create=may_create)
             except EntryRejected as exc:
                 failed.append((entry, exc.outcome))
             except PriorscanError as exc:

@@ -7,7 +7,7 @@
 2. Components of three or more records go, whole, to one partition each (partitioned by component) with their
    records' match fields, links and manual no-matches; there :func:`mpi.clustering.cluster` runs on them exactly as
    in the single-machine relink, with its conflicts scored by :func:`mpi.linkage.conflict_kind`.
-3. Review items whose two patients' records each agree on a birth date, and differ on it, are left out
+3. Review items whose two patients' records each agree on a birth date or a given name, and differ on it, are left out
    (:func:`without_two_people`, :mod:`mpi.patient_evidence`), each item with its patients' records in one partition.
 
 A cluster's label is the smallest record id in it, as the single-machine relink labels by the smallest row.
@@ -168,7 +168,7 @@ def review_pairs(possible: DataFrame, links: DataFrame, labels: DataFrame, decid
 
 def without_two_people(reviews: DataFrame, labels: DataFrame, records: DataFrame, model: Broadcast[str],
                        partitions: int) -> DataFrame:
-    """``reviews`` without the items whose two patients the birth dates of their records put apart
+    """``reviews`` without the items whose two patients the birth dates or given names of their records put apart
     (:func:`mpi.patient_evidence.two_people`), as :func:`mpi.linkage.link_frame` leaves them out: each item goes,
     with both its patients' records and their match fields, to one partition (by item), where ``two_people`` runs
     on them, each side of an item its own patient."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli.demo import curl_command, find_candidates, request_body, sqlite_path, start_afresh
+from api.cli.demo import curl_command, find_candidates, repeat_a_study, request_body, sqlite_path, start_afresh
 from api.context import AppContext
 from priorscan.errors import ConfigurationError
 
@@ -97,6 +97,37 @@ def test_candidates_are_recent_completed_ct_or_xr_most_recent_first(context: App
     assert body["patient"]["identifiers"] == [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9990000010"}]
     assert body["request"] == {"modality": "CT", "bodySite": "chest", "priority": "routine", "requestingTrust": "RTK",
                                "placerOrderNumber": "DEMO-1"}
+
+
+def test_a_region_without_a_recent_study_gets_a_repeat_of_its_latest(context: AppContext) -> None:
+    """A small region, or one whose calendar was quiet lately, holds no CT or X-ray from the last 30 days; the demo
+    must still print a request that raises an alert, so it adds a repeat of the latest such study through the FHIR
+    ImagingStudy adapter, two days before the demo's today (whatever day the suite runs on)."""
+    from sqlalchemy import select
+
+    from imaging.tables import Study
+    from mpi.tables import SourceRecord
+
+    _patient_with_study(context, "RPCT90", "9990000090", modality="CT", region="chest", days_ago=90)
+    _patient_with_study(context, "RPMR01", "9990000001", modality="MR", region="head", days_ago=1)  # not CT/XR
+    assert find_candidates(context) == []
+    assert repeat_a_study(context) == "CT chest"
+    found = find_candidates(context)
+    assert [(c["nhs"], c["modality"], c["bodySite"]) for c in found] == [("9990000090", "CT", "chest")]
+    with context.sessions() as session:
+        repeated = session.execute(select(Study, SourceRecord.regional_patient_id).join(
+            SourceRecord, Study.source_record_id == SourceRecord.id).where(
+            Study.study_date == date.today() - timedelta(days=2))).one()
+    assert repeated[1] == "RPCT90" and repeated[0].performing_trust == "RA2"
+    assert repeated[0].study_instance_uid.startswith("2.25.")
+    later = date.today() + timedelta(days=400)  # nothing recent then: the repeat is the latest, and is repeated
+    assert find_candidates(context, today=later) == [] and repeat_a_study(context, today=later) == "CT chest"
+    assert len(find_candidates(context, today=later)) == 1
+
+
+def test_a_region_without_any_ct_or_xr_gets_no_repeat(context: AppContext) -> None:
+    _patient_with_study(context, "RPMR02", "9990000002", modality="MR", region="head", days_ago=1)
+    assert repeat_a_study(context) is None
 
 
 def test_curl_command_is_ready_to_paste() -> None:

@@ -71,3 +71,19 @@ def test_a_body_over_the_limit_is_413(live_server_sqlite) -> None:  # type: igno
     answer = httpx.post(live_server_sqlite.base_url + "/hl7", content=chunks(),
                         headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"}, timeout=60)
     assert answer.status_code == 413
+
+
+def test_every_answer_says_nosniff_and_the_page_its_own_policy(live_server_sqlite) -> None:  # type: ignore[no-untyped-def]
+    """No answer (JSON, an OperationOutcome, a 401, a CSV or an ACK as text) may be sniffed by a browser into a page
+    or a script; the web page's shell carries its content security policy as well."""
+    base = live_server_sqlite.base_url
+    token = live_server_sqlite.token(["system/Patient.rs"])
+    answers = [httpx.get(base + "/healthz"), httpx.get(base + "/fhir/metadata"),
+               httpx.get(base + "/api/v1/alerts"),
+               httpx.get(base + "/fhir/Patient", params={"family": "Door"},
+                         headers={"Authorization": f"Bearer {token}"})]
+    for answer in answers:
+        assert answer.headers.get("x-content-type-options") == "nosniff", (answer.url, answer.headers)
+    page = httpx.get(base + "/ui/")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

@@ -40,6 +40,31 @@ def test_an_update_with_a_stale_if_match_is_refused_412_and_changes_nothing(live
     assert current.headers["etag"] == 'W/"3"' and current.json()["name"][0]["given"] == ["Ollie"]
 
 
+def test_an_update_that_would_create_needs_the_create_scope_too(live_server) -> None:
+    """``system/Patient.u`` changes Patients that exist; a PUT whose id names none would create one (update as
+    create), which takes ``system/Patient.c`` as a POST does: 403 and nothing stored, alone or in a Bundle (H-SEC-20).
+    With both scopes the same PUT creates the Patient."""
+    updater = Fhir(live_server, ["system/Patient.rus"])
+    created = Fhir(live_server, ["system/Patient.cruds"]).create(
+        fhir_patient(hospital=(RTK, "AB810021"), family="Quill", given=["Rosa"]))
+    path = f"Patient/{created['id']}"
+    assert updater.put(path, {**created, "gender": "female"}).status_code == 200  # an update: the scope suffices
+
+    chosen = {**fhir_patient(hospital=(RXC, "CD810021"), family="Quill", given=["Rosa"]), "id": "client-chosen-21"}
+    outcome_of(updater.put("Patient/client-chosen-21", chosen), 403, "forbidden")
+    assert updater.get("Patient/client-chosen-21").status_code == 404
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": chosen, "request": {"method": "PUT", "url": "Patient/client-chosen-21"}}]}
+    outcome_of(updater.post("", bundle), 403, "forbidden")
+    batch = {**bundle, "type": "batch"}
+    answered = updater.post("", batch)
+    assert answered.status_code == 200 and answered.json()["entry"][0]["response"]["status"].startswith("403")
+    assert updater.get("Patient/client-chosen-21").status_code == 404
+
+    creator = Fhir(live_server, ["system/Patient.cruds"])
+    assert creator.put("Patient/client-chosen-21", chosen).status_code == 201
+
+
 def test_a_stale_if_match_in_a_transaction_rolls_it_back(live_server) -> None:
     fhir = Fhir(live_server, ["system/Patient.cruds"])
     created = fhir.create(fhir_patient(hospital=(RTK, "AB810011"), family="Hale"))

@@ -10,6 +10,7 @@ from mpi_factories import match_record
 from mpi.blocking import blocking_keys, pairs_from_keys
 from mpi.comparisons import ResidenceComparison
 from mpi.frames import frame_from_records
+from mpi.normalise import MatchRecord
 
 
 @pytest.mark.parametrize(("change", "why"), [
@@ -30,7 +31,8 @@ def test_hard_cases_share_a_key(change: dict, why: str) -> None:
 
 def test_keys_need_data() -> None:
     empty = match_record(nhs_number=None, family=None, given=None, birth_date=None, postcode=None, address=None)
-    assert blocking_keys(empty) == set()
+    # the record's own key is all it has: it meets a record listing it as a further identifier (H-ID-61)
+    assert blocking_keys(empty) == {"i:https://fhir.rtk.nhs.uk/Id/mrn|A1"}
     assert "n:9434765919" in blocking_keys(match_record())
     assert not any(k.startswith("n:") for k in blocking_keys(match_record(nhs_number="9434765918")))
 
@@ -83,14 +85,28 @@ def test_key_table_builds_the_same_keys_as_one_record_at_a_time() -> None:
 
     records = [to_match_record(i, d.__dict__) for i, d in enumerate(make_population(300, seed=2).records)]
     records.append(match_record(len(records), family="Smith-Jones Brown Green", given="Ann"))  # four words
+    records.extend(_cross_referenced(len(records)))
     table = table_from_stored([r.record_id or 0 for r in records], [r.as_stored() for r in records])
     built = key_table(table)
     expected = {(key, row) for row, record in enumerate(records) for key in blocking_keys(record)}
     assert set(zip(built["key"], built["row"].tolist(), strict=True)) == expected
 
 
-#: The digest of the keys of ``make_population(300, seed=2)`` and four-word names, made by the scheme of that name.
-KEYS_OF_SCHEME = ("2026-12-07d n d nm pf pg py a ph", "26967ebedb39ae62")
+def _cross_referenced(first: int) -> list[MatchRecord]:
+    """Records naming each other by identifiers other than the NHS number (``i:`` keys, H-ID-61): an RXC record, an
+    RTK record listing its RXC number, a FHIR client's record carrying both, and one with a registry's number."""
+    return [match_record(first, family="Ward", namespace="urn:rxc", local_id="123"),
+            match_record(first + 1, family="Ward", namespace="urn:rtk", local_id="9",
+                         other_identifiers=[("urn:rxc", "123")]),
+            match_record(first + 2, family="Warde", namespace="urn:other", local_id="x",
+                         other_identifiers=[("urn:rtk", "9"), ("urn:rxc", "123")]),
+            match_record(first + 3, family="Hale", namespace="urn:febrl", local_id="rec-1",
+                         other_identifiers=[("urn:febrl:soc-sec-id", "4455")])]
+
+
+#: The digest of the keys of ``make_population(300, seed=2)``, four-word names and cross-references, made by the
+#: scheme of that name.
+KEYS_OF_SCHEME = ("2026-12-08 n d nm pf pg py a ph i", "4a567e3b9968c62f")
 
 
 def test_the_key_scheme_changes_with_the_keys() -> None:
@@ -106,6 +122,7 @@ def test_the_key_scheme_changes_with_the_keys() -> None:
 
     records = [to_match_record(i, d.__dict__) for i, d in enumerate(make_population(300, seed=2).records)]
     records.append(match_record(len(records), family="Smith-Jones Brown Green", given="Ann"))  # four words
+    records.extend(_cross_referenced(len(records)))
     table = table_from_stored([r.record_id or 0 for r in records], [r.as_stored() for r in records])
     built = key_table(table)
     keys = sorted(zip(built["row"].tolist(), built["key"], strict=True))
@@ -122,6 +139,7 @@ def test_integer_keys_group_rows_exactly_as_the_key_strings() -> None:
     records = [to_match_record(i, d.__dict__) for i, d in enumerate(make_population(400, seed=4).records)]
     records.append(match_record(len(records), family="Smith-Jones Brown Green", given="Ann"))  # four words
     records.append(match_record(len(records), family="Ann", given="Smith-Jones"))  # swapped: the same nm key
+    records.extend(_cross_referenced(len(records)))
     table = table_from_stored([r.record_id or 0 for r in records], [r.as_stored() for r in records])
     frame = frame_from_table(table)
     by_string = key_table(table).groupby("key")["row"].apply(frozenset)

@@ -18,7 +18,7 @@ from mpi.frames import Frame, frame_from_records
 from mpi.linkage import link_frame
 from mpi.model import Model
 from mpi.normalise import MatchRecord
-from mpi.patient_evidence import consensus_birth_dates, patients_weight, two_people
+from mpi.patient_evidence import consensus_birth_dates, consensus_given_names, patients_weight, two_people
 from mpi.scoring import score_frames
 
 #: Two men of one full name and middle initial, no NHS number or phone: nothing but the birth date and the home
@@ -51,9 +51,9 @@ def _all_pairs(records: list[MatchRecord]) -> tuple[Frame, np.ndarray, np.ndarra
     return frame_from_records(records), left.astype(np.int64), right.astype(np.int64)
 
 
-def _reviewed(records: list[MatchRecord]) -> tuple[np.ndarray, list[tuple[int, int]], int]:
+def _reviewed(records: list[MatchRecord], model: Model | None = None) -> tuple[np.ndarray, list[tuple[int, int]], int]:
     frame, left, right = _all_pairs(records)
-    linkage = link_frame(frame, _model(), left, right)
+    linkage = link_frame(frame, model or _model(), left, right)
     return (
         linkage.labels,
         sorted(zip(linkage.review_left.tolist(), linkage.review_right.tolist(), strict=True)),
@@ -185,3 +185,91 @@ def test_a_patient_whose_records_hold_two_given_names_witnesses_nothing_and_is_r
     assert not two_people(_model(), frame, labels, np.array([2]), np.array([3]))[0]
     one_name = np.array([0, 0, 2, 3, 3], dtype=np.int64)  # without the copy, Ariana's patient is one name again
     assert consensus_birth_dates(frame, one_name, np.array([0, 3])).index.tolist() == [0, 3]
+
+
+#: Twin sisters of one family name, middle initial and birth date, no NHS number or phone, living apart: only their
+#: given names tell them apart, as pseudopeople's Charlotte Z and Leia Z Rivera.
+TWIN = {
+    "nhs_number": None,
+    "nhs_verification": None,
+    "phone": None,
+    "family": "Rivera",
+    "sex": "female",
+    "birth_date": "2009-06-14",
+}
+CHARLOTTE = {**TWIN, "given": "Charlotte Z", "postcode": "GU1 4AB", "address": "12 Mill Lane"}
+LEIA = {**TWIN, "given": "Leia Z", "postcode": "TN2 5QR", "address": "4 Pembury Road"}
+
+
+def _twins_model() -> Model:
+    """The shipped model with a prior that puts the twins' pair in review (posterior ~0.8) and each sister's own
+    records far above the match threshold."""
+    return Model.default().evolve(prior=1 / (1 + 2**18), match_threshold=0.98)
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        (2, 2),  # each sister twice: one person needs two independent errors of the given name
+        (3, 2),  # the fewer records holding the name count
+    ],
+)
+def test_two_patients_each_holding_another_given_name_are_not_put_to_review(first: int, second: int) -> None:
+    records = [match_record(i + 1, local_id=f"C{i}", **CHARLOTTE) for i in range(first)] + [
+        match_record(first + i + 1, local_id=f"L{i}", **LEIA) for i in range(second)
+    ]
+    labels, reviewed, apart = _reviewed(records, _twins_model())
+    assert len(set(labels[:first].tolist())) == 1 and len(set(labels[first:].tolist())) == 1
+    assert labels[0] != labels[first], "two people, never linked"
+    assert reviewed == [] and apart == 1, "their one review item is not opened"
+
+
+def test_one_record_with_another_given_name_is_still_reviewed_against_a_patient_holding_one() -> None:
+    """A record on its own is one witness: its odd given name is one error, what the pair already says."""
+    labels, reviewed, apart = _reviewed(_records(("C0", CHARLOTTE), ("C1", CHARLOTTE), ("L0", LEIA)), _twins_model())
+    assert labels[0] == labels[1] != labels[2]
+    assert reviewed == [(0, 2)] and apart == 0
+
+
+def test_the_patients_weight_counts_one_error_per_holder_of_the_given_name_on_the_smaller_side() -> None:
+    """weight = the pair's weight + (k - 1) x the given name's weight, k = the fewer records holding a given name
+    on the two sides; a record without a given name is no witness."""
+    unnamed = {**LEIA, "given": None}
+    records = _records(
+        ("C0", CHARLOTTE), ("C1", CHARLOTTE), ("C2", CHARLOTTE), ("L0", unnamed), ("L1", LEIA), ("L2", LEIA)
+    )
+    frame, _, _ = _all_pairs(records)
+    model = _twins_model()
+    labels = np.array([0, 0, 0, 3, 3, 3], dtype=np.int64)
+    pair = score_frames(model, frame.take(np.array([0])), frame.take(np.array([4])), resolve_ambiguity=False)
+    given = pair.field_weights[0, model.index_of("given")]
+    assert given < 0
+    weight = patients_weight(model, frame, labels, np.array([0]), np.array([4]))[0]
+    assert weight == pytest.approx(pair.weight[0] + given, rel=1e-6), "k = 2: the second side's two named records"
+    assert consensus_given_names(frame, labels, np.array([0, 3]))["witnesses"].tolist() == [3, 2]
+
+
+@pytest.mark.parametrize(
+    "other_given, reason",
+    [
+        ("Lottie Z", "a nickname of Charlotte: a level the model weighs for one person adds nothing"),
+        ("Charlotte Z", "one given name on both sides: nothing more than the pair"),
+    ],
+)
+def test_a_given_name_that_does_not_weigh_against_says_nothing_more(other_given: str, reason: str) -> None:
+    other = {**LEIA, "given": other_given}
+    records = _records(("C0", CHARLOTTE), ("C1", CHARLOTTE), ("L0", other), ("L1", other))
+    frame, _, _ = _all_pairs(records)
+    labels = np.array([0, 0, 2, 2], dtype=np.int64)
+    assert np.isnan(patients_weight(_twins_model(), frame, labels, np.array([0]), np.array([2]))[0]), reason
+
+
+def test_a_patient_whose_records_hold_two_given_names_gives_no_name_to_weigh() -> None:
+    """Leia's patient holding a record of another given name (a relative's, or one mistyped) has no consensus name:
+    the item is reviewed."""
+    mia = {**LEIA, "given": "Mia Z"}
+    records = _records(("C0", CHARLOTTE), ("C1", CHARLOTTE), ("L0", LEIA), ("L1", LEIA), ("M0", mia))
+    frame, _, _ = _all_pairs(records)
+    labels = np.array([0, 0, 2, 2, 2], dtype=np.int64)
+    assert consensus_given_names(frame, labels, np.array([0, 2])).index.tolist() == [0]
+    assert not two_people(_twins_model(), frame, labels, np.array([0]), np.array([2]))[0]

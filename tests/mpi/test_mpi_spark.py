@@ -386,6 +386,65 @@ def test_spark_relink_leaves_out_the_review_items_of_namesakes_as_the_local_reli
         "only the record alone is reviewed, against each patient; never the two patients of two dated records each"
 
 
+def test_spark_relink_weighs_further_identifiers_as_the_local_relink(spark: Any, tmp_path: Path) -> None:
+    """Identifiers other than the NHS number (H-ID-61) on both engines: an RTK record listing the RXC record's
+    hospital number joins it despite a misspelt given name and a new address (alone: review); a FEBRL-style second
+    identifier joins a corrupted duplicate; two different verified NHS numbers stay apart whatever identifier they
+    share; a record listing another RXC number is not joined."""
+    from mpi_factories import NHS, NHS_OTHER, TRUST_A, TRUST_B, TRUST_C, demographics
+
+    from mpi.model import Model
+
+    none = {"nhs_number": None, "nhs_verification": None}
+    typo = {"given": "Elinor Grace", "postcode": "GU2 7XX", "address": "3 High Street, Woking", "phone": None}
+    ssn, febrl = "urn:febrl:soc-sec-id", "urn:febrl:rec-id"
+    marsh = {"family": "Marsh", "birth_date": "1944-10-21"}
+    hale = {"family": "Hale", "birth_date": "1952-02-08"}
+    okafor = {"family": "Okafor", "given": "Ngozi", "birth_date": "1960-01-05", "postcode": "TN2 5QR",
+              "address": "4 Pembury Road", "phone": None}
+    people = [demographics(TRUST_B, "B1", **none),
+              demographics(TRUST_A, "A1", **none, **typo, other_identifiers=[(TRUST_B, "B1")]),
+              demographics(TRUST_B, "B2", **none, **marsh),
+              demographics(TRUST_C, "C2", **none, **typo, **marsh, other_identifiers=[(TRUST_B, "B8")]),
+              demographics(febrl, "rec-1-org", **none, **hale, other_identifiers=[(ssn, "5304218")]),
+              demographics(febrl, "rec-1-dup-0", **none, **typo, **hale, other_identifiers=[(ssn, "5304218")]),
+              demographics(TRUST_B, "N1", nhs_number=NHS, **okafor),
+              demographics(TRUST_A, "N2", nhs_number=NHS_OTHER, **okafor, other_identifiers=[(TRUST_B, "N1")])]
+    local = _relinked_alike(spark, people, tmp_path / "identifiers.db", tmp_path, model=Model.default())
+    assert frozenset({(TRUST_A, "A1"), (TRUST_B, "B1")}) in local["clusters"]
+    assert frozenset({(febrl, "rec-1-org"), (febrl, "rec-1-dup-0")}) in local["clusters"]
+    assert frozenset({(TRUST_C, "C2")}) in local["clusters"], "another RXC number: not joined"
+    assert {frozenset({(TRUST_B, "N1")}), frozenset({(TRUST_A, "N2")})} <= local["clusters"]
+
+
+def test_spark_relink_leaves_out_the_review_items_of_twins_holding_one_given_name_each_as_the_local_relink(
+        spark: Any, tmp_path: Path) -> None:
+    """Two patients each of whose records hold one given name, the names differing, are two people on both engines
+    (:mod:`mpi.patient_evidence`, H-ID-59): twin sisters of one birth date, two records each, get no review item; a
+    third sister's record alone, one witness of her name, is reviewed on both, against each twin."""
+    from datetime import date
+
+    from mpi_factories import TRUST_A, TRUST_B, TRUST_C, demographics
+
+    from mpi.model import Model
+
+    twin = {"nhs_number": None, "nhs_verification": None, "phone": None, "family": "Rivera", "sex": "female",
+            "birth_date": date(2009, 6, 14)}
+    charlotte = {"given": "Charlotte Z", "postcode": "GU1 4AB", "address": "12 Mill Lane", **twin}
+    leia = {"given": "Leia Z", "postcode": "TN2 5QR", "address": "4 Pembury Road", **twin}
+    mia = {"given": "Mia Z", "postcode": "ME1 1AA", "address": "7 High Street", **twin}
+    people = [demographics(TRUST_A, "C0", **charlotte), demographics(TRUST_B, "C1", **charlotte),
+              demographics(TRUST_A, "L0", **leia), demographics(TRUST_B, "L1", **leia),
+              demographics(TRUST_C, "M0", **mia)]
+    model = Model.default().evolve(prior=1 / (1 + 2 ** 18), match_threshold=0.98)
+    local = _relinked_alike(spark, people, tmp_path / "twins.db", tmp_path, model=model)
+    assert {frozenset({(TRUST_A, "C0"), (TRUST_B, "C1")}), frozenset({(TRUST_A, "L0"), (TRUST_B, "L1")}),
+            frozenset({(TRUST_C, "M0")})} == local["clusters"]
+    reviewed = [{review[0], review[1]} for review in local["reviews"]]
+    assert len(reviewed) == 2 and all((TRUST_C, "M0") in pair for pair in reviewed), \
+        "only the record alone is reviewed, against each twin; never the two twins of two records each"
+
+
 @pytest.mark.parametrize("cap", [3, 40])
 def test_spark_blocking_gives_the_local_pairs_and_drops_the_same_large_blocks(spark: Any, region_store: Path,
                                                                              cap: int) -> None:

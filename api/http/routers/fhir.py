@@ -207,7 +207,8 @@ async def post_bundle(request: Request, body: BodyDep, principal: PrincipalDep) 
     if missing:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"scope {', '.join(missing)} required")
     result = await run_in_threadpool(process_bundle, get_context(request), body, agent=principal.agent,
-                                     channel="fhir", keep_rejected=False, base=fhir_base(request))
+                                     channel="fhir", keep_rejected=False, base=fhir_base(request),
+                                     may_create=principal.allows("system/Patient.c"))
     return FhirResponse(result.response, status_code=result.status)
 
 

@@ -145,12 +145,14 @@ async def vread(resource_id: str, version_id: str, request: Request,
             responses={200: RESOURCE_DOC, 201: RESOURCE_DOC, **ERROR_DOCS})
 async def update_patient(resource_id: str, request: Request, body: BodyDep,
                          principal: Annotated[Principal, Depends(require("system/Patient.u"))]) -> FhirResponse:
-    """Replace a source record's demographics (an unknown id creates it: update as create); with ``If-Match`` only
-    when it names the current version (412 otherwise)."""
+    """Replace a source record's demographics (an unknown id creates it: update as create, which needs
+    ``system/Patient.c`` too, 403 otherwise); with ``If-Match`` only when it names the current version (412
+    otherwise)."""
     if body.get("resourceType") != "Patient":
         raise FHIRError("PUT /fhir/Patient/{id} expects a Patient", code="fhir.invalid")
     ctx = get_context(request)
     if_match = request.headers.get("if-match")
     result = await run_in_threadpool(run_unit, ctx, "Patient", lambda s: write_patient(
-        s, ctx.trusts, body, agent=principal.agent, mode="update", resource_id=resource_id, if_match=if_match))
+        s, ctx.trusts, body, agent=principal.agent, mode="update", resource_id=resource_id, if_match=if_match,
+        may_create=principal.allows("system/Patient.c")))
     return written(result, fhir_base(request))

@@ -227,22 +227,28 @@ def logout(request: Request, ctx: ContextDep) -> Response:
     return response
 
 
+#: The header every other response carries: a browser never reads an API answer (JSON, CSV, an ACK) as a script or
+#: a page whatever its content looks like.
+_EVERY_RESPONSE = [(b"x-content-type-options", b"nosniff")]
+
+
 class SecurityHeaders:
-    """Adds the page's security headers to every ``/ui`` and workspace JSON response (pure ASGI: the rest of the
-    API is untouched)."""
+    """Adds the page's security headers to every ``/ui`` and workspace JSON response, and ``nosniff`` to every
+    other HTTP response (pure ASGI)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PROTECTED_PREFIXES):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = _SECURITY_HEADERS if str(scope.get("path", "")).startswith(PROTECTED_PREFIXES) else _EVERY_RESPONSE
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in _SECURITY_HEADERS if n not in present]
+                extra = [(n, v) for n, v in headers if n not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
