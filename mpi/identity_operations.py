@@ -234,7 +234,8 @@ class IdentityOperations:
         """ADT A47: the record known as ``old`` is now known as ``new`` (a merge when ``new`` exists already).
 
         The replaced identifier is kept on the record with use ``old``: shown in its history and FHIR Patient,
-        never matched or resolved again (a later message naming it is about a record of its own)."""
+        never matched or resolved again (a later message naming it is about a record of its own); the record's
+        identifiers (match fields, ``i:`` blocking keys) are its new key and its current further identifiers."""
         self.linker.settle_pending()
         record = self.store.get_record(old)
         if record is None:
@@ -247,6 +248,7 @@ class IdentityOperations:
                                               "version": (record.version or 0) + 1})
         self.writer.keep_identifier(record_id, old.namespace, old.local_id, use="old")
         self.writer.drop_identifier(record_id, new.namespace, new.local_id)  # the new one is current, not further
+        self.linker.refresh_identifiers(record, new)
         self.writer.insert_link_event({
             "source_record_id": record_id, "from_regional_id": regional_id, "to_regional_id": regional_id,
             "link_state": link_state, "manual": manual, "score": None, "weights": None, "model_version": None,

@@ -24,7 +24,7 @@ relink skips it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -275,6 +275,15 @@ class LinkOnWrite:
     def refresh_blocking_keys(self, record: Any) -> None:
         """Index a known record's blocking keys from its match fields (only the changes are written)."""
         self.writer.replace_blocking_keys(record.id, blocking_keys(IndexStore.match_record(record)))
+
+    def refresh_identifiers(self, record: Any, key: RecordKey) -> None:
+        """Bring a known record's identifiers (match fields and ``i:`` blocking keys) to ``key``, its key now, and
+        its current further identifiers, as its next message would write them: after a change of its key (ADT A47),
+        the replaced key (kept with use ``old``) is no evidence any more and the new one is its own (H-ID-61)."""
+        identifiers = identifier_tokens((key.namespace, key.local_id), self.store.further_identifiers(record.id))
+        match = replace(IndexStore.match_record(record), identifiers=identifiers)
+        self.writer.update_record(record.id, {"match_fields": match.as_stored()})
+        self.writer.replace_blocking_keys(record.id, blocking_keys(match))
 
     def drop_blocking_keys(self, record_id: int) -> None:
         """Unindex a record (merged away: it is nobody's candidate any more)."""
