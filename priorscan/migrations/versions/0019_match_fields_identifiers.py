@@ -33,8 +33,6 @@ depends_on = None
 
 #: Records read per page.
 PAGE = 5_000
-#: Longest stored blocking key (``blocking_key.key``), as :func:`mpi.blocking.keys_of` cuts them.
-KEY_LENGTH = 80
 
 _RECORDS = sa.table('source_record', sa.column('id', sa.BigInteger), sa.column('namespace', sa.String),
                     sa.column('local_id', sa.String), sa.column('match_fields', sa.Text))
@@ -54,7 +52,7 @@ def _stored(text: Any) -> dict[str, Any] | None:
 def upgrade() -> None:
     # the shared functions, by name as priorscan.db loads the table modules (priorscan sits below mpi)
     identifier_tokens = importlib.import_module('mpi.identifier_systems').identifier_tokens
-    all_tokens = importlib.import_module('mpi.identifier_systems').all_tokens
+    keys_of = importlib.import_module('mpi.blocking').keys_of
     connection = op.get_bind()
     postgres = connection.dialect.name == 'postgresql'
     fields_text = sa.cast(_RECORDS.c.match_fields, sa.Text) if postgres else _RECORDS.c.match_fields
@@ -82,15 +80,17 @@ def upgrade() -> None:
         held = {(int(rid), key) for rid, key in connection.execute(
             sa.select(_KEYS.c.source_record_id, _KEYS.c.key)
             .where(_KEYS.c.source_record_id.between(min(lacking), max(lacking)), _KEYS.c.key.like('i:%')))}
-        updates, keys = [], []
+        updates: list[dict[str, Any]] = []
+        keys: list[dict[str, Any]] = []
         for rid, (namespace, local_id, fields) in lacking.items():
             key = (namespace, local_id) if namespace and local_id else None
             tokens = identifier_tokens(key, further.get(rid, ()))
             if tokens is None:  # as MatchRecord.as_stored leaves it out: the record is as the code writes it
                 continue
             updates.append({'rid': rid, 'fields': json.dumps({**fields, 'identifiers': tokens})})
-            keys.extend({'sid': rid, 'k': k} for k in {f'i:{token}'[:KEY_LENGTH] for token in all_tokens(tokens)}
-                        if (rid, k) not in held)
+            # the keys of the identifiers alone: what the record's keys lack
+            identifier_keys = keys_of(None, False, 0, 0, 0, None, None, None, None, tokens)
+            keys.extend({'sid': rid, 'k': k} for k in sorted(identifier_keys) if (rid, k) not in held)
         if updates:
             connection.execute(update, updates)
         if keys:
